@@ -1,0 +1,276 @@
+"""onceflow.yml as pydantic models: ${ENV} interpolation, path resolution, clear errors."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from onceflow.errors import ConfigError
+from onceflow.redact import register_secret, register_url
+
+DEFAULT_CONFIG_NAME = "onceflow.yml"
+_ENV_REF = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceConfig(_Model):
+    """A database to extract from, by SQLAlchemy-style URL."""
+
+    url: str
+    reader: Literal["auto", "adbc", "connectorx", "pymysql", "sqlalchemy"] = "auto"
+
+    @property
+    def dialect(self) -> str:
+        """The URL scheme without its driver part: postgresql, mysql, sqlite, oracle..."""
+        scheme = self.url.split(":", 1)[0].lower()
+        base = scheme.split("+", 1)[0]
+        return {"postgres": "postgresql", "mariadb": "mysql"}.get(base, base)
+
+
+class RetryConfig(_Model):
+    """How transient source errors are retried."""
+
+    max_attempts: int = Field(3, ge=1, le=20)
+    backoff_seconds: float = Field(1.0, ge=0)
+    max_backoff_seconds: float = Field(30.0, ge=0)
+
+
+class ExtractConfig(_Model):
+    """How a table is read: in full, or by a 24-hour window on a cursor column."""
+
+    mode: Literal["full", "incremental"] = "full"
+    cursor: str | None = None
+    batch_rows: int = Field(100_000, ge=1_000)
+
+    @model_validator(mode="after")
+    def _cursor_for_incremental(self) -> ExtractConfig:
+        if self.mode == "incremental" and not self.cursor:
+            raise ValueError(
+                "incremental mode needs a cursor column: add `cursor: <column>` "
+                "(e.g. updated_at) or use `mode: full`"
+            )
+        return self
+
+
+class LoadConfig(_Model):
+    """How extracted files are loaded into a Delta table."""
+
+    strategy: Literal["append", "overwrite", "merge", "scd2"] = "append"
+    target: str | None = None
+    primary_key: list[str] = Field(default_factory=list)
+    tracking_columns: list[str] | None = None
+    delete_column: str | None = None
+    effective_from_column: str = "_effective_from"
+    effective_to_column: str = "_effective_to"
+    is_current_column: str = "_is_current"
+    validity_column: str | None = None
+    hard_deletes: Literal["ignore", "close"] = "ignore"
+    late_rows: Literal["reject", "skip"] = "reject"
+    max_file_retries: int = Field(3, ge=0)
+
+    @model_validator(mode="after")
+    def _key_for_keyed_strategies(self) -> LoadConfig:
+        if self.strategy in ("merge", "scd2") and not self.primary_key:
+            raise ValueError(
+                f"strategy {self.strategy} needs a primary key: add `primary_key: [<column>, ...]`"
+            )
+        return self
+
+
+class TableConfig(_Model):
+    """One table (or query) of a source, and what to do with it."""
+
+    source: str
+    table: str | None = None
+    query: str | None = None
+    name: str | None = None
+    extract: ExtractConfig = Field(default_factory=ExtractConfig)
+    load: LoadConfig = Field(default_factory=LoadConfig)
+    rules: list[dict[str, Any]] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _table_or_query(self) -> TableConfig:
+        if bool(self.table) == bool(self.query):
+            raise ValueError("give exactly one of `table: <schema.table>` or `query: <select ...>`")
+        if self.query and not self.name:
+            raise ValueError("a query needs a `name:` (used for the output path and the table key)")
+        return self
+
+    @property
+    def display_name(self) -> str:
+        """The table's name in paths and keys: `name`, else `table`."""
+        return self.name or self.table or ""
+
+    @property
+    def key(self) -> str:
+        """The table key, `<source>.<name>`, used by state, reports and --tables."""
+        return f"{self.source}.{self.display_name}"
+
+
+class ScheduleConfig(BaseModel):
+    """A cron schedule (the scheduler capability reads it)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    name: str
+    cron: str
+
+
+class Config(_Model):
+    """The whole onceflow.yml."""
+
+    pipeline: str = "daily_extract"
+    state: str = "sqlite:///.onceflow/state.db"
+    lake: str = "./lake"
+    warehouse: str = "./warehouse"
+    timezone: str = "UTC"
+    workers: int = Field(4, ge=1, le=64)
+    compression: Literal["snappy", "zstd", "gzip", "lz4", "none"] = "snappy"
+    retry: RetryConfig = Field(default_factory=RetryConfig)
+    sources: dict[str, SourceConfig] = Field(default_factory=dict)
+    tables: list[TableConfig] = Field(default_factory=list)
+    schedules: list[ScheduleConfig] = Field(default_factory=list)
+    base_dir: str = Field(".", exclude=True)
+
+    @field_validator("pipeline")
+    @classmethod
+    def _pipeline_name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("use letters, digits, '_', '.' or '-' (it becomes part of file names)")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r}: use an IANA name such as UTC or America/New_York"
+            ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _references(self) -> Config:
+        seen: set[str] = set()
+        for i, table in enumerate(self.tables):
+            if table.source not in self.sources:
+                known = ", ".join(sorted(self.sources)) or "none defined"
+                raise ValueError(
+                    f"tables[{i}].source: unknown source {table.source!r} "
+                    f"(sources: {known}); add it under `sources:`"
+                )
+            if table.key in seen:
+                raise ValueError(f"tables[{i}]: table {table.key!r} is listed twice")
+            seen.add(table.key)
+        return self
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The configured time zone."""
+        return ZoneInfo(self.timezone)
+
+    def resolve(self, path: str) -> str:
+        """A path relative to the config file's folder (URLs and absolute paths unchanged)."""
+        if "://" in path or path.startswith("/") or path.startswith("dbfs:"):
+            return path
+        return str((Path(self.base_dir) / path).resolve())
+
+    @property
+    def state_url(self) -> str:
+        """The state store URL with a relative SQLite path made absolute."""
+        prefix = "sqlite:///"
+        if self.state.startswith(prefix) and not self.state.startswith(prefix + "/"):
+            return prefix + self.resolve(self.state[len(prefix) :])
+        return self.state
+
+    def table(self, key: str) -> TableConfig:
+        """The table with this key (or unique name); ConfigError if there is none."""
+        matches = [t for t in self.tables if key in (t.key, t.display_name)]
+        if len(matches) != 1:
+            known = ", ".join(t.key for t in self.tables) or "none"
+            problem = "is ambiguous" if matches else "is not in the config"
+            raise ConfigError(f"table {key!r} {problem}; tables: {known}")
+        return matches[0]
+
+
+def _interpolate(value: Any, where: str) -> Any:
+    if isinstance(value, dict):
+        return {k: _interpolate(v, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match["name"], match["default"]
+        if name in os.environ:
+            register_secret(os.environ[name])
+            return os.environ[name]
+        if default is not None:
+            return default
+        raise ConfigError(
+            f"{where}: environment variable {name} is not set; export it or write "
+            f"${{{name}:-default}}"
+        )
+
+    return _ENV_REF.sub(substitute, value)
+
+
+def _format_validation_error(error: ValidationError, origin: str) -> str:
+    first = error.errors()[0]
+    loc = ""
+    for part in first["loc"]:
+        loc += f"[{part}]" if isinstance(part, int) else (f".{part}" if loc else str(part))
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        message = "unknown field; check its spelling against the README's config reference"
+    elif first["type"] == "missing":
+        message = "required field is missing"
+    elif first["type"] == "literal_error":
+        message = f"invalid value {first.get('input')!r}: {message}"
+    more = len(error.errors()) - 1
+    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    where = f"{loc}: " if loc else ""
+    return f"{origin}: {where}{message}{suffix}"
+
+
+def config_from_dict(data: dict[str, Any], *, base_dir: str = ".", origin: str = "config") -> Config:
+    """Build a Config from a parsed mapping; ConfigError names the bad field."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin}: expected a mapping of settings at the top level")
+    data = _interpolate(data, "")
+    try:
+        config = Config.model_validate({**data, "base_dir": base_dir})
+    except ValidationError as error:
+        raise ConfigError(_format_validation_error(error, origin)) from None
+    for source in config.sources.values():
+        register_url(source.url)
+    register_url(config.state)
+    return config
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Read and validate onceflow.yml (default: ./onceflow.yml)."""
+    import yaml
+
+    config_path = Path(path or DEFAULT_CONFIG_NAME)
+    if not config_path.is_file():
+        raise ConfigError(
+            f"config file {config_path} not found; pass --config PATH or run `onceflow init DIR`"
+        )
+    try:
+        data = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{config_path}: not valid YAML{where}") from None
+    return config_from_dict(data, base_dir=str(config_path.resolve().parent), origin=str(config_path))

@@ -1,0 +1,96 @@
+"""`onceflow init`: a demo project with a SQLite shop database and an onceflow.yml."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+from onceflow.errors import ConfigError
+
+DEMO_CONFIG = """\
+# onceflow demo: a small shop in SQLite, extracted to Parquet under ./lake.
+pipeline: demo
+state: sqlite:///.onceflow/state.db
+lake: ./lake
+warehouse: ./warehouse
+timezone: UTC
+workers: 2
+sources:
+  shop: {url: "sqlite:///shop.db"}
+tables:
+  - source: shop
+    table: orders
+    extract: {mode: incremental, cursor: updated_at}
+    load: {strategy: append}
+  - source: shop
+    table: customers
+    extract: {mode: full}
+    load: {strategy: scd2, primary_key: [customer_id], tracking_columns: [name, email]}
+"""
+
+_NAMES = ["Ada", "Bjørn", "Chloé", "Dmitri", "Eun-ji", "Farah", "Giulia", "Hiro", "Inès", "José"]
+_SURNAMES = ["Lovelace", "Ødegaard", "Dubois", "Ivanov", "Kim", "Haddad", "Rossi", "Tanaka"]
+
+
+def create_demo_database(path: Path, *, days: int = 7, orders_per_day: int = 600,
+                         customers: int = 300, end: date | None = None, seed: int = 42) -> None:
+    """A SQLite shop: customers, and orders spread over `days` days ending `end` (yesterday)."""
+    rng = random.Random(seed)
+    last = end or (datetime.now(timezone.utc).date() - timedelta(days=1))
+    first = last - timedelta(days=days - 1)
+    conn = sqlite3.connect(path)
+    try:
+        conn.executescript(
+            """
+            CREATE TABLE customers (
+                customer_id INTEGER PRIMARY KEY, name TEXT NOT NULL, email TEXT,
+                country TEXT, created_at TEXT NOT NULL);
+            CREATE TABLE orders (
+                order_id INTEGER PRIMARY KEY, customer_id INTEGER NOT NULL,
+                amount REAL NOT NULL, currency TEXT NOT NULL, status TEXT NOT NULL,
+                updated_at TEXT NOT NULL);
+            CREATE INDEX orders_updated_at ON orders (updated_at);
+            """
+        )
+        conn.executemany(
+            "INSERT INTO customers VALUES (?, ?, ?, ?, ?)",
+            [
+                (i, f"{rng.choice(_NAMES)} {rng.choice(_SURNAMES)}",
+                 None if i % 37 == 0 else f"customer{i}@example.com",
+                 rng.choice(["NO", "FR", "JP", "US", "IT", "KR"]),
+                 f"{first - timedelta(days=rng.randint(1, 400))} 12:00:00")
+                for i in range(1, customers + 1)
+            ],
+        )
+        rows = []
+        order_id = 0
+        for offset in range(days):
+            day = first + timedelta(days=offset)
+            for _ in range(orders_per_day):
+                order_id += 1
+                seconds = rng.randrange(86_400)
+                stamp = datetime(day.year, day.month, day.day) + timedelta(seconds=seconds)
+                rows.append((order_id, rng.randint(1, customers),
+                             round(rng.uniform(5, 500), 2), "EUR",
+                             rng.choice(["new", "paid", "shipped", "cancelled"]),
+                             stamp.strftime("%Y-%m-%d %H:%M:%S")))
+        conn.executemany("INSERT INTO orders VALUES (?, ?, ?, ?, ?, ?)", rows)
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def init_project(directory: str | Path, *, force: bool = False) -> Path:
+    """Scaffold a demo project in `directory`; returns the path of its onceflow.yml."""
+    folder = Path(directory)
+    config = folder / "onceflow.yml"
+    database = folder / "shop.db"
+    if (config.exists() or database.exists()) and not force:
+        raise ConfigError(f"{folder} already has a demo project; pass --force to overwrite it")
+    folder.mkdir(parents=True, exist_ok=True)
+    database.unlink(missing_ok=True)
+    create_demo_database(database)
+    config.write_text(DEMO_CONFIG, encoding="utf-8")
+    return config

@@ -1,0 +1,1 @@
+"""Extraction: source -> Arrow batches -> Parquet + metadata sidecar."""

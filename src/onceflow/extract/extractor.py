@@ -1,0 +1,301 @@
+"""Extract one table for one run: skip when committed, else stream, hash, fsync, rename."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+
+from onceflow import __version__
+from onceflow.config import RetryConfig, SourceConfig, TableConfig
+from onceflow.errors import ExtractError, OnceflowError, SourceError
+from onceflow.extract.atomic import CHECKSUM_ALGORITHM, commit, new_temp
+from onceflow.extract.paths import output_path
+from onceflow.extract.readers import make_reader
+from onceflow.extract.sidecar import Verdict, remove_sidecar, verify, write_sidecar
+from onceflow.extract.sql import ReadSpec
+from onceflow.faults import crashpoint
+from onceflow.redact import redact
+from onceflow.windows import Window
+
+log = logging.getLogger("onceflow.extract")
+
+# Batches are gathered into row groups of about this size: big enough for fast scans,
+# small enough that memory stays bounded whatever the table's size.
+ROW_GROUP_BYTES = 96 << 20
+ROW_GROUP_ROWS = 1_000_000
+WRITE_BUFFER_BYTES = 8 << 20
+
+
+@dataclass(frozen=True)
+class TableJob:
+    """Everything needed to extract one table for one run."""
+
+    table: TableConfig
+    source: SourceConfig
+    source_url: str
+    run_id: str
+    run_date: date
+    window: Window
+    lake: str
+    zone: ZoneInfo
+    compression: str = "snappy"
+    retry: RetryConfig = field(default_factory=RetryConfig)
+    deep_verify: bool = False
+    force: bool = False
+
+    @property
+    def key(self) -> str:
+        return self.table.key
+
+    @property
+    def target(self) -> Path:
+        return output_path(
+            self.lake, self.table.source, self.table.display_name, self.run_date, self.run_id
+        )
+
+    @property
+    def window_iso(self) -> tuple[str, str]:
+        return self.window.iso()
+
+
+@dataclass
+class ExtractionResult:
+    """What happened to one table: skipped, extracted or failed."""
+
+    table_key: str
+    action: str
+    file_path: str
+    window_start: str
+    window_end: str
+    record_count: int | None = None
+    file_size: int | None = None
+    checksum: str | None = None
+    started_at: str | None = None
+    ended_at: str | None = None
+    duration_seconds: float | None = None
+    error: str | None = None
+    reason: str | None = None
+    attempts: int = 0
+
+    def as_state(self) -> dict[str, Any]:
+        """The fields the state store records."""
+        return {
+            "table_key": self.table_key,
+            "action": self.action,
+            "record_count": self.record_count,
+            "file_path": self.file_path,
+            "file_size": self.file_size,
+            "checksum": self.checksum,
+            "window_start": self.window_start,
+            "window_end": self.window_end,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "duration_seconds": self.duration_seconds,
+        }
+
+
+def check_committed(job: TableJob) -> Verdict:
+    """Whether the table's file for this run is committed and intact."""
+    return verify(job.target, job.run_id, job.window_iso, deep=job.deep_verify)
+
+
+def skipped_result(job: TableJob, verdict: Verdict) -> ExtractionResult:
+    """The result of a table whose committed file is reused."""
+    sidecar = verdict.sidecar or {}
+    return ExtractionResult(
+        table_key=job.key,
+        action="skipped",
+        file_path=str(job.target),
+        window_start=job.window_iso[0],
+        window_end=job.window_iso[1],
+        record_count=sidecar.get("record_count"),
+        file_size=sidecar.get("file_size_bytes"),
+        checksum=sidecar.get("checksum"),
+        reason="already extracted",
+    )
+
+
+def _table_config(job: TableJob) -> dict[str, Any]:
+    table = job.table
+    return {
+        "source_name": table.source,
+        "table_name": table.display_name,
+        "table": table.table,
+        "query": redact(table.query) if table.query else None,
+        "is_full_extract": table.extract.mode == "full",
+        "mode": table.extract.mode,
+        "cursor": table.extract.cursor,
+        "dialect": job.source.dialect,
+    }
+
+
+def _schema_doc(schema: pa.Schema) -> list[dict[str, Any]]:
+    return [{"name": f.name, "type": str(f.type), "nullable": f.nullable} for f in schema]
+
+
+def _write(job: TableJob, spec: ReadSpec) -> tuple[int, int, str, pa.Schema]:
+    """Stream the source into a temp file, hashing as written; fsync and rename it."""
+    target = job.target
+    reader = make_reader(job.source, job.source_url, job.zone, job.key)
+    batches = reader.batches(spec)
+    try:
+        first = next(batches)
+    except StopIteration:  # pragma: no cover - readers always yield at least one batch
+        raise ExtractError(f"{job.key}: the reader returned no schema") from None
+    try:
+        temp = new_temp(target)
+    except OSError as error:
+        raise _io_error(job, error) from None
+    rows = 0
+    try:
+        raw = pa.PythonFile(temp, mode="w")
+        sink = pa.BufferedOutputStream(raw, buffer_size=WRITE_BUFFER_BYTES)
+        compression = None if job.compression == "none" else job.compression
+        writer = pq.ParquetWriter(sink, first.schema, compression=compression)
+        pending: list[pa.RecordBatch] = []
+        pending_bytes = 0
+        pending_rows = 0
+
+        def flush() -> None:
+            nonlocal pending, pending_bytes, pending_rows
+            if pending:
+                writer.write_table(
+                    pa.Table.from_batches(pending, schema=first.schema),
+                    row_group_size=max(pending_rows, 1),
+                )
+                crashpoint("during_write")
+            pending, pending_bytes, pending_rows = [], 0, 0
+
+        for batch in _chain(first, batches):
+            if batch.num_rows == 0:
+                continue
+            pending.append(batch)
+            pending_bytes += batch.nbytes
+            pending_rows += batch.num_rows
+            rows += batch.num_rows
+            if pending_bytes >= ROW_GROUP_BYTES or pending_rows >= ROW_GROUP_ROWS:
+                flush()
+        flush()
+        writer.close()
+        sink.close()
+        commit(temp, target)
+    except BaseException as error:
+        temp.abandon()
+        if isinstance(error, OSError):
+            raise _io_error(job, error) from None
+        raise
+    return rows, temp.size, temp.hexdigest, first.schema
+
+
+def _chain(first: pa.RecordBatch, rest: Any) -> Any:
+    yield first
+    yield from rest
+
+
+def _io_error(job: TableJob, error: OSError) -> ExtractError:
+    if error.errno == errno.ENOSPC:
+        return ExtractError(f"{job.key}: disk full while writing {job.target.parent}")
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return ExtractError(f"{job.key}: cannot write to lake folder {job.target.parent}: "
+                            f"{error.strerror}")
+    return ExtractError(f"{job.key}: writing {job.target} failed: {error.strerror or error}")
+
+
+def extract_table(
+    job: TableJob, on_attempt: Callable[[int], None] | None = None
+) -> ExtractionResult:
+    """Extract one table (or skip it when committed); never raises for a table failure."""
+    window_start, window_end = job.window_iso
+    base = dict(
+        table_key=job.key, file_path=str(job.target),
+        window_start=window_start, window_end=window_end,
+    )
+    verdict = check_committed(job)
+    if verdict.complete and not job.force:
+        return skipped_result(job, verdict)
+    reason = "forced" if job.force else verdict.reason
+
+    spec = ReadSpec(
+        table=job.table.table,
+        query=job.table.query,
+        cursor=job.table.extract.cursor if job.table.extract.mode == "incremental" else None,
+        window=job.window if job.table.extract.mode == "incremental" else None,
+        batch_rows=job.table.extract.batch_rows,
+    )
+    started = datetime.now(timezone.utc)
+    clock = time.perf_counter()
+    attempts = 0
+
+    def attempt() -> tuple[int, int, str, pa.Schema]:
+        nonlocal attempts
+        attempts += 1
+        if on_attempt:
+            on_attempt(attempts)
+        return _write(job, spec)
+
+    retrying = Retrying(
+        stop=stop_after_attempt(job.retry.max_attempts),
+        wait=wait_exponential(
+            multiplier=job.retry.backoff_seconds, max=job.retry.max_backoff_seconds
+        ),
+        retry=retry_if_exception(lambda e: isinstance(e, SourceError) and e.transient),
+        reraise=True,
+        before_sleep=lambda s: log.warning(
+            "%s: attempt %d failed, retrying: %s", job.key, s.attempt_number,
+            s.outcome.exception() if s.outcome else "",
+        ),
+    )
+    try:
+        # The old sidecar goes first: a crash from here on leaves nothing that counts.
+        remove_sidecar(job.target)
+        rows, size, checksum, schema = retrying(attempt)
+        crashpoint("after_data_rename")
+        ended = datetime.now(timezone.utc)
+        duration = round(time.perf_counter() - clock, 6)
+        write_sidecar(job.target, {
+            "output_path": str(job.target),
+            "record_count": rows,
+            "start_time": started.isoformat(),
+            "end_time": ended.isoformat(),
+            "duration_seconds": duration,
+            "file_size_bytes": size,
+            "checksum": checksum,
+            "checksum_algorithm": CHECKSUM_ALGORITHM,
+            "table_config": _table_config(job),
+            "extraction_complete": True,
+            "run_id": job.run_id,
+            "run_date": job.run_date.isoformat(),
+            "window_start": window_start,
+            "window_end": window_end,
+            "schema": _schema_doc(schema),
+            "onceflow_version": __version__,
+        })
+        crashpoint("after_sidecar")
+    except OnceflowError as error:
+        return ExtractionResult(**base, action="failed", error=redact(str(error)),
+                                reason=reason, attempts=attempts,
+                                started_at=started.isoformat(),
+                                ended_at=datetime.now(timezone.utc).isoformat())
+    except OSError as error:
+        return ExtractionResult(**base, action="failed", error=redact(str(_io_error(job, error))),
+                                reason=reason, attempts=attempts)
+    except Exception as error:  # an unexpected bug must fail this table, not the run
+        log.debug("unexpected error extracting %s", job.key, exc_info=True)
+        return ExtractionResult(**base, action="failed", reason=reason, attempts=attempts,
+                                error=redact(f"{job.key}: {type(error).__name__}: {error}"))
+    return ExtractionResult(
+        **base, action="extracted", record_count=rows, file_size=size, checksum=checksum,
+        started_at=started.isoformat(), ended_at=ended.isoformat(),
+        duration_seconds=duration, reason=reason, attempts=attempts,
+    )

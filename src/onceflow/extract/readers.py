@@ -1,0 +1,327 @@
+"""Source readers: each streams a ReadSpec as Arrow record batches in bounded memory.
+
+Chosen per dialect by measurement (bench/RESULTS.md): ADBC for PostgreSQL (binary COPY,
+bound parameters) and SQLite, ConnectorX for MySQL/MariaDB after a pymysql preflight
+(fast credential and schema errors, declared types), SQLAlchemy for anything else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pyarrow as pa
+
+from onceflow.config import SourceConfig
+from onceflow.errors import SourceError
+from onceflow.extract.errors import classify
+from onceflow.extract.sql import ReadSpec, bound_values, build_select, to_positional
+from onceflow.extract.types import decimal_type, make_caster, target_schema
+
+
+def _naive_wall(value: datetime, zone: ZoneInfo) -> datetime:
+    return value.astimezone(zone).replace(tzinfo=None)
+
+
+class Reader(ABC):
+    """Streams the rows of one ReadSpec from one source."""
+
+    def __init__(self, source: SourceConfig, url: str, zone: ZoneInfo, where: str) -> None:
+        self.source = source
+        self.url = url
+        self.zone = zone
+        self.where = where
+
+    @abstractmethod
+    def batches(self, spec: ReadSpec) -> Iterator[pa.RecordBatch]:
+        """Yield batches with one stable, exact schema; SourceError on failure."""
+
+    def _window_values(self, spec: ReadSpec) -> dict[str, datetime]:
+        if spec.window is None:
+            return {}
+        return {"window_start": spec.window.start, "window_end": spec.window.end}
+
+
+def _stream(reader: Any, overrides: dict[str, pa.DataType] | None = None) -> Iterator[pa.RecordBatch]:
+    schema = target_schema(reader.schema, overrides)
+    cast = make_caster(reader.schema, schema)
+    got_any = False
+    for batch in reader:
+        if batch.num_rows:
+            got_any = True
+            yield cast(batch)
+    if not got_any:
+        yield pa.RecordBatch.from_pylist([], schema=schema)
+
+
+class PostgresReader(Reader):
+    """ADBC libpq driver: COPY binary under the hood, parameters bound server side."""
+
+    def batches(self, spec: ReadSpec) -> Iterator[pa.RecordBatch]:
+        import adbc_driver_postgresql.dbapi as adbc_pg
+
+        url = self.url.replace("postgresql+psycopg://", "postgresql://", 1)
+        url = url.replace("postgresql+psycopg2://", "postgresql://", 1).replace(
+            "postgres://", "postgresql://", 1
+        )
+        sql, names = build_select(spec, '"')
+        values = bound_values(names, self._window_values(spec))
+        try:
+            conn = adbc_pg.connect(url)
+        except Exception as error:
+            raise classify(error, self.where) from None
+        try:
+            with conn.cursor() as cur:
+                # Naive timestamp cursors compare as wall time in the pipeline's zone.
+                cur.execute("SELECT set_config('TimeZone', $1, false)", parameters=(str(self.zone),))
+                cur.fetchall()
+                cur.execute(to_positional(sql, "dollar"), parameters=values or None)
+                yield from _stream(cur.fetch_record_batch())
+        except SourceError:
+            raise
+        except Exception as error:
+            raise classify(error, self.where) from None
+        finally:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+
+class SqliteReader(Reader):
+    """ADBC SQLite driver; timestamps are compared as 'YYYY-MM-DD HH:MM:SS' wall-time text."""
+
+    def batches(self, spec: ReadSpec) -> Iterator[pa.RecordBatch]:
+        import adbc_driver_sqlite.dbapi as adbc_sqlite
+
+        path = self.url.split(":///", 1)[1] if ":///" in self.url else self.url
+        if not Path(path).is_file():
+            raise SourceError(f"{self.where}: SQLite database {path} not found")
+        sql, names = build_select(spec, '"')
+        values = [
+            _naive_wall(v, self.zone).isoformat(sep=" ")
+            for v in bound_values(names, self._window_values(spec))
+        ]
+        try:
+            conn = adbc_sqlite.connect(path)
+        except Exception as error:
+            raise classify(error, self.where) from None
+        try:
+            with conn.cursor() as cur:
+                cur.adbc_statement.set_options(
+                    **{"adbc.sqlite.query.batch_rows": str(spec.batch_rows)}
+                )
+                cur.execute(to_positional(sql, "qmark"), parameters=values or None)
+                yield from _stream(cur.fetch_record_batch())
+        except SourceError:
+            raise
+        except Exception as error:
+            raise classify(error, self.where) from None
+        finally:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+
+# pymysql field type codes
+_MYSQL_DECIMAL = {0, 246}
+_MYSQL_TINY = 1
+_MYSQL_TIMESTAMP = 7
+_MYSQL_JSON = 245
+
+
+class MysqlReader(Reader):
+    """pymysql preflight (errors, declared types), then ConnectorX streams Arrow batches.
+
+    The session runs in UTC, so TIMESTAMP columns are exact instants; DATETIME columns are
+    wall time in the pipeline's zone. Parameters are bound by pymysql's escaping, the same
+    binding pymysql itself performs on every query.
+    """
+
+    def _connect(self) -> Any:
+        import pymysql
+        from sqlalchemy.engine import make_url
+
+        url = make_url(self.url)
+        try:
+            return pymysql.connect(
+                host=url.host or "localhost",
+                port=url.port or 3306,
+                user=url.username or "",
+                password=url.password or "",
+                database=url.database,
+                connect_timeout=10,
+                init_command="SET time_zone = '+00:00'",
+            )
+        except Exception as error:
+            raise classify(error, self.where) from None
+
+    def batches(self, spec: ReadSpec) -> Iterator[pa.RecordBatch]:
+        import connectorx as cx
+        from sqlalchemy.engine import make_url
+
+        sql, names = build_select(spec, "`")
+        window = self._window_values(spec)
+        conn = self._connect()
+        try:
+            with conn.cursor() as cur:
+                probe = f"SELECT * FROM ({to_positional(sql, 'format')}) onceflow_probe LIMIT 0"
+                probe_values = [self._bind(v, None) for v in bound_values(names, window)]
+                cur.execute(probe, probe_values)
+                description = cur.description or ()
+                types = {d[0]: d for d in description}
+                cursor_type = types.get(spec.cursor or "", (None, None))[1]
+                values = [self._bind(v, cursor_type) for v in bound_values(names, window)]
+                overrides, wide = self._overrides(description)
+                select = sql
+                if wide:
+                    cols = ", ".join(
+                        f"CAST(q.`{n}` AS CHAR) AS `{n}`" if n in wide else f"q.`{n}`"
+                        for n in types
+                    )
+                    select = f"SELECT {cols} FROM ({sql}) q"
+                final = cur.mogrify(to_positional(select, "format"), values)
+        except SourceError:
+            raise
+        except Exception as error:
+            raise classify(error, self.where) from None
+        finally:
+            with contextlib.suppress(Exception):
+                conn.close()
+        url = make_url(self.url).set(drivername="mysql").render_as_string(hide_password=False)
+        try:
+            reader = cx.read_sql(
+                url,
+                final,
+                return_type="arrow_stream",
+                batch_size=spec.batch_rows,
+                pre_execution_query=["SET time_zone = '+00:00'"],
+            )
+            yield from _stream(reader, overrides)
+        except SourceError:
+            raise
+        except Exception as error:
+            raise classify(error, self.where) from None
+
+    def _bind(self, value: datetime, cursor_type: int | None) -> datetime:
+        if cursor_type == _MYSQL_TIMESTAMP:
+            return value.astimezone(timezone.utc).replace(tzinfo=None)
+        return _naive_wall(value, self.zone)
+
+    @staticmethod
+    def _overrides(description: Any) -> tuple[dict[str, pa.DataType], set[str]]:
+        overrides: dict[str, pa.DataType] = {}
+        wide: set[str] = set()
+        for name, code, _disp, length, precision, scale, _null in description:
+            if code in _MYSQL_DECIMAL and precision is not None:
+                overrides[name] = decimal_type(int(precision), int(scale or 0))
+                if int(scale or 0) > 10 or int(precision) - int(scale or 0) > 28:
+                    wide.add(name)  # beyond ConnectorX's decimal(38,10): read as text
+            elif code == _MYSQL_TINY and length == 1:
+                overrides[name] = pa.bool_()
+            elif code == _MYSQL_TIMESTAMP:
+                overrides[name] = pa.timestamp("us", tz="UTC")
+            elif code == _MYSQL_JSON:
+                overrides[name] = pa.string()
+        return overrides, wide
+
+
+_SA_TYPES: list[tuple[str, pa.DataType]] = [
+    ("BIGINT", pa.int64()), ("SMALLINT", pa.int16()), ("INTEGER", pa.int64()),
+    ("BOOLEAN", pa.bool_()), ("FLOAT", pa.float64()), ("DOUBLE", pa.float64()),
+    ("REAL", pa.float64()), ("DATE", pa.date32()), ("BLOB", pa.binary()),
+    ("BINARY", pa.binary()), ("JSON", pa.string()),
+]
+
+
+class SqlAlchemyReader(Reader):
+    """Any SQLAlchemy URL (Oracle through oracledb): a server-side cursor, columns to Arrow."""
+
+    def batches(self, spec: ReadSpec) -> Iterator[pa.RecordBatch]:
+        import sqlalchemy as sa
+
+        try:
+            engine = sa.create_engine(self.url)
+        except Exception as error:
+            raise classify(error, self.where) from None
+        quote = engine.dialect.identifier_preparer.initial_quote
+        sql, names = build_select(spec, quote)
+        params = {n: _naive_wall(v, self.zone) for n, v in self._window_values(spec).items()}
+        try:
+            with engine.connect() as conn:
+                declared = self._declared(conn, spec) if spec.table else {}
+                result = conn.execution_options(
+                    stream_results=True, yield_per=spec.batch_rows
+                ).execute(sa.text(sql), {k: params[k] for k in names})
+                columns = list(result.keys())
+                schema: pa.Schema | None = None
+                for rows in result.partitions(spec.batch_rows):
+                    arrays = [
+                        pa.array(list(col), type=declared.get(name))
+                        for name, col in zip(columns, zip(*rows, strict=True), strict=True)
+                    ]
+                    batch = pa.RecordBatch.from_arrays(arrays, names=columns)
+                    if schema is None:
+                        schema = batch.schema
+                    elif batch.schema != schema:
+                        batch = batch.cast(schema)
+                    yield batch
+                if schema is None:
+                    fields = [pa.field(c, declared.get(c, pa.string())) for c in columns]
+                    yield pa.RecordBatch.from_pylist([], schema=pa.schema(fields))
+        except SourceError:
+            raise
+        except Exception as error:
+            raise classify(error, self.where) from None
+        finally:
+            engine.dispose()
+
+    @staticmethod
+    def _declared(conn: Any, spec: ReadSpec) -> dict[str, pa.DataType]:
+        import sqlalchemy as sa
+
+        assert spec.table
+        schema, _, name = spec.table.rpartition(".")
+        table = sa.Table(name, sa.MetaData(), schema=schema or None, autoload_with=conn)
+        out: dict[str, pa.DataType] = {}
+        for column in table.columns:
+            kind = type(column.type).__name__.upper()
+            if isinstance(column.type, sa.Numeric) and not isinstance(column.type, sa.Float):
+                p, s = column.type.precision, column.type.scale
+                if p is not None and (s or 0) > 0:
+                    out[column.name] = decimal_type(p, s or 0)
+                    continue
+            if isinstance(column.type, sa.DateTime):
+                tz = "UTC" if column.type.timezone else None
+                out[column.name] = pa.timestamp("us", tz=tz)
+                continue
+            for label, arrow_type in _SA_TYPES:
+                if label in kind:
+                    out[column.name] = arrow_type
+                    break
+            else:
+                if isinstance(column.type, sa.String):
+                    out[column.name] = pa.string()
+        return out
+
+
+def make_reader(source: SourceConfig, url: str, zone: ZoneInfo, where: str) -> Reader:
+    """The reader for a source: its `reader:` setting, or the fastest for its dialect."""
+    choice = source.reader
+    if choice == "auto":
+        choice = {"postgresql": "adbc", "sqlite": "adbc", "mysql": "connectorx"}.get(
+            source.dialect, "sqlalchemy"
+        )
+    if choice == "sqlalchemy":
+        return SqlAlchemyReader(source, url, zone, where)
+    if source.dialect == "postgresql":
+        return PostgresReader(source, url, zone, where)
+    if source.dialect == "sqlite":
+        return SqliteReader(source, url, zone, where)
+    if source.dialect == "mysql":
+        return MysqlReader(source, url, zone, where)
+    raise SourceError(
+        f"{where}: reader {choice!r} does not support {source.dialect}; use reader: sqlalchemy"
+    )

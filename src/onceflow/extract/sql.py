@@ -1,0 +1,76 @@
+"""SQL text for an extraction: quoted identifiers, and the window as bound parameters."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from onceflow.windows import Window
+
+WINDOW_PARAMS = ("window_start", "window_end")
+_NAMED = re.compile(r"(?<![:\w]):(window_start|window_end)\b")
+
+
+@dataclass(frozen=True)
+class ReadSpec:
+    """What to read: a table or a query, optionally bounded by a window on a cursor."""
+
+    table: str | None
+    query: str | None
+    cursor: str | None
+    window: Window | None
+    batch_rows: int = 100_000
+
+
+def quote_ident(name: str, quote: str = '"') -> str:
+    """Quote one identifier, doubling the quote character inside it."""
+    return quote + name.replace(quote, quote * 2) + quote
+
+
+def quote_table(table: str, quote: str = '"') -> str:
+    """Quote `schema.table` part by part; a name with quotes or semicolons stays one name."""
+    parts = table.split(".")
+    if len(parts) > 3 or any(not p for p in parts):
+        parts = [table]
+    return ".".join(quote_ident(p, quote) for p in parts)
+
+
+def build_select(spec: ReadSpec, quote: str = '"') -> tuple[str, list[str]]:
+    """SQL with `:window_start`/`:window_end` markers, and the marker names in order."""
+    if spec.query:
+        base = spec.query.strip().rstrip(";")
+        if _NAMED.search(base):
+            return base, [m.group(1) for m in _NAMED.finditer(base)]
+        if spec.cursor and spec.window:
+            sql = (
+                f"SELECT * FROM ({base}) onceflow_q WHERE {quote_ident(spec.cursor, quote)} "
+                f">= :window_start AND {quote_ident(spec.cursor, quote)} < :window_end"
+            )
+            return sql, list(WINDOW_PARAMS)
+        return base, []
+    assert spec.table
+    sql = f"SELECT * FROM {quote_table(spec.table, quote)}"
+    if spec.cursor and spec.window:
+        column = quote_ident(spec.cursor, quote)
+        sql += f" WHERE {column} >= :window_start AND {column} < :window_end"
+        return sql, list(WINDOW_PARAMS)
+    return sql, []
+
+
+def to_positional(sql: str, style: str) -> str:
+    """Rewrite the window markers into a driver's placeholder style ($n, ?, %s)."""
+    counter = iter(range(1, 1_000))
+
+    def placeholder(_: re.Match[str]) -> str:
+        n = next(counter)
+        return {"dollar": f"${n}", "qmark": "?", "format": "%s"}[style]
+
+    if style == "format":
+        sql = sql.replace("%", "%%")
+    return _NAMED.sub(placeholder, sql)
+
+
+def bound_values(names: list[str], values: dict[str, datetime]) -> list[datetime]:
+    """The parameter values in placeholder order."""
+    return [values[n] for n in names]

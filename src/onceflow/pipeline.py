@@ -1,0 +1,185 @@
+"""A run of the pipeline: extract (then load and validate) every table, in parallel."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from onceflow.config import Config, TableConfig
+from onceflow.errors import ConfigError
+from onceflow.extract.extractor import (
+    ExtractionResult,
+    TableJob,
+    check_committed,
+    extract_table,
+    skipped_result,
+)
+from onceflow.state import RunRecord, StateStore, open_store
+from onceflow.windows import Window, check_run_id, make_run_id, parse_run_date, window_for
+
+log = logging.getLogger("onceflow.pipeline")
+
+Progress = Callable[[ExtractionResult], None]
+
+
+@dataclass
+class RunSummary:
+    """The outcome of one command: the run and each table's result."""
+
+    run: RunRecord
+    results: list[ExtractionResult] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when every selected table is committed."""
+        return all(r.action != "failed" for r in self.results)
+
+    def counts(self) -> dict[str, int]:
+        """How many tables were extracted, skipped and failed."""
+        out = {"extracted": 0, "skipped": 0, "failed": 0}
+        for r in self.results:
+            out[r.action] = out.get(r.action, 0) + 1
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form for `--json` and reports."""
+        return {
+            "run_id": self.run.run_id,
+            "status": self.run.status,
+            "window_start": self.run.window_start,
+            "window_end": self.run.window_end,
+            "restart_count": self.run.restart_count,
+            "counts": self.counts(),
+            "tables": [vars(r) for r in self.results],
+        }
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """The (pipeline, run date) a command acts on."""
+
+    run_id: str
+    run_date: date
+    window: Window
+
+
+def run_context(config: Config, run_date: str | date | None = None,
+                run_id: str | None = None) -> RunContext:
+    """Resolve the run date (default yesterday), its window and its deterministic run id."""
+    day = parse_run_date(run_date, config.zone)
+    rid = check_run_id(run_id) if run_id else make_run_id(config.pipeline, day)
+    return RunContext(rid, day, window_for(day, config.zone))
+
+
+def select_tables(config: Config, keys: Sequence[str] | None) -> list[TableConfig]:
+    """The tables named by --tables (keys or unique names), or all of them."""
+    if not config.tables:
+        raise ConfigError("tables: the config lists no tables; add at least one under `tables:`")
+    if not keys:
+        return list(config.tables)
+    return [config.table(k) for k in keys]
+
+
+def source_url(config: Config, table: TableConfig) -> str:
+    """The table's source URL, with a relative SQLite path resolved against the config."""
+    url = config.sources[table.source].url
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        return "sqlite:///" + config.resolve(url[len("sqlite:///"):])
+    return url
+
+
+def make_job(config: Config, ctx: RunContext, table: TableConfig, *, force: bool = False,
+             deep: bool = False) -> TableJob:
+    """The extraction job of one table in a run."""
+    return TableJob(
+        table=table, source=config.sources[table.source], source_url=source_url(config, table),
+        run_id=ctx.run_id, run_date=ctx.run_date, window=ctx.window, lake=config.resolve(config.lake),
+        zone=config.zone, compression=config.compression, retry=config.retry,
+        deep_verify=deep, force=force,
+    )
+
+
+def extract(
+    config: Config,
+    run_date: str | date | None = None,
+    *,
+    tables: Sequence[str] | None = None,
+    force_reprocess: bool = False,
+    workers: int | None = None,
+    verify: str = "fast",
+    run_id: str | None = None,
+    store: StateStore | None = None,
+    progress: Progress | None = None,
+) -> RunSummary:
+    """Extract the selected tables for one run; committed tables are skipped."""
+    if verify not in ("fast", "deep"):
+        raise ConfigError(f"--verify: expected 'fast' or 'deep', got {verify!r}")
+    ctx = run_context(config, run_date, run_id)
+    selected = select_tables(config, tables)
+    store = store or open_store(config.state_url)
+    run = store.begin_run(ctx.run_id, config.pipeline, ctx.run_date.isoformat(), ctx.window.iso())
+    store.ensure_extractions(ctx.run_id, [
+        {"table_key": t.key, "source": t.source, "table_name": t.display_name,
+         "mode": t.extract.mode, "window_start": ctx.window.iso()[0],
+         "window_end": ctx.window.iso()[1]}
+        for t in selected
+    ])
+    known = store.extractions(ctx.run_id)
+    jobs = [
+        make_job(config, ctx, t, deep=verify == "deep",
+                 force=force_reprocess or known[t.key].force_reprocess)
+        for t in selected
+    ]
+
+    results: list[ExtractionResult] = []
+    todo: list[TableJob] = []
+    for job in jobs:
+        verdict = check_committed(job)
+        if verdict.complete and not job.force:
+            results.append(skipped_result(job, verdict))
+        else:
+            todo.append(job)
+    if results:
+        store.mark_completed(ctx.run_id, [r.as_state() for r in results])
+        for r in results:
+            log.info("%s: skipped (already extracted)", r.table_key,
+                     extra={"table": r.table_key, "action": "skipped"})
+            if progress:
+                progress(r)
+
+    def work(job: TableJob) -> ExtractionResult:
+        store.mark_running(ctx.run_id, job.key, job.window_iso)
+        result = extract_table(job)
+        if result.action == "failed":
+            store.mark_failed(ctx.run_id, job.key, result.error or "unknown error")
+            log.error("%s: failed: %s", job.key, result.error,
+                      extra={"table": job.key, "action": "failed"})
+        else:
+            store.mark_completed(ctx.run_id, [result.as_state()])
+            log.info("%s: %s %s rows in %.2fs -> %s", job.key, result.action,
+                     result.record_count, result.duration_seconds or 0.0, result.file_path,
+                     extra={"table": job.key, "action": result.action,
+                            "rows": result.record_count})
+        return result
+
+    pool_size = max(1, min(workers or config.workers, len(todo) or 1))
+    if todo:
+        with ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="extract") as pool:
+            futures = [pool.submit(work, job) for job in todo]
+            for future in as_completed(futures):
+                result = future.result()
+                results.append(result)
+                if progress:
+                    progress(result)
+    order = {t.key: i for i, t in enumerate(selected)}
+    results.sort(key=lambda r: order[r.table_key])
+    return RunSummary(run=store.finish_run(ctx.run_id), results=results)
+
+
+def run(config: Config, run_date: str | date | None = None, **options: Any) -> RunSummary:
+    """Run the whole pipeline for a run date (extraction, for now)."""
+    return extract(config, run_date, **options)

@@ -1,0 +1,93 @@
+"""Versioned state schema. Append a migration; never edit a released one.
+
+The DDL is written once for both backends: SQLite accepts the PostgreSQL type names.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[int, str, list[str]]] = [
+    (
+        1,
+        "pipeline runs and extractions",
+        [
+            """CREATE TABLE pipeline_runs (
+                run_id TEXT PRIMARY KEY,
+                pipeline TEXT NOT NULL,
+                run_date TEXT NOT NULL,
+                window_start TEXT NOT NULL,
+                window_end TEXT NOT NULL,
+                status TEXT NOT NULL,
+                started_at TEXT,
+                ended_at TEXT,
+                total_tables INTEGER NOT NULL DEFAULT 0,
+                completed_tables INTEGER NOT NULL DEFAULT 0,
+                failed_tables INTEGER NOT NULL DEFAULT 0,
+                restart_count INTEGER NOT NULL DEFAULT 0,
+                updated_at TEXT NOT NULL
+            )""",
+            """CREATE TABLE extractions (
+                run_id TEXT NOT NULL,
+                table_key TEXT NOT NULL,
+                source TEXT NOT NULL,
+                table_name TEXT NOT NULL,
+                mode TEXT NOT NULL,
+                window_start TEXT,
+                window_end TEXT,
+                status TEXT NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                record_count BIGINT,
+                file_path TEXT,
+                file_size BIGINT,
+                checksum TEXT,
+                error TEXT,
+                started_at TEXT,
+                ended_at TEXT,
+                duration_seconds DOUBLE PRECISION,
+                force_reprocess INTEGER NOT NULL DEFAULT 0,
+                updated_at TEXT NOT NULL,
+                PRIMARY KEY (run_id, table_key)
+            )""",
+            "CREATE INDEX extractions_by_status ON extractions (status)",
+        ],
+    ),
+    (
+        2,
+        "last action of an extraction, pipeline locks and the file tracker",
+        [
+            "ALTER TABLE extractions ADD COLUMN last_action TEXT",
+            """CREATE TABLE locks (
+                name TEXT PRIMARY KEY,
+                token TEXT NOT NULL,
+                pid INTEGER NOT NULL,
+                host TEXT NOT NULL,
+                boot_id TEXT,
+                process_start DOUBLE PRECISION,
+                acquired_at TEXT NOT NULL,
+                heartbeat_at TEXT NOT NULL,
+                expires_at TEXT NOT NULL
+            )""",
+            """CREATE TABLE files (
+                file_path TEXT NOT NULL,
+                target_table TEXT NOT NULL,
+                file_size BIGINT,
+                modified_time TEXT,
+                checksum TEXT,
+                sequence BIGINT,
+                status TEXT NOT NULL,
+                batch_id TEXT,
+                delta_version BIGINT,
+                owner_token TEXT,
+                started_at TEXT,
+                ended_at TEXT,
+                error TEXT,
+                retry_count INTEGER NOT NULL DEFAULT 0,
+                created_at TEXT NOT NULL,
+                updated_at TEXT NOT NULL,
+                PRIMARY KEY (target_table, file_path)
+            )""",
+            "CREATE INDEX files_by_status ON files (status)",
+        ],
+    ),
+]
+
+LATEST_VERSION = MIGRATIONS[-1][0]

@@ -1,0 +1,91 @@
+"""The PostgreSQL state store, for many workers on many machines."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from onceflow.errors import StateError
+from onceflow.redact import redact
+from onceflow.state.store import Row, StateStore, Tx
+
+_TABLES = ("files", "locks", "extractions", "pipeline_runs", "onceflow_schema")
+
+
+def _pg(sql: str) -> str:
+    # The shared SQL never contains a literal '?' or '%', so this rewrite is exact.
+    return sql.replace("?", "%s")
+
+
+class _PgTx(Tx):
+    def __init__(self, cursor: Any) -> None:
+        self._cursor = cursor
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Tx:
+        self._cursor.execute(_pg(sql), tuple(params))
+        return self
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        batch = [tuple(r) for r in rows]
+        if batch:
+            self._cursor.executemany(_pg(sql), batch)
+
+    def fetchall(self) -> list[Row]:
+        if self._cursor.description is None:
+            return []
+        return list(self._cursor.fetchall())
+
+    @property
+    def rowcount(self) -> int:
+        return int(self._cursor.rowcount)
+
+
+class PostgresStore(StateStore):
+    """State in PostgreSQL; conditional updates and row locks make it multi-writer safe."""
+
+    backend = "postgresql"
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url.replace("postgresql+psycopg://", "postgresql://", 1))
+
+    def _connection(self) -> Any:
+        import psycopg
+        from psycopg.rows import dict_row
+
+        conn = getattr(self._local, "conn", None)
+        if conn is None or conn.closed:
+            try:
+                conn = psycopg.connect(self.url, autocommit=True, row_factory=dict_row,
+                                       connect_timeout=10)
+            except psycopg.Error as error:
+                raise StateError(f"state: cannot connect to PostgreSQL store: "
+                                 f"{redact(str(error)).strip()}") from None
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        import psycopg
+
+        conn = self._connection()
+        try:
+            with conn.transaction(), conn.cursor() as cursor:
+                yield _PgTx(cursor)
+        except psycopg.OperationalError as error:
+            self._local.conn = None
+            raise StateError(f"state: PostgreSQL store failed: {redact(str(error)).strip()}") from None
+
+    def _schema_lock(self, tx: Tx) -> None:
+        tx.execute("SELECT pg_advisory_xact_lock(hashtext('onceflow_schema'))")
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    def drop_all(self) -> None:
+        with self.transaction() as tx:
+            for name in _TABLES:
+                tx.execute(f"DROP TABLE IF EXISTS {name} CASCADE")
