@@ -256,6 +256,15 @@ def reset_state_cmd(
     typer.echo(json.dumps(result))
 
 
+def _register_extensions() -> None:
+    from onceflow.cli_load import register
+
+    register(app)
+
+
+_register_extensions()
+
+
 def main() -> None:
     """Entry point: one clear line and a non-zero exit on error, tracebacks only with --debug."""
     import click

@@ -15,6 +15,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from onceflow.errors import StateError
+from onceflow.state.files import FileTrackerMixin
+from onceflow.state.locks import LockMixin
 from onceflow.state.migrations import LATEST_VERSION, MIGRATIONS
 
 Row = dict[str, Any]
@@ -115,7 +117,7 @@ class Tx(ABC):
         return rows[0] if rows else None
 
 
-class StateStore(ABC):
+class StateStore(FileTrackerMixin, LockMixin, ABC):
     """One interface over SQLite and PostgreSQL for runs, extractions, files and locks."""
 
     backend: str = ""

@@ -1,0 +1,113 @@
+"""Shared fixtures: real PostgreSQL and MariaDB (unique schema/database per test), both stores.
+
+A test that needs a server skips with a reason when it is absent, except under CI=true,
+where a missing server is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PG_BASE = os.environ.get("ONCEFLOW_TEST_PG", "postgresql://root@127.0.0.1:5432/test")
+MYSQL_BASE = os.environ.get("ONCEFLOW_TEST_MYSQL", "mysql://root@127.0.0.1:3306/test")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def _unavailable(what: str, error: Exception) -> None:
+    message = f"{what} is not reachable ({type(error).__name__}: {str(error).strip()[:120]})"
+    if IN_CI:
+        pytest.fail(f"{message}; CI requires it")
+    pytest.skip(message)
+
+
+def unique(prefix: str) -> str:
+    """A unique lower-case identifier for a test's schema or database."""
+    return f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def pg_admin() -> Iterator[object]:
+    """An autocommit psycopg connection to the test database."""
+    try:
+        import psycopg
+
+        conn = psycopg.connect(PG_BASE, autocommit=True, connect_timeout=5)
+    except Exception as error:  # pragma: no cover - depends on the machine
+        _unavailable("PostgreSQL at 127.0.0.1:5432", error)
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def pg_schema(pg_admin: object) -> Iterator[str]:
+    """A fresh PostgreSQL schema, dropped after the test."""
+    name = unique("of_test")
+    pg_admin.execute(f'CREATE SCHEMA "{name}"')  # type: ignore[attr-defined]
+    yield name
+    pg_admin.execute(f'DROP SCHEMA "{name}" CASCADE')  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def pg_url() -> str:
+    """The PostgreSQL source URL (tables are addressed as schema.table)."""
+    return PG_BASE
+
+
+def pg_state_url(schema: str) -> str:
+    """A PostgreSQL state-store URL whose tables live in `schema`."""
+    return f"{PG_BASE}?options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture
+def mysql_admin() -> Iterator[object]:
+    """A pymysql connection (autocommit) to the MariaDB server."""
+    try:
+        import pymysql
+
+        conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="",
+                               autocommit=True, connect_timeout=5)
+    except Exception as error:  # pragma: no cover - depends on the machine
+        _unavailable("MariaDB at 127.0.0.1:3306", error)
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def mysql_db(mysql_admin: object) -> Iterator[str]:
+    """A fresh MariaDB database; yields its URL. Dropped after the test."""
+    name = unique("of_test")
+    with mysql_admin.cursor() as cur:  # type: ignore[attr-defined]
+        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    yield f"mysql://root@127.0.0.1:3306/{name}"
+    with mysql_admin.cursor() as cur:  # type: ignore[attr-defined]
+        cur.execute(f"DROP DATABASE `{name}`")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[object]:
+    """The state store, once per backend: every contract test runs on both."""
+    from onceflow.state import open_store
+
+    if request.param == "sqlite":
+        s = open_store(f"sqlite:///{tmp_path / 'state.db'}")
+        yield s
+        s.close()
+        return
+    admin = request.getfixturevalue("pg_admin")
+    schema = unique("of_state")
+    admin.execute(f'CREATE SCHEMA "{schema}"')
+    s = open_store(pg_state_url(schema))
+    yield s
+    s.close()
+    admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
+def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A SQLite state URL in the test's temp folder."""
+    return f"sqlite:///{tmp_path / 'state.db'}"
