@@ -22,7 +22,9 @@ class Window:
     @property
     def hours(self) -> float:
         """Length in hours: 24, or 23/25 on a DST change day."""
-        return (self.end - self.start).total_seconds() / 3600
+        # Same-zone aware subtraction is wall-clock arithmetic in Python; go through UTC.
+        utc = self.as_utc()
+        return (utc.end - utc.start).total_seconds() / 3600
 
     def as_utc(self) -> Window:
         """The same instants expressed in UTC."""

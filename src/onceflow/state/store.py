@@ -182,19 +182,15 @@ class StateStore(FileTrackerMixin, LockMixin, ABC):
         """Start (or restart, counting it) a run; returns its record."""
         now = utcnow()
         with self.transaction() as tx:
-            existing = tx.execute("SELECT run_id FROM pipeline_runs WHERE run_id = ?", (run_id,))
-            if existing.fetchone():
-                tx.execute(
-                    "UPDATE pipeline_runs SET status = ?, restart_count = restart_count + 1, "
-                    "ended_at = NULL, updated_at = ? WHERE run_id = ?",
-                    (RUN_RUNNING, now, run_id),
-                )
-            else:
-                tx.execute(
-                    "INSERT INTO pipeline_runs (run_id, pipeline, run_date, window_start, "
-                    "window_end, status, started_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (run_id, pipeline, run_date, window[0], window[1], RUN_RUNNING, now, now),
-                )
+            # One upsert, so concurrent starters of the same run never collide on the key.
+            tx.execute(
+                "INSERT INTO pipeline_runs (run_id, pipeline, run_date, window_start, "
+                "window_end, status, started_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (run_id) DO UPDATE SET status = excluded.status, "
+                "restart_count = pipeline_runs.restart_count + 1, ended_at = NULL, "
+                "updated_at = excluded.updated_at",
+                (run_id, pipeline, run_date, window[0], window[1], RUN_RUNNING, now, now),
+            )
             row = tx.execute("SELECT * FROM pipeline_runs WHERE run_id = ?", (run_id,)).fetchone()
         assert row is not None
         return _record(RunRecord, row)  # type: ignore[no-any-return]

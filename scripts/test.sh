@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Set up onceflow and run lint, type checks and the whole test suite (pass pytest args through).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+bash scripts/services.sh
+.venv/bin/ruff check src tests bench
+.venv/bin/ruff format --check src tests bench
+.venv/bin/mypy
+.venv/bin/pytest -q "$@"

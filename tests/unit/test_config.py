@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from onceflow.config import config_from_dict, load_config
+from onceflow.errors import ConfigError
+from onceflow.redact import redact
+
+BASE = {
+    "sources": {"shop": {"url": "postgresql://app:pw@localhost/shop"}},
+    "tables": [{"source": "shop", "table": "public.orders"}],
+}
+
+
+def _with_table(**table: object) -> dict[str, object]:
+    return {**BASE, "tables": [{"source": "shop", **table}]}
+
+
+def test_defaults_give_a_working_embedded_config() -> None:
+    config = config_from_dict(BASE, base_dir="/x")
+    assert config.state_url == "sqlite:////x/.onceflow/state.db"
+    assert config.resolve(config.lake) == "/x/lake"
+    assert config.tables[0].key == "shop.public.orders"
+    assert config.tables[0].extract.mode == "full"
+
+
+def test_unknown_source_names_the_field_and_the_fix() -> None:
+    with pytest.raises(ConfigError, match=r"tables\[0\]\.source: unknown source 'nope'"):
+        config_from_dict({**BASE, "tables": [{"source": "nope", "table": "t"}]})
+
+
+def test_incremental_without_cursor_says_how_to_fix_it() -> None:
+    with pytest.raises(ConfigError, match=r"tables\[0\]\.extract: .*add `cursor: <column>`"):
+        config_from_dict(_with_table(table="t", extract={"mode": "incremental"}))
+
+
+def test_misspelt_field_is_named() -> None:
+    with pytest.raises(ConfigError, match=r"tables\[0\]\.extrct: unknown field"):
+        config_from_dict(_with_table(table="t", extrct={"mode": "full"}))
+
+
+def test_bad_mode_lists_the_choices() -> None:
+    with pytest.raises(ConfigError, match=r"tables\[0\]\.extract\.mode: invalid value 'daily'"):
+        config_from_dict(_with_table(table="t", extract={"mode": "daily"}))
+
+
+def test_table_and_query_are_exclusive_and_query_needs_a_name() -> None:
+    with pytest.raises(ConfigError, match="exactly one of"):
+        config_from_dict(_with_table(table="t", query="select 1"))
+    with pytest.raises(ConfigError, match="needs a `name:`"):
+        config_from_dict(_with_table(query="select 1"))
+
+
+def test_unknown_timezone_is_rejected() -> None:
+    with pytest.raises(ConfigError, match="timezone: unknown time zone 'Mars/Olympus'"):
+        config_from_dict({**BASE, "timezone": "Mars/Olympus"})
+
+
+def test_duplicate_table_is_rejected() -> None:
+    tables = [{"source": "shop", "table": "t"}, {"source": "shop", "table": "t"}]
+    with pytest.raises(ConfigError, match="listed twice"):
+        config_from_dict({**BASE, "tables": tables})
+
+
+def test_scd2_needs_a_primary_key() -> None:
+    with pytest.raises(ConfigError, match=r"tables\[0\]\.load: strategy scd2 needs a primary key"):
+        config_from_dict(_with_table(table="t", load={"strategy": "scd2"}))
+
+
+def test_env_interpolation_and_secret_is_registered(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHOP_PASSWORD", "s3cr3t-value")
+    data = {**BASE, "sources": {"shop": {"url": "postgresql://app:${SHOP_PASSWORD}@h/db"}}}
+    config = config_from_dict(data)
+    assert config.sources["shop"].url == "postgresql://app:s3cr3t-value@h/db"
+    assert "s3cr3t-value" not in redact(f"failed: password was s3cr3t-value in {data}")
+
+
+def test_missing_env_var_names_the_field(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NOPE_VAR", raising=False)
+    data = {**BASE, "sources": {"shop": {"url": "postgresql://app:${NOPE_VAR}@h/db"}}}
+    with pytest.raises(ConfigError, match=r"sources\.shop\.url: environment variable NOPE_VAR"):
+        config_from_dict(data)
+
+
+def test_env_default_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NOPE_VAR", raising=False)
+    data = {**BASE, "lake": "${NOPE_VAR:-/data/lake}"}
+    assert config_from_dict(data).lake == "/data/lake"
+
+
+def test_missing_file_and_bad_yaml_are_clear(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found; pass --config"):
+        load_config(tmp_path / "absent.yml")
+    bad = tmp_path / "onceflow.yml"
+    bad.write_text("sources: {shop: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML at line"):
+        load_config(bad)
+
+
+def test_lookup_by_key_or_name() -> None:
+    config = config_from_dict(BASE)
+    assert config.table("public.orders").key == "shop.public.orders"
+    with pytest.raises(ConfigError, match="is not in the config"):
+        config.table("shop.missing")
