@@ -69,8 +69,14 @@ def mysql_admin() -> Iterator[object]:
     try:
         import pymysql
 
-        conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="",
-                               autocommit=True, connect_timeout=5)
+        conn = pymysql.connect(
+            host="127.0.0.1",
+            port=3306,
+            user="root",
+            password="",
+            autocommit=True,
+            connect_timeout=5,
+        )
     except Exception as error:  # pragma: no cover - depends on the machine
         _unavailable("MariaDB at 127.0.0.1:3306", error)
     yield conn

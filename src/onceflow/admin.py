@@ -16,8 +16,9 @@ def _store(config: Config, store: StateStore | None) -> StateStore:
     return store or open_store(config.state_url)
 
 
-def _resolve_run(config: Config, store: StateStore, run_date: str | date | None,
-                 run_id: str | None) -> RunRecord:
+def _resolve_run(
+    config: Config, store: StateStore, run_date: str | date | None, run_id: str | None
+) -> RunRecord:
     """The run named by --run-id or --date, else the pipeline's latest run."""
     if run_id is None and run_date is None:
         runs = store.runs(config.pipeline, limit=1)
@@ -31,9 +32,13 @@ def _resolve_run(config: Config, store: StateStore, run_date: str | date | None,
     return run
 
 
-def get_extraction_summary(config: Config, run_date: str | date | None = None, *,
-                           run_id: str | None = None,
-                           store: StateStore | None = None) -> dict[str, Any]:
+def get_extraction_summary(
+    config: Config,
+    run_date: str | date | None = None,
+    *,
+    run_id: str | None = None,
+    store: StateStore | None = None,
+) -> dict[str, Any]:
     """Status breakdown of a run's extractions, with the run's progress figures."""
     store = _store(config, store)
     run = _resolve_run(config, store, run_date, run_id)
@@ -52,29 +57,41 @@ def get_extraction_summary(config: Config, run_date: str | date | None = None, *
         "total_tables": len(extractions),
         "status_counts": counts,
         "completion_rate": round(100.0 * counts["completed"] / len(extractions), 2)
-        if extractions else 0.0,
-        "total_records": sum(e.record_count or 0 for e in extractions.values()
-                             if e.status == "completed"),
+        if extractions
+        else 0.0,
+        "total_records": sum(
+            e.record_count or 0 for e in extractions.values() if e.status == "completed"
+        ),
         "failed_tables": sorted(k for k, e in extractions.items() if e.status == "failed"),
     }
 
 
-def create_extraction_report(config: Config, run_date: str | date | None = None, *,
-                             run_id: str | None = None,
-                             store: StateStore | None = None) -> dict[str, Any]:
+def create_extraction_report(
+    config: Config,
+    run_date: str | date | None = None,
+    *,
+    run_id: str | None = None,
+    store: StateStore | None = None,
+) -> dict[str, Any]:
     """The summary plus every table's extraction record and the window check."""
     store = _store(config, store)
     summary = get_extraction_summary(config, run_date, run_id=run_id, store=store)
     rid = summary["run_id"]
-    tables = [asdict(e) for e in sorted(store.extractions(rid).values(),
-                                        key=lambda e: e.table_key)]
-    return {**summary, "tables": tables,
-            "window_consistency": validate_window_consistency(config, run_id=rid, store=store)}
+    tables = [asdict(e) for e in sorted(store.extractions(rid).values(), key=lambda e: e.table_key)]
+    return {
+        **summary,
+        "tables": tables,
+        "window_consistency": validate_window_consistency(config, run_id=rid, store=store),
+    }
 
 
-def validate_window_consistency(config: Config, run_date: str | date | None = None, *,
-                                run_id: str | None = None,
-                                store: StateStore | None = None) -> dict[str, Any]:
+def validate_window_consistency(
+    config: Config,
+    run_date: str | date | None = None,
+    *,
+    run_id: str | None = None,
+    store: StateStore | None = None,
+) -> dict[str, Any]:
     """Every extraction of a run whose window differs from the run's window."""
     store = _store(config, store)
     run = _resolve_run(config, store, run_date, run_id)
@@ -84,13 +101,22 @@ def validate_window_consistency(config: Config, run_date: str | date | None = No
         for e in store.extractions(run.run_id).values()
         if e.window_start is not None and (e.window_start, e.window_end) != expected
     ]
-    return {"run_id": run.run_id, "consistent": not drift, "expected_window": list(expected),
-            "inconsistent": drift}
+    return {
+        "run_id": run.run_id,
+        "consistent": not drift,
+        "expected_window": list(expected),
+        "inconsistent": drift,
+    }
 
 
-def reset_failed_extractions(config: Config, run_date: str | date | None = None, *,
-                             run_id: str | None = None, all_runs: bool = False,
-                             store: StateStore | None = None) -> int:
+def reset_failed_extractions(
+    config: Config,
+    run_date: str | date | None = None,
+    *,
+    run_id: str | None = None,
+    all_runs: bool = False,
+    store: StateStore | None = None,
+) -> int:
     """Put failed extractions back to pending (of one run, or all); returns how many."""
     store = _store(config, store)
     if all_runs:
@@ -98,8 +124,14 @@ def reset_failed_extractions(config: Config, run_date: str | date | None = None,
     return store.reset_failed(_resolve_run(config, store, run_date, run_id).run_id)
 
 
-def force_reprocess_table(config: Config, key: str, run_date: str | date | None = None, *,
-                          run_id: str | None = None, store: StateStore | None = None) -> bool:
+def force_reprocess_table(
+    config: Config,
+    key: str,
+    run_date: str | date | None = None,
+    *,
+    run_id: str | None = None,
+    store: StateStore | None = None,
+) -> bool:
     """Flag one table of a run for re-extraction on the next run; False if not in the run."""
     store = _store(config, store)
     table = config.table(key)
@@ -107,16 +139,31 @@ def force_reprocess_table(config: Config, key: str, run_date: str | date | None 
     if store.get_run(ctx.run_id) is None:
         store.begin_run(ctx.run_id, config.pipeline, ctx.run_date.isoformat(), ctx.window.iso())
         store.finish_run(ctx.run_id)
-    store.ensure_extractions(ctx.run_id, [{
-        "table_key": table.key, "source": table.source, "table_name": table.display_name,
-        "mode": table.extract.mode, "window_start": ctx.window.iso()[0],
-        "window_end": ctx.window.iso()[1]}])
+    store.ensure_extractions(
+        ctx.run_id,
+        [
+            {
+                "table_key": table.key,
+                "source": table.source,
+                "table_name": table.display_name,
+                "mode": table.extract.mode,
+                "window_start": ctx.window.iso()[0],
+                "window_end": ctx.window.iso()[1],
+            }
+        ],
+    )
     return store.force_reprocess(ctx.run_id, table.key)
 
 
-def reset_state(config: Config, run_date: str | date | None = None, *, run_id: str | None = None,
-                failed: bool = False, table: str | None = None,
-                store: StateStore | None = None) -> dict[str, Any]:
+def reset_state(
+    config: Config,
+    run_date: str | date | None = None,
+    *,
+    run_id: str | None = None,
+    failed: bool = False,
+    table: str | None = None,
+    store: StateStore | None = None,
+) -> dict[str, Any]:
     """--failed: failed -> pending; --table T: re-extract T; neither: forget the run."""
     store = _store(config, store)
     if failed:

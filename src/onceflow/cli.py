@@ -21,12 +21,15 @@ app = typer.Typer(
 _options: dict[str, Any] = {"debug": False}
 
 ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", "-c", help="Path to onceflow.yml (default ./onceflow.yml).")
+    Path | None,
+    typer.Option("--config", "-c", help="Path to onceflow.yml (default ./onceflow.yml)."),
 ]
 DateOpt = Annotated[
     str | None, typer.Option("--date", "-d", help="Run date YYYY-MM-DD (default: yesterday).")
 ]
-RunIdOpt = Annotated[str | None, typer.Option("--run-id", help="Override the deterministic run id.")]
+RunIdOpt = Annotated[
+    str | None, typer.Option("--run-id", help="Override the deterministic run id.")
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
@@ -60,8 +63,13 @@ def _progress_runner(total: int) -> Any:
         return None
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    return Progress(TextColumn("[bold]extract"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.description}"), transient=True)
+    return Progress(
+        TextColumn("[bold]extract"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.description}"),
+        transient=True,
+    )
 
 
 def _summarise(summary: Any, as_json: bool) -> None:
@@ -92,8 +100,13 @@ def _run_extract(config: Any, **kwargs: Any) -> Any:
         return extract(config, **kwargs)
     with bar:
         task = bar.add_task("", total=total)
-        return extract(config, progress=lambda r: bar.update(
-            task, advance=1, description=f"{r.table_key}: {r.action}"), **kwargs)
+        return extract(
+            config,
+            progress=lambda r: bar.update(
+                task, advance=1, description=f"{r.table_key}: {r.action}"
+            ),
+            **kwargs,
+        )
 
 
 @app.command()
@@ -112,28 +125,40 @@ def init(
 def check(config: ConfigOpt = None) -> None:
     """Validate a config file."""
     cfg = _config(config)
-    typer.echo(f"config ok: pipeline {cfg.pipeline}, {len(cfg.sources)} sources, "
-               f"{len(cfg.tables)} tables")
+    typer.echo(
+        f"config ok: pipeline {cfg.pipeline}, {len(cfg.sources)} sources, {len(cfg.tables)} tables"
+    )
 
 
 @app.command("extract")
 def extract_cmd(
     config: ConfigOpt = None,
     date: DateOpt = None,
-    tables: Annotated[list[str] | None, typer.Option("--tables", "-t",
-                      help="Table keys or names (repeat, or comma-separate).")] = None,
-    force_reprocess: Annotated[bool, typer.Option("--force-reprocess",
-                               help="Re-extract even committed tables.")] = False,
+    tables: Annotated[
+        list[str] | None,
+        typer.Option("--tables", "-t", help="Table keys or names (repeat, or comma-separate)."),
+    ] = None,
+    force_reprocess: Annotated[
+        bool, typer.Option("--force-reprocess", help="Re-extract even committed tables.")
+    ] = False,
     workers: Annotated[int | None, typer.Option("--workers", "-w", min=1)] = None,
-    verify: Annotated[str, typer.Option("--verify", help="fast (size) or deep (checksum)")] = "fast",
+    verify: Annotated[
+        str, typer.Option("--verify", help="fast (size) or deep (checksum)")
+    ] = "fast",
     run_id: RunIdOpt = None,
     url: Annotated[str | None, typer.Option("--url", help="Single-table mode: source URL.")] = None,
     source_name: Annotated[str | None, typer.Option("--source-name")] = None,
     table_name: Annotated[str | None, typer.Option("--table-name")] = None,
     full: Annotated[bool, typer.Option("--full", help="Single-table mode: full extract.")] = False,
-    cursor: Annotated[str | None, typer.Option("--cursor", help="Single-table: cursor column.")] = None,
-    lake: Annotated[str | None, typer.Option("--lake", help="Single-table mode: lake folder.")] = None,
-    state: Annotated[str | None, typer.Option("--state", help="Single-table mode: state URL.")] = None,
+    cursor: Annotated[
+        str | None, typer.Option("--cursor", help="Single-table: cursor column.")
+    ] = None,
+    lake: Annotated[
+        str | None, typer.Option("--lake", help="Single-table mode: lake folder.")
+    ] = None,
+    state: Annotated[
+        str | None, typer.Option("--state", help="Single-table mode: state URL.")
+    ] = None,
     timezone_name: Annotated[str | None, typer.Option("--timezone")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -146,20 +171,30 @@ def extract_cmd(
         if full and cursor:
             raise ConfigError("give either --full or --cursor COL, not both")
         extract_cfg = {"mode": "incremental", "cursor": cursor} if cursor else {"mode": "full"}
-        cfg = config_from_dict({
-            "pipeline": "extract",
-            "state": state or "sqlite:///.onceflow/state.db",
-            "lake": lake or "./lake",
-            "timezone": timezone_name or "UTC",
-            "sources": {source_name: {"url": url}},
-            "tables": [{"source": source_name, "table": table_name, "extract": extract_cfg}],
-        }, base_dir=str(Path.cwd()), origin="command line")
+        cfg = config_from_dict(
+            {
+                "pipeline": "extract",
+                "state": state or "sqlite:///.onceflow/state.db",
+                "lake": lake or "./lake",
+                "timezone": timezone_name or "UTC",
+                "sources": {source_name: {"url": url}},
+                "tables": [{"source": source_name, "table": table_name, "extract": extract_cfg}],
+            },
+            base_dir=str(Path.cwd()),
+            origin="command line",
+        )
     else:
         cfg = _config(config)
     selected = [t.strip() for item in tables or [] for t in item.split(",") if t.strip()]
-    summary = _run_extract(cfg, run_date=date, tables=selected or None,
-                           force_reprocess=force_reprocess, workers=workers, verify=verify,
-                           run_id=run_id)
+    summary = _run_extract(
+        cfg,
+        run_date=date,
+        tables=selected or None,
+        force_reprocess=force_reprocess,
+        workers=workers,
+        verify=verify,
+        run_id=run_id,
+    )
     _summarise(summary, as_json)
 
 
@@ -177,15 +212,25 @@ def run_cmd(
     """Run the whole pipeline for a run date (extract; load and validate as they land)."""
     cfg = _config(config)
     selected = [t.strip() for item in tables or [] for t in item.split(",") if t.strip()]
-    summary = _run_extract(cfg, run_date=date, tables=selected or None,
-                           force_reprocess=force_reprocess, workers=workers, verify=verify,
-                           run_id=run_id)
+    summary = _run_extract(
+        cfg,
+        run_date=date,
+        tables=selected or None,
+        force_reprocess=force_reprocess,
+        workers=workers,
+        verify=verify,
+        run_id=run_id,
+    )
     _summarise(summary, as_json)
 
 
 @app.command()
-def status(config: ConfigOpt = None, date: DateOpt = None, run_id: RunIdOpt = None,
-           as_json: JsonOpt = False) -> None:
+def status(
+    config: ConfigOpt = None,
+    date: DateOpt = None,
+    run_id: RunIdOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Show a run's extractions (default: the latest run)."""
     from onceflow.admin import create_extraction_report
 
@@ -197,29 +242,41 @@ def status(config: ConfigOpt = None, date: DateOpt = None, run_id: RunIdOpt = No
     from rich.table import Table
 
     counts = report["status_counts"]
-    title = (f"{report['run_id']} — {report['status']}, {report['completion_rate']:.0f}% complete, "
-             f"restarts {report['restart_count']}, window {report['window_start']} → "
-             f"{report['window_end']}")
+    title = (
+        f"{report['run_id']} — {report['status']}, {report['completion_rate']:.0f}% complete, "
+        f"restarts {report['restart_count']}, window {report['window_start']} → "
+        f"{report['window_end']}"
+    )
     table = Table(title=title)
     for column in ("table", "status", "attempts", "records", "size", "duration", "error"):
         table.add_column(column)
     for row in report["tables"]:
-        table.add_row(row["table_key"], row["status"], str(row["attempts"]),
-                      "" if row["record_count"] is None else str(row["record_count"]),
-                      "" if row["file_size"] is None else str(row["file_size"]),
-                      "" if row["duration_seconds"] is None else f"{row['duration_seconds']:.2f}s",
-                      (row["error"] or "")[:80])
+        table.add_row(
+            row["table_key"],
+            row["status"],
+            str(row["attempts"]),
+            "" if row["record_count"] is None else str(row["record_count"]),
+            "" if row["file_size"] is None else str(row["file_size"]),
+            "" if row["duration_seconds"] is None else f"{row['duration_seconds']:.2f}s",
+            (row["error"] or "")[:80],
+        )
     console = Console()
     console.print(table)
     console.print("  ".join(f"{k}: {v}" for k, v in counts.items()))
     if not report["window_consistency"]["consistent"]:
-        console.print("[red]window drift:[/red] "
-                      + ", ".join(d["table_key"] for d in report["window_consistency"]["inconsistent"]))
+        console.print(
+            "[red]window drift:[/red] "
+            + ", ".join(d["table_key"] for d in report["window_consistency"]["inconsistent"])
+        )
 
 
 @app.command("validate-windows")
-def validate_windows(config: ConfigOpt = None, date: DateOpt = None, run_id: RunIdOpt = None,
-                     as_json: JsonOpt = False) -> None:
+def validate_windows(
+    config: ConfigOpt = None,
+    date: DateOpt = None,
+    run_id: RunIdOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Report extractions of a run whose window differs from the run's window."""
     from onceflow.admin import validate_window_consistency
 
@@ -240,8 +297,12 @@ def reset_state_cmd(
     config: ConfigOpt = None,
     date: DateOpt = None,
     run_id: RunIdOpt = None,
-    failed: Annotated[bool, typer.Option("--failed", help="Failed extractions back to pending.")] = False,
-    table: Annotated[str | None, typer.Option("--table", help="Re-extract this table next run.")] = None,
+    failed: Annotated[
+        bool, typer.Option("--failed", help="Failed extractions back to pending.")
+    ] = False,
+    table: Annotated[
+        str | None, typer.Option("--table", help="Re-extract this table next run.")
+    ] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Reset state: --failed, --table T, or (neither) forget the run's state entirely."""
@@ -250,8 +311,9 @@ def reset_state_cmd(
     if failed and table:
         raise ConfigError("give either --failed or --table, not both")
     if not failed and not table and not yes:
-        typer.confirm("Forget this run's state? (files stay; they are re-verified next run)",
-                      abort=True)
+        typer.confirm(
+            "Forget this run's state? (files stay; they are re-verified next run)", abort=True
+        )
     result = reset_state(_config(config), date, run_id=run_id, failed=failed, table=table)
     typer.echo(json.dumps(result))
 
@@ -295,6 +357,9 @@ def main() -> None:
         from onceflow.redact import redact
 
         logging.getLogger("onceflow").debug("unexpected error", exc_info=True)
-        typer.echo(f"error: unexpected {type(error).__name__}: {redact(str(error))} "
-                   "(rerun with --debug for a traceback)", err=True)
+        typer.echo(
+            f"error: unexpected {type(error).__name__}: {redact(str(error))} "
+            "(rerun with --debug for a traceback)",
+            err=True,
+        )
         sys.exit(1)

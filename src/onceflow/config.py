@@ -93,8 +93,8 @@ class TableConfig(_Model):
     table: str | None = None
     query: str | None = None
     name: str | None = None
-    extract: ExtractConfig = Field(default_factory=ExtractConfig)
-    load: LoadConfig = Field(default_factory=LoadConfig)
+    extract: ExtractConfig = ExtractConfig()
+    load: LoadConfig = LoadConfig()
     rules: list[dict[str, Any]] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -134,7 +134,7 @@ class Config(_Model):
     timezone: str = "UTC"
     workers: int = Field(4, ge=1, le=64)
     compression: Literal["snappy", "zstd", "gzip", "lz4", "none"] = "snappy"
-    retry: RetryConfig = Field(default_factory=RetryConfig)
+    retry: RetryConfig = RetryConfig()
     sources: dict[str, SourceConfig] = Field(default_factory=dict)
     tables: list[TableConfig] = Field(default_factory=list)
     schedules: list[ScheduleConfig] = Field(default_factory=list)
@@ -243,7 +243,9 @@ def _format_validation_error(error: ValidationError, origin: str) -> str:
     return f"{origin}: {where}{message}{suffix}"
 
 
-def config_from_dict(data: dict[str, Any], *, base_dir: str = ".", origin: str = "config") -> Config:
+def config_from_dict(
+    data: dict[str, Any], *, base_dir: str = ".", origin: str = "config"
+) -> Config:
     """Build a Config from a parsed mapping; ConfigError names the bad field."""
     if not isinstance(data, dict):
         raise ConfigError(f"{origin}: expected a mapping of settings at the top level")
@@ -273,4 +275,6 @@ def load_config(path: str | Path | None = None) -> Config:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ConfigError(f"{config_path}: not valid YAML{where}") from None
-    return config_from_dict(data, base_dir=str(config_path.resolve().parent), origin=str(config_path))
+    return config_from_dict(
+        data, base_dir=str(config_path.resolve().parent), origin=str(config_path)
+    )

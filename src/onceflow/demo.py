@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import sqlite3
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from onceflow.errors import ConfigError
@@ -34,11 +34,18 @@ _NAMES = ["Ada", "Bjørn", "Chloé", "Dmitri", "Eun-ji", "Farah", "Giulia", "Hir
 _SURNAMES = ["Lovelace", "Ødegaard", "Dubois", "Ivanov", "Kim", "Haddad", "Rossi", "Tanaka"]
 
 
-def create_demo_database(path: Path, *, days: int = 7, orders_per_day: int = 600,
-                         customers: int = 300, end: date | None = None, seed: int = 42) -> None:
+def create_demo_database(
+    path: Path,
+    *,
+    days: int = 7,
+    orders_per_day: int = 600,
+    customers: int = 300,
+    end: date | None = None,
+    seed: int = 42,
+) -> None:
     """A SQLite shop: customers, and orders spread over `days` days ending `end` (yesterday)."""
     rng = random.Random(seed)
-    last = end or (datetime.now(timezone.utc).date() - timedelta(days=1))
+    last = end or (datetime.now(UTC).date() - timedelta(days=1))
     first = last - timedelta(days=days - 1)
     conn = sqlite3.connect(path)
     try:
@@ -57,10 +64,13 @@ def create_demo_database(path: Path, *, days: int = 7, orders_per_day: int = 600
         conn.executemany(
             "INSERT INTO customers VALUES (?, ?, ?, ?, ?)",
             [
-                (i, f"{rng.choice(_NAMES)} {rng.choice(_SURNAMES)}",
-                 None if i % 37 == 0 else f"customer{i}@example.com",
-                 rng.choice(["NO", "FR", "JP", "US", "IT", "KR"]),
-                 f"{first - timedelta(days=rng.randint(1, 400))} 12:00:00")
+                (
+                    i,
+                    f"{rng.choice(_NAMES)} {rng.choice(_SURNAMES)}",
+                    None if i % 37 == 0 else f"customer{i}@example.com",
+                    rng.choice(["NO", "FR", "JP", "US", "IT", "KR"]),
+                    f"{first - timedelta(days=rng.randint(1, 400))} 12:00:00",
+                )
                 for i in range(1, customers + 1)
             ],
         )
@@ -72,10 +82,16 @@ def create_demo_database(path: Path, *, days: int = 7, orders_per_day: int = 600
                 order_id += 1
                 seconds = rng.randrange(86_400)
                 stamp = datetime(day.year, day.month, day.day) + timedelta(seconds=seconds)
-                rows.append((order_id, rng.randint(1, customers),
-                             round(rng.uniform(5, 500), 2), "EUR",
-                             rng.choice(["new", "paid", "shipped", "cancelled"]),
-                             stamp.strftime("%Y-%m-%d %H:%M:%S")))
+                rows.append(
+                    (
+                        order_id,
+                        rng.randint(1, customers),
+                        round(rng.uniform(5, 500), 2),
+                        "EUR",
+                        rng.choice(["new", "paid", "shipped", "cancelled"]),
+                        stamp.strftime("%Y-%m-%d %H:%M:%S"),
+                    )
+                )
         conn.executemany("INSERT INTO orders VALUES (?, ?, ?, ?, ?, ?)", rows)
         conn.commit()
     finally:

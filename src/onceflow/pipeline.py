@@ -67,8 +67,9 @@ class RunContext:
     window: Window
 
 
-def run_context(config: Config, run_date: str | date | None = None,
-                run_id: str | None = None) -> RunContext:
+def run_context(
+    config: Config, run_date: str | date | None = None, run_id: str | None = None
+) -> RunContext:
     """Resolve the run date (default yesterday), its window and its deterministic run id."""
     day = parse_run_date(run_date, config.zone)
     rid = check_run_id(run_id) if run_id else make_run_id(config.pipeline, day)
@@ -88,18 +89,27 @@ def source_url(config: Config, table: TableConfig) -> str:
     """The table's source URL, with a relative SQLite path resolved against the config."""
     url = config.sources[table.source].url
     if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
-        return "sqlite:///" + config.resolve(url[len("sqlite:///"):])
+        return "sqlite:///" + config.resolve(url[len("sqlite:///") :])
     return url
 
 
-def make_job(config: Config, ctx: RunContext, table: TableConfig, *, force: bool = False,
-             deep: bool = False) -> TableJob:
+def make_job(
+    config: Config, ctx: RunContext, table: TableConfig, *, force: bool = False, deep: bool = False
+) -> TableJob:
     """The extraction job of one table in a run."""
     return TableJob(
-        table=table, source=config.sources[table.source], source_url=source_url(config, table),
-        run_id=ctx.run_id, run_date=ctx.run_date, window=ctx.window, lake=config.resolve(config.lake),
-        zone=config.zone, compression=config.compression, retry=config.retry,
-        deep_verify=deep, force=force,
+        table=table,
+        source=config.sources[table.source],
+        source_url=source_url(config, table),
+        run_id=ctx.run_id,
+        run_date=ctx.run_date,
+        window=ctx.window,
+        lake=config.resolve(config.lake),
+        zone=config.zone,
+        compression=config.compression,
+        retry=config.retry,
+        deep_verify=deep,
+        force=force,
     )
 
 
@@ -121,17 +131,30 @@ def extract(
     ctx = run_context(config, run_date, run_id)
     selected = select_tables(config, tables)
     store = store or open_store(config.state_url)
-    run = store.begin_run(ctx.run_id, config.pipeline, ctx.run_date.isoformat(), ctx.window.iso())
-    store.ensure_extractions(ctx.run_id, [
-        {"table_key": t.key, "source": t.source, "table_name": t.display_name,
-         "mode": t.extract.mode, "window_start": ctx.window.iso()[0],
-         "window_end": ctx.window.iso()[1]}
-        for t in selected
-    ])
+    store.begin_run(ctx.run_id, config.pipeline, ctx.run_date.isoformat(), ctx.window.iso())
+    store.ensure_extractions(
+        ctx.run_id,
+        [
+            {
+                "table_key": t.key,
+                "source": t.source,
+                "table_name": t.display_name,
+                "mode": t.extract.mode,
+                "window_start": ctx.window.iso()[0],
+                "window_end": ctx.window.iso()[1],
+            }
+            for t in selected
+        ],
+    )
     known = store.extractions(ctx.run_id)
     jobs = [
-        make_job(config, ctx, t, deep=verify == "deep",
-                 force=force_reprocess or known[t.key].force_reprocess)
+        make_job(
+            config,
+            ctx,
+            t,
+            deep=verify == "deep",
+            force=force_reprocess or known[t.key].force_reprocess,
+        )
         for t in selected
     ]
 
@@ -146,8 +169,11 @@ def extract(
     if results:
         store.mark_completed(ctx.run_id, [r.as_state() for r in results])
         for r in results:
-            log.info("%s: skipped (already extracted)", r.table_key,
-                     extra={"table": r.table_key, "action": "skipped"})
+            log.info(
+                "%s: skipped (already extracted)",
+                r.table_key,
+                extra={"table": r.table_key, "action": "skipped"},
+            )
             if progress:
                 progress(r)
 
@@ -156,14 +182,23 @@ def extract(
         result = extract_table(job)
         if result.action == "failed":
             store.mark_failed(ctx.run_id, job.key, result.error or "unknown error")
-            log.error("%s: failed: %s", job.key, result.error,
-                      extra={"table": job.key, "action": "failed"})
+            log.error(
+                "%s: failed: %s",
+                job.key,
+                result.error,
+                extra={"table": job.key, "action": "failed"},
+            )
         else:
             store.mark_completed(ctx.run_id, [result.as_state()])
-            log.info("%s: %s %s rows in %.2fs -> %s", job.key, result.action,
-                     result.record_count, result.duration_seconds or 0.0, result.file_path,
-                     extra={"table": job.key, "action": result.action,
-                            "rows": result.record_count})
+            log.info(
+                "%s: %s %s rows in %.2fs -> %s",
+                job.key,
+                result.action,
+                result.record_count,
+                result.duration_seconds or 0.0,
+                result.file_path,
+                extra={"table": job.key, "action": result.action, "rows": result.record_count},
+            )
         return result
 
     pool_size = max(1, min(workers or config.workers, len(todo) or 1))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from onceflow.errors import ConfigError
@@ -28,7 +28,7 @@ class Window:
 
     def as_utc(self) -> Window:
         """The same instants expressed in UTC."""
-        return Window(self.start.astimezone(timezone.utc), self.end.astimezone(timezone.utc))
+        return Window(self.start.astimezone(UTC), self.end.astimezone(UTC))
 
     def iso(self) -> tuple[str, str]:
         """ISO-8601 strings with offsets, as stored in state and sidecars."""

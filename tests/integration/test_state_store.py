@@ -18,15 +18,30 @@ WINDOW = ("2025-01-23T00:00:00+00:00", "2025-01-24T00:00:00+00:00")
 
 def _entry(key: str) -> dict[str, Any]:
     source, name = key.split(".", 1)
-    return {"table_key": key, "source": source, "table_name": name, "mode": "full",
-            "window_start": WINDOW[0], "window_end": WINDOW[1]}
+    return {
+        "table_key": key,
+        "source": source,
+        "table_name": name,
+        "mode": "full",
+        "window_start": WINDOW[0],
+        "window_end": WINDOW[1],
+    }
 
 
 def _done(key: str, rows: int = 10) -> dict[str, Any]:
-    return {"table_key": key, "action": "extracted", "record_count": rows,
-            "file_path": f"/lake/{key}.parquet", "file_size": 100, "checksum": "abc",
-            "window_start": WINDOW[0], "window_end": WINDOW[1], "started_at": None,
-            "ended_at": None, "duration_seconds": 0.5}
+    return {
+        "table_key": key,
+        "action": "extracted",
+        "record_count": rows,
+        "file_path": f"/lake/{key}.parquet",
+        "file_size": 100,
+        "checksum": "abc",
+        "window_start": WINDOW[0],
+        "window_end": WINDOW[1],
+        "started_at": None,
+        "ended_at": None,
+        "duration_seconds": 0.5,
+    }
 
 
 def test_fresh_store_is_at_latest_version(store: StateStore) -> None:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -10,8 +10,8 @@ from onceflow.windows import check_run_id, make_run_id, parse_run_date, window_f
 
 def test_utc_window_is_24_hours_from_midnight() -> None:
     window = window_for(date(2025, 1, 23), "UTC")
-    assert window.start == datetime(2025, 1, 23, tzinfo=timezone.utc)
-    assert window.end == datetime(2025, 1, 24, tzinfo=timezone.utc)
+    assert window.start == datetime(2025, 1, 23, tzinfo=UTC)
+    assert window.end == datetime(2025, 1, 24, tzinfo=UTC)
     assert window.hours == 24
     assert window.iso() == ("2025-01-23T00:00:00+00:00", "2025-01-24T00:00:00+00:00")
 

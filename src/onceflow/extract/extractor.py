@@ -6,7 +6,7 @@ import errno
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -50,7 +50,7 @@ class TableJob:
     lake: str
     zone: ZoneInfo
     compression: str = "snappy"
-    retry: RetryConfig = field(default_factory=RetryConfig)
+    retry: RetryConfig = RetryConfig()
     deep_verify: bool = False
     force: bool = False
 
@@ -174,7 +174,7 @@ def _write(job: TableJob, spec: ReadSpec) -> tuple[int, int, str, pa.Schema]:
                     pa.Table.from_batches(pending, schema=first.schema),
                     row_group_size=max(pending_rows, 1),
                 )
-                crashpoint("during_write")
+                crashpoint("during_write", job.key)
             pending, pending_bytes, pending_rows = [], 0, 0
 
         for batch in _chain(first, batches):
@@ -217,7 +217,7 @@ def extract_table(
 ) -> ExtractionResult:
     """Extract one table (or skip it when committed); never raises for a table failure."""
     window_start, window_end = job.window_iso
-    base = dict(
+    base: dict[str, Any] = dict(
         table_key=job.key, file_path=str(job.target),
         window_start=window_start, window_end=window_end,
     )
@@ -260,7 +260,7 @@ def extract_table(
         # The old sidecar goes first: a crash from here on leaves nothing that counts.
         remove_sidecar(job.target)
         rows, size, checksum, schema = retrying(attempt)
-        crashpoint("after_data_rename")
+        crashpoint("after_data_rename", job.key)
         ended = datetime.now(timezone.utc)
         duration = round(time.perf_counter() - clock, 6)
         write_sidecar(job.target, {
@@ -281,7 +281,7 @@ def extract_table(
             "schema": _schema_doc(schema),
             "onceflow_version": __version__,
         })
-        crashpoint("after_sidecar")
+        crashpoint("after_sidecar", job.key)
     except OnceflowError as error:
         return ExtractionResult(**base, action="failed", error=redact(str(error)),
                                 reason=reason, attempts=attempts,

@@ -130,6 +130,7 @@ _MYSQL_DECIMAL = {0, 246}
 _MYSQL_TINY = 1
 _MYSQL_TIMESTAMP = 7
 _MYSQL_JSON = 245
+_MYSQL_UNSIGNED_FLAG = 32
 
 
 class MysqlReader(Reader):
@@ -174,7 +175,8 @@ class MysqlReader(Reader):
                 types = {d[0]: d for d in description}
                 cursor_type = types.get(spec.cursor or "", (None, None))[1]
                 values = [self._bind(v, cursor_type) for v in bound_values(names, window)]
-                overrides, wide = self._overrides(description)
+                fields = getattr(getattr(cur, "_result", None), "fields", None) or []
+                overrides, wide = self._overrides(description, fields)
                 select = sql
                 if wide:
                     cols = ", ".join(
@@ -211,13 +213,26 @@ class MysqlReader(Reader):
         return _naive_wall(value, self.zone)
 
     @staticmethod
-    def _overrides(description: Any) -> tuple[dict[str, pa.DataType], set[str]]:
+    def _decimal_precision(length: int, scale: int, flags: int | None) -> int:
+        """DECIMAL(p,s) from its column length, which counts the sign and the point."""
+        unsigned = flags is not None and bool(flags & _MYSQL_UNSIGNED_FLAG)
+        return max(1, length - (1 if scale > 0 else 0) - (0 if unsigned else 1))
+
+    @classmethod
+    def _overrides(
+        cls, description: Any, fields: Any = ()
+    ) -> tuple[dict[str, pa.DataType], set[str]]:
         overrides: dict[str, pa.DataType] = {}
         wide: set[str] = set()
-        for name, code, _disp, length, precision, scale, _null in description:
-            if code in _MYSQL_DECIMAL and precision is not None:
-                overrides[name] = decimal_type(int(precision), int(scale or 0))
-                if int(scale or 0) > 10 or int(precision) - int(scale or 0) > 28:
+        flags = [getattr(f, "flags", None) for f in fields] or [None] * len(description)
+        for (name, code, _disp, length, _prec, scale, _null), flag in zip(
+            description, flags, strict=True
+        ):
+            if code in _MYSQL_DECIMAL and length is not None:
+                s = int(scale or 0)
+                p = cls._decimal_precision(int(length), s, flag)
+                overrides[name] = decimal_type(p, s)
+                if s > 10 or p - s > 28:
                     wide.add(name)  # beyond ConnectorX's decimal(38,10): read as text
             elif code == _MYSQL_TINY and length == 1:
                 overrides[name] = pa.bool_()
@@ -309,7 +324,7 @@ class SqlAlchemyReader(Reader):
 
 def make_reader(source: SourceConfig, url: str, zone: ZoneInfo, where: str) -> Reader:
     """The reader for a source: its `reader:` setting, or the fastest for its dialect."""
-    choice = source.reader
+    choice: str = source.reader
     if choice == "auto":
         choice = {"postgresql": "adbc", "sqlite": "adbc", "mysql": "connectorx"}.get(
             source.dialect, "sqlalchemy"

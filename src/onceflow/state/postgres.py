@@ -56,11 +56,13 @@ class PostgresStore(StateStore):
         conn = getattr(self._local, "conn", None)
         if conn is None or conn.closed:
             try:
-                conn = psycopg.connect(self.url, autocommit=True, row_factory=dict_row,
-                                       connect_timeout=10)
+                conn = psycopg.connect(
+                    self.url, autocommit=True, row_factory=dict_row, connect_timeout=10
+                )
             except psycopg.Error as error:
-                raise StateError(f"state: cannot connect to PostgreSQL store: "
-                                 f"{redact(str(error)).strip()}") from None
+                raise StateError(
+                    f"state: cannot connect to PostgreSQL store: {redact(str(error)).strip()}"
+                ) from None
             self._local.conn = conn
         return conn
 
@@ -74,7 +76,9 @@ class PostgresStore(StateStore):
                 yield _PgTx(cursor)
         except psycopg.OperationalError as error:
             self._local.conn = None
-            raise StateError(f"state: PostgreSQL store failed: {redact(str(error)).strip()}") from None
+            raise StateError(
+                f"state: PostgreSQL store failed: {redact(str(error)).strip()}"
+            ) from None
 
     def _schema_lock(self, tx: Tx) -> None:
         tx.execute("SELECT pg_advisory_xact_lock(hashtext('onceflow_schema'))")

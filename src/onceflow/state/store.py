@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from onceflow.errors import StateError
@@ -34,7 +33,7 @@ EXTRACTION_STATUSES = (PENDING, RUNNING, COMPLETED, FAILED)
 
 def utcnow() -> str:
     """Now, as the ISO-8601 UTC string the store keeps."""
-    return datetime.now(timezone.utc).isoformat()
+    return datetime.now(UTC).isoformat()
 
 
 @dataclass(frozen=True)
@@ -242,7 +241,7 @@ class StateStore(FileTrackerMixin, LockMixin, ABC):
         with self.transaction() as tx:
             n = tx.execute("DELETE FROM extractions WHERE run_id = ?", (run_id,)).rowcount
             n += tx.execute("DELETE FROM pipeline_runs WHERE run_id = ?", (run_id,)).rowcount
-        return n
+        return int(n)
 
     # -- extractions -------------------------------------------------------------------
 
@@ -261,8 +260,17 @@ class StateStore(FileTrackerMixin, LockMixin, ABC):
                 "window_start, window_end, status, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (run_id, table_key) DO NOTHING",
                 [
-                    (run_id, e["table_key"], e["source"], e["table_name"], e["mode"],
-                     e["window_start"], e["window_end"], PENDING, now)
+                    (
+                        run_id,
+                        e["table_key"],
+                        e["source"],
+                        e["table_name"],
+                        e["mode"],
+                        e["window_start"],
+                        e["window_end"],
+                        PENDING,
+                        now,
+                    )
                     for e in entries
                 ],
             )
@@ -290,9 +298,22 @@ class StateStore(FileTrackerMixin, LockMixin, ABC):
                 "force_reprocess = 0, last_action = ?, updated_at = ? "
                 "WHERE run_id = ? AND table_key = ?",
                 [
-                    (COMPLETED, r["record_count"], r["file_path"], r["file_size"], r["checksum"],
-                     r["window_start"], r["window_end"], r.get("started_at"), r.get("ended_at"),
-                     r.get("duration_seconds"), r["action"], now, run_id, r["table_key"])
+                    (
+                        COMPLETED,
+                        r["record_count"],
+                        r["file_path"],
+                        r["file_size"],
+                        r["checksum"],
+                        r["window_start"],
+                        r["window_end"],
+                        r.get("started_at"),
+                        r.get("ended_at"),
+                        r.get("duration_seconds"),
+                        r["action"],
+                        now,
+                        run_id,
+                        r["table_key"],
+                    )
                     for r in results
                 ],
             )
@@ -316,7 +337,7 @@ class StateStore(FileTrackerMixin, LockMixin, ABC):
                 "WHERE run_id = ? AND table_key = ?",
                 (PENDING, now, run_id, table_key),
             ).rowcount
-        return n > 0
+        return bool(n > 0)
 
     def reset_failed(self, run_id: str | None = None) -> int:
         """Put failed extractions (of one run, or all) back to pending; returns how many."""
@@ -327,7 +348,7 @@ class StateStore(FileTrackerMixin, LockMixin, ABC):
             sql += " AND run_id = ?"
             params += (run_id,)
         with self.transaction() as tx:
-            return tx.execute(sql, params).rowcount
+            return int(tx.execute(sql, params).rowcount)
 
     def status_counts(self, run_id: str) -> dict[str, int]:
         """How many extractions of the run are in each status."""
@@ -360,4 +381,3 @@ def open_store(url: str, *, migrate: bool = True) -> StateStore:
     if migrate:
         store.migrate()
     return store
-
