@@ -1,7 +1,356 @@
-"""The file tracker: which source file is loaded into which Delta table (issue: load)."""
+"""The file tracker: which source file is loaded into which Delta table, and how far it got.
+
+A file moves pending -> processing -> completed | failed. The Delta log is the truth: the
+loader reconciles this index from it at start (see onceflow.load.loader), so the tracker
+being one step behind a commit (a kill between the two) never loads a file twice.
+
+Guarded writes (claim, complete, fail) only succeed while the loader's lock token is still
+in the `locks` table, so a loader that lost its lease cannot overwrite a newer owner's work.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from typing import Any
+
+FILE_PENDING = "pending"
+FILE_PROCESSING = "processing"
+FILE_COMPLETED = "completed"
+FILE_FAILED = "failed"
+FILE_STATUSES = (FILE_PENDING, FILE_PROCESSING, FILE_COMPLETED, FILE_FAILED)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """One (target table, source file) row of the tracker."""
+
+    file_path: str
+    target_table: str
+    file_size: int | None
+    modified_time: str | None
+    checksum: str | None
+    sequence: int | None
+    status: str
+    batch_id: str | None
+    delta_version: int | None
+    owner_token: str | None
+    started_at: str | None
+    ended_at: str | None
+    error: str | None
+    retry_count: int
+    created_at: str
+    updated_at: str
+
+
+def file_record(row: Mapping[str, Any]) -> FileRecord:
+    """A FileRecord from a `files` row."""
+    names = {f.name for f in fields(FileRecord)}
+    values = {k: v for k, v in row.items() if k in names}
+    for key in ("file_size", "sequence", "delta_version", "retry_count"):
+        if values.get(key) is not None:
+            values[key] = int(values[key])
+    return FileRecord(**values)
+
+
+_GUARD = "EXISTS (SELECT 1 FROM locks WHERE locks.token = ?)"
 
 
 class FileTrackerMixin:
     """File-tracker queries, mixed into StateStore; uses its `transaction()`."""
+
+    backend: str
+
+    def transaction(self) -> Any:  # pragma: no cover - provided by StateStore
+        raise NotImplementedError
+
+    def _table_lock(self, tx: Any, target: str) -> None:
+        """Serialise sequence assignment of one target table (SQLite: already serial)."""
+        if self.backend == "postgresql":
+            tx.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (f"files:{target}",))
+
+    def register_files(
+        self,
+        target: str,
+        entries: Sequence[Mapping[str, Any]],
+        *,
+        known_sequences: Mapping[str, int] | None = None,
+        floor: int = 0,
+    ) -> list[FileRecord]:
+        """Add discovered files as pending, numbered in the given (window) order.
+
+        A file the Delta log already names keeps the sequence the log gave it; a new file
+        gets the next number above every sequence known to the tracker or to the log
+        (`floor` is the table's application-transaction version). Rows already present
+        keep their status; a file not yet loaded whose checksum changed (re-extracted)
+        gets its new size and checksum. Returns every record of `target` by sequence.
+        """
+        known = dict(known_sequences or {})
+        now = _now()
+        with self.transaction() as tx:
+            self._table_lock(tx, target)
+            rows = tx.execute("SELECT * FROM files WHERE target_table = ?", (target,)).fetchall()
+            existing = {r["file_path"]: r for r in rows}
+            top = max([floor, *known.values(), *(int(r["sequence"] or 0) for r in rows)], default=0)
+            for entry in entries:
+                path = str(entry["file_path"])
+                row = existing.get(path)
+                if row is None:
+                    if path in known:
+                        sequence = known[path]
+                    else:
+                        top += 1
+                        sequence = top
+                    tx.execute(
+                        "INSERT INTO files (file_path, target_table, file_size, modified_time, "
+                        "checksum, sequence, status, retry_count, created_at, updated_at) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?) "
+                        "ON CONFLICT (target_table, file_path) DO NOTHING",
+                        (
+                            path,
+                            target,
+                            entry.get("file_size"),
+                            entry.get("modified_time"),
+                            entry.get("checksum"),
+                            sequence,
+                            FILE_PENDING,
+                            now,
+                            now,
+                        ),
+                    )
+                elif row["status"] in (FILE_PENDING, FILE_FAILED) and (
+                    row["checksum"] != entry.get("checksum")
+                ):
+                    tx.execute(
+                        "UPDATE files SET checksum = ?, file_size = ?, modified_time = ?, "
+                        "updated_at = ? WHERE target_table = ? AND file_path = ?",
+                        (
+                            entry.get("checksum"),
+                            entry.get("file_size"),
+                            entry.get("modified_time"),
+                            now,
+                            target,
+                            path,
+                        ),
+                    )
+            out = tx.execute(
+                "SELECT * FROM files WHERE target_table = ? ORDER BY sequence, file_path",
+                (target,),
+            ).fetchall()
+        return [file_record(r) for r in out]
+
+    def tracked_files(
+        self, target: str | None = None, status: str | None = None
+    ) -> list[FileRecord]:
+        """Tracker rows, optionally of one target table and/or one status, by sequence."""
+        sql = "SELECT * FROM files WHERE 1 = 1"
+        params: list[Any] = []
+        if target is not None:
+            sql += " AND target_table = ?"
+            params.append(target)
+        if status is not None:
+            sql += " AND status = ?"
+            params.append(status)
+        sql += " ORDER BY target_table, sequence, file_path"
+        with self.transaction() as tx:
+            rows = tx.execute(sql, params).fetchall()
+        return [file_record(r) for r in rows]
+
+    def get_file(self, target: str, path: str) -> FileRecord | None:
+        """One tracker row, or None."""
+        with self.transaction() as tx:
+            row = tx.execute(
+                "SELECT * FROM files WHERE target_table = ? AND file_path = ?", (target, path)
+            ).fetchone()
+        return file_record(row) if row else None
+
+    def claim_file(self, target: str, path: str, token: str) -> bool:
+        """pending/failed -> processing, owned by `token` (which must hold a lock)."""
+        now = _now()
+        with self.transaction() as tx:
+            n = tx.execute(
+                "UPDATE files SET status = ?, owner_token = ?, started_at = ?, ended_at = NULL, "
+                "updated_at = ? WHERE target_table = ? AND file_path = ? AND status IN (?, ?) "
+                f"AND {_GUARD}",
+                (FILE_PROCESSING, token, now, now, target, path, FILE_PENDING, FILE_FAILED, token),
+            ).rowcount
+        return bool(n == 1)
+
+    def complete_file(
+        self,
+        target: str,
+        path: str,
+        token: str,
+        *,
+        delta_version: int | None,
+        batch_id: str | None,
+    ) -> bool:
+        """processing -> completed, only by the owner while its lock is held."""
+        now = _now()
+        with self.transaction() as tx:
+            n = tx.execute(
+                "UPDATE files SET status = ?, delta_version = ?, batch_id = ?, ended_at = ?, "
+                "error = NULL, owner_token = NULL, updated_at = ? WHERE target_table = ? AND "
+                f"file_path = ? AND status = ? AND owner_token = ? AND {_GUARD}",
+                (
+                    FILE_COMPLETED,
+                    delta_version,
+                    batch_id,
+                    now,
+                    now,
+                    target,
+                    path,
+                    FILE_PROCESSING,
+                    token,
+                    token,
+                ),
+            ).rowcount
+        return bool(n == 1)
+
+    def fail_file(self, target: str, path: str, token: str, error: str) -> bool:
+        """processing -> failed with the error, retry count + 1 (owner only)."""
+        now = _now()
+        with self.transaction() as tx:
+            n = tx.execute(
+                "UPDATE files SET status = ?, error = ?, ended_at = ?, owner_token = NULL, "
+                "retry_count = retry_count + 1, updated_at = ? WHERE target_table = ? AND "
+                f"file_path = ? AND status = ? AND owner_token = ? AND {_GUARD}",
+                (FILE_FAILED, error[:2000], now, now, target, path, FILE_PROCESSING, token, token),
+            ).rowcount
+        return bool(n == 1)
+
+    def record_committed_file(
+        self,
+        target: str,
+        path: str,
+        *,
+        checksum: str | None,
+        sequence: int | None,
+        delta_version: int | None,
+        batch_id: str | None,
+    ) -> None:
+        """Mark a file completed because the Delta log says it is in (reconciliation)."""
+        now = _now()
+        with self.transaction() as tx:
+            n = tx.execute(
+                "UPDATE files SET status = ?, checksum = COALESCE(?, checksum), "
+                "sequence = COALESCE(?, sequence), delta_version = ?, batch_id = ?, "
+                "owner_token = NULL, error = NULL, ended_at = COALESCE(ended_at, ?), "
+                "updated_at = ? WHERE target_table = ? AND file_path = ?",
+                (
+                    FILE_COMPLETED,
+                    checksum,
+                    sequence,
+                    delta_version,
+                    batch_id,
+                    now,
+                    now,
+                    target,
+                    path,
+                ),
+            ).rowcount
+            if n == 0:
+                tx.execute(
+                    "INSERT INTO files (file_path, target_table, checksum, sequence, status, "
+                    "batch_id, delta_version, ended_at, retry_count, created_at, updated_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
+                    (
+                        path,
+                        target,
+                        checksum,
+                        sequence,
+                        FILE_COMPLETED,
+                        batch_id,
+                        delta_version,
+                        now,
+                        now,
+                        now,
+                    ),
+                )
+
+    def release_orphaned_files(self, target: str | None = None) -> list[FileRecord]:
+        """processing rows whose owner's lock token is gone -> pending; returns them."""
+        sql = (
+            "SELECT * FROM files WHERE status = ? AND (owner_token IS NULL OR NOT EXISTS "
+            "(SELECT 1 FROM locks WHERE locks.token = files.owner_token))"
+        )
+        params: list[Any] = [FILE_PROCESSING]
+        if target is not None:
+            sql += " AND target_table = ?"
+            params.append(target)
+        now = _now()
+        with self.transaction() as tx:
+            rows = tx.execute(sql, params).fetchall()
+            for r in rows:
+                tx.execute(
+                    "UPDATE files SET status = ?, owner_token = NULL, updated_at = ? "
+                    "WHERE target_table = ? AND file_path = ? AND status = ?",
+                    (FILE_PENDING, now, r["target_table"], r["file_path"], FILE_PROCESSING),
+                )
+        return [file_record(r) for r in rows]
+
+    def orphaned_files(self, target: str | None = None) -> list[FileRecord]:
+        """processing rows whose owner's lock token is gone (read only)."""
+        return [
+            f
+            for f in self.tracked_files(target, FILE_PROCESSING)
+            if f.owner_token is None or not self._token_alive(f.owner_token)
+        ]
+
+    def _token_alive(self, token: str) -> bool:
+        with self.transaction() as tx:
+            row = tx.execute("SELECT 1 AS one FROM locks WHERE token = ?", (token,)).fetchone()
+        return row is not None
+
+    def set_file_pending(self, target: str, paths: Iterable[str]) -> int:
+        """Put files back to pending (a tracker entry with no commit); returns how many."""
+        now = _now()
+        n = 0
+        with self.transaction() as tx:
+            for path in paths:
+                n += tx.execute(
+                    "UPDATE files SET status = ?, delta_version = NULL, owner_token = NULL, "
+                    "updated_at = ? WHERE target_table = ? AND file_path = ?",
+                    (FILE_PENDING, now, target, path),
+                ).rowcount
+        return n
+
+    def reset_failed_files(self, target: str | None = None) -> int:
+        """Failed files back to pending with a fresh retry budget; returns how many."""
+        sql = "UPDATE files SET status = ?, retry_count = 0, error = NULL, updated_at = ? "
+        sql += "WHERE status = ?"
+        params: list[Any] = [FILE_PENDING, _now(), FILE_FAILED]
+        if target is not None:
+            sql += " AND target_table = ?"
+            params.append(target)
+        with self.transaction() as tx:
+            return int(tx.execute(sql, params).rowcount)
+
+    def forget_files(self, target: str | None = None) -> int:
+        """Delete tracker rows (of one table, or all); the Delta log re-derives them."""
+        sql = "DELETE FROM files"
+        params: list[Any] = []
+        if target is not None:
+            sql += " WHERE target_table = ?"
+            params.append(target)
+        with self.transaction() as tx:
+            return int(tx.execute(sql, params).rowcount)
+
+    def file_status_counts(self, target: str | None = None) -> dict[str, int]:
+        """How many tracked files are in each status."""
+        sql = "SELECT status, COUNT(*) AS n FROM files"
+        params: list[Any] = []
+        if target is not None:
+            sql += " WHERE target_table = ?"
+            params.append(target)
+        sql += " GROUP BY status"
+        with self.transaction() as tx:
+            rows = tx.execute(sql, params).fetchall()
+        counts = dict.fromkeys(FILE_STATUSES, 0)
+        counts.update({r["status"]: int(r["n"]) for r in rows})
+        return counts
