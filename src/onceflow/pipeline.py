@@ -179,7 +179,13 @@ def extract(
 
     def work(job: TableJob) -> ExtractionResult:
         store.mark_running(ctx.run_id, job.key, job.window_iso)
-        result = extract_table(job)
+        result = extract_table(
+            job,
+            # Retries of a transient error count as attempts in the state, like the first.
+            on_attempt=lambda n: (
+                store.mark_running(ctx.run_id, job.key, job.window_iso) if n > 1 else None
+            ),
+        )
         if result.action == "failed":
             store.mark_failed(ctx.run_id, job.key, result.error or "unknown error")
             log.error(
