@@ -1,0 +1,5 @@
+"""`python -m onceflow` runs the CLI."""
+
+from onceflow.cli import main
+
+main()

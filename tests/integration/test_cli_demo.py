@@ -1,0 +1,163 @@
+"""The `onceflow` command on the demo project: real processes, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+ONCEFLOW = [sys.executable, "-m", "onceflow"]
+DAY = "2025-01-23"
+
+
+def cli(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*ONCEFLOW, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Path:
+    from datetime import date
+
+    from onceflow.demo import create_demo_database, init_project
+
+    init_project(tmp_path / "demo")
+    # Pin the data to a known week so that the tests do not depend on today's date.
+    (tmp_path / "demo" / "shop.db").unlink()
+    create_demo_database(tmp_path / "demo" / "shop.db", end=date(2025, 1, 23))
+    return tmp_path / "demo"
+
+
+def test_run_then_rerun_skips_everything(demo: Path) -> None:
+    first = cli("run", "--date", DAY, "--json", cwd=demo)
+    assert first.returncode == 0, first.stderr
+    report = json.loads(first.stdout)
+    assert report["counts"] == {"extracted": 2, "skipped": 0, "failed": 0}
+    orders = next(t for t in report["tables"] if t["table_key"] == "shop.orders")
+    assert orders["record_count"] == 600  # one day of the demo's orders
+    assert pq.read_table(orders["file_path"]).num_rows == 600
+
+    second = cli("run", "--date", DAY, "--json", cwd=demo)
+    assert second.returncode == 0
+    again = json.loads(second.stdout)
+    assert again["counts"] == {"extracted": 0, "skipped": 2, "failed": 0}
+    assert again["restart_count"] == 1
+
+
+def test_status_json_and_table(demo: Path) -> None:
+    assert cli("run", "--date", DAY, cwd=demo).returncode == 0
+    status = cli("status", "--json", cwd=demo)
+    report = json.loads(status.stdout)
+    assert report["status"] == "completed"
+    assert report["status_counts"]["completed"] == 2
+    assert report["completion_rate"] == 100.0
+    assert report["window_consistency"]["consistent"] is True
+    table = cli("status", "--date", DAY, cwd=demo)
+    assert "shop.orders" in table.stdout and "completed" in table.stdout
+    assert cli("validate-windows", "--date", DAY, cwd=demo).returncode == 0
+
+
+def test_reset_state_table_forces_one_reextraction(demo: Path) -> None:
+    assert cli("run", "--date", DAY, cwd=demo).returncode == 0
+    reset = cli("reset-state", "--date", DAY, "--table", "shop.orders", cwd=demo)
+    assert json.loads(reset.stdout) == {
+        "action": "force_reprocess",
+        "table": "shop.orders",
+        "count": 1,
+    }
+    rerun = json.loads(cli("run", "--date", DAY, "--json", cwd=demo).stdout)
+    actions = {t["table_key"]: t["action"] for t in rerun["tables"]}
+    assert actions == {"shop.orders": "extracted", "shop.customers": "skipped"}
+
+
+def test_force_reprocess_with_tables_only_touches_those(demo: Path) -> None:
+    assert cli("run", "--date", DAY, cwd=demo).returncode == 0
+    out = cli(
+        "extract", "--date", DAY, "--force-reprocess", "--tables", "customers", "--json", cwd=demo
+    )
+    actions = {t["table_key"]: t["action"] for t in json.loads(out.stdout)["tables"]}
+    assert actions == {"shop.customers": "extracted"}
+
+
+def test_json_logs_are_one_object_per_line(demo: Path) -> None:
+    out = cli("--log-format", "json", "run", "--date", DAY, cwd=demo)
+    lines = [json.loads(line) for line in out.stderr.splitlines() if line.strip()]
+    assert {line["table"] for line in lines} == {"shop.orders", "shop.customers"}
+    assert all(line["level"] == "info" for line in lines)
+
+
+def test_errors_are_one_line_without_traceback(demo: Path) -> None:
+    bad_date = cli("run", "--date", "2025-13-45", cwd=demo)
+    assert bad_date.returncode == 2
+    assert bad_date.stderr.strip().splitlines() == [
+        "error: --date: invalid date '2025-13-45'; expected YYYY-MM-DD (e.g. 2025-01-23), "
+        "'today' or 'yesterday'"
+    ]
+    unknown = cli("run", "--tables", "nope", cwd=demo)
+    assert unknown.returncode == 2 and "Traceback" not in unknown.stderr
+    assert "table 'nope' is not in the config" in unknown.stderr
+    (demo / "bad.yml").write_text("tables: [{source: nowhere, table: t}]\n")
+    bad = cli("check", "--config", "bad.yml", cwd=demo)
+    assert bad.returncode == 2
+    assert "tables[0].source: unknown source 'nowhere'" in bad.stderr
+
+
+def test_single_table_mode_without_config(demo: Path, tmp_path: Path) -> None:
+    out = cli(
+        "extract",
+        "--url",
+        "sqlite:///shop.db",
+        "--source-name",
+        "shop",
+        "--table-name",
+        "orders",
+        "--cursor",
+        "updated_at",
+        "--date",
+        DAY,
+        "--lake",
+        str(tmp_path / "lake1"),
+        "--state",
+        f"sqlite:///{tmp_path}/s1.db",
+        "--json",
+        cwd=demo,
+    )
+    assert out.returncode == 0, out.stderr
+    [table] = json.loads(out.stdout)["tables"]
+    assert table["record_count"] == 600
+    assert table["file_path"].startswith(str(tmp_path / "lake1" / "shop" / "orders" / "202501"))
+    both = cli(
+        "extract",
+        "--url",
+        "sqlite:///shop.db",
+        "--source-name",
+        "shop",
+        "--table-name",
+        "orders",
+        "--full",
+        "--cursor",
+        "x",
+        cwd=demo,
+    )
+    assert both.returncode == 2 and "not both" in both.stderr
+
+
+def test_check_and_init(tmp_path: Path) -> None:
+    created = cli("init", "proj", cwd=tmp_path)
+    assert created.returncode == 0
+    assert cli("check", cwd=tmp_path / "proj").stdout.startswith("config ok: pipeline demo")
+    again = cli("init", "proj", cwd=tmp_path)
+    assert again.returncode == 2 and "--force" in again.stderr
