@@ -8,9 +8,10 @@ bound parameters) and SQLite, ConnectorX for MySQL/MariaDB after a pymysql prefl
 from __future__ import annotations
 
 import contextlib
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -47,7 +48,9 @@ class Reader(ABC):
         return {"window_start": spec.window.start, "window_end": spec.window.end}
 
 
-def _stream(reader: Any, overrides: dict[str, pa.DataType] | None = None) -> Iterator[pa.RecordBatch]:
+def _stream(
+    reader: Any, overrides: dict[str, pa.DataType] | None = None
+) -> Iterator[pa.RecordBatch]:
     schema = target_schema(reader.schema, overrides)
     cast = make_caster(reader.schema, schema)
     got_any = False
@@ -70,17 +73,25 @@ class PostgresReader(Reader):
             "postgres://", "postgresql://", 1
         )
         sql, names = build_select(spec, '"')
-        values = bound_values(names, self._window_values(spec))
+        # ISO-8601 text with its UTC offset, cast to timestamptz in the SQL: binding a
+        # datetime makes the ADBC driver switch the session to UTC, which would shift the
+        # window of a naive timestamp (or date) cursor.
+        values = [v.isoformat() for v in bound_values(names, self._window_values(spec))]
         try:
             conn = adbc_pg.connect(url)
         except Exception as error:
             raise classify(error, self.where) from None
         try:
             with conn.cursor() as cur:
-                # Naive timestamp cursors compare as wall time in the pipeline's zone.
-                cur.execute("SELECT set_config('TimeZone', $1, false)", parameters=(str(self.zone),))
+                # The window is two instants (timestamptz); a naive timestamp or date
+                # cursor compares with them as wall time in the session's (pipeline's) zone.
+                cur.execute(
+                    "SELECT set_config('TimeZone', $1, false)", parameters=(str(self.zone),)
+                )
                 cur.fetchall()
-                cur.execute(to_positional(sql, "dollar"), parameters=values or None)
+                cur.execute(
+                    to_positional(sql, "dollar", cast="timestamptz"), parameters=values or None
+                )
                 yield from _stream(cur.fetch_record_batch())
         except SourceError:
             raise
@@ -209,7 +220,7 @@ class MysqlReader(Reader):
 
     def _bind(self, value: datetime, cursor_type: int | None) -> datetime:
         if cursor_type == _MYSQL_TIMESTAMP:
-            return value.astimezone(timezone.utc).replace(tzinfo=None)
+            return value.astimezone(UTC).replace(tzinfo=None)
         return _naive_wall(value, self.zone)
 
     @staticmethod
@@ -244,11 +255,24 @@ class MysqlReader(Reader):
 
 
 _SA_TYPES: list[tuple[str, pa.DataType]] = [
-    ("BIGINT", pa.int64()), ("SMALLINT", pa.int16()), ("INTEGER", pa.int64()),
-    ("BOOLEAN", pa.bool_()), ("FLOAT", pa.float64()), ("DOUBLE", pa.float64()),
-    ("REAL", pa.float64()), ("DATE", pa.date32()), ("BLOB", pa.binary()),
-    ("BINARY", pa.binary()), ("JSON", pa.string()),
+    ("BIGINT", pa.int64()),
+    ("SMALLINT", pa.int16()),
+    ("TINYINT", pa.int8()),
+    ("INTEGER", pa.int32()),
+    ("BOOLEAN", pa.bool_()),
+    ("DOUBLE", pa.float64()),
+    ("REAL", pa.float32()),
+    ("FLOAT", pa.float64()),
+    ("DATE", pa.date32()),
+    ("BLOB", pa.binary()),
+    ("BINARY", pa.binary()),
+    ("BYTEA", pa.binary()),
+    ("JSON", pa.string()),
 ]
+# SQLite stores every integer in 64 bits and every real in a double.
+_SA_SQLITE_TYPES = {"INTEGER": pa.int64(), "SMALLINT": pa.int64(), "REAL": pa.float64()}
+# A colon that is not one of our window markers: escaped, so that sa.text() keeps it.
+_SA_COLON = re.compile(r":(?!(?:window_start|window_end)\b)")
 
 
 class SqlAlchemyReader(Reader):
@@ -263,13 +287,23 @@ class SqlAlchemyReader(Reader):
             raise classify(error, self.where) from None
         quote = engine.dialect.identifier_preparer.initial_quote
         sql, names = build_select(spec, quote)
-        params = {n: _naive_wall(v, self.zone) for n, v in self._window_values(spec).items()}
+        postgres = engine.dialect.name == "postgresql"
+        # PostgreSQL: the window is two instants, naive cursors compare as wall time in the
+        # session's zone. Elsewhere: naive wall time in the pipeline's zone (portable).
+        params = {
+            n: v if postgres else _naive_wall(v, self.zone)
+            for n, v in self._window_values(spec).items()
+        }
         try:
             with engine.connect() as conn:
+                if postgres:
+                    conn.execute(
+                        sa.text("SELECT set_config('TimeZone', :tz, false)"), {"tz": str(self.zone)}
+                    )
                 declared = self._declared(conn, spec) if spec.table else {}
                 result = conn.execution_options(
                     stream_results=True, yield_per=spec.batch_rows
-                ).execute(sa.text(sql), {k: params[k] for k in names})
+                ).execute(sa.text(_SA_COLON.sub(r"\\:", sql)), {k: params[k] for k in names})
                 columns = list(result.keys())
                 schema: pa.Schema | None = None
                 for rows in result.partitions(spec.batch_rows):
@@ -314,6 +348,8 @@ class SqlAlchemyReader(Reader):
                 continue
             for label, arrow_type in _SA_TYPES:
                 if label in kind:
+                    if conn.dialect.name == "sqlite":
+                        arrow_type = _SA_SQLITE_TYPES.get(label, arrow_type)
                     out[column.name] = arrow_type
                     break
             else:

@@ -58,13 +58,20 @@ def build_select(spec: ReadSpec, quote: str = '"') -> tuple[str, list[str]]:
     return sql, []
 
 
-def to_positional(sql: str, style: str) -> str:
-    """Rewrite the window markers into a driver's placeholder style ($n, ?, %s)."""
+def to_positional(sql: str, style: str, cast: str | None = None) -> str:
+    """Rewrite the window markers into a driver's placeholder style ($n, ?, %s).
+
+    With `cast`, each placeholder is wrapped in CAST(... AS <cast>), so the parameter's type
+    does not depend on the column it is compared with (PostgreSQL infers a parameter's
+    type from its context: against a `timestamp` column an instant would be taken as UTC
+    wall time).
+    """
     counter = iter(range(1, 1_000))
 
     def placeholder(_: re.Match[str]) -> str:
         n = next(counter)
-        return {"dollar": f"${n}", "qmark": "?", "format": "%s"}[style]
+        marker = {"dollar": f"${n}", "qmark": "?", "format": "%s"}[style]
+        return f"CAST({marker} AS {cast})" if cast else marker
 
     if style == "format":
         sql = sql.replace("%", "%%")

@@ -1,12 +1,27 @@
-"""Make Arrow types exact: declared decimal precision/scale, plain storage for extensions."""
+"""Make Arrow types exact and writable: declared decimal precision/scale, plain storage.
+
+- PostgreSQL `numeric(p,s)` becomes decimal128/256(p,s); unconstrained `numeric` has no
+  exact fixed type, so it is kept as its exact decimal text (string).
+- Extension types become their storage (`arrow.json` -> string), except `arrow.uuid`,
+  which Parquet stores natively as its UUID logical type.
+- `month_day_nano_interval` (PostgreSQL `interval`), which Parquet cannot store, becomes
+  struct<months: int32, days: int32, nanoseconds: int64> (exact, no per-row Python).
+- large_string/large_binary become string/binary.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 Caster = Callable[[pa.RecordBatch], pa.RecordBatch]
+
+INTERVAL_STRUCT = pa.struct(
+    [("months", pa.int32()), ("days", pa.int32()), ("nanoseconds", pa.int64())]
+)
+_KEPT_EXTENSIONS = ("arrow.uuid",)
 
 
 def _pg_numeric(field: pa.Field) -> pa.DataType | None:
@@ -25,32 +40,71 @@ def decimal_type(precision: int, scale: int) -> pa.DataType:
     return pa.decimal128(precision, scale) if precision <= 38 else pa.decimal256(precision, scale)
 
 
+def _is_extension(data_type: pa.DataType) -> bool:
+    return isinstance(data_type, pa.BaseExtensionType)
+
+
+def _plain(data_type: pa.DataType) -> pa.DataType:
+    """The type written to Parquet for a reader's type without an override."""
+    if _is_extension(data_type):
+        if data_type.extension_name in _KEPT_EXTENSIONS:
+            return data_type
+        data_type = data_type.storage_type
+    if pa.types.is_large_binary(data_type):
+        return pa.binary()
+    if pa.types.is_large_string(data_type):
+        return pa.string()
+    if pa.types.is_interval(data_type):
+        return INTERVAL_STRUCT
+    return data_type
+
+
 def target_schema(schema: pa.Schema, overrides: dict[str, pa.DataType] | None = None) -> pa.Schema:
-    """The schema written to Parquet: overrides first, PostgreSQL numerics, no extensions."""
+    """The schema written to Parquet: overrides first, PostgreSQL numerics, plain types."""
     overrides = overrides or {}
     out = []
     for field in schema:
-        wanted = overrides.get(field.name) or _pg_numeric(field)
-        if wanted is None:
-            wanted = field.type.storage_type if isinstance(field.type, pa.ExtensionType) else field.type
-            if pa.types.is_large_binary(wanted):
-                wanted = pa.binary()
-            elif pa.types.is_large_string(wanted):
-                wanted = pa.string()
+        wanted = overrides.get(field.name) or _pg_numeric(field) or _plain(field.type)
         out.append(pa.field(field.name, wanted, nullable=True))
     return pa.schema(out)
 
 
+def _interval_struct(column: pa.Array) -> pa.Array:
+    """month_day_nano values (int32 months, int32 days, int64 ns, packed) as a struct."""
+    n, offset, data = len(column), column.offset, column.buffers()[1]
+    int32s = pa.Array.from_buffers(pa.int32(), 4 * (offset + n), [None, data]).slice(4 * offset)
+    int64s = pa.Array.from_buffers(pa.int64(), 2 * (offset + n), [None, data]).slice(2 * offset)
+    quads = pa.FixedSizeListArray.from_arrays(int32s, 4)
+    pairs = pa.FixedSizeListArray.from_arrays(int64s, 2)
+    return pa.StructArray.from_arrays(
+        [pc.list_element(quads, 0), pc.list_element(quads, 1), pc.list_element(pairs, 1)],
+        fields=list(INTERVAL_STRUCT),
+        mask=column.is_null() if column.null_count else None,
+    )
+
+
+def _convert(column: pa.Array, wanted: pa.DataType) -> pa.Array:
+    if column.type == wanted:
+        return column
+    if _is_extension(column.type):
+        column = column.storage
+        if column.type == wanted:
+            return column
+    if pa.types.is_interval(column.type) and wanted == INTERVAL_STRUCT:
+        return _interval_struct(column)
+    if _is_extension(wanted):
+        return pa.ExtensionArray.from_storage(wanted, _convert(column, wanted.storage_type))
+    return column.cast(wanted, safe=True)
+
+
 def make_caster(source: pa.Schema, target: pa.Schema) -> Caster:
-    """A function that casts batches of `source` into `target` (identity when equal)."""
+    """A function that casts batches of `source` into `target` (zero-copy where equal)."""
+
     def cast(batch: pa.RecordBatch) -> pa.RecordBatch:
-        columns = []
-        for column, field in zip(batch.columns, target, strict=True):
-            if isinstance(column.type, pa.ExtensionType):
-                column = column.storage
-            if column.type != field.type:
-                column = column.cast(field.type, safe=True)
-            columns.append(column)
+        columns = [
+            _convert(column, field.type)
+            for column, field in zip(batch.columns, target, strict=True)
+        ]
         return pa.RecordBatch.from_arrays(columns, schema=target)
 
     return cast

@@ -1,0 +1,74 @@
+"""Helpers shared by the extraction integration tests: run a config, read what it wrote."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from onceflow.config import config_from_dict
+from onceflow.pipeline import RunSummary, extract
+
+ROOT = Path(__file__).resolve().parents[2]
+ONCEFLOW = str(ROOT / ".venv" / "bin" / "onceflow")
+
+
+def make_config(
+    tmp_path: Path, sources: dict[str, str], tables: list[dict[str, Any]], **extra: Any
+) -> Any:
+    """A config with a SQLite state store and a lake in tmp_path; fast retries."""
+    return config_from_dict(
+        {
+            "state": f"sqlite:///{tmp_path / 'state.db'}",
+            "lake": str(tmp_path / "lake"),
+            "retry": {"max_attempts": 2, "backoff_seconds": 0, "max_backoff_seconds": 0},
+            "sources": {
+                name: {"url": url} if isinstance(url, str) else url for name, url in sources.items()
+            },
+            "tables": tables,
+            **extra,
+        },
+        base_dir=str(tmp_path),
+    )
+
+
+def run(
+    tmp_path: Path,
+    sources: dict[str, Any],
+    tables: list[dict[str, Any]],
+    date: str = "2025-01-23",
+    **extra: Any,
+) -> RunSummary:
+    """Extract every table of a config for one run date."""
+    return extract(make_config(tmp_path, sources, tables, **extra), date)
+
+
+def result(summary: RunSummary, key: str) -> Any:
+    """The result of one table key."""
+    return next(r for r in summary.results if r.table_key == key)
+
+
+def read(summary: RunSummary, key: str) -> pa.Table:
+    """The committed Parquet file of one table, after checking its sidecar."""
+    res = result(summary, key)
+    assert res.action == "extracted", res.error
+    path = Path(res.file_path)
+    sidecar = json.loads(path.with_name(path.stem + "_metadata.json").read_text())
+    assert sidecar["extraction_complete"] is True
+    assert sidecar["record_count"] == res.record_count
+    return pq.read_table(path)
+
+
+def f32(value: float) -> float:
+    """A float rounded through float32, as a REAL/FLOAT column stores it."""
+    return float(struct.unpack("f", struct.pack("f", value))[0])
+
+
+def write_yaml(path: Path, data: dict[str, Any]) -> Path:
+    """Write a config file (JSON is valid YAML)."""
+    path.write_text(json.dumps(data))
+    return path
