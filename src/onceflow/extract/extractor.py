@@ -230,7 +230,7 @@ def extract_table(
         table=job.table.table,
         query=job.table.query,
         cursor=job.table.extract.cursor if job.table.extract.mode == "incremental" else None,
-        window=job.window if job.table.extract.mode == "incremental" else None,
+        window=job.window,  # also binds :window_start/:window_end in a full-mode query
         batch_rows=job.table.extract.batch_rows,
     )
     started = datetime.now(timezone.utc)
