@@ -1,4 +1,9 @@
-"""Named crash points, so recovery tests can SIGKILL a real process at an exact step."""
+"""Named crash points, so recovery tests can SIGKILL a real process at an exact step.
+
+ONCEFLOW_CRASH_AT=<point> kills the process the first time any table reaches <point>;
+ONCEFLOW_CRASH_AT=<point>:<table key> only when that table reaches it, so a test can
+crash in the middle of a run whose other tables are already committed.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,14 @@ import os
 import signal
 
 _ENV = "ONCEFLOW_CRASH_AT"
+POINTS = ("during_write", "after_data_rename", "after_sidecar")
 
 
-def crashpoint(name: str) -> None:
-    """Kill this process with SIGKILL when ONCEFLOW_CRASH_AT names this point."""
+def crashpoint(name: str, key: str | None = None) -> None:
+    """Kill this process with SIGKILL when ONCEFLOW_CRASH_AT names this point (and table)."""
     wanted = os.environ.get(_ENV)
-    if wanted and wanted == name:
+    if not wanted:
+        return
+    point, _, table = wanted.partition(":")
+    if point == name and (not table or table == key):
         os.kill(os.getpid(), signal.SIGKILL)
