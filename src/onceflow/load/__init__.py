@@ -1,0 +1,1 @@
+"""Load: Parquet files -> Delta tables (append, overwrite, merge, scd2), one commit per file."""

@@ -1,0 +1,626 @@
+"""SCD2 (slowly changing dimension, type 2) into a Delta table, in one commit per batch.
+
+The change set is computed in DuckDB over narrow Arrow tables (key columns, tracked
+columns, validity, row ids) and applied with ONE unconditional delta-rs merge:
+
+* source rows with ``is_current`` NULL are *close* rows: key columns plus the new
+  ``effective_to``; they match the target's current row of that key
+  (``t.key = s.key AND t.is_current = true AND s.is_current IS NULL``) and the
+  unconditional ``when_matched_update`` sets ``effective_to`` and ``is_current = false``;
+* every other source row is a new version; it never matches (its ``is_current`` is
+  not NULL) and ``when_not_matched_insert_all`` inserts it.
+
+A merge with a condition on its update clause is ~10x slower in delta-rs 1.6, hence
+this shape: no clause has a condition, and the source schema equals the table's.
+
+Semantics (issue 3):
+
+* the primary key is one or more columns, joined column by column (never concatenated);
+  a NULL key value is rejected;
+* tracking columns default to every non-key column except the SCD2 columns, the
+  loader's audit columns (``_source_file``, ``_load_timestamp``, ``_batch_id``) and the
+  validity column (its value is the version's ``effective_from``: a row whose only
+  difference is a newer timestamp is no new version); NULLs compare equal to NULL;
+* a row's validity is ``cfg.validity_column`` (business time, e.g. the extraction
+  cursor) or the load time;
+* per key, batch rows are sorted by validity and chained: each version's
+  ``effective_to`` is the next version's ``effective_from``; a row equal (in its
+  tracked values) to its predecessor - the previous batch row, or the current table
+  row - is no change and is dropped; identical duplicates (same key, validity and
+  tracked values) collapse; same key and validity with different tracked values is
+  ambiguous and raises LoadError;
+* a row whose information is already in the table's history (the version valid at the
+  row's validity has the same tracked values) is dropped, so a rerun of a batch changes
+  nothing and returns None; any other row not newer than the key's current version is
+  *late*: LoadError, or dropped with ``late_rows: skip``;
+* with ``hard_deletes: close`` the current version of every key absent from the batch
+  is closed at the batch's validity (the load time, or the batch's latest validity).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from onceflow.errors import LoadError
+
+if TYPE_CHECKING:
+    import deltalake
+    import duckdb
+
+    from onceflow.config import LoadConfig
+
+AUDIT_COLUMNS = ("_source_file", "_load_timestamp", "_batch_id")
+TS = pa.timestamp("us", tz="UTC")
+
+
+# ----------------------------------------------------------------------- shared helpers
+
+
+def open_table(
+    table_uri: str, storage_options: dict[str, str] | None = None
+) -> deltalake.DeltaTable | None:
+    """The Delta table at ``table_uri``, or None when there is none yet."""
+    from deltalake import DeltaTable
+    from deltalake.exceptions import TableNotFoundError
+
+    try:
+        return DeltaTable(table_uri, storage_options=storage_options)
+    except TableNotFoundError:
+        return None
+
+
+def table_schema(dt: deltalake.DeltaTable) -> pa.Schema:
+    """The table's Arrow schema, as its snapshot reads it."""
+    schema: pa.Schema = dt.to_pyarrow_dataset().schema
+    return schema
+
+
+def read_snapshot(
+    dt: deltalake.DeltaTable, columns: Sequence[str], filter: pc.Expression | None = None
+) -> pa.Table:
+    """Columns of the table's current snapshot (never a glob of the folder)."""
+    table: pa.Table = dt.to_pyarrow_dataset().to_table(columns=list(columns), filter=filter)
+    return table
+
+
+def q(name: str) -> str:
+    """A column name quoted for DuckDB (double quotes)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def dq(name: str) -> str:
+    """A column name quoted for delta-rs / DataFusion predicates (backticks)."""
+    if "`" in name:
+        raise LoadError(f"column name {name!r} contains a backtick, which merge cannot address")
+    return f"`{name}`"
+
+
+def _norm(t: pa.DataType) -> pa.DataType:
+    if pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return pa.string()
+    if pa.types.is_large_binary(t) or pa.types.is_binary_view(t):
+        return pa.binary()
+    return t
+
+
+def _int_fits(src: pa.DataType, dst: pa.DataType) -> bool:
+    s_signed, d_signed = pa.types.is_signed_integer(src), pa.types.is_signed_integer(dst)
+    if s_signed and not d_signed:
+        return False
+    if s_signed == d_signed:
+        return bool(src.bit_width <= dst.bit_width)
+    return bool(src.bit_width < dst.bit_width)  # unsigned into a wider signed
+
+
+def compatible(src: pa.DataType, dst: pa.DataType) -> bool:
+    """Whether a batch column of type ``src`` can be written losslessly into ``dst``."""
+    src, dst = _norm(src), _norm(dst)
+    if src == dst or pa.types.is_null(src):
+        return True
+    if pa.types.is_integer(src) and pa.types.is_integer(dst):
+        return _int_fits(src, dst)
+    if pa.types.is_floating(src) and pa.types.is_floating(dst):
+        return bool(src.bit_width <= dst.bit_width)
+    if pa.types.is_timestamp(src) and pa.types.is_timestamp(dst):
+        return (src.tz is None) == (dst.tz is None)
+    if pa.types.is_date(src) and pa.types.is_date(dst):
+        return True
+    if pa.types.is_decimal(src) and pa.types.is_decimal(dst):
+        return bool(
+            dst.scale >= src.scale and dst.precision - dst.scale >= src.precision - src.scale
+        )
+    return False
+
+
+def conform_batch(
+    batch: pa.Table, target: pa.Schema | None, table_uri: str
+) -> tuple[pa.Table, list[str]]:
+    """Cast the batch's columns to the table's types; return it and its new columns.
+
+    An incompatible type change raises LoadError (before anything is written); a new
+    column must be nullable. Table columns the batch lacks are left to the caller.
+    """
+    if target is None:
+        return batch, []
+    new: list[str] = []
+    arrays, fields = [], []
+    for field in batch.schema:
+        column = batch.column(field.name)
+        index = target.get_field_index(field.name)
+        if index < 0:
+            new.append(field.name)
+            arrays.append(column)
+            fields.append(field.with_nullable(True))
+            continue
+        want = target.field(index).type
+        if column.type != want:
+            if not compatible(column.type, want):
+                raise LoadError(
+                    f"column {field.name!r} of the file has type {column.type}, but the table "
+                    f"{table_uri} has {want}: incompatible type change; the table is untouched"
+                )
+            try:
+                column = column.cast(want)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
+                raise LoadError(
+                    f"column {field.name!r}: cannot convert {field.type} to the table's {want} "
+                    f"({error}); the table is untouched"
+                ) from None
+        arrays.append(column)
+        fields.append(pa.field(field.name, want, nullable=True))
+    return pa.table(arrays, schema=pa.schema(fields)), new
+
+
+def check_keys(batch: pa.Table, keys: Sequence[str], table_uri: str) -> None:
+    """Every key column exists and holds no NULL."""
+    missing = [k for k in keys if k not in batch.column_names]
+    if missing:
+        raise LoadError(
+            f"primary key column(s) {', '.join(map(repr, missing))} missing from the file "
+            f"(it has: {', '.join(batch.column_names)}); {table_uri} is untouched"
+        )
+    for key in keys:
+        nulls = batch.column(key).null_count
+        if nulls:
+            raise LoadError(
+                f"primary key column {key!r} has {nulls} NULL value(s); {table_uri} is untouched"
+            )
+
+
+@contextlib.contextmanager
+def duck() -> Iterator[duckdb.DuckDBPyConnection]:
+    """A private in-memory DuckDB connection with UTC as its time zone."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        yield con
+    finally:
+        con.close()
+
+
+def scalar(con: duckdb.DuckDBPyConnection, sql: str) -> Any:
+    row = con.execute(sql).fetchone()
+    return None if row is None else row[0]
+
+
+def null_safe_equal(left: Sequence[str], right: Sequence[str]) -> str:
+    """SQL: every left column IS NOT DISTINCT FROM its right column (TRUE if none)."""
+    parts = [f"{a} IS NOT DISTINCT FROM {b}" for a, b in zip(left, right, strict=True)]
+    return " AND ".join(parts) or "TRUE"
+
+
+def describe_key(con: duckdb.DuckDBPyConnection, sql: str) -> str:
+    row = con.execute(sql).fetchone()
+    return "?" if row is None else ", ".join(repr(v) for v in row)
+
+
+# ----------------------------------------------------------------------------- scd2
+
+
+@dataclass(frozen=True)
+class _Cols:
+    keys: list[str]
+    tracked: list[str]
+    eff_from: str
+    eff_to: str
+    current: str
+
+
+def _columns(batch: pa.Table, cfg: LoadConfig, table_uri: str) -> _Cols:
+    scd = [cfg.effective_from_column, cfg.effective_to_column, cfg.is_current_column]
+    if len(set(scd)) != 3:
+        raise LoadError("effective_from, effective_to and is_current columns must be distinct")
+    clash = [c for c in scd if c in batch.column_names]
+    if clash:
+        raise LoadError(
+            f"the file has column(s) {', '.join(map(repr, clash))}, which are the SCD2 "
+            f"columns of {table_uri}; rename them or configure other SCD2 column names"
+        )
+    check_keys(batch, cfg.primary_key, table_uri)
+    if cfg.validity_column and cfg.validity_column not in batch.column_names:
+        raise LoadError(
+            f"validity column {cfg.validity_column!r} missing from the file; "
+            f"{table_uri} is untouched"
+        )
+    if cfg.tracking_columns is not None:
+        missing = [c for c in cfg.tracking_columns if c not in batch.column_names]
+        if missing:
+            raise LoadError(
+                f"tracking column(s) {', '.join(map(repr, missing))} missing from the file; "
+                f"{table_uri} is untouched"
+            )
+        tracked = [c for c in dict.fromkeys(cfg.tracking_columns) if c not in cfg.primary_key]
+    else:
+        skip = set(cfg.primary_key) | set(AUDIT_COLUMNS) | {cfg.validity_column}
+        tracked = [c for c in batch.column_names if c not in skip]
+    return _Cols(list(cfg.primary_key), tracked, *scd)
+
+
+def _validity(batch: pa.Table, cfg: LoadConfig, load_time: datetime) -> pa.Array:
+    if cfg.validity_column is None:
+        return pa.repeat(pa.scalar(load_time, TS), batch.num_rows)
+    column = batch.column(cfg.validity_column).combine_chunks()
+    name = cfg.validity_column
+    if column.null_count:
+        raise LoadError(f"validity column {name!r} has {column.null_count} NULL value(s)")
+    t = column.type
+    try:
+        if pa.types.is_timestamp(t):
+            if t.tz is None:  # naive business time is taken as UTC
+                column = column.cast(pa.timestamp("us")).cast(TS)
+            else:
+                column = column.cast(pa.timestamp("us", tz=t.tz)).cast(TS)
+        elif pa.types.is_date(t):
+            column = column.cast(pa.timestamp("us")).cast(TS)
+        else:
+            raise LoadError(f"validity column {name!r} must be a timestamp or a date, not {t}")
+    except pa.ArrowInvalid as error:
+        raise LoadError(f"validity column {name!r}: {error}") from None
+    return column
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def apply_scd2(
+    table_uri: str,
+    batch: pa.Table,
+    cfg: LoadConfig,
+    *,
+    load_time: datetime,
+    commit_properties: deltalake.CommitProperties | None = None,
+    storage_options: dict[str, str] | None = None,
+) -> int | None:
+    """Apply one batch as SCD2 to the Delta table; return the new version, or None.
+
+    Exactly one commit (carrying ``commit_properties``) when something changed, none
+    otherwise. Every error is raised before the commit, so the table is untouched.
+    """
+    from deltalake import write_deltalake
+
+    load_time = _aware(load_time)
+    dt = open_table(table_uri, storage_options)
+    target = table_schema(dt) if dt is not None else None
+    cols = _columns(batch, cfg, table_uri)
+    if target is not None:
+        missing_scd = [
+            c for c in (cols.eff_from, cols.eff_to, cols.current) if c not in target.names
+        ]
+        if missing_scd:
+            raise LoadError(
+                f"{table_uri} has no column(s) {', '.join(map(repr, missing_scd))}: it is not "
+                "an SCD2 table with these column names"
+            )
+        missing_keys = [k for k in cols.keys if k not in target.names]
+        if missing_keys:
+            raise LoadError(
+                f"{table_uri} has no primary key column(s) {', '.join(map(repr, missing_keys))}"
+            )
+    batch, _new = conform_batch(batch, target, table_uri)
+    validity = _validity(batch, cfg, load_time)
+
+    plan = _plan(dt, batch, validity, cols, cfg, load_time, table_uri)
+    if plan is None:
+        return None
+    inserts, closes = plan
+
+    if dt is None:
+        data = _insert_rows(batch, validity, inserts, cols, None)
+        write_deltalake(
+            table_uri,
+            data,
+            mode="append",
+            commit_properties=commit_properties,
+            storage_options=storage_options,
+        )
+        created = open_table(table_uri, storage_options)
+        assert created is not None
+        return int(created.version())
+
+    assert target is not None
+    new_rows = _insert_rows(batch, validity, inserts, cols, target)
+    close_rows = _close_rows(closes, new_rows.schema, cols)
+    source = pa.concat_tables([new_rows, close_rows])
+    on = " AND ".join(f"t.{dq(k)} = s.{dq(k)}" for k in cols.keys)
+    predicate = f"{on} AND t.{dq(cols.current)} = true AND s.{dq(cols.current)} IS NULL"
+    (
+        dt.merge(
+            source,
+            predicate=predicate,
+            source_alias="s",
+            target_alias="t",
+            merge_schema=bool(_new),
+            commit_properties=commit_properties,
+        )
+        .when_matched_update(
+            updates={dq(cols.eff_to): f"s.{dq(cols.eff_to)}", dq(cols.current): "false"}
+        )
+        .when_not_matched_insert_all()
+        .execute()
+    )
+    return int(dt.version())
+
+
+def _insert_rows(
+    batch: pa.Table,
+    validity: pa.Array,
+    inserts: pa.Table,
+    cols: _Cols,
+    target: pa.Schema | None,
+) -> pa.Table:
+    """The new versions: batch rows by id, plus effective_from/to and is_current."""
+    rids = inserts.column("rid")
+    rows = batch.take(rids)
+    n = rows.num_rows
+    data: dict[str, pa.ChunkedArray | pa.Array] = {}
+    fields: list[pa.Field] = []
+    scd = {cols.eff_from, cols.eff_to, cols.current}
+    if target is not None:
+        for field in target:
+            if field.name in scd:
+                continue
+            if field.name in rows.column_names:
+                data[field.name] = rows.column(field.name)
+            else:
+                data[field.name] = pa.nulls(n, field.type)
+            fields.append(field.with_nullable(True))
+    for field in rows.schema:
+        if field.name not in data:
+            data[field.name] = rows.column(field.name)
+            fields.append(field.with_nullable(True))
+    data[cols.eff_from] = validity.take(rids)
+    data[cols.eff_to] = inserts.column("eff_to").cast(TS)
+    data[cols.current] = inserts.column("is_cur")
+    fields += [pa.field(cols.eff_from, TS), pa.field(cols.eff_to, TS)]
+    fields.append(pa.field(cols.current, pa.bool_()))
+    if target is not None:  # keep the table's column order
+        order = [f.name for f in target] + [f.name for f in fields if f.name not in target.names]
+        by_name = {f.name: f for f in fields}
+        fields = [by_name[name] for name in order]
+    schema = pa.schema(fields)
+    return pa.table([data[f.name] for f in schema], schema=schema)
+
+
+def _close_rows(closes: pa.Table, schema: pa.Schema, cols: _Cols) -> pa.Table:
+    """Close rows: key columns + effective_to, is_current NULL, everything else NULL."""
+    n = closes.num_rows
+    arrays = []
+    for field in schema:
+        if field.name in cols.keys:
+            arrays.append(closes.column(field.name).cast(field.type))
+        elif field.name == cols.eff_to:
+            arrays.append(closes.column("close_at").cast(TS))
+        else:
+            arrays.append(pa.nulls(n, field.type))
+    return pa.table(arrays, schema=schema)
+
+
+def _plan(
+    dt: deltalake.DeltaTable | None,
+    batch: pa.Table,
+    validity: pa.Array,
+    cols: _Cols,
+    cfg: LoadConfig,
+    load_time: datetime,
+    table_uri: str,
+) -> tuple[pa.Table, pa.Table] | None:
+    """(new versions: rid, eff_to, is_cur; closes: key columns, close_at) or None."""
+    nk, nt = len(cols.keys), len(cols.tracked)
+    K = [f"k{i}" for i in range(nk)]
+    C = [f"c{i}" for i in range(nt)]
+    # narrow batch: k*, c*, v, rid
+    narrow = pa.table(
+        [batch.column(k) for k in cols.keys]
+        + [batch.column(c) for c in cols.tracked]
+        + [validity, pa.array(range(batch.num_rows), pa.int64())],
+        names=[*K, *C, "v", "rid"],
+    )
+    # current rows of the target: ck*, cc*, cf, crid
+    cur_names = [f"c{k}" for k in K] + [f"c{c}" for c in C] + ["cf"]
+    target_names: set[str] = set()
+    if dt is not None:
+        target_names = set(table_schema(dt).names)
+        wanted = [*cols.keys, *[c for c in cols.tracked if c in target_names], cols.eff_from]
+        snap = read_snapshot(dt, wanted, pc.field(cols.current) == True)  # noqa: E712
+        m = snap.num_rows
+        arrays = [snap.column(k).cast(batch.schema.field(k).type) for k in cols.keys]
+        for c in cols.tracked:
+            t = batch.schema.field(c).type
+            arrays.append(snap.column(c).cast(t) if c in target_names else pa.nulls(m, t))
+        arrays.append(snap.column(cols.eff_from).cast(TS))
+        cur = pa.table(arrays, names=cur_names)
+    else:
+        cur = pa.table(
+            [pa.array([], batch.schema.field(k).type) for k in cols.keys]
+            + [pa.array([], batch.schema.field(c).type) for c in cols.tracked]
+            + [pa.array([], TS)],
+            names=cur_names,
+        )
+    cur = cur.append_column("crid", pa.array(range(cur.num_rows), pa.int64()))
+
+    kl = ", ".join(K)
+    on = " AND ".join(f"b.{k} = c.c{k}" for k in K)
+    same_cur = null_safe_equal([f"b.{c}" for c in C], [f"c.c{c}" for c in C])
+    with duck() as con:
+        con.register("nb", narrow)
+        con.register("cur", cur)
+        # ---- duplicates within the batch
+        max_per_key = scalar(con, f"SELECT max(n) FROM (SELECT count(*) n FROM nb GROUP BY {kl})")
+        chained = bool(max_per_key and max_per_key > 1)
+        source = "nb"
+        if chained:
+            dups = scalar(
+                con, f"SELECT count(*) FROM (SELECT 1 FROM nb GROUP BY {kl}, v HAVING count(*) > 1)"
+            )
+            if dups:
+                group = ", ".join([*K, *C, "v"])
+                con.execute(
+                    f"CREATE TEMP TABLE b1 AS SELECT * FROM nb WHERE rid IN "
+                    f"(SELECT max(rid) FROM nb GROUP BY {group})"
+                )
+                source = "b1"
+                bad = scalar(
+                    con,
+                    f"SELECT count(*) FROM (SELECT 1 FROM b1 GROUP BY {kl}, v HAVING count(*) > 1)",
+                )
+                if bad:
+                    example = describe_key(
+                        con,
+                        f"SELECT {kl}, v FROM b1 GROUP BY {kl}, v HAVING count(*) > 1 "
+                        f"ORDER BY ALL LIMIT 1",
+                    )
+                    raise LoadError(
+                        f"ambiguous order: {bad} key(s) appear more than once in the file with "
+                        f"the same validity and different tracked values (first: key and "
+                        f"validity {example}); {table_uri} is untouched"
+                    )
+        # ---- join with the current rows; classify
+        con.execute(
+            f"CREATE TEMP TABLE j AS SELECT b.*, c.cf, c.crid, c.crid IS NOT NULL AS has_cur, "
+            f"({same_cur}) AS same_cur FROM {source} b LEFT JOIN cur c ON {on}"
+        )
+        need_history = dt is not None and scalar(
+            con, "SELECT count(*) FROM j WHERE NOT has_cur OR v < cf"
+        )
+        con.execute(
+            "CREATE TEMP TABLE verdict AS SELECT rid, CASE "
+            "WHEN has_cur AND v > cf THEN 'chain' "
+            "WHEN has_cur AND v = cf THEN CASE WHEN same_cur THEN 'known' ELSE 'late' END "
+            "WHEN has_cur THEN 'old' ELSE 'new' END AS kind FROM j"
+        )
+        if need_history:
+            assert dt is not None
+            _history(con, dt, batch, cols, K, C, target_names)
+        late = scalar(con, "SELECT count(*) FROM verdict WHERE kind = 'late'")
+        if late and cfg.late_rows == "reject":
+            example = describe_key(
+                con,
+                f"SELECT {kl}, v, cf FROM j JOIN verdict USING (rid) WHERE kind = 'late' "
+                f"ORDER BY ALL LIMIT 1",
+            )
+            raise LoadError(
+                f"{late} late row(s): not newer than the version already in {table_uri} "
+                f"(first: key, validity, current version's start = {example}); "
+                f"set `late_rows: skip` to drop them; the table is untouched"
+            )
+        # ---- chain the remaining rows per key
+        prev = null_safe_equal(C, [f"p{c}" for c in C])
+        lag = ", ".join(f"lag({c}) OVER w AS p{c}" for c in C) or "NULL AS p_"
+        first_same = "has_cur AND same_cur"
+        if chained:
+            con.execute(
+                f"CREATE TEMP TABLE kept AS SELECT rid, v, crid, has_cur, {kl} FROM ("
+                f"SELECT j.*, row_number() OVER w AS rn, {lag} FROM j "
+                f"JOIN verdict USING (rid) WHERE kind IN ('chain', 'new') "
+                f"WINDOW w AS (PARTITION BY {kl} ORDER BY v)) "
+                f"WHERE NOT (CASE WHEN rn = 1 THEN {first_same} ELSE {prev} END)"
+            )
+            inserts = con.sql(
+                f"SELECT rid, lead(v) OVER w AS eff_to, lead(v) OVER w IS NULL AS is_cur "
+                f"FROM kept WINDOW w AS (PARTITION BY {kl} ORDER BY v)"
+            ).to_arrow_table()
+            change_closes = "SELECT crid, min(v) AS close_at FROM kept WHERE has_cur GROUP BY crid"
+        else:
+            con.execute(
+                f"CREATE TEMP TABLE kept AS SELECT rid, v, crid, has_cur FROM j "
+                f"JOIN verdict USING (rid) WHERE kind IN ('chain', 'new') "
+                f"AND NOT ({first_same})"
+            )
+            inserts = con.sql(
+                "SELECT rid, NULL::TIMESTAMPTZ AS eff_to, TRUE AS is_cur FROM kept"
+            ).to_arrow_table()
+            change_closes = "SELECT crid, v AS close_at FROM kept WHERE has_cur"
+        close_sql = change_closes
+        if cfg.hard_deletes == "close" and dt is not None:
+            at = load_time
+            if cfg.validity_column is not None and batch.num_rows:
+                at = pc.max(validity).as_py()
+            con.execute("CREATE TEMP TABLE del_at AS SELECT $1::TIMESTAMPTZ AS del_time", [at])
+            close_sql += (
+                f" UNION ALL SELECT crid, greatest(cf, (SELECT del_time FROM del_at)) FROM cur c "
+                f"WHERE NOT EXISTS (SELECT 1 FROM nb b WHERE {on})"
+            )
+        closes = con.sql(close_sql).to_arrow_table()
+    if inserts.num_rows == 0 and closes.num_rows == 0:
+        return None
+    close_keys = cur.take(closes.column("crid"))
+    close_table = pa.table(
+        [close_keys.column(f"c{k}") for k in K] + [closes.column("close_at")],
+        names=[*cols.keys, "close_at"],
+    )
+    return inserts, close_table
+
+
+def _history(
+    con: duckdb.DuckDBPyConnection,
+    dt: deltalake.DeltaTable,
+    batch: pa.Table,
+    cols: _Cols,
+    K: list[str],
+    C: list[str],
+    target_names: set[str],
+) -> None:
+    """Settle rows that are not newer than the current version, against closed versions.
+
+    'old' rows (older than the key's current version) and 'new' rows of keys that have
+    only closed versions: known when the version valid at the row's validity has the
+    same tracked values, late otherwise; a 'new' row at or after the key's last close
+    stays new (the key reappears).
+    """
+    wanted = [*cols.keys, *[c for c in cols.tracked if c in target_names]]
+    wanted += [cols.eff_from, cols.eff_to]
+    snap = read_snapshot(dt, wanted, pc.field(cols.current) == False)  # noqa: E712
+    m = snap.num_rows
+    arrays = [snap.column(k).cast(batch.schema.field(k).type) for k in cols.keys]
+    for c in cols.tracked:
+        t = batch.schema.field(c).type
+        arrays.append(snap.column(c).cast(t) if c in target_names else pa.nulls(m, t))
+    arrays += [snap.column(cols.eff_from).cast(TS), snap.column(cols.eff_to).cast(TS)]
+    hist = pa.table(arrays, names=[*[f"h{k}" for k in K], *[f"h{c}" for c in C], "hf", "ht"])
+    con.register("hist", hist)
+    on = " AND ".join(f"j.{k} = h.h{k}" for k in K)
+    same = null_safe_equal([f"j.{c}" for c in C], [f"h.h{c}" for c in C])
+    # versions covering the row's validity, and each key's closed span
+    con.execute(
+        f"CREATE TEMP TABLE settled AS SELECT j.rid, j.kind, "
+        f"bool_or(h.hf <= j.v AND j.v < h.ht AND {same}) AS known, "
+        f"max(h.ht) AS last_close, count(h.hf) AS versions "
+        f"FROM (SELECT * FROM j JOIN verdict USING (rid) WHERE kind IN ('old', 'new')) j "
+        f"LEFT JOIN hist h ON {on} GROUP BY j.rid, j.kind"
+    )
+    con.execute(
+        "UPDATE verdict SET kind = CASE "
+        "WHEN s.kind = 'new' AND (s.versions = 0 OR j.v >= s.last_close) THEN 'new' "
+        "WHEN s.known THEN 'known' ELSE 'late' END "
+        "FROM settled s, j WHERE verdict.rid = s.rid AND j.rid = s.rid"
+    )

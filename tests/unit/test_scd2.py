@@ -1,0 +1,350 @@
+"""SCD2 scenarios; the invariants are checked after every scenario."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+from deltalake import CommitProperties, DeltaTable
+
+from onceflow.config import LoadConfig
+from onceflow.errors import LoadError
+from onceflow.load.scd2 import apply_scd2
+
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def day(n: int) -> datetime:
+    return T0 + timedelta(days=n)
+
+
+def cfg(**kw: Any) -> LoadConfig:
+    kw.setdefault("primary_key", ["id"])
+    return LoadConfig(strategy="scd2", **kw)
+
+
+def rows(uri: str) -> list[dict[str, Any]]:
+    out = DeltaTable(uri).to_pyarrow_table().to_pylist()
+    return sorted(out, key=lambda r: tuple(str(v) for v in r.values()))
+
+
+def check_invariants(
+    uri: str,
+    keys: list[str],
+    eff_from: str = "_effective_from",
+    eff_to: str = "_effective_to",
+    current: str = "_is_current",
+) -> None:
+    by_key: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for r in DeltaTable(uri).to_pyarrow_table().to_pylist():
+        by_key.setdefault(tuple(r[k] for k in keys), []).append(r)
+    for key, versions in by_key.items():
+        currents = [v for v in versions if v[current]]
+        assert len(currents) <= 1, f"key {key}: {len(currents)} current rows"
+        for v in versions:
+            assert v[eff_from] is not None
+            assert (v[eff_to] is None) == bool(v[current]), f"key {key}: {v}"
+            if v[eff_to] is not None:
+                assert v[eff_to] >= v[eff_from], f"key {key}: ends before it starts: {v}"
+        ordered = sorted(versions, key=lambda v: v[eff_from])
+        for a, b in itertools.pairwise(ordered):
+            assert a[eff_to] is not None, f"key {key}: open version before another: {a}"
+            assert a[eff_to] <= b[eff_from], f"key {key}: overlapping {a} and {b}"
+
+
+def load(uri: str, batch: pa.Table, c: LoadConfig, when: datetime, **kw: Any) -> int | None:
+    """apply_scd2, then the invariants, then a rerun that must change nothing."""
+    version = apply_scd2(uri, batch, c, load_time=when, **kw)
+    keys = list(c.primary_key)
+    names = dict(
+        eff_from=c.effective_from_column, eff_to=c.effective_to_column, current=c.is_current_column
+    )
+    check_invariants(uri, keys, **names)
+    before = DeltaTable(uri).version()
+    assert apply_scd2(uri, batch, c, load_time=when + timedelta(hours=1)) is None
+    assert DeltaTable(uri).version() == before
+    check_invariants(uri, keys, **names)
+    return version
+
+
+def current(uri: str, c: str = "_is_current") -> dict[Any, dict[str, Any]]:
+    return {r["id"]: r for r in DeltaTable(uri).to_pyarrow_table().to_pylist() if r[c]}
+
+
+@pytest.fixture
+def uri(tmp_path: Path) -> str:
+    return str(tmp_path / "dim")
+
+
+def test_new_keys_create_the_table_in_one_commit(uri: str) -> None:
+    batch = pa.table({"id": [1, 2], "name": ["a", "b"]})
+    assert load(uri, batch, cfg(), day(0)) == 0
+    cur = current(uri)
+    assert {k: v["name"] for k, v in cur.items()} == {1: "a", 2: "b"}
+    assert all(v["_effective_from"] == day(0) and v["_effective_to"] is None for v in cur.values())
+    # more new keys later
+    assert load(uri, pa.table({"id": [1, 3], "name": ["a", "c"]}), cfg(), day(1)) == 1
+    assert sorted(current(uri)) == [1, 2, 3]
+    assert current(uri)[3]["_effective_from"] == day(1)
+    assert len(rows(uri)) == 3
+
+
+def test_changes_close_and_insert(uri: str) -> None:
+    apply_scd2(uri, pa.table({"id": [1, 2], "name": ["a", "b"]}), cfg(), load_time=day(0))
+    v = load(uri, pa.table({"id": [1, 2], "name": ["a", "B"]}), cfg(), day(1))
+    assert v == 1
+    history = [r for r in rows(uri) if r["id"] == 2]
+    assert len(history) == 2
+    old = next(r for r in history if not r["_is_current"])
+    new = next(r for r in history if r["_is_current"])
+    assert (old["name"], old["_effective_from"], old["_effective_to"]) == ("b", day(0), day(1))
+    assert (new["name"], new["_effective_from"], new["_effective_to"]) == ("B", day(1), None)
+    assert len([r for r in rows(uri) if r["id"] == 1]) == 1
+
+
+def test_no_changes_make_no_commit(uri: str) -> None:
+    batch = pa.table({"id": [1, 2], "name": ["a", "b"]})
+    apply_scd2(uri, batch, cfg(), load_time=day(0))
+    assert apply_scd2(uri, batch, cfg(), load_time=day(5)) is None
+    assert DeltaTable(uri).version() == 0
+    check_invariants(uri, ["id"])
+
+
+def test_tracking_columns_ignore_other_changes(uri: str) -> None:
+    c = cfg(tracking_columns=["name"])
+    apply_scd2(uri, pa.table({"id": [1], "name": ["a"], "note": ["x"]}), c, load_time=day(0))
+    assert (
+        apply_scd2(uri, pa.table({"id": [1], "name": ["a"], "note": ["y"]}), c, load_time=day(1))
+        is None
+    )
+    assert load(uri, pa.table({"id": [1], "name": ["b"], "note": ["y"]}), c, day(2)) == 1
+    assert current(uri)[1]["note"] == "y"
+
+
+@pytest.mark.parametrize("mode", ["ignore", "close"])
+def test_deletes_in_a_full_extract(uri: str, mode: str) -> None:
+    c = cfg(hard_deletes=mode)
+    apply_scd2(uri, pa.table({"id": [1, 2, 3], "name": ["a", "b", "c"]}), c, load_time=day(0))
+    result = load(uri, pa.table({"id": [1, 3], "name": ["a", "c"]}), c, day(1))
+    if mode == "ignore":
+        assert result is None
+        assert sorted(current(uri)) == [1, 2, 3]
+    else:
+        assert result == 1
+        assert sorted(current(uri)) == [1, 3]
+        closed = next(r for r in rows(uri) if r["id"] == 2)
+        assert closed["_effective_to"] == day(1) and closed["_is_current"] is False
+        # the key comes back: a new version after the gap
+        assert load(uri, pa.table({"id": [1, 2, 3], "name": ["a", "b", "c"]}), c, day(3)) == 2
+        assert current(uri)[2]["_effective_from"] == day(3)
+        assert len([r for r in rows(uri) if r["id"] == 2]) == 2
+
+
+def test_delete_close_with_business_time_uses_the_batch_time(uri: str) -> None:
+    c = cfg(hard_deletes="close", validity_column="updated_at")
+    first = pa.table({"id": [1, 2], "name": ["a", "b"], "updated_at": [day(0), day(0)]})
+    apply_scd2(uri, first, c, load_time=day(9))
+    load(uri, pa.table({"id": [1], "name": ["a2"], "updated_at": [day(2)]}), c, day(10))
+    closed = next(r for r in rows(uri) if r["id"] == 2)
+    assert closed["_effective_to"] == day(2)
+
+
+def test_a_key_twice_in_one_batch_is_chained(uri: str) -> None:
+    c = cfg(validity_column="updated_at")
+    apply_scd2(
+        uri, pa.table({"id": [1], "name": ["a"], "updated_at": [day(0)]}), c, load_time=day(0)
+    )
+    batch = pa.table(
+        {
+            "id": [1, 1, 1, 1, 2, 2],
+            "name": ["c", "b", "b", "b", "x", "x"],  # unsorted; an identical duplicate
+            "updated_at": [day(3), day(1), day(1), day(2), day(1), day(1)],
+        }
+    )
+    assert load(uri, batch, c, day(4)) == 1
+    history = sorted((r for r in rows(uri) if r["id"] == 1), key=lambda r: r["_effective_from"])
+    got = [(r["name"], r["_effective_from"], r["_effective_to"]) for r in history]
+    # b@day2 repeats b@day1 (no change): it is not a new version
+    assert got == [("a", day(0), day(1)), ("b", day(1), day(3)), ("c", day(3), None)]
+    assert [r["name"] for r in rows(uri) if r["id"] == 2] == ["x"]
+
+
+def test_chained_batch_into_a_new_table(uri: str) -> None:
+    c = cfg(validity_column="updated_at")
+    batch = pa.table({"id": [1, 1], "name": ["b", "a"], "updated_at": [day(2), day(1)]})
+    assert load(uri, batch, c, day(3)) == 0
+    history = sorted(rows(uri), key=lambda r: r["_effective_from"])
+    assert [(r["name"], r["_effective_to"]) for r in history] == [("a", day(2)), ("b", None)]
+
+
+def test_ambiguous_duplicates_are_rejected(uri: str) -> None:
+    c = cfg(validity_column="updated_at")
+    apply_scd2(
+        uri, pa.table({"id": [9], "name": ["z"], "updated_at": [day(0)]}), c, load_time=day(0)
+    )
+    batch = pa.table({"id": [1, 1], "name": ["a", "b"], "updated_at": [day(1), day(1)]})
+    with pytest.raises(LoadError, match="ambiguous"):
+        apply_scd2(uri, batch, c, load_time=day(2))
+    assert DeltaTable(uri).version() == 0
+    # without a validity column every row has the load time: same rule
+    with pytest.raises(LoadError, match="ambiguous"):
+        apply_scd2(uri, pa.table({"id": [1, 1], "name": ["a", "b"]}), cfg(), load_time=day(2))
+    assert DeltaTable(uri).version() == 0
+
+
+def test_late_row_is_rejected_or_skipped(uri: str) -> None:
+    c = cfg(validity_column="updated_at")
+    apply_scd2(
+        uri,
+        pa.table({"id": [1, 2], "name": ["a", "b"], "updated_at": [day(5)] * 2}),
+        c,
+        load_time=day(5),
+    )
+    late = pa.table({"id": [1, 2], "name": ["old", "b2"], "updated_at": [day(3), day(6)]})
+    with pytest.raises(LoadError, match="late"):
+        apply_scd2(uri, late, c, load_time=day(7))
+    assert DeltaTable(uri).version() == 0
+    # same validity as the current version, different values: late too
+    same_time = pa.table({"id": [1], "name": ["other"], "updated_at": [day(5)]})
+    with pytest.raises(LoadError, match="late"):
+        apply_scd2(uri, same_time, c, load_time=day(7))
+    skip = cfg(validity_column="updated_at", late_rows="skip")
+    assert load(uri, late, skip, day(7)) == 1
+    cur = current(uri)
+    assert cur[1]["name"] == "a" and cur[2]["name"] == "b2"
+    assert len([r for r in rows(uri) if r["id"] == 1]) == 1
+
+
+def test_old_row_already_in_history_is_not_late(uri: str) -> None:
+    c = cfg(validity_column="updated_at")
+    apply_scd2(
+        uri, pa.table({"id": [1], "name": ["a"], "updated_at": [day(0)]}), c, load_time=day(0)
+    )
+    apply_scd2(
+        uri, pa.table({"id": [1], "name": ["b"], "updated_at": [day(4)]}), c, load_time=day(4)
+    )
+    # a re-extract of day 2 shows 'a', which is what the table says was valid on day 2
+    assert (
+        apply_scd2(
+            uri, pa.table({"id": [1], "name": ["a"], "updated_at": [day(2)]}), c, load_time=day(5)
+        )
+        is None
+    )
+    with pytest.raises(LoadError, match="late"):
+        apply_scd2(
+            uri, pa.table({"id": [1], "name": ["q"], "updated_at": [day(2)]}), c, load_time=day(5)
+        )
+    check_invariants(uri, ["id"])
+
+
+def test_composite_keys_are_joined_column_by_column(uri: str) -> None:
+    c = cfg(primary_key=["a", "b"])
+    batch = pa.table({"a": ["a", "ab"], "b": ["bc", "c"], "v": [1, 2]})
+    assert load(uri, batch, c, day(0)) == 0
+    assert len(rows(uri)) == 2
+    change = pa.table({"a": ["a", "ab"], "b": ["bc", "c"], "v": [1, 3]})
+    assert load(uri, change, c, day(1)) == 1
+    got = sorted((r["a"], r["b"], r["v"], r["_is_current"]) for r in rows(uri))
+    assert got == [("a", "bc", 1, True), ("ab", "c", 2, False), ("ab", "c", 3, True)]
+    check_invariants(uri, ["a", "b"])
+
+
+def test_null_values_compare_equal(uri: str) -> None:
+    batch = pa.table({"id": [1, 2, 3], "name": [None, "b", None], "n": [1, None, None]})
+    apply_scd2(uri, batch, cfg(), load_time=day(0))
+    assert apply_scd2(uri, batch, cfg(), load_time=day(1)) is None
+    changed = pa.table({"id": [1, 2, 3], "name": ["a", None, None], "n": [1, None, None]})
+    assert load(uri, changed, cfg(), day(2)) == 1
+    assert len(rows(uri)) == 5
+    assert current(uri)[1]["name"] == "a" and current(uri)[2]["name"] is None
+
+
+def test_null_key_is_rejected(uri: str) -> None:
+    with pytest.raises(LoadError, match="NULL"):
+        apply_scd2(uri, pa.table({"id": [1, None], "x": [1, 2]}), cfg(), load_time=day(0))
+
+
+def test_custom_column_names(uri: str) -> None:
+    c = cfg(
+        primary_key=["Customer Id"],
+        effective_from_column="ValidFrom",
+        effective_to_column="valid to",
+        is_current_column="IsCurrent",
+    )
+    apply_scd2(uri, pa.table({"Customer Id": [1], "Name": ["a"]}), c, load_time=day(0))
+    load(uri, pa.table({"Customer Id": [1], "Name": ["b"]}), c, day(1))
+    got = sorted(rows(uri), key=lambda r: r["ValidFrom"])
+    assert [(r["Name"], r["valid to"], r["IsCurrent"]) for r in got] == [
+        ("a", day(1), False),
+        ("b", None, True),
+    ]
+    assert "_effective_from" not in DeltaTable(uri).schema().to_arrow().names
+
+
+def test_missing_primary_key_leaves_the_table_untouched(uri: str) -> None:
+    apply_scd2(uri, pa.table({"id": [1], "name": ["a"]}), cfg(), load_time=day(0))
+    with pytest.raises(LoadError, match=r"primary key column.*'id'.*missing"):
+        apply_scd2(uri, pa.table({"ident": [1], "name": ["b"]}), cfg(), load_time=day(1))
+    assert DeltaTable(uri).version() == 0
+
+
+def test_incompatible_type_change_leaves_the_table_untouched(uri: str) -> None:
+    apply_scd2(uri, pa.table({"id": [1], "amount": [10]}), cfg(), load_time=day(0))
+    with pytest.raises(LoadError, match="incompatible type change"):
+        apply_scd2(uri, pa.table({"id": [1], "amount": ["ten"]}), cfg(), load_time=day(1))
+    assert DeltaTable(uri).version() == 0
+    # a compatible widening is fine
+    ok = pa.table({"id": pa.array([1], pa.int32()), "amount": pa.array([11], pa.int32())})
+    assert load(uri, ok, cfg(), day(1)) == 1
+
+
+def test_new_nullable_column_evolves_the_schema(uri: str) -> None:
+    apply_scd2(uri, pa.table({"id": [1, 2], "name": ["a", "b"]}), cfg(), load_time=day(0))
+    batch = pa.table({"id": [1, 2], "name": ["a", "b"], "email": [None, "b@x"]})
+    assert load(uri, batch, cfg(), day(1)) == 1
+    assert "email" in DeltaTable(uri).schema().to_arrow().names
+    cur = current(uri)
+    # key 1: email NULL before and after -> unchanged; key 2: NULL -> value = a change
+    assert cur[1]["_effective_from"] == day(0) and cur[1]["email"] is None
+    assert cur[2]["_effective_from"] == day(1) and cur[2]["email"] == "b@x"
+
+
+def test_a_column_missing_from_the_batch_is_null_in_new_versions(uri: str) -> None:
+    c = cfg(tracking_columns=["name"])
+    apply_scd2(uri, pa.table({"id": [1], "name": ["a"], "note": ["x"]}), c, load_time=day(0))
+    assert load(uri, pa.table({"id": [1], "name": ["b"]}), c, day(1)) == 1
+    assert current(uri)[1]["note"] is None
+
+
+def test_commit_properties_are_carried(uri: str) -> None:
+    props = CommitProperties(custom_metadata={"onceflow.file": "f1.parquet"})
+    apply_scd2(
+        uri, pa.table({"id": [1], "x": [1]}), cfg(), load_time=day(0), commit_properties=props
+    )
+    props2 = CommitProperties(custom_metadata={"onceflow.file": "f2.parquet"})
+    apply_scd2(
+        uri, pa.table({"id": [1], "x": [2]}), cfg(), load_time=day(1), commit_properties=props2
+    )
+    history = DeltaTable(uri).history()
+    assert [h.get("onceflow.file") for h in history] == ["f2.parquet", "f1.parquet"]
+
+
+def test_empty_batch(uri: str) -> None:
+    empty = pa.table({"id": pa.array([], pa.int64()), "x": pa.array([], pa.int64())})
+    assert apply_scd2(uri, empty, cfg(), load_time=day(0)) is None
+    apply_scd2(uri, pa.table({"id": [1], "x": [1]}), cfg(), load_time=day(0))
+    assert apply_scd2(uri, empty, cfg(), load_time=day(1)) is None
+    assert load(uri, empty, cfg(hard_deletes="close"), day(1)) == 1
+    assert current(uri) == {}
+
+
+def test_audit_columns_are_not_tracked(uri: str) -> None:
+    apply_scd2(
+        uri, pa.table({"id": [1], "x": [1], "_source_file": ["f1"]}), cfg(), load_time=day(0)
+    )
+    again = pa.table({"id": [1], "x": [1], "_source_file": ["f2"]})
+    assert apply_scd2(uri, again, cfg(), load_time=day(1)) is None
