@@ -1,0 +1,205 @@
+"""The Delta side of exactly-once: table location, the markers each commit carries, and
+reading them back from the log.
+
+Each file's commit carries custom metadata (onceflow.file, onceflow.checksum,
+onceflow.batch_id, onceflow.sequence) and an application transaction (app id of the
+target table, version = the file's sequence). delta-rs records the transaction but does
+not enforce it, so the loader reads both before writing and skips what is already in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from onceflow.errors import LoadError
+
+META_FILE = "onceflow.file"
+META_CHECKSUM = "onceflow.checksum"
+META_BATCH = "onceflow.batch_id"
+META_SEQUENCE = "onceflow.sequence"
+AUDIT_COLUMNS = ("_source_file", "_load_timestamp", "_batch_id")
+
+
+def table_uri(warehouse: str, target: str) -> str:
+    """Where a target table lives: a URI or absolute path as given, else under warehouse."""
+    if "://" in target or target.startswith("/"):
+        return target
+    return str(Path(warehouse) / target)
+
+
+def app_id(target: str) -> str:
+    """The application id of a target table's file loads in the Delta log."""
+    return f"onceflow.load:{target}"
+
+
+def open_table(uri: str) -> Any:
+    """The DeltaTable at `uri`, or None when there is no table yet."""
+    from deltalake import DeltaTable
+
+    if not DeltaTable.is_deltatable(uri):
+        return None
+    return DeltaTable(uri)
+
+
+def batch_id_for(path: str, checksum: str | None) -> str:
+    """A deterministic batch id for one file: its stem and the start of its checksum."""
+    return f"{Path(path).stem}-{(checksum or 'nochecksum')[:12]}"
+
+
+def commit_properties(
+    *,
+    path: str,
+    checksum: str | None,
+    batch_id: str,
+    sequence: int,
+    app: str,
+    max_commit_retries: int | None = 0,
+) -> Any:
+    """The CommitProperties of one file's commit: its markers and its app transaction.
+
+    max_commit_retries=0: when another writer committed since our snapshot, fail instead
+    of silently rebasing, so the loader reloads and checks again whether the file is in.
+    """
+    from deltalake import CommitProperties, Transaction
+
+    return CommitProperties(
+        custom_metadata={
+            META_FILE: path,
+            META_CHECKSUM: checksum or "",
+            META_BATCH: batch_id,
+            META_SEQUENCE: str(sequence),
+        },
+        app_transactions=[Transaction(app_id=app, version=sequence)],
+        max_commit_retries=max_commit_retries,
+    )
+
+
+@dataclass(frozen=True)
+class LoggedFile:
+    """A file load found in a Delta table's commit log."""
+
+    path: str
+    checksum: str | None
+    batch_id: str | None
+    sequence: int | None
+    version: int
+
+
+@dataclass(frozen=True)
+class LogView:
+    """What the log says about file loads: by path, the txn version, the oldest version."""
+
+    files: dict[str, LoggedFile]
+    txn_version: int
+    oldest_version: int
+    version: int
+
+    def has(self, path: str, checksum: str | None) -> bool:
+        """True when the log names this file (with this checksum, when both are known)."""
+        logged = self.files.get(path)
+        if logged is None:
+            return False
+        return not (checksum and logged.checksum and logged.checksum != checksum)
+
+
+def read_log(dt: Any, app: str) -> LogView:
+    """The file loads recorded in `dt`'s log (an empty view when dt is None)."""
+    if dt is None:
+        return LogView({}, 0, 0, -1)
+    files: dict[str, LoggedFile] = {}
+    oldest = dt.version()
+    for entry in dt.history():
+        version = int(entry.get("version", -1))
+        oldest = min(oldest, version)
+        path = entry.get(META_FILE)
+        if not path:
+            continue
+        sequence = entry.get(META_SEQUENCE)
+        logged = LoggedFile(
+            path=str(path),
+            checksum=entry.get(META_CHECKSUM) or None,
+            batch_id=entry.get(META_BATCH),
+            version=version,
+            sequence=int(sequence) if sequence not in (None, "") else None,
+        )
+        # history is newest first: keep the newest commit of a path
+        files.setdefault(logged.path, logged)
+    return LogView(files, int(dt.transaction_version(app) or 0), oldest, dt.version())
+
+
+def find_commit(uri: str, batch_id: str) -> int | None:
+    """The version whose commit carries this batch id (recent commits first)."""
+    dt = open_table(uri)
+    if dt is None:
+        return None
+    for entry in dt.history(limit=50):
+        if entry.get(META_BATCH) == batch_id:
+            return int(entry["version"])
+    return None
+
+
+def arrow_schema(dt: Any) -> pa.Schema:
+    """The table's schema as a pyarrow schema."""
+    return pa.schema(dt.schema().to_arrow())
+
+
+def _family(t: pa.DataType) -> str:
+    if pa.types.is_integer(t):
+        return "integer"
+    if pa.types.is_floating(t):
+        return "float"
+    if pa.types.is_decimal(t):
+        return "decimal"
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return "string"
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
+        return "binary"
+    if pa.types.is_boolean(t):
+        return "boolean"
+    if pa.types.is_date(t):
+        return "date"
+    if pa.types.is_timestamp(t):
+        return "timestamp_tz" if t.tz else "timestamp"
+    return str(t)
+
+
+def _compatible(table_type: pa.DataType, file_type: pa.DataType) -> bool:
+    if table_type.equals(file_type):
+        return True
+    fam = _family(table_type)
+    if fam != _family(file_type):
+        return False
+    if fam == "integer":
+        return bool(file_type.bit_width <= table_type.bit_width)
+    if fam == "float":
+        return bool(file_type.bit_width <= table_type.bit_width)
+    if fam == "decimal":
+        return bool(
+            file_type.scale == table_type.scale and file_type.precision <= table_type.precision
+        )
+    return fam in ("string", "binary", "boolean", "date", "timestamp", "timestamp_tz")
+
+
+def check_schema(table_schema: pa.Schema | None, file_schema: pa.Schema, path: str) -> list[str]:
+    """LoadError on a column whose type cannot go into the table; returns new columns."""
+    if table_schema is None:
+        return []
+    existing = {f.name: f for f in table_schema}
+    problems = []
+    added = []
+    for field in file_schema:
+        current = existing.get(field.name)
+        if current is None:
+            added.append(field.name)
+        elif not _compatible(current.type, field.type):
+            problems.append(f"{field.name}: table has {current.type}, file has {field.type}")
+    if problems:
+        raise LoadError(
+            f"{path}: incompatible type change ({'; '.join(problems)}); the table is "
+            "unchanged. Migrate the table's column or cast the source column"
+        )
+    return added
