@@ -102,8 +102,51 @@ class PostgresReader(Reader):
                 conn.close()
 
 
+_SQLITE_DECIMAL = re.compile(r"^\s*(?:DECIMAL|NUMERIC)\s*\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)")
+
+
+def _sqlite_type(declared: str) -> pa.DataType | None:
+    """The Arrow type a column's declared type asks for, where storage alone would lose it."""
+    kind = declared.upper()
+    if m := _SQLITE_DECIMAL.match(kind):
+        return decimal_type(int(m.group(1)), int(m.group(2) or 0))
+    if "BOOL" in kind:
+        return pa.bool_()
+    if "TIMESTAMP" in kind or "DATETIME" in kind:
+        return pa.timestamp("us")
+    if kind.strip() == "DATE":
+        return pa.date32()
+    return None
+
+
+def _sqlite_declared(path: str, table: str) -> dict[str, pa.DataType]:
+    """Declared types of a table's columns: SQLite stores decimals as REAL, timestamps as
+    TEXT and booleans as INTEGER; the declaration says what they mean."""
+    import sqlite3
+
+    schema, _, name = table.rpartition(".")
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        rows = conn.execute("SELECT name, type FROM pragma_table_info(?)", (table,)).fetchall()
+        if not rows and schema:
+            rows = conn.execute(
+                "SELECT name, type FROM pragma_table_info(?, ?)", (name, schema)
+            ).fetchall()
+    finally:
+        conn.close()
+    out = {}
+    for column, declared in rows:
+        if (wanted := _sqlite_type(declared or "")) is not None:
+            out[column] = wanted
+    return out
+
+
 class SqliteReader(Reader):
-    """ADBC SQLite driver; timestamps are compared as 'YYYY-MM-DD HH:MM:SS' wall-time text."""
+    """ADBC SQLite driver; timestamps are compared as 'YYYY-MM-DD HH:MM:SS' wall-time text.
+
+    A table's declared types are applied: DECIMAL(p,s)/NUMERIC(p,s) -> decimal(p,s),
+    BOOLEAN -> bool, TIMESTAMP/DATETIME -> timestamp (naive wall time), DATE -> date.
+    """
 
     def batches(self, spec: ReadSpec) -> Iterator[pa.RecordBatch]:
         import adbc_driver_sqlite.dbapi as adbc_sqlite
@@ -126,7 +169,8 @@ class SqliteReader(Reader):
                     **{"adbc.sqlite.query.batch_rows": str(spec.batch_rows)}
                 )
                 cur.execute(to_positional(sql, "qmark"), parameters=values or None)
-                yield from _stream(cur.fetch_record_batch())
+                declared = _sqlite_declared(path, spec.table) if spec.table else {}
+                yield from _stream(cur.fetch_record_batch(), declared)
         except SourceError:
             raise
         except Exception as error:
@@ -275,6 +319,17 @@ _SA_SQLITE_TYPES = {"INTEGER": pa.int64(), "SMALLINT": pa.int64(), "REAL": pa.fl
 _SA_COLON = re.compile(r":(?!(?:window_start|window_end)\b)")
 
 
+def _sa_array(values: list[Any], declared: pa.DataType | None) -> pa.Array:
+    """A column of Python values as its declared type (a driver may give floats for a
+    decimal, e.g. SQLite): built directly, else inferred and cast."""
+    try:
+        return pa.array(values, type=declared)
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        if declared is None:
+            raise
+        return pa.array(values).cast(declared)
+
+
 class SqlAlchemyReader(Reader):
     """Any SQLAlchemy URL (Oracle through oracledb): a server-side cursor, columns to Arrow."""
 
@@ -308,7 +363,7 @@ class SqlAlchemyReader(Reader):
                 schema: pa.Schema | None = None
                 for rows in result.partitions(spec.batch_rows):
                     arrays = [
-                        pa.array(list(col), type=declared.get(name))
+                        _sa_array(list(col), declared.get(name))
                         for name, col in zip(columns, zip(*rows, strict=True), strict=True)
                     ]
                     batch = pa.RecordBatch.from_arrays(arrays, names=columns)
