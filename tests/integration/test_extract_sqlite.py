@@ -98,7 +98,7 @@ def test_window_boundaries_on_wall_time_text(tmp_path):
     )
     summary = run(
         tmp_path,
-        {"lite": url, "gen": {"url": url, "reader": "sqlalchemy"}},
+        {"lite": url},
         [
             {
                 "source": "lite",
@@ -132,7 +132,7 @@ def test_hostile_identifiers_are_data(tmp_path):
     evil = 'x"; drop table y; --'
     summary = run(
         tmp_path,
-        {"lite": url},
+        {"lite": url, "gen": {"url": url, "reader": "sqlalchemy"}},
         [
             {"source": "lite", "table": evil},
             {
