@@ -208,8 +208,8 @@ def duck() -> Iterator[duckdb.DuckDBPyConnection]:
 
 
 def scalar(con: duckdb.DuckDBPyConnection, sql: str) -> Any:
-    row = con.execute(sql).fetchone()
-    return None if row is None else row[0]
+    rows = con.execute(f"SELECT * FROM ({sql}) LIMIT 1").fetchall()
+    return rows[0][0] if rows else None
 
 
 def null_safe_equal(left: Sequence[str], right: Sequence[str]) -> str:
@@ -219,8 +219,8 @@ def null_safe_equal(left: Sequence[str], right: Sequence[str]) -> str:
 
 
 def describe_key(con: duckdb.DuckDBPyConnection, sql: str) -> str:
-    row = con.execute(sql).fetchone()
-    return "?" if row is None else ", ".join(repr(v) for v in row)
+    rows = con.execute(f"SELECT * FROM ({sql}) LIMIT 1").fetchall()
+    return ", ".join(repr(v) for v in rows[0]) if rows else "?"
 
 
 # ----------------------------------------------------------------------------- scd2
