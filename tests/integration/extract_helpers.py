@@ -72,3 +72,10 @@ def write_yaml(path: Path, data: dict[str, Any]) -> Path:
     """Write a config file (JSON is valid YAML)."""
     path.write_text(json.dumps(data))
     return path
+
+
+def unique_name(prefix: str) -> str:
+    """A unique lower-case name (users, roles)."""
+    import uuid
+
+    return f"{prefix}_{uuid.uuid4().hex[:10]}"

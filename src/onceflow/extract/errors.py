@@ -41,13 +41,19 @@ _TRANSIENT_TEXT = re.compile(
     re.IGNORECASE,
 )
 _PERMANENT_TEXT = [
-    (re.compile(r"password authentication failed|access denied|authentication", re.I),
-     "authentication failed (wrong password?)"),
+    (
+        re.compile(r"password authentication failed|access denied|authentication", re.I),
+        "authentication failed (wrong password?)",
+    ),
     (re.compile(r"role \S+ does not exist", re.I), "authentication failed (unknown user)"),
-    (re.compile(r"relation \S+ does not exist|no such table|table \S+ doesn't exist", re.I),
-     "table not found"),
-    (re.compile(r"column \S+ does not exist|no such column|unknown column", re.I),
-     "column not found"),
+    (
+        re.compile(r"relation \S+ does not exist|no such table|table \S+ doesn't exist", re.I),
+        "table not found",
+    ),
+    (
+        re.compile(r"column \S+ does not exist|no such column|unknown column", re.I),
+        "column not found",
+    ),
     (re.compile(r"database \S+ does not exist|unknown database", re.I), "database not found"),
 ]
 _MYSQL_CODE = re.compile(r"ERROR (\d{4})|\((\d{4}),")

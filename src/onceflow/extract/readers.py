@@ -21,12 +21,34 @@ import pyarrow as pa
 from onceflow.config import SourceConfig
 from onceflow.errors import SourceError
 from onceflow.extract.errors import classify
-from onceflow.extract.sql import ReadSpec, bound_values, build_select, to_positional
+from onceflow.extract.sql import (
+    ReadSpec,
+    bound_values,
+    build_select,
+    has_markers,
+    to_positional,
+)
 from onceflow.extract.types import decimal_type, make_caster, target_schema
 
 
 def _naive_wall(value: datetime, zone: ZoneInfo) -> datetime:
     return value.astimezone(zone).replace(tzinfo=None)
+
+
+def _check_cursor(spec: ReadSpec, columns: list[str], where: str) -> None:
+    """Refuse a window on a cursor column that the rows do not have.
+
+    SQLite takes a double-quoted name that matches no column for a string literal, so
+    `"updatd_at" >= ?` would silently select nothing instead of failing.
+    """
+    if not (spec.cursor and spec.window) or spec.cursor in columns:
+        return
+    if spec.query and has_markers(spec.query):
+        return  # the query applies the window itself, on whatever column it likes
+    raise SourceError(
+        f"{where}: column not found: cursor column {spec.cursor!r} is not among the "
+        f"columns ({', '.join(columns)})"
+    )
 
 
 class Reader(ABC):
@@ -170,7 +192,9 @@ class SqliteReader(Reader):
                 )
                 cur.execute(to_positional(sql, "qmark"), parameters=values or None)
                 declared = _sqlite_declared(path, spec.table) if spec.table else {}
-                yield from _stream(cur.fetch_record_batch(), declared)
+                reader = cur.fetch_record_batch()
+                _check_cursor(spec, reader.schema.names, self.where)
+                yield from _stream(reader, declared)
         except SourceError:
             raise
         except Exception as error:
@@ -360,6 +384,7 @@ class SqlAlchemyReader(Reader):
                     stream_results=True, yield_per=spec.batch_rows
                 ).execute(sa.text(_SA_COLON.sub(r"\\:", sql)), {k: params[k] for k in names})
                 columns = list(result.keys())
+                _check_cursor(spec, columns, self.where)
                 schema: pa.Schema | None = None
                 for rows in result.partitions(spec.batch_rows):
                     arrays = [

@@ -36,6 +36,11 @@ def quote_table(table: str, quote: str = '"') -> str:
     return ".".join(quote_ident(p, quote) for p in parts)
 
 
+def has_markers(sql: str) -> bool:
+    """Whether a query places the window itself with :window_start/:window_end."""
+    return bool(_NAMED.search(sql))
+
+
 def build_select(spec: ReadSpec, quote: str = '"') -> tuple[str, list[str]]:
     """SQL with `:window_start`/`:window_end` markers, and the marker names in order."""
     if spec.query:
