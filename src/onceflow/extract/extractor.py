@@ -206,7 +206,7 @@ def _chain(first: pa.RecordBatch, rest: Any) -> Any:
 def _io_error(job: TableJob, error: OSError) -> ExtractError:
     if error.errno == errno.ENOSPC:
         return ExtractError(f"{job.key}: disk full while writing {job.target.parent}")
-    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EEXIST):
         return ExtractError(f"{job.key}: cannot write to lake folder {job.target.parent}: "
                             f"{error.strerror}")
     return ExtractError(f"{job.key}: writing {job.target} failed: {error.strerror or error}")
