@@ -18,6 +18,7 @@ from onceflow.extract.sidecar import write_sidecar
 from onceflow.windows import window_for
 
 START = date(2025, 1, 1)
+ONCEFLOW = str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "onceflow")
 
 
 def orders_batch(day: int, rows: int) -> pa.Table:

@@ -56,10 +56,11 @@ class LoadTarget:
     target: str
     uri: str
     cfg: LoadConfig
+    app: str | None = None  # the app id, when not derived from `target`
 
     @property
     def app_id(self) -> str:
-        return delta.app_id(self.target)
+        return self.app or delta.app_id(self.target)
 
     @property
     def lock_name(self) -> str:
@@ -197,6 +198,9 @@ def _apply(
         if dt is not None:
             return int(dt.version())
         return delta.find_commit(tgt.uri, batch_id)
+    from onceflow.load.append import with_audit_columns
+
+    batch = with_audit_columns(batch, source_file=path, load_time=load_time, batch_id=batch_id)
     try:
         if strategy == "scd2":
             from onceflow.load.scd2 import apply_scd2

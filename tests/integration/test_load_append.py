@@ -1,0 +1,330 @@
+"""Loading extracted files into Delta: exactly once, reruns, bad input, schema, strategies."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from deltalake import DeltaTable
+
+from onceflow.load import delta
+from onceflow.load.discovery import discover_path, discover_table_files
+from onceflow.load.loader import LoadTarget, load_table
+from onceflow.pipeline_load import config_targets, load, load_status
+from onceflow.recovery import validate_consistency
+from onceflow.state import open_store
+from tests.integration.load_helpers import (
+    ONCEFLOW,
+    content_checksum,
+    file_commits,
+    make_config,
+    make_lake,
+    orders_batch,
+    read_table,
+    table_uri,
+    write_config,
+    write_extracted,
+)
+
+
+def test_exactly_once_append_of_20_files_and_rerun_loads_nothing(tmp_path: Path) -> None:
+    paths = make_lake(tmp_path / "lake", files=20, rows=30)
+    cfg = make_config(tmp_path)
+    first = load(cfg)
+    assert first.ok, first.as_dict()
+    assert first.counts()["loaded"] == 20
+    uri = table_uri(tmp_path)
+    assert file_commits(uri) == [str(p) for p in paths]  # window order, one commit each
+    table = read_table(uri)
+    assert table.num_rows == 600
+    assert len(set(table.column("id").to_pylist())) == 600
+    assert {"_source_file", "_load_timestamp", "_batch_id"} <= set(table.column_names)
+    dt = DeltaTable(uri)
+    version = dt.version()
+    assert dt.transaction_version("onceflow.load:src/orders") == 20
+    again = load(cfg)
+    assert again.ok and again.counts() == {"loaded": 0, "skipped": 20, "unchanged": 0, "failed": 0}
+    assert DeltaTable(uri).version() == version
+    assert validate_consistency(cfg)["consistent"]
+    status = load_status(cfg)[0]
+    assert status["files"]["completed"] == 20 and status["loaded_sequence"] == 20
+
+
+def test_new_files_load_after_old_ones_and_only_once(tmp_path: Path) -> None:
+    make_lake(tmp_path / "lake", files=3, rows=5)
+    cfg = make_config(tmp_path)
+    load(cfg)
+    write_extracted(tmp_path / "lake", orders_batch(10, 5), day=10)
+    out = load(cfg)
+    assert out.counts()["loaded"] == 1 and out.counts()["skipped"] == 3
+    assert read_table(table_uri(tmp_path)).num_rows == 20
+
+
+def test_discovery_ignores_temp_and_uncommitted_files(tmp_path: Path) -> None:
+    paths = make_lake(tmp_path / "lake", files=3, rows=5)
+    (paths[0].parent / (paths[0].name + ".onceflow-tmp-abc")).write_bytes(b"junk")
+    paths[1].with_name(paths[1].stem + "_metadata.json").unlink()  # not committed
+    found = discover_table_files(str(tmp_path / "lake"), "src", "orders")
+    assert [f.path for f in found] == [str(paths[0]), str(paths[2])]
+
+
+def test_tracker_lost_is_rederived_from_the_delta_log(tmp_path: Path) -> None:
+    make_lake(tmp_path / "lake", files=4, rows=5)
+    cfg = make_config(tmp_path)
+    load(cfg)
+    store = open_store(cfg.state_url)
+    store.forget_files()
+    version = DeltaTable(table_uri(tmp_path)).version()
+    again = load(cfg)
+    assert again.counts()["loaded"] == 0
+    assert DeltaTable(table_uri(tmp_path)).version() == version
+    assert store.file_status_counts()["completed"] == 4
+
+
+def test_crash_between_commit_and_tracker_update(tmp_path: Path) -> None:
+    make_lake(tmp_path / "lake", files=5, rows=10)
+    config = write_config(tmp_path)
+    env = {**os.environ, "ONCEFLOW_CRASH_AT": "after_delta_commit"}
+    crashed = subprocess.run(
+        [ONCEFLOW, "load", "-c", str(config)], env=env, capture_output=True, text=True, check=False
+    )
+    assert crashed.returncode == -9, crashed.stderr
+    uri = table_uri(tmp_path)
+    assert len(file_commits(uri)) == 1  # committed, tracker not updated
+    store = open_store(make_config(tmp_path).state_url)
+    assert store.file_status_counts()["processing"] == 1
+    env.pop("ONCEFLOW_CRASH_AT")
+    done = subprocess.run(
+        [ONCEFLOW, "load", "-c", str(config)], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    commits = file_commits(uri)
+    assert len(commits) == 5 and len(set(commits)) == 5
+    assert read_table(uri).num_rows == 50
+    assert validate_consistency(make_config(tmp_path))["consistent"]
+
+
+def test_two_loaders_at_once_leave_one_commit_per_file(tmp_path: Path) -> None:
+    make_lake(tmp_path / "lake", files=10, rows=10)
+    config = write_config(tmp_path)
+    procs = [
+        subprocess.Popen(
+            [ONCEFLOW, "load", "-c", str(config), "--lock-timeout", "120"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    for p in procs:
+        _out, err = p.communicate(timeout=240)
+        assert p.returncode == 0, err
+    commits = file_commits(table_uri(tmp_path))
+    assert len(commits) == 10 and len(set(commits)) == 10
+    assert read_table(table_uri(tmp_path)).num_rows == 100
+
+
+def test_concurrent_loaders_without_lock_recheck_after_conflict(tmp_path: Path) -> None:
+    """Two loaders racing on one table (as if a lease were broken): the commit conflict
+    makes the loser reload the log, see the file in, and skip it."""
+    make_lake(tmp_path / "lake", files=8, rows=10)
+    cfg = make_config(tmp_path)
+    store = open_store(cfg.state_url)
+    tgt = config_targets(cfg)[0]
+    files = discover_table_files(str(tmp_path / "lake"), "src", "orders")
+    errors: list[BaseException] = []
+
+    def run(lock: str) -> None:
+        try:
+            token = store.acquire_lock(lock)
+            # each racer has its own tracker rows, so both really try every file
+            mine = LoadTarget(tgt.key, f"{tgt.target}#{lock}", tgt.uri, tgt.cfg, tgt.app_id)
+            load_table(store, mine, files, token=token, check_lock=lambda: None)
+        except BaseException as error:  # pragma: no cover
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(name,)) for name in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    commits = file_commits(tgt.uri)
+    assert len(commits) == 8 and len(set(commits)) == 8
+    assert read_table(tgt.uri).num_rows == 80
+
+
+def _assert_untouched(uri: str, version: int, rows: int) -> None:
+    dt = DeltaTable(uri)
+    assert dt.version() == version
+    assert dt.to_pyarrow_table().num_rows == rows
+
+
+def test_corrupt_parquet_fails_clearly_and_table_untouched(tmp_path: Path) -> None:
+    paths = make_lake(tmp_path / "lake", files=3, rows=5)
+    cfg = make_config(tmp_path)
+    load(cfg, "2025-01-02")  # the first two files
+    uri = table_uri(tmp_path)
+    bad = write_extracted(tmp_path / "lake", orders_batch(5, 5), day=5)
+    data = bytearray(bad.read_bytes())
+    data[10:60] = b"\x00" * 50
+    bad.write_bytes(bytes(data))
+    # the sidecar is rewritten to match, so it is the content that is bad
+    from onceflow.extract.atomic import file_checksum
+    from onceflow.extract.sidecar import read_sidecar, write_sidecar
+
+    meta = read_sidecar(bad)
+    assert meta is not None
+    write_sidecar(bad, {**meta, "checksum": file_checksum(bad)})
+    before = DeltaTable(uri).version()
+    out = load(cfg)
+    assert not out.ok
+    assert out.results[0].counts()["loaded"] == 1  # paths[2] loads, then the corrupt file
+    assert "not a readable Parquet file" in (out.results[0].error or "")
+    _assert_untouched(uri, before + 1, 15)
+    assert paths
+
+
+def test_checksum_mismatch_fails_clearly_and_table_untouched(tmp_path: Path) -> None:
+    paths = make_lake(tmp_path / "lake", files=2, rows=5)
+    cfg = make_config(tmp_path)
+    load(cfg, "2025-01-01")
+    uri = table_uri(tmp_path)
+    pq.write_table(orders_batch(1, 5).slice(0, 4), paths[1])  # changed after extraction
+    meta = paths[1].with_name(paths[1].stem + "_metadata.json")
+    import json
+
+    side = json.loads(meta.read_text())
+    side["file_size_bytes"] = paths[1].stat().st_size
+    meta.write_text(json.dumps(side))
+    out = load(cfg)
+    assert not out.ok
+    assert "does not match its sidecar" in (out.results[0].error or "")
+    _assert_untouched(uri, 0, 5)
+    store = open_store(cfg.state_url)
+    failed = store.tracked_files(status="failed")
+    assert [f.file_path for f in failed] == [str(paths[1])] and failed[0].retry_count == 1
+
+
+def test_failed_file_retried_up_to_max_then_later_files_wait(tmp_path: Path) -> None:
+    paths = make_lake(tmp_path / "lake", files=3, rows=5)
+    cfg = make_config(tmp_path, {"strategy": "append", "max_file_retries": 1})
+    good = paths[1].read_bytes()
+    paths[1].write_bytes(b"x" * len(good))  # same size, wrong checksum
+    assert load(cfg).results[0].counts() == {"loaded": 1, "skipped": 0, "unchanged": 0, "failed": 1}
+    assert "does not match" in (load(cfg).results[0].error or "")  # retry 1
+    third = load(cfg).results[0]
+    assert "gave up after 2 failed attempts" in (third.error or "")
+    assert read_table(table_uri(tmp_path)).num_rows == 5  # file 3 waits behind file 2
+    paths[1].write_bytes(good)
+    store = open_store(cfg.state_url)
+    assert store.reset_failed_files() == 1
+    final = load(cfg)
+    assert final.ok and final.counts()["loaded"] == 2
+    assert read_table(table_uri(tmp_path)).num_rows == 15
+
+
+def test_new_nullable_column_is_added(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    write_extracted(lake, orders_batch(0, 5), day=0)
+    wider = orders_batch(1, 5).append_column("note", pa.array(["n"] * 5))
+    write_extracted(lake, wider, day=1)
+    cfg = make_config(tmp_path)
+    assert load(cfg).ok
+    table = read_table(table_uri(tmp_path))
+    assert "note" in table.column_names
+    assert table.column("note").null_count == 5
+
+
+def test_type_change_fails_clearly_and_table_untouched(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    write_extracted(lake, orders_batch(0, 5), day=0)
+    changed = orders_batch(1, 5)
+    changed = changed.set_column(1, "customer", pa.array(["a"] * 5))
+    write_extracted(lake, changed, day=1)
+    cfg = make_config(tmp_path)
+    out = load(cfg)
+    assert not out.ok
+    assert "incompatible type change (customer: table has int64, file has string)" in (
+        out.results[0].error or ""
+    )
+    _assert_untouched(table_uri(tmp_path), 0, 5)
+
+
+def test_missing_primary_key_column_fails_clearly(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    write_extracted(lake, orders_batch(0, 5), day=0)
+    write_extracted(lake, orders_batch(1, 5).drop_columns(["id"]), day=1)
+    cfg = make_config(tmp_path, {"strategy": "merge", "primary_key": ["id"]})
+    out = load(cfg)
+    assert not out.ok
+    assert "id" in (out.results[0].error or "")
+    _assert_untouched(table_uri(tmp_path), 0, 5)
+
+
+def test_overwrite_replaces_the_table_atomically(tmp_path: Path) -> None:
+    make_lake(tmp_path / "lake", files=3, rows=7)
+    cfg = make_config(tmp_path, {"strategy": "overwrite"})
+    assert load(cfg).ok
+    table = read_table(table_uri(tmp_path))
+    assert table.num_rows == 7
+    assert set(table.column("id").to_pylist()) == set(range(200_000, 200_007))
+    version = DeltaTable(table_uri(tmp_path)).version()
+    assert load(cfg).counts()["loaded"] == 0
+    assert DeltaTable(table_uri(tmp_path)).version() == version
+
+
+def test_merge_and_scd2_rerun_creates_no_version(tmp_path: Path) -> None:
+    for strategy in ("merge", "scd2"):
+        folder = tmp_path / strategy
+        lake = folder / "lake"
+        base = orders_batch(0, 6)
+        write_extracted(lake, base, day=0)
+        changed = base.set_column(3, "label", pa.array(["changed"] * 6))
+        write_extracted(lake, changed, day=1)
+        write_extracted(lake, changed, day=2)  # no change: no commit
+        cfg = make_config(folder, {"strategy": strategy, "primary_key": ["id"]})
+        out = load(cfg)
+        assert out.ok, out.as_dict()
+        assert out.counts()["unchanged"] == 1, out.as_dict()
+        uri = table_uri(folder)
+        version = DeltaTable(uri).version()
+        assert load(cfg).counts()["loaded"] == 0
+        assert DeltaTable(uri).version() == version
+        assert validate_consistency(cfg)["consistent"], validate_consistency(cfg)
+        rows = read_table(uri).num_rows
+        assert rows == (6 if strategy == "merge" else 12)
+
+
+def test_standalone_folder_load(tmp_path: Path) -> None:
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    for i in range(3):
+        pq.write_table(orders_batch(i, 4), folder / f"part{i}.parquet")
+    found = discover_path(str(folder))
+    assert len(found) == 3 and all(f.checksum for f in found)
+    cfg = make_config(tmp_path)
+    out = load(cfg, path=str(folder / "*.parquet"), target="standalone/t")
+    assert out.ok and out.counts()["loaded"] == 3
+    uri = delta.table_uri(str(tmp_path / "warehouse"), "standalone/t")
+    assert read_table(uri).num_rows == 12
+    assert load(cfg, path=str(folder), target="standalone/t").counts()["loaded"] == 0
+
+
+def test_content_checksum_is_stable_across_clean_runs(tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        make_lake(tmp_path / name / "lake", files=3, rows=5)
+        assert load(make_config(tmp_path / name)).ok
+    assert content_checksum(
+        table_uri(tmp_path / "a"), exclude=("_load_timestamp", "_source_file")
+    ) == content_checksum(table_uri(tmp_path / "b"), exclude=("_load_timestamp", "_source_file"))
+
+
+@pytest.fixture(autouse=True)
+def _no_crash_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ONCEFLOW_CRASH_AT", raising=False)
