@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import date
 from pathlib import Path
@@ -25,9 +26,18 @@ def is_unity_catalog_volume(path: str) -> bool:
 
 
 def safe_component(name: str) -> str:
-    """A table or source name as one safe path component (no separators, no '..')."""
+    """A table or source name as one safe path component (no separators, no '..').
+
+    A name that is already safe is kept as it is. A name that had to be changed gets a
+    short hash of the original, so two names never share a folder: `order items` and
+    `order_items` (or `x"; drop table y; --` and `x_drop_table_y_--`) are different tables
+    and must not overwrite, or be taken for, each other's files.
+    """
     cleaned = _UNSAFE.sub("_", name).strip("._") or "_"
-    return cleaned
+    if cleaned == name:
+        return cleaned
+    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:8]
+    return f"{cleaned}-{digest}"
 
 
 def output_path(lake: str, source: str, table: str, run_date: date, run_id: str) -> Path:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from onceflow.extract.atomic import file_checksum, write_bytes_atomic
+from onceflow.extract.atomic import file_checksum, fsync_dir, write_bytes_atomic
 from onceflow.extract.paths import sidecar_path
 
 PARQUET_MAGIC = b"PAR1"
@@ -38,8 +38,17 @@ def write_sidecar(data_path: Path, content: dict[str, Any]) -> None:
 
 
 def remove_sidecar(data_path: Path) -> None:
-    """Un-commit an extraction before its data file is replaced."""
-    sidecar_path(data_path).unlink(missing_ok=True)
+    """Un-commit an extraction before its data file is replaced.
+
+    The removal is made durable before the data file is touched: otherwise a power loss
+    could bring back the old sidecar beside a new file of the same size.
+    """
+    path = sidecar_path(data_path)
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return
+    fsync_dir(path.parent)
 
 
 def _has_parquet_footer(path: Path, size: int) -> bool:
@@ -51,9 +60,7 @@ def _has_parquet_footer(path: Path, size: int) -> bool:
         return head == PARQUET_MAGIC and handle.read(4) == PARQUET_MAGIC
 
 
-def verify(
-    data_path: Path, run_id: str, window: tuple[str, str], *, deep: bool = False
-) -> Verdict:
+def verify(data_path: Path, run_id: str, window: tuple[str, str], *, deep: bool = False) -> Verdict:
     """Check a committed extraction: sidecar complete, same run and window, file intact."""
     sidecar = read_sidecar(data_path)
     if sidecar is None:
