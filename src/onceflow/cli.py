@@ -87,12 +87,23 @@ def _summarise(summary: Any, as_json: bool) -> None:
         for result in summary.results:
             if result.action == "failed":
                 typer.echo(f"  failed: {result.error}", err=True)
+        if getattr(summary, "load", None) is not None:
+            c = summary.load.counts()
+            typer.echo(
+                f"load: {c['loaded']} files loaded, {c['skipped']} skipped, "
+                f"{c['unchanged']} unchanged, {c['failed']} failed"
+            )
+            for r in summary.load.results:
+                if r.error:
+                    typer.echo(f"  load failed: {r.key}: {r.error}", err=True)
     if not summary.ok:
         raise typer.Exit(1)
 
 
-def _run_extract(config: Any, **kwargs: Any) -> Any:
-    from onceflow.pipeline import extract
+def _run_extract(config: Any, *, step: str = "extract", **kwargs: Any) -> Any:
+    from onceflow import pipeline
+
+    extract = getattr(pipeline, step)  # extract, or run (extract then load)
 
     total = len(kwargs.get("tables") or config.tables)
     bar = _progress_runner(total)
@@ -207,13 +218,18 @@ def run_cmd(
     workers: Annotated[int | None, typer.Option("--workers", "-w", min=1)] = None,
     verify: Annotated[str, typer.Option("--verify")] = "fast",
     run_id: RunIdOpt = None,
+    lock_timeout: Annotated[
+        float, typer.Option("--lock-timeout", help="Wait this long (s) for the pipeline lock.")
+    ] = 0.0,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run the whole pipeline for a run date (extract; load and validate as they land)."""
+    """Run the whole pipeline for a run date: extract, then load (under the pipeline lock)."""
     cfg = _config(config)
     selected = [t.strip() for item in tables or [] for t in item.split(",") if t.strip()]
     summary = _run_extract(
         cfg,
+        step="run",
+        lock_timeout=lock_timeout,
         run_date=date,
         tables=selected or None,
         force_reprocess=force_reprocess,

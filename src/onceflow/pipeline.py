@@ -32,11 +32,13 @@ class RunSummary:
 
     run: RunRecord
     results: list[ExtractionResult] = field(default_factory=list)
+    load: Any = None  # the LoadSummary of `run` (onceflow.pipeline_load)
 
     @property
     def ok(self) -> bool:
-        """True when every selected table is committed."""
-        return all(r.action != "failed" for r in self.results)
+        """True when every selected table is committed (and loaded, for `run`)."""
+        loaded = self.load is None or bool(self.load.ok)
+        return loaded and all(r.action != "failed" for r in self.results)
 
     def counts(self) -> dict[str, int]:
         """How many tables were extracted, skipped and failed."""
@@ -55,6 +57,7 @@ class RunSummary:
             "restart_count": self.run.restart_count,
             "counts": self.counts(),
             "tables": [vars(r) for r in self.results],
+            "load": None if self.load is None else self.load.as_dict(),
         }
 
 
@@ -221,6 +224,29 @@ def extract(
     return RunSummary(run=store.finish_run(ctx.run_id), results=results)
 
 
-def run(config: Config, run_date: str | date | None = None, **options: Any) -> RunSummary:
-    """Run the whole pipeline for a run date (extraction, for now)."""
-    return extract(config, run_date, **options)
+def run(
+    config: Config,
+    run_date: str | date | None = None,
+    *,
+    lock_timeout: float = 0.0,
+    **options: Any,
+) -> RunSummary:
+    """Run the whole pipeline for a run date: extract, then load, under the pipeline lock.
+
+    A second run of the same pipeline waits up to `lock_timeout` seconds for the lock,
+    then raises LockError naming the holder.
+    """
+    from onceflow.pipeline_load import load
+    from onceflow.state.locks import Lease
+
+    store = options.pop("store", None) or open_store(config.state_url)
+    with Lease(store, f"pipeline:{config.pipeline}", timeout=lock_timeout):
+        summary = extract(config, run_date, store=store, **options)
+        summary.load = load(
+            config,
+            summary.run.run_date,
+            tables=options.get("tables"),
+            lock_timeout=lock_timeout,
+            store=store,
+        )
+    return summary
