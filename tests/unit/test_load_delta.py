@@ -1,0 +1,63 @@
+"""Delta markers, the log view and schema compatibility."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from deltalake import DeltaTable, write_deltalake
+
+from onceflow.errors import LoadError
+from onceflow.load import delta
+
+
+def test_commit_markers_round_trip_through_the_log(tmp_path: Path) -> None:
+    uri = str(tmp_path / "t")
+    assert delta.open_table(uri) is None
+    assert delta.read_log(None, "app").txn_version == 0
+    for seq, name in enumerate(["a.parquet", "b.parquet"], start=1):
+        props = delta.commit_properties(
+            path=f"/lake/{name}",
+            checksum=f"c{seq}",
+            batch_id=delta.batch_id_for(name, f"c{seq}"),
+            sequence=seq,
+            app="app",
+        )
+        write_deltalake(uri, pa.table({"x": [seq]}), mode="append", commit_properties=props)
+    view = delta.read_log(DeltaTable(uri), "app")
+    assert view.txn_version == 2 and view.version == 1 and view.oldest_version == 0
+    assert view.files["/lake/b.parquet"].sequence == 2
+    assert view.files["/lake/a.parquet"].version == 0
+    assert view.has("/lake/a.parquet", "c1") and not view.has("/lake/a.parquet", "other")
+    assert delta.find_commit(uri, "b-c2") == 1
+
+
+def test_batch_id_is_deterministic() -> None:
+    assert delta.batch_id_for("/x/p_20250101.parquet", "abcdef0123456789") == (
+        "p_20250101-abcdef012345"
+    )
+
+
+@pytest.mark.parametrize(
+    ("table", "file", "ok"),
+    [
+        (pa.int64(), pa.int32(), True),
+        (pa.int32(), pa.int64(), False),
+        (pa.float64(), pa.float32(), True),
+        (pa.int64(), pa.string(), False),
+        (pa.string(), pa.large_string(), True),
+        (pa.decimal128(12, 2), pa.decimal128(10, 2), True),
+        (pa.decimal128(12, 2), pa.decimal128(12, 4), False),
+        (pa.timestamp("us"), pa.timestamp("ns"), True),
+        (pa.timestamp("us", "UTC"), pa.timestamp("us"), False),
+    ],
+)
+def test_schema_compatibility(table: pa.DataType, file: pa.DataType, ok: bool) -> None:
+    current = pa.schema([("c", table)])
+    incoming = pa.schema([("c", file), ("new", pa.string())])
+    if ok:
+        assert delta.check_schema(current, incoming, "f.parquet") == ["new"]
+    else:
+        with pytest.raises(LoadError, match="incompatible type change"):
+            delta.check_schema(current, incoming, "f.parquet")
