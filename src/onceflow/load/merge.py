@@ -36,6 +36,7 @@ from onceflow.load.scd2 import (
     null_safe_equal,
     open_table,
     read_snapshot,
+    row_ids,
     scalar,
     table_schema,
 )
@@ -107,7 +108,7 @@ def apply_merge(
     C = [f"c{i}" for i in range(len(compared))]
     arrays = [data.column(k) for k in keys] + [data.column(c) for c in compared]
     names = [*K, *C, "del", "rid"]
-    arrays += [flags, pa.array(range(data.num_rows), pa.int64())]
+    arrays += [flags, row_ids(data.num_rows)]
     if validity is not None:
         arrays.append(validity)
         names.append("v")

@@ -57,6 +57,8 @@ if TYPE_CHECKING:
     from onceflow.config import LoadConfig
 
 AUDIT_COLUMNS = ("_source_file", "_load_timestamp", "_batch_id")
+# what _plan decides for each batch row
+KNOWN, CHAIN, NEW, OLD, LATE = range(5)
 TS = pa.timestamp("us", tz="UTC")
 
 
@@ -205,6 +207,14 @@ def duck() -> Iterator[duckdb.DuckDBPyConnection]:
         yield con
     finally:
         con.close()
+
+
+def row_ids(n: int) -> pa.Array:
+    """0, 1, ..., n-1 as int64 (vectorized; no Python loop)."""
+    if n == 0:
+        return pa.array([], pa.int64())
+    ones = pa.repeat(pa.scalar(1, pa.int64()), n)
+    return pc.subtract(pc.cumulative_sum(ones), 1)
 
 
 def scalar(con: duckdb.DuckDBPyConnection, sql: str) -> Any:
@@ -442,7 +452,7 @@ def _plan(
     narrow = pa.table(
         [batch.column(k) for k in cols.keys]
         + [batch.column(c) for c in cols.tracked]
-        + [validity, pa.array(range(batch.num_rows), pa.int64())],
+        + [validity, row_ids(batch.num_rows)],
         names=[*K, *C, "v", "rid"],
     )
     # current rows of the target: ck*, cc*, cf, crid
@@ -466,7 +476,7 @@ def _plan(
             + [pa.array([], TS)],
             names=cur_names,
         )
-    cur = cur.append_column("crid", pa.array(range(cur.num_rows), pa.int64()))
+    cur = cur.append_column("crid", row_ids(cur.num_rows))
 
     kl = ", ".join(K)
     on = " AND ".join(f"b.{k} = c.c{k}" for k in K)
@@ -504,29 +514,31 @@ def _plan(
                         f"the same validity and different tracked values (first: key and "
                         f"validity {example}); {table_uri} is untouched"
                     )
-        # ---- join with the current rows; classify
+        # ---- join with the current rows; classify each row (kind):
+        # KNOWN already in the table, CHAIN newer than the current version, NEW key
+        # without a current version, OLD older than the current version, LATE rejected.
+        # With one row per key, a row equal to the current version is KNOWN at once; in
+        # a chain it may not be (B, then back to A), so the chain step decides. KNOWN rows
+        # are not kept: nothing after this needs them.
+        known_now = "same_cur" if not chained else "FALSE"
+        extra = f", {kl}, " + ", ".join(C) if chained and C else (f", {kl}" if chained else "")
         con.execute(
-            f"CREATE TEMP TABLE j AS SELECT b.*, c.cf, c.crid, c.crid IS NOT NULL AS has_cur, "
-            f"({same_cur}) AS same_cur FROM {source} b LEFT JOIN cur c ON {on}"
+            f"CREATE TEMP TABLE j AS SELECT rid, v, cf, crid, has_cur, same_cur, CASE "
+            f"WHEN has_cur AND v > cf THEN CASE WHEN {known_now} THEN {KNOWN} ELSE {CHAIN} END "
+            f"WHEN has_cur AND v = cf THEN CASE WHEN same_cur THEN {KNOWN} ELSE {LATE} END "
+            f"WHEN has_cur THEN {OLD} ELSE {NEW} END AS kind{extra} FROM ("
+            f"SELECT b.*, c.cf, c.crid, c.crid IS NOT NULL AS has_cur, "
+            f"({same_cur}) AS same_cur FROM {source} b LEFT JOIN cur c ON {on}) "
+            f"WHERE kind <> {KNOWN}"  # typically most rows: keep only the rest
         )
-        need_history = dt is not None and scalar(
-            con, "SELECT count(*) FROM j WHERE NOT has_cur OR v < cf"
-        )
-        con.execute(
-            "CREATE TEMP TABLE verdict AS SELECT rid, CASE "
-            "WHEN has_cur AND v > cf THEN 'chain' "
-            "WHEN has_cur AND v = cf THEN CASE WHEN same_cur THEN 'known' ELSE 'late' END "
-            "WHEN has_cur THEN 'old' ELSE 'new' END AS kind FROM j"
-        )
-        if need_history:
-            assert dt is not None
-            _history(con, dt, batch, cols, K, C, target_names)
-        late = scalar(con, "SELECT count(*) FROM verdict WHERE kind = 'late'")
+        if dt is not None and scalar(con, f"SELECT count(*) FROM j WHERE kind IN ({OLD}, {NEW})"):
+            _history(con, dt, batch, cols, K, C, target_names, source)
+        late = scalar(con, f"SELECT count(*) FROM j WHERE kind = {LATE}")
         if late and cfg.late_rows == "reject":
             example = describe_key(
                 con,
-                f"SELECT {kl}, v, cf FROM j JOIN verdict USING (rid) WHERE kind = 'late' "
-                f"ORDER BY ALL LIMIT 1",
+                f"SELECT {', '.join(f'b.{k}' for k in K)}, j.v, j.cf FROM j "
+                f"JOIN {source} b USING (rid) WHERE kind = {LATE} ORDER BY ALL",
             )
             raise LoadError(
                 f"{late} late row(s): not newer than the version already in {table_uri} "
@@ -534,33 +546,26 @@ def _plan(
                 f"set `late_rows: skip` to drop them; the table is untouched"
             )
         # ---- chain the remaining rows per key
-        prev = null_safe_equal(C, [f"p{c}" for c in C])
-        lag = ", ".join(f"lag({c}) OVER w AS p{c}" for c in C) or "NULL AS p_"
-        first_same = "has_cur AND same_cur"
         if chained:
+            prev = null_safe_equal(C, [f"p{c}" for c in C])
+            lag = ", ".join(f"lag({c}) OVER w AS p{c}" for c in C) or "NULL AS p_"
             con.execute(
                 f"CREATE TEMP TABLE kept AS SELECT rid, v, crid, has_cur, {kl} FROM ("
                 f"SELECT j.*, row_number() OVER w AS rn, {lag} FROM j "
-                f"JOIN verdict USING (rid) WHERE kind IN ('chain', 'new') "
-                f"WINDOW w AS (PARTITION BY {kl} ORDER BY v)) "
-                f"WHERE NOT (CASE WHEN rn = 1 THEN {first_same} ELSE {prev} END)"
+                f"WHERE kind IN ({CHAIN}, {NEW}) WINDOW w AS (PARTITION BY {kl} ORDER BY v)) "
+                f"WHERE NOT (CASE WHEN rn = 1 THEN has_cur AND same_cur ELSE {prev} END)"
             )
             inserts = con.sql(
                 f"SELECT rid, lead(v) OVER w AS eff_to, lead(v) OVER w IS NULL AS is_cur "
                 f"FROM kept WINDOW w AS (PARTITION BY {kl} ORDER BY v)"
             ).to_arrow_table()
-            change_closes = "SELECT crid, min(v) AS close_at FROM kept WHERE has_cur GROUP BY crid"
+            close_sql = "SELECT crid, min(v) AS close_at FROM kept WHERE has_cur GROUP BY crid"
         else:
-            con.execute(
-                f"CREATE TEMP TABLE kept AS SELECT rid, v, crid, has_cur FROM j "
-                f"JOIN verdict USING (rid) WHERE kind IN ('chain', 'new') "
-                f"AND NOT ({first_same})"
-            )
             inserts = con.sql(
-                "SELECT rid, NULL::TIMESTAMPTZ AS eff_to, TRUE AS is_cur FROM kept"
+                f"SELECT rid, NULL::TIMESTAMPTZ AS eff_to, TRUE AS is_cur FROM j "
+                f"WHERE kind IN ({CHAIN}, {NEW})"
             ).to_arrow_table()
-            change_closes = "SELECT crid, v AS close_at FROM kept WHERE has_cur"
-        close_sql = change_closes
+            close_sql = f"SELECT crid, v AS close_at FROM j WHERE kind = {CHAIN}"
         if cfg.hard_deletes == "close" and dt is not None:
             at = load_time
             if cfg.validity_column is not None and batch.num_rows:
@@ -589,6 +594,7 @@ def _history(
     K: list[str],
     C: list[str],
     target_names: set[str],
+    source: str,
 ) -> None:
     """Settle rows that are not newer than the current version, against closed versions.
 
@@ -608,19 +614,19 @@ def _history(
     arrays += [snap.column(cols.eff_from).cast(TS), snap.column(cols.eff_to).cast(TS)]
     hist = pa.table(arrays, names=[*[f"h{k}" for k in K], *[f"h{c}" for c in C], "hf", "ht"])
     con.register("hist", hist)
-    on = " AND ".join(f"j.{k} = h.h{k}" for k in K)
-    same = null_safe_equal([f"j.{c}" for c in C], [f"h.h{c}" for c in C])
+    on = " AND ".join(f"b.{k} = h.h{k}" for k in K)
+    same = null_safe_equal([f"b.{c}" for c in C], [f"h.h{c}" for c in C])
     # versions covering the row's validity, and each key's closed span
     con.execute(
-        f"CREATE TEMP TABLE settled AS SELECT j.rid, j.kind, "
+        f"CREATE TEMP TABLE settled AS SELECT b.rid, j.kind, j.v, "
         f"bool_or(h.hf <= j.v AND j.v < h.ht AND {same}) AS known, "
         f"max(h.ht) AS last_close, count(h.hf) AS versions "
-        f"FROM (SELECT * FROM j JOIN verdict USING (rid) WHERE kind IN ('old', 'new')) j "
-        f"LEFT JOIN hist h ON {on} GROUP BY j.rid, j.kind"
+        f"FROM j JOIN {source} b USING (rid) LEFT JOIN hist h ON {on} "
+        f"WHERE j.kind IN ({OLD}, {NEW}) GROUP BY b.rid, j.kind, j.v"
     )
     con.execute(
-        "UPDATE verdict SET kind = CASE "
-        "WHEN s.kind = 'new' AND (s.versions = 0 OR j.v >= s.last_close) THEN 'new' "
-        "WHEN s.known THEN 'known' ELSE 'late' END "
-        "FROM settled s, j WHERE verdict.rid = s.rid AND j.rid = s.rid"
+        f"UPDATE j SET kind = CASE "
+        f"WHEN s.kind = {NEW} AND (s.versions = 0 OR s.v >= s.last_close) THEN {NEW} "
+        f"WHEN s.known THEN {KNOWN} ELSE {LATE} END "
+        f"FROM settled s WHERE j.rid = s.rid"
     )
