@@ -445,3 +445,38 @@ def test_names_that_clean_alike_never_share_a_file(tmp_path: Path) -> None:
         assert len(set(paths.values())) == 2
         assert pq.read_table(paths["src.order items"]).num_rows == 300
         assert pq.read_table(paths["src.order_items"]).num_rows == 700
+
+
+def test_changed_table_config_for_the_same_run_is_reextracted(tmp_path: Path) -> None:
+    """A sidecar written for another selection (mode, cursor, query) does not count."""
+    import sqlite3
+
+    from onceflow.config import config_from_dict
+    from onceflow.pipeline import extract
+
+    db = tmp_path / "src.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE t (id INTEGER, ts TIMESTAMP)")
+        conn.executemany(
+            "INSERT INTO t VALUES (?, ?)",
+            [(1, "2025-01-22 10:00:00"), (2, "2025-01-23 10:00:00"), (3, "2025-01-24 10:00:00")],
+        )
+
+    def config(extract_cfg: dict[str, str]) -> object:
+        return config_from_dict(
+            {
+                "state": f"sqlite:///{tmp_path / 'state.db'}",
+                "lake": str(tmp_path / "lake"),
+                "sources": {"s": {"url": f"sqlite:///{db}"}},
+                "tables": [{"source": "s", "table": "t", "extract": extract_cfg}],
+            }
+        )
+
+    full = extract(config({"mode": "full"}), "2025-01-23")  # type: ignore[arg-type]
+    assert [r.record_count for r in full.results] == [3]
+    windowed = config({"mode": "incremental", "cursor": "ts"})
+    [changed] = extract(windowed, "2025-01-23").results  # type: ignore[arg-type]
+    assert (changed.action, changed.record_count) == ("extracted", 1)
+    assert changed.reason == "table config (table, query, mode or cursor) changed"
+    [same] = extract(windowed, "2025-01-23").results  # type: ignore[arg-type]
+    assert same.action == "skipped"

@@ -6,8 +6,8 @@ import errno
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -50,7 +50,7 @@ class TableJob:
     lake: str
     zone: ZoneInfo
     compression: str = "snappy"
-    retry: RetryConfig = RetryConfig()
+    retry: RetryConfig = field(default_factory=RetryConfig)
     deep_verify: bool = False
     force: bool = False
 
@@ -107,7 +107,13 @@ class ExtractionResult:
 
 def check_committed(job: TableJob) -> Verdict:
     """Whether the table's file for this run is committed and intact."""
-    return verify(job.target, job.run_id, job.window_iso, deep=job.deep_verify)
+    return verify(
+        job.target,
+        job.run_id,
+        job.window_iso,
+        deep=job.deep_verify,
+        table_config=_table_config(job),
+    )
 
 
 def skipped_result(job: TableJob, verdict: Verdict) -> ExtractionResult:
@@ -207,8 +213,9 @@ def _io_error(job: TableJob, error: OSError) -> ExtractError:
     if error.errno == errno.ENOSPC:
         return ExtractError(f"{job.key}: disk full while writing {job.target.parent}")
     if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EEXIST):
-        return ExtractError(f"{job.key}: cannot write to lake folder {job.target.parent}: "
-                            f"{error.strerror}")
+        return ExtractError(
+            f"{job.key}: cannot write to lake folder {job.target.parent}: {error.strerror}"
+        )
     return ExtractError(f"{job.key}: writing {job.target} failed: {error.strerror or error}")
 
 
@@ -218,8 +225,10 @@ def extract_table(
     """Extract one table (or skip it when committed); never raises for a table failure."""
     window_start, window_end = job.window_iso
     base: dict[str, Any] = dict(
-        table_key=job.key, file_path=str(job.target),
-        window_start=window_start, window_end=window_end,
+        table_key=job.key,
+        file_path=str(job.target),
+        window_start=window_start,
+        window_end=window_end,
     )
     verdict = check_committed(job)
     if verdict.complete and not job.force:
@@ -233,7 +242,7 @@ def extract_table(
         window=job.window,  # also binds :window_start/:window_end in a full-mode query
         batch_rows=job.table.extract.batch_rows,
     )
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     clock = time.perf_counter()
     attempts = 0
 
@@ -252,7 +261,9 @@ def extract_table(
         retry=retry_if_exception(lambda e: isinstance(e, SourceError) and e.transient),
         reraise=True,
         before_sleep=lambda s: log.warning(
-            "%s: attempt %d failed, retrying: %s", job.key, s.attempt_number,
+            "%s: attempt %d failed, retrying: %s",
+            job.key,
+            s.attempt_number,
             s.outcome.exception() if s.outcome else "",
         ),
     )
@@ -261,41 +272,66 @@ def extract_table(
         remove_sidecar(job.target)
         rows, size, checksum, schema = retrying(attempt)
         crashpoint("after_data_rename", job.key)
-        ended = datetime.now(timezone.utc)
+        ended = datetime.now(UTC)
         duration = round(time.perf_counter() - clock, 6)
-        write_sidecar(job.target, {
-            "output_path": str(job.target),
-            "record_count": rows,
-            "start_time": started.isoformat(),
-            "end_time": ended.isoformat(),
-            "duration_seconds": duration,
-            "file_size_bytes": size,
-            "checksum": checksum,
-            "checksum_algorithm": CHECKSUM_ALGORITHM,
-            "table_config": _table_config(job),
-            "extraction_complete": True,
-            "run_id": job.run_id,
-            "run_date": job.run_date.isoformat(),
-            "window_start": window_start,
-            "window_end": window_end,
-            "schema": _schema_doc(schema),
-            "onceflow_version": __version__,
-        })
+        write_sidecar(
+            job.target,
+            {
+                "output_path": str(job.target),
+                "record_count": rows,
+                "start_time": started.isoformat(),
+                "end_time": ended.isoformat(),
+                "duration_seconds": duration,
+                "file_size_bytes": size,
+                "checksum": checksum,
+                "checksum_algorithm": CHECKSUM_ALGORITHM,
+                "table_config": _table_config(job),
+                "extraction_complete": True,
+                "run_id": job.run_id,
+                "run_date": job.run_date.isoformat(),
+                "window_start": window_start,
+                "window_end": window_end,
+                "schema": _schema_doc(schema),
+                "onceflow_version": __version__,
+            },
+        )
         crashpoint("after_sidecar", job.key)
     except OnceflowError as error:
-        return ExtractionResult(**base, action="failed", error=redact(str(error)),
-                                reason=reason, attempts=attempts,
-                                started_at=started.isoformat(),
-                                ended_at=datetime.now(timezone.utc).isoformat())
+        return ExtractionResult(
+            **base,
+            action="failed",
+            error=redact(str(error)),
+            reason=reason,
+            attempts=attempts,
+            started_at=started.isoformat(),
+            ended_at=datetime.now(UTC).isoformat(),
+        )
     except OSError as error:
-        return ExtractionResult(**base, action="failed", error=redact(str(_io_error(job, error))),
-                                reason=reason, attempts=attempts)
+        return ExtractionResult(
+            **base,
+            action="failed",
+            error=redact(str(_io_error(job, error))),
+            reason=reason,
+            attempts=attempts,
+        )
     except Exception as error:  # an unexpected bug must fail this table, not the run
         log.debug("unexpected error extracting %s", job.key, exc_info=True)
-        return ExtractionResult(**base, action="failed", reason=reason, attempts=attempts,
-                                error=redact(f"{job.key}: {type(error).__name__}: {error}"))
+        return ExtractionResult(
+            **base,
+            action="failed",
+            reason=reason,
+            attempts=attempts,
+            error=redact(f"{job.key}: {type(error).__name__}: {error}"),
+        )
     return ExtractionResult(
-        **base, action="extracted", record_count=rows, file_size=size, checksum=checksum,
-        started_at=started.isoformat(), ended_at=ended.isoformat(),
-        duration_seconds=duration, reason=reason, attempts=attempts,
+        **base,
+        action="extracted",
+        record_count=rows,
+        file_size=size,
+        checksum=checksum,
+        started_at=started.isoformat(),
+        ended_at=ended.isoformat(),
+        duration_seconds=duration,
+        reason=reason,
+        attempts=attempts,
     )

@@ -60,8 +60,19 @@ def _has_parquet_footer(path: Path, size: int) -> bool:
         return head == PARQUET_MAGIC and handle.read(4) == PARQUET_MAGIC
 
 
-def verify(data_path: Path, run_id: str, window: tuple[str, str], *, deep: bool = False) -> Verdict:
-    """Check a committed extraction: sidecar complete, same run and window, file intact."""
+# The table_config fields that decide which rows a file holds; others are informational.
+_SELECTION_FIELDS = ("table", "query", "mode", "cursor")
+
+
+def verify(
+    data_path: Path,
+    run_id: str,
+    window: tuple[str, str],
+    *,
+    deep: bool = False,
+    table_config: dict[str, Any] | None = None,
+) -> Verdict:
+    """Check a committed extraction: complete sidecar, same run, window and rows, file intact."""
     sidecar = read_sidecar(data_path)
     if sidecar is None:
         exists = sidecar_path(data_path).exists()
@@ -72,6 +83,10 @@ def verify(data_path: Path, run_id: str, window: tuple[str, str], *, deep: bool 
         return Verdict(False, "sidecar belongs to another run id", sidecar)
     if (sidecar.get("window_start"), sidecar.get("window_end")) != window:
         return Verdict(False, "window differs from this run's window", sidecar)
+    if table_config is not None:
+        recorded = sidecar.get("table_config") or {}
+        if any(recorded.get(f) != table_config.get(f) for f in _SELECTION_FIELDS):
+            return Verdict(False, "table config (table, query, mode or cursor) changed", sidecar)
     try:
         size = data_path.stat().st_size
     except OSError:
