@@ -28,6 +28,11 @@ def write(table: Any, batch: pa.Table, *, mode: str, commit_properties: Any) -> 
     the URI of a table to create. New nullable columns are added (schema_mode=merge)."""
     from deltalake import write_deltalake
 
+    if isinstance(table, str):
+        # creating the table: "error" if someone else created it since we looked, so the
+        # loader reloads and checks the log instead of appending to an unchecked snapshot
+        mode = "error"
+
     write_deltalake(  # type: ignore[call-overload]
         table,
         batch,

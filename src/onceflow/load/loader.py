@@ -288,7 +288,7 @@ def load_file(
         except OnceflowError:
             raise
         except Exception as error:
-            if _is_conflict(error):
+            if _is_conflict(error) or (dt is None and delta.open_table(tgt.uri) is not None):
                 log.info(
                     "%s: commit conflict on %s; reloading the table and checking again",
                     tgt.key,
