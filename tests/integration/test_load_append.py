@@ -328,3 +328,14 @@ def test_content_checksum_is_stable_across_clean_runs(tmp_path: Path) -> None:
 @pytest.fixture(autouse=True)
 def _no_crash_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ONCEFLOW_CRASH_AT", raising=False)
+
+
+def test_load_on_each_state_store(tmp_path: Path, store: object) -> None:
+    """The loader on SQLite and PostgreSQL state: exactly once, then a no-op rerun."""
+    make_lake(tmp_path / "lake", files=5, rows=5)
+    cfg = make_config(tmp_path)
+    assert load(cfg, store=store).counts()["loaded"] == 5  # type: ignore[arg-type]
+    again = load(cfg, store=store)  # type: ignore[arg-type]
+    assert again.counts()["skipped"] == 5 and again.counts()["loaded"] == 0
+    assert validate_consistency(cfg, store=store)["consistent"]  # type: ignore[arg-type]
+    assert len(file_commits(table_uri(tmp_path))) == 5
