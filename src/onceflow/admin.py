@@ -9,6 +9,7 @@ from typing import Any
 from onceflow.config import Config
 from onceflow.errors import StateError
 from onceflow.pipeline import RunContext, run_context
+from onceflow.pipeline_load import load_status, reset_load_state
 from onceflow.state import RunRecord, StateStore, open_store
 
 
@@ -83,6 +84,19 @@ def create_extraction_report(
         "tables": tables,
         "window_consistency": validate_window_consistency(config, run_id=rid, store=store),
     }
+
+
+def status_report(
+    config: Config,
+    run_date: str | date | None = None,
+    *,
+    run_id: str | None = None,
+    store: StateStore | None = None,
+) -> dict[str, Any]:
+    """`onceflow status`: the run's extraction report plus each table's load status."""
+    store = _store(config, store)
+    report = create_extraction_report(config, run_date, run_id=run_id, store=store)
+    return {**report, "load": load_status(config, store=store)}
 
 
 def validate_window_consistency(
@@ -164,14 +178,18 @@ def reset_state(
     table: str | None = None,
     store: StateStore | None = None,
 ) -> dict[str, Any]:
-    """--failed: failed -> pending; --table T: re-extract T; neither: forget the run."""
+    """--failed: failed extractions and loads -> pending; --table T: re-extract T;
+    neither: forget the run's state and the load tracker (re-derived from the Delta logs)."""
     store = _store(config, store)
     if failed:
         n = reset_failed_extractions(config, run_date, run_id=run_id, store=store)
-        return {"action": "reset_failed", "count": n}
+        files = reset_load_state(config, failed_only=True, store=store)
+        return {"action": "reset_failed", "count": n, "load_files": files}
     if table:
         forced = force_reprocess_table(config, table, run_date, run_id=run_id, store=store)
         return {"action": "force_reprocess", "table": config.table(table).key, "count": int(forced)}
     run = _resolve_run(config, store, run_date, run_id)
     removed = store.delete_run(run.run_id)
-    return {"action": "forget_run", "run_id": run.run_id, "count": removed}
+    # The tracker is an index of the Delta logs: the next load re-derives it.
+    files = reset_load_state(config, store=store)
+    return {"action": "forget_run", "run_id": run.run_id, "count": removed, "load_files": files}

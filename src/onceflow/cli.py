@@ -248,9 +248,9 @@ def status(
     as_json: JsonOpt = False,
 ) -> None:
     """Show a run's extractions (default: the latest run)."""
-    from onceflow.admin import create_extraction_report
+    from onceflow.admin import status_report
 
-    report = create_extraction_report(_config(config), date, run_id=run_id)
+    report = status_report(_config(config), date, run_id=run_id)
     if as_json:
         _print_json(report)
         return
@@ -279,6 +279,17 @@ def status(
     console = Console()
     console.print(table)
     console.print("  ".join(f"{k}: {v}" for k, v in counts.items()))
+    if report["load"]:
+        loads = Table(title="load")
+        for column in ("table", "strategy", "delta version", "files", "lock", "failed"):
+            loads.add_column(column)
+        for row in report["load"]:
+            files = ", ".join(f"{k} {v}" for k, v in row["files"].items() if v)
+            lock = row["lock"] or ""
+            failed = "; ".join(f"{f['file']}: {f['error']}"[:80] for f in row["failed_files"])
+            version = "" if row["delta_version"] is None else str(row["delta_version"])
+            loads.add_row(row["table"], row["strategy"], version, files, str(lock), failed)
+        console.print(loads)
     if not report["window_consistency"]["consistent"]:
         console.print(
             "[red]window drift:[/red] "

@@ -65,8 +65,14 @@ def test_status_json_and_table(demo: Path) -> None:
     assert report["status_counts"]["completed"] == 2
     assert report["completion_rate"] == 100.0
     assert report["window_consistency"]["consistent"] is True
+    loads = {row["table"]: row for row in report["load"]}
+    assert set(loads) == {"shop.orders", "shop.customers"}
+    assert loads["shop.customers"]["strategy"] == "scd2"
+    assert all(row["delta_version"] == 0 for row in loads.values())
+    assert all(row["files"]["completed"] == 1 for row in loads.values())
     table = cli("status", "--date", DAY, cwd=demo)
     assert "shop.orders" in table.stdout and "completed" in table.stdout
+    assert "scd2" in table.stdout  # the load table
     assert cli("validate-windows", "--date", DAY, cwd=demo).returncode == 0
 
 
@@ -161,3 +167,15 @@ def test_check_and_init(tmp_path: Path) -> None:
     assert cli("check", cwd=tmp_path / "proj").stdout.startswith("config ok: pipeline demo")
     again = cli("init", "proj", cwd=tmp_path)
     assert again.returncode == 2 and "--force" in again.stderr
+
+
+def test_reset_state_failed_and_forget_cover_loads_too(demo: Path) -> None:
+    assert cli("run", "--date", DAY, cwd=demo).returncode == 0
+    failed = json.loads(cli("reset-state", "--date", DAY, "--failed", cwd=demo).stdout)
+    assert failed == {"action": "reset_failed", "count": 0, "load_files": 0}
+    forget = json.loads(cli("reset-state", "--date", DAY, "--yes", cwd=demo).stdout)
+    assert forget["action"] == "forget_run" and forget["load_files"] == 2
+    # Nothing is lost: the rerun re-derives everything from sidecars and Delta logs.
+    rerun = json.loads(cli("run", "--date", DAY, "--json", cwd=demo).stdout)
+    assert rerun["counts"] == {"extracted": 0, "skipped": 2, "failed": 0}
+    assert rerun["load"]["counts"]["loaded"] == 0
