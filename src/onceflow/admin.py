@@ -8,7 +8,7 @@ from typing import Any
 
 from onceflow.config import Config
 from onceflow.errors import StateError
-from onceflow.pipeline import RunContext, run_context
+from onceflow.pipeline import RunContext, extraction_entry, run_context
 from onceflow.pipeline_load import load_status, reset_load_state
 from onceflow.state import RunRecord, StateStore, open_store
 
@@ -153,19 +153,7 @@ def force_reprocess_table(
     if store.get_run(ctx.run_id) is None:
         store.begin_run(ctx.run_id, config.pipeline, ctx.run_date.isoformat(), ctx.window.iso())
         store.finish_run(ctx.run_id)
-    store.ensure_extractions(
-        ctx.run_id,
-        [
-            {
-                "table_key": table.key,
-                "source": table.source,
-                "table_name": table.display_name,
-                "mode": table.extract.mode,
-                "window_start": ctx.window.iso()[0],
-                "window_end": ctx.window.iso()[1],
-            }
-        ],
-    )
+    store.ensure_extractions(ctx.run_id, [extraction_entry(table, ctx)])
     return store.force_reprocess(ctx.run_id, table.key)
 
 

@@ -88,6 +88,19 @@ def select_tables(config: Config, keys: Sequence[str] | None) -> list[TableConfi
     return [config.table(k) for k in keys]
 
 
+def extraction_entry(table: TableConfig, ctx: RunContext) -> dict[str, Any]:
+    """The state row that registers a table in a run before its first attempt."""
+    start, end = ctx.window.iso()
+    return {
+        "table_key": table.key,
+        "source": table.source,
+        "table_name": table.display_name,
+        "mode": table.extract.mode,
+        "window_start": start,
+        "window_end": end,
+    }
+
+
 def source_url(config: Config, table: TableConfig) -> str:
     """The table's source URL, with a relative SQLite path resolved against the config."""
     url = config.sources[table.source].url
@@ -135,20 +148,7 @@ def extract(
     selected = select_tables(config, tables)
     store = store or open_store(config.state_url)
     store.begin_run(ctx.run_id, config.pipeline, ctx.run_date.isoformat(), ctx.window.iso())
-    store.ensure_extractions(
-        ctx.run_id,
-        [
-            {
-                "table_key": t.key,
-                "source": t.source,
-                "table_name": t.display_name,
-                "mode": t.extract.mode,
-                "window_start": ctx.window.iso()[0],
-                "window_end": ctx.window.iso()[1],
-            }
-            for t in selected
-        ],
-    )
+    store.ensure_extractions(ctx.run_id, [extraction_entry(t, ctx) for t in selected])
     known = store.extractions(ctx.run_id)
     jobs = [
         make_job(
