@@ -208,14 +208,14 @@ def test_window_is_bound_not_formatted(pg_admin, pg_schema, pg_url, tmp_path, mo
     from onceflow.extract import readers
 
     seen: list[str] = []
-    real = readers.to_positional
+    real = readers.to_session_settings
 
     def spy(sql: str, *args, **kwargs) -> str:
         out = real(sql, *args, **kwargs)
         seen.append(out)
         return out
 
-    monkeypatch.setattr(readers, "to_positional", spy)
+    monkeypatch.setattr(readers, "to_session_settings", spy)
     table = _window_table(pg_admin, pg_schema)
     rows, included = _boundary_rows(date(2025, 1, 23))
     _insert(pg_admin, table, rows)
@@ -233,8 +233,32 @@ def test_window_is_bound_not_formatted(pg_admin, pg_schema, pg_url, tmp_path, mo
     )
     assert set(read(summary, f"pg.{pg_schema}.events").column("id").to_pylist()) == included
     query = seen[-1]
-    assert "$1" in query and "$2" in query
-    assert "2025" not in query and "window_" not in query
+    # The values are bound into session settings by a parameterised set_config call;
+    # the query text holds neither a value nor a parameter, so it can stream via COPY.
+    assert "current_setting('onceflow.window_start')" in query
+    assert "current_setting('onceflow.window_end')" in query
+    assert "2025" not in query and "$1" not in query
+
+
+def test_large_window_streams_in_several_batches(pg_admin, pg_schema, pg_url):
+    """A parameterised query would come back as one buffered batch; ours streams."""
+    from zoneinfo import ZoneInfo
+
+    from onceflow.config import SourceConfig
+    from onceflow.extract.readers import PostgresReader
+    from onceflow.extract.sql import ReadSpec
+    from onceflow.windows import window_for
+
+    pg_admin.execute(
+        f"CREATE TABLE {pg_schema}.wide AS SELECT g AS id, repeat('x', 200) AS pad, "
+        "timestamptz '2025-01-23 00:00:00+00' + g * interval '100 ms' AS at "
+        "FROM generate_series(1, 200000) g"
+    )
+    reader = PostgresReader(SourceConfig(url=pg_url), pg_url, ZoneInfo("UTC"), "pg.wide")
+    spec = ReadSpec(f"{pg_schema}.wide", None, "at", window_for(date(2025, 1, 23)))
+    sizes = [batch.num_rows for batch in reader.batches(spec)]
+    assert sum(sizes) == 200000
+    assert len(sizes) > 1
 
 
 def test_custom_query_with_and_without_markers(pg_admin, pg_schema, pg_url, tmp_path):

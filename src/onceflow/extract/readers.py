@@ -22,11 +22,13 @@ from onceflow.config import SourceConfig
 from onceflow.errors import SourceError
 from onceflow.extract.errors import classify
 from onceflow.extract.sql import (
+    SETTING_PREFIX,
     ReadSpec,
     bound_values,
     build_select,
     has_markers,
     to_positional,
+    to_session_settings,
 )
 from onceflow.extract.types import decimal_type, make_caster, target_schema
 
@@ -85,7 +87,7 @@ def _stream(
 
 
 class PostgresReader(Reader):
-    """ADBC libpq driver: COPY binary under the hood, parameters bound server side."""
+    """ADBC libpq driver: binary COPY, streamed; window values bound into session settings."""
 
     def batches(self, spec: ReadSpec) -> Iterator[pa.RecordBatch]:
         import adbc_driver_postgresql.dbapi as adbc_pg
@@ -97,7 +99,8 @@ class PostgresReader(Reader):
         sql, names = build_select(spec, '"')
         # ISO-8601 text with its UTC offset, cast to timestamptz in the SQL: binding a
         # datetime makes the ADBC driver switch the session to UTC, which would shift the
-        # window of a naive timestamp (or date) cursor.
+        # window of a naive timestamp (or date) cursor. The values go into session
+        # settings so that the query itself has no parameters and streams through COPY.
         values = [v.isoformat() for v in bound_values(names, self._window_values(spec))]
         try:
             conn = adbc_pg.connect(url)
@@ -107,13 +110,14 @@ class PostgresReader(Reader):
             with conn.cursor() as cur:
                 # The window is two instants (timestamptz); a naive timestamp or date
                 # cursor compares with them as wall time in the session's (pipeline's) zone.
-                cur.execute(
-                    "SELECT set_config('TimeZone', $1, false)", parameters=(str(self.zone),)
-                )
+                settings = ["set_config('TimeZone', $1, false)"]
+                settings += [
+                    f"set_config('{SETTING_PREFIX}{name}', ${i}, false)"
+                    for i, name in enumerate(names, start=2)
+                ]
+                cur.execute("SELECT " + ", ".join(settings), parameters=(str(self.zone), *values))
                 cur.fetchall()
-                cur.execute(
-                    to_positional(sql, "dollar", cast="timestamptz"), parameters=values or None
-                )
+                cur.execute(to_session_settings(sql))
                 yield from _stream(cur.fetch_record_batch())
         except SourceError:
             raise

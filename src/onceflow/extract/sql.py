@@ -83,6 +83,22 @@ def to_positional(sql: str, style: str, cast: str | None = None) -> str:
     return _NAMED.sub(placeholder, sql)
 
 
+SETTING_PREFIX = "onceflow."
+
+
+def to_session_settings(sql: str, cast: str = "timestamptz") -> str:
+    """Rewrite the window markers into reads of session settings (PostgreSQL).
+
+    The values are bound into the settings by a separate parameterised `set_config`
+    call, so the SQL text still holds no value, while the query itself has no parameters:
+    ADBC runs a parameter-free query through COPY and streams it in bounded memory, but
+    buffers the whole result of a parameterised one.
+    """
+    return _NAMED.sub(
+        lambda m: f"CAST(current_setting('{SETTING_PREFIX}{m.group(1)}') AS {cast})", sql
+    )
+
+
 def bound_values(names: list[str], values: dict[str, datetime]) -> list[datetime]:
     """The parameter values in placeholder order."""
     return [values[n] for n in names]
