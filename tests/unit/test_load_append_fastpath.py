@@ -1,0 +1,97 @@
+"""The append fast path: pyarrow writes the file, one add action commits it."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+
+from onceflow.load.append import apply_append, file_stats, with_audit_columns
+
+LOAD_TIME = datetime(2025, 1, 23, 12, tzinfo=UTC)
+
+
+def _batch(start: int, n: int) -> pa.Table:
+    return pa.table(
+        {
+            "id": pa.array(range(start, start + n), pa.int64()),
+            "score": pa.array([float(i) / 3 for i in range(n)]),
+            "name": pa.array([f"n{i % 7}" if i % 5 else None for i in range(n)]),
+            "day": pa.array([date(2025, 1, 1 + i % 28) for i in range(n)]),
+        }
+    )
+
+
+def _append(table: object, batch: pa.Table, seq: int) -> None:
+    apply_append(
+        table,
+        batch,
+        source_file=f"/lake/f{seq}.parquet",
+        load_time=LOAD_TIME,
+        batch_id=f"b{seq}",
+        commit_properties=CommitProperties(
+            custom_metadata={"onceflow.sequence": str(seq)},
+            app_transactions=[Transaction("onceflow.load:t", seq)],
+            max_commit_retries=0,
+        ),
+    )
+
+
+def test_appends_commit_one_add_action_each_with_statistics(tmp_path: Path) -> None:
+    uri = str(tmp_path / "t")
+    first = with_audit_columns(
+        _batch(0, 10), source_file="/lake/f0.parquet", load_time=LOAD_TIME, batch_id="b0"
+    )
+    write_deltalake(uri, first)
+    for seq in (1, 2):
+        _append(DeltaTable(uri), _batch(seq * 1000, 500), seq)
+    table = DeltaTable(uri)
+    assert table.version() == 2
+    assert table.transaction_version("onceflow.load:t") == 2
+    actions = pa.table(table.get_add_actions(flatten=True)).to_pylist()
+    newest = max(actions, key=lambda a: a["min.id"] or -1)
+    assert (newest["num_records"], newest["min.id"], newest["max.id"]) == (500, 2000, 2499)
+    assert newest["null_count.name"] == 100
+    data = table.to_pyarrow_table()
+    assert data.num_rows == 1010
+    assert sorted(data.column("_batch_id").unique().to_pylist()) == ["b0", "b1", "b2"]
+    # Data skipping uses the statistics; the filtered read must still be exact.
+    picked = table.to_pyarrow_dataset().to_table(filter=pc.field("id") >= 2000)
+    assert sorted(picked.column("id").to_pylist()) == list(range(2000, 2500))
+
+
+def test_a_new_column_falls_back_to_schema_evolution(tmp_path: Path) -> None:
+    uri = str(tmp_path / "t")
+    write_deltalake(
+        uri, with_audit_columns(_batch(0, 5), source_file="f", load_time=LOAD_TIME, batch_id="b")
+    )
+    wider = _batch(10, 5).append_column("extra", pa.array(["x"] * 5))
+    _append(DeltaTable(uri), wider, 1)
+    data = DeltaTable(uri).to_pyarrow_table()
+    assert "extra" in data.column_names
+    assert data.num_rows == 10
+
+
+def test_file_stats_leave_out_values_they_cannot_state_exactly(tmp_path: Path) -> None:
+    path = tmp_path / "f.parquet"
+    collector: list[pq.FileMetaData] = []
+    pq.write_table(
+        pa.table(
+            {
+                "long": ["x" * 100, "y" * 100],
+                "ts": pa.array([LOAD_TIME, LOAD_TIME], pa.timestamp("us", tz="UTC")),
+                "n": [1, 2],
+            }
+        ),
+        path,
+        metadata_collector=collector,
+    )
+    import json
+
+    stats = json.loads(file_stats(collector[0]))
+    assert stats["numRecords"] == 2
+    assert stats["minValues"] == {"n": 1} and stats["maxValues"] == {"n": 2}
