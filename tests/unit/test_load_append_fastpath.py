@@ -59,6 +59,10 @@ def test_appends_commit_one_add_action_each_with_statistics(tmp_path: Path) -> N
     data = table.to_pyarrow_table()
     assert data.num_rows == 1010
     assert sorted(data.column("_batch_id").unique().to_pylist()) == ["b0", "b1", "b2"]
+    # The audit constants are written as one-entry dictionaries; they read back plain.
+    assert data.schema.field("_source_file").type == pa.string()
+    assert data.schema.field("_load_timestamp").type == pa.timestamp("us", tz="UTC")
+    assert set(data.column("_load_timestamp").to_pylist()) == {LOAD_TIME}
     # Data skipping uses the statistics; the filtered read must still be exact.
     picked = table.to_pyarrow_dataset().to_table(filter=pc.field("id") >= 2000)
     assert sorted(picked.column("id").to_pylist()) == list(range(2000, 2500))

@@ -120,13 +120,37 @@ def file_stats(metadata: pq.FileMetaData) -> str:
     return json.dumps(doc, default=str)
 
 
+def _constants_as_dictionaries(batch: pa.Table) -> pa.Table:
+    """The constant audit columns as one-entry dictionaries: Parquet's dictionary encoding
+    then costs nothing, where a million repeated values would each be hashed."""
+    n = batch.num_rows
+    for name in ("_source_file", "_load_timestamp", "_batch_id"):
+        i = batch.schema.get_field_index(name)
+        if i < 0 or n == 0:
+            continue
+        field = batch.schema.field(i)
+        value = batch.column(i)[0]
+        indices = pa.repeat(pa.scalar(0, pa.int32()), n)
+        column = pa.DictionaryArray.from_arrays(indices, pa.array([value.as_py()], field.type))
+        batch = batch.set_column(i, name, column)
+    return batch
+
+
 def _append_file(table: Any, batch: pa.Table, *, commit_properties: Any) -> None:
     from deltalake.transaction import AddAction
 
     name = f"part-00000-{uuid.uuid4()}-c000.snappy.parquet"
     path = os.path.join(table.table_uri.removeprefix("file://"), name)
     collector: list[pq.FileMetaData] = []
-    pq.write_table(batch, path, compression="snappy", metadata_collector=collector)
+    pq.write_table(
+        _constants_as_dictionaries(batch),
+        path,
+        compression="snappy",
+        metadata_collector=collector,
+        # Readers take types from the Delta schema; without the Arrow schema the
+        # dictionary-encoded audit columns read back as plain strings everywhere.
+        store_schema=False,
+    )
     action = AddAction(
         name,
         os.path.getsize(path),
