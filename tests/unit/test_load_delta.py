@@ -61,3 +61,39 @@ def test_schema_compatibility(table: pa.DataType, file: pa.DataType, ok: bool) -
     else:
         with pytest.raises(LoadError, match="incompatible type change"):
             delta.check_schema(current, incoming, "f.parquet")
+
+
+def test_log_view_reads_only_new_commits_and_notices_a_recreated_table(tmp_path) -> None:
+    import pyarrow as pa
+    from deltalake import DeltaTable, write_deltalake
+
+    from onceflow.load import delta
+
+    uri = str(tmp_path / "t")
+
+    def commit(n: int, mode: str = "append") -> None:
+        props = delta.commit_properties(
+            path=f"/lake/f{n}.parquet", checksum=f"c{n}", batch_id=f"b{n}", sequence=n, app="a"
+        )
+        write_deltalake(uri, pa.table({"x": [n]}), mode=mode, commit_properties=props)
+
+    commit(1)
+    commit(2)
+    first = delta.read_log(DeltaTable(uri), "a")
+    assert set(first.files) == {"/lake/f1.parquet", "/lake/f2.parquet"}
+    commit(3)
+    table = DeltaTable(uri)
+    calls: list[object] = []
+    real = table.history
+    table.history = lambda limit=None: calls.append(limit) or real(limit)  # type: ignore[method-assign]
+    view = delta.read_log(table, "a")
+    assert calls == [1]  # only the one new commit was read
+    assert set(view.files) == {f"/lake/f{n}.parquet" for n in (1, 2, 3)}
+    assert view.txn_version == 3
+    import shutil
+
+    shutil.rmtree(uri)
+    for n in (7, 8, 9):  # a new table at the same path, at the same version number
+        commit(n)
+    again = delta.read_log(DeltaTable(uri), "a")
+    assert set(again.files) == {f"/lake/f{n}.parquet" for n in (7, 8, 9)}

@@ -9,6 +9,7 @@ not enforce it, so the loader reads both before writing and skips what is alread
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,29 +107,53 @@ class LogView:
         return not (checksum and logged.checksum and logged.checksum != checksum)
 
 
+def _logged(entry: dict[str, Any]) -> LoggedFile | None:
+    path = entry.get(META_FILE)
+    if not path:
+        return None
+    sequence = entry.get(META_SEQUENCE)
+    return LoggedFile(
+        path=str(path),
+        checksum=entry.get(META_CHECKSUM) or None,
+        batch_id=entry.get(META_BATCH),
+        version=int(entry.get("version", -1)),
+        sequence=int(sequence) if sequence not in (None, "") else None,
+    )
+
+
+# The last view read per (table URI, app id): a load reads the log once, then only the
+# commits made since, instead of the whole history again for every file.
+_views: dict[tuple[str, str], LogView] = {}  # (uri#table id, app id) -> view
+_views_lock = threading.Lock()
+
+
 def read_log(dt: Any, app: str) -> LogView:
     """The file loads recorded in `dt`'s log (an empty view when dt is None)."""
     if dt is None:
         return LogView({}, 0, 0, -1)
-    files: dict[str, LoggedFile] = {}
-    oldest = dt.version()
-    for entry in dt.history():
-        version = int(entry.get("version", -1))
-        oldest = min(oldest, version)
-        path = entry.get(META_FILE)
-        if not path:
-            continue
-        sequence = entry.get(META_SEQUENCE)
-        logged = LoggedFile(
-            path=str(path),
-            checksum=entry.get(META_CHECKSUM) or None,
-            batch_id=entry.get(META_BATCH),
-            version=version,
-            sequence=int(sequence) if sequence not in (None, "") else None,
-        )
-        # history is newest first: keep the newest commit of a path
-        files.setdefault(logged.path, logged)
-    return LogView(files, int(dt.transaction_version(app) or 0), oldest, dt.version())
+    # The table id is new whenever a table is re-created at the same path.
+    key = (f"{dt.table_uri}#{dt.metadata().id}", app)
+    version = dt.version()
+    with _views_lock:
+        cached = _views.get(key)
+    if cached is not None and cached.version == version:
+        return cached
+    if cached is not None and cached.version < version:
+        entries = dt.history(limit=version - cached.version)
+        files, oldest = dict(cached.files), cached.oldest_version
+    else:  # first read, or the table was re-created: read it all
+        entries = dt.history()
+        files, oldest = {}, version
+    fresh: dict[str, LoggedFile] = {}
+    for entry in entries:  # newest first: keep the newest commit of a path
+        oldest = min(oldest, int(entry.get("version", oldest)))
+        if (logged := _logged(entry)) is not None:
+            fresh.setdefault(logged.path, logged)
+    files.update(fresh)
+    view = LogView(files, int(dt.transaction_version(app) or 0), oldest, version)
+    with _views_lock:
+        _views[key] = view
+    return view
 
 
 def find_commit(uri: str, batch_id: str) -> int | None:
