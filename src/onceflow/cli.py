@@ -354,23 +354,44 @@ def _register_extensions() -> None:
 _register_extensions()
 
 
+def _cli_exceptions() -> tuple[tuple[type[BaseException], ...], ...]:
+    """(exit, abort, usage) exception types: typer's own, plus click's where typer uses it."""
+    from typer.exceptions import Abort, Exit, TyperException
+
+    exits: list[type[BaseException]] = [Exit]
+    aborts: list[type[BaseException]] = [Abort]
+    usages: list[type[BaseException]] = [TyperException]
+    try:  # typer releases before 0.29.2 raise click's exceptions
+        import click
+
+        exits.append(click.exceptions.Exit)
+        aborts.append(click.exceptions.Abort)
+        usages.append(click.ClickException)
+    except ImportError:
+        pass
+    return tuple(exits), tuple(aborts), tuple(usages)
+
+
 def main() -> None:
     """Entry point: one clear line and a non-zero exit on error, tracebacks only with --debug."""
-    import click
-
+    exits, aborts, usages = _cli_exceptions()
     try:
-        # Without standalone mode click returns a command's exit code instead of exiting.
+        # Without standalone mode a command's exit code is returned instead of exiting.
         code = app(standalone_mode=False)
         if isinstance(code, int) and code:
             sys.exit(code)
-    except click.exceptions.Exit as done:
-        sys.exit(done.exit_code)
-    except click.exceptions.Abort:
+    except exits as done:
+        sys.exit(getattr(done, "exit_code", 1))
+    except aborts:
         typer.echo("aborted", err=True)
         sys.exit(1)
-    except click.ClickException as error:
-        error.show()
-        sys.exit(error.exit_code)
+    except usages as error:
+        show = getattr(error, "show", None)
+        if callable(show):
+            show()
+        else:
+            typer.echo(f"error: {error}", err=True)
+        sys.exit(getattr(error, "exit_code", 2))
     except OnceflowError as error:
         if _options["debug"]:
             raise
