@@ -111,7 +111,7 @@ SELECT
     timestamptz '{start}' + random() * interval '10 days',
     jsonb_build_object('k', g % 100, 'tags', jsonb_build_array('a', 'b'), 'ok', g % 2 = 0),
     decode(md5(g::text), 'hex')
-FROM generate_series({lo}, {hi}) AS g
+FROM generate_series({lo}::bigint, {hi}::bigint) AS g
 """
 
 
@@ -160,6 +160,120 @@ def create_small_tables(
 def server_version(conn: psycopg.Connection[Any]) -> str:
     row = conn.execute("SHOW server_version").fetchone()
     return str(row[0]) if row else "?"
+
+
+# ----------------------------------------------------------------------- mysql/mariadb
+
+MY_HOST = os.environ.get("BENCH_MYHOST", "127.0.0.1")
+MY_PORT = int(os.environ.get("BENCH_MYPORT", "3306"))
+MY_USER = os.environ.get("BENCH_MYUSER", "root")
+
+
+def my_url(database: str) -> str:
+    return f"mysql://{MY_USER}@{MY_HOST}:{MY_PORT}/{database}"
+
+
+def my_connect(database: str | None = None) -> Any:
+    import pymysql
+
+    return pymysql.connect(
+        host=MY_HOST,
+        port=MY_PORT,
+        user=MY_USER,
+        password=os.environ.get("BENCH_MYPASSWORD", ""),
+        database=database,
+        charset="utf8mb4",
+        autocommit=True,
+        init_command="SET time_zone = '+00:00'",
+    )
+
+
+MY_EVENTS_DDL = """
+CREATE TABLE events (
+    id          bigint NOT NULL PRIMARY KEY,
+    user_id     int NOT NULL,
+    amount      decimal(12, 2),
+    score       double,
+    title       varchar(100),
+    category    varchar(32),
+    is_active   boolean,
+    event_date  date,
+    created_at  datetime,
+    updated_at  timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    payload     json,
+    `blob`      varbinary(16)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4
+"""
+
+# MariaDB's Sequence engine (seq_1_to_N) generates the ids; the same mix of values,
+# NULLs and non-ASCII titles as the PostgreSQL table.  "Random" values come from
+# MD5(id), so the table is deterministic (RAND(seq) is correlated for nearby seeds).
+MY_EVENTS_FILL = """
+INSERT INTO events
+SELECT
+    seq,
+    (seq * 7919) % 100000,
+    ROUND(CONV(SUBSTR(MD5(seq), 1, 8), 16, 10) / 42949.67296, 2),
+    CONV(SUBSTR(MD5(seq), 9, 8), 16, 10) / 4294967.296 - 500,
+    CASE seq % 10
+        WHEN 0 THEN CONCAT('Zürich café \u2013 東京 ✓ #', seq)
+        WHEN 1 THEN NULL
+        ELSE CONCAT('event title number ', seq)
+    END,
+    CASE WHEN seq % 17 = 0 THEN NULL
+         ELSE ELT(1 + seq % 5, 'click', 'view', 'purchase', 'signup', 'logout')
+    END,
+    CASE WHEN seq % 3 = 0 THEN NULL ELSE seq % 2 = 0 END,
+    DATE '2024-01-01' + INTERVAL (seq % 365) DAY,
+    TIMESTAMP '2023-01-01 00:00:00' + INTERVAL seq SECOND,
+    TIMESTAMP '{start}' + INTERVAL FLOOR(CONV(SUBSTR(MD5(seq), 17, 12), 16, 10) / 281474976710656
+        * 864000000000) MICROSECOND,
+    JSON_OBJECT('k', seq % 100, 'tags', JSON_ARRAY('a', 'b'), 'ok', seq % 2 = 0),
+    UNHEX(MD5(seq))
+FROM seq_{lo}_to_{hi}
+"""
+
+
+def my_create_events(database: str, rows: int) -> float:
+    """Create database ``database`` with a filled ``events``; return elapsed seconds."""
+    t0 = time.perf_counter()
+    with contextlib.closing(my_connect()) as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{database}` CHARACTER SET utf8mb4")
+        cur.execute(f"USE `{database}`")
+        cur.execute(MY_EVENTS_DDL)
+        start = DATA_START.strftime("%Y-%m-%d %H:%M:%S")
+        chunk = 500_000
+        for lo in range(1, rows + 1, chunk):
+            hi = min(rows, lo + chunk - 1)
+            cur.execute(MY_EVENTS_FILL.format(lo=lo, hi=hi, start=start))
+        cur.execute("ALTER TABLE events ADD INDEX (updated_at)")
+        cur.execute("ANALYZE TABLE events")
+        cur.fetchall()
+    return time.perf_counter() - t0
+
+
+def my_count_window_rows(database: str) -> int:
+    fmt = "%Y-%m-%d %H:%M:%S"
+    with contextlib.closing(my_connect(database)) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT count(*) FROM events WHERE updated_at >= %s AND updated_at < %s",
+            (WINDOW_START.strftime(fmt), WINDOW_END.strftime(fmt)),
+        )
+        row = cur.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def my_server_version() -> str:
+    with contextlib.closing(my_connect()) as conn, conn.cursor() as cur:
+        cur.execute("SELECT version()")
+        row = cur.fetchone()
+    return str(row[0]) if row else "?"
+
+
+def my_drop_database(database: str) -> None:
+    with contextlib.closing(my_connect()) as conn, conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS `{database}`")
 
 
 # ------------------------------------------------------------------- child processes
