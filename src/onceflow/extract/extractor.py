@@ -21,6 +21,7 @@ from onceflow.config import RetryConfig, SourceConfig, TableConfig
 from onceflow.errors import ExtractError, OnceflowError, SourceError
 from onceflow.extract.atomic import CHECKSUM_ALGORITHM, commit, new_temp
 from onceflow.extract.paths import output_path
+from onceflow.extract.prefetch import prefetch
 from onceflow.extract.readers import make_reader
 from onceflow.extract.sidecar import Verdict, remove_sidecar, verify, write_sidecar
 from onceflow.extract.sql import ReadSpec
@@ -32,7 +33,7 @@ log = logging.getLogger("onceflow.extract")
 
 # Batches are gathered into row groups of about this size: big enough for fast scans,
 # small enough that memory stays bounded whatever the table's size.
-ROW_GROUP_BYTES = 96 << 20
+ROW_GROUP_BYTES = 64 << 20
 ROW_GROUP_ROWS = 1_000_000
 WRITE_BUFFER_BYTES = 8 << 20
 
@@ -183,7 +184,7 @@ def _write(job: TableJob, spec: ReadSpec) -> tuple[int, int, str, pa.Schema]:
                 crashpoint("during_write", job.key)
             pending, pending_bytes, pending_rows = [], 0, 0
 
-        for batch in _chain(first, batches):
+        for batch in _chain(first, prefetch(batches)):
             if batch.num_rows == 0:
                 continue
             pending.append(batch)
