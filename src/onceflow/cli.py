@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
+from onceflow.cli_common import split_list
 from onceflow.errors import ConfigError, OnceflowError
 
 app = typer.Typer(
@@ -196,7 +197,7 @@ def extract_cmd(
         )
     else:
         cfg = _config(config)
-    selected = [t.strip() for item in tables or [] for t in item.split(",") if t.strip()]
+    selected = split_list(tables)
     summary = _run_extract(
         cfg,
         run_date=date,
@@ -225,7 +226,7 @@ def run_cmd(
 ) -> None:
     """Run the whole pipeline for a run date: extract, then load (under the pipeline lock)."""
     cfg = _config(config)
-    selected = [t.strip() for item in tables or [] for t in item.split(",") if t.strip()]
+    selected = split_list(tables)
     summary = _run_extract(
         cfg,
         step="run",

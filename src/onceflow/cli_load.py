@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from onceflow.cli_common import split_list
 from onceflow.errors import ConfigError
 
 ConfigOpt = Annotated[
@@ -133,8 +134,8 @@ def register(app: typer.Typer) -> None:
             if warehouse or state:
                 raise ConfigError("--warehouse and --state are for --path without a config file")
             cfg = _config(config)
-        selected = [t.strip() for item in tables or [] for t in item.split(",") if t.strip()]
-        keys = [k.strip() for item in primary_key or [] for k in item.split(",") if k.strip()]
+        selected = split_list(tables)
+        keys = split_list(primary_key)
         summary = load(
             cfg,
             date,
@@ -215,7 +216,7 @@ def register(app: typer.Typer) -> None:
         from onceflow.cli import _print_json
         from onceflow.pipeline_load import optimize
 
-        selected = [t.strip() for item in tables or [] for t in item.split(",") if t.strip()]
+        selected = split_list(tables)
         out = optimize(
             _config(config),
             selected or None,
