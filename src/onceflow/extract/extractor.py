@@ -33,7 +33,7 @@ log = logging.getLogger("onceflow.extract")
 
 # Batches are gathered into row groups of about this size: big enough for fast scans,
 # small enough that memory stays bounded whatever the table's size.
-ROW_GROUP_BYTES = 64 << 20
+ROW_GROUP_BYTES = 48 << 20
 ROW_GROUP_ROWS = 1_000_000
 WRITE_BUFFER_BYTES = 8 << 20
 
@@ -184,7 +184,7 @@ def _write(job: TableJob, spec: ReadSpec) -> tuple[int, int, str, pa.Schema]:
                 crashpoint("during_write", job.key)
             pending, pending_bytes, pending_rows = [], 0, 0
 
-        for batch in _chain(first, prefetch(batches)):
+        for batch in _chain(first, prefetch(batches, depth=1)):
             if batch.num_rows == 0:
                 continue
             pending.append(batch)
