@@ -172,6 +172,9 @@ def extract_cmd(
         str | None, typer.Option("--state", help="Single-table mode: state URL.")
     ] = None,
     timezone_name: Annotated[str | None, typer.Option("--timezone")] = None,
+    lock_timeout: Annotated[
+        float, typer.Option("--lock-timeout", help="Seconds to wait for the pipeline lock.")
+    ] = 0.0,
     as_json: JsonOpt = False,
 ) -> None:
     """Extract tables for one run date into Parquet; committed tables are skipped."""
@@ -200,6 +203,7 @@ def extract_cmd(
     selected = split_list(tables)
     summary = _run_extract(
         cfg,
+        lock_timeout=lock_timeout,
         run_date=date,
         tables=selected or None,
         force_reprocess=force_reprocess,

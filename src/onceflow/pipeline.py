@@ -70,6 +70,11 @@ class RunContext:
     window: Window
 
 
+def pipeline_lock_name(config: Config) -> str:
+    """The lock a run or an extraction of this pipeline holds."""
+    return f"pipeline:{config.pipeline}"
+
+
 def run_context(
     config: Config, run_date: str | date | None = None, run_id: str | None = None
 ) -> RunContext:
@@ -140,8 +145,29 @@ def extract(
     run_id: str | None = None,
     store: StateStore | None = None,
     progress: Progress | None = None,
+    lock_timeout: float | None = None,
 ) -> RunSummary:
-    """Extract the selected tables for one run; committed tables are skipped."""
+    """Extract the selected tables for one run; committed tables are skipped.
+
+    With `lock_timeout` (the CLI always gives one) the pipeline lock is held throughout,
+    waiting up to that many seconds for it, so two extractions of a run never race.
+    """
+    if lock_timeout is not None:
+        from onceflow.state.locks import Lease
+
+        store = store or open_store(config.state_url)
+        with Lease(store, pipeline_lock_name(config), timeout=lock_timeout):
+            return extract(
+                config,
+                run_date,
+                tables=tables,
+                force_reprocess=force_reprocess,
+                workers=workers,
+                verify=verify,
+                run_id=run_id,
+                store=store,
+                progress=progress,
+            )
     if verify not in ("fast", "deep"):
         raise ConfigError(f"--verify: expected 'fast' or 'deep', got {verify!r}")
     ctx = run_context(config, run_date, run_id)
@@ -240,7 +266,7 @@ def run(
     from onceflow.state.locks import Lease
 
     store = options.pop("store", None) or open_store(config.state_url)
-    with Lease(store, f"pipeline:{config.pipeline}", timeout=lock_timeout):
+    with Lease(store, pipeline_lock_name(config), timeout=lock_timeout):
         summary = extract(config, run_date, store=store, **options)
         summary.load = load(
             config,

@@ -3,7 +3,8 @@ truth (sidecars, Delta logs, the files on disk) and repair the index from the tr
 
 Checks: orphaned `processing` file records, runs marked completed whose files failed to
 load, stale locks, Delta commits the tracker does not know and tracker entries with no
-commit, sidecars that disagree with the extraction state, temp files left by a crash and
+commit, sidecars that disagree with the extraction state, extractions left `running` by a
+process that is gone, temp files left by a crash and
 Delta data files no commit references (including delta-rs `*.parquet#N` temp files),
 the last two only when older than a safe age (default 1 hour) so a running writer's
 files are never touched.
@@ -176,6 +177,28 @@ def _runs_with_failed_files(store: StateStore, config: Config) -> list[Issue]:
     return issues
 
 
+def _interrupted_extractions(store: StateStore, config: Config) -> list[Issue]:
+    """Extractions left `running` by a process that is gone (nobody live holds the lock)."""
+    from onceflow.pipeline import pipeline_lock_name
+
+    holder = store.lock_holder(pipeline_lock_name(config))
+    if holder is not None and holder.stale_reason() is None:
+        return []  # a live run holds the pipeline: its running extractions are real
+    issues = []
+    for run in store.runs(config.pipeline, limit=1000):
+        for key, ext in store.extractions(run.run_id).items():
+            if ext.status == "running":
+                issues.append(
+                    Issue(
+                        "interrupted_extraction",
+                        f"{run.run_id}:{key}",
+                        f"running since {ext.started_at}, but no live process holds the "
+                        "pipeline lock",
+                    )
+                )
+    return issues
+
+
 def validate_consistency(
     config: Config,
     *,
@@ -210,6 +233,7 @@ def validate_consistency(
                 )
             )
     issues += _sidecar_issues(store, config)
+    issues += _interrupted_extractions(store, config)
     for path in _temp_files(config, safe_age_seconds):
         issues.append(Issue("temp_file", str(path), "temp file left by an interrupted write"))
     return {
@@ -263,6 +287,15 @@ def fix_inconsistencies(
         run_id, _, key = issue.subject.partition(":")
         if store.force_reprocess(run_id, key):
             actions.append(f"{key} of {run_id}: {issue.detail}; marked for re-extraction")
+    interrupted = _interrupted_extractions(store, config)
+    for issue in interrupted:
+        run_id, _, key = issue.subject.partition(":")
+        store.mark_failed(run_id, key, "interrupted: the process running it is gone")
+        actions.append(
+            f"{key} of {run_id}: interrupted extraction marked failed (retried next run)"
+        )
+    for run_id in sorted({i.subject.partition(":")[0] for i in interrupted}):
+        store.finish_run(run_id)
     for path in _temp_files(config, safe_age_seconds):
         path.unlink(missing_ok=True)
         actions.append(f"removed temp file {path}")

@@ -32,6 +32,7 @@ from .helpers import (
     assert_sidecars_match,
     assert_state_complete,
     make_sqlite_source,
+    onceflow,
     parquet_checksums,
     results_by_table,
     sha256,
@@ -480,3 +481,30 @@ def test_changed_table_config_for_the_same_run_is_reextracted(tmp_path: Path) ->
     assert changed.reason == "table config (table, query, mode or cursor) changed"
     [same] = extract(windowed, "2025-01-23").results  # type: ignore[arg-type]
     assert same.action == "skipped"
+
+
+def test_killed_extract_is_reported_repaired_and_its_lock_taken_over(
+    tmp_path: Path, sqlite_source: tuple[str, dict[str, str]]
+) -> None:
+    """A SIGKILLed extract leaves a `running` row and a dead holder's lock: both are
+    reported, --fix marks the row failed, and the next extract takes the lock over."""
+    url, clean = sqlite_source
+    project = write_project(tmp_path / "proj", url, list(TABLES), workers=1)
+    _crash(project, "during_write", "src.items")
+    assert _statuses(project)["src.items"] == "running"
+
+    check = onceflow("validate-consistency", "--json", "--safe-age", "0", cwd=project.folder)
+    assert check.returncode == 1
+    kinds = {(i["kind"], i["subject"]) for i in json.loads(check.stdout)["issues"]}
+    assert ("interrupted_extraction", "recovery_20250123:src.items") in kinds
+    assert ("stale_lock", "pipeline:recovery") in kinds
+
+    fixed = onceflow("fix-inconsistencies", "--safe-age", "0", cwd=project.folder)
+    assert "interrupted extraction marked failed" in fixed.stdout, fixed.stdout
+    assert _statuses(project)["src.items"] == "failed"
+
+    rerun = project.extract()
+    assert rerun.returncode == 0, rerun.stderr
+    _assert_recovered(project, clean, set())
+    again = onceflow("validate-consistency", cwd=project.folder)
+    assert again.returncode == 0, again.stdout
