@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
@@ -226,16 +227,15 @@ class MysqlReader(Reader):
 
     def _connect(self) -> Any:
         import pymysql
-        from sqlalchemy.engine import make_url
 
-        url = make_url(self.url)
+        url = urlsplit(self.url)
         try:
             return pymysql.connect(
-                host=url.host or "localhost",
+                host=url.hostname or "localhost",
                 port=url.port or 3306,
-                user=url.username or "",
-                password=url.password or "",
-                database=url.database,
+                user=unquote(url.username or ""),
+                password=unquote(url.password or ""),
+                database=unquote(url.path.lstrip("/")) or None,
                 connect_timeout=10,
                 init_command="SET time_zone = '+00:00'",
             )
@@ -244,7 +244,6 @@ class MysqlReader(Reader):
 
     def batches(self, spec: ReadSpec) -> Iterator[pa.RecordBatch]:
         import connectorx as cx
-        from sqlalchemy.engine import make_url
 
         sql, names = build_select(spec, "`")
         window = self._window_values(spec)
@@ -275,7 +274,10 @@ class MysqlReader(Reader):
         finally:
             with contextlib.suppress(Exception):
                 conn.close()
-        url = make_url(self.url).set(drivername="mysql").render_as_string(hide_password=False)
+        # ConnectorX wants the plain scheme; the rest of the URL (still percent-encoded) as is.
+        # (urllib rather than SQLAlchemy: its import alone costs 0.18 s of every command.)
+        parts = urlsplit(self.url)
+        url = f"mysql://{parts.netloc}{parts.path}"
         try:
             reader = cx.read_sql(
                 url,
