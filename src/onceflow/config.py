@@ -202,6 +202,18 @@ class Config(_Model):
         return matches[0]
 
 
+_SECRET_FIELD = re.compile(r"(?i)(^state$|\.url$|pass|secret|token|credential|api_?key$)")
+
+
+def _holds_secrets(where: str) -> bool:
+    """Fields whose ${ENV} values are masked everywhere: URLs, the state store, credentials.
+
+    Other values (a region in a query, say) stay visible, so that a changed value is seen
+    as a changed query rather than masked to the same text.
+    """
+    return bool(_SECRET_FIELD.search(where))
+
+
 def _interpolate(value: Any, where: str) -> Any:
     if isinstance(value, dict):
         return {k: _interpolate(v, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
@@ -213,7 +225,8 @@ def _interpolate(value: Any, where: str) -> Any:
     def substitute(match: re.Match[str]) -> str:
         name, default = match["name"], match["default"]
         if name in os.environ:
-            register_secret(os.environ[name])
+            if _holds_secrets(where):
+                register_secret(os.environ[name])
             return os.environ[name]
         if default is not None:
             return default

@@ -15,6 +15,9 @@ class _RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.msg = redact(record.getMessage())
         record.args = None
+        if record.exc_info and not record.exc_text:
+            # Formatters reuse exc_text when it is set: the traceback goes out redacted.
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
         return True
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 import threading
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
+# The password runs to the LAST '@' of the URL: users do write an unencoded '@' in it.
 _URL_PASSWORD = re.compile(
-    r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@\s]*)@"
+    r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<pw>\S*)@(?=[^@\s]*(?:\s|$))"
 )
 _KV_PASSWORD = re.compile(r"(?i)\b(password|passwd|pwd)\s*=\s*('[^']*'|\"[^\"]*\"|[^\s;]+)")
 
@@ -23,12 +24,17 @@ def register_secret(value: str | None) -> None:
 
 
 def register_url(url: str) -> None:
-    """Remember the password of a database URL."""
-    try:
-        password = urlsplit(url).password
-    except ValueError:
-        password = None
+    """Remember the password of a database URL, as written and as drivers decode it."""
+    match = _URL_PASSWORD.search(url)
+    password = match["pw"] if match else None
+    if password is None:
+        try:
+            password = urlsplit(url).password
+        except ValueError:
+            password = None
     register_secret(password)
+    if password:
+        register_secret(unquote(password))
 
 
 def redact(text: str) -> str:

@@ -104,3 +104,18 @@ def test_lookup_by_key_or_name() -> None:
     assert config.table("public.orders").key == "shop.public.orders"
     with pytest.raises(ConfigError, match="is not in the config"):
         config.table("shop.missing")
+
+
+def test_only_secret_fields_mask_their_env_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plain ${REGION} in a query stays visible, so a changed value is a changed query."""
+    monkeypatch.setenv("REGION_X", "east-region-x")
+    monkeypatch.setenv("PW_X", "pw-value-x9")
+    data = {
+        "sources": {"shop": {"url": "postgresql://app:${PW_X}@h/db"}},
+        "tables": [
+            {"source": "shop", "name": "q", "query": "select * from t where r = '${REGION_X}'"}
+        ],
+    }
+    config = config_from_dict(data)
+    assert config.tables[0].query == "select * from t where r = 'east-region-x'"
+    assert redact("east-region-x pw-value-x9") == "east-region-x ***"

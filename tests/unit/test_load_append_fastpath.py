@@ -48,7 +48,9 @@ def test_appends_commit_one_add_action_each_with_statistics(tmp_path: Path) -> N
     )
     write_deltalake(uri, first)
     for seq in (1, 2):
-        _append(DeltaTable(uri), _batch(seq * 1000, 500), seq)
+        table = DeltaTable(uri)
+        _append(table, _batch(seq * 1000, 500), seq)
+        assert table.version() == seq  # the object reports the version it committed
     table = DeltaTable(uri)
     assert table.version() == 2
     assert table.transaction_version("onceflow.load:t") == 2

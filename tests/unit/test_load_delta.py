@@ -87,7 +87,7 @@ def test_log_view_reads_only_new_commits_and_notices_a_recreated_table(tmp_path)
     real = table.history
     table.history = lambda limit=None: calls.append(limit) or real(limit)  # type: ignore[method-assign]
     view = delta.read_log(table, "a")
-    assert calls == [1]  # only the one new commit was read
+    assert calls == []  # only the one new commit file was read, not the history
     assert set(view.files) == {f"/lake/f{n}.parquet" for n in (1, 2, 3)}
     assert view.txn_version == 3
     import shutil
@@ -97,3 +97,34 @@ def test_log_view_reads_only_new_commits_and_notices_a_recreated_table(tmp_path)
         commit(n)
     again = delta.read_log(DeltaTable(uri), "a")
     assert set(again.files) == {f"/lake/f{n}.parquet" for n in (7, 8, 9)}
+
+
+def test_log_view_numbers_commits_right_when_storage_moved_past_the_table_object(tmp_path):
+    """history(limit) on a stale object numbers the newest commits from the object's own
+    version; the view reads commit files by number instead."""
+    import pyarrow as pa
+    from deltalake import DeltaTable, write_deltalake
+
+    from onceflow.load import delta
+
+    uri = str(tmp_path / "t")
+
+    def commit(n: int) -> None:
+        props = delta.commit_properties(
+            path=f"/lake/f{n}.parquet", checksum=f"c{n}", batch_id=f"b{n}", sequence=n, app="a"
+        )
+        write_deltalake(uri, pa.table({"x": [n]}), mode="append", commit_properties=props)
+
+    for n in range(4):
+        commit(n)  # versions 0..3
+    delta.read_log(DeltaTable(uri), "a")  # cache at version 3
+    stale = DeltaTable(uri, version=3)
+    commit(4)
+    commit(5)
+    fresh = DeltaTable(uri)
+    view = delta.read_log(fresh, "a")
+    assert {p: f.version for p, f in view.files.items()} == {
+        f"/lake/f{n}.parquet": n for n in range(6)
+    }
+    assert view.oldest_version == 0
+    assert delta.read_log(stale, "a").version == 3

@@ -163,7 +163,9 @@ def _write(job: TableJob, spec: ReadSpec) -> tuple[int, int, str, pa.Schema]:
     try:
         temp = new_temp(target)
     except OSError as error:
+        _close(batches)  # the source connection is open; nothing will read from it now
         raise _io_error(job, error) from None
+    prefetching = False
     rows = 0
     try:
         raw = pa.PythonFile(temp, mode="w")
@@ -184,6 +186,7 @@ def _write(job: TableJob, spec: ReadSpec) -> tuple[int, int, str, pa.Schema]:
                 crashpoint("during_write", job.key)
             pending, pending_bytes, pending_rows = [], 0, 0
 
+        prefetching = True  # from here the prefetch thread owns and closes `batches`
         for batch in _chain(first, prefetch(batches, depth=1)):
             if batch.num_rows == 0:
                 continue
@@ -199,10 +202,19 @@ def _write(job: TableJob, spec: ReadSpec) -> tuple[int, int, str, pa.Schema]:
         commit(temp, target)
     except BaseException as error:
         temp.abandon()
+        if not prefetching:
+            _close(batches)
         if isinstance(error, OSError):
             raise _io_error(job, error) from None
         raise
     return rows, temp.size, temp.hexdigest, first.schema
+
+
+def _close(batches: Any) -> None:
+    """Close a reader's generator, which closes its connection."""
+    close = getattr(batches, "close", None)
+    if callable(close):
+        close()
 
 
 def _chain(first: pa.RecordBatch, rest: Any) -> Any:

@@ -162,6 +162,8 @@ def _append_file(table: Any, batch: pa.Table, *, commit_properties: Any) -> None
     table.create_write_transaction(
         [action], mode="append", schema=table.schema(), commit_properties=commit_properties
     )
+    # The table object does not move to the version it just committed; callers read it.
+    table.update_incremental()
 
 
 def apply_append(

@@ -9,6 +9,7 @@ not enforce it, so the loader reads both before writing and skips what is alread
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,6 +128,32 @@ _views: dict[tuple[str, str], LogView] = {}  # (uri#table id, app id) -> view
 _views_lock = threading.Lock()
 
 
+def _commit_infos(dt: Any, first: int, last: int) -> list[dict[str, Any]] | None:
+    """The commitInfo of versions first..last, newest first, read from a local log.
+
+    Read from the commit files by version number: `history(limit=n)` on a table object
+    that storage has moved past numbers the newest commits from the object's own version.
+    None when the table is not local or a commit file is gone (checkpointed and cleaned).
+    """
+    uri = str(dt.table_uri)
+    if "://" in uri.removeprefix("file://"):
+        return None
+    log_dir = Path(uri.removeprefix("file://")) / "_delta_log"
+    out: list[dict[str, Any]] = []
+    for number in range(last, first - 1, -1):
+        try:
+            lines = (log_dir / f"{number:020d}.json").read_text(encoding="utf-8").splitlines()
+        except OSError:
+            return None
+        info: dict[str, Any] = {}
+        for line in lines:
+            if '"commitInfo"' in line:
+                info = dict(json.loads(line).get("commitInfo") or {})
+                break
+        out.append({**info, "version": number})
+    return out
+
+
 def read_log(dt: Any, app: str) -> LogView:
     """The file loads recorded in `dt`'s log (an empty view when dt is None)."""
     if dt is None:
@@ -138,11 +165,12 @@ def read_log(dt: Any, app: str) -> LogView:
         cached = _views.get(key)
     if cached is not None and cached.version == version:
         return cached
-    if cached is not None and cached.version < version:
-        entries = dt.history(limit=version - cached.version)
+    newer = _commit_infos(dt, cached.version + 1, version) if cached is not None else None
+    if cached is not None and cached.version < version and newer is not None:
+        entries = newer
         files, oldest = dict(cached.files), cached.oldest_version
     else:  # first read, or the table was re-created: read it all
-        entries = dt.history()
+        entries = _commit_infos(dt, 0, version) or dt.history()
         files, oldest = {}, version
     fresh: dict[str, LoggedFile] = {}
     for entry in entries:  # newest first: keep the newest commit of a path

@@ -256,10 +256,15 @@ class FileTrackerMixin:
                 ),
             ).rowcount
             if n == 0:
+                # Another process may insert the same row first (PostgreSQL, read
+                # committed): then its row stands, and it says the same thing.
                 tx.execute(
                     "INSERT INTO files (file_path, target_table, checksum, sequence, status, "
                     "batch_id, delta_version, ended_at, retry_count, created_at, updated_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?) "
+                    "ON CONFLICT (target_table, file_path) DO UPDATE SET status = excluded.status, "
+                    "delta_version = excluded.delta_version, batch_id = excluded.batch_id, "
+                    "updated_at = excluded.updated_at",
                     (
                         path,
                         target,

@@ -139,10 +139,13 @@ class LockMixin:
         if holder.stale_reason(now) is None:
             return None, holder
         with self.transaction() as tx:
+            # Only the lease judged stale may be replaced: if its holder heartbeat since we
+            # read it, the expiry moved and the takeover matches nothing.
             n = tx.execute(
                 "UPDATE locks SET token = ?, pid = ?, host = ?, boot_id = ?, process_start = ?, "
-                "acquired_at = ?, heartbeat_at = ?, expires_at = ? WHERE name = ? AND token = ?",
-                (*values, name, holder.token),
+                "acquired_at = ?, heartbeat_at = ?, expires_at = ? "
+                "WHERE name = ? AND token = ? AND expires_at = ?",
+                (*values, name, holder.token, holder.expires_at),
             ).rowcount
         return (token, None) if n == 1 else (None, None)
 
