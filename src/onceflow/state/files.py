@@ -192,36 +192,35 @@ class FileTrackerMixin:
         batch_id: str | None,
     ) -> bool:
         """processing -> completed, only by the owner while its lock is held."""
-        now = _now()
-        with self.transaction() as tx:
-            n = tx.execute(
-                "UPDATE files SET status = ?, delta_version = ?, batch_id = ?, ended_at = ?, "
-                "error = NULL, owner_token = NULL, updated_at = ? WHERE target_table = ? AND "
-                f"file_path = ? AND status = ? AND owner_token = ? AND {_GUARD}",
-                (
-                    FILE_COMPLETED,
-                    delta_version,
-                    batch_id,
-                    now,
-                    now,
-                    target,
-                    path,
-                    FILE_PROCESSING,
-                    token,
-                    token,
-                ),
-            ).rowcount
-        return bool(n == 1)
+        return self._finish_owned(
+            target,
+            path,
+            token,
+            "status = ?, delta_version = ?, batch_id = ?, error = NULL",
+            (FILE_COMPLETED, delta_version, batch_id),
+        )
 
     def fail_file(self, target: str, path: str, token: str, error: str) -> bool:
         """processing -> failed with the error, retry count + 1 (owner only)."""
+        return self._finish_owned(
+            target,
+            path,
+            token,
+            "status = ?, error = ?, retry_count = retry_count + 1",
+            (FILE_FAILED, error[:2000]),
+        )
+
+    def _finish_owned(
+        self, target: str, path: str, token: str, assignments: str, values: tuple[Any, ...]
+    ) -> bool:
+        """End a `processing` file: only its owner, and only while the owner's lock holds."""
         now = _now()
         with self.transaction() as tx:
             n = tx.execute(
-                "UPDATE files SET status = ?, error = ?, ended_at = ?, owner_token = NULL, "
-                "retry_count = retry_count + 1, updated_at = ? WHERE target_table = ? AND "
-                f"file_path = ? AND status = ? AND owner_token = ? AND {_GUARD}",
-                (FILE_FAILED, error[:2000], now, now, target, path, FILE_PROCESSING, token, token),
+                f"UPDATE files SET {assignments}, ended_at = ?, owner_token = NULL, "
+                "updated_at = ? WHERE target_table = ? AND file_path = ? AND status = ? "
+                f"AND owner_token = ? AND {_GUARD}",
+                (*values, now, now, target, path, FILE_PROCESSING, token, token),
             ).rowcount
         return bool(n == 1)
 
