@@ -41,12 +41,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset
 
 from onceflow.errors import LoadError
 
@@ -78,17 +80,21 @@ def open_table(
         return None
 
 
-def table_schema(dt: deltalake.DeltaTable) -> pa.Schema:
+def table_schema(dt: deltalake.DeltaTable | pa.dataset.Dataset) -> pa.Schema:
     """The table's Arrow schema, as its snapshot reads it."""
-    schema: pa.Schema = dt.to_pyarrow_dataset().schema
+    dataset = dt if isinstance(dt, pa.dataset.Dataset) else dt.to_pyarrow_dataset()
+    schema: pa.Schema = dataset.schema
     return schema
 
 
 def read_snapshot(
-    dt: deltalake.DeltaTable, columns: Sequence[str], filter: pc.Expression | None = None
+    dt: deltalake.DeltaTable | pa.dataset.Dataset,
+    columns: Sequence[str],
+    filter: pc.Expression | None = None,
 ) -> pa.Table:
     """Columns of the table's current snapshot (never a glob of the folder)."""
-    table: pa.Table = dt.to_pyarrow_dataset().to_table(columns=list(columns), filter=filter)
+    dataset = dt if isinstance(dt, pa.dataset.Dataset) else dt.to_pyarrow_dataset()
+    table: pa.Table = dataset.to_table(columns=list(columns), filter=filter)
     return table
 
 
@@ -213,8 +219,7 @@ def row_ids(n: int) -> pa.Array:
     """0, 1, ..., n-1 as int64 (vectorized; no Python loop)."""
     if n == 0:
         return pa.array([], pa.int64())
-    ones = pa.repeat(pa.scalar(1, pa.int64()), n)
-    return pc.subtract(pc.cumulative_sum(ones), 1)
+    return pc.indices_nonzero(pa.repeat(pa.scalar(True), n)).cast(pa.int64())
 
 
 def scalar(con: duckdb.DuckDBPyConnection, sql: str) -> Any:
@@ -320,7 +325,9 @@ def apply_scd2(
 
     load_time = _aware(load_time)
     dt = open_table(table_uri, storage_options)
-    target = table_schema(dt) if dt is not None else None
+    # one dataset for the schema and every read: building it lists the snapshot's files
+    dataset = dt.to_pyarrow_dataset() if dt is not None else None
+    target = dataset.schema if dataset is not None else None
     cols = _columns(batch, cfg, table_uri)
     if target is not None:
         missing_scd = [
@@ -339,7 +346,7 @@ def apply_scd2(
     batch, _new = conform_batch(batch, target, table_uri)
     validity = _validity(batch, cfg, load_time)
 
-    plan = _plan(dt, batch, validity, cols, cfg, load_time, table_uri)
+    plan = _plan(dataset, batch, validity, cols, cfg, load_time, table_uri)
     if plan is None:
         return None
     inserts, closes = plan
@@ -436,7 +443,7 @@ def _close_rows(closes: pa.Table, schema: pa.Schema, cols: _Cols) -> pa.Table:
 
 
 def _plan(
-    dt: deltalake.DeltaTable | None,
+    snapshot: pa.dataset.Dataset | None,
     batch: pa.Table,
     validity: pa.Array,
     cols: _Cols,
@@ -455,37 +462,42 @@ def _plan(
         + [validity, row_ids(batch.num_rows)],
         names=[*K, *C, "v", "rid"],
     )
-    # current rows of the target: ck*, cc*, cf, crid
+    target_names = set(snapshot.schema.names) if snapshot is not None else set()
     cur_names = [f"c{k}" for k in K] + [f"c{c}" for c in C] + ["cf"]
-    target_names: set[str] = set()
-    if dt is not None:
-        target_names = set(table_schema(dt).names)
+
+    def current_rows() -> pa.Table:
+        """The target's current rows: ck*, cc*, cf, crid."""
+        if snapshot is None:
+            cur = pa.table(
+                [pa.array([], batch.schema.field(k).type) for k in cols.keys]
+                + [pa.array([], batch.schema.field(c).type) for c in cols.tracked]
+                + [pa.array([], TS)],
+                names=cur_names,
+            )
+            return cur.append_column("crid", row_ids(0))
         wanted = [*cols.keys, *[c for c in cols.tracked if c in target_names], cols.eff_from]
-        snap = read_snapshot(dt, wanted, pc.field(cols.current) == True)  # noqa: E712
+        snap = read_snapshot(snapshot, wanted, pc.field(cols.current) == True)  # noqa: E712
         m = snap.num_rows
         arrays = [snap.column(k).cast(batch.schema.field(k).type) for k in cols.keys]
         for c in cols.tracked:
             t = batch.schema.field(c).type
             arrays.append(snap.column(c).cast(t) if c in target_names else pa.nulls(m, t))
         arrays.append(snap.column(cols.eff_from).cast(TS))
-        cur = pa.table(arrays, names=cur_names)
-    else:
-        cur = pa.table(
-            [pa.array([], batch.schema.field(k).type) for k in cols.keys]
-            + [pa.array([], batch.schema.field(c).type) for c in cols.tracked]
-            + [pa.array([], TS)],
-            names=cur_names,
-        )
-    cur = cur.append_column("crid", row_ids(cur.num_rows))
+        return pa.table(arrays, names=cur_names).append_column("crid", row_ids(m))
 
     kl = ", ".join(K)
     on = " AND ".join(f"b.{k} = c.c{k}" for k in K)
     same_cur = null_safe_equal([f"b.{c}" for c in C], [f"c.c{c}" for c in C])
-    with duck() as con:
+    with duck() as con, ThreadPoolExecutor(1) as pool:
         con.register("nb", narrow)
+        # ---- duplicates within the batch, counted while the current rows are read: both
+        # release the GIL, and the count is a hash aggregate over every batch row
+        multiplicity = pool.submit(
+            scalar, con, f"SELECT max(n) FROM (SELECT count(*) n FROM nb GROUP BY {kl})"
+        )
+        cur = current_rows()
+        max_per_key = multiplicity.result()
         con.register("cur", cur)
-        # ---- duplicates within the batch
-        max_per_key = scalar(con, f"SELECT max(n) FROM (SELECT count(*) n FROM nb GROUP BY {kl})")
         chained = bool(max_per_key and max_per_key > 1)
         source = "nb"
         if chained:
@@ -531,9 +543,13 @@ def _plan(
             f"({same_cur}) AS same_cur FROM {source} b LEFT JOIN cur c ON {on}) "
             f"WHERE kind <> {KNOWN}"  # typically most rows: keep only the rest
         )
-        if dt is not None and scalar(con, f"SELECT count(*) FROM j WHERE kind IN ({OLD}, {NEW})"):
-            _history(con, dt, batch, cols, K, C, target_names, source)
-        late = scalar(con, f"SELECT count(*) FROM j WHERE kind = {LATE}")
+        settle, late = con.execute(
+            f"SELECT count(*) FILTER (WHERE kind IN ({OLD}, {NEW})), "
+            f"count(*) FILTER (WHERE kind = {LATE}) FROM j"
+        ).fetchall()[0]
+        if snapshot is not None and settle:
+            _history(con, snapshot, batch, cols, K, C, target_names, source)
+            late = scalar(con, f"SELECT count(*) FROM j WHERE kind = {LATE}")
         if late and cfg.late_rows == "reject":
             example = describe_key(
                 con,
@@ -557,16 +573,17 @@ def _plan(
             )
             inserts = con.sql(
                 f"SELECT rid, lead(v) OVER w AS eff_to, lead(v) OVER w IS NULL AS is_cur "
-                f"FROM kept WINDOW w AS (PARTITION BY {kl} ORDER BY v)"
+                f"FROM kept WINDOW w AS (PARTITION BY {kl} ORDER BY v) ORDER BY rid"
             ).to_arrow_table()
             close_sql = "SELECT crid, min(v) AS close_at FROM kept WHERE has_cur GROUP BY crid"
         else:
+            # in row order: take() then reads the batch front to back (~2x faster)
             inserts = con.sql(
                 f"SELECT rid, NULL::TIMESTAMPTZ AS eff_to, TRUE AS is_cur FROM j "
-                f"WHERE kind IN ({CHAIN}, {NEW})"
+                f"WHERE kind IN ({CHAIN}, {NEW}) ORDER BY rid"
             ).to_arrow_table()
             close_sql = f"SELECT crid, v AS close_at FROM j WHERE kind = {CHAIN}"
-        if cfg.hard_deletes == "close" and dt is not None:
+        if cfg.hard_deletes == "close" and snapshot is not None:
             at = load_time
             if cfg.validity_column is not None and batch.num_rows:
                 at = pc.max(validity).as_py()
@@ -575,10 +592,10 @@ def _plan(
                 f" UNION ALL SELECT crid, greatest(cf, (SELECT del_time FROM del_at)) FROM cur c "
                 f"WHERE NOT EXISTS (SELECT 1 FROM nb b WHERE {on})"
             )
-        closes = con.sql(close_sql).to_arrow_table()
+        closes = con.sql(f"{close_sql} ORDER BY crid").to_arrow_table()
     if inserts.num_rows == 0 and closes.num_rows == 0:
         return None
-    close_keys = cur.take(closes.column("crid"))
+    close_keys = cur.select([f"c{k}" for k in K]).take(closes.column("crid"))
     close_table = pa.table(
         [close_keys.column(f"c{k}") for k in K] + [closes.column("close_at")],
         names=[*cols.keys, "close_at"],
@@ -588,7 +605,7 @@ def _plan(
 
 def _history(
     con: duckdb.DuckDBPyConnection,
-    dt: deltalake.DeltaTable,
+    snapshot: pa.dataset.Dataset,
     batch: pa.Table,
     cols: _Cols,
     K: list[str],
@@ -605,7 +622,7 @@ def _history(
     """
     wanted = [*cols.keys, *[c for c in cols.tracked if c in target_names]]
     wanted += [cols.eff_from, cols.eff_to]
-    snap = read_snapshot(dt, wanted, pc.field(cols.current) == False)  # noqa: E712
+    snap = read_snapshot(snapshot, wanted, pc.field(cols.current) == False)  # noqa: E712
     m = snap.num_rows
     arrays = [snap.column(k).cast(batch.schema.field(k).type) for k in cols.keys]
     for c in cols.tracked:
