@@ -25,20 +25,43 @@ import pyarrow.parquet as pq
 _MAX_STAT_STRING = 64
 
 
+AUDIT_FIELDS = (
+    pa.field("_source_file", pa.string()),
+    pa.field("_load_timestamp", pa.timestamp("us", tz="UTC")),
+    pa.field("_batch_id", pa.string()),
+)
+
+
 def with_audit_columns(
-    batch: pa.Table, *, source_file: str, load_time: datetime, batch_id: str
+    batch: pa.Table,
+    *,
+    source_file: str,
+    load_time: datetime,
+    batch_id: str,
+    dictionary: bool = False,
 ) -> pa.Table:
-    """The batch plus `_source_file`, `_load_timestamp` (UTC, us) and `_batch_id`."""
+    """The batch plus `_source_file`, `_load_timestamp` (UTC, us) and `_batch_id`.
+
+    With ``dictionary`` each constant is a one-entry dictionary column: Parquet's
+    dictionary encoding then costs nothing, where a million repeated values would each be
+    copied and hashed (the Parquet file is the same; only the Arrow layout differs).
+    """
     n = batch.num_rows
-    for name in ("_source_file", "_load_timestamp", "_batch_id"):
-        if name in batch.column_names:
-            batch = batch.drop_columns([name])
-    stamp = pa.scalar(load_time, pa.timestamp("us", tz="UTC"))
-    return (
-        batch.append_column("_source_file", pa.repeat(pa.scalar(source_file, pa.string()), n))
-        .append_column("_load_timestamp", pa.repeat(stamp, n))
-        .append_column("_batch_id", pa.repeat(pa.scalar(batch_id, pa.string()), n))
-    )
+    batch = batch.drop_columns([f.name for f in AUDIT_FIELDS if f.name in batch.column_names])
+    zeros = pa.repeat(pa.scalar(0, pa.int32()), n) if dictionary else None
+    for field, value in zip(AUDIT_FIELDS, (source_file, load_time, batch_id), strict=True):
+        if zeros is not None:
+            column = pa.DictionaryArray.from_arrays(zeros, pa.array([value], field.type))
+            batch = batch.append_column(field.name, column)
+        else:
+            batch = batch.append_column(field, pa.repeat(pa.scalar(value, field.type), n))
+    return batch
+
+
+def _audited_schema(schema: pa.Schema) -> pa.Schema:
+    """The schema `with_audit_columns` gives a batch of this schema (plain types)."""
+    names = {f.name for f in AUDIT_FIELDS}
+    return pa.schema([f for f in schema if f.name not in names] + list(AUDIT_FIELDS))
 
 
 def write(table: Any, batch: pa.Table, *, mode: str, commit_properties: Any) -> None:
@@ -60,14 +83,14 @@ def write(table: Any, batch: pa.Table, *, mode: str, commit_properties: Any) -> 
     )
 
 
-def _same_schema(table: Any, batch: pa.Table) -> bool:
+def _same_schema(table: Any, schema: pa.Schema) -> bool:
     from deltalake import Schema
 
     def shape(schema: Any) -> list[tuple[str, str]]:
         return [(f.name, str(f.type)) for f in schema.fields]
 
     try:
-        return shape(table.schema()) == shape(Schema.from_arrow(batch.schema))
+        return shape(table.schema()) == shape(Schema.from_arrow(schema))
     except Exception:  # a type delta-rs cannot map: let write_deltalake report it
         return False
 
@@ -120,22 +143,6 @@ def file_stats(metadata: pq.FileMetaData) -> str:
     return json.dumps(doc, default=str)
 
 
-def _constants_as_dictionaries(batch: pa.Table) -> pa.Table:
-    """The constant audit columns as one-entry dictionaries: Parquet's dictionary encoding
-    then costs nothing, where a million repeated values would each be hashed."""
-    n = batch.num_rows
-    for name in ("_source_file", "_load_timestamp", "_batch_id"):
-        i = batch.schema.get_field_index(name)
-        if i < 0 or n == 0:
-            continue
-        field = batch.schema.field(i)
-        value = batch.column(i)[0]
-        indices = pa.repeat(pa.scalar(0, pa.int32()), n)
-        column = pa.DictionaryArray.from_arrays(indices, pa.array([value.as_py()], field.type))
-        batch = batch.set_column(i, name, column)
-    return batch
-
-
 def _append_file(table: Any, batch: pa.Table, *, commit_properties: Any) -> None:
     from deltalake.transaction import AddAction
 
@@ -143,7 +150,7 @@ def _append_file(table: Any, batch: pa.Table, *, commit_properties: Any) -> None
     path = os.path.join(table.table_uri.removeprefix("file://"), name)
     collector: list[pq.FileMetaData] = []
     pq.write_table(
-        _constants_as_dictionaries(batch),
+        batch,
         path,
         compression="snappy",
         metadata_collector=collector,
@@ -176,11 +183,12 @@ def apply_append(
     commit_properties: Any,
 ) -> None:
     """Append one file's rows (with audit columns) as one commit."""
-    rows = with_audit_columns(
-        batch, source_file=source_file, load_time=load_time, batch_id=batch_id
-    )
     local = not isinstance(table, str) and "://" not in table.table_uri.removeprefix("file://")
-    if local and rows.num_rows and _same_schema(table, rows):
+    fast = local and batch.num_rows > 0 and _same_schema(table, _audited_schema(batch.schema))
+    rows = with_audit_columns(
+        batch, source_file=source_file, load_time=load_time, batch_id=batch_id, dictionary=fast
+    )
+    if fast:
         _append_file(table, rows, commit_properties=commit_properties)
-        return
-    write(table, rows, mode="append", commit_properties=commit_properties)
+    else:
+        write(table, rows, mode="append", commit_properties=commit_properties)
