@@ -108,9 +108,9 @@ def table_uri(tmp_path: Path, name: str = "orders") -> str:
 
 
 def read_table(uri: str) -> pa.Table:
-    from deltalake import DeltaTable
+    from onceflow.load import delta
 
-    return DeltaTable(uri).to_pyarrow_table()
+    return delta.read_table(uri)
 
 
 def content_checksum(uri: str, exclude: tuple[str, ...] = ("_load_timestamp",)) -> str:

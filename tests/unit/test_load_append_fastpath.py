@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
 from onceflow.load.append import apply_append, file_stats, with_audit_columns
+from onceflow.load.delta import local_root, read_table, snapshot_dataset
 
 LOAD_TIME = datetime(2025, 1, 23, 12, tzinfo=UTC)
 
@@ -58,7 +59,7 @@ def test_appends_commit_one_add_action_each_with_statistics(tmp_path: Path) -> N
     newest = max(actions, key=lambda a: a["min.id"] or -1)
     assert (newest["num_records"], newest["min.id"], newest["max.id"]) == (500, 2000, 2499)
     assert newest["null_count.name"] == 100
-    data = table.to_pyarrow_table()
+    data = snapshot_dataset(table).to_table()
     assert data.num_rows == 1010
     assert sorted(data.column("_batch_id").unique().to_pylist()) == ["b0", "b1", "b2"]
     # The audit constants are written as one-entry dictionaries; they read back plain.
@@ -66,7 +67,7 @@ def test_appends_commit_one_add_action_each_with_statistics(tmp_path: Path) -> N
     assert data.schema.field("_load_timestamp").type == pa.timestamp("us", tz="UTC")
     assert set(data.column("_load_timestamp").to_pylist()) == {LOAD_TIME}
     # Data skipping uses the statistics; the filtered read must still be exact.
-    picked = table.to_pyarrow_dataset().to_table(filter=pc.field("id") >= 2000)
+    picked = snapshot_dataset(table).to_table(filter=pc.field("id") >= 2000)
     assert sorted(picked.column("id").to_pylist()) == list(range(2000, 2500))
 
 
@@ -77,7 +78,7 @@ def test_a_new_column_falls_back_to_schema_evolution(tmp_path: Path) -> None:
     )
     wider = _batch(10, 5).append_column("extra", pa.array(["x"] * 5))
     _append(DeltaTable(uri), wider, 1)
-    data = DeltaTable(uri).to_pyarrow_table()
+    data = snapshot_dataset(DeltaTable(uri)).to_table()
     assert "extra" in data.column_names
     assert data.num_rows == 10
 
@@ -101,3 +102,23 @@ def test_file_stats_leave_out_values_they_cannot_state_exactly(tmp_path: Path) -
     stats = json.loads(file_stats(collector[0]))
     assert stats["numRecords"] == 2
     assert stats["minValues"] == {"n": 1} and stats["maxValues"] == {"n": 2}
+
+
+def test_fast_path_writes_into_a_table_folder_whose_name_needs_percent_encoding(
+    tmp_path: Path,
+) -> None:
+    # delta-rs reports this table as file:///.../my%20lake/t%25x/: the data file must go
+    # into the real folder, not into a folder literally named "my%20lake".
+    uri = str(tmp_path / "my lake" / "t%x")
+    write_deltalake(
+        uri, with_audit_columns(_batch(0, 5), source_file="f", load_time=LOAD_TIME, batch_id="b")
+    )
+    _append(DeltaTable(uri), _batch(5, 5), 1)
+    assert not (tmp_path / "my%20lake").exists()
+    assert sorted(read_table(uri).column("id").to_pylist()) == list(range(10))
+
+
+def test_local_root_decodes_file_uris_and_leaves_remote_tables_alone() -> None:
+    assert local_root("file:///lake/my%20table/") == "/lake/my table"
+    assert local_root("/lake/plain") == "/lake/plain"
+    assert local_root("s3://bucket/t") is None

@@ -12,6 +12,7 @@ from deltalake import CommitProperties, DeltaTable
 
 from onceflow.config import LoadConfig
 from onceflow.errors import LoadError
+from onceflow.load.delta import read_table
 from onceflow.load.merge import apply_merge
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -24,7 +25,7 @@ def cfg(**kw: Any) -> LoadConfig:
 
 def rows(uri: str, *keys: str) -> list[dict[str, Any]]:
     keys = keys or ("id",)
-    out = DeltaTable(uri).to_pyarrow_table().to_pylist()
+    out = read_table(uri).to_pylist()
     return sorted(out, key=lambda r: tuple(r[k] for k in keys))
 
 
@@ -35,7 +36,7 @@ def merge(uri: str, batch: pa.Table, c: LoadConfig, **kw: Any) -> int | None:
     assert apply_merge(uri, batch, c) is None
     if before is not None:
         assert DeltaTable(uri).version() == before
-        table = DeltaTable(uri).to_pyarrow_table()
+        table = read_table(uri)
         keys = [tuple(r[k] for k in c.primary_key) for r in table.to_pylist()]
         assert len(keys) == len(set(keys)), "duplicate keys in the table"
     return version

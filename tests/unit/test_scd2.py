@@ -13,6 +13,7 @@ from deltalake import CommitProperties, DeltaTable
 
 from onceflow.config import LoadConfig
 from onceflow.errors import LoadError
+from onceflow.load.delta import read_table
 from onceflow.load.scd2 import apply_scd2
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -28,7 +29,7 @@ def cfg(**kw: Any) -> LoadConfig:
 
 
 def rows(uri: str) -> list[dict[str, Any]]:
-    out = DeltaTable(uri).to_pyarrow_table().to_pylist()
+    out = read_table(uri).to_pylist()
     return sorted(out, key=lambda r: tuple(str(v) for v in r.values()))
 
 
@@ -40,7 +41,7 @@ def check_invariants(
     current: str = "_is_current",
 ) -> None:
     by_key: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
-    for r in DeltaTable(uri).to_pyarrow_table().to_pylist():
+    for r in read_table(uri).to_pylist():
         by_key.setdefault(tuple(r[k] for k in keys), []).append(r)
     for key, versions in by_key.items():
         currents = [v for v in versions if v[current]]
@@ -72,7 +73,7 @@ def load(uri: str, batch: pa.Table, c: LoadConfig, when: datetime, **kw: Any) ->
 
 
 def current(uri: str, c: str = "_is_current") -> dict[Any, dict[str, Any]]:
-    return {r["id"]: r for r in DeltaTable(uri).to_pyarrow_table().to_pylist() if r[c]}
+    return {r["id"]: r for r in read_table(uri).to_pylist() if r[c]}
 
 
 @pytest.fixture

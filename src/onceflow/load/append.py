@@ -21,6 +21,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from onceflow.load.delta import local_root
+
 # Strings longer than this get no min/max statistics: a truncated max would be wrong.
 _MAX_STAT_STRING = 64
 
@@ -147,7 +149,9 @@ def _append_file(table: Any, batch: pa.Table, *, commit_properties: Any) -> None
     from deltalake.transaction import AddAction
 
     name = f"part-00000-{uuid.uuid4()}-c000.snappy.parquet"
-    path = os.path.join(table.table_uri.removeprefix("file://"), name)
+    root = local_root(str(table.table_uri))
+    assert root is not None  # the caller checked
+    path = os.path.join(root, name)
     collector: list[pq.FileMetaData] = []
     pq.write_table(
         batch,
@@ -183,7 +187,7 @@ def apply_append(
     commit_properties: Any,
 ) -> None:
     """Append one file's rows (with audit columns) as one commit."""
-    local = not isinstance(table, str) and "://" not in table.table_uri.removeprefix("file://")
+    local = not isinstance(table, str) and local_root(str(table.table_uri)) is not None
     fast = local and batch.num_rows > 0 and _same_schema(table, _audited_schema(batch.schema))
     rows = with_audit_columns(
         batch, source_file=source_file, load_time=load_time, batch_id=batch_id, dictionary=fast

@@ -14,8 +14,10 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pyarrow as pa
+import pyarrow.dataset
 
 from onceflow.errors import LoadError
 
@@ -31,6 +33,45 @@ def table_uri(warehouse: str, target: str) -> str:
     if "://" in target or target.startswith("/"):
         return target
     return str(Path(warehouse) / target)
+
+
+def local_root(uri: str) -> str | None:
+    """The folder of a table on the local filesystem, or None for a remote table.
+
+    delta-rs reports local tables as percent-encoded ``file://`` URIs
+    (``file:///lake/my%20table/``), so the prefix alone is not the path.
+    """
+    if uri.startswith("file://"):
+        return unquote(uri.removeprefix("file://")).rstrip("/") or "/"
+    if "://" in uri:
+        return None
+    return uri.rstrip("/") or "/"
+
+
+def snapshot_dataset(dt: Any) -> pa.dataset.Dataset:
+    """The table's current snapshot as a pyarrow dataset (never a glob of the folder).
+
+    A local table is read through Arrow's own filesystem: delta-rs's Python filesystem
+    handler, called from Arrow's I/O threads, aborts the interpreter at exit now and then
+    ("terminate called without an active exception", delta-rs #2184), and is slower.
+    """
+    import pyarrow.fs as pafs
+
+    root = local_root(str(dt.table_uri))
+    if root is None:
+        dataset: pa.dataset.Dataset = dt.to_pyarrow_dataset()
+        return dataset
+    local = pafs.SubTreeFileSystem(root, pafs.LocalFileSystem())
+    dataset = dt.to_pyarrow_dataset(filesystem=local)
+    return dataset
+
+
+def read_table(uri: str, columns: list[str] | None = None) -> pa.Table:
+    """The current rows of the Delta table at `uri` (its snapshot, not its folder)."""
+    from deltalake import DeltaTable
+
+    table: pa.Table = snapshot_dataset(DeltaTable(uri)).to_table(columns=columns)
+    return table
 
 
 def app_id(target: str) -> str:
@@ -135,10 +176,10 @@ def _commit_infos(dt: Any, first: int, last: int) -> list[dict[str, Any]] | None
     that storage has moved past numbers the newest commits from the object's own version.
     None when the table is not local or a commit file is gone (checkpointed and cleaned).
     """
-    uri = str(dt.table_uri)
-    if "://" in uri.removeprefix("file://"):
+    root = local_root(str(dt.table_uri))
+    if root is None:
         return None
-    log_dir = Path(uri.removeprefix("file://")) / "_delta_log"
+    log_dir = Path(root) / "_delta_log"
     out: list[dict[str, Any]] = []
     for number in range(last, first - 1, -1):
         try:

@@ -51,6 +51,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset
 
 from onceflow.errors import LoadError
+from onceflow.load.delta import snapshot_dataset
 
 if TYPE_CHECKING:
     import deltalake
@@ -82,7 +83,7 @@ def open_table(
 
 def table_schema(dt: deltalake.DeltaTable | pa.dataset.Dataset) -> pa.Schema:
     """The table's Arrow schema, as its snapshot reads it."""
-    dataset = dt if isinstance(dt, pa.dataset.Dataset) else dt.to_pyarrow_dataset()
+    dataset = dt if isinstance(dt, pa.dataset.Dataset) else snapshot_dataset(dt)
     schema: pa.Schema = dataset.schema
     return schema
 
@@ -93,7 +94,7 @@ def read_snapshot(
     filter: pc.Expression | None = None,
 ) -> pa.Table:
     """Columns of the table's current snapshot (never a glob of the folder)."""
-    dataset = dt if isinstance(dt, pa.dataset.Dataset) else dt.to_pyarrow_dataset()
+    dataset = dt if isinstance(dt, pa.dataset.Dataset) else snapshot_dataset(dt)
     table: pa.Table = dataset.to_table(columns=list(columns), filter=filter)
     return table
 
@@ -326,7 +327,7 @@ def apply_scd2(
     load_time = _aware(load_time)
     dt = open_table(table_uri, storage_options)
     # one dataset for the schema and every read: building it lists the snapshot's files
-    dataset = dt.to_pyarrow_dataset() if dt is not None else None
+    dataset = snapshot_dataset(dt) if dt is not None else None
     target = dataset.schema if dataset is not None else None
     cols = _columns(batch, cfg, table_uri)
     if target is not None:
