@@ -287,7 +287,7 @@ def test_merge_and_scd2_rerun_creates_no_version(tmp_path: Path) -> None:
         write_extracted(lake, base, day=0)
         changed = base.set_column(3, "label", pa.array(["changed"] * 6))
         write_extracted(lake, changed, day=1)
-        write_extracted(lake, changed, day=2)  # no change: no commit
+        write_extracted(lake, changed, day=2)  # no change: a commit of its markers only
         cfg = make_config(folder, {"strategy": strategy, "primary_key": ["id"]})
         out = load(cfg)
         assert out.ok, out.as_dict()
@@ -299,6 +299,37 @@ def test_merge_and_scd2_rerun_creates_no_version(tmp_path: Path) -> None:
         assert validate_consistency(cfg)["consistent"], validate_consistency(cfg)
         rows = read_table(uri).num_rows
         assert rows == (6 if strategy == "merge" else 12)
+
+
+def test_unchanged_file_is_in_the_log_so_a_lost_tracker_does_not_reload_it_late(
+    tmp_path: Path,
+) -> None:
+    # day 0 {1: a, 2: b}, day 1 the same (changes nothing), day 2 {2: B}. Were day 1 not
+    # in the log, a rebuilt tracker would load it after day 2 and bring back "b".
+    for strategy in ("merge", "scd2"):
+        folder = tmp_path / strategy
+        lake = folder / "lake"
+        first = pa.table({"id": pa.array([1, 2], pa.int64()), "label": ["a", "b"]})
+        write_extracted(lake, first, day=0)
+        write_extracted(lake, first, day=1)
+        write_extracted(lake, first.set_column(1, "label", pa.array(["a", "B"])), day=2)
+        cfg = make_config(folder, {"strategy": strategy, "primary_key": ["id"]})
+        out = load(cfg)
+        assert out.ok and out.counts()["unchanged"] == 1, out.as_dict()
+        uri = table_uri(folder)
+        history = DeltaTable(uri).history()
+        assert [h.get("onceflow.file", "").rsplit("/", 1)[-1] for h in reversed(history)] == [
+            p.name for p in sorted(lake.rglob("*.parquet"))
+        ]
+        before = (DeltaTable(uri).version(), content_checksum(uri))
+
+        open_store(cfg.state_url).forget_files()
+        again = load(cfg)
+        assert again.ok and again.counts()["loaded"] == 0, again.as_dict()
+        assert (DeltaTable(uri).version(), content_checksum(uri)) == before
+        current = [r for r in read_table(uri).to_pylist() if r.get("_is_current", True)]
+        assert {r["id"]: r["label"] for r in current} == {1: "a", 2: "B"}
+        assert validate_consistency(cfg)["consistent"], validate_consistency(cfg)
 
 
 def test_standalone_folder_load(tmp_path: Path) -> None:

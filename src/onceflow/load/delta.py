@@ -66,6 +66,19 @@ def snapshot_dataset(dt: Any) -> pa.dataset.Dataset:
     return dataset
 
 
+def commit_markers(dt: Any, commit_properties: Any) -> int:
+    """An empty commit that carries a file's markers and application transaction.
+
+    Committed against `dt`'s snapshot without retries: if another writer committed since,
+    it fails as a conflict and the loader reloads and checks again.
+    """
+    dt.create_write_transaction(
+        [], mode="append", schema=dt.schema(), commit_properties=commit_properties
+    )
+    dt.update_incremental()
+    return int(dt.version())
+
+
 def read_table(uri: str, columns: list[str] | None = None) -> pa.Table:
     """The current rows of the Delta table at `uri` (its snapshot, not its folder)."""
     from deltalake import DeltaTable

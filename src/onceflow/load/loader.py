@@ -180,7 +180,8 @@ def _apply(
     props: Any,
     load_time: datetime,
 ) -> int | None:
-    """One commit of one file with the table's strategy; the new version, or None."""
+    """One commit of one file with the table's strategy; the new version, or None when
+    the strategy found nothing to change (merge and scd2)."""
     strategy = tgt.cfg.strategy
     if strategy in ("append", "overwrite"):
         from onceflow.load.append import apply_append
@@ -285,6 +286,12 @@ def load_file(
                 props=props,
                 load_time=datetime.now(UTC),
             )
+            changed = version is not None
+            if not changed and dt is not None:
+                # Nothing to change still commits the file's markers: the log stays the
+                # record of every loaded file, so a lost tracker never reloads this file
+                # after later ones (which would bring back values they replaced).
+                version = delta.commit_markers(dt, props)
         except OnceflowError:
             raise
         except Exception as error:
@@ -306,7 +313,7 @@ def load_file(
             )
         return FileOutcome(
             source.path,
-            "loaded" if version is not None else "unchanged",
+            "loaded" if changed else "unchanged",
             seq,
             rows=batch.num_rows,
             version=version,
