@@ -9,7 +9,7 @@ from typing import Any
 from onceflow.config import Config
 from onceflow.errors import StateError
 from onceflow.pipeline import RunContext, extraction_entry, run_context
-from onceflow.pipeline_load import load_status, reset_load_state
+from onceflow.pipeline_load import list_locks, load_status, reset_load_state
 from onceflow.state import RunRecord, StateStore, open_store
 
 
@@ -96,7 +96,11 @@ def status_report(
     """`onceflow status`: the run's extraction report plus each table's load status."""
     store = _store(config, store)
     report = create_extraction_report(config, run_date, run_id=run_id, store=store)
-    return {**report, "load": load_status(config, store=store)}
+    locks = [
+        {"name": lock.name, "holder": lock.describe(), "stale": stale}
+        for lock, stale in list_locks(config, store)
+    ]
+    return {**report, "load": load_status(config, store=store), "locks": locks}
 
 
 def validate_window_consistency(

@@ -175,6 +175,10 @@ def extract_cmd(
     lock_timeout: Annotated[
         float, typer.Option("--lock-timeout", help="Seconds to wait for the pipeline lock.")
     ] = 0.0,
+    force_unlock: Annotated[
+        bool,
+        typer.Option("--force-unlock", help="First release the pipeline's lock, whoever holds it."),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Extract tables for one run date into Parquet; committed tables are skipped."""
@@ -204,6 +208,7 @@ def extract_cmd(
     summary = _run_extract(
         cfg,
         lock_timeout=lock_timeout,
+        force_unlock=force_unlock,
         run_date=date,
         tables=selected or None,
         force_reprocess=force_reprocess,
@@ -226,6 +231,14 @@ def run_cmd(
     lock_timeout: Annotated[
         float, typer.Option("--lock-timeout", help="Wait this long (s) for the pipeline lock.")
     ] = 0.0,
+    force_unlock: Annotated[
+        bool,
+        typer.Option(
+            "--force-unlock",
+            help="First release the pipeline's locks (its own and its tables'), whoever "
+            "holds them.",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Run the whole pipeline for a run date: extract, then load (under the pipeline lock)."""
@@ -235,6 +248,7 @@ def run_cmd(
         cfg,
         step="run",
         lock_timeout=lock_timeout,
+        force_unlock=force_unlock,
         run_date=date,
         tables=selected or None,
         force_reprocess=force_reprocess,
@@ -292,9 +306,17 @@ def status(
             files = ", ".join(f"{k} {v}" for k, v in row["files"].items() if v)
             lock = row["lock"] or ""
             failed = "; ".join(f"{f['file']}: {f['error']}"[:80] for f in row["failed_files"])
+            if row["error"]:
+                failed = f"[red]{row['error'][:120]}[/red]"
             version = "" if row["delta_version"] is None else str(row["delta_version"])
             loads.add_row(row["table"], row["strategy"], version, files, str(lock), failed)
         console.print(loads)
+    if report["locks"]:
+        for lock in report["locks"]:
+            state = f"[red]stale: {lock['stale']}[/red]" if lock["stale"] else "held"
+            console.print(f"lock {lock['name']}: {state} by {lock['holder']}")
+    else:
+        console.print("locks: none held")
     if not report["window_consistency"]["consistent"]:
         console.print(
             "[red]window drift:[/red] "

@@ -97,6 +97,12 @@ def register(app: typer.Typer) -> None:
         lock_timeout: Annotated[
             float, typer.Option("--lock-timeout", help="Wait this long (s) for a table's lock.")
         ] = 0.0,
+        force_unlock: Annotated[
+            bool,
+            typer.Option(
+                "--force-unlock", help="First release the tables' locks, whoever holds them."
+            ),
+        ] = False,
         path: Annotated[
             str | None, typer.Option("--path", help="Standalone: a folder or glob of Parquet.")
         ] = None,
@@ -141,6 +147,7 @@ def register(app: typer.Typer) -> None:
             date,
             tables=selected or None,
             lock_timeout=lock_timeout,
+            force_unlock=force_unlock,
             path=path,
             target=target,
             strategy=strategy,

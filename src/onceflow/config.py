@@ -133,12 +133,20 @@ class Config(_Model):
     warehouse: str = "./warehouse"
     timezone: str = "UTC"
     workers: int = Field(4, ge=1, le=64)
+    # How long a lock counts as held after its holder's last heartbeat (every third of it).
+    # A holder on this host is seen dead at once; one on another host only after this.
+    lock_ttl_minutes: float = Field(2.0, gt=0, le=24 * 60)
     compression: Literal["snappy", "zstd", "gzip", "lz4", "none"] = "snappy"
     retry: RetryConfig = RetryConfig()
     sources: dict[str, SourceConfig] = Field(default_factory=dict)
     tables: list[TableConfig] = Field(default_factory=list)
     schedules: list[ScheduleConfig] = Field(default_factory=list)
     base_dir: str = Field(".", exclude=True)
+
+    @property
+    def lock_ttl_seconds(self) -> float:
+        """`lock_ttl_minutes` in seconds, as the state store's leases take it."""
+        return self.lock_ttl_minutes * 60
 
     @field_validator("pipeline")
     @classmethod

@@ -146,17 +146,25 @@ def extract(
     store: StateStore | None = None,
     progress: Progress | None = None,
     lock_timeout: float | None = None,
+    force_unlock: bool = False,
 ) -> RunSummary:
     """Extract the selected tables for one run; committed tables are skipped.
 
     With `lock_timeout` (the CLI always gives one) the pipeline lock is held throughout,
-    waiting up to that many seconds for it, so two extractions of a run never race.
+    waiting up to that many seconds for it, so two extractions of a run never race;
+    `force_unlock` first releases it whoever holds it.
     """
     if lock_timeout is not None:
+        from onceflow.pipeline_load import force_unlock as release
         from onceflow.state.locks import Lease
 
         store = store or open_store(config.state_url)
-        with Lease(store, pipeline_lock_name(config), timeout=lock_timeout):
+        if force_unlock:
+            release(config, yes=True, name=pipeline_lock_name(config), store=store)
+        lease = Lease(
+            store, pipeline_lock_name(config), ttl=config.lock_ttl_seconds, timeout=lock_timeout
+        )
+        with lease:
             return extract(
                 config,
                 run_date,
@@ -255,18 +263,27 @@ def run(
     run_date: str | date | None = None,
     *,
     lock_timeout: float = 0.0,
+    force_unlock: bool = False,
     **options: Any,
 ) -> RunSummary:
     """Run the whole pipeline for a run date: extract, then load, under the pipeline lock.
 
     A second run of the same pipeline waits up to `lock_timeout` seconds for the lock,
-    then raises LockError naming the holder.
+    then raises LockError naming the holder. `force_unlock` first releases the pipeline's
+    locks (its own and its tables') whoever holds them. A run whose load fails is marked
+    failed, though every extraction completed.
     """
+    from onceflow.pipeline_load import force_unlock as release
     from onceflow.pipeline_load import load
     from onceflow.state.locks import Lease
 
     store = options.pop("store", None) or open_store(config.state_url)
-    with Lease(store, pipeline_lock_name(config), timeout=lock_timeout):
+    if force_unlock:
+        release(config, yes=True, store=store)
+    lease = Lease(
+        store, pipeline_lock_name(config), ttl=config.lock_ttl_seconds, timeout=lock_timeout
+    )
+    with lease:
         summary = extract(config, run_date, store=store, **options)
         summary.load = load(
             config,
@@ -275,4 +292,6 @@ def run(
             lock_timeout=lock_timeout,
             store=store,
         )
+        if not summary.load.ok:
+            summary.run = store.mark_run_failed(summary.run.run_id)
     return summary

@@ -88,10 +88,14 @@ def _until(files: list[SourceFile], limit: datetime | None) -> list[SourceFile]:
 
 
 def _run_one(
-    store: StateStore, tgt: LoadTarget, files: list[SourceFile], lock_timeout: float
+    store: StateStore,
+    tgt: LoadTarget,
+    files: list[SourceFile],
+    lock_timeout: float,
+    ttl: float = DEFAULT_TTL_SECONDS,
 ) -> TableLoadResult:
     try:
-        with Lease(store, tgt.lock_name, ttl=DEFAULT_TTL_SECONDS, timeout=lock_timeout) as lease:
+        with Lease(store, tgt.lock_name, ttl=ttl, timeout=lock_timeout) as lease:
             return load_table(store, tgt, files, token=lease.token, check_lock=lease.check)
     except LockError as error:
         return TableLoadResult(tgt.key, tgt.target, tgt.uri, tgt.cfg.strategy, error=str(error))
@@ -108,6 +112,7 @@ def load(
     strategy: str | None = None,
     primary_key: Sequence[str] | None = None,
     workers: int | None = None,
+    force_unlock: bool = False,
     store: StateStore | None = None,
 ) -> LoadSummary:
     """Load committed extracted files into their Delta tables, each file exactly once.
@@ -115,7 +120,8 @@ def load(
     With `path` (a folder or glob of Parquet files) and `target`, load those files into one
     table on their own (standalone use); otherwise every selected config table's files in
     the lake, up to `run_date`'s window when given. Each table is loaded under its own
-    lease lock, waiting up to `lock_timeout` seconds for it.
+    lease lock, waiting up to `lock_timeout` seconds for it; `force_unlock` first releases
+    those tables' locks whoever holds them.
     """
     store = store or open_store(config.state_url)
     limit = _window_limit(config, run_date)
@@ -144,10 +150,14 @@ def load(
             table = config.table(tgt.key)
             files = discover_table_files(lake, table.source, table.display_name)
             jobs.append((tgt, _until(files, limit)))
+    if force_unlock:
+        for tgt, _files in jobs:
+            _release(store, tgt.lock_name)
+    ttl = config.lock_ttl_seconds
     pool = max(1, min(workers or config.workers, len(jobs)))
     with ThreadPoolExecutor(max_workers=pool, thread_name_prefix="load") as executor:
         results = list(
-            executor.map(lambda job: _run_one(store, job[0], job[1], lock_timeout), jobs)
+            executor.map(lambda job: _run_one(store, job[0], job[1], lock_timeout, ttl), jobs)
         )
     return LoadSummary(results)
 
@@ -189,13 +199,26 @@ def force_unlock(
     for lock, stale in list_locks(config, store):
         if name and lock.name != name:
             continue
-        state = f"stale: {stale}" if stale else "holder looks alive"
-        description = f"{lock.name} held by {lock.describe()} [{state}]"
-        if not yes and (confirm is None or not confirm(description)):
+        if not yes and (confirm is None or not confirm(_describe(lock, stale))):
             continue
-        if store.force_release_lock(lock.name, lock.token) is not None:
-            log.warning("force-released %s", description)
+        if _release(store, lock.name, lock) is not None:
             released.append(lock)
+    return released
+
+
+def _describe(lock: LockRecord, stale: str | None) -> str:
+    state = f"stale: {stale}" if stale else "holder looks alive"
+    return f"{lock.name} held by {lock.describe()} [{state}]"
+
+
+def _release(store: StateStore, name: str, seen: LockRecord | None = None) -> LockRecord | None:
+    """Release lock `name` (only the holder `seen`, when given), logging who held it."""
+    holder = seen or store.lock_holder(name)
+    if holder is None:
+        return None
+    released: LockRecord | None = store.force_release_lock(name, holder.token)
+    if released is not None:
+        log.warning("force-released %s", _describe(holder, holder.stale_reason()))
     return released
 
 
@@ -232,7 +255,7 @@ def optimize(
         if dt is None:
             out.append({"table": tgt.key, "uri": tgt.uri, "skipped": "no table yet"})
             continue
-        with Lease(store, tgt.lock_name, timeout=lock_timeout):
+        with Lease(store, tgt.lock_name, ttl=config.lock_ttl_seconds, timeout=lock_timeout):
             dt = delta.open_table(tgt.uri)
             metrics = dt.optimize.compact()
             removed: list[str] = []
@@ -261,7 +284,10 @@ def load_status(
     store = store or open_store(config.state_url)
     out = []
     for tgt in config_targets(config, tables):
-        dt = delta.open_table(tgt.uri)
+        try:
+            dt, error = delta.open_table(tgt.uri), None
+        except LoadError as unreadable:
+            dt, error = None, str(unreadable)
         failed = [
             {"file": f.file_path, "error": f.error, "retries": f.retry_count}
             for f in store.tracked_files(tgt.target, "failed")
@@ -279,6 +305,7 @@ def load_status(
                 "loaded_sequence": None if dt is None else dt.transaction_version(tgt.app_id),
                 "failed_files": failed,
                 "lock": (h.describe() if (h := store.lock_holder(tgt.lock_name)) else None),
+                "error": error,
             }
         )
     return out

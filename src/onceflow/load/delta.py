@@ -10,6 +10,7 @@ not enforce it, so the loader reads both before writing and skips what is alread
 from __future__ import annotations
 
 import json
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ META_CHECKSUM = "onceflow.checksum"
 META_BATCH = "onceflow.batch_id"
 META_SEQUENCE = "onceflow.sequence"
 AUDIT_COLUMNS = ("_source_file", "_load_timestamp", "_batch_id")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def table_uri(warehouse: str, target: str) -> str:
@@ -92,13 +94,27 @@ def app_id(target: str) -> str:
     return f"onceflow.load:{target}"
 
 
+def one_line(text: str) -> str:
+    """A delta-rs error message on one line: without colours and its `↳` cause chain."""
+    text = _ANSI.sub("", text)
+    parts = [p.strip().lstrip("↳").strip() for p in text.splitlines()]
+    return ": ".join(p for p in parts if p)
+
+
 def open_table(uri: str) -> Any:
-    """The DeltaTable at `uri`, or None when there is no table yet."""
+    """The DeltaTable at `uri`, or None when there is no table yet.
+
+    A path that cannot be read as a table (a file in its place, no permission) raises
+    LoadError with delta-rs's reason on one line.
+    """
     from deltalake import DeltaTable
 
-    if not DeltaTable.is_deltatable(uri):
-        return None
-    return DeltaTable(uri)
+    try:
+        if not DeltaTable.is_deltatable(uri):
+            return None
+        return DeltaTable(uri)
+    except Exception as error:  # delta-rs raises OSError, DeltaError...
+        raise LoadError(f"{uri}: cannot open the Delta table ({one_line(str(error))})") from None
 
 
 def batch_id_for(path: str, checksum: str | None) -> str:

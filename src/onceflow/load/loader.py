@@ -224,7 +224,7 @@ def _is_conflict(error: BaseException) -> bool:
 
 
 def _delta_error(path: str, error: Exception) -> LoadError:
-    text = redact(str(error).strip())[:300]
+    text = redact(delta.one_line(str(error)))[:300]
     if "cast" in text.lower() or "schema" in text.lower():
         return LoadError(f"{path}: incompatible schema ({text}); the table is unchanged")
     return LoadError(
@@ -351,7 +351,9 @@ def load_table(
         result.error = str(error)
         return result
     except Exception as error:
-        result.error = f"{tgt.uri}: cannot read the Delta table ({redact(str(error))[:300]})"
+        result.error = (
+            f"{tgt.uri}: cannot read the Delta table ({redact(delta.one_line(str(error)))[:300]})"
+        )
         return result
     by_path = {f.path: f for f in files}
     for rec in records:

@@ -218,6 +218,18 @@ class StateStore(FileTrackerMixin, LockMixin, ABC):
             raise StateError(f"run {run_id} is not in the state store")
         return _record(RunRecord, row)  # type: ignore[no-any-return]
 
+    def mark_run_failed(self, run_id: str) -> RunRecord:
+        """Set a run's status to failed (its extractions may all be complete: a load failed)."""
+        with self.transaction() as tx:
+            tx.execute(
+                "UPDATE pipeline_runs SET status = ?, updated_at = ? WHERE run_id = ?",
+                (RUN_FAILED, utcnow(), run_id),
+            )
+            row = tx.execute("SELECT * FROM pipeline_runs WHERE run_id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise StateError(f"run {run_id} is not in the state store")
+        return _record(RunRecord, row)  # type: ignore[no-any-return]
+
     def get_run(self, run_id: str) -> RunRecord | None:
         """The run with this id, or None."""
         with self.transaction() as tx:
