@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from onceflow.config import Config, TableConfig
 from onceflow.errors import ConfigError
@@ -20,6 +20,9 @@ from onceflow.extract.extractor import (
 )
 from onceflow.state import RunRecord, StateStore, open_store
 from onceflow.windows import Window, check_run_id, make_run_id, parse_run_date, window_for
+
+if TYPE_CHECKING:
+    from onceflow.state.locks import Lease
 
 log = logging.getLogger("onceflow.pipeline")
 
@@ -73,6 +76,21 @@ class RunContext:
 def pipeline_lock_name(config: Config) -> str:
     """The lock a run or an extraction of this pipeline holds."""
     return f"pipeline:{config.pipeline}"
+
+
+def pipeline_lock(
+    config: Config, *, timeout: float = 0.0, store: StateStore | None = None
+) -> Lease:
+    """The pipeline lock as a context manager (`with pipeline_lock(config):`), for work of
+    your own that must not overlap a run; it waits up to `timeout` s, then raises LockError."""
+    from onceflow.state.locks import Lease
+
+    return Lease(
+        store or open_store(config.state_url),
+        pipeline_lock_name(config),
+        ttl=config.lock_ttl_seconds,
+        timeout=timeout,
+    )
 
 
 def run_context(

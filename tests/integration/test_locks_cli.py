@@ -13,7 +13,7 @@ import pytest
 
 from onceflow.config import load_config
 from onceflow.demo import init_project
-from onceflow.pipeline import extract, pipeline_lock_name
+from onceflow.pipeline import extract, pipeline_lock, pipeline_lock_name
 from onceflow.state import open_store
 from tests.integration.load_helpers import ONCEFLOW
 
@@ -141,3 +141,14 @@ def test_a_run_whose_load_fails_is_marked_failed_until_a_run_loads_it(demo: Path
     fixed = _cli("run", "--date", DAY, "--json", cwd=demo)
     assert fixed.returncode == 0, fixed.stderr
     assert json.loads(_cli("status", "--json", cwd=demo).stdout)["status"] == "completed"
+
+
+def test_pipeline_lock_context_manager_keeps_a_run_out_until_it_exits(demo: Path) -> None:
+    config = load_config(demo / "onceflow.yml")
+    with pipeline_lock(config) as lease:
+        held = _store(demo).lock_holder("pipeline:demo")  # type: ignore[attr-defined]
+        assert held is not None and held.token == lease.token
+        blocked = _cli("run", "--date", DAY, cwd=demo)
+        assert blocked.returncode == 1 and "pipeline:demo" in blocked.stderr
+    assert _store(demo).lock_holder("pipeline:demo") is None  # type: ignore[attr-defined]
+    assert _cli("run", "--date", DAY, cwd=demo).returncode == 0
