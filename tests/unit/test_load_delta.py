@@ -128,3 +128,12 @@ def test_log_view_numbers_commits_right_when_storage_moved_past_the_table_object
     }
     assert view.oldest_version == 0
     assert delta.read_log(stale, "a").version == 3
+
+
+def test_table_uri_maps_databricks_paths_and_keeps_volumes_and_uris() -> None:
+    assert delta.table_uri("dbfs:/mnt/wh", "shop/orders") == "/dbfs/mnt/wh/shop/orders"
+    assert delta.table_uri("/w", "dbfs:/mnt/t") == "/dbfs/mnt/t"
+    volume = "/Volumes/main/raw/lake/warehouse"
+    assert delta.table_uri(volume, "shop/orders") == f"{volume}/shop/orders"
+    assert delta.table_uri("/w", "s3://bucket/t") == "s3://bucket/t"
+    assert delta.table_uri("/w", "/abs/t") == "/abs/t"

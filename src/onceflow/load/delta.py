@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.dataset
 
 from onceflow.errors import LoadError
+from onceflow.extract.paths import normalize_lake_path
 
 META_FILE = "onceflow.file"
 META_CHECKSUM = "onceflow.checksum"
@@ -31,10 +32,14 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def table_uri(warehouse: str, target: str) -> str:
-    """Where a target table lives: a URI or absolute path as given, else under warehouse."""
-    if "://" in target or target.startswith("/"):
-        return target
-    return str(Path(warehouse) / target)
+    """Where a target table lives: a URI or absolute path as given, else under warehouse.
+
+    Databricks `dbfs:/x` becomes the FUSE path `/dbfs/x` (delta-rs has no dbfs scheme);
+    a Unity Catalog volume (`/Volumes/<catalog>/<schema>/<volume>/...`) is a local path.
+    """
+    if "://" in target or target.startswith("/") or target.startswith("dbfs:"):
+        return normalize_lake_path(target)
+    return str(Path(normalize_lake_path(warehouse)) / target)
 
 
 def local_root(uri: str) -> str | None:
