@@ -159,3 +159,23 @@ def test_commit_properties_and_empty_batches(uri: str) -> None:
     apply_merge(uri, pa.table({"id": [1], "x": [2]}), cfg(), commit_properties=props)
     assert [h.get("onceflow.file") for h in DeltaTable(uri).history()] == ["f2", "f1"]
     assert apply_merge(uri, empty, cfg()) is None
+
+
+def test_a_batch_planned_on_a_stale_snapshot_conflicts_instead_of_building_on_newer_data(
+    uri: str,
+) -> None:
+    from deltalake.exceptions import CommitFailedError
+
+    c = cfg()
+    apply_merge(uri, pa.table({"id": pa.array([1, 2], pa.int64()), "v": ["a", "b"]}), c)
+    stale = DeltaTable(uri)
+    apply_merge(uri, pa.table({"id": pa.array([1], pa.int64()), "v": ["B"]}), c)
+    with pytest.raises(CommitFailedError):
+        apply_merge(
+            uri,
+            pa.table({"id": pa.array([2], pa.int64()), "v": ["C"]}),
+            c,
+            commit_properties=CommitProperties(max_commit_retries=0),
+            table=stale,
+        )
+    assert DeltaTable(uri).version() == 1

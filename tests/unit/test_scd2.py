@@ -349,3 +349,28 @@ def test_audit_columns_are_not_tracked(uri: str) -> None:
     )
     again = pa.table({"id": [1], "x": [1], "_source_file": ["f2"]})
     assert apply_scd2(uri, again, cfg(), load_time=day(1)) is None
+
+
+def test_a_batch_planned_on_a_stale_snapshot_conflicts_instead_of_building_on_newer_data(
+    tmp_path: Path,
+) -> None:
+    from deltalake.exceptions import CommitFailedError
+
+    uri = str(tmp_path / "t")
+    c = cfg()
+    first = pa.table({"id": pa.array([1, 2], pa.int64()), "v": ["a", "b"]})
+    apply_scd2(uri, first, c, load_time=datetime(2025, 1, 1, tzinfo=UTC))
+    stale = DeltaTable(uri)
+    newer = pa.table({"id": pa.array([1], pa.int64()), "v": ["B"]})
+    apply_scd2(uri, newer, c, load_time=datetime(2025, 1, 2, tzinfo=UTC))
+    late = pa.table({"id": pa.array([1], pa.int64()), "v": ["C"]})
+    with pytest.raises(CommitFailedError):
+        apply_scd2(
+            uri,
+            late,
+            c,
+            load_time=datetime(2025, 1, 3, tzinfo=UTC),
+            commit_properties=CommitProperties(max_commit_retries=0),
+            table=stale,
+        )
+    assert DeltaTable(uri).version() == 1

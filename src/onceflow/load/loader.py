@@ -206,10 +206,14 @@ def _apply(
         if strategy == "scd2":
             from onceflow.load.scd2 import apply_scd2
 
-            return apply_scd2(tgt.uri, batch, tgt.cfg, load_time=load_time, commit_properties=props)
+            return apply_scd2(
+                tgt.uri, batch, tgt.cfg, load_time=load_time, commit_properties=props, table=dt
+            )
         from onceflow.load.merge import apply_merge  # type: ignore[import-not-found,unused-ignore]
 
-        version: int | None = apply_merge(tgt.uri, batch, tgt.cfg, commit_properties=props)
+        version: int | None = apply_merge(
+            tgt.uri, batch, tgt.cfg, commit_properties=props, table=dt
+        )
         return version
     except ImportError as error:
         raise LoadError(f"strategy {strategy} is not available in this build ({error})") from None

@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 from onceflow.errors import LoadError
 from onceflow.load.scd2 import (
     AUDIT_COLUMNS,
+    OPEN_LATEST,
     check_keys,
     conform_batch,
     describe_key,
@@ -73,11 +74,13 @@ def apply_merge(
     *,
     commit_properties: deltalake.CommitProperties | None = None,
     storage_options: dict[str, str] | None = None,
+    table: deltalake.DeltaTable | None = OPEN_LATEST,
 ) -> int | None:
     """Upsert one batch into the Delta table; return the new version, or None.
 
     Exactly one commit (carrying ``commit_properties``) when something differs, none
     otherwise. Every error is raised before the commit, so the table is untouched.
+    `table` is the snapshot to plan and commit against (None: there is no table yet).
     """
     from deltalake import write_deltalake
 
@@ -95,7 +98,7 @@ def apply_merge(
                 f"{table_uri} is untouched"
             )
         validity = data.column(cfg.validity_column)
-    dt = open_table(table_uri, storage_options)
+    dt = open_table(table_uri, storage_options) if table is OPEN_LATEST else table
     target = table_schema(dt) if dt is not None else None
     if target is not None:
         missing = [k for k in keys if k not in target.names]
@@ -152,7 +155,7 @@ def apply_merge(
             write_deltalake(
                 table_uri,
                 data.take(picked.column("rid")),
-                mode="append",
+                mode="error",  # created meanwhile by someone else: fail, do not add to it
                 commit_properties=commit_properties,
                 storage_options=storage_options,
             )

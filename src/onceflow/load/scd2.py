@@ -60,6 +60,8 @@ if TYPE_CHECKING:
     from onceflow.config import LoadConfig
 
 AUDIT_COLUMNS = ("_source_file", "_load_timestamp", "_batch_id")
+# apply_*(table=OPEN_LATEST): open the table's latest version (else: the snapshot given)
+OPEN_LATEST: Any = object()
 # what _plan decides for each batch row
 KNOWN, CHAIN, NEW, OLD, LATE = range(5)
 TS = pa.timestamp("us", tz="UTC")
@@ -316,16 +318,19 @@ def apply_scd2(
     load_time: datetime,
     commit_properties: deltalake.CommitProperties | None = None,
     storage_options: dict[str, str] | None = None,
+    table: deltalake.DeltaTable | None = OPEN_LATEST,
 ) -> int | None:
     """Apply one batch as SCD2 to the Delta table; return the new version, or None.
 
     Exactly one commit (carrying ``commit_properties``) when something changed, none
     otherwise. Every error is raised before the commit, so the table is untouched.
+    `table` is the snapshot to plan and commit against (None: there is no table yet),
+    so a commit made by someone else since is a conflict, not silently built upon.
     """
     from deltalake import write_deltalake
 
     load_time = _aware(load_time)
-    dt = open_table(table_uri, storage_options)
+    dt = open_table(table_uri, storage_options) if table is OPEN_LATEST else table
     # one dataset for the schema and every read: building it lists the snapshot's files
     dataset = snapshot_dataset(dt) if dt is not None else None
     target = dataset.schema if dataset is not None else None
@@ -357,7 +362,7 @@ def apply_scd2(
         write_deltalake(
             table_uri,
             data,
-            mode="append",
+            mode="error",  # created meanwhile by someone else: fail, do not add to it
             commit_properties=commit_properties,
             storage_options=storage_options,
         )
