@@ -43,37 +43,104 @@ def _print_load(summary: Any, as_json: bool) -> None:
         raise typer.Exit(1)
 
 
+def _marks() -> tuple[str, str]:
+    """✓/✗ where stdout can print them; a terminal or pipe without UTF-8 gets ASCII."""
+    import sys
+
+    encoding = getattr(sys.stdout, "encoding", None) or "ascii"
+    try:
+        "✓✗".encode(encoding)
+    except (LookupError, UnicodeEncodeError):
+        return "OK", "X"
+    return "✓", "✗"
+
+
+def _print_issue(issue: dict[str, Any], indent: str) -> None:
+    summary = issue.get("summary") or f"{issue['kind']}: {issue['subject']}"
+    typer.echo(f"{indent}- {summary}")
+    if issue.get("detail"):
+        typer.echo(f"{indent}    {issue['detail']}")
+
+
 def _print_report(report: dict[str, Any], as_json: bool) -> None:
+    """The validate-consistency report: overall, file tracker, tables, locks, lake."""
     from onceflow.cli import _print_json
+    from onceflow.recovery import FILE_TRACKER_KINDS
 
     if as_json:
         _print_json(report)
         return
-    typer.echo(f"Overall status: {'CONSISTENT' if report['consistent'] else 'INCONSISTENT'}")
+    issues: list[dict[str, Any]] = report["issues"]
     checked = report["checked"]
-    typer.echo(
-        f"checked {checked['tables']} tables, {checked['tracked_files']} tracked files, "
-        f"{checked['locks']} locks; {len(report['issues'])} inconsistencies"
-    )
-    for issue in report["issues"]:
-        typer.echo(f"  - {issue['kind']}: {issue['subject']}: {issue['detail']}")
+    tracker = [i for i in issues if i["kind"] in FILE_TRACKER_KINDS]
+    typer.echo("=== PIPELINE CONSISTENCY VALIDATION ===")
+    typer.echo(f"Overall Status: {'CONSISTENT' if report['consistent'] else 'INCONSISTENT'}")
+    typer.echo(f"File Tracker Status: {'inconsistent' if tracker else 'consistent'}")
+    typer.echo(f"Total Files Checked: {checked['tracked_files']}")
+    typer.echo(f"Inconsistencies Found: {len(tracker)}")
+    for issue in tracker:
+        _print_issue(issue, "  ")
+    good, bad = _marks()
+    typer.echo("Table Consistency:")
+    tables = report.get("tables") or []
+    if not tables:
+        typer.echo("  (no tables)")
+    for table in tables:
+        name = table["table"]
+        typer.echo(f"  {good if table['consistent'] else bad} {name}")
+        # Tracker issues of the table are listed above; here they are only counted, so
+        # the table's mark is explained without repeating them.
+        mine = [i for i in issues if i.get("table") == name]
+        for issue in mine:
+            if issue["kind"] not in FILE_TRACKER_KINDS and issue["kind"] != "stale_lock":
+                _print_issue(issue, "    ")
+        in_tracker = sum(1 for i in mine if i["kind"] in FILE_TRACKER_KINDS)
+        if in_tracker:
+            plural = "inconsistency" if in_tracker == 1 else "inconsistencies"
+            typer.echo(f"    - {in_tracker} file tracker {plural} (listed above)")
+    locks = [i for i in issues if i["kind"] == "stale_lock"]
+    typer.echo(f"Locks Checked: {checked['locks']}, stale: {len(locks)}")
+    for issue in locks:
+        _print_issue(issue, "  ")
+    temps = [i for i in issues if i["kind"] == "temp_file"]
+    safe_age = report.get("safe_age_seconds")
+    age = f" (older than {safe_age:g} s)" if isinstance(safe_age, (int, float)) else ""
+    typer.echo(f"Temp Files In The Lake{age}: {len(temps)}")
+    for issue in temps:
+        typer.echo(f"  - {issue['subject']}")
+    listed = {id(i) for i in [*tracker, *locks, *temps]}
+    names = {t["table"] for t in tables}
+    others = [i for i in issues if id(i) not in listed and i.get("table") not in names]
+    if others:  # any kind not grouped above still shows
+        typer.echo("Other Inconsistencies:")
+        for issue in others:
+            _print_issue(issue, "  ")
+    typer.echo(f"Total Inconsistencies: {len(issues)}")
 
 
 def _print_fixes(result: dict[str, Any], as_json: bool) -> None:
+    """What fix-inconsistencies did, what failed, and what is still inconsistent."""
     from onceflow.cli import _print_json
 
     if as_json:
         _print_json(result)
     else:
-        typer.echo(
-            f"Fixes applied: {result['fixes_applied']}  Fixes failed: {result['fixes_failed']}"
-        )
+        typer.echo("=== FIXING PIPELINE INCONSISTENCIES ===")
+        typer.echo(f"Fixes Applied: {result['fixes_applied']}")
+        typer.echo(f"Fixes Failed: {result['fixes_failed']}")
+        typer.echo("Actions taken:")
         for action in result["actions"]:
             typer.echo(f"  - {action}")
-        for failure in result["failures"]:
-            typer.echo(f"  ! {failure}", err=True)
+        if not result["actions"]:
+            typer.echo("  (none: nothing to fix)")
+        if result["failures"]:
+            typer.echo("Failed fixes:")
+            for failure in result["failures"]:
+                typer.echo(f"  ! {failure}")
+        state = "CONSISTENT" if result["consistent"] else "INCONSISTENT"
+        typer.echo(f"Overall Status After Fixes: {state}")
         for issue in result["remaining"]:
-            typer.echo(f"  still: {issue['kind']}: {issue['subject']}: {issue['detail']}")
+            _print_issue(issue, "  ")
     if not result["consistent"]:
         raise typer.Exit(1)
 

@@ -1,10 +1,11 @@
 """validate-consistency and fix-inconsistencies: compare the index (state store) with the
 truth (sidecars, Delta logs, the files on disk) and repair the index from the truth.
 
-Checks: orphaned `processing` file records, runs marked completed whose files failed to
-load, stale locks, Delta commits the tracker does not know and tracker entries with no
-commit, sidecars that disagree with the extraction state, extractions left `running` by a
-process that is gone, temp files left by a crash and
+Checks: orphaned `processing` file records (their loader's lock is gone, or still there but
+stale: lease expired, pid dead or recycled), tables whose files failed to load although
+their run is marked completed, stale locks, Delta commits the tracker does not know and
+tracker entries with no commit, sidecars that disagree with the extraction state,
+extractions left `running` by a process that is gone, temp files left by a crash and
 Delta data files no commit references (including delta-rs `*.parquet#N` temp files),
 the last two only when older than a safe age (default 1 hour) so a running writer's
 files are never touched.
@@ -14,8 +15,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,21 +29,64 @@ from onceflow.extract.sidecar import read_sidecar
 from onceflow.load import delta
 from onceflow.load.loader import NO_COMMIT_STRATEGIES, LoadTarget
 from onceflow.state import StateStore, open_store
-from onceflow.state.files import FILE_COMPLETED, FILE_FAILED
-from onceflow.state.locks import Lease
+from onceflow.state.files import FILE_COMPLETED, FILE_FAILED, FileRecord
+from onceflow.state.locks import Lease, LockRecord
+from onceflow.state.store import ExtractionRecord, RunRecord, utcnow
 
 log = logging.getLogger("onceflow.recovery")
 
 DEFAULT_SAFE_AGE_SECONDS = 3600.0
 
 
+#: How the text report and the JSON `summary` name each kind of issue.
+ISSUE_LABELS = {
+    "orphaned_processing": "Orphaned processing record",
+    "commit_not_tracked": "Delta commit the tracker does not know",
+    "tracked_without_commit": "Tracker entry with no Delta commit",
+    "completed_with_failed_files": "Table marked as completed but has failed files",
+    "stale_lock": "Stale lock",
+    "uncommitted_delta_file": "Delta data file no commit references",
+    "sidecar_mismatch": "Sidecar disagrees with the state",
+    "interrupted_extraction": "Extraction left running by a process that is gone",
+    "temp_file": "Temp file left by an interrupted write",
+}
+#: Kinds that are about the file tracker (its own section of the report).
+FILE_TRACKER_KINDS = ("orphaned_processing", "commit_not_tracked", "tracked_without_commit")
+#: Kinds that never make a table inconsistent: they are about the pipeline or the lake.
+NON_TABLE_KINDS = ("stale_lock", "temp_file")
+
+
 @dataclass(frozen=True)
 class Issue:
-    """One inconsistency: its kind, what it is about, and what is wrong."""
+    """One inconsistency: its kind, what it is about, and what is wrong.
+
+    `table` is the table it concerns (a config table key, or a tracker target not in the
+    config), so the report can group per table; `extra` adds kind-specific JSON keys.
+    """
 
     kind: str
     subject: str
     detail: str
+    table: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """The one-line headline of the text report."""
+        if self.kind == "completed_with_failed_files":
+            n = int(self.extra.get("failed_files", 0))
+            return f"Table marked as completed but has {n} failed file{'s' if n != 1 else ''}"
+        return f"{ISSUE_LABELS.get(self.kind, self.kind)}: {self.subject}"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form: kind, subject, detail (as always), plus table, summary, extra."""
+        return {
+            "kind": self.kind,
+            "subject": self.subject,
+            "detail": self.detail,
+            "table": self.table,
+            "summary": self.summary(),
+            **self.extra,
+        }
 
 
 def _targets(config: Config) -> list[LoadTarget]:
@@ -63,6 +109,8 @@ def _log_vs_tracker(store: StateStore, tgt: LoadTarget) -> list[Issue]:
                     "commit_not_tracked",
                     path,
                     f"{tgt.key}: Delta version {logged.version} has it, tracker says {status}",
+                    table=tgt.key,
+                    extra={"target": tgt.target, "delta_version": logged.version},
                 )
             )
     for rec in tracked.values():
@@ -79,6 +127,8 @@ def _log_vs_tracker(store: StateStore, tgt: LoadTarget) -> list[Issue]:
                 rec.file_path,
                 f"{tgt.key}: tracker says completed (version "
                 f"{rec.delta_version}) but no commit has it",
+                table=tgt.key,
+                extra={"target": tgt.target, "delta_version": rec.delta_version},
             )
         )
     return issues
@@ -132,10 +182,18 @@ def _temp_files(config: Config, safe_age: float) -> list[Path]:
     ]
 
 
-def _sidecar_issues(store: StateStore, config: Config) -> list[Issue]:
+Runs = list[tuple[RunRecord, dict[str, ExtractionRecord]]]
+
+
+def _runs(store: StateStore, config: Config) -> Runs:
+    """The pipeline's runs with their extractions, read once for every run-level check."""
+    return [(run, store.extractions(run.run_id)) for run in store.runs(config.pipeline, 1000)]
+
+
+def _sidecar_issues(runs: Runs) -> list[Issue]:
     issues = []
-    for run in store.runs(config.pipeline, limit=1000):
-        for key, ext in store.extractions(run.run_id).items():
+    for run, extractions in runs:
+        for key, ext in extractions.items():
             if ext.status != "completed" or not ext.file_path:
                 continue
             path = Path(ext.file_path)
@@ -151,33 +209,64 @@ def _sidecar_issues(store: StateStore, config: Config) -> list[Issue]:
                 problem = "file size differs from its sidecar"
             if problem:
                 issues.append(
-                    Issue("sidecar_mismatch", f"{run.run_id}:{key}", f"{ext.file_path}: {problem}")
+                    Issue(
+                        "sidecar_mismatch",
+                        f"{run.run_id}:{key}",
+                        f"{ext.file_path}: {problem}",
+                        table=key,
+                        extra={"run_id": run.run_id, "problem": problem},
+                    )
                 )
     return issues
 
 
-def _runs_with_failed_files(store: StateStore, config: Config) -> list[Issue]:
-    failed = {f.file_path for f in store.tracked_files(status=FILE_FAILED)}
+def _first_line(error: str | None, path: str) -> str:
+    """A load error, short: its first line without the file name the report already shows."""
+    text = (error or "failed").splitlines()[0] if error else "failed"
+    return text.removeprefix(f"{path}: ")[:200]
+
+
+def _tables_with_failed_files(store: StateStore, runs: Runs) -> list[Issue]:
+    """Per table: files that failed to load although their run is marked completed.
+
+    One issue per table (the report names the table and counts its failed files); it
+    lists the runs to mark failed, since a run is only complete once its files loaded.
+    """
+    failed = {os.path.abspath(f.file_path): f for f in store.tracked_files(status=FILE_FAILED)}
     if not failed:
         return []
-    issues = []
-    for run in store.runs(config.pipeline, limit=1000):
+    found: dict[str, list[tuple[str, str, FileRecord]]] = {}
+    for run, extractions in runs:
         if run.status != "completed":
             continue
-        bad = [e.file_path for e in store.extractions(run.run_id).values() if e.file_path in failed]
-        if bad:
-            issues.append(
-                Issue(
-                    "completed_with_failed_files",
-                    run.run_id,
-                    f"run marked completed but {len(bad)} of its files failed to "
-                    f"load: {', '.join(str(b) for b in bad[:3])}",
-                )
+        for key, ext in sorted(extractions.items()):
+            rec = failed.get(os.path.abspath(ext.file_path)) if ext.file_path else None
+            if rec is not None:
+                found.setdefault(key, []).append((run.run_id, ext.file_path or "", rec))
+    issues = []
+    for key, bad in sorted(found.items()):
+        parts = [
+            f"{path} (run {run_id}): {_first_line(rec.error, path)}"
+            for run_id, path, rec in bad[:3]
+        ]
+        more = f"; and {len(bad) - 3} more" if len(bad) > 3 else ""
+        issues.append(
+            Issue(
+                "completed_with_failed_files",
+                key,
+                "; ".join(parts) + more,
+                table=key,
+                extra={
+                    "failed_files": len(bad),
+                    "runs": sorted({run_id for run_id, _, _ in bad}),
+                    "files": [path for _, path, _ in bad],
+                },
             )
+        )
     return issues
 
 
-def _interrupted_extractions(store: StateStore, config: Config) -> list[Issue]:
+def _interrupted_extractions(store: StateStore, config: Config, runs: Runs) -> list[Issue]:
     """Extractions left `running` by a process that is gone (nobody live holds the lock)."""
     from onceflow.pipeline import pipeline_lock_name
 
@@ -185,8 +274,8 @@ def _interrupted_extractions(store: StateStore, config: Config) -> list[Issue]:
     if holder is not None and holder.stale_reason() is None:
         return []  # a live run holds the pipeline: its running extractions are real
     issues = []
-    for run in store.runs(config.pipeline, limit=1000):
-        for key, ext in store.extractions(run.run_id).items():
+    for run, extractions in runs:
+        for key, ext in extractions.items():
             if ext.status == "running":
                 issues.append(
                     Issue(
@@ -194,9 +283,46 @@ def _interrupted_extractions(store: StateStore, config: Config) -> list[Issue]:
                         f"{run.run_id}:{key}",
                         f"running since {ext.started_at}, but no live process holds the "
                         "pipeline lock",
+                        table=key,
+                        extra={"run_id": run.run_id},
                     )
                 )
     return issues
+
+
+def _orphan_issues(store: StateStore, keys: dict[str, str]) -> list[Issue]:
+    return [
+        Issue(
+            "orphaned_processing",
+            o.record.file_path,
+            f"{o.record.target_table}: processing since {o.record.started_at}; {o.reason}",
+            table=keys.get(o.record.target_table, o.record.target_table),
+            extra={"target": o.record.target_table, "reason": o.reason},
+        )
+        for o in store.find_orphaned_files()
+    ]
+
+
+def _release_if_unchanged(store: StateStore, lock: LockRecord) -> bool:
+    """Delete a stale lock only if it is still the lease judged stale (same token and
+    expiry): a holder that heartbeat since is alive and keeps it."""
+    with store.transaction() as tx:
+        n = tx.execute(
+            "DELETE FROM locks WHERE name = ? AND token = ? AND expires_at = ?",
+            (lock.name, lock.token, lock.expires_at),
+        ).rowcount
+    return bool(n == 1)
+
+
+def _summary(issues: list[Issue], keys: dict[str, str]) -> tuple[dict[str, Any], list[Any]]:
+    """The file tracker's verdict and each table's (config tables first, in order)."""
+    tracker = [i for i in issues if i.kind in FILE_TRACKER_KINDS]
+    names = list(dict.fromkeys([*keys.values(), *(i.table for i in issues if i.table)]))
+    tables = []
+    for name in names:
+        own = [i for i in issues if i.table == name and i.kind not in NON_TABLE_KINDS]
+        tables.append({"table": name, "consistent": not own, "issues": len(own)})
+    return {"consistent": not tracker, "inconsistencies": len(tracker)}, tables
 
 
 def validate_consistency(
@@ -205,23 +331,33 @@ def validate_consistency(
     safe_age_seconds: float = DEFAULT_SAFE_AGE_SECONDS,
     store: StateStore | None = None,
 ) -> dict[str, Any]:
-    """Every inconsistency between the state store and the data; `consistent` when none."""
+    """Every inconsistency between the state store and the data; `consistent` when none.
+
+    `issues` is a list of {kind, subject, detail, table, summary, ...}; `file_tracker` and
+    `tables` give the verdict per part (what the text report shows).
+    """
     store = store or open_store(config.state_url)
-    issues: list[Issue] = []
-    for f in store.orphaned_files():
-        issues.append(
-            Issue(
-                "orphaned_processing",
-                f.file_path,
-                f"{f.target_table}: processing since {f.started_at} by a loader whose lock is gone",
-            )
-        )
-    issues += _runs_with_failed_files(store, config)
-    for lock in store.all_locks():
+    targets = _targets(config)
+    keys = {t.target: t.key for t in targets}
+    runs = _runs(store, config)
+    issues = _orphan_issues(store, keys)
+    issues += _tables_with_failed_files(store, runs)
+    locks = store.all_locks()
+    for lock in locks:
         reason = lock.stale_reason()
         if reason:
-            issues.append(Issue("stale_lock", lock.name, f"{lock.describe()}: {reason}"))
-    targets = _targets(config)
+            table = (
+                keys.get(lock.name.removeprefix("load:")) if lock.name.startswith("load:") else None
+            )
+            issues.append(
+                Issue(
+                    "stale_lock",
+                    lock.name,
+                    f"{reason} (held by {lock.describe()})",
+                    table=table,
+                    extra={"reason": reason},
+                )
+            )
     for tgt in targets:
         issues += _log_vs_tracker(store, tgt)
         for path in _delta_garbage(tgt, safe_age_seconds):
@@ -230,20 +366,27 @@ def validate_consistency(
                     "uncommitted_delta_file",
                     str(path),
                     f"{tgt.key}: data file no commit references",
+                    table=tgt.key,
                 )
             )
-    issues += _sidecar_issues(store, config)
-    issues += _interrupted_extractions(store, config)
+    issues += _sidecar_issues(runs)
+    issues += _interrupted_extractions(store, config, runs)
     for path in _temp_files(config, safe_age_seconds):
         issues.append(Issue("temp_file", str(path), "temp file left by an interrupted write"))
+    tracked = len(store.tracked_files())
+    file_tracker, tables = _summary(issues, keys)
     return {
         "consistent": not issues,
-        "issues": [asdict(i) for i in issues],
+        "issues": [i.as_dict() for i in issues],
         "checked": {
             "tables": len(targets),
-            "tracked_files": len(store.tracked_files()),
-            "locks": len(store.all_locks()),
+            "tracked_files": tracked,
+            "locks": len(locks),
+            "runs": len(runs),
         },
+        "file_tracker": {"files_checked": tracked, **file_tracker},
+        "tables": tables,
+        "safe_age_seconds": safe_age_seconds,
     }
 
 
@@ -259,9 +402,24 @@ def fix_inconsistencies(
     store = store or open_store(config.state_url)
     actions: list[str] = []
     failures: list[str] = []
+    # Orphans first: releasing one also releases its owner's stale lock in the same
+    # transaction, so the owner can never finish a file that is pending again.
+    released: set[str] = set()
+    for orphan in store.release_orphans():
+        rec = orphan.record
+        if orphan.lock is not None and orphan.lock.token not in released:
+            released.add(orphan.lock.token)
+            actions.append(
+                f"released stale lock {orphan.lock.name} ({orphan.stale_reason}; it owned "
+                "orphaned processing records)"
+            )
+        actions.append(
+            f"{rec.file_path} ({rec.target_table}): orphaned processing record put back to "
+            f"pending ({orphan.reason}); the next load retries it"
+        )
     for lock in store.all_locks():
         reason = lock.stale_reason()
-        if reason and store.force_release_lock(lock.name, lock.token):
+        if reason and _release_if_unchanged(store, lock):
             actions.append(f"released stale lock {lock.name} ({reason})")
     for tgt in _targets(config):
         try:
@@ -274,27 +432,32 @@ def fix_inconsistencies(
                     actions.append(f"{tgt.key}: removed uncommitted data file {path}")
         except LockError as error:
             failures.append(f"{tgt.key}: skipped, a loader is running ({error})")
-    for rec in store.release_orphaned_files():
-        actions.append(f"{rec.file_path}: orphaned processing record back to pending")
-    for issue in _runs_with_failed_files(store, config):
-        with store.transaction() as tx:
-            tx.execute(
-                "UPDATE pipeline_runs SET status = ? WHERE run_id = ? AND status = ?",
-                ("failed", issue.subject, "completed"),
-            )
-        actions.append(f"run {issue.subject}: status completed -> failed ({issue.detail})")
-    for issue in _sidecar_issues(store, config):
-        run_id, _, key = issue.subject.partition(":")
+    for issue in _tables_with_failed_files(store, _runs(store, config)):
+        count = issue.extra["failed_files"]
+        for run_id in issue.extra["runs"]:
+            with store.transaction() as tx:
+                n = tx.execute(
+                    "UPDATE pipeline_runs SET status = ?, updated_at = ? "
+                    "WHERE run_id = ? AND status = ?",
+                    ("failed", utcnow(), run_id, "completed"),
+                ).rowcount
+            if n:
+                actions.append(
+                    f"{issue.subject}: run {run_id} status completed -> failed (table marked "
+                    f"as completed but has {count} failed file{'s' if count != 1 else ''})"
+                )
+    for issue in _sidecar_issues(_runs(store, config)):
+        run_id, key = issue.extra["run_id"], issue.table or ""
         if store.force_reprocess(run_id, key):
             actions.append(f"{key} of {run_id}: {issue.detail}; marked for re-extraction")
-    interrupted = _interrupted_extractions(store, config)
+    interrupted = _interrupted_extractions(store, config, _runs(store, config))
     for issue in interrupted:
-        run_id, _, key = issue.subject.partition(":")
+        run_id, key = issue.extra["run_id"], issue.table or ""
         store.mark_failed(run_id, key, "interrupted: the process running it is gone")
         actions.append(
             f"{key} of {run_id}: interrupted extraction marked failed (retried next run)"
         )
-    for run_id in sorted({i.subject.partition(":")[0] for i in interrupted}):
+    for run_id in sorted({i.extra["run_id"] for i in interrupted}):
         store.finish_run(run_id)
     for path in _temp_files(config, safe_age_seconds):
         path.unlink(missing_ok=True)

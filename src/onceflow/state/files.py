@@ -6,6 +6,11 @@ being one step behind a commit (a kill between the two) never loads a file twice
 
 Guarded writes (claim, complete, fail) only succeed while the loader's lock token is still
 in the `locks` table, so a loader that lost its lease cannot overwrite a newer owner's work.
+
+A `processing` row is orphaned when its owner can no longer finish it: the owner's lock row
+is gone, or it is still there but stale (lease expired, or its pid on this host is dead or
+recycled; see LockRecord.stale_reason). Releasing an orphan of a stale owner also deletes
+that owner's lock, so the guard above stops the owner should it come back to life.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+
+from onceflow.state.locks import LockRecord, lock_record
 
 FILE_PENDING = "pending"
 FILE_PROCESSING = "processing"
@@ -46,6 +53,16 @@ class FileRecord:
     retry_count: int
     created_at: str
     updated_at: str
+
+
+@dataclass(frozen=True)
+class OrphanedFile:
+    """A `processing` file whose owner can no longer finish it, and why."""
+
+    record: FileRecord
+    reason: str
+    lock: LockRecord | None = None  # the owner's lock when its row remains (stale)
+    stale_reason: str | None = None  # why that lock is stale
 
 
 def file_record(row: Mapping[str, Any]) -> FileRecord:
@@ -278,39 +295,94 @@ class FileTrackerMixin:
                     ),
                 )
 
-    def release_orphaned_files(self, target: str | None = None) -> list[FileRecord]:
-        """processing rows whose owner's lock token is gone -> pending; returns them."""
-        sql = (
-            "SELECT * FROM files WHERE status = ? AND (owner_token IS NULL OR NOT EXISTS "
-            "(SELECT 1 FROM locks WHERE locks.token = files.owner_token))"
-        )
+    def _orphans(self, tx: Any, target: str | None) -> list[OrphanedFile]:
+        """The orphaned `processing` rows (of one target, or all), read inside `tx`."""
+        sql = "SELECT * FROM files WHERE status = ?"
         params: list[Any] = [FILE_PROCESSING]
         if target is not None:
             sql += " AND target_table = ?"
             params.append(target)
-        now = _now()
+        rows = tx.execute(sql + " ORDER BY target_table, sequence, file_path", params).fetchall()
+        if not rows:
+            return []
+        # Lock rows are few (one per running loader), so one read beats a join: the stale
+        # test needs the whole row in Python anyway (pid, host, boot id, start time).
+        locks = {r["token"]: lock_record(r) for r in tx.execute("SELECT * FROM locks").fetchall()}
+        now = datetime.now(UTC)
+        verdicts: dict[str, str | None] = {}
+        out = []
+        for row in rows:
+            rec = file_record(row)
+            token = rec.owner_token
+            holder = locks.get(token) if token is not None else None
+            if token is None:
+                out.append(OrphanedFile(rec, "it has no owner"))
+            elif holder is None:
+                out.append(OrphanedFile(rec, "its loader's lock is gone"))
+            else:
+                if token not in verdicts:  # one process lookup per lock, not per file
+                    verdicts[token] = holder.stale_reason(now)
+                stale = verdicts[token]
+                if stale is not None:
+                    reason = f"its loader's lock {holder.name} is stale: {stale}"
+                    out.append(OrphanedFile(rec, reason, holder, stale))
+        return out
+
+    def find_orphaned_files(self, target: str | None = None) -> list[OrphanedFile]:
+        """Orphaned `processing` rows with the reason (read only)."""
         with self.transaction() as tx:
-            rows = tx.execute(sql, params).fetchall()
-            for r in rows:
-                tx.execute(
-                    "UPDATE files SET status = ?, owner_token = NULL, updated_at = ? "
-                    "WHERE target_table = ? AND file_path = ? AND status = ?",
-                    (FILE_PENDING, now, r["target_table"], r["file_path"], FILE_PROCESSING),
-                )
-        return [file_record(r) for r in rows]
+            return self._orphans(tx, target)
 
     def orphaned_files(self, target: str | None = None) -> list[FileRecord]:
-        """processing rows whose owner's lock token is gone (read only)."""
-        return [
-            f
-            for f in self.tracked_files(target, FILE_PROCESSING)
-            if f.owner_token is None or not self._token_alive(f.owner_token)
-        ]
+        """Orphaned `processing` rows: owner's lock gone or stale (read only)."""
+        return [o.record for o in self.find_orphaned_files(target)]
 
-    def _token_alive(self, token: str) -> bool:
+    def release_orphans(self, target: str | None = None) -> list[OrphanedFile]:
+        """Orphaned `processing` rows -> pending, deleting their owners' stale locks.
+
+        A stale owner's lock is deleted only if it is still the lease judged stale (same
+        token and expiry, as in a takeover): an owner that heartbeat meanwhile is alive,
+        and keeps both its lock and its files. Returns the rows put back to pending.
+        """
+        now = _now()
+        released: list[OrphanedFile] = []
         with self.transaction() as tx:
-            row = tx.execute("SELECT 1 AS one FROM locks WHERE token = ?", (token,)).fetchone()
-        return row is not None
+            dropped: dict[str, bool] = {}
+            for orphan in self._orphans(tx, target):
+                rec, holder = orphan.record, orphan.lock
+                if holder is not None:
+                    if holder.token not in dropped:
+                        dropped[holder.token] = (
+                            tx.execute(
+                                "DELETE FROM locks WHERE name = ? AND token = ? AND expires_at = ?",
+                                (holder.name, holder.token, holder.expires_at),
+                            ).rowcount
+                            == 1
+                        )
+                    if not dropped[holder.token]:
+                        continue
+                # Only the row as judged: same status and owner (PostgreSQL runs this
+                # read committed, so a row may have moved since the select).
+                owner = "owner_token IS NULL" if rec.owner_token is None else "owner_token = ?"
+                n = tx.execute(
+                    "UPDATE files SET status = ?, owner_token = NULL, updated_at = ? "
+                    f"WHERE target_table = ? AND file_path = ? AND status = ? AND {owner}",
+                    (
+                        FILE_PENDING,
+                        now,
+                        rec.target_table,
+                        rec.file_path,
+                        FILE_PROCESSING,
+                        *(() if rec.owner_token is None else (rec.owner_token,)),
+                    ),
+                ).rowcount
+                if n == 1:
+                    released.append(orphan)
+        return released
+
+    def release_orphaned_files(self, target: str | None = None) -> list[FileRecord]:
+        """Orphaned `processing` rows -> pending (see release_orphans); returns them."""
+        return [o.record for o in self.release_orphans(target)]
 
     def set_file_pending(self, target: str, paths: Iterable[str]) -> int:
         """Put files back to pending (a tracker entry with no commit); returns how many."""
