@@ -4,7 +4,7 @@ Protocol for one table (the caller holds the table's lease lock):
 1. Reconcile the tracker from the Delta log: a commit the tracker does not know is marked
    completed (a kill between commit and tracker update); a completed entry whose commit is
    gone from a log that still covers its version goes back to pending; a `processing`
-   entry whose owner's lock token is gone goes back to pending.
+   entry whose owner's lock is gone or stale (expired, dead pid) goes back to pending.
 2. Register discovered files; new ones get the next sequence numbers, in window order.
 3. For each file by sequence: skip when the log already has it (app-transaction version
    >= its sequence, or a commit whose metadata names the file and checksum); else claim
