@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -221,3 +222,69 @@ def assert_sidecars_match(project: Project) -> None:
         assert meta["checksum_algorithm"] == "sha256"
         assert meta["checksum"] == sha256(data), table
         assert meta["file_size_bytes"] == data.stat().st_size, table
+
+
+# --------------------------------------------------------------- Delta load kill tests
+
+
+def delta_commit_count(uri: str | Path) -> int:
+    """How many commits the Delta log at `uri` has (0 while there is no table).
+
+    Counts the `<20 digits>.json` entries of `_delta_log`, not a writer's temp files; cheap
+    enough to poll while a loader runs.
+    """
+    try:
+        names = os.listdir(Path(uri) / "_delta_log")
+    except FileNotFoundError:
+        return 0
+    return sum(1 for n in names if len(n) == 25 and n.endswith(".json") and n[:20].isdigit())
+
+
+def lock_holder_pid(state_db: Path, lock: str) -> int | None:
+    """The pid holding `lock` in a SQLite state store, read without writing to it.
+
+    None while there is no store in WAL mode yet, no such table, or no holder. A
+    read-only connection per call: it never takes a write lock, so the loader never waits.
+    """
+    if not Path(f"{state_db}-wal").exists():
+        return None
+    try:
+        conn = sqlite3.connect(f"file:{state_db}?mode=ro", uri=True, timeout=0.05)
+    except sqlite3.Error:
+        return None
+    try:
+        row = conn.execute("SELECT pid FROM locks WHERE name = ?", (lock,)).fetchone()
+    except sqlite3.Error:
+        return None
+    finally:
+        conn.close()
+    return int(row[0]) if row else None
+
+
+def assert_scd2_invariants(
+    rows: Sequence[dict[str, Any]],
+    key: str = "id",
+    *,
+    start: str = "_effective_from",
+    end: str = "_effective_to",
+    current: str = "_is_current",
+) -> None:
+    """Per key: at most one current version, whose effective_to is open (NULL); every
+    closed version has effective_to >= effective_from; no two versions overlap."""
+    by_key: dict[Any, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_key.setdefault(row[key], []).append(row)
+    for value, versions in by_key.items():
+        currents = [v for v in versions if v[current]]
+        assert len(currents) <= 1, f"{key}={value}: {len(currents)} current versions"
+        for v in versions:
+            if v[current]:
+                assert v[end] is None, f"{key}={value}: the current version is closed: {v}"
+            else:
+                assert v[end] is not None, f"{key}={value}: a closed version is open: {v}"
+                assert v[end] >= v[start], f"{key}={value}: effective_to < effective_from: {v}"
+        ordered = sorted(versions, key=lambda v: v[start])
+        for before, after in pairwise(ordered):
+            assert before[end] is not None and before[end] <= after[start], (
+                f"{key}={value}: overlapping versions {before} and {after}"
+            )

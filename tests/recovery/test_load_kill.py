@@ -1,29 +1,49 @@
 """kill -9 at random points of a 20-file load, then rerun: the table equals a clean run's.
 
-Each trial starts a fresh warehouse and state over the same lake, starts the real
-`onceflow load`, SIGKILLs it after a random delay (covering start-up, reading, writing,
-committing, tracking), sometimes twice, then reruns it to completion. The table content
-is compared with a clean run's by a checksum over sorted rows, excluding
-`_load_timestamp` (the wall-clock time of the load, which legitimately differs);
-`_batch_id` and `_source_file` are deterministic. A few trials use the named crash point
-after_delta_commit (between the Delta commit and the tracker update).
+A clean run of the real `onceflow load` is timed from the moment it holds the table's
+lease lock: to its first commit, then per commit. Each trial starts a fresh warehouse and
+state over the same lake and runs a chain of real loaders; each resumes the load and is
+SIGKILLed at the next of the trial's random points of the load (see `_kill_chain`). A
+kill is only ever timed from the loader's lock and the table's commits, so it lands
+during the load, never in the interpreter's start-up. Each kill records how many commits
+the table had when it landed, and the test asserts that the kills spread over the load,
+most of them between its first and last commit. One loader per scenario dies at the
+named crash point after_delta_commit (between a Delta commit and its tracker update).
+Then the load is rerun to completion and checked:
+
+* the Delta log names each file exactly once, in window order (as a clean run's does);
+* the content equals a clean run's: a checksum over sorted rows (see each scenario for the
+  columns left out), and for scd2 the row count per key;
+* the table's invariants: append, no duplicate (_source_file, id); scd2, at most one current
+  row per key, no effective_to before effective_from, no overlapping versions;
+* validate-consistency reports consistent (after --fix removed any data file a killed
+  writer left uncommitted), and one more load creates no new table version.
+
+The draws are seeded (ONCEFLOW_KILL_SEED overrides a scenario's seed); the seed and every
+kill point are printed, so a failure names the plan that produced it.
 """
 
 from __future__ import annotations
 
+import os
 import random
-import shutil
+import signal
 import subprocess
 import time
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pytest
+import yaml
 
+from onceflow.config import Config, load_config
+from onceflow.load import delta
 from onceflow.pipeline_load import load
-from onceflow.recovery import validate_consistency
+from onceflow.recovery import fix_inconsistencies, validate_consistency
 from tests.integration.load_helpers import (
     ONCEFLOW,
     config_dict,
@@ -33,36 +53,117 @@ from tests.integration.load_helpers import (
     read_table,
     write_extracted,
 )
+from tests.recovery.helpers import (
+    assert_scd2_invariants,
+    cli_env,
+    delta_commit_count,
+    lock_holder_pid,
+)
 
 pytestmark = pytest.mark.slow
 
 FILES = 20
-LIVE_KILLS = 22
+RANDOM_KILLS = 20  # landed random kills per scenario
+MAX_TRIALS = 15
+LOCK = "load:src/orders"
+CRASH_POINT = "after_delta_commit"
+SCD2_KEYS = 200
 
 
-def _scd2_lake(lake: Path) -> None:
-    start = datetime(2025, 1, 1, tzinfo=UTC)
-    for day in range(FILES):
-        ids = list(range(200))
-        write_extracted(
-            lake,
-            pa.table(
-                {
-                    "id": pa.array(ids, pa.int64()),
-                    "name": [f"name-{i}-v{day // (1 + i % 5)}" for i in ids],
-                    "tier": [(i + day // 3) % 4 for i in ids],
-                    "updated_at": pa.array(
-                        [start + timedelta(days=day)] * len(ids), pa.timestamp("us", tz="UTC")
-                    ),
-                }
-            ),
-            day=day,
+@dataclass(frozen=True)
+class Scenario:
+    """A strategy under test: its load config, checksum exclusions and seed."""
+
+    load_cfg: dict[str, Any]
+    # columns left out of the content checksum: values a rerun legitimately changes
+    exclude: tuple[str, ...]
+    seed: int
+
+    @property
+    def scd2(self) -> bool:
+        return bool(self.load_cfg["strategy"] == "scd2")
+
+
+@dataclass(frozen=True)
+class Kill:
+    """One SIGKILL that landed: where in the chain, the planned point, and the commits."""
+
+    trial: int
+    step: int
+    kind: str  # "random" or the named crash point
+    point: float  # planned, in commits of the load (random kills)
+    after_lock: float  # seconds from the loader taking the lock to the kill
+    commits_before: int  # when the killed loader started
+    commits_at_kill: int
+
+    def __str__(self) -> str:
+        return (
+            f"trial {self.trial:2d}.{self.step} {self.kind:<18} point {self.point:5.2f} "
+            f"{self.after_lock:6.3f}s after the lock, commits {self.commits_before:2d} -> "
+            f"{self.commits_at_kill:2d}"
         )
 
 
-def _write_cfg(folder: Path, lake: Path, load_cfg: dict[str, Any]) -> Path:
-    import yaml
+@dataclass(frozen=True)
+class Timing:
+    """The clean run's load, timed from the moment the loader held the table's lock."""
 
+    head: float  # lock -> first commit (reconcile, claim, read, write the first file)
+    per_commit: float  # first -> last commit, per commit
+    tail: float  # last commit -> exit (tracker update, summary, interpreter exit)
+
+
+@dataclass(frozen=True)
+class Clean:
+    """What a clean run left: the reference every trial is compared with."""
+
+    commits: list[str]
+    checksum: str
+    versions_per_key: Counter[Any]
+
+
+@dataclass
+class KillLog:
+    """Every kill of a scenario, and what it needs to tell how to reproduce them."""
+
+    seed: int
+    timing: Timing
+    kills: list[Kill] = field(default_factory=list)
+    missed: int = 0  # loaders that finished before their kill point
+    trials: list[str] = field(default_factory=list)  # what each trial took
+
+    def random(self) -> list[Kill]:
+        return [k for k in self.kills if k.kind == "random"]
+
+    def report(self) -> str:
+        lines = [
+            f"seed {self.seed} (ONCEFLOW_KILL_SEED={self.seed} reproduces the draws); clean "
+            f"load after its lock: first commit {self.timing.head:.3f}s, then "
+            f"{self.timing.per_commit:.3f}s/commit, exit {self.timing.tail:.3f}s after the "
+            f"last; {len(self.random())} random kills landed, {self.missed} missed"
+        ]
+        return "\n".join([*lines, *(str(k) for k in self.kills), *self.trials])
+
+
+def _scd2_lake(lake: Path, *, business_time: bool) -> None:
+    """20 daily extracts of 200 keys whose name and tier change at different paces;
+    `updated_at` (the business time) only when `business_time`."""
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    ids = list(range(SCD2_KEYS))
+    for day in range(FILES):
+        columns: dict[str, Any] = {
+            "id": pa.array(ids, pa.int64()),
+            "name": [f"name-{i}-v{day // (1 + i % 5)}" for i in ids],
+            "tier": [(i + day // 3) % 4 for i in ids],
+        }
+        if business_time:
+            columns["updated_at"] = pa.array(
+                [start + timedelta(days=day)] * len(ids), pa.timestamp("us", tz="UTC")
+            )
+        write_extracted(lake, pa.table(columns), day=day)
+
+
+def _write_cfg(folder: Path, lake: Path, load_cfg: dict[str, Any]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     data = config_dict(folder, load_cfg)
     data["lake"] = str(lake)
@@ -71,9 +172,7 @@ def _write_cfg(folder: Path, lake: Path, load_cfg: dict[str, Any]) -> Path:
     return path
 
 
-def _cfg(path: Path) -> Any:
-    from onceflow.config import load_config
-
+def _cfg(path: Path) -> Config:
     return load_config(path)
 
 
@@ -81,86 +180,211 @@ def _uri(folder: Path) -> str:
     return str(folder / "warehouse" / "src" / "orders")
 
 
-def _run_trials(tmp_path: Path, load_cfg: dict[str, Any], *, seed: int) -> None:
-    lake = tmp_path / "lake"
-    clean = _write_cfg(tmp_path / "clean", lake, load_cfg)
-    started = time.monotonic()
-    assert load(_cfg(clean)).ok
-    clean_sum = content_checksum(_uri(tmp_path / "clean"))
-    clean_commits = file_commits(_uri(tmp_path / "clean"))
-    rng = random.Random(seed)
-    live_kills = 0
-    trial = 0
-    while live_kills < LIVE_KILLS:
-        trial += 1
-        assert trial <= 3 * LIVE_KILLS, f"only {live_kills} kills hit a running loader"
-        folder = tmp_path / f"t{trial}"
-        shutil.rmtree(folder, ignore_errors=True)
-        config = _write_cfg(folder, lake, load_cfg)
-        crash_at = "after_delta_commit" if trial % 8 == 0 else None
-        for _ in range(rng.choice((1, 1, 2))):
-            env = dict(__import__("os").environ)
-            env.pop("ONCEFLOW_CRASH_AT", None)
-            if crash_at:
-                env["ONCEFLOW_CRASH_AT"] = crash_at
-            proc = subprocess.Popen(
-                [ONCEFLOW, "load", "-c", str(config)],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            if crash_at:
-                proc.wait(timeout=120)
-                live_kills += proc.returncode == -9
-                continue
-            time.sleep(rng.uniform(0.4, 2.2))
-            if proc.poll() is None:
-                proc.kill()
-                live_kills += 1
-            proc.wait(timeout=60)
-        done = subprocess.run(
-            [ONCEFLOW, "load", "-c", str(config)],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=300,
-        )
-        assert done.returncode == 0, done.stderr
-        uri = _uri(folder)
-        commits = file_commits(uri)
-        assert len(commits) == len(set(commits)), f"trial {trial}: a file committed twice"
-        assert commits == clean_commits, f"trial {trial}: commits differ from a clean run"
-        assert content_checksum(uri) == clean_sum, f"trial {trial}: content differs"
-        report = validate_consistency(_cfg(config), safe_age_seconds=0)
-        unexpected = [i for i in report["issues"] if i["kind"] != "uncommitted_delta_file"]
-        assert not unexpected, report
-        # a killed writer may leave data files no commit references: fix removes them
-        if report["issues"]:
-            from onceflow.recovery import fix_inconsistencies
-
-            assert fix_inconsistencies(_cfg(config), safe_age_seconds=0)["consistent"]
-            assert content_checksum(uri) == clean_sum
-    assert time.monotonic() - started < 280
-
-
-def test_append_survives_sigkill_at_random_points(tmp_path: Path) -> None:
-    make_lake(tmp_path / "lake", files=FILES, rows=2000)
-    _run_trials(tmp_path, {"strategy": "append"}, seed=3)
-    table = read_table(_uri(tmp_path / "t1"))
-    assert table.num_rows == FILES * 2000
-    assert len(set(table.column("id").to_pylist())) == FILES * 2000
-
-
-def test_scd2_survives_sigkill_at_random_points(tmp_path: Path) -> None:
-    pytest.importorskip("onceflow.load.scd2")
-    _scd2_lake(tmp_path / "lake")
-    _run_trials(
-        tmp_path,
-        {"strategy": "scd2", "primary_key": ["id"], "validity_column": "updated_at"},
-        seed=5,
+def _spawn(
+    config: Path, crash_at: str | None = None, stderr: int = subprocess.DEVNULL
+) -> subprocess.Popen[bytes]:
+    """Start the real `onceflow load` (its few log lines fit a pipe's buffer)."""
+    return subprocess.Popen(
+        [ONCEFLOW, "load", "-c", str(config)],
+        env=cli_env(crash_at),
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
     )
-    table = read_table(_uri(tmp_path / "t1")).to_pylist()
-    current = [r["id"] for r in table if r["_is_current"]]
-    assert sorted(current) == list(range(200))  # one current row per key
-    versions = {(r["id"], r["_effective_from"]) for r in table}
-    assert len(versions) == len(table)  # no duplicate version
+
+
+def _wait_for_lock(proc: subprocess.Popen[bytes], folder: Path) -> float | None:
+    """When `proc` took the table's lock (its load started), or None if it exited first."""
+    deadline = time.monotonic() + 120
+    while proc.poll() is None:
+        if lock_holder_pid(folder / "state.db", LOCK) == proc.pid:
+            return time.monotonic()
+        assert time.monotonic() < deadline, "the loader never took the table's lock"
+        time.sleep(0.004)
+    return None
+
+
+def _clean_run(folder: Path, config: Path, exclude: tuple[str, ...]) -> tuple[Clean, Timing]:
+    """Load everything once with the real CLI, timing its lock and every commit."""
+    proc = _spawn(config, stderr=subprocess.PIPE)
+    locked = _wait_for_lock(proc, folder)
+    assert locked is not None, "the clean load ended before it was seen holding its lock"
+    uri = _uri(folder)
+    seen: dict[int, float] = {}
+    while proc.poll() is None:
+        seen.setdefault(delta_commit_count(uri), time.monotonic())
+        time.sleep(0.002)
+    ended = time.monotonic()
+    _out, err = proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    assert delta_commit_count(uri) == FILES
+    first, last = seen.get(1, locked), seen.get(FILES, ended)
+    timing = Timing(first - locked, (last - first) / (FILES - 1), ended - last)
+    ids = delta.read_table(uri, columns=["id"]).column("id").to_pylist()
+    return Clean(file_commits(uri), content_checksum(uri, exclude), Counter(ids)), timing
+
+
+def _wait_for_commits(proc: subprocess.Popen[bytes], uri: str, commits: int) -> bool:
+    """Wait until the table has `commits` commits; False if `proc` exited first."""
+    while delta_commit_count(uri) < commits:
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.002)
+    return True
+
+
+def _kill_chain(folder: Path, config: Path, trial: int, log: KillLog) -> None:
+    """Start loaders one after another, each SIGKILLed at a random point of the load.
+
+    A trial draws 6 to 8 uniform points of the 20-file load, in commits (sorted): 7.4 is
+    "40% into the 8th file", when the table has 7 commits. Each loader of the chain
+    resumes the load and is killed at the next point: once it holds the table's lock and
+    the table has that many commits, after that fraction of a file's time in the clean
+    run (of the lock-to-first-commit time when it has made no commit yet). A point the
+    table has passed already kills the next loader at once after it took the lock, during
+    reconciliation. The plan comes from the seed and the trial number alone, so timing
+    never shifts another trial's draws.
+    """
+    rng = random.Random(log.seed * 1000 + trial)
+    points = sorted(rng.uniform(0, FILES) for _ in range(rng.choice((6, 7, 8))))
+    uri = _uri(folder)
+    if trial == 1:  # once per scenario: killed between a commit and its tracker update
+        proc = _spawn(config, CRASH_POINT)
+        proc.wait(timeout=120)
+        assert proc.returncode == -signal.SIGKILL, f"{CRASH_POINT} did not fire"
+        log.kills.append(Kill(trial, 0, CRASH_POINT, 0.0, 0.0, 0, delta_commit_count(uri)))
+    for step, point in enumerate(points, 1):
+        before = delta_commit_count(uri)
+        if before >= FILES:
+            return  # nothing left to interrupt
+        whole = int(point)
+        proc = _spawn(config)
+        locked = _wait_for_lock(proc, folder)
+        if locked is not None and _wait_for_commits(proc, uri, whole):
+            if whole < before:  # passed already: kill it while it reconciles
+                pause = 0.0
+            elif whole == before:  # before its first commit
+                pause = (point - whole) * log.timing.head
+            else:
+                pause = (point - whole) * log.timing.per_commit
+            time.sleep(pause)
+            proc.kill()  # a no-op once the process has exited
+        proc.wait(timeout=120)
+        if proc.returncode != -signal.SIGKILL:
+            assert proc.returncode == 0, f"trial {trial}.{step}: exit {proc.returncode}"
+            log.missed += 1
+            return  # it finished the load: nothing left to interrupt
+        assert locked is not None
+        after = time.monotonic() - locked
+        log.kills.append(Kill(trial, step, "random", point, after, before, delta_commit_count(uri)))
+
+
+def _check_recovered(
+    scenario: Scenario, folder: Path, config: Path, clean: Clean, trial: int
+) -> None:
+    """After the final rerun: the same content as the clean run, invariants, consistency."""
+    uri = _uri(folder)
+    commits = file_commits(uri)
+    assert Counter(commits).most_common(1)[0][1] == 1, f"trial {trial}: a file committed twice"
+    assert commits == clean.commits, f"trial {trial}: commits differ from a clean run"
+    checksum = content_checksum(uri, scenario.exclude)
+    assert checksum == clean.checksum, f"trial {trial}: content differs from a clean run"
+    if scenario.scd2:
+        rows = read_table(uri).to_pylist()
+        assert_scd2_invariants(rows)
+        assert sorted(r["id"] for r in rows if r["_is_current"]) == list(range(SCD2_KEYS))
+        per_key = Counter(r["id"] for r in rows)
+        assert per_key == clean.versions_per_key, f"trial {trial}: versions per key differ"
+    else:
+        pairs = read_table(uri).group_by(["_source_file", "id"]).aggregate([])
+        assert pairs.num_rows == FILES * 2000, f"trial {trial}: duplicate (_source_file, id)"
+    report = validate_consistency(_cfg(config), safe_age_seconds=0)
+    unexpected = [i for i in report["issues"] if i["kind"] != "uncommitted_delta_file"]
+    assert not unexpected, report
+    if report["issues"]:  # a killed writer's data files that no commit references
+        assert fix_inconsistencies(_cfg(config), safe_age_seconds=0)["consistent"]
+        assert content_checksum(uri, scenario.exclude) == checksum
+        assert validate_consistency(_cfg(config), safe_age_seconds=0)["consistent"]
+    version = delta.open_table(uri).version()
+    again = load(_cfg(config))
+    assert again.ok and again.counts()["loaded"] == again.counts()["unchanged"] == 0
+    assert delta.open_table(uri).version() == version, f"trial {trial}: a rerun committed"
+
+
+def _run_trials(tmp_path: Path, scenario: Scenario) -> None:
+    """Trials of kill chains, each rerun and checked, until RANDOM_KILLS kills landed."""
+    lake = tmp_path / "lake"
+    started = time.monotonic()
+    seed = int(os.environ.get("ONCEFLOW_KILL_SEED", scenario.seed))
+    folder = tmp_path / "clean"
+    config = _write_cfg(folder, lake, scenario.load_cfg)
+    clean, timing = _clean_run(folder, config, scenario.exclude)
+    log = KillLog(seed, timing)
+    trial = 0
+    try:
+        while len(log.random()) < RANDOM_KILLS:
+            trial += 1
+            assert trial <= MAX_TRIALS, f"only {len(log.random())} random kills landed"
+            folder = tmp_path / f"t{trial}"
+            config = _write_cfg(folder, lake, scenario.load_cfg)
+            chain = time.monotonic()
+            _kill_chain(folder, config, trial, log)
+            rerun = time.monotonic()
+            done = subprocess.run(
+                [ONCEFLOW, "load", "-c", str(config)],
+                capture_output=True,
+                text=True,
+                env=cli_env(),
+                check=False,
+                timeout=300,
+            )
+            assert done.returncode == 0, done.stderr
+            checks = time.monotonic()
+            _check_recovered(scenario, folder, config, clean, trial)
+            log.trials.append(
+                f"trial {trial}: kills {rerun - chain:.1f}s, rerun {checks - rerun:.1f}s, "
+                f"checks {time.monotonic() - checks:.1f}s"
+            )
+    finally:
+        print(log.report())
+        print(f"{trial} trials in {time.monotonic() - started:.1f}s")
+    _assert_kills_spread(log)
+
+
+def _assert_kills_spread(log: KillLog) -> None:
+    """The random kills landed during the load, spread over it."""
+    kills = log.random()
+    assert len(kills) >= RANDOM_KILLS
+    mid = [k.commits_at_kill for k in kills if 0 < k.commits_at_kill < FILES]
+    assert len(mid) >= 0.6 * len(kills), f"only {len(mid)} kills between the first and last commit"
+    assert sum(c <= FILES // 2 for c in mid) >= 3, f"few kills in the first half: {mid}"
+    assert sum(c > FILES // 2 for c in mid) >= 3, f"few kills in the second half: {mid}"
+    assert len(set(mid)) >= 6, f"kills bunch at a few points: {sorted(mid)}"
+
+
+def test_append_reload_after_random_sigkills_equals_a_clean_run(tmp_path: Path) -> None:
+    make_lake(tmp_path / "lake", files=FILES, rows=2000)
+    # _load_timestamp is the wall-clock time of a load; _batch_id and _source_file are
+    # deterministic
+    _run_trials(tmp_path, Scenario({"strategy": "append"}, ("_load_timestamp",), seed=3))
+
+
+def test_scd2_business_time_reload_after_random_sigkills_equals_a_clean_run(
+    tmp_path: Path,
+) -> None:
+    _scd2_lake(tmp_path / "lake", business_time=True)
+    cfg = {"strategy": "scd2", "primary_key": ["id"], "validity_column": "updated_at"}
+    # the validity comes from the data, so effective_from/to are compared as well
+    _run_trials(tmp_path, Scenario(cfg, ("_load_timestamp",), seed=5))
+
+
+def test_scd2_load_time_reload_after_random_sigkills_equals_a_clean_run(
+    tmp_path: Path,
+) -> None:
+    _scd2_lake(tmp_path / "lake", business_time=False)
+    # Without validity_column a version is valid from the time its file was loaded: a
+    # rerun loads the files a kill left at later wall-clock times than the clean run did,
+    # so _effective_from/_effective_to (like _load_timestamp) legitimately differ. The
+    # business columns, _is_current, _source_file and _batch_id (which file made each
+    # version) must not; the row count per key is compared as well.
+    exclude = ("_load_timestamp", "_effective_from", "_effective_to")
+    _run_trials(tmp_path, Scenario({"strategy": "scd2", "primary_key": ["id"]}, exclude, seed=7))
