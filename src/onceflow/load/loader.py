@@ -15,9 +15,11 @@ Protocol for one table (the caller holds the table's lease lock):
    app-transaction version is only a valid "already loaded" test when loads are in order).
    It is retried on the next load, up to `max_file_retries` times.
 
-merge and scd2 may find nothing to change and make no commit (apply_* returns None). Such
-a file is recorded completed with delta_version NULL, and reconciliation accepts
-"completed, no commit" for those strategies: reloading it would again change nothing.
+merge and scd2 may find nothing to change (apply_* returns None): the file is then one
+empty commit carrying only its markers (delta.commit_markers), so the log names every
+loaded file and a rebuilt tracker never reloads it after newer files. Trackers written
+before that hold such files as completed with delta_version NULL; reconciliation still
+accepts "completed, no commit" for those strategies.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from onceflow.state.files import FILE_COMPLETED, FILE_FAILED, FileRecord
 log = logging.getLogger("onceflow.load")
 
 CONFLICT_RETRIES = 5
+# strategies whose older trackers may hold completed files without a commit (see above)
 NO_COMMIT_STRATEGIES = ("merge", "scd2")
 
 
