@@ -174,6 +174,41 @@ def test_a_key_twice_in_one_batch_is_chained(uri: str) -> None:
     assert [r["name"] for r in rows(uri) if r["id"] == 2] == ["x"]
 
 
+@pytest.mark.parametrize(
+    ("batch_rows", "expected"),
+    [
+        # back to the current value after a change: the last row equals the current
+        # version, yet it is a new version (a -> b -> a)
+        ([("b", 1), ("a", 2)], [("a", 0, 1), ("b", 1, 2), ("a", 2, None)]),
+        # the current value repeated first, then a change: a stays until day 2
+        ([("a", 1), ("b", 2)], [("a", 0, 2), ("b", 2, None)]),
+        # a change sent twice, identically
+        ([("b", 1), ("b", 1)], [("a", 0, 1), ("b", 1, None)]),
+        # only repeats of the current version: nothing changes
+        ([("a", 1), ("a", 2)], [("a", 0, None)]),
+    ],
+)
+def test_a_key_whose_other_row_equals_the_current_version_is_still_chained(
+    uri: str, batch_rows: list[tuple[str, int]], expected: list[tuple[str, int, int | None]]
+) -> None:
+    c = cfg(validity_column="updated_at")
+    first = {"id": [1, 2], "name": ["a", "k"], "updated_at": [day(0), day(0)]}
+    apply_scd2(uri, pa.table(first), c, load_time=day(0))
+    batch = pa.table(
+        {
+            "id": [1] * len(batch_rows) + [2],
+            "name": [name for name, _ in batch_rows] + ["k"],  # key 2: unchanged
+            "updated_at": [day(d) for _, d in batch_rows] + [day(1)],
+        }
+    )
+    version = load(uri, batch, c, day(3))
+    assert version == (None if len(expected) == 1 else 1)
+    history = sorted((r for r in rows(uri) if r["id"] == 1), key=lambda r: r["_effective_from"])
+    got = [(r["name"], r["_effective_from"], r["_effective_to"]) for r in history]
+    assert got == [(n, day(f), None if t is None else day(t)) for n, f, t in expected]
+    assert [r["name"] for r in rows(uri) if r["id"] == 2] == ["k"]
+
+
 def test_chained_batch_into_a_new_table(uri: str) -> None:
     c = cfg(validity_column="updated_at")
     batch = pa.table({"id": [1, 1], "name": ["b", "a"], "updated_at": [day(2), day(1)]})
@@ -374,3 +409,19 @@ def test_a_batch_planned_on_a_stale_snapshot_conflicts_instead_of_building_on_ne
             table=stale,
         )
     assert DeltaTable(uri).version() == 1
+
+
+def test_column_names_with_spaces_and_capitals_are_quoted_everywhere(tmp_path: Path) -> None:
+    uri = str(tmp_path / "t")
+    c = cfg(primary_key=["Customer ID"])
+    first = pa.table({"Customer ID": pa.array([1, 2], pa.int64()), "Full Name": ["a", "b"]})
+    apply_scd2(uri, first, c, load_time=day(1))
+    second = pa.table({"Customer ID": pa.array([1, 2], pa.int64()), "Full Name": ["A", "b"]})
+    assert apply_scd2(uri, second, c, load_time=day(2)) == 1
+    rows = sorted(read_table(uri).to_pylist(), key=lambda r: (r["Customer ID"], r["_is_current"]))
+    assert [(r["Customer ID"], r["Full Name"], r["_is_current"]) for r in rows] == [
+        (1, "a", False),
+        (1, "A", True),
+        (2, "b", True),
+    ]
+    assert not any(name.startswith("__onceflow") for name in rows[0])
