@@ -59,6 +59,12 @@ def test_appends_commit_one_add_action_each_with_statistics(tmp_path: Path) -> N
     newest = max(actions, key=lambda a: a["min.id"] or -1)
     assert (newest["num_records"], newest["min.id"], newest["max.id"]) == (500, 2000, 2499)
     assert newest["null_count.name"] == 100
+    # the audit constants' statistics are stated, not computed by the writer
+    assert newest["min._source_file"] == newest["max._source_file"] == "/lake/f2.parquet"
+    assert newest["min._batch_id"] == newest["max._batch_id"] == "b2"
+    assert newest["null_count._batch_id"] == newest["null_count._load_timestamp"] == 0
+    picked = snapshot_dataset(table).to_table(filter=pc.field("_batch_id") == "b1")
+    assert picked.num_rows == 500
     data = snapshot_dataset(table).to_table()
     assert data.num_rows == 1010
     assert sorted(data.column("_batch_id").unique().to_pylist()) == ["b0", "b1", "b2"]
