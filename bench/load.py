@@ -197,6 +197,8 @@ def _audit(table: pa.Table, name: str) -> pa.Table:
 def bench_skip(repeats: int, work: Path) -> dict[str, Any]:
     from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
+    from onceflow.load import delta as of_delta
+
     uri = str(work / "skip")
     app = "onceflow.load:bench"
     small = make_table(100)
@@ -211,24 +213,27 @@ def bench_skip(repeats: int, work: Path) -> dict[str, Any]:
             app_transactions=[Transaction(app_id=app, version=i)],
         )
         write_deltalake(uri, small, mode="append", commit_properties=props)
-    try:
-        from onceflow.load import delta as of_delta
-    except ImportError:
-        of_delta = None  # type: ignore[assignment]
+        # each commit stands for one load run, which ends as onceflow's loader does
+        of_delta.checkpoint_if_due(DeltaTable(uri))
 
     def loader_way() -> None:
-        assert of_delta is not None
         view = of_delta.read_log(of_delta.open_table(uri), app)
         assert view.has("/lake/f7.parquet", f"{7:064d}")
+
+    def loader_cold() -> None:  # a new process: nothing of the log cached yet
+        of_delta._views.clear()
+        loader_way()
 
     def txn_way() -> None:
         assert DeltaTable(uri).transaction_version(app) == 25
 
     runs = max(20, repeats * 10)
     out: dict[str, Any] = {"commits": 25, "runs": runs}
-    methods = {"txn_version": txn_way}
-    if of_delta is not None:
-        methods["onceflow read_log+has"] = loader_way
+    methods = {
+        "txn_version": txn_way,
+        "onceflow read_log+has": loader_way,
+        "onceflow read_log+has, cold (log read from commit 0)": loader_cold,
+    }
     for name, fn in methods.items():
         fn()  # warm
         samples = [timed(fn) for _ in range(runs)]

@@ -47,6 +47,9 @@ def test_exactly_once_append_of_20_files_and_rerun_loads_nothing(tmp_path: Path)
     dt = DeltaTable(uri)
     version = dt.version()
     assert dt.transaction_version("onceflow.load:src/orders") == 20
+    # the load ends with a checkpoint, so opening the table does not replay 20 commits
+    checkpoints = list((Path(uri) / "_delta_log").glob("*.checkpoint.parquet"))
+    assert [p.name for p in checkpoints] == [f"{version:020d}.checkpoint.parquet"]
     again = load(cfg)
     assert again.ok and again.counts() == {"loaded": 0, "skipped": 20, "unchanged": 0, "failed": 0}
     assert DeltaTable(uri).version() == version

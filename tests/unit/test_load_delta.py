@@ -137,3 +137,35 @@ def test_table_uri_maps_databricks_paths_and_keeps_volumes_and_uris() -> None:
     assert delta.table_uri(volume, "shop/orders") == f"{volume}/shop/orders"
     assert delta.table_uri("/w", "s3://bucket/t") == "s3://bucket/t"
     assert delta.table_uri("/w", "/abs/t") == "/abs/t"
+
+
+def test_a_checkpoint_is_written_every_ten_commits_and_keeps_the_markers(tmp_path: Path) -> None:
+    uri = str(tmp_path / "t")
+    log_dir = tmp_path / "t" / "_delta_log"
+    written = []
+    for seq in range(1, 24):
+        props = delta.commit_properties(
+            path=f"/lake/f{seq}.parquet",
+            checksum=f"c{seq}",
+            batch_id=f"b{seq}",
+            sequence=seq,
+            app="app",
+        )
+        write_deltalake(uri, pa.table({"x": [seq]}), mode="append", commit_properties=props)
+        if delta.checkpoint_if_due(DeltaTable(uri)):
+            written.append(DeltaTable(uri).version())
+    assert written == [9, 19]  # versions 0..9 are ten commits
+    assert sorted(p.name for p in log_dir.glob("*.checkpoint.parquet")) == [
+        f"{9:020d}.checkpoint.parquet",
+        f"{19:020d}.checkpoint.parquet",
+    ]
+    table = DeltaTable(uri)
+    assert table.transaction_version("app") == 23
+    delta._views.clear()
+    view = delta.read_log(table, "app")
+    assert view.has("/lake/f1.parquet", "c1") and view.has("/lake/f23.parquet", "c23")
+    assert delta.read_table(uri).num_rows == 23
+
+
+def test_no_checkpoint_for_a_missing_or_remote_table() -> None:
+    assert not delta.checkpoint_if_due(None)

@@ -409,5 +409,10 @@ def load_table(
             outcome.version,
             extra={"table": tgt.key, "action": outcome.action, "rows": outcome.rows},
         )
+    if any(f.action in ("loaded", "unchanged") for f in result.files):
+        try:
+            delta.checkpoint_if_due(delta.open_table(tgt.uri))
+        except Exception as error:  # the commits are in; a checkpoint only speeds reads
+            log.warning("%s: no checkpoint written (%s)", tgt.key, redact(str(error))[:200])
     result.duration_seconds = round(time.monotonic() - started, 3)
     return result
