@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -128,3 +130,22 @@ def file_commits(uri: str) -> list[str]:
     from deltalake import DeltaTable
 
     return [h["onceflow.file"] for h in reversed(DeltaTable(uri).history()) if "onceflow.file" in h]
+
+
+def run_cli(
+    *args: str, cwd: Path | None = None, stdin: str | None = None, crash_at: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The real `onceflow` command in a subprocess; a crash point only when given."""
+    env = {k: v for k, v in os.environ.items() if k != "ONCEFLOW_CRASH_AT"}
+    if crash_at:
+        env["ONCEFLOW_CRASH_AT"] = crash_at
+    return subprocess.run(
+        [ONCEFLOW, *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        input=stdin,
+        env=env,
+        check=False,
+        timeout=240,
+    )

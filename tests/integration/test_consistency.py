@@ -37,6 +37,7 @@ from tests.integration.load_helpers import (
     make_lake,
     orders_batch,
     read_table,
+    run_cli,
     table_uri,
 )
 
@@ -132,23 +133,8 @@ def _record_runs(store: StateStore, tmp_path: Path, tables: tuple[str, ...], day
         assert store.finish_run(run_id).status == "completed"
 
 
-def _cli(*args: str, crash_at: str | None = None) -> subprocess.CompletedProcess[str]:
-    """The real command, `python -m onceflow ...`, in a subprocess."""
-    env = {k: v for k, v in os.environ.items() if k != "ONCEFLOW_CRASH_AT"}
-    if crash_at:
-        env["ONCEFLOW_CRASH_AT"] = crash_at
-    return subprocess.run(
-        [sys.executable, "-m", "onceflow", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-        timeout=240,
-    )
-
-
 def _validate_json(config: Path, *extra: str) -> dict[str, Any]:
-    out = _cli("validate-consistency", "-c", str(config), "--json", *extra)
+    out = run_cli("validate-consistency", "-c", str(config), "--json", *extra)
     report: dict[str, Any] = json.loads(out.stdout)
     assert out.returncode == (0 if report["consistent"] else 1), out.stderr
     return report
@@ -200,13 +186,13 @@ def test_orphan_of_a_sigkilled_loader_is_reported_with_its_stale_lease_and_fixed
     assert orphan["subject"] == first and orphan["table"] == "src.orders"
     assert f"pid {pid} is no longer running" in orphan["detail"]
     assert report["file_tracker"] == {"files_checked": 2, "consistent": False, "inconsistencies": 1}
-    text = _cli("validate-consistency", "-c", str(config))
+    text = run_cli("validate-consistency", "-c", str(config))
     assert text.returncode == 1
     assert f"Inconsistencies Found: 1\n  - Orphaned processing record: {first}\n" in text.stdout
     assert "  ✗ src.orders\n    - 1 file tracker inconsistency (listed above)\n" in text.stdout
     assert f"  - Stale lock: {LOCK}\n" in text.stdout
 
-    fixed = _cli("fix-inconsistencies", "-c", str(config), "--json")
+    fixed = run_cli("fix-inconsistencies", "-c", str(config), "--json")
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
     actions = json.loads(fixed.stdout)["actions"]
     assert any(a.startswith(f"released stale lock {LOCK}") for a in actions), actions
@@ -304,7 +290,7 @@ def test_table_marked_complete_with_failed_files_is_named_and_its_run_marked_fai
     data = bytearray(bad.read_bytes())
     data[len(data) // 2] ^= 0xFF
     bad.write_bytes(bytes(data))
-    loaded = _cli("load", "-c", str(config))
+    loaded = run_cli("load", "-c", str(config))
     assert loaded.returncode == 1
     assert store.get_file(TARGET, str(bad)).status == "failed"
     assert store.get_run("p_20250101").status == "completed"
@@ -323,7 +309,7 @@ def test_table_marked_complete_with_failed_files_is_named_and_its_run_marked_fai
         {"table": "src.customers", "consistent": True, "issues": 0},
         {"table": "src.orders", "consistent": False, "issues": 1},
     ]
-    text = _cli("validate-consistency", "-c", str(config))
+    text = run_cli("validate-consistency", "-c", str(config))
     assert text.returncode == 1
     assert text.stdout.startswith(
         "=== PIPELINE CONSISTENCY VALIDATION ===\n"
@@ -337,7 +323,7 @@ def test_table_marked_complete_with_failed_files_is_named_and_its_run_marked_fai
         "    - Table marked as completed but has 1 failed file\n"
     ), text.stdout
 
-    fixed = _cli("fix-inconsistencies", "-c", str(config))
+    fixed = run_cli("fix-inconsistencies", "-c", str(config))
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
     assert fixed.stdout.startswith(
         "=== FIXING PIPELINE INCONSISTENCIES ===\n"
@@ -349,7 +335,7 @@ def test_table_marked_complete_with_failed_files_is_named_and_its_run_marked_fai
     ), fixed.stdout
     assert store.get_run("p_20250101").status == "failed"
     assert store.get_run("p_20250102").status == "completed"
-    again = _cli("validate-consistency", "-c", str(config))
+    again = run_cli("validate-consistency", "-c", str(config))
     assert again.returncode == 0 and "Overall Status: CONSISTENT" in again.stdout
 
 
@@ -375,7 +361,7 @@ def test_deleted_or_rewritten_sidecar_of_a_completed_extraction_is_marked_for_re
         "p_20250101:src.orders": "no complete sidecar",
         "p_20250102:src.orders": "sidecar checksum differs from the state",
     }
-    text = _cli("validate-consistency", "-c", str(config)).stdout
+    text = run_cli("validate-consistency", "-c", str(config)).stdout
     table = text[text.index("  ✗ src.orders\n") : text.index("Locks Checked:")]
     assert "    - Sidecar disagrees with the state: p_20250101:src.orders\n" in table
     assert "    - Sidecar disagrees with the state: p_20250102:src.orders\n" in table
@@ -396,7 +382,7 @@ def test_commit_of_a_loader_killed_before_its_tracker_update_is_recorded_by_fix(
 ) -> None:
     config, cfg = _project(tmp_path, any_state_url)
     first, second = _day_paths(tmp_path)
-    crashed = _cli("load", "-c", str(config), crash_at="after_delta_commit")
+    crashed = run_cli("load", "-c", str(config), crash_at="after_delta_commit")
     assert crashed.returncode == -signal.SIGKILL
     store = open_store(any_state_url)
     assert store.get_file(TARGET, first).status == "processing"
@@ -405,7 +391,7 @@ def test_commit_of_a_loader_killed_before_its_tracker_update_is_recorded_by_fix(
     # the commit is in, the tracker still says processing, by a loader that is gone
     assert _kinds(report) == ["commit_not_tracked", "orphaned_processing", "stale_lock"]
     assert {i["subject"] for i in report["issues"]} == {first, LOCK}
-    fixed = _cli("validate-consistency", "-c", str(config), "--fix", "--json")
+    fixed = run_cli("validate-consistency", "-c", str(config), "--fix", "--json")
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
     record = store.get_file(TARGET, first)
     assert (record.status, record.delta_version) == ("completed", 0)
@@ -445,7 +431,7 @@ def test_old_temp_and_uncommitted_delta_files_are_removed_and_young_ones_kept(
     tmp_path: Path,
 ) -> None:
     config, _ = _project(tmp_path, f"sqlite:///{tmp_path / 'state.db'}")
-    assert _cli("load", "-c", str(config)).returncode == 0
+    assert run_cli("load", "-c", str(config)).returncode == 0
     uri = Path(table_uri(tmp_path))
     folder = Path(_day_paths(tmp_path)[0]).parent
     old_temp = folder / "p_20250101.parquet.onceflow-tmp-dead"
@@ -466,13 +452,13 @@ def test_old_temp_and_uncommitted_delta_files_are_removed_and_young_ones_kept(
         ("uncommitted_delta_file", str(old_stray)),
         ("uncommitted_delta_file", str(old_hashed)),
     }
-    text = _cli("validate-consistency", "-c", str(config)).stdout
+    text = run_cli("validate-consistency", "-c", str(config)).stdout
     assert f"Temp Files In The Lake (older than 3600 s): 1\n  - {old_temp}\n" in text
     assert f"    - Delta data file no commit references: {old_hashed}\n" in text
     # a young file is a running writer's: only a zero safe age reports it
     assert len(_validate_json(config, "--safe-age", "0")["issues"]) == 6
 
-    fixed = _cli("fix-inconsistencies", "-c", str(config), "--safe-age", "3600")
+    fixed = run_cli("fix-inconsistencies", "-c", str(config), "--safe-age", "3600")
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
     assert f"  - removed temp file {old_temp}\n" in fixed.stdout
     assert not old_temp.exists() and not old_stray.exists() and not old_hashed.exists()

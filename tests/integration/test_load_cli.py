@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import time
 from pathlib import Path
 
@@ -14,63 +13,47 @@ from deltalake import DeltaTable
 from onceflow.demo import init_project
 from onceflow.state import open_store
 from tests.integration.load_helpers import (
-    ONCEFLOW,
     make_config,
     make_lake,
     read_table,
+    run_cli,
     table_uri,
     write_config,
 )
 
 
-def _cli(
-    *args: str, cwd: Path | None = None, stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "ONCEFLOW_CRASH_AT"}
-    return subprocess.run(
-        [ONCEFLOW, *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        input=stdin,
-        env=env,
-        check=False,
-        timeout=240,
-    )
-
-
 def test_run_extracts_then_loads_and_a_second_run_waits_for_the_lock(tmp_path: Path) -> None:
     init_project(tmp_path / "demo")
     demo = tmp_path / "demo"
-    done = _cli("run", "--date", "2025-01-10", "--json", cwd=demo)
+    done = run_cli("run", "--date", "2025-01-10", "--json", cwd=demo)
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert summary["load"]["counts"]["loaded"] == 2
     assert DeltaTable(str(demo / "warehouse" / "shop" / "orders")).version() == 0
-    again = _cli("run", "--date", "2025-01-10", "--json", cwd=demo)
+    again = run_cli("run", "--date", "2025-01-10", "--json", cwd=demo)
     assert json.loads(again.stdout)["load"]["counts"]["loaded"] == 0
     # hold the pipeline lock from this (live) process: a run waits, then names the holder
     store = open_store(f"sqlite:///{demo / '.onceflow' / 'state.db'}")
     token = store.acquire_lock("pipeline:demo")
     started = time.monotonic()
-    blocked = _cli("run", "--date", "2025-01-10", "--lock-timeout", "1.5", cwd=demo)
+    blocked = run_cli("run", "--date", "2025-01-10", "--lock-timeout", "1.5", cwd=demo)
     assert blocked.returncode == 1
     assert time.monotonic() - started >= 1.5
     assert f"held by pid {os.getpid()}" in blocked.stderr
     assert blocked.stderr.count("\n") == 1  # one clear line
-    shown = _cli("force-unlock", cwd=demo, stdin="n\n")
+    shown = run_cli("force-unlock", cwd=demo, stdin="n\n")
     assert f"pid {os.getpid()}" in shown.stdout and "nothing released" in shown.stdout
     assert store.holds_lock("pipeline:demo", token)
-    released = _cli("force-unlock", "--yes", cwd=demo)
+    released = run_cli("force-unlock", "--yes", cwd=demo)
     assert "released pipeline:demo" in released.stdout
     assert not store.holds_lock("pipeline:demo", token)
-    assert _cli("run", "--date", "2025-01-10", cwd=demo).returncode == 0
+    assert run_cli("run", "--date", "2025-01-10", cwd=demo).returncode == 0
 
 
 def test_validate_consistency_finds_and_fix_repairs(tmp_path: Path) -> None:
     make_lake(tmp_path / "lake", files=4, rows=5)
     config = str(write_config(tmp_path))
-    assert _cli("load", "-c", config).returncode == 0
+    assert run_cli("load", "-c", config).returncode == 0
     cfg = make_config(tmp_path)
     store = open_store(cfg.state_url)
     uri = table_uri(tmp_path)
@@ -105,7 +88,7 @@ def test_validate_consistency_finds_and_fix_repairs(tmp_path: Path) -> None:
     fresh = Path(uri) / "part-00002-being-written.parquet"
     fresh.write_bytes(b"junk")  # younger than the safe age: not touched
 
-    check = _cli("validate-consistency", "-c", config, "--json")
+    check = run_cli("validate-consistency", "-c", config, "--json")
     assert check.returncode == 1
     kinds = sorted(i["kind"] for i in json.loads(check.stdout)["issues"])
     assert kinds == [
@@ -117,27 +100,27 @@ def test_validate_consistency_finds_and_fix_repairs(tmp_path: Path) -> None:
         "uncommitted_delta_file",
         "uncommitted_delta_file",
     ], kinds
-    fixed = _cli("validate-consistency", "-c", config, "--fix")
+    fixed = run_cli("validate-consistency", "-c", config, "--fix")
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
     assert "Fixes Applied" in fixed.stdout
     assert store.get_file("other", "/x.parquet").status == "pending"
     assert not temp.exists() and not stray.exists() and not hashed.exists() and fresh.exists()
-    assert _cli("validate-consistency", "-c", config).returncode == 0
+    assert run_cli("validate-consistency", "-c", config).returncode == 0
     assert read_table(uri).num_rows == 20
 
 
 def test_optimize_compacts_and_keeps_content(tmp_path: Path) -> None:
     make_lake(tmp_path / "lake", files=6, rows=5)
     config = str(write_config(tmp_path))
-    assert _cli("load", "-c", config).returncode == 0
+    assert run_cli("load", "-c", config).returncode == 0
     uri = table_uri(tmp_path)
     before = sorted(read_table(uri).column("id").to_pylist())
-    out = _cli("optimize", "-c", config)
+    out = run_cli("optimize", "-c", config)
     assert out.returncode == 0, out.stderr
     assert "6 files compacted into 1" in out.stdout
     assert len(DeltaTable(uri).file_uris()) == 1
     assert sorted(read_table(uri).column("id").to_pylist()) == before
-    refused = _cli("optimize", "-c", config, "--retention-hours", "0")
+    refused = run_cli("optimize", "-c", config, "--retention-hours", "0")
     assert refused.returncode == 2 and "below the safe default" in refused.stderr
     # loads after optimize still skip what is in
-    assert "0 loaded, 6 skipped" in _cli("load", "-c", config).stdout
+    assert "0 loaded, 6 skipped" in run_cli("load", "-c", config).stdout

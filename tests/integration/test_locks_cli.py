@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from datetime import datetime
 from pathlib import Path
 
@@ -15,22 +14,9 @@ from onceflow.config import load_config
 from onceflow.demo import init_project
 from onceflow.pipeline import extract, pipeline_lock, pipeline_lock_name
 from onceflow.state import open_store
-from tests.integration.load_helpers import ONCEFLOW
+from tests.integration.load_helpers import run_cli
 
 DAY = "2025-01-10"
-
-
-def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "ONCEFLOW_CRASH_AT"}
-    return subprocess.run(
-        [ONCEFLOW, *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        check=False,
-        timeout=240,
-    )
 
 
 @pytest.fixture
@@ -46,10 +32,10 @@ def _store(demo: Path) -> object:
 def test_run_with_force_unlock_takes_the_lock_from_its_holder_and_names_it(demo: Path) -> None:
     store = _store(demo)
     token = store.acquire_lock("pipeline:demo")  # type: ignore[attr-defined]
-    blocked = _cli("run", "--date", DAY, cwd=demo)
+    blocked = run_cli("run", "--date", DAY, cwd=demo)
     assert blocked.returncode == 1 and f"held by pid {os.getpid()}" in blocked.stderr
 
-    forced = _cli("run", "--date", DAY, "--force-unlock", "--json", cwd=demo)
+    forced = run_cli("run", "--date", DAY, "--force-unlock", "--json", cwd=demo)
     assert forced.returncode == 0, forced.stderr
     assert f"force-released pipeline:demo held by pid {os.getpid()}" in forced.stderr
     assert json.loads(forced.stdout)["load"]["counts"]["loaded"] == 2
@@ -58,16 +44,16 @@ def test_run_with_force_unlock_takes_the_lock_from_its_holder_and_names_it(demo:
 
 
 def test_load_with_force_unlock_releases_only_the_tables_it_loads(demo: Path) -> None:
-    assert _cli("extract", "--date", DAY, cwd=demo).returncode == 0
+    assert run_cli("extract", "--date", DAY, cwd=demo).returncode == 0
     store = _store(demo)
     table = store.acquire_lock("load:shop/orders")  # type: ignore[attr-defined]
     pipeline = store.acquire_lock("pipeline:demo")  # type: ignore[attr-defined]
-    blocked = _cli("load", "--json", cwd=demo)
+    blocked = run_cli("load", "--json", cwd=demo)
     assert blocked.returncode == 1
     failed = {t["key"]: t for t in json.loads(blocked.stdout)["tables"]}
     assert f"pid {os.getpid()}" in failed["shop.orders"]["error"]
 
-    forced = _cli("load", "--tables", "orders", "--force-unlock", "--json", cwd=demo)
+    forced = run_cli("load", "--tables", "orders", "--force-unlock", "--json", cwd=demo)
     assert forced.returncode == 0, forced.stderr
     assert "force-released load:shop/orders" in forced.stderr
     assert not store.holds_lock("load:shop/orders", table)  # type: ignore[attr-defined]
@@ -76,16 +62,16 @@ def test_load_with_force_unlock_releases_only_the_tables_it_loads(demo: Path) ->
 
 
 def test_status_shows_who_holds_the_pipeline_lock(demo: Path) -> None:
-    assert _cli("run", "--date", DAY, cwd=demo).returncode == 0
-    assert json.loads(_cli("status", "--json", cwd=demo).stdout)["locks"] == []
-    assert "locks: none held" in _cli("status", cwd=demo).stdout
+    assert run_cli("run", "--date", DAY, cwd=demo).returncode == 0
+    assert json.loads(run_cli("status", "--json", cwd=demo).stdout)["locks"] == []
+    assert "locks: none held" in run_cli("status", cwd=demo).stdout
 
     _store(demo).acquire_lock("pipeline:demo")  # type: ignore[attr-defined]
-    report = json.loads(_cli("status", "--json", cwd=demo).stdout)
+    report = json.loads(run_cli("status", "--json", cwd=demo).stdout)
     [lock] = report["locks"]
     assert lock["name"] == "pipeline:demo" and lock["stale"] is None
     assert lock["holder"].startswith(f"pid {os.getpid()} on ")
-    text = _cli("status", cwd=demo).stdout
+    text = run_cli("status", cwd=demo).stdout
     assert "lock pipeline:demo: held by pid" in text
 
 
@@ -116,7 +102,7 @@ def test_lock_ttl_minutes_must_be_positive(demo: Path) -> None:
     config_path.write_text(
         config_path.read_text(encoding="utf-8") + "lock_ttl_minutes: 0\n", encoding="utf-8"
     )
-    checked = _cli("check", cwd=demo)
+    checked = run_cli("check", cwd=demo)
     assert checked.returncode == 2
     assert "lock_ttl_minutes" in checked.stderr
 
@@ -126,21 +112,21 @@ def test_a_run_whose_load_fails_is_marked_failed_until_a_run_loads_it(demo: Path
     blocker = demo / "warehouse" / "shop" / "orders"
     blocker.parent.mkdir(parents=True)
     blocker.write_text("not a table", encoding="utf-8")
-    failed = _cli("run", "--date", DAY, "--json", cwd=demo)
+    failed = run_cli("run", "--date", DAY, "--json", cwd=demo)
     assert failed.returncode == 1
     summary = json.loads(failed.stdout)
     assert summary["counts"]["failed"] == 0  # every extraction committed...
     [orders] = [t for t in summary["load"]["tables"] if t["key"] == "shop.orders"]
     assert "cannot open the Delta table" in orders["error"]  # ...the load did not
     assert "\n" not in orders["error"] and "\x1b" not in orders["error"]  # one clean line
-    status = json.loads(_cli("status", "--json", cwd=demo).stdout)
+    status = json.loads(run_cli("status", "--json", cwd=demo).stdout)
     assert [t["error"] is not None for t in status["load"]] == [True, False]
     assert status["status"] == "failed"
 
     blocker.unlink()
-    fixed = _cli("run", "--date", DAY, "--json", cwd=demo)
+    fixed = run_cli("run", "--date", DAY, "--json", cwd=demo)
     assert fixed.returncode == 0, fixed.stderr
-    assert json.loads(_cli("status", "--json", cwd=demo).stdout)["status"] == "completed"
+    assert json.loads(run_cli("status", "--json", cwd=demo).stdout)["status"] == "completed"
 
 
 def test_pipeline_lock_context_manager_keeps_a_run_out_until_it_exits(demo: Path) -> None:
@@ -148,7 +134,7 @@ def test_pipeline_lock_context_manager_keeps_a_run_out_until_it_exits(demo: Path
     with pipeline_lock(config) as lease:
         held = _store(demo).lock_holder("pipeline:demo")  # type: ignore[attr-defined]
         assert held is not None and held.token == lease.token
-        blocked = _cli("run", "--date", DAY, cwd=demo)
+        blocked = run_cli("run", "--date", DAY, cwd=demo)
         assert blocked.returncode == 1 and "pipeline:demo" in blocked.stderr
     assert _store(demo).lock_holder("pipeline:demo") is None  # type: ignore[attr-defined]
-    assert _cli("run", "--date", DAY, cwd=demo).returncode == 0
+    assert run_cli("run", "--date", DAY, cwd=demo).returncode == 0

@@ -3,27 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 
 from deltalake import DeltaTable
 
 from onceflow.load.delta import snapshot_dataset
 from tests.integration.load_helpers import (
-    ONCEFLOW,
     content_checksum,
     make_lake,
+    run_cli,
     table_uri,
     write_config,
 )
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "ONCEFLOW_CRASH_AT"}
-    return subprocess.run(
-        [ONCEFLOW, *args], capture_output=True, text=True, env=env, check=False, timeout=240
-    )
 
 
 def _data_files(uri: str) -> set[str]:
@@ -37,14 +28,14 @@ def test_vacuum_keeps_replaced_files_within_retention_and_deletes_them_when_told
 ) -> None:
     make_lake(tmp_path / "lake", files=5, rows=4)
     config = str(write_config(tmp_path))
-    assert _cli("load", "-c", config).returncode == 0
+    assert run_cli("load", "-c", config).returncode == 0
     uri = table_uri(tmp_path)
     before = content_checksum(uri)
     loaded = _data_files(uri)
     assert len(loaded) == 5
 
     # default retention (7 days): the 5 replaced files stay for readers of older versions
-    first = _cli("optimize", "-c", config, "--json")
+    first = run_cli("optimize", "-c", config, "--json")
     assert first.returncode == 0, first.stderr
     [entry] = json.loads(first.stdout)
     assert (entry["files_removed"], entry["files_added"], entry["vacuumed"]) == (5, 1, 0)
@@ -55,7 +46,7 @@ def test_vacuum_keeps_replaced_files_within_retention_and_deletes_them_when_told
 
     # an explicit short retention, acknowledged: only the replaced files go
     live = {Path(u).name for u in DeltaTable(uri).file_uris()}
-    second = _cli(
+    second = run_cli(
         "optimize", "-c", config, "--retention-hours", "0", "--allow-short-retention", "--json"
     )
     assert second.returncode == 0, second.stderr
@@ -63,12 +54,12 @@ def test_vacuum_keeps_replaced_files_within_retention_and_deletes_them_when_told
     assert {Path(p).name for p in _data_files(uri)} == live
     assert content_checksum(uri) == before
     # the loader still knows every file is in
-    assert "0 loaded, 5 skipped" in _cli("load", "-c", config).stdout
-    assert _cli("validate-consistency", "-c", config).returncode == 0
+    assert "0 loaded, 5 skipped" in run_cli("load", "-c", config).stdout
+    assert run_cli("validate-consistency", "-c", config).returncode == 0
 
 
 def test_optimize_of_a_table_not_loaded_yet_says_so(tmp_path: Path) -> None:
     config = str(write_config(tmp_path))
-    out = _cli("optimize", "-c", config, "--json")
+    out = run_cli("optimize", "-c", config, "--json")
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)[0]["skipped"] == "no table yet"
