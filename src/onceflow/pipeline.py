@@ -172,7 +172,7 @@ def extract(
     waiting up to that many seconds for it, so two extractions of a run never race;
     `force_unlock` first releases it whoever holds it.
     """
-    if lock_timeout is not None:
+    if lock_timeout is not None or force_unlock:
         from onceflow.pipeline_load import force_unlock as release
         from onceflow.state.locks import Lease
 
@@ -180,7 +180,10 @@ def extract(
         if force_unlock:
             release(config, yes=True, name=pipeline_lock_name(config), store=store)
         lease = Lease(
-            store, pipeline_lock_name(config), ttl=config.lock_ttl_seconds, timeout=lock_timeout
+            store,
+            pipeline_lock_name(config),
+            ttl=config.lock_ttl_seconds,
+            timeout=lock_timeout or 0.0,
         )
         with lease:
             return extract(
@@ -291,13 +294,15 @@ def run(
     locks (its own and its tables') whoever holds them. A run whose load fails is marked
     failed, though every extraction completed.
     """
+    from onceflow.pipeline_load import config_lock_names, load
     from onceflow.pipeline_load import force_unlock as release
-    from onceflow.pipeline_load import load
     from onceflow.state.locks import Lease
 
     store = options.pop("store", None) or open_store(config.state_url)
     if force_unlock:
-        release(config, yes=True, store=store)
+        # only this pipeline's own locks: a shared state store holds other pipelines' too
+        for name in config_lock_names(config):
+            release(config, yes=True, name=name, store=store)
     lease = Lease(
         store, pipeline_lock_name(config), ttl=config.lock_ttl_seconds, timeout=lock_timeout
     )

@@ -162,7 +162,8 @@ def load(
     return LoadSummary(results)
 
 
-def _config_lock_names(config: Config) -> list[str]:
+def config_lock_names(config: Config) -> list[str]:
+    """The pipeline's lock and its config tables' load locks."""
     names = [f"pipeline:{config.pipeline}"]
     names += [t.lock_name for t in config_targets(config)] if config.tables else []
     return names
@@ -173,7 +174,7 @@ def list_locks(
 ) -> list[tuple[LockRecord, str | None]]:
     """The locks of this pipeline and its tables, each with why it is stale (or None)."""
     store = store or open_store(config.state_url)
-    wanted = set(_config_lock_names(config))
+    wanted = set(config_lock_names(config))
     return [
         (lock, lock.stale_reason())
         for lock in store.all_locks()

@@ -423,7 +423,7 @@ def fix_inconsistencies(
             actions.append(f"released stale lock {lock.name} ({reason})")
     for tgt in _targets(config):
         try:
-            with Lease(store, tgt.lock_name, timeout=0):
+            with Lease(store, tgt.lock_name, ttl=config.lock_ttl_seconds, timeout=0):
                 view = delta.read_log(delta.open_table(tgt.uri), tgt.app_id)
                 for note in reconcile(store, tgt, view):
                     actions.append(f"{tgt.key}: {note}")

@@ -377,6 +377,36 @@ def test_unchanged_file_is_in_the_log_so_a_lost_tracker_does_not_reload_it_late(
         assert validate_consistency(cfg)["consistent"], validate_consistency(cfg)
 
 
+@pytest.mark.parametrize("strategy", ["scd2", "merge"])
+def test_a_first_file_with_nothing_to_write_still_puts_the_table_and_its_markers_in_the_log(
+    tmp_path: Path, strategy: str
+) -> None:
+    # day 0 is empty (scd2: a full extract of an empty source) or holds only deletes
+    # (merge). Were it not in the log, a rebuilt tracker would load it after day 2: scd2
+    # with hard_deletes close would close every key, merge would delete them.
+    schema = pa.schema([("id", pa.int64()), ("label", pa.string()), ("gone", pa.bool_())])
+    first = pa.table({"id": [1, 2], "label": ["x", "y"], "gone": [True, True]}, schema=schema)
+    if strategy == "scd2":
+        first = first.slice(0, 0)
+    rows = pa.table({"id": [1, 2], "label": ["a", "b"], "gone": [False, False]}, schema=schema)
+    lake = tmp_path / "lake"
+    for day, table in enumerate([first, rows, rows]):
+        write_extracted(lake, table, day=day)
+    extra = {"hard_deletes": "close"} if strategy == "scd2" else {"delete_column": "gone"}
+    cfg = make_config(tmp_path, {"strategy": strategy, "primary_key": ["id"], **extra})
+    assert load(cfg).ok
+    uri = table_uri(tmp_path)
+    assert len(file_commits(uri)) == 3  # each file is in the log, the first one too
+    before = (DeltaTable(uri).version(), content_checksum(uri))
+
+    open_store(cfg.state_url).forget_files()
+    again = load(cfg)
+    assert again.ok and again.counts()["loaded"] == 0, again.as_dict()
+    assert (DeltaTable(uri).version(), content_checksum(uri)) == before
+    current = [r for r in read_table(uri).to_pylist() if r.get("_is_current", True)]
+    assert sorted(r["id"] for r in current) == [1, 2]
+
+
 def test_standalone_folder_load(tmp_path: Path) -> None:
     folder = tmp_path / "drop"
     folder.mkdir()

@@ -32,6 +32,11 @@ def _store(demo: Path) -> object:
 def test_run_with_force_unlock_takes_the_lock_from_its_holder_and_names_it(demo: Path) -> None:
     store = _store(demo)
     token = store.acquire_lock("pipeline:demo")  # type: ignore[attr-defined]
+    # another pipeline sharing the state store: its locks are not ours to release
+    others = {
+        name: store.acquire_lock(name)  # type: ignore[attr-defined]
+        for name in ("pipeline:other", "load:other/table")
+    }
     blocked = run_cli("run", "--date", DAY, cwd=demo)
     assert blocked.returncode == 1 and f"held by pid {os.getpid()}" in blocked.stderr
 
@@ -41,6 +46,8 @@ def test_run_with_force_unlock_takes_the_lock_from_its_holder_and_names_it(demo:
     assert json.loads(forced.stdout)["load"]["counts"]["loaded"] == 2
     assert not store.holds_lock("pipeline:demo", token)  # type: ignore[attr-defined]
     assert store.lock_holder("pipeline:demo") is None  # type: ignore[attr-defined]
+    for name, other in others.items():
+        assert store.holds_lock(name, other), name  # type: ignore[attr-defined]
 
 
 def test_load_with_force_unlock_releases_only_the_tables_it_loads(demo: Path) -> None:

@@ -78,13 +78,16 @@ def commit_markers(dt: Any, commit_properties: Any) -> int:
     """An empty commit that carries a file's markers and application transaction.
 
     Committed against `dt`'s snapshot without retries: if another writer committed since,
-    it fails as a conflict and the loader reloads and checks again.
+    it fails as a conflict and the loader reloads and checks again. So a commit that
+    succeeds is exactly the snapshot's next version (read after it, the table may already
+    be further on).
     """
+    version = int(dt.version()) + 1
     dt.create_write_transaction(
         [], mode="append", schema=dt.schema(), commit_properties=commit_properties
     )
     dt.update_incremental()
-    return int(dt.version())
+    return version
 
 
 CHECKPOINT_EVERY = 10

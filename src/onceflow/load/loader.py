@@ -191,6 +191,8 @@ def _apply(
         from onceflow.load.overwrite import apply_overwrite
 
         apply = apply_append if strategy == "append" else apply_overwrite
+        # no commit retries: a commit that succeeds is exactly the snapshot's next version
+        before = None if dt is None else int(dt.version())
         apply(
             dt if dt is not None else tgt.uri,
             batch,
@@ -199,8 +201,8 @@ def _apply(
             batch_id=batch_id,
             commit_properties=props,
         )
-        if dt is not None:
-            return int(dt.version())
+        if before is not None:
+            return before + 1
         return delta.find_commit(tgt.uri, batch_id)
     from onceflow.load.append import with_audit_columns
 
@@ -210,12 +212,18 @@ def _apply(
             from onceflow.load.scd2 import apply_scd2
 
             return apply_scd2(
-                tgt.uri, batch, tgt.cfg, load_time=load_time, commit_properties=props, table=dt
+                tgt.uri,
+                batch,
+                tgt.cfg,
+                load_time=load_time,
+                commit_properties=props,
+                table=dt,
+                create_empty=True,
             )
         from onceflow.load.merge import apply_merge  # type: ignore[import-not-found,unused-ignore]
 
         version: int | None = apply_merge(
-            tgt.uri, batch, tgt.cfg, commit_properties=props, table=dt
+            tgt.uri, batch, tgt.cfg, commit_properties=props, table=dt, create_empty=True
         )
         return version
     except ImportError as error:
@@ -412,7 +420,10 @@ def load_table(
     if any(f.action in ("loaded", "unchanged") for f in result.files):
         try:
             delta.checkpoint_if_due(delta.open_table(tgt.uri))
-        except Exception as error:  # the commits are in; a checkpoint only speeds reads
+        except BaseException as error:  # delta-rs panics are BaseExceptions
+            if isinstance(error, KeyboardInterrupt | SystemExit):
+                raise
+            # the commits are in; a checkpoint only speeds reads
             log.warning("%s: no checkpoint written (%s)", tgt.key, redact(str(error))[:200])
     result.duration_seconds = round(time.monotonic() - started, 3)
     return result

@@ -75,12 +75,15 @@ def apply_merge(
     commit_properties: deltalake.CommitProperties | None = None,
     storage_options: dict[str, str] | None = None,
     table: deltalake.DeltaTable | None = OPEN_LATEST,
+    create_empty: bool = False,
 ) -> int | None:
     """Upsert one batch into the Delta table; return the new version, or None.
 
     Exactly one commit (carrying ``commit_properties``) when something differs, none
     otherwise. Every error is raised before the commit, so the table is untouched.
     `table` is the snapshot to plan and commit against (None: there is no table yet).
+    With `create_empty`, a batch with nothing to insert while there is no table yet (empty,
+    or deletes only) still creates it, empty, in one commit.
     """
     from deltalake import write_deltalake
 
@@ -150,7 +153,7 @@ def apply_merge(
                 )
         if dt is None:
             picked = con.sql(f"SELECT rid FROM {rows} WHERE NOT del ORDER BY rid").to_arrow_table()
-            if picked.num_rows == 0:
+            if picked.num_rows == 0 and not create_empty:
                 return None
             write_deltalake(
                 table_uri,

@@ -65,6 +65,13 @@ OPEN_LATEST: Any = object()
 # what _plan decides for each batch row
 KNOWN, CHAIN, NEW, OLD, LATE = range(5)
 TS = pa.timestamp("us", tz="UTC")
+_NO_INSERTS = pa.table(
+    {
+        "rid": pa.array([], pa.int64()),
+        "eff_to": pa.array([], TS),
+        "is_cur": pa.array([], pa.bool_()),
+    }
+)
 
 
 # ----------------------------------------------------------------------- shared helpers
@@ -331,6 +338,7 @@ def apply_scd2(
     commit_properties: deltalake.CommitProperties | None = None,
     storage_options: dict[str, str] | None = None,
     table: deltalake.DeltaTable | None = OPEN_LATEST,
+    create_empty: bool = False,
 ) -> int | None:
     """Apply one batch as SCD2 to the Delta table; return the new version, or None.
 
@@ -338,6 +346,8 @@ def apply_scd2(
     otherwise. Every error is raised before the commit, so the table is untouched.
     `table` is the snapshot to plan and commit against (None: there is no table yet),
     so a commit made by someone else since is a conflict, not silently built upon.
+    With `create_empty`, a batch that changes nothing while there is no table yet still
+    creates it, empty, in one commit (the loader's markers then name the file in the log).
     """
     from deltalake import write_deltalake
 
@@ -365,9 +375,9 @@ def apply_scd2(
     validity = _validity(batch, cfg, load_time)
 
     plan = _plan(dataset, batch, validity, cols, cfg, load_time, table_uri)
-    if plan is None:
+    if plan is None and not (create_empty and dt is None):
         return None
-    inserts, closes = plan
+    inserts, closes = plan if plan is not None else (_NO_INSERTS, None)
 
     if dt is None:
         data = _insert_rows(batch, validity, inserts, cols, None)
