@@ -6,12 +6,14 @@ import os
 import subprocess
 import threading
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 
+from onceflow.config import Config
 from onceflow.load import delta
 from onceflow.load.discovery import discover_path, discover_table_files
 from onceflow.load.loader import LoadTarget, load_table
@@ -346,6 +348,17 @@ def test_merge_and_scd2_rerun_creates_no_version(tmp_path: Path) -> None:
         assert rows == (6 if strategy == "merge" else 12)
 
 
+def _reload_after_losing_the_tracker(cfg: Config, uri: str) -> list[dict[str, Any]]:
+    """Forget the tracker (as `reset-state --yes` does) and load again: nothing may change.
+    Returns the current rows."""
+    before = (DeltaTable(uri).version(), content_checksum(uri))
+    open_store(cfg.state_url).forget_files()
+    again = load(cfg)
+    assert again.ok and again.counts()["loaded"] == 0, again.as_dict()
+    assert (DeltaTable(uri).version(), content_checksum(uri)) == before
+    return [r for r in read_table(uri).to_pylist() if r.get("_is_current", True)]
+
+
 def test_unchanged_file_is_in_the_log_so_a_lost_tracker_does_not_reload_it_late(
     tmp_path: Path,
 ) -> None:
@@ -366,13 +379,7 @@ def test_unchanged_file_is_in_the_log_so_a_lost_tracker_does_not_reload_it_late(
         assert [h.get("onceflow.file", "").rsplit("/", 1)[-1] for h in reversed(history)] == [
             p.name for p in sorted(lake.rglob("*.parquet"))
         ]
-        before = (DeltaTable(uri).version(), content_checksum(uri))
-
-        open_store(cfg.state_url).forget_files()
-        again = load(cfg)
-        assert again.ok and again.counts()["loaded"] == 0, again.as_dict()
-        assert (DeltaTable(uri).version(), content_checksum(uri)) == before
-        current = [r for r in read_table(uri).to_pylist() if r.get("_is_current", True)]
+        current = _reload_after_losing_the_tracker(cfg, uri)
         assert {r["id"]: r["label"] for r in current} == {1: "a", 2: "B"}
         assert validate_consistency(cfg)["consistent"], validate_consistency(cfg)
 
@@ -397,13 +404,7 @@ def test_a_first_file_with_nothing_to_write_still_puts_the_table_and_its_markers
     assert load(cfg).ok
     uri = table_uri(tmp_path)
     assert len(file_commits(uri)) == 3  # each file is in the log, the first one too
-    before = (DeltaTable(uri).version(), content_checksum(uri))
-
-    open_store(cfg.state_url).forget_files()
-    again = load(cfg)
-    assert again.ok and again.counts()["loaded"] == 0, again.as_dict()
-    assert (DeltaTable(uri).version(), content_checksum(uri)) == before
-    current = [r for r in read_table(uri).to_pylist() if r.get("_is_current", True)]
+    current = _reload_after_losing_the_tracker(cfg, uri)
     assert sorted(r["id"] for r in current) == [1, 2]
 
 
