@@ -390,12 +390,11 @@ def _cli_exceptions() -> tuple[tuple[type[BaseException], ...], ...]:
     usages: list[type[BaseException]] = [TyperException]
     try:  # typer releases before 0.29.2 raise click's exceptions
         import click
-
-        exits.append(click.exceptions.Exit)
-        aborts.append(click.exceptions.Abort)
-        usages.append(click.ClickException)
-    except ImportError:
-        pass
+    except ImportError:  # typer 0.29.2+ does not depend on click
+        return tuple(exits), tuple(aborts), tuple(usages)
+    exits.append(click.exceptions.Exit)
+    aborts.append(click.exceptions.Abort)
+    usages.append(click.ClickException)
     return tuple(exits), tuple(aborts), tuple(usages)
 
 

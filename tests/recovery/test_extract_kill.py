@@ -236,14 +236,7 @@ def test_truncated_file_is_re_extracted(
     data = committed.data_path("items")
     with open(data, "r+b") as handle:
         handle.truncate(data.stat().st_size // 2)
-    rerun = committed.extract()
-    assert rerun.returncode == 0, rerun.stderr
-    assert actions(rerun) == {
-        "src.orders": "skipped",
-        "src.items": "extracted",
-        "src.events": "skipped",
-    }
-    _assert_recovered(committed, sqlite_source[1], set())
+    _assert_only_items_re_extracted(committed, sqlite_source[1])
 
 
 def test_truncated_file_with_matching_size_sidecar_is_re_extracted(
@@ -304,6 +297,18 @@ def test_deleted_file_is_re_extracted(
     _assert_recovered(committed, sqlite_source[1], set())
 
 
+def _assert_only_items_re_extracted(committed: Project, clean: dict[str, str]) -> None:
+    """A rerun re-extracts the damaged `items` table, skips the others, and recovers."""
+    rerun = committed.extract()
+    assert rerun.returncode == 0, rerun.stderr
+    assert actions(rerun) == {
+        "src.orders": "skipped",
+        "src.items": "extracted",
+        "src.events": "skipped",
+    }
+    _assert_recovered(committed, clean, set())
+
+
 def _write_sidecar(project: Project, table: str, meta: dict[str, Any]) -> None:
     project.sidecar_path(table).write_text(json.dumps(meta), encoding="utf-8")
 
@@ -338,14 +343,7 @@ def test_bad_sidecar_is_re_extracted(
             meta["window_start"] = "2025-01-22T00:00:00+00:00"
             meta["window_end"] = "2025-01-23T00:00:00+00:00"
         _write_sidecar(committed, "items", meta)
-    rerun = committed.extract()
-    assert rerun.returncode == 0, rerun.stderr
-    assert actions(rerun) == {
-        "src.orders": "skipped",
-        "src.items": "extracted",
-        "src.events": "skipped",
-    }
-    _assert_recovered(committed, sqlite_source[1], set())
+    _assert_only_items_re_extracted(committed, sqlite_source[1])
 
 
 def test_force_reprocess_only_named_tables(

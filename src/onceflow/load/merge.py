@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from onceflow.errors import LoadError
+from onceflow.load.delta import snapshot_dataset
 from onceflow.load.scd2 import (
     AUDIT_COLUMNS,
     OPEN_LATEST,
@@ -102,7 +103,9 @@ def apply_merge(
             )
         validity = data.column(cfg.validity_column)
     dt = open_table(table_uri, storage_options) if table is OPEN_LATEST else table
-    target = table_schema(dt) if dt is not None else None
+    # one dataset for the schema and the read: building it lists the snapshot's files
+    snapshot = snapshot_dataset(dt) if dt is not None else None
+    target = table_schema(snapshot) if snapshot is not None else None
     if target is not None:
         missing = [k for k in keys if k not in target.names]
         if missing:
@@ -166,9 +169,9 @@ def apply_merge(
             assert created is not None
             return int(created.version())
 
-        assert target is not None
+        assert target is not None and snapshot is not None
         in_target = [c for c in compared if c in target.names]
-        snap = read_snapshot(dt, [*keys, *in_target])
+        snap = read_snapshot(snapshot, [*keys, *in_target])
         m = snap.num_rows
         cur_arrays = [snap.column(k).cast(data.schema.field(k).type) for k in keys]
         for c in compared:
