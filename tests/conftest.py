@@ -6,28 +6,12 @@ where a missing server is a failure.
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-PG_BASE = os.environ.get("ONCEFLOW_TEST_PG", "postgresql://root@127.0.0.1:5432/test")
-MYSQL_BASE = os.environ.get("ONCEFLOW_TEST_MYSQL", "mysql://root@127.0.0.1:3306/test")
-IN_CI = os.environ.get("CI", "").lower() == "true"
-
-
-def _unavailable(what: str, error: Exception) -> None:
-    message = f"{what} is not reachable ({type(error).__name__}: {str(error).strip()[:120]})"
-    if IN_CI:
-        pytest.fail(f"{message}; CI requires it")
-    pytest.skip(message)
-
-
-def unique(prefix: str) -> str:
-    """A unique lower-case identifier for a test's schema or database."""
-    return f"{prefix}_{uuid.uuid4().hex[:10]}"
+from tests.helpers.servers import PG_BASE, pg_state_url, unavailable, unique
 
 
 @pytest.fixture
@@ -38,7 +22,7 @@ def pg_admin() -> Iterator[object]:
 
         conn = psycopg.connect(PG_BASE, autocommit=True, connect_timeout=5)
     except Exception as error:  # pragma: no cover - depends on the machine
-        _unavailable("PostgreSQL at 127.0.0.1:5432", error)
+        unavailable("PostgreSQL at 127.0.0.1:5432", error)
     yield conn
     conn.close()
 
@@ -58,11 +42,6 @@ def pg_url() -> str:
     return PG_BASE
 
 
-def pg_state_url(schema: str) -> str:
-    """A PostgreSQL state-store URL whose tables live in `schema`."""
-    return f"{PG_BASE}?options=-csearch_path%3D{schema}"
-
-
 @pytest.fixture
 def mysql_admin() -> Iterator[object]:
     """A pymysql connection (autocommit) to the MariaDB server."""
@@ -78,7 +57,7 @@ def mysql_admin() -> Iterator[object]:
             connect_timeout=5,
         )
     except Exception as error:  # pragma: no cover - depends on the machine
-        _unavailable("MariaDB at 127.0.0.1:3306", error)
+        unavailable("MariaDB at 127.0.0.1:3306", error)
     yield conn
     conn.close()
 
@@ -117,3 +96,9 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[object]:
 def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A SQLite state URL in the test's temp folder."""
     return f"sqlite:///{tmp_path / 'state.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Each backend's name, for tests that build their own store URL (fresh_store_url)."""
+    return str(request.param)

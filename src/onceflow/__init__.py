@@ -1,3 +1,72 @@
-"""onceflow: batch data pipelines that are safe to rerun and recover from any crash."""
+"""onceflow: batch data pipelines that are safe to rerun and recover from any crash.
 
-__version__ = "0.1.0"
+The public face. `Pipeline` has one method per CLI command; `load_config` reads an
+onceflow.yml; `open_store` opens a state store; the errors are the one hierarchy every
+command raises. Names are imported on first use, so `import onceflow` (and the CLI)
+starts without loading Arrow, Delta Lake or any database driver.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from onceflow.version import __version__
+
+if TYPE_CHECKING:
+    from onceflow.config import Config, load_config
+    from onceflow.errors import (
+        ConfigError,
+        ExtractError,
+        LoadError,
+        LockError,
+        OnceflowError,
+        SourceError,
+        StateError,
+    )
+    from onceflow.pipeline import Pipeline, RunSummary
+    from onceflow.state import open_store
+
+_WHERE = {
+    "Config": "onceflow.config",
+    "ConfigError": "onceflow.errors",
+    "ExtractError": "onceflow.errors",
+    "LoadError": "onceflow.errors",
+    "LockError": "onceflow.errors",
+    "OnceflowError": "onceflow.errors",
+    "Pipeline": "onceflow.pipeline",
+    "RunSummary": "onceflow.pipeline",
+    "SourceError": "onceflow.errors",
+    "StateError": "onceflow.errors",
+    "load_config": "onceflow.config",
+    "open_store": "onceflow.state",
+}
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "ExtractError",
+    "LoadError",
+    "LockError",
+    "OnceflowError",
+    "Pipeline",
+    "RunSummary",
+    "SourceError",
+    "StateError",
+    "__version__",
+    "load_config",
+    "open_store",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'onceflow' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

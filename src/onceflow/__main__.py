@@ -1,5 +1,7 @@
 """`python -m onceflow` runs the CLI."""
 
+import sys
+
 from onceflow.cli import main
 
-main()
+sys.exit(main())

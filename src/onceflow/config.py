@@ -148,6 +148,11 @@ class Config(_Model):
         """`lock_ttl_minutes` in seconds, as the state store's leases take it."""
         return self.lock_ttl_minutes * 60
 
+    @property
+    def pipeline_lock_name(self) -> str:
+        """The lock a run or an extraction of this pipeline holds."""
+        return f"pipeline:{self.pipeline}"
+
     @field_validator("pipeline")
     @classmethod
     def _pipeline_name(cls, value: str) -> str:
@@ -199,6 +204,13 @@ class Config(_Model):
         if self.state.startswith(prefix) and not self.state.startswith(prefix + "/"):
             return prefix + self.resolve(self.state[len(prefix) :])
         return self.state
+
+    def source_url(self, name: str) -> str:
+        """A source's URL, with a relative SQLite path resolved against the config's folder."""
+        url = self.sources[name].url
+        if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+            return "sqlite:///" + self.resolve(url[len("sqlite:///") :])
+        return url
 
     def table(self, key: str) -> TableConfig:
         """The table with this key (or unique name); ConfigError if there is none."""
@@ -298,4 +310,43 @@ def load_config(path: str | Path | None = None) -> Config:
         raise ConfigError(f"{config_path}: not valid YAML{where}") from None
     return config_from_dict(
         data, base_dir=str(config_path.resolve().parent), origin=str(config_path)
+    )
+
+
+def single_table_config(
+    url: str,
+    source_name: str,
+    table_name: str,
+    *,
+    cursor: str | None = None,
+    lake: str | None = None,
+    state: str | None = None,
+    timezone: str | None = None,
+    base_dir: str | None = None,
+) -> Config:
+    """The config of a one-table extraction without a config file (`extract --url ...`):
+    a full extract, or a 24-hour window on `cursor`; paths relative to `base_dir` (cwd)."""
+    extract = {"mode": "incremental", "cursor": cursor} if cursor else {"mode": "full"}
+    return config_from_dict(
+        {
+            "pipeline": "extract",
+            "state": state or "sqlite:///.onceflow/state.db",
+            "lake": lake or "./lake",
+            "timezone": timezone or "UTC",
+            "sources": {source_name: {"url": url}},
+            "tables": [{"source": source_name, "table": table_name, "extract": extract}],
+        },
+        base_dir=base_dir or str(Path.cwd()),
+        origin="command line",
+    )
+
+
+def standalone_config(
+    *, state: str | None = None, warehouse: str | None = None, base_dir: str | None = None
+) -> Config:
+    """The config of a standalone load without a config file (`load --path ...`)."""
+    return config_from_dict(
+        {"state": state or "sqlite:///.onceflow/state.db", "warehouse": warehouse or "./warehouse"},
+        base_dir=base_dir or str(Path.cwd()),
+        origin="command line",
     )

@@ -1,158 +1,84 @@
-"""A run of the pipeline: extract (then load and validate) every table, in parallel."""
+"""A pipeline run, and `Pipeline`, the one object with a method per command.
+
+`run` = extract -> load (-> validate) for one run date, under the pipeline lock: each
+step is called through its public entry point with the run's lease, so the steps never
+import each other and no step runs without the lock.
+"""
 
 from __future__ import annotations
 
-import logging
+import functools
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
-from onceflow.config import Config, TableConfig
-from onceflow.errors import ConfigError
-from onceflow.extract.extractor import (
-    ExtractionResult,
-    TableJob,
-    check_committed,
-    extract_table,
-    skipped_result,
+from onceflow.config import Config, load_config, single_table_config, standalone_config
+from onceflow.consistency import (
+    config_lock_names,
+    fix_inconsistencies,
+    force_unlock,
+    list_locks,
+    validate_consistency,
 )
-from onceflow.state import RunRecord, StateStore, open_store
-from onceflow.windows import Window, check_run_id, make_run_id, parse_run_date, window_for
-
-if TYPE_CHECKING:
-    from onceflow.state.locks import Lease
-
-log = logging.getLogger("onceflow.pipeline")
+from onceflow.extract import (
+    ExtractionResult,
+    ExtractSummary,
+    create_extraction_report,
+    extract,
+    force_reprocess_table,
+    get_extraction_summary,
+    reset_failed_extractions,
+    validate_window_consistency,
+)
+from onceflow.load import LoadSummary, load, optimize
+from onceflow.state import Lease, RunRecord, Store, force_release, open_store
+from onceflow.status import reset_state, status_report
 
 Progress = Callable[[ExtractionResult], None]
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 @dataclass
 class RunSummary:
-    """The outcome of one command: the run and each table's result."""
+    """The outcome of a run: the run, each table's extraction, and the load."""
 
     run: RunRecord
     results: list[ExtractionResult] = field(default_factory=list)
-    load: Any = None  # the LoadSummary of `run` (onceflow.pipeline_load)
+    load: LoadSummary | None = None
 
     @property
     def ok(self) -> bool:
-        """True when every selected table is committed (and loaded, for `run`)."""
-        loaded = self.load is None or bool(self.load.ok)
+        """True when every selected table is committed and loaded."""
+        loaded = self.load is None or self.load.ok
         return loaded and all(r.action != "failed" for r in self.results)
 
     def counts(self) -> dict[str, int]:
         """How many tables were extracted, skipped and failed."""
-        out = {"extracted": 0, "skipped": 0, "failed": 0}
-        for r in self.results:
-            out[r.action] = out.get(r.action, 0) + 1
-        return out
+        return ExtractSummary(self.run, self.results).counts()
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form for `--json` and reports."""
         return {
-            "run_id": self.run.run_id,
-            "status": self.run.status,
-            "window_start": self.run.window_start,
-            "window_end": self.run.window_end,
-            "restart_count": self.run.restart_count,
-            "counts": self.counts(),
-            "tables": [vars(r) for r in self.results],
+            **ExtractSummary(self.run, self.results).as_dict(),
             "load": None if self.load is None else self.load.as_dict(),
         }
 
 
-@dataclass(frozen=True)
-class RunContext:
-    """The (pipeline, run date) a command acts on."""
-
-    run_id: str
-    run_date: date
-    window: Window
-
-
-def pipeline_lock_name(config: Config) -> str:
-    """The lock a run or an extraction of this pipeline holds."""
-    return f"pipeline:{config.pipeline}"
-
-
-def pipeline_lock(
-    config: Config, *, timeout: float = 0.0, store: StateStore | None = None
-) -> Lease:
+def pipeline_lock(config: Config, *, timeout: float = 0.0, store: Store | None = None) -> Lease:
     """The pipeline lock as a context manager (`with pipeline_lock(config):`), for work of
     your own that must not overlap a run; it waits up to `timeout` s, then raises LockError."""
-    from onceflow.state.locks import Lease
-
     return Lease(
         store or open_store(config.state_url),
-        pipeline_lock_name(config),
+        config.pipeline_lock_name,
         ttl=config.lock_ttl_seconds,
         timeout=timeout,
     )
 
 
-def run_context(
-    config: Config, run_date: str | date | None = None, run_id: str | None = None
-) -> RunContext:
-    """Resolve the run date (default yesterday), its window and its deterministic run id."""
-    day = parse_run_date(run_date, config.zone)
-    rid = check_run_id(run_id) if run_id else make_run_id(config.pipeline, day)
-    return RunContext(rid, day, window_for(day, config.zone))
-
-
-def select_tables(config: Config, keys: Sequence[str] | None) -> list[TableConfig]:
-    """The tables named by --tables (keys or unique names), or all of them."""
-    if not config.tables:
-        raise ConfigError("tables: the config lists no tables; add at least one under `tables:`")
-    if not keys:
-        return list(config.tables)
-    return [config.table(k) for k in keys]
-
-
-def extraction_entry(table: TableConfig, ctx: RunContext) -> dict[str, Any]:
-    """The state row that registers a table in a run before its first attempt."""
-    start, end = ctx.window.iso()
-    return {
-        "table_key": table.key,
-        "source": table.source,
-        "table_name": table.display_name,
-        "mode": table.extract.mode,
-        "window_start": start,
-        "window_end": end,
-    }
-
-
-def source_url(config: Config, table: TableConfig) -> str:
-    """The table's source URL, with a relative SQLite path resolved against the config."""
-    url = config.sources[table.source].url
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
-        return "sqlite:///" + config.resolve(url[len("sqlite:///") :])
-    return url
-
-
-def make_job(
-    config: Config, ctx: RunContext, table: TableConfig, *, force: bool = False, deep: bool = False
-) -> TableJob:
-    """The extraction job of one table in a run."""
-    return TableJob(
-        table=table,
-        source=config.sources[table.source],
-        source_url=source_url(config, table),
-        run_id=ctx.run_id,
-        run_date=ctx.run_date,
-        window=ctx.window,
-        lake=config.resolve(config.lake),
-        zone=config.zone,
-        compression=config.compression,
-        retry=config.retry,
-        deep_verify=deep,
-        force=force,
-    )
-
-
-def extract(
+def run(
     config: Config,
     run_date: str | date | None = None,
     *,
@@ -161,131 +87,10 @@ def extract(
     workers: int | None = None,
     verify: str = "fast",
     run_id: str | None = None,
-    store: StateStore | None = None,
-    progress: Progress | None = None,
-    lock_timeout: float | None = None,
-    force_unlock: bool = False,
-) -> RunSummary:
-    """Extract the selected tables for one run; committed tables are skipped.
-
-    With `lock_timeout` (the CLI always gives one) the pipeline lock is held throughout,
-    waiting up to that many seconds for it, so two extractions of a run never race;
-    `force_unlock` first releases it whoever holds it.
-    """
-    if lock_timeout is not None or force_unlock:
-        from onceflow.pipeline_load import force_unlock as release
-        from onceflow.state.locks import Lease
-
-        store = store or open_store(config.state_url)
-        if force_unlock:
-            release(config, yes=True, name=pipeline_lock_name(config), store=store)
-        lease = Lease(
-            store,
-            pipeline_lock_name(config),
-            ttl=config.lock_ttl_seconds,
-            timeout=lock_timeout or 0.0,
-        )
-        with lease:
-            return extract(
-                config,
-                run_date,
-                tables=tables,
-                force_reprocess=force_reprocess,
-                workers=workers,
-                verify=verify,
-                run_id=run_id,
-                store=store,
-                progress=progress,
-            )
-    if verify not in ("fast", "deep"):
-        raise ConfigError(f"--verify: expected 'fast' or 'deep', got {verify!r}")
-    ctx = run_context(config, run_date, run_id)
-    selected = select_tables(config, tables)
-    store = store or open_store(config.state_url)
-    store.begin_run(ctx.run_id, config.pipeline, ctx.run_date.isoformat(), ctx.window.iso())
-    store.ensure_extractions(ctx.run_id, [extraction_entry(t, ctx) for t in selected])
-    known = store.extractions(ctx.run_id)
-    jobs = [
-        make_job(
-            config,
-            ctx,
-            t,
-            deep=verify == "deep",
-            force=force_reprocess or known[t.key].force_reprocess,
-        )
-        for t in selected
-    ]
-
-    results: list[ExtractionResult] = []
-    todo: list[TableJob] = []
-    for job in jobs:
-        verdict = check_committed(job)
-        if verdict.complete and not job.force:
-            results.append(skipped_result(job, verdict))
-        else:
-            todo.append(job)
-    if results:
-        store.mark_completed(ctx.run_id, [r.as_state() for r in results])
-        for r in results:
-            log.info(
-                "%s: skipped (already extracted)",
-                r.table_key,
-                extra={"table": r.table_key, "action": "skipped"},
-            )
-            if progress:
-                progress(r)
-
-    def work(job: TableJob) -> ExtractionResult:
-        store.mark_running(ctx.run_id, job.key, job.window_iso)
-        result = extract_table(
-            job,
-            # Retries of a transient error count as attempts in the state, like the first.
-            on_attempt=lambda n: (
-                store.mark_running(ctx.run_id, job.key, job.window_iso) if n > 1 else None
-            ),
-        )
-        if result.action == "failed":
-            store.mark_failed(ctx.run_id, job.key, result.error or "unknown error")
-            log.error(
-                "%s: failed: %s",
-                job.key,
-                result.error,
-                extra={"table": job.key, "action": "failed"},
-            )
-        else:
-            store.mark_completed(ctx.run_id, [result.as_state()])
-            log.info(
-                "%s: %s %s rows in %.2fs -> %s",
-                job.key,
-                result.action,
-                result.record_count,
-                result.duration_seconds or 0.0,
-                result.file_path,
-                extra={"table": job.key, "action": result.action, "rows": result.record_count},
-            )
-        return result
-
-    pool_size = max(1, min(workers or config.workers, len(todo) or 1))
-    if todo:
-        with ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="extract") as pool:
-            futures = [pool.submit(work, job) for job in todo]
-            for future in as_completed(futures):
-                result = future.result()
-                results.append(result)
-                if progress:
-                    progress(result)
-    order = {t.key: i for i, t in enumerate(selected)}
-    results.sort(key=lambda r: order[r.table_key])
-    return RunSummary(run=store.finish_run(ctx.run_id), results=results)
-
-
-def run(
-    config: Config,
-    run_date: str | date | None = None,
-    *,
     lock_timeout: float = 0.0,
     force_unlock: bool = False,
-    **options: Any,
+    store: Store | None = None,
+    progress: Progress | None = None,
 ) -> RunSummary:
     """Run the whole pipeline for a run date: extract, then load, under the pipeline lock.
 
@@ -294,27 +99,127 @@ def run(
     locks (its own and its tables') whoever holds them. A run whose load fails is marked
     failed, though every extraction completed.
     """
-    from onceflow.pipeline_load import config_lock_names, load
-    from onceflow.pipeline_load import force_unlock as release
-    from onceflow.state.locks import Lease
-
-    store = options.pop("store", None) or open_store(config.state_url)
+    store = store or open_store(config.state_url)
     if force_unlock:
         # only this pipeline's own locks: a shared state store holds other pipelines' too
         for name in config_lock_names(config):
-            release(config, yes=True, name=name, store=store)
-    lease = Lease(
-        store, pipeline_lock_name(config), ttl=config.lock_ttl_seconds, timeout=lock_timeout
-    )
-    with lease:
-        summary = extract(config, run_date, store=store, **options)
+            force_release(store, name)
+    with pipeline_lock(config, timeout=lock_timeout, store=store) as lease:
+        extracted = extract(
+            config,
+            run_date,
+            tables=tables,
+            force_reprocess=force_reprocess,
+            workers=workers,
+            verify=verify,
+            run_id=run_id,
+            store=store,
+            progress=progress,
+            lease=lease,
+        )
+        summary = RunSummary(extracted.run, extracted.results)
         summary.load = load(
             config,
             summary.run.run_date,
-            tables=options.get("tables"),
+            tables=tables,
             lock_timeout=lock_timeout,
             store=store,
         )
         if not summary.load.ok:
-            summary.run = store.mark_run_failed(summary.run.run_id)
+            summary.run = store.runs.fail(summary.run.run_id) or summary.run
     return summary
+
+
+class _Command(Generic[P, R]):
+    """A step's function as a Pipeline method: the config is the pipeline's, and the
+    state store defaults to the pipeline's open one. Signature and docs are the function's.
+    """
+
+    def __init__(self, function: Callable[Concatenate[Config, P], R]) -> None:
+        self.function = function
+        self.__doc__ = function.__doc__
+
+    def __get__(self, pipeline: Pipeline | None, owner: type[Pipeline]) -> Callable[P, R]:
+        if pipeline is None:
+            raise AttributeError("a Pipeline command is called on a Pipeline object")
+        function = self.function
+
+        @functools.wraps(function)
+        def bound(*args: P.args, **kwargs: P.kwargs) -> R:
+            kwargs.setdefault("store", pipeline.store)
+            return function(pipeline.config, *args, **kwargs)
+
+        return bound
+
+
+class Pipeline:
+    """One pipeline's commands as methods: what the `onceflow` CLI calls, one to one.
+
+    Holds the config and one open state store, so a program that calls several commands
+    opens the store once. Each method is the step's own function with the config and
+    store filled in (`Pipeline(c).load(...)` is `onceflow.load.load(c, ...)`).
+    """
+
+    def __init__(self, config: Config, store: Store | None = None) -> None:
+        self.config = config
+        self._store = store
+
+    @classmethod
+    def from_file(cls, path: str | Path | None = None) -> Pipeline:
+        """The pipeline of an onceflow.yml (default ./onceflow.yml)."""
+        return cls(load_config(path))
+
+    @classmethod
+    def for_table(
+        cls,
+        url: str,
+        source_name: str,
+        table_name: str,
+        *,
+        cursor: str | None = None,
+        lake: str | None = None,
+        state: str | None = None,
+        timezone: str | None = None,
+    ) -> Pipeline:
+        """A one-table pipeline without a config file (`onceflow extract --url ...`):
+        a full extract, or a 24-hour window on `cursor`."""
+        return cls(
+            single_table_config(
+                url,
+                source_name,
+                table_name,
+                cursor=cursor,
+                lake=lake,
+                state=state,
+                timezone=timezone,
+            )
+        )
+
+    @classmethod
+    def standalone(cls, *, state: str | None = None, warehouse: str | None = None) -> Pipeline:
+        """A pipeline with no tables, for `onceflow load --path` without a config file."""
+        return cls(standalone_config(state=state, warehouse=warehouse))
+
+    @property
+    def store(self) -> Store:
+        """The state store (opened and migrated on first use)."""
+        if self._store is None:
+            self._store = open_store(self.config.state_url)
+        return self._store
+
+    run = _Command(run)
+    extract = _Command(extract)
+    load = _Command(load)
+    status = _Command(status_report)
+    extraction_summary = _Command(get_extraction_summary)
+    extraction_report = _Command(create_extraction_report)
+    validate_windows = _Command(validate_window_consistency)
+    reset_state = _Command(reset_state)
+    reset_failed_extractions = _Command(reset_failed_extractions)
+    force_reprocess_table = _Command(force_reprocess_table)
+    validate_consistency = _Command(validate_consistency)
+    fix_inconsistencies = _Command(fix_inconsistencies)
+    locks = _Command(list_locks)
+    force_unlock = _Command(force_unlock)
+    optimize = _Command(optimize)
+    lock = _Command(pipeline_lock)

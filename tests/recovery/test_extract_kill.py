@@ -25,18 +25,17 @@ from typing import Any
 
 import pytest
 
-from .helpers import (
+from tests.helpers.cli import run_cli, spawn
+from tests.helpers.recovery import (
     RUN_DATE,
     Project,
     actions,
     assert_sidecars_match,
     assert_state_complete,
     make_sqlite_source,
-    onceflow,
     parquet_checksums,
     results_by_table,
     sha256,
-    spawn,
     temp_files,
     write_project,
 )
@@ -382,8 +381,8 @@ def test_restart_count_increments_per_rerun(committed: Project) -> None:
 
 
 def test_failed_table_is_retried_and_completed_ones_skipped(tmp_path: Path) -> None:
-    from onceflow.admin import reset_failed_extractions
     from onceflow.config import load_config
+    from onceflow.extract import reset_failed_extractions
 
     source_db = tmp_path / "late.db"
     make_sqlite_source(source_db, {"orders": 2_000})
@@ -451,7 +450,7 @@ def test_changed_table_config_for_the_same_run_is_reextracted(tmp_path: Path) ->
     import sqlite3
 
     from onceflow.config import config_from_dict
-    from onceflow.pipeline import extract
+    from onceflow.extract import extract
 
     db = tmp_path / "src.db"
     with sqlite3.connect(db) as conn:
@@ -491,18 +490,18 @@ def test_killed_extract_is_reported_repaired_and_its_lock_taken_over(
     _crash(project, "during_write", "src.items")
     assert _statuses(project)["src.items"] == "running"
 
-    check = onceflow("validate-consistency", "--json", "--safe-age", "0", cwd=project.folder)
+    check = run_cli("validate-consistency", "--json", "--safe-age", "0", cwd=project.folder)
     assert check.returncode == 1
     kinds = {(i["kind"], i["subject"]) for i in json.loads(check.stdout)["issues"]}
     assert ("interrupted_extraction", "recovery_20250123:src.items") in kinds
     assert ("stale_lock", "pipeline:recovery") in kinds
 
-    fixed = onceflow("fix-inconsistencies", "--safe-age", "0", cwd=project.folder)
+    fixed = run_cli("fix-inconsistencies", "--safe-age", "0", cwd=project.folder)
     assert "interrupted extraction marked failed" in fixed.stdout, fixed.stdout
     assert _statuses(project)["src.items"] == "failed"
 
     rerun = project.extract()
     assert rerun.returncode == 0, rerun.stderr
     _assert_recovered(project, clean, set())
-    again = onceflow("validate-consistency", cwd=project.folder)
+    again = run_cli("validate-consistency", cwd=project.folder)
     assert again.returncode == 0, again.stdout

@@ -40,12 +40,12 @@ import pyarrow as pa
 import pytest
 import yaml
 
+from onceflow import warehouse
 from onceflow.config import Config, load_config
-from onceflow.load import delta
-from onceflow.pipeline_load import load
-from onceflow.recovery import fix_inconsistencies, validate_consistency
-from tests.integration.load_helpers import (
-    ONCEFLOW,
+from onceflow.consistency import fix_inconsistencies, validate_consistency
+from onceflow.load import load
+from tests.helpers.cli import ONCEFLOW, cli_env
+from tests.helpers.lake import (
     config_dict,
     content_checksum,
     file_commits,
@@ -53,9 +53,8 @@ from tests.integration.load_helpers import (
     read_table,
     write_extracted,
 )
-from tests.recovery.helpers import (
+from tests.helpers.recovery import (
     assert_scd2_invariants,
-    cli_env,
     delta_commit_count,
     lock_holder_pid,
 )
@@ -219,7 +218,7 @@ def _clean_run(folder: Path, config: Path, exclude: tuple[str, ...]) -> tuple[Cl
     assert delta_commit_count(uri) == FILES
     first, last = seen.get(1, locked), seen.get(FILES, ended)
     timing = Timing(first - locked, (last - first) / (FILES - 1), ended - last)
-    ids = delta.read_table(uri, columns=["id"]).column("id").to_pylist()
+    ids = warehouse.read_table(uri, columns=["id"]).column("id").to_pylist()
     return Clean(file_commits(uri), content_checksum(uri, exclude), Counter(ids)), timing
 
 
@@ -304,10 +303,10 @@ def _check_recovered(
         assert fix_inconsistencies(_cfg(config), safe_age_seconds=0)["consistent"]
         assert content_checksum(uri, scenario.exclude) == checksum
         assert validate_consistency(_cfg(config), safe_age_seconds=0)["consistent"]
-    version = delta.open_table(uri).version()
+    version = warehouse.open_table(uri).version()
     again = load(_cfg(config))
     assert again.ok and again.counts()["loaded"] == again.counts()["unchanged"] == 0
-    assert delta.open_table(uri).version() == version, f"trial {trial}: a rerun committed"
+    assert warehouse.open_table(uri).version() == version, f"trial {trial}: a rerun committed"
 
 
 def _run_trials(tmp_path: Path, scenario: Scenario) -> None:

@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 
-from onceflow.extract.errors import classify
+from onceflow.extract.classify import classify
 
 REFUSED_PG = "postgresql://root@127.0.0.1:1/test"
 

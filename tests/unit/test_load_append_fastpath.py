@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
 from onceflow.load.append import apply_append, file_stats, with_audit_columns
-from onceflow.load.delta import local_root, read_table, snapshot_dataset
+from onceflow.warehouse import local_root, read_table, snapshot_dataset
 
 LOAD_TIME = datetime(2025, 1, 23, 12, tzinfo=UTC)
 

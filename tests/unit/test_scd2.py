@@ -13,8 +13,8 @@ from deltalake import CommitProperties, DeltaTable
 
 from onceflow.config import LoadConfig
 from onceflow.errors import LoadError
-from onceflow.load.delta import read_table
 from onceflow.load.scd2 import apply_scd2
+from onceflow.warehouse import read_table
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 

@@ -3,14 +3,14 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from onceflow.extract.paths import (
+from onceflow.extract.sql import ReadSpec, build_select, to_positional
+from onceflow.lake.paths import (
     is_unity_catalog_volume,
     normalize_lake_path,
     output_path,
     safe_component,
     sidecar_path,
 )
-from onceflow.extract.sql import ReadSpec, build_select, to_positional
 from onceflow.windows import window_for
 
 WINDOW = window_for(date(2025, 1, 23))

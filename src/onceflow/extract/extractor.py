@@ -16,17 +16,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from onceflow import __version__
 from onceflow.config import RetryConfig, SourceConfig, TableConfig
 from onceflow.errors import ExtractError, OnceflowError, SourceError
-from onceflow.extract.atomic import CHECKSUM_ALGORITHM, commit, new_temp
-from onceflow.extract.paths import output_path
 from onceflow.extract.prefetch import prefetch
 from onceflow.extract.readers import make_reader
-from onceflow.extract.sidecar import Verdict, remove_sidecar, verify, write_sidecar
 from onceflow.extract.sql import ReadSpec
 from onceflow.faults import crashpoint
+from onceflow.lake.atomic import CHECKSUM_ALGORITHM, commit, new_temp
+from onceflow.lake.paths import output_path
+from onceflow.lake.sidecar import Verdict, remove_sidecar, verify, write_sidecar
 from onceflow.redact import redact
+from onceflow.state import ExtractionOutcome
+from onceflow.version import __version__
 from onceflow.windows import Window
 
 log = logging.getLogger("onceflow.extract")
@@ -89,21 +90,21 @@ class ExtractionResult:
     reason: str | None = None
     attempts: int = 0
 
-    def as_state(self) -> dict[str, Any]:
-        """The fields the state store records."""
-        return {
-            "table_key": self.table_key,
-            "action": self.action,
-            "record_count": self.record_count,
-            "file_path": self.file_path,
-            "file_size": self.file_size,
-            "checksum": self.checksum,
-            "window_start": self.window_start,
-            "window_end": self.window_end,
-            "started_at": self.started_at,
-            "ended_at": self.ended_at,
-            "duration_seconds": self.duration_seconds,
-        }
+    def as_state(self) -> ExtractionOutcome:
+        """What the state store records of a finished table."""
+        return ExtractionOutcome(
+            table_key=self.table_key,
+            action=self.action,
+            record_count=self.record_count,
+            file_path=self.file_path,
+            file_size=self.file_size,
+            checksum=self.checksum,
+            window_start=self.window_start,
+            window_end=self.window_end,
+            started_at=self.started_at,
+            ended_at=self.ended_at,
+            duration_seconds=self.duration_seconds,
+        )
 
 
 def check_committed(job: TableJob) -> Verdict:

@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from onceflow.config import SourceConfig
 from onceflow.errors import SourceError
-from onceflow.extract.errors import classify
+from onceflow.extract.classify import classify
 from onceflow.extract.sql import (
     SETTING_PREFIX,
     ReadSpec,

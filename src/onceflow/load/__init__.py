@@ -1,1 +1,27 @@
 """Load: Parquet files -> Delta tables (append, overwrite, merge, scd2), one commit per file."""
+
+from onceflow.load.api import (
+    LoadSummary,
+    config_targets,
+    load,
+    load_status,
+    load_target,
+    optimize,
+    reset_load_state,
+    target_name,
+)
+from onceflow.load.loader import LoadTarget, TableLoadResult, reconcile
+
+__all__ = [
+    "LoadSummary",
+    "LoadTarget",
+    "TableLoadResult",
+    "config_targets",
+    "load",
+    "load_status",
+    "load_target",
+    "optimize",
+    "reconcile",
+    "reset_load_state",
+    "target_name",
+]

@@ -21,49 +21,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from onceflow.load.delta import local_root
+from onceflow.warehouse import audited_schema, local_root, with_audit_columns
 
 # Strings longer than this get no min/max statistics: a truncated max would be wrong.
 _MAX_STAT_STRING = 64
-
-
-AUDIT_FIELDS = (
-    pa.field("_source_file", pa.string()),
-    pa.field("_load_timestamp", pa.timestamp("us", tz="UTC")),
-    pa.field("_batch_id", pa.string()),
-)
-
-
-def with_audit_columns(
-    batch: pa.Table,
-    *,
-    source_file: str,
-    load_time: datetime,
-    batch_id: str,
-    dictionary: bool = False,
-) -> pa.Table:
-    """The batch plus `_source_file`, `_load_timestamp` (UTC, us) and `_batch_id`.
-
-    With ``dictionary`` each constant is a one-entry dictionary column: Parquet's
-    dictionary encoding then costs nothing, where a million repeated values would each be
-    copied and hashed (the Parquet file is the same; only the Arrow layout differs).
-    """
-    n = batch.num_rows
-    batch = batch.drop_columns([f.name for f in AUDIT_FIELDS if f.name in batch.column_names])
-    zeros = pa.repeat(pa.scalar(0, pa.int32()), n) if dictionary else None
-    for field, value in zip(AUDIT_FIELDS, (source_file, load_time, batch_id), strict=True):
-        if zeros is not None:
-            column = pa.DictionaryArray.from_arrays(zeros, pa.array([value], field.type))
-            batch = batch.append_column(field.name, column)
-        else:
-            batch = batch.append_column(field, pa.repeat(pa.scalar(value, field.type), n))
-    return batch
-
-
-def _audited_schema(schema: pa.Schema) -> pa.Schema:
-    """The schema `with_audit_columns` gives a batch of this schema (plain types)."""
-    names = {f.name for f in AUDIT_FIELDS}
-    return pa.schema([f for f in schema if f.name not in names] + list(AUDIT_FIELDS))
 
 
 def write(table: Any, batch: pa.Table, *, mode: str, commit_properties: Any) -> None:
@@ -203,7 +164,7 @@ def apply_append(
 ) -> None:
     """Append one file's rows (with audit columns) as one commit."""
     local = not isinstance(table, str) and local_root(str(table.table_uri)) is not None
-    fast = local and batch.num_rows > 0 and _same_schema(table, _audited_schema(batch.schema))
+    fast = local and batch.num_rows > 0 and _same_schema(table, audited_schema(batch.schema))
     rows = with_audit_columns(
         batch, source_file=source_file, load_time=load_time, batch_id=batch_id, dictionary=fast
     )

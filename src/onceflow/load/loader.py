@@ -16,7 +16,7 @@ Protocol for one table (the caller holds the table's lease lock):
    It is retried on the next load, up to `max_file_retries` times.
 
 merge and scd2 may find nothing to change (apply_* returns None): the file is then one
-empty commit carrying only its markers (delta.commit_markers), so the log names every
+empty commit carrying only its markers (markers.commit_markers), so the log names every
 loaded file and a rebuilt tracker never reloads it after newer files. Trackers written
 before that hold such files as completed with delta_version NULL; reconciliation still
 accepts "completed, no commit" for those strategies.
@@ -39,10 +39,23 @@ import pyarrow.parquet as pq
 from onceflow.config import LoadConfig
 from onceflow.errors import LoadError, LockError, OnceflowError
 from onceflow.faults import crashpoint
-from onceflow.load import delta
-from onceflow.load.discovery import SourceFile
+from onceflow.lake import SourceFile
+from onceflow.load import markers
+from onceflow.load.append import apply_append
+from onceflow.load.merge import apply_merge
+from onceflow.load.overwrite import apply_overwrite
+from onceflow.load.scd2 import apply_scd2
 from onceflow.redact import redact
+from onceflow.state import FileEntry, Store
 from onceflow.state.files import FILE_COMPLETED, FILE_FAILED, FileRecord
+from onceflow.warehouse import (
+    arrow_schema,
+    checkpoint_if_due,
+    conform_batch,
+    one_line,
+    open_table,
+    with_audit_columns,
+)
 
 log = logging.getLogger("onceflow.load")
 
@@ -63,7 +76,7 @@ class LoadTarget:
 
     @property
     def app_id(self) -> str:
-        return self.app or delta.app_id(self.target)
+        return self.app or markers.app_id(self.target)
 
     @property
     def lock_name(self) -> str:
@@ -116,14 +129,14 @@ class TableLoadResult:
         return data
 
 
-def reconcile(store: Any, tgt: LoadTarget, view: delta.LogView) -> list[str]:
+def reconcile(store: Store, tgt: LoadTarget, view: markers.LogView) -> list[str]:
     """Bring the tracker in line with the Delta log (the truth); returns what changed."""
     notes = []
-    tracked = {r.file_path: r for r in store.tracked_files(tgt.target)}
+    tracked = {r.file_path: r for r in store.files.find(tgt.target)}
     for path, logged in view.files.items():
         rec = tracked.get(path)
         if rec is None or rec.status != FILE_COMPLETED or rec.delta_version != logged.version:
-            store.record_committed_file(
+            store.files.record_committed(
                 tgt.target,
                 path,
                 checksum=logged.checksum,
@@ -141,12 +154,14 @@ def reconcile(store: Any, tgt: LoadTarget, view: delta.LogView) -> list[str]:
             and rec.file_path not in view.files
             and rec.delta_version >= view.oldest_version
         ):
-            store.set_file_pending(tgt.target, [rec.file_path])
+            store.files.set_pending(tgt.target, [rec.file_path])
             notes.append(
                 f"{rec.file_path}: tracker said completed but no commit has it; back to pending"
             )
-    for rec in store.release_orphaned_files(tgt.target):
-        notes.append(f"{rec.file_path}: processing by a loader that is gone; back to pending")
+    for orphan in store.files.release_orphans(tgt.target):
+        notes.append(
+            f"{orphan.record.file_path}: processing by a loader that is gone; back to pending"
+        )
     return notes
 
 
@@ -187,9 +202,6 @@ def _apply(
     the strategy found nothing to change (merge and scd2)."""
     strategy = tgt.cfg.strategy
     if strategy in ("append", "overwrite"):
-        from onceflow.load.append import apply_append
-        from onceflow.load.overwrite import apply_overwrite
-
         apply = apply_append if strategy == "append" else apply_overwrite
         # no commit retries: a commit that succeeds is exactly the snapshot's next version
         before = None if dt is None else int(dt.version())
@@ -203,43 +215,31 @@ def _apply(
         )
         if before is not None:
             return before + 1
-        return delta.find_commit(tgt.uri, batch_id)
-    from onceflow.load.append import with_audit_columns
-
+        return markers.find_commit(tgt.uri, batch_id)
     batch = with_audit_columns(batch, source_file=path, load_time=load_time, batch_id=batch_id)
-    try:
-        if strategy == "scd2":
-            from onceflow.load.scd2 import apply_scd2
-
-            return apply_scd2(
-                tgt.uri,
-                batch,
-                tgt.cfg,
-                load_time=load_time,
-                commit_properties=props,
-                table=dt,
-                create_empty=True,
-            )
-        from onceflow.load.merge import apply_merge  # type: ignore[import-not-found,unused-ignore]
-
-        version: int | None = apply_merge(
-            tgt.uri, batch, tgt.cfg, commit_properties=props, table=dt, create_empty=True
+    if strategy == "scd2":
+        return apply_scd2(
+            tgt.uri,
+            batch,
+            tgt.cfg,
+            load_time=load_time,
+            commit_properties=props,
+            table=dt,
+            create_empty=True,
         )
-        return version
-    except ImportError as error:
-        raise LoadError(f"strategy {strategy} is not available in this build ({error})") from None
+    return apply_merge(
+        tgt.uri, batch, tgt.cfg, commit_properties=props, table=dt, create_empty=True
+    )
 
 
 def _is_conflict(error: BaseException) -> bool:
-    try:
-        from deltalake.exceptions import CommitFailedError
-    except ImportError:  # pragma: no cover
-        return False
+    from deltalake.exceptions import CommitFailedError
+
     return isinstance(error, CommitFailedError)
 
 
 def _delta_error(path: str, error: Exception) -> LoadError:
-    text = redact(delta.one_line(str(error)))[:300]
+    text = redact(one_line(str(error)))[:300]
     if "cast" in text.lower() or "schema" in text.lower():
         return LoadError(f"{path}: incompatible schema ({text}); the table is unchanged")
     return LoadError(
@@ -248,7 +248,7 @@ def _delta_error(path: str, error: Exception) -> LoadError:
 
 
 def load_file(
-    store: Any,
+    store: Store,
     tgt: LoadTarget,
     rec: FileRecord,
     source: SourceFile,
@@ -258,13 +258,13 @@ def load_file(
 ) -> FileOutcome:
     """Load one claimed-or-claimable file as one commit (or skip it when it is in)."""
     seq = int(rec.sequence or 0)
-    batch_id = delta.batch_id_for(source.path, source.checksum)
+    batch_id = markers.batch_id_for(source.path, source.checksum)
     for _attempt in range(CONFLICT_RETRIES):
-        dt = delta.open_table(tgt.uri)
-        view = delta.read_log(dt, tgt.app_id)
+        dt = open_table(tgt.uri)
+        view = markers.read_log(dt, tgt.app_id)
         logged = view.files.get(source.path)
         if view.has(source.path, source.checksum) or (view.txn_version >= seq > 0):
-            store.record_committed_file(
+            store.files.record_committed(
                 tgt.target,
                 source.path,
                 checksum=source.checksum,
@@ -275,19 +275,20 @@ def load_file(
             return FileOutcome(
                 source.path, "skipped", seq, version=logged.version if logged else None
             )
-        if rec.status != "processing" and not store.claim_file(tgt.target, source.path, token):
-            current = store.get_file(tgt.target, source.path)
+        if rec.status != "processing" and not store.files.claim(tgt.target, source.path, token):
+            current = store.files.get(tgt.target, source.path)
             raise LockError(
                 f"{source.path}: could not claim it (status "
                 f"{current.status if current else 'missing'}); another loader?"
             )
         rec = FileRecord(**{**asdict(rec), "status": "processing"})
         batch, checksum = _read_verified(source)
-        table_schema = delta.arrow_schema(dt) if dt is not None else None
-        added = delta.check_schema(table_schema, batch.schema, source.path)
+        table_schema = arrow_schema(dt) if dt is not None else None
+        # one schema rule for every strategy: refuse a lossy type, widen what fits
+        batch, added = conform_batch(batch, table_schema, source.path)
         if added and table_schema is not None:
             log.info("%s: new columns %s added to %s", tgt.key, ", ".join(added), tgt.uri)
-        props = delta.commit_properties(
+        props = markers.commit_properties(
             path=source.path, checksum=checksum, batch_id=batch_id, sequence=seq, app=tgt.app_id
         )
         check_lock()
@@ -306,11 +307,11 @@ def load_file(
                 # Nothing to change still commits the file's markers: the log stays the
                 # record of every loaded file, so a lost tracker never reloads this file
                 # after later ones (which would bring back values they replaced).
-                version = delta.commit_markers(dt, props)
+                version = markers.commit_markers(dt, props)
         except OnceflowError:
             raise
         except Exception as error:
-            if _is_conflict(error) or (dt is None and delta.open_table(tgt.uri) is not None):
+            if _is_conflict(error) or (dt is None and open_table(tgt.uri) is not None):
                 log.info(
                     "%s: commit conflict on %s; reloading the table and checking again",
                     tgt.key,
@@ -319,7 +320,7 @@ def load_file(
                 continue
             raise _delta_error(source.path, error) from None
         crashpoint("after_delta_commit")
-        if not store.complete_file(
+        if not store.files.complete(
             tgt.target, source.path, token, delta_version=version, batch_id=batch_id
         ):
             raise LockError(
@@ -340,7 +341,7 @@ def load_file(
 
 
 def load_table(
-    store: Any,
+    store: Store,
     tgt: LoadTarget,
     files: list[SourceFile],
     *,
@@ -351,14 +352,14 @@ def load_table(
     started = time.monotonic()
     result = TableLoadResult(tgt.key, tgt.target, tgt.uri, tgt.cfg.strategy)
     try:
-        view = delta.read_log(delta.open_table(tgt.uri), tgt.app_id)
+        view = markers.read_log(open_table(tgt.uri), tgt.app_id)
         result.reconciled = reconcile(store, tgt, view)
         for note in result.reconciled:
             log.warning("%s: %s", tgt.key, note)
         known = {p: f.sequence for p, f in view.files.items() if f.sequence is not None}
-        records = store.register_files(
+        records = store.files.register(
             tgt.target,
-            [f.tracker_entry() for f in files],
+            [FileEntry(f.path, f.size, f.modified_time, f.checksum) for f in files],
             known_sequences=known,
             floor=view.txn_version,
         )
@@ -367,7 +368,7 @@ def load_table(
         return result
     except Exception as error:
         result.error = (
-            f"{tgt.uri}: cannot read the Delta table ({redact(delta.one_line(str(error)))[:300]})"
+            f"{tgt.uri}: cannot read the Delta table ({redact(one_line(str(error)))[:300]})"
         )
         return result
     by_path = {f.path: f for f in files}
@@ -402,7 +403,7 @@ def load_table(
             break
         except OnceflowError as error:
             message = redact(str(error))
-            store.fail_file(tgt.target, rec.file_path, token, message)
+            store.files.fail(tgt.target, rec.file_path, token, message)
             result.files.append(FileOutcome(rec.file_path, "failed", rec.sequence, error=message))
             result.error = message
             log.error("%s: %s", tgt.key, message, extra={"table": tgt.key, "action": "failed"})
@@ -419,7 +420,7 @@ def load_table(
         )
     if any(f.action in ("loaded", "unchanged") for f in result.files):
         try:
-            delta.checkpoint_if_due(delta.open_table(tgt.uri))
+            checkpoint_if_due(open_table(tgt.uri))
         except BaseException as error:  # delta-rs panics are BaseExceptions
             if isinstance(error, KeyboardInterrupt | SystemExit):
                 raise

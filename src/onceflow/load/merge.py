@@ -26,22 +26,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from onceflow.errors import LoadError
-from onceflow.load.delta import snapshot_dataset
-from onceflow.load.scd2 import (
+from onceflow.load.keyed import OPEN_LATEST, check_keys, dq
+from onceflow.warehouse import (
     AUDIT_COLUMNS,
-    OPEN_LATEST,
-    check_keys,
     conform_batch,
-    describe_key,
-    dq,
-    duck,
-    null_safe_equal,
     open_table,
     read_snapshot,
-    row_ids,
-    scalar,
-    table_schema,
+    snapshot_dataset,
 )
+from onceflow.warehouse.duck import describe_key, duck, null_safe_equal, row_ids, scalar
 
 if TYPE_CHECKING:
     import deltalake
@@ -105,7 +98,7 @@ def apply_merge(
     dt = open_table(table_uri, storage_options) if table is OPEN_LATEST else table
     # one dataset for the schema and the read: building it lists the snapshot's files
     snapshot = snapshot_dataset(dt) if dt is not None else None
-    target = table_schema(snapshot) if snapshot is not None else None
+    target = snapshot.schema if snapshot is not None else None
     if target is not None:
         missing = [k for k in keys if k not in target.names]
         if missing:

@@ -11,7 +11,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from onceflow.load.append import with_audit_columns, write
+from onceflow.load.append import write
+from onceflow.warehouse import with_audit_columns
 
 
 def apply_overwrite(

@@ -39,19 +39,24 @@ Semantics (issue 3):
 
 from __future__ import annotations
 
-import contextlib
-import threading
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset
 
 from onceflow.errors import LoadError
-from onceflow.load.delta import snapshot_dataset
+from onceflow.load.keyed import OPEN_LATEST, check_keys, dq
+from onceflow.warehouse import (
+    AUDIT_COLUMNS,
+    conform_batch,
+    open_table,
+    read_snapshot,
+    snapshot_dataset,
+)
+from onceflow.warehouse.duck import describe_key, duck, null_safe_equal, row_ids, scalar
 
 if TYPE_CHECKING:
     import deltalake
@@ -59,9 +64,6 @@ if TYPE_CHECKING:
 
     from onceflow.config import LoadConfig
 
-AUDIT_COLUMNS = ("_source_file", "_load_timestamp", "_batch_id")
-# apply_*(table=OPEN_LATEST): open the table's latest version (else: the snapshot given)
-OPEN_LATEST: Any = object()
 # what _plan decides for each batch row
 KNOWN, CHAIN, NEW, OLD, LATE = range(5)
 TS = pa.timestamp("us", tz="UTC")
@@ -72,192 +74,6 @@ _NO_INSERTS = pa.table(
         "is_cur": pa.array([], pa.bool_()),
     }
 )
-
-
-# ----------------------------------------------------------------------- shared helpers
-
-
-def open_table(
-    table_uri: str, storage_options: dict[str, str] | None = None
-) -> deltalake.DeltaTable | None:
-    """The Delta table at ``table_uri``, or None when there is none yet."""
-    from deltalake import DeltaTable
-    from deltalake.exceptions import TableNotFoundError
-
-    try:
-        return DeltaTable(table_uri, storage_options=storage_options)
-    except TableNotFoundError:
-        return None
-
-
-def table_schema(dt: deltalake.DeltaTable | pa.dataset.Dataset) -> pa.Schema:
-    """The table's Arrow schema, as its snapshot reads it."""
-    dataset = dt if isinstance(dt, pa.dataset.Dataset) else snapshot_dataset(dt)
-    schema: pa.Schema = dataset.schema
-    return schema
-
-
-def read_snapshot(
-    dt: deltalake.DeltaTable | pa.dataset.Dataset,
-    columns: Sequence[str],
-    filter: pc.Expression | None = None,
-) -> pa.Table:
-    """Columns of the table's current snapshot (never a glob of the folder)."""
-    dataset = dt if isinstance(dt, pa.dataset.Dataset) else snapshot_dataset(dt)
-    table: pa.Table = dataset.to_table(columns=list(columns), filter=filter)
-    return table
-
-
-def q(name: str) -> str:
-    """A column name quoted for DuckDB (double quotes)."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def dq(name: str) -> str:
-    """A column name quoted for delta-rs / DataFusion predicates (backticks)."""
-    if "`" in name:
-        raise LoadError(f"column name {name!r} contains a backtick, which merge cannot address")
-    return f"`{name}`"
-
-
-def _norm(t: pa.DataType) -> pa.DataType:
-    if pa.types.is_large_string(t) or pa.types.is_string_view(t):
-        return pa.string()
-    if pa.types.is_large_binary(t) or pa.types.is_binary_view(t):
-        return pa.binary()
-    return t
-
-
-def _int_fits(src: pa.DataType, dst: pa.DataType) -> bool:
-    s_signed, d_signed = pa.types.is_signed_integer(src), pa.types.is_signed_integer(dst)
-    if s_signed and not d_signed:
-        return False
-    if s_signed == d_signed:
-        return bool(src.bit_width <= dst.bit_width)
-    return bool(src.bit_width < dst.bit_width)  # unsigned into a wider signed
-
-
-def compatible(src: pa.DataType, dst: pa.DataType) -> bool:
-    """Whether a batch column of type ``src`` can be written losslessly into ``dst``."""
-    src, dst = _norm(src), _norm(dst)
-    if src == dst or pa.types.is_null(src):
-        return True
-    if pa.types.is_integer(src) and pa.types.is_integer(dst):
-        return _int_fits(src, dst)
-    if pa.types.is_floating(src) and pa.types.is_floating(dst):
-        return bool(src.bit_width <= dst.bit_width)
-    if pa.types.is_timestamp(src) and pa.types.is_timestamp(dst):
-        return (src.tz is None) == (dst.tz is None)
-    if pa.types.is_date(src) and pa.types.is_date(dst):
-        return True
-    if pa.types.is_decimal(src) and pa.types.is_decimal(dst):
-        return bool(
-            dst.scale >= src.scale and dst.precision - dst.scale >= src.precision - src.scale
-        )
-    return False
-
-
-def conform_batch(
-    batch: pa.Table, target: pa.Schema | None, table_uri: str
-) -> tuple[pa.Table, list[str]]:
-    """Cast the batch's columns to the table's types; return it and its new columns.
-
-    An incompatible type change raises LoadError (before anything is written); a new
-    column must be nullable. Table columns the batch lacks are left to the caller.
-    """
-    if target is None:
-        return batch, []
-    new: list[str] = []
-    arrays, fields = [], []
-    for field in batch.schema:
-        column = batch.column(field.name)
-        index = target.get_field_index(field.name)
-        if index < 0:
-            new.append(field.name)
-            arrays.append(column)
-            fields.append(field.with_nullable(True))
-            continue
-        want = target.field(index).type
-        if column.type != want:
-            if not compatible(column.type, want):
-                raise LoadError(
-                    f"column {field.name!r} of the file has type {column.type}, but the table "
-                    f"{table_uri} has {want}: incompatible type change; the table is untouched"
-                )
-            try:
-                column = column.cast(want)
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
-                raise LoadError(
-                    f"column {field.name!r}: cannot convert {field.type} to the table's {want} "
-                    f"({error}); the table is untouched"
-                ) from None
-        arrays.append(column)
-        fields.append(pa.field(field.name, want, nullable=True))
-    return pa.table(arrays, schema=pa.schema(fields)), new
-
-
-def check_keys(batch: pa.Table, keys: Sequence[str], table_uri: str) -> None:
-    """Every key column exists and holds no NULL."""
-    missing = [k for k in keys if k not in batch.column_names]
-    if missing:
-        raise LoadError(
-            f"primary key column(s) {', '.join(map(repr, missing))} missing from the file "
-            f"(it has: {', '.join(batch.column_names)}); {table_uri} is untouched"
-        )
-    for key in keys:
-        nulls = batch.column(key).null_count
-        if nulls:
-            raise LoadError(
-                f"primary key column {key!r} has {nulls} NULL value(s); {table_uri} is untouched"
-            )
-
-
-_database: duckdb.DuckDBPyConnection | None = None
-_database_lock = threading.Lock()
-
-
-@contextlib.contextmanager
-def duck() -> Iterator[duckdb.DuckDBPyConnection]:
-    """A private DuckDB connection (its own views and temp tables) with UTC as time zone.
-
-    A cursor of one in-process database: a new database costs 25-45 ms per load here, a
-    cursor under 1 ms. Closing it drops its temp tables.
-    """
-    global _database
-    import duckdb
-
-    with _database_lock:  # creating cursors is not thread-safe
-        if _database is None:
-            _database = duckdb.connect()
-        con = _database.cursor()
-    try:
-        con.execute("SET TimeZone = 'UTC'")
-        yield con
-    finally:
-        con.close()
-
-
-def row_ids(n: int) -> pa.Array:
-    """0, 1, ..., n-1 as int64 (vectorized; no Python loop)."""
-    if n == 0:
-        return pa.array([], pa.int64())
-    return pc.indices_nonzero(pa.repeat(pa.scalar(True), n)).cast(pa.int64())
-
-
-def scalar(con: duckdb.DuckDBPyConnection, sql: str) -> Any:
-    rows = con.execute(f"SELECT * FROM ({sql}) LIMIT 1").fetchall()
-    return rows[0][0] if rows else None
-
-
-def null_safe_equal(left: Sequence[str], right: Sequence[str]) -> str:
-    """SQL: every left column IS NOT DISTINCT FROM its right column (TRUE if none)."""
-    parts = [f"{a} IS NOT DISTINCT FROM {b}" for a, b in zip(left, right, strict=True)]
-    return " AND ".join(parts) or "TRUE"
-
-
-def describe_key(con: duckdb.DuckDBPyConnection, sql: str) -> str:
-    rows = con.execute(f"SELECT * FROM ({sql}) LIMIT 1").fetchall()
-    return ", ".join(repr(v) for v in rows[0]) if rows else "?"
 
 
 # ----------------------------------------------------------------------------- scd2

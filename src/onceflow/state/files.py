@@ -16,11 +16,12 @@ that owner's lock, so the guard above stops the owner should it come back to lif
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
-from onceflow.state.locks import LockRecord, lock_record
+from onceflow import clock
+from onceflow.state.db import Database, Tx, record_from_row, rows_as
+from onceflow.state.locks import LockRecord
 
 FILE_PENDING = "pending"
 FILE_PROCESSING = "processing"
@@ -29,8 +30,14 @@ FILE_FAILED = "failed"
 FILE_STATUSES = (FILE_PENDING, FILE_PROCESSING, FILE_COMPLETED, FILE_FAILED)
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat()
+@dataclass(frozen=True)
+class FileEntry:
+    """A discovered file to track: where it is and what its sidecar says."""
+
+    file_path: str
+    file_size: int | None = None
+    modified_time: str | None = None
+    checksum: str | None = None
 
 
 @dataclass(frozen=True)
@@ -65,37 +72,19 @@ class OrphanedFile:
     stale_reason: str | None = None  # why that lock is stale
 
 
-def file_record(row: Mapping[str, Any]) -> FileRecord:
-    """A FileRecord from a `files` row."""
-    names = {f.name for f in fields(FileRecord)}
-    values = {k: v for k, v in row.items() if k in names}
-    for key in ("file_size", "sequence", "delta_version", "retry_count"):
-        if values.get(key) is not None:
-            values[key] = int(values[key])
-    return FileRecord(**values)
-
-
 _GUARD = "EXISTS (SELECT 1 FROM locks WHERE locks.token = ?)"
 
 
-class FileTrackerMixin:
-    """File-tracker queries, mixed into StateStore; uses its `transaction()`."""
+class Files:
+    """The `files` table: the file tracker."""
 
-    backend: str
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
-    if TYPE_CHECKING:  # provided by StateStore, which mixes this class in
-
-        def transaction(self) -> Any: ...
-
-    def _table_lock(self, tx: Any, target: str) -> None:
-        """Serialise sequence assignment of one target table (SQLite: already serial)."""
-        if self.backend == "postgresql":
-            tx.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (f"files:{target}",))
-
-    def register_files(
+    def register(
         self,
         target: str,
-        entries: Sequence[Mapping[str, Any]],
+        entries: Sequence[FileEntry],
         *,
         known_sequences: Mapping[str, int] | None = None,
         floor: int = 0,
@@ -109,14 +98,15 @@ class FileTrackerMixin:
         gets its new size and checksum. Returns every record of `target` by sequence.
         """
         known = dict(known_sequences or {})
-        now = _now()
-        with self.transaction() as tx:
-            self._table_lock(tx, target)
+        stamp = clock.now_iso()
+        with self.db.transaction() as tx:
+            # sequence numbers of one target table are assigned one transaction at a time
+            self.db.serialize(tx, f"files:{target}")
             rows = tx.execute("SELECT * FROM files WHERE target_table = ?", (target,)).fetchall()
             existing = {r["file_path"]: r for r in rows}
             top = max([floor, *known.values(), *(int(r["sequence"] or 0) for r in rows)], default=0)
             for entry in entries:
-                path = str(entry["file_path"])
+                path = entry.file_path
                 row = existing.get(path)
                 if row is None:
                     if path in known:
@@ -132,26 +122,26 @@ class FileTrackerMixin:
                         (
                             path,
                             target,
-                            entry.get("file_size"),
-                            entry.get("modified_time"),
-                            entry.get("checksum"),
+                            entry.file_size,
+                            entry.modified_time,
+                            entry.checksum,
                             sequence,
                             FILE_PENDING,
-                            now,
-                            now,
+                            stamp,
+                            stamp,
                         ),
                     )
                 elif row["status"] in (FILE_PENDING, FILE_FAILED) and (
-                    row["checksum"] != entry.get("checksum")
+                    row["checksum"] != entry.checksum
                 ):
                     tx.execute(
                         "UPDATE files SET checksum = ?, file_size = ?, modified_time = ?, "
                         "updated_at = ? WHERE target_table = ? AND file_path = ?",
                         (
-                            entry.get("checksum"),
-                            entry.get("file_size"),
-                            entry.get("modified_time"),
-                            now,
+                            entry.checksum,
+                            entry.file_size,
+                            entry.modified_time,
+                            stamp,
                             target,
                             path,
                         ),
@@ -160,11 +150,9 @@ class FileTrackerMixin:
                 "SELECT * FROM files WHERE target_table = ? ORDER BY sequence, file_path",
                 (target,),
             ).fetchall()
-        return [file_record(r) for r in out]
+        return rows_as(FileRecord, out)
 
-    def tracked_files(
-        self, target: str | None = None, status: str | None = None
-    ) -> list[FileRecord]:
+    def find(self, target: str | None = None, status: str | None = None) -> list[FileRecord]:
         """Tracker rows, optionally of one target table and/or one status, by sequence."""
         sql = "SELECT * FROM files WHERE 1 = 1"
         params: list[Any] = []
@@ -175,31 +163,40 @@ class FileTrackerMixin:
             sql += " AND status = ?"
             params.append(status)
         sql += " ORDER BY target_table, sequence, file_path"
-        with self.transaction() as tx:
-            rows = tx.execute(sql, params).fetchall()
-        return [file_record(r) for r in rows]
+        with self.db.transaction() as tx:
+            return rows_as(FileRecord, tx.execute(sql, params).fetchall())
 
-    def get_file(self, target: str, path: str) -> FileRecord | None:
+    def get(self, target: str, path: str) -> FileRecord | None:
         """One tracker row, or None."""
-        with self.transaction() as tx:
+        with self.db.transaction() as tx:
             row = tx.execute(
                 "SELECT * FROM files WHERE target_table = ? AND file_path = ?", (target, path)
             ).fetchone()
-        return file_record(row) if row else None
+        return record_from_row(FileRecord, row) if row else None
 
-    def claim_file(self, target: str, path: str, token: str) -> bool:
+    def claim(self, target: str, path: str, token: str) -> bool:
         """pending/failed -> processing, owned by `token` (which must hold a lock)."""
-        now = _now()
-        with self.transaction() as tx:
+        stamp = clock.now_iso()
+        with self.db.transaction() as tx:
             n = tx.execute(
                 "UPDATE files SET status = ?, owner_token = ?, started_at = ?, ended_at = NULL, "
                 "updated_at = ? WHERE target_table = ? AND file_path = ? AND status IN (?, ?) "
                 f"AND {_GUARD}",
-                (FILE_PROCESSING, token, now, now, target, path, FILE_PENDING, FILE_FAILED, token),
+                (
+                    FILE_PROCESSING,
+                    token,
+                    stamp,
+                    stamp,
+                    target,
+                    path,
+                    FILE_PENDING,
+                    FILE_FAILED,
+                    token,
+                ),
             ).rowcount
         return bool(n == 1)
 
-    def complete_file(
+    def complete(
         self,
         target: str,
         path: str,
@@ -217,7 +214,7 @@ class FileTrackerMixin:
             (FILE_COMPLETED, delta_version, batch_id),
         )
 
-    def fail_file(self, target: str, path: str, token: str, error: str) -> bool:
+    def fail(self, target: str, path: str, token: str, error: str) -> bool:
         """processing -> failed with the error, retry count + 1 (owner only)."""
         return self._finish_owned(
             target,
@@ -231,17 +228,17 @@ class FileTrackerMixin:
         self, target: str, path: str, token: str, assignments: str, values: tuple[Any, ...]
     ) -> bool:
         """End a `processing` file: only its owner, and only while the owner's lock holds."""
-        now = _now()
-        with self.transaction() as tx:
+        stamp = clock.now_iso()
+        with self.db.transaction() as tx:
             n = tx.execute(
                 f"UPDATE files SET {assignments}, ended_at = ?, owner_token = NULL, "
                 "updated_at = ? WHERE target_table = ? AND file_path = ? AND status = ? "
                 f"AND owner_token = ? AND {_GUARD}",
-                (*values, now, now, target, path, FILE_PROCESSING, token, token),
+                (*values, stamp, stamp, target, path, FILE_PROCESSING, token, token),
             ).rowcount
         return bool(n == 1)
 
-    def record_committed_file(
+    def record_committed(
         self,
         target: str,
         path: str,
@@ -252,8 +249,8 @@ class FileTrackerMixin:
         batch_id: str | None,
     ) -> None:
         """Mark a file completed because the Delta log says it is in (reconciliation)."""
-        now = _now()
-        with self.transaction() as tx:
+        stamp = clock.now_iso()
+        with self.db.transaction() as tx:
             n = tx.execute(
                 "UPDATE files SET status = ?, checksum = COALESCE(?, checksum), "
                 "sequence = COALESCE(?, sequence), delta_version = ?, batch_id = ?, "
@@ -265,8 +262,8 @@ class FileTrackerMixin:
                     sequence,
                     delta_version,
                     batch_id,
-                    now,
-                    now,
+                    stamp,
+                    stamp,
                     target,
                     path,
                 ),
@@ -289,13 +286,13 @@ class FileTrackerMixin:
                         FILE_COMPLETED,
                         batch_id,
                         delta_version,
-                        now,
-                        now,
-                        now,
+                        stamp,
+                        stamp,
+                        stamp,
                     ),
                 )
 
-    def _orphans(self, tx: Any, target: str | None) -> list[OrphanedFile]:
+    def _orphans(self, tx: Tx, target: str | None) -> list[OrphanedFile]:
         """The orphaned `processing` rows (of one target, or all), read inside `tx`."""
         sql = "SELECT * FROM files WHERE status = ?"
         params: list[Any] = [FILE_PROCESSING]
@@ -307,12 +304,14 @@ class FileTrackerMixin:
             return []
         # Lock rows are few (one per running loader), so one read beats a join: the stale
         # test needs the whole row in Python anyway (pid, host, boot id, start time).
-        locks = {r["token"]: lock_record(r) for r in tx.execute("SELECT * FROM locks").fetchall()}
-        now = datetime.now(UTC)
+        locks = {
+            r.token: r for r in rows_as(LockRecord, tx.execute("SELECT * FROM locks").fetchall())
+        }
+        moment = clock.now()
         verdicts: dict[str, str | None] = {}
         out = []
         for row in rows:
-            rec = file_record(row)
+            rec = record_from_row(FileRecord, row)
             token = rec.owner_token
             holder = locks.get(token) if token is not None else None
             if token is None:
@@ -321,21 +320,17 @@ class FileTrackerMixin:
                 out.append(OrphanedFile(rec, "its loader's lock is gone"))
             else:
                 if token not in verdicts:  # one process lookup per lock, not per file
-                    verdicts[token] = holder.stale_reason(now)
+                    verdicts[token] = holder.stale_reason(moment)
                 stale = verdicts[token]
                 if stale is not None:
                     reason = f"its loader's lock {holder.name} is stale: {stale}"
                     out.append(OrphanedFile(rec, reason, holder, stale))
         return out
 
-    def find_orphaned_files(self, target: str | None = None) -> list[OrphanedFile]:
+    def orphans(self, target: str | None = None) -> list[OrphanedFile]:
         """Orphaned `processing` rows with the reason (read only)."""
-        with self.transaction() as tx:
+        with self.db.transaction() as tx:
             return self._orphans(tx, target)
-
-    def orphaned_files(self, target: str | None = None) -> list[FileRecord]:
-        """Orphaned `processing` rows: owner's lock gone or stale (read only)."""
-        return [o.record for o in self.find_orphaned_files(target)]
 
     def release_orphans(self, target: str | None = None) -> list[OrphanedFile]:
         """Orphaned `processing` rows -> pending, deleting their owners' stale locks.
@@ -344,9 +339,9 @@ class FileTrackerMixin:
         token and expiry, as in a takeover): an owner that heartbeat meanwhile is alive,
         and keeps both its lock and its files. Returns the rows put back to pending.
         """
-        now = _now()
+        stamp = clock.now_iso()
         released: list[OrphanedFile] = []
-        with self.transaction() as tx:
+        with self.db.transaction() as tx:
             dropped: dict[str, bool] = {}
             for orphan in self._orphans(tx, target):
                 rec, holder = orphan.record, orphan.lock
@@ -369,7 +364,7 @@ class FileTrackerMixin:
                     f"WHERE target_table = ? AND file_path = ? AND status = ? AND {owner}",
                     (
                         FILE_PENDING,
-                        now,
+                        stamp,
                         rec.target_table,
                         rec.file_path,
                         FILE_PROCESSING,
@@ -380,45 +375,41 @@ class FileTrackerMixin:
                     released.append(orphan)
         return released
 
-    def release_orphaned_files(self, target: str | None = None) -> list[FileRecord]:
-        """Orphaned `processing` rows -> pending (see release_orphans); returns them."""
-        return [o.record for o in self.release_orphans(target)]
-
-    def set_file_pending(self, target: str, paths: Iterable[str]) -> int:
+    def set_pending(self, target: str, paths: Iterable[str]) -> int:
         """Put files back to pending (a tracker entry with no commit); returns how many."""
-        now = _now()
+        stamp = clock.now_iso()
         n = 0
-        with self.transaction() as tx:
+        with self.db.transaction() as tx:
             for path in paths:
                 n += tx.execute(
                     "UPDATE files SET status = ?, delta_version = NULL, owner_token = NULL, "
                     "updated_at = ? WHERE target_table = ? AND file_path = ?",
-                    (FILE_PENDING, now, target, path),
+                    (FILE_PENDING, stamp, target, path),
                 ).rowcount
         return n
 
-    def reset_failed_files(self, target: str | None = None) -> int:
+    def reset_failed(self, target: str | None = None) -> int:
         """Failed files back to pending with a fresh retry budget; returns how many."""
         sql = "UPDATE files SET status = ?, retry_count = 0, error = NULL, updated_at = ? "
         sql += "WHERE status = ?"
-        params: list[Any] = [FILE_PENDING, _now(), FILE_FAILED]
+        params: list[Any] = [FILE_PENDING, clock.now_iso(), FILE_FAILED]
         if target is not None:
             sql += " AND target_table = ?"
             params.append(target)
-        with self.transaction() as tx:
+        with self.db.transaction() as tx:
             return int(tx.execute(sql, params).rowcount)
 
-    def forget_files(self, target: str | None = None) -> int:
+    def forget(self, target: str | None = None) -> int:
         """Delete tracker rows (of one table, or all); the Delta log re-derives them."""
         sql = "DELETE FROM files"
         params: list[Any] = []
         if target is not None:
             sql += " WHERE target_table = ?"
             params.append(target)
-        with self.transaction() as tx:
+        with self.db.transaction() as tx:
             return int(tx.execute(sql, params).rowcount)
 
-    def file_status_counts(self, target: str | None = None) -> dict[str, int]:
+    def counts(self, target: str | None = None) -> dict[str, int]:
         """How many tracked files are in each status."""
         sql = "SELECT status, COUNT(*) AS n FROM files"
         params: list[Any] = []
@@ -426,7 +417,7 @@ class FileTrackerMixin:
             sql += " WHERE target_table = ?"
             params.append(target)
         sql += " GROUP BY status"
-        with self.transaction() as tx:
+        with self.db.transaction() as tx:
             rows = tx.execute(sql, params).fetchall()
         counts = dict.fromkeys(FILE_STATUSES, 0)
         counts.update({r["status"]: int(r["n"]) for r in rows})

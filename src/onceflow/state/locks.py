@@ -4,23 +4,22 @@ A lock is stale when its lease expired, or when its holder ran on this host (sam
 and that pid is dead or now belongs to another process (its start time differs), or when
 this host rebooted since. A stale lock is taken over by a conditional update on its old
 token, so two contenders never both win. A lease can still be broken by age, so every
-guarded write re-checks the holder's token (see FileTrackerMixin).
+guarded write re-checks the holder's token (see onceflow.state.files).
 """
 
 from __future__ import annotations
 
 import os
 import socket
-import threading
 import time
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
 
+from onceflow.clock import now
 from onceflow.errors import LockError
+from onceflow.state.db import Database, record_from_row, rows_as
 
 DEFAULT_TTL_SECONDS = 120.0
 
@@ -71,10 +70,9 @@ class LockRecord:
             f"(last heartbeat {self.heartbeat_at}, lease until {self.expires_at})"
         )
 
-    def stale_reason(self, now: datetime | None = None) -> str | None:
+    def stale_reason(self, at: datetime | None = None) -> str | None:
         """Why this lock no longer protects anything, or None while its holder lives."""
-        now = now or datetime.now(UTC)
-        if datetime.fromisoformat(self.expires_at) <= now:
+        if datetime.fromisoformat(self.expires_at) <= (at or now()):
             return f"lease expired at {self.expires_at}"
         if self.host != host_name():
             return None
@@ -88,32 +86,18 @@ class LockRecord:
         return None
 
 
-def lock_record(row: Mapping[str, Any]) -> LockRecord:
-    names = {f.name for f in fields(LockRecord)}
-    values = {k: v for k, v in row.items() if k in names}
-    values["pid"] = int(values["pid"])
-    if values.get("process_start") is not None:
-        values["process_start"] = float(values["process_start"])
-    return LockRecord(**values)
+class Locks:
+    """The `locks` table: named leases."""
 
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
-def _iso(moment: datetime) -> str:
-    return moment.isoformat()
-
-
-class LockMixin:
-    """Lease-lock queries, mixed into StateStore; uses its `transaction()`."""
-
-    if TYPE_CHECKING:  # provided by StateStore, which mixes this class in
-
-        def transaction(self) -> Any: ...
-
-    def try_acquire_lock(
+    def try_acquire(
         self, name: str, *, ttl: float = DEFAULT_TTL_SECONDS
     ) -> tuple[str | None, LockRecord | None]:
         """Take the lock if free or stale: (token, None); else (None, live holder)."""
         token = uuid.uuid4().hex
-        now = datetime.now(UTC)
+        moment = now()
         pid = os.getpid()
         values = (
             token,
@@ -121,11 +105,11 @@ class LockMixin:
             host_name(),
             boot_id(),
             process_start(pid),
-            _iso(now),
-            _iso(now),
-            _iso(now + timedelta(seconds=ttl)),
+            moment.isoformat(),
+            moment.isoformat(),
+            (moment + timedelta(seconds=ttl)).isoformat(),
         )
-        with self.transaction() as tx:
+        with self.db.transaction() as tx:
             row = tx.execute("SELECT * FROM locks WHERE name = ?", (name,)).fetchone()
             if row is None:
                 n = tx.execute(
@@ -135,10 +119,10 @@ class LockMixin:
                     (name, *values),
                 ).rowcount
                 return (token, None) if n == 1 else (None, None)
-            holder = lock_record(row)
-        if holder.stale_reason(now) is None:
+            holder = record_from_row(LockRecord, row)
+        if holder.stale_reason(moment) is None:
             return None, holder
-        with self.transaction() as tx:
+        with self.db.transaction() as tx:
             # Only the lease judged stale may be replaced: if its holder heartbeat since we
             # read it, the expiry moved and the takeover matches nothing.
             n = tx.execute(
@@ -149,7 +133,7 @@ class LockMixin:
             ).rowcount
         return (token, None) if n == 1 else (None, None)
 
-    def acquire_lock(
+    def acquire(
         self,
         name: str,
         *,
@@ -160,7 +144,7 @@ class LockMixin:
         """Take the lock, waiting up to `timeout` seconds; LockError names the holder."""
         deadline = time.monotonic() + max(0.0, timeout)
         while True:
-            token, holder = self.try_acquire_lock(name, ttl=ttl)
+            token, holder = self.try_acquire(name, ttl=ttl)
             if token is not None:
                 return token
             if time.monotonic() >= deadline:
@@ -171,105 +155,64 @@ class LockMixin:
                 )
             time.sleep(min(poll, max(0.01, deadline - time.monotonic())))
 
-    def heartbeat_lock(self, name: str, token: str, *, ttl: float = DEFAULT_TTL_SECONDS) -> bool:
+    def heartbeat(self, name: str, token: str, *, ttl: float = DEFAULT_TTL_SECONDS) -> bool:
         """Extend the lease; False when the lock is no longer ours."""
-        now = datetime.now(UTC)
-        with self.transaction() as tx:
+        moment = now()
+        with self.db.transaction() as tx:
             n = tx.execute(
                 "UPDATE locks SET heartbeat_at = ?, expires_at = ? WHERE name = ? AND token = ?",
-                (_iso(now), _iso(now + timedelta(seconds=ttl)), name, token),
+                (moment.isoformat(), (moment + timedelta(seconds=ttl)).isoformat(), name, token),
             ).rowcount
         return bool(n == 1)
 
-    def holds_lock(self, name: str, token: str) -> bool:
+    def holds(self, name: str, token: str) -> bool:
         """True while `token` holds `name` and its lease has not expired."""
-        holder = self.lock_holder(name)
+        holder = self.holder(name)
         return (
             holder is not None
             and holder.token == token
-            and datetime.fromisoformat(holder.expires_at) > datetime.now(UTC)
+            and datetime.fromisoformat(holder.expires_at) > now()
         )
 
-    def check_lock(self, name: str, token: str) -> None:
+    def check(self, name: str, token: str) -> None:
         """LockError unless `token` still holds `name` (call before a guarded commit)."""
-        if not self.holds_lock(name, token):
-            holder = self.lock_holder(name)
+        if not self.holds(name, token):
+            holder = self.holder(name)
             who = f"; it is now held by {holder.describe()}" if holder else ""
             raise LockError(f"lost lock {name!r} (lease expired or broken){who}; stopping")
 
-    def release_lock(self, name: str, token: str) -> bool:
+    def release(self, name: str, token: str) -> bool:
         """Give the lock up; False when it was no longer ours."""
-        with self.transaction() as tx:
+        with self.db.transaction() as tx:
             n = tx.execute("DELETE FROM locks WHERE name = ? AND token = ?", (name, token)).rowcount
         return bool(n == 1)
 
-    def lock_holder(self, name: str) -> LockRecord | None:
+    def holder(self, name: str) -> LockRecord | None:
         """The current holder of `name` (live or stale), or None."""
-        with self.transaction() as tx:
+        with self.db.transaction() as tx:
             row = tx.execute("SELECT * FROM locks WHERE name = ?", (name,)).fetchone()
-        return lock_record(row) if row else None
+        return record_from_row(LockRecord, row) if row else None
 
-    def all_locks(self) -> list[LockRecord]:
+    def find(self) -> list[LockRecord]:
         """Every lock row, live or stale."""
-        with self.transaction() as tx:
-            rows = tx.execute("SELECT * FROM locks ORDER BY name").fetchall()
-        return [lock_record(r) for r in rows]
+        with self.db.transaction() as tx:
+            return rows_as(LockRecord, tx.execute("SELECT * FROM locks ORDER BY name").fetchall())
 
-    def force_release_lock(self, name: str, token: str | None = None) -> LockRecord | None:
+    def release_if_unchanged(self, lock: LockRecord) -> bool:
+        """Delete a stale lock only if it is still the lease judged stale (same token and
+        expiry): a holder that heartbeat since is alive and keeps it."""
+        with self.db.transaction() as tx:
+            n = tx.execute(
+                "DELETE FROM locks WHERE name = ? AND token = ? AND expires_at = ?",
+                (lock.name, lock.token, lock.expires_at),
+            ).rowcount
+        return bool(n == 1)
+
+    def force_release(self, name: str, token: str | None = None) -> LockRecord | None:
         """Remove the lock whoever holds it (only `token`'s, when given); returns it."""
-        with self.transaction() as tx:
+        with self.db.transaction() as tx:
             row = tx.execute("SELECT * FROM locks WHERE name = ?", (name,)).fetchone()
             if row is None or (token is not None and row["token"] != token):
                 return None
             tx.execute("DELETE FROM locks WHERE name = ? AND token = ?", (name, row["token"]))
-        return lock_record(row)
-
-
-class Lease:
-    """Hold a lock for a `with` block, heartbeating it from a background thread.
-
-    `lost` becomes True when a heartbeat finds the lock taken over; `check()` then raises.
-    """
-
-    def __init__(
-        self, store: Any, name: str, *, ttl: float = DEFAULT_TTL_SECONDS, timeout: float = 0.0
-    ) -> None:
-        self.store = store
-        self.name = name
-        self.ttl = ttl
-        self.timeout = timeout
-        self.token = ""
-        self.lost = False
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def __enter__(self) -> Lease:
-        self.token = self.store.acquire_lock(self.name, ttl=self.ttl, timeout=self.timeout)
-        self._thread = threading.Thread(target=self._beat, name=f"lease:{self.name}", daemon=True)
-        self._thread.start()
-        return self
-
-    def _beat(self) -> None:
-        try:
-            while not self._stop.wait(max(0.5, self.ttl / 3)):
-                try:
-                    if not self.store.heartbeat_lock(self.name, self.token, ttl=self.ttl):
-                        self.lost = True
-                        return
-                except Exception:  # a transient store error: try again next beat
-                    continue
-        finally:
-            self.store.close()
-
-    def check(self) -> None:
-        """LockError when the lease was lost (call before each guarded commit)."""
-        if self.lost:
-            raise LockError(f"lost lock {self.name!r} (lease broken by another process)")
-        self.store.check_lock(self.name, self.token)
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        if not self.lost:
-            self.store.release_lock(self.name, self.token)
+        return record_from_row(LockRecord, row)

@@ -1,4 +1,4 @@
-"""The PostgreSQL state store, for many workers on many machines."""
+"""The PostgreSQL backend, for many workers on many machines."""
 
 from __future__ import annotations
 
@@ -8,9 +8,7 @@ from typing import Any
 
 from onceflow.errors import StateError
 from onceflow.redact import redact
-from onceflow.state.store import Row, StateStore, Tx
-
-_TABLES = ("files", "locks", "extractions", "pipeline_runs", "onceflow_schema")
+from onceflow.state.db import Database, Row, Tx
 
 
 def _pg(sql: str) -> str:
@@ -41,7 +39,7 @@ class _PgTx(Tx):
         return int(self._cursor.rowcount)
 
 
-class PostgresStore(StateStore):
+class PostgresDatabase(Database):
     """State in PostgreSQL; conditional updates and row locks make it multi-writer safe."""
 
     backend = "postgresql"
@@ -80,16 +78,14 @@ class PostgresStore(StateStore):
                 f"state: PostgreSQL store failed: {redact(str(error)).strip()}"
             ) from None
 
-    def _schema_lock(self, tx: Tx) -> None:
+    def schema_lock(self, tx: Tx) -> None:
         tx.execute("SELECT pg_advisory_xact_lock(hashtext('onceflow_schema'))")
+
+    def serialize(self, tx: Tx, key: str) -> None:
+        tx.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (key,))
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
             self._local.conn = None
-
-    def drop_all(self) -> None:
-        with self.transaction() as tx:
-            for name in _TABLES:
-                tx.execute(f"DROP TABLE IF EXISTS {name} CASCADE")

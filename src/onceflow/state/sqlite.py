@@ -1,4 +1,4 @@
-"""The embedded SQLite state store: WAL, BEGIN IMMEDIATE, a connection per thread."""
+"""The embedded SQLite backend: WAL, BEGIN IMMEDIATE, a connection per thread."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from onceflow.errors import StateError
-from onceflow.state.store import Row, StateStore, Tx
+from onceflow.state.db import Database, Row, Tx
 
 
 class _SqliteTx(Tx):
@@ -34,7 +34,7 @@ class _SqliteTx(Tx):
         return self._cursor.rowcount
 
 
-class SqliteStore(StateStore):
+class SqliteDatabase(Database):
     """State in one SQLite file, safe for several processes at once."""
 
     backend = "sqlite"
@@ -85,8 +85,12 @@ class SqliteStore(StateStore):
                 conn.execute("ROLLBACK")
                 raise StateError(f"state: commit failed on {self.path}: {error}") from None
 
-    def _schema_lock(self, tx: Tx) -> None:
+    def schema_lock(self, tx: Tx) -> None:
         # BEGIN IMMEDIATE already holds the database's single write lock.
+        return None
+
+    def serialize(self, tx: Tx, key: str) -> None:
+        # Every write transaction holds the database's single write lock.
         return None
 
     def close(self) -> None:
@@ -94,15 +98,3 @@ class SqliteStore(StateStore):
         if conn is not None:
             conn.close()
             self._local.conn = None
-
-    def drop_all(self) -> None:
-        with self.transaction() as tx:
-            names = [
-                r["name"]
-                for r in tx.execute(
-                    "SELECT name FROM sqlite_master WHERE type = 'table' "
-                    "AND name NOT LIKE 'sqlite_%'"
-                ).fetchall()
-            ]
-            for name in names:
-                tx.execute(f'DROP TABLE IF EXISTS "{name}"')

@@ -1,0 +1,84 @@
+"""The `onceflow` command: each command is a thin call of one method of `Pipeline`.
+
+`main(argv)` runs it and returns the exit code: one clear line and a non-zero code on any
+error, a traceback only with --debug.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+
+import typer
+
+from onceflow.cli import consistency, load, project, run, state
+from onceflow.cli.app import app, settings
+from onceflow.errors import OnceflowError
+
+#: The command modules, one per group; importing them registers their commands.
+COMMAND_MODULES = (project, run, load, state, consistency)
+
+
+def _cli_exceptions() -> tuple[tuple[type[BaseException], ...], ...]:
+    """(exit, abort, usage) exception types: typer's own, plus click's where typer uses it."""
+    from typer.exceptions import Abort, Exit, TyperException
+
+    exits: list[type[BaseException]] = [Exit]
+    aborts: list[type[BaseException]] = [Abort]
+    usages: list[type[BaseException]] = [TyperException]
+    try:  # typer releases before 0.29.2 raise click's exceptions
+        import click
+    except ImportError:  # typer 0.29.2+ does not depend on click
+        return tuple(exits), tuple(aborts), tuple(usages)
+    exits.append(click.exceptions.Exit)
+    aborts.append(click.exceptions.Abort)
+    usages.append(click.ClickException)
+    return tuple(exits), tuple(aborts), tuple(usages)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI on `argv` (default: the process arguments); returns the exit code."""
+    exits, aborts, usages = _cli_exceptions()
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        # Without standalone mode a command's exit code is returned instead of exiting.
+        code = app(args=args, prog_name="onceflow", standalone_mode=False)
+        return code if isinstance(code, int) else 0
+    except exits as done:
+        return int(getattr(done, "exit_code", 1))
+    except aborts:
+        typer.echo("aborted", err=True)
+        return 1
+    except usages as error:
+        show = getattr(error, "show", None)
+        if callable(show):
+            show()
+        else:
+            typer.echo(f"error: {error}", err=True)
+        return int(getattr(error, "exit_code", 2))
+    except OnceflowError as error:
+        if settings["debug"]:
+            raise
+        from onceflow.redact import redact
+
+        typer.echo(f"error: {redact(str(error))}", err=True)
+        return error.exit_code
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        return 130
+    except Exception as error:
+        if settings["debug"]:
+            raise
+        from onceflow.redact import redact
+
+        logging.getLogger("onceflow").debug("unexpected error", exc_info=True)
+        typer.echo(
+            f"error: unexpected {type(error).__name__}: {redact(str(error))} "
+            "(rerun with --debug for a traceback)",
+            err=True,
+        )
+        return 1
+
+
+__all__ = ["COMMAND_MODULES", "app", "main"]

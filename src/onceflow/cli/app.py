@@ -1,0 +1,57 @@
+"""The `onceflow` Typer app and its global options; command modules register on it."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from onceflow.errors import ConfigError
+from onceflow.version import __version__
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Batch data pipelines that are safe to rerun: SQL -> Parquet -> Delta Lake.",
+)
+
+#: Set by the global options; read by the error handler.
+settings: dict[str, bool] = {"debug": False}
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"onceflow {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _global(
+    debug: Annotated[
+        bool, typer.Option("--debug", envvar="ONCEFLOW_DEBUG", help="Show tracebacks.")
+    ] = False,
+    log_format: Annotated[
+        str,
+        typer.Option("--log-format", envvar="ONCEFLOW_LOG_FORMAT", help="text or json."),
+    ] = "text",
+    log_level: Annotated[
+        str,
+        typer.Option(
+            "--log-level", envvar="ONCEFLOW_LOG_LEVEL", help="DEBUG, INFO, WARNING or ERROR."
+        ),
+    ] = "INFO",
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Batch data pipelines that are safe to rerun: SQL -> Parquet -> Delta Lake."""
+    from onceflow.logs import setup_logging
+
+    if log_format not in ("text", "json"):
+        raise ConfigError(f"--log-format: expected 'text' or 'json', got {log_format!r}")
+    settings["debug"] = debug
+    setup_logging("DEBUG" if debug else log_level, log_format)

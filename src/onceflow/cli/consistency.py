@@ -1,0 +1,67 @@
+"""validate-consistency, fix-inconsistencies and force-unlock: check the state against the
+data, repair it, and release locks whose holders are gone."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from onceflow.cli.app import app
+from onceflow.cli.options import ConfigOpt, JsonOpt, SafeAgeOpt, YesOpt
+from onceflow.cli.render import print_fixes, print_report
+
+
+@app.command("validate-consistency")
+def validate_consistency_cmd(
+    config: ConfigOpt = None,
+    fix: Annotated[bool, typer.Option("--fix", help="Apply the fixes too.")] = False,
+    safe_age: SafeAgeOpt = 3600.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Compare state with sidecars, Delta logs and files; exit 1 when inconsistent."""
+    from onceflow.pipeline import Pipeline
+
+    pipeline = Pipeline.from_file(config)
+    if fix:
+        print_fixes(pipeline.fix_inconsistencies(safe_age_seconds=safe_age), as_json)
+        return
+    report = pipeline.validate_consistency(safe_age_seconds=safe_age)
+    print_report(report, as_json)
+    if not report["consistent"]:
+        raise typer.Exit(1)
+
+
+@app.command("fix-inconsistencies")
+def fix_inconsistencies_cmd(
+    config: ConfigOpt = None, safe_age: SafeAgeOpt = 3600.0, as_json: JsonOpt = False
+) -> None:
+    """Repair the state from the data, remove old garbage, and say what was done."""
+    from onceflow.pipeline import Pipeline
+
+    print_fixes(Pipeline.from_file(config).fix_inconsistencies(safe_age_seconds=safe_age), as_json)
+
+
+@app.command("force-unlock")
+def force_unlock_cmd(
+    config: ConfigOpt = None,
+    yes: YesOpt = False,
+    name: Annotated[str | None, typer.Option("--name", help="Only this lock.")] = None,
+) -> None:
+    """Show who holds the pipeline's locks and release them (asks unless --yes)."""
+    from onceflow.pipeline import Pipeline
+
+    pipeline = Pipeline.from_file(config)
+    if not pipeline.locks():
+        typer.echo("no locks held")
+        return
+
+    def ask(description: str) -> bool:
+        typer.echo(f"Current lock: {description}")
+        return bool(typer.confirm("Are you sure you want to force release the lock?"))
+
+    released = pipeline.force_unlock(yes, name=name, confirm=ask)
+    for lock in released:
+        typer.echo(f"released {lock.name} (was {lock.describe()})")
+    if not released:
+        typer.echo("nothing released")

@@ -1,0 +1,111 @@
+"""`onceflow load` and `onceflow optimize`: load extracted files into Delta tables, and
+compact them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from onceflow.cli.app import app
+from onceflow.cli.options import ConfigOpt, JsonOpt, LockTimeoutOpt, TablesOpt, split_list
+from onceflow.cli.render import print_json, print_load
+from onceflow.errors import ConfigError
+
+
+@app.command("load")
+def load_cmd(
+    config: ConfigOpt = None,
+    date: Annotated[
+        str | None, typer.Option("--date", "-d", help="Load files up to this run date's window.")
+    ] = None,
+    tables: TablesOpt = None,
+    lock_timeout: LockTimeoutOpt = 0.0,
+    force_unlock: Annotated[
+        bool,
+        typer.Option("--force-unlock", help="First release the tables' locks, whoever holds them."),
+    ] = False,
+    path: Annotated[
+        str | None, typer.Option("--path", help="Standalone: a folder or glob of Parquet.")
+    ] = None,
+    target: Annotated[
+        str | None, typer.Option("--target", help="Standalone: the Delta table to load.")
+    ] = None,
+    strategy: Annotated[
+        str | None, typer.Option("--strategy", help="Standalone: append|overwrite|merge|scd2")
+    ] = None,
+    primary_key: Annotated[
+        list[str] | None, typer.Option("--primary-key", help="Standalone: key column(s).")
+    ] = None,
+    warehouse: Annotated[
+        str | None, typer.Option("--warehouse", help="Standalone without a config file.")
+    ] = None,
+    state: Annotated[
+        str | None, typer.Option("--state", help="Standalone without a config file.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Load committed extracted files into Delta tables, each file exactly once."""
+    from onceflow.pipeline import Pipeline
+
+    if path and config is None and not Path("onceflow.yml").exists():
+        pipeline = Pipeline.standalone(state=state, warehouse=warehouse)
+    else:
+        if warehouse or state:
+            raise ConfigError("--warehouse and --state are for --path without a config file")
+        pipeline = Pipeline.from_file(config)
+    selected = split_list(tables)
+    keys = split_list(primary_key)
+    summary = pipeline.load(
+        date,
+        tables=selected or None,
+        lock_timeout=lock_timeout,
+        force_unlock=force_unlock,
+        path=path,
+        target=target,
+        strategy=strategy,
+        primary_key=keys or None,
+    )
+    print_load(summary, as_json)
+
+
+@app.command("optimize")
+def optimize_cmd(
+    config: ConfigOpt = None,
+    tables: TablesOpt = None,
+    retention_hours: Annotated[
+        int | None,
+        typer.Option("--retention-hours", help="Vacuum retention (default: the table's, 7d)."),
+    ] = None,
+    no_vacuum: Annotated[bool, typer.Option("--no-vacuum", help="Compact only.")] = False,
+    allow_short_retention: Annotated[
+        bool,
+        typer.Option(
+            "--allow-short-retention",
+            help="Allow a retention under 7 days (only when no reader or writer runs).",
+        ),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Compact the small files one-commit-per-file leaves, then vacuum safely."""
+    from onceflow.pipeline import Pipeline
+
+    selected = split_list(tables)
+    out = Pipeline.from_file(config).optimize(
+        selected or None,
+        retention_hours=retention_hours,
+        vacuum=not no_vacuum,
+        allow_short_retention=allow_short_retention,
+    )
+    if as_json:
+        print_json(out)
+        return
+    for row in out:
+        if "skipped" in row:
+            typer.echo(f"{row['table']}: skipped ({row['skipped']})")
+        else:
+            typer.echo(
+                f"{row['table']}: version {row['version']}, {row['files_removed']} files "
+                f"compacted into {row['files_added']}, {row['vacuumed']} vacuumed"
+            )

@@ -1,0 +1,34 @@
+"""Commands about the project itself: init (a demo project) and check (the config)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from onceflow.cli.app import app
+from onceflow.cli.options import ConfigOpt
+
+
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="Folder for the demo project.")] = Path("."),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing demo.")] = False,
+) -> None:
+    """Scaffold a demo project: a SQLite shop database and an onceflow.yml."""
+    from onceflow.demo import init_project
+
+    path = init_project(directory, force=force)
+    typer.echo(f"created {path}; next: cd {directory} && onceflow run")
+
+
+@app.command()
+def check(config: ConfigOpt = None) -> None:
+    """Validate a config file: every field, source and table reference."""
+    from onceflow.config import load_config
+
+    cfg = load_config(config)
+    typer.echo(
+        f"config ok: pipeline {cfg.pipeline}, {len(cfg.sources)} sources, {len(cfg.tables)} tables"
+    )

@@ -1,0 +1,224 @@
+"""How command results are shown: JSON, one-line summaries, tables and reports."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import typer
+
+
+def print_json(data: Any) -> None:
+    """Pretty JSON on stdout (dates and paths as strings)."""
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+def progress_bar(total: int) -> Any:
+    """A rich progress bar on a terminal; None otherwise (log lines are printed instead)."""
+    if not sys.stderr.isatty() or total == 0:
+        return None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    return Progress(
+        TextColumn("[bold]extract"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.description}"),
+        transient=True,
+    )
+
+
+def summarise_run(summary: Any, as_json: bool) -> None:
+    """An extract or run summary; exit 1 unless every table committed (and loaded)."""
+    if as_json:
+        print_json(summary.as_dict())
+    else:
+        counts = summary.counts()
+        run = summary.run
+        typer.echo(
+            f"run {run.run_id}: {run.status} — {counts['extracted']} extracted, "
+            f"{counts['skipped']} skipped, {counts['failed']} failed "
+            f"({run.completed_tables}/{run.total_tables} tables complete, "
+            f"restart {run.restart_count})"
+        )
+        for result in summary.results:
+            if result.action == "failed":
+                typer.echo(f"  failed: {result.error}", err=True)
+        if getattr(summary, "load", None) is not None:
+            c = summary.load.counts()
+            typer.echo(
+                f"load: {c['loaded']} files loaded, {c['skipped']} skipped, "
+                f"{c['unchanged']} unchanged, {c['failed']} failed"
+            )
+            for r in summary.load.results:
+                if r.error:
+                    typer.echo(f"  load failed: {r.key}: {r.error}", err=True)
+    if not summary.ok:
+        raise typer.Exit(1)
+
+
+def print_load(summary: Any, as_json: bool) -> None:
+    if as_json:
+        print_json(summary.as_dict())
+    else:
+        for r in summary.results:
+            c = r.counts()
+            typer.echo(
+                f"{r.key}: {c['loaded']} loaded, {c['skipped']} skipped, "
+                f"{c['unchanged']} unchanged, {c['failed']} failed ({r.rows} rows) -> {r.uri}"
+            )
+            if r.error:
+                typer.echo(f"  error: {r.error}", err=True)
+    if not summary.ok:
+        raise typer.Exit(1)
+
+
+def _marks() -> tuple[str, str]:
+    """✓/✗ where stdout can print them; a terminal or pipe without UTF-8 gets ASCII."""
+    encoding = getattr(sys.stdout, "encoding", None) or "ascii"
+    try:
+        "✓✗".encode(encoding)
+    except (LookupError, UnicodeEncodeError):
+        return "OK", "X"
+    return "✓", "✗"
+
+
+def _print_issue(issue: dict[str, Any], indent: str) -> None:
+    summary = issue.get("summary") or f"{issue['kind']}: {issue['subject']}"
+    typer.echo(f"{indent}- {summary}")
+    if issue.get("detail"):
+        typer.echo(f"{indent}    {issue['detail']}")
+
+
+def print_report(report: dict[str, Any], as_json: bool) -> None:
+    """The validate-consistency report: overall, file tracker, tables, locks, lake."""
+    from onceflow.consistency import FILE_TRACKER_KINDS
+
+    if as_json:
+        print_json(report)
+        return
+    issues: list[dict[str, Any]] = report["issues"]
+    checked = report["checked"]
+    tracker = [i for i in issues if i["kind"] in FILE_TRACKER_KINDS]
+    typer.echo("=== PIPELINE CONSISTENCY VALIDATION ===")
+    typer.echo(f"Overall Status: {'CONSISTENT' if report['consistent'] else 'INCONSISTENT'}")
+    typer.echo(f"File Tracker Status: {'inconsistent' if tracker else 'consistent'}")
+    typer.echo(f"Total Files Checked: {checked['tracked_files']}")
+    typer.echo(f"Inconsistencies Found: {len(tracker)}")
+    for issue in tracker:
+        _print_issue(issue, "  ")
+    good, bad = _marks()
+    typer.echo("Table Consistency:")
+    tables = report.get("tables") or []
+    if not tables:
+        typer.echo("  (no tables)")
+    for table in tables:
+        name = table["table"]
+        typer.echo(f"  {good if table['consistent'] else bad} {name}")
+        # Tracker issues of the table are listed above; here they are only counted, so
+        # the table's mark is explained without repeating them.
+        mine = [i for i in issues if i.get("table") == name]
+        for issue in mine:
+            if issue["kind"] not in FILE_TRACKER_KINDS and issue["kind"] != "stale_lock":
+                _print_issue(issue, "    ")
+        in_tracker = sum(1 for i in mine if i["kind"] in FILE_TRACKER_KINDS)
+        if in_tracker:
+            plural = "inconsistency" if in_tracker == 1 else "inconsistencies"
+            typer.echo(f"    - {in_tracker} file tracker {plural} (listed above)")
+    locks = [i for i in issues if i["kind"] == "stale_lock"]
+    typer.echo(f"Locks Checked: {checked['locks']}, stale: {len(locks)}")
+    for issue in locks:
+        _print_issue(issue, "  ")
+    temps = [i for i in issues if i["kind"] == "temp_file"]
+    safe_age = report.get("safe_age_seconds")
+    age = f" (older than {safe_age:g} s)" if isinstance(safe_age, (int, float)) else ""
+    typer.echo(f"Temp Files In The Lake{age}: {len(temps)}")
+    for issue in temps:
+        typer.echo(f"  - {issue['subject']}")
+    listed = {id(i) for i in [*tracker, *locks, *temps]}
+    names = {t["table"] for t in tables}
+    others = [i for i in issues if id(i) not in listed and i.get("table") not in names]
+    if others:  # any kind not grouped above still shows
+        typer.echo("Other Inconsistencies:")
+        for issue in others:
+            _print_issue(issue, "  ")
+    typer.echo(f"Total Inconsistencies: {len(issues)}")
+
+
+def print_fixes(result: dict[str, Any], as_json: bool) -> None:
+    """What fix-inconsistencies did, what failed, and what is still inconsistent."""
+    if as_json:
+        print_json(result)
+    else:
+        typer.echo("=== FIXING PIPELINE INCONSISTENCIES ===")
+        typer.echo(f"Fixes Applied: {result['fixes_applied']}")
+        typer.echo(f"Fixes Failed: {result['fixes_failed']}")
+        typer.echo("Actions taken:")
+        for action in result["actions"]:
+            typer.echo(f"  - {action}")
+        if not result["actions"]:
+            typer.echo("  (none: nothing to fix)")
+        if result["failures"]:
+            typer.echo("Failed fixes:")
+            for failure in result["failures"]:
+                typer.echo(f"  ! {failure}")
+        state = "CONSISTENT" if result["consistent"] else "INCONSISTENT"
+        typer.echo(f"Overall Status After Fixes: {state}")
+        for issue in result["remaining"]:
+            _print_issue(issue, "  ")
+    if not result["consistent"]:
+        raise typer.Exit(1)
+
+
+def print_status(report: dict[str, Any]) -> None:
+    """The status report: the run's tables, each table's load, the locks, window drift."""
+    from rich.console import Console
+    from rich.table import Table
+
+    counts = report["status_counts"]
+    title = (
+        f"{report['run_id']} — {report['status']}, {report['completion_rate']:.0f}% complete, "
+        f"restarts {report['restart_count']}, window {report['window_start']} → "
+        f"{report['window_end']}"
+    )
+    table = Table(title=title)
+    for column in ("table", "status", "attempts", "records", "size", "duration", "error"):
+        table.add_column(column)
+    for row in report["tables"]:
+        table.add_row(
+            row["table_key"],
+            row["status"],
+            str(row["attempts"]),
+            "" if row["record_count"] is None else str(row["record_count"]),
+            "" if row["file_size"] is None else str(row["file_size"]),
+            "" if row["duration_seconds"] is None else f"{row['duration_seconds']:.2f}s",
+            (row["error"] or "")[:80],
+        )
+    console = Console()
+    console.print(table)
+    console.print("  ".join(f"{k}: {v}" for k, v in counts.items()))
+    if report["load"]:
+        loads = Table(title="load")
+        for column in ("table", "strategy", "delta version", "files", "lock", "failed"):
+            loads.add_column(column)
+        for row in report["load"]:
+            files = ", ".join(f"{k} {v}" for k, v in row["files"].items() if v)
+            lock = row["lock"] or ""
+            failed = "; ".join(f"{f['file']}: {f['error']}"[:80] for f in row["failed_files"])
+            if row["error"]:
+                failed = f"[red]{row['error'][:120]}[/red]"
+            version = "" if row["delta_version"] is None else str(row["delta_version"])
+            loads.add_row(row["table"], row["strategy"], version, files, str(lock), failed)
+        console.print(loads)
+    if report["locks"]:
+        for lock in report["locks"]:
+            state = f"[red]stale: {lock['stale']}[/red]" if lock["stale"] else "held"
+            console.print(f"lock {lock['name']}: {state} by {lock['holder']}")
+    else:
+        console.print("locks: none held")
+    if not report["window_consistency"]["consistent"]:
+        console.print(
+            "[red]window drift:[/red] "
+            + ", ".join(d["table_key"] for d in report["window_consistency"]["inconsistent"])
+        )

@@ -1,0 +1,79 @@
+"""status, validate-windows and reset-state: what the state store says, and resetting it."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from onceflow.cli.app import app
+from onceflow.cli.options import ConfigOpt, DateOpt, JsonOpt, RunIdOpt, YesOpt
+from onceflow.cli.render import print_json, print_status
+from onceflow.errors import ConfigError
+
+
+@app.command()
+def status(
+    config: ConfigOpt = None,
+    date: DateOpt = None,
+    run_id: RunIdOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a run's extractions, each table's load and the locks (default: the latest run)."""
+    from onceflow.pipeline import Pipeline
+
+    report = Pipeline.from_file(config).status(date, run_id=run_id)
+    if as_json:
+        print_json(report)
+    else:
+        print_status(report)
+
+
+@app.command("validate-windows")
+def validate_windows(
+    config: ConfigOpt = None,
+    date: DateOpt = None,
+    run_id: RunIdOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Report extractions of a run whose window differs from the run's window."""
+    from onceflow.pipeline import Pipeline
+
+    result = Pipeline.from_file(config).validate_windows(date, run_id=run_id)
+    if as_json:
+        print_json(result)
+    elif result["consistent"]:
+        typer.echo(f"run {result['run_id']}: all windows match {result['expected_window']}")
+    else:
+        for item in result["inconsistent"]:
+            typer.echo(f"{item['table_key']}: window {item['window_start']} → {item['window_end']}")
+    if not result["consistent"]:
+        raise typer.Exit(1)
+
+
+@app.command("reset-state")
+def reset_state_cmd(
+    config: ConfigOpt = None,
+    date: DateOpt = None,
+    run_id: RunIdOpt = None,
+    failed: Annotated[
+        bool, typer.Option("--failed", help="Failed extractions and loads back to pending.")
+    ] = False,
+    table: Annotated[
+        str | None, typer.Option("--table", help="Re-extract this table next run.")
+    ] = None,
+    yes: YesOpt = False,
+) -> None:
+    """Reset state: --failed, --table T, or (neither) forget the run's state entirely."""
+    from onceflow.pipeline import Pipeline
+
+    if failed and table:
+        raise ConfigError("give either --failed or --table, not both")
+    pipeline = Pipeline.from_file(config)
+    if not failed and not table and not yes:
+        typer.confirm(
+            "Forget this run's state? (files stay; they are re-verified next run)", abort=True
+        )
+    result = pipeline.reset_state(date, run_id=run_id, failed=failed, table=table)
+    typer.echo(json.dumps(result))

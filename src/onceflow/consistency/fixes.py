@@ -1,0 +1,114 @@
+"""fix-inconsistencies: repair the index from the truth and remove old garbage.
+
+Every repair is one store verb and one log line; the report lists the same lines.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from onceflow.config import Config
+from onceflow.consistency.checks import (
+    DEFAULT_SAFE_AGE_SECONDS,
+    config_load_targets,
+    delta_garbage,
+    interrupted_extractions,
+    pipeline_runs,
+    sidecar_issues,
+    tables_with_failed_files,
+    temp_files,
+    validate_consistency,
+)
+from onceflow.errors import LockError
+from onceflow.load import reconcile
+from onceflow.load.markers import read_log
+from onceflow.state import Lease, Store, open_store
+from onceflow.warehouse import open_table
+
+log = logging.getLogger(__name__)
+
+
+class _Actions:
+    """The repairs made, each logged as it is made."""
+
+    def __init__(self) -> None:
+        self.done: list[str] = []
+
+    def add(self, note: str) -> None:
+        log.info("fixed: %s", note)
+        self.done.append(note)
+
+
+def fix_inconsistencies(
+    config: Config,
+    *,
+    safe_age_seconds: float = DEFAULT_SAFE_AGE_SECONDS,
+    store: Store | None = None,
+) -> dict[str, Any]:
+    """Repair the index from the truth and remove old garbage; says what it did."""
+    store = store or open_store(config.state_url)
+    actions = _Actions()
+    failures: list[str] = []
+    # Orphans first: releasing one also releases its owner's stale lock in the same
+    # transaction, so the owner can never finish a file that is pending again.
+    released: set[str] = set()
+    for orphan in store.files.release_orphans():
+        rec = orphan.record
+        if orphan.lock is not None and orphan.lock.token not in released:
+            released.add(orphan.lock.token)
+            actions.add(
+                f"released stale lock {orphan.lock.name} ({orphan.stale_reason}; it owned "
+                "orphaned processing records)"
+            )
+        actions.add(
+            f"{rec.file_path} ({rec.target_table}): orphaned processing record put back to "
+            f"pending ({orphan.reason}); the next load retries it"
+        )
+    for lock in store.locks.find():
+        reason = lock.stale_reason()
+        if reason and store.locks.release_if_unchanged(lock):
+            actions.add(f"released stale lock {lock.name} ({reason})")
+    for tgt in config_load_targets(config):
+        try:
+            with Lease(store, tgt.lock_name, ttl=config.lock_ttl_seconds, timeout=0):
+                view = read_log(open_table(tgt.uri), tgt.app_id)
+                for note in reconcile(store, tgt, view):
+                    actions.add(f"{tgt.key}: {note}")
+                for path in delta_garbage(tgt, safe_age_seconds):
+                    path.unlink(missing_ok=True)
+                    actions.add(f"{tgt.key}: removed uncommitted data file {path}")
+        except LockError as error:
+            failures.append(f"{tgt.key}: skipped, a loader is running ({error})")
+            log.warning("not fixed: %s", failures[-1])
+    for issue in tables_with_failed_files(store, pipeline_runs(store, config)):
+        count = issue.extra["failed_files"]
+        for run_id in issue.extra["runs"]:
+            if store.runs.fail(run_id, only_if="completed") is not None:
+                actions.add(
+                    f"{issue.subject}: run {run_id} status completed -> failed (table marked "
+                    f"as completed but has {count} failed file{'s' if count != 1 else ''})"
+                )
+    for issue in sidecar_issues(pipeline_runs(store, config)):
+        run_id, key = issue.extra["run_id"], issue.table or ""
+        if store.extractions.force(run_id, key):
+            actions.add(f"{key} of {run_id}: {issue.detail}; marked for re-extraction")
+    interrupted = interrupted_extractions(store, config, pipeline_runs(store, config))
+    for issue in interrupted:
+        run_id, key = issue.extra["run_id"], issue.table or ""
+        store.extractions.fail(run_id, key, "interrupted: the process running it is gone")
+        actions.add(f"{key} of {run_id}: interrupted extraction marked failed (retried next run)")
+    for run_id in sorted({i.extra["run_id"] for i in interrupted}):
+        store.runs.finish(run_id)
+    for path in temp_files(config, safe_age_seconds):
+        path.unlink(missing_ok=True)
+        actions.add(f"removed temp file {path}")
+    after = validate_consistency(config, safe_age_seconds=safe_age_seconds, store=store)
+    return {
+        "actions": actions.done,
+        "fixes_applied": len(actions.done),
+        "fixes_failed": len(failures),
+        "failures": failures,
+        "consistent": after["consistent"],
+        "remaining": after["issues"],
+    }

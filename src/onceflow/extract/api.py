@@ -1,0 +1,246 @@
+"""The extract step's entry point: extract the selected tables of one run.
+
+A run is (pipeline, run date); its tables are extracted in parallel, each skipped when
+its file is committed and intact (sidecar, window, size; checksum with deep verification).
+The pipeline lock is held throughout, so two extractions of one run never race.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from onceflow.config import Config, TableConfig
+from onceflow.errors import ConfigError
+from onceflow.extract.extractor import (
+    ExtractionResult,
+    TableJob,
+    check_committed,
+    extract_table,
+    skipped_result,
+)
+from onceflow.state import ExtractionEntry, Lease, RunRecord, Store, force_release, open_store
+from onceflow.windows import Window, check_run_id, make_run_id, parse_run_date, window_for
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[ExtractionResult], None]
+
+
+@dataclass
+class ExtractSummary:
+    """The outcome of an extraction: the run and each table's result."""
+
+    run: RunRecord
+    results: list[ExtractionResult] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when every selected table is committed."""
+        return all(r.action != "failed" for r in self.results)
+
+    def counts(self) -> dict[str, int]:
+        """How many tables were extracted, skipped and failed."""
+        out = {"extracted": 0, "skipped": 0, "failed": 0}
+        for r in self.results:
+            out[r.action] = out.get(r.action, 0) + 1
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form for `--json` and reports."""
+        return {
+            "run_id": self.run.run_id,
+            "status": self.run.status,
+            "window_start": self.run.window_start,
+            "window_end": self.run.window_end,
+            "restart_count": self.run.restart_count,
+            "counts": self.counts(),
+            "tables": [vars(r) for r in self.results],
+        }
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """The (pipeline, run date) a command acts on."""
+
+    run_id: str
+    run_date: date
+    window: Window
+
+
+def run_context(
+    config: Config, run_date: str | date | None = None, run_id: str | None = None
+) -> RunContext:
+    """Resolve the run date (default yesterday), its window and its deterministic run id."""
+    day = parse_run_date(run_date, config.zone)
+    rid = check_run_id(run_id) if run_id else make_run_id(config.pipeline, day)
+    return RunContext(rid, day, window_for(day, config.zone))
+
+
+def select_tables(config: Config, keys: Sequence[str] | None) -> list[TableConfig]:
+    """The tables named by --tables (keys or unique names), or all of them."""
+    if not config.tables:
+        raise ConfigError("tables: the config lists no tables; add at least one under `tables:`")
+    if not keys:
+        return list(config.tables)
+    return [config.table(k) for k in keys]
+
+
+def extraction_entry(table: TableConfig, ctx: RunContext) -> ExtractionEntry:
+    """The state row that registers a table in a run before its first attempt."""
+    start, end = ctx.window.iso()
+    return ExtractionEntry(
+        table.key, table.source, table.display_name, table.extract.mode, start, end
+    )
+
+
+def make_job(
+    config: Config, ctx: RunContext, table: TableConfig, *, force: bool = False, deep: bool = False
+) -> TableJob:
+    """The extraction job of one table in a run."""
+    return TableJob(
+        table=table,
+        source=config.sources[table.source],
+        source_url=config.source_url(table.source),
+        run_id=ctx.run_id,
+        run_date=ctx.run_date,
+        window=ctx.window,
+        lake=config.resolve(config.lake),
+        zone=config.zone,
+        compression=config.compression,
+        retry=config.retry,
+        deep_verify=deep,
+        force=force,
+    )
+
+
+def extract(
+    config: Config,
+    run_date: str | date | None = None,
+    *,
+    tables: Sequence[str] | None = None,
+    force_reprocess: bool = False,
+    workers: int | None = None,
+    verify: str = "fast",
+    run_id: str | None = None,
+    store: Store | None = None,
+    progress: Progress | None = None,
+    lock_timeout: float = 0.0,
+    force_unlock: bool = False,
+    lease: Lease | None = None,
+) -> ExtractSummary:
+    """Extract the selected tables for one run; committed tables are skipped.
+
+    The pipeline lock is held throughout, waiting up to `lock_timeout` seconds for it
+    (`force_unlock` first releases it whoever holds it); a caller that already holds it
+    passes its `lease`.
+    """
+    if verify not in ("fast", "deep"):
+        raise ConfigError(f"--verify: expected 'fast' or 'deep', got {verify!r}")
+    store = store or open_store(config.state_url)
+
+    def go() -> ExtractSummary:
+        return _extract(
+            config,
+            store,
+            run_context(config, run_date, run_id),
+            select_tables(config, tables),
+            force=force_reprocess,
+            deep=verify == "deep",
+            workers=workers,
+            progress=progress,
+        )
+
+    if lease is not None:
+        lease.check()
+        return go()
+    if force_unlock:
+        force_release(store, config.pipeline_lock_name)
+    with Lease(store, config.pipeline_lock_name, ttl=config.lock_ttl_seconds, timeout=lock_timeout):
+        return go()
+
+
+def _extract(
+    config: Config,
+    store: Store,
+    ctx: RunContext,
+    selected: list[TableConfig],
+    *,
+    force: bool,
+    deep: bool,
+    workers: int | None,
+    progress: Progress | None,
+) -> ExtractSummary:
+    store.runs.begin(ctx.run_id, config.pipeline, ctx.run_date.isoformat(), ctx.window.iso())
+    store.extractions.ensure(ctx.run_id, [extraction_entry(t, ctx) for t in selected])
+    known = store.extractions.of_run(ctx.run_id)
+    jobs = [
+        make_job(config, ctx, t, deep=deep, force=force or known[t.key].force_reprocess)
+        for t in selected
+    ]
+
+    results: list[ExtractionResult] = []
+    todo: list[TableJob] = []
+    for job in jobs:
+        verdict = check_committed(job)
+        if verdict.complete and not job.force:
+            results.append(skipped_result(job, verdict))
+        else:
+            todo.append(job)
+    if results:
+        store.extractions.complete(ctx.run_id, [r.as_state() for r in results])
+        for r in results:
+            log.info(
+                "%s: skipped (already extracted)",
+                r.table_key,
+                extra={"table": r.table_key, "action": "skipped"},
+            )
+            if progress:
+                progress(r)
+
+    def work(job: TableJob) -> ExtractionResult:
+        store.extractions.start(ctx.run_id, job.key, job.window_iso)
+        result = extract_table(
+            job,
+            # Retries of a transient error count as attempts in the state, like the first.
+            on_attempt=lambda n: (
+                store.extractions.start(ctx.run_id, job.key, job.window_iso) if n > 1 else None
+            ),
+        )
+        if result.action == "failed":
+            store.extractions.fail(ctx.run_id, job.key, result.error or "unknown error")
+            log.error(
+                "%s: failed: %s",
+                job.key,
+                result.error,
+                extra={"table": job.key, "action": "failed"},
+            )
+        else:
+            store.extractions.complete(ctx.run_id, [result.as_state()])
+            log.info(
+                "%s: %s %s rows in %.2fs -> %s",
+                job.key,
+                result.action,
+                result.record_count,
+                result.duration_seconds or 0.0,
+                result.file_path,
+                extra={"table": job.key, "action": result.action, "rows": result.record_count},
+            )
+        return result
+
+    pool_size = max(1, min(workers or config.workers, len(todo) or 1))
+    if todo:
+        with ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="extract") as pool:
+            futures = [pool.submit(work, job) for job in todo]
+            for future in as_completed(futures):
+                result = future.result()
+                results.append(result)
+                if progress:
+                    progress(result)
+    order = {t.key: i for i, t in enumerate(selected)}
+    results.sort(key=lambda r: order[r.table_key])
+    return ExtractSummary(run=store.runs.finish(ctx.run_id), results=results)

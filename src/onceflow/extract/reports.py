@@ -1,0 +1,140 @@
+"""Reports and repairs of extraction state: summary, report, window check, reset, force."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import date
+from typing import Any
+
+from onceflow.config import Config
+from onceflow.errors import StateError
+from onceflow.extract.api import RunContext, extraction_entry, run_context
+from onceflow.state import RunRecord, Store, open_store
+
+
+def resolve_run(
+    config: Config, store: Store, run_date: str | date | None, run_id: str | None
+) -> RunRecord:
+    """The run named by --run-id or --date, else the pipeline's latest run."""
+    if run_id is None and run_date is None:
+        runs = store.runs.find(config.pipeline, limit=1)
+        if not runs:
+            raise StateError(f"no runs of pipeline {config.pipeline!r} yet; run `onceflow run`")
+        return runs[0]
+    ctx = run_context(config, run_date, run_id)
+    run = store.runs.get(ctx.run_id)
+    if run is None:
+        raise StateError(f"run {ctx.run_id} is not in the state store")
+    return run
+
+
+def get_extraction_summary(
+    config: Config,
+    run_date: str | date | None = None,
+    *,
+    run_id: str | None = None,
+    store: Store | None = None,
+) -> dict[str, Any]:
+    """Status breakdown of a run's extractions, with the run's progress figures."""
+    store = store or open_store(config.state_url)
+    run = resolve_run(config, store, run_date, run_id)
+    counts = store.extractions.counts(run.run_id)
+    extractions = store.extractions.of_run(run.run_id)
+    return {
+        "run_id": run.run_id,
+        "pipeline": run.pipeline,
+        "run_date": run.run_date,
+        "status": run.status,
+        "window_start": run.window_start,
+        "window_end": run.window_end,
+        "started_at": run.started_at,
+        "ended_at": run.ended_at,
+        "restart_count": run.restart_count,
+        "total_tables": len(extractions),
+        "status_counts": counts,
+        "completion_rate": round(100.0 * counts["completed"] / len(extractions), 2)
+        if extractions
+        else 0.0,
+        "total_records": sum(
+            e.record_count or 0 for e in extractions.values() if e.status == "completed"
+        ),
+        "failed_tables": sorted(k for k, e in extractions.items() if e.status == "failed"),
+    }
+
+
+def create_extraction_report(
+    config: Config,
+    run_date: str | date | None = None,
+    *,
+    run_id: str | None = None,
+    store: Store | None = None,
+) -> dict[str, Any]:
+    """The summary plus every table's extraction record and the window check."""
+    store = store or open_store(config.state_url)
+    summary = get_extraction_summary(config, run_date, run_id=run_id, store=store)
+    rid = summary["run_id"]
+    records = sorted(store.extractions.of_run(rid).values(), key=lambda e: e.table_key)
+    return {
+        **summary,
+        "tables": [asdict(e) for e in records],
+        "window_consistency": validate_window_consistency(config, run_id=rid, store=store),
+    }
+
+
+def validate_window_consistency(
+    config: Config,
+    run_date: str | date | None = None,
+    *,
+    run_id: str | None = None,
+    store: Store | None = None,
+) -> dict[str, Any]:
+    """Every extraction of a run whose window differs from the run's window."""
+    store = store or open_store(config.state_url)
+    run = resolve_run(config, store, run_date, run_id)
+    expected = (run.window_start, run.window_end)
+    drift = [
+        {"table_key": e.table_key, "window_start": e.window_start, "window_end": e.window_end}
+        for e in store.extractions.of_run(run.run_id).values()
+        if e.window_start is not None and (e.window_start, e.window_end) != expected
+    ]
+    return {
+        "run_id": run.run_id,
+        "consistent": not drift,
+        "expected_window": list(expected),
+        "inconsistent": drift,
+    }
+
+
+def reset_failed_extractions(
+    config: Config,
+    run_date: str | date | None = None,
+    *,
+    run_id: str | None = None,
+    all_runs: bool = False,
+    store: Store | None = None,
+) -> int:
+    """Put failed extractions back to pending (of one run, or all); returns how many."""
+    store = store or open_store(config.state_url)
+    if all_runs:
+        return store.extractions.reset_failed(None)
+    run = resolve_run(config, store, run_date, run_id)
+    return store.extractions.reset_failed(run.run_id)
+
+
+def force_reprocess_table(
+    config: Config,
+    key: str,
+    run_date: str | date | None = None,
+    *,
+    run_id: str | None = None,
+    store: Store | None = None,
+) -> bool:
+    """Flag one table of a run for re-extraction on the next run; False if not in the run."""
+    store = store or open_store(config.state_url)
+    table = config.table(key)
+    ctx: RunContext = run_context(config, run_date, run_id)
+    if store.runs.get(ctx.run_id) is None:
+        store.runs.begin(ctx.run_id, config.pipeline, ctx.run_date.isoformat(), ctx.window.iso())
+        store.runs.finish(ctx.run_id)
+    store.extractions.ensure(ctx.run_id, [extraction_entry(table, ctx)])
+    return store.extractions.force(ctx.run_id, table.key)

@@ -1,0 +1,37 @@
+"""The extracted-file format shared by every step: Parquet plus a metadata sidecar.
+
+Paths are deterministic (`paths`), files are written atomically while hashed (`atomic`),
+the sidecar is the commit marker (`sidecar`), and `discovery` lists the committed files
+of a table or folder. The extractor writes this format; the loader and the validator read it.
+"""
+
+from onceflow.lake.atomic import CHECKSUM_ALGORITHM, file_checksum
+from onceflow.lake.discovery import SourceFile, discover_path, discover_table_files
+from onceflow.lake.paths import (
+    TEMP_MARKER,
+    normalize_lake_path,
+    output_path,
+    safe_component,
+    sidecar_path,
+    table_folder,
+)
+from onceflow.lake.sidecar import Verdict, read_sidecar, remove_sidecar, verify, write_sidecar
+
+__all__ = [
+    "CHECKSUM_ALGORITHM",
+    "TEMP_MARKER",
+    "SourceFile",
+    "Verdict",
+    "discover_path",
+    "discover_table_files",
+    "file_checksum",
+    "normalize_lake_path",
+    "output_path",
+    "read_sidecar",
+    "remove_sidecar",
+    "safe_component",
+    "sidecar_path",
+    "table_folder",
+    "verify",
+    "write_sidecar",
+]

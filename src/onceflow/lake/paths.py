@@ -1,0 +1,69 @@
+"""Lake paths: the deterministic layout, and Databricks path normalisation.
+
+A table's files live at <lake>/<source>/<table>/<yyyymm>/<dd>/<run_id>.parquet, each
+beside its sidecar <run_id>_metadata.json; temp files carry TEMP_MARKER in their name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import date
+from pathlib import Path
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]+")
+TEMP_MARKER = ".onceflow-tmp-"
+
+
+def normalize_lake_path(path: str) -> str:
+    """`dbfs:/x` -> `/dbfs/x`; Unity Catalog `/Volumes/c/s/v/...` and local paths unchanged."""
+    if path.startswith("dbfs:"):
+        rest = path[len("dbfs:") :].lstrip("/")
+        return "/dbfs/" + rest
+    return path
+
+
+def is_unity_catalog_volume(path: str) -> bool:
+    """True for a Unity Catalog volume path, /Volumes/<catalog>/<schema>/<volume>/..."""
+    parts = Path(path).parts
+    return len(parts) >= 5 and parts[0] == "/" and parts[1] == "Volumes"
+
+
+def safe_component(name: str) -> str:
+    """A table or source name as one safe path component (no separators, no '..').
+
+    A name that is already safe is kept as it is. A name that had to be changed gets a
+    short hash of the original, so two names never share a folder: `order items` and
+    `order_items` (or `x"; drop table y; --` and `x_drop_table_y_--`) are different tables
+    and must not overwrite, or be taken for, each other's files.
+    """
+    cleaned = _UNSAFE.sub("_", name).strip("._") or "_"
+    if cleaned == name:
+        return cleaned
+    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:8]
+    return f"{cleaned}-{digest}"
+
+
+def table_folder(lake: str, source: str, table: str) -> Path:
+    """<lake>/<source>/<table>: where a table's extracted files live."""
+    return Path(normalize_lake_path(lake)) / safe_component(source) / safe_component(table)
+
+
+def output_path(lake: str, source: str, table: str, run_date: date, run_id: str) -> Path:
+    """<lake>/<source>/<table>/<yyyymm>/<dd>/<run_id>.parquet"""
+    return (
+        table_folder(lake, source, table)
+        / f"{run_date:%Y%m}"
+        / f"{run_date:%d}"
+        / f"{run_id}.parquet"
+    )
+
+
+def sidecar_path(data_path: Path) -> Path:
+    """The metadata sidecar beside a data file: <run_id>_metadata.json."""
+    return data_path.with_name(data_path.stem + "_metadata.json")
+
+
+def temp_path(target: Path, token: str) -> Path:
+    """A temp file beside `target`; the marker lets validate-consistency find leftovers."""
+    return target.with_name(f"{target.name}{TEMP_MARKER}{token}")

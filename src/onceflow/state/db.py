@@ -1,0 +1,99 @@
+"""The connection side of the state store: transactions, rows and dialect hooks.
+
+SQL is written once with `?` placeholders; each backend rewrites them for its driver and
+supplies the few statements that differ (an advisory lock, the schema lock). Repositories
+(runs, extractions, files, locks) hold their SQL and take a Database; they never branch
+on the backend.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import fields
+from typing import Any, ClassVar, TypeVar
+
+Row = dict[str, Any]
+R = TypeVar("R")
+
+
+class Tx(ABC):
+    """A cursor inside a transaction, returning rows as dicts."""
+
+    @abstractmethod
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Tx:
+        """Run one statement with `?` placeholders."""
+
+    @abstractmethod
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        """Run one statement once per parameter row."""
+
+    @abstractmethod
+    def fetchall(self) -> list[Row]:
+        """The rows of the last statement."""
+
+    @property
+    @abstractmethod
+    def rowcount(self) -> int:
+        """Rows changed by the last statement."""
+
+    def fetchone(self) -> Row | None:
+        """The first row of the last statement, or None."""
+        rows = self.fetchall()
+        return rows[0] if rows else None
+
+
+class Database(ABC):
+    """One backend: a connection per thread, write transactions and dialect hooks."""
+
+    backend: ClassVar[str] = ""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._local = threading.local()
+
+    @abstractmethod
+    def transaction(self) -> AbstractContextManager[Tx]:
+        """A write transaction (serialised against other writers where needed)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Close this thread's connection."""
+
+    @abstractmethod
+    def schema_lock(self, tx: Tx) -> None:
+        """Serialise migrations across processes."""
+
+    @abstractmethod
+    def serialize(self, tx: Tx, key: str) -> None:
+        """Serialise transactions that share `key` until `tx` ends (SQLite: already serial)."""
+
+
+def record_from_row(cls: type[R], row: Mapping[str, Any]) -> R:
+    """A record dataclass from a row: known columns only, driver values made plain.
+
+    Integers come back from some drivers as other numeric types and SQLite keeps
+    booleans as 0/1, so each field is converted to its annotated type.
+    """
+    values: dict[str, Any] = {}
+    for f in fields(cls):  # type: ignore[arg-type]
+        if f.name not in row:
+            continue
+        value = row[f.name]
+        if value is not None:
+            kind = str(f.type)
+            if kind.startswith("int"):
+                value = int(value)
+            elif kind.startswith("float"):
+                value = float(value)
+            elif kind.startswith("bool"):
+                value = bool(value)
+        values[f.name] = value
+    return cls(**values)
+
+
+def rows_as(cls: type[R], rows: Iterable[Mapping[str, Any]]) -> list[R]:
+    """Records of every row."""
+    return [record_from_row(cls, r) for r in rows]

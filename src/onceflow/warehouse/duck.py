@@ -1,0 +1,68 @@
+"""DuckDB helpers: one in-process database, private cursors, and SQL text builders."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+if TYPE_CHECKING:
+    import duckdb
+
+_database: duckdb.DuckDBPyConnection | None = None
+_database_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def duck() -> Iterator[duckdb.DuckDBPyConnection]:
+    """A private DuckDB connection (its own views and temp tables) with UTC as time zone.
+
+    A cursor of one in-process database: a new database costs 25-45 ms per load here, a
+    cursor under 1 ms. Closing it drops its temp tables.
+    """
+    global _database
+    import duckdb
+
+    with _database_lock:  # creating cursors is not thread-safe
+        if _database is None:
+            _database = duckdb.connect()
+        con = _database.cursor()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        yield con
+    finally:
+        con.close()
+
+
+def q(name: str) -> str:
+    """A column name quoted for DuckDB (double quotes)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def row_ids(n: int) -> pa.Array:
+    """0, 1, ..., n-1 as int64 (vectorized; no Python loop)."""
+    if n == 0:
+        return pa.array([], pa.int64())
+    return pc.indices_nonzero(pa.repeat(pa.scalar(True), n)).cast(pa.int64())
+
+
+def scalar(con: duckdb.DuckDBPyConnection, sql: str) -> Any:
+    """The first value of the first row of `sql`, or None."""
+    rows = con.execute(f"SELECT * FROM ({sql}) LIMIT 1").fetchall()
+    return rows[0][0] if rows else None
+
+
+def null_safe_equal(left: Sequence[str], right: Sequence[str]) -> str:
+    """SQL: every left column IS NOT DISTINCT FROM its right column (TRUE if none)."""
+    parts = [f"{a} IS NOT DISTINCT FROM {b}" for a, b in zip(left, right, strict=True)]
+    return " AND ".join(parts) or "TRUE"
+
+
+def describe_key(con: duckdb.DuckDBPyConnection, sql: str) -> str:
+    """The first row of `sql` as `v1, v2` (an example key for an error message)."""
+    rows = con.execute(f"SELECT * FROM ({sql}) LIMIT 1").fetchall()
+    return ", ".join(repr(v) for v in rows[0]) if rows else "?"

@@ -1,0 +1,158 @@
+"""Delta tables: where they live, one way to open them, and reads through the snapshot.
+
+Every read goes through a table's snapshot, never a glob of its folder: a killed writer
+leaves data files that no commit references, and only the log says which files count.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import pyarrow as pa
+import pyarrow.dataset
+
+from onceflow.errors import LoadError
+from onceflow.lake.paths import normalize_lake_path
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def table_uri(warehouse: str, target: str) -> str:
+    """Where a target table lives: a URI or absolute path as given, else under warehouse.
+
+    Databricks `dbfs:/x` becomes the FUSE path `/dbfs/x` (delta-rs has no dbfs scheme);
+    a Unity Catalog volume (`/Volumes/<catalog>/<schema>/<volume>/...`) is a local path.
+    """
+    if "://" in target or target.startswith("/") or target.startswith("dbfs:"):
+        return normalize_lake_path(target)
+    return str(Path(normalize_lake_path(warehouse)) / target)
+
+
+def local_root(uri: str) -> str | None:
+    """The folder of a table on the local filesystem, or None for a remote table.
+
+    delta-rs reports local tables as percent-encoded ``file://`` URIs
+    (``file:///lake/my%20table/``), so the prefix alone is not the path.
+    """
+    if uri.startswith("file://"):
+        return unquote(uri.removeprefix("file://")).rstrip("/") or "/"
+    if "://" in uri:
+        return None
+    return uri.rstrip("/") or "/"
+
+
+def snapshot_dataset(dt: Any) -> pa.dataset.Dataset:
+    """The table's current snapshot as a pyarrow dataset (never a glob of the folder).
+
+    A local table is read through Arrow's own filesystem: delta-rs's Python filesystem
+    handler, called from Arrow's I/O threads, aborts the interpreter at exit now and then
+    ("terminate called without an active exception", delta-rs #2184), and is slower.
+    """
+    import pyarrow.fs as pafs
+
+    root = local_root(str(dt.table_uri))
+    if root is None:
+        dataset: pa.dataset.Dataset = dt.to_pyarrow_dataset()
+        return dataset
+    local = pafs.SubTreeFileSystem(root, pafs.LocalFileSystem())
+    dataset = dt.to_pyarrow_dataset(filesystem=local)
+    return dataset
+
+
+CHECKPOINT_EVERY = 10
+
+
+def checkpoint_if_due(dt: Any, every: int = CHECKPOINT_EVERY) -> bool:
+    """Write a checkpoint when the local table's log has `every` commits past the last one.
+
+    One commit per file makes long logs; opening a table replays every commit since its
+    last checkpoint (delta-rs checkpoints every 100 by default): 25 JSON commits take
+    ~15 ms to open, a checkpoint and a few commits ~5 ms. Written atomically (temp file,
+    rename), so a kill leaves the previous checkpoint in use. Remote tables keep
+    delta-rs's own rhythm.
+    """
+    root = None if dt is None else local_root(str(dt.table_uri))
+    if root is None:
+        return False
+    last = -1
+    with contextlib.suppress(OSError, ValueError, TypeError):
+        hint = json.loads((Path(root) / "_delta_log" / "_last_checkpoint").read_text("utf-8"))
+        last = int(hint["version"])
+    if dt.version() - last < every:
+        return False
+    dt.create_checkpoint()
+    return True
+
+
+def read_table(uri: str, columns: list[str] | None = None) -> pa.Table:
+    """The current rows of the Delta table at `uri` (its snapshot, not its folder)."""
+    from deltalake import DeltaTable
+
+    table: pa.Table = snapshot_dataset(DeltaTable(uri)).to_table(columns=columns)
+    return table
+
+
+def read_snapshot(dt: Any, columns: list[str] | None = None, filter: Any = None) -> pa.Table:
+    """Columns of a table's current snapshot (`dt` is a DeltaTable or its snapshot dataset)."""
+    dataset = dt if isinstance(dt, pa.dataset.Dataset) else snapshot_dataset(dt)
+    table: pa.Table = dataset.to_table(columns=columns, filter=filter)
+    return table
+
+
+def one_line(text: str) -> str:
+    """A delta-rs error message on one line: without colours and its `↳` cause chain."""
+    text = _ANSI.sub("", text)
+    parts = [p.strip().lstrip("↳").strip() for p in text.splitlines()]
+    return ": ".join(p for p in parts if p)
+
+
+def open_table(uri: str, storage_options: dict[str, str] | None = None) -> Any:
+    """The DeltaTable at `uri`, or None when there is no table yet.
+
+    A path that cannot be read as a table (a file in its place, no permission) raises
+    LoadError with delta-rs's reason on one line.
+    """
+    from deltalake import DeltaTable
+
+    try:
+        if not DeltaTable.is_deltatable(uri, storage_options):
+            return None
+        return DeltaTable(uri, storage_options=storage_options)
+    except Exception as error:  # delta-rs raises OSError, DeltaError...
+        raise LoadError(f"{uri}: cannot open the Delta table ({one_line(str(error))})") from None
+
+
+def arrow_schema(dt: Any) -> pa.Schema:
+    """The table's schema as a pyarrow schema."""
+    return pa.schema(dt.schema().to_arrow())
+
+
+def commit_infos(dt: Any, first: int, last: int) -> list[dict[str, Any]] | None:
+    """The commitInfo of versions first..last, newest first, read from a local log.
+
+    Read from the commit files by version number: `history(limit=n)` on a table object
+    that storage has moved past numbers the newest commits from the object's own version.
+    None when the table is not local or a commit file is gone (checkpointed and cleaned).
+    """
+    root = local_root(str(dt.table_uri))
+    if root is None:
+        return None
+    log_dir = Path(root) / "_delta_log"
+    out: list[dict[str, Any]] = []
+    for number in range(last, first - 1, -1):
+        try:
+            lines = (log_dir / f"{number:020d}.json").read_text(encoding="utf-8").splitlines()
+        except OSError:
+            return None
+        info: dict[str, Any] = {}
+        for line in lines:
+            if '"commitInfo"' in line:
+                info = dict(json.loads(line).get("commitInfo") or {})
+                break
+        out.append({**info, "version": number})
+    return out

@@ -1,0 +1,54 @@
+"""The one way tests run the real `onceflow` command: a subprocess of this venv's script."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+#: The console script installed beside this interpreter (the project's .venv in CI).
+ONCEFLOW = str(Path(sys.executable).with_name("onceflow"))
+
+
+def cli_env(crash_at: str | None = None, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a CLI subprocess: no inherited crash point unless asked for."""
+    env = {k: v for k, v in os.environ.items() if k != "ONCEFLOW_CRASH_AT"}
+    env["NO_COLOR"] = "1"
+    if crash_at:
+        env["ONCEFLOW_CRASH_AT"] = crash_at
+    env.update(extra or {})
+    return env
+
+
+def run_cli(
+    *args: str,
+    cwd: Path | None = None,
+    stdin: str | None = None,
+    crash_at: str | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 300,
+) -> subprocess.CompletedProcess[str]:
+    """Run `onceflow ARGS` to completion; a crash point only when given."""
+    return subprocess.run(
+        [ONCEFLOW, *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        input=stdin,
+        env=cli_env(crash_at, env),
+        check=False,
+        timeout=timeout,
+    )
+
+
+def spawn(*args: str, cwd: Path | None = None) -> subprocess.Popen[str]:
+    """Start `onceflow ARGS` without waiting (to kill it from outside)."""
+    return subprocess.Popen(
+        [ONCEFLOW, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(),
+        cwd=cwd,
+    )

@@ -1,0 +1,468 @@
+"""validate-consistency / fix-inconsistencies, one kind of inconsistency at a time.
+
+Each inconsistency is produced for real (a SIGKILLed loader, a failed load, a dropped
+Delta table, files left on disk...), reported, fixed, and a second validation says
+consistent. Where the state store matters the test runs on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from onceflow.config import Config, load_config
+from onceflow.consistency import fix_inconsistencies, force_unlock, validate_consistency
+from onceflow.lake.discovery import discover_table_files
+from onceflow.lake.paths import sidecar_path
+from onceflow.lake.sidecar import read_sidecar, write_sidecar
+from onceflow.load import load
+from onceflow.state import (
+    ExtractionEntry,
+    ExtractionOutcome,
+    FileEntry,
+    Store,
+    open_store,
+)
+from onceflow.windows import window_for
+from tests.helpers.cli import run_cli
+from tests.helpers.lake import (
+    START,
+    config_dict,
+    make_lake,
+    orders_batch,
+    read_table,
+    table_uri,
+)
+from tests.helpers.servers import pg_state_url, unique
+
+TARGET = "src/orders"
+LOCK = f"load:{TARGET}"
+
+# A loader stand-in that takes a table's lock and claims a file exactly as the loader does
+# (real store, real lease row with its pid), then waits to be SIGKILLed.
+CHILD = """
+import sys, time
+from onceflow.state import FileEntry, open_store
+url, lock, target, paths = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+store = open_store(url)
+token = store.locks.acquire(lock, ttl=600)
+if paths:
+    store.files.register(target, [FileEntry(p) for p in paths])
+    assert store.files.claim(target, paths[0], token)
+print("ready", flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_state_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A state-store URL, once per backend (PostgreSQL in a fresh schema)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'state.db'}"
+        return
+    admin = request.getfixturevalue("pg_admin")
+    schema = unique("of_consistency")
+    admin.execute(f'CREATE SCHEMA "{schema}"')
+    yield pg_state_url(schema)
+    admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def _project(
+    tmp_path: Path, state: str, *, tables: tuple[str, ...] = ("orders",), days: int = 2
+) -> tuple[Path, Config]:
+    """`days` extracted files of each table (5 rows each) and an onceflow.yml loading them."""
+    for name in tables:
+        make_lake(tmp_path / "lake", files=days, rows=5, name=name)
+    data = config_dict(tmp_path, state=state)
+    data["tables"] = [
+        {"source": "src", "table": name, "load": {"strategy": "append"}} for name in tables
+    ]
+    path = tmp_path / "onceflow.yml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path, load_config(path)
+
+
+def _record_runs(store: Store, tmp_path: Path, tables: tuple[str, ...], days: int) -> None:
+    """Record each day's run as the extractor does: every table extracted, run completed."""
+    for day in range(days):
+        run_date = START + timedelta(days=day)
+        run_id = f"p_{run_date:%Y%m%d}"
+        window = window_for(run_date, "UTC").iso()
+        store.runs.begin(run_id, "p", run_date.isoformat(), window)
+        store.extractions.ensure(
+            run_id,
+            [
+                ExtractionEntry(f"src.{name}", "src", name, "incremental", *window)
+                for name in tables
+            ],
+        )
+        results = []
+        for name in tables:
+            [file] = [
+                f
+                for f in discover_table_files(str(tmp_path / "lake"), "src", name)
+                if f.run_id == run_id
+            ]
+            store.extractions.start(run_id, f"src.{name}", window)
+            results.append(
+                ExtractionOutcome(
+                    table_key=f"src.{name}",
+                    action="extracted",
+                    record_count=file.record_count,
+                    file_path=file.path,
+                    file_size=file.size,
+                    checksum=file.checksum,
+                    window_start=window[0],
+                    window_end=window[1],
+                )
+            )
+        store.extractions.complete(run_id, results)
+        assert store.runs.finish(run_id).status == "completed"
+
+
+def _validate_json(config: Path, *extra: str) -> dict[str, Any]:
+    out = run_cli("validate-consistency", "-c", str(config), "--json", *extra)
+    report: dict[str, Any] = json.loads(out.stdout)
+    assert out.returncode == (0 if report["consistent"] else 1), out.stderr
+    return report
+
+
+def _kinds(report: dict[str, Any]) -> list[str]:
+    return sorted(i["kind"] for i in report["issues"])
+
+
+def _killed_holder(url: str, lock: str, target: str = "", paths: tuple[str, ...] = ()) -> int:
+    """Start a process that takes `lock` (and claims paths[0]), SIGKILL it; its pid."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD, url, lock, target, *paths],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.strip() == "ready", proc.stderr.read() if proc.stderr else line
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    return proc.pid
+
+
+def _day_paths(tmp_path: Path, name: str = "orders") -> list[str]:
+    return [f.path for f in discover_table_files(str(tmp_path / "lake"), "src", name)]
+
+
+# -- orphaned processing records --------------------------------------------------------
+
+
+def test_orphan_of_a_sigkilled_loader_is_reported_with_its_stale_lease_and_fixed(
+    tmp_path: Path, any_state_url: str
+) -> None:
+    config, cfg = _project(tmp_path, any_state_url)
+    first, second = _day_paths(tmp_path)
+    pid = _killed_holder(any_state_url, LOCK, TARGET, (first, second))
+    store = open_store(any_state_url)
+    assert store.files.get(TARGET, first).status == "processing"
+    assert store.locks.holder(LOCK) is not None  # the lease row outlived its process
+
+    report = _validate_json(config)
+    assert not report["consistent"]
+    assert _kinds(report) == ["orphaned_processing", "stale_lock"]
+    orphan = next(i for i in report["issues"] if i["kind"] == "orphaned_processing")
+    assert orphan["subject"] == first and orphan["table"] == "src.orders"
+    assert f"pid {pid} is no longer running" in orphan["detail"]
+    assert report["file_tracker"] == {"files_checked": 2, "consistent": False, "inconsistencies": 1}
+    text = run_cli("validate-consistency", "-c", str(config))
+    assert text.returncode == 1
+    assert f"Inconsistencies Found: 1\n  - Orphaned processing record: {first}\n" in text.stdout
+    assert "  ✗ src.orders\n    - 1 file tracker inconsistency (listed above)\n" in text.stdout
+    assert f"  - Stale lock: {LOCK}\n" in text.stdout
+
+    fixed = run_cli("fix-inconsistencies", "-c", str(config), "--json")
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    actions = json.loads(fixed.stdout)["actions"]
+    assert any(a.startswith(f"released stale lock {LOCK}") for a in actions), actions
+    assert any(
+        f"{first} ({TARGET}): orphaned processing record put back to pending" in a for a in actions
+    )
+    assert store.files.get(TARGET, first).status == "pending"
+    assert store.locks.holder(LOCK) is None
+    assert validate_consistency(cfg, store=store)["consistent"]
+    # the file is then loaded once, in order with the other
+    assert load(cfg, store=store).counts()["loaded"] == 2
+    assert read_table(table_uri(tmp_path)).num_rows == 10
+
+
+def test_orphan_whose_lease_expired_is_put_back_and_its_owner_can_no_longer_finish_it(
+    tmp_path: Path, any_state_url: str
+) -> None:
+    _, cfg = _project(tmp_path, any_state_url, days=1)
+    [path] = _day_paths(tmp_path)
+    store = open_store(any_state_url)
+    # This process is the loader: alive, but its lease ran out (a long pause).
+    token = store.locks.acquire(LOCK, ttl=0.2)
+    store.files.register(TARGET, [FileEntry(path)])
+    assert store.files.claim(TARGET, path, token)
+    assert validate_consistency(cfg, store=store)["consistent"]  # a live lease: not orphaned
+    time.sleep(0.3)
+
+    report = validate_consistency(cfg, store=store)
+    [orphan] = [i for i in report["issues"] if i["kind"] == "orphaned_processing"]
+    assert "lease expired" in orphan["detail"] and orphan["reason"].startswith(
+        f"its loader's lock {LOCK} is stale"
+    )
+    result = fix_inconsistencies(cfg, store=store)
+    assert result["consistent"], result
+    assert store.files.get(TARGET, path).status == "pending"
+    # the stale owner's lock went with its files: it cannot record them any more
+    assert not store.files.complete(TARGET, path, token, delta_version=0, batch_id="b")
+    assert validate_consistency(cfg, store=store)["consistent"]
+
+
+def test_orphan_whose_loader_lock_was_force_released_goes_back_to_pending(
+    tmp_path: Path, any_state_url: str
+) -> None:
+    _, cfg = _project(tmp_path, any_state_url)
+    store = open_store(any_state_url)
+    files = discover_table_files(str(tmp_path / "lake"), "src", "orders")
+    token = store.locks.acquire(LOCK)
+    store.files.register(
+        TARGET, [FileEntry(f.path, f.size, f.modified_time, f.checksum) for f in files]
+    )
+    assert store.files.claim(TARGET, files[0].path, token)
+    assert [lock.name for lock in force_unlock(cfg, yes=True, store=store)] == [LOCK]
+
+    report = validate_consistency(cfg, store=store)
+    assert _kinds(report) == ["orphaned_processing"]
+    assert "its loader's lock is gone" in report["issues"][0]["detail"]
+    result = fix_inconsistencies(cfg, store=store)
+    assert result["consistent"] and result["fixes_applied"] == 1, result
+    assert store.files.get(TARGET, files[0].path).status == "pending"
+    assert load(cfg, store=store).counts()["loaded"] == 2
+
+
+# -- locks ------------------------------------------------------------------------------
+
+
+def test_stale_lock_of_a_killed_run_is_released_and_a_live_one_is_kept(
+    tmp_path: Path, any_state_url: str
+) -> None:
+    _, cfg = _project(tmp_path, any_state_url, days=1)
+    pid = _killed_holder(any_state_url, "pipeline:p")
+    store = open_store(any_state_url)
+    live = store.locks.acquire("load:someone/else", ttl=600)  # this process: alive
+
+    report = validate_consistency(cfg, store=store)
+    assert _kinds(report) == ["stale_lock"]
+    assert report["issues"][0]["subject"] == "pipeline:p"
+    assert f"pid {pid} is no longer running" in report["issues"][0]["detail"]
+    result = fix_inconsistencies(cfg, store=store)
+    assert result["actions"] == [f"released stale lock pipeline:p (pid {pid} is no longer running)"]
+    assert result["consistent"]
+    assert store.locks.holder("pipeline:p") is None
+    assert store.locks.holds("load:someone/else", live)
+
+
+# -- tables marked complete with failed files -------------------------------------------
+
+
+def test_table_marked_complete_with_failed_files_is_named_and_its_run_marked_failed(
+    tmp_path: Path, any_state_url: str
+) -> None:
+    tables = ("customers", "orders")
+    config, _ = _project(tmp_path, any_state_url, tables=tables)
+    store = open_store(any_state_url)
+    _record_runs(store, tmp_path, tables, days=2)
+    # The first orders file changes after extraction (same size): its load fails.
+    bad = Path(_day_paths(tmp_path)[0])
+    data = bytearray(bad.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    bad.write_bytes(bytes(data))
+    loaded = run_cli("load", "-c", str(config))
+    assert loaded.returncode == 1
+    assert store.files.get(TARGET, str(bad)).status == "failed"
+    assert store.runs.get("p_20250101").status == "completed"
+
+    report = _validate_json(config)
+    assert _kinds(report) == ["completed_with_failed_files"]
+    [issue] = report["issues"]
+    assert (issue["subject"], issue["table"], issue["failed_files"]) == (
+        "src.orders",
+        "src.orders",
+        1,
+    )
+    assert issue["runs"] == ["p_20250101"] and issue["files"] == [str(bad)]
+    assert "does not match its sidecar" in issue["detail"]
+    assert report["tables"] == [
+        {"table": "src.customers", "consistent": True, "issues": 0},
+        {"table": "src.orders", "consistent": False, "issues": 1},
+    ]
+    text = run_cli("validate-consistency", "-c", str(config))
+    assert text.returncode == 1
+    assert text.stdout.startswith(
+        "=== PIPELINE CONSISTENCY VALIDATION ===\n"
+        "Overall Status: INCONSISTENT\n"
+        "File Tracker Status: consistent\n"
+        "Total Files Checked: 4\n"
+        "Inconsistencies Found: 0\n"
+        "Table Consistency:\n"
+        "  ✓ src.customers\n"
+        "  ✗ src.orders\n"
+        "    - Table marked as completed but has 1 failed file\n"
+    ), text.stdout
+
+    fixed = run_cli("fix-inconsistencies", "-c", str(config))
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert fixed.stdout.startswith(
+        "=== FIXING PIPELINE INCONSISTENCIES ===\n"
+        "Fixes Applied: 1\n"
+        "Fixes Failed: 0\n"
+        "Actions taken:\n"
+        "  - src.orders: run p_20250101 status completed -> failed (table marked as "
+        "completed but has 1 failed file)\n"
+    ), fixed.stdout
+    assert store.runs.get("p_20250101").status == "failed"
+    assert store.runs.get("p_20250102").status == "completed"
+    again = run_cli("validate-consistency", "-c", str(config))
+    assert again.returncode == 0 and "Overall Status: CONSISTENT" in again.stdout
+
+
+# -- sidecars ---------------------------------------------------------------------------
+
+
+def test_deleted_or_rewritten_sidecar_of_a_completed_extraction_is_marked_for_reextraction(
+    tmp_path: Path,
+) -> None:
+    config, cfg = _project(tmp_path, f"sqlite:///{tmp_path / 'state.db'}")
+    store = open_store(cfg.state_url)
+    _record_runs(store, tmp_path, ("orders",), days=2)
+    assert validate_consistency(cfg, store=store)["consistent"]
+    first, second = (Path(p) for p in _day_paths(tmp_path))
+    sidecar_path(first).unlink()
+    rewritten = read_sidecar(second) or {}
+    write_sidecar(second, {**rewritten, "checksum": "0" * 64})
+
+    report = _validate_json(config)
+    assert _kinds(report) == ["sidecar_mismatch", "sidecar_mismatch"]
+    problems = {i["subject"]: i["problem"] for i in report["issues"]}
+    assert problems == {
+        "p_20250101:src.orders": "no complete sidecar",
+        "p_20250102:src.orders": "sidecar checksum differs from the state",
+    }
+    text = run_cli("validate-consistency", "-c", str(config)).stdout
+    table = text[text.index("  ✗ src.orders\n") : text.index("Locks Checked:")]
+    assert "    - Sidecar disagrees with the state: p_20250101:src.orders\n" in table
+    assert "    - Sidecar disagrees with the state: p_20250102:src.orders\n" in table
+
+    result = fix_inconsistencies(cfg, store=store)
+    assert result["consistent"] and result["fixes_applied"] == 2, result
+    for run_id in ("p_20250101", "p_20250102"):
+        extraction = store.extractions.of_run(run_id)["src.orders"]
+        assert extraction.force_reprocess and extraction.status == "pending"
+    assert _validate_json(config)["consistent"]
+
+
+# -- Delta log against the tracker ------------------------------------------------------
+
+
+def test_commit_of_a_loader_killed_before_its_tracker_update_is_recorded_by_fix(
+    tmp_path: Path, any_state_url: str
+) -> None:
+    config, cfg = _project(tmp_path, any_state_url)
+    first, second = _day_paths(tmp_path)
+    crashed = run_cli("load", "-c", str(config), crash_at="after_delta_commit")
+    assert crashed.returncode == -signal.SIGKILL
+    store = open_store(any_state_url)
+    assert store.files.get(TARGET, first).status == "processing"
+
+    report = _validate_json(config)
+    # the commit is in, the tracker still says processing, by a loader that is gone
+    assert _kinds(report) == ["commit_not_tracked", "orphaned_processing", "stale_lock"]
+    assert {i["subject"] for i in report["issues"]} == {first, LOCK}
+    fixed = run_cli("validate-consistency", "-c", str(config), "--fix", "--json")
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    record = store.files.get(TARGET, first)
+    assert (record.status, record.delta_version) == ("completed", 0)
+    assert _validate_json(config)["consistent"]
+    # nothing twice: the next load skips the committed file and loads the other
+    summary = load(cfg, store=store)
+    assert (summary.counts()["skipped"], summary.counts()["loaded"]) == (1, 1)
+    assert store.files.get(TARGET, second).status == "completed"
+    assert sorted(read_table(table_uri(tmp_path)).column("id").to_pylist()) == sorted(
+        orders_batch(0, 5).column("id").to_pylist() + orders_batch(1, 5).column("id").to_pylist()
+    )
+
+
+def test_tracker_entries_of_a_dropped_delta_table_go_back_to_pending_and_reload(
+    tmp_path: Path, any_state_url: str
+) -> None:
+    _, cfg = _project(tmp_path, any_state_url)
+    store = open_store(any_state_url)
+    assert load(cfg, store=store).counts()["loaded"] == 2
+    shutil.rmtree(table_uri(tmp_path))
+
+    report = validate_consistency(cfg, store=store)
+    assert _kinds(report) == ["tracked_without_commit", "tracked_without_commit"]
+    assert report["file_tracker"]["inconsistencies"] == 2
+    result = fix_inconsistencies(cfg, store=store)
+    assert result["consistent"], result
+    assert store.files.counts(TARGET)["pending"] == 2
+    assert load(cfg, store=store).counts()["loaded"] == 2
+    assert read_table(table_uri(tmp_path)).num_rows == 10
+    assert validate_consistency(cfg, store=store)["consistent"]
+
+
+# -- files on disk ----------------------------------------------------------------------
+
+
+def test_old_temp_and_uncommitted_delta_files_are_removed_and_young_ones_kept(
+    tmp_path: Path,
+) -> None:
+    config, _ = _project(tmp_path, f"sqlite:///{tmp_path / 'state.db'}")
+    assert run_cli("load", "-c", str(config)).returncode == 0
+    uri = Path(table_uri(tmp_path))
+    folder = Path(_day_paths(tmp_path)[0]).parent
+    old_temp = folder / "p_20250101.parquet.onceflow-tmp-dead"
+    old_stray = uri / "part-00000-killed-writer.snappy.parquet"
+    old_hashed = uri / "part-00001-killed-writer.snappy.parquet#1"
+    young_temp = folder / "p_20250101.parquet.onceflow-tmp-live"
+    young_stray = uri / "part-00002-being-written.snappy.parquet"
+    young_hashed = uri / "part-00003-being-written.snappy.parquet#1"
+    for path in (old_temp, old_stray, old_hashed, young_temp, young_stray, young_hashed):
+        path.write_bytes(b"partial")
+    two_hours_ago = time.time() - 7200
+    for path in (old_temp, old_stray, old_hashed):
+        os.utime(path, (two_hours_ago, two_hours_ago))
+
+    report = _validate_json(config, "--safe-age", "3600")
+    assert {(i["kind"], i["subject"]) for i in report["issues"]} == {
+        ("temp_file", str(old_temp)),
+        ("uncommitted_delta_file", str(old_stray)),
+        ("uncommitted_delta_file", str(old_hashed)),
+    }
+    text = run_cli("validate-consistency", "-c", str(config)).stdout
+    assert f"Temp Files In The Lake (older than 3600 s): 1\n  - {old_temp}\n" in text
+    assert f"    - Delta data file no commit references: {old_hashed}\n" in text
+    # a young file is a running writer's: only a zero safe age reports it
+    assert len(_validate_json(config, "--safe-age", "0")["issues"]) == 6
+
+    fixed = run_cli("fix-inconsistencies", "-c", str(config), "--safe-age", "3600")
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert f"  - removed temp file {old_temp}\n" in fixed.stdout
+    assert not old_temp.exists() and not old_stray.exists() and not old_hashed.exists()
+    assert young_temp.exists() and young_stray.exists() and young_hashed.exists()
+    assert _validate_json(config)["consistent"]
+    assert read_table(str(uri)).num_rows == 10

@@ -1,0 +1,166 @@
+"""The `onceflow` command on the demo project: real processes, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from tests.helpers.cli import run_cli
+
+DAY = "2025-01-23"
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Path:
+    from datetime import date
+
+    from onceflow.demo import create_demo_database, init_project
+
+    init_project(tmp_path / "demo")
+    # Pin the data to a known week so that the tests do not depend on today's date.
+    (tmp_path / "demo" / "shop.db").unlink()
+    create_demo_database(tmp_path / "demo" / "shop.db", end=date(2025, 1, 23))
+    return tmp_path / "demo"
+
+
+def test_run_then_rerun_skips_everything(demo: Path) -> None:
+    first = run_cli("run", "--date", DAY, "--json", cwd=demo)
+    assert first.returncode == 0, first.stderr
+    report = json.loads(first.stdout)
+    assert report["counts"] == {"extracted": 2, "skipped": 0, "failed": 0}
+    orders = next(t for t in report["tables"] if t["table_key"] == "shop.orders")
+    assert orders["record_count"] == 600  # one day of the demo's orders
+    assert pq.read_table(orders["file_path"]).num_rows == 600
+
+    second = run_cli("run", "--date", DAY, "--json", cwd=demo)
+    assert second.returncode == 0
+    again = json.loads(second.stdout)
+    assert again["counts"] == {"extracted": 0, "skipped": 2, "failed": 0}
+    assert again["restart_count"] == 1
+
+
+def test_status_json_and_table(demo: Path) -> None:
+    assert run_cli("run", "--date", DAY, cwd=demo).returncode == 0
+    status = run_cli("status", "--json", cwd=demo)
+    report = json.loads(status.stdout)
+    assert report["status"] == "completed"
+    assert report["status_counts"]["completed"] == 2
+    assert report["completion_rate"] == 100.0
+    assert report["window_consistency"]["consistent"] is True
+    loads = {row["table"]: row for row in report["load"]}
+    assert set(loads) == {"shop.orders", "shop.customers"}
+    assert loads["shop.customers"]["strategy"] == "scd2"
+    assert all(row["delta_version"] == 0 for row in loads.values())
+    assert all(row["files"]["completed"] == 1 for row in loads.values())
+    table = run_cli("status", "--date", DAY, cwd=demo)
+    assert "shop.orders" in table.stdout and "completed" in table.stdout
+    assert "scd2" in table.stdout  # the load table
+    assert run_cli("validate-windows", "--date", DAY, cwd=demo).returncode == 0
+
+
+def test_reset_state_table_forces_one_reextraction(demo: Path) -> None:
+    assert run_cli("run", "--date", DAY, cwd=demo).returncode == 0
+    reset = run_cli("reset-state", "--date", DAY, "--table", "shop.orders", cwd=demo)
+    assert json.loads(reset.stdout) == {
+        "action": "force_reprocess",
+        "table": "shop.orders",
+        "count": 1,
+    }
+    rerun = json.loads(run_cli("run", "--date", DAY, "--json", cwd=demo).stdout)
+    actions = {t["table_key"]: t["action"] for t in rerun["tables"]}
+    assert actions == {"shop.orders": "extracted", "shop.customers": "skipped"}
+
+
+def test_force_reprocess_with_tables_only_touches_those(demo: Path) -> None:
+    assert run_cli("run", "--date", DAY, cwd=demo).returncode == 0
+    out = run_cli(
+        "extract", "--date", DAY, "--force-reprocess", "--tables", "customers", "--json", cwd=demo
+    )
+    actions = {t["table_key"]: t["action"] for t in json.loads(out.stdout)["tables"]}
+    assert actions == {"shop.customers": "extracted"}
+
+
+def test_json_logs_are_one_object_per_line(demo: Path) -> None:
+    out = run_cli("--log-format", "json", "run", "--date", DAY, cwd=demo)
+    lines = [json.loads(line) for line in out.stderr.splitlines() if line.strip()]
+    assert {line["table"] for line in lines} == {"shop.orders", "shop.customers"}
+    assert all(line["level"] == "info" for line in lines)
+
+
+def test_errors_are_one_line_without_traceback(demo: Path) -> None:
+    bad_date = run_cli("run", "--date", "2025-13-45", cwd=demo)
+    assert bad_date.returncode == 2
+    assert bad_date.stderr.strip().splitlines() == [
+        "error: --date: invalid date '2025-13-45'; expected YYYY-MM-DD (e.g. 2025-01-23), "
+        "'today' or 'yesterday'"
+    ]
+    unknown = run_cli("run", "--tables", "nope", cwd=demo)
+    assert unknown.returncode == 2 and "Traceback" not in unknown.stderr
+    assert "table 'nope' is not in the config" in unknown.stderr
+    (demo / "bad.yml").write_text("tables: [{source: nowhere, table: t}]\n")
+    bad = run_cli("check", "--config", "bad.yml", cwd=demo)
+    assert bad.returncode == 2
+    assert "tables[0].source: unknown source 'nowhere'" in bad.stderr
+
+
+def test_single_table_mode_without_config(demo: Path, tmp_path: Path) -> None:
+    out = run_cli(
+        "extract",
+        "--url",
+        "sqlite:///shop.db",
+        "--source-name",
+        "shop",
+        "--table-name",
+        "orders",
+        "--cursor",
+        "updated_at",
+        "--date",
+        DAY,
+        "--lake",
+        str(tmp_path / "lake1"),
+        "--state",
+        f"sqlite:///{tmp_path}/s1.db",
+        "--json",
+        cwd=demo,
+    )
+    assert out.returncode == 0, out.stderr
+    [table] = json.loads(out.stdout)["tables"]
+    assert table["record_count"] == 600
+    assert table["file_path"].startswith(str(tmp_path / "lake1" / "shop" / "orders" / "202501"))
+    both = run_cli(
+        "extract",
+        "--url",
+        "sqlite:///shop.db",
+        "--source-name",
+        "shop",
+        "--table-name",
+        "orders",
+        "--full",
+        "--cursor",
+        "x",
+        cwd=demo,
+    )
+    assert both.returncode == 2 and "not both" in both.stderr
+
+
+def test_check_and_init(tmp_path: Path) -> None:
+    created = run_cli("init", "proj", cwd=tmp_path)
+    assert created.returncode == 0
+    assert run_cli("check", cwd=tmp_path / "proj").stdout.startswith("config ok: pipeline demo")
+    again = run_cli("init", "proj", cwd=tmp_path)
+    assert again.returncode == 2 and "--force" in again.stderr
+
+
+def test_reset_state_failed_and_forget_cover_loads_too(demo: Path) -> None:
+    assert run_cli("run", "--date", DAY, cwd=demo).returncode == 0
+    failed = json.loads(run_cli("reset-state", "--date", DAY, "--failed", cwd=demo).stdout)
+    assert failed == {"action": "reset_failed", "count": 0, "load_files": 0}
+    forget = json.loads(run_cli("reset-state", "--date", DAY, "--yes", cwd=demo).stdout)
+    assert forget["action"] == "forget_run" and forget["load_files"] == 2
+    # Nothing is lost: the rerun re-derives everything from sidecars and Delta logs.
+    rerun = json.loads(run_cli("run", "--date", DAY, "--json", cwd=demo).stdout)
+    assert rerun["counts"] == {"extracted": 0, "skipped": 2, "failed": 0}
+    assert rerun["load"]["counts"]["loaded"] == 0

@@ -1,0 +1,126 @@
+"""The load commands through the real CLI: run (extract + load) under the pipeline lock,
+validate-consistency / fix-inconsistencies, force-unlock, optimize."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from deltalake import DeltaTable
+
+from onceflow.demo import init_project
+from onceflow.state import FileEntry, open_store
+from tests.helpers.cli import run_cli
+from tests.helpers.lake import (
+    make_config,
+    make_lake,
+    read_table,
+    table_uri,
+    write_config,
+)
+
+
+def test_run_extracts_then_loads_and_a_second_run_waits_for_the_lock(tmp_path: Path) -> None:
+    init_project(tmp_path / "demo")
+    demo = tmp_path / "demo"
+    done = run_cli("run", "--date", "2025-01-10", "--json", cwd=demo)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["load"]["counts"]["loaded"] == 2
+    assert DeltaTable(str(demo / "warehouse" / "shop" / "orders")).version() == 0
+    again = run_cli("run", "--date", "2025-01-10", "--json", cwd=demo)
+    assert json.loads(again.stdout)["load"]["counts"]["loaded"] == 0
+    # hold the pipeline lock from this (live) process: a run waits, then names the holder
+    store = open_store(f"sqlite:///{demo / '.onceflow' / 'state.db'}")
+    token = store.locks.acquire("pipeline:demo")
+    started = time.monotonic()
+    blocked = run_cli("run", "--date", "2025-01-10", "--lock-timeout", "1.5", cwd=demo)
+    assert blocked.returncode == 1
+    assert time.monotonic() - started >= 1.5
+    assert f"held by pid {os.getpid()}" in blocked.stderr
+    assert blocked.stderr.count("\n") == 1  # one clear line
+    shown = run_cli("force-unlock", cwd=demo, stdin="n\n")
+    assert f"pid {os.getpid()}" in shown.stdout and "nothing released" in shown.stdout
+    assert store.locks.holds("pipeline:demo", token)
+    released = run_cli("force-unlock", "--yes", cwd=demo)
+    assert "released pipeline:demo" in released.stdout
+    assert not store.locks.holds("pipeline:demo", token)
+    assert run_cli("run", "--date", "2025-01-10", cwd=demo).returncode == 0
+
+
+def test_validate_consistency_finds_and_fix_repairs(tmp_path: Path) -> None:
+    make_lake(tmp_path / "lake", files=4, rows=5)
+    config = str(write_config(tmp_path))
+    assert run_cli("load", "-c", config).returncode == 0
+    cfg = make_config(tmp_path)
+    store = open_store(cfg.state_url)
+    uri = table_uri(tmp_path)
+    # 1. a tracker entry says completed but no commit has it; 2. a commit the tracker lost
+    files = store.files.find()
+    with store.transaction() as tx:
+        tx.execute("UPDATE files SET status = 'pending' WHERE file_path = ?", (files[0].file_path,))
+    store.files.record_committed(
+        files[0].target_table,
+        "/lake/ghost.parquet",
+        checksum="x",
+        sequence=99,
+        delta_version=2,
+        batch_id="g",
+    )
+    # 3. an orphaned processing record with a stale lock (dead pid)
+    token = store.locks.acquire("load:other")
+    store.files.register("other", [FileEntry("/x.parquet")])
+    store.files.claim("other", "/x.parquet", token)
+    with store.transaction() as tx:
+        tx.execute("UPDATE locks SET pid = 999999 WHERE token = ?", (token,))
+    # 4. old temp file in the lake; 5. uncommitted Delta data files (+ a '#N' temp)
+    temp = tmp_path / "lake" / "src" / "orders" / "x.parquet.onceflow-tmp-123"
+    temp.write_bytes(b"junk")
+    stray = Path(uri) / "part-00000-stray.snappy.parquet"
+    stray.write_bytes(b"junk")
+    hashed = Path(uri) / "part-00001-stray.snappy.parquet#1"
+    hashed.write_bytes(b"junk")
+    old = time.time() - 7200
+    for p in (temp, stray, hashed):
+        os.utime(p, (old, old))
+    fresh = Path(uri) / "part-00002-being-written.parquet"
+    fresh.write_bytes(b"junk")  # younger than the safe age: not touched
+
+    check = run_cli("validate-consistency", "-c", config, "--json")
+    assert check.returncode == 1
+    kinds = sorted(i["kind"] for i in json.loads(check.stdout)["issues"])
+    assert kinds == [
+        "commit_not_tracked",
+        "orphaned_processing",  # its owner's lease is stale (dead pid)
+        "stale_lock",
+        "temp_file",
+        "tracked_without_commit",
+        "uncommitted_delta_file",
+        "uncommitted_delta_file",
+    ], kinds
+    fixed = run_cli("validate-consistency", "-c", config, "--fix")
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert "Fixes Applied" in fixed.stdout
+    assert store.files.get("other", "/x.parquet").status == "pending"
+    assert not temp.exists() and not stray.exists() and not hashed.exists() and fresh.exists()
+    assert run_cli("validate-consistency", "-c", config).returncode == 0
+    assert read_table(uri).num_rows == 20
+
+
+def test_optimize_compacts_and_keeps_content(tmp_path: Path) -> None:
+    make_lake(tmp_path / "lake", files=6, rows=5)
+    config = str(write_config(tmp_path))
+    assert run_cli("load", "-c", config).returncode == 0
+    uri = table_uri(tmp_path)
+    before = sorted(read_table(uri).column("id").to_pylist())
+    out = run_cli("optimize", "-c", config)
+    assert out.returncode == 0, out.stderr
+    assert "6 files compacted into 1" in out.stdout
+    assert len(DeltaTable(uri).file_uris()) == 1
+    assert sorted(read_table(uri).column("id").to_pylist()) == before
+    refused = run_cli("optimize", "-c", config, "--retention-hours", "0")
+    assert refused.returncode == 2 and "below the safe default" in refused.stderr
+    # loads after optimize still skip what is in
+    assert "0 loaded, 6 skipped" in run_cli("load", "-c", config).stdout

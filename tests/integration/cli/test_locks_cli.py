@@ -1,0 +1,145 @@
+"""Lock options through the real CLI: --force-unlock on run and load, the locks in
+`status`, the configured lease length, and a run whose load fails."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from onceflow.config import load_config
+from onceflow.demo import init_project
+from onceflow.extract import extract
+from onceflow.pipeline import pipeline_lock
+from onceflow.state import open_store
+from tests.helpers.cli import run_cli
+
+DAY = "2025-01-10"
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Path:
+    init_project(tmp_path / "demo")
+    return tmp_path / "demo"
+
+
+def _store(demo: Path) -> object:
+    return open_store(f"sqlite:///{demo / '.onceflow' / 'state.db'}")
+
+
+def test_run_with_force_unlock_takes_the_lock_from_its_holder_and_names_it(demo: Path) -> None:
+    store = _store(demo)
+    token = store.locks.acquire("pipeline:demo")
+    # another pipeline sharing the state store: its locks are not ours to release
+    others = {name: store.locks.acquire(name) for name in ("pipeline:other", "load:other/table")}
+    blocked = run_cli("run", "--date", DAY, cwd=demo)
+    assert blocked.returncode == 1 and f"held by pid {os.getpid()}" in blocked.stderr
+
+    forced = run_cli("run", "--date", DAY, "--force-unlock", "--json", cwd=demo)
+    assert forced.returncode == 0, forced.stderr
+    assert f"force-released pipeline:demo held by pid {os.getpid()}" in forced.stderr
+    assert json.loads(forced.stdout)["load"]["counts"]["loaded"] == 2
+    assert not store.locks.holds("pipeline:demo", token)
+    assert store.locks.holder("pipeline:demo") is None
+    for name, other in others.items():
+        assert store.locks.holds(name, other), name
+
+
+def test_load_with_force_unlock_releases_only_the_tables_it_loads(demo: Path) -> None:
+    assert run_cli("extract", "--date", DAY, cwd=demo).returncode == 0
+    store = _store(demo)
+    table = store.locks.acquire("load:shop/orders")
+    pipeline = store.locks.acquire("pipeline:demo")
+    blocked = run_cli("load", "--json", cwd=demo)
+    assert blocked.returncode == 1
+    failed = {t["key"]: t for t in json.loads(blocked.stdout)["tables"]}
+    assert f"pid {os.getpid()}" in failed["shop.orders"]["error"]
+
+    forced = run_cli("load", "--tables", "orders", "--force-unlock", "--json", cwd=demo)
+    assert forced.returncode == 0, forced.stderr
+    assert "force-released load:shop/orders" in forced.stderr
+    assert not store.locks.holds("load:shop/orders", table)
+    # load takes no pipeline lock, so it releases none
+    assert store.locks.holds("pipeline:demo", pipeline)
+
+
+def test_status_shows_who_holds_the_pipeline_lock(demo: Path) -> None:
+    assert run_cli("run", "--date", DAY, cwd=demo).returncode == 0
+    assert json.loads(run_cli("status", "--json", cwd=demo).stdout)["locks"] == []
+    assert "locks: none held" in run_cli("status", cwd=demo).stdout
+
+    _store(demo).locks.acquire("pipeline:demo")
+    report = json.loads(run_cli("status", "--json", cwd=demo).stdout)
+    [lock] = report["locks"]
+    assert lock["name"] == "pipeline:demo" and lock["stale"] is None
+    assert lock["holder"].startswith(f"pid {os.getpid()} on ")
+    text = run_cli("status", cwd=demo).stdout
+    assert "lock pipeline:demo: held by pid" in text
+
+
+def test_lock_ttl_minutes_sets_the_lease_length(demo: Path) -> None:
+    config_path = demo / "onceflow.yml"
+    config_path.write_text(
+        config_path.read_text(encoding="utf-8") + "lock_ttl_minutes: 10\n", encoding="utf-8"
+    )
+    config = load_config(config_path)
+    store = open_store(config.state_url)
+    leases: list[float] = []
+
+    def seen(_result: object) -> None:
+        holder = store.locks.holder(config.pipeline_lock_name)
+        assert holder is not None
+        span = datetime.fromisoformat(holder.expires_at) - datetime.fromisoformat(
+            holder.heartbeat_at
+        )
+        leases.append(span.total_seconds())
+
+    extract(config, DAY, store=store, lock_timeout=0, progress=seen)
+    assert leases and all(abs(s - 600) < 5 for s in leases), leases
+    assert store.locks.holder(config.pipeline_lock_name) is None  # released after
+
+
+def test_lock_ttl_minutes_must_be_positive(demo: Path) -> None:
+    config_path = demo / "onceflow.yml"
+    config_path.write_text(
+        config_path.read_text(encoding="utf-8") + "lock_ttl_minutes: 0\n", encoding="utf-8"
+    )
+    checked = run_cli("check", cwd=demo)
+    assert checked.returncode == 2
+    assert "lock_ttl_minutes" in checked.stderr
+
+
+def test_a_run_whose_load_fails_is_marked_failed_until_a_run_loads_it(demo: Path) -> None:
+    # a file where the orders table's folder should be: the load of that table fails
+    blocker = demo / "warehouse" / "shop" / "orders"
+    blocker.parent.mkdir(parents=True)
+    blocker.write_text("not a table", encoding="utf-8")
+    failed = run_cli("run", "--date", DAY, "--json", cwd=demo)
+    assert failed.returncode == 1
+    summary = json.loads(failed.stdout)
+    assert summary["counts"]["failed"] == 0  # every extraction committed...
+    [orders] = [t for t in summary["load"]["tables"] if t["key"] == "shop.orders"]
+    assert "cannot open the Delta table" in orders["error"]  # ...the load did not
+    assert "\n" not in orders["error"] and "\x1b" not in orders["error"]  # one clean line
+    status = json.loads(run_cli("status", "--json", cwd=demo).stdout)
+    assert [t["error"] is not None for t in status["load"]] == [True, False]
+    assert status["status"] == "failed"
+
+    blocker.unlink()
+    fixed = run_cli("run", "--date", DAY, "--json", cwd=demo)
+    assert fixed.returncode == 0, fixed.stderr
+    assert json.loads(run_cli("status", "--json", cwd=demo).stdout)["status"] == "completed"
+
+
+def test_pipeline_lock_context_manager_keeps_a_run_out_until_it_exits(demo: Path) -> None:
+    config = load_config(demo / "onceflow.yml")
+    with pipeline_lock(config) as lease:
+        held = _store(demo).locks.holder("pipeline:demo")
+        assert held is not None and held.token == lease.token
+        blocked = run_cli("run", "--date", DAY, cwd=demo)
+        assert blocked.returncode == 1 and "pipeline:demo" in blocked.stderr
+    assert _store(demo).locks.holder("pipeline:demo") is None
+    assert run_cli("run", "--date", DAY, cwd=demo).returncode == 0

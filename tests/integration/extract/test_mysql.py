@@ -1,0 +1,283 @@
+"""Extraction from a real MariaDB server: exact types, windows, quoting."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import pyarrow as pa
+import pytest
+
+from tests.helpers.extract import f32, read, result, run
+
+pytestmark = pytest.mark.mysql
+
+NY = ZoneInfo("America/New_York")
+
+
+def _db(url: str) -> str:
+    return url.rsplit("/", 1)[1]
+
+
+def _exec(mysql_admin, db: str, *statements: str, rows: list | None = None) -> list:
+    with mysql_admin.cursor() as cur:
+        cur.execute(f"USE `{db}`")
+        cur.execute("SET time_zone = '+00:00'")
+        out: list = []
+        for sql in statements:
+            if rows is not None:
+                cur.executemany(sql, rows)
+            else:
+                cur.execute(sql)
+            out = list(cur.fetchall())
+            if cur.description:
+                names = [d[0] for d in cur.description]
+                out = [dict(zip(names, row, strict=True)) for row in out]
+        return out
+
+
+TYPES_DDL = """
+CREATE TABLE every_type (
+  id int PRIMARY KEY, tiny tinyint, small smallint, normal int, big bigint,
+  ubig bigint unsigned, money decimal(12,2), umoney decimal(10,3) unsigned,
+  whole decimal(5,0), wide decimal(30,15), widest decimal(65,30),
+  single float, doubled double, body text, label varchar(40), day date,
+  wall datetime(6), instant timestamp(6) NULL, flag boolean, doc json,
+  raw varbinary(16), big_blob blob
+) CHARACTER SET utf8mb4"""
+TYPES_ROWS = """
+INSERT INTO every_type VALUES
+ (1, -128, -32768, 2147483647, 9223372036854775807, 18446744073709551615, 1234567890.12,
+  1234567.125, 99999, 123456789012345.123456789012345,
+  12345678901234567890123456789012345.123456789012345678901234567890,
+  1.1, 2.718281828459045, 'Ødegaard — 東京 🚀', 'naïve ☃', '2025-01-23',
+  '2025-01-23 12:34:56.789012', '2025-01-23 12:34:56.789012', true, '{"a": [1, 2], "ü": null}',
+  x'00ff10', x'deadbeef'),
+ (2, 127, 32767, -2147483648, -9223372036854775808, 0, -9999999999.99, 0, -99999,
+  -0.000000000000001, -1, -0.5, 1e300, '', ' ', '1000-01-01', '1000-01-01 00:00:00',
+  '1970-01-01 00:00:01', false, '[]', x'', x''),
+ (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+  NULL, NULL, NULL, NULL, NULL, NULL, NULL)"""
+
+
+def test_every_type_round_trips_exactly(mysql_admin, mysql_db, tmp_path):
+    db = _db(mysql_db)
+    _exec(mysql_admin, db, TYPES_DDL, TYPES_ROWS)
+
+    summary = run(tmp_path, {"maria": mysql_db}, [{"source": "maria", "table": "every_type"}])
+    data = read(summary, "maria.every_type")
+    expected_types = {
+        "id": pa.int32(),
+        "tiny": pa.int8(),
+        "small": pa.int16(),
+        "normal": pa.int32(),
+        "big": pa.int64(),
+        "ubig": pa.uint64(),
+        "money": pa.decimal128(12, 2),
+        "umoney": pa.decimal128(10, 3),
+        "whole": pa.decimal128(5, 0),
+        "wide": pa.decimal128(30, 15),
+        "widest": pa.decimal256(65, 30),
+        "single": pa.float32(),
+        "doubled": pa.float64(),
+        "body": pa.string(),
+        "label": pa.string(),
+        "day": pa.date32(),
+        "wall": pa.timestamp("us"),
+        "instant": pa.timestamp("us", tz="UTC"),
+        "flag": pa.bool_(),
+        "doc": pa.string(),
+        "raw": pa.binary(),
+        "big_blob": pa.binary(),
+    }
+    for name, wanted in expected_types.items():
+        assert data.schema.field(name).type == wanted, name
+
+    got = sorted(data.to_pylist(), key=lambda r: r["id"])
+    want = _exec(mysql_admin, db, "SELECT * FROM every_type ORDER BY id")
+    assert len(got) == len(want) == 3
+    for g, w in zip(got, want, strict=True):
+        for name in (
+            "id",
+            "tiny",
+            "small",
+            "normal",
+            "big",
+            "ubig",
+            "money",
+            "umoney",
+            "whole",
+            "wide",
+            "widest",
+            "doubled",
+            "body",
+            "label",
+            "day",
+            "wall",
+            "raw",
+            "big_blob",
+        ):
+            assert g[name] == w[name], (name, g[name], w[name])
+        assert g["single"] == (None if w["single"] is None else f32(w["single"]))
+        assert g["flag"] == (None if w["flag"] is None else bool(w["flag"]))
+        assert g["doc"] == w["doc"]
+        # the session above runs in UTC: TIMESTAMP comes back as naive UTC
+        assert g["instant"] == (None if w["instant"] is None else w["instant"].replace(tzinfo=UTC))
+    first, second, nulls = got
+    assert first["money"] == Decimal("1234567890.12")
+    assert first["wide"] == Decimal("123456789012345.123456789012345")
+    assert first["widest"] == Decimal(
+        "12345678901234567890123456789012345.123456789012345678901234567890"
+    )
+    assert first["body"] == "Ødegaard — 東京 🚀"
+    assert first["instant"] == datetime(2025, 1, 23, 12, 34, 56, 789012, tzinfo=UTC)
+    assert json.loads(first["doc"]) == {"a": [1, 2], "ü": None}
+    assert first["flag"] is True and second["flag"] is False
+    assert second["raw"] == b"" and second["body"] == ""
+    assert all(v is None for k, v in nulls.items() if k != "id")
+
+
+def _window_rows(day: date) -> tuple[list[tuple], set[int]]:
+    start = datetime(day.year, day.month, day.day, tzinfo=NY)
+    nxt = day + timedelta(days=1)
+    end = datetime(nxt.year, nxt.month, nxt.day, tzinfo=NY)
+    tiny = timedelta(microseconds=1)
+    instants = [
+        (1, start),
+        (2, start - tiny),
+        (3, end - tiny),
+        (4, end),
+        (5, start + (end - start) / 2),
+        (6, end.astimezone(UTC) - timedelta(hours=1)),  # in the NY day, next UTC day
+        (7, start.astimezone(UTC).replace(hour=0)),  # UTC midnight: the NY day before
+    ]
+    included = {i for i, at in instants if start <= at < end}
+    rows = [
+        (i, at.astimezone(UTC).replace(tzinfo=None), at.astimezone(NY).replace(tzinfo=None))
+        for i, at in instants
+    ]
+    return rows, included
+
+
+@pytest.mark.parametrize("day", [date(2025, 1, 23), date(2025, 3, 9), date(2025, 11, 2)], ids=str)
+@pytest.mark.parametrize("cursor", ["at", "wall"])
+def test_incremental_window_in_new_york(mysql_admin, mysql_db, tmp_path, day, cursor):
+    db = _db(mysql_db)
+    rows, included = _window_rows(day)
+    _exec(mysql_admin, db, "CREATE TABLE events (id int, at timestamp(6) NULL, wall datetime(6))")
+    _exec(mysql_admin, db, "INSERT INTO events VALUES (%s, %s, %s)", rows=rows)
+    summary = run(
+        tmp_path,
+        {"maria": mysql_db},
+        [
+            {
+                "source": "maria",
+                "table": "events",
+                "extract": {"mode": "incremental", "cursor": cursor},
+            }
+        ],
+        date=day.isoformat(),
+        timezone="America/New_York",
+    )
+    assert set(read(summary, "maria.events").column("id").to_pylist()) == included
+    res = result(summary, "maria.events")
+    hours = {date(2025, 3, 9): 23, date(2025, 11, 2): 25}.get(day, 24)
+    span = datetime.fromisoformat(res.window_end) - datetime.fromisoformat(res.window_start)
+    assert span == timedelta(hours=hours)
+
+
+def test_custom_queries_and_percent_signs(mysql_admin, mysql_db, tmp_path):
+    db = _db(mysql_db)
+    rows, included = _window_rows(date(2025, 11, 2))
+    _exec(mysql_admin, db, "CREATE TABLE events (id int, at timestamp(6) NULL, wall datetime(6))")
+    _exec(mysql_admin, db, "INSERT INTO events VALUES (%s, %s, %s)", rows=rows)
+    marked = (
+        "SELECT id, CONCAT(id, '%') AS pct, wall FROM events "
+        "WHERE wall >= :window_start AND wall < :window_end AND 'a:b' <> '%s'"
+    )
+    summary = run(
+        tmp_path,
+        {"maria": mysql_db},
+        [
+            {
+                "source": "maria",
+                "name": "marked",
+                "query": marked,
+                "extract": {"mode": "incremental", "cursor": "wall"},
+            },
+            {
+                "source": "maria",
+                "name": "wrapped",
+                "query": "SELECT id, at FROM events;",
+                "extract": {"mode": "incremental", "cursor": "at"},
+            },
+            {"source": "maria", "name": "plain", "query": "SELECT id FROM events WHERE id < 100"},
+        ],
+        date="2025-11-02",
+        timezone="America/New_York",
+    )
+    assert summary.ok, [r.error for r in summary.results]
+    marked_rows = read(summary, "maria.marked").sort_by("id")
+    assert marked_rows.column("id").to_pylist() == sorted(included)
+    assert marked_rows.column("pct").to_pylist() == [f"{i}%" for i in sorted(included)]
+    assert set(read(summary, "maria.wrapped").column("id").to_pylist()) == included
+    assert read(summary, "maria.plain").num_rows == len(rows)
+
+
+@pytest.mark.parametrize("evil", ["x`; drop table y; --", 'x"; drop table y; --'])
+def test_hostile_identifiers_are_data(mysql_admin, mysql_db, tmp_path, evil):
+    db = _db(mysql_db)
+    quoted = "`" + evil.replace("`", "``") + "`"
+    column = "c`; drop table y; --"
+    _exec(
+        mysql_admin,
+        db,
+        "CREATE TABLE y (id int)",
+        "INSERT INTO y VALUES (1), (2)",
+        f"CREATE TABLE {quoted} (id int, `c``; drop table y; --` date)",
+        f"INSERT INTO {quoted} VALUES (7, '2025-01-23'), (8, '2025-01-24')",
+    )
+    summary = run(
+        tmp_path,
+        {"maria": mysql_db},
+        [
+            {"source": "maria", "table": evil},
+            {
+                "source": "maria",
+                "table": evil,
+                "name": "evil_incremental",
+                "extract": {"mode": "incremental", "cursor": column},
+            },
+            {"source": "maria", "table": "y"},
+        ],
+    )
+    assert summary.ok, [r.error for r in summary.results]
+    evil_rows = read(summary, f"maria.{evil}")
+    assert evil_rows.column("id").to_pylist() == [7, 8]
+    assert evil_rows.schema.names == ["id", column]
+    assert read(summary, "maria.evil_incremental").column("id").to_pylist() == [7]
+    assert _exec(mysql_admin, db, "SELECT count(*) AS n FROM y") == [{"n": 2}]
+
+
+def test_percent_encoded_credentials_in_the_url(mysql_admin, mysql_db, tmp_path):
+    """A password with URL-reserved characters works when percent-encoded, and never shows."""
+    from urllib.parse import quote
+
+    database = mysql_db.rsplit("/", 1)[1]
+    user, password = f"u_{database[-8:]}", "p@ss:w/rd#1"
+    with mysql_admin.cursor() as cur:
+        cur.execute(f"CREATE TABLE `{database}`.t (id INT)")
+        cur.execute(f"INSERT INTO `{database}`.t VALUES (1), (2)")
+        cur.execute(f"CREATE USER '{user}'@'%%' IDENTIFIED BY %s", (password,))
+        cur.execute(f"GRANT SELECT ON `{database}`.* TO '{user}'@'%'")
+    try:
+        url = f"mysql://{user}:{quote(password, safe='')}@127.0.0.1:3306/{database}"
+        summary = run(tmp_path, {"my": url}, [{"source": "my", "table": "t"}])
+        assert read(summary, "my.t").column("id").to_pylist() == [1, 2]
+        sidecar = next(tmp_path.rglob("*_metadata.json")).read_text()
+        assert password not in sidecar and quote(password, safe="") not in sidecar
+    finally:
+        with mysql_admin.cursor() as cur:
+            cur.execute(f"DROP USER '{user}'@'%'")

@@ -1,0 +1,432 @@
+"""Loading extracted files into Delta: exactly once, reruns, bad input, schema, strategies."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from deltalake import DeltaTable
+
+from onceflow import warehouse
+from onceflow.config import Config
+from onceflow.consistency import validate_consistency
+from onceflow.lake.discovery import discover_path, discover_table_files
+from onceflow.load import config_targets, load, load_status
+from onceflow.load.loader import LoadTarget, load_table
+from onceflow.state import open_store
+from tests.helpers.cli import run_cli, spawn
+from tests.helpers.lake import (
+    content_checksum,
+    file_commits,
+    make_config,
+    make_lake,
+    orders_batch,
+    read_table,
+    table_uri,
+    write_config,
+    write_extracted,
+)
+
+
+def test_exactly_once_append_of_20_files_and_rerun_loads_nothing(tmp_path: Path) -> None:
+    paths = make_lake(tmp_path / "lake", files=20, rows=30)
+    cfg = make_config(tmp_path)
+    first = load(cfg)
+    assert first.ok, first.as_dict()
+    assert first.counts()["loaded"] == 20
+    uri = table_uri(tmp_path)
+    assert file_commits(uri) == [str(p) for p in paths]  # window order, one commit each
+    table = read_table(uri)
+    assert table.num_rows == 600
+    assert len(set(table.column("id").to_pylist())) == 600
+    assert {"_source_file", "_load_timestamp", "_batch_id"} <= set(table.column_names)
+    dt = DeltaTable(uri)
+    version = dt.version()
+    assert dt.transaction_version("onceflow.load:src/orders") == 20
+    # the load ends with a checkpoint, so opening the table does not replay 20 commits
+    checkpoints = list((Path(uri) / "_delta_log").glob("*.checkpoint.parquet"))
+    assert [p.name for p in checkpoints] == [f"{version:020d}.checkpoint.parquet"]
+    again = load(cfg)
+    assert again.ok and again.counts() == {"loaded": 0, "skipped": 20, "unchanged": 0, "failed": 0}
+    assert DeltaTable(uri).version() == version
+    assert validate_consistency(cfg)["consistent"]
+    status = load_status(cfg)[0]
+    assert status["files"]["completed"] == 20 and status["loaded_sequence"] == 20
+
+
+def test_new_files_load_after_old_ones_and_only_once(tmp_path: Path) -> None:
+    make_lake(tmp_path / "lake", files=3, rows=5)
+    cfg = make_config(tmp_path)
+    load(cfg)
+    write_extracted(tmp_path / "lake", orders_batch(10, 5), day=10)
+    out = load(cfg)
+    assert out.counts()["loaded"] == 1 and out.counts()["skipped"] == 3
+    assert read_table(table_uri(tmp_path)).num_rows == 20
+
+
+def test_discovery_ignores_temp_and_uncommitted_files(tmp_path: Path) -> None:
+    paths = make_lake(tmp_path / "lake", files=3, rows=5)
+    (paths[0].parent / (paths[0].name + ".onceflow-tmp-abc")).write_bytes(b"junk")
+    paths[1].with_name(paths[1].stem + "_metadata.json").unlink()  # not committed
+    found = discover_table_files(str(tmp_path / "lake"), "src", "orders")
+    assert [f.path for f in found] == [str(paths[0]), str(paths[2])]
+
+
+def test_tracker_lost_is_rederived_from_the_delta_log(tmp_path: Path) -> None:
+    make_lake(tmp_path / "lake", files=4, rows=5)
+    cfg = make_config(tmp_path)
+    load(cfg)
+    store = open_store(cfg.state_url)
+    store.files.forget()
+    version = DeltaTable(table_uri(tmp_path)).version()
+    again = load(cfg)
+    assert again.counts()["loaded"] == 0
+    assert DeltaTable(table_uri(tmp_path)).version() == version
+    assert store.files.counts()["completed"] == 4
+
+
+def test_crash_between_commit_and_tracker_update(tmp_path: Path) -> None:
+    make_lake(tmp_path / "lake", files=5, rows=10)
+    config = write_config(tmp_path)
+    crashed = run_cli("load", "-c", str(config), crash_at="after_delta_commit")
+    assert crashed.returncode == -9, crashed.stderr
+    uri = table_uri(tmp_path)
+    assert len(file_commits(uri)) == 1  # committed, tracker not updated
+    store = open_store(make_config(tmp_path).state_url)
+    assert store.files.counts()["processing"] == 1
+    done = run_cli("load", "-c", str(config))
+    assert done.returncode == 0, done.stderr
+    commits = file_commits(uri)
+    assert len(commits) == 5 and len(set(commits)) == 5
+    assert read_table(uri).num_rows == 50
+    assert validate_consistency(make_config(tmp_path))["consistent"]
+
+
+def test_two_loaders_at_once_leave_one_commit_per_file(tmp_path: Path) -> None:
+    make_lake(tmp_path / "lake", files=10, rows=10)
+    config = write_config(tmp_path)
+    procs = [spawn("load", "-c", str(config), "--lock-timeout", "120") for _ in range(2)]
+    for p in procs:
+        _out, err = p.communicate(timeout=240)
+        assert p.returncode == 0, err
+    commits = file_commits(table_uri(tmp_path))
+    assert len(commits) == 10 and len(set(commits)) == 10
+    assert read_table(table_uri(tmp_path)).num_rows == 100
+
+
+def test_concurrent_loaders_without_lock_recheck_after_conflict(tmp_path: Path) -> None:
+    """Two loaders racing on one table (as if a lease were broken): a commit conflict makes
+    the loser reload the log, see the file in, and skip it; each file is one commit.
+
+    Whether the racers collide is up to the scheduler, so rounds repeat (a fresh table
+    each) until a conflict was logged, a bounded number of times: the test proves that the
+    recheck path ran, not only that the outcome happened to be right."""
+    import logging
+
+    from onceflow.load.loader import TableLoadResult
+
+    rounds = 8
+
+    class ConflictRecords(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__(logging.INFO)
+            self.messages: list[str] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            if "commit conflict" in record.getMessage():
+                self.messages.append(record.getMessage())
+
+    def race(root: Path) -> None:
+        paths = make_lake(root / "lake", files=8, rows=10)
+        cfg = make_config(root)
+        store = open_store(cfg.state_url)
+        tgt = config_targets(cfg)[0]
+        files = discover_table_files(str(root / "lake"), "src", "orders")
+        errors: list[BaseException] = []
+        results: list[TableLoadResult] = []
+        together = threading.Barrier(2)
+
+        def run(lock: str) -> None:
+            try:
+                token = store.locks.acquire(lock)
+                # each racer has its own tracker rows, so both really try every file
+                mine = LoadTarget(tgt.key, f"{tgt.target}#{lock}", tgt.uri, tgt.cfg, tgt.app_id)
+                together.wait(timeout=30)
+                results.append(load_table(store, mine, files, token=token, check_lock=lambda: None))
+            except BaseException as error:  # pragma: no cover
+                errors.append(error)
+
+        threads = [threading.Thread(target=run, args=(name,)) for name in ("a", "b")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors
+        assert all(r.ok for r in results), [r.error for r in results]
+        assert file_commits(tgt.uri) == [str(p) for p in paths]  # one commit per file
+        assert read_table(tgt.uri).num_rows == 80
+        # each file was loaded by one racer and skipped (already in the log) by the other
+        assert sum(r.counts()["loaded"] for r in results) == 8
+        assert sum(r.counts()["skipped"] for r in results) == 8
+
+    conflicts = ConflictRecords()
+    logger = logging.getLogger("onceflow.load")
+    level = logger.level
+    logger.addHandler(conflicts)  # on the logger itself: setup_logging stops propagation
+    logger.setLevel(logging.INFO)
+    try:
+        for round_no in range(1, rounds + 1):
+            race(tmp_path / f"round{round_no}")
+            if conflicts.messages:
+                break
+    finally:
+        logger.removeHandler(conflicts)
+        logger.setLevel(level)
+    print(f"{len(conflicts.messages)} commit conflict(s) in {round_no} round(s)")
+    assert conflicts.messages, f"no commit conflict in {rounds} rounds: recheck never ran"
+
+
+def _assert_untouched(uri: str, version: int, rows: int) -> None:
+    dt = DeltaTable(uri)
+    assert dt.version() == version
+    assert warehouse.snapshot_dataset(dt).count_rows() == rows
+
+
+def test_corrupt_parquet_fails_clearly_and_table_untouched(tmp_path: Path) -> None:
+    paths = make_lake(tmp_path / "lake", files=3, rows=5)
+    cfg = make_config(tmp_path)
+    load(cfg, "2025-01-02")  # the first two files
+    uri = table_uri(tmp_path)
+    bad = write_extracted(tmp_path / "lake", orders_batch(5, 5), day=5)
+    data = bytearray(bad.read_bytes())
+    data[10:60] = b"\x00" * 50
+    bad.write_bytes(bytes(data))
+    # the sidecar is rewritten to match, so it is the content that is bad
+    from onceflow.lake.atomic import file_checksum
+    from onceflow.lake.sidecar import read_sidecar, write_sidecar
+
+    meta = read_sidecar(bad)
+    assert meta is not None
+    write_sidecar(bad, {**meta, "checksum": file_checksum(bad)})
+    before = DeltaTable(uri).version()
+    out = load(cfg)
+    assert not out.ok
+    assert out.results[0].counts()["loaded"] == 1  # paths[2] loads, then the corrupt file
+    assert "not a readable Parquet file" in (out.results[0].error or "")
+    _assert_untouched(uri, before + 1, 15)
+    assert paths
+
+
+def test_checksum_mismatch_fails_clearly_and_table_untouched(tmp_path: Path) -> None:
+    paths = make_lake(tmp_path / "lake", files=2, rows=5)
+    cfg = make_config(tmp_path)
+    load(cfg, "2025-01-01")
+    uri = table_uri(tmp_path)
+    pq.write_table(orders_batch(1, 5).slice(0, 4), paths[1])  # changed after extraction
+    meta = paths[1].with_name(paths[1].stem + "_metadata.json")
+    import json
+
+    side = json.loads(meta.read_text())
+    side["file_size_bytes"] = paths[1].stat().st_size
+    meta.write_text(json.dumps(side))
+    out = load(cfg)
+    assert not out.ok
+    assert "does not match its sidecar" in (out.results[0].error or "")
+    _assert_untouched(uri, 0, 5)
+    store = open_store(cfg.state_url)
+    failed = store.files.find(status="failed")
+    assert [f.file_path for f in failed] == [str(paths[1])] and failed[0].retry_count == 1
+
+
+def test_failed_file_retried_up_to_max_then_later_files_wait(tmp_path: Path) -> None:
+    paths = make_lake(tmp_path / "lake", files=3, rows=5)
+    cfg = make_config(tmp_path, {"strategy": "append", "max_file_retries": 1})
+    good = paths[1].read_bytes()
+    paths[1].write_bytes(b"x" * len(good))  # same size, wrong checksum
+    assert load(cfg).results[0].counts() == {"loaded": 1, "skipped": 0, "unchanged": 0, "failed": 1}
+    assert "does not match" in (load(cfg).results[0].error or "")  # retry 1
+    third = load(cfg).results[0]
+    assert "gave up after 2 failed attempts" in (third.error or "")
+    assert read_table(table_uri(tmp_path)).num_rows == 5  # file 3 waits behind file 2
+    paths[1].write_bytes(good)
+    store = open_store(cfg.state_url)
+    assert store.files.reset_failed() == 1
+    final = load(cfg)
+    assert final.ok and final.counts()["loaded"] == 2
+    assert read_table(table_uri(tmp_path)).num_rows == 15
+
+
+def test_new_nullable_column_is_added(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    write_extracted(lake, orders_batch(0, 5), day=0)
+    wider = orders_batch(1, 5).append_column("note", pa.array(["n"] * 5))
+    write_extracted(lake, wider, day=1)
+    cfg = make_config(tmp_path)
+    assert load(cfg).ok
+    table = read_table(table_uri(tmp_path))
+    assert "note" in table.column_names
+    assert table.column("note").null_count == 5
+
+
+def test_type_change_fails_clearly_and_table_untouched(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    write_extracted(lake, orders_batch(0, 5), day=0)
+    changed = orders_batch(1, 5)
+    changed = changed.set_column(1, "customer", pa.array(["a"] * 5))
+    write_extracted(lake, changed, day=1)
+    cfg = make_config(tmp_path)
+    out = load(cfg)
+    assert not out.ok
+    assert "incompatible type change (customer: table has int64, file has string)" in (
+        out.results[0].error or ""
+    )
+    _assert_untouched(table_uri(tmp_path), 0, 5)
+
+
+def test_missing_primary_key_column_fails_clearly(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    write_extracted(lake, orders_batch(0, 5), day=0)
+    write_extracted(lake, orders_batch(1, 5).drop_columns(["id"]), day=1)
+    cfg = make_config(tmp_path, {"strategy": "merge", "primary_key": ["id"]})
+    out = load(cfg)
+    assert not out.ok
+    assert "id" in (out.results[0].error or "")
+    _assert_untouched(table_uri(tmp_path), 0, 5)
+
+
+def test_overwrite_replaces_the_table_atomically(tmp_path: Path) -> None:
+    make_lake(tmp_path / "lake", files=3, rows=7)
+    cfg = make_config(tmp_path, {"strategy": "overwrite"})
+    assert load(cfg).ok
+    table = read_table(table_uri(tmp_path))
+    assert table.num_rows == 7
+    assert set(table.column("id").to_pylist()) == set(range(200_000, 200_007))
+    version = DeltaTable(table_uri(tmp_path)).version()
+    assert load(cfg).counts()["loaded"] == 0
+    assert DeltaTable(table_uri(tmp_path)).version() == version
+
+
+def test_merge_and_scd2_rerun_creates_no_version(tmp_path: Path) -> None:
+    for strategy in ("merge", "scd2"):
+        folder = tmp_path / strategy
+        lake = folder / "lake"
+        base = orders_batch(0, 6)
+        write_extracted(lake, base, day=0)
+        changed = base.set_column(3, "label", pa.array(["changed"] * 6))
+        write_extracted(lake, changed, day=1)
+        write_extracted(lake, changed, day=2)  # no change: a commit of its markers only
+        cfg = make_config(folder, {"strategy": strategy, "primary_key": ["id"]})
+        out = load(cfg)
+        assert out.ok, out.as_dict()
+        assert out.counts()["unchanged"] == 1, out.as_dict()
+        uri = table_uri(folder)
+        version = DeltaTable(uri).version()
+        assert load(cfg).counts()["loaded"] == 0
+        assert DeltaTable(uri).version() == version
+        assert validate_consistency(cfg)["consistent"], validate_consistency(cfg)
+        rows = read_table(uri).num_rows
+        assert rows == (6 if strategy == "merge" else 12)
+
+
+def _reload_after_losing_the_tracker(cfg: Config, uri: str) -> list[dict[str, Any]]:
+    """Forget the tracker (as `reset-state --yes` does) and load again: nothing may change.
+    Returns the current rows."""
+    before = (DeltaTable(uri).version(), content_checksum(uri))
+    open_store(cfg.state_url).files.forget()
+    again = load(cfg)
+    assert again.ok and again.counts()["loaded"] == 0, again.as_dict()
+    assert (DeltaTable(uri).version(), content_checksum(uri)) == before
+    return [r for r in read_table(uri).to_pylist() if r.get("_is_current", True)]
+
+
+def test_unchanged_file_is_in_the_log_so_a_lost_tracker_does_not_reload_it_late(
+    tmp_path: Path,
+) -> None:
+    # day 0 {1: a, 2: b}, day 1 the same (changes nothing), day 2 {2: B}. Were day 1 not
+    # in the log, a rebuilt tracker would load it after day 2 and bring back "b".
+    for strategy in ("merge", "scd2"):
+        folder = tmp_path / strategy
+        lake = folder / "lake"
+        first = pa.table({"id": pa.array([1, 2], pa.int64()), "label": ["a", "b"]})
+        write_extracted(lake, first, day=0)
+        write_extracted(lake, first, day=1)
+        write_extracted(lake, first.set_column(1, "label", pa.array(["a", "B"])), day=2)
+        cfg = make_config(folder, {"strategy": strategy, "primary_key": ["id"]})
+        out = load(cfg)
+        assert out.ok and out.counts()["unchanged"] == 1, out.as_dict()
+        uri = table_uri(folder)
+        history = DeltaTable(uri).history()
+        assert [h.get("onceflow.file", "").rsplit("/", 1)[-1] for h in reversed(history)] == [
+            p.name for p in sorted(lake.rglob("*.parquet"))
+        ]
+        current = _reload_after_losing_the_tracker(cfg, uri)
+        assert {r["id"]: r["label"] for r in current} == {1: "a", 2: "B"}
+        assert validate_consistency(cfg)["consistent"], validate_consistency(cfg)
+
+
+@pytest.mark.parametrize("strategy", ["scd2", "merge"])
+def test_a_first_file_with_nothing_to_write_still_puts_the_table_and_its_markers_in_the_log(
+    tmp_path: Path, strategy: str
+) -> None:
+    # day 0 is empty (scd2: a full extract of an empty source) or holds only deletes
+    # (merge). Were it not in the log, a rebuilt tracker would load it after day 2: scd2
+    # with hard_deletes close would close every key, merge would delete them.
+    schema = pa.schema([("id", pa.int64()), ("label", pa.string()), ("gone", pa.bool_())])
+    first = pa.table({"id": [1, 2], "label": ["x", "y"], "gone": [True, True]}, schema=schema)
+    if strategy == "scd2":
+        first = first.slice(0, 0)
+    rows = pa.table({"id": [1, 2], "label": ["a", "b"], "gone": [False, False]}, schema=schema)
+    lake = tmp_path / "lake"
+    for day, table in enumerate([first, rows, rows]):
+        write_extracted(lake, table, day=day)
+    extra = {"hard_deletes": "close"} if strategy == "scd2" else {"delete_column": "gone"}
+    cfg = make_config(tmp_path, {"strategy": strategy, "primary_key": ["id"], **extra})
+    assert load(cfg).ok
+    uri = table_uri(tmp_path)
+    assert len(file_commits(uri)) == 3  # each file is in the log, the first one too
+    current = _reload_after_losing_the_tracker(cfg, uri)
+    assert sorted(r["id"] for r in current) == [1, 2]
+
+
+def test_standalone_folder_load(tmp_path: Path) -> None:
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    for i in range(3):
+        pq.write_table(orders_batch(i, 4), folder / f"part{i}.parquet")
+    found = discover_path(str(folder))
+    assert len(found) == 3 and all(f.checksum for f in found)
+    cfg = make_config(tmp_path)
+    out = load(cfg, path=str(folder / "*.parquet"), target="standalone/t")
+    assert out.ok and out.counts()["loaded"] == 3
+    uri = warehouse.table_uri(str(tmp_path / "warehouse"), "standalone/t")
+    assert read_table(uri).num_rows == 12
+    assert load(cfg, path=str(folder), target="standalone/t").counts()["loaded"] == 0
+
+
+def test_content_checksum_is_stable_across_clean_runs(tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        make_lake(tmp_path / name / "lake", files=3, rows=5)
+        assert load(make_config(tmp_path / name)).ok
+    assert content_checksum(
+        table_uri(tmp_path / "a"), exclude=("_load_timestamp", "_source_file")
+    ) == content_checksum(table_uri(tmp_path / "b"), exclude=("_load_timestamp", "_source_file"))
+
+
+@pytest.fixture(autouse=True)
+def _no_crash_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ONCEFLOW_CRASH_AT", raising=False)
+
+
+def test_load_on_each_state_store(tmp_path: Path, store: object) -> None:
+    """The loader on SQLite and PostgreSQL state: exactly once, then a no-op rerun."""
+    make_lake(tmp_path / "lake", files=5, rows=5)
+    cfg = make_config(tmp_path)
+    assert load(cfg, store=store).counts()["loaded"] == 5  # type: ignore[arg-type]
+    again = load(cfg, store=store)  # type: ignore[arg-type]
+    assert again.counts()["skipped"] == 5 and again.counts()["loaded"] == 0
+    assert validate_consistency(cfg, store=store)["consistent"]  # type: ignore[arg-type]
+    assert len(file_commits(table_uri(tmp_path))) == 5

@@ -1,0 +1,72 @@
+"""The extractions repository's contract, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from onceflow.state import ExtractionEntry, ExtractionOutcome, Store
+
+WINDOW = ("2025-01-23T00:00:00+00:00", "2025-01-24T00:00:00+00:00")
+
+
+def _entry(key: str) -> ExtractionEntry:
+    source, name = key.split(".", 1)
+    return ExtractionEntry(key, source, name, "full", WINDOW[0], WINDOW[1])
+
+
+def _done(key: str, rows: int = 10) -> ExtractionOutcome:
+    return ExtractionOutcome(
+        table_key=key,
+        action="extracted",
+        record_count=rows,
+        file_path=f"/lake/{key}.parquet",
+        file_size=100,
+        checksum="abc",
+        window_start=WINDOW[0],
+        window_end=WINDOW[1],
+        duration_seconds=0.5,
+    )
+
+
+def test_ensure_extractions_keeps_existing_progress(store: Store) -> None:
+    store.runs.begin("r", "p", "2025-01-23", WINDOW)
+    store.extractions.ensure("r", [_entry("s.a")])
+    store.extractions.complete("r", [_done("s.a", rows=42)])
+    store.extractions.ensure("r", [_entry("s.a"), _entry("s.b")])
+    rows = store.extractions.of_run("r")
+    assert rows["s.a"].status == "completed"
+    assert rows["s.a"].record_count == 42
+    assert rows["s.b"].status == "pending"
+
+
+def test_attempts_count_and_errors_clear_on_success(store: Store) -> None:
+    store.runs.begin("r", "p", "2025-01-23", WINDOW)
+    store.extractions.ensure("r", [_entry("s.a")])
+    store.extractions.start("r", "s.a", WINDOW)
+    store.extractions.fail("r", "s.a", "transient")
+    store.extractions.start("r", "s.a", WINDOW)
+    store.extractions.complete("r", [_done("s.a")])
+    record = store.extractions.of_run("r")["s.a"]
+    assert (record.attempts, record.status, record.error) == (2, "completed", None)
+    assert record.last_action == "extracted"
+
+
+def test_reset_failed_returns_how_many(store: Store) -> None:
+    store.runs.begin("r", "p", "2025-01-23", WINDOW)
+    store.extractions.ensure("r", [_entry("s.a"), _entry("s.b"), _entry("s.c")])
+    store.extractions.fail("r", "s.a", "x")
+    store.extractions.fail("r", "s.b", "y")
+    assert store.extractions.reset_failed("r") == 2
+    assert store.extractions.reset_failed("r") == 0
+    assert store.extractions.counts("r")["pending"] == 3
+
+
+def test_force_reprocess_flags_one_table(store: Store) -> None:
+    store.runs.begin("r", "p", "2025-01-23", WINDOW)
+    store.extractions.ensure("r", [_entry("s.a"), _entry("s.b")])
+    store.extractions.complete("r", [_done("s.a"), _done("s.b")])
+    assert store.extractions.force("r", "s.a") is True
+    assert store.extractions.force("r", "s.zzz") is False
+    rows = store.extractions.of_run("r")
+    assert rows["s.a"].force_reprocess and rows["s.a"].status == "pending"
+    assert not rows["s.b"].force_reprocess
+    store.extractions.complete("r", [_done("s.a")])
+    assert not store.extractions.of_run("r")["s.a"].force_reprocess

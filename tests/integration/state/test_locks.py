@@ -1,0 +1,71 @@
+"""Lease locks' contract, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from onceflow.errors import LockError
+from onceflow.state import Lease, Store
+
+
+def test_lock_is_exclusive_and_names_the_holder(store: Store) -> None:
+    token = store.locks.acquire("pipeline:p", ttl=60)
+    with pytest.raises(LockError, match=r"held by pid \d+ on "):
+        store.locks.acquire("pipeline:p", timeout=0.2, poll=0.05)
+    assert store.locks.heartbeat("pipeline:p", token)
+    assert store.locks.holds("pipeline:p", token)
+    assert store.locks.release("pipeline:p", token)
+    assert not store.locks.release("pipeline:p", token)
+    assert store.locks.acquire("pipeline:p")
+
+
+def test_expired_lock_is_stale_and_taken_over(store: Store) -> None:
+    old = store.locks.acquire("pipeline:p", ttl=0.05)
+    time.sleep(0.1)
+    holder = store.locks.holder("pipeline:p")
+    assert holder.stale_reason() is not None
+    new = store.locks.acquire("pipeline:p")
+    assert new != old
+    assert not store.locks.heartbeat("pipeline:p", old)
+    with pytest.raises(LockError, match="lost lock"):
+        store.locks.check("pipeline:p", old)
+
+
+def test_lock_of_a_dead_process_is_stale(store: Store) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    store.locks.acquire("pipeline:p", ttl=600)
+    with store.transaction() as tx:  # pretend the dead child held it
+        tx.execute("UPDATE locks SET pid = ? WHERE name = ?", (proc.pid, "pipeline:p"))
+    holder = store.locks.holder("pipeline:p")
+    assert "no longer running" in (holder.stale_reason() or "")
+    assert store.locks.acquire("pipeline:p") != holder.token
+
+
+def test_recycled_pid_is_stale(store: Store) -> None:
+    store.locks.acquire("pipeline:p", ttl=600)
+    with store.transaction() as tx:  # our pid, but a different start time: a recycled pid
+        tx.execute(
+            "UPDATE locks SET process_start = process_start - 1000 WHERE name = ?", ("pipeline:p",)
+        )
+    assert "another process" in (store.locks.holder("pipeline:p").stale_reason() or "")
+    far = datetime.now(UTC) + timedelta(hours=1)
+    assert store.locks.holder("pipeline:p").stale_reason(far) is not None
+    assert os.getpid() == store.locks.holder("pipeline:p").pid
+
+
+def test_lease_heartbeats_and_releases(store: Store) -> None:
+    with Lease(store, "load:x", ttl=1.5) as lease:
+        time.sleep(1.0)
+        lease.check()
+        first = store.locks.holder("load:x").expires_at
+        time.sleep(0.8)
+        assert store.locks.holder("load:x").expires_at > first
+        lease.check()
+    assert store.locks.holder("load:x") is None

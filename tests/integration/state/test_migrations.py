@@ -1,0 +1,68 @@
+"""Migrations and transactions of the store, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from onceflow.errors import StateError
+from onceflow.state import Store, open_store
+from onceflow.state.migrations import LATEST_VERSION, MIGRATIONS
+from tests.helpers.state import fresh_store_url
+
+WINDOW = ("2025-01-23T00:00:00+00:00", "2025-01-24T00:00:00+00:00")
+
+
+def test_fresh_store_is_at_latest_version(store: Store) -> None:
+    assert store.schema_version() == LATEST_VERSION
+    assert store.migrate() == LATEST_VERSION  # idempotent
+
+
+def test_failed_transaction_rolls_back(store: Store) -> None:
+    store.runs.begin("r", "p", "2025-01-23", WINDOW)
+    with pytest.raises(RuntimeError), store.transaction() as tx:
+        tx.execute("UPDATE pipeline_runs SET status = ? WHERE run_id = ?", ("bogus", "r"))
+        raise RuntimeError("abort")
+    run = store.runs.get("r")
+    assert run is not None and run.status == "running"
+
+
+@pytest.mark.parametrize("start_version", range(LATEST_VERSION))
+def test_migrates_from_every_earlier_version(
+    request: pytest.FixtureRequest, tmp_path: Path, start_version: int, backend: str
+) -> None:
+    url = fresh_store_url(request, tmp_path, backend)
+    old = open_store(url, migrate=False)
+    assert old.migrate(target=start_version) == start_version
+    if start_version >= 1:
+        old.runs.begin("r", "p", "2025-01-23", WINDOW)
+        with old.transaction() as tx:
+            tx.execute(
+                "INSERT INTO extractions (run_id, table_key, source, table_name, mode, status, "
+                "record_count, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                ("r", "s.a", "s", "a", "full", "completed", 7, "2025-01-23T00:00:00+00:00"),
+            )
+    old.close()
+    new = open_store(url)
+    assert new.schema_version() == LATEST_VERSION
+    if start_version >= 1:
+        record = new.extractions.of_run("r")["s.a"]
+        assert (record.status, record.record_count) == ("completed", 7)
+    new.close()
+
+
+def test_newer_schema_than_code_is_refused(
+    request: pytest.FixtureRequest, tmp_path: Path, backend: str
+) -> None:
+    url = fresh_store_url(request, tmp_path, backend)
+    s = open_store(url)
+    with s.transaction() as tx:
+        tx.execute("INSERT INTO onceflow_schema (version) VALUES (?)", (LATEST_VERSION + 1,))
+    with pytest.raises(StateError, match="newer than this onceflow"):
+        s.migrate()
+    s.close()
+
+
+def test_migration_list_is_ordered_without_gaps() -> None:
+    assert [m[0] for m in MIGRATIONS] == list(range(1, LATEST_VERSION + 1))

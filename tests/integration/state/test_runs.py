@@ -1,0 +1,102 @@
+"""The runs repository's contract, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+
+import pytest
+
+from onceflow.state import ExtractionEntry, ExtractionOutcome, Store, open_store
+from tests.helpers.state import fresh_store_url
+
+WINDOW = ("2025-01-23T00:00:00+00:00", "2025-01-24T00:00:00+00:00")
+
+
+def _entry(key: str) -> ExtractionEntry:
+    source, name = key.split(".", 1)
+    return ExtractionEntry(key, source, name, "full", WINDOW[0], WINDOW[1])
+
+
+def _done(key: str, rows: int = 10) -> ExtractionOutcome:
+    return ExtractionOutcome(
+        table_key=key,
+        action="extracted",
+        record_count=rows,
+        file_path=f"/lake/{key}.parquet",
+        file_size=100,
+        checksum="abc",
+        window_start=WINDOW[0],
+        window_end=WINDOW[1],
+        duration_seconds=0.5,
+    )
+
+
+def test_run_lifecycle_counts_tables_and_restarts(store: Store) -> None:
+    run = store.runs.begin("p_20250123", "p", "2025-01-23", WINDOW)
+    assert (run.status, run.restart_count) == ("running", 0)
+    store.extractions.ensure(run.run_id, [_entry("s.a"), _entry("s.b"), _entry("s.c")])
+    store.extractions.start(run.run_id, "s.a", WINDOW)
+    store.extractions.complete(run.run_id, [_done("s.a")])
+    store.extractions.start(run.run_id, "s.b", WINDOW)
+    store.extractions.fail(run.run_id, "s.b", "boom")
+    finished = store.runs.finish(run.run_id)
+    assert (finished.total_tables, finished.completed_tables, finished.failed_tables) == (3, 1, 1)
+    assert finished.status == "failed"
+    assert finished.completion_rate == pytest.approx(33.333, rel=1e-3)
+    again = store.runs.begin("p_20250123", "p", "2025-01-23", WINDOW)
+    assert again.restart_count == 1
+    assert store.runs.find("p")[0].run_id == "p_20250123"
+
+
+def test_delete_run_forgets_it(store: Store) -> None:
+    store.runs.begin("r", "p", "2025-01-23", WINDOW)
+    store.extractions.ensure("r", [_entry("s.a")])
+    assert store.runs.delete("r") == 2
+    assert store.runs.get("r") is None
+
+
+def test_failed_transaction_rolls_back(store: Store) -> None:
+    store.runs.begin("r", "p", "2025-01-23", WINDOW)
+    with pytest.raises(RuntimeError), store.transaction() as tx:
+        tx.execute("UPDATE pipeline_runs SET status = ? WHERE run_id = ?", ("bogus", "r"))
+        raise RuntimeError("abort")
+    run = store.runs.get("r")
+    assert run is not None and run.status == "running"
+
+
+def test_fail_only_if_moves_only_a_run_in_that_status(store: Store) -> None:
+    store.runs.begin("r", "p", "2025-01-23", WINDOW)
+    assert store.runs.fail("r", only_if="completed") is None
+    assert store.runs.get("r").status == "running"
+    failed = store.runs.fail("r")
+    assert failed is not None and failed.status == "failed"
+
+
+def _worker(url: str, worker: int, n: int) -> None:
+    s = open_store(url)
+    for i in range(n):
+        run_id = f"r{i % 3}"
+        s.runs.begin(run_id, "p", "2025-01-23", WINDOW)
+        s.extractions.ensure(run_id, [_entry(f"s.w{worker}_{i}")])
+        s.extractions.complete(run_id, [_done(f"s.w{worker}_{i}")])
+    s.close()
+
+
+def test_several_processes_write_at_once_without_losing_updates(
+    request: pytest.FixtureRequest, tmp_path: Path, backend: str
+) -> None:
+    url = fresh_store_url(request, tmp_path, backend)
+    open_store(url).close()
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_worker, args=(url, w, 15)) for w in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    s = open_store(url)
+    total = sum(len(s.extractions.of_run(f"r{i}")) for i in range(3))
+    assert total == 60
+    assert sum(r.restart_count + 1 for r in s.runs.find("p")) == 60
+    s.close()
