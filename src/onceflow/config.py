@@ -258,11 +258,17 @@ def _interpolate(value: Any, where: str) -> Any:
     return _ENV_REF.sub(substitute, value)
 
 
+def _error_field(error: ValidationError) -> str:
+    """The dotted path of the first invalid field, e.g. `tables[0].load.strategy`."""
+    loc = ""
+    for part in error.errors()[0]["loc"]:
+        loc += f"[{part}]" if isinstance(part, int) else (f".{part}" if loc else str(part))
+    return loc
+
+
 def _format_validation_error(error: ValidationError, origin: str) -> str:
     first = error.errors()[0]
-    loc = ""
-    for part in first["loc"]:
-        loc += f"[{part}]" if isinstance(part, int) else (f".{part}" if loc else str(part))
+    loc = _error_field(error)
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         message = "unknown field; check its spelling against the README's config reference"
@@ -286,7 +292,9 @@ def config_from_dict(
     try:
         config = Config.model_validate({**data, "base_dir": base_dir})
     except ValidationError as error:
-        raise ConfigError(_format_validation_error(error, origin)) from None
+        raise ConfigError(
+            _format_validation_error(error, origin), field=_error_field(error)
+        ) from None
     for source in config.sources.values():
         register_url(source.url)
     register_url(config.state)

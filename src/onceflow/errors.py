@@ -1,6 +1,20 @@
-"""The onceflow exception hierarchy: the CLI turns any of these into one clear line."""
+"""The onceflow exception hierarchy: the CLI turns any of these into one clear line.
+
+    OnceflowError                 exit 1 (the base; `context` holds what it is about)
+    ├── ConfigError               exit 2: a bad config field or option (`field`)
+    ├── StateError                the state store is unreachable, corrupt, or refused a write
+    ├── LockError                 a lock is held by someone else, or was lost (`lock`)
+    ├── SourceError               a source database failed (`transient`: retrying may help)
+    ├── ExtractError              writing or verifying an extracted file failed
+    └── LoadError                 loading a file into a Delta table failed (table untouched)
+
+Errors chain their causes (`raise ... from err`), except around drivers whose messages
+may hold a secret: those are re-raised `from None` with a redacted one-line message.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class OnceflowError(Exception):
@@ -8,22 +22,38 @@ class OnceflowError(Exception):
 
     exit_code = 1
 
+    def __init__(self, message: str, **context: Any) -> None:
+        super().__init__(message)
+        self.context = context
+
 
 class ConfigError(OnceflowError):
     """The config file or a command-line option is invalid."""
 
     exit_code = 2
 
+    def __init__(self, message: str, *, field: str | None = None, **context: Any) -> None:
+        super().__init__(message, **context)
+        self.field = field
+
 
 class StateError(OnceflowError):
     """The state store is unreachable, corrupt, or refused a transition."""
 
 
+class LockError(OnceflowError):
+    """A lock is held by someone else, or was lost."""
+
+    def __init__(self, message: str, *, lock: str | None = None, **context: Any) -> None:
+        super().__init__(message, **context)
+        self.lock = lock
+
+
 class SourceError(OnceflowError):
     """A source database failed; `transient` says whether retrying may help."""
 
-    def __init__(self, message: str, *, transient: bool = False) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, transient: bool = False, **context: Any) -> None:
+        super().__init__(message, **context)
         self.transient = transient
 
 
@@ -33,7 +63,3 @@ class ExtractError(OnceflowError):
 
 class LoadError(OnceflowError):
     """Loading a file into a Delta table failed; the table is left untouched."""
-
-
-class LockError(OnceflowError):
-    """A pipeline lock is held by someone else, or was lost."""

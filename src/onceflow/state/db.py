@@ -8,6 +8,7 @@ on the backend.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
@@ -45,6 +46,21 @@ class Tx(ABC):
         return rows[0] if rows else None
 
 
+class _Owned:
+    """A thread's connection, closed when the thread (or the database object) goes away:
+    worker threads end without saying so, and an open PostgreSQL session is a server
+    resource."""
+
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.conn.close()
+
+
 class Database(ABC):
     """One backend: a connection per thread, write transactions and dialect hooks."""
 
@@ -55,12 +71,31 @@ class Database(ABC):
         self._local = threading.local()
 
     @abstractmethod
-    def transaction(self) -> AbstractContextManager[Tx]:
-        """A write transaction (serialised against other writers where needed)."""
+    def _connect(self) -> Any:
+        """A new connection (StateError, redacted, when it cannot be made)."""
 
-    @abstractmethod
+    def connection(self) -> Any:
+        """This thread's connection, made on first use (again after it was closed)."""
+        owned: _Owned | None = getattr(self._local, "owned", None)
+        if owned is None or getattr(owned.conn, "closed", False) is True:
+            owned = _Owned(self._connect())
+            self._local.owned = owned
+        return owned.conn
+
+    def forget_connection(self) -> None:
+        """Drop this thread's connection (it broke); the next use makes a new one."""
+        self._local.owned = None
+
     def close(self) -> None:
         """Close this thread's connection."""
+        owned: _Owned | None = getattr(self._local, "owned", None)
+        if owned is not None:
+            self._local.owned = None
+            owned.conn.close()
+
+    @abstractmethod
+    def transaction(self) -> AbstractContextManager[Tx]:
+        """A write transaction (serialised against other writers where needed)."""
 
     @abstractmethod
     def schema_lock(self, tx: Tx) -> None:

@@ -54,7 +54,9 @@ class Lease:
     def check(self) -> None:
         """LockError when the lease was lost (call before each guarded commit)."""
         if self.lost:
-            raise LockError(f"lost lock {self.name!r} (lease broken by another process)")
+            raise LockError(
+                f"lost lock {self.name!r} (lease broken by another process)", lock=self.name
+            )
         self.store.locks.check(self.name, self.token)
 
     def __exit__(self, *exc: object) -> None:

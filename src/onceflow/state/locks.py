@@ -151,7 +151,8 @@ class Locks:
                 who = holder.describe() if holder else "another process"
                 raise LockError(
                     f"lock {name!r} is held by {who}; waited {timeout:g}s. Retry later, raise "
-                    "--lock-timeout, or run `onceflow force-unlock` if that process is gone"
+                    "--lock-timeout, or run `onceflow force-unlock` if that process is gone",
+                    lock=name,
                 )
             time.sleep(min(poll, max(0.01, deadline - time.monotonic())))
 
@@ -179,7 +180,9 @@ class Locks:
         if not self.holds(name, token):
             holder = self.holder(name)
             who = f"; it is now held by {holder.describe()}" if holder else ""
-            raise LockError(f"lost lock {name!r} (lease expired or broken){who}; stopping")
+            raise LockError(
+                f"lost lock {name!r} (lease expired or broken){who}; stopping", lock=name
+            )
 
     def release(self, name: str, token: str) -> bool:
         """Give the lock up; False when it was no longer ours."""

@@ -47,33 +47,29 @@ class PostgresDatabase(Database):
     def __init__(self, url: str) -> None:
         super().__init__(url.replace("postgresql+psycopg://", "postgresql://", 1))
 
-    def _connection(self) -> Any:
+    def _connect(self) -> Any:
         import psycopg
         from psycopg.rows import dict_row
 
-        conn = getattr(self._local, "conn", None)
-        if conn is None or conn.closed:
-            try:
-                conn = psycopg.connect(
-                    self.url, autocommit=True, row_factory=dict_row, connect_timeout=10
-                )
-            except psycopg.Error as error:
-                raise StateError(
-                    f"state: cannot connect to PostgreSQL store: {redact(str(error)).strip()}"
-                ) from None
-            self._local.conn = conn
-        return conn
+        try:
+            return psycopg.connect(
+                self.url, autocommit=True, row_factory=dict_row, connect_timeout=10
+            )
+        except psycopg.Error as error:
+            raise StateError(
+                f"state: cannot connect to PostgreSQL store: {redact(str(error)).strip()}"
+            ) from None
 
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
         import psycopg
 
-        conn = self._connection()
+        conn = self.connection()
         try:
             with conn.transaction(), conn.cursor() as cursor:
                 yield _PgTx(cursor)
         except psycopg.OperationalError as error:
-            self._local.conn = None
+            self.forget_connection()
             raise StateError(
                 f"state: PostgreSQL store failed: {redact(str(error)).strip()}"
             ) from None
@@ -83,9 +79,3 @@ class PostgresDatabase(Database):
 
     def serialize(self, tx: Tx, key: str) -> None:
         tx.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (key,))
-
-    def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None

@@ -50,25 +50,22 @@ class SqliteDatabase(Database):
         except OSError as error:
             raise StateError(f"state: cannot create {self.path.parent}: {error.strerror}") from None
 
-    def _connection(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            try:
-                conn = sqlite3.connect(
-                    self.path, timeout=60, isolation_level=None, check_same_thread=False
-                )
-                conn.execute("PRAGMA journal_mode=WAL")
-                # NORMAL in WAL mode survives a killed process; only power loss can drop the
-                # last commits, and the sidecars and Delta logs re-derive those.
-                conn.execute("PRAGMA synchronous=NORMAL")
-            except sqlite3.Error as error:
-                raise StateError(f"state: cannot open SQLite store {self.path}: {error}") from None
-            self._local.conn = conn
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(
+                self.path, timeout=60, isolation_level=None, check_same_thread=False
+            )
+            conn.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode survives a killed process; only power loss can drop the
+            # last commits, and the sidecars and Delta logs re-derive those.
+            conn.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.Error as error:
+            raise StateError(f"state: cannot open SQLite store {self.path}: {error}") from None
         return conn
 
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
-        conn = self._connection()
+        conn: sqlite3.Connection = self.connection()
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as error:
@@ -92,9 +89,3 @@ class SqliteDatabase(Database):
     def serialize(self, tx: Tx, key: str) -> None:
         # Every write transaction holds the database's single write lock.
         return None
-
-    def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None

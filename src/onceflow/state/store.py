@@ -18,7 +18,9 @@ from onceflow.state.extractions import Extractions
 from onceflow.state.files import Files
 from onceflow.state.locks import Locks
 from onceflow.state.migrations import LATEST_VERSION, MIGRATIONS
+from onceflow.state.postgres import PostgresDatabase
 from onceflow.state.runs import Runs
+from onceflow.state.sqlite import SqliteDatabase
 
 
 class Store:
@@ -49,6 +51,12 @@ class Store:
         """Close this thread's connection."""
         self.db.close()
 
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def schema_version(self) -> int:
         """The schema version of the store (0 when empty)."""
         with self.transaction() as tx:
@@ -77,3 +85,22 @@ def _version(tx: Tx) -> int:
     tx.execute("CREATE TABLE IF NOT EXISTS onceflow_schema (version INTEGER NOT NULL)")
     row = tx.execute("SELECT MAX(version) AS v FROM onceflow_schema").fetchone()
     return int(row["v"]) if row and row["v"] is not None else 0
+
+
+def open_store(url: str, *, migrate: bool = True) -> Store:
+    """Open the state store at `url` (sqlite:///path or postgresql://...), migrated."""
+    db: Database
+    scheme = url.split(":", 1)[0].split("+", 1)[0]
+    if scheme == "sqlite":
+        db = SqliteDatabase(url)
+    elif scheme in ("postgresql", "postgres"):
+        db = PostgresDatabase(url)
+    else:
+        raise StateError(
+            f"state: unsupported state store URL {scheme!r}; "
+            "use sqlite:///path/state.db or postgresql://user@host/db"
+        )
+    store = Store(db)
+    if migrate:
+        store.migrate()
+    return store

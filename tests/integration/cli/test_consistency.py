@@ -145,19 +145,19 @@ def _kinds(report: dict[str, Any]) -> list[str]:
 
 def _killed_holder(url: str, lock: str, target: str = "", paths: tuple[str, ...] = ()) -> int:
     """Start a process that takes `lock` (and claims paths[0]), SIGKILL it; its pid."""
-    proc = subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, "-c", CHILD, url, lock, target, *paths],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line.strip() == "ready", proc.stderr.read() if proc.stderr else line
-    finally:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            assert line.strip() == "ready", proc.stderr.read() if proc.stderr else line
+        finally:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
     return proc.pid
 
 

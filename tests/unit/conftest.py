@@ -1,0 +1,26 @@
+"""Unit tests run with no server and no subprocess: both are refused here."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+SERVER_FIXTURES = {"pg_admin", "pg_schema", "pg_url", "mysql_admin", "mysql_db"}
+
+
+@pytest.fixture(autouse=True)
+def _no_servers_or_subprocesses(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    used = SERVER_FIXTURES & set(request.fixturenames)
+    if used or "postgresql" in request.node.name:
+        pytest.fail(f"a unit test may not use a server ({', '.join(sorted(used))}): move it")
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a unit test may not start a subprocess: move it to integration/")
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse)
+    yield
