@@ -110,15 +110,10 @@ def bench_append(n: int, repeats: int, work: Path) -> dict[str, Any]:
     from deltalake import CommitProperties, Transaction, write_deltalake
 
     table = make_table(n)
-    try:
-        from onceflow.load import delta as of_delta
-        from onceflow.load.append import apply_append
+    from onceflow.load import markers
+    from onceflow.load.append import apply_append
 
-        label = "onceflow apply_append"
-    except ImportError:  # the loader core is not there yet
-        apply_append = None  # type: ignore[assignment]
-        of_delta = None  # type: ignore[assignment]
-        label = "write_deltalake(append) + audit columns + commit properties"
+    label = "onceflow apply_append"
 
     times: dict[str, list[float]] = {"parquet": [], "onceflow": [], "deltalake_floor": []}
     for r in range(repeats):
@@ -131,29 +126,21 @@ def bench_append(n: int, repeats: int, work: Path) -> dict[str, Any]:
         def run(uri: str = uri) -> None:
             from deltalake import DeltaTable
 
-            dt = DeltaTable(uri)
-            if apply_append is not None and of_delta is not None:
-                props = of_delta.commit_properties(
-                    path="/lake/f1.parquet",
-                    checksum="0" * 64,
-                    batch_id="f1-000000000000",
-                    sequence=1,
-                    app="onceflow.load:bench",
-                )
-                apply_append(
-                    dt,
-                    table,
-                    source_file="/lake/f1.parquet",
-                    load_time=LOAD1,
-                    batch_id="f1-000000000000",
-                    commit_properties=props,
-                )
-            else:
-                props = CommitProperties(
-                    custom_metadata={"onceflow.file": "/lake/f1.parquet"},
-                    app_transactions=[Transaction(app_id="onceflow.load:bench", version=1)],
-                )
-                write_deltalake(dt, _audit(table, "f1"), mode="append", commit_properties=props)
+            props = markers.commit_properties(
+                path="/lake/f1.parquet",
+                checksum="0" * 64,
+                batch_id="f1-000000000000",
+                sequence=1,
+                app="onceflow.load:bench",
+            )
+            apply_append(
+                DeltaTable(uri),
+                table,
+                source_file="/lake/f1.parquet",
+                load_time=LOAD1,
+                batch_id="f1-000000000000",
+                commit_properties=props,
+            )
 
         times["onceflow"].append(timed(run))
         # the delta-rs floor: the same rows + audit columns (built vectorized), one append
@@ -197,7 +184,8 @@ def _audit(table: pa.Table, name: str) -> pa.Table:
 def bench_skip(repeats: int, work: Path) -> dict[str, Any]:
     from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
-    from onceflow.load import delta as of_delta
+    from onceflow import warehouse
+    from onceflow.load import markers
 
     uri = str(work / "skip")
     app = "onceflow.load:bench"
@@ -214,14 +202,14 @@ def bench_skip(repeats: int, work: Path) -> dict[str, Any]:
         )
         write_deltalake(uri, small, mode="append", commit_properties=props)
         # each commit stands for one load run, which ends as onceflow's loader does
-        of_delta.checkpoint_if_due(DeltaTable(uri))
+        warehouse.checkpoint_if_due(DeltaTable(uri))
 
     def loader_way() -> None:
-        view = of_delta.read_log(of_delta.open_table(uri), app)
+        view = markers.read_log(warehouse.open_table(uri), app)
         assert view.has("/lake/f7.parquet", f"{7:064d}")
 
     def loader_cold() -> None:  # a new process: nothing of the log cached yet
-        of_delta._views.clear()
+        markers._views.clear()
         loader_way()
 
     def txn_way() -> None:
@@ -354,8 +342,8 @@ def dlt_scd2(
 def bench_scd2(n: int, repeats: int, work: Path, with_dlt: bool) -> dict[str, Any]:
     from deltalake import CommitProperties, DeltaTable, Transaction
 
-    from onceflow.load.delta import snapshot_dataset
     from onceflow.load.scd2 import apply_scd2
+    from onceflow.warehouse import snapshot_dataset
 
     cfg = scd2_cfg()
     initial = make_table(n)

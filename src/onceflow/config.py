@@ -99,6 +99,11 @@ class TableConfig(_Model):
 
     @model_validator(mode="after")
     def _table_or_query(self) -> TableConfig:
+        if self.rules:
+            raise ValueError(
+                "rules: the validate step that runs data-quality rules is not part of this "
+                "onceflow yet; remove `rules:` (they would not run)"
+            )
         if bool(self.table) == bool(self.query):
             raise ValueError("give exactly one of `table: <schema.table>` or `query: <select ...>`")
         if self.query and not self.name:
@@ -173,6 +178,11 @@ class Config(_Model):
 
     @model_validator(mode="after")
     def _references(self) -> Config:
+        if self.schedules:
+            raise ValueError(
+                "schedules: the scheduler is not part of this onceflow yet; remove "
+                "`schedules:` (they would not run)"
+            )
         seen: set[str] = set()
         for i, table in enumerate(self.tables):
             if table.source not in self.sources:

@@ -1,7 +1,9 @@
 """The `onceflow` command: each command is a thin call of one method of `Pipeline`.
 
 `main(argv)` runs it and returns the exit code: one clear line and a non-zero code on any
-error, a traceback only with --debug.
+error, a traceback only with --debug. Commands import `onceflow.pipeline` when they run,
+not at start-up: it brings Arrow, Delta Lake and DuckDB (0.5 s), which `--help` and a
+bad option should not wait for.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import typer
 from onceflow.cli import consistency, load, project, run, state
 from onceflow.cli.app import app, settings
 from onceflow.errors import OnceflowError
+from onceflow.redact import redact
 
 #: The command modules, one per group; importing them registers their commands.
 COMMAND_MODULES = (project, run, load, state, consistency)
@@ -60,8 +63,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OnceflowError as error:
         if settings["debug"]:
             raise
-        from onceflow.redact import redact
-
         typer.echo(f"error: {redact(str(error))}", err=True)
         return error.exit_code
     except KeyboardInterrupt:
@@ -70,8 +71,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:
         if settings["debug"]:
             raise
-        from onceflow.redact import redact
-
         logging.getLogger("onceflow").debug("unexpected error", exc_info=True)
         typer.echo(
             f"error: unexpected {type(error).__name__}: {redact(str(error))} "

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from onceflow.errors import ConfigError
+from onceflow.logs import setup_logging
 from onceflow.version import __version__
 
 app = typer.Typer(
@@ -49,8 +50,6 @@ def _global(
     ] = False,
 ) -> None:
     """Batch data pipelines that are safe to rerun: SQL -> Parquet -> Delta Lake."""
-    from onceflow.logs import setup_logging
-
     if log_format not in ("text", "json"):
         raise ConfigError(f"--log-format: expected 'text' or 'json', got {log_format!r}")
     settings["debug"] = debug

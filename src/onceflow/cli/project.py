@@ -9,6 +9,8 @@ import typer
 
 from onceflow.cli.app import app
 from onceflow.cli.options import ConfigOpt
+from onceflow.config import load_config
+from onceflow.demo import init_project
 
 
 @app.command()
@@ -17,8 +19,6 @@ def init(
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing demo.")] = False,
 ) -> None:
     """Scaffold a demo project: a SQLite shop database and an onceflow.yml."""
-    from onceflow.demo import init_project
-
     path = init_project(directory, force=force)
     typer.echo(f"created {path}; next: cd {directory} && onceflow run")
 
@@ -26,8 +26,6 @@ def init(
 @app.command()
 def check(config: ConfigOpt = None) -> None:
     """Validate a config file: every field, source and table reference."""
-    from onceflow.config import load_config
-
     cfg = load_config(config)
     typer.echo(
         f"config ok: pipeline {cfg.pipeline}, {len(cfg.sources)} sources, {len(cfg.tables)} tables"

@@ -1,0 +1,74 @@
+"""The documentation keeps up: every command has help and a section with an example, every
+option has help, and every config key is explained."""
+
+from __future__ import annotations
+
+import inspect
+import re
+import typing
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+
+from onceflow.cli import app, main
+from onceflow.config import Config
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+COMMANDS = [(c.name or c.callback.__name__.replace("_", "-"), c) for c in app.registered_commands]
+
+
+def _options(callback: typing.Callable[..., object]) -> Iterator[tuple[str, object]]:
+    hints = typing.get_type_hints(callback, include_extras=True)
+    for name in inspect.signature(callback).parameters:
+        for extra in getattr(hints[name], "__metadata__", ()):
+            yield name, extra
+
+
+@pytest.mark.parametrize(("name", "command"), COMMANDS, ids=[n for n, _ in COMMANDS])
+def test_every_command_has_help_and_a_documented_example(name: str, command: object) -> None:
+    callback = command.callback  # type: ignore[attr-defined]
+    assert (callback.__doc__ or "").strip(), f"{name} has no help text"
+    text = (DOCS / "commands.md").read_text(encoding="utf-8")
+    section = re.search(rf"### `onceflow {re.escape(name)}`\n(.*?)(?=\n##|\Z)", text, re.S)
+    assert section, f"docs/commands.md has no section for `onceflow {name}`"
+    assert f"onceflow {name}" in section.group(1) or "```" in section.group(1), name
+    assert "```" in section.group(1), f"the section of `onceflow {name}` has no example"
+
+
+@pytest.mark.parametrize(("name", "command"), COMMANDS, ids=[n for n, _ in COMMANDS])
+def test_every_option_has_help(name: str, command: object) -> None:
+    for parameter, info in _options(command.callback):  # type: ignore[attr-defined]
+        assert getattr(info, "help", None), f"{name}: option {parameter} has no help text"
+
+
+def _keys(model: type[BaseModel]) -> Iterator[str]:
+    for key, field in model.model_fields.items():
+        if field.exclude:
+            continue
+        yield key
+        for arg in typing.get_args(field.annotation) or (field.annotation,):
+            for inner in typing.get_args(arg) or (arg,):
+                if isinstance(inner, type) and issubclass(inner, BaseModel):
+                    yield from _keys(inner)
+
+
+def test_every_config_key_is_documented() -> None:
+    text = (DOCS / "configuration.md").read_text(encoding="utf-8")
+    rows = "\n".join(line for line in text.splitlines() if line.startswith("|"))
+    missing = sorted({key for key in _keys(Config) if not re.search(rf"`[^`\n]*\b{key}`", rows)})
+    assert missing == [], f"docs/configuration.md does not explain: {missing}"
+
+
+def test_main_runs_a_command_and_returns_its_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("onceflow ")
+    assert main(["check", "--config", "/nonexistent/onceflow.yml"]) == 2
+    assert "not found" in capsys.readouterr().err
+
+
+def test_the_readme_links_every_docs_page() -> None:
+    readme = (DOCS.parent / "README.md").read_text(encoding="utf-8")
+    for page in DOCS.glob("*.md"):
+        assert f"docs/{page.name}" in readme, f"README does not link docs/{page.name}"
