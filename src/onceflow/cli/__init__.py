@@ -8,19 +8,23 @@ bad option should not wait for.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 from collections.abc import Sequence
 
 import typer
 
-from onceflow.cli import consistency, load, project, run, state
 from onceflow.cli.app import app, settings
 from onceflow.errors import OnceflowError
 from onceflow.redact import redact
 
-#: The command modules, one per group; importing them registers their commands.
-COMMAND_MODULES = (project, run, load, state, consistency)
+#: The command modules, one per group, in the order `--help` lists them; importing one
+#: registers its commands.
+COMMAND_MODULES = tuple(
+    importlib.import_module(f"onceflow.cli.{name}")
+    for name in ("project", "run", "load", "state", "consistency")
+)
 
 
 def _cli_exceptions() -> tuple[tuple[type[BaseException], ...], ...]:

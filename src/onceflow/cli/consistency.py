@@ -12,7 +12,7 @@ from onceflow.cli.options import ConfigOpt, JsonOpt, SafeAgeOpt, YesOpt
 from onceflow.cli.render import print_fixes, print_report
 
 
-@app.command("validate-consistency")
+@app.command("validate-consistency", rich_help_panel="Consistency")
 def validate_consistency_cmd(
     config: ConfigOpt = None,
     fix: Annotated[bool, typer.Option("--fix", help="Apply the fixes too.")] = False,
@@ -32,7 +32,7 @@ def validate_consistency_cmd(
         raise typer.Exit(1)
 
 
-@app.command("fix-inconsistencies")
+@app.command("fix-inconsistencies", rich_help_panel="Consistency")
 def fix_inconsistencies_cmd(
     config: ConfigOpt = None, safe_age: SafeAgeOpt = 3600.0, as_json: JsonOpt = False
 ) -> None:
@@ -42,7 +42,7 @@ def fix_inconsistencies_cmd(
     print_fixes(Pipeline.from_file(config).fix_inconsistencies(safe_age_seconds=safe_age), as_json)
 
 
-@app.command("force-unlock")
+@app.command("force-unlock", rich_help_panel="Consistency")
 def force_unlock_cmd(
     config: ConfigOpt = None,
     yes: YesOpt = False,

@@ -14,7 +14,7 @@ from onceflow.cli.render import print_json, print_load
 from onceflow.errors import ConfigError
 
 
-@app.command("load")
+@app.command("load", rich_help_panel="Running")
 def load_cmd(
     config: ConfigOpt = None,
     date: Annotated[
@@ -70,7 +70,7 @@ def load_cmd(
     print_load(summary, as_json)
 
 
-@app.command("optimize")
+@app.command("optimize", rich_help_panel="Running")
 def optimize_cmd(
     config: ConfigOpt = None,
     tables: TablesOpt = None,

@@ -13,7 +13,7 @@ from onceflow.config import load_config
 from onceflow.demo import init_project
 
 
-@app.command()
+@app.command(rich_help_panel="Project")
 def init(
     directory: Annotated[Path, typer.Argument(help="Folder for the demo project.")] = Path("."),
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing demo.")] = False,
@@ -23,7 +23,7 @@ def init(
     typer.echo(f"created {path}; next: cd {directory} && onceflow run")
 
 
-@app.command()
+@app.command(rich_help_panel="Project")
 def check(config: ConfigOpt = None) -> None:
     """Validate a config file: every field, source and table reference."""
     cfg = load_config(config)

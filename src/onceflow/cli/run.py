@@ -38,7 +38,7 @@ def _with_progress(step: Any, total: int, **kwargs: Any) -> Any:
         )
 
 
-@app.command("extract")
+@app.command("extract", rich_help_panel="Running")
 def extract_cmd(
     config: ConfigOpt = None,
     date: DateOpt = None,
@@ -109,7 +109,7 @@ def extract_cmd(
     summarise_run(summary, as_json)
 
 
-@app.command("run")
+@app.command("run", rich_help_panel="Running")
 def run_cmd(
     config: ConfigOpt = None,
     date: DateOpt = None,

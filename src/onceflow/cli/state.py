@@ -13,7 +13,7 @@ from onceflow.cli.render import print_json, print_status
 from onceflow.errors import ConfigError
 
 
-@app.command()
+@app.command(rich_help_panel="State")
 def status(
     config: ConfigOpt = None,
     date: DateOpt = None,
@@ -30,7 +30,7 @@ def status(
         print_status(report)
 
 
-@app.command("validate-windows")
+@app.command("validate-windows", rich_help_panel="State")
 def validate_windows(
     config: ConfigOpt = None,
     date: DateOpt = None,
@@ -52,7 +52,7 @@ def validate_windows(
         raise typer.Exit(1)
 
 
-@app.command("reset-state")
+@app.command("reset-state", rich_help_panel="State")
 def reset_state_cmd(
     config: ConfigOpt = None,
     date: DateOpt = None,
