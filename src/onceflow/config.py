@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from onceflow.errors import ConfigError
-from onceflow.redact import register_secret, register_url
+from onceflow.redact import quote_credentials, register_secret, register_url
 
 DEFAULT_CONFIG_NAME = "onceflow.yml"
 _ENV_REF = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
@@ -72,9 +72,10 @@ class LoadConfig(_Model):
     effective_from_column: str = "_effective_from"
     effective_to_column: str = "_effective_to"
     is_current_column: str = "_is_current"
+    is_deleted_column: str = "_is_deleted"
     validity_column: str | None = None
-    hard_deletes: Literal["ignore", "close"] = "ignore"
-    late_rows: Literal["reject", "skip"] = "reject"
+    hard_deletes: Literal["ignore", "close", "new_record"] = "ignore"
+    late_rows: Literal["skip", "reject"] = "skip"
     max_file_retries: int = Field(3, ge=0)
 
     @model_validator(mode="after")
@@ -213,14 +214,15 @@ class Config(_Model):
         prefix = "sqlite:///"
         if self.state.startswith(prefix) and not self.state.startswith(prefix + "/"):
             return prefix + self.resolve(self.state[len(prefix) :])
-        return self.state
+        return quote_credentials(self.state)
 
     def source_url(self, name: str) -> str:
-        """A source's URL, with a relative SQLite path resolved against the config's folder."""
+        """A source's URL for its driver: a relative SQLite path resolved against the
+        config's folder, credentials percent-encoded."""
         url = self.sources[name].url
         if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
             return "sqlite:///" + self.resolve(url[len("sqlite:///") :])
-        return url
+        return quote_credentials(url)
 
     def table(self, key: str) -> TableConfig:
         """The table with this key (or unique name); ConfigError if there is none."""
@@ -325,7 +327,10 @@ def load_config(path: str | Path | None = None) -> Config:
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"{config_path}: not valid YAML{where}") from None
+        problem = getattr(error, "problem", None) or "unreadable"
+        context = getattr(error, "context", None)
+        what = f"{problem} ({context})" if context else problem
+        raise ConfigError(f"{config_path}: not valid YAML{where}: {what}") from None
     return config_from_dict(
         data, base_dir=str(config_path.resolve().parent), origin=str(config_path)
     )

@@ -89,6 +89,7 @@ def run(
     run_id: str | None = None,
     lock_timeout: float = 0.0,
     force_unlock: bool = False,
+    allow_partial: bool = False,
     store: Store | None = None,
     progress: Progress | None = None,
 ) -> RunSummary:
@@ -115,6 +116,7 @@ def run(
             run_id=run_id,
             store=store,
             progress=progress,
+            allow_partial=allow_partial,
             lease=lease,
         )
         summary = RunSummary(extracted.run, extracted.results)

@@ -120,3 +120,13 @@ def file_commits(uri: str) -> list[str]:
     from deltalake import DeltaTable
 
     return [h["onceflow.file"] for h in reversed(DeltaTable(uri).history()) if "onceflow.file" in h]
+
+
+def lake_ids(paths: list[Path], lake: Path | None = None) -> list[str]:
+    """Lake file identities: paths below the lake folder (`<lake>` is paths[0]'s 5th parent)."""
+    return [p.relative_to(lake or p.parents[4]).as_posix() for p in paths]
+
+
+def done(counts: dict[str, int]) -> dict[str, int]:
+    """A load's counts without the actions that did not happen."""
+    return {action: n for action, n in counts.items() if n}

@@ -44,14 +44,25 @@ LockTimeoutOpt = Annotated[
     typer.Option(
         "--lock-timeout",
         envvar="ONCEFLOW_LOCK_TIMEOUT",
+        min=0,
         help="Seconds to wait for a lock held by another process.",
     ),
 ]
 SafeAgeOpt = Annotated[
     float,
-    typer.Option("--safe-age", help="Only touch temp/uncommitted files older than this (s)."),
+    typer.Option(
+        "--safe-age", min=0, help="Only touch temp/uncommitted files older than this (s)."
+    ),
 ]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+AllowPartialOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-partial",
+        help="Extract a window that has not ended yet, marked partial (extracted again by "
+        "every run until it has ended).",
+    ),
+]
 
 
 def split_list(values: Sequence[str] | None) -> list[str]:

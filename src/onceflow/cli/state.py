@@ -9,7 +9,7 @@ import typer
 
 from onceflow.cli.app import app
 from onceflow.cli.options import ConfigOpt, DateOpt, JsonOpt, RunIdOpt, YesOpt
-from onceflow.cli.render import print_json, print_status
+from onceflow.cli.render import print_json, print_status, print_windows
 from onceflow.errors import ConfigError
 
 
@@ -43,11 +43,8 @@ def validate_windows(
     result = Pipeline.from_file(config).validate_windows(date, run_id=run_id)
     if as_json:
         print_json(result)
-    elif result["consistent"]:
-        typer.echo(f"run {result['run_id']}: all windows match {result['expected_window']}")
     else:
-        for item in result["inconsistent"]:
-            typer.echo(f"{item['table_key']}: window {item['window_start']} → {item['window_end']}")
+        print_windows(result)
     if not result["consistent"]:
         raise typer.Exit(1)
 
