@@ -11,9 +11,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from onceflow.errors import ConfigError
+from onceflow.locations import safe_component, table_location
 from onceflow.redact import quote_credentials, register_secret, register_url
 
 DEFAULT_CONFIG_NAME = "onceflow.yml"
+DEFAULT_STATE = "sqlite:///.onceflow/state.db"
 _ENV_REF = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 
@@ -121,6 +123,13 @@ class TableConfig(_Model):
         """The table key, `<source>.<name>`, used by state, reports and --tables."""
         return f"{self.source}.{self.display_name}"
 
+    @property
+    def target(self) -> str:
+        """The Delta table it loads into: `load.target`, else `<source>/<name>`."""
+        if self.load.target:
+            return self.load.target
+        return f"{safe_component(self.source)}/{safe_component(self.display_name)}"
+
 
 class ScheduleConfig(BaseModel):
     """A cron schedule (the scheduler capability reads it)."""
@@ -134,7 +143,7 @@ class Config(_Model):
     """The whole onceflow.yml."""
 
     pipeline: str = "daily_extract"
-    state: str = "sqlite:///.onceflow/state.db"
+    state: str = DEFAULT_STATE
     lake: str = "./lake"
     warehouse: str = "./warehouse"
     timezone: str = "UTC"
@@ -185,6 +194,7 @@ class Config(_Model):
                 "`schedules:` (they would not run)"
             )
         seen: set[str] = set()
+        targets: dict[str, str] = {}
         for i, table in enumerate(self.tables):
             if table.source not in self.sources:
                 known = ", ".join(sorted(self.sources)) or "none defined"
@@ -195,6 +205,14 @@ class Config(_Model):
             if table.key in seen:
                 raise ValueError(f"tables[{i}]: table {table.key!r} is listed twice")
             seen.add(table.key)
+            target = self.resolve_target(table.target)
+            if target in targets:
+                raise ValueError(
+                    f"tables[{i}].load.target: {table.key!r} would load into the same Delta "
+                    f"table as {targets[target]!r} ({table.target}), mixing their rows; give "
+                    "one of them its own `load: {target: ...}`"
+                )
+            targets[target] = table.key
         return self
 
     @property
@@ -215,6 +233,11 @@ class Config(_Model):
         if self.state.startswith(prefix) and not self.state.startswith(prefix + "/"):
             return prefix + self.resolve(self.state[len(prefix) :])
         return quote_credentials(self.state)
+
+    def resolve_target(self, target: str) -> str:
+        """Where a target table lives: a URI or absolute path as given (`dbfs:/x` as
+        `/dbfs/x`), else a path under the warehouse."""
+        return table_location(self.resolve(self.warehouse), target)
 
     def source_url(self, name: str) -> str:
         """A source's URL for its driver: a relative SQLite path resolved against the
@@ -353,7 +376,7 @@ def single_table_config(
     return config_from_dict(
         {
             "pipeline": "extract",
-            "state": state or "sqlite:///.onceflow/state.db",
+            "state": state or DEFAULT_STATE,
             "lake": lake or "./lake",
             "timezone": timezone or "UTC",
             "sources": {source_name: {"url": url}},
@@ -365,11 +388,15 @@ def single_table_config(
 
 
 def standalone_config(
-    *, state: str | None = None, warehouse: str | None = None, base_dir: str | None = None
+    *,
+    state: str | None = None,
+    warehouse: str | None = None,
+    pipeline: str | None = None,
+    base_dir: str | None = None,
 ) -> Config:
-    """The config of a standalone load without a config file (`load --path ...`)."""
-    return config_from_dict(
-        {"state": state or "sqlite:///.onceflow/state.db", "warehouse": warehouse or "./warehouse"},
-        base_dir=base_dir or str(Path.cwd()),
-        origin="command line",
-    )
+    """The config of a standalone load without a config file (`load --path ...`), or of a
+    state store shown without one (`status` after single-table extracts)."""
+    data = {"state": state or DEFAULT_STATE, "warehouse": warehouse or "./warehouse"}
+    if pipeline:
+        data["pipeline"] = pipeline
+    return config_from_dict(data, base_dir=base_dir or str(Path.cwd()), origin="command line")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -63,6 +63,36 @@ AllowPartialOpt = Annotated[
         "every run until it has ended).",
     ),
 ]
+
+
+StateOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--state",
+        envvar="ONCEFLOW_STATE",
+        help="Without a config file: the state store to show (default .onceflow/state.db).",
+    ),
+]
+PipelineOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--pipeline", help="Without a config file: which pipeline (default: the latest run's)."
+    ),
+]
+
+
+def open_pipeline(config: Path | None, state: str | None = None, name: str | None = None) -> Any:
+    """The Pipeline of --config (or ./onceflow.yml); without a config file, the one the
+    state store knows (what single-table extracts and standalone loads left here)."""
+    from onceflow.pipeline import Pipeline
+
+    if config is None and not Path("onceflow.yml").exists():
+        return Pipeline.from_state(state, name)
+    if state or name:
+        from onceflow.errors import ConfigError
+
+        raise ConfigError("--state and --pipeline are for use without a config file")
+    return Pipeline.from_file(config)
 
 
 def split_list(values: Sequence[str] | None) -> list[str]:

@@ -8,7 +8,16 @@ from typing import Annotated
 import typer
 
 from onceflow.cli.app import app
-from onceflow.cli.options import ConfigOpt, DateOpt, JsonOpt, RunIdOpt, YesOpt
+from onceflow.cli.options import (
+    ConfigOpt,
+    DateOpt,
+    JsonOpt,
+    PipelineOpt,
+    RunIdOpt,
+    StateOpt,
+    YesOpt,
+    open_pipeline,
+)
 from onceflow.cli.render import print_json, print_status, print_windows
 from onceflow.errors import ConfigError
 
@@ -16,14 +25,14 @@ from onceflow.errors import ConfigError
 @app.command(rich_help_panel="State")
 def status(
     config: ConfigOpt = None,
+    state: StateOpt = None,
+    pipeline_name: PipelineOpt = None,
     date: DateOpt = None,
     run_id: RunIdOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Show a run's extractions, each table's load and the locks (default: the latest run)."""
-    from onceflow.pipeline import Pipeline
-
-    report = Pipeline.from_file(config).status(date, run_id=run_id)
+    report = open_pipeline(config, state, pipeline_name).status(date, run_id=run_id)
     if as_json:
         print_json(report)
     else:
@@ -33,14 +42,14 @@ def status(
 @app.command("validate-windows", rich_help_panel="State")
 def validate_windows(
     config: ConfigOpt = None,
+    state: StateOpt = None,
+    pipeline_name: PipelineOpt = None,
     date: DateOpt = None,
     run_id: RunIdOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Report extractions of a run whose window differs from the run's window."""
-    from onceflow.pipeline import Pipeline
-
-    result = Pipeline.from_file(config).validate_windows(date, run_id=run_id)
+    result = open_pipeline(config, state, pipeline_name).validate_windows(date, run_id=run_id)
     if as_json:
         print_json(result)
     else:
@@ -52,6 +61,8 @@ def validate_windows(
 @app.command("reset-state", rich_help_panel="State")
 def reset_state_cmd(
     config: ConfigOpt = None,
+    state: StateOpt = None,
+    pipeline_name: PipelineOpt = None,
     date: DateOpt = None,
     run_id: RunIdOpt = None,
     failed: Annotated[
@@ -63,11 +74,9 @@ def reset_state_cmd(
     yes: YesOpt = False,
 ) -> None:
     """Reset state: --failed, --table T, or (neither) forget the run's state entirely."""
-    from onceflow.pipeline import Pipeline
-
     if failed and table:
         raise ConfigError("give either --failed or --table, not both")
-    pipeline = Pipeline.from_file(config)
+    pipeline = open_pipeline(config, state, pipeline_name)
     if not failed and not table and not yes:
         typer.confirm(
             "Forget this run's state? (files stay; they are re-verified next run)", abort=True

@@ -34,7 +34,7 @@ from onceflow.lake import (
     normalize_lake_path,
     read_sidecar,
 )
-from onceflow.load import LoadTarget, config_targets
+from onceflow.load import LoadTarget, config_targets, tracked_targets
 from onceflow.load.markers import checksum_code, read_markers
 from onceflow.state import ExtractionRecord, RunRecord, Store, open_store
 from onceflow.state.files import FILE_COMPLETED, FILE_FAILED, FileRecord
@@ -104,13 +104,16 @@ class Issue:
         }
 
 
-def config_load_targets(config: Config) -> list[LoadTarget]:
-    """The load targets of every config table (none for a config without tables)."""
-    return config_targets(config) if config.tables else []
+def config_load_targets(config: Config, store: Store) -> list[LoadTarget]:
+    """The load targets of every config table; without config tables (standalone loads),
+    the tables the tracker knows of this pipeline."""
+    return config_targets(config) if config.tables else tracked_targets(store, config.pipeline)
 
 
 def lake_files(config: Config, tgt: LoadTarget) -> list[SourceFile]:
-    """The committed lake files of a config table."""
+    """The committed lake files of a config table (none for a standalone load's table)."""
+    if not config.tables:
+        return []
     table = config.table(tgt.key)
     return discover_table_files(config.resolve(config.lake), table.source, table.display_name)
 
@@ -173,10 +176,11 @@ def table_vs_tracker(store: Store, tgt: LoadTarget, files: list[SourceFile]) -> 
 
 
 def files_loaded_twice(tgt: LoadTarget) -> list[Issue]:
-    """Append tables: a file identity whose rows are in the table under two batches (a
-    file loaded twice, e.g. under two paths before identities were kept)."""
+    """A file identity whose rows are in the table under two batches (a file loaded twice,
+    e.g. under two paths before identities were kept). Every strategy writes a file's rows
+    under its one batch id, and replaces them whole, so this holds for all of them."""
     dt = open_table(tgt.uri)
-    if tgt.cfg.strategy != "append" or dt is None:
+    if dt is None:
         return []
     dataset = snapshot_dataset(dt)
     if not {"_source_file", "_batch_id"} <= set(dataset.schema.names):
@@ -418,7 +422,7 @@ def validate_consistency(
     if safe_age_seconds < 0:
         raise ConfigError("--safe-age: must be 0 or more seconds", field="safe_age")
     store = store or open_store(config.state_url)
-    targets = config_load_targets(config)
+    targets = config_load_targets(config, store)
     keys = {t.uri: t.key for t in targets}
     runs = pipeline_runs(store, config)
     issues = _orphan_issues(store, keys)

@@ -58,6 +58,14 @@ def _replace_twice_loaded(
     twice = files_loaded_twice(tgt)
     if not twice:
         return
+    if tgt.cfg.strategy != "append":  # its rows were merged into others: no file to swap
+        for issue in twice:
+            failures.append(
+                f"{tgt.key}: {issue.subject} is held twice; reload the table from the lake "
+                "(`onceflow reset-state --yes`, then load into a new table)"
+            )
+            log.warning("not fixed: %s", failures[-1])
+        return
     lake = {f.file_id: f for f in lake_files(config, tgt)}
     for issue in twice:
         file = lake.get(issue.subject)
@@ -113,7 +121,7 @@ def fix_inconsistencies(
         reason = lock.stale_reason()
         if reason and store.locks.release_if_unchanged(lock):
             actions.add(f"released stale lock {lock.name} ({reason})")
-    targets = config_load_targets(config)
+    targets = config_load_targets(config, store)
     for issue in gone_tables(store, config, targets):
         store.files.forget(issue.subject)
         actions.add(f"forgot {issue.extra['rows']} tracker row(s) of {issue.subject} (no table)")

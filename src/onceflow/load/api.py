@@ -18,11 +18,11 @@ from typing import Any
 
 from onceflow.config import Config, LoadConfig, TableConfig
 from onceflow.errors import ConfigError, LoadError, LockError
-from onceflow.lake import SourceFile, discover_path, discover_table_files, safe_component
+from onceflow.lake import SourceFile, discover_path, discover_table_files
 from onceflow.load.loader import ACTIONS, LoadTarget, TableLoadResult, load_table
 from onceflow.load.plan import ORDERED
 from onceflow.state import Lease, Store, force_release, open_store
-from onceflow.warehouse import open_table, table_uri
+from onceflow.warehouse import open_table
 from onceflow.windows import parse_run_date, window_for
 
 log = logging.getLogger(__name__)
@@ -61,22 +61,28 @@ class LoadSummary:
 
 def target_name(table: TableConfig) -> str:
     """The Delta table a config table loads into: `load.target`, else <source>/<name>."""
-    if table.load.target:
-        return table.load.target
-    return f"{safe_component(table.source)}/{safe_component(table.display_name)}"
+    return table.target
 
 
 def load_target(config: Config, table: TableConfig) -> LoadTarget:
     """The LoadTarget of a config table."""
-    name = target_name(table)
-    uri = table_uri(config.resolve(config.warehouse), name)
-    return LoadTarget(table.key, name, uri, table.load, config.pipeline)
+    return LoadTarget(
+        table.key, table.target, config.resolve_target(table.target), table.load, config.pipeline
+    )
 
 
 def config_targets(config: Config, tables: Sequence[str] | None = None) -> list[LoadTarget]:
     """The load targets of the selected tables (all by default)."""
     selected = [config.table(k) for k in tables] if tables else list(config.tables)
     return [load_target(config, t) for t in selected]
+
+
+def tracked_targets(store: Store, pipeline: str) -> list[LoadTarget]:
+    """The tables a pipeline loaded without config tables (`load --path`), from the tracker."""
+    found: dict[str, str] = {}
+    for rec in store.files.find(pipeline=pipeline):
+        found.setdefault(rec.target_uri, rec.table_key)
+    return [LoadTarget(key, key, uri, LoadConfig(), pipeline) for uri, key in sorted(found.items())]
 
 
 def _window_limit(config: Config, run_date: str | date | None) -> datetime | None:
@@ -163,8 +169,7 @@ def standalone_target(
             field="primary_key",
         )
     cfg = LoadConfig.model_validate({"strategy": strategy, "primary_key": list(primary_key or [])})
-    uri = table_uri(config.resolve(config.warehouse), target)
-    return LoadTarget(target, target, uri, cfg, config.pipeline)
+    return LoadTarget(target, target, config.resolve_target(target), cfg, config.pipeline)
 
 
 def load(
@@ -293,8 +298,9 @@ def load_status(
     store = store or open_store(config.state_url)
     lake = config.resolve(config.lake)
     out = []
-    for tgt in config_targets(config, tables) if config.tables else []:
-        table = config.table(tgt.key)
+    targets = config_targets(config, tables) if config.tables else []
+    for tgt in targets or tracked_targets(store, config.pipeline):
+        table = config.table(tgt.key) if config.tables else None
         try:
             dt, error = open_table(tgt.uri), None
         except LoadError as unreadable:
@@ -305,8 +311,9 @@ def load_status(
             for f in records
             if f.status == "failed"
         ]
-        files = discover_table_files(lake, table.source, table.display_name)
-        gap = table_gap(config, store, tgt.key, files) if tgt.cfg.strategy in ORDERED else None
+        files = discover_table_files(lake, table.source, table.display_name) if table else []
+        ordered = table is not None and tgt.cfg.strategy in ORDERED
+        gap = table_gap(config, store, tgt.key, files) if ordered else None
         out.append(
             {
                 "table": tgt.key,
