@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Any
 
 import typer
@@ -77,14 +78,17 @@ def extract_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Extract tables for one run date into Parquet; committed tables are skipped."""
-    from onceflow.pipeline import Pipeline
+    # The step's own function, not Pipeline: an extraction does not import the loader
+    # (Delta Lake, DuckDB), which a small window would pay for on every run.
+    from onceflow.config import load_config, single_table_config
+    from onceflow.extract import extract
 
     if url or source_name or table_name:
         if not (url and source_name and table_name):
             raise ConfigError("single-table mode needs --url, --source-name and --table-name")
         if full and cursor:
             raise ConfigError("give either --full or --cursor COL, not both")
-        pipeline = Pipeline.for_table(
+        cfg = single_table_config(
             url,
             source_name,
             table_name,
@@ -94,11 +98,11 @@ def extract_cmd(
             timezone=timezone_name,
         )
     else:
-        pipeline = Pipeline.from_file(config)
+        cfg = load_config(config)
     selected = split_list(tables) or None
     summary = _with_progress(
-        pipeline.extract,
-        len(selected or pipeline.config.tables),
+        functools.partial(extract, cfg),
+        len(selected or cfg.tables),
         run_date=date,
         tables=selected,
         force_reprocess=force_reprocess,

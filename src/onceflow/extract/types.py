@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 Caster = Callable[[pa.RecordBatch], pa.RecordBatch]
 
@@ -72,6 +71,8 @@ def target_schema(schema: pa.Schema, overrides: dict[str, pa.DataType] | None = 
 
 def _interval_struct(column: pa.Array) -> pa.Array:
     """month_day_nano values (int32 months, int32 days, int64 ns, packed) as a struct."""
+    import pyarrow.compute as pc  # only here: its import costs ~50 ms of every extraction
+
     n, offset, data = len(column), column.offset, column.buffers()[1]
     int32s = pa.Array.from_buffers(pa.int32(), 4 * (offset + n), [None, data]).slice(4 * offset)
     int64s = pa.Array.from_buffers(pa.int64(), 2 * (offset + n), [None, data]).slice(2 * offset)
