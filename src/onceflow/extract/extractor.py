@@ -255,41 +255,20 @@ def _io_error(job: TableJob, error: OSError) -> ExtractError:
     return ExtractError(f"{job.key}: writing {job.target} failed: {error.strerror or error}")
 
 
-def extract_table(
-    job: TableJob, on_attempt: Callable[[int], None] | None = None
-) -> ExtractionResult:
-    """Extract one table (or skip it when committed); never raises for a table failure."""
-    window_start, window_end = job.window_iso
-    base: dict[str, Any] = dict(
-        table_key=job.key,
-        file_path=str(job.target),
-        window_start=window_start,
-        window_end=window_end,
-    )
-    verdict = check_committed(job)
-    if verdict.complete and not job.force:
-        return skipped_result(job, verdict)
-    reason = "forced" if job.force else verdict.reason
-
-    spec = ReadSpec(
-        table=job.table.table,
-        query=job.table.query,
-        cursor=job.table.extract.cursor if job.table.extract.mode == "incremental" else None,
+def _read_spec(job: TableJob) -> ReadSpec:
+    table = job.table
+    return ReadSpec(
+        table=table.table,
+        query=table.query,
+        cursor=table.extract.cursor if table.extract.mode == "incremental" else None,
         window=job.window,  # also binds :window_start/:window_end in a full-mode query
-        batch_rows=job.table.extract.batch_rows,
+        batch_rows=table.extract.batch_rows,
     )
-    started = datetime.now(UTC)
-    clock = time.perf_counter()
-    attempts = 0
 
-    def attempt() -> _Written:
-        nonlocal attempts
-        attempts += 1
-        if on_attempt:
-            on_attempt(attempts)
-        return _write(job, spec)
 
-    retrying = Retrying(
+def _retrying(job: TableJob) -> Retrying:
+    """Transient source errors only, with exponential backoff (the config's `retry`)."""
+    return Retrying(
         stop=stop_after_attempt(job.retry.max_attempts),
         wait=wait_exponential(
             multiplier=job.retry.backoff_seconds, max=job.retry.max_backoff_seconds
@@ -303,77 +282,104 @@ def extract_table(
             s.outcome.exception() if s.outcome else "",
         ),
     )
+
+
+def _sidecar(
+    job: TableJob, written: _Written, started: datetime, ended: datetime, duration: float
+) -> dict[str, Any]:
+    """The commit marker's content: what was written, from where, for which window."""
+    window_start, window_end = job.window_iso
+    return {
+        "output_path": str(job.target),
+        "record_count": written.rows,
+        "start_time": started.isoformat(),
+        "end_time": ended.isoformat(),
+        "duration_seconds": duration,
+        "file_size_bytes": written.size,
+        "checksum": written.checksum,
+        "checksum_algorithm": CHECKSUM_ALGORITHM,
+        "table_config": _table_config(job),
+        "extraction_complete": True,
+        "run_id": job.run_id,
+        "run_date": job.run_date.isoformat(),
+        "window_start": window_start,
+        "window_end": window_end,
+        "snapshot_at": written.snapshot_at.isoformat(),
+        "partial": job.partial,
+        "schema": _schema_doc(written.schema),
+        "onceflow_version": __version__,
+    }
+
+
+def _failure(job: TableJob, error: Exception) -> str:
+    """A table's failure as one redacted line."""
+    if isinstance(error, OnceflowError):
+        return redact(str(error))
+    if isinstance(error, OSError):
+        return redact(str(_io_error(job, error)))
+    log.debug("unexpected error extracting %s", job.key, exc_info=True)
+    return redact(f"{job.key}: {type(error).__name__}: {error}")
+
+
+def extract_table(
+    job: TableJob, on_attempt: Callable[[int], None] | None = None
+) -> ExtractionResult:
+    """Extract one table (or skip it when committed); never raises for a table failure,
+    only LockError: a run that lost its lock stops, nothing more is written."""
+    window_start, window_end = job.window_iso
+    base: dict[str, Any] = dict(
+        table_key=job.key,
+        file_path=str(job.target),
+        window_start=window_start,
+        window_end=window_end,
+    )
+    verdict = check_committed(job)
+    if verdict.complete and not job.force:
+        return skipped_result(job, verdict)
+    reason = "forced" if job.force else verdict.reason
+    spec = _read_spec(job)
+    started = datetime.now(UTC)
+    clock = time.perf_counter()
+    attempts = 0
+
+    def attempt() -> _Written:
+        nonlocal attempts
+        attempts += 1
+        if on_attempt:
+            on_attempt(attempts)
+        return _write(job, spec)
+
     try:
         # The old sidecar goes first: a crash from here on leaves nothing that counts.
         if job.check_lock is not None:
             job.check_lock()
         remove_sidecar(job.target)
-        written = retrying(attempt)
-        rows, size, checksum = written.rows, written.size, written.checksum
+        written = _retrying(job)(attempt)
         crashpoint("after_data_rename", job.key)
         ended = datetime.now(UTC)
         duration = round(time.perf_counter() - clock, 6)
         if job.check_lock is not None:
             job.check_lock()
-        write_sidecar(
-            job.target,
-            {
-                "output_path": str(job.target),
-                "record_count": rows,
-                "start_time": started.isoformat(),
-                "end_time": ended.isoformat(),
-                "duration_seconds": duration,
-                "file_size_bytes": size,
-                "checksum": checksum,
-                "checksum_algorithm": CHECKSUM_ALGORITHM,
-                "table_config": _table_config(job),
-                "extraction_complete": True,
-                "run_id": job.run_id,
-                "run_date": job.run_date.isoformat(),
-                "window_start": window_start,
-                "window_end": window_end,
-                "snapshot_at": written.snapshot_at.isoformat(),
-                "partial": job.partial,
-                "schema": _schema_doc(written.schema),
-                "onceflow_version": __version__,
-            },
-        )
+        write_sidecar(job.target, _sidecar(job, written, started, ended, duration))
         crashpoint("after_sidecar", job.key)
     except LockError:
-        raise  # the run lost its lock: it stops, nothing more is written
-    except OnceflowError as error:
+        raise
+    except Exception as error:  # an unexpected bug must fail this table, not the run
         return ExtractionResult(
             **base,
             action="failed",
-            error=redact(str(error)),
+            error=_failure(job, error),
             reason=reason,
             attempts=attempts,
             started_at=started.isoformat(),
             ended_at=datetime.now(UTC).isoformat(),
         )
-    except OSError as error:
-        return ExtractionResult(
-            **base,
-            action="failed",
-            error=redact(str(_io_error(job, error))),
-            reason=reason,
-            attempts=attempts,
-        )
-    except Exception as error:  # an unexpected bug must fail this table, not the run
-        log.debug("unexpected error extracting %s", job.key, exc_info=True)
-        return ExtractionResult(
-            **base,
-            action="failed",
-            reason=reason,
-            attempts=attempts,
-            error=redact(f"{job.key}: {type(error).__name__}: {error}"),
-        )
     return ExtractionResult(
         **base,
         action="extracted",
-        record_count=rows,
-        file_size=size,
-        checksum=checksum,
+        record_count=written.rows,
+        file_size=written.size,
+        checksum=written.checksum,
         started_at=started.isoformat(),
         ended_at=ended.isoformat(),
         duration_seconds=duration,

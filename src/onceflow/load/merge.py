@@ -20,10 +20,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset
 
 from onceflow.errors import LoadError
 from onceflow.load.keyed import OPEN_LATEST, check_keys, dq
@@ -38,6 +39,7 @@ from onceflow.warehouse.duck import describe_key, duck, null_safe_equal, row_ids
 
 if TYPE_CHECKING:
     import deltalake
+    import duckdb
 
     from onceflow.config import LoadConfig
 
@@ -59,6 +61,122 @@ def _delete_flags(batch: pa.Table, cfg: LoadConfig, table_uri: str) -> pa.Array:
     else:
         raise LoadError(f"delete column {name!r} must be boolean (or 0/1), not {column.type}")
     return pc.fill_null(flags, False)
+
+
+def _validity(data: pa.Table, cfg: LoadConfig, table_uri: str) -> pa.ChunkedArray | None:
+    if not cfg.validity_column:
+        return None
+    if cfg.validity_column not in data.column_names:
+        raise LoadError(
+            f"validity column {cfg.validity_column!r} missing from the file; "
+            f"{table_uri} is untouched"
+        )
+    return data.column(cfg.validity_column)
+
+
+def _narrow(
+    data: pa.Table, keys: list[str], compared: list[str], flags: pa.Array, validity: Any
+) -> pa.Table:
+    """k*, c*, del, rid (and v): what the planning joins need of the file."""
+    arrays = [data.column(k) for k in keys] + [data.column(c) for c in compared]
+    names = [*(f"k{i}" for i in range(len(keys))), *(f"c{i}" for i in range(len(compared)))]
+    arrays += [flags, row_ids(data.num_rows)]
+    names += ["del", "rid"]
+    if validity is not None:
+        arrays.append(validity)
+        names.append("v")
+    return pa.table(arrays, names=names)
+
+
+def _one_row_per_key(
+    con: duckdb.DuckDBPyConnection, kl: str, group: str, cfg: LoadConfig, table_uri: str
+) -> str:
+    """The file's rows with one per key: identical rows collapse, the latest validity
+    wins; still several per key is ambiguous (LoadError). Returns the relation's name."""
+    most = scalar(con, f"SELECT max(n) FROM (SELECT count(*) n FROM nb GROUP BY {kl})")
+    if not most or most <= 1:
+        return "nb"
+    latest = "nb"
+    if cfg.validity_column:
+        latest = f"(SELECT * FROM nb QUALIFY v = max(v) OVER (PARTITION BY {kl}))"
+    con.execute(
+        f"CREATE TEMP TABLE b1 AS SELECT * FROM nb WHERE rid IN "
+        f"(SELECT max(rid) FROM {latest} GROUP BY {group})"
+    )
+    bad = scalar(con, f"SELECT count(*) FROM (SELECT 1 FROM b1 GROUP BY {kl} HAVING count(*) > 1)")
+    if bad:
+        example = describe_key(
+            con, f"SELECT {kl} FROM b1 GROUP BY {kl} HAVING count(*) > 1 ORDER BY ALL"
+        )
+        how = (
+            f"their latest {cfg.validity_column!r} ties"
+            if cfg.validity_column
+            else "no `validity_column` orders them"
+        )
+        raise LoadError(
+            f"{bad} key(s) appear more than once in the file with different values and "
+            f"{how}, so which row wins is undefined (first key: {example}); "
+            f"{table_uri} is untouched"
+        )
+    return "b1"
+
+
+def _changed_rows(
+    con: duckdb.DuckDBPyConnection,
+    rows: str,
+    snapshot: pa.dataset.Dataset,
+    data: pa.Table,
+    keys: list[str],
+    compared: list[str],
+) -> pa.Table:
+    """rid, del of the rows that differ from the table (NULL-safe): inserts, updates and
+    deletes of keys the table has. Nothing else goes into the merge."""
+    target = snapshot.schema
+    K = [f"k{i}" for i in range(len(keys))]
+    C = [f"c{i}" for i in range(len(compared))]
+    snap = read_snapshot(snapshot, [*keys, *(c for c in compared if c in target.names)])
+    m = snap.num_rows
+    cur_arrays = [snap.column(k).cast(data.schema.field(k).type) for k in keys]
+    for c in compared:
+        t = data.schema.field(c).type
+        cur_arrays.append(snap.column(c).cast(t) if c in target.names else pa.nulls(m, t))
+    cur = pa.table(cur_arrays, names=[f"t{k}" for k in K] + [f"t{c}" for c in C])
+    con.register("cur", cur.append_column("hit", pa.repeat(pa.scalar(True), m)))
+    on = " AND ".join(f"b.{k} = c.t{k}" for k in K)
+    same = null_safe_equal([f"b.{c}" for c in C], [f"c.t{c}" for c in C])
+    changed: pa.Table = con.sql(
+        f"SELECT b.rid, b.del FROM {rows} b LEFT JOIN cur c ON {on} "
+        f"WHERE CASE WHEN b.del THEN c.hit IS NOT NULL "
+        f"ELSE c.hit IS NULL OR NOT ({same}) END ORDER BY b.rid"
+    ).to_arrow_table()
+    return changed
+
+
+def _merge(
+    dt: deltalake.DeltaTable,
+    data: pa.Table,
+    changed: pa.Table,
+    keys: list[str],
+    new_columns: bool,
+    commit_properties: Any,
+) -> int:
+    source = data.take(changed.column("rid"))
+    deletes = bool(pc.any(changed.column("del")).as_py())
+    if deletes:
+        source = source.append_column(DELETE_FLAG, changed.column("del"))
+    mapping = {dq(c): f"s.{dq(c)}" for c in data.column_names}
+    merger = dt.merge(
+        source,
+        predicate=" AND ".join(f"t.{dq(k)} = s.{dq(k)}" for k in keys),
+        source_alias="s",
+        target_alias="t",
+        merge_schema=new_columns,
+        commit_properties=commit_properties,
+    )
+    if deletes:
+        merger = merger.when_matched_delete(predicate=f"s.{dq(DELETE_FLAG)}")
+    merger.when_matched_update(updates=mapping).when_not_matched_insert(updates=mapping).execute()
+    return int(dt.version())
 
 
 def apply_merge(
@@ -87,14 +205,7 @@ def apply_merge(
         raise LoadError(f"the file has a column named {DELETE_FLAG!r}, which onceflow reserves")
     flags = _delete_flags(batch, cfg, table_uri)
     data = batch.drop_columns([cfg.delete_column]) if cfg.delete_column else batch
-    validity = None
-    if cfg.validity_column:
-        if cfg.validity_column not in data.column_names:
-            raise LoadError(
-                f"validity column {cfg.validity_column!r} missing from the file; "
-                f"{table_uri} is untouched"
-            )
-        validity = data.column(cfg.validity_column)
+    validity = _validity(data, cfg, table_uri)
     dt = open_table(table_uri, storage_options) if table is OPEN_LATEST else table
     # one dataset for the schema and the read: building it lists the snapshot's files
     snapshot = snapshot_dataset(dt) if dt is not None else None
@@ -105,48 +216,13 @@ def apply_merge(
             raise LoadError(f"{table_uri} has no primary key column(s) {', '.join(missing)}")
     data, new = conform_batch(data, target, table_uri)
     compared = [c for c in data.column_names if c not in keys and c not in AUDIT_COLUMNS]
-
-    K = [f"k{i}" for i in range(len(keys))]
-    C = [f"c{i}" for i in range(len(compared))]
-    arrays = [data.column(k) for k in keys] + [data.column(c) for c in compared]
-    names = [*K, *C, "del", "rid"]
-    arrays += [flags, row_ids(data.num_rows)]
-    if validity is not None:
-        arrays.append(validity)
-        names.append("v")
-    narrow = pa.table(arrays, names=names)
-    kl = ", ".join(K)
+    kl = ", ".join(f"k{i}" for i in range(len(keys)))
+    group = ", ".join(
+        [*(f"k{i}" for i in range(len(keys))), *(f"c{i}" for i in range(len(compared))), "del"]
+    )
     with duck() as con:
-        con.register("nb", narrow)
-        rows = "nb"
-        most = scalar(con, f"SELECT max(n) FROM (SELECT count(*) n FROM nb GROUP BY {kl})")
-        if most and most > 1:
-            rows = "b1"
-            latest = "nb"
-            if validity is not None:
-                latest = f"(SELECT * FROM nb QUALIFY v = max(v) OVER (PARTITION BY {kl}))"
-            group = ", ".join([*K, *C, "del"])
-            con.execute(
-                f"CREATE TEMP TABLE b1 AS SELECT * FROM nb WHERE rid IN "
-                f"(SELECT max(rid) FROM {latest} GROUP BY {group})"
-            )
-            bad = scalar(
-                con, f"SELECT count(*) FROM (SELECT 1 FROM b1 GROUP BY {kl} HAVING count(*) > 1)"
-            )
-            if bad:
-                example = describe_key(
-                    con, f"SELECT {kl} FROM b1 GROUP BY {kl} HAVING count(*) > 1 ORDER BY ALL"
-                )
-                how = (
-                    f"their latest {cfg.validity_column!r} ties"
-                    if validity is not None
-                    else "no `validity_column` orders them"
-                )
-                raise LoadError(
-                    f"{bad} key(s) appear more than once in the file with different values and "
-                    f"{how}, so which row wins is undefined (first key: {example}); "
-                    f"{table_uri} is untouched"
-                )
+        con.register("nb", _narrow(data, keys, compared, flags, validity))
+        rows = _one_row_per_key(con, kl, group, cfg, table_uri)
         if dt is None:
             picked = con.sql(f"SELECT rid FROM {rows} WHERE NOT del ORDER BY rid").to_arrow_table()
             if picked.num_rows == 0 and not create_empty:
@@ -161,40 +237,8 @@ def apply_merge(
             created = open_table(table_uri, storage_options)
             assert created is not None
             return int(created.version())
-
-        assert target is not None and snapshot is not None
-        in_target = [c for c in compared if c in target.names]
-        snap = read_snapshot(snapshot, [*keys, *in_target])
-        m = snap.num_rows
-        cur_arrays = [snap.column(k).cast(data.schema.field(k).type) for k in keys]
-        for c in compared:
-            t = data.schema.field(c).type
-            cur_arrays.append(snap.column(c).cast(t) if c in target.names else pa.nulls(m, t))
-        cur = pa.table(cur_arrays, names=[f"t{k}" for k in K] + [f"t{c}" for c in C])
-        con.register("cur", cur.append_column("hit", pa.repeat(pa.scalar(True), m)))
-        on = " AND ".join(f"b.{k} = c.t{k}" for k in K)
-        same = null_safe_equal([f"b.{c}" for c in C], [f"c.t{c}" for c in C])
-        changed = con.sql(
-            f"SELECT b.rid, b.del FROM {rows} b LEFT JOIN cur c ON {on} "
-            f"WHERE CASE WHEN b.del THEN c.hit IS NOT NULL "
-            f"ELSE c.hit IS NULL OR NOT ({same}) END ORDER BY b.rid"
-        ).to_arrow_table()
+        assert snapshot is not None
+        changed = _changed_rows(con, rows, snapshot, data, keys, compared)
     if changed.num_rows == 0:
         return None
-    source = data.take(changed.column("rid"))
-    deletes = bool(pc.any(changed.column("del")).as_py())
-    if deletes:
-        source = source.append_column(DELETE_FLAG, changed.column("del"))
-    mapping = {dq(c): f"s.{dq(c)}" for c in data.column_names}
-    merger = dt.merge(
-        source,
-        predicate=" AND ".join(f"t.{dq(k)} = s.{dq(k)}" for k in keys),
-        source_alias="s",
-        target_alias="t",
-        merge_schema=bool(new),
-        commit_properties=commit_properties,
-    )
-    if deletes:
-        merger = merger.when_matched_delete(predicate=f"s.{dq(DELETE_FLAG)}")
-    merger.when_matched_update(updates=mapping).when_not_matched_insert(updates=mapping).execute()
-    return int(dt.version())
+    return _merge(dt, data, changed, keys, bool(new), commit_properties)
