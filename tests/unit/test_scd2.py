@@ -13,8 +13,10 @@ from deltalake import CommitProperties, DeltaTable
 
 from onceflow.config import LoadConfig
 from onceflow.errors import LoadError
+from onceflow.load import scd2
 from onceflow.load.scd2 import apply_scd2
-from onceflow.warehouse import read_table
+from onceflow.warehouse import open_table, read_table
+from onceflow.warehouse.duck import parquet_scan
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -76,8 +78,12 @@ def current(uri: str, c: str = "_is_current") -> dict[Any, dict[str, Any]]:
     return {r["id"]: r for r in read_table(uri).to_pylist() if r[c]}
 
 
-@pytest.fixture
-def uri(tmp_path: Path) -> str:
+@pytest.fixture(params=["duckdb-reads-parquet", "arrow-delta-dataset"])
+def uri(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every scenario twice: the planner reading the table's Parquet files in DuckDB, and
+    through Arrow's Delta dataset (what remote, partitioned or reader-v2+ tables use)."""
+    if request.param == "arrow-delta-dataset":
+        monkeypatch.setattr(scd2, "parquet_scan", lambda dt: None)
     return str(tmp_path / "dim")
 
 
@@ -413,8 +419,7 @@ def test_a_batch_planned_on_a_stale_snapshot_conflicts_instead_of_building_on_ne
     assert DeltaTable(uri).version() == 1
 
 
-def test_column_names_with_spaces_and_capitals_are_quoted_everywhere(tmp_path: Path) -> None:
-    uri = str(tmp_path / "t")
+def test_column_names_with_spaces_and_capitals_are_quoted_everywhere(uri: str) -> None:
     c = cfg(primary_key=["Customer ID"])
     first = pa.table({"Customer ID": pa.array([1, 2], pa.int64()), "Full Name": ["a", "b"]})
     apply_scd2(uri, first, c, as_of=day(1))
@@ -481,3 +486,26 @@ def test_hard_deletes_new_record_inserts_a_deletion_version_that_a_return_closes
     )
     assert two == [(day(0), day(1), False), (day(1), day(3), True), (day(3), None, False)]
     check_invariants(uri, ["id"])
+
+
+def test_a_table_folder_with_quotes_and_spaces_is_read_in_place(tmp_path: Path) -> None:
+    uri = str(tmp_path / 'it\'s a "dim"')
+    apply_scd2(uri, pa.table({"id": [1, 2], "name": ["a", "b"]}), cfg(), as_of=day(0))
+    assert parquet_scan(open_table(uri)) is not None
+    assert load(uri, pa.table({"id": [1, 2], "name": ["a", "B"]}), cfg(), day(1)) == 1
+    assert {k: r["name"] for k, r in current(uri).items()} == {1: "a", 2: "B"}
+
+
+def test_partitioned_tables_are_read_through_delta_not_as_plain_parquet(tmp_path: Path) -> None:
+    from deltalake import write_deltalake
+
+    uri = str(tmp_path / "parts")
+    write_deltalake(uri, pa.table({"id": [1], "region": ["eu"]}), partition_by=["region"])
+    assert parquet_scan(open_table(uri)) is None
+
+
+def test_a_folder_name_duckdb_would_glob_is_read_through_delta(tmp_path: Path) -> None:
+    uri = str(tmp_path / "dim*")
+    apply_scd2(uri, pa.table({"id": [1, 2], "name": ["a", "b"]}), cfg(), as_of=day(0))
+    assert parquet_scan(open_table(uri)) is None
+    assert load(uri, pa.table({"id": [1, 2], "name": ["a", "B"]}), cfg(), day(1)) == 1

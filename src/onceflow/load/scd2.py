@@ -62,7 +62,15 @@ from onceflow.warehouse import (
     read_snapshot,
     snapshot_dataset,
 )
-from onceflow.warehouse.duck import describe_key, duck, null_safe_equal, row_ids, scalar
+from onceflow.warehouse.duck import (
+    describe_key,
+    duck,
+    null_safe_equal,
+    parquet_scan,
+    q,
+    row_ids,
+    scalar,
+)
 
 if TYPE_CHECKING:
     import deltalake
@@ -99,8 +107,8 @@ class _Cols:
 @dataclass(frozen=True)
 class _Plan:
     inserts: pa.Table  # rid, eff_from, eff_to, is_cur: new versions from file rows
-    closes: pa.Table  # crid, close_at: current versions to end
-    deletions: pa.Table  # crid, at: deletion versions to insert (new_record)
+    closes: pa.Table  # keys, close_at: current versions to end
+    deletions: pa.Table  # keys, at: deletion versions to insert (new_record)
     late: int
 
 
@@ -220,7 +228,8 @@ def apply_scd2(
         _check_target(target, cols, table_uri)
     batch, new_columns = conform_batch(batch, target, table_uri)
     validity = _validity(batch, cfg, as_of)
-    plan = _Planner(dataset, batch, validity, cols, cfg, as_of, table_uri).run()
+    scan = parquet_scan(dt) if dt is not None else None
+    plan = _Planner(dataset, scan, batch, validity, cols, cfg, as_of, table_uri).run()
     changes = plan.inserts.num_rows + plan.closes.num_rows + plan.deletions.num_rows
     if not changes and not (create_empty and dt is None):
         return Scd2Outcome(None, plan.late)
@@ -362,7 +371,16 @@ def _deletion_rows(
     """Deletion versions: a copy of each ended current version, current and deleted."""
     assert cols.deleted is not None
     current = read_snapshot(dataset, None, pc.field(cols.current) == True)  # noqa: E712
-    ended = current.take(deletions.column("crid"))
+    # a key has at most one current version: the join finds each ended one once
+    on = " AND ".join(f"c.{q(k)} = d.{q(k)}" for k in cols.keys)
+    with duck() as con:
+        con.register("cur", current.select(cols.keys).append_column("rid", row_ids(len(current))))
+        con.register("deletions", deletions)
+        found = con.sql(
+            f"SELECT c.rid, d.at FROM cur c JOIN deletions d ON {on} ORDER BY c.rid"
+        ).to_arrow_table()
+    ended = current.take(found.column("rid"))
+    deletions = found
     n = ended.num_rows
     arrays = []
     for field in schema:
@@ -401,6 +419,7 @@ class _Planner:
     def __init__(
         self,
         snapshot: pa.dataset.Dataset | None,
+        scan: str | None,
         batch: pa.Table,
         validity: pa.Array,
         cols: _Cols,
@@ -409,6 +428,7 @@ class _Planner:
         table_uri: str,
     ) -> None:
         self.snapshot = snapshot
+        self.scan = scan  # the snapshot's files for DuckDB; None: read through Arrow
         self.batch = batch
         self.validity = validity
         self.cols = cols
@@ -434,37 +454,54 @@ class _Planner:
             names=[*self.K, *self.C, "v", "rid"],
         )
 
-    def _column(self, snap: pa.Table, name: str, like: str) -> pa.Array:
-        t = self.batch.schema.field(like).type
-        if name in snap.column_names:
-            return snap.column(name).cast(t)
-        return pa.nulls(snap.num_rows, t)
-
-    def _current_rows(self) -> pa.Table:
-        """The table's current rows: ck*, cc*, cf, cdel, crid (in snapshot order)."""
+    def _versions(self, con: duckdb.DuckDBPyConnection, p: str, current: bool) -> None:
+        """View `p`: the table's current (or closed) versions as {p}k*, {p}c*, {p}f (from),
+        {p}t (to), {p}del (a deletion version). Tracked columns the table lacks are left
+        out (`_same` takes them as NULL)."""
         cols = self.cols
-        names = [f"c{k}" for k in self.K] + [f"c{c}" for c in self.C] + ["cf", "cdel"]
-        if self.snapshot is None:
-            empty = [pa.array([], self.batch.schema.field(k).type) for k in cols.keys]
-            empty += [pa.array([], self.batch.schema.field(c).type) for c in cols.tracked]
-            empty += [pa.array([], TS), pa.array([], pa.bool_())]
-            return pa.table(empty, names=names).append_column("crid", row_ids(0))
+        tracked = [
+            (c, n) for c, n in zip(cols.tracked, self.C, strict=True) if c in self.target_names
+        ]
         deleted = cols.deleted if cols.deleted in self.target_names else None
-        wanted = [*cols.keys, *[c for c in cols.tracked if c in self.target_names]]
-        wanted += [cols.eff_from, *([deleted] if deleted else [])]
-        snap = read_snapshot(self.snapshot, wanted, pc.field(cols.current) == True)  # noqa: E712
+        names = [f"{p}{k}" for k in self.K] + [f"{p}{n}" for _, n in tracked]
+        names += [f"{p}f", f"{p}t", f"{p}del"]
+        if self.scan is not None:
+            exprs = [q(k) for k in cols.keys] + [q(c) for c, _ in tracked]
+            exprs += [f"{q(cols.eff_from)}::TIMESTAMPTZ", f"{q(cols.eff_to)}::TIMESTAMPTZ"]
+            exprs.append(f"coalesce({q(deleted)}, FALSE)" if deleted else "FALSE")
+            select = ", ".join(f"{e} AS {n}" for e, n in zip(exprs, names, strict=True))
+            flag = q(cols.current) if current else f"NOT {q(cols.current)}"
+            con.execute(f"CREATE TEMP VIEW {p} AS SELECT {select} FROM {self.scan} WHERE {flag}")
+            return
+        types = self.batch.schema
+        if self.snapshot is None:
+            snap = pa.table({k: pa.array([], types.field(k).type) for k in cols.keys})
+        else:
+            wanted = [*cols.keys, *[c for c, _ in tracked], cols.eff_from, cols.eff_to]
+            wanted += [deleted] if deleted else []
+            flagged = pc.field(cols.current) == current
+            snap = read_snapshot(self.snapshot, wanted, flagged)
         m = snap.num_rows
-        arrays = [snap.column(k).cast(self.batch.schema.field(k).type) for k in cols.keys]
-        arrays += [self._column(snap, c, c) for c in cols.tracked]
-        arrays.append(snap.column(cols.eff_from).cast(TS))
+        arrays = [snap.column(k).cast(types.field(k).type) for k in cols.keys]
+        arrays += [snap.column(c).cast(types.field(c).type) for c, _ in tracked]
+        for column in (cols.eff_from, cols.eff_to):
+            arrays.append(snap.column(column).cast(TS) if m else pa.array([], TS))
         flag = snap.column(deleted) if deleted else pa.repeat(pa.scalar(False), m)
         arrays.append(pc.fill_null(flag, False))
-        return pa.table(arrays, names=names).append_column("crid", row_ids(m))
+        con.register(p, pa.table(arrays, names=names))
+
+    def _same(self, p: str) -> str:
+        """SQL: file row b has the tracked values of version `p` (NULL equals NULL)."""
+        parts = [
+            f"b.{n} IS NOT DISTINCT FROM {p}.{p}{n}" if c in self.target_names else f"b.{n} IS NULL"
+            for c, n in zip(self.cols.tracked, self.C, strict=True)
+        ]
+        return " AND ".join(parts) or "TRUE"
 
     # -- classification --------------------------------------------------------------
 
     def _classify(self, con: duckdb.DuckDBPyConnection, chained: bool) -> None:
-        """Join the file with the current rows; table j: the rows left to decide.
+        """Join the file with the current versions; table j: the rows left to decide.
 
         kind: KNOWN already in the table, CHAIN newer than the current version, NEW key
         without a live current version (a deletion version counts as none), OLD older
@@ -473,20 +510,20 @@ class _Planner:
         is KNOWN at once; in a chain it may not be (B, then back to A), so the chain step
         decides. KNOWN rows are not kept: nothing after this needs them.
         """
-        same_cur = null_safe_equal([f"b.{c}" for c in self.C], [f"c.c{c}" for c in self.C])
         known_now = "same_cur" if not chained else "FALSE"
         silent = SILENT if self.cfg.validity_column else LATE
         tracked = f", {', '.join(self.C)}" if chained and self.C else ""
+        matched = f"c.c{self.K[0]} IS NOT NULL"  # keys are never NULL
         con.execute("DROP TABLE IF EXISTS j")
         con.execute(
-            f"CREATE TEMP TABLE j AS SELECT rid, v, cf, crid, has_cur, cdel, same_cur, CASE "
+            f"CREATE TEMP TABLE j AS SELECT rid, v, cf, has_cur, cdel, same_cur, CASE "
             f"WHEN has_cur AND v > cf THEN CASE WHEN {known_now} THEN {KNOWN} ELSE {CHAIN} END "
             f"WHEN has_cur AND v = cf THEN CASE WHEN same_cur THEN {KNOWN} ELSE {silent} END "
             f"WHEN has_cur THEN {OLD} ELSE {NEW} END AS kind, {self.kl}{tracked} FROM ("
-            f"SELECT b.*, c.cf, c.crid, c.crid IS NOT NULL AND NOT c.cdel AS has_cur, "
+            f"SELECT b.*, c.cf, {matched} AND NOT c.cdel AS has_cur, "
             f"coalesce(c.cdel, FALSE) AS cdel, "
-            f"c.crid IS NOT NULL AND NOT c.cdel AND ({same_cur}) AS same_cur "
-            f"FROM {self.source} b LEFT JOIN cur c ON {self.on}) "
+            f"{matched} AND NOT c.cdel AND ({self._same('c')}) AS same_cur "
+            f"FROM {self.source} b LEFT JOIN c ON {self.on}) "
             f"WHERE kind <> {KNOWN}"  # typically most rows: keep only the rest
         )
 
@@ -555,23 +592,15 @@ class _Planner:
         current) come back: from their validity when that is at or after the key's last
         close, else from `as_of`.
         """
-        cols, K, C = self.cols, self.K, self.C
-        assert self.snapshot is not None
-        wanted = [*cols.keys, *[c for c in cols.tracked if c in self.target_names]]
-        wanted += [cols.eff_from, cols.eff_to]
-        snap = read_snapshot(self.snapshot, wanted, pc.field(cols.current) == False)  # noqa: E712
-        arrays = [snap.column(k).cast(self.batch.schema.field(k).type) for k in cols.keys]
-        arrays += [self._column(snap, c, c) for c in cols.tracked]
-        arrays += [snap.column(cols.eff_from).cast(TS), snap.column(cols.eff_to).cast(TS)]
-        hist = pa.table(arrays, names=[*[f"h{k}" for k in K], *[f"h{c}" for c in C], "hf", "ht"])
-        con.register("hist", hist)
+        K = self.K
+        self._versions(con, "h", current=False)
         on = " AND ".join(f"b.{k} = h.h{k}" for k in K)
-        same = null_safe_equal([f"b.{c}" for c in C], [f"h.h{c}" for c in C])
+        same = self._same("h")
         con.execute(
             f"CREATE TEMP TABLE settled AS SELECT b.rid, j.kind, j.v, "
             f"bool_or(h.hf <= j.v AND j.v < h.ht AND {same}) AS known, "
             f"max(h.ht) AS last_close "
-            f"FROM j JOIN {self.source} b USING (rid) LEFT JOIN hist h ON {on} "
+            f"FROM j JOIN {self.source} b USING (rid) LEFT JOIN h ON {on} "
             f"WHERE j.kind IN ({OLD}, {NEW}) GROUP BY b.rid, j.kind, j.v"
         )
         con.execute(
@@ -612,7 +641,7 @@ class _Planner:
         prev = null_safe_equal(C, [f"p{c}" for c in C])
         lag = ", ".join(f"lag({c}) OVER w AS p{c}" for c in C) or "NULL AS p_"
         con.execute(
-            f"CREATE TEMP TABLE kept AS SELECT rid, v, crid, has_cur, cdel, {kl} FROM ("
+            f"CREATE TEMP TABLE kept AS SELECT rid, v, has_cur, cdel, {kl} FROM ("
             f"SELECT j.*, row_number() OVER w AS rn, {lag} FROM j "
             f"WHERE kind IN ({CHAIN}, {NEW}) WINDOW w AS (PARTITION BY {kl} ORDER BY v)) "
             f"WHERE NOT (CASE WHEN rn = 1 THEN has_cur AND same_cur ELSE {prev} END)"
@@ -621,7 +650,7 @@ class _Planner:
             f"SELECT rid, v AS eff_from, lead(v) OVER w AS eff_to, lead(v) OVER w IS NULL "
             f"AS is_cur FROM kept WINDOW w AS (PARTITION BY {kl} ORDER BY v) ORDER BY rid"
         ).to_arrow_table()
-        closes = "SELECT crid, min(v) AS close_at FROM kept WHERE has_cur OR cdel GROUP BY crid"
+        closes = f"SELECT {kl}, min(v) AS close_at FROM kept WHERE has_cur OR cdel GROUP BY {kl}"
         return inserts, closes
 
     def _straight(self, con: duckdb.DuckDBPyConnection) -> tuple[pa.Table, str]:
@@ -632,35 +661,35 @@ class _Planner:
             f"WHERE kind IN ({CHAIN}, {NEW}) ORDER BY rid"
         ).to_arrow_table()
         closes = (
-            f"SELECT crid, v AS close_at FROM j WHERE kind = {CHAIN} "
-            f"OR (kind = {NEW} AND cdel AND crid IS NOT NULL)"
+            f"SELECT {self.kl}, v AS close_at FROM j "
+            f"WHERE kind = {CHAIN} OR (kind = {NEW} AND cdel)"
         )
         return inserts, closes
 
     def _absent(self, con: duckdb.DuckDBPyConnection, closes: str) -> tuple[str, pa.Table]:
         """Hard deletes: live current versions whose key the file does not hold end at
         `as_of` (new_record: a deletion version starts there)."""
-        empty = pa.table({"crid": pa.array([], pa.int64()), "at": pa.array([], TS)})
+        empty = pa.table({"at": pa.array([], TS)})
         if self.cfg.hard_deletes == "ignore" or self.snapshot is None:
             return closes, empty
         con.execute(
-            "CREATE TEMP TABLE gone AS SELECT crid, greatest(cf, $1::TIMESTAMPTZ) AS gone_at "
-            f"FROM cur c WHERE NOT cdel AND NOT EXISTS (SELECT 1 FROM nb b WHERE {self.on})",
+            f"CREATE TEMP TABLE gone AS SELECT {', '.join(f'c{k} AS {k}' for k in self.K)}, "
+            "greatest(cf, $1::TIMESTAMPTZ) AS gone_at "
+            f"FROM c WHERE NOT cdel AND NOT EXISTS (SELECT 1 FROM nb b WHERE {self.on})",
             [self.as_of],
         )
-        closes += " UNION ALL SELECT crid, gone_at FROM gone"
+        closes += f" UNION ALL SELECT {self.kl}, gone_at FROM gone"
         if self.cfg.hard_deletes != "new_record":
             return closes, empty
         return closes, con.sql(
-            "SELECT crid, gone_at AS at FROM gone ORDER BY crid"
+            f"SELECT {self.kl}, gone_at AS at FROM gone ORDER BY ALL"
         ).to_arrow_table()
 
     def run(self) -> _Plan:
         """The plan of this file: new versions, closes, deletion versions, late rows."""
         with duck() as con:
             con.register("nb", self._narrow())
-            cur = self._current_rows()
-            con.register("cur", cur)
+            self._versions(con, "c", current=True)
             self._classify(con, chained=False)
             chained = self._has_chains(con)
             if chained:
@@ -673,10 +702,11 @@ class _Planner:
             late = self._count_late(con)
             inserts, closes = self._chain(con) if chained else self._straight(con)
             closes, deletions = self._absent(con, closes)
-            closing = con.sql(f"{closes} ORDER BY crid").to_arrow_table()
-        close_keys = cur.select([f"c{k}" for k in self.K]).take(closing.column("crid"))
-        close_table = pa.table(
-            [close_keys.column(f"c{k}") for k in self.K] + [closing.column("close_at")],
-            names=[*self.cols.keys, "close_at"],
+            closing = con.sql(f"SELECT * FROM ({closes}) ORDER BY ALL").to_arrow_table()
+        keys = self.cols.keys
+        return _Plan(
+            inserts,
+            closing.rename_columns([*keys, "close_at"]),
+            deletions.rename_columns([*keys, "at"]) if deletions.num_rows else deletions,
+            late,
         )
-        return _Plan(inserts, close_table, deletions, late)

@@ -6,9 +6,12 @@ import contextlib
 import threading
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from onceflow.warehouse.tables import local_root
 
 if TYPE_CHECKING:
     import duckdb
@@ -66,3 +69,25 @@ def describe_key(con: duckdb.DuckDBPyConnection, sql: str) -> str:
     """The first row of `sql` as `v1, v2` (an example key for an error message)."""
     rows = con.execute(f"SELECT * FROM ({sql}) LIMIT 1").fetchall()
     return ", ".join(repr(v) for v in rows[0]) if rows else "?"
+
+
+def parquet_scan(dt: Any) -> str | None:
+    """A DuckDB table expression reading the snapshot's Parquet files directly, or None
+    when only a Delta reader gives the right rows.
+
+    DuckDB streams the files into a query ~1.5x faster than reading them into Arrow
+    first, but it sees plain Parquet: that is the table only when it is local, has no
+    partition columns (their values are not in the files), needs reader version 1 (no
+    column mapping, no deletion vectors) and no path looks like a glob. Columns added
+    later are NULL in older files (``union_by_name``); folders are never partitions.
+    """
+    if local_root(str(dt.table_uri)) is None:
+        return None
+    if dt.protocol().min_reader_version != 1 or dt.metadata().partition_columns:
+        return None
+    # delta-rs lists local files percent-encoded, with or without file://
+    paths = [unquote(uri.removeprefix("file://")) for uri in dt.file_uris()]
+    if not paths or any(char in path for path in paths for char in "*?[{"):
+        return None  # DuckDB would take those characters for a glob
+    listed = ", ".join("'" + path.replace("'", "''") + "'" for path in paths)
+    return f"read_parquet([{listed}], hive_partitioning = false, union_by_name = true)"
