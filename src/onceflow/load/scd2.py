@@ -160,6 +160,11 @@ def _validity(batch: pa.Table, cfg: LoadConfig, as_of: datetime) -> pa.Array:
     name = cfg.validity_column
     if column.null_count:
         raise LoadError(f"validity column {name!r} has {column.null_count} NULL value(s)")
+    return _instants(column, name)
+
+
+def _instants(column: pa.Array, name: str) -> pa.Array:
+    """A validity column as UTC instants: naive timestamps and dates are taken as UTC."""
     t = column.type
     try:
         if pa.types.is_timestamp(t):
@@ -456,19 +461,25 @@ class _Planner:
 
     def _versions(self, con: duckdb.DuckDBPyConnection, p: str, current: bool) -> None:
         """View `p`: the table's current (or closed) versions as {p}k*, {p}c*, {p}f (from),
-        {p}t (to), {p}del (a deletion version). Tracked columns the table lacks are left
-        out (`_same` takes them as NULL)."""
+        {p}t (to), {p}del (a deletion version), {p}v (the version's own validity: its row's
+        validity column, else its start). Tracked columns the table lacks are left out
+        (`_same` takes them as NULL)."""
         cols = self.cols
         tracked = [
             (c, n) for c, n in zip(cols.tracked, self.C, strict=True) if c in self.target_names
         ]
         deleted = cols.deleted if cols.deleted in self.target_names else None
+        valid = self.cfg.validity_column
+        valid = valid if valid in self.target_names else None
         names = [f"{p}{k}" for k in self.K] + [f"{p}{n}" for _, n in tracked]
-        names += [f"{p}f", f"{p}t", f"{p}del"]
+        names += [f"{p}f", f"{p}t", f"{p}del", f"{p}v"]
         if self.scan is not None:
+            start = f"{q(cols.eff_from)}::TIMESTAMPTZ"
             exprs = [q(k) for k in cols.keys] + [q(c) for c, _ in tracked]
-            exprs += [f"{q(cols.eff_from)}::TIMESTAMPTZ", f"{q(cols.eff_to)}::TIMESTAMPTZ"]
+            exprs += [start, f"{q(cols.eff_to)}::TIMESTAMPTZ"]
             exprs.append(f"coalesce({q(deleted)}, FALSE)" if deleted else "FALSE")
+            # TimeZone is UTC: naive timestamps and dates are UTC, as in _instants
+            exprs.append(f"coalesce({q(valid)}::TIMESTAMPTZ, {start})" if valid else start)
             select = ", ".join(f"{e} AS {n}" for e, n in zip(exprs, names, strict=True))
             flag = q(cols.current) if current else f"NOT {q(cols.current)}"
             con.execute(f"CREATE TEMP VIEW {p} AS SELECT {select} FROM {self.scan} WHERE {flag}")
@@ -478,7 +489,7 @@ class _Planner:
             snap = pa.table({k: pa.array([], types.field(k).type) for k in cols.keys})
         else:
             wanted = [*cols.keys, *[c for c, _ in tracked], cols.eff_from, cols.eff_to]
-            wanted += [deleted] if deleted else []
+            wanted += [c for c in (deleted, valid) if c]
             flagged = pc.field(cols.current) == current
             snap = read_snapshot(self.snapshot, wanted, flagged)
         m = snap.num_rows
@@ -488,6 +499,8 @@ class _Planner:
             arrays.append(snap.column(column).cast(TS) if m else pa.array([], TS))
         flag = snap.column(deleted) if deleted else pa.repeat(pa.scalar(False), m)
         arrays.append(pc.fill_null(flag, False))
+        start = arrays[-3]
+        arrays.append(pc.coalesce(_instants(snap.column(valid), valid), start) if valid else start)
         con.register(p, pa.table(arrays, names=names))
 
     def _same(self, p: str) -> str:
@@ -505,22 +518,27 @@ class _Planner:
 
         kind: KNOWN already in the table, CHAIN newer than the current version, NEW key
         without a live current version (a deletion version counts as none), OLD older
-        than the current version, SILENT same validity as the current version with other
-        values, LATE refused. With one row per key, a row equal to the current version
-        is KNOWN at once; in a chain it may not be (B, then back to A), so the chain step
-        decides. KNOWN rows are not kept: nothing after this needs them.
+        than the current version, SILENT the validity of the current version (its row's
+        own, or its start) with other values, LATE refused. With one row per key, a row
+        equal to the current version is KNOWN at once; in a chain it may not be (B, then
+        back to A), so the chain step decides. KNOWN rows are not kept: nothing after
+        this needs them.
         """
         known_now = "same_cur" if not chained else "FALSE"
         silent = SILENT if self.cfg.validity_column else LATE
         tracked = f", {', '.join(self.C)}" if chained and self.C else ""
         matched = f"c.c{self.K[0]} IS NOT NULL"  # keys are never NULL
+        # cv, the current version's own validity, is before its start cf when it began at
+        # a snapshot (a silent change, a return): its row, seen again, has v = cv
         con.execute("DROP TABLE IF EXISTS j")
         con.execute(
             f"CREATE TEMP TABLE j AS SELECT rid, v, cf, has_cur, cdel, same_cur, CASE "
-            f"WHEN has_cur AND v > cf THEN CASE WHEN {known_now} THEN {KNOWN} ELSE {CHAIN} END "
-            f"WHEN has_cur AND v = cf THEN CASE WHEN same_cur THEN {KNOWN} ELSE {silent} END "
-            f"WHEN has_cur THEN {OLD} ELSE {NEW} END AS kind, {self.kl}{tracked} FROM ("
-            f"SELECT b.*, c.cf, {matched} AND NOT c.cdel AS has_cur, "
+            f"WHEN NOT has_cur THEN {NEW} "
+            f"WHEN v > cf THEN CASE WHEN {known_now} THEN {KNOWN} ELSE {CHAIN} END "
+            f"WHEN v >= cv AND same_cur THEN {KNOWN} "
+            f"WHEN v = cv OR v = cf THEN {silent} "
+            f"ELSE {OLD} END AS kind, {self.kl}{tracked} FROM ("
+            f"SELECT b.*, c.cf, c.cv, {matched} AND NOT c.cdel AS has_cur, "
             f"coalesce(c.cdel, FALSE) AS cdel, "
             f"{matched} AND NOT c.cdel AND ({self._same('c')}) AS same_cur "
             f"FROM {self.source} b LEFT JOIN c ON {self.on}) "
