@@ -6,7 +6,8 @@ Run from the repository root with the project venv::
     .venv/bin/python bench/queue.py                     # everything, 3 repeats
     .venv/bin/python bench/queue.py --jobs 2000 --repeats 1 --workers 1,4 --no-write
     .venv/bin/python bench/queue.py --only onceflow_pg onceflow_sqlite   # merges
-    .venv/bin/python bench/queue.py --only procrastinate --proc-concurrency 1,4
+    .venv/bin/python bench/queue.py --only procrastinate --proc-concurrency 4 --workers 1,4
+    .venv/bin/python bench/queue.py --render-only     # rewrite RESULTS.md from stored data
 
 The peers live in their own venv, ``bench/.work/venv-queue`` (pinned in
 ``bench/requirements-queue.txt``, created by ``--setup`` from the same base python3
@@ -71,7 +72,17 @@ interleaved (order rotated every repeat), medians over repeats.  The machine has
 cores and is shared/noisy: W=4/8 worker processes plus their PostgreSQL backends
 oversubscribe it, so W>2 shows contention behaviour, not scaling; the 1-minute load
 average before each run, the machine's busy share during it and the workers' own CPU
-time are recorded.  Results go to the ``## Queue`` section of ``bench/RESULTS.md``.
+time are recorded.  Other sessions share the machine: before each run the harness waits
+(``--quiet-wait``) until other processes use < 0.1 core and no other PostgreSQL client
+is active, measures the CPU that other processes used during the run, marks runs where
+that exceeded 0.15 core as disturbed (re-measured once if the machine is quiet again,
+left out of medians unless all runs were) and reports paired ratios of the peers run back
+to back in the same repeat, which drift less than either median.
+
+Results go to the ``## Queue`` section of ``bench/RESULTS.md`` with the raw runs embedded
+as JSON; ``--only``/``--workers``/... runs merge into it by configuration (``--append``
+adds repeats instead of replacing them), ``--render-only`` rewrites it from that data.
+Hand-written observations sit below the section's end marker and are not touched.
 """
 
 from __future__ import annotations
@@ -357,7 +368,7 @@ def child_onceflow(kind: str, spec: dict[str, Any]) -> None:
     try:
         store, job_spec = _onceflow_api(spec["url"])
     except OnceflowQueueMissing as exc:
-        print(f"onceflow: {exc}", file=sys.stderr)
+        print(str(exc), file=sys.stderr)
         raise SystemExit(ONCEFLOW_MISSING_EXIT) from None
     q = store.queue
     if kind == "probe":
@@ -1118,7 +1129,7 @@ def render(data: dict[str, Any]) -> str:
     meta = data["meta"]
     thr: dict[str, list[dict[str, Any]]] = data["throughput"]
     lat: dict[str, list[dict[str, Any]]] = data["latency"]
-    skipped: dict[str, str] = data.get("skipped", {})
+    skipped = {m: r.removeprefix("onceflow: ") for m, r in data.get("skipped", {}).items()}
     versions = ", ".join(f"{k} {v}" for k, v in meta["versions"].items())
     made = "; ".join(
         f"`bench/queue.py {m['argv']}` on {m['date']} UTC ({m['duration_min']:.0f} min)"
@@ -1162,9 +1173,9 @@ def render(data: dict[str, Any]) -> str:
                 rows.append([name, batch, *cells])
             if method == "procrastinate":
                 rows.append([f"{METHODS[method][0]} (postgres)", 10, *(["n/a"] * len(workers))])
-    for method, reason in skipped.items():
+    for method in skipped:
         label, backend = METHODS[method]
-        rows.append([f"{label} ({backend})", "1, 10", *([f"skipped: {reason}"] * len(workers))])
+        rows.append([f"{label} ({backend})", "1, 10", *(["skipped"] * len(workers))])
     common = _common()
     lines += [
         "### Claim-and-complete throughput, jobs/s",
@@ -1172,8 +1183,71 @@ def render(data: dict[str, Any]) -> str:
         common.md_table(["method", "batch", *(f"W={w}" for w in workers)], rows),
         "",
         "Procrastinate batch 10: n/a - 3.10 fetches exactly one job per query (see below).",
+        *(f"{METHODS[m][0]} ({METHODS[m][1]}) skipped: {reason}." for m, reason in skipped.items()),
         "",
     ]
+    all_runs = [r for runs in thr.values() for r in runs]
+    n_dist = sum(1 for r in all_runs if r.get("disturbed"))
+    if n_dist:
+        lines += [
+            f"**{n_dist} of {len(all_runs)} throughput runs were disturbed** by other "
+            'processes on this shared machine (other sessions\' test suites; see "others" '
+            "below); where every run of a configuration was disturbed, its median is of all "
+            "of them. Treat single figures as rough; the paired ratios below hold up better.",
+            "",
+        ]
+    # paired ratios: the two peers ran back to back in each repeat, so their ratio is
+    # less exposed to slow drifts of the machine's load than either median
+    prows = []
+    for w in workers:
+        base = {r["repeat"]: r for r in thr.get(tkey("procrastinate", w, 1), [])}
+        for b in (1, 10):
+            pairs = [
+                r["jobs_s"] / base[r["repeat"]]["jobs_s"]
+                for r in thr.get(tkey("pgqueuer", w, b), [])
+                if r["repeat"] in base
+            ]
+            if pairs:
+                prows.append(
+                    [
+                        w,
+                        b,
+                        f"{statistics.median(pairs):.2f}",
+                        " ".join(f"{x:.2f}" for x in pairs),
+                    ]
+                )
+    crows = []
+    for w in workers:
+        base = {r["repeat"]: r for r in thr.get(tkey("procrastinate", w, 1), [])}
+        for c in sorted({parse_tkey(k)[3] for k in thr if parse_tkey(k)[0] == "procrastinate"}):
+            if c == 1:
+                continue
+            pairs = [
+                r["jobs_s"] / base[r["repeat"]]["jobs_s"]
+                for r in thr.get(tkey("procrastinate", w, 1, c), [])
+                if r["repeat"] in base
+            ]
+            if pairs:
+                crows.append(
+                    [w, c, f"{statistics.median(pairs):.2f}", " ".join(f"{x:.2f}" for x in pairs)]
+                )
+    if prows:
+        lines += [
+            "### Paired ratio PgQueuer / Procrastinate (concurrency 1, batch 1)",
+            "",
+            "Same repeat, run back to back (all runs, disturbed or not): less sensitive to "
+            "the machine's changing load than the medians above.",
+            "",
+            common.md_table(["W", "PgQueuer batch", "median ratio", "per repeat"], prows),
+            "",
+        ]
+    if crows:
+        lines += [
+            "Procrastinate `--concurrency C` against concurrency 1, same W, same repeat:",
+            "",
+            common.md_table(["W", "concurrency", "median ratio", "per repeat"], crows),
+            "",
+        ]
     # details
     drows = []
     for key in sorted(
@@ -1206,7 +1280,8 @@ def render(data: dict[str, Any]) -> str:
         "whole machine (both cores, PostgreSQL included) during the run; others = CPU used "
         "during the run by processes that are neither the workers nor PostgreSQL (another "
         "session's tests, say; a run above 0.15 cores is marked * in the runs column, left out "
-        "of the medians and measured once more); commits/job, "
+        "of the medians unless every run was, and measured once more if the machine is quiet "
+        "again); commits/job, "
         "WAL/job and WAL flushes (fsyncs)/job from `pg_stat_database`, "
         "`pg_current_wal_lsn()` and `pg_stat_wal` (database- or server-wide, so other "
         "activity on the shared server would show up here).",
@@ -1267,6 +1342,8 @@ def render(data: dict[str, Any]) -> str:
     ]
     # latency
     if lat:
+        first = next(iter(lat.values()))[0]
+        per_run = first["samples"] + first["lost"]
         lrows = []
         for method in [m for m in METHODS if m in lat]:
             runs = _clean(lat[method])
@@ -1287,7 +1364,7 @@ def render(data: dict[str, Any]) -> str:
         lines += [
             "### Enqueue-to-start latency, one idle worker (W=1), ms",
             "",
-            f"{meta['latency_samples']} samples per run after {LATENCY_WARMUP} warm-ups, "
+            f"{per_run} samples per run after {LATENCY_WARMUP} warm-ups, "
             "50-100 ms apart, one job per enqueue call from a separate process; latency = job "
             "start (`time.time()` in the job) - `time.time()` before the enqueue call, so it "
             "includes that call (its median is shown). Each tool with its defaults: "
@@ -1361,6 +1438,19 @@ def merge_old(new: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
         new["history"] = [new["meta"]]
         return new
     new["history"] = [*old.get("history", []), new["meta"]]
+    if args.append:  # add this run's repeats to the earlier ones, numbered after them
+        old_runs = [
+            r
+            for group in ("throughput", "latency")
+            for runs in old.get(group, {}).values()
+            for r in runs
+        ]
+        offset = 1 + max((r["repeat"] for r in old_runs), default=-1)
+        for group in ("throughput", "latency"):
+            for key, runs in new[group].items():
+                for r in runs:
+                    r["repeat"] += offset
+                new[group][key] = old.get(group, {}).get(key, []) + runs
     for key, runs in old.get("throughput", {}).items():
         new["throughput"].setdefault(key, runs)
     for method, runs in old.get("latency", {}).items():
@@ -1408,6 +1498,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--setup", action="store_true", help="create/refresh the peers' venv, exit")
     p.add_argument("--no-write", action="store_true", help="do not update RESULTS.md")
     p.add_argument("--no-merge", action="store_true", help="drop earlier figures")
+    p.add_argument(
+        "--append",
+        action="store_true",
+        help="add this run's repeats to the stored ones instead of replacing them",
+    )
+    p.add_argument(
+        "--render-only", action="store_true", help="rewrite the section from its stored data"
+    )
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--spec", type=Path, help=argparse.SUPPRESS)
     return p.parse_args(argv)
@@ -1423,6 +1521,16 @@ def main(argv: list[str]) -> int:
         return child_main(args.child, args.spec)
     if args.setup:
         setup_venv()
+        return 0
+    if args.render_only:
+        sys.path.append(str(BENCH_DIR))
+        import common
+
+        data = common.read_section_data("queue")
+        if not data:
+            sys.exit("no ## Queue data in RESULTS.md yet")
+        common.write_section("queue", render(data), data)
+        print(f"re-rendered the Queue section of {common.RESULTS_MD}")
         return 0
     if any(m in args.only for m in ("procrastinate", "pgqueuer")) and not PEER_PY.exists():
         sys.exit(f"{VENV_DIR} missing: run `.venv/bin/python bench/queue.py --setup` first")
