@@ -3,7 +3,7 @@
 Layers, lowest first; a module may import its own package and any lower layer, never a
 higher one, and never a sibling package of its own layer (no step imports another step):
 
-    0  base         errors, version, clock, config, windows, redact, logs, faults, demo
+    0  base         errors, version, clock, config, rules, windows, redact, logs, faults, demo
     1  shared       lake (the extracted-file format), state (the store)
     2  shared       warehouse (Delta access; reads lake paths)
     3  steps        extract, load, validate
@@ -23,7 +23,18 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-BASE = ("errors", "version", "clock", "config", "windows", "redact", "logs", "faults", "demo")
+BASE = (
+    "errors",
+    "version",
+    "clock",
+    "config",
+    "rules",
+    "windows",
+    "redact",
+    "logs",
+    "faults",
+    "demo",
+)
 RANKS: dict[str, int] = {name: 0 for name in BASE} | {
     "lake": 1,
     "state": 1,

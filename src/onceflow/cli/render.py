@@ -54,6 +54,15 @@ def summarise_run(summary: Any, as_json: bool) -> None:
             for r in summary.load.results:
                 if r.error:
                     typer.echo(f"  load failed: {r.key}: {r.error}", err=True)
+        if getattr(summary, "validation", None) is not None:
+            c = summary.validation.counts()
+            typer.echo(
+                "validate: " + ", ".join(f"{v} {k}" for k, v in c.items() if v or k == "fail")
+            )
+            for r in summary.validation.results:
+                if r.outcome in ("fail", "error"):
+                    detail = r.message or f"{r.failing_rows} failing rows"
+                    typer.echo(f"  rule {r.outcome}: {r.table}/{r.rule}: {detail}", err=True)
     if not summary.ok:
         raise typer.Exit(1)
 
@@ -211,6 +220,21 @@ def print_status(report: dict[str, Any]) -> None:
             version = "" if row["delta_version"] is None else str(row["delta_version"])
             loads.add_row(row["table"], row["strategy"], version, files, str(lock), failed)
         console.print(loads)
+    if report.get("validation"):
+        checks = Table(title="validation (last per table)")
+        for column in ("table", "status", "rules", "data queries", "when", "fingerprint"):
+            checks.add_column(column)
+        for row in report["validation"]:
+            counts = ", ".join(f"{v} {k}" for k, v in row["counts"].items() if v)
+            checks.add_row(
+                row["table"],
+                row["status"],
+                counts,
+                str(row["data_queries"]),
+                str(row["ended_at"] or row["started_at"]),
+                str(row["fingerprint"] or ""),
+            )
+        console.print(checks)
     if report["locks"]:
         for lock in report["locks"]:
             state = f"[red]stale: {lock['stale']}[/red]" if lock["stale"] else "held"
@@ -222,3 +246,75 @@ def print_status(report: dict[str, Any]) -> None:
             "[red]window drift:[/red] "
             + ", ".join(d["table_key"] for d in report["window_consistency"]["inconsistent"])
         )
+
+
+OUTCOME_STYLE = {
+    "pass": "green",
+    "warn": "yellow",
+    "fail": "bold red",
+    "error": "bold magenta",
+    "skipped": "dim",
+}
+
+
+def _short(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, dict):
+        text = "; ".join(f"{k} {v}" for k, v in value.items() if v not in ([], {}, None))
+        return text[:60]
+    return str(value)[:60]
+
+
+def print_validation(report: Any) -> None:
+    """A table of outcomes per table and rule, then the counts and the exit code's meaning."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    for table_report in report.tables:
+        title = (
+            f"{table_report.table} — {table_report.status} ({table_report.stage}, scope "
+            f"{table_report.scope}, {table_report.data_queries} data queries, "
+            f"{table_report.duration_seconds:.2f}s)"
+        )
+        grid = Table(title=title, title_justify="left")
+        for column in (
+            "rule",
+            "type",
+            "outcome",
+            "observed",
+            "threshold",
+            "failing",
+            "% all",
+            "% non-null",
+            "note",
+        ):
+            grid.add_column(column, overflow="fold")
+        for r in table_report.results:
+            style = OUTCOME_STYLE.get(r.outcome, "")
+            note = r.message or ("cached" if r.cached else "incremental" if r.incremental else "")
+            grid.add_row(
+                r.rule,
+                r.type,
+                f"[{style}]{r.outcome}[/{style}]" if style else r.outcome,
+                _short(r.observed),
+                _short(r.threshold),
+                _short(r.failing_rows),
+                "" if r.failing_percent is None else f"{r.failing_percent:.3g}%",
+                "" if r.failing_percent_non_null is None else f"{r.failing_percent_non_null:.3g}%",
+                (note or "")[:120],
+            )
+        console.print(grid)
+        if table_report.quarantined:
+            console.print(f"  {table_report.quarantined:,} rows quarantined")
+    counts = report.counts()
+    meaning = {0: "ok", 1: "an error-severity rule failed", 2: "a rule could not run"}
+    console.print(
+        ", ".join(f"{v} {k}" for k, v in counts.items())
+        + f" — exit {report.exit_code}: {meaning[report.exit_code]}"
+    )

@@ -17,7 +17,7 @@ from typing import Any
 from onceflow.config import Config, LoadConfig, TableConfig
 from onceflow.errors import ConfigError, LoadError, LockError
 from onceflow.lake import SourceFile, discover_path, discover_table_files, safe_component
-from onceflow.load.loader import LoadTarget, TableLoadResult, load_table
+from onceflow.load.loader import Gate, LoadTarget, TableLoadResult, load_table
 from onceflow.state import Lease, Store, force_release, open_store
 from onceflow.warehouse import open_table, table_uri
 from onceflow.windows import parse_run_date, window_for
@@ -90,11 +90,18 @@ def _until(files: list[SourceFile], limit: datetime | None) -> list[SourceFile]:
 
 
 def _run_one(
-    store: Store, tgt: LoadTarget, files: list[SourceFile], lock_timeout: float, ttl: float
+    store: Store,
+    tgt: LoadTarget,
+    files: list[SourceFile],
+    lock_timeout: float,
+    ttl: float,
+    gate: Gate | None = None,
 ) -> TableLoadResult:
     try:
         with Lease(store, tgt.lock_name, ttl=ttl, timeout=lock_timeout) as lease:
-            return load_table(store, tgt, files, token=lease.token, check_lock=lease.check)
+            return load_table(
+                store, tgt, files, token=lease.token, check_lock=lease.check, gate=gate
+            )
     except LockError as error:
         return TableLoadResult(tgt.key, tgt.target, tgt.uri, tgt.cfg.strategy, error=str(error))
 
@@ -111,6 +118,7 @@ def load(
     primary_key: Sequence[str] | None = None,
     workers: int | None = None,
     force_unlock: bool = False,
+    gate: Gate | None = None,
     store: Store | None = None,
 ) -> LoadSummary:
     """Load committed extracted files into their Delta tables, each file exactly once.
@@ -153,7 +161,7 @@ def load(
     pool = max(1, min(workers or config.workers, len(jobs)))
     with ThreadPoolExecutor(max_workers=pool, thread_name_prefix="load") as executor:
         results = list(
-            executor.map(lambda job: _run_one(store, job[0], job[1], lock_timeout, ttl), jobs)
+            executor.map(lambda job: _run_one(store, job[0], job[1], lock_timeout, ttl, gate), jobs)
         )
     return LoadSummary(results)
 

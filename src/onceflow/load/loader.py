@@ -59,6 +59,10 @@ from onceflow.warehouse import (
 
 log = logging.getLogger("onceflow.load")
 
+#: Called once per file after it is read and its schema checked, before any commit; it
+#: raises LoadError (e.g. onceflow.errors.GateError) to fail the file (the pre-load gate).
+Gate = Callable[["LoadTarget", SourceFile, pa.Table], None]
+
 CONFLICT_RETRIES = 5
 # strategies whose older trackers may hold completed files without a commit (see above)
 NO_COMMIT_STRATEGIES = ("merge", "scd2")
@@ -255,6 +259,7 @@ def load_file(
     *,
     token: str,
     check_lock: Callable[[], None],
+    gate: Gate | None = None,
 ) -> FileOutcome:
     """Load one claimed-or-claimable file as one commit (or skip it when it is in)."""
     seq = int(rec.sequence or 0)
@@ -288,6 +293,8 @@ def load_file(
         batch, added = conform_batch(batch, table_schema, source.path)
         if added and table_schema is not None:
             log.info("%s: new columns %s added to %s", tgt.key, ", ".join(added), tgt.uri)
+        if gate is not None:
+            gate(tgt, source, batch)
         props = markers.commit_properties(
             path=source.path, checksum=checksum, batch_id=batch_id, sequence=seq, app=tgt.app_id
         )
@@ -347,6 +354,7 @@ def load_table(
     *,
     token: str,
     check_lock: Callable[[], None],
+    gate: Gate | None = None,
 ) -> TableLoadResult:
     """Load the files of one table (the caller holds `tgt.lock_name` with `token`)."""
     started = time.monotonic()
@@ -397,7 +405,9 @@ def load_table(
             result.files.append(FileOutcome(rec.file_path, "failed", rec.sequence, error=rec.error))
             break
         try:
-            outcome = load_file(store, tgt, rec, source, token=token, check_lock=check_lock)
+            outcome = load_file(
+                store, tgt, rec, source, token=token, check_lock=check_lock, gate=gate
+            )
         except LockError as error:
             result.error = str(error)
             break

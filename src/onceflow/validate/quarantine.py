@@ -1,0 +1,114 @@
+"""Quarantine: the rows failing a table's row-level error rules, in `<table>_quarantine`.
+
+One extra pass selects every row that fails at least one row-level, error-severity rule
+(completeness, range, allowed_values, regex, length, sql_predicate), whatever the
+rule's threshold, with `_failed_rules` (the names of the rules it fails) and
+`_quarantined_at`. So for each rule, the quarantine rows naming it are its failing rows.
+
+Nothing is quarantined twice: each write is one Delta commit whose metadata names the
+data fingerprint it covers and the source version. A rerun on the same data finds that
+commit and writes nothing; a table that only grew by appends since the last write gets
+only the failing rows of the added files; any other change (overwrite, merge) replaces
+the quarantine table's content, as the source's content was replaced.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+
+from onceflow.rules import Uniqueness
+from onceflow.validate import compile as sql
+from onceflow.validate.compile import Plan
+from onceflow.validate.engines import Engine
+from onceflow.validate.inputs import Input
+from onceflow.validate.results import RuleResult
+from onceflow.warehouse import open_table
+
+log = logging.getLogger(__name__)
+
+META_FINGERPRINT = "onceflow.quarantine.fingerprint"
+META_SOURCE = "onceflow.quarantine.source"
+META_ROWS = "onceflow.quarantine.rows"
+
+
+def _chosen(plans: dict[str, Plan], results: dict[str, RuleResult]) -> list[Plan]:
+    return [
+        p
+        for name, p in plans.items()
+        if p.failing is not None
+        and p.separate is None
+        and not isinstance(p.rule, Uniqueness)
+        and p.rule.severity == "error"
+        and (results[name].failing_rows or 0) > 0
+    ]
+
+
+def _last_write(dt: Any) -> dict[str, Any] | None:
+    for entry in dt.history(limit=20):
+        if entry.get(META_FINGERPRINT):
+            return dict(entry)
+    return None
+
+
+def quarantine_pass(
+    uri: str, data: Input, table: str
+) -> Callable[[Engine, dict[str, Plan], dict[str, RuleResult]], int | None]:
+    """The pass to run after a table's rules (see the module doc); returns rows written."""
+
+    def run(engine: Engine, plans: dict[str, Plan], results: dict[str, RuleResult]) -> int | None:
+        from deltalake import CommitProperties, write_deltalake
+
+        dt = open_table(uri)
+        last = _last_write(dt) if dt is not None else None
+        if last is not None and last.get(META_FINGERPRINT) == data.fingerprint:
+            return 0  # this data is quarantined already
+        chosen = _chosen(plans, results)
+        rel, mode = "rel", "overwrite"
+        if last is not None and data.kind == "delta" and data.batch_ids is None:
+            source_id, _, version = str(last.get(META_SOURCE) or "").partition("@")
+            added = data.added_since(int(version)) if source_id == data.source_id else None
+            if added is not None:
+                if not added:
+                    return 0
+                data.register_files(engine, "q_new", added)
+                rel, mode = "q_new", "append"
+        if chosen:
+            query = sql.render(sql.quarantine_query(rel, chosen), engine.dialect)
+            rows: pa.Table = engine.query_arrow(
+                query, kind="quarantine", rules=tuple(p.rule.name for p in chosen)
+            )
+        elif mode == "overwrite" and dt is not None:
+            rows = _empty_like(dt)
+        else:
+            return 0
+        stamp = pa.scalar(datetime.now(UTC), pa.timestamp("us", tz="UTC"))
+        rows = rows.append_column("_quarantined_at", pa.repeat(stamp, rows.num_rows))
+        props = CommitProperties(
+            custom_metadata={
+                META_FINGERPRINT: data.fingerprint or "",
+                META_SOURCE: f"{data.source_id}@{data.version}",
+                META_ROWS: str(rows.num_rows),
+            }
+        )
+        write_deltalake(  # type: ignore[call-overload]
+            uri,
+            rows,
+            mode=mode,
+            schema_mode="merge" if mode == "append" else "overwrite",
+            commit_properties=props,
+        )
+        log.info("%s: %d rows quarantined into %s (%s)", table, rows.num_rows, uri, mode)
+        return int(rows.num_rows)
+
+    return run
+
+
+def _empty_like(dt: Any) -> pa.Table:
+    schema = pa.schema(dt.schema().to_arrow())
+    schema = pa.schema([f for f in schema if f.name != "_quarantined_at"])
+    return schema.empty_table()
