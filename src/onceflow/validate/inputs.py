@@ -27,9 +27,8 @@ from urllib.parse import unquote
 
 from onceflow.errors import OnceflowError, ValidateError
 from onceflow.lake import discover_path
-from onceflow.validate.engines import Engine
+from onceflow.validate.engines.base import Engine
 from onceflow.warehouse import local_root, open_table, snapshot_dataset
-from onceflow.warehouse.duck import q
 
 
 @dataclass
@@ -54,15 +53,45 @@ class Input:
             engine.register_arrow(name, self.data)
             return
         if self.batch_ids is None:
-            engine.register_arrow(name, snapshot_dataset(self.data))
+            self._register_snapshot(engine, name)
             return
-        engine.register_arrow(f"{name}__snapshot", snapshot_dataset(self.data))
+        self._register_snapshot(engine, f"{name}__snapshot")
         if self.batch_ids:
             ids = ", ".join("'" + b.replace("'", "''") + "'" for b in self.batch_ids)
             where = f"_batch_id IN ({ids})"
         else:
             where = "FALSE"
-        engine.create_view(name, f"SELECT * FROM {q(name + '__snapshot')} WHERE {where}")
+        engine.create_view(name, f'SELECT * FROM "{name}__snapshot" WHERE {where}')
+
+    def _register_snapshot(self, engine: Engine, name: str) -> None:
+        """The snapshot's data files (from its log, never a glob of the folder) through
+        the engine's own Parquet reader: 5.2 s where the Arrow dataset took 7.1 s for the
+        benchmark's 15 checks on 10M rows (bench/RESULTS.md). A table whose files do not
+        hold its rows as they are (deletion vectors, column mapping, partition values,
+        remote storage) is read through delta-rs's dataset instead."""
+        files = self.snapshot_files()
+        if files is None:
+            engine.register_arrow(name, snapshot_dataset(self.data))
+        else:
+            engine.register_parquet(name, files, union_by_name=True)
+
+    def snapshot_files(self) -> list[str] | None:
+        """Local paths of the snapshot's data files, when reading them as plain Parquet
+        gives exactly the table's rows; else None."""
+        dt = self.data
+        if local_root(str(dt.table_uri)) is None or dt.metadata().partition_columns:
+            return None
+        protocol = dt.protocol()
+        features = set(protocol.reader_features or [])
+        if protocol.min_reader_version == 2 or features & {"deletionVectors", "columnMapping"}:
+            return None  # reader version 2 is column mapping
+        paths = []
+        for uri in dt.file_uris():
+            path = local_root(uri) if uri.startswith("file://") else uri
+            if path is None or "://" in path:
+                return None
+            paths.append(path)
+        return paths
 
     def added_since(self, version: int) -> list[str] | None:
         """Data files added by the commits after `version`, when those commits only added
@@ -93,8 +122,11 @@ class Input:
         return added
 
     def register_files(self, engine: Engine, name: str, files: list[str]) -> None:
-        """Make some of a Delta table's data files queryable as `name`, with the
-        snapshot's schema (a column added later reads as NULL in older files)."""
+        """Make some of a Delta table's data files queryable as `name` (as the snapshot
+        is read; a column added later reads as NULL in older files)."""
+        if self.snapshot_files() is not None:
+            engine.register_parquet(name, files, union_by_name=True)
+            return
         import pyarrow.dataset as ds
 
         schema = snapshot_dataset(self.data).schema

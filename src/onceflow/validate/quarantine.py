@@ -17,17 +17,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from onceflow.rules import Uniqueness
-from onceflow.validate import compile as sql
-from onceflow.validate.compile import Plan
-from onceflow.validate.engines import Engine
+from onceflow.validate.engines.base import Engine
 from onceflow.validate.inputs import Input
 from onceflow.validate.results import RuleResult
 from onceflow.warehouse import open_table
+
+if TYPE_CHECKING:
+    from onceflow.validate.compile import Plan
+else:
+    Plan = Any
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +81,8 @@ def quarantine_pass(
                 data.register_files(engine, "q_new", added)
                 rel, mode = "q_new", "append"
         if chosen:
+            from onceflow.validate import compile as sql
+
             query = sql.render(sql.quarantine_query(rel, chosen), engine.dialect)
             rows: pa.Table = engine.query_arrow(
                 query, kind="quarantine", rules=tuple(p.rule.name for p in chosen)

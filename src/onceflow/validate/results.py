@@ -14,7 +14,7 @@ this module (`SCHEMA_PATH`).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -64,8 +64,9 @@ class RuleResult:
         return 1.0 if self.outcome == PASS else 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return asdict(self)
+        """JSON-ready form (a shallow copy: dataclasses.asdict deep-copies every sample
+        row, 0.4 s for 100 rules' samples)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RuleResult:
@@ -131,7 +132,8 @@ class TableReport:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        data = asdict(self)
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["results"] = [r.as_dict() for r in self.results]
         data["counts"] = self.counts()
         data["status"] = self.status
         return data
@@ -217,7 +219,7 @@ class ValidationReport:
 
     def to_json(self, path: str | Path | None = None) -> str:
         """The JSON report as text, also written to `path` when given."""
-        text = json.dumps(self.as_dict(), indent=2, default=str)
+        text = json.dumps(self.as_dict(), indent=1, default=str)
         if path is not None:
             Path(path).write_text(text + "\n", encoding="utf-8")
         return text

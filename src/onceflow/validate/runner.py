@@ -28,7 +28,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from onceflow.clock import now_iso
 from onceflow.errors import OnceflowError
@@ -36,12 +36,27 @@ from onceflow.faults import crashpoint
 from onceflow.redact import redact
 from onceflow.rules import AnyRule, Freshness, Referential, Schema, SqlQuery, Uniqueness
 from onceflow.state import HistoryRecord, RuleResultRecord, Store
-from onceflow.validate import compile as sql
-from onceflow.validate.compile import CompileError, Plan
-from onceflow.validate.engines import Engine, QueryError, make_engine
+from onceflow.validate.engines.base import Engine, QueryError
 from onceflow.validate.inputs import Input
 from onceflow.validate.metrics import decode_all, encode_all, judge, merge, plain
 from onceflow.validate.results import ERROR, FAIL, PASS, WARN, RuleResult, TableReport
+
+if TYPE_CHECKING:
+    from onceflow.validate import compile as sql
+    from onceflow.validate.compile import Plan
+else:
+
+    class _Compiler:
+        """onceflow.validate.compile on first use: sqlglot takes 0.26 s to import, which a
+        validation answered from the cache never needs (its goal is < 1 s for a command)."""
+
+        def __getattr__(self, name: str) -> Any:
+            from onceflow.validate import compile as module
+
+            return getattr(module, name)
+
+    sql = _Compiler()
+    Plan = Any
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +102,13 @@ class _State:
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
     base: dict[str, dict[str, Any]] = field(default_factory=dict)  # incremental: old metrics
     base_samples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+
+def make_engine(name: str, *, max_retries: int, retry_delay: float) -> Engine:
+    """A new engine (imported on first use: DuckDB's helpers bring pyarrow.compute)."""
+    from onceflow.validate.engines import make_engine as make
+
+    return make(name, max_retries=max_retries, retry_delay=retry_delay)
 
 
 class TableRun:
@@ -238,7 +260,7 @@ class TableRun:
         for rule in todo:
             try:
                 self.plans[rule.name] = sql.compile_rule(rule, schema, engine.dialect)
-            except CompileError as error:
+            except sql.CompileError as error:
                 self._done(rule, {"outcome": ERROR, "message": str(error)})
         incremental = self._incremental()
         self._fused(incremental)

@@ -55,8 +55,9 @@ class Engine(ABC):
         """Make an Arrow table, dataset or data frame queryable as `name` (no copy)."""
 
     @abstractmethod
-    def register_parquet(self, name: str, paths: list[str]) -> None:
-        """Make Parquet files queryable as `name`."""
+    def register_parquet(self, name: str, paths: list[str], *, union_by_name: bool = False) -> None:
+        """Make Parquet files queryable as `name` (columns matched by name across files
+        with `union_by_name`, a missing one read as NULL)."""
 
     @abstractmethod
     def create_view(self, name: str, sql: str) -> None:

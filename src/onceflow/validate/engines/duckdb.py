@@ -31,11 +31,14 @@ class DuckDBEngine(Engine):
         self._keep.append(data)
         self.con.register(name, data)
 
-    def register_parquet(self, name: str, paths: list[str]) -> None:
+    def register_parquet(self, name: str, paths: list[str], *, union_by_name: bool = False) -> None:
+        if not paths:  # read_parquet needs a file: an empty relation of no columns
+            self.con.execute(f"CREATE OR REPLACE TEMP VIEW {q(name)} AS SELECT 1 AS _ WHERE FALSE")
+            return
         files = ", ".join("'" + p.replace("'", "''") + "'" for p in paths)
-        self.con.execute(
-            f"CREATE OR REPLACE TEMP VIEW {q(name)} AS SELECT * FROM read_parquet([{files}])"
-        )
+        option = ", union_by_name = true" if union_by_name else ""
+        source = f"read_parquet([{files}]{option})"
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {q(name)} AS SELECT * FROM {source}")
 
     def create_view(self, name: str, sql: str) -> None:
         self.con.execute(f"CREATE OR REPLACE TEMP VIEW {q(name)} AS {sql}")
