@@ -27,7 +27,7 @@ from onceflow.rules import (
     Statistic,
     Uniqueness,
 )
-from onceflow.validate.results import FAIL, PASS, SKIPPED, WARN
+from onceflow.validate.results import FAIL, PASS, WARN
 
 ADDITIVE = {"rows", "evaluated", "failing", "n", "sum", "dup_rows", "dup_values"}
 
@@ -179,11 +179,12 @@ def judge(
         out["threshold"] = _bounds(rule.min, rule.max)
         out["evaluated_rows"] = int(m.get("n") or 0)
         if value is None:
-            out["outcome"] = SKIPPED
+            # like an aggregate expectation of Great Expectations: a statistic that cannot
+            # be computed is not within bounds (a gate fails closed); see docs/validate.md
+            out["outcome"] = bad
             out["message"] = (
                 f"no non-NULL values of {rule.column!r} to compute a {rule.statistic} on"
                 + (" (a stddev needs two)" if rule.statistic == "stddev" else "")
-                + "; nothing to check (a row_count rule can require rows)"
             )
             return out
         out["observed"] = value

@@ -362,15 +362,21 @@ class TableRun:
             return out
         dialect = engine.dialect
         cap = self.settings.max_fused_aggregates
+        by_rule: dict[str, list[tuple[str, str, Any]]] = {}
+        for item in items:
+            by_rule.setdefault(item[0], []).append(item)
+        # a rule's aggregates stay in one query; a new query starts when the next rule's
+        # new aggregates would pass the cap (shared ones, like COUNT(*), repeat per query)
         chunks: list[list[tuple[str, str, Any]]] = [[]]
         texts: set[str] = set()
-        for item in items:
-            text = sql.render(item[2], dialect)
-            if text not in texts and len(texts) >= cap:
+        for rule_items in by_rule.values():
+            new = {sql.render(e, dialect) for _n, _m, e in rule_items} - texts
+            if chunks[-1] and len(texts) + len(new) > cap:
                 chunks.append([])
                 texts = set()
-            texts.add(text)
-            chunks[-1].append(item)
+                new = {sql.render(e, dialect) for _n, _m, e in rule_items}
+            texts |= new
+            chunks[-1].extend(rule_items)
         for chunk in chunks:
             self._run_chunk(rel, chunk, out)
         return out
