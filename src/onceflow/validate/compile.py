@@ -445,9 +445,9 @@ def quarantine_query(rel: str, plans: Sequence[Plan]) -> exp.Select:
         exp.Case(ifs=[exp.If(this=c.copy(), true=_literal(p.rule.name))])
         for p, c in zip(chosen, conditions, strict=True)
     ]
-    names = exp.Split(
-        this=exp.ConcatWs(expressions=[_literal(","), *labels]), expression=_literal(",")
-    )
+    # CONCAT_WS as written: sqlglot's generic ConcatWs adds NULL guards around it
+    joined = exp.Anonymous(this="CONCAT_WS", expressions=[_literal(","), *labels])
+    names = exp.Split(this=joined, expression=_literal(","))
     any_failing: Any = conditions[0]
     for c in conditions[1:]:
         any_failing = exp.or_(any_failing, c)

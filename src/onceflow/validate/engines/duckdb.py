@@ -53,7 +53,7 @@ class DuckDBEngine(Engine):
         return names, cursor.fetchall()
 
     def _execute_arrow(self, sql: str) -> Any:
-        return self.con.execute(sql).to_arrow_table()
+        return self.con.sql(sql).to_arrow_table()
 
     def is_transient(self, error: BaseException) -> bool:
         import duckdb
