@@ -60,6 +60,8 @@ summary { cursor: pointer; font-weight: 600; color: var(--ink); }
 .samples table th { text-transform: none; letter-spacing: 0; background: var(--soft); }
 code { font: 12px ui-monospace, SFMono-Regular, Menlo, monospace; }
 .legend { color: var(--muted); font-size: 12px; padding: 8px 18px 12px; }
+.spark { display: inline-flex; align-items: center; gap: 8px; }
+.rate { font-size: 12px; color: var(--muted); font-variant-numeric: tabular-nums; }
 footer { color: var(--muted); font-size: 12px; text-align: center; padding-bottom: 24px; }
 """
 
@@ -100,38 +102,45 @@ def _percent(value: float | None) -> str:
 
 
 def sparkline(
-    points: Sequence[tuple[float | None, str]], width: int = 150, height: int = 34
+    points: Sequence[tuple[float | None, str]], width: int = 130, height: int = 34
 ) -> str:
-    """An inline SVG of pass rates (0..1) over validations, each dot in its outcome colour."""
+    """An inline SVG of pass rates over validations (newest right), each dot in its
+    outcome's colour, with the latest rate beside it. The scale runs from the lowest rate
+    seen (at most 90 %) to 100 %, so a drop from 99.9 % to 99 % shows."""
     if not points:
         return '<span class="tag">no history</span>'
     pad = 4
     n = len(points)
+    rates = [r for r, _o in points if r is not None]
+    low = min([0.9, *rates])
     step = (width - 2 * pad) / max(1, n - 1)
 
     def y(rate: float) -> float:
-        return pad + (1 - rate) * (height - 2 * pad)
+        return pad + (1 - (rate - low) / (1 - low)) * (height - 2 * pad)
 
     coords = [
-        (pad + i * step if n > 1 else width / 2, y(rate if rate is not None else 0.0))
+        (pad + i * step if n > 1 else width / 2, y(rate if rate is not None else low))
         for i, (rate, _o) in enumerate(points)
     ]
     line = " ".join(f"{x:.1f},{yy:.1f}" for x, yy in coords)
     dots = "".join(
-        f'<circle cx="{x:.1f}" cy="{yy:.1f}" r="2.6" fill="{COLOURS.get(o, "#6e7781")}">'
+        f'<circle cx="{x:.1f}" cy="{yy:.1f}" r="2.8" fill="{COLOURS.get(o, "#6e7781")}">'
         f"<title>{_e(o)}{'' if r is None else f' {r:.2%}'}</title></circle>"
         for (x, yy), (r, o) in zip(coords, points, strict=True)
     )
     grid = (
         f'<line x1="0" y1="{y(1):.1f}" x2="{width}" y2="{y(1):.1f}" stroke="#d0d7de" '
         'stroke-dasharray="2,3"/>'
-        f'<line x1="0" y1="{y(0):.1f}" x2="{width}" y2="{y(0):.1f}" stroke="#eaeef2"/>'
+        f'<line x1="0" y1="{y(low):.1f}" x2="{width}" y2="{y(low):.1f}" stroke="#eaeef2"/>'
     )
+    last = points[-1][0]
+    label = "" if last is None else f'<span class="rate">{last:.1%}</span>'
     return (
-        f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
-        f'role="img" aria-label="pass rate over {n} validations">{grid}'
+        f'<span class="spark"><svg width="{width}" height="{height}" viewBox="0 0 {width} '
+        f'{height}" role="img" aria-label="pass rate over {n} validations, scale '
+        f'{low:.0%} to 100%">{grid}'
         f'<polyline points="{line}" fill="none" stroke="#0969da" stroke-width="1.6"/>'
-        f"{dots}</svg>"
+        f"{dots}</svg>{label}</span>"
     )
 
 
@@ -234,7 +243,8 @@ def render_html(
         + "".join(sections)
         + '<p class="legend">Failing % is of all rows in the rule\'s scope / of its non-NULL '
         "rows. The chart is each rule's pass rate over its past validations (newest right), "
-        "dots coloured by outcome.</p></main><footer>onceflow</footer></body></html>"
+        "dots coloured by outcome, scaled from the lowest rate seen (at most 90%) to 100%."
+        "</p></main><footer>onceflow</footer></body></html>"
     )
 
 
