@@ -81,6 +81,23 @@ def test_row_rules_count_failing_rows_with_the_null_semantics(
     assert result.threshold == {"max_failing": 0} and result.observed == failing
 
 
+FAILING = [
+    *[r for r, failing, _judged in ROW_RULES if failing],
+    {"type": "uniqueness", "columns": ["id"]},
+    {"type": "row_count", "max": 3},
+    {"type": "statistic", "statistic": "mean", "column": "v", "max": 1},
+    {"type": "freshness", "column": "ts", "max_age": "1m", "reference_time": T0.isoformat()},
+    {"type": "schema", "columns": {"zz": None}},
+]
+
+
+@pytest.mark.parametrize("rule", FAILING, ids=[r["type"] for r in FAILING])
+def test_every_rule_type_fails_as_an_error_and_warns_as_a_warning(rule: dict[str, Any]) -> None:
+    assert one(rule).outcome == "fail"
+    warned = validate([{"name": "r", **rule, "severity": "warn"}])
+    assert warned.result("r").outcome == "warn" and warned.exit_code == 0
+
+
 def test_thresholds_mostly_and_max_failing() -> None:
     regex = {"type": "regex", "column": "e", "pattern": "@"}  # 2 of 5 non-NULL fail
     assert one({**regex, "mostly": 0.6}).outcome == "pass"  # 3/5 pass
