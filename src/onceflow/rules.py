@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -393,11 +393,7 @@ def rule_list(items: Iterable[Mapping[str, Any] | _Rule], table: str) -> list[_R
     return rules
 
 
-def rules_of(items: Sequence[Any]) -> list[_Rule]:
-    """Already-parsed rules, typed as the base class (for code that handles any rule)."""
-    return [r for r in items if isinstance(r, _Rule)]
-
-
+#: Any rule, as code that handles every type sees it.
 AnyRule = _Rule
 
 __all__ = [

@@ -126,6 +126,9 @@ class TableRun:
         self.state = _State()
         self.engine: Engine | None = None
         self.plans: dict[str, Plan] = {}
+        self.schema: dict[str, str] = {}
+        self.sql: dict[str, list[str]] = {}  # each rule's statements, for its result
+        self.refs: dict[str, tuple[str, str | None]] = {}  # reference -> (relation, fingerprint)
         self.started = time.perf_counter()
 
     # -- the run --------------------------------------------------------------------------
@@ -539,23 +542,19 @@ class TableRun:
 
     def _reference(self, name: str) -> tuple[str, str | None]:
         """The reference table registered in the engine (once): its name and fingerprint."""
-        if not hasattr(self, "_refs"):
-            self._refs: dict[str, tuple[str, str | None]] = {}
-        if name not in self._refs:
+        if name not in self.refs:
             if self.job.references is None:
                 raise OnceflowError(f"reference table {name!r}: no way to find it here")
             data = self.job.references(name)
-            rel = f"ref_{len(self._refs)}"
+            rel = f"ref_{len(self.refs)}"
             assert self.engine is not None
             data.register(self.engine, rel)
-            self._refs[name] = (rel, data.fingerprint)
-        return self._refs[name]
+            self.refs[name] = (rel, data.fingerprint)
+        return self.refs[name]
 
     # -- results ----------------------------------------------------------------------------
     def _remember_sql(self, name: str, query: str) -> None:
-        if not hasattr(self, "_sql"):
-            self._sql: dict[str, list[str]] = {}
-        self._sql.setdefault(name, []).append(query)
+        self.sql.setdefault(name, []).append(query)
 
     def _judge_and_save(
         self,
@@ -627,7 +626,7 @@ class TableRun:
         )
         for key, value in fields.items():
             setattr(result, key, value if key in ("samples", "details") else plain(value))
-        result.sql = getattr(self, "_sql", {}).get(rule.name, [])
+        result.sql = self.sql.get(rule.name, [])
         spent = [
             s.seconds
             for s in (self.engine.statements if self.engine else [])
