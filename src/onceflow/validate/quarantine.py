@@ -7,9 +7,10 @@ rule's threshold, with `_failed_rules` (the names of the rules it fails) and
 
 Nothing is quarantined twice: each write is one Delta commit whose metadata names the
 data fingerprint it covers and the source version. A rerun on the same data finds that
-commit and writes nothing; a table that only grew by appends since the last write gets
-only the failing rows of the added files; any other change (overwrite, merge) replaces
-the quarantine table's content, as the source's content was replaced.
+commit and writes nothing; a `scope: run` validation appends its run's failing rows; a
+table that only grew by appends since the last write gets only the failing rows of the
+added files; any other change (overwrite, merge) replaces the quarantine table's content,
+as the source's content was replaced.
 """
 
 from __future__ import annotations
@@ -51,11 +52,9 @@ def _chosen(plans: dict[str, Plan], results: dict[str, RuleResult]) -> list[Plan
     ]
 
 
-def _last_write(dt: Any) -> dict[str, Any] | None:
-    for entry in dt.history(limit=20):
-        if entry.get(META_FINGERPRINT):
-            return dict(entry)
-    return None
+def _writes(dt: Any) -> list[dict[str, Any]]:
+    """The quarantine's own commits, newest first."""
+    return [dict(e) for e in dt.history() if e.get(META_FINGERPRINT)]
 
 
 def quarantine_pass(
@@ -67,12 +66,15 @@ def quarantine_pass(
         from deltalake import CommitProperties, write_deltalake
 
         dt = open_table(uri)
-        last = _last_write(dt) if dt is not None else None
-        if last is not None and last.get(META_FINGERPRINT) == data.fingerprint:
+        writes = _writes(dt) if dt is not None else []
+        if any(w.get(META_FINGERPRINT) == data.fingerprint for w in writes):
             return 0  # this data is quarantined already
+        last = writes[0] if writes else None
         chosen = _chosen(plans, results)
         rel, mode = "rel", "overwrite"
-        if last is not None and data.kind == "delta" and data.batch_ids is None:
+        if data.batch_ids is not None:
+            mode = "append"  # scope run: this run's rows, beside earlier runs' (never twice)
+        elif last is not None and data.kind == "delta":
             source_id, _, version = str(last.get(META_SOURCE) or "").partition("@")
             added = data.added_since(int(version)) if source_id == data.source_id else None
             if added is not None:

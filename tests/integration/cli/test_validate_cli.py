@@ -254,3 +254,25 @@ def _screenshot(args: list[str], home: Path) -> None:
         time.sleep(0.2)
     os.kill(pid, 9)
     raise AssertionError((home / "chromium.log").read_text()[-2000:])
+
+
+def test_scope_run_quarantines_each_runs_failing_rows_once(tmp_path: Path) -> None:
+    from onceflow.warehouse import read_table
+
+    note = {"name": "note_present", "type": "completeness", "column": "note"}
+    folder = _pipeline(tmp_path, [note])
+    config = yaml.safe_load((folder / "onceflow.yml").read_text())
+    config["tables"][0]["quarantine"] = True
+    (folder / "onceflow.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    quarantine = folder / "warehouse" / "src" / "orders_quarantine"
+    first = json.loads(run_cli("run", "--date", RUN_DATE, "--json", cwd=folder).stdout)
+    failing = first["validation"]["tables"][0]["results"][0]["failing_rows"]
+    assert first["validation"]["tables"][0]["quarantined"] == failing == 30
+    run_cli("run", "--date", RUN_DATE, cwd=folder)  # the same run again: nothing twice
+    assert read_table(str(quarantine)).num_rows == failing
+    second = json.loads(run_cli("run", "--date", "2025-01-24", "--json", cwd=folder).stdout)
+    assert second["validation"]["tables"][0]["quarantined"] == 30  # that run's rows, added
+    rows = read_table(str(quarantine))
+    assert rows.num_rows == 2 * failing
+    assert set(rows.column("_failed_rules").to_pylist()[0]) == {"note_present"}
+    assert len(set(rows.column("_batch_id").to_pylist())) == 2
