@@ -299,8 +299,25 @@ def unique_samples_query(
     )
 
 
+def key_bounds_query(new: str, rule: Uniqueness, scope: exp.Expression | None) -> exp.Select:
+    """The smallest and largest value of each key column among the new rows."""
+    where = _and(scope, *_not_null_keys(rule.columns))
+    select = exp.select(
+        *[
+            agg(this=column(c)).as_(f"{kind}_{i}", quoted=True)
+            for i, c in enumerate(rule.columns)
+            for kind, agg in (("lo", exp.Min), ("hi", exp.Max))
+        ]
+    ).from_(relation(new))
+    return select.where(where) if where is not None else select
+
+
 def unique_delta_query(
-    rel: str, new: str, rule: Uniqueness, scope: exp.Expression | None
+    rel: str,
+    new: str,
+    rule: Uniqueness,
+    scope: exp.Expression | None,
+    bounds: dict[str, tuple[Any, Any]] | None = None,
 ) -> exp.Select:
     """How the duplicate counts change when the rows of `new` (already part of `rel`)
     are added: only the keys of the new rows are looked up in the whole table.
@@ -308,6 +325,11 @@ def unique_delta_query(
     For a new key k with c_new rows in `new` and c_tot in `rel` (c_old = c_tot - c_new):
     dup_rows grows by [c_tot > 1] c_tot - [c_old > 1] c_old, dup_values by
     [c_tot > 1] - [c_old > 1].
+
+    `bounds` (each key column's smallest and largest new value) adds range conditions
+    that no row sharing a key with a new row can fail, and that the Parquet reader turns
+    into skipped row groups (min/max statistics): new ids above every old one skip all
+    the old files.
     """
     names = list(rule.columns)
     new_keys = _key_groups(new, rule, scope).subquery("k")
@@ -323,7 +345,12 @@ def unique_delta_query(
             query=exp.select(column(names[0])).from_(new_keys.copy()).subquery(),
         ),
         append=True,
-    ).subquery("t")
+    )
+    for name, (low, high) in (bounds or {}).items():
+        table_keys = table_keys.where(
+            exp.Between(this=column(name), low=_literal(low), high=_literal(high)), append=True
+        )
+    table_keys = table_keys.subquery("t")
     on = _and(
         *[
             exp.EQ(

@@ -10,6 +10,10 @@ or polars data frame). Its fingerprint keys cached results:
     file:<checksum>                                     one extracted file (the pre-load gate)
     None                                                data in memory: not cached
 
+The warehouse package (and so pyarrow, 0.2 s to import) is imported only to read data:
+finding a fingerprint needs delta-rs alone, so a validation answered from the cache
+stays well under a second as a whole command.
+
 `added_since(version)` reads the Delta log from `version` on and returns the data files
 added, or None unless every commit since only added files (appends, and onceflow's marker
 commits): then an incremental validation merges metrics of just those files.
@@ -28,7 +32,6 @@ from urllib.parse import unquote
 from onceflow.errors import OnceflowError, ValidateError
 from onceflow.lake import discover_path
 from onceflow.validate.engines.base import Engine
-from onceflow.warehouse import local_root, open_table, snapshot_dataset
 
 
 @dataclass
@@ -46,6 +49,7 @@ class Input:
 
     def register(self, engine: Engine, name: str) -> None:
         """Make the input queryable as `name` (this run's batches only, for scope run)."""
+
         if self.kind == "parquet":
             engine.register_parquet(name, self.files)
             return
@@ -69,6 +73,8 @@ class Input:
         benchmark's 15 checks on 10M rows (bench/RESULTS.md). A table whose files do not
         hold its rows as they are (deletion vectors, column mapping, partition values,
         remote storage) is read through delta-rs's dataset instead."""
+        from onceflow.warehouse import snapshot_dataset
+
         files = self.snapshot_files()
         if files is None:
             engine.register_arrow(name, snapshot_dataset(self.data))
@@ -78,6 +84,8 @@ class Input:
     def snapshot_files(self) -> list[str] | None:
         """Local paths of the snapshot's data files, when reading them as plain Parquet
         gives exactly the table's rows; else None."""
+        from onceflow.warehouse import local_root
+
         dt = self.data
         if local_root(str(dt.table_uri)) is None or dt.metadata().partition_columns:
             return None
@@ -97,6 +105,8 @@ class Input:
         """Data files added by the commits after `version`, when those commits only added
         files; None otherwise (a remove, a schema or protocol change, a missing commit
         file, a remote or partitioned table, a scope-run input)."""
+        from onceflow.warehouse import local_root
+
         if self.kind != "delta" or self.batch_ids is not None or self.version is None:
             return None
         if version >= self.version:
@@ -129,8 +139,25 @@ class Input:
             return
         import pyarrow.dataset as ds
 
+        from onceflow.warehouse import snapshot_dataset
+
         schema = snapshot_dataset(self.data).schema
         engine.register_arrow(name, ds.dataset(files, schema=schema, format="parquet"))
+
+
+def _open_delta(uri: str) -> Any:
+    """onceflow.warehouse.open_table without importing the warehouse package (see the
+    module doc): the DeltaTable at `uri`, None when there is none, ValidateError when
+    it cannot be read."""
+    from deltalake import DeltaTable
+
+    try:
+        if not DeltaTable.is_deltatable(uri):
+            return None
+        return DeltaTable(uri)
+    except Exception as error:  # delta-rs raises OSError, DeltaError...
+        text = " ".join(str(error).split())[:300]
+        raise ValidateError(f"{uri}: cannot open the Delta table ({text})") from None
 
 
 def _digest(parts: list[str]) -> str:
@@ -139,7 +166,7 @@ def _digest(parts: list[str]) -> str:
 
 def delta_input(uri: str, *, batch_ids: tuple[str, ...] | None = None, label: str = "") -> Input:
     """The Delta table at `uri`; ValidateError when there is none."""
-    dt = open_table(uri)
+    dt = _open_delta(uri)
     if dt is None:
         raise ValidateError(f"no Delta table at {uri} (load it first, or check the path)")
     table_id = str(dt.metadata().id)
@@ -192,7 +219,7 @@ def resolve_input(data: Any, *, batch_ids: tuple[str, ...] | None = None) -> Inp
         return data
     if isinstance(data, str | os.PathLike):
         path = os.fspath(data)
-        if open_table(path) is not None:
+        if _open_delta(path) is not None:
             return delta_input(path, batch_ids=batch_ids)
         if os.path.isdir(path) or os.path.isfile(path) or any(c in path for c in "*?["):
             return parquet_input(path)

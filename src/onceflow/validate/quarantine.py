@@ -20,13 +20,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-
 from onceflow.rules import Uniqueness
 from onceflow.validate.engines.base import Engine
 from onceflow.validate.inputs import Input
 from onceflow.validate.results import RuleResult
-from onceflow.warehouse import open_table
 
 if TYPE_CHECKING:
     from onceflow.validate.compile import Plan
@@ -63,7 +60,10 @@ def quarantine_pass(
     """The pass to run after a table's rules (see the module doc); returns rows written."""
 
     def run(engine: Engine, plans: dict[str, Plan], results: dict[str, RuleResult]) -> int | None:
+        import pyarrow as pa
         from deltalake import CommitProperties, write_deltalake
+
+        from onceflow.warehouse import open_table
 
         dt = open_table(uri)
         writes = _writes(dt) if dt is not None else []
@@ -86,7 +86,7 @@ def quarantine_pass(
             from onceflow.validate import compile as sql
 
             query = sql.render(sql.quarantine_query(rel, chosen), engine.dialect)
-            rows: pa.Table = engine.query_arrow(
+            rows = engine.query_arrow(
                 query, kind="quarantine", rules=tuple(p.rule.name for p in chosen)
             )
         elif mode == "overwrite" and dt is not None:
@@ -115,7 +115,9 @@ def quarantine_pass(
     return run
 
 
-def _empty_like(dt: Any) -> pa.Table:
+def _empty_like(dt: Any) -> Any:
+    import pyarrow as pa
+
     schema = pa.schema(dt.schema().to_arrow())
     schema = pa.schema([f for f in schema if f.name != "_quarantined_at"])
     return schema.empty_table()

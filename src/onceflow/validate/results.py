@@ -219,7 +219,9 @@ class ValidationReport:
 
     def to_json(self, path: str | Path | None = None) -> str:
         """The JSON report as text, also written to `path` when given."""
-        text = json.dumps(self.as_dict(), indent=1, default=str)
+        # compact: with `indent`, json falls back to its pure-Python encoder, 0.18 s for a
+        # report of 100 rules with their samples; without, the C one takes 0.02 s
+        text = json.dumps(self.as_dict(), separators=(",", ":"), default=str)
         if path is not None:
             Path(path).write_text(text + "\n", encoding="utf-8")
         return text
