@@ -127,7 +127,9 @@ def load(
     table on their own (standalone use); otherwise every selected config table's files in
     the lake, up to `run_date`'s window when given. Each table is loaded under its own
     lease lock, waiting up to `lock_timeout` seconds for it; `force_unlock` first releases
-    those tables' locks whoever holds them.
+    those tables' locks whoever holds them. `gate` (the validate step's pre-load rules,
+    passed in by the pipeline) sees each file's rows before its commit and fails the file
+    by raising LoadError.
     """
     store = store or open_store(config.state_url)
     limit = _window_limit(config, run_date)
