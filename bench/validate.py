@@ -937,11 +937,12 @@ def work_onceflow(spec: dict[str, Any]) -> dict[str, Any]:
     ph = Phases()
     onceflow_available()
     # the tool's imports in the import phase, as the hand-written worker imports duckdb:
-    # the face imports on first use, and the compiler brings sqlglot
+    # the face imports on first use, the compiler brings sqlglot, the engine pyarrow
     import duckdb  # noqa: F401
 
     import onceflow
     import onceflow.validate.compile
+    import onceflow.validate.engines.duckdb
     from onceflow import Validator  # noqa: F401
 
     ph.mark("import")
