@@ -1,9 +1,10 @@
 """onceflow: batch data pipelines that are safe to rerun and recover from any crash.
 
 The public face. `Pipeline` has one method per CLI command; `load_config` reads an
-onceflow.yml; `open_store` opens a state store; the errors are the one hierarchy every
-command raises. Names are imported on first use, so `import onceflow` (and the CLI)
-starts without loading Arrow, Delta Lake or any database driver.
+onceflow.yml; `open_store` opens a state store; `Validator` validates data against rules
+and returns a `ValidationReport`; the errors are the one hierarchy every command raises.
+Names are imported on first use, so `import onceflow` (and the CLI) starts without
+loading Arrow, Delta Lake or any database driver.
 """
 
 from __future__ import annotations
@@ -18,19 +19,23 @@ if TYPE_CHECKING:
     from onceflow.errors import (
         ConfigError,
         ExtractError,
+        GateError,
         LoadError,
         LockError,
         OnceflowError,
         SourceError,
         StateError,
+        ValidateError,
     )
     from onceflow.pipeline import Pipeline, RunSummary
     from onceflow.state import open_store
+    from onceflow.validate import ValidationReport, Validator
 
 _WHERE = {
     "Config": "onceflow.config",
     "ConfigError": "onceflow.errors",
     "ExtractError": "onceflow.errors",
+    "GateError": "onceflow.errors",
     "LoadError": "onceflow.errors",
     "LockError": "onceflow.errors",
     "OnceflowError": "onceflow.errors",
@@ -38,6 +43,9 @@ _WHERE = {
     "RunSummary": "onceflow.pipeline",
     "SourceError": "onceflow.errors",
     "StateError": "onceflow.errors",
+    "ValidateError": "onceflow.errors",
+    "ValidationReport": "onceflow.validate",
+    "Validator": "onceflow.validate",
     "load_config": "onceflow.config",
     "open_store": "onceflow.state",
 }
@@ -46,6 +54,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "ExtractError",
+    "GateError",
     "LoadError",
     "LockError",
     "OnceflowError",
@@ -53,6 +62,9 @@ __all__ = [
     "RunSummary",
     "SourceError",
     "StateError",
+    "ValidateError",
+    "ValidationReport",
+    "Validator",
     "__version__",
     "load_config",
     "open_store",

@@ -6,7 +6,11 @@
     ├── LockError                 a lock is held by someone else, or was lost (`lock`)
     ├── SourceError               a source database failed (`transient`: retrying may help)
     ├── ExtractError              writing or verifying an extracted file failed
-    └── LoadError                 loading a file into a Delta table failed (table untouched)
+    ├── LoadError                 loading a file into a Delta table failed (table untouched)
+    │   └── GateError             a pre-load rule refused the file (`table`, `rules`)
+    └── ValidateError             the data to validate cannot be read (`table`): a missing
+                                  table, an empty folder. A rule that cannot run is not an
+                                  exception: its outcome is `error` and the others still run
 
 Errors chain their causes (`raise ... from err`), except around drivers whose messages
 may hold a secret: those are re-raised `from None` with a redacted one-line message.
@@ -63,3 +67,22 @@ class ExtractError(OnceflowError):
 
 class LoadError(OnceflowError):
     """Loading a file into a Delta table failed; the table is left untouched."""
+
+
+class GateError(LoadError):
+    """A failing error-severity pre-load rule refused a file: nothing of it is committed."""
+
+    def __init__(
+        self, message: str, *, table: str | None = None, rules: tuple[str, ...] = (), **context: Any
+    ) -> None:
+        super().__init__(message, **context)
+        self.table = table
+        self.rules = rules
+
+
+class ValidateError(OnceflowError):
+    """The data a validation should read cannot be found or read."""
+
+    def __init__(self, message: str, *, table: str | None = None, **context: Any) -> None:
+        super().__init__(message, **context)
+        self.table = table

@@ -11,7 +11,14 @@ import os
 import signal
 
 _ENV = "ONCEFLOW_CRASH_AT"
-POINTS = ("during_write", "after_data_rename", "after_sidecar")
+POINTS = (
+    "during_write",
+    "after_data_rename",
+    "after_sidecar",
+    "after_delta_commit",
+    # validate: right after a rule's result is saved; the key is <table key>/<rule name>
+    "validate_after_rule",
+)
 
 
 def crashpoint(name: str, key: str | None = None) -> None:

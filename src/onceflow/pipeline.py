@@ -1,8 +1,10 @@
 """A pipeline run, and `Pipeline`, the one object with a method per command.
 
-`run` = extract -> load (-> validate) for one run date, under the pipeline lock: each
+`run` = extract -> load -> validate for one run date, under the pipeline lock: each
 step is called through its public entry point with the run's lease, so the steps never
-import each other and no step runs without the lock.
+import each other and no step runs without the lock. The load calls the validate step's
+pre-load gate on each file before committing it (write, audit, then publish); the
+post-load rules then check each loaded table on the snapshot the load produced.
 """
 
 from __future__ import annotations
@@ -36,6 +38,13 @@ from onceflow.extract import (
 from onceflow.load import LoadSummary, load, optimize
 from onceflow.state import Lease, RunRecord, Store, force_release, open_store
 from onceflow.status import reset_state, status_report
+from onceflow.validate import (
+    Gate,
+    ValidationReport,
+    reset_validation_state,
+    validate,
+    validation_status,
+)
 
 Progress = Callable[[ExtractionResult], None]
 P = ParamSpec("P")
@@ -49,12 +58,15 @@ class RunSummary:
     run: RunRecord
     results: list[ExtractionResult] = field(default_factory=list)
     load: LoadSummary | None = None
+    validation: ValidationReport | None = None
 
     @property
     def ok(self) -> bool:
-        """True when every selected table is committed and loaded."""
+        """True when every selected table is committed and loaded, and no error-severity
+        rule failed (or could not run)."""
         loaded = self.load is None or self.load.ok
-        return loaded and all(r.action != "failed" for r in self.results)
+        valid = self.validation is None or self.validation.ok
+        return loaded and valid and all(r.action != "failed" for r in self.results)
 
     def counts(self) -> dict[str, int]:
         """How many tables were extracted, skipped and failed."""
@@ -65,6 +77,7 @@ class RunSummary:
         return {
             **ExtractSummary(self.run, self.results).as_dict(),
             "load": None if self.load is None else self.load.as_dict(),
+            "validation": None if self.validation is None else self.validation.as_dict(),
         }
 
 
@@ -94,12 +107,14 @@ def run(
     store: Store | None = None,
     progress: Progress | None = None,
 ) -> RunSummary:
-    """Run the whole pipeline for a run date: extract, then load, under the pipeline lock.
+    """Run the whole pipeline for a run date: extract, load, validate, under the pipeline lock.
 
     A second run of the same pipeline waits up to `lock_timeout` seconds for the lock,
     then raises LockError naming the holder. `force_unlock` first releases the pipeline's
-    locks (its own and its tables') whoever holds them. A run whose load fails is marked
-    failed, though every extraction completed.
+    locks (its own and its tables') whoever holds them. Pre-load rules gate each file
+    before its commit; post-load rules then check each loaded table (the rules of a table
+    whose load failed are skipped). A run whose load fails, or whose error-severity rule
+    fails or cannot run, is marked failed, though every extraction completed.
     """
     store = store or open_store(config.state_url)
     if force_unlock:
@@ -121,14 +136,37 @@ def run(
             lease=lease,
         )
         summary = RunSummary(extracted.run, extracted.results)
+        gate = (
+            Gate(config, store)
+            if any(r.stage == "pre_load" for t in config.tables for r in t.rules)
+            else None
+        )
         summary.load = load(
             config,
             summary.run.run_date,
             tables=tables,
             lock_timeout=lock_timeout,
+            gate=gate,
             store=store,
         )
-        if not summary.load.ok:
+        if any(t.rules for t in config.tables):
+            lease.check()
+            failed = {
+                r.key: f"not validated: its load failed ({r.error})"
+                for r in summary.load.results
+                if not r.ok
+            }
+            summary.validation = validate(
+                config,
+                summary.run.run_date,
+                tables=tables,
+                run_id=summary.run.run_id,
+                skip=failed,
+                store=store,
+            )
+            if gate is not None:
+                summary.validation.tables[:0] = gate.reports
+        if not summary.load.ok or (summary.validation is not None and not summary.validation.ok):
             summary.run = store.runs.fail(summary.run.run_id) or summary.run
     return summary
 
@@ -253,3 +291,6 @@ class Pipeline:
     force_unlock = _Command(force_unlock)
     optimize = _Command(optimize)
     lock = _Command(pipeline_lock)
+    validate = _Command(validate)
+    validation_status = _Command(validation_status)
+    reset_validation_state = _Command(reset_validation_state)

@@ -15,6 +15,7 @@ from onceflow.extract import (
 )
 from onceflow.load import load_status, reset_load_state
 from onceflow.state import Store, open_store
+from onceflow.validate import reset_validation_state, validation_status
 
 
 def status_report(
@@ -24,14 +25,20 @@ def status_report(
     run_id: str | None = None,
     store: Store | None = None,
 ) -> dict[str, Any]:
-    """A run's extraction report plus each table's load status and the pipeline's locks."""
+    """A run's extraction report plus each table's load status, each table's last
+    validation and the pipeline's locks."""
     store = store or open_store(config.state_url)
     report = create_extraction_report(config, run_date, run_id=run_id, store=store)
     locks = [
         {"name": lock.name, "holder": lock.describe(), "stale": stale}
         for lock, stale in list_locks(config, store)
     ]
-    return {**report, "load": load_status(config, store=store), "locks": locks}
+    return {
+        **report,
+        "load": load_status(config, store=store),
+        "validation": validation_status(config, store=store),
+        "locks": locks,
+    }
 
 
 def reset_state(
@@ -41,11 +48,24 @@ def reset_state(
     run_id: str | None = None,
     failed: bool = False,
     table: str | None = None,
+    validation: bool = False,
+    rule: str | None = None,
     store: Store | None = None,
 ) -> dict[str, Any]:
     """--failed: failed extractions and loads -> pending; --table T: re-extract T;
-    neither: forget the run's state and the load tracker (re-derived from the Delta logs)."""
+    --validation [--table T] [--rule R]: forget stored rule results (all, a table's, one
+    rule's), so they run again; none: forget the run's state and the load tracker
+    (re-derived from the Delta logs)."""
     store = store or open_store(config.state_url)
+    if validation:
+        n = reset_validation_state(config, table=table, rule=rule, store=store)
+        scope = {"table": config.table(table).key} if table else {}
+        return {
+            "action": "reset_validation",
+            **scope,
+            **({"rule": rule} if rule else {}),
+            "count": n,
+        }
     if failed:
         n = reset_failed_extractions(config, run_date, run_id=run_id, store=store)
         files = reset_load_state(config, failed_only=True, store=store)

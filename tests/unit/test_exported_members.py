@@ -26,6 +26,8 @@ PACKAGES = [
     "onceflow.lake",
     "onceflow.load",
     "onceflow.state",
+    "onceflow.validate",
+    "onceflow.validate.engines",
     "onceflow.warehouse",
 ]
 

@@ -69,17 +69,34 @@ def reset_state_cmd(
         bool, typer.Option("--failed", help="Failed extractions and loads back to pending.")
     ] = False,
     table: Annotated[
-        str | None, typer.Option("--table", help="Re-extract this table next run.")
+        str | None,
+        typer.Option(
+            "--table", help="Re-extract this table next run (with --validation: its results)."
+        ),
+    ] = None,
+    validation: Annotated[
+        bool,
+        typer.Option(
+            "--validation", help="Forget stored rule results (all, --table T's, or --rule R's)."
+        ),
+    ] = False,
+    rule: Annotated[
+        str | None,
+        typer.Option("--rule", help="With --validation --table T: only this rule's results."),
     ] = None,
     yes: YesOpt = False,
 ) -> None:
-    """Reset state: --failed, --table T, or (neither) forget the run's state entirely."""
-    if failed and table:
-        raise ConfigError("give either --failed or --table, not both")
+    """Reset state: --failed, --table T, --validation, or (none) forget the run's state."""
+    if failed and (table or validation):
+        raise ConfigError("give one of --failed, --table or --validation")
+    if rule and not validation:
+        raise ConfigError("--rule goes with --validation --table T")
     pipeline = open_pipeline(config, state, pipeline_name)
-    if not failed and not table and not yes:
+    if not failed and not table and not validation and not yes:
         typer.confirm(
             "Forget this run's state? (files stay; they are re-verified next run)", abort=True
         )
-    result = pipeline.reset_state(date, run_id=run_id, failed=failed, table=table)
+    result = pipeline.reset_state(
+        date, run_id=run_id, failed=failed, table=table, validation=validation, rule=rule
+    )
     typer.echo(json.dumps(result))

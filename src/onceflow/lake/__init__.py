@@ -6,7 +6,12 @@ of a table or folder. The extractor writes this format; the loader and the valid
 """
 
 from onceflow.lake.atomic import CHECKSUM_ALGORITHM, file_checksum
-from onceflow.lake.discovery import SourceFile, discover_path, discover_table_files
+from onceflow.lake.discovery import (
+    SourceFile,
+    discover_path,
+    discover_table_files,
+    file_identity,
+)
 from onceflow.lake.paths import (
     TEMP_MARKER,
     normalize_lake_path,
@@ -24,6 +29,7 @@ __all__ = [
     "discover_path",
     "discover_table_files",
     "file_checksum",
+    "file_identity",
     "normalize_lake_path",
     "output_path",
     "read_sidecar",

@@ -19,7 +19,7 @@ from typing import Any
 from onceflow.config import Config, LoadConfig, TableConfig
 from onceflow.errors import ConfigError, LoadError, LockError
 from onceflow.lake import SourceFile, discover_path, discover_table_files
-from onceflow.load.loader import ACTIONS, LoadTarget, TableLoadResult, load_table
+from onceflow.load.loader import ACTIONS, Gate, LoadTarget, TableLoadResult, load_table
 from onceflow.load.plan import ORDERED
 from onceflow.state import Lease, Store, force_release, open_store
 from onceflow.warehouse import open_table
@@ -135,6 +135,7 @@ def _run_one(
     ttl: float,
     limit: datetime | None,
     gap: Gap | None,
+    gate: Gate | None = None,
 ) -> TableLoadResult:
     try:
         with Lease(store, tgt.lock_name, ttl=ttl, timeout=lock_timeout) as lease:
@@ -147,6 +148,7 @@ def _run_one(
                 limit=limit,
                 wait_from=gap.window_start if gap else None,
                 wait_reason=gap.reason(tgt.key) if gap else None,
+                gate=gate,
             )
     except LockError as error:
         return TableLoadResult(tgt.key, tgt.target, tgt.uri, tgt.cfg.strategy, error=str(error))
@@ -184,6 +186,7 @@ def load(
     primary_key: Sequence[str] | None = None,
     workers: int | None = None,
     force_unlock: bool = False,
+    gate: Gate | None = None,
     store: Store | None = None,
 ) -> LoadSummary:
     """Bring Delta tables to a clean, in-order load of their committed lake files.
@@ -193,7 +196,9 @@ def load(
     the lake. With `run_date`, files of later windows are not brought in (files a table
     already holds are always kept in place). Each table is loaded under its own lease
     lock, waiting up to `lock_timeout` seconds for it; `force_unlock` first releases
-    those tables' locks whoever holds them.
+    those tables' locks whoever holds them. `gate` (the validate step's pre-load rules,
+    passed in by the pipeline) sees each file's rows before its commit and fails the file
+    by raising LoadError.
     """
     if lock_timeout < 0:
         raise ConfigError("--lock-timeout: must be 0 or more seconds", field="lock_timeout")
@@ -226,7 +231,7 @@ def load(
     with ThreadPoolExecutor(max_workers=pool, thread_name_prefix="load") as executor:
         results = list(
             executor.map(
-                lambda job: _run_one(store, job[0], job[1], lock_timeout, ttl, limit, job[2]),
+                lambda job: _run_one(store, job[0], job[1], lock_timeout, ttl, limit, job[2], gate),
                 jobs,
             )
         )

@@ -54,6 +54,11 @@ from onceflow.warehouse import (
 
 log = logging.getLogger(__name__)
 
+#: Called once per file after it is read and its schema checked, before any commit; it
+#: raises LoadError (e.g. onceflow.errors.GateError) to fail the file (the pre-load gate).
+Gate = Callable[["LoadTarget", SourceFile, pa.Table], None]
+
+
 CONFLICT_RETRIES = 5
 
 
@@ -309,9 +314,11 @@ def apply_step(
     token: str,
     check_lock: Callable[[], None],
     force: bool = False,
+    gate: Gate | None = None,
 ) -> FileOutcome:
     """Apply one planned step as one commit (or skip it when the table holds it now,
-    unless `force`: a repair that re-applies a file the table already holds)."""
+    unless `force`: a repair that re-applies a file the table already holds). `gate`
+    sees the file's rows before the commit and fails the file by raising LoadError."""
     source = step.file
     batch_id = markers.batch_id_for(source.file_id, source.checksum)
     applied = markers.Applied(source.file_id, source.checksum, batch_id, source.window_start)
@@ -337,6 +344,8 @@ def apply_step(
         batch, added = conform_batch(batch, table_schema, source.file_id)
         if added and table_schema is not None:
             log.info("%s: new columns %s added to %s", tgt.key, ", ".join(added), tgt.uri)
+        if gate is not None and step.kind != "markers":
+            gate(tgt, source, batch)
         props = markers.commit_properties(applied)
         check_lock()
         try:
@@ -476,6 +485,7 @@ def load_table(
     limit: datetime | None = None,
     wait_from: datetime | None = None,
     wait_reason: str | None = None,
+    gate: Gate | None = None,
 ) -> TableLoadResult:
     """Load the files of one table (the caller holds `tgt.lock_name` with `token`).
 
@@ -512,7 +522,7 @@ def load_table(
         result.error = f"{tgt.uri}: cannot read or rewind the Delta table ({reason})"
         return result
     result.files += [FileOutcome(f.file_id, f.path, "skipped") for f in plan.skipped]
-    _run_steps(store, tgt, plan, result, token=token, check_lock=check_lock)
+    _run_steps(store, tgt, plan, result, token=token, check_lock=check_lock, gate=gate)
     if plan.waiting and result.error is None:
         result.files += [FileOutcome(f.file_id, f.path, "waiting") for f in plan.waiting]
         result.waiting = (
@@ -579,6 +589,7 @@ def _run_steps(
     *,
     token: str,
     check_lock: Callable[[], None],
+    gate: Gate | None = None,
 ) -> None:
     records: dict[str, FileRecord] = {r.file_id: r for r in store.files.find(tgt.uri)}
     for step in plan.steps:
@@ -599,7 +610,7 @@ def _run_steps(
             )
             break
         try:
-            outcome = apply_step(store, tgt, step, token=token, check_lock=check_lock)
+            outcome = apply_step(store, tgt, step, token=token, check_lock=check_lock, gate=gate)
         except LockError as error:
             result.error = str(error)
             break

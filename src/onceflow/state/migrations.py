@@ -124,6 +124,58 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "CREATE INDEX load_files_by_pipeline ON load_files (pipeline)",
         ],
     ),
+    (
+        4,
+        "validation: rule results (the cache), validations and rule history",
+        [
+            # One result per (rule definition, data fingerprint): the cache and the resume
+            # point. `metrics` holds the partial aggregate state an incremental run merges;
+            # source_id/source_version (a Delta table id and version) find an older state.
+            """CREATE TABLE rule_results (
+                pipeline TEXT NOT NULL,
+                table_key TEXT NOT NULL,
+                rule_name TEXT NOT NULL,
+                rule_hash TEXT NOT NULL,
+                fingerprint TEXT NOT NULL,
+                outcome TEXT NOT NULL,
+                result TEXT NOT NULL,
+                metrics TEXT,
+                source_id TEXT,
+                source_version BIGINT,
+                created_at TEXT NOT NULL,
+                PRIMARY KEY (pipeline, table_key, rule_name, rule_hash, fingerprint)
+            )""",
+            "CREATE INDEX rule_results_by_source ON rule_results "
+            "(pipeline, table_key, source_id, source_version)",
+            """CREATE TABLE validations (
+                validation_id TEXT PRIMARY KEY,
+                pipeline TEXT NOT NULL,
+                table_key TEXT NOT NULL,
+                run_id TEXT,
+                stage TEXT NOT NULL,
+                fingerprint TEXT,
+                status TEXT NOT NULL,
+                counts TEXT,
+                statements INTEGER NOT NULL DEFAULT 0,
+                started_at TEXT NOT NULL,
+                ended_at TEXT
+            )""",
+            "CREATE INDEX validations_by_table ON validations (pipeline, table_key, started_at)",
+            """CREATE TABLE rule_history (
+                validation_id TEXT NOT NULL,
+                rule_name TEXT NOT NULL,
+                pipeline TEXT NOT NULL,
+                table_key TEXT NOT NULL,
+                outcome TEXT NOT NULL,
+                pass_rate DOUBLE PRECISION,
+                failing_rows BIGINT,
+                cached INTEGER NOT NULL DEFAULT 0,
+                recorded_at TEXT NOT NULL,
+                PRIMARY KEY (validation_id, rule_name)
+            )""",
+            "CREATE INDEX rule_history_by_table ON rule_history (pipeline, table_key, recorded_at)",
+        ],
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

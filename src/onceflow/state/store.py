@@ -4,6 +4,7 @@
     store.extractions  each table of a run
     store.files        the file tracker: which file is loaded into which table
     store.locks        named leases
+    store.rules        rule results (the validation cache), validations, rule history
 
 The store is an index of what happened: sidecars and Delta logs are the truth.
 """
@@ -19,6 +20,7 @@ from onceflow.state.files import Files
 from onceflow.state.locks import Locks
 from onceflow.state.migrations import LATEST_VERSION, MIGRATIONS
 from onceflow.state.postgres import PostgresDatabase
+from onceflow.state.rules import Rules
 from onceflow.state.runs import Runs
 from onceflow.state.sqlite import SqliteDatabase
 
@@ -32,6 +34,7 @@ class Store:
         self.extractions = Extractions(db)
         self.files = Files(db)
         self.locks = Locks(db)
+        self.rules = Rules(db)
 
     @property
     def url(self) -> str:

@@ -10,11 +10,15 @@ import contextlib
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 import pyarrow as pa
-import pyarrow.dataset
+
+if TYPE_CHECKING:
+    # imported where used: with pandas installed, pyarrow.dataset imports it (0.85 s), which
+    # a validation answered from the cache never needs (goal: < 1 s for the command)
+    import pyarrow.dataset
 
 from onceflow.errors import LoadError
 from onceflow.locations import table_location
@@ -97,7 +101,9 @@ def read_table(uri: str, columns: list[str] | None = None) -> pa.Table:
 
 def read_snapshot(dt: Any, columns: list[str] | None = None, filter: Any = None) -> pa.Table:
     """Columns of a table's current snapshot (`dt` is a DeltaTable or its snapshot dataset)."""
-    dataset = dt if isinstance(dt, pa.dataset.Dataset) else snapshot_dataset(dt)
+    import pyarrow.dataset
+
+    dataset = dt if isinstance(dt, pyarrow.dataset.Dataset) else snapshot_dataset(dt)
     table: pa.Table = dataset.to_table(columns=columns, filter=filter)
     return table
 

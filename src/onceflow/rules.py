@@ -1,0 +1,420 @@
+"""Data-quality rule declarations: one pydantic model per rule type, discriminated on `type`.
+
+A table's `rules:` in onceflow.yml (or a list of dicts or models given to
+`onceflow.Validator`) is a list of these. They only describe a check; the validate step
+compiles them into SQL (`onceflow.validate`). Every rule has a name unique in its table, a
+severity (`error` by default, or `warn`), an optional row `filter` (a SQL condition), a
+`stage` (`post_load`, on the loaded table, or `pre_load`, on each extracted file before
+it is loaded) and, for rules that count failing rows, a threshold: `mostly` (the minimum
+passing fraction of the rows the rule evaluates) or `max_failing` (a count; 0 when
+neither is given).
+
+A bad rule is refused with one line naming the table and the rule (`rule_list`), e.g.
+`table shop.orders, rule 'email_ok': threshold out of range: mostly must be between 0
+and 1 (a fraction of passing rows), got 1.5`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+_DURATION = re.compile(r"^\s*(?P<n>\d+(?:\.\d+)?)\s*(?P<unit>s|sec|m|min|h|d|w)?\s*$")
+_UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
+
+Number = float | int
+Bound = float | int | str  # a str bound is a date or timestamp literal (cast by the engine)
+
+
+class _Rule(BaseModel):
+    """What every rule has: name, severity, filter, stage and (row-counting rules) a threshold."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: True when the rule counts failing rows, so that `mostly`/`max_failing` apply.
+    COUNTS_ROWS: ClassVar[bool] = True
+
+    name: str
+    severity: Literal["error", "warn"] = "error"
+    filter: str | None = None
+    stage: Literal["post_load", "pre_load"] = "post_load"
+    mostly: float | None = None
+    max_failing: int | None = None
+    description: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError(
+                f"rule name {value!r}: use letters, digits, '_', '.' or '-' "
+                "(it keys the rule's results)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _threshold(self) -> _Rule:
+        if self.mostly is not None and not 0 <= self.mostly <= 1:
+            raise ValueError(
+                "threshold out of range: mostly must be between 0 and 1 (a fraction of "
+                f"passing rows), got {self.mostly:g}"
+            )
+        if self.max_failing is not None and self.max_failing < 0:
+            raise ValueError(
+                f"threshold out of range: max_failing must be 0 or more, got {self.max_failing}"
+            )
+        if self.mostly is not None and self.max_failing is not None:
+            raise ValueError("give either mostly or max_failing, not both")
+        if not self.COUNTS_ROWS and (self.mostly is not None or self.max_failing is not None):
+            raise ValueError(
+                f"a {self.type_name} rule checks one value, not rows: mostly/max_failing do "
+                "not apply (use min/max)"
+            )
+        return self
+
+    @property
+    def type_name(self) -> str:
+        """The rule's `type`."""
+        return str(getattr(self, "type", ""))
+
+    @property
+    def columns_used(self) -> list[str]:
+        """The columns the rule names directly (checked against the table before running)."""
+        return []
+
+    def definition_hash(self, *extra: object) -> str:
+        """A hash of everything that decides the rule's result (not its description).
+
+        `extra` adds the engine and settings that change results (samples, engine name).
+        """
+        body = self.model_dump(mode="json", exclude={"description"})
+        text = json.dumps([body, [str(e) for e in extra]], sort_keys=True, default=str)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+class _ColumnRule(_Rule):
+    column: str
+
+    @property
+    def columns_used(self) -> list[str]:
+        return [self.column]
+
+
+def _need_a_bound(rule: Any, what: str = "min or max") -> None:
+    if getattr(rule, "min", None) is None and getattr(rule, "max", None) is None:
+        raise ValueError(f"a {rule.type} rule needs {what}")
+
+
+class Completeness(_ColumnRule):
+    """The column is not NULL (NULLs are what this rule counts)."""
+
+    type: Literal["completeness"] = "completeness"
+
+
+class Uniqueness(_Rule):
+    """No two rows share the key (one column or a composite); rows with a NULL key part
+    are not compared (SQL's UNIQUE)."""
+
+    type: Literal["uniqueness"] = "uniqueness"
+    columns: list[str] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_column(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "column" in data and "columns" not in data:
+            data = {**data, "columns": [data["column"]]}
+            del data["column"]
+        return data
+
+    @property
+    def columns_used(self) -> list[str]:
+        return list(self.columns)
+
+
+class Range(_ColumnRule):
+    """min <= value <= max (strict when `inclusive: false`); either bound may be left out."""
+
+    type: Literal["range"] = "range"
+    min: Bound | None = None
+    max: Bound | None = None
+    inclusive: bool = True
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Range:
+        _need_a_bound(self)
+        return self
+
+
+class AllowedValues(_ColumnRule):
+    """The value is one of `values`."""
+
+    type: Literal["allowed_values"] = "allowed_values"
+    values: list[str | int | float | bool] = Field(min_length=1)
+
+
+class Regex(_ColumnRule):
+    """The (text) value matches `pattern` anywhere (anchor it with ^...$ to match whole)."""
+
+    type: Literal["regex"] = "regex"
+    pattern: str
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as error:
+            raise ValueError(f"bad regex {value!r}: {error}") from None
+        return value
+
+
+class Length(_ColumnRule):
+    """min <= length of the text value <= max (characters)."""
+
+    type: Literal["length"] = "length"
+    min: int | None = Field(None, ge=0)
+    max: int | None = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Length:
+        _need_a_bound(self)
+        return self
+
+
+class RowCount(_Rule):
+    """min <= number of rows (after `filter`) <= max."""
+
+    COUNTS_ROWS: ClassVar[bool] = False
+    type: Literal["row_count"] = "row_count"
+    min: int | None = Field(None, ge=0)
+    max: int | None = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> RowCount:
+        _need_a_bound(self)
+        return self
+
+
+def parse_duration(value: str | float | int) -> float:
+    """`48h`, `30m`, `2d`, `90s`, `1w` or a number of seconds -> seconds."""
+    if isinstance(value, int | float):
+        return float(value)
+    match = _DURATION.match(value)
+    if not match:
+        raise ValueError(f"max_age {value!r}: use a number and a unit, e.g. 48h, 30m, 2d")
+    return float(match["n"]) * _UNITS[match["unit"] or "s"]
+
+
+class Freshness(_ColumnRule):
+    """The newest value of a timestamp column is at most `max_age` old, measured from
+    `reference_time`, else the run's window end, else now."""
+
+    COUNTS_ROWS: ClassVar[bool] = False
+    type: Literal["freshness"] = "freshness"
+    max_age: str | float
+    reference_time: datetime | None = None
+
+    @field_validator("max_age")
+    @classmethod
+    def _duration(cls, value: str | float) -> str | float:
+        if parse_duration(value) <= 0:
+            raise ValueError("max_age must be more than 0")
+        return value
+
+    @property
+    def max_age_seconds(self) -> float:
+        return parse_duration(self.max_age)
+
+
+class Reference(BaseModel):
+    """The other side of a referential rule: a config table (key or name) or a path."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    table: str
+    column: str
+
+
+class Referential(_ColumnRule):
+    """Every (non-NULL) value is present in the reference table's column."""
+
+    type: Literal["referential"] = "referential"
+    reference: Reference
+
+
+class Schema(_Rule):
+    """The columns are present with the expected types (None: any type); with
+    `allow_extra: false`, no other columns (the audit columns `_source_file`,
+    `_load_timestamp`, `_batch_id` are always allowed)."""
+
+    COUNTS_ROWS: ClassVar[bool] = False
+    type: Literal["schema"] = "schema"
+    columns: dict[str, str | None] = Field(min_length=1)
+    allow_extra: bool = True
+
+
+class Statistic(_ColumnRule):
+    """A statistic of the column's non-NULL values lies within [min, max]."""
+
+    COUNTS_ROWS: ClassVar[bool] = False
+    type: Literal["statistic"] = "statistic"
+    statistic: Literal["mean", "min", "max", "sum", "stddev", "quantile"]
+    quantile: float | None = None
+    min: Number | None = None
+    max: Number | None = None
+
+    @model_validator(mode="after")
+    def _quantile(self) -> Statistic:
+        _need_a_bound(self)
+        if self.statistic == "quantile":
+            if self.quantile is None or not 0 <= self.quantile <= 1:
+                raise ValueError("statistic quantile needs `quantile:` between 0 and 1")
+        elif self.quantile is not None:
+            raise ValueError("`quantile:` goes with `statistic: quantile`")
+        return self
+
+
+class SqlPredicate(_Rule):
+    """A row-level SQL condition every row must meet (rows where it is NULL are ignored)."""
+
+    type: Literal["sql_predicate"] = "sql_predicate"
+    expression: str = Field(min_length=1)
+
+
+class SqlQuery(_Rule):
+    """A SQL query over `{table}` that returns the failing rows."""
+
+    type: Literal["sql_query"] = "sql_query"
+    query: str = Field(min_length=1)
+
+    @field_validator("query")
+    @classmethod
+    def _placeholder(cls, value: str) -> str:
+        if "{table}" not in value:
+            raise ValueError("a sql_query names the table as {table}, e.g. SELECT * FROM {table}")
+        return value
+
+
+RULE_TYPES: dict[str, type[_Rule]] = {
+    "completeness": Completeness,
+    "uniqueness": Uniqueness,
+    "range": Range,
+    "allowed_values": AllowedValues,
+    "regex": Regex,
+    "length": Length,
+    "row_count": RowCount,
+    "freshness": Freshness,
+    "referential": Referential,
+    "schema": Schema,
+    "statistic": Statistic,
+    "sql_predicate": SqlPredicate,
+    "sql_query": SqlQuery,
+}
+
+Rule = Annotated[
+    Completeness
+    | Uniqueness
+    | Range
+    | AllowedValues
+    | Regex
+    | Length
+    | RowCount
+    | Freshness
+    | Referential
+    | Schema
+    | Statistic
+    | SqlPredicate
+    | SqlQuery,
+    Field(discriminator="type"),
+]
+_ADAPTER: TypeAdapter[Rule] = TypeAdapter(Rule)
+
+
+def _problem(error: ValidationError) -> str:
+    first = error.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"] if not isinstance(p, int))
+    loc = loc.split(".", 1)[1] if "." in loc else ("" if loc in RULE_TYPES else loc)
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        message = "unknown field"
+    elif first["type"] == "missing":
+        message = "required field is missing"
+    return f"{loc}: {message}" if loc else message
+
+
+def parse_rule(data: Mapping[str, Any] | _Rule, table: str) -> _Rule:
+    """One rule from a mapping (or a rule model); ValueError naming table and rule."""
+    if isinstance(data, _Rule):
+        return data
+    if not isinstance(data, Mapping):
+        raise ValueError(f"table {table}: a rule is a mapping with name and type, got {data!r}")
+    name = data.get("name")
+    where = f"table {table}, rule {name!r}" if name else f"table {table}, a rule without a name"
+    kind = data.get("type")
+    if kind not in RULE_TYPES:
+        known = ", ".join(sorted(RULE_TYPES))
+        what = f"unknown rule type {kind!r}" if kind else "no `type:`"
+        raise ValueError(f"{where}: {what} (types: {known})")
+    if not name:
+        raise ValueError(f"{where}: every rule needs a `name:` (unique in its table)")
+    try:
+        return _ADAPTER.validate_python(dict(data))
+    except ValidationError as error:
+        raise ValueError(f"{where}: {_problem(error)}") from None
+
+
+def rule_list(items: Iterable[Mapping[str, Any] | _Rule], table: str) -> list[_Rule]:
+    """Rules of one table, each checked, names unique; ValueError naming table and rule."""
+    rules: list[_Rule] = []
+    seen: set[str] = set()
+    for item in items:
+        rule = parse_rule(item, table)
+        if rule.name in seen:
+            raise ValueError(
+                f"table {table}, rule {rule.name!r}: duplicate rule name (names key results; "
+                "rename one)"
+            )
+        seen.add(rule.name)
+        rules.append(rule)
+    return rules
+
+
+#: Any rule, as code that handles every type sees it.
+AnyRule = _Rule
+
+__all__ = [
+    "RULE_TYPES",
+    "AllowedValues",
+    "AnyRule",
+    "Completeness",
+    "Freshness",
+    "Length",
+    "Range",
+    "Reference",
+    "Referential",
+    "Regex",
+    "RowCount",
+    "Rule",
+    "Schema",
+    "SqlPredicate",
+    "SqlQuery",
+    "Statistic",
+    "Uniqueness",
+    "parse_duration",
+    "parse_rule",
+    "rule_list",
+]

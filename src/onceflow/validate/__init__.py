@@ -1,0 +1,37 @@
+"""Validate: declarative data-quality rules, one fused scan per table, cached and resumable.
+
+`validate(config, run_date)` checks the configured tables; `Validator` validates any data;
+`Gate` is the loader's pre-load hook. See docs/validate.md for the semantics.
+"""
+
+from onceflow.validate.api import (
+    Gate,
+    Validator,
+    quarantine_location,
+    reset_validation_state,
+    table_location,
+    validate,
+    validation_status,
+)
+from onceflow.validate.results import (
+    OUTCOMES,
+    SCHEMA_PATH,
+    RuleResult,
+    TableReport,
+    ValidationReport,
+)
+
+__all__ = [
+    "OUTCOMES",
+    "SCHEMA_PATH",
+    "Gate",
+    "RuleResult",
+    "TableReport",
+    "ValidationReport",
+    "Validator",
+    "quarantine_location",
+    "reset_validation_state",
+    "table_location",
+    "validate",
+    "validation_status",
+]

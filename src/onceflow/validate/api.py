@@ -1,0 +1,411 @@
+"""The validate step's entry points: validate, Validator, the pre-load gate, resets, status.
+
+`validate(config, run_date)` checks each configured table's post-load rules on its Delta
+snapshot: the whole table (`scope: table`) or this run's batches (`scope: run`, by
+`_batch_id`). `Validator(config).validate_table(data, name)` does the same for any data
+(a Delta or Parquet path, an Arrow table, a pandas or polars frame). `Gate` runs the
+pre-load rules on each extracted file inside the loader (write, audit, then publish).
+Results are cached and resumable rule by rule (see `runner.py`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from onceflow.clock import now_iso
+from onceflow.config import Config, TableConfig, ValidationConfig
+from onceflow.errors import ConfigError, GateError, OnceflowError, ValidateError
+from onceflow.lake import SourceFile, file_identity
+from onceflow.redact import redact
+from onceflow.rules import AnyRule, rule_list
+from onceflow.state import Store, open_store
+from onceflow.validate.inputs import Input, delta_input, memory_input, resolve_input
+from onceflow.validate.quarantine import quarantine_pass
+from onceflow.validate.results import ERROR, FAIL, TableReport, ValidationReport
+from onceflow.validate.runner import Job, Settings, TableRun
+from onceflow.windows import make_run_id, parse_run_date, window_for
+
+log = logging.getLogger(__name__)
+
+
+def table_location(config: Config, table: TableConfig) -> str:
+    """Where a config table's Delta table is (the loader's rule: Config.resolve_target)."""
+    return config.resolve_target(table.target)
+
+
+def quarantine_location(config: Config, table: TableConfig) -> str:
+    """The `<table>_quarantine` Delta table beside the table."""
+    return table_location(config, table).rstrip("/") + "_quarantine"
+
+
+def _settings(pipeline: str, cfg: ValidationConfig) -> Settings:
+    return Settings(
+        pipeline=pipeline,
+        engine=cfg.engine,
+        max_retries=cfg.max_retries,
+        retry_delay=cfg.retry_delay,
+        samples=cfg.samples,
+        max_fused_aggregates=cfg.max_fused_aggregates,
+    )
+
+
+class _References:
+    """Finds a referential rule's other table: a given name, a config table, or a path."""
+
+    def __init__(self, config: Config | None, given: Mapping[str, Any] | None) -> None:
+        self.config = config
+        self.given = dict(given or {})
+
+    def __call__(self, name: str) -> Input:
+        if name in self.given:
+            return resolve_input(self.given[name])
+        if self.config is not None:
+            matches = [t for t in self.config.tables if name in (t.key, t.display_name)]
+            if len(matches) == 1:
+                return delta_input(table_location(self.config, matches[0]), label=name)
+        if Path(name).exists() or "://" in name:
+            return resolve_input(name)
+        raise ValidateError(
+            f"reference table {name!r} not found: not a table of the config, nor a Delta "
+            "table or Parquet path",
+            table=name,
+        )
+
+
+def _store_of(state: str | Store | None) -> Store | None:
+    if state is None or isinstance(state, Store):
+        return state
+    return open_store(state)
+
+
+def _error_report(key: str, label: str, rules: Sequence[AnyRule], message: str) -> TableReport:
+    from onceflow.validate.results import RuleResult
+
+    report = TableReport(key, label)
+    report.message = message
+    report.results = [
+        RuleResult(r.name, key, r.type_name, r.severity, r.stage, ERROR, message=message)
+        for r in rules
+    ]
+    return report
+
+
+class Validator:
+    """Validate data against rules, with results cached and resumable in the state store.
+
+    `Validator(config)` takes each table's rules from the config; or give
+    `rules_by_table` (rule mappings or models per table name), `state` (a store URL or
+    Store; None keeps nothing) and `references` (names of referenced tables -> a path or
+    data). `validate_table(data, name)` returns a ValidationReport.
+    """
+
+    def __init__(
+        self,
+        config: Config | None = None,
+        *,
+        rules_by_table: Mapping[str, Sequence[Mapping[str, Any] | AnyRule]] | None = None,
+        state: str | Store | None = None,
+        references: Mapping[str, Any] | None = None,
+        pipeline: str | None = None,
+        samples: int | None = None,
+        max_retries: int | None = None,
+        retry_delay: float | None = None,
+    ) -> None:
+        self.config = config
+        cfg = config.validation if config is not None else ValidationConfig()
+        updates = {
+            k: v
+            for k, v in (
+                ("samples", samples),
+                ("max_retries", max_retries),
+                ("retry_delay", retry_delay),
+            )
+            if v is not None
+        }
+        cfg = cfg.model_copy(update=updates)
+        self.settings = _settings(pipeline or (config.pipeline if config else "standalone"), cfg)
+        self.rules: dict[str, list[AnyRule]] = {}
+        if config is not None:
+            for table in config.tables:
+                self.rules[table.key] = list(table.rules)
+        for name, items in (rules_by_table or {}).items():
+            try:
+                self.rules[name] = rule_list(items, name)
+            except ValueError as error:
+                raise ConfigError(str(error)) from None
+        if state is None and config is not None:
+            state = config.state_url
+        self.store = _store_of(state)
+        self.references = _References(config, references)
+
+    def _table(self, name: str) -> tuple[str, list[AnyRule], TableConfig | None]:
+        if name in self.rules:
+            table = None
+            if self.config is not None:
+                table = next((t for t in self.config.tables if t.key == name), None)
+            return name, self.rules[name], table
+        if self.config is not None:
+            table = self.config.table(name)
+            return table.key, self.rules[table.key], table
+        known = ", ".join(self.rules) or "none"
+        raise ConfigError(f"table {name!r} has no rules here (tables: {known})")
+
+    def validate_table(
+        self,
+        data: Any,
+        name: str,
+        *,
+        stage: str = "post_load",
+        resume: bool = True,
+        reference_time: datetime | None = None,
+        fingerprint: str | None = None,
+    ) -> ValidationReport:
+        """Run the table's rules of `stage` on `data`; the report of that one table."""
+        key, rules, table = self._table(name)
+        started = time.perf_counter()
+        report = ValidationReport(self.settings.pipeline, started_at=now_iso())
+        chosen = [r for r in rules if r.stage == stage]
+        try:
+            source = resolve_input(data)
+        except OnceflowError as error:
+            label = str(data) if isinstance(data, str | Path) else type(data).__name__
+            report.tables.append(_error_report(key, label, chosen, redact(str(error))))
+            return report
+        if fingerprint is not None:
+            source.fingerprint = fingerprint
+        job = Job(
+            key,
+            source,
+            chosen,
+            stage=stage,
+            reference_time=reference_time,
+            references=self.references,
+        )
+        if table is not None and table.quarantine and stage == "post_load" and self.config:
+            job.after_rules = quarantine_pass(quarantine_location(self.config, table), source, key)
+        report.tables.append(TableRun(job, self.settings, self.store, resume=resume).run())
+        report.duration_seconds = round(time.perf_counter() - started, 4)
+        report.reference_time = None if reference_time is None else reference_time.isoformat()
+        return report
+
+    def reset_rule_state(self, table: str, rule: str) -> int:
+        """Forget one rule's stored results (it runs again next time)."""
+        return self._reset(table, rule)
+
+    def reset_table_state(self, table: str) -> int:
+        """Forget a table's stored results, validations and history."""
+        return self._reset(table, None)
+
+    def reset_state(self) -> int:
+        """Forget every stored result, validation and history of the pipeline."""
+        if self.store is None:
+            return 0
+        return self.store.rules.reset(self.settings.pipeline)
+
+    def _reset(self, table: str, rule: str | None) -> int:
+        if self.store is None:
+            return 0
+        key = self._table(table)[0] if (table in self.rules or self.config) else table
+        return self.store.rules.reset(self.settings.pipeline, key, rule)
+
+
+def _run_batches(config: Config, table: TableConfig, store: Store, run_id: str) -> tuple[str, ...]:
+    """The batch ids this run loaded into the table: its extracted file's, per the tracker."""
+    record = store.extractions.of_run(run_id).get(table.key)
+    if record is None or not record.file_path:
+        return ()
+    lake = Path(config.resolve(config.lake))
+    try:
+        file_id = file_identity(Path(record.file_path), lake)
+    except ValueError:  # not below this config's lake (moved since): no batch to name
+        return ()
+    tracked = store.files.get(table_location(config, table), file_id)
+    return (tracked.batch_id,) if tracked is not None and tracked.batch_id else ()
+
+
+def validate(
+    config: Config,
+    run_date: str | date | None = None,
+    *,
+    tables: Sequence[str] | None = None,
+    output: str | Path | None = None,
+    html: str | Path | None = None,
+    resume: bool = True,
+    run_id: str | None = None,
+    batch_ids: Mapping[str, Sequence[str]] | None = None,
+    skip: Mapping[str, str] | None = None,
+    store: Store | None = None,
+) -> ValidationReport:
+    """Run each selected table's post-load rules on its Delta table; write the JSON
+    (`output`) and HTML (`html`) reports when asked.
+
+    With `run_date`, the freshness reference is that run's window end and `scope: run`
+    tables check that run's batches (`batch_ids` gives them; else the state store's
+    tracker); without it, now and the latest run. `skip` maps table keys to a reason
+    their rules are skipped (a failed load). `resume=False` ignores stored results.
+    """
+    store = store or open_store(config.state_url)
+    started = time.perf_counter()
+    selected = [config.table(k) for k in tables] if tables else list(config.tables)
+    selected = [t for t in selected if any(r.stage == "post_load" for r in t.rules)]
+    reference: datetime | None = None
+    if run_date is not None:
+        day = parse_run_date(run_date, config.zone)
+        run_id = run_id or make_run_id(config.pipeline, day)
+        reference = window_for(day, config.zone).end.astimezone(UTC)
+    elif any(t.validation_scope == "run" for t in selected) and run_id is None:
+        runs = store.runs.find(config.pipeline, limit=1)
+        run_id = runs[0].run_id if runs else None
+    validator = Validator(config, state=store)
+    report = ValidationReport(
+        config.pipeline,
+        started_at=now_iso(),
+        run_id=run_id,
+        reference_time=None if reference is None else reference.isoformat(),
+    )
+    for table in selected:
+        report.tables.append(
+            _validate_one(
+                validator, config, table, store, run_id, reference, resume, batch_ids, skip
+            )
+        )
+    report.duration_seconds = round(time.perf_counter() - started, 4)
+    if output is not None:
+        report.to_json(output)
+    if html is not None:
+        from onceflow.validate.html import write_html
+
+        write_html(report, html, store=store)
+    return report
+
+
+def _validate_one(
+    validator: Validator,
+    config: Config,
+    table: TableConfig,
+    store: Store,
+    run_id: str | None,
+    reference: datetime | None,
+    resume: bool,
+    batch_ids: Mapping[str, Sequence[str]] | None,
+    skip: Mapping[str, str] | None,
+) -> TableReport:
+    rules = [r for r in table.rules if r.stage == "post_load"]
+    uri = table_location(config, table)
+    scope = table.validation_scope
+    batches: tuple[str, ...] | None = None
+    if scope == "run":
+        if batch_ids is not None and table.key in batch_ids:
+            batches = tuple(batch_ids[table.key])
+        elif run_id is not None:
+            batches = _run_batches(config, table, store, run_id)
+        else:
+            batches = ()
+    reason = (skip or {}).get(table.key)
+    try:
+        source = delta_input(uri, batch_ids=batches, label=uri)
+    except OnceflowError as error:
+        if reason is not None:
+            source = memory_input(None, label=uri)
+        else:
+            message = f"table {table.key}: {redact(str(error))}"
+            return _error_report(table.key, uri, rules, message)
+    job = Job(
+        table.key,
+        source,
+        rules,
+        stage="post_load",
+        scope=scope,
+        run_id=run_id,
+        reference_time=reference,
+        references=validator.references,
+        skip_reason=reason,
+    )
+    if table.quarantine and reason is None:
+        job.after_rules = quarantine_pass(quarantine_location(config, table), source, table.key)
+    return TableRun(job, validator.settings, store, resume=resume).run()
+
+
+class Gate:
+    """The pre-load gate: called by the loader once per file, after it is read and its
+    schema checked, before anything is committed. A failing (or unrunnable)
+    error-severity pre-load rule raises GateError, which fails that file (and, as for any
+    failed file, holds back the later files of its table); warn rules never block."""
+
+    def __init__(self, config: Config, store: Store | None = None) -> None:
+        self.config = config
+        self.validator = Validator(config, state=store or open_store(config.state_url))
+        self.reports: list[TableReport] = []
+        self._keys = {t.key for t in config.tables if any(r.stage == "pre_load" for r in t.rules)}
+
+    def __call__(self, target: Any, source: SourceFile, batch: Any) -> None:
+        key = getattr(target, "key", None)
+        if key not in self._keys:
+            return
+        fingerprint = f"file:{source.checksum}" if source.checksum else None
+        data = memory_input(batch, fingerprint=fingerprint, label=source.path)
+        report = self.validator.validate_table(data, key, stage="pre_load")
+        table_report = report.tables[0]
+        self.reports.append(table_report)
+        blocking = [
+            r for r in table_report.results if r.severity == "error" and r.outcome in (FAIL, ERROR)
+        ]
+        if blocking:
+            what = "; ".join(
+                f"{r.rule} {r.outcome}"
+                + (f" ({r.failing_rows} failing rows)" if r.failing_rows else "")
+                + (f": {r.message}" if r.message else "")
+                for r in blocking
+            )
+            raise GateError(
+                f"{source.path}: pre-load rules refused the file ({what}); nothing of it is "
+                "committed",
+                table=key,
+                rules=tuple(r.rule for r in blocking),
+            )
+
+
+def validation_status(config: Config, store: Store | None = None) -> list[dict[str, Any]]:
+    """Each table's last validation: when, on what data, status and outcome counts."""
+    store = store or open_store(config.state_url)
+    out = []
+    for rec in store.rules.last_validations(config.pipeline):
+        out.append(
+            {
+                "table": rec.table_key,
+                "status": rec.status,
+                "counts": rec.counts_data(),
+                "started_at": rec.started_at,
+                "ended_at": rec.ended_at,
+                "fingerprint": rec.fingerprint,
+                "run_id": rec.run_id,
+                "data_queries": rec.statements,
+            }
+        )
+    return out
+
+
+def reset_validation_state(
+    config: Config,
+    *,
+    table: str | None = None,
+    rule: str | None = None,
+    store: Store | None = None,
+) -> int:
+    """Forget stored validation results: of one rule (`table` and `rule`), one table, or
+    all; returns how many results were removed."""
+    store = store or open_store(config.state_url)
+    if rule is not None and table is None:
+        raise ConfigError("--rule needs --table (rule names are unique per table)")
+    key = config.table(table).key if table is not None else None
+    if key is not None and rule is not None:
+        names = {r.name for r in config.table(key).rules}
+        if rule not in names:
+            known = ", ".join(sorted(names)) or "none"
+            raise ConfigError(f"table {key}: no rule {rule!r} (rules: {known})")
+    return store.rules.reset(config.pipeline, key, rule)

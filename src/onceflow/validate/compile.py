@@ -1,0 +1,485 @@
+"""Rules -> SQL, through sqlglot, in the engine's dialect: the one place SQL is built.
+
+Each rule compiles to a `Plan`: named aggregate expressions (its metrics) that go into the
+table's one fused aggregate query, the condition of a failing row (for samples and the
+quarantine), and for uniqueness, referential and custom-query rules the separate query
+they need. Expressions are sqlglot trees; `render` turns them into the engine's dialect,
+so a Spark engine needs no change here.
+
+Metrics (their names are the keys of a rule's partial state, see `metrics.py`):
+    rows       rows in the rule's scope (its filter)
+    evaluated  rows the rule judges: non-NULL ones (all rows for completeness)
+    failing    rows that fail
+    n, sum, min, max, mean, m2, quantile   a statistic's parts (m2 = var_pop * n)
+    newest     the newest value (freshness)
+
+User SQL (filters, predicates, queries) is parsed with sqlglot first: a syntax error, or
+a column the table does not have, makes that rule `error` before anything runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlglot import ParseError, exp, parse_one
+
+from onceflow.rules import (
+    AllowedValues,
+    AnyRule,
+    Completeness,
+    Freshness,
+    Length,
+    Range,
+    Referential,
+    Regex,
+    RowCount,
+    Schema,
+    SqlPredicate,
+    SqlQuery,
+    Statistic,
+    Uniqueness,
+)
+
+TABLE_TOKEN = "__onceflow_table__"
+
+
+class CompileError(Exception):
+    """The rule cannot run on this table (bad SQL, unknown column): its outcome is error."""
+
+
+@dataclass
+class Plan:
+    """What one rule needs from the engine."""
+
+    rule: AnyRule
+    aggregates: dict[str, exp.Expression] = field(default_factory=dict)
+    scope: exp.Expression | None = None  # the rule's filter
+    failing: exp.Expression | None = None  # the condition of a failing row
+    separate: str | None = None  # unique | referential | query | schema
+    query: exp.Expression | None = None  # sql_query: the parsed query on TABLE_TOKEN
+    row_local: bool = False  # sql_query: a plain filter of the table (its count merges)
+
+
+def column(name: str) -> exp.Column:
+    """A quoted column reference."""
+    return exp.column(name, quoted=True)
+
+
+def _and(*parts: exp.Expression | None) -> Any:
+    kept = [p for p in parts if p is not None]
+    if not kept:
+        return None
+    out: Any = kept[0]
+    for part in kept[1:]:
+        out = exp.and_(out, part)
+    return out
+
+
+def _filtered(aggregate: exp.Expression, condition: exp.Expression | None) -> Any:
+    if condition is None:
+        return aggregate
+    return exp.Filter(this=aggregate, expression=exp.Where(this=condition))
+
+
+def _count(condition: exp.Expression | None = None) -> Any:
+    return _filtered(exp.Count(this=exp.Star()), condition)
+
+
+def _literal(value: Any) -> Any:
+    return exp.convert(value)
+
+
+def parse_sql(text: str, dialect: str, what: str) -> Any:
+    """A user's SQL fragment as a tree; CompileError (one line) when it does not parse."""
+    try:
+        tree = parse_one(text, read=dialect)
+    except ParseError as error:
+        detail = str(error).splitlines()[0] if str(error) else "syntax error"
+        raise CompileError(f"bad SQL in {what}: {detail}") from None
+    if tree is None:
+        raise CompileError(f"bad SQL in {what}: empty")
+    return tree
+
+
+def _check_columns(names: Iterable[str], schema: dict[str, str], what: str) -> None:
+    known = {c.lower(): c for c in schema}
+    for name in names:
+        if name.lower() not in known:
+            listed = ", ".join(list(schema)[:20]) + (", ..." if len(schema) > 20 else "")
+            raise CompileError(f"unknown column {name!r} in {what} (columns: {listed})")
+
+
+def _referenced(tree: exp.Expression) -> list[str]:
+    return [c.name for c in tree.find_all(exp.Column) if c.name and not c.table]
+
+
+def _condition(rule: AnyRule, col: exp.Expression) -> exp.Expression:
+    """The condition a non-NULL value must meet (NULL when the value is NULL)."""
+    if isinstance(rule, Range):
+        parts: list[Any] = []
+        cls: Any
+        if rule.min is not None:
+            cls = exp.GTE if rule.inclusive else exp.GT
+            parts.append(cls(this=col.copy(), expression=_literal(rule.min)))
+        if rule.max is not None:
+            cls = exp.LTE if rule.inclusive else exp.LT
+            parts.append(cls(this=col.copy(), expression=_literal(rule.max)))
+        return exp.paren(_and(*parts))  # type: ignore[arg-type]
+    if isinstance(rule, AllowedValues):
+        return exp.In(this=col, expressions=[_literal(v) for v in rule.values])
+    if isinstance(rule, Regex):
+        return exp.RegexpLike(this=col, expression=_literal(rule.pattern))
+    if isinstance(rule, Length):
+        length = exp.Length(this=col)
+        parts = []
+        if rule.min is not None:
+            parts.append(exp.GTE(this=length.copy(), expression=_literal(rule.min)))
+        if rule.max is not None:
+            parts.append(exp.LTE(this=length.copy(), expression=_literal(rule.max)))
+        return exp.paren(_and(*parts))  # type: ignore[arg-type]
+    raise AssertionError(type(rule).__name__)
+
+
+def compile_rule(rule: AnyRule, schema: dict[str, str], dialect: str) -> Plan:
+    """The plan of one rule on a table with `schema`; CompileError when it cannot run."""
+    _check_columns(rule.columns_used, schema, "the rule")
+    scope: Any = None
+    if rule.filter:
+        scope = parse_sql(rule.filter, dialect, "filter")
+        _check_columns(_referenced(scope), schema, "filter")
+        scope = exp.paren(scope)
+    plan = Plan(rule, scope=scope)
+    plan.aggregates["rows"] = _count(scope)
+    if isinstance(rule, Completeness):
+        missing = exp.Is(this=column(rule.column), expression=exp.Null())
+        plan.failing = missing
+        plan.aggregates["failing"] = _count(_and(scope, missing))
+    elif isinstance(rule, Range | AllowedValues | Regex | Length | SqlPredicate):
+        ok: Any
+        if isinstance(rule, SqlPredicate):
+            ok = exp.paren(parse_sql(rule.expression, dialect, "expression"))
+            _check_columns(_referenced(ok), schema, "expression")
+            not_null = exp.Not(this=exp.Is(this=ok.copy(), expression=exp.Null()))
+            plan.aggregates["evaluated"] = _count(_and(scope, not_null))
+        else:
+            ok = _condition(rule, column(rule.column))
+            plan.aggregates["evaluated"] = _filtered(exp.Count(this=column(rule.column)), scope)
+        plan.failing = exp.Not(this=ok)
+        plan.aggregates["failing"] = _count(_and(scope, plan.failing))
+    elif isinstance(rule, RowCount):
+        pass
+    elif isinstance(rule, Statistic):
+        _statistic(plan, rule, scope)
+    elif isinstance(rule, Freshness):
+        col = column(rule.column)
+        plan.aggregates["n"] = _filtered(exp.Count(this=col.copy()), scope)
+        plan.aggregates["newest"] = _filtered(exp.Max(this=col), scope)
+    elif isinstance(rule, Uniqueness):
+        keys = [exp.Not(this=exp.Is(this=column(c), expression=exp.Null())) for c in rule.columns]
+        plan.aggregates["evaluated"] = _count(_and(scope, *keys))
+        plan.separate = "unique"
+    elif isinstance(rule, Referential):
+        plan.aggregates["evaluated"] = _filtered(exp.Count(this=column(rule.column)), scope)
+        plan.separate = "referential"
+    elif isinstance(rule, SqlQuery):
+        text = rule.query.replace("{table}", TABLE_TOKEN)
+        plan.query = parse_sql(text, dialect, "query")
+        plan.row_local = _row_local(plan.query)
+        plan.separate = "query"
+    elif isinstance(rule, Schema):
+        plan.aggregates.clear()
+        plan.separate = "schema"
+    else:  # pragma: no cover - every rule type is handled above
+        raise CompileError(f"rule type {rule.type_name} has no compiler")
+    return plan
+
+
+def _statistic(plan: Plan, rule: Statistic, scope: exp.Expression | None) -> None:
+    col = column(rule.column)
+    plan.aggregates["n"] = _filtered(exp.Count(this=col.copy()), scope)
+    kind = rule.statistic
+    if kind in ("mean", "sum"):
+        plan.aggregates["sum"] = _filtered(exp.Sum(this=col), scope)
+    elif kind == "min":
+        plan.aggregates["min"] = _filtered(exp.Min(this=col), scope)
+    elif kind == "max":
+        plan.aggregates["max"] = _filtered(exp.Max(this=col), scope)
+    elif kind == "stddev":
+        as_double = exp.cast(col, exp.DataType.Type.DOUBLE)
+        plan.aggregates["mean"] = _filtered(exp.Avg(this=as_double.copy()), scope)
+        plan.aggregates["m2"] = _filtered(
+            exp.Mul(this=exp.VariancePop(this=as_double), expression=exp.Count(this=col.copy())),
+            scope,
+        )
+    else:  # quantile: needs every value; never merged (runs on the whole table)
+        plan.aggregates["quantile"] = _filtered(
+            exp.PercentileCont(this=col, expression=_literal(rule.quantile)), scope
+        )
+
+
+def _row_local(query: exp.Expression) -> bool:
+    """True when the query only filters rows of the table (its count is additive over
+    appended files): one SELECT from the table, no aggregate, join, window, DISTINCT,
+    GROUP BY, LIMIT or subquery."""
+    if not isinstance(query, exp.Select) or query.args.get("joins"):
+        return False
+    modifiers = ("group", "having", "limit", "distinct", "qualify", "with", "with_", "offset")
+    if any(query.args.get(k) for k in modifiers):
+        return False
+    source = query.args.get("from_") or query.args.get("from")
+    if source is None or not isinstance(source.this, exp.Table) or source.this.name != TABLE_TOKEN:
+        return False
+    if any(True for _ in query.find_all(exp.AggFunc, exp.Window, exp.Subquery)):
+        return False
+    return len(list(query.find_all(exp.Select))) == 1
+
+
+def relation(name: str) -> exp.Table:
+    """A registered relation by name."""
+    return exp.to_table(name, quoted=True)
+
+
+def render(tree: exp.Expression, dialect: str) -> str:
+    """SQL text in the engine's dialect."""
+    return tree.sql(dialect=dialect)
+
+
+def fused_query(rel: str, aggregates: Sequence[tuple[str, exp.Expression]]) -> exp.Select:
+    """One aggregate query computing every (alias, aggregate) over `rel`."""
+    return exp.select(*[e.as_(alias, quoted=True) for alias, e in aggregates]).from_(relation(rel))
+
+
+def samples_query(
+    rel: str, scope: exp.Expression | None, failing: exp.Expression, limit: int
+) -> exp.Select:
+    """Up to `limit` failing rows (their NULL-judged rows are not failing)."""
+    where = _and(scope, failing)
+    return exp.select("*").from_(relation(rel)).where(where).limit(limit)
+
+
+def _not_null_keys(columns: Sequence[str]) -> list[exp.Expression]:
+    return [exp.Not(this=exp.Is(this=column(c), expression=exp.Null())) for c in columns]
+
+
+def _key_groups(rel: str, rule: Uniqueness, scope: exp.Expression | None) -> exp.Select:
+    keys = [column(c) for c in rule.columns]
+    where = _and(scope, *_not_null_keys(rule.columns))
+    select = exp.select(*keys, exp.Count(this=exp.Star()).as_("n", quoted=True)).from_(
+        relation(rel)
+    )
+    if where is not None:
+        select = select.where(where)
+    return select.group_by(*[k.copy() for k in keys])
+
+
+def unique_query(rel: str, rule: Uniqueness, scope: exp.Expression | None) -> exp.Select:
+    """Distinct duplicated keys and the rows that carry them (every row of such a key)."""
+    groups = _key_groups(rel, rule, scope).having(
+        exp.GT(this=exp.Count(this=exp.Star()), expression=_literal(1))
+    )
+    return exp.select(
+        exp.Count(this=exp.Star()).as_("dup_values", quoted=True),
+        exp.Coalesce(this=exp.Sum(this=column("n")), expressions=[_literal(0)]).as_(
+            "dup_rows", quoted=True
+        ),
+    ).from_(groups.subquery("d"))
+
+
+def unique_samples_query(
+    rel: str, rule: Uniqueness, scope: exp.Expression | None, limit: int
+) -> exp.Select:
+    """Up to `limit` duplicated keys with their row counts, most repeated first."""
+    return (
+        _key_groups(rel, rule, scope)
+        .having(exp.GT(this=exp.Count(this=exp.Star()), expression=_literal(1)))
+        .order_by(exp.Ordered(this=column("n"), desc=True))
+        .limit(limit)
+    )
+
+
+def key_bounds_query(new: str, rule: Uniqueness, scope: exp.Expression | None) -> exp.Select:
+    """The smallest and largest value of each key column among the new rows."""
+    where = _and(scope, *_not_null_keys(rule.columns))
+    select = exp.select(
+        *[
+            agg(this=column(c)).as_(f"{kind}_{i}", quoted=True)
+            for i, c in enumerate(rule.columns)
+            for kind, agg in (("lo", exp.Min), ("hi", exp.Max))
+        ]
+    ).from_(relation(new))
+    return select.where(where) if where is not None else select
+
+
+def unique_delta_query(
+    rel: str,
+    new: str,
+    rule: Uniqueness,
+    scope: exp.Expression | None,
+    bounds: dict[str, tuple[Any, Any]] | None = None,
+) -> exp.Select:
+    """How the duplicate counts change when the rows of `new` (already part of `rel`)
+    are added: only the keys of the new rows are looked up in the whole table.
+
+    For a new key k with c_new rows in `new` and c_tot in `rel` (c_old = c_tot - c_new):
+    dup_rows grows by [c_tot > 1] c_tot - [c_old > 1] c_old, dup_values by
+    [c_tot > 1] - [c_old > 1].
+
+    `bounds` (each key column's smallest and largest new value) adds range conditions
+    that no row sharing a key with a new row can fail, and that the Parquet reader turns
+    into skipped row groups (min/max statistics): new ids above every old one skip all
+    the old files.
+    """
+    names = list(rule.columns)
+    new_keys = _key_groups(new, rule, scope).subquery("k")
+    table_keys: Any = _key_groups(rel, rule, scope)
+    table_keys = table_keys.where(
+        exp.In(
+            this=exp.Tuple(expressions=[column(c) for c in names]),
+            query=exp.select(*[column(c) for c in names]).from_(new_keys.copy()).subquery(),
+        )
+        if len(names) > 1
+        else exp.In(
+            this=column(names[0]),
+            query=exp.select(column(names[0])).from_(new_keys.copy()).subquery(),
+        ),
+        append=True,
+    )
+    for name, (low, high) in (bounds or {}).items():
+        table_keys = table_keys.where(
+            exp.Between(this=column(name), low=_literal(low), high=_literal(high)), append=True
+        )
+    table_keys = table_keys.subquery("t")
+    on = _and(
+        *[
+            exp.EQ(
+                this=exp.column(c, table="k", quoted=True),
+                expression=exp.column(c, table="t", quoted=True),
+            )
+            for c in names
+        ]
+    )
+    tot = exp.column("n", table="t", quoted=True)
+    old = exp.Sub(this=tot.copy(), expression=exp.column("n", table="k", quoted=True))
+
+    def when(cond: exp.Expression, value: exp.Expression) -> exp.Expression:
+        return exp.Sum(this=exp.Case(ifs=[exp.If(this=cond, true=value)], default=_literal(0)))
+
+    one = _literal(1)
+    return (
+        exp.select(
+            exp.Sub(
+                this=when(exp.GT(this=tot.copy(), expression=one.copy()), tot.copy()),
+                expression=when(exp.GT(this=old.copy(), expression=one.copy()), old.copy()),
+            ).as_("dup_rows", quoted=True),
+            exp.Sub(
+                this=when(exp.GT(this=tot.copy(), expression=one.copy()), one.copy()),
+                expression=when(exp.GT(this=old.copy(), expression=one.copy()), one.copy()),
+            ).as_("dup_values", quoted=True),
+        )
+        .from_(new_keys)
+        .join(table_keys, on=on)
+    )
+
+
+def _orphans(
+    rel: str, rule: Referential, ref: str, scope: exp.Expression | None
+) -> tuple[exp.Select, exp.Expression]:
+    values = exp.select("*").from_(relation(rel))
+    where = _and(scope, exp.Not(this=exp.Is(this=column(rule.column), expression=exp.Null())))
+    values = values.where(where)  # type: ignore[arg-type]
+    keys = exp.select(column(rule.reference.column).as_("__ref_key", quoted=True)).from_(
+        relation(ref)
+    )
+    on = exp.EQ(
+        this=exp.column(rule.column, table="e", quoted=True),
+        expression=exp.column("__ref_key", table="r", quoted=True),
+    )
+    select = (
+        exp.select("*")
+        .from_(values.subquery("e"))
+        .join(keys.subquery("r"), on=on, join_type="anti")
+    )
+    return select, on
+
+
+def referential_query(
+    rel: str, rule: Referential, ref: str, scope: exp.Expression | None
+) -> exp.Select:
+    """How many (non-NULL) values are absent from the reference column."""
+    select, _on = _orphans(rel, rule, ref, scope)
+    return exp.select(exp.Count(this=exp.Star()).as_("failing", quoted=True)).from_(
+        select.subquery("o")
+    )
+
+
+def referential_samples_query(
+    rel: str, rule: Referential, ref: str, scope: exp.Expression | None, limit: int
+) -> exp.Select:
+    """Up to `limit` rows whose value is absent from the reference column."""
+    select, _on = _orphans(rel, rule, ref, scope)
+    return select.limit(limit)
+
+
+def _bind_table(query: exp.Expression, rel: str, scope: exp.Expression | None) -> exp.Expression:
+    """The custom query with {table} as `rel` (its rows in the rule's scope)."""
+    source: exp.Expression = relation(rel)
+    if scope is not None:
+        source = exp.select("*").from_(relation(rel)).where(scope.copy()).subquery(TABLE_TOKEN)
+
+    def swap(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Table) and node.name == TABLE_TOKEN and not node.args.get("db"):
+            replacement = source.copy()
+            alias = node.args.get("alias")
+            if alias is not None:
+                replacement.set("alias", alias.copy())
+            elif isinstance(replacement, exp.Table):
+                replacement.set("alias", exp.TableAlias(this=exp.to_identifier(TABLE_TOKEN)))
+            return replacement
+        return node
+
+    return query.copy().transform(swap)
+
+
+def custom_count_query(plan: Plan, rel: str) -> exp.Select:
+    """How many rows the custom query returns."""
+    assert plan.query is not None
+    bound = _bind_table(plan.query, rel, plan.scope)
+    return exp.select(exp.Count(this=exp.Star()).as_("failing", quoted=True)).from_(
+        exp.Subquery(this=bound, alias=exp.TableAlias(this=exp.to_identifier("q")))
+    )
+
+
+def custom_samples_query(plan: Plan, rel: str, limit: int) -> exp.Select:
+    """Up to `limit` rows the custom query returns."""
+    assert plan.query is not None
+    bound = _bind_table(plan.query, rel, plan.scope)
+    return (
+        exp.select("*")
+        .from_(exp.Subquery(this=bound, alias=exp.TableAlias(this=exp.to_identifier("q"))))
+        .limit(limit)
+    )
+
+
+def quarantine_query(rel: str, plans: Sequence[Plan]) -> exp.Select:
+    """Every row failing at least one of the plans' rules, with `_failed_rules` (the names)."""
+    chosen = [p for p in plans if p.failing is not None]
+    conditions: list[exp.Expression] = [_and(p.scope, p.failing) for p in chosen]  # type: ignore[misc]
+    # rule names have no comma (see onceflow.rules): the list is split from one string,
+    # which every dialect can build (a CASE per rule; CONCAT_WS skips the NULLs)
+    labels = [
+        exp.Case(ifs=[exp.If(this=c.copy(), true=_literal(p.rule.name))])
+        for p, c in zip(chosen, conditions, strict=True)
+    ]
+    # CONCAT_WS as written: sqlglot's generic ConcatWs adds NULL guards around it
+    joined = exp.Anonymous(this="CONCAT_WS", expressions=[_literal(","), *labels])
+    names = exp.Split(this=joined, expression=_literal(","))
+    any_failing: Any = conditions[0]
+    for c in conditions[1:]:
+        any_failing = exp.or_(any_failing, c)
+    return (
+        exp.select(exp.Star(), names.as_("_failed_rules", quoted=True))
+        .from_(relation(rel))
+        .where(any_failing)  # type: ignore[arg-type]
+    )

@@ -1,0 +1,73 @@
+"""The DuckDB engine: Delta snapshots, Parquet, Arrow and data frames without copying.
+
+A cursor of onceflow's one in-process DuckDB database (`warehouse.duck`): its views and
+registrations are its own and go when it closes. Arrow data (a Delta snapshot's dataset,
+a table, a pandas or polars frame) is scanned in place with projection and filter
+pushdown; Parquet files go through DuckDB's own reader.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from typing import Any
+
+from onceflow.validate.engines.base import Engine
+from onceflow.warehouse.duck import duck, q
+
+
+class DuckDBEngine(Engine):
+    """DuckDB, in process."""
+
+    name = "duckdb"
+    dialect = "duckdb"
+
+    def __init__(self, *, max_retries: int = 3, retry_delay: float = 1.0) -> None:
+        super().__init__(max_retries=max_retries, retry_delay=retry_delay)
+        self._context: AbstractContextManager[Any] = duck()
+        self.con = self._context.__enter__()
+        self._keep: list[Any] = []  # registered objects must outlive the cursor's scans
+
+    def register_arrow(self, name: str, data: Any) -> None:
+        self._keep.append(data)
+        self.con.register(name, data)
+
+    def register_parquet(self, name: str, paths: list[str], *, union_by_name: bool = False) -> None:
+        if not paths:  # read_parquet needs a file: an empty relation of no columns
+            self.con.execute(f"CREATE OR REPLACE TEMP VIEW {q(name)} AS SELECT 1 AS _ WHERE FALSE")
+            return
+        files = ", ".join("'" + p.replace("'", "''") + "'" for p in paths)
+        option = ", union_by_name = true" if union_by_name else ""
+        source = f"read_parquet([{files}]{option})"
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {q(name)} AS SELECT * FROM {source}")
+
+    def create_view(self, name: str, sql: str) -> None:
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {q(name)} AS {sql}")
+
+    def columns(self, name: str) -> dict[str, str]:
+        rows = self.con.execute(f"DESCRIBE SELECT * FROM {q(name)}").fetchall()
+        return {str(r[0]): str(r[1]) for r in rows}
+
+    def _execute(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+        cursor = self.con.execute(sql)
+        names = [d[0] for d in cursor.description or []]
+        return names, cursor.fetchall()
+
+    def _execute_arrow(self, sql: str) -> Any:
+        return self.con.sql(sql).to_arrow_table()
+
+    def is_transient(self, error: BaseException) -> bool:
+        import duckdb
+
+        # OperationalError: IOException, ConnectionException, a lock; OSError from an
+        # Arrow scan of a file that went away for a moment. Programming and data errors
+        # (binder, parser, catalog, conversion, a bad regex) are permanent.
+        if isinstance(error, duckdb.OperationalError | OSError):
+            return True
+        text = str(error).lower()
+        return "could not set lock" in text or ("connection" in text and "lost" in text)
+
+    def close(self) -> None:
+        try:
+            self._context.__exit__(None, None, None)
+        finally:
+            self._keep.clear()

@@ -1,0 +1,259 @@
+"""The static HTML report: one self-contained file (inline CSS and SVG, no script, no
+network) with each table's outcomes per rule, the failing samples, and a chart of each
+rule's pass rate over its past validations (from the state store's history)."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from onceflow.state import HistoryRecord, Store
+from onceflow.validate.results import OUTCOMES, RuleResult, TableReport, ValidationReport
+
+COLOURS = {
+    "pass": "#1a7f37",
+    "warn": "#b7791f",
+    "fail": "#cf222e",
+    "error": "#8250df",
+    "skipped": "#6e7781",
+}
+STATUS_COLOURS = {"passed": "#1a7f37", "warn": "#b7791f", "failed": "#cf222e", "error": "#8250df"}
+
+CSS = """
+:root { --ink: #1f2328; --muted: #57606a; --line: #d0d7de; --soft: #f6f8fa; }
+* { box-sizing: border-box; }
+body { margin: 0; font: 14px/1.45 -apple-system, "Segoe UI", Helvetica, Arial, sans-serif;
+       color: var(--ink); background: #eef1f4; }
+header { background: #0d1117; color: #fff; padding: 22px 32px; }
+header h1 { margin: 0 0 4px; font-size: 22px; font-weight: 600; }
+header .meta { color: #9da7b3; font-size: 13px; }
+main { padding: 24px 32px 40px; max-width: 1400px; margin: 0 auto; }
+.pills { display: flex; gap: 8px; margin-top: 12px; flex-wrap: wrap; }
+.pill { border-radius: 999px; padding: 3px 12px; font-size: 13px; font-weight: 600;
+        color: #fff; }
+.card { background: #fff; border: 1px solid var(--line); border-radius: 10px;
+        margin-bottom: 22px; overflow: hidden; box-shadow: 0 1px 2px rgba(0,0,0,.04); }
+.card h2 { margin: 0; font-size: 17px; display: flex; align-items: center; gap: 10px; }
+.card .head { padding: 14px 18px; border-bottom: 1px solid var(--line); background: var(--soft); }
+.card .sub { color: var(--muted); font-size: 12.5px; margin-top: 4px; word-break: break-all; }
+.badge { border-radius: 6px; padding: 2px 9px; color: #fff; font-size: 12px;
+         font-weight: 700; text-transform: uppercase; letter-spacing: .03em; }
+table { border-collapse: collapse; width: 100%; }
+th, td { text-align: left; padding: 8px 12px; border-bottom: 1px solid #eaeef2;
+         vertical-align: middle; }
+th { font-size: 12px; color: var(--muted); font-weight: 600; text-transform: uppercase;
+     letter-spacing: .04em; background: #fff; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.rule { font-weight: 600; }
+td.rule small { display: block; font-weight: 400; color: var(--muted); }
+.chip { display: inline-block; min-width: 62px; text-align: center; border-radius: 999px;
+        padding: 2px 10px; font-size: 12px; font-weight: 700; color: #fff; }
+.tag { display: inline-block; border: 1px solid var(--line); border-radius: 4px;
+       padding: 0 5px; font-size: 11px; color: var(--muted); margin-left: 4px; }
+.msg { color: #8250df; font-size: 12.5px; }
+details { padding: 10px 18px 14px; border-top: 1px solid #eaeef2; }
+summary { cursor: pointer; font-weight: 600; color: var(--ink); }
+.samples { overflow-x: auto; margin-top: 8px; border: 1px solid var(--line); border-radius: 6px; }
+.samples table td, .samples table th { font-size: 12px; padding: 4px 8px; white-space: nowrap; }
+.samples table th { text-transform: none; letter-spacing: 0; background: var(--soft); }
+code { font: 12px ui-monospace, SFMono-Regular, Menlo, monospace; }
+.legend { color: var(--muted); font-size: 12px; padding: 8px 18px 12px; }
+.spark { display: inline-flex; align-items: center; gap: 8px; }
+.rate { font-size: 12px; color: var(--muted); font-variant-numeric: tabular-nums; }
+footer { color: var(--muted); font-size: 12px; text-align: center; padding-bottom: 24px; }
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def _number(value: Any) -> str:
+    if value is None:
+        return "&ndash;"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.4g}" if abs(value) < 1e6 else f"{value:,.0f}"
+    if isinstance(value, dict):
+        parts = [f"{k}: {v}" for k, v in value.items() if v not in ([], {}, None)]
+        return _e("; ".join(parts) or "ok")
+    return _e(value)
+
+
+def _threshold(result: RuleResult) -> str:
+    if not result.threshold:
+        return "&ndash;"
+    parts = []
+    for key, value in result.threshold.items():
+        if key == "columns":
+            parts.append(f"{len(value)} columns")
+        else:
+            parts.append(f"{key} {_number(value)}")
+    return _e(", ".join(parts))
+
+
+def _percent(value: float | None) -> str:
+    return "&ndash;" if value is None else f"{value:.3g}%"
+
+
+def sparkline(
+    points: Sequence[tuple[float | None, str]], width: int = 130, height: int = 34
+) -> str:
+    """An inline SVG of pass rates over validations (newest right), each dot in its
+    outcome's colour, with the latest rate beside it. The scale runs from the lowest rate
+    seen (at most 90 %) to 100 %, so a drop from 99.9 % to 99 % shows."""
+    if not points:
+        return '<span class="tag">no history</span>'
+    pad = 4
+    n = len(points)
+    rates = [r for r, _o in points if r is not None]
+    low = min([0.9, *rates])
+    step = (width - 2 * pad) / max(1, n - 1)
+
+    def y(rate: float) -> float:
+        return pad + (1 - (rate - low) / (1 - low)) * (height - 2 * pad)
+
+    coords = [
+        (pad + i * step if n > 1 else width / 2, y(rate if rate is not None else low))
+        for i, (rate, _o) in enumerate(points)
+    ]
+    line = " ".join(f"{x:.1f},{yy:.1f}" for x, yy in coords)
+    dots = "".join(
+        f'<circle cx="{x:.1f}" cy="{yy:.1f}" r="2.8" fill="{COLOURS.get(o, "#6e7781")}">'
+        f"<title>{_e(o)}{'' if r is None else f' {r:.2%}'}</title></circle>"
+        for (x, yy), (r, o) in zip(coords, points, strict=True)
+    )
+    grid = (
+        f'<line x1="0" y1="{y(1):.1f}" x2="{width}" y2="{y(1):.1f}" stroke="#d0d7de" '
+        'stroke-dasharray="2,3"/>'
+        f'<line x1="0" y1="{y(low):.1f}" x2="{width}" y2="{y(low):.1f}" stroke="#eaeef2"/>'
+    )
+    last = points[-1][0]
+    label = "" if last is None else f'<span class="rate">{last:.1%}</span>'
+    return (
+        f'<span class="spark"><svg width="{width}" height="{height}" viewBox="0 0 {width} '
+        f'{height}" role="img" aria-label="pass rate over {n} validations, scale '
+        f'{low:.0%} to 100%">{grid}'
+        f'<polyline points="{line}" fill="none" stroke="#0969da" stroke-width="1.6"/>'
+        f"{dots}</svg>{label}</span>"
+    )
+
+
+def _samples(result: RuleResult) -> str:
+    if not result.samples:
+        return ""
+    columns: list[str] = []
+    for row in result.samples:
+        for key in row:
+            if key not in columns:
+                columns.append(key)
+    columns = columns[:14]
+    head = "".join(f"<th>{_e(c)}</th>" for c in columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{_e(row.get(c))}</td>" for c in columns) + "</tr>"
+        for row in result.samples
+    )
+    return (
+        f"<details><summary>{_e(result.rule)}: {len(result.samples)} failing "
+        f"{'value' if result.type == 'uniqueness' else 'row'} sample(s)</summary>"
+        f'<div class="samples"><table><tr>{head}</tr>{body}</table></div></details>'
+    )
+
+
+def _table(report: TableReport, history: dict[str, list[tuple[float | None, str]]]) -> str:
+    colour = STATUS_COLOURS.get(report.status, "#6e7781")
+    rows = []
+    for r in report.results:
+        tags = "".join(
+            f'<span class="tag">{t}</span>'
+            for t, on in (
+                ("cached", r.cached),
+                ("incremental", r.incremental),
+                ("warn", r.severity == "warn"),
+            )
+            if on
+        )
+        message = f'<div class="msg">{_e(r.message)}</div>' if r.message else ""
+        rows.append(
+            "<tr>"
+            f'<td><span class="chip" style="background:{COLOURS.get(r.outcome)}">'
+            f"{_e(r.outcome)}</span></td>"
+            f'<td class="rule">{_e(r.rule)}{tags}<small>{_e(r.type)}</small>{message}</td>'
+            f'<td class="num">{_number(r.observed)}</td>'
+            f'<td class="num">{_threshold(r)}</td>'
+            f'<td class="num">{_number(r.failing_rows)}</td>'
+            f'<td class="num">{_percent(r.failing_percent)} / '
+            f"{_percent(r.failing_percent_non_null)}</td>"
+            f'<td class="num">{r.duration_seconds * 1000:,.1f} ms</td>'
+            f"<td>{sparkline(history.get(r.rule, []))}</td>"
+            "</tr>"
+        )
+    counts = ", ".join(f"{v} {k}" for k, v in report.counts().items() if v)
+    extra = ""
+    if report.quarantined:
+        extra = f" · {report.quarantined:,} rows quarantined"
+    samples = "".join(_samples(r) for r in report.results)
+    return (
+        '<section class="card"><div class="head">'
+        f'<h2>{_e(report.table)} <span class="badge" style="background:{colour}">'
+        f"{_e(report.status)}</span></h2>"
+        f'<div class="sub">{_e(report.source)} · scope {_e(report.scope)} · {counts} · '
+        f"{report.data_queries} data queries · {report.duration_seconds:.2f} s{extra}"
+        f"<br><code>{_e(report.fingerprint)}</code></div></div>"
+        "<table><tr><th>outcome</th><th>rule</th><th>observed</th><th>threshold</th>"
+        "<th>failing rows</th><th>failing % all / non-null</th><th>time</th>"
+        "<th>pass rate, past runs</th></tr>" + "".join(rows) + "</table>" + samples + "</section>"
+    )
+
+
+def render_html(
+    report: ValidationReport, history: dict[str, list[HistoryRecord]] | None = None
+) -> str:
+    """The report as one HTML page (`history`: per table, its rules' past outcomes)."""
+    counts = report.counts()
+    pills = "".join(
+        f'<span class="pill" style="background:{COLOURS[o]}">{counts[o]} {o}</span>'
+        for o in OUTCOMES
+        if counts[o]
+    )
+    sections = []
+    for table in report.tables:
+        points: dict[str, list[tuple[float | None, str]]] = {}
+        for h in (history or {}).get(table.table, []):
+            points.setdefault(h.rule_name, []).append((h.pass_rate, h.outcome))
+        sections.append(_table(table, points))
+    verdict = {0: "all error rules hold", 1: "a rule failed", 2: "a rule could not run"}
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>onceflow validation: {_e(report.pipeline)}</title>"
+        f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{CSS}</style>'
+        "</head><body><header>"
+        f"<h1>Validation report · {_e(report.pipeline)}</h1>"
+        f'<div class="meta">{_e(report.started_at)}'
+        + (f" · run {_e(report.run_id)}" if report.run_id else "")
+        + f" · {len(report.tables)} table(s), {len(report.results)} rule(s) · "
+        f"{report.data_queries} data queries · exit {report.exit_code}: "
+        f"{verdict[report.exit_code]}</div>"
+        f'<div class="pills">{pills}</div></header><main>'
+        + "".join(sections)
+        + '<p class="legend">Failing % is of all rows in the rule\'s scope / of its non-NULL '
+        "rows. The chart is each rule's pass rate over its past validations (newest right), "
+        "dots coloured by outcome, scaled from the lowest rate seen (at most 90%) to 100%."
+        "</p></main><footer>onceflow</footer></body></html>"
+    )
+
+
+def write_html(report: ValidationReport, path: str | Path, *, store: Store | None = None) -> Path:
+    """Write the HTML report (with history from `store` when given)."""
+    history: dict[str, list[HistoryRecord]] = {}
+    if store is not None:
+        for table in report.tables:
+            history[table.table] = store.rules.history(report.pipeline, table.table)
+    target = Path(path)
+    target.write_text(render_html(report, history), encoding="utf-8")
+    return target

@@ -1,0 +1,233 @@
+"""What a validation reads, and its data fingerprint.
+
+An input is a Delta table (read through its snapshot, never a glob of its folder), Parquet
+files (a file, a folder, a glob), or data in memory (an Arrow table or dataset, a pandas
+or polars data frame). Its fingerprint keys cached results:
+
+    delta:<table id>@<version>[#<hash of batch ids>]   a Delta snapshot (scope run: its batches)
+    parquet:<sha256 of the files' paths and checksums> Parquet files (sidecar checksums when
+                                                       there, else computed)
+    file:<checksum>                                     one extracted file (the pre-load gate)
+    None                                                data in memory: not cached
+
+The warehouse package (and so pyarrow, 0.2 s to import) is imported only to read data:
+finding a fingerprint needs delta-rs alone, so a validation answered from the cache
+stays well under a second as a whole command.
+
+`added_since(version)` reads the Delta log from `version` on and returns the data files
+added, or None unless every commit since only added files (appends, and onceflow's marker
+commits): then an incremental validation merges metrics of just those files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+from onceflow.errors import OnceflowError, ValidateError
+from onceflow.lake import discover_path
+from onceflow.validate.engines.base import Engine
+
+
+@dataclass
+class Input:
+    """Data to validate, how to register it in an engine, and its fingerprint."""
+
+    label: str
+    kind: str  # delta | parquet | memory
+    fingerprint: str | None
+    data: Any = None  # memory: the Arrow object; delta: the DeltaTable
+    files: list[str] = field(default_factory=list)  # parquet
+    source_id: str | None = None  # delta: the table id
+    version: int | None = None  # delta: the snapshot version
+    batch_ids: tuple[str, ...] | None = None  # delta, scope run: only these batches
+
+    def register(self, engine: Engine, name: str) -> None:
+        """Make the input queryable as `name` (this run's batches only, for scope run)."""
+
+        if self.kind == "parquet":
+            engine.register_parquet(name, self.files)
+            return
+        if self.kind == "memory":
+            engine.register_arrow(name, self.data)
+            return
+        if self.batch_ids is None:
+            self._register_snapshot(engine, name)
+            return
+        self._register_snapshot(engine, f"{name}__snapshot")
+        if self.batch_ids:
+            ids = ", ".join("'" + b.replace("'", "''") + "'" for b in self.batch_ids)
+            where = f"_batch_id IN ({ids})"
+        else:
+            where = "FALSE"
+        engine.create_view(name, f'SELECT * FROM "{name}__snapshot" WHERE {where}')
+
+    def _register_snapshot(self, engine: Engine, name: str) -> None:
+        """The snapshot's data files (from its log, never a glob of the folder) through
+        the engine's own Parquet reader: 5.2 s where the Arrow dataset took 7.1 s for the
+        benchmark's 15 checks on 10M rows (bench/RESULTS.md). A table whose files do not
+        hold its rows as they are (deletion vectors, column mapping, partition values,
+        remote storage) is read through delta-rs's dataset instead."""
+        from onceflow.warehouse import snapshot_dataset
+
+        files = self.snapshot_files()
+        if files is None:
+            engine.register_arrow(name, snapshot_dataset(self.data))
+        else:
+            engine.register_parquet(name, files, union_by_name=True)
+
+    def snapshot_files(self) -> list[str] | None:
+        """Local paths of the snapshot's data files, when reading them as plain Parquet
+        gives exactly the table's rows; else None."""
+        from onceflow.warehouse import local_root
+
+        dt = self.data
+        if local_root(str(dt.table_uri)) is None or dt.metadata().partition_columns:
+            return None
+        protocol = dt.protocol()
+        features = set(protocol.reader_features or [])
+        if protocol.min_reader_version == 2 or features & {"deletionVectors", "columnMapping"}:
+            return None  # reader version 2 is column mapping
+        paths = []
+        for uri in dt.file_uris():
+            path = local_root(uri) if uri.startswith("file://") else uri
+            if path is None or "://" in path:
+                return None
+            paths.append(path)
+        return paths
+
+    def added_since(self, version: int) -> list[str] | None:
+        """Data files added by the commits after `version`, when those commits only added
+        files; None otherwise (a remove, a schema or protocol change, a missing commit
+        file, a remote or partitioned table, a scope-run input)."""
+        from onceflow.warehouse import local_root
+
+        if self.kind != "delta" or self.batch_ids is not None or self.version is None:
+            return None
+        if version >= self.version:
+            return None
+        root = local_root(str(self.data.table_uri))
+        if root is None or self.data.metadata().partition_columns:
+            return None
+        added: list[str] = []
+        for number in range(version + 1, self.version + 1):
+            path = Path(root) / "_delta_log" / f"{number:020d}.json"
+            try:
+                lines = path.read_text(encoding="utf-8").splitlines()
+            except OSError:
+                return None
+            for line in lines:
+                if not line.strip():
+                    continue
+                action = json.loads(line)
+                if "add" in action:
+                    added.append(os.path.join(root, unquote(action["add"]["path"])))
+                elif any(k in action for k in ("remove", "metaData", "protocol", "cdc")):
+                    return None
+        return added
+
+    def register_files(self, engine: Engine, name: str, files: list[str]) -> None:
+        """Make some of a Delta table's data files queryable as `name` (as the snapshot
+        is read; a column added later reads as NULL in older files)."""
+        if self.snapshot_files() is not None:
+            engine.register_parquet(name, files, union_by_name=True)
+            return
+        import pyarrow.dataset as ds
+
+        from onceflow.warehouse import snapshot_dataset
+
+        schema = snapshot_dataset(self.data).schema
+        engine.register_arrow(name, ds.dataset(files, schema=schema, format="parquet"))
+
+
+def _open_delta(uri: str) -> Any:
+    """onceflow.warehouse.open_table without importing the warehouse package (see the
+    module doc): the DeltaTable at `uri`, None when there is none, ValidateError when
+    it cannot be read."""
+    from deltalake import DeltaTable
+
+    try:
+        if not DeltaTable.is_deltatable(uri):
+            return None
+        return DeltaTable(uri)
+    except Exception as error:  # delta-rs raises OSError, DeltaError...
+        text = " ".join(str(error).split())[:300]
+        raise ValidateError(f"{uri}: cannot open the Delta table ({text})") from None
+
+
+def _digest(parts: list[str]) -> str:
+    return hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()[:40]
+
+
+def delta_input(uri: str, *, batch_ids: tuple[str, ...] | None = None, label: str = "") -> Input:
+    """The Delta table at `uri`; ValidateError when there is none."""
+    dt = _open_delta(uri)
+    if dt is None:
+        raise ValidateError(f"no Delta table at {uri} (load it first, or check the path)")
+    table_id = str(dt.metadata().id)
+    version = int(dt.version())
+    fingerprint = f"delta:{table_id}@{version}"
+    if batch_ids is not None:
+        fingerprint += "#" + _digest(sorted(batch_ids))
+    return Input(
+        label=label or uri,
+        kind="delta",
+        fingerprint=fingerprint,
+        data=dt,
+        source_id=table_id,
+        version=version,
+        batch_ids=batch_ids,
+    )
+
+
+def parquet_input(pattern: str) -> Input:
+    """Parquet files of a file, folder or glob (committed ones, when they have sidecars)."""
+    try:
+        files = discover_path(pattern)
+    except OnceflowError as error:
+        raise ValidateError(str(error).replace("--path ", "")) from None
+    if not files:
+        raise ValidateError(f"{pattern}: no Parquet files to validate")
+    parts = sorted(f"{f.path}:{f.checksum}" for f in files)
+    return Input(
+        label=pattern,
+        kind="parquet",
+        fingerprint="parquet:" + _digest(parts),
+        files=[f.path for f in files],
+    )
+
+
+def memory_input(data: Any, *, fingerprint: str | None = None, label: str = "") -> Input:
+    """Data in memory: an Arrow table/dataset/batch reader, a pandas or polars frame."""
+    module = type(data).__module__
+    if module.startswith("polars"):
+        data = data.to_arrow()
+        label = label or "polars data frame"
+    elif module.startswith("pandas"):
+        label = label or "pandas data frame"
+    return Input(label=label or "Arrow data", kind="memory", fingerprint=fingerprint, data=data)
+
+
+def resolve_input(data: Any, *, batch_ids: tuple[str, ...] | None = None) -> Input:
+    """An Input from a path (Delta table, Parquet file/folder/glob) or data in memory."""
+    if isinstance(data, Input):
+        return data
+    if isinstance(data, str | os.PathLike):
+        path = os.fspath(data)
+        if _open_delta(path) is not None:
+            return delta_input(path, batch_ids=batch_ids)
+        if os.path.isdir(path) or os.path.isfile(path) or any(c in path for c in "*?["):
+            return parquet_input(path)
+        raise ValidateError(f"{path}: no such Delta table or Parquet file")
+    module = type(data).__module__
+    if module.startswith(("pyarrow", "pandas", "polars")):
+        return memory_input(data)
+    raise ValidateError(
+        f"cannot validate a {type(data).__name__}: give a Delta table or Parquet path, an "
+        "Arrow table, or a pandas or polars data frame"
+    )

@@ -1,0 +1,123 @@
+"""Quarantine: the rows failing a table's row-level error rules, in `<table>_quarantine`.
+
+One extra pass selects every row that fails at least one row-level, error-severity rule
+(completeness, range, allowed_values, regex, length, sql_predicate), whatever the
+rule's threshold, with `_failed_rules` (the names of the rules it fails) and
+`_quarantined_at`. So for each rule, the quarantine rows naming it are its failing rows.
+
+Nothing is quarantined twice: each write is one Delta commit whose metadata names the
+data fingerprint it covers and the source version. A rerun on the same data finds that
+commit and writes nothing; a `scope: run` validation appends its run's failing rows; a
+table that only grew by appends since the last write gets only the failing rows of the
+added files; any other change (overwrite, merge) replaces the quarantine table's content,
+as the source's content was replaced.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from onceflow.rules import Uniqueness
+from onceflow.validate.engines.base import Engine
+from onceflow.validate.inputs import Input
+from onceflow.validate.results import RuleResult
+
+if TYPE_CHECKING:
+    from onceflow.validate.compile import Plan
+else:
+    Plan = Any
+
+log = logging.getLogger(__name__)
+
+META_FINGERPRINT = "onceflow.quarantine.fingerprint"
+META_SOURCE = "onceflow.quarantine.source"
+META_ROWS = "onceflow.quarantine.rows"
+
+
+def _chosen(plans: dict[str, Plan], results: dict[str, RuleResult]) -> list[Plan]:
+    return [
+        p
+        for name, p in plans.items()
+        if p.failing is not None
+        and p.separate is None
+        and not isinstance(p.rule, Uniqueness)
+        and p.rule.severity == "error"
+        and (results[name].failing_rows or 0) > 0
+    ]
+
+
+def _writes(dt: Any) -> list[dict[str, Any]]:
+    """The quarantine's own commits, newest first."""
+    return [dict(e) for e in dt.history() if e.get(META_FINGERPRINT)]
+
+
+def quarantine_pass(
+    uri: str, data: Input, table: str
+) -> Callable[[Engine, dict[str, Plan], dict[str, RuleResult]], int | None]:
+    """The pass to run after a table's rules (see the module doc); returns rows written."""
+
+    def run(engine: Engine, plans: dict[str, Plan], results: dict[str, RuleResult]) -> int | None:
+        import pyarrow as pa
+        from deltalake import CommitProperties, write_deltalake
+
+        from onceflow.warehouse import open_table
+
+        dt = open_table(uri)
+        writes = _writes(dt) if dt is not None else []
+        if any(w.get(META_FINGERPRINT) == data.fingerprint for w in writes):
+            return 0  # this data is quarantined already
+        last = writes[0] if writes else None
+        chosen = _chosen(plans, results)
+        rel, mode = "rel", "overwrite"
+        if data.batch_ids is not None:
+            mode = "append"  # scope run: this run's rows, beside earlier runs' (never twice)
+        elif last is not None and data.kind == "delta":
+            source_id, _, version = str(last.get(META_SOURCE) or "").partition("@")
+            added = data.added_since(int(version)) if source_id == data.source_id else None
+            if added is not None:
+                if not added:
+                    return 0
+                data.register_files(engine, "q_new", added)
+                rel, mode = "q_new", "append"
+        if chosen:
+            from onceflow.validate import compile as sql
+
+            query = sql.render(sql.quarantine_query(rel, chosen), engine.dialect)
+            rows = engine.query_arrow(
+                query, kind="quarantine", rules=tuple(p.rule.name for p in chosen)
+            )
+        elif mode == "overwrite" and dt is not None:
+            rows = _empty_like(dt)
+        else:
+            return 0
+        stamp = pa.scalar(datetime.now(UTC), pa.timestamp("us", tz="UTC"))
+        rows = rows.append_column("_quarantined_at", pa.repeat(stamp, rows.num_rows))
+        props = CommitProperties(
+            custom_metadata={
+                META_FINGERPRINT: data.fingerprint or "",
+                META_SOURCE: f"{data.source_id}@{data.version}",
+                META_ROWS: str(rows.num_rows),
+            }
+        )
+        write_deltalake(  # type: ignore[call-overload]
+            uri,
+            rows,
+            mode=mode,
+            schema_mode="merge" if mode == "append" else "overwrite",
+            commit_properties=props,
+        )
+        log.info("%s: %d rows quarantined into %s (%s)", table, rows.num_rows, uri, mode)
+        return int(rows.num_rows)
+
+    return run
+
+
+def _empty_like(dt: Any) -> Any:
+    import pyarrow as pa
+
+    schema = pa.schema(dt.schema().to_arrow())
+    schema = pa.schema([f for f in schema if f.name != "_quarantined_at"])
+    return schema.empty_table()

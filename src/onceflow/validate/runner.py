@@ -1,0 +1,724 @@
+"""Validate one table: cache, fused scan, separate queries, samples, resume, incremental.
+
+Protocol for one table (or one file, for the pre-load gate):
+1. Look up every rule's stored result for (rule hash, data fingerprint) in one query;
+   those are done (`cached`; a freshness rule is re-judged against today's reference
+   time from its stored metrics). With every rule cached, no engine is even started.
+2. Register the data, read its columns, compile the other rules (a bad rule is `error`
+   now, with one line, and saved like any result).
+3. Incremental: for a Delta table that only grew by appends since the version of the
+   rules' stored metrics, register just the added files as `new`: mergeable metrics are
+   computed there and merged, duplicates are looked up for the new keys only,
+   referential checks run on the new rows (when the reference did not change), a
+   row-local custom query counts new rows. A quantile runs on the whole table.
+4. One fused aggregate query for all metrics (split at `max_fused_aggregates`); on a
+   permanent error, each rule's aggregates are probed on zero rows to find the bad ones,
+   which become `error`, and the rest run again. Then one query per uniqueness key set,
+   per referential rule, per custom query; one LIMIT query of samples per failing rule.
+5. Each result is saved the moment it is known (resume: a killed validation reruns only
+   the rules not saved). Transient errors that outlived the retries are not saved.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from onceflow.clock import now_iso
+from onceflow.errors import OnceflowError
+from onceflow.faults import crashpoint
+from onceflow.redact import redact
+from onceflow.rules import AnyRule, Freshness, Referential, Schema, SqlQuery, Uniqueness
+from onceflow.state import HistoryRecord, RuleResultRecord, Store
+from onceflow.validate.engines.base import Engine, QueryError
+from onceflow.validate.inputs import Input
+from onceflow.validate.metrics import decode_all, encode_all, judge, merge, plain
+from onceflow.validate.results import ERROR, FAIL, PASS, WARN, RuleResult, TableReport
+
+if TYPE_CHECKING:
+    from onceflow.validate import compile as sql
+    from onceflow.validate.compile import Plan
+else:
+
+    class _Compiler:
+        """onceflow.validate.compile on first use: sqlglot takes 0.26 s to import, which a
+        validation answered from the cache never needs (its goal is < 1 s for a command)."""
+
+        def __getattr__(self, name: str) -> Any:
+            from onceflow.validate import compile as module
+
+            return getattr(module, name)
+
+    sql = _Compiler()
+    Plan = Any
+
+log = logging.getLogger(__name__)
+
+REL, NEW, EMPTY = "rel", "new", "rel__empty"
+AUDIT = {"_source_file", "_load_timestamp", "_batch_id"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How rules run (from `validation:` in the config)."""
+
+    pipeline: str
+    engine: str = "duckdb"
+    max_retries: int = 3
+    retry_delay: float = 1.0
+    samples: int = 20
+    max_fused_aggregates: int = 400
+
+
+@dataclass
+class Job:
+    """One table (or file) to validate with its rules."""
+
+    table: str
+    data: Input
+    rules: Sequence[AnyRule]
+    stage: str = "post_load"
+    scope: str = "table"
+    run_id: str | None = None
+    reference_time: datetime | None = None
+    references: Callable[[str], Input] | None = None
+    after_rules: Callable[[Engine, dict[str, Plan], dict[str, RuleResult]], int | None] | None = (
+        None  # the quarantine pass, run on the engine before it closes
+    )
+    skip_reason: str | None = None  # every rule skipped (e.g. the table's load failed)
+
+
+@dataclass
+class _State:
+    """What the run knows so far about each rule."""
+
+    results: dict[str, RuleResult] = field(default_factory=dict)
+    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    base: dict[str, dict[str, Any]] = field(default_factory=dict)  # incremental: old metrics
+    base_samples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+
+def make_engine(name: str, *, max_retries: int, retry_delay: float) -> Engine:
+    """A new engine (imported on first use: DuckDB's helpers bring pyarrow.compute)."""
+    from onceflow.validate.engines import make_engine as make
+
+    return make(name, max_retries=max_retries, retry_delay=retry_delay)
+
+
+class TableRun:
+    """The validation of one table: build it, then `run()`."""
+
+    def __init__(self, job: Job, settings: Settings, store: Store | None, *, resume: bool):
+        self.job = job
+        self.settings = settings
+        self.store = store
+        self.resume = resume
+        self.fingerprint = job.data.fingerprint
+        self.hashes = {
+            r.name: r.definition_hash(settings.engine, settings.samples) for r in job.rules
+        }
+        self.state = _State()
+        self.engine: Engine | None = None
+        self.plans: dict[str, Plan] = {}
+        self.schema: dict[str, str] = {}
+        self.sql: dict[str, list[str]] = {}  # each rule's statements, for its result
+        self.refs: dict[str, tuple[str, str | None]] = {}  # reference -> (relation, fingerprint)
+        self.started = time.perf_counter()
+
+    # -- the run --------------------------------------------------------------------------
+    def run(self) -> TableReport:
+        job = self.job
+        report = TableReport(
+            job.table,
+            job.data.label,
+            job.stage,
+            job.scope,
+            self.fingerprint,
+            validation_id=uuid.uuid4().hex,
+        )
+        if self.store is not None:
+            self.store.rules.begin(
+                report.validation_id or "",
+                self.settings.pipeline,
+                job.table,
+                stage=job.stage,
+                fingerprint=self.fingerprint,
+                run_id=job.run_id,
+            )
+        if job.skip_reason is not None:
+            for rule in job.rules:
+                self._done(rule, {"outcome": "skipped", "message": job.skip_reason}, save=False)
+        else:
+            todo = self._from_cache()
+            if todo:
+                self.engine = make_engine(
+                    self.settings.engine,
+                    max_retries=self.settings.max_retries,
+                    retry_delay=self.settings.retry_delay,
+                )
+                try:
+                    self._execute(todo)
+                    if job.after_rules is not None:
+                        report.quarantined = job.after_rules(
+                            self.engine, self.plans, self.state.results
+                        )
+                finally:
+                    self.engine.close()
+            elif job.after_rules is not None and self.state.results:
+                report.quarantined = self._quarantine_cached()
+        report.results = [self.state.results[r.name] for r in job.rules]
+        if self.engine is not None:
+            report.statements = len(self.engine.statements)
+            report.data_queries = self.engine.data_queries
+            report.retries = self.engine.retries
+        report.duration_seconds = round(time.perf_counter() - self.started, 4)
+        if self.store is not None:
+            self.store.rules.finish(
+                report.validation_id or "",
+                report.status,
+                report.counts(),
+                report.data_queries,
+                [
+                    HistoryRecord(
+                        report.validation_id or "",
+                        r.rule,
+                        self.settings.pipeline,
+                        job.table,
+                        r.outcome,
+                        r.pass_rate,
+                        r.failing_rows,
+                        r.cached,
+                        "",
+                    )
+                    for r in report.results
+                ],
+            )
+        return report
+
+    def _quarantine_cached(self) -> int | None:
+        """Everything came from the cache: the quarantine pass still checks its table is
+        up to date (it usually is, and then runs nothing)."""
+        engine = make_engine(
+            self.settings.engine,
+            max_retries=self.settings.max_retries,
+            retry_delay=self.settings.retry_delay,
+        )
+        self.engine = engine
+        try:
+            self.job.data.register(engine, REL)
+            schema = engine.columns(REL)
+            for rule in self.job.rules:
+                if (self.state.results[rule.name].failing_rows or 0) > 0:
+                    self.plans[rule.name] = sql.compile_rule(rule, schema, engine.dialect)
+            assert self.job.after_rules is not None
+            return self.job.after_rules(engine, self.plans, self.state.results)
+        finally:
+            engine.close()
+
+    def _from_cache(self) -> list[AnyRule]:
+        """Stored results of this data become this run's (cached); the rest to do."""
+        stored: dict[tuple[str, str], RuleResultRecord] = {}
+        if self.store is not None and self.fingerprint is not None and self.resume:
+            for rec in self.store.rules.find(
+                self.settings.pipeline, self.job.table, self.fingerprint
+            ):
+                stored[(rec.rule_name, rec.rule_hash)] = rec
+        todo: list[AnyRule] = []
+        for rule in self.job.rules:
+            found = stored.get((rule.name, self.hashes[rule.name]))
+            if found is None:
+                todo.append(rule)
+                continue
+            result = RuleResult.from_dict(found.result_data())
+            metrics = found.metrics_data()
+            if isinstance(rule, Freshness) and rule.reference_time is None and metrics:
+                # "now" (or the run's window end) moved: judge the stored newest value again
+                fresh = judge(rule, decode_all(metrics), reference_time=self.job.reference_time)
+                for key, value in fresh.items():
+                    setattr(result, key, plain(value) if key != "details" else value)
+            result.cached = True
+            result.duration_seconds = 0.0
+            self.state.results[rule.name] = result
+        return todo
+
+    def _execute(self, todo: list[AnyRule]) -> None:
+        engine = self.engine
+        assert engine is not None
+        try:
+            self.job.data.register(engine, REL)
+            schema = engine.columns(REL)
+            engine.create_view(EMPTY, f"SELECT * FROM {REL} LIMIT 0")
+        except Exception as error:  # the data cannot be read at all
+            message = f"cannot read {self.job.data.label}: {redact(str(error)).splitlines()[0]}"
+            for rule in todo:
+                self._done(rule, {"outcome": ERROR, "message": message}, save=False)
+            return
+        self.schema = schema
+        for rule in todo:
+            try:
+                self.plans[rule.name] = sql.compile_rule(rule, schema, engine.dialect)
+            except sql.CompileError as error:
+                self._done(rule, {"outcome": ERROR, "message": str(error)})
+        incremental = self._incremental()
+        self._fused(incremental)
+        for plan in list(self.plans.values()):
+            name = plan.rule.name
+            if name in self.state.results:
+                continue
+            try:
+                if plan.separate == "unique":
+                    self._unique(plan, name in incremental)
+                elif plan.separate == "referential":
+                    self._referential(plan, name in incremental)
+                elif plan.separate == "query":
+                    self._custom(plan, name in incremental)
+                elif plan.separate == "schema":
+                    self._schema(plan.rule)
+            except QueryError as error:
+                self._done(plan.rule, _error(error), save=not error.transient)
+
+    # -- incremental ----------------------------------------------------------------------
+    def _incremental(self) -> set[str]:
+        """Rules computed from stored metrics plus the appended files (`new`)."""
+        data, store = self.job.data, self.store
+        if store is None or not self.resume or data.kind != "delta" or data.batch_ids is not None:
+            return set()
+        assert data.source_id is not None and data.version is not None
+        states = store.rules.latest_states(
+            self.settings.pipeline, self.job.table, data.source_id, data.version
+        )
+        found = {}
+        for name, plan in self.plans.items():
+            rec = states.get((name, self.hashes[name]))
+            if rec is None or rec.source_version is None or plan.separate == "schema":
+                continue
+            if plan.separate == "query" and not plan.row_local:
+                continue
+            found[name] = rec
+        if not found:
+            return set()
+        base = max(int(r.source_version or 0) for r in found.values())
+        added = data.added_since(base)
+        if added is None:
+            return set()
+        assert self.engine is not None
+        if added:
+            data.register_files(self.engine, NEW, added)
+        else:  # only marker commits since: no new rows
+            self.engine.create_view(NEW, f"SELECT * FROM {REL} LIMIT 0")
+        chosen = set()
+        for name, rec in found.items():
+            if rec.source_version != base:
+                continue
+            self.state.base[name] = decode_all(rec.metrics_data() or {})
+            self.state.base_samples[name] = list(rec.result_data().get("samples") or [])
+            chosen.add(name)
+        log.info(
+            "%s: incremental from version %s (%d files added) for %d rules",
+            self.job.table,
+            base,
+            len(added),
+            len(chosen),
+        )
+        return chosen
+
+    # -- the fused aggregate query ---------------------------------------------------------
+    def _fused(self, incremental: set[str]) -> None:
+        """All aggregates of every rule, on the table (and on `new` for incremental
+        rules), in as few queries as the size cap allows."""
+        on_rel: list[tuple[str, str, Any]] = []  # (rule, metric, expression)
+        on_new: list[tuple[str, str, Any]] = []
+        for name, plan in self.plans.items():
+            if name in self.state.results:
+                continue
+            for metric, expression in plan.aggregates.items():
+                if name in incremental and metric != "quantile":
+                    on_new.append((name, metric, expression))
+                else:
+                    on_rel.append((name, metric, expression))
+        got_rel = self._aggregate(REL, on_rel)
+        got_new = self._aggregate(NEW, on_new) if on_new else {}
+        for name, plan in list(self.plans.items()):
+            if name in self.state.results:
+                continue
+            if name in incremental:
+                metrics = merge(self.state.base[name], got_new.get(name, {}))
+                metrics.update(got_rel.get(name, {}))  # the quantile, recomputed in full
+            else:
+                metrics = got_rel.get(name, {})
+            self.state.metrics[name] = metrics
+            if plan.separate is None:
+                self._judge_and_save(plan, metrics, incremental=name in incremental)
+
+    def _aggregate(self, rel: str, items: list[tuple[str, str, Any]]) -> dict[str, dict[str, Any]]:
+        """Run the aggregates; a rule whose aggregates fail becomes error."""
+        engine = self.engine
+        assert engine is not None
+        out: dict[str, dict[str, Any]] = {}
+        if not items:
+            return out
+        dialect = engine.dialect
+        cap = self.settings.max_fused_aggregates
+        by_rule: dict[str, list[tuple[str, str, Any]]] = {}
+        for item in items:
+            by_rule.setdefault(item[0], []).append(item)
+        # a rule's aggregates stay in one query; a new query starts when the next rule's
+        # new aggregates would pass the cap (shared ones, like COUNT(*), repeat per query)
+        chunks: list[list[tuple[str, str, Any]]] = [[]]
+        texts: set[str] = set()
+        for rule_items in by_rule.values():
+            new = {sql.render(e, dialect) for _n, _m, e in rule_items} - texts
+            if chunks[-1] and len(texts) + len(new) > cap:
+                chunks.append([])
+                texts = set()
+                new = {sql.render(e, dialect) for _n, _m, e in rule_items}
+            texts |= new
+            chunks[-1].extend(rule_items)
+        for chunk in chunks:
+            self._run_chunk(rel, chunk, out)
+        return out
+
+    def _run_chunk(
+        self, rel: str, chunk: list[tuple[str, str, Any]], out: dict[str, dict[str, Any]]
+    ) -> None:
+        engine = self.engine
+        assert engine is not None
+        dialect = engine.dialect
+        aliases: dict[str, str] = {}
+        columns: list[tuple[str, Any]] = []
+        for _name, _metric, expression in chunk:
+            text = sql.render(expression, dialect)
+            if text not in aliases:
+                aliases[text] = f"m{len(aliases)}"
+                columns.append((aliases[text], expression))
+        query = sql.render(sql.fused_query(rel, columns), dialect)
+        names = tuple(sorted({n for n, _m, _e in chunk}))
+        try:
+            row = engine.query(query, kind="aggregate", rules=names)[0]
+        except QueryError as error:
+            if error.transient or len(names) == 1:
+                for name in names:
+                    self._done(self.plans[name].rule, _error(error), save=not error.transient)
+                return
+            self._isolate(rel, chunk, out)
+            return
+        for name, metric, expression in chunk:
+            out.setdefault(name, {})[metric] = row[aliases[sql.render(expression, dialect)]]
+        for name in names:
+            self._remember_sql(name, query)
+
+    def _isolate(
+        self,
+        rel: str,
+        chunk: list[tuple[str, str, Any]],
+        out: dict[str, dict[str, Any]],
+    ) -> None:
+        """A fused query failed: probe each rule on zero rows (bind errors, bad regexes),
+        mark the bad ones error, run the rest again: fused while that removed a culprit,
+        else each rule alone (the error comes from the data)."""
+        engine = self.engine
+        assert engine is not None
+        by_rule: dict[str, list[tuple[str, str, Any]]] = {}
+        for item in chunk:
+            by_rule.setdefault(item[0], []).append(item)
+        survivors: list[str] = []
+        for name, items in by_rule.items():
+            probe = sql.fused_query(EMPTY, [(f"p{i}", e) for i, (_n, _m, e) in enumerate(items)])
+            try:
+                engine.query(sql.render(probe, engine.dialect), kind="probe", rules=(name,))
+            except QueryError as bad:
+                self._done(self.plans[name].rule, _error(bad), save=not bad.transient)
+                continue
+            survivors.append(name)
+        if len(survivors) < len(by_rule):
+            if survivors:
+                self._run_chunk(rel, [i for n in survivors for i in by_rule[n]], out)
+            return
+        for name in survivors:
+            self._run_chunk(rel, by_rule[name], out)
+
+    # -- the separate queries -------------------------------------------------------------
+    def _metrics(self, name: str) -> dict[str, Any]:
+        return dict(self.state.metrics.get(name, {}))
+
+    def _unique(self, plan: Plan, incremental: bool) -> None:
+        engine = self.engine
+        assert engine is not None and isinstance(plan.rule, Uniqueness)
+        metrics = self._metrics(plan.rule.name)
+        if incremental:
+            bounds = self._key_bounds(plan)
+            tree = sql.unique_delta_query(REL, NEW, plan.rule, plan.scope, bounds)
+            query = sql.render(tree, engine.dialect)
+            row = engine.query(query, kind="unique", rules=(plan.rule.name,))[0]
+            base = self.state.base[plan.rule.name]
+            metrics["dup_rows"] = int(base.get("dup_rows") or 0) + int(row["dup_rows"] or 0)
+            metrics["dup_values"] = int(base.get("dup_values") or 0) + int(row["dup_values"] or 0)
+        else:
+            query = sql.render(sql.unique_query(REL, plan.rule, plan.scope), engine.dialect)
+            row = engine.query(query, kind="unique", rules=(plan.rule.name,))[0]
+            metrics |= {"dup_rows": int(row["dup_rows"] or 0), "dup_values": int(row["dup_values"])}
+        self._remember_sql(plan.rule.name, query)
+        self._judge_and_save(plan, metrics, incremental=incremental, fresh_samples=True)
+
+    def _key_bounds(self, plan: Plan) -> dict[str, tuple[Any, Any]]:
+        """Each key column's range among the new rows (one small query on them), for the
+        row-group pruning of unique_delta_query; only plain numbers and text, whose
+        literals compare exactly."""
+        engine = self.engine
+        assert engine is not None and isinstance(plan.rule, Uniqueness)
+        query = sql.render(sql.key_bounds_query(NEW, plan.rule, plan.scope), engine.dialect)
+        row = engine.query(query, kind="unique", rules=(plan.rule.name,))[0]
+        bounds = {}
+        for i, name in enumerate(plan.rule.columns):
+            low, high = row[f"lo_{i}"], row[f"hi_{i}"]
+            if type(low) in (int, str) and type(high) is type(low):
+                bounds[name] = (low, high)
+        return bounds
+
+    def _referential(self, plan: Plan, incremental: bool) -> None:
+        engine = self.engine
+        assert engine is not None and isinstance(plan.rule, Referential)
+        rule = plan.rule
+        try:
+            ref_name, ref_fingerprint = self._reference(rule.reference.table)
+        except OnceflowError as error:
+            self._done(rule, {"outcome": ERROR, "message": str(error)}, save=False)
+            return
+        metrics = self._metrics(rule.name)
+        base = self.state.base.get(rule.name, {})
+        if incremental and base.get("ref") == ref_fingerprint and ref_fingerprint is not None:
+            query = sql.render(
+                sql.referential_query(NEW, rule, ref_name, plan.scope), engine.dialect
+            )
+            failing = int(engine.query(query, kind="referential", rules=(rule.name,))[0]["failing"])
+            metrics["failing"] = int(base.get("failing") or 0) + failing
+        else:
+            if incremental:  # the reference changed: everything again
+                metrics = self._full_metrics(plan)
+                incremental = False
+            query = sql.render(
+                sql.referential_query(REL, rule, ref_name, plan.scope), engine.dialect
+            )
+            metrics["failing"] = int(
+                engine.query(query, kind="referential", rules=(rule.name,))[0]["failing"]
+            )
+        metrics["ref"] = ref_fingerprint
+        self._remember_sql(rule.name, query)
+        self._judge_and_save(plan, metrics, incremental=incremental, ref=ref_name)
+
+    def _full_metrics(self, plan: Plan) -> dict[str, Any]:
+        """A rule's aggregates on the whole table (an incremental rule that cannot merge)."""
+        got: dict[str, dict[str, Any]] = {}
+        self._run_chunk(REL, [(plan.rule.name, m, e) for m, e in plan.aggregates.items()], got)
+        return got.get(plan.rule.name, {})
+
+    def _custom(self, plan: Plan, incremental: bool) -> None:
+        engine = self.engine
+        assert engine is not None and isinstance(plan.rule, SqlQuery)
+        metrics = self._metrics(plan.rule.name)
+        rel = NEW if incremental else REL
+        query = sql.render(sql.custom_count_query(plan, rel), engine.dialect)
+        failing = int(engine.query(query, kind="query", rules=(plan.rule.name,))[0]["failing"])
+        if incremental:
+            failing += int(self.state.base[plan.rule.name].get("failing") or 0)
+        metrics["failing"] = failing
+        self._remember_sql(plan.rule.name, query)
+        self._judge_and_save(plan, metrics, incremental=incremental)
+
+    def _schema(self, rule: AnyRule) -> None:
+        assert isinstance(rule, Schema)
+        missing, wrong, unexpected = [], {}, []
+        actual = {k.lower(): (k, v) for k, v in self.schema.items()}
+        for name, expected in rule.columns.items():
+            found = actual.get(name.lower())
+            if found is None:
+                missing.append(name)
+            elif expected is not None and not same_type(expected, found[1]):
+                wrong[name] = {"expected": expected, "actual": found[1]}
+        if not rule.allow_extra:
+            declared = {c.lower() for c in rule.columns}
+            unexpected = [k for k in self.schema if k.lower() not in declared and k not in AUDIT]
+        problems = len(missing) + len(wrong) + len(unexpected)
+        bad = WARN if rule.severity == "warn" else FAIL
+        observed = {"missing": missing, "wrong_type": wrong, "unexpected": unexpected}
+        fields: dict[str, Any] = {
+            "outcome": PASS if not problems else bad,
+            "observed": observed,
+            "threshold": {"columns": dict(rule.columns), "allow_extra": rule.allow_extra},
+            "details": {"columns": dict(self.schema)},
+        }
+        self._done(rule, fields, metrics={"columns": dict(self.schema)})
+
+    def _reference(self, name: str) -> tuple[str, str | None]:
+        """The reference table registered in the engine (once): its name and fingerprint."""
+        if name not in self.refs:
+            if self.job.references is None:
+                raise OnceflowError(f"reference table {name!r}: no way to find it here")
+            data = self.job.references(name)
+            rel = f"ref_{len(self.refs)}"
+            assert self.engine is not None
+            data.register(self.engine, rel)
+            self.refs[name] = (rel, data.fingerprint)
+        return self.refs[name]
+
+    # -- results ----------------------------------------------------------------------------
+    def _remember_sql(self, name: str, query: str) -> None:
+        self.sql.setdefault(name, []).append(query)
+
+    def _judge_and_save(
+        self,
+        plan: Plan,
+        metrics: dict[str, Any],
+        *,
+        incremental: bool,
+        fresh_samples: bool = False,
+        ref: str | None = None,
+    ) -> None:
+        rule = plan.rule
+        fields = judge(rule, metrics, reference_time=self.job.reference_time)
+        failing = fields.get("failing_rows") or 0
+        if fields["outcome"] in (FAIL, WARN) and failing and self.settings.samples:
+            samples = [] if fresh_samples else list(self.state.base_samples.get(rule.name, []))
+            if len(samples) < self.settings.samples:
+                samples += self._samples(
+                    plan, incremental, ref, self.settings.samples - len(samples)
+                )
+            fields["samples"] = samples[: self.settings.samples]
+        fields["incremental"] = incremental
+        self._done(rule, fields, metrics=metrics)
+
+    def _samples(
+        self, plan: Plan, incremental: bool, ref: str | None, limit: int
+    ) -> list[dict[str, Any]]:
+        """At most one LIMIT query of failing rows (new rows only, when incremental)."""
+        engine = self.engine
+        assert engine is not None
+        rule = plan.rule
+        rel = NEW if incremental else REL
+        if isinstance(rule, Uniqueness):
+            tree = sql.unique_samples_query(REL, rule, plan.scope, limit)
+        elif isinstance(rule, Referential):
+            assert ref is not None
+            tree = sql.referential_samples_query(rel, rule, ref, plan.scope, limit)
+        elif isinstance(rule, SqlQuery):
+            tree = sql.custom_samples_query(plan, rel, limit)
+        elif plan.failing is not None:
+            tree = sql.samples_query(rel, plan.scope, plan.failing, limit)
+        else:
+            return []
+        query = sql.render(tree, engine.dialect)
+        try:
+            rows = engine.query(query, kind="samples", rules=(rule.name,))
+        except QueryError as error:
+            log.warning("%s: no samples for rule %s (%s)", self.job.table, rule.name, error)
+            return []
+        self._remember_sql(rule.name, query)
+        return [{str(k): plain(v) for k, v in row.items()} for row in rows]
+
+    def _done(
+        self,
+        rule: AnyRule,
+        fields: dict[str, Any],
+        *,
+        metrics: dict[str, Any] | None = None,
+        save: bool = True,
+    ) -> None:
+        """Record a rule's result and save it at once (the resume point)."""
+        result = RuleResult(
+            rule=rule.name,
+            table=self.job.table,
+            type=rule.type_name,
+            severity=rule.severity,
+            stage=rule.stage,
+            outcome=fields.pop("outcome"),
+            fingerprint=self.fingerprint,
+        )
+        for key, value in fields.items():
+            setattr(result, key, value if key in ("samples", "details") else plain(value))
+        result.sql = self.sql.get(rule.name, [])
+        spent = [
+            s.seconds
+            for s in (self.engine.statements if self.engine else [])
+            if rule.name in s.rules
+        ]
+        result.duration_seconds = round(sum(spent), 6)
+        self.state.results[rule.name] = result
+        if not save or self.store is None or self.fingerprint is None:
+            return
+        data = self.job.data
+        self.store.rules.save(
+            [
+                RuleResultRecord(
+                    pipeline=self.settings.pipeline,
+                    table_key=self.job.table,
+                    rule_name=rule.name,
+                    rule_hash=self.hashes[rule.name],
+                    fingerprint=self.fingerprint,
+                    outcome=result.outcome,
+                    result=json.dumps(result.as_dict(), default=str),
+                    metrics=None
+                    if metrics is None
+                    else json.dumps(encode_all(metrics), default=str),
+                    source_id=data.source_id if data.batch_ids is None else None,
+                    source_version=data.version if data.batch_ids is None else None,
+                    created_at=now_iso(),
+                )
+            ]
+        )
+        crashpoint("validate_after_rule", f"{self.job.table}/{rule.name}")
+
+
+def _error(error: QueryError) -> dict[str, Any]:
+    what = "engine error (transient, retries exhausted)" if error.transient else "could not run"
+    return {"outcome": ERROR, "message": f"{what}: {redact(str(error))}"}
+
+
+_TYPE_ALIASES = {
+    "int8": "TINYINT",
+    "tinyint": "TINYINT",
+    "int16": "SMALLINT",
+    "smallint": "SMALLINT",
+    "int32": "INTEGER",
+    "int": "INTEGER",
+    "integer": "INTEGER",
+    "int64": "BIGINT",
+    "bigint": "BIGINT",
+    "long": "BIGINT",
+    "float32": "FLOAT",
+    "float": "FLOAT",
+    "real": "FLOAT",
+    "float64": "DOUBLE",
+    "double": "DOUBLE",
+    "string": "VARCHAR",
+    "text": "VARCHAR",
+    "varchar": "VARCHAR",
+    "utf8": "VARCHAR",
+    "str": "VARCHAR",
+    "bool": "BOOLEAN",
+    "boolean": "BOOLEAN",
+    "date": "DATE",
+    "timestamp": "TIMESTAMP",
+    "datetime": "TIMESTAMP",
+    "timestamptz": "TIMESTAMP WITH TIME ZONE",
+    "binary": "BLOB",
+    "bytes": "BLOB",
+    "blob": "BLOB",
+    "decimal": "DECIMAL",
+}
+
+
+def same_type(expected: str, actual: str) -> bool:
+    """Whether a declared type (engine or Arrow spelling, case-insensitive) is the
+    column's; a bare `decimal` matches any precision and scale."""
+    want = expected.strip()
+    normal = _TYPE_ALIASES.get(want.lower(), want.upper())
+    got = actual.upper()
+    if normal == "DECIMAL":
+        return got.startswith("DECIMAL")
+    return normal.replace(" ", "") == got.replace(" ", "")

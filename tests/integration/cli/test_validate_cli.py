@@ -1,0 +1,278 @@
+"""`onceflow validate`, `run` with rules, `reset-state --validation` and `status`: real
+processes on a real project (SQLite source, Delta tables, SQLite state)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.helpers.cli import run_cli
+from tests.helpers.recovery import RUN_DATE, make_sqlite_source, write_project
+from tests.helpers.servers import IN_CI
+from tests.helpers.validate import RULES, customers, events, project, write_delta
+
+
+@pytest.fixture
+def proj(tmp_path: Path) -> Path:
+    write_delta(tmp_path / "events", events(2000))
+    write_delta(tmp_path / "customers", customers())
+    project(tmp_path, RULES, events_path=tmp_path / "events", customers_path=tmp_path / "customers")
+    return tmp_path
+
+
+def test_exit_codes_terminal_table_and_reports(proj: Path) -> None:
+    done = run_cli("validate", "--output", "r.json", "--html", "r.html", cwd=proj)
+    assert done.returncode == 1, done.stderr  # an error-severity rule failed
+    out = done.stdout
+    assert "src.events: failed (post_load, scope table, 21 rules" in out
+    assert "amount_range" in out and "fail" in out and "status_len" in out and "warn" in out
+    assert "-- exit 1: an error-severity rule failed" in out
+    report = json.loads((proj / "r.json").read_text())
+    assert report["exit_code"] == 1 and report["counts"]["fail"] > 0
+    assert (proj / "r.html").read_text().startswith("<!DOCTYPE html>")
+    again = run_cli("validate", "--json", cwd=proj)
+    assert again.returncode == 1 and json.loads(again.stdout)["data_queries"] == 0
+
+    passing = [r for r in RULES if r["name"] in ("rows", "id_present", "fresh")]
+    project(proj, passing, events_path=proj / "events", customers_path=proj / "customers")
+    assert run_cli("validate", cwd=proj).returncode == 0
+
+    broken = [*passing, {"name": "bad", "type": "completeness", "column": "nope"}]
+    project(proj, broken, events_path=proj / "events", customers_path=proj / "customers")
+    done = run_cli("validate", cwd=proj)
+    assert done.returncode == 2
+    assert (
+        "unknown column 'nope' in the rule" in done.stdout
+        and "exit 2: a rule could not run" in done.stdout
+    )
+
+
+def test_a_bad_rule_is_one_line_naming_table_and_rule(proj: Path) -> None:
+    rules = [{"name": "x", "type": "completeness", "column": "id", "mostly": 2}]
+    project(proj, rules, events_path=proj / "events")
+    done = run_cli("validate", cwd=proj)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "error: onceflow.yml: tables[0]: table src.events, rule 'x': threshold out of "
+        "range: mostly must be between 0 and 1 (a fraction of passing rows), got 2"
+    ]
+
+
+def test_a_missing_table_is_exit_2_naming_it(tmp_path: Path) -> None:
+    project(tmp_path, RULES[:2], events_path=tmp_path / "never-loaded")
+    done = run_cli("validate", "--json", cwd=tmp_path)
+    assert done.returncode == 2
+    result = json.loads(done.stdout)["tables"][0]["results"][0]
+    assert result["outcome"] == "error"
+    where = tmp_path / "never-loaded"
+    assert result["message"] == (
+        f"table src.events: no Delta table at {where} (load it first, or check the path)"
+    )
+
+
+def test_reset_state_validation_and_status(proj: Path) -> None:
+    run_cli("validate", cwd=proj)
+    done = run_cli(
+        "reset-state", "--validation", "--table", "src.events", "--rule", "rows", cwd=proj
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {
+        "action": "reset_validation",
+        "table": "src.events",
+        "rule": "rows",
+        "count": 1,
+    }
+    report = json.loads(run_cli("validate", "--json", cwd=proj).stdout)
+    fresh = [r["rule"] for r in report["tables"][0]["results"] if not r["cached"]]
+    assert fresh == ["rows"]
+    wrong = run_cli(
+        "reset-state", "--validation", "--table", "src.events", "--rule", "nope", cwd=proj
+    )
+    assert wrong.returncode == 2 and "no rule 'nope'" in wrong.stderr
+    everything = run_cli("reset-state", "--validation", cwd=proj)
+    assert json.loads(everything.stdout)["count"] == len(RULES)
+    report = json.loads(run_cli("validate", "--json", cwd=proj).stdout)
+    assert not any(r["cached"] for r in report["tables"][0]["results"])
+
+
+def _pipeline(tmp_path: Path, rules: list[dict[str, Any]]) -> Path:
+    make_sqlite_source(tmp_path / "src.db", {"orders": 400})
+    proj = write_project(tmp_path / "p", f"sqlite:///{tmp_path / 'src.db'}", ["orders"])
+    config = yaml.safe_load(proj.config.read_text())
+    config["tables"][0]["rules"] = rules
+    config["validation"] = {"retry_delay": 0.01}
+    proj.config.write_text(yaml.safe_dump(config, sort_keys=False))
+    return proj.folder
+
+
+ORDER_RULES = [
+    {"name": "id_present", "type": "completeness", "column": "id"},
+    {"name": "id_unique", "type": "uniqueness", "columns": ["id"]},
+    {"name": "amount_ok", "type": "range", "column": "amount", "min": 0},
+    {"name": "some_rows", "type": "row_count", "min": 400, "max": 400},
+    {"name": "note_present", "type": "completeness", "column": "note", "severity": "warn"},
+]
+
+
+def test_run_extracts_loads_then_validates_this_runs_rows(tmp_path: Path) -> None:
+    folder = _pipeline(tmp_path, ORDER_RULES)
+    done = run_cli("run", "--date", RUN_DATE, "--json", cwd=folder)
+    assert done.returncode == 0, done.stdout + done.stderr
+    validation = json.loads(done.stdout)["validation"]
+    table = validation["tables"][0]
+    assert (table["table"], table["scope"], table["status"]) == ("src.orders", "run", "warn")
+    assert "#" in table["fingerprint"]  # the run's batches
+    assert validation["reference_time"] == "2025-01-24T00:00:00+00:00"
+    again = json.loads(run_cli("run", "--date", RUN_DATE, "--json", cwd=folder).stdout)[
+        "validation"
+    ]
+    assert again["data_queries"] == 0
+    status = run_cli("status", "--date", RUN_DATE, "--json", cwd=folder)
+    assert json.loads(status.stdout)["validation"][0]["status"] == "warn"
+    text = run_cli("status", "--date", RUN_DATE, cwd=folder).stdout
+    assert "validation (last per table)" in text and "src.orders" in text
+
+
+def test_a_failing_rule_fails_the_run(tmp_path: Path) -> None:
+    rules = [*ORDER_RULES[:3], {"name": "few", "type": "row_count", "max": 10}]
+    folder = _pipeline(tmp_path, rules)
+    done = run_cli("run", "--date", RUN_DATE, cwd=folder)
+    assert done.returncode == 1
+    assert "rule fail: src.orders/few" in done.stderr
+    status = json.loads(run_cli("status", "--date", RUN_DATE, "--json", cwd=folder).stdout)
+    assert status["status"] == "failed"
+
+
+def test_a_failing_pre_load_rule_stops_the_file_before_its_commit(tmp_path: Path) -> None:
+    gate = {"name": "note_in_file", "type": "completeness", "column": "note", "stage": "pre_load"}
+    folder = _pipeline(tmp_path, [*ORDER_RULES[:2], gate])
+    done = run_cli("run", "--date", RUN_DATE, "--json", cwd=folder)
+    assert done.returncode == 1
+    summary = json.loads(done.stdout)
+    load = summary["load"]["tables"][0]
+    assert "pre-load rules refused the file (note_in_file fail (30 failing rows))" in load["error"]
+    assert load["files"][0]["action"] == "failed"
+    assert not (
+        folder / "warehouse" / "src" / "orders" / "_delta_log"
+    ).exists()  # nothing committed
+    gated = summary["validation"]["tables"][0]
+    assert (gated["stage"], gated["results"][0]["outcome"]) == ("pre_load", "fail")
+    assert gated["fingerprint"].startswith("file:")
+    post = summary["validation"]["tables"][1]
+    assert {r["outcome"] for r in post["results"]} == {"skipped"}
+
+    config = yaml.safe_load((folder / "onceflow.yml").read_text())
+    config["tables"][0]["rules"][2]["severity"] = "warn"  # warn rules never block
+    (folder / "onceflow.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    done = run_cli("run", "--date", RUN_DATE, "--json", cwd=folder)
+    assert done.returncode == 0, done.stdout
+    summary = json.loads(done.stdout)
+    assert summary["load"]["counts"]["loaded"] == 1
+    assert summary["validation"]["tables"][0]["results"][0]["outcome"] == "warn"
+
+
+def _chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if path := shutil.which(name):
+            return path
+    return None
+
+
+def test_the_html_report_renders_in_a_real_browser(proj: Path) -> None:
+    browser = _chromium()
+    if browser is None:
+        message = "chromium is not installed (scripts/setup.sh installs it)"
+        if IN_CI:
+            pytest.fail(f"{message}; CI requires it")
+        pytest.skip(message)
+    for seed in (2, 3):  # past runs for the pass-rate chart
+        run_cli("validate", cwd=proj)
+        write_delta(proj / "events", events(300, seed=seed, first_id=9000 * seed), mode="append")
+    assert run_cli("validate", "--html", "report.html", cwd=proj).returncode == 1
+    html = (proj / "report.html").read_text()
+    assert (
+        "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
+        and "<script" not in html
+    )
+    assert html.count("<polyline") == len(RULES) and "failing row sample" in html
+    shot = proj / "report.png"
+    args = [
+        browser,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--hide-scrollbars",
+        f"--screenshot={shot}",
+        "--window-size=1400,1800",
+        (proj / "report.html").as_uri(),
+    ]
+    _screenshot(args, proj)
+    assert shot.exists()
+    data = shot.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    assert (width, height) == (1400, 1800)
+    assert len(data) > 60_000  # a rendered page, not a blank one
+    keep = os.environ.get("ONCEFLOW_KEEP_SCREENSHOT")
+    if keep:
+        shutil.copy(shot, keep)
+
+
+def _screenshot(args: list[str], home: Path) -> None:
+    """Run the browser detached (its parent is init, not pytest), and wait for it to end.
+
+    Waited-for children count in this process's RUSAGE_CHILDREN peak memory, which other
+    tests read to bound their own subprocesses' memory; Chromium's would exceed it.
+    """
+    import shlex
+    import time
+
+    command = " ".join(shlex.quote(a) for a in args)
+    started = subprocess.run(
+        ["sh", "-c", f"{command} >{home / 'chromium.log'} 2>&1 & echo $!"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "HOME": str(home)},
+    )
+    pid = int(started.stdout.strip())
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        if Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z":
+            return  # ended; init reaps it
+        time.sleep(0.2)
+    os.kill(pid, 9)
+    raise AssertionError((home / "chromium.log").read_text()[-2000:])
+
+
+def test_scope_run_quarantines_each_runs_failing_rows_once(tmp_path: Path) -> None:
+    from onceflow.warehouse import read_table
+
+    note = {"name": "note_present", "type": "completeness", "column": "note"}
+    folder = _pipeline(tmp_path, [note])
+    config = yaml.safe_load((folder / "onceflow.yml").read_text())
+    config["tables"][0]["quarantine"] = True
+    (folder / "onceflow.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    quarantine = folder / "warehouse" / "src" / "orders_quarantine"
+    first = json.loads(run_cli("run", "--date", RUN_DATE, "--json", cwd=folder).stdout)
+    failing = first["validation"]["tables"][0]["results"][0]["failing_rows"]
+    assert first["validation"]["tables"][0]["quarantined"] == failing == 30
+    run_cli("run", "--date", RUN_DATE, cwd=folder)  # the same run again: nothing twice
+    assert read_table(str(quarantine)).num_rows == failing
+    second = json.loads(run_cli("run", "--date", "2025-01-24", "--json", cwd=folder).stdout)
+    assert second["validation"]["tables"][0]["quarantined"] == 30  # that run's rows, added
+    rows = read_table(str(quarantine))
+    assert rows.num_rows == 2 * failing
+    assert set(rows.column("_failed_rules").to_pylist()[0]) == {"note_present"}
+    assert len(set(rows.column("_batch_id").to_pylist())) == 2

@@ -1,0 +1,97 @@
+"""The rules repository's contract (validation results, validations, history), on SQLite
+and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+
+from onceflow.state import HistoryRecord, RuleResultRecord, Store
+
+
+def _record(
+    rule: str,
+    fingerprint: str,
+    *,
+    version: int | None = None,
+    outcome: str = "pass",
+    metrics: dict[str, object] | None = None,
+    table: str = "s.t",
+) -> RuleResultRecord:
+    return RuleResultRecord(
+        pipeline="p",
+        table_key=table,
+        rule_name=rule,
+        rule_hash=f"h-{rule}",
+        fingerprint=fingerprint,
+        outcome=outcome,
+        result=json.dumps({"rule": rule, "outcome": outcome}),
+        metrics=None if metrics is None else json.dumps(metrics),
+        source_id="table-id" if version is not None else None,
+        source_version=version,
+    )
+
+
+def test_results_are_found_by_fingerprint_and_replaced_in_place(store: Store) -> None:
+    store.rules.save([_record("a", "delta:x@1"), _record("b", "delta:x@1", outcome="fail")])
+    store.rules.save([_record("a", "delta:x@2")])
+    found = {r.rule_name: r for r in store.rules.find("p", "s.t", "delta:x@1")}
+    assert set(found) == {"a", "b"}
+    assert found["b"].result_data() == {"rule": "b", "outcome": "fail"}
+    store.rules.save([_record("b", "delta:x@1", outcome="pass")])
+    again = store.rules.get("p", "s.t", "b", "h-b", "delta:x@1")
+    assert again is not None and again.outcome == "pass"
+    assert store.rules.get("p", "s.t", "b", "other-hash", "delta:x@1") is None
+    assert store.rules.counts("p") == {"pass": 3}
+
+
+def test_latest_states_pick_the_newest_older_version_with_metrics(store: Store) -> None:
+    store.rules.save(
+        [
+            _record("a", "delta:x@3", version=3, metrics={"rows": 3}),
+            _record("a", "delta:x@5", version=5, metrics={"rows": 5}),
+            _record("a", "delta:x@9", version=9, metrics={"rows": 9}),
+            _record("b", "delta:x@4", version=4),  # no metrics (an error): not a state
+        ]
+    )
+    states = store.rules.latest_states("p", "s.t", "table-id", below_version=9)
+    assert list(states) == [("a", "h-a")]
+    assert states[("a", "h-a")].source_version == 5
+    assert states[("a", "h-a")].metrics_data() == {"rows": 5}
+    assert store.rules.latest_states("p", "s.t", "other-table", 9) == {}
+
+
+def test_validations_history_and_last_per_table(store: Store) -> None:
+    for number, (table, status) in enumerate(
+        [("s.t", "failed"), ("s.t", "passed"), ("s.u", "warn")]
+    ):
+        vid = f"v{number}"
+        store.rules.begin(vid, "p", table, stage="post_load", fingerprint=f"f{number}")
+        store.rules.finish(
+            vid,
+            status,
+            {"pass": 1, "fail": int(status == "failed")},
+            statements=2,
+            history=[HistoryRecord(vid, "a", "p", table, "pass", 1.0, 0, False, "")],
+        )
+    last = {v.table_key: v for v in store.rules.last_validations("p")}
+    assert {k: v.status for k, v in last.items()} == {"s.t": "passed", "s.u": "warn"}
+    assert last["s.t"].counts_data() == {"pass": 1, "fail": 0}
+    history = store.rules.history("p", "s.t")
+    assert [h.validation_id for h in history] == ["v0", "v1"]
+    assert history[0].pass_rate == 1.0 and history[0].cached is False
+    assert [v.validation_id for v in store.rules.validations("p", "s.t")] == ["v1", "v0"]
+
+
+def test_reset_forgets_one_rule_one_table_or_everything(store: Store) -> None:
+    store.rules.save([_record("a", "f"), _record("b", "f"), _record("a", "f", table="s.u")])
+    store.rules.begin("v", "p", "s.t", stage="post_load", fingerprint="f")
+    store.rules.finish(
+        "v", "passed", {}, 0, [HistoryRecord("v", "a", "p", "s.t", "pass", 1.0, 0, False, "")]
+    )
+    assert store.rules.reset("p", "s.t", "a") == 1
+    assert [r.rule_name for r in store.rules.find("p", "s.t", "f")] == ["b"]
+    assert store.rules.history("p", "s.t")  # a rule's reset keeps the history
+    assert store.rules.reset("p", "s.t") == 1
+    assert store.rules.history("p", "s.t") == [] and store.rules.last_validations("p") == []
+    assert store.rules.reset("p") == 1
+    assert store.rules.counts("p") == {}

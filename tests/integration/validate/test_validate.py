@@ -1,0 +1,276 @@
+"""Validating Delta tables and Parquet files: cache, resume, incremental, quarantine,
+retries and the JSON report, on real DuckDB, Delta Lake and the SQLite state store."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from onceflow.config import load_config
+from onceflow.validate import SCHEMA_PATH, Validator, validate
+from onceflow.validate.engines import QueryError, make_engine
+from onceflow.warehouse import read_table
+from tests.helpers.validate import RULES, customers, events, project, write_delta
+
+
+@pytest.fixture
+def tables(tmp_path: Path) -> tuple[Path, Path]:
+    write_delta(tmp_path / "events", events(3000))
+    write_delta(tmp_path / "customers", customers())
+    return tmp_path / "events", tmp_path / "customers"
+
+
+def validator(
+    tmp_path: Path, customers_path: Path, rules: list[dict[str, Any]] | None = None, **kw: Any
+) -> Validator:
+    return Validator(
+        rules_by_table={"events": RULES if rules is None else rules},
+        state=f"sqlite:///{tmp_path / 'state.db'}",
+        references={"customers": str(customers_path)},
+        **kw,
+    )
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal results, floats to rounding (a merged stddev differs in the last bits)."""
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-12)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+def test_a_rerun_on_unchanged_data_and_rules_runs_no_data_query(
+    tmp_path: Path, tables: tuple[Path, Path]
+) -> None:
+    events_path, customers_path = tables
+    first = validator(tmp_path, customers_path).validate_table(events_path, "events")
+    assert first.data_queries >= 5 and not any(r.cached for r in first.results)
+    assert {r.outcome for r in first.results} >= {"pass", "fail", "warn"}
+    second = validator(tmp_path, customers_path).validate_table(events_path, "events")
+    assert second.data_queries == 0 and second.statements == 0
+    assert all(r.cached for r in second.results)
+    assert [r.comparable() for r in second.results] == [r.comparable() for r in first.results]
+    assert second.results[0].fingerprint == first.results[0].fingerprint
+    assert first.results[0].fingerprint.startswith("delta:") and first.results[
+        0
+    ].fingerprint.endswith("@0")
+
+
+def test_a_changed_rule_runs_again_alone_and_no_resume_runs_everything(
+    tmp_path: Path, tables: tuple[Path, Path]
+) -> None:
+    events_path, customers_path = tables
+    validator(tmp_path, customers_path).validate_table(events_path, "events")
+    changed = [dict(r, max=999) if r["name"] == "amount_range" else r for r in RULES]
+    again = validator(tmp_path, customers_path, changed).validate_table(events_path, "events")
+    assert [r.rule for r in again.results if not r.cached] == ["amount_range"]
+    assert again.data_queries == 2  # its part of the fused query, and its samples
+    fresh = validator(tmp_path, customers_path).validate_table(events_path, "events", resume=False)
+    assert not any(r.cached for r in fresh.results) and fresh.data_queries >= 5
+
+
+def test_incremental_after_appends_equals_a_full_validation_on_random_data(
+    tmp_path: Path, tables: tuple[Path, Path]
+) -> None:
+    events_path, customers_path = tables
+    v = validator(tmp_path, customers_path)
+    v.validate_table(events_path, "events")
+    for seed, first_id in ((7, 2500), (8, 9000)):  # the first batch repeats some old ids
+        write_delta(events_path, events(400, seed=seed, first_id=first_id), mode="append")
+        incremental = v.validate_table(events_path, "events")
+        full = validator(tmp_path / "other", customers_path).validate_table(events_path, "events")
+        merged = {r.rule for r in incremental.results if r.incremental}
+        assert merged >= {
+            "id_present",
+            "amount_range",
+            "mean_amount",
+            "sd_amount",
+            "id_unique",
+            "customer_exists",
+            "big_paid",
+            "median",
+            "fresh",
+        }
+        assert "dup_status" not in merged  # a GROUP BY query is not row-local: run in full
+        for inc, whole in zip(incremental.results, full.results, strict=True):
+            assert same(inc.comparable(), whole.comparable()), inc.rule
+        assert (
+            incremental.result("id_unique").distinct_failing
+            == full.result("id_unique").distinct_failing
+        )
+        # the appended files are scanned, not the table: the fused query reads only them
+        fused = next(s for s in incremental.result("amount_range").sql)
+        assert '"new"' in fused or " new" in fused
+
+
+def test_a_non_append_change_is_validated_in_full(
+    tmp_path: Path, tables: tuple[Path, Path]
+) -> None:
+    events_path, customers_path = tables
+    v = validator(tmp_path, customers_path)
+    v.validate_table(events_path, "events")
+    write_delta(events_path, events(500, seed=3), mode="overwrite")
+    after = v.validate_table(events_path, "events")
+    assert not any(r.incremental or r.cached for r in after.results)
+    assert after.result("rows").observed == 500
+
+
+def test_parquet_files_are_fingerprinted_by_checksum(tmp_path: Path) -> None:
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    pq.write_table(events(200), folder / "a.parquet")
+    pq.write_table(events(100, seed=2), folder / "b.parquet")
+    rules = [
+        {"name": "rows", "type": "row_count", "min": 1},
+        {"name": "id", "type": "completeness", "column": "id"},
+    ]
+    v = Validator(rules_by_table={"f": rules}, state=f"sqlite:///{tmp_path / 's.db'}")
+    first = v.validate_table(folder, "f")
+    assert first.result("rows").observed == 300 and first.results[0].fingerprint.startswith(
+        "parquet:"
+    )
+    assert v.validate_table(folder, "f").data_queries == 0
+    pq.write_table(events(50, seed=9), folder / "b.parquet")  # same name, new content
+    changed = v.validate_table(str(folder / "*.parquet"), "f")
+    assert changed.data_queries == 1 and changed.result("rows").observed == 250
+
+
+def test_quarantine_holds_each_rules_failing_rows_once(
+    tmp_path: Path, tables: tuple[Path, Path]
+) -> None:
+    events_path, customers_path = tables
+    rules = [
+        r
+        for r in RULES
+        if r["name"] in ("amount_range", "status_known", "email_format", "status_len", "id_unique")
+    ]
+    config_path = project(
+        tmp_path / "p",
+        rules,
+        events_path=events_path,
+        customers_path=customers_path,
+        table={"quarantine": True},
+    )
+    config = load_config(config_path)
+    report = validate(config, tables=["src.events"])
+    table = report.tables[0]
+    quarantine = read_table(str(events_path) + "_quarantine")
+    assert table.quarantined == quarantine.num_rows > 0
+    failed = quarantine.column("_failed_rules").to_pylist()
+    for name in ("amount_range", "status_known", "email_format"):
+        assert sum(name in names for names in failed) == report.result(name).failing_rows
+    assert not any(
+        "status_len" in names or "id_unique" in names for names in failed
+    )  # warn; not row-level
+    # a rerun quarantines nothing again; an append quarantines only the new rows' failures
+    assert validate(config, tables=["src.events"]).tables[0].quarantined == 0
+    assert validate(config, tables=["src.events"], resume=False).tables[0].quarantined == 0
+    write_delta(events_path, events(300, seed=5, first_id=5000), mode="append")
+    grown = validate(config, tables=["src.events"])
+    quarantine = read_table(str(events_path) + "_quarantine")
+    failed = quarantine.column("_failed_rules").to_pylist()
+    for name in ("amount_range", "status_known", "email_format"):
+        assert sum(name in names for names in failed) == grown.result(name).failing_rows
+    assert grown.tables[0].quarantined == quarantine.num_rows - table.quarantined
+
+
+def test_transient_errors_are_retried_and_permanent_ones_are_not(tmp_path: Path) -> None:
+    path = tmp_path / "a.parquet"
+    pq.write_table(pa.table({"x": [1, 2, 3]}), path)
+    engine = make_engine("duckdb", max_retries=6, retry_delay=0.05)
+    try:
+        engine.register_parquet("t", [str(path)])
+        hidden = tmp_path / "a.hidden"
+        path.rename(hidden)  # the file goes away for a moment (a remount, a slow sync)
+        threading.Timer(0.3, lambda: hidden.rename(path)).start()
+        rows = engine.query("SELECT count(*) AS n FROM t")
+        assert rows == [{"n": 3}] and engine.retries >= 1
+        started, before = time.monotonic(), engine.retries
+        with pytest.raises(QueryError) as caught:
+            engine.query("SELECT nope FROM t")
+        assert not caught.value.transient and engine.retries == before
+        assert time.monotonic() - started < 0.05 * 2  # no backoff for a permanent error
+        assert "Binder Error" in str(caught.value) and "\n" not in str(caught.value)
+    finally:
+        engine.close()
+
+
+def test_retries_run_out_into_a_rule_error_that_is_not_cached(tmp_path: Path) -> None:
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    pq.write_table(pa.table({"x": [1, None]}), folder / "a.parquet")
+    v = Validator(
+        rules_by_table={"f": [{"name": "x", "type": "completeness", "column": "x"}]},
+        state=f"sqlite:///{tmp_path / 's.db'}",
+        max_retries=1,
+        retry_delay=0.01,
+    )
+    from onceflow.validate.inputs import parquet_input
+
+    data = parquet_input(str(folder))
+    (folder / "a.parquet").rename(folder / "gone")  # gone for good, after the fingerprint
+    report = v.validate_table(data, "f")
+    assert report.result("x").outcome == "error" and "cannot read" in (
+        report.result("x").message or ""
+    )
+    (folder / "gone").rename(folder / "a.parquet")
+    assert v.validate_table(data, "f").result("x").outcome == "fail"  # ran again
+
+
+def test_the_json_report_follows_its_schema(tmp_path: Path, tables: tuple[Path, Path]) -> None:
+    import jsonschema
+
+    events_path, customers_path = tables
+    report = validator(tmp_path, customers_path).validate_table(events_path, "events")
+    data = json.loads(report.to_json(tmp_path / "report.json"))
+    jsonschema.validate(data, json.loads(SCHEMA_PATH.read_text()))
+    assert data["exit_code"] == report.exit_code == 1
+    assert data == json.loads((tmp_path / "report.json").read_text())
+    bad = dict(data, exit_code=7)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, json.loads(SCHEMA_PATH.read_text()))
+
+
+def test_resets_forget_one_rule_one_table_or_all(tmp_path: Path, tables: tuple[Path, Path]) -> None:
+    events_path, customers_path = tables
+    v = validator(tmp_path, customers_path)
+    v.validate_table(events_path, "events")
+    assert v.reset_rule_state("events", "rows") == 1
+    assert [r.rule for r in v.validate_table(events_path, "events").results if not r.cached] == [
+        "rows"
+    ]
+    assert v.reset_table_state("events") == len(RULES)
+    assert not any(r.cached for r in v.validate_table(events_path, "events").results)
+    assert v.reset_state() == len(RULES)
+
+
+def test_a_missing_table_is_an_error_result(tmp_path: Path) -> None:
+    v = Validator(rules_by_table={"t": [{"name": "rows", "type": "row_count", "min": 1}]})
+    report = v.validate_table(tmp_path / "nothing-here", "t")
+    assert report.exit_code == 2
+    assert (
+        report.result("rows").message
+        == f"{tmp_path / 'nothing-here'}: no such Delta table or Parquet file"
+    )
+
+
+def test_the_table_location_rule_matches_the_loader(tmp_path: Path) -> None:
+    from onceflow.load import load_target
+    from onceflow.validate import table_location
+
+    config = load_config(project(tmp_path, [], events_path=tmp_path / "e"))
+    for table in config.tables:
+        assert table_location(config, table) == load_target(config, table).uri
+    shutil.rmtree(tmp_path / "warehouse", ignore_errors=True)

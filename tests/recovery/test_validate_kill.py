@@ -1,0 +1,83 @@
+"""SIGKILL in the middle of `onceflow validate`: the rerun runs exactly the rules whose
+results were not saved, and its report equals an uninterrupted one but for timings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers.cli import run_cli
+from tests.helpers.validate import RULES, customers, events, project, write_delta
+
+FUSED = [
+    r["name"]
+    for r in RULES
+    if r["type"] not in ("uniqueness", "referential", "sql_query", "schema")
+]
+SEPARATE = ["id_unique", "pair_unique", "customer_exists", "big_paid", "dup_status", "shape"]
+
+
+def _report(folder: Path, *extra: str, crash_at: str | None = None) -> Any:
+    done = run_cli("validate", "--output", "report.json", *extra, cwd=folder, crash_at=crash_at)
+    return done, (
+        json.loads((folder / "report.json").read_text()) if done.returncode in (0, 1) else None
+    )
+
+
+def _comparable(report: dict[str, Any]) -> list[dict[str, Any]]:
+    skip = {"sql", "duration_seconds", "cached", "samples"}
+    return [{k: v for k, v in r.items() if k not in skip} for r in report["tables"][0]["results"]]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("crash_rule", "done_before"),
+    [
+        ("id_present", []),  # the first fused result saved; its fused peers not yet
+        ("id_unique", FUSED),  # after the fused scan and the first uniqueness query
+        ("customer_exists", [*FUSED, "id_unique", "pair_unique"]),
+    ],
+)
+def test_a_killed_validation_resumes_with_only_the_rules_not_done(
+    tmp_path: Path, crash_rule: str, done_before: list[str]
+) -> None:
+    write_delta(tmp_path / "events", events(3000))
+    write_delta(tmp_path / "customers", customers())
+    project(
+        tmp_path / "a",
+        RULES,
+        events_path=tmp_path / "events",
+        customers_path=tmp_path / "customers",
+    )
+    project(
+        tmp_path / "b",
+        RULES,
+        events_path=tmp_path / "events",
+        customers_path=tmp_path / "customers",
+    )
+
+    killed, _ = _report(tmp_path / "a", crash_at=f"validate_after_rule:src.events/{crash_rule}")
+    assert killed.returncode == -9, killed.stderr
+    resumed_run, resumed = _report(tmp_path / "a")
+    assert resumed_run.returncode == 1, resumed_run.stderr
+    saved = [*done_before, crash_rule]
+    results = resumed["tables"][0]["results"]
+    assert sorted(r["rule"] for r in results if r["cached"]) == sorted(saved)
+    rerun = [r for r in results if not r["cached"]]
+    # the statements the rerun made are exactly those of the rules not saved
+    ran = {rule for r in rerun for rule in [r["rule"]] if r["sql"]}
+    assert ran == {r["rule"] for r in rerun if r["type"] != "schema"}
+    # one fused query for the aggregates of the rules not saved (a uniqueness, referential
+    # or custom-query rule has its row counts there too), one per separate rule not saved
+    expected = 1 if any(n not in saved for n in [*FUSED, *SEPARATE[:-1]]) else 0
+    failing = {r["rule"] for r in rerun if r["outcome"] in ("fail", "warn") and r["failing_rows"]}
+    expected += sum(1 for n in SEPARATE if n not in saved and n != "shape")
+    expected += len(failing)  # one LIMIT query of samples per failing rule
+    assert resumed["data_queries"] == expected
+
+    clean_run, clean = _report(tmp_path / "b")
+    assert clean_run.returncode == 1
+    assert _comparable(resumed) == _comparable(clean)

@@ -1,0 +1,122 @@
+"""Rule declarations: parsing, one-line errors naming table and rule, hashes, config keys."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from onceflow.config import config_from_dict
+from onceflow.errors import ConfigError
+from onceflow.rules import Completeness, Freshness, Uniqueness, parse_duration, rule_list
+
+BASE: dict[str, Any] = {"sources": {"shop": {"url": "sqlite:///x.db"}}}
+
+
+def _config(rules: list[dict[str, Any]], **table: Any) -> Any:
+    return config_from_dict(
+        {**BASE, "tables": [{"source": "shop", "table": "orders", "rules": rules, **table}]}
+    )
+
+
+def test_rules_of_the_config_are_typed_models_and_scope_follows_the_strategy() -> None:
+    config = _config(
+        [
+            {"name": "id", "type": "completeness", "column": "id"},
+            {"name": "u", "type": "uniqueness", "column": "id"},
+            {"name": "fresh", "type": "freshness", "column": "ts", "max_age": "2d"},
+        ]
+    )
+    table = config.tables[0]
+    assert [type(r) for r in table.rules] == [Completeness, Uniqueness, Freshness]
+    assert table.rules[1].columns == ["id"]  # type: ignore[union-attr]
+    assert table.rules[2].max_age_seconds == 2 * 86400  # type: ignore[union-attr]
+    assert table.validation_scope == "run"  # append: this run's rows
+    merged = _config([], load={"strategy": "merge", "primary_key": ["id"]}).tables[0]
+    assert merged.validation_scope == "table"
+    assert _config([], scope="table").tables[0].validation_scope == "table"
+    assert config.validation.max_retries == 3 and config.validation.samples == 20
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        (
+            {"name": "x", "type": "nope", "column": "a"},
+            r"table shop\.orders, rule 'x': unknown rule type 'nope' \(types: allowed_values, ",
+        ),
+        (
+            {"name": "x", "type": "regex", "column": "a", "pattern": "^(a"},
+            r"table shop\.orders, rule 'x': pattern: bad regex '\^\(a'",
+        ),
+        (
+            {"name": "x", "type": "completeness", "column": "a", "mostly": 1.5},
+            r"rule 'x': threshold out of range: mostly must be between 0 and 1 .*got 1\.5",
+        ),
+        (
+            {"name": "x", "type": "completeness", "column": "a", "max_failing": -1},
+            r"rule 'x': threshold out of range: max_failing must be 0 or more, got -1",
+        ),
+        ({"name": "x", "type": "range", "column": "a"}, r"rule 'x': a range rule needs min or max"),
+        ({"name": "x", "type": "completeness"}, r"rule 'x': column: required field is missing"),
+        (
+            {"name": "x", "type": "completeness", "column": "a", "colour": 1},
+            r"colour: unknown field",
+        ),
+        (
+            {"type": "completeness", "column": "a"},
+            r"a rule without a name: every rule needs a `name:`",
+        ),
+        (
+            {
+                "name": "x",
+                "type": "statistic",
+                "statistic": "mean",
+                "column": "a",
+                "min": 0,
+                "mostly": 0.5,
+            },
+            r"rule 'x': a statistic rule checks one value, not rows",
+        ),
+        (
+            {"name": "x", "type": "sql_query", "query": "SELECT 1"},
+            r"rule 'x': query: .*names the table as \{table\}",
+        ),
+        (
+            {"name": "x", "type": "freshness", "column": "t", "max_age": "soon"},
+            r"rule 'x': max_age: .*max_age 'soon': use a number and a unit",
+        ),
+    ],
+)
+def test_a_bad_rule_is_one_line_naming_table_and_rule(rule: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as caught:
+        _config([rule])
+    assert "\n" not in str(caught.value)
+    assert str(caught.value).startswith("config: tables[0]: table shop.orders")
+
+
+def test_duplicate_rule_names_are_refused() -> None:
+    rules = [{"name": "x", "type": "completeness", "column": c} for c in ("a", "b")]
+    with pytest.raises(ConfigError, match=r"table shop\.orders, rule 'x': duplicate rule name"):
+        _config(rules)
+
+
+def test_the_definition_hash_follows_what_decides_the_result() -> None:
+    base = {"name": "r", "type": "range", "column": "a", "min": 0}
+    (one,) = rule_list([base], "t")
+    (same,) = rule_list([{**base, "description": "documentation only"}], "t")
+    (other,) = rule_list([{**base, "min": 1}], "t")
+    assert one.definition_hash("duckdb", 20) == same.definition_hash("duckdb", 20)
+    assert one.definition_hash("duckdb", 20) != other.definition_hash("duckdb", 20)
+    assert one.definition_hash("duckdb", 20) != one.definition_hash("duckdb", 5)
+
+
+def test_durations() -> None:
+    assert [parse_duration(v) for v in ("48h", "30m", "2d", "90", 5, "1w")] == [
+        172800.0,
+        1800.0,
+        172800.0,
+        90.0,
+        5.0,
+        604800.0,
+    ]

@@ -1,0 +1,318 @@
+"""Each rule type on data in memory: pass, fail, warn, error, thresholds, NULL semantics,
+empty input, and the statements the fused plan costs (DuckDB in process, no server)."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from onceflow.validate import ValidationReport, Validator
+from onceflow.validate.metrics import merge, statistic_value
+from onceflow.validate.runner import same_type
+
+T0 = datetime(2025, 1, 31, tzinfo=UTC)
+
+
+def table() -> pa.Table:
+    """Six rows; NULLs in every checked column but `ts`."""
+    return pa.table(
+        {
+            "id": pa.array([1, 2, 3, 3, 5, None], pa.int64()),
+            "v": pa.array([1, 5, 10, None, 20, 3], pa.int64()),
+            "s": ["a", "b", "x", None, "a", "b"],
+            "e": ["a@b.c", "bad", None, "x@y.z", "q@r.s", "no at"],
+            "c": pa.array([10, 11, 99, None, 10, 12], pa.int64()),
+            "ts": pa.array([T0 - timedelta(hours=h) for h in (1, 2, 3, 4, 5, 50)]),
+        }
+    )
+
+
+def validate(rules: list[dict[str, Any]], data: Any = None, **options: Any) -> ValidationReport:
+    refs = {"customers": pa.table({"cid": pa.array([10, 11, 12], pa.int64())})}
+    validator = Validator(rules_by_table={"t": rules}, references=refs, **options)
+    return validator.validate_table(table() if data is None else data, "t")
+
+
+def one(rule: dict[str, Any], data: Any = None) -> Any:
+    return validate([{"name": "r", **rule}], data).result("r")
+
+
+ROW_RULES = [
+    # rule, failing rows, judged (non-NULL) rows
+    ({"type": "completeness", "column": "v"}, 1, 6),
+    ({"type": "range", "column": "v", "min": 1, "max": 10}, 1, 5),
+    ({"type": "range", "column": "v", "min": 1, "max": 10, "inclusive": False}, 3, 5),
+    ({"type": "allowed_values", "column": "s", "values": ["a", "b"]}, 1, 5),
+    ({"type": "regex", "column": "e", "pattern": "^[^@ ]+@[^@ ]+$"}, 2, 5),
+    ({"type": "length", "column": "s", "min": 1, "max": 1}, 0, 5),
+    ({"type": "sql_predicate", "expression": "v < 10 OR s = 'a'"}, 1, 5),
+    (
+        {
+            "type": "referential",
+            "column": "c",
+            "reference": {"table": "customers", "column": "cid"},
+        },
+        1,
+        5,
+    ),
+    ({"type": "sql_query", "query": "SELECT * FROM {table} WHERE v >= 10"}, 2, 6),
+]
+
+
+@pytest.mark.parametrize(
+    ("rule", "failing", "judged"), ROW_RULES, ids=[r[0]["type"] for r in ROW_RULES]
+)
+def test_row_rules_count_failing_rows_with_the_null_semantics(
+    rule: dict[str, Any], failing: int, judged: int
+) -> None:
+    result = one(rule)
+    assert (result.failing_rows, result.evaluated_rows, result.total_rows) == (failing, judged, 6)
+    assert result.outcome == ("pass" if failing == 0 else "fail")
+    assert result.failing_percent == pytest.approx(100 * failing / 6)
+    if rule["type"] in ("completeness", "sql_query"):
+        assert result.failing_percent_non_null is None  # every row is judged
+    else:
+        assert result.failing_percent_non_null == pytest.approx(100 * failing / judged)
+    assert result.threshold == {"max_failing": 0} and result.observed == failing
+
+
+FAILING = [
+    *[r for r, failing, _judged in ROW_RULES if failing],
+    {"type": "uniqueness", "columns": ["id"]},
+    {"type": "row_count", "max": 3},
+    {"type": "statistic", "statistic": "mean", "column": "v", "max": 1},
+    {"type": "freshness", "column": "ts", "max_age": "1m", "reference_time": T0.isoformat()},
+    {"type": "schema", "columns": {"zz": None}},
+]
+
+
+@pytest.mark.parametrize("rule", FAILING, ids=[r["type"] for r in FAILING])
+def test_every_rule_type_fails_as_an_error_and_warns_as_a_warning(rule: dict[str, Any]) -> None:
+    assert one(rule).outcome == "fail"
+    warned = validate([{"name": "r", **rule, "severity": "warn"}])
+    assert warned.result("r").outcome == "warn" and warned.exit_code == 0
+
+
+def test_thresholds_mostly_and_max_failing() -> None:
+    regex = {"type": "regex", "column": "e", "pattern": "@"}  # 2 of 5 non-NULL fail
+    assert one({**regex, "mostly": 0.6}).outcome == "pass"  # 3/5 pass
+    low = one({**regex, "mostly": 0.61})
+    assert (low.outcome, low.observed, low.threshold) == ("fail", 0.6, {"mostly": 0.61})
+    assert one({**regex, "max_failing": 2}).outcome == "pass"
+    assert one({**regex, "max_failing": 1}).outcome == "fail"
+
+
+def test_warn_severity_never_fails_and_a_filter_narrows_the_rows() -> None:
+    warned = one({"type": "completeness", "column": "v", "severity": "warn"})
+    assert (warned.outcome, warned.failing_rows) == ("warn", 1)
+    filtered = one({"type": "completeness", "column": "v", "filter": "s = 'a' OR s = 'b'"})
+    assert (filtered.outcome, filtered.total_rows) == ("pass", 4)
+    report = validate([{"name": "w", "type": "completeness", "column": "v", "severity": "warn"}])
+    assert report.exit_code == 0 and report.ok
+
+
+def test_uniqueness_reports_duplicated_rows_and_distinct_values() -> None:
+    single = one({"type": "uniqueness", "columns": ["id"]})
+    assert (single.failing_rows, single.distinct_failing, single.evaluated_rows) == (2, 1, 5)
+    assert single.samples == [{"id": 3, "n": 2}]
+    composite = one({"type": "uniqueness", "columns": ["id", "s"]})
+    assert composite.outcome == "pass" and composite.failing_rows == 0
+
+
+def test_aggregate_rules_compare_one_value() -> None:
+    rows = one({"type": "row_count", "min": 7})
+    assert (rows.outcome, rows.observed, rows.threshold) == ("fail", 6, {"min": 7})
+    values = [1, 5, 10, 20, 3]
+    cases = {
+        "mean": statistics.mean(values),
+        "min": 1,
+        "max": 20,
+        "sum": 39,
+        "stddev": statistics.stdev(values),
+    }
+    for statistic, expected in cases.items():
+        result = one({"type": "statistic", "statistic": statistic, "column": "v", "max": 100})
+        assert result.observed == pytest.approx(expected) and result.outcome == "pass", statistic
+    median = one(
+        {"type": "statistic", "statistic": "quantile", "quantile": 0.5, "column": "v", "max": 4}
+    )
+    assert (median.observed, median.outcome) == (5.0, "fail")
+
+
+def test_freshness_against_the_reference_time() -> None:
+    fresh = {"type": "freshness", "column": "ts", "max_age": "2h", "reference_time": T0.isoformat()}
+    result = one(fresh)
+    assert result.outcome == "pass" and result.observed == pytest.approx(1.0)
+    assert result.details["newest"] == (T0 - timedelta(hours=1)).isoformat()
+    stale = one({**fresh, "reference_time": (T0 + timedelta(hours=2)).isoformat()})
+    assert (stale.outcome, stale.observed) == ("fail", pytest.approx(3.0))
+
+
+def test_schema_rule() -> None:
+    ok = one({"type": "schema", "columns": {"id": "int64", "s": "string", "ts": None}})
+    assert ok.outcome == "pass"
+    bad = one({"type": "schema", "columns": {"id": "varchar", "zz": None}, "allow_extra": False})
+    assert bad.outcome == "fail"
+    assert bad.observed["missing"] == ["zz"]
+    assert bad.observed["wrong_type"] == {"id": {"expected": "varchar", "actual": "BIGINT"}}
+    assert bad.observed["unexpected"] == ["v", "s", "e", "c", "ts"]
+    assert same_type("decimal", "DECIMAL(12,2)") and same_type(
+        "timestamptz", "TIMESTAMP WITH TIME ZONE"
+    )
+
+
+def test_empty_input_passes_row_rules_and_fails_statistics() -> None:
+    empty = table().slice(0, 0)
+    assert one({"type": "range", "column": "v", "min": 0}, empty).outcome == "pass"
+    mean = one({"type": "statistic", "statistic": "mean", "column": "v", "min": 0}, empty)
+    assert mean.outcome == "fail" and "no non-NULL values of 'v'" in (mean.message or "")
+    assert mean.observed is None
+    fresh = one({"type": "freshness", "column": "ts", "max_age": "1h"}, empty)
+    assert fresh.outcome == "fail"
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        (
+            {"type": "completeness", "column": "nope"},
+            "unknown column 'nope' in the rule (columns: id, v",
+        ),
+        ({"type": "sql_predicate", "expression": "v >>> 3 ("}, "bad SQL in expression"),
+        (
+            {"type": "sql_predicate", "expression": "no_such_fn(v) > 1"},
+            "could not run: Catalog Error",
+        ),
+        (
+            {"type": "regex", "column": "e", "pattern": "(?=a)"},
+            "could not run: Invalid Input Error",
+        ),
+        (
+            {"type": "referential", "column": "c", "reference": {"table": "gone", "column": "x"}},
+            "reference table 'gone' not found",
+        ),
+        (
+            {"type": "completeness", "column": "v", "filter": "zz = 1"},
+            "unknown column 'zz' in filter",
+        ),
+    ],
+    ids=[
+        "unknown column",
+        "bad SQL",
+        "unknown function",
+        "RE2 rejects the regex",
+        "missing table",
+        "bad filter",
+    ],
+)
+def test_a_rule_that_cannot_run_is_error_and_the_others_still_run(
+    rule: dict[str, Any], message: str
+) -> None:
+    report = validate(
+        [
+            {"name": "bad", **rule},
+            {"name": "good", "type": "completeness", "column": "id", "mostly": 0.5},
+            {"name": "rows", "type": "row_count", "min": 1},
+        ]
+    )
+    bad = report.result("bad")
+    assert bad.outcome == "error" and message in (bad.message or "") and "\n" not in bad.message
+    assert report.result("good").outcome == "pass" and report.result("rows").outcome == "pass"
+    assert report.exit_code == 2
+
+
+def test_one_fused_query_and_one_limit_query_per_failing_rule() -> None:
+    rules = [
+        {"name": "a", "type": "completeness", "column": "id"},  # fails
+        {"name": "b", "type": "range", "column": "v", "min": 0},
+        {"name": "c", "type": "allowed_values", "column": "s", "values": ["a", "b"]},  # fails
+        {"name": "d", "type": "regex", "column": "e", "pattern": "."},
+        {"name": "e", "type": "row_count", "min": 1},
+        {"name": "f", "type": "statistic", "statistic": "mean", "column": "v", "min": 0},
+        {
+            "name": "g",
+            "type": "statistic",
+            "statistic": "quantile",
+            "quantile": 0.9,
+            "column": "v",
+            "min": 0,
+        },
+        {"name": "h", "type": "freshness", "column": "ts", "max_age": "1000d"},
+        {"name": "u", "type": "uniqueness", "columns": ["s"]},  # fails
+        {
+            "name": "r",
+            "type": "referential",
+            "column": "c",
+            "reference": {"table": "customers", "column": "cid"},
+        },
+        {"name": "q", "type": "sql_query", "query": "SELECT * FROM {table} WHERE v < 0"},
+    ]
+    report = validate(rules)
+    outcomes = {r.rule: r.outcome for r in report.results}
+    assert [k for k, v in outcomes.items() if v == "fail"] == ["a", "c", "u", "r"]
+    # 1 fused + 1 uniqueness + 1 referential + 1 custom, + 4 sample queries (a, c, u, r)
+    assert report.data_queries == 8
+    assert report.tables[0].statements == 8
+    assert len(report.result("a").sql) == 2 and report.result("b").sql == report.result("e").sql
+    passing = [r for r in report.results if r.outcome == "pass"]
+    assert passing and all(not r.samples and "LIMIT" not in " ".join(r.sql) for r in passing)
+    assert len(report.result("q").sql) == 2  # the fused query, then its own count
+    assert report.result("c").samples == [
+        {
+            "id": 3,
+            "v": 10,
+            "s": "x",
+            "e": None,
+            "c": 99,
+            "ts": (T0 - timedelta(hours=3)).isoformat(),
+        }
+    ]
+
+
+def test_the_size_cap_splits_the_fused_query() -> None:
+    rules = [{"name": f"r{i}", "type": "range", "column": "v", "min": -i} for i in range(6)]
+    validator = Validator(rules_by_table={"t": rules})
+    validator.settings = type(validator.settings)(
+        **{**validator.settings.__dict__, "max_fused_aggregates": 4}
+    )
+    report = validator.validate_table(table(), "t")
+    assert all(r.outcome == "pass" for r in report.results)
+    # per rule: rows and evaluated (shared) + its failing count; a cap of 4 fits two rules
+    assert report.data_queries == 3
+
+
+def test_pandas_and_polars_frames_give_the_same_report() -> None:
+    import pandas as pd
+    import polars as pl
+
+    rules = [
+        {"name": "a", "type": "completeness", "column": "v"},
+        {"name": "b", "type": "range", "column": "v", "max": 10},
+    ]
+    arrow = validate(rules)
+    frames = [table().to_pandas(), pl.from_arrow(table())]
+    for frame in frames:
+        got = validate(rules, frame)
+        assert [r.comparable() for r in got.results] == [r.comparable() for r in arrow.results]
+    assert isinstance(frames[0], pd.DataFrame)
+
+
+def test_chan_merge_of_two_halves_is_the_whole() -> None:
+    values = [float(x) ** 1.5 for x in range(1, 200)]
+    halves = (values[:77], values[77:])
+
+    def state(xs: list[float]) -> dict[str, Any]:
+        mean = statistics.fmean(xs)
+        return {"n": len(xs), "mean": mean, "m2": sum((x - mean) ** 2 for x in xs)}
+
+    merged = merge(state(halves[0]), state(halves[1]))
+    from onceflow.rules import Statistic
+
+    rule = Statistic(name="s", column="x", statistic="stddev", max=1e9)
+    assert statistic_value(rule, merged) == pytest.approx(statistics.stdev(values), rel=1e-12)
+    assert math.isclose(merged["mean"], statistics.fmean(values), rel_tol=1e-12)
