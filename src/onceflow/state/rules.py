@@ -48,6 +48,18 @@ _HISTORY = (
     "pass_rate, failing_rows, cached, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (validation_id, rule_name) DO NOTHING"
 )
+# The newest `keep` fingerprints of a table stay (the current one, and the older states
+# an incremental run merges from); the rest is a cache nobody can hit any more.
+_PRUNE_RESULTS = (
+    "DELETE FROM rule_results WHERE pipeline = ? AND table_key = ? AND fingerprint NOT IN ("
+    "SELECT fingerprint FROM rule_results WHERE pipeline = ? AND table_key = ? "
+    "GROUP BY fingerprint ORDER BY MAX(created_at) DESC, fingerprint LIMIT ?)"
+)
+# validations older than the table's `keep`-th newest, with their history rows
+_OLDEST_KEPT = (
+    "SELECT started_at FROM validations WHERE pipeline = ? AND table_key = ? "
+    "ORDER BY started_at DESC LIMIT 1 OFFSET ?"
+)
 _LAST = (
     "SELECT v.* FROM validations v WHERE v.pipeline = ? AND v.stage = ? AND v.started_at = "
     "(SELECT MAX(w.started_at) FROM validations w WHERE w.pipeline = v.pipeline "
@@ -300,6 +312,33 @@ class Rules:
             removed = int(tx.execute(f"DELETE FROM rule_results WHERE {where}", params).rowcount)
             tx.execute(f"DELETE FROM rule_history WHERE {where}", params)
             tx.execute(f"DELETE FROM validations WHERE {where}", params)
+            return removed
+
+    def prune(
+        self, pipeline: str, table_key: str, *, keep_results: int = 10, keep_history: int = 200
+    ) -> int:
+        """Bound what a table keeps: results on its `keep_results` newest data fingerprints,
+        its `keep_history` newest validations (the report's chart reads the last 30).
+        Returns the number of results removed."""
+        with self.db.transaction() as tx:
+            removed = int(
+                tx.execute(
+                    _PRUNE_RESULTS, (pipeline, table_key, pipeline, table_key, keep_results)
+                ).rowcount
+            )
+            row = tx.execute(_OLDEST_KEPT, (pipeline, table_key, keep_history - 1)).fetchone()
+            if row is not None:
+                old = (
+                    "SELECT validation_id FROM validations WHERE pipeline = ? AND table_key = ? "
+                    "AND started_at < ?"
+                )
+                params = (pipeline, table_key, row["started_at"])
+                tx.execute(f"DELETE FROM rule_history WHERE validation_id IN ({old})", params)
+                tx.execute(
+                    "DELETE FROM validations WHERE pipeline = ? AND table_key = ? "
+                    "AND started_at < ?",
+                    params,
+                )
             return removed
 
     def counts(self, pipeline: str) -> dict[str, int]:

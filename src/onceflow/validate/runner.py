@@ -199,6 +199,7 @@ class TableRun:
                     for r in report.results
                 ],
             )
+            self.store.rules.prune(self.settings.pipeline, job.table)
         return report
 
     def _quarantine_cached(self) -> int | None:

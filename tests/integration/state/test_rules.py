@@ -95,3 +95,33 @@ def test_reset_forgets_one_rule_one_table_or_everything(store: Store) -> None:
     assert store.rules.history("p", "s.t") == [] and store.rules.last_validations("p") == []
     assert store.rules.reset("p") == 1
     assert store.rules.counts("p") == {}
+
+
+def test_prune_keeps_the_newest_fingerprints_and_validations_of_a_table(store: Store) -> None:
+    for n in range(5):
+        stamp = f"2026-01-0{n + 1}T00:00:00+00:00"
+        store.rules.save(
+            [
+                RuleResultRecord(**{**vars(_record(rule, f"f{n}")), "created_at": stamp})
+                for rule in ("a", "b")
+            ]
+        )
+    store.rules.save([_record("a", "other", table="s.u")])
+    for n in range(5):
+        vid = f"v{n}"
+        store.rules.begin(vid, "p", "s.t", stage="post_load", fingerprint=f"f{n}")
+        store.rules.finish(
+            vid, "passed", {}, 0, [HistoryRecord(vid, "a", "p", "s.t", "pass", 1.0, 0, False, "")]
+        )
+    assert store.rules.prune("p", "s.t", keep_results=2, keep_history=3) == 6
+    assert [bool(store.rules.find("p", "s.t", f"f{n}")) for n in range(5)] == [
+        False,
+        False,
+        False,
+        True,
+        True,
+    ]
+    assert store.rules.find("p", "s.u", "other")  # another table keeps its own
+    assert [v.validation_id for v in store.rules.validations("p", "s.t")] == ["v4", "v3", "v2"]
+    assert [h.validation_id for h in store.rules.history("p", "s.t")] == ["v2", "v3", "v4"]
+    assert store.rules.prune("p", "s.t", keep_results=2, keep_history=3) == 0
