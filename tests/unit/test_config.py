@@ -121,12 +121,8 @@ def test_only_secret_fields_mask_their_env_values(monkeypatch: pytest.MonkeyPatc
     assert redact("east-region-x pw-value-x9") == "east-region-x ***"
 
 
-def test_rules_and_schedules_are_refused_until_their_steps_exist() -> None:
+def test_rules_are_refused_until_their_step_exists() -> None:
     base = {"sources": {"s": {"url": "sqlite:///x.db"}}}
     table = {"source": "s", "table": "t"}
     with pytest.raises(ConfigError, match="rules: the validate step"):
         config_from_dict({**base, "tables": [{**table, "rules": [{"type": "completeness"}]}]})
-    with pytest.raises(ConfigError, match="schedules: the scheduler"):
-        config_from_dict(
-            {**base, "tables": [table], "schedules": [{"name": "n", "cron": "* * * * *"}]}
-        )

@@ -4,6 +4,8 @@
     store.extractions  each table of a run
     store.files        the file tracker: which file is loaded into which table
     store.locks        named leases
+    store.scheduled_runs  scheduled runs: the state machine, its history, schedule cursors
+    store.queue        the job queue: priorities, leases, fencing tokens
 
 The store is an index of what happened: sidecars and Delta logs are the truth.
 """
@@ -19,7 +21,9 @@ from onceflow.state.files import Files
 from onceflow.state.locks import Locks
 from onceflow.state.migrations import LATEST_VERSION, MIGRATIONS
 from onceflow.state.postgres import PostgresDatabase
+from onceflow.state.queue import Queue
 from onceflow.state.runs import Runs
+from onceflow.state.scheduled_runs import ScheduledRuns
 from onceflow.state.sqlite import SqliteDatabase
 
 
@@ -32,6 +36,8 @@ class Store:
         self.extractions = Extractions(db)
         self.files = Files(db)
         self.locks = Locks(db)
+        self.scheduled_runs = ScheduledRuns(db)
+        self.queue = Queue(db)
 
     @property
     def url(self) -> str:
@@ -48,7 +54,8 @@ class Store:
         return self.db.transaction()
 
     def close(self) -> None:
-        """Close this thread's connection."""
+        """Close this thread's connection (and its queue listener)."""
+        self.queue.close_listener()
         self.db.close()
 
     def __enter__(self) -> Store:
@@ -75,7 +82,7 @@ class Store:
             for version, _title, statements in MIGRATIONS:
                 if current < version <= target:
                     for statement in statements:
-                        tx.execute(statement)
+                        tx.execute(self.db.adapt_ddl(statement))
                     tx.execute("INSERT INTO onceflow_schema (version) VALUES (?)", (version,))
                     current = version
             return current
