@@ -1,8 +1,10 @@
 """onceflow: batch data pipelines that are safe to rerun and recover from any crash.
 
 The public face. `Pipeline` has one method per CLI command; `load_config` reads an
-onceflow.yml; `open_store` opens a state store; the errors are the one hierarchy every
-command raises. Names are imported on first use, so `import onceflow` (and the CLI)
+onceflow.yml; `open_store` opens a state store; the schedule step's parts (`Scheduler`,
+`Worker`, the seed's `PipelineStateManager`, `QueueManager`, `ScheduleCalculator`,
+`RetryManager` with `RetryPolicy`; functions in `onceflow.schedule`); the errors are the
+one hierarchy every command raises. Names are imported on first use, so `import onceflow` (and the CLI)
 starts without loading Arrow, Delta Lake or any database driver.
 """
 
@@ -18,26 +20,46 @@ if TYPE_CHECKING:
     from onceflow.errors import (
         ConfigError,
         ExtractError,
+        LeaseLostError,
         LoadError,
         LockError,
         OnceflowError,
         SourceError,
         StateError,
+        TransitionError,
     )
     from onceflow.pipeline import Pipeline, RunSummary
+    from onceflow.schedule import (
+        PipelineStateManager,
+        QueueManager,
+        RetryManager,
+        RetryPolicy,
+        ScheduleCalculator,
+        Scheduler,
+        Worker,
+    )
     from onceflow.state import open_store
 
 _WHERE = {
     "Config": "onceflow.config",
     "ConfigError": "onceflow.errors",
     "ExtractError": "onceflow.errors",
+    "LeaseLostError": "onceflow.errors",
     "LoadError": "onceflow.errors",
     "LockError": "onceflow.errors",
     "OnceflowError": "onceflow.errors",
     "Pipeline": "onceflow.pipeline",
+    "PipelineStateManager": "onceflow.schedule",
+    "QueueManager": "onceflow.schedule",
+    "RetryManager": "onceflow.schedule",
+    "RetryPolicy": "onceflow.schedule",
     "RunSummary": "onceflow.pipeline",
+    "ScheduleCalculator": "onceflow.schedule",
+    "Scheduler": "onceflow.schedule",
     "SourceError": "onceflow.errors",
     "StateError": "onceflow.errors",
+    "TransitionError": "onceflow.errors",
+    "Worker": "onceflow.schedule",
     "load_config": "onceflow.config",
     "open_store": "onceflow.state",
 }
@@ -46,13 +68,22 @@ __all__ = [
     "Config",
     "ConfigError",
     "ExtractError",
+    "LeaseLostError",
     "LoadError",
     "LockError",
     "OnceflowError",
     "Pipeline",
+    "PipelineStateManager",
+    "QueueManager",
+    "RetryManager",
+    "RetryPolicy",
     "RunSummary",
+    "ScheduleCalculator",
+    "Scheduler",
     "SourceError",
     "StateError",
+    "TransitionError",
+    "Worker",
     "__version__",
     "load_config",
     "open_store",

@@ -11,7 +11,17 @@ import os
 import signal
 
 _ENV = "ONCEFLOW_CRASH_AT"
-POINTS = ("during_write", "after_data_rename", "after_sidecar")
+POINTS = (
+    "during_write",
+    "after_data_rename",
+    "after_sidecar",
+    # the scheduler: a tick recorded (SCHEDULED), its job not queued yet
+    "scheduler_after_tick",
+    # a worker: jobs claimed, run not started; run started; pipeline done, not recorded
+    "worker_after_claim",
+    "worker_after_start",
+    "worker_before_complete",
+)
 
 
 def crashpoint(name: str, key: str | None = None) -> None:

@@ -23,7 +23,7 @@ from onceflow.redact import redact
 #: registers its commands.
 COMMAND_MODULES = tuple(
     importlib.import_module(f"onceflow.cli.{name}")
-    for name in ("project", "run", "load", "state", "consistency")
+    for name in ("project", "run", "load", "schedule", "state", "consistency")
 )
 
 

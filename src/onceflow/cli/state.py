@@ -9,7 +9,7 @@ import typer
 
 from onceflow.cli.app import app
 from onceflow.cli.options import ConfigOpt, DateOpt, JsonOpt, RunIdOpt, YesOpt
-from onceflow.cli.render import print_json, print_status
+from onceflow.cli.render import print_json, print_status, print_tenant_status
 from onceflow.errors import ConfigError
 
 
@@ -18,11 +18,29 @@ def status(
     config: ConfigOpt = None,
     date: DateOpt = None,
     run_id: RunIdOpt = None,
+    tenant: Annotated[
+        str | None,
+        typer.Option(
+            "--tenant",
+            help="Instead: a tenant's scheduled runs - counts by state, last success, last "
+            "failure, next run, waiting runs, queue.",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Show a run's extractions, each table's load and the locks (default: the latest run)."""
     from onceflow.pipeline import Pipeline
 
+    if tenant is not None:
+        from onceflow.config import load_config
+        from onceflow.schedule import tenant_status
+
+        summary = tenant_status([load_config(config)], tenant)
+        if as_json:
+            print_json(summary)
+        else:
+            print_tenant_status(summary)
+        return
     report = Pipeline.from_file(config).status(date, run_id=run_id)
     if as_json:
         print_json(report)

@@ -7,11 +7,15 @@ matching local time is then resolved to UTC instants here, the way Vixie cron do
 
 * a local time that does not exist (the spring-forward gap) moves to the next valid
   minute, the end of the gap (02:30 in New York on 2025-03-09 fires at 03:00 EDT), once;
-  a schedule whose hour field is a wildcard (`*`, `*/2`) skips it instead, since it
-  follows elapsed time: 23 hourly ticks on a 23-hour day;
+  an *interval* schedule skips it instead, since it follows elapsed time: 23 hourly
+  ticks on a 23-hour day;
 * a local time that happens twice (the fall-back repeat) fires once, at its first
-  occurrence, for a schedule with fixed hours (a daily job runs once), and at both
-  occurrences for a schedule whose hour field is a wildcard (25 hourly ticks).
+  occurrence, for a *fixed-time* schedule (a daily job runs once), and at both
+  occurrences for an interval schedule (25 hourly ticks on a 25-hour day).
+
+An interval schedule has a wildcard, range or step in its minute or hour field (`*`,
+`*/15`, `1-9`): Vixie cron's wildcard rule, widened to ranges as Quartz.NET 4 and Cronos
+decide; a fixed-time schedule lists plain values (`30 1`, `0,30 2`).
 
 The rule holds for shifts of any size (Australia/Lord_Howe moves 30 minutes). A tick is
 stored as its UTC instant; its run date is a local date (the tick's, minus the schedule's
@@ -84,8 +88,8 @@ class ScheduleCalculator:
         self.zone = _as_zone(timezone)
         self.window_zone = _as_zone(window_zone) if window_zone is not None else self.zone
         self.window_days_before = window_days_before
-        # Vixie cron's test: an hour field starting with '*' follows elapsed time.
-        self.wildcard_hour = cron.split()[1].startswith("*")
+        minute, hour = cron.split()[:2]
+        self.interval = any(ch in field for field in (minute, hour) for ch in "*-/")
 
     # --- resolving local wall-clock times -------------------------------------------
 
@@ -96,7 +100,7 @@ class ScheduleCalculator:
     def resolve(self, naive: datetime) -> list[datetime]:
         """The UTC instants at which a matching local time fires (the DST rule)."""
         if not self._exists(naive):
-            if self.wildcard_hour:
+            if self.interval:
                 return []
             moved = naive
             for _ in range(_GAP_LIMIT_MINUTES):
@@ -106,7 +110,7 @@ class ScheduleCalculator:
             raise ValueError(f"no valid local time after {naive} in {self.zone.key}")
         first = naive.replace(tzinfo=self.zone, fold=0).astimezone(UTC)
         second = naive.replace(tzinfo=self.zone, fold=1).astimezone(UTC)
-        if second != first and self.wildcard_hour:
+        if second != first and self.interval:
             return [first, second]
         return [first]
 

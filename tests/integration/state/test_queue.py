@@ -153,7 +153,7 @@ def test_length_and_status_per_tenant(store: Store) -> None:
 
 def test_one_live_job_per_scheduled_run(store: Store) -> None:
     store.queue.enqueue(JobSpec(pipeline="p", run_id="r1"))
-    with pytest.raises(Exception, match="(?i)unique|duplicate"):
+    with pytest.raises(Exception, match=r"(?i)unique|duplicate"):
         store.queue.enqueue(JobSpec(pipeline="p", run_id="r1"))
     (job,) = store.queue.claim("w")
     store.queue.complete(job.id, job.token or "")
