@@ -4,8 +4,8 @@ The public face. `Pipeline` has one method per CLI command; `load_config` reads 
 onceflow.yml; `open_store` opens a state store; the schedule step's parts (`Scheduler`,
 `Worker`, the seed's `PipelineStateManager`, `QueueManager`, `ScheduleCalculator`,
 `RetryManager` with `RetryPolicy`; functions in `onceflow.schedule`); the errors are the
-one hierarchy every command raises. Names are imported on first use, so `import onceflow` (and the CLI)
-starts without loading Arrow, Delta Lake or any database driver.
+one hierarchy every command raises. Names are imported on first use, so `import onceflow`
+(and the CLI) starts without loading Arrow, Delta Lake or any database driver.
 """
 
 from __future__ import annotations

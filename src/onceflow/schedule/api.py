@@ -213,7 +213,10 @@ def backfill(
     runs = store.scheduled_runs
     for lo in range(0, len(specs), 500):
         created = set(runs.create(specs[lo : lo + 500], reason=f"backfill {first}..{last}"))
-        new_runs = [r for r in (runs.get(i) for i in created) if r is not None]
+        # queued in date order: FIFO then hands the earliest windows out first
+        new_runs = sorted(
+            (r for r in (runs.get(i) for i in created) if r is not None), key=lambda r: r.run_date
+        )
         queue_runs(store, new_runs, reason=f"backfill {first}..{last}")
         report.created += sorted(r.run_date for r in new_runs)
     wanted = {FAILED} if reprocess == "failed" else {FAILED, COMPLETED, CANCELLED}
