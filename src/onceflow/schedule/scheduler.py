@@ -134,6 +134,18 @@ def shared_store(configs: Sequence[Config]) -> Store:
     return open_store(configs[0].state_url)
 
 
+def job_of(run: ScheduledRunRecord, run_after: float | None = None) -> JobSpec:
+    """The queue job of a scheduled run."""
+    return JobSpec(
+        pipeline=run.pipeline,
+        payload={"run_id": run.id},
+        priority=run.priority,
+        tenant=run.tenant,
+        run_id=run.id,
+        run_after=run_after,
+    )
+
+
 def enqueue_run(
     store: Store,
     run: ScheduledRunRecord,
@@ -144,40 +156,31 @@ def enqueue_run(
     run_after: float | None = None,
     values: dict[str, Any] | None = None,
 ) -> int:
-    """Queue a run's job and move the run to PENDING, in the caller's transaction."""
-    job_id = store.queue.enqueue(
-        JobSpec(
-            pipeline=run.pipeline,
-            payload={"run_id": run.id},
-            priority=run.priority,
-            tenant=run.tenant,
-            run_id=run.id,
-            run_after=run_after,
-        ),
-        tx=tx,
-    )
+    """Move a run to PENDING and queue its job, in the caller's transaction. The
+    conditional transition comes first: of two processes queueing the same run, the
+    second gets TransitionError before it inserts a job."""
     store.scheduled_runs.transition(
-        run.id,
-        from_state,
-        PENDING,
-        reason=reason,
-        values={"job_id": job_id, **(values or {})},
-        tx=tx,
+        run.id, from_state, PENDING, reason=reason, values=values or {}, tx=tx
     )
+    job_id = store.queue.enqueue(job_of(run, run_after), tx=tx)
+    store.scheduled_runs.set_job(run.id, job_id, tx=tx)
     return job_id
 
 
 def queue_runs(store: Store, runs: Sequence[ScheduledRunRecord], *, reason: str = "due") -> int:
-    """SCHEDULED -> PENDING with a queued job, one transaction per run; a run another
-    process queued first is left alone. Returns how many this call queued."""
+    """SCHEDULED -> PENDING with a queued job, 200 runs per transaction (one conditional
+    update each); runs another process queued first are left out. Returns how many this
+    call queued."""
     queued = 0
-    for run in runs:
-        try:
-            with store.transaction() as tx:
-                enqueue_run(store, run, SCHEDULED, tx=tx, reason=reason)
-            queued += 1
-        except TransitionError:
-            continue  # another scheduler queued it
+    for lo in range(0, len(runs), 200):
+        chunk = {r.id: r for r in runs[lo : lo + 200]}
+        with store.transaction() as tx:
+            moved = store.scheduled_runs.transition_many(
+                list(chunk), SCHEDULED, PENDING, reason=reason, tx=tx
+            )
+            # the worker records the job id when it starts the run
+            store.queue.enqueue_many([job_of(chunk[i]) for i in moved], tx=tx)
+        queued += len(moved)
     return queued
 
 
@@ -223,8 +226,9 @@ def fail_stuck(store: Store, pipelines: Sequence[str] | None = None) -> list[str
         )
         try:
             with store.transaction() as tx:
-                if run.job_id is not None:
-                    store.queue.revoke(run.job_id, message, tx=tx)
+                job = store.queue.live_job_of_run(run.id, tx=tx)
+                if job is not None:
+                    store.queue.revoke(job.id, message, tx=tx)
                 store.scheduled_runs.transition(
                     run.id,
                     RUNNING,
@@ -270,45 +274,50 @@ class Scheduler:
         )
 
     def _record(self, config: Config, schedule: ScheduleConfig, at: datetime) -> int:
+        """Record one schedule's due ticks, at most CHUNK per transaction, each
+        transaction moving the cursor from the value it read (optimistic: a scheduler
+        that lost the race re-reads the cursor and goes on from there)."""
         runs = self.store.scheduled_runs
         calc = calculator(config, schedule)
         first = (schedule.start - timedelta(seconds=1)) if schedule.start else at
+        policy = schedule.catch_up_policy
         created = 0
+        batch: str | None = None
         while True:
             cursor = runs.cursor(
                 config.pipeline, schedule.name, start=first.astimezone(UTC).isoformat()
             )
-            due = list(calc.ticks(datetime.fromisoformat(cursor), until=at))
+            after = datetime.fromisoformat(cursor)
+            if policy == "all":
+                # only the next chunk is needed: a long catch-up is written step by step
+                due = list(calc.ticks(after, until=at, limit=CHUNK))
+                kept = due
+            else:
+                due = list(calc.ticks(after, until=at))
+                kept = keep_by_policy(due, policy, at, self.grace)[-CHUNK:]
             if not due:
                 return created
-            kept = keep_by_policy(due, schedule.catch_up_policy, at, self.grace)
             catch_up = len(kept) > 1 or any(at - t.at > self.grace for t in kept)
-            batch = f"catch-up:{kept[0].at.isoformat()}" if catch_up and kept else ""
-            kind = "catch-up" if catch_up else "scheduled"
-            skipped = len(due) - len(kept)
-            if skipped:
+            if batch is None:
+                batch = f"catch-up:{kept[0].at.isoformat()}" if catch_up and kept else ""
+            if len(due) > len(kept) and policy != "all":
                 log.info(
                     "%s/%s: %d missed tick(s) skipped by catch_up %s",
                     config.pipeline,
                     schedule.name,
-                    skipped,
-                    schedule.catch_up_policy,
+                    len(due) - len(kept),
+                    policy,
                 )
-            # Chunks move the cursor in steps: up to the last due tick, kept or not.
-            chunks = [kept[i : i + CHUNK] for i in range(0, len(kept), CHUNK)] or [[]]
-            bounds = [c[-1].at.isoformat() for c in chunks[:-1]] + [due[-1].at.isoformat()]
-            old = cursor
-            lost_race = False
-            for chunk, new in zip(chunks, bounds, strict=True):
-                with self.store.transaction() as tx:
-                    if not runs.advance_cursor(config.pipeline, schedule.name, old, new, tx=tx):
-                        lost_race = True
-                        break
-                    specs = [run_spec(config, schedule, t, kind=kind, batch=batch) for t in chunk]
-                    created += len(runs.create(specs, tx=tx))
-                old = new
-                crashpoint("scheduler_after_tick")
-            if not lost_race:
+            kind = "catch-up" if catch_up else "scheduled"
+            with self.store.transaction() as tx:
+                # the cursor moves to the last due tick, kept or not
+                new = due[-1].at.isoformat()
+                if not runs.advance_cursor(config.pipeline, schedule.name, cursor, new, tx=tx):
+                    continue  # another scheduler moved it: read it again
+                specs = [run_spec(config, schedule, t, kind=kind, batch=batch) for t in kept]
+                created += len(runs.create(specs, tx=tx))
+            crashpoint("scheduler_after_tick")
+            if policy != "all" or len(due) < CHUNK:
                 return created
 
     def queue_due(self, at: datetime | None = None) -> int:

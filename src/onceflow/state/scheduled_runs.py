@@ -72,6 +72,11 @@ SQL = {
         "reason) VALUES (?, ?, ?, ?, ?, ?, ?)"
     ),
     "transition": "UPDATE scheduled_runs SET {sets} WHERE id = ? AND state = ?",
+    "transition_many": (
+        "UPDATE scheduled_runs SET state = ?, updated_at = ? "
+        "WHERE state = ? AND id IN ({ids}) RETURNING id"
+    ),
+    "set_job": "UPDATE scheduled_runs SET job_id = ? WHERE id = ?",
     "get": "SELECT * FROM scheduled_runs WHERE id = ?",
     "get_key": "SELECT * FROM scheduled_runs WHERE pipeline = ? AND schedule = ? AND tick = ?",
     "find": "SELECT * FROM scheduled_runs {where} ORDER BY tick, id LIMIT ?",
@@ -307,6 +312,38 @@ class ScheduledRuns:
                     run_id=run_id,
                 )
             t.execute(SQL["history"], (run_id, from_state, to_state, at, worker, error, reason))
+
+    def transition_many(
+        self,
+        run_ids: Sequence[str],
+        from_state: str,
+        to_state: str,
+        *,
+        reason: str | None = None,
+        tx: Tx | None = None,
+    ) -> list[str]:
+        """Move every listed run still in `from_state` to `to_state` with one conditional
+        update (history kept); returns the ids that moved: a run another process moved
+        first is left out, not an error."""
+        check_transition("*", from_state, to_state)
+        if not run_ids:
+            return []
+        at = now_iso()
+        with self._tx(tx) as t:
+            rows = t.execute(
+                SQL["transition_many"].format(ids=", ".join("?" * len(run_ids))),
+                (to_state, at, from_state, *run_ids),
+            ).fetchall()
+            moved = [str(r["id"]) for r in rows]
+            t.executemany(
+                SQL["history"], [(i, from_state, to_state, at, None, None, reason) for i in moved]
+            )
+        return moved
+
+    def set_job(self, run_id: str, job_id: int, *, tx: Tx | None = None) -> None:
+        """Record which job runs a run (its current one)."""
+        with self._tx(tx) as t:
+            t.execute(SQL["set_job"], (job_id, run_id))
 
     # --- reading ------------------------------------------------------------------------
 
