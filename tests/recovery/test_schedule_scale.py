@@ -37,7 +37,14 @@ def test_every_job_is_claimed_and_completed_exactly_once(
         )
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "tests.helpers.queue_worker", url, str(tmp_path / f"w{k}"), "4"],
+            [
+                sys.executable,
+                "-m",
+                "tests.helpers.queue_worker",
+                url,
+                str(tmp_path / f"w{k}"),
+                "10",
+            ],
             cwd=ROOT,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -53,6 +60,8 @@ def test_every_job_is_claimed_and_completed_exactly_once(
         p.stdin.close()
     for p in procs:
         assert p.wait(timeout=600) == 0
+        assert p.stdout is not None
+        p.stdout.close()
     done = Counter(
         int(line) for k in range(workers) for line in (tmp_path / f"w{k}").read_text().split()
     )
