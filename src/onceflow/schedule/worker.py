@@ -185,11 +185,13 @@ class Worker:
             log.warning("worker %s: cannot requeue expired jobs: %s", self.worker_id, error)
 
     def _idle(self, pipelines: list[str], idle_check: Any) -> bool:
-        queued = sum(self.store.queue.length(pipeline=p) for p in pipelines)
-        running = sum(
-            len(self.store.scheduled_runs.find(state=RUNNING, pipeline=p)) for p in pipelines
+        # claimed jobs count as running: a killed worker's come back once their lease expires
+        busy = sum(
+            self.store.queue.length(pipeline=p, state=s)
+            for p in pipelines
+            for s in ("queued", "claimed")
         )
-        return queued == 0 and running == 0 and (idle_check is None or bool(idle_check()))
+        return busy == 0 and (idle_check is None or bool(idle_check()))
 
     def _heartbeat(self, done: threading.Event) -> None:
         while not done.wait(self.lease_seconds / 3):

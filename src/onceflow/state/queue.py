@@ -89,7 +89,7 @@ SQL = {
     ),
     "get": "SELECT * FROM jobs WHERE id = ?",
     "live_of_run": "SELECT * FROM jobs WHERE run_id = ? AND state IN ('queued', 'claimed')",
-    "length": "SELECT COUNT(*) AS n FROM jobs WHERE state = 'queued' {filter}",
+    "length": "SELECT COUNT(*) AS n FROM jobs WHERE state = ? {filter}",
     "status": (
         "SELECT tenant, "
         "SUM(CASE WHEN state = 'queued' THEN 1 ELSE 0 END) AS queued, "
@@ -368,9 +368,12 @@ class Queue:
             jobs = _jobs(t.execute(SQL["live_of_run"], (run_id,)).fetchall())
         return jobs[0] if jobs else None
 
-    def length(self, *, pipeline: str | None = None, tenant: str | None = None) -> int:
-        """How many jobs are queued (due or not)."""
-        conds, params = [], []
+    def length(
+        self, *, pipeline: str | None = None, tenant: str | None = None, state: str = QUEUED
+    ) -> int:
+        """How many jobs are queued (due or not), or in another `state` (`claimed`)."""
+        conds: list[str] = []
+        params: list[str] = [state]
         for column, value in (("pipeline", pipeline), ("tenant", tenant)):
             if value is not None:
                 conds.append(f"AND {column} = ?")
