@@ -26,7 +26,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -39,13 +39,14 @@ from onceflow.pipeline import run_window
 from onceflow.redact import redact
 from onceflow.schedule.retry import RetryPolicy
 from onceflow.schedule.scheduler import enqueue_run, requeue_expired, shared_store
-from onceflow.state import Job, ScheduledRunRecord, Store
+from onceflow.state import Job, ScheduledRunRecord, Store, Tx
 from onceflow.state.queue import DEFAULT_LEASE_SECONDS
 from onceflow.state.scheduled_runs import COMPLETED, FAILED, PENDING, RUNNING
 
 log = logging.getLogger(__name__)
 
 REAP_SECONDS = 5.0  # how often an idle worker requeues jobs of expired leases
+RECORD_TRIES = 6  # an outcome's write, tried again over ~16 s when the database was away
 MAX_DEFER_SECONDS = 10.0
 
 
@@ -301,18 +302,38 @@ class Worker:
                 )
         return None
 
+    def _write(self, record: Callable[[Tx], None]) -> None:
+        """Run an outcome's transaction; when the database was away (a connection cut, then
+        restored) try again on a fresh connection, for about half a minute. The write is
+        fenced by the job's token, so trying again never records anything twice."""
+        for attempt in range(RECORD_TRIES):
+            try:
+                with self.store.transaction() as tx:
+                    record(tx)
+                return
+            except (LeaseLostError, TransitionError):
+                raise
+            except StateError as error:
+                if attempt == RECORD_TRIES - 1:
+                    raise
+                log.warning("worker %s: cannot record (%s); trying again", self.worker_id, error)
+                self.store.db.forget_connection()
+                time.sleep(min(8.0, 0.5 * 2**attempt))
+
     def _complete(self, job: Job, run: ScheduledRunRecord) -> str:
+        def record(tx: Tx) -> None:
+            self.store.queue.complete(job.id, job.token or "", tx=tx)
+            self.store.scheduled_runs.transition(
+                run.id,
+                RUNNING,
+                COMPLETED,
+                worker=self.worker_id,
+                values={"ended_at": now_iso(), "waiting_on": None, "next_attempt_at": None},
+                tx=tx,
+            )
+
         try:
-            with self.store.transaction() as tx:
-                self.store.queue.complete(job.id, job.token or "", tx=tx)
-                self.store.scheduled_runs.transition(
-                    run.id,
-                    RUNNING,
-                    COMPLETED,
-                    worker=self.worker_id,
-                    values={"ended_at": now_iso(), "waiting_on": None, "next_attempt_at": None},
-                    tx=tx,
-                )
+            self._write(record)
         except (LeaseLostError, TransitionError) as error:
             log.warning(
                 "worker %s: completion of run %s refused: %s", self.worker_id, run.id, error
@@ -345,28 +366,31 @@ class Worker:
         failures = self._failures(run.id) + 1
         retry = policy.should_retry(failures, error)
         due = policy.calculate_retry_time(failures) if retry else None
-        try:
-            with self.store.transaction() as tx:
-                self.store.queue.fail(job.id, job.token or "", message, tx=tx)
-                self.store.scheduled_runs.transition(
-                    run.id,
-                    RUNNING,
+
+        def record(tx: Tx) -> None:
+            self.store.queue.fail(job.id, job.token or "", message, tx=tx)
+            self.store.scheduled_runs.transition(
+                run.id,
+                RUNNING,
+                FAILED,
+                worker=self.worker_id,
+                error=message,
+                values={"error_type": kind, "ended_at": now_iso()},
+                tx=tx,
+            )
+            if due is not None:
+                enqueue_run(
+                    self.store,
+                    run,
                     FAILED,
-                    worker=self.worker_id,
-                    error=message,
-                    values={"error_type": kind, "ended_at": now_iso()},
                     tx=tx,
+                    reason=f"retry {failures} of {policy.max_retries}",
+                    run_after=due.timestamp(),
+                    values={"next_attempt_at": due.isoformat()},
                 )
-                if due is not None:
-                    enqueue_run(
-                        self.store,
-                        run,
-                        FAILED,
-                        tx=tx,
-                        reason=f"retry {failures} of {policy.max_retries}",
-                        run_after=due.timestamp(),
-                        values={"next_attempt_at": due.isoformat()},
-                    )
+
+        try:
+            self._write(record)
         except (LeaseLostError, TransitionError) as lost:
             log.warning("worker %s: failure of run %s refused: %s", self.worker_id, run.id, lost)
             return "lost"
@@ -396,20 +420,23 @@ class Worker:
 
     def _defer(self, job: Job, run: ScheduledRunRecord, reason: str) -> str:
         delay = min(MAX_DEFER_SECONDS, 0.5 * 2 ** min(job.attempts - 1, 8))
+
+        def record(tx: Tx) -> None:
+            self.store.queue.release(
+                job.id, job.token or "", run_after=time.time() + delay, note=reason, tx=tx
+            )
+            self.store.scheduled_runs.transition(
+                run.id,
+                RUNNING,
+                PENDING,
+                worker=self.worker_id,
+                reason=reason,
+                values={"waiting_on": reason},
+                tx=tx,
+            )
+
         try:
-            with self.store.transaction() as tx:
-                self.store.queue.release(
-                    job.id, job.token or "", run_after=time.time() + delay, note=reason, tx=tx
-                )
-                self.store.scheduled_runs.transition(
-                    run.id,
-                    RUNNING,
-                    PENDING,
-                    worker=self.worker_id,
-                    reason=reason,
-                    values={"waiting_on": reason},
-                    tx=tx,
-                )
+            self._write(record)
         except (LeaseLostError, TransitionError) as error:
             log.warning("worker %s: deferral of run %s refused: %s", self.worker_id, run.id, error)
             return "lost"
