@@ -91,3 +91,42 @@ def test_backfill_twice_then_up_until_idle_then_status(tmp_path: Path) -> None:
         and "last success: sched/backfill 2025-01-04" in status.stdout
     )
     assert "next run: sched/nightly" in status.stdout
+
+
+def test_sigterm_finishes_the_current_run_and_stops_claiming(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import time
+
+    from onceflow.state import open_store
+    from tests.helpers.cli import ONCEFLOW, cli_env
+
+    config = str(_project(tmp_path))
+    assert (
+        run_cli("backfill", "--from", "2025-01-02", "--to", "2025-01-03", "-c", config).returncode
+        == 0
+    )
+    gate = tmp_path / "gate"
+    env = cli_env(extra={"ONCEFLOW_PAUSE_AT": f"worker_after_start:{gate}"})
+    worker = subprocess.Popen(
+        [ONCEFLOW, "worker", "-c", config, "--json"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not Path(f"{gate}.reached").exists():
+        assert worker.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    worker.send_signal(signal.SIGTERM)  # mid-run
+    time.sleep(0.3)
+    gate.touch()
+    out, err = worker.communicate(timeout=120)
+    assert worker.returncode == 0, err
+    report = json.loads(out)
+    assert (report["claimed"], report["completed"]) == (1, 1)  # finished it, claimed no more
+    store = open_store(f"sqlite:///{tmp_path / 'state.db'}")
+    assert sorted(r.state for r in store.scheduled_runs.find()) == ["COMPLETED", "PENDING"]
+    assert store.queue.length() == 1
+    store.close()

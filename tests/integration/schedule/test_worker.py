@@ -188,3 +188,29 @@ def test_backfill_refuses_bad_input(
         backfill(config, "2025-01-01", "2025-01-02", reprocess=reprocess, store=store)
     with pytest.raises(ConfigError, match="--to 2025-01-01 is before --from 2025-01-02"):
         backfill(config, "2025-01-02", "2025-01-01", store=store)
+
+
+def test_runs_of_different_dates_do_not_wait_for_each_other(
+    store: Store, project: Callable[..., Config]
+) -> None:
+    from onceflow.pipeline import run_lock_name
+    from onceflow.state import Lease
+
+    config = project()
+    backfill(config, "2025-01-05", "2025-01-05", store=store)
+    # another worker is running Jan 6 (it holds that run's lock): Jan 5 goes ahead
+    with Lease(store, run_lock_name(config, "sched_20250106"), ttl=30):
+        assert Worker([config], store).run(max_jobs=1).completed == 1
+
+
+def test_a_whole_pipeline_command_holding_the_pipeline_lock_defers_a_run(
+    store: Store, project: Callable[..., Config]
+) -> None:
+    from onceflow.state import Lease
+
+    config = project()
+    backfill(config, "2025-01-05", "2025-01-05", store=store)
+    with Lease(store, config.pipeline_lock_name, ttl=30):
+        assert Worker([config], store).run(max_jobs=1).deferred == 1
+    (run,) = store.scheduled_runs.find()
+    assert run.state == "PENDING" and "whole-pipeline command" in (run.waiting_on or "")
