@@ -20,9 +20,11 @@ from pydantic import (
 )
 
 from onceflow.errors import ConfigError
-from onceflow.redact import register_secret, register_url
+from onceflow.locations import safe_component, table_location
+from onceflow.redact import quote_credentials, register_secret, register_url
 
 DEFAULT_CONFIG_NAME = "onceflow.yml"
+DEFAULT_STATE = "sqlite:///.onceflow/state.db"
 _ENV_REF = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 
@@ -81,9 +83,10 @@ class LoadConfig(_Model):
     effective_from_column: str = "_effective_from"
     effective_to_column: str = "_effective_to"
     is_current_column: str = "_is_current"
+    is_deleted_column: str = "_is_deleted"
     validity_column: str | None = None
-    hard_deletes: Literal["ignore", "close"] = "ignore"
-    late_rows: Literal["reject", "skip"] = "reject"
+    hard_deletes: Literal["ignore", "close", "new_record"] = "ignore"
+    late_rows: Literal["skip", "reject"] = "skip"
     max_file_retries: int = Field(3, ge=0)
 
     @model_validator(mode="after")
@@ -128,6 +131,13 @@ class TableConfig(_Model):
     def key(self) -> str:
         """The table key, `<source>.<name>`, used by state, reports and --tables."""
         return f"{self.source}.{self.display_name}"
+
+    @property
+    def target(self) -> str:
+        """The Delta table it loads into: `load.target`, else `<source>/<name>`."""
+        if self.load.target:
+            return self.load.target
+        return f"{safe_component(self.source)}/{safe_component(self.display_name)}"
 
 
 _DURATION = re.compile(
@@ -314,7 +324,7 @@ class Config(_Model):
     """The whole onceflow.yml."""
 
     pipeline: str = "daily_extract"
-    state: str = "sqlite:///.onceflow/state.db"
+    state: str = DEFAULT_STATE
     lake: str = "./lake"
     warehouse: str = "./warehouse"
     timezone: str = "UTC"
@@ -354,6 +364,7 @@ class Config(_Model):
     @model_validator(mode="after")
     def _references(self) -> Config:
         seen: set[str] = set()
+        targets: dict[str, str] = {}
         for i, table in enumerate(self.tables):
             if table.source not in self.sources:
                 known = ", ".join(sorted(self.sources)) or "none defined"
@@ -364,6 +375,14 @@ class Config(_Model):
             if table.key in seen:
                 raise ValueError(f"tables[{i}]: table {table.key!r} is listed twice")
             seen.add(table.key)
+            target = self.resolve_target(table.target)
+            if target in targets:
+                raise ValueError(
+                    f"tables[{i}].load.target: {table.key!r} would load into the same Delta "
+                    f"table as {targets[target]!r} ({table.target}), mixing their rows; give "
+                    "one of them its own `load: {target: ...}`"
+                )
+            targets[target] = table.key
         names: set[str] = set()
         for schedule in self.schedules:
             where = f"schedules[{schedule.name}]"
@@ -407,14 +426,20 @@ class Config(_Model):
         prefix = "sqlite:///"
         if self.state.startswith(prefix) and not self.state.startswith(prefix + "/"):
             return prefix + self.resolve(self.state[len(prefix) :])
-        return self.state
+        return quote_credentials(self.state)
+
+    def resolve_target(self, target: str) -> str:
+        """Where a target table lives: a URI or absolute path as given (`dbfs:/x` as
+        `/dbfs/x`), else a path under the warehouse."""
+        return table_location(self.resolve(self.warehouse), target)
 
     def source_url(self, name: str) -> str:
-        """A source's URL, with a relative SQLite path resolved against the config's folder."""
+        """A source's URL for its driver: a relative SQLite path resolved against the
+        config's folder, credentials percent-encoded."""
         url = self.sources[name].url
         if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
             return "sqlite:///" + self.resolve(url[len("sqlite:///") :])
-        return url
+        return quote_credentials(url)
 
     def table(self, key: str) -> TableConfig:
         """The table with this key (or unique name); ConfigError if there is none."""
@@ -545,7 +570,10 @@ def load_config(path: str | Path | None = None) -> Config:
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"{config_path}: not valid YAML{where}") from None
+        problem = getattr(error, "problem", None) or "unreadable"
+        context = getattr(error, "context", None)
+        what = f"{problem} ({context})" if context else problem
+        raise ConfigError(f"{config_path}: not valid YAML{where}: {what}") from None
     return config_from_dict(
         data, base_dir=str(config_path.resolve().parent), origin=str(config_path)
     )
@@ -568,7 +596,7 @@ def single_table_config(
     return config_from_dict(
         {
             "pipeline": "extract",
-            "state": state or "sqlite:///.onceflow/state.db",
+            "state": state or DEFAULT_STATE,
             "lake": lake or "./lake",
             "timezone": timezone or "UTC",
             "sources": {source_name: {"url": url}},
@@ -580,11 +608,15 @@ def single_table_config(
 
 
 def standalone_config(
-    *, state: str | None = None, warehouse: str | None = None, base_dir: str | None = None
+    *,
+    state: str | None = None,
+    warehouse: str | None = None,
+    pipeline: str | None = None,
+    base_dir: str | None = None,
 ) -> Config:
-    """The config of a standalone load without a config file (`load --path ...`)."""
-    return config_from_dict(
-        {"state": state or "sqlite:///.onceflow/state.db", "warehouse": warehouse or "./warehouse"},
-        base_dir=base_dir or str(Path.cwd()),
-        origin="command line",
-    )
+    """The config of a standalone load without a config file (`load --path ...`), or of a
+    state store shown without one (`status` after single-table extracts)."""
+    data = {"state": state or DEFAULT_STATE, "warehouse": warehouse or "./warehouse"}
+    if pipeline:
+        data["pipeline"] = pipeline
+    return config_from_dict(data, base_dir=base_dir or str(Path.cwd()), origin="command line")

@@ -25,7 +25,7 @@ from onceflow.consistency import (
     list_locks,
     validate_consistency,
 )
-from onceflow.errors import LockError
+from onceflow.errors import ConfigError, LockError
 from onceflow.extract import (
     ExtractionResult,
     ExtractSummary,
@@ -107,6 +107,7 @@ def run(
     run_id: str | None = None,
     lock_timeout: float = 0.0,
     force_unlock: bool = False,
+    allow_partial: bool = False,
     store: Store | None = None,
     progress: Progress | None = None,
 ) -> RunSummary:
@@ -138,6 +139,7 @@ def run(
             run_id=run_id,
             store=store,
             progress=progress,
+            allow_partial=allow_partial,
             lease=lease,
         )
         summary = RunSummary(extracted.run, extracted.results)
@@ -291,9 +293,36 @@ class Pipeline:
         )
 
     @classmethod
-    def standalone(cls, *, state: str | None = None, warehouse: str | None = None) -> Pipeline:
-        """A pipeline with no tables, for `onceflow load --path` without a config file."""
-        return cls(standalone_config(state=state, warehouse=warehouse))
+    def standalone(
+        cls, *, state: str | None = None, warehouse: str | None = None, name: str | None = None
+    ) -> Pipeline:
+        """A pipeline with no tables, for `onceflow load --path` without a config file:
+        by default the pipeline of the store's latest run (single-table extracts in the
+        same folder), so that `status` shows both."""
+        config = standalone_config(state=state, warehouse=warehouse)
+        store = open_store(config.state_url)
+        if name is None:
+            latest = store.runs.find(limit=1)
+            name = latest[0].pipeline if latest else None
+        return cls(standalone_config(state=state, warehouse=warehouse, pipeline=name), store)
+
+    @classmethod
+    def from_state(cls, state: str | None = None, name: str | None = None) -> Pipeline:
+        """The pipeline a state store knows, without a config file: what single-table
+        extracts (`extract --url`) and standalone loads (`load --path`) left in this
+        folder. `name` picks a pipeline; by default the one of the latest run."""
+        config = standalone_config(state=state)
+        store = open_store(config.state_url)
+        if name is None:
+            latest = store.runs.find(limit=1)
+            tracked = store.files.find()
+            name = latest[0].pipeline if latest else tracked[0].pipeline if tracked else None
+        if name is None:
+            raise ConfigError(
+                f"no onceflow.yml here and no runs or loads in the state store "
+                f"({config.state}); pass --config PATH, or --state URL of the store to show"
+            )
+        return cls(standalone_config(state=state, pipeline=name), store)
 
     @property
     def store(self) -> Store:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 # The password runs to the LAST '@' of the URL: users do write an unencoded '@' in it.
 _URL_PASSWORD = re.compile(
@@ -35,6 +35,34 @@ def register_url(url: str) -> None:
     register_secret(password)
     if password:
         register_secret(unquote(password))
+        # A driver that splits at the first '@' shows the rest as a host name: mask it too.
+        for tail in unquote(password).split("@")[1:]:
+            register_secret(tail)
+
+
+def quote_credentials(url: str) -> str:
+    """The URL with its user and password percent-encoded, taking everything between `://`
+    and the last `@` before the path as credentials: users write raw '@' and ':' in
+    passwords, and a driver that splits at the first '@' would take the rest for a host
+    (and print it). Already encoded credentials stay as they are."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority_end = len(rest)
+    at = -1
+    for i, char in enumerate(rest):
+        if char in "/?#" and at >= 0 and i > at:
+            authority_end = i
+            break
+        if char == "@":
+            at = i
+    if at < 0 or at > authority_end:
+        return url
+    user, colon, password = rest[:at].partition(":")
+    encoded = quote(unquote(user), safe="")
+    if colon:
+        encoded += ":" + quote(unquote(password), safe="")
+    return f"{scheme}://{encoded}{rest[at:]}"
 
 
 def redact(text: str) -> str:

@@ -39,7 +39,13 @@ def window_for(run_date: date, tz: ZoneInfo | str = "UTC") -> Window:
     """The window of a run date: [run date 00:00, next day 00:00) in `tz`."""
     zone = ZoneInfo(tz) if isinstance(tz, str) else tz
     start = datetime(run_date.year, run_date.month, run_date.day, tzinfo=zone)
-    nxt = run_date + timedelta(days=1)
+    try:
+        nxt = run_date + timedelta(days=1)
+    except OverflowError:
+        raise ConfigError(
+            f"--date: {run_date} is out of range; its window would end after year 9999",
+            field="date",
+        ) from None
     end = datetime(nxt.year, nxt.month, nxt.day, tzinfo=zone)
     # Wall-clock midnight exists on every DST day in IANA zones we support; normalise the
     # offset so that the stored ISO string carries the real one.
@@ -61,7 +67,8 @@ def parse_run_date(value: str | date | None, tz: ZoneInfo | str = "UTC") -> date
     except ValueError:
         raise ConfigError(
             f"--date: invalid date {value!r}; expected YYYY-MM-DD (e.g. 2025-01-23), "
-            "'today' or 'yesterday'"
+            "'today' or 'yesterday'",
+            field="date",
         ) from None
 
 

@@ -40,8 +40,13 @@ def write_extracted(
     source: str = "src",
     name: str = "orders",
     pipeline: str = "p",
+    snapshot_at: str | None = None,
 ) -> Path:
-    """Write `table` where the extractor would for day START+day, with a complete sidecar."""
+    """Write `table` where the extractor would for day START+day, with a complete sidecar.
+
+    The rows were read at `snapshot_at` (default: the end of the window), as the
+    extractor records it: SCD2 versions without a business time start there.
+    """
     run_date = START + timedelta(days=day)
     run_id = f"{pipeline}_{run_date:%Y%m%d}"
     path = output_path(str(lake), source, name, run_date, run_id)
@@ -60,6 +65,7 @@ def write_extracted(
             "run_date": run_date.isoformat(),
             "window_start": start,
             "window_end": end,
+            "snapshot_at": snapshot_at or end,
             "table_config": {},
             "schema": [],
         },
@@ -120,3 +126,31 @@ def file_commits(uri: str) -> list[str]:
     from deltalake import DeltaTable
 
     return [h["onceflow.file"] for h in reversed(DeltaTable(uri).history()) if "onceflow.file" in h]
+
+
+def lake_ids(paths: list[Path], lake: Path | None = None) -> list[str]:
+    """Lake file identities: paths below the lake folder (`<lake>` is paths[0]'s 5th parent)."""
+    return [p.relative_to(lake or p.parents[4]).as_posix() for p in paths]
+
+
+def done(counts: dict[str, int]) -> dict[str, int]:
+    """A load's counts without the actions that did not happen."""
+    return {action: n for action, n in counts.items() if n}
+
+
+def clean_load_checksum(
+    tmp_path: Path,
+    lake: Path,
+    load: dict[str, Any],
+    exclude: tuple[str, ...] = ("_load_timestamp",),
+) -> str:
+    """The content checksum of a clean, in-order load of `lake` into a fresh table."""
+    from onceflow.load import load as run_load
+
+    fresh = tmp_path / "clean"
+    data = config_dict(fresh, load)
+    data["lake"] = str(lake)
+    cfg = config_from_dict(data, base_dir=str(fresh))
+    summary = run_load(cfg)
+    assert summary.ok, summary.as_dict()
+    return content_checksum(table_uri(fresh), exclude)

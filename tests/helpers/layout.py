@@ -23,7 +23,18 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-BASE = ("errors", "version", "clock", "config", "windows", "redact", "logs", "faults", "demo")
+BASE = (
+    "errors",
+    "version",
+    "clock",
+    "locations",
+    "config",
+    "windows",
+    "redact",
+    "logs",
+    "faults",
+    "demo",
+)
 RANKS: dict[str, int] = {name: 0 for name in BASE} | {
     "lake": 1,
     "state": 1,

@@ -1,4 +1,10 @@
-"""kill -9 at random points of a 20-file load, then rerun: the table equals a clean run's.
+"""kill -9 at random points of a load, then rerun: the table equals a clean run's.
+
+Five scenarios: a 20-file append, SCD2 on business time and on snapshot time, and two
+where the lake changed after a full load: ten re-extracted windows of an append table
+(each a replace commit) and a re-extracted first window of an SCD2 table (a rewind, then
+19 files replayed).
+
 
 A clean run of the real `onceflow load` is timed from the moment it holds the table's
 lease lock: to its first commit, then per commit. Each trial starts a fresh warehouse and
@@ -27,10 +33,12 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
 import subprocess
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -46,10 +54,12 @@ from onceflow.consistency import fix_inconsistencies, validate_consistency
 from onceflow.load import load
 from tests.helpers.cli import ONCEFLOW, cli_env
 from tests.helpers.lake import (
+    clean_load_checksum,
     config_dict,
     content_checksum,
     file_commits,
     make_lake,
+    orders_batch,
     read_table,
     write_extracted,
 )
@@ -64,19 +74,22 @@ pytestmark = pytest.mark.slow
 FILES = 20
 RANDOM_KILLS = 20  # landed random kills per scenario
 MAX_TRIALS = 15
-LOCK = "load:src/orders"
 CRASH_POINT = "after_delta_commit"
 SCD2_KEYS = 200
 
 
 @dataclass(frozen=True)
 class Scenario:
-    """A strategy under test: its load config, checksum exclusions and seed."""
+    """A strategy under test: its load config, checksum exclusions and seed; for a load
+    after a change of the lake, how a trial's table and lake are prepared and how many
+    commits the measured load makes."""
 
     load_cfg: dict[str, Any]
     # columns left out of the content checksum: values a rerun legitimately changes
     exclude: tuple[str, ...]
     seed: int
+    commits: int = FILES
+    prepare: Callable[[Path], None] | None = None  # the trial's project folder
 
     @property
     def scd2(self) -> bool:
@@ -194,30 +207,34 @@ def _spawn(
 def _wait_for_lock(proc: subprocess.Popen[bytes], folder: Path) -> float | None:
     """When `proc` took the table's lock (its load started), or None if it exited first."""
     deadline = time.monotonic() + 120
+    lock = f"load:{_uri(folder)}"
     while proc.poll() is None:
-        if lock_holder_pid(folder / "state.db", LOCK) == proc.pid:
+        if lock_holder_pid(folder / "state.db", lock) == proc.pid:
             return time.monotonic()
         assert time.monotonic() < deadline, "the loader never took the table's lock"
         time.sleep(0.004)
     return None
 
 
-def _clean_run(folder: Path, config: Path, exclude: tuple[str, ...]) -> tuple[Clean, Timing]:
+def _clean_run(
+    folder: Path, config: Path, exclude: tuple[str, ...], commits: int
+) -> tuple[Clean, Timing]:
     """Load everything once with the real CLI, timing its lock and every commit."""
+    uri = _uri(folder)
+    base = delta_commit_count(uri)
     proc = _spawn(config, stderr=subprocess.PIPE)
     locked = _wait_for_lock(proc, folder)
     assert locked is not None, "the clean load ended before it was seen holding its lock"
-    uri = _uri(folder)
     seen: dict[int, float] = {}
     while proc.poll() is None:
-        seen.setdefault(delta_commit_count(uri), time.monotonic())
+        seen.setdefault(delta_commit_count(uri) - base, time.monotonic())
         time.sleep(0.002)
     ended = time.monotonic()
     _out, err = proc.communicate()
     assert proc.returncode == 0, err.decode()
-    assert delta_commit_count(uri) == FILES
-    first, last = seen.get(1, locked), seen.get(FILES, ended)
-    timing = Timing(first - locked, (last - first) / (FILES - 1), ended - last)
+    assert delta_commit_count(uri) - base == commits
+    first, last = seen.get(1, locked), seen.get(commits, ended)
+    timing = Timing(first - locked, (last - first) / (commits - 1), ended - last)
     ids = warehouse.read_table(uri, columns=["id"]).column("id").to_pylist()
     return Clean(file_commits(uri), content_checksum(uri, exclude), Counter(ids)), timing
 
@@ -231,7 +248,7 @@ def _wait_for_commits(proc: subprocess.Popen[bytes], uri: str, commits: int) -> 
     return True
 
 
-def _kill_chain(folder: Path, config: Path, trial: int, log: KillLog) -> None:
+def _kill_chain(folder: Path, config: Path, trial: int, log: KillLog, commits: int) -> None:
     """Start loaders one after another, each SIGKILLed at a random point of the load.
 
     A trial draws 6 to 8 uniform points of the 20-file load, in commits (sorted): 7.4 is
@@ -244,21 +261,23 @@ def _kill_chain(folder: Path, config: Path, trial: int, log: KillLog) -> None:
     never shifts another trial's draws.
     """
     rng = random.Random(log.seed * 1000 + trial)
-    points = sorted(rng.uniform(0, FILES) for _ in range(rng.choice((6, 7, 8))))
+    points = sorted(rng.uniform(0, commits) for _ in range(rng.choice((6, 7, 8))))
     uri = _uri(folder)
+    base = delta_commit_count(uri)
     if trial == 1:  # once per scenario: killed between a commit and its tracker update
         proc = _spawn(config, CRASH_POINT)
         proc.wait(timeout=120)
         assert proc.returncode == -signal.SIGKILL, f"{CRASH_POINT} did not fire"
-        log.kills.append(Kill(trial, 0, CRASH_POINT, 0.0, 0.0, 0, delta_commit_count(uri)))
+        made = delta_commit_count(uri) - base
+        log.kills.append(Kill(trial, 0, CRASH_POINT, 0.0, 0.0, 0, made))
     for step, point in enumerate(points, 1):
-        before = delta_commit_count(uri)
-        if before >= FILES:
+        before = delta_commit_count(uri) - base
+        if before >= commits:
             return  # nothing left to interrupt
         whole = int(point)
         proc = _spawn(config)
         locked = _wait_for_lock(proc, folder)
-        if locked is not None and _wait_for_commits(proc, uri, whole):
+        if locked is not None and _wait_for_commits(proc, uri, base + whole):
             if whole < before:  # passed already: kill it while it reconciles
                 pause = 0.0
             elif whole == before:  # before its first commit
@@ -274,7 +293,8 @@ def _kill_chain(folder: Path, config: Path, trial: int, log: KillLog) -> None:
             return  # it finished the load: nothing left to interrupt
         assert locked is not None
         after = time.monotonic() - locked
-        log.kills.append(Kill(trial, step, "random", point, after, before, delta_commit_count(uri)))
+        made = delta_commit_count(uri) - base
+        log.kills.append(Kill(trial, step, "random", point, after, before, made))
 
 
 def _check_recovered(
@@ -283,7 +303,8 @@ def _check_recovered(
     """After the final rerun: the same content as the clean run, invariants, consistency."""
     uri = _uri(folder)
     commits = file_commits(uri)
-    assert Counter(commits).most_common(1)[0][1] == 1, f"trial {trial}: a file committed twice"
+    if scenario.prepare is None:  # a replay applies files again; a plain load never
+        assert Counter(commits).most_common(1)[0][1] == 1, f"trial {trial}: a file twice"
     assert commits == clean.commits, f"trial {trial}: commits differ from a clean run"
     checksum = content_checksum(uri, scenario.exclude)
     assert checksum == clean.checksum, f"trial {trial}: content differs from a clean run"
@@ -294,8 +315,9 @@ def _check_recovered(
         per_key = Counter(r["id"] for r in rows)
         assert per_key == clean.versions_per_key, f"trial {trial}: versions per key differ"
     else:
-        pairs = read_table(uri).group_by(["_source_file", "id"]).aggregate([])
-        assert pairs.num_rows == FILES * 2000, f"trial {trial}: duplicate (_source_file, id)"
+        table = read_table(uri)
+        pairs = table.group_by(["_source_file", "id"]).aggregate([])
+        assert pairs.num_rows == table.num_rows, f"trial {trial}: duplicate (_source_file, id)"
     report = validate_consistency(_cfg(config), safe_age_seconds=0)
     unexpected = [i for i in report["issues"] if i["kind"] != "uncommitted_delta_file"]
     assert not unexpected, report
@@ -309,14 +331,27 @@ def _check_recovered(
     assert warehouse.open_table(uri).version() == version, f"trial {trial}: a rerun committed"
 
 
+def _setup(tmp_path: Path, folder: Path, scenario: Scenario) -> Path:
+    """A trial's project: the shared lake, or for a changed lake its own copy, prepared."""
+    if scenario.prepare is None:
+        return _write_cfg(folder, tmp_path / "lake", scenario.load_cfg)
+    shutil.copytree(tmp_path / "lake", folder / "lake")
+    config = _write_cfg(folder, folder / "lake", scenario.load_cfg)
+    scenario.prepare(folder)
+    return config
+
+
 def _run_trials(tmp_path: Path, scenario: Scenario) -> None:
     """Trials of kill chains, each rerun and checked, until RANDOM_KILLS kills landed."""
-    lake = tmp_path / "lake"
     started = time.monotonic()
     seed = int(os.environ.get("ONCEFLOW_KILL_SEED", scenario.seed))
     folder = tmp_path / "clean"
-    config = _write_cfg(folder, lake, scenario.load_cfg)
-    clean, timing = _clean_run(folder, config, scenario.exclude)
+    config = _setup(tmp_path, folder, scenario)
+    clean, timing = _clean_run(folder, config, scenario.exclude, scenario.commits)
+    lake = folder / "lake" if scenario.prepare else tmp_path / "lake"
+    # the clean run itself equals a fresh in-order load of its final lake
+    reference = clean_load_checksum(tmp_path / "fresh", lake, scenario.load_cfg, scenario.exclude)
+    assert clean.checksum == reference
     log = KillLog(seed, timing)
     trial = 0
     try:
@@ -324,9 +359,9 @@ def _run_trials(tmp_path: Path, scenario: Scenario) -> None:
             trial += 1
             assert trial <= MAX_TRIALS, f"only {len(log.random())} random kills landed"
             folder = tmp_path / f"t{trial}"
-            config = _write_cfg(folder, lake, scenario.load_cfg)
+            config = _setup(tmp_path, folder, scenario)
             chain = time.monotonic()
-            _kill_chain(folder, config, trial, log)
+            _kill_chain(folder, config, trial, log, scenario.commits)
             rerun = time.monotonic()
             done = subprocess.run(
                 [ONCEFLOW, "load", "-c", str(config)],
@@ -346,18 +381,18 @@ def _run_trials(tmp_path: Path, scenario: Scenario) -> None:
     finally:
         print(log.report())
         print(f"{trial} trials in {time.monotonic() - started:.1f}s")
-    _assert_kills_spread(log)
+    _assert_kills_spread(log, scenario.commits)
 
 
-def _assert_kills_spread(log: KillLog) -> None:
+def _assert_kills_spread(log: KillLog, commits: int) -> None:
     """The random kills landed during the load, spread over it."""
     kills = log.random()
     assert len(kills) >= RANDOM_KILLS
-    mid = [k.commits_at_kill for k in kills if 0 < k.commits_at_kill < FILES]
+    mid = [k.commits_at_kill for k in kills if 0 < k.commits_at_kill < commits]
     assert len(mid) >= 0.6 * len(kills), f"only {len(mid)} kills between the first and last commit"
-    assert sum(c <= FILES // 2 for c in mid) >= 3, f"few kills in the first half: {mid}"
-    assert sum(c > FILES // 2 for c in mid) >= 3, f"few kills in the second half: {mid}"
-    assert len(set(mid)) >= 6, f"kills bunch at a few points: {sorted(mid)}"
+    assert sum(c <= commits // 2 for c in mid) >= 3, f"few kills in the first half: {mid}"
+    assert sum(c > commits // 2 for c in mid) >= 3, f"few kills in the second half: {mid}"
+    assert len(set(mid)) >= min(6, commits // 2), f"kills bunch at a few points: {sorted(mid)}"
 
 
 def test_append_reload_after_random_sigkills_equals_a_clean_run(tmp_path: Path) -> None:
@@ -380,10 +415,57 @@ def test_scd2_load_time_reload_after_random_sigkills_equals_a_clean_run(
     tmp_path: Path,
 ) -> None:
     _scd2_lake(tmp_path / "lake", business_time=False)
-    # Without validity_column a version is valid from the time its file was loaded: a
-    # rerun loads the files a kill left at later wall-clock times than the clean run did,
-    # so _effective_from/_effective_to (like _load_timestamp) legitimately differ. The
-    # business columns, _is_current, _source_file and _batch_id (which file made each
-    # version) must not; the row count per key is compared as well.
-    exclude = ("_load_timestamp", "_effective_from", "_effective_to")
-    _run_trials(tmp_path, Scenario({"strategy": "scd2", "primary_key": ["id"]}, exclude, seed=7))
+    # Without validity_column a version is valid from its file's snapshot instant (the
+    # sidecar's), not the wall clock of the load: a rerun after kills gives the same
+    # history as a clean run (issue 8, case 10). Only _load_timestamp differs.
+    scenario = Scenario({"strategy": "scd2", "primary_key": ["id"]}, ("_load_timestamp",), 7)
+    _run_trials(tmp_path, scenario)
+
+
+def _load_fully(folder: Path) -> None:
+    assert load(_cfg(folder / "onceflow.yml")).ok
+
+
+def test_append_window_replacements_after_random_sigkills_equal_a_clean_run(
+    tmp_path: Path,
+) -> None:
+    make_lake(tmp_path / "lake", files=FILES, rows=2000)
+
+    def reextract_every_other_day(folder: Path) -> None:
+        _load_fully(folder)
+        for day in range(0, FILES, 2):  # ten windows re-extracted with other rows
+            changed = orders_batch(day, 1500).set_column(3, "label", pa.array(["again"] * 1500))
+            write_extracted(folder / "lake", changed, day=day)
+
+    scenario = Scenario(
+        {"strategy": "append"}, ("_load_timestamp",), 11, FILES // 2, reextract_every_other_day
+    )
+    _run_trials(tmp_path, scenario)
+
+
+def test_scd2_replay_after_a_reextracted_first_window_and_random_sigkills_equals_a_clean_run(
+    tmp_path: Path,
+) -> None:
+    _scd2_lake(tmp_path / "lake", business_time=False)
+
+    def reextract_day_one(folder: Path) -> None:
+        _load_fully(folder)
+        ids = list(range(SCD2_KEYS))
+        fixed = pa.table(
+            {
+                "id": pa.array(ids, pa.int64()),
+                "name": [f"fixed-{i}" for i in ids],
+                "tier": [9] * 200,
+            }
+        )
+        write_extracted(folder / "lake", fixed, day=1)
+
+    # one rewind commit, then days 1..19 replayed: 20 commits
+    scenario = Scenario(
+        {"strategy": "scd2", "primary_key": ["id"]},
+        ("_load_timestamp",),
+        13,
+        FILES,
+        reextract_day_one,
+    )
+    _run_trials(tmp_path, scenario)

@@ -13,25 +13,60 @@ from onceflow.errors import LoadError
 from onceflow.load import markers
 
 
-def test_commit_markers_round_trip_through_the_log(tmp_path: Path) -> None:
+def _commit(uri: str, n: int, mode: str = "append", window: str = "2025-01-01") -> None:
+    applied = markers.Applied(f"s/t/202501/{n:02d}/p_{n}.parquet", f"{n:064x}", f"b{n}", window)
+    props = markers.commit_properties(applied)
+    write_deltalake(uri, pa.table({"x": [n]}), mode=mode, commit_properties=props)
+
+
+def _id(n: int) -> str:
+    return f"s/t/202501/{n:02d}/p_{n}.parquet"
+
+
+def test_each_committed_file_is_held_by_its_checksum_in_the_snapshot(tmp_path: Path) -> None:
     uri = str(tmp_path / "t")
     assert warehouse.open_table(uri) is None
-    assert markers.read_log(None, "app").txn_version == 0
-    for seq, name in enumerate(["a.parquet", "b.parquet"], start=1):
-        props = markers.commit_properties(
-            path=f"/lake/{name}",
-            checksum=f"c{seq}",
-            batch_id=markers.batch_id_for(name, f"c{seq}"),
-            sequence=seq,
-            app="app",
-        )
-        write_deltalake(uri, pa.table({"x": [seq]}), mode="append", commit_properties=props)
-    view = markers.read_log(DeltaTable(uri), "app")
-    assert view.txn_version == 2 and view.version == 1 and view.oldest_version == 0
-    assert view.files["/lake/b.parquet"].sequence == 2
-    assert view.files["/lake/a.parquet"].version == 0
-    assert view.has("/lake/a.parquet", "c1") and not view.has("/lake/a.parquet", "other")
-    assert markers.find_commit(uri, "b-c2") == 1
+    assert markers.read_markers(None).held == {}
+    _commit(uri, 1)
+    _commit(uri, 2)
+    held = markers.read_markers(DeltaTable(uri))
+    assert held.version == 1 and held.oldest_version == 0
+    assert held.holds(_id(1), f"{1:064x}") and not held.holds(_id(1), f"{9:064x}")
+    assert held.commits[_id(2)].version == 1 and held.commits[_id(2)].batch_id == "b2"
+    assert held.held_ids() == [_id(1), _id(2)]
+    assert DeltaTable(uri).transaction_version(markers.app_id(_id(2))) == markers.checksum_code(
+        f"{2:064x}"
+    )
+
+
+def test_a_rewind_commit_marks_the_files_it_undoes_as_not_held(tmp_path: Path) -> None:
+    uri = str(tmp_path / "t")
+    for n in (1, 2, 3):
+        _commit(uri, n)
+    DeltaTable(uri).restore(0, commit_properties=markers.commit_properties(undone=[_id(2), _id(3)]))
+    held = markers.read_markers(DeltaTable(uri))
+    assert held.held_ids() == [_id(1)]
+    assert warehouse.read_table(uri).column("x").to_pylist() == [1]
+
+
+def test_markers_of_a_table_written_before_identities_are_read_from_its_commits(
+    tmp_path: Path,
+) -> None:
+    from deltalake import CommitProperties, Transaction
+
+    uri = str(tmp_path / "t")
+    legacy = CommitProperties(
+        custom_metadata={
+            "onceflow.file": "/old/place/lake/s/t/202501/01/p_1.parquet",
+            "onceflow.checksum": f"{1:064x}",
+            "onceflow.batch_id": "p_1-000",
+            "onceflow.sequence": "1",
+        },
+        app_transactions=[Transaction(app_id="onceflow.load:s/t", version=1)],
+    )
+    write_deltalake(uri, pa.table({"x": [1]}), commit_properties=legacy)
+    held = markers.read_markers(DeltaTable(uri))
+    assert held.holds(_id(1), f"{1:064x}")
 
 
 def test_batch_id_is_deterministic() -> None:
@@ -64,67 +99,40 @@ def test_schema_compatibility(table: pa.DataType, file: pa.DataType, ok: bool) -
             warehouse.check_schema(current, incoming, "f.parquet")
 
 
-def test_log_view_reads_only_new_commits_and_notices_a_recreated_table(tmp_path) -> None:
-    import pyarrow as pa
-    from deltalake import DeltaTable, write_deltalake
+def test_markers_are_read_incrementally_and_a_recreated_table_is_noticed(tmp_path) -> None:
+    import shutil
 
     uri = str(tmp_path / "t")
-
-    def commit(n: int, mode: str = "append") -> None:
-        props = markers.commit_properties(
-            path=f"/lake/f{n}.parquet", checksum=f"c{n}", batch_id=f"b{n}", sequence=n, app="a"
-        )
-        write_deltalake(uri, pa.table({"x": [n]}), mode=mode, commit_properties=props)
-
-    commit(1)
-    commit(2)
-    first = markers.read_log(DeltaTable(uri), "a")
-    assert set(first.files) == {"/lake/f1.parquet", "/lake/f2.parquet"}
-    commit(3)
+    _commit(uri, 1)
+    _commit(uri, 2)
+    first = markers.read_markers(DeltaTable(uri))
+    assert first.held_ids() == [_id(1), _id(2)]
+    _commit(uri, 3)
     table = DeltaTable(uri)
     calls: list[object] = []
     real = table.history
     table.history = lambda limit=None: calls.append(limit) or real(limit)  # type: ignore[method-assign]
-    view = markers.read_log(table, "a")
+    view = markers.read_markers(table)
     assert calls == []  # only the one new commit file was read, not the history
-    assert set(view.files) == {f"/lake/f{n}.parquet" for n in (1, 2, 3)}
-    assert view.txn_version == 3
-    import shutil
-
+    assert view.held_ids() == [_id(n) for n in (1, 2, 3)]
     shutil.rmtree(uri)
-    for n in (7, 8, 9):  # a new table at the same path, at the same version number
-        commit(n)
-    again = markers.read_log(DeltaTable(uri), "a")
-    assert set(again.files) == {f"/lake/f{n}.parquet" for n in (7, 8, 9)}
+    for n in (7, 8, 9):  # a new table at the same path, at the same version numbers
+        _commit(uri, n)
+    assert markers.read_markers(DeltaTable(uri)).held_ids() == [_id(n) for n in (7, 8, 9)]
 
 
-def test_log_view_numbers_commits_right_when_storage_moved_past_the_table_object(tmp_path):
-    """history(limit) on a stale object numbers the newest commits from the object's own
-    version; the view reads commit files by number instead."""
-    import pyarrow as pa
-    from deltalake import DeltaTable, write_deltalake
-
+def test_markers_number_commits_right_when_storage_moved_past_the_table_object(tmp_path):
     uri = str(tmp_path / "t")
-
-    def commit(n: int) -> None:
-        props = markers.commit_properties(
-            path=f"/lake/f{n}.parquet", checksum=f"c{n}", batch_id=f"b{n}", sequence=n, app="a"
-        )
-        write_deltalake(uri, pa.table({"x": [n]}), mode="append", commit_properties=props)
-
     for n in range(4):
-        commit(n)  # versions 0..3
-    markers.read_log(DeltaTable(uri), "a")  # cache at version 3
+        _commit(uri, n)  # versions 0..3
+    markers.read_markers(DeltaTable(uri))  # cache at version 3
     stale = DeltaTable(uri, version=3)
-    commit(4)
-    commit(5)
-    fresh = DeltaTable(uri)
-    view = markers.read_log(fresh, "a")
-    assert {p: f.version for p, f in view.files.items()} == {
-        f"/lake/f{n}.parquet": n for n in range(6)
-    }
+    _commit(uri, 4)
+    _commit(uri, 5)
+    view = markers.read_markers(DeltaTable(uri))
+    assert {f: c.version for f, c in view.commits.items()} == {_id(n): n for n in range(6)}
     assert view.oldest_version == 0
-    assert markers.read_log(stale, "a").version == 3
+    assert markers.read_markers(stale).version == 3
 
 
 def test_table_uri_maps_databricks_paths_and_keeps_volumes_and_uris() -> None:
@@ -140,15 +148,8 @@ def test_a_checkpoint_is_written_every_ten_commits_and_keeps_the_markers(tmp_pat
     uri = str(tmp_path / "t")
     log_dir = tmp_path / "t" / "_delta_log"
     written = []
-    for seq in range(1, 24):
-        props = markers.commit_properties(
-            path=f"/lake/f{seq}.parquet",
-            checksum=f"c{seq}",
-            batch_id=f"b{seq}",
-            sequence=seq,
-            app="app",
-        )
-        write_deltalake(uri, pa.table({"x": [seq]}), mode="append", commit_properties=props)
+    for n in range(1, 24):
+        _commit(uri, n)
         if warehouse.checkpoint_if_due(DeltaTable(uri)):
             written.append(DeltaTable(uri).version())
     assert written == [9, 19]  # versions 0..9 are ten commits
@@ -156,11 +157,13 @@ def test_a_checkpoint_is_written_every_ten_commits_and_keeps_the_markers(tmp_pat
         f"{9:020d}.checkpoint.parquet",
         f"{19:020d}.checkpoint.parquet",
     ]
-    table = DeltaTable(uri)
-    assert table.transaction_version("app") == 23
-    markers._views.clear()
-    view = markers.read_log(table, "app")
-    assert view.has("/lake/f1.parquet", "c1") and view.has("/lake/f23.parquet", "c23")
+    markers.forget_cached_markers()
+    # the commits the checkpoint covers are gone: the held files come from the checkpoint
+    for number in range(0, 20):
+        (log_dir / f"{number:020d}.json").unlink()
+    held = markers.read_markers(DeltaTable(uri))
+    assert held.held_ids() == sorted(_id(n) for n in range(1, 24))
+    assert held.oldest_version == 20
     assert warehouse.read_table(uri).num_rows == 23
 
 

@@ -59,14 +59,14 @@ def check_invariants(
 
 def load(uri: str, batch: pa.Table, c: LoadConfig, when: datetime, **kw: Any) -> int | None:
     """apply_scd2, then the invariants, then a rerun that must change nothing."""
-    version = apply_scd2(uri, batch, c, load_time=when, **kw)
+    version = apply_scd2(uri, batch, c, as_of=when, **kw).version
     keys = list(c.primary_key)
     names = dict(
         eff_from=c.effective_from_column, eff_to=c.effective_to_column, current=c.is_current_column
     )
     check_invariants(uri, keys, **names)
     before = DeltaTable(uri).version()
-    assert apply_scd2(uri, batch, c, load_time=when + timedelta(hours=1)) is None
+    assert apply_scd2(uri, batch, c, as_of=when + timedelta(hours=1)).version is None
     assert DeltaTable(uri).version() == before
     check_invariants(uri, keys, **names)
     return version
@@ -95,7 +95,7 @@ def test_new_keys_create_the_table_in_one_commit(uri: str) -> None:
 
 
 def test_changes_close_and_insert(uri: str) -> None:
-    apply_scd2(uri, pa.table({"id": [1, 2], "name": ["a", "b"]}), cfg(), load_time=day(0))
+    apply_scd2(uri, pa.table({"id": [1, 2], "name": ["a", "b"]}), cfg(), as_of=day(0))
     v = load(uri, pa.table({"id": [1, 2], "name": ["a", "B"]}), cfg(), day(1))
     assert v == 1
     history = [r for r in rows(uri) if r["id"] == 2]
@@ -109,19 +109,17 @@ def test_changes_close_and_insert(uri: str) -> None:
 
 def test_no_changes_make_no_commit(uri: str) -> None:
     batch = pa.table({"id": [1, 2], "name": ["a", "b"]})
-    apply_scd2(uri, batch, cfg(), load_time=day(0))
-    assert apply_scd2(uri, batch, cfg(), load_time=day(5)) is None
+    apply_scd2(uri, batch, cfg(), as_of=day(0))
+    assert apply_scd2(uri, batch, cfg(), as_of=day(5)).version is None
     assert DeltaTable(uri).version() == 0
     check_invariants(uri, ["id"])
 
 
 def test_tracking_columns_ignore_other_changes(uri: str) -> None:
     c = cfg(tracking_columns=["name"])
-    apply_scd2(uri, pa.table({"id": [1], "name": ["a"], "note": ["x"]}), c, load_time=day(0))
-    assert (
-        apply_scd2(uri, pa.table({"id": [1], "name": ["a"], "note": ["y"]}), c, load_time=day(1))
-        is None
-    )
+    apply_scd2(uri, pa.table({"id": [1], "name": ["a"], "note": ["x"]}), c, as_of=day(0))
+    again = pa.table({"id": [1], "name": ["a"], "note": ["y"]})
+    assert apply_scd2(uri, again, c, as_of=day(1)).version is None
     assert load(uri, pa.table({"id": [1], "name": ["b"], "note": ["y"]}), c, day(2)) == 1
     assert current(uri)[1]["note"] == "y"
 
@@ -129,7 +127,7 @@ def test_tracking_columns_ignore_other_changes(uri: str) -> None:
 @pytest.mark.parametrize("mode", ["ignore", "close"])
 def test_deletes_in_a_full_extract(uri: str, mode: str) -> None:
     c = cfg(hard_deletes=mode)
-    apply_scd2(uri, pa.table({"id": [1, 2, 3], "name": ["a", "b", "c"]}), c, load_time=day(0))
+    apply_scd2(uri, pa.table({"id": [1, 2, 3], "name": ["a", "b", "c"]}), c, as_of=day(0))
     result = load(uri, pa.table({"id": [1, 3], "name": ["a", "c"]}), c, day(1))
     if mode == "ignore":
         assert result is None
@@ -145,20 +143,22 @@ def test_deletes_in_a_full_extract(uri: str, mode: str) -> None:
         assert len([r for r in rows(uri) if r["id"] == 2]) == 2
 
 
-def test_delete_close_with_business_time_uses_the_batch_time(uri: str) -> None:
+def test_a_business_time_delete_closes_at_the_snapshot_of_the_first_file_without_the_key(
+    uri: str,
+) -> None:
+    # issue 8, case 9: not at the newest business time in the file (day 2), which would
+    # close key 2 before day 9's extract that still held it
     c = cfg(hard_deletes="close", validity_column="updated_at")
     first = pa.table({"id": [1, 2], "name": ["a", "b"], "updated_at": [day(0), day(0)]})
-    apply_scd2(uri, first, c, load_time=day(9))
+    apply_scd2(uri, first, c, as_of=day(9))
     load(uri, pa.table({"id": [1], "name": ["a2"], "updated_at": [day(2)]}), c, day(10))
     closed = next(r for r in rows(uri) if r["id"] == 2)
-    assert closed["_effective_to"] == day(2)
+    assert closed["_effective_to"] == day(10)
 
 
 def test_a_key_twice_in_one_batch_is_chained(uri: str) -> None:
     c = cfg(validity_column="updated_at")
-    apply_scd2(
-        uri, pa.table({"id": [1], "name": ["a"], "updated_at": [day(0)]}), c, load_time=day(0)
-    )
+    apply_scd2(uri, pa.table({"id": [1], "name": ["a"], "updated_at": [day(0)]}), c, as_of=day(0))
     batch = pa.table(
         {
             "id": [1, 1, 1, 1, 2, 2],
@@ -193,7 +193,7 @@ def test_a_key_whose_other_row_equals_the_current_version_is_still_chained(
 ) -> None:
     c = cfg(validity_column="updated_at")
     first = {"id": [1, 2], "name": ["a", "k"], "updated_at": [day(0), day(0)]}
-    apply_scd2(uri, pa.table(first), c, load_time=day(0))
+    apply_scd2(uri, pa.table(first), c, as_of=day(0))
     batch = pa.table(
         {
             "id": [1] * len(batch_rows) + [2],
@@ -219,61 +219,69 @@ def test_chained_batch_into_a_new_table(uri: str) -> None:
 
 def test_ambiguous_duplicates_are_rejected(uri: str) -> None:
     c = cfg(validity_column="updated_at")
-    apply_scd2(
-        uri, pa.table({"id": [9], "name": ["z"], "updated_at": [day(0)]}), c, load_time=day(0)
-    )
+    apply_scd2(uri, pa.table({"id": [9], "name": ["z"], "updated_at": [day(0)]}), c, as_of=day(0))
     batch = pa.table({"id": [1, 1], "name": ["a", "b"], "updated_at": [day(1), day(1)]})
     with pytest.raises(LoadError, match="ambiguous"):
-        apply_scd2(uri, batch, c, load_time=day(2))
+        apply_scd2(uri, batch, c, as_of=day(2))
     assert DeltaTable(uri).version() == 0
     # without a validity column every row has the load time: same rule
     with pytest.raises(LoadError, match="ambiguous"):
-        apply_scd2(uri, pa.table({"id": [1, 1], "name": ["a", "b"]}), cfg(), load_time=day(2))
+        apply_scd2(uri, pa.table({"id": [1, 1], "name": ["a", "b"]}), cfg(), as_of=day(2))
     assert DeltaTable(uri).version() == 0
 
 
-def test_late_row_is_rejected_or_skipped(uri: str) -> None:
-    c = cfg(validity_column="updated_at")
+def test_late_row_is_rejected_or_skipped_and_counted(uri: str) -> None:
+    reject = cfg(validity_column="updated_at", late_rows="reject")
     apply_scd2(
         uri,
         pa.table({"id": [1, 2], "name": ["a", "b"], "updated_at": [day(5)] * 2}),
-        c,
-        load_time=day(5),
+        reject,
+        as_of=day(5),
     )
     late = pa.table({"id": [1, 2], "name": ["old", "b2"], "updated_at": [day(3), day(6)]})
-    with pytest.raises(LoadError, match="late"):
-        apply_scd2(uri, late, c, load_time=day(7))
+    with pytest.raises(LoadError, match="1 late row"):
+        apply_scd2(uri, late, reject, as_of=day(7))
     assert DeltaTable(uri).version() == 0
-    # same validity as the current version, different values: late too
-    same_time = pa.table({"id": [1], "name": ["other"], "updated_at": [day(5)]})
-    with pytest.raises(LoadError, match="late"):
-        apply_scd2(uri, same_time, c, load_time=day(7))
-    skip = cfg(validity_column="updated_at", late_rows="skip")
-    assert load(uri, late, skip, day(7)) == 1
+    # the default skips it, and says how many (issue 8, case 11)
+    outcome = apply_scd2(uri, late, cfg(validity_column="updated_at"), as_of=day(7))
+    assert (outcome.version, outcome.rows_skipped) == (1, 1)
     cur = current(uri)
     assert cur[1]["name"] == "a" and cur[2]["name"] == "b2"
     assert len([r for r in rows(uri) if r["id"] == 1]) == 1
+    check_invariants(uri, ["id"])
+
+
+def test_a_silent_change_is_a_version_from_the_snapshot_not_a_late_row(uri: str) -> None:
+    # issue 8, case 11: the source changed a row without moving its timestamp
+    for late_rows in ("skip", "reject"):
+        c = cfg(validity_column="updated_at", late_rows=late_rows)
+        table = f"{uri}_{late_rows}"
+        first = pa.table({"id": [1, 2], "name": ["a", "b"], "updated_at": [day(5)] * 2})
+        apply_scd2(table, first, c, as_of=day(5))
+        silent = pa.table({"id": [1, 2], "name": ["a", "b2"], "updated_at": [day(5)] * 2})
+        outcome = apply_scd2(table, silent, c, as_of=day(8))
+        assert (outcome.version, outcome.rows_skipped) == (1, 0)
+        versions = sorted(
+            (r["_effective_from"], r["_effective_to"], r["name"])
+            for r in read_table(table).to_pylist()
+            if r["id"] == 2
+        )
+        assert versions == [(day(5), day(8), "b"), (day(8), None, "b2")]
+        check_invariants(table, ["id"])
 
 
 def test_old_row_already_in_history_is_not_late(uri: str) -> None:
     c = cfg(validity_column="updated_at")
-    apply_scd2(
-        uri, pa.table({"id": [1], "name": ["a"], "updated_at": [day(0)]}), c, load_time=day(0)
-    )
-    apply_scd2(
-        uri, pa.table({"id": [1], "name": ["b"], "updated_at": [day(4)]}), c, load_time=day(4)
-    )
+    apply_scd2(uri, pa.table({"id": [1], "name": ["a"], "updated_at": [day(0)]}), c, as_of=day(0))
+    apply_scd2(uri, pa.table({"id": [1], "name": ["b"], "updated_at": [day(4)]}), c, as_of=day(4))
     # a re-extract of day 2 shows 'a', which is what the table says was valid on day 2
-    assert (
-        apply_scd2(
-            uri, pa.table({"id": [1], "name": ["a"], "updated_at": [day(2)]}), c, load_time=day(5)
-        )
-        is None
-    )
+    known = pa.table({"id": [1], "name": ["a"], "updated_at": [day(2)]})
+    outcome = apply_scd2(uri, known, c, as_of=day(5))
+    assert (outcome.version, outcome.rows_skipped) == (None, 0)
+    other = pa.table({"id": [1], "name": ["q"], "updated_at": [day(2)]})
+    assert apply_scd2(uri, other, c, as_of=day(5)).rows_skipped == 1
     with pytest.raises(LoadError, match="late"):
-        apply_scd2(
-            uri, pa.table({"id": [1], "name": ["q"], "updated_at": [day(2)]}), c, load_time=day(5)
-        )
+        apply_scd2(uri, other, cfg(validity_column="updated_at", late_rows="reject"), as_of=day(5))
     check_invariants(uri, ["id"])
 
 
@@ -291,8 +299,8 @@ def test_composite_keys_are_joined_column_by_column(uri: str) -> None:
 
 def test_null_values_compare_equal(uri: str) -> None:
     batch = pa.table({"id": [1, 2, 3], "name": [None, "b", None], "n": [1, None, None]})
-    apply_scd2(uri, batch, cfg(), load_time=day(0))
-    assert apply_scd2(uri, batch, cfg(), load_time=day(1)) is None
+    apply_scd2(uri, batch, cfg(), as_of=day(0))
+    assert apply_scd2(uri, batch, cfg(), as_of=day(1)).version is None
     changed = pa.table({"id": [1, 2, 3], "name": ["a", None, None], "n": [1, None, None]})
     assert load(uri, changed, cfg(), day(2)) == 1
     assert len(rows(uri)) == 5
@@ -301,7 +309,7 @@ def test_null_values_compare_equal(uri: str) -> None:
 
 def test_null_key_is_rejected(uri: str) -> None:
     with pytest.raises(LoadError, match="NULL"):
-        apply_scd2(uri, pa.table({"id": [1, None], "x": [1, 2]}), cfg(), load_time=day(0))
+        apply_scd2(uri, pa.table({"id": [1, None], "x": [1, 2]}), cfg(), as_of=day(0))
 
 
 def test_custom_column_names(uri: str) -> None:
@@ -311,7 +319,7 @@ def test_custom_column_names(uri: str) -> None:
         effective_to_column="valid to",
         is_current_column="IsCurrent",
     )
-    apply_scd2(uri, pa.table({"Customer Id": [1], "Name": ["a"]}), c, load_time=day(0))
+    apply_scd2(uri, pa.table({"Customer Id": [1], "Name": ["a"]}), c, as_of=day(0))
     load(uri, pa.table({"Customer Id": [1], "Name": ["b"]}), c, day(1))
     got = sorted(rows(uri), key=lambda r: r["ValidFrom"])
     assert [(r["Name"], r["valid to"], r["IsCurrent"]) for r in got] == [
@@ -322,16 +330,16 @@ def test_custom_column_names(uri: str) -> None:
 
 
 def test_missing_primary_key_leaves_the_table_untouched(uri: str) -> None:
-    apply_scd2(uri, pa.table({"id": [1], "name": ["a"]}), cfg(), load_time=day(0))
+    apply_scd2(uri, pa.table({"id": [1], "name": ["a"]}), cfg(), as_of=day(0))
     with pytest.raises(LoadError, match=r"primary key column.*'id'.*missing"):
-        apply_scd2(uri, pa.table({"ident": [1], "name": ["b"]}), cfg(), load_time=day(1))
+        apply_scd2(uri, pa.table({"ident": [1], "name": ["b"]}), cfg(), as_of=day(1))
     assert DeltaTable(uri).version() == 0
 
 
 def test_incompatible_type_change_leaves_the_table_untouched(uri: str) -> None:
-    apply_scd2(uri, pa.table({"id": [1], "amount": [10]}), cfg(), load_time=day(0))
+    apply_scd2(uri, pa.table({"id": [1], "amount": [10]}), cfg(), as_of=day(0))
     with pytest.raises(LoadError, match="incompatible type change"):
-        apply_scd2(uri, pa.table({"id": [1], "amount": ["ten"]}), cfg(), load_time=day(1))
+        apply_scd2(uri, pa.table({"id": [1], "amount": ["ten"]}), cfg(), as_of=day(1))
     assert DeltaTable(uri).version() == 0
     # a compatible widening is fine
     ok = pa.table({"id": pa.array([1], pa.int32()), "amount": pa.array([11], pa.int32())})
@@ -339,7 +347,7 @@ def test_incompatible_type_change_leaves_the_table_untouched(uri: str) -> None:
 
 
 def test_new_nullable_column_evolves_the_schema(uri: str) -> None:
-    apply_scd2(uri, pa.table({"id": [1, 2], "name": ["a", "b"]}), cfg(), load_time=day(0))
+    apply_scd2(uri, pa.table({"id": [1, 2], "name": ["a", "b"]}), cfg(), as_of=day(0))
     batch = pa.table({"id": [1, 2], "name": ["a", "b"], "email": [None, "b@x"]})
     assert load(uri, batch, cfg(), day(1)) == 1
     assert "email" in DeltaTable(uri).schema().to_arrow().names
@@ -351,39 +359,33 @@ def test_new_nullable_column_evolves_the_schema(uri: str) -> None:
 
 def test_a_column_missing_from_the_batch_is_null_in_new_versions(uri: str) -> None:
     c = cfg(tracking_columns=["name"])
-    apply_scd2(uri, pa.table({"id": [1], "name": ["a"], "note": ["x"]}), c, load_time=day(0))
+    apply_scd2(uri, pa.table({"id": [1], "name": ["a"], "note": ["x"]}), c, as_of=day(0))
     assert load(uri, pa.table({"id": [1], "name": ["b"]}), c, day(1)) == 1
     assert current(uri)[1]["note"] is None
 
 
 def test_commit_properties_are_carried(uri: str) -> None:
     props = CommitProperties(custom_metadata={"onceflow.file": "f1.parquet"})
-    apply_scd2(
-        uri, pa.table({"id": [1], "x": [1]}), cfg(), load_time=day(0), commit_properties=props
-    )
+    apply_scd2(uri, pa.table({"id": [1], "x": [1]}), cfg(), as_of=day(0), commit_properties=props)
     props2 = CommitProperties(custom_metadata={"onceflow.file": "f2.parquet"})
-    apply_scd2(
-        uri, pa.table({"id": [1], "x": [2]}), cfg(), load_time=day(1), commit_properties=props2
-    )
+    apply_scd2(uri, pa.table({"id": [1], "x": [2]}), cfg(), as_of=day(1), commit_properties=props2)
     history = DeltaTable(uri).history()
     assert [h.get("onceflow.file") for h in history] == ["f2.parquet", "f1.parquet"]
 
 
 def test_empty_batch(uri: str) -> None:
     empty = pa.table({"id": pa.array([], pa.int64()), "x": pa.array([], pa.int64())})
-    assert apply_scd2(uri, empty, cfg(), load_time=day(0)) is None
-    apply_scd2(uri, pa.table({"id": [1], "x": [1]}), cfg(), load_time=day(0))
-    assert apply_scd2(uri, empty, cfg(), load_time=day(1)) is None
+    assert apply_scd2(uri, empty, cfg(), as_of=day(0)).version is None
+    apply_scd2(uri, pa.table({"id": [1], "x": [1]}), cfg(), as_of=day(0))
+    assert apply_scd2(uri, empty, cfg(), as_of=day(1)).version is None
     assert load(uri, empty, cfg(hard_deletes="close"), day(1)) == 1
     assert current(uri) == {}
 
 
 def test_audit_columns_are_not_tracked(uri: str) -> None:
-    apply_scd2(
-        uri, pa.table({"id": [1], "x": [1], "_source_file": ["f1"]}), cfg(), load_time=day(0)
-    )
+    apply_scd2(uri, pa.table({"id": [1], "x": [1], "_source_file": ["f1"]}), cfg(), as_of=day(0))
     again = pa.table({"id": [1], "x": [1], "_source_file": ["f2"]})
-    assert apply_scd2(uri, again, cfg(), load_time=day(1)) is None
+    assert apply_scd2(uri, again, cfg(), as_of=day(1)).version is None
 
 
 def test_a_batch_planned_on_a_stale_snapshot_conflicts_instead_of_building_on_newer_data(
@@ -394,17 +396,17 @@ def test_a_batch_planned_on_a_stale_snapshot_conflicts_instead_of_building_on_ne
     uri = str(tmp_path / "t")
     c = cfg()
     first = pa.table({"id": pa.array([1, 2], pa.int64()), "v": ["a", "b"]})
-    apply_scd2(uri, first, c, load_time=datetime(2025, 1, 1, tzinfo=UTC))
+    apply_scd2(uri, first, c, as_of=datetime(2025, 1, 1, tzinfo=UTC))
     stale = DeltaTable(uri)
     newer = pa.table({"id": pa.array([1], pa.int64()), "v": ["B"]})
-    apply_scd2(uri, newer, c, load_time=datetime(2025, 1, 2, tzinfo=UTC))
+    apply_scd2(uri, newer, c, as_of=datetime(2025, 1, 2, tzinfo=UTC))
     late = pa.table({"id": pa.array([1], pa.int64()), "v": ["C"]})
     with pytest.raises(CommitFailedError):
         apply_scd2(
             uri,
             late,
             c,
-            load_time=datetime(2025, 1, 3, tzinfo=UTC),
+            as_of=datetime(2025, 1, 3, tzinfo=UTC),
             commit_properties=CommitProperties(max_commit_retries=0),
             table=stale,
         )
@@ -415,9 +417,9 @@ def test_column_names_with_spaces_and_capitals_are_quoted_everywhere(tmp_path: P
     uri = str(tmp_path / "t")
     c = cfg(primary_key=["Customer ID"])
     first = pa.table({"Customer ID": pa.array([1, 2], pa.int64()), "Full Name": ["a", "b"]})
-    apply_scd2(uri, first, c, load_time=day(1))
+    apply_scd2(uri, first, c, as_of=day(1))
     second = pa.table({"Customer ID": pa.array([1, 2], pa.int64()), "Full Name": ["A", "b"]})
-    assert apply_scd2(uri, second, c, load_time=day(2)) == 1
+    assert apply_scd2(uri, second, c, as_of=day(2)).version == 1
     rows = sorted(read_table(uri).to_pylist(), key=lambda r: (r["Customer ID"], r["_is_current"]))
     assert [(r["Customer ID"], r["Full Name"], r["_is_current"]) for r in rows] == [
         (1, "a", False),
@@ -425,3 +427,57 @@ def test_column_names_with_spaces_and_capitals_are_quoted_everywhere(tmp_path: P
         (2, "b", True),
     ]
     assert not any(name.startswith("__onceflow") for name in rows[0])
+
+
+def test_a_key_that_comes_back_identical_after_a_delete_is_a_new_version(uri: str) -> None:
+    # issue 8, case 8: with business time and hard deletes, a returning row equal to its
+    # closed version was dropped as a replay, leaving a live key with no current row
+    c = cfg(validity_column="updated_at", hard_deletes="close")
+    both = pa.table({"id": [1, 2], "name": ["a", "b"], "updated_at": [day(0), day(0)]})
+    load(uri, both, c, day(1))
+    load(uri, pa.table({"id": [1], "name": ["a"], "updated_at": [day(0)]}), c, day(2))
+    assert 2 not in current(uri)
+    back = apply_scd2(uri, both, c, as_of=day(3))
+    assert back.version is not None
+    assert current(uri)[2]["name"] == "b"
+    # its updated_at (day 0) is before the delete (day 2): it counts from the snapshot
+    assert current(uri)[2]["_effective_from"] == day(3)
+    history = sorted((r["_effective_from"], r["_effective_to"]) for r in rows(uri) if r["id"] == 2)
+    assert history == [(day(0), day(2)), (day(3), None)]
+    check_invariants(uri, ["id"])
+
+
+def test_without_a_business_time_validity_is_the_files_snapshot_instant(uri: str) -> None:
+    # issue 8, case 10: five days loaded in one go keep five days of history
+    c = cfg()
+    for n, name in enumerate(["a", "b", "c", "d", "e"]):
+        apply_scd2(uri, pa.table({"id": [1], "name": [name]}), c, as_of=day(n))
+    history = sorted((r["_effective_from"], r["name"]) for r in rows(uri))
+    assert history == [(day(n), name) for n, name in enumerate("abcde")]
+    check_invariants(uri, ["id"])
+
+
+def test_hard_deletes_new_record_inserts_a_deletion_version_that_a_return_closes(
+    uri: str,
+) -> None:
+    c = cfg(hard_deletes="new_record")
+    load(uri, pa.table({"id": [1, 2], "name": ["a", "b"]}), c, day(0))
+    deleted = load(uri, pa.table({"id": [1], "name": ["a"]}), c, day(1))
+    assert deleted == 1
+    two = sorted(
+        (r["_effective_from"], r["_is_deleted"], r["_is_current"], r["name"])
+        for r in rows(uri)
+        if r["id"] == 2
+    )
+    assert two == [(day(0), False, False, "b"), (day(1), True, True, "b")]
+    # deleted again: nothing more (the deletion version is current already)
+    assert apply_scd2(uri, pa.table({"id": [1], "name": ["a"]}), c, as_of=day(2)).version is None
+    back = load(uri, pa.table({"id": [1, 2], "name": ["a", "b"]}), c, day(3))
+    assert back == 2
+    two = sorted(
+        (r["_effective_from"], r["_effective_to"], r["_is_deleted"])
+        for r in rows(uri)
+        if r["id"] == 2
+    )
+    assert two == [(day(0), day(1), False), (day(1), day(3), True), (day(3), None, False)]
+    check_invariants(uri, ["id"])

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperOption
 
 from onceflow.errors import ConfigError
 from onceflow.logs import setup_logging
@@ -19,6 +20,19 @@ app = typer.Typer(
 
 #: Set by the global options; read by the error handler.
 settings: dict[str, bool] = {"debug": False}
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _flags_without_type(original: Any) -> Any:
+    """typer 0.29 prints every flag as taking a `<bool>` value; a flag takes none."""
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag else original(self, ctx)  # type: ignore[no-any-return]
+
+    return display_type_rich
+
+
+TyperOption.display_type_rich = _flags_without_type(TyperOption.display_type_rich)  # type: ignore[method-assign]
 
 
 def _version(value: bool) -> None:
@@ -51,6 +65,13 @@ def _global(
 ) -> None:
     """Batch data pipelines that are safe to rerun: SQL -> Parquet -> Delta Lake."""
     if log_format not in ("text", "json"):
-        raise ConfigError(f"--log-format: expected 'text' or 'json', got {log_format!r}")
+        raise ConfigError(
+            f"--log-format: expected 'text' or 'json', got {log_format!r}", field="log_format"
+        )
+    if log_level.upper() not in LOG_LEVELS:
+        raise ConfigError(
+            f"--log-level: expected one of {', '.join(LOG_LEVELS)}, got {log_level!r}",
+            field="log_level",
+        )
     settings["debug"] = debug
     setup_logging("DEBUG" if debug else log_level, log_format)

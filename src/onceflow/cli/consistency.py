@@ -8,21 +8,29 @@ from typing import Annotated
 import typer
 
 from onceflow.cli.app import app
-from onceflow.cli.options import ConfigOpt, JsonOpt, SafeAgeOpt, YesOpt
+from onceflow.cli.options import (
+    ConfigOpt,
+    JsonOpt,
+    PipelineOpt,
+    SafeAgeOpt,
+    StateOpt,
+    YesOpt,
+    open_pipeline,
+)
 from onceflow.cli.render import print_fixes, print_report
 
 
 @app.command("validate-consistency", rich_help_panel="Consistency")
 def validate_consistency_cmd(
     config: ConfigOpt = None,
+    state: StateOpt = None,
+    pipeline_name: PipelineOpt = None,
     fix: Annotated[bool, typer.Option("--fix", help="Apply the fixes too.")] = False,
     safe_age: SafeAgeOpt = 3600.0,
     as_json: JsonOpt = False,
 ) -> None:
     """Compare state with sidecars, Delta logs and files; exit 1 when inconsistent."""
-    from onceflow.pipeline import Pipeline
-
-    pipeline = Pipeline.from_file(config)
+    pipeline = open_pipeline(config, state, pipeline_name)
     if fix:
         print_fixes(pipeline.fix_inconsistencies(safe_age_seconds=safe_age), as_json)
         return
@@ -34,24 +42,27 @@ def validate_consistency_cmd(
 
 @app.command("fix-inconsistencies", rich_help_panel="Consistency")
 def fix_inconsistencies_cmd(
-    config: ConfigOpt = None, safe_age: SafeAgeOpt = 3600.0, as_json: JsonOpt = False
+    config: ConfigOpt = None,
+    state: StateOpt = None,
+    pipeline_name: PipelineOpt = None,
+    safe_age: SafeAgeOpt = 3600.0,
+    as_json: JsonOpt = False,
 ) -> None:
     """Repair the state from the data, remove old garbage, and say what was done."""
-    from onceflow.pipeline import Pipeline
-
-    print_fixes(Pipeline.from_file(config).fix_inconsistencies(safe_age_seconds=safe_age), as_json)
+    pipeline = open_pipeline(config, state, pipeline_name)
+    print_fixes(pipeline.fix_inconsistencies(safe_age_seconds=safe_age), as_json)
 
 
 @app.command("force-unlock", rich_help_panel="Consistency")
 def force_unlock_cmd(
     config: ConfigOpt = None,
+    state: StateOpt = None,
+    pipeline_name: PipelineOpt = None,
     yes: YesOpt = False,
     name: Annotated[str | None, typer.Option("--name", help="Only this lock.")] = None,
 ) -> None:
     """Show who holds the pipeline's locks and release them (asks unless --yes)."""
-    from onceflow.pipeline import Pipeline
-
-    pipeline = Pipeline.from_file(config)
+    pipeline = open_pipeline(config, state, pipeline_name)
     if not pipeline.locks():
         typer.echo("no locks held")
         return

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -44,14 +44,55 @@ LockTimeoutOpt = Annotated[
     typer.Option(
         "--lock-timeout",
         envvar="ONCEFLOW_LOCK_TIMEOUT",
+        min=0,
         help="Seconds to wait for a lock held by another process.",
     ),
 ]
 SafeAgeOpt = Annotated[
     float,
-    typer.Option("--safe-age", help="Only touch temp/uncommitted files older than this (s)."),
+    typer.Option(
+        "--safe-age", min=0, help="Only touch temp/uncommitted files older than this (s)."
+    ),
 ]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+AllowPartialOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-partial",
+        help="Extract a window that has not ended yet, marked partial (extracted again by "
+        "every run until it has ended).",
+    ),
+]
+
+
+StateOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--state",
+        envvar="ONCEFLOW_STATE",
+        help="Without a config file: the state store to show (default .onceflow/state.db).",
+    ),
+]
+PipelineOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--pipeline", help="Without a config file: which pipeline (default: the latest run's)."
+    ),
+]
+
+
+def open_pipeline(config: Path | None, state: str | None = None, name: str | None = None) -> Any:
+    """The Pipeline of --config (or ./onceflow.yml); without a config file, the one the
+    state store knows (what single-table extracts and standalone loads left here)."""
+    from onceflow.pipeline import Pipeline
+
+    if config is None and not Path("onceflow.yml").exists():
+        return Pipeline.from_state(state, name)
+    if state or name:
+        from onceflow.errors import ConfigError
+
+        raise ConfigError("--state and --pipeline are for use without a config file")
+    return Pipeline.from_file(config)
 
 
 def split_list(values: Sequence[str] | None) -> list[str]:

@@ -11,6 +11,7 @@ from onceflow.cli.app import app
 from onceflow.cli.options import ConfigOpt
 from onceflow.config import load_config
 from onceflow.demo import init_project
+from onceflow.errors import ConfigError
 
 
 @app.command(rich_help_panel="Project")
@@ -27,6 +28,12 @@ def init(
 def check(config: ConfigOpt = None) -> None:
     """Validate a config file: every field, source and table reference."""
     cfg = load_config(config)
+    if not cfg.tables:
+        raise ConfigError(
+            f"{config or 'onceflow.yml'}: tables: the config lists no tables; add at least "
+            "one under `tables:` (see docs/configuration.md)",
+            field="tables",
+        )
     typer.echo(
         f"config ok: pipeline {cfg.pipeline}, {len(cfg.sources)} sources, {len(cfg.tables)} tables"
     )

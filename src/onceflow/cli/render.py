@@ -29,6 +29,16 @@ def progress_bar(total: int) -> Any:
     )
 
 
+def load_counts(counts: dict[str, int]) -> str:
+    """`3 loaded, 1 replaced, 2 skipped, 0 failed`: every action that happened, and failed."""
+    shown = [
+        f"{n} {action}"
+        for action, n in counts.items()
+        if n or action in ("loaded", "skipped", "failed")
+    ]
+    return ", ".join(shown)
+
+
 def summarise_run(summary: Any, as_json: bool) -> None:
     """An extract or run summary; exit 1 unless every table committed (and loaded)."""
     if as_json:
@@ -46,14 +56,12 @@ def summarise_run(summary: Any, as_json: bool) -> None:
             if result.action == "failed":
                 typer.echo(f"  failed: {result.error}", err=True)
         if getattr(summary, "load", None) is not None:
-            c = summary.load.counts()
-            typer.echo(
-                f"load: {c['loaded']} files loaded, {c['skipped']} skipped, "
-                f"{c['unchanged']} unchanged, {c['failed']} failed"
-            )
+            typer.echo(f"load: {load_counts(summary.load.counts())}")
             for r in summary.load.results:
                 if r.error:
                     typer.echo(f"  load failed: {r.key}: {r.error}", err=True)
+                if r.waiting:
+                    typer.echo(f"  load waits: {r.key}: {r.waiting}", err=True)
     if not summary.ok:
         raise typer.Exit(1)
 
@@ -63,11 +71,13 @@ def print_load(summary: Any, as_json: bool) -> None:
         print_json(summary.as_dict())
     else:
         for r in summary.results:
-            c = r.counts()
-            typer.echo(
-                f"{r.key}: {c['loaded']} loaded, {c['skipped']} skipped, "
-                f"{c['unchanged']} unchanged, {c['failed']} failed ({r.rows} rows) -> {r.uri}"
-            )
+            typer.echo(f"{r.key}: {load_counts(r.counts())} ({r.rows:,} rows) -> {r.uri}")
+            if r.rewound:
+                typer.echo(f"  rewound to apply {len(r.rewound)} file(s) again in window order")
+            if r.rows_skipped:
+                typer.echo(f"  {r.rows_skipped:,} late row(s) skipped (late_rows: skip)")
+            if r.waiting:
+                typer.echo(f"  waiting: {r.waiting}", err=True)
             if r.error:
                 typer.echo(f"  error: {r.error}", err=True)
     if not summary.ok:
@@ -171,11 +181,33 @@ def print_fixes(result: dict[str, Any], as_json: bool) -> None:
         raise typer.Exit(1)
 
 
+def console() -> Any:
+    """A rich console: the terminal's width on a terminal; piped, never truncated or
+    wrapped at 80 columns (a report in a file or another program keeps whole lines)."""
+    from rich.console import Console
+
+    if sys.stdout.isatty():
+        return Console()
+    return Console(width=100_000, soft_wrap=True)
+
+
+def human_size(size: int | None) -> str:
+    """Bytes for people: 14.7 KiB, 3.2 MiB."""
+    if size is None:
+        return ""
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"  # pragma: no cover - the loop always returns
+
+
 def print_status(report: dict[str, Any]) -> None:
     """The status report: the run's tables, each table's load, the locks, window drift."""
-    from rich.console import Console
     from rich.table import Table
 
+    out = console()
     counts = report["status_counts"]
     title = (
         f"{report['run_id']} — {report['status']}, {report['completion_rate']:.0f}% complete, "
@@ -184,44 +216,71 @@ def print_status(report: dict[str, Any]) -> None:
     )
     table = Table(title=title)
     for column in ("table", "status", "attempts", "records", "size", "duration", "error"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for row in report["tables"]:
         table.add_row(
             row["table_key"],
             row["status"],
             str(row["attempts"]),
-            "" if row["record_count"] is None else str(row["record_count"]),
-            "" if row["file_size"] is None else str(row["file_size"]),
+            "" if row["record_count"] is None else f"{row['record_count']:,}",
+            human_size(row["file_size"]),
             "" if row["duration_seconds"] is None else f"{row['duration_seconds']:.2f}s",
-            (row["error"] or "")[:80],
+            row["error"] or "",
         )
-    console = Console()
-    console.print(table)
-    console.print("  ".join(f"{k}: {v}" for k, v in counts.items()))
+    out.print(table)
+    out.print("  ".join(f"{k}: {v}" for k, v in counts.items()))
     if report["load"]:
         loads = Table(title="load")
-        for column in ("table", "strategy", "delta version", "files", "lock", "failed"):
-            loads.add_column(column)
+        for column in ("table", "strategy", "delta version", "files", "lock", "problems"):
+            loads.add_column(column, overflow="fold")
         for row in report["load"]:
             files = ", ".join(f"{k} {v}" for k, v in row["files"].items() if v)
-            lock = row["lock"] or ""
-            failed = "; ".join(f"{f['file']}: {f['error']}"[:80] for f in row["failed_files"])
+            problems = [f"{f['file']}: {f['error']}" for f in row["failed_files"]]
+            problems += [f"{f['file']}: damaged: {f['problem']}" for f in row["damaged_files"]]
+            if row["waiting"]:
+                problems.append(row["waiting"])
+            if row["rows_skipped"]:
+                problems.append(f"{row['rows_skipped']:,} late row(s) skipped")
             if row["error"]:
-                failed = f"[red]{row['error'][:120]}[/red]"
+                problems.append(f"[red]{row['error']}[/red]")
             version = "" if row["delta_version"] is None else str(row["delta_version"])
-            loads.add_row(row["table"], row["strategy"], version, files, str(lock), failed)
-        console.print(loads)
+            loads.add_row(
+                row["table"],
+                row["strategy"],
+                version,
+                files,
+                row["lock"] or "",
+                "; ".join(problems),
+            )
+        out.print(loads)
     if report["locks"]:
         for lock in report["locks"]:
             state = f"[red]stale: {lock['stale']}[/red]" if lock["stale"] else "held"
-            console.print(f"lock {lock['name']}: {state} by {lock['holder']}")
+            out.print(f"lock {lock['name']}: {state} by {lock['holder']}")
     else:
-        console.print("locks: none held")
+        out.print("locks: none held")
     if not report["window_consistency"]["consistent"]:
-        console.print(
+        out.print(
             "[red]window drift:[/red] "
             + ", ".join(d["table_key"] for d in report["window_consistency"]["inconsistent"])
         )
+
+
+def print_windows(result: dict[str, Any]) -> None:
+    """validate-windows: the run's window, and each table whose window differs."""
+    from rich.table import Table
+
+    out = console()
+    start, end = result["expected_window"]
+    if result["consistent"]:
+        out.print(f"run {result['run_id']}: every table's window is {start} → {end}")
+        return
+    table = Table(title=f"run {result['run_id']}: window {start} → {end}; tables that differ")
+    for column in ("table", "window start", "window end"):
+        table.add_column(column, overflow="fold")
+    for item in result["inconsistent"]:
+        table.add_row(item["table_key"], item["window_start"] or "", item["window_end"] or "")
+    out.print(table)
 
 
 def print_tenant_status(summary: dict[str, Any]) -> None:

@@ -8,6 +8,7 @@ import typer
 
 from onceflow.cli.app import app
 from onceflow.cli.options import (
+    AllowPartialOpt,
     ConfigOpt,
     DateOpt,
     ForceReprocessOpt,
@@ -72,6 +73,7 @@ def extract_cmd(
         bool,
         typer.Option("--force-unlock", help="First release the pipeline's lock, whoever holds it."),
     ] = False,
+    allow_partial: AllowPartialOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Extract tables for one run date into Parquet; committed tables are skipped."""
@@ -105,6 +107,7 @@ def extract_cmd(
         run_id=run_id,
         lock_timeout=lock_timeout,
         force_unlock=force_unlock,
+        allow_partial=allow_partial,
     )
     summarise_run(summary, as_json)
 
@@ -127,6 +130,7 @@ def run_cmd(
             "holds them.",
         ),
     ] = False,
+    allow_partial: AllowPartialOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Run the whole pipeline for a run date: extract, then load (under the pipeline lock)."""
@@ -145,5 +149,6 @@ def run_cmd(
         run_id=run_id,
         lock_timeout=lock_timeout,
         force_unlock=force_unlock,
+        allow_partial=allow_partial,
     )
     summarise_run(summary, as_json)

@@ -8,14 +8,25 @@ from typing import Annotated
 import typer
 
 from onceflow.cli.app import app
-from onceflow.cli.options import ConfigOpt, DateOpt, JsonOpt, RunIdOpt, YesOpt
-from onceflow.cli.render import print_json, print_status, print_tenant_status
+from onceflow.cli.options import (
+    ConfigOpt,
+    DateOpt,
+    JsonOpt,
+    PipelineOpt,
+    RunIdOpt,
+    StateOpt,
+    YesOpt,
+    open_pipeline,
+)
+from onceflow.cli.render import print_json, print_status, print_tenant_status, print_windows
 from onceflow.errors import ConfigError
 
 
 @app.command(rich_help_panel="State")
 def status(
     config: ConfigOpt = None,
+    state: StateOpt = None,
+    pipeline_name: PipelineOpt = None,
     date: DateOpt = None,
     run_id: RunIdOpt = None,
     tenant: Annotated[
@@ -29,19 +40,17 @@ def status(
     as_json: JsonOpt = False,
 ) -> None:
     """Show a run's extractions, each table's load and the locks (default: the latest run)."""
-    from onceflow.pipeline import Pipeline
-
     if tenant is not None:
-        from onceflow.config import load_config
         from onceflow.schedule import tenant_status
 
-        summary = tenant_status([load_config(config)], tenant)
+        pipeline = open_pipeline(config, state, pipeline_name)
+        summary = tenant_status([pipeline.config], tenant, store=pipeline.store)
         if as_json:
             print_json(summary)
         else:
             print_tenant_status(summary)
         return
-    report = Pipeline.from_file(config).status(date, run_id=run_id)
+    report = open_pipeline(config, state, pipeline_name).status(date, run_id=run_id)
     if as_json:
         print_json(report)
     else:
@@ -51,21 +60,18 @@ def status(
 @app.command("validate-windows", rich_help_panel="State")
 def validate_windows(
     config: ConfigOpt = None,
+    state: StateOpt = None,
+    pipeline_name: PipelineOpt = None,
     date: DateOpt = None,
     run_id: RunIdOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Report extractions of a run whose window differs from the run's window."""
-    from onceflow.pipeline import Pipeline
-
-    result = Pipeline.from_file(config).validate_windows(date, run_id=run_id)
+    result = open_pipeline(config, state, pipeline_name).validate_windows(date, run_id=run_id)
     if as_json:
         print_json(result)
-    elif result["consistent"]:
-        typer.echo(f"run {result['run_id']}: all windows match {result['expected_window']}")
     else:
-        for item in result["inconsistent"]:
-            typer.echo(f"{item['table_key']}: window {item['window_start']} → {item['window_end']}")
+        print_windows(result)
     if not result["consistent"]:
         raise typer.Exit(1)
 
@@ -73,6 +79,8 @@ def validate_windows(
 @app.command("reset-state", rich_help_panel="State")
 def reset_state_cmd(
     config: ConfigOpt = None,
+    state: StateOpt = None,
+    pipeline_name: PipelineOpt = None,
     date: DateOpt = None,
     run_id: RunIdOpt = None,
     failed: Annotated[
@@ -84,11 +92,9 @@ def reset_state_cmd(
     yes: YesOpt = False,
 ) -> None:
     """Reset state: --failed, --table T, or (neither) forget the run's state entirely."""
-    from onceflow.pipeline import Pipeline
-
     if failed and table:
         raise ConfigError("give either --failed or --table, not both")
-    pipeline = Pipeline.from_file(config)
+    pipeline = open_pipeline(config, state, pipeline_name)
     if not failed and not table and not yes:
         typer.confirm(
             "Forget this run's state? (files stay; they are re-verified next run)", abort=True

@@ -3,12 +3,15 @@ Delta logs, the files on disk).
 
 Checks: orphaned `processing` file records (their loader's lock is gone, or still there but
 stale: lease expired, pid dead or recycled), tables whose files failed to load although
-their run is marked completed, stale locks, Delta commits the tracker does not know and
-tracker entries with no commit, sidecars that disagree with the extraction state,
-extractions left `running` by a process that is gone, temp files left by a crash and
-Delta data files no commit references (including delta-rs `*.parquet#N` temp files),
-the last two only when older than a safe age (default 1 hour) so a running writer's
-files are never touched.
+their run is marked completed, stale locks, files a table holds that the tracker does not
+know and tracker entries for files the table does not hold, lake files whose content
+differs from what the table holds (re-extracted, not loaded yet), committed lake files
+whose data no longer matches their sidecar, append tables holding one file's rows twice,
+tracker rows of tables that no longer exist, sidecars that disagree with the extraction
+state, extractions left `running` by a process that is gone, temp files left by a crash
+and Delta data files no commit references (including delta-rs `*.parquet#N` temp files),
+the last two only when older than a safe age (default 1 hour) so a running writer's files
+are never touched.
 """
 
 from __future__ import annotations
@@ -23,13 +26,20 @@ from typing import Any
 from urllib.parse import unquote
 
 from onceflow.config import Config
-from onceflow.lake import TEMP_MARKER, normalize_lake_path, read_sidecar
-from onceflow.load import LoadTarget, config_targets
-from onceflow.load.loader import NO_COMMIT_STRATEGIES
-from onceflow.load.markers import read_log
+from onceflow.errors import ConfigError
+from onceflow.lake import (
+    TEMP_MARKER,
+    SourceFile,
+    discover_table_files,
+    normalize_lake_path,
+    read_sidecar,
+)
+from onceflow.load import LoadTarget, config_targets, tracked_targets
+from onceflow.load.markers import checksum_code, read_markers
 from onceflow.state import ExtractionRecord, RunRecord, Store, open_store
 from onceflow.state.files import FILE_COMPLETED, FILE_FAILED, FileRecord
-from onceflow.warehouse import open_table
+from onceflow.warehouse import open_table, snapshot_dataset
+from onceflow.warehouse.duck import duck
 
 DEFAULT_SAFE_AGE_SECONDS = 3600.0
 
@@ -37,8 +47,12 @@ DEFAULT_SAFE_AGE_SECONDS = 3600.0
 #: How the text report and the JSON `summary` name each kind of issue.
 ISSUE_LABELS = {
     "orphaned_processing": "Orphaned processing record",
-    "commit_not_tracked": "Delta commit the tracker does not know",
-    "tracked_without_commit": "Tracker entry with no Delta commit",
+    "commit_not_tracked": "File the table holds that the tracker does not know",
+    "tracked_without_commit": "Tracker entry for a file the table does not hold",
+    "lake_file_changed": "Lake file differs from the version the table holds",
+    "damaged_lake_file": "Committed lake file no longer matches its sidecar",
+    "file_loaded_twice": "Table holds one file's rows twice",
+    "tracked_table_gone": "Tracker rows of a table that no longer exists",
     "completed_with_failed_files": "Table marked as completed but has failed files",
     "stale_lock": "Stale lock",
     "uncommitted_delta_file": "Delta data file no commit references",
@@ -47,7 +61,12 @@ ISSUE_LABELS = {
     "temp_file": "Temp file left by an interrupted write",
 }
 #: Kinds that are about the file tracker (its own section of the report).
-FILE_TRACKER_KINDS = ("orphaned_processing", "commit_not_tracked", "tracked_without_commit")
+FILE_TRACKER_KINDS = (
+    "orphaned_processing",
+    "commit_not_tracked",
+    "tracked_without_commit",
+    "tracked_table_gone",
+)
 #: Kinds that never make a table inconsistent: they are about the pipeline or the lake.
 NON_TABLE_KINDS = ("stale_lock", "temp_file")
 
@@ -85,46 +104,126 @@ class Issue:
         }
 
 
-def config_load_targets(config: Config) -> list[LoadTarget]:
-    """The load targets of every config table (none for a config without tables)."""
-    return config_targets(config) if config.tables else []
+def config_load_targets(config: Config, store: Store) -> list[LoadTarget]:
+    """The load targets of every config table; without config tables (standalone loads),
+    the tables the tracker knows of this pipeline."""
+    return config_targets(config) if config.tables else tracked_targets(store, config.pipeline)
 
 
-def _log_vs_tracker(store: Store, tgt: LoadTarget) -> list[Issue]:
-    view = read_log(open_table(tgt.uri), tgt.app_id)
+def lake_files(config: Config, tgt: LoadTarget) -> list[SourceFile]:
+    """The committed lake files of a config table (none for a standalone load's table)."""
+    if not config.tables:
+        return []
+    table = config.table(tgt.key)
+    return discover_table_files(config.resolve(config.lake), table.source, table.display_name)
+
+
+def table_vs_tracker(store: Store, tgt: LoadTarget, files: list[SourceFile]) -> list[Issue]:
+    """What the table holds against the tracker, and against the lake's current files."""
+    held = read_markers(open_table(tgt.uri), [f.file_id for f in files])
     issues = []
-    tracked = {r.file_path: r for r in store.files.find(tgt.target)}
-    for path, logged in view.files.items():
-        rec = tracked.get(path)
+    tracked = {r.file_id: r for r in store.files.find(tgt.uri)}
+    extra = {"target": tgt.target, "uri": tgt.uri}
+    for file_id in held.held_ids():
+        rec = tracked.get(file_id)
         if rec is None or rec.status != FILE_COMPLETED:
             status = rec.status if rec else "not tracked"
             issues.append(
                 Issue(
                     "commit_not_tracked",
-                    path,
-                    f"{tgt.key}: Delta version {logged.version} has it, tracker says {status}",
+                    file_id,
+                    f"{tgt.key}: the table holds it, tracker says {status}",
                     table=tgt.key,
-                    extra={"target": tgt.target, "delta_version": logged.version},
+                    extra=extra,
                 )
             )
     for rec in tracked.values():
-        if rec.status != FILE_COMPLETED or rec.file_path in view.files:
-            continue
-        if rec.delta_version is None:
-            if tgt.cfg.strategy in NO_COMMIT_STRATEGIES:
-                continue  # loaded with no change: nothing to commit (see loader docs)
-        elif rec.delta_version < view.oldest_version:
-            continue  # its commit aged out of the log
-        issues.append(
-            Issue(
-                "tracked_without_commit",
-                rec.file_path,
-                f"{tgt.key}: tracker says completed (version "
-                f"{rec.delta_version}) but no commit has it",
-                table=tgt.key,
-                extra={"target": tgt.target, "delta_version": rec.delta_version},
+        if rec.status == FILE_COMPLETED and not held.held.get(rec.file_id):
+            issues.append(
+                Issue(
+                    "tracked_without_commit",
+                    rec.file_id,
+                    f"{tgt.key}: tracker says completed (version {rec.delta_version}) but "
+                    "the table does not hold it",
+                    table=tgt.key,
+                    extra={**extra, "delta_version": rec.delta_version},
+                )
             )
+    for file in files:
+        code = held.held.get(file.file_id, 0)
+        if file.problem:
+            issues.append(
+                Issue(
+                    "damaged_lake_file",
+                    file.file_id,
+                    f"{tgt.key}: {file.problem}; re-extract its window",
+                    table=tgt.key,
+                    extra={**extra, "path": file.path, "problem": file.problem},
+                )
+            )
+        elif code and code != checksum_code(file.checksum):
+            issues.append(
+                Issue(
+                    "lake_file_changed",
+                    file.file_id,
+                    f"{tgt.key}: the lake file (checksum {str(file.checksum)[:12]}...) is not "
+                    "the version the table holds; the next load replaces it",
+                    table=tgt.key,
+                    extra={**extra, "path": file.path, "checksum": file.checksum},
+                )
+            )
+    return issues
+
+
+def files_loaded_twice(tgt: LoadTarget) -> list[Issue]:
+    """A file identity whose rows are in the table under two batches (a file loaded twice,
+    e.g. under two paths before identities were kept). Every strategy writes a file's rows
+    under its one batch id, and replaces them whole, so this holds for all of them."""
+    dt = open_table(tgt.uri)
+    if dt is None:
+        return []
+    dataset = snapshot_dataset(dt)
+    if not {"_source_file", "_batch_id"} <= set(dataset.schema.names):
+        return []
+    with duck() as con:
+        con.register("t", dataset.to_table(columns=["_source_file", "_batch_id"]))
+        rows = con.execute(
+            "SELECT ident, count(DISTINCT _batch_id) AS batches, count(*) AS n FROM ("
+            "SELECT array_to_string(list_slice(string_split(_source_file, '/'), -5, -1), '/') "
+            "AS ident, _batch_id FROM t) GROUP BY ident HAVING count(DISTINCT _batch_id) > 1 "
+            "ORDER BY ident"
+        ).fetchall()
+    return [
+        Issue(
+            "file_loaded_twice",
+            ident,
+            f"{tgt.key}: {n} rows of this file under {batches} batches",
+            table=tgt.key,
+            extra={"target": tgt.target, "uri": tgt.uri, "batches": batches, "rows": n},
         )
+        for ident, batches, n in rows
+    ]
+
+
+def gone_tables(store: Store, config: Config, targets: list[LoadTarget]) -> list[Issue]:
+    """Tracker rows of this pipeline for a table location the config no longer has and
+    where no Delta table exists (a moved project leaves its old location behind)."""
+    current = {t.uri for t in targets}
+    seen: dict[str, int] = {}
+    for rec in store.files.find(pipeline=config.pipeline):
+        if rec.target_uri not in current:
+            seen[rec.target_uri] = seen.get(rec.target_uri, 0) + 1
+    issues = []
+    for uri, n in sorted(seen.items()):
+        if open_table(uri) is None:
+            issues.append(
+                Issue(
+                    "tracked_table_gone",
+                    uri,
+                    f"{n} tracker row(s) for a table that no longer exists there",
+                    extra={"uri": uri, "rows": n},
+                )
+            )
     return issues
 
 
@@ -227,7 +326,9 @@ def tables_with_failed_files(store: Store, runs: Runs) -> list[Issue]:
     One issue per table (the report names the table and counts its failed files); it
     lists the runs to mark failed, since a run is only complete once its files loaded.
     """
-    failed = {os.path.abspath(f.file_path): f for f in store.files.find(status=FILE_FAILED)}
+    failed = {
+        os.path.abspath(f.file_path): f for f in store.files.find(status=FILE_FAILED) if f.file_path
+    }
     if not failed:
         return []
     found: dict[str, list[tuple[str, str, FileRecord]]] = {}
@@ -291,10 +392,10 @@ def _orphan_issues(store: Store, keys: dict[str, str]) -> list[Issue]:
     return [
         Issue(
             "orphaned_processing",
-            o.record.file_path,
-            f"{o.record.target_table}: processing since {o.record.started_at}; {o.reason}",
-            table=keys.get(o.record.target_table, o.record.target_table),
-            extra={"target": o.record.target_table, "reason": o.reason},
+            o.record.file_id,
+            f"{o.record.table_key}: processing since {o.record.started_at}; {o.reason}",
+            table=keys.get(o.record.target_uri, o.record.table_key),
+            extra={"uri": o.record.target_uri, "reason": o.reason},
         )
         for o in store.files.orphans()
     ]
@@ -322,9 +423,11 @@ def validate_consistency(
     `issues` is a list of {kind, subject, detail, table, summary, ...}; `file_tracker` and
     `tables` give the verdict per part (what the text report shows).
     """
+    if safe_age_seconds < 0:
+        raise ConfigError("--safe-age: must be 0 or more seconds", field="safe_age")
     store = store or open_store(config.state_url)
-    targets = config_load_targets(config)
-    keys = {t.target: t.key for t in targets}
+    targets = config_load_targets(config, store)
+    keys = {t.uri: t.key for t in targets}
     runs = pipeline_runs(store, config)
     issues = _orphan_issues(store, keys)
     issues += tables_with_failed_files(store, runs)
@@ -344,8 +447,10 @@ def validate_consistency(
                     extra={"reason": reason},
                 )
             )
+    issues += gone_tables(store, config, targets)
     for tgt in targets:
-        issues += _log_vs_tracker(store, tgt)
+        issues += table_vs_tracker(store, tgt, lake_files(config, tgt))
+        issues += files_loaded_twice(tgt)
         for path in delta_garbage(tgt, safe_age_seconds):
             issues.append(
                 Issue(

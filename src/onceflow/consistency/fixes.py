@@ -13,16 +13,21 @@ from onceflow.consistency.checks import (
     DEFAULT_SAFE_AGE_SECONDS,
     config_load_targets,
     delta_garbage,
+    files_loaded_twice,
+    gone_tables,
     interrupted_extractions,
+    lake_files,
     pipeline_runs,
     sidecar_issues,
     tables_with_failed_files,
     temp_files,
     validate_consistency,
 )
-from onceflow.errors import LockError
-from onceflow.load import reconcile
-from onceflow.load.markers import read_log
+from onceflow.errors import LockError, OnceflowError
+from onceflow.load import LoadTarget, reconcile
+from onceflow.load.loader import apply_step
+from onceflow.load.markers import read_markers
+from onceflow.load.plan import Step
 from onceflow.state import Lease, Store, open_store
 from onceflow.warehouse import open_table
 
@@ -38,6 +43,53 @@ class _Actions:
     def add(self, note: str) -> None:
         log.info("fixed: %s", note)
         self.done.append(note)
+
+
+def _replace_twice_loaded(
+    config: Config,
+    store: Store,
+    tgt: LoadTarget,
+    lease: Lease,
+    actions: _Actions,
+    failures: list[str],
+) -> None:
+    """An append table holding one file's rows twice gets that file's rows replaced by
+    the lake file, in one commit: what a re-extraction of the window would do."""
+    twice = files_loaded_twice(tgt)
+    if not twice:
+        return
+    if tgt.cfg.strategy != "append":  # its rows were merged into others: no file to swap
+        for issue in twice:
+            failures.append(
+                f"{tgt.key}: {issue.subject} is held twice; reload the table from the lake "
+                "(`onceflow reset-state --yes`, then load into a new table)"
+            )
+            log.warning("not fixed: %s", failures[-1])
+        return
+    lake = {f.file_id: f for f in lake_files(config, tgt)}
+    for issue in twice:
+        file = lake.get(issue.subject)
+        if file is None:
+            failures.append(f"{tgt.key}: {issue.subject} is loaded twice and not in the lake")
+            log.warning("not fixed: %s", failures[-1])
+            continue
+        try:
+            outcome = apply_step(
+                store,
+                tgt,
+                Step("replace", file, "loaded twice"),
+                token=lease.token,
+                check_lock=lease.check,
+                force=True,
+            )
+        except OnceflowError as error:
+            failures.append(f"{tgt.key}: {issue.subject}: {error}")
+            log.warning("not fixed: %s", failures[-1])
+            continue
+        actions.add(
+            f"{tgt.key}: {issue.subject} was held twice ({issue.extra['rows']} rows); its rows "
+            f"replaced by the lake file's {outcome.rows} (version {outcome.version})"
+        )
 
 
 def fix_inconsistencies(
@@ -62,22 +114,27 @@ def fix_inconsistencies(
                 "orphaned processing records)"
             )
         actions.add(
-            f"{rec.file_path} ({rec.target_table}): orphaned processing record put back to "
+            f"{rec.file_id} ({rec.table_key}): orphaned processing record put back to "
             f"pending ({orphan.reason}); the next load retries it"
         )
     for lock in store.locks.find():
         reason = lock.stale_reason()
         if reason and store.locks.release_if_unchanged(lock):
             actions.add(f"released stale lock {lock.name} ({reason})")
-    for tgt in config_load_targets(config):
+    targets = config_load_targets(config, store)
+    for issue in gone_tables(store, config, targets):
+        store.files.forget(issue.subject)
+        actions.add(f"forgot {issue.extra['rows']} tracker row(s) of {issue.subject} (no table)")
+    for tgt in targets:
         try:
-            with Lease(store, tgt.lock_name, ttl=config.lock_ttl_seconds, timeout=0):
-                view = read_log(open_table(tgt.uri), tgt.app_id)
-                for note in reconcile(store, tgt, view):
+            with Lease(store, tgt.lock_name, ttl=config.lock_ttl_seconds, timeout=0) as lease:
+                held = read_markers(open_table(tgt.uri))
+                for note in reconcile(store, tgt, held):
                     actions.add(f"{tgt.key}: {note}")
                 for path in delta_garbage(tgt, safe_age_seconds):
                     path.unlink(missing_ok=True)
                     actions.add(f"{tgt.key}: removed uncommitted data file {path}")
+                _replace_twice_loaded(config, store, tgt, lease, actions, failures)
         except LockError as error:
             failures.append(f"{tgt.key}: skipped, a loader is running ({error})")
             log.warning("not fixed: %s", failures[-1])

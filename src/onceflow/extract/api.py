@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 from onceflow.config import Config, TableConfig
@@ -99,7 +99,13 @@ def extraction_entry(table: TableConfig, ctx: RunContext) -> ExtractionEntry:
 
 
 def make_job(
-    config: Config, ctx: RunContext, table: TableConfig, *, force: bool = False, deep: bool = False
+    config: Config,
+    ctx: RunContext,
+    table: TableConfig,
+    *,
+    force: bool = False,
+    deep: bool = False,
+    lease: Lease | None = None,
 ) -> TableJob:
     """The extraction job of one table in a run."""
     return TableJob(
@@ -115,6 +121,25 @@ def make_job(
         retry=config.retry,
         deep_verify=deep,
         force=force,
+        partial=ctx.window.end > datetime.now(UTC),
+        check_lock=lease.check if lease is not None else None,
+    )
+
+
+def check_window_closed(ctx: RunContext, allow_partial: bool) -> None:
+    """Refuse a window that has not ended: rows arriving later in it would never be
+    extracted, since a committed window is skipped. `allow_partial` extracts it anyway,
+    marked partial, and every later run extracts it again until the window has ended."""
+    now = datetime.now(UTC)
+    if ctx.window.end <= now or allow_partial:
+        return
+    left = ctx.window.end.astimezone(UTC) - now
+    raise ConfigError(
+        f"--date: the window of {ctx.run_date} ends at {ctx.window.end.isoformat()} (in "
+        f"{str(left).split('.')[0]}); extracting it now would miss its later rows. Wait until "
+        "it has ended, or pass --allow-partial to extract it as partial (extracted again by "
+        "every run until it has ended)",
+        field="date",
     )
 
 
@@ -131,37 +156,46 @@ def extract(
     progress: Progress | None = None,
     lock_timeout: float = 0.0,
     force_unlock: bool = False,
+    allow_partial: bool = False,
     lease: Lease | None = None,
 ) -> ExtractSummary:
     """Extract the selected tables for one run; committed tables are skipped.
 
     The pipeline lock is held throughout, waiting up to `lock_timeout` seconds for it
     (`force_unlock` first releases it whoever holds it); a caller that already holds it
-    passes its `lease`.
+    passes its `lease`. A window that has not ended is refused unless `allow_partial`.
     """
     if verify not in ("fast", "deep"):
-        raise ConfigError(f"--verify: expected 'fast' or 'deep', got {verify!r}")
+        raise ConfigError(f"--verify: expected 'fast' or 'deep', got {verify!r}", field="verify")
+    if lock_timeout < 0:
+        raise ConfigError("--lock-timeout: must be 0 or more seconds", field="lock_timeout")
+    ctx = run_context(config, run_date, run_id)
+    check_window_closed(ctx, allow_partial)
+    selected = select_tables(config, tables)
     store = store or open_store(config.state_url)
 
-    def go() -> ExtractSummary:
+    def go(held: Lease) -> ExtractSummary:
         return _extract(
             config,
             store,
-            run_context(config, run_date, run_id),
-            select_tables(config, tables),
+            ctx,
+            selected,
             force=force_reprocess,
             deep=verify == "deep",
             workers=workers,
             progress=progress,
+            lease=held,
         )
 
     if lease is not None:
         lease.check()
-        return go()
+        return go(lease)
     if force_unlock:
         force_release(store, config.pipeline_lock_name)
-    with Lease(store, config.pipeline_lock_name, ttl=config.lock_ttl_seconds, timeout=lock_timeout):
-        return go()
+    with Lease(
+        store, config.pipeline_lock_name, ttl=config.lock_ttl_seconds, timeout=lock_timeout
+    ) as held:
+        return go(held)
 
 
 def _extract(
@@ -174,12 +208,15 @@ def _extract(
     deep: bool,
     workers: int | None,
     progress: Progress | None,
+    lease: Lease,
 ) -> ExtractSummary:
     store.runs.begin(ctx.run_id, config.pipeline, ctx.run_date.isoformat(), ctx.window.iso())
     store.extractions.ensure(ctx.run_id, [extraction_entry(t, ctx) for t in selected])
     known = store.extractions.of_run(ctx.run_id)
     jobs = [
-        make_job(config, ctx, t, deep=deep, force=force or known[t.key].force_reprocess)
+        make_job(
+            config, ctx, t, deep=deep, force=force or known[t.key].force_reprocess, lease=lease
+        )
         for t in selected
     ]
 

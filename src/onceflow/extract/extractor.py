@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from onceflow.config import RetryConfig, SourceConfig, TableConfig
-from onceflow.errors import ExtractError, OnceflowError, SourceError
+from onceflow.errors import ExtractError, LockError, OnceflowError, SourceError
 from onceflow.extract.prefetch import prefetch
 from onceflow.extract.readers import make_reader
 from onceflow.extract.sql import ReadSpec
@@ -55,6 +55,10 @@ class TableJob:
     retry: RetryConfig = field(default_factory=RetryConfig)
     deep_verify: bool = False
     force: bool = False
+    partial: bool = False  # the window has not ended: the sidecar says so
+    # Raises LockError when the pipeline lock was lost: called before each commit, so a
+    # process paused past its lease (SIGSTOP) cannot overwrite what its successor wrote.
+    check_lock: Callable[[], None] | None = None
 
     @property
     def key(self) -> str:
@@ -108,14 +112,18 @@ class ExtractionResult:
 
 
 def check_committed(job: TableJob) -> Verdict:
-    """Whether the table's file for this run is committed and intact."""
-    return verify(
+    """Whether the table's file for this run is committed and intact (a partial window's
+    file never is: it is extracted again, until its window has ended)."""
+    verdict = verify(
         job.target,
         job.run_id,
         job.window_iso,
         deep=job.deep_verify,
         table_config=_table_config(job),
     )
+    if verdict.complete and (verdict.sidecar or {}).get("partial") is True:
+        return Verdict(False, "the committed file holds a partial window", verdict.sidecar)
+    return verdict
 
 
 def skipped_result(job: TableJob, verdict: Verdict) -> ExtractionResult:
@@ -152,11 +160,23 @@ def _schema_doc(schema: pa.Schema) -> list[dict[str, Any]]:
     return [{"name": f.name, "type": str(f.type), "nullable": f.nullable} for f in schema]
 
 
-def _write(job: TableJob, spec: ReadSpec) -> tuple[int, int, str, pa.Schema]:
+@dataclass(frozen=True)
+class _Written:
+    rows: int
+    size: int
+    checksum: str
+    schema: pa.Schema
+    snapshot_at: datetime
+
+
+def _write(job: TableJob, spec: ReadSpec) -> _Written:
     """Stream the source into a temp file, hashing as written; fsync and rename it."""
     target = job.target
     reader = make_reader(job.source, job.source_url, job.zone, job.key)
     batches = reader.batches(spec)
+    # The rows are the source's committed data as of about this instant: the query is sent
+    # by the first read below (PostgreSQL takes the statement's snapshot when it starts).
+    snapshot_at = datetime.now(UTC)
     try:
         first = next(batches)
     except StopIteration:  # pragma: no cover - readers always yield at least one batch
@@ -200,6 +220,8 @@ def _write(job: TableJob, spec: ReadSpec) -> tuple[int, int, str, pa.Schema]:
         flush()
         writer.close()
         sink.close()
+        if job.check_lock is not None:
+            job.check_lock()
         commit(temp, target)
     except BaseException as error:
         temp.abandon()
@@ -208,7 +230,7 @@ def _write(job: TableJob, spec: ReadSpec) -> tuple[int, int, str, pa.Schema]:
         if isinstance(error, OSError):
             raise _io_error(job, error) from None
         raise
-    return rows, temp.size, temp.hexdigest, first.schema
+    return _Written(rows, temp.size, temp.hexdigest, first.schema, snapshot_at)
 
 
 def _close(batches: Any) -> None:
@@ -260,7 +282,7 @@ def extract_table(
     clock = time.perf_counter()
     attempts = 0
 
-    def attempt() -> tuple[int, int, str, pa.Schema]:
+    def attempt() -> _Written:
         nonlocal attempts
         attempts += 1
         if on_attempt:
@@ -283,11 +305,16 @@ def extract_table(
     )
     try:
         # The old sidecar goes first: a crash from here on leaves nothing that counts.
+        if job.check_lock is not None:
+            job.check_lock()
         remove_sidecar(job.target)
-        rows, size, checksum, schema = retrying(attempt)
+        written = retrying(attempt)
+        rows, size, checksum = written.rows, written.size, written.checksum
         crashpoint("after_data_rename", job.key)
         ended = datetime.now(UTC)
         duration = round(time.perf_counter() - clock, 6)
+        if job.check_lock is not None:
+            job.check_lock()
         write_sidecar(
             job.target,
             {
@@ -305,11 +332,15 @@ def extract_table(
                 "run_date": job.run_date.isoformat(),
                 "window_start": window_start,
                 "window_end": window_end,
-                "schema": _schema_doc(schema),
+                "snapshot_at": written.snapshot_at.isoformat(),
+                "partial": job.partial,
+                "schema": _schema_doc(written.schema),
                 "onceflow_version": __version__,
             },
         )
         crashpoint("after_sidecar", job.key)
+    except LockError:
+        raise  # the run lost its lock: it stops, nothing more is written
     except OnceflowError as error:
         return ExtractionResult(
             **base,

@@ -324,7 +324,7 @@ class MysqlReader(Reader):
             elif code == _MYSQL_TIMESTAMP:
                 overrides[name] = pa.timestamp("us", tz="UTC")
             elif code == _MYSQL_JSON:
-                overrides[name] = pa.string()
+                overrides[name] = pa.json_(pa.string())
         return overrides, wide
 
 
@@ -341,7 +341,7 @@ _SA_TYPES: list[tuple[str, pa.DataType]] = [
     ("BLOB", pa.binary()),
     ("BINARY", pa.binary()),
     ("BYTEA", pa.binary()),
-    ("JSON", pa.string()),
+    ("JSON", pa.json_(pa.string())),
 ]
 # SQLite stores every integer in 64 bits and every real in a double.
 _SA_SQLITE_TYPES = {"INTEGER": pa.int64(), "SMALLINT": pa.int64(), "REAL": pa.float64()}

@@ -2,8 +2,9 @@
 
 - PostgreSQL `numeric(p,s)` becomes decimal128/256(p,s); unconstrained `numeric` has no
   exact fixed type, so it is kept as its exact decimal text (string).
-- Extension types become their storage (`arrow.json` -> string), except `arrow.uuid`,
-  which Parquet stores natively as its UUID logical type.
+- Extension types become their storage, except `arrow.uuid` and `arrow.json`, which
+  Parquet stores natively with their UUID and JSON logical types (a raw ADBC write keeps
+  them too; readers of the lake then know a JSON column from text).
 - `month_day_nano_interval` (PostgreSQL `interval`), which Parquet cannot store, becomes
   struct<months: int32, days: int32, nanoseconds: int64> (exact, no per-row Python).
 - large_string/large_binary become string/binary.
@@ -21,7 +22,7 @@ Caster = Callable[[pa.RecordBatch], pa.RecordBatch]
 INTERVAL_STRUCT = pa.struct(
     [("months", pa.int32()), ("days", pa.int32()), ("nanoseconds", pa.int64())]
 )
-_KEPT_EXTENSIONS = ("arrow.uuid",)
+_KEPT_EXTENSIONS = ("arrow.uuid", "arrow.json")
 
 
 def _pg_numeric(field: pa.Field) -> pa.DataType | None:

@@ -11,7 +11,6 @@ from onceflow.lake.paths import (
     TEMP_MARKER,
     normalize_lake_path,
     output_path,
-    safe_component,
     sidecar_path,
     table_folder,
 )
@@ -29,7 +28,6 @@ __all__ = [
     "output_path",
     "read_sidecar",
     "remove_sidecar",
-    "safe_component",
     "sidecar_path",
     "table_folder",
     "verify",

@@ -1,7 +1,15 @@
 """Which Parquet files a table has to load: from the extract layout, or any folder or glob.
 
-From the extract layout only committed files count: the sidecar says complete and the data
-file has the size the sidecar recorded. Temp files (`*.onceflow-tmp-*`) never count.
+A file is known by its identity, its path relative to the lake (or to the folder given to
+`load --path`): `<source>/<table>/<yyyymm>/<dd>/<run_id>.parquet`. The identity, not the
+absolute path, is what the state store and the Delta commit markers record, so a project
+moved or copied elsewhere is the same lake.
+
+From the extract layout only committed files count: the sidecar says complete. A committed
+file whose data no longer matches its sidecar (a truncated or replaced file) is not dropped:
+it is returned with its `problem`, so that the loader fails it by name and waits for a
+re-extraction. Temp files (`*.onceflow-tmp-*`) and files without a complete sidecar are an
+extraction in progress or interrupted, and never count.
 """
 
 from __future__ import annotations
@@ -19,14 +27,17 @@ from onceflow.lake.atomic import file_checksum
 from onceflow.lake.paths import TEMP_MARKER, normalize_lake_path, sidecar_path, table_folder
 from onceflow.lake.sidecar import read_sidecar
 
-log = logging.getLogger("onceflow.load")
+log = logging.getLogger(__name__)
+
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
 class SourceFile:
-    """A committed Parquet file to load, with what its sidecar says about it."""
+    """A committed Parquet file: where it is, its identity, what its sidecar says."""
 
     path: str
+    file_id: str
     size: int
     modified_time: str
     checksum: str | None
@@ -34,73 +45,101 @@ class SourceFile:
     run_id: str | None = None
     window_start: str | None = None
     window_end: str | None = None
+    snapshot_at: str | None = None
+    partial: bool = False
+    problem: str | None = None
+
+    @property
+    def order(self) -> tuple[datetime, str]:
+        """Window order: the window's start (files without one first), then the identity."""
+        start = _EARLIEST
+        if self.window_start:
+            with contextlib.suppress(ValueError):
+                start = datetime.fromisoformat(self.window_start).astimezone(UTC)
+        return start, self.file_id
 
 
-def _window_key(f: SourceFile) -> tuple[datetime, str]:
-    start = datetime.min.replace(tzinfo=UTC)
-    if f.window_start:
-        with contextlib.suppress(ValueError):
-            start = datetime.fromisoformat(f.window_start).astimezone(UTC)
-    return start, f.path
+def file_identity(path: Path, root: Path) -> str:
+    """A file's identity: its path below `root`, with '/' separators."""
+    return path.resolve().relative_to(root.resolve()).as_posix()
 
 
-def _committed(path: Path) -> SourceFile | None:
-    """The file as a SourceFile when its sidecar commits it, else None (with the reason)."""
+def _committed(path: Path, root: Path) -> SourceFile | None:
+    """The file as a SourceFile when its sidecar commits it (with its problem, if damaged)."""
     sidecar = read_sidecar(path)
     if sidecar is None or sidecar.get("extraction_complete") is not True:
-        log.debug("%s: not committed (no complete sidecar); skipped", path)
+        log.debug("%s: not committed (no complete sidecar); not a file to load", path)
         return None
     try:
         stat = path.stat()
-    except OSError:
-        return None
-    if stat.st_size != sidecar.get("file_size_bytes"):
-        log.warning(
-            "%s: size %s differs from its sidecar (%s); not loaded",
-            path,
-            stat.st_size,
-            sidecar.get("file_size_bytes"),
-        )
-        return None
+    except OSError as error:
+        size, mtime = -1, 0.0
+        problem: str | None = f"its sidecar is complete but the data file is unreadable ({error})"
+    else:
+        size, mtime, problem = stat.st_size, stat.st_mtime, None
+        if size != sidecar.get("file_size_bytes"):
+            problem = (
+                f"size {size} differs from its sidecar ({sidecar.get('file_size_bytes')}): "
+                "the file was truncated or replaced after extraction"
+            )
+    if problem:
+        log.warning("%s: %s", path, problem)
     return SourceFile(
         path=str(path.absolute()),
-        size=stat.st_size,
-        modified_time=datetime.fromtimestamp(stat.st_mtime, UTC).isoformat(),
+        file_id=file_identity(path, root),
+        size=size,
+        modified_time=datetime.fromtimestamp(mtime, UTC).isoformat(),
         checksum=sidecar.get("checksum"),
         record_count=sidecar.get("record_count"),
         run_id=sidecar.get("run_id"),
         window_start=sidecar.get("window_start"),
         window_end=sidecar.get("window_end"),
+        snapshot_at=sidecar.get("snapshot_at") or sidecar.get("start_time"),
+        partial=sidecar.get("partial") is True,
+        problem=problem,
     )
 
 
 def discover_table_files(lake: str, source: str, table: str) -> list[SourceFile]:
     """The committed files of one extracted table, in window order."""
-    root = table_folder(lake, source, table)
-    if not root.is_dir():
+    root = Path(normalize_lake_path(lake))
+    folder = table_folder(lake, source, table)
+    if not folder.is_dir():
         return []
     found = []
-    for path in root.glob("*/*/*.parquet"):
+    for path in folder.glob("*/*/*.parquet"):
         if TEMP_MARKER in path.name:
             continue
-        committed = _committed(path)
+        committed = _committed(path, root)
         if committed is not None:
             found.append(committed)
-    return sorted(found, key=_window_key)
+    return sorted(found, key=lambda f: f.order)
+
+
+def _glob_root(pattern: str) -> Path:
+    """The folder a glob's identities are relative to: its part before the first wildcard."""
+    parts = Path(pattern).parts
+    first = next((i for i, part in enumerate(parts) if glob.has_magic(part)), len(parts) - 1)
+    return Path(*parts[:first]) if first else Path(".")
 
 
 def discover_path(pattern: str) -> list[SourceFile]:
     """Parquet files of a folder (recursively) or a glob, for standalone loads.
 
-    A file with a sidecar must be committed by it; a file without one is taken as it is
-    (its checksum is computed). Order: window order when sidecars say, else by path.
+    Identities are relative to the folder (or the glob's fixed part). A file with a
+    sidecar must be committed by it; a file without one is taken as it is (its checksum
+    is computed, its modification time stands for its snapshot instant). Order: window
+    order when sidecars say, else by identity.
     """
     target = normalize_lake_path(pattern)
     if os.path.isdir(target):
-        paths = [Path(p) for p in sorted(Path(target).rglob("*.parquet"))]
+        root = Path(target)
+        paths = sorted(root.rglob("*.parquet"))
     elif os.path.isfile(target):
+        root = Path(target).parent
         paths = [Path(target)]
     else:
+        root = _glob_root(target)
         paths = [Path(p) for p in sorted(glob.glob(target, recursive=True))]
         if not paths:
             raise LoadError(f"--path {pattern}: no Parquet files match")
@@ -109,17 +148,20 @@ def discover_path(pattern: str) -> list[SourceFile]:
         if TEMP_MARKER in path.name or not path.is_file():
             continue
         if sidecar_path(path).exists():
-            committed = _committed(path)
+            committed = _committed(path, root)
             if committed is not None:
                 found.append(committed)
             continue
         stat = path.stat()
+        modified = datetime.fromtimestamp(stat.st_mtime, UTC).isoformat()
         found.append(
             SourceFile(
                 path=str(path.resolve()),
+                file_id=file_identity(path, root),
                 size=stat.st_size,
-                modified_time=datetime.fromtimestamp(stat.st_mtime, UTC).isoformat(),
+                modified_time=modified,
                 checksum=file_checksum(path),
+                snapshot_at=modified,
             )
         )
-    return sorted(found, key=_window_key)
+    return sorted(found, key=lambda f: f.order)

@@ -6,42 +6,23 @@ beside its sidecar <run_id>_metadata.json; temp files carry TEMP_MARKER in their
 
 from __future__ import annotations
 
-import hashlib
-import re
 from datetime import date
 from pathlib import Path
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]+")
+from onceflow.locations import normalize_path, safe_component
+
 TEMP_MARKER = ".onceflow-tmp-"
 
 
 def normalize_lake_path(path: str) -> str:
     """`dbfs:/x` -> `/dbfs/x`; Unity Catalog `/Volumes/c/s/v/...` and local paths unchanged."""
-    if path.startswith("dbfs:"):
-        rest = path[len("dbfs:") :].lstrip("/")
-        return "/dbfs/" + rest
-    return path
+    return normalize_path(path)
 
 
 def is_unity_catalog_volume(path: str) -> bool:
     """True for a Unity Catalog volume path, /Volumes/<catalog>/<schema>/<volume>/..."""
     parts = Path(path).parts
     return len(parts) >= 5 and parts[0] == "/" and parts[1] == "Volumes"
-
-
-def safe_component(name: str) -> str:
-    """A table or source name as one safe path component (no separators, no '..').
-
-    A name that is already safe is kept as it is. A name that had to be changed gets a
-    short hash of the original, so two names never share a folder: `order items` and
-    `order_items` (or `x"; drop table y; --` and `x_drop_table_y_--`) are different tables
-    and must not overwrite, or be taken for, each other's files.
-    """
-    cleaned = _UNSAFE.sub("_", name).strip("._") or "_"
-    if cleaned == name:
-        return cleaned
-    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:8]
-    return f"{cleaned}-{digest}"
 
 
 def table_folder(lake: str, source: str, table: str) -> Path:

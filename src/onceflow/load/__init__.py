@@ -9,6 +9,7 @@ from onceflow.load.api import (
     optimize,
     reset_load_state,
     target_name,
+    tracked_targets,
 )
 from onceflow.load.loader import LoadTarget, TableLoadResult, reconcile
 
@@ -24,4 +25,5 @@ __all__ = [
     "reconcile",
     "reset_load_state",
     "target_name",
+    "tracked_targets",
 ]

@@ -1,8 +1,10 @@
 """The load step's entry points: load, optimize, load_status, reset_load_state.
 
-Each config table loads into its own Delta table under its own lease lock (`load:<target>`),
-so tables load in parallel and two loaders of one table never interleave. Within a
-table, files load in window order, each exactly once (see onceflow.load.loader).
+Each config table loads into its own Delta table under its own lease lock, named by the
+table's location (`load:<uri>`), so tables load in parallel, two loaders of one table
+never interleave, and two pipelines sharing a state store only contend when they share a
+table. Within a table, the result is a clean load of its lake files in window order
+(see onceflow.load.plan and onceflow.load.loader).
 """
 
 from __future__ import annotations
@@ -16,15 +18,17 @@ from typing import Any
 
 from onceflow.config import Config, LoadConfig, TableConfig
 from onceflow.errors import ConfigError, LoadError, LockError
-from onceflow.lake import SourceFile, discover_path, discover_table_files, safe_component
-from onceflow.load.loader import LoadTarget, TableLoadResult, load_table
+from onceflow.lake import SourceFile, discover_path, discover_table_files
+from onceflow.load.loader import ACTIONS, LoadTarget, TableLoadResult, load_table
+from onceflow.load.plan import ORDERED
 from onceflow.state import Lease, Store, force_release, open_store
-from onceflow.warehouse import open_table, table_uri
+from onceflow.warehouse import open_table
 from onceflow.windows import parse_run_date, window_for
 
 log = logging.getLogger(__name__)
 
 SAFE_RETENTION_HOURS = 168
+STRATEGIES = ("append", "overwrite", "merge", "scd2")
 
 
 @dataclass
@@ -35,16 +39,19 @@ class LoadSummary:
 
     @property
     def ok(self) -> bool:
+        """True when every table holds every file: nothing failed, nothing waits."""
         return all(r.ok for r in self.results)
 
     def counts(self) -> dict[str, int]:
-        out = {"loaded": 0, "skipped": 0, "unchanged": 0, "failed": 0}
+        """Files per action, over all tables."""
+        out = dict.fromkeys(ACTIONS, 0)
         for r in self.results:
             for k, v in r.counts().items():
                 out[k] = out.get(k, 0) + v
         return out
 
     def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
         return {
             "ok": self.ok,
             "counts": self.counts(),
@@ -54,16 +61,14 @@ class LoadSummary:
 
 def target_name(table: TableConfig) -> str:
     """The Delta table a config table loads into: `load.target`, else <source>/<name>."""
-    if table.load.target:
-        return table.load.target
-    return f"{safe_component(table.source)}/{safe_component(table.display_name)}"
+    return table.target
 
 
 def load_target(config: Config, table: TableConfig) -> LoadTarget:
     """The LoadTarget of a config table."""
-    name = target_name(table)
-    uri = table_uri(config.resolve(config.warehouse), name)
-    return LoadTarget(table.key, name, uri, table.load)
+    return LoadTarget(
+        table.key, table.target, config.resolve_target(table.target), table.load, config.pipeline
+    )
 
 
 def config_targets(config: Config, tables: Sequence[str] | None = None) -> list[LoadTarget]:
@@ -72,31 +77,99 @@ def config_targets(config: Config, tables: Sequence[str] | None = None) -> list[
     return [load_target(config, t) for t in selected]
 
 
+def tracked_targets(store: Store, pipeline: str) -> list[LoadTarget]:
+    """The tables a pipeline loaded without config tables (`load --path`), from the tracker."""
+    found: dict[str, str] = {}
+    for rec in store.files.find(pipeline=pipeline):
+        found.setdefault(rec.target_uri, rec.table_key)
+    return [LoadTarget(key, key, uri, LoadConfig(), pipeline) for uri, key in sorted(found.items())]
+
+
 def _window_limit(config: Config, run_date: str | date | None) -> datetime | None:
     if run_date is None:
         return None
     return window_for(parse_run_date(run_date, config.zone), config.zone).end.astimezone(UTC)
 
 
-def _until(files: list[SourceFile], limit: datetime | None) -> list[SourceFile]:
-    if limit is None:
-        return files
-    out = []
-    for f in files:
-        end = datetime.fromisoformat(f.window_end).astimezone(UTC) if f.window_end else None
-        if end is None or end <= limit:
-            out.append(f)
-    return out
+def _within(file: SourceFile, limit: datetime | None) -> bool:
+    if limit is None or not file.window_end:
+        return True
+    return datetime.fromisoformat(file.window_end).astimezone(UTC) <= limit
+
+
+@dataclass(frozen=True)
+class Gap:
+    """An earlier window a table waits for: its extraction failed or has not finished."""
+
+    window_start: datetime
+    run_id: str
+    status: str
+
+    def reason(self, key: str) -> str:
+        """What the table waits for and the two ways out."""
+        day = self.run_id.rsplit("_", 1)[-1]
+        return (
+            f"waiting for the window starting {self.window_start.isoformat()} of {key}: its "
+            f"extraction is {self.status} in run {self.run_id}. Re-extract it (`onceflow "
+            f"extract --date {day[:4]}-{day[4:6]}-{day[6:]} -t {key}`), or forget that run "
+            f"(`onceflow reset-state --run-id {self.run_id} --yes`)"
+        )
+
+
+def table_gap(config: Config, store: Store, key: str, files: list[SourceFile]) -> Gap | None:
+    """The earliest window of a table whose extraction is known and unfinished, and for
+    which the lake holds no committed file: order-dependent tables wait there."""
+    have = {f.window_start for f in files}
+    for found in store.extractions.unfinished(config.pipeline, key):
+        if found.window_start and found.window_start not in have:
+            start = datetime.fromisoformat(found.window_start).astimezone(UTC)
+            return Gap(start, found.run_id, found.status)
+    return None
 
 
 def _run_one(
-    store: Store, tgt: LoadTarget, files: list[SourceFile], lock_timeout: float, ttl: float
+    store: Store,
+    tgt: LoadTarget,
+    files: list[SourceFile],
+    lock_timeout: float,
+    ttl: float,
+    limit: datetime | None,
+    gap: Gap | None,
 ) -> TableLoadResult:
     try:
         with Lease(store, tgt.lock_name, ttl=ttl, timeout=lock_timeout) as lease:
-            return load_table(store, tgt, files, token=lease.token, check_lock=lease.check)
+            return load_table(
+                store,
+                tgt,
+                files,
+                token=lease.token,
+                check_lock=lease.check,
+                limit=limit,
+                wait_from=gap.window_start if gap else None,
+                wait_reason=gap.reason(tgt.key) if gap else None,
+            )
     except LockError as error:
         return TableLoadResult(tgt.key, tgt.target, tgt.uri, tgt.cfg.strategy, error=str(error))
+
+
+def standalone_target(
+    config: Config, target: str, strategy: str | None, primary_key: Sequence[str] | None
+) -> LoadTarget:
+    """The target of `load --path ... --target T`: a strategy from the command line."""
+    strategy = strategy or "append"
+    if strategy not in STRATEGIES:
+        raise ConfigError(
+            f"--strategy: unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}",
+            field="strategy",
+        )
+    if strategy in ORDERED and not primary_key:
+        raise ConfigError(
+            f"--strategy {strategy} needs --primary-key COLUMN (repeat it, or comma-separate, "
+            "for a composite key)",
+            field="primary_key",
+        )
+    cfg = LoadConfig.model_validate({"strategy": strategy, "primary_key": list(primary_key or [])})
+    return LoadTarget(target, target, config.resolve_target(target), cfg, config.pipeline)
 
 
 def load(
@@ -113,31 +186,30 @@ def load(
     force_unlock: bool = False,
     store: Store | None = None,
 ) -> LoadSummary:
-    """Load committed extracted files into their Delta tables, each file exactly once.
+    """Bring Delta tables to a clean, in-order load of their committed lake files.
 
     With `path` (a folder or glob of Parquet files) and `target`, load those files into one
     table on their own (standalone use); otherwise every selected config table's files in
-    the lake, up to `run_date`'s window when given. Each table is loaded under its own
-    lease lock, waiting up to `lock_timeout` seconds for it; `force_unlock` first releases
+    the lake. With `run_date`, files of later windows are not brought in (files a table
+    already holds are always kept in place). Each table is loaded under its own lease
+    lock, waiting up to `lock_timeout` seconds for it; `force_unlock` first releases
     those tables' locks whoever holds them.
     """
+    if lock_timeout < 0:
+        raise ConfigError("--lock-timeout: must be 0 or more seconds", field="lock_timeout")
     store = store or open_store(config.state_url)
     limit = _window_limit(config, run_date)
-    jobs: list[tuple[LoadTarget, list[SourceFile]]] = []
+    jobs: list[tuple[LoadTarget, list[SourceFile], Gap | None]] = []
     if path is not None:
         if not target:
             raise ConfigError("--path needs --target (the Delta table to load into)")
-        cfg = LoadConfig(
-            strategy=strategy or "append",  # type: ignore[arg-type]
-            primary_key=list(primary_key or []),
-        )
-        tgt = LoadTarget(target, target, table_uri(config.resolve(config.warehouse), target), cfg)
-        jobs.append((tgt, _until(discover_path(path), limit)))
+        tgt = standalone_target(config, target, strategy, primary_key)
+        jobs.append((tgt, discover_path(path), None))
     else:
-        if target or strategy:
+        if target or strategy or primary_key:
             raise ConfigError(
-                "--target and --strategy go with --path; for config tables set "
-                "`load: {target: ..., strategy: ...}` in onceflow.yml"
+                "--target, --strategy and --primary-key go with --path; for config tables "
+                "set `load: {target: ..., strategy: ...}` in onceflow.yml"
             )
         if not config.tables:
             raise ConfigError("tables: the config lists no tables; add one or use --path")
@@ -145,15 +217,18 @@ def load(
         for tgt in config_targets(config, tables):
             table = config.table(tgt.key)
             files = discover_table_files(lake, table.source, table.display_name)
-            jobs.append((tgt, _until(files, limit)))
+            jobs.append((tgt, files, table_gap(config, store, tgt.key, files)))
     if force_unlock:
-        for tgt, _files in jobs:
+        for tgt, _files, _gap in jobs:
             force_release(store, tgt.lock_name)
     ttl = config.lock_ttl_seconds
     pool = max(1, min(workers or config.workers, len(jobs)))
     with ThreadPoolExecutor(max_workers=pool, thread_name_prefix="load") as executor:
         results = list(
-            executor.map(lambda job: _run_one(store, job[0], job[1], lock_timeout, ttl), jobs)
+            executor.map(
+                lambda job: _run_one(store, job[0], job[1], lock_timeout, ttl, limit, job[2]),
+                jobs,
+            )
         )
     return LoadSummary(results)
 
@@ -174,6 +249,8 @@ def optimize(
     retention below 7 days is refused unless `allow_short_retention` (readers of older
     versions, and a writer still running, could lose files).
     """
+    if retention_hours is not None and retention_hours < 0:
+        raise ConfigError("--retention-hours: must be 0 or more", field="retention_hours")
     if (
         retention_hours is not None
         and retention_hours < SAFE_RETENTION_HOURS
@@ -216,30 +293,42 @@ def optimize(
 def load_status(
     config: Config, tables: Sequence[str] | None = None, store: Store | None = None
 ) -> list[dict[str, Any]]:
-    """For `onceflow status`: per table, tracker counts, Delta version and app txn version."""
+    """For `onceflow status`: per table, the Delta version, the files it holds, the
+    tracker's counts, failed files, skipped late rows, what it waits for, and its lock."""
     store = store or open_store(config.state_url)
+    lake = config.resolve(config.lake)
     out = []
-    for tgt in config_targets(config, tables):
+    targets = config_targets(config, tables) if config.tables else []
+    for tgt in targets or tracked_targets(store, config.pipeline):
+        table = config.table(tgt.key) if config.tables else None
         try:
             dt, error = open_table(tgt.uri), None
         except LoadError as unreadable:
             dt, error = None, str(unreadable)
+        records = store.files.find(tgt.uri)
         failed = [
-            {"file": f.file_path, "error": f.error, "retries": f.retry_count}
-            for f in store.files.find(tgt.target, "failed")
+            {"file": f.file_id, "error": f.error, "retries": f.retry_count}
+            for f in records
+            if f.status == "failed"
         ]
-        row: dict[str, Any] = {}
-        out.append(row)
-        row.update(
+        files = discover_table_files(lake, table.source, table.display_name) if table else []
+        ordered = table is not None and tgt.cfg.strategy in ORDERED
+        gap = table_gap(config, store, tgt.key, files) if ordered else None
+        out.append(
             {
                 "table": tgt.key,
                 "target": tgt.target,
                 "uri": tgt.uri,
                 "strategy": tgt.cfg.strategy,
-                "files": store.files.counts(tgt.target),
+                "files": store.files.counts(tgt.uri),
+                "lake_files": len(files),
                 "delta_version": None if dt is None else dt.version(),
-                "loaded_sequence": None if dt is None else dt.transaction_version(tgt.app_id),
                 "failed_files": failed,
+                "damaged_files": [
+                    {"file": f.file_id, "problem": f.problem} for f in files if f.problem
+                ],
+                "rows_skipped": sum(f.rows_skipped or 0 for f in records),
+                "waiting": gap.reason(tgt.key) if gap else None,
                 "lock": (h.describe() if (h := store.locks.holder(tgt.lock_name)) else None),
                 "error": error,
             }
@@ -259,5 +348,5 @@ def reset_load_state(
     store = store or open_store(config.state_url)
     n = 0
     for tgt in config_targets(config, tables):
-        n += store.files.reset_failed(tgt.target) if failed_only else store.files.forget(tgt.target)
+        n += store.files.reset_failed(tgt.uri) if failed_only else store.files.forget(tgt.uri)
     return n

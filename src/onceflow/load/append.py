@@ -177,3 +177,34 @@ def apply_append(
         _append_file(table, rows, constants=constants, commit_properties=commit_properties)
     else:
         write(table, rows, mode="append", commit_properties=commit_properties)
+
+
+def replace_file_rows(
+    table: Any,
+    batch: pa.Table,
+    *,
+    source_file: str,
+    load_time: datetime,
+    batch_id: str,
+    commit_properties: Any,
+) -> None:
+    """Replace one lake file's rows with its new content, in one commit.
+
+    The file's old rows are those whose `_source_file` is the file's identity (or, in a
+    table loaded before identities were kept, an absolute path ending with it); the new
+    rows carry the same identity, which the replace predicate requires of them.
+    """
+    from deltalake import write_deltalake
+
+    quoted = source_file.replace("'", "''")
+    rows = with_audit_columns(
+        batch, source_file=source_file, load_time=load_time, batch_id=batch_id
+    )
+    write_deltalake(  # type: ignore[call-overload]
+        table,
+        rows,
+        mode="overwrite",
+        predicate=f"_source_file = '{quoted}' OR ends_with(_source_file, '/{quoted}')",
+        schema_mode="merge",
+        commit_properties=commit_properties,
+    )

@@ -1,25 +1,19 @@
-"""Load one table: its files in window order, each exactly once, each one Delta commit.
+"""Load one table: bring it to a clean, in-order load of its lake files, one commit each.
 
-Protocol for one table (the caller holds the table's lease lock):
-1. Reconcile the tracker from the Delta log: a commit the tracker does not know is marked
-   completed (a kill between commit and tracker update); a completed entry whose commit is
-   gone from a log that still covers its version goes back to pending; a `processing`
-   entry whose owner's lock is gone or stale (expired, dead pid) goes back to pending.
-2. Register discovered files; new ones get the next sequence numbers, in window order.
-3. For each file by sequence: skip when the log already has it (app-transaction version
-   >= its sequence, or a commit whose metadata names the file and checksum); else claim
-   it, verify its checksum against the sidecar, read it, check the schema, and write one
-   commit carrying the file's markers. A commit conflict (someone committed since our
-   snapshot) reloads the table and checks again. The tracker is updated after the commit.
-4. A failed file stops the table: later files must not overtake it (window order, and the
-   app-transaction version is only a valid "already loaded" test when loads are in order).
-   It is retried on the next load, up to `max_file_retries` times.
-
-merge and scd2 may find nothing to change (apply_* returns None): the file is then one
-empty commit carrying only its markers (markers.commit_markers), so the log names every
-loaded file and a rebuilt tracker never reloads it after newer files. Trackers written
-before that hold such files as completed with delta_version NULL; reconciliation still
-accepts "completed, no commit" for those strategies.
+Protocol for one table (the caller holds the table's lease lock, `load:<table uri>`):
+1. Read what the table holds (`markers.read_markers`: one application transaction per
+   lake file) and reconcile the tracker from it: a file the table holds is completed, a
+   completed file it does not hold goes back to pending (a kill between commit and
+   tracker update, a rewind, a dropped table), an orphaned `processing` row is released.
+2. Register the lake's files (identity, path, checksum, window) in the tracker.
+3. Plan (`plan.plan_table`): which files to load, replace, or replay after a rewind.
+4. Apply each step as one commit whose markers (the file's transaction, its checksum)
+   are part of the commit itself. Before each commit the table is re-read: a file that
+   is held meanwhile is skipped; a commit conflict reloads and checks again. The tracker
+   is updated after the commit.
+5. A failed file (unreadable, damaged, checksum mismatch, incompatible schema, a
+   strategy error) stops the table: later files wait. It is retried on later loads up to
+   `max_file_retries` times, and at once when its lake file changes (re-extraction).
 """
 
 from __future__ import annotations
@@ -41,10 +35,11 @@ from onceflow.errors import LoadError, LockError, OnceflowError
 from onceflow.faults import crashpoint
 from onceflow.lake import SourceFile
 from onceflow.load import markers
-from onceflow.load.append import apply_append
+from onceflow.load.append import apply_append, replace_file_rows
 from onceflow.load.merge import apply_merge
 from onceflow.load.overwrite import apply_overwrite
-from onceflow.load.scd2 import apply_scd2
+from onceflow.load.plan import Plan, Rewind, Step, plan_table
+from onceflow.load.scd2 import Scd2Outcome, apply_scd2
 from onceflow.redact import redact
 from onceflow.state import FileEntry, Store
 from onceflow.state.files import FILE_COMPLETED, FILE_FAILED, FileRecord
@@ -57,42 +52,51 @@ from onceflow.warehouse import (
     with_audit_columns,
 )
 
-log = logging.getLogger("onceflow.load")
+log = logging.getLogger(__name__)
 
 CONFLICT_RETRIES = 5
-# strategies whose older trackers may hold completed files without a commit (see above)
-NO_COMMIT_STRATEGIES = ("merge", "scd2")
 
 
 @dataclass(frozen=True)
 class LoadTarget:
-    """A Delta table to load: report key, tracker/app-id name, location, strategy."""
+    """A Delta table to load: report key, display name, location, strategy, pipeline."""
 
     key: str
     target: str
     uri: str
     cfg: LoadConfig
-    app: str | None = None  # the app id, when not derived from `target`
-
-    @property
-    def app_id(self) -> str:
-        return self.app or markers.app_id(self.target)
+    pipeline: str = ""
 
     @property
     def lock_name(self) -> str:
-        return f"load:{self.target}"
+        """The table's lease lock: by location, so only writers of one table contend."""
+        return f"load:{self.uri}"
 
 
 @dataclass
 class FileOutcome:
-    """What happened to one file: loaded, skipped (already in), unchanged, failed."""
+    """What happened to one file: loaded, replaced, replayed, skipped (held already),
+    unchanged (nothing to change; markers committed), superseded, failed, or waiting."""
 
+    file_id: str
     path: str
     action: str
-    sequence: int | None = None
     rows: int | None = None
+    rows_skipped: int | None = None
     version: int | None = None
     error: str | None = None
+
+
+ACTIONS = (
+    "loaded",
+    "replaced",
+    "replayed",
+    "skipped",
+    "unchanged",
+    "superseded",
+    "failed",
+    "waiting",
+)
 
 
 @dataclass
@@ -106,61 +110,76 @@ class TableLoadResult:
     files: list[FileOutcome] = field(default_factory=list)
     error: str | None = None
     reconciled: list[str] = field(default_factory=list)
+    rewound: list[str] = field(default_factory=list)
+    waiting: str | None = None
     duration_seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
-        return self.error is None
+        """True when every file is in the table: nothing failed, nothing waits."""
+        return self.error is None and self.waiting is None
 
     def counts(self) -> dict[str, int]:
-        out = {"loaded": 0, "skipped": 0, "unchanged": 0, "failed": 0}
+        """Files per action."""
+        out = dict.fromkeys(ACTIONS, 0)
         for f in self.files:
             out[f.action] = out.get(f.action, 0) + 1
         return out
 
     @property
     def rows(self) -> int:
-        return sum(f.rows or 0 for f in self.files if f.action == "loaded")
+        """Rows written by this load."""
+        applied = ("loaded", "replaced", "replayed")
+        return sum(f.rows or 0 for f in self.files if f.action in applied)
+
+    @property
+    def rows_skipped(self) -> int:
+        """Rows the strategy dropped (SCD2 late rows under `late_rows: skip`)."""
+        return sum(f.rows_skipped or 0 for f in self.files)
 
     def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
         data = asdict(self)
-        data["counts"] = self.counts()
-        data["rows"] = self.rows
+        data.update(counts=self.counts(), rows=self.rows, rows_skipped=self.rows_skipped)
         return data
 
 
-def reconcile(store: Store, tgt: LoadTarget, view: markers.LogView) -> list[str]:
-    """Bring the tracker in line with the Delta log (the truth); returns what changed."""
+def reconcile(store: Store, tgt: LoadTarget, held: markers.TableMarkers) -> list[str]:
+    """Bring the tracker in line with what the table holds (the truth); returns the changes."""
     notes = []
-    tracked = {r.file_path: r for r in store.files.find(tgt.target)}
-    for path, logged in view.files.items():
-        rec = tracked.get(path)
-        if rec is None or rec.status != FILE_COMPLETED or rec.delta_version != logged.version:
-            store.files.record_committed(
-                tgt.target,
-                path,
-                checksum=logged.checksum,
-                sequence=logged.sequence,
-                delta_version=logged.version,
-                batch_id=logged.batch_id,
+    tracked = {r.file_id: r for r in store.files.find(tgt.uri)}
+    for file_id in held.held_ids():
+        rec = tracked.get(file_id)
+        commit = held.commits.get(file_id)
+        checksum = commit.checksum if commit else None
+        if rec is not None and held.holds(file_id, rec.checksum):
+            checksum = rec.checksum
+        if rec is None or rec.status != FILE_COMPLETED or rec.loaded_checksum != checksum:
+            store.files.record_loaded(
+                tgt.uri,
+                file_id,
+                pipeline=tgt.pipeline,
+                table_key=tgt.key,
+                checksum=checksum,
+                delta_version=commit.version if commit else None,
+                batch_id=commit.batch_id if commit else None,
             )
-            notes.append(
-                f"{path}: in the Delta log (version {logged.version}); tracker marked completed"
-            )
-    for rec in tracked.values():
-        if (
-            rec.status == FILE_COMPLETED
-            and rec.delta_version is not None
-            and rec.file_path not in view.files
-            and rec.delta_version >= view.oldest_version
-        ):
-            store.files.set_pending(tgt.target, [rec.file_path])
-            notes.append(
-                f"{rec.file_path}: tracker said completed but no commit has it; back to pending"
-            )
-    for orphan in store.files.release_orphans(tgt.target):
+            if rec is None or rec.status != FILE_COMPLETED:
+                notes.append(f"{file_id}: the table holds it; tracker marked completed")
+    gone = [
+        r.file_id
+        for r in tracked.values()
+        if r.status == FILE_COMPLETED and not held.held.get(r.file_id)
+    ]
+    if gone:
+        store.files.record_unloaded(tgt.uri, gone)
+        notes += [
+            f"{f}: tracker said completed but the table does not hold it; back to pending"
+            for f in gone
+        ]
+    for orphan in store.files.release_orphans(tgt.uri):
         notes.append(
-            f"{orphan.record.file_path}: processing by a loader that is gone; back to pending"
+            f"{orphan.record.file_id}: processing by a loader that is gone; back to pending"
         )
     return notes
 
@@ -170,11 +189,11 @@ def _read_verified(source: SourceFile) -> tuple[pa.Table, str]:
     try:
         data = Path(source.path).read_bytes()
     except OSError as error:
-        raise LoadError(f"{source.path}: cannot read the file ({error.strerror})") from None
+        raise LoadError(f"{source.file_id}: cannot read the file ({error.strerror})") from None
     checksum = hashlib.sha256(data).hexdigest()
     if source.checksum and checksum != source.checksum:
         raise LoadError(
-            f"{source.path}: checksum {checksum[:16]}... does not match its sidecar "
+            f"{source.file_id}: checksum {checksum[:16]}... does not match its sidecar "
             f"({source.checksum[:16]}...): the file changed after extraction; the table is "
             "unchanged. Re-extract it (`onceflow extract --force-reprocess`)"
         )
@@ -182,54 +201,83 @@ def _read_verified(source: SourceFile) -> tuple[pa.Table, str]:
         table = pq.read_table(pa.BufferReader(data))
     except Exception as error:  # pyarrow raises ArrowInvalid, OSError...
         raise LoadError(
-            f"{source.path}: not a readable Parquet file ({str(error).strip()[:200]}); "
+            f"{source.file_id}: not a readable Parquet file ({str(error).strip()[:200]}); "
             "the table is unchanged"
         ) from None
     return table, checksum
 
 
+def snapshot_instant(source: SourceFile) -> datetime:
+    """The instant a file's rows were read from the source (its sidecar says), else the
+    file's modification time: the validity of SCD2 versions without a business time."""
+    for value in (source.snapshot_at, source.modified_time):
+        if value:
+            moment = datetime.fromisoformat(value)
+            return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+    raise LoadError(f"{source.file_id}: no snapshot instant (no sidecar, no modification time)")
+
+
+@dataclass
+class _Applied:
+    version: int | None
+    changed: bool
+    rows_skipped: int | None = None
+
+
 def _apply(
     tgt: LoadTarget,
     dt: Any,
+    step: Step,
     batch: pa.Table,
-    *,
-    path: str,
-    batch_id: str,
+    applied: markers.Applied,
     props: Any,
-    load_time: datetime,
-) -> int | None:
-    """One commit of one file with the table's strategy; the new version, or None when
-    the strategy found nothing to change (merge and scd2)."""
-    strategy = tgt.cfg.strategy
+) -> _Applied:
+    """One commit of one file with the table's strategy."""
+    source, strategy = step.file, tgt.cfg.strategy
+    load_time = datetime.now(UTC)
+    if step.kind == "replace":
+        before = int(dt.version())
+        replace_file_rows(
+            dt,
+            batch,
+            source_file=source.file_id,
+            load_time=load_time,
+            batch_id=applied.batch_id,
+            commit_properties=props,
+        )
+        return _Applied(before + 1, True)
     if strategy in ("append", "overwrite"):
         apply = apply_append if strategy == "append" else apply_overwrite
         # no commit retries: a commit that succeeds is exactly the snapshot's next version
-        before = None if dt is None else int(dt.version())
+        previous = None if dt is None else int(dt.version())
         apply(
             dt if dt is not None else tgt.uri,
             batch,
-            source_file=path,
+            source_file=source.file_id,
             load_time=load_time,
-            batch_id=batch_id,
+            batch_id=applied.batch_id,
             commit_properties=props,
         )
-        if before is not None:
-            return before + 1
-        return markers.find_commit(tgt.uri, batch_id)
-    batch = with_audit_columns(batch, source_file=path, load_time=load_time, batch_id=batch_id)
+        made = previous + 1 if previous is not None else int(open_table(tgt.uri).version())
+        return _Applied(made, True)
+    batch = with_audit_columns(
+        batch, source_file=source.file_id, load_time=load_time, batch_id=applied.batch_id
+    )
     if strategy == "scd2":
-        return apply_scd2(
+        outcome: Scd2Outcome = apply_scd2(
             tgt.uri,
             batch,
             tgt.cfg,
-            load_time=load_time,
+            as_of=snapshot_instant(source),
             commit_properties=props,
             table=dt,
             create_empty=True,
         )
-    return apply_merge(
+        return _Applied(outcome.version, outcome.version is not None, outcome.rows_skipped)
+    version = apply_merge(
         tgt.uri, batch, tgt.cfg, commit_properties=props, table=dt, create_empty=True
     )
+    return _Applied(version, version is not None)
 
 
 def _is_conflict(error: BaseException) -> bool:
@@ -238,106 +286,184 @@ def _is_conflict(error: BaseException) -> bool:
     return isinstance(error, CommitFailedError)
 
 
-def _delta_error(path: str, error: Exception) -> LoadError:
+def _delta_error(file_id: str, error: Exception) -> LoadError:
     text = redact(one_line(str(error)))[:300]
     if "cast" in text.lower() or "schema" in text.lower():
-        return LoadError(f"{path}: incompatible schema ({text}); the table is unchanged")
+        return LoadError(f"{file_id}: incompatible schema ({text}); the table is unchanged")
     return LoadError(
-        f"{path}: Delta write failed ({type(error).__name__}: {text}); the table is unchanged"
+        f"{file_id}: Delta write failed ({type(error).__name__}: {text}); the table is unchanged"
     )
 
 
-def load_file(
+def _held_now(tgt: LoadTarget, source: SourceFile) -> tuple[Any, bool]:
+    dt = open_table(tgt.uri)
+    held = markers.read_markers(dt, [source.file_id])
+    return dt, held.holds(source.file_id, source.checksum)
+
+
+def apply_step(
     store: Store,
     tgt: LoadTarget,
-    rec: FileRecord,
-    source: SourceFile,
+    step: Step,
     *,
     token: str,
     check_lock: Callable[[], None],
+    force: bool = False,
 ) -> FileOutcome:
-    """Load one claimed-or-claimable file as one commit (or skip it when it is in)."""
-    seq = int(rec.sequence or 0)
-    batch_id = markers.batch_id_for(source.path, source.checksum)
+    """Apply one planned step as one commit (or skip it when the table holds it now,
+    unless `force`: a repair that re-applies a file the table already holds)."""
+    source = step.file
+    batch_id = markers.batch_id_for(source.file_id, source.checksum)
+    applied = markers.Applied(source.file_id, source.checksum, batch_id, source.window_start)
+    if not store.files.claim(tgt.uri, source.file_id, token):
+        current = store.files.get(tgt.uri, source.file_id)
+        raise LockError(
+            f"{source.file_id}: could not claim it (status "
+            f"{current.status if current else 'missing'}); another loader?"
+        )
+    if step.kind == "fail":
+        raise LoadError(
+            f"{source.file_id}: {step.reason}; the table is unchanged. Re-extract the window "
+            "(`onceflow extract --force-reprocess`) to repair it"
+        )
     for _attempt in range(CONFLICT_RETRIES):
-        dt = open_table(tgt.uri)
-        view = markers.read_log(dt, tgt.app_id)
-        logged = view.files.get(source.path)
-        if view.has(source.path, source.checksum) or (view.txn_version >= seq > 0):
-            store.files.record_committed(
-                tgt.target,
-                source.path,
-                checksum=source.checksum,
-                sequence=seq,
-                delta_version=logged.version if logged else None,
-                batch_id=logged.batch_id if logged else batch_id,
-            )
-            return FileOutcome(
-                source.path, "skipped", seq, version=logged.version if logged else None
-            )
-        if rec.status != "processing" and not store.files.claim(tgt.target, source.path, token):
-            current = store.files.get(tgt.target, source.path)
-            raise LockError(
-                f"{source.path}: could not claim it (status "
-                f"{current.status if current else 'missing'}); another loader?"
-            )
-        rec = FileRecord(**{**asdict(rec), "status": "processing"})
+        dt, held = _held_now(tgt, source)
+        if held and not force:
+            _complete(store, tgt, source, token, None, batch_id, None, None)
+            return FileOutcome(source.file_id, source.path, "skipped")
         batch, checksum = _read_verified(source)
         table_schema = arrow_schema(dt) if dt is not None else None
         # one schema rule for every strategy: refuse a lossy type, widen what fits
-        batch, added = conform_batch(batch, table_schema, source.path)
+        batch, added = conform_batch(batch, table_schema, source.file_id)
         if added and table_schema is not None:
             log.info("%s: new columns %s added to %s", tgt.key, ", ".join(added), tgt.uri)
-        props = markers.commit_properties(
-            path=source.path, checksum=checksum, batch_id=batch_id, sequence=seq, app=tgt.app_id
-        )
+        props = markers.commit_properties(applied)
         check_lock()
         try:
-            version = _apply(
-                tgt,
-                dt,
-                batch,
-                path=source.path,
-                batch_id=batch_id,
-                props=props,
-                load_time=datetime.now(UTC),
-            )
-            changed = version is not None
-            if not changed and dt is not None:
-                # Nothing to change still commits the file's markers: the log stays the
-                # record of every loaded file, so a lost tracker never reloads this file
-                # after later ones (which would bring back values they replaced).
-                version = markers.commit_markers(dt, props)
+            if step.kind == "markers":
+                version = markers.commit_markers(dt, props) if dt is not None else None
+                result = _Applied(version, False)
+            else:
+                result = _apply(tgt, dt, step, batch, applied, props)
+                if not result.changed and dt is not None:
+                    # nothing to change still commits the file's markers: the table then
+                    # says it holds the file, so it is never applied again out of order
+                    result.version = markers.commit_markers(dt, props)
         except OnceflowError:
             raise
         except Exception as error:
             if _is_conflict(error) or (dt is None and open_table(tgt.uri) is not None):
                 log.info(
-                    "%s: commit conflict on %s; reloading the table and checking again",
+                    "%s: commit conflict on %s; reloading and checking again",
                     tgt.key,
-                    source.path,
+                    source.file_id,
                 )
                 continue
-            raise _delta_error(source.path, error) from None
+            raise _delta_error(source.file_id, error) from None
         crashpoint("after_delta_commit")
-        if not store.files.complete(
-            tgt.target, source.path, token, delta_version=version, batch_id=batch_id
-        ):
-            raise LockError(
-                f"{source.path}: committed as version {version}, but the lock was "
-                "lost before the tracker was updated; the next load reconciles it"
-            )
+        _complete(
+            store,
+            tgt,
+            source,
+            token,
+            result.version,
+            batch_id,
+            batch.num_rows,
+            result.rows_skipped,
+            checksum,
+        )
+        action = _action(step, result)
         return FileOutcome(
+            source.file_id,
             source.path,
-            "loaded" if changed else "unchanged",
-            seq,
+            action,
             rows=batch.num_rows,
-            version=version,
+            rows_skipped=result.rows_skipped,
+            version=result.version,
         )
     raise LoadError(
-        f"{source.path}: {CONFLICT_RETRIES} commit conflicts in a row; "
+        f"{source.file_id}: {CONFLICT_RETRIES} commit conflicts in a row; "
         "another writer keeps committing to the table"
     )
+
+
+def _action(step: Step, result: _Applied) -> str:
+    if step.kind == "markers":
+        return "superseded"
+    if step.kind == "replace":
+        return "replaced"
+    if step.reason == "replay":
+        return "replayed"
+    return "loaded" if result.changed else "unchanged"
+
+
+def _complete(
+    store: Store,
+    tgt: LoadTarget,
+    source: SourceFile,
+    token: str,
+    version: int | None,
+    batch_id: str,
+    rows: int | None,
+    rows_skipped: int | None,
+    checksum: str | None = None,
+) -> None:
+    if not store.files.complete(
+        tgt.uri,
+        source.file_id,
+        token,
+        checksum=checksum or source.checksum,
+        delta_version=version,
+        batch_id=batch_id,
+        rows_loaded=rows,
+        rows_skipped=rows_skipped,
+    ):
+        raise LockError(
+            f"{source.file_id}: committed as version {version}, but the lock was lost before "
+            "the tracker was updated; the next load reconciles it"
+        )
+
+
+def rewind_table(tgt: LoadTarget, rewind: Rewind, *, check_lock: Callable[[], None]) -> int:
+    """Take the table back before the files it must apply again, in one commit that also
+    marks them as not held. Returns the new version."""
+    from deltalake import write_deltalake
+
+    dt = open_table(tgt.uri)
+    props = markers.commit_properties(undone=rewind.undone)
+    check_lock()
+    log.warning(
+        "%s: rewinding %s to %s to apply %d file(s) again in window order (%s)",
+        tgt.key,
+        tgt.uri,
+        "an empty table" if rewind.to_version < 0 else f"version {rewind.to_version}",
+        len(rewind.undone),
+        rewind.reason,
+    )
+    if rewind.to_version >= 0:
+        try:
+            dt.restore(rewind.to_version, commit_properties=props)
+            crashpoint("after_rewind")
+            return int(open_table(tgt.uri).version())
+        except Exception as error:
+            if _is_conflict(error):
+                raise
+            # the old version's data files were vacuumed: rebuild from empty instead
+            log.warning(
+                "%s: cannot restore version %s (%s); rewinding to empty",
+                tgt.key,
+                rewind.to_version,
+                one_line(str(error))[:200],
+            )
+            raise _NeedsEmpty() from None
+    empty = arrow_schema(dt).empty_table()
+    write_deltalake(dt, empty, mode="overwrite", commit_properties=props)
+    crashpoint("after_rewind")
+    return int(open_table(tgt.uri).version())
+
+
+class _NeedsEmpty(Exception):
+    """A restore was impossible: plan again with a rewind to empty."""
 
 
 def load_table(
@@ -347,78 +473,55 @@ def load_table(
     *,
     token: str,
     check_lock: Callable[[], None],
+    limit: datetime | None = None,
+    wait_from: datetime | None = None,
+    wait_reason: str | None = None,
 ) -> TableLoadResult:
-    """Load the files of one table (the caller holds `tgt.lock_name` with `token`)."""
+    """Load the files of one table (the caller holds `tgt.lock_name` with `token`).
+
+    Files whose window ends after `limit` are not brought in, unless the table holds them
+    already (a replay then keeps them in place).
+    """
     started = time.monotonic()
     result = TableLoadResult(tgt.key, tgt.target, tgt.uri, tgt.cfg.strategy)
     try:
-        view = markers.read_log(open_table(tgt.uri), tgt.app_id)
-        result.reconciled = reconcile(store, tgt, view)
-        for note in result.reconciled:
-            log.warning("%s: %s", tgt.key, note)
-        known = {p: f.sequence for p, f in view.files.items() if f.sequence is not None}
-        records = store.files.register(
-            tgt.target,
-            [FileEntry(f.path, f.size, f.modified_time, f.checksum) for f in files],
-            known_sequences=known,
-            floor=view.txn_version,
-        )
+        plan = _prepare(store, tgt, files, result, wait_from, wait_reason, limit=limit)
+        if plan.rewind is not None:
+            try:
+                rewind_table(tgt, plan.rewind, check_lock=check_lock)
+            except _NeedsEmpty:
+                forced = Rewind(-1, plan.rewind.undone, plan.rewind.reason)
+                plan = _prepare(
+                    store,
+                    tgt,
+                    files,
+                    result,
+                    wait_from,
+                    wait_reason,
+                    limit=limit,
+                    force_empty=forced,
+                )
+                rewind_table(tgt, plan.rewind or forced, check_lock=check_lock)
+            result.rewound = list(plan.rewind.undone) if plan.rewind else []
+            store.files.record_unloaded(tgt.uri, result.rewound)
     except OnceflowError as error:
-        result.error = str(error)
+        result.error = redact(str(error))
         return result
     except Exception as error:
-        result.error = (
-            f"{tgt.uri}: cannot read the Delta table ({redact(one_line(str(error)))[:300]})"
-        )
+        reason = redact(one_line(str(error)))[:300]
+        result.error = f"{tgt.uri}: cannot read or rewind the Delta table ({reason})"
         return result
-    by_path = {f.path: f for f in files}
-    for rec in records:
-        source = by_path.get(rec.file_path)
-        if rec.status == FILE_COMPLETED:
-            if source is not None:
-                result.files.append(
-                    FileOutcome(rec.file_path, "skipped", rec.sequence, version=rec.delta_version)
-                )
-            continue
-        if source is None:
-            # a pending file of an earlier discovery that is no longer committed in the lake
-            result.error = (
-                f"{rec.file_path}: tracked as {rec.status} but no longer a "
-                "committed file in the lake; later files wait. Re-extract it or "
-                "`onceflow reset-state` the table's files"
-            )
-            break
-        if rec.status == FILE_FAILED and rec.retry_count > tgt.cfg.max_file_retries:
-            result.error = (
-                f"{rec.file_path}: gave up after {rec.retry_count} failed attempts "
-                f"(max_file_retries {tgt.cfg.max_file_retries}); last error: "
-                f"{rec.error}. Fix it, then `onceflow reset-state --failed`"
-            )
-            result.files.append(FileOutcome(rec.file_path, "failed", rec.sequence, error=rec.error))
-            break
-        try:
-            outcome = load_file(store, tgt, rec, source, token=token, check_lock=check_lock)
-        except LockError as error:
-            result.error = str(error)
-            break
-        except OnceflowError as error:
-            message = redact(str(error))
-            store.files.fail(tgt.target, rec.file_path, token, message)
-            result.files.append(FileOutcome(rec.file_path, "failed", rec.sequence, error=message))
-            result.error = message
-            log.error("%s: %s", tgt.key, message, extra={"table": tgt.key, "action": "failed"})
-            break
-        result.files.append(outcome)
-        log.info(
-            "%s: %s %s (%s rows, version %s)",
-            tgt.key,
-            outcome.action,
-            outcome.path,
-            outcome.rows,
-            outcome.version,
-            extra={"table": tgt.key, "action": outcome.action, "rows": outcome.rows},
+    result.files += [FileOutcome(f.file_id, f.path, "skipped") for f in plan.skipped]
+    _run_steps(store, tgt, plan, result, token=token, check_lock=check_lock)
+    if plan.waiting and result.error is None:
+        result.files += [FileOutcome(f.file_id, f.path, "waiting") for f in plan.waiting]
+        result.waiting = (
+            f"{len(plan.waiting)} file(s) from {plan.waiting[0].file_id} wait: {plan.wait_reason}"
         )
-    if any(f.action in ("loaded", "unchanged") for f in result.files):
+    if any(
+        f.action in ("loaded", "replaced", "replayed", "unchanged", "superseded")
+        for f in result.files
+    ):
         try:
             checkpoint_if_due(open_table(tgt.uri))
         except BaseException as error:  # delta-rs panics are BaseExceptions
@@ -428,3 +531,97 @@ def load_table(
             log.warning("%s: no checkpoint written (%s)", tgt.key, redact(str(error))[:200])
     result.duration_seconds = round(time.monotonic() - started, 3)
     return result
+
+
+def _within(file: SourceFile, limit: datetime) -> bool:
+    if not file.window_end:
+        return True
+    return datetime.fromisoformat(file.window_end).astimezone(UTC) <= limit
+
+
+def _prepare(
+    store: Store,
+    tgt: LoadTarget,
+    files: list[SourceFile],
+    result: TableLoadResult,
+    wait_from: datetime | None,
+    wait_reason: str | None,
+    *,
+    limit: datetime | None = None,
+    force_empty: Rewind | None = None,
+) -> Plan:
+    held = markers.read_markers(open_table(tgt.uri), [f.file_id for f in files])
+    if limit is not None:
+        files = [f for f in files if _within(f, limit) or held.held.get(f.file_id)]
+    notes = reconcile(store, tgt, held)
+    for note in notes:
+        log.warning("%s: %s", tgt.key, note)
+    result.reconciled += notes
+    store.files.register(
+        tgt.uri,
+        tgt.key,
+        tgt.pipeline,
+        [
+            FileEntry(f.file_id, f.path, f.window_start, f.size, f.modified_time, f.checksum)
+            for f in files
+        ],
+    )
+    if force_empty is not None:
+        held = markers.TableMarkers(held.held, {}, held.oldest_version, held.version)
+    return plan_table(tgt.cfg.strategy, files, held, wait_from=wait_from, wait_reason=wait_reason)
+
+
+def _run_steps(
+    store: Store,
+    tgt: LoadTarget,
+    plan: Plan,
+    result: TableLoadResult,
+    *,
+    token: str,
+    check_lock: Callable[[], None],
+) -> None:
+    records: dict[str, FileRecord] = {r.file_id: r for r in store.files.find(tgt.uri)}
+    for step in plan.steps:
+        rec = records.get(step.file.file_id)
+        if (
+            rec is not None
+            and rec.status == FILE_FAILED
+            and rec.checksum == step.file.checksum
+            and rec.retry_count > tgt.cfg.max_file_retries
+        ):
+            result.error = (
+                f"{step.file.file_id}: gave up after {rec.retry_count} failed attempts "
+                f"(max_file_retries {tgt.cfg.max_file_retries}); last error: {rec.error}. "
+                "Fix it (or re-extract the window), then `onceflow reset-state --failed`"
+            )
+            result.files.append(
+                FileOutcome(step.file.file_id, step.file.path, "failed", error=rec.error)
+            )
+            break
+        try:
+            outcome = apply_step(store, tgt, step, token=token, check_lock=check_lock)
+        except LockError as error:
+            result.error = str(error)
+            break
+        except OnceflowError as error:
+            message = redact(str(error))
+            store.files.fail(tgt.uri, step.file.file_id, token, message)
+            result.files.append(
+                FileOutcome(step.file.file_id, step.file.path, "failed", error=message)
+            )
+            remaining = len(plan.steps) - plan.steps.index(step) - 1
+            result.error = message + (
+                f" ({remaining} later file(s) of the table wait)" if remaining else ""
+            )
+            log.error("%s: %s", tgt.key, message, extra={"table": tgt.key, "action": "failed"})
+            break
+        result.files.append(outcome)
+        log.info(
+            "%s: %s %s (%s rows, version %s)",
+            tgt.key,
+            outcome.action,
+            outcome.file_id,
+            outcome.rows,
+            outcome.version,
+            extra={"table": tgt.key, "action": outcome.action, "rows": outcome.rows},
+        )

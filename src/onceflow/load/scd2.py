@@ -1,4 +1,4 @@
-"""SCD2 (slowly changing dimension, type 2) into a Delta table, in one commit per batch.
+"""SCD2 (slowly changing dimension, type 2) into a Delta table, in one commit per file.
 
 The change set is computed in DuckDB over narrow Arrow tables (key columns, tracked
 columns, validity, row ids) and applied with ONE unconditional delta-rs merge:
@@ -13,35 +13,41 @@ columns, validity, row ids) and applied with ONE unconditional delta-rs merge:
 A merge with a condition on its update clause is ~10x slower in delta-rs 1.6, hence
 this shape: no clause has a condition.
 
-Semantics (issue 3):
+Semantics (decided against dbt snapshots; docs/exactly-once.md has the table):
 
 * the primary key is one or more columns, joined column by column (never concatenated);
   a NULL key value is rejected;
-* tracking columns default to every non-key column except the SCD2 columns, the
-  loader's audit columns (``_source_file``, ``_load_timestamp``, ``_batch_id``) and the
-  validity column (its value is the version's ``effective_from``: a row whose only
-  difference is a newer timestamp is no new version); NULLs compare equal to NULL;
+* tracking columns default to every non-key column except the SCD2 columns, the loader's
+  audit columns and the validity column; NULLs compare equal to NULL;
 * a row's validity is ``cfg.validity_column`` (business time, e.g. the extraction
-  cursor) or the load time;
-* per key, batch rows are sorted by validity and chained: each version's
-  ``effective_to`` is the next version's ``effective_from``; a row equal (in its
-  tracked values) to its predecessor - the previous batch row, or the current table
-  row - is no change and is dropped; identical duplicates (same key, validity and
-  tracked values) collapse; same key and validity with different tracked values is
-  ambiguous and raises LoadError;
-* a row whose information is already in the table's history (the version valid at the
-  row's validity has the same tracked values) is dropped, so a rerun of a batch changes
-  nothing and returns None; any other row not newer than the key's current version is
-  *late*: LoadError, or dropped with ``late_rows: skip``;
-* with ``hard_deletes: close`` the current version of every key absent from the batch
-  is closed at the batch's validity (the load time, or the batch's latest validity).
+  cursor) or, without one, ``as_of``: the instant the file's rows were read from the
+  source (its sidecar's snapshot instant). Never the wall clock of the load: history is
+  then true and the same on every rerun;
+* per key, rows are sorted by validity and chained: each version's ``effective_to`` is
+  the next version's ``effective_from``; a row equal to its predecessor (the previous
+  row, or the current version) is no change; identical duplicates collapse; the same key
+  and validity with different values is ambiguous and raises LoadError;
+* a *silent change* - different values but the same validity as the current version
+  (the source changed a row without moving its timestamp) - is a new version from
+  ``as_of``, when it was observed; superseded by a newer row of the same key in the file;
+* a row older than the key's current version is already known when the version valid at
+  its validity has the same values; otherwise it is *late*: dropped and counted
+  (``late_rows: skip``, the default: a late row never stalls a daily pipeline) or
+  refused (``late_rows: reject``, the file fails and the table is untouched);
+* a key whose current version was closed by a delete comes back as a new version: from
+  its validity when that is after the delete, else from ``as_of``;
+* ``hard_deletes: close`` ends the current version of every key absent from the file at
+  ``as_of`` (the first snapshot that no longer holds the key); ``new_record`` also
+  inserts a deletion version (a copy of the last one with ``is_deleted_column`` true),
+  which a return closes; ``ignore`` (the default) keeps absent keys current.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -64,19 +70,20 @@ if TYPE_CHECKING:
 
     from onceflow.config import LoadConfig
 
-# what _plan decides for each batch row
-KNOWN, CHAIN, NEW, OLD, LATE = range(5)
+# what the planner decides for each file row
+KNOWN, CHAIN, NEW, OLD, LATE, SILENT = range(6)
 TS = pa.timestamp("us", tz="UTC")
-_NO_INSERTS = pa.table(
-    {
-        "rid": pa.array([], pa.int64()),
-        "eff_to": pa.array([], TS),
-        "is_cur": pa.array([], pa.bool_()),
-    }
-)
 
 
-# ----------------------------------------------------------------------------- scd2
+@dataclass(frozen=True)
+class Scd2Outcome:
+    """What one file did: the new version (None: nothing changed, no commit), and how
+    many late rows were dropped."""
+
+    version: int | None
+    rows_skipped: int = 0
+    inserted: int = 0
+    closed: int = 0
 
 
 @dataclass(frozen=True)
@@ -86,13 +93,26 @@ class _Cols:
     eff_from: str
     eff_to: str
     current: str
+    deleted: str | None  # the deletion flag column (hard_deletes: new_record)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    inserts: pa.Table  # rid, eff_from, eff_to, is_cur: new versions from file rows
+    closes: pa.Table  # crid, close_at: current versions to end
+    deletions: pa.Table  # crid, at: deletion versions to insert (new_record)
+    late: int
 
 
 def _columns(batch: pa.Table, cfg: LoadConfig, table_uri: str) -> _Cols:
+    deleted = cfg.is_deleted_column if cfg.hard_deletes == "new_record" else None
     scd = [cfg.effective_from_column, cfg.effective_to_column, cfg.is_current_column]
-    if len(set(scd)) != 3:
-        raise LoadError("effective_from, effective_to and is_current columns must be distinct")
-    clash = [c for c in scd if c in batch.column_names]
+    names = [*scd, *([deleted] if deleted else [])]
+    if len(set(names)) != len(names):
+        raise LoadError(
+            "effective_from, effective_to, is_current (and is_deleted) columns must be distinct"
+        )
+    clash = [c for c in names if c in batch.column_names]
     if clash:
         raise LoadError(
             f"the file has column(s) {', '.join(map(repr, clash))}, which are the SCD2 "
@@ -115,12 +135,19 @@ def _columns(batch: pa.Table, cfg: LoadConfig, table_uri: str) -> _Cols:
     else:
         skip = set(cfg.primary_key) | set(AUDIT_COLUMNS) | {cfg.validity_column}
         tracked = [c for c in batch.column_names if c not in skip]
-    return _Cols(list(cfg.primary_key), tracked, *scd)
+    return _Cols(
+        keys=list(cfg.primary_key),
+        tracked=tracked,
+        eff_from=cfg.effective_from_column,
+        eff_to=cfg.effective_to_column,
+        current=cfg.is_current_column,
+        deleted=deleted,
+    )
 
 
-def _validity(batch: pa.Table, cfg: LoadConfig, load_time: datetime) -> pa.Array:
+def _validity(batch: pa.Table, cfg: LoadConfig, as_of: datetime) -> pa.Array:
     if cfg.validity_column is None:
-        return pa.repeat(pa.scalar(load_time, TS), batch.num_rows)
+        return pa.repeat(pa.scalar(as_of, TS), batch.num_rows)
     column = batch.column(cfg.validity_column).combine_chunks()
     name = cfg.validity_column
     if column.null_count:
@@ -145,72 +172,114 @@ def _aware(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+def _check_target(target: pa.Schema, cols: _Cols, table_uri: str) -> None:
+    needed = [cols.eff_from, cols.eff_to, cols.current]
+    missing_scd = [c for c in needed if c not in target.names]
+    if missing_scd:
+        raise LoadError(
+            f"{table_uri} has no column(s) {', '.join(map(repr, missing_scd))}: it is not "
+            "an SCD2 table with these column names"
+        )
+    missing_keys = [k for k in cols.keys if k not in target.names]
+    if missing_keys:
+        raise LoadError(
+            f"{table_uri} has no primary key column(s) {', '.join(map(repr, missing_keys))}"
+        )
+
+
 def apply_scd2(
     table_uri: str,
     batch: pa.Table,
     cfg: LoadConfig,
     *,
-    load_time: datetime,
+    as_of: datetime,
     commit_properties: deltalake.CommitProperties | None = None,
     storage_options: dict[str, str] | None = None,
     table: deltalake.DeltaTable | None = OPEN_LATEST,
     create_empty: bool = False,
-) -> int | None:
-    """Apply one batch as SCD2 to the Delta table; return the new version, or None.
+    audit: Mapping[str, Any] | None = None,
+) -> Scd2Outcome:
+    """Apply one file's rows as SCD2 to the Delta table, as of its snapshot instant.
 
     Exactly one commit (carrying ``commit_properties``) when something changed, none
     otherwise. Every error is raised before the commit, so the table is untouched.
     `table` is the snapshot to plan and commit against (None: there is no table yet),
     so a commit made by someone else since is a conflict, not silently built upon.
-    With `create_empty`, a batch that changes nothing while there is no table yet still
-    creates it, empty, in one commit (the loader's markers then name the file in the log).
+    With `create_empty`, a file that changes nothing while there is no table yet still
+    creates it, empty, in one commit (the loader's markers then record the file).
+    `audit` gives the audit columns of deletion versions (new_record), which copy their
+    other columns from the version they end.
     """
-    from deltalake import write_deltalake
-
-    load_time = _aware(load_time)
+    as_of = _aware(as_of)
     dt = open_table(table_uri, storage_options) if table is OPEN_LATEST else table
     # one dataset for the schema and every read: building it lists the snapshot's files
     dataset = snapshot_dataset(dt) if dt is not None else None
     target = dataset.schema if dataset is not None else None
     cols = _columns(batch, cfg, table_uri)
     if target is not None:
-        missing_scd = [
-            c for c in (cols.eff_from, cols.eff_to, cols.current) if c not in target.names
-        ]
-        if missing_scd:
-            raise LoadError(
-                f"{table_uri} has no column(s) {', '.join(map(repr, missing_scd))}: it is not "
-                "an SCD2 table with these column names"
-            )
-        missing_keys = [k for k in cols.keys if k not in target.names]
-        if missing_keys:
-            raise LoadError(
-                f"{table_uri} has no primary key column(s) {', '.join(map(repr, missing_keys))}"
-            )
-    batch, _new = conform_batch(batch, target, table_uri)
-    validity = _validity(batch, cfg, load_time)
-
-    plan = _plan(dataset, batch, validity, cols, cfg, load_time, table_uri)
-    if plan is None and not (create_empty and dt is None):
-        return None
-    inserts, closes = plan if plan is not None else (_NO_INSERTS, None)
-
+        _check_target(target, cols, table_uri)
+    batch, new_columns = conform_batch(batch, target, table_uri)
+    validity = _validity(batch, cfg, as_of)
+    plan = _Planner(dataset, batch, validity, cols, cfg, as_of, table_uri).run()
+    changes = plan.inserts.num_rows + plan.closes.num_rows + plan.deletions.num_rows
+    if not changes and not (create_empty and dt is None):
+        return Scd2Outcome(None, plan.late)
     if dt is None:
-        data = _insert_rows(batch, validity, inserts, cols, None)
-        write_deltalake(
-            table_uri,
-            data,
-            mode="error",  # created meanwhile by someone else: fail, do not add to it
-            commit_properties=commit_properties,
-            storage_options=storage_options,
-        )
-        created = open_table(table_uri, storage_options)
-        assert created is not None
-        return int(created.version())
+        version = _create(table_uri, batch, plan, cols, storage_options, commit_properties)
+    else:
+        assert dataset is not None and target is not None
+        rows = _new_rows(batch, dataset, plan, cols, target, audit)
+        version = _merge(dt, rows, plan, cols, bool(new_columns), commit_properties)
+    return Scd2Outcome(version, plan.late, plan.inserts.num_rows, plan.closes.num_rows)
 
-    assert target is not None
-    new_rows = _insert_rows(batch, validity, inserts, cols, target)
-    close_rows = _close_rows(closes, new_rows.schema, cols)
+
+def _create(
+    table_uri: str,
+    batch: pa.Table,
+    plan: _Plan,
+    cols: _Cols,
+    storage_options: dict[str, str] | None,
+    commit_properties: Any,
+) -> int:
+    from deltalake import write_deltalake
+
+    data = _insert_rows(batch, plan.inserts, cols, None)
+    write_deltalake(
+        table_uri,
+        data,
+        mode="error",  # created meanwhile by someone else: fail, do not add to it
+        commit_properties=commit_properties,
+        storage_options=storage_options,
+    )
+    created = open_table(table_uri, storage_options)
+    assert created is not None
+    return int(created.version())
+
+
+def _new_rows(
+    batch: pa.Table,
+    dataset: pa.dataset.Dataset,
+    plan: _Plan,
+    cols: _Cols,
+    target: pa.Schema,
+    audit: Mapping[str, Any] | None,
+) -> pa.Table:
+    rows = _insert_rows(batch, plan.inserts, cols, target)
+    if plan.deletions.num_rows:
+        deletions = _deletion_rows(dataset, plan.deletions, cols, rows.schema, audit)
+        rows = pa.concat_tables([rows, deletions])
+    return rows
+
+
+def _merge(
+    dt: Any,
+    new_rows: pa.Table,
+    plan: _Plan,
+    cols: _Cols,
+    new_columns: bool,
+    commit_properties: Any,
+) -> int:
+    close_rows = _close_rows(plan.closes, new_rows.schema, cols)
     # The join runs on merge-key columns: a close row carries its key there, a new version
     # NULL, which joins nothing. Joined on the key itself, every new version of a changed
     # key would meet that key's current row, only for a source-side filter to drop the
@@ -232,7 +301,7 @@ def apply_scd2(
             predicate=f"{on} AND t.{dq(cols.current)} = true",
             source_alias="s",
             target_alias="t",
-            merge_schema=bool(_new),  # with an explicit insert, only the columns it names
+            merge_schema=new_columns,  # with an explicit insert, only the columns it names
             commit_properties=commit_properties,
         )
         .when_matched_update(
@@ -245,19 +314,15 @@ def apply_scd2(
 
 
 def _insert_rows(
-    batch: pa.Table,
-    validity: pa.Array,
-    inserts: pa.Table,
-    cols: _Cols,
-    target: pa.Schema | None,
+    batch: pa.Table, inserts: pa.Table, cols: _Cols, target: pa.Schema | None
 ) -> pa.Table:
-    """The new versions: batch rows by id, plus effective_from/to and is_current."""
+    """The new versions: file rows by id, plus effective_from/to, is_current (is_deleted)."""
     rids = inserts.column("rid")
     rows = batch.take(rids)
     n = rows.num_rows
     data: dict[str, pa.ChunkedArray | pa.Array] = {}
     fields: list[pa.Field] = []
-    scd = {cols.eff_from, cols.eff_to, cols.current}
+    scd = {cols.eff_from, cols.eff_to, cols.current, cols.deleted}
     if target is not None:
         for field in target:
             if field.name in scd:
@@ -271,17 +336,49 @@ def _insert_rows(
         if field.name not in data:
             data[field.name] = rows.column(field.name)
             fields.append(field.with_nullable(True))
-    data[cols.eff_from] = validity.take(rids)
+    data[cols.eff_from] = inserts.column("eff_from").cast(TS)
     data[cols.eff_to] = inserts.column("eff_to").cast(TS)
     data[cols.current] = inserts.column("is_cur")
     fields += [pa.field(cols.eff_from, TS), pa.field(cols.eff_to, TS)]
     fields.append(pa.field(cols.current, pa.bool_()))
+    if cols.deleted:
+        data[cols.deleted] = pa.repeat(pa.scalar(False), n)
+        fields.append(pa.field(cols.deleted, pa.bool_()))
     if target is not None:  # keep the table's column order
         order = [f.name for f in target] + [f.name for f in fields if f.name not in target.names]
         by_name = {f.name: f for f in fields}
         fields = [by_name[name] for name in order]
     schema = pa.schema(fields)
     return pa.table([data[f.name] for f in schema], schema=schema)
+
+
+def _deletion_rows(
+    dataset: pa.dataset.Dataset,
+    deletions: pa.Table,
+    cols: _Cols,
+    schema: pa.Schema,
+    audit: Mapping[str, Any] | None,
+) -> pa.Table:
+    """Deletion versions: a copy of each ended current version, current and deleted."""
+    assert cols.deleted is not None
+    current = read_snapshot(dataset, None, pc.field(cols.current) == True)  # noqa: E712
+    ended = current.take(deletions.column("crid"))
+    n = ended.num_rows
+    arrays = []
+    for field in schema:
+        if field.name == cols.eff_from:
+            arrays.append(deletions.column("at").cast(TS))
+        elif field.name == cols.eff_to:
+            arrays.append(pa.nulls(n, TS))
+        elif field.name == cols.current or field.name == cols.deleted:
+            arrays.append(pa.repeat(pa.scalar(True), n))
+        elif audit is not None and field.name in audit:
+            arrays.append(pa.repeat(pa.scalar(audit[field.name], field.type), n))
+        elif field.name in ended.column_names:
+            arrays.append(ended.column(field.name).cast(field.type))
+        else:
+            arrays.append(pa.nulls(n, field.type))
+    return pa.table(arrays, schema=schema)
 
 
 def _close_rows(closes: pa.Table, schema: pa.Schema, cols: _Cols) -> pa.Table:
@@ -298,224 +395,288 @@ def _close_rows(closes: pa.Table, schema: pa.Schema, cols: _Cols) -> pa.Table:
     return pa.table(arrays, schema=schema)
 
 
-def _plan(
-    snapshot: pa.dataset.Dataset | None,
-    batch: pa.Table,
-    validity: pa.Array,
-    cols: _Cols,
-    cfg: LoadConfig,
-    load_time: datetime,
-    table_uri: str,
-) -> tuple[pa.Table, pa.Table] | None:
-    """(new versions: rid, eff_to, is_cur; closes: key columns, close_at) or None."""
-    nk, nt = len(cols.keys), len(cols.tracked)
-    K = [f"k{i}" for i in range(nk)]
-    C = [f"c{i}" for i in range(nt)]
-    # narrow batch: k*, c*, v, rid
-    narrow = pa.table(
-        [batch.column(k) for k in cols.keys]
-        + [batch.column(c) for c in cols.tracked]
-        + [validity, row_ids(batch.num_rows)],
-        names=[*K, *C, "v", "rid"],
-    )
-    target_names = set(snapshot.schema.names) if snapshot is not None else set()
-    cur_names = [f"c{k}" for k in K] + [f"c{c}" for c in C] + ["cf"]
+class _Planner:
+    """Decides, in DuckDB, the new versions, the closes and the deletions of one file."""
 
-    def current_rows() -> pa.Table:
-        """The target's current rows: ck*, cc*, cf, crid."""
-        if snapshot is None:
-            cur = pa.table(
-                [pa.array([], batch.schema.field(k).type) for k in cols.keys]
-                + [pa.array([], batch.schema.field(c).type) for c in cols.tracked]
-                + [pa.array([], TS)],
-                names=cur_names,
-            )
-            return cur.append_column("crid", row_ids(0))
-        wanted = [*cols.keys, *[c for c in cols.tracked if c in target_names], cols.eff_from]
-        snap = read_snapshot(snapshot, wanted, pc.field(cols.current) == True)  # noqa: E712
+    def __init__(
+        self,
+        snapshot: pa.dataset.Dataset | None,
+        batch: pa.Table,
+        validity: pa.Array,
+        cols: _Cols,
+        cfg: LoadConfig,
+        as_of: datetime,
+        table_uri: str,
+    ) -> None:
+        self.snapshot = snapshot
+        self.batch = batch
+        self.validity = validity
+        self.cols = cols
+        self.cfg = cfg
+        self.as_of = as_of
+        self.table_uri = table_uri
+        self.K = [f"k{i}" for i in range(len(cols.keys))]
+        self.C = [f"c{i}" for i in range(len(cols.tracked))]
+        self.kl = ", ".join(self.K)
+        self.on = " AND ".join(f"b.{k} = c.c{k}" for k in self.K)
+        self.target_names = set(snapshot.schema.names) if snapshot is not None else set()
+        self.source = "nb"
+
+    # -- inputs --------------------------------------------------------------------
+
+    def _narrow(self) -> pa.Table:
+        """The file's rows: k*, c*, v, rid."""
+        batch, cols = self.batch, self.cols
+        return pa.table(
+            [batch.column(k) for k in cols.keys]
+            + [batch.column(c) for c in cols.tracked]
+            + [self.validity, row_ids(batch.num_rows)],
+            names=[*self.K, *self.C, "v", "rid"],
+        )
+
+    def _column(self, snap: pa.Table, name: str, like: str) -> pa.Array:
+        t = self.batch.schema.field(like).type
+        if name in snap.column_names:
+            return snap.column(name).cast(t)
+        return pa.nulls(snap.num_rows, t)
+
+    def _current_rows(self) -> pa.Table:
+        """The table's current rows: ck*, cc*, cf, cdel, crid (in snapshot order)."""
+        cols = self.cols
+        names = [f"c{k}" for k in self.K] + [f"c{c}" for c in self.C] + ["cf", "cdel"]
+        if self.snapshot is None:
+            empty = [pa.array([], self.batch.schema.field(k).type) for k in cols.keys]
+            empty += [pa.array([], self.batch.schema.field(c).type) for c in cols.tracked]
+            empty += [pa.array([], TS), pa.array([], pa.bool_())]
+            return pa.table(empty, names=names).append_column("crid", row_ids(0))
+        deleted = cols.deleted if cols.deleted in self.target_names else None
+        wanted = [*cols.keys, *[c for c in cols.tracked if c in self.target_names]]
+        wanted += [cols.eff_from, *([deleted] if deleted else [])]
+        snap = read_snapshot(self.snapshot, wanted, pc.field(cols.current) == True)  # noqa: E712
         m = snap.num_rows
-        arrays = [snap.column(k).cast(batch.schema.field(k).type) for k in cols.keys]
-        for c in cols.tracked:
-            t = batch.schema.field(c).type
-            arrays.append(snap.column(c).cast(t) if c in target_names else pa.nulls(m, t))
+        arrays = [snap.column(k).cast(self.batch.schema.field(k).type) for k in cols.keys]
+        arrays += [self._column(snap, c, c) for c in cols.tracked]
         arrays.append(snap.column(cols.eff_from).cast(TS))
-        return pa.table(arrays, names=cur_names).append_column("crid", row_ids(m))
+        flag = snap.column(deleted) if deleted else pa.repeat(pa.scalar(False), m)
+        arrays.append(pc.fill_null(flag, False))
+        return pa.table(arrays, names=names).append_column("crid", row_ids(m))
 
-    kl = ", ".join(K)
-    on = " AND ".join(f"b.{k} = c.c{k}" for k in K)
-    same_cur = null_safe_equal([f"b.{c}" for c in C], [f"c.c{c}" for c in C])
+    # -- classification --------------------------------------------------------------
 
-    def classify(con: duckdb.DuckDBPyConnection, chained: bool, source: str) -> None:
-        """Join the batch with the current rows; table j: the rows left to decide.
+    def _classify(self, con: duckdb.DuckDBPyConnection, chained: bool) -> None:
+        """Join the file with the current rows; table j: the rows left to decide.
 
         kind: KNOWN already in the table, CHAIN newer than the current version, NEW key
-        without a current version, OLD older than the current version, LATE rejected.
-        With one row per key, a row equal to the current version is KNOWN at once; in a
-        chain it may not be (B, then back to A), so the chain step decides. KNOWN rows
-        are not kept: nothing after this needs them.
+        without a live current version (a deletion version counts as none), OLD older
+        than the current version, SILENT same validity as the current version with other
+        values, LATE refused. With one row per key, a row equal to the current version
+        is KNOWN at once; in a chain it may not be (B, then back to A), so the chain step
+        decides. KNOWN rows are not kept: nothing after this needs them.
         """
+        same_cur = null_safe_equal([f"b.{c}" for c in self.C], [f"c.c{c}" for c in self.C])
         known_now = "same_cur" if not chained else "FALSE"
-        tracked = f", {', '.join(C)}" if chained and C else ""
+        silent = SILENT if self.cfg.validity_column else LATE
+        tracked = f", {', '.join(self.C)}" if chained and self.C else ""
         con.execute("DROP TABLE IF EXISTS j")
         con.execute(
-            f"CREATE TEMP TABLE j AS SELECT rid, v, cf, crid, has_cur, same_cur, CASE "
+            f"CREATE TEMP TABLE j AS SELECT rid, v, cf, crid, has_cur, cdel, same_cur, CASE "
             f"WHEN has_cur AND v > cf THEN CASE WHEN {known_now} THEN {KNOWN} ELSE {CHAIN} END "
-            f"WHEN has_cur AND v = cf THEN CASE WHEN same_cur THEN {KNOWN} ELSE {LATE} END "
-            f"WHEN has_cur THEN {OLD} ELSE {NEW} END AS kind, {kl}{tracked} FROM ("
-            f"SELECT b.*, c.cf, c.crid, c.crid IS NOT NULL AS has_cur, "
-            f"({same_cur}) AS same_cur FROM {source} b LEFT JOIN cur c ON {on}) "
+            f"WHEN has_cur AND v = cf THEN CASE WHEN same_cur THEN {KNOWN} ELSE {silent} END "
+            f"WHEN has_cur THEN {OLD} ELSE {NEW} END AS kind, {self.kl}{tracked} FROM ("
+            f"SELECT b.*, c.cf, c.crid, c.crid IS NOT NULL AND NOT c.cdel AS has_cur, "
+            f"coalesce(c.cdel, FALSE) AS cdel, "
+            f"c.crid IS NOT NULL AND NOT c.cdel AND ({same_cur}) AS same_cur "
+            f"FROM {self.source} b LEFT JOIN cur c ON {self.on}) "
             f"WHERE kind <> {KNOWN}"  # typically most rows: keep only the rest
         )
 
-    with duck() as con:
-        con.register("nb", narrow)
-        cur = current_rows()
-        con.register("cur", cur)
-        source = "nb"
-        classify(con, chained=False, source=source)
-        # ---- several rows of one key in the batch? Only keys of rows left to decide
-        # matter: a key whose rows are all KNOWN has every row equal to its current
-        # version, which the plain path gets right. So the batch is probed against those
-        # keys (typically the changed ones) instead of grouping every batch row by key.
-        # Each such key has one batch row exactly when the probe finds as many batch rows
-        # as there are distinct keys.
-        jk = f"(SELECT DISTINCT {kl} FROM j) d"
-        semi = " AND ".join(f"b.{k} = d.{k}" for k in K)
-        chained = bool(
+    def _has_chains(self, con: duckdb.DuckDBPyConnection) -> bool:
+        """Several rows of one key in the file? Only keys of rows left to decide matter:
+        a key whose rows are all KNOWN has every row equal to its current version. So the
+        file is probed against those keys instead of grouping every row by key."""
+        jk = f"(SELECT DISTINCT {self.kl} FROM j) d"
+        semi = " AND ".join(f"b.{k} = d.{k}" for k in self.K)
+        return bool(
             scalar(
                 con,
                 f"SELECT (SELECT count(*) FROM nb b SEMI JOIN {jk} ON {semi}) "
                 f"- (SELECT count(*) FROM {jk})",
             )
         )
-        if chained:
-            dups = scalar(
-                con, f"SELECT count(*) FROM (SELECT 1 FROM nb GROUP BY {kl}, v HAVING count(*) > 1)"
-            )
-            if dups:
-                group = ", ".join([*K, *C, "v"])
-                con.execute(
-                    f"CREATE TEMP TABLE b1 AS SELECT * FROM nb WHERE rid IN "
-                    f"(SELECT max(rid) FROM nb GROUP BY {group})"
-                )
-                source = "b1"
-                bad = scalar(
-                    con,
-                    f"SELECT count(*) FROM (SELECT 1 FROM b1 GROUP BY {kl}, v HAVING count(*) > 1)",
-                )
-                if bad:
-                    example = describe_key(
-                        con,
-                        f"SELECT {kl}, v FROM b1 GROUP BY {kl}, v HAVING count(*) > 1 "
-                        f"ORDER BY ALL LIMIT 1",
-                    )
-                    raise LoadError(
-                        f"ambiguous order: {bad} key(s) appear more than once in the file with "
-                        f"the same validity and different tracked values (first: key and "
-                        f"validity {example}); {table_uri} is untouched"
-                    )
-            classify(con, chained=True, source=source)
-        settle, late = con.execute(
-            f"SELECT count(*) FILTER (WHERE kind IN ({OLD}, {NEW})), "
-            f"count(*) FILTER (WHERE kind = {LATE}) FROM j"
-        ).fetchall()[0]
-        if snapshot is not None and settle:
-            _history(con, snapshot, batch, cols, K, C, target_names, source)
-            late = scalar(con, f"SELECT count(*) FROM j WHERE kind = {LATE}")
-        if late and cfg.late_rows == "reject":
+
+    def _collapse_duplicates(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Identical duplicates collapse; same key and validity, other values: refused."""
+        kl = self.kl
+        dups = scalar(
+            con, f"SELECT count(*) FROM (SELECT 1 FROM nb GROUP BY {kl}, v HAVING count(*) > 1)"
+        )
+        if not dups:
+            return
+        group = ", ".join([*self.K, *self.C, "v"])
+        con.execute(
+            f"CREATE TEMP TABLE b1 AS SELECT * FROM nb WHERE rid IN "
+            f"(SELECT max(rid) FROM nb GROUP BY {group})"
+        )
+        self.source = "b1"
+        bad = scalar(
+            con, f"SELECT count(*) FROM (SELECT 1 FROM b1 GROUP BY {kl}, v HAVING count(*) > 1)"
+        )
+        if bad:
             example = describe_key(
                 con,
-                f"SELECT {', '.join(f'b.{k}' for k in K)}, j.v, j.cf FROM j "
-                f"JOIN {source} b USING (rid) WHERE kind = {LATE} ORDER BY ALL",
+                f"SELECT {kl}, v FROM b1 GROUP BY {kl}, v HAVING count(*) > 1 ORDER BY ALL LIMIT 1",
             )
             raise LoadError(
-                f"{late} late row(s): not newer than the version already in {table_uri} "
-                f"(first: key, validity, current version's start = {example}); "
-                f"set `late_rows: skip` to drop them; the table is untouched"
+                f"ambiguous order: {bad} key(s) appear more than once in the file with the "
+                f"same validity and different tracked values (first: key and validity "
+                f"{example}); {self.table_uri} is untouched"
             )
-        # ---- chain the remaining rows per key
-        if chained:
-            prev = null_safe_equal(C, [f"p{c}" for c in C])
-            lag = ", ".join(f"lag({c}) OVER w AS p{c}" for c in C) or "NULL AS p_"
-            con.execute(
-                f"CREATE TEMP TABLE kept AS SELECT rid, v, crid, has_cur, {kl} FROM ("
-                f"SELECT j.*, row_number() OVER w AS rn, {lag} FROM j "
-                f"WHERE kind IN ({CHAIN}, {NEW}) WINDOW w AS (PARTITION BY {kl} ORDER BY v)) "
-                f"WHERE NOT (CASE WHEN rn = 1 THEN has_cur AND same_cur ELSE {prev} END)"
+
+    def _settle_silent(self, con: duckdb.DuckDBPyConnection) -> None:
+        """A silent change becomes a version from `as_of`, unless a newer row of the same
+        key in the file supersedes it, or `as_of` is not after the current version."""
+        same_key = " AND ".join(f"x.{k} = j.{k}" for k in self.K)
+        con.execute(
+            f"DELETE FROM j WHERE kind = {SILENT} AND EXISTS "
+            f"(SELECT 1 FROM j AS x WHERE x.kind = {CHAIN} AND {same_key})"
+        )
+        con.execute(
+            f"UPDATE j SET kind = CASE WHEN $1::TIMESTAMPTZ > cf THEN {CHAIN} ELSE {LATE} END, "
+            f"v = CASE WHEN $1::TIMESTAMPTZ > cf THEN $1::TIMESTAMPTZ ELSE v END "
+            f"WHERE kind = {SILENT}",
+            [self.as_of],
+        )
+
+    def _settle_history(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Rows not newer than the key's current version, against its closed versions.
+
+        OLD rows are KNOWN when the version valid at their validity has the same values,
+        else LATE. NEW rows of a key that has only closed versions (deleted, or never
+        current) come back: from their validity when that is at or after the key's last
+        close, else from `as_of`.
+        """
+        cols, K, C = self.cols, self.K, self.C
+        assert self.snapshot is not None
+        wanted = [*cols.keys, *[c for c in cols.tracked if c in self.target_names]]
+        wanted += [cols.eff_from, cols.eff_to]
+        snap = read_snapshot(self.snapshot, wanted, pc.field(cols.current) == False)  # noqa: E712
+        arrays = [snap.column(k).cast(self.batch.schema.field(k).type) for k in cols.keys]
+        arrays += [self._column(snap, c, c) for c in cols.tracked]
+        arrays += [snap.column(cols.eff_from).cast(TS), snap.column(cols.eff_to).cast(TS)]
+        hist = pa.table(arrays, names=[*[f"h{k}" for k in K], *[f"h{c}" for c in C], "hf", "ht"])
+        con.register("hist", hist)
+        on = " AND ".join(f"b.{k} = h.h{k}" for k in K)
+        same = null_safe_equal([f"b.{c}" for c in C], [f"h.h{c}" for c in C])
+        con.execute(
+            f"CREATE TEMP TABLE settled AS SELECT b.rid, j.kind, j.v, "
+            f"bool_or(h.hf <= j.v AND j.v < h.ht AND {same}) AS known, "
+            f"max(h.ht) AS last_close "
+            f"FROM j JOIN {self.source} b USING (rid) LEFT JOIN hist h ON {on} "
+            f"WHERE j.kind IN ({OLD}, {NEW}) GROUP BY b.rid, j.kind, j.v"
+        )
+        con.execute(
+            "UPDATE j SET kind = CASE "
+            f"WHEN s.kind = {NEW} THEN {NEW} WHEN s.known THEN {KNOWN} ELSE {LATE} END, "
+            f"v = CASE WHEN s.kind = {NEW} AND s.last_close IS NOT NULL AND s.v < s.last_close "
+            "THEN greatest($1::TIMESTAMPTZ, s.last_close) ELSE j.v END "
+            "FROM settled s WHERE j.rid = s.rid",
+            [self.as_of],
+        )
+        # several old rows of a returning key moved to the same instant: the newest stays
+        same_key = " AND ".join(f"x.{k} = j.{k}" for k in K)
+        con.execute(
+            f"DELETE FROM j WHERE kind = {NEW} AND EXISTS (SELECT 1 FROM j AS x WHERE "
+            f"x.kind = {NEW} AND {same_key} AND x.v = j.v AND x.rid > j.rid)"
+        )
+
+    def _count_late(self, con: duckdb.DuckDBPyConnection) -> int:
+        late = int(scalar(con, f"SELECT count(*) FROM j WHERE kind = {LATE}") or 0)
+        if late and self.cfg.late_rows == "reject":
+            example = describe_key(
+                con,
+                f"SELECT {', '.join(f'b.{k}' for k in self.K)}, j.v, j.cf FROM j "
+                f"JOIN {self.source} b USING (rid) WHERE kind = {LATE} ORDER BY ALL",
             )
-            inserts = con.sql(
-                f"SELECT rid, lead(v) OVER w AS eff_to, lead(v) OVER w IS NULL AS is_cur "
-                f"FROM kept WINDOW w AS (PARTITION BY {kl} ORDER BY v) ORDER BY rid"
-            ).to_arrow_table()
-            close_sql = "SELECT crid, min(v) AS close_at FROM kept WHERE has_cur GROUP BY crid"
-        else:
-            # in row order: take() then reads the batch front to back (~2x faster)
-            inserts = con.sql(
-                f"SELECT rid, NULL::TIMESTAMPTZ AS eff_to, TRUE AS is_cur FROM j "
-                f"WHERE kind IN ({CHAIN}, {NEW}) ORDER BY rid"
-            ).to_arrow_table()
-            close_sql = f"SELECT crid, v AS close_at FROM j WHERE kind = {CHAIN}"
-        if cfg.hard_deletes == "close" and snapshot is not None:
-            at = load_time
-            if cfg.validity_column is not None and batch.num_rows:
-                at = pc.max(validity).as_py()
-            con.execute("CREATE TEMP TABLE del_at AS SELECT $1::TIMESTAMPTZ AS del_time", [at])
-            close_sql += (
-                f" UNION ALL SELECT crid, greatest(cf, (SELECT del_time FROM del_at)) FROM cur c "
-                f"WHERE NOT EXISTS (SELECT 1 FROM nb b WHERE {on})"
+            raise LoadError(
+                f"{late} late row(s): older than the version already in {self.table_uri} "
+                f"and not in its history (first: key, validity, current version's start = "
+                f"{example}); `late_rows: skip` drops and counts them; the table is untouched"
             )
-        closes = con.sql(f"{close_sql} ORDER BY crid").to_arrow_table()
-    if inserts.num_rows == 0 and closes.num_rows == 0:
-        return None
-    close_keys = cur.select([f"c{k}" for k in K]).take(closes.column("crid"))
-    close_table = pa.table(
-        [close_keys.column(f"c{k}") for k in K] + [closes.column("close_at")],
-        names=[*cols.keys, "close_at"],
-    )
-    return inserts, close_table
+        return late
 
+    # -- versions ----------------------------------------------------------------------
 
-def _history(
-    con: duckdb.DuckDBPyConnection,
-    snapshot: pa.dataset.Dataset,
-    batch: pa.Table,
-    cols: _Cols,
-    K: list[str],
-    C: list[str],
-    target_names: set[str],
-    source: str,
-) -> None:
-    """Settle rows that are not newer than the current version, against closed versions.
+    def _chain(self, con: duckdb.DuckDBPyConnection) -> tuple[pa.Table, str]:
+        """Several rows per key: each a version until the next; equal neighbours merge."""
+        C, kl = self.C, self.kl
+        prev = null_safe_equal(C, [f"p{c}" for c in C])
+        lag = ", ".join(f"lag({c}) OVER w AS p{c}" for c in C) or "NULL AS p_"
+        con.execute(
+            f"CREATE TEMP TABLE kept AS SELECT rid, v, crid, has_cur, cdel, {kl} FROM ("
+            f"SELECT j.*, row_number() OVER w AS rn, {lag} FROM j "
+            f"WHERE kind IN ({CHAIN}, {NEW}) WINDOW w AS (PARTITION BY {kl} ORDER BY v)) "
+            f"WHERE NOT (CASE WHEN rn = 1 THEN has_cur AND same_cur ELSE {prev} END)"
+        )
+        inserts = con.sql(
+            f"SELECT rid, v AS eff_from, lead(v) OVER w AS eff_to, lead(v) OVER w IS NULL "
+            f"AS is_cur FROM kept WINDOW w AS (PARTITION BY {kl} ORDER BY v) ORDER BY rid"
+        ).to_arrow_table()
+        closes = "SELECT crid, min(v) AS close_at FROM kept WHERE has_cur OR cdel GROUP BY crid"
+        return inserts, closes
 
-    'old' rows (older than the key's current version) and 'new' rows of keys that have
-    only closed versions: known when the version valid at the row's validity has the
-    same tracked values, late otherwise; a 'new' row at or after the key's last close
-    stays new (the key reappears).
-    """
-    wanted = [*cols.keys, *[c for c in cols.tracked if c in target_names]]
-    wanted += [cols.eff_from, cols.eff_to]
-    snap = read_snapshot(snapshot, wanted, pc.field(cols.current) == False)  # noqa: E712
-    m = snap.num_rows
-    arrays = [snap.column(k).cast(batch.schema.field(k).type) for k in cols.keys]
-    for c in cols.tracked:
-        t = batch.schema.field(c).type
-        arrays.append(snap.column(c).cast(t) if c in target_names else pa.nulls(m, t))
-    arrays += [snap.column(cols.eff_from).cast(TS), snap.column(cols.eff_to).cast(TS)]
-    hist = pa.table(arrays, names=[*[f"h{k}" for k in K], *[f"h{c}" for c in C], "hf", "ht"])
-    con.register("hist", hist)
-    on = " AND ".join(f"b.{k} = h.h{k}" for k in K)
-    same = null_safe_equal([f"b.{c}" for c in C], [f"h.h{c}" for c in C])
-    # versions covering the row's validity, and each key's closed span
-    con.execute(
-        f"CREATE TEMP TABLE settled AS SELECT b.rid, j.kind, j.v, "
-        f"bool_or(h.hf <= j.v AND j.v < h.ht AND {same}) AS known, "
-        f"max(h.ht) AS last_close, count(h.hf) AS versions "
-        f"FROM j JOIN {source} b USING (rid) LEFT JOIN hist h ON {on} "
-        f"WHERE j.kind IN ({OLD}, {NEW}) GROUP BY b.rid, j.kind, j.v"
-    )
-    con.execute(
-        f"UPDATE j SET kind = CASE "
-        f"WHEN s.kind = {NEW} AND (s.versions = 0 OR s.v >= s.last_close) THEN {NEW} "
-        f"WHEN s.known THEN {KNOWN} ELSE {LATE} END "
-        f"FROM settled s WHERE j.rid = s.rid"
-    )
+    def _straight(self, con: duckdb.DuckDBPyConnection) -> tuple[pa.Table, str]:
+        """One row per key: each CHAIN or NEW row is the key's new current version."""
+        # in row order: take() then reads the file front to back (~2x faster)
+        inserts = con.sql(
+            f"SELECT rid, v AS eff_from, NULL::TIMESTAMPTZ AS eff_to, TRUE AS is_cur FROM j "
+            f"WHERE kind IN ({CHAIN}, {NEW}) ORDER BY rid"
+        ).to_arrow_table()
+        closes = (
+            f"SELECT crid, v AS close_at FROM j WHERE kind = {CHAIN} "
+            f"OR (kind = {NEW} AND cdel AND crid IS NOT NULL)"
+        )
+        return inserts, closes
+
+    def _absent(self, con: duckdb.DuckDBPyConnection, closes: str) -> tuple[str, pa.Table]:
+        """Hard deletes: live current versions whose key the file does not hold end at
+        `as_of` (new_record: a deletion version starts there)."""
+        empty = pa.table({"crid": pa.array([], pa.int64()), "at": pa.array([], TS)})
+        if self.cfg.hard_deletes == "ignore" or self.snapshot is None:
+            return closes, empty
+        con.execute(
+            "CREATE TEMP TABLE gone AS SELECT crid, greatest(cf, $1::TIMESTAMPTZ) AS gone_at "
+            f"FROM cur c WHERE NOT cdel AND NOT EXISTS (SELECT 1 FROM nb b WHERE {self.on})",
+            [self.as_of],
+        )
+        closes += " UNION ALL SELECT crid, gone_at FROM gone"
+        if self.cfg.hard_deletes != "new_record":
+            return closes, empty
+        return closes, con.sql(
+            "SELECT crid, gone_at AS at FROM gone ORDER BY crid"
+        ).to_arrow_table()
+
+    def run(self) -> _Plan:
+        """The plan of this file: new versions, closes, deletion versions, late rows."""
+        with duck() as con:
+            con.register("nb", self._narrow())
+            cur = self._current_rows()
+            con.register("cur", cur)
+            self._classify(con, chained=False)
+            chained = self._has_chains(con)
+            if chained:
+                self._collapse_duplicates(con)
+                self._classify(con, chained=True)
+            self._settle_silent(con)
+            settle = scalar(con, f"SELECT count(*) FROM j WHERE kind IN ({OLD}, {NEW})")
+            if self.snapshot is not None and settle:
+                self._settle_history(con)
+            late = self._count_late(con)
+            inserts, closes = self._chain(con) if chained else self._straight(con)
+            closes, deletions = self._absent(con, closes)
+            closing = con.sql(f"{closes} ORDER BY crid").to_arrow_table()
+        close_keys = cur.select([f"c{k}" for k in self.K]).take(closing.column("crid"))
+        close_table = pa.table(
+            [close_keys.column(f"c{k}") for k in self.K] + [closing.column("close_at")],
+            names=[*self.cols.keys, "close_at"],
+        )
+        return _Plan(inserts, close_table, deletions, late)

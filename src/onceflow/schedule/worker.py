@@ -29,7 +29,6 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 
 from onceflow.clock import now_iso
 from onceflow.config import Config
@@ -109,7 +108,7 @@ class Worker:
         *,
         until_idle: bool = False,
         max_jobs: int | None = None,
-        idle_check: Any = None,
+        idle_check: Callable[[], bool] | None = None,
     ) -> WorkerReport:
         """Claim and run jobs until `stop` is set (then finish the current ones), or with
         `until_idle` until nothing of its pipelines is queued or running (and
@@ -185,14 +184,14 @@ class Worker:
         except StateError as error:
             log.warning("worker %s: cannot requeue expired jobs: %s", self.worker_id, error)
 
-    def _idle(self, pipelines: list[str], idle_check: Any) -> bool:
+    def _idle(self, pipelines: list[str], idle_check: Callable[[], bool] | None) -> bool:
         # claimed jobs count as running: a killed worker's come back once their lease expires
         busy = sum(
             self.store.queue.length(pipeline=p, state=s)
             for p in pipelines
             for s in ("queued", "claimed")
         )
-        return busy == 0 and (idle_check is None or bool(idle_check()))
+        return busy == 0 and (idle_check is None or idle_check())
 
     def _heartbeat(self, done: threading.Event) -> None:
         while not done.wait(self.lease_seconds / 3):

@@ -191,6 +191,18 @@ class Extractions:
         with self.db.transaction() as tx:
             return int(tx.execute(sql, params).rowcount)
 
+    def unfinished(self, pipeline: str, table_key: str) -> list[ExtractionRecord]:
+        """A table's extractions of this pipeline that are not completed, oldest window
+        first: a failed, pending or running window the table's later loads wait for."""
+        with self.db.transaction() as tx:
+            rows = tx.execute(
+                "SELECT e.* FROM extractions e JOIN pipeline_runs r ON r.run_id = e.run_id "
+                "WHERE r.pipeline = ? AND e.table_key = ? AND e.status <> ? "
+                "ORDER BY e.window_start, e.run_id",
+                (pipeline, table_key, COMPLETED),
+            ).fetchall()
+        return rows_as(ExtractionRecord, rows)
+
     def counts(self, run_id: str) -> dict[str, int]:
         """How many extractions of the run are in each status."""
         with self.db.transaction() as tx:

@@ -1,6 +1,12 @@
-"""The file tracker: which source file is loaded into which Delta table, and how far it got.
+"""The file tracker: which lake file is loaded into which Delta table, and how far it got.
 
-A file moves pending -> processing -> completed | failed. The Delta log is the truth: the
+Rows are keyed by the table's location (its URI) and the file's identity (its path within
+the lake), never by an absolute file path or a table name alone: a moved project is the
+same lake, and two pipelines sharing one store never share a row unless they share a table.
+
+A file moves pending -> processing -> completed | failed; a completed file goes back to
+processing when its lake file changed or a replay re-applies it. `checksum` is the lake
+file's, `loaded_checksum` the one the table holds. The Delta table is the truth: the
 loader reconciles this index from it at start (see onceflow.load.loader), so the tracker
 being one step behind a commit (a kill between the two) never loads a file twice.
 
@@ -15,7 +21,7 @@ that owner's lock, so the guard above stops the owner should it come back to lif
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,9 +38,11 @@ FILE_STATUSES = (FILE_PENDING, FILE_PROCESSING, FILE_COMPLETED, FILE_FAILED)
 
 @dataclass(frozen=True)
 class FileEntry:
-    """A discovered file to track: where it is and what its sidecar says."""
+    """A discovered lake file to track."""
 
+    file_id: str
     file_path: str
+    window_start: str | None = None
     file_size: int | None = None
     modified_time: str | None = None
     checksum: str | None = None
@@ -42,14 +50,18 @@ class FileEntry:
 
 @dataclass(frozen=True)
 class FileRecord:
-    """One (target table, source file) row of the tracker."""
+    """One (table, lake file) row of the tracker."""
 
-    file_path: str
-    target_table: str
+    target_uri: str
+    file_id: str
+    pipeline: str
+    table_key: str
+    file_path: str | None
+    window_start: str | None
     file_size: int | None
     modified_time: str | None
     checksum: str | None
-    sequence: int | None
+    loaded_checksum: str | None
     status: str
     batch_id: str | None
     delta_version: int | None
@@ -58,6 +70,8 @@ class FileRecord:
     ended_at: str | None
     error: str | None
     retry_count: int
+    rows_loaded: int | None
+    rows_skipped: int | None
     created_at: str
     updated_at: str
 
@@ -73,233 +87,211 @@ class OrphanedFile:
 
 
 _GUARD = "EXISTS (SELECT 1 FROM locks WHERE locks.token = ?)"
+_KEY = "target_uri = ? AND file_id = ?"
+_ORDER = " ORDER BY target_uri, window_start, file_id"
+_REGISTER = (
+    "INSERT INTO load_files (target_uri, file_id, pipeline, table_key, file_path, "
+    "window_start, file_size, modified_time, checksum, status, retry_count, created_at, "
+    "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?) "
+    "ON CONFLICT (target_uri, file_id) DO UPDATE SET pipeline = excluded.pipeline, "
+    "table_key = excluded.table_key, file_path = excluded.file_path, "
+    "window_start = excluded.window_start, file_size = excluded.file_size, "
+    "modified_time = excluded.modified_time, checksum = excluded.checksum, "
+    # a file whose lake content changed gets a fresh retry budget
+    "retry_count = CASE WHEN COALESCE(load_files.checksum, '') <> COALESCE(excluded.checksum, '') "
+    "THEN 0 ELSE load_files.retry_count END, updated_at = excluded.updated_at"
+)
+_CLAIM = (
+    f"UPDATE load_files SET status = ?, owner_token = ?, started_at = ?, ended_at = NULL, "
+    f"updated_at = ? WHERE {_KEY} AND status <> ? AND {_GUARD}"
+)
+_FINISH = (
+    "UPDATE load_files SET {assignments}, ended_at = ?, owner_token = NULL, updated_at = ? "
+    f"WHERE {_KEY} AND status = ? AND owner_token = ? AND {_GUARD}"
+)
+_RECORD_LOADED = (
+    "INSERT INTO load_files (target_uri, file_id, pipeline, table_key, status, "
+    "loaded_checksum, checksum, delta_version, batch_id, ended_at, retry_count, created_at, "
+    "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?) "
+    "ON CONFLICT (target_uri, file_id) DO UPDATE SET status = excluded.status, "
+    "loaded_checksum = excluded.loaded_checksum, delta_version = excluded.delta_version, "
+    "batch_id = excluded.batch_id, owner_token = NULL, error = NULL, "
+    "ended_at = COALESCE(load_files.ended_at, excluded.ended_at), "
+    "updated_at = excluded.updated_at"
+)
+_RECORD_UNLOADED = (
+    f"UPDATE load_files SET status = ?, loaded_checksum = NULL, delta_version = NULL, "
+    f"owner_token = NULL, updated_at = ? WHERE {_KEY}"
+)
 
 
 class Files:
-    """The `files` table: the file tracker."""
+    """The `load_files` table: the file tracker."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
 
     def register(
-        self,
-        target: str,
-        entries: Sequence[FileEntry],
-        *,
-        known_sequences: Mapping[str, int] | None = None,
-        floor: int = 0,
-    ) -> list[FileRecord]:
-        """Add discovered files as pending, numbered in the given (window) order.
-
-        A file the Delta log already names keeps the sequence the log gave it; a new file
-        gets the next number above every sequence known to the tracker or to the log
-        (`floor` is the table's application-transaction version). Rows already present
-        keep their status; a file not yet loaded whose checksum changed (re-extracted)
-        gets its new size and checksum. Returns every record of `target` by sequence.
-        """
-        known = dict(known_sequences or {})
+        self, target: str, table_key: str, pipeline: str, entries: Sequence[FileEntry]
+    ) -> dict[str, FileRecord]:
+        """Record what the lake holds now (new files pending; others keep their status)
+        and return every record of `target` by file identity."""
         stamp = clock.now_iso()
         with self.db.transaction() as tx:
-            # sequence numbers of one target table are assigned one transaction at a time
-            self.db.serialize(tx, f"files:{target}")
-            rows = tx.execute("SELECT * FROM files WHERE target_table = ?", (target,)).fetchall()
-            existing = {r["file_path"]: r for r in rows}
-            top = max([floor, *known.values(), *(int(r["sequence"] or 0) for r in rows)], default=0)
-            for entry in entries:
-                path = entry.file_path
-                row = existing.get(path)
-                if row is None:
-                    if path in known:
-                        sequence = known[path]
-                    else:
-                        top += 1
-                        sequence = top
-                    tx.execute(
-                        "INSERT INTO files (file_path, target_table, file_size, modified_time, "
-                        "checksum, sequence, status, retry_count, created_at, updated_at) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?) "
-                        "ON CONFLICT (target_table, file_path) DO NOTHING",
-                        (
-                            path,
-                            target,
-                            entry.file_size,
-                            entry.modified_time,
-                            entry.checksum,
-                            sequence,
-                            FILE_PENDING,
-                            stamp,
-                            stamp,
-                        ),
+            tx.executemany(
+                _REGISTER,
+                [
+                    (
+                        target,
+                        e.file_id,
+                        pipeline,
+                        table_key,
+                        e.file_path,
+                        e.window_start,
+                        e.file_size,
+                        e.modified_time,
+                        e.checksum,
+                        FILE_PENDING,
+                        stamp,
+                        stamp,
                     )
-                elif row["status"] in (FILE_PENDING, FILE_FAILED) and (
-                    row["checksum"] != entry.checksum
-                ):
-                    tx.execute(
-                        "UPDATE files SET checksum = ?, file_size = ?, modified_time = ?, "
-                        "updated_at = ? WHERE target_table = ? AND file_path = ?",
-                        (
-                            entry.checksum,
-                            entry.file_size,
-                            entry.modified_time,
-                            stamp,
-                            target,
-                            path,
-                        ),
-                    )
-            out = tx.execute(
-                "SELECT * FROM files WHERE target_table = ? ORDER BY sequence, file_path",
-                (target,),
+                    for e in entries
+                ],
+            )
+            rows = tx.execute(
+                "SELECT * FROM load_files WHERE target_uri = ?" + _ORDER, (target,)
             ).fetchall()
-        return rows_as(FileRecord, out)
+        return {r.file_id: r for r in rows_as(FileRecord, rows)}
 
-    def find(self, target: str | None = None, status: str | None = None) -> list[FileRecord]:
-        """Tracker rows, optionally of one target table and/or one status, by sequence."""
-        sql = "SELECT * FROM files WHERE 1 = 1"
+    def find(
+        self,
+        target: str | None = None,
+        status: str | None = None,
+        *,
+        pipeline: str | None = None,
+    ) -> list[FileRecord]:
+        """Tracker rows, optionally of one table, one status and/or one pipeline."""
+        sql = "SELECT * FROM load_files WHERE 1 = 1"
         params: list[Any] = []
-        if target is not None:
-            sql += " AND target_table = ?"
-            params.append(target)
-        if status is not None:
-            sql += " AND status = ?"
-            params.append(status)
-        sql += " ORDER BY target_table, sequence, file_path"
+        for column, value in (("target_uri", target), ("status", status), ("pipeline", pipeline)):
+            if value is not None:
+                sql += f" AND {column} = ?"
+                params.append(value)
         with self.db.transaction() as tx:
-            return rows_as(FileRecord, tx.execute(sql, params).fetchall())
+            return rows_as(FileRecord, tx.execute(sql + _ORDER, params).fetchall())
 
-    def get(self, target: str, path: str) -> FileRecord | None:
+    def get(self, target: str, file_id: str) -> FileRecord | None:
         """One tracker row, or None."""
         with self.db.transaction() as tx:
-            row = tx.execute(
-                "SELECT * FROM files WHERE target_table = ? AND file_path = ?", (target, path)
-            ).fetchone()
+            row = tx.execute(f"SELECT * FROM load_files WHERE {_KEY}", (target, file_id)).fetchone()
         return record_from_row(FileRecord, row) if row else None
 
-    def claim(self, target: str, path: str, token: str) -> bool:
-        """pending/failed -> processing, owned by `token` (which must hold a lock)."""
+    def claim(self, target: str, file_id: str, token: str) -> bool:
+        """Any status but processing -> processing, owned by `token` (which must hold a lock)."""
         stamp = clock.now_iso()
         with self.db.transaction() as tx:
             n = tx.execute(
-                "UPDATE files SET status = ?, owner_token = ?, started_at = ?, ended_at = NULL, "
-                "updated_at = ? WHERE target_table = ? AND file_path = ? AND status IN (?, ?) "
-                f"AND {_GUARD}",
-                (
-                    FILE_PROCESSING,
-                    token,
-                    stamp,
-                    stamp,
-                    target,
-                    path,
-                    FILE_PENDING,
-                    FILE_FAILED,
-                    token,
-                ),
+                _CLAIM,
+                (FILE_PROCESSING, token, stamp, stamp, target, file_id, FILE_PROCESSING, token),
             ).rowcount
         return bool(n == 1)
 
     def complete(
         self,
         target: str,
-        path: str,
+        file_id: str,
         token: str,
         *,
+        checksum: str | None,
         delta_version: int | None,
         batch_id: str | None,
+        rows_loaded: int | None = None,
+        rows_skipped: int | None = None,
     ) -> bool:
-        """processing -> completed, only by the owner while its lock is held."""
+        """processing -> completed, the table now holding `checksum` (owner only)."""
         return self._finish_owned(
             target,
-            path,
+            file_id,
             token,
-            "status = ?, delta_version = ?, batch_id = ?, error = NULL",
-            (FILE_COMPLETED, delta_version, batch_id),
+            "status = ?, loaded_checksum = ?, delta_version = ?, batch_id = ?, error = NULL, "
+            "rows_loaded = ?, rows_skipped = ?",
+            (FILE_COMPLETED, checksum, delta_version, batch_id, rows_loaded, rows_skipped),
         )
 
-    def fail(self, target: str, path: str, token: str, error: str) -> bool:
-        """processing -> failed with the error, retry count + 1 (owner only)."""
+    def fail(self, target: str, file_id: str, token: str, error: str) -> bool:
+        """processing -> failed with the error, retry count + 1 (owner only).
+
+        A file that was loaded before keeps its `loaded_checksum`: the table still holds it.
+        """
         return self._finish_owned(
             target,
-            path,
+            file_id,
             token,
             "status = ?, error = ?, retry_count = retry_count + 1",
             (FILE_FAILED, error[:2000]),
         )
 
     def _finish_owned(
-        self, target: str, path: str, token: str, assignments: str, values: tuple[Any, ...]
+        self, target: str, file_id: str, token: str, assignments: str, values: tuple[Any, ...]
     ) -> bool:
         """End a `processing` file: only its owner, and only while the owner's lock holds."""
         stamp = clock.now_iso()
         with self.db.transaction() as tx:
             n = tx.execute(
-                f"UPDATE files SET {assignments}, ended_at = ?, owner_token = NULL, "
-                "updated_at = ? WHERE target_table = ? AND file_path = ? AND status = ? "
-                f"AND owner_token = ? AND {_GUARD}",
-                (*values, stamp, stamp, target, path, FILE_PROCESSING, token, token),
+                _FINISH.format(assignments=assignments),
+                (*values, stamp, stamp, target, file_id, FILE_PROCESSING, token, token),
             ).rowcount
         return bool(n == 1)
 
-    def record_committed(
+    def record_loaded(
         self,
         target: str,
-        path: str,
+        file_id: str,
         *,
+        pipeline: str,
+        table_key: str,
         checksum: str | None,
-        sequence: int | None,
         delta_version: int | None,
         batch_id: str | None,
     ) -> None:
-        """Mark a file completed because the Delta log says it is in (reconciliation)."""
+        """Mark a file completed because the Delta table says it holds it (reconciliation)."""
         stamp = clock.now_iso()
         with self.db.transaction() as tx:
-            n = tx.execute(
-                "UPDATE files SET status = ?, checksum = COALESCE(?, checksum), "
-                "sequence = COALESCE(?, sequence), delta_version = ?, batch_id = ?, "
-                "owner_token = NULL, error = NULL, ended_at = COALESCE(ended_at, ?), "
-                "updated_at = ? WHERE target_table = ? AND file_path = ?",
+            tx.execute(
+                _RECORD_LOADED,
                 (
+                    target,
+                    file_id,
+                    pipeline,
+                    table_key,
                     FILE_COMPLETED,
                     checksum,
-                    sequence,
+                    checksum,
                     delta_version,
                     batch_id,
                     stamp,
                     stamp,
-                    target,
-                    path,
+                    stamp,
                 ),
-            ).rowcount
-            if n == 0:
-                # Another process may insert the same row first (PostgreSQL, read
-                # committed): then its row stands, and it says the same thing.
-                tx.execute(
-                    "INSERT INTO files (file_path, target_table, checksum, sequence, status, "
-                    "batch_id, delta_version, ended_at, retry_count, created_at, updated_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?) "
-                    "ON CONFLICT (target_table, file_path) DO UPDATE SET status = excluded.status, "
-                    "delta_version = excluded.delta_version, batch_id = excluded.batch_id, "
-                    "updated_at = excluded.updated_at",
-                    (
-                        path,
-                        target,
-                        checksum,
-                        sequence,
-                        FILE_COMPLETED,
-                        batch_id,
-                        delta_version,
-                        stamp,
-                        stamp,
-                        stamp,
-                    ),
-                )
+            )
+
+    def record_unloaded(self, target: str, file_ids: Iterable[str]) -> int:
+        """Files the Delta table does not hold (any more) back to pending; returns how many."""
+        stamp = clock.now_iso()
+        with self.db.transaction() as tx:
+            return sum(
+                int(tx.execute(_RECORD_UNLOADED, (FILE_PENDING, stamp, target, f)).rowcount)
+                for f in file_ids
+            )
 
     def _orphans(self, tx: Tx, target: str | None) -> list[OrphanedFile]:
         """The orphaned `processing` rows (of one target, or all), read inside `tx`."""
-        sql = "SELECT * FROM files WHERE status = ?"
+        sql = "SELECT * FROM load_files WHERE status = ?"
         params: list[Any] = [FILE_PROCESSING]
         if target is not None:
-            sql += " AND target_table = ?"
+            sql += " AND target_uri = ?"
             params.append(target)
-        rows = tx.execute(sql + " ORDER BY target_table, sequence, file_path", params).fetchall()
+        rows = tx.execute(sql + _ORDER, params).fetchall()
         if not rows:
             return []
         # Lock rows are few (one per running loader), so one read beats a join: the stale
@@ -360,13 +352,13 @@ class Files:
                 # read committed, so a row may have moved since the select).
                 owner = "owner_token IS NULL" if rec.owner_token is None else "owner_token = ?"
                 n = tx.execute(
-                    "UPDATE files SET status = ?, owner_token = NULL, updated_at = ? "
-                    f"WHERE target_table = ? AND file_path = ? AND status = ? AND {owner}",
+                    "UPDATE load_files SET status = ?, owner_token = NULL, updated_at = ? "
+                    f"WHERE {_KEY} AND status = ? AND {owner}",
                     (
                         FILE_PENDING,
                         stamp,
-                        rec.target_table,
-                        rec.file_path,
+                        rec.target_uri,
+                        rec.file_id,
                         FILE_PROCESSING,
                         *(() if rec.owner_token is None else (rec.owner_token,)),
                     ),
@@ -375,46 +367,33 @@ class Files:
                     released.append(orphan)
         return released
 
-    def set_pending(self, target: str, paths: Iterable[str]) -> int:
-        """Put files back to pending (a tracker entry with no commit); returns how many."""
-        stamp = clock.now_iso()
-        n = 0
-        with self.db.transaction() as tx:
-            for path in paths:
-                n += tx.execute(
-                    "UPDATE files SET status = ?, delta_version = NULL, owner_token = NULL, "
-                    "updated_at = ? WHERE target_table = ? AND file_path = ?",
-                    (FILE_PENDING, stamp, target, path),
-                ).rowcount
-        return n
-
     def reset_failed(self, target: str | None = None) -> int:
         """Failed files back to pending with a fresh retry budget; returns how many."""
-        sql = "UPDATE files SET status = ?, retry_count = 0, error = NULL, updated_at = ? "
+        sql = "UPDATE load_files SET status = ?, retry_count = 0, error = NULL, updated_at = ? "
         sql += "WHERE status = ?"
         params: list[Any] = [FILE_PENDING, clock.now_iso(), FILE_FAILED]
         if target is not None:
-            sql += " AND target_table = ?"
+            sql += " AND target_uri = ?"
             params.append(target)
         with self.db.transaction() as tx:
             return int(tx.execute(sql, params).rowcount)
 
     def forget(self, target: str | None = None) -> int:
         """Delete tracker rows (of one table, or all); the Delta log re-derives them."""
-        sql = "DELETE FROM files"
+        sql = "DELETE FROM load_files"
         params: list[Any] = []
         if target is not None:
-            sql += " WHERE target_table = ?"
+            sql += " WHERE target_uri = ?"
             params.append(target)
         with self.db.transaction() as tx:
             return int(tx.execute(sql, params).rowcount)
 
     def counts(self, target: str | None = None) -> dict[str, int]:
         """How many tracked files are in each status."""
-        sql = "SELECT status, COUNT(*) AS n FROM files"
+        sql = "SELECT status, COUNT(*) AS n FROM load_files"
         params: list[Any] = []
         if target is not None:
-            sql += " WHERE target_table = ?"
+            sql += " WHERE target_uri = ?"
             params.append(target)
         sql += " GROUP BY status"
         with self.db.transaction() as tx:

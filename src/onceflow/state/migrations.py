@@ -89,11 +89,47 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "CREATE INDEX files_by_status ON files (status)",
         ],
     ),
+    (
+        3,
+        "file tracker keyed by table location and file identity",
+        [
+            # The old tracker (keyed by target name and absolute path) is an index of the
+            # Delta logs: it is dropped and re-derived from them on the next load.
+            "DROP TABLE files",
+            """CREATE TABLE load_files (
+                target_uri TEXT NOT NULL,
+                file_id TEXT NOT NULL,
+                pipeline TEXT NOT NULL,
+                table_key TEXT NOT NULL,
+                file_path TEXT,
+                window_start TEXT,
+                file_size BIGINT,
+                modified_time TEXT,
+                checksum TEXT,
+                loaded_checksum TEXT,
+                status TEXT NOT NULL,
+                batch_id TEXT,
+                delta_version BIGINT,
+                owner_token TEXT,
+                started_at TEXT,
+                ended_at TEXT,
+                error TEXT,
+                retry_count INTEGER NOT NULL DEFAULT 0,
+                rows_loaded BIGINT,
+                rows_skipped BIGINT,
+                created_at TEXT NOT NULL,
+                updated_at TEXT NOT NULL,
+                PRIMARY KEY (target_uri, file_id)
+            )""",
+            "CREATE INDEX load_files_by_status ON load_files (status)",
+            "CREATE INDEX load_files_by_pipeline ON load_files (pipeline)",
+        ],
+    ),
 ]
 
 MIGRATIONS.append(
     (
-        3,
+        4,
         "scheduled runs with their transition history, schedule cursors and the job queue",
         [
             """CREATE TABLE scheduled_runs (

@@ -65,8 +65,20 @@ class SqliteDatabase(Database):
             # last commits, and the sidecars and Delta logs re-derive those.
             conn.execute("PRAGMA synchronous=NORMAL")
         except sqlite3.Error as error:
-            raise StateError(f"state: cannot open SQLite store {self.path}: {error}") from None
+            raise StateError(self._problem("cannot open", error)) from None
         return conn
+
+    def _problem(self, what: str, error: sqlite3.Error) -> str:
+        message = f"state: {what} the SQLite store {self.path}: {error}"
+        if "not a database" in str(error) or "malformed" in str(error):
+            message += (
+                ". It is not a readable onceflow state database: if it is a damaged state "
+                "store, move it aside; the next run starts a new one, and `onceflow "
+                "validate-consistency --fix` re-derives the load tracker from the Delta "
+                "tables (extractions are re-verified from their sidecars). If the path is "
+                "wrong, fix `state:` in onceflow.yml"
+            )
+        return message
 
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
@@ -74,9 +86,12 @@ class SqliteDatabase(Database):
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as error:
-            raise StateError(f"state: SQLite store {self.path} is unavailable: {error}") from None
+            raise StateError(self._problem("cannot use", error)) from None
         try:
             yield _SqliteTx(conn.cursor())
+        except sqlite3.DatabaseError as error:
+            conn.execute("ROLLBACK")
+            raise StateError(self._problem("cannot use", error)) from None
         except BaseException:
             conn.execute("ROLLBACK")
             raise

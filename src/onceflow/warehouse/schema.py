@@ -15,6 +15,8 @@ from onceflow.errors import LoadError
 
 
 def _norm(t: pa.DataType) -> pa.DataType:
+    if isinstance(t, pa.BaseExtensionType):  # arrow.json, arrow.uuid: Delta keeps the storage
+        t = t.storage_type
     if pa.types.is_large_string(t) or pa.types.is_string_view(t):
         return pa.string()
     if pa.types.is_large_binary(t) or pa.types.is_binary_view(t):
@@ -95,6 +97,12 @@ def conform_batch(
             fields.append(field.with_nullable(True))
             continue
         want = target.field(index).type
+        if isinstance(column.type, pa.BaseExtensionType) and not isinstance(
+            want, pa.BaseExtensionType
+        ):
+            column = pa.chunked_array(
+                [chunk.storage for chunk in column.chunks], column.type.storage_type
+            )
         if column.type != want:
             try:
                 column = column.cast(want)

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.dataset
 
 from onceflow.errors import LoadError
-from onceflow.lake.paths import normalize_lake_path
+from onceflow.locations import table_location
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -28,9 +28,7 @@ def table_uri(warehouse: str, target: str) -> str:
     Databricks `dbfs:/x` becomes the FUSE path `/dbfs/x` (delta-rs has no dbfs scheme);
     a Unity Catalog volume (`/Volumes/<catalog>/<schema>/<volume>/...`) is a local path.
     """
-    if "://" in target or target.startswith("/") or target.startswith("dbfs:"):
-        return normalize_lake_path(target)
-    return str(Path(normalize_lake_path(warehouse)) / target)
+    return table_location(warehouse, target)
 
 
 def local_root(uri: str) -> str | None:

@@ -47,9 +47,6 @@ from tests.helpers.lake import (
 )
 from tests.helpers.servers import pg_state_url, unique
 
-TARGET = "src/orders"
-LOCK = f"load:{TARGET}"
-
 # A loader stand-in that takes a table's lock and claims a file exactly as the loader does
 # (real store, real lease row with its pid), then waits to be SIGKILLed.
 CHILD = """
@@ -59,7 +56,7 @@ url, lock, target, paths = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
 store = open_store(url)
 token = store.locks.acquire(lock, ttl=600)
 if paths:
-    store.files.register(target, [FileEntry(p) for p in paths])
+    store.files.register(target, "src.orders", "p", [FileEntry(p, p) for p in paths])
     assert store.files.claim(target, paths[0], token)
 print("ready", flush=True)
 time.sleep(120)
@@ -165,6 +162,14 @@ def _day_paths(tmp_path: Path, name: str = "orders") -> list[str]:
     return [f.path for f in discover_table_files(str(tmp_path / "lake"), "src", name)]
 
 
+def _day_ids(tmp_path: Path, name: str = "orders") -> list[str]:
+    return [f.file_id for f in discover_table_files(str(tmp_path / "lake"), "src", name)]
+
+
+def _lock(tmp_path: Path) -> str:
+    return f"load:{table_uri(tmp_path)}"
+
+
 # -- orphaned processing records --------------------------------------------------------
 
 
@@ -172,11 +177,12 @@ def test_orphan_of_a_sigkilled_loader_is_reported_with_its_stale_lease_and_fixed
     tmp_path: Path, any_state_url: str
 ) -> None:
     config, cfg = _project(tmp_path, any_state_url)
-    first, second = _day_paths(tmp_path)
-    pid = _killed_holder(any_state_url, LOCK, TARGET, (first, second))
+    first, second = _day_ids(tmp_path)
+    uri, lock = table_uri(tmp_path), _lock(tmp_path)
+    pid = _killed_holder(any_state_url, lock, uri, (first, second))
     store = open_store(any_state_url)
-    assert store.files.get(TARGET, first).status == "processing"
-    assert store.locks.holder(LOCK) is not None  # the lease row outlived its process
+    assert store.files.get(uri, first).status == "processing"
+    assert store.locks.holder(lock) is not None  # the lease row outlived its process
 
     report = _validate_json(config)
     assert not report["consistent"]
@@ -189,17 +195,18 @@ def test_orphan_of_a_sigkilled_loader_is_reported_with_its_stale_lease_and_fixed
     assert text.returncode == 1
     assert f"Inconsistencies Found: 1\n  - Orphaned processing record: {first}\n" in text.stdout
     assert "  ✗ src.orders\n    - 1 file tracker inconsistency (listed above)\n" in text.stdout
-    assert f"  - Stale lock: {LOCK}\n" in text.stdout
+    assert f"  - Stale lock: {lock}\n" in text.stdout
 
     fixed = run_cli("fix-inconsistencies", "-c", str(config), "--json")
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
     actions = json.loads(fixed.stdout)["actions"]
-    assert any(a.startswith(f"released stale lock {LOCK}") for a in actions), actions
+    assert any(a.startswith(f"released stale lock {lock}") for a in actions), actions
     assert any(
-        f"{first} ({TARGET}): orphaned processing record put back to pending" in a for a in actions
+        f"{first} (src.orders): orphaned processing record put back to pending" in a
+        for a in actions
     )
-    assert store.files.get(TARGET, first).status == "pending"
-    assert store.locks.holder(LOCK) is None
+    assert store.files.get(uri, first).status == "pending"
+    assert store.locks.holder(lock) is None
     assert validate_consistency(cfg, store=store)["consistent"]
     # the file is then loaded once, in order with the other
     assert load(cfg, store=store).counts()["loaded"] == 2
@@ -210,25 +217,26 @@ def test_orphan_whose_lease_expired_is_put_back_and_its_owner_can_no_longer_fini
     tmp_path: Path, any_state_url: str
 ) -> None:
     _, cfg = _project(tmp_path, any_state_url, days=1)
-    [path] = _day_paths(tmp_path)
+    [path] = _day_ids(tmp_path)
+    uri, lock = table_uri(tmp_path), _lock(tmp_path)
     store = open_store(any_state_url)
     # This process is the loader: alive, but its lease ran out (a long pause).
-    token = store.locks.acquire(LOCK, ttl=0.2)
-    store.files.register(TARGET, [FileEntry(path)])
-    assert store.files.claim(TARGET, path, token)
+    token = store.locks.acquire(lock, ttl=0.2)
+    store.files.register(uri, "src.orders", "p", [FileEntry(path, path)])
+    assert store.files.claim(uri, path, token)
     assert validate_consistency(cfg, store=store)["consistent"]  # a live lease: not orphaned
     time.sleep(0.3)
 
     report = validate_consistency(cfg, store=store)
     [orphan] = [i for i in report["issues"] if i["kind"] == "orphaned_processing"]
     assert "lease expired" in orphan["detail"] and orphan["reason"].startswith(
-        f"its loader's lock {LOCK} is stale"
+        f"its loader's lock {lock} is stale"
     )
     result = fix_inconsistencies(cfg, store=store)
     assert result["consistent"], result
-    assert store.files.get(TARGET, path).status == "pending"
+    assert store.files.get(uri, path).status == "pending"
     # the stale owner's lock went with its files: it cannot record them any more
-    assert not store.files.complete(TARGET, path, token, delta_version=0, batch_id="b")
+    assert not store.files.complete(uri, path, token, checksum=None, delta_version=0, batch_id="b")
     assert validate_consistency(cfg, store=store)["consistent"]
 
 
@@ -238,19 +246,26 @@ def test_orphan_whose_loader_lock_was_force_released_goes_back_to_pending(
     _, cfg = _project(tmp_path, any_state_url)
     store = open_store(any_state_url)
     files = discover_table_files(str(tmp_path / "lake"), "src", "orders")
-    token = store.locks.acquire(LOCK)
+    uri, lock = table_uri(tmp_path), _lock(tmp_path)
+    token = store.locks.acquire(lock)
     store.files.register(
-        TARGET, [FileEntry(f.path, f.size, f.modified_time, f.checksum) for f in files]
+        uri,
+        "src.orders",
+        "p",
+        [
+            FileEntry(f.file_id, f.path, f.window_start, f.size, f.modified_time, f.checksum)
+            for f in files
+        ],
     )
-    assert store.files.claim(TARGET, files[0].path, token)
-    assert [lock.name for lock in force_unlock(cfg, yes=True, store=store)] == [LOCK]
+    assert store.files.claim(uri, files[0].file_id, token)
+    assert [held.name for held in force_unlock(cfg, yes=True, store=store)] == [lock]
 
     report = validate_consistency(cfg, store=store)
     assert _kinds(report) == ["orphaned_processing"]
     assert "its loader's lock is gone" in report["issues"][0]["detail"]
     result = fix_inconsistencies(cfg, store=store)
     assert result["consistent"] and result["fixes_applied"] == 1, result
-    assert store.files.get(TARGET, files[0].path).status == "pending"
+    assert store.files.get(uri, files[0].file_id).status == "pending"
     assert load(cfg, store=store).counts()["loaded"] == 2
 
 
@@ -293,7 +308,7 @@ def test_table_marked_complete_with_failed_files_is_named_and_its_run_marked_fai
     bad.write_bytes(bytes(data))
     loaded = run_cli("load", "-c", str(config))
     assert loaded.returncode == 1
-    assert store.files.get(TARGET, str(bad)).status == "failed"
+    assert store.files.get(table_uri(tmp_path), _day_ids(tmp_path)[0]).status == "failed"
     assert store.runs.get("p_20250101").status == "completed"
 
     report = _validate_json(config)
@@ -382,25 +397,26 @@ def test_commit_of_a_loader_killed_before_its_tracker_update_is_recorded_by_fix(
     tmp_path: Path, any_state_url: str
 ) -> None:
     config, cfg = _project(tmp_path, any_state_url)
-    first, second = _day_paths(tmp_path)
+    first, second = _day_ids(tmp_path)
+    uri, lock = table_uri(tmp_path), _lock(tmp_path)
     crashed = run_cli("load", "-c", str(config), crash_at="after_delta_commit")
     assert crashed.returncode == -signal.SIGKILL
     store = open_store(any_state_url)
-    assert store.files.get(TARGET, first).status == "processing"
+    assert store.files.get(uri, first).status == "processing"
 
     report = _validate_json(config)
     # the commit is in, the tracker still says processing, by a loader that is gone
     assert _kinds(report) == ["commit_not_tracked", "orphaned_processing", "stale_lock"]
-    assert {i["subject"] for i in report["issues"]} == {first, LOCK}
+    assert {i["subject"] for i in report["issues"]} == {first, lock}
     fixed = run_cli("validate-consistency", "-c", str(config), "--fix", "--json")
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
-    record = store.files.get(TARGET, first)
+    record = store.files.get(uri, first)
     assert (record.status, record.delta_version) == ("completed", 0)
     assert _validate_json(config)["consistent"]
     # nothing twice: the next load skips the committed file and loads the other
     summary = load(cfg, store=store)
     assert (summary.counts()["skipped"], summary.counts()["loaded"]) == (1, 1)
-    assert store.files.get(TARGET, second).status == "completed"
+    assert store.files.get(uri, second).status == "completed"
     assert sorted(read_table(table_uri(tmp_path)).column("id").to_pylist()) == sorted(
         orders_batch(0, 5).column("id").to_pylist() + orders_batch(1, 5).column("id").to_pylist()
     )
@@ -419,7 +435,7 @@ def test_tracker_entries_of_a_dropped_delta_table_go_back_to_pending_and_reload(
     assert report["file_tracker"]["inconsistencies"] == 2
     result = fix_inconsistencies(cfg, store=store)
     assert result["consistent"], result
-    assert store.files.counts(TARGET)["pending"] == 2
+    assert store.files.counts(table_uri(tmp_path))["pending"] == 2
     assert load(cfg, store=store).counts()["loaded"] == 2
     assert read_table(table_uri(tmp_path)).num_rows == 10
     assert validate_consistency(cfg, store=store)["consistent"]

@@ -60,19 +60,22 @@ def test_validate_consistency_finds_and_fix_repairs(tmp_path: Path) -> None:
     # 1. a tracker entry says completed but no commit has it; 2. a commit the tracker lost
     files = store.files.find()
     with store.transaction() as tx:
-        tx.execute("UPDATE files SET status = 'pending' WHERE file_path = ?", (files[0].file_path,))
-    store.files.record_committed(
-        files[0].target_table,
-        "/lake/ghost.parquet",
+        tx.execute(
+            "UPDATE load_files SET status = 'pending' WHERE file_id = ?", (files[0].file_id,)
+        )
+    store.files.record_loaded(
+        uri,
+        "src/orders/202501/31/ghost.parquet",
+        pipeline="p",
+        table_key="src.orders",
         checksum="x",
-        sequence=99,
         delta_version=2,
         batch_id="g",
     )
-    # 3. an orphaned processing record with a stale lock (dead pid)
+    # 3. an orphaned processing record (of another pipeline) with a stale lock (dead pid)
     token = store.locks.acquire("load:other")
-    store.files.register("other", [FileEntry("/x.parquet")])
-    store.files.claim("other", "/x.parquet", token)
+    store.files.register("other", "q.t", "q", [FileEntry("x.parquet", "/x.parquet")])
+    store.files.claim("other", "x.parquet", token)
     with store.transaction() as tx:
         tx.execute("UPDATE locks SET pid = 999999 WHERE token = ?", (token,))
     # 4. old temp file in the lake; 5. uncommitted Delta data files (+ a '#N' temp)
@@ -103,7 +106,7 @@ def test_validate_consistency_finds_and_fix_repairs(tmp_path: Path) -> None:
     fixed = run_cli("validate-consistency", "-c", config, "--fix")
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
     assert "Fixes Applied" in fixed.stdout
-    assert store.files.get("other", "/x.parquet").status == "pending"
+    assert store.files.get("other", "x.parquet").status == "pending"
     assert not temp.exists() and not stray.exists() and not hashed.exists() and fresh.exists()
     assert run_cli("validate-consistency", "-c", config).returncode == 0
     assert read_table(uri).num_rows == 20

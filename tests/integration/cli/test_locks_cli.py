@@ -51,7 +51,8 @@ def test_run_with_force_unlock_takes_the_lock_from_its_holder_and_names_it(demo:
 def test_load_with_force_unlock_releases_only_the_tables_it_loads(demo: Path) -> None:
     assert run_cli("extract", "--date", DAY, cwd=demo).returncode == 0
     store = _store(demo)
-    table = store.locks.acquire("load:shop/orders")
+    orders_lock = f"load:{(demo / 'warehouse' / 'shop' / 'orders').resolve()}"
+    table = store.locks.acquire(orders_lock)
     pipeline = store.locks.acquire("pipeline:demo")
     blocked = run_cli("load", "--json", cwd=demo)
     assert blocked.returncode == 1
@@ -60,8 +61,8 @@ def test_load_with_force_unlock_releases_only_the_tables_it_loads(demo: Path) ->
 
     forced = run_cli("load", "--tables", "orders", "--force-unlock", "--json", cwd=demo)
     assert forced.returncode == 0, forced.stderr
-    assert "force-released load:shop/orders" in forced.stderr
-    assert not store.locks.holds("load:shop/orders", table)
+    assert f"force-released {orders_lock}" in forced.stderr
+    assert not store.locks.holds(orders_lock, table)
     # load takes no pipeline lock, so it releases none
     assert store.locks.holds("pipeline:demo", pipeline)
 

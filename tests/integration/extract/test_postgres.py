@@ -81,8 +81,8 @@ def test_every_type_round_trips_exactly(pg_admin, pg_schema, pg_url, tmp_path):
         "wall": pa.timestamp("us"),
         "instant": pa.timestamp("us", tz="UTC"),
         "flag": pa.bool_(),
-        "doc": pa.string(),
-        "docb": pa.string(),
+        "doc": pa.json_(pa.string()),  # Parquet JSON logical type (issue 8)
+        "docb": pa.json_(pa.string()),  # Parquet JSON logical type (issue 8)
         "raw": pa.binary(),
         "span": pa.struct(
             [("months", pa.int32()), ("days", pa.int32()), ("nanoseconds", pa.int64())]
@@ -419,3 +419,20 @@ def test_streams_two_million_rows_in_bounded_memory(pg_admin, pg_schema, pg_url,
     path = Path(done.stdout.strip().splitlines()[-1])
     assert pq.ParquetFile(path).metadata.num_rows == rows
     assert peak_mib < 400, f"peak RSS {peak_mib:.0f} MiB"
+
+
+def test_json_columns_keep_the_parquet_json_logical_type(
+    pg_url: str, pg_schema: str, tmp_path
+) -> None:
+    # issue 8: json/jsonb were written as plain strings, losing the annotation a raw ADBC
+    # write keeps; a reader of the lake must know a JSON column from text
+    import psycopg
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f'CREATE TABLE "{pg_schema}".docs (id int, doc json, docb jsonb)')
+        conn.execute(f"""INSERT INTO "{pg_schema}".docs VALUES (1, '{{"a": 1}}', '[1, 2]')""")
+    summary = run(tmp_path, {"pg": pg_url}, [{"source": "pg", "table": f"{pg_schema}.docs"}])
+    path = Path(result(summary, f"pg.{pg_schema}.docs").file_path)
+    parquet = pq.ParquetFile(path).schema
+    assert str(parquet.column(1).logical_type) == "JSON"
+    assert str(parquet.column(2).logical_type) == "JSON"

@@ -15,13 +15,15 @@ from onceflow import warehouse
 from onceflow.config import Config
 from onceflow.consistency import validate_consistency
 from onceflow.lake.discovery import discover_path, discover_table_files
-from onceflow.load import config_targets, load, load_status
-from onceflow.load.loader import LoadTarget, load_table
+from onceflow.load import config_targets, load, load_status, markers
+from onceflow.load.loader import load_table
 from onceflow.state import open_store
 from tests.helpers.cli import run_cli, spawn
 from tests.helpers.lake import (
     content_checksum,
+    done,
     file_commits,
+    lake_ids,
     make_config,
     make_lake,
     orders_batch,
@@ -39,23 +41,23 @@ def test_exactly_once_append_of_20_files_and_rerun_loads_nothing(tmp_path: Path)
     assert first.ok, first.as_dict()
     assert first.counts()["loaded"] == 20
     uri = table_uri(tmp_path)
-    assert file_commits(uri) == [str(p) for p in paths]  # window order, one commit each
+    assert file_commits(uri) == lake_ids(paths)  # window order, one commit each
     table = read_table(uri)
     assert table.num_rows == 600
     assert len(set(table.column("id").to_pylist())) == 600
     assert {"_source_file", "_load_timestamp", "_batch_id"} <= set(table.column_names)
     dt = DeltaTable(uri)
     version = dt.version()
-    assert dt.transaction_version("onceflow.load:src/orders") == 20
+    assert markers.read_markers(dt).held_ids() == lake_ids(paths)
     # the load ends with a checkpoint, so opening the table does not replay 20 commits
     checkpoints = list((Path(uri) / "_delta_log").glob("*.checkpoint.parquet"))
     assert [p.name for p in checkpoints] == [f"{version:020d}.checkpoint.parquet"]
     again = load(cfg)
-    assert again.ok and again.counts() == {"loaded": 0, "skipped": 20, "unchanged": 0, "failed": 0}
+    assert again.ok and done(again.counts()) == {"skipped": 20}
     assert DeltaTable(uri).version() == version
     assert validate_consistency(cfg)["consistent"]
     status = load_status(cfg)[0]
-    assert status["files"]["completed"] == 20 and status["loaded_sequence"] == 20
+    assert status["files"]["completed"] == 20 and status["lake_files"] == 20
 
 
 def test_new_files_load_after_old_ones_and_only_once(tmp_path: Path) -> None:
@@ -143,7 +145,6 @@ def test_concurrent_loaders_without_lock_recheck_after_conflict(tmp_path: Path) 
     def race(root: Path) -> None:
         paths = make_lake(root / "lake", files=8, rows=10)
         cfg = make_config(root)
-        store = open_store(cfg.state_url)
         tgt = config_targets(cfg)[0]
         files = discover_table_files(str(root / "lake"), "src", "orders")
         errors: list[BaseException] = []
@@ -152,11 +153,11 @@ def test_concurrent_loaders_without_lock_recheck_after_conflict(tmp_path: Path) 
 
         def run(lock: str) -> None:
             try:
-                token = store.locks.acquire(lock)
-                # each racer has its own tracker rows, so both really try every file
-                mine = LoadTarget(tgt.key, f"{tgt.target}#{lock}", tgt.uri, tgt.cfg, tgt.app_id)
+                # each racer has its own state store, so both really try every file
+                store = open_store(f"sqlite:///{root / lock}.db")
+                token = store.locks.acquire(tgt.lock_name)
                 together.wait(timeout=30)
-                results.append(load_table(store, mine, files, token=token, check_lock=lambda: None))
+                results.append(load_table(store, tgt, files, token=token, check_lock=lambda: None))
             except BaseException as error:  # pragma: no cover
                 errors.append(error)
 
@@ -167,7 +168,7 @@ def test_concurrent_loaders_without_lock_recheck_after_conflict(tmp_path: Path) 
             t.join()
         assert not errors
         assert all(r.ok for r in results), [r.error for r in results]
-        assert file_commits(tgt.uri) == [str(p) for p in paths]  # one commit per file
+        assert file_commits(tgt.uri) == lake_ids(paths)  # one commit per file
         assert read_table(tgt.uri).num_rows == 80
         # each file was loaded by one racer and skipped (already in the log) by the other
         assert sum(r.counts()["loaded"] for r in results) == 8
@@ -247,7 +248,7 @@ def test_failed_file_retried_up_to_max_then_later_files_wait(tmp_path: Path) -> 
     cfg = make_config(tmp_path, {"strategy": "append", "max_file_retries": 1})
     good = paths[1].read_bytes()
     paths[1].write_bytes(b"x" * len(good))  # same size, wrong checksum
-    assert load(cfg).results[0].counts() == {"loaded": 1, "skipped": 0, "unchanged": 0, "failed": 1}
+    assert done(load(cfg).results[0].counts()) == {"loaded": 1, "failed": 1}
     assert "does not match" in (load(cfg).results[0].error or "")  # retry 1
     third = load(cfg).results[0]
     assert "gave up after 2 failed attempts" in (third.error or "")

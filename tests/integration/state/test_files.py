@@ -4,77 +4,111 @@ from __future__ import annotations
 
 from onceflow.state import FileEntry, Store
 
-T = "warehouse/orders"
+T = "/warehouse/src/orders"
 
 
-def _entries(n: int) -> list[FileEntry]:
-    return [FileEntry(f"/lake/f{i:02d}.parquet", 10 + i, None, f"c{i}") for i in range(n)]
-
-
-def test_register_assigns_sequences_in_order_and_is_idempotent(store: Store) -> None:
-    records = store.files.register(T, _entries(3))
-    assert [(r.file_path, r.sequence, r.status) for r in records] == [
-        ("/lake/f00.parquet", 1, "pending"),
-        ("/lake/f01.parquet", 2, "pending"),
-        ("/lake/f02.parquet", 3, "pending"),
+def _entries(n: int, checksum: str = "c") -> list[FileEntry]:
+    return [
+        FileEntry(
+            f"src/orders/202501/{i + 1:02d}/p.parquet",
+            f"/lake/src/orders/202501/{i + 1:02d}/p.parquet",
+            f"2025-01-{i + 1:02d}T00:00:00+00:00",
+            10 + i,
+            None,
+            f"{checksum}{i}",
+        )
+        for i in range(n)
     ]
-    again = store.files.register(T, _entries(4))
-    assert [r.sequence for r in again] == [1, 2, 3, 4]
 
 
-def test_register_respects_log_sequences_and_floor(store: Store) -> None:
-    records = store.files.register(
-        T, _entries(3), known_sequences={"/lake/f00.parquet": 7}, floor=9
-    )
-    assert {r.file_path: r.sequence for r in records} == {
-        "/lake/f00.parquet": 7,
-        "/lake/f01.parquet": 10,
-        "/lake/f02.parquet": 11,
-    }
+def _id(i: int) -> str:
+    return f"src/orders/202501/{i + 1:02d}/p.parquet"
+
+
+def test_register_records_the_lake_and_keeps_statuses(store: Store) -> None:
+    records = store.files.register(T, "src.orders", "p", _entries(3))
+    assert [(r.file_id, r.status, r.window_start[:10]) for r in records.values()] == [
+        (_id(0), "pending", "2025-01-01"),
+        (_id(1), "pending", "2025-01-02"),
+        (_id(2), "pending", "2025-01-03"),
+    ]
+    token = store.locks.acquire(f"load:{T}")
+    assert store.files.claim(T, _id(0), token)
+    assert store.files.complete(T, _id(0), token, checksum="c0", delta_version=0, batch_id="b")
+    again = store.files.register(T, "src.orders", "p", _entries(4, checksum="x"))
+    assert again[_id(0)].status == "completed"  # the lake changed; the table did not
+    assert again[_id(0)].checksum == "x0" and again[_id(0)].loaded_checksum == "c0"
+    assert again[_id(3)].status == "pending"
+
+
+def test_rows_are_keyed_by_table_location_so_two_pipelines_never_share_one(store: Store) -> None:
+    store.files.register("/a/warehouse/src/orders", "src.orders", "a", _entries(1))
+    store.files.register("/b/warehouse/src/orders", "src.orders", "b", _entries(1))
+    assert len(store.files.find()) == 2
+    assert [r.pipeline for r in store.files.find(pipeline="b")] == ["b"]
 
 
 def test_claim_complete_fail_are_guarded_by_the_lock_token(store: Store) -> None:
-    store.files.register(T, _entries(2))
+    store.files.register(T, "src.orders", "p", _entries(2))
     token = store.locks.acquire("load:t")
-    assert not store.files.claim(T, "/lake/f00.parquet", "not-a-lock-token")
-    assert store.files.claim(T, "/lake/f00.parquet", token)
-    assert not store.files.claim(T, "/lake/f00.parquet", token)  # already processing
-    assert store.files.complete(T, "/lake/f00.parquet", token, delta_version=0, batch_id="b")
-    assert store.files.claim(T, "/lake/f01.parquet", token)
-    assert store.files.fail(T, "/lake/f01.parquet", token, "boom")
-    failed = store.files.get(T, "/lake/f01.parquet")
+    assert not store.files.claim(T, _id(0), "not-a-lock-token")
+    assert store.files.claim(T, _id(0), token)
+    assert not store.files.claim(T, _id(0), token)  # already processing
+    assert store.files.complete(T, _id(0), token, checksum="c0", delta_version=0, batch_id="b")
+    assert store.files.claim(T, _id(1), token)
+    assert store.files.fail(T, _id(1), token, "boom")
+    failed = store.files.get(T, _id(1))
+    assert failed is not None
     assert failed.status == "failed" and failed.retry_count == 1 and failed.error == "boom"
-    done = store.files.get(T, "/lake/f00.parquet")
-    assert done.status == "completed" and done.delta_version == 0
+    done = store.files.get(T, _id(0))
+    assert done is not None and done.status == "completed" and done.delta_version == 0
     # a loader whose lock was broken cannot record anything any more
-    assert store.files.claim(T, "/lake/f01.parquet", token)
+    assert store.files.claim(T, _id(1), token)
     store.locks.force_release("load:t")
-    assert not store.files.complete(T, "/lake/f01.parquet", token, delta_version=1, batch_id="b")
-    assert store.files.counts(T) == {
-        "pending": 0,
-        "processing": 1,
-        "completed": 1,
-        "failed": 0,
-    }
+    assert not store.files.complete(T, _id(1), token, checksum="c1", delta_version=1, batch_id="b")
+    assert store.files.counts(T) == {"pending": 0, "processing": 1, "completed": 1, "failed": 0}
+
+
+def test_a_changed_lake_file_gets_a_fresh_retry_budget(store: Store) -> None:
+    store.files.register(T, "src.orders", "p", _entries(1))
+    token = store.locks.acquire("load:t")
+    for _ in range(3):
+        assert store.files.claim(T, _id(0), token)
+        assert store.files.fail(T, _id(0), token, "bad")
+    assert store.files.get(T, _id(0)).retry_count == 3
+    store.files.register(T, "src.orders", "p", _entries(1))  # same content
+    assert store.files.get(T, _id(0)).retry_count == 3
+    store.files.register(T, "src.orders", "p", _entries(1, checksum="new"))  # re-extracted
+    assert store.files.get(T, _id(0)).retry_count == 0
 
 
 def test_orphaned_processing_goes_back_to_pending(store: Store) -> None:
-    store.files.register(T, _entries(2))
+    store.files.register(T, "src.orders", "p", _entries(2))
     token = store.locks.acquire("load:t")
-    store.files.claim(T, "/lake/f00.parquet", token)
+    store.files.claim(T, _id(0), token)
     assert store.files.orphans() == []
     store.locks.force_release("load:t")
-    assert [o.record.file_path for o in store.files.orphans()] == ["/lake/f00.parquet"]
+    assert [o.record.file_id for o in store.files.orphans()] == [_id(0)]
     released = store.files.release_orphans(T)
-    assert [o.record.file_path for o in released] == ["/lake/f00.parquet"]
-    assert store.files.get(T, "/lake/f00.parquet").status == "pending"
+    assert [o.record.file_id for o in released] == [_id(0)]
+    assert store.files.get(T, _id(0)).status == "pending"
 
 
-def test_record_committed_file_inserts_or_updates(store: Store) -> None:
-    store.files.record_committed(
-        T, "/lake/x.parquet", checksum="c", sequence=5, delta_version=3, batch_id="b"
+def test_record_loaded_and_unloaded_follow_the_table(store: Store) -> None:
+    store.files.record_loaded(
+        T,
+        _id(5),
+        pipeline="p",
+        table_key="src.orders",
+        checksum="c",
+        delta_version=3,
+        batch_id="b",
     )
-    record = store.files.get(T, "/lake/x.parquet")
-    assert (record.status, record.sequence, record.delta_version) == ("completed", 5, 3)
+    record = store.files.get(T, _id(5))
+    assert record is not None
+    assert (record.status, record.loaded_checksum, record.delta_version) == ("completed", "c", 3)
+    assert store.files.record_unloaded(T, [_id(5)]) == 1
+    record = store.files.get(T, _id(5))
+    assert record is not None and (record.status, record.loaded_checksum) == ("pending", None)
     assert store.files.reset_failed() == 0
     assert store.files.forget(T) == 1

@@ -1,0 +1,202 @@
+"""What one load must do so that a table equals a clean, in-order load of its lake files.
+
+The invariant: a table's content is a function of the set of committed lake files of its
+windows, loaded in window order, whatever order they arrived in. Given the lake's files
+(in window order) and what the table holds (`TableMarkers`), `plan_table` decides:
+
+- append: rows of different files never interact, so order does not matter. A new file
+  is appended; a file whose content changed (re-extracted) has its rows replaced in one
+  commit (`replace`); everything else is already right.
+- overwrite: the content is the last window's file. It is loaded when it is new or
+  changed; any other new or changed file only gets its markers (it was superseded).
+- merge and scd2: order matters. New files after everything the table holds are loaded in
+  order. A changed file, or a new file earlier than a file the table holds (a late
+  window), needs a *rewind*: the table goes back to the version before the first file
+  that must move (one atomic restore commit, which also marks the undone files as not
+  held), then every file from there on is applied again in window order. A rewind needs
+  the undone files' commits in the log and their data in the lake; when a commit aged out,
+  the table is rewound to empty and rebuilt from all its files.
+
+A damaged lake file (its data no longer matches its sidecar) fails when it must be
+applied; a file the table already holds with that content needs nothing from the lake.
+For merge and scd2, files at or after a window whose extraction is known to be missing
+(failed or unfinished) wait, so that the table never runs ahead of a gap it would have
+to rewind over.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from onceflow.errors import LoadError
+from onceflow.lake import SourceFile
+from onceflow.load.markers import TableMarkers
+
+ORDERED = ("merge", "scd2")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One commit: `load` a file, `replace` its rows, record its `markers`, or `fail` it."""
+
+    kind: str
+    file: SourceFile
+    reason: str
+
+
+@dataclass(frozen=True)
+class Rewind:
+    """Undo `undone` by restoring version `to_version` (-1: rewind to an empty table)."""
+
+    to_version: int
+    undone: tuple[str, ...]
+    reason: str
+
+
+@dataclass
+class Plan:
+    """The commits of one load, in order, and what waits or stays as it is."""
+
+    rewind: Rewind | None = None
+    steps: list[Step] = field(default_factory=list)
+    waiting: list[SourceFile] = field(default_factory=list)
+    wait_reason: str | None = None
+    skipped: list[SourceFile] = field(default_factory=list)
+
+
+def _state(file: SourceFile, markers: TableMarkers) -> str:
+    code = markers.held.get(file.file_id, 0)
+    if not code:
+        return "new"
+    return "held" if markers.holds(file.file_id, file.checksum) else "changed"
+
+
+def _when(window_start: str | None) -> datetime:
+    if not window_start:
+        return datetime.min.replace(tzinfo=UTC)
+    return datetime.fromisoformat(window_start).astimezone(UTC)
+
+
+def _commit_order(
+    file_id: str, markers: TableMarkers, lake: dict[str, SourceFile]
+) -> tuple[datetime, str]:
+    """Window order of a file the table holds (from the lake, else from its commit)."""
+    if file_id in lake:
+        return lake[file_id].order
+    commit = markers.commits.get(file_id)
+    return _when(commit.window_start if commit else None), file_id
+
+
+def plan_table(
+    strategy: str,
+    files: list[SourceFile],
+    markers: TableMarkers,
+    *,
+    wait_from: datetime | None = None,
+    wait_reason: str | None = None,
+) -> Plan:
+    """The plan that brings the table to a clean in-order load of `files` (window order)."""
+    files = sorted(files, key=lambda f: f.order)
+    if strategy == "append":
+        return _plan_append(files, markers)
+    if strategy == "overwrite":
+        return _plan_overwrite(files, markers)
+    if strategy in ORDERED:
+        return _plan_ordered(files, markers, wait_from, wait_reason)
+    raise LoadError(f"unknown load strategy {strategy!r}")
+
+
+def _apply(step_kind: str, file: SourceFile, reason: str) -> Step:
+    if file.problem:
+        return Step("fail", file, file.problem)
+    return Step(step_kind, file, reason)
+
+
+def _plan_append(files: list[SourceFile], markers: TableMarkers) -> Plan:
+    plan = Plan()
+    for file in files:
+        state = _state(file, markers)
+        if state == "held":
+            plan.skipped.append(file)
+        elif state == "changed":
+            plan.steps.append(_apply("replace", file, "changed"))
+        else:
+            plan.steps.append(_apply("load", file, "new"))
+    return plan
+
+
+def _plan_overwrite(files: list[SourceFile], markers: TableMarkers) -> Plan:
+    plan = Plan()
+    last = files[-1] if files else None
+    superseded = []
+    for file in files:
+        state = _state(file, markers)
+        if state == "held":
+            plan.skipped.append(file)
+        elif file is last:
+            plan.steps.append(_apply("load", file, state))
+        else:
+            superseded.append(Step("markers", file, "superseded by a later window"))
+    # the last window first: it holds the content (and creates a new table), the others
+    # only get their markers, which need a table to be committed to
+    plan.steps += superseded
+    return plan
+
+
+def _plan_ordered(
+    files: list[SourceFile],
+    markers: TableMarkers,
+    wait_from: datetime | None,
+    wait_reason: str | None,
+) -> Plan:
+    plan = Plan(wait_reason=wait_reason)
+    if wait_from is not None:  # files the table does not hold yet wait behind the gap
+        plan.waiting = [
+            f for f in files if f.order[0] >= wait_from and _state(f, markers) != "held"
+        ]
+        waiting = {f.file_id for f in plan.waiting}
+        files = [f for f in files if f.file_id not in waiting]
+    lake = {f.file_id: f for f in files}
+    held = markers.held_ids()
+    first_move = next((i for i, f in enumerate(files) if _state(f, markers) != "held"), None)
+    if first_move is None:
+        plan.skipped = files
+        return plan
+    pivot = files[first_move]
+    pivot_state = _state(pivot, markers)
+    later = [
+        f for f in held if f != pivot.file_id and _commit_order(f, markers, lake) > pivot.order
+    ]
+    if pivot_state == "new" and not later:  # the usual case: new windows after the last one
+        plan.skipped = files[:first_move]
+        plan.steps = [_apply("load", f, "new") for f in files[first_move:]]
+        return plan
+    undone = set(later) | ({pivot.file_id} if pivot_state == "changed" else set())
+    reason = (
+        f"{pivot.file_id} changed"
+        if pivot_state == "changed"
+        else f"{pivot.file_id} is earlier than windows the table holds"
+    )
+    known = [markers.commits[f].version for f in undone if f in markers.commits]
+    to_version = min(known) - 1 if len(known) == len(undone) else -1
+    if to_version >= 0:
+        # whatever the restore takes back is undone too (commits follow window order)
+        undone |= {
+            f for f in held if f in markers.commits and markers.commits[f].version > to_version
+        }
+        replay = [f for f in files if f.order >= pivot.order or f.file_id in undone]
+        plan.skipped = [f for f in files if f not in replay]
+    else:  # back to empty: everything the table holds is undone and applied again
+        undone = set(held)
+        replay = files
+    missing = sorted(undone - set(lake))
+    if missing:
+        raise LoadError(
+            f"the table must be replayed from {pivot.file_id} ({reason}), but it holds "
+            f"{len(missing)} file(s) no longer in the lake ({', '.join(missing[:3])}); "
+            "put them back in the lake, or load into a new table; the table is unchanged"
+        )
+    plan.rewind = Rewind(to_version, tuple(sorted(undone)), reason)
+    plan.steps = [_apply("load", f, "replay" if f.file_id in undone else "new") for f in replay]
+    return plan

@@ -1,0 +1,40 @@
+"""Where things are: safe path components, Databricks paths, table locations."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]+")
+
+
+def safe_component(name: str) -> str:
+    """A table or source name as one safe path component (no separators, no '..').
+
+    A name that is already safe is kept as it is. A name that had to be changed gets a
+    short hash of the original, so two names never share a folder: `order items` and
+    `order_items` (or `x"; drop table y; --` and `x_drop_table_y_--`) are different tables
+    and must not overwrite, or be taken for, each other's files.
+    """
+    cleaned = _UNSAFE.sub("_", name).strip("._") or "_"
+    if cleaned == name:
+        return cleaned
+    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:8]
+    return f"{cleaned}-{digest}"
+
+
+def normalize_path(path: str) -> str:
+    """`dbfs:/x` -> `/dbfs/x` (Databricks' FUSE mount; delta-rs has no dbfs scheme);
+    Unity Catalog `/Volumes/c/s/v/...` and local paths unchanged."""
+    if path.startswith("dbfs:"):
+        return "/dbfs/" + path[len("dbfs:") :].lstrip("/")
+    return path
+
+
+def table_location(warehouse: str, target: str) -> str:
+    """Where a target table lives: a URI or absolute path as given, else under warehouse."""
+    if "://" in target or target.startswith("/") or target.startswith("dbfs:"):
+        return normalize_path(target)
+    base = normalize_path(warehouse)
+    return f"{base.rstrip('/')}/{target}" if "://" in base else str(Path(base) / target)
