@@ -130,3 +130,15 @@ def test_sigterm_finishes_the_current_run_and_stops_claiming(tmp_path: Path) -> 
     assert sorted(r.state for r in store.scheduled_runs.find()) == ["COMPLETED", "PENDING"]
     assert store.queue.length() == 1
     store.close()
+
+
+def test_the_demo_runs_its_nightly_schedule_with_up(tmp_path: Path) -> None:
+    assert run_cli("init", str(tmp_path / "demo")).returncode == 0
+    up = run_cli("up", "--until-idle", "--json", cwd=tmp_path / "demo")
+    assert up.returncode == 0, up.stderr
+    result = json.loads(up.stdout)
+    assert result["scheduler"]["recorded"] == 3  # catch_up: {max: 3}
+    assert result["worker"]["completed"] == 3 and result["worker"]["failed"] == 0
+    status = run_cli("status", "--tenant", "default", "--json", cwd=tmp_path / "demo")
+    summary = json.loads(status.stdout)
+    assert summary["counts"]["COMPLETED"] == 3 and summary["next_run"]["schedule"] == "nightly"
