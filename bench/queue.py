@@ -1234,6 +1234,36 @@ def render(data: dict[str, Any]) -> str:
         "Procrastinate batch 10: n/a - 3.10 fetches exactly one job per query (see below).",
         "",
     ]
+    # paired ratios: the two peers ran back to back in each repeat, so their ratio is
+    # less exposed to slow drifts of the machine's load than either median
+    prows = []
+    for w in workers:
+        base = {r["repeat"]: r for r in thr.get(tkey("procrastinate", w, 1), [])}
+        for b in (1, 10):
+            pairs = [
+                r["jobs_s"] / base[r["repeat"]]["jobs_s"]
+                for r in thr.get(tkey("pgqueuer", w, b), [])
+                if r["repeat"] in base
+            ]
+            if pairs:
+                prows.append(
+                    [
+                        w,
+                        b,
+                        f"{statistics.median(pairs):.2f}",
+                        " ".join(f"{x:.2f}" for x in pairs),
+                    ]
+                )
+    if prows:
+        lines += [
+            "### Paired ratio PgQueuer / Procrastinate (concurrency 1, batch 1)",
+            "",
+            "Same repeat, run back to back (all runs, disturbed or not): less sensitive to "
+            "the machine's changing load than the medians above.",
+            "",
+            common.md_table(["W", "PgQueuer batch", "median ratio", "per repeat"], prows),
+            "",
+        ]
     # details
     drows = []
     for key in sorted(
