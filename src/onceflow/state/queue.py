@@ -67,7 +67,7 @@ SQL = {
     ),
     "complete_many": (
         "UPDATE jobs SET state = 'completed', finished_at = ?, lease_expires_at = NULL "
-        "WHERE state = 'claimed' AND token = ? AND id IN ({ids})"
+        "WHERE state = 'claimed' AND token = ? AND id IN ({ids}) RETURNING id"
     ),
     "fail": (
         "UPDATE jobs SET state = 'failed', finished_at = ?, error = ?, lease_expires_at = NULL "
@@ -225,9 +225,29 @@ class Queue:
         limit: int = 1,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         pipelines: Sequence[str] | None = None,
+        complete: Sequence[Job] = (),
     ) -> list[Job]:
         """Claim up to `limit` due jobs (of `pipelines` only, when given), highest
-        priority first, FIFO within a priority; each gets a token and a lease."""
+        priority first, FIFO within a priority; each gets a token and a lease.
+
+        `complete` - the jobs this worker just finished - are marked completed in the same
+        transaction (one commit, one WAL flush, instead of two): if any of them is no
+        longer held (LeaseLostError), nothing is completed and nothing claimed."""
+        if complete:
+            with self.db.transaction() as t:
+                self._complete_many(t, complete)
+                return self._claim(t, worker, limit, lease_seconds, pipelines)
+        with self.db.statement() as t:
+            return self._claim(t, worker, limit, lease_seconds, pipelines)
+
+    def _claim(
+        self,
+        t: Tx,
+        worker: str,
+        limit: int,
+        lease_seconds: float,
+        pipelines: Sequence[str] | None,
+    ) -> list[Job]:
         at = time.time()
         flt = f"AND pipeline IN ({_marks(len(pipelines))})" if pipelines else ""
         sql = SQL["claim"].format(filter=flt, lock=self.db.skip_locked)
@@ -241,8 +261,7 @@ class Queue:
             at,
             at + lease_seconds,
         )
-        with self.db.statement() as t:
-            return _jobs(t.execute(sql, params).fetchall())
+        return _jobs(t.execute(sql, params).fetchall())
 
     def heartbeat(
         self, jobs: Sequence[Job], *, lease_seconds: float = DEFAULT_LEASE_SECONDS
@@ -294,28 +313,28 @@ class Queue:
         self._fenced(SQL["complete"], (time.time(), job_id, token), job_id, tx)
 
     def complete_many(self, jobs: Sequence[Job]) -> int:
-        """Complete claimed jobs in one statement per token; LeaseLostError names the
-        first job whose lease was lost (the others are completed)."""
+        """Complete claimed jobs, one statement per claim (token), all or none:
+        LeaseLostError names the jobs whose lease was lost, and none is completed."""
+        with self.db.transaction() as t:
+            return self._complete_many(t, jobs)
+
+    def _complete_many(self, t: Tx, jobs: Sequence[Job]) -> int:
         by_token: dict[str, list[int]] = {}
         for job in jobs:
             by_token.setdefault(job.token or "", []).append(job.id)
-        done = 0
+        done: list[int] = []
         at = time.time()
-        with self.db.statement() as t:
-            for token, ids in by_token.items():
-                sql = SQL["complete_many"].format(ids=_marks(len(ids)))
-                done += t.execute(sql, (at, token, *ids)).rowcount
-        if done != len(jobs):
-            lost = [j.id for j in jobs if not self._finished_by(j)]
+        for token, ids in by_token.items():
+            sql = SQL["complete_many"].format(ids=_marks(len(ids)))
+            done += [int(r["id"]) for r in t.execute(sql, (at, token, *ids)).fetchall()]
+        if len(done) != len(jobs):
+            lost = sorted({j.id for j in jobs} - set(done))
+            # raising rolls the transaction back: the batch is completed whole or not at all
             raise LeaseLostError(
-                f"jobs {lost}: lease lost before completion; those results are refused",
+                f"jobs {lost}: lease lost before completion; their results are refused",
                 job_id=lost[0] if lost else None,
             )
-        return done
-
-    def _finished_by(self, job: Job) -> bool:
-        current = self.get(job.id)
-        return current is not None and current.state == COMPLETED and current.token == job.token
+        return len(done)
 
     def fail(self, job_id: int, token: str, error: str, *, tx: Tx | None = None) -> None:
         """Mark a claimed job failed with its error message (fenced like `complete`)."""

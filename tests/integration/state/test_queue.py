@@ -176,3 +176,32 @@ def test_an_idle_waiter_wakes_when_a_job_is_enqueued(store: Store) -> None:
     assert time.monotonic() - started < 1.0
     thread.join()
     assert len(store.queue.claim("w")) == 1
+
+
+def test_a_claim_can_complete_the_previous_batch_in_the_same_commit(store: Store) -> None:
+    _ids(store, 25)
+    seen: list[int] = []
+    jobs = store.queue.claim("w", limit=10)
+    while jobs:
+        seen += [j.id for j in jobs]
+        jobs = store.queue.claim("w", limit=10, complete=jobs)
+    assert len(seen) == len(set(seen)) == 25
+    with store.transaction() as tx:
+        row = tx.execute("SELECT COUNT(*) AS n FROM jobs WHERE state = 'completed'").fetchone()
+    assert row is not None and int(row["n"]) == 25
+
+
+def test_a_batch_with_a_lost_lease_completes_nothing_and_claims_nothing(store: Store) -> None:
+    _ids(store, 3)
+    a, b = store.queue.claim("w", limit=2, lease_seconds=0.2)
+    time.sleep(0.3)
+    store.queue.requeue_expired()
+    (again,) = store.queue.claim("other", limit=1)  # a was claimed again by another worker
+    assert again.id == a.id
+    with pytest.raises(LeaseLostError, match=rf"jobs \[{a.id}, {b.id}\]|jobs \[{a.id}\]"):
+        store.queue.claim("w", limit=5, complete=[a, b])
+    assert store.queue.length() == 2  # b was requeued too; the third job is still queued
+    with pytest.raises(LeaseLostError):
+        store.queue.complete_many([a])
+    done = store.queue.get(a.id)
+    assert done is not None and done.state == "claimed" and done.worker == "other"
