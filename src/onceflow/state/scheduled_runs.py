@@ -298,9 +298,10 @@ class ScheduledRuns:
             sets["error"] = error
         if worker is not None:
             sets["worker"] = worker
-        sql = SQL["transition"].format(sets=", ".join(f"{k} = ?" for k in sets))
-        extra = ", attempt = attempt + 1" if to_state == RUNNING else ""
-        sql = sql.replace(" WHERE id", f"{extra} WHERE id")
+        assignments = [f"{k} = ?" for k in sets]
+        if to_state == RUNNING:
+            assignments.append("attempt = attempt + 1")  # `attempt` counts the starts
+        sql = SQL["transition"].format(sets=", ".join(assignments))
         with self._tx(tx) as t:
             n = t.execute(sql, (*sets.values(), run_id, from_state)).rowcount
             if n != 1:
