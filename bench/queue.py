@@ -45,10 +45,16 @@ of coroutines, and Procrastinate's own benchmark (``batch_defer`` then
   ``pgqueuer_log`` insert; completions are buffered and flushed as one DELETE + log
   INSERT per B jobs (or every 0.1 s); each batch's jobs run as concurrent asyncio
   tasks while the next dequeue is already under way.
-* ``onceflow_pg`` / ``onceflow_sqlite``: ``run_onceflow`` - the intended
-  ``store.queue`` API (``enqueue_many`` / ``claim(limit=B)`` / ``complete``), one
-  synchronous worker loop per process.  Skipped with a note while ``onceflow.state``
-  has no queue.
+* ``onceflow_pg`` / ``onceflow_sqlite``: ``run_onceflow`` - the ``store.queue`` API,
+  one synchronous worker loop per process: ``claim(worker, limit=B, lease_seconds=60)``
+  (one ``UPDATE ... WHERE id IN (SELECT ... ORDER BY priority, id LIMIT B FOR UPDATE
+  SKIP LOCKED) RETURNING *`` statement on PostgreSQL, no BEGIN/COMMIT round trips; the
+  same statement in one ``BEGIN IMMEDIATE`` transaction on SQLite); each next
+  ``claim(..., complete=jobs)`` completes the batch just run (one fenced UPDATE of the
+  claimed rows) and claims the next in one transaction: one commit per batch, durable
+  (PgQueuer instead buffers completions for up to 0.1 s).  Enqueue: ``enqueue_many`` in
+  chunks of 1,000.  Latency: ``listen()`` before
+  READY, then ``claim`` / ``wait_for_jobs(1.0)`` (LISTEN/NOTIFY on PostgreSQL).
 
 Exactly-once.  After every run, from the tool's own tables: Procrastinate - every job
 ``succeeded`` and exactly one ``started`` and one ``succeeded`` row per job in
@@ -387,11 +393,14 @@ def child_onceflow(kind: str, spec: dict[str, Any]) -> None:
     elif kind == "worker":
         worker_id = f"bench-{os.getpid()}"
         ids: list[Any] = []
+        q.length()  # connected before READY, like the peers
         t_go = _ready_and_wait_go()
-        while jobs := q.claim(worker_id, limit=spec["batch"], lease_seconds=60):
-            for job in jobs:
-                ids.append(job.id)  # the no-op
-                q.complete(job.id, job.token)
+        # each claim completes the batch before it in the same transaction: one commit
+        # (one WAL flush) per batch; the last call completes the last batch, claims none
+        jobs = q.claim(worker_id, limit=spec["batch"], lease_seconds=60)
+        while jobs:
+            ids.extend(job.id for job in jobs)  # the no-ops
+            jobs = q.claim(worker_id, limit=spec["batch"], lease_seconds=60, complete=jobs)
         t_end = time.time()
         _write_result(spec, {"t_go": t_go, "t_end": t_end, "ids": ids})
     elif kind == "latency_worker":
@@ -399,6 +408,7 @@ def child_onceflow(kind: str, spec: dict[str, Any]) -> None:
         starts: dict[int, float] = {}
         deadline = time.time() + spec["timeout_s"]
         q.claim(worker_id, limit=1, lease_seconds=60)  # warm the connection
+        q.listen()  # LISTEN before READY: no wake-up between claim and wait is missed
         _ready()
         while len(starts) < spec["total"] and time.time() < deadline:
             jobs = q.claim(worker_id, limit=1, lease_seconds=60)
@@ -740,6 +750,45 @@ def verify_pgqueuer(conn: Any, s: str, n: int) -> tuple[dict[str, int], set[int]
     }, ids
 
 
+def verify_onceflow(rows: Any, ids: set[int]) -> tuple[dict[str, int], set[int]]:
+    """From onceflow's own ``jobs`` table: (count, completed, sum of claims, claimed)."""
+    jobs, completed, claims, claimed = (int(x or 0) for x in rows)
+    return {
+        "jobs": jobs,
+        "completed": completed,
+        "not_completed": jobs - completed,
+        "claims": claims,
+        "claimed_jobs": claimed,
+        # a completion is a fenced update of a claimed row: at most one per claim
+        "completions": completed,
+        "completed_jobs": completed,
+    }, ids
+
+
+_ONCEFLOW_COUNTS = (
+    "SELECT count(*), sum(CASE WHEN state = 'completed' THEN 1 ELSE 0 END), sum(attempts), "
+    "sum(CASE WHEN attempts > 0 THEN 1 ELSE 0 END) FROM {}jobs"
+)
+
+
+def verify_onceflow_pg(conn: Any, s: str, n: int) -> tuple[dict[str, int], set[int]]:
+    rows = conn.execute(_ONCEFLOW_COUNTS.format(f"{s}.")).fetchone()
+    ids = {int(r[0]) for r in conn.execute(f"SELECT id FROM {s}.jobs")}
+    return verify_onceflow(rows, ids)
+
+
+def verify_onceflow_sqlite(path: Path, n: int) -> tuple[dict[str, int], set[int]]:
+    import sqlite3
+
+    db = sqlite3.connect(path)
+    try:
+        rows = db.execute(_ONCEFLOW_COUNTS.format("")).fetchone()
+        ids = {int(r[0]) for r in db.execute("SELECT id FROM jobs")}
+    finally:
+        db.close()
+    return verify_onceflow(rows, ids)
+
+
 def check_exactly_once(
     n: int, db: dict[str, int] | None, db_ids: set[int] | None, ran: list[Any]
 ) -> dict[str, Any]:
@@ -849,6 +898,10 @@ def run_throughput(
             db, db_ids = verify_procrastinate(conn, s, n)
         elif method == "pgqueuer":
             db, db_ids = verify_pgqueuer(conn, s, n)
+        elif method == "onceflow_pg":
+            db, db_ids = verify_onceflow_pg(conn, s, n)
+        elif method == "onceflow_sqlite":
+            db, db_ids = verify_onceflow_sqlite(ctx.tmp / schema / "state.db", n)
         return {
             "jobs": n,
             "elapsed_s": elapsed,
@@ -1119,9 +1172,20 @@ How each one claims (from the installed sources, not from their docs):
   table `pg_notify`s `ch_pgqueuer` on every INSERT/UPDATE/DELETE, so every dequeue and
   every flush wakes all listening workers; the worker LISTENs on the same asyncpg
   connection and polls after 30 s without a notification.
-- **onceflow**: `store.queue.claim(worker_id, limit=B, lease_seconds=60)` /
-  `complete(id, token)`, one synchronous loop per process; `wait_for_jobs()` LISTENs on
-  PostgreSQL and polls on SQLite.
+- **onceflow**: `store.queue.claim(worker_id, limit=B, lease_seconds=60)` - one
+  statement, `WITH picked AS (SELECT id ... WHERE state='queued' AND run_after <= now
+  ORDER BY priority, id LIMIT B FOR UPDATE SKIP LOCKED) UPDATE jobs SET state='claimed',
+  token=..., lease_expires_at=... WHERE id IN (SELECT id FROM picked) RETURNING *` on the
+  `(priority, id) WHERE state='queued'` partial index, sent on an autocommit connection
+  (no BEGIN/COMMIT round trips); on SQLite the same statement in one `BEGIN IMMEDIATE`
+  transaction.  Completion: the next `claim(..., complete=jobs)` runs `UPDATE ... SET
+  state='completed' WHERE state='claimed' AND token=? AND id IN (...) RETURNING id` for
+  the batch just run, then the claim, in one transaction (BEGIN, 2 statements, COMMIT:
+  one WAL flush per batch); every completion is fenced by the claim's token and a batch
+  with a lost lease completes nothing.  No events table: a job row
+  keeps its claim count (`attempts`), worker, token and times.  Enqueue sends
+  `pg_notify('onceflow_jobs')` in its transaction; an idle worker LISTENs on its own
+  connection (`wait_for_jobs`), on SQLite it watches `PRAGMA data_version` every 5 ms.
 """
 
 
@@ -1331,8 +1395,8 @@ def render(data: dict[str, Any]) -> str:
         "`started` and one `succeeded` row per job in `procrastinate_events`; PgQueuer: queue "
         "table empty, exactly one `picked` and one `successful` row per job in "
         "`pgqueuer_log`) and, independently, the ids the workers' no-ops ran (no id twice, "
-        "union = the enqueued ids). onceflow: the workers' ids only, until its tables are "
-        "known.",
+        "union = the enqueued ids); onceflow: every row of `jobs` `completed`, claimed "
+        "exactly once (`attempts` = 1), plus the workers' ids likewise.",
         "",
         common.md_table(
             ["method", "runs verified", "jobs checked", "double claims", "lost jobs", "problems"],

@@ -9,4 +9,6 @@ DEMO_DIR="${1:-demo}"
 cd "$DEMO_DIR"
 "$ONCEFLOW" run
 "$ONCEFLOW" run          # a rerun: everything is skipped, nothing twice
+"$ONCEFLOW" up --until-idle   # scheduler + workers: catch up the 3 latest nightly ticks, exit
 "$ONCEFLOW" status
+"$ONCEFLOW" status --tenant default

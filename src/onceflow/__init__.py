@@ -1,10 +1,12 @@
 """onceflow: batch data pipelines that are safe to rerun and recover from any crash.
 
 The public face. `Pipeline` has one method per CLI command; `load_config` reads an
-onceflow.yml; `open_store` opens a state store; `Validator` validates data against rules
-and returns a `ValidationReport`; the errors are the one hierarchy every command raises.
-Names are imported on first use, so `import onceflow` (and the CLI) starts without
-loading Arrow, Delta Lake or any database driver.
+onceflow.yml; `open_store` opens a state store; the schedule step's parts (`Scheduler`,
+`Worker`, the seed's `PipelineStateManager`, `QueueManager`, `ScheduleCalculator`,
+`RetryManager` with `RetryPolicy`; functions in `onceflow.schedule`); `Validator`
+validates data against rules and returns a `ValidationReport`; the errors are the one
+hierarchy every command raises. Names are imported on first use, so `import onceflow`
+(and the CLI) starts without loading Arrow, Delta Lake or any database driver.
 """
 
 from __future__ import annotations
@@ -20,14 +22,25 @@ if TYPE_CHECKING:
         ConfigError,
         ExtractError,
         GateError,
+        LeaseLostError,
         LoadError,
         LockError,
         OnceflowError,
         SourceError,
         StateError,
+        TransitionError,
         ValidateError,
     )
     from onceflow.pipeline import Pipeline, RunSummary
+    from onceflow.schedule import (
+        PipelineStateManager,
+        QueueManager,
+        RetryManager,
+        RetryPolicy,
+        ScheduleCalculator,
+        Scheduler,
+        Worker,
+    )
     from onceflow.state import open_store
     from onceflow.validate import ValidationReport, Validator
 
@@ -36,16 +49,25 @@ _WHERE = {
     "ConfigError": "onceflow.errors",
     "ExtractError": "onceflow.errors",
     "GateError": "onceflow.errors",
+    "LeaseLostError": "onceflow.errors",
     "LoadError": "onceflow.errors",
     "LockError": "onceflow.errors",
     "OnceflowError": "onceflow.errors",
     "Pipeline": "onceflow.pipeline",
+    "PipelineStateManager": "onceflow.schedule",
+    "QueueManager": "onceflow.schedule",
+    "RetryManager": "onceflow.schedule",
+    "RetryPolicy": "onceflow.schedule",
     "RunSummary": "onceflow.pipeline",
+    "ScheduleCalculator": "onceflow.schedule",
+    "Scheduler": "onceflow.schedule",
     "SourceError": "onceflow.errors",
     "StateError": "onceflow.errors",
+    "TransitionError": "onceflow.errors",
     "ValidateError": "onceflow.errors",
     "ValidationReport": "onceflow.validate",
     "Validator": "onceflow.validate",
+    "Worker": "onceflow.schedule",
     "load_config": "onceflow.config",
     "open_store": "onceflow.state",
 }
@@ -55,16 +77,25 @@ __all__ = [
     "ConfigError",
     "ExtractError",
     "GateError",
+    "LeaseLostError",
     "LoadError",
     "LockError",
     "OnceflowError",
     "Pipeline",
+    "PipelineStateManager",
+    "QueueManager",
+    "RetryManager",
+    "RetryPolicy",
     "RunSummary",
+    "ScheduleCalculator",
+    "Scheduler",
     "SourceError",
     "StateError",
+    "TransitionError",
     "ValidateError",
     "ValidationReport",
     "Validator",
+    "Worker",
     "__version__",
     "load_config",
     "open_store",

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from onceflow.errors import ConfigError
 from onceflow.locations import safe_component, table_location
@@ -155,12 +164,184 @@ class ValidationConfig(_Model):
     max_fused_aggregates: int = Field(400, ge=1, le=10_000)
 
 
-class ScheduleConfig(BaseModel):
-    """A cron schedule (the scheduler capability reads it)."""
+_DURATION = re.compile(
+    r"^\s*(?:(?P<h>\d+(?:\.\d+)?)h)?\s*(?:(?P<m>\d+(?:\.\d+)?)m)?\s*(?:(?P<s>\d+(?:\.\d+)?)s)?\s*$"
+)
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+
+def parse_duration(value: str | float | int) -> float:
+    """Seconds of a duration: `90s`, `45m`, `2h`, `1h30m`, or a number of minutes."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if value <= 0:
+            raise ValueError(f"duration must be positive, got {value}")
+        return float(value) * 60
+    match = _DURATION.match(str(value))
+    if not match or not any(match.groups()):
+        raise ValueError(
+            f"invalid duration {value!r}: use e.g. 90s, 45m, 2h or 1h30m (a bare number is minutes)"
+        )
+    seconds = sum(float(match[k] or 0) * f for k, f in (("h", 3600), ("m", 60), ("s", 1)))
+    if seconds <= 0:
+        raise ValueError(f"duration must be positive, got {value!r}")
+    return seconds
+
+
+class ScheduleRetryConfig(_Model):
+    """How a failed scheduled run is retried: exponential backoff, only for listed errors.
+
+    The delay before retry n (1-based) is `backoff_base_minutes * backoff_multiplier**(n-1)`,
+    capped at `max_delay_minutes`, then spread by +/- `jitter` (a fraction).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    max_retries: int = 3
+    backoff_base_minutes: float = Field(1.0, gt=0)
+    backoff_multiplier: float = Field(2.0, ge=1)
+    max_delay_minutes: float = Field(60.0, gt=0)
+    jitter: float = Field(0.0, ge=0, le=1)
+    # None: every error except the ones that cannot heal by waiting (a config error).
+    retry_on: list[str] | None = Field(
+        None, validation_alias=AliasChoices("retry_on", "retry_on_errors")
+    )
+
+    @field_validator("max_retries")
+    @classmethod
+    def _retries(cls, value: int) -> int:
+        if value < 0 or value > 100:
+            raise ValueError(f"must be between 0 and 100, got {value}")
+        return value
+
+
+class CatchUpMax(_Model):
+    """Catch up at most the `max` latest missed ticks."""
+
+    max: int = Field(ge=1, le=100_000)
+
+
+class WindowDaysBefore(_Model):
+    """The local day `days_before` days before the tick's local date."""
+
+    days_before: int = Field(ge=0, le=3660)
+
+
+class ScheduleConfig(_Model):
+    """A cron schedule: when ticks fire (cron in a time zone) and what each tick runs."""
+
     name: str
     cron: str
+    timezone: str | None = None
+    tables: list[str] | None = None
+    tenant: str = "default"
+    priority: int = 5
+    retry: ScheduleRetryConfig = ScheduleRetryConfig()
+    catch_up: Literal["none", "latest", "all"] | CatchUpMax = "latest"
+    max_runtime: str | float = "6h"
+    window: Literal["previous_day", "same_day"] | WindowDaysBefore = "previous_day"
+    start: datetime | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _schedule_name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError(
+                f"invalid schedule name {value!r}: use letters, digits, '_', '.' or '-'"
+            )
+        return value
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        from croniter import croniter
+
+        fields = value.split()
+        if len(fields) != 5 or not croniter.is_valid(value):
+            raise ValueError(
+                f"invalid cron expression {value!r}: expected 5 fields "
+                "(minute hour day-of-month month day-of-week), e.g. '0 2 * * *'"
+            )
+        return value
+
+    @field_validator("catch_up", mode="before")
+    @classmethod
+    def _catch_up(cls, value: Any) -> Any:
+        if value in ("none", "latest", "all"):
+            return value
+        n = value.get("max") if isinstance(value, dict) and set(value) == {"max"} else None
+        if isinstance(n, int) and not isinstance(n, bool) and n >= 1:
+            return value
+        raise ValueError(
+            f"invalid catch-up policy {value!r}: expected none, latest, all or {{max: N}} "
+            "with N >= 1"
+        )
+
+    @field_validator("window", mode="before")
+    @classmethod
+    def _window(cls, value: Any) -> Any:
+        if value in ("previous_day", "same_day"):
+            return value
+        n = (
+            value.get("days_before")
+            if isinstance(value, dict) and set(value) == {"days_before"}
+            else None
+        )
+        if isinstance(n, int) and not isinstance(n, bool) and n >= 0:
+            return value
+        raise ValueError(
+            f"invalid window {value!r}: expected previous_day, same_day or {{days_before: N}}"
+        )
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        return None if value is None else _check_zone(value)
+
+    @field_validator("priority")
+    @classmethod
+    def _priority(cls, value: int) -> int:
+        if not 1 <= value <= 10:
+            raise ValueError(f"must be between 1 (highest) and 10, got {value}")
+        return value
+
+    @field_validator("max_runtime")
+    @classmethod
+    def _runtime(cls, value: str | float) -> str | float:
+        parse_duration(value)
+        return value
+
+    @field_validator("start")
+    @classmethod
+    def _aware_start(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("give an offset, e.g. 2025-01-01T00:00:00+00:00")
+        return value
+
+    @property
+    def max_runtime_seconds(self) -> float:
+        """`max_runtime` in seconds."""
+        return parse_duration(self.max_runtime)
+
+    @property
+    def catch_up_policy(self) -> str | int:
+        """`none`, `latest`, `all`, or the maximum number of missed ticks to run."""
+        return self.catch_up.max if isinstance(self.catch_up, CatchUpMax) else self.catch_up
+
+    @property
+    def window_days_before(self) -> int:
+        """How many days before its local date the window of a tick is."""
+        if isinstance(self.window, WindowDaysBefore):
+            return self.window.days_before
+        return 1 if self.window == "previous_day" else 0
+
+
+def _check_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {value!r}: use an IANA name such as UTC or America/New_York"
+        ) from None
+    return value
 
 
 class Config(_Model):
@@ -203,21 +384,10 @@ class Config(_Model):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"unknown time zone {value!r}: use an IANA name such as UTC or America/New_York"
-            ) from None
-        return value
+        return _check_zone(value)
 
     @model_validator(mode="after")
     def _references(self) -> Config:
-        if self.schedules:
-            raise ValueError(
-                "schedules: the scheduler is not part of this onceflow yet; remove "
-                "`schedules:` (they would not run)"
-            )
         seen: set[str] = set()
         targets: dict[str, str] = {}
         for i, table in enumerate(self.tables):
@@ -238,7 +408,31 @@ class Config(_Model):
                     "one of them its own `load: {target: ...}`"
                 )
             targets[target] = table.key
+        names: set[str] = set()
+        for schedule in self.schedules:
+            where = f"schedules[{schedule.name}]"
+            if schedule.name in names:
+                raise ValueError(f"{where}.name: schedule {schedule.name!r} is listed twice")
+            names.add(schedule.name)
+            for key in schedule.tables or []:
+                if not [t for t in self.tables if key in (t.key, t.display_name)]:
+                    known = ", ".join(t.key for t in self.tables) or "none"
+                    raise ValueError(f"{where}.tables: unknown table {key!r} (tables: {known})")
         return self
+
+    def schedule(self, name: str) -> ScheduleConfig:
+        """The schedule with this name; ConfigError if there is none."""
+        for schedule in self.schedules:
+            if schedule.name == name:
+                return schedule
+        known = ", ".join(s.name for s in self.schedules) or "none"
+        raise ConfigError(
+            f"schedule {name!r} is not in the config (schedules: {known})", field="schedules"
+        )
+
+    def schedule_zone(self, schedule: ScheduleConfig) -> ZoneInfo:
+        """The time zone a schedule's cron runs in: its own, else the pipeline's."""
+        return ZoneInfo(schedule.timezone or self.timezone)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -318,17 +512,43 @@ def _interpolate(value: Any, where: str) -> Any:
     return _ENV_REF.sub(substitute, value)
 
 
-def _error_field(error: ValidationError) -> str:
-    """The dotted path of the first invalid field, e.g. `tables[0].load.strategy`."""
+def _error_field(error: ValidationError, data: dict[str, Any] | None = None) -> str:
+    """The dotted path of the first invalid field, e.g. `tables[0].load.strategy`; a
+    schedule is named, `schedules[nightly].cron`; a check across fields names its own."""
+    first = error.errors()[0]
     loc = ""
-    for part in error.errors()[0]["loc"]:
-        loc += f"[{part}]" if isinstance(part, int) else (f".{part}" if loc else str(part))
+    parts = list(first["loc"])
+    for i, part in enumerate(parts):
+        if isinstance(part, int):
+            if loc == "schedules" and data is not None:
+                part = _schedule_label(data, part)
+            loc += f"[{part}]"
+        elif i > 0 and parts[i - 1] in ("catch_up", "window", "max_runtime", "retry_on"):
+            continue  # pydantic's name of a union member, not a config key
+        else:
+            loc += f".{part}" if loc else str(part)
+    if not loc:
+        named = re.match(r"^([A-Za-z_][\w\[\].\-]*): ", first["msg"].removeprefix("Value error, "))
+        loc = named.group(1) if named else ""
     return loc
 
 
-def _format_validation_error(error: ValidationError, origin: str) -> str:
+def _schedule_label(data: dict[str, Any], index: int) -> str | int:
+    schedules = data.get("schedules")
+    if isinstance(schedules, list) and index < len(schedules):
+        entry = schedules[index]
+        if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+            return str(entry["name"])
+    return index
+
+
+def _format_validation_error(
+    error: ValidationError, origin: str, data: dict[str, Any] | None = None
+) -> str:
     first = error.errors()[0]
-    loc = _error_field(error)
+    loc = _error_field(error, data)
+    if loc and first["msg"].removeprefix("Value error, ").startswith(f"{loc}: "):
+        loc = ""  # the message names its field itself
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         message = "unknown field; check its spelling against the README's config reference"
@@ -353,7 +573,7 @@ def config_from_dict(
         config = Config.model_validate({**data, "base_dir": base_dir})
     except ValidationError as error:
         raise ConfigError(
-            _format_validation_error(error, origin), field=_error_field(error)
+            _format_validation_error(error, origin, data), field=_error_field(error, data)
         ) from None
     for source in config.sources.values():
         register_url(source.url)

@@ -28,6 +28,11 @@ tables:
     table: customers
     extract: {mode: full}
     load: {strategy: scd2, primary_key: [customer_id], tracking_columns: [name, email]}
+schedules:
+  - name: nightly                       # `onceflow up` runs it: 02:00 UTC, yesterday's window
+    cron: "0 2 * * *"
+    start: "2025-01-01T00:00:00+00:00"
+    catch_up: {max: 3}                  # after downtime, the 3 latest missed nights
 """
 
 _NAMES = ["Ada", "Bjørn", "Chloé", "Dmitri", "Eun-ji", "Farah", "Giulia", "Hiro", "Inès", "José"]

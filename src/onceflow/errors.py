@@ -3,6 +3,8 @@
     OnceflowError                 exit 1 (the base; `context` holds what it is about)
     ├── ConfigError               exit 2: a bad config field or option (`field`)
     ├── StateError                the state store is unreachable, corrupt, or refused a write
+    │   ├── TransitionError       an illegal or stale scheduled-run transition (`run_id`)
+    │   └── LeaseLostError        a job's lease expired and it was claimed again (`job_id`)
     ├── LockError                 a lock is held by someone else, or was lost (`lock`)
     ├── SourceError               a source database failed (`transient`: retrying may help)
     ├── ExtractError              writing or verifying an extracted file failed
@@ -43,6 +45,23 @@ class ConfigError(OnceflowError):
 
 class StateError(OnceflowError):
     """The state store is unreachable, corrupt, or refused a transition."""
+
+
+class TransitionError(StateError):
+    """A scheduled run cannot make this transition: illegal, or its state moved on."""
+
+    def __init__(self, message: str, *, run_id: str | None = None, **context: Any) -> None:
+        super().__init__(message, **context)
+        self.run_id = run_id
+
+
+class LeaseLostError(StateError):
+    """A worker's job lease expired or was revoked: its token is fenced, nothing it
+    records for that job counts any more."""
+
+    def __init__(self, message: str, *, job_id: int | None = None, **context: Any) -> None:
+        super().__init__(message, **context)
+        self.job_id = job_id
 
 
 class LockError(OnceflowError):

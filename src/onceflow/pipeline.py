@@ -4,7 +4,11 @@
 step is called through its public entry point with the run's lease, so the steps never
 import each other and no step runs without the lock. The load calls the validate step's
 pre-load gate on each file before committing it (write, audit, then publish); the
-post-load rules then check each loaded table on the snapshot the load produced.
+post-load rules then check each loaded table on the snapshot the load produced. A run
+also holds its own run lock
+(`pipeline:<name>@<run id>`), which is all `run_window` takes: the scheduler's workers
+run different dates of one pipeline at once, each excluding only its own date, and
+load a window only when its caller says no earlier window comes first.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from onceflow.consistency import (
     list_locks,
     validate_consistency,
 )
-from onceflow.errors import ConfigError
+from onceflow.errors import ConfigError, LockError
 from onceflow.extract import (
     ExtractionResult,
     ExtractSummary,
@@ -45,6 +49,7 @@ from onceflow.validate import (
     validate,
     validation_status,
 )
+from onceflow.windows import check_run_id, make_run_id, parse_run_date
 
 Progress = Callable[[ExtractionResult], None]
 P = ParamSpec("P")
@@ -59,14 +64,27 @@ class RunSummary:
     results: list[ExtractionResult] = field(default_factory=list)
     load: LoadSummary | None = None
     validation: ValidationReport | None = None
+    #: Why the load was not done yet (`run_window`: an earlier window comes first).
+    deferred: str | None = None
 
     @property
     def ok(self) -> bool:
-        """True when every selected table is committed and loaded, and no error-severity
-        rule failed (or could not run)."""
+        """True when every selected table is committed and loaded (or its load deferred),
+        and no error-severity rule failed (or could not run)."""
         loaded = self.load is None or self.load.ok
         valid = self.validation is None or self.validation.ok
         return loaded and valid and all(r.action != "failed" for r in self.results)
+
+    @property
+    def error(self) -> tuple[str, str] | None:
+        """(error type, first error message) of a failed run, or None."""
+        for r in self.results:
+            if r.action == "failed":
+                return "ExtractError", f"{r.table_key}: {r.error or 'extraction failed'}"
+        for t in self.load.results if self.load else []:
+            if not t.ok:
+                return "LoadError", f"{t.key}: {t.error}"
+        return None
 
     def counts(self) -> dict[str, int]:
         """How many tables were extracted, skipped and failed."""
@@ -121,7 +139,12 @@ def run(
         # only this pipeline's own locks: a shared state store holds other pipelines' too
         for name in config_lock_names(config):
             force_release(store, name)
-    with pipeline_lock(config, timeout=lock_timeout, store=store) as lease:
+    rid = _run_id(config, run_date, run_id)
+    with (
+        pipeline_lock(config, timeout=lock_timeout, store=store) as lease,
+        # a worker running this date under `run_window` holds only the run lock
+        Lease(store, run_lock_name(config, rid), ttl=config.lock_ttl_seconds, timeout=lock_timeout),
+    ):
         extracted = extract(
             config,
             run_date,
@@ -136,38 +159,120 @@ def run(
             lease=lease,
         )
         summary = RunSummary(extracted.run, extracted.results)
-        gate = (
-            Gate(config, store)
-            if any(r.stage == "pre_load" for t in config.tables for r in t.rules)
-            else None
-        )
-        summary.load = load(
+        _load_and_validate(config, summary, tables, lock_timeout, store, lease)
+    return summary
+
+
+def _load_and_validate(
+    config: Config,
+    summary: RunSummary,
+    tables: Sequence[str] | None,
+    lock_timeout: float,
+    store: Store,
+    lease: Lease,
+) -> None:
+    """Load the run's tables, pre-load rules gating each file before its commit, then
+    check each loaded table with its post-load rules (a table whose load failed is
+    skipped); a failed load or an error-severity rule that fails marks the run failed."""
+    gate = (
+        Gate(config, store)
+        if any(r.stage == "pre_load" for t in config.tables for r in t.rules)
+        else None
+    )
+    summary.load = load(
+        config,
+        summary.run.run_date,
+        tables=tables,
+        lock_timeout=lock_timeout,
+        gate=gate,
+        store=store,
+    )
+    if any(t.rules for t in config.tables):
+        lease.check()
+        failed = {
+            r.key: f"not validated: its load failed ({r.error})"
+            for r in summary.load.results
+            if not r.ok
+        }
+        summary.validation = validate(
             config,
             summary.run.run_date,
             tables=tables,
-            lock_timeout=lock_timeout,
-            gate=gate,
+            run_id=summary.run.run_id,
+            skip=failed,
             store=store,
         )
-        if any(t.rules for t in config.tables):
-            lease.check()
-            failed = {
-                r.key: f"not validated: its load failed ({r.error})"
-                for r in summary.load.results
-                if not r.ok
-            }
-            summary.validation = validate(
-                config,
-                summary.run.run_date,
-                tables=tables,
-                run_id=summary.run.run_id,
-                skip=failed,
-                store=store,
+        if gate is not None:
+            summary.validation.tables[:0] = gate.reports
+    if not summary.load.ok or (summary.validation is not None and not summary.validation.ok):
+        summary.run = store.runs.fail(summary.run.run_id) or summary.run
+
+
+def run_lock_name(config: Config, run_id: str) -> str:
+    """The lock one run holds, so that runs of other dates of its pipeline go on."""
+    return f"{config.pipeline_lock_name}@{run_id}"
+
+
+def _run_id(config: Config, run_date: str | date | None, run_id: str | None) -> str:
+    if run_id:
+        return check_run_id(run_id)
+    return make_run_id(config.pipeline, parse_run_date(run_date, config.zone))
+
+
+def run_window(
+    config: Config,
+    run_date: str | date,
+    *,
+    tables: Sequence[str] | None = None,
+    force_reprocess: bool = False,
+    lease_ttl: float | None = None,
+    lock_timeout: float = 0.0,
+    may_load: Callable[[], str | None] | None = None,
+    check: Callable[[], None] | None = None,
+    store: Store | None = None,
+) -> RunSummary:
+    """Run one run date as the scheduler's workers do: extract, load, validate, under
+    the run's own lock only, so that other dates of the pipeline run at the same time.
+
+    Before loading, `may_load()` may return why the load must wait (an earlier window
+    of the same backfill is not loaded yet): the extraction stays committed, nothing
+    is loaded, and the summary's `deferred` says why; run again later, the extraction
+    is skipped and the load goes on. `check()` is called before the load and should
+    raise when the caller lost the right to write (its job's lease). The lock's lease
+    lasts `lease_ttl` seconds after the last heartbeat (default `lock_ttl_minutes`).
+    A whole-pipeline command (`run`, `extract`) holding the pipeline lock makes this
+    wait up to `lock_timeout` seconds, then raise LockError.
+    """
+    store = store or open_store(config.state_url)
+    rid = _run_id(config, run_date, None)
+    ttl = lease_ttl or config.lock_ttl_seconds
+    with Lease(store, run_lock_name(config, rid), ttl=ttl, timeout=lock_timeout) as lease:
+        holder = store.locks.holder(config.pipeline_lock_name)
+        if holder is not None and holder.stale_reason() is None:
+            raise LockError(
+                f"lock {config.pipeline_lock_name!r} is held by {holder.describe()} (a "
+                "whole-pipeline command is running); this run waits for it",
+                lock=config.pipeline_lock_name,
             )
-            if gate is not None:
-                summary.validation.tables[:0] = gate.reports
-        if not summary.load.ok or (summary.validation is not None and not summary.validation.ok):
-            summary.run = store.runs.fail(summary.run.run_id) or summary.run
+        extracted = extract(
+            config,
+            run_date,
+            tables=tables,
+            force_reprocess=force_reprocess,
+            store=store,
+            lease=lease,
+        )
+        summary = RunSummary(extracted.run, extracted.results)
+        if not extracted.ok:
+            return summary
+        reason = may_load() if may_load is not None else None
+        if reason:
+            summary.deferred = reason
+            return summary
+        if check is not None:
+            check()
+        lease.check()
+        _load_and_validate(config, summary, tables, lock_timeout, store, lease)
     return summary
 
 
@@ -276,6 +381,7 @@ class Pipeline:
         return self._store
 
     run = _Command(run)
+    run_window = _Command(run_window)
     extract = _Command(extract)
     load = _Command(load)
     status = _Command(status_report)

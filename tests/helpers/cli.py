@@ -13,7 +13,9 @@ ONCEFLOW = str(Path(sys.executable).with_name("onceflow"))
 
 def cli_env(crash_at: str | None = None, extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of a CLI subprocess: no inherited crash point unless asked for."""
-    env = {k: v for k, v in os.environ.items() if k != "ONCEFLOW_CRASH_AT"}
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("ONCEFLOW_CRASH_AT", "ONCEFLOW_PAUSE_AT")
+    }
     env["NO_COLOR"] = "1"
     if crash_at:
         env["ONCEFLOW_CRASH_AT"] = crash_at

@@ -6,7 +6,8 @@ import subprocess
 from collections.abc import Iterator
 from typing import Any
 
-import pytest
+import croniter  # noqa: F401 - imported here, before subprocesses are refused: its import
+import pytest  # runs `file` on the interpreter (platform.architecture) to detect 32-bit builds
 
 SERVER_FIXTURES = {"pg_admin", "pg_schema", "pg_url", "mysql_admin", "mysql_db"}
 

@@ -119,12 +119,3 @@ def test_only_secret_fields_mask_their_env_values(monkeypatch: pytest.MonkeyPatc
     config = config_from_dict(data)
     assert config.tables[0].query == "select * from t where r = 'east-region-x'"
     assert redact("east-region-x pw-value-x9") == "east-region-x ***"
-
-
-def test_schedules_are_refused_until_their_step_exists() -> None:
-    base = {"sources": {"s": {"url": "sqlite:///x.db"}}}
-    table = {"source": "s", "table": "t"}
-    with pytest.raises(ConfigError, match="schedules: the scheduler"):
-        config_from_dict(
-            {**base, "tables": [table], "schedules": [{"name": "n", "cron": "* * * * *"}]}
-        )

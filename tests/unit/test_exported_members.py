@@ -25,6 +25,7 @@ PACKAGES = [
     "onceflow.extract",
     "onceflow.lake",
     "onceflow.load",
+    "onceflow.schedule",
     "onceflow.state",
     "onceflow.validate",
     "onceflow.validate.engines",

@@ -368,3 +368,36 @@ def print_validation(report: Any) -> None:
         ", ".join(f"{v} {k}" for k, v in counts.items())
         + f" -- exit {report.exit_code}: {meaning[report.exit_code]}"
     )
+
+
+def print_tenant_status(summary: dict[str, Any]) -> None:
+    """`status --tenant`: the seed's per-customer summary."""
+    counts = ", ".join(f"{n} {state}" for state, n in summary["counts"].items())
+    typer.echo(f"tenant {summary['tenant']}: {counts}")
+    for label, key in (("last success", "last_success"), ("last failure", "last_failure")):
+        run = summary[key]
+        if run is None:
+            typer.echo(f"  {label}: none")
+        else:
+            error = f" - {run['error_type']}: {run['error']}" if run.get("error") else ""
+            typer.echo(
+                f"  {label}: {run['pipeline']}/{run['schedule']} {run['run_date']} "
+                f"at {run['ended_at']}{error}"
+            )
+    nxt = summary["next_run"]
+    if nxt is None:
+        typer.echo("  next run: no schedule of this tenant")
+    else:
+        typer.echo(
+            f"  next run: {nxt['pipeline']}/{nxt['schedule']} at {nxt['local']} "
+            f"({nxt['tick_utc']}), window {nxt['run_date']}"
+        )
+    for w in summary["waiting"]:
+        typer.echo(f"  waiting: {w['pipeline']} {w['run_date']}: {w['waiting_on']}")
+    q = summary["queue"]
+    if q:
+        wait = q["max_wait_seconds"]
+        typer.echo(
+            f"  queue: {q['queued']} queued ({q['due']} due), {q['running']} running, "
+            f"max wait {'-' if wait is None else f'{wait:.1f}s'}"
+        )

@@ -18,7 +18,7 @@ from onceflow.cli.options import (
     YesOpt,
     open_pipeline,
 )
-from onceflow.cli.render import print_json, print_status, print_windows
+from onceflow.cli.render import print_json, print_status, print_tenant_status, print_windows
 from onceflow.errors import ConfigError
 
 
@@ -29,9 +29,27 @@ def status(
     pipeline_name: PipelineOpt = None,
     date: DateOpt = None,
     run_id: RunIdOpt = None,
+    tenant: Annotated[
+        str | None,
+        typer.Option(
+            "--tenant",
+            help="Instead: a tenant's scheduled runs - counts by state, last success, last "
+            "failure, next run, waiting runs, queue.",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Show a run's extractions, each table's load and the locks (default: the latest run)."""
+    if tenant is not None:
+        from onceflow.schedule import tenant_status
+
+        pipeline = open_pipeline(config, state, pipeline_name)
+        summary = tenant_status([pipeline.config], tenant, store=pipeline.store)
+        if as_json:
+            print_json(summary)
+        else:
+            print_tenant_status(summary)
+        return
     report = open_pipeline(config, state, pipeline_name).status(date, run_id=run_id)
     if as_json:
         print_json(report)

@@ -369,6 +369,10 @@ def interrupted_extractions(store: Store, config: Config, runs: Runs) -> list[Is
         return []  # a live run holds the pipeline: its running extractions are real
     issues = []
     for run, extractions in runs:
+        # a scheduled run holds only its own run lock (`pipeline:<name>@<run id>`)
+        own = store.locks.holder(f"{config.pipeline_lock_name}@{run.run_id}")
+        if own is not None and own.stale_reason() is None:
+            continue
         for key, ext in extractions.items():
             if ext.status == "running":
                 issues.append(

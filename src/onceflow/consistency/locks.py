@@ -23,7 +23,10 @@ def list_locks(config: Config, store: Store | None = None) -> list[tuple[LockRec
     return [
         (lock, lock.stale_reason())
         for lock in store.locks.find()
-        if lock.name in wanted or lock.name.startswith("load:")
+        if lock.name in wanted
+        or lock.name.startswith("load:")
+        # the run locks of scheduled runs of this pipeline (`pipeline:<name>@<run id>`)
+        or lock.name.startswith(f"{config.pipeline_lock_name}@")
     ]
 
 

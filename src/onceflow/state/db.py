@@ -1,9 +1,10 @@
 """The connection side of the state store: transactions, rows and dialect hooks.
 
 SQL is written once with `?` placeholders; each backend rewrites them for its driver and
-supplies the few statements that differ (an advisory lock, the schema lock). Repositories
-(runs, extractions, files, locks) hold their SQL and take a Database; they never branch
-on the backend.
+supplies the few statements that differ (an advisory lock, the schema lock, identity
+columns, `FOR UPDATE SKIP LOCKED`, LISTEN/NOTIFY). Repositories (runs, extractions,
+files, locks, scheduled runs, queue) hold their SQL and take a Database; they never
+branch on the backend.
 """
 
 from __future__ import annotations
@@ -44,6 +45,20 @@ class Tx(ABC):
         """The first row of the last statement, or None."""
         rows = self.fetchall()
         return rows[0] if rows else None
+
+
+class Listener(ABC):
+    """Wakes a waiter when something may have been written to a channel (NOTIFY on
+    PostgreSQL; a change of the database file on SQLite). A wake-up is a hint to look,
+    never a promise: callers re-check, and poll as the fallback."""
+
+    @abstractmethod
+    def wait(self, timeout: float) -> bool:
+        """Block up to `timeout` seconds; True when woken before that."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Stop listening and free the connection."""
 
 
 class _Owned:
@@ -104,6 +119,30 @@ class Database(ABC):
     @abstractmethod
     def serialize(self, tx: Tx, key: str) -> None:
         """Serialise transactions that share `key` until `tx` ends (SQLite: already serial)."""
+
+    @abstractmethod
+    def statement(self) -> AbstractContextManager[Tx]:
+        """A cursor for one statement that is atomic on its own: no BEGIN/COMMIT round
+        trips where the server makes a lone statement a transaction (PostgreSQL); a write
+        transaction where it does not take the write lock up front (SQLite)."""
+
+    @abstractmethod
+    def adapt_ddl(self, sql: str) -> str:
+        """A migration statement in this backend's dialect (identity columns)."""
+
+    @property
+    @abstractmethod
+    def skip_locked(self) -> str:
+        """The clause that locks the rows a claim selects and skips rows others hold
+        (`FOR UPDATE SKIP LOCKED`); empty where the write transaction is already serial."""
+
+    @abstractmethod
+    def notify(self, tx: Tx, channel: str, payload: str = "") -> None:
+        """Wake listeners of `channel` when `tx` commits."""
+
+    @abstractmethod
+    def listener(self, channel: str) -> Listener:
+        """A Listener on `channel`, with its own connection."""
 
 
 def record_from_row(cls: type[R], row: Mapping[str, Any]) -> R:

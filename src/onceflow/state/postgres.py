@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from onceflow.errors import StateError
 from onceflow.redact import redact
-from onceflow.state.db import Database, Row, Tx
+from onceflow.state.db import Database, Listener, Row, Tx
 
 
 def _pg(sql: str) -> str:
@@ -52,8 +52,18 @@ class PostgresDatabase(Database):
         from psycopg.rows import dict_row
 
         try:
+            # keepalives: a worker whose machine is cut off from the server notices within
+            # seconds instead of hanging on a dead socket (its lease is lost by then anyway)
             return psycopg.connect(
-                self.url, autocommit=True, row_factory=dict_row, connect_timeout=10
+                self.url,
+                autocommit=True,
+                row_factory=dict_row,
+                connect_timeout=10,
+                keepalives=1,
+                keepalives_idle=5,
+                keepalives_interval=2,
+                keepalives_count=3,
+                tcp_user_timeout=15000,
             )
         except psycopg.Error as error:
             raise StateError(
@@ -79,3 +89,59 @@ class PostgresDatabase(Database):
 
     def serialize(self, tx: Tx, key: str) -> None:
         tx.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (key,))
+
+    @contextmanager
+    def _statement(self) -> Iterator[Tx]:
+        import psycopg
+
+        conn = self.connection()
+        try:
+            with conn.cursor() as cursor:
+                yield _PgTx(cursor)
+        except psycopg.OperationalError as error:
+            self.forget_connection()
+            raise StateError(
+                f"state: PostgreSQL store failed: {redact(str(error)).strip()}"
+            ) from None
+
+    def statement(self) -> AbstractContextManager[Tx]:
+        # The connection is in autocommit mode: a lone statement is its own transaction,
+        # one round trip instead of three (BEGIN, statement, COMMIT).
+        return self._statement()
+
+    def adapt_ddl(self, sql: str) -> str:
+        return sql
+
+    @property
+    def skip_locked(self) -> str:
+        return "FOR UPDATE SKIP LOCKED"
+
+    def notify(self, tx: Tx, channel: str, payload: str = "") -> None:
+        tx.execute("SELECT pg_notify(?, ?)", (channel, payload))
+
+    def listener(self, channel: str) -> Listener:
+        conn = self._connect()
+        conn.execute(f'LISTEN "{channel}"')
+        return _PgListener(conn)
+
+
+class _PgListener(Listener):
+    """LISTEN on its own autocommit connection; NOTIFY wakes `wait` at once."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    def wait(self, timeout: float) -> bool:
+        import psycopg
+
+        try:
+            for _ in self.conn.notifies(timeout=timeout, stop_after=1):
+                return True
+        except psycopg.OperationalError as error:
+            raise StateError(
+                f"state: PostgreSQL listener failed: {redact(str(error)).strip()}"
+            ) from None
+        return False
+
+    def close(self) -> None:
+        self.conn.close()

@@ -5,6 +5,8 @@
     store.files        the file tracker: which file is loaded into which table
     store.locks        named leases
     store.rules        rule results (the validation cache), validations, rule history
+    store.scheduled_runs  scheduled runs: the state machine, its history, schedule cursors
+    store.queue        the job queue: priorities, leases, fencing tokens
 
 The store is an index of what happened: sidecars and Delta logs are the truth.
 """
@@ -20,8 +22,10 @@ from onceflow.state.files import Files
 from onceflow.state.locks import Locks
 from onceflow.state.migrations import LATEST_VERSION, MIGRATIONS
 from onceflow.state.postgres import PostgresDatabase
+from onceflow.state.queue import Queue
 from onceflow.state.rules import Rules
 from onceflow.state.runs import Runs
+from onceflow.state.scheduled_runs import ScheduledRuns
 from onceflow.state.sqlite import SqliteDatabase
 
 
@@ -35,6 +39,8 @@ class Store:
         self.files = Files(db)
         self.locks = Locks(db)
         self.rules = Rules(db)
+        self.scheduled_runs = ScheduledRuns(db)
+        self.queue = Queue(db)
 
     @property
     def url(self) -> str:
@@ -51,7 +57,8 @@ class Store:
         return self.db.transaction()
 
     def close(self) -> None:
-        """Close this thread's connection."""
+        """Close this thread's connection (and its queue listener)."""
+        self.queue.close_listener()
         self.db.close()
 
     def __enter__(self) -> Store:
@@ -78,7 +85,7 @@ class Store:
             for version, _title, statements in MIGRATIONS:
                 if current < version <= target:
                     for statement in statements:
-                        tx.execute(statement)
+                        tx.execute(self.db.adapt_ddl(statement))
                     tx.execute("INSERT INTO onceflow_schema (version) VALUES (?)", (version,))
                     current = version
             return current

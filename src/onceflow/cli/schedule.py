@@ -1,0 +1,229 @@
+"""scheduler, worker, up, backfill and `schedule preview`: the schedule step's commands.
+
+Each is a thin call of one function of `onceflow.schedule`. SIGTERM (and Ctrl-C) makes
+a scheduler stop after its pass and a worker stop claiming and finish its current jobs.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from onceflow.cli.app import app
+from onceflow.cli.options import ConfigOpt, JsonOpt
+from onceflow.cli.render import print_json
+
+PANEL = "Scheduling"
+
+ConfigsOpt = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--config",
+        "-c",
+        envvar="ONCEFLOW_CONFIG",
+        help="Path to an onceflow.yml (repeat for several pipelines sharing one state store; "
+        "default ./onceflow.yml).",
+    ),
+]
+ConcurrencyOpt = Annotated[
+    int,
+    typer.Option(
+        "--concurrency",
+        "-n",
+        min=1,
+        max=64,
+        envvar="ONCEFLOW_CONCURRENCY",
+        help="Runs this process works on at once.",
+    ),
+]
+LeaseOpt = Annotated[
+    float,
+    typer.Option(
+        "--lease-seconds",
+        min=1.0,
+        envvar="ONCEFLOW_LEASE_SECONDS",
+        help="A claimed job's lease: it returns to the queue this long after its worker's "
+        "last heartbeat (a heartbeat every third of it).",
+    ),
+]
+UntilIdleOpt = Annotated[
+    bool,
+    typer.Option(
+        "--until-idle",
+        help="Exit once every due tick is queued and nothing is queued or running.",
+    ),
+]
+IntervalOpt = Annotated[
+    float,
+    typer.Option("--interval", min=0.1, help="Seconds between scheduler passes (at most)."),
+]
+
+schedule_app = typer.Typer(help="Look at schedules: `onceflow schedule preview NAME`.")
+app.add_typer(schedule_app, name="schedule", rich_help_panel=PANEL)
+
+
+def _configs(paths: list[Path] | None) -> list[Any]:
+    from onceflow.config import load_config
+
+    chosen: list[Path | None] = list(paths) if paths else [None]
+    return [load_config(p) for p in chosen]
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+
+    def handler(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    return stop
+
+
+@app.command(rich_help_panel=PANEL)
+def scheduler(
+    config: ConfigsOpt = None,
+    once: Annotated[bool, typer.Option("--once", help="One pass, then exit.")] = False,
+    interval: IntervalOpt = 5.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Turn due ticks into queued runs; requeue expired jobs; fail stuck runs."""
+    from onceflow.schedule import run_scheduler
+
+    stop = None if once else _stop_on_signals()
+    report = run_scheduler(_configs(config), once=once, interval=interval, stop=stop)
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        typer.echo(
+            f"scheduler: {report.recorded} tick(s) recorded, {report.queued} run(s) queued, "
+            f"{report.requeued} job(s) requeued, {len(report.stuck)} stuck run(s) failed"
+        )
+
+
+@app.command(rich_help_panel=PANEL)
+def worker(
+    config: ConfigsOpt = None,
+    concurrency: ConcurrencyOpt = 1,
+    lease_seconds: LeaseOpt = 30.0,
+    until_idle: UntilIdleOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run queued runs of the given pipelines; SIGTERM finishes the current ones, then exits."""
+    from onceflow.schedule import run_worker
+
+    report = run_worker(
+        _configs(config),
+        concurrency=concurrency,
+        lease_seconds=lease_seconds,
+        until_idle=until_idle,
+        stop=_stop_on_signals(),
+    )
+    _summary("worker", report.as_dict(), as_json)
+
+
+@app.command(rich_help_panel=PANEL)
+def up(
+    config: ConfigsOpt = None,
+    concurrency: ConcurrencyOpt = 2,
+    lease_seconds: LeaseOpt = 30.0,
+    until_idle: UntilIdleOpt = False,
+    interval: IntervalOpt = 5.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """A scheduler and workers in one process: the single-machine default."""
+    from onceflow.schedule import up as run_up
+
+    result = run_up(
+        _configs(config),
+        concurrency=concurrency,
+        lease_seconds=lease_seconds,
+        until_idle=until_idle,
+        interval=interval,
+        stop=_stop_on_signals(),
+    )
+    if not as_json:
+        s = result["scheduler"]
+        typer.echo(f"scheduler: {s['recorded']} tick(s) recorded, {s['queued']} run(s) queued")
+    _summary("workers", result["worker"], as_json, full=result)
+
+
+def _summary(who: str, counts: dict[str, int], as_json: bool, full: Any = None) -> None:
+    if as_json:
+        print_json(full if full is not None else counts)
+    else:
+        typer.echo(
+            f"{who}: {counts['completed']} completed, {counts['failed']} failed, "
+            f"{counts['retried']} to retry, {counts['deferred']} deferred, "
+            f"{counts['lost']} lost (lease expired)"
+        )
+    if counts["failed"]:
+        raise typer.Exit(1)
+
+
+@app.command(rich_help_panel=PANEL)
+def backfill(
+    start: Annotated[str, typer.Option("--from", help="First data date, YYYY-MM-DD.")],
+    end: Annotated[str, typer.Option("--to", help="Last data date, YYYY-MM-DD (inclusive).")],
+    config: ConfigOpt = None,
+    reprocess: Annotated[
+        str,
+        typer.Option(
+            "--reprocess",
+            help="none: queue only dates not backfilled yet; failed: also requeue failed "
+            "dates; all: also rerun done dates (re-extracted).",
+        ),
+    ] = "none",
+    schedule: Annotated[
+        str | None,
+        typer.Option("--schedule", help="Take tables, tenant, priority and retries from it."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Queue one run per data date from --from to --to, idempotently."""
+    from onceflow.config import load_config
+    from onceflow.schedule import backfill as run_backfill
+
+    report = run_backfill(load_config(config), start, end, schedule=schedule, reprocess=reprocess)
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        typer.echo(
+            f"backfill {report.pipeline}: {len(report.created)} date(s) queued, "
+            f"{len(report.requeued)} requeued, {len(report.unchanged)} unchanged"
+        )
+
+
+@schedule_app.command("preview")
+def preview(
+    name: Annotated[str, typer.Argument(help="The schedule's name in onceflow.yml.")],
+    config: ConfigOpt = None,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help="Start after this time (ISO 8601; local to the schedule "
+            "without an offset; default now).",
+        ),
+    ] = None,
+    count: Annotated[int, typer.Option("--count", min=1, max=10_000, help="How many ticks.")] = 10,
+    as_json: JsonOpt = False,
+) -> None:
+    """List a schedule's next ticks: local time, UTC instant and the window each processes."""
+    from onceflow.config import load_config
+    from onceflow.schedule import preview as run_preview
+
+    ticks = run_preview(load_config(config), name, start=start, count=count)
+    if as_json:
+        print_json([t.as_dict() for t in ticks])
+        return
+    typer.echo(f"{'local time':<27} {'UTC':<27} {'window (run date)':<18} hours")
+    for t in ticks:
+        typer.echo(
+            f"{t.local.isoformat():<27} {t.at.isoformat():<27} {t.run_date.isoformat():<18} "
+            f"{t.window.hours:g}"
+        )

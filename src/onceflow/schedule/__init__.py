@@ -1,0 +1,45 @@
+"""The schedule step: cron schedules with a DST rule, scheduled runs, a durable priority
+queue with leases, workers, retries and backfills; it runs pipelines through
+`onceflow.pipeline`, above every other step.
+
+The seed's four parts are public: `PipelineStateManager` (run state), `QueueManager`
+(the queue), `ScheduleCalculator` (schedule calculation) and `RetryManager` with
+`RetryPolicy` (retry policy).
+"""
+
+from onceflow.schedule.api import (
+    BackfillReport,
+    PipelineStateManager,
+    QueueManager,
+    RetryManager,
+    backfill,
+    preview,
+    run_scheduler,
+    run_worker,
+    tenant_status,
+    up,
+)
+from onceflow.schedule.cron import ScheduleCalculator, Tick
+from onceflow.schedule.retry import RetryPolicy
+from onceflow.schedule.scheduler import PassReport, Scheduler
+from onceflow.schedule.worker import Worker, WorkerReport
+
+__all__ = [
+    "BackfillReport",
+    "PassReport",
+    "PipelineStateManager",
+    "QueueManager",
+    "RetryManager",
+    "RetryPolicy",
+    "ScheduleCalculator",
+    "Scheduler",
+    "Tick",
+    "Worker",
+    "WorkerReport",
+    "backfill",
+    "preview",
+    "run_scheduler",
+    "run_worker",
+    "tenant_status",
+    "up",
+]

@@ -1,0 +1,534 @@
+"""The schedule step's public API: the scheduler, workers, backfills, previews and status,
+and the seed's four parts under their own names:
+
+    PipelineStateManager   run state: create, transition, query scheduled runs
+    QueueManager           the queue: enqueue, dequeue (claim), mark completed/failed
+    ScheduleCalculator     schedule calculation (onceflow.schedule.cron)
+    RetryManager           retry policy: should_retry, calculate_retry_time, schedule_retry
+
+Each takes an open state store; the functions below take configs, like the other steps.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from onceflow.clock import now, now_iso
+from onceflow.config import Config, ScheduleConfig, ScheduleRetryConfig
+from onceflow.errors import ConfigError, TransitionError
+from onceflow.schedule.cron import Tick
+from onceflow.schedule.retry import RetryPolicy
+from onceflow.schedule.scheduler import (
+    PassReport,
+    Scheduler,
+    calculator,
+    enqueue_run,
+    queue_runs,
+    run_spec,
+    shared_store,
+)
+from onceflow.schedule.worker import Worker, WorkerReport
+from onceflow.state import (
+    RUN_STATES,
+    Job,
+    JobSpec,
+    RunSpec,
+    ScheduledRunRecord,
+    Store,
+    TenantQueueStatus,
+    open_store,
+)
+from onceflow.state.scheduled_runs import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    PENDING,
+    RUNNING,
+)
+from onceflow.windows import parse_run_date, window_for
+
+log = logging.getLogger(__name__)
+
+BACKFILL = "backfill"
+REPROCESS = ("none", "failed", "all")
+
+
+# =========================================================================== functions
+
+
+def run_scheduler(
+    configs: Sequence[Config],
+    *,
+    once: bool = False,
+    interval: float = 5.0,
+    stop: threading.Event | None = None,
+    store: Store | None = None,
+) -> PassReport:
+    """Turn due ticks into queued runs: one pass with `once`, else until `stop` is set."""
+    scheduler = Scheduler(configs, store)
+    if once:
+        return scheduler.run_once()
+    return scheduler.run_forever(stop or threading.Event(), interval=interval)
+
+
+def run_worker(
+    configs: Sequence[Config],
+    *,
+    concurrency: int = 1,
+    lease_seconds: float = 30.0,
+    until_idle: bool = False,
+    max_jobs: int | None = None,
+    stop: threading.Event | None = None,
+    store: Store | None = None,
+) -> WorkerReport:
+    """Run queued runs of these pipelines until `stop` is set (or idle, with `until_idle`)."""
+    worker = Worker(configs, store, concurrency=concurrency, lease_seconds=lease_seconds)
+    return worker.run(stop, until_idle=until_idle, max_jobs=max_jobs)
+
+
+def up(
+    configs: Sequence[Config],
+    *,
+    concurrency: int = 2,
+    lease_seconds: float = 30.0,
+    until_idle: bool = False,
+    interval: float = 5.0,
+    stop: threading.Event | None = None,
+    store: Store | None = None,
+) -> dict[str, Any]:
+    """A scheduler and workers in one process (the single-machine default). With
+    `until_idle`, stop once every due tick is queued and nothing is queued or running."""
+    stop = stop or threading.Event()
+    store = store or shared_store(list(configs))
+    scheduler = Scheduler(configs, store)
+    first = scheduler.run_once()  # due ticks (a catch-up) are queued before workers look
+    thread = threading.Thread(
+        target=scheduler.run_forever, args=(stop,), kwargs={"interval": interval}, daemon=True
+    )
+    thread.start()
+    worker = Worker(configs, store, concurrency=concurrency, lease_seconds=lease_seconds)
+
+    def nothing_due() -> bool:
+        return not [
+            r for r in store.scheduled_runs.due(now_iso()) if r.pipeline in scheduler.pipelines
+        ]
+
+    try:
+        report = worker.run(stop, until_idle=until_idle, idle_check=nothing_due)
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    return {"scheduler": first.as_dict(), "worker": report.as_dict()}
+
+
+def preview(
+    config: Config, name: str, *, start: datetime | str | None = None, count: int = 10
+) -> list[Tick]:
+    """The next `count` ticks of schedule `name` after `start` (default now): local time,
+    UTC instant and window, so that DST changes can be seen before they happen."""
+    schedule = config.schedule(name)
+    moment = _instant(start, config, schedule) if start is not None else now()
+    return calculator(config, schedule).preview(moment, count)
+
+
+def _instant(value: datetime | str, config: Config, schedule: ScheduleConfig) -> datetime:
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise ConfigError(
+                f"--from: invalid time {value!r}; expected ISO 8601, e.g. 2025-03-08 or "
+                "2025-03-08T12:00:00-05:00",
+                field="from",
+            ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=config.schedule_zone(schedule))
+    return moment
+
+
+@dataclass
+class BackfillReport:
+    """What a backfill did, by data date."""
+
+    pipeline: str
+    created: list[str] = field(default_factory=list)
+    requeued: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "pipeline": self.pipeline,
+            "created": self.created,
+            "requeued": self.requeued,
+            "unchanged": self.unchanged,
+        }
+
+
+def backfill(
+    config: Config,
+    start: str | date,
+    end: str | date,
+    *,
+    schedule: str | None = None,
+    reprocess: str = "none",
+    store: Store | None = None,
+) -> BackfillReport:
+    """Queue one run per data date from `start` to `end` inclusive, idempotently: a date
+    already backfilled is left alone, unless `reprocess` is `failed` (failed dates are
+    queued again) or `all` (every date not queued or running is run again, re-extracted).
+
+    Settings (tables, tenant, priority, retry, max_runtime) come from `schedule`, or the
+    config's only schedule, or the defaults. Backfill runs form their own sequence
+    (schedule `backfill`): a table loads their windows in date order.
+    """
+    if reprocess not in REPROCESS:
+        raise ConfigError(
+            f"--reprocess: expected none, failed or all, got {reprocess!r}", field="reprocess"
+        )
+    first, last = parse_run_date(start, config.zone), parse_run_date(end, config.zone)
+    if last < first:
+        raise ConfigError(f"--to {last} is before --from {first}", field="to")
+    if (last - first).days > 36_600:
+        raise ConfigError("--from/--to: at most 100 years at once", field="from")
+    settings = _backfill_settings(config, schedule)
+    store = store or open_store(config.state_url)
+    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    batch = f"backfill:{first}..{last}"
+    specs = []
+    for day in days:
+        window = window_for(day, config.zone)
+        tick = Tick(window.start.astimezone(UTC), window.start, day, window)
+        specs.append(
+            run_spec(config, settings, tick, kind=BACKFILL, batch=batch, schedule_key=BACKFILL)
+        )
+    report = BackfillReport(config.pipeline)
+    runs = store.scheduled_runs
+    for lo in range(0, len(specs), 500):
+        created = set(runs.create(specs[lo : lo + 500], reason=f"backfill {first}..{last}"))
+        # queued in date order: FIFO then hands the earliest windows out first
+        new_runs = sorted(
+            (r for r in (runs.get(i) for i in created) if r is not None), key=lambda r: r.run_date
+        )
+        queue_runs(store, new_runs, reason=f"backfill {first}..{last}")
+        report.created += sorted(r.run_date for r in new_runs)
+    wanted = {FAILED} if reprocess == "failed" else {FAILED, COMPLETED, CANCELLED}
+    existing = runs.by_dates(config.pipeline, BACKFILL, [d.isoformat() for d in days])
+    for run in sorted(existing, key=lambda r: r.run_date):
+        if run.run_date in report.created:
+            continue
+        if reprocess == "none" or run.state not in wanted:
+            report.unchanged.append(run.run_date)
+            continue
+        try:
+            with store.transaction() as tx:
+                enqueue_run(
+                    store,
+                    run,
+                    run.state,
+                    tx=tx,
+                    reason=f"reprocess ({reprocess}) by backfill {first}..{last}",
+                    values={"force_reprocess": int(reprocess == "all"), "error": None},
+                )
+            report.requeued.append(run.run_date)
+        except TransitionError:
+            report.unchanged.append(run.run_date)  # its state moved meanwhile
+    log.info(
+        "backfill %s %s..%s: %d queued, %d requeued, %d unchanged",
+        config.pipeline,
+        first,
+        last,
+        len(report.created),
+        len(report.requeued),
+        len(report.unchanged),
+    )
+    return report
+
+
+def _backfill_settings(config: Config, name: str | None) -> ScheduleConfig:
+    if name is not None:
+        return config.schedule(name)
+    if len(config.schedules) == 1:
+        return config.schedules[0]
+    return ScheduleConfig(name=BACKFILL, cron="0 0 * * *")
+
+
+def tenant_status(
+    configs: Sequence[Config], tenant: str, *, store: Store | None = None
+) -> dict[str, Any]:
+    """The seed's per-customer summary: runs by state, last success, last failure, next
+    run, runs waiting (and why), and the tenant's queue figures."""
+    store = store or shared_store(list(configs))
+    runs = store.scheduled_runs
+    ok = runs.last_in_state(COMPLETED, tenant=tenant)
+    bad = runs.last_in_state(FAILED, tenant=tenant)
+    upcoming = [
+        (calculator(c, s).next_tick(now()), c.pipeline, s.name)
+        for c in configs
+        for s in c.schedules
+        if s.tenant == tenant
+    ]
+    nxt = min(upcoming, key=lambda u: u[0].at) if upcoming else None
+    queue = store.queue.status(tenant=tenant)
+    waiting = [
+        {"run_id": r.id, "pipeline": r.pipeline, "run_date": r.run_date, "waiting_on": r.waiting_on}
+        for r in runs.find(state=PENDING, tenant=tenant)
+        if r.waiting_on
+    ]
+    return {
+        "tenant": tenant,
+        "counts": runs.counts(tenant=tenant),
+        "last_success": _brief(ok),
+        "last_failure": _brief(bad),
+        "next_run": None
+        if nxt is None
+        else {"pipeline": nxt[1], "schedule": nxt[2], **nxt[0].as_dict()},
+        "waiting": waiting,
+        "queue": vars(queue[0]) if queue else None,
+    }
+
+
+def _brief(run: ScheduledRunRecord | None) -> dict[str, Any] | None:
+    if run is None:
+        return None
+    return {
+        "run_id": run.id,
+        "pipeline": run.pipeline,
+        "schedule": run.schedule,
+        "run_date": run.run_date,
+        "ended_at": run.ended_at,
+        "error": run.error,
+        "error_type": run.error_type,
+    }
+
+
+# ================================================================== the seed's classes
+
+
+class PipelineStateManager:
+    """Scheduled-run state (the seed's PipelineStateManager) over a state store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def create_scheduled_run(
+        self,
+        tenant_id: str,
+        pipeline: str,
+        scheduled_time: datetime,
+        *,
+        schedule: str = "manual",
+        run_date: date | None = None,
+        zone: str = "UTC",
+        priority: int = 5,
+        retry: RetryPolicy | None = None,
+    ) -> str | None:
+        """Record a SCHEDULED run of `pipeline` at `scheduled_time` (its tick); returns
+        its id, or None when that (pipeline, schedule, tick) already exists."""
+        at = scheduled_time.astimezone(UTC)
+        day = run_date or (at.date() - timedelta(days=1))
+        start, end = window_for(day, zone).iso()
+        spec = RunSpec(
+            pipeline=pipeline,
+            schedule=schedule,
+            tick=at.isoformat(),
+            run_date=day.isoformat(),
+            window_start=start,
+            window_end=end,
+            tenant=tenant_id,
+            priority=priority,
+            retry_policy=(retry or RetryPolicy()).to_json(),
+        )
+        created = self.store.scheduled_runs.create([spec])
+        return created[0] if created else None
+
+    def transition_state(
+        self,
+        run_id: str,
+        from_state: str,
+        to_state: str,
+        *,
+        worker: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        """One conditional transition (TransitionError when illegal or stale)."""
+        self.store.scheduled_runs.transition(
+            run_id, from_state, to_state, worker=worker, error=error
+        )
+
+    def get_pipelines_by_state(
+        self, state: str, tenant_id: str | None = None
+    ) -> list[ScheduledRunRecord]:
+        """Runs in `state` (of one tenant, when given)."""
+        if state not in RUN_STATES:
+            raise ValueError(f"unknown state {state!r}; states: {', '.join(RUN_STATES)}")
+        return self.store.scheduled_runs.find(state=state, tenant=tenant_id)
+
+    def get_yet_to_run_pipelines(self, at: datetime | None = None) -> list[ScheduledRunRecord]:
+        """SCHEDULED runs whose tick is due (their job is not queued yet)."""
+        return self.store.scheduled_runs.due((at or now()).astimezone(UTC).isoformat())
+
+    def mark_as_running(self, run_id: str, worker: str | None = None) -> None:
+        """PENDING -> RUNNING."""
+        self.store.scheduled_runs.transition(
+            run_id, PENDING, RUNNING, worker=worker, values={"started_at": now_iso()}
+        )
+
+    def mark_as_completed(self, run_id: str, worker: str | None = None) -> None:
+        """RUNNING -> COMPLETED."""
+        self.store.scheduled_runs.transition(
+            run_id, RUNNING, COMPLETED, worker=worker, values={"ended_at": now_iso()}
+        )
+
+    def mark_as_failed(
+        self,
+        run_id: str,
+        error: str,
+        *,
+        should_retry: bool = False,
+        retry_at: datetime | None = None,
+    ) -> None:
+        """RUNNING -> FAILED; with `should_retry`, FAILED -> PENDING and a job due at
+        `retry_at` (default: the run's retry policy's next delay)."""
+        run = self._get(run_id)
+        with self.store.transaction() as tx:
+            self.store.scheduled_runs.transition(
+                run_id, RUNNING, FAILED, error=error, values={"ended_at": now_iso()}, tx=tx
+            )
+            if should_retry:
+                due = retry_at or RetryPolicy.from_json(run.retry_policy).calculate_retry_time(
+                    max(1, run.attempt)
+                )
+                enqueue_run(
+                    self.store,
+                    run,
+                    FAILED,
+                    tx=tx,
+                    reason="retry",
+                    run_after=due.timestamp(),
+                    values={"next_attempt_at": due.isoformat()},
+                )
+
+    def get_run_status(self, run_id: str) -> dict[str, Any]:
+        """A run with its transition history."""
+        run = self._get(run_id)
+        return {
+            **run.as_dict(),
+            "history": [vars(h) for h in self.store.scheduled_runs.history(run_id)],
+        }
+
+    def get_customer_pipeline_status(
+        self, tenant_id: str, configs: Sequence[Config] = ()
+    ) -> dict[str, Any]:
+        """The per-tenant summary (`onceflow status --tenant`)."""
+        return tenant_status(configs, tenant_id, store=self.store)
+
+    def _get(self, run_id: str) -> ScheduledRunRecord:
+        run = self.store.scheduled_runs.get(run_id)
+        if run is None:
+            raise TransitionError(
+                f"scheduled run {run_id} is not in the state store", run_id=run_id
+            )
+        return run
+
+
+class QueueManager:
+    """The job queue (the seed's QueueManager) over a state store."""
+
+    def __init__(self, store: Store, *, lease_seconds: float = 30.0) -> None:
+        self.store = store
+        self.lease_seconds = lease_seconds
+
+    def enqueue(
+        self,
+        tenant_id: str,
+        pipeline: str,
+        payload: dict[str, Any] | None = None,
+        priority: int = 5,
+    ) -> int:
+        """Add a job with a priority (1 highest .. 10); returns its id."""
+        return self.store.queue.enqueue(
+            JobSpec(pipeline=pipeline, payload=payload, priority=priority, tenant=tenant_id)
+        )
+
+    def dequeue(
+        self, worker_id: str, *, limit: int = 1, pipelines: Sequence[str] | None = None
+    ) -> list[Job]:
+        """Claim jobs atomically with a lease (heartbeat them with `heartbeat`)."""
+        return self.store.queue.claim(
+            worker_id, limit=limit, lease_seconds=self.lease_seconds, pipelines=pipelines
+        )
+
+    def heartbeat(self, jobs: Sequence[Job]) -> set[int]:
+        """Extend the leases; returns the ids whose lease was lost."""
+        return self.store.queue.heartbeat(jobs, lease_seconds=self.lease_seconds)
+
+    def mark_completed(self, job: Job) -> None:
+        """Complete a claimed job (LeaseLostError when its lease was lost)."""
+        self.store.queue.complete(job.id, job.token or "")
+
+    def mark_failed(self, job: Job, error: str) -> None:
+        """Fail a claimed job with an error message (LeaseLostError as above)."""
+        self.store.queue.fail(job.id, job.token or "", error)
+
+    def get_queue_length(self, tenant_id: str | None = None) -> int:
+        """Jobs waiting in the queue."""
+        return self.store.queue.length(tenant=tenant_id)
+
+    def get_queue_status(self, tenant_id: str | None = None) -> list[TenantQueueStatus]:
+        """Per tenant: counts and average/maximum waits."""
+        return self.store.queue.status(tenant=tenant_id)
+
+
+class RetryManager:
+    """Retries of scheduled runs (the seed's RetryManager) over a state store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    @staticmethod
+    def policy(config: ScheduleRetryConfig | None = None) -> RetryPolicy:
+        """The policy of a `retry:` section (defaults without one)."""
+        return RetryPolicy.from_config(config) if config is not None else RetryPolicy()
+
+    def should_retry(self, run_id: str, error: BaseException | str | None = None) -> bool:
+        """Whether a FAILED run may be retried under its stored policy."""
+        run = self._failed(run_id)
+        failures = sum(1 for h in self.store.scheduled_runs.history(run_id) if h.to_state == FAILED)
+        return RetryPolicy.from_json(run.retry_policy).should_retry(
+            failures, error if error is not None else (run.error_type or "Error")
+        )
+
+    def calculate_retry_time(self, run_id: str) -> datetime:
+        """When the next retry of a FAILED run is due under its policy."""
+        run = self._failed(run_id)
+        failures = sum(1 for h in self.store.scheduled_runs.history(run_id) if h.to_state == FAILED)
+        return RetryPolicy.from_json(run.retry_policy).calculate_retry_time(max(1, failures))
+
+    def schedule_retry(self, run_id: str, retry_time: datetime) -> int:
+        """FAILED -> PENDING with a job due at `retry_time` (durable); returns the job id."""
+        run = self._failed(run_id)
+        with self.store.transaction() as tx:
+            return enqueue_run(
+                self.store,
+                run,
+                FAILED,
+                tx=tx,
+                reason="retry",
+                run_after=retry_time.timestamp(),
+                values={"next_attempt_at": retry_time.astimezone(UTC).isoformat()},
+            )
+
+    def _failed(self, run_id: str) -> ScheduledRunRecord:
+        run = self.store.scheduled_runs.get(run_id)
+        if run is None or run.state != FAILED:
+            state = run.state if run else "absent"
+            raise TransitionError(f"scheduled run {run_id} is {state}, not FAILED", run_id=run_id)
+        return run

@@ -1,0 +1,177 @@
+"""Cron ticks in a time zone, with onceflow's own DST rule around croniter.
+
+croniter only matches cron fields against *naive wall-clock* times, where it is exact;
+it is never given an aware datetime (croniter fires a daily job twice on a fall-back day
+when its time is in the repeated hour, and older releases mishandled zoneinfo). Each
+matching local time is then resolved to UTC instants here, the way Vixie cron does:
+
+* a local time that does not exist (the spring-forward gap) moves to the next valid
+  minute, the end of the gap (02:30 in New York on 2025-03-09 fires at 03:00 EDT), once;
+  an *interval* schedule skips it instead, since it follows elapsed time: 23 hourly
+  ticks on a 23-hour day;
+* a local time that happens twice (the fall-back repeat) fires once, at its first
+  occurrence, for a *fixed-time* schedule (a daily job runs once), and at both
+  occurrences for an interval schedule (25 hourly ticks on a 25-hour day).
+
+An interval schedule has a wildcard, range or step in its minute or hour field (`*`,
+`*/15`, `1-9`): Vixie cron's wildcard rule, widened to ranges as Quartz.NET 4 and Cronos
+decide; a fixed-time schedule lists plain values (`30 1`, `0,30 2`).
+
+The rule holds for shifts of any size (Australia/Lord_Howe moves 30 minutes). A tick is
+stored as its UTC instant; its run date is a local date (the tick's, minus the schedule's
+`window` days), and its window is that date's local day in the pipeline's time zone:
+23 or 25 hours long on a DST change day.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from onceflow.windows import Window, window_for
+
+# No zone's fall-back repeat lasts longer (Antarctica/Troll's is 2 hours): instants are
+# released in UTC order once the naive iteration is this far past them.
+_FOLD_HORIZON = timedelta(hours=3)
+_GAP_LIMIT_MINUTES = 3 * 60
+
+
+@dataclass(frozen=True)
+class Tick:
+    """One firing of a schedule: its UTC instant, its local time, and what it processes."""
+
+    at: datetime
+    local: datetime
+    run_date: date
+    window: Window
+
+    def as_dict(self) -> dict[str, str | float]:
+        """JSON-ready form, as `schedule preview --json` prints it."""
+        start, end = self.window.iso()
+        return {
+            "tick_utc": self.at.isoformat(),
+            "local": self.local.isoformat(),
+            "run_date": self.run_date.isoformat(),
+            "window_start": start,
+            "window_end": end,
+            "window_hours": self.window.hours,
+        }
+
+
+def _as_zone(zone: ZoneInfo | str) -> ZoneInfo:
+    return zone if isinstance(zone, ZoneInfo) else ZoneInfo(zone)
+
+
+class ScheduleCalculator:
+    """The ticks of one cron expression in one time zone (the seed's ScheduleCalculator).
+
+    `window_days_before` picks the run date of a tick (1: the previous local day), and
+    `window_zone` the zone of its window (the pipeline's; default the schedule's).
+    """
+
+    def __init__(
+        self,
+        cron: str,
+        timezone: ZoneInfo | str = "UTC",
+        *,
+        window_days_before: int = 1,
+        window_zone: ZoneInfo | str | None = None,
+    ) -> None:
+        from croniter import croniter
+
+        if len(cron.split()) != 5 or not croniter.is_valid(cron):
+            raise ValueError(f"invalid cron expression {cron!r}")
+        self.cron = cron
+        self.zone = _as_zone(timezone)
+        self.window_zone = _as_zone(window_zone) if window_zone is not None else self.zone
+        self.window_days_before = window_days_before
+        minute, hour = cron.split()[:2]
+        self.interval = any(ch in field for field in (minute, hour) for ch in "*-/")
+
+    # --- resolving local wall-clock times -------------------------------------------
+
+    def _exists(self, naive: datetime) -> bool:
+        aware = naive.replace(tzinfo=self.zone, fold=0)
+        return aware.astimezone(UTC).astimezone(self.zone).replace(tzinfo=None) == naive
+
+    def resolve(self, naive: datetime) -> list[datetime]:
+        """The UTC instants at which a matching local time fires (the DST rule)."""
+        if not self._exists(naive):
+            if self.interval:
+                return []
+            moved = naive
+            for _ in range(_GAP_LIMIT_MINUTES):
+                moved += timedelta(minutes=1)
+                if self._exists(moved):
+                    return [moved.replace(tzinfo=self.zone, fold=0).astimezone(UTC)]
+            raise ValueError(f"no valid local time after {naive} in {self.zone.key}")
+        first = naive.replace(tzinfo=self.zone, fold=0).astimezone(UTC)
+        second = naive.replace(tzinfo=self.zone, fold=1).astimezone(UTC)
+        if second != first and self.interval:
+            return [first, second]
+        return [first]
+
+    # --- iterating ----------------------------------------------------------------------
+
+    def instants(self, after: datetime) -> Iterator[datetime]:
+        """Every tick instant (UTC) strictly after `after`, in order, without end."""
+        from croniter import croniter
+
+        after = after.astimezone(UTC)
+        start = after.astimezone(self.zone).replace(tzinfo=None) - _FOLD_HORIZON
+        it = croniter(self.cron, start.replace(second=0, microsecond=0) - timedelta(minutes=1))
+        heap: list[datetime] = []
+        last: datetime | None = None
+        while True:
+            naive: datetime = it.get_next(datetime)
+            for instant in self.resolve(naive):
+                heapq.heappush(heap, instant)
+            floor = naive.replace(tzinfo=self.zone, fold=0).astimezone(UTC) - _FOLD_HORIZON
+            while heap and heap[0] <= floor:
+                instant = heapq.heappop(heap)
+                if instant > after and instant != last:
+                    last = instant
+                    yield instant
+
+    def tick_at(self, instant: datetime) -> Tick:
+        """The tick of an instant: its local time, run date and window."""
+        local = instant.astimezone(self.zone)
+        run_date = local.date() - timedelta(days=self.window_days_before)
+        return Tick(
+            instant.astimezone(UTC), local, run_date, window_for(run_date, self.window_zone)
+        )
+
+    def ticks(
+        self, after: datetime, until: datetime | None = None, limit: int | None = None
+    ) -> Iterator[Tick]:
+        """Ticks in (after, until], at most `limit` of them."""
+        if until is None and limit is None:
+            raise ValueError("give `until` or `limit`: a schedule has no last tick")
+        for n, instant in enumerate(self.instants(after)):
+            if (until is not None and instant > until) or (limit is not None and n >= limit):
+                return
+            yield self.tick_at(instant)
+
+    def next_tick(self, after: datetime) -> Tick:
+        """The first tick strictly after `after`."""
+        return self.tick_at(next(self.instants(after)))
+
+    def preview(self, start: datetime, count: int) -> list[Tick]:
+        """The next `count` ticks after `start`, for `onceflow schedule preview`."""
+        return list(self.ticks(start, limit=count))
+
+    # --- the seed's names -------------------------------------------------------------
+
+    def calculate_next_run(self, after: datetime | None = None) -> datetime:
+        """The UTC instant of the next tick after `after` (default now)."""
+        return self.next_tick(after or datetime.now(UTC)).at
+
+    def is_due(self, last_tick: datetime | None, now: datetime | None = None) -> bool:
+        """True when a tick fell in (last_tick, now]: the schedule should run."""
+        moment = now or datetime.now(UTC)
+        if last_tick is None:
+            return False
+        return self.calculate_next_run(last_tick) <= moment

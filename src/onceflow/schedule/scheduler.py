@@ -1,0 +1,376 @@
+"""The scheduler: due ticks become scheduled runs, and due runs become queued jobs.
+
+One pass, safe to run in any number of processes at once:
+
+1. For each schedule, read its cursor (the last tick handled), compute the ticks due
+   since then, apply the catch-up policy, and in one transaction move the cursor from
+   the value read (a conditional update: a racing scheduler that moved it first makes
+   this one record nothing and start over) and record the ticks as SCHEDULED runs
+   (unique per (pipeline, schedule, tick): a tick recorded twice is one run).
+2. Queue every SCHEDULED run whose tick is due: SCHEDULED -> PENDING and its job in one
+   transaction. A scheduler killed between 1 and 2 left SCHEDULED runs; the next pass
+   of any scheduler queues them (crash point `scheduler_after_tick`).
+3. Requeue jobs whose lease expired (a killed or cut-off worker): RUNNING -> PENDING.
+4. Fail runs RUNNING past their `max_runtime`, revoking their job's lease.
+
+Catch-up: ticks older than `grace` are missed ticks; `none` drops them, `latest` keeps
+the most recent due tick, `{max: N}` the N most recent (contiguous windows), `all`
+every one. A schedule seen for the first time starts at `start:` when given, else now.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from onceflow.clock import now, now_iso
+from onceflow.config import Config, ScheduleConfig
+from onceflow.errors import ConfigError, TransitionError
+from onceflow.faults import crashpoint
+from onceflow.schedule.cron import ScheduleCalculator, Tick
+from onceflow.schedule.retry import RetryPolicy
+from onceflow.state import JobSpec, RunSpec, ScheduledRunRecord, Store, Tx, open_store
+from onceflow.state.scheduled_runs import FAILED, PENDING, RUNNING, SCHEDULED
+
+log = logging.getLogger(__name__)
+
+DEFAULT_GRACE = timedelta(seconds=60)
+CHUNK = 500  # ticks per transaction: a long catch-up advances in steps other passes see
+
+
+@dataclass
+class PassReport:
+    """What one scheduler pass did."""
+
+    recorded: int = 0
+    queued: int = 0
+    requeued: int = 0
+    stuck: list[str] = field(default_factory=list)
+
+    def add(self, other: PassReport) -> None:
+        """Sum another pass into this one."""
+        self.recorded += other.recorded
+        self.queued += other.queued
+        self.requeued += other.requeued
+        self.stuck += other.stuck
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return vars(self).copy()
+
+
+def calculator(config: Config, schedule: ScheduleConfig) -> ScheduleCalculator:
+    """The tick calculator of a schedule (its zone; windows in the pipeline's zone)."""
+    return ScheduleCalculator(
+        schedule.cron,
+        config.schedule_zone(schedule),
+        window_days_before=schedule.window_days_before,
+        window_zone=config.zone,
+    )
+
+
+def run_spec(
+    config: Config,
+    schedule: ScheduleConfig,
+    tick: Tick,
+    *,
+    kind: str = "scheduled",
+    batch: str = "",
+    schedule_key: str | None = None,
+    force_reprocess: bool = False,
+) -> RunSpec:
+    """The scheduled run of a tick."""
+    start, end = tick.window.iso()
+    return RunSpec(
+        pipeline=config.pipeline,
+        schedule=schedule_key or schedule.name,
+        tick=tick.at.isoformat(),
+        run_date=tick.run_date.isoformat(),
+        window_start=start,
+        window_end=end,
+        kind=kind,
+        batch=batch or tick.at.isoformat(),
+        tenant=schedule.tenant,
+        priority=schedule.priority,
+        tables=[config.table(t).key for t in schedule.tables] if schedule.tables else None,
+        retry_policy=RetryPolicy.from_config(schedule.retry).to_json(),
+        max_runtime_seconds=schedule.max_runtime_seconds,
+        force_reprocess=force_reprocess,
+    )
+
+
+def keep_by_policy(
+    ticks: list[Tick], policy: str | int, at: datetime, grace: timedelta
+) -> list[Tick]:
+    """The due ticks a catch-up policy runs (ticks in time order)."""
+    if policy == "all":
+        return ticks
+    if policy == "none":
+        return [t for t in ticks if at - t.at <= grace]
+    if policy == "latest":
+        return ticks[-1:]
+    return ticks[-int(policy) :]
+
+
+def shared_store(configs: Sequence[Config]) -> Store:
+    """The one state store of several pipelines' configs (a scheduler or worker serves
+    pipelines that share their state store)."""
+    if not configs:
+        raise ConfigError("give at least one config (--config onceflow.yml)")
+    urls = {c.state_url for c in configs}
+    if len(urls) > 1:
+        raise ConfigError(
+            "--config: these configs keep their state in different stores; run one "
+            "scheduler or worker per state store",
+            field="state",
+        )
+    names = [c.pipeline for c in configs]
+    if len(set(names)) != len(names):
+        raise ConfigError("--config: two configs have the same pipeline name", field="pipeline")
+    return open_store(configs[0].state_url)
+
+
+def job_of(run: ScheduledRunRecord, run_after: float | None = None) -> JobSpec:
+    """The queue job of a scheduled run."""
+    return JobSpec(
+        pipeline=run.pipeline,
+        payload={"run_id": run.id},
+        priority=run.priority,
+        tenant=run.tenant,
+        run_id=run.id,
+        run_after=run_after,
+    )
+
+
+def enqueue_run(
+    store: Store,
+    run: ScheduledRunRecord,
+    from_state: str,
+    *,
+    tx: Tx,
+    reason: str,
+    run_after: float | None = None,
+    values: dict[str, Any] | None = None,
+) -> int:
+    """Move a run to PENDING and queue its job, in the caller's transaction. The
+    conditional transition comes first: of two processes queueing the same run, the
+    second gets TransitionError before it inserts a job."""
+    store.scheduled_runs.transition(
+        run.id, from_state, PENDING, reason=reason, values=values or {}, tx=tx
+    )
+    job_id = store.queue.enqueue(job_of(run, run_after), tx=tx)
+    store.scheduled_runs.set_job(run.id, job_id, tx=tx)
+    return job_id
+
+
+def queue_runs(store: Store, runs: Sequence[ScheduledRunRecord], *, reason: str = "due") -> int:
+    """SCHEDULED -> PENDING with a queued job, 200 runs per transaction (one conditional
+    update each); runs another process queued first are left out. Returns how many this
+    call queued."""
+    queued = 0
+    for lo in range(0, len(runs), 200):
+        chunk = {r.id: r for r in runs[lo : lo + 200]}
+        with store.transaction() as tx:
+            moved = store.scheduled_runs.transition_many(
+                list(chunk), SCHEDULED, PENDING, reason=reason, tx=tx
+            )
+            # the worker records the job id when it starts the run
+            store.queue.enqueue_many([job_of(chunk[i]) for i in moved], tx=tx)
+        queued += len(moved)
+    return queued
+
+
+def requeue_expired(store: Store) -> int:
+    """Jobs whose lease expired go back to the queue and their runs RUNNING -> PENDING,
+    in one transaction; the old holders' tokens are fenced. Returns how many."""
+    with store.transaction() as tx:
+        jobs = store.queue.requeue_expired(tx=tx)
+        for job in jobs:
+            if job.run_id is None:
+                continue
+            run = store.scheduled_runs.get(job.run_id, tx=tx)
+            if run is not None and run.state == RUNNING:
+                store.scheduled_runs.transition(
+                    run.id,
+                    RUNNING,
+                    PENDING,
+                    reason=f"lease of job {job.id} expired (worker gone or cut off); requeued",
+                    values={"worker": None},
+                    tx=tx,
+                )
+    for job in jobs:
+        log.warning("job %s (run %s): lease expired; back in the queue", job.id, job.run_id)
+    return len(jobs)
+
+
+def fail_stuck(store: Store, pipelines: Sequence[str] | None = None) -> list[str]:
+    """Runs RUNNING past their max_runtime: reported, failed, and their job's lease
+    revoked (the worker's later writes are refused). Returns their ids."""
+    moment = now()
+    stuck = []
+    for run in store.scheduled_runs.find(state=RUNNING, limit=100_000):
+        if pipelines is not None and run.pipeline not in pipelines:
+            continue
+        if not run.started_at or run.max_runtime_seconds is None:
+            continue
+        ran = (moment - datetime.fromisoformat(run.started_at)).total_seconds()
+        if ran <= run.max_runtime_seconds:
+            continue
+        message = (
+            f"stuck: RUNNING for {ran:.0f}s, past max_runtime {run.max_runtime_seconds:.0f}s; "
+            f"worker {run.worker}'s lease revoked"
+        )
+        try:
+            with store.transaction() as tx:
+                job = store.queue.live_job_of_run(run.id, tx=tx)
+                if job is not None:
+                    store.queue.revoke(job.id, message, tx=tx)
+                store.scheduled_runs.transition(
+                    run.id,
+                    RUNNING,
+                    FAILED,
+                    error=message,
+                    values={"error_type": "StuckRunError", "ended_at": now_iso()},
+                    tx=tx,
+                )
+        except TransitionError:
+            continue  # it finished meanwhile
+        log.error("scheduled run %s (%s %s): %s", run.id, run.pipeline, run.run_date, message)
+        stuck.append(run.id)
+    return stuck
+
+
+class Scheduler:
+    """Turns the due ticks of the given pipelines' schedules into queued runs."""
+
+    def __init__(
+        self,
+        configs: Sequence[Config],
+        store: Store | None = None,
+        *,
+        grace: timedelta = DEFAULT_GRACE,
+    ) -> None:
+        self.configs = list(configs)
+        self.store = store or shared_store(self.configs)
+        self.grace = grace
+
+    @property
+    def pipelines(self) -> list[str]:
+        """The pipelines this scheduler serves."""
+        return [c.pipeline for c in self.configs]
+
+    def record_ticks(self, at: datetime | None = None) -> int:
+        """Record the due ticks of every schedule (catch-up policy applied); returns how
+        many runs this call created."""
+        moment = at or now()
+        return sum(
+            self._record(config, schedule, moment)
+            for config in self.configs
+            for schedule in config.schedules
+        )
+
+    def _record(self, config: Config, schedule: ScheduleConfig, at: datetime) -> int:
+        """Record one schedule's due ticks, at most CHUNK per transaction, each
+        transaction moving the cursor from the value it read (optimistic: a scheduler
+        that lost the race re-reads the cursor and goes on from there)."""
+        runs = self.store.scheduled_runs
+        calc = calculator(config, schedule)
+        first = (schedule.start - timedelta(seconds=1)) if schedule.start else at
+        policy = schedule.catch_up_policy
+        created = 0
+        batch: str | None = None
+        while True:
+            cursor = runs.cursor(
+                config.pipeline, schedule.name, start=first.astimezone(UTC).isoformat()
+            )
+            after = datetime.fromisoformat(cursor)
+            if policy == "all":
+                # only the next chunk is needed: a long catch-up is written step by step
+                due = list(calc.ticks(after, until=at, limit=CHUNK))
+                kept = due
+            else:
+                due = list(calc.ticks(after, until=at))
+                kept = keep_by_policy(due, policy, at, self.grace)[-CHUNK:]
+            if not due:
+                return created
+            catch_up = len(kept) > 1 or any(at - t.at > self.grace for t in kept)
+            if batch is None:
+                batch = f"catch-up:{kept[0].at.isoformat()}" if catch_up and kept else ""
+            if len(due) > len(kept) and policy != "all":
+                log.info(
+                    "%s/%s: %d missed tick(s) skipped by catch_up %s",
+                    config.pipeline,
+                    schedule.name,
+                    len(due) - len(kept),
+                    policy,
+                )
+            kind = "catch-up" if catch_up else "scheduled"
+            with self.store.transaction() as tx:
+                # the cursor moves to the last due tick, kept or not
+                new = due[-1].at.isoformat()
+                if not runs.advance_cursor(config.pipeline, schedule.name, cursor, new, tx=tx):
+                    continue  # another scheduler moved it: read it again
+                specs = [run_spec(config, schedule, t, kind=kind, batch=batch) for t in kept]
+                created += len(runs.create(specs, tx=tx))
+            crashpoint("scheduler_after_tick")
+            if policy != "all" or len(due) < CHUNK:
+                return created
+
+    def queue_due(self, at: datetime | None = None) -> int:
+        """Queue the SCHEDULED runs whose tick is due; returns how many this call queued."""
+        moment = (at or now()).astimezone(UTC).isoformat()
+        due = [r for r in self.store.scheduled_runs.due(moment) if r.pipeline in self.pipelines]
+        return queue_runs(self.store, due)
+
+    def run_once(self, at: datetime | None = None) -> PassReport:
+        """One pass: record due ticks, queue due runs, requeue expired jobs, fail stuck runs."""
+        report = PassReport()
+        report.recorded = self.record_ticks(at)
+        report.queued = self.queue_due(at)
+        report.requeued = requeue_expired(self.store)
+        report.stuck = fail_stuck(self.store, self.pipelines)
+        if report.recorded or report.queued or report.requeued or report.stuck:
+            log.info(
+                "scheduler: %d tick(s) recorded, %d run(s) queued, %d job(s) requeued, "
+                "%d stuck run(s) failed",
+                report.recorded,
+                report.queued,
+                report.requeued,
+                len(report.stuck),
+            )
+        return report
+
+    def next_ticks(self, at: datetime | None = None) -> dict[str, Tick]:
+        """The next tick of every schedule, by `pipeline/schedule`."""
+        moment = at or now()
+        return {
+            f"{c.pipeline}/{s.name}": calculator(c, s).next_tick(moment)
+            for c in self.configs
+            for s in c.schedules
+        }
+
+    def run_forever(
+        self, stop: threading.Event, *, interval: float = 5.0, max_passes: int | None = None
+    ) -> PassReport:
+        """Pass every `interval` seconds (sooner when a tick is due) until `stop` is set."""
+        total = PassReport()
+        passes = 0
+        while not stop.is_set():
+            try:
+                total.add(self.run_once())
+            except Exception:  # a store outage: log it and try again next pass
+                log.exception("scheduler pass failed; retrying in %.0fs", interval)
+            passes += 1
+            if max_passes is not None and passes >= max_passes:
+                break
+            wait = interval
+            upcoming = self.next_ticks().values()
+            if upcoming:
+                until = min(t.at for t in upcoming) - now()
+                wait = max(0.05, min(interval, until.total_seconds() + 0.01))
+            stop.wait(wait)
+        return total

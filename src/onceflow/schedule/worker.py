@@ -1,0 +1,458 @@
+"""Workers: claim queued runs of their pipelines, run them, and record the outcome once.
+
+A worker process claims up to `concurrency` jobs at once (only of the pipelines whose
+configs it was given), runs each in a thread through `onceflow.pipeline.run_window`,
+and heartbeats all their leases from one thread every third of the lease. Every record
+it makes for a job (start, completion, failure, deferral) is one transaction that
+first matches the job's token, so a worker whose lease expired - killed, paused, or cut
+off from the database while another worker took the job over - records nothing: its
+late completion is refused (LeaseLostError), and the data it might still write is
+guarded by the pipeline's own leases (run lock, load locks), as for any run.
+
+Outcomes: COMPLETED; FAILED, then PENDING again after the retry policy's backoff when
+the error is retryable and retries are left (the retry is a queued job due later, so it
+survives restarts); or back to PENDING without counting a failure when the run must
+wait - for an earlier window of its backfill or catch-up to load first (window order
+per table), or for a whole-pipeline command holding the pipeline lock.
+
+SIGTERM (the CLI sets `stop`): stop claiming, finish the current jobs, exit. SIGKILL:
+the leases expire and any scheduler or worker requeues the jobs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from onceflow.clock import now_iso
+from onceflow.config import Config
+from onceflow.errors import LeaseLostError, LockError, StateError, TransitionError
+from onceflow.faults import crashpoint
+from onceflow.pipeline import run_window
+from onceflow.redact import redact
+from onceflow.schedule.retry import RetryPolicy
+from onceflow.schedule.scheduler import enqueue_run, requeue_expired, shared_store
+from onceflow.state import Job, ScheduledRunRecord, Store, Tx
+from onceflow.state.queue import DEFAULT_LEASE_SECONDS
+from onceflow.state.scheduled_runs import COMPLETED, FAILED, PENDING, RUNNING
+
+log = logging.getLogger(__name__)
+
+REAP_SECONDS = 5.0  # how often an idle worker requeues jobs of expired leases
+RECORD_TRIES = 6  # an outcome's write, tried again over ~16 s when the database was away
+MAX_DEFER_SECONDS = 10.0
+
+
+@dataclass
+class WorkerReport:
+    """What a worker did, by outcome."""
+
+    claimed: int = 0
+    completed: int = 0
+    failed: int = 0
+    retried: int = 0
+    deferred: int = 0
+    lost: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        """JSON-ready form."""
+        return vars(self).copy()
+
+
+def default_worker_id() -> str:
+    """host:pid, as stored with each claim and transition."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Worker:
+    """Runs queued scheduled runs of the given pipelines."""
+
+    def __init__(
+        self,
+        configs: Sequence[Config],
+        store: Store | None = None,
+        *,
+        concurrency: int = 1,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        poll_seconds: float = 1.0,
+        lock_timeout: float | None = None,
+        worker_id: str | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.configs = {c.pipeline: c for c in configs}
+        self.store = store or shared_store(list(configs))
+        self.concurrency = concurrency
+        self.lease_seconds = lease_seconds
+        self.poll_seconds = poll_seconds
+        # waiting for a lock of a killed holder on another machine takes up to its lease
+        self.lock_timeout = lease_seconds * 1.5 if lock_timeout is None else lock_timeout
+        self.worker_id = worker_id or default_worker_id()
+        self.report = WorkerReport()
+        self._active: dict[int, Job] = {}
+        self._lost: set[int] = set()
+        self._guard = threading.Lock()
+        self._slot = threading.Event()
+
+    # --- the loop -----------------------------------------------------------------------
+
+    def run(
+        self,
+        stop: threading.Event | None = None,
+        *,
+        until_idle: bool = False,
+        max_jobs: int | None = None,
+        idle_check: Callable[[], bool] | None = None,
+    ) -> WorkerReport:
+        """Claim and run jobs until `stop` is set (then finish the current ones), or with
+        `until_idle` until nothing of its pipelines is queued or running (and
+        `idle_check()`, when given, agrees), or after `max_jobs` claims."""
+        stop = stop or threading.Event()
+        beating = threading.Event()
+        heart = threading.Thread(target=self._heartbeat, args=(beating,), daemon=True)
+        heart.start()
+        pipelines = sorted(self.configs)
+        self.store.queue.listen()
+        last_reap = 0.0
+        try:
+            with ThreadPoolExecutor(self.concurrency, thread_name_prefix="job") as pool:
+                while not stop.is_set():
+                    if time.monotonic() - last_reap > REAP_SECONDS:
+                        last_reap = time.monotonic()
+                        self._reap()
+                    free = self.concurrency - len(self._active)
+                    if max_jobs is not None:
+                        free = min(free, max_jobs - self.report.claimed)
+                    jobs = self._claim(pipelines, free) if free > 0 else []
+                    for job in jobs:
+                        with self._guard:
+                            self._active[job.id] = job
+                        pool.submit(self._run_job, job)
+                    if jobs:
+                        continue
+                    if (
+                        max_jobs is not None
+                        and self.report.claimed >= max_jobs
+                        and not self._active
+                    ):
+                        break
+                    if until_idle and not self._active and self._idle(pipelines, idle_check):
+                        break
+                    if free > 0:
+                        self._wait_for_jobs()
+                    else:
+                        self._slot.wait(self.poll_seconds)
+                        self._slot.clear()
+                log.info(
+                    "worker %s: stopping; finishing %d job(s)", self.worker_id, len(self._active)
+                )
+        finally:
+            beating.set()
+            heart.join(timeout=5)
+        return self.report
+
+    def _claim(self, pipelines: list[str], free: int) -> list[Job]:
+        try:
+            jobs = self.store.queue.claim(
+                self.worker_id, limit=free, lease_seconds=self.lease_seconds, pipelines=pipelines
+            )
+        except StateError as error:  # the database is away: wait and claim again
+            log.warning("worker %s: cannot claim: %s", self.worker_id, error)
+            time.sleep(self.poll_seconds)
+            return []
+        if jobs:
+            self.report.claimed += len(jobs)
+            crashpoint("worker_after_claim")
+        return jobs
+
+    def _wait_for_jobs(self) -> None:
+        try:
+            self.store.queue.wait_for_jobs(self.poll_seconds)
+        except StateError:
+            self.store.queue.close_listener()
+            time.sleep(self.poll_seconds)
+
+    def _reap(self) -> None:
+        try:
+            requeue_expired(self.store)
+        except StateError as error:
+            log.warning("worker %s: cannot requeue expired jobs: %s", self.worker_id, error)
+
+    def _idle(self, pipelines: list[str], idle_check: Callable[[], bool] | None) -> bool:
+        # claimed jobs count as running: a killed worker's come back once their lease expires
+        busy = sum(
+            self.store.queue.length(pipeline=p, state=s)
+            for p in pipelines
+            for s in ("queued", "claimed")
+        )
+        return busy == 0 and (idle_check is None or idle_check())
+
+    def _heartbeat(self, done: threading.Event) -> None:
+        while not done.wait(self.lease_seconds / 3):
+            with self._guard:
+                jobs = [j for j in self._active.values() if j.id not in self._lost]
+            if not jobs:
+                continue
+            try:
+                lost = self.store.queue.heartbeat(jobs, lease_seconds=self.lease_seconds)
+            except StateError as error:  # cut off: the leases run out; nothing to do here
+                log.warning("worker %s: heartbeat failed: %s", self.worker_id, error)
+                continue
+            if lost:
+                log.warning("worker %s: lost the lease of job(s) %s", self.worker_id, sorted(lost))
+                with self._guard:
+                    self._lost |= lost
+
+    def _run_job(self, job: Job) -> None:
+        try:
+            outcome = self.execute(job)
+            with self._guard:
+                setattr(self.report, outcome, getattr(self.report, outcome) + 1)
+        except Exception:
+            log.exception("worker %s: job %s crashed the worker thread", self.worker_id, job.id)
+        finally:
+            with self._guard:
+                self._active.pop(job.id, None)
+                self._lost.discard(job.id)
+            self._slot.set()
+
+    # --- one job ------------------------------------------------------------------------
+
+    def check(self, job: Job) -> None:
+        """LeaseLostError when this worker no longer holds `job` (call before writing)."""
+        if job.id in self._lost:
+            raise LeaseLostError(f"job {job.id}: lease lost", job_id=job.id)
+        self.store.queue.check(job.id, job.token or "")
+
+    def execute(self, job: Job) -> str:
+        """Run one claimed job; returns the outcome (a WorkerReport field name)."""
+        token = job.token or ""
+        config = self.configs.get(job.pipeline)
+        run = self.store.scheduled_runs.get(job.run_id) if job.run_id else None
+        if config is None or run is None:
+            return self._refuse(job, f"job {job.id} is not a scheduled run of {job.pipeline}")
+        try:
+            with self.store.transaction() as tx:
+                self.store.queue.check(job.id, token, tx=tx)
+                self.store.scheduled_runs.transition(
+                    run.id,
+                    PENDING,
+                    RUNNING,
+                    worker=self.worker_id,
+                    values={"started_at": now_iso(), "waiting_on": None, "job_id": job.id},
+                    tx=tx,
+                )
+        except LeaseLostError as error:
+            log.warning("worker %s: %s", self.worker_id, error)
+            return "lost"
+        except TransitionError as error:  # cancelled meanwhile, say
+            return self._refuse(job, str(error))
+        crashpoint("worker_after_start")
+        log.info(
+            "worker %s: run %s %s %s started",
+            self.worker_id,
+            run.pipeline,
+            run.schedule,
+            run.run_date,
+        )
+        try:
+            summary = run_window(
+                config,
+                run.run_date,
+                tables=run.table_list,
+                force_reprocess=run.force_reprocess,
+                lease_ttl=self.lease_seconds,
+                lock_timeout=self.lock_timeout,
+                may_load=lambda: self.blocker(run),
+                check=lambda: self.check(job),
+                store=self.store,
+            )
+        except LeaseLostError as error:
+            log.warning("worker %s: %s", self.worker_id, error)
+            return "lost"
+        except LockError as error:
+            return self._defer(job, run, f"waiting for a lock: {error}")
+        except Exception as error:
+            return self._fail(job, run, error, type(error).__name__, str(error))
+        crashpoint("worker_before_complete")
+        if summary.deferred:
+            return self._defer(job, run, summary.deferred)
+        failure = summary.error
+        if failure is None:
+            return self._complete(job, run)
+        return self._fail(job, run, failure[0], failure[0], failure[1])
+
+    def blocker(self, run: ScheduledRunRecord) -> str | None:
+        """Why `run` may not load yet: an earlier window of its schedule (or backfill)
+        sharing a table is still queued or running, or failed in the same batch."""
+        mine = set(run.table_list) if run.table_list is not None else None
+        for other in self.store.scheduled_runs.earlier_unfinished(run):
+            theirs = set(other.table_list) if other.table_list is not None else None
+            if mine is None or theirs is None or mine & theirs:
+                return (
+                    f"waiting for the earlier window {other.run_date} ({other.state}) of "
+                    f"{other.schedule} to load first"
+                )
+        return None
+
+    def _write(self, record: Callable[[Tx], None]) -> None:
+        """Run an outcome's transaction; when the database was away (a connection cut, then
+        restored) try again on a fresh connection, for about half a minute. The write is
+        fenced by the job's token, so trying again never records anything twice."""
+        for attempt in range(RECORD_TRIES):
+            try:
+                with self.store.transaction() as tx:
+                    record(tx)
+                return
+            except (LeaseLostError, TransitionError):
+                raise
+            except StateError as error:
+                if attempt == RECORD_TRIES - 1:
+                    raise
+                log.warning("worker %s: cannot record (%s); trying again", self.worker_id, error)
+                self.store.db.forget_connection()
+                time.sleep(min(8.0, 0.5 * 2**attempt))
+
+    def _complete(self, job: Job, run: ScheduledRunRecord) -> str:
+        def record(tx: Tx) -> None:
+            self.store.queue.complete(job.id, job.token or "", tx=tx)
+            self.store.scheduled_runs.transition(
+                run.id,
+                RUNNING,
+                COMPLETED,
+                worker=self.worker_id,
+                values={"ended_at": now_iso(), "waiting_on": None, "next_attempt_at": None},
+                tx=tx,
+            )
+
+        try:
+            self._write(record)
+        except (LeaseLostError, TransitionError) as error:
+            log.warning(
+                "worker %s: completion of run %s refused: %s", self.worker_id, run.id, error
+            )
+            return "lost"
+        log.info(
+            "worker %s: run %s %s %s completed",
+            self.worker_id,
+            run.pipeline,
+            run.schedule,
+            run.run_date,
+        )
+        return "completed"
+
+    def _failures(self, run_id: str) -> int:
+        """Failures of a run since it was last reprocessed (the retry budget's count)."""
+        count = 0
+        for step in self.store.scheduled_runs.history(run_id):
+            if step.reason and step.reason.startswith("reprocess"):
+                count = 0
+            elif step.to_state == FAILED:
+                count += 1
+        return count
+
+    def _fail(
+        self, job: Job, run: ScheduledRunRecord, error: BaseException | str, kind: str, message: str
+    ) -> str:
+        message = redact(message)
+        policy = RetryPolicy.from_json(run.retry_policy)
+        failures = self._failures(run.id) + 1
+        retry = policy.should_retry(failures, error)
+        due = policy.calculate_retry_time(failures) if retry else None
+
+        def record(tx: Tx) -> None:
+            self.store.queue.fail(job.id, job.token or "", message, tx=tx)
+            self.store.scheduled_runs.transition(
+                run.id,
+                RUNNING,
+                FAILED,
+                worker=self.worker_id,
+                error=message,
+                values={"error_type": kind, "ended_at": now_iso()},
+                tx=tx,
+            )
+            if due is not None:
+                enqueue_run(
+                    self.store,
+                    run,
+                    FAILED,
+                    tx=tx,
+                    reason=f"retry {failures} of {policy.max_retries}",
+                    run_after=due.timestamp(),
+                    values={"next_attempt_at": due.isoformat()},
+                )
+
+        try:
+            self._write(record)
+        except (LeaseLostError, TransitionError) as lost:
+            log.warning("worker %s: failure of run %s refused: %s", self.worker_id, run.id, lost)
+            return "lost"
+        if due is not None:
+            log.warning(
+                "worker %s: run %s %s failed (%s: %s); retry %d of %d at %s",
+                self.worker_id,
+                run.pipeline,
+                run.run_date,
+                kind,
+                message,
+                failures,
+                policy.max_retries,
+                due.isoformat(),
+            )
+            return "retried"
+        log.error(
+            "worker %s: run %s %s failed (%s: %s)%s",
+            self.worker_id,
+            run.pipeline,
+            run.run_date,
+            kind,
+            message,
+            "" if policy.is_retryable(error) else " - not retryable",
+        )
+        return "failed"
+
+    def _defer(self, job: Job, run: ScheduledRunRecord, reason: str) -> str:
+        delay = min(MAX_DEFER_SECONDS, 0.5 * 2 ** min(job.attempts - 1, 8))
+
+        def record(tx: Tx) -> None:
+            self.store.queue.release(
+                job.id, job.token or "", run_after=time.time() + delay, note=reason, tx=tx
+            )
+            self.store.scheduled_runs.transition(
+                run.id,
+                RUNNING,
+                PENDING,
+                worker=self.worker_id,
+                reason=reason,
+                values={"waiting_on": reason},
+                tx=tx,
+            )
+
+        try:
+            self._write(record)
+        except (LeaseLostError, TransitionError) as error:
+            log.warning("worker %s: deferral of run %s refused: %s", self.worker_id, run.id, error)
+            return "lost"
+        log.info(
+            "worker %s: run %s %s: %s (again in %.1fs)",
+            self.worker_id,
+            run.pipeline,
+            run.run_date,
+            reason,
+            delay,
+        )
+        return "deferred"
+
+    def _refuse(self, job: Job, message: str) -> str:
+        try:
+            self.store.queue.fail(job.id, job.token or "", message)
+        except LeaseLostError:
+            return "lost"
+        log.error("worker %s: %s", self.worker_id, message)
+        return "failed"

@@ -1,0 +1,436 @@
+r"""The job queue: a durable priority queue with leases, fenced by a token per claim.
+
+    queued --claim--> claimed --complete--> completed
+                         |  \--fail------> failed
+                         |   \--release--> queued (run_after later: a deferral)
+                         \--lease expired (requeue_expired)--> queued
+    queued | claimed --cancel/revoke--> cancelled | failed
+
+Priority 1 is the highest; within a priority jobs leave in enqueue order (FIFO by id).
+A claim takes up to `limit` due jobs atomically (one `FOR UPDATE SKIP LOCKED` statement
+on PostgreSQL, one short write transaction on SQLite), stamping each with the worker,
+a fresh token and a lease expiry. Every later write for a job names its token and
+matches only while the job is still claimed with it: once a lease expired and the job
+was requeued (its token cleared) or claimed again (a new token), nothing the old holder
+sends counts (LeaseLostError). Times are seconds since the epoch, from each process's
+clock (keep the machines' clocks in sync, as for the locks' leases).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from onceflow.errors import LeaseLostError
+from onceflow.state.db import Database, Listener, Tx, rows_as
+
+QUEUED = "queued"
+CLAIMED = "claimed"
+COMPLETED = "completed"
+FAILED = "failed"
+CANCELLED = "cancelled"
+JOB_STATES = (QUEUED, CLAIMED, COMPLETED, FAILED, CANCELLED)
+CHANNEL = "onceflow_jobs"
+DEFAULT_LEASE_SECONDS = 30.0
+
+# Every statement of the queue, by name (the way procrastinate keeps its queries.sql).
+SQL = {
+    "enqueue": (
+        "INSERT INTO jobs (pipeline, tenant, priority, run_id, payload, state, enqueued_at, "
+        "run_after) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?)"
+    ),
+    "enqueue_returning": (
+        "INSERT INTO jobs (pipeline, tenant, priority, run_id, payload, state, enqueued_at, "
+        "run_after) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?) RETURNING id"
+    ),
+    # {filter} is empty or `AND pipeline IN (?, ...)`; {lock} is the backend's skip_locked.
+    "claim": (
+        "WITH picked AS (SELECT id FROM jobs WHERE state = 'queued' AND run_after <= ? "
+        "{filter} ORDER BY priority, id LIMIT ? {lock}) "
+        "UPDATE jobs SET state = 'claimed', worker = ?, token = ?, claimed_at = ?, "
+        "heartbeat_at = ?, lease_expires_at = ?, attempts = attempts + 1 "
+        "WHERE id IN (SELECT id FROM picked) RETURNING *"
+    ),
+    "heartbeat": (
+        "UPDATE jobs SET heartbeat_at = ?, lease_expires_at = ? "
+        "WHERE state = 'claimed' AND token = ? AND id IN ({ids}) RETURNING id"
+    ),
+    "complete": (
+        "UPDATE jobs SET state = 'completed', finished_at = ?, lease_expires_at = NULL "
+        "WHERE id = ? AND token = ? AND state = 'claimed'"
+    ),
+    "complete_many": (
+        "UPDATE jobs SET state = 'completed', finished_at = ?, lease_expires_at = NULL "
+        "WHERE state = 'claimed' AND token = ? AND id IN ({ids}) RETURNING id"
+    ),
+    "fail": (
+        "UPDATE jobs SET state = 'failed', finished_at = ?, error = ?, lease_expires_at = NULL "
+        "WHERE id = ? AND token = ? AND state = 'claimed'"
+    ),
+    "release": (
+        "UPDATE jobs SET state = 'queued', run_after = ?, worker = NULL, token = NULL, "
+        "lease_expires_at = NULL, error = ? WHERE id = ? AND token = ? AND state = 'claimed'"
+    ),
+    "holds": "SELECT id FROM jobs WHERE id = ? AND token = ? AND state = 'claimed'",
+    "requeue_expired": (
+        "UPDATE jobs SET state = 'queued', run_after = ?, worker = NULL, token = NULL, "
+        "lease_expires_at = NULL, error = ? "
+        "WHERE state = 'claimed' AND lease_expires_at < ? RETURNING *"
+    ),
+    "revoke": (
+        "UPDATE jobs SET state = ?, finished_at = ?, error = ?, token = NULL, "
+        "lease_expires_at = NULL WHERE id = ? AND state IN ('queued', 'claimed') RETURNING *"
+    ),
+    "get": "SELECT * FROM jobs WHERE id = ?",
+    "live_of_run": "SELECT * FROM jobs WHERE run_id = ? AND state IN ('queued', 'claimed')",
+    "length": "SELECT COUNT(*) AS n FROM jobs WHERE state = ? {filter}",
+    "status": (
+        "SELECT tenant, "
+        "SUM(CASE WHEN state = 'queued' THEN 1 ELSE 0 END) AS queued, "
+        "SUM(CASE WHEN state = 'queued' AND run_after <= ? THEN 1 ELSE 0 END) AS due, "
+        "SUM(CASE WHEN state = 'claimed' THEN 1 ELSE 0 END) AS running, "
+        "SUM(CASE WHEN state = 'completed' THEN 1 ELSE 0 END) AS completed, "
+        "SUM(CASE WHEN state = 'failed' THEN 1 ELSE 0 END) AS failed, "
+        "AVG(CASE WHEN state = 'queued' AND run_after <= ? THEN ? - run_after END) "
+        "AS avg_wait_seconds, "
+        "MAX(CASE WHEN state = 'queued' AND run_after <= ? THEN ? - run_after END) "
+        "AS max_wait_seconds, "
+        "AVG(claimed_at - run_after) AS avg_start_wait_seconds, "
+        "MAX(claimed_at - run_after) AS max_start_wait_seconds "
+        "FROM jobs {where} GROUP BY tenant ORDER BY tenant"
+    ),
+}
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """A job to enqueue: which pipeline runs it, its payload, priority and tenant."""
+
+    pipeline: str
+    payload: dict[str, Any] | None = None
+    priority: int = 5
+    tenant: str = "default"
+    run_id: str | None = None
+    run_after: float | None = None
+
+    def row(self, at: float) -> tuple[Any, ...]:
+        """The values of the enqueue statement."""
+        if not 1 <= self.priority <= 10:
+            raise ValueError(f"priority must be between 1 and 10, got {self.priority}")
+        payload = None if self.payload is None else json.dumps(self.payload, sort_keys=True)
+        due = at if self.run_after is None else self.run_after
+        return (self.pipeline, self.tenant, self.priority, self.run_id, payload, at, due)
+
+
+@dataclass(frozen=True)
+class Job:
+    """A job row; `token` is the fencing token of its current claim."""
+
+    id: int
+    pipeline: str
+    tenant: str
+    priority: int
+    run_id: str | None
+    payload_json: str | None
+    state: str
+    enqueued_at: float
+    run_after: float
+    claimed_at: float | None
+    worker: str | None
+    token: str | None
+    heartbeat_at: float | None
+    lease_expires_at: float | None
+    attempts: int
+    error: str | None
+    finished_at: float | None
+
+    @property
+    def payload(self) -> dict[str, Any] | None:
+        """The job's payload (JSON in the row)."""
+        return None if self.payload_json is None else dict(json.loads(self.payload_json))
+
+
+def _jobs(rows: list[dict[str, Any]]) -> list[Job]:
+    for row in rows:
+        row["payload_json"] = row.get("payload")
+    return sorted(rows_as(Job, rows), key=lambda j: (j.priority, j.id))
+
+
+def _marks(n: int) -> str:
+    return ", ".join("?" * n)
+
+
+@dataclass(frozen=True)
+class TenantQueueStatus:
+    """Queue figures of one tenant (waits in seconds; None when nothing waited)."""
+
+    tenant: str
+    queued: int
+    due: int
+    running: int
+    completed: int
+    failed: int
+    avg_wait_seconds: float | None
+    max_wait_seconds: float | None
+    avg_start_wait_seconds: float | None
+    max_start_wait_seconds: float | None
+
+
+class Queue:
+    """The `jobs` table."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._local = threading.local()
+
+    @contextmanager
+    def _tx(self, tx: Tx | None) -> Iterator[Tx]:
+        if tx is not None:
+            yield tx
+        else:
+            with self.db.transaction() as own:
+                yield own
+
+    # --- enqueue --------------------------------------------------------------------
+
+    def enqueue(self, spec: JobSpec, *, tx: Tx | None = None) -> int:
+        """Add one job; returns its id. Listeners are woken when the transaction commits."""
+        with self._tx(tx) as t:
+            row = t.execute(SQL["enqueue_returning"], spec.row(time.time())).fetchone()
+            self.db.notify(t, CHANNEL, spec.pipeline)
+        assert row is not None
+        return int(row["id"])
+
+    def enqueue_many(self, specs: Sequence[JobSpec], *, tx: Tx | None = None) -> int:
+        """Add many jobs in one transaction (one wake-up); returns how many."""
+        at = time.time()
+        with self._tx(tx) as t:
+            t.executemany(SQL["enqueue"], [s.row(at) for s in specs])
+            if specs:
+                self.db.notify(t, CHANNEL, specs[0].pipeline)
+        return len(specs)
+
+    # --- claim and lease --------------------------------------------------------------
+
+    def claim(
+        self,
+        worker: str,
+        *,
+        limit: int = 1,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        pipelines: Sequence[str] | None = None,
+        complete: Sequence[Job] = (),
+    ) -> list[Job]:
+        """Claim up to `limit` due jobs (of `pipelines` only, when given), highest
+        priority first, FIFO within a priority; each gets a token and a lease.
+
+        `complete` - the jobs this worker just finished - are marked completed in the same
+        transaction (one commit, one WAL flush, instead of two): if any of them is no
+        longer held (LeaseLostError), nothing is completed and nothing claimed."""
+        if complete:
+            with self.db.transaction() as t:
+                self._complete_many(t, complete)
+                return self._claim(t, worker, limit, lease_seconds, pipelines)
+        with self.db.statement() as t:
+            return self._claim(t, worker, limit, lease_seconds, pipelines)
+
+    def _claim(
+        self,
+        t: Tx,
+        worker: str,
+        limit: int,
+        lease_seconds: float,
+        pipelines: Sequence[str] | None,
+    ) -> list[Job]:
+        at = time.time()
+        flt = f"AND pipeline IN ({_marks(len(pipelines))})" if pipelines else ""
+        sql = SQL["claim"].format(filter=flt, lock=self.db.skip_locked)
+        params = (
+            at,
+            *(pipelines or ()),
+            limit,
+            worker,
+            uuid.uuid4().hex,
+            at,
+            at,
+            at + lease_seconds,
+        )
+        return _jobs(t.execute(sql, params).fetchall())
+
+    def heartbeat(
+        self, jobs: Sequence[Job], *, lease_seconds: float = DEFAULT_LEASE_SECONDS
+    ) -> set[int]:
+        """Extend the leases of `jobs`; returns the ids no longer held (lost leases)."""
+        at = time.time()
+        kept: set[int] = set()
+        by_token: dict[str, list[int]] = {}
+        for job in jobs:
+            by_token.setdefault(job.token or "", []).append(job.id)
+        with self.db.transaction() as t:
+            for token, ids in by_token.items():
+                sql = SQL["heartbeat"].format(ids=_marks(len(ids)))
+                rows = t.execute(sql, (at, at + lease_seconds, token, *ids)).fetchall()
+                kept.update(int(r["id"]) for r in rows)
+        return {j.id for j in jobs} - kept
+
+    def holds(self, job_id: int, token: str, *, tx: Tx | None = None) -> bool:
+        """True while `token` is the job's current claim."""
+        with self._tx(tx) as t:
+            return t.execute(SQL["holds"], (job_id, token)).fetchone() is not None
+
+    def check(self, job_id: int, token: str, *, tx: Tx | None = None) -> None:
+        """LeaseLostError unless `token` still holds the job."""
+        if not self.holds(job_id, token, tx=tx):
+            raise LeaseLostError(
+                f"job {job_id}: lease lost (expired or revoked, maybe claimed again); "
+                "this worker's result is discarded",
+                job_id=job_id,
+            )
+
+    def _fenced(self, sql: str, params: Sequence[Any], job_id: int, tx: Tx | None) -> None:
+        if tx is None:
+            with self.db.statement() as t:
+                n = t.execute(sql, params).rowcount
+        else:
+            n = tx.execute(sql, params).rowcount
+        if n != 1:
+            raise LeaseLostError(
+                f"job {job_id}: lease lost (expired or revoked, maybe claimed again); "
+                "this worker's result is refused",
+                job_id=job_id,
+            )
+
+    # --- finishing ----------------------------------------------------------------------
+
+    def complete(self, job_id: int, token: str, *, tx: Tx | None = None) -> None:
+        """Mark a claimed job completed; LeaseLostError when `token` no longer holds it."""
+        self._fenced(SQL["complete"], (time.time(), job_id, token), job_id, tx)
+
+    def complete_many(self, jobs: Sequence[Job]) -> int:
+        """Complete claimed jobs, one statement per claim (token), all or none:
+        LeaseLostError names the jobs whose lease was lost, and none is completed."""
+        with self.db.transaction() as t:
+            return self._complete_many(t, jobs)
+
+    def _complete_many(self, t: Tx, jobs: Sequence[Job]) -> int:
+        by_token: dict[str, list[int]] = {}
+        for job in jobs:
+            by_token.setdefault(job.token or "", []).append(job.id)
+        done: list[int] = []
+        at = time.time()
+        for token, ids in by_token.items():
+            sql = SQL["complete_many"].format(ids=_marks(len(ids)))
+            done += [int(r["id"]) for r in t.execute(sql, (at, token, *ids)).fetchall()]
+        if len(done) != len(jobs):
+            lost = sorted({j.id for j in jobs} - set(done))
+            # raising rolls the transaction back: the batch is completed whole or not at all
+            raise LeaseLostError(
+                f"jobs {lost}: lease lost before completion; their results are refused",
+                job_id=lost[0] if lost else None,
+            )
+        return len(done)
+
+    def fail(self, job_id: int, token: str, error: str, *, tx: Tx | None = None) -> None:
+        """Mark a claimed job failed with its error message (fenced like `complete`)."""
+        self._fenced(SQL["fail"], (time.time(), error, job_id, token), job_id, tx)
+
+    def release(
+        self,
+        job_id: int,
+        token: str,
+        *,
+        run_after: float | None = None,
+        note: str | None = None,
+        tx: Tx | None = None,
+    ) -> None:
+        """Put a claimed job back in the queue, due at `run_after` (fenced)."""
+        due = time.time() if run_after is None else run_after
+        self._fenced(SQL["release"], (due, note, job_id, token), job_id, tx)
+
+    def requeue_expired(self, *, tx: Tx | None = None) -> list[Job]:
+        """Jobs whose lease expired go back to the queue (their tokens are cleared, so
+        their old holders are fenced); returns them."""
+        at = time.time()
+        with self._tx(tx) as t:
+            rows = t.execute(SQL["requeue_expired"], (at, "lease expired; requeued", at)).fetchall()
+            if rows:
+                self.db.notify(t, CHANNEL, "requeued")
+        return _jobs(rows)
+
+    def revoke(
+        self, job_id: int, error: str, *, state: str = FAILED, tx: Tx | None = None
+    ) -> Job | None:
+        """End a queued or claimed job whoever holds it (`failed` or `cancelled`); its
+        holder's token is fenced. Returns the job, or None when it had already ended."""
+        with self._tx(tx) as t:
+            rows = t.execute(SQL["revoke"], (state, time.time(), error, job_id)).fetchall()
+        jobs = _jobs(rows)
+        return jobs[0] if jobs else None
+
+    # --- reading ----------------------------------------------------------------------
+
+    def get(self, job_id: int, *, tx: Tx | None = None) -> Job | None:
+        """The job with this id, or None."""
+        with self._tx(tx) as t:
+            jobs = _jobs(t.execute(SQL["get"], (job_id,)).fetchall())
+        return jobs[0] if jobs else None
+
+    def live_job_of_run(self, run_id: str, *, tx: Tx | None = None) -> Job | None:
+        """The queued or claimed job of a scheduled run, or None."""
+        with self._tx(tx) as t:
+            jobs = _jobs(t.execute(SQL["live_of_run"], (run_id,)).fetchall())
+        return jobs[0] if jobs else None
+
+    def length(
+        self, *, pipeline: str | None = None, tenant: str | None = None, state: str = QUEUED
+    ) -> int:
+        """How many jobs are queued (due or not), or in another `state` (`claimed`)."""
+        conds: list[str] = []
+        params: list[str] = [state]
+        for column, value in (("pipeline", pipeline), ("tenant", tenant)):
+            if value is not None:
+                conds.append(f"AND {column} = ?")
+                params.append(value)
+        with self.db.transaction() as t:
+            row = t.execute(SQL["length"].format(filter=" ".join(conds)), params).fetchone()
+        return int(row["n"]) if row else 0
+
+    def status(self, *, tenant: str | None = None) -> list[TenantQueueStatus]:
+        """Per tenant: queued, due, running, completed and failed jobs; the average and
+        maximum wait of due jobs so far, and of claimed jobs before their start."""
+        at = time.time()
+        where, params = ("WHERE tenant = ?", [tenant]) if tenant is not None else ("", [])
+        with self.db.transaction() as t:
+            rows = t.execute(
+                SQL["status"].format(where=where), (at, at, at, at, at, *params)
+            ).fetchall()
+        return rows_as(TenantQueueStatus, rows)
+
+    # --- waiting ----------------------------------------------------------------------
+
+    def listen(self) -> Listener:
+        """Start listening for enqueued jobs in this thread (before the first claim, so
+        that no wake-up between that claim and the first wait is missed)."""
+        listener: Listener | None = getattr(self._local, "listener", None)
+        if listener is None:
+            listener = self.db.listener(CHANNEL)
+            self._local.listener = listener
+        return listener
+
+    def wait_for_jobs(self, timeout: float) -> bool:
+        """Block until a job may have been enqueued (NOTIFY on PostgreSQL, a commit on
+        SQLite) or `timeout` seconds passed; True when woken. Claim again either way."""
+        return self.listen().wait(timeout)
+
+    def close_listener(self) -> None:
+        """Stop listening (this thread's listener)."""
+        listener: Listener | None = getattr(self._local, "listener", None)
+        if listener is not None:
+            self._local.listener = None
+            listener.close()

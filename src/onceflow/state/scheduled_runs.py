@@ -1,0 +1,439 @@
+"""Scheduled runs: one row per (pipeline, schedule, tick), a state machine with history.
+
+    SCHEDULED -> PENDING -> RUNNING -> COMPLETED | FAILED
+    FAILED -> PENDING            a retry (or a backfill's --reprocess failed)
+    RUNNING -> PENDING           requeued: its lease expired, or it waits for an earlier window
+    COMPLETED | CANCELLED -> PENDING   reprocessed (backfill --reprocess all)
+    SCHEDULED | PENDING | RUNNING | FAILED -> CANCELLED
+
+A tick is stored as its UTC instant and the unique key (pipeline, schedule, tick) makes
+recording a tick idempotent: any number of schedulers insert it, one row results. Every
+transition is one conditional update (`... WHERE id = ? AND state = ?`), so of two
+racing writers exactly one wins; an illegal transition is refused before any SQL, and
+every transition is kept in `scheduled_run_history` with its time, worker and error.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from onceflow.clock import now_iso
+from onceflow.errors import TransitionError
+from onceflow.redact import redact
+from onceflow.state.db import Database, Tx, record_from_row, rows_as
+
+SCHEDULED = "SCHEDULED"
+PENDING = "PENDING"
+RUNNING = "RUNNING"
+COMPLETED = "COMPLETED"
+FAILED = "FAILED"
+CANCELLED = "CANCELLED"
+RUN_STATES = (SCHEDULED, PENDING, RUNNING, COMPLETED, FAILED, CANCELLED)
+
+TRANSITIONS: dict[str, frozenset[str]] = {
+    SCHEDULED: frozenset({PENDING, CANCELLED}),
+    PENDING: frozenset({RUNNING, CANCELLED}),
+    RUNNING: frozenset({COMPLETED, FAILED, PENDING, CANCELLED}),
+    FAILED: frozenset({PENDING, CANCELLED}),
+    COMPLETED: frozenset({PENDING}),
+    CANCELLED: frozenset({PENDING}),
+}
+# Columns a transition may set besides the state (never built from user input).
+_SETTABLE = frozenset(
+    {
+        "worker",
+        "job_id",
+        "error",
+        "error_type",
+        "waiting_on",
+        "next_attempt_at",
+        "started_at",
+        "ended_at",
+        "force_reprocess",
+        "priority",
+    }
+)
+
+SQL = {
+    "insert": (
+        "INSERT INTO scheduled_runs (id, pipeline, schedule, tick, kind, batch, tenant, "
+        "priority, run_date, window_start, window_end, tables, state, retry_policy, "
+        "max_runtime_seconds, force_reprocess, created_at, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (pipeline, schedule, tick) DO NOTHING RETURNING id"
+    ),
+    "history": (
+        "INSERT INTO scheduled_run_history (run_id, from_state, to_state, at, worker, error, "
+        "reason) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    ),
+    "transition": "UPDATE scheduled_runs SET {sets} WHERE id = ? AND state = ?",
+    "transition_many": (
+        "UPDATE scheduled_runs SET state = ?, updated_at = ? "
+        "WHERE state = ? AND id IN ({ids}) RETURNING id"
+    ),
+    "set_job": "UPDATE scheduled_runs SET job_id = ? WHERE id = ?",
+    "get": "SELECT * FROM scheduled_runs WHERE id = ?",
+    "get_key": "SELECT * FROM scheduled_runs WHERE pipeline = ? AND schedule = ? AND tick = ?",
+    "find": "SELECT * FROM scheduled_runs {where} ORDER BY tick, id LIMIT ?",
+    "history_of": "SELECT * FROM scheduled_run_history WHERE run_id = ? ORDER BY id",
+    "due": "SELECT * FROM scheduled_runs WHERE state = 'SCHEDULED' AND tick <= ? ORDER BY tick",
+    "cursor": "SELECT last_tick FROM schedule_cursors WHERE pipeline = ? AND schedule = ?",
+    "cursor_init": (
+        "INSERT INTO schedule_cursors (pipeline, schedule, last_tick, updated_at) "
+        "VALUES (?, ?, ?, ?) ON CONFLICT (pipeline, schedule) DO NOTHING"
+    ),
+    "cursor_advance": (
+        "UPDATE schedule_cursors SET last_tick = ?, updated_at = ? "
+        "WHERE pipeline = ? AND schedule = ? AND last_tick = ?"
+    ),
+    "earlier": (
+        "SELECT * FROM scheduled_runs WHERE pipeline = ? AND schedule = ? AND run_date < ? "
+        "AND id <> ? AND (state IN ('SCHEDULED', 'PENDING', 'RUNNING') "
+        "OR (state = 'FAILED' AND batch = ?)) ORDER BY run_date LIMIT 50"
+    ),
+    "counts": (
+        "SELECT state, COUNT(*) AS n FROM scheduled_runs {where} GROUP BY state ORDER BY state"
+    ),
+    "last_in_state": (
+        "SELECT * FROM scheduled_runs WHERE state = ? {filter} ORDER BY ended_at DESC LIMIT 1"
+    ),
+    "by_dates": (
+        "SELECT * FROM scheduled_runs WHERE pipeline = ? AND schedule = ? AND run_date IN ({dates})"
+    ),
+}
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """A scheduled run to record: a tick of a schedule (or a backfill's data date)."""
+
+    pipeline: str
+    schedule: str
+    tick: str
+    run_date: str
+    window_start: str
+    window_end: str
+    kind: str = "scheduled"
+    batch: str = ""
+    tenant: str = "default"
+    priority: int = 5
+    tables: Sequence[str] | None = None
+    retry_policy: str | None = None
+    max_runtime_seconds: float | None = None
+    force_reprocess: bool = False
+
+
+@dataclass(frozen=True)
+class ScheduledRunRecord:
+    """One scheduled run and where it stands."""
+
+    id: str
+    pipeline: str
+    schedule: str
+    tick: str
+    kind: str
+    batch: str
+    tenant: str
+    priority: int
+    run_date: str
+    window_start: str
+    window_end: str
+    tables: str | None
+    state: str
+    attempt: int
+    retry_policy: str | None
+    max_runtime_seconds: float | None
+    force_reprocess: bool
+    next_attempt_at: str | None
+    worker: str | None
+    job_id: int | None
+    error: str | None
+    error_type: str | None
+    waiting_on: str | None
+    created_at: str
+    started_at: str | None
+    ended_at: str | None
+    updated_at: str
+
+    @property
+    def table_list(self) -> list[str] | None:
+        """The run's tables (None: all of the pipeline's)."""
+        return None if self.tables is None else list(json.loads(self.tables))
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {**vars(self), "tables": self.table_list}
+
+
+@dataclass(frozen=True)
+class TransitionRecord:
+    """One transition of a run, as kept in its history."""
+
+    id: int
+    run_id: str
+    from_state: str | None
+    to_state: str
+    at: str
+    worker: str | None
+    error: str | None
+    reason: str | None
+
+
+def check_transition(run_id: str, from_state: str, to_state: str) -> None:
+    """TransitionError unless `from_state -> to_state` is in the state machine."""
+    if to_state not in TRANSITIONS.get(from_state, frozenset()):
+        allowed = ", ".join(sorted(TRANSITIONS.get(from_state, frozenset()))) or "none"
+        raise TransitionError(
+            f"scheduled run {run_id}: illegal transition {from_state} -> {to_state} "
+            f"(from {from_state} only: {allowed})",
+            run_id=run_id,
+        )
+
+
+class ScheduledRuns:
+    """The `scheduled_runs`, `scheduled_run_history` and `schedule_cursors` tables."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @contextmanager
+    def _tx(self, tx: Tx | None) -> Iterator[Tx]:
+        if tx is not None:
+            yield tx
+        else:
+            with self.db.transaction() as own:
+                yield own
+
+    # --- recording ticks ----------------------------------------------------------------
+
+    def create(
+        self,
+        specs: Sequence[RunSpec],
+        *,
+        state: str = SCHEDULED,
+        reason: str = "tick recorded",
+        tx: Tx | None = None,
+    ) -> list[str]:
+        """Record runs; a (pipeline, schedule, tick) already recorded is left as it is.
+        Returns the ids of the runs this call created."""
+        at = now_iso()
+        created: list[str] = []
+        with self._tx(tx) as t:
+            for s in specs:
+                tables = None if s.tables is None else json.dumps(list(s.tables))
+                row = t.execute(
+                    SQL["insert"],
+                    (
+                        uuid.uuid4().hex,
+                        s.pipeline,
+                        s.schedule,
+                        s.tick,
+                        s.kind,
+                        s.batch,
+                        s.tenant,
+                        s.priority,
+                        s.run_date,
+                        s.window_start,
+                        s.window_end,
+                        tables,
+                        state,
+                        s.retry_policy,
+                        s.max_runtime_seconds,
+                        int(s.force_reprocess),
+                        at,
+                        at,
+                    ),
+                ).fetchone()
+                if row is not None:
+                    created.append(str(row["id"]))
+            t.executemany(
+                SQL["history"], [(rid, None, state, at, None, None, reason) for rid in created]
+            )
+        return created
+
+    def cursor(self, pipeline: str, schedule: str, *, start: str, tx: Tx | None = None) -> str:
+        """The last tick a schedule's scheduler handled (created at `start` if new)."""
+        with self._tx(tx) as t:
+            t.execute(SQL["cursor_init"], (pipeline, schedule, start, now_iso()))
+            row = t.execute(SQL["cursor"], (pipeline, schedule)).fetchone()
+        assert row is not None
+        return str(row["last_tick"])
+
+    def advance_cursor(self, pipeline: str, schedule: str, old: str, new: str, *, tx: Tx) -> bool:
+        """Move a schedule's cursor from `old` to `new`; False when another scheduler
+        moved it first (the caller's transaction must then record nothing)."""
+        n = tx.execute(SQL["cursor_advance"], (new, now_iso(), pipeline, schedule, old)).rowcount
+        return bool(n == 1)
+
+    # --- transitions --------------------------------------------------------------------
+
+    def transition(
+        self,
+        run_id: str,
+        from_state: str,
+        to_state: str,
+        *,
+        worker: str | None = None,
+        error: str | None = None,
+        reason: str | None = None,
+        values: dict[str, Any] | None = None,
+        tx: Tx | None = None,
+    ) -> None:
+        """Move a run from `from_state` to `to_state` with one conditional update, and
+        keep the transition in its history; TransitionError when it is illegal or the
+        run is no longer in `from_state`."""
+        check_transition(run_id, from_state, to_state)
+        at = now_iso()
+        sets = {"state": to_state, "updated_at": at, **(values or {})}
+        unknown = set(sets) - _SETTABLE - {"state", "updated_at"}
+        if unknown:
+            raise ValueError(f"cannot set {sorted(unknown)} in a transition")
+        if error is not None:
+            error = redact(error)
+            sets["error"] = error
+        if worker is not None:
+            sets["worker"] = worker
+        assignments = [f"{k} = ?" for k in sets]
+        if to_state == RUNNING:
+            assignments.append("attempt = attempt + 1")  # `attempt` counts the starts
+        sql = SQL["transition"].format(sets=", ".join(assignments))
+        with self._tx(tx) as t:
+            n = t.execute(sql, (*sets.values(), run_id, from_state)).rowcount
+            if n != 1:
+                row = t.execute(SQL["get"], (run_id,)).fetchone()
+                now_state = row["state"] if row else "absent"
+                raise TransitionError(
+                    f"scheduled run {run_id}: cannot go {from_state} -> {to_state}: it is "
+                    f"{now_state} now",
+                    run_id=run_id,
+                )
+            t.execute(SQL["history"], (run_id, from_state, to_state, at, worker, error, reason))
+
+    def transition_many(
+        self,
+        run_ids: Sequence[str],
+        from_state: str,
+        to_state: str,
+        *,
+        reason: str | None = None,
+        tx: Tx | None = None,
+    ) -> list[str]:
+        """Move every listed run still in `from_state` to `to_state` with one conditional
+        update (history kept); returns the ids that moved: a run another process moved
+        first is left out, not an error."""
+        check_transition("*", from_state, to_state)
+        if not run_ids:
+            return []
+        at = now_iso()
+        with self._tx(tx) as t:
+            rows = t.execute(
+                SQL["transition_many"].format(ids=", ".join("?" * len(run_ids))),
+                (to_state, at, from_state, *run_ids),
+            ).fetchall()
+            moved = [str(r["id"]) for r in rows]
+            t.executemany(
+                SQL["history"], [(i, from_state, to_state, at, None, None, reason) for i in moved]
+            )
+        return moved
+
+    def set_job(self, run_id: str, job_id: int, *, tx: Tx | None = None) -> None:
+        """Record which job runs a run (its current one)."""
+        with self._tx(tx) as t:
+            t.execute(SQL["set_job"], (job_id, run_id))
+
+    # --- reading ------------------------------------------------------------------------
+
+    def get(self, run_id: str, *, tx: Tx | None = None) -> ScheduledRunRecord | None:
+        """The run with this id, or None."""
+        with self._tx(tx) as t:
+            row = t.execute(SQL["get"], (run_id,)).fetchone()
+        return record_from_row(ScheduledRunRecord, row) if row else None
+
+    def get_by_tick(self, pipeline: str, schedule: str, tick: str) -> ScheduledRunRecord | None:
+        """The run of a (pipeline, schedule, tick), or None."""
+        with self.db.transaction() as t:
+            row = t.execute(SQL["get_key"], (pipeline, schedule, tick)).fetchone()
+        return record_from_row(ScheduledRunRecord, row) if row else None
+
+    def find(
+        self,
+        *,
+        state: str | None = None,
+        tenant: str | None = None,
+        pipeline: str | None = None,
+        schedule: str | None = None,
+        limit: int = 1000,
+    ) -> list[ScheduledRunRecord]:
+        """Runs, oldest tick first, filtered by any of state, tenant, pipeline, schedule."""
+        conds, params = _filters(state=state, tenant=tenant, pipeline=pipeline, schedule=schedule)
+        where = f"WHERE {' AND '.join(conds)}" if conds else ""
+        with self.db.transaction() as t:
+            rows = t.execute(SQL["find"].format(where=where), (*params, limit)).fetchall()
+        return rows_as(ScheduledRunRecord, rows)
+
+    def history(self, run_id: str) -> list[TransitionRecord]:
+        """Every transition of a run, in order."""
+        with self.db.transaction() as t:
+            return rows_as(TransitionRecord, t.execute(SQL["history_of"], (run_id,)).fetchall())
+
+    def due(self, at: str) -> list[ScheduledRunRecord]:
+        """SCHEDULED runs whose tick is at or before `at` (their job is not queued yet)."""
+        with self.db.transaction() as t:
+            return rows_as(ScheduledRunRecord, t.execute(SQL["due"], (at,)).fetchall())
+
+    def earlier_unfinished(self, run: ScheduledRunRecord) -> list[ScheduledRunRecord]:
+        """Runs of the same pipeline and schedule with an earlier run date that are not
+        done yet, or that failed in the same batch (a backfill, a catch-up)."""
+        with self.db.transaction() as t:
+            rows = t.execute(
+                SQL["earlier"], (run.pipeline, run.schedule, run.run_date, run.id, run.batch)
+            ).fetchall()
+        return rows_as(ScheduledRunRecord, rows)
+
+    def by_dates(
+        self, pipeline: str, schedule: str, run_dates: Sequence[str]
+    ) -> list[ScheduledRunRecord]:
+        """The runs of these run dates of a schedule."""
+        out: list[ScheduledRunRecord] = []
+        with self.db.transaction() as t:
+            for lo in range(0, len(run_dates), 500):
+                chunk = list(run_dates[lo : lo + 500])
+                sql = SQL["by_dates"].format(dates=", ".join("?" * len(chunk)))
+                out += rows_as(
+                    ScheduledRunRecord, t.execute(sql, (pipeline, schedule, *chunk)).fetchall()
+                )
+        return out
+
+    def counts(self, *, tenant: str | None = None, pipeline: str | None = None) -> dict[str, int]:
+        """How many runs are in each state."""
+        conds, params = _filters(tenant=tenant, pipeline=pipeline)
+        where = f"WHERE {' AND '.join(conds)}" if conds else ""
+        with self.db.transaction() as t:
+            rows = t.execute(SQL["counts"].format(where=where), params).fetchall()
+        out = dict.fromkeys(RUN_STATES, 0)
+        out.update({str(r["state"]): int(r["n"]) for r in rows})
+        return out
+
+    def last_in_state(
+        self, state: str, *, tenant: str | None = None, pipeline: str | None = None
+    ) -> ScheduledRunRecord | None:
+        """The run that most recently ended in `state` (COMPLETED or FAILED)."""
+        conds, params = _filters(tenant=tenant, pipeline=pipeline)
+        flt = "".join(f" AND {c}" for c in conds)
+        with self.db.transaction() as t:
+            row = t.execute(SQL["last_in_state"].format(filter=flt), (state, *params)).fetchone()
+        return record_from_row(ScheduledRunRecord, row) if row else None
+
+
+def _filters(**values: str | None) -> tuple[list[str], list[str]]:
+    conds, params = [], []
+    for column, value in values.items():
+        if value is not None:
+            conds.append(f"{column} = ?")
+            params.append(value)
+    return conds, params

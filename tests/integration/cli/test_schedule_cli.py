@@ -1,0 +1,144 @@
+"""The schedule commands as a user runs them: preview, bad schedules, backfill, up, status."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from tests.helpers.cli import run_cli
+from tests.helpers.schedule import make_project
+
+
+def _project(tmp_path: Path, **schedule: object) -> Path:
+    entry = {"name": "nightly", "cron": "30 2 * * *", "timezone": "America/New_York", **schedule}
+    return make_project(
+        tmp_path / "p",
+        f"sqlite:///{tmp_path / 'state.db'}",
+        schedules=[entry],
+        extra={"timezone": "America/New_York"},
+    )
+
+
+def test_preview_shows_what_dst_does(tmp_path: Path) -> None:
+    config = _project(tmp_path)
+    out = run_cli(
+        "schedule",
+        "preview",
+        "nightly",
+        "--config",
+        str(config),
+        "--from",
+        "2025-03-08T12:00:00",
+        "--count",
+        "3",
+        "--json",
+    )
+    assert out.returncode == 0, out.stderr
+    ticks = json.loads(out.stdout)
+    assert [t["local"] for t in ticks] == [
+        "2025-03-09T03:00:00-04:00",  # 02:30 does not exist that night
+        "2025-03-10T02:30:00-04:00",
+        "2025-03-11T02:30:00-04:00",
+    ]
+    assert [t["window_hours"] for t in ticks] == [24.0, 23.0, 24.0]
+    assert ticks[1]["run_date"] == "2025-03-09" and ticks[1]["tick_utc"].endswith("+00:00")
+    table = run_cli("schedule", "preview", "nightly", "--config", str(config), "--count", "2")
+    assert table.returncode == 0 and "window (run date)" in table.stdout
+
+
+def test_a_bad_schedule_is_one_line_naming_schedule_and_field(tmp_path: Path) -> None:
+    config = _project(tmp_path)
+    data = yaml.safe_load(config.read_text())
+    cases = {
+        "cron": ("0 25 * * *", "schedules[nightly].cron: invalid cron expression"),
+        "timezone": ("Mars/Base", "schedules[nightly].timezone: unknown time zone"),
+        "priority": (0, "schedules[nightly].priority: must be between 1"),
+        "tables": (["nope"], "schedules[nightly].tables: unknown table 'nope'"),
+        "retry": ({"max_retries": -2}, "schedules[nightly].retry.max_retries: must be between"),
+    }
+    for key, (value, message) in cases.items():
+        bad = {**data, "schedules": [{**data["schedules"][0], key: value}]}
+        config.write_text(yaml.safe_dump(bad))
+        out = run_cli("check", "--config", str(config))
+        assert out.returncode == 2, (key, out.stdout)
+        assert message in out.stderr and out.stderr.count("\n") == 1, out.stderr
+
+
+def test_preview_of_an_unknown_schedule_names_the_known_ones(tmp_path: Path) -> None:
+    out = run_cli("schedule", "preview", "weekly", "--config", str(_project(tmp_path)))
+    assert out.returncode == 2
+    assert "schedule 'weekly' is not in the config (schedules: nightly)" in out.stderr
+
+
+def test_backfill_twice_then_up_until_idle_then_status(tmp_path: Path) -> None:
+    config = str(_project(tmp_path, tenant="acme"))
+    first = run_cli(
+        "backfill", "--from", "2025-01-02", "--to", "2025-01-04", "-c", config, "--json"
+    )
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["created"] == ["2025-01-02", "2025-01-03", "2025-01-04"]
+    second = run_cli("backfill", "--from", "2025-01-02", "--to", "2025-01-04", "-c", config)
+    assert "0 date(s) queued, 0 requeued, 3 unchanged" in second.stdout
+    up = run_cli("up", "--until-idle", "--concurrency", "2", "-c", config)
+    assert up.returncode == 0, up.stderr
+    assert "workers: 3 completed, 0 failed" in up.stdout
+    status = run_cli("status", "--tenant", "acme", "-c", config)
+    assert status.returncode == 0, status.stderr
+    assert (
+        "3 COMPLETED" in status.stdout
+        and "last success: sched/backfill 2025-01-04" in status.stdout
+    )
+    assert "next run: sched/nightly" in status.stdout
+
+
+def test_sigterm_finishes_the_current_run_and_stops_claiming(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import time
+
+    from onceflow.state import open_store
+    from tests.helpers.cli import ONCEFLOW, cli_env
+
+    config = str(_project(tmp_path))
+    assert (
+        run_cli("backfill", "--from", "2025-01-02", "--to", "2025-01-03", "-c", config).returncode
+        == 0
+    )
+    gate = tmp_path / "gate"
+    env = cli_env(extra={"ONCEFLOW_PAUSE_AT": f"worker_after_start:{gate}"})
+    worker = subprocess.Popen(
+        [ONCEFLOW, "worker", "-c", config, "--json"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not Path(f"{gate}.reached").exists():
+        assert worker.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    worker.send_signal(signal.SIGTERM)  # mid-run
+    time.sleep(0.3)
+    gate.touch()
+    out, err = worker.communicate(timeout=120)
+    assert worker.returncode == 0, err
+    report = json.loads(out)
+    assert (report["claimed"], report["completed"]) == (1, 1)  # finished it, claimed no more
+    store = open_store(f"sqlite:///{tmp_path / 'state.db'}")
+    assert sorted(r.state for r in store.scheduled_runs.find()) == ["COMPLETED", "PENDING"]
+    assert store.queue.length() == 1
+    store.close()
+
+
+def test_the_demo_runs_its_nightly_schedule_with_up(tmp_path: Path) -> None:
+    assert run_cli("init", str(tmp_path / "demo")).returncode == 0
+    up = run_cli("up", "--until-idle", "--json", cwd=tmp_path / "demo")
+    assert up.returncode == 0, up.stderr
+    result = json.loads(up.stdout)
+    assert result["scheduler"]["recorded"] == 3  # catch_up: {max: 3}
+    assert result["worker"]["completed"] == 3 and result["worker"]["failed"] == 0
+    status = run_cli("status", "--tenant", "default", "--json", cwd=tmp_path / "demo")
+    summary = json.loads(status.stdout)
+    assert summary["counts"]["COMPLETED"] == 3 and summary["next_run"]["schedule"] == "nightly"

@@ -1,0 +1,110 @@
+"""The scheduler on both stores: due ticks become one run each, catch-up policies, runs
+left SCHEDULED by a crash are queued by the next pass, stuck runs fail."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import pytest
+
+from onceflow.config import Config
+from onceflow.errors import LeaseLostError
+from onceflow.schedule import Scheduler
+from onceflow.schedule.scheduler import fail_stuck
+from onceflow.state import Store
+
+NOW = datetime(2025, 1, 10, 12, 0, tzinfo=UTC)
+
+
+def nightly(**kw: object) -> dict[str, object]:
+    return {"name": "nightly", "cron": "0 2 * * *", "start": "2025-01-05T00:00:00+00:00", **kw}
+
+
+def test_due_ticks_become_one_queued_run_each(store: Store, project: Callable[..., Config]) -> None:
+    config = project(schedules=[nightly(catch_up="all", tenant="acme", priority=2)])
+    scheduler = Scheduler([config], store)
+    report = scheduler.run_once(NOW)
+    assert (report.recorded, report.queued) == (6, 6)  # Jan 5..10 at 02:00
+    runs = store.scheduled_runs.find(pipeline="sched")
+    assert [r.run_date for r in runs] == [f"2025-01-0{d}" for d in range(4, 10)]
+    assert {r.state for r in runs} == {"PENDING"} and {r.tenant for r in runs} == {"acme"}
+    assert runs[0].tick == "2025-01-05T02:00:00+00:00" and runs[0].kind == "catch-up"
+    assert store.queue.length(tenant="acme") == 6
+    jobs = store.queue.claim("w", limit=10)
+    assert {j.priority for j in jobs} == {2} and {j.run_id for j in jobs} == {r.id for r in runs}
+    again = scheduler.run_once(NOW)
+    assert (again.recorded, again.queued) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("policy", "dates"),
+    [
+        ("none", []),
+        ("latest", ["2025-01-09"]),
+        ({"max": 3}, ["2025-01-07", "2025-01-08", "2025-01-09"]),
+        ("all", [f"2025-01-0{d}" for d in range(4, 10)]),
+    ],
+)
+def test_catch_up_policy_after_downtime(
+    store: Store, project: Callable[..., Config], policy: object, dates: list[str]
+) -> None:
+    config = project(schedules=[nightly(catch_up=policy)])
+    Scheduler([config], store).run_once(NOW)
+    assert [r.run_date for r in store.scheduled_runs.find()] == dates
+    # the cursor moved past the skipped ticks: an on-time pass adds only the next tick
+    Scheduler([config], store).run_once(datetime(2025, 1, 11, 2, 0, 30, tzinfo=UTC))
+    assert store.scheduled_runs.find()[-1:][0].run_date == "2025-01-10"
+
+
+def test_an_on_time_tick_runs_under_catch_up_none(
+    store: Store, project: Callable[..., Config]
+) -> None:
+    config = project(schedules=[nightly(catch_up="none")])
+    Scheduler([config], store).run_once(NOW)  # the downtime's ticks are skipped
+    report = Scheduler([config], store).run_once(datetime(2025, 1, 11, 2, 0, 20, tzinfo=UTC))
+    assert report.recorded == 1
+    (run,) = store.scheduled_runs.find()
+    assert run.run_date == "2025-01-10" and run.kind == "scheduled"
+
+
+def test_runs_left_scheduled_are_queued_by_the_next_pass(
+    store: Store, project: Callable[..., Config]
+) -> None:
+    config = project(schedules=[nightly(catch_up="all")])
+    scheduler = Scheduler([config], store)
+    assert scheduler.record_ticks(NOW) == 6  # as if killed before queueing
+    assert {r.state for r in store.scheduled_runs.find()} == {"SCHEDULED"}
+    assert store.queue.length() == 0
+    assert Scheduler([config], store).run_once(NOW).queued == 6
+    assert {r.state for r in store.scheduled_runs.find()} == {"PENDING"}
+    assert store.queue.length() == 6
+
+
+def test_a_schedule_seen_first_starts_now(store: Store, project: Callable[..., Config]) -> None:
+    config = project(schedules=[{"name": "hourly", "cron": "0 * * * *", "catch_up": "all"}])
+    scheduler = Scheduler([config], store)
+    assert scheduler.run_once().recorded == 0
+    tick = scheduler.next_ticks()["sched/hourly"]
+    assert tick.at > datetime.now(UTC) and tick.at.minute == 0
+
+
+def test_a_run_past_its_max_runtime_is_failed_and_its_lease_revoked(
+    store: Store, project: Callable[..., Config]
+) -> None:
+    config = project(schedules=[nightly(catch_up="latest", max_runtime="1s")])
+    Scheduler([config], store).run_once(NOW)
+    (job,) = store.queue.claim("w1", lease_seconds=60)
+    (run,) = store.scheduled_runs.find()
+    store.scheduled_runs.transition(
+        run.id, "PENDING", "RUNNING", worker="w1", values={"started_at": NOW.isoformat()}
+    )
+    assert fail_stuck(store, ["other"]) == []
+    time.sleep(0.05)
+    assert fail_stuck(store, ["sched"]) == [run.id]
+    failed = store.scheduled_runs.get(run.id)
+    assert failed is not None and failed.state == "FAILED"
+    assert failed.error_type == "StuckRunError" and "past max_runtime" in (failed.error or "")
+    with pytest.raises(LeaseLostError):
+        store.queue.complete(job.id, job.token or "")

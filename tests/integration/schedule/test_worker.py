@@ -1,0 +1,216 @@
+"""Workers on both stores: a run end to end, retries with backoff that survive restarts,
+non-retryable errors, fenced late completions, window order per table, backfills."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from onceflow.config import Config
+from onceflow.schedule import Scheduler, Worker, backfill, tenant_status
+from onceflow.state import Store
+
+NOW = datetime(2025, 1, 6, 12, 0, tzinfo=UTC)
+RETRY_FAST = {"max_retries": 1, "backoff_base_minutes": 0.02, "max_delay_minutes": 1}
+
+
+def nightly(**kw: object) -> dict[str, object]:
+    return {"name": "nightly", "cron": "0 2 * * *", "start": "2025-01-05T00:00:00+00:00", **kw}
+
+
+def loaded_dates(config: Config) -> list[str]:
+    """The run dates of the files committed to the events table, in commit order."""
+    from deltalake import DeltaTable
+
+    table = DeltaTable(str(Path(config.resolve(config.warehouse)) / "src" / "events"))
+    dates = []
+    for entry in sorted(table.history(), key=lambda e: int(e["version"])):
+        path = str(entry.get("onceflow.file") or "")
+        if path:
+            parts = Path(path).parts
+            dates.append(f"{parts[-3][:4]}-{parts[-3][4:]}-{parts[-2]}")
+    return dates
+
+
+def test_a_scheduled_run_completes_end_to_end(store: Store, project: Callable[..., Config]) -> None:
+    config = project(schedules=[nightly(catch_up="all", tenant="acme")])
+    Scheduler([config], store).run_once(NOW)
+    report = Worker([config], store, concurrency=2).run(until_idle=True)
+    assert (report.completed, report.failed, report.lost) == (2, 0, 0)
+    runs = store.scheduled_runs.find()
+    assert [(r.run_date, r.state) for r in runs] == [
+        ("2025-01-04", "COMPLETED"),
+        ("2025-01-05", "COMPLETED"),  # maybe after waiting for the 4th to load
+    ]
+    steps = [(h.from_state, h.to_state) for h in store.scheduled_runs.history(runs[0].id)]
+    assert steps == [
+        (None, "SCHEDULED"),
+        ("SCHEDULED", "PENDING"),
+        ("PENDING", "RUNNING"),
+        ("RUNNING", "COMPLETED"),
+    ]
+    assert sorted(loaded_dates(config)) == ["2025-01-04", "2025-01-05"]
+    status = tenant_status([config], "acme", store=store)
+    assert status["counts"]["COMPLETED"] == 2
+    assert status["last_success"]["run_date"] == "2025-01-05"
+    assert status["last_failure"] is None and status["next_run"]["schedule"] == "nightly"
+
+
+def test_a_failed_run_is_retried_after_its_backoff_even_after_a_restart(
+    store: Store, project: Callable[..., Config]
+) -> None:
+    # the table does not exist: every attempt fails with ExtractError
+    config = project(schedules=[nightly(catch_up="latest", retry=RETRY_FAST)], table="missing")
+    Scheduler([config], store).run_once(NOW)
+    first = Worker([config], store)
+    failed_at = time.time()
+    assert first.run(max_jobs=1).retried == 1
+    (run,) = store.scheduled_runs.find()
+    assert run.state == "PENDING" and run.error_type == "ExtractError" and run.next_attempt_at
+    job = store.queue.live_job_of_run(run.id)
+    assert job is not None
+    assert abs((job.run_after - failed_at) - 0.02 * 60) < 1.0  # the policy's delay, +/- 1 s
+    assert store.queue.claim("too-early") == []
+    # a new worker (every process restarted) picks the retry up once it is due
+    time.sleep(max(0.0, job.run_after - time.time()) + 0.05)
+    second = Worker([config], store).run(max_jobs=1)
+    assert second.failed == 1  # max_retries 1: the second failure is final
+    steps = [(h.from_state, h.to_state) for h in store.scheduled_runs.history(run.id)][2:]
+    assert steps == [
+        ("PENDING", "RUNNING"),
+        ("RUNNING", "FAILED"),
+        ("FAILED", "PENDING"),
+        ("PENDING", "RUNNING"),
+        ("RUNNING", "FAILED"),
+    ]
+    final = store.scheduled_runs.get(run.id)
+    assert final is not None and final.state == "FAILED" and "missing" in (final.error or "")
+
+
+def test_a_non_retryable_error_fails_at_once(store: Store, project: Callable[..., Config]) -> None:
+    retry = {**RETRY_FAST, "max_retries": 5, "retry_on": ["TransientError"]}
+    config = project(schedules=[nightly(catch_up="latest", retry=retry)], table="missing")
+    Scheduler([config], store).run_once(NOW)
+    assert Worker([config], store).run(max_jobs=1).failed == 1
+    (run,) = store.scheduled_runs.find()
+    assert run.state == "FAILED" and store.queue.length() == 0
+
+
+def test_a_worker_whose_lease_expired_cannot_record_anything(
+    store: Store, project: Callable[..., Config]
+) -> None:
+    config = project(schedules=[nightly(catch_up="latest")])
+    Scheduler([config], store).run_once(NOW)
+    (stale,) = store.queue.claim("paused-worker", lease_seconds=0.2)
+    time.sleep(0.3)
+    assert Scheduler([config], store).run_once(NOW).requeued == 1
+    assert Worker([config], store, worker_id="alive").run(max_jobs=1).completed == 1
+    # the paused worker comes back and runs its old claim: nothing it does counts
+    assert Worker([config], store, worker_id="paused-worker").execute(stale) == "lost"
+    (run,) = store.scheduled_runs.find()
+    assert run.state == "COMPLETED" and run.worker == "alive"
+    assert [h.worker for h in store.scheduled_runs.history(run.id) if h.to_state == "RUNNING"] == [
+        "alive"
+    ]
+    assert loaded_dates(config) == ["2025-01-05"]  # loaded once
+
+
+def test_a_later_window_waits_for_an_earlier_one_and_says_so(
+    store: Store, project: Callable[..., Config]
+) -> None:
+    config = project()
+    report = backfill(config, "2025-01-02", "2025-01-04", store=store)
+    assert report.created == ["2025-01-02", "2025-01-03", "2025-01-04"]
+    held = store.queue.claim("slow-worker", limit=1)  # Jan 2 is taken and not finished
+    assert held[0].run_id == store.scheduled_runs.find()[0].id
+    worker = Worker([config], store, worker_id="fast")
+    assert worker.run(max_jobs=2).deferred == 2
+    waiting = [r for r in store.scheduled_runs.find() if r.waiting_on]
+    assert [r.run_date for r in waiting] == ["2025-01-03", "2025-01-04"]
+    assert "waiting for the earlier window 2025-01-02" in (waiting[0].waiting_on or "")
+    status = tenant_status([config], "default", store=store)
+    assert [w["run_date"] for w in status["waiting"]] == ["2025-01-03", "2025-01-04"]
+    # the slow worker gives its job back; everything then runs, loading in date order
+    store.queue.release(held[0].id, held[0].token or "")
+    Worker([config], store, concurrency=3).run(until_idle=True)
+    assert {r.state for r in store.scheduled_runs.find()} == {"COMPLETED"}
+    assert loaded_dates(config) == ["2025-01-02", "2025-01-03", "2025-01-04"]
+
+
+def test_backfill_is_idempotent_and_reprocess_failed_requeues_only_failed_dates(
+    store: Store, project: Callable[..., Config]
+) -> None:
+    config = project()
+    first = backfill(config, "2025-01-01", "2025-01-03", store=store)
+    assert first.created == ["2025-01-01", "2025-01-02", "2025-01-03"]
+    again = backfill(config, "2025-01-01", "2025-01-03", store=store)
+    assert (again.created, again.requeued) == ([], [])
+    assert store.queue.length() == 3
+    jobs = store.queue.claim("w", limit=3)
+    runs = {r.id: r for r in store.scheduled_runs.find()}
+    for job in jobs:
+        run = runs[job.run_id or ""]
+        store.scheduled_runs.transition(run.id, "PENDING", "RUNNING")
+        end = "FAILED" if run.run_date == "2025-01-02" else "COMPLETED"
+        store.scheduled_runs.transition(run.id, "RUNNING", end)
+        store.queue.complete(job.id, job.token or "")
+    failed = backfill(config, "2025-01-01", "2025-01-03", reprocess="failed", store=store)
+    assert (failed.created, failed.requeued) == ([], ["2025-01-02"])
+    assert store.queue.length() == 1
+    everything = backfill(config, "2025-01-01", "2025-01-03", reprocess="all", store=store)
+    assert everything.requeued == ["2025-01-01", "2025-01-03"]  # 02 is already queued
+    redo = next(r for r in store.scheduled_runs.find() if r.run_date == "2025-01-01")
+    assert redo.state == "PENDING" and redo.force_reprocess
+
+
+def test_a_worker_claims_only_its_own_pipelines_jobs(
+    store: Store, project: Callable[..., Config]
+) -> None:
+    config = project()
+    backfill(config, "2025-01-01", "2025-01-01", store=store)
+    other = config.model_copy(update={"pipeline": "other"})
+    assert Worker([other], store).run(until_idle=True).claimed == 0
+    assert store.queue.length() == 1
+
+
+@pytest.mark.parametrize("reprocess", ["sometimes"])
+def test_backfill_refuses_bad_input(
+    store: Store, project: Callable[..., Config], reprocess: str
+) -> None:
+    from onceflow.errors import ConfigError
+
+    config = project()
+    with pytest.raises(ConfigError, match="--reprocess: expected none, failed or all"):
+        backfill(config, "2025-01-01", "2025-01-02", reprocess=reprocess, store=store)
+    with pytest.raises(ConfigError, match="--to 2025-01-01 is before --from 2025-01-02"):
+        backfill(config, "2025-01-02", "2025-01-01", store=store)
+
+
+def test_runs_of_different_dates_do_not_wait_for_each_other(
+    store: Store, project: Callable[..., Config]
+) -> None:
+    from onceflow.pipeline import run_lock_name
+    from onceflow.state import Lease
+
+    config = project()
+    backfill(config, "2025-01-05", "2025-01-05", store=store)
+    # another worker is running Jan 6 (it holds that run's lock): Jan 5 goes ahead
+    with Lease(store, run_lock_name(config, "sched_20250106"), ttl=30):
+        assert Worker([config], store).run(max_jobs=1).completed == 1
+
+
+def test_a_whole_pipeline_command_holding_the_pipeline_lock_defers_a_run(
+    store: Store, project: Callable[..., Config]
+) -> None:
+    from onceflow.state import Lease
+
+    config = project()
+    backfill(config, "2025-01-05", "2025-01-05", store=store)
+    with Lease(store, config.pipeline_lock_name, ttl=30):
+        assert Worker([config], store).run(max_jobs=1).deferred == 1
+    (run,) = store.scheduled_runs.find()
+    assert run.state == "PENDING" and "whole-pipeline command" in (run.waiting_on or "")

@@ -1,0 +1,182 @@
+"""The scheduled-run contract, on SQLite and PostgreSQL: one run per (pipeline, schedule,
+tick), conditional transitions with history, illegal ones refused, cursors that move once."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from onceflow.errors import TransitionError
+from onceflow.state import RunSpec, Store
+
+TICK = "2025-03-10T06:30:00+00:00"
+
+
+def spec(tick: str = TICK, run_date: str = "2025-03-09", **kw: object) -> RunSpec:
+    return RunSpec(
+        pipeline="p",
+        schedule="nightly",
+        tick=tick,
+        run_date=run_date,
+        window_start=f"{run_date}T00:00:00-05:00",
+        window_end=f"{run_date}T23:00:00-04:00",
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def test_a_tick_is_recorded_once(store: Store) -> None:
+    (run_id,) = store.scheduled_runs.create([spec()])
+    assert store.scheduled_runs.create([spec()]) == []
+    run = store.scheduled_runs.get(run_id)
+    assert run is not None and run.state == "SCHEDULED" and run.tick == TICK
+    assert store.scheduled_runs.get_by_tick("p", "nightly", TICK) == run
+
+
+def test_racing_recorders_create_one_run_per_tick(store: Store) -> None:
+    ticks = [f"2025-01-01T{h:02d}:{m:02d}:00+00:00" for h in range(10) for m in range(0, 60, 6)]
+    created: list[list[str]] = [[] for _ in range(4)]
+
+    def record(k: int) -> None:
+        for lo in range(0, len(ticks), 10):
+            created[k] += store.scheduled_runs.create([spec(t) for t in ticks[lo : lo + 10]])
+        store.close()
+
+    threads = [threading.Thread(target=record, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(len(c) for c in created) == len(ticks) == 100
+    assert len(store.scheduled_runs.find()) == 100
+
+
+def test_transitions_follow_the_state_machine_and_keep_history(store: Store) -> None:
+    (run_id,) = store.scheduled_runs.create([spec()])
+    runs = store.scheduled_runs
+    runs.transition(run_id, "SCHEDULED", "PENDING", values={"job_id": 7})
+    runs.transition(run_id, "PENDING", "RUNNING", worker="w1")
+    runs.transition(run_id, "RUNNING", "FAILED", worker="w1", error="source down")
+    runs.transition(run_id, "FAILED", "PENDING", reason="retry 1")
+    runs.transition(run_id, "PENDING", "RUNNING", worker="w2")
+    runs.transition(run_id, "RUNNING", "COMPLETED", worker="w2")
+    run = runs.get(run_id)
+    assert run is not None and run.state == "COMPLETED" and run.attempt == 2
+    assert run.worker == "w2" and run.job_id == 7
+    steps = [(h.from_state, h.to_state, h.worker, h.error) for h in runs.history(run_id)]
+    assert steps == [
+        (None, "SCHEDULED", None, None),
+        ("SCHEDULED", "PENDING", None, None),
+        ("PENDING", "RUNNING", "w1", None),
+        ("RUNNING", "FAILED", "w1", "source down"),
+        ("FAILED", "PENDING", None, None),
+        ("PENDING", "RUNNING", "w2", None),
+        ("RUNNING", "COMPLETED", "w2", None),
+    ]
+    assert all(h.at for h in runs.history(run_id))
+
+
+@pytest.mark.parametrize(
+    ("path", "illegal"),
+    [
+        ([], ("SCHEDULED", "RUNNING")),
+        ([], ("SCHEDULED", "COMPLETED")),
+        ([("SCHEDULED", "PENDING")], ("PENDING", "COMPLETED")),
+        ([("SCHEDULED", "PENDING")], ("PENDING", "FAILED")),
+        ([("SCHEDULED", "PENDING"), ("PENDING", "RUNNING")], ("RUNNING", "SCHEDULED")),
+        (
+            [("SCHEDULED", "PENDING"), ("PENDING", "RUNNING"), ("RUNNING", "COMPLETED")],
+            ("COMPLETED", "FAILED"),
+        ),
+    ],
+)
+def test_an_illegal_transition_is_refused_and_changes_nothing(
+    store: Store, path: list[tuple[str, str]], illegal: tuple[str, str]
+) -> None:
+    (run_id,) = store.scheduled_runs.create([spec()])
+    for frm, to in path:
+        store.scheduled_runs.transition(run_id, frm, to)
+    before = store.scheduled_runs.get(run_id)
+    with pytest.raises(TransitionError, match=f"illegal transition {illegal[0]} -> {illegal[1]}"):
+        store.scheduled_runs.transition(run_id, *illegal)
+    assert store.scheduled_runs.get(run_id) == before
+
+
+def test_a_stale_transition_loses_to_the_one_that_won(store: Store) -> None:
+    (run_id,) = store.scheduled_runs.create([spec()])
+    store.scheduled_runs.transition(run_id, "SCHEDULED", "PENDING")
+    with pytest.raises(TransitionError, match="it is PENDING now"):
+        store.scheduled_runs.transition(run_id, "SCHEDULED", "PENDING")
+    assert len(store.scheduled_runs.history(run_id)) == 2
+
+
+def test_racing_transitions_have_exactly_one_winner(store: Store) -> None:
+    (run_id,) = store.scheduled_runs.create([spec()])
+    store.scheduled_runs.transition(run_id, "SCHEDULED", "PENDING")
+    wins: list[str] = []
+
+    def start(worker: str) -> None:
+        try:
+            store.scheduled_runs.transition(run_id, "PENDING", "RUNNING", worker=worker)
+            wins.append(worker)
+        except TransitionError:
+            pass
+        store.close()
+
+    threads = [threading.Thread(target=start, args=(f"w{k}",)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(wins) == 1
+    run = store.scheduled_runs.get(run_id)
+    assert run is not None and run.worker == wins[0] and run.attempt == 1
+
+
+def test_the_cursor_moves_only_from_where_it_was(store: Store) -> None:
+    start = "2025-01-01T00:00:00+00:00"
+    assert store.scheduled_runs.cursor("p", "s", start=start) == start
+    assert store.scheduled_runs.cursor("p", "s", start="2030-01-01T00:00:00+00:00") == start
+    with store.transaction() as tx:
+        assert store.scheduled_runs.advance_cursor("p", "s", start, "2025-01-02", tx=tx)
+    with store.transaction() as tx:
+        assert not store.scheduled_runs.advance_cursor("p", "s", start, "2025-01-03", tx=tx)
+    assert store.scheduled_runs.cursor("p", "s", start=start) == "2025-01-02"
+
+
+def test_counts_last_success_and_failure_per_tenant(store: Store) -> None:
+    ids = store.scheduled_runs.create(
+        [spec(f"2025-01-0{d}T02:00:00+00:00", f"2025-01-0{d}", tenant="acme") for d in (1, 2, 3)]
+        + [spec("2025-01-04T02:00:00+00:00", "2025-01-04", tenant="zeta")]
+    )
+    runs = store.scheduled_runs
+    for run_id, end in zip(ids[:2], ("COMPLETED", "FAILED"), strict=True):
+        runs.transition(run_id, "SCHEDULED", "PENDING")
+        runs.transition(run_id, "PENDING", "RUNNING")
+        runs.transition(run_id, "RUNNING", end, values={"ended_at": "2025-01-05"})
+    counts = runs.counts(tenant="acme")
+    assert (counts["COMPLETED"], counts["FAILED"], counts["SCHEDULED"]) == (1, 1, 1)
+    last_ok = runs.last_in_state("COMPLETED", tenant="acme")
+    assert last_ok is not None and last_ok.id == ids[0]
+    assert runs.last_in_state("FAILED", tenant="zeta") is None
+
+
+def test_earlier_unfinished_runs_of_the_same_schedule(store: Store) -> None:
+    a, b, c = store.scheduled_runs.create(
+        [
+            spec(f"2025-01-0{d}T02:00:00+00:00", f"2025-01-0{d}", batch="backfill-1")
+            for d in (1, 2, 3)
+        ]
+    )
+    runs = store.scheduled_runs
+    third = runs.get(c)
+    assert third is not None
+    assert [r.id for r in runs.earlier_unfinished(third)] == [a, b]
+    for run_id in (a, b):
+        runs.transition(run_id, "SCHEDULED", "PENDING")
+        runs.transition(run_id, "PENDING", "RUNNING")
+    runs.transition(a, "RUNNING", "COMPLETED")
+    runs.transition(b, "RUNNING", "FAILED", error="x")
+    assert [r.id for r in runs.earlier_unfinished(third)] == [b]  # failed in the same batch
+    runs.transition(b, "FAILED", "CANCELLED")
+    assert runs.earlier_unfinished(third) == []

@@ -1,0 +1,208 @@
+"""The DST rule, in a table: New York, Berlin and Lord Howe (a 30-minute shift).
+
+Spring forward: a nonexistent local time moves to the next valid minute (fixed-time
+schedules) or is skipped (interval schedules). Fall back: a fixed-time schedule fires
+once, at the first occurrence; an interval schedule fires on both repeated spans.
+Windows are local days: 23/25 hours (23.5/24.5 on Lord Howe) on the change days.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from onceflow.schedule import ScheduleCalculator
+
+
+def ticks(cron: str, zone: str, after: str, until: str) -> list[tuple[str, str]]:
+    calc = ScheduleCalculator(cron, zone)
+    return [
+        (t.local.isoformat(), t.at.isoformat())
+        for t in calc.ticks(datetime.fromisoformat(after), until=datetime.fromisoformat(until))
+    ]
+
+
+DAILY = [
+    # (zone, cron, after (UTC), until (UTC), expected [(local, utc)])
+    pytest.param(
+        "America/New_York",
+        "30 2 * * *",
+        "2025-03-08T12:00:00+00:00",
+        "2025-03-10T12:00:00+00:00",
+        [
+            ("2025-03-09T03:00:00-04:00", "2025-03-09T07:00:00+00:00"),
+            ("2025-03-10T02:30:00-04:00", "2025-03-10T06:30:00+00:00"),
+        ],
+        id="new-york-spring-forward-02:30-moves-to-03:00",
+    ),
+    pytest.param(
+        "America/New_York",
+        "30 1 * * *",
+        "2025-11-01T12:00:00+00:00",
+        "2025-11-03T12:00:00+00:00",
+        [
+            ("2025-11-02T01:30:00-04:00", "2025-11-02T05:30:00+00:00"),
+            ("2025-11-03T01:30:00-05:00", "2025-11-03T06:30:00+00:00"),
+        ],
+        id="new-york-fall-back-01:30-fires-once",
+    ),
+    pytest.param(
+        "Europe/Berlin",
+        "30 2 * * *",
+        "2025-03-29T12:00:00+00:00",
+        "2025-03-31T12:00:00+00:00",
+        [
+            ("2025-03-30T03:00:00+02:00", "2025-03-30T01:00:00+00:00"),
+            ("2025-03-31T02:30:00+02:00", "2025-03-31T00:30:00+00:00"),
+        ],
+        id="berlin-spring-forward-02:30-moves-to-03:00",
+    ),
+    pytest.param(
+        "Europe/Berlin",
+        "30 2 * * *",
+        "2025-10-25T12:00:00+00:00",
+        "2025-10-27T12:00:00+00:00",
+        [
+            ("2025-10-26T02:30:00+02:00", "2025-10-26T00:30:00+00:00"),
+            ("2025-10-27T02:30:00+01:00", "2025-10-27T01:30:00+00:00"),
+        ],
+        id="berlin-fall-back-02:30-fires-once",
+    ),
+    pytest.param(
+        "Australia/Lord_Howe",
+        "15 2 * * *",
+        "2025-10-04T00:00:00+00:00",
+        "2025-10-05T12:00:00+00:00",
+        [("2025-10-05T02:30:00+11:00", "2025-10-04T15:30:00+00:00")],
+        id="lord-howe-spring-forward-02:15-moves-to-02:30",
+    ),
+    pytest.param(
+        "Australia/Lord_Howe",
+        "45 1 * * *",
+        "2025-04-05T00:00:00+00:00",
+        "2025-04-06T12:00:00+00:00",
+        [("2025-04-06T01:45:00+11:00", "2025-04-05T14:45:00+00:00")],
+        id="lord-howe-fall-back-01:45-fires-once",
+    ),
+]
+
+
+@pytest.mark.parametrize(("zone", "cron", "after", "until", "expected"), DAILY)
+def test_daily_schedules_across_dst(
+    zone: str, cron: str, after: str, until: str, expected: list[tuple[str, str]]
+) -> None:
+    assert ticks(cron, zone, after, until) == expected
+
+
+HOURLY = [
+    # zone, cron, local day's UTC span, how many ticks, the repeated/missing local times
+    pytest.param(
+        "America/New_York",
+        "30 * * * *",
+        "2025-11-02T04:00:00+00:00",
+        "2025-11-03T05:00:00+00:00",
+        25,
+        id="new-york-fall-back-25-hourly-ticks",
+    ),
+    pytest.param(
+        "America/New_York",
+        "30 * * * *",
+        "2025-03-09T05:00:00+00:00",
+        "2025-03-10T04:00:00+00:00",
+        23,
+        id="new-york-spring-forward-23-hourly-ticks",
+    ),
+    pytest.param(
+        "Europe/Berlin",
+        "0 * * * *",
+        "2025-10-25T21:59:00+00:00",
+        "2025-10-26T22:59:00+00:00",
+        25,
+        id="berlin-fall-back-25-hourly-ticks",
+    ),
+    pytest.param(
+        "Europe/Berlin",
+        "0 * * * *",
+        "2025-03-29T22:59:00+00:00",
+        "2025-03-30T21:59:00+00:00",
+        23,
+        id="berlin-spring-forward-23-hourly-ticks",
+    ),
+]
+
+
+@pytest.mark.parametrize(("zone", "cron", "after", "until", "count"), HOURLY)
+def test_hourly_schedules_fire_on_both_repeated_hours(
+    zone: str, cron: str, after: str, until: str, count: int
+) -> None:
+    found = ticks(cron, zone, after, until)
+    assert len(found) == count
+    instants = [utc for _, utc in found]
+    assert instants == sorted(set(instants))  # strictly increasing, none twice
+    locals_ = [local[11:16] for local, _ in found]
+    if count == 25:
+        assert len(locals_) - len(set(locals_)) == 1  # one local hour happened twice
+
+
+def test_interval_schedules_fire_in_both_passes_of_lord_howes_half_hour() -> None:
+    found = ticks(
+        "*/15 * * * *",
+        "Australia/Lord_Howe",
+        "2025-04-05T14:00:00+00:00",
+        "2025-04-05T16:00:00+00:00",
+    )
+    assert found == [
+        ("2025-04-06T01:15:00+11:00", "2025-04-05T14:15:00+00:00"),
+        ("2025-04-06T01:30:00+11:00", "2025-04-05T14:30:00+00:00"),
+        ("2025-04-06T01:45:00+11:00", "2025-04-05T14:45:00+00:00"),
+        ("2025-04-06T01:30:00+10:30", "2025-04-05T15:00:00+00:00"),
+        ("2025-04-06T01:45:00+10:30", "2025-04-05T15:15:00+00:00"),
+        ("2025-04-06T02:00:00+10:30", "2025-04-05T15:30:00+00:00"),
+        ("2025-04-06T02:15:00+10:30", "2025-04-05T15:45:00+00:00"),
+        ("2025-04-06T02:30:00+10:30", "2025-04-05T16:00:00+00:00"),
+    ]
+
+
+WINDOWS = [
+    pytest.param("America/New_York", "2025-03-10T06:30:00+00:00", "2025-03-09", 23.0, id="ny-23h"),
+    pytest.param("America/New_York", "2025-11-03T06:30:00+00:00", "2025-11-02", 25.0, id="ny-25h"),
+    pytest.param("Europe/Berlin", "2025-03-31T00:30:00+00:00", "2025-03-30", 23.0, id="berlin-23h"),
+    pytest.param("Europe/Berlin", "2025-10-27T01:30:00+00:00", "2025-10-26", 25.0, id="berlin-25h"),
+    pytest.param(
+        "Australia/Lord_Howe", "2025-10-05T15:30:00+00:00", "2025-10-05", 23.5, id="lord-howe-23.5h"
+    ),
+    pytest.param(
+        "Australia/Lord_Howe", "2025-04-06T15:30:00+00:00", "2025-04-06", 24.5, id="lord-howe-24.5h"
+    ),
+]
+
+
+@pytest.mark.parametrize(("zone", "instant", "run_date", "hours"), WINDOWS)
+def test_a_tick_processes_the_previous_local_day(
+    zone: str, instant: str, run_date: str, hours: float
+) -> None:
+    tick = ScheduleCalculator("30 2 * * *", zone).tick_at(datetime.fromisoformat(instant))
+    assert tick.run_date.isoformat() == run_date
+    assert tick.window.hours == hours
+    assert tick.window.start.tzinfo is not None and tick.window.start.hour == 0
+
+
+def test_window_days_before_and_the_pipelines_zone() -> None:
+    calc = ScheduleCalculator("0 6 * * *", "Europe/Berlin", window_days_before=0, window_zone="UTC")
+    tick = calc.next_tick(datetime(2025, 3, 30, 0, 0, tzinfo=UTC))
+    assert tick.run_date.isoformat() == "2025-03-30" and tick.window.hours == 24
+
+
+def test_the_seeds_calculate_next_run_and_is_due() -> None:
+    calc = ScheduleCalculator("0 2 * * *", "America/New_York")
+    last = datetime(2025, 1, 10, 7, 0, tzinfo=UTC)  # 02:00 EST
+    assert calc.calculate_next_run(last) == datetime(2025, 1, 11, 7, 0, tzinfo=UTC)
+    assert not calc.is_due(last, datetime(2025, 1, 11, 6, 59, tzinfo=UTC))
+    assert calc.is_due(last, datetime(2025, 1, 11, 7, 0, tzinfo=UTC))
+
+
+@pytest.mark.parametrize("cron", ["61 * * * *", "* * *", "0 2 * * * *", "every day"])
+def test_an_invalid_cron_expression_is_refused(cron: str) -> None:
+    with pytest.raises(ValueError, match="invalid cron expression"):
+        ScheduleCalculator(cron)

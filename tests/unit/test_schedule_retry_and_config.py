@@ -1,0 +1,105 @@
+"""The retry policy's delays and error types, and schedule config errors: one line naming
+the schedule and the field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from onceflow.config import config_from_dict
+from onceflow.errors import ConfigError, LockError, SourceError
+from onceflow.schedule import RetryPolicy
+
+
+def test_default_backoff_is_1_2_4_8_minutes_capped_at_60() -> None:
+    policy = RetryPolicy(max_retries=10)
+    minutes = [policy.delay(n).total_seconds() / 60 for n in range(1, 10)]
+    assert minutes == [1, 2, 4, 8, 16, 32, 60, 60, 60]
+
+
+def test_jitter_stays_within_its_fraction() -> None:
+    policy = RetryPolicy(jitter=0.1)
+    for n in (1, 3, 6):
+        base = RetryPolicy().delay(n).total_seconds()
+        got = policy.delay(n).total_seconds()
+        assert 0.9 * base <= got <= 1.1 * base
+
+
+def test_retries_stop_after_max_retries_and_for_non_retryable_errors() -> None:
+    policy = RetryPolicy(max_retries=2)
+    assert policy.should_retry(1, "ExtractError") and policy.should_retry(2, "ExtractError")
+    assert not policy.should_retry(3, "ExtractError")
+    assert not policy.should_retry(1, ConfigError("bad"))
+    only = RetryPolicy(retry_on=("TransientError", "LockError"))
+    assert only.should_retry(1, SourceError("reset", transient=True))
+    assert not only.should_retry(1, SourceError("no such table"))
+    assert only.should_retry(1, LockError("held"))
+    assert RetryPolicy(retry_on=("OnceflowError",)).is_retryable(LockError("held"))
+
+
+def test_the_policy_survives_its_json() -> None:
+    policy = RetryPolicy(3, 0.5, 3.0, 10.0, 0.2, ("LoadError",))
+    assert RetryPolicy.from_json(policy.to_json()) == policy
+    assert RetryPolicy.from_json(None) == RetryPolicy()
+
+
+BASE: dict[str, Any] = {
+    "sources": {"shop": {"url": "sqlite:///shop.db"}},
+    "tables": [{"source": "shop", "table": "orders"}],
+}
+
+
+@pytest.mark.parametrize(
+    ("schedule", "field", "message"),
+    [
+        ({"cron": "61 * * * *"}, "schedules[nightly].cron", "invalid cron expression '61 * * * *'"),
+        ({"timezone": "Mars/Base"}, "schedules[nightly].timezone", "unknown time zone 'Mars/Base'"),
+        ({"priority": 11}, "schedules[nightly].priority", "between 1 (highest) and 10, got 11"),
+        ({"priority": 0}, "schedules[nightly].priority", "got 0"),
+        ({"tables": ["orderz"]}, "schedules[nightly].tables", "unknown table 'orderz'"),
+        ({"retry": {"max_retries": -1}}, "schedules[nightly].retry.max_retries", "got -1"),
+        ({"catch_up": {"max": 0}}, "schedules[nightly].catch_up", "invalid catch-up policy"),
+        ({"max_runtime": "soon"}, "schedules[nightly].max_runtime", "invalid duration 'soon'"),
+        ({"window": "last_week"}, "schedules[nightly].window", "invalid window 'last_week'"),
+    ],
+)
+def test_bad_schedule_input_is_one_line_naming_schedule_and_field(
+    schedule: dict[str, Any], field: str, message: str
+) -> None:
+    entry = {"name": "nightly", "cron": "0 2 * * *", **schedule}
+    with pytest.raises(ConfigError) as caught:
+        config_from_dict({**BASE, "schedules": [entry]}, origin="onceflow.yml")
+    text = str(caught.value)
+    assert "\n" not in text
+    assert text.startswith(f"onceflow.yml: {field}: ") and message in text
+    assert caught.value.field == field
+
+
+def test_a_good_schedule_reads_every_key() -> None:
+    config = config_from_dict(
+        {
+            **BASE,
+            "schedules": [
+                {
+                    "name": "nightly",
+                    "cron": "0 2 * * *",
+                    "timezone": "America/New_York",
+                    "tables": ["orders"],
+                    "tenant": "acme",
+                    "priority": 1,
+                    "retry": {"max_retries": 0, "retry_on_errors": ["TransientError"]},
+                    "catch_up": {"max": 3},
+                    "max_runtime": "1h30m",
+                    "window": {"days_before": 2},
+                    "start": "2025-01-01T00:00:00+00:00",
+                }
+            ],
+        }
+    )
+    s = config.schedule("nightly")
+    assert (s.priority, s.tenant, s.catch_up_policy, s.window_days_before) == (1, "acme", 3, 2)
+    assert s.max_runtime_seconds == 5400 and s.retry.retry_on == ["TransientError"]
+    assert config.schedule_zone(s).key == "America/New_York"
+    with pytest.raises(ConfigError, match="schedule 'weekly' is not in the config"):
+        config.schedule("weekly")
