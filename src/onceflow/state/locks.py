@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -41,12 +42,30 @@ def host_name() -> str:
 
 def process_start(pid: int) -> float | None:
     """The start time of a process (seconds since the epoch), or None when it is gone."""
+    if sys.platform == "linux":
+        return _linux_process_start(pid)
     import psutil
 
     try:
         return float(psutil.Process(pid).create_time())
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
         return None
+
+
+def _linux_process_start(pid: int) -> float | None:
+    """psutil's create_time read straight from /proc (boot time plus the process's start
+    in clock ticks): importing psutil costs every command ~25 ms."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            # the command name (field 2) may hold spaces and parentheses: split after it
+            fields = handle.read().rpartition(")")[2].split()
+        with open("/proc/stat", encoding="ascii") as handle:
+            boot = next(float(line.split()[1]) for line in handle if line.startswith("btime "))
+    except (OSError, StopIteration, IndexError, ValueError):
+        return None
+    if not fields or fields[0] == "Z":  # a zombie has ended: psutil reports it as gone
+        return None
+    return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)

@@ -439,3 +439,52 @@ def test_json_columns_keep_the_parquet_json_logical_type(
     parquet = pq.ParquetFile(path).schema
     assert str(parquet.column(1).logical_type) == "JSON"
     assert str(parquet.column(2).logical_type) == "JSON"
+
+
+STARTUP_SCRIPT = """
+import sys
+from onceflow.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit as done:
+    assert not done.code, done.code
+heavy = sorted(name for name in ("pandas", "psutil", "duckdb", "deltalake") if name in sys.modules)
+print("heavy:" + ",".join(heavy))
+"""
+
+
+def test_a_small_window_extraction_imports_nothing_it_does_not_use(
+    pg_admin, pg_schema, pg_url, tmp_path
+):
+    # issue 8: pa.array() imports pandas to inspect its argument (0.25 s) and psutil costs
+    # ~25 ms: on a small window, start-up is most of the command's time
+    pg_admin.execute(f'CREATE TABLE "{pg_schema}".small (id int, at timestamptz)')
+    pg_admin.execute(
+        f"INSERT INTO \"{pg_schema}\".small SELECT g, timestamptz '2025-01-23 00:00Z' + g * "
+        "interval '1 minute' FROM generate_series(1, 100) g"
+    )
+    (tmp_path / "onceflow.yml").write_text(
+        f"state: sqlite:///{tmp_path / 'state.db'}\nlake: {tmp_path / 'lake'}\ntimezone: UTC\n"
+        f"sources: {{pg: {{url: '{pg_url}'}}}}\n"
+        f"tables: [{{source: pg, table: {pg_schema}.small, "
+        "extract: {mode: incremental, cursor: at}}]\n"
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            STARTUP_SCRIPT,
+            "extract",
+            "--config",
+            str(tmp_path / "onceflow.yml"),
+            "--date",
+            "2025-01-23",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "heavy:"
+    assert len(list((tmp_path / "lake").rglob("*.parquet"))) == 1

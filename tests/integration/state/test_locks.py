@@ -69,3 +69,26 @@ def test_lease_heartbeats_and_releases(store: Store) -> None:
         assert store.locks.holder("load:x").expires_at > first
         lease.check()
     assert store.locks.holder("load:x") is None
+
+
+def test_process_start_agrees_with_psutil_and_a_zombie_is_gone() -> None:
+    import psutil
+
+    from onceflow.state.locks import process_start
+
+    assert process_start(os.getpid()) == pytest.approx(psutil.Process().create_time(), abs=0.02)
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        assert process_start(proc.pid) == pytest.approx(
+            psutil.Process(proc.pid).create_time(), abs=0.02
+        )
+        proc.kill()
+        deadline = time.monotonic() + 10  # killed, not yet reaped: a zombie holds no lock
+        while psutil.Process(proc.pid).status() != psutil.STATUS_ZOMBIE:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert process_start(proc.pid) is None
+    finally:
+        proc.kill()
+        proc.wait()
+    assert process_start(proc.pid) is None
