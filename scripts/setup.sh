@@ -12,6 +12,9 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install --quiet -e '.[dev]'
   touch "$stamp"
 fi
+# An editable install leaves onceflow's own modules uncompiled, and where
+# PYTHONDONTWRITEBYTECODE is set every command would compile them again (~60 ms).
+.venv/bin/python -m compileall -q src/onceflow >/dev/null
 # Chromium renders the validation HTML report in its browser test. Debian's package, only
 # when missing (apt-get needs root; elsewhere the test skips with the reason, CI fails).
 if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 \
