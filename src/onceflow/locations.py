@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
+from urllib.parse import unquote
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]+")
 
@@ -38,3 +39,16 @@ def table_location(warehouse: str, target: str) -> str:
         return normalize_path(target)
     base = normalize_path(warehouse)
     return f"{base.rstrip('/')}/{target}" if "://" in base else str(Path(base) / target)
+
+
+def local_root(uri: str) -> str | None:
+    """The folder of a table on the local filesystem, or None for a remote table.
+
+    delta-rs reports local tables as percent-encoded ``file://`` URIs
+    (``file:///lake/my%20table/``), so the prefix alone is not the path.
+    """
+    if uri.startswith("file://"):
+        return unquote(uri.removeprefix("file://")).rstrip("/") or "/"
+    if "://" in uri:
+        return None
+    return uri.rstrip("/") or "/"

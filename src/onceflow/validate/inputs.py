@@ -10,9 +10,10 @@ or polars data frame). Its fingerprint keys cached results:
     file:<checksum>                                     one extracted file (the pre-load gate)
     None                                                data in memory: not cached
 
-The warehouse package (and so pyarrow, 0.2 s to import) is imported only to read data:
-finding a fingerprint needs delta-rs alone, so a validation answered from the cache
-stays well under a second as a whole command.
+Arrow (0.1-0.2 s to import) is loaded only where data must pass through it (data in
+memory, or a Delta table whose files are not plain Parquet): a fingerprint needs delta-rs
+alone, a local Delta table is read by DuckDB's own Parquet reader, so a validation answered
+from the cache stays well under a second as a whole command and a full one pays no Arrow.
 
 `added_since(version)` reads the Delta log from `version` on and returns the data files
 added, or None unless every commit since only added files (appends, and onceflow's marker
@@ -31,6 +32,7 @@ from urllib.parse import unquote
 
 from onceflow.errors import OnceflowError, ValidateError
 from onceflow.lake import discover_path
+from onceflow.locations import local_root
 from onceflow.validate.engines.base import Engine
 
 
@@ -73,19 +75,17 @@ class Input:
         benchmark's 15 checks on 10M rows (bench/RESULTS.md). A table whose files do not
         hold its rows as they are (deletion vectors, column mapping, partition values,
         remote storage) is read through delta-rs's dataset instead."""
-        from onceflow.warehouse import snapshot_dataset
-
         files = self.snapshot_files()
-        if files is None:
-            engine.register_arrow(name, snapshot_dataset(self.data))
-        else:
+        if files is not None:
             engine.register_parquet(name, files, union_by_name=True)
+            return
+        from onceflow.warehouse import snapshot_dataset  # Arrow, only where needed
+
+        engine.register_arrow(name, snapshot_dataset(self.data))
 
     def snapshot_files(self) -> list[str] | None:
         """Local paths of the snapshot's data files, when reading them as plain Parquet
         gives exactly the table's rows; else None."""
-        from onceflow.warehouse import local_root
-
         dt = self.data
         if local_root(str(dt.table_uri)) is None or dt.metadata().partition_columns:
             return None
@@ -105,8 +105,6 @@ class Input:
         """Data files added by the commits after `version`, when those commits only added
         files; None otherwise (a remove, a schema or protocol change, a missing commit
         file, a remote or partitioned table, a scope-run input)."""
-        from onceflow.warehouse import local_root
-
         if self.kind != "delta" or self.batch_ids is not None or self.version is None:
             return None
         if version >= self.version:

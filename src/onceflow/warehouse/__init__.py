@@ -1,25 +1,55 @@
 """Delta table access shared by the steps: location, snapshot reads, the one schema rule,
-the audit columns and DuckDB helpers."""
+the audit columns and DuckDB helpers.
 
-from onceflow.warehouse.audit import (
-    AUDIT_COLUMNS,
-    AUDIT_FIELDS,
-    audited_schema,
-    with_audit_columns,
-)
-from onceflow.warehouse.schema import check_schema, compatible, conform_batch
-from onceflow.warehouse.tables import (
-    arrow_schema,
-    checkpoint_if_due,
-    commit_infos,
-    local_root,
-    one_line,
-    open_table,
-    read_snapshot,
-    read_table,
-    snapshot_dataset,
-    table_uri,
-)
+Names are imported on first use: `warehouse.duck` serves a validation that reads through
+DuckDB alone, and importing this package must not load Arrow (~0.1 s) for it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from onceflow.locations import local_root
+    from onceflow.warehouse.audit import (
+        AUDIT_COLUMNS,
+        AUDIT_FIELDS,
+        audited_schema,
+        with_audit_columns,
+    )
+    from onceflow.warehouse.schema import check_schema, compatible, conform_batch
+    from onceflow.warehouse.tables import (
+        arrow_schema,
+        checkpoint_if_due,
+        commit_infos,
+        one_line,
+        open_table,
+        read_snapshot,
+        read_table,
+        snapshot_dataset,
+        table_uri,
+    )
+
+_WHERE = {
+    "AUDIT_COLUMNS": "onceflow.warehouse.audit",
+    "AUDIT_FIELDS": "onceflow.warehouse.audit",
+    "arrow_schema": "onceflow.warehouse.tables",
+    "audited_schema": "onceflow.warehouse.audit",
+    "check_schema": "onceflow.warehouse.schema",
+    "checkpoint_if_due": "onceflow.warehouse.tables",
+    "commit_infos": "onceflow.warehouse.tables",
+    "compatible": "onceflow.warehouse.schema",
+    "conform_batch": "onceflow.warehouse.schema",
+    "local_root": "onceflow.locations",
+    "one_line": "onceflow.warehouse.tables",
+    "open_table": "onceflow.warehouse.tables",
+    "read_snapshot": "onceflow.warehouse.tables",
+    "read_table": "onceflow.warehouse.tables",
+    "snapshot_dataset": "onceflow.warehouse.tables",
+    "table_uri": "onceflow.warehouse.tables",
+    "with_audit_columns": "onceflow.warehouse.audit",
+}
 
 __all__ = [
     "AUDIT_COLUMNS",
@@ -40,3 +70,16 @@ __all__ = [
     "table_uri",
     "with_audit_columns",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'onceflow.warehouse' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -8,13 +8,11 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
-from onceflow.warehouse.tables import local_root
+from onceflow.locations import local_root
 
 if TYPE_CHECKING:
     import duckdb
+    import pyarrow as pa
 
 _database: duckdb.DuckDBPyConnection | None = None
 _database_lock = threading.Lock()
@@ -48,6 +46,10 @@ def q(name: str) -> str:
 
 def row_ids(n: int) -> pa.Array:
     """0, 1, ..., n-1 as int64 (vectorized; no Python loop)."""
+    # imported here: a validation reads through DuckDB alone and need not load Arrow
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     if n == 0:
         return pa.array([], pa.int64())
     return pc.indices_nonzero(pa.repeat(pa.scalar(True), n)).cast(pa.int64())

@@ -11,7 +11,6 @@ import json
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote
 
 import pyarrow as pa
 
@@ -21,7 +20,7 @@ if TYPE_CHECKING:
     import pyarrow.dataset
 
 from onceflow.errors import LoadError
-from onceflow.locations import table_location
+from onceflow.locations import local_root, table_location
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -33,19 +32,6 @@ def table_uri(warehouse: str, target: str) -> str:
     a Unity Catalog volume (`/Volumes/<catalog>/<schema>/<volume>/...`) is a local path.
     """
     return table_location(warehouse, target)
-
-
-def local_root(uri: str) -> str | None:
-    """The folder of a table on the local filesystem, or None for a remote table.
-
-    delta-rs reports local tables as percent-encoded ``file://`` URIs
-    (``file:///lake/my%20table/``), so the prefix alone is not the path.
-    """
-    if uri.startswith("file://"):
-        return unquote(uri.removeprefix("file://")).rstrip("/") or "/"
-    if "://" in uri:
-        return None
-    return uri.rstrip("/") or "/"
 
 
 def snapshot_dataset(dt: Any) -> pa.dataset.Dataset:

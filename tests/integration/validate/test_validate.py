@@ -274,3 +274,43 @@ def test_the_table_location_rule_matches_the_loader(tmp_path: Path) -> None:
     for table in config.tables:
         assert table_location(config, table) == load_target(config, table).uri
     shutil.rmtree(tmp_path / "warehouse", ignore_errors=True)
+
+
+LEAN_SCRIPT = """
+import json, sys
+from onceflow import Validator
+events, customers, state, rules = sys.argv[1:5]
+validator = Validator(rules_by_table={"events": json.loads(rules)}, state=state,
+                      references={"customers": customers}, samples=0)
+report = validator.validate_table(events, "events")
+assert len(report.results) == len(json.loads(rules)), report
+print("arrow:" + str("pyarrow" in sys.modules))
+"""
+
+
+def test_a_local_delta_table_is_validated_without_loading_arrow(
+    tables: tuple[Path, Path], tmp_path: Path
+) -> None:
+    # DuckDB reads the snapshot's files itself: Arrow (0.1-0.2 s to import) would be a
+    # pure start-up cost of every `onceflow validate` (bench/RESULTS.md, Validate)
+    import subprocess
+    import sys
+
+    events_path, customers_path = tables
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            LEAN_SCRIPT,
+            str(events_path),
+            str(customers_path),
+            f"sqlite:///{tmp_path / 'lean.db'}",
+            json.dumps(RULES),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "arrow:False"
