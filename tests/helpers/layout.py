@@ -3,7 +3,7 @@
 Layers, lowest first; a module may import its own package and any lower layer, never a
 higher one, and never a sibling package of its own layer (no step imports another step):
 
-    0  base         errors, version, clock, locations, config, rules, windows, redact, logs,
+    0  base         errors, version, clock, locations, lazy, config, rules, windows, redact, logs,
                     faults, demo
     1  shared       lake (the extracted-file format), state (the store)
     2  shared       warehouse (Delta access; reads lake paths)
@@ -29,6 +29,7 @@ BASE = (
     "version",
     "clock",
     "locations",
+    "lazy",
     "config",
     "rules",
     "windows",

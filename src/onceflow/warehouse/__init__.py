@@ -7,8 +7,9 @@ DuckDB alone, and importing this package must not load Arrow (~0.1 s) for it.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from onceflow.lazy import lazy_exports as _lazy_exports
 
 if TYPE_CHECKING:
     from onceflow.locations import local_root
@@ -71,15 +72,4 @@ __all__ = [
     "with_audit_columns",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'onceflow.warehouse' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = _lazy_exports(__name__, _WHERE, globals())
