@@ -31,6 +31,7 @@ from onceflow.load.keyed import OPEN_LATEST, check_keys, dq
 from onceflow.warehouse import (
     AUDIT_COLUMNS,
     conform_batch,
+    create_table,
     open_table,
     read_snapshot,
     snapshot_dataset,
@@ -197,8 +198,6 @@ def apply_merge(
     With `create_empty`, a batch with nothing to insert while there is no table yet (empty,
     or deletes only) still creates it, empty, in one commit.
     """
-    from deltalake import write_deltalake
-
     keys = list(cfg.primary_key)
     check_keys(batch, keys, table_uri)
     if DELETE_FLAG in batch.column_names:
@@ -227,16 +226,12 @@ def apply_merge(
             picked = con.sql(f"SELECT rid FROM {rows} WHERE NOT del ORDER BY rid").to_arrow_table()
             if picked.num_rows == 0 and not create_empty:
                 return None
-            write_deltalake(
+            return create_table(
                 table_uri,
                 data.take(picked.column("rid")),
-                mode="error",  # created meanwhile by someone else: fail, do not add to it
-                commit_properties=commit_properties,
                 storage_options=storage_options,
+                commit_properties=commit_properties,
             )
-            created = open_table(table_uri, storage_options)
-            assert created is not None
-            return int(created.version())
         assert snapshot is not None
         changed = _changed_rows(con, rows, snapshot, data, keys, compared)
     if changed.num_rows == 0:

@@ -58,6 +58,7 @@ from onceflow.load.keyed import OPEN_LATEST, check_keys, dq
 from onceflow.warehouse import (
     AUDIT_COLUMNS,
     conform_batch,
+    create_table,
     open_table,
     read_snapshot,
     snapshot_dataset,
@@ -255,19 +256,10 @@ def _create(
     storage_options: dict[str, str] | None,
     commit_properties: Any,
 ) -> int:
-    from deltalake import write_deltalake
-
     data = _insert_rows(batch, plan.inserts, cols, None)
-    write_deltalake(
-        table_uri,
-        data,
-        mode="error",  # created meanwhile by someone else: fail, do not add to it
-        commit_properties=commit_properties,
-        storage_options=storage_options,
+    return create_table(
+        table_uri, data, storage_options=storage_options, commit_properties=commit_properties
     )
-    created = open_table(table_uri, storage_options)
-    assert created is not None
-    return int(created.version())
 
 
 def _new_rows(

@@ -14,6 +14,7 @@ this module (`SCHEMA_PATH`).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,14 @@ class RuleResult:
         return data
 
 
+def count_outcomes(results: Iterable[RuleResult]) -> dict[str, int]:
+    """How many results have each outcome (every outcome listed, zeros included)."""
+    out = dict.fromkeys(OUTCOMES, 0)
+    for r in results:
+        out[r.outcome] += 1
+    return out
+
+
 @dataclass
 class TableReport:
     """The rules of one table (or one file) and how they were run."""
@@ -103,10 +112,7 @@ class TableReport:
 
     def counts(self) -> dict[str, int]:
         """Rules per outcome."""
-        out = dict.fromkeys(OUTCOMES, 0)
-        for r in self.results:
-            out[r.outcome] += 1
-        return out
+        return count_outcomes(self.results)
 
     @property
     def failed(self) -> list[RuleResult]:
@@ -157,10 +163,7 @@ class ValidationReport:
 
     def counts(self) -> dict[str, int]:
         """Rules per outcome, all tables."""
-        out = dict.fromkeys(OUTCOMES, 0)
-        for r in self.results:
-            out[r.outcome] += 1
-        return out
+        return count_outcomes(self.results)
 
     @property
     def ok(self) -> bool:

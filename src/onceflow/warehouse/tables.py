@@ -117,6 +117,32 @@ def open_table(uri: str, storage_options: dict[str, str] | None = None) -> Any:
         raise LoadError(f"{uri}: cannot open the Delta table ({one_line(str(error))})") from None
 
 
+def create_table(
+    uri: str,
+    data: pa.Table,
+    *,
+    storage_options: dict[str, str] | None = None,
+    commit_properties: Any = None,
+) -> int:
+    """Create the table at `uri` with `data` as its first commit; its version.
+
+    A table created meanwhile by someone else is an error, never appended to: the caller
+    planned against no table.
+    """
+    from deltalake import write_deltalake
+
+    write_deltalake(
+        uri,
+        data,
+        mode="error",
+        commit_properties=commit_properties,
+        storage_options=storage_options,
+    )
+    created = open_table(uri, storage_options)
+    assert created is not None
+    return int(created.version())
+
+
 def arrow_schema(dt: Any) -> pa.Schema:
     """The table's schema as a pyarrow schema."""
     return pa.schema(dt.schema().to_arrow())
