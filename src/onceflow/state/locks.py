@@ -63,7 +63,7 @@ def _linux_process_start(pid: int) -> float | None:
             boot = next(float(line.split()[1]) for line in handle if line.startswith("btime "))
     except (OSError, StopIteration, IndexError, ValueError):
         return None
-    if not fields or fields[0] == "Z":  # a zombie has ended: psutil reports it as gone
+    if not fields or fields[0] == "Z":  # a zombie has ended (killed, not yet reaped)
         return None
     return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
 
