@@ -60,6 +60,9 @@ class Plan:
     separate: str | None = None  # unique | referential | query | schema
     query: exp.Expression | None = None  # sql_query: the parsed query on TABLE_TOKEN
     row_local: bool = False  # sql_query: a plain filter of the table (its count merges)
+    # aggregates taken on the appended rows only in an incremental run (a quantile's
+    # neighbourhood among the new values, see `quantile_band_query`)
+    new_aggregates: dict[str, exp.Expression] = field(default_factory=dict)
 
 
 def column(name: str) -> exp.Column:
@@ -212,10 +215,87 @@ def _statistic(plan: Plan, rule: Statistic, scope: exp.Expression | None) -> Non
             exp.Mul(this=exp.VariancePop(this=as_double), expression=exp.Count(this=col.copy())),
             scope,
         )
-    else:  # quantile: needs every value; never merged (runs on the whole table)
+    else:  # quantile: needs every value; an incremental run narrows it to a band
         plan.aggregates["quantile"] = _filtered(
-            exp.PercentileCont(this=col, expression=_literal(rule.quantile)), scope
+            exp.PercentileCont(this=col.copy(), expression=_literal(rule.quantile)), scope
         )
+        q = rule.quantile
+        assert q is not None  # the rule's model requires it for a quantile
+        near = [max(0.0, q - NEAR), min(1.0, q + NEAR)]
+        plan.new_aggregates["near"] = _filtered(
+            exp.PercentileDisc(
+                this=_as_double(col), expression=exp.Array(expressions=[_literal(q) for q in near])
+            ),
+            scope,
+        )
+
+
+# the new values' quantiles at q -/+ NEAR bound the band an incremental quantile reads
+NEAR = 0.0002
+
+
+def _as_double(value: exp.Expression) -> exp.Expression:
+    return exp.cast(value.copy(), exp.DataType.Type.DOUBLE)
+
+
+def _double(value: float) -> exp.Expression:
+    # through text, so that every finite double (1e300, 1e-300) reaches the engine as is
+    return exp.cast(exp.Literal.string(repr(float(value))), exp.DataType.Type.DOUBLE)
+
+
+def quantile_band_query(
+    rel: str,
+    rule: Statistic,
+    scope: exp.Expression | None,
+    band: tuple[Any, Any],
+    ranks: tuple[int, int],
+    fraction: float,
+) -> exp.Select:
+    """The exact quantile of `rel` from the values inside `band` only (DuckDB).
+
+    An exact quantile has no mergeable summary, but after an append it is close to the
+    old one: the quantile of old + new rows lies between the old rows' and the new rows'
+    quantiles. So the values of the band [low, high] (the column compared with two
+    numbers in its own order: a contiguous run of the sorted column) are sorted, `below`
+    counts the values under it, and the values at 0-based ranks `ranks` (the floor and
+    ceiling of (n - 1) * q) are picked from the band and interpolated at `fraction` by
+    the engine's own quantile_cont over those two values: the same interpolation, on the
+    same operands, as quantile_cont over the whole column. The caller checks that both
+    ranks fall inside the band (below <= rank < below + inside) and otherwise runs the
+    full quantile. One scan of one column, and a sort of the band instead of the column.
+    """
+    col = column(rule.column)
+    low, high = (_literal(b) for b in band)
+    below = _filtered(
+        exp.Count(this=exp.Star()), _and(scope, exp.LT(this=col.copy(), expression=low))
+    )
+    inside = _and(
+        scope,
+        exp.GTE(this=col.copy(), expression=low.copy()),
+        exp.LTE(this=col.copy(), expression=high.copy()),
+    )
+    values = exp.Anonymous(
+        this="LIST_SORT",
+        expressions=[_filtered(exp.Anonymous(this="LIST", expressions=[col.copy()]), inside)],
+    )
+    scan = exp.select(below.as_("below", quoted=True), values.as_("band", quoted=True)).from_(
+        relation(rel)
+    )
+
+    def pick(rank: int) -> exp.Expression:
+        index = exp.Sub(this=_literal(rank + 1), expression=column("below"))
+        return exp.Anonymous(this="LIST_EXTRACT", expressions=[column("band"), index])
+
+    two = exp.Anonymous(this="LIST_VALUE", expressions=[pick(ranks[0]), pick(ranks[1])])
+    interpolated = exp.Anonymous(
+        this="LIST_AGGREGATE",
+        expressions=[two, exp.Literal.string("quantile_cont"), _double(fraction)],
+    )
+    return exp.select(
+        column("below").as_("below", quoted=True),
+        exp.Anonymous(this="LEN", expressions=[column("band")]).as_("inside", quoted=True),
+        interpolated.as_("quantile", quoted=True),
+    ).from_(scan.subquery("s"))
 
 
 def _row_local(query: exp.Expression) -> bool:

@@ -3,8 +3,9 @@
 A rule's metrics (see `compile.py` for their names) are its partial aggregate state.
 Counts and sums add, min and max take the extreme, a stddev's (n, mean, m2) merge with
 Chan's formula, duplicate counts change by `unique_delta_query`; a quantile does not
-merge and runs on the whole table. The observed value is always derived from the state
-(a mean is sum / n in both a full and an incremental run), so both give the same result.
+merge: the runner takes it from a band of the whole table (`quantile_band_query`).
+The observed value is always derived from the state (a mean is sum / n in both a full
+and an incremental run), so both give the same result.
 
 `judge` turns metrics into an outcome with the NULL semantics of the README: a row-level
 rule judges non-NULL rows (`evaluated`), completeness counts NULLs; the failing percent

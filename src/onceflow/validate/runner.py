@@ -10,7 +10,8 @@ Protocol for one table (or one file, for the pre-load gate):
    rules' stored metrics, register just the added files as `new`: mergeable metrics are
    computed there and merged, duplicates are looked up for the new keys only,
    referential checks run on the new rows (when the reference did not change), a
-   row-local custom query counts new rows. A quantile runs on the whole table.
+   row-local custom query counts new rows. A quantile sorts only the band of its column
+   between the old and the new rows' quantiles (`compile.quantile_band_query`).
 4. One fused aggregate query for all metrics (split at `max_fused_aggregates`); on a
    permanent error, each rule's aggregates are probed on zero rows to find the bad ones,
    which become `error`, and the rest run again. Then one query per uniqueness key set,
@@ -23,6 +24,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import re
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -34,7 +37,15 @@ from onceflow.clock import now_iso
 from onceflow.errors import OnceflowError
 from onceflow.faults import crashpoint
 from onceflow.redact import redact
-from onceflow.rules import AnyRule, Freshness, Referential, Schema, SqlQuery, Uniqueness
+from onceflow.rules import (
+    AnyRule,
+    Freshness,
+    Referential,
+    Schema,
+    SqlQuery,
+    Statistic,
+    Uniqueness,
+)
 from onceflow.state import HistoryRecord, RuleResultRecord, Store
 from onceflow.validate.engines.base import Engine, QueryError
 from onceflow.validate.inputs import Input
@@ -61,6 +72,10 @@ else:
 log = logging.getLogger(__name__)
 
 REL, NEW, EMPTY = "rel", "new", "rel__empty"
+_INTEGER = re.compile(r"U?(TINY|SMALL|BIG|HUGE)?INT(EGER)?\b", re.I)
+_NUMERIC = re.compile(
+    r"(DECIMAL|NUMERIC|DOUBLE|FLOAT|REAL|U?(TINY|SMALL|BIG|HUGE)?INT(EGER)?)\b", re.I
+)
 AUDIT = {"_source_file", "_load_timestamp", "_batch_id"}
 
 
@@ -335,27 +350,102 @@ class TableRun:
         rules), in as few queries as the size cap allows."""
         on_rel: list[tuple[str, str, Any]] = []  # (rule, metric, expression)
         on_new: list[tuple[str, str, Any]] = []
+        banded: set[str] = set()  # incremental quantiles read from a band of the table
         for name, plan in self.plans.items():
             if name in self.state.results:
                 continue
+            band = name in incremental and self._bandable(plan)
             for metric, expression in plan.aggregates.items():
                 if name in incremental and metric != "quantile":
                     on_new.append((name, metric, expression))
-                else:
+                elif not band:
                     on_rel.append((name, metric, expression))
+            if band:
+                banded.add(name)
+                on_new.extend((name, m, e) for m, e in plan.new_aggregates.items())
         got_rel = self._aggregate(REL, on_rel)
         got_new = self._aggregate(NEW, on_new) if on_new else {}
         for name, plan in list(self.plans.items()):
             if name in self.state.results:
                 continue
             if name in incremental:
-                metrics = merge(self.state.base[name], got_new.get(name, {}))
-                metrics.update(got_rel.get(name, {}))  # the quantile, recomputed in full
+                new = got_new.get(name, {})
+                near = new.pop("near", None)
+                metrics = merge(self.state.base[name], new)
+                metrics.update(got_rel.get(name, {}))  # what was recomputed in full
+                if name in banded:
+                    quantile = self._band_quantile(plan, self.state.base[name], new, near)
+                    if name in self.state.results:  # the full quantile could not run
+                        continue
+                    metrics["quantile"] = quantile
             else:
                 metrics = got_rel.get(name, {})
             self.state.metrics[name] = metrics
             if plan.separate is None:
                 self._judge_and_save(plan, metrics, incremental=name in incremental)
+
+    def _bandable(self, plan: Plan) -> bool:
+        """A quantile an incremental run can take from a band of the table (DuckDB, a
+        numeric column: its DOUBLE cast is monotone)."""
+        if "quantile" not in plan.aggregates or self.engine is None:
+            return False
+        if self.engine.dialect != "duckdb" or not self.schema:
+            return False
+        return _NUMERIC.match(self._column_type(plan)) is not None
+
+    def _column_type(self, plan: Plan) -> str:
+        name = getattr(plan.rule, "column", "").lower()
+        kinds = [t for c, t in self.schema.items() if c.lower() == name]
+        return kinds[0] if len(kinds) == 1 else ""
+
+    def _band_quantile(
+        self, plan: Plan, base: dict[str, Any], new: dict[str, Any], near: Any
+    ) -> Any:
+        """The exact quantile after an append, from the band between the old quantile and
+        the new rows' (see `compile.quantile_band_query`); the whole column when the
+        band does not hold the ranks it needs."""
+        name, rule = plan.rule.name, plan.rule
+        assert self.engine is not None and isinstance(rule, Statistic)
+        assert rule.quantile is not None
+        n_new, n_old = int(new.get("n") or 0), int(base.get("n") or 0)
+        old = base.get("quantile")
+        if n_new == 0:
+            return old  # no new value in scope: the quantile did not move
+        bounds = [float(v) for v in (near or []) if v is not None]
+        if old is not None and n_old > 0 and len(bounds) == 2:
+            # the quantile of old + new lies between the old one and the new rows' one;
+            # the new rows' spread around it is a margin for the interpolation neighbours
+            width = bounds[1] - bounds[0]
+            low, high = min(float(old), bounds[0]) - width, max(float(old), bounds[1]) + width
+            position = float(n_old + n_new - 1) * rule.quantile  # as the engine computes it
+            ranks = (math.floor(position), math.ceil(position))
+            if all(map(math.isfinite, (low, high, position))):
+                # bounds the column compares with in its own type (an integer column
+                # with integers), not a cast of every value
+                band: tuple[Any, Any] = (low, high)
+                if _INTEGER.match(self._column_type(plan)):
+                    band = (math.floor(low), math.ceil(high))
+                query = sql.render(
+                    sql.quantile_band_query(
+                        REL, rule, plan.scope, band, ranks, position - ranks[0]
+                    ),
+                    self.engine.dialect,
+                )
+                try:
+                    row = self.engine.query(query, kind="aggregate", rules=(name,))[0]
+                except QueryError as error:
+                    if error.transient:
+                        self._done(rule, _error(error), save=False)
+                        return None
+                    row = {}  # e.g. bounds the column's type cannot hold: the whole column
+                else:
+                    self._remember_sql(name, query)
+                below, inside = int(row.get("below") or 0), int(row.get("inside") or 0)
+                if row and below <= ranks[0] and ranks[1] < below + inside:
+                    return row["quantile"]
+                log.info("%s: %s: the band missed the quantile; whole column", self.job.table, name)
+        got = self._aggregate(REL, [(name, "quantile", plan.aggregates["quantile"])])
+        return got.get(name, {}).get("quantile")
 
     def _aggregate(self, rel: str, items: list[tuple[str, str, Any]]) -> dict[str, dict[str, Any]]:
         """Run the aggregates; a rule whose aggregates fail becomes error."""
