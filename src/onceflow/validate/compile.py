@@ -265,21 +265,20 @@ def quantile_band_query(
     full quantile. One scan of one column, and a sort of the band instead of the column.
     """
     col = column(rule.column)
-    low, high = (_literal(b) for b in band)
+    low, high = (_double(b) if isinstance(b, float) else _literal(b) for b in band)
     below = _filtered(
         exp.Count(this=exp.Star()), _and(scope, exp.LT(this=col.copy(), expression=low))
     )
-    inside = _and(
-        scope,
-        exp.GTE(this=col.copy(), expression=low.copy()),
-        exp.LTE(this=col.copy(), expression=high.copy()),
-    )
+    inside = _and(scope, exp.GTE(this=col.copy(), expression=low.copy()))
     values = exp.Anonymous(
         this="LIST_SORT",
         expressions=[_filtered(exp.Anonymous(this="LIST", expressions=[col.copy()]), inside)],
     )
-    scan = exp.select(below.as_("below", quoted=True), values.as_("band", quoted=True)).from_(
-        relation(rel)
+    # the upper bound as a WHERE: the Parquet reader applies it while decoding
+    scan = (
+        exp.select(below.as_("below", quoted=True), values.as_("band", quoted=True))
+        .from_(relation(rel))
+        .where(exp.LTE(this=col.copy(), expression=high))
     )
 
     def pick(rank: int) -> exp.Expression:

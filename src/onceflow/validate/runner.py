@@ -22,6 +22,7 @@ Protocol for one table (or one file, for the pre-load gate):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -31,6 +32,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import TYPE_CHECKING, Any
 
 from onceflow.clock import now_iso
@@ -73,6 +75,7 @@ log = logging.getLogger(__name__)
 
 REL, NEW, EMPTY = "rel", "new", "rel__empty"
 _INTEGER = re.compile(r"U?(TINY|SMALL|BIG|HUGE)?INT(EGER)?\b", re.I)
+_DECIMAL = re.compile(r"(?:DECIMAL|NUMERIC)\(\s*\d+\s*,\s*(\d+)\s*\)", re.I)
 _NUMERIC = re.compile(
     r"(DECIMAL|NUMERIC|DOUBLE|FLOAT|REAL|U?(TINY|SMALL|BIG|HUGE)?INT(EGER)?)\b", re.I
 )
@@ -420,11 +423,7 @@ class TableRun:
             position = float(n_old + n_new - 1) * rule.quantile  # as the engine computes it
             ranks = (math.floor(position), math.ceil(position))
             if all(map(math.isfinite, (low, high, position))):
-                # bounds the column compares with in its own type (an integer column
-                # with integers), not a cast of every value
-                band: tuple[Any, Any] = (low, high)
-                if _INTEGER.match(self._column_type(plan)):
-                    band = (math.floor(low), math.ceil(high))
+                band = _bounds_in_type(self._column_type(plan), low, high)
                 query = sql.render(
                     sql.quantile_band_query(
                         REL, rule, plan.scope, band, ranks, position - ranks[0]
@@ -802,6 +801,23 @@ _TYPE_ALIASES = {
     "blob": "BLOB",
     "decimal": "DECIMAL",
 }
+
+
+def _bounds_in_type(kind: str, low: float, high: float) -> tuple[Any, Any]:
+    """The band's bounds as numbers the column compares with in its own type (integers for
+    an integer column, its scale for a decimal one), widened outwards: comparing a
+    DECIMAL(12,2) column with 4961.089999999999 casts every value (~20 ms at 10M rows)."""
+    if _INTEGER.match(kind):
+        return math.floor(low), math.ceil(high)
+    scale = _DECIMAL.match(kind)
+    if scale:
+        step = Decimal(1).scaleb(-int(scale.group(1)))
+        with contextlib.suppress(ArithmeticError):  # beyond 28 digits: plain doubles
+            return (
+                Decimal(low).quantize(step, rounding=ROUND_FLOOR),
+                Decimal(high).quantize(step, rounding=ROUND_CEILING),
+            )
+    return low, high
 
 
 def same_type(expected: str, actual: str) -> bool:
