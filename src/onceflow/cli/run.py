@@ -81,7 +81,7 @@ def extract_cmd(
     # The step's own function, not Pipeline: an extraction does not import the loader
     # (Delta Lake, DuckDB), which a small window would pay for on every run.
     from onceflow.config import load_config, single_table_config
-    from onceflow.extract import extract
+    from onceflow.extract.early import connect_early
 
     if url or source_name or table_name:
         if not (url and source_name and table_name):
@@ -100,6 +100,11 @@ def extract_cmd(
     else:
         cfg = load_config(config)
     selected = split_list(tables) or None
+    # the source connection opens in a thread while the extractor and Arrow load (~40 ms
+    # of a small window's start-up); the reader takes it
+    connect_early(cfg, selected)
+    from onceflow.extract import extract
+
     summary = _with_progress(
         functools.partial(extract, cfg),
         len(selected or cfg.tables),

@@ -1,22 +1,49 @@
-"""Extraction: source -> Arrow batches -> Parquet + metadata sidecar (the lake format)."""
+"""Extraction: source -> Arrow batches -> Parquet + metadata sidecar (the lake format).
 
-from onceflow.extract.api import (
-    ExtractSummary,
-    RunContext,
-    extract,
-    extraction_entry,
-    run_context,
-    select_tables,
-)
-from onceflow.extract.extractor import ExtractionResult
-from onceflow.extract.reports import (
-    create_extraction_report,
-    force_reprocess_table,
-    get_extraction_summary,
-    reset_failed_extractions,
-    resolve_run,
-    validate_window_consistency,
-)
+Names are imported on first use: the extraction command imports `extract.early` (which
+opens the source connection in a thread) before the extractor and Arrow load.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from onceflow.lazy import lazy_exports as _lazy_exports
+
+if TYPE_CHECKING:
+    from onceflow.extract.api import (
+        ExtractSummary,
+        RunContext,
+        extract,
+        extraction_entry,
+        run_context,
+        select_tables,
+    )
+    from onceflow.extract.extractor import ExtractionResult
+    from onceflow.extract.reports import (
+        create_extraction_report,
+        force_reprocess_table,
+        get_extraction_summary,
+        reset_failed_extractions,
+        resolve_run,
+        validate_window_consistency,
+    )
+
+_WHERE = {
+    "ExtractSummary": "onceflow.extract.api",
+    "ExtractionResult": "onceflow.extract.extractor",
+    "RunContext": "onceflow.extract.api",
+    "create_extraction_report": "onceflow.extract.reports",
+    "extract": "onceflow.extract.api",
+    "extraction_entry": "onceflow.extract.api",
+    "force_reprocess_table": "onceflow.extract.reports",
+    "get_extraction_summary": "onceflow.extract.reports",
+    "reset_failed_extractions": "onceflow.extract.reports",
+    "resolve_run": "onceflow.extract.reports",
+    "run_context": "onceflow.extract.api",
+    "select_tables": "onceflow.extract.api",
+    "validate_window_consistency": "onceflow.extract.reports",
+}
 
 __all__ = [
     "ExtractSummary",
@@ -33,3 +60,5 @@ __all__ = [
     "select_tables",
     "validate_window_consistency",
 ]
+
+__getattr__, __dir__ = _lazy_exports(__name__, _WHERE, globals())

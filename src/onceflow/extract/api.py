@@ -16,6 +16,7 @@ from typing import Any
 
 from onceflow.config import Config, TableConfig
 from onceflow.errors import ConfigError
+from onceflow.extract import early
 from onceflow.extract.extractor import (
     ExtractionResult,
     TableJob,
@@ -187,15 +188,18 @@ def extract(
             lease=held,
         )
 
-    if lease is not None:
-        lease.check()
-        return go(lease)
-    if force_unlock:
-        force_release(store, config.pipeline_lock_name)
-    with Lease(
-        store, config.pipeline_lock_name, ttl=config.lock_ttl_seconds, timeout=lock_timeout
-    ) as held:
-        return go(held)
+    try:
+        if lease is not None:
+            lease.check()
+            return go(lease)
+        if force_unlock:
+            force_release(store, config.pipeline_lock_name)
+        with Lease(
+            store, config.pipeline_lock_name, ttl=config.lock_ttl_seconds, timeout=lock_timeout
+        ) as held:
+            return go(held)
+    finally:
+        early.close_unused()  # a connection the command opened early that no table used
 
 
 def _extract(

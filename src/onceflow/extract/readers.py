@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from onceflow.config import SourceConfig
 from onceflow.errors import SourceError
+from onceflow.extract import early
 from onceflow.extract.classify import classify
 from onceflow.extract.sql import (
     SETTING_PREFIX,
@@ -131,22 +132,15 @@ class PostgresReader(Reader):
     """ADBC libpq driver: binary COPY, streamed; window values bound into session settings."""
 
     def batches(self, spec: ReadSpec) -> Iterator[pa.RecordBatch]:
-        import adbc_driver_manager._lib as adbc
-        import adbc_driver_postgresql
-
-        url = self.url.replace("postgresql+psycopg://", "postgresql://", 1)
-        url = url.replace("postgresql+psycopg2://", "postgresql://", 1).replace(
-            "postgres://", "postgresql://", 1
-        )
         sql, names = build_select(spec, '"')
         # ISO-8601 text with its UTC offset, cast to timestamptz in the SQL: binding a
         # datetime makes the ADBC driver switch the session to UTC, which would shift the
         # window of a naive timestamp (or date) cursor. The values go into session
         # settings so that the query itself has no parameters and streams through COPY.
         values = [v.isoformat() for v in bound_values(names, self._window_values(spec))]
+        opened = early.take(self.url)  # opened while the command started, if it was
         try:
-            database = adbc_driver_postgresql.connect(url)
-            conn = adbc.AdbcConnection(database)
+            database, conn = opened or early.open_connection(self.url)
         except Exception as error:
             raise classify(error, self.where) from None
         try:
