@@ -497,3 +497,56 @@ def test_a_small_window_extraction_imports_nothing_it_does_not_use(
     numbers = pq.read_table(written).column("n")
     assert numbers.type == pa.decimal128(8, 2)  # the cast ran, through pyarrow's kernel
     assert numbers.to_pylist()[:3] == [Decimal("0.14"), Decimal("0.29"), Decimal("0.43")]
+
+
+def _backends(pg_admin, app: str) -> int:
+    row = pg_admin.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (app,)
+    ).fetchone()
+    return int(row[0])
+
+
+def test_the_reader_takes_the_connection_opened_early_and_an_unused_one_is_closed(
+    pg_admin, pg_schema, pg_url, tmp_path, monkeypatch
+):
+    # issue 8: the extract command opens its connection while the extractor loads
+    from onceflow.extract import early, extract
+    from tests.helpers.extract import make_config, unique_name
+
+    pg_admin.execute(f'CREATE TABLE "{pg_schema}".t (id int)')
+    pg_admin.execute(f'INSERT INTO "{pg_schema}".t SELECT generate_series(1, 10)')
+    app = unique_name("early")
+    url = pg_url + ("&" if "?" in pg_url else "?") + f"application_name={app}"
+    config = make_config(tmp_path, {"pg": url}, [{"source": "pg", "table": f"{pg_schema}.t"}])
+    early.connect_early(config)
+    early._pending[url].result(timeout=30)  # opened in its thread
+    assert _backends(pg_admin, app) == 1
+
+    def refuse(url: str) -> None:
+        raise AssertionError("the reader opened a second connection")
+
+    monkeypatch.setattr(early, "open_connection", refuse)
+    first = extract(config, "2025-01-23")
+    assert result(first, f"pg.{pg_schema}.t").record_count == 10
+    monkeypatch.undo()
+    # already committed: no table reads, and the early connection is closed, not leaked
+    early.connect_early(config)
+    again = extract(config, "2025-01-23")
+    assert result(again, f"pg.{pg_schema}.t").action == "skipped"
+    assert not early._pending and _backends(pg_admin, app) == 0
+
+
+def test_an_early_connection_that_failed_leaves_the_error_to_the_reader(
+    pg_schema, pg_url, tmp_path
+):
+    from onceflow.extract import early, extract
+    from tests.helpers.extract import make_config
+
+    bad = pg_url.rsplit("/", 1)[0] + "/no_such_database_for_onceflow"
+    config = make_config(tmp_path, {"pg": bad}, [{"source": "pg", "table": f"{pg_schema}.t"}])
+    early.connect_early(config)
+    summary = extract(config, "2025-01-23")
+    failed = result(summary, f"pg.{pg_schema}.t")
+    assert failed.action == "failed"
+    assert "no_such_database_for_onceflow" in failed.error and "does not exist" in failed.error
+    assert not early._pending
