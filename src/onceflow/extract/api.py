@@ -166,29 +166,31 @@ def extract(
     (`force_unlock` first releases it whoever holds it); a caller that already holds it
     passes its `lease`. A window that has not ended is refused unless `allow_partial`.
     """
-    if verify not in ("fast", "deep"):
-        raise ConfigError(f"--verify: expected 'fast' or 'deep', got {verify!r}", field="verify")
-    if lock_timeout < 0:
-        raise ConfigError("--lock-timeout: must be 0 or more seconds", field="lock_timeout")
-    ctx = run_context(config, run_date, run_id)
-    check_window_closed(ctx, allow_partial)
-    selected = select_tables(config, tables)
-    store = store or open_store(config.state_url)
-
-    def go(held: Lease) -> ExtractSummary:
-        return _extract(
-            config,
-            store,
-            ctx,
-            selected,
-            force=force_reprocess,
-            deep=verify == "deep",
-            workers=workers,
-            progress=progress,
-            lease=held,
-        )
-
     try:
+        if verify not in ("fast", "deep"):
+            raise ConfigError(
+                f"--verify: expected 'fast' or 'deep', got {verify!r}", field="verify"
+            )
+        if lock_timeout < 0:
+            raise ConfigError("--lock-timeout: must be 0 or more seconds", field="lock_timeout")
+        ctx = run_context(config, run_date, run_id)
+        check_window_closed(ctx, allow_partial)
+        selected = select_tables(config, tables)
+        store = store or open_store(config.state_url)
+
+        def go(held: Lease) -> ExtractSummary:
+            return _extract(
+                config,
+                store,
+                ctx,
+                selected,
+                force=force_reprocess,
+                deep=verify == "deep",
+                workers=workers,
+                progress=progress,
+                lease=held,
+            )
+
         if lease is not None:
             lease.check()
             return go(lease)

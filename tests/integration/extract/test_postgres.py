@@ -550,3 +550,20 @@ def test_an_early_connection_that_failed_leaves_the_error_to_the_reader(
     assert failed.action == "failed"
     assert "no_such_database_for_onceflow" in failed.error and "does not exist" in failed.error
     assert not early._pending
+
+
+def test_an_extraction_refused_at_once_closes_the_early_connection(
+    pg_admin, pg_schema, pg_url, tmp_path
+):
+    from onceflow.errors import ConfigError
+    from onceflow.extract import early, extract
+    from tests.helpers.extract import make_config, unique_name
+
+    pg_admin.execute(f'CREATE TABLE "{pg_schema}".t (id int)')
+    app = unique_name("early")
+    url = pg_url + ("&" if "?" in pg_url else "?") + f"application_name={app}"
+    config = make_config(tmp_path, {"pg": url}, [{"source": "pg", "table": f"{pg_schema}.t"}])
+    early.connect_early(config)
+    with pytest.raises(ConfigError, match="allow-partial"):
+        extract(config, "today")  # an unfinished window, refused before any read
+    assert not early._pending and _backends(pg_admin, app) == 0
