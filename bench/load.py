@@ -578,6 +578,12 @@ def bench_replay(rows: int, repeats: int, work: Path) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- report
 
 
+def _timing_row(label: str, c: dict[str, Any], key: str, digits: int) -> list[str]:
+    """A table row: what, its median, each run (seconds)."""
+    times = " ".join(f"{t:.{digits}f}" for t in c["times"][key])
+    return [label, f"{c['median'][key]:.{digits}f}", times]
+
+
 def report(args: argparse.Namespace, results: dict[str, Any]) -> str:
     versions = package_versions(["deltalake", "pyarrow", "duckdb", "dlt", "onceflow"])
     lines = [
@@ -687,16 +693,8 @@ def report(args: argparse.Namespace, results: dict[str, Any]) -> str:
             md_table(
                 ["what", "median s", "runs s"],
                 [
-                    [
-                        "load the 30th window the first time",
-                        f"{c['median']['first']:.3f}",
-                        " ".join(f"{t:.3f}" for t in c["times"]["first"]),
-                    ],
-                    [
-                        "replace a re-extracted window (one commit)",
-                        f"{c['median']['replace']:.3f}",
-                        " ".join(f"{t:.3f}" for t in c["times"]["replace"]),
-                    ],
+                    _timing_row("load the 30th window the first time", c, "first", 3),
+                    _timing_row("replace a re-extracted window (one commit)", c, "replace", 3),
                 ],
             ),
             "",
@@ -712,16 +710,8 @@ def report(args: argparse.Namespace, results: dict[str, Any]) -> str:
             md_table(
                 ["what", "median s", "runs s"],
                 [
-                    [
-                        "clean load of the 30 windows into a new table",
-                        f"{c['median']['clean']:.2f}",
-                        " ".join(f"{t:.2f}" for t in c["times"]["clean"]),
-                    ],
-                    [
-                        "rewind + replay of the 30 windows",
-                        f"{c['median']['replay']:.2f}",
-                        " ".join(f"{t:.2f}" for t in c["times"]["replay"]),
-                    ],
+                    _timing_row("clean load of the 30 windows into a new table", c, "clean", 2),
+                    _timing_row("rewind + replay of the 30 windows", c, "replay", 2),
                 ],
             ),
             "",

@@ -130,11 +130,11 @@ class Forwarder:
 
     @staticmethod
     def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        # a reset or a cut link ends this direction; both sockets are then shut down
         try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
+            with contextlib.suppress(OSError):
+                while data := src.recv(65536):
+                    dst.sendall(data)
         finally:
             for sock in (src, dst):
                 with contextlib.suppress(OSError):

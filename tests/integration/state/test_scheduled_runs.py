@@ -114,13 +114,14 @@ def test_racing_transitions_have_exactly_one_winner(store: Store) -> None:
     (run_id,) = store.scheduled_runs.create([spec()])
     store.scheduled_runs.transition(run_id, "SCHEDULED", "PENDING")
     wins: list[str] = []
+    refused: list[str] = []
 
     def start(worker: str) -> None:
         try:
             store.scheduled_runs.transition(run_id, "PENDING", "RUNNING", worker=worker)
             wins.append(worker)
-        except TransitionError:
-            pass
+        except TransitionError:  # the run was no longer PENDING: another worker won
+            refused.append(worker)
         store.close()
 
     threads = [threading.Thread(target=start, args=(f"w{k}",)) for k in range(6)]
@@ -128,7 +129,7 @@ def test_racing_transitions_have_exactly_one_winner(store: Store) -> None:
         t.start()
     for t in threads:
         t.join()
-    assert len(wins) == 1
+    assert len(wins) == 1 and len(refused) == 5
     run = store.scheduled_runs.get(run_id)
     assert run is not None and run.worker == wins[0] and run.attempt == 1
 
