@@ -87,13 +87,24 @@ def take(url: str) -> tuple[Any, Any] | None:
 
 
 def close_unused() -> None:
-    """Close early connections no reader took (every table was already committed)."""
+    """Close early connections no reader took (every table was already committed).
+
+    Without waiting: a run with nothing to read must not wait for a source it does not
+    need (an unreachable host would hold it until the connect times out); a connection
+    still opening is closed when it is ready.
+    """
     with _lock:
         futures = list(_pending.values())
         _pending.clear()
     for future in futures:
-        with contextlib.suppress(BaseException):
-            database, conn = future.result()
-            with contextlib.suppress(Exception):
-                conn.close()
-            database.close()
+        future.add_done_callback(_close)
+
+
+def _close(future: Future[tuple[Any, Any]]) -> None:
+    if future.exception() is not None:
+        return
+    database, conn = future.result()
+    with contextlib.suppress(Exception):
+        conn.close()
+    with contextlib.suppress(Exception):
+        database.close()

@@ -531,6 +531,7 @@ def test_the_reader_takes_the_connection_opened_early_and_an_unused_one_is_close
     monkeypatch.undo()
     # already committed: no table reads, and the early connection is closed, not leaked
     early.connect_early(config)
+    early._pending[url].result(timeout=30)  # opened (one still opening: the test below)
     again = extract(config, "2025-01-23")
     assert result(again, f"pg.{pg_schema}.t").action == "skipped"
     assert not early._pending and _backends(pg_admin, app) == 0
@@ -564,6 +565,39 @@ def test_an_extraction_refused_at_once_closes_the_early_connection(
     url = pg_url + ("&" if "?" in pg_url else "?") + f"application_name={app}"
     config = make_config(tmp_path, {"pg": url}, [{"source": "pg", "table": f"{pg_schema}.t"}])
     early.connect_early(config)
+    early._pending[url].result(timeout=30)  # opened
     with pytest.raises(ConfigError, match="allow-partial"):
         extract(config, "today")  # an unfinished window, refused before any read
     assert not early._pending and _backends(pg_admin, app) == 0
+
+
+def test_a_run_with_nothing_to_read_does_not_wait_for_the_early_connection(
+    pg_admin, pg_schema, pg_url, tmp_path, monkeypatch
+):
+    # an unreachable source must not hold up a run that reads nothing from it
+    import threading
+    import time
+
+    from onceflow.extract import early, extract
+    from tests.helpers.extract import make_config, unique_name
+
+    pg_admin.execute(f'CREATE TABLE "{pg_schema}".t (id int)')
+    app = unique_name("early")
+    url = pg_url + ("&" if "?" in pg_url else "?") + f"application_name={app}"
+    config = make_config(tmp_path, {"pg": url}, [{"source": "pg", "table": f"{pg_schema}.t"}])
+    extract(config, "2025-01-23")  # committed: the next run skips it
+    hanging = threading.Event()
+    opened = early.open_connection
+    monkeypatch.setattr(early, "open_connection", lambda url: (hanging.wait(30), opened(url))[1])
+    early.connect_early(config)
+    opening = early._pending[url]
+    started = time.monotonic()
+    again = extract(config, "2025-01-23")
+    assert time.monotonic() - started < 10
+    assert result(again, f"pg.{pg_schema}.t").action == "skipped" and not early._pending
+    hanging.set()  # the connection opens now, and its callback closes it
+    opening.result(timeout=30)
+    deadline = time.monotonic() + 10
+    while _backends(pg_admin, app) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _backends(pg_admin, app) == 0
