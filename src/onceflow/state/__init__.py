@@ -2,25 +2,62 @@
 
 `open_store(url)` gives a Store whose repositories (`runs`, `extractions`, `files`,
 `locks`, `rules`, `scheduled_runs`, `queue`) hold the SQL of one concern each; `Lease`
-holds a lock for a `with` block.
+holds a lock for a `with` block. Names are imported on first use, so a command loads
+only the repositories it touches.
 """
 
-from onceflow.state.db import Database, Tx
-from onceflow.state.extractions import ExtractionEntry, ExtractionOutcome, ExtractionRecord
-from onceflow.state.files import FileEntry, FileRecord, OrphanedFile
-from onceflow.state.lease import Lease, describe_lock, force_release
-from onceflow.state.locks import LockRecord
-from onceflow.state.queue import Job, JobSpec, TenantQueueStatus
-from onceflow.state.rules import HistoryRecord, RuleResultRecord, ValidationRecord
-from onceflow.state.runs import RunRecord
-from onceflow.state.scheduled_runs import (
-    RUN_STATES,
-    TRANSITIONS,
-    RunSpec,
-    ScheduledRunRecord,
-    TransitionRecord,
-)
-from onceflow.state.store import Store, open_store
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from onceflow.lazy import lazy_exports as _lazy_exports
+
+if TYPE_CHECKING:
+    from onceflow.state.db import Database, Tx
+    from onceflow.state.extractions import ExtractionEntry, ExtractionOutcome, ExtractionRecord
+    from onceflow.state.files import FileEntry, FileRecord, OrphanedFile
+    from onceflow.state.lease import Lease, describe_lock, force_release
+    from onceflow.state.locks import LockRecord
+    from onceflow.state.queue import Job, JobSpec, TenantQueueStatus
+    from onceflow.state.rules import HistoryRecord, RuleResultRecord, ValidationRecord
+    from onceflow.state.runs import RunRecord
+    from onceflow.state.scheduled_runs import (
+        RUN_STATES,
+        TRANSITIONS,
+        RunSpec,
+        ScheduledRunRecord,
+        TransitionRecord,
+    )
+    from onceflow.state.store import Store, open_store
+
+_WHERE = {
+    "Database": "onceflow.state.db",
+    "Tx": "onceflow.state.db",
+    "ExtractionEntry": "onceflow.state.extractions",
+    "ExtractionOutcome": "onceflow.state.extractions",
+    "ExtractionRecord": "onceflow.state.extractions",
+    "FileEntry": "onceflow.state.files",
+    "FileRecord": "onceflow.state.files",
+    "OrphanedFile": "onceflow.state.files",
+    "Lease": "onceflow.state.lease",
+    "describe_lock": "onceflow.state.lease",
+    "force_release": "onceflow.state.lease",
+    "LockRecord": "onceflow.state.locks",
+    "Job": "onceflow.state.queue",
+    "JobSpec": "onceflow.state.queue",
+    "TenantQueueStatus": "onceflow.state.queue",
+    "HistoryRecord": "onceflow.state.rules",
+    "RuleResultRecord": "onceflow.state.rules",
+    "ValidationRecord": "onceflow.state.rules",
+    "RunRecord": "onceflow.state.runs",
+    "RUN_STATES": "onceflow.state.scheduled_runs",
+    "TRANSITIONS": "onceflow.state.scheduled_runs",
+    "RunSpec": "onceflow.state.scheduled_runs",
+    "ScheduledRunRecord": "onceflow.state.scheduled_runs",
+    "TransitionRecord": "onceflow.state.scheduled_runs",
+    "Store": "onceflow.state.store",
+    "open_store": "onceflow.state.store",
+}
 
 __all__ = [
     "RUN_STATES",
@@ -50,3 +87,5 @@ __all__ = [
     "force_release",
     "open_store",
 ]
+
+__getattr__, __dir__ = _lazy_exports(__name__, _WHERE, globals())

@@ -14,33 +14,75 @@ The store is an index of what happened: sidecars and Delta logs are the truth.
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 from onceflow.errors import StateError
 from onceflow.state.db import Database, Tx
-from onceflow.state.extractions import Extractions
-from onceflow.state.files import Files
-from onceflow.state.locks import Locks
 from onceflow.state.migrations import LATEST_VERSION, MIGRATIONS
-from onceflow.state.postgres import PostgresDatabase
-from onceflow.state.queue import Queue
-from onceflow.state.rules import Rules
-from onceflow.state.runs import Runs
-from onceflow.state.scheduled_runs import ScheduledRuns
-from onceflow.state.sqlite import SqliteDatabase
+
+if TYPE_CHECKING:
+    from onceflow.state.extractions import Extractions
+    from onceflow.state.files import Files
+    from onceflow.state.locks import Locks
+    from onceflow.state.queue import Queue
+    from onceflow.state.rules import Rules
+    from onceflow.state.runs import Runs
+    from onceflow.state.scheduled_runs import ScheduledRuns
 
 
 class Store:
-    """A state store on one backend, with its repositories."""
+    """A state store on one backend, with its repositories.
+
+    A repository's module is imported when the repository is first used: an extraction
+    of one small window should not pay for the queue, the scheduler's state machine and
+    the validation cache (~10 ms of dataclasses and SQL at start-up).
+    """
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self.runs = Runs(db)
-        self.extractions = Extractions(db)
-        self.files = Files(db)
-        self.locks = Locks(db)
-        self.rules = Rules(db)
-        self.scheduled_runs = ScheduledRuns(db)
-        self.queue = Queue(db)
+
+    @cached_property
+    def runs(self) -> Runs:
+        from onceflow.state.runs import Runs
+
+        return Runs(self.db)
+
+    @cached_property
+    def extractions(self) -> Extractions:
+        from onceflow.state.extractions import Extractions
+
+        return Extractions(self.db)
+
+    @cached_property
+    def files(self) -> Files:
+        from onceflow.state.files import Files
+
+        return Files(self.db)
+
+    @cached_property
+    def locks(self) -> Locks:
+        from onceflow.state.locks import Locks
+
+        return Locks(self.db)
+
+    @cached_property
+    def rules(self) -> Rules:
+        from onceflow.state.rules import Rules
+
+        return Rules(self.db)
+
+    @cached_property
+    def scheduled_runs(self) -> ScheduledRuns:
+        from onceflow.state.scheduled_runs import ScheduledRuns
+
+        return ScheduledRuns(self.db)
+
+    @cached_property
+    def queue(self) -> Queue:
+        from onceflow.state.queue import Queue
+
+        return Queue(self.db)
 
     @property
     def url(self) -> str:
@@ -58,7 +100,8 @@ class Store:
 
     def close(self) -> None:
         """Close this thread's connection (and its queue listener)."""
-        self.queue.close_listener()
+        if "queue" in self.__dict__:  # a listener exists only on a queue that was used
+            self.queue.close_listener()
         self.db.close()
 
     def __enter__(self) -> Store:
@@ -102,8 +145,12 @@ def open_store(url: str, *, migrate: bool = True) -> Store:
     db: Database
     scheme = url.split(":", 1)[0].split("+", 1)[0]
     if scheme == "sqlite":
+        from onceflow.state.sqlite import SqliteDatabase
+
         db = SqliteDatabase(url)
     elif scheme in ("postgresql", "postgres"):
+        from onceflow.state.postgres import PostgresDatabase
+
         db = PostgresDatabase(url)
     else:
         raise StateError(

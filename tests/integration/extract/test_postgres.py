@@ -450,7 +450,11 @@ except SystemExit as done:
     assert not done.code, done.code
 heavy = sorted(
     name
-    for name in ("pandas", "psutil", "duckdb", "deltalake", "pyarrow.compute", "onceflow.rules")
+    for name in (
+        "pandas", "psutil", "duckdb", "deltalake", "pyarrow.compute", "onceflow.rules",
+        "tenacity", "click", "onceflow.state.queue", "onceflow.state.scheduled_runs",
+        "onceflow.state.rules",
+    )
     if name in sys.modules
 )
 print("heavy:" + ",".join(heavy))
@@ -463,7 +467,8 @@ def test_a_small_window_extraction_imports_nothing_it_does_not_use(
     # issue 8: pa.array() imports pandas to inspect its argument (0.25 s) and psutil costs
     # ~25 ms, pyarrow.compute ~35 ms for the one cast a numeric column needs, the rule
     # models ~25 ms for a config without rules: on a small window, start-up is most of
-    # the command's time
+    # the command's time; tenacity (~5 ms) loads only when a first attempt fails, click
+    # (~7 ms) only when typer uses it, the state repositories only when used (~10 ms)
     pg_admin.execute(f'CREATE TABLE "{pg_schema}".small (id int, at timestamptz, n numeric(8,2))')
     pg_admin.execute(
         f"INSERT INTO \"{pg_schema}\".small SELECT g, timestamptz '2025-01-23 00:00Z' + g * "
