@@ -1,7 +1,5 @@
 """`python -m onceflow` runs the CLI."""
 
-import sys
+from onceflow.cli import run
 
-from onceflow.cli import main
-
-sys.exit(main())
+run()

@@ -8,11 +8,16 @@ bad option should not wait for.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import copy
 import importlib
 import logging
+import os
 import sys
+import threading
 from collections.abc import Sequence
+from typing import NoReturn
 
 import typer
 
@@ -127,4 +132,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
-__all__ = ["COMMAND_MODULES", "app", "main"]
+def run() -> NoReturn:
+    """The `onceflow` program: `main` on the process arguments, then `exit_now`."""
+    exit_now(main())
+
+
+def exit_now(code: int) -> NoReturn:
+    """Exit with `code`, skipping the interpreter's teardown.
+
+    Freeing every module at exit (Arrow, pydantic, the Delta Lake and DuckDB bindings)
+    takes ~50 ms, a tenth of extracting a small window; Instagram's web workers skip it
+    the same way. It is safe here for the reason any instant is: what a command commits
+    is fsynced before it counts, and a SIGKILL at any point loses nothing. Exit handlers
+    still run (logging's flush, temporary folders, coverage) and output is flushed;
+    while another non-daemon thread is alive, the normal exit waits for it.
+    """
+    others = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    if any(t.is_alive() for t in others):
+        sys.exit(code)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):  # a closed pipe: nothing more can be said
+            stream.flush()
+    os._exit(code)
+
+
+__all__ = ["COMMAND_MODULES", "app", "exit_now", "main", "run"]
