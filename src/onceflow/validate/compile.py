@@ -156,16 +156,18 @@ def compile_rule(rule: AnyRule, schema: dict[str, str], dialect: str) -> Plan:
     plan = Plan(rule, scope=scope)
     plan.aggregates["rows"] = _count(scope)
     if isinstance(rule, Completeness):
-        missing = exp.Is(this=column(rule.column), expression=exp.Null())
-        plan.failing = missing
-        plan.aggregates["failing"] = _count(_and(scope, missing))
+        plan.failing = exp.Is(this=column(rule.column), expression=exp.Null())
+        # rows - non-NULL values rather than a filtered count: the engine computes each
+        # distinct aggregate once, and other rules on the column need COUNT(column) too
+        plan.aggregates["failing"] = exp.Sub(
+            this=_count(scope), expression=_filtered(exp.Count(this=column(rule.column)), scope)
+        )
     elif isinstance(rule, Range | AllowedValues | Regex | Length | SqlPredicate):
         ok: Any
         if isinstance(rule, SqlPredicate):
             ok = exp.paren(parse_sql(rule.expression, dialect, "expression"))
             _check_columns(_referenced(ok), schema, "expression")
-            not_null = exp.Not(this=exp.Is(this=ok.copy(), expression=exp.Null()))
-            plan.aggregates["evaluated"] = _count(_and(scope, not_null))
+            plan.aggregates["evaluated"] = _filtered(exp.Count(this=ok.copy()), scope)
         else:
             ok = _condition(rule, column(rule.column))
             plan.aggregates["evaluated"] = _filtered(exp.Count(this=column(rule.column)), scope)
@@ -178,8 +180,14 @@ def compile_rule(rule: AnyRule, schema: dict[str, str], dialect: str) -> Plan:
         plan.aggregates["n"] = _filtered(exp.Count(this=col.copy()), scope)
         plan.aggregates["newest"] = _filtered(exp.Max(this=col), scope)
     elif isinstance(rule, Uniqueness):
-        keys = [exp.Not(this=exp.Is(this=column(c), expression=exp.Null())) for c in rule.columns]
-        plan.aggregates["evaluated"] = _count(_and(scope, *keys))
+        if len(rule.columns) == 1:  # the same count as below, without a filter to evaluate
+            evaluated = _filtered(exp.Count(this=column(rule.columns[0])), scope)
+        else:
+            keys = [
+                exp.Not(this=exp.Is(this=column(c), expression=exp.Null())) for c in rule.columns
+            ]
+            evaluated = _count(_and(scope, *keys))
+        plan.aggregates["evaluated"] = evaluated
         plan.separate = "unique"
     elif isinstance(rule, Referential):
         plan.aggregates["evaluated"] = _filtered(exp.Count(this=column(rule.column)), scope)
