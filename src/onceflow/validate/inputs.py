@@ -162,9 +162,12 @@ def _digest(parts: list[str]) -> str:
     return hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()[:40]
 
 
-def delta_input(uri: str, *, batch_ids: tuple[str, ...] | None = None, label: str = "") -> Input:
-    """The Delta table at `uri`; ValidateError when there is none."""
-    dt = _open_delta(uri)
+def delta_input(
+    uri: str, *, batch_ids: tuple[str, ...] | None = None, label: str = "", table: Any = None
+) -> Input:
+    """The Delta table at `uri` (`table`, when the caller opened it); ValidateError when
+    there is none."""
+    dt = table if table is not None else _open_delta(uri)
     if dt is None:
         raise ValidateError(f"no Delta table at {uri} (load it first, or check the path)")
     table_id = str(dt.metadata().id)
@@ -217,8 +220,9 @@ def resolve_input(data: Any, *, batch_ids: tuple[str, ...] | None = None) -> Inp
         return data
     if isinstance(data, str | os.PathLike):
         path = os.fspath(data)
-        if _open_delta(path) is not None:
-            return delta_input(path, batch_ids=batch_ids)
+        opened = _open_delta(path)
+        if opened is not None:
+            return delta_input(path, batch_ids=batch_ids, table=opened)
         if os.path.isdir(path) or os.path.isfile(path) or any(c in path for c in "*?["):
             return parquet_input(path)
         raise ValidateError(f"{path}: no such Delta table or Parquet file")

@@ -12,11 +12,16 @@ from onceflow.validate.engines.base import Engine, QueryError, Statement
 ENGINES: dict[str, str] = {"duckdb": "onceflow.validate.engines.duckdb:DuckDBEngine"}
 
 
+def engine_class(name: str) -> type[Engine]:
+    """The engine class of a config name."""
+    module, _, cls = ENGINES[name].partition(":")
+    found: type[Engine] = getattr(importlib.import_module(module), cls)
+    return found
+
+
 def make_engine(name: str, *, max_retries: int = 3, retry_delay: float = 1.0) -> Engine:
     """A new engine by its config name."""
-    module, _, cls = ENGINES[name].partition(":")
-    engine_class: type[Engine] = getattr(importlib.import_module(module), cls)
-    return engine_class(max_retries=max_retries, retry_delay=retry_delay)
+    return engine_class(name)(max_retries=max_retries, retry_delay=retry_delay)
 
 
-__all__ = ["ENGINES", "Engine", "QueryError", "Statement", "make_engine"]
+__all__ = ["ENGINES", "Engine", "QueryError", "Statement", "engine_class", "make_engine"]

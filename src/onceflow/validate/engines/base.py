@@ -43,6 +43,11 @@ class Engine(ABC):
     name: ClassVar[str] = ""
     dialect: ClassVar[str] = ""
 
+    @classmethod  # noqa: B027 - optional: most engines need nothing ahead
+    def prepare(cls) -> None:
+        """Start, on a thread, what a new engine will need (a database), so that it
+        overlaps the caller's work until the engine is made."""
+
     def __init__(self, *, max_retries: int = 3, retry_delay: float = 1.0) -> None:
         self.max_retries = max_retries
         self.retry_delay = retry_delay

@@ -12,7 +12,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from onceflow.validate.engines.base import Engine
-from onceflow.warehouse.duck import duck, q
+from onceflow.warehouse.duck import duck, prepare, q
 
 
 class DuckDBEngine(Engine):
@@ -20,6 +20,10 @@ class DuckDBEngine(Engine):
 
     name = "duckdb"
     dialect = "duckdb"
+
+    @classmethod
+    def prepare(cls) -> None:
+        prepare()
 
     def __init__(self, *, max_retries: int = 3, retry_delay: float = 1.0) -> None:
         super().__init__(max_retries=max_retries, retry_delay=retry_delay)
