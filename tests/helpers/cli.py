@@ -44,6 +44,21 @@ def run_cli(
     )
 
 
+def run_python(
+    script: str, *args: str, cwd: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run `script` (Python source) with ARGS in a fresh interpreter of this venv: what a
+    new process imports and how it exits, out of pytest's own process."""
+    return subprocess.run(
+        [sys.executable, "-c", script, *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        check=False,
+        timeout=timeout,
+    )
+
+
 def spawn(*args: str, cwd: Path | None = None) -> subprocess.Popen[str]:
     """Start `onceflow ARGS` without waiting (to kill it from outside)."""
     return subprocess.Popen(

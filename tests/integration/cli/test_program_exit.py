@@ -7,16 +7,11 @@ import sys
 import textwrap
 from pathlib import Path
 
+from tests.helpers.cli import run_python
+
 
 def _python(code: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=tmp_path,
-    )
+    return run_python(textwrap.dedent(code), cwd=tmp_path)
 
 
 def test_the_exit_code_buffered_output_and_exit_handlers_survive(tmp_path):

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -15,6 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from tests.helpers.cli import run_python
 from tests.helpers.extract import f32, read, result, run
 
 pytestmark = pytest.mark.postgres
@@ -399,20 +398,13 @@ def test_streams_two_million_rows_in_bounded_memory(pg_admin, pg_schema, pg_url,
         f"INSERT INTO {table} SELECT g, timestamptz '2025-01-23' + g * interval '1 ms', "
         f"(g % 100000) / 100.0, 'row ' || g FROM generate_series(1, {rows}) g"
     )
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            MEMORY_SCRIPT,
-            str(tmp_path / "lake"),
-            f"sqlite:///{tmp_path / 'state.db'}",
-            pg_url,
-            f"{pg_schema}.big",
-        ],
-        capture_output=True,
-        text=True,
+    done = run_python(
+        MEMORY_SCRIPT,
+        str(tmp_path / "lake"),
+        f"sqlite:///{tmp_path / 'state.db'}",
+        pg_url,
+        f"{pg_schema}.big",
         timeout=240,
-        check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     # the child's own peak (VmHWM, its address space's high-water mark): Linux carries the
@@ -480,21 +472,13 @@ def test_a_small_window_extraction_imports_nothing_it_does_not_use(
         f"tables: [{{source: pg, table: {pg_schema}.small, "
         "extract: {mode: incremental, cursor: at}}]\n"
     )
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            STARTUP_SCRIPT,
-            "extract",
-            "--config",
-            str(tmp_path / "onceflow.yml"),
-            "--date",
-            "2025-01-23",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    done = run_python(
+        STARTUP_SCRIPT,
+        "extract",
+        "--config",
+        str(tmp_path / "onceflow.yml"),
+        "--date",
+        "2025-01-23",
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "heavy:"

@@ -19,6 +19,7 @@ from onceflow.config import load_config
 from onceflow.validate import SCHEMA_PATH, Validator, validate
 from onceflow.validate.engines import QueryError, make_engine
 from onceflow.warehouse import read_table
+from tests.helpers.cli import run_python
 from tests.helpers.validate import RULES, customers, events, project, write_delta
 
 
@@ -293,24 +294,14 @@ def test_a_local_delta_table_is_validated_without_loading_arrow(
 ) -> None:
     # DuckDB reads the snapshot's files itself: Arrow (0.1-0.2 s to import) would be a
     # pure start-up cost of every `onceflow validate` (bench/RESULTS.md, Validate)
-    import subprocess
-    import sys
 
     events_path, customers_path = tables
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            LEAN_SCRIPT,
-            str(events_path),
-            str(customers_path),
-            f"sqlite:///{tmp_path / 'lean.db'}",
-            json.dumps(RULES),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    done = run_python(
+        LEAN_SCRIPT,
+        str(events_path),
+        str(customers_path),
+        f"sqlite:///{tmp_path / 'lean.db'}",
+        json.dumps(RULES),
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "arrow:False"
