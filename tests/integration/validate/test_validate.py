@@ -305,3 +305,98 @@ def test_a_local_delta_table_is_validated_without_loading_arrow(
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "arrow:False"
+
+
+def _appended(tmp_path: Path, tables: tuple[Path, Path], **kw: Any) -> tuple[Validator, Any]:
+    """A validated table that then grew by an append, and its full validation now."""
+    events_path, customers_path = tables
+    v = validator(tmp_path, customers_path, **kw)
+    v.validate_table(events_path, "events")
+    write_delta(events_path, events(400, seed=7, first_id=2500), mode="append")
+    full = validator(tmp_path / "other", customers_path).validate_table(events_path, "events")
+    return v, full
+
+
+def _same_results(got: Any, full: Any) -> None:
+    for a, b in zip(got.results, full.results, strict=True):
+        assert same(a.comparable(), b.comparable()), a.rule
+
+
+SEPARATE = ("id_unique", "customer_exists", "big_paid")  # uniqueness, referential, query
+
+
+def test_incremental_separate_queries_run_beside_the_fused_one_on_a_second_engine(
+    tmp_path: Path, tables: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from onceflow.validate.engines.duckdb import DuckDBEngine
+
+    v, full = _appended(tmp_path, tables)
+    threads: dict[str, set[str]] = {}
+    execute = DuckDBEngine._execute
+
+    def recorded(self: DuckDBEngine, sql: str) -> Any:
+        threads.setdefault(threading.current_thread().name, set()).add(sql)
+        return execute(self, sql)
+
+    monkeypatch.setattr(DuckDBEngine, "_execute", recorded)
+    report = v.validate_table(tables[0], "events")
+    _same_results(report, full)
+    assert {r.rule for r in report.results if r.incremental} >= set(SEPARATE)
+    ahead = next(sqls for name, sqls in threads.items() if name.startswith("onceflow-validate"))
+    # each separate rule's counting query ran on the second engine, and is reported
+    for rule in SEPARATE:
+        assert any(s in ahead for s in report.result(rule).sql), rule
+    assert not any("QUANTILE" in s.upper() or "m0" in s for s in ahead)  # fused stays
+    assert report.statements == sum(len(s) for s in threads.values())
+
+
+def test_without_a_second_engine_the_separate_queries_run_in_turn(
+    tmp_path: Path, tables: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from onceflow.validate.engines.duckdb import DuckDBEngine
+
+    def no_fork(self: DuckDBEngine) -> DuckDBEngine:
+        raise RuntimeError("no second cursor")
+
+    v, full = _appended(tmp_path, tables)
+    monkeypatch.setattr(DuckDBEngine, "fork", no_fork)
+    report = v.validate_table(tables[0], "events")
+    _same_results(report, full)
+    assert {r.rule for r in report.results if r.incremental} >= set(SEPARATE)
+    assert not [t for t in threading.enumerate() if t.name.startswith("onceflow-validate")]
+
+
+def test_a_query_that_fails_ahead_errors_its_rule_only_and_is_not_cached(
+    tmp_path: Path, tables: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import duckdb
+
+    from onceflow.validate.engines.duckdb import DuckDBEngine
+
+    v, full = _appended(tmp_path, tables, max_retries=0)
+    fork = DuckDBEngine.fork
+
+    def failing_fork(self: DuckDBEngine) -> DuckDBEngine:
+        other = fork(self)
+
+        def execute(sql: str) -> Any:
+            if "dup_rows" in sql and '"status"' not in sql:  # id_unique's, not pair_unique's
+                raise duckdb.IOException("IO Error: the disk went away")
+            return DuckDBEngine._execute(other, sql)
+
+        other._execute = execute  # type: ignore[method-assign]
+        return other
+
+    monkeypatch.setattr(DuckDBEngine, "fork", failing_fork)
+    broken = v.validate_table(tables[0], "events")
+    unique = broken.result("id_unique")
+    assert unique.outcome == "error" and "the disk went away" in (unique.message or "")
+    others = [r for r in broken.results if r.rule != "id_unique"]
+    assert [r.comparable() for r in others] == [
+        r.comparable() for r in full.results if r.rule != "id_unique"
+    ]
+    monkeypatch.undo()
+    again = v.validate_table(tables[0], "events")  # only the rule that errored runs
+    assert [r.rule for r in again.results if not r.cached] == ["id_unique"]
+    assert again.result("id_unique").incremental
+    _same_results(again, full)

@@ -72,6 +72,12 @@ class Engine(ABC):
     def columns(self, name: str) -> dict[str, str]:
         """The relation's columns and their types, in the engine's type names."""
 
+    def fork(self) -> Engine | None:
+        """A second engine over the same registered data, for queries in another thread,
+        counting its statements with this one's; None when there is none (its queries
+        then run one after another on this engine)."""
+        return None
+
     # -- statements -------------------------------------------------------------------
     @abstractmethod
     def _execute(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:

@@ -8,6 +8,7 @@ pushdown; Parquet files go through DuckDB's own reader.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -30,22 +31,37 @@ class DuckDBEngine(Engine):
         self._context: AbstractContextManager[Any] = duck()
         self.con = self._context.__enter__()
         self._keep: list[Any] = []  # registered objects must outlive the cursor's scans
+        # what made the registered relations, for a fork: a cursor sees only its own views
+        self._setup: list[Callable[[DuckDBEngine], None]] = []
 
     def register_arrow(self, name: str, data: Any) -> None:
         self._keep.append(data)
         self.con.register(name, data)
+        self._setup.append(lambda engine: engine.register_arrow(name, data))
 
     def register_parquet(self, name: str, paths: list[str], *, union_by_name: bool = False) -> None:
         if not paths:  # read_parquet needs a file: an empty relation of no columns
-            self.con.execute(f"CREATE OR REPLACE TEMP VIEW {q(name)} AS SELECT 1 AS _ WHERE FALSE")
+            self.create_view(name, "SELECT 1 AS _ WHERE FALSE")
             return
         files = ", ".join("'" + p.replace("'", "''") + "'" for p in paths)
         option = ", union_by_name = true" if union_by_name else ""
-        source = f"read_parquet([{files}]{option})"
-        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {q(name)} AS SELECT * FROM {source}")
+        self.create_view(name, f"SELECT * FROM read_parquet([{files}]{option})")
 
     def create_view(self, name: str, sql: str) -> None:
         self.con.execute(f"CREATE OR REPLACE TEMP VIEW {q(name)} AS {sql}")
+        self._setup.append(lambda engine: engine.create_view(name, sql))
+
+    def fork(self) -> DuckDBEngine:
+        """Another cursor of the same database with the same relations registered."""
+        other = DuckDBEngine(max_retries=self.max_retries, retry_delay=self.retry_delay)
+        try:
+            for step in self._setup:
+                step(other)
+        except BaseException:
+            other.close()
+            raise
+        other.statements = self.statements  # one count of what ran, for tests and the report
+        return other
 
     def columns(self, name: str) -> dict[str, str]:
         rows = self.con.execute(f"DESCRIBE SELECT * FROM {q(name)}").fetchall()
