@@ -310,6 +310,71 @@ def quantile_band_query(
     ).from_(scan.subquery("s"))
 
 
+def quantile_window_query(
+    rel: str, rule: Statistic, scope: exp.Expression | None, value: Any, size: int
+) -> exp.Select:
+    """The sorted column around `value`, a quantile just computed over all of `rel`
+    (DuckDB): the values below it and equal to it are counted, and the `size` nearest on
+    each side listed. Kept with the rule's metrics, this window lets the next incremental
+    run find the quantile among it and the new rows alone (`quantile_window_new`), with
+    no scan of the table."""
+    col = column(rule.column)
+    at = value_literal(value)
+
+    def where(op: type[exp.Expression]) -> Any:
+        return _and(scope, op(this=col.copy(), expression=at.copy()))
+
+    def nearest(name: str, op: type[exp.Expression]) -> Any:
+        listed = exp.Anonymous(this=name, expressions=[col.copy(), _literal(size)])
+        return _filtered(listed, where(op))
+
+    return exp.select(
+        _count(where(exp.LT)).as_("below", quoted=True),
+        _count(where(exp.EQ)).as_("equal", quoted=True),
+        nearest("MAX", exp.LT).as_("lows", quoted=True),
+        nearest("MIN", exp.GT).as_("highs", quoted=True),
+    ).from_(relation(rel))
+
+
+def quantile_window_new(
+    rule: Statistic, scope: exp.Expression | None, low: Any, high: Any
+) -> dict[str, exp.Expression]:
+    """The new rows' part of a stored quantile window [low, high]: how many fall below it
+    and which fall inside (aggregates for the fused query on the new rows)."""
+    col = column(rule.column)
+    inside = _and(
+        scope,
+        exp.GTE(this=col.copy(), expression=value_literal(low)),
+        exp.LTE(this=col.copy(), expression=value_literal(high)),
+    )
+    return {
+        "win_below": _count(_and(scope, exp.LT(this=col.copy(), expression=value_literal(low)))),
+        "win_inside": _filtered(exp.Anonymous(this="LIST", expressions=[col.copy()]), inside),
+    }
+
+
+def interpolate_query(low: Any, high: Any, kind: str, fraction: float) -> exp.Select:
+    """The engine's own quantile_cont interpolation between two values of the column's
+    type `kind`: the arithmetic a quantile over the whole column does (DuckDB)."""
+    to = exp.DataType.build(kind, dialect="duckdb")
+    two = exp.Anonymous(
+        this="LIST_VALUE",
+        expressions=[exp.cast(value_literal(low), to), exp.cast(value_literal(high), to.copy())],
+    )
+    interpolated = exp.Anonymous(
+        this="LIST_AGGREGATE",
+        expressions=[two, exp.Literal.string("quantile_cont"), _double(fraction)],
+    )
+    return exp.select(interpolated.as_("quantile", quoted=True))
+
+
+def value_literal(value: Any) -> Any:
+    """A column value as an exact literal: a float through text (every finite double)."""
+    if isinstance(value, float):
+        return _double(value)
+    return _literal(value)
+
+
 def _row_local(query: exp.Expression) -> bool:
     """True when the query only filters rows of the table (its count is additive over
     appended files): one SELECT from the table, no aggregate, join, window, DISTINCT,

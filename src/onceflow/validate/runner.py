@@ -10,8 +10,10 @@ Protocol for one table (or one file, for the pre-load gate):
    rules' stored metrics, register just the added files as `new`: mergeable metrics are
    computed there and merged, duplicates are looked up for the new keys only,
    referential checks run on the new rows (when the reference did not change), a
-   row-local custom query counts new rows. A quantile sorts only the band of its column
-   between the old and the new rows' quantiles (`compile.quantile_band_query`).
+   row-local custom query counts new rows; those queries run on a second cursor beside
+   the fused one (`_Ahead`). A quantile is read off the sorted window stored around it
+   merged with the new rows (`compile.quantile_window_query`), else off the band of its
+   column between the old and the new rows' quantiles (`compile.quantile_band_query`).
 4. One fused aggregate query for all metrics (split at `max_fused_aggregates`); on a
    permanent error, each rule's aggregates are probed on zero rows to find the bad ones,
    which become `error`, and the rest run again. Then one query per uniqueness key set,
@@ -52,7 +54,7 @@ from onceflow.rules import (
 from onceflow.state import HistoryRecord, RuleResultRecord, Store
 from onceflow.validate.engines.base import Engine, QueryError
 from onceflow.validate.inputs import Input
-from onceflow.validate.metrics import decode_all, encode_all, judge, merge, plain
+from onceflow.validate.metrics import decode, decode_all, encode, encode_all, judge, merge, plain
 from onceflow.validate.results import ERROR, FAIL, PASS, WARN, RuleResult, TableReport
 
 if TYPE_CHECKING:
@@ -81,6 +83,9 @@ _NUMERIC = re.compile(
     r"(DECIMAL|NUMERIC|DOUBLE|FLOAT|REAL|U?(TINY|SMALL|BIG|HUGE)?INT(EGER)?)\b", re.I
 )
 AUDIT = {"_source_file", "_load_timestamp", "_batch_id"}
+# values kept on each side of a quantile for the next incremental run (0: none; a
+# window that misses falls back to a band of the table, then the whole column)
+WINDOW = 1024
 
 
 @dataclass(frozen=True)
@@ -381,7 +386,7 @@ class TableRun:
         rules), in as few queries as the size cap allows."""
         on_rel: list[tuple[str, str, Any]] = []  # (rule, metric, expression)
         on_new: list[tuple[str, str, Any]] = []
-        banded: set[str] = set()  # incremental quantiles read from a band of the table
+        banded: set[str] = set()  # incremental quantiles: a stored window, else a band
         for name, plan in self.plans.items():
             if name in self.state.results:
                 continue
@@ -394,6 +399,7 @@ class TableRun:
             if band:
                 banded.add(name)
                 on_new.extend((name, m, e) for m, e in plan.new_aggregates.items())
+                on_new.extend((name, m, e) for m, e in self._window_aggregates(plan).items())
         got_rel = self._aggregate(REL, on_rel)
         got_new = self._aggregate(NEW, on_new) if on_new else {}
         for name, plan in list(self.plans.items()):
@@ -402,19 +408,33 @@ class TableRun:
             if name in incremental:
                 new = got_new.get(name, {})
                 near = new.pop("near", None)
-                metrics = merge(self.state.base[name], new)
+                window_new = (new.pop("win_below", None), new.pop("win_inside", None))
+                base = self.state.base[name]
+                metrics = merge(base, new)
+                metrics.pop("window", None)  # its ranks were the old rows'
+                metrics.pop("window_below", None)
                 metrics.update(got_rel.get(name, {}))  # what was recomputed in full
                 if name in banded:
-                    quantile = self._band_quantile(plan, self.state.base[name], new, near)
-                    if name in self.state.results:  # the full quantile could not run
-                        continue
-                    metrics["quantile"] = quantile
+                    n_new = int(new.get("n") or 0)
+                    found = self._window_quantile(plan, base, metrics, n_new, window_new)
+                    if found is not None:
+                        metrics["quantile"] = found[0]
+                    else:
+                        quantile = self._band_quantile(plan, base, new, near)
+                        if name in self.state.results:  # the full quantile could not run
+                            continue
+                        metrics["quantile"] = quantile
+                        if n_new:
+                            self._keep_window(plan, metrics)
             else:
                 metrics = got_rel.get(name, {})
+                if "quantile" in metrics:
+                    self._keep_window(plan, metrics)
             self.state.metrics[name] = metrics
             if plan.separate is None:
                 self._judge_and_save(plan, metrics, incremental=name in incremental)
 
+    # -- quantiles after an append ----------------------------------------------------------
     def _bandable(self, plan: Plan) -> bool:
         """A quantile an incremental run can take from a band of the table (DuckDB, a
         numeric column: its DOUBLE cast is monotone)."""
@@ -428,6 +448,107 @@ class TableRun:
         name = getattr(plan.rule, "column", "").lower()
         kinds = [t for c, t in self.schema.items() if c.lower() == name]
         return kinds[0] if len(kinds) == 1 else ""
+
+    def _window_aggregates(self, plan: Plan) -> dict[str, Any]:
+        """The new rows' part of the rule's stored window, for the fused query on them."""
+        runs = self.state.base.get(plan.rule.name, {}).get("window")
+        if not runs:
+            return {}
+        assert isinstance(plan.rule, Statistic)
+        low, high = decode(runs[0][0]), decode(runs[-1][0])
+        return sql.quantile_window_new(plan.rule, plan.scope, low, high)
+
+    def _window_quantile(
+        self,
+        plan: Plan,
+        base: dict[str, Any],
+        metrics: dict[str, Any],
+        n_new: int,
+        window_new: tuple[Any, Any],
+    ) -> tuple[Any] | None:
+        """The quantile after an append from the stored window and the new rows alone,
+        and the window moved to it (in `metrics`); None when the window does not hold
+        the ranks the quantile needs (or there is none).
+
+        The window is a run of the sorted column: `window_below` values precede it, and
+        the new rows give how many of theirs fall below its first value and which fall
+        inside it. Merged, that is again a run of the sorted column, so the values at the
+        quantile's floor and ceiling ranks are read off it and interpolated by the
+        engine's own quantile_cont, as over the whole column."""
+        name, rule = plan.rule.name, plan.rule
+        assert isinstance(rule, Statistic) and rule.quantile is not None
+        runs = base.get("window")
+        if not runs:
+            return None
+        if n_new == 0:  # no new value in scope: neither the quantile nor the window moved
+            metrics["window"], metrics["window_below"] = runs, base.get("window_below")
+            return (base.get("quantile"),)
+        below_new, inside = window_new
+        if below_new is None or inside is None:
+            return None
+        counts: dict[Any, int] = {}
+        for value, count in runs:
+            key = decode(value)
+            counts[key] = counts.get(key, 0) + int(count)
+        for value in inside:
+            counts[value] = counts.get(value, 0) + 1
+        merged = sorted(counts.items())
+        start = int(base.get("window_below") or 0) + int(below_new)
+        position = float(int(metrics.get("n") or 0) - 1) * rule.quantile  # as the engine does
+        ranks = (math.floor(position) - start, math.ceil(position) - start)
+        picked = _at(merged, ranks)
+        if picked is None:
+            log.info("%s: %s: the window missed the quantile; a band", self.job.table, name)
+            return None
+        assert self.engine is not None
+        query = sql.render(
+            sql.interpolate_query(
+                *picked, self._column_type(plan), position - math.floor(position)
+            ),
+            self.engine.dialect,
+        )
+        try:
+            row = self.engine.query(query, kind="aggregate", rules=(name,))[0]
+        except QueryError as error:
+            log.info("%s: %s: no interpolation (%s); a band", self.job.table, name, error)
+            return None
+        self._remember_sql(name, query)
+        kept, skipped = _around(merged, ranks, WINDOW)
+        metrics["window"] = [[encode(v), c] for v, c in kept]
+        metrics["window_below"] = start + skipped
+        return (row["quantile"],)
+
+    def _keep_window(self, plan: Plan, metrics: dict[str, Any]) -> None:
+        """After a quantile over the whole table: keep the sorted column around it with
+        the rule's metrics (one more scan of that column), when a later run can be
+        incremental: a Delta table, a state store, no batch filter. A failure here only
+        costs the next incremental run its shortcut."""
+        data = self.job.data
+        value = metrics.get("quantile")
+        if WINDOW <= 0 or self.store is None or not self.resume or data.kind != "delta":
+            return
+        if data.batch_ids is not None or value is None or not self._bandable(plan):
+            return
+        if isinstance(value, float) and math.isnan(value):
+            return
+        assert self.engine is not None and isinstance(plan.rule, Statistic)
+        name, kind = plan.rule.name, self._column_type(plan)
+        if isinstance(value, float) and value.is_integer() and _INTEGER.match(kind):
+            value = int(value)  # an integer column's quantile comes back as a DOUBLE
+        tree = sql.quantile_window_query(REL, plan.rule, plan.scope, value, WINDOW)
+        query = sql.render(tree, self.engine.dialect)
+        try:
+            row = self.engine.query(query, kind="aggregate", rules=(name,))[0]
+        except QueryError as error:
+            log.info("%s: %s: no quantile window (%s)", self.job.table, name, error)
+            return
+        lows = sorted(row["lows"] or [])
+        # NaN sorts above every number: cut there, the run stays contiguous below it
+        highs = sorted(v for v in row["highs"] or [] if v == v)
+        runs = _runs(lows) + ([(value, int(row["equal"]))] if row["equal"] else []) + _runs(highs)
+        self._remember_sql(name, query)
+        metrics["window"] = [[encode(v), c] for v, c in runs]
+        metrics["window_below"] = int(row["below"] or 0) - len(lows)
 
     def _band_quantile(
         self, plan: Plan, base: dict[str, Any], new: dict[str, Any], near: Any
@@ -808,6 +929,50 @@ class TableRun:
             ]
         )
         crashpoint("validate_after_rule", f"{self.job.table}/{rule.name}")
+
+
+def _runs(values: list[Any]) -> list[tuple[Any, int]]:
+    """Sorted values as (value, count) runs."""
+    runs: list[tuple[Any, int]] = []
+    for value in values:
+        if runs and runs[-1][0] == value:
+            runs[-1] = (value, runs[-1][1] + 1)
+        else:
+            runs.append((value, 1))
+    return runs
+
+
+def _at(runs: list[tuple[Any, int]], ranks: tuple[int, int]) -> tuple[Any, Any] | None:
+    """The values at two 0-based ranks of the run-length encoded `runs`; None when a
+    rank falls outside them."""
+    total = sum(count for _v, count in runs)
+    if ranks[0] < 0 or ranks[1] >= total:
+        return None
+    found: list[Any] = []
+    seen = 0
+    for value, count in runs:
+        while len(found) < 2 and ranks[len(found)] < seen + count:
+            found.append(value)
+        if len(found) == 2:
+            return found[0], found[1]
+        seen += count
+    return None
+
+
+def _around(
+    runs: list[tuple[Any, int]], ranks: tuple[int, int], size: int
+) -> tuple[list[tuple[Any, int]], int]:
+    """The runs holding ranks from `ranks[0] - size` to `ranks[1] + size`, and how many
+    values precede the first of them (whole runs are kept: a value's ties stay together)."""
+    kept: list[tuple[Any, int]] = []
+    skipped = seen = 0
+    for value, count in runs:
+        if seen + count <= ranks[0] - size:
+            skipped += count
+        elif seen <= ranks[1] + size:
+            kept.append((value, count))
+        seen += count
+    return kept, skipped
 
 
 class _Ahead:

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pytest
 
 from onceflow import Validator
+from onceflow.validate import runner
 from onceflow.warehouse import read_table
 from tests.helpers.validate import write_delta
 
@@ -77,10 +78,20 @@ CASES = [
 ]
 
 
+@pytest.mark.parametrize("window", [1024, 3, 0], ids=["window", "small-window", "band"])
 @pytest.mark.parametrize(("kind", "q", "where", "appends"), CASES)
 def test_an_incremental_quantile_equals_the_whole_columns_exactly(
-    tmp_path: Path, kind: str, q: float, where: str, appends: list[tuple[int, float]]
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    kind: str,
+    q: float,
+    where: str,
+    appends: list[tuple[int, float]],
+    window: int,
 ) -> None:
+    """With a stored window (1024 values a side: it answers; 3: it misses and a band
+    answers, then stores a new window) and without one (0: the band every time)."""
+    monkeypatch.setattr(runner, "WINDOW", window)
     rng = random.Random(f"{kind}-{q}-{where}")
     path = tmp_path / "t"
     write_delta(path, values(kind, 2000, rng))
@@ -97,15 +108,18 @@ def test_an_incremental_quantile_equals_the_whole_columns_exactly(
     validator = Validator(rules_by_table={"t": [rule]}, state=f"sqlite:///{tmp_path / 's.db'}")
     first = validator.validate_table(path, "t").result("q")
     assert same_float(first.observed, whole_column(path, q, where))
-    banded = 0
+    banded = windowed = 0
     for rows, shift in appends:
         write_delta(path, values(kind, rows, rng, shift), mode="append")
         got = validator.validate_table(path, "t").result("q")
         assert got.incremental
         assert same_float(got.observed, whole_column(path, q, where)), (rows, shift)
         banded += any("LIST_SORT" in s for s in got.sql)
-    if q < 1.0:
+        windowed += any(s.startswith("SELECT LIST_AGGREGATE") for s in got.sql)
+    if q < 1.0 and window != 1024:
         assert banded >= 1  # the band answered at least the appends like the old rows
+    if q < 1.0 and window == 1024:
+        assert windowed >= 1 and banded == 0  # no read of the old rows at all
 
 
 def test_an_append_without_new_values_in_scope_keeps_the_quantile_without_a_query(
