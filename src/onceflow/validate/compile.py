@@ -263,8 +263,10 @@ def quantile_band_query(
     band: tuple[Any, Any],
     ranks: tuple[int, int],
     fraction: float,
+    keep: int = 0,
 ) -> exp.Select:
-    """The exact quantile of `rel` from the values inside `band` only (DuckDB).
+    """The exact quantile of `rel` from the values inside `band` only (DuckDB), and the
+    `keep` values on each side of its ranks (`window`, for `quantile_window_new`).
 
     An exact quantile has no mergeable summary, but after an append it is close to the
     old one: the quantile of old + new rows lies between the old rows' and the new rows'
@@ -303,37 +305,23 @@ def quantile_band_query(
         this="LIST_AGGREGATE",
         expressions=[two, exp.Literal.string("quantile_cont"), _double(fraction)],
     )
+    # the `keep` values on each side of the ranks: the window a later run starts from
+    # (1-based and inclusive; a start below 1 would count from the end)
+    first = exp.Anonymous(
+        this="GREATEST",
+        expressions=[
+            exp.Sub(this=_literal(ranks[0] + 1 - keep), expression=column("below")),
+            _literal(1),
+        ],
+    )
+    last = exp.Sub(this=_literal(ranks[1] + 1 + keep), expression=column("below"))
+    window = exp.Anonymous(this="LIST_SLICE", expressions=[column("band"), first, last])
     return exp.select(
         column("below").as_("below", quoted=True),
         exp.Anonymous(this="LEN", expressions=[column("band")]).as_("inside", quoted=True),
         interpolated.as_("quantile", quoted=True),
+        window.as_("window", quoted=True),
     ).from_(scan.subquery("s"))
-
-
-def quantile_window_query(
-    rel: str, rule: Statistic, scope: exp.Expression | None, value: Any, size: int
-) -> exp.Select:
-    """The sorted column around `value`, a quantile just computed over all of `rel`
-    (DuckDB): the values below it and equal to it are counted, and the `size` nearest on
-    each side listed. Kept with the rule's metrics, this window lets the next incremental
-    run find the quantile among it and the new rows alone (`quantile_window_new`), with
-    no scan of the table."""
-    col = column(rule.column)
-    at = value_literal(value)
-
-    def where(op: type[exp.Expression]) -> Any:
-        return _and(scope, op(this=col.copy(), expression=at.copy()))
-
-    def nearest(name: str, op: type[exp.Expression]) -> Any:
-        listed = exp.Anonymous(this=name, expressions=[col.copy(), _literal(size)])
-        return _filtered(listed, where(op))
-
-    return exp.select(
-        _count(where(exp.LT)).as_("below", quoted=True),
-        _count(where(exp.EQ)).as_("equal", quoted=True),
-        nearest("MAX", exp.LT).as_("lows", quoted=True),
-        nearest("MIN", exp.GT).as_("highs", quoted=True),
-    ).from_(relation(rel))
 
 
 def quantile_window_new(

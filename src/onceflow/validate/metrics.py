@@ -4,7 +4,8 @@ A rule's metrics (see `compile.py` for their names) are its partial aggregate st
 Counts and sums add, min and max take the extreme, a stddev's (n, mean, m2) merge with
 Chan's formula, duplicate counts change by `unique_delta_query`; a quantile does not
 merge: the runner takes it from a stored window of the sorted column and the new rows
-(`quantile_window_query`), else from a band of the whole table (`quantile_band_query`).
+(`quantile_window_new`), else from a band of the whole table (`quantile_band_query`),
+which leaves the next window.
 The observed value is always derived from the state (a mean is sum / n in both a full
 and an incremental run), so both give the same result.
 

@@ -12,8 +12,9 @@ Protocol for one table (or one file, for the pre-load gate):
    referential checks run on the new rows (when the reference did not change), a
    row-local custom query counts new rows; those queries run on a second cursor beside
    the fused one (`_Ahead`). A quantile is read off the sorted window stored around it
-   merged with the new rows (`compile.quantile_window_query`), else off the band of its
-   column between the old and the new rows' quantiles (`compile.quantile_band_query`).
+   merged with the new rows (`compile.quantile_window_new`), else off the band of its
+   column between the old and the new rows' quantiles (`compile.quantile_band_query`),
+   which stores the next window.
 4. One fused aggregate query for all metrics (split at `max_fused_aggregates`); on a
    permanent error, each rule's aggregates are probed on zero rows to find the bad ones,
    which become `error`, and the rest run again. Then one query per uniqueness key set,
@@ -420,16 +421,12 @@ class TableRun:
                     if found is not None:
                         metrics["quantile"] = found[0]
                     else:
-                        quantile = self._band_quantile(plan, base, new, near)
+                        quantile = self._band_quantile(plan, base, new, near, metrics)
                         if name in self.state.results:  # the full quantile could not run
                             continue
                         metrics["quantile"] = quantile
-                        if n_new:
-                            self._keep_window(plan, metrics)
             else:
                 metrics = got_rel.get(name, {})
-                if "quantile" in metrics:
-                    self._keep_window(plan, metrics)
             self.state.metrics[name] = metrics
             if plan.separate is None:
                 self._judge_and_save(plan, metrics, incremental=name in incremental)
@@ -518,44 +515,18 @@ class TableRun:
         metrics["window_below"] = start + skipped
         return (row["quantile"],)
 
-    def _keep_window(self, plan: Plan, metrics: dict[str, Any]) -> None:
-        """After a quantile over the whole table: keep the sorted column around it with
-        the rule's metrics (one more scan of that column), when a later run can be
-        incremental: a Delta table, a state store, no batch filter. A failure here only
-        costs the next incremental run its shortcut."""
-        data = self.job.data
-        value = metrics.get("quantile")
-        if WINDOW <= 0 or self.store is None or not self.resume or data.kind != "delta":
-            return
-        if data.batch_ids is not None or value is None or not self._bandable(plan):
-            return
-        if isinstance(value, float) and math.isnan(value):
-            return
-        assert self.engine is not None and isinstance(plan.rule, Statistic)
-        name, kind = plan.rule.name, self._column_type(plan)
-        if isinstance(value, float) and value.is_integer() and _INTEGER.match(kind):
-            value = int(value)  # an integer column's quantile comes back as a DOUBLE
-        tree = sql.quantile_window_query(REL, plan.rule, plan.scope, value, WINDOW)
-        query = sql.render(tree, self.engine.dialect)
-        try:
-            row = self.engine.query(query, kind="aggregate", rules=(name,))[0]
-        except QueryError as error:
-            log.info("%s: %s: no quantile window (%s)", self.job.table, name, error)
-            return
-        lows = sorted(row["lows"] or [])
-        # NaN sorts above every number: cut there, the run stays contiguous below it
-        highs = sorted(v for v in row["highs"] or [] if v == v)
-        runs = _runs(lows) + ([(value, int(row["equal"]))] if row["equal"] else []) + _runs(highs)
-        self._remember_sql(name, query)
-        metrics["window"] = [[encode(v), c] for v, c in runs]
-        metrics["window_below"] = int(row["below"] or 0) - len(lows)
-
     def _band_quantile(
-        self, plan: Plan, base: dict[str, Any], new: dict[str, Any], near: Any
+        self,
+        plan: Plan,
+        base: dict[str, Any],
+        new: dict[str, Any],
+        near: Any,
+        metrics: dict[str, Any],
     ) -> Any:
         """The exact quantile after an append, from the band between the old quantile and
-        the new rows' (see `compile.quantile_band_query`); the whole column when the
-        band does not hold the ranks it needs."""
+        the new rows' (see `compile.quantile_band_query`), with the window around it kept
+        in `metrics` for the next run; the whole column when the band does not hold the
+        ranks it needs."""
         name, rule = plan.rule.name, plan.rule
         assert self.engine is not None and isinstance(rule, Statistic)
         assert rule.quantile is not None
@@ -566,19 +537,20 @@ class TableRun:
         bounds = [float(v) for v in (near or []) if v is not None]
         if old is not None and n_old > 0 and len(bounds) == 2:
             # the quantile of old + new lies between the old one and the new rows' one;
-            # the new rows' spread around it is a margin for the interpolation neighbours
-            width = bounds[1] - bounds[0]
+            # the new rows' spread around it is a margin for the interpolation neighbours,
+            # widened on a small table (the band is all that is read of it) to hold about
+            # WINDOW old values a side: the window the next run starts from
+            spread = bounds[1] - bounds[0]  # ~2 * NEAR * n_old old values lie in it
+            width = spread * max(1.0, WINDOW / (2 * sql.NEAR * n_old))
             low, high = min(float(old), bounds[0]) - width, max(float(old), bounds[1]) + width
             position = float(n_old + n_new - 1) * rule.quantile  # as the engine computes it
             ranks = (math.floor(position), math.ceil(position))
             if all(map(math.isfinite, (low, high, position))):
                 band = _bounds_in_type(self._column_type(plan), low, high)
-                query = sql.render(
-                    sql.quantile_band_query(
-                        REL, rule, plan.scope, band, ranks, position - ranks[0]
-                    ),
-                    self.engine.dialect,
+                tree = sql.quantile_band_query(
+                    REL, rule, plan.scope, band, ranks, position - ranks[0], WINDOW
                 )
+                query = sql.render(tree, self.engine.dialect)
                 try:
                     row = self.engine.query(query, kind="aggregate", rules=(name,))[0]
                 except QueryError as error:
@@ -590,10 +562,24 @@ class TableRun:
                     self._remember_sql(name, query)
                 below, inside = int(row.get("below") or 0), int(row.get("inside") or 0)
                 if row and below <= ranks[0] and ranks[1] < below + inside:
+                    self._keep_window(
+                        metrics, row["window"], below + max(0, ranks[0] - below - WINDOW)
+                    )
                     return row["quantile"]
                 log.info("%s: %s: the band missed the quantile; whole column", self.job.table, name)
         got = self._aggregate(REL, [(name, "quantile", plan.aggregates["quantile"])])
         return got.get(name, {}).get("quantile")
+
+    @staticmethod
+    def _keep_window(metrics: dict[str, Any], values: list[Any] | None, below: int) -> None:
+        """Keep a run of the sorted column (`below` values precede it) with the rule's
+        metrics, as (value, count) pairs; NaN, which sorts above every number, ends it."""
+        if WINDOW <= 0 or not values:
+            return
+        finite = [v for v in values if v == v]
+        if finite:
+            metrics["window"] = [[encode(v), c] for v, c in _runs(finite)]
+            metrics["window_below"] = below
 
     def _aggregate(self, rel: str, items: list[tuple[str, str, Any]]) -> dict[str, dict[str, Any]]:
         """Run the aggregates; a rule whose aggregates fail becomes error."""
