@@ -65,6 +65,19 @@ def same_float(a: float | str | None, b: float | None) -> bool:
     return (math.isnan(a) and math.isnan(b)) or a == b
 
 
+def median_validator(tmp_path: Path) -> Validator:
+    """A validator of table `t` with one rule: the median of `v`, with a state store."""
+    rule = {
+        "name": "q",
+        "type": "statistic",
+        "statistic": "quantile",
+        "quantile": 0.5,
+        "column": "v",
+        "max": 1e9,
+    }
+    return Validator(rules_by_table={"t": [rule]}, state=f"sqlite:///{tmp_path / 's.db'}")
+
+
 CASES = [
     # kind, quantile, filter, the appends (rows, shift)
     ("decimal", 0.5, "", [(60, 0.0), (1, 0.0), (40, 0.0)]),
@@ -130,15 +143,7 @@ def test_an_append_without_new_values_in_scope_keeps_the_quantile_without_a_quer
     rng = random.Random(3)
     path = tmp_path / "t"
     write_delta(path, values("decimal", 500, rng))
-    rule = {
-        "name": "q",
-        "type": "statistic",
-        "statistic": "quantile",
-        "quantile": 0.5,
-        "column": "v",
-        "max": 1e9,
-    }
-    validator = Validator(rules_by_table={"t": [rule]}, state=f"sqlite:///{tmp_path / 's.db'}")
+    validator = median_validator(tmp_path)
     before = validator.validate_table(path, "t").result("q").observed
     nulls = pa.table({"v": pa.nulls(10, TYPES["decimal"]), "grp": pa.array([0] * 10, pa.int64())})
     write_delta(path, nulls, mode="append")
@@ -154,15 +159,7 @@ def test_after_a_band_later_appends_read_only_the_window_and_the_new_rows(
     rng = random.Random(kind)
     path = tmp_path / "t"
     write_delta(path, values(kind, 20000, rng))
-    rule = {
-        "name": "q",
-        "type": "statistic",
-        "statistic": "quantile",
-        "quantile": 0.5,
-        "column": "v",
-        "max": 1e9,
-    }
-    validator = Validator(rules_by_table={"t": [rule]}, state=f"sqlite:///{tmp_path / 's.db'}")
+    validator = median_validator(tmp_path)
     validator.validate_table(path, "t")
     for append in range(4):
         write_delta(path, values(kind, 200, rng), mode="append")
