@@ -81,3 +81,37 @@ def test_a_killed_validation_resumes_with_only_the_rules_not_done(
     clean_run, clean = _report(tmp_path / "b")
     assert clean_run.returncode == 1
     assert _comparable(resumed) == _comparable(clean)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("crash_rule", ["median", "id_unique", "customer_exists"])
+def test_a_killed_incremental_validation_resumes_with_only_the_rules_not_done(
+    tmp_path: Path, crash_rule: str
+) -> None:
+    """After an append, the separate queries run on a second cursor in a thread while the
+    fused query runs: a SIGKILL leaves only the results the main thread saved, and the
+    rerun computes the others, still incrementally, to the same report."""
+    write_delta(tmp_path / "events", events(3000))
+    write_delta(tmp_path / "customers", customers())
+    for name in ("a", "b"):
+        project(
+            tmp_path / name,
+            RULES,
+            events_path=tmp_path / "events",
+            customers_path=tmp_path / "customers",
+        )
+        assert _report(tmp_path / name)[0].returncode == 1  # the full validation
+    write_delta(tmp_path / "events", events(400, seed=7, first_id=2500), mode="append")
+
+    killed, _ = _report(tmp_path / "a", crash_at=f"validate_after_rule:src.events/{crash_rule}")
+    assert killed.returncode == -9, killed.stderr
+    resumed_run, resumed = _report(tmp_path / "a")
+    assert resumed_run.returncode == 1, resumed_run.stderr
+    results = resumed["tables"][0]["results"]
+    cached = {r["rule"] for r in results if r["cached"]}
+    assert crash_rule in cached and len(cached) < len(results)
+    assert all(r["incremental"] for r in results if r["rule"] in ("median", "id_unique"))
+
+    clean_run, clean = _report(tmp_path / "b")
+    assert clean_run.returncode == 1
+    assert _comparable(resumed) == _comparable(clean)
