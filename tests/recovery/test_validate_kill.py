@@ -3,13 +3,18 @@ results were not saved, and its report equals an uninterrupted one but for timin
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import random
+import signal
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.helpers.cli import run_cli
+from tests.helpers.cli import run_cli, spawn
 from tests.helpers.validate import RULES, customers, events, project, write_delta
 
 FUSED = [
@@ -115,3 +120,40 @@ def test_a_killed_incremental_validation_resumes_with_only_the_rules_not_done(
     clean_run, clean = _report(tmp_path / "b")
     assert clean_run.returncode == 1
     assert _comparable(resumed) == _comparable(clean)
+
+
+@pytest.mark.slow
+def test_random_sigkills_during_incremental_validations(tmp_path: Path) -> None:
+    """Append, validate, kill at a random moment, rerun: each time the report equals the
+    one of a project validated without interruption (the same rules, the same data)."""
+    write_delta(tmp_path / "events", events(3000))
+    write_delta(tmp_path / "customers", customers())
+    for name in ("a", "b"):
+        project(
+            tmp_path / name,
+            RULES,
+            events_path=tmp_path / "events",
+            customers_path=tmp_path / "customers",
+        )
+        assert _report(tmp_path / name)[0].returncode == 1
+    rng = random.Random(20261130)
+    killed = 0
+    for trial in range(6):
+        rows = rng.choice([1, 50, 400])
+        batch = events(rows, seed=100 + trial, first_id=10_000 * (trial + 1))
+        write_delta(tmp_path / "events", batch, mode="append")
+        started = time.perf_counter()
+        clean_run, clean = _report(tmp_path / "b")
+        duration = time.perf_counter() - started
+        assert clean_run.returncode == 1, clean_run.stderr
+
+        proc = spawn("validate", "--output", "report.json", cwd=tmp_path / "a")
+        time.sleep(rng.uniform(0, duration))
+        with contextlib.suppress(ProcessLookupError):  # it may have finished first
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=120)
+        killed += proc.returncode == -signal.SIGKILL
+        resumed_run, resumed = _report(tmp_path / "a")
+        assert resumed_run.returncode == 1, resumed_run.stderr
+        assert _comparable(resumed) == _comparable(clean), (trial, rows)
+    assert killed >= 3, f"only {killed} of 6 runs were killed before they finished"
