@@ -88,14 +88,9 @@ def test_a_killed_validation_resumes_with_only_the_rules_not_done(
     assert _comparable(resumed) == _comparable(clean)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("crash_rule", ["median", "id_unique", "customer_exists"])
-def test_a_killed_incremental_validation_resumes_with_only_the_rules_not_done(
-    tmp_path: Path, crash_rule: str
-) -> None:
-    """After an append, the separate queries run on a second cursor in a thread while the
-    fused query runs: a SIGKILL leaves only the results the main thread saved, and the
-    rerun computes the others, still incrementally, to the same report."""
+def _validated_twins(tmp_path: Path) -> None:
+    """The events and customers tables, and two projects `a` and `b` with the same rules
+    on them, each validated once in full (the state an incremental run starts from)."""
     write_delta(tmp_path / "events", events(3000))
     write_delta(tmp_path / "customers", customers())
     for name in ("a", "b"):
@@ -105,7 +100,18 @@ def test_a_killed_incremental_validation_resumes_with_only_the_rules_not_done(
             events_path=tmp_path / "events",
             customers_path=tmp_path / "customers",
         )
-        assert _report(tmp_path / name)[0].returncode == 1  # the full validation
+        assert _report(tmp_path / name)[0].returncode == 1  # rules fail: exit code 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("crash_rule", ["median", "id_unique", "customer_exists"])
+def test_a_killed_incremental_validation_resumes_with_only_the_rules_not_done(
+    tmp_path: Path, crash_rule: str
+) -> None:
+    """After an append, the separate queries run on a second cursor in a thread while the
+    fused query runs: a SIGKILL leaves only the results the main thread saved, and the
+    rerun computes the others, still incrementally, to the same report."""
+    _validated_twins(tmp_path)
     write_delta(tmp_path / "events", events(400, seed=7, first_id=2500), mode="append")
 
     killed, _ = _report(tmp_path / "a", crash_at=f"validate_after_rule:src.events/{crash_rule}")
@@ -126,16 +132,7 @@ def test_a_killed_incremental_validation_resumes_with_only_the_rules_not_done(
 def test_random_sigkills_during_incremental_validations(tmp_path: Path) -> None:
     """Append, validate, kill at a random moment, rerun: each time the report equals the
     one of a project validated without interruption (the same rules, the same data)."""
-    write_delta(tmp_path / "events", events(3000))
-    write_delta(tmp_path / "customers", customers())
-    for name in ("a", "b"):
-        project(
-            tmp_path / name,
-            RULES,
-            events_path=tmp_path / "events",
-            customers_path=tmp_path / "customers",
-        )
-        assert _report(tmp_path / name)[0].returncode == 1
+    _validated_twins(tmp_path)
     rng = random.Random(20261130)
     killed = 0
     for trial in range(6):
