@@ -280,7 +280,7 @@ def quantile_band_query(
     full quantile. One scan of one column, and a sort of the band instead of the column.
     """
     col = column(rule.column)
-    low, high = (_double(b) if isinstance(b, float) else _literal(b) for b in band)
+    low, high = (value_literal(b) for b in band)
     below = _filtered(
         exp.Count(this=exp.Star()), _and(scope, exp.LT(this=col.copy(), expression=low))
     )
@@ -300,11 +300,7 @@ def quantile_band_query(
         index = exp.Sub(this=_literal(rank + 1), expression=column("below"))
         return exp.Anonymous(this="LIST_EXTRACT", expressions=[column("band"), index])
 
-    two = exp.Anonymous(this="LIST_VALUE", expressions=[pick(ranks[0]), pick(ranks[1])])
-    interpolated = exp.Anonymous(
-        this="LIST_AGGREGATE",
-        expressions=[two, exp.Literal.string("quantile_cont"), _double(fraction)],
-    )
+    interpolated = _interpolated(pick(ranks[0]), pick(ranks[1]), fraction)
     # the `keep` values on each side of the ranks: the window a later run starts from
     # (1-based and inclusive; a start below 1 would count from the end)
     first = exp.Anonymous(
@@ -345,15 +341,18 @@ def interpolate_query(low: Any, high: Any, kind: str, fraction: float) -> exp.Se
     """The engine's own quantile_cont interpolation between two values of the column's
     type `kind`: the arithmetic a quantile over the whole column does (DuckDB)."""
     to = exp.DataType.build(kind, dialect="duckdb")
-    two = exp.Anonymous(
-        this="LIST_VALUE",
-        expressions=[exp.cast(value_literal(low), to), exp.cast(value_literal(high), to.copy())],
-    )
-    interpolated = exp.Anonymous(
+    typed = (exp.cast(value_literal(low), to), exp.cast(value_literal(high), to.copy()))
+    return exp.select(_interpolated(*typed, fraction).as_("quantile", quoted=True))
+
+
+def _interpolated(low: exp.Expression, high: exp.Expression, fraction: float) -> Any:
+    """DuckDB's quantile_cont over the two values around a quantile's rank, at `fraction`
+    between them: the same operands and arithmetic as over the whole column."""
+    two = exp.Anonymous(this="LIST_VALUE", expressions=[low, high])
+    return exp.Anonymous(
         this="LIST_AGGREGATE",
         expressions=[two, exp.Literal.string("quantile_cont"), _double(fraction)],
     )
-    return exp.select(interpolated.as_("quantile", quoted=True))
 
 
 def value_literal(value: Any) -> Any:

@@ -511,8 +511,7 @@ class TableRun:
             return None
         self._remember_sql(name, query)
         kept, skipped = _around(merged, ranks, WINDOW)
-        metrics["window"] = [[encode(v), c] for v, c in kept]
-        metrics["window_below"] = start + skipped
+        _set_window(metrics, kept, start + skipped)
         return (row["quantile"],)
 
     def _band_quantile(
@@ -578,8 +577,7 @@ class TableRun:
             return
         finite = [v for v in values if v == v]
         if finite:
-            metrics["window"] = [[encode(v), c] for v, c in _runs(finite)]
-            metrics["window_below"] = below
+            _set_window(metrics, _runs(finite), below)
 
     def _aggregate(self, rel: str, items: list[tuple[str, str, Any]]) -> dict[str, dict[str, Any]]:
         """Run the aggregates; a rule whose aggregates fail becomes error."""
@@ -915,6 +913,13 @@ class TableRun:
             ]
         )
         crashpoint("validate_after_rule", f"{self.job.table}/{rule.name}")
+
+
+def _set_window(metrics: dict[str, Any], runs: list[tuple[Any, int]], below: int) -> None:
+    """Store a window in a rule's metrics: its (value, count) runs, values encoded as
+    for the state store, and how many values precede it."""
+    metrics["window"] = [[encode(v), c] for v, c in runs]
+    metrics["window_below"] = below
 
 
 def _runs(values: list[Any]) -> list[tuple[Any, int]]:
