@@ -364,6 +364,10 @@ def parse_rule(data: Mapping[str, Any] | _Rule, table: str) -> _Rule:
         raise ValueError(f"table {table}: a rule is a mapping with name and type, got {data!r}")
     name = data.get("name")
     where = f"table {table}, rule {name!r}" if name else f"table {table}, a rule without a name"
+    if "rule_type" in data:  # the seed's name for `type`
+        if "type" in data:
+            raise ValueError(f"{where}: give `type:` or `rule_type:`, not both")
+        data = {("type" if k == "rule_type" else k): v for k, v in data.items()}
     kind = data.get("type")
     if kind not in RULE_TYPES:
         known = ", ".join(sorted(RULE_TYPES))

@@ -101,6 +101,16 @@ def test_duplicate_rule_names_are_refused() -> None:
         _config(rules)
 
 
+def test_the_seeds_rule_type_names_the_type_too() -> None:
+    seed = {"name": "id_check", "rule_type": "completeness", "column": "customer_id"}
+    plain = {"name": "id_check", "type": "completeness", "column": "customer_id"}
+    (rule,) = rule_list([seed], "customers")
+    assert isinstance(rule, Completeness) and rule.name == "id_check"
+    assert rule.definition_hash() == rule_list([plain], "customers")[0].definition_hash()
+    with pytest.raises(ConfigError, match=r"rule 'x': give `type:` or `rule_type:`, not both"):
+        _config([{"name": "x", "type": "completeness", "rule_type": "range", "column": "a"}])
+
+
 def test_the_definition_hash_follows_what_decides_the_result() -> None:
     base = {"name": "r", "type": "range", "column": "a", "min": 0}
     (one,) = rule_list([base], "t")

@@ -193,6 +193,90 @@ class Validator:
         report.reference_time = None if reference_time is None else reference_time.isoformat()
         return report
 
+    def validate_all_tables(
+        self,
+        sources: Mapping[str, Any] | None = None,
+        *,
+        resume: bool = True,
+        reference_time: datetime | None = None,
+    ) -> ValidationReport:
+        """Validate several tables into one report: each table named in `sources` on its
+        data, or (no `sources`) every table with rules on its configured Delta table.
+
+        Rules already done on the same data come from the state store, so a rerun after a
+        failure runs only what was left. A table with no data to read is refused before
+        anything runs.
+        """
+        if sources is not None:
+            names = list(sources)
+        else:  # pre-load rules run in the loader, on each file
+            names = [n for n, rs in self.rules.items() if any(r.stage == "post_load" for r in rs)]
+        tables = {name: self._table(name) for name in names}  # unknown names: ConfigError
+        if sources is None:
+            unread = [n for n, (_, _, table) in tables.items() if table is None]
+            if unread or self.config is None:
+                raise ConfigError(
+                    f"no data for {', '.join(unread) or 'these tables'}: they are not "
+                    "configured tables; give their data in `sources` (name -> data)"
+                )
+        started = time.perf_counter()
+        report = ValidationReport(
+            self.settings.pipeline,
+            started_at=now_iso(),
+            reference_time=None if reference_time is None else reference_time.isoformat(),
+        )
+        configured = [t for _, _, t in tables.values() if t is not None]
+        run_id = None
+        if sources is None and self.config is not None:
+            run_id = _latest_run(self.config, self.store, configured)
+        for name, (key, _, table) in tables.items():
+            if sources is None and self.config is not None and table is not None:
+                report.tables.append(
+                    _validate_one(
+                        self, self.config, table, self.store, run_id, reference_time, resume
+                    )
+                )
+                continue
+            assert sources is not None
+            one = self.validate_table(
+                sources[name], key, resume=resume, reference_time=reference_time
+            )
+            report.tables.extend(one.tables)
+        report.run_id = run_id
+        report.duration_seconds = round(time.perf_counter() - started, 4)
+        return report
+
+    def is_rule_completed(self, table: str, rule: str, data: Any = None) -> bool:
+        """Whether the state store holds `rule`'s result on this data (the configured
+        table's when `data` is None), so the next validation takes it from there."""
+        key, rules, configured = self._table(table)
+        found = next((r for r in rules if r.name == rule), None)
+        if found is None:
+            known = ", ".join(r.name for r in rules) or "none"
+            raise ConfigError(f"table {key}: no rule {rule!r} (rules: {known})")
+        if found.stage == "pre_load":
+            raise ConfigError(
+                f"table {key}, rule {rule!r}: a pre-load rule runs on each extracted file "
+                "in the loader; its results are kept per file, not per table"
+            )
+        if data is None and (configured is None or self.config is None):
+            raise ConfigError(f"table {key}: not a configured table; give its data")
+        if self.store is None:
+            return False
+        if data is None:
+            assert configured is not None and self.config is not None
+            run_id = _latest_run(self.config, self.store, [configured])
+            source = _table_input(self.config, configured, self.store, run_id)
+        else:
+            source = resolve_input(data)
+        if source.fingerprint is None:  # data in memory is never cached
+            return False
+        rule_hash = found.definition_hash(self.settings.engine, self.settings.samples)
+        stored = self.store.rules.get(
+            self.settings.pipeline, key, rule, rule_hash, source.fingerprint
+        )
+        return stored is not None
+
     def reset_rule_state(self, table: str, rule: str) -> int:
         """Forget one rule's stored results (it runs again next time)."""
         return self._reset(table, rule)
@@ -228,6 +312,35 @@ def _run_batches(config: Config, table: TableConfig, store: Store, run_id: str) 
     return (tracked.batch_id,) if tracked is not None and tracked.batch_id else ()
 
 
+def _table_input(
+    config: Config,
+    table: TableConfig,
+    store: Store | None,
+    run_id: str | None,
+    batch_ids: Mapping[str, Sequence[str]] | None = None,
+) -> Input:
+    """A config table's data as its post-load rules see it: the whole Delta table, or
+    (`scope: run`) the batches that run loaded."""
+    batches: tuple[str, ...] | None = None
+    if table.validation_scope == "run":
+        if batch_ids is not None and table.key in batch_ids:
+            batches = tuple(batch_ids[table.key])
+        elif run_id is not None and store is not None:
+            batches = _run_batches(config, table, store, run_id)
+        else:
+            batches = ()
+    uri = table_location(config, table)
+    return delta_input(uri, batch_ids=batches, label=uri)
+
+
+def _latest_run(config: Config, store: Store | None, tables: Sequence[TableConfig]) -> str | None:
+    """The run whose batches `scope: run` tables check when no run date is given."""
+    if store is None or not any(t.validation_scope == "run" for t in tables):
+        return None
+    runs = store.runs.find(config.pipeline, limit=1)
+    return runs[0].run_id if runs else None
+
+
 def validate(
     config: Config,
     run_date: str | date | None = None,
@@ -258,9 +371,8 @@ def validate(
         day = parse_run_date(run_date, config.zone)
         run_id = run_id or make_run_id(config.pipeline, day)
         reference = window_for(day, config.zone).end.astimezone(UTC)
-    elif any(t.validation_scope == "run" for t in selected) and run_id is None:
-        runs = store.runs.find(config.pipeline, limit=1)
-        run_id = runs[0].run_id if runs else None
+    elif run_id is None:
+        run_id = _latest_run(config, store, selected)
     validator = Validator(config, state=store)
     report = ValidationReport(
         config.pipeline,
@@ -288,27 +400,19 @@ def _validate_one(
     validator: Validator,
     config: Config,
     table: TableConfig,
-    store: Store,
+    store: Store | None,
     run_id: str | None,
     reference: datetime | None,
     resume: bool,
-    batch_ids: Mapping[str, Sequence[str]] | None,
-    skip: Mapping[str, str] | None,
+    batch_ids: Mapping[str, Sequence[str]] | None = None,
+    skip: Mapping[str, str] | None = None,
 ) -> TableReport:
     rules = [r for r in table.rules if r.stage == "post_load"]
     uri = table_location(config, table)
     scope = table.validation_scope
-    batches: tuple[str, ...] | None = None
-    if scope == "run":
-        if batch_ids is not None and table.key in batch_ids:
-            batches = tuple(batch_ids[table.key])
-        elif run_id is not None:
-            batches = _run_batches(config, table, store, run_id)
-        else:
-            batches = ()
     reason = (skip or {}).get(table.key)
     try:
-        source = delta_input(uri, batch_ids=batches, label=uri)
+        source = _table_input(config, table, store, run_id, batch_ids)
     except OnceflowError as error:
         if reason is not None:
             source = memory_input(None, label=uri)

@@ -147,6 +147,8 @@ def _open_delta(uri: str) -> Any:
     """onceflow.warehouse.open_table without importing the warehouse package (see the
     module doc): the DeltaTable at `uri`, None when there is none, ValidateError when
     it cannot be read."""
+    if os.path.isfile(uri):  # a Delta table is a folder; delta-rs fails walking a file
+        return None
     from deltalake import DeltaTable
 
     try:
