@@ -10,9 +10,11 @@
     ├── ExtractError              writing or verifying an extracted file failed
     ├── LoadError                 loading a file into a Delta table failed (table untouched)
     │   └── GateError             a pre-load rule refused the file (`table`, `rules`)
-    └── ValidateError             the data to validate cannot be read (`table`): a missing
-                                  table, an empty folder. A rule that cannot run is not an
-                                  exception: its outcome is `error` and the others still run
+    ├── ValidateError             the data to validate cannot be read (`table`): a missing
+    │                             table, an empty folder. A rule that cannot run is not an
+    │                             exception: its outcome is `error` and the others still run
+    └── ReportError               exit 2: a report file could not be written (`path`); the
+                                  validation it holds (`report`) is complete and stored
 
 Errors chain their causes (`raise ... from err`), except around drivers whose messages
 may hold a secret: those are re-raised `from None` with a redacted one-line message.
@@ -20,7 +22,21 @@ may hold a secret: those are re-raised `from None` with a redacted one-line mess
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# A Rust backtrace (delta-rs, object_store) appended when RUST_BACKTRACE or
+# RUST_LIB_BACKTRACE is set: "Stack backtrace:" and/or numbered frames "   0: <unknown>".
+_BACKTRACE = re.compile(r"(?im)^\s*(?:stack backtrace:|0: \S.*\n\s*1: )")
+
+
+def plain_message(text: str) -> str:
+    """A library's error text without terminal colours or a Rust backtrace: what it says,
+    not where it was (the backtrace is for the library's developers, and long)."""
+    text = _ANSI.sub("", text)
+    match = _BACKTRACE.search(text)
+    return (text[: match.start()] if match else text).rstrip()
 
 
 class OnceflowError(Exception):
@@ -105,3 +121,13 @@ class ValidateError(OnceflowError):
     def __init__(self, message: str, *, table: str | None = None, **context: Any) -> None:
         super().__init__(message, **context)
         self.table = table
+
+
+class ReportError(OnceflowError):
+    """A report file could not be written; `report` holds the complete validation."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, report: Any = None, **context: Any) -> None:
+        super().__init__(message, **context)
+        self.report = report

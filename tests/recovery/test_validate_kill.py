@@ -154,3 +154,39 @@ def test_random_sigkills_during_incremental_validations(tmp_path: Path) -> None:
         assert resumed_run.returncode == 1, resumed_run.stderr
         assert _comparable(resumed) == _comparable(clean), (trial, rows)
     assert killed >= 3, f"only {killed} of 6 runs were killed before they finished"
+
+
+SLOW_QUERY = {
+    # one scalar subquery DuckDB needs about a minute for, which its client would only
+    # notice Ctrl-C after; onceflow interrupts it
+    "name": "slow",
+    "type": "sql_query",
+    "query": "SELECT * FROM {table} WHERE id < 0 AND "
+    "(SELECT count(*) FROM range(50000000000) WHERE hash(range) = 0) > 0",
+}
+
+
+def test_ctrl_c_stops_a_validation_at_once_and_saves_nothing_of_the_running_rule(
+    tmp_path: Path,
+) -> None:
+    from onceflow import Validator
+    from onceflow.config import load_config
+
+    write_delta(tmp_path / "events", events(300))
+    rules = [RULES[0], RULES[7], SLOW_QUERY]
+    config_path = project(tmp_path / "p", rules, events_path=tmp_path / "events")
+    process = spawn("validate", cwd=tmp_path / "p")
+    validator = Validator(load_config(config_path))
+    deadline = time.monotonic() + 60
+    while not validator.is_rule_completed("src.events", "rows"):  # the fused query is done
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.05)
+    time.sleep(0.5)  # into the slow query
+    sent = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 130, out + err
+    assert time.monotonic() - sent < 5
+    assert err.strip() == "interrupted" and "Traceback" not in err
+    assert validator.is_rule_completed("src.events", "id_present")
+    assert not validator.is_rule_completed("src.events", "slow")  # no error stored for it

@@ -50,3 +50,15 @@ def test_redacts_url_passwords():
     error = RuntimeError("could not connect to postgresql://app:s3cr3t-pw@db:5432/x: refused")
     message = _check(error, True, "transient")
     assert "s3cr3t-pw" not in message
+
+
+def test_a_rust_backtrace_and_colours_are_cut_from_library_messages():
+    from onceflow.errors import plain_message
+
+    text = (
+        "Kernel error: Json error: unexpected 'g'\n\n   0: <unknown>\n   1: <unknown>\n"
+        "  12: start_thread at ./nptl/pthread_create.c:442:8\n"
+    )
+    assert plain_message(text) == "Kernel error: Json error: unexpected 'g'"
+    assert plain_message("a \x1b[31m↳\x1b[0m b\nStack backtrace:\n   0: x") == "a ↳ b"
+    assert plain_message("Binder Error: x\n\nLINE 1: y") == "Binder Error: x\n\nLINE 1: y"

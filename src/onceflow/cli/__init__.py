@@ -21,7 +21,7 @@ from typing import NoReturn
 
 import typer
 
-from onceflow.cli.app import app, settings
+from onceflow.cli.app import app, say_problem, settings
 from onceflow.errors import OnceflowError
 from onceflow.redact import redact
 
@@ -99,6 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         # Without standalone mode a command's exit code is returned instead of exiting.
         code = narrowed(args)(args=args, prog_name="onceflow", standalone_mode=False)
+        if code == 130:  # typer turns Ctrl-C into this code, silently
+            say_problem("interrupted")
         return code if isinstance(code, int) else 0
     except exits as done:
         return int(getattr(done, "exit_code", 1))
@@ -115,19 +117,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OnceflowError as error:
         if settings["debug"]:
             raise
-        typer.echo(f"error: {redact(str(error))}", err=True)
+        say_problem(f"error: {redact(str(error))}")
         return error.exit_code
     except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
+        say_problem("interrupted")
         return 130
     except Exception as error:
         if settings["debug"]:
             raise
         logging.getLogger("onceflow").debug("unexpected error", exc_info=True)
-        typer.echo(
+        say_problem(
             f"error: unexpected {type(error).__name__}: {redact(str(error))} "
-            "(rerun with --debug for a traceback)",
-            err=True,
+            "(rerun with --debug for a traceback)"
         )
         return 1
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any
 
 import typer
@@ -19,7 +20,18 @@ app = typer.Typer(
 )
 
 #: Set by the global options; read by the error handler.
-settings: dict[str, bool] = {"debug": False}
+settings: dict[str, bool] = {"debug": False, "json_logs": False}
+
+
+def say_problem(text: str) -> None:
+    """A problem line for stderr: plain text, or a JSON log record with `--log-format
+    json`, so that stderr stays one JSON document per line."""
+    if settings["json_logs"]:
+        logging.getLogger("onceflow.cli").error(text)
+    else:
+        typer.echo(text, err=True)
+
+
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -74,4 +86,5 @@ def _global(
             field="log_level",
         )
     settings["debug"] = debug
+    settings["json_logs"] = log_format == "json"
     setup_logging("DEBUG" if debug else log_level, log_format)

@@ -8,6 +8,8 @@ from typing import Any
 
 import typer
 
+from onceflow.cli.app import say_problem
+
 
 def print_json(data: Any) -> None:
     """Pretty JSON on stdout (dates and paths as strings)."""
@@ -54,14 +56,14 @@ def summarise_run(summary: Any, as_json: bool) -> None:
         )
         for result in summary.results:
             if result.action == "failed":
-                typer.echo(f"  failed: {result.error}", err=True)
+                say_problem(f"  failed: {result.error}")
         if getattr(summary, "load", None) is not None:
             typer.echo(f"load: {load_counts(summary.load.counts())}")
             for r in summary.load.results:
                 if r.error:
-                    typer.echo(f"  load failed: {r.key}: {r.error}", err=True)
+                    say_problem(f"  load failed: {r.key}: {r.error}")
                 if r.waiting:
-                    typer.echo(f"  load waits: {r.key}: {r.waiting}", err=True)
+                    say_problem(f"  load waits: {r.key}: {r.waiting}")
         if getattr(summary, "validation", None) is not None:
             c = summary.validation.counts()
             typer.echo(
@@ -70,7 +72,7 @@ def summarise_run(summary: Any, as_json: bool) -> None:
             for r in summary.validation.results:
                 if r.outcome in ("fail", "error"):
                     detail = r.message or f"{r.failing_rows} failing rows"
-                    typer.echo(f"  rule {r.outcome}: {r.table}/{r.rule}: {detail}", err=True)
+                    say_problem(f"  rule {r.outcome}: {r.table}/{r.rule}: {detail}")
     if not summary.ok:
         raise typer.Exit(1)
 
@@ -86,9 +88,9 @@ def print_load(summary: Any, as_json: bool) -> None:
             if r.rows_skipped:
                 typer.echo(f"  {r.rows_skipped:,} late row(s) skipped (late_rows: skip)")
             if r.waiting:
-                typer.echo(f"  waiting: {r.waiting}", err=True)
+                say_problem(f"  waiting: {r.waiting}")
             if r.error:
-                typer.echo(f"  error: {r.error}", err=True)
+                say_problem(f"  error: {r.error}")
     if not summary.ok:
         raise typer.Exit(1)
 
@@ -331,6 +333,8 @@ def print_validation(report: Any) -> None:
     """
     colour = sys.stdout.isatty()
     header = ("rule", "type", "outcome", "observed", "threshold", "failing", "% all", "% non-null")
+    if not report.tables:
+        typer.echo("no configured table has post-load rules: nothing to validate")
     for t in report.tables:
         typer.echo(
             f"{t.table}: {t.status} ({t.stage}, scope {t.scope}, {len(t.results)} rules, "
@@ -362,8 +366,12 @@ def print_validation(report: Any) -> None:
             typer.echo(line + (f"  {row[8]}" if row[8] else ""))
         if t.quarantined:
             typer.echo(f"  {t.quarantined:,} rows quarantined")
+        if t.quarantine_error:
+            typer.echo(f"  {t.quarantine_error}")
     counts = report.counts()
     meaning = {0: "ok", 1: "an error-severity rule failed", 2: "a rule could not run"}
+    if not counts["error"] and report.exit_code == 2:
+        meaning[2] = "a quarantine pass could not run"
     typer.echo(
         ", ".join(f"{v} {k}" for k, v in counts.items())
         + f" -- exit {report.exit_code}: {meaning[report.exit_code]}"

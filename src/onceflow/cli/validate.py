@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -42,18 +42,27 @@ def validate_cmd(
     # brings every step (1.5 s of imports), where a rerun answered from the cache should
     # take well under a second as a whole command.
     from onceflow.config import load_config
+    from onceflow.errors import ReportError
     from onceflow.validate import validate
 
-    report = validate(
-        load_config(config),
-        date,
-        tables=split_list(tables) or None,
-        output=output,
-        html=html,
-        resume=not no_resume,
-    )
+    try:
+        report = validate(
+            load_config(config),
+            date,
+            tables=split_list(tables) or None,
+            output=output,
+            html=html,
+            resume=not no_resume,
+        )
+    except ReportError as error:  # the results first, then the one line about the file
+        _show(error.report, as_json)
+        raise
+    _show(report, as_json)
+    raise typer.Exit(report.exit_code)
+
+
+def _show(report: Any, as_json: bool) -> None:
     if as_json:
         print_json(report.as_dict())
     else:
         print_validation(report)
-    raise typer.Exit(report.exit_code)

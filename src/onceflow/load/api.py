@@ -221,6 +221,14 @@ def load(
         lake = config.resolve(config.lake)
         for tgt in config_targets(config, tables):
             table = config.table(tgt.key)
+            if gate is None and any(r.stage == "pre_load" for r in table.rules):
+                # loading without them would commit what the gate refuses
+                raise ConfigError(
+                    f"table {tgt.key} has pre-load rules, which this call cannot run: load "
+                    "it with `onceflow load`, Pipeline.load or onceflow.pipeline.load_gated "
+                    "(they gate each file), or pass `gate=`",
+                    field="tables",
+                )
             files = discover_table_files(lake, table.source, table.display_name)
             jobs.append((tgt, files, table_gap(config, store, tgt.key, files)))
     if force_unlock:

@@ -11,6 +11,7 @@ Results are cached and resumable rule by rule (see `runner.py`).
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
@@ -19,7 +20,7 @@ from typing import Any
 
 from onceflow.clock import now_iso
 from onceflow.config import Config, TableConfig, ValidationConfig
-from onceflow.errors import ConfigError, GateError, OnceflowError, ValidateError
+from onceflow.errors import ConfigError, GateError, OnceflowError, ReportError, ValidateError
 from onceflow.lake import SourceFile, file_identity
 from onceflow.redact import redact
 from onceflow.rules import AnyRule, rule_list
@@ -83,10 +84,12 @@ def _store_of(state: str | Store | None) -> Store | None:
     return open_store(state)
 
 
-def _error_report(key: str, label: str, rules: Sequence[AnyRule], message: str) -> TableReport:
+def _error_report(
+    key: str, label: str, rules: Sequence[AnyRule], message: str, scope: str = "table"
+) -> TableReport:
     from onceflow.validate.results import RuleResult
 
-    report = TableReport(key, label)
+    report = TableReport(key, label, scope=scope)
     report.message = message
     report.results = [
         RuleResult(r.name, key, r.type_name, r.severity, r.stage, ERROR, message=message)
@@ -266,7 +269,10 @@ class Validator:
         if data is None:
             assert configured is not None and self.config is not None
             run_id = _latest_run(self.config, self.store, [configured])
-            source = _table_input(self.config, configured, self.store, run_id)
+            try:
+                source = _table_input(self.config, configured, self.store, run_id)
+            except ValidateError:  # nothing to read (no table yet, no run): nothing done
+                return False
         else:
             source = resolve_input(data)
         if source.fingerprint is None:  # data in memory is never cached
@@ -325,10 +331,20 @@ def _table_input(
     if table.validation_scope == "run":
         if batch_ids is not None and table.key in batch_ids:
             batches = tuple(batch_ids[table.key])
-        elif run_id is not None and store is not None:
-            batches = _run_batches(config, table, store, run_id)
+        elif run_id is None or store is None:
+            raise ValidateError(
+                "scope run: no run has loaded this table yet, so there are no rows of a run "
+                "to check (run the pipeline first, or set `scope: table`)",
+                table=table.key,
+            )
+        elif table.key not in store.extractions.of_run(run_id):
+            raise ValidateError(
+                f"scope run: run {run_id} did not extract this table (no such run, or the "
+                "table was not part of it); validate a date that ran",
+                table=table.key,
+            )
         else:
-            batches = ()
+            batches = _run_batches(config, table, store, run_id)
     uri = table_location(config, table)
     return delta_input(uri, batch_ids=batches, label=uri)
 
@@ -362,10 +378,19 @@ def validate(
     tracker); without it, now and the latest run. `skip` maps table keys to a reason
     their rules are skipped (a failed load). `resume=False` ignores stored results.
     """
+    for path, option in ((output, "--output"), (html, "--html")):
+        _check_writable(path, option)
     store = store or open_store(config.state_url)
     started = time.perf_counter()
     selected = [config.table(k) for k in tables] if tables else list(config.tables)
-    selected = [t for t in selected if any(r.stage == "post_load" for r in t.rules)]
+    ruleless = [t.key for t in selected if not any(r.stage == "post_load" for r in t.rules)]
+    if tables and ruleless:  # asked for by name: say so rather than check nothing
+        raise ConfigError(
+            f"--tables: {', '.join(ruleless)} has no post-load rules, so there is nothing "
+            "to validate (add `rules:` under the table in onceflow.yml)",
+            field="tables",
+        )
+    selected = [t for t in selected if t.key not in ruleless]
     reference: datetime | None = None
     if run_date is not None:
         day = parse_run_date(run_date, config.zone)
@@ -387,13 +412,51 @@ def validate(
             )
         )
     report.duration_seconds = round(time.perf_counter() - started, 4)
-    if output is not None:
-        report.to_json(output)
-    if html is not None:
-        from onceflow.validate.html import write_html
-
-        write_html(report, html, store=store)
+    _write_reports(report, output, html, store)
     return report
+
+
+def _check_writable(path: str | Path | None, option: str) -> None:
+    """Refuse a report path that cannot be written before any rule runs."""
+    if path is None:
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise ConfigError(f"{option} {target}: is a folder; give a file name", field=option)
+    folder = target.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent  # the missing folders are created when the report is written
+    if not os.access(folder, os.W_OK | os.X_OK) or (
+        target.exists() and not os.access(target, os.W_OK)
+    ):
+        raise ConfigError(f"{option} {target}: not writable here", field=option)
+
+
+def _write_reports(
+    report: ValidationReport, output: str | Path | None, html: str | Path | None, store: Store
+) -> None:
+    """Write the JSON and HTML reports; a failure raises ReportError holding the report
+    (whose results are already stored) after trying both."""
+    problems = []
+    for path, option in ((output, "--output"), (html, "--html")):
+        if path is None:
+            continue
+        try:
+            if option == "--output":
+                report.to_json(path)
+            else:
+                from onceflow.validate.html import write_html
+
+                write_html(report, path, store=store)
+        except OSError as error:
+            reason = error.strerror or str(error)
+            problems.append(f"{option} {path}: cannot write the report ({reason})")
+    if problems:
+        raise ReportError(
+            "; ".join(problems) + "; the results are stored: a rerun with another path "
+            "answers from the cache",
+            report=report,
+        )
 
 
 def _validate_one(
@@ -418,7 +481,7 @@ def _validate_one(
             source = memory_input(None, label=uri)
         else:
             message = f"table {table.key}: {redact(str(error))}"
-            return _error_report(table.key, uri, rules, message)
+            return _error_report(table.key, uri, rules, message, scope)
     job = Job(
         table.key,
         source,

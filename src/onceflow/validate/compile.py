@@ -181,6 +181,13 @@ def compile_rule(rule: AnyRule, schema: dict[str, str], dialect: str) -> Plan:
     elif isinstance(rule, Statistic):
         _statistic(plan, rule, scope)
     elif isinstance(rule, Freshness):
+        kind = {c.lower(): t for c, t in schema.items()}[rule.column.lower()]
+        if not kind.upper().startswith(("DATE", "TIMESTAMP")):
+            # the newest of text or numbers is not a moment: an `error`, not a `fail`
+            raise CompileError(
+                f"freshness needs a date or timestamp column; {rule.column!r} is {kind} "
+                "(load it as a timestamp, e.g. cast it in the source query)"
+            )
         col = column(rule.column)
         plan.aggregates["n"] = _filtered(exp.Count(this=col.copy()), scope)
         plan.aggregates["newest"] = _filtered(exp.Max(this=col), scope)

@@ -53,6 +53,7 @@ td.rule small { display: block; font-weight: 400; color: var(--muted); }
 .tag { display: inline-block; border: 1px solid var(--line); border-radius: 4px;
        padding: 0 5px; font-size: 11px; color: var(--muted); margin-left: 4px; }
 .msg { color: #8250df; font-size: 12.5px; }
+.bad { color: #cf222e; font-weight: 600; }
 details { padding: 10px 18px 14px; border-top: 1px solid #eaeef2; }
 summary { cursor: pointer; font-weight: 600; color: var(--ink); }
 .samples { overflow-x: auto; margin-top: 8px; border: 1px solid var(--line); border-radius: 6px; }
@@ -197,6 +198,8 @@ def _table(report: TableReport, history: dict[str, list[tuple[float | None, str]
     extra = ""
     if report.quarantined:
         extra = f" · {report.quarantined:,} rows quarantined"
+    if report.quarantine_error:
+        extra += f' · <span class="bad">{_e(report.quarantine_error)}</span>'
     samples = "".join(_samples(r) for r in report.results)
     return (
         '<section class="card"><div class="head">'
@@ -254,6 +257,8 @@ def write_html(report: ValidationReport, path: str | Path, *, store: Store | Non
     if store is not None:
         for table in report.tables:
             history[table.table] = store.rules.history(report.pipeline, table.table)
+    from onceflow.lake.atomic import write_bytes_atomic
+
     target = Path(path)
-    target.write_text(render_html(report, history), encoding="utf-8")
+    write_bytes_atomic(target, render_html(report, history).encode("utf-8"))
     return target

@@ -108,6 +108,7 @@ class TableReport:
     validation_id: str | None = None
     quarantined: int | None = None
     quarantine_table: str | None = None
+    quarantine_error: str | None = None  # the quarantine pass failed (rules still judged)
     message: str | None = None
 
     def counts(self) -> dict[str, int]:
@@ -126,9 +127,9 @@ class TableReport:
 
     @property
     def status(self) -> str:
-        """error (a rule could not run), failed, warn or passed."""
+        """error (a rule, or the quarantine pass, could not run), failed, warn or passed."""
         counts = self.counts()
-        if counts[ERROR]:
+        if counts[ERROR] or self.quarantine_error:
             return "error"
         if counts[FAIL]:
             return "failed"
@@ -167,15 +168,15 @@ class ValidationReport:
 
     @property
     def ok(self) -> bool:
-        """No error-severity rule failed and every rule could run."""
-        counts = self.counts()
-        return counts[FAIL] == 0 and counts[ERROR] == 0
+        """No error-severity rule failed and every rule (and quarantine pass) could run."""
+        return self.exit_code == 0
 
     @property
     def exit_code(self) -> int:
-        """0: no error-severity rule failed; 1: one failed; 2: a rule could not run."""
+        """0: no error-severity rule failed; 1: one failed; 2: a rule (or a table's
+        quarantine pass) could not run."""
         counts = self.counts()
-        if counts[ERROR]:
+        if counts[ERROR] or any(t.quarantine_error for t in self.tables):
             return 2
         return 1 if counts[FAIL] else 0
 
@@ -226,7 +227,10 @@ class ValidationReport:
         # report of 100 rules with their samples; without, the C one takes 0.02 s
         text = json.dumps(self.as_dict(), separators=(",", ":"), default=str)
         if path is not None:
-            Path(path).write_text(text + "\n", encoding="utf-8")
+            from onceflow.lake.atomic import write_bytes_atomic
+
+            # a full disk leaves the last report whole, not a truncated one
+            write_bytes_atomic(Path(path), (text + "\n").encode("utf-8"))
         return text
 
 

@@ -40,7 +40,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import TYPE_CHECKING, Any
 
 from onceflow.clock import now_iso
-from onceflow.errors import OnceflowError
+from onceflow.errors import OnceflowError, ValidateError, plain_message
 from onceflow.faults import crashpoint
 from onceflow.redact import redact
 from onceflow.rules import (
@@ -161,6 +161,7 @@ class TableRun:
         self.schema: dict[str, str] = {}
         self.sql: dict[str, list[str]] = {}  # each rule's statements, for its result
         self.refs: dict[str, tuple[str, str | None]] = {}  # reference -> (relation, fingerprint)
+        self.ref_columns: dict[str, dict[str, str]] = {}  # reference -> its columns
         self.texts: dict[int, tuple[Any, str]] = {}  # id(aggregate) -> it and its SQL
         self.started = time.perf_counter()
 
@@ -197,14 +198,15 @@ class TableRun:
                 )
                 try:
                     self._execute(todo)
-                    if job.after_rules is not None:
-                        report.quarantined = job.after_rules(
-                            self.engine, self.plans, self.state.results
+                    after, engine, plans = job.after_rules, self.engine, self.plans
+                    if after is not None:
+                        report.quarantined = self._quarantine(
+                            report, lambda: after(engine, plans, self.state.results)
                         )
                 finally:
                     self.engine.close()
             elif job.after_rules is not None and self.state.results:
-                report.quarantined = self._quarantine_cached()
+                report.quarantined = self._quarantine(report, self._quarantine_cached)
         report.results = [self.state.results[r.name] for r in job.rules]
         if self.engine is not None:
             report.statements = len(self.engine.statements)
@@ -234,6 +236,19 @@ class TableRun:
             )
             self.store.rules.prune(self.settings.pipeline, job.table)
         return report
+
+    def _quarantine(self, report: TableReport, write: Callable[[], int | None]) -> int | None:
+        """Run the quarantine pass; a failure is the table's `quarantine_error` (the rule
+        results stand, the quarantine table keeps its last commit, the next run tries
+        again), not an abort of the validation."""
+        try:
+            return write()
+        except Exception as error:
+            if self.engine is not None and self.engine.is_interrupt(error):
+                raise KeyboardInterrupt from None
+            report.quarantine_error = f"quarantine not written: {_first_line(error)}"
+            log.error("table %s: %s", self.job.table, report.quarantine_error)
+            return None
 
     def _quarantine_cached(self) -> int | None:
         """Everything came from the cache: the quarantine pass still checks its table is
@@ -289,7 +304,9 @@ class TableRun:
             schema = engine.columns(REL)
             engine.create_view(EMPTY, f"SELECT * FROM {REL} LIMIT 0")
         except Exception as error:  # the data cannot be read at all
-            message = f"cannot read {self.job.data.label}: {redact(str(error)).splitlines()[0]}"
+            if engine.is_interrupt(error):
+                raise KeyboardInterrupt from None
+            message = f"cannot read {self.job.data.label}: {_first_line(error)}"
             for rule in todo:
                 self._done(rule, {"outcome": ERROR, "message": message}, save=False)
             return
@@ -330,6 +347,7 @@ class TableRun:
                 assert isinstance(plan.rule, Referential)
                 try:
                     self._reference(plan.rule.reference.table)
+                    self._reference_column(plan.rule)
                 except OnceflowError:
                     continue  # reported when the rule runs
                 if self._same_reference(plan):
@@ -693,6 +711,7 @@ class TableRun:
         if isinstance(rule, Referential):
             try:
                 ref, ref_fingerprint = self._reference(rule.reference.table)
+                self._reference_column(rule)
             except OnceflowError as error:
                 self._done(rule, {"outcome": ERROR, "message": str(error)}, save=False)
                 return
@@ -711,6 +730,18 @@ class TableRun:
             self._remember_sql(rule.name, query)
         fresh = isinstance(rule, Uniqueness)
         self._judge_and_save(plan, metrics, incremental=incremental, fresh_samples=fresh, ref=ref)
+
+    def _reference_column(self, rule: Referential) -> None:
+        """A referential rule's column must be in its reference table (named, with the
+        columns it has, rather than the engine's binder error about the other table)."""
+        ref = rule.reference
+        columns = self.ref_columns[ref.table]
+        if ref.column.lower() not in {c.lower() for c in columns}:
+            raise ValidateError(
+                f"reference table {ref.table!r} has no column {ref.column!r} "
+                f"(columns: {', '.join(columns)})",
+                table=ref.table,
+            )
 
     def _same_reference(self, plan: Plan) -> bool:
         """An incremental referential rule whose reference is the one its stored counts
@@ -803,9 +834,20 @@ class TableRun:
                 raise OnceflowError(f"reference table {name!r}: no way to find it here")
             data = self.job.references(name)
             rel = f"ref_{len(self.refs)}"
-            assert self.engine is not None
-            data.register(self.engine, rel)
+            engine = self.engine
+            assert engine is not None
+            try:
+                data.register(engine, rel)
+                columns = engine.columns(rel)
+            except Exception as error:  # a corrupt or missing file of the reference
+                if engine.is_interrupt(error):
+                    raise KeyboardInterrupt from None
+                raise ValidateError(
+                    f"reference table {name!r}: cannot read {data.label}: {_first_line(error)}",
+                    table=name,
+                ) from None
             self.refs[name] = (rel, data.fingerprint)
+            self.ref_columns[name] = columns
         return self.refs[name]
 
     # -- results ----------------------------------------------------------------------------
@@ -1012,6 +1054,12 @@ class _Ahead:
         if self.fork is not None:
             self.engine.retries += self.fork.retries
             self.fork.close()
+
+
+def _first_line(error: BaseException) -> str:
+    """An engine's or library's error as one redacted line."""
+    lines = plain_message(redact(str(error))).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
 
 
 def _error(error: QueryError) -> dict[str, Any]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,10 +18,8 @@ if TYPE_CHECKING:
     # a validation answered from the cache never needs (goal: < 1 s for the command)
     import pyarrow.dataset
 
-from onceflow.errors import LoadError
+from onceflow.errors import LoadError, plain_message
 from onceflow.locations import local_root, table_location
-
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def table_uri(warehouse: str, target: str) -> str:
@@ -96,8 +93,7 @@ def read_snapshot(dt: Any, columns: list[str] | None = None, filter: Any = None)
 
 def one_line(text: str) -> str:
     """A delta-rs error message on one line: without colours and its `↳` cause chain."""
-    text = _ANSI.sub("", text)
-    parts = [p.strip().lstrip("↳").strip() for p in text.splitlines()]
+    parts = [p.strip().lstrip("↳").strip() for p in plain_message(text).splitlines()]
     return ": ".join(p for p in parts if p)
 
 

@@ -258,3 +258,80 @@ def test_scope_run_quarantines_each_runs_failing_rows_once(tmp_path: Path) -> No
     assert rows.num_rows == 2 * failing
     assert set(rows.column("_failed_rules").to_pylist()[0]) == {"note_present"}
     assert len(set(rows.column("_batch_id").to_pylist())) == 2
+
+
+def test_load_runs_the_pre_load_gate_too(tmp_path: Path) -> None:
+    gate = {"name": "note_in_file", "type": "completeness", "column": "note", "stage": "pre_load"}
+    folder = _pipeline(tmp_path, [ORDER_RULES[0], gate])
+    assert run_cli("extract", "--date", RUN_DATE, cwd=folder).returncode == 0
+    done = run_cli("load", cwd=folder)  # extract then load: the gate still stands
+    assert done.returncode == 1
+    assert "pre-load rules refused the file (note_in_file fail (30 failing rows))" in done.stderr
+    assert not (folder / "warehouse" / "src" / "orders" / "_delta_log").exists()
+    run = run_cli("run", "--date", RUN_DATE, cwd=folder)  # and run refuses it again
+    assert run.returncode == 1 and "refused the file" in run.stderr
+    assert run_cli("load", cwd=folder).returncode == 1
+    # the load step alone cannot run the gate: it refuses rather than commit the file
+    from onceflow.config import load_config
+    from onceflow.errors import ConfigError
+    from onceflow.load import load
+
+    with pytest.raises(ConfigError, match=r"table src\.orders has pre-load rules"):
+        load(load_config(folder / "onceflow.yml"))
+
+
+def test_asking_for_a_table_without_rules_or_a_run_that_never_ran_is_said(tmp_path: Path) -> None:
+    folder = _pipeline(tmp_path, ORDER_RULES[:1])
+    assert run_cli("run", "--date", RUN_DATE, cwd=folder).returncode == 0
+    config = yaml.safe_load((folder / "onceflow.yml").read_text())
+    config["tables"][0]["rules"] = []
+    (folder / "onceflow.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    done = run_cli("validate", "--tables", "src.orders", cwd=folder)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "error: --tables: src.orders has no post-load rules, so there is nothing to "
+        "validate (add `rules:` under the table in onceflow.yml)"
+    )
+    everything = run_cli("validate", cwd=folder)
+    assert everything.returncode == 0
+    assert "no configured table has post-load rules: nothing to validate" in everything.stdout
+
+    config["tables"][0]["rules"] = ORDER_RULES[:1]  # scope run: the rows of one run
+    (folder / "onceflow.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    never = run_cli("validate", "--date", "2025-06-30", "--json", cwd=folder)
+    assert never.returncode == 2
+    table = json.loads(never.stdout)["tables"][0]
+    assert table["scope"] == "run" and table["results"][0]["outcome"] == "error"
+    assert "did not extract this table (no such run" in table["results"][0]["message"]
+    assert run_cli("validate", "--date", RUN_DATE, cwd=folder).returncode == 0
+
+
+def test_a_report_path_that_cannot_be_written_is_refused_before_any_rule_runs(
+    proj: Path,
+) -> None:
+    (proj / "a-file").write_text("x")
+    done = run_cli("validate", "--output", "a-file/r.json", cwd=proj)
+    assert done.returncode == 2
+    assert done.stderr.strip() == "error: --output a-file/r.json: not writable here"
+    assert run_cli("validate", "--html", ".", cwd=proj).stderr.strip() == (
+        "error: --html .: is a folder; give a file name"
+    )
+    from onceflow.config import load_config
+    from onceflow.validate import validation_status
+
+    assert validation_status(load_config(proj / "onceflow.yml")) == []  # nothing ran
+    nested = run_cli("validate", "--output", "reports/today/r.json", cwd=proj)
+    assert nested.returncode == 1 and (proj / "reports" / "today" / "r.json").exists()
+
+
+def test_json_logs_keep_stderr_one_json_document_per_line(tmp_path: Path) -> None:
+    rules = [*ORDER_RULES[:3], {"name": "few", "type": "row_count", "max": 10}]
+    folder = _pipeline(tmp_path, rules)
+    done = run_cli("--log-format", "json", "run", "--date", RUN_DATE, cwd=folder)
+    assert done.returncode == 1
+    lines = [json.loads(line) for line in done.stderr.splitlines()]
+    assert any("rule fail: src.orders/few" in line["message"] for line in lines)
+    bad = run_cli("--log-format", "json", "validate", "--tables", "nope", cwd=folder)
+    assert bad.returncode == 2
+    (line,) = [json.loads(line) for line in bad.stderr.splitlines()]
+    assert line["level"] == "error" and line["message"].startswith("error: ")

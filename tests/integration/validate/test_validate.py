@@ -14,6 +14,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from onceflow.config import load_config
 from onceflow.errors import ConfigError
@@ -461,3 +462,147 @@ def test_a_query_that_fails_ahead_errors_its_rule_only_and_is_not_cached(
     assert [r.rule for r in again.results if not r.cached] == ["id_unique"]
     assert again.result("id_unique").incremental
     _same_results(again, full)
+
+
+def test_an_unreadable_reference_errors_its_rule_only_and_is_not_cached(
+    tmp_path: Path, tables: tuple[Path, Path]
+) -> None:
+    events_path, customers_path = tables
+    part = next(customers_path.glob("*.parquet"))
+    original = part.read_bytes()
+    part.write_bytes(b"not parquet at all" * 100)
+    v = validator(tmp_path, customers_path)
+    broken = v.validate_table(events_path, "events")
+    ref = broken.result("customer_exists")
+    assert ref.outcome == "error" and broken.exit_code == 2
+    assert (ref.message or "").startswith(
+        f"reference table 'customers': cannot read {customers_path}: "
+    )
+    assert "\n" not in (ref.message or "")
+    assert {r.outcome for r in broken.results if r.rule != "customer_exists"} <= {
+        "pass",
+        "fail",
+        "warn",
+    }
+    part.write_bytes(original)
+    again = v.validate_table(events_path, "events")  # only the rule that could not read
+    assert [r.rule for r in again.results if not r.cached] == ["customer_exists"]
+    assert again.result("customer_exists").outcome in ("pass", "fail")
+
+
+def test_a_reference_without_the_column_names_the_reference_and_its_columns(
+    tmp_path: Path, tables: tuple[Path, Path]
+) -> None:
+    events_path, customers_path = tables
+    rule = {
+        "name": "ck",
+        "type": "referential",
+        "column": "customer_id",
+        "reference": {"table": "customers", "column": "cid"},
+    }
+    report = validator(tmp_path, customers_path, [rule]).validate_table(events_path, "events")
+    assert report.result("ck").outcome == "error"
+    columns = ", ".join(customers().column_names)
+    assert report.result("ck").message == (
+        f"reference table 'customers' has no column 'cid' (columns: {columns})"
+    )
+
+
+def test_freshness_on_a_column_that_is_not_a_moment_is_an_error_not_a_fail(
+    tmp_path: Path,
+) -> None:
+    data = pa.table({"at": ["2025-01-01 00:00:00"], "n": [1.5]})
+    rules = [
+        {"name": f"fresh_{c}", "type": "freshness", "column": c, "max_age": "1d"}
+        for c in ("at", "n")
+    ]
+    report = Validator(rules_by_table={"t": rules}).validate_table(data, "t")
+    assert [r.outcome for r in report.results] == ["error", "error"]
+    assert report.result("fresh_at").message == (
+        "freshness needs a date or timestamp column; 'at' is VARCHAR (load it as a "
+        "timestamp, e.g. cast it in the source query)"
+    )
+
+
+def test_a_quarantine_that_cannot_be_written_keeps_the_results_and_says_why(
+    tmp_path: Path, tables: tuple[Path, Path]
+) -> None:
+    events_path, customers_path = tables
+    rules = [r for r in RULES if r["name"] in ("amount_range", "rows")]
+    config_path = project(
+        tmp_path / "p",
+        rules,
+        events_path=events_path,
+        customers_path=customers_path,
+        table={"quarantine": True},
+    )
+    config = load_config(config_path)
+    blocker = Path(str(events_path) + "_quarantine")
+    blocker.write_text("a file where the quarantine table goes")
+    report = validate(config, tables=["src.events"])
+    table = report.tables[0]
+    assert table.quarantine_error is not None
+    assert table.quarantine_error.startswith("quarantine not written: ")
+    assert table.status == "error" and report.exit_code == 2 and not report.ok
+    assert report.result("amount_range").outcome == "fail"  # the rules stand
+    assert report.as_dict()["tables"][0]["quarantine_error"] == table.quarantine_error
+    blocker.unlink()
+    again = validate(config, tables=["src.events"])  # from the cache, then the quarantine
+    assert again.data_queries > 0 and again.tables[0].quarantine_error is None
+    assert again.tables[0].quarantined == report.result("amount_range").failing_rows
+
+
+def test_a_report_that_cannot_be_written_leaves_the_last_one_whole(
+    tmp_path: Path, tables: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from onceflow.errors import ReportError
+    from onceflow.lake import atomic
+
+    events_path, customers_path = tables
+    config = load_config(
+        project(tmp_path / "p", events_path=events_path, customers_path=customers_path)
+    )
+    out, page = tmp_path / "r.json", tmp_path / "r.html"
+    first = validate(config, output=out, html=page)
+    before = out.read_bytes()
+
+    def full_disk(self: Any, data: Any) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(atomic.HashingFile, "write", full_disk)
+    with pytest.raises(ReportError) as caught:
+        validate(config, output=out, html=page)
+    assert str(caught.value) == (
+        f"--output {out}: cannot write the report (No space left on device); --html "
+        f"{page}: cannot write the report (No space left on device); the results are "
+        "stored: a rerun with another path answers from the cache"
+    )
+    assert caught.value.exit_code == 2
+    assert [r.comparable() for r in caught.value.report.results] == [
+        r.comparable() for r in first.results
+    ]
+    assert out.read_bytes() == before and not list(tmp_path.glob("*.tmp*"))
+
+
+def test_a_run_whose_checks_crash_is_marked_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import onceflow.pipeline as pipeline
+    from onceflow.state import open_store
+    from tests.helpers.recovery import RUN_DATE, make_sqlite_source, write_project
+
+    make_sqlite_source(tmp_path / "src.db", {"orders": 50})
+    proj = write_project(tmp_path / "p", f"sqlite:///{tmp_path / 'src.db'}", ["orders"])
+    config_data = yaml.safe_load(proj.config.read_text())
+    config_data["tables"][0]["rules"] = [{"name": "rows", "type": "row_count", "min": 1}]
+    proj.config.write_text(yaml.safe_dump(config_data, sort_keys=False))
+    config = load_config(proj.config)
+
+    def crash(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the checks fell over")
+
+    monkeypatch.setattr(pipeline, "validate", crash)
+    with pytest.raises(RuntimeError, match="the checks fell over"):
+        pipeline.run(config, RUN_DATE)
+    runs = open_store(config.state_url).runs.find(config.pipeline, limit=1)
+    assert runs[0].status == "failed"

@@ -16,6 +16,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from onceflow.errors import plain_message
+
 log = logging.getLogger(__name__)
 
 
@@ -91,6 +93,11 @@ class Engine(ABC):
     def is_transient(self, error: BaseException) -> bool:
         """Whether retrying may help (I/O, a lock, a lost connection)."""
 
+    def is_interrupt(self, error: BaseException) -> bool:
+        """Whether the engine stopped because the user interrupted (Ctrl-C): that is
+        re-raised as KeyboardInterrupt, never a rule's error."""
+        return False
+
     @abstractmethod
     def close(self) -> None:
         """Release the engine's connection."""
@@ -113,6 +120,8 @@ class Engine(ABC):
             try:
                 out = run(sql)
             except Exception as error:
+                if self.is_interrupt(error):
+                    raise KeyboardInterrupt from None
                 transient = self.is_transient(error)
                 text = _one_line(str(error))
                 if not transient or attempt >= self.max_retries:
@@ -150,7 +159,7 @@ class Engine(ABC):
 
 def _one_line(text: str) -> str:
     """An engine message on one line (DuckDB adds the SQL with a caret below)."""
-    first = text.strip().split("\n\n", 1)[0]
+    first = plain_message(text).strip().split("\n\n", 1)[0]
     lines = [line.strip() for line in first.splitlines() if line.strip()]
     kept = [line for line in lines if not line.startswith(("LINE ", "^"))]
     return " ".join(kept)[:500]

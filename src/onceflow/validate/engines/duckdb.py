@@ -8,12 +8,15 @@ pushdown; Parquet files go through DuckDB's own reader.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import Any, TypeVar
 
 from onceflow.validate.engines.base import Engine
 from onceflow.warehouse.duck import duck, prepare, q
+
+_T = TypeVar("_T")
 
 
 class DuckDBEngine(Engine):
@@ -68,12 +71,49 @@ class DuckDBEngine(Engine):
         return {str(r[0]): str(r[1]) for r in rows}
 
     def _execute(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
-        cursor = self.con.execute(sql)
-        names = [d[0] for d in cursor.description or []]
-        return names, cursor.fetchall()
+        def run() -> tuple[list[str], list[tuple[Any, ...]]]:
+            cursor = self.con.execute(sql)
+            names = [d[0] for d in cursor.description or []]
+            return names, cursor.fetchall()
+
+        return self._interruptible(run)
 
     def _execute_arrow(self, sql: str) -> Any:
-        return self.con.sql(sql).to_arrow_table()
+        return self._interruptible(lambda: self.con.sql(sql).to_arrow_table())
+
+    def _interruptible(self, run: Callable[[], _T]) -> _T:
+        """Run a statement so that Ctrl-C stops it at once.
+
+        DuckDB's Python client notices SIGINT only between its tasks, and a scan can
+        run to its end first (a 15 s query stopped after 15 s). In the main thread the
+        statement runs on a helper thread while the main thread waits, where Python
+        raises KeyboardInterrupt; the cursor is then interrupted (it stops within a
+        fraction of a second) and the KeyboardInterrupt goes on.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            return run()
+        box: dict[str, Any] = {}
+        done = threading.Event()
+
+        def work() -> None:
+            try:
+                box["out"] = run()
+            except BaseException as error:  # handed to the caller's thread
+                box["error"] = error
+            finally:
+                done.set()
+
+        threading.Thread(target=work, name="onceflow-duckdb", daemon=True).start()
+        try:
+            done.wait()
+        except KeyboardInterrupt:
+            self.con.interrupt()
+            done.wait(10)
+            raise
+        if "error" in box:
+            raise box["error"]
+        result: _T = box["out"]
+        return result
 
     def is_transient(self, error: BaseException) -> bool:
         import duckdb
@@ -85,6 +125,15 @@ class DuckDBEngine(Engine):
             return True
         text = str(error).lower()
         return "could not set lock" in text or ("connection" in text and "lost" in text)
+
+    def is_interrupt(self, error: BaseException) -> bool:
+        import duckdb
+
+        # DuckDB turns SIGINT (or an interrupt) into an exception, which would otherwise
+        # read as the rule's error; its client raises RuntimeError("Query interrupted")
+        return isinstance(error, duckdb.InterruptException) or (
+            isinstance(error, RuntimeError) and str(error) == "Query interrupted"
+        )
 
     def close(self) -> None:
         try:
