@@ -316,3 +316,81 @@ def test_chan_merge_of_two_halves_is_the_whole() -> None:
     rule = Statistic(name="s", column="x", statistic="stddev", max=1e9)
     assert statistic_value(rule, merged) == pytest.approx(statistics.stdev(values), rel=1e-12)
     assert math.isclose(merged["mean"], statistics.fmean(values), rel_tol=1e-12)
+
+
+# -- found by checking against an independent computation (see docs/validate.md) --------
+
+
+def test_mostly_exactly_at_the_threshold_passes() -> None:
+    # 1 - 7/100 is 0.9299999999999999 in floating point; 93/100 is 0.93
+    data = pa.table({"x": pa.array([-1] * 7 + [1] * 93, pa.int64())})
+    got = one({"type": "range", "column": "x", "min": 0, "mostly": 0.93}, data)
+    assert (got.outcome, got.observed) == ("pass", 0.93)
+
+
+def test_a_filtered_stddev_is_the_stddev_of_the_filtered_values() -> None:
+    data = pa.table({"x": [1.0, 2.0, 3.0, 4.0, 100.0, 200.0], "g": ["a"] * 4 + ["b"] * 2})
+    rule = {"type": "statistic", "statistic": "stddev", "column": "x", "max": 10}
+    got = one({**rule, "filter": "g = 'a'"}, data)
+    assert got.observed == pytest.approx(statistics.stdev([1, 2, 3, 4]), rel=1e-12)
+    assert got.outcome == "pass" and got.evaluated_rows == 4
+
+
+def test_a_stddev_of_nan_or_infinite_values_is_nan_and_fails_its_bound() -> None:
+    data = pa.table({"x": [1.0, 2.0, math.nan], "y": [1.0, 2.0, math.inf]})
+    for name in ("x", "y"):
+        got = one({"type": "statistic", "statistic": "stddev", "column": name, "max": 0.5}, data)
+        assert got.outcome == "fail" and got.observed == "nan"  # as DuckDB's stddev_samp
+
+
+def test_a_statistic_needs_a_numeric_column_and_the_other_rules_still_run() -> None:
+    report = validate(
+        [
+            {"name": "first", "type": "statistic", "statistic": "min", "column": "ts", "min": 0},
+            {"name": "rows", "type": "row_count", "min": 1},
+        ]
+    )
+    got = report.result("first")
+    assert got.outcome == "error" and got.message == (
+        "a statistic needs a numeric column; 'ts' is TIMESTAMP WITH TIME ZONE (for dates "
+        "and times use freshness or range)"
+    )
+    assert report.result("rows").outcome == "pass"
+
+
+def test_a_decimal_quantile_is_interpolated_not_cut_to_the_columns_scale() -> None:
+    from decimal import Decimal
+
+    values = [Decimal("0.01"), Decimal("0.02")]
+    data = pa.table({"d": pa.array(values, pa.decimal128(12, 2))})
+    rule = {"type": "statistic", "statistic": "quantile", "quantile": 0.5, "column": "d"}
+    got = one({**rule, "min": 0.015}, data)
+    assert (got.outcome, got.observed) == ("pass", 0.015)  # as pandas and PostgreSQL
+
+
+def test_a_naive_reference_time_is_utc() -> None:
+    rule = {"name": "r", "type": "freshness", "column": "ts", "max_age": "2h"}
+    validator = Validator(rules_by_table={"t": [rule]})
+    naive = validator.validate_table(table(), "t", reference_time=T0.replace(tzinfo=None))
+    aware = validator.validate_table(table(), "t", reference_time=T0)
+    assert naive.result("r").observed == aware.result("r").observed == 1.0
+
+
+def test_a_timestamp_bound_on_a_date_column_keeps_its_time_of_day() -> None:
+    from datetime import date
+
+    data = pa.table({"d": pa.array([date(2024, 1, 1), date(2024, 1, 2)])})
+    noon = "2024-01-01 12:00:00"
+    assert one({"type": "range", "column": "d", "min": noon}, data).failing_rows == 1
+    strict = {"type": "range", "column": "d", "max": noon, "inclusive": False}
+    assert one(strict, data).failing_rows == 1  # 2024-01-02 is after noon the day before
+    assert one({"type": "range", "column": "d", "min": "2024-01-01"}, data).failing_rows == 0
+
+
+def test_merged_min_and_max_order_nan_as_the_engine_does() -> None:
+    # NaN is above every number: a max with one is NaN, a min skips it unless all are
+    assert math.isnan(merge({"max": 3.0}, {"max": math.nan})["max"])
+    assert math.isnan(merge({"max": math.nan}, {"max": 3.0})["max"])
+    assert merge({"min": math.nan}, {"min": 5.0})["min"] == 5.0
+    assert merge({"min": 5.0}, {"min": math.nan})["min"] == 5.0
+    assert math.isnan(merge({"min": math.nan}, {"min": math.nan})["min"])

@@ -28,7 +28,14 @@ from onceflow.state import Store, open_store
 from onceflow.validate.inputs import Input, delta_input, memory_input, resolve_input
 from onceflow.validate.quarantine import quarantine_pass
 from onceflow.validate.results import ERROR, FAIL, TableReport, ValidationReport
-from onceflow.validate.runner import Job, Settings, TableRun
+from onceflow.validate.runner import (
+    Job,
+    Settings,
+    TableRun,
+    reference_fingerprint,
+    rule_hash,
+    still_valid,
+)
 from onceflow.windows import make_run_id, parse_run_date, window_for
 
 log = logging.getLogger(__name__)
@@ -277,11 +284,12 @@ class Validator:
             source = resolve_input(data)
         if source.fingerprint is None:  # data in memory is never cached
             return False
-        rule_hash = found.definition_hash(self.settings.engine, self.settings.samples)
         stored = self.store.rules.get(
-            self.settings.pipeline, key, rule, rule_hash, source.fingerprint
+            self.settings.pipeline, key, rule, rule_hash(found, self.settings), source.fingerprint
         )
-        return stored is not None
+        return stored is not None and still_valid(
+            found, stored, lambda name: reference_fingerprint(self.references, name)
+        )
 
     def reset_rule_state(self, table: str, rule: str) -> int:
         """Forget one rule's stored results (it runs again next time)."""

@@ -119,15 +119,41 @@ def _check_columns(names: Iterable[str], schema: dict[str, str], what: str) -> N
             raise CompileError(f"unknown column {name!r} in {what} (columns: {listed})")
 
 
+def column_type(name: str, schema: dict[str, str]) -> str:
+    """A column's type in the engine's names (the column is known to exist)."""
+    return {c.lower(): t for c, t in schema.items()}[name.lower()]
+
+
+_NUMERIC = (
+    "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
+    "UINTEGER", "UBIGINT", "UHUGEINT", "FLOAT", "REAL", "DOUBLE", "DECIMAL", "NUMERIC",
+    "INT", "VARINT", "BIGNUM",
+)  # fmt: skip
+
+
+def is_decimal(kind: str) -> bool:
+    """A fixed-point type, whose quantile DuckDB would cut to the column's scale."""
+    return kind.upper().startswith(("DECIMAL", "NUMERIC"))
+
+
 def _referenced(tree: exp.Expression) -> list[str]:
     return [c.name for c in tree.find_all(exp.Column) if c.name and not c.table]
 
 
-def _condition(rule: AnyRule, col: exp.Expression) -> exp.Expression:
+def _has_time(bound: Any) -> bool:
+    """A string bound with a time of day (not just a date)."""
+    return isinstance(bound, str) and len(bound.strip()) > 10
+
+
+def _condition(rule: AnyRule, col: exp.Expression, kind: str = "") -> exp.Expression:
     """The condition a non-NULL value must meet (NULL when the value is NULL)."""
     if isinstance(rule, Range):
         parts: list[Any] = []
         cls: Any
+        if kind.upper() == "DATE" and (_has_time(rule.min) or _has_time(rule.max)):
+            # the engine would cast the bound to a DATE and drop its time of day: compare
+            # the date as its midnight instead
+            col = exp.cast(col, exp.DataType.Type.TIMESTAMP)
         if rule.min is not None:
             cls = exp.GTE if rule.inclusive else exp.GT
             parts.append(cls(this=col.copy(), expression=_literal(rule.min)))
@@ -174,14 +200,20 @@ def compile_rule(rule: AnyRule, schema: dict[str, str], dialect: str) -> Plan:
             _check_columns(_referenced(ok), schema, "expression")
             plan.aggregates["evaluated"] = _filtered(exp.Count(this=ok.copy()), scope)
         else:
-            ok = _condition(rule, column(rule.column))
+            ok = _condition(rule, column(rule.column), column_type(rule.column, schema))
             plan.aggregates["evaluated"] = _filtered(exp.Count(this=column(rule.column)), scope)
         plan.failing = exp.Not(this=ok)
         plan.aggregates["failing"] = _count(_and(scope, plan.failing))
     elif isinstance(rule, Statistic):
-        _statistic(plan, rule, scope)
+        kind = column_type(rule.column, schema)
+        if not kind.upper().startswith(_NUMERIC):
+            raise CompileError(
+                f"a statistic needs a numeric column; {rule.column!r} is {kind} (for dates "
+                "and times use freshness or range)"
+            )
+        _statistic(plan, rule, scope, kind)
     elif isinstance(rule, Freshness):
-        kind = {c.lower(): t for c, t in schema.items()}[rule.column.lower()]
+        kind = column_type(rule.column, schema)
         if not kind.upper().startswith(("DATE", "TIMESTAMP")):
             # the newest of text or numbers is not a moment: an `error`, not a `fail`
             raise CompileError(
@@ -218,7 +250,7 @@ def compile_rule(rule: AnyRule, schema: dict[str, str], dialect: str) -> Plan:
     return plan
 
 
-def _statistic(plan: Plan, rule: Statistic, scope: exp.Expression | None) -> None:
+def _statistic(plan: Plan, rule: Statistic, scope: exp.Expression | None, column_kind: str) -> None:
     col = column(rule.column)
     plan.aggregates["n"] = _filtered(exp.Count(this=col.copy()), scope)
     kind = rule.statistic
@@ -231,13 +263,17 @@ def _statistic(plan: Plan, rule: Statistic, scope: exp.Expression | None) -> Non
     elif kind == "stddev":
         as_double = exp.cast(col, exp.DataType.Type.DOUBLE)
         plan.aggregates["mean"] = _filtered(exp.Avg(this=as_double.copy()), scope)
-        plan.aggregates["m2"] = _filtered(
-            exp.Mul(this=exp.VariancePop(this=as_double), expression=exp.Count(this=col.copy())),
-            scope,
+        # each aggregate filtered: a FILTER after the product would bind to COUNT alone
+        plan.aggregates["m2"] = exp.Mul(
+            this=_filtered(exp.VariancePop(this=as_double), scope),
+            expression=_filtered(exp.Count(this=col.copy()), scope),
         )
     else:  # quantile: needs every value; an incremental run narrows it to a band
+        # a DECIMAL's would come back cut to the column's scale (0.01 and 0.02 -> 0.01):
+        # interpolate in DOUBLE, as PostgreSQL's percentile_cont and pandas do
+        value = _as_double(col) if is_decimal(column_kind) else col.copy()
         plan.aggregates["quantile"] = _filtered(
-            exp.PercentileCont(this=col.copy(), expression=_literal(rule.quantile)), scope
+            exp.PercentileCont(this=value, expression=_literal(rule.quantile)), scope
         )
         q = rule.quantile
         assert q is not None  # the rule's model requires it for a quantile
@@ -271,6 +307,7 @@ def quantile_band_query(
     ranks: tuple[int, int],
     fraction: float,
     keep: int = 0,
+    kind: str = "",
 ) -> exp.Select:
     """The exact quantile of `rel` from the values inside `band` only (DuckDB), and the
     `keep` values on each side of its ranks (`window`, for `quantile_window_new`).
@@ -307,7 +344,10 @@ def quantile_band_query(
         index = exp.Sub(this=_literal(rank + 1), expression=column("below"))
         return exp.Anonymous(this="LIST_EXTRACT", expressions=[column("band"), index])
 
-    interpolated = _interpolated(pick(ranks[0]), pick(ranks[1]), fraction)
+    low_value, high_value = pick(ranks[0]), pick(ranks[1])
+    if is_decimal(kind):  # as the whole column's quantile does (see `_statistic`)
+        low_value, high_value = _as_double(low_value), _as_double(high_value)
+    interpolated = _interpolated(low_value, high_value, fraction)
     # the `keep` values on each side of the ranks: the window a later run starts from
     # (1-based and inclusive; a start below 1 would count from the end)
     first = exp.Anonymous(
@@ -348,8 +388,11 @@ def interpolate_query(low: Any, high: Any, kind: str, fraction: float) -> exp.Se
     """The engine's own quantile_cont interpolation between two values of the column's
     type `kind`: the arithmetic a quantile over the whole column does (DuckDB)."""
     to = exp.DataType.build(kind, dialect="duckdb")
-    typed = (exp.cast(value_literal(low), to), exp.cast(value_literal(high), to.copy()))
-    return exp.select(_interpolated(*typed, fraction).as_("quantile", quoted=True))
+    low_value: exp.Expression = exp.cast(value_literal(low), to)
+    high_value: exp.Expression = exp.cast(value_literal(high), to.copy())
+    if is_decimal(kind):  # as the whole column's quantile does (see `_statistic`)
+        low_value, high_value = _as_double(low_value), _as_double(high_value)
+    return exp.select(_interpolated(low_value, high_value, fraction).as_("quantile", quoted=True))
 
 
 def _interpolated(low: exp.Expression, high: exp.Expression, fraction: float) -> Any:

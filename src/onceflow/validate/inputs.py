@@ -76,12 +76,14 @@ class Input:
         hold its rows as they are (deletion vectors, column mapping, partition values,
         remote storage) is read through delta-rs's dataset instead."""
         files = self.snapshot_files()
-        if files is not None:
+        if files:
             engine.register_parquet(name, files, union_by_name=True)
             return
         from onceflow.warehouse import snapshot_dataset  # Arrow, only where needed
 
-        engine.register_arrow(name, snapshot_dataset(self.data))
+        dataset = snapshot_dataset(self.data)
+        # no data file (every row deleted, or a table created empty): its columns, no rows
+        engine.register_arrow(name, dataset.schema.empty_table() if files == [] else dataset)
 
     def snapshot_files(self) -> list[str] | None:
         """Local paths of the snapshot's data files, when reading them as plain Parquet

@@ -103,8 +103,7 @@ def merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
         if key in ADDITIVE:
             out[key] = _add(old.get(key), value)
         elif key in ("min", "max", "newest"):
-            values = [v for v in (old.get(key), value) if v is not None]
-            out[key] = (min if key == "min" else max)(values) if values else None
+            out[key] = _extreme(key, old.get(key), value)
         elif key in ("mean", "m2"):
             continue  # merged below, together with n
         else:
@@ -122,6 +121,22 @@ def merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
             out["mean"] = ma + delta * nb / n
             out["m2"] = float(old["m2"]) + float(new["m2"]) + delta * delta * na * nb / n
     return out
+
+
+def _is_nan(value: Any) -> bool:
+    return isinstance(value, float) and math.isnan(value)
+
+
+def _extreme(key: str, a: Any, b: Any) -> Any:
+    """min or max of two partial results in the engine's order, where NaN is above every
+    number (Python's min and max would answer by argument order)."""
+    values = [v for v in (a, b) if v is not None]
+    if not values:
+        return None
+    numbers = [v for v in values if not _is_nan(v)]
+    if key == "min":
+        return min(numbers) if numbers else values[0]
+    return math.nan if len(numbers) < len(values) else max(numbers)
 
 
 def _number(value: Any) -> float:
@@ -147,7 +162,10 @@ def statistic_value(rule: Statistic, m: dict[str, Any]) -> float | None:
     # stddev (sample): sqrt(m2 / (n - 1)); one value has no spread
     if n < 2:
         return None
-    return math.sqrt(max(0.0, float(m["m2"])) / (n - 1))
+    m2 = float(m["m2"])
+    if not math.isfinite(m2):  # NaN or infinite values: no spread to speak of, as DuckDB
+        return math.nan
+    return math.sqrt(max(0.0, m2) / (n - 1))
 
 
 def _in_bounds(value: float, low: Any, high: Any) -> bool:
@@ -185,17 +203,20 @@ def judge(
             # like an aggregate expectation of Great Expectations: a statistic that cannot
             # be computed is not within bounds (a gate fails closed); see docs/validate.md
             out["outcome"] = bad
-            out["message"] = (
-                f"no non-NULL values of {rule.column!r} to compute a {rule.statistic} on"
-                + (" (a stddev needs two)" if rule.statistic == "stddev" else "")
-            )
+            if out["evaluated_rows"] == 1:  # only a stddev needs more than one value
+                out["message"] = f"one non-NULL value of {rule.column!r}: a stddev needs two"
+            else:
+                out["message"] = (
+                    f"no non-NULL values of {rule.column!r} to compute a {rule.statistic} on"
+                )
             return out
         out["observed"] = value
         out["outcome"] = PASS if _in_bounds(value, rule.min, rule.max) else bad
         return out
     if isinstance(rule, Freshness):
         newest = _aware(m.get("newest"))
-        reference = _aware(rule.reference_time) or reference_time or datetime.now(UTC)
+        # a naive time, the rule's or the run's, is UTC (as the docs say)
+        reference = _aware(rule.reference_time) or _aware(reference_time) or datetime.now(UTC)
         limit_h = rule.max_age_seconds / 3600
         out["threshold"] = {"max_age_hours": limit_h}
         out["evaluated_rows"] = int(m.get("n") or 0)
@@ -233,7 +254,9 @@ def _judge_rows(rule: AnyRule, m: dict[str, Any], out: dict[str, Any], bad: str)
     if not isinstance(rule, Completeness | SqlQuery):
         out["failing_percent_non_null"] = 100.0 * failing / judged if judged else None
     if rule.mostly is not None:
-        passing = 1.0 - failing / judged if judged else 1.0
+        # (judged - failing) / judged, not 1 - failing / judged: 93/100 is 0.93 exactly
+        # in floating point, 1 - 7/100 is 0.9299999999999999 (and `mostly: 0.93` failed)
+        passing = max(0, judged - failing) / judged if judged else 1.0
         out["observed"] = passing
         out["threshold"] = {"mostly": rule.mostly}
         ok = passing >= rule.mostly

@@ -5,7 +5,7 @@ Outcomes:
     warn     a `severity: warn` rule did not hold (never blocks, never fails a run)
     fail     an error-severity rule did not hold
     error    the rule could not run (bad SQL, a missing column or table); never a `fail`
-    skipped  there was nothing to judge (a statistic of no values; a table whose load failed)
+    skipped  the rule was not run: its table's load failed
 
 The JSON form (`ValidationReport.as_dict`) follows `report.schema.json`, shipped beside
 this module (`SCHEMA_PATH`).
@@ -61,7 +61,7 @@ class RuleResult:
             judged = self.evaluated_rows if self.evaluated_rows is not None else self.total_rows
             if not judged:
                 return 1.0
-            return max(0.0, 1.0 - self.failing_rows / judged)
+            return max(0, judged - self.failing_rows) / judged
         return 1.0 if self.outcome == PASS else 0.0
 
     def as_dict(self) -> dict[str, Any]:

@@ -143,6 +143,42 @@ def make_engine(name: str, *, max_retries: int, retry_delay: float) -> Engine:
     return engine(max_retries=max_retries, retry_delay=retry_delay)
 
 
+# Part of every rule's cache key: raised when a rule's SQL or judging changes what it
+# answers (2: a filtered stddev, a DECIMAL quantile in DOUBLE), so that no result stored
+# by an older onceflow is served again.
+RESULTS_VERSION = 2
+
+
+def rule_hash(rule: AnyRule, settings: Settings) -> str:
+    """The key of a rule's stored results: its definition and what changes its answer."""
+    return rule.definition_hash(settings.engine, settings.samples, RESULTS_VERSION)
+
+
+def reference_fingerprint(references: Callable[[str], Input] | None, name: str) -> str | None:
+    """The fingerprint of a reference table as it is now; None when it has none (data in
+    memory) or cannot be found (the rule then runs, and says why)."""
+    if references is None:
+        return None
+    try:
+        return references(name).fingerprint
+    except OnceflowError:
+        return None
+
+
+def still_valid(
+    rule: AnyRule, record: RuleResultRecord, reference: Callable[[str], str | None]
+) -> bool:
+    """Whether a result stored on this data answers for the rule now: a referential one
+    only when its reference table is as it was then (`reference` gives its fingerprint)."""
+    if not isinstance(rule, Referential):
+        return True
+    metrics = record.metrics_data()
+    if metrics is None:  # an error that will recur on the same data and rule
+        return True
+    now = reference(rule.reference.table)
+    return now is not None and metrics.get("ref") == now
+
+
 class TableRun:
     """The validation of one table: build it, then `run()`."""
 
@@ -152,9 +188,7 @@ class TableRun:
         self.store = store
         self.resume = resume
         self.fingerprint = job.data.fingerprint
-        self.hashes = {
-            r.name: r.definition_hash(settings.engine, settings.samples) for r in job.rules
-        }
+        self.hashes = {r.name: rule_hash(r, settings) for r in job.rules}
         self.state = _State()
         self.engine: Engine | None = None
         self.plans: dict[str, Plan] = {}
@@ -162,6 +196,7 @@ class TableRun:
         self.sql: dict[str, list[str]] = {}  # each rule's statements, for its result
         self.refs: dict[str, tuple[str, str | None]] = {}  # reference -> (relation, fingerprint)
         self.ref_columns: dict[str, dict[str, str]] = {}  # reference -> its columns
+        self.ref_fingerprints: dict[str, str | None] = {}  # reference -> its fingerprint now
         self.texts: dict[int, tuple[Any, str]] = {}  # id(aggregate) -> it and its SQL
         self.started = time.perf_counter()
 
@@ -281,7 +316,7 @@ class TableRun:
         todo: list[AnyRule] = []
         for rule in self.job.rules:
             found = stored.get((rule.name, self.hashes[rule.name]))
-            if found is None:
+            if found is None or not still_valid(rule, found, self._reference_fingerprint):
                 todo.append(rule)
                 continue
             result = RuleResult.from_dict(found.result_data())
@@ -295,6 +330,12 @@ class TableRun:
             result.duration_seconds = 0.0
             self.state.results[rule.name] = result
         return todo
+
+    def _reference_fingerprint(self, name: str) -> str | None:
+        """The fingerprint of a referential rule's other table as it is now (once per run)."""
+        if name not in self.ref_fingerprints:
+            self.ref_fingerprints[name] = reference_fingerprint(self.job.references, name)
+        return self.ref_fingerprints[name]
 
     def _execute(self, todo: list[AnyRule]) -> None:
         engine = self.engine
@@ -565,7 +606,14 @@ class TableRun:
             if all(map(math.isfinite, (low, high, position))):
                 band = _bounds_in_type(self._column_type(plan), low, high)
                 tree = sql.quantile_band_query(
-                    REL, rule, plan.scope, band, ranks, position - ranks[0], WINDOW
+                    REL,
+                    rule,
+                    plan.scope,
+                    band,
+                    ranks,
+                    position - ranks[0],
+                    WINDOW,
+                    self._column_type(plan),
                 )
                 query = sql.render(tree, self.engine.dialect)
                 try:
@@ -719,6 +767,7 @@ class TableRun:
             if incremental and not self._same_reference(plan):
                 metrics = self._full_metrics(plan) | {"ref": ref_fingerprint}
                 incremental = False  # the reference changed: everything again
+                self.state.base_samples.pop(rule.name, None)  # they may pass now
                 if rule.name in self.state.results:  # its aggregates could not run
                     return
         counts, queries = ahead.take(rule.name) or self._counts(plan, incremental, engine)
@@ -868,10 +917,14 @@ class TableRun:
         failing = fields.get("failing_rows") or 0
         if fields["outcome"] in (FAIL, WARN) and failing and self.settings.samples:
             samples = [] if fresh_samples else list(self.state.base_samples.get(rule.name, []))
+            from_new = incremental
+            old_failing = int(self.state.base.get(rule.name, {}).get("failing") or 0)
+            if incremental and len(samples) < min(old_failing, self.settings.samples):
+                # the old rows' failures were not sampled (the rule passed then): take the
+                # samples from the whole table, as a full run would
+                samples, from_new = [], False
             if len(samples) < self.settings.samples:
-                samples += self._samples(
-                    plan, incremental, ref, self.settings.samples - len(samples)
-                )
+                samples += self._samples(plan, from_new, ref, self.settings.samples - len(samples))
             fields["samples"] = samples[: self.settings.samples]
         fields["incremental"] = incremental
         self._done(rule, fields, metrics=metrics)

@@ -49,11 +49,14 @@ def values(kind: str, rows: int, rng: random.Random, shift: float = 0.0) -> pa.T
 
 
 def whole_column(path: Path, q: float, where: str) -> float | None:
-    """DuckDB's quantile_cont over every row of the table (the full validation's answer)."""
+    """DuckDB's quantile_cont over every row of the table (the full validation's answer;
+    a DECIMAL interpolated in DOUBLE, as onceflow does, rather than cut to its scale)."""
     con = duckdb.connect()
     con.register("whole", read_table(str(path)))
     filt = f" WHERE {where}" if where else ""
-    got = con.execute(f"SELECT quantile_cont(v, {q}) FROM whole{filt}").fetchone()
+    kind = con.execute("SELECT typeof(v) FROM whole LIMIT 1").fetchone()
+    value = "v::DOUBLE" if kind and str(kind[0]).startswith("DECIMAL") else "v"
+    got = con.execute(f"SELECT quantile_cont({value}, {q}) FROM whole{filt}").fetchone()
     assert got is not None
     return None if got[0] is None else float(got[0])
 

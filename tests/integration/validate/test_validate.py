@@ -606,3 +606,57 @@ def test_a_run_whose_checks_crash_is_marked_failed(
         pipeline.run(config, RUN_DATE)
     runs = open_store(config.state_url).runs.find(config.pipeline, limit=1)
     assert runs[0].status == "failed"
+
+
+def test_a_referential_result_follows_its_reference_not_only_the_checked_table(
+    tmp_path: Path,
+) -> None:
+    write_delta(tmp_path / "orders", pa.table({"cust": pa.array([1, 2, 3, 4, 5], pa.int64())}))
+    write_delta(tmp_path / "customers", pa.table({"id": pa.array([1, 2], pa.int64())}))
+    rule = {"name": "known", "type": "referential", "column": "cust"}
+    rule["reference"] = {"table": "customers", "column": "id"}
+    v = Validator(
+        rules_by_table={"orders": [rule]},
+        state=f"sqlite:///{tmp_path / 'state.db'}",
+        references={"customers": str(tmp_path / "customers")},
+    )
+    first = v.validate_table(tmp_path / "orders", "orders").result("known")
+    assert first.failing_rows == 3 and sorted(s["cust"] for s in first.samples) == [3, 4, 5]
+    write_delta(tmp_path / "customers", pa.table({"id": pa.array([3], pa.int64())}), "append")
+    assert not v.is_rule_completed("orders", "known", tmp_path / "orders")
+    second = v.validate_table(tmp_path / "orders", "orders").result("known")
+    assert not second.cached and second.failing_rows == 2
+    assert sorted(s["cust"] for s in second.samples) == [4, 5]  # not the old samples
+    third = v.validate_table(tmp_path / "orders", "orders").result("known")
+    assert third.cached and third.comparable() == second.comparable()
+
+
+def test_an_empty_delta_table_is_judged_on_zero_rows(tmp_path: Path) -> None:
+    from deltalake import DeltaTable
+
+    schema = pa.schema([("id", pa.int64())])
+    DeltaTable.create(str(tmp_path / "t"), schema=schema)
+    rules = [
+        {"name": "some_rows", "type": "row_count", "min": 1},
+        {"name": "id_present", "type": "completeness", "column": "id"},
+    ]
+    report = Validator(rules_by_table={"t": rules}).validate_table(tmp_path / "t", "t")
+    assert [(r.rule, r.outcome, r.total_rows) for r in report.results] == [
+        ("some_rows", "fail", 0),
+        ("id_present", "pass", 0),
+    ]
+    assert report.exit_code == 1
+
+
+def test_an_incremental_failure_samples_the_old_rows_it_had_not_sampled(tmp_path: Path) -> None:
+    write_delta(tmp_path / "t", pa.table({"x": pa.array([-1, -2, 5], pa.int64())}))
+    rule = {"name": "positive", "type": "range", "column": "x", "min": 0, "max_failing": 2}
+    v = Validator(rules_by_table={"t": [rule]}, state=f"sqlite:///{tmp_path / 'state.db'}")
+    passed = v.validate_table(tmp_path / "t", "t").result("positive")
+    assert passed.outcome == "pass" and passed.samples == []  # no samples of a pass
+    write_delta(tmp_path / "t", pa.table({"x": pa.array([-3], pa.int64())}), "append")
+    failed = v.validate_table(tmp_path / "t", "t").result("positive")
+    full = Validator(rules_by_table={"t": [rule]}).validate_table(tmp_path / "t", "t")
+    assert failed.incremental and failed.failing_rows == 3
+    assert sorted(s["x"] for s in failed.samples) == [-3, -2, -1]
+    assert sorted(s["x"] for s in full.result("positive").samples) == [-3, -2, -1]
