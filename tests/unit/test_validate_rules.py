@@ -394,3 +394,18 @@ def test_merged_min_and_max_order_nan_as_the_engine_does() -> None:
     assert merge({"min": math.nan}, {"min": 5.0})["min"] == 5.0
     assert merge({"min": 5.0}, {"min": math.nan})["min"] == 5.0
     assert math.isnan(merge({"min": math.nan}, {"min": math.nan})["min"])
+
+
+def test_an_all_null_pandas_column_has_no_values_rather_than_a_wrong_type() -> None:
+    import pandas as pd
+
+    nulls = pd.Series([None, None], dtype=object)  # DuckDB reads its type as NULL
+    data = pd.DataFrame({"x": nulls, "t": nulls})
+    report = validate(
+        [
+            {"name": "mean", "type": "statistic", "statistic": "mean", "column": "x", "min": 0},
+            {"name": "fresh", "type": "freshness", "column": "t", "max_age": "1d"},
+        ],
+        data,
+    )
+    assert [(r.outcome, r.evaluated_rows) for r in report.results] == [("fail", 0), ("fail", 0)]

@@ -131,6 +131,11 @@ _NUMERIC = (
 )  # fmt: skip
 
 
+def _untyped(kind: str) -> bool:
+    """A column of only NULLs read from pandas has DuckDB's type NULL: no values, any type."""
+    return kind.strip('"').upper() == "NULL"
+
+
 def is_decimal(kind: str) -> bool:
     """A fixed-point type, whose quantile DuckDB would cut to the column's scale."""
     return kind.upper().startswith(("DECIMAL", "NUMERIC"))
@@ -206,7 +211,7 @@ def compile_rule(rule: AnyRule, schema: dict[str, str], dialect: str) -> Plan:
         plan.aggregates["failing"] = _count(_and(scope, plan.failing))
     elif isinstance(rule, Statistic):
         kind = column_type(rule.column, schema)
-        if not kind.upper().startswith(_NUMERIC):
+        if not kind.upper().startswith(_NUMERIC) and not _untyped(kind):
             raise CompileError(
                 f"a statistic needs a numeric column; {rule.column!r} is {kind} (for dates "
                 "and times use freshness or range)"
@@ -214,7 +219,7 @@ def compile_rule(rule: AnyRule, schema: dict[str, str], dialect: str) -> Plan:
         _statistic(plan, rule, scope, kind)
     elif isinstance(rule, Freshness):
         kind = column_type(rule.column, schema)
-        if not kind.upper().startswith(("DATE", "TIMESTAMP")):
+        if not kind.upper().startswith(("DATE", "TIMESTAMP")) and not _untyped(kind):
             # the newest of text or numbers is not a moment: an `error`, not a `fail`
             raise CompileError(
                 f"freshness needs a date or timestamp column; {rule.column!r} is {kind} "
