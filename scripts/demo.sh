@@ -10,5 +10,6 @@ cd "$DEMO_DIR"
 "$ONCEFLOW" run
 "$ONCEFLOW" run          # a rerun: everything is skipped, nothing twice
 "$ONCEFLOW" up --until-idle   # scheduler + workers: catch up the 3 latest nightly ticks, exit
+"$ONCEFLOW" validate --html validation.html   # the rules again: from the cache, no query
 "$ONCEFLOW" status
 "$ONCEFLOW" status --tenant default

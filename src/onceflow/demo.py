@@ -24,10 +24,18 @@ tables:
     table: orders
     extract: {mode: incremental, cursor: updated_at}
     load: {strategy: append}
+    rules:                              # checked after each load, on the rows it appended
+      - {name: order_id_unique, type: uniqueness, columns: [order_id]}
+      - {name: amount_positive, type: range, column: amount, min: 0, inclusive: false}
+      - {name: status_known, type: allowed_values, column: status,
+         values: [new, paid, shipped, cancelled]}
   - source: shop
     table: customers
     extract: {mode: full}
     load: {strategy: scd2, primary_key: [customer_id], tracking_columns: [name, email]}
+    rules:                              # checked on the whole table
+      - {name: email_format, type: regex, column: email, pattern: '^[^@ ]+@[^@ ]+$'}
+      - {name: email_present, type: completeness, column: email, severity: warn}
 schedules:
   - name: nightly                       # `onceflow up` runs it: 02:00 UTC, yesterday's window
     cron: "0 2 * * *"
