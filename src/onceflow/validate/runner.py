@@ -54,6 +54,7 @@ from onceflow.rules import (
 )
 from onceflow.state import HistoryRecord, RuleResultRecord, Store
 from onceflow.validate.engines.base import Engine, QueryError
+from onceflow.validate.heap import old_objects_frozen
 from onceflow.validate.inputs import Input
 from onceflow.validate.metrics import decode, decode_all, encode, encode_all, judge, merge, plain
 from onceflow.validate.results import ERROR, FAIL, PASS, WARN, RuleResult, TableReport
@@ -202,6 +203,10 @@ class TableRun:
 
     # -- the run --------------------------------------------------------------------------
     def run(self) -> TableReport:
+        with old_objects_frozen():
+            return self._run()
+
+    def _run(self) -> TableReport:
         job = self.job
         report = TableReport(
             job.table,
