@@ -150,23 +150,25 @@ def test_parquet_files_are_fingerprinted_by_checksum(tmp_path: Path) -> None:
     assert changed.data_queries == 1 and changed.result("rows").observed == 250
 
 
-def test_quarantine_holds_each_rules_failing_rows_once(
-    tmp_path: Path, tables: tuple[Path, Path]
-) -> None:
-    events_path, customers_path = tables
-    rules = [
-        r
-        for r in RULES
-        if r["name"] in ("amount_range", "status_known", "email_format", "status_len", "id_unique")
-    ]
+def _quarantined(tmp_path: Path, tables: tuple[Path, Path], names: tuple[str, ...]) -> Any:
+    """The config of a project whose events table, with these rules, has a quarantine."""
+    rules = [r for r in RULES if r["name"] in names]
     config_path = project(
         tmp_path / "p",
         rules,
-        events_path=events_path,
-        customers_path=customers_path,
+        events_path=tables[0],
+        customers_path=tables[1],
         table={"quarantine": True},
     )
-    config = load_config(config_path)
+    return load_config(config_path)
+
+
+def test_quarantine_holds_each_rules_failing_rows_once(
+    tmp_path: Path, tables: tuple[Path, Path]
+) -> None:
+    events_path, _ = tables
+    names = ("amount_range", "status_known", "email_format", "status_len", "id_unique")
+    config = _quarantined(tmp_path, tables, names)
     report = validate(config, tables=["src.events"])
     table = report.tables[0]
     quarantine = read_table(str(events_path) + "_quarantine")
@@ -527,16 +529,8 @@ def test_freshness_on_a_column_that_is_not_a_moment_is_an_error_not_a_fail(
 def test_a_quarantine_that_cannot_be_written_keeps_the_results_and_says_why(
     tmp_path: Path, tables: tuple[Path, Path]
 ) -> None:
-    events_path, customers_path = tables
-    rules = [r for r in RULES if r["name"] in ("amount_range", "rows")]
-    config_path = project(
-        tmp_path / "p",
-        rules,
-        events_path=events_path,
-        customers_path=customers_path,
-        table={"quarantine": True},
-    )
-    config = load_config(config_path)
+    events_path, _ = tables
+    config = _quarantined(tmp_path, tables, ("amount_range", "rows"))
     blocker = Path(str(events_path) + "_quarantine")
     blocker.write_text("a file where the quarantine table goes")
     report = validate(config, tables=["src.events"])
