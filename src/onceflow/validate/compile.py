@@ -488,11 +488,14 @@ def unique_query(rel: str, rule: Uniqueness, scope: exp.Expression | None) -> ex
 def unique_samples_query(
     rel: str, rule: Uniqueness, scope: exp.Expression | None, limit: int
 ) -> exp.Select:
-    """Up to `limit` duplicated keys with their row counts, most repeated first."""
+    """Up to `limit` duplicated keys with their row counts, most repeated first, then by
+    key: the same samples every run (a resumed report equals an uninterrupted one)."""
+    order = [exp.Ordered(this=column("n"), desc=True)]
+    order += [exp.Ordered(this=column(c), nulls_first=False) for c in rule.columns]
     return (
         _key_groups(rel, rule, scope)
         .having(exp.GT(this=exp.Count(this=exp.Star()), expression=_literal(1)))
-        .order_by(exp.Ordered(this=column("n"), desc=True))
+        .order_by(*order)
         .limit(limit)
     )
 

@@ -7,7 +7,8 @@ rule's threshold, with `_failed_rules` (the names of the rules it fails) and
 
 Nothing is quarantined twice: each write is one Delta commit whose metadata names the
 data fingerprint it covers and the source version. A rerun on the same data finds that
-commit and writes nothing; a `scope: run` validation appends its run's failing rows; a
+commit and writes nothing; a `scope: run` validation appends its run's failing rows,
+once per batch (a later validation of an old date names the batches it already wrote); a
 table that only grew by appends since the last write gets only the failing rows of the
 added files; any other change (overwrite, merge) replaces the quarantine table's content,
 as the source's content was replaced.
@@ -15,6 +16,7 @@ as the source's content was replaced.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -35,6 +37,20 @@ log = logging.getLogger(__name__)
 META_FINGERPRINT = "onceflow.quarantine.fingerprint"
 META_SOURCE = "onceflow.quarantine.source"
 META_ROWS = "onceflow.quarantine.rows"
+META_BATCHES = "onceflow.quarantine.batches"  # scope run: the batch ids a write covered
+META_MODE = "onceflow.quarantine.mode"
+
+
+def _covered_batches(writes: list[dict[str, Any]]) -> set[str]:
+    """Batch ids quarantined since the quarantine's content was last replaced: a later
+    run's validation of an old date sees the same batch under a newer table version (a
+    new fingerprint), and must not write its rows again."""
+    covered: set[str] = set()
+    for write in writes:  # newest first
+        covered.update(json.loads(str(write.get(META_BATCHES) or "[]")))
+        if write.get(META_MODE) == "overwrite":
+            break
+    return covered
 
 
 def _chosen(plans: dict[str, Plan], results: dict[str, RuleResult]) -> list[Plan]:
@@ -72,8 +88,17 @@ def quarantine_pass(
         last = writes[0] if writes else None
         chosen = _chosen(plans, results)
         rel, mode = "rel", "overwrite"
+        batches: list[str] = []
         if data.batch_ids is not None:
             mode = "append"  # scope run: this run's rows, beside earlier runs' (never twice)
+            covered = _covered_batches(writes)
+            batches = sorted(set(data.batch_ids) - covered)
+            if not batches:
+                return 0
+            if len(batches) < len(set(data.batch_ids)):
+                ids = ", ".join("'" + b.replace("'", "''") + "'" for b in batches)
+                engine.create_view("q_run", f'SELECT * FROM "rel" WHERE _batch_id IN ({ids})')
+                rel = "q_run"
         elif last is not None and data.kind == "delta":
             source_id, _, version = str(last.get(META_SOURCE) or "").partition("@")
             added = data.added_since(int(version)) if source_id == data.source_id else None
@@ -100,6 +125,8 @@ def quarantine_pass(
                 META_FINGERPRINT: data.fingerprint or "",
                 META_SOURCE: f"{data.source_id}@{data.version}",
                 META_ROWS: str(rows.num_rows),
+                META_BATCHES: json.dumps(batches),
+                META_MODE: mode,
             }
         )
         write_deltalake(  # type: ignore[call-overload]

@@ -258,6 +258,13 @@ def test_scope_run_quarantines_each_runs_failing_rows_once(tmp_path: Path) -> No
     assert rows.num_rows == 2 * failing
     assert set(rows.column("_failed_rules").to_pylist()[0]) == {"note_present"}
     assert len(set(rows.column("_batch_id").to_pylist())) == 2
+    # the first date again, now that the table has a newer version: its batch is the same
+    # rows under a new fingerprint, and is not quarantined twice
+    again = json.loads(run_cli("run", "--date", RUN_DATE, "--json", cwd=folder).stdout)
+    assert again["validation"]["tables"][0]["quarantined"] == 0
+    old = run_cli("validate", "--date", RUN_DATE, "--no-resume", "--json", cwd=folder)
+    assert json.loads(old.stdout)["tables"][0]["quarantined"] == 0
+    assert read_table(str(quarantine)).num_rows == 2 * failing
 
 
 def test_load_runs_the_pre_load_gate_too(tmp_path: Path) -> None:
