@@ -496,6 +496,11 @@ def load_table(
     result = TableLoadResult(tgt.key, tgt.target, tgt.uri, tgt.cfg.strategy)
     try:
         plan = _prepare(store, tgt, files, result, wait_from, wait_reason, limit=limit)
+        if plan.rewind is not None and gate is not None:
+            refused = _gate_ahead(tgt, plan, gate)
+            if refused is not None:
+                _refuse(store, tgt, plan, refused, result, token)
+                return result
         if plan.rewind is not None:
             try:
                 rewind_table(tgt, plan.rewind, check_lock=check_lock)
@@ -579,6 +584,47 @@ def _prepare(
     if force_empty is not None:
         held = markers.TableMarkers(held.held, {}, held.oldest_version, held.version)
     return plan_table(tgt.cfg.strategy, files, held, wait_from=wait_from, wait_reason=wait_reason)
+
+
+def _gate_ahead(tgt: LoadTarget, plan: Plan, gate: Gate) -> tuple[Step, LoadError] | None:
+    """Before a rewind, the gate sees every file the replay would apply: a file it refuses
+    must not leave the table rewound (and later windows undone) with nothing re-applied.
+    Its results are cached by file checksum, so the replay's own calls run no query."""
+    dt = open_table(tgt.uri)
+    table_schema = arrow_schema(dt) if dt is not None else None
+    for step in plan.steps:
+        if step.kind in ("markers", "fail"):
+            continue
+        batch, _checksum = _read_verified(step.file)
+        batch, _added = conform_batch(batch, table_schema, step.file.file_id)
+        try:
+            gate(tgt, step.file, batch)
+        except LoadError as error:
+            return step, error
+    return None
+
+
+def _refuse(
+    store: Store,
+    tgt: LoadTarget,
+    plan: Plan,
+    refused: tuple[Step, LoadError],
+    result: TableLoadResult,
+    token: str,
+) -> None:
+    """A file the gate refused before a replay: it fails, the rest waits, nothing is
+    rewound or committed."""
+    step, error = refused
+    message = redact(str(error)) + "; the table is left as it was (no rewind)"
+    if store.files.claim(tgt.uri, step.file.file_id, token):
+        store.files.fail(tgt.uri, step.file.file_id, token, message)
+    result.files.append(FileOutcome(step.file.file_id, step.file.path, "failed", error=message))
+    others = [s.file for s in plan.steps if s is not step and s.kind != "markers"]
+    result.files += [FileOutcome(f.file_id, f.path, "waiting") for f in others]
+    result.error = message + (
+        f" ({len(others)} other file(s) of the replay wait)" if others else ""
+    )
+    log.error("%s: %s", tgt.key, message, extra={"table": tgt.key, "action": "failed"})
 
 
 def _run_steps(

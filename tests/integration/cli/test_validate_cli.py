@@ -3,6 +3,7 @@ processes on a real project (SQLite source, Delta tables, SQLite state)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -342,3 +343,66 @@ def test_json_logs_keep_stderr_one_json_document_per_line(tmp_path: Path) -> Non
     assert bad.returncode == 2
     (line,) = [json.loads(line) for line in bad.stderr.splitlines()]
     assert line["level"] == "error" and line["message"].startswith("error: ")
+
+
+def _gated_items(folder: Path, strategy: str) -> None:
+    """A full-extract `items` table loaded with `strategy`, gated by amount >= -10."""
+    import sqlite3
+
+    folder.mkdir(parents=True)
+    with contextlib.closing(sqlite3.connect(folder / "src.db")) as con:
+        con.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, amount REAL)")
+        con.executemany("INSERT INTO items VALUES (?, ?)", [(i, float(i)) for i in range(1, 21)])
+        con.commit()
+    load: dict[str, Any] = {"strategy": strategy, "primary_key": ["id"]}
+    if strategy == "scd2":
+        load["tracking_columns"] = ["amount"]
+    gate = {"name": "gate", "type": "range", "column": "amount", "min": -10, "stage": "pre_load"}
+    config = {
+        "pipeline": "rw",
+        "state": "sqlite:///state.db",
+        "lake": "./lake",
+        "warehouse": "./warehouse",
+        "timezone": "UTC",
+        "sources": {"s": {"url": "sqlite:///src.db"}},
+        "tables": [{"source": "s", "table": "items", "extract": {"mode": "full"}, "load": load}],
+    }
+    config["tables"][0]["rules"] = [gate]
+    (folder / "onceflow.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def _source_sql(folder: Path, statement: str) -> None:
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(folder / "src.db")) as con:
+        con.execute(statement)
+        con.commit()
+
+
+@pytest.mark.parametrize("strategy", ["merge", "scd2"])
+def test_a_late_file_the_gate_refuses_leaves_the_table_unrewound(
+    tmp_path: Path, strategy: str
+) -> None:
+    from deltalake import DeltaTable
+
+    folder = tmp_path / strategy
+    _gated_items(folder, strategy)
+    assert run_cli("extract", "--date", "2025-01-10", cwd=folder).returncode == 0
+    _source_sql(folder, "UPDATE items SET amount = amount + 100")
+    assert run_cli("extract", "--date", "2025-01-12", cwd=folder).returncode == 0
+    assert run_cli("load", cwd=folder).returncode == 0
+    table = folder / "warehouse" / "s" / "items"
+    before = DeltaTable(str(table))
+    version, rows = before.version(), before.to_pyarrow_table().sort_by("id")
+    # a late window arrives, and its file is refused: its replay would rewind the table
+    _source_sql(folder, "UPDATE items SET amount = -999 WHERE id = 5")
+    assert run_cli("extract", "--date", "2025-01-11", cwd=folder).returncode == 0
+    done = run_cli("load", cwd=folder)
+    assert done.returncode == 1
+    assert "refused the file" in done.stderr and "left as it was (no rewind)" in done.stderr
+    after = DeltaTable(str(table))
+    assert after.version() == version  # no rewind, no commit
+    assert after.to_pyarrow_table().sort_by("id").equals(rows)
+    # a re-extraction of a loaded window refused the same way
+    again = run_cli("run", "--date", "2025-01-10", "--force-reprocess", cwd=folder)
+    assert again.returncode == 1 and DeltaTable(str(table)).version() == version
