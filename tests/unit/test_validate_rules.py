@@ -409,3 +409,21 @@ def test_an_all_null_pandas_column_has_no_values_rather_than_a_wrong_type() -> N
         data,
     )
     assert [(r.outcome, r.evaluated_rows) for r in report.results] == [("fail", 0), ("fail", 0)]
+
+
+def test_a_merged_stddev_of_a_constant_column_is_exactly_zero() -> None:
+    # each half's mean of the same value may be off in its last bit; a full run says 0
+    value = 0.1 + 0.2
+    a = {"n": 3, "mean": value, "m2": 0.0}
+    b = {"n": 7, "mean": math.nextafter(value, 1.0), "m2": 0.0}
+    merged = merge(a, b)
+    rule = Validator(
+        rules_by_table={
+            "t": [
+                {"name": "s", "type": "statistic", "statistic": "stddev", "column": "x", "max": 0}
+            ]
+        }
+    ).rules["t"][0]
+    assert merged["m2"] == 0.0 and statistic_value(rule, merged) == 0.0
+    spread = merge({"n": 2, "mean": 1.0, "m2": 0.5}, {"n": 2, "mean": 3.0, "m2": 0.5})
+    assert spread["m2"] == pytest.approx(1.0 + 4.0 * 2 * 2 / 4)  # a real difference stays

@@ -17,6 +17,7 @@ is given of all rows in scope and of the judged rows.
 from __future__ import annotations
 
 import math
+import sys
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -117,6 +118,11 @@ def merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
         else:
             ma, mb = float(old["mean"]), float(new["mean"])
             delta = mb - ma
+            if abs(delta) <= 4 * sys.float_info.epsilon * max(abs(ma), abs(mb)):
+                # two means of equal values may differ in their last bits (each is a
+                # rounded sum / n); that noise would give a constant column a stddev of
+                # ~1e-15 where a full run gives exactly 0 (and `max: 0` would fail)
+                delta = 0.0
             n = na + nb
             out["mean"] = ma + delta * nb / n
             out["m2"] = float(old["m2"]) + float(new["m2"]) + delta * delta * na * nb / n
