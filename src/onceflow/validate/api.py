@@ -526,6 +526,10 @@ class Gate:
         data = memory_input(batch, fingerprint=fingerprint, label=source.path)
         report = self.validator.validate_table(data, key, stage="pre_load")
         table_report = report.tables[0]
+        # a file gated twice (before a replay's rewind, then as it is applied) is one report
+        self.reports = [
+            r for r in self.reports if (r.table, r.source) != (table_report.table, source.path)
+        ]
         self.reports.append(table_report)
         blocking = [
             r for r in table_report.results if r.severity == "error" and r.outcome in (FAIL, ERROR)

@@ -404,5 +404,21 @@ def test_a_late_file_the_gate_refuses_leaves_the_table_unrewound(
     assert after.version() == version  # no rewind, no commit
     assert after.to_pyarrow_table().sort_by("id").equals(rows)
     # a re-extraction of a loaded window refused the same way
-    again = run_cli("run", "--date", "2025-01-10", "--force-reprocess", cwd=folder)
+    again = run_cli("run", "--date", "2025-01-10", "--force-reprocess", "--json", cwd=folder)
     assert again.returncode == 1 and DeltaTable(str(table)).version() == version
+    gated = [
+        t for t in json.loads(again.stdout)["validation"]["tables"] if t["stage"] == "pre_load"
+    ]
+    assert any(t["results"][0]["outcome"] == "fail" for t in gated)
+    # fixed at the source, the late window passes: the replay gates each file before the
+    # rewind and again as it applies it, and the run reports each file once
+    _source_sql(folder, "UPDATE items SET amount = 5 WHERE id = 5")
+    first = run_cli("run", "--date", "2025-01-10", "--force-reprocess", cwd=folder)
+    assert first.returncode == 0, first.stderr
+    fixed = run_cli("run", "--date", "2025-01-11", "--force-reprocess", "--json", cwd=folder)
+    assert fixed.returncode == 0, fixed.stderr
+    assert DeltaTable(str(table)).version() > version
+    gated = [
+        t for t in json.loads(fixed.stdout)["validation"]["tables"] if t["stage"] == "pre_load"
+    ]
+    assert gated and len(gated) == len({t["source"] for t in gated})  # one report per file
