@@ -56,17 +56,28 @@ class SqliteDatabase(Database):
             raise StateError(f"state: cannot create {self.path.parent}: {error.strerror}") from None
 
     def _connect(self) -> sqlite3.Connection:
-        try:
-            conn = sqlite3.connect(
-                self.path, timeout=60, isolation_level=None, check_same_thread=False
-            )
-            conn.execute("PRAGMA journal_mode=WAL")
-            # NORMAL in WAL mode survives a killed process; only power loss can drop the
-            # last commits, and the sidecars and Delta logs re-derive those.
-            conn.execute("PRAGMA synchronous=NORMAL")
-        except sqlite3.Error as error:
-            raise StateError(self._problem("cannot open", error)) from None
-        return conn
+        deadline = time.monotonic() + 60
+        while True:
+            conn: sqlite3.Connection | None = None
+            try:
+                conn = sqlite3.connect(
+                    self.path, timeout=60, isolation_level=None, check_same_thread=False
+                )
+                # switching a new file to WAL can answer "database is locked" at once,
+                # without waiting, while another process does the same: try again
+                conn.execute("PRAGMA journal_mode=WAL")
+                # NORMAL in WAL mode survives a killed process; only power loss can drop
+                # the last commits, and the sidecars and Delta logs re-derive those.
+                conn.execute("PRAGMA synchronous=NORMAL")
+            except sqlite3.Error as error:
+                if conn is not None:
+                    conn.close()
+                locked = isinstance(error, sqlite3.OperationalError) and "locked" in str(error)
+                if locked and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    continue
+                raise StateError(self._problem("cannot open", error)) from None
+            return conn
 
     def _problem(self, what: str, error: sqlite3.Error) -> str:
         message = f"state: {what} the SQLite store {self.path}: {error}"
