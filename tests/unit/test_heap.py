@@ -31,8 +31,8 @@ def test_the_last_of_parallel_validations_unfreezes() -> None:
     thread = threading.Thread(target=other)
     thread.start()
     inside.wait(5)
-    with old_objects_frozen():
-        pass
+    with old_objects_frozen():  # this one ends first: the freeze stays for the other
+        assert gc.get_freeze_count() > 0
     assert gc.get_freeze_count() > 0  # the other validation still runs
     release.set()
     thread.join()
@@ -43,8 +43,8 @@ def test_a_process_that_froze_objects_itself_is_left_as_it_is() -> None:
     gc.freeze()
     try:
         frozen = gc.get_freeze_count()
-        with old_objects_frozen():
-            pass
+        with old_objects_frozen():  # no freeze of ours on top of the process's
+            assert gc.get_freeze_count() == frozen
         assert gc.get_freeze_count() == frozen  # not unfrozen by us
     finally:
         gc.unfreeze()

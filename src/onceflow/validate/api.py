@@ -445,17 +445,19 @@ def _write_reports(
 ) -> None:
     """Write the JSON and HTML reports; a failure raises ReportError holding the report
     (whose results are already stored) after trying both."""
+
+    def html_page(path: str | Path) -> None:
+        from onceflow.validate.html import write_html  # only when asked for
+
+        write_html(report, path, store=store)
+
+    writers = ((output, "--output", report.to_json), (html, "--html", html_page))
     problems = []
-    for path, option in ((output, "--output"), (html, "--html")):
+    for path, option, write in writers:
         if path is None:
             continue
         try:
-            if option == "--output":
-                report.to_json(path)
-            else:
-                from onceflow.validate.html import write_html
-
-                write_html(report, path, store=store)
+            write(path)
         except OSError as error:
             reason = error.strerror or str(error)
             problems.append(f"{option} {path}: cannot write the report ({reason})")

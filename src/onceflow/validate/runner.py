@@ -284,8 +284,6 @@ class TableRun:
         try:
             return write()
         except Exception as error:
-            if self.engine is not None and self.engine.is_interrupt(error):
-                raise KeyboardInterrupt from None
             report.quarantine_error = f"quarantine not written: {_first_line(error)}"
             log.error("table %s: %s", self.job.table, report.quarantine_error)
             return None
@@ -350,8 +348,6 @@ class TableRun:
             schema = engine.columns(REL)
             engine.create_view(EMPTY, f"SELECT * FROM {REL} LIMIT 0")
         except Exception as error:  # the data cannot be read at all
-            if engine.is_interrupt(error):
-                raise KeyboardInterrupt from None
             message = f"cannot read {self.job.data.label}: {_first_line(error)}"
             for rule in todo:
                 self._done(rule, {"outcome": ERROR, "message": message}, save=False)
@@ -894,8 +890,6 @@ class TableRun:
                 data.register(engine, rel)
                 columns = engine.columns(rel)
             except Exception as error:  # a corrupt or missing file of the reference
-                if engine.is_interrupt(error):
-                    raise KeyboardInterrupt from None
                 raise ValidateError(
                     f"reference table {name!r}: cannot read {data.label}: {_first_line(error)}",
                     table=name,

@@ -5,6 +5,8 @@ engine's `dialect`, and every statement goes through `query`, which counts it (t
 the report count statements), times it, and retries transient errors (I/O, a lock, a lost
 connection) with exponential backoff and jitter. A permanent error (bad SQL, a missing
 column, a bad regex) raises QueryError at once, so only the rule it belongs to errors.
+An interrupted statement (Ctrl-C) raises KeyboardInterrupt, never an error a rule would
+keep: each engine translates its own form of it.
 """
 
 from __future__ import annotations
@@ -93,11 +95,6 @@ class Engine(ABC):
     def is_transient(self, error: BaseException) -> bool:
         """Whether retrying may help (I/O, a lock, a lost connection)."""
 
-    def is_interrupt(self, error: BaseException) -> bool:
-        """Whether the engine stopped because the user interrupted (Ctrl-C): that is
-        re-raised as KeyboardInterrupt, never a rule's error."""
-        return False
-
     @abstractmethod
     def close(self) -> None:
         """Release the engine's connection."""
@@ -120,8 +117,6 @@ class Engine(ABC):
             try:
                 out = run(sql)
             except Exception as error:
-                if self.is_interrupt(error):
-                    raise KeyboardInterrupt from None
                 transient = self.is_transient(error)
                 text = _one_line(str(error))
                 if not transient or attempt >= self.max_retries:

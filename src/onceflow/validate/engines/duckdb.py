@@ -51,7 +51,7 @@ class DuckDBEngine(Engine):
         self.create_view(name, f"SELECT * FROM read_parquet([{files}]{option})")
 
     def create_view(self, name: str, sql: str) -> None:
-        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {q(name)} AS {sql}")
+        self._statement(lambda: self.con.execute(f"CREATE OR REPLACE TEMP VIEW {q(name)} AS {sql}"))
         self._setup.append(lambda engine: engine.create_view(name, sql))
 
     def fork(self) -> DuckDBEngine:
@@ -67,7 +67,9 @@ class DuckDBEngine(Engine):
         return other
 
     def columns(self, name: str) -> dict[str, str]:
-        rows = self.con.execute(f"DESCRIBE SELECT * FROM {q(name)}").fetchall()
+        rows = self._statement(
+            lambda: self.con.execute(f"DESCRIBE SELECT * FROM {q(name)}").fetchall()
+        )
         return {str(r[0]): str(r[1]) for r in rows}
 
     def _execute(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
@@ -91,7 +93,7 @@ class DuckDBEngine(Engine):
         fraction of a second) and the KeyboardInterrupt goes on.
         """
         if threading.current_thread() is not threading.main_thread():
-            return run()
+            return self._statement(run)
         box: dict[str, Any] = {}
         done = threading.Event()
 
@@ -111,9 +113,21 @@ class DuckDBEngine(Engine):
             done.wait(10)
             raise
         if "error" in box:
+            if self.is_interrupt(box["error"]):
+                raise KeyboardInterrupt from None
             raise box["error"]
         result: _T = box["out"]
         return result
+
+    def _statement(self, run: Callable[[], _T]) -> _T:
+        """Run a statement here; an interrupt is a KeyboardInterrupt (the engine's
+        contract), never an error a rule would keep."""
+        try:
+            return run()
+        except Exception as error:
+            if self.is_interrupt(error):
+                raise KeyboardInterrupt from None
+            raise
 
     def is_transient(self, error: BaseException) -> bool:
         import duckdb
@@ -127,6 +141,7 @@ class DuckDBEngine(Engine):
         return "could not set lock" in text or ("connection" in text and "lost" in text)
 
     def is_interrupt(self, error: BaseException) -> bool:
+        """Whether DuckDB stopped the statement because it was interrupted."""
         import duckdb
 
         # DuckDB turns SIGINT (or an interrupt) into an exception, which would otherwise
