@@ -25,6 +25,14 @@ def validate_cmd(
             "its batches (default: now, the latest run).",
         ),
     ] = None,
+    sources: Annotated[
+        Path | None,
+        typer.Option(
+            "--sources",
+            help="A YAML file of `table: path` lines: check those tables on that data (a "
+            "Delta table, a Parquet file or folder) instead of their Delta tables.",
+        ),
+    ] = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write the JSON report here.")
     ] = None,
@@ -50,6 +58,7 @@ def validate_cmd(
             load_config(config),
             date,
             tables=split_list(tables) or None,
+            sources=sources,
             output=output,
             html=html,
             resume=not no_resume,

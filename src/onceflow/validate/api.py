@@ -36,6 +36,7 @@ from onceflow.validate.runner import (
     rule_hash,
     still_valid,
 )
+from onceflow.validate.sources import load_sources
 from onceflow.windows import make_run_id, parse_run_date, window_for
 
 log = logging.getLogger(__name__)
@@ -370,6 +371,7 @@ def validate(
     run_date: str | date | None = None,
     *,
     tables: Sequence[str] | None = None,
+    sources: Mapping[str, Any] | str | Path | None = None,
     output: str | Path | None = None,
     html: str | Path | None = None,
     resume: bool = True,
@@ -385,18 +387,25 @@ def validate(
     tables check that run's batches (`batch_ids` gives them; else the state store's
     tracker); without it, now and the latest run. `skip` maps table keys to a reason
     their rules are skipped (a failed load). `resume=False` ignores stored results.
+
+    `sources` (a {table: data} mapping, or the path of a YAML file of one) checks the
+    named tables on that data instead, each as a whole (see `Validator.validate_table`).
     """
     for path, option in ((output, "--output"), (html, "--html")):
         _check_writable(path, option)
+    given = _given_sources(sources)
     store = store or open_store(config.state_url)
     started = time.perf_counter()
+    if given is not None:
+        tables = _sourced_tables(config, given, tables)
     selected = [config.table(k) for k in tables] if tables else list(config.tables)
     ruleless = [t.key for t in selected if not any(r.stage == "post_load" for r in t.rules)]
     if tables and ruleless:  # asked for by name: say so rather than check nothing
+        where = "--tables" if given is None else "--sources"
         raise ConfigError(
-            f"--tables: {', '.join(ruleless)} has no post-load rules, so there is nothing "
+            f"{where}: {', '.join(ruleless)} has no post-load rules, so there is nothing "
             "to validate (add `rules:` under the table in onceflow.yml)",
-            field="tables",
+            field=where.lstrip("-"),
         )
     selected = [t for t in selected if t.key not in ruleless]
     reference: datetime | None = None
@@ -404,8 +413,10 @@ def validate(
         day = parse_run_date(run_date, config.zone)
         run_id = run_id or make_run_id(config.pipeline, day)
         reference = window_for(day, config.zone).end.astimezone(UTC)
-    elif run_id is None:
+    elif run_id is None and given is None:
         run_id = _latest_run(config, store, selected)
+    if given is not None:
+        run_id = None  # the data is given whole: no run's batches to pick
     validator = Validator(config, state=store)
     report = ValidationReport(
         config.pipeline,
@@ -414,6 +425,11 @@ def validate(
         reference_time=None if reference is None else reference.isoformat(),
     )
     for table in selected:
+        if given is not None:
+            data = given[table.key]
+            one = validator.validate_table(data, table.key, resume=resume, reference_time=reference)
+            report.tables.extend(one.tables)
+            continue
         report.tables.append(
             _validate_one(
                 validator, config, table, store, run_id, reference, resume, batch_ids, skip
@@ -422,6 +438,39 @@ def validate(
     report.duration_seconds = round(time.perf_counter() - started, 4)
     _write_reports(report, output, html, store)
     return report
+
+
+def _given_sources(sources: Mapping[str, Any] | str | Path | None) -> dict[str, Any] | None:
+    if sources is None:
+        return None
+    if isinstance(sources, str | Path):
+        return dict(load_sources(sources))
+    if not sources:
+        raise ConfigError("sources: empty; name at least one table and its data")
+    return dict(sources)
+
+
+def _sourced_tables(
+    config: Config, given: dict[str, Any], tables: Sequence[str] | None
+) -> list[str]:
+    """The table keys to check on given data; rekeys `given` by table key in place."""
+    for name in list(given):
+        key = config.table(name).key  # unknown: ConfigError naming the config's tables
+        if key != name:
+            if key in given:
+                raise ConfigError(f"sources: table {key} is named twice ({name!r} and {key!r})")
+            given[key] = given.pop(name)
+    if not tables:
+        return list(given)
+    wanted = [config.table(t).key for t in tables]
+    missing = [t for t in wanted if t not in given]
+    if missing:
+        raise ConfigError(
+            f"--tables: {', '.join(missing)} has no data in --sources (add a line "
+            "`table: path` for it there, or leave it out of --tables)",
+            field="tables",
+        )
+    return wanted
 
 
 def _check_writable(path: str | Path | None, option: str) -> None:

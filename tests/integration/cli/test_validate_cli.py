@@ -422,3 +422,44 @@ def test_a_late_file_the_gate_refuses_leaves_the_table_unrewound(
         t for t in json.loads(fixed.stdout)["validation"]["tables"] if t["stage"] == "pre_load"
     ]
     assert gated and len(gated) == len({t["source"] for t in gated})  # one report per file
+
+
+def test_sources_file_checks_the_named_tables_on_that_data(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    rules = [r for r in RULES if r["name"] in ("rows", "id_present", "amount_range")]
+    project(tmp_path, rules, events_path=tmp_path / "never-loaded")
+    (tmp_path / "jobs" / "data").mkdir(parents=True)
+    pq.write_table(events(500), tmp_path / "jobs" / "data" / "events.parquet")
+    sources = tmp_path / "jobs" / "sources.yaml"  # paths are taken from the file's folder
+    sources.write_text("sources:\n  events: data/events.parquet\n", encoding="utf-8")
+
+    done = run_cli("validate", "--sources", str(sources), "--json", cwd=tmp_path)
+    report = json.loads(done.stdout)
+    table = report["tables"][0]
+    assert table["table"] == "src.events"
+    assert table["source"] == str(tmp_path / "jobs" / "data" / "events.parquet")
+    outcomes = {r["rule"]: r["outcome"] for r in table["results"]}
+    assert outcomes == {"rows": "pass", "id_present": "pass", "amount_range": "fail"}
+    assert done.returncode == 1 and report["data_queries"] > 0
+    again = run_cli("validate", "--sources", str(sources), "--json", cwd=tmp_path)
+    assert again.returncode == 1 and json.loads(again.stdout)["data_queries"] == 0
+
+    refused = {
+        "unknown table": ("nope: data/events.parquet\n", "table 'nope' is not in the config"),
+        "not a path": ("src.events: [1, 2]\n", "entry 'src.events': give the table's data"),
+    }
+    for text, expected in refused.values():
+        sources.write_text(text, encoding="utf-8")
+        done = run_cli("validate", "--sources", str(sources), cwd=tmp_path)
+        assert done.returncode == 2 and expected in done.stderr, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1
+    sources.write_text("src.events: data/gone.parquet\n", encoding="utf-8")
+    done = run_cli("validate", "--sources", str(sources), "--json", cwd=tmp_path)
+    assert done.returncode == 2  # each rule is an error naming the path
+    first = json.loads(done.stdout)["tables"][0]["results"][0]
+    assert first["outcome"] == "error" and "gone.parquet" in first["message"]
+    done = run_cli(
+        "validate", "--sources", str(sources), "-t", "src.customers", cwd=tmp_path
+    )
+    assert done.returncode == 2 and "src.customers has no data in --sources" in done.stderr
