@@ -459,7 +459,5 @@ def test_sources_file_checks_the_named_tables_on_that_data(tmp_path: Path) -> No
     assert done.returncode == 2  # each rule is an error naming the path
     first = json.loads(done.stdout)["tables"][0]["results"][0]
     assert first["outcome"] == "error" and "gone.parquet" in first["message"]
-    done = run_cli(
-        "validate", "--sources", str(sources), "-t", "src.customers", cwd=tmp_path
-    )
+    done = run_cli("validate", "--sources", str(sources), "-t", "src.customers", cwd=tmp_path)
     assert done.returncode == 2 and "src.customers has no data in --sources" in done.stderr
