@@ -64,6 +64,11 @@ class RuleResult:
             return max(0, judged - self.failing_rows) / judged
         return 1.0 if self.outcome == PASS else 0.0
 
+    @property
+    def passed(self) -> bool:
+        """The rule held (outcome pass); warn, fail, error and skipped did not."""
+        return self.outcome == PASS
+
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form (a shallow copy: dataclasses.asdict deep-copies every sample
         row, 0.4 s for 100 rules' samples)."""
@@ -116,6 +121,11 @@ class TableReport:
         return count_outcomes(self.results)
 
     @property
+    def total_rules(self) -> int:
+        """Rules judged (or skipped, or in error) in this report."""
+        return len(self.results)
+
+    @property
     def failed(self) -> list[RuleResult]:
         """Error-severity rules that did not hold."""
         return [r for r in self.results if r.outcome == FAIL]
@@ -165,6 +175,11 @@ class ValidationReport:
     def counts(self) -> dict[str, int]:
         """Rules per outcome, all tables."""
         return count_outcomes(self.results)
+
+    @property
+    def total_rules(self) -> int:
+        """Rules in the report, all tables (the seed validator's `summary.total_rules`)."""
+        return len(self.results)
 
     @property
     def ok(self) -> bool:
