@@ -124,6 +124,16 @@ def test_uniqueness_reports_duplicated_rows_and_distinct_values() -> None:
     assert composite.outcome == "pass" and composite.failing_rows == 0
 
 
+def test_uniqueness_of_a_key_column_named_like_its_row_count() -> None:
+    # the group's row count once shared the key's name `n`: the sum added key values
+    data = pa.table({"n": pa.array([7, 7, 7, 8, 8, 9], pa.int64())})
+    rule = {"name": "u", "type": "uniqueness", "columns": ["n"]}
+    result = validate([rule], data).result("u")
+    assert (result.failing_rows, result.distinct_failing) == (5, 2)
+    assert result.failing_percent == pytest.approx(500 / 6)
+    assert result.samples == [{"n": 7, "n_rows": 3}, {"n": 8, "n_rows": 2}]
+
+
 def test_aggregate_rules_compare_one_value() -> None:
     rows = one({"type": "row_count", "min": 7})
     assert (rows.outcome, rows.observed, rows.threshold) == ("fail", 6, {"min": 7})
@@ -200,6 +210,9 @@ def test_empty_input_passes_row_rules_and_fails_statistics() -> None:
             {"type": "completeness", "column": "v", "filter": "zz = 1"},
             "unknown column 'zz' in filter",
         ),
+        ({"type": "sql_predicate", "expression": "s <> 'it''s"}, "bad SQL in expression"),
+        ({"type": "completeness", "column": "v", "filter": "s = 'a"}, "bad SQL in filter"),
+        ({"type": "sql_query", "query": "SELECT * FROM {table} WHERE s = 'a"}, "bad SQL in"),
     ],
     ids=[
         "unknown column",
@@ -208,6 +221,9 @@ def test_empty_input_passes_row_rules_and_fails_statistics() -> None:
         "RE2 rejects the regex",
         "missing table",
         "bad filter",
+        "unclosed quote in an expression",
+        "unclosed quote in a filter",
+        "unclosed quote in a query",
     ],
 )
 def test_a_rule_that_cannot_run_is_error_and_the_others_still_run(
@@ -427,3 +443,21 @@ def test_a_merged_stddev_of_a_constant_column_is_exactly_zero() -> None:
     assert merged["m2"] == 0.0 and statistic_value(rule, merged) == 0.0
     spread = merge({"n": 2, "mean": 1.0, "m2": 0.5}, {"n": 2, "mean": 3.0, "m2": 0.5})
     assert spread["m2"] == pytest.approx(1.0 + 4.0 * 2 * 2 / 4)  # a real difference stays
+
+
+def test_a_validation_that_raises_is_not_left_running(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from onceflow.state import open_store
+    from onceflow.validate import runner
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(runner.sql, "compile_rule", broken)
+    state = f"sqlite:///{tmp_path / 'state.db'}"
+    with pytest.raises(RuntimeError, match="a bug"):
+        validate([{"name": "rows", "type": "row_count", "min": 1}], state=state)
+    with open_store(state) as store:
+        (last,) = store.rules.last_validations("standalone")
+    assert (last.status, last.ended_at is not None) == ("error", True)

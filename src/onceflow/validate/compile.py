@@ -23,7 +23,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlglot import Dialect, ParseError, exp, parse_one
+from sqlglot import Dialect, exp, parse_one
+from sqlglot.errors import SqlglotError
 
 from onceflow.rules import (
     AllowedValues,
@@ -103,7 +104,7 @@ def parse_sql(text: str, dialect: str, what: str) -> Any:
     """A user's SQL fragment as a tree; CompileError (one line) when it does not parse."""
     try:
         tree = parse_one(text, read=dialect)
-    except ParseError as error:
+    except SqlglotError as error:  # ParseError, and TokenError (an unclosed quote)
         detail = str(error).splitlines()[0] if str(error) else "syntax error"
         raise CompileError(f"bad SQL in {what}: {detail}") from None
     if tree is None:
@@ -461,10 +462,14 @@ def _not_null_keys(columns: Sequence[str]) -> list[exp.Expression]:
     return [exp.Not(this=exp.Is(this=column(c), expression=exp.Null())) for c in columns]
 
 
+# The row count of a key group: a name no user column takes (a key column may be "n").
+KEY_ROWS = "__onceflow_rows"
+
+
 def _key_groups(rel: str, rule: Uniqueness, scope: exp.Expression | None) -> exp.Select:
     keys = [column(c) for c in rule.columns]
     where = _and(scope, *_not_null_keys(rule.columns))
-    select = exp.select(*keys, exp.Count(this=exp.Star()).as_("n", quoted=True)).from_(
+    select = exp.select(*keys, exp.Count(this=exp.Star()).as_(KEY_ROWS, quoted=True)).from_(
         relation(rel)
     )
     if where is not None:
@@ -479,7 +484,7 @@ def unique_query(rel: str, rule: Uniqueness, scope: exp.Expression | None) -> ex
     )
     return exp.select(
         exp.Count(this=exp.Star()).as_("dup_values", quoted=True),
-        exp.Coalesce(this=exp.Sum(this=column("n")), expressions=[_literal(0)]).as_(
+        exp.Coalesce(this=exp.Sum(this=column(KEY_ROWS)), expressions=[_literal(0)]).as_(
             "dup_rows", quoted=True
         ),
     ).from_(groups.subquery("d"))
@@ -490,7 +495,7 @@ def unique_samples_query(
 ) -> exp.Select:
     """Up to `limit` duplicated keys with their row counts, most repeated first, then by
     key: the same samples every run (a resumed report equals an uninterrupted one)."""
-    order = [exp.Ordered(this=column("n"), desc=True)]
+    order = [exp.Ordered(this=column(KEY_ROWS), desc=True)]
     order += [exp.Ordered(this=column(c), nulls_first=False) for c in rule.columns]
     return (
         _key_groups(rel, rule, scope)
@@ -561,8 +566,8 @@ def unique_delta_query(
             for c in names
         ]
     )
-    tot = exp.column("n", table="t", quoted=True)
-    old = exp.Sub(this=tot.copy(), expression=exp.column("n", table="k", quoted=True))
+    tot = exp.column(KEY_ROWS, table="t", quoted=True)
+    old = exp.Sub(this=tot.copy(), expression=exp.column(KEY_ROWS, table="k", quoted=True))
 
     def when(cond: exp.Expression, value: exp.Expression) -> exp.Expression:
         return exp.Sum(this=exp.Case(ifs=[exp.If(this=cond, true=value)], default=_literal(0)))

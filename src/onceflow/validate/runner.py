@@ -57,7 +57,15 @@ from onceflow.validate.engines.base import Engine, QueryError
 from onceflow.validate.heap import old_objects_frozen
 from onceflow.validate.inputs import Input
 from onceflow.validate.metrics import decode, decode_all, encode, encode_all, judge, merge, plain
-from onceflow.validate.results import ERROR, FAIL, PASS, WARN, RuleResult, TableReport
+from onceflow.validate.results import (
+    ERROR,
+    FAIL,
+    PASS,
+    WARN,
+    RuleResult,
+    TableReport,
+    count_outcomes,
+)
 
 if TYPE_CHECKING:
     from onceflow.validate import compile as sql
@@ -199,12 +207,27 @@ class TableRun:
         self.ref_columns: dict[str, dict[str, str]] = {}  # reference -> its columns
         self.ref_fingerprints: dict[str, str | None] = {}  # reference -> its fingerprint now
         self.texts: dict[int, tuple[Any, str]] = {}  # id(aggregate) -> it and its SQL
+        self.validation_id: str | None = None  # begun in the store, not yet finished
         self.started = time.perf_counter()
 
     # -- the run --------------------------------------------------------------------------
     def run(self) -> TableReport:
         with old_objects_frozen():
-            return self._run()
+            try:
+                return self._run()
+            except BaseException as error:  # the validation row must not stay `running`
+                self._abandon("interrupted" if isinstance(error, KeyboardInterrupt) else "error")
+                raise
+
+    def _abandon(self, status: str) -> None:
+        """End a begun validation that raised (a SIGKILL leaves it `running`: nothing can)."""
+        if self.store is None or self.validation_id is None:
+            return
+        results = list(self.state.results.values())
+        try:
+            self.store.rules.finish(self.validation_id, status, count_outcomes(results), 0)
+        except Exception as error:  # the original error is the one to report
+            log.warning("%s: could not mark the validation %s: %s", self.job.table, status, error)
 
     def _run(self) -> TableReport:
         job = self.job
@@ -217,6 +240,7 @@ class TableRun:
             validation_id=uuid.uuid4().hex,
         )
         if self.store is not None:
+            self.validation_id = report.validation_id
             self.store.rules.begin(
                 report.validation_id or "",
                 self.settings.pipeline,
@@ -274,6 +298,7 @@ class TableRun:
                     for r in report.results
                 ],
             )
+            self.validation_id = None
             self.store.rules.prune(self.settings.pipeline, job.table)
         return report
 
@@ -954,7 +979,14 @@ class TableRun:
             log.warning("%s: no samples for rule %s (%s)", self.job.table, rule.name, error)
             return []
         self._remember_sql(rule.name, query)
-        return [{str(k): plain(v) for k, v in row.items()} for row in rows]
+        samples = [{str(k): plain(v) for k, v in row.items()} for row in rows]
+        if isinstance(rule, Uniqueness):  # each duplicated key with its rows, as `n`
+            label, taken = "n", {c.lower() for c in rule.columns}
+            while label in taken:
+                label += "_rows"
+            for row in samples:
+                row[label] = row.pop(sql.KEY_ROWS, None)
+        return samples
 
     def _done(
         self,
