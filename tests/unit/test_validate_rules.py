@@ -461,3 +461,25 @@ def test_a_validation_that_raises_is_not_left_running(
     with open_store(state) as store:
         (last,) = store.rules.last_validations("standalone")
     assert (last.status, last.ended_at is not None) == ("error", True)
+
+
+def test_a_data_or_reference_url_with_a_password_is_masked_in_the_report() -> None:
+    secret = "Sekret123"
+    rules = [
+        {"name": "c", "type": "completeness", "column": "id"},
+        {
+            "name": "ref",
+            "type": "referential",
+            "column": "id",
+            "reference": {"table": f"foo://AKIA:{secret}@bucket/c", "column": "id"},
+        },
+    ]
+    validator = Validator(rules_by_table={"t": rules})
+    unreadable = validator.validate_table(f"foo://AKIA:{secret}@bucket/x", "t")
+    in_memory = validator.validate_table(pa.table({"id": [1]}), "t")
+    assert unreadable.tables[0].source == "foo://AKIA:***@bucket/x"
+    assert in_memory.result("ref").message == (
+        "foo://AKIA:***@bucket/c: no such Delta table or Parquet file"
+    )
+    for report in (unreadable, in_memory):
+        assert secret not in report.to_json()

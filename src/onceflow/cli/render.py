@@ -365,7 +365,8 @@ def print_validation(report: Any) -> None:
             line = "  " + "  ".join(cells)
             typer.echo(line + (f"  {row[8]}" if row[8] else ""))
         if t.quarantined:
-            typer.echo(f"  {t.quarantined:,} rows quarantined")
+            where = f" into {t.quarantine_table}" if t.quarantine_table else ""
+            typer.echo(f"  {t.quarantined:,} rows quarantined{where}")
         if t.quarantine_error:
             typer.echo(f"  {t.quarantine_error}")
     counts = report.counts()

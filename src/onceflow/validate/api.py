@@ -97,7 +97,7 @@ def _error_report(
 ) -> TableReport:
     from onceflow.validate.results import RuleResult
 
-    report = TableReport(key, label, scope=scope)
+    report = TableReport(key, redact(label), scope=scope)
     report.message = message
     report.results = [
         RuleResult(r.name, key, r.type_name, r.severity, r.stage, ERROR, message=message)
@@ -197,9 +197,13 @@ class Validator:
             reference_time=reference_time,
             references=self.references,
         )
+        quarantine = None
         if table is not None and table.quarantine and stage == "post_load" and self.config:
-            job.after_rules = quarantine_pass(quarantine_location(self.config, table), source, key)
-        report.tables.append(TableRun(job, self.settings, self.store, resume=resume).run())
+            quarantine = quarantine_location(self.config, table)
+            job.after_rules = quarantine_pass(quarantine, source, key)
+        one = TableRun(job, self.settings, self.store, resume=resume).run()
+        one.quarantine_table = None if quarantine is None else redact(quarantine)
+        report.tables.append(one)
         report.duration_seconds = round(time.perf_counter() - started, 4)
         report.reference_time = None if reference_time is None else reference_time.isoformat()
         return report
@@ -552,9 +556,13 @@ def _validate_one(
         references=validator.references,
         skip_reason=reason,
     )
+    quarantine = None
     if table.quarantine and reason is None:
-        job.after_rules = quarantine_pass(quarantine_location(config, table), source, table.key)
-    return TableRun(job, validator.settings, store, resume=resume).run()
+        quarantine = quarantine_location(config, table)
+        job.after_rules = quarantine_pass(quarantine, source, table.key)
+    report = TableRun(job, validator.settings, store, resume=resume).run()
+    report.quarantine_table = None if quarantine is None else redact(quarantine)
+    return report
 
 
 class Gate:

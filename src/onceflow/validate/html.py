@@ -197,7 +197,8 @@ def _table(report: TableReport, history: dict[str, list[tuple[float | None, str]
     counts = ", ".join(f"{v} {k}" for k, v in report.counts().items() if v)
     extra = ""
     if report.quarantined:
-        extra = f" · {report.quarantined:,} rows quarantined"
+        where = f" into {_e(report.quarantine_table)}" if report.quarantine_table else ""
+        extra = f" · {report.quarantined:,} rows quarantined{where}"
     if report.quarantine_error:
         extra += f' · <span class="bad">{_e(report.quarantine_error)}</span>'
     samples = "".join(_samples(r) for r in report.results)

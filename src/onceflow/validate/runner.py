@@ -233,7 +233,7 @@ class TableRun:
         job = self.job
         report = TableReport(
             job.table,
-            job.data.label,
+            redact(job.data.label),
             job.stage,
             job.scope,
             self.fingerprint,
@@ -1008,6 +1008,8 @@ class TableRun:
         )
         for key, value in fields.items():
             setattr(result, key, value if key in ("samples", "details") else plain(value))
+        if result.message:  # it may name a path or URL (a reference) with its credentials
+            result.message = redact(result.message)
         result.sql = self.sql.get(rule.name, [])
         spent = [
             s.seconds
