@@ -372,7 +372,8 @@ def print_validation(report: Any) -> None:
     counts = report.counts()
     meaning = {0: "ok", 1: "an error-severity rule failed", 2: "a rule could not run"}
     if not counts["error"] and report.exit_code == 2:
-        meaning[2] = "a quarantine pass could not run"
+        skipped = counts["skipped"]
+        meaning[2] = "rules were skipped" if skipped else "a quarantine pass could not run"
     typer.echo(
         ", ".join(f"{v} {k}" for k, v in counts.items())
         + f" -- exit {report.exit_code}: {meaning[report.exit_code]}"

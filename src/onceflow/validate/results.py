@@ -137,12 +137,15 @@ class TableReport:
 
     @property
     def status(self) -> str:
-        """error (a rule, or the quarantine pass, could not run), failed, warn or passed."""
+        """error (a rule, or the quarantine pass, could not run), failed, skipped (its
+        rules did not run: the table's load failed), warn or passed."""
         counts = self.counts()
         if counts[ERROR] or self.quarantine_error:
             return "error"
         if counts[FAIL]:
             return "failed"
+        if counts[SKIPPED]:
+            return "skipped"
         if counts[WARN]:
             return "warn"
         return "passed"
@@ -189,9 +192,9 @@ class ValidationReport:
     @property
     def exit_code(self) -> int:
         """0: no error-severity rule failed; 1: one failed; 2: a rule (or a table's
-        quarantine pass) could not run."""
+        quarantine pass) could not run, or was skipped."""
         counts = self.counts()
-        if counts[ERROR] or any(t.quarantine_error for t in self.tables):
+        if counts[ERROR] or counts[SKIPPED] or any(t.quarantine_error for t in self.tables):
             return 2
         return 1 if counts[FAIL] else 0
 

@@ -168,6 +168,8 @@ def test_a_failing_pre_load_rule_stops_the_file_before_its_commit(tmp_path: Path
     assert gated["fingerprint"].startswith("file:")
     post = summary["validation"]["tables"][1]
     assert {r["outcome"] for r in post["results"]} == {"skipped"}
+    assert post["status"] == "skipped"  # not "passed": nothing was judged
+    assert summary["validation"]["exit_code"] == 2
 
     config = yaml.safe_load((folder / "onceflow.yml").read_text())
     config["tables"][0]["rules"][2]["severity"] = "warn"  # warn rules never block

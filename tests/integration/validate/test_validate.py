@@ -310,6 +310,12 @@ def test_the_json_report_follows_its_schema(tmp_path: Path, tables: tuple[Path, 
     bad = dict(data, exit_code=7)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(bad, json.loads(SCHEMA_PATH.read_text()))
+    # a query that repeats rows fails more than 100 % of the table, as documented
+    joined = "SELECT a.* FROM {table} a JOIN {table} b ON a.status = b.status"
+    rules = {"t": [{"name": "q", "type": "sql_query", "query": joined}]}
+    many = Validator(rules_by_table=rules).validate_table(events(30), "t")
+    assert (many.result("q").failing_percent or 0) > 100
+    jsonschema.validate(json.loads(many.to_json()), json.loads(SCHEMA_PATH.read_text()))
 
 
 def test_resets_forget_one_rule_one_table_or_all(tmp_path: Path, tables: tuple[Path, Path]) -> None:
