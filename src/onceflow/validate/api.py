@@ -19,7 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from onceflow.clock import now_iso
-from onceflow.config import Config, TableConfig, ValidationConfig
+from onceflow.config import (
+    Config,
+    TableConfig,
+    ValidationConfig,
+    config_from_dict,
+    load_config,
+)
 from onceflow.errors import ConfigError, GateError, OnceflowError, ReportError, ValidateError
 from onceflow.lake import SourceFile, file_identity
 from onceflow.redact import redact
@@ -86,6 +92,21 @@ class _References:
         )
 
 
+def _as_config(config: Config | str | Path | Mapping[str, Any] | None) -> Config | None:
+    """A Config from itself, the path of an onceflow.yml, or its parsed mapping (the
+    seed's `DataValidator("config.yaml")` and `DataValidator(config_dict)`)."""
+    if config is None or isinstance(config, Config):
+        return config
+    if isinstance(config, str | Path):
+        return load_config(config)
+    if isinstance(config, Mapping):
+        return config_from_dict(dict(config), base_dir=os.getcwd())
+    raise ConfigError(
+        f"Validator(config): expected a Config, the path of onceflow.yml or its mapping, "
+        f"got {type(config).__name__}"
+    )
+
+
 def _store_of(state: str | Store | None) -> Store | None:
     if state is None or isinstance(state, Store):
         return state
@@ -109,7 +130,8 @@ def _error_report(
 class Validator:
     """Validate data against rules, with results cached and resumable in the state store.
 
-    `Validator(config)` takes each table's rules from the config; or give
+    `Validator(config)` takes each table's rules from the config (a Config, the path of
+    onceflow.yml, or its mapping); or give
     `rules_by_table` (rule mappings or models per table name), `state` (a store URL or
     Store; None keeps nothing) and `references` (names of referenced tables -> a path or
     data). `validate_table(data, name)` returns a ValidationReport.
@@ -117,7 +139,7 @@ class Validator:
 
     def __init__(
         self,
-        config: Config | None = None,
+        config: Config | str | Path | Mapping[str, Any] | None = None,
         *,
         rules_by_table: Mapping[str, Sequence[Mapping[str, Any] | AnyRule]] | None = None,
         state: str | Store | None = None,
@@ -127,6 +149,7 @@ class Validator:
         max_retries: int | None = None,
         retry_delay: float | None = None,
     ) -> None:
+        config = _as_config(config)
         self.config = config
         cfg = config.validation if config is not None else ValidationConfig()
         updates = {

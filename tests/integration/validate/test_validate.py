@@ -200,6 +200,12 @@ def test_validate_all_tables_runs_each_configured_table_and_then_only_what_was_l
     )
     v = Validator(config)
     assert not v.is_rule_completed("src.events", "rows")
+    # the seed's DataValidator("config.yaml") and DataValidator(config_dict) are the same
+    path = tmp_path / "p" / "onceflow.yml"
+    assert Validator(path).rules == Validator(str(path)).rules == v.rules
+    assert Validator(yaml.safe_load(path.read_text())).rules == v.rules
+    with pytest.raises(ConfigError, match="got int"):
+        Validator(7)  # type: ignore[arg-type]
     first = v.validate_all_tables()  # src.customers has no rules
     assert [t.table for t in first.tables] == ["src.events"]
     assert not any(r.cached for r in first.results) and first.exit_code == 1
