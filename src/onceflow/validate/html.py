@@ -5,6 +5,7 @@ rule's pass rate over its past validations (from the state store's history)."""
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,15 @@ COLOURS = {
     "error": "#8250df",
     "skipped": "#6e7781",
 }
-STATUS_COLOURS = {"passed": "#1a7f37", "warn": "#b7791f", "failed": "#cf222e", "error": "#8250df"}
+STATUS_COLOURS = {
+    "passed": "#1a7f37",
+    "warn": "#b7791f",
+    "skipped": "#6e7781",
+    "failed": "#cf222e",
+    "error": "#8250df",
+}
+# Sample tables show the rule's own columns first, then others up to this many.
+SAMPLE_COLUMNS = 30
 
 CSS = """
 :root { --ink: #1f2328; --muted: #57606a; --line: #d0d7de; --soft: #f6f8fa; }
@@ -27,7 +36,7 @@ CSS = """
 body { margin: 0; font: 14px/1.45 -apple-system, "Segoe UI", Helvetica, Arial, sans-serif;
        color: var(--ink); background: #eef1f4; }
 header { background: #0d1117; color: #fff; padding: 22px 32px; }
-header h1 { margin: 0 0 4px; font-size: 22px; font-weight: 600; }
+header h1 { margin: 0 0 4px; font-size: 22px; font-weight: 600; overflow-wrap: anywhere; }
 header .meta { color: #9da7b3; font-size: 13px; }
 main { padding: 24px 32px 40px; max-width: 1400px; margin: 0 auto; }
 .pills { display: flex; gap: 8px; margin-top: 12px; flex-wrap: wrap; }
@@ -35,7 +44,9 @@ main { padding: 24px 32px 40px; max-width: 1400px; margin: 0 auto; }
         color: #fff; }
 .card { background: #fff; border: 1px solid var(--line); border-radius: 10px;
         margin-bottom: 22px; overflow: hidden; box-shadow: 0 1px 2px rgba(0,0,0,.04); }
-.card h2 { margin: 0; font-size: 17px; display: flex; align-items: center; gap: 10px; }
+.card h2 { margin: 0; font-size: 17px; display: flex; align-items: center; gap: 10px;
+           overflow-wrap: anywhere; }
+.scroll { overflow-x: auto; }
 .card .head { padding: 14px 18px; border-bottom: 1px solid var(--line); background: var(--soft); }
 .card .sub { color: var(--muted); font-size: 12.5px; margin-top: 4px; word-break: break-all; }
 .badge { border-radius: 6px; padding: 2px 9px; color: #fff; font-size: 12px;
@@ -46,18 +57,21 @@ th, td { text-align: left; padding: 8px 12px; border-bottom: 1px solid #eaeef2;
 th { font-size: 12px; color: var(--muted); font-weight: 600; text-transform: uppercase;
      letter-spacing: .04em; background: #fff; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-td.rule { font-weight: 600; }
+td.rule { font-weight: 600; min-width: 180px; max-width: 460px; overflow-wrap: anywhere; }
 td.rule small { display: block; font-weight: 400; color: var(--muted); }
 .chip { display: inline-block; min-width: 62px; text-align: center; border-radius: 999px;
         padding: 2px 10px; font-size: 12px; font-weight: 700; color: #fff; }
 .tag { display: inline-block; border: 1px solid var(--line); border-radius: 4px;
        padding: 0 5px; font-size: 11px; color: var(--muted); margin-left: 4px; }
-.msg { color: #8250df; font-size: 12.5px; }
+.msg { color: #8250df; font-size: 12.5px; font-weight: 400; overflow-wrap: anywhere; }
 .bad { color: #cf222e; font-weight: 600; }
 details { padding: 10px 18px 14px; border-top: 1px solid #eaeef2; }
 summary { cursor: pointer; font-weight: 600; color: var(--ink); }
 .samples { overflow-x: auto; margin-top: 8px; border: 1px solid var(--line); border-radius: 6px; }
-.samples table td, .samples table th { font-size: 12px; padding: 4px 8px; white-space: nowrap; }
+.samples table td, .samples table th { font-size: 12px; padding: 4px 8px; white-space: nowrap;
+                                       max-width: 420px; overflow: hidden;
+                                       text-overflow: ellipsis; }
+.note { color: var(--muted); font-size: 12px; margin-top: 6px; }
 .samples table th { text-transform: none; letter-spacing: 0; background: var(--soft); }
 code { font: 12px ui-monospace, SFMono-Regular, Menlo, monospace; }
 .legend { color: var(--muted); font-size: 12px; padding: 8px 18px 12px; }
@@ -77,9 +91,15 @@ def _number(value: Any) -> str:
     if isinstance(value, bool):
         return str(value)
     if isinstance(value, int):
-        return f"{value:,}"
+        return f"{value:,}" if abs(value) < 10**18 else f"{value:.6e}"
     if isinstance(value, float):
-        return f"{value:,.4g}" if abs(value) < 1e6 else f"{value:,.0f}"
+        # enough digits to tell a fraction from its threshold (0.99995 vs mostly 0.99999);
+        # scientific notation beyond 1e15, where ",.0f" would print made-up digits
+        if value != value or abs(value) == float("inf"):
+            return str(value)
+        if abs(value) >= 1e15:
+            return f"{value:.6e}"
+        return f"{value:,.10g}" if abs(value) < 1e6 else f"{value:,.0f}"
     if isinstance(value, dict):
         parts = [f"{k}: {v}" for k, v in value.items() if v not in ([], {}, None)]
         return _e("; ".join(parts) or "ok")
@@ -100,6 +120,14 @@ def _threshold(result: RuleResult) -> str:
 
 def _percent(value: float | None) -> str:
     return "&ndash;" if value is None else f"{value:.3g}%"
+
+
+def rate_label(rate: float) -> str:
+    """A pass rate as a percent that reads 100% only when it is 1: 0.99995 is 99.995%."""
+    digits = 1
+    while digits < 8 and rate < 1 and round(rate * 100, digits) >= 100:
+        digits += 1
+    return f"{rate * 100:.{digits}f}%"
 
 
 def sparkline(
@@ -126,7 +154,7 @@ def sparkline(
     line = " ".join(f"{x:.1f},{yy:.1f}" for x, yy in coords)
     dots = "".join(
         f'<circle cx="{x:.1f}" cy="{yy:.1f}" r="2.8" fill="{COLOURS.get(o, "#6e7781")}">'
-        f"<title>{_e(o)}{'' if r is None else f' {r:.2%}'}</title></circle>"
+        f"<title>{_e(o)}{'' if r is None else f' {rate_label(r)}'}</title></circle>"
         for (x, yy), (r, o) in zip(coords, points, strict=True)
     )
     grid = (
@@ -135,7 +163,7 @@ def sparkline(
         f'<line x1="0" y1="{y(low):.1f}" x2="{width}" y2="{y(low):.1f}" stroke="#eaeef2"/>'
     )
     last = points[-1][0]
-    label = "" if last is None else f'<span class="rate">{last:.1%}</span>'
+    label = "" if last is None else f'<span class="rate">{rate_label(last)}</span>'
     return (
         f'<span class="spark"><svg width="{width}" height="{height}" viewBox="0 0 {width} '
         f'{height}" role="img" aria-label="pass rate over {n} validations, scale '
@@ -153,16 +181,29 @@ def _samples(result: RuleResult) -> str:
         for key in row:
             if key not in columns:
                 columns.append(key)
-    columns = columns[:14]
-    head = "".join(f"<th>{_e(c)}</th>" for c in columns)
+    # the columns the rule's SQL names come first: a wide table's checked column must
+    # not be the one cut off
+    text = " ".join(result.sql)
+    named = [c for c in columns if f'"{c}"' in text or re.search(rf"\b{re.escape(c)}\b", text)]
+    ordered = named + [c for c in columns if c not in named]
+    shown, left = ordered[:SAMPLE_COLUMNS], ordered[SAMPLE_COLUMNS:]
+    head = "".join(f"<th>{_e(c)}</th>" for c in shown)
     body = "".join(
-        "<tr>" + "".join(f"<td>{_e(row.get(c))}</td>" for c in columns) + "</tr>"
+        "<tr>"
+        + "".join(f'<td title="{_e(row.get(c))}">{_e(row.get(c))}</td>' for c in shown)
+        + "</tr>"
         for row in result.samples
+    )
+    note = (
+        f'<div class="note">{len(left)} more column(s) in the JSON report: '
+        f"{_e(', '.join(left))}</div>"
+        if left
+        else ""
     )
     return (
         f"<details><summary>{_e(result.rule)}: {len(result.samples)} failing "
         f"{'value' if result.type == 'uniqueness' else 'row'} sample(s)</summary>"
-        f'<div class="samples"><table><tr>{head}</tr>{body}</table></div></details>'
+        f'<div class="samples"><table><tr>{head}</tr>{body}</table></div>{note}</details>'
     )
 
 
@@ -209,9 +250,13 @@ def _table(report: TableReport, history: dict[str, list[tuple[float | None, str]
         f'<div class="sub">{_e(report.source)} · scope {_e(report.scope)} · {counts} · '
         f"{report.data_queries} data queries · {report.duration_seconds:.2f} s{extra}"
         f"<br><code>{_e(report.fingerprint)}</code></div></div>"
-        "<table><tr><th>outcome</th><th>rule</th><th>observed</th><th>threshold</th>"
-        "<th>failing rows</th><th>failing % all / non-null</th><th>time</th>"
-        "<th>pass rate, past runs</th></tr>" + "".join(rows) + "</table>" + samples + "</section>"
+        '<div class="scroll"><table><tr><th>outcome</th><th>rule</th><th>observed</th>'
+        "<th>threshold</th><th>failing rows</th><th>failing % all / non-null</th>"
+        "<th>time</th><th>pass rate, past runs</th></tr>"
+        + "".join(rows)
+        + "</table></div>"
+        + samples
+        + "</section>"
     )
 
 
@@ -231,7 +276,11 @@ def render_html(
         for h in (history or {}).get(table.table, []):
             points.setdefault(h.rule_name, []).append((h.pass_rate, h.outcome))
         sections.append(_table(table, points))
-    verdict = {0: "all error rules hold", 1: "a rule failed", 2: "a rule could not run"}
+    verdict = {
+        0: "all error rules hold",
+        1: "a rule failed",
+        2: "a rule could not run or was skipped",
+    }
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         f"<title>onceflow validation: {_e(report.pipeline)}</title>"
@@ -246,8 +295,10 @@ def render_html(
         f'<div class="pills">{pills}</div></header><main>'
         + "".join(sections)
         + '<p class="legend">Failing % is of all rows in the rule\'s scope / of its non-NULL '
-        "rows. The chart is each rule's pass rate over its past validations (newest right), "
-        "dots coloured by outcome, scaled from the lowest rate seen (at most 90%) to 100%."
+        "rows. A rule's time is its share of the queries it took part in (a fused query's "
+        "time is split among its rules). The chart is each rule's pass rate over its past "
+        "validations (newest right), dots coloured by outcome, scaled from the lowest rate "
+        "seen (at most 90%) to 100%."
         "</p></main><footer>onceflow</footer></body></html>"
     )
 

@@ -979,7 +979,7 @@ class TableRun:
             log.warning("%s: no samples for rule %s (%s)", self.job.table, rule.name, error)
             return []
         self._remember_sql(rule.name, query)
-        samples = [{str(k): plain(v) for k, v in row.items()} for row in rows]
+        samples = [{str(k): _capped(plain(v)) for k, v in row.items()} for row in rows]
         if isinstance(rule, Uniqueness):  # each duplicated key with its rows, as `n`
             label, taken = "n", {c.lower() for c in rule.columns}
             while label in taken:
@@ -1011,8 +1011,10 @@ class TableRun:
         if result.message:  # it may name a path or URL (a reference) with its credentials
             result.message = redact(result.message)
         result.sql = self.sql.get(rule.name, [])
+        # a fused query's time is shared: each of its rules is charged its part, so the
+        # rules' times add up to the table's
         spent = [
-            s.seconds
+            s.seconds / len(s.rules)
             for s in (self.engine.statements if self.engine else [])
             if rule.name in s.rules
         ]
@@ -1140,6 +1142,23 @@ class _Ahead:
         if self.fork is not None:
             self.engine.retries += self.fork.retries
             self.fork.close()
+
+
+# A sample value longer than this is cut: 20 samples of rows with a 1 MB text column
+# would put 20 MB per rule into the report, the HTML page and the state store.
+SAMPLE_VALUE_CHARS = 1000
+
+
+def _capped(value: Any) -> Any:
+    """A sample value cut to SAMPLE_VALUE_CHARS characters, saying how much was left out."""
+    if isinstance(value, str) and len(value) > SAMPLE_VALUE_CHARS:
+        left = len(value) - SAMPLE_VALUE_CHARS
+        return f"{value[:SAMPLE_VALUE_CHARS]}... ({left:,} more characters)"
+    if isinstance(value, list):
+        return [_capped(v) for v in value[:100]] + (["..."] if len(value) > 100 else [])
+    if isinstance(value, dict):
+        return {k: _capped(v) for k, v in value.items()}
+    return value
 
 
 def _first_line(error: BaseException) -> str:

@@ -1,0 +1,61 @@
+"""The HTML report's text: numbers, rates, wide samples, long values, rule times."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from onceflow.validate import Validator
+from onceflow.validate.html import SAMPLE_COLUMNS, _number, rate_label, render_html
+from onceflow.validate.runner import SAMPLE_VALUE_CHARS
+
+
+def test_a_rate_just_under_one_never_reads_100_percent() -> None:
+    assert rate_label(1.0) == "100.0%"
+    assert rate_label(0.99995) == "99.995%"
+    assert rate_label(0.5) == "50.0%"
+    assert _number(0.99995) == "0.99995"  # observed vs `mostly 0.99999`: both readable
+
+
+def test_huge_numbers_are_short() -> None:
+    assert _number(1e308) == "1.000000e+308"
+    assert _number(float("inf")) == "inf" and _number(float("nan")) == "nan"
+    assert _number(1234567.0) == "1,234,567"
+    assert _number(10**20) == "1.000000e+20"
+
+
+def _wide(columns: int, text: str = "x") -> pa.Table:
+    data = {f"c{i:02}": [text, text] for i in range(columns)}
+    return pa.table({**data, "amount": [-5, 3]})
+
+
+def test_wide_samples_show_the_checked_column_first_and_say_what_was_left_out() -> None:
+    rule = {"name": "amount_positive", "type": "range", "column": "amount", "min": 0}
+    report = Validator(rules_by_table={"t": [rule]}).validate_table(
+        _wide(SAMPLE_COLUMNS + 5), "t"
+    )
+    page = render_html(report)
+    samples = page[page.index("failing row sample") :]
+    assert samples.index("<th>amount</th>") < samples.index("<th>c00</th>")
+    assert '<td title="-5">-5</td>' in samples
+    assert "6 more column(s) in the JSON report" in samples
+
+
+def test_long_sample_values_are_cut_saying_how_much() -> None:
+    rule = {"name": "amount_positive", "type": "range", "column": "amount", "min": 0}
+    long = "y" * (SAMPLE_VALUE_CHARS + 500)
+    report = Validator(rules_by_table={"t": [rule]}).validate_table(_wide(1, long), "t")
+    value = report.result("amount_positive").samples[0]["c00"]
+    assert value == "y" * SAMPLE_VALUE_CHARS + "... (500 more characters)"
+
+
+def test_rule_times_share_the_fused_query_and_add_up_to_the_statements() -> None:
+    rules = [
+        {"name": f"r{i}", "type": "range", "column": "amount", "min": -i} for i in range(10)
+    ]
+    validator = Validator(rules_by_table={"t": rules}, samples=0)
+    report = validator.validate_table(_wide(1), "t")
+    total = sum(r.duration_seconds for r in report.results)
+    assert report.tables[0].statements == 1  # the ten rules are one fused query
+    assert total <= report.tables[0].duration_seconds
+    durations = {r.duration_seconds for r in report.results}
+    assert len(durations) == 1  # each its equal share
