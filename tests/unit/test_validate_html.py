@@ -30,9 +30,7 @@ def _wide(columns: int, text: str = "x") -> pa.Table:
 
 def test_wide_samples_show_the_checked_column_first_and_say_what_was_left_out() -> None:
     rule = {"name": "amount_positive", "type": "range", "column": "amount", "min": 0}
-    report = Validator(rules_by_table={"t": [rule]}).validate_table(
-        _wide(SAMPLE_COLUMNS + 5), "t"
-    )
+    report = Validator(rules_by_table={"t": [rule]}).validate_table(_wide(SAMPLE_COLUMNS + 5), "t")
     page = render_html(report)
     samples = page[page.index("failing row sample") :]
     assert samples.index("<th>amount</th>") < samples.index("<th>c00</th>")
@@ -49,9 +47,7 @@ def test_long_sample_values_are_cut_saying_how_much() -> None:
 
 
 def test_rule_times_share_the_fused_query_and_add_up_to_the_statements() -> None:
-    rules = [
-        {"name": f"r{i}", "type": "range", "column": "amount", "min": -i} for i in range(10)
-    ]
+    rules = [{"name": f"r{i}", "type": "range", "column": "amount", "min": -i} for i in range(10)]
     validator = Validator(rules_by_table={"t": rules}, samples=0)
     report = validator.validate_table(_wide(1), "t")
     total = sum(r.duration_seconds for r in report.results)
