@@ -1,9 +1,12 @@
-"""onceflow.yml as pydantic models: ${ENV} interpolation, path resolution, clear errors."""
+"""onceflow.yml as pydantic models: ${ENV} interpolation, the seeds' key spellings as
+synonyms, path resolution, clear errors."""
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -20,7 +23,7 @@ from pydantic import (
 )
 
 from onceflow.errors import ConfigError
-from onceflow.locations import safe_component, table_location
+from onceflow.locations import normalize_path, safe_component, table_location
 from onceflow.redact import quote_credentials, register_secret, register_url
 
 if TYPE_CHECKING:
@@ -29,6 +32,8 @@ else:
     # the 13 rule models take ~25 ms to build: a config whose tables have no rules (a
     # small extraction's) never loads them; `_parse_rules` parses rules into them
     Rule = Any
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_CONFIG_NAME = "onceflow.yml"
 DEFAULT_STATE = "sqlite:///.onceflow/state.db"
@@ -484,6 +489,259 @@ class Config(_Model):
         return matches[0]
 
 
+# --- The seeds' spellings -------------------------------------------------------------
+# The loader and the validator that onceflow replaces (seeds 002 and 003) spelled some keys
+# differently: `table_name`, `loading_strategy`, `primary_keys`, `engine: {type, options}`,
+# `pipeline: {state_file}`... `normalize_seed_keys` rewrites a parsed config mapping into
+# onceflow's spelling before pydantic sees it, so every step reads one model. Invariants:
+# - a key given in both spellings is accepted when the values are equal and refused, naming
+#   both, when they differ;
+# - every rewrite is recorded as `onceflow path -> path the user wrote`, so that a bad value
+#   is reported under the user's spelling (`seed_spelling`);
+# - nothing is dropped silently: a seed key with no onceflow equivalent (a checkpoint folder
+#   on object storage, a state file URL) is refused with what onceflow uses instead.
+
+# seed 002 (loader), per table: seed key -> path under the table in onceflow's spelling
+TABLE_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "table_name": ("table",),
+    "loading_strategy": ("load", "strategy"),
+    "primary_keys": ("load", "primary_key"),
+    "tracking_columns": ("load", "tracking_columns"),
+    "scd2_effective_date_column": ("load", "effective_from_column"),
+    "scd2_end_date_column": ("load", "effective_to_column"),
+    "scd2_current_flag_column": ("load", "is_current_column"),
+}
+# the seed validator's config format version; onceflow reads that format (and no other)
+_SEED_VERSIONS = ("1", "1.0")
+_SEED_STATE_NAME = "state.db"
+
+
+class _Normalizer:
+    """One pass over a config mapping; `renames` collects onceflow path -> seed path."""
+
+    def __init__(self, origin: str) -> None:
+        self.origin = origin
+        self.renames: dict[str, str] = {}
+
+    def fail(self, field: str, message: str) -> ConfigError:
+        return ConfigError(f"{self.origin}: {field}: {message}", field=field)
+
+    def put(
+        self, target: dict[str, Any], path: tuple[str, ...], value: Any, seed: str, where: str
+    ) -> None:
+        """Set `target[path]` to a value given under a seed key; refuse a different value
+        already there under onceflow's own key (or another synonym)."""
+        here = target
+        for i, part in enumerate(path[:-1]):
+            child = here.get(part)
+            if child is None:
+                child = here[part] = {}
+            elif not isinstance(child, dict):
+                own = _dotted(where, path[: i + 1])
+                raise self.fail(own, f"expected a mapping of settings (`{seed}` goes in it)")
+            else:
+                child = here[part] = dict(child)  # never mutate the caller's mapping
+            here = child
+        own = _dotted(where, path)
+        if path[-1] in here and not _same(here[path[-1]], value):
+            other = self.renames.get(own, own)
+            raise self.fail(
+                seed,
+                f"the same setting as `{other}`, with another value ({value!r} here, "
+                f"{here[path[-1]]!r} there); keep one of them",
+            )
+        here[path[-1]] = value
+        self.renames[own] = seed
+        logger.debug("config: %s read as %s", seed, own)
+
+    def table(self, data: dict[str, Any], index: int) -> dict[str, Any]:
+        where = f"tables[{index}]"
+        table = dict(data)
+        for seed, path in TABLE_SYNONYMS.items():
+            if seed in table:
+                self.put(table, path, table.pop(seed), f"{where}.{seed}", where)
+        load = table.get("load")
+        # pydantic's message would say `add primary_key:` under `load`, a key this table
+        # does not use: say it in the table's own spelling
+        if (
+            isinstance(load, dict)
+            and "loading_strategy" in data
+            and load.get("strategy") in ("merge", "scd2")
+            and not load.get("primary_key")
+        ):
+            raise self.fail(
+                f"{where}.loading_strategy",
+                f"strategy {load['strategy']} needs primary keys: add "
+                "`primary_keys: [<column>, ...]`",
+            )
+        rules = table.get("rules")
+        if isinstance(rules, list):
+            table["rules"] = [self.rule(r, f"{where}.rules[{j}]") for j, r in enumerate(rules)]
+        return table
+
+    def rule(self, rule: Any, where: str) -> Any:
+        if not isinstance(rule, dict) or "rule_type" not in rule:
+            return rule
+        kind = rule["rule_type"]
+        from onceflow.rules import RULE_TYPES
+
+        if kind not in RULE_TYPES:
+            known = ", ".join(sorted(RULE_TYPES))
+            raise self.fail(f"{where}.rule_type", f"unknown rule type {kind!r} (types: {known})")
+        if "type" in rule and rule["type"] != kind:
+            return rule  # the rule parser refuses it, naming both and the rule
+        return {("type" if k == "rule_type" else k): v for k, v in rule.items() if k != "type"}
+
+    def version(self, value: Any) -> None:
+        text = str(value) if isinstance(value, int | float | str) else None
+        if isinstance(value, bool) or text not in _SEED_VERSIONS:
+            raise self.fail(
+                "version",
+                f"onceflow reads version 1.0 of this config format, got {value!r}: "
+                'write `version: "1.0"` or leave it out',
+            )
+
+    def engine(self, top: dict[str, Any], engine: Any) -> None:
+        if not isinstance(engine, dict):
+            raise self.fail(
+                "engine",
+                "expected `engine: {type: duckdb, options: {max_retries: N, retry_delay: S}}` "
+                "(or write `validation: {engine: duckdb}`)",
+            )
+        for key in engine:
+            if key not in ("type", "options"):
+                raise self.fail(f"engine.{key}", "unknown field; `engine:` takes type and options")
+        if "type" in engine:
+            self.put(top, ("validation", "engine"), engine["type"], "engine.type", "")
+        options = engine.get("options", {})
+        if not isinstance(options, dict):
+            raise self.fail(
+                "engine.options", "expected a mapping: {max_retries: N, retry_delay: S}"
+            )
+        for key, value in options.items():
+            # any `validation:` key may be given as an option; pydantic refuses the others,
+            # reported under `engine.options.<key>` by the rename
+            self.put(top, ("validation", str(key)), value, f"engine.options.{key}", "")
+
+    def pipeline(self, top: dict[str, Any], pipeline: dict[str, Any]) -> None:
+        del top["pipeline"]
+        for key in pipeline:
+            if key not in ("name", "state_file"):
+                raise self.fail(
+                    f"pipeline.{key}", "unknown field; `pipeline:` takes name and state_file"
+                )
+        if "name" in pipeline:
+            self.put(top, ("pipeline",), pipeline["name"], "pipeline.name", "")
+        if "state_file" in pipeline:
+            path = self.local_path("pipeline.state_file", pipeline["state_file"])
+            # the seed's file is JSON; onceflow's store is SQLite: never open (or overwrite)
+            # an old JSON state file as a database
+            root, ext = os.path.splitext(path)
+            self.state(top, root + ".db" if ext.lower() == ".json" else path, "pipeline.state_file")
+
+    def state(self, top: dict[str, Any], path: str, seed: str) -> None:
+        url = "sqlite:///" + path
+        given = top.get("state")
+        if isinstance(given, str) and _same_sqlite(given, url):
+            url = given  # the same file spelt another way: keep the user's spelling
+        self.put(top, ("state",), url, seed, "")
+
+    def local_path(self, field: str, value: Any) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(field, f"expected a file or folder path, got {value!r}")
+        if "://" in value:
+            raise self.fail(
+                field,
+                "onceflow keeps its state and locks in a SQLite file, which needs a local "
+                "path (or /dbfs/..., /Volumes/...); for a shared store write "
+                "`state: postgresql://user@host/db` instead",
+            )
+        return normalize_path(value)
+
+    def retry_attempts(self, top: dict[str, Any], value: Any) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise self.fail(
+                "retry_attempts",
+                f"expected a whole number of retries of a failed file, 0 or more, got {value!r}",
+            )
+        tables = top.get("tables")
+        if not isinstance(tables, list):
+            return
+        for i, table in enumerate(tables):
+            if not isinstance(table, dict):
+                continue
+            load = table.get("load")
+            if isinstance(load, dict) and "max_file_retries" in load:
+                continue  # a table's own setting is the more specific one
+            if load is not None and not isinstance(load, dict):
+                continue  # pydantic names the bad `load:`
+            table = dict(table)
+            self.put(table, ("load", "max_file_retries"), value, "retry_attempts", f"tables[{i}]")
+            tables[i] = table
+
+
+def normalize_seed_keys(
+    data: dict[str, Any], origin: str = "config"
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """`data` in onceflow's spelling, and the renames made (onceflow path -> seed path).
+
+    ConfigError, naming the key as written, for two spellings of one setting with different
+    values, a bad value that pydantic would not name under the seed's spelling, or a seed
+    key onceflow has no place for.
+    """
+    norm = _Normalizer(origin)
+    top = dict(data)
+    if "version" in top:
+        norm.version(top.pop("version"))
+    if "engine" in top:
+        norm.engine(top, top.pop("engine"))
+    if isinstance(top.get("pipeline"), dict):
+        norm.pipeline(top, top["pipeline"])
+    if "checkpoint_path" in top:
+        # the seed's folder of its state file and lock file: onceflow's SQLite store,
+        # which holds both, goes in it
+        folder = norm.local_path("checkpoint_path", top.pop("checkpoint_path"))
+        norm.state(top, folder.rstrip("/") + "/" + _SEED_STATE_NAME, "checkpoint_path")
+    if "timeout_minutes" in top:
+        # the seed's pipeline lock counts as stale this long after it was taken (plus 30
+        # minutes); onceflow's lock counts as held this long after its last heartbeat
+        norm.put(top, ("lock_ttl_minutes",), top.pop("timeout_minutes"), "timeout_minutes", "")
+    if isinstance(top.get("tables"), list):
+        top["tables"] = [
+            norm.table(t, i) if isinstance(t, dict) else t for i, t in enumerate(top["tables"])
+        ]
+    if "retry_attempts" in top:
+        norm.retry_attempts(top, top.pop("retry_attempts"))
+    return top, norm.renames
+
+
+def seed_spelling(field: str, renames: Mapping[str, str]) -> str:
+    """A field path as the user wrote it: `tables[0].load.strategy` ->
+    `tables[0].loading_strategy` when the value was given as `loading_strategy`."""
+    for own in sorted(renames, key=len, reverse=True):
+        if field == own or field.startswith((own + ".", own + "[")):
+            return renames[own] + field[len(own) :]
+    return field
+
+
+def _dotted(where: str, path: tuple[str, ...]) -> str:
+    return ".".join([where, *path]) if where else ".".join(path)
+
+
+def _same(a: Any, b: Any) -> bool:
+    # 60 and 60.0 are one value; True and 1 are not (a flag is not a count)
+    if isinstance(a, bool) != isinstance(b, bool):
+        return False
+    return bool(a == b)
+
+
+def _same_sqlite(a: str, b: str) -> bool:
+    prefix = "sqlite:///"
+    if not (a.startswith(prefix) and b.startswith(prefix)):
+        return False
+    return os.path.normpath(a[len(prefix) :]) == os.path.normpath(b[len(prefix) :])
+
+
 _SECRET_FIELD = re.compile(r"(?i)(^state$|\.url$|pass|secret|token|credential|api_?key$)")
 
 
@@ -551,12 +809,16 @@ def _schedule_label(data: dict[str, Any], index: int) -> str | int:
 
 
 def _format_validation_error(
-    error: ValidationError, origin: str, data: dict[str, Any] | None = None
+    error: ValidationError,
+    origin: str,
+    data: dict[str, Any] | None = None,
+    renames: dict[str, str] | None = None,
 ) -> str:
     first = error.errors()[0]
     loc = _error_field(error, data)
     if loc and first["msg"].removeprefix("Value error, ").startswith(f"{loc}: "):
         loc = ""  # the message names its field itself
+    loc = seed_spelling(loc, renames or {})
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         message = "unknown field; check its spelling against the README's config reference"
@@ -577,11 +839,15 @@ def config_from_dict(
     if not isinstance(data, dict):
         raise ConfigError(f"{origin}: expected a mapping of settings at the top level")
     data = _interpolate(data, "")
+    # the seeds' spellings (`table_name`, `engine: {type, options}`...) become onceflow's
+    # here, so that every step sees one model; `renames` names a bad value as written
+    data, renames = normalize_seed_keys(data, origin)
     try:
         config = Config.model_validate({**data, "base_dir": base_dir})
     except ValidationError as error:
         raise ConfigError(
-            _format_validation_error(error, origin, data), field=_error_field(error, data)
+            _format_validation_error(error, origin, data, renames),
+            field=seed_spelling(_error_field(error, data), renames),
         ) from None
     for source in config.sources.values():
         register_url(source.url)
