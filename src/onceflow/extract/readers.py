@@ -8,6 +8,7 @@ bound parameters) and SQLite, ConnectorX for MySQL/MariaDB after a pymysql prefl
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import struct
 from abc import ABC, abstractmethod
@@ -32,8 +33,11 @@ from onceflow.extract.sql import (
     has_markers,
     to_positional,
     to_session_settings,
+    without_window,
 )
 from onceflow.extract.types import decimal_type, make_caster, target_schema
+
+log = logging.getLogger(__name__)
 
 
 def _naive_wall(value: datetime, zone: ZoneInfo) -> datetime:
@@ -76,8 +80,15 @@ class Reader(ABC):
 
 
 def _stream(
-    reader: Any, overrides: dict[str, pa.DataType] | None = None
+    reader: Any,
+    overrides: dict[str, pa.DataType] | None = None,
+    when_empty: dict[str, pa.DataType] | None = None,
 ) -> Iterator[pa.RecordBatch]:
+    """The reader's batches cast to their target schema; with no row, one empty batch.
+
+    `when_empty` gives the types of a result without rows, for a driver that types columns
+    from their values and so has nothing to go on (SQLite: every column int64).
+    """
     schema = target_schema(reader.schema, overrides)
     cast = make_caster(reader.schema, schema)
     got_any = False
@@ -86,6 +97,8 @@ def _stream(
             got_any = True
             yield cast(batch)
     if not got_any:
+        if when_empty:
+            schema = target_schema(reader.schema, {**when_empty, **(overrides or {})})
         yield pa.RecordBatch.from_pylist([], schema=schema)
 
 
@@ -183,26 +196,74 @@ def _sqlite_type(declared: str) -> pa.DataType | None:
     return None
 
 
-def _sqlite_declared(path: str, table: str) -> dict[str, pa.DataType]:
-    """Declared types of a table's columns: SQLite stores decimals as REAL, timestamps as
-    TEXT and booleans as INTEGER; the declaration says what they mean."""
+def _sqlite_affinity(declared: str) -> pa.DataType | None:
+    """The Arrow type of the values a column's declared type lets SQLite store, by its
+    affinity rules (https://sqlite.org/datatype3.html, 3.1, in their order), where the
+    affinity decides it: INTEGER -> int64, TEXT -> string, BLOB -> binary, REAL ->
+    double. NUMERIC affinity, or no declared type, stores whatever the value is: None."""
+    kind = declared.upper()
+    if "INT" in kind:
+        return pa.int64()
+    if "CHAR" in kind or "CLOB" in kind or "TEXT" in kind:
+        return pa.string()
+    if "BLOB" in kind:
+        return pa.binary()
+    if "REAL" in kind or "FLOA" in kind or "DOUB" in kind:
+        return pa.float64()
+    return None
+
+
+# Affinities under which a column never holds an integer (TEXT turns numbers into text,
+# REAL into doubles): an int64 from the driver there means it saw no value in the column.
+_NEVER_INTEGER = (pa.string(), pa.float64())
+
+
+def _sqlite_declared(path: str, sql: str) -> dict[str, str]:
+    """Each result column's declared type: a column read straight from a table has its
+    table's declaration, an expression none (''). Read from a temporary view of the
+    query (its window markers as NULL), which SQLite describes as it would a table;
+    {} when SQLite cannot make one: the types are then the driver's alone."""
     import sqlite3
 
-    schema, _, name = table.rpartition(".")
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        rows = conn.execute("SELECT name, type FROM pragma_table_info(?)", (table,)).fetchall()
-        if not rows and schema:
-            rows = conn.execute(
-                "SELECT name, type FROM pragma_table_info(?, ?)", (name, schema)
-            ).fetchall()
+        conn.execute(f"CREATE TEMP VIEW onceflow_probe AS {without_window(sql)}")
+        rows = conn.execute(
+            "SELECT name, type FROM pragma_table_info('onceflow_probe', 'temp')"
+        ).fetchall()
+    except sqlite3.Error as error:
+        log.debug("no declared types for %s: %s", sql, error)
+        return {}
     finally:
         conn.close()
-    out = {}
-    for column, declared in rows:
-        if (wanted := _sqlite_type(declared or "")) is not None:
-            out[column] = wanted
-    return out
+    return {str(column): str(declared or "") for column, declared in rows}
+
+
+def _sqlite_types(
+    declared: dict[str, str], driver: pa.Schema, table: bool
+) -> tuple[dict[str, pa.DataType], dict[str, pa.DataType]]:
+    """The overrides of a SQLite result, and the types of an empty one.
+
+    A table's declarations that storage alone would lose (decimals stored as REAL,
+    timestamps as TEXT, booleans as INTEGER) are applied; a query keeps its columns'
+    stored types, as it always has (a loaded table's types depend on them). The driver
+    types columns from their values, so a column without a value in its first batch (or
+    any row) comes out int64: the affinity then gives the type that values would have.
+    """
+    overrides: dict[str, pa.DataType] = {}
+    when_empty: dict[str, pa.DataType] = {}
+    for column, kind in declared.items():
+        if table and (wanted := _sqlite_type(kind)) is not None:
+            overrides[column] = wanted
+            continue
+        affinity = _sqlite_affinity(kind)
+        if affinity is None:
+            continue
+        when_empty[column] = affinity
+        index = driver.get_field_index(column)
+        if affinity in _NEVER_INTEGER and index >= 0 and driver.field(index).type == pa.int64():
+            overrides[column] = affinity
+    return overrides, when_empty
 
 
 class SqliteReader(Reader):
@@ -210,6 +271,9 @@ class SqliteReader(Reader):
 
     A table's declared types are applied: DECIMAL(p,s)/NUMERIC(p,s) -> decimal(p,s),
     BOOLEAN -> bool, TIMESTAMP/DATETIME -> timestamp (naive wall time), DATE -> date.
+    The driver types the other columns from their values; where it saw none (an empty
+    window, a column NULL throughout), the declared type's affinity decides, so an empty
+    window's file has the schema a window with rows would have.
     """
 
     def batches(self, spec: ReadSpec) -> Iterator[pa.RecordBatch]:
@@ -233,10 +297,13 @@ class SqliteReader(Reader):
                     **{"adbc.sqlite.query.batch_rows": str(spec.batch_rows)}
                 )
                 cur.execute(to_positional(sql, "qmark"), parameters=values or None)
-                declared = _sqlite_declared(path, spec.table) if spec.table else {}
+                declared = _sqlite_declared(path, sql)
                 reader = cur.fetch_record_batch()
                 _check_cursor(spec, reader.schema.names, self.where)
-                yield from _stream(reader, declared)
+                overrides, when_empty = _sqlite_types(
+                    declared, reader.schema, table=spec.table is not None
+                )
+                yield from _stream(reader, overrides, when_empty)
         except SourceError:
             raise
         except Exception as error:

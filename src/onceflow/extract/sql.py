@@ -63,6 +63,12 @@ def build_select(spec: ReadSpec, quote: str = '"') -> tuple[str, list[str]]:
     return sql, []
 
 
+def without_window(sql: str) -> str:
+    """The SQL with each window marker replaced by NULL: the same columns, no parameters
+    (a statement that describes the result, such as a view, cannot take parameters)."""
+    return _NAMED.sub("NULL", sql)
+
+
 def to_positional(sql: str, style: str, cast: str | None = None) -> str:
     """Rewrite the window markers into a driver's placeholder style ($n, ?, %s).
 
