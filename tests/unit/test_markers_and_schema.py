@@ -169,3 +169,16 @@ def test_a_checkpoint_is_written_every_ten_commits_and_keeps_the_markers(tmp_pat
 
 def test_no_checkpoint_for_a_missing_or_remote_table() -> None:
     assert not warehouse.checkpoint_if_due(None)
+
+
+def test_a_refused_file_into_an_all_int64_table_says_how_to_rebuild_it() -> None:
+    audit = [("_source_file", pa.string()), ("_batch_id", pa.string())]
+    incoming = pa.schema([("id", pa.int64()), ("name", pa.string())])
+    all_int = pa.schema([("id", pa.int64()), ("name", pa.int64()), *audit])
+    with pytest.raises(LoadError, match="Every column of the table is int64") as refused:
+        warehouse.check_schema(all_int, incoming, "f.parquet")
+    assert "empty SQLite window" in str(refused.value)
+    mixed = pa.schema([("id", pa.int64()), ("name", pa.float64()), *audit])
+    with pytest.raises(LoadError, match="Migrate the table's column") as refused:
+        warehouse.check_schema(mixed, incoming, "f.parquet")
+    assert "SQLite" not in str(refused.value)

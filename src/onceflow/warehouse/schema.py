@@ -12,6 +12,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from onceflow.errors import LoadError
+from onceflow.warehouse.audit import AUDIT_COLUMNS
 
 
 def _norm(t: pa.DataType) -> pa.DataType:
@@ -70,9 +71,24 @@ def check_schema(table_schema: pa.Schema | None, file_schema: pa.Schema, path: s
     if problems:
         raise LoadError(
             f"{path}: incompatible type change ({'; '.join(problems)}); the table is "
-            "unchanged. Migrate the table's column or cast the source column"
+            f"unchanged. {_fix_hint(table_schema)}"
         )
     return added
+
+
+def _fix_hint(table_schema: pa.Schema) -> str:
+    """How to repair the table: a table whose columns are all int64 is most likely the
+    one an empty SQLite window created before onceflow typed it by its declarations (the
+    driver types columns from values, and with none says int64 for every one)."""
+    data = [f for f in table_schema if f.name not in AUDIT_COLUMNS]
+    if data and all(pa.types.is_int64(f.type) for f in data):
+        return (
+            "Every column of the table is int64, as an empty SQLite window used to be "
+            "typed: if its first load was one, re-extract the table's empty windows "
+            "(`onceflow extract --date DATE --tables TABLE --force-reprocess`), delete "
+            "the table's folder and run `onceflow load`, which rebuilds it from the lake"
+        )
+    return "Migrate the table's column or cast the source column"
 
 
 def conform_batch(
