@@ -266,4 +266,17 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        6,
+        "scheduled runs: duration and the caller's pipeline logging id",
+        [
+            # The seed's mark_as_completed(run_id, duration) and mark_as_running(run_id,
+            # pipeline_logging_id) record these; NULL on runs that ended before version 6.
+            "ALTER TABLE scheduled_runs ADD COLUMN duration_seconds DOUBLE PRECISION",
+            "ALTER TABLE scheduled_runs ADD COLUMN pipeline_logging_id TEXT",
+        ],
+    )
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -77,6 +77,7 @@ SQL = {
         "UPDATE jobs SET state = 'queued', run_after = ?, worker = NULL, token = NULL, "
         "lease_expires_at = NULL, error = ? WHERE id = ? AND token = ? AND state = 'claimed'"
     ),
+    "reschedule": "UPDATE jobs SET run_after = ? WHERE id = ? AND state = 'queued'",
     "holds": "SELECT id FROM jobs WHERE id = ? AND token = ? AND state = 'claimed'",
     "requeue_expired": (
         "UPDATE jobs SET state = 'queued', run_after = ?, worker = NULL, token = NULL, "
@@ -352,6 +353,12 @@ class Queue:
         """Put a claimed job back in the queue, due at `run_after` (fenced)."""
         due = time.time() if run_after is None else run_after
         self._fenced(SQL["release"], (due, note, job_id, token), job_id, tx)
+
+    def reschedule(self, job_id: int, run_after: float, *, tx: Tx | None = None) -> bool:
+        """Move a queued job's due time; False when it is no longer queued (claimed or
+        ended meanwhile: a job already started is not moved)."""
+        with self._tx(tx) as t:
+            return bool(t.execute(SQL["reschedule"], (run_after, job_id)).rowcount == 1)
 
     def requeue_expired(self, *, tx: Tx | None = None) -> list[Job]:
         """Jobs whose lease expired go back to the queue (their tokens are cleared, so

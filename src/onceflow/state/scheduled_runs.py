@@ -56,6 +56,8 @@ _SETTABLE = frozenset(
         "ended_at",
         "force_reprocess",
         "priority",
+        "duration_seconds",
+        "pipeline_logging_id",
     }
 )
 
@@ -77,6 +79,10 @@ SQL = {
         "WHERE state = ? AND id IN ({ids}) RETURNING id"
     ),
     "set_job": "UPDATE scheduled_runs SET job_id = ? WHERE id = ?",
+    "set_next_attempt": (
+        "UPDATE scheduled_runs SET next_attempt_at = ?, updated_at = ? "
+        "WHERE id = ? AND state = 'PENDING'"
+    ),
     "get": "SELECT * FROM scheduled_runs WHERE id = ?",
     "get_key": "SELECT * FROM scheduled_runs WHERE pipeline = ? AND schedule = ? AND tick = ?",
     "find": "SELECT * FROM scheduled_runs {where} ORDER BY tick, id LIMIT ?",
@@ -159,6 +165,9 @@ class ScheduledRunRecord:
     started_at: str | None
     ended_at: str | None
     updated_at: str
+    # schema version 6; defaults keep records built from older rows valid
+    duration_seconds: float | None = None
+    pipeline_logging_id: str | None = None
 
     @property
     def table_list(self) -> list[str] | None:
@@ -345,6 +354,16 @@ class ScheduledRuns:
         """Record which job runs a run (its current one)."""
         with self._tx(tx) as t:
             t.execute(SQL["set_job"], (job_id, run_id))
+
+    def set_next_attempt(self, run_id: str, at: str, *, tx: Tx | None = None) -> None:
+        """Record when a PENDING run's retry is due (its job was rescheduled);
+        TransitionError when the run is no longer PENDING."""
+        with self._tx(tx) as t:
+            if t.execute(SQL["set_next_attempt"], (at, now_iso(), run_id)).rowcount != 1:
+                raise TransitionError(
+                    f"scheduled run {run_id}: its retry cannot be moved: it is no longer PENDING",
+                    run_id=run_id,
+                )
 
     # --- reading ------------------------------------------------------------------------
 

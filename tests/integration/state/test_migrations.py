@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from onceflow.errors import StateError
-from onceflow.state import Store, open_store
+from onceflow.state import RunSpec, Store, open_store
 from onceflow.state.migrations import LATEST_VERSION, MIGRATIONS
 from tests.helpers.state import fresh_store_url
 
@@ -49,6 +49,31 @@ def test_migrates_from_every_earlier_version(
     if start_version >= 1:
         record = new.extractions.of_run("r")["s.a"]
         assert (record.status, record.record_count) == ("completed", 7)
+    new.close()
+
+
+def test_version_6_keeps_runs_recorded_before_it_and_records_duration_after(
+    request: pytest.FixtureRequest, tmp_path: Path, backend: str
+) -> None:
+    url = fresh_store_url(request, tmp_path, backend)
+    old = open_store(url, migrate=False)
+    assert old.migrate(target=5) == 5
+    (run_id,) = old.scheduled_runs.create(
+        [RunSpec("p", "nightly", "2025-01-24T07:00:00+00:00", "2025-01-23", *WINDOW)]
+    )
+    old.scheduled_runs.transition(run_id, "SCHEDULED", "PENDING")
+    old.close()
+    new = open_store(url)
+    assert new.schema_version() == LATEST_VERSION
+    run = new.scheduled_runs.get(run_id)
+    assert run is not None and run.state == "PENDING"
+    assert (run.duration_seconds, run.pipeline_logging_id) == (None, None)
+    new.scheduled_runs.transition(
+        run_id, "PENDING", "RUNNING", values={"pipeline_logging_id": "log-1"}
+    )
+    new.scheduled_runs.transition(run_id, "RUNNING", "COMPLETED", values={"duration_seconds": 3.0})
+    done = new.scheduled_runs.get(run_id)
+    assert done is not None and (done.duration_seconds, done.pipeline_logging_id) == (3.0, "log-1")
     new.close()
 
 

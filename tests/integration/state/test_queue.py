@@ -160,6 +160,17 @@ def test_one_live_job_per_scheduled_run(store: Store) -> None:
     store.queue.enqueue(JobSpec(pipeline="p", run_id="r1"))  # a retry: the old one ended
 
 
+def test_a_queued_job_can_be_rescheduled_but_not_a_claimed_one(store: Store) -> None:
+    job_id = store.queue.enqueue(JobSpec(pipeline="p", run_after=time.time() + 3600))
+    assert store.queue.claim("w") == []
+    assert store.queue.reschedule(job_id, time.time() - 1) is True
+    (job,) = store.queue.claim("w")
+    assert job.id == job_id
+    assert store.queue.reschedule(job_id, time.time() + 3600) is False
+    current = store.queue.get(job_id)
+    assert current is not None and current.state == "claimed" and current.run_after < time.time()
+
+
 def test_an_idle_waiter_wakes_when_a_job_is_enqueued(store: Store) -> None:
     store.queue.listen()
     assert store.queue.wait_for_jobs(0.05) is False

@@ -76,6 +76,27 @@ def test_transitions_follow_the_state_machine_and_keep_history(store: Store) -> 
     assert all(h.at for h in runs.history(run_id))
 
 
+def test_duration_and_logging_id_are_set_by_a_transition(store: Store) -> None:
+    (run_id,) = store.scheduled_runs.create([spec()])
+    runs = store.scheduled_runs
+    assert runs.get(run_id) is not None
+    runs.transition(run_id, "SCHEDULED", "PENDING")
+    runs.transition(run_id, "PENDING", "RUNNING", values={"pipeline_logging_id": "log-1"})
+    runs.transition(run_id, "RUNNING", "COMPLETED", values={"duration_seconds": 1.5})
+    run = runs.get(run_id)
+    assert run is not None and (run.pipeline_logging_id, run.duration_seconds) == ("log-1", 1.5)
+
+
+def test_the_next_attempt_of_a_pending_run_only_is_moved(store: Store) -> None:
+    (run_id,) = store.scheduled_runs.create([spec()])
+    with pytest.raises(TransitionError, match="no longer PENDING"):
+        store.scheduled_runs.set_next_attempt(run_id, TICK)
+    store.scheduled_runs.transition(run_id, "SCHEDULED", "PENDING")
+    store.scheduled_runs.set_next_attempt(run_id, TICK)
+    run = store.scheduled_runs.get(run_id)
+    assert run is not None and run.next_attempt_at == TICK and run.state == "PENDING"
+
+
 @pytest.mark.parametrize(
     ("path", "illegal"),
     [
