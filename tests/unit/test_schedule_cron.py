@@ -8,11 +8,12 @@ Windows are local days: 23/25 hours (23.5/24.5 on Lord Howe) on the change days.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from onceflow.schedule import ScheduleCalculator
+from onceflow.schedule import ScheduleCalculator, calculate_next_run
 
 
 def ticks(cron: str, zone: str, after: str, until: str) -> list[tuple[str, str]]:
@@ -200,6 +201,40 @@ def test_the_seeds_calculate_next_run_and_is_due() -> None:
     assert calc.calculate_next_run(last) == datetime(2025, 1, 11, 7, 0, tzinfo=UTC)
     assert not calc.is_due(last, datetime(2025, 1, 11, 6, 59, tzinfo=UTC))
     assert calc.is_due(last, datetime(2025, 1, 11, 7, 0, tzinfo=UTC))
+
+
+def test_the_seeds_calculate_next_run_takes_a_cron_and_a_zone() -> None:
+    calculator = ScheduleCalculator()
+    before = datetime.now(UTC)
+    next_run = calculator.calculate_next_run("0 2 * * *", "America/New_York")
+    local = next_run.astimezone(ZoneInfo("America/New_York"))
+    assert next_run.tzinfo == UTC and before < next_run <= before + timedelta(hours=25)
+    # 02:00 local, or 03:00 on the spring-forward day (the DST rule)
+    assert (local.hour, local.minute) in ((2, 0), (3, 0))
+    spring = datetime(2025, 3, 8, 12, 0, tzinfo=UTC)
+    expected = datetime(2025, 3, 9, 7, 0, tzinfo=UTC)  # 03:00 EDT: 02:00 does not exist
+    assert calculator.calculate_next_run("0 2 * * *", "America/New_York", spring) == expected
+    assert calculate_next_run("0 2 * * *", "America/New_York", spring) == expected
+    assert calculate_next_run("0 2 * * *", after=spring) == datetime(2025, 3, 9, 2, tzinfo=UTC)
+    # a calculator with its own cron keeps onceflow's shape, and takes the seed's too
+    own = ScheduleCalculator("0 6 * * *", "Europe/Berlin")
+    assert own.calculate_next_run(after=spring) == datetime(2025, 3, 9, 5, 0, tzinfo=UTC)
+    assert own.calculate_next_run("0 2 * * *", "America/New_York", spring) == expected
+    assert own.calculate_next_run("0 2 * * *", after=spring) == datetime(
+        2025, 3, 9, 1, 0, tzinfo=UTC
+    )  # a cron without a zone is read in the calculator's zone (02:00 CET)
+
+
+def test_a_calculator_without_a_cron_says_what_to_give() -> None:
+    calculator = ScheduleCalculator()
+    with pytest.raises(ValueError, match="has no cron expression"):
+        calculator.calculate_next_run()
+    with pytest.raises(ValueError, match="has no cron expression"):
+        calculator.is_due(datetime(2025, 1, 1, tzinfo=UTC))
+    with pytest.raises(TypeError, match="a time zone goes with a cron expression"):
+        ScheduleCalculator("0 2 * * *").calculate_next_run(datetime.now(UTC), "UTC")
+    with pytest.raises(ValueError, match="invalid cron expression"):
+        calculate_next_run("0 25 * * *", "UTC")
 
 
 @pytest.mark.parametrize("cron", ["61 * * * *", "* * *", "0 2 * * * *", "every day"])

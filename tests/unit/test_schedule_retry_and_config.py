@@ -10,6 +10,14 @@ import pytest
 from onceflow.config import config_from_dict
 from onceflow.errors import ConfigError, LockError, SourceError
 from onceflow.schedule import RetryPolicy
+from onceflow.schedule.retry import error_type_of
+
+# The seed's retry configuration (its RetryManager section), as it writes it.
+SEED_RETRY_CONFIG = {
+    "max_retries": 3,
+    "backoff_multiplier": 2,
+    "retry_on_errors": ["TimeoutError", "TransientError"],
+}
 
 
 def test_default_backoff_is_1_2_4_8_minutes_capped_at_60() -> None:
@@ -42,6 +50,40 @@ def test_the_policy_survives_its_json() -> None:
     policy = RetryPolicy(3, 0.5, 3.0, 10.0, 0.2, ("LoadError",))
     assert RetryPolicy.from_json(policy.to_json()) == policy
     assert RetryPolicy.from_json(None) == RetryPolicy()
+
+
+def test_retry_policy_takes_the_seeds_retry_on_errors() -> None:
+    policy = RetryPolicy(retry_on_errors=["TimeoutError", "TransientError"])
+    assert policy == RetryPolicy(retry_on=("TimeoutError", "TransientError"))
+    assert policy.retry_on_errors == ("TimeoutError", "TransientError")
+    seed = RetryPolicy(**SEED_RETRY_CONFIG)  # type: ignore[arg-type]
+    assert (seed.max_retries, seed.backoff_multiplier) == (3, 2)
+    assert seed.should_retry(1, "TimeoutError") and seed.should_retry(3, TimeoutError())
+    assert seed.should_retry(1, SourceError("reset", transient=True))
+    assert not seed.should_retry(1, "ValueError") and not seed.should_retry(4, "TimeoutError")
+    assert RetryPolicy.from_json(seed.to_json()) == seed
+    with pytest.raises(TypeError, match="not both"):
+        RetryPolicy(retry_on=["A"], retry_on_errors=["B"])
+    with pytest.raises(TypeError, match="list of error type names"):
+        RetryPolicy(retry_on_errors="TimeoutError")
+
+
+def test_a_retry_mapping_is_checked_like_a_retry_section() -> None:
+    assert RetryPolicy.from_mapping(SEED_RETRY_CONFIG) == RetryPolicy(**SEED_RETRY_CONFIG)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"retry_config: max_retry: unknown key") as caught:
+        RetryPolicy.from_mapping({"max_retry": 3})
+    assert caught.value.field == "retry_config.max_retry"
+    with pytest.raises(ConfigError, match=r"retry_config: max_retries: .*got -1"):
+        RetryPolicy.of({"max_retries": -1})
+    with pytest.raises(TypeError, match="got int"):
+        RetryPolicy.of(3)  # type: ignore[arg-type]
+
+
+def test_an_error_type_comes_from_its_class_or_its_message() -> None:
+    assert error_type_of(TimeoutError("slow")) == "TimeoutError"
+    assert error_type_of("TimeoutError: source did not answer") == "TimeoutError"
+    assert error_type_of("psycopg.OperationalError: connection reset") == "OperationalError"
+    assert error_type_of("source down: retry later") is None
 
 
 BASE: dict[str, Any] = {

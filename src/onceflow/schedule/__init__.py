@@ -3,10 +3,12 @@ queue with leases, workers, retries and backfills; it runs pipelines through
 `onceflow.pipeline`, above every other step.
 
 The seed's four parts are public: `PipelineStateManager` (run state), `QueueManager`
-(the queue), `ScheduleCalculator` (schedule calculation) and `RetryManager` with
-`RetryPolicy` (retry policy).
+(the queue), `ScheduleCalculator` with `calculate_next_run(cron, zone)` (schedule
+calculation) and `RetryManager` with `RetryPolicy` (retry policy); the three managers
+have awaitable forms for asyncio programs (`AsyncPipelineStateManager`...).
 """
 
+from onceflow.schedule.aio import AsyncPipelineStateManager, AsyncQueueManager, AsyncRetryManager
 from onceflow.schedule.api import (
     BackfillReport,
     PipelineStateManager,
@@ -19,12 +21,15 @@ from onceflow.schedule.api import (
     tenant_status,
     up,
 )
-from onceflow.schedule.cron import ScheduleCalculator, Tick
+from onceflow.schedule.cron import ScheduleCalculator, Tick, calculate_next_run
 from onceflow.schedule.retry import RetryPolicy
 from onceflow.schedule.scheduler import PassReport, Scheduler
 from onceflow.schedule.worker import Worker, WorkerReport
 
 __all__ = [
+    "AsyncPipelineStateManager",
+    "AsyncQueueManager",
+    "AsyncRetryManager",
     "BackfillReport",
     "PassReport",
     "PipelineStateManager",
@@ -37,6 +42,7 @@ __all__ = [
     "Worker",
     "WorkerReport",
     "backfill",
+    "calculate_next_run",
     "preview",
     "run_scheduler",
     "run_worker",

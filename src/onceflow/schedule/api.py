@@ -12,17 +12,21 @@ Each takes an open state store; the functions below take configs, like the other
 from __future__ import annotations
 
 import logging
+import math
+import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from uuid import UUID
 
 from onceflow.clock import now, now_iso
 from onceflow.config import Config, ScheduleConfig, ScheduleRetryConfig
 from onceflow.errors import ConfigError, TransitionError
+from onceflow.redact import redact
 from onceflow.schedule.cron import Tick
-from onceflow.schedule.retry import RetryPolicy
+from onceflow.schedule.retry import RetryPolicy, error_type_of, failures_since_reprocess
 from onceflow.schedule.scheduler import (
     PassReport,
     Scheduler,
@@ -53,6 +57,10 @@ from onceflow.state.scheduled_runs import (
 from onceflow.windows import parse_run_date, window_for
 
 log = logging.getLogger(__name__)
+
+# A retry policy as callers hold one: onceflow's, a schedule's `retry:` section, or the
+# seed's mapping ({"max_retries": 3, "backoff_multiplier": 2, "retry_on_errors": [...]}).
+RetryConfigLike = RetryPolicy | ScheduleRetryConfig | Mapping[str, Any]
 
 BACKFILL = "backfill"
 REPROCESS = ("none", "failed", "all")
@@ -375,32 +383,69 @@ class PipelineStateManager:
         """SCHEDULED runs whose tick is due (their job is not queued yet)."""
         return self.store.scheduled_runs.due((at or now()).astimezone(UTC).isoformat())
 
-    def mark_as_running(self, run_id: str, worker: str | None = None) -> None:
-        """PENDING -> RUNNING."""
-        self.store.scheduled_runs.transition(
-            run_id, PENDING, RUNNING, worker=worker, values={"started_at": now_iso()}
-        )
+    def mark_as_running(
+        self,
+        run_id: str,
+        pipeline_logging_id: str | UUID | None = None,
+        *,
+        worker: str | None = None,
+    ) -> None:
+        """PENDING -> RUNNING. `pipeline_logging_id` is the seed's second argument: the id
+        under which the caller logs this execution, kept with the run and shown by
+        `get_run_status`; `worker` names who runs it (keyword only)."""
+        values: dict[str, Any] = {"started_at": now_iso()}
+        if pipeline_logging_id is not None:
+            values["pipeline_logging_id"] = str(pipeline_logging_id)
+        self.store.scheduled_runs.transition(run_id, PENDING, RUNNING, worker=worker, values=values)
 
-    def mark_as_completed(self, run_id: str, worker: str | None = None) -> None:
-        """RUNNING -> COMPLETED."""
+    def mark_as_completed(
+        self,
+        run_id: str,
+        duration: float | timedelta | None = None,
+        *,
+        worker: str | None = None,
+    ) -> None:
+        """RUNNING -> COMPLETED. `duration` is the seed's second argument: how long the run
+        took, in seconds (or a timedelta), as the caller measured it; without it, the time
+        since the run was marked running. `worker` is keyword only."""
+        run = self._get(run_id)
+        ended = now()
+        seconds = _seconds(duration) if duration is not None else _elapsed(run, ended)
         self.store.scheduled_runs.transition(
-            run_id, RUNNING, COMPLETED, worker=worker, values={"ended_at": now_iso()}
+            run_id,
+            RUNNING,
+            COMPLETED,
+            worker=worker,
+            values={"ended_at": ended.isoformat(), "duration_seconds": seconds},
         )
 
     def mark_as_failed(
         self,
         run_id: str,
-        error: str,
+        error: str | BaseException,
         *,
         should_retry: bool = False,
         retry_at: datetime | None = None,
     ) -> None:
-        """RUNNING -> FAILED; with `should_retry`, FAILED -> PENDING and a job due at
-        `retry_at` (default: the run's retry policy's next delay)."""
+        """RUNNING -> FAILED, keeping the error's type (an exception's class, or the
+        `Name:` its message starts with) for the retry policy; with `should_retry`,
+        FAILED -> PENDING and a job due at `retry_at` (default: the run's retry policy's
+        next delay). `RetryManager.schedule_retry` may still move that retry."""
         run = self._get(run_id)
+        ended = now()
+        message = str(error) if isinstance(error, str) else f"{type(error).__name__}: {error}"
         with self.store.transaction() as tx:
             self.store.scheduled_runs.transition(
-                run_id, RUNNING, FAILED, error=error, values={"ended_at": now_iso()}, tx=tx
+                run_id,
+                RUNNING,
+                FAILED,
+                error=message,
+                values={
+                    "ended_at": ended.isoformat(),
+                    "duration_seconds": _elapsed(run, ended),
+                    "error_type": error_type_of(error),
+                },
+                tx=tx,
             )
             if should_retry:
                 due = retry_at or RetryPolicy.from_json(run.retry_policy).calculate_retry_time(
@@ -417,7 +462,8 @@ class PipelineStateManager:
                 )
 
     def get_run_status(self, run_id: str) -> dict[str, Any]:
-        """A run with its transition history."""
+        """A run with its transition history; `duration_seconds` and
+        `pipeline_logging_id` among its fields (None until recorded)."""
         run = self._get(run_id)
         return {
             **run.as_dict(),
@@ -449,13 +495,36 @@ class QueueManager:
     def enqueue(
         self,
         tenant_id: str,
-        pipeline: str,
-        payload: dict[str, Any] | None = None,
+        pipeline: str | Mapping[str, Any],
+        payload: Mapping[str, Any] | None = None,
         priority: int = 5,
     ) -> int:
-        """Add a job with a priority (1 highest .. 10); returns its id."""
+        """Add a job with a priority (1 highest .. 10); returns its id.
+
+        `pipeline` is a pipeline name, or the seed's pipeline config (a mapping): its
+        `pipeline` key names the pipeline (else `pipeline_name`, `name`, `config_id`, in
+        that order) and the config is the job's payload, its secrets masked as everywhere
+        in the state store. ConfigError when the config names no pipeline or holds a value
+        JSON cannot keep.
+        """
+        body: dict[str, Any] | None
+        if isinstance(pipeline, Mapping):
+            if payload is not None:
+                raise TypeError(
+                    "enqueue(tenant_id, config): the config is the job's payload; "
+                    "do not give a payload as well"
+                )
+            name = _pipeline_of(pipeline)
+            body = _stored_config(pipeline)
+        elif isinstance(pipeline, str):
+            name, body = pipeline, (None if payload is None else dict(payload))
+        else:
+            raise TypeError(
+                "enqueue: the second argument is a pipeline name or a pipeline config "
+                f"mapping, got {type(pipeline).__name__}"
+            )
         return self.store.queue.enqueue(
-            JobSpec(pipeline=pipeline, payload=payload, priority=priority, tenant=tenant_id)
+            JobSpec(pipeline=name, payload=body, priority=priority, tenant=tenant_id)
         )
 
     def dequeue(
@@ -488,47 +557,215 @@ class QueueManager:
 
 
 class RetryManager:
-    """Retries of scheduled runs (the seed's RetryManager) over a state store."""
+    """Retries of scheduled runs (the seed's RetryManager) over a state store.
 
-    def __init__(self, store: Store) -> None:
+    The seed passes a BigQuery client to `should_retry` and `schedule_retry`; onceflow
+    keeps runs in its state store (this manager's `store`), so that argument is accepted
+    for the seed's calls and not used. `retry_config` (a RetryPolicy, a schedule's
+    `retry:` section or a mapping with the seed's keys) is the policy of the calls that
+    are given none and name no run: `calculate_retry_time(attempt=1)`.
+    """
+
+    def __init__(self, store: Store, *, retry_config: RetryConfigLike | None = None) -> None:
         self.store = store
+        self.default_policy = RetryPolicy.of(retry_config) if retry_config is not None else None
 
     @staticmethod
     def policy(config: ScheduleRetryConfig | None = None) -> RetryPolicy:
         """The policy of a `retry:` section (defaults without one)."""
         return RetryPolicy.from_config(config) if config is not None else RetryPolicy()
 
-    def should_retry(self, run_id: str, error: BaseException | str | None = None) -> bool:
-        """Whether a FAILED run may be retried under its stored policy."""
-        run = self._failed(run_id)
-        failures = sum(1 for h in self.store.scheduled_runs.history(run_id) if h.to_state == FAILED)
-        return RetryPolicy.from_json(run.retry_policy).should_retry(
-            failures, error if error is not None else (run.error_type or "Error")
-        )
+    def should_retry(
+        self,
+        run_id: str,
+        retry_config: RetryConfigLike | BaseException | str | None = None,
+        client: object = None,
+        *,
+        error: BaseException | str | None = None,
+    ) -> bool:
+        """Whether a failed run may be retried: its failures so far within `max_retries`,
+        and its error's type retryable (`retry_on_errors`).
 
-    def calculate_retry_time(self, run_id: str) -> datetime:
-        """When the next retry of a FAILED run is due under its policy."""
-        run = self._failed(run_id)
-        failures = sum(1 for h in self.store.scheduled_runs.history(run_id) if h.to_state == FAILED)
-        return RetryPolicy.from_json(run.retry_policy).calculate_retry_time(max(1, failures))
+        The policy is `retry_config` (the seed's second argument), else the one stored
+        with the run. `client` is the seed's BigQuery client: accepted, not used (see the
+        class). The error is `error`, else the run's recorded error type. For onceflow's
+        older call `should_retry(run_id, error)`, an exception or an error type name in
+        second place is taken as the error. The run is FAILED, or PENDING with the retry
+        `mark_as_failed(..., should_retry=True)` queued and not started yet (the seed
+        calls this after that); a False for such a run is logged, as its retry stays
+        queued until cancelled."""
+        del client  # the seed's BigQuery client: the state store replaces it
+        if isinstance(retry_config, BaseException | str):
+            error, retry_config = retry_config, None
+        run, queued = self._retryable(run_id)
+        policy = self._policy(run, retry_config)
+        failures = failures_since_reprocess(self.store.scheduled_runs.history(run_id))
+        kind = error if error is not None else (run.error_type or _typed(run.error) or "Error")
+        answer = policy.should_retry(max(1, failures), kind)
+        if queued is not None and not answer:
+            log.warning(
+                "scheduled run %s: not retryable under this policy, but its retry is already "
+                "queued (job %d, by mark_as_failed(should_retry=True)); cancel it with "
+                "transition_state(run_id, 'PENDING', 'CANCELLED') if it must not run",
+                run_id,
+                queued.id,
+            )
+        return answer
 
-    def schedule_retry(self, run_id: str, retry_time: datetime) -> int:
-        """FAILED -> PENDING with a job due at `retry_time` (durable); returns the job id."""
-        run = self._failed(run_id)
+    def calculate_retry_time(
+        self,
+        run_id: str | None = None,
+        *,
+        attempt: int | None = None,
+        retry_config: RetryConfigLike | None = None,
+    ) -> datetime:
+        """When a retry is due, counted from now: retry number `attempt` (1 for the
+        first: 1, 2, 4 ... minutes by default), else the failed run's next one.
+
+        The policy is `retry_config`, else the run's stored one (with `run_id`), else this
+        manager's `retry_config`, else the defaults. The seed's call is
+        `calculate_retry_time(attempt=1)`."""
+        if attempt is not None and attempt < 1:
+            raise ValueError(f"attempt counts retries from 1, got {attempt}")
+        if run_id is None:
+            if attempt is None:
+                raise TypeError("calculate_retry_time: give a run_id or attempt=")
+            policy = (
+                RetryPolicy.of(retry_config)
+                if retry_config is not None
+                else self.default_policy or RetryPolicy()
+            )
+            return policy.calculate_retry_time(attempt)
+        run, _queued = self._retryable(run_id)
+        if attempt is None:
+            attempt = max(1, failures_since_reprocess(self.store.scheduled_runs.history(run_id)))
+        return self._policy(run, retry_config).calculate_retry_time(attempt)
+
+    def schedule_retry(self, run_id: str, retry_time: datetime, client: object = None) -> int:
+        """Retry a failed run at `retry_time`, durably: FAILED -> PENDING with a job due
+        then; returns the job id. A run whose retry `mark_as_failed(...,
+        should_retry=True)` already queued keeps that one job, moved to `retry_time`.
+        `client` is the seed's BigQuery client: accepted, not used (see the class)."""
+        del client  # the seed's BigQuery client: the state store replaces it
+        run, queued = self._retryable(run_id)
+        due = retry_time.astimezone(UTC)
         with self.store.transaction() as tx:
+            if queued is not None:
+                if not self.store.queue.reschedule(queued.id, due.timestamp(), tx=tx):
+                    raise TransitionError(
+                        f"scheduled run {run_id}: its retry (job {queued.id}) started "
+                        "meanwhile; it is not moved",
+                        run_id=run_id,
+                    )
+                self.store.scheduled_runs.set_next_attempt(run_id, due.isoformat(), tx=tx)
+                return queued.id
             return enqueue_run(
                 self.store,
                 run,
                 FAILED,
                 tx=tx,
                 reason="retry",
-                run_after=retry_time.timestamp(),
-                values={"next_attempt_at": retry_time.astimezone(UTC).isoformat()},
+                run_after=due.timestamp(),
+                values={"next_attempt_at": due.isoformat()},
             )
 
-    def _failed(self, run_id: str) -> ScheduledRunRecord:
+    def _policy(self, run: ScheduledRunRecord, config: RetryConfigLike | None) -> RetryPolicy:
+        return (
+            RetryPolicy.of(config)
+            if config is not None
+            else RetryPolicy.from_json(run.retry_policy)
+        )
+
+    def _retryable(self, run_id: str) -> tuple[ScheduledRunRecord, Job | None]:
+        """The run, FAILED; or PENDING with its retry queued and not started (with that
+        job). TransitionError otherwise."""
         run = self.store.scheduled_runs.get(run_id)
-        if run is None or run.state != FAILED:
-            state = run.state if run else "absent"
-            raise TransitionError(f"scheduled run {run_id} is {state}, not FAILED", run_id=run_id)
-        return run
+        if run is not None and run.state == FAILED:
+            return run, None
+        if run is not None and run.state == PENDING and run.next_attempt_at:
+            job = self.store.queue.live_job_of_run(run_id)
+            history = self.store.scheduled_runs.history(run_id)
+            if job is not None and job.state == "queued" and history[-1].from_state == FAILED:
+                return run, job
+        state = run.state if run else "absent"
+        raise TransitionError(
+            f"scheduled run {run_id} is {state}, not FAILED (nor waiting for its retry)",
+            run_id=run_id,
+        )
+
+
+# ============================================================================= helpers
+
+# The keys that may name a pipeline in the seed's config, in the order they are tried:
+# `config_id` last, as create_scheduled_run(tenant_id, config_id, ...) takes it for one.
+PIPELINE_KEYS = ("pipeline", "pipeline_name", "name", "config_id")
+# Keys whose values are secrets wherever they appear in a config stored as a payload.
+_SECRET_KEY = re.compile(r"(?i)(password|passwd|pwd|secret|token|api_?key|private_?key|credential)")
+
+
+def _pipeline_of(config: Mapping[str, Any]) -> str:
+    for key in PIPELINE_KEYS:
+        value = config.get(key)
+        if isinstance(value, str) and value.strip():
+            return value
+    raise ConfigError(
+        "enqueue(tenant_id, config): the config names no pipeline; give it a "
+        f"{' / '.join(repr(k) for k in PIPELINE_KEYS)} key with the pipeline's name",
+        field="config.pipeline",
+    )
+
+
+def _stored_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The config as JSON keeps it, secrets masked: a payload outlives the call in the
+    state store, which never holds a secret (a worker takes credentials from its own
+    config); dates become ISO text."""
+
+    def plain(value: Any, where: str) -> Any:
+        if isinstance(value, Mapping):
+            return {
+                str(k): "***"
+                if _SECRET_KEY.search(str(k)) and v is not None
+                else plain(v, f"{where}.{k}")
+                for k, v in value.items()
+            }
+        if isinstance(value, list | tuple | set | frozenset):
+            return [plain(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        if isinstance(value, str):
+            return redact(value)
+        if isinstance(value, date | time):
+            return value.isoformat()
+        if value is None or isinstance(value, bool | int | float):
+            return value
+        raise ConfigError(
+            f"enqueue(tenant_id, config): {where} is a {type(value).__name__}, which the "
+            "queue cannot keep (JSON: mappings, lists, text, numbers, booleans, dates)",
+            field=where,
+        )
+
+    return dict(plain(config, "config"))
+
+
+def _seconds(duration: float | timedelta) -> float:
+    if isinstance(duration, timedelta):
+        seconds = duration.total_seconds()
+    elif isinstance(duration, int | float) and not isinstance(duration, bool):
+        seconds = float(duration)
+    else:
+        raise TypeError(
+            "mark_as_completed(run_id, duration): duration is in seconds (a number or a "
+            f"timedelta), got {duration!r}; give the worker as worker=..."
+        )
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"duration must be a finite number of seconds >= 0, got {duration!r}")
+    return seconds
+
+
+def _elapsed(run: ScheduledRunRecord, ended: datetime) -> float | None:
+    """Seconds since the run was marked running (None when it never was)."""
+    if not run.started_at:
+        return None
+    return round(max(0.0, (ended - datetime.fromisoformat(run.started_at)).total_seconds()), 3)
+
+
+def _typed(message: str | None) -> str | None:
+    return error_type_of(message) if message else None

@@ -74,7 +74,7 @@ class ScheduleCalculator:
 
     def __init__(
         self,
-        cron: str,
+        cron: str | None = None,
         timezone: ZoneInfo | str = "UTC",
         *,
         window_days_before: int = 1,
@@ -82,14 +82,27 @@ class ScheduleCalculator:
     ) -> None:
         from croniter import croniter
 
-        if len(cron.split()) != 5 or not croniter.is_valid(cron):
+        if cron is not None and (len(cron.split()) != 5 or not croniter.is_valid(cron)):
             raise ValueError(f"invalid cron expression {cron!r}")
-        self.cron = cron
+        # None: the seed's stateless calculator, which is given a cron expression per call
+        # (`ScheduleCalculator().calculate_next_run(cron, zone)`)
+        self._cron = cron
         self.zone = _as_zone(timezone)
         self.window_zone = _as_zone(window_zone) if window_zone is not None else self.zone
         self.window_days_before = window_days_before
-        minute, hour = cron.split()[:2]
+        minute, hour = (cron or "0 0").split()[:2]
         self.interval = any(ch in field for field in (minute, hour) for ch in "*-/")
+
+    @property
+    def cron(self) -> str:
+        """The cron expression (ValueError for a calculator made without one)."""
+        if self._cron is None:
+            raise ValueError(
+                "this ScheduleCalculator has no cron expression: make it with one "
+                "(ScheduleCalculator(cron, zone)) or pass one per call "
+                "(calculate_next_run(cron, zone))"
+            )
+        return self._cron
 
     # --- resolving local wall-clock times -------------------------------------------
 
@@ -165,9 +178,30 @@ class ScheduleCalculator:
 
     # --- the seed's names -------------------------------------------------------------
 
-    def calculate_next_run(self, after: datetime | None = None) -> datetime:
-        """The UTC instant of the next tick after `after` (default now)."""
-        return self.next_tick(after or datetime.now(UTC)).at
+    def calculate_next_run(
+        self,
+        cron_or_after: str | datetime | None = None,
+        timezone: ZoneInfo | str | None = None,
+        after: datetime | None = None,
+    ) -> datetime:
+        """The UTC instant of the next tick after `after` (default now), in two shapes:
+
+        * `calc.calculate_next_run(after)`: this calculator's cron expression and zone;
+        * `calc.calculate_next_run(cron, zone[, after])`, the seed's: any cron expression
+          in `zone` (default this calculator's zone), as `calculate_next_run` below.
+        """
+        if isinstance(cron_or_after, str):
+            zone = timezone if timezone is not None else self.zone
+            return calculate_next_run(cron_or_after, zone, after)
+        if timezone is not None:
+            raise TypeError(
+                "calculate_next_run: a time zone goes with a cron expression: "
+                "calculate_next_run(cron, zone[, after]), or calculate_next_run(after)"
+            )
+        if cron_or_after is not None and after is not None:
+            raise TypeError("calculate_next_run: `after` given twice")
+        moment = cron_or_after if cron_or_after is not None else after
+        return self.next_tick(moment or datetime.now(UTC)).at
 
     def is_due(self, last_tick: datetime | None, now: datetime | None = None) -> bool:
         """True when a tick fell in (last_tick, now]: the schedule should run."""
@@ -175,3 +209,11 @@ class ScheduleCalculator:
         if last_tick is None:
             return False
         return self.calculate_next_run(last_tick) <= moment
+
+
+def calculate_next_run(
+    cron: str, timezone: ZoneInfo | str = "UTC", after: datetime | None = None
+) -> datetime:
+    """The UTC instant of the next tick of `cron` in `timezone` after `after` (default
+    now), under onceflow's DST rule: the seed's `calculate_next_run(cron, zone)`."""
+    return ScheduleCalculator(cron, timezone).calculate_next_run(after)

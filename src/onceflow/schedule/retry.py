@@ -7,20 +7,63 @@ is, except those waiting cannot heal (a config error). A type matches by its cla
 or any base class's (`OnceflowError` matches every onceflow error), and `TransientError`
 (the seed's name) matches a source error marked transient. The policy is stored with
 each run as JSON, so a retry scheduled before a restart is still honoured after it.
+
+The seed's spellings are accepted wherever a policy is given: `retry_on_errors` for
+`retry_on` (`RetryPolicy(retry_on_errors=[...])`), and a plain mapping such as
+`{"max_retries": 3, "backoff_multiplier": 2, "retry_on_errors": [...]}`, checked
+like a `retry:` section of onceflow.yml.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
+
+from pydantic import ValidationError
 
 from onceflow.clock import now
 from onceflow.config import ScheduleRetryConfig
+from onceflow.errors import ConfigError
+from onceflow.state.scheduled_runs import FAILED
 
 NEVER_RETRIED = ("ConfigError", "TransitionError")
+# "TimeoutError: read timed out": the way Python prints an exception, and the way callers
+# pass one as a message (the seed's mark_as_failed takes a string)
+_TYPED_MESSAGE = re.compile(r"^\s*([A-Za-z_][\w.]*(?:Error|Exception))\s*:")
+
+
+def error_type_of(error: BaseException | str) -> str | None:
+    """The type name of an error: its class, or the `Name:` a message starts with
+    (`"TimeoutError: read timed out"`); None for a message without one."""
+    if isinstance(error, BaseException):
+        return type(error).__name__
+    match = _TYPED_MESSAGE.match(error)
+    return match.group(1).rsplit(".", 1)[-1] if match else None
+
+
+class _Step(Protocol):
+    @property
+    def to_state(self) -> str: ...
+
+    @property
+    def reason(self) -> str | None: ...
+
+
+def failures_since_reprocess(history: Sequence[_Step]) -> int:
+    """Failures in a run's history since it was last reprocessed: the count a retry
+    budget (`max_retries`) is spent against."""
+    count = 0
+    for step in history:
+        if step.reason and step.reason.startswith("reprocess"):
+            count = 0
+        elif step.to_state == FAILED:
+            count += 1
+    return count
 
 
 def error_types(error: BaseException | str) -> list[str]:
@@ -33,9 +76,13 @@ def error_types(error: BaseException | str) -> list[str]:
     return names
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class RetryPolicy:
-    """How a failed run is retried (the seed's retry configuration)."""
+    """How a failed run is retried (the seed's retry configuration).
+
+    `retry_on_errors` is the seed's name of `retry_on` (give one of them); either takes
+    any iterable of error type names and is kept as a tuple.
+    """
 
     max_retries: int = 3
     backoff_base_minutes: float = 1.0
@@ -43,6 +90,72 @@ class RetryPolicy:
     max_delay_minutes: float = 60.0
     jitter: float = 0.0
     retry_on: tuple[str, ...] | None = None
+
+    def __init__(
+        self,
+        max_retries: int = 3,
+        backoff_base_minutes: float = 1.0,
+        backoff_multiplier: float = 2.0,
+        max_delay_minutes: float = 60.0,
+        jitter: float = 0.0,
+        retry_on: Iterable[str] | None = None,
+        *,
+        retry_on_errors: Iterable[str] | None = None,
+    ) -> None:
+        if retry_on is not None and retry_on_errors is not None:
+            raise TypeError(
+                "RetryPolicy: give retry_on or retry_on_errors (its seed name), not both"
+            )
+        names = retry_on if retry_on is not None else retry_on_errors
+        if isinstance(names, str):
+            # a lone string would become a tuple of its letters, and match nothing
+            raise TypeError(f"RetryPolicy: retry_on is a list of error type names, got {names!r}")
+        # frozen: the dataclass's own __init__ would set the fields the same way
+        object.__setattr__(self, "max_retries", max_retries)
+        object.__setattr__(self, "backoff_base_minutes", backoff_base_minutes)
+        object.__setattr__(self, "backoff_multiplier", backoff_multiplier)
+        object.__setattr__(self, "max_delay_minutes", max_delay_minutes)
+        object.__setattr__(self, "jitter", jitter)
+        object.__setattr__(self, "retry_on", None if names is None else tuple(names))
+
+    @property
+    def retry_on_errors(self) -> tuple[str, ...] | None:
+        """The seed's name of `retry_on`."""
+        return self.retry_on
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> RetryPolicy:
+        """The policy of a mapping of retry settings (onceflow's or the seed's names),
+        checked like a `retry:` section: ConfigError names a bad or unknown key."""
+        try:
+            cfg = ScheduleRetryConfig.model_validate(dict(data))
+        except ValidationError as error:
+            first = error.errors()[0]
+            key = ".".join(str(p) for p in first["loc"] if not isinstance(p, int))
+            message = first["msg"].removeprefix("Value error, ")
+            if first["type"] == "extra_forbidden":
+                message = (
+                    "unknown key; retry settings are max_retries, backoff_base_minutes, "
+                    "backoff_multiplier, max_delay_minutes, jitter, retry_on (retry_on_errors)"
+                )
+            raise ConfigError(
+                f"retry_config: {key}: {message}", field=f"retry_config.{key}"
+            ) from None
+        return cls.from_config(cfg)
+
+    @classmethod
+    def of(cls, config: RetryPolicy | ScheduleRetryConfig | Mapping[str, Any]) -> RetryPolicy:
+        """A policy from any of the forms a caller may hold one in."""
+        if isinstance(config, RetryPolicy):
+            return config
+        if isinstance(config, ScheduleRetryConfig):
+            return cls.from_config(config)
+        if isinstance(config, Mapping):
+            return cls.from_mapping(config)
+        raise TypeError(
+            "retry_config: a RetryPolicy, a schedule's retry section or a mapping of retry "
+            f"settings, got {type(config).__name__}"
+        )
 
     @classmethod
     def from_config(cls, cfg: ScheduleRetryConfig) -> RetryPolicy:

@@ -36,7 +36,7 @@ from onceflow.errors import LeaseLostError, LockError, StateError, TransitionErr
 from onceflow.faults import crashpoint
 from onceflow.pipeline import run_window
 from onceflow.redact import redact
-from onceflow.schedule.retry import RetryPolicy
+from onceflow.schedule.retry import RetryPolicy, failures_since_reprocess
 from onceflow.schedule.scheduler import enqueue_run, requeue_expired, shared_store
 from onceflow.state import Job, ScheduledRunRecord, Store, Tx
 from onceflow.state.queue import DEFAULT_LEASE_SECONDS
@@ -254,6 +254,7 @@ class Worker:
         except TransitionError as error:  # cancelled meanwhile, say
             return self._refuse(job, str(error))
         crashpoint("worker_after_start")
+        started = time.monotonic()  # the run's duration: immune to wall-clock steps
         log.info(
             "worker %s: run %s %s %s started",
             self.worker_id,
@@ -279,14 +280,16 @@ class Worker:
         except LockError as error:
             return self._defer(job, run, f"waiting for a lock: {error}")
         except Exception as error:
-            return self._fail(job, run, error, type(error).__name__, str(error))
+            elapsed = time.monotonic() - started
+            return self._fail(job, run, error, type(error).__name__, str(error), elapsed)
         crashpoint("worker_before_complete")
         if summary.deferred:
             return self._defer(job, run, summary.deferred)
         failure = summary.error
+        elapsed = time.monotonic() - started
         if failure is None:
-            return self._complete(job, run)
-        return self._fail(job, run, failure[0], failure[0], failure[1])
+            return self._complete(job, run, elapsed)
+        return self._fail(job, run, failure[0], failure[0], failure[1], elapsed)
 
     def blocker(self, run: ScheduledRunRecord) -> str | None:
         """Why `run` may not load yet: an earlier window of its schedule (or backfill)
@@ -319,7 +322,7 @@ class Worker:
                 self.store.db.forget_connection()
                 time.sleep(min(8.0, 0.5 * 2**attempt))
 
-    def _complete(self, job: Job, run: ScheduledRunRecord) -> str:
+    def _complete(self, job: Job, run: ScheduledRunRecord, duration: float) -> str:
         def record(tx: Tx) -> None:
             self.store.queue.complete(job.id, job.token or "", tx=tx)
             self.store.scheduled_runs.transition(
@@ -327,7 +330,12 @@ class Worker:
                 RUNNING,
                 COMPLETED,
                 worker=self.worker_id,
-                values={"ended_at": now_iso(), "waiting_on": None, "next_attempt_at": None},
+                values={
+                    "ended_at": now_iso(),
+                    "waiting_on": None,
+                    "next_attempt_at": None,
+                    "duration_seconds": round(duration, 3),
+                },
                 tx=tx,
             )
 
@@ -347,22 +355,18 @@ class Worker:
         )
         return "completed"
 
-    def _failures(self, run_id: str) -> int:
-        """Failures of a run since it was last reprocessed (the retry budget's count)."""
-        count = 0
-        for step in self.store.scheduled_runs.history(run_id):
-            if step.reason and step.reason.startswith("reprocess"):
-                count = 0
-            elif step.to_state == FAILED:
-                count += 1
-        return count
-
     def _fail(
-        self, job: Job, run: ScheduledRunRecord, error: BaseException | str, kind: str, message: str
+        self,
+        job: Job,
+        run: ScheduledRunRecord,
+        error: BaseException | str,
+        kind: str,
+        message: str,
+        duration: float,
     ) -> str:
         message = redact(message)
         policy = RetryPolicy.from_json(run.retry_policy)
-        failures = self._failures(run.id) + 1
+        failures = failures_since_reprocess(self.store.scheduled_runs.history(run.id)) + 1
         retry = policy.should_retry(failures, error)
         due = policy.calculate_retry_time(failures) if retry else None
 
@@ -374,7 +378,11 @@ class Worker:
                 FAILED,
                 worker=self.worker_id,
                 error=message,
-                values={"error_type": kind, "ended_at": now_iso()},
+                values={
+                    "error_type": kind,
+                    "ended_at": now_iso(),
+                    "duration_seconds": round(duration, 3),
+                },
                 tx=tx,
             )
             if due is not None:

@@ -54,6 +54,7 @@ def test_a_scheduled_run_completes_end_to_end(store: Store, project: Callable[..
         ("RUNNING", "COMPLETED"),
     ]
     assert sorted(loaded_dates(config)) == ["2025-01-04", "2025-01-05"]
+    assert all(r.duration_seconds is not None and r.duration_seconds >= 0 for r in runs)
     status = tenant_status([config], "acme", store=store)
     assert status["counts"]["COMPLETED"] == 2
     assert status["last_success"]["run_date"] == "2025-01-05"
@@ -89,6 +90,7 @@ def test_a_failed_run_is_retried_after_its_backoff_even_after_a_restart(
     ]
     final = store.scheduled_runs.get(run.id)
     assert final is not None and final.state == "FAILED" and "missing" in (final.error or "")
+    assert final.duration_seconds is not None  # a failed run's duration is kept too
 
 
 def test_a_non_retryable_error_fails_at_once(store: Store, project: Callable[..., Config]) -> None:

@@ -1,0 +1,320 @@
+"""The seed's calls (seeds/004, "Usage Patterns"), written as the seed writes them, on both
+stores: what each records in onceflow's state store."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from onceflow import PipelineStateManager, QueueManager, RetryManager
+from onceflow.errors import ConfigError, TransitionError
+from onceflow.schedule import (
+    AsyncPipelineStateManager,
+    AsyncQueueManager,
+    AsyncRetryManager,
+    ScheduleCalculator,
+)
+from onceflow.state import ScheduledRunRecord, Store, TenantQueueStatus
+
+TICK = datetime(2025, 1, 10, 7, 0, tzinfo=UTC)
+SEED_RETRY_CONFIG = {
+    "max_retries": 3,
+    "backoff_multiplier": 2,
+    "retry_on_errors": ["TimeoutError", "TransientError"],
+}
+
+
+def running_run(store: Store, tick: datetime = TICK) -> str:
+    """A run of acme's `shop`, made RUNNING by the seed's calls."""
+    state_manager = PipelineStateManager(store)
+    run_id = state_manager.create_scheduled_run("acme", "shop", tick)
+    assert run_id is not None
+    state_manager.transition_state(run_id, "SCHEDULED", "PENDING")
+    state_manager.mark_as_running(run_id)
+    return run_id
+
+
+def due_in(when: datetime, minutes: float) -> bool:
+    """`when` is `minutes` from now, give or take a second."""
+    return abs((when - datetime.now(UTC)).total_seconds() - minutes * 60) < 1.0
+
+
+# --- 1. mark_as_running(run_id, pipeline_logging_id), mark_as_completed(run_id, duration)
+
+
+def test_mark_as_running_and_completed_record_the_logging_id_and_the_duration(
+    store: Store,
+) -> None:
+    state_manager = PipelineStateManager(store)
+    run_id = state_manager.create_scheduled_run("acme", "shop", TICK)
+    assert run_id is not None
+    state_manager.transition_state(run_id, "SCHEDULED", "PENDING")
+    pipeline_logging_id = str(uuid.uuid4())
+    duration = 42.5
+    state_manager.mark_as_running(run_id, pipeline_logging_id)
+    state_manager.mark_as_completed(run_id, duration)
+    status = state_manager.get_run_status(run_id)
+    assert status["state"] == "COMPLETED"
+    assert status["duration_seconds"] == 42.5
+    assert status["pipeline_logging_id"] == pipeline_logging_id
+    assert status["worker"] is None  # neither argument is taken for a worker any more
+
+
+def test_the_worker_is_a_keyword_and_a_duration_defaults_to_the_time_running(
+    store: Store,
+) -> None:
+    states = PipelineStateManager(store)
+    run_id = states.create_scheduled_run("acme", "shop", TICK)
+    assert run_id is not None
+    states.transition_state(run_id, "SCHEDULED", "PENDING")
+    logging_id = uuid.uuid4()
+    states.mark_as_running(run_id, logging_id, worker="w1")
+    states.mark_as_completed(run_id, worker="w1")
+    status = states.get_run_status(run_id)
+    assert status["worker"] == "w1" and status["pipeline_logging_id"] == str(logging_id)
+    assert 0 <= status["duration_seconds"] < 5
+    other = running_run(store, TICK + timedelta(days=1))
+    states.mark_as_completed(other, timedelta(minutes=2))
+    assert states.get_run_status(other)["duration_seconds"] == 120.0
+
+
+@pytest.mark.parametrize(
+    ("duration", "error", "message"),
+    [
+        ("w1", TypeError, "give the worker as worker="),
+        (True, TypeError, "duration is in seconds"),
+        (-1.0, ValueError, "finite number of seconds >= 0"),
+        (float("nan"), ValueError, "finite number of seconds >= 0"),
+    ],
+)
+def test_a_duration_that_is_not_seconds_is_refused_and_changes_nothing(
+    store: Store, duration: object, error: type[Exception], message: str
+) -> None:
+    run_id = running_run(store)
+    with pytest.raises(error, match=message):
+        PipelineStateManager(store).mark_as_completed(run_id, duration)  # type: ignore[arg-type]
+    run = store.scheduled_runs.get(run_id)
+    assert run is not None and run.state == "RUNNING" and run.duration_seconds is None
+
+
+def test_a_failed_run_keeps_its_duration_and_error_type(store: Store) -> None:
+    run_id = running_run(store)
+    PipelineStateManager(store).mark_as_failed(run_id, "TimeoutError: source did not answer")
+    run = store.scheduled_runs.get(run_id)
+    assert run is not None and run.state == "FAILED" and run.error_type == "TimeoutError"
+    assert run.duration_seconds is not None and run.duration_seconds >= 0
+
+
+# --- 3. enqueue(tenant_id, config, priority=5) --------------------------------------
+
+
+def test_enqueue_takes_the_seeds_config_dict(store: Store) -> None:
+    queue_manager = QueueManager(store)
+    tenant_id = "acme_corp"
+    config = {
+        "pipeline": "shop_orders",
+        "cron": "0 2 * * *",
+        "start": date(2025, 1, 1),
+        "tables": ["orders", "customers"],
+        "source": {"url": "postgresql://etl:s3cr3t@db/shop", "password": "hunter2"},
+    }
+    queue_id = queue_manager.enqueue(tenant_id, config, priority=5)
+    (item,) = queue_manager.dequeue("worker-001")
+    assert (item.id, item.pipeline, item.tenant, item.priority) == (
+        queue_id,
+        "shop_orders",
+        "acme_corp",
+        5,
+    )
+    assert item.payload == {
+        "pipeline": "shop_orders",
+        "cron": "0 2 * * *",
+        "start": "2025-01-01",
+        "tables": ["orders", "customers"],
+        "source": {"url": "postgresql://etl:***@db/shop", "password": "***"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("config", "pipeline"),
+    [
+        ({"pipeline_name": "a", "name": "b"}, "a"),
+        ({"name": "b", "config_id": "c"}, "b"),
+        ({"config_id": "c"}, "c"),
+    ],
+)
+def test_a_config_names_its_pipeline_by_the_first_key_present(
+    store: Store, config: dict[str, str], pipeline: str
+) -> None:
+    QueueManager(store).enqueue("acme", config)
+    (job,) = store.queue.claim("w")
+    assert job.pipeline == pipeline and job.payload == config
+
+
+def test_a_config_the_queue_cannot_keep_is_refused_and_nothing_is_queued(store: Store) -> None:
+    queue = QueueManager(store)
+    with pytest.raises(ConfigError, match="the config names no pipeline") as caught:
+        queue.enqueue("acme", {"cron": "0 2 * * *"}, priority=5)
+    assert caught.value.field == "config.pipeline"
+    with pytest.raises(ConfigError, match=r"config\.client is a object"):
+        queue.enqueue("acme", {"pipeline": "shop", "client": object()})
+    with pytest.raises(TypeError, match="do not give a payload as well"):
+        queue.enqueue("acme", {"pipeline": "shop"}, {"n": 1})
+    assert queue.get_queue_length() == 0
+
+
+# --- 4. and 5. should_retry / calculate_retry_time / schedule_retry ------------------
+
+
+def test_the_seeds_retry_pattern_retries_once_at_the_time_it_chose(store: Store) -> None:
+    state_manager = PipelineStateManager(store)
+    retry_manager = RetryManager(store)
+    run_id = running_run(store)
+    error_msg = "TimeoutError: source did not answer in 30 s"
+    retry_config = SEED_RETRY_CONFIG
+    bq_client = object()  # the seed's BigQuery client: accepted, not used
+
+    state_manager.mark_as_failed(run_id, error_msg, should_retry=True)
+    should_retry = retry_manager.should_retry(run_id, retry_config, bq_client)
+    if should_retry:
+        retry_time = retry_manager.calculate_retry_time(attempt=1)
+        retry_manager.schedule_retry(run_id, retry_time, bq_client)
+
+    assert should_retry
+    assert due_in(retry_time, 1)
+    run = store.scheduled_runs.get(run_id)
+    job = store.queue.live_job_of_run(run_id)
+    assert run is not None and run.state == "PENDING"
+    assert run.next_attempt_at == retry_time.astimezone(UTC).isoformat()
+    assert job is not None and abs(job.run_after - retry_time.timestamp()) < 1e-3
+    assert store.queue.length() == 1  # mark_as_failed's retry, moved: one job, not two
+
+
+def test_schedule_retry_queues_a_failed_run_at_the_retry_time(store: Store) -> None:
+    retry_manager = RetryManager(store)
+    run_id = running_run(store)
+    PipelineStateManager(store).mark_as_failed(run_id, "TimeoutError: slow")
+    retry_time = retry_manager.calculate_retry_time(attempt=3)
+    assert due_in(retry_time, 4)  # 1, 2, 4 minutes
+    job_id = retry_manager.schedule_retry(run_id, retry_time, object())
+    job = store.queue.get(job_id)
+    run = store.scheduled_runs.get(run_id)
+    assert job is not None and abs(job.run_after - retry_time.timestamp()) < 1e-3
+    assert run is not None and run.state == "PENDING" and run.job_id == job_id
+    # a retry not started yet is moved (one job still); a started one is not
+    assert retry_manager.schedule_retry(run_id, datetime.now(UTC), object()) == job_id
+    assert [j.id for j in store.queue.claim("w")] == [job_id]
+    with pytest.raises(TransitionError, match="is PENDING, not FAILED"):
+        retry_manager.schedule_retry(run_id, retry_time, object())
+
+
+def test_should_retry_honours_the_retry_config_it_is_given(store: Store) -> None:
+    states, retries = PipelineStateManager(store), RetryManager(store)
+    run_id = running_run(store)
+    states.mark_as_failed(run_id, "ValueError: bad row")
+    assert not retries.should_retry(run_id, SEED_RETRY_CONFIG, object())  # not listed
+    assert retries.should_retry(run_id, {"max_retries": 1}, object())  # any error
+    assert retries.should_retry(run_id)  # the run's stored (default) policy
+    assert retries.should_retry(run_id, "TimeoutError")  # onceflow's (run_id, error) call
+    assert retries.should_retry(run_id, SEED_RETRY_CONFIG, error=TimeoutError())
+    # a second failure spends the budget of max_retries 1
+    retries.schedule_retry(run_id, datetime.now(UTC), object())
+    store.scheduled_runs.transition(run_id, "PENDING", "RUNNING")
+    states.mark_as_failed(run_id, TimeoutError("again"))
+    assert not retries.should_retry(run_id, {"max_retries": 1}, object())
+    assert retries.should_retry(run_id, SEED_RETRY_CONFIG, object())
+    with pytest.raises(ConfigError, match="retry_config: retries: unknown key"):
+        retries.should_retry(run_id, {"retries": 3}, object())
+
+
+def test_calculate_retry_time_takes_the_seeds_attempt(store: Store) -> None:
+    assert due_in(RetryManager(store).calculate_retry_time(attempt=1), 1)
+    assert due_in(RetryManager(store).calculate_retry_time(attempt=2), 2)
+    slow = RetryManager(store, retry_config={"backoff_base_minutes": 5, "max_delay_minutes": 8})
+    assert due_in(slow.calculate_retry_time(attempt=1), 5)
+    assert due_in(slow.calculate_retry_time(attempt=2), 8)
+    assert due_in(slow.calculate_retry_time(attempt=1, retry_config=SEED_RETRY_CONFIG), 1)
+    with pytest.raises(ValueError, match="attempt counts retries from 1"):
+        slow.calculate_retry_time(attempt=0)
+    with pytest.raises(TypeError, match="give a run_id or attempt="):
+        slow.calculate_retry_time()
+
+
+# --- 6. await state_manager... --------------------------------------------------------
+
+
+def test_the_seeds_awaited_calls_run_on_the_store(store: Store) -> None:
+    state_manager = AsyncPipelineStateManager(store)
+    queue_manager = AsyncQueueManager(store)
+    retry_manager = AsyncRetryManager(store)
+    calculator = ScheduleCalculator()
+    tenant_id, config_id = "acme_corp", "shop"
+    config = {"pipeline": "shop", "tables": ["orders"]}
+    pipeline_logging_id, duration = "log-001", 12.25
+    bq_client = object()
+
+    async def pattern_1() -> str | None:
+        next_run = calculator.calculate_next_run("0 2 * * *", "America/New_York")
+        run_id = await state_manager.create_scheduled_run(tenant_id, config_id, next_run)
+        assert run_id is not None
+        await state_manager.transition_state(run_id, "SCHEDULED", "PENDING")
+        queue_id = await queue_manager.enqueue(tenant_id, config, priority=5)
+        item = await queue_manager.dequeue("worker-001")
+        assert [i.id for i in item] == [queue_id]
+        await state_manager.mark_as_running(run_id, pipeline_logging_id)
+        await state_manager.mark_as_completed(run_id, duration)
+        return run_id
+
+    async def pattern_2(run_id: str, error_msg: str) -> bool:
+        await state_manager.mark_as_failed(run_id, error_msg, should_retry=True)
+        should_retry = await retry_manager.should_retry(run_id, SEED_RETRY_CONFIG, bq_client)
+        if should_retry:
+            retry_time = retry_manager.calculate_retry_time(attempt=1)
+            await retry_manager.schedule_retry(run_id, retry_time, bq_client)
+        return should_retry
+
+    async def pattern_3() -> tuple[
+        list[ScheduledRunRecord], dict[str, Any], list[TenantQueueStatus]
+    ]:
+        return await asyncio.gather(
+            state_manager.get_yet_to_run_pipelines(),
+            state_manager.get_customer_pipeline_status("acme_corp"),
+            queue_manager.get_queue_status(),
+        )
+
+    run_id = asyncio.run(pattern_1())
+    assert run_id is not None
+    status = PipelineStateManager(store).get_run_status(run_id)
+    assert (status["state"], status["pipeline_logging_id"], status["duration_seconds"]) == (
+        "COMPLETED",
+        "log-001",
+        12.25,
+    )
+    failing = running_run(store)
+    assert asyncio.run(pattern_2(failing, "TimeoutError: slow")) is True
+    yet_to_run, summary, queue_status = asyncio.run(pattern_3())
+    assert yet_to_run == []  # the next 02:00 in New York is not due yet
+    assert summary["counts"]["COMPLETED"] == 1
+    assert [(q.tenant, q.queued) for q in queue_status] == [("acme", 1), ("acme_corp", 0)]
+
+
+def test_awaited_calls_run_concurrently_each_in_its_own_thread(store: Store) -> None:
+    state_manager = AsyncPipelineStateManager(store)
+    ticks = [TICK + timedelta(hours=h) for h in range(8)]
+
+    async def create_all() -> list[str | None]:
+        return list(
+            await asyncio.gather(
+                *(state_manager.create_scheduled_run("acme", "shop", t) for t in ticks)
+            )
+        )
+
+    created = asyncio.run(create_all())
+    assert None not in created and len(set(created)) == 8
+    assert len(store.scheduled_runs.find(tenant="acme")) == 8
+    with pytest.raises(TransitionError, match="illegal transition"):
+        asyncio.run(state_manager.transition_state(str(created[0]), "SCHEDULED", "COMPLETED"))
