@@ -36,6 +36,8 @@ from onceflow.extract import (
     extract,
     force_reprocess_table,
     get_extraction_summary,
+    is_extraction_needed,
+    require_databricks,
     reset_failed_extractions,
     validate_window_consistency,
 )
@@ -446,3 +448,18 @@ class Pipeline:
     validate = _Command(validate)
     validation_status = _Command(validation_status)
     reset_validation_state = _Command(reset_validation_state)
+    is_extraction_needed = _Command(is_extraction_needed)
+
+    # The seed extractor's names for the same commands (seed 000), so that its callers
+    # work unchanged: aliases, not copies.
+    get_extraction_summary = extraction_summary
+    create_extraction_report = extraction_report
+    validate_extraction_window_consistency = validate_windows
+    get_pipeline_status = status
+    get_pipeline_progress = status
+
+    def require_databricks(self, *, warehouse: bool = True) -> None:
+        """`--databricks`: ConfigError unless the lake (and with `warehouse`, the warehouse
+        and every table's target) is Databricks storage, so that a job meant for
+        Databricks never writes to local disk (`onceflow.extract.require_databricks`)."""
+        require_databricks(self.config, warehouse=warehouse)

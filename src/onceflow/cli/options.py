@@ -25,9 +25,39 @@ RunIdOpt = Annotated[
     str | None, typer.Option("--run-id", help="Override the deterministic run id.")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+#: Where the --tables callback leaves what it read from tables files, for `selected_tables`.
+_SELECTION = "onceflow.tables"
+#: onceflow.extract.tables_file.TABLE_FILE_SUFFIXES, without importing it for every command.
+_TABLE_FILE_SUFFIXES = (".json", ".yml", ".yaml")
+
+
+def _parts(values: Sequence[str] | None) -> list[str]:
+    return [part.strip() for item in values or [] for part in item.split(",") if part.strip()]
+
+
+def _read_table_files(ctx: typer.Context, values: list[str] | None) -> list[str] | None:
+    """--tables of every command: a value ending in .json/.yml/.yaml is a file listing the
+    tables (read here, before the command runs: a bad one is one line naming the file and
+    the entry). The keys replace it; the file entries stay in the context for the commands
+    that check them against the config (extract, run)."""
+    if not any(p.lower().endswith(_TABLE_FILE_SUFFIXES) for p in _parts(values)):
+        return values
+    from onceflow.extract.tables_file import table_selection
+
+    selection = table_selection(values)
+    ctx.meta[_SELECTION] = selection
+    return list(selection or [])
+
+
 TablesOpt = Annotated[
     list[str] | None,
-    typer.Option("--tables", "-t", help="Table keys or names (repeat, or comma-separate)."),
+    typer.Option(
+        "--tables",
+        "-t",
+        callback=_read_table_files,
+        help="Table keys or names (repeat, or comma-separate), or a .json/.yml/.yaml file "
+        "listing them.",
+    ),
 ]
 WorkersOpt = Annotated[
     int | None,
@@ -97,4 +127,22 @@ def open_pipeline(config: Path | None, state: str | None = None, name: str | Non
 
 def split_list(values: Sequence[str] | None) -> list[str]:
     """`-t a,b -t c` -> ['a', 'b', 'c']: repeated options, each comma-separated."""
-    return [part.strip() for item in values or [] for part in item.split(",") if part.strip()]
+    return _parts(values)
+
+
+def selected_tables(ctx: typer.Context, values: Sequence[str] | None) -> list[str] | None:
+    """The --tables of a command that extracts: the keys, as the TableSelection that also
+    holds the entries of a tables file (the extract step checks them against the config),
+    or None for every table."""
+    return ctx.meta.get(_SELECTION) or split_list(values) or None
+
+
+DatabricksOpt = Annotated[
+    bool,
+    typer.Option(
+        "--databricks",
+        envvar="ONCEFLOW_DATABRICKS",
+        help="Refuse to run unless everything written is Databricks storage (dbfs:/..., "
+        "/Volumes/...), so that a Databricks job never writes to local disk.",
+    ),
+]

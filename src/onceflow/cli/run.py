@@ -11,6 +11,7 @@ from onceflow.cli.app import app
 from onceflow.cli.options import (
     AllowPartialOpt,
     ConfigOpt,
+    DatabricksOpt,
     DateOpt,
     ForceReprocessOpt,
     JsonOpt,
@@ -19,10 +20,13 @@ from onceflow.cli.options import (
     TablesOpt,
     VerifyOpt,
     WorkersOpt,
-    split_list,
+    selected_tables,
 )
 from onceflow.cli.render import progress_bar, summarise_run
 from onceflow.errors import ConfigError
+
+#: The port of an Oracle listener when --port is not given.
+ORACLE_PORT = 1521
 
 
 def _with_progress(step: Any, total: int, **kwargs: Any) -> Any:
@@ -40,8 +44,52 @@ def _with_progress(step: Any, total: int, **kwargs: Any) -> Any:
         )
 
 
+def oracle_url(
+    host: str, port: int | None, user: str | None, password: str | None, service: str | None
+) -> str:
+    """The SQLAlchemy URL of an Oracle service (`oracle+oracledb://`, the scheme the
+    generic reader uses for Oracle), from the seed extractor's connection options; the
+    password is registered as a secret first, so no log, sidecar or report shows it."""
+    from urllib.parse import quote
+
+    from onceflow.redact import register_secret
+
+    if not user or not service:
+        missing = " and ".join(o for o, v in (("--user", user), ("--service", service)) if not v)
+        raise ConfigError(f"--host needs {missing} (an Oracle service and who connects to it)")
+    register_secret(password)
+    where = f"[{host}]" if ":" in host else host  # an IPv6 address
+    credentials = quote(user, safe="")
+    if password:
+        credentials += ":" + quote(password, safe="")
+    return (
+        f"oracle+oracledb://{credentials}@{where}:{port or ORACLE_PORT}/"
+        f"?service_name={quote(service, safe='')}"
+    )
+
+
+def _connection_url(
+    url: str | None,
+    host: str | None,
+    port: int | None,
+    user: str | None,
+    password: str | None,
+    service: str | None,
+) -> str | None:
+    """The single-table source URL: --url as given, or built from --host and the rest."""
+    given = [o for o, v in (("--port", port), ("--user", user), ("--service", service)) if v]
+    if url and host:
+        raise ConfigError("give either --url or --host (with --port, --user, --service), not both")
+    if host:
+        return oracle_url(host, port, user, password, service)
+    if given:
+        raise ConfigError(f"{', '.join(given)} {'needs' if len(given) == 1 else 'need'} --host")
+    return url
+
+
 @app.command("extract", rich_help_panel="Running")
 def extract_cmd(
+    ctx: typer.Context,
     config: ConfigOpt = None,
     date: DateOpt = None,
     tables: TablesOpt = None,
@@ -50,6 +98,27 @@ def extract_cmd(
     verify: VerifyOpt = "fast",
     run_id: RunIdOpt = None,
     url: Annotated[str | None, typer.Option("--url", help="Single-table mode: source URL.")] = None,
+    host: Annotated[
+        str | None,
+        typer.Option("--host", help="Single-table mode, instead of --url: the Oracle host."),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option("--port", min=1, max=65535, help="With --host: its port (default 1521)."),
+    ] = None,
+    user: Annotated[str | None, typer.Option("--user", help="With --host: the user.")] = None,
+    password: Annotated[
+        str | None,
+        typer.Option(
+            "--password",
+            envvar="ONCEFLOW_SOURCE_PASSWORD",
+            show_default=False,
+            help="With --host: the password (better from the environment variable).",
+        ),
+    ] = None,
+    service: Annotated[
+        str | None, typer.Option("--service", help="With --host: the Oracle service name.")
+    ] = None,
     source_name: Annotated[
         str | None, typer.Option("--source-name", help="Single-table mode: the source's name.")
     ] = None,
@@ -75,6 +144,7 @@ def extract_cmd(
         typer.Option("--force-unlock", help="First release the pipeline's lock, whoever holds it."),
     ] = False,
     allow_partial: AllowPartialOpt = False,
+    databricks: DatabricksOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Extract tables for one run date into Parquet; committed tables are skipped."""
@@ -83,9 +153,12 @@ def extract_cmd(
     from onceflow.config import load_config, single_table_config
     from onceflow.extract.early import connect_early
 
+    url = _connection_url(url, host, port, user, password, service)
     if url or source_name or table_name:
         if not (url and source_name and table_name):
-            raise ConfigError("single-table mode needs --url, --source-name and --table-name")
+            raise ConfigError(
+                "single-table mode needs --url (or --host ...), --source-name and --table-name"
+            )
         if full and cursor:
             raise ConfigError("give either --full or --cursor COL, not both")
         cfg = single_table_config(
@@ -99,7 +172,11 @@ def extract_cmd(
         )
     else:
         cfg = load_config(config)
-    selected = split_list(tables) or None
+    if databricks:
+        from onceflow.extract.databricks import require_databricks
+
+        require_databricks(cfg, warehouse=False)  # an extraction writes only the lake
+    selected = selected_tables(ctx, tables)
     # the source connection opens in a thread while the extractor and Arrow load (~40 ms
     # of a small window's start-up); the reader takes it
     connect_early(cfg, selected)
@@ -123,6 +200,7 @@ def extract_cmd(
 
 @app.command("run", rich_help_panel="Running")
 def run_cmd(
+    ctx: typer.Context,
     config: ConfigOpt = None,
     date: DateOpt = None,
     tables: TablesOpt = None,
@@ -140,13 +218,16 @@ def run_cmd(
         ),
     ] = False,
     allow_partial: AllowPartialOpt = False,
+    databricks: DatabricksOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Run the whole pipeline for a run date: extract, then load (under the pipeline lock)."""
     from onceflow.pipeline import Pipeline
 
     pipeline = Pipeline.from_file(config)
-    selected = split_list(tables) or None
+    if databricks:
+        pipeline.require_databricks()
+    selected = selected_tables(ctx, tables)
     summary = _with_progress(
         pipeline.run,
         len(selected or pipeline.config.tables),

@@ -22,8 +22,10 @@ from onceflow.extract.extractor import (
     TableJob,
     check_committed,
     extract_table,
+    needs_extraction,
     skipped_result,
 )
+from onceflow.extract.tables_file import TableSelection
 from onceflow.state import ExtractionEntry, Lease, RunRecord, Store, force_release, open_store
 from onceflow.windows import Window, check_run_id, make_run_id, parse_run_date, window_for
 
@@ -83,11 +85,15 @@ def run_context(
 
 
 def select_tables(config: Config, keys: Sequence[str] | None) -> list[TableConfig]:
-    """The tables named by --tables (keys or unique names), or all of them."""
+    """The tables named by --tables (keys or unique names), or all of them. Keys read
+    from a tables file (a TableSelection) are first checked against the config: what an
+    entry says of its table (`is_full_extract`) must be what the config says."""
     if not config.tables:
         raise ConfigError("tables: the config lists no tables; add at least one under `tables:`")
     if not keys:
         return list(config.tables)
+    if isinstance(keys, TableSelection):
+        keys.check(config)
     return [config.table(k) for k in keys]
 
 
@@ -230,7 +236,7 @@ def _extract(
     todo: list[TableJob] = []
     for job in jobs:
         verdict = check_committed(job)
-        if verdict.complete and not job.force:
+        if not needs_extraction(job, verdict):
             results.append(skipped_result(job, verdict))
         else:
             todo.append(job)
@@ -287,3 +293,30 @@ def _extract(
     order = {t.key: i for i, t in enumerate(selected)}
     results.sort(key=lambda r: order[r.table_key])
     return ExtractSummary(run=store.runs.finish(ctx.run_id), results=results)
+
+
+def is_extraction_needed(
+    config: Config,
+    table_key: str,
+    run_date: str | date | None = None,
+    *,
+    run_id: str | None = None,
+    verify: str = "fast",
+    store: Store | None = None,
+) -> bool:
+    """Whether the next extraction of the run date (default yesterday) would extract the
+    table rather than skip it: the extractor's own decision (no committed, intact file for
+    the window, a partial one, or flagged by `force_reprocess_table`), made without
+    extracting, locking or writing anything; `verify="deep"` also compares checksums, as
+    `extract(verify="deep")` does. `extract(force_reprocess=True)` extracts it whatever
+    this says."""
+    if verify not in ("fast", "deep"):
+        raise ConfigError(f"verify: expected 'fast' or 'deep', got {verify!r}", field="verify")
+    ctx = run_context(config, run_date, run_id)
+    table = config.table(table_key)
+    store = store or open_store(config.state_url)
+    known = store.extractions.of_run(ctx.run_id).get(table.key)
+    job = make_job(
+        config, ctx, table, force=bool(known and known.force_reprocess), deep=verify == "deep"
+    )
+    return needs_extraction(job, check_committed(job))

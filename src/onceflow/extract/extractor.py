@@ -128,6 +128,13 @@ def check_committed(job: TableJob) -> Verdict:
     return verdict
 
 
+def needs_extraction(job: TableJob, verdict: Verdict) -> bool:
+    """Whether a run extracts the table rather than reuse its committed file (`verdict`,
+    from check_committed): no intact file for the window, or forced. The one decision
+    that `extract`, `extract_table` and `is_extraction_needed` make."""
+    return job.force or not verdict.complete
+
+
 def skipped_result(job: TableJob, verdict: Verdict) -> ExtractionResult:
     """The result of a table whose committed file is reused."""
     sidecar = verdict.sidecar or {}
@@ -364,7 +371,7 @@ def extract_table(
         window_end=window_end,
     )
     verdict = check_committed(job)
-    if verdict.complete and not job.force:
+    if not needs_extraction(job, verdict):
         return skipped_result(job, verdict)
     reason = "forced" if job.force else verdict.reason
     spec = _read_spec(job)
