@@ -192,7 +192,7 @@ def test_quarantine_holds_each_rules_failing_rows_once(
 
 
 def test_validate_all_tables_runs_each_configured_table_and_then_only_what_was_left(
-    tmp_path: Path, tables: tuple[Path, Path]
+    tmp_path: Path, tables: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     events_path, customers_path = tables
     config = load_config(
@@ -203,6 +203,7 @@ def test_validate_all_tables_runs_each_configured_table_and_then_only_what_was_l
     # the seed's DataValidator("config.yaml") and DataValidator(config_dict) are the same
     path = tmp_path / "p" / "onceflow.yml"
     assert Validator(path).rules == Validator(str(path)).rules == v.rules
+    monkeypatch.chdir(path.parent)  # a mapping's relative paths are the current folder's
     assert Validator(yaml.safe_load(path.read_text())).rules == v.rules
     with pytest.raises(ConfigError, match="got int"):
         Validator(7)  # type: ignore[arg-type]
