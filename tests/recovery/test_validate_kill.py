@@ -128,6 +128,59 @@ def test_a_killed_incremental_validation_resumes_with_only_the_rules_not_done(
     assert _comparable(resumed) == _comparable(clean)
 
 
+def _quarantined(folder: Path) -> list[tuple[Any, ...]]:
+    """The quarantine's rows as (row, its failed rules) pairs, sorted."""
+    from deltalake import DeltaTable
+
+    table = DeltaTable(str(folder / "events_quarantine")).to_pyarrow_table()
+    rows = table.drop_columns(["_quarantined_at"]).to_pylist()
+    return sorted(
+        ((tuple(sorted(r.pop("_failed_rules"))), tuple(sorted(r.items(), key=str))) for r in rows),
+        key=repr,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("incremental", [False, True], ids=["full", "after an append"])
+@pytest.mark.parametrize("crash_rule", ["amount_range", "id_unique"])
+def test_a_killed_validation_quarantines_each_failing_row_once_with_all_its_rules(
+    tmp_path: Path, crash_rule: str, incremental: bool
+) -> None:
+    """The rerun's quarantine pass covers the rules served from the cache as well as the
+    ones it ran (it once saw only the latter, and marked the data done without the
+    others' rows)."""
+    for name in ("a", "b"):
+        write_delta(tmp_path / name / "events", events(3000))
+        project(
+            tmp_path / name,
+            RULES,
+            events_path=tmp_path / name / "events",
+            customers_path=tmp_path / "customers",
+            table={"quarantine": True},
+        )
+    write_delta(tmp_path / "customers", customers())
+    if incremental:
+        for name in ("a", "b"):
+            assert _report(tmp_path / name)[0].returncode == 1
+            batch = events(400, seed=7, first_id=2500)
+            write_delta(tmp_path / name / "events", batch, mode="append")
+
+    killed, _ = _report(tmp_path / "a", crash_at=f"validate_after_rule:src.events/{crash_rule}")
+    assert killed.returncode == -9, killed.stderr
+    resumed_run, resumed = _report(tmp_path / "a")
+    clean_run, clean = _report(tmp_path / "b")
+    assert (resumed_run.returncode, clean_run.returncode) == (1, 1), resumed_run.stderr
+
+    def same(report: Any) -> list[dict[str, Any]]:  # twin tables: their own table ids
+        return [{k: v for k, v in r.items() if k != "fingerprint"} for r in _comparable(report)]
+
+    assert same(resumed) == same(clean)
+    expected = _quarantined(tmp_path / "b")
+    assert expected and _quarantined(tmp_path / "a") == expected
+    _, again = _report(tmp_path / "a")
+    assert again["tables"][0]["quarantined"] == 0 and _quarantined(tmp_path / "a") == expected
+
+
 @pytest.mark.slow
 def test_random_sigkills_during_incremental_validations(tmp_path: Path) -> None:
     """Append, validate, kill at a random moment, rerun: each time the report equals the

@@ -6,12 +6,14 @@ rule's threshold, with `_failed_rules` (the names of the rules it fails) and
 `_quarantined_at`. So for each rule, the quarantine rows naming it are its failing rows.
 
 Nothing is quarantined twice: each write is one Delta commit whose metadata names the
-data fingerprint it covers and the source version. A rerun on the same data finds that
-commit and writes nothing; a `scope: run` validation appends its run's failing rows,
-once per batch (a later validation of an old date names the batches it already wrote); a
-table that only grew by appends since the last write gets only the failing rows of the
-added files; any other change (overwrite, merge) replaces the quarantine table's content,
-as the source's content was replaced.
+data fingerprint it covers, the source version and the rules (name:hash) it applied. A
+rerun on the same data and rules finds that commit and writes nothing (other rules on the
+same data rewrite it); a rule left unjudged by a transient error holds the write back, as
+a write without its rows would be taken for done; a `scope: run` validation appends its
+run's failing rows, once per batch (a later validation of an old date names the batches
+it already wrote); a table that only grew by appends since the last write gets only the
+failing rows of the added files; any other change (overwrite, merge) replaces the
+quarantine table's content, as the source's content was replaced.
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from onceflow.errors import ValidateError
 from onceflow.rules import Uniqueness
 from onceflow.validate.engines.base import Engine
 from onceflow.validate.inputs import Input
-from onceflow.validate.results import RuleResult
+from onceflow.validate.results import ERROR, RuleResult
 
 if TYPE_CHECKING:
     from onceflow.validate.compile import Plan
@@ -39,6 +42,7 @@ META_SOURCE = "onceflow.quarantine.source"
 META_ROWS = "onceflow.quarantine.rows"
 META_BATCHES = "onceflow.quarantine.batches"  # scope run: the batch ids a write covered
 META_MODE = "onceflow.quarantine.mode"
+META_RULES = "onceflow.quarantine.rules"  # the rules (name:hash) a write covered
 
 
 def _covered_batches(writes: list[dict[str, Any]]) -> set[str]:
@@ -53,16 +57,27 @@ def _covered_batches(writes: list[dict[str, Any]]) -> set[str]:
     return covered
 
 
-def _chosen(plans: dict[str, Plan], results: dict[str, RuleResult]) -> list[Plan]:
-    return [
-        p
+def _eligible(plan: Plan) -> bool:
+    """A row-level, error-severity rule: its failing rows are quarantined."""
+    return (
+        plan.failing is not None
+        and plan.separate is None
+        and not isinstance(plan.rule, Uniqueness)
+        and plan.rule.severity == "error"
+    )
+
+
+def _rules_key(
+    plans: dict[str, Plan], results: dict[str, RuleResult], hashes: dict[str, str]
+) -> str:
+    """The rules a write covers, by name and definition: the same data checked by other
+    rules (one added, fixed or changed) is not quarantined yet."""
+    judged = [
+        f"{name}:{hashes.get(name, '')}"
         for name, p in plans.items()
-        if p.failing is not None
-        and p.separate is None
-        and not isinstance(p.rule, Uniqueness)
-        and p.rule.severity == "error"
-        and (results[name].failing_rows or 0) > 0
+        if _eligible(p) and name in results and results[name].outcome != ERROR
     ]
+    return json.dumps(sorted(judged))
 
 
 def _writes(dt: Any) -> list[dict[str, Any]]:
@@ -72,21 +87,44 @@ def _writes(dt: Any) -> list[dict[str, Any]]:
 
 def quarantine_pass(
     uri: str, data: Input, table: str
-) -> Callable[[Engine, dict[str, Plan], dict[str, RuleResult]], int | None]:
+) -> Callable[
+    [Engine, dict[str, Plan], dict[str, RuleResult], dict[str, str], set[str]], int | None
+]:
     """The pass to run after a table's rules (see the module doc); returns rows written."""
 
-    def run(engine: Engine, plans: dict[str, Plan], results: dict[str, RuleResult]) -> int | None:
+    def run(
+        engine: Engine,
+        plans: dict[str, Plan],
+        results: dict[str, RuleResult],
+        hashes: dict[str, str],
+        unjudged: set[str],
+    ) -> int | None:
         import pyarrow as pa
         from deltalake import CommitProperties, write_deltalake
 
         from onceflow.warehouse import open_table
 
+        waiting = sorted(n for n in unjudged if n in plans and _eligible(plans[n]))
+        if waiting:  # a write now would be marked done without their rows
+            raise ValidateError(
+                f"rule(s) {', '.join(waiting)} could not run (a transient error), and the "
+                "quarantine waits for their rows; the next run writes it",
+                table=table,
+            )
+        key = _rules_key(plans, results, hashes)
         dt = open_table(uri)
         writes = _writes(dt) if dt is not None else []
-        if any(w.get(META_FINGERPRINT) == data.fingerprint for w in writes):
-            return 0  # this data is quarantined already
+        if any(
+            w.get(META_FINGERPRINT) == data.fingerprint and w.get(META_RULES, key) == key
+            for w in writes
+        ):
+            return 0  # this data is quarantined already, by these rules
         last = writes[0] if writes else None
-        chosen = _chosen(plans, results)
+        chosen = [
+            p
+            for name, p in plans.items()
+            if _eligible(p) and name in results and (results[name].failing_rows or 0) > 0
+        ]
         rel, mode = "rel", "overwrite"
         batches: list[str] = []
         if data.batch_ids is not None:
@@ -99,7 +137,7 @@ def quarantine_pass(
                 ids = ", ".join("'" + b.replace("'", "''") + "'" for b in batches)
                 engine.create_view("q_run", f'SELECT * FROM "rel" WHERE _batch_id IN ({ids})')
                 rel = "q_run"
-        elif last is not None and data.kind == "delta":
+        elif last is not None and data.kind == "delta" and last.get(META_RULES, key) == key:
             source_id, _, version = str(last.get(META_SOURCE) or "").partition("@")
             added = data.added_since(int(version)) if source_id == data.source_id else None
             if added is not None:
@@ -127,6 +165,7 @@ def quarantine_pass(
                 META_ROWS: str(rows.num_rows),
                 META_BATCHES: json.dumps(batches),
                 META_MODE: mode,
+                META_RULES: key,
             }
         )
         write_deltalake(  # type: ignore[call-overload]

@@ -122,9 +122,16 @@ class Job:
     run_id: str | None = None
     reference_time: datetime | None = None
     references: Callable[[str], Input] | None = None
-    after_rules: Callable[[Engine, dict[str, Plan], dict[str, RuleResult]], int | None] | None = (
-        None  # the quarantine pass, run on the engine before it closes
-    )
+    # the quarantine pass, run on the engine before it closes: (engine, every judged
+    # rule's plan, the results, the rules' hashes, the rules left unjudged by a
+    # transient error) -> rows written
+    after_rules: (
+        Callable[
+            [Engine, dict[str, Plan], dict[str, RuleResult], dict[str, str], set[str]],
+            int | None,
+        ]
+        | None
+    ) = None
     skip_reason: str | None = None  # every rule skipped (e.g. the table's load failed)
 
 
@@ -208,6 +215,7 @@ class TableRun:
         self.ref_fingerprints: dict[str, str | None] = {}  # reference -> its fingerprint now
         self.texts: dict[int, tuple[Any, str]] = {}  # id(aggregate) -> it and its SQL
         self.validation_id: str | None = None  # begun in the store, not yet finished
+        self.unsaved: set[str] = set()  # results kept out of the store (transient errors)
         self.started = time.perf_counter()
 
     # -- the run --------------------------------------------------------------------------
@@ -262,11 +270,8 @@ class TableRun:
                 )
                 try:
                     self._execute(todo)
-                    after, engine, plans = job.after_rules, self.engine, self.plans
-                    if after is not None:
-                        report.quarantined = self._quarantine(
-                            report, lambda: after(engine, plans, self.state.results)
-                        )
+                    if job.after_rules is not None:
+                        report.quarantined = self._quarantine(report, self._quarantine_pass)
                 finally:
                     self.engine.close()
             elif job.after_rules is not None and self.state.results:
@@ -324,14 +329,26 @@ class TableRun:
         self.engine = engine
         try:
             self.job.data.register(engine, REL)
-            schema = engine.columns(REL)
-            for rule in self.job.rules:
-                if (self.state.results[rule.name].failing_rows or 0) > 0:
-                    self.plans[rule.name] = sql.compile_rule(rule, schema, engine.dialect)
-            assert self.job.after_rules is not None
-            return self.job.after_rules(engine, self.plans, self.state.results)
+            self.schema = engine.columns(REL)
+            return self._quarantine_pass()
         finally:
             engine.close()
+
+    def _quarantine_pass(self) -> int | None:
+        """The quarantine pass over every judged rule: those of this run and those served
+        from the cache alike (a resumed run has only some plans of its own)."""
+        engine = self.engine
+        assert engine is not None and self.job.after_rules is not None
+        for rule in self.job.rules:
+            result = self.state.results.get(rule.name)
+            if rule.name in self.plans or result is None or result.outcome == ERROR:
+                continue
+            try:
+                self.plans[rule.name] = sql.compile_rule(rule, self.schema, engine.dialect)
+            except sql.CompileError:  # judged on this data, so it compiled before
+                continue
+        unjudged = {n for n in self.unsaved if self.state.results[n].outcome == ERROR}
+        return self.job.after_rules(engine, self.plans, self.state.results, self.hashes, unjudged)
 
     def _from_cache(self) -> list[AnyRule]:
         """Stored results of this data become this run's (cached); the rest to do."""
@@ -948,15 +965,23 @@ class TableRun:
                 # samples from the whole table, as a full run would
                 samples, from_new = [], False
             if len(samples) < self.settings.samples:
-                samples += self._samples(plan, from_new, ref, self.settings.samples - len(samples))
+                taken = self._samples(plan, from_new, ref, self.settings.samples - len(samples))
+                if taken is None:  # a transient failure: report, but keep nothing stored
+                    fields["incremental"] = incremental
+                    fields["message"] = "no samples: the samples query failed (transient)"
+                    self._done(rule, fields, metrics=metrics, save=False)
+                    return
+                samples += taken
             fields["samples"] = samples[: self.settings.samples]
         fields["incremental"] = incremental
         self._done(rule, fields, metrics=metrics)
 
     def _samples(
         self, plan: Plan, incremental: bool, ref: str | None, limit: int
-    ) -> list[dict[str, Any]]:
-        """At most one LIMIT query of failing rows (new rows only, when incremental)."""
+    ) -> list[dict[str, Any]] | None:
+        """At most one LIMIT query of failing rows (new rows only, when incremental);
+        None when it failed on a transient error (the result must not be stored without
+        them: a rerun would serve it from the cache with no samples)."""
         engine = self.engine
         assert engine is not None
         rule = plan.rule
@@ -977,7 +1002,7 @@ class TableRun:
             rows = engine.query(query, kind="samples", rules=(rule.name,))
         except QueryError as error:
             log.warning("%s: no samples for rule %s (%s)", self.job.table, rule.name, error)
-            return []
+            return None if error.transient else []
         self._remember_sql(rule.name, query)
         samples = [{str(k): _capped(plain(v)) for k, v in row.items()} for row in rows]
         if isinstance(rule, Uniqueness):  # each duplicated key with its rows, as `n`
@@ -1020,6 +1045,8 @@ class TableRun:
         ]
         result.duration_seconds = round(sum(spent), 6)
         self.state.results[rule.name] = result
+        if not save:
+            self.unsaved.add(rule.name)
         if not save or self.store is None or self.fingerprint is None:
             return
         data = self.job.data

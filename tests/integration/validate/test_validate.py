@@ -8,6 +8,7 @@ import math
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -189,6 +190,99 @@ def test_quarantine_holds_each_rules_failing_rows_once(
     for name in ("amount_range", "status_known", "email_format"):
         assert sum(name in names for names in failed) == grown.result(name).failing_rows
     assert grown.tables[0].quarantined == quarantine.num_rows - table.quarantined
+
+
+def _quarantine_counts(events_path: Path) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for names in read_table(str(events_path) + "_quarantine").column("_failed_rules").to_pylist():
+        for name in names:
+            counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def _failing_once(
+    monkeypatch: pytest.MonkeyPatch, hit: Callable[[str, tuple[str, ...]], bool], times: int
+) -> None:
+    """The engine's statements matching `hit` (kind, rules) raise a DuckDB I/O error, a
+    transient one, `times` times: onceflow's own retries see it."""
+    import duckdb
+
+    from onceflow.validate.engines import base
+
+    original = base.Engine._run
+    left = [times]
+
+    def run(self: Any, execute: Any, sql: str, kind: str, rules: tuple[str, ...]) -> Any:
+        def failing(text: str) -> Any:
+            if hit(kind, rules) and left[0] > 0:
+                left[0] -= 1
+                raise duckdb.IOException("IO Error: Could not read file (injected)")
+            return execute(text)
+
+        return original(self, failing, sql, kind, rules)
+
+    monkeypatch.setattr(base.Engine, "_run", run)
+
+
+def test_a_rule_a_transient_error_left_unjudged_holds_the_quarantine_back(
+    tmp_path: Path, tables: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Written without that rule's rows, the quarantine would be marked done for the data
+    and never get them."""
+    events_path, _ = tables
+    rules = [r for r in RULES if r["name"] in ("amount_range", "status_known", "rows")]
+    # amount_range's aggregates are a chunk of their own (at most 2 a query)
+    settings = {"max_retries": 1, "retry_delay": 0.0, "max_fused_aggregates": 2}
+    config = load_config(
+        project(
+            tmp_path / "p",
+            rules,
+            events_path=tables[0],
+            customers_path=tables[1],
+            table={"quarantine": True},
+            extra={"validation": settings},
+        )
+    )
+    _failing_once(monkeypatch, lambda kind, rules: rules == ("amount_range",), times=2)
+    first = validate(config, tables=["src.events"])
+    assert first.result("amount_range").outcome == "error"
+    assert "amount_range could not run" in (first.tables[0].quarantine_error or "")
+    assert first.exit_code == 2 and first.tables[0].quarantined is None
+    assert not Path(str(events_path) + "_quarantine").exists()
+    monkeypatch.undo()
+    second = validate(config, tables=["src.events"])
+    assert second.result("amount_range").outcome == "fail"
+    assert _quarantine_counts(events_path) == {
+        name: second.result(name).failing_rows for name in ("amount_range", "status_known")
+    }
+
+
+def test_a_transient_error_fetching_samples_stores_nothing_of_that_rule(
+    tmp_path: Path, tables: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events_path, customers_path = tables
+    v = validator(tmp_path, customers_path, max_retries=1, retry_delay=0.0)
+    _failing_once(monkeypatch, lambda kind, rules: kind == "samples", times=2)
+    first = v.validate_table(events_path, "events").result("amount_range")
+    assert (first.outcome, first.samples) == ("fail", [])
+    assert "samples query failed" in (first.message or "")
+    monkeypatch.undo()
+    second = v.validate_table(events_path, "events").result("amount_range")
+    assert not second.cached and len(second.samples) == 20
+
+
+def test_a_changed_rule_set_quarantines_the_same_data_again(
+    tmp_path: Path, tables: tuple[Path, Path]
+) -> None:
+    events_path, _ = tables
+    config = _quarantined(tmp_path, tables, ("amount_range",))
+    assert validate(config).tables[0].quarantined == _quarantine_counts(events_path)["amount_range"]
+    more = _quarantined(tmp_path, tables, ("amount_range", "status_known"))
+    report = validate(more)
+    assert _quarantine_counts(events_path) == {
+        name: report.result(name).failing_rows for name in ("amount_range", "status_known")
+    }
+    assert validate(more).tables[0].quarantined == 0  # and then it is done
 
 
 def test_validate_all_tables_runs_each_configured_table_and_then_only_what_was_left(
