@@ -55,3 +55,12 @@ def test_rule_times_share_the_fused_query_and_add_up_to_the_statements() -> None
     assert total <= report.tables[0].duration_seconds
     durations = {r.duration_seconds for r in report.results}
     assert len(durations) == 1  # each its equal share
+
+
+def test_long_names_wrap_and_a_wide_results_table_scrolls_in_its_card() -> None:
+    name = "customer_id_must_reference_an_existing_customer_" * 3
+    rule = {"name": name, "type": "range", "column": "amount", "min": 0}
+    page = render_html(Validator(rules_by_table={"t": [rule]}).validate_table(_wide(1), "t"))
+    assert '<div class="scroll"><table>' in page  # the card hides overflow: scroll inside
+    rule_cell = page[page.index("td.rule {") : page.index("}", page.index("td.rule {"))]
+    assert "overflow-wrap: anywhere" in rule_cell and "max-width" in rule_cell

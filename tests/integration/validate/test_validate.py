@@ -174,6 +174,7 @@ def test_quarantine_holds_each_rules_failing_rows_once(
     table = report.tables[0]
     quarantine = read_table(str(events_path) + "_quarantine")
     assert table.quarantined == quarantine.num_rows > 0
+    assert table.quarantine_table == str(events_path) + "_quarantine"
     failed = quarantine.column("_failed_rules").to_pylist()
     for name in ("amount_range", "status_known", "email_format"):
         assert sum(name in names for names in failed) == report.result(name).failing_rows
