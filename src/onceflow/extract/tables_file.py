@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from onceflow.config import Config
+from onceflow.config import Config, parse_yaml
 from onceflow.errors import ConfigError
 
 #: A --tables value ending in one of these names a file of tables.
@@ -123,13 +123,7 @@ def _parse(path: Path, name: str) -> Any:
             return json.loads(text)
         except json.JSONDecodeError as error:
             raise ConfigError(f"{name}: not valid JSON: {error}", field="tables") from None
-    import yaml  # only here: a command without a tables file does not pay its import
-
-    try:
-        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except yaml.YAMLError as error:
-        problem = " ".join(str(error).split())
-        raise ConfigError(f"{name}: not valid YAML: {problem}", field="tables") from None
+    return parse_yaml(text, name, field="tables")
 
 
 def _entry(item: Any, where: str) -> TableEntry:

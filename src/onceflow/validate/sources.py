@@ -12,14 +12,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from onceflow.config import parse_yaml
 from onceflow.errors import ConfigError
 from onceflow.redact import register_url
 
 
 def load_sources(path: str | Path) -> dict[str, str]:
     """Read a sources file into {table: data path}; ConfigError naming the entry at fault."""
-    import yaml
-
     file = Path(path)
     if not file.is_file():
         raise ConfigError(
@@ -27,12 +26,10 @@ def load_sources(path: str | Path) -> dict[str, str]:
             field="sources",
         )
     try:
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        data = yaml.load(file.read_text(encoding="utf-8"), Loader=loader)
-    except (yaml.YAMLError, UnicodeDecodeError) as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"--sources {file}: not valid YAML{where}", field="sources") from None
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"--sources {file}: cannot read it: {error}", field="sources") from None
+    data = parse_yaml(text, f"--sources {file}", field="sources")
     if isinstance(data, Mapping) and set(data) == {"sources"}:
         data = data["sources"]
     return sources_from_mapping(data, base_dir=file.resolve().parent, origin=str(file))
