@@ -1,4 +1,8 @@
-"""The one way tests run the real `onceflow` command: a subprocess of this venv's script."""
+"""The one way tests run the real `onceflow` command: a process of this venv's script.
+
+A command runs in a child forked from a server that has imported onceflow once
+(tests/helpers/forkserver.py says why and what that skips); ONCEFLOW_TEST_EXEC=1 starts
+each command as a new interpreter instead."""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.helpers.forkserver import ForkedProcess
 
 #: The console script installed beside this interpreter (the project's .venv in CI).
 ONCEFLOW = str(Path(sys.executable).with_name("onceflow"))
@@ -23,6 +29,11 @@ def cli_env(crash_at: str | None = None, extra: dict[str, str] | None = None) ->
     return env
 
 
+def forking() -> bool:
+    """Whether commands are forked from the fork server (the default) or exec'd."""
+    return os.environ.get("ONCEFLOW_TEST_EXEC") != "1"
+
+
 def run_cli(
     *args: str,
     cwd: Path | None = None,
@@ -32,16 +43,27 @@ def run_cli(
     timeout: float = 300,
 ) -> subprocess.CompletedProcess[str]:
     """Run `onceflow ARGS` to completion; a crash point only when given."""
-    return subprocess.run(
-        [ONCEFLOW, *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        input=stdin,
-        env=cli_env(crash_at, env),
-        check=False,
-        timeout=timeout,
+    if not forking():
+        return subprocess.run(
+            [ONCEFLOW, *args],
+            capture_output=True,
+            text=True,
+            cwd=cwd,
+            input=stdin,
+            env=cli_env(crash_at, env),
+            check=False,
+            timeout=timeout,
+        )
+    proc = ForkedProcess(
+        ONCEFLOW, list(args), env=cli_env(crash_at, env), cwd=cwd, stdin=stdin, server_env=cli_env()
     )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise
+    return subprocess.CompletedProcess([ONCEFLOW, *args], proc.wait(), out, err)
 
 
 def run_python(
@@ -59,13 +81,23 @@ def run_python(
     )
 
 
-def spawn(*args: str, cwd: Path | None = None) -> subprocess.Popen[str]:
-    """Start `onceflow ARGS` without waiting (to kill it from outside)."""
-    return subprocess.Popen(
-        [ONCEFLOW, *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=cli_env(),
-        cwd=cwd,
+def spawn(
+    *args: str,
+    cwd: Path | None = None,
+    crash_at: str | None = None,
+    env: dict[str, str] | None = None,
+) -> ForkedProcess | subprocess.Popen[str]:
+    """Start `onceflow ARGS` without waiting (to kill it from outside); `communicate`
+    gives its output once it has ended."""
+    if not forking():
+        return subprocess.Popen(
+            [ONCEFLOW, *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=cli_env(crash_at, env),
+            cwd=cwd,
+        )
+    return ForkedProcess(
+        ONCEFLOW, list(args), env=cli_env(crash_at, env), cwd=cwd, server_env=cli_env()
     )

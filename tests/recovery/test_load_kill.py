@@ -52,7 +52,8 @@ from onceflow import warehouse
 from onceflow.config import Config, load_config
 from onceflow.consistency import fix_inconsistencies, validate_consistency
 from onceflow.load import load
-from tests.helpers.cli import ONCEFLOW, cli_env
+from tests.helpers.cli import run_cli, spawn
+from tests.helpers.forkserver import ForkedProcess
 from tests.helpers.lake import (
     clean_load_checksum,
     config_dict,
@@ -192,19 +193,12 @@ def _uri(folder: Path) -> str:
     return str(folder / "warehouse" / "src" / "orders")
 
 
-def _spawn(
-    config: Path, crash_at: str | None = None, stderr: int = subprocess.DEVNULL
-) -> subprocess.Popen[bytes]:
-    """Start the real `onceflow load` (its few log lines fit a pipe's buffer)."""
-    return subprocess.Popen(
-        [ONCEFLOW, "load", "-c", str(config)],
-        env=cli_env(crash_at),
-        stdout=subprocess.DEVNULL,
-        stderr=stderr,
-    )
+def _spawn(config: Path, crash_at: str | None = None) -> ForkedProcess | subprocess.Popen[str]:
+    """Start the real `onceflow load`."""
+    return spawn("load", "-c", str(config), crash_at=crash_at)
 
 
-def _wait_for_lock(proc: subprocess.Popen[bytes], folder: Path) -> float | None:
+def _wait_for_lock(proc: ForkedProcess | subprocess.Popen[str], folder: Path) -> float | None:
     """When `proc` took the table's lock (its load started), or None if it exited first."""
     deadline = time.monotonic() + 120
     lock = f"load:{_uri(folder)}"
@@ -222,7 +216,7 @@ def _clean_run(
     """Load everything once with the real CLI, timing its lock and every commit."""
     uri = _uri(folder)
     base = delta_commit_count(uri)
-    proc = _spawn(config, stderr=subprocess.PIPE)
+    proc = _spawn(config)
     locked = _wait_for_lock(proc, folder)
     assert locked is not None, "the clean load ended before it was seen holding its lock"
     seen: dict[int, float] = {}
@@ -231,7 +225,7 @@ def _clean_run(
         time.sleep(0.002)
     ended = time.monotonic()
     _out, err = proc.communicate()
-    assert proc.returncode == 0, err.decode()
+    assert proc.returncode == 0, err
     assert delta_commit_count(uri) - base == commits
     first, last = seen.get(1, locked), seen.get(commits, ended)
     timing = Timing(first - locked, (last - first) / (commits - 1), ended - last)
@@ -239,7 +233,7 @@ def _clean_run(
     return Clean(file_commits(uri), content_checksum(uri, exclude), Counter(ids)), timing
 
 
-def _wait_for_commits(proc: subprocess.Popen[bytes], uri: str, commits: int) -> bool:
+def _wait_for_commits(proc: ForkedProcess | subprocess.Popen[str], uri: str, commits: int) -> bool:
     """Wait until the table has `commits` commits; False if `proc` exited first."""
     while delta_commit_count(uri) < commits:
         if proc.poll() is not None:
@@ -363,14 +357,7 @@ def _run_trials(tmp_path: Path, scenario: Scenario) -> None:
             chain = time.monotonic()
             _kill_chain(folder, config, trial, log, scenario.commits)
             rerun = time.monotonic()
-            done = subprocess.run(
-                [ONCEFLOW, "load", "-c", str(config)],
-                capture_output=True,
-                text=True,
-                env=cli_env(),
-                check=False,
-                timeout=300,
-            )
+            done = run_cli("load", "-c", str(config))
             assert done.returncode == 0, done.stderr
             checks = time.monotonic()
             _check_recovered(scenario, folder, config, clean, trial)

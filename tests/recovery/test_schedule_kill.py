@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -21,7 +20,7 @@ import pytest
 from onceflow.config import load_config
 from onceflow.schedule import backfill
 from onceflow.state import open_store
-from tests.helpers.cli import ONCEFLOW, cli_env, run_cli
+from tests.helpers.cli import run_cli, spawn
 from tests.helpers.schedule import make_project
 from tests.helpers.state import fresh_store_url
 
@@ -40,16 +39,7 @@ def test_a_scheduler_killed_after_recording_ticks_loses_and_doubles_nothing(
     recorded = store.scheduled_runs.find()
     assert recorded and {r.state for r in recorded} == {"SCHEDULED"}
     assert store.queue.length() == 0
-    procs = [
-        subprocess.Popen(
-            [ONCEFLOW, "scheduler", "--once", "-c", config],
-            env=cli_env(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(2)
-    ]
+    procs = [spawn("scheduler", "--once", "-c", config) for _ in range(2)]
     outs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     runs = store.scheduled_runs.find()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from onceflow.state import JobSpec, open_store
-from tests.helpers.cli import ONCEFLOW, cli_env
+from tests.helpers.cli import spawn
 from tests.helpers.schedule import make_project
 from tests.helpers.state import fresh_store_url
 
@@ -88,16 +88,7 @@ def test_four_schedulers_over_10000_ticks_create_one_run_each(
             {"name": "minutely", "cron": "* * * * *", "catch_up": "all", "start": start.isoformat()}
         ],
     )
-    procs = [
-        subprocess.Popen(
-            [ONCEFLOW, "scheduler", "--once", "--config", str(config)],
-            env=cli_env(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(4)
-    ]
+    procs = [spawn("scheduler", "--once", "--config", str(config)) for _ in range(4)]
     outs = [p.communicate(timeout=600) for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0, 0], [e for _, e in outs]
     store = open_store(url)

@@ -95,11 +95,10 @@ def test_backfill_twice_then_up_until_idle_then_status(tmp_path: Path) -> None:
 
 def test_sigterm_finishes_the_current_run_and_stops_claiming(tmp_path: Path) -> None:
     import signal
-    import subprocess
     import time
 
     from onceflow.state import open_store
-    from tests.helpers.cli import ONCEFLOW, cli_env
+    from tests.helpers.cli import spawn
 
     config = str(_project(tmp_path))
     assert (
@@ -107,13 +106,8 @@ def test_sigterm_finishes_the_current_run_and_stops_claiming(tmp_path: Path) -> 
         == 0
     )
     gate = tmp_path / "gate"
-    env = cli_env(extra={"ONCEFLOW_PAUSE_AT": f"worker_after_start:{gate}"})
-    worker = subprocess.Popen(
-        [ONCEFLOW, "worker", "-c", config, "--json"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    worker = spawn(
+        "worker", "-c", config, "--json", env={"ONCEFLOW_PAUSE_AT": f"worker_after_start:{gate}"}
     )
     deadline = time.monotonic() + 60
     while not Path(f"{gate}.reached").exists():
