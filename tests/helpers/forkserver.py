@@ -12,7 +12,8 @@ skips is the interpreter's start and the imports; the tests of those (`run_pytho
 ONCEFLOW_TEST_EXEC=1 makes every command exec as before.
 
 The server is forked from nothing but imports: no command has run in it, so a child
-starts from the same module state as a new interpreter. A child's exit status comes back
+starts from the same module state as a new interpreter. What an interpreter settles as it
+starts (the PYTHON* variables, the hash seed) is the server's. A child's exit status comes back
 over its request's socket, since the server, not the test, is its parent.
 """
 
