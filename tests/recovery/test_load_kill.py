@@ -260,7 +260,7 @@ def _kill_chain(folder: Path, config: Path, trial: int, log: KillLog, commits: i
     base = delta_commit_count(uri)
     if trial == 1:  # once per scenario: killed between a commit and its tracker update
         proc = _spawn(config, CRASH_POINT)
-        proc.wait(timeout=120)
+        proc.communicate(timeout=120)
         assert proc.returncode == -signal.SIGKILL, f"{CRASH_POINT} did not fire"
         made = delta_commit_count(uri) - base
         log.kills.append(Kill(trial, 0, CRASH_POINT, 0.0, 0.0, 0, made))
@@ -280,7 +280,7 @@ def _kill_chain(folder: Path, config: Path, trial: int, log: KillLog, commits: i
                 pause = (point - whole) * log.timing.per_commit
             time.sleep(pause)
             proc.kill()  # a no-op once the process has exited
-        proc.wait(timeout=120)
+        proc.communicate(timeout=120)
         if proc.returncode != -signal.SIGKILL:
             assert proc.returncode == 0, f"trial {trial}.{step}: exit {proc.returncode}"
             log.missed += 1
