@@ -54,9 +54,7 @@ def run_cli(
             check=False,
             timeout=timeout,
         )
-    proc = ForkedProcess(
-        ONCEFLOW, list(args), env=cli_env(crash_at, env), cwd=cwd, stdin=stdin, server_env=cli_env()
-    )
+    proc = ForkedProcess(ONCEFLOW, list(args), env=cli_env(crash_at, env), cwd=cwd, stdin=stdin)
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -98,6 +96,4 @@ def spawn(
             env=cli_env(crash_at, env),
             cwd=cwd,
         )
-    return ForkedProcess(
-        ONCEFLOW, list(args), env=cli_env(crash_at, env), cwd=cwd, server_env=cli_env()
-    )
+    return ForkedProcess(ONCEFLOW, list(args), env=cli_env(crash_at, env), cwd=cwd)

@@ -91,9 +91,7 @@ def _child(request: dict[str, Any], fds: list[int], script: str) -> None:
 
         traceback.print_exc()
     with contextlib.suppress(BaseException):
-        import atexit as exits
-
-        exits._run_exitfuncs()
+        atexit._run_exitfuncs()
         sys.stdout.flush()
         sys.stderr.flush()
     os._exit(code)
@@ -164,7 +162,7 @@ class _Server:
         self.folder = ""
         self.path = ""
 
-    def address(self, script: str, env: dict[str, str]) -> str:
+    def address(self, script: str) -> str:
         if self.proc is not None and self.proc.poll() is None:
             return self.path
         self.folder = tempfile.mkdtemp(prefix="onceflow-forkserver-")
@@ -179,8 +177,7 @@ class _Server:
                 self.path,
                 script,
             ],
-            cwd=root,
-            env=env,
+            cwd=root,  # the server runs no command, so it needs no environment of its own
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             text=True,
@@ -222,24 +219,15 @@ class ForkedProcess:
         env: dict[str, str],
         cwd: Path | str | None = None,
         stdin: str | None = None,
-        capture: bool = True,
-        text: bool = True,
-        server_env: dict[str, str],
     ) -> None:
         self.args = [script, *args]
-        self.text = text
         self.returncode: int | None = None
         self._files: list[IO[bytes]] = []
-        stdin_file = self._temp(stdin.encode() if stdin is not None else b"")
-        if capture:
-            self._out, self._err = self._temp(), self._temp()
-        else:
-            devnull = open(os.devnull, "r+b")  # noqa: SIM115 - closed with the others
-            self._files.append(devnull)
-            self._out = self._err = devnull
+        stdin_file = self._temp((stdin or "").encode())
+        self._out, self._err = self._temp(), self._temp()
         request = {"args": args, "env": env, "cwd": str(cwd or os.getcwd())}
         self._conn = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self._conn.connect(_SERVER.address(script, server_env))
+        self._conn.connect(_SERVER.address(script))
         fds = [stdin_file.fileno(), self._out.fileno(), self._err.fileno()]
         socket.send_fds(self._conn, [json.dumps(request).encode()], fds)
         self.pid = int(json.loads(self._conn.recv(4096))["pid"])
@@ -276,14 +264,14 @@ class ForkedProcess:
             self._conn.close()
         return self.returncode
 
-    def communicate(self, timeout: float | None = None) -> tuple[Any, Any]:
-        """Wait for the end, then return (stdout, stderr), as text unless text=False."""
+    def communicate(self, timeout: float | None = None) -> tuple[str, str]:
+        """Wait for the end, then return its (stdout, stderr)."""
         self.wait(timeout)
         outputs = []
         for handle in (self._out, self._err):
             handle.seek(0)
             data = handle.read()
-            outputs.append(data.decode(errors="replace") if self.text else data)
+            outputs.append(data.decode(errors="replace"))
         for handle in self._files:
             handle.close()
         return outputs[0], outputs[1]
