@@ -31,6 +31,7 @@ from onceflow.lake import SourceFile, file_identity
 from onceflow.redact import redact
 from onceflow.rules import AnyRule, rule_list
 from onceflow.state import Store, open_store
+from onceflow.state.files import FILE_COMPLETED, FILE_FAILED, FILE_PENDING
 from onceflow.validate.inputs import Input, delta_input, memory_input, resolve_input
 from onceflow.validate.quarantine import quarantine_pass
 from onceflow.validate.results import ERROR, FAIL, TableReport, ValidationReport
@@ -351,7 +352,21 @@ def _run_batches(config: Config, table: TableConfig, store: Store, run_id: str) 
     except ValueError:  # not below this config's lake (moved since): no batch to name
         return ()
     tracked = store.files.get(table_location(config, table), file_id)
-    return (tracked.batch_id,) if tracked is not None and tracked.batch_id else ()
+    if tracked is None or tracked.status != FILE_COMPLETED:
+        # Its rows are not in the table: checking "this run's rows" would judge none and
+        # pass every rule, a silent pass for a run that loaded nothing.
+        if tracked is None or tracked.status == FILE_PENDING:
+            why = "it is not loaded yet (run `onceflow load`)"
+        elif tracked.status == FILE_FAILED:
+            why = f"its load failed ({tracked.error or 'no reason recorded'})"
+        else:
+            why = "it is being loaded right now"
+        raise ValidateError(
+            f"scope run: run {run_id} extracted this table, but {why}; none of its rows "
+            "are in the table to check",
+            table=table.key,
+        )
+    return (tracked.batch_id,) if tracked.batch_id else ()
 
 
 def _table_input(

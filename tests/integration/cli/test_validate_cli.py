@@ -281,6 +281,14 @@ def test_load_runs_the_pre_load_gate_too(tmp_path: Path) -> None:
     run = run_cli("run", "--date", RUN_DATE, cwd=folder)  # and run refuses it again
     assert run.returncode == 1 and "refused the file" in run.stderr
     assert run_cli("load", cwd=folder).returncode == 1
+    # scope run on a run whose file was refused: no row of it is in the table, so the
+    # rules would pass on nothing; that is said, exit 2, not a pass
+    unloaded = run_cli("validate", "--date", RUN_DATE, "--json", cwd=folder)
+    assert unloaded.returncode == 2, unloaded.stdout + unloaded.stderr
+    table = json.loads(unloaded.stdout)["tables"][0]
+    assert table["status"] == "error"
+    assert {r["outcome"] for r in table["results"]} == {"error"}
+    assert "extracted this table, but its load failed (" in table["results"][0]["message"]
     # the load step alone cannot run the gate: it refuses rather than commit the file
     from onceflow.config import load_config
     from onceflow.errors import ConfigError
@@ -313,6 +321,12 @@ def test_asking_for_a_table_without_rules_or_a_run_that_never_ran_is_said(tmp_pa
     table = json.loads(never.stdout)["tables"][0]
     assert table["scope"] == "run" and table["results"][0]["outcome"] == "error"
     assert "did not extract this table (no such run" in table["results"][0]["message"]
+    extracted_only = run_cli("extract", "--date", "2025-01-22", cwd=folder)
+    assert extracted_only.returncode == 0, extracted_only.stderr
+    pending = run_cli("validate", "--date", "2025-01-22", "--json", cwd=folder)
+    assert pending.returncode == 2
+    message = json.loads(pending.stdout)["tables"][0]["results"][0]["message"]
+    assert "extracted this table, but it is not loaded yet (run `onceflow load`)" in message
     assert run_cli("validate", "--date", RUN_DATE, cwd=folder).returncode == 0
 
 
