@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from onceflow.config import config_from_dict, load_config
+from onceflow.config import config_from_dict, load_config, parse_yaml
 from onceflow.errors import ConfigError
 from onceflow.redact import redact
 
@@ -97,6 +97,26 @@ def test_missing_file_and_bad_yaml_are_clear(tmp_path: Path) -> None:
     bad.write_text("sources: {shop: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML at line"):
         load_config(bad)
+
+
+def test_a_repeated_yaml_key_is_refused_naming_both_places(tmp_path: Path) -> None:
+    doubled = tmp_path / "onceflow.yml"
+    doubled.write_text(
+        "tables:\n  - name: orders\n    rules: [{name: a, type: completeness, column: id}]\n"
+        "    rules: [{name: b, type: completeness, column: id}]\n"
+    )
+    with pytest.raises(ConfigError) as refused:
+        load_config(doubled)
+    assert str(refused.value) == (
+        f"{doubled}: key 'rules' appears twice in one mapping, at line 3, column 5 and at "
+        "line 4, column 5; the second would silently replace the first: keep one (merge "
+        "their contents if both are wanted)"
+    )
+    with pytest.raises(ConfigError, match="key 'min' appears twice"):
+        parse_yaml("rule: {type: range, min: 0, min: 5}", "x.yml")
+    # a merge key may override what it brings in: that is what it is for
+    merged = parse_yaml("base: &b {a: 1, c: 3}\nuse:\n  <<: *b\n  a: 2\n", "x.yml")
+    assert merged["use"] == {"a": 2, "c": 3}
 
 
 def test_lookup_by_key_or_name() -> None:

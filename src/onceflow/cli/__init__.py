@@ -117,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OnceflowError as error:
         if settings["debug"]:
             raise
-        say_problem(f"error: {redact(str(error))}")
+        say_problem(f"error: {_one_line(redact(str(error)))}")
         return error.exit_code
     except KeyboardInterrupt:
         say_problem("interrupted")
@@ -127,10 +127,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         logging.getLogger("onceflow").debug("unexpected error", exc_info=True)
         say_problem(
-            f"error: unexpected {type(error).__name__}: {redact(str(error))} "
+            f"error: unexpected {type(error).__name__}: {_one_line(redact(str(error)))} "
             "(rerun with --debug for a traceback)"
         )
         return 1
+
+
+def _one_line(text: str) -> str:
+    """A message on one line: drivers add hints on lines of their own (psycopg's
+    "\n\tIs the server running on that host...?"), and a problem is one line of stderr."""
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())
 
 
 def run() -> NoReturn:

@@ -50,7 +50,7 @@ def validate_cmd(
     # brings every step (1.5 s of imports), where a rerun answered from the cache should
     # take well under a second as a whole command.
     from onceflow.config import load_config
-    from onceflow.errors import ReportError
+    from onceflow.errors import OnceflowError, ReportError, ValidateError
     from onceflow.validate import validate
 
     try:
@@ -66,6 +66,21 @@ def validate_cmd(
     except ReportError as error:  # the results first, then the one line about the file
         _show(error.report, as_json)
         raise
+    except Exception as error:
+        # Exit 1 says the data failed a rule: a gate in CI would blame the data for a
+        # check that never ran (an unreachable state store, say), which is exit 2.
+        said = (
+            error
+            if isinstance(error, OnceflowError)
+            else ValidateError(
+                f"unexpected {type(error).__name__}: {error} (rerun with --debug for a "
+                "traceback)"
+            )
+        )
+        said.exit_code = max(said.exit_code, 2)
+        if said is error:
+            raise
+        raise said from error
     _show(report, as_json)
     raise typer.Exit(report.exit_code)
 

@@ -477,3 +477,19 @@ def test_sources_file_checks_the_named_tables_on_that_data(tmp_path: Path) -> No
     assert first["outcome"] == "error" and "gone.parquet" in first["message"]
     done = run_cli("validate", "--sources", str(sources), "-t", "src.customers", cwd=tmp_path)
     assert done.returncode == 2 and "src.customers has no data in --sources" in done.stderr
+
+
+def test_a_validation_that_cannot_reach_its_state_store_exits_2_not_1(tmp_path: Path) -> None:
+    # exit 1 means "the data failed a rule"; a check that never ran must not say that
+    project(tmp_path, RULES, extra={"state": "sqlite:////proc/no-such-dir/state.db"})
+    done = run_cli("validate", cwd=tmp_path)
+    assert done.returncode == 2, done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: state: "), done.stderr
+    # psycopg puts its hint on a line of its own: the problem is still one line, no secret
+    project(tmp_path, RULES, extra={"state": "postgresql://u:s3cret-pw@127.0.0.1:1/x"})
+    unreachable = run_cli("validate", cwd=tmp_path)
+    assert unreachable.returncode == 2
+    lines = unreachable.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot connect to PostgreSQL store" in lines[0], lines
+    assert "s3cret-pw" not in unreachable.stdout + unreachable.stderr
