@@ -1033,9 +1033,16 @@ class TableRun:
         )
         for key, value in fields.items():
             setattr(result, key, value if key in ("samples", "details") else plain(value))
-        if result.message:  # it may name a path or URL (a reference) with its credentials
+        # A message may name a reference's URL with its credentials, and a rule's filter
+        # or query may hold a `${SECRET}` of the config (so its SQL and the rows it
+        # selected do): what is saved and reported goes through redact.
+        if result.message:
             result.message = redact(result.message)
-        result.sql = self.sql.get(rule.name, [])
+        result.sql = [redact(sql) for sql in self.sql.get(rule.name, [])]
+        result.samples = scrubbed(result.samples)
+        result.details = scrubbed(result.details)
+        if isinstance(result.observed, str):
+            result.observed = redact(result.observed)
         # a fused query's time is shared: each of its rules is charged its part, so the
         # rules' times add up to the table's
         spent = [
@@ -1185,6 +1192,17 @@ def _capped(value: Any) -> Any:
         return [_capped(v) for v in value[:100]] + (["..."] if len(value) > 100 else [])
     if isinstance(value, dict):
         return {k: _capped(v) for k, v in value.items()}
+    return value
+
+
+def scrubbed(value: Any) -> Any:
+    """`value` (a sample row, a result's details) with every string in it redacted."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, list):
+        return [scrubbed(v) for v in value]
+    if isinstance(value, dict):
+        return {k: scrubbed(v) for k, v in value.items()}
     return value
 
 

@@ -493,3 +493,34 @@ def test_a_validation_that_cannot_reach_its_state_store_exits_2_not_1(tmp_path: 
     lines = unreachable.stderr.strip().splitlines()
     assert len(lines) == 1 and "cannot connect to PostgreSQL store" in lines[0], lines
     assert "s3cret-pw" not in unreachable.stdout + unreachable.stderr
+
+
+def test_a_secret_in_a_rules_sql_stays_out_of_reports_output_and_state(tmp_path: Path) -> None:
+    # the password of a source URL is a secret; a filter or query that uses the same
+    # ${VAR} carries it into the SQL that ran and into the rows it selected
+    secret = "envPW-secret-99"
+    rules = [
+        {"name": "f", "type": "completeness", "column": "email", "filter": "email <> '${PW}'"},
+        {
+            "name": "q",
+            "type": "sql_query",
+            "query": "SELECT id, '${PW}' AS leak FROM {table} LIMIT 3",
+        },
+    ]
+    sources = {
+        "src": {"url": "sqlite:///src.db"},
+        "other": {"url": "postgresql://app:${PW}@localhost:1/other"},
+    }
+    write_delta(tmp_path / "events", events(200))
+    write_delta(tmp_path / "customers", customers())
+    project(tmp_path, rules, extra={"sources": sources})
+    args = ("validate", "--json", "--output", "r.json", "--html", "r.html")
+    done = run_cli(*args, cwd=tmp_path, env={"PW": secret})
+    assert done.returncode == 1, done.stderr
+    results = {r["rule"]: r for r in json.loads(done.stdout)["tables"][0]["results"]}
+    assert results["q"]["outcome"] == "fail" and results["q"]["samples"][0]["leak"] == "***"
+    assert "email <> '***'" in " ".join(results["f"]["sql"])
+    written = [done.stdout, done.stderr, *(p.read_bytes().decode() for p in tmp_path.glob("r.*"))]
+    assert all(secret not in text for text in written)
+    stored = [p.read_bytes() for p in tmp_path.glob("state.db*")]  # with its WAL
+    assert stored and all(secret.encode() not in data for data in stored)
