@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
@@ -32,6 +33,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from onceflow.type_names import known
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 _DURATION = re.compile(r"^\s*(?P<n>\d+(?:\.\d+)?)\s*(?P<unit>s|sec|m|min|h|d|w)?\s*$")
@@ -65,6 +68,23 @@ class _Rule(BaseModel):
                 f"rule name {value!r}: use letters, digits, '_', '.' or '-' "
                 "(it keys the rule's results)"
             )
+        return value
+
+    @field_validator("mostly", mode="before")
+    @classmethod
+    def _a_fraction(cls, value: Any) -> Any:
+        if isinstance(value, bool):  # YAML's `true` would pass as 1.0
+            raise ValueError(
+                f"a fraction of passing rows between 0 and 1, got {str(value).lower()}"
+            )
+        return value
+
+    @field_validator("max_failing", mode="before")
+    @classmethod
+    def _a_count(cls, value: Any) -> Any:
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            shown = str(value).lower() if isinstance(value, bool) else repr(value)
+            raise ValueError(f"a count of failing rows (a whole number), got {shown}")
         return value
 
     @model_validator(mode="after")
@@ -116,8 +136,36 @@ class _ColumnRule(_Rule):
 
 
 def _need_a_bound(rule: Any, what: str = "min or max") -> None:
-    if getattr(rule, "min", None) is None and getattr(rule, "max", None) is None:
+    """At least one bound; no NaN (it compares false with everything: a NaN min would
+    pass every value, a NaN max fail them all); min not above max (every row would fail,
+    and the report would blame the data for the rule)."""
+    low, high = getattr(rule, "min", None), getattr(rule, "max", None)
+    if low is None and high is None:
         raise ValueError(f"a {rule.type} rule needs {what}")
+    for side, bound in (("min", low), ("max", high)):
+        if isinstance(bound, float) and math.isnan(bound):
+            raise ValueError(f"{side} is NaN, which no value can be compared with; give a number")
+    pair = _comparable(low, high)
+    if pair is not None and pair[0] > pair[1]:
+        raise ValueError(f"min ({low}) is above max ({high}): no value could pass; swap them")
+
+
+def _comparable(low: Any, high: Any) -> tuple[Any, Any] | None:
+    """The two bounds as values of one ordered kind (numbers, or date/timestamp
+    literals), or None when they cannot be ordered here (one missing, mixed kinds)."""
+    if low is None or high is None:
+        return None
+    if isinstance(low, int | float) and isinstance(high, int | float):
+        return low, high
+    if isinstance(low, str) and isinstance(high, str):
+        try:
+            first, second = datetime.fromisoformat(low), datetime.fromisoformat(high)
+        except ValueError:
+            return None
+        if (first.tzinfo is None) != (second.tzinfo is None):
+            return None
+        return first, second
+    return None
 
 
 class Completeness(_ColumnRule):
@@ -157,6 +205,11 @@ class Range(_ColumnRule):
     @model_validator(mode="after")
     def _bounds(self) -> Range:
         _need_a_bound(self)
+        pair = _comparable(self.min, self.max)
+        if not self.inclusive and pair is not None and pair[0] == pair[1]:
+            raise ValueError(
+                f"min and max are both {self.min} with inclusive: false: no value could pass"
+            )
         return self
 
 
@@ -165,6 +218,18 @@ class AllowedValues(_ColumnRule):
 
     type: Literal["allowed_values"] = "allowed_values"
     values: list[str | int | float | bool] = Field(min_length=1)
+
+    @field_validator("values", mode="before")
+    @classmethod
+    def _null_is_not_judged(cls, value: Any) -> Any:
+        # `[a, b, null]` says NULL is fine, which it is: a row-level rule ignores NULLs
+        # (a completeness rule forbids them), so the null asks for nothing more
+        if isinstance(value, list) and None in value:
+            kept = [v for v in value if v is not None]
+            if not kept:
+                raise ValueError("give at least one value that is not null")
+            return kept
+        return value
 
 
 class Regex(_ColumnRule):
@@ -265,6 +330,19 @@ class Schema(_Rule):
     type: Literal["schema"] = "schema"
     columns: dict[str, str | None] = Field(min_length=1)
     allow_extra: bool = True
+
+    @field_validator("columns")
+    @classmethod
+    def _known_types(cls, value: dict[str, str | None]) -> dict[str, str | None]:
+        for column, declared in value.items():
+            if declared is not None and not known(declared):
+                raise ValueError(
+                    f"column {column!r}: unknown type {declared!r} (use an engine type such "
+                    "as BIGINT, DECIMAL(12,2), VARCHAR, TIMESTAMP WITH TIME ZONE, or an Arrow "
+                    "one such as int64, decimal128(12, 2), string, timestamp[us]; null for "
+                    "any type)"
+                )
+        return value
 
 
 class Statistic(_ColumnRule):

@@ -32,6 +32,7 @@ BASE = (
     "lazy",
     "config",
     "rules",
+    "type_names",
     "windows",
     "redact",
     "logs",

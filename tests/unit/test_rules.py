@@ -9,6 +9,7 @@ import pytest
 from onceflow.config import config_from_dict
 from onceflow.errors import ConfigError
 from onceflow.rules import Completeness, Freshness, Uniqueness, parse_duration, rule_list
+from onceflow.type_names import same_type
 
 BASE: dict[str, Any] = {"sources": {"shop": {"url": "sqlite:///x.db"}}}
 
@@ -86,6 +87,67 @@ def test_rules_of_the_config_are_typed_models_and_scope_follows_the_strategy() -
             {"name": "x", "type": "freshness", "column": "t", "max_age": "soon"},
             r"rule 'x': max_age: .*max_age 'soon': use a number and a unit",
         ),
+        # bounds no value could meet, or that compare with nothing: a rule mistake,
+        # never to be reported as bad data
+        (
+            {"name": "x", "type": "range", "column": "a", "min": 5, "max": 1},
+            r"rule 'x': min \(5\) is above max \(1\): no value could pass; swap them",
+        ),
+        (
+            {"name": "x", "type": "range", "column": "d", "min": "2025-02-01", "max": "2025-01-01"},
+            r"rule 'x': min \(2025-02-01\) is above max",
+        ),
+        (
+            {"name": "x", "type": "range", "column": "a", "min": 1, "max": 1, "inclusive": False},
+            r"rule 'x': min and max are both 1 with inclusive: false: no value could pass",
+        ),
+        ({"name": "x", "type": "length", "column": "s", "min": 9, "max": 2}, "above max"),
+        ({"name": "x", "type": "row_count", "min": 9, "max": 2}, "above max"),
+        (
+            {
+                "name": "x",
+                "type": "statistic",
+                "statistic": "mean",
+                "column": "a",
+                "min": 3,
+                "max": 2,
+            },
+            "above max",
+        ),
+        (
+            {"name": "x", "type": "range", "column": "a", "min": float("nan")},
+            r"rule 'x': min is NaN, which no value can be compared with; give a number",
+        ),
+        (
+            {
+                "name": "x",
+                "type": "statistic",
+                "statistic": "sum",
+                "column": "a",
+                "max": float("nan"),
+            },
+            r"rule 'x': max is NaN",
+        ),
+        (
+            {"name": "x", "type": "completeness", "column": "a", "max_failing": True},
+            r"rule 'x': max_failing: a count of failing rows \(a whole number\), got true",
+        ),
+        (
+            {"name": "x", "type": "completeness", "column": "a", "max_failing": 2.5},
+            r"max_failing: a count of failing rows \(a whole number\), got 2.5",
+        ),
+        (
+            {"name": "x", "type": "completeness", "column": "a", "mostly": True},
+            r"rule 'x': mostly: a fraction of passing rows between 0 and 1, got true",
+        ),
+        (
+            {"name": "x", "type": "schema", "columns": {"s": "no_such_type"}},
+            r"rule 'x': columns: column 's': unknown type 'no_such_type' \(use an engine type",
+        ),
+        (
+            {"name": "x", "type": "allowed_values", "column": "s", "values": [None]},
+            r"rule 'x': values: give at least one value that is not null",
+        ),
     ],
 )
 def test_a_bad_rule_is_one_line_naming_table_and_rule(rule: dict[str, Any], message: str) -> None:
@@ -130,3 +192,34 @@ def test_durations() -> None:
         5.0,
         604800.0,
     ]
+
+
+def test_a_null_among_allowed_values_changes_nothing() -> None:
+    # NULLs are not judged by allowed_values (a completeness rule forbids them), so
+    # `[new, null]` is `[new]`, with the same results and the same cache key
+    with_null = _config(
+        [{"name": "x", "type": "allowed_values", "column": "s", "values": ["new", None]}]
+    )
+    without = _config([{"name": "x", "type": "allowed_values", "column": "s", "values": ["new"]}])
+    assert with_null.tables[0].rules == without.tables[0].rules
+
+
+def test_schema_types_in_engine_and_arrow_spellings_match_the_same_columns() -> None:
+    assert same_type("numeric(12,2)", "DECIMAL(12,2)")
+    assert same_type("decimal128(12, 2)", "DECIMAL(12,2)")
+    assert not same_type("decimal(12,2)", "DECIMAL(12,3)")
+    assert same_type("decimal", "DECIMAL(38,10)")
+    assert same_type("date32", "DATE") and same_type("large_string", "VARCHAR")
+    assert same_type("varchar(20)", "VARCHAR")
+    # bare `timestamp`: any unit (Arrow data is TIMESTAMP_NS, the same data in Delta
+    # TIMESTAMP); a unit asks for that unit
+    assert same_type("timestamp", "TIMESTAMP_NS") and same_type("timestamp", "TIMESTAMP")
+    assert same_type("timestamp[us]", "TIMESTAMP") and not same_type("timestamp[ns]", "TIMESTAMP")
+    assert same_type("timestamp[us, tz=UTC]", "TIMESTAMP WITH TIME ZONE")
+    assert not same_type("timestamptz", "TIMESTAMP") and not same_type(
+        "timestamp", "TIMESTAMP WITH TIME ZONE"
+    )
+    assert same_type("int8", "TINYINT") and not same_type("bigint", "INTEGER")  # Arrow's int8
+    assert same_type("INTEGER[]", "INTEGER[]") and same_type(
+        "struct(a integer)", "STRUCT(a INTEGER)"
+    )

@@ -11,9 +11,9 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
+from onceflow.type_names import same_type
 from onceflow.validate import ValidationReport, Validator
 from onceflow.validate.metrics import merge, statistic_value
-from onceflow.validate.runner import same_type
 
 T0 = datetime(2025, 1, 31, tzinfo=UTC)
 

@@ -73,8 +73,7 @@ def validate_cmd(
             error
             if isinstance(error, OnceflowError)
             else ValidateError(
-                f"unexpected {type(error).__name__}: {error} (rerun with --debug for a "
-                "traceback)"
+                f"unexpected {type(error).__name__}: {error} (rerun with --debug for a traceback)"
             )
         )
         said.exit_code = max(said.exit_code, 2)

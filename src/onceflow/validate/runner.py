@@ -53,6 +53,7 @@ from onceflow.rules import (
     Uniqueness,
 )
 from onceflow.state import HistoryRecord, RuleResultRecord, Store
+from onceflow.type_names import same_type
 from onceflow.validate.engines.base import Engine, QueryError
 from onceflow.validate.heap import old_objects_frozen
 from onceflow.validate.inputs import Input
@@ -1217,40 +1218,6 @@ def _error(error: QueryError) -> dict[str, Any]:
     return {"outcome": ERROR, "message": f"{what}: {redact(str(error))}"}
 
 
-_TYPE_ALIASES = {
-    "int8": "TINYINT",
-    "tinyint": "TINYINT",
-    "int16": "SMALLINT",
-    "smallint": "SMALLINT",
-    "int32": "INTEGER",
-    "int": "INTEGER",
-    "integer": "INTEGER",
-    "int64": "BIGINT",
-    "bigint": "BIGINT",
-    "long": "BIGINT",
-    "float32": "FLOAT",
-    "float": "FLOAT",
-    "real": "FLOAT",
-    "float64": "DOUBLE",
-    "double": "DOUBLE",
-    "string": "VARCHAR",
-    "text": "VARCHAR",
-    "varchar": "VARCHAR",
-    "utf8": "VARCHAR",
-    "str": "VARCHAR",
-    "bool": "BOOLEAN",
-    "boolean": "BOOLEAN",
-    "date": "DATE",
-    "timestamp": "TIMESTAMP",
-    "datetime": "TIMESTAMP",
-    "timestamptz": "TIMESTAMP WITH TIME ZONE",
-    "binary": "BLOB",
-    "bytes": "BLOB",
-    "blob": "BLOB",
-    "decimal": "DECIMAL",
-}
-
-
 def _bounds_in_type(kind: str, low: float, high: float) -> tuple[Any, Any]:
     """The band's bounds as numbers the column compares with in its own type (integers for
     an integer column, its scale for a decimal one), widened outwards: comparing a
@@ -1266,14 +1233,3 @@ def _bounds_in_type(kind: str, low: float, high: float) -> tuple[Any, Any]:
                 Decimal(high).quantize(step, rounding=ROUND_CEILING),
             )
     return low, high
-
-
-def same_type(expected: str, actual: str) -> bool:
-    """Whether a declared type (engine or Arrow spelling, case-insensitive) is the
-    column's; a bare `decimal` matches any precision and scale."""
-    want = expected.strip()
-    normal = _TYPE_ALIASES.get(want.lower(), want.upper())
-    got = actual.upper()
-    if normal == "DECIMAL":
-        return got.startswith("DECIMAL")
-    return normal.replace(" ", "") == got.replace(" ", "")
