@@ -16,6 +16,7 @@ and 1 (a fraction of passing rows), got 1.5`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -117,6 +118,19 @@ class _Rule(BaseModel):
         """The columns the rule names directly (checked against the table before running)."""
         return []
 
+    @property
+    def sql_texts(self) -> list[str]:
+        """The SQL the rule's author wrote (its filter, expression or query)."""
+        return [self.filter] if self.filter else []
+
+    @property
+    def volatile(self) -> bool:
+        """Whether the rule's answer depends on more than the data: its SQL reads the
+        clock (`now()`, `current_date`), draws random numbers or reads files of its own
+        (`read_parquet(...)`, `FROM 'x.parquet'`). Such a rule runs every time: a stored
+        result, or one merged from it, would be an answer about another moment or file."""
+        return any(_volatile_sql(text) for text in self.sql_texts)
+
     def definition_hash(self, *extra: object) -> str:
         """A hash of everything that decides the rule's result (not its description).
 
@@ -125,6 +139,28 @@ class _Rule(BaseModel):
         body = self.model_dump(mode="json", exclude={"description"})
         text = json.dumps([body, [str(e) for e in extra]], sort_keys=True, default=str)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+# Functions whose value is not a function of the row: the clock, random numbers, and
+# table functions that read files (whose content no fingerprint of the table covers).
+_VOLATILE_CALL = re.compile(
+    r"(?i)\b(?:now|today|get_current_time|get_current_timestamp|random|uuid|gen_random_uuid"
+    r"|setseed|read_parquet|parquet_scan|read_csv|read_csv_auto|read_json|read_json_auto"
+    r"|read_ndjson|read_text|read_blob|delta_scan|iceberg_scan|glob)\s*\("
+)
+_VOLATILE_WORD = re.compile(
+    r"(?i)\b(?:current_date|current_time|current_timestamp|localtime|localtimestamp)\b"
+)
+_FROM_A_PATH = re.compile(r"(?i)\b(?:from|join)\s+'")
+_QUOTED = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"")
+
+
+@functools.cache
+def _volatile_sql(text: str) -> bool:
+    if _FROM_A_PATH.search(text):  # DuckDB reads a quoted path in FROM as a file
+        return True
+    bare = _QUOTED.sub("''", text)  # 'now' and a column "today" are not calls
+    return bool(_VOLATILE_CALL.search(bare) or _VOLATILE_WORD.search(bare))
 
 
 class _ColumnRule(_Rule):
@@ -372,12 +408,20 @@ class SqlPredicate(_Rule):
     type: Literal["sql_predicate"] = "sql_predicate"
     expression: str = Field(min_length=1)
 
+    @property
+    def sql_texts(self) -> list[str]:
+        return [*super().sql_texts, self.expression]
+
 
 class SqlQuery(_Rule):
     """A SQL query over `{table}` that returns the failing rows."""
 
     type: Literal["sql_query"] = "sql_query"
     query: str = Field(min_length=1)
+
+    @property
+    def sql_texts(self) -> list[str]:
+        return [*super().sql_texts, self.query]
 
     @field_validator("query")
     @classmethod

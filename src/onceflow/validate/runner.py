@@ -361,7 +361,7 @@ class TableRun:
                 stored[(rec.rule_name, rec.rule_hash)] = rec
         todo: list[AnyRule] = []
         for rule in self.job.rules:
-            found = stored.get((rule.name, self.hashes[rule.name]))
+            found = None if rule.volatile else stored.get((rule.name, self.hashes[rule.name]))
             if found is None or not still_valid(rule, found, self._reference_fingerprint):
                 todo.append(rule)
                 continue
@@ -453,6 +453,8 @@ class TableRun:
         for name, plan in self.plans.items():
             rec = states.get((name, self.hashes[name]))
             if rec is None or rec.source_version is None or plan.separate == "schema":
+                continue
+            if plan.rule.volatile:  # its stored part was judged at another moment
                 continue
             if plan.separate == "query" and not plan.row_local:
                 continue

@@ -85,6 +85,43 @@ def test_a_changed_rule_runs_again_alone_and_no_resume_runs_everything(
     assert not any(r.cached for r in fresh.results) and fresh.data_queries >= 5
 
 
+def test_a_rule_that_reads_the_clock_or_a_file_of_its_own_runs_every_time(
+    tmp_path: Path, tables: tuple[Path, Path]
+) -> None:
+    # Its answer depends on more than the table's fingerprint: served from the cache (or
+    # merged incrementally), `now()` would be the first run's and the file its old content
+    events_path, customers_path = tables
+    pq.write_table(pa.table({"id": [1, 2]}), tmp_path / "extra.parquet")
+    extra = str(tmp_path / "extra.parquet")
+    rules = [
+        {"name": "id_present", "type": "completeness", "column": "id"},
+        {"name": "recent", "type": "sql_predicate", "expression": "ts < now()"},
+        {
+            "name": "in_window",
+            "type": "completeness",
+            "column": "id",
+            "filter": "ts < current_date",
+        },
+        {
+            "name": "not_extra",
+            "type": "sql_query",
+            "query": f"SELECT * FROM {{table}} WHERE id IN (SELECT id FROM '{extra}')",
+        },
+        {"name": "says_now", "type": "allowed_values", "column": "status", "values": ["now"]},
+    ]
+    ids = read_table(str(events_path)).column("id").to_pylist()
+    first = validator(tmp_path, customers_path, rules).validate_table(events_path, "events")
+    assert first.result("not_extra").failing_rows == sum(i in (1, 2) for i in ids)
+    pq.write_table(pa.table({"id": [1, 2, 3]}), extra)
+    again = validator(tmp_path, customers_path, rules).validate_table(events_path, "events")
+    assert {r.rule for r in again.results if not r.cached} == {"recent", "in_window", "not_extra"}
+    # the file as it is now
+    assert again.result("not_extra").failing_rows == sum(i in (1, 2, 3) for i in ids)
+    write_delta(events_path, events(50, seed=4, first_id=9000), mode="append")
+    grown = validator(tmp_path, customers_path, rules).validate_table(events_path, "events")
+    assert {r.rule for r in grown.results if r.incremental} == {"id_present", "says_now"}
+
+
 def test_incremental_after_appends_equals_a_full_validation_on_random_data(
     tmp_path: Path, tables: tuple[Path, Path]
 ) -> None:
