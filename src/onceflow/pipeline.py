@@ -194,6 +194,13 @@ def _load_and_validate(
             for r in summary.load.results
             if not r.ok
         }
+        # the first cause, not its echo: checking a table whose extraction failed would
+        # give one error per rule for what is one failure, already reported
+        failed |= {
+            r.table_key: f"not validated: its extraction failed ({r.error or 'no reason given'})"
+            for r in summary.results
+            if r.action == "failed"
+        }
         try:
             summary.validation = (
                 validate(

@@ -345,7 +345,14 @@ def _run_batches(config: Config, table: TableConfig, store: Store, run_id: str) 
     """The batch ids this run loaded into the table: its extracted file's, per the tracker."""
     record = store.extractions.of_run(run_id).get(table.key)
     if record is None or not record.file_path:
-        return ()
+        # the run has no file of this table (its extraction failed or never finished):
+        # there are no rows of this run to check, and passing on none would say all is well
+        state = record.status if record is not None else "missing"
+        raise ValidateError(
+            f"scope run: run {run_id} has no extracted file of this table (extraction "
+            f"{state}); none of its rows are in the table to check",
+            table=table.key,
+        )
     lake = Path(config.resolve(config.lake))
     try:
         file_id = file_identity(Path(record.file_path), lake)

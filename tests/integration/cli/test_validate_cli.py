@@ -524,3 +524,23 @@ def test_a_secret_in_a_rules_sql_stays_out_of_reports_output_and_state(tmp_path:
     assert all(secret not in text for text in written)
     stored = [p.read_bytes() for p in tmp_path.glob("state.db*")]  # with its WAL
     assert stored and all(secret.encode() not in data for data in stored)
+
+
+def test_the_rules_of_a_table_whose_extraction_failed_are_skipped_not_errors(
+    tmp_path: Path,
+) -> None:
+    # one failure (the source is gone) is said once, as an extraction failure; its
+    # table's rules were not done, which `skipped` says, rather than one error per rule
+    folder = _pipeline(tmp_path, ORDER_RULES)
+    (tmp_path / "src.db").unlink()
+    done = run_cli("run", "--date", RUN_DATE, "--json", cwd=folder)
+    assert done.returncode == 1
+    table = json.loads(done.stdout)["validation"]["tables"][0]
+    assert table["status"] == "skipped"
+    assert {r["outcome"] for r in table["results"]} == {"skipped"}
+    assert "not validated: its extraction failed (" in table["results"][0]["message"]
+    # standalone, the same date: the run has no file of the table, which is an error
+    alone = run_cli("validate", "--date", RUN_DATE, "--json", cwd=folder)
+    assert alone.returncode == 2
+    message = json.loads(alone.stdout)["tables"][0]["results"][0]["message"]
+    assert "has no extracted file of this table (extraction failed)" in message
