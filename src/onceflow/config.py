@@ -913,15 +913,20 @@ def parse_yaml(text: str, origin: str, *, field: str | None = None) -> Any:
 
 def load_config(path: str | Path | None = None) -> Config:
     """Read and validate onceflow.yml (default: ./onceflow.yml)."""
+    data, base_dir, origin = read_config_file(path)
+    return config_from_dict(data, base_dir=base_dir, origin=origin)
+
+
+def read_config_file(path: str | Path | None = None) -> tuple[Any, str, str]:
+    """A config file (default ./onceflow.yml) parsed, not yet checked: (data, its folder,
+    its name for messages)."""
     config_path = Path(path or DEFAULT_CONFIG_NAME)
     if not config_path.is_file():
         raise ConfigError(
             f"config file {config_path} not found; pass --config PATH or run `onceflow init DIR`"
         )
     data = parse_yaml(config_path.read_text(encoding="utf-8"), str(config_path)) or {}
-    return config_from_dict(
-        data, base_dir=str(config_path.resolve().parent), origin=str(config_path)
-    )
+    return data, str(config_path.resolve().parent), str(config_path)
 
 
 def single_table_config(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -376,3 +377,35 @@ def test_retry_attempts_is_every_tables_default_and_a_tables_own_setting_wins() 
     tables = [_table(table="a"), _table(table="b", load={"max_file_retries": 9})]
     config = config_from_dict(_config(tables, retry_attempts=1))
     assert [t.load.max_file_retries for t in config.tables] == [1, 9]
+
+
+def test_the_seed_validators_config_is_rules_by_table_and_a_state_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from onceflow.validate import Validator
+    from onceflow.validate.rules_file import is_rules_only, validation_config
+
+    seed = {
+        "version": "1.0",
+        "pipeline": {"state_file": "pipeline_state.json"},
+        "engine": {"type": "duckdb", "options": {"max_retries": 3, "retry_delay": 1.0}},
+        "tables": [
+            {
+                "name": "customers",
+                "rules": [{"name": "id_check", "rule_type": "completeness", "column": "id"}],
+            }
+        ],
+    }
+    config, rules = validation_config(seed, base_dir="/srv/v")
+    assert config.tables == [] and config.state_url == "sqlite:////srv/v/pipeline_state.db"
+    assert (config.validation.max_retries, config.validation.retry_delay) == (3, 1.0)
+    assert list(rules) == ["customers"]
+    monkeypatch.chdir(tmp_path)  # DataValidator(config_dict): paths from the working folder
+    validator = Validator(seed)
+    assert validator.store is not None and (tmp_path / "pipeline_state.db").is_file()
+    assert [r.name for r in validator.rules["customers"]] == ["id_check"]
+    # an onceflow table (a source to extract) is not the seed's format
+    assert not is_rules_only({"sources": {}, "tables": [{"name": "x", "rules": []}]})
+    assert not is_rules_only({"tables": [{"name": "x", "source": "s", "table": "t"}]})
+    with pytest.raises(ConfigError, match=r"tables\[0\]\.loads: unknown field; a table named"):
+        validation_config({"tables": [{"name": "x", "rules": [], "loads": 1}]}, base_dir="/")

@@ -49,19 +49,20 @@ def validate_cmd(
     # The step function Pipeline.validate is, called without importing the pipeline: that
     # brings every step (1.5 s of imports), where a rerun answered from the cache should
     # take well under a second as a whole command.
-    from onceflow.config import load_config
     from onceflow.errors import OnceflowError, ReportError, ValidateError
-    from onceflow.validate import validate
+    from onceflow.validate import load_validation_config, validate
 
     try:
+        cfg, rules = load_validation_config(config)
         report = validate(
-            load_config(config),
+            cfg,
             date,
             tables=split_list(tables) or None,
             sources=sources,
             output=output,
             html=html,
             resume=not no_resume,
+            rules=rules,
         )
     except ReportError as error:  # the results first, then the one line about the file
         _show(error.report, as_json)

@@ -20,6 +20,7 @@ from onceflow.validate.results import (
     TableReport,
     ValidationReport,
 )
+from onceflow.validate.rules_file import load_validation_config
 
 __all__ = [
     "OUTCOMES",
@@ -29,6 +30,7 @@ __all__ = [
     "TableReport",
     "ValidationReport",
     "Validator",
+    "load_validation_config",
     "quarantine_location",
     "reset_validation_state",
     "table_location",

@@ -19,13 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from onceflow.clock import now_iso
-from onceflow.config import (
-    Config,
-    TableConfig,
-    ValidationConfig,
-    config_from_dict,
-    load_config,
-)
+from onceflow.config import Config, TableConfig, ValidationConfig
 from onceflow.errors import ConfigError, GateError, OnceflowError, ReportError, ValidateError
 from onceflow.lake import SourceFile, file_identity
 from onceflow.redact import redact
@@ -35,6 +29,7 @@ from onceflow.state.files import FILE_COMPLETED, FILE_FAILED, FILE_PENDING
 from onceflow.validate.inputs import Input, delta_input, memory_input, resolve_input
 from onceflow.validate.quarantine import quarantine_pass
 from onceflow.validate.results import ERROR, FAIL, TableReport, ValidationReport
+from onceflow.validate.rules_file import RulesByTable, load_validation_config, validation_config
 from onceflow.validate.runner import (
     Job,
     Settings,
@@ -93,15 +88,18 @@ class _References:
         )
 
 
-def _as_config(config: Config | str | Path | Mapping[str, Any] | None) -> Config | None:
+def _as_config(
+    config: Config | str | Path | Mapping[str, Any] | None,
+) -> tuple[Config | None, RulesByTable]:
     """A Config from itself, the path of an onceflow.yml, or its parsed mapping (the
-    seed's `DataValidator("config.yaml")` and `DataValidator(config_dict)`)."""
+    seed's `DataValidator("config.yaml")` and `DataValidator(config_dict)`), with the rules
+    of the tables a rules-only config names (see `rules_file`)."""
     if config is None or isinstance(config, Config):
-        return config
+        return config, {}
     if isinstance(config, str | Path):
-        return load_config(config)
+        return load_validation_config(config)
     if isinstance(config, Mapping):
-        return config_from_dict(dict(config), base_dir=os.getcwd())
+        return validation_config(config, base_dir=os.getcwd())
     raise ConfigError(
         f"Validator(config): expected a Config, the path of onceflow.yml or its mapping, "
         f"got {type(config).__name__}"
@@ -150,7 +148,8 @@ class Validator:
         max_retries: int | None = None,
         retry_delay: float | None = None,
     ) -> None:
-        config = _as_config(config)
+        config, named = _as_config(config)
+        rules_by_table = {**named, **(rules_by_table or {})}
         self.config = config
         cfg = config.validation if config is not None else ValidationConfig()
         updates = {
@@ -168,7 +167,7 @@ class Validator:
         if config is not None:
             for table in config.tables:
                 self.rules[table.key] = list(table.rules)
-        for name, items in (rules_by_table or {}).items():
+        for name, items in rules_by_table.items():
             try:
                 self.rules[name] = rule_list(items, name)
             except ValueError as error:
@@ -428,6 +427,7 @@ def validate(
     batch_ids: Mapping[str, Sequence[str]] | None = None,
     skip: Mapping[str, str] | None = None,
     store: Store | None = None,
+    rules: Mapping[str, Sequence[Any]] | None = None,
 ) -> ValidationReport:
     """Run each selected table's post-load rules on its Delta table; write the JSON
     (`output`) and HTML (`html`) reports when asked.
@@ -439,12 +439,23 @@ def validate(
 
     `sources` (a {table: data} mapping, or the path of a YAML file of one) checks the
     named tables on that data instead, each as a whole (see `Validator.validate_table`).
+    `rules` gives the rules of tables that are not in the config (a rules-only config,
+    `load_validation_config`): their data must come from `sources`.
     """
     for path, option in ((output, "--output"), (html, "--html")):
         _check_writable(path, option)
     given = _given_sources(sources)
+    if rules and given is None:
+        raise ConfigError(
+            f"{', '.join(rules)}: the config gives only rules, not where the data is; name "
+            "each table's data with --sources (a YAML file of `table: path` lines)",
+            field="sources",
+        )
     store = store or open_store(config.state_url)
     started = time.perf_counter()
+    if rules:
+        assert given is not None
+        return _validate_given(config, rules, given, tables, resume, store, output, html)
     if given is not None:
         tables = _sourced_tables(config, given, tables)
     selected = [config.table(k) for k in tables] if tables else list(config.tables)
@@ -485,6 +496,35 @@ def validate(
             )
         )
     report.duration_seconds = round(time.perf_counter() - started, 4)
+    _write_reports(report, output, html, store)
+    return report
+
+
+def _validate_given(
+    config: Config,
+    rules: Mapping[str, Sequence[Any]],
+    given: dict[str, Any],
+    tables: Sequence[str] | None,
+    resume: bool,
+    store: Store,
+    output: str | Path | None,
+    html: str | Path | None,
+) -> ValidationReport:
+    """A rules-only config's tables, each on its data from `sources`."""
+    unknown = [name for name in [*given, *(tables or ())] if name not in rules]
+    if unknown:
+        raise ConfigError(
+            f"sources: {unknown[0]!r} is not a table of the config (tables: {', '.join(rules)})",
+            field="sources",
+        )
+    wanted = list(tables) if tables else list(given)
+    missing = [name for name in wanted if name not in given]
+    if missing:
+        raise ConfigError(
+            f"--tables: {', '.join(missing)} has no data in --sources", field="tables"
+        )
+    validator = Validator(config, rules_by_table=rules, state=store)
+    report = validator.validate_all_tables({name: given[name] for name in wanted}, resume=resume)
     _write_reports(report, output, html, store)
     return report
 

@@ -544,3 +544,47 @@ def test_the_rules_of_a_table_whose_extraction_failed_are_skipped_not_errors(
     assert alone.returncode == 2
     message = json.loads(alone.stdout)["tables"][0]["results"][0]["message"]
     assert "has no extracted file of this table (extraction failed)" in message
+
+
+SEED_VALIDATOR_CONFIG = """\
+version: "1.0"
+pipeline:
+  state_file: "pipeline_state.json"  # Path to persist state
+engine:
+  type: "duckdb"
+  options:
+    max_retries: 3        # Retry failed operations
+    retry_delay: 1.0      # Base delay for exponential backoff
+tables:
+  - name: "customers"
+    rules:
+      - name: "id_check"
+        rule_type: "completeness"
+        column: "customer_id"
+"""
+
+
+def test_the_seed_validators_own_config_and_sources_run_as_written(tmp_path: Path) -> None:
+    # data-validator-job --config config.yaml --sources sources.yaml --output report.json
+    (tmp_path / "config.yaml").write_text(SEED_VALIDATOR_CONFIG)
+    (tmp_path / "sources.yaml").write_text("customers: customers.parquet\n")
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"customer_id": [1, 2, None]}), tmp_path / "customers.parquet")
+    args = ("validate", "-c", "config.yaml", "--sources", "sources.yaml")
+    done = run_cli(*args, "--output", "report.json", cwd=tmp_path)
+    assert done.returncode == 1, done.stderr  # one NULL id: the rule fails
+    result = json.loads((tmp_path / "report.json").read_text())["tables"][0]["results"][0]
+    assert (result["rule"], result["outcome"], result["failing_rows"]) == ("id_check", "fail", 1)
+    assert (tmp_path / "pipeline_state.db").is_file()  # the seed's state file, as SQLite
+    again = run_cli(*args, "--json", cwd=tmp_path)
+    assert json.loads(again.stdout)["tables"][0]["results"][0]["cached"] is True
+    fresh = run_cli(*args, "--json", "--no-resume", cwd=tmp_path)
+    assert json.loads(fresh.stdout)["tables"][0]["results"][0]["cached"] is False
+    without = run_cli("validate", "-c", "config.yaml", cwd=tmp_path)
+    assert without.returncode == 2
+    assert without.stderr.strip() == (
+        "error: customers: the config gives only rules, not where the data is; name each "
+        "table's data with --sources (a YAML file of `table: path` lines)"
+    )
