@@ -213,6 +213,20 @@ def test_empty_input_passes_row_rules_and_fails_statistics() -> None:
         ({"type": "sql_predicate", "expression": "s <> 'it''s"}, "bad SQL in expression"),
         ({"type": "completeness", "column": "v", "filter": "s = 'a"}, "bad SQL in filter"),
         ({"type": "sql_query", "query": "SELECT * FROM {table} WHERE s = 'a"}, "bad SQL in"),
+        (
+            {"type": "sql_predicate", "expression": "v >> "},
+            "bad SQL in expression 'v >>': Required keyword: 'expression' missing for "
+            "BitwiseRightShift",
+        ),
+        (
+            {"type": "sql_predicate", "expression": "count(*) > 1"},
+            "the expression 'count(*) > 1' holds an aggregate (COUNT(*)), but it is judged "
+            "row by row; use a sql_query",
+        ),
+        (
+            {"type": "completeness", "column": "v", "filter": "row_number() OVER () > 1"},
+            "the filter 'row_number() OVER () > 1' holds a window function",
+        ),
     ],
     ids=[
         "unknown column",
@@ -224,6 +238,9 @@ def test_empty_input_passes_row_rules_and_fails_statistics() -> None:
         "unclosed quote in an expression",
         "unclosed quote in a filter",
         "unclosed quote in a query",
+        "sqlglot's node names, not its classes",
+        "an aggregate in a row-level expression",
+        "a window function in a filter",
     ],
 )
 def test_a_rule_that_cannot_run_is_error_and_the_others_still_run(
@@ -483,3 +500,19 @@ def test_a_data_or_reference_url_with_a_password_is_masked_in_the_report() -> No
     )
     for report in (unreadable, in_memory):
         assert secret not in report.to_json()
+
+
+def test_a_subquerys_aggregate_is_row_level_and_an_integer_sum_is_exact() -> None:
+    rules: list[dict[str, Any]] = [
+        {
+            "name": "below_max",
+            "type": "sql_predicate",
+            "expression": "v <= (SELECT max(x) FROM (VALUES (5)) s(x))",
+        },
+        {"name": "sum", "type": "statistic", "statistic": "sum", "column": "big", "min": 2**53 + 1},
+    ]
+    data = pa.table({"big": pa.array([2**53, 1], pa.int64()), "v": [1, 2]})
+    report = Validator(rules_by_table={"t": rules}).validate_table(data, "t")
+    assert report.result("below_max").outcome == "pass"
+    # as a double, 2**53 + 1 is 2**53, below its own bound
+    assert report.result("sum").observed == 2**53 + 1 and report.result("sum").outcome == "pass"

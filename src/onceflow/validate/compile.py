@@ -19,6 +19,7 @@ a column the table does not have, makes that rule `error` before anything runs.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -106,9 +107,41 @@ def parse_sql(text: str, dialect: str, what: str) -> Any:
         tree = parse_one(text, read=dialect)
     except SqlglotError as error:  # ParseError, and TokenError (an unclosed quote)
         detail = str(error).splitlines()[0] if str(error) else "syntax error"
-        raise CompileError(f"bad SQL in {what}: {detail}") from None
+        # sqlglot names its node classes: "<class 'sqlglot.expressions.core.Add'>" -> Add
+        detail = _NODE_CLASS.sub(r"\1", detail)
+        raise CompileError(f"bad SQL in {what} {_shown(text)}: {detail}") from None
     if tree is None:
         raise CompileError(f"bad SQL in {what}: empty")
+    return tree
+
+
+_NODE_CLASS = re.compile(r"<class '(?:[\w.]+\.)?(\w+)'>")
+
+
+def _shown(text: str) -> str:
+    text = " ".join(text.split())
+    return repr(text if len(text) <= 80 else text[:77] + "...")
+
+
+def row_level(tree: Any, text: str, what: str) -> Any:
+    """`tree` when it can be judged row by row; CompileError naming an aggregate or
+    window function in it (fused with the other rules' aggregates, it would fail as
+    "aggregate function calls cannot be nested", which says nothing of the rule)."""
+    found = next(
+        (  # inside a subquery, an aggregate is that query's: `x > (SELECT avg(x) ...)` is fine
+            node
+            for node in tree.find_all(exp.AggFunc, exp.Window)
+            if node.find_ancestor(exp.Select) is None
+        ),
+        None,
+    )
+    if found is not None:
+        kind = "a window function" if isinstance(found, exp.Window) else "an aggregate"
+        raise CompileError(
+            f"the {what} {_shown(text)} holds {kind} ({found.sql()}), but it is judged row "
+            "by row; use a sql_query that returns the failing rows, or a row_count or "
+            "statistic rule"
+        )
     return tree
 
 
@@ -143,7 +176,12 @@ def is_decimal(kind: str) -> bool:
 
 
 def _referenced(tree: exp.Expression) -> list[str]:
-    return [c.name for c in tree.find_all(exp.Column) if c.name and not c.table]
+    """The table's columns a row-level condition names (a subquery's are its own)."""
+    return [
+        c.name
+        for c in tree.find_all(exp.Column)
+        if c.name and not c.table and c.find_ancestor(exp.Select) is None
+    ]
 
 
 def _has_time(bound: Any) -> bool:
@@ -187,7 +225,7 @@ def compile_rule(rule: AnyRule, schema: dict[str, str], dialect: str) -> Plan:
     _check_columns(rule.columns_used, schema, "the rule")
     scope: Any = None
     if rule.filter:
-        scope = parse_sql(rule.filter, dialect, "filter")
+        scope = row_level(parse_sql(rule.filter, dialect, "filter"), rule.filter, "filter")
         _check_columns(_referenced(scope), schema, "filter")
         scope = exp.paren(scope)
     plan = Plan(rule, scope=scope)
@@ -202,7 +240,8 @@ def compile_rule(rule: AnyRule, schema: dict[str, str], dialect: str) -> Plan:
     elif isinstance(rule, Range | AllowedValues | Regex | Length | SqlPredicate):
         ok: Any
         if isinstance(rule, SqlPredicate):
-            ok = exp.paren(parse_sql(rule.expression, dialect, "expression"))
+            text = rule.expression
+            ok = exp.paren(row_level(parse_sql(text, dialect, "expression"), text, "expression"))
             _check_columns(_referenced(ok), schema, "expression")
             plan.aggregates["evaluated"] = _filtered(exp.Count(this=ok.copy()), scope)
         else:

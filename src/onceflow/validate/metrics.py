@@ -145,11 +145,15 @@ def _extreme(key: str, a: Any, b: Any) -> Any:
     return math.nan if len(numbers) < len(values) else max(numbers)
 
 
-def _number(value: Any) -> float:
+def _number(value: Any) -> float | int:
+    # an integer column's sum, min or max stays exact: as a double, 2**53 + 1 would be
+    # 2**53 and fail a bound it meets
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
     return float(value)
 
 
-def statistic_value(rule: Statistic, m: dict[str, Any]) -> float | None:
+def statistic_value(rule: Statistic, m: dict[str, Any]) -> float | int | None:
     """The statistic from its parts (None when there are no values)."""
     n = int(m.get("n") or 0)
     if n == 0:
