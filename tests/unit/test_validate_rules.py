@@ -496,7 +496,7 @@ def test_a_data_or_reference_url_with_a_password_is_masked_in_the_report() -> No
     in_memory = validator.validate_table(pa.table({"id": [1]}), "t")
     assert unreadable.tables[0].source == "foo://AKIA:***@bucket/x"
     assert in_memory.result("ref").message == (
-        "foo://AKIA:***@bucket/c: no such Delta table or Parquet file"
+        "reference table 'foo://AKIA:***@bucket/c': no such Delta table or Parquet file"
     )
     for report in (unreadable, in_memory):
         assert secret not in report.to_json()

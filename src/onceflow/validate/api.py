@@ -10,6 +10,7 @@ Results are cached and resumable rule by rule (see `runner.py`).
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import time
@@ -23,7 +24,7 @@ from onceflow.config import Config, TableConfig, ValidationConfig
 from onceflow.errors import ConfigError, GateError, OnceflowError, ReportError, ValidateError
 from onceflow.lake import SourceFile, file_identity
 from onceflow.redact import redact
-from onceflow.rules import AnyRule, rule_list
+from onceflow.rules import AnyRule, Referential, rule_list
 from onceflow.state import Store, open_store
 from onceflow.state.files import FILE_COMPLETED, FILE_FAILED, FILE_PENDING
 from onceflow.validate.inputs import Input, delta_input, memory_input, resolve_input
@@ -77,6 +78,9 @@ class _References:
             return resolve_input(self.given[name])
         if self.config is not None:
             matches = [t for t in self.config.tables if name in (t.key, t.display_name)]
+            staged = [a for t in matches[:1] for a in (t.key, t.display_name) if a in self.given]
+            if len(matches) == 1 and staged:  # given with the data it is checked beside
+                return resolve_input(self.given[staged[0]])
             if len(matches) == 1:
                 return delta_input(table_location(self.config, matches[0]), label=name)
         if Path(name).exists() or "://" in name:
@@ -276,13 +280,20 @@ class Validator:
                 )
                 continue
             assert sources is not None
-            one = self.validate_table(
+            one = self._staged(sources).validate_table(
                 sources[name], key, resume=resume, reference_time=reference_time
             )
             report.tables.extend(one.tables)
         report.run_id = run_id
         report.duration_seconds = round(time.perf_counter() - started, 4)
         return report
+
+    def _staged(self, sources: Mapping[str, Any]) -> Validator:
+        """This validator, its referential rules also finding the tables in `sources`
+        (the staged orders reference the staged customers, not the loaded ones)."""
+        staged = copy.copy(self)
+        staged.references = _References(self.config, {**self.references.given, **sources})
+        return staged
 
     def is_rule_completed(self, table: str, rule: str, data: Any = None) -> bool:
         """Whether the state store holds `rule`'s result on this data (the configured
@@ -406,6 +417,14 @@ def _table_input(
     return delta_input(uri, batch_ids=batches, label=uri)
 
 
+def _referenced_keys(config: Config) -> set[str]:
+    """The keys of the config's tables that a referential rule checks against."""
+    names = {
+        r.reference.table for t in config.tables for r in t.rules if isinstance(r, Referential)
+    }
+    return {t.key for t in config.tables if names & {t.key, t.display_name}}
+
+
 def _latest_run(config: Config, store: Store | None, tables: Sequence[TableConfig]) -> str | None:
     """The run whose batches `scope: run` tables check when no run date is given."""
     if store is None or not any(t.validation_scope == "run" for t in tables):
@@ -460,10 +479,12 @@ def validate(
         tables = _sourced_tables(config, given, tables)
     selected = [config.table(k) for k in tables] if tables else list(config.tables)
     ruleless = [t.key for t in selected if not any(r.stage == "post_load" for r in t.rules)]
-    if tables and ruleless:  # asked for by name: say so rather than check nothing
+    # a staged table without rules of its own may be what a staged table's rule references
+    pointless = [k for k in ruleless if given is None or k not in _referenced_keys(config)]
+    if tables and pointless:  # asked for by name: say so rather than check nothing
         where = "--tables" if given is None else "--sources"
         raise ConfigError(
-            f"{where}: {', '.join(ruleless)} has no post-load rules, so there is nothing "
+            f"{where}: {', '.join(pointless)} has no post-load rules, so there is nothing "
             "to validate (add `rules:` under the table in onceflow.yml)",
             field=where.lstrip("-"),
         )
@@ -477,7 +498,9 @@ def validate(
         run_id = _latest_run(config, store, selected)
     if given is not None:
         run_id = None  # the data is given whole: no run's batches to pick
-    validator = Validator(config, state=store)
+    # a table staged in `sources` is also what a referential rule checks against: the
+    # staged orders reference the staged customers, not the loaded ones
+    validator = Validator(config, state=store, references=given)
     report = ValidationReport(
         config.pipeline,
         started_at=now_iso(),

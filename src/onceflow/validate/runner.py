@@ -927,7 +927,13 @@ class TableRun:
         if name not in self.refs:
             if self.job.references is None:
                 raise OnceflowError(f"reference table {name!r}: no way to find it here")
-            data = self.job.references(name)
+            try:
+                data = self.job.references(name)
+            except ValidateError as error:
+                message = str(error)
+                if not message.startswith("reference table"):
+                    message = f"reference table {name!r}: {message.removeprefix(name + ': ')}"
+                raise ValidateError(message, table=name) from None
             rel = f"ref_{len(self.refs)}"
             engine = self.engine
             assert engine is not None

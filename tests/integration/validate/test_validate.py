@@ -802,3 +802,27 @@ def test_an_incremental_failure_samples_the_old_rows_it_had_not_sampled(tmp_path
     assert failed.incremental and failed.failing_rows == 3
     assert sorted(s["x"] for s in failed.samples) == [-3, -2, -1]
     assert sorted(s["x"] for s in full.result("positive").samples) == [-3, -2, -1]
+
+
+def test_a_reference_staged_in_sources_is_the_one_checked_against(
+    tmp_path: Path, tables: tuple[Path, Path]
+) -> None:
+    # --sources stages orders and customers together: the staged orders must be checked
+    # against the staged customers, not the loaded ones; a reference that cannot be read
+    # says it is the reference
+    events_path, customers_path = tables
+    exists = next(r for r in RULES if r["name"] == "customer_exists")
+    project(tmp_path, [exists], events_path=events_path, customers_path=customers_path)
+    config = load_config(tmp_path / "onceflow.yml")
+    staged = tmp_path / "staged_customers.parquet"
+    pq.write_table(customers(10), staged)
+    ids = read_table(str(events_path)).column("customer_id").to_pylist()
+    report = validate(config, sources={"src.events": events_path, "src.customers": staged})
+    assert report.result("customer_exists").failing_rows == sum(
+        i is not None and not 1 <= i <= 10 for i in ids
+    )
+    gone = tmp_path / "gone.parquet"
+    missing = validate(config, sources={"src.events": events_path, "customers": gone})
+    message = missing.result("customer_exists").message or ""
+    assert missing.result("customer_exists").outcome == "error"
+    assert message.startswith("reference table 'customers': "), message
