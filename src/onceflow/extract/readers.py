@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 import pyarrow as pa
 
 from onceflow.config import SourceConfig
-from onceflow.errors import SourceError
+from onceflow.errors import SourceError, is_panic
 from onceflow.extract import early
 from onceflow.extract.classify import classify
 from onceflow.extract.sql import (
@@ -393,7 +393,11 @@ class MysqlReader(Reader):
             yield from _stream(reader, overrides)
         except SourceError:
             raise
-        except Exception as error:
+        except BaseException as error:
+            # ConnectorX panics on a value it cannot convert; a panic is a BaseException,
+            # which would otherwise end the whole run, not just fail this table
+            if not (isinstance(error, Exception) or is_panic(error)):
+                raise
             raise classify(error, self.where) from None
 
     def _bind(self, value: datetime, cursor_type: int | None) -> datetime:
