@@ -36,7 +36,14 @@ from onceflow.extract.sql import (
     to_session_settings,
     without_window,
 )
-from onceflow.extract.types import decimal_type, make_caster, target_schema
+from onceflow.extract.types import (
+    ConversionError,
+    decimal_type,
+    make_caster,
+    pg_overrides,
+    pg_text_columns,
+    target_schema,
+)
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +89,7 @@ class Reader(ABC):
 
 def _stream(
     reader: Any,
+    where: str,
     overrides: dict[str, pa.DataType] | None = None,
     when_empty: dict[str, pa.DataType] | None = None,
 ) -> Iterator[pa.RecordBatch]:
@@ -96,7 +104,11 @@ def _stream(
     for batch in reader:
         if batch.num_rows:
             got_any = True
-            yield cast(batch)
+            try:
+                converted = cast(batch)
+            except ConversionError as error:
+                raise SourceError(f"{where}: {error}") from None
+            yield converted
     if not got_any:
         if when_empty:
             schema = target_schema(reader.schema, {**when_empty, **(overrides or {})})
@@ -142,6 +154,17 @@ def _adbc_query(
         statement.close()
 
 
+def _text_select(sql: str, columns: list[str], text: list[str]) -> str:
+    """`sql` with the `text` columns read as PostgreSQL's text output of their values."""
+    cols = ", ".join(
+        f"CAST(q.{quote_ident(n)} AS text) AS {quote_ident(n)}"
+        if n in text
+        else f"q.{quote_ident(n)}"
+        for n in columns
+    )
+    return f"SELECT {cols} FROM ({sql}) q"
+
+
 class PostgresReader(Reader):
     """ADBC libpq driver: binary COPY, streamed; window values bound into session settings."""
 
@@ -165,10 +188,21 @@ class PostgresReader(Reader):
                 f"set_config('{SETTING_PREFIX}{name}', ${i}, false)"
                 for i, name in enumerate(names, start=2)
             ]
+            # and the digits of the session's currency (lc_monetary), which the driver
+            # drops from money values: one query still
+            settings.append("scale(CAST(0 AS money)::numeric)")
             with _adbc_query(conn, "SELECT " + ", ".join(settings), (str(self.zone), *values)) as r:
-                r.read_all()
+                money_scale = int(r.read_all().column(len(settings) - 1)[0].as_py())
             with _adbc_query(conn, to_session_settings(sql)) as reader:
-                yield from _stream(reader)
+                # the driver describes the result before it streams a row: a result
+                # with columns it does not decode is closed unread and asked for as text
+                text = pg_text_columns(reader.schema)
+                if not text:
+                    yield from _stream(reader, self.where, pg_overrides(reader.schema, money_scale))
+                    return
+            select = _text_select(sql, reader.schema.names, text)
+            with _adbc_query(conn, to_session_settings(select)) as reader:
+                yield from _stream(reader, self.where, pg_overrides(reader.schema, money_scale))
         except SourceError:
             raise
         except Exception as error:
@@ -304,7 +338,7 @@ class SqliteReader(Reader):
                 overrides, when_empty = _sqlite_types(
                     declared, reader.schema, table=spec.table is not None
                 )
-                yield from _stream(reader, overrides, when_empty)
+                yield from _stream(reader, self.where, overrides, when_empty)
         except SourceError:
             raise
         except Exception as error:
@@ -412,7 +446,7 @@ class MysqlReader(Reader):
                 batch_size=spec.batch_rows,
                 pre_execution_query=["SET time_zone = '+00:00'"],
             )
-            yield from _stream(reader, overrides)
+            yield from _stream(reader, self.where, overrides)
         except SourceError:
             raise
         except BaseException as error:
