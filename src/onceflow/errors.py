@@ -39,6 +39,14 @@ def plain_message(text: str) -> str:
     return (text[: match.start()] if match else text).rstrip()
 
 
+def is_panic(error: BaseException) -> bool:
+    """Whether `error` is a Rust panic surfaced through PyO3 (ConnectorX, delta-rs):
+    `pyo3_runtime.PanicException` derives from BaseException, not Exception, so that
+    `except Exception` lets it through, and it would end the whole process."""
+    kind = type(error)
+    return kind.__name__ == "PanicException" and kind.__module__ == "pyo3_runtime"
+
+
 class OnceflowError(Exception):
     """Base of every error onceflow raises on purpose."""
 

@@ -62,3 +62,20 @@ def test_a_rust_backtrace_and_colours_are_cut_from_library_messages():
     assert plain_message(text) == "Kernel error: Json error: unexpected 'g'"
     assert plain_message("a \x1b[31m↳\x1b[0m b\nStack backtrace:\n   0: x") == "a ↳ b"
     assert plain_message("Binder Error: x\n\nLINE 1: y") == "Binder Error: x\n\nLINE 1: y"
+
+
+# what PyO3 raises for a Rust panic (ConnectorX, delta-rs): a BaseException, not an Exception
+PanicException = type("PanicException", (BaseException,), {"__module__": "pyo3_runtime"})
+
+
+def test_a_driver_panic_is_a_permanent_one_line_source_error():
+    from onceflow.errors import is_panic
+
+    panic = PanicException(
+        "Could not retrieve `Option<NaiveDate>`: Couldn't convert the value "
+        "`Date(\"'0000-00-00'\")` to a desired type\nStack backtrace:\n   0: <unknown>"
+    )
+    assert is_panic(panic)
+    assert not is_panic(KeyboardInterrupt()) and not is_panic(RuntimeError("panic"))
+    message = _check(panic, False, "the source driver failed (a panic)")
+    assert "0000-00-00" in message and "backtrace" not in message

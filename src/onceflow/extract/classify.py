@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from onceflow.errors import SourceError
+from onceflow.errors import SourceError, is_panic, plain_message
 from onceflow.redact import redact
 
 # SQLSTATE classes and codes: connection trouble, serialization failures, deadlocks,
@@ -69,8 +69,12 @@ def classify(error: BaseException, where: str) -> SourceError:
     """A SourceError with a one-line, redacted message and a transient flag."""
     if isinstance(error, SourceError):
         return error
-    text = redact(str(error))
+    text = redact(plain_message(str(error)))
     detail = _first_line(text)[:300]
+    if is_panic(error):
+        # a Rust driver (ConnectorX) gave up on something it cannot handle, mostly a value
+        # it cannot convert: the same read panics again, so it is not worth a retry
+        return SourceError(f"{where}: the source driver failed (a panic): {detail}")
     sqlstate = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
     if not sqlstate:
         diag = getattr(error, "diag", None)

@@ -16,7 +16,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from onceflow.config import RetryConfig, SourceConfig, TableConfig
-from onceflow.errors import ExtractError, LockError, OnceflowError, SourceError
+from onceflow.errors import (
+    ExtractError,
+    LockError,
+    OnceflowError,
+    SourceError,
+    is_panic,
+    plain_message,
+)
 from onceflow.extract.prefetch import prefetch
 from onceflow.extract.readers import make_reader
 from onceflow.extract.sql import ReadSpec
@@ -348,14 +355,15 @@ def _sidecar(
     }
 
 
-def _failure(job: TableJob, error: Exception) -> str:
+def _failure(job: TableJob, error: BaseException) -> str:
     """A table's failure as one redacted line."""
     if isinstance(error, OnceflowError):
         return redact(str(error))
     if isinstance(error, OSError):
         return redact(str(_io_error(job, error)))
     log.debug("unexpected error extracting %s", job.key, exc_info=True)
-    return redact(f"{job.key}: {type(error).__name__}: {error}")
+    text = plain_message(str(error)).strip().splitlines() or [""]
+    return redact(f"{job.key}: {type(error).__name__}: {text[0]}")
 
 
 def extract_table(
@@ -401,7 +409,11 @@ def extract_table(
         crashpoint("after_sidecar", job.key)
     except LockError:
         raise
-    except Exception as error:  # an unexpected bug must fail this table, not the run
+    except BaseException as error:  # an unexpected bug must fail this table, not the run
+        # a Rust panic (PyO3) is a BaseException: it fails the table too; an interrupt,
+        # an exit and a generator's close still end the run
+        if not (isinstance(error, Exception) or is_panic(error)):
+            raise
         return ExtractionResult(
             **base,
             action="failed",

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 import pyarrow as pa
 
 from onceflow.config import SourceConfig
-from onceflow.errors import SourceError
+from onceflow.errors import SourceError, is_panic
 from onceflow.extract import early
 from onceflow.extract.classify import classify
 from onceflow.extract.sql import (
@@ -31,11 +31,19 @@ from onceflow.extract.sql import (
     bound_values,
     build_select,
     has_markers,
+    quote_ident,
     to_positional,
     to_session_settings,
     without_window,
 )
-from onceflow.extract.types import decimal_type, make_caster, target_schema
+from onceflow.extract.types import (
+    ConversionError,
+    decimal_type,
+    make_caster,
+    pg_overrides,
+    pg_text_columns,
+    target_schema,
+)
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +89,7 @@ class Reader(ABC):
 
 def _stream(
     reader: Any,
+    where: str,
     overrides: dict[str, pa.DataType] | None = None,
     when_empty: dict[str, pa.DataType] | None = None,
 ) -> Iterator[pa.RecordBatch]:
@@ -95,7 +104,11 @@ def _stream(
     for batch in reader:
         if batch.num_rows:
             got_any = True
-            yield cast(batch)
+            try:
+                converted = cast(batch)
+            except ConversionError as error:
+                raise SourceError(f"{where}: {error}") from None
+            yield converted
     if not got_any:
         if when_empty:
             schema = target_schema(reader.schema, {**when_empty, **(overrides or {})})
@@ -141,6 +154,17 @@ def _adbc_query(
         statement.close()
 
 
+def _text_select(sql: str, columns: list[str], text: list[str]) -> str:
+    """`sql` with the `text` columns read as PostgreSQL's text output of their values."""
+    cols = ", ".join(
+        f"CAST(q.{quote_ident(n)} AS text) AS {quote_ident(n)}"
+        if n in text
+        else f"q.{quote_ident(n)}"
+        for n in columns
+    )
+    return f"SELECT {cols} FROM ({sql}) q"
+
+
 class PostgresReader(Reader):
     """ADBC libpq driver: binary COPY, streamed; window values bound into session settings."""
 
@@ -164,10 +188,21 @@ class PostgresReader(Reader):
                 f"set_config('{SETTING_PREFIX}{name}', ${i}, false)"
                 for i, name in enumerate(names, start=2)
             ]
+            # and the digits of the session's currency (lc_monetary), which the driver
+            # drops from money values: one query still
+            settings.append("scale(CAST(0 AS money)::numeric)")
             with _adbc_query(conn, "SELECT " + ", ".join(settings), (str(self.zone), *values)) as r:
-                r.read_all()
+                money_scale = int(r.read_all().column(len(settings) - 1)[0].as_py())
             with _adbc_query(conn, to_session_settings(sql)) as reader:
-                yield from _stream(reader)
+                # the driver describes the result before it streams a row: a result
+                # with columns it does not decode is closed unread and asked for as text
+                text = pg_text_columns(reader.schema)
+                if not text:
+                    yield from _stream(reader, self.where, pg_overrides(reader.schema, money_scale))
+                    return
+            select = _text_select(sql, reader.schema.names, text)
+            with _adbc_query(conn, to_session_settings(select)) as reader:
+                yield from _stream(reader, self.where, pg_overrides(reader.schema, money_scale))
         except SourceError:
             raise
         except Exception as error:
@@ -303,7 +338,7 @@ class SqliteReader(Reader):
                 overrides, when_empty = _sqlite_types(
                     declared, reader.schema, table=spec.table is not None
                 )
-                yield from _stream(reader, overrides, when_empty)
+                yield from _stream(reader, self.where, overrides, when_empty)
         except SourceError:
             raise
         except Exception as error:
@@ -317,8 +352,34 @@ class SqliteReader(Reader):
 _MYSQL_DECIMAL = {0, 246}
 _MYSQL_TINY = 1
 _MYSQL_TIMESTAMP = 7
+_MYSQL_DATES = {7, 10, 12, 14}  # TIMESTAMP, DATE, DATETIME, NEWDATE
+_MYSQL_TIME = 11
 _MYSQL_JSON = 245
 _MYSQL_UNSIGNED_FLAG = 32
+# ConnectorX reads a DECIMAL as a 96-bit decimal rescaled to 10 places (at most ~7.9e28,
+# so 18 integer digits are always safe, 19 only sometimes) and panics on a value beyond it
+_CX_DECIMAL_SCALE = 10
+_CX_DECIMAL_INTEGER_DIGITS = 18
+
+
+def _mysql_read(column: str, kind: str) -> str:
+    """The select expression that reads a column of the query `q` as onceflow wants it.
+
+    `text`: the server's text of the value (exact, cast back to the declared decimal, or a
+    TIME, which spans -838:59:59 to 838:59:59: not a time of day). `date`: NULL for a date
+    that is no date (`0000-00-00`, `2025-00-00`, `2025-02-31` under ALLOW_INVALID_DATES),
+    which MySQL keeps under a lax sql_mode and which ConnectorX panics on, and for year 0
+    (`0000-01-01`, below MySQL's supported 1000-01-01), which no Python or Spark reader
+    can hold.
+    """
+    name = quote_ident(column, "`")
+    if kind == "text":
+        return f"CAST(q.{name} AS CHAR) AS {name}"
+    assert kind == "date"
+    return (
+        f"CASE WHEN YEAR(q.{name}) > 0 AND MONTH(q.{name}) > 0 AND DAYOFMONTH(q.{name}) > 0 AND "
+        f"DAYOFMONTH(q.{name}) <= DAYOFMONTH(LAST_DAY(q.{name})) THEN q.{name} END AS {name}"
+    )
 
 
 class MysqlReader(Reader):
@@ -362,15 +423,10 @@ class MysqlReader(Reader):
                 cursor_type = types.get(spec.cursor or "", (None, None))[1]
                 values = [self._bind(v, cursor_type) for v in bound_values(names, window)]
                 fields = getattr(getattr(cur, "_result", None), "fields", None) or []
-                overrides, wide = self._overrides(description, fields)
-                select = sql
-                if wide:
-                    cols = ", ".join(
-                        f"CAST(q.`{n}` AS CHAR) AS `{n}`" if n in wide else f"q.`{n}`"
-                        for n in types
-                    )
-                    select = f"SELECT {cols} FROM ({sql}) q"
-                final = cur.mogrify(to_positional(select, "format"), values)
+                overrides, reads = self._overrides(description, fields)
+                final = cur.mogrify(
+                    to_positional(self._select(sql, list(types), reads), "format"), values
+                )
         except SourceError:
             raise
         except Exception as error:
@@ -390,10 +446,14 @@ class MysqlReader(Reader):
                 batch_size=spec.batch_rows,
                 pre_execution_query=["SET time_zone = '+00:00'"],
             )
-            yield from _stream(reader, overrides)
+            yield from _stream(reader, self.where, overrides)
         except SourceError:
             raise
-        except Exception as error:
+        except BaseException as error:
+            # ConnectorX panics on a value it cannot convert; a panic is a BaseException,
+            # which would otherwise end the whole run, not just fail this table
+            if not (isinstance(error, Exception) or is_panic(error)):
+                raise
             raise classify(error, self.where) from None
 
     def _bind(self, value: datetime, cursor_type: int | None) -> datetime:
@@ -407,12 +467,24 @@ class MysqlReader(Reader):
         unsigned = flags is not None and bool(flags & _MYSQL_UNSIGNED_FLAG)
         return max(1, length - (1 if scale > 0 else 0) - (0 if unsigned else 1))
 
+    @staticmethod
+    def _select(sql: str, columns: list[str], reads: dict[str, str]) -> str:
+        """The query that reads each column as `_overrides` asks (`_mysql_read`)."""
+        if not reads:
+            return sql
+        cols = ", ".join(
+            _mysql_read(n, reads[n]) if n in reads else f"q.{quote_ident(n, '`')}" for n in columns
+        )
+        return f"SELECT {cols} FROM ({sql}) q"
+
     @classmethod
     def _overrides(
         cls, description: Any, fields: Any = ()
-    ) -> tuple[dict[str, pa.DataType], set[str]]:
+    ) -> tuple[dict[str, pa.DataType], dict[str, str]]:
+        """The Arrow type of each column whose ConnectorX type is not exact, and how to
+        read the columns ConnectorX cannot read as they are (`_mysql_read`)."""
         overrides: dict[str, pa.DataType] = {}
-        wide: set[str] = set()
+        reads: dict[str, str] = {}
         flags = [getattr(f, "flags", None) for f in fields] or [None] * len(description)
         for (name, code, _disp, length, _prec, scale, _null), flag in zip(
             description, flags, strict=True
@@ -421,15 +493,20 @@ class MysqlReader(Reader):
                 s = int(scale or 0)
                 p = cls._decimal_precision(int(length), s, flag)
                 overrides[name] = decimal_type(p, s)
-                if s > 10 or p - s > 28:
-                    wide.add(name)  # beyond ConnectorX's decimal(38,10): read as text
+                if s > _CX_DECIMAL_SCALE or p - s > _CX_DECIMAL_INTEGER_DIGITS:
+                    reads[name] = "text"  # beyond what ConnectorX holds: exact as text
             elif code == _MYSQL_TINY and length == 1:
                 overrides[name] = pa.bool_()
-            elif code == _MYSQL_TIMESTAMP:
-                overrides[name] = pa.timestamp("us", tz="UTC")
+            elif code == _MYSQL_TIME:
+                overrides[name] = pa.string()
+                reads[name] = "text"
+            elif code in _MYSQL_DATES:
+                reads[name] = "date"
+                if code == _MYSQL_TIMESTAMP:
+                    overrides[name] = pa.timestamp("us", tz="UTC")
             elif code == _MYSQL_JSON:
                 overrides[name] = pa.json_(pa.string())
-        return overrides, wide
+        return overrides, reads
 
 
 _SA_TYPES: list[tuple[str, pa.DataType]] = [

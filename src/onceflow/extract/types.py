@@ -8,6 +8,17 @@
 - `month_day_nano_interval` (PostgreSQL `interval`), which Parquet cannot store, becomes
   struct<months: int32, days: int32, nanoseconds: int64> (exact, no per-row Python).
 - large_string/large_binary become string/binary.
+
+PostgreSQL values the ADBC driver gets wrong are set right here (`pg_*` below):
+- `money` comes as an int64 count of cents (`12.34` -> 1234): it becomes
+  decimal(19, s), s the session's currency digits (lc_monetary), exactly.
+- `infinity`/`-infinity` timestamps and dates come as out-of-range int64/int32 values
+  (the driver's offset to 1970 wraps around): they are clamped to 9999-12-31
+  23:59:59.999999 and 0001-01-01, the range every reader holds, keeping their order.
+- Types the driver does not decode (timetz, inet, cidr, macaddr, xml, ranges, geometric
+  types, ...) come as their binary wire format: the reader asks the server for their text
+  instead (`pg_text_columns`).
+- A `numeric(p,s)` NaN or ±Infinity has no decimal value: ConversionError names the column.
 """
 
 from __future__ import annotations
@@ -17,6 +28,70 @@ from collections.abc import Callable
 import pyarrow as pa
 
 Caster = Callable[[pa.RecordBatch], pa.RecordBatch]
+_Step = Callable[[pa.Array], pa.Array]
+
+
+class ConversionError(ValueError):
+    """A column's values cannot be converted to its type; the message names the column."""
+
+
+_PG_TYPE = b"POSTGRESQL:type"
+# money is an int64 count of the currency's smallest unit: 19 digits hold every value
+PG_MONEY_PRECISION = 19
+# What the driver makes of +/-infinity: PostgreSQL's sentinels (INT64/INT32 max and min)
+# plus its offset from 2000-01-01 to 1970-01-01, which wraps around; a driver that kept
+# the plain sentinels would give those. No finite PostgreSQL value is this far out.
+_TS_OFFSET, _DATE_OFFSET = 946_684_800_000_000, 10_957
+_I64_MIN, _I64_MAX, _I32_MIN, _I32_MAX = -(2**63), 2**63 - 1, -(2**31), 2**31 - 1
+_PG_INFINITY = {
+    # type: (int type, +infinity values, -infinity values, clamped +inf, clamped -inf)
+    "timestamp": (
+        pa.int64(),
+        (_I64_MAX, _I64_MIN + _TS_OFFSET - 1),
+        (_I64_MIN, _I64_MIN + _TS_OFFSET),
+        253_402_300_799_999_999,  # 9999-12-31 23:59:59.999999
+        -62_135_596_800_000_000,  # 0001-01-01 00:00:00
+    ),
+    "date": (
+        pa.int32(),
+        (_I32_MAX, _I32_MIN + _DATE_OFFSET - 1),
+        (_I32_MIN, _I32_MIN + _DATE_OFFSET),
+        2_932_896,  # 9999-12-31
+        -719_162,  # 0001-01-01
+    ),
+}
+_PG_INFINITY["timestamptz"] = _PG_INFINITY["timestamp"]
+
+
+def pg_type(field: pa.Field) -> str | None:
+    """The PostgreSQL type name the ADBC driver gives a result column, if any."""
+    name = (field.metadata or {}).get(_PG_TYPE)
+    return None if name is None else name.decode()
+
+
+def _undecoded(field: pa.Field) -> bool:
+    storage = field.type.storage_type if _is_extension(field.type) else field.type
+    if pa.types.is_binary(storage):
+        return pg_type(field) not in (None, "bytea")
+    # an array of such values (inet[]) holds them as its elements
+    return any(_undecoded(storage.field(i)) for i in range(storage.num_fields))
+
+
+def pg_text_columns(schema: pa.Schema) -> list[str]:
+    """The columns the driver passes as PostgreSQL's binary wire format, not decoded
+    (timetz, inet, cidr, macaddr, xml, ..., or arrays of them): the reader reads them as
+    the server's text instead."""
+    return [field.name for field in schema if _undecoded(field)]
+
+
+def pg_overrides(schema: pa.Schema, money_scale: int) -> dict[str, pa.DataType]:
+    """money columns as decimal(19, money_scale): the driver gives a count of cents."""
+    return {
+        field.name: pa.decimal128(PG_MONEY_PRECISION, money_scale)
+        for field in schema
+        if pg_type(field) == "money"
+    }
+
 
 INTERVAL_STRUCT = pa.struct(
     [("months", pa.int32()), ("days", pa.int32()), ("nanoseconds", pa.int64())]
@@ -110,14 +185,76 @@ def _cast(column: pa.Array, wanted: pa.DataType) -> pa.Array:
     return call_function("cast", [column], CastOptions.safe(wanted))  # type: ignore[no-any-return]
 
 
+def _money(column: pa.Array, wanted: pa.DataType) -> pa.Array:
+    """A count of the currency's smallest unit (1234) as the decimal it is (12.34): the
+    same 128-bit integer under the wanted scale, zero-copy after the cast."""
+    whole = _cast(column, pa.decimal128(wanted.precision, 0))
+    return whole.view(wanted)
+
+
+def _finite(column: pa.Array, kind: str) -> pa.Array:
+    """PostgreSQL's +/-infinity clamped to 9999-12-31 23:59:59.999999 / 0001-01-01."""
+    from pyarrow._compute import call_function
+
+    int_type, plus, minus, high, low = _PG_INFINITY[kind]
+    if column.null_count == len(column):
+        return column
+    ticks = column.view(int_type)
+    bounds = call_function("min_max", [ticks])
+    every = (*plus, *minus)
+    below, above = max(v for v in every if v < 0), max(every)
+    if below < bounds["min"].as_py() and bounds["max"].as_py() < above:
+        return column  # no sentinel: the common case, one pass and no copy
+    from pyarrow._compute import SetLookupOptions
+
+    for sentinels, clamped in ((plus, high), (minus, low)):
+        hit = call_function("is_in", [ticks], SetLookupOptions(pa.array(sentinels, int_type)))
+        ticks = call_function("if_else", [hit, pa.scalar(clamped, int_type), ticks])
+    return ticks.view(column.type)  # type: ignore[no-any-return]
+
+
+def _step(field: pa.Field, wanted: pa.DataType) -> _Step:
+    """How one column of `field` becomes `wanted`; ConversionError names it on failure."""
+    kind = pg_type(field)
+
+    def convert(column: pa.Array) -> pa.Array:
+        if kind == "money" and pa.types.is_decimal(wanted):
+            return _money(column, wanted)
+        if kind in _PG_INFINITY:
+            column = _finite(column, kind)
+        return _convert(column, wanted)
+
+    def step(column: pa.Array) -> pa.Array:
+        try:
+            return convert(column)
+        except (pa.ArrowInvalid, OverflowError) as error:
+            raise ConversionError(_conversion_message(field, kind, wanted, error)) from None
+
+    return step
+
+
+def _conversion_message(
+    field: pa.Field, kind: str | None, wanted: pa.DataType, error: Exception
+) -> str:
+    detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    message = f"column {field.name!r}: cannot convert its values to {wanted} ({detail})"
+    if kind == "numeric" and any(word in detail.lower() for word in ("nan", "inf")):
+        message = (
+            f"column {field.name!r} (numeric with a precision) holds NaN or Infinity, which "
+            f"no decimal can hold ({detail}). Extract the table with a query that maps them, "
+            f"e.g. `NULLIF({field.name}, 'NaN')`, or declare the column `numeric` without a "
+            "precision (read as exact text) or `double precision`"
+        )
+    return message
+
+
 def make_caster(source: pa.Schema, target: pa.Schema) -> Caster:
-    """A function that casts batches of `source` into `target` (zero-copy where equal)."""
+    """A function that casts batches of `source` into `target` (zero-copy where equal);
+    ConversionError, naming the column, for values its type cannot hold."""
+    steps = [_step(field, want.type) for field, want in zip(source, target, strict=True)]
 
     def cast(batch: pa.RecordBatch) -> pa.RecordBatch:
-        columns = [
-            _convert(column, field.type)
-            for column, field in zip(batch.columns, target, strict=True)
-        ]
+        columns = [step(column) for step, column in zip(steps, batch.columns, strict=True)]
         return pa.RecordBatch.from_arrays(columns, schema=target)
 
     return cast

@@ -1,9 +1,22 @@
 """One rule for what a file's column types may bring into an existing Delta table.
 
-A column may be written into the table's column when no value can be lost: a narrower
-integer of compatible signedness, a narrower float, a decimal whose scale and integer
-digits both fit, the same string/binary family, dates into dates, and timestamps that
-agree on having a time zone. A new column is added (nullable). Anything else is an
+First, a file's columns of a type Delta has no place for take the Delta type that holds
+every value exactly (`delta_type`): the lake keeps the source's richer type, the table
+stores this one, whether it is created or appended to.
+
+- decimal with more than 38 digits (decimal256) -> string: the exact decimal text
+  (Delta's decimal stops at 38 digits; a double would round);
+- time of day (time32/time64) -> string `HH:MM:SS[.fff...]`, the fraction's digits
+  those of the unit (PostgreSQL's `24:00:00` included): Delta has no time type, and
+  fixed-width text sorts as the times do;
+- unsigned integers -> the next wider signed integer, uint64 -> decimal(20,0): Delta's
+  integers are signed (delta-rs stored uint8..uint64 as the signed type of the same
+  width and failed on every value above its maximum).
+
+Then a column may be written into the table's column when no value can be lost: a
+narrower integer of compatible signedness, a narrower float, a decimal whose scale and
+integer digits both fit, the same string/binary family, dates into dates, and timestamps
+that agree on having a time zone. A new column is added (nullable). Anything else is an
 incompatible type change, refused before anything is written.
 """
 
@@ -23,6 +36,82 @@ def _norm(t: pa.DataType) -> pa.DataType:
     if pa.types.is_large_binary(t) or pa.types.is_binary_view(t):
         return pa.binary()
     return t
+
+
+MAX_DELTA_DECIMAL_DIGITS = 38
+_WIDER_SIGNED = {8: pa.int16(), 16: pa.int32(), 32: pa.int64(), 64: pa.decimal128(20, 0)}
+_TIME_FRACTION_DIGITS = {"s": 0, "ms": 3, "us": 6, "ns": 9}
+
+
+def delta_type(t: pa.DataType) -> pa.DataType:
+    """The type a file column of type `t` is stored as in Delta (module docstring)."""
+    if pa.types.is_decimal(t):
+        if t.precision > MAX_DELTA_DECIMAL_DIGITS:
+            return pa.string()
+        return pa.decimal128(t.precision, t.scale)  # a decimal256 that fits
+    if pa.types.is_time(t):
+        return pa.string()
+    if pa.types.is_unsigned_integer(t):
+        return _WIDER_SIGNED[t.bit_width]
+    return t
+
+
+def _time_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Times of day as `HH:MM:SS[.fff]` text, computed rather than cast: Arrow's cast
+    writes `<value out of range: ...>` for PostgreSQL's `24:00:00`."""
+    import pyarrow.compute as pc
+
+    digits = _TIME_FRACTION_DIGITS[column.type.unit]
+    per_second = 10**digits
+    ticks = column.cast(pa.int32() if pa.types.is_time32(column.type) else pa.int64())
+    ticks = ticks.cast(pa.int64())
+    seconds = pc.divide(ticks, per_second)  # integer division: a time is never negative
+
+    def padded(values: pa.ChunkedArray, width: int) -> pa.ChunkedArray:
+        return pc.utf8_lpad(values.cast(pa.string()), width=width, padding="0")
+
+    hours = pc.divide(seconds, 3600)
+    minutes = pc.divide(pc.subtract(seconds, pc.multiply(hours, 3600)), 60)
+    secs = pc.subtract(seconds, pc.add(pc.multiply(hours, 3600), pc.multiply(minutes, 60)))
+    parts = [padded(hours, 2), padded(minutes, 2), padded(secs, 2)]
+    text = pc.binary_join_element_wise(*parts, ":")
+    if digits:
+        fraction = pc.subtract(ticks, pc.multiply(seconds, per_second))
+        text = pc.binary_join_element_wise(text, padded(fraction, digits), ".")
+    return text
+
+
+def _decimal_text(column: pa.ChunkedArray) -> pa.Array:
+    """Decimals as plain exact text with every digit of their scale (`0.0000000000`).
+    Arrow writes a value below 1e-6 in scientific notation (`0E-10`), as Java's
+    BigDecimal.toString does; those few are rewritten in Python."""
+    from decimal import Decimal
+
+    import pyarrow.compute as pc
+
+    text = column.cast(pa.string()).combine_chunks()
+    scientific = pc.fill_null(pc.match_substring(text, "E"), False)
+    if not pc.any(scientific).as_py():
+        return text
+    plain = [format(Decimal(v), "f") for v in pc.filter(text, scientific).to_pylist()]
+    return pc.replace_with_mask(text, scientific, pa.array(plain, pa.string()))
+
+
+def to_delta_types(batch: pa.Table) -> pa.Table:
+    """The batch with each column in its Delta type (`delta_type`), exactly."""
+    for index, field in enumerate(batch.schema):
+        want = delta_type(field.type)
+        if want == field.type:
+            continue
+        column = batch.column(index)
+        if pa.types.is_time(field.type):
+            converted: pa.Array | pa.ChunkedArray = _time_text(column)
+        elif pa.types.is_decimal(field.type) and want == pa.string():
+            converted = _decimal_text(column)
+        else:
+            converted = column.cast(want)
+        batch = batch.set_column(index, field.with_type(want), converted)
+    return batch
 
 
 def _int_fits(src: pa.DataType, dst: pa.DataType) -> bool:
@@ -96,9 +185,12 @@ def conform_batch(
 ) -> tuple[pa.Table, list[str]]:
     """Cast the batch's columns to the table's types; return it and its new columns.
 
-    An incompatible type change raises LoadError (before anything is written); a new
-    column must be nullable. Table columns the batch lacks are left to the caller.
+    Columns of a type Delta cannot store first take their Delta type (`to_delta_types`),
+    for a new table as for an existing one. An incompatible type change raises LoadError
+    (before anything is written); a new column must be nullable. Table columns the batch
+    lacks are left to the caller.
     """
+    batch = to_delta_types(batch)
     if target is None:
         return batch, []
     check_schema(target, batch.schema, where)

@@ -281,3 +281,140 @@ def test_percent_encoded_credentials_in_the_url(mysql_admin, mysql_db, tmp_path)
     finally:
         with mysql_admin.cursor() as cur:
             cur.execute(f"DROP USER '{user}'@'%'")
+
+
+LAX_DATES_DDL = """
+CREATE TABLE lax_dates (
+  id int PRIMARY KEY, day date, wall datetime(6), instant timestamp(6) NULL DEFAULT NULL
+)"""
+LAX_DATES_ROWS = """
+INSERT INTO lax_dates VALUES
+ (1, '2025-01-23', '2025-01-23 12:34:56.5', '2025-01-23 12:34:56.5'),
+ (2, '0000-00-00', '0000-00-00 00:00:00', '0000-00-00 00:00:00'),
+ (3, '2025-00-00', '2025-05-00 10:00:00', NULL),
+ (4, '2025-02-31', '2025-02-30 10:00:00', NULL),
+ (5, '0000-01-01', '1000-01-01 00:00:00', '1970-01-01 00:00:01'),
+ (6, NULL, NULL, NULL)"""
+
+
+def test_zero_partial_and_invalid_dates_become_null(mysql_admin, mysql_db, tmp_path):
+    """MySQL keeps `0000-00-00`, `2025-00-00` and (ALLOW_INVALID_DATES) `2025-02-31` under a
+    lax sql_mode; none is a date, and ConnectorX panicked on each: they come out NULL,
+    as JDBC's zeroDateTimeBehavior=convertToNull has them, and the table extracts. So
+    does year 0 (`0000-01-01`), which Python cannot hold."""
+    db = _db(mysql_db)
+    _exec(
+        mysql_admin,
+        db,
+        "SET SESSION sql_mode = 'ALLOW_INVALID_DATES'",
+        LAX_DATES_DDL,
+        LAX_DATES_ROWS,
+    )
+    summary = run(tmp_path, {"maria": mysql_db}, [{"source": "maria", "table": "lax_dates"}])
+    data = read(summary, "maria.lax_dates").sort_by("id")
+    assert data.schema.field("day").type == pa.date32()
+    assert data.schema.field("wall").type == pa.timestamp("us")
+    assert data.schema.field("instant").type == pa.timestamp("us", tz="UTC")
+    rows = {r["id"]: r for r in data.to_pylist()}
+    assert rows[1] == {
+        "id": 1,
+        "day": date(2025, 1, 23),
+        "wall": datetime(2025, 1, 23, 12, 34, 56, 500000),
+        "instant": datetime(2025, 1, 23, 12, 34, 56, 500000, tzinfo=UTC),
+    }
+    for i in (2, 3, 4, 6):
+        assert rows[i] == {"id": i, "day": None, "wall": None, "instant": None}, i
+    assert rows[5]["day"] is None  # year 0: no Python (or Spark) reader holds it
+    assert rows[5]["wall"] == datetime(1000, 1, 1)
+    assert rows[5]["instant"] == datetime(1970, 1, 1, 0, 0, 1, tzinfo=UTC)
+
+
+def test_time_beyond_a_day_is_read_as_text(mysql_admin, mysql_db, tmp_path):
+    """MySQL TIME is a duration from -838:59:59 to 838:59:59, not a time of day: it is
+    kept as the server's text, which holds every value (ConnectorX panicked outside 0-24 h)."""
+    db = _db(mysql_db)
+    _exec(
+        mysql_admin,
+        db,
+        "CREATE TABLE spans (id int, t time, t6 time(6))",
+        "INSERT INTO spans VALUES (1, '12:34:56', '12:34:56.5'), (2, '838:59:59', "
+        "'-838:59:59.000000'), (3, '-01:00:00', '-00:00:00.25'), (4, '00:00:00', NULL)",
+    )
+    summary = run(tmp_path, {"maria": mysql_db}, [{"source": "maria", "table": "spans"}])
+    data = read(summary, "maria.spans").sort_by("id")
+    assert data.schema.field("t").type == pa.string()
+    assert data.schema.field("t6").type == pa.string()
+    assert data.column("t").to_pylist() == ["12:34:56", "838:59:59", "-01:00:00", "00:00:00"]
+    assert data.column("t6").to_pylist() == [
+        "12:34:56.500000",
+        "-838:59:59.000000",
+        "-00:00:00.250000",
+        None,
+    ]
+
+
+def test_decimals_beyond_eighteen_integer_digits_round_trip_exactly(
+    mysql_admin, mysql_db, tmp_path
+):
+    """ConnectorX rescales every DECIMAL to 10 places in a 96-bit decimal and panicked
+    on 19+ integer digits; such columns are read as exact text and cast back."""
+    db = _db(mysql_db)
+    _exec(
+        mysql_admin,
+        db,
+        "CREATE TABLE wide (id int, a decimal(25,2), b decimal(20,0) unsigned, "
+        "c decimal(21,2), d decimal(28,10), e decimal(19,0))",
+        "INSERT INTO wide VALUES (1, 12345678901234567890.12, 99999999999999999999, "
+        "9999999999999999999.99, 999999999999999999.9999999999, -9999999999999999999), "
+        "(2, -0.01, 0, -9999999999999999999.99, -999999999999999999.9999999999, 0)",
+    )
+    summary = run(tmp_path, {"maria": mysql_db}, [{"source": "maria", "table": "wide"}])
+    data = read(summary, "maria.wide").sort_by("id")
+    assert [data.schema.field(n).type for n in "abcde"] == [
+        pa.decimal128(25, 2),
+        pa.decimal128(20, 0),
+        pa.decimal128(21, 2),
+        pa.decimal128(28, 10),
+        pa.decimal128(19, 0),
+    ]
+    first, second = data.to_pylist()
+    assert first["a"] == Decimal("12345678901234567890.12")
+    assert first["b"] == Decimal("99999999999999999999")
+    assert first["c"] == Decimal("9999999999999999999.99")
+    assert first["d"] == Decimal("999999999999999999.9999999999")
+    assert first["e"] == Decimal("-9999999999999999999")
+    assert (second["a"], second["c"]) == (Decimal("-0.01"), Decimal("-9999999999999999999.99"))
+    assert second["d"] == Decimal("-999999999999999999.9999999999")
+
+
+def test_a_driver_panic_fails_only_its_table_in_one_line(
+    mysql_admin, mysql_db, tmp_path, monkeypatch
+):
+    """A ConnectorX panic is a BaseException (pyo3_runtime.PanicException): it used to end
+    the whole run. It now fails its table with one line; the other tables extract."""
+    from onceflow.extract.readers import MysqlReader
+
+    db = _db(mysql_db)
+    _exec(
+        mysql_admin,
+        db,
+        "SET SESSION sql_mode = ''",
+        "CREATE TABLE zd_date (id int, v date)",
+        "INSERT INTO zd_date VALUES (1, '0000-00-00')",
+        "CREATE TABLE fine (id int)",
+        "INSERT INTO fine VALUES (1), (2)",
+    )
+    # read every column as it is, as onceflow did before: ConnectorX panics on the zero date
+    monkeypatch.setattr(MysqlReader, "_select", staticmethod(lambda sql, _cols, _reads: sql))
+    summary = run(
+        tmp_path,
+        {"maria": mysql_db},
+        [{"source": "maria", "table": "zd_date"}, {"source": "maria", "table": "fine"}],
+    )
+    failed = result(summary, "maria.zd_date")
+    assert failed.action == "failed"
+    assert failed.attempts == 1  # a panic is not transient: no retry
+    assert failed.error.startswith("maria.zd_date: the source driver failed (a panic): ")
+    assert "0000-00-00" in failed.error and "\n" not in failed.error
+    assert read(summary, "maria.fine").column("id").to_pylist() == [1, 2]
+    assert summary.run.status == "failed"

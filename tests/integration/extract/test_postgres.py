@@ -590,3 +590,138 @@ def test_a_run_with_nothing_to_read_does_not_wait_for_the_early_connection(
     while _backends(pg_admin, app) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _backends(pg_admin, app) == 0
+
+
+def test_money_is_an_exact_decimal_with_the_currencys_digits(pg_admin, pg_schema, pg_url, tmp_path):
+    """The driver gives money as a count of cents (12.34 -> 1234): it becomes
+    decimal(19, s), s the session's currency digits (2 here), every value exact."""
+    table = f'"{pg_schema}".prices'
+    pg_admin.execute(f"CREATE TABLE {table} (id int, price money)")
+    pg_admin.execute(
+        f"INSERT INTO {table} VALUES (1, 12.34), (2, '-92233720368547758.08'), "
+        "(3, '92233720368547758.07'), (4, 0), (5, NULL)"
+    )
+    summary = run(tmp_path, {"pg": pg_url}, [{"source": "pg", "table": f"{pg_schema}.prices"}])
+    data = read(summary, f"pg.{pg_schema}.prices").sort_by("id")
+    assert data.schema.field("price").type == pa.decimal128(19, 2)
+    assert data.column("price").to_pylist() == [
+        Decimal("12.34"),
+        Decimal("-92233720368547758.08"),
+        Decimal("92233720368547758.07"),
+        Decimal("0.00"),
+        None,
+    ]
+
+
+UNDECODED = {
+    # column: (declared type, a value); read back as PostgreSQL's text of the value
+    "tz": ("timetz", "12:34:56.5+05:30"),
+    "ip": ("inet", "10.1.2.3/8"),
+    "net": ("cidr", "10.0.0.0/8"),
+    "mac": ("macaddr", "08:00:2b:01:02:03"),
+    "mac8": ("macaddr8", "08:00:2b:01:02:03:04:05"),
+    "doc": ("xml", "<a ü='1'>x</a>"),
+    "pt": ("point", "(1.5,-2)"),
+    "span": ("int4range", "[1,5)"),
+    "bits": ("bit varying(8)", "1011"),
+    "words": ("tsvector", "'a' 'fat' 'rat'"),
+    "mood": ("{schema}.mood", "happy"),
+    "ips": ("inet[]", "{10.0.0.1,::1}"),
+}
+
+
+@pytest.mark.parametrize("window", [False, True], ids=["full", "incremental"])
+def test_types_the_driver_does_not_decode_are_read_as_text(
+    pg_admin, pg_schema, pg_url, tmp_path, window
+):
+    """timetz, inet, cidr, macaddr, xml, ranges, geometric, enum types...: the driver
+    passes their binary wire format through; they are read as the server's text."""
+    pg_admin.execute(f"CREATE TYPE \"{pg_schema}\".mood AS ENUM ('sad', 'happy')")
+    table = f'"{pg_schema}".odd'
+    columns = ", ".join(
+        f"{name} {kind.format(schema=pg_schema)}" for name, (kind, _) in UNDECODED.items()
+    )
+    pg_admin.execute(f"CREATE TABLE {table} (id int, at timestamptz, raw bytea, {columns})")
+    values = [value for _, value in UNDECODED.values()]
+    with pg_admin.cursor() as cur:
+        marks = ", ".join(f"%s::{kind.format(schema=pg_schema)}" for kind, _ in UNDECODED.values())
+        cur.execute(
+            f"INSERT INTO {table} VALUES (1, '2025-01-23 12:00+00', '\\x00ff', {marks})", values
+        )
+        cur.execute(f"INSERT INTO {table} (id, at) VALUES (2, '2025-01-23 13:00+00')")
+    spec: dict = {"source": "pg", "table": f"{pg_schema}.odd"}
+    if window:
+        spec["extract"] = {"mode": "incremental", "cursor": "at"}
+    data = read(run(tmp_path, {"pg": pg_url}, [spec]), f"pg.{pg_schema}.odd").sort_by("id")
+    want = pg_admin.execute(
+        f"SELECT {', '.join(f'{n}::text' for n in UNDECODED)} FROM {table} WHERE id = 1"
+    ).fetchone()
+    for name, expected in zip(UNDECODED, want, strict=True):
+        assert data.schema.field(name).type == pa.string(), name
+        assert data.column(name).to_pylist() == [expected, None], name
+    assert data.column("raw").to_pylist() == [b"\x00\xff", None]  # bytea stays binary
+
+
+def test_infinite_timestamps_and_dates_are_clamped_to_the_range_readers_hold(
+    pg_admin, pg_schema, pg_url, tmp_path
+):
+    """'infinity' and '-infinity' came out as wrapped-around values no reader could
+    hold; they become 9999-12-31 23:59:59.999999 and 0001-01-01, in order with the rest."""
+    table = f'"{pg_schema}".spans'
+    pg_admin.execute(f"CREATE TABLE {table} (id int, wall timestamp, at timestamptz, day date)")
+    pg_admin.execute(
+        f"INSERT INTO {table} VALUES (1, 'infinity', 'infinity', 'infinity'), "
+        "(2, '-infinity', '-infinity', '-infinity'), "
+        "(3, '2025-01-23 12:00', '2025-01-23 12:00+00', '2025-01-23'), "
+        "(4, '4713-01-01 BC', '4713-01-01 00:00+00 BC', '4713-01-01 BC'), (5, NULL, NULL, NULL)"
+    )
+    summary = run(tmp_path, {"pg": pg_url}, [{"source": "pg", "table": f"{pg_schema}.spans"}])
+    data = read(summary, f"pg.{pg_schema}.spans").sort_by("id")
+    rows = data.slice(0, 3).to_pylist()  # 4713 BC is a real value: exact, but not Python's
+    last, first = datetime(9999, 12, 31, 23, 59, 59, 999999), datetime(1, 1, 1)
+    assert rows == [
+        {"id": 1, "wall": last, "at": last.replace(tzinfo=UTC), "day": date(9999, 12, 31)},
+        {"id": 2, "wall": first, "at": first.replace(tzinfo=UTC), "day": date(1, 1, 1)},
+        {
+            "id": 3,
+            "wall": datetime(2025, 1, 23, 12),
+            "at": datetime(2025, 1, 23, 12, tzinfo=UTC),
+            "day": date(2025, 1, 23),
+        },
+    ]
+    bc = pg_admin.execute(
+        f"SELECT (extract(epoch FROM wall) * 1000000)::bigint, (day - date '1970-01-01') "
+        f"FROM {table} WHERE id = 4"
+    ).fetchone()
+    assert data.column("wall").cast(pa.int64())[3].as_py() == bc[0]
+    assert data.column("day").cast(pa.int32())[3].as_py() == bc[1]
+    assert data.column("wall")[4].as_py() is None
+
+
+def test_numeric_nan_fails_the_table_naming_the_column_and_the_fix(
+    pg_admin, pg_schema, pg_url, tmp_path
+):
+    """numeric(10,2) may hold NaN, which no decimal can: the table fails with one line
+    that names the column and how to extract it; the documented query works."""
+    table = f'"{pg_schema}".scores'
+    pg_admin.execute(f"CREATE TABLE {table} (id int, score numeric(10,2))")
+    pg_admin.execute(f"INSERT INTO {table} VALUES (1, 1.5), (2, 'NaN'), (3, NULL)")
+    summary = run(
+        tmp_path,
+        {"pg": pg_url},
+        [
+            {"source": "pg", "table": f"{pg_schema}.scores"},
+            {
+                "source": "pg",
+                "name": "mapped",
+                "query": f"SELECT id, NULLIF(score, 'NaN') AS score FROM {table}",
+            },
+        ],
+    )
+    failed = result(summary, f"pg.{pg_schema}.scores")
+    assert failed.action == "failed" and failed.attempts == 1
+    assert failed.error.startswith(f"pg.{pg_schema}.scores: column 'score' ")
+    assert "NaN" in failed.error and "NULLIF(score, 'NaN')" in failed.error
+    assert "\n" not in failed.error
+    mapped = read(summary, "pg.mapped").sort_by("id")
+    assert mapped.column("score").to_pylist() == [Decimal("1.50"), None, None]

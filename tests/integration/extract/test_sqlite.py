@@ -175,3 +175,35 @@ def test_generic_reader_keeps_colons_in_identifiers(tmp_path):
     assert summary.ok, [r.error for r in summary.results]
     assert read(summary, "lite.a:b").to_pylist() == [{"id": 1, "t:x": "12:30"}]
     assert read(summary, "lite.q").to_pylist() == [{"id": 1, "t": "12:30", "ten": "10:00"}]
+
+
+def test_a_panic_in_any_reader_fails_only_its_table(tmp_path, monkeypatch):
+    """A Rust panic (pyo3_runtime.PanicException) derives from BaseException: raised by
+    any reader, it fails that table with one line instead of ending the run."""
+    from onceflow.extract import extractor
+
+    panic = type("PanicException", (BaseException,), {"__module__": "pyo3_runtime"})
+    real = extractor.make_reader
+
+    class Panicking:
+        def batches(self, spec):
+            yield from ()
+            raise panic("boom\nStack backtrace:\n   0: <unknown>")
+
+    def make_reader(source, url, zone, where):
+        return Panicking() if where == "lite.broken" else real(source, url, zone, where)
+
+    monkeypatch.setattr(extractor, "make_reader", make_reader)
+    url = _database(tmp_path)
+    summary = run(
+        tmp_path,
+        {"lite": url},
+        [
+            {"source": "lite", "table": "simple", "name": "broken"},
+            {"source": "lite", "table": "simple"},
+        ],
+    )
+    broken = next(r for r in summary.results if r.table_key == "lite.broken")
+    assert (broken.action, broken.error) == ("failed", "lite.broken: PanicException: boom")
+    assert read(summary, "lite.simple").num_rows == 4
+    assert summary.run.status == "failed"

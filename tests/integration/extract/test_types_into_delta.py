@@ -1,0 +1,137 @@
+"""Source types end to end: extracted, loaded into Delta by a run, read back exactly.
+
+Delta has no time type, no decimal past 38 digits and no unsigned integers: such
+columns keep their type in the lake and are stored as the documented Delta type.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from onceflow import Pipeline
+from onceflow.warehouse import AUDIT_COLUMNS, read_table
+from tests.helpers.extract import make_config
+
+
+def _pipeline(tmp_path: Path, url: str, tables: list[str]) -> Pipeline:
+    specs = [{"source": "src", "table": t, "name": t.rsplit(".", 1)[-1]} for t in tables]
+    return Pipeline(make_config(tmp_path, {"src": url}, specs, pipeline="types"))
+
+
+def _delta(pipeline: Pipeline, name: str) -> pa.Table:
+    table = next(t for t in pipeline.config.tables if t.display_name == name)
+    data = read_table(pipeline.config.resolve_target(table.target))
+    return data.drop_columns([c for c in AUDIT_COLUMNS if c in data.column_names]).sort_by("id")
+
+
+@pytest.mark.postgres
+def test_postgres_types_delta_lacks_load_and_read_back(pg_admin, pg_schema, pg_url, tmp_path):
+    table = f'"{pg_schema}".kinds'
+    pg_admin.execute(
+        f"CREATE TABLE {table} (id int, huge numeric(50,10), t time, tz timetz, price money, "
+        "ip inet, ends timestamptz)"
+    )
+    pg_admin.execute(
+        f"INSERT INTO {table} VALUES (1, 1234567890123456789012345678901234567890.0123456789, "
+        "'12:34:56.5', '12:34:56+05:30', 12.34, '10.0.0.1', 'infinity'), "
+        "(2, 0, '24:00:00', NULL, '-0.01', NULL, '2025-01-23 12:00+00'), "
+        "(3, NULL, NULL, NULL, NULL, NULL, NULL)"
+    )
+    pipeline = _pipeline(tmp_path, pg_url, [f"{pg_schema}.kinds"])
+    for day in ("2025-01-23", "2025-01-24"):  # the first load creates, the second appends
+        summary = pipeline.run(day)
+        assert summary.ok, summary.error
+    data = _delta(pipeline, "kinds")
+    assert data.schema == pa.schema(
+        [
+            ("id", pa.int32()),
+            ("huge", pa.string()),
+            ("t", pa.string()),
+            ("tz", pa.string()),
+            ("price", pa.decimal128(19, 2)),
+            ("ip", pa.string()),
+            ("ends", pa.timestamp("us", tz="UTC")),
+        ]
+    )
+    first, second, _nulls = data.to_pylist()[::2]
+    assert first["huge"] == "1234567890123456789012345678901234567890.0123456789"
+    assert (first["t"], second["t"]) == ("12:34:56.500000", "24:00:00.000000")
+    assert second["huge"] == "0.0000000000"
+    assert (first["tz"], first["ip"]) == ("12:34:56+05:30", "10.0.0.1/32")
+    assert (first["price"], second["price"]) == (Decimal("12.34"), Decimal("-0.01"))
+    assert first["ends"].year == 9999
+    assert data.num_rows == 6
+
+
+@pytest.mark.mysql
+def test_mysql_types_delta_lacks_load_and_read_back(mysql_admin, mysql_db, tmp_path):
+    db = mysql_db.rsplit("/", 1)[1]
+    with mysql_admin.cursor() as cur:
+        cur.execute(f"USE `{db}`")
+        cur.execute("SET SESSION sql_mode = ''")
+        cur.execute(
+            "CREATE TABLE kinds (id int, widest decimal(65,30), span time(6), "
+            "ubig bigint unsigned, utiny tinyint unsigned, day date)"
+        )
+        cur.execute(
+            "INSERT INTO kinds VALUES (1, "
+            "12345678901234567890123456789012345.123456789012345678901234567890, "
+            "'838:59:59', 18446744073709551615, 255, '0000-00-00'), "
+            "(2, -1, '-00:00:01.5', 0, 0, '2025-01-23'), (3, NULL, NULL, NULL, NULL, NULL)"
+        )
+    pipeline = _pipeline(tmp_path, mysql_db, ["kinds"])
+    for day in ("2025-01-23", "2025-01-24"):  # the first load creates, the second appends
+        summary = pipeline.run(day)
+        assert summary.ok, summary.error
+    data = _delta(pipeline, "kinds")
+    assert data.schema == pa.schema(
+        [
+            ("id", pa.int32()),
+            ("widest", pa.string()),
+            ("span", pa.string()),
+            ("ubig", pa.decimal128(20, 0)),
+            ("utiny", pa.int16()),
+            ("day", pa.date32()),
+        ]
+    )
+    first, second, _nulls = data.to_pylist()[::2]
+    assert first == {
+        "id": 1,
+        "widest": "12345678901234567890123456789012345.123456789012345678901234567890",
+        "span": "838:59:59.000000",
+        "ubig": Decimal(2**64 - 1),
+        "utiny": 255,
+        "day": None,
+    }
+    assert (second["widest"], second["span"]) == ("-1." + "0" * 30, "-00:00:01.500000")
+
+
+@pytest.mark.mysql
+def test_a_table_that_panics_the_driver_fails_alone_and_the_others_load(
+    mysql_admin, mysql_db, tmp_path, monkeypatch
+):
+    """The panic used to end the run: the extraction stayed `running` and no table
+    loaded. Now its table fails, the others load, and the run is marked failed."""
+    from onceflow.extract.readers import MysqlReader
+
+    db = mysql_db.rsplit("/", 1)[1]
+    with mysql_admin.cursor() as cur:
+        cur.execute(f"USE `{db}`")
+        cur.execute("SET SESSION sql_mode = ''")
+        cur.execute("CREATE TABLE zd_date (id int, v date)")
+        cur.execute("INSERT INTO zd_date VALUES (1, '0000-00-00')")
+        cur.execute("CREATE TABLE fine (id int)")
+        cur.execute("INSERT INTO fine VALUES (1), (2)")
+    # read every column as it is, as onceflow did before: ConnectorX panics on the zero date
+    monkeypatch.setattr(MysqlReader, "_select", staticmethod(lambda sql, _cols, _reads: sql))
+    pipeline = _pipeline(tmp_path, mysql_db, ["zd_date", "fine"])
+    summary = pipeline.run("2025-01-23")
+    assert not summary.ok
+    kind, message = summary.error or ("", "")
+    assert kind == "ExtractError" and "the source driver failed (a panic)" in message
+    assert summary.run.status == "failed"
+    assert _delta(pipeline, "fine").column("id").to_pylist() == [1, 2]
