@@ -69,6 +69,25 @@ def test_scd2_needs_a_primary_key() -> None:
         config_from_dict(_with_table(table="t", load={"strategy": "scd2"}))
 
 
+@pytest.mark.parametrize("hard_deletes", ["close", "new_record"])
+def test_scd2_hard_deletes_with_incremental_extracts_is_refused_naming_the_field(
+    hard_deletes: str,
+) -> None:
+    # an incremental file lacks every unchanged key: each would be taken for deleted
+    load = {"strategy": "scd2", "primary_key": ["id"], "hard_deletes": hard_deletes}
+    incremental = {"mode": "incremental", "cursor": "updated_at"}
+    with pytest.raises(ConfigError) as refused:
+        config_from_dict(_with_table(table="t", extract=incremental, load=load))
+    assert refused.value.field == "tables[0].load.hard_deletes"
+    assert f"{hard_deletes} needs full extracts" in str(refused.value)
+    assert "mode: full" in str(refused.value) and "hard_deletes: ignore" in str(refused.value)
+    # full extracts, or incremental ones that ignore absent keys, are fine
+    config_from_dict(_with_table(table="t", load=load))
+    config_from_dict(
+        _with_table(table="t", extract=incremental, load={**load, "hard_deletes": "ignore"})
+    )
+
+
 def test_env_interpolation_and_secret_is_registered(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SHOP_PASSWORD", "s3cr3t-value")
     data = {**BASE, "sources": {"shop": {"url": "postgresql://app:${SHOP_PASSWORD}@h/db"}}}
