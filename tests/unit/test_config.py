@@ -138,3 +138,26 @@ def test_only_secret_fields_mask_their_env_values(monkeypatch: pytest.MonkeyPatc
     config = config_from_dict(data)
     assert config.tables[0].query == "select * from t where r = 'east-region-x'"
     assert redact("east-region-x pw-value-x9") == "east-region-x ***"
+
+
+@pytest.mark.parametrize("spelling", ["wh/../wh/x", "./wh/x", "wh/./x/", "/x/warehouse/wh/x"])
+def test_two_spellings_of_one_target_location_are_refused(spelling: str) -> None:
+    tables = [
+        {"source": "shop", "table": "a", "load": {"target": "wh/x"}},
+        {"source": "shop", "table": "b", "load": {"target": spelling}},
+    ]
+    data = {**BASE, "warehouse": "/x/warehouse", "tables": tables}
+    with pytest.raises(ConfigError, match=r"tables\[1\]\.load\.target: .*same Delta table"):
+        config_from_dict(data, base_dir="/x")
+
+
+def test_a_target_location_and_its_load_lock_have_no_dot_segments() -> None:
+    from onceflow.load import config_targets
+
+    tables = [{"source": "shop", "table": "a", "load": {"target": "wh/../wh/x"}}]
+    config = config_from_dict({**BASE, "warehouse": "/x/warehouse", "tables": tables})
+    [target] = config_targets(config)
+    assert target.uri == "/x/warehouse/wh/x"
+    assert target.lock_name == "load:/x/warehouse/wh/x"
+    assert config.resolve_target("s3://bucket/wh/./a/../x") == "s3://bucket/wh/x"
+    assert config.resolve_target("s3://bucket/wh/x/") == "s3://bucket/wh/x/"  # no dots: as given
