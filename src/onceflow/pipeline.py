@@ -214,6 +214,13 @@ def _load_and_validate(
             summary.validation.tables[:0] = gate.reports
     if not summary.load.ok or (summary.validation is not None and not summary.validation.ok):
         summary.run = store.runs.fail(summary.run.run_id) or summary.run
+    elif summary.run.status == "failed":
+        # a failed load's verdict, which the extraction kept: the load succeeded now, so
+        # the run completes if every extraction did and none of its files is still failed
+        # (a load of other --tables leaves theirs as they were)
+        paths = [e.file_path or "" for e in store.extractions.of_run(summary.run.run_id).values()]
+        if not store.files.failed_among(paths):
+            summary.run = store.runs.finish(summary.run.run_id)
 
 
 def pre_load_gate(config: Config, store: Store) -> Gate | None:
