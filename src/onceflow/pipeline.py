@@ -85,7 +85,7 @@ class RunSummary:
                 return "ExtractError", f"{r.table_key}: {r.error or 'extraction failed'}"
         for t in self.load.results if self.load else []:
             if not t.ok:
-                return "LoadError", f"{t.key}: {t.error}"
+                return "LoadError", f"{t.key}: {t.error or t.waiting or t.uncommitted}"
         return None
 
     def counts(self) -> dict[str, int]:

@@ -81,7 +81,8 @@ class LoadTarget:
 @dataclass
 class FileOutcome:
     """What happened to one file: loaded, replaced, replayed, skipped (held already),
-    unchanged (nothing to change; markers committed), superseded, failed, or waiting."""
+    unchanged (nothing to change; markers committed), superseded, failed, waiting, or
+    uncommitted (a data file no complete sidecar commits: not loaded, `error` says why)."""
 
     file_id: str
     path: str
@@ -101,6 +102,7 @@ ACTIONS = (
     "superseded",
     "failed",
     "waiting",
+    "uncommitted",
 )
 
 
@@ -117,12 +119,14 @@ class TableLoadResult:
     reconciled: list[str] = field(default_factory=list)
     rewound: list[str] = field(default_factory=list)
     waiting: str | None = None
+    uncommitted: str | None = None
     duration_seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
-        """True when every file is in the table: nothing failed, nothing waits."""
-        return self.error is None and self.waiting is None
+        """True when every file is in the table: nothing failed, nothing waits, and no
+        data file of the table lacks its commit (an extraction running or interrupted)."""
+        return self.error is None and self.waiting is None and self.uncommitted is None
 
     def counts(self) -> dict[str, int]:
         """Files per action."""
@@ -329,10 +333,12 @@ def apply_step(
             f"{current.status if current else 'missing'}); another loader?"
         )
     if step.kind == "fail":
-        raise LoadError(
-            f"{source.file_id}: {step.reason}; the table is unchanged. Re-extract the window "
-            "(`onceflow extract --force-reprocess`) to repair it"
+        fix = (
+            ""
+            if "re-extract" in step.reason
+            else ". Re-extract the window (`onceflow extract --force-reprocess`) to repair it"
         )
+        raise LoadError(f"{source.file_id}: {step.reason}; the table is unchanged{fix}")
     for _attempt in range(CONFLICT_RETRIES):
         dt, held = _held_now(tgt, source)
         if held and not force:
@@ -528,7 +534,7 @@ def load_table(
         return result
     result.files += [FileOutcome(f.file_id, f.path, "skipped") for f in plan.skipped]
     _run_steps(store, tgt, plan, result, token=token, check_lock=check_lock, gate=gate)
-    if plan.waiting and result.error is None:
+    if plan.waiting:  # reported even after a failure: they are not loaded either
         result.files += [FileOutcome(f.file_id, f.path, "waiting") for f in plan.waiting]
         result.waiting = (
             f"{len(plan.waiting)} file(s) from {plan.waiting[0].file_id} wait: {plan.wait_reason}"
