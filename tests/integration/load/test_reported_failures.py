@@ -83,6 +83,30 @@ def test_an_extraction_after_a_failed_load_leaves_the_run_failed_until_a_load_su
     assert _kinds(cfg) == []
 
 
+def test_validate_consistency_names_a_failed_file_of_a_failed_run_and_checksums_new_files(
+    tmp_path: Path,
+) -> None:
+    cfg = _project(tmp_path)
+    assert extract(cfg, DAY1).ok and extract(cfg, DAY2).ok
+    damaged = _lake_file(cfg, DAY2)
+    _flip_a_middle_byte(damaged)
+    # before any load: the file the next load would read is checksummed, not only sized
+    [issue] = validate_consistency(cfg)["issues"]
+    assert (issue["kind"], issue["subject"]) == ("damaged_lake_file", _id(damaged))
+    assert "differs from its sidecar's" in issue["problem"]
+    assert not run(cfg, DAY2).ok  # its load fails, so the run is failed, not completed
+    report = validate_consistency(cfg)
+    assert not report["consistent"]
+    assert sorted(i["kind"] for i in report["issues"]) == ["damaged_lake_file", "failed_files"]
+    [failed] = [i for i in report["issues"] if i["kind"] == "failed_files"]
+    assert failed["table"] == "src.events" and failed["files"] == [str(damaged)]
+    assert "does not match its sidecar" in failed["detail"]
+
+
+def _id(path: Path) -> str:
+    return "/".join(path.parts[-5:])
+
+
 def test_a_run_whose_only_extraction_failed_completes_once_it_is_extracted(
     tmp_path: Path,
 ) -> None:
