@@ -44,6 +44,7 @@ from onceflow.redact import redact
 from onceflow.state import FileEntry, Store
 from onceflow.state.files import FILE_COMPLETED, FILE_FAILED, FileRecord
 from onceflow.warehouse import (
+    AUDIT_COLUMNS,
     arrow_schema,
     checkpoint_if_due,
     conform_batch,
@@ -281,6 +282,11 @@ def _apply(
             commit_properties=props,
             table=dt,
             create_empty=True,
+            # deletion versions (hard_deletes: new_record) belong to the file that found
+            # the key gone, not to the version they end
+            audit=dict(
+                zip(AUDIT_COLUMNS, (source.file_id, load_time, applied.batch_id), strict=True)
+            ),
         )
         return _Applied(outcome.version, outcome.version is not None, outcome.rows_skipped)
     version = apply_merge(
