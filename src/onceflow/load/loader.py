@@ -538,7 +538,13 @@ def load_table(
         reason = redact(one_line(str(error)))[:300]
         result.error = f"{tgt.uri}: cannot read or rewind the Delta table ({reason})"
         return result
-    result.files += [FileOutcome(f.file_id, f.path, "skipped") for f in plan.skipped]
+    # files of later windows than `limit` are out of this load's scope: those the table
+    # holds stay in place, uncounted (a `load --date` before them did not skip them)
+    result.files += [
+        FileOutcome(f.file_id, f.path, "skipped")
+        for f in plan.skipped
+        if limit is None or _within(f, limit)
+    ]
     _run_steps(store, tgt, plan, result, token=token, check_lock=check_lock, gate=gate)
     if plan.waiting:  # reported even after a failure: they are not loaded either
         result.files += [FileOutcome(f.file_id, f.path, "waiting") for f in plan.waiting]
