@@ -413,6 +413,15 @@ class Config(_Model):
                 )
             if table.key in seen:
                 raise ValueError(f"tables[{i}]: table {table.key!r} is listed twice")
+            if table.load.hard_deletes != "ignore" and table.extract.mode == "incremental":
+                # an incremental file holds only the rows changed in its window: every key
+                # it lacks would be taken for deleted, ending versions still in the source
+                raise ValueError(
+                    f"tables[{i}].load.hard_deletes: {table.load.hard_deletes} needs full "
+                    "extracts (a key absent from a file is taken for deleted, but an "
+                    "incremental file holds only the rows changed in its window); use "
+                    "`extract: {mode: full}`, or `hard_deletes: ignore`"
+                )
             seen.add(table.key)
             target = self.resolve_target(table.target)
             if target in targets:

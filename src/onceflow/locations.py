@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import posixpath
 import re
 from pathlib import Path
 from urllib.parse import unquote
@@ -34,11 +36,33 @@ def normalize_path(path: str) -> str:
 
 
 def table_location(warehouse: str, target: str) -> str:
-    """Where a target table lives: a URI or absolute path as given, else under warehouse."""
+    """Where a target table lives: a URI or absolute path as given, else under warehouse.
+
+    `.` and `..` segments are collapsed: the location names the table (its lock
+    `load:<location>`, the tracker's key, `check`'s one-table-per-target rule), so
+    `wh/x` and `wh/../wh/x` must be one location, not two names of one Delta table.
+    """
     if "://" in target or target.startswith("/") or target.startswith("dbfs:"):
-        return normalize_path(target)
+        return _collapse_dots(normalize_path(target))
     base = normalize_path(warehouse)
-    return f"{base.rstrip('/')}/{target}" if "://" in base else str(Path(base) / target)
+    joined = f"{base.rstrip('/')}/{target}" if "://" in base else str(Path(base) / target)
+    return _collapse_dots(joined)
+
+
+def _collapse_dots(location: str) -> str:
+    """A path or URI with its `.` and `..` segments collapsed (lexically, as a URI's path
+    is resolved); a location without any is returned unchanged."""
+    scheme, sep, rest = location.partition("://")
+    if not sep:
+        return os.path.normpath(location) if _has_dots(location) else location
+    authority, _slash, path = rest.partition("/")
+    if not _has_dots(path):
+        return location
+    return f"{scheme}://{authority}{posixpath.normpath('/' + path)}"
+
+
+def _has_dots(path: str) -> bool:
+    return any(part in (".", "..") for part in path.split("/"))
 
 
 def local_root(uri: str) -> str | None:

@@ -85,7 +85,7 @@ class RunSummary:
                 return "ExtractError", f"{r.table_key}: {r.error or 'extraction failed'}"
         for t in self.load.results if self.load else []:
             if not t.ok:
-                return "LoadError", f"{t.key}: {t.error}"
+                return "LoadError", f"{t.key}: {t.error or t.waiting or t.uncommitted}"
         return None
 
     def counts(self) -> dict[str, int]:
@@ -221,6 +221,13 @@ def _load_and_validate(
             summary.validation.tables[:0] = gate.reports
     if not summary.load.ok or (summary.validation is not None and not summary.validation.ok):
         summary.run = store.runs.fail(summary.run.run_id) or summary.run
+    elif summary.run.status == "failed":
+        # a failed load's verdict, which the extraction kept: the load succeeded now, so
+        # the run completes if every extraction did and none of its files is still failed
+        # (a load of other --tables leaves theirs as they were)
+        paths = [e.file_path or "" for e in store.extractions.of_run(summary.run.run_id).values()]
+        if not store.files.failed_among(paths):
+            summary.run = store.runs.finish(summary.run.run_id)
 
 
 def pre_load_gate(config: Config, store: Store) -> Gate | None:

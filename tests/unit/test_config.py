@@ -69,6 +69,25 @@ def test_scd2_needs_a_primary_key() -> None:
         config_from_dict(_with_table(table="t", load={"strategy": "scd2"}))
 
 
+@pytest.mark.parametrize("hard_deletes", ["close", "new_record"])
+def test_scd2_hard_deletes_with_incremental_extracts_is_refused_naming_the_field(
+    hard_deletes: str,
+) -> None:
+    # an incremental file lacks every unchanged key: each would be taken for deleted
+    load = {"strategy": "scd2", "primary_key": ["id"], "hard_deletes": hard_deletes}
+    incremental = {"mode": "incremental", "cursor": "updated_at"}
+    with pytest.raises(ConfigError) as refused:
+        config_from_dict(_with_table(table="t", extract=incremental, load=load))
+    assert refused.value.field == "tables[0].load.hard_deletes"
+    assert f"{hard_deletes} needs full extracts" in str(refused.value)
+    assert "mode: full" in str(refused.value) and "hard_deletes: ignore" in str(refused.value)
+    # full extracts, or incremental ones that ignore absent keys, are fine
+    config_from_dict(_with_table(table="t", load=load))
+    config_from_dict(
+        _with_table(table="t", extract=incremental, load={**load, "hard_deletes": "ignore"})
+    )
+
+
 def test_env_interpolation_and_secret_is_registered(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SHOP_PASSWORD", "s3cr3t-value")
     data = {**BASE, "sources": {"shop": {"url": "postgresql://app:${SHOP_PASSWORD}@h/db"}}}
@@ -139,3 +158,26 @@ def test_only_secret_fields_mask_their_env_values(monkeypatch: pytest.MonkeyPatc
     config = config_from_dict(data)
     assert config.tables[0].query == "select * from t where r = 'east-region-x'"
     assert redact("east-region-x pw-value-x9") == "east-region-x ***"
+
+
+@pytest.mark.parametrize("spelling", ["wh/../wh/x", "./wh/x", "wh/./x/", "/x/warehouse/wh/x"])
+def test_two_spellings_of_one_target_location_are_refused(spelling: str) -> None:
+    tables = [
+        {"source": "shop", "table": "a", "load": {"target": "wh/x"}},
+        {"source": "shop", "table": "b", "load": {"target": spelling}},
+    ]
+    data = {**BASE, "warehouse": "/x/warehouse", "tables": tables}
+    with pytest.raises(ConfigError, match=r"tables\[1\]\.load\.target: .*same Delta table"):
+        config_from_dict(data, base_dir="/x")
+
+
+def test_a_target_location_and_its_load_lock_have_no_dot_segments() -> None:
+    from onceflow.load import config_targets
+
+    tables = [{"source": "shop", "table": "a", "load": {"target": "wh/../wh/x"}}]
+    config = config_from_dict({**BASE, "warehouse": "/x/warehouse", "tables": tables})
+    [target] = config_targets(config)
+    assert target.uri == "/x/warehouse/wh/x"
+    assert target.lock_name == "load:/x/warehouse/wh/x"
+    assert config.resolve_target("s3://bucket/wh/./a/../x") == "s3://bucket/wh/x"
+    assert config.resolve_target("s3://bucket/wh/x/") == "s3://bucket/wh/x/"  # no dots: as given

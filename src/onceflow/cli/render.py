@@ -64,6 +64,8 @@ def summarise_run(summary: Any, as_json: bool) -> None:
                     say_problem(f"  load failed: {r.key}: {r.error}")
                 if r.waiting:
                     say_problem(f"  load waits: {r.key}: {r.waiting}")
+                if r.uncommitted:
+                    say_problem(f"  load not complete: {r.key}: {r.uncommitted}")
         if getattr(summary, "validation", None) is not None:
             c = summary.validation.counts()
             typer.echo(
@@ -89,6 +91,8 @@ def print_load(summary: Any, as_json: bool) -> None:
                 typer.echo(f"  {r.rows_skipped:,} late row(s) skipped (late_rows: skip)")
             if r.waiting:
                 say_problem(f"  waiting: {r.waiting}")
+            if r.uncommitted:
+                say_problem(f"  not committed: {r.uncommitted}")
             if r.error:
                 say_problem(f"  error: {r.error}")
     if not summary.ok:
@@ -248,6 +252,9 @@ def print_status(report: dict[str, Any]) -> None:
             files = ", ".join(f"{k} {v}" for k, v in row["files"].items() if v)
             problems = [f"{f['file']}: {f['error']}" for f in row["failed_files"]]
             problems += [f"{f['file']}: damaged: {f['problem']}" for f in row["damaged_files"]]
+            problems += [
+                f"{f['file']}: not committed: {f['reason']}" for f in row["uncommitted_files"]
+            ]
             if row["waiting"]:
                 problems.append(row["waiting"])
             if row["rows_skipped"]:

@@ -3,10 +3,11 @@ Delta logs, the files on disk).
 
 Checks: orphaned `processing` file records (their loader's lock is gone, or still there but
 stale: lease expired, pid dead or recycled), tables whose files failed to load although
-their run is marked completed, stale locks, files a table holds that the tracker does not
-know and tracker entries for files the table does not hold, lake files whose content
-differs from what the table holds (re-extracted, not loaded yet), committed lake files
-whose data no longer matches their sidecar, append tables holding one file's rows twice,
+their run is marked completed, every other file that failed to load, stale locks, files a
+table holds that the tracker does not know and tracker entries for files the table does
+not hold, lake files whose content differs from what the table holds (re-extracted, not
+loaded yet), committed lake files whose data no longer matches their sidecar (by size;
+by checksum too for files the table does not hold yet), append tables holding one file's rows twice,
 tracker rows of tables that no longer exist, sidecars that disagree with the extraction
 state, extractions left `running` by a process that is gone, temp files left by a crash
 and Delta data files no commit references (including delta-rs `*.parquet#N` temp files),
@@ -20,7 +21,7 @@ import json
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -31,6 +32,7 @@ from onceflow.lake import (
     TEMP_MARKER,
     SourceFile,
     discover_table_files,
+    file_checksum,
     normalize_lake_path,
     read_sidecar,
 )
@@ -54,6 +56,7 @@ ISSUE_LABELS = {
     "file_loaded_twice": "Table holds one file's rows twice",
     "tracked_table_gone": "Tracker rows of a table that no longer exists",
     "completed_with_failed_files": "Table marked as completed but has failed files",
+    "failed_files": "Table has files that failed to load",
     "stale_lock": "Stale lock",
     "uncommitted_delta_file": "Delta data file no commit references",
     "sidecar_mismatch": "Sidecar disagrees with the state",
@@ -90,6 +93,9 @@ class Issue:
         if self.kind == "completed_with_failed_files":
             n = int(self.extra.get("failed_files", 0))
             return f"Table marked as completed but has {n} failed file{'s' if n != 1 else ''}"
+        if self.kind == "failed_files":
+            n = int(self.extra.get("failed_files", 0))
+            return f"Table has {n} file{'s' if n != 1 else ''} that failed to load"
         return f"{ISSUE_LABELS.get(self.kind, self.kind)}: {self.subject}"
 
     def as_dict(self) -> dict[str, Any]:
@@ -151,6 +157,8 @@ def table_vs_tracker(store: Store, tgt: LoadTarget, files: list[SourceFile]) -> 
             )
     for file in files:
         code = held.held.get(file.file_id, 0)
+        if not file.problem and code != checksum_code(file.checksum):
+            file = _checksummed(file)  # the next load reads it: read it now too
         if file.problem:
             issues.append(
                 Issue(
@@ -173,6 +181,29 @@ def table_vs_tracker(store: Store, tgt: LoadTarget, files: list[SourceFile]) -> 
                 )
             )
     return issues
+
+
+def _checksummed(file: SourceFile) -> SourceFile:
+    """The file, with a problem when its bytes no longer hash to its sidecar's checksum.
+
+    Only files the table does not hold as they are (new or re-extracted) are read: their
+    next load reads them anyway, and a damaged one would fail it. Files the table holds
+    are compared by size only: their content is in the table already, and reading the
+    whole lake on every check would cost what the load saves (a replay reads them again,
+    verified)."""
+    try:
+        actual = file_checksum(Path(file.path))
+    except OSError as error:
+        return replace(file, problem=f"the data file cannot be read ({error.strerror})")
+    if file.checksum and actual != file.checksum:
+        return replace(
+            file,
+            problem=(
+                f"checksum {actual[:16]}... differs from its sidecar's "
+                f"({file.checksum[:16]}...): the file changed after extraction"
+            ),
+        )
+    return file
 
 
 def files_loaded_twice(tgt: LoadTarget) -> list[Issue]:
@@ -362,6 +393,39 @@ def tables_with_failed_files(store: Store, runs: Runs) -> list[Issue]:
     return issues
 
 
+def failed_files(
+    store: Store, config: Config, keys: dict[str, str], reported: list[Issue]
+) -> list[Issue]:
+    """Per table: every file of the pipeline that failed to load, whatever its run's status
+    (a failed load marks its run failed; a file may have no run at all), but those already
+    named as failed files of a completed run. A failed file is not loaded: its table is
+    not what its lake says until the file is repaired (re-extracted) and loaded."""
+    named = {os.path.abspath(path) for issue in reported for path in issue.extra.get("files", [])}
+    found: dict[str, list[FileRecord]] = {}
+    for rec in store.files.find(status=FILE_FAILED, pipeline=config.pipeline):
+        if rec.file_path and os.path.abspath(rec.file_path) in named:
+            continue
+        found.setdefault(keys.get(rec.target_uri, rec.table_key), []).append(rec)
+    issues = []
+    for key, bad in sorted(found.items()):
+        parts = [f"{r.file_id}: {_first_line(r.error, r.file_id)}" for r in bad[:3]]
+        more = f"; and {len(bad) - 3} more" if len(bad) > 3 else ""
+        issues.append(
+            Issue(
+                "failed_files",
+                key,
+                "; ".join(parts) + more,
+                table=key,
+                extra={
+                    "failed_files": len(bad),
+                    "files": [r.file_path or r.file_id for r in bad],
+                    "uri": bad[0].target_uri,
+                },
+            )
+        )
+    return issues
+
+
 def interrupted_extractions(store: Store, config: Config, runs: Runs) -> list[Issue]:
     """Extractions left `running` by a process that is gone (nobody live holds the lock)."""
     holder = store.locks.holder(config.pipeline_lock_name)
@@ -430,7 +494,9 @@ def validate_consistency(
     keys = {t.uri: t.key for t in targets}
     runs = pipeline_runs(store, config)
     issues = _orphan_issues(store, keys)
-    issues += tables_with_failed_files(store, runs)
+    completed_failed = tables_with_failed_files(store, runs)
+    issues += completed_failed
+    issues += failed_files(store, config, keys, completed_failed)
     locks = store.locks.find()
     for lock in locks:
         reason = lock.stale_reason()

@@ -27,6 +27,7 @@ from onceflow.extract.extractor import (
 )
 from onceflow.extract.tables_file import TableSelection
 from onceflow.state import ExtractionEntry, Lease, RunRecord, Store, force_release, open_store
+from onceflow.state.runs import RUN_FAILED
 from onceflow.windows import Window, check_run_id, make_run_id, parse_run_date, window_for
 
 log = logging.getLogger(__name__)
@@ -222,6 +223,7 @@ def _extract(
     progress: Progress | None,
     lease: Lease,
 ) -> ExtractSummary:
+    keep_failed = failed_after_extraction(store, ctx.run_id)
     store.runs.begin(ctx.run_id, config.pipeline, ctx.run_date.isoformat(), ctx.window.iso())
     store.extractions.ensure(ctx.run_id, [extraction_entry(t, ctx) for t in selected])
     known = store.extractions.of_run(ctx.run_id)
@@ -292,7 +294,29 @@ def _extract(
                     progress(result)
     order = {t.key: i for i, t in enumerate(selected)}
     results.sort(key=lambda r: order[r.table_key])
-    return ExtractSummary(run=store.runs.finish(ctx.run_id), results=results)
+    finished = store.runs.finish(ctx.run_id, keep_failed=keep_failed)
+    if keep_failed and finished.completed_tables == finished.total_tables:
+        log.warning(
+            "run %s stays failed: its extractions are complete, but its load or validation "
+            "failed and has not succeeded since; `onceflow run --date %s` loads it and "
+            "marks it completed",
+            ctx.run_id,
+            ctx.run_date.isoformat(),
+        )
+    return ExtractSummary(run=finished, results=results)
+
+
+def failed_after_extraction(store: Store, run_id: str) -> bool:
+    """Whether a run was failed by a later step (its load or validation): it is failed
+    with every extraction complete, or a file of its extractions failed to load. An
+    extraction alone must not mark such a run completed; a load that succeeds does."""
+    run = store.runs.get(run_id)
+    if run is None or run.status != RUN_FAILED:
+        return False
+    if run.total_tables and run.completed_tables == run.total_tables:
+        return True
+    paths = [e.file_path or "" for e in store.extractions.of_run(run_id).values()]
+    return bool(store.files.failed_among(paths))
 
 
 def is_extraction_needed(

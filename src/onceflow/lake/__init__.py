@@ -8,9 +8,12 @@ of a table or folder. The extractor writes this format; the loader and the valid
 from onceflow.lake.atomic import CHECKSUM_ALGORITHM, file_checksum
 from onceflow.lake.discovery import (
     SourceFile,
+    TableScan,
+    Uncommitted,
     discover_path,
     discover_table_files,
     file_identity,
+    scan_table_files,
 )
 from onceflow.lake.paths import (
     TEMP_MARKER,
@@ -19,21 +22,32 @@ from onceflow.lake.paths import (
     sidecar_path,
     table_folder,
 )
-from onceflow.lake.sidecar import Verdict, read_sidecar, remove_sidecar, verify, write_sidecar
+from onceflow.lake.sidecar import (
+    Verdict,
+    inspect_sidecar,
+    read_sidecar,
+    remove_sidecar,
+    verify,
+    write_sidecar,
+)
 
 __all__ = [
     "CHECKSUM_ALGORITHM",
     "TEMP_MARKER",
     "SourceFile",
+    "TableScan",
+    "Uncommitted",
     "Verdict",
     "discover_path",
     "discover_table_files",
     "file_checksum",
     "file_identity",
+    "inspect_sidecar",
     "normalize_lake_path",
     "output_path",
     "read_sidecar",
     "remove_sidecar",
+    "scan_table_files",
     "sidecar_path",
     "table_folder",
     "verify",

@@ -8,8 +8,12 @@ moved or copied elsewhere is the same lake.
 From the extract layout only committed files count: the sidecar says complete. A committed
 file whose data no longer matches its sidecar (a truncated or replaced file) is not dropped:
 it is returned with its `problem`, so that the loader fails it by name and waits for a
-re-extraction. Temp files (`*.onceflow-tmp-*`) and files without a complete sidecar are an
-extraction in progress or interrupted, and never count.
+re-extraction. So is a file whose sidecar is there but unreadable: a sidecar is written
+atomically, so a damaged one is not an extraction in progress, and the file's window
+cannot be known to be committed or not (`sidecar_unreadable`). Temp files
+(`*.onceflow-tmp-*`) never count. A data file with no sidecar, or one that does not say
+complete, is an extraction in progress or interrupted: it does not count either, but
+`scan_table_files` lists it (`Uncommitted`), so that a load can say what it did not load.
 """
 
 from __future__ import annotations
@@ -19,13 +23,14 @@ import glob
 import logging
 import os
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from datetime import time as day_start
 from pathlib import Path
 
 from onceflow.errors import LoadError
 from onceflow.lake.atomic import file_checksum
 from onceflow.lake.paths import TEMP_MARKER, normalize_lake_path, sidecar_path, table_folder
-from onceflow.lake.sidecar import read_sidecar
+from onceflow.lake.sidecar import inspect_sidecar
 
 log = logging.getLogger(__name__)
 
@@ -48,15 +53,51 @@ class SourceFile:
     snapshot_at: str | None = None
     partial: bool = False
     problem: str | None = None
+    #: Its sidecar is there but unreadable: nothing it should say (checksum, window) is known.
+    sidecar_unreadable: bool = False
+    #: The run date its place in the extract layout says (<yyyymm>/<dd>/), if it has one.
+    day: date | None = None
 
     @property
     def order(self) -> tuple[datetime, str]:
-        """Window order: the window's start (files without one first), then the identity."""
+        """Window order: the window's start (else the layout's day; files without either
+        first), then the identity."""
         start = _EARLIEST
         if self.window_start:
             with contextlib.suppress(ValueError):
                 start = datetime.fromisoformat(self.window_start).astimezone(UTC)
+        elif self.day is not None:
+            # midnight UTC of the run date lies between the starts of the windows before
+            # and after it in any time zone (offsets are under a day)
+            start = datetime.combine(self.day, day_start.min, UTC)
         return start, self.file_id
+
+
+@dataclass(frozen=True)
+class Uncommitted:
+    """A data file of a table with no complete sidecar: an extraction in progress, or
+    one interrupted before its commit. It does not count, but it is reported."""
+
+    path: str
+    file_id: str
+    reason: str
+    day: date | None = None
+
+
+@dataclass(frozen=True)
+class TableScan:
+    """A table's lake folder: its committed files (window order) and uncommitted ones."""
+
+    files: list[SourceFile]
+    uncommitted: list[Uncommitted]
+
+
+def layout_day(path: Path) -> date | None:
+    """The run date of a file in the extract layout (`<yyyymm>/<dd>/<file>`), else None."""
+    try:
+        return datetime.strptime(path.parent.parent.name + path.parent.name, "%Y%m%d").date()
+    except ValueError:
+        return None
 
 
 def file_identity(path: Path, root: Path) -> str:
@@ -64,12 +105,28 @@ def file_identity(path: Path, root: Path) -> str:
     return path.resolve().relative_to(root.resolve()).as_posix()
 
 
-def _committed(path: Path, root: Path) -> SourceFile | None:
-    """The file as a SourceFile when its sidecar commits it (with its problem, if damaged)."""
-    sidecar = read_sidecar(path)
+def _committed(path: Path, root: Path) -> SourceFile | Uncommitted:
+    """The file as a SourceFile when its sidecar commits it (with its problem, if damaged
+    or if its sidecar is unreadable), else as Uncommitted."""
+    sidecar, unreadable = inspect_sidecar(path)
+    day = layout_day(path)
+    if unreadable is not None:
+        redo = f"`onceflow extract --date {day} --force-reprocess`" if day else "its extraction"
+        damaged = (
+            f"its sidecar {sidecar_path(path).name} {unreadable}: it was damaged after "
+            f"extraction (sidecars are written atomically), so whether this file is the "
+            f"window's committed extract is unknown; re-extract the window ({redo})"
+        )
+        log.warning("%s: %s", path, damaged)
+        return _unreadable(path, root, day, damaged)
     if sidecar is None or sidecar.get("extraction_complete") is not True:
-        log.debug("%s: not committed (no complete sidecar); not a file to load", path)
-        return None
+        reason = (
+            "no sidecar: its extraction is running, or was interrupted before its commit"
+            if sidecar is None
+            else "its sidecar does not say extraction_complete: the extraction is not committed"
+        )
+        log.debug("%s: not committed (%s); not a file to load", path, reason)
+        return Uncommitted(str(path.absolute()), file_identity(path, root), reason, day)
     try:
         stat = path.stat()
     except OSError as error:
@@ -97,23 +154,53 @@ def _committed(path: Path, root: Path) -> SourceFile | None:
         snapshot_at=sidecar.get("snapshot_at") or sidecar.get("start_time"),
         partial=sidecar.get("partial") is True,
         problem=problem,
+        day=day,
+    )
+
+
+def _unreadable(path: Path, root: Path, day: date | None, problem: str) -> SourceFile:
+    """A file whose sidecar cannot be read: known by name and place only, it fails."""
+    try:
+        stat = path.stat()
+        size, mtime = stat.st_size, stat.st_mtime
+    except OSError:
+        size, mtime = -1, 0.0
+    return SourceFile(
+        path=str(path.absolute()),
+        file_id=file_identity(path, root),
+        size=size,
+        modified_time=datetime.fromtimestamp(mtime, UTC).isoformat(),
+        checksum=None,
+        problem=problem,
+        sidecar_unreadable=True,
+        day=day,
+    )
+
+
+def scan_table_files(lake: str, source: str, table: str) -> TableScan:
+    """The committed files of one extracted table, in window order, and its data files
+    that no complete sidecar commits (yet)."""
+    root = Path(normalize_lake_path(lake))
+    folder = table_folder(lake, source, table)
+    if not folder.is_dir():
+        return TableScan([], [])
+    found, uncommitted = [], []
+    for path in folder.glob("*/*/*.parquet"):
+        if TEMP_MARKER in path.name:
+            continue
+        seen = _committed(path, root)
+        if isinstance(seen, Uncommitted):
+            uncommitted.append(seen)
+        else:
+            found.append(seen)
+    return TableScan(
+        sorted(found, key=lambda f: f.order), sorted(uncommitted, key=lambda u: u.file_id)
     )
 
 
 def discover_table_files(lake: str, source: str, table: str) -> list[SourceFile]:
     """The committed files of one extracted table, in window order."""
-    root = Path(normalize_lake_path(lake))
-    folder = table_folder(lake, source, table)
-    if not folder.is_dir():
-        return []
-    found = []
-    for path in folder.glob("*/*/*.parquet"):
-        if TEMP_MARKER in path.name:
-            continue
-        committed = _committed(path, root)
-        if committed is not None:
-            found.append(committed)
-    return sorted(found, key=lambda f: f.order)
+    return scan_table_files(lake, source, table).files
 
 
 def _glob_root(pattern: str) -> Path:
@@ -149,7 +236,7 @@ def discover_path(pattern: str) -> list[SourceFile]:
             continue
         if sidecar_path(path).exists():
             committed = _committed(path, root)
-            if committed is not None:
+            if isinstance(committed, SourceFile):
                 found.append(committed)
             continue
         stat = path.stat()

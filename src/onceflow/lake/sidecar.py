@@ -24,11 +24,30 @@ class Verdict:
 
 def read_sidecar(data_path: Path) -> dict[str, Any] | None:
     """The sidecar of a data file, or None when missing or unreadable."""
+    return inspect_sidecar(data_path)[0]
+
+
+def inspect_sidecar(data_path: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """(content, None) for a readable sidecar; (None, None) when there is none; (None,
+    why) when one is there but cannot be read.
+
+    A sidecar is written atomically (temp file, fsync, rename), so one at its own name is
+    never half-written: an unreadable one was damaged after its extraction, it is not an
+    extraction in progress (that has no sidecar yet, or only a temp file).
+    """
     try:
-        data = json.loads(sidecar_path(data_path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+        raw = sidecar_path(data_path).read_bytes()
+    except FileNotFoundError:
+        return None, None
+    except OSError as error:
+        return None, f"cannot be read ({error.strerror})"
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except ValueError as error:  # UnicodeDecodeError and JSONDecodeError alike
+        return None, f"is not valid JSON ({error})"
+    if not isinstance(data, dict):
+        return None, "is not a JSON object"
+    return data, None
 
 
 def write_sidecar(data_path: Path, content: dict[str, Any]) -> None:

@@ -18,8 +18,15 @@ from typing import Any
 
 from onceflow.config import Config, LoadConfig, TableConfig
 from onceflow.errors import ConfigError, LoadError, LockError
-from onceflow.lake import SourceFile, discover_path, discover_table_files
-from onceflow.load.loader import ACTIONS, Gate, LoadTarget, TableLoadResult, load_table
+from onceflow.lake import SourceFile, Uncommitted, discover_path, scan_table_files
+from onceflow.load.loader import (
+    ACTIONS,
+    FileOutcome,
+    Gate,
+    LoadTarget,
+    TableLoadResult,
+    load_table,
+)
 from onceflow.load.plan import ORDERED
 from onceflow.state import Lease, Store, force_release, open_store
 from onceflow.warehouse import open_table
@@ -95,6 +102,34 @@ def _within(file: SourceFile, limit: datetime | None) -> bool:
     if limit is None or not file.window_end:
         return True
     return datetime.fromisoformat(file.window_end).astimezone(UTC) <= limit
+
+
+def _until(
+    config: Config, found: list[Uncommitted], run_date: str | date | None
+) -> list[Uncommitted]:
+    """The uncommitted files up to the run date's window (all without one)."""
+    if run_date is None:
+        return found
+    day = parse_run_date(run_date, config.zone)
+    return [u for u in found if u.day is None or u.day <= day]
+
+
+def report_uncommitted(result: TableLoadResult, uncommitted: list[Uncommitted]) -> None:
+    """Name the data files a load could not take because nothing commits them: not
+    loaded, so the load is not complete (exit 1) until their extraction commits them."""
+    if not uncommitted:
+        return
+    result.files += [
+        FileOutcome(u.file_id, u.path, "uncommitted", error=u.reason) for u in uncommitted
+    ]
+    first = uncommitted[0]
+    day = f" --date {first.day}" if first.day else ""
+    result.uncommitted = (
+        f"{len(uncommitted)} data file(s) not committed, not loaded: {first.file_id}: "
+        f"{first.reason}. Let a running extraction finish, or extract again "
+        f"(`onceflow extract{day} -t {result.key}`), then load"
+    )
+    log.warning("%s: %s", result.key, result.uncommitted)
 
 
 @dataclass(frozen=True)
@@ -205,6 +240,7 @@ def load(
     store = store or open_store(config.state_url)
     limit = _window_limit(config, run_date)
     jobs: list[tuple[LoadTarget, list[SourceFile], Gap | None]] = []
+    uncommitted: dict[str, list[Uncommitted]] = {}
     if path is not None:
         if not target:
             raise ConfigError("--path needs --target (the Delta table to load into)")
@@ -229,8 +265,10 @@ def load(
                     "(they gate each file), or pass `gate=`",
                     field="tables",
                 )
-            files = discover_table_files(lake, table.source, table.display_name)
+            scan = scan_table_files(lake, table.source, table.display_name)
+            files = scan.files
             jobs.append((tgt, files, table_gap(config, store, tgt.key, files)))
+            uncommitted[tgt.key] = _until(config, scan.uncommitted, run_date)
     if force_unlock:
         for tgt, _files, _gap in jobs:
             force_release(store, tgt.lock_name)
@@ -243,6 +281,8 @@ def load(
                 jobs,
             )
         )
+    for result in results:
+        report_uncommitted(result, uncommitted.get(result.key, []))
     return LoadSummary(results)
 
 
@@ -324,7 +364,8 @@ def load_status(
             for f in records
             if f.status == "failed"
         ]
-        files = discover_table_files(lake, table.source, table.display_name) if table else []
+        scan = scan_table_files(lake, table.source, table.display_name) if table else None
+        files = scan.files if scan else []
         ordered = table is not None and tgt.cfg.strategy in ORDERED
         gap = table_gap(config, store, tgt.key, files) if ordered else None
         out.append(
@@ -339,6 +380,10 @@ def load_status(
                 "failed_files": failed,
                 "damaged_files": [
                     {"file": f.file_id, "problem": f.problem} for f in files if f.problem
+                ],
+                "uncommitted_files": [
+                    {"file": u.file_id, "reason": u.reason}
+                    for u in (scan.uncommitted if scan else [])
                 ],
                 "rows_skipped": sum(f.rows_skipped or 0 for f in records),
                 "waiting": gap.reason(tgt.key) if gap else None,

@@ -44,6 +44,7 @@ from onceflow.redact import redact
 from onceflow.state import FileEntry, Store
 from onceflow.state.files import FILE_COMPLETED, FILE_FAILED, FileRecord
 from onceflow.warehouse import (
+    AUDIT_COLUMNS,
     arrow_schema,
     checkpoint_if_due,
     conform_batch,
@@ -81,7 +82,8 @@ class LoadTarget:
 @dataclass
 class FileOutcome:
     """What happened to one file: loaded, replaced, replayed, skipped (held already),
-    unchanged (nothing to change; markers committed), superseded, failed, or waiting."""
+    unchanged (nothing to change; markers committed), superseded, failed, waiting, or
+    uncommitted (a data file no complete sidecar commits: not loaded, `error` says why)."""
 
     file_id: str
     path: str
@@ -101,6 +103,7 @@ ACTIONS = (
     "superseded",
     "failed",
     "waiting",
+    "uncommitted",
 )
 
 
@@ -117,12 +120,14 @@ class TableLoadResult:
     reconciled: list[str] = field(default_factory=list)
     rewound: list[str] = field(default_factory=list)
     waiting: str | None = None
+    uncommitted: str | None = None
     duration_seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
-        """True when every file is in the table: nothing failed, nothing waits."""
-        return self.error is None and self.waiting is None
+        """True when every file is in the table: nothing failed, nothing waits, and no
+        data file of the table lacks its commit (an extraction running or interrupted)."""
+        return self.error is None and self.waiting is None and self.uncommitted is None
 
     def counts(self) -> dict[str, int]:
         """Files per action."""
@@ -277,6 +282,11 @@ def _apply(
             commit_properties=props,
             table=dt,
             create_empty=True,
+            # deletion versions (hard_deletes: new_record) belong to the file that found
+            # the key gone, not to the version they end
+            audit=dict(
+                zip(AUDIT_COLUMNS, (source.file_id, load_time, applied.batch_id), strict=True)
+            ),
         )
         return _Applied(outcome.version, outcome.version is not None, outcome.rows_skipped)
     version = apply_merge(
@@ -329,10 +339,12 @@ def apply_step(
             f"{current.status if current else 'missing'}); another loader?"
         )
     if step.kind == "fail":
-        raise LoadError(
-            f"{source.file_id}: {step.reason}; the table is unchanged. Re-extract the window "
-            "(`onceflow extract --force-reprocess`) to repair it"
+        fix = (
+            ""
+            if "re-extract" in step.reason
+            else ". Re-extract the window (`onceflow extract --force-reprocess`) to repair it"
         )
+        raise LoadError(f"{source.file_id}: {step.reason}; the table is unchanged{fix}")
     for _attempt in range(CONFLICT_RETRIES):
         dt, held = _held_now(tgt, source)
         if held and not force:
@@ -526,9 +538,15 @@ def load_table(
         reason = redact(one_line(str(error)))[:300]
         result.error = f"{tgt.uri}: cannot read or rewind the Delta table ({reason})"
         return result
-    result.files += [FileOutcome(f.file_id, f.path, "skipped") for f in plan.skipped]
+    # files of later windows than `limit` are out of this load's scope: those the table
+    # holds stay in place, uncounted (a `load --date` before them did not skip them)
+    result.files += [
+        FileOutcome(f.file_id, f.path, "skipped")
+        for f in plan.skipped
+        if limit is None or _within(f, limit)
+    ]
     _run_steps(store, tgt, plan, result, token=token, check_lock=check_lock, gate=gate)
-    if plan.waiting and result.error is None:
+    if plan.waiting:  # reported even after a failure: they are not loaded either
         result.files += [FileOutcome(f.file_id, f.path, "waiting") for f in plan.waiting]
         result.waiting = (
             f"{len(plan.waiting)} file(s) from {plan.waiting[0].file_id} wait: {plan.wait_reason}"

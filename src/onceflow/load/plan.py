@@ -96,15 +96,39 @@ def plan_table(
     wait_from: datetime | None = None,
     wait_reason: str | None = None,
 ) -> Plan:
-    """The plan that brings the table to a clean in-order load of `files` (window order)."""
+    """The plan that brings the table to a clean in-order load of `files` (window order).
+
+    A file whose sidecar is unreadable fails, last; nothing is known of it but its place
+    (the layout's day), so the files the table does not hold from there on wait behind it,
+    whatever the strategy: the table never moves past a window it cannot see.
+    """
     files = sorted(files, key=lambda f: f.order)
+    broken = [f for f in files if f.sidecar_unreadable]
+    behind: list[SourceFile] = []
+    if broken:
+        behind = [
+            f
+            for f in files
+            if not f.sidecar_unreadable
+            and f.order >= broken[0].order
+            and _state(f, markers) != "held"
+        ]
+        files = [f for f in files if not f.sidecar_unreadable and f not in behind]
     if strategy == "append":
-        return _plan_append(files, markers)
-    if strategy == "overwrite":
-        return _plan_overwrite(files, markers)
-    if strategy in ORDERED:
-        return _plan_ordered(files, markers, wait_from, wait_reason)
-    raise LoadError(f"unknown load strategy {strategy!r}")
+        plan = _plan_append(files, markers)
+    elif strategy == "overwrite":
+        plan = _plan_overwrite(files, markers)
+    elif strategy in ORDERED:
+        plan = _plan_ordered(files, markers, wait_from, wait_reason)
+    else:
+        raise LoadError(f"unknown load strategy {strategy!r}")
+    if broken:
+        plan.steps += [Step("fail", f, f.problem or "its sidecar is unreadable") for f in broken]
+        plan.waiting = sorted([*plan.waiting, *behind], key=lambda f: f.order)
+        plan.wait_reason = plan.wait_reason or (
+            f"behind {broken[0].file_id}, whose sidecar is unreadable (re-extract its window)"
+        )
+    return plan
 
 
 def _apply(step_kind: str, file: SourceFile, reason: str) -> Step:

@@ -21,6 +21,7 @@ that owner's lock, so the guard above stops the owner should it come back to lif
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -179,6 +180,17 @@ class Files:
                 params.append(value)
         with self.db.transaction() as tx:
             return rows_as(FileRecord, tx.execute(sql + _ORDER, params).fetchall())
+
+    def failed_among(self, paths: Iterable[str]) -> list[FileRecord]:
+        """The failed rows of these lake files (by absolute path), e.g. a run's files."""
+        wanted = {os.path.abspath(p) for p in paths if p}
+        if not wanted:
+            return []
+        return [
+            r
+            for r in self.find(status=FILE_FAILED)
+            if r.file_path and os.path.abspath(r.file_path) in wanted
+        ]
 
     def get(self, target: str, file_id: str) -> FileRecord | None:
         """One tracker row, or None."""

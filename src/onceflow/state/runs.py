@@ -2,7 +2,9 @@
 
 A run is `running` from `begin` (a restart counts) until `finish` recounts its tables
 from their extractions: `completed` when every table is, else `failed`. A run whose
-load or validation failed is set `failed` with `fail`, though every extraction completed.
+load or validation failed is set `failed` with `fail`, though every extraction completed;
+an extraction alone does not undo that verdict (`finish(keep_failed=True)`): only a
+load that succeeds does.
 """
 
 from __future__ import annotations
@@ -92,15 +94,20 @@ class Runs:
             )
             return self._read(tx, run_id)
 
-    def finish(self, run_id: str) -> RunRecord:
-        """Recount the run's tables from its extractions and set its final status."""
+    def finish(self, run_id: str, *, keep_failed: bool = False) -> RunRecord:
+        """Recount the run's tables from its extractions and set its final status.
+
+        `keep_failed`: the run stays failed even when every extraction completed (a later
+        step, its load or validation, failed it, and has not succeeded since).
+        """
         now = now_iso()
         with self.db.transaction() as tx:
             counts = tx.execute(_COUNT_TABLES, (run_id,)).fetchone() or {}
             total, done, failed = (
                 int(counts.get(k) or 0) for k in ("total", "completed", "failed")
             )
-            status = RUN_COMPLETED if total and done == total else RUN_FAILED
+            complete = total and done == total and not keep_failed
+            status = RUN_COMPLETED if complete else RUN_FAILED
             tx.execute(_FINISH, (status, now, total, done, failed, now, run_id))
             return self._read(tx, run_id)
 

@@ -303,7 +303,8 @@ def test_table_marked_complete_with_failed_files_is_named_and_its_run_marked_fai
     _record_runs(store, tmp_path, tables, days=2)
     # The first orders file changes after extraction (same size): its load fails.
     bad = Path(_day_paths(tmp_path)[0])
-    data = bytearray(bad.read_bytes())
+    good = bad.read_bytes()
+    data = bytearray(good)
     data[len(data) // 2] ^= 0xFF
     bad.write_bytes(bytes(data))
     loaded = run_cli("load", "-c", str(config))
@@ -312,8 +313,9 @@ def test_table_marked_complete_with_failed_files_is_named_and_its_run_marked_fai
     assert store.runs.get("p_20250101").status == "completed"
 
     report = _validate_json(config)
-    assert _kinds(report) == ["completed_with_failed_files"]
-    [issue] = report["issues"]
+    # the file is not loaded, so it is checksummed: it no longer matches its sidecar
+    assert _kinds(report) == ["completed_with_failed_files", "damaged_lake_file"]
+    [issue, damaged] = report["issues"]
     assert (issue["subject"], issue["table"], issue["failed_files"]) == (
         "src.orders",
         "src.orders",
@@ -321,9 +323,11 @@ def test_table_marked_complete_with_failed_files_is_named_and_its_run_marked_fai
     )
     assert issue["runs"] == ["p_20250101"] and issue["files"] == [str(bad)]
     assert "does not match its sidecar" in issue["detail"]
+    assert damaged["subject"] == _day_ids(tmp_path)[0]
+    assert "differs from its sidecar's" in damaged["problem"]
     assert report["tables"] == [
         {"table": "src.customers", "consistent": True, "issues": 0},
-        {"table": "src.orders", "consistent": False, "issues": 1},
+        {"table": "src.orders", "consistent": False, "issues": 2},
     ]
     text = run_cli("validate-consistency", "-c", str(config))
     assert text.returncode == 1
@@ -340,7 +344,7 @@ def test_table_marked_complete_with_failed_files_is_named_and_its_run_marked_fai
     ), text.stdout
 
     fixed = run_cli("fix-inconsistencies", "-c", str(config))
-    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert fixed.returncode == 1, fixed.stdout + fixed.stderr  # the file is still damaged
     assert fixed.stdout.startswith(
         "=== FIXING PIPELINE INCONSISTENCIES ===\n"
         "Fixes Applied: 1\n"
@@ -348,9 +352,19 @@ def test_table_marked_complete_with_failed_files_is_named_and_its_run_marked_fai
         "Actions taken:\n"
         "  - src.orders: run p_20250101 status completed -> failed (table marked as "
         "completed but has 1 failed file)\n"
+        "Overall Status After Fixes: INCONSISTENT\n"
     ), fixed.stdout
     assert store.runs.get("p_20250101").status == "failed"
     assert store.runs.get("p_20250102").status == "completed"
+    # the run's verdict is right now, but the file is still failed and damaged: only a
+    # repaired file (a re-extraction; here its bytes put back) and a load end that
+    after = _validate_json(config)
+    assert _kinds(after) == ["damaged_lake_file", "failed_files"]
+    failed = next(i for i in after["issues"] if i["kind"] == "failed_files")
+    assert failed["summary"] == "Table has 1 file that failed to load"
+    assert failed["files"] == [str(bad)] and "does not match its sidecar" in failed["detail"]
+    bad.write_bytes(good)
+    assert run_cli("load", "-c", str(config)).returncode == 0
     again = run_cli("validate-consistency", "-c", str(config))
     assert again.returncode == 0 and "Overall Status: CONSISTENT" in again.stdout
 
@@ -371,22 +385,28 @@ def test_deleted_or_rewritten_sidecar_of_a_completed_extraction_is_marked_for_re
     write_sidecar(second, {**rewritten, "checksum": "0" * 64})
 
     report = _validate_json(config)
-    assert _kinds(report) == ["sidecar_mismatch", "sidecar_mismatch"]
+    # the second file, not loaded yet, is checksummed: it no longer matches its sidecar
+    assert _kinds(report) == ["damaged_lake_file", "sidecar_mismatch", "sidecar_mismatch"]
     problems = {i["subject"]: i["problem"] for i in report["issues"]}
     assert problems == {
         "p_20250101:src.orders": "no complete sidecar",
         "p_20250102:src.orders": "sidecar checksum differs from the state",
+        _day_ids(tmp_path)[-1]: problems[_day_ids(tmp_path)[-1]],
     }
+    assert "differs from its sidecar's" in problems[_day_ids(tmp_path)[-1]]
     text = run_cli("validate-consistency", "-c", str(config)).stdout
     table = text[text.index("  ✗ src.orders\n") : text.index("Locks Checked:")]
     assert "    - Sidecar disagrees with the state: p_20250101:src.orders\n" in table
     assert "    - Sidecar disagrees with the state: p_20250102:src.orders\n" in table
 
     result = fix_inconsistencies(cfg, store=store)
-    assert result["consistent"] and result["fixes_applied"] == 2, result
+    assert result["fixes_applied"] == 2, result
     for run_id in ("p_20250101", "p_20250102"):
         extraction = store.extractions.of_run(run_id)["src.orders"]
         assert extraction.force_reprocess and extraction.status == "pending"
+    # the lake file itself stays damaged until its re-extraction (its sidecar put back)
+    assert [i["kind"] for i in result["remaining"]] == ["damaged_lake_file"]
+    write_sidecar(second, rewritten)
     assert _validate_json(config)["consistent"]
 
 

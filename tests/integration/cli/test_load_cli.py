@@ -11,14 +11,17 @@ from pathlib import Path
 from deltalake import DeltaTable
 
 from onceflow.demo import init_project
+from onceflow.lake import sidecar_path
 from onceflow.state import FileEntry, open_store
 from tests.helpers.cli import run_cli
 from tests.helpers.lake import (
     make_config,
     make_lake,
+    orders_batch,
     read_table,
     table_uri,
     write_config,
+    write_extracted,
 )
 
 
@@ -127,3 +130,17 @@ def test_optimize_compacts_and_keeps_content(tmp_path: Path) -> None:
     assert refused.returncode == 2 and "below the safe default" in refused.stderr
     # loads after optimize still skip what is in
     assert "0 loaded, 6 skipped" in run_cli("load", "-c", config).stdout
+
+
+def test_load_fails_a_file_whose_sidecar_is_corrupt_naming_it_and_the_fix(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    make_lake(lake, files=2, rows=3)
+    config = str(write_config(tmp_path, {"strategy": "overwrite"}))
+    assert run_cli("load", "-c", config).returncode == 0
+    sidecar_path(write_extracted(lake, orders_batch(2, 4), day=2)).write_text('{"broken')
+    loaded = run_cli("load", "-c", config)
+    assert loaded.returncode == 1
+    assert loaded.stdout.startswith("src.orders: 0 loaded, 2 skipped, 1 failed"), loaded.stdout
+    error = loaded.stdout + loaded.stderr
+    assert "src/orders/202501/03/p_20250103.parquet: its sidecar" in error
+    assert "onceflow extract --date 2025-01-03 --force-reprocess" in error

@@ -392,6 +392,24 @@ def test_a_first_file_with_nothing_to_write_still_puts_the_table_and_its_markers
     assert sorted(r["id"] for r in current) == [1, 2]
 
 
+def test_a_deletion_version_carries_the_audit_columns_of_the_file_that_found_the_key_gone(
+    tmp_path: Path,
+) -> None:
+    lake = tmp_path / "lake"
+    rows = pa.table({"id": [1, 2, 3], "label": ["a", "b", "c"]})
+    for day, table in enumerate([rows, rows.slice(0, 2)]):  # key 3 is gone on day 1
+        write_extracted(lake, table, day=day)
+    load_cfg = {"strategy": "scd2", "primary_key": ["id"], "hard_deletes": "new_record"}
+    cfg = make_config(tmp_path, load_cfg)
+    assert load(cfg).ok
+    [day0, day1] = discover_table_files(str(lake), "src", "orders")
+    [deletion] = [r for r in read_table(table_uri(tmp_path)).to_pylist() if r["_is_deleted"]]
+    assert deletion["id"] == 3 and deletion["_is_current"]
+    assert deletion["_source_file"] == day1.file_id
+    assert deletion["_batch_id"] == markers.batch_id_for(day1.file_id, day1.checksum)
+    assert deletion["_batch_id"] != markers.batch_id_for(day0.file_id, day0.checksum)
+
+
 def test_standalone_folder_load(tmp_path: Path) -> None:
     folder = tmp_path / "drop"
     folder.mkdir()

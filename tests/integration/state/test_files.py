@@ -112,3 +112,16 @@ def test_record_loaded_and_unloaded_follow_the_table(store: Store) -> None:
     assert record is not None and (record.status, record.loaded_checksum) == ("pending", None)
     assert store.files.reset_failed() == 0
     assert store.files.forget(T) == 1
+
+
+def test_failed_among_finds_the_failed_rows_of_given_lake_paths(store: Store) -> None:
+    store.files.register(T, "src.orders", "p", _entries(3))
+    token = store.locks.acquire(f"load:{T}")
+    for i in (0, 1):
+        assert store.files.claim(T, _id(i), token)
+    store.files.fail(T, _id(0), token, "checksum differs")
+    assert store.files.complete(T, _id(1), token, checksum="c1", delta_version=0, batch_id="b")
+    paths = [f"/lake/src/orders/202501/{d:02d}/p.parquet" for d in (1, 2, 3)]
+    assert [r.file_id for r in store.files.failed_among(paths)] == [_id(0)]
+    assert store.files.failed_among(paths[1:]) == []
+    assert store.files.failed_among([]) == []

@@ -100,3 +100,12 @@ def test_several_processes_write_at_once_without_losing_updates(
     assert total == 60
     assert sum(r.restart_count + 1 for r in s.runs.find("p")) == 60
     s.close()
+
+
+def test_finish_keeps_a_failed_verdict_of_a_later_step_when_asked(store: Store) -> None:
+    run = store.runs.begin("r", "p", "2025-01-23", WINDOW)
+    store.extractions.ensure(run.run_id, [_entry("s.a")])
+    store.extractions.start(run.run_id, "s.a", WINDOW)
+    store.extractions.complete(run.run_id, [_done("s.a")])
+    assert store.runs.finish("r", keep_failed=True).status == "failed"
+    assert store.runs.finish("r").status == "completed"

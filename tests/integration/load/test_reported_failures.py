@@ -1,0 +1,215 @@
+"""Nothing a load did not do goes unreported: a failed file keeps its run failed, an
+unreadable sidecar fails its file by name, validate-consistency names every failed file.
+
+In-process on a SQLite source and state store (the CLI's output and exit codes are
+tested in tests/integration/cli)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from onceflow.config import Config
+from onceflow.consistency import validate_consistency
+from onceflow.extract import extract
+from onceflow.lake import discover_table_files, sidecar_path
+from onceflow.load import load, load_status
+from onceflow.pipeline import run
+from onceflow.state import open_store
+from onceflow.warehouse import open_table
+from tests.helpers.lake import (
+    done,
+    make_config,
+    make_lake,
+    orders_batch,
+    read_table,
+    table_uri,
+    write_extracted,
+)
+from tests.helpers.schedule import project_config
+
+SCD2 = {"strategy": "scd2", "primary_key": ["id"]}
+
+DAY1, DAY2 = "2025-01-01", "2025-01-02"
+
+
+def _project(tmp_path: Path) -> Config:
+    return project_config(tmp_path / "project", f"sqlite:///{tmp_path / 'state.db'}", days=3)
+
+
+def _lake_file(cfg: Config, day: str) -> Path:
+    lake = cfg.resolve(cfg.lake)
+    [found] = [f for f in discover_table_files(lake, "src", "events") if f.run_id == _rid(day)]
+    return Path(found.path)
+
+
+def _rid(day: str) -> str:
+    return "sched_" + day.replace("-", "")
+
+
+def _flip_a_middle_byte(path: Path) -> None:
+    """The file changes after extraction, size unchanged: only a checksum notices."""
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _kinds(cfg: Config) -> list[str]:
+    return sorted(i["kind"] for i in validate_consistency(cfg)["issues"])
+
+
+def test_an_extraction_after_a_failed_load_leaves_the_run_failed_until_a_load_succeeds(
+    tmp_path: Path,
+) -> None:
+    cfg = _project(tmp_path)
+    store = open_store(cfg.state_url)
+    assert extract(cfg, DAY1).ok and extract(cfg, DAY2).ok
+    _flip_a_middle_byte(_lake_file(cfg, DAY2))
+    failed = run(cfg, DAY2)
+    assert not failed.ok and failed.run.status == "failed"
+    # everything is committed, so the extraction skips all; the load's verdict stands
+    again = extract(cfg, DAY2)
+    assert again.ok and again.counts() == {"extracted": 0, "skipped": 1, "failed": 0}
+    assert again.run.status == "failed"
+    assert store.runs.get(_rid(DAY2)).status == "failed"  # type: ignore[union-attr]
+    assert "completed_with_failed_files" not in _kinds(cfg)
+    # a re-extraction repairs the file, but only the load that follows completes the run
+    assert extract(cfg, DAY2, force_reprocess=True).run.status == "failed"
+    repaired = run(cfg, DAY2)
+    assert repaired.ok and repaired.run.status == "completed"
+    assert store.runs.get(_rid(DAY1)).status == "completed"  # type: ignore[union-attr]
+    assert _kinds(cfg) == []
+
+
+def test_validate_consistency_names_a_failed_file_of_a_failed_run_and_checksums_new_files(
+    tmp_path: Path,
+) -> None:
+    cfg = _project(tmp_path)
+    assert extract(cfg, DAY1).ok and extract(cfg, DAY2).ok
+    damaged = _lake_file(cfg, DAY2)
+    _flip_a_middle_byte(damaged)
+    # before any load: the file the next load would read is checksummed, not only sized
+    [issue] = validate_consistency(cfg)["issues"]
+    assert (issue["kind"], issue["subject"]) == ("damaged_lake_file", _id(damaged))
+    assert "differs from its sidecar's" in issue["problem"]
+    assert not run(cfg, DAY2).ok  # its load fails, so the run is failed, not completed
+    report = validate_consistency(cfg)
+    assert not report["consistent"]
+    assert sorted(i["kind"] for i in report["issues"]) == ["damaged_lake_file", "failed_files"]
+    [failed] = [i for i in report["issues"] if i["kind"] == "failed_files"]
+    assert failed["table"] == "src.events" and failed["files"] == [str(damaged)]
+    assert "does not match its sidecar" in failed["detail"]
+
+
+def _id(path: Path) -> str:
+    return "/".join(path.parts[-5:])
+
+
+def test_a_run_whose_only_extraction_failed_completes_once_it_is_extracted(
+    tmp_path: Path,
+) -> None:
+    cfg = _project(tmp_path)
+    store = open_store(cfg.state_url)
+    extract(cfg, DAY1)
+    store.runs.fail(_rid(DAY1))
+    with store.transaction() as tx:  # as a failed extraction leaves it
+        tx.execute("UPDATE extractions SET status = 'failed' WHERE run_id = ?", (_rid(DAY1),))
+    store.runs.finish(_rid(DAY1))
+    assert extract(cfg, DAY1).run.status == "completed"
+
+
+# -- a sidecar that cannot be read fails its file; one not written yet is reported --------
+
+
+OVERWRITE = {"strategy": "overwrite"}
+
+
+def _lake(tmp_path: Path) -> Path:
+    return tmp_path / "lake"
+
+
+def test_an_unreadable_sidecar_fails_its_file_by_name_and_later_windows_wait(
+    tmp_path: Path,
+) -> None:
+    lake = _lake(tmp_path)
+    make_lake(lake, files=2, rows=3)
+    cfg = make_config(tmp_path, OVERWRITE)
+    assert load(cfg).ok
+    broken = write_extracted(lake, orders_batch(2, 4), day=2)
+    sidecar_path(broken).write_text('{"broken', encoding="utf-8")
+    later = write_extracted(lake, orders_batch(3, 5), day=3)
+    summary = load(cfg)
+    assert not summary.ok
+    result = summary.results[0]
+    assert done(result.counts()) == {"skipped": 2, "failed": 1, "waiting": 1}
+    broken_id = "src/orders/202501/03/p_20250103.parquet"
+    assert broken_id in (result.error or "")
+    assert "p_20250103_metadata.json is not valid JSON" in (result.error or "")
+    assert "onceflow extract --date 2025-01-03 --force-reprocess" in (result.error or "")
+    assert "src/orders/202501/04/p_20250104.parquet" in (result.waiting or "")
+    # the table keeps its last good content, and every report says why
+    assert read_table(table_uri(tmp_path)).num_rows == 3
+    store = open_store(cfg.state_url)
+    assert store.files.get(table_uri(tmp_path), broken_id).status == "failed"  # type: ignore[union-attr]
+    status = load_status(cfg)[0]
+    assert [f["file"] for f in status["damaged_files"]] == [broken_id]
+    assert [f["file"] for f in status["failed_files"]] == [broken_id]
+    assert "damaged_lake_file" in _kinds(cfg)
+    # the re-extraction writes a good sidecar: both files load, the last window wins
+    write_extracted(lake, orders_batch(2, 4), day=2)
+    repaired = load(cfg)
+    assert repaired.ok, repaired.as_dict()
+    assert done(repaired.counts()) == {"loaded": 1, "superseded": 1, "skipped": 2}
+    assert sorted(read_table(table_uri(tmp_path))["id"].to_pylist()) == list(
+        range(300_000, 300_005)
+    )
+    assert later.exists()
+
+
+@pytest.mark.parametrize("strategy", [{}, SCD2], ids=["append", "scd2"])
+def test_an_unreadable_sidecar_of_an_earlier_window_never_rewinds_the_table(
+    tmp_path: Path, strategy: dict[str, Any]
+) -> None:
+    lake = _lake(tmp_path)
+    paths = make_lake(lake, files=3, rows=3)
+    cfg = make_config(tmp_path, strategy or None)
+    assert load(cfg).ok
+    version = open_table(table_uri(tmp_path)).version()
+    sidecar_path(paths[0]).write_bytes(b"\xff\xfe not json")
+    summary = load(cfg)
+    assert not summary.ok
+    assert done(summary.counts()) == {"skipped": 2, "failed": 1}
+    assert open_table(table_uri(tmp_path)).version() == version  # nothing rewound or written
+
+
+def test_a_data_file_without_its_sidecar_is_reported_as_not_committed(tmp_path: Path) -> None:
+    lake = _lake(tmp_path)
+    paths = make_lake(lake, files=3, rows=3)
+    cfg = make_config(tmp_path)
+    sidecar = sidecar_path(paths[2]).read_bytes()
+    sidecar_path(paths[2]).unlink()  # an extraction running, or killed before its commit
+    summary = load(cfg)
+    assert not summary.ok
+    result = summary.results[0]
+    assert done(result.counts()) == {"loaded": 2, "uncommitted": 1}
+    assert result.error is None
+    assert "src/orders/202501/03/p_20250103.parquet: no sidecar" in (result.uncommitted or "")
+    assert "onceflow extract --date 2025-01-03 -t src.orders" in (result.uncommitted or "")
+    assert load_status(cfg)[0]["uncommitted_files"][0]["file"].endswith("03/p_20250103.parquet")
+    # a load up to an earlier window has nothing left undone
+    assert load(cfg, "2025-01-02").ok
+    sidecar_path(paths[2]).write_bytes(sidecar)  # the extraction commits
+    last = load(cfg)
+    assert last.ok and done(last.counts()) == {"loaded": 1, "skipped": 2}
+
+
+def test_a_load_up_to_a_date_counts_no_file_of_a_later_window(tmp_path: Path) -> None:
+    make_lake(_lake(tmp_path), files=3, rows=2)
+    cfg = make_config(tmp_path)
+    assert done(load(cfg).counts()) == {"loaded": 3}
+    # held, but out of scope: not "skipped" by a load that does not reach their windows
+    assert done(load(cfg, "2024-12-30").counts()) == {}
+    assert done(load(cfg, "2025-01-02").counts()) == {"skipped": 2}
+    assert read_table(table_uri(tmp_path)).num_rows == 6

@@ -1,0 +1,46 @@
+"""What a table's lake folder holds: committed files, damaged ones, and data files that
+no complete sidecar commits, each told apart (no server: files in a temp folder)."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+from onceflow.lake import inspect_sidecar, scan_table_files, sidecar_path
+from tests.helpers.lake import make_lake
+
+
+def test_a_missing_sidecar_is_not_committed_and_an_unreadable_one_is_damaged(
+    tmp_path: Path,
+) -> None:
+    lake = tmp_path / "lake"
+    first, second, third, fourth = make_lake(lake, files=4, rows=2)
+    sidecar_path(second).unlink()
+    sidecar_path(third).write_text('{"broken', encoding="utf-8")
+    sidecar_path(fourth).write_text('{"extraction_complete": false}', encoding="utf-8")
+    scan = scan_table_files(str(lake), "src", "orders")
+    [good, broken] = scan.files
+    assert good.file_id.endswith("01/p_20250101.parquet") and good.problem is None
+    assert broken.sidecar_unreadable and broken.checksum is None
+    assert broken.day == date(2025, 1, 3) and good.order < broken.order
+    assert "p_20250103_metadata.json is not valid JSON" in (broken.problem or "")
+    assert "onceflow extract --date 2025-01-03 --force-reprocess" in (broken.problem or "")
+    assert [(u.file_id, u.day) for u in scan.uncommitted] == [
+        ("src/orders/202501/02/p_20250102.parquet", date(2025, 1, 2)),
+        ("src/orders/202501/04/p_20250104.parquet", date(2025, 1, 4)),
+    ]
+    assert scan.uncommitted[0].reason.startswith("no sidecar")
+    assert "extraction_complete" in scan.uncommitted[1].reason
+    assert first.exists()
+
+
+def test_inspect_sidecar_says_missing_unreadable_or_its_content(tmp_path: Path) -> None:
+    data = tmp_path / "x.parquet"
+    assert inspect_sidecar(data) == (None, None)
+    sidecar_path(data).write_bytes(b"[1, 2]")
+    assert inspect_sidecar(data) == (None, "is not a JSON object")
+    sidecar_path(data).write_bytes(b"\xff\xfe")
+    content, why = inspect_sidecar(data)
+    assert content is None and (why or "").startswith("is not valid JSON")
+    sidecar_path(data).write_text('{"run_id": "r"}', encoding="utf-8")
+    assert inspect_sidecar(data) == ({"run_id": "r"}, None)
