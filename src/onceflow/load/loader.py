@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from onceflow.config import LoadConfig
-from onceflow.errors import LoadError, LockError, OnceflowError
+from onceflow.errors import LoadError, LockError, OnceflowError, is_panic
 from onceflow.faults import crashpoint
 from onceflow.lake import SourceFile
 from onceflow.load import markers
@@ -301,7 +301,7 @@ def _is_conflict(error: BaseException) -> bool:
     return isinstance(error, CommitFailedError)
 
 
-def _delta_error(file_id: str, error: Exception) -> LoadError:
+def _delta_error(file_id: str, error: BaseException) -> LoadError:
     text = redact(one_line(str(error)))[:300]
     if "cast" in text.lower() or "schema" in text.lower():
         return LoadError(f"{file_id}: incompatible schema ({text}); the table is unchanged")
@@ -380,6 +380,12 @@ def apply_step(
                     source.file_id,
                 )
                 continue
+            raise _delta_error(source.file_id, error) from None
+        except BaseException as error:
+            # a delta-rs panic (a BaseException, see is_panic) fails this file like any
+            # write error, instead of ending the whole run with a traceback
+            if not is_panic(error):
+                raise
             raise _delta_error(source.file_id, error) from None
         crashpoint("after_delta_commit")
         _complete(

@@ -448,3 +448,27 @@ def test_load_on_each_state_store(tmp_path: Path, store: object) -> None:
     assert again.counts()["skipped"] == 5 and again.counts()["loaded"] == 0
     assert validate_consistency(cfg, store=store)["consistent"]  # type: ignore[arg-type]
     assert len(file_commits(table_uri(tmp_path))) == 5
+
+
+def test_a_delta_rs_panic_fails_its_file_not_the_whole_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # PyO3 raises a Rust panic as a BaseException, which `except Exception` lets through:
+    # it must fail the file (the table unchanged) instead of ending the process
+    from onceflow.load import loader
+
+    panic = type("PanicException", (BaseException,), {"__module__": "pyo3_runtime"})
+    make_lake(tmp_path / "lake", files=2, rows=5)
+    cfg = make_config(tmp_path)
+
+    def panics(*args: Any, **kwargs: Any) -> Any:
+        raise panic("called `Option::unwrap()` on a `None` value")
+
+    monkeypatch.setattr(loader, "_apply", panics)
+    out = load(cfg)
+    assert not out.ok and done(out.counts()) == {"failed": 1}
+    [table] = out.results
+    assert table.error is not None and "Delta write failed (PanicException: called" in table.error
+    assert table.error.endswith("(1 later file(s) of the table wait)")
+    monkeypatch.undo()
+    assert done(load(cfg).counts()) == {"loaded": 2}  # nothing of it was committed
