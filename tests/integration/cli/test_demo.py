@@ -154,6 +154,32 @@ def test_check_and_init(tmp_path: Path) -> None:
     assert again.returncode == 2 and "--force" in again.stderr
 
 
+def test_init_force_on_a_later_day_does_not_load_orders_twice(tmp_path: Path) -> None:
+    from datetime import date
+
+    from deltalake import DeltaTable
+
+    from onceflow.demo import create_demo_database
+
+    demo = tmp_path / "demo"
+
+    def shop_ending(day: date) -> None:  # the shop `init` would make on the day after `day`
+        (demo / "shop.db").unlink()
+        create_demo_database(demo / "shop.db", end=day)
+
+    assert run_cli("init", "demo", cwd=tmp_path).returncode == 0
+    shop_ending(date(2025, 1, 23))
+    assert run_cli("run", "--date", "2025-01-23", cwd=demo).returncode == 0
+    # a day later: the same order ids fall one day later in the new shop
+    forced = run_cli("init", "demo", "--force", cwd=tmp_path)
+    assert forced.returncode == 0, forced.stderr
+    assert not (demo / "lake").exists() and not (demo / ".onceflow" / "state.db").exists()
+    shop_ending(date(2025, 1, 24))
+    assert run_cli("run", "--date", "2025-01-24", cwd=demo).returncode == 0
+    ids = DeltaTable(str(demo / "warehouse" / "shop" / "orders")).to_pyarrow_table()["order_id"]
+    assert len(ids) == 600 and len(set(ids.to_pylist())) == 600
+
+
 def test_reset_state_failed_and_forget_cover_loads_too(demo: Path) -> None:
     assert run_cli("run", "--date", DAY, cwd=demo).returncode == 0
     failed = json.loads(run_cli("reset-state", "--date", DAY, "--failed", cwd=demo).stdout)
