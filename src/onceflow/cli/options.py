@@ -117,12 +117,33 @@ def open_pipeline(config: Path | None, state: str | None = None, name: str | Non
     from onceflow.pipeline import Pipeline
 
     if config is None and not Path("onceflow.yml").exists():
+        _require_store(state)
         return Pipeline.from_state(state, name)
     if state or name:
         from onceflow.errors import ConfigError
 
         raise ConfigError("--state and --pipeline are for use without a config file")
     return Pipeline.from_file(config)
+
+
+def _require_store(state: str | None) -> None:
+    """Without a config file the commands that call `open_pipeline` show or repair a
+    state store that is already there: a SQLite one that does not exist is an error, not
+    a new empty store left behind in the folder."""
+    from onceflow.config import standalone_config
+    from onceflow.errors import ConfigError
+
+    url = standalone_config(state=state).state_url
+    if not url.startswith("sqlite:"):
+        return
+    path = Path(url.removeprefix("sqlite:///").removeprefix("sqlite://"))
+    if not path.exists():
+        where = state or path
+        raise ConfigError(
+            f"no onceflow.yml here and no state store at {where}; pass --config PATH, or "
+            "--state URL of the store to show",
+            field="config",
+        )
 
 
 def split_list(values: Sequence[str] | None) -> list[str]:

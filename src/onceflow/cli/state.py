@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
@@ -18,7 +17,13 @@ from onceflow.cli.options import (
     YesOpt,
     open_pipeline,
 )
-from onceflow.cli.render import print_json, print_status, print_tenant_status, print_windows
+from onceflow.cli.render import (
+    print_json,
+    print_status,
+    print_tenant_status,
+    print_windows,
+    reset_sentence,
+)
 from onceflow.errors import ConfigError
 
 
@@ -103,6 +108,7 @@ def reset_state_cmd(
         typer.Option("--rule", help="With --validation --table T: only this rule's results."),
     ] = None,
     yes: YesOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Reset state: --failed, --table T, --validation, or (none) forget the run's state."""
     if failed and (table or validation):
@@ -117,4 +123,7 @@ def reset_state_cmd(
     result = pipeline.reset_state(
         date, run_id=run_id, failed=failed, table=table, validation=validation, rule=rule
     )
-    typer.echo(json.dumps(result))
+    if as_json:
+        print_json(result)
+    else:
+        typer.echo(reset_sentence(result))

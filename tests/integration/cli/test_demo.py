@@ -63,7 +63,7 @@ def test_status_json_and_table(demo: Path) -> None:
 
 def test_reset_state_table_forces_one_reextraction(demo: Path) -> None:
     assert run_cli("run", "--date", DAY, cwd=demo).returncode == 0
-    reset = run_cli("reset-state", "--date", DAY, "--table", "shop.orders", cwd=demo)
+    reset = run_cli("reset-state", "--date", DAY, "--table", "shop.orders", "--json", cwd=demo)
     assert json.loads(reset.stdout) == {
         "action": "force_reprocess",
         "table": "shop.orders",
@@ -182,9 +182,15 @@ def test_init_force_on_a_later_day_does_not_load_orders_twice(tmp_path: Path) ->
 
 def test_reset_state_failed_and_forget_cover_loads_too(demo: Path) -> None:
     assert run_cli("run", "--date", DAY, cwd=demo).returncode == 0
-    failed = json.loads(run_cli("reset-state", "--date", DAY, "--failed", cwd=demo).stdout)
+    args = ("reset-state", "--date", DAY)
+    failed = json.loads(run_cli(*args, "--failed", "--json", cwd=demo).stdout)
     assert failed == {"action": "reset_failed", "count": 0, "load_files": 0}
-    forget = json.loads(run_cli("reset-state", "--date", DAY, "--yes", cwd=demo).stdout)
+    said = run_cli(*args, "--failed", cwd=demo).stdout  # without --json: a sentence
+    assert said == (
+        "0 failed extraction(s) and 0 failed load file(s) back to pending: the next run "
+        "retries them\n"
+    )
+    forget = json.loads(run_cli(*args, "--yes", "--json", cwd=demo).stdout)
     assert forget["action"] == "forget_run" and forget["load_files"] == 2
     # Nothing is lost: the rerun re-derives everything from sidecars and Delta logs.
     rerun = json.loads(run_cli("run", "--date", DAY, "--json", cwd=demo).stdout)
