@@ -21,8 +21,21 @@ DateOpt = Annotated[
     str | None,
     typer.Option("--date", "-d", help="Run date YYYY-MM-DD, 'today' or 'yesterday' (default)."),
 ]
+#: --date of the commands that report on or reset a run that already exists.
+RunDateOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--date",
+        "-d",
+        help="The run of this date, YYYY-MM-DD, 'today' or 'yesterday' (default: the latest run).",
+    ),
+]
 RunIdOpt = Annotated[
     str | None, typer.Option("--run-id", help="Override the deterministic run id.")
+]
+#: --run-id of the commands that report on or reset a run that already exists.
+WhichRunIdOpt = Annotated[
+    str | None, typer.Option("--run-id", help="The run with this id (instead of --date).")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 #: Where the --tables callback leaves what it read from tables files, for `selected_tables`.

@@ -9,11 +9,11 @@ import typer
 from onceflow.cli.app import app
 from onceflow.cli.options import (
     ConfigOpt,
-    DateOpt,
     JsonOpt,
     PipelineOpt,
-    RunIdOpt,
+    RunDateOpt,
     StateOpt,
+    WhichRunIdOpt,
     YesOpt,
     open_pipeline,
 )
@@ -32,8 +32,8 @@ def status(
     config: ConfigOpt = None,
     state: StateOpt = None,
     pipeline_name: PipelineOpt = None,
-    date: DateOpt = None,
-    run_id: RunIdOpt = None,
+    date: RunDateOpt = None,
+    run_id: WhichRunIdOpt = None,
     tenant: Annotated[
         str | None,
         typer.Option(
@@ -67,8 +67,8 @@ def validate_windows(
     config: ConfigOpt = None,
     state: StateOpt = None,
     pipeline_name: PipelineOpt = None,
-    date: DateOpt = None,
-    run_id: RunIdOpt = None,
+    date: RunDateOpt = None,
+    run_id: WhichRunIdOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Report extractions of a run whose window differs from the run's window."""
@@ -86,8 +86,16 @@ def reset_state_cmd(
     config: ConfigOpt = None,
     state: StateOpt = None,
     pipeline_name: PipelineOpt = None,
-    date: DateOpt = None,
-    run_id: RunIdOpt = None,
+    date: Annotated[
+        str | None,
+        typer.Option(
+            "--date",
+            "-d",
+            help="The run of this date, YYYY-MM-DD, 'today' or 'yesterday' (default: the "
+            "latest run; with --table, yesterday's, the run a plain `onceflow run` does).",
+        ),
+    ] = None,
+    run_id: WhichRunIdOpt = None,
     failed: Annotated[
         bool, typer.Option("--failed", help="Failed extractions and loads back to pending.")
     ] = False,
