@@ -90,6 +90,28 @@ def test_json_logs_are_one_object_per_line(demo: Path) -> None:
     assert all(line["level"] == "info" for line in lines)
 
 
+def test_usage_errors_under_json_logs_are_one_json_record(tmp_path: Path) -> None:
+    cases = [
+        ((), ("--log-format", "json", "run", "--workers", "0"), "'--workers'"),
+        ((), ("--log-format=json", "status", "--tenant"), "'--tenant' requires an argument"),
+        ((), ("--log-format", "json", "--bogus"), "No such option: --bogus"),
+        (("ONCEFLOW_LOG_FORMAT", "json"), ("bogus",), "No such command 'bogus'"),
+    ]
+    for env, args, says in cases:
+        out = run_cli(*args, cwd=tmp_path, env=dict([env]) if env else None)
+        assert out.returncode == 2, args
+        lines = out.stderr.splitlines()
+        assert len(lines) == 1, (args, out.stderr)
+        record = json.loads(lines[0])
+        assert record["level"] == "error" and record["message"].startswith("error: ")
+        assert says in record["message"], (args, record)
+    # plain text: click's usage text, with its error line
+    plain = run_cli("run", "--workers", "0", cwd=tmp_path)
+    assert plain.returncode == 2
+    assert plain.stderr.startswith("Usage: onceflow run [OPTIONS]")
+    assert "Error: Invalid value for '--workers'" in plain.stderr
+
+
 def test_errors_are_one_line_without_traceback(demo: Path) -> None:
     bad_date = run_cli("run", "--date", "2025-13-45", cwd=demo)
     assert bad_date.returncode == 2
