@@ -831,7 +831,7 @@ def _format_validation_error(
     loc = seed_spelling(loc, renames or {})
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
-        message = "unknown field; check its spelling against the README's config reference"
+        message = "unknown field; check its spelling against docs/configuration.md"
     elif first["type"] == "missing":
         message = "required field is missing"
     elif first["type"] == "literal_error":

@@ -1,13 +1,24 @@
-"""`onceflow init`: a demo project with a SQLite shop database and an onceflow.yml."""
+"""`onceflow init`: a demo project with a SQLite shop database and an onceflow.yml.
+
+The shop's dates are relative to today, so a demo made again on a later day is a new
+shop: `init --force` removes what the old demo left (its state store, lake and warehouse,
+the ones its config names, when they lie inside the demo folder) before writing the new
+one. Keeping them would load the new shop's orders beside the old ones: the same order ids
+twice, under run dates the old state already holds.
+"""
 
 from __future__ import annotations
 
+import logging
 import random
+import shutil
 import sqlite3
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from onceflow.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 DEMO_CONFIG = """\
 # onceflow demo: a small shop in SQLite, extracted to Parquet under ./lake.
@@ -119,7 +130,46 @@ def init_project(directory: str | Path, *, force: bool = False) -> Path:
     if (config.exists() or database.exists()) and not force:
         raise ConfigError(f"{folder} already has a demo project; pass --force to overwrite it")
     folder.mkdir(parents=True, exist_ok=True)
+    if force:
+        remove_demo_data(folder)
     database.unlink(missing_ok=True)
     create_demo_database(database)
     config.write_text(DEMO_CONFIG, encoding="utf-8")
     return config
+
+
+def demo_data_paths(folder: Path) -> list[Path]:
+    """What a demo in `folder` writes besides its shop and config: the state store (with
+    SQLite's journal files), the lake and the warehouse, as `DEMO_CONFIG` names them,
+    resolved the way its config resolves them; only paths inside `folder` (never the
+    folder itself)."""
+    import yaml
+
+    raw = yaml.safe_load(DEMO_CONFIG)
+    root = folder.resolve()
+    state = str(raw["state"]).removeprefix("sqlite:///")
+    paths = [root / state]
+    paths += [paths[0].with_name(paths[0].name + s) for s in ("-wal", "-shm", "-journal")]
+    paths += [root / str(raw["lake"]), root / str(raw["warehouse"])]
+    resolved = [p.resolve() for p in paths]
+    return [p for p in resolved if p != root and p.is_relative_to(root)]
+
+
+def remove_demo_data(folder: Path) -> list[Path]:
+    """Remove the demo's state store, lake and warehouse in `folder` (`init --force`);
+    returns what was removed. The state store's own folder (`.onceflow/`) goes too when
+    nothing else is left in it."""
+    removed = []
+    for path in demo_data_paths(folder):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+        else:
+            continue
+        log.info("init --force: removed the old demo's %s", path)
+        removed.append(path)
+    state_dir = demo_data_paths(folder)[0].parent
+    if state_dir != folder.resolve() and state_dir.is_dir() and not any(state_dir.iterdir()):
+        state_dir.rmdir()
+    return removed

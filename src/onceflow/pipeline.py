@@ -14,6 +14,7 @@ load a window only when its caller says no earlier window comes first.
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -340,12 +341,15 @@ def run_window(
 
 class _Command(Generic[P, R]):
     """A step's function as a Pipeline method: the config is the pipeline's, and the
-    state store defaults to the pipeline's open one. Signature and docs are the function's.
+    state store defaults to the pipeline's open one. Docs are the function's, and so is
+    the signature, less the `config` the method fills in (what `help()` shows).
     """
 
     def __init__(self, function: Callable[Concatenate[Config, P], R]) -> None:
         self.function = function
         self.__doc__ = function.__doc__
+        signature = inspect.signature(function)
+        self.signature = signature.replace(parameters=list(signature.parameters.values())[1:])
 
     def __get__(self, pipeline: Pipeline | None, owner: type[Pipeline]) -> Callable[P, R]:
         if pipeline is None:
@@ -357,6 +361,7 @@ class _Command(Generic[P, R]):
             kwargs.setdefault("store", pipeline.store)
             return function(pipeline.config, *args, **kwargs)
 
+        bound.__signature__ = self.signature  # type: ignore[attr-defined]
         return bound
 
 

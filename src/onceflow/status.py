@@ -9,9 +9,9 @@ from onceflow.config import Config
 from onceflow.consistency import list_locks
 from onceflow.extract import (
     create_extraction_report,
+    find_run,
     force_reprocess_table,
     reset_failed_extractions,
-    resolve_run,
 )
 from onceflow.load import load_status, reset_load_state
 from onceflow.state import Store, open_store
@@ -26,9 +26,16 @@ def status_report(
     store: Store | None = None,
 ) -> dict[str, Any]:
     """A run's extraction report plus each table's load status, each table's last
-    validation and the pipeline's locks."""
+    validation and the pipeline's locks.
+
+    Without a date or run id, the latest run's; a pipeline with no run (a folder of
+    standalone loads, `load --path`) has no run section: `run_id` is None, `tables`
+    empty, and the loads, validations and locks are reported all the same."""
     store = store or open_store(config.state_url)
-    report = create_extraction_report(config, run_date, run_id=run_id, store=store)
+    if find_run(config, store, run_date, run_id) is None:
+        report = _no_run(config)
+    else:
+        report = create_extraction_report(config, run_date, run_id=run_id, store=store)
     locks = [
         {"name": lock.name, "holder": lock.describe(), "stale": stale}
         for lock, stale in list_locks(config, store)
@@ -38,6 +45,34 @@ def status_report(
         "load": load_status(config, store=store),
         "validation": validation_status(config, store=store),
         "locks": locks,
+    }
+
+
+def _no_run(config: Config) -> dict[str, Any]:
+    """The extraction part of a status report for a pipeline that has no run: the keys
+    of `create_extraction_report`, empty."""
+    return {
+        "run_id": None,
+        "pipeline": config.pipeline,
+        "run_date": None,
+        "status": None,
+        "window_start": None,
+        "window_end": None,
+        "started_at": None,
+        "ended_at": None,
+        "restart_count": 0,
+        "total_tables": 0,
+        "status_counts": {"pending": 0, "running": 0, "completed": 0, "failed": 0},
+        "completion_rate": 0.0,
+        "total_records": 0,
+        "failed_tables": [],
+        "tables": [],
+        "window_consistency": {
+            "run_id": None,
+            "consistent": True,
+            "expected_window": None,
+            "inconsistent": [],
+        },
     }
 
 
@@ -55,7 +90,8 @@ def reset_state(
     """--failed: failed extractions and loads -> pending; --table T: re-extract T;
     --validation [--table T] [--rule R]: forget stored rule results (all, a table's, one
     rule's), so they run again; none: forget the run's state and the load tracker
-    (re-derived from the Delta logs)."""
+    (re-derived from the Delta logs). A pipeline with no run (standalone loads) resets
+    only its load tracker: `run_id` None, `count` 0."""
     store = store or open_store(config.state_url)
     if validation:
         n = reset_validation_state(config, table=table, rule=rule, store=store)
@@ -73,8 +109,13 @@ def reset_state(
     if table:
         forced = force_reprocess_table(config, table, run_date, run_id=run_id, store=store)
         return {"action": "force_reprocess", "table": config.table(table).key, "count": int(forced)}
-    run = resolve_run(config, store, run_date, run_id)
-    removed = store.runs.delete(run.run_id)
+    run = find_run(config, store, run_date, run_id)
+    removed = 0 if run is None else store.runs.delete(run.run_id)
     # The tracker is an index of the Delta logs: the next load re-derives it.
     files = reset_load_state(config, store=store)
-    return {"action": "forget_run", "run_id": run.run_id, "count": removed, "load_files": files}
+    return {
+        "action": "forget_run",
+        "run_id": None if run is None else run.run_id,
+        "count": removed,
+        "load_files": files,
+    }

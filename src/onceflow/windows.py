@@ -52,8 +52,11 @@ def window_for(run_date: date, tz: ZoneInfo | str = "UTC") -> Window:
     return Window(start.astimezone(zone), end.astimezone(zone))
 
 
-def parse_run_date(value: str | date | None, tz: ZoneInfo | str = "UTC") -> date:
-    """Parse YYYY-MM-DD (or 'today'/'yesterday'); default: yesterday in `tz`."""
+def parse_run_date(
+    value: str | date | None, tz: ZoneInfo | str = "UTC", *, option: str = "--date"
+) -> date:
+    """Parse YYYY-MM-DD (or 'today'/'yesterday'); default: yesterday in `tz`. A bad
+    value is a ConfigError naming `option`, the flag it came from."""
     zone = ZoneInfo(tz) if isinstance(tz, str) else tz
     if isinstance(value, date):
         return value
@@ -66,9 +69,9 @@ def parse_run_date(value: str | date | None, tz: ZoneInfo | str = "UTC") -> date
         return date.fromisoformat(value)
     except ValueError:
         raise ConfigError(
-            f"--date: invalid date {value!r}; expected YYYY-MM-DD (e.g. 2025-01-23), "
+            f"{option}: invalid date {value!r}; expected YYYY-MM-DD (e.g. 2025-01-23), "
             "'today' or 'yesterday'",
-            field="date",
+            field=option.lstrip("-"),
         ) from None
 
 

@@ -23,6 +23,7 @@ import typer
 
 from onceflow.cli.app import app, say_problem, settings
 from onceflow.errors import OnceflowError
+from onceflow.logs import setup_logging
 from onceflow.redact import redact
 
 #: The command modules, one per group, in the order `--help` lists them; importing one
@@ -105,14 +106,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except exits as done:
         return int(getattr(done, "exit_code", 1))
     except aborts:
-        typer.echo("aborted", err=True)
+        say_problem("aborted")
         return 1
     except usages as error:
-        show = getattr(error, "show", None)
-        if callable(show):
-            show()
-        else:
-            typer.echo(f"error: {error}", err=True)
+        _usage_problem(error, args)
         return int(getattr(error, "exit_code", 2))
     except OnceflowError as error:
         if settings["debug"]:
@@ -131,6 +128,41 @@ def main(argv: Sequence[str] | None = None) -> int:
             "(rerun with --debug for a traceback)"
         )
         return 1
+
+
+def _usage_problem(error: BaseException, args: Sequence[str]) -> None:
+    """A bad option or command. In text mode click's own usage text and its `Error:`
+    line, as CLIs do; with `--log-format json` one JSON log record, so that stderr stays
+    one JSON document per line (the global options may not have been applied yet when
+    the error is in them)."""
+    if not settings["json_logs"] and _json_logs_asked(args):
+        settings["json_logs"] = True
+        setup_logging("INFO", "json")
+    if settings["json_logs"]:
+        fmt = getattr(error, "format_message", None)
+        message = _one_line(str(fmt() if callable(fmt) else error)).rstrip(".")
+        ctx = getattr(error, "ctx", None)
+        hint = f"; see '{ctx.command_path} --help'" if ctx is not None else ""
+        say_problem(f"error: {message}{hint}")
+        return
+    show = getattr(error, "show", None)
+    if callable(show):
+        show()
+    else:
+        typer.echo(f"error: {error}", err=True)
+
+
+def _json_logs_asked(args: Sequence[str]) -> bool:
+    """Whether the global options (or ONCEFLOW_LOG_FORMAT) ask for JSON logs."""
+    asked = os.environ.get("ONCEFLOW_LOG_FORMAT", "text")
+    for i, arg in enumerate(args):
+        if arg == "--log-format" and i + 1 < len(args):
+            asked = args[i + 1]
+        elif arg.startswith("--log-format="):
+            asked = arg.partition("=")[2]
+        elif arg == _command_name(args):
+            break
+    return asked == "json"
 
 
 def _one_line(text: str) -> str:

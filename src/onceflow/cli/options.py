@@ -21,8 +21,21 @@ DateOpt = Annotated[
     str | None,
     typer.Option("--date", "-d", help="Run date YYYY-MM-DD, 'today' or 'yesterday' (default)."),
 ]
+#: --date of the commands that report on or reset a run that already exists.
+RunDateOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--date",
+        "-d",
+        help="The run of this date, YYYY-MM-DD, 'today' or 'yesterday' (default: the latest run).",
+    ),
+]
 RunIdOpt = Annotated[
     str | None, typer.Option("--run-id", help="Override the deterministic run id.")
+]
+#: --run-id of the commands that report on or reset a run that already exists.
+WhichRunIdOpt = Annotated[
+    str | None, typer.Option("--run-id", help="The run with this id (instead of --date).")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 #: Where the --tables callback leaves what it read from tables files, for `selected_tables`.
@@ -117,12 +130,33 @@ def open_pipeline(config: Path | None, state: str | None = None, name: str | Non
     from onceflow.pipeline import Pipeline
 
     if config is None and not Path("onceflow.yml").exists():
+        _require_store(state)
         return Pipeline.from_state(state, name)
     if state or name:
         from onceflow.errors import ConfigError
 
         raise ConfigError("--state and --pipeline are for use without a config file")
     return Pipeline.from_file(config)
+
+
+def _require_store(state: str | None) -> None:
+    """Without a config file the commands that call `open_pipeline` show or repair a
+    state store that is already there: a SQLite one that does not exist is an error, not
+    a new empty store left behind in the folder."""
+    from onceflow.config import standalone_config
+    from onceflow.errors import ConfigError
+
+    url = standalone_config(state=state).state_url
+    if not url.startswith("sqlite:"):
+        return
+    path = Path(url.removeprefix("sqlite:///").removeprefix("sqlite://"))
+    if not path.exists():
+        where = state or path
+        raise ConfigError(
+            f"no onceflow.yml here and no state store at {where}; pass --config PATH, or "
+            "--state URL of the store to show",
+            field="config",
+        )
 
 
 def split_list(values: Sequence[str] | None) -> list[str]:

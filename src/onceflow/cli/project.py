@@ -17,7 +17,15 @@ from onceflow.errors import ConfigError
 @app.command(rich_help_panel="Project")
 def init(
     directory: Annotated[Path, typer.Argument(help="Folder for the demo project.")] = Path("."),
-    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing demo.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Overwrite an existing demo: a new shop.db and onceflow.yml, and the old "
+            "demo's state store (.onceflow/), lake/ and warehouse/ removed (the new shop's "
+            "dates are relative to today).",
+        ),
+    ] = False,
 ) -> None:
     """Scaffold a demo project: a SQLite shop database and an onceflow.yml."""
     path = init_project(directory, force=force)

@@ -223,27 +223,10 @@ def print_status(report: dict[str, Any]) -> None:
     from rich.table import Table
 
     out = console()
-    counts = report["status_counts"]
-    title = (
-        f"{report['run_id']} — {report['status']}, {report['completion_rate']:.0f}% complete, "
-        f"restarts {report['restart_count']}, window {report['window_start']} → "
-        f"{report['window_end']}"
-    )
-    table = Table(title=title)
-    for column in ("table", "status", "attempts", "records", "size", "duration", "error"):
-        table.add_column(column, overflow="fold")
-    for row in report["tables"]:
-        table.add_row(
-            row["table_key"],
-            row["status"],
-            str(row["attempts"]),
-            "" if row["record_count"] is None else f"{row['record_count']:,}",
-            human_size(row["file_size"]),
-            "" if row["duration_seconds"] is None else f"{row['duration_seconds']:.2f}s",
-            row["error"] or "",
-        )
-    out.print(table)
-    out.print("  ".join(f"{k}: {v}" for k, v in counts.items()))
+    if report["run_id"] is None:  # standalone loads only: no run to show
+        out.print(f"pipeline {report['pipeline']}: no extraction runs")
+    else:
+        _print_run(report)
     if report["load"]:
         loads = Table(title="load")
         for column in ("table", "strategy", "delta version", "files", "lock", "problems"):
@@ -299,11 +282,41 @@ def print_status(report: dict[str, Any]) -> None:
         )
 
 
+def _print_run(report: dict[str, Any]) -> None:
+    """The run part of the status report: its title, each table's extraction, the counts."""
+    from rich.table import Table
+
+    out = console()
+    title = (
+        f"{report['run_id']} — {report['status']}, {report['completion_rate']:.0f}% complete, "
+        f"restarts {report['restart_count']}, window {report['window_start']} → "
+        f"{report['window_end']}"
+    )
+    table = Table(title=title)
+    for column in ("table", "status", "attempts", "records", "size", "duration", "error"):
+        table.add_column(column, overflow="fold")
+    for row in report["tables"]:
+        table.add_row(
+            row["table_key"],
+            row["status"],
+            str(row["attempts"]),
+            "" if row["record_count"] is None else f"{row['record_count']:,}",
+            human_size(row["file_size"]),
+            "" if row["duration_seconds"] is None else f"{row['duration_seconds']:.2f}s",
+            row["error"] or "",
+        )
+    out.print(table)
+    out.print("  ".join(f"{k}: {v}" for k, v in report["status_counts"].items()))
+
+
 def print_windows(result: dict[str, Any]) -> None:
     """validate-windows: the run's window, and each table whose window differs."""
     from rich.table import Table
 
     out = console()
+    if result["run_id"] is None:
+        out.print("no extraction runs: no windows to check")
+        return
     start, end = result["expected_window"]
     if result["consistent"]:
         out.print(f"run {result['run_id']}: every table's window is {start} → {end}")
@@ -317,6 +330,36 @@ def print_windows(result: dict[str, Any]) -> None:
 
 
 OUTCOME_COLOUR = {"pass": "green", "warn": "yellow", "fail": "red", "error": "magenta"}
+
+
+def reset_sentence(result: dict[str, Any]) -> str:
+    """What `reset-state` did, as a sentence (`--json` prints `result` itself)."""
+    action = result["action"]
+    if action == "reset_failed":
+        return (
+            f"{result['count']} failed extraction(s) and {result['load_files']} failed load "
+            "file(s) back to pending: the next run retries them"
+        )
+    if action == "force_reprocess":
+        if result["count"]:
+            return f"{result['table']}: flagged; the next run of this date re-extracts it"
+        return f"{result['table']}: not in this run; nothing flagged"
+    if action == "reset_validation":
+        scope = f" of {result['table']}" if result.get("table") else ""
+        scope += f", rule {result['rule']}" if result.get("rule") else ""
+        return (
+            f"forgot {result['count']} stored rule result(s){scope}: those rules run again "
+            "on the next validation"
+        )
+    run = (
+        f"forgot run {result['run_id']} ({result['count']} record(s)) and"
+        if result["run_id"]
+        else "no extraction run to forget; forgot"
+    )
+    return (
+        f"{run} {result['load_files']} load tracker row(s): the next run re-derives "
+        "them from the sidecars and Delta logs"
+    )
 
 
 def _short(value: Any) -> str:

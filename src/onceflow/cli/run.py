@@ -221,7 +221,8 @@ def run_cmd(
     databricks: DatabricksOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run the whole pipeline for a run date: extract, then load (under the pipeline lock)."""
+    """Run the whole pipeline for a run date under the pipeline lock: extract, load, then
+    validate the loaded tables."""
     from onceflow.pipeline import Pipeline
 
     pipeline = Pipeline.from_file(config)

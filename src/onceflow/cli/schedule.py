@@ -187,8 +187,13 @@ def backfill(
     """Queue one run per data date from --from to --to, idempotently."""
     from onceflow.config import load_config
     from onceflow.schedule import backfill as run_backfill
+    from onceflow.windows import parse_run_date
 
-    report = run_backfill(load_config(config), start, end, schedule=schedule, reprocess=reprocess)
+    cfg = load_config(config)
+    # parsed here so that a bad date names the flag it came from, not --date
+    first = parse_run_date(start, cfg.zone, option="--from")
+    last = parse_run_date(end, cfg.zone, option="--to")
+    report = run_backfill(cfg, first, last, schedule=schedule, reprocess=reprocess)
     if as_json:
         print_json(report.as_dict())
     else:

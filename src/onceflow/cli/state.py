@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
@@ -10,15 +9,21 @@ import typer
 from onceflow.cli.app import app
 from onceflow.cli.options import (
     ConfigOpt,
-    DateOpt,
     JsonOpt,
     PipelineOpt,
-    RunIdOpt,
+    RunDateOpt,
     StateOpt,
+    WhichRunIdOpt,
     YesOpt,
     open_pipeline,
 )
-from onceflow.cli.render import print_json, print_status, print_tenant_status, print_windows
+from onceflow.cli.render import (
+    print_json,
+    print_status,
+    print_tenant_status,
+    print_windows,
+    reset_sentence,
+)
 from onceflow.errors import ConfigError
 
 
@@ -27,8 +32,8 @@ def status(
     config: ConfigOpt = None,
     state: StateOpt = None,
     pipeline_name: PipelineOpt = None,
-    date: DateOpt = None,
-    run_id: RunIdOpt = None,
+    date: RunDateOpt = None,
+    run_id: WhichRunIdOpt = None,
     tenant: Annotated[
         str | None,
         typer.Option(
@@ -62,8 +67,8 @@ def validate_windows(
     config: ConfigOpt = None,
     state: StateOpt = None,
     pipeline_name: PipelineOpt = None,
-    date: DateOpt = None,
-    run_id: RunIdOpt = None,
+    date: RunDateOpt = None,
+    run_id: WhichRunIdOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Report extractions of a run whose window differs from the run's window."""
@@ -81,8 +86,16 @@ def reset_state_cmd(
     config: ConfigOpt = None,
     state: StateOpt = None,
     pipeline_name: PipelineOpt = None,
-    date: DateOpt = None,
-    run_id: RunIdOpt = None,
+    date: Annotated[
+        str | None,
+        typer.Option(
+            "--date",
+            "-d",
+            help="The run of this date, YYYY-MM-DD, 'today' or 'yesterday' (default: the "
+            "latest run; with --table, yesterday's, the run a plain `onceflow run` does).",
+        ),
+    ] = None,
+    run_id: WhichRunIdOpt = None,
     failed: Annotated[
         bool, typer.Option("--failed", help="Failed extractions and loads back to pending.")
     ] = False,
@@ -103,6 +116,7 @@ def reset_state_cmd(
         typer.Option("--rule", help="With --validation --table T: only this rule's results."),
     ] = None,
     yes: YesOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Reset state: --failed, --table T, --validation, or (none) forget the run's state."""
     if failed and (table or validation):
@@ -117,4 +131,7 @@ def reset_state_cmd(
     result = pipeline.reset_state(
         date, run_id=run_id, failed=failed, table=table, validation=validation, rule=rule
     )
-    typer.echo(json.dumps(result))
+    if as_json:
+        print_json(result)
+    else:
+        typer.echo(reset_sentence(result))

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from onceflow.extract.extractor import ExtractionResult
     from onceflow.extract.reports import (
         create_extraction_report,
+        find_run,
         force_reprocess_table,
         get_extraction_summary,
         reset_failed_extractions,
@@ -41,6 +42,7 @@ _WHERE = {
     "databricks_storage": "onceflow.extract.databricks",
     "extract": "onceflow.extract.api",
     "extraction_entry": "onceflow.extract.api",
+    "find_run": "onceflow.extract.reports",
     "force_reprocess_table": "onceflow.extract.reports",
     "get_extraction_summary": "onceflow.extract.reports",
     "is_extraction_needed": "onceflow.extract.api",
@@ -62,6 +64,7 @@ __all__ = [
     "databricks_storage",
     "extract",
     "extraction_entry",
+    "find_run",
     "force_reprocess_table",
     "get_extraction_summary",
     "is_extraction_needed",

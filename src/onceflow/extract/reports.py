@@ -12,19 +12,29 @@ from onceflow.extract.api import RunContext, extraction_entry, run_context
 from onceflow.state import RunRecord, Store, open_store
 
 
-def resolve_run(
+def find_run(
     config: Config, store: Store, run_date: str | date | None, run_id: str | None
-) -> RunRecord:
-    """The run named by --run-id or --date, else the pipeline's latest run."""
+) -> RunRecord | None:
+    """The run named by --run-id or --date (StateError when the store lacks it), else the
+    pipeline's latest run, or None when it has none: a store of standalone loads
+    (`load --path`) tracks files and tables but has no extraction run."""
     if run_id is None and run_date is None:
         runs = store.runs.find(config.pipeline, limit=1)
-        if not runs:
-            raise StateError(f"no runs of pipeline {config.pipeline!r} yet; run `onceflow run`")
-        return runs[0]
+        return runs[0] if runs else None
     ctx = run_context(config, run_date, run_id)
     run = store.runs.get(ctx.run_id)
     if run is None:
         raise StateError(f"run {ctx.run_id} is not in the state store")
+    return run
+
+
+def resolve_run(
+    config: Config, store: Store, run_date: str | date | None, run_id: str | None
+) -> RunRecord:
+    """The run named by --run-id or --date, else the pipeline's latest run."""
+    run = find_run(config, store, run_date, run_id)
+    if run is None:
+        raise StateError(f"no runs of pipeline {config.pipeline!r} yet; run `onceflow run`")
     return run
 
 
@@ -88,9 +98,13 @@ def validate_window_consistency(
     run_id: str | None = None,
     store: Store | None = None,
 ) -> dict[str, Any]:
-    """Every extraction of a run whose window differs from the run's window."""
+    """Every extraction of a run whose window differs from the run's window. With no date
+    or run id and no run at all (standalone loads only) there is nothing to differ:
+    consistent, with `run_id` and `expected_window` None."""
     store = store or open_store(config.state_url)
-    run = resolve_run(config, store, run_date, run_id)
+    run = find_run(config, store, run_date, run_id)
+    if run is None:
+        return {"run_id": None, "consistent": True, "expected_window": None, "inconsistent": []}
     expected = (run.window_start, run.window_end)
     drift = [
         {"table_key": e.table_key, "window_start": e.window_start, "window_end": e.window_end}
@@ -113,12 +127,13 @@ def reset_failed_extractions(
     all_runs: bool = False,
     store: Store | None = None,
 ) -> int:
-    """Put failed extractions back to pending (of one run, or all); returns how many."""
+    """Put failed extractions back to pending (of one run, or all); returns how many
+    (0 when the pipeline has no run and none was named)."""
     store = store or open_store(config.state_url)
     if all_runs:
         return store.extractions.reset_failed(None)
-    run = resolve_run(config, store, run_date, run_id)
-    return store.extractions.reset_failed(run.run_id)
+    run = find_run(config, store, run_date, run_id)
+    return 0 if run is None else store.extractions.reset_failed(run.run_id)
 
 
 def force_reprocess_table(

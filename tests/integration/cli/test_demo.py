@@ -63,7 +63,7 @@ def test_status_json_and_table(demo: Path) -> None:
 
 def test_reset_state_table_forces_one_reextraction(demo: Path) -> None:
     assert run_cli("run", "--date", DAY, cwd=demo).returncode == 0
-    reset = run_cli("reset-state", "--date", DAY, "--table", "shop.orders", cwd=demo)
+    reset = run_cli("reset-state", "--date", DAY, "--table", "shop.orders", "--json", cwd=demo)
     assert json.loads(reset.stdout) == {
         "action": "force_reprocess",
         "table": "shop.orders",
@@ -88,6 +88,28 @@ def test_json_logs_are_one_object_per_line(demo: Path) -> None:
     lines = [json.loads(line) for line in out.stderr.splitlines() if line.strip()]
     assert {line["table"] for line in lines} == {"shop.orders", "shop.customers"}
     assert all(line["level"] == "info" for line in lines)
+
+
+def test_usage_errors_under_json_logs_are_one_json_record(tmp_path: Path) -> None:
+    cases = [
+        ((), ("--log-format", "json", "run", "--workers", "0"), "'--workers'"),
+        ((), ("--log-format=json", "status", "--tenant"), "'--tenant' requires an argument"),
+        ((), ("--log-format", "json", "--bogus"), "No such option: --bogus"),
+        (("ONCEFLOW_LOG_FORMAT", "json"), ("bogus",), "No such command 'bogus'"),
+    ]
+    for env, args, says in cases:
+        out = run_cli(*args, cwd=tmp_path, env=dict([env]) if env else None)
+        assert out.returncode == 2, args
+        lines = out.stderr.splitlines()
+        assert len(lines) == 1, (args, out.stderr)
+        record = json.loads(lines[0])
+        assert record["level"] == "error" and record["message"].startswith("error: ")
+        assert says in record["message"], (args, record)
+    # plain text: click's usage text, with its error line
+    plain = run_cli("run", "--workers", "0", cwd=tmp_path)
+    assert plain.returncode == 2
+    assert plain.stderr.startswith("Usage: onceflow run [OPTIONS]")
+    assert "Error: Invalid value for '--workers'" in plain.stderr
 
 
 def test_errors_are_one_line_without_traceback(demo: Path) -> None:
@@ -154,11 +176,43 @@ def test_check_and_init(tmp_path: Path) -> None:
     assert again.returncode == 2 and "--force" in again.stderr
 
 
+def test_init_force_on_a_later_day_does_not_load_orders_twice(tmp_path: Path) -> None:
+    from datetime import date
+
+    from deltalake import DeltaTable
+
+    from onceflow.demo import create_demo_database
+
+    demo = tmp_path / "demo"
+
+    def shop_ending(day: date) -> None:  # the shop `init` would make on the day after `day`
+        (demo / "shop.db").unlink()
+        create_demo_database(demo / "shop.db", end=day)
+
+    assert run_cli("init", "demo", cwd=tmp_path).returncode == 0
+    shop_ending(date(2025, 1, 23))
+    assert run_cli("run", "--date", "2025-01-23", cwd=demo).returncode == 0
+    # a day later: the same order ids fall one day later in the new shop
+    forced = run_cli("init", "demo", "--force", cwd=tmp_path)
+    assert forced.returncode == 0, forced.stderr
+    assert not (demo / "lake").exists() and not (demo / ".onceflow" / "state.db").exists()
+    shop_ending(date(2025, 1, 24))
+    assert run_cli("run", "--date", "2025-01-24", cwd=demo).returncode == 0
+    ids = DeltaTable(str(demo / "warehouse" / "shop" / "orders")).to_pyarrow_table()["order_id"]
+    assert len(ids) == 600 and len(set(ids.to_pylist())) == 600
+
+
 def test_reset_state_failed_and_forget_cover_loads_too(demo: Path) -> None:
     assert run_cli("run", "--date", DAY, cwd=demo).returncode == 0
-    failed = json.loads(run_cli("reset-state", "--date", DAY, "--failed", cwd=demo).stdout)
+    args = ("reset-state", "--date", DAY)
+    failed = json.loads(run_cli(*args, "--failed", "--json", cwd=demo).stdout)
     assert failed == {"action": "reset_failed", "count": 0, "load_files": 0}
-    forget = json.loads(run_cli("reset-state", "--date", DAY, "--yes", cwd=demo).stdout)
+    said = run_cli(*args, "--failed", cwd=demo).stdout  # without --json: a sentence
+    assert said == (
+        "0 failed extraction(s) and 0 failed load file(s) back to pending: the next run "
+        "retries them\n"
+    )
+    forget = json.loads(run_cli(*args, "--yes", "--json", cwd=demo).stdout)
     assert forget["action"] == "forget_run" and forget["load_files"] == 2
     # Nothing is lost: the rerun re-derives everything from sidecars and Delta logs.
     rerun = json.loads(run_cli("run", "--date", DAY, "--json", cwd=demo).stdout)

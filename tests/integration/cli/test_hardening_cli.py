@@ -274,3 +274,41 @@ def test_status_and_validate_consistency_work_after_single_table_and_standalone_
     check = run_cli("validate-consistency", cwd=tmp_path)
     assert check.returncode == 0, check.stdout + check.stderr
     assert "✓ raw/customers" in check.stdout or "OK raw/customers" in check.stdout
+
+
+def test_state_commands_after_a_standalone_load_alone(tmp_path: Path) -> None:
+    """`load --path` with no config leaves tracked files and a table but no run: status
+    shows them (no run section), validate-windows has nothing to check, reset-state works."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (tmp_path / "drop").mkdir()
+    pq.write_table(pa.table({"id": [1, 2, 3]}), tmp_path / "drop" / "a.parquet")
+    loaded = run_cli("load", "--path", "drop/", "--target", "raw/events", cwd=tmp_path)
+    assert loaded.returncode == 0, loaded.stderr
+
+    status = run_cli("status", cwd=tmp_path)
+    assert status.returncode == 0, status.stderr
+    assert "no extraction runs" in status.stdout and "raw/events" in status.stdout
+    report = json.loads(run_cli("status", "--json", cwd=tmp_path).stdout)
+    assert report["run_id"] is None and report["tables"] == []
+    assert [(t["table"], t["files"]["completed"]) for t in report["load"]] == [("raw/events", 1)]
+
+    windows = run_cli("validate-windows", cwd=tmp_path)
+    assert windows.returncode == 0, windows.stderr
+    assert "no extraction runs" in windows.stdout
+    failed = run_cli("reset-state", "--failed", "--json", cwd=tmp_path)
+    assert failed.returncode == 0, failed.stderr
+    assert json.loads(failed.stdout)["count"] == 0
+    dated = run_cli("status", "--date", "2025-01-02", cwd=tmp_path)  # a run named: it must exist
+    assert dated.returncode == 1 and "not in the state store" in dated.stderr
+
+
+def test_state_commands_in_an_empty_folder_create_nothing(tmp_path: Path) -> None:
+    for command in ("status", "validate-windows", "validate-consistency", "force-unlock"):
+        result = run_cli(command, cwd=tmp_path)
+        assert result.returncode == 2, (command, result.stderr)
+        assert "no onceflow.yml here and no state store" in result.stderr, command
+    other = run_cli("status", "--state", "sqlite:///elsewhere/state.db", cwd=tmp_path)
+    assert other.returncode == 2 and "sqlite:///elsewhere/state.db" in other.stderr
+    assert list(tmp_path.iterdir()) == []

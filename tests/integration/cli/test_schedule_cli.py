@@ -93,6 +93,17 @@ def test_backfill_twice_then_up_until_idle_then_status(tmp_path: Path) -> None:
     assert "next run: sched/nightly" in status.stdout
 
 
+def test_backfill_names_the_flag_of_a_bad_date(tmp_path: Path) -> None:
+    config = str(_project(tmp_path))
+    for args, flag, value in (
+        (("--from", "x", "--to", "2025-01-04"), "--from", "x"),
+        (("--from", "2025-01-02", "--to", "y"), "--to", "y"),
+    ):
+        out = run_cli("backfill", *args, "-c", config)
+        assert out.returncode == 2
+        assert out.stderr.startswith(f"error: {flag}: invalid date '{value}'"), out.stderr
+
+
 def test_sigterm_finishes_the_current_run_and_stops_claiming(tmp_path: Path) -> None:
     import signal
     import time
