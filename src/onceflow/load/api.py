@@ -404,7 +404,12 @@ def reset_load_state(
     """For `onceflow reset-state`: failed files back to pending (fresh retries), or forget
     the tracker rows entirely (the next load re-derives them from the Delta logs)."""
     store = store or open_store(config.state_url)
+    # a folder of standalone loads (`load --path`, no config) has its tables only in the
+    # tracker, as `load_status` finds them
+    targets = (
+        config_targets(config, tables) if config.tables else tracked_targets(store, config.pipeline)
+    )
     n = 0
-    for tgt in config_targets(config, tables):
+    for tgt in targets:
         n += store.files.reset_failed(tgt.uri) if failed_only else store.files.forget(tgt.uri)
     return n
