@@ -145,3 +145,31 @@ def test_a_good_schedule_reads_every_key() -> None:
     assert config.schedule_zone(s).key == "America/New_York"
     with pytest.raises(ConfigError, match="schedule 'weekly' is not in the config"):
         config.schedule("weekly")
+
+
+def test_an_error_answers_to_its_class_its_bases_and_the_transient_marker() -> None:
+    from onceflow.errors import error_names, names_of
+
+    assert error_names(SourceError("reset", transient=True)) == (
+        "TransientError",
+        "SourceError",
+        "OnceflowError",
+        "Exception",
+    )
+    assert error_names(TimeoutError("slow")) == ("TimeoutError", "OSError", "Exception")
+    assert names_of("TimeoutError") == ("TimeoutError", "OSError", "Exception")
+    assert names_of("LockError") == ("LockError", "OnceflowError", "Exception")
+    assert names_of("OperationalError") == ("OperationalError",)
+
+
+def test_retry_on_matches_any_name_a_failed_table_carries() -> None:
+    table = ("TransientError", "SourceError", "ExtractError", "OnceflowError", "Exception")
+    assert RetryPolicy(retry_on=["TransientError"]).is_retryable(table)
+    assert RetryPolicy(retry_on=["OnceflowError"]).is_retryable(table)
+    assert not RetryPolicy(retry_on=["TimeoutError"]).is_retryable(table)
+    # a type recorded by its name alone answers to its known bases
+    assert RetryPolicy(retry_on=["OSError"]).is_retryable("TimeoutError")
+    # a dotted name (a driver's) matches by its class name
+    assert RetryPolicy(retry_on=["psycopg.OperationalError"]).is_retryable("OperationalError")
+    # a blocked run waits for its blocker's fix, never for a policy's retry
+    assert not RetryPolicy().is_retryable(("BlockedRunError", "OnceflowError"))

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from onceflow.config import RetryConfig, SourceConfig, TableConfig
-from onceflow.errors import ExtractError, LockError, OnceflowError, SourceError
+from onceflow.errors import ExtractError, LockError, OnceflowError, SourceError, error_names
 from onceflow.extract.prefetch import prefetch
 from onceflow.extract.readers import make_reader
 from onceflow.extract.sql import ReadSpec
@@ -95,6 +95,8 @@ class ExtractionResult:
     error: str | None = None
     reason: str | None = None
     attempts: int = 0
+    #: A failure's type names for a retry policy (`onceflow.errors.error_names`).
+    error_types: tuple[str, ...] = ()
 
     def as_state(self) -> ExtractionOutcome:
         """What the state store records of a finished table."""
@@ -406,6 +408,7 @@ def extract_table(
             **base,
             action="failed",
             error=_failure(job, error),
+            error_types=error_names(error),
             reason=reason,
             attempts=attempts,
             started_at=started.isoformat(),

@@ -11,6 +11,7 @@ Each takes an open state store; the functions below take configs, like the other
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import re
@@ -23,7 +24,7 @@ from uuid import UUID
 
 from onceflow.clock import now, now_iso
 from onceflow.config import Config, ScheduleConfig, ScheduleRetryConfig
-from onceflow.errors import ConfigError, TransitionError
+from onceflow.errors import ConfigError, TransitionError, error_names, names_of
 from onceflow.redact import redact
 from onceflow.schedule.cron import Tick
 from onceflow.schedule.retry import RetryPolicy, error_type_of, failures_since_reprocess
@@ -444,6 +445,7 @@ class PipelineStateManager:
                     "ended_at": ended.isoformat(),
                     "duration_seconds": _elapsed(run, ended),
                     "error_type": error_type_of(error),
+                    "error_types": json.dumps(_names(error)),
                 },
                 tx=tx,
             )
@@ -600,7 +602,13 @@ class RetryManager:
         run, queued = self._retryable(run_id)
         policy = self._policy(run, retry_config)
         failures = failures_since_reprocess(self.store.scheduled_runs.history(run_id))
-        kind = error if error is not None else (run.error_type or _typed(run.error) or "Error")
+        kind: BaseException | str | tuple[str, ...]
+        if error is not None:
+            kind = error
+        elif run.error_types:
+            kind = run.error_names
+        else:
+            kind = run.error_type or _typed(run.error) or "Error"
         answer = policy.should_retry(max(1, failures), kind)
         if queued is not None and not answer:
             log.warning(
@@ -769,3 +777,11 @@ def _elapsed(run: ScheduledRunRecord, ended: datetime) -> float | None:
 
 def _typed(message: str | None) -> str | None:
     return error_type_of(message) if message else None
+
+
+def _names(error: str | BaseException) -> list[str]:
+    """Every type name of an error given as an exception or as a `Name: ...` message."""
+    if isinstance(error, BaseException):
+        return list(error_names(error))
+    kind = error_type_of(error)
+    return list(names_of(kind)) if kind else []

@@ -21,6 +21,7 @@ the leases expire and any scheduler or worker requeues the jobs.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -32,9 +33,16 @@ from dataclasses import dataclass
 
 from onceflow.clock import now_iso
 from onceflow.config import Config
-from onceflow.errors import LeaseLostError, LockError, StateError, TransitionError
+from onceflow.errors import (
+    LeaseLostError,
+    LockError,
+    StateError,
+    TransitionError,
+    error_names,
+    names_of,
+)
 from onceflow.faults import crashpoint
-from onceflow.pipeline import run_window
+from onceflow.pipeline import RunSummary, run_window
 from onceflow.redact import redact
 from onceflow.schedule.retry import RetryPolicy, failures_since_reprocess
 from onceflow.schedule.scheduler import enqueue_run, requeue_expired, shared_store
@@ -63,6 +71,23 @@ class WorkerReport:
     def as_dict(self) -> dict[str, int]:
         """JSON-ready form."""
         return vars(self).copy()
+
+
+def failure_of(summary: RunSummary) -> tuple[str, tuple[str, ...], str] | None:
+    """(error type, every type name, message) of a failed run, or None. The type is the
+    step's (`ExtractError`, `LoadError`); the names add the failed table's own error's
+    class, bases and transient marker, so that `retry_on: [TransientError]` or
+    `[OSError]` matches a table that failed with one."""
+    error = summary.error
+    if error is None:
+        return None
+    kind, message = error
+    causes: tuple[str, ...] = ()
+    if kind == "ExtractError":
+        causes = next((r.error_types for r in summary.results if r.action == "failed"), ())
+    elif summary.load is not None:
+        causes = next((t.error_types for t in summary.load.results if not t.ok), ())
+    return kind, tuple(dict.fromkeys((*causes, *names_of(kind)))), message
 
 
 def default_worker_id() -> str:
@@ -281,15 +306,18 @@ class Worker:
             return self._defer(job, run, f"waiting for a lock: {error}")
         except Exception as error:
             elapsed = time.monotonic() - started
-            return self._fail(job, run, error, type(error).__name__, str(error), elapsed)
+            return self._fail(
+                job, run, error_names(error), type(error).__name__, str(error), elapsed
+            )
         crashpoint("worker_before_complete")
         if summary.deferred:
             return self._defer(job, run, summary.deferred)
-        failure = summary.error
+        failure = failure_of(summary)
         elapsed = time.monotonic() - started
         if failure is None:
             return self._complete(job, run, elapsed)
-        return self._fail(job, run, failure[0], failure[0], failure[1], elapsed)
+        kind, names, message = failure
+        return self._fail(job, run, names, kind, message, elapsed)
 
     def blocker(self, run: ScheduledRunRecord) -> str | None:
         """Why `run` may not load yet: an earlier window of its schedule (or backfill)
@@ -359,7 +387,7 @@ class Worker:
         self,
         job: Job,
         run: ScheduledRunRecord,
-        error: BaseException | str,
+        names: tuple[str, ...],
         kind: str,
         message: str,
         duration: float,
@@ -367,7 +395,7 @@ class Worker:
         message = redact(message)
         policy = RetryPolicy.from_json(run.retry_policy)
         failures = failures_since_reprocess(self.store.scheduled_runs.history(run.id)) + 1
-        retry = policy.should_retry(failures, error)
+        retry = policy.should_retry(failures, names)
         due = policy.calculate_retry_time(failures) if retry else None
 
         def record(tx: Tx) -> None:
@@ -380,6 +408,7 @@ class Worker:
                 error=message,
                 values={
                     "error_type": kind,
+                    "error_types": json.dumps(names),
                     "ended_at": now_iso(),
                     "duration_seconds": round(duration, 3),
                 },
@@ -421,7 +450,7 @@ class Worker:
             run.run_date,
             kind,
             message,
-            "" if policy.is_retryable(error) else " - not retryable",
+            "" if policy.is_retryable(names) else " - not retryable",
         )
         return "failed"
 

@@ -50,6 +50,7 @@ _SETTABLE = frozenset(
         "job_id",
         "error",
         "error_type",
+        "error_types",
         "waiting_on",
         "next_attempt_at",
         "started_at",
@@ -168,6 +169,16 @@ class ScheduledRunRecord:
     # schema version 6; defaults keep records built from older rows valid
     duration_seconds: float | None = None
     pipeline_logging_id: str | None = None
+    # schema version 7: every type name of the error (JSON), for the retry policy
+    error_types: str | None = None
+
+    @property
+    def error_names(self) -> tuple[str, ...]:
+        """The type names of the run's last error (its class, bases, `TransientError`),
+        or its `error_type` alone for a run recorded before they were kept."""
+        if self.error_types:
+            return tuple(json.loads(self.error_types))
+        return (self.error_type,) if self.error_type else ()
 
     @property
     def table_list(self) -> list[str] | None:
@@ -176,7 +187,8 @@ class ScheduledRunRecord:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {**vars(self), "tables": self.table_list}
+        names = list(self.error_names) if self.error_types else None
+        return {**vars(self), "tables": self.table_list, "error_types": names}
 
 
 @dataclass(frozen=True)
