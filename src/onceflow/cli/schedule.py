@@ -152,7 +152,7 @@ def up(
     _summary("workers", result["worker"], as_json, full=result)
 
 
-def _summary(who: str, counts: dict[str, int], as_json: bool, full: Any = None) -> None:
+def _summary(who: str, counts: dict[str, Any], as_json: bool, full: Any = None) -> None:
     if as_json:
         print_json(full if full is not None else counts)
     else:
@@ -160,7 +160,10 @@ def _summary(who: str, counts: dict[str, int], as_json: bool, full: Any = None) 
             f"{who}: {counts['completed']} completed, {counts['failed']} failed, "
             f"{counts['retried']} to retry, {counts['deferred']} deferred, "
             f"{counts['lost']} lost (lease expired)"
+            + (f", {counts['cancelled']} cancelled" if counts.get("cancelled") else "")
         )
+        for line in counts.get("failures", []):
+            typer.echo(f"  failed: {line}")
     if counts["failed"]:
         raise typer.Exit(1)
 

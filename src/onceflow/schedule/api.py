@@ -32,6 +32,7 @@ from onceflow.schedule.scheduler import (
     PassReport,
     Scheduler,
     calculator,
+    cancel_run,
     enqueue_run,
     queue_runs,
     run_spec,
@@ -54,6 +55,7 @@ from onceflow.state.scheduled_runs import (
     FAILED,
     PENDING,
     RUNNING,
+    SCHEDULED,
 )
 from onceflow.windows import parse_run_date, window_for
 
@@ -367,7 +369,31 @@ class PipelineStateManager:
         worker: str | None = None,
         error: str | None = None,
     ) -> None:
-        """One conditional transition (TransitionError when illegal or stale)."""
+        """One conditional transition (TransitionError when illegal or stale), with what
+        it means for the run's job in the same transaction:
+
+        * to PENDING from FAILED, COMPLETED, CANCELLED or RUNNING (a requeue by hand):
+          a job is queued for it (a job it still had is cancelled first), so a worker
+          runs it. SCHEDULED -> PENDING queues none: the seed's caller enqueues its own
+          job next (a scheduler serving the pipeline queues one for a PENDING run that
+          has none);
+        * to CANCELLED: its queued or claimed job is cancelled; a worker running it
+          stops before its load and drops it (see docs/schedule.md, Cancelling)."""
+        if to_state == PENDING and from_state != SCHEDULED:
+            run = self._get(run_id)
+            with self.store.transaction() as tx:
+                enqueue_run(
+                    self.store,
+                    run,
+                    from_state,
+                    tx=tx,
+                    reason="requeued by hand (transition_state)",
+                    values={"waiting_on": None},
+                )
+            return
+        if to_state == CANCELLED:
+            cancel_run(self.store, run_id, from_state, worker=worker, error=error)
+            return
         self.store.scheduled_runs.transition(
             run_id, from_state, to_state, worker=worker, error=error
         )

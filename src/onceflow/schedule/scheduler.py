@@ -34,7 +34,8 @@ from onceflow.faults import crashpoint
 from onceflow.schedule.cron import ScheduleCalculator, Tick
 from onceflow.schedule.retry import RetryPolicy
 from onceflow.state import JobSpec, RunSpec, ScheduledRunRecord, Store, Tx, open_store
-from onceflow.state.scheduled_runs import FAILED, PENDING, RUNNING, SCHEDULED
+from onceflow.state.queue import CANCELLED as CANCELLED_JOB
+from onceflow.state.scheduled_runs import CANCELLED, FAILED, PENDING, RUNNING, SCHEDULED
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ class PassReport:
     queued: int = 0
     requeued: int = 0
     stuck: list[str] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)
 
     def add(self, other: PassReport) -> None:
         """Sum another pass into this one."""
@@ -57,6 +59,7 @@ class PassReport:
         self.queued += other.queued
         self.requeued += other.requeued
         self.stuck += other.stuck
+        self.repaired += other.repaired
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -158,13 +161,45 @@ def enqueue_run(
 ) -> int:
     """Move a run to PENDING and queue its job, in the caller's transaction. The
     conditional transition comes first: of two processes queueing the same run, the
-    second gets TransitionError before it inserts a job."""
+    second gets TransitionError before it inserts a job. A job the run still has (a
+    run marked running by hand while its job waited) is cancelled: one live job a run."""
     store.scheduled_runs.transition(
         run.id, from_state, PENDING, reason=reason, values=values or {}, tx=tx
     )
+    old = store.queue.live_job_of_run(run.id, tx=tx)
+    if old is not None:
+        store.queue.revoke(old.id, f"superseded: {reason}", state=CANCELLED_JOB, tx=tx)
     job_id = store.queue.enqueue(job_of(run, run_after), tx=tx)
     store.scheduled_runs.set_job(run.id, job_id, tx=tx)
     return job_id
+
+
+def cancel_run(
+    store: Store,
+    run_id: str,
+    from_state: str,
+    *,
+    worker: str | None = None,
+    error: str | None = None,
+) -> None:
+    """Cancel a run and end its job in one transaction: a queued job is never claimed,
+    and a claimed one's token is fenced, so its worker records nothing more for it and
+    drops it before its load (what it already committed stays: see the docs)."""
+    with store.transaction() as tx:
+        store.scheduled_runs.transition(
+            run_id,
+            from_state,
+            CANCELLED,
+            worker=worker,
+            error=error,
+            reason="cancelled",
+            values={"ended_at": now_iso(), "waiting_on": None},
+            tx=tx,
+        )
+        job = store.queue.live_job_of_run(run_id, tx=tx)
+        if job is not None:
+            store.queue.revoke(job.id, "its run was cancelled", state=CANCELLED_JOB, tx=tx)
+    log.info("scheduled run %s: cancelled (was %s)", run_id, from_state)
 
 
 def queue_runs(store: Store, runs: Sequence[ScheduledRunRecord], *, reason: str = "due") -> int:
@@ -242,6 +277,32 @@ def fail_stuck(store: Store, pipelines: Sequence[str] | None = None) -> list[str
         log.error("scheduled run %s (%s %s): %s", run.id, run.pipeline, run.run_date, message)
         stuck.append(run.id)
     return stuck
+
+
+def repair_orphans(store: Store, pipelines: Sequence[str] | None = None) -> list[str]:
+    """Queue a job for every PENDING run that has none (a hand-made transition or an
+    edited row left it so: nothing would ever run it). Returns their ids."""
+    repaired = []
+    for run in store.scheduled_runs.orphans():
+        if pipelines is not None and run.pipeline not in pipelines:
+            continue
+        try:
+            with store.transaction() as tx:
+                job_id = store.queue.enqueue(job_of(run), tx=tx)
+                store.scheduled_runs.set_job(run.id, job_id, tx=tx)
+        except Exception as error:  # another scheduler queued it first (one live job per run)
+            log.debug("run %s: not repaired here: %s", run.id, error)
+            continue
+        log.warning(
+            "scheduled run %s (%s %s %s) was PENDING with no job: queued job %d",
+            run.id,
+            run.pipeline,
+            run.schedule,
+            run.run_date,
+            job_id,
+        )
+        repaired.append(run.id)
+    return repaired
 
 
 class Scheduler:
@@ -333,6 +394,7 @@ class Scheduler:
         report.queued = self.queue_due(at)
         report.requeued = requeue_expired(self.store)
         report.stuck = fail_stuck(self.store, self.pipelines)
+        report.repaired = repair_orphans(self.store, self.pipelines)
         if report.recorded or report.queued or report.requeued or report.stuck:
             log.info(
                 "scheduler: %d tick(s) recorded, %d run(s) queued, %d job(s) requeued, "

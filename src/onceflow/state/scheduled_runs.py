@@ -103,6 +103,13 @@ SQL = {
         "AND id <> ? AND (state IN ('SCHEDULED', 'PENDING', 'RUNNING') "
         "OR (state = 'FAILED' AND batch = ?)) ORDER BY run_date LIMIT 50"
     ),
+    # PENDING runs without a live job: nothing would ever run them (a hand-made
+    # transition, a row edited by hand); the scheduler queues a job for each
+    "orphans": (
+        "SELECT * FROM scheduled_runs r WHERE r.state = 'PENDING' AND NOT EXISTS "
+        "(SELECT 1 FROM jobs j WHERE j.run_id = r.id AND j.state IN ('queued', 'claimed')) "
+        "ORDER BY tick, id LIMIT ?"
+    ),
     "counts": (
         "SELECT state, COUNT(*) AS n FROM scheduled_runs {where} GROUP BY state ORDER BY state"
     ),
@@ -303,11 +310,13 @@ class ScheduledRuns:
         error: str | None = None,
         reason: str | None = None,
         values: dict[str, Any] | None = None,
+        undo_start: bool = False,
         tx: Tx | None = None,
     ) -> None:
         """Move a run from `from_state` to `to_state` with one conditional update, and
         keep the transition in its history; TransitionError when it is illegal or the
-        run is no longer in `from_state`."""
+        run is no longer in `from_state`. `attempt` counts the starts (-> RUNNING);
+        `undo_start` takes back the last one (a run that only found it must wait)."""
         check_transition(run_id, from_state, to_state)
         at = now_iso()
         sets = {"state": to_state, "updated_at": at, **(values or {})}
@@ -322,6 +331,8 @@ class ScheduledRuns:
         assignments = [f"{k} = ?" for k in sets]
         if to_state == RUNNING:
             assignments.append("attempt = attempt + 1")  # `attempt` counts the starts
+        elif undo_start and from_state == RUNNING:
+            assignments.append("attempt = attempt - 1")
         sql = SQL["transition"].format(sets=", ".join(assignments))
         with self._tx(tx) as t:
             n = t.execute(sql, (*sets.values(), run_id, from_state)).rowcount
@@ -425,6 +436,11 @@ class ScheduledRuns:
                 SQL["earlier"], (run.pipeline, run.schedule, run.run_date, run.id, run.batch)
             ).fetchall()
         return rows_as(ScheduledRunRecord, rows)
+
+    def orphans(self, *, limit: int = 500) -> list[ScheduledRunRecord]:
+        """PENDING runs with no queued or claimed job (nothing would run them)."""
+        with self.db.transaction() as t:
+            return rows_as(ScheduledRunRecord, t.execute(SQL["orphans"], (limit,)).fetchall())
 
     def by_dates(
         self, pipeline: str, schedule: str, run_dates: Sequence[str]
