@@ -20,6 +20,7 @@ every one. A schedule seen for the first time starts at `start:` when given, els
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Sequence
@@ -32,7 +33,7 @@ from onceflow.config import Config, ScheduleConfig
 from onceflow.errors import ConfigError, TransitionError
 from onceflow.faults import crashpoint
 from onceflow.schedule.cron import ScheduleCalculator, Tick
-from onceflow.schedule.retry import RetryPolicy
+from onceflow.schedule.retry import RetryPolicy, failures_since_reprocess
 from onceflow.state import JobSpec, RunSpec, ScheduledRunRecord, Store, Tx, open_store
 from onceflow.state.queue import CANCELLED as CANCELLED_JOB
 from onceflow.state.scheduled_runs import CANCELLED, FAILED, PENDING, RUNNING, SCHEDULED
@@ -242,9 +243,16 @@ def requeue_expired(store: Store) -> int:
     return len(jobs)
 
 
+STUCK_NAMES = ("StuckRunError", "OnceflowError", "Exception")
+
+
 def fail_stuck(store: Store, pipelines: Sequence[str] | None = None) -> list[str]:
     """Runs RUNNING past their max_runtime: reported, failed, and their job's lease
-    revoked (the worker's later writes are refused). Returns their ids."""
+    revoked (the worker's later writes are refused); then retried like any failure when
+    the run's policy says so (StuckRunError). Returns their ids.
+
+    A retry cannot overlap the stuck attempt's writes: that worker still holds the run's
+    lock while it runs, so the retry waits for the lock (deferred) until it ends."""
     moment = now()
     stuck = []
     for run in store.scheduled_runs.find(state=RUNNING, limit=100_000):
@@ -259,6 +267,13 @@ def fail_stuck(store: Store, pipelines: Sequence[str] | None = None) -> list[str
             f"stuck: RUNNING for {ran:.0f}s, past max_runtime {run.max_runtime_seconds:.0f}s; "
             f"worker {run.worker}'s lease revoked"
         )
+        policy = RetryPolicy.from_json(run.retry_policy)
+        failures = failures_since_reprocess(store.scheduled_runs.history(run.id)) + 1
+        due = (
+            policy.calculate_retry_time(failures)
+            if policy.should_retry(failures, STUCK_NAMES)
+            else None
+        )
         try:
             with store.transaction() as tx:
                 job = store.queue.live_job_of_run(run.id, tx=tx)
@@ -269,12 +284,29 @@ def fail_stuck(store: Store, pipelines: Sequence[str] | None = None) -> list[str
                     RUNNING,
                     FAILED,
                     error=message,
-                    values={"error_type": "StuckRunError", "ended_at": now_iso()},
+                    values={
+                        "error_type": "StuckRunError",
+                        "error_types": json.dumps(STUCK_NAMES),
+                        "ended_at": now_iso(),
+                    },
                     tx=tx,
                 )
+                if due is not None:
+                    enqueue_run(
+                        store,
+                        run,
+                        FAILED,
+                        tx=tx,
+                        reason=f"retry {failures} of {policy.max_retries}",
+                        run_after=due.timestamp(),
+                        values={"next_attempt_at": due.isoformat()},
+                    )
         except TransitionError:
             continue  # it finished meanwhile
-        log.error("scheduled run %s (%s %s): %s", run.id, run.pipeline, run.run_date, message)
+        retry = f"; retry {failures} of {policy.max_retries} at {due.isoformat()}" if due else ""
+        log.error(
+            "scheduled run %s (%s %s): %s%s", run.id, run.pipeline, run.run_date, message, retry
+        )
         stuck.append(run.id)
     return stuck
 

@@ -93,7 +93,8 @@ def test_a_schedule_seen_first_starts_now(store: Store, project: Callable[..., C
 def test_a_run_past_its_max_runtime_is_failed_and_its_lease_revoked(
     store: Store, project: Callable[..., Config]
 ) -> None:
-    config = project(schedules=[nightly(catch_up="latest", max_runtime="1s")])
+    retry = {"max_retries": 0}
+    config = project(schedules=[nightly(catch_up="latest", max_runtime="1s", retry=retry)])
     Scheduler([config], store).run_once(NOW)
     (job,) = store.queue.claim("w1", lease_seconds=60)
     (run,) = store.scheduled_runs.find()
@@ -107,4 +108,41 @@ def test_a_run_past_its_max_runtime_is_failed_and_its_lease_revoked(
     assert failed is not None and failed.state == "FAILED"
     assert failed.error_type == "StuckRunError" and "past max_runtime" in (failed.error or "")
     with pytest.raises(LeaseLostError):
+        store.queue.complete(job.id, job.token or "")
+
+
+@pytest.mark.parametrize(
+    ("retry", "retried"),
+    [
+        ({}, True),  # the default policy retries everything but a ConfigError
+        ({"retry_on": ["StuckRunError"]}, True),
+        ({"retry_on": ["OnceflowError"]}, True),
+        ({"retry_on": ["TransientError"]}, False),
+    ],
+)
+def test_a_stuck_run_is_retried_when_its_policy_says_so(
+    store: Store, project: Callable[..., Config], retry: dict[str, object], retried: bool
+) -> None:
+    schedule = nightly(catch_up="latest", max_runtime="1s", retry=retry)
+    config = project(schedules=[schedule])
+    Scheduler([config], store).run_once(NOW)
+    (job,) = store.queue.claim("w1", lease_seconds=60)
+    (run,) = store.scheduled_runs.find()
+    store.scheduled_runs.transition(
+        run.id, "PENDING", "RUNNING", worker="w1", values={"started_at": NOW.isoformat()}
+    )
+    before = time.time()
+    assert Scheduler([config], store).run_once(NOW).stuck == [run.id]
+    after = store.scheduled_runs.get(run.id)
+    assert after is not None and after.error_type == "StuckRunError"
+    retry_job = store.queue.live_job_of_run(run.id)
+    if not retried:
+        assert after.state == "FAILED" and retry_job is None
+        return
+    assert after.state == "PENDING" and after.next_attempt_at
+    assert retry_job is not None and retry_job.id != job.id
+    assert abs(retry_job.run_after - before - 60) < 2  # retry 1: one minute
+    steps = [(h.from_state, h.to_state) for h in store.scheduled_runs.history(run.id)][-2:]
+    assert steps == [("RUNNING", "FAILED"), ("FAILED", "PENDING")]
+    with pytest.raises(LeaseLostError):  # the stuck worker's outcome is still refused
         store.queue.complete(job.id, job.token or "")
