@@ -195,3 +195,25 @@ def names_of(name: str) -> tuple[str, ...]:
     if cls is None:
         return (name,)
     return tuple(c.__name__ for c in cls.__mro__ if c not in (object, BaseException))
+
+
+def check_error_name(name: object) -> str:
+    """`name` when a retry policy can match it: a known error type (`known_error_names`),
+    or a dotted name standing for a type of another library (`psycopg.OperationalError`,
+    matched by its class name, as a run failed through the API may record one). Else
+    ValueError naming the nearest known names: a misspelt name would match nothing, and
+    the retries it was meant for would silently never happen."""
+    import difflib
+
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"an error type name is non-empty text, got {name!r}")
+    if "." in name.strip(".") or name in known_error_names():
+        return name
+    close = difflib.get_close_matches(name, sorted(known_error_names()), n=3, cutoff=0.75)
+    hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+    raise ValueError(
+        f"unknown error type {name!r}{hint}: use one of onceflow's errors (OnceflowError, "
+        "SourceError, ExtractError, LoadError, LockError, StuckRunError ...), "
+        "TransientError, a Python built-in exception (TimeoutError, OSError ...), or "
+        "another library's type with its module (psycopg.OperationalError)"
+    )

@@ -103,6 +103,10 @@ def scheduler(
             f"scheduler: {report.recorded} tick(s) recorded, {report.queued} run(s) queued, "
             f"{report.requeued} job(s) requeued, {len(report.stuck)} stuck run(s) failed"
         )
+        for line in report.errors:
+            typer.echo(f"  skipped: {line}")
+    if report.errors:  # the rest of the pass was done; these need a fix
+        raise typer.Exit(1)
 
 
 @app.command(rich_help_panel=PANEL)

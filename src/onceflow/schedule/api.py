@@ -268,7 +268,7 @@ def _backfill_settings(config: Config, name: str | None) -> ScheduleConfig:
         return config.schedule(name)
     if len(config.schedules) == 1:
         return config.schedules[0]
-    return ScheduleConfig(name=BACKFILL, cron="0 0 * * *")
+    return ScheduleConfig(name="defaults", cron="0 0 * * *")  # its settings only
 
 
 def tenant_status(

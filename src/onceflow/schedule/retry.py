@@ -28,7 +28,7 @@ from pydantic import ValidationError
 
 from onceflow.clock import now
 from onceflow.config import ScheduleRetryConfig
-from onceflow.errors import ConfigError, error_names, names_of
+from onceflow.errors import ConfigError, check_error_name, error_names, names_of
 from onceflow.state.scheduled_runs import FAILED
 
 NEVER_RETRIED = ("ConfigError", "TransitionError")
@@ -118,6 +118,11 @@ class RetryPolicy:
         if isinstance(names, str):
             # a lone string would become a tuple of its letters, and match nothing
             raise TypeError(f"RetryPolicy: retry_on is a list of error type names, got {names!r}")
+        if names is not None:
+            try:
+                names = [check_error_name(n) for n in names]
+            except ValueError as error:
+                raise ConfigError(f"retry_on: {error}", field="retry_on") from None
         # frozen: the dataclass's own __init__ would set the fields the same way
         object.__setattr__(self, "max_retries", max_retries)
         object.__setattr__(self, "backoff_base_minutes", backoff_base_minutes)
@@ -187,9 +192,11 @@ class RetryPolicy:
         if not text:
             return cls()
         data: dict[str, Any] = json.loads(text)
-        if data.get("retry_on") is not None:
-            data["retry_on"] = tuple(data["retry_on"])
-        return cls(**data)
+        names = data.pop("retry_on", None)
+        policy = cls(**data)
+        # as stored: a run recorded before names were checked keeps its policy
+        object.__setattr__(policy, "retry_on", None if names is None else tuple(names))
+        return policy
 
     def is_retryable(self, error: ErrorLike) -> bool:
         """True when this error type may be retried under the policy."""

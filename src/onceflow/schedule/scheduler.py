@@ -30,7 +30,7 @@ from typing import Any
 
 from onceflow.clock import now, now_iso
 from onceflow.config import Config, ScheduleConfig
-from onceflow.errors import ConfigError, TransitionError
+from onceflow.errors import ConfigError, StateError, TransitionError
 from onceflow.faults import crashpoint
 from onceflow.schedule.cron import ScheduleCalculator, Tick
 from onceflow.schedule.retry import RetryPolicy, failures_since_reprocess
@@ -53,6 +53,9 @@ class PassReport:
     requeued: int = 0
     stuck: list[str] = field(default_factory=list)
     repaired: list[str] = field(default_factory=list)
+    #: What this pass skipped, one line each: a schedule it could not compute, a run it
+    #: could not queue (a bad row). The other schedules and runs went on.
+    errors: list[str] = field(default_factory=list)
 
     def add(self, other: PassReport) -> None:
         """Sum another pass into this one."""
@@ -61,6 +64,7 @@ class PassReport:
         self.requeued += other.requeued
         self.stuck += other.stuck
         self.repaired += other.repaired
+        self.errors += other.errors
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -203,19 +207,37 @@ def cancel_run(
     log.info("scheduled run %s: cancelled (was %s)", run_id, from_state)
 
 
-def queue_runs(store: Store, runs: Sequence[ScheduledRunRecord], *, reason: str = "due") -> int:
+def queue_runs(
+    store: Store,
+    runs: Sequence[ScheduledRunRecord],
+    *,
+    reason: str = "due",
+    skipped: list[str] | None = None,
+) -> int:
     """SCHEDULED -> PENDING with a queued job, 200 runs per transaction (one conditional
-    update each); runs another process queued first are left out. Returns how many this
-    call queued."""
+    update each); runs another process queued first are left out. A run whose job
+    cannot be made (a bad priority or tenant written around the API) is left SCHEDULED
+    and described in `skipped`: one bad row does not hold the others back. Returns how
+    many this call queued."""
+    good: list[tuple[ScheduledRunRecord, JobSpec]] = []
+    for run in runs:
+        try:
+            good.append((run, job_of(run)))
+        except ValueError as error:
+            if skipped is not None:
+                skipped.append(
+                    f"scheduled run {run.id} ({run.pipeline} {run.schedule} {run.tick}) "
+                    f"cannot be queued: {error}"
+                )
     queued = 0
-    for lo in range(0, len(runs), 200):
-        chunk = {r.id: r for r in runs[lo : lo + 200]}
+    for lo in range(0, len(good), 200):
+        chunk = {r.id: job for r, job in good[lo : lo + 200]}
         with store.transaction() as tx:
             moved = store.scheduled_runs.transition_many(
                 list(chunk), SCHEDULED, PENDING, reason=reason, tx=tx
             )
             # the worker records the job id when it starts the run
-            store.queue.enqueue_many([job_of(chunk[i]) for i in moved], tx=tx)
+            store.queue.enqueue_many([chunk[i] for i in moved], tx=tx)
         queued += len(moved)
     return queued
 
@@ -350,21 +372,37 @@ class Scheduler:
         self.configs = list(configs)
         self.store = store or shared_store(self.configs)
         self.grace = grace
+        self._reported: set[str] = set()
 
     @property
     def pipelines(self) -> list[str]:
         """The pipelines this scheduler serves."""
         return [c.pipeline for c in self.configs]
 
-    def record_ticks(self, at: datetime | None = None) -> int:
+    def record_ticks(self, at: datetime | None = None, errors: list[str] | None = None) -> int:
         """Record the due ticks of every schedule (catch-up policy applied); returns how
-        many runs this call created."""
+        many runs this call created. A schedule that fails is logged and described in
+        `errors`, and the others go on; a state store outage (StateError) stops the pass."""
         moment = at or now()
-        return sum(
-            self._record(config, schedule, moment)
-            for config in self.configs
-            for schedule in config.schedules
-        )
+        created = 0
+        for config in self.configs:
+            for schedule in config.schedules:
+                try:
+                    created += self._record(config, schedule, moment)
+                except StateError:
+                    raise
+                except Exception as error:
+                    self._skip(errors, f"{config.pipeline}/{schedule.name}", error)
+        return created
+
+    def _skip(self, errors: list[str] | None, what: str, error: Exception | str) -> None:
+        detail = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+        text = f"{what}: {' '.join(str(detail).split())}"
+        if errors is not None:
+            errors.append(text)
+        if text not in self._reported:  # once per process: it repeats every pass
+            self._reported.add(text)
+            log.error("scheduler: skipped %s", text)
 
     def _record(self, config: Config, schedule: ScheduleConfig, at: datetime) -> int:
         """Record one schedule's due ticks, at most CHUNK per transaction, each
@@ -413,17 +451,23 @@ class Scheduler:
             if policy != "all" or len(due) < CHUNK:
                 return created
 
-    def queue_due(self, at: datetime | None = None) -> int:
-        """Queue the SCHEDULED runs whose tick is due; returns how many this call queued."""
+    def queue_due(self, at: datetime | None = None, errors: list[str] | None = None) -> int:
+        """Queue the SCHEDULED runs whose tick is due; returns how many this call queued.
+        A run that cannot be queued (a bad row) is skipped, logged and put in `errors`."""
         moment = (at or now()).astimezone(UTC).isoformat()
         due = [r for r in self.store.scheduled_runs.due(moment) if r.pipeline in self.pipelines]
-        return queue_runs(self.store, due)
+        skipped: list[str] = []
+        queued = queue_runs(self.store, due, skipped=skipped)
+        for text in skipped:
+            self._skip(errors, "a due run", text)
+        return queued
 
     def run_once(self, at: datetime | None = None) -> PassReport:
-        """One pass: record due ticks, queue due runs, requeue expired jobs, fail stuck runs."""
+        """One pass: record due ticks, queue due runs, requeue expired jobs, fail stuck
+        runs, queue PENDING runs without a job. What it had to skip is in `errors`."""
         report = PassReport()
-        report.recorded = self.record_ticks(at)
-        report.queued = self.queue_due(at)
+        report.recorded = self.record_ticks(at, report.errors)
+        report.queued = self.queue_due(at, report.errors)
         report.requeued = requeue_expired(self.store)
         report.stuck = fail_stuck(self.store, self.pipelines)
         report.repaired = repair_orphans(self.store, self.pipelines)
@@ -441,11 +485,14 @@ class Scheduler:
     def next_ticks(self, at: datetime | None = None) -> dict[str, Tick]:
         """The next tick of every schedule, by `pipeline/schedule`."""
         moment = at or now()
-        return {
-            f"{c.pipeline}/{s.name}": calculator(c, s).next_tick(moment)
-            for c in self.configs
-            for s in c.schedules
-        }
+        ticks = {}
+        for c in self.configs:
+            for s in c.schedules:
+                try:
+                    ticks[f"{c.pipeline}/{s.name}"] = calculator(c, s).next_tick(moment)
+                except Exception as error:  # reported by the pass; the others still count
+                    self._skip(None, f"{c.pipeline}/{s.name}", error)
+        return ticks
 
     def run_forever(
         self, stop: threading.Event, *, interval: float = 5.0, max_passes: int | None = None

@@ -26,6 +26,7 @@ from onceflow.clock import now_iso
 from onceflow.errors import TransitionError
 from onceflow.redact import redact
 from onceflow.state.db import Database, Tx, record_from_row, rows_as
+from onceflow.state.queue import job_problem
 
 SCHEDULED = "SCHEDULED"
 PENDING = "PENDING"
@@ -140,6 +141,12 @@ class RunSpec:
     retry_policy: str | None = None
     max_runtime_seconds: float | None = None
     force_reprocess: bool = False
+
+    def __post_init__(self) -> None:
+        # what its job will need: a row that cannot be queued would stall the scheduler
+        problem = job_problem(self.pipeline, self.tenant, self.priority)
+        if problem:
+            raise ValueError(problem)
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,10 @@ left SCHEDULED by a crash are queued by the next pass, stuck runs fail."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -146,3 +147,49 @@ def test_a_stuck_run_is_retried_when_its_policy_says_so(
     assert steps == [("RUNNING", "FAILED"), ("FAILED", "PENDING")]
     with pytest.raises(LeaseLostError):  # the stuck worker's outcome is still refused
         store.queue.complete(job.id, job.token or "")
+
+
+def test_a_bad_row_is_skipped_and_reported_and_the_others_are_queued(
+    store: Store, project: Callable[..., Config]
+) -> None:
+    from onceflow import PipelineStateManager, QueueManager
+
+    config = project(schedules=[nightly(catch_up="latest")])
+    states = PipelineStateManager(store)
+    with pytest.raises(ValueError, match=r"priority must be between 1 .* got 99"):
+        states.create_scheduled_run("default", "sched", NOW, priority=99)
+    with pytest.raises(ValueError, match="tenant must be non-empty"):
+        states.create_scheduled_run("", "sched", NOW)
+    with pytest.raises(ValueError, match=r"got 2\.5"):
+        QueueManager(store).enqueue("default", "sched", priority=2.5)  # type: ignore[arg-type]
+    # a row written around the API (an older release, a hand edit)
+    bad = states.create_scheduled_run("default", "sched", NOW - timedelta(minutes=1))
+    with store.transaction() as tx:
+        tx.execute("UPDATE scheduled_runs SET priority = 99 WHERE id = ?", (bad,))
+    scheduler = Scheduler([config], store)
+    report = scheduler.run_once(NOW)
+    assert report.queued == 1  # the nightly tick
+    assert len(report.errors) == 1 and bad in report.errors[0]
+    assert "priority must be between 1 (highest) and 10, got 99" in report.errors[0]
+    again = scheduler.run_once(NOW)
+    assert again.errors == report.errors and again.queued == 0  # still skipped, still said
+    bad_run = store.scheduled_runs.get(bad or "")
+    assert bad_run is not None and bad_run.state == "SCHEDULED"
+
+
+def test_a_schedule_that_fails_does_not_stop_the_others(
+    store: Store, project: Callable[..., Config]
+) -> None:
+    from onceflow.config import ScheduleConfig
+
+    config = project(schedules=[nightly(catch_up="latest")])
+    # a schedule that got past the config checks (an older release's config object)
+    never = ScheduleConfig.model_construct(name="never", cron="0 2 30 2 *")
+    broken = config.model_copy(update={"schedules": [never, *config.schedules]})
+    scheduler = Scheduler([broken], store)
+    report = scheduler.run_once(NOW)
+    assert (report.recorded, report.queued) == (1, 1)
+    assert len(report.errors) == 1 and report.errors[0].startswith("sched/never: ")
+    assert set(scheduler.next_ticks(NOW)) == {"sched/nightly"}
+    total = scheduler.run_forever(threading.Event(), interval=0.01, max_passes=2)
+    assert total.errors and all(e.startswith("sched/never: ") for e in total.errors)
