@@ -209,6 +209,13 @@ def backfill(
         raise ConfigError(f"--to {last} is before --from {first}", field="to")
     if (last - first).days > 36_600:
         raise ConfigError("--from/--to: at most 100 years at once", field="from")
+    ends = window_for(last, config.zone).end
+    if ends.astimezone(UTC) > now():
+        raise ConfigError(
+            f"--to {last}: its window ends at {ends.isoformat()}, in the future; a backfill "
+            "runs complete days (the schedule runs the others once they end)",
+            field="to",
+        )
     settings = _backfill_settings(config, schedule)
     store = store or open_store(config.state_url)
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -143,7 +144,12 @@ def shared_store(configs: Sequence[Config]) -> Store:
 
 
 def job_of(run: ScheduledRunRecord, run_after: float | None = None) -> JobSpec:
-    """The queue job of a scheduled run."""
+    """The queue job of a scheduled run, due at `run_after` (default now) but never
+    before its window ends: a window still open (`window: same_day`, a schedule zone
+    ahead of the pipeline's) would only fail as partial, so its job waits for the end."""
+    ends = datetime.fromisoformat(run.window_end).timestamp()
+    if ends > time.time():
+        run_after = max(run_after or 0.0, ends)
     return JobSpec(
         pipeline=run.pipeline,
         payload={"run_id": run.id},
