@@ -219,12 +219,25 @@ class ScheduleRetryConfig(_Model):
         None, validation_alias=AliasChoices("retry_on", "retry_on_errors")
     )
 
-    @field_validator("max_retries")
+    @field_validator("max_retries", mode="before")
     @classmethod
-    def _retries(cls, value: int) -> int:
+    def _retries(cls, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"must be a whole number from 0 to 100, got {value!r}")
         if value < 0 or value > 100:
             raise ValueError(f"must be between 0 and 100, got {value}")
         return value
+
+    @field_validator("retry_on", mode="before")
+    @classmethod
+    def _known_errors(cls, value: Any) -> Any:
+        from onceflow.errors import check_error_name
+
+        if value is None:
+            return value
+        if not isinstance(value, list):
+            raise ValueError(f"expected a list of error type names, got {value!r}")
+        return [check_error_name(name) for name in value]
 
 
 class CatchUpMax(_Model):
@@ -237,6 +250,16 @@ class WindowDaysBefore(_Model):
     """The local day `days_before` days before the tick's local date."""
 
     days_before: int = Field(ge=0, le=3660)
+
+
+# Schedule keys onceflow records runs under itself: a schedule of that name would share
+# their (pipeline, schedule, tick) keys, and its ticks or their dates would be dropped as
+# already recorded. Compared without case, as a name differing only in case misleads.
+RESERVED_SCHEDULE_NAMES = {
+    "backfill": "backfill runs are recorded under the schedule 'backfill'",
+    "manual": "runs made with PipelineStateManager.create_scheduled_run are recorded "
+    "under the schedule 'manual'",
+}
 
 
 class ScheduleConfig(_Model):
@@ -261,20 +284,19 @@ class ScheduleConfig(_Model):
             raise ValueError(
                 f"invalid schedule name {value!r}: use letters, digits, '_', '.' or '-'"
             )
+        if value.lower() in RESERVED_SCHEDULE_NAMES:
+            raise ValueError(
+                f"the schedule name {value!r} is reserved: "
+                f"{RESERVED_SCHEDULE_NAMES[value.lower()]}; choose another name"
+            )
         return value
 
     @field_validator("cron")
     @classmethod
     def _cron(cls, value: str) -> str:
-        from croniter import croniter
+        from onceflow.cronspec import check_cron
 
-        fields = value.split()
-        if len(fields) != 5 or not croniter.is_valid(value):
-            raise ValueError(
-                f"invalid cron expression {value!r}: expected 5 fields "
-                "(minute hour day-of-month month day-of-week), e.g. '0 2 * * *'"
-            )
-        return value
+        return check_cron(value)
 
     @field_validator("catch_up", mode="before")
     @classmethod
@@ -310,11 +332,23 @@ class ScheduleConfig(_Model):
     def _zone(cls, value: str | None) -> str | None:
         return None if value is None else _check_zone(value)
 
-    @field_validator("priority")
+    @field_validator("priority", mode="before")
     @classmethod
-    def _priority(cls, value: int) -> int:
+    def _priority(cls, value: Any) -> Any:
+        # `true` would be read as 1 and 2.5 as 2: refused, as the queue refuses them
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"must be a whole number from 1 (highest) to 10, got {value!r}")
         if not 1 <= value <= 10:
             raise ValueError(f"must be between 1 (highest) and 10, got {value}")
+        return value
+
+    @field_validator("tenant", mode="before")
+    @classmethod
+    def _tenant(cls, value: Any) -> Any:
+        if not isinstance(value, str) or not value.strip() or value != value.strip():
+            raise ValueError(
+                f"must be a non-empty name without leading or trailing spaces, got {value!r}"
+            )
         return value
 
     @field_validator("max_runtime")

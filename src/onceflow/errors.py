@@ -13,8 +13,14 @@
     ├── ValidateError             the data to validate cannot be read (`table`): a missing
     │                             table, an empty folder. A rule that cannot run is not an
     │                             exception: its outcome is `error` and the others still run
-    └── ReportError               exit 2: a report file could not be written (`path`); the
-                                  validation it holds (`report`) is complete and stored
+    ├── ReportError               exit 2: a report file could not be written (`path`); the
+    │                             validation it holds (`report`) is complete and stored
+    ├── StuckRunError             a scheduled run ran past its `max_runtime` (its lease revoked)
+    └── BlockedRunError           a scheduled run cannot load: an earlier window of its batch
+                                  failed for good (`blocker`, the run id)
+
+`TransientError` is no class: it is the name a retry policy matches an error marked
+`transient` by (`error_names`).
 
 Errors chain their causes (`raise ... from err`), except around drivers whose messages
 may hold a secret: those are re-raised `from None` with a redacted one-line message.
@@ -139,3 +145,83 @@ class ReportError(OnceflowError):
     def __init__(self, message: str, *, report: Any = None, **context: Any) -> None:
         super().__init__(message, **context)
         self.report = report
+
+
+class StuckRunError(OnceflowError):
+    """A scheduled run ran longer than its `max_runtime`: failed, its job's lease revoked."""
+
+
+class BlockedRunError(OnceflowError):
+    """A scheduled run cannot load: an earlier window of its batch (a backfill, a catch-up)
+    that shares a table failed for good, and a table loads its windows in order."""
+
+    def __init__(self, message: str, *, blocker: str | None = None, **context: Any) -> None:
+        super().__init__(message, **context)
+        self.blocker = blocker
+
+
+TRANSIENT = "TransientError"
+
+
+def error_names(error: BaseException) -> tuple[str, ...]:
+    """The names an error answers to in a retry policy's `retry_on`: `TransientError`
+    when it is marked `transient` (a SourceError a retry may heal), then its class and
+    every base class, most specific first (`SourceError`, `OnceflowError`, `Exception`)."""
+    names = [c.__name__ for c in type(error).__mro__ if c not in (object, BaseException)]
+    if getattr(error, "transient", False):
+        names.insert(0, TRANSIENT)
+    return tuple(names)
+
+
+def _known_classes() -> dict[str, type[BaseException]]:
+    import builtins
+
+    found: dict[str, type[BaseException]] = {
+        name: value
+        for name, value in vars(builtins).items()
+        if isinstance(value, type) and issubclass(value, BaseException)
+    }
+    found.update(
+        (name, value)
+        for name, value in globals().items()
+        if isinstance(value, type) and issubclass(value, OnceflowError)
+    )
+    return found
+
+
+def known_error_names() -> frozenset[str]:
+    """The error type names a retry policy knows: onceflow's errors, Python's built-in
+    exceptions, and `TransientError`."""
+    return frozenset(_known_classes()) | {TRANSIENT}
+
+
+def names_of(name: str) -> tuple[str, ...]:
+    """The names an error recorded only by its type name answers to: a known class's
+    own and its bases' (`TimeoutError` -> `TimeoutError`, `OSError`, `Exception`);
+    an unknown name, itself alone."""
+    cls = _known_classes().get(name)
+    if cls is None:
+        return (name,)
+    return tuple(c.__name__ for c in cls.__mro__ if c not in (object, BaseException))
+
+
+def check_error_name(name: object) -> str:
+    """`name` when a retry policy can match it: a known error type (`known_error_names`),
+    or a dotted name standing for a type of another library (`psycopg.OperationalError`,
+    matched by its class name, as a run failed through the API may record one). Else
+    ValueError naming the nearest known names: a misspelt name would match nothing, and
+    the retries it was meant for would silently never happen."""
+    import difflib
+
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"an error type name is non-empty text, got {name!r}")
+    if "." in name.strip(".") or name in known_error_names():
+        return name
+    close = difflib.get_close_matches(name, sorted(known_error_names()), n=3, cutoff=0.75)
+    hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+    raise ValueError(
+        f"unknown error type {name!r}{hint}: use one of onceflow's errors (OnceflowError, "
+        "SourceError, ExtractError, LoadError, LockError, StuckRunError ...), "
+        "TransientError, a Python built-in exception (TimeoutError, OSError ...), or "
+        "another library's type with its module (psycopg.OperationalError)"
+    )

@@ -31,6 +31,7 @@ BASE = (
     "locations",
     "lazy",
     "config",
+    "cronspec",
     "rules",
     "type_names",
     "windows",

@@ -3,6 +3,7 @@ the schedule and the field."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -95,7 +96,31 @@ BASE: dict[str, Any] = {
 @pytest.mark.parametrize(
     ("schedule", "field", "message"),
     [
-        ({"cron": "61 * * * *"}, "schedules[nightly].cron", "invalid cron expression '61 * * * *'"),
+        ({"cron": "61 * * * *"}, "schedules[nightly].cron", "minute 61 is out of range 0-59"),
+        ({"cron": "0 25 * * *"}, "schedules[nightly].cron", "hour 25 is out of range 0-23"),
+        ({"cron": "*/0 * * * *"}, "schedules[nightly].cron", "minute step '0' must be"),
+        ({"cron": "0 2 * * 8"}, "schedules[nightly].cron", "day-of-week 8 is out of range 0-7"),
+        ({"cron": "0 2 * 13 *"}, "schedules[nightly].cron", "month 13 is out of range 1-12"),
+        ({"cron": "0 2 0 * *"}, "schedules[nightly].cron", "day-of-month 0 is out of range 1-31"),
+        ({"cron": "0 2 * *"}, "schedules[nightly].cron", "expected 5 fields (minute hour"),
+        ({"cron": "0 2 31 4 *"}, "schedules[nightly].cron", "'0 2 31 4 *' never fires"),
+        ({"cron": "0 2 30 2 *"}, "schedules[nightly].cron", "'0 2 30 2 *' never fires"),
+        ({"name": "backfill"}, "schedules[backfill].name", "'backfill' is reserved: backfill runs"),
+        ({"name": "Manual"}, "schedules[Manual].name", "'Manual' is reserved"),
+        ({"priority": True}, "schedules[nightly].priority", "whole number from 1 (highest) to 10"),
+        ({"priority": 2.5}, "schedules[nightly].priority", "got 2.5"),
+        ({"tenant": ""}, "schedules[nightly].tenant", "must be a non-empty name"),
+        ({"tenant": " acme"}, "schedules[nightly].tenant", "got ' acme'"),
+        (
+            {"retry": {"retry_on": ["TimeoutErorr"]}},
+            "schedules[nightly].retry.retry_on",
+            "unknown error type 'TimeoutErorr' (did you mean TimeoutError?)",
+        ),
+        (
+            {"retry": {"max_retries": True}},
+            "schedules[nightly].retry.max_retries",
+            "whole number from 0 to 100",
+        ),
         ({"timezone": "Mars/Base"}, "schedules[nightly].timezone", "unknown time zone 'Mars/Base'"),
         ({"priority": 11}, "schedules[nightly].priority", "between 1 (highest) and 10, got 11"),
         ({"priority": 0}, "schedules[nightly].priority", "got 0"),
@@ -145,3 +170,91 @@ def test_a_good_schedule_reads_every_key() -> None:
     assert config.schedule_zone(s).key == "America/New_York"
     with pytest.raises(ConfigError, match="schedule 'weekly' is not in the config"):
         config.schedule("weekly")
+
+
+def test_an_error_answers_to_its_class_its_bases_and_the_transient_marker() -> None:
+    from onceflow.errors import error_names, names_of
+
+    assert error_names(SourceError("reset", transient=True)) == (
+        "TransientError",
+        "SourceError",
+        "OnceflowError",
+        "Exception",
+    )
+    assert error_names(TimeoutError("slow")) == ("TimeoutError", "OSError", "Exception")
+    assert names_of("TimeoutError") == ("TimeoutError", "OSError", "Exception")
+    assert names_of("LockError") == ("LockError", "OnceflowError", "Exception")
+    assert names_of("OperationalError") == ("OperationalError",)
+
+
+def test_retry_on_matches_any_name_a_failed_table_carries() -> None:
+    table = ("TransientError", "SourceError", "ExtractError", "OnceflowError", "Exception")
+    assert RetryPolicy(retry_on=["TransientError"]).is_retryable(table)
+    assert RetryPolicy(retry_on=["OnceflowError"]).is_retryable(table)
+    assert not RetryPolicy(retry_on=["TimeoutError"]).is_retryable(table)
+    # a type recorded by its name alone answers to its known bases
+    assert RetryPolicy(retry_on=["OSError"]).is_retryable("TimeoutError")
+    # a dotted name (a driver's) matches by its class name
+    assert RetryPolicy(retry_on=["psycopg.OperationalError"]).is_retryable("OperationalError")
+    # a blocked run waits for its blocker's fix, never for a policy's retry
+    assert not RetryPolicy().is_retryable(("BlockedRunError", "OnceflowError"))
+
+
+@pytest.mark.parametrize(
+    "cron", ["0 2 29 2 *", "0 2 L * *", "0 2 * * 1#2", "0 2 * * mon-fri", "0 22-2 * * *"]
+)
+def test_cron_expressions_croniter_reads_are_still_accepted(cron: str) -> None:
+    entry = {"name": "nightly", "cron": cron}
+    assert config_from_dict({**BASE, "schedules": [entry]}).schedule("nightly").cron == cron
+
+
+def test_a_calculator_names_the_bad_cron_field_too() -> None:
+    from onceflow.schedule import ScheduleCalculator
+
+    with pytest.raises(ValueError, match="hour 25 is out of range 0-23"):
+        ScheduleCalculator("0 25 * * *")
+    with pytest.raises(ValueError, match="never fires"):
+        ScheduleCalculator("0 2 31 4 *")
+
+
+def test_retry_on_takes_known_names_and_dotted_names_of_other_libraries() -> None:
+    entry = {
+        "name": "nightly",
+        "cron": "0 2 * * *",
+        "retry": {"retry_on": ["TransientError", "StuckRunError", "OSError", "psycopg.Error"]},
+    }
+    config = config_from_dict({**BASE, "schedules": [entry]})
+    assert config.schedule("nightly").retry.retry_on == [
+        "TransientError",
+        "StuckRunError",
+        "OSError",
+        "psycopg.Error",
+    ]
+    with pytest.raises(ConfigError, match="unknown error type 'MyError'"):
+        RetryPolicy(retry_on=["MyError"])
+    # a policy stored before names were checked still reads
+    stored = '{"max_retries": 1, "retry_on": ["TimeoutErorr"]}'
+    assert RetryPolicy.from_json(stored).retry_on == ("TimeoutErorr",)
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"priority": 2.5}, "priority must be a whole number from 1 (highest) to 10, got 2.5"),
+        ({"priority": True}, "got True"),
+        ({"priority": 99}, "priority must be between 1 (highest) and 10, got 99"),
+        ({"tenant": ""}, "tenant must be non-empty text"),
+        ({"pipeline": " "}, "pipeline must be non-empty text"),
+    ],
+)
+def test_a_job_or_run_that_could_not_be_queued_is_refused_when_made(
+    kw: dict[str, Any], message: str
+) -> None:
+    from onceflow.state import JobSpec, RunSpec
+
+    job = {"pipeline": "shop", **kw}
+    with pytest.raises(ValueError, match=re.escape(message)):
+        JobSpec(**job)
+    run = {"pipeline": "shop", "schedule": "s", "tick": "t", "run_date": "d"}
+    with pytest.raises(ValueError, match=re.escape(message)):
+        RunSpec(**{**run, "window_start": "a", "window_end": "b", **kw})

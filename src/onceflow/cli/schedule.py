@@ -103,6 +103,10 @@ def scheduler(
             f"scheduler: {report.recorded} tick(s) recorded, {report.queued} run(s) queued, "
             f"{report.requeued} job(s) requeued, {len(report.stuck)} stuck run(s) failed"
         )
+        for line in report.errors:
+            typer.echo(f"  skipped: {line}")
+    if report.errors:  # the rest of the pass was done; these need a fix
+        raise typer.Exit(1)
 
 
 @app.command(rich_help_panel=PANEL)
@@ -152,7 +156,7 @@ def up(
     _summary("workers", result["worker"], as_json, full=result)
 
 
-def _summary(who: str, counts: dict[str, int], as_json: bool, full: Any = None) -> None:
+def _summary(who: str, counts: dict[str, Any], as_json: bool, full: Any = None) -> None:
     if as_json:
         print_json(full if full is not None else counts)
     else:
@@ -160,7 +164,10 @@ def _summary(who: str, counts: dict[str, int], as_json: bool, full: Any = None) 
             f"{who}: {counts['completed']} completed, {counts['failed']} failed, "
             f"{counts['retried']} to retry, {counts['deferred']} deferred, "
             f"{counts['lost']} lost (lease expired)"
+            + (f", {counts['cancelled']} cancelled" if counts.get("cancelled") else "")
         )
+        for line in counts.get("failures", []):
+            typer.echo(f"  failed: {line}")
     if counts["failed"]:
         raise typer.Exit(1)
 
@@ -187,13 +194,8 @@ def backfill(
     """Queue one run per data date from --from to --to, idempotently."""
     from onceflow.config import load_config
     from onceflow.schedule import backfill as run_backfill
-    from onceflow.windows import parse_run_date
 
-    cfg = load_config(config)
-    # parsed here so that a bad date names the flag it came from, not --date
-    first = parse_run_date(start, cfg.zone, option="--from")
-    last = parse_run_date(end, cfg.zone, option="--to")
-    report = run_backfill(cfg, first, last, schedule=schedule, reprocess=reprocess)
+    report = run_backfill(load_config(config), start, end, schedule=schedule, reprocess=reprocess)
     if as_json:
         print_json(report.as_dict())
     else:

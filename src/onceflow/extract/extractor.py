@@ -21,6 +21,7 @@ from onceflow.errors import (
     LockError,
     OnceflowError,
     SourceError,
+    error_names,
     is_panic,
     plain_message,
 )
@@ -102,6 +103,8 @@ class ExtractionResult:
     error: str | None = None
     reason: str | None = None
     attempts: int = 0
+    #: A failure's type names for a retry policy (`onceflow.errors.error_names`).
+    error_types: tuple[str, ...] = ()
 
     def as_state(self) -> ExtractionOutcome:
         """What the state store records of a finished table."""
@@ -418,6 +421,7 @@ def extract_table(
             **base,
             action="failed",
             error=_failure(job, error),
+            error_types=error_names(error),
             reason=reason,
             attempts=attempts,
             started_at=started.isoformat(),

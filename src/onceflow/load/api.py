@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from onceflow.config import Config, LoadConfig, TableConfig
-from onceflow.errors import ConfigError, LoadError, LockError
+from onceflow.errors import ConfigError, LoadError, LockError, error_names
 from onceflow.lake import SourceFile, Uncommitted, discover_path, scan_table_files
 from onceflow.load.loader import (
     ACTIONS,
@@ -186,7 +186,14 @@ def _run_one(
                 gate=gate,
             )
     except LockError as error:
-        return TableLoadResult(tgt.key, tgt.target, tgt.uri, tgt.cfg.strategy, error=str(error))
+        return TableLoadResult(
+            tgt.key,
+            tgt.target,
+            tgt.uri,
+            tgt.cfg.strategy,
+            error=str(error),
+            error_types=error_names(error),
+        )
 
 
 def standalone_target(

@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from onceflow.config import LoadConfig
-from onceflow.errors import LoadError, LockError, OnceflowError, is_panic
+from onceflow.errors import LoadError, LockError, OnceflowError, error_names, is_panic
 from onceflow.faults import crashpoint
 from onceflow.lake import SourceFile
 from onceflow.load import markers
@@ -122,6 +122,8 @@ class TableLoadResult:
     waiting: str | None = None
     uncommitted: str | None = None
     duration_seconds: float = 0.0
+    #: A failure's type names for a retry policy (`onceflow.errors.error_names`).
+    error_types: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -539,10 +541,12 @@ def load_table(
             store.files.record_unloaded(tgt.uri, result.rewound)
     except OnceflowError as error:
         result.error = redact(str(error))
+        result.error_types = error_names(error)
         return result
     except Exception as error:
         reason = redact(one_line(str(error)))[:300]
         result.error = f"{tgt.uri}: cannot read or rewind the Delta table ({reason})"
+        result.error_types = error_names(error)
         return result
     # files of later windows than `limit` are out of this load's scope: those the table
     # holds stay in place, uncounted (a `load --date` before them did not skip them)
@@ -648,6 +652,7 @@ def _refuse(
     result.error = message + (
         f" ({len(others)} other file(s) of the replay wait)" if others else ""
     )
+    result.error_types = error_names(error)
     log.error("%s: %s", tgt.key, message, extra={"table": tgt.key, "action": "failed"})
 
 
@@ -683,6 +688,7 @@ def _run_steps(
             outcome = apply_step(store, tgt, step, token=token, check_lock=check_lock, gate=gate)
         except LockError as error:
             result.error = str(error)
+            result.error_types = error_names(error)
             break
         except OnceflowError as error:
             message = redact(str(error))
@@ -694,6 +700,7 @@ def _run_steps(
             result.error = message + (
                 f" ({remaining} later file(s) of the table wait)" if remaining else ""
             )
+            result.error_types = error_names(error)
             log.error("%s: %s", tgt.key, message, extra={"table": tgt.key, "action": "failed"})
             break
         result.files.append(outcome)

@@ -11,6 +11,7 @@ Each takes an open state store; the functions below take configs, like the other
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import re
@@ -23,7 +24,7 @@ from uuid import UUID
 
 from onceflow.clock import now, now_iso
 from onceflow.config import Config, ScheduleConfig, ScheduleRetryConfig
-from onceflow.errors import ConfigError, TransitionError
+from onceflow.errors import ConfigError, TransitionError, error_names, names_of
 from onceflow.redact import redact
 from onceflow.schedule.cron import Tick
 from onceflow.schedule.retry import RetryPolicy, error_type_of, failures_since_reprocess
@@ -31,6 +32,7 @@ from onceflow.schedule.scheduler import (
     PassReport,
     Scheduler,
     calculator,
+    cancel_run,
     enqueue_run,
     queue_runs,
     run_spec,
@@ -53,6 +55,7 @@ from onceflow.state.scheduled_runs import (
     FAILED,
     PENDING,
     RUNNING,
+    SCHEDULED,
 )
 from onceflow.windows import parse_run_date, window_for
 
@@ -201,11 +204,19 @@ def backfill(
         raise ConfigError(
             f"--reprocess: expected none, failed or all, got {reprocess!r}", field="reprocess"
         )
-    first, last = parse_run_date(start, config.zone), parse_run_date(end, config.zone)
+    first = parse_run_date(start, config.zone, option="--from")
+    last = parse_run_date(end, config.zone, option="--to")
     if last < first:
         raise ConfigError(f"--to {last} is before --from {first}", field="to")
     if (last - first).days > 36_600:
         raise ConfigError("--from/--to: at most 100 years at once", field="from")
+    ends = window_for(last, config.zone).end
+    if ends.astimezone(UTC) > now():
+        raise ConfigError(
+            f"--to {last}: its window ends at {ends.isoformat()}, in the future; a backfill "
+            "runs complete days (the schedule runs the others once they end)",
+            field="to",
+        )
     settings = _backfill_settings(config, schedule)
     store = store or open_store(config.state_url)
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
@@ -265,7 +276,7 @@ def _backfill_settings(config: Config, name: str | None) -> ScheduleConfig:
         return config.schedule(name)
     if len(config.schedules) == 1:
         return config.schedules[0]
-    return ScheduleConfig(name=BACKFILL, cron="0 0 * * *")
+    return ScheduleConfig(name="defaults", cron="0 0 * * *")  # its settings only
 
 
 def tenant_status(
@@ -366,7 +377,31 @@ class PipelineStateManager:
         worker: str | None = None,
         error: str | None = None,
     ) -> None:
-        """One conditional transition (TransitionError when illegal or stale)."""
+        """One conditional transition (TransitionError when illegal or stale), with what
+        it means for the run's job in the same transaction:
+
+        * to PENDING from FAILED, COMPLETED, CANCELLED or RUNNING (a requeue by hand):
+          a job is queued for it (a job it still had is cancelled first), so a worker
+          runs it. SCHEDULED -> PENDING queues none: the seed's caller enqueues its own
+          job next (a scheduler serving the pipeline queues one for a PENDING run that
+          has none);
+        * to CANCELLED: its queued or claimed job is cancelled; a worker running it
+          stops before its load and drops it (see docs/schedule.md, Cancelling)."""
+        if to_state == PENDING and from_state != SCHEDULED:
+            run = self._get(run_id)
+            with self.store.transaction() as tx:
+                enqueue_run(
+                    self.store,
+                    run,
+                    from_state,
+                    tx=tx,
+                    reason="requeued by hand (transition_state)",
+                    values={"waiting_on": None},
+                )
+            return
+        if to_state == CANCELLED:
+            cancel_run(self.store, run_id, from_state, worker=worker, error=error)
+            return
         self.store.scheduled_runs.transition(
             run_id, from_state, to_state, worker=worker, error=error
         )
@@ -444,6 +479,7 @@ class PipelineStateManager:
                     "ended_at": ended.isoformat(),
                     "duration_seconds": _elapsed(run, ended),
                     "error_type": error_type_of(error),
+                    "error_types": json.dumps(_names(error)),
                 },
                 tx=tx,
             )
@@ -600,7 +636,13 @@ class RetryManager:
         run, queued = self._retryable(run_id)
         policy = self._policy(run, retry_config)
         failures = failures_since_reprocess(self.store.scheduled_runs.history(run_id))
-        kind = error if error is not None else (run.error_type or _typed(run.error) or "Error")
+        kind: BaseException | str | tuple[str, ...]
+        if error is not None:
+            kind = error
+        elif run.error_types:
+            kind = run.error_names
+        else:
+            kind = run.error_type or _typed(run.error) or "Error"
         answer = policy.should_retry(max(1, failures), kind)
         if queued is not None and not answer:
             log.warning(
@@ -769,3 +811,11 @@ def _elapsed(run: ScheduledRunRecord, ended: datetime) -> float | None:
 
 def _typed(message: str | None) -> str | None:
     return error_type_of(message) if message else None
+
+
+def _names(error: str | BaseException) -> list[str]:
+    """Every type name of an error given as an exception or as a `Name: ...` message."""
+    if isinstance(error, BaseException):
+        return list(error_names(error))
+    kind = error_type_of(error)
+    return list(names_of(kind)) if kind else []

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from onceflow.cronspec import check_cron
 from onceflow.windows import Window, window_for
 
 # No zone's fall-back repeat lasts longer (Antarctica/Troll's is 2 hours): instants are
@@ -80,10 +81,8 @@ class ScheduleCalculator:
         window_days_before: int = 1,
         window_zone: ZoneInfo | str | None = None,
     ) -> None:
-        from croniter import croniter
-
-        if cron is not None and (len(cron.split()) != 5 or not croniter.is_valid(cron)):
-            raise ValueError(f"invalid cron expression {cron!r}")
+        if cron is not None:
+            check_cron(cron)  # ValueError naming the bad field, or that it never fires
         # None: the seed's stateless calculator, which is given a cron expression per call
         # (`ScheduleCalculator().calculate_next_run(cron, zone)`)
         self._cron = cron

@@ -28,10 +28,13 @@ from pydantic import ValidationError
 
 from onceflow.clock import now
 from onceflow.config import ScheduleRetryConfig
-from onceflow.errors import ConfigError
+from onceflow.errors import ConfigError, check_error_name, error_names, names_of
 from onceflow.state.scheduled_runs import FAILED
 
 NEVER_RETRIED = ("ConfigError", "TransitionError")
+# A blocked run waits for the fix of the window before it, never for time: no policy
+# retries it (the blocker's reprocess requeues it).
+BLOCKED = "BlockedRunError"
 # "TimeoutError: read timed out": the way Python prints an exception, and the way callers
 # pass one as a message (the seed's mark_as_failed takes a string)
 _TYPED_MESSAGE = re.compile(r"^\s*([A-Za-z_][\w.]*(?:Error|Exception))\s*:")
@@ -66,14 +69,19 @@ def failures_since_reprocess(history: Sequence[_Step]) -> int:
     return count
 
 
-def error_types(error: BaseException | str) -> list[str]:
-    """The names an error matches in `retry_on`: its class and bases, `TransientError`."""
+ErrorLike = BaseException | str | Sequence[str]
+
+
+def error_types(error: ErrorLike) -> list[str]:
+    """The names an error matches in `retry_on`: its class and bases, `TransientError`
+    when it is marked transient (`onceflow.errors.error_names`). A type name alone
+    stands for its known class and bases (`TimeoutError` -> `OSError`, `Exception`);
+    a sequence of names (a failed table's, as the worker carries them) is taken as is."""
+    if isinstance(error, BaseException):
+        return list(error_names(error))
     if isinstance(error, str):
-        return [error]
-    names = [cls.__name__ for cls in type(error).__mro__ if cls not in (object, BaseException)]
-    if getattr(error, "transient", False):
-        names.insert(0, "TransientError")
-    return names
+        return list(names_of(error))
+    return list(error)
 
 
 @dataclass(frozen=True, init=False)
@@ -110,6 +118,11 @@ class RetryPolicy:
         if isinstance(names, str):
             # a lone string would become a tuple of its letters, and match nothing
             raise TypeError(f"RetryPolicy: retry_on is a list of error type names, got {names!r}")
+        if names is not None:
+            try:
+                names = [check_error_name(n) for n in names]
+            except ValueError as error:
+                raise ConfigError(f"retry_on: {error}", field="retry_on") from None
         # frozen: the dataclass's own __init__ would set the fields the same way
         object.__setattr__(self, "max_retries", max_retries)
         object.__setattr__(self, "backoff_base_minutes", backoff_base_minutes)
@@ -179,18 +192,24 @@ class RetryPolicy:
         if not text:
             return cls()
         data: dict[str, Any] = json.loads(text)
-        if data.get("retry_on") is not None:
-            data["retry_on"] = tuple(data["retry_on"])
-        return cls(**data)
+        names = data.pop("retry_on", None)
+        policy = cls(**data)
+        # as stored: a run recorded before names were checked keeps its policy
+        object.__setattr__(policy, "retry_on", None if names is None else tuple(names))
+        return policy
 
-    def is_retryable(self, error: BaseException | str) -> bool:
+    def is_retryable(self, error: ErrorLike) -> bool:
         """True when this error type may be retried under the policy."""
         names = error_types(error)
+        if BLOCKED in names:
+            return False
         if self.retry_on is None:
             return not any(n in NEVER_RETRIED for n in names)
-        return any(n in self.retry_on for n in names)
+        # a dotted name (`psycopg.OperationalError`) matches by its class name
+        wanted = {n.rsplit(".", 1)[-1] for n in self.retry_on}
+        return any(n in wanted for n in names)
 
-    def should_retry(self, failed_attempts: int, error: BaseException | str) -> bool:
+    def should_retry(self, failed_attempts: int, error: ErrorLike) -> bool:
         """Retry after `failed_attempts` failures (the first run counts) with this error?"""
         return failed_attempts <= self.max_retries and self.is_retryable(error)
 

@@ -20,8 +20,10 @@ every one. A schedule seen for the first time starts at `start:` when given, els
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -29,12 +31,13 @@ from typing import Any
 
 from onceflow.clock import now, now_iso
 from onceflow.config import Config, ScheduleConfig
-from onceflow.errors import ConfigError, TransitionError
+from onceflow.errors import ConfigError, StateError, TransitionError
 from onceflow.faults import crashpoint
 from onceflow.schedule.cron import ScheduleCalculator, Tick
-from onceflow.schedule.retry import RetryPolicy
+from onceflow.schedule.retry import RetryPolicy, failures_since_reprocess
 from onceflow.state import JobSpec, RunSpec, ScheduledRunRecord, Store, Tx, open_store
-from onceflow.state.scheduled_runs import FAILED, PENDING, RUNNING, SCHEDULED
+from onceflow.state.queue import CANCELLED as CANCELLED_JOB
+from onceflow.state.scheduled_runs import CANCELLED, FAILED, PENDING, RUNNING, SCHEDULED
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,10 @@ class PassReport:
     queued: int = 0
     requeued: int = 0
     stuck: list[str] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)
+    #: What this pass skipped, one line each: a schedule it could not compute, a run it
+    #: could not queue (a bad row). The other schedules and runs went on.
+    errors: list[str] = field(default_factory=list)
 
     def add(self, other: PassReport) -> None:
         """Sum another pass into this one."""
@@ -57,6 +64,8 @@ class PassReport:
         self.queued += other.queued
         self.requeued += other.requeued
         self.stuck += other.stuck
+        self.repaired += other.repaired
+        self.errors += other.errors
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -135,7 +144,12 @@ def shared_store(configs: Sequence[Config]) -> Store:
 
 
 def job_of(run: ScheduledRunRecord, run_after: float | None = None) -> JobSpec:
-    """The queue job of a scheduled run."""
+    """The queue job of a scheduled run, due at `run_after` (default now) but never
+    before its window ends: a window still open (`window: same_day`, a schedule zone
+    ahead of the pipeline's) would only fail as partial, so its job waits for the end."""
+    ends = datetime.fromisoformat(run.window_end).timestamp()
+    if ends > time.time():
+        run_after = max(run_after or 0.0, ends)
     return JobSpec(
         pipeline=run.pipeline,
         payload={"run_id": run.id},
@@ -158,28 +172,78 @@ def enqueue_run(
 ) -> int:
     """Move a run to PENDING and queue its job, in the caller's transaction. The
     conditional transition comes first: of two processes queueing the same run, the
-    second gets TransitionError before it inserts a job."""
+    second gets TransitionError before it inserts a job. A job the run still has (a
+    run marked running by hand while its job waited) is cancelled: one live job a run."""
     store.scheduled_runs.transition(
         run.id, from_state, PENDING, reason=reason, values=values or {}, tx=tx
     )
+    old = store.queue.live_job_of_run(run.id, tx=tx)
+    if old is not None:
+        store.queue.revoke(old.id, f"superseded: {reason}", state=CANCELLED_JOB, tx=tx)
     job_id = store.queue.enqueue(job_of(run, run_after), tx=tx)
     store.scheduled_runs.set_job(run.id, job_id, tx=tx)
     return job_id
 
 
-def queue_runs(store: Store, runs: Sequence[ScheduledRunRecord], *, reason: str = "due") -> int:
+def cancel_run(
+    store: Store,
+    run_id: str,
+    from_state: str,
+    *,
+    worker: str | None = None,
+    error: str | None = None,
+) -> None:
+    """Cancel a run and end its job in one transaction: a queued job is never claimed,
+    and a claimed one's token is fenced, so its worker records nothing more for it and
+    drops it before its load (what it already committed stays: see the docs)."""
+    with store.transaction() as tx:
+        store.scheduled_runs.transition(
+            run_id,
+            from_state,
+            CANCELLED,
+            worker=worker,
+            error=error,
+            reason="cancelled",
+            values={"ended_at": now_iso(), "waiting_on": None},
+            tx=tx,
+        )
+        job = store.queue.live_job_of_run(run_id, tx=tx)
+        if job is not None:
+            store.queue.revoke(job.id, "its run was cancelled", state=CANCELLED_JOB, tx=tx)
+    log.info("scheduled run %s: cancelled (was %s)", run_id, from_state)
+
+
+def queue_runs(
+    store: Store,
+    runs: Sequence[ScheduledRunRecord],
+    *,
+    reason: str = "due",
+    skipped: list[str] | None = None,
+) -> int:
     """SCHEDULED -> PENDING with a queued job, 200 runs per transaction (one conditional
-    update each); runs another process queued first are left out. Returns how many this
-    call queued."""
+    update each); runs another process queued first are left out. A run whose job
+    cannot be made (a bad priority or tenant written around the API) is left SCHEDULED
+    and described in `skipped`: one bad row does not hold the others back. Returns how
+    many this call queued."""
+    good: list[tuple[ScheduledRunRecord, JobSpec]] = []
+    for run in runs:
+        try:
+            good.append((run, job_of(run)))
+        except ValueError as error:
+            if skipped is not None:
+                skipped.append(
+                    f"scheduled run {run.id} ({run.pipeline} {run.schedule} {run.tick}) "
+                    f"cannot be queued: {error}"
+                )
     queued = 0
-    for lo in range(0, len(runs), 200):
-        chunk = {r.id: r for r in runs[lo : lo + 200]}
+    for lo in range(0, len(good), 200):
+        chunk = {r.id: job for r, job in good[lo : lo + 200]}
         with store.transaction() as tx:
             moved = store.scheduled_runs.transition_many(
                 list(chunk), SCHEDULED, PENDING, reason=reason, tx=tx
             )
             # the worker records the job id when it starts the run
-            store.queue.enqueue_many([job_of(chunk[i]) for i in moved], tx=tx)
+            store.queue.enqueue_many([chunk[i] for i in moved], tx=tx)
         queued += len(moved)
     return queued
 
@@ -207,9 +271,16 @@ def requeue_expired(store: Store) -> int:
     return len(jobs)
 
 
+STUCK_NAMES = ("StuckRunError", "OnceflowError", "Exception")
+
+
 def fail_stuck(store: Store, pipelines: Sequence[str] | None = None) -> list[str]:
     """Runs RUNNING past their max_runtime: reported, failed, and their job's lease
-    revoked (the worker's later writes are refused). Returns their ids."""
+    revoked (the worker's later writes are refused); then retried like any failure when
+    the run's policy says so (StuckRunError). Returns their ids.
+
+    A retry cannot overlap the stuck attempt's writes: that worker still holds the run's
+    lock while it runs, so the retry waits for the lock (deferred) until it ends."""
     moment = now()
     stuck = []
     for run in store.scheduled_runs.find(state=RUNNING, limit=100_000):
@@ -224,6 +295,13 @@ def fail_stuck(store: Store, pipelines: Sequence[str] | None = None) -> list[str
             f"stuck: RUNNING for {ran:.0f}s, past max_runtime {run.max_runtime_seconds:.0f}s; "
             f"worker {run.worker}'s lease revoked"
         )
+        policy = RetryPolicy.from_json(run.retry_policy)
+        failures = failures_since_reprocess(store.scheduled_runs.history(run.id)) + 1
+        due = (
+            policy.calculate_retry_time(failures)
+            if policy.should_retry(failures, STUCK_NAMES)
+            else None
+        )
         try:
             with store.transaction() as tx:
                 job = store.queue.live_job_of_run(run.id, tx=tx)
@@ -234,14 +312,57 @@ def fail_stuck(store: Store, pipelines: Sequence[str] | None = None) -> list[str
                     RUNNING,
                     FAILED,
                     error=message,
-                    values={"error_type": "StuckRunError", "ended_at": now_iso()},
+                    values={
+                        "error_type": "StuckRunError",
+                        "error_types": json.dumps(STUCK_NAMES),
+                        "ended_at": now_iso(),
+                    },
                     tx=tx,
                 )
+                if due is not None:
+                    enqueue_run(
+                        store,
+                        run,
+                        FAILED,
+                        tx=tx,
+                        reason=f"retry {failures} of {policy.max_retries}",
+                        run_after=due.timestamp(),
+                        values={"next_attempt_at": due.isoformat()},
+                    )
         except TransitionError:
             continue  # it finished meanwhile
-        log.error("scheduled run %s (%s %s): %s", run.id, run.pipeline, run.run_date, message)
+        retry = f"; retry {failures} of {policy.max_retries} at {due.isoformat()}" if due else ""
+        log.error(
+            "scheduled run %s (%s %s): %s%s", run.id, run.pipeline, run.run_date, message, retry
+        )
         stuck.append(run.id)
     return stuck
+
+
+def repair_orphans(store: Store, pipelines: Sequence[str] | None = None) -> list[str]:
+    """Queue a job for every PENDING run that has none (a hand-made transition or an
+    edited row left it so: nothing would ever run it). Returns their ids."""
+    repaired = []
+    for run in store.scheduled_runs.orphans():
+        if pipelines is not None and run.pipeline not in pipelines:
+            continue
+        try:
+            with store.transaction() as tx:
+                job_id = store.queue.enqueue(job_of(run), tx=tx)
+                store.scheduled_runs.set_job(run.id, job_id, tx=tx)
+        except Exception as error:  # another scheduler queued it first (one live job per run)
+            log.debug("run %s: not repaired here: %s", run.id, error)
+            continue
+        log.warning(
+            "scheduled run %s (%s %s %s) was PENDING with no job: queued job %d",
+            run.id,
+            run.pipeline,
+            run.schedule,
+            run.run_date,
+            job_id,
+        )
+        repaired.append(run.id)
+    return repaired
 
 
 class Scheduler:
@@ -257,21 +378,37 @@ class Scheduler:
         self.configs = list(configs)
         self.store = store or shared_store(self.configs)
         self.grace = grace
+        self._reported: set[str] = set()
 
     @property
     def pipelines(self) -> list[str]:
         """The pipelines this scheduler serves."""
         return [c.pipeline for c in self.configs]
 
-    def record_ticks(self, at: datetime | None = None) -> int:
+    def record_ticks(self, at: datetime | None = None, errors: list[str] | None = None) -> int:
         """Record the due ticks of every schedule (catch-up policy applied); returns how
-        many runs this call created."""
+        many runs this call created. A schedule that fails is logged and described in
+        `errors`, and the others go on; a state store outage (StateError) stops the pass."""
         moment = at or now()
-        return sum(
-            self._record(config, schedule, moment)
-            for config in self.configs
-            for schedule in config.schedules
-        )
+        created = 0
+        for config in self.configs:
+            for schedule in config.schedules:
+                try:
+                    created += self._record(config, schedule, moment)
+                except StateError:
+                    raise
+                except Exception as error:
+                    self._skip(errors, f"{config.pipeline}/{schedule.name}", error)
+        return created
+
+    def _skip(self, errors: list[str] | None, what: str, error: Exception | str) -> None:
+        detail = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+        text = f"{what}: {' '.join(str(detail).split())}"
+        if errors is not None:
+            errors.append(text)
+        if text not in self._reported:  # once per process: it repeats every pass
+            self._reported.add(text)
+            log.error("scheduler: skipped %s", text)
 
     def _record(self, config: Config, schedule: ScheduleConfig, at: datetime) -> int:
         """Record one schedule's due ticks, at most CHUNK per transaction, each
@@ -320,19 +457,26 @@ class Scheduler:
             if policy != "all" or len(due) < CHUNK:
                 return created
 
-    def queue_due(self, at: datetime | None = None) -> int:
-        """Queue the SCHEDULED runs whose tick is due; returns how many this call queued."""
+    def queue_due(self, at: datetime | None = None, errors: list[str] | None = None) -> int:
+        """Queue the SCHEDULED runs whose tick is due; returns how many this call queued.
+        A run that cannot be queued (a bad row) is skipped, logged and put in `errors`."""
         moment = (at or now()).astimezone(UTC).isoformat()
         due = [r for r in self.store.scheduled_runs.due(moment) if r.pipeline in self.pipelines]
-        return queue_runs(self.store, due)
+        skipped: list[str] = []
+        queued = queue_runs(self.store, due, skipped=skipped)
+        for text in skipped:
+            self._skip(errors, "a due run", text)
+        return queued
 
     def run_once(self, at: datetime | None = None) -> PassReport:
-        """One pass: record due ticks, queue due runs, requeue expired jobs, fail stuck runs."""
+        """One pass: record due ticks, queue due runs, requeue expired jobs, fail stuck
+        runs, queue PENDING runs without a job. What it had to skip is in `errors`."""
         report = PassReport()
-        report.recorded = self.record_ticks(at)
-        report.queued = self.queue_due(at)
+        report.recorded = self.record_ticks(at, report.errors)
+        report.queued = self.queue_due(at, report.errors)
         report.requeued = requeue_expired(self.store)
         report.stuck = fail_stuck(self.store, self.pipelines)
+        report.repaired = repair_orphans(self.store, self.pipelines)
         if report.recorded or report.queued or report.requeued or report.stuck:
             log.info(
                 "scheduler: %d tick(s) recorded, %d run(s) queued, %d job(s) requeued, "
@@ -347,11 +491,14 @@ class Scheduler:
     def next_ticks(self, at: datetime | None = None) -> dict[str, Tick]:
         """The next tick of every schedule, by `pipeline/schedule`."""
         moment = at or now()
-        return {
-            f"{c.pipeline}/{s.name}": calculator(c, s).next_tick(moment)
-            for c in self.configs
-            for s in c.schedules
-        }
+        ticks = {}
+        for c in self.configs:
+            for s in c.schedules:
+                try:
+                    ticks[f"{c.pipeline}/{s.name}"] = calculator(c, s).next_tick(moment)
+                except Exception as error:  # reported by the pass; the others still count
+                    self._skip(None, f"{c.pipeline}/{s.name}", error)
+        return ticks
 
     def run_forever(
         self, stop: threading.Event, *, interval: float = 5.0, max_passes: int | None = None

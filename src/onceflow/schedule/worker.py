@@ -21,6 +21,7 @@ the leases expire and any scheduler or worker requeues the jobs.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -28,19 +29,27 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from onceflow.clock import now_iso
 from onceflow.config import Config
-from onceflow.errors import LeaseLostError, LockError, StateError, TransitionError
+from onceflow.errors import (
+    LeaseLostError,
+    LockError,
+    StateError,
+    TransitionError,
+    error_names,
+    names_of,
+)
 from onceflow.faults import crashpoint
-from onceflow.pipeline import run_window
+from onceflow.pipeline import RunSummary, run_window
 from onceflow.redact import redact
 from onceflow.schedule.retry import RetryPolicy, failures_since_reprocess
 from onceflow.schedule.scheduler import enqueue_run, requeue_expired, shared_store
 from onceflow.state import Job, ScheduledRunRecord, Store, Tx
 from onceflow.state.queue import DEFAULT_LEASE_SECONDS
-from onceflow.state.scheduled_runs import COMPLETED, FAILED, PENDING, RUNNING
+from onceflow.state.scheduled_runs import CANCELLED, COMPLETED, FAILED, PENDING, RUNNING
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +68,43 @@ class WorkerReport:
     retried: int = 0
     deferred: int = 0
     lost: int = 0
+    #: Runs cancelled while this worker held them: dropped, not a failure.
+    cancelled: int = 0
+    #: One line per run that failed for good: which, and why (`worker` prints them).
+    failures: list[str] = field(default_factory=list)
 
-    def as_dict(self) -> dict[str, int]:
+    def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return vars(self).copy()
+        return {**vars(self), "failures": list(self.failures)}
+
+
+def failure_of(summary: RunSummary) -> tuple[str, tuple[str, ...], str] | None:
+    """(error type, every type name, message) of a failed run, or None. The type is the
+    step's (`ExtractError`, `LoadError`); the names add the failed table's own error's
+    class, bases and transient marker, so that `retry_on: [TransientError]` or
+    `[OSError]` matches a table that failed with one."""
+    error = summary.error
+    if error is None:
+        return None
+    kind, message = error
+    causes: tuple[str, ...] = ()
+    if kind == "ExtractError":
+        causes = next((r.error_types for r in summary.results if r.action == "failed"), ())
+    elif summary.load is not None:
+        causes = next((t.error_types for t in summary.load.results if not t.ok), ())
+    return kind, tuple(dict.fromkeys((*causes, *names_of(kind)))), message
+
+
+def _waiting_text(earlier: ScheduledRunRecord) -> str:
+    return (
+        f"waiting for the earlier window {earlier.run_date} ({earlier.state}) of "
+        f"{earlier.schedule} to load first"
+    )
+
+
+def _defer_delay(job: Job) -> float:
+    """0.5 s, doubling with each claim of the job, at most MAX_DEFER_SECONDS."""
+    return float(min(MAX_DEFER_SECONDS, 0.5 * 2 ** min(job.attempts - 1, 8)))
 
 
 def default_worker_id() -> str:
@@ -237,6 +279,11 @@ class Worker:
         run = self.store.scheduled_runs.get(job.run_id) if job.run_id else None
         if config is None or run is None:
             return self._refuse(job, f"job {job.id} is not a scheduled run of {job.pipeline}")
+        earlier = self.earlier(run)
+        if run.waiting_on and earlier is not None and earlier.state != FAILED:
+            # deferred before (its extraction is committed) and still waiting: back to the
+            # queue without starting it, so that waiting is not counted as an attempt
+            return self._wait(job, run, _waiting_text(earlier))
         try:
             with self.store.transaction() as tx:
                 self.store.queue.check(job.id, token, tx=tx)
@@ -249,12 +296,18 @@ class Worker:
                     tx=tx,
                 )
         except LeaseLostError as error:
-            log.warning("worker %s: %s", self.worker_id, error)
-            return "lost"
-        except TransitionError as error:  # cancelled meanwhile, say
+            return self._dropped(run, error)
+        except TransitionError as error:
+            now_run = self.store.scheduled_runs.get(run.id)
+            if now_run is not None and now_run.state == CANCELLED:
+                # cancelled before its job was ended (by an older onceflow): end it here
+                self.store.queue.revoke(job.id, "its run was cancelled", state="cancelled")
+                return self._dropped(run, error)
             return self._refuse(job, str(error))
         crashpoint("worker_after_start")
         started = time.monotonic()  # the run's duration: immune to wall-clock steps
+        if earlier is not None and earlier.state == FAILED:
+            return self._block(job, run, earlier)
         log.info(
             "worker %s: run %s %s %s started",
             self.worker_id,
@@ -275,34 +328,45 @@ class Worker:
                 store=self.store,
             )
         except LeaseLostError as error:
-            log.warning("worker %s: %s", self.worker_id, error)
-            return "lost"
+            return self._dropped(run, error)
         except LockError as error:
             return self._defer(job, run, f"waiting for a lock: {error}")
         except Exception as error:
             elapsed = time.monotonic() - started
-            return self._fail(job, run, error, type(error).__name__, str(error), elapsed)
+            return self._fail(
+                job, run, error_names(error), type(error).__name__, str(error), elapsed
+            )
         crashpoint("worker_before_complete")
         if summary.deferred:
+            earlier = self.earlier(run)
+            if earlier is not None and earlier.state == FAILED:  # it failed meanwhile
+                return self._block(job, run, earlier)
             return self._defer(job, run, summary.deferred)
-        failure = summary.error
+        failure = failure_of(summary)
         elapsed = time.monotonic() - started
         if failure is None:
             return self._complete(job, run, elapsed)
-        return self._fail(job, run, failure[0], failure[0], failure[1], elapsed)
+        kind, names, message = failure
+        return self._fail(job, run, names, kind, message, elapsed)
+
+    def earlier(self, run: ScheduledRunRecord) -> ScheduledRunRecord | None:
+        """The earlier window `run` must let load first: of its schedule (or backfill),
+        sharing a table, and still queued or running, or failed in the same batch. A
+        failed one comes first: it blocks `run` for good, where the others only delay it."""
+        mine = set(run.table_list) if run.table_list is not None else None
+        sharing = [
+            other
+            for other in self.store.scheduled_runs.earlier_unfinished(run)
+            if mine is None or other.table_list is None or mine & set(other.table_list)
+        ]
+        failed = [other for other in sharing if other.state == FAILED]
+        first = failed or sharing
+        return first[0] if first else None
 
     def blocker(self, run: ScheduledRunRecord) -> str | None:
-        """Why `run` may not load yet: an earlier window of its schedule (or backfill)
-        sharing a table is still queued or running, or failed in the same batch."""
-        mine = set(run.table_list) if run.table_list is not None else None
-        for other in self.store.scheduled_runs.earlier_unfinished(run):
-            theirs = set(other.table_list) if other.table_list is not None else None
-            if mine is None or theirs is None or mine & theirs:
-                return (
-                    f"waiting for the earlier window {other.run_date} ({other.state}) of "
-                    f"{other.schedule} to load first"
-                )
-        return None
+        """Why `run` may not load yet (an earlier window comes first), or None."""
+        earlier = self.earlier(run)
+        return None if earlier is None else _waiting_text(earlier)
 
     def _write(self, record: Callable[[Tx], None]) -> None:
         """Run an outcome's transaction; when the database was away (a connection cut, then
@@ -342,10 +406,7 @@ class Worker:
         try:
             self._write(record)
         except (LeaseLostError, TransitionError) as error:
-            log.warning(
-                "worker %s: completion of run %s refused: %s", self.worker_id, run.id, error
-            )
-            return "lost"
+            return self._dropped(run, error)
         log.info(
             "worker %s: run %s %s %s completed",
             self.worker_id,
@@ -359,7 +420,7 @@ class Worker:
         self,
         job: Job,
         run: ScheduledRunRecord,
-        error: BaseException | str,
+        names: tuple[str, ...],
         kind: str,
         message: str,
         duration: float,
@@ -367,7 +428,7 @@ class Worker:
         message = redact(message)
         policy = RetryPolicy.from_json(run.retry_policy)
         failures = failures_since_reprocess(self.store.scheduled_runs.history(run.id)) + 1
-        retry = policy.should_retry(failures, error)
+        retry = policy.should_retry(failures, names)
         due = policy.calculate_retry_time(failures) if retry else None
 
         def record(tx: Tx) -> None:
@@ -380,6 +441,7 @@ class Worker:
                 error=message,
                 values={
                     "error_type": kind,
+                    "error_types": json.dumps(names),
                     "ended_at": now_iso(),
                     "duration_seconds": round(duration, 3),
                 },
@@ -399,8 +461,7 @@ class Worker:
         try:
             self._write(record)
         except (LeaseLostError, TransitionError) as lost:
-            log.warning("worker %s: failure of run %s refused: %s", self.worker_id, run.id, lost)
-            return "lost"
+            return self._dropped(run, lost)
         if due is not None:
             log.warning(
                 "worker %s: run %s %s failed (%s: %s); retry %d of %d at %s",
@@ -421,12 +482,55 @@ class Worker:
             run.run_date,
             kind,
             message,
-            "" if policy.is_retryable(error) else " - not retryable",
+            "" if policy.is_retryable(names) else " - not retryable",
         )
+        with self._guard:
+            self.report.failures.append(
+                f"{run.pipeline} {run.schedule} {run.run_date} (run {run.id}): {kind}: {message}"
+            )
         return "failed"
 
+    def _block(self, job: Job, run: ScheduledRunRecord, blocker: ScheduledRunRecord) -> str:
+        """Fail a run whose earlier window failed for good (no retry pending: it is
+        FAILED, not PENDING): waiting cannot heal it, and it names the window to fix.
+        Requeueing the blocker's batch (`backfill --reprocess failed`) runs both again."""
+        cause = f" ({blocker.error_type}: {blocker.error})" if blocker.error else ""
+        message = (
+            f"blocked: the earlier window {blocker.run_date} of {blocker.schedule} (run "
+            f"{blocker.id}) failed{cause}; a table loads its windows in order, so this one "
+            "waits for its fix: requeue both (onceflow backfill --reprocess failed, or "
+            "RetryManager.schedule_retry) once the cause is fixed"
+        )
+        return self._fail(
+            job,
+            run,
+            ("BlockedRunError", "OnceflowError", "Exception"),
+            "BlockedRunError",
+            message,
+            0.0,
+        )
+
+    def _wait(self, job: Job, run: ScheduledRunRecord, reason: str) -> str:
+        """Give a claimed job back without starting its run (it stays PENDING)."""
+        delay = _defer_delay(job)
+        try:
+            self.store.queue.release(
+                job.id, job.token or "", run_after=time.time() + delay, note=reason
+            )
+        except LeaseLostError as error:
+            return self._dropped(run, error)
+        log.info(
+            "worker %s: run %s %s: %s (again in %.1fs)",
+            self.worker_id,
+            run.pipeline,
+            run.run_date,
+            reason,
+            delay,
+        )
+        return "deferred"
+
     def _defer(self, job: Job, run: ScheduledRunRecord, reason: str) -> str:
-        delay = min(MAX_DEFER_SECONDS, 0.5 * 2 ** min(job.attempts - 1, 8))
+        delay = _defer_delay(job)
 
         def record(tx: Tx) -> None:
             self.store.queue.release(
@@ -439,14 +543,14 @@ class Worker:
                 worker=self.worker_id,
                 reason=reason,
                 values={"waiting_on": reason},
+                undo_start=True,  # waiting is no attempt: `attempt` counts real tries
                 tx=tx,
             )
 
         try:
             self._write(record)
         except (LeaseLostError, TransitionError) as error:
-            log.warning("worker %s: deferral of run %s refused: %s", self.worker_id, run.id, error)
-            return "lost"
+            return self._dropped(run, error)
         log.info(
             "worker %s: run %s %s: %s (again in %.1fs)",
             self.worker_id,
@@ -457,10 +561,29 @@ class Worker:
         )
         return "deferred"
 
+    def _dropped(self, run: ScheduledRunRecord, error: Exception) -> str:
+        """The outcome of a job this worker may no longer write for: `cancelled` when its
+        run was cancelled (dropped quietly: the canceller ended the job), else `lost`
+        (its lease expired and another worker may hold it)."""
+        now_run = self.store.scheduled_runs.get(run.id)
+        if now_run is not None and now_run.state == CANCELLED:
+            log.info(
+                "worker %s: run %s %s %s was cancelled; dropped",
+                self.worker_id,
+                run.pipeline,
+                run.schedule,
+                run.run_date,
+            )
+            return "cancelled"
+        log.warning("worker %s: run %s: %s", self.worker_id, run.id, error)
+        return "lost"
+
     def _refuse(self, job: Job, message: str) -> str:
         try:
             self.store.queue.fail(job.id, job.token or "", message)
         except LeaseLostError:
             return "lost"
         log.error("worker %s: %s", self.worker_id, message)
+        with self._guard:
+            self.report.failures.append(message)
         return "failed"

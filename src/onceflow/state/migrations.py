@@ -279,4 +279,18 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        7,
+        "scheduled runs: every type name of a failure",
+        [
+            # A failed table's error is an ExtractError or LoadError with a cause of its own
+            # (a transient SourceError, an OSError): the retry policy matches any of the
+            # names, and `RetryManager.should_retry` judges a recorded run by them later.
+            # A JSON list; NULL on runs that failed before version 7 (`error_type` then).
+            "ALTER TABLE scheduled_runs ADD COLUMN error_types TEXT",
+        ],
+    )
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -109,6 +109,20 @@ SQL = {
 }
 
 
+def job_problem(pipeline: object, tenant: object, priority: object) -> str | None:
+    """What is wrong with a job's pipeline, tenant or priority, or None: a priority is a
+    whole number from 1 to 10 (not 2.5, which would be stored as 2; not True, which
+    would be 1), a tenant and a pipeline are non-empty text."""
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        return f"priority must be a whole number from 1 (highest) to 10, got {priority!r}"
+    if not 1 <= priority <= 10:
+        return f"priority must be between 1 (highest) and 10, got {priority}"
+    for name, value in (("tenant", tenant), ("pipeline", pipeline)):
+        if not isinstance(value, str) or not value.strip():
+            return f"{name} must be non-empty text, got {value!r}"
+    return None
+
+
 @dataclass(frozen=True)
 class JobSpec:
     """A job to enqueue: which pipeline runs it, its payload, priority and tenant."""
@@ -120,10 +134,13 @@ class JobSpec:
     run_id: str | None = None
     run_after: float | None = None
 
+    def __post_init__(self) -> None:
+        problem = job_problem(self.pipeline, self.tenant, self.priority)
+        if problem:
+            raise ValueError(problem)
+
     def row(self, at: float) -> tuple[Any, ...]:
         """The values of the enqueue statement."""
-        if not 1 <= self.priority <= 10:
-            raise ValueError(f"priority must be between 1 and 10, got {self.priority}")
         payload = None if self.payload is None else json.dumps(self.payload, sort_keys=True)
         due = at if self.run_after is None else self.run_after
         return (self.pipeline, self.tenant, self.priority, self.run_id, payload, at, due)

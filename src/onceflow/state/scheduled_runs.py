@@ -26,6 +26,7 @@ from onceflow.clock import now_iso
 from onceflow.errors import TransitionError
 from onceflow.redact import redact
 from onceflow.state.db import Database, Tx, record_from_row, rows_as
+from onceflow.state.queue import job_problem
 
 SCHEDULED = "SCHEDULED"
 PENDING = "PENDING"
@@ -50,6 +51,7 @@ _SETTABLE = frozenset(
         "job_id",
         "error",
         "error_type",
+        "error_types",
         "waiting_on",
         "next_attempt_at",
         "started_at",
@@ -102,6 +104,13 @@ SQL = {
         "AND id <> ? AND (state IN ('SCHEDULED', 'PENDING', 'RUNNING') "
         "OR (state = 'FAILED' AND batch = ?)) ORDER BY run_date LIMIT 50"
     ),
+    # PENDING runs without a live job: nothing would ever run them (a hand-made
+    # transition, a row edited by hand); the scheduler queues a job for each
+    "orphans": (
+        "SELECT * FROM scheduled_runs r WHERE r.state = 'PENDING' AND NOT EXISTS "
+        "(SELECT 1 FROM jobs j WHERE j.run_id = r.id AND j.state IN ('queued', 'claimed')) "
+        "ORDER BY tick, id LIMIT ?"
+    ),
     "counts": (
         "SELECT state, COUNT(*) AS n FROM scheduled_runs {where} GROUP BY state ORDER BY state"
     ),
@@ -132,6 +141,12 @@ class RunSpec:
     retry_policy: str | None = None
     max_runtime_seconds: float | None = None
     force_reprocess: bool = False
+
+    def __post_init__(self) -> None:
+        # what its job will need: a row that cannot be queued would stall the scheduler
+        problem = job_problem(self.pipeline, self.tenant, self.priority)
+        if problem:
+            raise ValueError(problem)
 
 
 @dataclass(frozen=True)
@@ -168,6 +183,16 @@ class ScheduledRunRecord:
     # schema version 6; defaults keep records built from older rows valid
     duration_seconds: float | None = None
     pipeline_logging_id: str | None = None
+    # schema version 7: every type name of the error (JSON), for the retry policy
+    error_types: str | None = None
+
+    @property
+    def error_names(self) -> tuple[str, ...]:
+        """The type names of the run's last error (its class, bases, `TransientError`),
+        or its `error_type` alone for a run recorded before they were kept."""
+        if self.error_types:
+            return tuple(json.loads(self.error_types))
+        return (self.error_type,) if self.error_type else ()
 
     @property
     def table_list(self) -> list[str] | None:
@@ -176,7 +201,8 @@ class ScheduledRunRecord:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {**vars(self), "tables": self.table_list}
+        names = list(self.error_names) if self.error_types else None
+        return {**vars(self), "tables": self.table_list, "error_types": names}
 
 
 @dataclass(frozen=True)
@@ -291,11 +317,13 @@ class ScheduledRuns:
         error: str | None = None,
         reason: str | None = None,
         values: dict[str, Any] | None = None,
+        undo_start: bool = False,
         tx: Tx | None = None,
     ) -> None:
         """Move a run from `from_state` to `to_state` with one conditional update, and
         keep the transition in its history; TransitionError when it is illegal or the
-        run is no longer in `from_state`."""
+        run is no longer in `from_state`. `attempt` counts the starts (-> RUNNING);
+        `undo_start` takes back the last one (a run that only found it must wait)."""
         check_transition(run_id, from_state, to_state)
         at = now_iso()
         sets = {"state": to_state, "updated_at": at, **(values or {})}
@@ -310,6 +338,8 @@ class ScheduledRuns:
         assignments = [f"{k} = ?" for k in sets]
         if to_state == RUNNING:
             assignments.append("attempt = attempt + 1")  # `attempt` counts the starts
+        elif undo_start and from_state == RUNNING:
+            assignments.append("attempt = attempt - 1")
         sql = SQL["transition"].format(sets=", ".join(assignments))
         with self._tx(tx) as t:
             n = t.execute(sql, (*sets.values(), run_id, from_state)).rowcount
@@ -413,6 +443,11 @@ class ScheduledRuns:
                 SQL["earlier"], (run.pipeline, run.schedule, run.run_date, run.id, run.batch)
             ).fetchall()
         return rows_as(ScheduledRunRecord, rows)
+
+    def orphans(self, *, limit: int = 500) -> list[ScheduledRunRecord]:
+        """PENDING runs with no queued or claimed job (nothing would run them)."""
+        with self.db.transaction() as t:
+            return rows_as(ScheduledRunRecord, t.execute(SQL["orphans"], (limit,)).fetchall())
 
     def by_dates(
         self, pipeline: str, schedule: str, run_dates: Sequence[str]

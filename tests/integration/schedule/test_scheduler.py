@@ -3,9 +3,10 @@ left SCHEDULED by a crash are queued by the next pass, stuck runs fail."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -93,7 +94,8 @@ def test_a_schedule_seen_first_starts_now(store: Store, project: Callable[..., C
 def test_a_run_past_its_max_runtime_is_failed_and_its_lease_revoked(
     store: Store, project: Callable[..., Config]
 ) -> None:
-    config = project(schedules=[nightly(catch_up="latest", max_runtime="1s")])
+    retry = {"max_retries": 0}
+    config = project(schedules=[nightly(catch_up="latest", max_runtime="1s", retry=retry)])
     Scheduler([config], store).run_once(NOW)
     (job,) = store.queue.claim("w1", lease_seconds=60)
     (run,) = store.scheduled_runs.find()
@@ -108,3 +110,86 @@ def test_a_run_past_its_max_runtime_is_failed_and_its_lease_revoked(
     assert failed.error_type == "StuckRunError" and "past max_runtime" in (failed.error or "")
     with pytest.raises(LeaseLostError):
         store.queue.complete(job.id, job.token or "")
+
+
+@pytest.mark.parametrize(
+    ("retry", "retried"),
+    [
+        ({}, True),  # the default policy retries everything but a ConfigError
+        ({"retry_on": ["StuckRunError"]}, True),
+        ({"retry_on": ["OnceflowError"]}, True),
+        ({"retry_on": ["TransientError"]}, False),
+    ],
+)
+def test_a_stuck_run_is_retried_when_its_policy_says_so(
+    store: Store, project: Callable[..., Config], retry: dict[str, object], retried: bool
+) -> None:
+    schedule = nightly(catch_up="latest", max_runtime="1s", retry=retry)
+    config = project(schedules=[schedule])
+    Scheduler([config], store).run_once(NOW)
+    (job,) = store.queue.claim("w1", lease_seconds=60)
+    (run,) = store.scheduled_runs.find()
+    store.scheduled_runs.transition(
+        run.id, "PENDING", "RUNNING", worker="w1", values={"started_at": NOW.isoformat()}
+    )
+    before = time.time()
+    assert Scheduler([config], store).run_once(NOW).stuck == [run.id]
+    after = store.scheduled_runs.get(run.id)
+    assert after is not None and after.error_type == "StuckRunError"
+    retry_job = store.queue.live_job_of_run(run.id)
+    if not retried:
+        assert after.state == "FAILED" and retry_job is None
+        return
+    assert after.state == "PENDING" and after.next_attempt_at
+    assert retry_job is not None and retry_job.id != job.id
+    assert abs(retry_job.run_after - before - 60) < 2  # retry 1: one minute
+    steps = [(h.from_state, h.to_state) for h in store.scheduled_runs.history(run.id)][-2:]
+    assert steps == [("RUNNING", "FAILED"), ("FAILED", "PENDING")]
+    with pytest.raises(LeaseLostError):  # the stuck worker's outcome is still refused
+        store.queue.complete(job.id, job.token or "")
+
+
+def test_a_bad_row_is_skipped_and_reported_and_the_others_are_queued(
+    store: Store, project: Callable[..., Config]
+) -> None:
+    from onceflow import PipelineStateManager, QueueManager
+
+    config = project(schedules=[nightly(catch_up="latest")])
+    states = PipelineStateManager(store)
+    with pytest.raises(ValueError, match=r"priority must be between 1 .* got 99"):
+        states.create_scheduled_run("default", "sched", NOW, priority=99)
+    with pytest.raises(ValueError, match="tenant must be non-empty"):
+        states.create_scheduled_run("", "sched", NOW)
+    with pytest.raises(ValueError, match=r"got 2\.5"):
+        QueueManager(store).enqueue("default", "sched", priority=2.5)  # type: ignore[arg-type]
+    # a row written around the API (an older release, a hand edit)
+    bad = states.create_scheduled_run("default", "sched", NOW - timedelta(minutes=1))
+    with store.transaction() as tx:
+        tx.execute("UPDATE scheduled_runs SET priority = 99 WHERE id = ?", (bad,))
+    scheduler = Scheduler([config], store)
+    report = scheduler.run_once(NOW)
+    assert report.queued == 1  # the nightly tick
+    assert len(report.errors) == 1 and bad in report.errors[0]
+    assert "priority must be between 1 (highest) and 10, got 99" in report.errors[0]
+    again = scheduler.run_once(NOW)
+    assert again.errors == report.errors and again.queued == 0  # still skipped, still said
+    bad_run = store.scheduled_runs.get(bad or "")
+    assert bad_run is not None and bad_run.state == "SCHEDULED"
+
+
+def test_a_schedule_that_fails_does_not_stop_the_others(
+    store: Store, project: Callable[..., Config]
+) -> None:
+    from onceflow.config import ScheduleConfig
+
+    config = project(schedules=[nightly(catch_up="latest")])
+    # a schedule that got past the config checks (an older release's config object)
+    never = ScheduleConfig.model_construct(name="never", cron="0 2 30 2 *")
+    broken = config.model_copy(update={"schedules": [never, *config.schedules]})
+    scheduler = Scheduler([broken], store)
+    report = scheduler.run_once(NOW)
+    assert (report.recorded, report.queued) == (1, 1)
+    assert len(report.errors) == 1 and report.errors[0].startswith("sched/never: ")
+    assert set(scheduler.next_ticks(NOW)) == {"sched/nightly"}
+    total = scheduler.run_forever(threading.Event(), interval=0.01, max_passes=2)
+    assert total.errors and all(e.startswith("sched/never: ") for e in total.errors)

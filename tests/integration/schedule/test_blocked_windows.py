@@ -1,0 +1,111 @@
+"""A window that failed for good blocks the later windows of its batch: they fail at once
+naming it (no endless waiting), run again once it is requeued; waiting is no attempt;
+a PENDING run without a job gets one."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from onceflow import PipelineStateManager
+from onceflow.config import Config
+from onceflow.errors import SourceError
+from onceflow.schedule import Scheduler, Worker, backfill
+from onceflow.schedule import worker as worker_module
+from onceflow.state import Store
+
+NO_RETRY = {"name": "nightly", "cron": "0 2 * * *", "retry": {"max_retries": 0}}
+NOW = datetime(2025, 1, 6, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def broken(monkeypatch: pytest.MonkeyPatch) -> Iterator[set[str]]:
+    """Run dates whose run fails (a permanent source error) while listed."""
+    dates: set[str] = set()
+    real = worker_module.run_window
+
+    def run_window(config: Config, run_date: str, **kw: Any) -> Any:
+        if run_date in dates:
+            raise SourceError(f"{run_date}: no such table (broken by the test)")
+        return real(config, run_date, **kw)
+
+    monkeypatch.setattr(worker_module, "run_window", run_window)
+    yield dates
+
+
+def test_a_window_that_failed_for_good_blocks_the_later_ones_which_name_it(
+    store: Store, project: Callable[..., Config], broken: set[str]
+) -> None:
+    config = project(schedules=[NO_RETRY])
+    backfill(config, "2025-01-02", "2025-01-05", store=store)
+    broken.add("2025-01-03")
+    report = Worker([config], store, poll_seconds=0.05).run(until_idle=True)
+    assert (report.completed, report.failed) == (1, 3)  # and it came back: idle
+    runs = {r.run_date: r for r in store.scheduled_runs.find()}
+    assert [runs[d].state for d in sorted(runs)] == ["COMPLETED", "FAILED", "FAILED", "FAILED"]
+    assert runs["2025-01-03"].error_type == "SourceError"
+    for later in ("2025-01-04", "2025-01-05"):
+        run = runs[later]
+        assert run.error_type == "BlockedRunError" and run.attempt == 1
+        assert f"earlier window 2025-01-03 of backfill (run {runs['2025-01-03'].id}) failed" in (
+            run.error or ""
+        )
+        assert "--reprocess failed" in (run.error or "")
+    assert any("BlockedRunError" in line and "2025-01-04" in line for line in report.failures)
+    assert store.queue.length() == 0
+    # the cause fixed, requeueing the failed dates runs them in order
+    broken.clear()
+    again = backfill(config, "2025-01-02", "2025-01-05", reprocess="failed", store=store)
+    assert again.requeued == ["2025-01-03", "2025-01-04", "2025-01-05"]
+    assert Worker([config], store, poll_seconds=0.05).run(until_idle=True).failed == 0
+    assert {r.state for r in store.scheduled_runs.find()} == {"COMPLETED"}
+
+
+def test_waiting_for_an_earlier_window_is_not_an_attempt(
+    store: Store, project: Callable[..., Config]
+) -> None:
+    config = project()
+    backfill(config, "2025-01-02", "2025-01-03", store=store)
+    (held,) = store.queue.claim("slow-worker", limit=1)  # Jan 2 is taken, not finished
+    worker = Worker([config], store, poll_seconds=0.05)
+    assert worker.run(max_jobs=1).deferred == 1  # extracted, then waits
+    later = next(r for r in store.scheduled_runs.find() if r.run_date == "2025-01-03")
+    assert later.state == "PENDING" and later.attempt == 0 and later.waiting_on
+    steps = len(store.scheduled_runs.history(later.id))
+    # claimed again while Jan 2 still runs: given back without a start
+    job = store.queue.live_job_of_run(later.id)
+    assert job is not None
+    store.queue.reschedule(job.id, 0)
+    assert Worker([config], store).run(max_jobs=1).deferred == 1
+    again = store.scheduled_runs.get(later.id)
+    assert again is not None and again.attempt == 0
+    assert len(store.scheduled_runs.history(later.id)) == steps  # no RUNNING <-> PENDING churn
+    store.queue.release(held.id, held.token or "")
+    assert Worker([config], store, poll_seconds=0.05).run(until_idle=True).completed == 2
+    done = store.scheduled_runs.get(later.id)
+    assert done is not None and done.state == "COMPLETED" and done.attempt == 1
+
+
+def test_a_pending_run_without_a_job_gets_one(
+    store: Store, project: Callable[..., Config], broken: set[str]
+) -> None:
+    config = project(schedules=[NO_RETRY])
+    backfill(config, "2025-01-02", "2025-01-03", store=store)
+    broken.add("2025-01-02")
+    Worker([config], store, poll_seconds=0.05).run(until_idle=True)
+    first, second = store.scheduled_runs.find()
+    assert (first.state, second.state) == ("FAILED", "FAILED")
+    broken.clear()
+    # by hand through the API: FAILED -> PENDING queues its job
+    PipelineStateManager(store).transition_state(first.id, "FAILED", "PENDING")
+    job = store.queue.live_job_of_run(first.id)
+    assert job is not None and job.run_id == first.id
+    # by the store alone (no job): the next scheduler pass repairs it
+    store.scheduled_runs.transition(second.id, "FAILED", "PENDING")
+    assert store.queue.live_job_of_run(second.id) is None
+    assert Scheduler([config], store).run_once(NOW).repaired == [second.id]
+    assert Scheduler([config], store).run_once(NOW).repaired == []
+    assert Worker([config], store, poll_seconds=0.05).run(until_idle=True).completed == 2
