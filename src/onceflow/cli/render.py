@@ -73,7 +73,11 @@ def summarise_run(summary: Any, as_json: bool) -> None:
             )
             for r in summary.validation.results:
                 if r.outcome in ("fail", "error"):
-                    detail = r.message or f"{r.failing_rows} failing rows"
+                    detail = r.message or (
+                        f"{r.failing_rows:,} failing rows"
+                        if r.failing_rows is not None
+                        else f"observed {_short(r.observed)}, threshold {_short(r.threshold)}"
+                    )
                     say_problem(f"  rule {r.outcome}: {r.table}/{r.rule}: {detail}")
     if not summary.ok:
         raise typer.Exit(1)

@@ -704,7 +704,13 @@ class Gate:
         if blocking:
             what = "; ".join(
                 f"{r.rule} {r.outcome}"
-                + (f" ({r.failing_rows} failing rows)" if r.failing_rows else "")
+                + (
+                    f" ({r.failing_rows} failing rows)"
+                    if r.failing_rows
+                    else f" (observed {r.observed})"
+                    if r.failing_rows is None and r.observed is not None
+                    else ""
+                )
                 + (f": {r.message}" if r.message else "")
                 for r in blocking
             )
