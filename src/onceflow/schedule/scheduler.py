@@ -185,6 +185,21 @@ def enqueue_run(
     return job_id
 
 
+def enqueue_retry(
+    store: Store, run: ScheduledRunRecord, *, tx: Tx, failures: int, of: int, due: datetime
+) -> int:
+    """Queue a FAILED run's retry number `failures` (of `of`), due at `due`."""
+    return enqueue_run(
+        store,
+        run,
+        FAILED,
+        tx=tx,
+        reason=f"retry {failures} of {of}",
+        run_after=due.timestamp(),
+        values={"next_attempt_at": due.isoformat()},
+    )
+
+
 def cancel_run(
     store: Store,
     run_id: str,
@@ -320,14 +335,8 @@ def fail_stuck(store: Store, pipelines: Sequence[str] | None = None) -> list[str
                     tx=tx,
                 )
                 if due is not None:
-                    enqueue_run(
-                        store,
-                        run,
-                        FAILED,
-                        tx=tx,
-                        reason=f"retry {failures} of {policy.max_retries}",
-                        run_after=due.timestamp(),
-                        values={"next_attempt_at": due.isoformat()},
+                    enqueue_retry(
+                        store, run, tx=tx, failures=failures, of=policy.max_retries, due=due
                     )
         except TransitionError:
             continue  # it finished meanwhile

@@ -46,7 +46,7 @@ from onceflow.faults import crashpoint
 from onceflow.pipeline import RunSummary, run_window
 from onceflow.redact import redact
 from onceflow.schedule.retry import RetryPolicy, failures_since_reprocess
-from onceflow.schedule.scheduler import enqueue_run, requeue_expired, shared_store
+from onceflow.schedule.scheduler import enqueue_retry, requeue_expired, shared_store
 from onceflow.state import Job, ScheduledRunRecord, Store, Tx
 from onceflow.state.queue import DEFAULT_LEASE_SECONDS
 from onceflow.state.scheduled_runs import CANCELLED, COMPLETED, FAILED, PENDING, RUNNING
@@ -448,14 +448,8 @@ class Worker:
                 tx=tx,
             )
             if due is not None:
-                enqueue_run(
-                    self.store,
-                    run,
-                    FAILED,
-                    tx=tx,
-                    reason=f"retry {failures} of {policy.max_retries}",
-                    run_after=due.timestamp(),
-                    values={"next_attempt_at": due.isoformat()},
+                enqueue_retry(
+                    self.store, run, tx=tx, failures=failures, of=policy.max_retries, due=due
                 )
 
         try:
@@ -519,6 +513,9 @@ class Worker:
             )
         except LeaseLostError as error:
             return self._dropped(run, error)
+        return self._deferred(run, reason, delay)
+
+    def _deferred(self, run: ScheduledRunRecord, reason: str, delay: float) -> str:
         log.info(
             "worker %s: run %s %s: %s (again in %.1fs)",
             self.worker_id,
@@ -551,15 +548,7 @@ class Worker:
             self._write(record)
         except (LeaseLostError, TransitionError) as error:
             return self._dropped(run, error)
-        log.info(
-            "worker %s: run %s %s: %s (again in %.1fs)",
-            self.worker_id,
-            run.pipeline,
-            run.run_date,
-            reason,
-            delay,
-        )
-        return "deferred"
+        return self._deferred(run, reason, delay)
 
     def _dropped(self, run: ScheduledRunRecord, error: Exception) -> str:
         """The outcome of a job this worker may no longer write for: `cancelled` when its
