@@ -159,7 +159,7 @@ def test_a_machine_cut_off_mid_job_is_fenced_when_it_comes_back(cluster: dict[st
     out_a, err_a = a.communicate(timeout=120)
     assert a.returncode == 0, err_a
     assert json.loads(out_a)["lost"] == 1 and json.loads(out_a)["completed"] == 0
-    assert f"completion of run {held.id} refused" in err_a
+    assert f"record of run {held.id} refused, nothing recorded" in err_a
     done = store.scheduled_runs.get(held.id)
     assert done is not None and done.state == "COMPLETED" and done.worker != held.worker
     _check_exactly_once(store, c["local"], 2)

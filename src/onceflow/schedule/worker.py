@@ -564,7 +564,12 @@ class Worker:
                 run.run_date,
             )
             return "cancelled"
-        log.warning("worker %s: run %s: %s", self.worker_id, run.id, error)
+        log.warning(
+            "worker %s: record of run %s refused, nothing recorded (%s)",
+            self.worker_id,
+            run.id,
+            error,
+        )
         return "lost"
 
     def _refuse(self, job: Job, message: str) -> str:
