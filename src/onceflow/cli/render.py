@@ -54,6 +54,15 @@ def summarise_run(summary: Any, as_json: bool) -> None:
             f"({run.completed_tables}/{run.total_tables} tables complete, "
             f"restart {run.restart_count})"
         )
+        mine = {r.table_key for r in summary.results}
+        if run.completed_tables < run.total_tables and len(mine) < run.total_tables:
+            # single-table extracts of one date share its run, as do --tables subsets: a
+            # run that failed because of tables this command did not touch says so
+            others = run.total_tables - len(mine)
+            typer.echo(
+                f"  the run also counts {others} table(s) this command did not touch; "
+                f"`onceflow status --run-id {run.run_id}` shows each"
+            )
         for result in summary.results:
             if result.action == "failed":
                 say_problem(f"  failed: {result.error}")

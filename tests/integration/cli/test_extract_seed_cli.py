@@ -165,3 +165,22 @@ def test_databricks_refuses_a_local_project_before_writing_anything(tmp_path):
     assert "is not Databricks storage" in extracted.stderr and "warehouse" not in extracted.stderr
     assert not (project / "lake").exists() and not (project / "warehouse").exists()
     assert not (project / "state.db").exists()
+
+
+def test_single_table_extracts_of_one_date_share_a_run_and_say_so(tmp_path):
+    # the seed's single-table mode keys runs by date: a good table after a bad one says
+    # the run is failed because of a table it did not touch, and exits 0 for its own
+    db = tmp_path / "src.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE a (id INTEGER)")
+        conn.execute("INSERT INTO a VALUES (1)")
+    one = ("extract", "--url", f"sqlite:///{db}", "--source-name", "s", "--full", "--date", DAY)
+    bad = run_cli(*one, "--table-name", "nope", cwd=tmp_path)
+    assert bad.returncode == 1 and "failed: s.nope: table not found" in bad.stderr
+    good = run_cli(*one, "--table-name", "a", cwd=tmp_path)
+    assert good.returncode == 0, good.stderr
+    assert "run extract_20250123: failed — 1 extracted, 0 skipped, 0 failed" in good.stdout
+    assert (
+        "the run also counts 1 table(s) this command did not touch; "
+        "`onceflow status --run-id extract_20250123` shows each"
+    ) in good.stdout
