@@ -402,6 +402,7 @@ class Worker:
                 },
                 tx=tx,
             )
+            self._wake_next(run, tx)
 
         try:
             self._write(record)
@@ -451,6 +452,8 @@ class Worker:
                 enqueue_retry(
                     self.store, run, tx=tx, failures=failures, of=policy.max_retries, due=due
                 )
+            else:  # failed for good: the next window learns it is blocked now
+                self._wake_next(run, tx)
 
         try:
             self._write(record)
@@ -549,6 +552,14 @@ class Worker:
         except (LeaseLostError, TransitionError) as error:
             return self._dropped(run, error)
         return self._deferred(run, reason, delay)
+
+    def _wake_next(self, run: ScheduledRunRecord, tx: Tx) -> None:
+        """Make the next window waiting for `run` due now: it polls with a backoff of up
+        to MAX_DEFER_SECONDS, so without this a backfill of 31 days spent most of its
+        time waiting (4.5 min for 9 s of work)."""
+        waiting = self.store.scheduled_runs.next_waiting(run, tx=tx)
+        if waiting is not None and waiting.job_id is not None:
+            self.store.queue.reschedule(waiting.job_id, time.time(), tx=tx)
 
     def _dropped(self, run: ScheduledRunRecord, error: Exception) -> str:
         """The outcome of a job this worker may no longer write for: `cancelled` when its

@@ -104,6 +104,11 @@ SQL = {
         "AND id <> ? AND (state IN ('SCHEDULED', 'PENDING', 'RUNNING') "
         "OR (state = 'FAILED' AND batch = ?)) ORDER BY run_date LIMIT 50"
     ),
+    # the next later window of the schedule that waits for an earlier one to load
+    "next_waiting": (
+        "SELECT * FROM scheduled_runs WHERE pipeline = ? AND schedule = ? AND run_date > ? "
+        "AND state = 'PENDING' AND waiting_on IS NOT NULL ORDER BY run_date LIMIT 1"
+    ),
     # PENDING runs without a live job: nothing would ever run them (a hand-made
     # transition, a row edited by hand); the scheduler queues a job for each
     "orphans": (
@@ -443,6 +448,17 @@ class ScheduledRuns:
                 SQL["earlier"], (run.pipeline, run.schedule, run.run_date, run.id, run.batch)
             ).fetchall()
         return rows_as(ScheduledRunRecord, rows)
+
+    def next_waiting(
+        self, run: ScheduledRunRecord, *, tx: Tx | None = None
+    ) -> ScheduledRunRecord | None:
+        """The first later window of `run`'s schedule waiting for an earlier one, if any."""
+        with self._tx(tx) as t:
+            rows = t.execute(
+                SQL["next_waiting"], (run.pipeline, run.schedule, run.run_date)
+            ).fetchall()
+        found = rows_as(ScheduledRunRecord, rows)
+        return found[0] if found else None
 
     def orphans(self, *, limit: int = 500) -> list[ScheduledRunRecord]:
         """PENDING runs with no queued or claimed job (nothing would run them)."""

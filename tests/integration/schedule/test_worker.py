@@ -143,6 +143,26 @@ def test_a_later_window_waits_for_an_earlier_one_and_says_so(
     assert loaded_dates(config) == ["2025-01-02", "2025-01-03", "2025-01-04"]
 
 
+def test_a_window_that_completes_wakes_the_next_one_waiting_for_it(
+    store: Store, project: Callable[..., Config]
+) -> None:
+    # a waiting window polls with a backoff of up to 10 s; the window it waits for makes
+    # it due as soon as it is done, so a backfill is not mostly waiting
+    config = project()
+    backfill(config, "2025-01-02", "2025-01-03", store=store)
+    held = store.queue.claim("slow-worker", limit=1)
+    assert Worker([config], store, worker_id="fast").run(max_jobs=1).deferred == 1
+    (waiting,) = [r for r in store.scheduled_runs.find() if r.waiting_on]
+    assert waiting.job_id is not None
+    store.queue.reschedule(waiting.job_id, time.time() + 3600)  # as if at the backoff's end
+    store.queue.release(held[0].id, held[0].token or "")
+    assert Worker([config], store).run(max_jobs=1).completed == 1  # Jan 2
+    job = store.queue.get(waiting.job_id)
+    assert job is not None and job.run_after <= time.time()
+    Worker([config], store).run(until_idle=True)
+    assert loaded_dates(config) == ["2025-01-02", "2025-01-03"]
+
+
 def test_backfill_is_idempotent_and_reprocess_failed_requeues_only_failed_dates(
     store: Store, project: Callable[..., Config]
 ) -> None:
