@@ -19,7 +19,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, overload
 from uuid import UUID
 
 from onceflow.clock import now, now_iso
@@ -563,13 +563,28 @@ class QueueManager:
             JobSpec(pipeline=name, payload=body, priority=priority, tenant=tenant_id)
         )
 
+    @overload
     def dequeue(
-        self, worker_id: str, *, limit: int = 1, pipelines: Sequence[str] | None = None
-    ) -> list[Job]:
-        """Claim jobs atomically with a lease (heartbeat them with `heartbeat`)."""
-        return self.store.queue.claim(
-            worker_id, limit=limit, lease_seconds=self.lease_seconds, pipelines=pipelines
+        self, worker_id: str, *, limit: None = None, pipelines: Sequence[str] | None = None
+    ) -> Job | None: ...
+
+    @overload
+    def dequeue(
+        self, worker_id: str, *, limit: int, pipelines: Sequence[str] | None = None
+    ) -> list[Job]: ...
+
+    def dequeue(
+        self, worker_id: str, *, limit: int | None = None, pipelines: Sequence[str] | None = None
+    ) -> Job | list[Job] | None:
+        """Claim the next job atomically with a lease (heartbeat it with `heartbeat`): the
+        job or None, as the seed's `item = dequeue(worker_id)`; with `limit`, a list of up
+        to that many."""
+        jobs = self.store.queue.claim(
+            worker_id, limit=limit or 1, lease_seconds=self.lease_seconds, pipelines=pipelines
         )
+        if limit is not None:
+            return jobs
+        return jobs[0] if jobs else None
 
     def heartbeat(self, jobs: Sequence[Job]) -> set[int]:
         """Extend the leases; returns the ids whose lease was lost."""

@@ -53,11 +53,12 @@ def test_queue_manager_enqueue_dequeue_and_mark(store: Store) -> None:
     low = queue.enqueue("acme", "shop", {"n": 1}, priority=9)
     high = queue.enqueue("acme", "shop", {"n": 2}, priority=1)
     assert queue.get_queue_length("acme") == 2
-    (first,) = queue.dequeue("w1")
+    first = queue.dequeue("w1")
+    assert first is not None
     assert first.id == high and first.payload == {"n": 2}
     assert queue.heartbeat([first]) == set()
     queue.mark_completed(first)
-    (second,) = queue.dequeue("w1", pipelines=["shop"])
+    (second,) = queue.dequeue("w1", limit=1, pipelines=["shop"])
     assert second.id == low
     queue.mark_failed(second, "boom")
     with pytest.raises(LeaseLostError):

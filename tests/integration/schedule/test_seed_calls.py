@@ -123,7 +123,8 @@ def test_enqueue_takes_the_seeds_config_dict(store: Store) -> None:
         "source": {"url": "postgresql://etl:s3cr3t@db/shop", "password": "hunter2"},
     }
     queue_id = queue_manager.enqueue(tenant_id, config, priority=5)
-    (item,) = queue_manager.dequeue("worker-001")
+    item = queue_manager.dequeue("worker-001")
+    assert item is not None
     assert (item.id, item.pipeline, item.tenant, item.priority) == (
         queue_id,
         "shop_orders",
@@ -264,7 +265,7 @@ def test_the_seeds_awaited_calls_run_on_the_store(store: Store) -> None:
         await state_manager.transition_state(run_id, "SCHEDULED", "PENDING")
         queue_id = await queue_manager.enqueue(tenant_id, config, priority=5)
         item = await queue_manager.dequeue("worker-001")
-        assert [i.id for i in item] == [queue_id]
+        assert item is not None and item.id == queue_id
         await state_manager.mark_as_running(run_id, pipeline_logging_id)
         await state_manager.mark_as_completed(run_id, duration)
         return run_id
