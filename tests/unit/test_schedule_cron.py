@@ -9,6 +9,7 @@ Windows are local days: 23/25 hours (23.5/24.5 on Lord Howe) on the change days.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -241,3 +242,25 @@ def test_a_calculator_without_a_cron_says_what_to_give() -> None:
 def test_an_invalid_cron_expression_is_refused(cron: str) -> None:
     with pytest.raises(ValueError, match="invalid cron expression"):
         ScheduleCalculator(cron)
+
+
+def test_a_schedule_whose_ticks_skip_days_is_warned_about_for_incremental_tables() -> None:
+    from onceflow.config import config_from_dict
+    from onceflow.schedule import coverage_gaps
+
+    def config(cron: str, mode: str) -> Any:
+        extract = {"mode": "incremental", "cursor": "ts"} if mode == "incremental" else {}
+        return config_from_dict(
+            {
+                "sources": {"s": {"url": "sqlite:///x.db"}},
+                "tables": [{"source": "s", "table": "t", "extract": extract}],
+                "schedules": [{"name": "weekly", "cron": cron}],
+            },
+            base_dir="/tmp",
+        )
+
+    (warning,) = coverage_gaps(config("0 2 * * 0", "incremental"))
+    assert warning.startswith("schedule weekly: each tick processes one day, and its ticks skip")
+    assert "the incremental table(s) s.t never extract the days between" in warning
+    assert coverage_gaps(config("0 2 * * *", "incremental")) == []  # daily: every day
+    assert coverage_gaps(config("0 2 * * 0", "full")) == []  # a full extract misses nothing

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from onceflow.cli.app import app
+from onceflow.cli.app import app, say_problem
 from onceflow.cli.options import ConfigOpt
 from onceflow.config import load_config
 from onceflow.demo import init_project
@@ -45,3 +45,8 @@ def check(config: ConfigOpt = None) -> None:
     typer.echo(
         f"config ok: pipeline {cfg.pipeline}, {len(cfg.sources)} sources, {len(cfg.tables)} tables"
     )
+    if cfg.schedules:
+        from onceflow.schedule import coverage_gaps
+
+        for warning in coverage_gaps(cfg):
+            say_problem(f"warning: {warning}")

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from onceflow.cli.app import app
+from onceflow.cli.app import app, say_problem
 from onceflow.cli.options import ConfigOpt, JsonOpt
 from onceflow.cli.render import print_json
 
@@ -222,9 +222,13 @@ def preview(
 ) -> None:
     """List a schedule's next ticks: local time, UTC instant and the window each processes."""
     from onceflow.config import load_config
+    from onceflow.schedule import coverage_gaps
     from onceflow.schedule import preview as run_preview
 
-    ticks = run_preview(load_config(config), name, start=start, count=count)
+    cfg = load_config(config)
+    ticks = run_preview(cfg, name, start=start, count=count)
+    for warning in coverage_gaps(cfg, name):
+        say_problem(f"warning: {warning}")
     if as_json:
         print_json([t.as_dict() for t in ticks])
         return

@@ -11,6 +11,7 @@ Each takes an open state store; the functions below take configs, like the other
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -145,6 +146,28 @@ def preview(
     schedule = config.schedule(name)
     moment = _instant(start, config, schedule) if start is not None else now()
     return calculator(config, schedule).preview(moment, count)
+
+
+def coverage_gaps(config: Config, name: str | None = None) -> list[str]:
+    """A warning per schedule (or schedule `name`) whose ticks leave days out while its
+    tables include incremental ones: a tick processes one day's window (Airflow's data
+    interval would span the time since the previous tick), so a weekly cron extracts one
+    day in seven and the other six are never read."""
+    warnings = []
+    for schedule in [config.schedule(name)] if name is not None else config.schedules:
+        dates = sorted({t.run_date for t in calculator(config, schedule).preview(now(), 15)})
+        skipped = [(a, b) for a, b in itertools.pairwise(dates) if (b - a).days > 1]
+        keys = schedule.tables or [t.key for t in config.tables]
+        windowed = [k for k in keys if config.table(k).extract.mode == "incremental"]
+        if skipped and windowed:
+            first, then = skipped[0]
+            warnings.append(
+                f"schedule {schedule.name}: each tick processes one day, and its ticks skip "
+                f"days (the day of {first}, then {then}): the incremental table(s) "
+                f"{', '.join(windowed)} never extract the days between; use a daily cron "
+                "(or backfill those days)"
+            )
+    return warnings
 
 
 def _instant(value: datetime | str, config: Config, schedule: ScheduleConfig) -> datetime:
