@@ -10,7 +10,10 @@ Protocol for one table (the caller holds the table's lease lock, `load:<table ur
 4. Apply each step as one commit whose markers (the file's transaction, its checksum)
    are part of the commit itself. Before each commit the table is re-read: a file that
    is held meanwhile is skipped; a commit conflict reloads and checks again. The tracker
-   is updated after the commit.
+   is updated after the commit. A column the source widened is cast to the table's type
+   value by value, or, with `load.widen`, the table is first rewritten with the wider
+   type in a commit of its own that holds no file (`_widen`); an overwrite takes the
+   file's schema in its one commit.
 5. A failed file (unreadable, damaged, checksum mismatch, incompatible schema, a
    strategy error) stops the table: later files wait. It is retried on later loads up to
    `max_file_retries` times, and at once when its lake file changes (re-extraction).
