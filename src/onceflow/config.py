@@ -101,6 +101,9 @@ class LoadConfig(_Model):
     hard_deletes: Literal["ignore", "close", "new_record"] = "ignore"
     late_rows: Literal["skip", "reject"] = "skip"
     max_file_retries: int = Field(3, ge=0)
+    # a column the source widened: rewrite the table with the wider type (True), or cast
+    # the file's values to the table's type when each one fits exactly (False)
+    widen: bool = False
 
     @model_validator(mode="after")
     def _key_for_keyed_strategies(self) -> LoadConfig:

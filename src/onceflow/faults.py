@@ -23,6 +23,8 @@ POINTS = (
     "after_data_rename",
     "after_sidecar",
     "after_delta_commit",
+    # load.widen: the table rewritten with wider types, the file's own commit not made
+    "after_widen",
     # validate: right after a rule's result is saved; the key is <table key>/<rule name>
     "validate_after_rule",
     # the scheduler: a tick recorded (SCHEDULED), its job not queued yet

@@ -27,21 +27,30 @@ from onceflow.warehouse import audited_schema, local_root, with_audit_columns
 _MAX_STAT_STRING = 64
 
 
-def write(table: Any, batch: pa.Table, *, mode: str, commit_properties: Any) -> None:
+def write(
+    table: Any,
+    batch: pa.Table,
+    *,
+    mode: str,
+    commit_properties: Any,
+    schema_mode: str = "merge",
+) -> None:
     """One Delta write: `table` is a DeltaTable (so a concurrent commit is a conflict) or
-    the URI of a table to create. New nullable columns are added (schema_mode=merge)."""
+    the URI of a table to create. New nullable columns are added (schema_mode=merge);
+    an overwrite may replace the schema too (schema_mode=overwrite)."""
     from deltalake import write_deltalake
 
     if isinstance(table, str):
         # creating the table: "error" if someone else created it since we looked, so the
         # loader reloads and checks the log instead of appending to an unchecked snapshot
-        mode = "error"
+        # (delta-rs refuses a schema overwrite there: the new table has the batch's schema)
+        mode, schema_mode = "error", "merge"
 
     write_deltalake(  # type: ignore[call-overload]
         table,
         batch,
         mode=mode,
-        schema_mode="merge",
+        schema_mode=schema_mode,
         commit_properties=commit_properties,
     )
 

@@ -10,7 +10,10 @@ Protocol for one table (the caller holds the table's lease lock, `load:<table ur
 4. Apply each step as one commit whose markers (the file's transaction, its checksum)
    are part of the commit itself. Before each commit the table is re-read: a file that
    is held meanwhile is skipped; a commit conflict reloads and checks again. The tracker
-   is updated after the commit.
+   is updated after the commit. A column the source widened is cast to the table's type
+   value by value, or, with `load.widen`, the table is first rewritten with the wider
+   type in a commit of its own that holds no file (`_widen`); an overwrite takes the
+   file's schema in its one commit.
 5. A failed file (unreadable, damaged, checksum mismatch, incompatible schema, a
    strategy error) stops the table: later files wait. It is retried on later loads up to
    `max_file_retries` times, and at once when its lake file changes (re-extraction).
@@ -50,6 +53,8 @@ from onceflow.warehouse import (
     conform_batch,
     one_line,
     open_table,
+    widen_table,
+    widenings,
     with_audit_columns,
 )
 
@@ -352,17 +357,20 @@ def apply_step(
         if held and not force:
             _complete(store, tgt, source, token, None, batch_id, None, None)
             return FileOutcome(source.file_id, source.path, "skipped")
-        batch, checksum = _read_verified(source)
-        table_schema = arrow_schema(dt) if dt is not None else None
-        # one schema rule for every strategy: refuse a lossy type, widen what fits
-        batch, added = conform_batch(batch, table_schema, source.file_id)
-        if added and table_schema is not None:
-            log.info("%s: new columns %s added to %s", tgt.key, ", ".join(added), tgt.uri)
+        if step.kind == "markers":
+            # a superseded file (overwrite): none of its rows are written, so it is not
+            # read; its types or damage cannot keep the table from saying it holds it
+            batch, checksum = pa.table({}), source.checksum
+        else:
+            batch, checksum = _read_verified(source)
+        batch, wider = _conform(tgt, dt, step, batch)
         if gate is not None and step.kind != "markers":
             gate(tgt, source, batch)
         props = markers.commit_properties(applied)
         check_lock()
         try:
+            if wider:
+                dt = _widen(tgt, dt, wider, source.file_id)
             if step.kind == "markers":
                 version = markers.commit_markers(dt, props) if dt is not None else None
                 result = _Applied(version, False)
@@ -390,6 +398,7 @@ def apply_step(
                 raise
             raise _delta_error(source.file_id, error) from None
         crashpoint("after_delta_commit")
+        rows = None if step.kind == "markers" else batch.num_rows
         _complete(
             store,
             tgt,
@@ -397,7 +406,7 @@ def apply_step(
             token,
             result.version,
             batch_id,
-            batch.num_rows,
+            rows,
             result.rows_skipped,
             checksum,
         )
@@ -406,7 +415,7 @@ def apply_step(
             source.file_id,
             source.path,
             action,
-            rows=batch.num_rows,
+            rows=rows,
             rows_skipped=result.rows_skipped,
             version=result.version,
         )
@@ -414,6 +423,53 @@ def apply_step(
         f"{source.file_id}: {CONFLICT_RETRIES} commit conflicts in a row; "
         "another writer keeps committing to the table"
     )
+
+
+def _conform(
+    tgt: LoadTarget, dt: Any, step: Step, batch: pa.Table
+) -> tuple[pa.Table, dict[str, pa.DataType]]:
+    """The file's rows in the types they are written with, and the table's columns that
+    must be widened first (`load.widen`). One schema rule for every strategy: refuse a
+    lossy type, cast what fits (`warehouse.conform_batch`); two steps need less of it."""
+    source = step.file
+    if step.kind == "markers":  # a superseded file: nothing of it is written
+        return batch, {}
+    table_schema = arrow_schema(dt) if dt is not None else None
+    if tgt.cfg.strategy == "overwrite" and step.kind == "load":
+        # the file replaces the whole table, schema included (overwrite.py)
+        batch, _ = conform_batch(batch, None, source.file_id)
+        if table_schema is not None and _data_schema(table_schema) != _data_schema(batch.schema):
+            log.info("%s: %s replaces the table's schema", tgt.key, source.file_id)
+        return batch, {}
+    batch, added = conform_batch(batch, table_schema, source.file_id, widen=tgt.cfg.widen)
+    if added and table_schema is not None:
+        log.info("%s: new columns %s added to %s", tgt.key, ", ".join(added), tgt.uri)
+    return batch, widenings(table_schema, batch.schema) if tgt.cfg.widen else {}
+
+
+def _data_schema(schema: pa.Schema) -> list[tuple[str, pa.DataType]]:
+    return [(f.name, f.type) for f in schema if f.name not in AUDIT_COLUMNS]
+
+
+def _widen(tgt: LoadTarget, dt: Any, types: dict[str, pa.DataType], file_id: str) -> Any:
+    """Rewrite the table with wider column types, in its own commit, before the file's.
+
+    A commit of its own because a merge or an scd2 step cannot also change types; a kill
+    between the two leaves a table whose values are unchanged and which holds the same
+    files, so the rerun finds the file not held and loads it into the wider columns.
+    """
+    changes = ", ".join(f"{name} -> {kind}" for name, kind in types.items())
+    log.warning(
+        "%s: widening %s for %s (load.widen): rewriting %s in one commit",
+        tgt.key,
+        changes,
+        file_id,
+        tgt.uri,
+    )
+    version = widen_table(dt, types, markers.widen_properties(types))
+    crashpoint("after_widen")
+    log.info("%s: widened to version %s", tgt.key, version)
+    return open_table(tgt.uri)
 
 
 def _action(step: Step, result: _Applied) -> str:
@@ -624,7 +680,7 @@ def _gate_ahead(tgt: LoadTarget, plan: Plan, gate: Gate) -> tuple[Step, LoadErro
         if step.kind in ("markers", "fail"):
             continue
         batch, _checksum = _read_verified(step.file)
-        batch, _added = conform_batch(batch, table_schema, step.file.file_id)
+        batch, _added = conform_batch(batch, table_schema, step.file.file_id, widen=tgt.cfg.widen)
         try:
             gate(tgt, step.file, batch)
         except LoadError as error:
@@ -671,6 +727,9 @@ def _run_steps(
         rec = records.get(step.file.file_id)
         if (
             rec is not None
+            # a superseded file's markers need nothing of the file: what failed before
+            # (loading its rows) is not what is asked of it now
+            and step.kind != "markers"
             and rec.status == FILE_FAILED
             and rec.checksum == step.file.checksum
             and rec.retry_count > tgt.cfg.max_file_retries

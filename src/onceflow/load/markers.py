@@ -10,8 +10,9 @@ markers in agreement.
 
 Each commit also carries custom metadata naming what it did (`onceflow.file`,
 `onceflow.checksum`, `onceflow.batch_id`, `onceflow.window_start`; a rewind names the
-files it undid in `onceflow.rewind`). Those say *when* a file was applied (the version a
-rewind restores to) and make the history readable; they age out with the log.
+files it undid in `onceflow.rewind`, a widening of columns their new types in
+`onceflow.widen`). Those say *when* a file was applied (the version a rewind restores
+to) and make the history readable; they age out with the log.
 
 Tables written before identities were kept (markers with an absolute `onceflow.file`
 and no per-file transaction) are read too: the identity is the path's last five parts.
@@ -37,6 +38,7 @@ META_CHECKSUM = "onceflow.checksum"
 META_BATCH = "onceflow.batch_id"
 META_WINDOW = "onceflow.window_start"
 META_REWIND = "onceflow.rewind"
+META_WIDEN = "onceflow.widen"
 _LAKE_DEPTH = 5  # <source>/<table>/<yyyymm>/<dd>/<run_id>.parquet
 
 
@@ -100,6 +102,18 @@ def commit_properties(
         custom_metadata=metadata,
         app_transactions=transactions,
         max_commit_retries=max_commit_retries,
+    )
+
+
+def widen_properties(types: Mapping[str, Any]) -> Any:
+    """The CommitProperties of a commit that only widens columns (`load.widen`): it names
+    the new types and no file (it holds no file; the file that needed it is the next
+    commit), and refuses to rebase over a concurrent commit, like every loader commit."""
+    from deltalake import CommitProperties
+
+    return CommitProperties(
+        custom_metadata={META_WIDEN: json.dumps({k: str(v) for k, v in types.items()})},
+        max_commit_retries=0,
     )
 
 

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
         audited_schema,
         with_audit_columns,
     )
-    from onceflow.warehouse.schema import check_schema, compatible, conform_batch
+    from onceflow.warehouse.schema import check_schema, compatible, conform_batch, widenings
     from onceflow.warehouse.tables import (
         arrow_schema,
         checkpoint_if_due,
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         read_table,
         snapshot_dataset,
         table_uri,
+        widen_table,
     )
 
 _WHERE = {
@@ -51,6 +52,8 @@ _WHERE = {
     "read_table": "onceflow.warehouse.tables",
     "snapshot_dataset": "onceflow.warehouse.tables",
     "table_uri": "onceflow.warehouse.tables",
+    "widen_table": "onceflow.warehouse.tables",
+    "widenings": "onceflow.warehouse.schema",
     "with_audit_columns": "onceflow.warehouse.audit",
 }
 
@@ -72,6 +75,8 @@ __all__ = [
     "read_table",
     "snapshot_dataset",
     "table_uri",
+    "widen_table",
+    "widenings",
     "with_audit_columns",
 ]
 

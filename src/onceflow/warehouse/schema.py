@@ -16,8 +16,18 @@ stores this one, whether it is created or appended to.
 Then a column may be written into the table's column when no value can be lost: a
 narrower integer of compatible signedness, a narrower float, a decimal whose scale and
 integer digits both fit, the same string/binary family, dates into dates, and timestamps
-that agree on having a time zone. A new column is added (nullable). Anything else is an
-incompatible type change, refused before anything is written.
+that agree on having a time zone. A new column is added (nullable).
+
+A source column whose type was widened (`ALTER ... TYPE bigint`, `numeric(10,2)` ->
+`numeric(14,4)`, `real` -> `double precision`, `date` -> `timestamp`) is no longer
+lossless for every value, but it is for the values at hand when each one survives the
+cast to the table's type and back: numbers into numbers (integer, float, decimal), and
+naive timestamps or dates into dates or naive timestamps. Such a column is cast value by
+value (`cast_exact`); a value that does not fit fails the file, naming the column and the
+value. With the table's `load.widen` the table takes the wider type instead (`widenings`;
+the loader rewrites the table once, in its own commit). Anything else (a number into
+text, a time zone gained or lost) is an incompatible type change, refused before anything
+is written.
 """
 
 from __future__ import annotations
@@ -143,8 +153,133 @@ def compatible(src: pa.DataType, dst: pa.DataType) -> bool:
     return False
 
 
+def _numeric(t: pa.DataType) -> bool:
+    return bool(pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t))
+
+
+def _calendar(t: pa.DataType) -> bool:
+    return bool(pa.types.is_date(t) or (pa.types.is_timestamp(t) and t.tz is None))
+
+
+def castable_by_value(src: pa.DataType, dst: pa.DataType) -> bool:
+    """Whether a file column of type ``src`` that ``compatible`` refuses may still go
+    into ``dst`` when each of its values survives the cast (a type widened at the source:
+    module docstring). A time zone gained or lost changes what a value means: refused."""
+    src, dst = _norm(src), _norm(dst)
+    return (_numeric(src) and _numeric(dst)) or (_calendar(src) and _calendar(dst))
+
+
+# Digits left of the point of a decimal that holds every value of an integer type: the
+# Delta protocol's type widening (and Spark's LongDecimal) take 20 for a long.
+_INT_DIGITS = {8: 3, 16: 5, 32: 10, 64: 20}
+
+
+def wider_type(table: pa.DataType, file: pa.DataType) -> pa.DataType | None:
+    """The type holding every value of both (the table's column widened for the file's),
+    or None when there is none Delta can store exactly (int64 and double)."""
+    if compatible(file, table):
+        return None  # nothing to widen
+    if compatible(table, file):
+        return file
+    if pa.types.is_decimal(table) and pa.types.is_decimal(file):
+        scale = max(table.scale, file.scale)
+        whole = max(table.precision - table.scale, file.precision - file.scale)
+        if whole + scale <= MAX_DELTA_DECIMAL_DIGITS:
+            return pa.decimal128(whole + scale, scale)
+    if pa.types.is_integer(table) and pa.types.is_decimal(file):
+        whole = max(_INT_DIGITS[table.bit_width], file.precision - file.scale)
+        if whole + file.scale <= MAX_DELTA_DECIMAL_DIGITS:
+            return pa.decimal128(whole + file.scale, file.scale)
+    if pa.types.is_decimal(table) and pa.types.is_integer(file):
+        whole = max(table.precision - table.scale, _INT_DIGITS[file.bit_width])
+        if whole + table.scale <= MAX_DELTA_DECIMAL_DIGITS:
+            return pa.decimal128(whole + table.scale, table.scale)
+    if pa.types.is_integer(table) and table.bit_width <= 32 and pa.types.is_float64(file):
+        return file  # a double holds every int32 exactly (not every int64)
+    if pa.types.is_date(table) and pa.types.is_timestamp(file) and file.tz is None:
+        return file  # a date is its midnight
+    return None
+
+
+def widenings(table_schema: pa.Schema | None, file_schema: pa.Schema) -> dict[str, pa.DataType]:
+    """The table's columns that must take a wider type to hold the file's (its Delta
+    types, see `to_delta_types`) losslessly: `load.widen` rewrites them."""
+    if table_schema is None:
+        return {}
+    out = {}
+    for field in file_schema:
+        index = table_schema.get_field_index(field.name)
+        if index < 0 or not castable_by_value(field.type, table_schema.field(index).type):
+            continue
+        wider = wider_type(table_schema.field(index).type, field.type)
+        if wider is not None:
+            out[field.name] = wider
+    return out
+
+
+def _survives(values: pa.Array, want: pa.DataType) -> bool:
+    """True when every value of `values` is cast to `want` and back unchanged: a safe
+    cast alone rounds a double into a float and truncates a timestamp into a date."""
+    import pyarrow.compute as pc
+
+    try:
+        back = values.cast(want).cast(values.type)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return False
+    same = pc.equal(values, back)
+    if pa.types.is_floating(values.type):  # NaN is not equal to itself, but it fits
+        same = pc.or_kleene(same, pc.and_(pc.is_nan(values), pc.is_nan(back)))
+    return bool(pc.all(pc.fill_null(same, True)).as_py())
+
+
+def _first_misfit(column: pa.ChunkedArray, want: pa.DataType) -> object:
+    """A value of `column` that `want` cannot hold (the error path only: slices of 4096,
+    then one value at a time inside the first slice that fails)."""
+    for chunk in column.chunks:
+        for start in range(0, len(chunk), 4096):
+            part = chunk.slice(start, 4096)
+            if _survives(part, want):
+                continue
+            for i in range(len(part)):
+                if not _survives(part.slice(i, 1), want):
+                    return part[i].as_py()
+    return None
+
+
+def cast_exact(
+    column: pa.ChunkedArray, want: pa.DataType, where: str, name: str, hint: str | None = None
+) -> pa.ChunkedArray:
+    """`column` cast to the table's narrower type `want`, or LoadError naming the column
+    and a value that does not fit, and the fix (`hint`, else `load.widen` or a cast at
+    the source)."""
+    if all(_survives(chunk, want) for chunk in column.chunks):
+        return column.cast(want)
+    value = _first_misfit(column, want)
+    raise LoadError(
+        f"{where}: column {name!r} holds a value the table's {want} cannot hold exactly "
+        f"({value!r}; the file has {column.type}); the table is unchanged. "
+        f"{hint or _widen_hint(want, column.type)}"
+    )
+
+
+def _widen_hint(table: pa.DataType, file: pa.DataType) -> str:
+    if wider_type(table, file) is not None:
+        return (
+            "Set `load: {widen: true}` for the table to widen the column to the source's "
+            "type (the table is rewritten once, in one commit), or cast the column in the "
+            "table's `query:` to keep its type"
+        )
+    return (
+        f"No Delta type holds both {table} and {file} exactly: cast the column in the "
+        "table's `query:` (e.g. `SELECT ..., CAST(col AS <type>) AS col FROM ...`), or "
+        "load into a new `load.target` after re-extracting the earlier windows"
+    )
+
+
 def check_schema(table_schema: pa.Schema | None, file_schema: pa.Schema, path: str) -> list[str]:
-    """LoadError naming every column whose type cannot go into the table; returns new columns."""
+    """LoadError naming every column whose type cannot go into the table; returns new
+    columns. A type the table holds only value by value (`castable_by_value`) passes here:
+    `conform_batch` checks its values."""
     if table_schema is None:
         return []
     problems = []
@@ -155,7 +290,9 @@ def check_schema(table_schema: pa.Schema | None, file_schema: pa.Schema, path: s
             added.append(field.name)
             continue
         current = table_schema.field(index)
-        if not compatible(field.type, current.type):
+        if not compatible(field.type, current.type) and not castable_by_value(
+            field.type, current.type
+        ):
             problems.append(f"{field.name}: table has {current.type}, file has {field.type}")
     if problems:
         raise LoadError(
@@ -165,10 +302,10 @@ def check_schema(table_schema: pa.Schema | None, file_schema: pa.Schema, path: s
     return added
 
 
-def _fix_hint(table_schema: pa.Schema) -> str:
-    """How to repair the table: a table whose columns are all int64 is most likely the
-    one an empty SQLite window created before onceflow typed it by its declarations (the
-    driver types columns from values, and with none says int64 for every one)."""
+def _all_int64_hint(table_schema: pa.Schema) -> str | None:
+    """A table whose columns are all int64 is most likely the one an empty SQLite window
+    created before onceflow typed it by its declarations (the driver types columns from
+    values, and with none says int64 for every one): widening it would keep it wrong."""
     data = [f for f in table_schema if f.name not in AUDIT_COLUMNS]
     if data and all(pa.types.is_int64(f.type) for f in data):
         return (
@@ -177,23 +314,41 @@ def _fix_hint(table_schema: pa.Schema) -> str:
             "(`onceflow extract --date DATE --tables TABLE --force-reprocess`), delete "
             "the table's folder and run `onceflow load`, which rebuilds it from the lake"
         )
-    return "Migrate the table's column or cast the source column"
+    return None
+
+
+def _fix_hint(table_schema: pa.Schema) -> str:
+    """How to repair a table refusing an incompatible type change."""
+    if (hint := _all_int64_hint(table_schema)) is not None:
+        return hint
+    # what exists: a query that casts at the source; or, for a change the table should
+    # follow, files that all have the new type and a rebuild from the lake
+    return (
+        "Keep the table's type with a `query:` that casts the column (`CAST(col AS ...)`), "
+        "or re-extract the earlier windows with the new type (`onceflow extract --date "
+        "DATE --tables TABLE --force-reprocess`), delete the table's folder and run "
+        "`onceflow load` to rebuild it (an overwrite table takes the new type by itself)"
+    )
 
 
 def conform_batch(
-    batch: pa.Table, target: pa.Schema | None, where: str
+    batch: pa.Table, target: pa.Schema | None, where: str, *, widen: bool = False
 ) -> tuple[pa.Table, list[str]]:
     """Cast the batch's columns to the table's types; return it and its new columns.
 
     Columns of a type Delta cannot store first take their Delta type (`to_delta_types`),
     for a new table as for an existing one. An incompatible type change raises LoadError
-    (before anything is written); a new column must be nullable. Table columns the batch
-    lacks are left to the caller.
+    (before anything is written); a new column must be nullable. A column of a type the
+    table holds only value by value is cast exactly (`cast_exact`), or with ``widen`` kept
+    in the type the widened table column will have (`widenings`; the caller widens the
+    table before writing). Table columns the batch lacks are left to the caller.
     """
     batch = to_delta_types(batch)
     if target is None:
         return batch, []
     check_schema(target, batch.schema, where)
+    wider = widenings(target, batch.schema) if widen else {}
+    hint = _all_int64_hint(target)
     new: list[str] = []
     arrays, fields = [], []
     for field in batch.schema:
@@ -204,14 +359,16 @@ def conform_batch(
             arrays.append(column)
             fields.append(field.with_nullable(True))
             continue
-        want = target.field(index).type
+        want = wider.get(field.name, target.field(index).type)
         if isinstance(column.type, pa.BaseExtensionType) and not isinstance(
             want, pa.BaseExtensionType
         ):
             column = pa.chunked_array(
                 [chunk.storage for chunk in column.chunks], column.type.storage_type
             )
-        if column.type != want:
+        if column.type != want and not compatible(column.type, want):
+            column = cast_exact(column, want, where, field.name, hint)
+        elif column.type != want:
             try:
                 column = column.cast(want)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:

@@ -168,3 +168,34 @@ def commit_infos(dt: Any, first: int, last: int) -> list[dict[str, Any]] | None:
                 break
         out.append({**info, "version": number})
     return out
+
+
+def widen_table(dt: Any, types: dict[str, pa.DataType], commit_properties: Any) -> int:
+    """Rewrite the table with `types` for some of its columns, as one overwrite commit;
+    returns its version.
+
+    delta-rs 1.6 has no type widening (the protocol's `typeWidening` feature changes a
+    type without rewriting: it refuses the `delta.enableTypeWidening` property, and a
+    merge of schemas refuses `decimal(10,2)` -> `decimal(14,4)`), so every row is read
+    through the snapshot and written again with the wider types, streamed a batch at a
+    time. The values, the audit columns and the file markers (application transactions
+    live in the snapshot, not in the data files) are unchanged; the old versions stay
+    readable until vacuumed, and a `RESTORE` to one of them restores its types too.
+    Committed against `dt`'s snapshot: `commit_properties` should refuse to rebase
+    (max_commit_retries=0), so a concurrent commit fails as a conflict. A kill leaves the
+    narrow table and unreferenced data files, which `fix-inconsistencies` removes.
+    """
+    from deltalake import write_deltalake
+
+    current = arrow_schema(dt)
+    schema = pa.schema([f.with_type(types.get(f.name, f.type)) for f in current])
+    batches = (b.cast(schema) for b in snapshot_dataset(dt).to_batches(columns=schema.names))
+    write_deltalake(  # type: ignore[call-overload]
+        dt,
+        pa.RecordBatchReader.from_batches(schema, batches),
+        mode="overwrite",
+        schema_mode="overwrite",
+        commit_properties=commit_properties,
+    )
+    dt.update_incremental()
+    return int(dt.version())

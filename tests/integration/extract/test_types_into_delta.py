@@ -135,3 +135,45 @@ def test_a_table_that_panics_the_driver_fails_alone_and_the_others_load(
     assert kind == "ExtractError" and "the source driver failed (a panic)" in message
     assert summary.run.status == "failed"
     assert _delta(pipeline, "fine").column("id").to_pylist() == [1, 2]
+
+
+@pytest.mark.postgres
+def test_postgres_alter_type_bigint_loads_what_fits_then_widens_on_request(
+    pg_admin, pg_schema, pg_url, tmp_path
+):
+    table = f'"{pg_schema}".grown'
+    pg_admin.execute(f"CREATE TABLE {table} (id int, amount numeric(10,2))")
+    pg_admin.execute(f"INSERT INTO {table} VALUES (1, 1.25)")
+
+    def pipeline(widen: bool) -> Pipeline:
+        spec = {"source": "src", "table": f"{pg_schema}.grown", "name": "grown"}
+        spec["load"] = {"strategy": "append", "widen": widen}
+        return Pipeline(make_config(tmp_path, {"src": pg_url}, [spec], pipeline="types"))
+
+    assert pipeline(False).run("2025-01-23").ok
+    pg_admin.execute(
+        f"ALTER TABLE {table} ALTER COLUMN id TYPE bigint, ALTER COLUMN amount TYPE numeric(14,4)"
+    )
+    summary = pipeline(False).run("2025-01-24")  # 1 and 1.2500 fit int and numeric(10,2)
+    assert summary.ok, summary.error
+    types = _delta(pipeline(False), "grown").schema
+    assert (types.field("id").type, types.field("amount").type) == (
+        pa.int32(),
+        pa.decimal128(10, 2),
+    )
+    pg_admin.execute(f"INSERT INTO {table} VALUES (5000000000, 0.0001)")
+    failed = pipeline(False).run("2025-01-25")
+    assert not failed.ok and failed.error is not None
+    assert "column 'id'" in failed.error[1] and "5000000000" in failed.error[1]
+    assert "`load: {widen: true}`" in failed.error[1]
+    assert _delta(pipeline(False), "grown").num_rows == 2  # unchanged
+
+    widened = pipeline(True).run("2025-01-25")
+    assert widened.ok, widened.error
+    data = _delta(pipeline(True), "grown")
+    assert (data.schema.field("id").type, data.schema.field("amount").type) == (
+        pa.int64(),
+        pa.decimal128(14, 4),
+    )
+    assert sorted(data["id"].to_pylist()) == [1, 1, 1, 5000000000]
+    assert Decimal("0.0001") in data["amount"].to_pylist()
