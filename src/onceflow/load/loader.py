@@ -749,8 +749,21 @@ def _run_steps(
             result.error = str(error)
             result.error_types = error_names(error)
             break
-        except OnceflowError as error:
-            message = redact(str(error))
+        except Exception as error:
+            # an error no step foresaw (a library's, on a type no one mapped) fails this
+            # file like a known one, the table unchanged: the other tables still load and
+            # the run is failed, instead of the whole command ending mid-run
+            failure = (
+                error
+                if isinstance(error, OnceflowError)
+                else LoadError(
+                    f"{step.file.file_id}: unexpected {type(error).__name__}: "
+                    f"{one_line(str(error))[:300]}; the table is unchanged"
+                )
+            )
+            if failure is not error:
+                log.debug("%s: unexpected load error", tgt.key, exc_info=True)
+            message = redact(str(failure))
             store.files.fail(tgt.uri, step.file.file_id, token, message)
             result.files.append(
                 FileOutcome(step.file.file_id, step.file.path, "failed", error=message)
@@ -759,7 +772,7 @@ def _run_steps(
             result.error = message + (
                 f" ({remaining} later file(s) of the table wait)" if remaining else ""
             )
-            result.error_types = error_names(error)
+            result.error_types = error_names(failure)
             log.error("%s: %s", tgt.key, message, extra={"table": tgt.key, "action": "failed"})
             break
         result.files.append(outcome)

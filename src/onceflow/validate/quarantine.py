@@ -7,13 +7,14 @@ rule's threshold, with `_failed_rules` (the names of the rules it fails) and
 
 Nothing is quarantined twice: each write is one Delta commit whose metadata names the
 data fingerprint it covers, the source version and the rules (name:hash) it applied. A
-rerun on the same data and rules finds that commit and writes nothing (other rules on the
-same data rewrite it); a rule left unjudged by a transient error holds the write back, as
-a write without its rows would be taken for done; a `scope: run` validation appends its
-run's failing rows, once per batch (a later validation of an old date names the batches
-it already wrote); a table that only grew by appends since the last write gets only the
-failing rows of the added files; any other change (overwrite, merge) replaces the
-quarantine table's content, as the source's content was replaced.
+rerun on the same data and rules finds that commit as the last one and writes nothing
+(other rules on the same data rewrite it, and so does a rule changed back); a rule left
+unjudged by a transient error holds the write back, as a write without its rows would be
+taken for done; a `scope: run` validation appends its run's failing rows, once per batch
+(a later validation of an old date names the batches it already wrote); a table that
+only grew by appends since the last write gets only the failing rows of the added files;
+any other change (overwrite, merge) replaces the quarantine table's content, as the
+source's content was replaced.
 """
 
 from __future__ import annotations
@@ -114,12 +115,16 @@ def quarantine_pass(
         key = _rules_key(plans, results, hashes)
         dt = open_table(uri)
         writes = _writes(dt) if dt is not None else []
-        if any(
-            w.get(META_FINGERPRINT) == data.fingerprint and w.get(META_RULES, key) == key
-            for w in writes
+        last = writes[0] if writes else None
+        # what the quarantine holds now is its last write's: an older write of the same
+        # data and rules was replaced since (a rule changed and changed back, other data
+        # checked in between), so it does not make this one done
+        if (
+            last is not None
+            and last.get(META_FINGERPRINT) == data.fingerprint
+            and last.get(META_RULES, key) == key
         ):
             return 0  # this data is quarantined already, by these rules
-        last = writes[0] if writes else None
         chosen = [
             p
             for name, p in plans.items()

@@ -472,3 +472,26 @@ def test_a_delta_rs_panic_fails_its_file_not_the_whole_load(
     assert table.error.endswith("(1 later file(s) of the table wait)")
     monkeypatch.undo()
     assert done(load(cfg).counts()) == {"loaded": 2}  # nothing of it was committed
+
+
+def test_an_error_no_step_foresaw_fails_its_file_and_the_load_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a library error on a type no one mapped (pyarrow's ArrowInvalid) used to end the
+    # whole command mid-run: it fails its file, by name, and nothing of it is committed
+    from onceflow.load import loader
+
+    make_lake(tmp_path / "lake", files=2, rows=5)
+    cfg = make_config(tmp_path)
+
+    def invalid(*args: Any, **kwargs: Any) -> Any:
+        raise pa.ArrowInvalid("Invalid storage type for UuidType: binary")
+
+    monkeypatch.setattr(loader, "conform_batch", invalid)
+    out = load(cfg)
+    [table] = out.results
+    assert not out.ok and done(out.counts()) == {"failed": 1}
+    assert table.error is not None
+    assert "unexpected ArrowInvalid: Invalid storage type for UuidType: binary" in table.error
+    monkeypatch.undo()
+    assert done(load(cfg).counts()) == {"loaded": 2}
