@@ -143,24 +143,41 @@ class _Rule(BaseModel):
 
 # Functions whose value is not a function of the row: the clock, random numbers, and
 # table functions that read files (whose content no fingerprint of the table covers).
-_VOLATILE_CALL = re.compile(
-    r"(?i)\b(?:now|today|get_current_time|get_current_timestamp|random|uuid|gen_random_uuid"
-    r"|setseed|read_parquet|parquet_scan|read_csv|read_csv_auto|read_json|read_json_auto"
-    r"|read_ndjson|read_text|read_blob|delta_scan|iceberg_scan|glob)\s*\("
+# `age(x)` with one argument is measured from now; with two it is not, but a rule that
+# runs every time is only slower, where a cached clock reading is wrong.
+_VOLATILE_NAMES = frozenset(
+    {
+        *("now", "today", "age", "get_current_time", "get_current_timestamp"),
+        *("transaction_timestamp", "statement_timestamp", "current_localtime"),
+        *("current_localtimestamp", "current_date", "current_time", "current_timestamp"),
+        *("localtime", "localtimestamp", "clock_timestamp", "timeofday", "epoch_ms_now"),
+        *("random", "setseed", "uuid", "uuidv4", "uuidv7", "gen_random_uuid"),
+        *("read_parquet", "parquet_scan", "read_csv", "read_csv_auto", "read_json"),
+        *("read_json_auto", "read_ndjson", "read_ndjson_auto", "read_text", "read_blob"),
+        *("delta_scan", "iceberg_scan", "glob", "sniff_csv", "read_xlsx", "st_read"),
+    }
 )
+# a call: a name, bare or double-quoted, then "("
+_CALL = re.compile(r'(?:"((?:[^"]|"")+)"|\b([A-Za-z_][A-Za-z0-9_]*))\s*\(')
+# the clock words SQL lets one write without parentheses
 _VOLATILE_WORD = re.compile(
     r"(?i)\b(?:current_date|current_time|current_timestamp|localtime|localtimestamp)\b"
 )
 _FROM_A_PATH = re.compile(r"(?i)\b(?:from|join)\s+'")
-_QUOTED = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"")
+_STRING = re.compile(r"'(?:[^']|'')*'")
+_IDENTIFIER = re.compile(r'"(?:[^"]|"")*"')
 
 
 @functools.cache
 def _volatile_sql(text: str) -> bool:
     if _FROM_A_PATH.search(text):  # DuckDB reads a quoted path in FROM as a file
         return True
-    bare = _QUOTED.sub("''", text)  # 'now' and a column "today" are not calls
-    return bool(_VOLATILE_CALL.search(bare) or _VOLATILE_WORD.search(bare))
+    code = _STRING.sub("''", text)  # 'now()' in a string literal is no call
+    for quoted, bare in _CALL.findall(code):
+        if (quoted.replace('""', '"') or bare).lower() in _VOLATILE_NAMES:
+            return True
+    # a column named "today" is no clock word
+    return bool(_VOLATILE_WORD.search(_IDENTIFIER.sub('""', code)))
 
 
 class _ColumnRule(_Rule):

@@ -96,6 +96,9 @@ def test_a_rule_that_reads_the_clock_or_a_file_of_its_own_runs_every_time(
     rules = [
         {"name": "id_present", "type": "completeness", "column": "id"},
         {"name": "recent", "type": "sql_predicate", "expression": "ts < now()"},
+        {"name": "quoted", "type": "sql_predicate", "expression": 'ts < "now"()'},
+        {"name": "aged", "type": "sql_predicate", "expression": "age(ts) < INTERVAL 9999 DAY"},
+        {"name": "in_tx", "type": "sql_predicate", "expression": "ts < transaction_timestamp()"},
         {
             "name": "in_window",
             "type": "completeness",
@@ -114,7 +117,8 @@ def test_a_rule_that_reads_the_clock_or_a_file_of_its_own_runs_every_time(
     assert first.result("not_extra").failing_rows == sum(i in (1, 2) for i in ids)
     pq.write_table(pa.table({"id": [1, 2, 3]}), extra)
     again = validator(tmp_path, customers_path, rules).validate_table(events_path, "events")
-    assert {r.rule for r in again.results if not r.cached} == {"recent", "in_window", "not_extra"}
+    volatile = {"recent", "quoted", "aged", "in_tx", "in_window", "not_extra"}
+    assert {r.rule for r in again.results if not r.cached} == volatile
     # the file as it is now
     assert again.result("not_extra").failing_rows == sum(i in (1, 2, 3) for i in ids)
     write_delta(events_path, events(50, seed=4, first_id=9000), mode="append")
