@@ -80,6 +80,13 @@ class _Rule(BaseModel):
             )
         return value
 
+    @field_validator("min", "max", mode="before", check_fields=False)
+    @classmethod
+    def _bound_not_a_flag(cls, value: Any) -> Any:
+        if isinstance(value, bool):  # YAML's `true` would be taken for 1
+            raise ValueError(f"a bound is a number or a date, not {str(value).lower()}")
+        return value
+
     @field_validator("max_failing", mode="before")
     @classmethod
     def _a_count(cls, value: Any) -> Any:
@@ -198,6 +205,14 @@ def _need_a_bound(rule: Any, what: str = "min or max") -> None:
     for side, bound in (("min", low), ("max", high)):
         if isinstance(bound, float) and math.isnan(bound):
             raise ValueError(f"{side} is NaN, which no value can be compared with; give a number")
+        if isinstance(bound, str):
+            try:
+                datetime.fromisoformat(bound)
+            except ValueError:
+                raise ValueError(
+                    f"{side} {bound!r} is neither a number nor a date or timestamp literal "
+                    "(2025-01-31, 2025-01-31T12:00:00+00:00); write a number without quotes"
+                ) from None
     pair = _comparable(low, high)
     if pair is not None and pair[0] > pair[1]:
         raise ValueError(f"min ({low}) is above max ({high}): no value could pass; swap them")
@@ -383,6 +398,14 @@ class Schema(_Rule):
     type: Literal["schema"] = "schema"
     columns: dict[str, str | None] = Field(min_length=1)
     allow_extra: bool = True
+
+    @model_validator(mode="after")
+    def _no_filter(self) -> Schema:
+        if self.filter is not None:
+            raise ValueError(
+                "a schema rule checks the table's columns, not rows: filter does not apply"
+            )
+        return self
 
     @field_validator("columns")
     @classmethod

@@ -19,6 +19,7 @@ so that a typo is a config error, not a failing check of good data.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 _NAIVE_TIMESTAMPS = frozenset({"TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S"})
 _UNITS = {"s": "TIMESTAMP_S", "ms": "TIMESTAMP_MS", "us": "TIMESTAMP", "ns": "TIMESTAMP_NS"}
@@ -67,24 +68,35 @@ _SIMPLE = {
 #: Spellings that take a length in parentheses, which no engine here keeps.
 _SIZED = {"varchar", "char", "character varying", "character", "nvarchar", "bpchar"}
 _SIZED |= {"varbinary", "binary"}
-_NESTED = re.compile(r"^(list|large_list|struct|map|union|array)\s*[<(]|\[\d*\]$", re.IGNORECASE)
 _CALL = re.compile(r"^(?P<name>[a-z_ 0-9]+?)\s*[(\[](?P<args>[^()\[\]]*)[)\]]$")
+_LIST = re.compile(r"^(?:list|large_list|array|fixed_size_list)\s*<(?P<inner>.*)>$", re.I | re.S)
+_STRUCT = re.compile(r"^struct\s*(?:<(?P<arrow>.*)>|\((?P<duck>.*)\))$", re.I | re.S)
+_MAP = re.compile(r"^map\s*(?:<(?P<arrow>.*)>|\((?P<duck>.*)\))$", re.I | re.S)
+_ARRAY = re.compile(r"^(?P<inner>.*\S)\s*\[\d*\]$", re.S)
+#: DuckDB's decimals hold at most 38 digits.
+MAX_DECIMAL_DIGITS = 38
+
+# A type as a tree: ("scalar", canonical name), ("list", item), ("map", key, value), or
+# ("struct", ((field name, type), ...)). Nested types are compared part by part, so a
+# family (`decimal`, `timestamp`) inside a list matches as it does outside.
+Tree = tuple[Any, ...]
 
 
 def canonical(declared: str) -> str | None:
-    """The DuckDB type a declared name means (`DECIMAL*`, `TIMESTAMP*`: any of that
-    family), or None when it is no type known here."""
+    """The DuckDB type a declared scalar name means (`DECIMAL*`, `TIMESTAMP*`: any of
+    that family), or None when it is no scalar type known here."""
     text = " ".join(declared.strip().lower().split())
     if text in _SIMPLE:
         return _SIMPLE[text]
-    if _NESTED.search(text):
-        return " ".join(declared.upper().split())  # compared as written, spaces aside
     call = _CALL.match(text)
     if call is None:
         return None
     name, args = call["name"].strip(), [a.strip() for a in call["args"].split(",")]
     if name in ("decimal", "numeric", "decimal128", "decimal256") and _digits(args, 1, 2):
-        return f"DECIMAL({int(args[0])},{int(args[1]) if len(args) > 1 else 0})"
+        precision, scale = int(args[0]), int(args[1]) if len(args) > 1 else 0
+        if not 1 <= precision <= MAX_DECIMAL_DIGITS or scale > precision:
+            return None
+        return f"DECIMAL({precision},{scale})"
     if name in _SIZED and _digits(args, 1, 1):
         return _SIMPLE[name]
     if name == "timestamp":  # Arrow: timestamp[us] or timestamp[us, tz=UTC]
@@ -104,17 +116,97 @@ def _digits(args: list[str], least: int, most: int) -> bool:
     return least <= len(args) <= most and all(a.isdigit() for a in args)
 
 
+def _split(text: str) -> list[str]:
+    """`text` split at its top-level commas (not those inside <>, () or [])."""
+    parts, depth, start = [], 0, 0
+    for i, char in enumerate(text):
+        if char in "<([":
+            depth += 1
+        elif char in ">)]":
+            depth -= 1
+        elif char == "," and depth == 0:
+            parts.append(text[start:i].strip())
+            start = i + 1
+    parts.append(text[start:].strip())
+    return parts
+
+
+def _field(text: str, arrow: bool, engine: bool) -> tuple[str, Tree] | None:
+    """A struct field: Arrow's `name: type`, DuckDB's `name TYPE` (either name quoted)."""
+    if text.startswith('"'):
+        end = text.find('"', 1)
+        name, rest = text[1:end], text[end + 1 :].lstrip()
+    else:
+        name, _, rest = text.partition(":" if arrow else " ")
+        name = name.strip()
+    rest = rest.lstrip(":").strip()
+    kind = parse(rest, engine=engine) if name and rest else None
+    return None if kind is None else (name.lower(), kind)
+
+
+def parse(declared: str, *, engine: bool = False) -> Tree | None:
+    """A declared type as a tree (see `Tree`), or None when it is not one. With
+    `engine`, a type as the engine names a column: its scalars are taken as written
+    (the engine's TIMESTAMP is that type, where a declared `timestamp` is a family)."""
+    text = declared.strip()
+    if (found := _LIST.match(text)) is not None:
+        inner = found["inner"].strip()
+        if ":" in inner.split("<")[0]:  # Arrow may name the item: list<item: int64>
+            inner = inner.split(":", 1)[1]
+        item = parse(inner, engine=engine)
+        return None if item is None else ("list", item)
+    if (found := _ARRAY.match(text)) is not None:
+        item = parse(found["inner"], engine=engine)
+        return None if item is None else ("list", item)
+    if (found := _STRUCT.match(text)) is not None:
+        arrow = found["arrow"] is not None
+        body = found["arrow"] if arrow else found["duck"]
+        fields = [_field(f, arrow, engine) for f in _split(body)]
+        if not fields or any(f is None for f in fields):
+            return None
+        return ("struct", tuple(fields))
+    if (found := _MAP.match(text)) is not None:
+        parts = [parse(p, engine=engine) for p in _split(found["arrow"] or found["duck"] or "")]
+        if len(parts) != 2 or parts[0] is None or parts[1] is None:
+            return None
+        return ("map", parts[0], parts[1])
+    if engine:
+        return ("scalar", " ".join(text.upper().split()))
+    scalar = canonical(text)
+    return None if scalar is None else ("scalar", scalar)
+
+
 def known(declared: str) -> bool:
     """Whether `declared` names a type a `schema` rule can check."""
-    return canonical(declared) is not None
+    return parse(declared) is not None
 
 
 def same_type(declared: str, actual: str) -> bool:
     """Whether a column of the engine's type `actual` is of the `declared` type."""
-    want = canonical(declared)
-    got = " ".join(actual.upper().split())
-    if want is None:
+    want, got = parse(declared), _engine_tree(actual)
+    return want is not None and got is not None and _same(want, got)
+
+
+def _engine_tree(actual: str) -> Tree | None:
+    """The engine's type as a tree; what it does not parse (`UNION(...)`) stays whole."""
+    return parse(actual, engine=True) or ("scalar", " ".join(actual.upper().split()))
+
+
+def _same(want: Tree, got: Tree) -> bool:
+    if want[0] != got[0]:
         return False
+    if want[0] == "list":
+        return _same(want[1], got[1])
+    if want[0] == "map":
+        return _same(want[1], got[1]) and _same(want[2], got[2])
+    if want[0] == "struct":
+        return len(want[1]) == len(got[1]) and all(
+            w[0] == g[0] and _same(w[1], g[1]) for w, g in zip(want[1], got[1], strict=True)
+        )
+    return _same_scalar(want[1], got[1])
+
+
+def _same_scalar(want: str, got: str) -> bool:
     if want == "DECIMAL*":
         return got.startswith("DECIMAL")
     if want == "TIMESTAMP*":
@@ -124,4 +216,4 @@ def same_type(declared: str, actual: str) -> bool:
     return want.replace(" ", "") == got.replace(" ", "")
 
 
-__all__ = ["canonical", "known", "same_type"]
+__all__ = ["MAX_DECIMAL_DIGITS", "canonical", "known", "parse", "same_type"]

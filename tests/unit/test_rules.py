@@ -145,6 +145,26 @@ def test_rules_of_the_config_are_typed_models_and_scope_follows_the_strategy() -
             r"rule 'x': columns: column 's': unknown type 'no_such_type' \(use an engine type",
         ),
         (
+            {"name": "x", "type": "schema", "columns": {"s": "list<foo>"}},
+            r"rule 'x': columns: column 's': unknown type 'list<foo>'",
+        ),
+        (
+            {"name": "x", "type": "schema", "columns": {"s": "decimal(40,2)"}},
+            r"unknown type 'decimal\(40,2\)'",
+        ),
+        (
+            {"name": "x", "type": "schema", "columns": {"s": None}, "filter": "s > 1"},
+            r"rule 'x': a schema rule checks the table's columns, not rows: filter does not apply",
+        ),
+        (
+            {"name": "x", "type": "range", "column": "a", "max": "NaN"},
+            r"rule 'x': max 'NaN' is neither a number nor a date or timestamp literal",
+        ),
+        (
+            {"name": "x", "type": "range", "column": "a", "min": True},
+            r"rule 'x': min: a bound is a number or a date, not true",
+        ),
+        (
             {"name": "x", "type": "allowed_values", "column": "s", "values": [None]},
             r"rule 'x': values: give at least one value that is not null",
         ),
@@ -222,4 +242,11 @@ def test_schema_types_in_engine_and_arrow_spellings_match_the_same_columns() -> 
     assert same_type("int8", "TINYINT") and not same_type("bigint", "INTEGER")  # Arrow's int8
     assert same_type("INTEGER[]", "INTEGER[]") and same_type(
         "struct(a integer)", "STRUCT(a INTEGER)"
+    )
+    # nested types in Arrow's spelling too, part by part (a family inside a list as outside)
+    assert same_type("list<int64>", "BIGINT[]") and same_type("large_list<item: int64>", "BIGINT[]")
+    assert same_type("struct<a: int64, b: string>", "STRUCT(a BIGINT, b VARCHAR)")
+    assert same_type("map<string, int64>", "MAP(VARCHAR, BIGINT)")
+    assert same_type("list<timestamp>", "TIMESTAMP_NS[]") and not same_type(
+        "list<int32>", "BIGINT[]"
     )
