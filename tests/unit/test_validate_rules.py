@@ -219,6 +219,11 @@ def test_empty_input_passes_row_rules_and_fails_statistics() -> None:
             "BitwiseRightShift",
         ),
         (
+            # the count never evaluates the cast; the failing rows' query does
+            {"type": "sql_query", "query": "SELECT CAST(s AS INTEGER) AS bad FROM {table}"},
+            "could not run: Conversion Error",
+        ),
+        (
             {"type": "sql_predicate", "expression": "count(*) > 1"},
             "the expression 'count(*) > 1' holds an aggregate (COUNT(*)), but it is judged "
             "row by row; use a sql_query",
@@ -239,6 +244,7 @@ def test_empty_input_passes_row_rules_and_fails_statistics() -> None:
         "unclosed quote in a filter",
         "unclosed quote in a query",
         "sqlglot's node names, not its classes",
+        "a query that fails when its rows are read",
         "an aggregate in a row-level expression",
         "a window function in a filter",
     ],

@@ -974,7 +974,13 @@ class TableRun:
                 # samples from the whole table, as a full run would
                 samples, from_new = [], False
             if len(samples) < self.settings.samples:
-                taken = self._samples(plan, from_new, ref, self.settings.samples - len(samples))
+                try:
+                    taken = self._samples(
+                        plan, from_new, ref, self.settings.samples - len(samples)
+                    )
+                except QueryError as error:
+                    self._done(rule, _error(error))
+                    return
                 if taken is None:  # a transient failure: report, but keep nothing stored
                     fields["incremental"] = incremental
                     fields["message"] = "no samples: the samples query failed (transient)"
@@ -1010,6 +1016,10 @@ class TableRun:
         try:
             rows = engine.query(query, kind="samples", rules=(rule.name,))
         except QueryError as error:
+            if isinstance(rule, SqlQuery) and not error.transient:
+                # the user's own query, now evaluated row by row (the count may not have
+                # computed its columns): it cannot run, which is the rule's error
+                raise
             log.warning("%s: no samples for rule %s (%s)", self.job.table, rule.name, error)
             return None if error.transient else []
         self._remember_sql(rule.name, query)
