@@ -38,6 +38,23 @@ def test_wide_samples_show_the_checked_column_first_and_say_what_was_left_out() 
     assert "6 more column(s) in the JSON report" in samples
 
 
+def test_samples_lead_with_the_rules_own_column_not_every_fused_rules_or_the_relation() -> None:
+    # the fused query names every rule's columns, the FROM names the relation `rel`, and a
+    # quoted name doubles its quotes: none of that may push the checked column out
+    table = _wide(SAMPLE_COLUMNS + 5).append_column("rel", pa.array(["r", "r"]))
+    odd = 'Spalte "150" Ω'
+    table = table.append_column(odd, pa.array([None, "v"]))
+    rules = [
+        {"name": f"other_{i}", "type": "completeness", "column": f"c{i:02}"} for i in range(12)
+    ] + [{"name": "odd", "type": "completeness", "column": odd}]
+    report = Validator(rules_by_table={"t": rules}).validate_table(table, "t")
+    page = render_html(report)
+    samples = page[page.index("odd: 1 failing row sample") :]
+    header = samples[: samples.index("</tr>")]
+    first = header[header.index("<th>") :].split("</th>")[0]
+    assert first == "<th>Spalte &quot;150&quot; Ω"
+
+
 def test_long_sample_values_are_cut_saying_how_much() -> None:
     rule = {"name": "amount_positive", "type": "range", "column": "amount", "min": 0}
     long = "y" * (SAMPLE_VALUE_CHARS + 500)

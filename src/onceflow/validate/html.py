@@ -173,6 +173,20 @@ def sparkline(
     )
 
 
+_RELATION = re.compile(r'(?i)\b(?:from|join)\s+(?:"(?:[^"]|"")*"|\w+)')
+_QUOTED = re.compile(r'"((?:[^"]|"")*)"')
+_STRING = re.compile(r"'(?:[^']|'')*'")
+
+
+def _named_columns(query: str, columns: list[str]) -> set[str]:
+    """The sample columns a rule's failing-rows query names (its last SQL: the fused
+    query names every rule's columns), not the relations it reads from."""
+    text = _STRING.sub("''", _RELATION.sub(" ", query))
+    quoted = {m.replace('""', '"') for m in _QUOTED.findall(text)}
+    words = {w.lower() for w in re.findall(r"\b\w+\b", _QUOTED.sub(" ", text))}
+    return {c for c in columns if c in quoted or c.lower() in words}
+
+
 def _samples(result: RuleResult) -> str:
     if not result.samples:
         return ""
@@ -181,10 +195,11 @@ def _samples(result: RuleResult) -> str:
         for key in row:
             if key not in columns:
                 columns.append(key)
-    # the columns the rule's SQL names come first: a wide table's checked column must
-    # not be the one cut off
-    text = " ".join(result.sql)
-    named = [c for c in columns if f'"{c}"' in text or re.search(rf"\b{re.escape(c)}\b", text)]
+    # the columns the rule's own query names come first: a wide table's checked column
+    # must not be the one cut off
+    named = [
+        c for c in columns if c in _named_columns(result.sql[-1] if result.sql else "", columns)
+    ]
     ordered = named + [c for c in columns if c not in named]
     shown, left = ordered[:SAMPLE_COLUMNS], ordered[SAMPLE_COLUMNS:]
     head = "".join(f"<th>{_e(c)}</th>" for c in shown)

@@ -975,9 +975,7 @@ class TableRun:
                 samples, from_new = [], False
             if len(samples) < self.settings.samples:
                 try:
-                    taken = self._samples(
-                        plan, from_new, ref, self.settings.samples - len(samples)
-                    )
+                    taken = self._samples(plan, from_new, ref, self.settings.samples - len(samples))
                 except QueryError as error:
                     self._done(rule, _error(error))
                     return
