@@ -215,8 +215,17 @@ def test_empty_input_passes_row_rules_and_fails_statistics() -> None:
         ({"type": "sql_query", "query": "SELECT * FROM {table} WHERE s = 'a"}, "bad SQL in"),
         (
             {"type": "sql_predicate", "expression": "v >> "},
-            "bad SQL in expression 'v >>': Required keyword: 'expression' missing for "
-            "BitwiseRightShift",
+            "bad SQL in expression 'v >>': an incomplete expression (BitwiseRightShift has "
+            "no expression: something is missing after an operator or keyword)",
+        ),
+        (
+            {"type": "sql_predicate", "expression": "string_agg(s, ',') = 'x'"},
+            "holds an aggregate (string_agg), but it is judged row by row",
+        ),
+        (
+            {"type": "sql_predicate", "expression": "v IN (SELECT v FROM {table})"},
+            "names {table}, but it is a condition on each row; a query over the table is a "
+            "sql_query",
         ),
         (
             # the count never evaluates the cast; the failing rows' query does
@@ -225,12 +234,13 @@ def test_empty_input_passes_row_rules_and_fails_statistics() -> None:
         ),
         (
             {"type": "sql_predicate", "expression": "count(*) > 1"},
-            "the expression 'count(*) > 1' holds an aggregate (COUNT(*)), but it is judged "
+            "the expression 'count(*) > 1' holds an aggregate (count), but it is judged "
             "row by row; use a sql_query",
         ),
         (
             {"type": "completeness", "column": "v", "filter": "row_number() OVER () > 1"},
-            "the filter 'row_number() OVER () > 1' holds a window function",
+            "the filter 'row_number() OVER () > 1' holds a window function "
+            "(row_number(...) OVER (...))",
         ),
     ],
     ids=[
@@ -244,6 +254,8 @@ def test_empty_input_passes_row_rules_and_fails_statistics() -> None:
         "unclosed quote in a filter",
         "unclosed quote in a query",
         "sqlglot's node names, not its classes",
+        "an aggregate named as written, not as sqlglot spells it",
+        "{table} in a predicate",
         "a query that fails when its rows are read",
         "an aggregate in a row-level expression",
         "a window function in a filter",

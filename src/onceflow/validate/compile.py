@@ -103,19 +103,39 @@ def load_dialect(dialect: str) -> None:
 
 def parse_sql(text: str, dialect: str, what: str) -> Any:
     """A user's SQL fragment as a tree; CompileError (one line) when it does not parse."""
+    if what in ("filter", "expression") and "{table}" in text:
+        raise CompileError(
+            f"the {what} {_shown(text)} names {{table}}, but it is a condition on each row; "
+            "a query over the table is a sql_query"
+        )
     try:
         tree = parse_one(text, read=dialect)
     except SqlglotError as error:  # ParseError, and TokenError (an unclosed quote)
         detail = str(error).splitlines()[0] if str(error) else "syntax error"
-        # sqlglot names its node classes: "<class 'sqlglot.expressions.core.Add'>" -> Add
-        detail = _NODE_CLASS.sub(r"\1", detail)
-        raise CompileError(f"bad SQL in {what} {_shown(text)}: {detail}") from None
+        raise CompileError(f"bad SQL in {what} {_shown(text)}: {_readable(detail)}") from None
     if tree is None:
         raise CompileError(f"bad SQL in {what}: empty")
     return tree
 
 
 _NODE_CLASS = re.compile(r"<class '(?:[\w.]+\.)?(\w+)'>")
+_MISSING = re.compile(r"Required keyword: '(\w+)' missing for (\w+)")
+_TOKEN = re.compile(
+    r"<Token token_type: TokenType\.\w+, text: (.*?), line: (\d+), col: (\d+)[^>]*>"
+)
+
+
+def _readable(detail: str) -> str:
+    """sqlglot's message in the user's terms, not its classes and tokens."""
+    detail = _NODE_CLASS.sub(r"\1", detail)
+    detail = _MISSING.sub(
+        lambda m: (
+            f"an incomplete expression ({m[2]} has no {m[1]}: something is missing "
+            "after an operator or keyword)"
+        ),
+        detail,
+    )
+    return _TOKEN.sub(lambda m: f"'{m[1]}' (line {m[2]}, column {m[3]})", detail)
 
 
 def _shown(text: str) -> str:
@@ -123,26 +143,55 @@ def _shown(text: str) -> str:
     return repr(text if len(text) <= 80 else text[:77] + "...")
 
 
-def row_level(tree: Any, text: str, what: str) -> Any:
+#: DuckDB aggregates sqlglot parses as plain functions.
+_MORE_AGGREGATES = frozenset(
+    {"count_star", "fsum", "sumkahan", "kahan_sum", "favg", "product", "histogram", "mode"}
+)
+
+
+def _aggregate(node: Any) -> bool:
+    if isinstance(node, exp.AggFunc | exp.Window):
+        return True
+    return isinstance(node, exp.Anonymous) and str(node.name).lower() in _MORE_AGGREGATES
+
+
+def row_level(tree: Any, text: str, what: str, dialect: str) -> Any:
     """`tree` when it can be judged row by row; CompileError naming an aggregate or
     window function in it (fused with the other rules' aggregates, it would fail as
     "aggregate function calls cannot be nested", which says nothing of the rule)."""
     found = next(
         (  # inside a subquery, an aggregate is that query's: `x > (SELECT avg(x) ...)` is fine
             node
-            for node in tree.find_all(exp.AggFunc, exp.Window)
-            if node.find_ancestor(exp.Select) is None
+            for node in tree.walk()
+            if _aggregate(node) and node.find_ancestor(exp.Select) is None
         ),
         None,
     )
     if found is not None:
         kind = "a window function" if isinstance(found, exp.Window) else "an aggregate"
+        name = _written_name(text, dialect, window=isinstance(found, exp.Window))
+        name = name or found.sql(dialect=dialect)
         raise CompileError(
-            f"the {what} {_shown(text)} holds {kind} ({found.sql()}), but it is judged row "
-            "by row; use a sql_query that returns the failing rows, or a row_count or "
-            "statistic rule"
+            f"the {what} {_shown(text)} holds {kind} ({name}), but it is judged row by row; "
+            "use a sql_query that returns the failing rows, or a row_count or statistic rule"
         )
     return tree
+
+
+def _written_name(text: str, dialect: str, *, window: bool) -> str | None:
+    """The aggregate or window function as the user wrote it (`string_agg`), where
+    sqlglot would print its own spelling (`LISTAGG`)."""
+    if window:
+        over = re.search(r"(?i)\b([A-Za-z_]\w*)\s*\([^()]*\)\s*over\b", text)
+        return f"{over[1]}(...) OVER (...)" if over else None
+    for match in re.finditer(r"\b([A-Za-z_]\w*)\s*\(", text):
+        try:
+            call = parse_one(f"{match[1]}(x)", read=dialect)
+        except SqlglotError:
+            continue
+        if call is not None and _aggregate(call):
+            return match[1]
+    return None
 
 
 def _check_columns(names: Iterable[str], schema: dict[str, str], what: str) -> None:
@@ -225,7 +274,7 @@ def compile_rule(rule: AnyRule, schema: dict[str, str], dialect: str) -> Plan:
     _check_columns(rule.columns_used, schema, "the rule")
     scope: Any = None
     if rule.filter:
-        scope = row_level(parse_sql(rule.filter, dialect, "filter"), rule.filter, "filter")
+        scope = row_level(parse_sql(rule.filter, dialect, "filter"), rule.filter, "filter", dialect)
         _check_columns(_referenced(scope), schema, "filter")
         scope = exp.paren(scope)
     plan = Plan(rule, scope=scope)
@@ -241,7 +290,8 @@ def compile_rule(rule: AnyRule, schema: dict[str, str], dialect: str) -> Plan:
         ok: Any
         if isinstance(rule, SqlPredicate):
             text = rule.expression
-            ok = exp.paren(row_level(parse_sql(text, dialect, "expression"), text, "expression"))
+            tree = parse_sql(text, dialect, "expression")
+            ok = exp.paren(row_level(tree, text, "expression", dialect))
             _check_columns(_referenced(ok), schema, "expression")
             plan.aggregates["evaluated"] = _filtered(exp.Count(this=ok.copy()), scope)
         else:
