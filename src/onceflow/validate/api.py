@@ -309,7 +309,11 @@ class Validator:
                 "in the loader; its results are kept per file, not per table"
             )
         if data is None and (configured is None or self.config is None):
-            raise ConfigError(f"table {key}: not a configured table; give its data")
+            raise ConfigError(
+                f"table {key}: it has rules but no configured Delta table (a rules-only "
+                "config, or rules given in Python); give the data: "
+                f"is_rule_completed({key!r}, {rule!r}, data)"
+            )
         if self.store is None:
             return False
         if data is None:
