@@ -16,6 +16,8 @@ from onceflow import Pipeline
 from onceflow.warehouse import AUDIT_COLUMNS, read_table
 from tests.helpers.extract import make_config
 
+UUID_TEXT = "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"
+
 
 def _pipeline(tmp_path: Path, url: str, tables: list[str]) -> Pipeline:
     specs = [{"source": "src", "table": t, "name": t.rsplit(".", 1)[-1]} for t in tables]
@@ -65,6 +67,54 @@ def test_postgres_types_delta_lacks_load_and_read_back(pg_admin, pg_schema, pg_u
     assert (first["price"], second["price"]) == (Decimal("12.34"), Decimal("-0.01"))
     assert first["ends"].year == 9999
     assert data.num_rows == 6
+
+
+@pytest.mark.postgres
+def test_postgres_uuid_and_arrays_of_json_and_numeric_load_every_window_as_text(
+    pg_admin, pg_schema, pg_url, tmp_path
+):
+    """The first window used to create a table Arrow could not read (a uuid tag on
+    binary), and arrays of jsonb/numeric refused every later window."""
+    from onceflow.consistency import validate_consistency
+
+    table = f'"{pg_schema}".uu'
+    pg_admin.execute(
+        f"CREATE TABLE {table} (id int, u uuid, us uuid[], ja jsonb[], jj json[], "
+        "na numeric[], j jsonb)"
+    )
+    pg_admin.execute(
+        f"INSERT INTO {table} VALUES (1, '{UUID_TEXT}', ARRAY['{UUID_TEXT}'::uuid], "
+        "ARRAY['{\"a\": 1}'::jsonb], ARRAY['[1]'::json], ARRAY[1.5, 0.00000001], "
+        "'{\"b\": 2}'), (2, NULL, NULL, NULL, NULL, NULL, NULL)"
+    )
+    pipeline = _pipeline(tmp_path, pg_url, [f"{pg_schema}.uu"])
+    for day in ("2025-01-23", "2025-01-24"):  # the first load creates, the second appends
+        summary = pipeline.run(day)
+        assert summary.ok, summary.error
+    data = _delta(pipeline, "uu")
+    text_list = pa.list_(pa.string())
+    assert data.schema == pa.schema(
+        [
+            ("id", pa.int32()),
+            ("u", pa.string()),
+            ("us", text_list),
+            ("ja", text_list),
+            ("jj", text_list),
+            ("na", text_list),
+            ("j", pa.string()),
+        ]
+    )
+    assert data.to_pylist()[0] == {
+        "id": 1,
+        "u": UUID_TEXT,
+        "us": [UUID_TEXT],
+        "ja": ['{"a": 1}'],
+        "jj": ["[1]"],
+        "na": ["1.5", "0.00000001"],
+        "j": '{"b": 2}',
+    }
+    assert data.num_rows == 4
+    assert validate_consistency(pipeline.config)["consistent"]
 
 
 @pytest.mark.mysql
