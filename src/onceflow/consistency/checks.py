@@ -27,7 +27,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from onceflow.config import Config
-from onceflow.errors import ConfigError
+from onceflow.errors import ConfigError, LoadError
 from onceflow.lake import (
     TEMP_MARKER,
     SourceFile,
@@ -62,6 +62,7 @@ ISSUE_LABELS = {
     "sidecar_mismatch": "Sidecar disagrees with the state",
     "interrupted_extraction": "Extraction left running by a process that is gone",
     "temp_file": "Temp file left by an interrupted write",
+    "unreadable_table": "Table Arrow cannot read",
 }
 #: Kinds that are about the file tracker (its own section of the report).
 FILE_TRACKER_KINDS = (
@@ -213,7 +214,18 @@ def files_loaded_twice(tgt: LoadTarget) -> list[Issue]:
     dt = open_table(tgt.uri)
     if dt is None:
         return []
-    dataset = snapshot_dataset(dt)
+    try:
+        dataset = snapshot_dataset(dt)
+    except LoadError as error:  # a table an older onceflow wrote with a uuid tag: the fix
+        return [
+            Issue(
+                "unreadable_table",
+                tgt.key,
+                str(error),
+                table=tgt.key,
+                extra={"target": tgt.target, "uri": tgt.uri},
+            )
+        ]
     if not {"_source_file", "_batch_id"} <= set(dataset.schema.names):
         return []
     with duck() as con:

@@ -55,9 +55,9 @@ def _replace_twice_loaded(
 ) -> None:
     """An append table holding one file's rows twice gets that file's rows replaced by
     the lake file, in one commit: what a re-extraction of the window would do."""
-    twice = files_loaded_twice(tgt)
+    twice = [i for i in files_loaded_twice(tgt) if i.kind == "file_loaded_twice"]
     if not twice:
-        return
+        return  # an unreadable table is reported with its fix (a rebuild), not repaired here
     if tgt.cfg.strategy != "append":  # its rows were merged into others: no file to swap
         for issue in twice:
             failures.append(

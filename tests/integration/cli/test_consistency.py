@@ -502,3 +502,25 @@ def test_old_temp_and_uncommitted_delta_files_are_removed_and_young_ones_kept(
     assert young_temp.exists() and young_stray.exists() and young_hashed.exists()
     assert _validate_json(config)["consistent"]
     assert read_table(str(uri)).num_rows == 10
+
+
+def test_a_table_an_older_onceflow_wrote_with_a_uuid_tag_is_reported_with_its_rebuild(
+    tmp_path: Path,
+) -> None:
+    """Arrow refuses such a table's schema and data files: validate-consistency and
+    fix-inconsistencies used to crash on it (`Invalid storage type for UuidType`)."""
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    _, cfg = _project(tmp_path, f"sqlite:///{tmp_path / 'state.db'}", days=1)
+    storage = pa.array([b"\xa0" * 16], pa.binary(16))
+    write_deltalake(  # what an older onceflow made of a PostgreSQL uuid column
+        table_uri(tmp_path),
+        pa.table({"u": pa.ExtensionArray.from_storage(pa.uuid(), storage)}),
+    )
+    report = validate_consistency(cfg)
+    [issue] = [i for i in report["issues"] if i["kind"] == "unreadable_table"]
+    assert "delete the table's folder and run `onceflow load" in issue["detail"]
+    fixed = fix_inconsistencies(cfg)
+    assert not fixed["consistent"]
+    assert "unreadable_table" in {i["kind"] for i in fixed["remaining"]}
