@@ -30,9 +30,12 @@ cast to the table's type and back: numbers into numbers (integer, float, decimal
 naive timestamps or dates into dates or naive timestamps. Such a column is cast value by
 value (`cast_exact`); a value that does not fit fails the file, naming the column and the
 value. With the table's `load.widen` the table takes the wider type instead (`widenings`;
-the loader rewrites the table once, in its own commit). Anything else (a number into
-text, a time zone gained or lost) is an incompatible type change, refused before anything
-is written.
+the loader rewrites the table once, in its own commit). Decimals crossing 38 digits
+follow the same rule: a decimal goes into a text column (the decimal text of more than 38
+digits) as that same exact text, a decimal of more than 38 digits into a table decimal
+value by value, and the type holding both, past 38 digits, is the decimal text. Anything
+else (another number into text, a time zone gained or lost) is an incompatible type
+change, refused before anything is written.
 """
 
 from __future__ import annotations
@@ -291,7 +294,9 @@ def compatible(src: pa.DataType, dst: pa.DataType) -> bool:
         return bool(
             dst.scale >= src.scale and dst.precision - dst.scale >= src.precision - src.scale
         )
-    return False
+    # a decimal's exact text: how a table stores decimals of more than 38 digits, so a
+    # source column narrowed to 38 or fewer keeps loading into it
+    return bool(pa.types.is_decimal(src) and dst == pa.string())
 
 
 def _numeric(t: pa.DataType) -> bool:
@@ -321,25 +326,31 @@ def wider_type(table: pa.DataType, file: pa.DataType) -> pa.DataType | None:
     if compatible(file, table):
         return None  # nothing to widen
     if compatible(table, file):
-        return file
+        return delta_type(file)  # a decimal of more than 38 digits: its exact text
     if pa.types.is_decimal(table) and pa.types.is_decimal(file):
         scale = max(table.scale, file.scale)
         whole = max(table.precision - table.scale, file.precision - file.scale)
-        if whole + scale <= MAX_DELTA_DECIMAL_DIGITS:
-            return pa.decimal128(whole + scale, scale)
+        return _decimal_or_text(whole, scale)
     if pa.types.is_integer(table) and pa.types.is_decimal(file):
         whole = max(_INT_DIGITS[table.bit_width], file.precision - file.scale)
-        if whole + file.scale <= MAX_DELTA_DECIMAL_DIGITS:
-            return pa.decimal128(whole + file.scale, file.scale)
+        return _decimal_or_text(whole, file.scale)
     if pa.types.is_decimal(table) and pa.types.is_integer(file):
         whole = max(table.precision - table.scale, _INT_DIGITS[file.bit_width])
-        if whole + table.scale <= MAX_DELTA_DECIMAL_DIGITS:
-            return pa.decimal128(whole + table.scale, table.scale)
+        return _decimal_or_text(whole, table.scale)
     if pa.types.is_integer(table) and table.bit_width <= 32 and pa.types.is_float64(file):
         return file  # a double holds every int32 exactly (not every int64)
     if pa.types.is_date(table) and pa.types.is_timestamp(file) and file.tz is None:
         return file  # a date is its midnight
     return None
+
+
+def _decimal_or_text(whole: int, scale: int) -> pa.DataType:
+    """The decimal with these digits, or past Delta's 38 its exact text (as `delta_type`
+    stores such a decimal): text holds every value of both exactly, only no longer as a
+    number."""
+    if whole + scale <= MAX_DELTA_DECIMAL_DIGITS:
+        return pa.decimal128(whole + scale, scale)
+    return pa.string()
 
 
 def widenings(table_schema: pa.Schema | None, file_schema: pa.Schema) -> dict[str, pa.DataType]:
@@ -350,9 +361,15 @@ def widenings(table_schema: pa.Schema | None, file_schema: pa.Schema) -> dict[st
     out = {}
     for field in file_schema:
         index = table_schema.get_field_index(field.name)
-        if index < 0 or not castable_by_value(field.type, table_schema.field(index).type):
+        if index < 0:
             continue
-        wider = wider_type(table_schema.field(index).type, field.type)
+        table = table_schema.field(index).type
+        # after `conform_batch` widened it, a decimal column is already the decimal text
+        # the table column must become: it was a decimal, no other text gets this far
+        as_text = pa.types.is_decimal(table) and _norm(field.type) == pa.string()
+        if not (castable_by_value(field.type, table) or as_text):
+            continue
+        wider = wider_type(table, field.type)
         if wider is not None:
             out[field.name] = wider
     return out
@@ -404,7 +421,15 @@ def cast_exact(
 
 
 def _widen_hint(table: pa.DataType, file: pa.DataType) -> str:
-    if wider_type(table, file) is not None:
+    wider = wider_type(table, file)
+    if wider == pa.string():
+        return (
+            "Set `load: {widen: true}` for the table to widen the column to its values' "
+            f"exact decimal text (Delta's decimal holds at most {MAX_DELTA_DECIMAL_DIGITS} "
+            "digits; the table is rewritten once, in one commit), or cast the column in "
+            "the table's `query:` to keep its type"
+        )
+    if wider is not None:
         return (
             "Set `load: {widen: true}` for the table to widen the column to the source's "
             "type (the table is rewritten once, in one commit), or cast the column in the "
@@ -472,6 +497,36 @@ def _fix_hint(table_schema: pa.Schema) -> str:
     )
 
 
+def _checked_type(t: pa.DataType) -> pa.DataType:
+    """What the schema rule compares for a file column: its Delta type, but a decimal
+    stays one, wider than 38 digits too. Going into a table decimal it is cast value
+    by value from its own exact values (its text would not compare back equal:
+    Arrow writes `1E-10`); into a text column it becomes its exact text."""
+    return t if pa.types.is_decimal(t) else delta_type(t)
+
+
+def _fit(
+    column: pa.ChunkedArray, want: pa.DataType, where: str, name: str, hint: str | None
+) -> pa.ChunkedArray:
+    """A file column in the table column's type `want`, exactly, or LoadError."""
+    if pa.types.is_decimal(column.type) and want == pa.string():
+        # the decimal text a column of more than 38 digits is stored as (`delta_type`)
+        return pa.chunked_array([_decimal_text(chunk) for chunk in column.chunks], want)
+    if not (pa.types.is_decimal(column.type) and _numeric(want)):
+        column = to_delta_column(column)
+    if column.type == want:
+        return column
+    if not compatible(column.type, want):
+        return cast_exact(column, want, where, name, hint)
+    try:
+        return column.cast(want)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
+        raise LoadError(
+            f"{where}: column {name!r}: cannot convert {column.type} to the "
+            f"table's {want} ({error}); the table is unchanged"
+        ) from None
+
+
 def conform_batch(
     batch: pa.Table, target: pa.Schema | None, where: str, *, widen: bool = False
 ) -> tuple[pa.Table, list[str]]:
@@ -482,13 +537,15 @@ def conform_batch(
     (before anything is written); a new column must be nullable. A column of a type the
     table holds only value by value is cast exactly (`cast_exact`), or with ``widen`` kept
     in the type the widened table column will have (`widenings`; the caller widens the
-    table before writing). Table columns the batch lacks are left to the caller.
+    table before writing). A decimal goes into a text column as its exact text, and a
+    decimal of more than 38 digits into a table decimal value by value (`_checked_type`).
+    Table columns the batch lacks are left to the caller.
     """
-    batch = to_delta_types(batch)
     if target is None:
-        return batch, []
-    check_schema(target, batch.schema, where)
-    wider = widenings(target, batch.schema) if widen else {}
+        return to_delta_types(batch), []
+    checked = pa.schema([pa.field(f.name, _checked_type(f.type)) for f in batch.schema])
+    check_schema(target, checked, where)
+    wider = widenings(target, checked) if widen else {}
     hint = _all_int64_hint(target)
     new: list[str] = []
     arrays, fields = [], []
@@ -497,20 +554,19 @@ def conform_batch(
         index = target.get_field_index(field.name)
         if index < 0:
             new.append(field.name)
+            column = to_delta_column(column)
             arrays.append(column)
-            fields.append(field.with_nullable(True))
+            fields.append(pa.field(field.name, column.type, nullable=True))
             continue
         want = wider.get(field.name, target.field(index).type)
-        if column.type != want and not compatible(column.type, want):
-            column = cast_exact(column, want, where, field.name, hint)
-        elif column.type != want:
-            try:
-                column = column.cast(want)
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
-                raise LoadError(
-                    f"{where}: column {field.name!r}: cannot convert {field.type} to the "
-                    f"table's {want} ({error}); the table is unchanged"
-                ) from None
-        arrays.append(column)
+        arrays.append(_fit(column, want, where, field.name, hint))
         fields.append(pa.field(field.name, want, nullable=True))
     return pa.table(arrays, schema=pa.schema(fields)), new
+
+
+def widen_column(column: pa.Array, want: pa.DataType) -> pa.Array:
+    """A table column in the wider type `widenings` chose: a decimal widened to text
+    (no Delta decimal holds both) is written as `to_delta_types` writes wide decimals."""
+    if pa.types.is_decimal(column.type) and want == pa.string():
+        return _decimal_text(column)
+    return column.cast(want)

@@ -239,9 +239,16 @@ def widen_table(dt: Any, types: dict[str, pa.DataType], commit_properties: Any) 
     """
     from deltalake import write_deltalake
 
+    from onceflow.warehouse.schema import widen_column
+
     current = arrow_schema(dt)
     schema = pa.schema([f.with_type(types.get(f.name, f.type)) for f in current])
-    batches = (b.cast(schema) for b in snapshot_dataset(dt).to_batches(columns=schema.names))
+    batches = (
+        pa.RecordBatch.from_arrays(
+            [widen_column(b.column(i), f.type) for i, f in enumerate(schema)], schema=schema
+        )
+        for b in snapshot_dataset(dt).to_batches(columns=schema.names)
+    )
     write_deltalake(  # type: ignore[call-overload]
         dt,
         pa.RecordBatchReader.from_batches(schema, batches),

@@ -227,3 +227,43 @@ def test_postgres_alter_type_bigint_loads_what_fits_then_widens_on_request(
     )
     assert sorted(data["id"].to_pylist()) == [1, 1, 1, 5000000000]
     assert Decimal("0.0001") in data["amount"].to_pylist()
+
+
+@pytest.mark.postgres
+def test_postgres_numeric_crossing_38_digits_keeps_loading_and_widens_to_text_on_request(
+    pg_admin, pg_schema, pg_url, tmp_path
+):
+    """`huge` was numeric(50,10) (text in Delta), then numeric(30,10): it used to be
+    refused as number -> text. `small` went from numeric(20,2) to numeric(40,2)."""
+    table = f'"{pg_schema}".crossing'
+    pg_admin.execute(f"CREATE TABLE {table} (id int, huge numeric(50,10), small numeric(20,2))")
+    pg_admin.execute(f"INSERT INTO {table} VALUES (1, 0.0000000001, 1.25)")
+
+    def pipeline(widen: bool) -> Pipeline:
+        spec = {"source": "src", "table": f"{pg_schema}.crossing", "name": "crossing"}
+        spec["load"] = {"strategy": "append", "widen": widen}
+        return Pipeline(make_config(tmp_path, {"src": pg_url}, [spec], pipeline="types"))
+
+    assert pipeline(False).run("2025-01-23").ok
+    pg_admin.execute(
+        f"ALTER TABLE {table} ALTER COLUMN huge TYPE numeric(30,10), "
+        "ALTER COLUMN small TYPE numeric(40,2)"
+    )
+    summary = pipeline(False).run("2025-01-24")  # each small value fits numeric(20,2)
+    assert summary.ok, summary.error
+    data = _delta(pipeline(False), "crossing")
+    assert (data.schema.field("huge").type, data.schema.field("small").type) == (
+        pa.string(),
+        pa.decimal128(20, 2),
+    )
+    assert data["huge"].to_pylist() == 2 * ["0.0000000001"]  # the same text, not 1E-10
+    big = "1" + "0" * 30 + ".00"
+    pg_admin.execute(f"INSERT INTO {table} VALUES (2, 1, {big})")
+    failed = pipeline(False).run("2025-01-25")
+    assert not failed.ok and failed.error is not None
+    assert "column 'small'" in failed.error[1] and big in failed.error[1]
+    widened = pipeline(True).run("2025-01-25")
+    assert widened.ok, widened.error
+    data = _delta(pipeline(True), "crossing")
+    assert data.schema.field("small").type == pa.string()
+    assert sorted(data["small"].to_pylist()) == ["1.25", "1.25", "1.25", big]
