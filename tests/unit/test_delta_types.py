@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from pathlib import Path
+from uuid import UUID, uuid4
 
 import pyarrow as pa
 import pytest
 from deltalake import DeltaTable, write_deltalake
 
+from onceflow.errors import LoadError
+from onceflow.warehouse import arrow_schema, read_table, snapshot_dataset
 from onceflow.warehouse.schema import conform_batch, delta_type, to_delta_types
 
 
@@ -117,3 +121,114 @@ def test_a_table_of_these_types_is_created_and_appended_to(tmp_path: Path):
     assert rows == 2 * [
         {"t": "12:34:56.000000", "d": "1.5000000000", "u": Decimal(2**64 - 1), "b": 255}
     ]
+
+
+_UUID = "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"
+
+
+def _uuids(values: list[str | None]) -> pa.Array:
+    storage = pa.array([None if v is None else UUID(v).bytes for v in values], pa.binary(16))
+    return pa.ExtensionArray.from_storage(pa.uuid(), storage)
+
+
+def test_uuids_become_their_canonical_lowercase_hyphenated_text():
+    other = str(uuid4())
+    column = pa.chunked_array([_uuids([_UUID, None]), _uuids([other]).slice(0)])
+    got = to_delta_types(pa.table({"u": column}))
+    assert got.schema == pa.schema([("u", pa.string())])  # no extension tag left
+    assert got.column("u").to_pylist() == [_UUID, None, other]
+    assert to_delta_types(pa.table({"u": _uuids([other, _UUID]).slice(1)})).to_pydict() == {
+        "u": [_UUID]
+    }
+
+
+def _numeric_text() -> pa.DataType:
+    return pa.opaque(pa.string(), type_name="numeric", vendor_name="PostgreSQL")
+
+
+@pytest.mark.parametrize(
+    ("arrow", "delta"),
+    [
+        (pa.uuid(), pa.string()),
+        (pa.json_(), pa.string()),
+        (pa.list_(pa.json_()), pa.list_(pa.string())),
+        (pa.large_list(pa.uuid()), pa.large_list(pa.string())),
+        (pa.list_(_numeric_text()), pa.list_(pa.string())),
+        (pa.list_(pa.decimal256(50, 2)), pa.list_(pa.string())),
+        (
+            pa.struct([("u", pa.uuid()), ("n", pa.uint8())]),
+            pa.struct([("u", pa.string()), ("n", pa.int16())]),
+        ),
+        (pa.map_(pa.string(), pa.json_()), pa.map_(pa.string(), pa.string())),
+        (pa.list_(pa.int32()), pa.list_(pa.int32())),
+    ],
+    ids=str,
+)
+def test_extension_and_delta_lacking_types_convert_inside_nested_types(arrow, delta):
+    assert delta_type(arrow) == delta
+
+
+def test_arrays_of_json_numeric_and_uuid_become_arrays_of_their_text():
+    """PostgreSQL jsonb[], numeric[] and uuid[] as the driver gives them, nulls and a
+    slice included."""
+    json_values = pa.ExtensionArray.from_storage(pa.json_(), pa.array(['{"a": 1}', "[]"]))
+    numbers = pa.ExtensionArray.from_storage(_numeric_text(), pa.array(["1.5", "0.00000001"]))
+    nulls = pa.array([False, True, False])
+    table = pa.table(
+        {
+            "ja": pa.ListArray.from_arrays([0, 1, 1, 2], json_values, mask=nulls),
+            "na": pa.ListArray.from_arrays([0, 2, 2, 2], numbers, mask=nulls),
+            "ua": pa.ListArray.from_arrays([0, 1, 1, 1], _uuids([_UUID]), mask=nulls),
+        }
+    )
+    got = to_delta_types(table)
+    assert all(not isinstance(f.type.value_type, pa.BaseExtensionType) for f in got.schema)
+    assert got.to_pydict() == {
+        "ja": [['{"a": 1}'], None, ["[]"]],
+        "na": [["1.5", "0.00000001"], None, []],
+        "ua": [[_UUID], None, []],
+    }
+    assert to_delta_types(table.slice(1)).column("ja").to_pylist() == [None, ["[]"]]
+
+
+def test_a_second_file_of_nested_extension_types_goes_into_the_table_the_first_created(
+    tmp_path: Path,
+):
+    """The second file used to be refused: `table has list<element: string>, file has
+    list<element: extension<arrow.json>>` (only a top-level extension was unwrapped)."""
+    uri = str(tmp_path / "t")
+    json_values = pa.ExtensionArray.from_storage(pa.json_(), pa.array(["{}"]))
+    file = pa.table(
+        {
+            "ja": pa.ListArray.from_arrays([0, 1], json_values),
+            "u": _uuids([_UUID]),
+            "j": json_values,
+        }
+    )
+    for _ in range(2):
+        table = DeltaTable(uri) if (tmp_path / "t").exists() else None
+        target = None if table is None else arrow_schema(table)
+        batch, _new = conform_batch(file, target, "file")
+        write_deltalake(uri, batch, mode="append")
+    assert read_table(uri).to_pylist() == 2 * [{"ja": ["{}"], "u": _UUID, "j": "{}"}]
+    schema = json.loads(DeltaTable(uri).schema().to_json())
+    assert all(f["metadata"] == {} for f in schema["fields"])  # no extension tag in Delta
+
+
+def test_a_table_an_older_onceflow_tagged_as_json_reads_as_text(tmp_path: Path):
+    uri = str(tmp_path / "t")
+    tagged = pa.ExtensionArray.from_storage(pa.json_(), pa.array(['{"a": 1}', None]))
+    write_deltalake(uri, pa.table({"id": [1, 2], "j": tagged}))  # what onceflow used to write
+    assert arrow_schema(DeltaTable(uri)) == pa.schema([("id", pa.int64()), ("j", pa.string())])
+    assert read_table(uri).to_pydict() == {"id": [1, 2], "j": ['{"a": 1}', None]}
+
+
+def test_a_table_an_older_onceflow_tagged_as_uuid_is_refused_with_the_rebuild(tmp_path: Path):
+    """Arrow refuses a uuid tag on Delta's binary in the schema and in every data file:
+    reading fails with the way out instead of `Invalid storage type for UuidType`."""
+    uri = str(tmp_path / "t")
+    write_deltalake(uri, pa.table({"id": [1], "u": _uuids([_UUID])}))
+    with pytest.raises(LoadError, match=r"'u'.*delete the table's folder and run `onceflow load"):
+        read_table(uri)
+    with pytest.raises(LoadError, match="Rebuild the table from the lake"):
+        snapshot_dataset(DeltaTable(uri))

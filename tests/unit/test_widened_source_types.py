@@ -112,3 +112,60 @@ def test_widen_without_a_type_holding_both_still_checks_values() -> None:
         conform_batch(pa.table({"v": [1.5]}), table, "f", widen=True)
     fits, _ = conform_batch(pa.table({"v": [2.0]}), table, "f", widen=True)
     assert fits.column("v").to_pylist() == [2]
+
+
+def test_a_decimal_into_a_decimal_text_column_is_its_exact_text() -> None:
+    """numeric(50,10) made the column text; after `TYPE numeric(30,10)` the file's
+    decimal128 used to be refused as number -> text."""
+    table = pa.schema([("n", pa.string())])
+    values = [Decimal("1.5"), Decimal("0E-10"), Decimal("-0.0000000001"), None]
+    batch, _ = conform_batch(pa.table({"n": pa.array(values, pa.decimal128(30, 10))}), table, "f")
+    assert batch.column("n").to_pylist() == [
+        "1.5000000000",
+        "0.0000000000",  # as the wide decimals are written, never Arrow's "0E-10"
+        "-0.0000000001",
+        None,
+    ]
+
+
+def _wide_decimals(values: list[str]) -> pa.Table:
+    return pa.table({"n": pa.array([Decimal(v) for v in values], pa.decimal256(40, 2))})
+
+
+def test_a_decimal_past_38_digits_goes_into_the_tables_decimal_when_each_value_fits() -> None:
+    table = pa.schema([("n", pa.decimal128(20, 2))])
+    batch, _ = conform_batch(_wide_decimals(["12.50", "-0.01"]), table, "f")
+    assert batch.schema == table
+    assert batch.column("n").to_pylist() == [Decimal("12.50"), Decimal("-0.01")]
+    huge = "1" + "0" * 30 + ".00"
+    with pytest.raises(LoadError) as refused:
+        conform_batch(_wide_decimals(["1.00", huge]), table, "f")
+    message = str(refused.value)
+    assert "column 'n'" in message and huge in message
+    assert "`load: {widen: true}`" in message and "exact decimal text" in message
+
+
+def test_with_widen_a_decimal_past_38_digits_widens_the_table_column_to_its_text() -> None:
+    table = pa.schema([("n", pa.decimal128(20, 2))])
+    huge = "1" + "0" * 30 + ".00"
+    batch, _ = conform_batch(_wide_decimals([huge, "0.50"]), table, "f", widen=True)
+    assert batch.column("n").to_pylist() == [huge, "0.50"]
+    assert widenings(table, batch.schema) == {"n": pa.string()}  # what the loader asks
+    assert widenings(table, _wide_decimals([huge]).schema) == {"n": pa.string()}
+
+
+@pytest.mark.parametrize(
+    ("table", "file", "wider"),
+    [
+        (pa.decimal128(20, 2), pa.decimal256(40, 2), pa.string()),
+        (pa.decimal128(30, 2), pa.decimal128(30, 10), pa.decimal128(38, 10)),  # 28 + 10 fit
+        (pa.decimal128(36, 2), pa.decimal128(30, 10), pa.string()),  # 34 + 10 do not
+        (pa.int64(), pa.decimal256(45, 5), pa.string()),
+        (pa.string(), pa.decimal128(30, 10), None),  # already text: nothing to widen
+    ],
+    ids=str,
+)
+def test_past_38_digits_the_type_holding_both_is_the_decimal_text(
+    table: pa.DataType, file: pa.DataType, wider: pa.DataType | None
+) -> None:
+    assert wider_type(table, file) == wider

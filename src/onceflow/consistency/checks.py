@@ -9,10 +9,11 @@ not hold, lake files whose content differs from what the table holds (re-extract
 loaded yet), committed lake files whose data no longer matches their sidecar (by size;
 by checksum too for files the table does not hold yet), append tables holding one file's rows twice,
 tracker rows of tables that no longer exist, sidecars that disagree with the extraction
-state, extractions left `running` by a process that is gone, temp files left by a crash
-and Delta data files no commit references (including delta-rs `*.parquet#N` temp files),
-the last two only when older than a safe age (default 1 hour) so a running writer's files
-are never touched.
+state, extractions left `running` by a process that is gone, tables Arrow cannot read,
+temp files left by a crash, lake data files no sidecar commits (an interrupted
+extraction's output: `run`, `load` and `status` report them too) and Delta data files no
+commit references (including delta-rs `*.parquet#N` temp files), the last three only when
+older than a safe age (default 1 hour) so a running writer's files are never touched.
 """
 
 from __future__ import annotations
@@ -27,14 +28,16 @@ from typing import Any
 from urllib.parse import unquote
 
 from onceflow.config import Config
-from onceflow.errors import ConfigError
+from onceflow.errors import ConfigError, LoadError
 from onceflow.lake import (
     TEMP_MARKER,
     SourceFile,
+    Uncommitted,
     discover_table_files,
     file_checksum,
     normalize_lake_path,
     read_sidecar,
+    scan_table_files,
 )
 from onceflow.load import LoadTarget, config_targets, tracked_targets
 from onceflow.load.markers import checksum_code, read_markers
@@ -62,6 +65,8 @@ ISSUE_LABELS = {
     "sidecar_mismatch": "Sidecar disagrees with the state",
     "interrupted_extraction": "Extraction left running by a process that is gone",
     "temp_file": "Temp file left by an interrupted write",
+    "unreadable_table": "Table Arrow cannot read",
+    "uncommitted_lake_file": "Lake data file no sidecar commits",
 }
 #: Kinds that are about the file tracker (its own section of the report).
 FILE_TRACKER_KINDS = (
@@ -213,7 +218,18 @@ def files_loaded_twice(tgt: LoadTarget) -> list[Issue]:
     dt = open_table(tgt.uri)
     if dt is None:
         return []
-    dataset = snapshot_dataset(dt)
+    try:
+        dataset = snapshot_dataset(dt)
+    except LoadError as error:  # a table an older onceflow wrote with a uuid tag: the fix
+        return [
+            Issue(
+                "unreadable_table",
+                tgt.key,
+                str(error),
+                table=tgt.key,
+                extra={"target": tgt.target, "uri": tgt.uri},
+            )
+        ]
     if not {"_source_file", "_batch_id"} <= set(dataset.schema.names):
         return []
     with duck() as con:
@@ -301,6 +317,46 @@ def temp_files(config: Config, safe_age: float) -> list[Path]:
         p
         for p in lake.rglob(f"*{TEMP_MARKER}*")
         if p.is_file() and now - p.stat().st_mtime >= safe_age
+    ]
+
+
+def uncommitted_lake_files(config: Config, safe_age: float) -> list[tuple[str, Uncommitted]]:
+    """Data files of the config's tables that no complete sidecar commits, with their
+    table's key, older than safe_age (a younger one may be a running extraction's: it
+    renames its data file into place, then writes the sidecar that commits it)."""
+    if not config.tables:
+        return []
+    lake, now = config.resolve(config.lake), time.time()
+    found = []
+    for table in config.tables:
+        for file in scan_table_files(lake, table.source, table.display_name).uncommitted:
+            try:
+                age = now - os.stat(file.path).st_mtime
+            except OSError:  # gone meanwhile: its extraction finished or removed it
+                continue
+            if age >= safe_age:
+                found.append((table.key, file))
+    return found
+
+
+def reextract_command(key: str, file: Uncommitted) -> str:
+    """The command that extracts an uncommitted file's window again, committed."""
+    day = f" --date {file.day}" if file.day else ""
+    return f"onceflow extract{day} --tables {key} --force-reprocess"
+
+
+def _uncommitted_issues(config: Config, safe_age: float) -> list[Issue]:
+    return [
+        Issue(
+            "uncommitted_lake_file",
+            file.path,
+            f"{key}: {file.reason}; it is not loaded, so the table lacks its window: "
+            f"re-extract it (`{reextract_command(key, file)}`); fix-inconsistencies "
+            "removes the file when no extraction is running",
+            table=key,
+            extra={"file_id": file.file_id, "command": reextract_command(key, file)},
+        )
+        for key, file in uncommitted_lake_files(config, safe_age)
     ]
 
 
@@ -530,6 +586,7 @@ def validate_consistency(
     issues += interrupted_extractions(store, config, runs)
     for path in temp_files(config, safe_age_seconds):
         issues.append(Issue("temp_file", str(path), "temp file left by an interrupted write"))
+    issues += _uncommitted_issues(config, safe_age_seconds)
     tracked = len(store.files.find())
     file_tracker, tables = _summary(issues, keys)
     return {

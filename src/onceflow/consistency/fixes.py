@@ -6,6 +6,9 @@ Every repair is one store verb and one log line; the report lists the same lines
 from __future__ import annotations
 
 import logging
+import os
+import time
+from pathlib import Path
 from typing import Any
 
 from onceflow.config import Config
@@ -18,12 +21,15 @@ from onceflow.consistency.checks import (
     interrupted_extractions,
     lake_files,
     pipeline_runs,
+    reextract_command,
     sidecar_issues,
     tables_with_failed_files,
     temp_files,
+    uncommitted_lake_files,
     validate_consistency,
 )
 from onceflow.errors import LockError, OnceflowError
+from onceflow.lake import Uncommitted, read_sidecar, sidecar_path
 from onceflow.load import LoadTarget, reconcile
 from onceflow.load.loader import apply_step
 from onceflow.load.markers import read_markers
@@ -55,9 +61,9 @@ def _replace_twice_loaded(
 ) -> None:
     """An append table holding one file's rows twice gets that file's rows replaced by
     the lake file, in one commit: what a re-extraction of the window would do."""
-    twice = files_loaded_twice(tgt)
+    twice = [i for i in files_loaded_twice(tgt) if i.kind == "file_loaded_twice"]
     if not twice:
-        return
+        return  # an unreadable table is reported with its fix (a rebuild), not repaired here
     if tgt.cfg.strategy != "append":  # its rows were merged into others: no file to swap
         for issue in twice:
             failures.append(
@@ -90,6 +96,68 @@ def _replace_twice_loaded(
             f"{tgt.key}: {issue.subject} was held twice ({issue.extra['rows']} rows); its rows "
             f"replaced by the lake file's {outcome.rows} (version {outcome.version})"
         )
+
+
+def _live_run_lock(store: Store, config: Config) -> str | None:
+    """Who holds one of the pipeline's run locks (`<pipeline lock>@<run id>`: a scheduled
+    run holds only its own) and is not stale, if anyone."""
+    for lock in store.locks.find():
+        if lock.name.startswith(f"{config.pipeline_lock_name}@") and not lock.stale_reason():
+            return f"{lock.name} (held by {lock.describe()})"
+    return None
+
+
+def _remove_uncommitted(
+    config: Config, store: Store, safe_age: float, actions: _Actions, failures: list[str]
+) -> None:
+    """Remove the lake's data files no sidecar commits, older than safe_age, while no
+    extraction can run: under the pipeline lock (taken without waiting: an extraction and
+    a run hold it, and a scheduled run refuses to start while it is held) and with no live
+    run lock. By the lake's protocol the sidecar is the commit marker, so such a file is
+    an uncommitted extraction's output and removing it loses nothing committed; a file a
+    completed extraction names (its sidecar lost) is left to its re-extraction."""
+    found = uncommitted_lake_files(config, safe_age)
+    if not found:
+        return
+    try:
+        with Lease(store, config.pipeline_lock_name, ttl=config.lock_ttl_seconds, timeout=0):
+            running = _live_run_lock(store, config)
+            if running is not None:
+                raise LockError(f"a run holds {running}")
+            named = {
+                os.path.abspath(ext.file_path)
+                for _run, extractions in pipeline_runs(store, config)
+                for ext in extractions.values()
+                if ext.status == "completed" and ext.file_path
+            }
+            for key, file in found:
+                if os.path.abspath(file.path) not in named:
+                    _remove_one(key, file, safe_age, actions)
+    except LockError as error:
+        for key, file in found:
+            failures.append(
+                f"{key}: uncommitted {file.path} kept, an extraction may be running ({error})"
+            )
+            log.warning("not fixed: %s", failures[-1])
+
+
+def _remove_one(key: str, file: Uncommitted, safe_age: float, actions: _Actions) -> None:
+    try:  # again under the lock: a re-extraction may have replaced it since the check
+        if time.time() - os.stat(file.path).st_mtime < safe_age:
+            return
+    except OSError:
+        return
+    path = Path(file.path)
+    sidecar = read_sidecar(path)
+    if sidecar is not None and sidecar.get("extraction_complete") is True:
+        return  # committed meanwhile
+    path.unlink(missing_ok=True)
+    if sidecar is not None:  # a sidecar saying incomplete commits nothing either
+        sidecar_path(path).unlink(missing_ok=True)
+    actions.add(
+        f"{key}: removed uncommitted lake file {file.path} (no sidecar commits it); "
+        f"re-extract its window: `{reextract_command(key, file)}`"
+    )
 
 
 def fix_inconsistencies(
@@ -160,6 +228,7 @@ def fix_inconsistencies(
     for path in temp_files(config, safe_age_seconds):
         path.unlink(missing_ok=True)
         actions.add(f"removed temp file {path}")
+    _remove_uncommitted(config, store, safe_age_seconds, actions, failures)
     after = validate_consistency(config, safe_age_seconds=safe_age_seconds, store=store)
     return {
         "actions": actions.done,

@@ -40,12 +40,13 @@ def snapshot_dataset(dt: Any) -> pa.dataset.Dataset:
     """
     import pyarrow.fs as pafs
 
+    schema = arrow_schema(dt)  # without extension tags an older onceflow let in
     root = local_root(str(dt.table_uri))
     if root is None:
-        dataset: pa.dataset.Dataset = dt.to_pyarrow_dataset()
+        dataset: pa.dataset.Dataset = dt.to_pyarrow_dataset(schema=schema)
         return dataset
     local = pafs.SubTreeFileSystem(root, pafs.LocalFileSystem())
-    dataset = dt.to_pyarrow_dataset(filesystem=local)
+    dataset = dt.to_pyarrow_dataset(filesystem=local, schema=schema)
     return dataset
 
 
@@ -139,9 +140,60 @@ def create_table(
     return int(created.version())
 
 
+_EXTENSION_KEYS = ("ARROW:extension:name", "ARROW:extension:metadata")
+
+
+def _untagged(fields: list[dict[str, Any]], tags: dict[str, str], prefix: str = "") -> None:
+    """Remove Arrow's extension tags from Delta schema fields (nested ones too, in place),
+    noting in `tags` each tagged column and its extension name."""
+    for field in fields:
+        meta = field.get("metadata") or {}
+        if "ARROW:extension:name" in meta:
+            tags[prefix + field["name"]] = meta["ARROW:extension:name"]
+        field["metadata"] = {k: v for k, v in meta.items() if k not in _EXTENSION_KEYS}
+        kind = field.get("type")
+        while isinstance(kind, dict):  # arrays and maps of structs hold fields too
+            if kind.get("type") == "struct":
+                _untagged(kind["fields"], tags, prefix + field["name"] + ".")
+                break
+            kind = kind.get("elementType") or kind.get("valueType")
+
+
 def arrow_schema(dt: Any) -> pa.Schema:
-    """The table's schema as a pyarrow schema."""
-    return pa.schema(dt.schema().to_arrow())
+    """The table's schema as a pyarrow schema, without Arrow extension types.
+
+    An older onceflow let extension types (PostgreSQL `uuid`, `json`) into a
+    table: delta-rs stored their storage type (binary, string) with the extension's name
+    in the column's metadata. Arrow reads a json-tagged string back, so the tag is just
+    dropped here; a uuid tag on binary it refuses (`Invalid storage type for UuidType:
+    binary`), in the table's schema and in every data file delta-rs wrote, so such a
+    table is refused with the way out: a rebuild from the lake, which now loads uuid
+    as its text.
+    """
+    from deltalake import Schema
+
+    raw = json.loads(dt.schema().to_json())
+    tags: dict[str, str] = {}
+    _untagged(raw["fields"], tags)
+    if not tags:
+        return pa.schema(dt.schema().to_arrow())
+    unreadable = sorted(name for name, tag in tags.items() if tag == "arrow.uuid")
+    if unreadable:
+        uri = str(dt.table_uri)
+        raise LoadError(_uuid_table_message(local_root(uri) or uri, unreadable))
+    return pa.schema(Schema.from_json(json.dumps(raw)).to_arrow())
+
+
+def _uuid_table_message(uri: str, columns: list[str]) -> str:
+    names = ", ".join(repr(c) for c in columns)
+    return (
+        f"{uri}: column(s) {names} hold PostgreSQL uuid values as 16-byte binary tagged as "
+        "Arrow's uuid type, as an older onceflow loaded them; Arrow refuses to read that "
+        "tag on Delta's binary (`Invalid storage type for UuidType: binary`), in the "
+        "table's schema and in its data files. Rebuild the table from the lake, which "
+        "loads uuid as its text (`a0eebc99-9c0b-...`): delete the table's folder and run "
+        "`onceflow load --tables TABLE`"
+    )
 
 
 def commit_infos(dt: Any, first: int, last: int) -> list[dict[str, Any]] | None:
@@ -187,9 +239,16 @@ def widen_table(dt: Any, types: dict[str, pa.DataType], commit_properties: Any) 
     """
     from deltalake import write_deltalake
 
+    from onceflow.warehouse.schema import widen_column
+
     current = arrow_schema(dt)
     schema = pa.schema([f.with_type(types.get(f.name, f.type)) for f in current])
-    batches = (b.cast(schema) for b in snapshot_dataset(dt).to_batches(columns=schema.names))
+    batches = (
+        pa.RecordBatch.from_arrays(
+            [widen_column(b.column(i), f.type) for i, f in enumerate(schema)], schema=schema
+        )
+        for b in snapshot_dataset(dt).to_batches(columns=schema.names)
+    )
     write_deltalake(  # type: ignore[call-overload]
         dt,
         pa.RecordBatchReader.from_batches(schema, batches),

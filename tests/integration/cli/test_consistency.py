@@ -502,3 +502,65 @@ def test_old_temp_and_uncommitted_delta_files_are_removed_and_young_ones_kept(
     assert young_temp.exists() and young_stray.exists() and young_hashed.exists()
     assert _validate_json(config)["consistent"]
     assert read_table(str(uri)).num_rows == 10
+
+
+def test_a_table_an_older_onceflow_wrote_with_a_uuid_tag_is_reported_with_its_rebuild(
+    tmp_path: Path,
+) -> None:
+    """Arrow refuses such a table's schema and data files: validate-consistency and
+    fix-inconsistencies used to crash on it (`Invalid storage type for UuidType`)."""
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    _, cfg = _project(tmp_path, f"sqlite:///{tmp_path / 'state.db'}", days=1)
+    storage = pa.array([b"\xa0" * 16], pa.binary(16))
+    write_deltalake(  # what an older onceflow made of a PostgreSQL uuid column
+        table_uri(tmp_path),
+        pa.table({"u": pa.ExtensionArray.from_storage(pa.uuid(), storage)}),
+    )
+    report = validate_consistency(cfg)
+    [issue] = [i for i in report["issues"] if i["kind"] == "unreadable_table"]
+    assert "delete the table's folder and run `onceflow load" in issue["detail"]
+    fixed = fix_inconsistencies(cfg)
+    assert not fixed["consistent"]
+    assert "unreadable_table" in {i["kind"] for i in fixed["remaining"]}
+
+
+def test_an_old_lake_file_without_sidecar_is_reported_and_removed_only_when_no_extraction_runs(
+    tmp_path: Path,
+) -> None:
+    """`run`/`load` said uncommitted and exited 1 while validate-consistency said
+    consistent. A young file may be a running extraction's: never reported or touched."""
+    _, cfg = _project(tmp_path, f"sqlite:///{tmp_path / 'state.db'}")
+    assert load(cfg).ok
+    first = Path(_day_paths(tmp_path)[0])
+    old = first.parent.parent / "05" / "p_20250105.parquet"
+    young = first.parent.parent / "06" / "p_20250106.parquet"
+    for path in (old, young):
+        path.parent.mkdir(parents=True)
+        shutil.copyfile(first, path)  # a data file its extraction never committed
+    two_hours_ago = time.time() - 7200
+    os.utime(old, (two_hours_ago, two_hours_ago))
+
+    report = validate_consistency(cfg)
+    [issue] = report["issues"]
+    assert (issue["kind"], issue["subject"], issue["table"]) == (
+        "uncommitted_lake_file",
+        str(old.absolute()),
+        "src.orders",
+    )
+    assert (
+        "`onceflow extract --date 2025-01-05 --tables src.orders --force-reprocess`"
+        in (issue["detail"])
+    )
+    store = open_store(cfg.state_url)
+    for lock in (cfg.pipeline_lock_name, f"{cfg.pipeline_lock_name}@p_20250107"):
+        token = store.locks.acquire(lock, ttl=600)  # a live extraction, or a scheduled run
+        kept = fix_inconsistencies(cfg, store=store)
+        assert old.exists() and kept["fixes_failed"] == 1, kept
+        assert "an extraction may be running" in kept["failures"][0]
+        store.locks.release(lock, token)
+    fixed = fix_inconsistencies(cfg, store=store)
+    assert not old.exists() and young.exists()
+    assert any("removed uncommitted lake file" in a for a in fixed["actions"])
+    assert fixed["consistent"] and read_table(table_uri(tmp_path)).num_rows == 10

@@ -16,6 +16,8 @@ from onceflow import Pipeline
 from onceflow.warehouse import AUDIT_COLUMNS, read_table
 from tests.helpers.extract import make_config
 
+UUID_TEXT = "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"
+
 
 def _pipeline(tmp_path: Path, url: str, tables: list[str]) -> Pipeline:
     specs = [{"source": "src", "table": t, "name": t.rsplit(".", 1)[-1]} for t in tables]
@@ -65,6 +67,54 @@ def test_postgres_types_delta_lacks_load_and_read_back(pg_admin, pg_schema, pg_u
     assert (first["price"], second["price"]) == (Decimal("12.34"), Decimal("-0.01"))
     assert first["ends"].year == 9999
     assert data.num_rows == 6
+
+
+@pytest.mark.postgres
+def test_postgres_uuid_and_arrays_of_json_and_numeric_load_every_window_as_text(
+    pg_admin, pg_schema, pg_url, tmp_path
+):
+    """The first window used to create a table Arrow could not read (a uuid tag on
+    binary), and arrays of jsonb/numeric refused every later window."""
+    from onceflow.consistency import validate_consistency
+
+    table = f'"{pg_schema}".uu'
+    pg_admin.execute(
+        f"CREATE TABLE {table} (id int, u uuid, us uuid[], ja jsonb[], jj json[], "
+        "na numeric[], j jsonb)"
+    )
+    pg_admin.execute(
+        f"INSERT INTO {table} VALUES (1, '{UUID_TEXT}', ARRAY['{UUID_TEXT}'::uuid], "
+        "ARRAY['{\"a\": 1}'::jsonb], ARRAY['[1]'::json], ARRAY[1.5, 0.00000001], "
+        "'{\"b\": 2}'), (2, NULL, NULL, NULL, NULL, NULL, NULL)"
+    )
+    pipeline = _pipeline(tmp_path, pg_url, [f"{pg_schema}.uu"])
+    for day in ("2025-01-23", "2025-01-24"):  # the first load creates, the second appends
+        summary = pipeline.run(day)
+        assert summary.ok, summary.error
+    data = _delta(pipeline, "uu")
+    text_list = pa.list_(pa.string())
+    assert data.schema == pa.schema(
+        [
+            ("id", pa.int32()),
+            ("u", pa.string()),
+            ("us", text_list),
+            ("ja", text_list),
+            ("jj", text_list),
+            ("na", text_list),
+            ("j", pa.string()),
+        ]
+    )
+    assert data.to_pylist()[0] == {
+        "id": 1,
+        "u": UUID_TEXT,
+        "us": [UUID_TEXT],
+        "ja": ['{"a": 1}'],
+        "jj": ["[1]"],
+        "na": ["1.5", "0.00000001"],
+        "j": '{"b": 2}',
+    }
+    assert data.num_rows == 4
+    assert validate_consistency(pipeline.config)["consistent"]
 
 
 @pytest.mark.mysql
@@ -177,3 +227,43 @@ def test_postgres_alter_type_bigint_loads_what_fits_then_widens_on_request(
     )
     assert sorted(data["id"].to_pylist()) == [1, 1, 1, 5000000000]
     assert Decimal("0.0001") in data["amount"].to_pylist()
+
+
+@pytest.mark.postgres
+def test_postgres_numeric_crossing_38_digits_keeps_loading_and_widens_to_text_on_request(
+    pg_admin, pg_schema, pg_url, tmp_path
+):
+    """`huge` was numeric(50,10) (text in Delta), then numeric(30,10): it used to be
+    refused as number -> text. `small` went from numeric(20,2) to numeric(40,2)."""
+    table = f'"{pg_schema}".crossing'
+    pg_admin.execute(f"CREATE TABLE {table} (id int, huge numeric(50,10), small numeric(20,2))")
+    pg_admin.execute(f"INSERT INTO {table} VALUES (1, 0.0000000001, 1.25)")
+
+    def pipeline(widen: bool) -> Pipeline:
+        spec = {"source": "src", "table": f"{pg_schema}.crossing", "name": "crossing"}
+        spec["load"] = {"strategy": "append", "widen": widen}
+        return Pipeline(make_config(tmp_path, {"src": pg_url}, [spec], pipeline="types"))
+
+    assert pipeline(False).run("2025-01-23").ok
+    pg_admin.execute(
+        f"ALTER TABLE {table} ALTER COLUMN huge TYPE numeric(30,10), "
+        "ALTER COLUMN small TYPE numeric(40,2)"
+    )
+    summary = pipeline(False).run("2025-01-24")  # each small value fits numeric(20,2)
+    assert summary.ok, summary.error
+    data = _delta(pipeline(False), "crossing")
+    assert (data.schema.field("huge").type, data.schema.field("small").type) == (
+        pa.string(),
+        pa.decimal128(20, 2),
+    )
+    assert data["huge"].to_pylist() == 2 * ["0.0000000001"]  # the same text, not 1E-10
+    big = "1" + "0" * 30 + ".00"
+    pg_admin.execute(f"INSERT INTO {table} VALUES (2, 1, {big})")
+    failed = pipeline(False).run("2025-01-25")
+    assert not failed.ok and failed.error is not None
+    assert "column 'small'" in failed.error[1] and big in failed.error[1]
+    widened = pipeline(True).run("2025-01-25")
+    assert widened.ok, widened.error
+    data = _delta(pipeline(True), "crossing")
+    assert data.schema.field("small").type == pa.string()
+    assert sorted(data["small"].to_pylist()) == ["1.25", "1.25", "1.25", big]
