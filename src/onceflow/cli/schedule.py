@@ -150,9 +150,14 @@ def up(
         interval=interval,
         stop=_stop_on_signals(),
     )
+    s = result["scheduler"]
     if not as_json:
-        s = result["scheduler"]
         typer.echo(f"scheduler: {s['recorded']} tick(s) recorded, {s['queued']} run(s) queued")
+        for line in s["skipped"]:
+            typer.echo(f"  skipped: {line}")
+    if s["skipped"] and not result["worker"]["failed"]:
+        _summary("workers", result["worker"], as_json, full=result)
+        raise typer.Exit(1)  # what was skipped was not done
     _summary("workers", result["worker"], as_json, full=result)
 
 

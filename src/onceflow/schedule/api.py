@@ -126,8 +126,12 @@ def up(
     worker = Worker(configs, store, concurrency=concurrency, lease_seconds=lease_seconds)
 
     def nothing_due() -> bool:
+        # a due run the scheduler cannot queue (a bad row) would keep it busy forever:
+        # it is reported instead, as `scheduler --once` does
         return not [
-            r for r in store.scheduled_runs.due(now_iso()) if r.pipeline in scheduler.pipelines
+            r
+            for r in store.scheduled_runs.due(now_iso())
+            if r.pipeline in scheduler.pipelines and r.id not in scheduler.unqueueable
         ]
 
     try:
@@ -135,7 +139,10 @@ def up(
     finally:
         stop.set()
         thread.join(timeout=30)
-    return {"scheduler": first.as_dict(), "worker": report.as_dict()}
+    return {
+        "scheduler": {**first.as_dict(), "skipped": scheduler.skipped},
+        "worker": report.as_dict(),
+    }
 
 
 def preview(

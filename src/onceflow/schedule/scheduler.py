@@ -234,6 +234,7 @@ def queue_runs(
     *,
     reason: str = "due",
     skipped: list[str] | None = None,
+    skipped_ids: set[str] | None = None,
 ) -> int:
     """SCHEDULED -> PENDING with a queued job, 200 runs per transaction (one conditional
     update each); runs another process queued first are left out. A run whose job
@@ -245,6 +246,8 @@ def queue_runs(
         try:
             good.append((run, job_of(run)))
         except ValueError as error:
+            if skipped_ids is not None:
+                skipped_ids.add(run.id)
             if skipped is not None:
                 skipped.append(
                     f"scheduled run {run.id} ({run.pipeline} {run.schedule} {run.tick}) "
@@ -388,6 +391,9 @@ class Scheduler:
         self.store = store or shared_store(self.configs)
         self.grace = grace
         self._reported: set[str] = set()
+        #: Due runs this process could not queue (bad rows): `up --until-idle` does not
+        #: wait for them, it reports them
+        self.unqueueable: set[str] = set()
 
     @property
     def pipelines(self) -> list[str]:
@@ -409,6 +415,11 @@ class Scheduler:
                 except Exception as error:
                     self._skip(errors, f"{config.pipeline}/{schedule.name}", error)
         return created
+
+    @property
+    def skipped(self) -> list[str]:
+        """What this process's passes had to skip so far (each once)."""
+        return sorted(self._reported)
 
     def _skip(self, errors: list[str] | None, what: str, error: Exception | str) -> None:
         detail = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
@@ -472,7 +483,7 @@ class Scheduler:
         moment = (at or now()).astimezone(UTC).isoformat()
         due = [r for r in self.store.scheduled_runs.due(moment) if r.pipeline in self.pipelines]
         skipped: list[str] = []
-        queued = queue_runs(self.store, due, skipped=skipped)
+        queued = queue_runs(self.store, due, skipped=skipped, skipped_ids=self.unqueueable)
         for text in skipped:
             self._skip(errors, "a due run", text)
         return queued

@@ -350,9 +350,10 @@ class Worker:
         return self._fail(job, run, names, kind, message, elapsed)
 
     def earlier(self, run: ScheduledRunRecord) -> ScheduledRunRecord | None:
-        """The earlier window `run` must let load first: of its schedule (or backfill),
-        sharing a table, and still queued or running, or failed in the same batch. A
-        failed one comes first: it blocks `run` for good, where the others only delay it."""
+        """The earlier window `run` must let load first, sharing a table: queued or running
+        (of any schedule: a nightly run waits for a backfill's earlier day), or failed in
+        the same batch. A failed one comes first: it blocks `run` for good, where the
+        others only delay it."""
         mine = set(run.table_list) if run.table_list is not None else None
         sharing = [
             other

@@ -99,14 +99,17 @@ SQL = {
         "UPDATE schedule_cursors SET last_tick = ?, updated_at = ? "
         "WHERE pipeline = ? AND schedule = ? AND last_tick = ?"
     ),
+    # an earlier window still to load, of any schedule (a nightly run must not load past
+    # a backfill's day still extracting), or one of its own schedule's not queued yet, or
+    # one that failed for good in its own batch (a failure elsewhere never blocks)
     "earlier": (
-        "SELECT * FROM scheduled_runs WHERE pipeline = ? AND schedule = ? AND run_date < ? "
-        "AND id <> ? AND (state IN ('SCHEDULED', 'PENDING', 'RUNNING') "
-        "OR (state = 'FAILED' AND batch = ?)) ORDER BY run_date LIMIT 50"
+        "SELECT * FROM scheduled_runs WHERE pipeline = ? AND run_date < ? AND id <> ? "
+        "AND (state IN ('PENDING', 'RUNNING') OR (schedule = ? AND state = 'SCHEDULED') "
+        "OR (schedule = ? AND state = 'FAILED' AND batch = ?)) ORDER BY run_date LIMIT 50"
     ),
     # the next later window of the schedule that waits for an earlier one to load
     "next_waiting": (
-        "SELECT * FROM scheduled_runs WHERE pipeline = ? AND schedule = ? AND run_date > ? "
+        "SELECT * FROM scheduled_runs WHERE pipeline = ? AND run_date > ? "
         "AND state = 'PENDING' AND waiting_on IS NOT NULL ORDER BY run_date LIMIT 1"
     ),
     # PENDING runs without a live job: nothing would ever run them (a hand-made
@@ -441,22 +444,22 @@ class ScheduledRuns:
             return rows_as(ScheduledRunRecord, t.execute(SQL["due"], (at,)).fetchall())
 
     def earlier_unfinished(self, run: ScheduledRunRecord) -> list[ScheduledRunRecord]:
-        """Runs of the same pipeline and schedule with an earlier run date that are not
-        done yet, or that failed in the same batch (a backfill, a catch-up)."""
+        """Runs of the pipeline with an earlier run date still to load: queued or running
+        of any schedule, not queued yet of the run's own; or failed in the run's batch (a
+        backfill, a catch-up)."""
         with self.db.transaction() as t:
             rows = t.execute(
-                SQL["earlier"], (run.pipeline, run.schedule, run.run_date, run.id, run.batch)
+                SQL["earlier"],
+                (run.pipeline, run.run_date, run.id, run.schedule, run.schedule, run.batch),
             ).fetchall()
         return rows_as(ScheduledRunRecord, rows)
 
     def next_waiting(
         self, run: ScheduledRunRecord, *, tx: Tx | None = None
     ) -> ScheduledRunRecord | None:
-        """The first later window of `run`'s schedule waiting for an earlier one, if any."""
+        """The first later window of `run`'s pipeline waiting for an earlier one, if any."""
         with self._tx(tx) as t:
-            rows = t.execute(
-                SQL["next_waiting"], (run.pipeline, run.schedule, run.run_date)
-            ).fetchall()
+            rows = t.execute(SQL["next_waiting"], (run.pipeline, run.run_date)).fetchall()
         found = rows_as(ScheduledRunRecord, rows)
         return found[0] if found else None
 

@@ -177,6 +177,31 @@ def test_a_bad_row_is_skipped_and_reported_and_the_others_are_queued(
     assert bad_run is not None and bad_run.state == "SCHEDULED"
 
 
+def test_up_until_idle_reports_a_row_it_cannot_queue_instead_of_waiting_for_it(
+    store: Store, project: Callable[..., Config]
+) -> None:
+    from onceflow import PipelineStateManager
+    from onceflow.schedule import up
+
+    config = project(schedules=[nightly(catch_up="none")])
+    bad = PipelineStateManager(store).create_scheduled_run(
+        "default", "sched", datetime.now(UTC) - timedelta(minutes=1)
+    )
+    with store.transaction() as tx:
+        tx.execute("UPDATE scheduled_runs SET priority = 99 WHERE id = ?", (bad,))
+    stop = threading.Event()
+    watchdog = threading.Timer(60, stop.set)  # the bug: it would wait forever
+    watchdog.start()
+    started = time.monotonic()
+    try:
+        done = up([config], until_idle=True, interval=0.2, stop=stop, store=store)
+    finally:
+        watchdog.cancel()
+    assert time.monotonic() - started < 30, "it waited for a run it can never queue"
+    skipped = done["scheduler"]["skipped"]
+    assert len(skipped) == 1 and f"scheduled run {bad}" in skipped[0]
+
+
 def test_a_schedule_that_fails_does_not_stop_the_others(
     store: Store, project: Callable[..., Config]
 ) -> None:

@@ -143,6 +143,26 @@ def test_a_later_window_waits_for_an_earlier_one_and_says_so(
     assert loaded_dates(config) == ["2025-01-02", "2025-01-03", "2025-01-04"]
 
 
+def test_a_nightly_run_waits_for_a_backfills_earlier_day_still_to_load(
+    store: Store, project: Callable[..., Config]
+) -> None:
+    # the 02:00 nightly run fires while a backfill is running: it must not load its own
+    # day (and the backfill's extracted later days) past a backfill day still extracting
+    nightly = {"name": "nightly", "cron": "0 2 * * *", "start": "2025-01-05T00:00:00+00:00"}
+    config = project(schedules=[{**nightly, "catch_up": "latest"}])
+    backfill(config, "2025-01-02", "2025-01-03", store=store)
+    held = store.queue.claim("slow-worker", limit=1)  # Jan 2 is taken and not finished
+    Scheduler([config], store).run_once(datetime(2025, 1, 5, 2, 0, 30, tzinfo=UTC))
+    report = Worker([config], store, worker_id="fast").run(max_jobs=2)
+    assert report.deferred == 2 and report.completed == 0  # Jan 3 and the nightly Jan 4
+    waiting = {r.run_date: r.waiting_on or "" for r in store.scheduled_runs.find()}
+    assert "waiting for the earlier window 2025-01-02" in waiting["2025-01-04"]
+    store.queue.release(held[0].id, held[0].token or "")
+    Worker([config], store, concurrency=3).run(until_idle=True)
+    assert {r.state for r in store.scheduled_runs.find()} == {"COMPLETED"}
+    assert loaded_dates(config) == ["2025-01-02", "2025-01-03", "2025-01-04"]
+
+
 def test_a_window_that_completes_wakes_the_next_one_waiting_for_it(
     store: Store, project: Callable[..., Config]
 ) -> None:
