@@ -102,8 +102,12 @@ SQL = {
         "AS avg_wait_seconds, "
         "MAX(CASE WHEN state = 'queued' AND run_after <= ? THEN ? - run_after END) "
         "AS max_wait_seconds, "
-        "AVG(claimed_at - run_after) AS avg_start_wait_seconds, "
-        "MAX(claimed_at - run_after) AS max_start_wait_seconds "
+        # a job given back after its claim (a wait, a cancel) has a run_after later than
+        # that claim: its start wait is not known, rather than negative
+        "AVG(CASE WHEN claimed_at >= run_after THEN claimed_at - run_after END) "
+        "AS avg_start_wait_seconds, "
+        "MAX(CASE WHEN claimed_at >= run_after THEN claimed_at - run_after END) "
+        "AS max_start_wait_seconds "
         "FROM jobs {where} GROUP BY tenant ORDER BY tenant"
     ),
 }
