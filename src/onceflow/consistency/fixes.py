@@ -29,7 +29,7 @@ from onceflow.consistency.checks import (
     validate_consistency,
 )
 from onceflow.errors import LockError, OnceflowError
-from onceflow.lake import Uncommitted, read_sidecar, sidecar_path
+from onceflow.lake import Uncommitted, inspect_sidecar, sidecar_path
 from onceflow.load import LoadTarget, reconcile
 from onceflow.load.loader import apply_step
 from onceflow.load.markers import read_markers
@@ -148,7 +148,9 @@ def _remove_one(key: str, file: Uncommitted, safe_age: float, actions: _Actions)
     except OSError:
         return
     path = Path(file.path)
-    sidecar = read_sidecar(path)
+    sidecar, damaged = inspect_sidecar(path)
+    if damaged is not None:  # a sidecar that cannot be read is damage, not "no commit"
+        return
     if sidecar is not None and sidecar.get("extraction_complete") is True:
         return  # committed meanwhile
     path.unlink(missing_ok=True)
