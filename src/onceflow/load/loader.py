@@ -442,8 +442,9 @@ def _conform(
             log.info("%s: %s replaces the table's schema", tgt.key, source.file_id)
         return batch, {}
     batch, added = conform_batch(batch, table_schema, source.file_id, widen=tgt.cfg.widen)
-    if added and table_schema is not None:
-        log.info("%s: new columns %s added to %s", tgt.key, ", ".join(added), tgt.uri)
+    stored = [c for c in added if c != tgt.cfg.delete_column]  # the delete flag is not stored
+    if stored and table_schema is not None:
+        log.info("%s: new columns %s added to %s", tgt.key, ", ".join(stored), tgt.uri)
     return batch, widenings(table_schema, batch.schema) if tgt.cfg.widen else {}
 
 
