@@ -70,3 +70,13 @@ def test_an_unknown_command_still_gets_the_whole_apps_suggestion(capsys):
 
     assert main(["extrat"]) == 2
     assert "extract" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["validate", "run", "extract", "load"])
+def test_an_empty_tables_option_is_refused_not_taken_for_every_table(command, capsys, tmp_path):
+    from onceflow.cli import main
+
+    assert main([command, "--config", str(tmp_path / "none.yml"), "--tables", " , "]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: --tables: empty; name at least one table, or leave --tables out for all"
+    )

@@ -8,6 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
+from onceflow.errors import ConfigError
+
 ConfigOpt = Annotated[
     Path | None,
     typer.Option(
@@ -53,6 +55,11 @@ def _read_table_files(ctx: typer.Context, values: list[str] | None) -> list[str]
     tables (read here, before the command runs: a bad one is one line naming the file and
     the entry). The keys replace it; the file entries stay in the context for the commands
     that check them against the config (extract, run)."""
+    if values and not _parts(values):  # `--tables ""` would otherwise mean every table
+        raise ConfigError(
+            "--tables: empty; name at least one table, or leave --tables out for all",
+            field="tables",
+        )
     if not any(p.lower().endswith(_TABLE_FILE_SUFFIXES) for p in _parts(values)):
         return values
     from onceflow.extract.tables_file import table_selection
@@ -133,8 +140,6 @@ def open_pipeline(config: Path | None, state: str | None = None, name: str | Non
         _require_store(state)
         return Pipeline.from_state(state, name)
     if state or name:
-        from onceflow.errors import ConfigError
-
         raise ConfigError("--state and --pipeline are for use without a config file")
     return Pipeline.from_file(config)
 
