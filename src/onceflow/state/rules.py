@@ -268,16 +268,21 @@ class Rules:
             rows = tx.execute(_LAST, (pipeline, stage)).fetchall()
         return rows_as(ValidationRecord, rows)
 
-    def history(self, pipeline: str, table_key: str, limit: int = 30) -> list[HistoryRecord]:
-        """Rule outcomes of a table's last `limit` finished validations, oldest first."""
+    def history(
+        self, pipeline: str, table_key: str, limit: int = 30, *, source: str | None = None
+    ) -> list[HistoryRecord]:
+        """Rule outcomes of a table's last `limit` finished validations, oldest first;
+        with `source` (a data fingerprint's prefix), only those of that data source."""
+        where = " AND fingerprint LIKE ?" if source is not None else ""
+        like = [source.replace("%", "") + "%"] if source is not None else []
         with self.db.transaction() as tx:
             ids = [
                 r["validation_id"]
                 for r in tx.execute(
                     "SELECT validation_id FROM validations WHERE pipeline = ? AND table_key = ? "
-                    "AND ended_at IS NOT NULL AND stage = 'post_load' "
+                    f"AND ended_at IS NOT NULL AND stage = 'post_load'{where} "
                     "ORDER BY started_at DESC LIMIT ?",
-                    (pipeline, table_key, limit),
+                    (pipeline, table_key, *like, limit),
                 ).fetchall()
             ]
             if not ids:

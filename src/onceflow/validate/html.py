@@ -318,12 +318,26 @@ def render_html(
     )
 
 
+def data_source(fingerprint: str | None) -> str | None:
+    """The part of a data fingerprint that names where the data is, not its version:
+    `delta:<table id>@` of a Delta table, `parquet:` of files. A table's chart shows its
+    own data's history: a staged file checked with --sources is another source."""
+    if not fingerprint:
+        return None
+    kind, _, rest = fingerprint.partition(":")
+    if kind == "delta":
+        return f"delta:{rest.split('@', 1)[0]}@"
+    return f"{kind}:"
+
+
 def write_html(report: ValidationReport, path: str | Path, *, store: Store | None = None) -> Path:
     """Write the HTML report (with history from `store` when given)."""
     history: dict[str, list[HistoryRecord]] = {}
     if store is not None:
         for table in report.tables:
-            history[table.table] = store.rules.history(report.pipeline, table.table)
+            history[table.table] = store.rules.history(
+                report.pipeline, table.table, source=data_source(table.fingerprint)
+            )
     from onceflow.lake.atomic import write_bytes_atomic
 
     target = Path(path)

@@ -82,6 +82,17 @@ def test_validations_history_and_last_per_table(store: Store) -> None:
     assert [v.validation_id for v in store.rules.validations("p", "s.t")] == ["v1", "v0"]
 
 
+def test_history_of_one_data_source_leaves_out_data_checked_elsewhere(store: Store) -> None:
+    # the table's own Delta data, then a staged file checked with --sources, then again
+    for vid, fingerprint in [("v0", "delta:abc@1"), ("v1", "parquet:9f"), ("v2", "delta:abc@2")]:
+        store.rules.begin(vid, "p", "s.t", stage="post_load", fingerprint=fingerprint)
+        history = [HistoryRecord(vid, "a", "p", "s.t", "pass", 1.0, 0, False, "")]
+        store.rules.finish(vid, "passed", {}, statements=1, history=history)
+    own = store.rules.history("p", "s.t", source="delta:abc@")
+    assert [h.validation_id for h in own] == ["v0", "v2"]
+    assert [h.validation_id for h in store.rules.history("p", "s.t")] == ["v0", "v1", "v2"]
+
+
 def test_reset_forgets_one_rule_one_table_or_everything(store: Store) -> None:
     store.rules.save([_record("a", "f"), _record("b", "f"), _record("a", "f", table="s.u")])
     store.rules.begin("v", "p", "s.t", stage="post_load", fingerprint="f")
