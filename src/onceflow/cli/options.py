@@ -141,7 +141,30 @@ def open_pipeline(config: Path | None, state: str | None = None, name: str | Non
         return Pipeline.from_state(state, name)
     if state or name:
         raise ConfigError("--state and --pipeline are for use without a config file")
-    return Pipeline.from_file(config)
+    try:
+        return Pipeline.from_file(config)
+    except ConfigError:
+        _refuse_rules_only(config)
+        raise
+
+
+def _refuse_rules_only(config: Path | None) -> None:
+    """A rules-only config (the seed validator's) has no pipeline for the state commands:
+    say what does apply to it, rather than that its tables lack a `source`."""
+    from onceflow.config import read_config_file
+    from onceflow.validate.rules_file import is_rules_only
+
+    try:
+        data, _, origin = read_config_file(config)
+    except ConfigError:
+        return
+    if is_rules_only(data):
+        raise ConfigError(
+            f"{origin} gives rules only (the seed validator's config): it has no runs or "
+            f"loads to show or reset. Run `onceflow validate --config {origin} --sources "
+            "FILE`; forget stored results in Python with Validator(path).reset_state(), "
+            "reset_table_state(table) or reset_rule_state(table, rule)"
+        ) from None
 
 
 def _require_store(state: str | None) -> None:

@@ -582,6 +582,12 @@ def test_the_seed_validators_own_config_and_sources_run_as_written(tmp_path: Pat
     assert json.loads(again.stdout)["tables"][0]["results"][0]["cached"] is True
     fresh = run_cli(*args, "--json", "--no-resume", cwd=tmp_path)
     assert json.loads(fresh.stdout)["tables"][0]["results"][0]["cached"] is False
+    for command in (("status",), ("reset-state", "--validation")):
+        other = run_cli(*command, "-c", "config.yaml", cwd=tmp_path)
+        assert other.returncode == 2
+        assert other.stderr.startswith(
+            "error: config.yaml gives rules only (the seed validator's config)"
+        )
     without = run_cli("validate", "-c", "config.yaml", cwd=tmp_path)
     assert without.returncode == 2
     assert without.stderr.strip() == (
