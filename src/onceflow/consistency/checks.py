@@ -350,9 +350,10 @@ def _uncommitted_issues(config: Config, safe_age: float) -> list[Issue]:
         Issue(
             "uncommitted_lake_file",
             file.path,
-            f"{key}: {file.reason}; it is not loaded, so the table lacks its window: "
-            f"re-extract it (`{reextract_command(key, file)}`); fix-inconsistencies "
-            "removes the file when no extraction is running",
+            f"{key}: {file.reason}; a load does not take it: re-extract its window "
+            f"(`{reextract_command(key, file)}`); fix-inconsistencies removes the file "
+            "when no extraction is running and nothing holds or names it (a table that "
+            "loaded it, an extraction record)",
             table=key,
             extra={"file_id": file.file_id, "command": reextract_command(key, file)},
         )

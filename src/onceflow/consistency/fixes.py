@@ -30,7 +30,7 @@ from onceflow.consistency.checks import (
 )
 from onceflow.errors import LockError, OnceflowError
 from onceflow.lake import Uncommitted, inspect_sidecar, sidecar_path
-from onceflow.load import LoadTarget, reconcile
+from onceflow.load import LoadTarget, config_targets, reconcile
 from onceflow.load.loader import apply_step
 from onceflow.load.markers import read_markers
 from onceflow.load.plan import Step
@@ -124,21 +124,45 @@ def _remove_uncommitted(
             running = _live_run_lock(store, config)
             if running is not None:
                 raise LockError(f"a run holds {running}")
-            named = {
-                os.path.abspath(ext.file_path)
-                for _run, extractions in pipeline_runs(store, config)
-                for ext in extractions.values()
-                if ext.status == "completed" and ext.file_path
-            }
+            kept = _known_files(config, store, found)
             for key, file in found:
-                if os.path.abspath(file.path) not in named:
-                    _remove_one(key, file, safe_age, actions)
+                if file.file_id in kept:
+                    failures.append(
+                        f"{key}: {file.path} has no complete sidecar but is known (loaded, "
+                        "or named by an extraction): kept; re-extract its window: "
+                        f"{reextract_command(key, file)}"
+                    )
+                    log.warning("not fixed: %s", failures[-1])
+                    continue
+                _remove_one(key, file, safe_age, actions)
     except LockError as error:
         for key, file in found:
             failures.append(
                 f"{key}: uncommitted {file.path} kept, an extraction may be running ({error})"
             )
             log.warning("not fixed: %s", failures[-1])
+
+
+def _known_files(config: Config, store: Store, found: list[tuple[str, Uncommitted]]) -> set[str]:
+    """The identities (path within the lake) of the files among `found` that something
+    knows: a Delta table holds it, the load tracker has it, or an extraction (of any
+    status: a lost sidecar sets it pending first) names it. Such a file's sidecar was lost
+    after its commit; deleting it could lose data a table holds and a re-extraction of a
+    moved window no longer returns. Matched by identity, so a moved project is the same."""
+    ids = {file.file_id for _key, file in found}
+    known: set[str] = set()
+    for tgt in config_targets(config):
+        known |= {r.file_id for r in store.files.find(tgt.uri) if r.file_id in ids}
+        held = read_markers(open_table(tgt.uri), ids).held
+        known |= {i for i in ids if held.get(i)}
+    named = [
+        ext.file_path.replace(os.sep, "/")
+        for _run, extractions in pipeline_runs(store, config)
+        for ext in extractions.values()
+        if ext.file_path
+    ]
+    known |= {i for i in ids if any(p == i or p.endswith("/" + i) for p in named)}
+    return known
 
 
 def _remove_one(key: str, file: Uncommitted, safe_age: float, actions: _Actions) -> None:

@@ -564,3 +564,19 @@ def test_an_old_lake_file_without_sidecar_is_reported_and_removed_only_when_no_e
     assert not old.exists() and young.exists()
     assert any("removed uncommitted lake file" in a for a in fixed["actions"])
     assert fixed["consistent"] and read_table(table_uri(tmp_path)).num_rows == 10
+
+
+def test_a_loaded_lake_file_whose_sidecar_was_lost_is_kept_not_removed(tmp_path: Path) -> None:
+    # the table holds it: deleting it would block every later rewind, and a re-extraction
+    # of a window whose rows moved on would not bring it back
+    _, cfg = _project(tmp_path, f"sqlite:///{tmp_path / 'state.db'}")
+    assert load(cfg).ok
+    rows = read_table(table_uri(tmp_path)).num_rows
+    held = Path(_day_paths(tmp_path)[0])
+    sidecar_path(held).unlink()
+    two_hours_ago = time.time() - 7200
+    os.utime(held, (two_hours_ago, two_hours_ago))
+    fixed = fix_inconsistencies(cfg)
+    assert held.exists(), fixed
+    assert any("is known (loaded, or named by an extraction): kept" in f for f in fixed["failures"])
+    assert read_table(table_uri(tmp_path)).num_rows == rows
