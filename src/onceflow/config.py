@@ -468,6 +468,7 @@ class Config(_Model):
                     "one of them its own `load: {target: ...}`"
                 )
             targets[target] = table.key
+        _no_nested_tables(self, targets)
         names: set[str] = set()
         for schedule in self.schedules:
             where = f"schedules[{schedule.name}]"
@@ -900,6 +901,33 @@ def config_from_dict(
         register_url(source.url)
     register_url(config.state)
     return config
+
+
+def _no_nested_tables(config: Config, targets: dict[str, str]) -> None:
+    """Refuse a Delta table inside another's folder, or a quarantine table that is another
+    table: a table's folder holds only its own files (the consistency check takes any
+    other Parquet file in it for an uncommitted write of that table, and its repair
+    removes it), and a quarantine write into a loaded table mixes rows in it."""
+    places = dict(targets)
+    for table in config.tables:
+        if table.quarantine:
+            spot = config.resolve_target(table.target).rstrip("/") + "_quarantine"
+            if spot in targets:
+                raise ValueError(
+                    f"tables[{config.tables.index(table)}].quarantine: {table.key!r} "
+                    f"quarantines into {spot}, which is the Delta table of "
+                    f"{targets[spot]!r}; give one of them another `load: {{target: ...}}`"
+                )
+            places[spot] = f"{table.key}'s quarantine"
+    for inner, whose in places.items():
+        for outer, other in places.items():
+            if inner.startswith(outer.rstrip("/") + "/"):
+                index = next((i for i, t in enumerate(config.tables) if whose.startswith(t.key)), 0)
+                raise ValueError(
+                    f"tables[{index}].load.target: the Delta table of {whose!r} ({inner}) "
+                    f"would sit inside the folder of {other!r} ({outer}); a table's folder "
+                    "holds only its own files: give it a target beside it"
+                )
 
 
 class _DuplicateKey(Exception):

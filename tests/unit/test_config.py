@@ -181,3 +181,36 @@ def test_a_target_location_and_its_load_lock_have_no_dot_segments() -> None:
     assert target.lock_name == "load:/x/warehouse/wh/x"
     assert config.resolve_target("s3://bucket/wh/./a/../x") == "s3://bucket/wh/x"
     assert config.resolve_target("s3://bucket/wh/x/") == "s3://bucket/wh/x/"  # no dots: as given
+
+
+def test_a_table_inside_another_tables_folder_or_quarantine_is_refused() -> None:
+    # a table's folder holds only its own files: the consistency repair would take a
+    # nested table's data files for garbage of the outer one and remove them
+    nested = {
+        **BASE,
+        "tables": [
+            {"source": "shop", "table": "a", "load": {"target": "raw/a"}},
+            {"source": "shop", "table": "b", "load": {"target": "raw/a/nested"}},
+        ],
+    }
+    with pytest.raises(
+        ConfigError, match=r"tables\[1\]\.load\.target: the Delta table of 'shop.b'"
+    ):
+        config_from_dict(nested)
+    beside = {
+        **nested,
+        "tables": [
+            nested["tables"][0],
+            {"source": "shop", "table": "b", "load": {"target": "raw/a-b"}},
+        ],
+    }
+    assert len(config_from_dict(beside).tables) == 2
+    clash = {
+        **BASE,
+        "tables": [
+            {"source": "shop", "table": "a", "load": {"target": "raw/a"}, "quarantine": True},
+            {"source": "shop", "table": "b", "load": {"target": "raw/a_quarantine"}},
+        ],
+    }
+    with pytest.raises(ConfigError, match=r"tables\[0\]\.quarantine: 'shop.a' quarantines into"):
+        config_from_dict(clash)

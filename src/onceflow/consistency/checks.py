@@ -301,11 +301,24 @@ def delta_garbage(tgt: LoadTarget, safe_age: float) -> list[Path]:
         if ".parquet" not in path.name:
             continue
         rel = str(path.relative_to(root))
+        if _inside_another_table(root, path):
+            continue  # another Delta table's file, not garbage of this one
         if rel in referenced:
             continue
         if now - path.stat().st_mtime >= safe_age:
             garbage.append(path)
     return garbage
+
+
+def _inside_another_table(root: Path, path: Path) -> bool:
+    """Whether `path` sits in a Delta table nested in `root`'s folder (a folder between
+    them has its own `_delta_log`)."""
+    folder = path.parent
+    while folder != root and root in folder.parents:
+        if (folder / "_delta_log").is_dir():
+            return True
+        folder = folder.parent
+    return False
 
 
 def temp_files(config: Config, safe_age: float) -> list[Path]:
