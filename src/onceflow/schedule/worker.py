@@ -48,8 +48,15 @@ from onceflow.redact import redact
 from onceflow.schedule.retry import RetryPolicy, failures_since_reprocess
 from onceflow.schedule.scheduler import enqueue_retry, requeue_expired, shared_store
 from onceflow.state import Job, ScheduledRunRecord, Store, Tx
-from onceflow.state.queue import DEFAULT_LEASE_SECONDS
-from onceflow.state.scheduled_runs import CANCELLED, COMPLETED, FAILED, PENDING, RUNNING
+from onceflow.state.queue import DEFAULT_LEASE_SECONDS, job_problem
+from onceflow.state.scheduled_runs import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    PENDING,
+    RUNNING,
+    SCHEDULED,
+)
 
 log = logging.getLogger(__name__)
 
@@ -358,7 +365,13 @@ class Worker:
         sharing = [
             other
             for other in self.store.scheduled_runs.earlier_unfinished(run)
-            if mine is None or other.table_list is None or mine & set(other.table_list)
+            if (mine is None or other.table_list is None or mine & set(other.table_list))
+            # a row the scheduler can never queue (a bad priority written around the API)
+            # is reported by it, not waited for by every later window
+            and not (
+                other.state == SCHEDULED
+                and job_problem(other.pipeline, other.tenant, other.priority) is not None
+            )
         ]
         failed = [other for other in sharing if other.state == FAILED]
         first = failed or sharing

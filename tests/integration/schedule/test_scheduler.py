@@ -187,8 +187,15 @@ def test_up_until_idle_reports_a_row_it_cannot_queue_instead_of_waiting_for_it(
     bad = PipelineStateManager(store).create_scheduled_run(
         "default", "sched", datetime.now(UTC) - timedelta(minutes=1)
     )
-    with store.transaction() as tx:
-        tx.execute("UPDATE scheduled_runs SET priority = 99 WHERE id = ?", (bad,))
+    with store.transaction() as tx:  # an earlier day of the backfill below: not waited for
+        tx.execute(
+            "UPDATE scheduled_runs SET priority = 99, schedule = 'backfill', "
+            "run_date = '2025-01-01' WHERE id = ?",
+            (bad,),
+        )
+    from onceflow.schedule import backfill
+
+    backfill(config, "2025-01-02", "2025-01-03", store=store)
     stop = threading.Event()
     watchdog = threading.Timer(60, stop.set)  # the bug: it would wait forever
     watchdog.start()
@@ -200,6 +207,7 @@ def test_up_until_idle_reports_a_row_it_cannot_queue_instead_of_waiting_for_it(
     assert time.monotonic() - started < 30, "it waited for a run it can never queue"
     skipped = done["scheduler"]["skipped"]
     assert len(skipped) == 1 and f"scheduled run {bad}" in skipped[0]
+    assert done["worker"]["completed"] == 2  # not held back by the bad earlier day
 
 
 def test_a_schedule_that_fails_does_not_stop_the_others(
