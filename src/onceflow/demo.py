@@ -2,14 +2,18 @@
 
 The shop's dates are relative to today, so a demo made again on a later day is a new
 shop: `init --force` removes what the old demo left (its state store, lake and warehouse,
-the ones its config names, when they lie inside the demo folder) before writing the new
-one. Keeping them would load the new shop's orders beside the old ones: the same order ids
-twice, under run dates the old state already holds.
+the ones its config names) before writing the new one. Keeping them would load the new
+shop's orders beside the old ones: the same order ids twice, under run dates the old
+state already holds. So it never keeps nor deletes through a link: when one of those
+paths (or shop.db, onceflow.yml) is a symlink, lies behind one, or resolves outside the
+demo folder, it refuses before removing anything, naming the path for the user to
+remove or move.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import random
 import shutil
 import sqlite3
@@ -129,6 +133,8 @@ def init_project(directory: str | Path, *, force: bool = False) -> Path:
     database = folder / "shop.db"
     if (config.exists() or database.exists()) and not force:
         raise ConfigError(f"{folder} already has a demo project; pass --force to overwrite it")
+    # writing the config or the shop through a link would overwrite a file elsewhere
+    refuse_links(folder, [config, database], "init")
     folder.mkdir(parents=True, exist_ok=True)
     if force:
         remove_demo_data(folder)
@@ -140,36 +146,70 @@ def init_project(directory: str | Path, *, force: bool = False) -> Path:
 
 def demo_data_paths(folder: Path) -> list[Path]:
     """What a demo in `folder` writes besides its shop and config: the state store (with
-    SQLite's journal files), the lake and the warehouse, as `DEMO_CONFIG` names them,
-    resolved the way its config resolves them; only paths inside `folder` (never the
-    folder itself)."""
+    SQLite's journal files), the lake and the warehouse, as `DEMO_CONFIG` names them, below
+    the (resolved) folder. Not resolved themselves: a link among them is the user's, and
+    `remove_demo_data` refuses it rather than follow it."""
     import yaml
 
     raw = yaml.safe_load(DEMO_CONFIG)
     root = folder.resolve()
-    state = str(raw["state"]).removeprefix("sqlite:///")
-    paths = [root / state]
-    paths += [paths[0].with_name(paths[0].name + s) for s in ("-wal", "-shm", "-journal")]
-    paths += [root / str(raw["lake"]), root / str(raw["warehouse"])]
-    resolved = [p.resolve() for p in paths]
-    return [p for p in resolved if p != root and p.is_relative_to(root)]
+    state = root / str(raw["state"]).removeprefix("sqlite:///")
+    paths = [state, *(state.with_name(state.name + s) for s in ("-wal", "-shm", "-journal"))]
+    return [*paths, root / str(raw["lake"]), root / str(raw["warehouse"])]
+
+
+def _link_problem(root: Path, path: Path) -> str | None:
+    """Why `path` (below `root`) must not be written or removed, or None: a link on the
+    way to it (it, or a folder it is in), or a place that resolves outside `root`."""
+    if not path.is_relative_to(root) or path == root:
+        return f"{path} is not inside the demo folder {root}"
+    step = root
+    for part in path.relative_to(root).parts:
+        step = step / part
+        if step.is_symlink():
+            return f"{step} is a symlink (to {os.readlink(step)})"
+        if not step.exists():
+            return None
+    resolved = path.resolve()
+    if resolved == root or not resolved.is_relative_to(root):
+        return f"{path} resolves to {resolved}, outside the demo folder {root}"
+    return None
+
+
+def refuse_links(folder: Path, paths: list[Path], command: str) -> None:
+    """Raise ConfigError (nothing touched) when any of `paths` is a link, lies behind
+    one, or resolves outside `folder`: onceflow never deletes or writes through a link."""
+    root = folder.resolve()
+    problems = [p for p in (_link_problem(root, root / p.relative_to(folder)) for p in paths) if p]
+    if not problems:
+        return
+    raise ConfigError(
+        f"{command}: {'; '.join(problems)}: it is not the demo's own, and {command} never "
+        "deletes or writes through a link or outside the demo folder. Remove or move it "
+        f"yourself (removing a link leaves what it points to), then run {command} again; "
+        "nothing was removed"
+    )
 
 
 def remove_demo_data(folder: Path) -> list[Path]:
     """Remove the demo's state store, lake and warehouse in `folder` (`init --force`);
-    returns what was removed. The state store's own folder (`.onceflow/`) goes too when
-    nothing else is left in it."""
+    returns what was removed. Every path is checked before any is removed: when one is a
+    link, or lies behind one or outside `folder`, nothing is removed (ConfigError). The
+    state store's own folder (`.onceflow/`) goes too when nothing else is left in it."""
+    paths = demo_data_paths(folder)
+    root = folder.resolve()
+    refuse_links(root, paths, "init --force")
     removed = []
-    for path in demo_data_paths(folder):
-        if path.is_dir() and not path.is_symlink():
+    for path in paths:
+        if path.is_dir():
             shutil.rmtree(path)
-        elif path.exists() or path.is_symlink():
+        elif path.exists():
             path.unlink()
         else:
             continue
         log.info("init --force: removed the old demo's %s", path)
         removed.append(path)
-    state_dir = demo_data_paths(folder)[0].parent
-    if state_dir != folder.resolve() and state_dir.is_dir() and not any(state_dir.iterdir()):
+    state_dir = paths[0].parent
+    if state_dir != root and state_dir.is_dir() and not any(state_dir.iterdir()):
         state_dir.rmdir()
     return removed

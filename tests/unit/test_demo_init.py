@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -47,11 +48,76 @@ def test_force_keeps_other_files_in_the_state_folder(tmp_path: Path) -> None:
     assert (demo / ".onceflow" / "notes.txt").read_text() == "mine"
 
 
-def test_force_leaves_a_linked_lake_outside_the_folder_alone(tmp_path: Path) -> None:
+def _refused(demo: Path, says: str) -> str:
+    with pytest.raises(ConfigError) as refused:
+        init_project(demo, force=True)
+    message = str(refused.value)
+    assert refused.value.exit_code == 2
+    assert says in message and "\n" not in message
+    assert "Remove or move it yourself" in message and "nothing was removed" in message
+    return message
+
+
+def test_force_refuses_a_lake_linked_to_a_folder_of_the_user_inside_the_demo(
+    tmp_path: Path,
+) -> None:
     demo = tmp_path / "demo"
-    init_project(demo)
-    elsewhere = tmp_path / "shared-lake"
-    (elsewhere / "keep").mkdir(parents=True)
-    (demo / "lake").symlink_to(elsewhere)
+    _old_demo(demo)
+    (demo / "lake").rename(demo / "precious")
+    (demo / "precious" / "mine.txt").write_text("mine")
+    (demo / "lake").symlink_to("precious")
+    shop = (demo / "shop.db").read_bytes()
+
+    _refused(demo, f"{demo.resolve() / 'lake'} is a symlink (to precious)")
+
+    # nothing removed, not even what comes before the link in the config (the state)
+    assert (demo / "precious" / "mine.txt").read_text() == "mine"
+    assert (demo / "lake").is_symlink()
+    assert (demo / ".onceflow" / "state.db").exists()
+    assert (demo / "warehouse").is_dir()
+    assert (demo / "shop.db").read_bytes() == shop
+
+
+def test_force_refuses_a_warehouse_linked_outside_the_folder(tmp_path: Path) -> None:
+    demo = tmp_path / "demo"
+    _old_demo(demo)
+    outside = tmp_path / "outside"
+    (outside / "shop" / "orders" / "_delta_log").mkdir(parents=True)
+    shutil.rmtree(demo / "warehouse")
+    (demo / "warehouse").symlink_to(Path("..") / "outside")
+
+    _refused(demo, "warehouse is a symlink (to ../outside)")
+    assert (outside / "shop" / "orders" / "_delta_log").is_dir()
+    assert (demo / "lake" / "shop" / "orders" / "f.parquet").exists()
+
+
+def test_force_refuses_a_link_on_the_way_and_a_linked_config(tmp_path: Path) -> None:
+    demo = tmp_path / "demo"
+    _old_demo(demo)
+    elsewhere = tmp_path / "state-elsewhere"
+    (demo / ".onceflow").rename(elsewhere)
+    (demo / ".onceflow").symlink_to(elsewhere)
+    _refused(demo, f"{demo.resolve() / '.onceflow'} is a symlink")
+    assert (elsewhere / "state.db").read_text() == "old"
+
+    (demo / ".onceflow").unlink()  # what the message asks: the link goes, its target stays
+    mine = tmp_path / "mine.yml"
+    mine.write_text("mine")
+    (demo / "onceflow.yml").unlink()
+    (demo / "onceflow.yml").symlink_to(mine)
+    _refused(demo, "onceflow.yml is a symlink")
+    assert mine.read_text() == "mine"
+    assert (demo / "lake").is_dir()
+
+    (demo / "onceflow.yml").unlink()
     init_project(demo, force=True)
-    assert (elsewhere / "keep").is_dir()
+    assert not (demo / "lake").exists() and (demo / "onceflow.yml").is_file()
+    assert (elsewhere / "state.db").read_text() == "old"
+
+
+def test_force_through_a_linked_demo_folder_is_the_folder_itself(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    _old_demo(real)
+    (tmp_path / "alias").symlink_to(real)
+    init_project(tmp_path / "alias", force=True)  # the folder given may be a link
+    assert not (real / "lake").exists() and (real / "shop.db").is_file()

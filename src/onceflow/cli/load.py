@@ -27,7 +27,12 @@ def load_cmd(
         typer.Option("--force-unlock", help="First release the tables' locks, whoever holds them."),
     ] = False,
     path: Annotated[
-        str | None, typer.Option("--path", help="Standalone: a folder or glob of Parquet.")
+        str | None,
+        typer.Option(
+            "--path",
+            help="Standalone: a folder or glob of Parquet. A file is known by its path within "
+            "it; one named as a file the table took from another folder still there is refused.",
+        ),
     ] = None,
     target: Annotated[
         str | None, typer.Option("--target", help="Standalone: the Delta table to load.")

@@ -23,7 +23,8 @@ def init(
             "--force",
             help="Overwrite an existing demo: a new shop.db and onceflow.yml, and the old "
             "demo's state store (.onceflow/), lake/ and warehouse/ removed (the new shop's "
-            "dates are relative to today).",
+            "dates are relative to today). Refused, nothing removed, when one of them is a "
+            "symlink or lies outside the folder.",
         ),
     ] = False,
 ) -> None:

@@ -28,6 +28,7 @@ from onceflow.load.loader import (
     load_table,
 )
 from onceflow.load.plan import ORDERED
+from onceflow.load.standalone import refuse_namesakes
 from onceflow.state import Lease, Store, force_release, open_store
 from onceflow.warehouse import open_table
 from onceflow.windows import parse_run_date, window_for
@@ -171,9 +172,14 @@ def _run_one(
     limit: datetime | None,
     gap: Gap | None,
     gate: Gate | None = None,
+    standalone: bool = False,
 ) -> TableLoadResult:
     try:
         with Lease(store, tgt.lock_name, ttl=ttl, timeout=lock_timeout) as lease:
+            # under the lock, before the loader registers the files' paths
+            refused = refuse_namesakes(store, tgt, files) if standalone else None
+            if refused is not None:
+                return refused
             return load_table(
                 store,
                 tgt,
@@ -234,13 +240,14 @@ def load(
     """Bring Delta tables to a clean, in-order load of their committed lake files.
 
     With `path` (a folder or glob of Parquet files) and `target`, load those files into one
-    table on their own (standalone use); otherwise every selected config table's files in
-    the lake. With `run_date`, files of later windows are not brought in (files a table
-    already holds are always kept in place). Each table is loaded under its own lease
-    lock, waiting up to `lock_timeout` seconds for it; `force_unlock` first releases
-    those tables' locks whoever holds them. `gate` (the validate step's pre-load rules,
-    passed in by the pipeline) sees each file's rows before its commit and fails the file
-    by raising LoadError.
+    table on their own (standalone use; a file named as one the table took from another
+    folder that is still there is refused, see onceflow.load.standalone); otherwise every
+    selected config table's files in the lake. With `run_date`, files of later windows are
+    not brought in (files a table already holds are always kept in place). Each table is
+    loaded under its own lease lock, waiting up to `lock_timeout` seconds for it;
+    `force_unlock` first releases those tables' locks whoever holds them. `gate` (the
+    validate step's pre-load rules, passed in by the pipeline) sees each file's rows before
+    its commit and fails the file by raising LoadError.
     """
     if lock_timeout < 0:
         raise ConfigError("--lock-timeout: must be 0 or more seconds", field="lock_timeout")
@@ -284,7 +291,9 @@ def load(
     with ThreadPoolExecutor(max_workers=pool, thread_name_prefix="load") as executor:
         results = list(
             executor.map(
-                lambda job: _run_one(store, job[0], job[1], lock_timeout, ttl, limit, job[2], gate),
+                lambda job: _run_one(
+                    store, job[0], job[1], lock_timeout, ttl, limit, job[2], gate, path is not None
+                ),
                 jobs,
             )
         )

@@ -202,6 +202,20 @@ def test_init_force_on_a_later_day_does_not_load_orders_twice(tmp_path: Path) ->
     assert len(ids) == 600 and len(set(ids.to_pylist())) == 600
 
 
+def test_init_force_refuses_a_linked_warehouse_in_one_line(tmp_path: Path) -> None:
+    assert run_cli("init", "demo", cwd=tmp_path).returncode == 0
+    (tmp_path / "outside" / "kept").mkdir(parents=True)
+    (tmp_path / "demo" / "warehouse").symlink_to(Path("..") / "outside")
+    forced = run_cli("init", "demo", "--force", cwd=tmp_path)
+    assert forced.returncode == 2
+    lines = forced.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in forced.stderr, forced.stderr
+    assert "warehouse is a symlink (to ../outside)" in lines[0]
+    assert "Remove or move it yourself" in lines[0]
+    assert "created" not in forced.stdout
+    assert (tmp_path / "outside" / "kept").is_dir()
+
+
 def test_reset_state_failed_and_forget_cover_loads_too(demo: Path) -> None:
     assert run_cli("run", "--date", DAY, cwd=demo).returncode == 0
     args = ("reset-state", "--date", DAY)

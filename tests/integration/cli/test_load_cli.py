@@ -144,3 +144,24 @@ def test_load_fails_a_file_whose_sidecar_is_corrupt_naming_it_and_the_fix(tmp_pa
     error = loaded.stdout + loaded.stderr
     assert "src/orders/202501/03/p_20250103.parquet: its sidecar" in error
     assert "onceflow extract --date 2025-01-03 --force-reprocess" in error
+
+
+def test_standalone_load_refuses_a_same_named_file_from_another_folder(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for folder, tag in (("dropA", "A"), ("dropB", "B")):
+        (tmp_path / folder).mkdir()
+        table = pa.table({"id": list(range(10)), "tag": [tag] * 10})
+        pq.write_table(table, tmp_path / folder / "e0.parquet")
+    args = ("load", "--target", "raw/x", "--strategy", "append", "--path")
+    first = run_cli(*args, "./dropA/", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    second = run_cli(*args, "./dropB/", cwd=tmp_path)
+    assert second.returncode == 1, second.stdout + second.stderr
+    said = second.stdout + second.stderr
+    assert "raw/x: 0 loaded, 0 skipped, 1 failed" in second.stdout
+    assert str((tmp_path / "dropA" / "e0.parquet").resolve()) in said
+    assert "dropB" in said and "unique names" in said and "Traceback" not in said
+    tags = DeltaTable(str(tmp_path / "warehouse" / "raw" / "x")).to_pyarrow_table()["tag"]
+    assert tags.to_pylist() == ["A"] * 10

@@ -425,6 +425,70 @@ def test_standalone_folder_load(tmp_path: Path) -> None:
     assert load(cfg, path=str(folder), target="standalone/t").counts()["loaded"] == 0
 
 
+def _drop(folder: Path, name: str, tag: str, rows: int = 10) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table({"id": list(range(rows)), "tag": [tag] * rows}), folder / name)
+    return folder / name
+
+
+def test_standalone_same_name_from_another_folder_is_refused_not_replaced(
+    tmp_path: Path,
+) -> None:
+    cfg = make_config(tmp_path)
+    uri = warehouse.table_uri(str(tmp_path / "warehouse"), "raw/x")
+
+    def load_x(folder: Path) -> Any:
+        return load(cfg, path=str(folder), target="raw/x", strategy="append")
+
+    first = _drop(tmp_path / "dropA", "e0.parquet", "A")
+    assert load_x(tmp_path / "dropA").counts()["loaded"] == 1
+    version = DeltaTable(uri).version()
+
+    other = _drop(tmp_path / "dropB", "e0.parquet", "B")
+    _drop(tmp_path / "dropB", "e1.parquet", "B1")
+    for _again in range(2):  # nothing recorded: a rerun refuses it the same way
+        out = load_x(tmp_path / "dropB")
+        assert not out.ok
+        assert done(out.counts()) == {"failed": 1, "waiting": 1}, out.as_dict()
+        [result] = out.results
+        assert str(other) in result.error and str(first) in result.error
+        assert "unique names" in result.error and "parent folder" in result.error
+        assert "1 other file(s) of this load wait; nothing committed" in result.error
+        assert result.error_types[0] == "LoadError"
+        assert DeltaTable(uri).version() == version
+        assert read_table(uri).column("tag").to_pylist() == ["A"] * 10
+        store = open_store(cfg.state_url)
+        rec = store.files.get(uri, "e0.parquet")
+        assert rec is not None and rec.file_path == str(first) and rec.status == "completed"
+        assert store.files.get(uri, "e1.parquet") is None
+
+    # the fix the message names: a unique name, and dropB loads beside dropA
+    other.rename(other.with_name("e0_b.parquet"))
+    assert done(load_x(tmp_path / "dropB").counts()) == {"loaded": 2}
+    assert sorted(set(read_table(uri).column("tag").to_pylist())) == ["A", "B", "B1"]
+
+    # the same content under the same name elsewhere (a copy): held, nothing to refuse
+    _drop(tmp_path / "copyA", "e0.parquet", "A")
+    copied = load_x(tmp_path / "copyA")
+    assert copied.ok and done(copied.counts()) == {"skipped": 1}
+
+
+def test_standalone_moved_folder_keeps_its_identities(tmp_path: Path) -> None:
+    cfg = make_config(tmp_path)
+    uri = warehouse.table_uri(str(tmp_path / "warehouse"), "raw/x")
+    _drop(tmp_path / "dropA", "e0.parquet", "A")
+    assert load(cfg, path=str(tmp_path / "dropA"), target="raw/x").ok
+    moved = tmp_path / "moved"
+    (tmp_path / "dropA").rename(moved)
+    again = load(cfg, path=str(moved), target="raw/x")
+    assert again.ok and done(again.counts()) == {"skipped": 1}
+    # the earlier path is gone: a new content there is the moved file re-delivered
+    _drop(moved, "e0.parquet", "A2", rows=4)
+    redelivered = load(cfg, path=str(moved), target="raw/x")
+    assert redelivered.ok and done(redelivered.counts()) == {"replaced": 1}
+    assert read_table(uri).column("tag").to_pylist() == ["A2"] * 4
+
+
 def test_content_checksum_is_stable_across_clean_runs(tmp_path: Path) -> None:
     for name in ("a", "b"):
         make_lake(tmp_path / name / "lake", files=3, rows=5)
