@@ -187,6 +187,13 @@ def test_a_table_that_panics_the_driver_fails_alone_and_the_others_load(
     assert _delta(pipeline, "fine").column("id").to_pylist() == [1, 2]
 
 
+def _appending(tmp_path: Path, url: str, table: str, name: str, *, widen: bool) -> Pipeline:
+    """A pipeline appending one PostgreSQL table, with `load.widen` as given."""
+    spec = {"source": "src", "table": table, "name": name}
+    spec["load"] = {"strategy": "append", "widen": widen}
+    return Pipeline(make_config(tmp_path, {"src": url}, [spec], pipeline="types"))
+
+
 @pytest.mark.postgres
 def test_postgres_alter_type_bigint_loads_what_fits_then_widens_on_request(
     pg_admin, pg_schema, pg_url, tmp_path
@@ -196,9 +203,7 @@ def test_postgres_alter_type_bigint_loads_what_fits_then_widens_on_request(
     pg_admin.execute(f"INSERT INTO {table} VALUES (1, 1.25)")
 
     def pipeline(widen: bool) -> Pipeline:
-        spec = {"source": "src", "table": f"{pg_schema}.grown", "name": "grown"}
-        spec["load"] = {"strategy": "append", "widen": widen}
-        return Pipeline(make_config(tmp_path, {"src": pg_url}, [spec], pipeline="types"))
+        return _appending(tmp_path, pg_url, f"{pg_schema}.grown", "grown", widen=widen)
 
     assert pipeline(False).run("2025-01-23").ok
     pg_admin.execute(
@@ -240,9 +245,7 @@ def test_postgres_numeric_crossing_38_digits_keeps_loading_and_widens_to_text_on
     pg_admin.execute(f"INSERT INTO {table} VALUES (1, 0.0000000001, 1.25)")
 
     def pipeline(widen: bool) -> Pipeline:
-        spec = {"source": "src", "table": f"{pg_schema}.crossing", "name": "crossing"}
-        spec["load"] = {"strategy": "append", "widen": widen}
-        return Pipeline(make_config(tmp_path, {"src": pg_url}, [spec], pipeline="types"))
+        return _appending(tmp_path, pg_url, f"{pg_schema}.crossing", "crossing", widen=widen)
 
     assert pipeline(False).run("2025-01-23").ok
     pg_admin.execute(
