@@ -103,11 +103,21 @@ class LockError(OnceflowError):
 
 
 class SourceError(OnceflowError):
-    """A source database failed; `transient` says whether retrying may help."""
+    """A source database failed; `transient` says whether retrying may help, `kinds`
+    which built-in errors it amounts to (`ConnectionError` for a refused or lost
+    connection, `TimeoutError`), for a retry policy's `retry_on`."""
 
-    def __init__(self, message: str, *, transient: bool = False, **context: Any) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        transient: bool = False,
+        kinds: tuple[str, ...] = (),
+        **context: Any,
+    ) -> None:
         super().__init__(message, **context)
         self.transient = transient
+        self.kinds = kinds
 
 
 class ExtractError(OnceflowError):
@@ -170,6 +180,13 @@ def error_names(error: BaseException) -> tuple[str, ...]:
     names = [c.__name__ for c in type(error).__mro__ if c not in (object, BaseException)]
     if getattr(error, "transient", False):
         names.insert(0, TRANSIENT)
+    # a driver's error re-raised as SourceError (its message may hold a secret) keeps
+    # what it amounts to: `retry_on: [ConnectionError]` matches a refused connection
+    for kind in getattr(error, "kinds", ()):
+        found = _known_classes().get(kind)
+        for cls in found.__mro__ if found is not None else ():
+            if cls not in (object, BaseException) and cls.__name__ not in names:
+                names.append(cls.__name__)
     return tuple(names)
 
 

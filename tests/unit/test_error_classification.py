@@ -79,3 +79,22 @@ def test_a_driver_panic_is_a_permanent_one_line_source_error():
     assert not is_panic(KeyboardInterrupt()) and not is_panic(RuntimeError("panic"))
     message = _check(panic, False, "the source driver failed (a panic)")
     assert "0000-00-00" in message and "backtrace" not in message
+
+
+def test_a_refused_connection_answers_to_connection_error_in_retry_on() -> None:
+    # the driver's error is re-raised as SourceError (its message may hold a secret):
+    # `retry_on: [ConnectionError]` must still match it, and `[TimeoutError]` a timeout
+    from onceflow.errors import error_names
+    from onceflow.schedule.retry import RetryPolicy
+
+    refused = classify(
+        RuntimeError('connection to server at "127.0.0.1", port 1 failed: Connection refused'),
+        "src.t",
+    )
+    names = error_names(refused)
+    assert names[:4] == ("TransientError", "SourceError", "OnceflowError", "Exception")
+    assert {"ConnectionError", "OSError"} <= set(names) and "TimeoutError" not in names
+    assert RetryPolicy(retry_on=["ConnectionError"]).is_retryable(names)
+    slow = error_names(classify(TimeoutError("read timed out"), "src.t"))
+    assert "TimeoutError" in slow and "ConnectionError" not in slow
+    assert not RetryPolicy(retry_on=["ConnectionError"]).is_retryable(slow)

@@ -40,6 +40,24 @@ _TRANSIENT_TEXT = re.compile(
     r"lost connection|gone away|temporarily unavailable",
     re.IGNORECASE,
 )
+_CONNECTION_TEXT = re.compile(
+    r"connection refused|connection reset|server closed the connection|could not connect|"
+    r"terminating connection|lost connection|gone away|broken pipe|failed to connect",
+    re.IGNORECASE,
+)
+_TIMEOUT_TEXT = re.compile(r"timed? ?out|timeout", re.IGNORECASE)
+
+
+def _kinds(error: BaseException, text: str) -> tuple[str, ...]:
+    """The built-in errors a driver's failure amounts to (see SourceError.kinds)."""
+    kinds = []
+    if isinstance(error, ConnectionError) or _CONNECTION_TEXT.search(text):
+        kinds.append("ConnectionError")
+    if isinstance(error, TimeoutError) or _TIMEOUT_TEXT.search(text):
+        kinds.append("TimeoutError")
+    return tuple(kinds)
+
+
 _PERMANENT_TEXT = [
     (
         re.compile(r"password authentication failed|access denied|authentication", re.I),
@@ -92,13 +110,20 @@ def classify(error: BaseException, where: str) -> SourceError:
         return SourceError(f"{where}: {_PERMANENT_SQLSTATES[sqlstate]}: {detail}")
     if code in _MYSQL_PERMANENT:
         return SourceError(f"{where}: {_MYSQL_PERMANENT[code]}: {detail}")
+    kinds = _kinds(error, text)
     if sqlstate and sqlstate.startswith(_TRANSIENT_SQLSTATES):
-        return SourceError(f"{where}: transient source error: {detail}", transient=True)
+        return SourceError(
+            f"{where}: transient source error: {detail}", transient=True, kinds=kinds
+        )
     if code in _MYSQL_TRANSIENT:
-        return SourceError(f"{where}: transient source error: {detail}", transient=True)
+        return SourceError(
+            f"{where}: transient source error: {detail}", transient=True, kinds=kinds
+        )
     for pattern, label in _PERMANENT_TEXT:
         if pattern.search(text):
             return SourceError(f"{where}: {label}: {detail}")
     if isinstance(error, (ConnectionError, TimeoutError)) or _TRANSIENT_TEXT.search(text):
-        return SourceError(f"{where}: transient source error: {detail}", transient=True)
+        return SourceError(
+            f"{where}: transient source error: {detail}", transient=True, kinds=kinds
+        )
     return SourceError(f"{where}: {type(error).__name__}: {detail}")
