@@ -311,7 +311,7 @@ def _print_run(report: dict[str, Any]) -> None:
     for row in report["tables"]:
         table.add_row(
             row["table_key"],
-            row["status"],
+            row["status"] + (" (partial)" if row.get("partial") else ""),
             str(row["attempts"]),
             "" if row["record_count"] is None else f"{row['record_count']:,}",
             human_size(row["file_size"]),

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 from onceflow.config import Config
 from onceflow.errors import StateError
 from onceflow.extract.api import RunContext, extraction_entry, run_context
+from onceflow.lake import read_sidecar
 from onceflow.state import RunRecord, Store, open_store
 
 
@@ -86,9 +88,18 @@ def create_extraction_report(
     records = sorted(store.extractions.of_run(rid).values(), key=lambda e: e.table_key)
     return {
         **summary,
-        "tables": [asdict(e) for e in records],
+        "tables": [{**asdict(e), "partial": _partial(e.file_path)} for e in records],
         "window_consistency": validate_window_consistency(config, run_id=rid, store=store),
     }
+
+
+def _partial(file_path: str | None) -> bool:
+    """Whether the extraction's file holds a window that had not ended (`--allow-partial`):
+    every run extracts it again until it has, so `completed` alone would overstate it."""
+    if not file_path:
+        return False
+    sidecar = read_sidecar(Path(file_path))
+    return bool(sidecar and sidecar.get("partial") is True)
 
 
 def validate_window_consistency(

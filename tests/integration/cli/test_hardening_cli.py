@@ -69,6 +69,11 @@ def test_a_window_that_has_not_ended_is_refused_unless_allowed_partial(tmp_path:
         "extract", "-c", str(config), "--date", "today", "--allow-partial", "--json", cwd=tmp_path
     )
     assert json.loads(again.stdout)["tables"][0]["action"] == "extracted"  # never skipped
+    # status says the completed extraction holds a window that has not ended
+    shown = run_cli("status", "-c", str(config), "--date", "today", "--json", cwd=tmp_path)
+    assert json.loads(shown.stdout)["tables"][0]["partial"] is True
+    text = run_cli("status", "-c", str(config), "--date", "today", cwd=tmp_path).stdout
+    assert "completed (partial)" in text
 
 
 def test_a_partial_window_is_extracted_again_once_it_has_ended(tmp_path: Path) -> None:
