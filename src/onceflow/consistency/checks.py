@@ -443,15 +443,13 @@ def tables_with_failed_files(store: Store, runs: Runs) -> list[Issue]:
     issues = []
     for key, bad in sorted(found.items()):
         parts = [
-            f"{path} (run {run_id}): {_first_line(rec.error, path)}"
-            for run_id, path, rec in bad[:3]
+            f"{path} (run {run_id}): {_first_line(rec.error, path)}" for run_id, path, rec in bad
         ]
-        more = f"; and {len(bad) - 3} more" if len(bad) > 3 else ""
         issues.append(
             Issue(
                 "completed_with_failed_files",
                 key,
-                "; ".join(parts) + more,
+                _first_few(parts),
                 table=key,
                 extra={
                     "failed_files": len(bad),
@@ -461,6 +459,12 @@ def tables_with_failed_files(store: Store, runs: Runs) -> list[Issue]:
             )
         )
     return issues
+
+
+def _first_few(parts: list[str], shown: int = 3) -> str:
+    """An issue's detail: its first few parts, and how many more there are."""
+    more = f"; and {len(parts) - shown} more" if len(parts) > shown else ""
+    return "; ".join(parts[:shown]) + more
 
 
 def failed_files(
@@ -478,13 +482,12 @@ def failed_files(
         found.setdefault(keys.get(rec.target_uri, rec.table_key), []).append(rec)
     issues = []
     for key, bad in sorted(found.items()):
-        parts = [f"{r.file_id}: {_first_line(r.error, r.file_id)}" for r in bad[:3]]
-        more = f"; and {len(bad) - 3} more" if len(bad) > 3 else ""
+        parts = [f"{r.file_id}: {_first_line(r.error, r.file_id)}" for r in bad]
         issues.append(
             Issue(
                 "failed_files",
                 key,
-                "; ".join(parts) + more,
+                _first_few(parts),
                 table=key,
                 extra={
                     "failed_files": len(bad),

@@ -383,7 +383,7 @@ def _survives(values: pa.Array, want: pa.DataType) -> bool:
     try:
         back = values.cast(want).cast(values.type)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return False
+        return False  # a cast Arrow refuses (an overflow, no such cast): it does not fit
     same = pc.equal(values, back)
     if pa.types.is_floating(values.type):  # NaN is not equal to itself, but it fits
         same = pc.or_kleene(same, pc.and_(pc.is_nan(values), pc.is_nan(back)))
