@@ -30,7 +30,7 @@ from onceflow.redact import redact
 #: registers its commands.
 COMMAND_MODULES = tuple(
     importlib.import_module(f"onceflow.cli.{name}")
-    for name in ("project", "run", "load", "validate", "schedule", "state", "consistency")
+    for name in ("project", "run", "load", "validate", "schedule", "runs", "state", "consistency")
 )
 
 

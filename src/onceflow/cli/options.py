@@ -19,6 +19,17 @@ ConfigOpt = Annotated[
         help="Path to onceflow.yml (default ./onceflow.yml).",
     ),
 ]
+#: --config of the commands that serve several pipelines sharing one state store.
+ConfigsOpt = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--config",
+        "-c",
+        envvar="ONCEFLOW_CONFIG",
+        help="Path to an onceflow.yml (repeat for several pipelines sharing one state store; "
+        "default ./onceflow.yml).",
+    ),
+]
 DateOpt = Annotated[
     str | None,
     typer.Option("--date", "-d", help="Run date YYYY-MM-DD, 'today' or 'yesterday' (default)."),
@@ -208,3 +219,11 @@ DatabricksOpt = Annotated[
         "/Volumes/...), so that a Databricks job never writes to local disk.",
     ),
 ]
+
+
+def load_configs(paths: list[Path] | None) -> list[Any]:
+    """The configs of a repeated --config (./onceflow.yml without one)."""
+    from onceflow.config import load_config
+
+    chosen: list[Path | None] = list(paths) if paths else [None]
+    return [load_config(p) for p in chosen]

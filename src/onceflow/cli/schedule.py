@@ -8,27 +8,16 @@ from __future__ import annotations
 
 import signal
 import threading
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from onceflow.cli.app import app, say_problem
-from onceflow.cli.options import ConfigOpt, JsonOpt
+from onceflow.cli.options import ConfigOpt, ConfigsOpt, JsonOpt, load_configs
 from onceflow.cli.render import print_json
 
 PANEL = "Scheduling"
 
-ConfigsOpt = Annotated[
-    list[Path] | None,
-    typer.Option(
-        "--config",
-        "-c",
-        envvar="ONCEFLOW_CONFIG",
-        help="Path to an onceflow.yml (repeat for several pipelines sharing one state store; "
-        "default ./onceflow.yml).",
-    ),
-]
 ConcurrencyOpt = Annotated[
     int,
     typer.Option(
@@ -66,13 +55,6 @@ schedule_app = typer.Typer(help="Look at schedules: `onceflow schedule preview N
 app.add_typer(schedule_app, name="schedule", rich_help_panel=PANEL)
 
 
-def _configs(paths: list[Path] | None) -> list[Any]:
-    from onceflow.config import load_config
-
-    chosen: list[Path | None] = list(paths) if paths else [None]
-    return [load_config(p) for p in chosen]
-
-
 def _stop_on_signals() -> threading.Event:
     stop = threading.Event()
 
@@ -95,7 +77,7 @@ def scheduler(
     from onceflow.schedule import run_scheduler
 
     stop = None if once else _stop_on_signals()
-    report = run_scheduler(_configs(config), once=once, interval=interval, stop=stop)
+    report = run_scheduler(load_configs(config), once=once, interval=interval, stop=stop)
     if as_json:
         print_json(report.as_dict())
     else:
@@ -121,7 +103,7 @@ def worker(
     from onceflow.schedule import run_worker
 
     report = run_worker(
-        _configs(config),
+        load_configs(config),
         concurrency=concurrency,
         lease_seconds=lease_seconds,
         until_idle=until_idle,
@@ -143,7 +125,7 @@ def up(
     from onceflow.schedule import up as run_up
 
     result = run_up(
-        _configs(config),
+        load_configs(config),
         concurrency=concurrency,
         lease_seconds=lease_seconds,
         until_idle=until_idle,

@@ -24,6 +24,13 @@ from onceflow.schedule.api import (
 )
 from onceflow.schedule.cron import ScheduleCalculator, Tick, calculate_next_run
 from onceflow.schedule.retry import RetryPolicy
+from onceflow.schedule.runs import (
+    RetryReport,
+    cancel_scheduled_run,
+    list_runs,
+    retry_run,
+    run_details,
+)
 from onceflow.schedule.scheduler import PassReport, Scheduler
 from onceflow.schedule.worker import Worker, WorkerReport
 
@@ -37,6 +44,7 @@ __all__ = [
     "QueueManager",
     "RetryManager",
     "RetryPolicy",
+    "RetryReport",
     "ScheduleCalculator",
     "Scheduler",
     "Tick",
@@ -44,8 +52,12 @@ __all__ = [
     "WorkerReport",
     "backfill",
     "calculate_next_run",
+    "cancel_scheduled_run",
     "coverage_gaps",
+    "list_runs",
     "preview",
+    "retry_run",
+    "run_details",
     "run_scheduler",
     "run_worker",
     "tenant_status",

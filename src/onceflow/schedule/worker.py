@@ -509,8 +509,8 @@ class Worker:
         message = (
             f"blocked: the earlier window {blocker.run_date} of {blocker.schedule} (run "
             f"{blocker.id}) failed{cause}; a table loads its windows in order, so this one "
-            "waits for its fix: requeue both (onceflow backfill --reprocess failed, or "
-            "RetryManager.schedule_retry) once the cause is fixed"
+            f"waits for its fix: once the cause is fixed, onceflow runs retry {blocker.id} "
+            "queues both (a backfill: onceflow backfill --reprocess failed)"
         )
         return self._fail(
             job,

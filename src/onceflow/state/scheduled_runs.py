@@ -87,7 +87,7 @@ SQL = {
     ),
     "get": "SELECT * FROM scheduled_runs WHERE id = ?",
     "get_key": "SELECT * FROM scheduled_runs WHERE pipeline = ? AND schedule = ? AND tick = ?",
-    "find": "SELECT * FROM scheduled_runs {where} ORDER BY tick, id LIMIT ?",
+    "find": "SELECT * FROM scheduled_runs {where} ORDER BY tick {order}, id {order} LIMIT ?",
     "history_of": "SELECT * FROM scheduled_run_history WHERE run_id = ? ORDER BY id",
     "due": "SELECT * FROM scheduled_runs WHERE state = 'SCHEDULED' AND tick <= ? ORDER BY tick",
     "cursor": "SELECT last_tick FROM schedule_cursors WHERE pipeline = ? AND schedule = ?",
@@ -424,13 +424,19 @@ class ScheduledRuns:
         tenant: str | None = None,
         pipeline: str | None = None,
         schedule: str | None = None,
+        run_date: str | None = None,
         limit: int = 1000,
+        newest_first: bool = False,
     ) -> list[ScheduledRunRecord]:
-        """Runs, oldest tick first, filtered by any of state, tenant, pipeline, schedule."""
-        conds, params = _filters(state=state, tenant=tenant, pipeline=pipeline, schedule=schedule)
+        """Runs, oldest tick first (or newest), filtered by any of state, tenant, pipeline,
+        schedule, run date."""
+        conds, params = _filters(
+            state=state, tenant=tenant, pipeline=pipeline, schedule=schedule, run_date=run_date
+        )
         where = f"WHERE {' AND '.join(conds)}" if conds else ""
+        sql = SQL["find"].format(where=where, order="DESC" if newest_first else "ASC")
         with self.db.transaction() as t:
-            rows = t.execute(SQL["find"].format(where=where), (*params, limit)).fetchall()
+            rows = t.execute(sql, (*params, limit)).fetchall()
         return rows_as(ScheduledRunRecord, rows)
 
     def history(self, run_id: str) -> list[TransitionRecord]:

@@ -147,3 +147,40 @@ def test_the_demo_runs_its_nightly_schedule_with_up(tmp_path: Path) -> None:
     status = run_cli("status", "--tenant", "default", "--json", cwd=tmp_path / "demo")
     summary = json.loads(status.stdout)
     assert summary["counts"]["COMPLETED"] == 3 and summary["next_run"]["schedule"] == "nightly"
+
+
+def test_runs_list_show_cancel_retry_as_an_operator_uses_them(tmp_path: Path) -> None:
+    config = str(_project(tmp_path))
+    assert (
+        run_cli("backfill", "--from", "2025-01-02", "--to", "2025-01-03", "-c", config).returncode
+        == 0
+    )
+    listed = run_cli("runs", "list", "--json", "-c", config)
+    assert listed.returncode == 0, listed.stderr
+    runs = {r["run_date"]: r for r in json.loads(listed.stdout)}
+    assert [r["state"] for r in runs.values()] == ["PENDING", "PENDING"]
+    first = runs["2025-01-02"]["id"]
+
+    cancel = run_cli("runs", "cancel", first, "-c", config)
+    assert cancel.returncode == 0 and f"cancelled: {first} (was PENDING)" in cancel.stdout
+    again = run_cli("runs", "cancel", first, "-c", config)
+    assert again.returncode != 0
+    assert again.stderr.count("\n") == 1 and "is CANCELLED" in again.stderr
+    busy = run_cli("runs", "retry", runs["2025-01-03"]["id"], "-c", config)
+    assert busy.returncode != 0 and "is PENDING: it will run" in busy.stderr
+
+    retry = run_cli("runs", "retry", first, "-c", config)
+    assert retry.returncode == 0, retry.stderr
+    assert f"queued again: {first} 2025-01-02 (was CANCELLED)" in retry.stdout
+    assert run_cli("up", "--until-idle", "-c", config).returncode == 0
+
+    table = run_cli("runs", "list", "--state", "COMPLETED", "-c", config)
+    assert table.stdout.splitlines()[0].split()[:3] == ["run", "id", "pipeline/schedule"]
+    assert sum("COMPLETED" in line for line in table.stdout.splitlines()) == 2
+    show = run_cli("runs", "show", first, "-c", config)
+    assert show.returncode == 0, show.stderr
+    assert f"run {first}: sched/backfill 2025-01-02 - COMPLETED" in show.stdout
+    assert "PENDING -> CANCELLED (cancelled)" in show.stdout
+    assert "CANCELLED -> PENDING (reprocess (retry) by hand)" in show.stdout
+    unknown = run_cli("runs", "show", "nope", "-c", config)
+    assert unknown.returncode != 0 and "not in the state store" in unknown.stderr

@@ -4,36 +4,16 @@ a PENDING run without a job gets one."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
-
-import pytest
 
 from onceflow import PipelineStateManager
 from onceflow.config import Config
-from onceflow.errors import SourceError
 from onceflow.schedule import Scheduler, Worker, backfill
-from onceflow.schedule import worker as worker_module
 from onceflow.state import Store
 
 NO_RETRY = {"name": "nightly", "cron": "0 2 * * *", "retry": {"max_retries": 0}}
 NOW = datetime(2025, 1, 6, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def broken(monkeypatch: pytest.MonkeyPatch) -> Iterator[set[str]]:
-    """Run dates whose run fails (a permanent source error) while listed."""
-    dates: set[str] = set()
-    real = worker_module.run_window
-
-    def run_window(config: Config, run_date: str, **kw: Any) -> Any:
-        if run_date in dates:
-            raise SourceError(f"{run_date}: no such table (broken by the test)")
-        return real(config, run_date, **kw)
-
-    monkeypatch.setattr(worker_module, "run_window", run_window)
-    yield dates
 
 
 def test_a_window_that_failed_for_good_blocks_the_later_ones_which_name_it(

@@ -1,0 +1,155 @@
+"""`onceflow runs list|show|retry|cancel`: scheduled runs as an operator handles them.
+
+Each is a thin call of one function of `onceflow.schedule.runs`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+
+from onceflow.cli.app import app
+from onceflow.cli.options import ConfigsOpt, JsonOpt, load_configs
+from onceflow.cli.render import print_json
+
+PANEL = "Scheduling"
+
+runs_app = typer.Typer(
+    help="Scheduled runs: `onceflow runs list`, `show ID`, `retry ID`, `cancel ID`."
+)
+app.add_typer(runs_app, name="runs", rich_help_panel=PANEL)
+
+#: States whose `ended_at` is the run's end (a requeued run keeps its last one).
+ENDED = ("COMPLETED", "FAILED", "CANCELLED")
+RunIdArg = Annotated[str, typer.Argument(help="The run's id (onceflow runs list shows them).")]
+
+
+@runs_app.command("list")
+def list_(
+    config: ConfigsOpt = None,
+    state: Annotated[
+        str | None,
+        typer.Option(
+            "--state",
+            help="SCHEDULED, PENDING, RUNNING, COMPLETED, FAILED or CANCELLED.",
+        ),
+    ] = None,
+    schedule: Annotated[
+        str | None,
+        typer.Option("--schedule", help="One schedule's runs (`backfill` for backfills)."),
+    ] = None,
+    tenant: Annotated[str | None, typer.Option("--tenant", help="One tenant's runs.")] = None,
+    run_date: Annotated[
+        str | None, typer.Option("--date", help="Runs of this data date (YYYY-MM-DD).")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many.")] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """List scheduled runs, newest first: id, schedule, data date, state, starts, error."""
+    from onceflow.schedule import list_runs
+
+    runs = list_runs(
+        load_configs(config),
+        state=state,
+        schedule=schedule,
+        tenant=tenant,
+        run_date=run_date,
+        limit=limit,
+    )
+    if as_json:
+        print_json([r.as_dict() for r in runs])
+        return
+    if not runs:
+        typer.echo("no scheduled runs match")
+        return
+    typer.echo(
+        f"{'run id':<36}  {'pipeline/schedule':<24} {'date':<10}  {'state':<9} "
+        f"{'starts':>6}  {'ended (UTC)':<19}  error"
+    )
+    for r in runs:
+        ended = (r.ended_at or "")[:19].replace("T", " ") if r.state in ENDED else ""
+        error = f"{r.error_type}: {r.error}" if r.error else ""
+        where = f"{r.pipeline}/{r.schedule}"
+        typer.echo(
+            f"{r.id:<36}  {where[:24]:<24} {r.run_date:<10}  {r.state:<9} {r.attempt:>6}  "
+            f"{ended:<19}  {_short(error, 70)}"
+        )
+
+
+@runs_app.command("show")
+def show(run_id: RunIdArg, config: ConfigsOpt = None, as_json: JsonOpt = False) -> None:
+    """One run: its fields, its queue job and every transition it went through."""
+    from onceflow.schedule import run_details
+
+    detail = run_details(load_configs(config), run_id)
+    if as_json:
+        print_json(detail)
+        return
+    typer.echo(
+        f"run {detail['id']}: {detail['pipeline']}/{detail['schedule']} "
+        f"{detail['run_date']} - {detail['state']}"
+    )
+    for label, key in (
+        ("window", "window_start"),
+        ("tick", "tick"),
+        ("tenant", "tenant"),
+        ("priority", "priority"),
+        ("starts", "attempt"),
+        ("worker", "worker"),
+        ("started", "started_at"),
+        ("ended", "ended_at"),
+        ("duration s", "duration_seconds"),
+        ("next attempt", "next_attempt_at"),
+        ("waiting on", "waiting_on"),
+    ):
+        value = detail[key]
+        if key == "window_start":
+            value = f"{detail['window_start']} .. {detail['window_end']}"
+        if value is not None:
+            typer.echo(f"  {label + ':':<14}{value}")
+    if detail["error"]:
+        typer.echo(f"  {'error:':<14}{detail['error_type']}: {detail['error']}")
+    job = detail["job"]
+    if job is not None:
+        due = datetime.fromtimestamp(job["run_after"], UTC).isoformat(timespec="seconds")
+        typer.echo(
+            f"  {'job:':<14}{job['id']} {job['state']}, due {due}, claimed {job['attempts']}x"
+            + (f" by {job['worker']}" if job["worker"] else "")
+        )
+    typer.echo("  history:")
+    for h in detail["history"]:
+        why = f" ({h['reason']})" if h["reason"] else ""
+        error = f" - {_short(h['error'], 90)}" if h["error"] else ""
+        typer.echo(
+            f"    {h['at'][:19]}  {h['from_state'] or '-':>9} -> {h['to_state']}{why}{error}"
+        )
+
+
+@runs_app.command("retry")
+def retry(run_id: RunIdArg, config: ConfigsOpt = None, as_json: JsonOpt = False) -> None:
+    """Queue a failed or cancelled run again (fresh retries), with the later failed windows."""
+    from onceflow.schedule import retry_run
+
+    report = retry_run(load_configs(config), run_id)
+    if as_json:
+        print_json(report.as_dict())
+        return
+    for one in report.requeued:
+        typer.echo(f"queued again: {one['run_id']} {one['run_date']} (was {one['was']})")
+    typer.echo("a worker runs them: onceflow worker, or onceflow up")
+
+
+@runs_app.command("cancel")
+def cancel(run_id: RunIdArg, config: ConfigsOpt = None) -> None:
+    """Cancel a run that has not completed; a worker running it drops it before its load."""
+    from onceflow.schedule import cancel_scheduled_run
+
+    was = cancel_scheduled_run(load_configs(config), run_id)
+    typer.echo(f"cancelled: {run_id} (was {was})")
+
+
+def _short(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 3] + "..."

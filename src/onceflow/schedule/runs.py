@@ -1,0 +1,231 @@
+"""Scheduled runs as an operator sees them: list, one run in detail, retry, cancel.
+
+These are what `onceflow runs ...` calls. Retrying mirrors Airflow's *clear*: a run that
+failed for good (or was cancelled) is queued again with a fresh retry budget, and the
+later windows of its batch that failed (blocked by it, `BlockedRunError`, or of the same
+cause) are queued with it, so that the batch finishes in date order in one command.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from onceflow.config import Config
+from onceflow.errors import ConfigError, TransitionError
+from onceflow.schedule.scheduler import cancel_run, enqueue_run, shared_store
+from onceflow.state import Store
+from onceflow.state.scheduled_runs import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    PENDING,
+    RUN_STATES,
+    RUNNING,
+    SCHEDULED,
+    ScheduledRunRecord,
+)
+
+log = logging.getLogger(__name__)
+
+#: States a run can be retried from: it ended without its data (a completed run has it).
+RETRYABLE = (FAILED, CANCELLED)
+#: States a run can be cancelled from: it has not ended yet, or failed and may be retried.
+CANCELLABLE = (SCHEDULED, PENDING, RUNNING, FAILED)
+
+
+@dataclass
+class RetryReport:
+    """What `retry_run` queued: the run, then the later failed windows of its batch."""
+
+    run_id: str
+    requeued: list[dict[str, str]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"run_id": self.run_id, "requeued": self.requeued}
+
+
+def list_runs(
+    configs: Sequence[Config],
+    *,
+    state: str | None = None,
+    schedule: str | None = None,
+    tenant: str | None = None,
+    run_date: str | date | None = None,
+    limit: int = 20,
+    store: Store | None = None,
+) -> list[ScheduledRunRecord]:
+    """The pipelines' scheduled runs, newest tick first, filtered by state, schedule
+    (`backfill` for backfill runs), tenant and run date; at most `limit`."""
+    if state is not None and state.upper() not in RUN_STATES:
+        raise ConfigError(
+            f"--state: unknown state {state!r}; states: {', '.join(RUN_STATES)}", field="state"
+        )
+    if limit < 1:
+        raise ConfigError(f"--limit: expected at least 1, got {limit}", field="limit")
+    day = None if run_date is None else date.fromisoformat(str(run_date)).isoformat()
+    own = store is None
+    store = store or shared_store(list(configs))
+    try:
+        found: list[ScheduledRunRecord] = []
+        for config in configs:
+            found += store.scheduled_runs.find(
+                state=None if state is None else state.upper(),
+                tenant=tenant,
+                pipeline=config.pipeline,
+                schedule=schedule,
+                run_date=day,
+                limit=limit,
+                newest_first=True,
+            )
+        found.sort(key=lambda r: (r.tick, r.id), reverse=True)
+        return found[:limit]
+    finally:
+        if own:
+            store.close()
+
+
+def run_details(
+    configs: Sequence[Config], run_id: str, *, store: Store | None = None
+) -> dict[str, Any]:
+    """One run: its fields, its transition history and its queue job (None without one)."""
+    own = store is None
+    store = store or shared_store(list(configs))
+    try:
+        run = _run(store, run_id)
+        job = store.queue.get(run.job_id) if run.job_id is not None else None
+        return {
+            **run.as_dict(),
+            "history": [vars(h) for h in store.scheduled_runs.history(run_id)],
+            "job": None if job is None else _job_dict(job),
+        }
+    finally:
+        if own:
+            store.close()
+
+
+def retry_run(configs: Sequence[Config], run_id: str, *, store: Store | None = None) -> RetryReport:
+    """Queue a run that failed for good or was cancelled again, with a fresh retry
+    budget, and with it the later windows of its batch (a catch-up, a backfill) that
+    failed: blocked by it, or on their own, usually of the same cause.
+
+    A run with an earlier window of its batch still FAILED is refused, naming that
+    window: retried alone it would only be blocked again. A completed run is refused
+    too: its data is loaded (`backfill --reprocess all` extracts a date again).
+    """
+    own = store is None
+    store = store or shared_store(list(configs))
+    try:
+        run = _run(store, run_id)
+        _check_retryable(store, run)
+        chain = [run, *_later_failed(store, run)]
+        report = RetryReport(run.id)
+        for one in chain:
+            with store.transaction() as tx:
+                enqueue_run(
+                    store,
+                    one,
+                    one.state,
+                    tx=tx,
+                    # "reprocess" restarts the retry budget (retry.failures_since_reprocess)
+                    reason="reprocess (retry) by hand"
+                    if one is run
+                    else f"reprocess (retry) with the earlier window's run {run.id}",
+                    values={"error": None, "waiting_on": None},
+                )
+            report.requeued.append({"run_id": one.id, "run_date": one.run_date, "was": one.state})
+            log.debug("scheduled run %s (%s): queued again by hand", one.id, one.run_date)
+        return report
+    finally:
+        if own:
+            store.close()
+
+
+def cancel_scheduled_run(
+    configs: Sequence[Config], run_id: str, *, store: Store | None = None
+) -> str:
+    """Cancel a run that has not completed, and end its job; returns the state it was
+    in. A worker running it drops it before its load (docs/schedule.md, Cancelling)."""
+    own = store is None
+    store = store or shared_store(list(configs))
+    try:
+        run = _run(store, run_id)
+        if run.state not in CANCELLABLE:
+            raise TransitionError(
+                f"scheduled run {run.id} ({run.pipeline} {run.run_date}) is {run.state}: "
+                f"only a run that is {', '.join(CANCELLABLE)} can be cancelled",
+                run_id=run.id,
+            )
+        cancel_run(store, run.id, run.state, error="cancelled by hand")
+        return run.state
+    finally:
+        if own:
+            store.close()
+
+
+def _run(store: Store, run_id: str) -> ScheduledRunRecord:
+    run = store.scheduled_runs.get(run_id)
+    if run is None:
+        raise TransitionError(
+            f"scheduled run {run_id} is not in the state store (onceflow runs list shows the runs)",
+            run_id=run_id,
+        )
+    return run
+
+
+def _check_retryable(store: Store, run: ScheduledRunRecord) -> None:
+    where = f"scheduled run {run.id} ({run.pipeline} {run.schedule} {run.run_date})"
+    if run.state == COMPLETED:
+        raise TransitionError(
+            f"{where} completed: its data is loaded; to extract and load its date again, "
+            f"onceflow backfill --from {run.run_date} --to {run.run_date} --reprocess all",
+            run_id=run.id,
+        )
+    if run.state in (SCHEDULED, PENDING, RUNNING):
+        raise TransitionError(
+            f"{where} is {run.state}: it will run (or is running); nothing to retry",
+            run_id=run.id,
+        )
+    earlier = [
+        r
+        for r in store.scheduled_runs.earlier_unfinished(run)
+        if r.state == FAILED and r.schedule == run.schedule and r.batch == run.batch
+    ]
+    if earlier:
+        first = earlier[0]
+        raise TransitionError(
+            f"{where}: the earlier window {first.run_date} of its batch (run {first.id}) is "
+            f"still FAILED, and would block it again: retry that run (onceflow runs retry "
+            f"{first.id}); it queues the later failed windows of the batch with it",
+            run_id=run.id,
+        )
+
+
+def _later_failed(store: Store, run: ScheduledRunRecord) -> list[ScheduledRunRecord]:
+    """The later windows of `run`'s batch that failed (as blocked by it, or on their
+    own, usually of the same cause), in date order."""
+    later = store.scheduled_runs.find(
+        state=FAILED, pipeline=run.pipeline, schedule=run.schedule, limit=100_000
+    )
+    return sorted(
+        (r for r in later if r.batch == run.batch and r.run_date > run.run_date),
+        key=lambda r: r.run_date,
+    )
+
+
+def _job_dict(job: Any) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "state": job.state,
+        "priority": job.priority,
+        "tenant": job.tenant,
+        "run_after": job.run_after,
+        "attempts": job.attempts,
+        "worker": job.worker,
+        "lease_expires_at": job.lease_expires_at,
+        "error": job.error,
+    }

@@ -1,0 +1,122 @@
+"""Scheduled runs as an operator handles them (`onceflow runs ...`): list newest first with
+filters, one run in detail, retry a failed window with the later failed windows of its
+batch and a fresh retry budget, cancel; each refusal names what to do instead."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from onceflow.config import Config
+from onceflow.errors import ConfigError, TransitionError
+from onceflow.schedule import (
+    Worker,
+    backfill,
+    cancel_scheduled_run,
+    list_runs,
+    retry_run,
+    run_details,
+)
+from onceflow.schedule.retry import failures_since_reprocess
+from onceflow.state import Store
+
+NO_RETRY = {"name": "nightly", "cron": "0 2 * * *", "retry": {"max_retries": 0}}
+
+
+def _by_date(store: Store) -> dict[str, str]:
+    return {r.run_date: r.id for r in store.scheduled_runs.find()}
+
+
+def test_retry_of_the_failed_window_requeues_the_later_failed_windows_with_fresh_retries(
+    store: Store, project: Callable[..., Config], broken: set[str]
+) -> None:
+    config = project(schedules=[NO_RETRY])
+    backfill(config, "2025-01-02", "2025-01-05", store=store)
+    broken.add("2025-01-03")
+    assert Worker([config], store, poll_seconds=0.05).run(until_idle=True).failed == 3
+    ids = _by_date(store)
+
+    # a blocked window alone would only be blocked again: refused, naming the window to retry
+    with pytest.raises(TransitionError) as refused:
+        retry_run([config], ids["2025-01-04"], store=store)
+    assert f"onceflow runs retry {ids['2025-01-03']}" in str(refused.value)
+    assert store.scheduled_runs.get(ids["2025-01-04"]).state == "FAILED"  # type: ignore[union-attr]
+
+    broken.clear()
+    report = retry_run([config], ids["2025-01-03"], store=store)
+    assert [r["run_date"] for r in report.requeued] == ["2025-01-03", "2025-01-04", "2025-01-05"]
+    assert {r["was"] for r in report.requeued} == {"FAILED"}
+    for day in ("2025-01-03", "2025-01-04", "2025-01-05"):
+        run = store.scheduled_runs.get(ids[day])
+        assert run is not None and run.state == "PENDING" and run.error is None
+        assert store.queue.live_job_of_run(run.id) is not None
+        # a fresh retry budget, as Airflow's clear gives
+        assert failures_since_reprocess(store.scheduled_runs.history(run.id)) == 0
+    assert Worker([config], store, poll_seconds=0.05).run(until_idle=True).failed == 0
+    assert {r.state for r in store.scheduled_runs.find()} == {"COMPLETED"}
+
+
+def test_retry_refuses_a_completed_a_pending_and_an_unknown_run(
+    store: Store, project: Callable[..., Config]
+) -> None:
+    config = project(schedules=[NO_RETRY])
+    backfill(config, "2025-01-02", "2025-01-03", store=store)
+    ids = _by_date(store)
+    with pytest.raises(TransitionError, match="is PENDING: it will run"):
+        retry_run([config], ids["2025-01-02"], store=store)
+    Worker([config], store, poll_seconds=0.05).run(until_idle=True)
+    with pytest.raises(TransitionError) as done:
+        retry_run([config], ids["2025-01-02"], store=store)
+    assert "completed: its data is loaded" in str(done.value)
+    assert "backfill --from 2025-01-02 --to 2025-01-02 --reprocess all" in str(done.value)
+    with pytest.raises(TransitionError, match="not in the state store"):
+        retry_run([config], "no-such-run", store=store)
+
+
+def test_cancel_ends_a_queued_run_and_its_job_and_a_cancelled_run_can_be_retried(
+    store: Store, project: Callable[..., Config]
+) -> None:
+    config = project(schedules=[NO_RETRY])
+    backfill(config, "2025-01-02", "2025-01-02", store=store)
+    (run_id,) = _by_date(store).values()
+    assert cancel_scheduled_run([config], run_id, store=store) == "PENDING"
+    run = store.scheduled_runs.get(run_id)
+    assert run is not None and run.state == "CANCELLED"
+    assert store.queue.live_job_of_run(run_id) is None  # never claimed
+    with pytest.raises(TransitionError, match="only a run that is SCHEDULED, PENDING"):
+        cancel_scheduled_run([config], run_id, store=store)
+    assert Worker([config], store, poll_seconds=0.05).run(until_idle=True).completed == 0
+
+    assert [r["was"] for r in retry_run([config], run_id, store=store).requeued] == ["CANCELLED"]
+    assert Worker([config], store, poll_seconds=0.05).run(until_idle=True).completed == 1
+    detail = run_details([config], run_id, store=store)
+    assert detail["state"] == "COMPLETED" and detail["job"]["state"] == "completed"
+    steps = [(h["from_state"], h["to_state"]) for h in detail["history"]]
+    assert ("PENDING", "CANCELLED") in steps and ("CANCELLED", "PENDING") in steps
+    assert steps[-1] == ("RUNNING", "COMPLETED")
+
+
+def test_list_shows_the_newest_runs_first_filtered_by_state_schedule_and_date(
+    store: Store, project: Callable[..., Config], broken: set[str]
+) -> None:
+    config = project(schedules=[NO_RETRY])
+    backfill(config, "2025-01-02", "2025-01-05", store=store)
+    broken.add("2025-01-05")
+    Worker([config], store, poll_seconds=0.05).run(until_idle=True)
+
+    newest = list_runs([config], store=store)
+    assert [r.run_date for r in newest] == ["2025-01-05", "2025-01-04", "2025-01-03", "2025-01-02"]
+    assert [r.run_date for r in list_runs([config], limit=2, store=store)] == [
+        "2025-01-05",
+        "2025-01-04",
+    ]
+    (failed,) = list_runs([config], state="failed", store=store)  # any case, as typed
+    assert failed.run_date == "2025-01-05" and failed.error_type == "SourceError"
+    assert [r.run_date for r in list_runs([config], run_date="2025-01-03", store=store)] == [
+        "2025-01-03"
+    ]
+    assert len(list_runs([config], schedule="backfill", store=store)) == 4
+    assert list_runs([config], schedule="nightly", store=store) == []
+    with pytest.raises(ConfigError, match="unknown state 'DONE'; states: SCHEDULED"):
+        list_runs([config], state="DONE", store=store)
