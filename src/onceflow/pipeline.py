@@ -83,10 +83,10 @@ class RunSummary:
         """(error type, first error message) of a failed run, or None."""
         for r in self.results:
             if r.action == "failed":
-                return "ExtractError", f"{r.table_key}: {r.error or 'extraction failed'}"
+                return "ExtractError", _keyed(r.table_key, r.error or "extraction failed")
         for t in self.load.results if self.load else []:
             if not t.ok:
-                return "LoadError", f"{t.key}: {t.error or t.waiting or t.uncommitted}"
+                return "LoadError", _keyed(t.key, str(t.error or t.waiting or t.uncommitted))
         return None
 
     def counts(self) -> dict[str, int]:
@@ -100,6 +100,11 @@ class RunSummary:
             "load": None if self.load is None else self.load.as_dict(),
             "validation": None if self.validation is None else self.validation.as_dict(),
         }
+
+
+def _keyed(key: str, message: str) -> str:
+    """`key: message`, once: a step's error often names its table already."""
+    return message if message.startswith(f"{key}:") else f"{key}: {message}"
 
 
 def pipeline_lock(config: Config, *, timeout: float = 0.0, store: Store | None = None) -> Lease:

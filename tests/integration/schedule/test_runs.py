@@ -5,6 +5,7 @@ batch and a fresh retry budget, cancel; each refusal names what to do instead.""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -120,3 +121,17 @@ def test_list_shows_the_newest_runs_first_filtered_by_state_schedule_and_date(
     assert list_runs([config], schedule="nightly", store=store) == []
     with pytest.raises(ConfigError, match="unknown state 'DONE'; states: SCHEDULED"):
         list_runs([config], state="DONE", store=store)
+
+
+def test_a_failed_tables_error_names_its_table_once(
+    store: Store, project: Callable[..., Config]
+) -> None:
+    config = project(schedules=[NO_RETRY])
+    (Path(config.resolve("source.db"))).unlink()  # the source is gone
+    backfill(config, "2025-01-02", "2025-01-02", store=store)
+    report = Worker([config], store, poll_seconds=0.05).run(until_idle=True)
+    (run,) = list_runs([config], store=store)
+    assert run.state == "FAILED" and run.error_type == "ExtractError"
+    assert run.error is not None and run.error.startswith("src.events: ")
+    assert run.error.count("src.events") == 1, run.error
+    assert report.failures[0].count("src.events") == 1
