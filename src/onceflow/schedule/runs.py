@@ -124,8 +124,10 @@ def retry_run(configs: Sequence[Config], run_id: str, *, store: Store | None = N
         _check_retryable(store, run)
         chain = [run, *_later_failed(store, run)]
         report = RetryReport(run.id)
-        for one in chain:
-            with store.transaction() as tx:
+        # one transaction: a second operator's retry of the same batch gets
+        # TransitionError and changes nothing, rather than half the chain
+        with store.transaction() as tx:
+            for one in chain:
                 enqueue_run(
                     store,
                     one,
@@ -137,8 +139,10 @@ def retry_run(configs: Sequence[Config], run_id: str, *, store: Store | None = N
                     else f"reprocess (retry) with the earlier window's run {run.id}",
                     values={"error": None, "waiting_on": None},
                 )
-            report.requeued.append({"run_id": one.id, "run_date": one.run_date, "was": one.state})
-            log.debug("scheduled run %s (%s): queued again by hand", one.id, one.run_date)
+                report.requeued.append(
+                    {"run_id": one.id, "run_date": one.run_date, "was": one.state}
+                )
+        log.info("scheduled run %s: queued again by hand, %d run(s)", run.id, len(chain))
         return report
     finally:
         if own:
