@@ -1031,6 +1031,53 @@ def single_table_config(
     )
 
 
+#: The port of an Oracle listener when none is given.
+ORACLE_PORT = 1521
+#: How the CLI spells the Oracle connection options; the seeds' classes pass their own
+#: (`oracle_host`, `oracle_user=`...), so that a message names what the caller wrote.
+ORACLE_OPTIONS = {"host": "--host", "user": "--user NAME", "service": "--service NAME"}
+
+
+def oracle_url(
+    host: str,
+    port: int | str | None,
+    user: str | None,
+    password: str | None,
+    service: str | None,
+    *,
+    options: Mapping[str, str] = ORACLE_OPTIONS,
+) -> str:
+    """The SQLAlchemy URL of an Oracle service (`oracle+oracledb://`, the scheme the
+    generic reader uses for Oracle), from the seed extractor's connection options; the
+    password is registered as a secret first, so no log, sidecar or report shows it.
+
+    The service has no default: the seed's own CLI required `--service` too, and a guessed
+    one (XE, XEPDB1, ORCLPDB1...) would connect to another database or fail later with
+    a listener error that does not say what was missing. The message names what to add,
+    in the caller's spelling (`options`)."""
+    from urllib.parse import quote
+
+    missing = [options[name] for name, value in (("user", user), ("service", service)) if not value]
+    if missing:
+        example = options["service"].replace("NAME", "XE")
+        raise ConfigError(
+            f"{options['host']} needs {' and '.join(missing)}: who connects and to which "
+            f"Oracle service (e.g. {example}, the service of the seed's examples; onceflow "
+            "does not guess it)",
+            field="service" if not service else "user",
+        )
+    assert user is not None and service is not None
+    register_secret(password)
+    where = f"[{host}]" if ":" in host else host  # an IPv6 address
+    credentials = quote(user, safe="")
+    if password:
+        credentials += ":" + quote(password, safe="")
+    return (
+        f"oracle+oracledb://{credentials}@{where}:{port or ORACLE_PORT}/"
+        f"?service_name={quote(service, safe='')}"
+    )
+
+
 def standalone_config(
     *,
     state: str | None = None,

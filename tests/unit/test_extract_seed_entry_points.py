@@ -11,8 +11,8 @@ import pytest
 
 from onceflow import Pipeline
 from onceflow.cli import options
-from onceflow.cli.run import _connection_url, oracle_url
-from onceflow.config import config_from_dict
+from onceflow.cli.run import _connection_url
+from onceflow.config import config_from_dict, oracle_url
 from onceflow.errors import ConfigError
 from onceflow.extract import databricks
 from onceflow.extract.tables_file import (
@@ -160,6 +160,25 @@ def test_connection_options_are_refused_when_they_do_not_fit_together(given, say
     args = {k: given.get(k) for k in ("url", "host", "port", "user", "password", "service")}
     with pytest.raises(ConfigError, match=says):
         _connection_url(**args)
+
+
+def test_host_without_service_says_exactly_what_to_add_in_the_callers_spelling():
+    # the seed's CLI example leaves --service out; its own tool required it too, and no
+    # seed text makes XE a default: say what to add rather than guess a service
+    with pytest.raises(ConfigError) as refused:
+        _connection_url(None, "localhost", None, "hr", "secret", None)
+    assert str(refused.value) == (
+        "--host needs --service NAME: who connects and to which Oracle service (e.g. "
+        "--service XE, the service of the seed's examples; onceflow does not guess it)"
+    )
+    assert refused.value.exit_code == 2
+    seed = {"host": "oracle_host", "user": "oracle_user=", "service": 'oracle_service="NAME"'}
+    with pytest.raises(
+        ConfigError,
+        match=r"^oracle_host needs oracle_user= and oracle_service="
+        r'"NAME": .* \(e\.g\. oracle_service="XE", ',
+    ):
+        oracle_url("localhost", "1521", None, None, None, options=seed)
 
 
 def test_url_alone_is_used_as_given_and_a_password_alone_is_ignored():

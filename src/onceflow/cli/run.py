@@ -25,9 +25,6 @@ from onceflow.cli.options import (
 from onceflow.cli.render import progress_bar, summarise_run
 from onceflow.errors import ConfigError
 
-#: The port of an Oracle listener when --port is not given.
-ORACLE_PORT = 1521
-
 
 def _with_progress(step: Any, total: int, **kwargs: Any) -> Any:
     """Call `step(**kwargs)` with a progress bar on a terminal."""
@@ -44,30 +41,6 @@ def _with_progress(step: Any, total: int, **kwargs: Any) -> Any:
         )
 
 
-def oracle_url(
-    host: str, port: int | None, user: str | None, password: str | None, service: str | None
-) -> str:
-    """The SQLAlchemy URL of an Oracle service (`oracle+oracledb://`, the scheme the
-    generic reader uses for Oracle), from the seed extractor's connection options; the
-    password is registered as a secret first, so no log, sidecar or report shows it."""
-    from urllib.parse import quote
-
-    from onceflow.redact import register_secret
-
-    if not user or not service:
-        missing = " and ".join(o for o, v in (("--user", user), ("--service", service)) if not v)
-        raise ConfigError(f"--host needs {missing} (an Oracle service and who connects to it)")
-    register_secret(password)
-    where = f"[{host}]" if ":" in host else host  # an IPv6 address
-    credentials = quote(user, safe="")
-    if password:
-        credentials += ":" + quote(password, safe="")
-    return (
-        f"oracle+oracledb://{credentials}@{where}:{port or ORACLE_PORT}/"
-        f"?service_name={quote(service, safe='')}"
-    )
-
-
 def _connection_url(
     url: str | None,
     host: str | None,
@@ -81,6 +54,8 @@ def _connection_url(
     if url and host:
         raise ConfigError("give either --url or --host (with --port, --user, --service), not both")
     if host:
+        from onceflow.config import oracle_url  # pydantic: not for every command's start
+
         return oracle_url(host, port, user, password, service)
     if given:
         raise ConfigError(f"{', '.join(given)} {'needs' if len(given) == 1 else 'need'} --host")
@@ -117,7 +92,8 @@ def extract_cmd(
         ),
     ] = None,
     service: Annotated[
-        str | None, typer.Option("--service", help="With --host: the Oracle service name.")
+        str | None,
+        typer.Option("--service", help="With --host: the Oracle service name (required; e.g. XE)."),
     ] = None,
     source_name: Annotated[
         str | None, typer.Option("--source-name", help="Single-table mode: the source's name.")

@@ -136,6 +136,31 @@ def test_oracle_options_never_show_the_password(tmp_path):
             assert secret.encode() not in path.read_bytes(), path
 
 
+def test_the_seeds_single_table_command_says_exactly_what_to_add(tmp_path):
+    # seed 001's command as written: no --service (nor --port); nothing is guessed
+    refused = run_cli(
+        "extract",
+        "--host",
+        "localhost",
+        "--user",
+        "hr",
+        "--password",
+        "secret",
+        "--source-name",
+        "oracle_db",
+        "--table-name",
+        "employees",
+        "--force-reprocess",
+        cwd=tmp_path,
+    )
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == (
+        "error: --host needs --service NAME: who connects and to which Oracle service (e.g. "
+        "--service XE, the service of the seed's examples; onceflow does not guess it)"
+    )
+    assert list(tmp_path.iterdir()) == []  # no state, no lake
+
+
 def test_url_and_host_together_are_refused_naming_both(tmp_path):
     refused = run_cli(
         "extract",
