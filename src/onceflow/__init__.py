@@ -3,7 +3,9 @@
 The public face. `Pipeline` has one method per CLI command; `load_config` reads an
 onceflow.yml; `open_store` opens a state store; the schedule step's parts (`Scheduler`,
 `Worker`, the seed's `PipelineStateManager`, `QueueManager`, `ScheduleCalculator`,
-`RetryManager` with `RetryPolicy`; functions in `onceflow.schedule`); `Validator`
+`RetryManager` with `RetryPolicy`; functions in `onceflow.schedule`); the extractor's and
+loader's seed classes (`DataExtractor`, `DatabricksDataExtractor`, `StatefulDataExtractor`,
+`StatefulDatabricksDataExtractor`, `DataProcessor`: thin adapters over Pipeline); `Validator`
 validates data against rules and returns a `ValidationReport`; the errors are the one
 hierarchy every command raises. Names are imported on first use, so `import onceflow`
 (and the CLI) starts without loading Arrow, Delta Lake or any database driver.
@@ -41,12 +43,22 @@ if TYPE_CHECKING:
         Scheduler,
         Worker,
     )
+    from onceflow.seeds import (
+        DatabricksDataExtractor,
+        DataExtractor,
+        DataProcessor,
+        StatefulDatabricksDataExtractor,
+        StatefulDataExtractor,
+    )
     from onceflow.state import open_store
     from onceflow.validate import ValidationReport, Validator
 
 _WHERE = {
     "Config": "onceflow.config",
     "ConfigError": "onceflow.errors",
+    "DataExtractor": "onceflow.seeds",
+    "DataProcessor": "onceflow.seeds",
+    "DatabricksDataExtractor": "onceflow.seeds",
     "ExtractError": "onceflow.errors",
     "GateError": "onceflow.errors",
     "LeaseLostError": "onceflow.errors",
@@ -63,6 +75,8 @@ _WHERE = {
     "Scheduler": "onceflow.schedule",
     "SourceError": "onceflow.errors",
     "StateError": "onceflow.errors",
+    "StatefulDataExtractor": "onceflow.seeds",
+    "StatefulDatabricksDataExtractor": "onceflow.seeds",
     "TransitionError": "onceflow.errors",
     "ValidateError": "onceflow.errors",
     "ValidationReport": "onceflow.validate",
@@ -75,6 +89,9 @@ _WHERE = {
 __all__ = [
     "Config",
     "ConfigError",
+    "DataExtractor",
+    "DataProcessor",
+    "DatabricksDataExtractor",
     "ExtractError",
     "GateError",
     "LeaseLostError",
@@ -91,6 +108,8 @@ __all__ = [
     "Scheduler",
     "SourceError",
     "StateError",
+    "StatefulDataExtractor",
+    "StatefulDatabricksDataExtractor",
     "TransitionError",
     "ValidateError",
     "ValidationReport",

@@ -11,7 +11,7 @@ higher one, and never a sibling package of its own layer (no step imports anothe
     4  composition  consistency
     5               status
     6               pipeline
-    7  schedule     (runs pipelines)
+    7  schedule     (runs pipelines); seeds (the seeds' classes over Pipeline)
     8  cli
     9  face         onceflow/__init__, __main__
 
@@ -51,6 +51,7 @@ RANKS: dict[str, int] = {name: 0 for name in BASE} | {
     "status": 5,
     "pipeline": 6,
     "schedule": 7,
+    "seeds": 7,
     "cli": 8,
     "__main__": 9,
     "": 9,  # the package's own __init__: the public face
