@@ -1,202 +1,37 @@
-"""The seeds' Python classes by their names, as thin adapters over `Pipeline`.
-
-`DataExtractor` and `DatabricksDataExtractor` (seed 001), `StatefulDataExtractor` and
-`StatefulDatabricksDataExtractor` (seed 000) and the loader's `DataProcessor` (seed 002),
-so that the seeds' examples run as written after one import change (`from onceflow import
-DataExtractor`; docs/python-api.md has each seed call and the onceflow call it is).
-
-Not a second implementation: each method builds (once) an onceflow Config from the
-seed's parameters and calls one Pipeline method (`extract`, `load`, `lock`, `status`,
-`force_reprocess_table`...); what it returns is onceflow's result, reshaped only where
-the seed names the keys or the type (`extract_table` -> bool, `process_all_tables` ->
-the seed's totals). Invariants:
-
-- every seed parameter maps to a config field or call argument, or is refused with a
-  ConfigError naming it and what onceflow does instead: none is dropped silently;
-- an extractor's tables are the seed's table configs over the one connection given
-  (`oracle_*=` or `url=`), or, with no connection, onceflow.yml's (`config=`, default
-  ./onceflow.yml): then a table config only selects its table, and one that says
-  otherwise than the config (`is_full_extract`, `incremental_column`, `custom_query`)
-  is refused, as `--tables tables.json` is;
-- runs, skips, retries and locks are the extract and load steps' own: a run is
-  (pipeline, date), restartable, recorded in the state store.
-"""
+"""The seed extractors (seeds 000 and 001) as thin adapters over `Pipeline.extract`."""
 
 from __future__ import annotations
 
 import logging
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from onceflow.config import Config, config_from_dict, load_config, oracle_url
+from onceflow.config import Config, config_from_dict, oracle_url
 from onceflow.errors import ConfigError
 from onceflow.extract import ExtractSummary, TableSelection
 from onceflow.extract.tables_file import TableEntry
-from onceflow.load import LoadSummary
 from onceflow.pipeline import Pipeline
-from onceflow.state import Lease, Store, open_store
+from onceflow.seeds.tables import (
+    _DATED_RUN_ID,
+    SEED_DATABRICKS_LAKE,
+    SEED_LAKE,
+    SEED_STATE_DIR,
+    SINGLE_TABLE_PIPELINE,
+    _absolute,
+    _run_date_of,
+    _SeedTable,
+    _state_url,
+    as_config,
+    seed_table,
+)
+from onceflow.state import Store, open_store
 
 log = logging.getLogger(__name__)
-
-#: The seed's table-config keys onceflow reads (seed 001's extract_table parameters).
-TABLE_KEYS = (
-    "source_name",
-    "table_name",
-    "schema_name",
-    "is_full_extract",
-    "incremental_column",
-    "custom_query",
-    "extraction_date",
-    "run_id",
-)
-#: Seed keys with no onceflow equivalent, and what to do instead.
-REFUSED_TABLE_KEYS = {
-    "flashback_enabled": "onceflow reads the source as it is (Oracle Flashback queries "
-    "are not supported); leave it out",
-    "flashback_timestamp": "onceflow reads the source as it is (Oracle Flashback queries "
-    "are not supported); leave it out",
-}
-#: A load outcome of a file this call committed (the loader's own test for "wrote").
-_PROCESSED = ("loaded", "replaced", "replayed", "unchanged", "superseded")
-#: A run id that ends in a date names its run date: daily_extract_20250123.
-_DATED_RUN_ID = re.compile(r"^(?P<pipeline>[A-Za-z0-9_.\-]+)_(?P<day>\d{8})$")
-#: The seed's defaults where onceflow has none of its own.
-SEED_LAKE = "data"
-SEED_STATE_DIR = "state"
-SEED_DATABRICKS_LAKE = "/dbfs/data"
-SINGLE_TABLE_PIPELINE = "extract"  # as `onceflow extract --host/--url`: runs shared
-
-
-@dataclass(frozen=True)
-class _SeedTable:
-    """One seed table config, in onceflow's terms."""
-
-    key: str
-    source: str
-    table: dict[str, Any]  # the onceflow table mapping (connection mode)
-    where: str
-    full: bool | None  # is_full_extract as given
-    cursor: str | None
-    query: str | None
-    run_date: date | None
-    run_id: str | None
-
-
-def _text(entry: Mapping[str, Any], name: str, where: str, required: bool = False) -> str | None:
-    value = entry.get(name)
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"{where}: {name}: expected text, got {value!r}", field=name)
-    return value.strip()
-
-
-def _as_date(value: Any, where: str) -> date | None:
-    """The seed's extraction_date (a datetime, date or YYYY-MM-DD) as a run date."""
-    if value is None or isinstance(value, date):
-        return value.date() if isinstance(value, datetime) else value
-    if isinstance(value, str):
-        try:
-            return date.fromisoformat(value[:10])
-        except ValueError:
-            pass
-    raise ConfigError(
-        f"{where}: extraction_date: expected a date, datetime or YYYY-MM-DD, got {value!r}",
-        field="extraction_date",
-    )
-
-
-def seed_table(entry: Mapping[str, Any], where: str = "table config") -> _SeedTable:
-    """A seed table config (or extract_table's arguments) read into onceflow's terms:
-    key `source_name[.schema_name].table_name`; a full extract unless
-    `incremental_column` is given and `is_full_extract` is not true (the seed's rule)."""
-    if not isinstance(entry, Mapping):
-        raise ConfigError(f"{where}: expected a mapping with source_name and table_name")
-    for key in entry:
-        if key in REFUSED_TABLE_KEYS and entry[key]:
-            raise ConfigError(f"{where}: {key}: {REFUSED_TABLE_KEYS[key]}", field=key)
-        if key not in TABLE_KEYS and key not in REFUSED_TABLE_KEYS:
-            raise ConfigError(
-                f"{where}: {key}: not a key onceflow reads; a table config takes "
-                f"{', '.join(TABLE_KEYS)}",
-                field=key,
-            )
-    source = _text(entry, "source_name", where, required=True)
-    name = _text(entry, "table_name", where, required=True)
-    assert source is not None and name is not None
-    schema = _text(entry, "schema_name", where)
-    qualified = f"{schema}.{name}" if schema else name
-    where = f"{where} ({source}.{qualified})"
-    full = entry.get("is_full_extract")
-    if full is not None and not isinstance(full, bool):
-        raise ConfigError(f"{where}: is_full_extract: expected true or false, got {full!r}")
-    cursor = _text(entry, "incremental_column", where)
-    query = _text(entry, "custom_query", where)
-    incremental = bool(cursor) and full is not True
-    extract = {"mode": "incremental", "cursor": cursor} if incremental else {"mode": "full"}
-    table: dict[str, Any] = {"source": source, "extract": extract}
-    if query:
-        table.update(query=query, name=qualified)
-    else:
-        table["table"] = qualified
-    run_id = _text(entry, "run_id", where)
-    return _SeedTable(
-        key=f"{source}.{qualified}",
-        source=source,
-        table=table,
-        where=where,
-        full=full,
-        cursor=cursor if incremental else None,
-        query=query,
-        run_date=_as_date(entry.get("extraction_date"), where),
-        run_id=run_id,
-    )
-
-
-def _run_date_of(run_id: str | None) -> date | None:
-    """The date a run id such as daily_extract_20250123 names (onceflow's own run ids
-    are <pipeline>_<yyyymmdd>), or None."""
-    match = _DATED_RUN_ID.match(run_id or "")
-    if not match:
-        return None
-    try:
-        return datetime.strptime(match["day"], "%Y%m%d").date()
-    except ValueError:
-        return None
-
-
-def as_config(config: Config | str | Path | Mapping[str, Any] | None) -> Config:
-    """A Config from itself, the path of an onceflow.yml (None: ./onceflow.yml), or its
-    mapping (the seeds' spellings read as in a file; paths from the current folder)."""
-    if isinstance(config, Config):
-        return config
-    if config is None or isinstance(config, str | Path):
-        return load_config(config)
-    if isinstance(config, Mapping):
-        return config_from_dict(dict(config), base_dir=os.getcwd(), origin="config")
-    raise ConfigError(
-        f"config: expected a Config, the path of onceflow.yml or its mapping, got "
-        f"{type(config).__name__}"
-    )
-
-
-def _absolute(path: str) -> str:
-    """A lake path given to a class, from the current folder (URLs and dbfs: as given)."""
-    if "://" in path or path.startswith(("/", "dbfs:")):
-        return path
-    return os.path.abspath(path)
-
-
-def _state_url(state_dir: str) -> str:
-    """The seed's state folder: onceflow's SQLite store goes in it (as for the loader's
-    `checkpoint_path`), one file for every run instead of a JSON file per run."""
-    return "sqlite:///" + os.path.join(os.path.abspath(state_dir), "state.db")
 
 
 @dataclass
@@ -742,99 +577,3 @@ def _stateful_settings(settings: _Settings, retries: int | None, run_id: str | N
     match = _DATED_RUN_ID.match(run_id or "")
     if match and settings.config is None and _run_date_of(run_id) is not None:
         settings.pipeline = match["pipeline"]  # then the run id is onceflow's own
-
-
-class _PipelineLock:
-    """`with processor.pipeline_lock:`: the pipeline lock for the block (LockError when
-    another holder has it); `process_all_tables()` inside the block runs under it."""
-
-    def __init__(self, processor: DataProcessor) -> None:
-        self._processor = processor
-        self._lease: Lease | None = None
-
-    def __enter__(self) -> Lease:
-        processor = self._processor
-        lease = processor.pipeline.lock(timeout=processor.lock_timeout)
-        lease.__enter__()
-        self._lease = processor._held = lease
-        return lease
-
-    def __exit__(self, *exc: object) -> None:
-        lease, self._lease = self._lease, None
-        self._processor._held = None
-        if lease is not None:
-            lease.__exit__(*exc)
-
-
-class DataProcessor:
-    """Seed 002's loader: every configured table's committed lake files into its Delta
-    table, exactly once (`Pipeline.load`, with the pre-load rules), under the pipeline
-    lock.
-
-    `config` is a Config, the path of onceflow.yml (default ./onceflow.yml) or its
-    mapping, the seed's spellings (`table_name`, `loading_strategy`, `primary_keys`...)
-    read as in a file. `lock_timeout` is how long a call waits for the pipeline lock
-    (default 0: LockError at once, naming the holder).
-    """
-
-    def __init__(
-        self,
-        config: Config | str | Path | Mapping[str, Any] | None = None,
-        *,
-        lock_timeout: float = 0.0,
-    ) -> None:
-        if lock_timeout < 0:
-            raise ConfigError("lock_timeout: must be 0 or more seconds", field="lock_timeout")
-        #: The Pipeline every call goes through.
-        self.pipeline = Pipeline(as_config(config))
-        self.config = self.pipeline.config
-        self.lock_timeout = lock_timeout
-        self._held: Lease | None = None
-        #: The onceflow summary of the last `process_all_tables()`.
-        self.last_summary: LoadSummary | None = None
-
-    @property
-    def pipeline_lock(self) -> _PipelineLock:
-        """The pipeline lock as a context manager: `with processor.pipeline_lock: ...`
-        keeps runs, extractions and other processors out of the block."""
-        return _PipelineLock(self)
-
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        if self._held is not None:  # inside `with processor.pipeline_lock:`
-            self._held.check()
-            yield
-            return
-        with self.pipeline_lock:
-            yield
-
-    def process_all_tables(self) -> dict[str, Any]:
-        """Load every configured table under the pipeline lock; the seed's totals with
-        their true values (see `load_results`), and onceflow's summary under `load`."""
-        with self._locked():
-            summary = self.pipeline.load(lock_timeout=self.lock_timeout)
-        self.last_summary = summary
-        return load_results(summary)
-
-
-def load_results(summary: LoadSummary) -> dict[str, Any]:
-    """A load's outcome under the seed's keys: `total_files_discovered` (the files the
-    loader saw in the lake, every outcome counted: the same on every rerun),
-    `total_files_processed` (the files this call committed to a table: 0 on a rerun with
-    nothing new), `total_files_skipped` (held already), `total_files_failed`,
-    `total_files_waiting` (behind a gap or not committed by their extraction), the tables
-    that are complete and failed, `success`, and `load`, onceflow's summary."""
-    counts = summary.counts()
-    return {
-        "success": summary.ok,
-        "total_tables": len(summary.results),
-        "successful_tables": [r.key for r in summary.results if r.ok],
-        "failed_tables": [r.key for r in summary.results if not r.ok],
-        "total_files_discovered": sum(len(r.files) for r in summary.results),
-        "total_files_processed": sum(counts.get(a, 0) for a in _PROCESSED),
-        "total_files_skipped": counts.get("skipped", 0),
-        "total_files_failed": counts.get("failed", 0),
-        "total_files_waiting": counts.get("waiting", 0) + counts.get("uncommitted", 0),
-        "total_records_processed": sum(r.rows for r in summary.results),
-        "load": summary.as_dict(),
-    }
