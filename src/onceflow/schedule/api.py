@@ -529,10 +529,13 @@ class PipelineStateManager:
 
     def get_run_status(self, run_id: str) -> dict[str, Any]:
         """A run with its transition history; `duration_seconds` and
-        `pipeline_logging_id` among its fields (None until recorded)."""
+        `pipeline_logging_id` among its fields (None until recorded). The seed's names
+        are there too, with the same values: `run_id` (`id`), `scheduled_time` (`tick`),
+        `tenant_id` (`tenant`), `status` (`state`); `created_at` is one name for both."""
         run = self._get(run_id)
         return {
             **run.as_dict(),
+            **run.seed_fields(),
             "history": [vars(h) for h in self.store.scheduled_runs.history(run_id)],
         }
 

@@ -24,7 +24,7 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from onceflow.errors import LeaseLostError
@@ -150,9 +150,27 @@ class JobSpec:
         return (self.pipeline, self.tenant, self.priority, self.run_id, payload, at, due)
 
 
+# The seed's names of a job's fields (its `x_meta_pipeline_queue` columns and its
+# callers' `item["..."]`), each onceflow's field of the same value.
+JOB_SEED_NAMES = {
+    "queue_id": "id",
+    "status": "state",
+    "created_at": "enqueued_at",
+    "tenant_id": "tenant",
+    "worker_id": "worker",
+    "config": "payload",
+}
+
+
 @dataclass(frozen=True)
 class Job:
-    """A job row; `token` is the fencing token of its current claim."""
+    """A job row; `token` is the fencing token of its current claim.
+
+    The seed's callers read a dequeued item by key (`item["priority"]`, `item["queue_id"]`)
+    and under its own names (`queue_id`, `status`, `created_at`, `tenant_id`,
+    `worker_id`, `config`: `JOB_SEED_NAMES`): both work, as attributes and as keys, beside
+    onceflow's fields. A job stays a frozen dataclass; `job["nosuch"]` is a KeyError.
+    """
 
     id: int
     pipeline: str
@@ -176,6 +194,53 @@ class Job:
     def payload(self) -> dict[str, Any] | None:
         """The job's payload (JSON in the row)."""
         return None if self.payload_json is None else dict(json.loads(self.payload_json))
+
+    @property
+    def queue_id(self) -> int:
+        """The seed's name of `id`."""
+        return self.id
+
+    @property
+    def status(self) -> str:
+        """The seed's name of `state` (`queued`, `claimed`, `completed`, ...)."""
+        return self.state
+
+    @property
+    def created_at(self) -> float:
+        """The seed's name of `enqueued_at` (seconds since the epoch)."""
+        return self.enqueued_at
+
+    @property
+    def tenant_id(self) -> str:
+        """The seed's name of `tenant`."""
+        return self.tenant
+
+    @property
+    def worker_id(self) -> str | None:
+        """The seed's name of `worker`: who claimed the job last."""
+        return self.worker
+
+    @property
+    def config(self) -> dict[str, Any] | None:
+        """The seed's name of `payload`: `enqueue(tenant_id, config)` keeps the config."""
+        return self.payload
+
+    def keys(self) -> list[str]:
+        """Every key a job answers to: its fields, `payload`, and the seed's names."""
+        return [*(f.name for f in fields(self)), "payload", *JOB_SEED_NAMES]
+
+    def __getitem__(self, key: str) -> Any:
+        # only the listed names: `job["__class__"]` or a method name is no field
+        if key not in self.keys():
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.keys()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """`job[key]`, or `default` for a key a job does not have (as a dict's `get`)."""
+        return self[key] if key in self.keys() else default
 
 
 def _jobs(rows: list[dict[str, Any]]) -> list[Job]:

@@ -194,6 +194,37 @@ class ScheduledRunRecord:
     # schema version 7: every type name of the error (JSON), for the retry policy
     error_types: str | None = None
 
+    # --- the seed's names (its `x_meta_scheduled_runs` columns) of fields kept here
+
+    @property
+    def run_id(self) -> str:
+        """The seed's name of `id`."""
+        return self.id
+
+    @property
+    def scheduled_time(self) -> str:
+        """The seed's name of `tick`: the UTC instant the run is scheduled at (ISO)."""
+        return self.tick
+
+    @property
+    def tenant_id(self) -> str:
+        """The seed's name of `tenant`."""
+        return self.tenant
+
+    @property
+    def status(self) -> str:
+        """The seed's name of `state` (SCHEDULED, PENDING, RUNNING, ...)."""
+        return self.state
+
+    def seed_fields(self) -> dict[str, str]:
+        """The seed's names with their values, as `get_run_status` adds them."""
+        return {
+            "run_id": self.run_id,
+            "scheduled_time": self.scheduled_time,
+            "tenant_id": self.tenant_id,
+            "status": self.status,
+        }
+
     @property
     def error_names(self) -> tuple[str, ...]:
         """The type names of the run's last error (its class, bases, `TransientError`),

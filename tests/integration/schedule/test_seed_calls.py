@@ -4,6 +4,7 @@ stores: what each records in onceflow's state store."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -138,6 +139,48 @@ def test_enqueue_takes_the_seeds_config_dict(store: Store) -> None:
         "tables": ["orders", "customers"],
         "source": {"url": "postgresql://etl:***@db/shop", "password": "***"},
     }
+
+
+def test_get_run_status_gives_the_seeds_field_names_beside_onceflows(store: Store) -> None:
+    run_id = running_run(store)
+    status = PipelineStateManager(store).get_run_status(run_id)
+    assert status["run_id"] == status["id"] == run_id
+    assert status["scheduled_time"] == status["tick"] == TICK.isoformat()
+    assert status["tenant_id"] == status["tenant"] == "acme"
+    assert status["status"] == status["state"] == "RUNNING"
+    assert status["created_at"]
+    (record,) = PipelineStateManager(store).get_pipelines_by_state("RUNNING", "acme")
+    assert (record.run_id, record.scheduled_time, record.tenant_id, record.status) == (
+        run_id,
+        TICK.isoformat(),
+        "acme",
+        "RUNNING",
+    )
+
+
+def test_a_dequeued_item_is_read_by_key_under_the_seeds_names(store: Store) -> None:
+    queue_manager = QueueManager(store)
+    config = {"pipeline": "shop_orders", "tables": ["orders"]}
+    queue_id = queue_manager.enqueue("acme_corp", config, priority=3)
+    item = queue_manager.dequeue("worker-001")
+    assert item is not None
+    assert item["priority"] == item.priority == 3
+    assert item["queue_id"] == item.queue_id == item.id == queue_id
+    assert item["status"] == item.status == item.state == "claimed"
+    assert item["created_at"] == item.created_at == item.enqueued_at
+    assert item["tenant_id"] == item["tenant"] == "acme_corp"
+    assert item["worker_id"] == item["worker"] == "worker-001"
+    assert item["config"] == item["payload"] == config
+    assert "queue_id" in item and "nosuch" not in item
+    assert item.get("nosuch", "x") == "x"
+    with pytest.raises(KeyError, match="nosuch"):
+        item["nosuch"]
+    with pytest.raises(KeyError):
+        item["keys"]  # a method is no field
+    assert dict(item)["queue_id"] == queue_id
+    assert dataclasses.replace(item, priority=9).priority == 9  # still a dataclass
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        item.priority = 1  # type: ignore[misc]
 
 
 @pytest.mark.parametrize(
