@@ -25,7 +25,7 @@ from uuid import UUID
 
 from onceflow.clock import now, now_iso
 from onceflow.config import Config, ScheduleConfig, ScheduleRetryConfig
-from onceflow.errors import ConfigError, TransitionError, error_names, names_of
+from onceflow.errors import ConfigError, StateError, TransitionError, error_names, names_of
 from onceflow.redact import redact
 from onceflow.schedule.cron import Tick
 from onceflow.schedule.retry import RetryPolicy, error_type_of, failures_since_reprocess
@@ -378,9 +378,14 @@ class PipelineStateManager:
         zone: str = "UTC",
         priority: int = 5,
         retry: RetryPolicy | None = None,
-    ) -> str | None:
+    ) -> str:
         """Record a SCHEDULED run of `pipeline` at `scheduled_time` (its tick); returns
-        its id, or None when that (pipeline, schedule, tick) already exists."""
+        its id. Idempotent: a run is unique per (pipeline, schedule, tick), so a second
+        call for the same tick (a caller retrying after a timeout) records nothing and
+        returns the existing run's id, whatever state it is in now, and the seed's
+        `run_id = create_scheduled_run(...); transition_state(run_id, ...)` holds on a
+        retry. A call whose tenant or window differ from the recorded run's is no retry
+        but a clash: ConfigError, naming both, and nothing changes."""
         at = scheduled_time.astimezone(UTC)
         day = run_date or (at.date() - timedelta(days=1))
         start, end = window_for(day, zone).iso()
@@ -396,7 +401,27 @@ class PipelineStateManager:
             retry_policy=(retry or RetryPolicy()).to_json(),
         )
         created = self.store.scheduled_runs.create([spec])
-        return created[0] if created else None
+        if created:
+            return created[0]
+        # recorded before (this caller's earlier try, or another's): the unique key makes
+        # the insert a no-op, and the row it kept is read back, committed by then
+        run = self.store.scheduled_runs.get_by_tick(pipeline, schedule, spec.tick)
+        if run is None:  # a row deleted by hand between the two statements
+            raise StateError(
+                f"scheduled run of {pipeline} {schedule} {spec.tick} was recorded and is "
+                "gone (deleted by hand?); try again"
+            )
+        theirs = (run.tenant, run.run_date, run.window_start, run.window_end)
+        if theirs != (spec.tenant, spec.run_date, spec.window_start, spec.window_end):
+            raise ConfigError(
+                f"create_scheduled_run: {pipeline} {schedule} {spec.tick} is already recorded "
+                f"(run {run.id}) for tenant {run.tenant}, data date {run.run_date}; this call "
+                f"asks tenant {spec.tenant}, data date {spec.run_date}: a run is unique per "
+                "(pipeline, schedule, tick), give another schedule= for a second run",
+                field="tenant_id" if run.tenant != spec.tenant else "run_date",
+            )
+        log.debug("create_scheduled_run: %s %s %s exists: run %s", pipeline, schedule, at, run.id)
+        return run.id
 
     def transition_state(
         self,

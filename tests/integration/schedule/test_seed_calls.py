@@ -141,6 +141,33 @@ def test_enqueue_takes_the_seeds_config_dict(store: Store) -> None:
     }
 
 
+def test_create_scheduled_run_twice_for_a_tick_returns_the_same_run_for_the_seeds_pattern(
+    store: Store,
+) -> None:
+    state_manager = PipelineStateManager(store)
+    run_id = state_manager.create_scheduled_run("acme", "shop", TICK)
+    state_manager.transition_state(run_id, "SCHEDULED", "PENDING")
+    # the caller timed out and retries its whole step: same run, in the state it reached
+    again = state_manager.create_scheduled_run("acme", "shop", TICK)
+    assert again == run_id
+    assert state_manager.get_run_status(again)["state"] == "PENDING"
+    assert len(store.scheduled_runs.find(pipeline="shop")) == 1
+    history = store.scheduled_runs.history(run_id)
+    assert [h.to_state for h in history] == ["SCHEDULED", "PENDING"]
+
+
+def test_create_scheduled_run_refuses_a_tick_recorded_for_another_tenant_or_date(
+    store: Store,
+) -> None:
+    state_manager = PipelineStateManager(store)
+    run_id = state_manager.create_scheduled_run("acme", "shop", TICK)
+    with pytest.raises(ConfigError, match=f"already recorded \\(run {run_id}\\) for tenant acme"):
+        state_manager.create_scheduled_run("zeta", "shop", TICK)
+    with pytest.raises(ConfigError, match="data date 2025-01-09; this call asks .* 2025-01-01"):
+        state_manager.create_scheduled_run("acme", "shop", TICK, run_date=date(2025, 1, 1))
+    assert [r.id for r in store.scheduled_runs.find(pipeline="shop")] == [run_id]
+
+
 def test_get_run_status_gives_the_seeds_field_names_beside_onceflows(store: Store) -> None:
     run_id = running_run(store)
     status = PipelineStateManager(store).get_run_status(run_id)
