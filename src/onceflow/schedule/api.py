@@ -592,6 +592,9 @@ class QueueManager:
         pipeline: str | Mapping[str, Any],
         payload: Mapping[str, Any] | None = None,
         priority: int = 5,
+        *,
+        idempotency_key: str | None = None,
+        row_id: str | None = None,
     ) -> int:
         """Add a job with a priority (1 highest .. 10); returns its id.
 
@@ -600,7 +603,17 @@ class QueueManager:
         that order) and the config is the job's payload, its secrets masked as everywhere
         in the state store. ConfigError when the config names no pipeline or holds a value
         JSON cannot keep.
+
+        `idempotency_key` (or `row_id`, the seed's name: its `row_ids`) makes the enqueue
+        idempotent: the tenant's first job with the key is its only one, and every later
+        enqueue with it - a retry after a timeout - returns that job's id and queues
+        nothing, whether the job is still queued or has run since. A key names one job
+        for good: to queue the same work again, give a new key. ConfigError when the key
+        was used for a different job (pipeline, priority or payload).
         """
+        if row_id is not None and idempotency_key is not None and row_id != idempotency_key:
+            raise TypeError("enqueue: row_id is the seed's name of idempotency_key; give one")
+        key = idempotency_key if idempotency_key is not None else row_id
         body: dict[str, Any] | None
         if isinstance(pipeline, Mapping):
             if payload is not None:
@@ -618,7 +631,13 @@ class QueueManager:
                 f"mapping, got {type(pipeline).__name__}"
             )
         return self.store.queue.enqueue(
-            JobSpec(pipeline=name, payload=body, priority=priority, tenant=tenant_id)
+            JobSpec(
+                pipeline=name,
+                payload=body,
+                priority=priority,
+                tenant=tenant_id,
+                idempotency_key=key,
+            )
         )
 
     @overload

@@ -14,11 +14,16 @@ matches only while the job is still claimed with it: once a lease expired and th
 was requeued (its token cleared) or claimed again (a new token), nothing the old holder
 sends counts (LeaseLostError). Times are seconds since the epoch, from each process's
 clock (keep the machines' clocks in sync, as for the locks' leases).
+
+An enqueue may carry an idempotency key: one job per (tenant, key), ever (a unique
+index), so a client that enqueues again after a timeout gets the first job's id back,
+whatever became of that job, and nothing is queued twice.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 import uuid
@@ -27,8 +32,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from typing import Any
 
-from onceflow.errors import LeaseLostError
+from onceflow.errors import ConfigError, LeaseLostError, StateError
 from onceflow.state.db import Database, Listener, Tx, rows_as
+
+log = logging.getLogger(__name__)
 
 QUEUED = "queued"
 CLAIMED = "claimed"
@@ -43,12 +50,19 @@ DEFAULT_LEASE_SECONDS = 30.0
 SQL = {
     "enqueue": (
         "INSERT INTO jobs (pipeline, tenant, priority, run_id, payload, state, enqueued_at, "
-        "run_after) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?)"
+        "run_after, idempotency_key) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?)"
     ),
+    # a key already used by the tenant inserts nothing and returns no row (the conflict
+    # target names the partial index, as PostgreSQL and SQLite both require); a
+    # concurrent insert of the key waits for the first to commit (PostgreSQL) or for the
+    # write lock (SQLite), so exactly one job is made
     "enqueue_returning": (
         "INSERT INTO jobs (pipeline, tenant, priority, run_id, payload, state, enqueued_at, "
-        "run_after) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?) RETURNING id"
+        "run_after, idempotency_key) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?) "
+        "ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL "
+        "DO NOTHING RETURNING id"
     ),
+    "by_key": "SELECT * FROM jobs WHERE tenant = ? AND idempotency_key = ?",
     # {filter} is empty or `AND pipeline IN (?, ...)`; {lock} is the backend's skip_locked.
     "claim": (
         "WITH picked AS (SELECT id FROM jobs WHERE state = 'queued' AND run_after <= ? "
@@ -113,6 +127,19 @@ SQL = {
 }
 
 
+MAX_KEY_LENGTH = 255
+
+
+def key_problem(key: object) -> str | None:
+    """What is wrong with an idempotency key, or None: it is non-empty text of at most
+    255 characters (a UUID, `tenant:pipeline:date`, the seed's row id)."""
+    if not isinstance(key, str) or not key.strip():
+        return f"idempotency_key must be non-empty text, got {key!r}"
+    if len(key) > MAX_KEY_LENGTH:
+        return f"idempotency_key is {len(key)} characters long; at most {MAX_KEY_LENGTH}"
+    return None
+
+
 def job_problem(pipeline: object, tenant: object, priority: object) -> str | None:
     """What is wrong with a job's pipeline, tenant or priority, or None: a priority is a
     whole number from 1 to 10 (not 2.5, which would be stored as 2; not True, which
@@ -137,17 +164,35 @@ class JobSpec:
     tenant: str = "default"
     run_id: str | None = None
     run_after: float | None = None
+    #: Makes the enqueue idempotent: the tenant's first job with this key is the only one
+    #: (`Queue.enqueue` returns its id to every later enqueue with the key).
+    idempotency_key: str | None = None
 
     def __post_init__(self) -> None:
         problem = job_problem(self.pipeline, self.tenant, self.priority)
+        if problem is None and self.idempotency_key is not None:
+            problem = key_problem(self.idempotency_key)
         if problem:
             raise ValueError(problem)
 
+    @property
+    def payload_json(self) -> str | None:
+        """The payload as the row keeps it."""
+        return None if self.payload is None else json.dumps(self.payload, sort_keys=True)
+
     def row(self, at: float) -> tuple[Any, ...]:
         """The values of the enqueue statement."""
-        payload = None if self.payload is None else json.dumps(self.payload, sort_keys=True)
         due = at if self.run_after is None else self.run_after
-        return (self.pipeline, self.tenant, self.priority, self.run_id, payload, at, due)
+        return (
+            self.pipeline,
+            self.tenant,
+            self.priority,
+            self.run_id,
+            self.payload_json,
+            at,
+            due,
+            self.idempotency_key,
+        )
 
 
 # The seed's names of a job's fields (its `x_meta_pipeline_queue` columns and its
@@ -159,6 +204,7 @@ JOB_SEED_NAMES = {
     "tenant_id": "tenant",
     "worker_id": "worker",
     "config": "payload",
+    "row_id": "idempotency_key",
 }
 
 
@@ -189,6 +235,8 @@ class Job:
     attempts: int
     error: str | None
     finished_at: float | None
+    # schema version 8; the default keeps records built from older rows valid
+    idempotency_key: str | None = None
 
     @property
     def payload(self) -> dict[str, Any] | None:
@@ -224,6 +272,11 @@ class Job:
     def config(self) -> dict[str, Any] | None:
         """The seed's name of `payload`: `enqueue(tenant_id, config)` keeps the config."""
         return self.payload
+
+    @property
+    def row_id(self) -> str | None:
+        """The seed's name of `idempotency_key` (its `insert_rows_json(..., row_ids=)`)."""
+        return self.idempotency_key
 
     def keys(self) -> list[str]:
         """Every key a job answers to: its fields, `payload`, and the seed's names."""
@@ -287,15 +340,55 @@ class Queue:
     # --- enqueue --------------------------------------------------------------------
 
     def enqueue(self, spec: JobSpec, *, tx: Tx | None = None) -> int:
-        """Add one job; returns its id. Listeners are woken when the transaction commits."""
+        """Add one job; returns its id. Listeners are woken when the transaction commits.
+
+        With `spec.idempotency_key`, idempotent: when the tenant already has a job with
+        that key, in any state, nothing is queued and that job's id is returned (a
+        retry after a timeout). The earlier job must be the same request (pipeline,
+        priority, payload, run): a key reused for another one is refused with
+        ConfigError, as it would silently drop that request."""
         with self._tx(tx) as t:
             row = t.execute(SQL["enqueue_returning"], spec.row(time.time())).fetchone()
+            if row is None:
+                return self._existing(t, spec)
             self.db.notify(t, CHANNEL, spec.pipeline)
-        assert row is not None
         return int(row["id"])
 
+    def _existing(self, t: Tx, spec: JobSpec) -> int:
+        """The job an enqueue found under its key (its insert did nothing)."""
+        found = _jobs(t.execute(SQL["by_key"], (spec.tenant, spec.idempotency_key)).fetchall())
+        if not found:  # only a unique key skips the insert, and keys are never removed
+            raise StateError(
+                f"enqueue: idempotency key {spec.idempotency_key!r} of tenant {spec.tenant} "
+                "matched a job that is gone; try again"
+            )
+        job = found[0]
+        theirs = (job.pipeline, job.priority, job.payload_json, job.run_id)
+        if theirs != (spec.pipeline, spec.priority, spec.payload_json, spec.run_id):
+            raise ConfigError(
+                f"enqueue: idempotency key {spec.idempotency_key!r} of tenant {spec.tenant} "
+                f"was used by job {job.id} (pipeline {job.pipeline}, priority {job.priority}) "
+                "for another request; a key names one job: give this one its own key",
+                field="idempotency_key",
+            )
+        log.info(
+            "enqueue: tenant %s key %r is job %d (%s); nothing queued",
+            spec.tenant,
+            spec.idempotency_key,
+            job.id,
+            job.state,
+        )
+        return job.id
+
     def enqueue_many(self, specs: Sequence[JobSpec], *, tx: Tx | None = None) -> int:
-        """Add many jobs in one transaction (one wake-up); returns how many."""
+        """Add many jobs in one transaction (one wake-up); returns how many. Jobs with an
+        idempotency key go one by one through `enqueue`, which says what each became."""
+        keyed = [s for s in specs if s.idempotency_key is not None]
+        if keyed:
+            raise ValueError(
+                f"enqueue_many: {len(keyed)} job(s) have an idempotency key; enqueue them "
+                "with enqueue(), which returns the id each key stands for"
+            )
         at = time.time()
         with self._tx(tx) as t:
             t.executemany(SQL["enqueue"], [s.row(at) for s in specs])

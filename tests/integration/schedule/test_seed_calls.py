@@ -163,7 +163,7 @@ def test_create_scheduled_run_refuses_a_tick_recorded_for_another_tenant_or_date
     run_id = state_manager.create_scheduled_run("acme", "shop", TICK)
     with pytest.raises(ConfigError, match=f"already recorded \\(run {run_id}\\) for tenant acme"):
         state_manager.create_scheduled_run("zeta", "shop", TICK)
-    with pytest.raises(ConfigError, match="data date 2025-01-09; this call asks .* 2025-01-01"):
+    with pytest.raises(ConfigError, match=r"data date 2025-01-09; this call asks .* 2025-01-01"):
         state_manager.create_scheduled_run("acme", "shop", TICK, run_date=date(2025, 1, 1))
     assert [r.id for r in store.scheduled_runs.find(pipeline="shop")] == [run_id]
 
@@ -208,6 +208,21 @@ def test_a_dequeued_item_is_read_by_key_under_the_seeds_names(store: Store) -> N
     assert dataclasses.replace(item, priority=9).priority == 9  # still a dataclass
     with pytest.raises(dataclasses.FrozenInstanceError):
         item.priority = 1  # type: ignore[misc]
+
+
+def test_enqueue_with_the_seeds_row_id_after_a_timeout_queues_one_job(store: Store) -> None:
+    queue_manager = QueueManager(store)
+    config = {"pipeline": "shop_orders", "run_date": "2025-01-09"}
+    row_id = "acme_corp:shop_orders:2025-01-09"
+    queue_id = queue_manager.enqueue("acme_corp", config, priority=5, row_id=row_id)
+    # the client timed out before it saw the id, and enqueues again
+    assert queue_manager.enqueue("acme_corp", config, priority=5, row_id=row_id) == queue_id
+    assert queue_manager.enqueue("acme_corp", config, idempotency_key=row_id) == queue_id
+    assert queue_manager.get_queue_length("acme_corp") == 1
+    item = queue_manager.dequeue("worker-001")
+    assert item is not None and item["row_id"] == item.idempotency_key == row_id
+    with pytest.raises(TypeError, match="row_id is the seed's name of idempotency_key"):
+        queue_manager.enqueue("acme_corp", config, row_id="a", idempotency_key="b")
 
 
 @pytest.mark.parametrize(
