@@ -7,6 +7,7 @@ from pathlib import Path
 
 import yaml
 
+from onceflow.state import open_store
 from tests.helpers.cli import run_cli
 from tests.helpers.schedule import make_project
 
@@ -184,3 +185,33 @@ def test_runs_list_show_cancel_retry_as_an_operator_uses_them(tmp_path: Path) ->
     assert "CANCELLED -> PENDING (reprocess (retry) by hand)" in show.stdout
     unknown = run_cli("runs", "show", "nope", "-c", config)
     assert unknown.returncode != 0 and "not in the state store" in unknown.stderr
+
+
+def test_runs_list_shows_a_cancelled_failure_plainly_as_cancelled(tmp_path: Path) -> None:
+    config = str(_project(tmp_path))
+    assert (
+        run_cli("backfill", "--from", "2025-01-02", "--to", "2025-01-02", "-c", config).returncode
+        == 0
+    )
+    store = open_store(f"sqlite:///{tmp_path / 'state.db'}")
+    (run,) = store.scheduled_runs.find()
+    store.scheduled_runs.transition(run.id, "PENDING", "RUNNING")
+    store.scheduled_runs.transition(
+        run.id,
+        "RUNNING",
+        "FAILED",
+        error="blocked: the earlier window 2025-01-01 failed",
+        values={"error_type": "BlockedRunError", "error_types": '["BlockedRunError"]'},
+    )
+    store.close()
+    before = run_cli("runs", "list", "-c", config)
+    assert "BlockedRunError: blocked: the earlier window" in before.stdout
+
+    assert run_cli("runs", "cancel", run.id, "-c", config).returncode == 0
+    listed = run_cli("runs", "list", "-c", config)
+    (line,) = [x for x in listed.stdout.splitlines() if x.startswith(run.id)]
+    assert "CANCELLED" in line and line.rstrip().endswith("cancelled by hand")
+    assert "BlockedRunError" not in listed.stdout and "None" not in line
+    show = run_cli("runs", "show", run.id, "-c", config)
+    assert "  error:        cancelled by hand" in show.stdout
+    assert "RUNNING -> FAILED - blocked: the earlier window" in show.stdout  # history keeps it
