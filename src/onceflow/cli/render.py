@@ -477,9 +477,17 @@ def print_tenant_status(summary: dict[str, Any]) -> None:
     for w in summary["waiting"]:
         typer.echo(f"  waiting: {w['pipeline']} {w['run_date']}: {w['waiting_on']}")
     q = summary["queue"]
-    if q:
-        wait = q["max_wait_seconds"]
-        typer.echo(
-            f"  queue: {q['queued']} queued ({q['due']} due), {q['running']} running, "
-            f"max wait {'-' if wait is None else f'{wait:.1f}s'}"
-        )
+    # always a line: a tenant with no jobs shows zeros, not nothing
+    typer.echo(
+        f"  queue: {q['queued']} queued ({q['due']} due), {q['running']} running, "
+        f"{q['completed']} completed, {q['failed']} failed; "
+        f"waiting now: {_waits(q['avg_wait_seconds'], q['max_wait_seconds'])}; "
+        f"waited before start: "
+        f"{_waits(q['avg_start_wait_seconds'], q['max_start_wait_seconds'])}"
+    )
+
+
+def _waits(avg: float | None, most: float | None) -> str:
+    if avg is None or most is None:
+        return "none"
+    return f"avg {avg:.1f}s, max {most:.1f}s"

@@ -310,12 +310,26 @@ def _backfill_settings(config: Config, name: str | None) -> ScheduleConfig:
 
 
 def tenant_status(
-    configs: Sequence[Config], tenant: str, *, store: Store | None = None
+    configs: Sequence[Config],
+    tenant: str,
+    *,
+    store: Store | None = None,
+    known_only: bool = True,
 ) -> dict[str, Any]:
     """The seed's per-customer summary: runs by state, last success, last failure, next
-    run, runs waiting (and why), and the tenant's queue figures."""
+    run, runs waiting (and why), and the tenant's queue figures (zeros without jobs).
+
+    A tenant with no run, no job and no schedule in `configs` is refused with
+    ConfigError naming the known ones: a mistyped `--tenant` would otherwise look like
+    a healthy tenant with nothing to do. `known_only=False` answers with zeros instead
+    (the seed's `get_customer_pipeline_status`, for a customer onboarded before its
+    first run)."""
     store = store or shared_store(list(configs))
     runs = store.scheduled_runs
+    counts = runs.counts(tenant=tenant)
+    queue = store.queue.status(tenant=tenant)
+    if known_only and not any(counts.values()) and not queue:
+        _check_tenant(configs, tenant, store)
     ok = runs.last_in_state(COMPLETED, tenant=tenant)
     bad = runs.last_in_state(FAILED, tenant=tenant)
     upcoming = [
@@ -333,15 +347,28 @@ def tenant_status(
     ]
     return {
         "tenant": tenant,
-        "counts": runs.counts(tenant=tenant),
+        "counts": counts,
         "last_success": _brief(ok),
         "last_failure": _brief(bad),
         "next_run": None
         if nxt is None
         else {"pipeline": nxt[1], "schedule": nxt[2], **nxt[0].as_dict()},
         "waiting": waiting,
-        "queue": vars(queue[0]) if queue else None,
+        "queue": vars(queue[0] if queue else TenantQueueStatus.empty(tenant)),
     }
+
+
+def _check_tenant(configs: Sequence[Config], tenant: str, store: Store) -> None:
+    """ConfigError unless a schedule of `configs` names `tenant` (it has no runs or jobs)."""
+    configured = {s.tenant for c in configs for s in c.schedules}
+    if tenant in configured:
+        return  # a tenant whose first tick has not come yet
+    known = sorted(configured | set(store.scheduled_runs.tenants()) | set(store.queue.tenants()))
+    raise ConfigError(
+        f"--tenant {tenant!r}: no scheduled run, job or schedule has this tenant; known "
+        f"tenants: {', '.join(known) if known else 'none yet'}",
+        field="tenant",
+    )
 
 
 def _brief(run: ScheduledRunRecord | None) -> dict[str, Any] | None:
@@ -567,8 +594,10 @@ class PipelineStateManager:
     def get_customer_pipeline_status(
         self, tenant_id: str, configs: Sequence[Config] = ()
     ) -> dict[str, Any]:
-        """The per-tenant summary (`onceflow status --tenant`)."""
-        return tenant_status(configs, tenant_id, store=self.store)
+        """The per-tenant summary (`onceflow status --tenant`); a tenant with no runs or
+        jobs yet has zeros (a customer onboarded before its first run), where
+        `tenant_status` refuses a tenant it does not know."""
+        return tenant_status(configs, tenant_id, store=self.store, known_only=False)
 
     def _get(self, run_id: str) -> ScheduledRunRecord:
         run = self.store.scheduled_runs.get(run_id)

@@ -105,6 +105,7 @@ SQL = {
     "get": "SELECT * FROM jobs WHERE id = ?",
     "live_of_run": "SELECT * FROM jobs WHERE run_id = ? AND state IN ('queued', 'claimed')",
     "length": "SELECT COUNT(*) AS n FROM jobs WHERE state = ? {filter}",
+    "tenants": "SELECT DISTINCT tenant FROM jobs ORDER BY tenant",
     "status": (
         "SELECT tenant, "
         "SUM(CASE WHEN state = 'queued' THEN 1 ELSE 0 END) AS queued, "
@@ -308,7 +309,8 @@ def _marks(n: int) -> str:
 
 @dataclass(frozen=True)
 class TenantQueueStatus:
-    """Queue figures of one tenant (waits in seconds; None when nothing waited)."""
+    """Queue figures of one tenant (waits in seconds; None when nothing waited).
+    `TenantQueueStatus.empty(tenant)` is a tenant with no jobs."""
 
     tenant: str
     queued: int
@@ -320,6 +322,11 @@ class TenantQueueStatus:
     max_wait_seconds: float | None
     avg_start_wait_seconds: float | None
     max_start_wait_seconds: float | None
+
+    @classmethod
+    def empty(cls, tenant: str) -> TenantQueueStatus:
+        """The figures of a tenant without jobs: zero counts, no waits."""
+        return cls(tenant, 0, 0, 0, 0, 0, None, None, None, None)
 
 
 class Queue:
@@ -586,6 +593,11 @@ class Queue:
         with self.db.transaction() as t:
             row = t.execute(SQL["length"].format(filter=" ".join(conds)), params).fetchone()
         return int(row["n"]) if row else 0
+
+    def tenants(self) -> list[str]:
+        """Every tenant with a job in the queue (in any state), in order."""
+        with self.db.transaction() as t:
+            return [str(r["tenant"]) for r in t.execute(SQL["tenants"]).fetchall()]
 
     def status(self, *, tenant: str | None = None) -> list[TenantQueueStatus]:
         """Per tenant: queued, due, running, completed and failed jobs; the average and

@@ -125,6 +125,7 @@ SQL = {
     "last_in_state": (
         "SELECT * FROM scheduled_runs WHERE state = ? {filter} ORDER BY ended_at DESC LIMIT 1"
     ),
+    "tenants": "SELECT DISTINCT tenant FROM scheduled_runs ORDER BY tenant",
     "by_dates": (
         "SELECT * FROM scheduled_runs WHERE pipeline = ? AND schedule = ? AND run_date IN ({dates})"
     ),
@@ -528,6 +529,11 @@ class ScheduledRuns:
         out = dict.fromkeys(RUN_STATES, 0)
         out.update({str(r["state"]): int(r["n"]) for r in rows})
         return out
+
+    def tenants(self) -> list[str]:
+        """Every tenant with a run recorded, in order."""
+        with self.db.transaction() as t:
+            return [str(r["tenant"]) for r in t.execute(SQL["tenants"]).fetchall()]
 
     def last_in_state(
         self, state: str, *, tenant: str | None = None, pipeline: str | None = None

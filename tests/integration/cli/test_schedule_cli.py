@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import yaml
@@ -92,6 +93,23 @@ def test_backfill_twice_then_up_until_idle_then_status(tmp_path: Path) -> None:
         and "last success: sched/backfill 2025-01-04" in status.stdout
     )
     assert "next run: sched/nightly" in status.stdout
+    # the queue line shows what the docs promise: completed and failed jobs, and waits
+    (queue,) = [line for line in status.stdout.splitlines() if "queue:" in line]
+    assert "0 queued (0 due), 0 running, 3 completed, 0 failed" in queue
+    assert "waiting now: none" in queue
+    assert re.search(r"waited before start: avg \d+\.\ds, max \d+\.\ds", queue), queue
+
+
+def test_status_of_a_mistyped_tenant_is_refused_naming_the_known_ones(tmp_path: Path) -> None:
+    config = str(_project(tmp_path, tenant="acme"))
+    status = run_cli("status", "--tenant", "acmee", "-c", config)
+    assert status.returncode == 2
+    assert status.stdout == "" and status.stderr.count("\n") == 1
+    assert "--tenant 'acmee'" in status.stderr and "known tenants: acme" in status.stderr
+    # a configured tenant before its first run is no typo: zeros, and a queue line
+    fresh = run_cli("status", "--tenant", "acme", "-c", config)
+    assert fresh.returncode == 0, fresh.stderr
+    assert "  queue: 0 queued (0 due), 0 running, 0 completed, 0 failed;" in fresh.stdout
 
 
 def test_backfill_names_the_flag_of_a_bad_date(tmp_path: Path) -> None:

@@ -152,6 +152,15 @@ def test_length_and_status_per_tenant(store: Store) -> None:
     assert job.tenant == "acme"
 
 
+def test_tenants_lists_each_tenant_with_a_job_once(store: Store) -> None:
+    assert store.queue.tenants() == []
+    for tenant in ("zeta", "acme", "zeta"):
+        store.queue.enqueue(JobSpec(pipeline="p", tenant=tenant))
+    (job,) = store.queue.claim("w", limit=1)
+    store.queue.complete(job.id, job.token or "")  # a finished job still counts
+    assert store.queue.tenants() == ["acme", "zeta"]
+
+
 def test_one_live_job_per_scheduled_run(store: Store) -> None:
     store.queue.enqueue(JobSpec(pipeline="p", run_id="r1"))
     with pytest.raises(Exception, match=r"(?i)unique|duplicate"):
