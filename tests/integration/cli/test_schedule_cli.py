@@ -233,3 +233,17 @@ def test_runs_list_shows_a_cancelled_failure_plainly_as_cancelled(tmp_path: Path
     show = run_cli("runs", "show", run.id, "-c", config)
     assert "  error:        cancelled by hand" in show.stdout
     assert "RUNNING -> FAILED - blocked: the earlier window" in show.stdout  # history keeps it
+
+
+def test_status_of_a_scheduled_runs_id_points_at_runs_show(tmp_path: Path) -> None:
+    config = str(_project(tmp_path))
+    assert (
+        run_cli("backfill", "--from", "2025-01-02", "--to", "2025-01-02", "-c", config).returncode
+        == 0
+    )
+    (run,) = json.loads(run_cli("runs", "list", "--json", "-c", config).stdout)
+    status = run_cli("status", "--run-id", run["id"], "-c", config)
+    assert status.returncode == 1 and status.stderr.count("\n") == 1
+    assert f"--run-id {run['id']} is a scheduled run" in status.stderr
+    assert f"`onceflow runs show {run['id']}` shows it" in status.stderr
+    assert "not in the state store" not in status.stderr

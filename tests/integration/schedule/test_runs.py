@@ -11,7 +11,7 @@ import pytest
 
 from onceflow import PipelineStateManager
 from onceflow.config import Config
-from onceflow.errors import ConfigError, TransitionError
+from onceflow.errors import ConfigError, StateError, TransitionError
 from onceflow.schedule import (
     Worker,
     backfill,
@@ -22,6 +22,7 @@ from onceflow.schedule import (
 )
 from onceflow.schedule.retry import failures_since_reprocess
 from onceflow.state import Store
+from onceflow.status import reset_state, status_report
 
 NO_RETRY = {"name": "nightly", "cron": "0 2 * * *", "retry": {"max_retries": 0}}
 
@@ -128,6 +129,34 @@ def test_cancelling_a_failed_run_clears_the_failures_error_types_and_keeps_them_
         None,
         None,
     )
+
+
+def test_status_of_a_scheduled_runs_id_says_it_is_one_and_points_at_runs_show(
+    store: Store, project: Callable[..., Config]
+) -> None:
+    config = project(schedules=[NO_RETRY])
+    backfill(config, "2025-01-02", "2025-01-02", store=store)
+    (run_id,) = _by_date(store).values()
+    with pytest.raises(StateError) as before:
+        status_report(config, run_id=run_id, store=store)
+    assert str(before.value) == (
+        f"--run-id {run_id} is a scheduled run (sched/backfill, data date 2025-01-02, "
+        f"PENDING), not a pipeline run: `onceflow runs show {run_id}` shows it; its date's "
+        "pipeline run sched_20250102 has not started yet"
+    )
+    Worker([config], store, poll_seconds=0.05).run(until_idle=True)
+    with pytest.raises(StateError) as after:
+        status_report(config, run_id=run_id, store=store)
+    assert str(after.value).endswith(
+        "the pipeline run of its date is sched_20250102 (`onceflow status --date 2025-01-02`)"
+    )
+    assert status_report(config, "2025-01-02", store=store)["run_id"] == "sched_20250102"
+    with pytest.raises(StateError, match="run nosuch is not in the state store"):
+        status_report(config, run_id="nosuch", store=store)
+    # flagging a table of it would make a pipeline run under the scheduled run's id
+    with pytest.raises(StateError, match="is a scheduled run"):
+        reset_state(config, run_id=run_id, table="src.events", store=store)
+    assert store.runs.get(run_id) is None
 
 
 def test_list_shows_the_newest_runs_first_filtered_by_state_schedule_and_date(
