@@ -226,6 +226,72 @@ def test_the_seeds_calculate_next_run_takes_a_cron_and_a_zone() -> None:
     )  # a cron without a zone is read in the calculator's zone (02:00 CET)
 
 
+def test_the_seeds_is_due_takes_a_cron_and_the_last_run_on_a_calculator_without_a_cron() -> None:
+    calculator = ScheduleCalculator()
+    two_days_ago = datetime.now(UTC) - timedelta(days=2)
+    assert calculator.is_due("0 2 * * *", two_days_ago)
+    ran = datetime(2025, 1, 10, 2, 0, tzinfo=UTC)
+    assert not calculator.is_due("0 2 * * *", ran, now=ran + timedelta(hours=23, minutes=59))
+    last = datetime(2025, 1, 10, 7, 0, tzinfo=UTC)  # 02:00 EST
+    next_run = datetime(2025, 1, 11, 7, 0, tzinfo=UTC)
+    early, on_time = next_run - timedelta(minutes=1), next_run
+    assert not calculator.is_due("0 2 * * *", last, "America/New_York", now=early)
+    assert calculator.is_due("0 2 * * *", last, "America/New_York", now=on_time)
+    assert calculator.is_due(cron="0 2 * * *", last_run=last, timezone="America/New_York")
+    # without a zone, the calculator's: 02:00 UTC came before 07:00 UTC the next day
+    assert calculator.is_due("0 2 * * *", last, now=datetime(2025, 1, 11, 2, tzinfo=UTC))
+    # a calculator with its own cron takes the seed's shape too, with the cron given
+    own = ScheduleCalculator("0 6 * * *", "Europe/Berlin")
+    assert not own.is_due("0 2 * * *", last, "America/New_York", now=early)
+    assert own.is_due(last, datetime(2025, 1, 11, 5, 0, tzinfo=UTC))  # onceflow's shape
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        # the reported call on a cron-less calculator, in onceflow's shape: no silent False
+        (lambda c: c.is_due(datetime(2025, 1, 1, tzinfo=UTC)), ValueError, "no cron expression"),
+        (lambda c: c.is_due(None), ValueError, "is_due\\(cron, last_run\\)"),
+        (lambda c: c.is_due("0 2 * * *"), TypeError, "give the time of the last run"),
+        (lambda c: c.is_due("0 2 * * *", None), ValueError, "never ran has no last run"),
+        (lambda c: c.is_due("0 2 * * *", "2025-01-01"), TypeError, "last_run is a datetime"),
+        (
+            lambda c: c.is_due("0 2 * * *", datetime(2025, 1, 1)),
+            ValueError,
+            "has no time zone",
+        ),
+        (
+            lambda c: c.is_due("0 2 * * *", datetime.now(UTC), "UTC", datetime.now(UTC)),
+            TypeError,
+            "4 positional arguments, at most 3",
+        ),
+        (
+            lambda c: c.is_due("0 2 * * *", datetime.now(UTC), last_run=datetime.now(UTC)),
+            TypeError,
+            "last_run given twice",
+        ),
+        (lambda c: c.is_due("0 25 * * *", datetime.now(UTC)), ValueError, "invalid cron"),
+    ],
+)
+def test_an_is_due_call_that_fits_neither_shape_is_refused(
+    call: Any, error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        call(ScheduleCalculator())
+
+
+def test_onceflows_is_due_refuses_what_is_not_a_time() -> None:
+    calc = ScheduleCalculator("0 2 * * *")
+    last = datetime(2025, 1, 10, 2, 0, tzinfo=UTC)
+    assert not calc.is_due(None)  # nothing to count from, as before
+    with pytest.raises(TypeError, match="now is a datetime, got 'UTC'"):
+        calc.is_due(last, "UTC")
+    with pytest.raises(TypeError, match="unexpected argument timezone="):
+        calc.is_due(last, timezone="UTC")
+    with pytest.raises(TypeError, match="3 positional arguments, at most 2"):
+        calc.is_due(last, last, last)  # type: ignore[call-overload]
+
+
 def test_a_calculator_without_a_cron_says_what_to_give() -> None:
     calculator = ScheduleCalculator()
     with pytest.raises(ValueError, match="has no cron expression"):

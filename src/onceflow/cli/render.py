@@ -443,6 +443,14 @@ def print_validation(report: Any) -> None:
     )
 
 
+def typed_error(kind: str | None, message: str | None) -> str:
+    """A run's error as one text: `Type: message`, or the message alone when it has no
+    type (a cancel's note, `cancelled by hand`); empty without one."""
+    if not message:
+        return ""
+    return f"{kind}: {message}" if kind else message
+
+
 def print_tenant_status(summary: dict[str, Any]) -> None:
     """`status --tenant`: the seed's per-customer summary."""
     counts = ", ".join(f"{n} {state}" for state, n in summary["counts"].items())
@@ -452,7 +460,8 @@ def print_tenant_status(summary: dict[str, Any]) -> None:
         if run is None:
             typer.echo(f"  {label}: none")
         else:
-            error = f" - {run['error_type']}: {run['error']}" if run.get("error") else ""
+            error = typed_error(run["error_type"], run["error"])
+            error = f" - {error}" if error else ""
             typer.echo(
                 f"  {label}: {run['pipeline']}/{run['schedule']} {run['run_date']} "
                 f"at {run['ended_at']}{error}"
@@ -468,9 +477,17 @@ def print_tenant_status(summary: dict[str, Any]) -> None:
     for w in summary["waiting"]:
         typer.echo(f"  waiting: {w['pipeline']} {w['run_date']}: {w['waiting_on']}")
     q = summary["queue"]
-    if q:
-        wait = q["max_wait_seconds"]
-        typer.echo(
-            f"  queue: {q['queued']} queued ({q['due']} due), {q['running']} running, "
-            f"max wait {'-' if wait is None else f'{wait:.1f}s'}"
-        )
+    # always a line: a tenant with no jobs shows zeros, not nothing
+    typer.echo(
+        f"  queue: {q['queued']} queued ({q['due']} due), {q['running']} running, "
+        f"{q['completed']} completed, {q['failed']} failed; "
+        f"waiting now: {_waits(q['avg_wait_seconds'], q['max_wait_seconds'])}; "
+        f"waited before start: "
+        f"{_waits(q['avg_start_wait_seconds'], q['max_start_wait_seconds'])}"
+    )
+
+
+def _waits(avg: float | None, most: float | None) -> str:
+    if avg is None or most is None:
+        return "none"
+    return f"avg {avg:.1f}s, max {most:.1f}s"

@@ -12,7 +12,7 @@ import typer
 
 from onceflow.cli.app import app
 from onceflow.cli.options import ConfigsOpt, JsonOpt, load_configs
-from onceflow.cli.render import print_json
+from onceflow.cli.render import print_json, typed_error
 
 PANEL = "Scheduling"
 
@@ -70,7 +70,7 @@ def list_(
     )
     for r in runs:
         ended = (r.ended_at or "")[:19].replace("T", " ") if r.state in ENDED else ""
-        error = f"{r.error_type}: {r.error}" if r.error else ""
+        error = typed_error(r.error_type, r.error)
         where = f"{r.pipeline}/{r.schedule}"
         typer.echo(
             f"{r.id:<36}  {where[:24]:<24} {r.run_date:<10}  {r.state:<9} {r.attempt:>6}  "
@@ -110,7 +110,7 @@ def show(run_id: RunIdArg, config: ConfigsOpt = None, as_json: JsonOpt = False) 
         if value is not None:
             typer.echo(f"  {label + ':':<14}{value}")
     if detail["error"]:
-        typer.echo(f"  {'error:':<14}{detail['error_type']}: {detail['error']}")
+        typer.echo(f"  {'error:':<14}{typed_error(detail['error_type'], detail['error'])}")
     job = detail["job"]
     if job is not None:
         due = datetime.fromtimestamp(job["run_after"], UTC).isoformat(timespec="seconds")

@@ -12,6 +12,7 @@ from onceflow.errors import StateError
 from onceflow.extract.api import RunContext, extraction_entry, run_context
 from onceflow.lake import read_sidecar
 from onceflow.state import RunRecord, Store, open_store
+from onceflow.windows import make_run_id
 
 
 def find_run(
@@ -26,8 +27,38 @@ def find_run(
     ctx = run_context(config, run_date, run_id)
     run = store.runs.get(ctx.run_id)
     if run is None:
+        if run_id is not None:
+            _refuse_scheduled_id(config, store, run_id)
         raise StateError(f"run {ctx.run_id} is not in the state store")
     return run
+
+
+def _refuse_scheduled_id(config: Config, store: Store, run_id: str) -> None:
+    """StateError when `run_id` is a scheduled run's (`onceflow runs list` shows those):
+    it is no pipeline run id, and saying "not in the state store" would send the user
+    looking for a run that exists. The pipeline run of its date is named, not shown in
+    its place: one date's pipeline run serves every scheduled run of that date (the
+    nightly one and a backfill's), whose own state may differ (cancelled, failed)."""
+    scheduled = store.scheduled_runs.get(run_id)
+    if scheduled is None:
+        return
+    day = date.fromisoformat(scheduled.run_date)
+    mine = scheduled.pipeline == config.pipeline
+    other = "" if mine else f" with {scheduled.pipeline}'s config"
+    pipeline_run = make_run_id(scheduled.pipeline, day)
+    if mine and store.runs.get(pipeline_run) is None:
+        theirs = f"its date's pipeline run {pipeline_run} has not started yet"
+    else:
+        theirs = (
+            f"the pipeline run of its date is {pipeline_run} "
+            f"(`onceflow status --date {day}`{other})"
+        )
+    raise StateError(
+        f"--run-id {run_id} is a scheduled run ({scheduled.pipeline}/{scheduled.schedule}, "
+        f"data date {day}, {scheduled.state}), not a pipeline run: `onceflow runs show "
+        f"{run_id}` shows it; {theirs}",
+        run_id=run_id,
+    )
 
 
 def resolve_run(
@@ -160,6 +191,8 @@ def force_reprocess_table(
     table = config.table(key)
     ctx: RunContext = run_context(config, run_date, run_id)
     if store.runs.get(ctx.run_id) is None:
+        if run_id is not None:  # else a pipeline run named by a scheduled run's id is made
+            _refuse_scheduled_id(config, store, run_id)
         store.runs.begin(ctx.run_id, config.pipeline, ctx.run_date.isoformat(), ctx.window.iso())
         store.runs.finish(ctx.run_id)
     store.extractions.ensure(ctx.run_id, [extraction_entry(table, ctx)])

@@ -25,7 +25,7 @@ from uuid import UUID
 
 from onceflow.clock import now, now_iso
 from onceflow.config import Config, ScheduleConfig, ScheduleRetryConfig
-from onceflow.errors import ConfigError, TransitionError, error_names, names_of
+from onceflow.errors import ConfigError, StateError, TransitionError, error_names, names_of
 from onceflow.redact import redact
 from onceflow.schedule.cron import Tick
 from onceflow.schedule.retry import RetryPolicy, error_type_of, failures_since_reprocess
@@ -310,12 +310,26 @@ def _backfill_settings(config: Config, name: str | None) -> ScheduleConfig:
 
 
 def tenant_status(
-    configs: Sequence[Config], tenant: str, *, store: Store | None = None
+    configs: Sequence[Config],
+    tenant: str,
+    *,
+    store: Store | None = None,
+    known_only: bool = True,
 ) -> dict[str, Any]:
     """The seed's per-customer summary: runs by state, last success, last failure, next
-    run, runs waiting (and why), and the tenant's queue figures."""
+    run, runs waiting (and why), and the tenant's queue figures (zeros without jobs).
+
+    A tenant with no run, no job and no schedule in `configs` is refused with
+    ConfigError naming the known ones: a mistyped `--tenant` would otherwise look like
+    a healthy tenant with nothing to do. `known_only=False` answers with zeros instead
+    (the seed's `get_customer_pipeline_status`, for a customer onboarded before its
+    first run)."""
     store = store or shared_store(list(configs))
     runs = store.scheduled_runs
+    counts = runs.counts(tenant=tenant)
+    queue = store.queue.status(tenant=tenant)
+    if known_only and not any(counts.values()) and not queue:
+        _check_tenant(configs, tenant, store)
     ok = runs.last_in_state(COMPLETED, tenant=tenant)
     bad = runs.last_in_state(FAILED, tenant=tenant)
     upcoming = [
@@ -333,15 +347,28 @@ def tenant_status(
     ]
     return {
         "tenant": tenant,
-        "counts": runs.counts(tenant=tenant),
+        "counts": counts,
         "last_success": _brief(ok),
         "last_failure": _brief(bad),
         "next_run": None
         if nxt is None
         else {"pipeline": nxt[1], "schedule": nxt[2], **nxt[0].as_dict()},
         "waiting": waiting,
-        "queue": vars(queue[0]) if queue else None,
+        "queue": vars(queue[0] if queue else TenantQueueStatus.empty(tenant)),
     }
+
+
+def _check_tenant(configs: Sequence[Config], tenant: str, store: Store) -> None:
+    """ConfigError unless a schedule of `configs` names `tenant` (it has no runs or jobs)."""
+    configured = {s.tenant for c in configs for s in c.schedules}
+    if tenant in configured:
+        return  # a tenant whose first tick has not come yet
+    known = sorted(configured | set(store.scheduled_runs.tenants()) | set(store.queue.tenants()))
+    raise ConfigError(
+        f"--tenant {tenant!r}: no scheduled run, job or schedule has this tenant; known "
+        f"tenants: {', '.join(known) if known else 'none yet'}",
+        field="tenant",
+    )
 
 
 def _brief(run: ScheduledRunRecord | None) -> dict[str, Any] | None:
@@ -378,9 +405,14 @@ class PipelineStateManager:
         zone: str = "UTC",
         priority: int = 5,
         retry: RetryPolicy | None = None,
-    ) -> str | None:
+    ) -> str:
         """Record a SCHEDULED run of `pipeline` at `scheduled_time` (its tick); returns
-        its id, or None when that (pipeline, schedule, tick) already exists."""
+        its id. Idempotent: a run is unique per (pipeline, schedule, tick), so a second
+        call for the same tick (a caller retrying after a timeout) records nothing and
+        returns the existing run's id, whatever state it is in now, and the seed's
+        `run_id = create_scheduled_run(...); transition_state(run_id, ...)` holds on a
+        retry. A call whose tenant or window differ from the recorded run's is no retry
+        but a clash: ConfigError, naming both, and nothing changes."""
         at = scheduled_time.astimezone(UTC)
         day = run_date or (at.date() - timedelta(days=1))
         start, end = window_for(day, zone).iso()
@@ -396,7 +428,27 @@ class PipelineStateManager:
             retry_policy=(retry or RetryPolicy()).to_json(),
         )
         created = self.store.scheduled_runs.create([spec])
-        return created[0] if created else None
+        if created:
+            return created[0]
+        # recorded before (this caller's earlier try, or another's): the unique key makes
+        # the insert a no-op, and the row it kept is read back, committed by then
+        run = self.store.scheduled_runs.get_by_tick(pipeline, schedule, spec.tick)
+        if run is None:  # a row deleted by hand between the two statements
+            raise StateError(
+                f"scheduled run of {pipeline} {schedule} {spec.tick} was recorded and is "
+                "gone (deleted by hand?); try again"
+            )
+        theirs = (run.tenant, run.run_date, run.window_start, run.window_end)
+        if theirs != (spec.tenant, spec.run_date, spec.window_start, spec.window_end):
+            raise ConfigError(
+                f"create_scheduled_run: {pipeline} {schedule} {spec.tick} is already recorded "
+                f"(run {run.id}) for tenant {run.tenant}, data date {run.run_date}; this call "
+                f"asks tenant {spec.tenant}, data date {spec.run_date}: a run is unique per "
+                "(pipeline, schedule, tick), give another schedule= for a second run",
+                field="tenant_id" if run.tenant != spec.tenant else "run_date",
+            )
+        log.debug("create_scheduled_run: %s %s %s exists: run %s", pipeline, schedule, at, run.id)
+        return run.id
 
     def transition_state(
         self,
@@ -529,18 +581,23 @@ class PipelineStateManager:
 
     def get_run_status(self, run_id: str) -> dict[str, Any]:
         """A run with its transition history; `duration_seconds` and
-        `pipeline_logging_id` among its fields (None until recorded)."""
+        `pipeline_logging_id` among its fields (None until recorded). The seed's names
+        are there too, with the same values: `run_id` (`id`), `scheduled_time` (`tick`),
+        `tenant_id` (`tenant`), `status` (`state`); `created_at` is one name for both."""
         run = self._get(run_id)
         return {
             **run.as_dict(),
+            **run.seed_fields(),
             "history": [vars(h) for h in self.store.scheduled_runs.history(run_id)],
         }
 
     def get_customer_pipeline_status(
         self, tenant_id: str, configs: Sequence[Config] = ()
     ) -> dict[str, Any]:
-        """The per-tenant summary (`onceflow status --tenant`)."""
-        return tenant_status(configs, tenant_id, store=self.store)
+        """The per-tenant summary (`onceflow status --tenant`); a tenant with no runs or
+        jobs yet has zeros (a customer onboarded before its first run), where
+        `tenant_status` refuses a tenant it does not know."""
+        return tenant_status(configs, tenant_id, store=self.store, known_only=False)
 
     def _get(self, run_id: str) -> ScheduledRunRecord:
         run = self.store.scheduled_runs.get(run_id)
@@ -564,6 +621,9 @@ class QueueManager:
         pipeline: str | Mapping[str, Any],
         payload: Mapping[str, Any] | None = None,
         priority: int = 5,
+        *,
+        idempotency_key: str | None = None,
+        row_id: str | None = None,
     ) -> int:
         """Add a job with a priority (1 highest .. 10); returns its id.
 
@@ -572,7 +632,17 @@ class QueueManager:
         that order) and the config is the job's payload, its secrets masked as everywhere
         in the state store. ConfigError when the config names no pipeline or holds a value
         JSON cannot keep.
+
+        `idempotency_key` (or `row_id`, the seed's name: its `row_ids`) makes the enqueue
+        idempotent: the tenant's first job with the key is its only one, and every later
+        enqueue with it - a retry after a timeout - returns that job's id and queues
+        nothing, whether the job is still queued or has run since. A key names one job
+        for good: to queue the same work again, give a new key. ConfigError when the key
+        was used for a different job (pipeline, priority or payload).
         """
+        if row_id is not None and idempotency_key is not None and row_id != idempotency_key:
+            raise TypeError("enqueue: row_id is the seed's name of idempotency_key; give one")
+        key = idempotency_key if idempotency_key is not None else row_id
         body: dict[str, Any] | None
         if isinstance(pipeline, Mapping):
             if payload is not None:
@@ -590,7 +660,13 @@ class QueueManager:
                 f"mapping, got {type(pipeline).__name__}"
             )
         return self.store.queue.enqueue(
-            JobSpec(pipeline=name, payload=body, priority=priority, tenant=tenant_id)
+            JobSpec(
+                pipeline=name,
+                payload=body,
+                priority=priority,
+                tenant=tenant_id,
+                idempotency_key=key,
+            )
         )
 
     @overload

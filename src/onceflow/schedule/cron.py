@@ -29,6 +29,7 @@ import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any, overload
 from zoneinfo import ZoneInfo
 
 from onceflow.cronspec import check_cron
@@ -99,7 +100,7 @@ class ScheduleCalculator:
             raise ValueError(
                 "this ScheduleCalculator has no cron expression: make it with one "
                 "(ScheduleCalculator(cron, zone)) or pass one per call "
-                "(calculate_next_run(cron, zone))"
+                "(calculate_next_run(cron, zone), is_due(cron, last_run))"
             )
         return self._cron
 
@@ -202,12 +203,93 @@ class ScheduleCalculator:
         moment = cron_or_after if cron_or_after is not None else after
         return self.next_tick(moment or datetime.now(UTC)).at
 
-    def is_due(self, last_tick: datetime | None, now: datetime | None = None) -> bool:
-        """True when a tick fell in (last_tick, now]: the schedule should run."""
-        moment = now or datetime.now(UTC)
-        if last_tick is None:
-            return False
-        return self.calculate_next_run(last_tick) <= moment
+    @overload
+    def is_due(self, last_tick: datetime | None, now: datetime | None = None) -> bool: ...
+
+    @overload
+    def is_due(
+        self,
+        cron: str,
+        last_run: datetime,
+        timezone: ZoneInfo | str | None = None,
+        *,
+        now: datetime | None = None,
+    ) -> bool: ...
+
+    def is_due(self, *args: Any, **kwargs: Any) -> bool:
+        """True when a tick fell in (last run, now]: the schedule should run. Two shapes,
+        told apart by the first argument:
+
+        * `calc.is_due(last_tick[, now])`: this calculator's cron and zone (False when
+          `last_tick` is None: nothing to count from);
+        * `calc.is_due(cron, last_run[, timezone], now=None)`, the seed's, on any
+          calculator (`ScheduleCalculator()` has no cron of its own): `cron` in
+          `timezone` (default this calculator's zone), as `calculate_next_run(cron, zone)`.
+
+        A call that fits neither (a calculator without a cron given no cron, a time that
+        is not an aware datetime, an argument too many) is refused with TypeError or
+        ValueError: each would otherwise be a silent wrong answer (a cron string taken
+        for the last tick was always "not due")."""
+        seed = bool(args and isinstance(args[0], str)) or "cron" in kwargs
+        names = ("cron", "last_run", "timezone", "now") if seed else ("last_tick", "now")
+        given = _bind("is_due", names, args, kwargs, positional=3 if seed else 2)
+        if not seed:
+            _ = self.cron  # ValueError saying what to give, on a calculator without one
+            last_tick = _moment(given.get("last_tick"), "last_tick", optional=True)
+            moment = _moment(given.get("now"), "now", optional=True) or datetime.now(UTC)
+            return last_tick is not None and self.calculate_next_run(last_tick) <= moment
+        cron = given.get("cron")
+        if not isinstance(cron, str):
+            raise TypeError(f"is_due(cron, last_run): cron is a cron expression, got {cron!r}")
+        if "last_run" not in given:
+            raise TypeError("is_due(cron, last_run): give the time of the last run")
+        last_run = _moment(given["last_run"], "last_run", optional=False)
+        assert last_run is not None
+        moment = _moment(given.get("now"), "now", optional=True) or datetime.now(UTC)
+        zone = given.get("timezone")
+        return calculate_next_run(cron, zone if zone is not None else self.zone, last_run) <= moment
+
+
+def _bind(
+    call: str,
+    names: tuple[str, ...],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    *,
+    positional: int,
+) -> dict[str, Any]:
+    """The arguments of one shape of a call by name (TypeError for too many, an unknown
+    one, or one given twice), as Python would bind a signature."""
+    shape = f"{call}({', '.join([*names[:positional], *(f'{n}=' for n in names[positional:])])})"
+    if len(args) > positional:
+        raise TypeError(f"{shape}: {len(args)} positional arguments, at most {positional}")
+    given = dict(zip(names, args, strict=False))
+    for name, value in kwargs.items():
+        if name not in names:
+            raise TypeError(f"{shape}: unexpected argument {name}=")
+        if name in given:
+            raise TypeError(f"{shape}: {name} given twice")
+        given[name] = value
+    return given
+
+
+def _moment(value: Any, name: str, *, optional: bool) -> datetime | None:
+    """An aware datetime argument: a naive one has no instant (which zone's 02:00?)."""
+    if value is None:
+        if optional:
+            return None
+        raise ValueError(
+            f"is_due: {name} is None; a schedule that never ran has no last run to count "
+            "ticks from: give the time it was created or enabled"
+        )
+    if not isinstance(value, datetime):
+        raise TypeError(f"is_due: {name} is a datetime, got {value!r}")
+    if value.tzinfo is None:
+        raise ValueError(
+            f"is_due: {name} {value.isoformat()} has no time zone; give an aware datetime "
+            "(datetime.now(UTC), or .replace(tzinfo=ZoneInfo(...)))"
+        )
+    return value
 
 
 def calculate_next_run(

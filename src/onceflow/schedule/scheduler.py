@@ -210,16 +210,27 @@ def cancel_run(
 ) -> None:
     """Cancel a run and end its job in one transaction: a queued job is never claimed,
     and a claimed one's token is fenced, so its worker records nothing more for it and
-    drops it before its load (what it already committed stays: see the docs)."""
+    drops it before its load (what it already committed stays: see the docs).
+
+    A cancel replaces the run's outcome: the error and error types of a failure it
+    cancels are cleared (its history keeps them), and `error` is the cancel's note, if
+    any; else `runs list` would show a cancelled run as `BlockedRunError: cancelled by
+    hand`, and the retry policy would judge it by a failure it no longer has."""
     with store.transaction() as tx:
         store.scheduled_runs.transition(
             run_id,
             from_state,
             CANCELLED,
             worker=worker,
-            error=error,
+            error=error,  # redacted, and kept in the history, when given
             reason="cancelled",
-            values={"ended_at": now_iso(), "waiting_on": None},
+            values={
+                "ended_at": now_iso(),
+                "waiting_on": None,
+                "error": None,
+                "error_type": None,
+                "error_types": None,
+            },
             tx=tx,
         )
         job = store.queue.live_job_of_run(run_id, tx=tx)

@@ -293,4 +293,21 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        8,
+        "jobs: an idempotency key per enqueue",
+        [
+            # QueueManager.enqueue(..., idempotency_key=K) (the seed's row_ids): a second
+            # enqueue with K, a client's retry after a timeout, finds the job K made and
+            # queues nothing. Unique per tenant for as long as the job row is kept, in
+            # any state (see docs/schedule.md, "Idempotent enqueues"); jobs without a key
+            # (every scheduled run's) are not in the index.
+            "ALTER TABLE jobs ADD COLUMN idempotency_key TEXT",
+            "CREATE UNIQUE INDEX jobs_idempotency_key ON jobs (tenant, idempotency_key) "
+            "WHERE idempotency_key IS NOT NULL",
+        ],
+    )
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]

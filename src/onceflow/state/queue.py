@@ -14,21 +14,28 @@ matches only while the job is still claimed with it: once a lease expired and th
 was requeued (its token cleared) or claimed again (a new token), nothing the old holder
 sends counts (LeaseLostError). Times are seconds since the epoch, from each process's
 clock (keep the machines' clocks in sync, as for the locks' leases).
+
+An enqueue may carry an idempotency key: one job per (tenant, key), ever (a unique
+index), so a client that enqueues again after a timeout gets the first job's id back,
+whatever became of that job, and nothing is queued twice.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
-from onceflow.errors import LeaseLostError
+from onceflow.errors import ConfigError, LeaseLostError, StateError
 from onceflow.state.db import Database, Listener, Tx, rows_as
+
+log = logging.getLogger(__name__)
 
 QUEUED = "queued"
 CLAIMED = "claimed"
@@ -43,12 +50,19 @@ DEFAULT_LEASE_SECONDS = 30.0
 SQL = {
     "enqueue": (
         "INSERT INTO jobs (pipeline, tenant, priority, run_id, payload, state, enqueued_at, "
-        "run_after) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?)"
+        "run_after, idempotency_key) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?)"
     ),
+    # a key already used by the tenant inserts nothing and returns no row (the conflict
+    # target names the partial index, as PostgreSQL and SQLite both require); a
+    # concurrent insert of the key waits for the first to commit (PostgreSQL) or for the
+    # write lock (SQLite), so exactly one job is made
     "enqueue_returning": (
         "INSERT INTO jobs (pipeline, tenant, priority, run_id, payload, state, enqueued_at, "
-        "run_after) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?) RETURNING id"
+        "run_after, idempotency_key) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?) "
+        "ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL "
+        "DO NOTHING RETURNING id"
     ),
+    "by_key": "SELECT * FROM jobs WHERE tenant = ? AND idempotency_key = ?",
     # {filter} is empty or `AND pipeline IN (?, ...)`; {lock} is the backend's skip_locked.
     "claim": (
         "WITH picked AS (SELECT id FROM jobs WHERE state = 'queued' AND run_after <= ? "
@@ -91,6 +105,7 @@ SQL = {
     "get": "SELECT * FROM jobs WHERE id = ?",
     "live_of_run": "SELECT * FROM jobs WHERE run_id = ? AND state IN ('queued', 'claimed')",
     "length": "SELECT COUNT(*) AS n FROM jobs WHERE state = ? {filter}",
+    "tenants": "SELECT DISTINCT tenant FROM jobs ORDER BY tenant",
     "status": (
         "SELECT tenant, "
         "SUM(CASE WHEN state = 'queued' THEN 1 ELSE 0 END) AS queued, "
@@ -111,6 +126,19 @@ SQL = {
         "FROM jobs {where} GROUP BY tenant ORDER BY tenant"
     ),
 }
+
+
+MAX_KEY_LENGTH = 255
+
+
+def key_problem(key: object) -> str | None:
+    """What is wrong with an idempotency key, or None: it is non-empty text of at most
+    255 characters (a UUID, `tenant:pipeline:date`, the seed's row id)."""
+    if not isinstance(key, str) or not key.strip():
+        return f"idempotency_key must be non-empty text, got {key!r}"
+    if len(key) > MAX_KEY_LENGTH:
+        return f"idempotency_key is {len(key)} characters long; at most {MAX_KEY_LENGTH}"
+    return None
 
 
 def job_problem(pipeline: object, tenant: object, priority: object) -> str | None:
@@ -137,22 +165,59 @@ class JobSpec:
     tenant: str = "default"
     run_id: str | None = None
     run_after: float | None = None
+    #: Makes the enqueue idempotent: the tenant's first job with this key is the only one
+    #: (`Queue.enqueue` returns its id to every later enqueue with the key).
+    idempotency_key: str | None = None
 
     def __post_init__(self) -> None:
         problem = job_problem(self.pipeline, self.tenant, self.priority)
+        if problem is None and self.idempotency_key is not None:
+            problem = key_problem(self.idempotency_key)
         if problem:
             raise ValueError(problem)
 
+    @property
+    def payload_json(self) -> str | None:
+        """The payload as the row keeps it."""
+        return None if self.payload is None else json.dumps(self.payload, sort_keys=True)
+
     def row(self, at: float) -> tuple[Any, ...]:
         """The values of the enqueue statement."""
-        payload = None if self.payload is None else json.dumps(self.payload, sort_keys=True)
         due = at if self.run_after is None else self.run_after
-        return (self.pipeline, self.tenant, self.priority, self.run_id, payload, at, due)
+        return (
+            self.pipeline,
+            self.tenant,
+            self.priority,
+            self.run_id,
+            self.payload_json,
+            at,
+            due,
+            self.idempotency_key,
+        )
+
+
+# The seed's names of a job's fields (its `x_meta_pipeline_queue` columns and its
+# callers' `item["..."]`), each onceflow's field of the same value.
+JOB_SEED_NAMES = {
+    "queue_id": "id",
+    "status": "state",
+    "created_at": "enqueued_at",
+    "tenant_id": "tenant",
+    "worker_id": "worker",
+    "config": "payload",
+    "row_id": "idempotency_key",
+}
 
 
 @dataclass(frozen=True)
 class Job:
-    """A job row; `token` is the fencing token of its current claim."""
+    """A job row; `token` is the fencing token of its current claim.
+
+    The seed's callers read a dequeued item by key (`item["priority"]`, `item["queue_id"]`)
+    and under its own names (`queue_id`, `status`, `created_at`, `tenant_id`,
+    `worker_id`, `config`: `JOB_SEED_NAMES`): both work, as attributes and as keys, beside
+    onceflow's fields. A job stays a frozen dataclass; `job["nosuch"]` is a KeyError.
+    """
 
     id: int
     pipeline: str
@@ -171,11 +236,65 @@ class Job:
     attempts: int
     error: str | None
     finished_at: float | None
+    # schema version 8; the default keeps records built from older rows valid
+    idempotency_key: str | None = None
 
     @property
     def payload(self) -> dict[str, Any] | None:
         """The job's payload (JSON in the row)."""
         return None if self.payload_json is None else dict(json.loads(self.payload_json))
+
+    @property
+    def queue_id(self) -> int:
+        """The seed's name of `id`."""
+        return self.id
+
+    @property
+    def status(self) -> str:
+        """The seed's name of `state` (`queued`, `claimed`, `completed`, ...)."""
+        return self.state
+
+    @property
+    def created_at(self) -> float:
+        """The seed's name of `enqueued_at` (seconds since the epoch)."""
+        return self.enqueued_at
+
+    @property
+    def tenant_id(self) -> str:
+        """The seed's name of `tenant`."""
+        return self.tenant
+
+    @property
+    def worker_id(self) -> str | None:
+        """The seed's name of `worker`: who claimed the job last."""
+        return self.worker
+
+    @property
+    def config(self) -> dict[str, Any] | None:
+        """The seed's name of `payload`: `enqueue(tenant_id, config)` keeps the config."""
+        return self.payload
+
+    @property
+    def row_id(self) -> str | None:
+        """The seed's name of `idempotency_key` (its `insert_rows_json(..., row_ids=)`)."""
+        return self.idempotency_key
+
+    def keys(self) -> list[str]:
+        """Every key a job answers to: its fields, `payload`, and the seed's names."""
+        return [*(f.name for f in fields(self)), "payload", *JOB_SEED_NAMES]
+
+    def __getitem__(self, key: str) -> Any:
+        # only the listed names: `job["__class__"]` or a method name is no field
+        if key not in self.keys():
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.keys()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """`job[key]`, or `default` for a key a job does not have (as a dict's `get`)."""
+        return self[key] if key in self.keys() else default
 
 
 def _jobs(rows: list[dict[str, Any]]) -> list[Job]:
@@ -190,7 +309,8 @@ def _marks(n: int) -> str:
 
 @dataclass(frozen=True)
 class TenantQueueStatus:
-    """Queue figures of one tenant (waits in seconds; None when nothing waited)."""
+    """Queue figures of one tenant (waits in seconds; None when nothing waited).
+    `TenantQueueStatus.empty(tenant)` is a tenant with no jobs."""
 
     tenant: str
     queued: int
@@ -202,6 +322,11 @@ class TenantQueueStatus:
     max_wait_seconds: float | None
     avg_start_wait_seconds: float | None
     max_start_wait_seconds: float | None
+
+    @classmethod
+    def empty(cls, tenant: str) -> TenantQueueStatus:
+        """The figures of a tenant without jobs: zero counts, no waits."""
+        return cls(tenant, 0, 0, 0, 0, 0, None, None, None, None)
 
 
 class Queue:
@@ -222,15 +347,55 @@ class Queue:
     # --- enqueue --------------------------------------------------------------------
 
     def enqueue(self, spec: JobSpec, *, tx: Tx | None = None) -> int:
-        """Add one job; returns its id. Listeners are woken when the transaction commits."""
+        """Add one job; returns its id. Listeners are woken when the transaction commits.
+
+        With `spec.idempotency_key`, idempotent: when the tenant already has a job with
+        that key, in any state, nothing is queued and that job's id is returned (a
+        retry after a timeout). The earlier job must be the same request (pipeline,
+        priority, payload, run): a key reused for another one is refused with
+        ConfigError, as it would silently drop that request."""
         with self._tx(tx) as t:
             row = t.execute(SQL["enqueue_returning"], spec.row(time.time())).fetchone()
+            if row is None:
+                return self._existing(t, spec)
             self.db.notify(t, CHANNEL, spec.pipeline)
-        assert row is not None
         return int(row["id"])
 
+    def _existing(self, t: Tx, spec: JobSpec) -> int:
+        """The job an enqueue found under its key (its insert did nothing)."""
+        found = _jobs(t.execute(SQL["by_key"], (spec.tenant, spec.idempotency_key)).fetchall())
+        if not found:  # only a unique key skips the insert, and keys are never removed
+            raise StateError(
+                f"enqueue: idempotency key {spec.idempotency_key!r} of tenant {spec.tenant} "
+                "matched a job that is gone; try again"
+            )
+        job = found[0]
+        theirs = (job.pipeline, job.priority, job.payload_json, job.run_id)
+        if theirs != (spec.pipeline, spec.priority, spec.payload_json, spec.run_id):
+            raise ConfigError(
+                f"enqueue: idempotency key {spec.idempotency_key!r} of tenant {spec.tenant} "
+                f"was used by job {job.id} (pipeline {job.pipeline}, priority {job.priority}) "
+                "for another request; a key names one job: give this one its own key",
+                field="idempotency_key",
+            )
+        log.info(
+            "enqueue: tenant %s key %r is job %d (%s); nothing queued",
+            spec.tenant,
+            spec.idempotency_key,
+            job.id,
+            job.state,
+        )
+        return job.id
+
     def enqueue_many(self, specs: Sequence[JobSpec], *, tx: Tx | None = None) -> int:
-        """Add many jobs in one transaction (one wake-up); returns how many."""
+        """Add many jobs in one transaction (one wake-up); returns how many. Jobs with an
+        idempotency key go one by one through `enqueue`, which says what each became."""
+        keyed = [s for s in specs if s.idempotency_key is not None]
+        if keyed:
+            raise ValueError(
+                f"enqueue_many: {len(keyed)} job(s) have an idempotency key; enqueue them "
+                "with enqueue(), which returns the id each key stands for"
+            )
         at = time.time()
         with self._tx(tx) as t:
             t.executemany(SQL["enqueue"], [s.row(at) for s in specs])
@@ -428,6 +593,11 @@ class Queue:
         with self.db.transaction() as t:
             row = t.execute(SQL["length"].format(filter=" ".join(conds)), params).fetchone()
         return int(row["n"]) if row else 0
+
+    def tenants(self) -> list[str]:
+        """Every tenant with a job in the queue (in any state), in order."""
+        with self.db.transaction() as t:
+            return [str(r["tenant"]) for r in t.execute(SQL["tenants"]).fetchall()]
 
     def status(self, *, tenant: str | None = None) -> list[TenantQueueStatus]:
         """Per tenant: queued, due, running, completed and failed jobs; the average and

@@ -125,6 +125,7 @@ SQL = {
     "last_in_state": (
         "SELECT * FROM scheduled_runs WHERE state = ? {filter} ORDER BY ended_at DESC LIMIT 1"
     ),
+    "tenants": "SELECT DISTINCT tenant FROM scheduled_runs ORDER BY tenant",
     "by_dates": (
         "SELECT * FROM scheduled_runs WHERE pipeline = ? AND schedule = ? AND run_date IN ({dates})"
     ),
@@ -193,6 +194,37 @@ class ScheduledRunRecord:
     pipeline_logging_id: str | None = None
     # schema version 7: every type name of the error (JSON), for the retry policy
     error_types: str | None = None
+
+    # --- the seed's names (its `x_meta_scheduled_runs` columns) of fields kept here
+
+    @property
+    def run_id(self) -> str:
+        """The seed's name of `id`."""
+        return self.id
+
+    @property
+    def scheduled_time(self) -> str:
+        """The seed's name of `tick`: the UTC instant the run is scheduled at (ISO)."""
+        return self.tick
+
+    @property
+    def tenant_id(self) -> str:
+        """The seed's name of `tenant`."""
+        return self.tenant
+
+    @property
+    def status(self) -> str:
+        """The seed's name of `state` (SCHEDULED, PENDING, RUNNING, ...)."""
+        return self.state
+
+    def seed_fields(self) -> dict[str, str]:
+        """The seed's names with their values, as `get_run_status` adds them."""
+        return {
+            "run_id": self.run_id,
+            "scheduled_time": self.scheduled_time,
+            "tenant_id": self.tenant_id,
+            "status": self.status,
+        }
 
     @property
     def error_names(self) -> tuple[str, ...]:
@@ -497,6 +529,11 @@ class ScheduledRuns:
         out = dict.fromkeys(RUN_STATES, 0)
         out.update({str(r["state"]): int(r["n"]) for r in rows})
         return out
+
+    def tenants(self) -> list[str]:
+        """Every tenant with a run recorded, in order."""
+        with self.db.transaction() as t:
+            return [str(r["tenant"]) for r in t.execute(SQL["tenants"]).fetchall()]
 
     def last_in_state(
         self, state: str, *, tenant: str | None = None, pipeline: str | None = None

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import yaml
 
+from onceflow.state import open_store
 from tests.helpers.cli import run_cli
 from tests.helpers.schedule import make_project
 
@@ -91,6 +93,23 @@ def test_backfill_twice_then_up_until_idle_then_status(tmp_path: Path) -> None:
         and "last success: sched/backfill 2025-01-04" in status.stdout
     )
     assert "next run: sched/nightly" in status.stdout
+    # the queue line shows what the docs promise: completed and failed jobs, and waits
+    (queue,) = [line for line in status.stdout.splitlines() if "queue:" in line]
+    assert "0 queued (0 due), 0 running, 3 completed, 0 failed" in queue
+    assert "waiting now: none" in queue
+    assert re.search(r"waited before start: avg \d+\.\ds, max \d+\.\ds", queue), queue
+
+
+def test_status_of_a_mistyped_tenant_is_refused_naming_the_known_ones(tmp_path: Path) -> None:
+    config = str(_project(tmp_path, tenant="acme"))
+    status = run_cli("status", "--tenant", "acmee", "-c", config)
+    assert status.returncode == 2
+    assert status.stdout == "" and status.stderr.count("\n") == 1
+    assert "--tenant 'acmee'" in status.stderr and "known tenants: acme" in status.stderr
+    # a configured tenant before its first run is no typo: zeros, and a queue line
+    fresh = run_cli("status", "--tenant", "acme", "-c", config)
+    assert fresh.returncode == 0, fresh.stderr
+    assert "  queue: 0 queued (0 due), 0 running, 0 completed, 0 failed;" in fresh.stdout
 
 
 def test_backfill_names_the_flag_of_a_bad_date(tmp_path: Path) -> None:
@@ -184,3 +203,47 @@ def test_runs_list_show_cancel_retry_as_an_operator_uses_them(tmp_path: Path) ->
     assert "CANCELLED -> PENDING (reprocess (retry) by hand)" in show.stdout
     unknown = run_cli("runs", "show", "nope", "-c", config)
     assert unknown.returncode != 0 and "not in the state store" in unknown.stderr
+
+
+def test_runs_list_shows_a_cancelled_failure_plainly_as_cancelled(tmp_path: Path) -> None:
+    config = str(_project(tmp_path))
+    assert (
+        run_cli("backfill", "--from", "2025-01-02", "--to", "2025-01-02", "-c", config).returncode
+        == 0
+    )
+    store = open_store(f"sqlite:///{tmp_path / 'state.db'}")
+    (run,) = store.scheduled_runs.find()
+    store.scheduled_runs.transition(run.id, "PENDING", "RUNNING")
+    store.scheduled_runs.transition(
+        run.id,
+        "RUNNING",
+        "FAILED",
+        error="blocked: the earlier window 2025-01-01 failed",
+        values={"error_type": "BlockedRunError", "error_types": '["BlockedRunError"]'},
+    )
+    store.close()
+    before = run_cli("runs", "list", "-c", config)
+    assert "BlockedRunError: blocked: the earlier window" in before.stdout
+
+    assert run_cli("runs", "cancel", run.id, "-c", config).returncode == 0
+    listed = run_cli("runs", "list", "-c", config)
+    (line,) = [x for x in listed.stdout.splitlines() if x.startswith(run.id)]
+    assert "CANCELLED" in line and line.rstrip().endswith("cancelled by hand")
+    assert "BlockedRunError" not in listed.stdout and "None" not in line
+    show = run_cli("runs", "show", run.id, "-c", config)
+    assert "  error:        cancelled by hand" in show.stdout
+    assert "RUNNING -> FAILED - blocked: the earlier window" in show.stdout  # history keeps it
+
+
+def test_status_of_a_scheduled_runs_id_points_at_runs_show(tmp_path: Path) -> None:
+    config = str(_project(tmp_path))
+    assert (
+        run_cli("backfill", "--from", "2025-01-02", "--to", "2025-01-02", "-c", config).returncode
+        == 0
+    )
+    (run,) = json.loads(run_cli("runs", "list", "--json", "-c", config).stdout)
+    status = run_cli("status", "--run-id", run["id"], "-c", config)
+    assert status.returncode == 1 and status.stderr.count("\n") == 1
+    assert f"--run-id {run['id']} is a scheduled run" in status.stderr
+    assert f"`onceflow runs show {run['id']}` shows it" in status.stderr
+    assert "not in the state store" not in status.stderr

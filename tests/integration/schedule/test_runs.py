@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from onceflow import PipelineStateManager
 from onceflow.config import Config
-from onceflow.errors import ConfigError, TransitionError
+from onceflow.errors import ConfigError, StateError, TransitionError
 from onceflow.schedule import (
     Worker,
     backfill,
@@ -21,6 +22,7 @@ from onceflow.schedule import (
 )
 from onceflow.schedule.retry import failures_since_reprocess
 from onceflow.state import Store
+from onceflow.status import reset_state, status_report
 
 NO_RETRY = {"name": "nightly", "cron": "0 2 * * *", "retry": {"max_retries": 0}}
 
@@ -96,6 +98,65 @@ def test_cancel_ends_a_queued_run_and_its_job_and_a_cancelled_run_can_be_retried
     steps = [(h["from_state"], h["to_state"]) for h in detail["history"]]
     assert ("PENDING", "CANCELLED") in steps and ("CANCELLED", "PENDING") in steps
     assert steps[-1] == ("RUNNING", "COMPLETED")
+
+
+def test_cancelling_a_failed_run_clears_the_failures_error_types_and_keeps_them_in_history(
+    store: Store, project: Callable[..., Config], broken: set[str]
+) -> None:
+    config = project(schedules=[NO_RETRY])
+    backfill(config, "2025-01-02", "2025-01-04", store=store)
+    broken.add("2025-01-03")
+    Worker([config], store, poll_seconds=0.05).run(until_idle=True)
+    ids = _by_date(store)
+    blocked = store.scheduled_runs.get(ids["2025-01-04"])
+    assert blocked is not None and blocked.error_type == "BlockedRunError"
+
+    assert cancel_scheduled_run([config], blocked.id, store=store) == "FAILED"
+    run = store.scheduled_runs.get(blocked.id)
+    assert run is not None and run.state == "CANCELLED"
+    assert (run.error, run.error_type, run.error_types) == ("cancelled by hand", None, None)
+    assert run.error_names == ()
+    (listed,) = list_runs([config], state="CANCELLED", store=store)
+    assert listed.error_type is None
+    failure = [h for h in store.scheduled_runs.history(run.id) if h.to_state == "FAILED"]
+    assert failure and "blocked: the earlier window 2025-01-03" in (failure[-1].error or "")
+
+    # a cancel through the seed's transition_state, with no note: no error left at all
+    PipelineStateManager(store).transition_state(ids["2025-01-03"], "FAILED", "CANCELLED")
+    plain = store.scheduled_runs.get(ids["2025-01-03"])
+    assert plain is not None and (plain.error, plain.error_type, plain.error_types) == (
+        None,
+        None,
+        None,
+    )
+
+
+def test_status_of_a_scheduled_runs_id_says_it_is_one_and_points_at_runs_show(
+    store: Store, project: Callable[..., Config]
+) -> None:
+    config = project(schedules=[NO_RETRY])
+    backfill(config, "2025-01-02", "2025-01-02", store=store)
+    (run_id,) = _by_date(store).values()
+    with pytest.raises(StateError) as before:
+        status_report(config, run_id=run_id, store=store)
+    assert str(before.value) == (
+        f"--run-id {run_id} is a scheduled run (sched/backfill, data date 2025-01-02, "
+        f"PENDING), not a pipeline run: `onceflow runs show {run_id}` shows it; its date's "
+        "pipeline run sched_20250102 has not started yet"
+    )
+    Worker([config], store, poll_seconds=0.05).run(until_idle=True)
+    with pytest.raises(StateError) as after:
+        status_report(config, run_id=run_id, store=store)
+    assert str(after.value).endswith(
+        "the pipeline run of its date is sched_20250102 (`onceflow status --date 2025-01-02`)"
+    )
+    assert status_report(config, "2025-01-02", store=store)["run_id"] == "sched_20250102"
+    with pytest.raises(StateError, match="run nosuch is not in the state store"):
+        status_report(config, run_id="nosuch", store=store)
+    # flagging a table of it would make a pipeline run under the scheduled run's id
+    with pytest.raises(StateError, match="is a scheduled run"):
+        reset_state(config, run_id=run_id, table="src.events", store=store)
+    assert store.runs.get(run_id) is None
 
 
 def test_list_shows_the_newest_runs_first_filtered_by_state_schedule_and_date(

@@ -18,7 +18,8 @@ def test_pipeline_state_manager_runs_the_seed_lifecycle(store: Store) -> None:
     states = PipelineStateManager(store)
     run_id = states.create_scheduled_run("acme", "shop", TICK, schedule="nightly")
     assert run_id is not None
-    assert states.create_scheduled_run("acme", "shop", TICK, schedule="nightly") is None
+    # idempotent: a caller retrying the same tick gets the run it recorded
+    assert states.create_scheduled_run("acme", "shop", TICK, schedule="nightly") == run_id
     assert [r.id for r in states.get_yet_to_run_pipelines(TICK)] == [run_id]
     assert states.get_yet_to_run_pipelines(TICK - timedelta(seconds=1)) == []
     states.transition_state(run_id, "SCHEDULED", "PENDING")

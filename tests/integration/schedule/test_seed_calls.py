@@ -4,6 +4,7 @@ stores: what each records in onceflow's state store."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -138,6 +139,90 @@ def test_enqueue_takes_the_seeds_config_dict(store: Store) -> None:
         "tables": ["orders", "customers"],
         "source": {"url": "postgresql://etl:***@db/shop", "password": "***"},
     }
+
+
+def test_create_scheduled_run_twice_for_a_tick_returns_the_same_run_for_the_seeds_pattern(
+    store: Store,
+) -> None:
+    state_manager = PipelineStateManager(store)
+    run_id = state_manager.create_scheduled_run("acme", "shop", TICK)
+    state_manager.transition_state(run_id, "SCHEDULED", "PENDING")
+    # the caller timed out and retries its whole step: same run, in the state it reached
+    again = state_manager.create_scheduled_run("acme", "shop", TICK)
+    assert again == run_id
+    assert state_manager.get_run_status(again)["state"] == "PENDING"
+    assert len(store.scheduled_runs.find(pipeline="shop")) == 1
+    history = store.scheduled_runs.history(run_id)
+    assert [h.to_state for h in history] == ["SCHEDULED", "PENDING"]
+
+
+def test_create_scheduled_run_refuses_a_tick_recorded_for_another_tenant_or_date(
+    store: Store,
+) -> None:
+    state_manager = PipelineStateManager(store)
+    run_id = state_manager.create_scheduled_run("acme", "shop", TICK)
+    with pytest.raises(ConfigError, match=f"already recorded \\(run {run_id}\\) for tenant acme"):
+        state_manager.create_scheduled_run("zeta", "shop", TICK)
+    with pytest.raises(ConfigError, match=r"data date 2025-01-09; this call asks .* 2025-01-01"):
+        state_manager.create_scheduled_run("acme", "shop", TICK, run_date=date(2025, 1, 1))
+    assert [r.id for r in store.scheduled_runs.find(pipeline="shop")] == [run_id]
+
+
+def test_get_run_status_gives_the_seeds_field_names_beside_onceflows(store: Store) -> None:
+    run_id = running_run(store)
+    status = PipelineStateManager(store).get_run_status(run_id)
+    assert status["run_id"] == status["id"] == run_id
+    assert status["scheduled_time"] == status["tick"] == TICK.isoformat()
+    assert status["tenant_id"] == status["tenant"] == "acme"
+    assert status["status"] == status["state"] == "RUNNING"
+    assert status["created_at"]
+    (record,) = PipelineStateManager(store).get_pipelines_by_state("RUNNING", "acme")
+    assert (record.run_id, record.scheduled_time, record.tenant_id, record.status) == (
+        run_id,
+        TICK.isoformat(),
+        "acme",
+        "RUNNING",
+    )
+
+
+def test_a_dequeued_item_is_read_by_key_under_the_seeds_names(store: Store) -> None:
+    queue_manager = QueueManager(store)
+    config = {"pipeline": "shop_orders", "tables": ["orders"]}
+    queue_id = queue_manager.enqueue("acme_corp", config, priority=3)
+    item = queue_manager.dequeue("worker-001")
+    assert item is not None
+    assert item["priority"] == item.priority == 3
+    assert item["queue_id"] == item.queue_id == item.id == queue_id
+    assert item["status"] == item.status == item.state == "claimed"
+    assert item["created_at"] == item.created_at == item.enqueued_at
+    assert item["tenant_id"] == item["tenant"] == "acme_corp"
+    assert item["worker_id"] == item["worker"] == "worker-001"
+    assert item["config"] == item["payload"] == config
+    assert "queue_id" in item and "nosuch" not in item
+    assert item.get("nosuch", "x") == "x"
+    with pytest.raises(KeyError, match="nosuch"):
+        item["nosuch"]
+    with pytest.raises(KeyError):
+        item["keys"]  # a method is no field
+    assert dict(item)["queue_id"] == queue_id
+    assert dataclasses.replace(item, priority=9).priority == 9  # still a dataclass
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        item.priority = 1  # type: ignore[misc]
+
+
+def test_enqueue_with_the_seeds_row_id_after_a_timeout_queues_one_job(store: Store) -> None:
+    queue_manager = QueueManager(store)
+    config = {"pipeline": "shop_orders", "run_date": "2025-01-09"}
+    row_id = "acme_corp:shop_orders:2025-01-09"
+    queue_id = queue_manager.enqueue("acme_corp", config, priority=5, row_id=row_id)
+    # the client timed out before it saw the id, and enqueues again
+    assert queue_manager.enqueue("acme_corp", config, priority=5, row_id=row_id) == queue_id
+    assert queue_manager.enqueue("acme_corp", config, idempotency_key=row_id) == queue_id
+    assert queue_manager.get_queue_length("acme_corp") == 1
+    item = queue_manager.dequeue("worker-001")
+    assert item is not None and item["row_id"] == item.idempotency_key == row_id
+    with pytest.raises(TypeError, match="row_id is the seed's name of idempotency_key"):
+        queue_manager.enqueue("acme_corp", config, row_id="a", idempotency_key="b")
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from onceflow.errors import StateError
-from onceflow.state import RunSpec, Store, open_store
+from onceflow.state import JobSpec, RunSpec, Store, open_store
 from onceflow.state.migrations import LATEST_VERSION, MIGRATIONS
 from tests.helpers.state import fresh_store_url
 
@@ -74,6 +74,30 @@ def test_version_6_keeps_runs_recorded_before_it_and_records_duration_after(
     new.scheduled_runs.transition(run_id, "RUNNING", "COMPLETED", values={"duration_seconds": 3.0})
     done = new.scheduled_runs.get(run_id)
     assert done is not None and (done.duration_seconds, done.pipeline_logging_id) == (3.0, "log-1")
+    new.close()
+
+
+def test_version_8_keeps_jobs_queued_before_it_and_keys_enqueues_after(
+    request: pytest.FixtureRequest, tmp_path: Path, backend: str
+) -> None:
+    url = fresh_store_url(request, tmp_path, backend)
+    old = open_store(url, migrate=False)
+    assert old.migrate(target=7) == 7
+    with old.transaction() as tx:
+        for _ in range(2):
+            tx.execute(
+                "INSERT INTO jobs (pipeline, tenant, priority, state, enqueued_at, run_after) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                ("p", "acme", 5, "queued", 1.0, 1.0),
+            )
+    old.close()
+    new = open_store(url)
+    assert new.schema_version() == LATEST_VERSION
+    assert new.queue.length() == 2  # jobs without a key are left out of the key's index
+    assert {j.idempotency_key for j in new.queue.claim("w", limit=2)} == {None}
+    spec = JobSpec(pipeline="p", tenant="acme", idempotency_key="k")
+    assert new.queue.enqueue(spec) == new.queue.enqueue(spec)
+    assert new.queue.length() == 1
     new.close()
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import nullcontext
 
 import pytest
 
-from onceflow.errors import LeaseLostError
+from onceflow.errors import ConfigError, LeaseLostError
 from onceflow.state import JobSpec, Store
 
 
@@ -151,6 +152,15 @@ def test_length_and_status_per_tenant(store: Store) -> None:
     assert job.tenant == "acme"
 
 
+def test_tenants_lists_each_tenant_with_a_job_once(store: Store) -> None:
+    assert store.queue.tenants() == []
+    for tenant in ("zeta", "acme", "zeta"):
+        store.queue.enqueue(JobSpec(pipeline="p", tenant=tenant))
+    (job,) = store.queue.claim("w", limit=1)
+    store.queue.complete(job.id, job.token or "")  # a finished job still counts
+    assert store.queue.tenants() == ["acme", "zeta"]
+
+
 def test_one_live_job_per_scheduled_run(store: Store) -> None:
     store.queue.enqueue(JobSpec(pipeline="p", run_id="r1"))
     with pytest.raises(Exception, match=r"(?i)unique|duplicate"):
@@ -216,3 +226,115 @@ def test_a_batch_with_a_lost_lease_completes_nothing_and_claims_nothing(store: S
         store.queue.complete_many([a])
     done = store.queue.get(a.id)
     assert done is not None and done.state == "claimed" and done.worker == "other"
+
+
+# --- idempotent enqueues ---------------------------------------------------------------
+
+
+def test_a_second_enqueue_with_a_key_returns_the_first_job_and_queues_nothing(
+    store: Store,
+) -> None:
+    spec = JobSpec(pipeline="p", payload={"n": 1}, tenant="acme", idempotency_key="k-1")
+    first = store.queue.enqueue(spec)
+    assert store.queue.enqueue(spec) == first
+    assert store.queue.length() == 1
+    job = store.queue.get(first)
+    assert job is not None and job.idempotency_key == job.row_id == "k-1"
+
+
+def test_a_key_keeps_naming_its_job_after_the_job_ran(store: Store) -> None:
+    spec = JobSpec(pipeline="p", tenant="acme", idempotency_key="k-1")
+    first = store.queue.enqueue(spec)
+    (job,) = store.queue.claim("w")
+    store.queue.complete(job.id, job.token or "")
+    # the client's retry arrives after a worker already ran the job: still one job
+    assert store.queue.enqueue(spec) == first
+    assert store.queue.length() == 0
+    assert store.queue.claim("w") == []
+
+
+def test_keys_are_per_tenant_and_jobs_without_a_key_are_never_merged(store: Store) -> None:
+    a = store.queue.enqueue(JobSpec(pipeline="p", tenant="acme", idempotency_key="2025-01-10"))
+    b = store.queue.enqueue(JobSpec(pipeline="p", tenant="zeta", idempotency_key="2025-01-10"))
+    c = store.queue.enqueue(JobSpec(pipeline="p", tenant="acme"))
+    d = store.queue.enqueue(JobSpec(pipeline="p", tenant="acme"))
+    assert len({a, b, c, d}) == 4 and store.queue.length() == 4
+
+
+def test_a_key_reused_for_another_job_is_refused_and_nothing_is_queued(store: Store) -> None:
+    first = store.queue.enqueue(JobSpec(pipeline="p", payload={"n": 1}, idempotency_key="k"))
+    for other in (
+        JobSpec(pipeline="q", payload={"n": 1}, idempotency_key="k"),
+        JobSpec(pipeline="p", payload={"n": 2}, idempotency_key="k"),
+        JobSpec(pipeline="p", payload={"n": 1}, priority=1, idempotency_key="k"),
+    ):
+        with pytest.raises(ConfigError, match=f"'k' of tenant default was used by job {first}"):
+            store.queue.enqueue(other)
+    assert store.queue.length() == 1
+
+
+def test_a_bad_key_is_refused_before_any_sql(store: Store) -> None:
+    with pytest.raises(ValueError, match="idempotency_key must be non-empty text"):
+        JobSpec(pipeline="p", idempotency_key=" ")
+    with pytest.raises(ValueError, match="256 characters long; at most 255"):
+        JobSpec(pipeline="p", idempotency_key="k" * 256)
+    with pytest.raises(ValueError, match="enqueue them with enqueue"):
+        store.queue.enqueue_many([JobSpec(pipeline="p", idempotency_key="k")])
+    assert store.queue.length() == 0
+
+
+def test_concurrent_enqueues_of_one_key_make_one_job(store: Store) -> None:
+    spec = JobSpec(pipeline="p", payload={"n": 1}, tenant="acme", idempotency_key="k-1")
+    ids: list[int] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(8)
+
+    def client() -> None:
+        try:
+            start.wait()
+            ids.append(store.queue.enqueue(spec))
+        except BaseException as error:  # a thread's error is reported by the asserts
+            errors.append(error)
+        finally:
+            store.close()
+
+    threads = [threading.Thread(target=client) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(ids) == 8 and len(set(ids)) == 1
+    assert store.queue.length() == 1
+
+
+@pytest.mark.parametrize("outcome", ["commit", "rollback"])
+def test_an_enqueue_racing_an_uncommitted_one_of_its_key_waits_for_its_outcome(
+    store: Store, outcome: str
+) -> None:
+    spec = JobSpec(pipeline="p", tenant="acme", idempotency_key="k-1")
+    second: list[int] = []
+    inserted = threading.Event()
+
+    def racer() -> None:
+        inserted.wait()
+        second.append(store.queue.enqueue(spec))  # blocks until the first one ends
+        store.close()
+
+    thread = threading.Thread(target=racer)
+    thread.start()
+    failing = pytest.raises(RuntimeError) if outcome == "rollback" else nullcontext()
+    with failing, store.transaction() as tx:
+        first = store.queue.enqueue(spec, tx=tx)
+        inserted.set()
+        time.sleep(0.3)  # the racer's insert is waiting on this transaction now
+        assert not second
+        if outcome == "rollback":
+            raise RuntimeError("the first client's transaction fails")
+    thread.join()
+    (job,) = [j for j in [store.queue.get(second[0])] if j is not None]
+    assert store.queue.length() == 1
+    if outcome == "commit":
+        assert second == [first]
+    else:  # the first job never existed: the racer's enqueue made the only one
+        assert job.idempotency_key == "k-1"

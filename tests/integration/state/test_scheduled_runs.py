@@ -181,6 +181,7 @@ def test_counts_last_success_and_failure_per_tenant(store: Store) -> None:
     last_ok = runs.last_in_state("COMPLETED", tenant="acme")
     assert last_ok is not None and last_ok.id == ids[0]
     assert runs.last_in_state("FAILED", tenant="zeta") is None
+    assert runs.tenants() == ["acme", "zeta"]
 
 
 def test_earlier_unfinished_runs_of_the_same_schedule(store: Store) -> None:
