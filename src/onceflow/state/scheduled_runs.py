@@ -367,6 +367,10 @@ class ScheduledRuns:
         check_transition(run_id, from_state, to_state)
         at = now_iso()
         sets = {"state": to_state, "updated_at": at, **(values or {})}
+        if to_state == COMPLETED:
+            # a run that completed after a failed attempt is not in error: the failure
+            # stays in its history, not on the run (runs list, status --tenant)
+            sets = {"error": None, "error_type": None, "error_types": None, **sets}
         unknown = set(sets) - _SETTABLE - {"state", "updated_at"}
         if unknown:
             raise ValueError(f"cannot set {sorted(unknown)} in a transition")

@@ -196,3 +196,22 @@ def test_a_failed_tables_error_names_its_table_once(
     assert run.error is not None and run.error.startswith("src.events: ")
     assert run.error.count("src.events") == 1, run.error
     assert report.failures[0].count("src.events") == 1
+
+
+def test_a_run_that_completes_after_a_failed_attempt_keeps_the_failure_in_its_history_only(
+    store: Store, project: Callable[..., Config], broken: set[str]
+) -> None:
+    config = project(schedules=[NO_RETRY])
+    backfill(config, "2025-01-02", "2025-01-02", store=store)
+    broken.add("2025-01-02")
+    Worker([config], store, poll_seconds=0.05).run(until_idle=True)
+    (run_id,) = _by_date(store).values()
+    broken.clear()
+    retry_run([config], run_id, store=store)
+    Worker([config], store, poll_seconds=0.05).run(until_idle=True)
+    run = store.scheduled_runs.get(run_id)
+    assert run is not None and run.state == "COMPLETED"
+    assert (run.error, run.error_type, run.error_names) == (None, None, ())
+    assert any(
+        h.error and "broken by the test" in h.error for h in store.scheduled_runs.history(run_id)
+    )
