@@ -4,7 +4,8 @@ The public face. `Pipeline` has one method per CLI command; `load_config` reads 
 onceflow.yml; `open_store` opens a state store; the schedule step's parts (`Scheduler`,
 `Worker`, the seed's `PipelineStateManager`, `QueueManager`, `ScheduleCalculator`,
 `RetryManager` with `RetryPolicy`; functions in `onceflow.schedule`); `Validator`
-validates data against rules and returns a `ValidationReport`; the errors are the one
+validates data against rules and returns a `ValidationReport` (`DataValidator` is its
+seed name); the errors are the one
 hierarchy every command raises. Names are imported on first use, so `import onceflow`
 (and the CLI) starts without loading Arrow, Delta Lake or any database driver.
 """
@@ -42,11 +43,12 @@ if TYPE_CHECKING:
         Worker,
     )
     from onceflow.state import open_store
-    from onceflow.validate import ValidationReport, Validator
+    from onceflow.validate import DataValidator, ValidationReport, Validator
 
 _WHERE = {
     "Config": "onceflow.config",
     "ConfigError": "onceflow.errors",
+    "DataValidator": "onceflow.validate",
     "ExtractError": "onceflow.errors",
     "GateError": "onceflow.errors",
     "LeaseLostError": "onceflow.errors",
@@ -75,6 +77,7 @@ _WHERE = {
 __all__ = [
     "Config",
     "ConfigError",
+    "DataValidator",
     "ExtractError",
     "GateError",
     "LeaseLostError",

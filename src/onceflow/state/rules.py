@@ -250,14 +250,22 @@ class Rules:
             )
 
     def validations(
-        self, pipeline: str, table_key: str | None = None, limit: int = 50
+        self,
+        pipeline: str,
+        table_key: str | None = None,
+        limit: int = 50,
+        *,
+        stage: str | None = None,
     ) -> list[ValidationRecord]:
-        """The most recent validations first (of one table, or all)."""
+        """The most recent validations first (of one table, or all; of one stage, or all)."""
         sql = "SELECT * FROM validations WHERE pipeline = ?"
         params: list[Any] = [pipeline]
         if table_key is not None:
             sql += " AND table_key = ?"
             params.append(table_key)
+        if stage is not None:
+            sql += " AND stage = ?"
+            params.append(stage)
         sql += " ORDER BY started_at DESC LIMIT ?"
         with self.db.transaction() as tx:
             return rows_as(ValidationRecord, tx.execute(sql, (*params, limit)).fetchall())
