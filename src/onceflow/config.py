@@ -222,6 +222,19 @@ class ScheduleRetryConfig(_Model):
         None, validation_alias=AliasChoices("retry_on", "retry_on_errors")
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _one_spelling(cls, data: Any) -> Any:
+        # pydantic takes one alias and calls the other an unknown field ("check its
+        # spelling"), which it is not. Refused even with equal values, as
+        # RetryPolicy(retry_on=..., retry_on_errors=...) is: one setting, one place.
+        if isinstance(data, Mapping) and "retry_on" in data and "retry_on_errors" in data:
+            raise ValueError(
+                "retry_on_errors and retry_on are both given: they are two spellings of "
+                "the same setting (retry_on_errors is the seed's); keep one of them"
+            )
+        return data
+
     @field_validator("max_retries", mode="before")
     @classmethod
     def _retries(cls, value: Any) -> Any:
