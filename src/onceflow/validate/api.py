@@ -39,6 +39,7 @@ from onceflow.validate.runner import (
     rule_hash,
     still_valid,
 )
+from onceflow.validate.seed_state import note_seed_state_file
 from onceflow.validate.sources import load_sources
 from onceflow.windows import make_run_id, parse_run_date, window_for
 
@@ -180,6 +181,8 @@ class Validator:
             state = config.state_url
         self.store = _store_of(state)
         self.references = _References(config, references)
+        if config is not None and self.store is not None:
+            note_seed_state_file(config.seed_state_file, self.store, self.settings.pipeline)
 
     def _table(self, name: str) -> tuple[str, list[AnyRule], TableConfig | None]:
         """(key, rules, configured table) of a table with rules here: a configured table
