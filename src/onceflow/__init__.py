@@ -6,7 +6,8 @@ onceflow.yml; `open_store` opens a state store; the schedule step's parts (`Sche
 `RetryManager` with `RetryPolicy`; functions in `onceflow.schedule`); the extractor's and
 loader's seed classes (`DataExtractor`, `DatabricksDataExtractor`, `StatefulDataExtractor`,
 `StatefulDatabricksDataExtractor`, `DataProcessor`: thin adapters over Pipeline); `Validator`
-validates data against rules and returns a `ValidationReport`; the errors are the one
+validates data against rules and returns a `ValidationReport` (`DataValidator` is its
+seed name); the errors are the one
 hierarchy every command raises. Names are imported on first use, so `import onceflow`
 (and the CLI) starts without loading Arrow, Delta Lake or any database driver.
 """
@@ -51,7 +52,7 @@ if TYPE_CHECKING:
         StatefulDataExtractor,
     )
     from onceflow.state import open_store
-    from onceflow.validate import ValidationReport, Validator
+    from onceflow.validate import DataValidator, ValidationReport, Validator
 
 _WHERE = {
     "Config": "onceflow.config",
@@ -59,6 +60,7 @@ _WHERE = {
     "DataExtractor": "onceflow.seeds",
     "DataProcessor": "onceflow.seeds",
     "DatabricksDataExtractor": "onceflow.seeds",
+    "DataValidator": "onceflow.validate",
     "ExtractError": "onceflow.errors",
     "GateError": "onceflow.errors",
     "LeaseLostError": "onceflow.errors",
@@ -91,6 +93,7 @@ __all__ = [
     "ConfigError",
     "DataExtractor",
     "DataProcessor",
+    "DataValidator",
     "DatabricksDataExtractor",
     "ExtractError",
     "GateError",

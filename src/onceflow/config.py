@@ -18,6 +18,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
@@ -222,6 +223,19 @@ class ScheduleRetryConfig(_Model):
         None, validation_alias=AliasChoices("retry_on", "retry_on_errors")
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _one_spelling(cls, data: Any) -> Any:
+        # pydantic takes one alias and calls the other an unknown field ("check its
+        # spelling"), which it is not. Refused even with equal values, as
+        # RetryPolicy(retry_on=..., retry_on_errors=...) is: one setting, one place.
+        if isinstance(data, Mapping) and "retry_on" in data and "retry_on_errors" in data:
+            raise ValueError(
+                "retry_on_errors and retry_on are both given: they are two spellings of "
+                "the same setting (retry_on_errors is the seed's); keep one of them"
+            )
+        return data
+
     @field_validator("max_retries", mode="before")
     @classmethod
     def _retries(cls, value: Any) -> Any:
@@ -414,6 +428,15 @@ class Config(_Model):
     tables: list[TableConfig] = Field(default_factory=list)
     schedules: list[ScheduleConfig] = Field(default_factory=list)
     base_dir: str = Field(".", exclude=True)
+    # the seed validator's JSON state file, when `pipeline: {state_file: x.json}` named
+    # one (the store is x.db beside it): set by config_from_dict, never a key of the file
+    _seed_state_file: str | None = PrivateAttr(None)
+
+    @property
+    def seed_state_file(self) -> str | None:
+        """The seed validator's JSON state file this config named (an absolute path), or
+        None. onceflow never writes it; see onceflow.validate.seed_state."""
+        return self._seed_state_file
 
     @property
     def lock_ttl_seconds(self) -> float:
@@ -570,6 +593,7 @@ class _Normalizer:
     def __init__(self, origin: str) -> None:
         self.origin = origin
         self.renames: dict[str, str] = {}
+        self.seed_state_file: str | None = None  # `pipeline.state_file` when it is JSON
 
     def fail(self, field: str, message: str) -> ConfigError:
         return ConfigError(f"{self.origin}: {field}: {message}", field=field)
@@ -685,6 +709,8 @@ class _Normalizer:
             # the seed's file is JSON; onceflow's store is SQLite: never open (or overwrite)
             # an old JSON state file as a database
             root, ext = os.path.splitext(path)
+            if ext.lower() == ".json":
+                self.seed_state_file = path
             self.state(top, root + ".db" if ext.lower() == ".json" else path, "pipeline.state_file")
 
     def state(self, top: dict[str, Any], path: str, seed: str) -> None:
@@ -737,6 +763,12 @@ def normalize_seed_keys(
     values, a bad value that pydantic would not name under the seed's spelling, or a seed
     key onceflow has no place for.
     """
+    top, norm = _normalized(data, origin)
+    return top, norm.renames
+
+
+def _normalized(data: dict[str, Any], origin: str) -> tuple[dict[str, Any], _Normalizer]:
+    """`normalize_seed_keys`, with the normalizer (what it found besides the renames)."""
     norm = _Normalizer(origin)
     top = dict(data)
     if "version" in top:
@@ -760,7 +792,7 @@ def normalize_seed_keys(
         ]
     if "retry_attempts" in top:
         norm.retry_attempts(top, top.pop("retry_attempts"))
-    return top, norm.renames
+    return top, norm
 
 
 def seed_spelling(field: str, renames: Mapping[str, str]) -> str:
@@ -889,7 +921,8 @@ def config_from_dict(
     data = _interpolate(data, "")
     # the seeds' spellings (`table_name`, `engine: {type, options}`...) become onceflow's
     # here, so that every step sees one model; `renames` names a bad value as written
-    data, renames = normalize_seed_keys(data, origin)
+    data, norm = _normalized(data, origin)
+    renames = norm.renames
     try:
         config = Config.model_validate({**data, "base_dir": base_dir})
     except ValidationError as error:
@@ -897,6 +930,8 @@ def config_from_dict(
             _format_validation_error(error, origin, data, renames),
             field=seed_spelling(_error_field(error, data), renames),
         ) from None
+    if norm.seed_state_file is not None:
+        config._seed_state_file = config.resolve(norm.seed_state_file)
     for source in config.sources.values():
         register_url(source.url)
     register_url(config.state)

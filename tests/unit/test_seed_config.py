@@ -409,3 +409,19 @@ def test_the_seed_validators_config_is_rules_by_table_and_a_state_store(
     assert not is_rules_only({"tables": [{"name": "x", "source": "s", "table": "t"}]})
     with pytest.raises(ConfigError, match=r"tables\[0\]\.loads: unknown field; a table named"):
         validation_config({"tables": [{"name": "x", "rules": [], "loads": 1}]}, base_dir="/")
+
+
+@pytest.mark.parametrize(
+    "errors", [["TimeoutError"], ["ConnectionError"]], ids=["equal", "different"]
+)
+def test_both_spellings_of_retry_on_are_one_setting_given_twice(errors: list[str]) -> None:
+    retry = {"retry_on_errors": ["TimeoutError"], "retry_on": errors}
+    schedule = {"name": "nightly", "cron": "0 2 * * *", "retry": retry}
+    with pytest.raises(ConfigError) as refused:
+        config_from_dict({"schedules": [schedule]}, origin="onceflow.yml")
+    assert str(refused.value) == (
+        "onceflow.yml: schedules[nightly].retry: retry_on_errors and retry_on are both "
+        "given: they are two spellings of the same setting (retry_on_errors is the "
+        "seed's); keep one of them"
+    )
+    assert refused.value.field == "schedules[nightly].retry" and refused.value.exit_code == 2

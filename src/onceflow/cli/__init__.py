@@ -176,6 +176,18 @@ def run() -> NoReturn:
     exit_now(main())
 
 
+def validator_job_main(argv: Sequence[str] | None = None) -> int:
+    """The seed validator's job, `data-validator-job --config config.yaml --sources
+    sources.yaml --output report.json [--no-resume]`: exactly `onceflow validate` with
+    the same arguments (its flags are the seed's); returns the exit code."""
+    return main(["validate", *(sys.argv[1:] if argv is None else argv)])
+
+
+def run_validator_job() -> NoReturn:
+    """The `data-validator-job` program (the seed's name of `onceflow validate`)."""
+    exit_now(validator_job_main())
+
+
 def exit_now(code: int) -> NoReturn:
     """Exit with `code`, skipping the interpreter's teardown.
 
@@ -196,4 +208,12 @@ def exit_now(code: int) -> NoReturn:
     os._exit(code)
 
 
-__all__ = ["COMMAND_MODULES", "app", "exit_now", "main", "run"]
+__all__ = [
+    "COMMAND_MODULES",
+    "app",
+    "exit_now",
+    "main",
+    "run",
+    "run_validator_job",
+    "validator_job_main",
+]

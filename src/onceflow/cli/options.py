@@ -171,11 +171,38 @@ def _refuse_rules_only(config: Path | None) -> None:
         return
     if is_rules_only(data):
         raise ConfigError(
-            f"{origin} gives rules only (the seed validator's config): it has no runs or "
-            f"loads to show or reset. Run `onceflow validate --config {origin} --sources "
-            "FILE`; forget stored results in Python with Validator(path).reset_state(), "
-            "reset_table_state(table) or reset_rule_state(table, rule)"
+            f"{origin} gives rules only (the seed validator's config): it has no runs, "
+            f"loads or locks. Run `onceflow validate --config {origin} --sources FILE`; "
+            f"`onceflow status --config {origin}` shows its validations and `onceflow "
+            f"reset-state --config {origin} --validation [--table T] [--rule R]` forgets "
+            "their stored results"
         ) from None
+
+
+def rules_only_validator(
+    config: Path | None, state: str | None = None, name: str | None = None
+) -> Any | None:
+    """The Validator of a rules-only config (the seed validator's `config.yaml`: tables
+    named by `name:` with rules, no sources) given by --config or ./onceflow.yml, for the
+    commands that apply to it (`status`, `reset-state --validation`); None for any other
+    config, or none. A file that cannot be read is left for `open_pipeline` to report."""
+    from onceflow.config import read_config_file
+    from onceflow.validate.rules_file import is_rules_only
+
+    path = config if config is not None else Path("onceflow.yml")
+    if not path.is_file():
+        return None
+    try:
+        data, _, _ = read_config_file(path)
+    except ConfigError:
+        return None
+    if not is_rules_only(data):
+        return None
+    if state or name:
+        raise ConfigError("--state and --pipeline are for use without a config file")
+    from onceflow.validate import Validator
+
+    return Validator(path)
 
 
 def _require_store(state: str | None) -> None:

@@ -268,20 +268,7 @@ def print_status(report: dict[str, Any]) -> None:
             )
         out.print(loads)
     if report.get("validation"):
-        checks = Table(title="validation (last per table)")
-        for column in ("table", "status", "rules", "data queries", "when", "fingerprint"):
-            checks.add_column(column)
-        for row in report["validation"]:
-            counts = ", ".join(f"{v} {k}" for k, v in row["counts"].items() if v)
-            checks.add_row(
-                row["table"],
-                row["status"],
-                counts,
-                str(row["data_queries"]),
-                str(row["ended_at"] or row["started_at"]),
-                str(row["fingerprint"] or ""),
-            )
-        out.print(checks)
+        out.print(_validation_table(report["validation"]))
     if report["locks"]:
         for lock in report["locks"]:
             state = f"[red]stale: {lock['stale']}[/red]" if lock["stale"] else "held"
@@ -293,6 +280,35 @@ def print_status(report: dict[str, Any]) -> None:
             "[red]window drift:[/red] "
             + ", ".join(d["table_key"] for d in report["window_consistency"]["inconsistent"])
         )
+
+
+def print_validation_status(report: dict[str, Any]) -> None:
+    """`status` of a rules-only config (the seed validator's): each table's latest
+    validation; it has no runs, loads or locks."""
+    out = console()
+    out.print(f"pipeline {report['pipeline']}: rules only (no runs, loads or locks)")
+    out.print(_validation_table(report["validation"]))
+
+
+def _validation_table(rows: list[dict[str, Any]]) -> Any:
+    """Each table's last validation, as a rich table."""
+    from rich.table import Table
+
+    checks = Table(title="validation (last per table)")
+    for column in ("table", "status", "rules", "data queries", "when", "fingerprint"):
+        checks.add_column(column)
+    for row in rows:
+        counts = ", ".join(f"{v} {k}" for k, v in row["counts"].items() if v)
+        queries = row["data_queries"]
+        checks.add_row(
+            row["table"],
+            row["status"],
+            counts,
+            "" if queries is None else str(queries),
+            str(row["ended_at"] or row["started_at"] or ""),
+            str(row["fingerprint"] or ""),
+        )
+    return checks
 
 
 def _print_run(report: dict[str, Any]) -> None:

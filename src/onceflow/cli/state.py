@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
@@ -16,11 +17,13 @@ from onceflow.cli.options import (
     WhichRunIdOpt,
     YesOpt,
     open_pipeline,
+    rules_only_validator,
 )
 from onceflow.cli.render import (
     print_json,
     print_status,
     print_tenant_status,
+    print_validation_status,
     print_windows,
     reset_sentence,
 )
@@ -55,11 +58,40 @@ def status(
         else:
             print_tenant_status(summary)
         return
-    report = open_pipeline(config, state, pipeline_name).status(date, run_id=run_id)
+    report = _status_report(config, state, pipeline_name, date, run_id)
     if as_json:
         print_json(report)
+    elif report.get("rules_only"):
+        print_validation_status(report)
     else:
         print_status(report)
+
+
+def _status_report(
+    config: Path | None,
+    state: str | None,
+    pipeline_name: str | None,
+    date: str | None,
+    run_id: str | None,
+) -> dict[str, Any]:
+    """The pipeline's status report; for a rules-only config (the seed validator's),
+    which has no runs, loads or locks, its tables' validations."""
+    validator = rules_only_validator(config, state, pipeline_name)
+    if validator is None:
+        report: dict[str, Any] = open_pipeline(config, state, pipeline_name).status(
+            date, run_id=run_id
+        )
+        return report
+    if date is not None or run_id is not None:
+        raise ConfigError(
+            f"{config or 'onceflow.yml'} gives rules only: it has no runs for --date or "
+            "--run-id to name"
+        )
+    return {
+        "pipeline": validator.settings.pipeline,
+        "rules_only": True,
+        "validation": validator.validation_status(),
+    }
 
 
 @app.command("validate-windows", rich_help_panel="State")
@@ -123,6 +155,14 @@ def reset_state_cmd(
         raise ConfigError("give one of --failed, --table or --validation")
     if rule and not validation:
         raise ConfigError("--rule goes with --validation --table T")
+    validator = rules_only_validator(config, state, pipeline_name)
+    if validator is not None:
+        result = _reset_rules_only(validator, config, validation, table, rule)
+        if as_json:
+            print_json(result)
+        else:
+            typer.echo(reset_sentence(result))
+        return
     pipeline = open_pipeline(config, state, pipeline_name)
     if not failed and not table and not validation and not yes:
         typer.confirm(
@@ -135,3 +175,26 @@ def reset_state_cmd(
         print_json(result)
     else:
         typer.echo(reset_sentence(result))
+
+
+def _reset_rules_only(
+    validator: Any, config: Path | None, validation: bool, table: str | None, rule: str | None
+) -> dict[str, Any]:
+    """`reset-state --validation [--table T] [--rule R]` of a rules-only config: the
+    Validator's reset_state, reset_table_state or reset_rule_state."""
+    if not validation:
+        raise ConfigError(
+            f"{config or 'onceflow.yml'} gives rules only (the seed validator's config): "
+            "it has no runs or loads to reset; forget its stored rule results with "
+            "--validation [--table T] [--rule R]"
+        )
+    if rule is not None and table is None:
+        raise ConfigError("--rule needs --table (rule names are unique per table)")
+    if table is None:
+        return {"action": "reset_validation", "count": validator.reset_state()}
+    # a rules-only config names its tables by `name:` alone: the name is the key
+    if rule is None:
+        count = validator.reset_table_state(table)
+        return {"action": "reset_validation", "table": table, "count": count}
+    count = validator.reset_rule_state(table, rule)
+    return {"action": "reset_validation", "table": table, "rule": rule, "count": count}

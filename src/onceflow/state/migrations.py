@@ -310,4 +310,24 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        9,
+        "the seed validator's JSON state files seen",
+        [
+            # Its entries carry no data fingerprint, so they are never taken as results:
+            # the validate step reports a file once per content (digest), keeping here
+            # that it did (onceflow.validate.seed_state).
+            """CREATE TABLE seed_state_files (
+                pipeline TEXT NOT NULL,
+                path TEXT NOT NULL,
+                digest TEXT NOT NULL,
+                summary TEXT NOT NULL,
+                seen_at TEXT NOT NULL,
+                PRIMARY KEY (pipeline, path, digest)
+            )""",
+        ],
+    )
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -7,6 +7,8 @@
                    a grown Delta table merges (source_id = table id, source_version).
     validations    one row per validation of a table: when, on what, how it ended.
     rule_history   each rule's outcome and pass rate per validation (the HTML report's chart).
+    seed_state_files  the seed validator's JSON state files seen, one row per content: so
+                   that what one held is reported once (its entries are never results).
 
 Results are JSON text written by the validate step; this repository never interprets them.
 """
@@ -130,7 +132,7 @@ class HistoryRecord:
 
 
 class Rules:
-    """The `rule_results`, `validations` and `rule_history` tables."""
+    """The `rule_results`, `validations`, `rule_history` and `seed_state_files` tables."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -250,14 +252,22 @@ class Rules:
             )
 
     def validations(
-        self, pipeline: str, table_key: str | None = None, limit: int = 50
+        self,
+        pipeline: str,
+        table_key: str | None = None,
+        limit: int = 50,
+        *,
+        stage: str | None = None,
     ) -> list[ValidationRecord]:
-        """The most recent validations first (of one table, or all)."""
+        """The most recent validations first (of one table, or all; of one stage, or all)."""
         sql = "SELECT * FROM validations WHERE pipeline = ?"
         params: list[Any] = [pipeline]
         if table_key is not None:
             sql += " AND table_key = ?"
             params.append(table_key)
+        if stage is not None:
+            sql += " AND stage = ?"
+            params.append(stage)
         sql += " ORDER BY started_at DESC LIMIT ?"
         with self.db.transaction() as tx:
             return rows_as(ValidationRecord, tx.execute(sql, (*params, limit)).fetchall())
@@ -345,6 +355,19 @@ class Rules:
                     params,
                 )
             return removed
+
+    def note_seed_file(self, pipeline: str, path: str, digest: str, summary: str) -> bool:
+        """Record that the seed's state file at `path`, with this content digest, was
+        seen; True only for the first caller (the one to report it), even concurrently."""
+        with self.db.transaction() as tx:
+            return (
+                tx.execute(
+                    "INSERT INTO seed_state_files (pipeline, path, digest, summary, seen_at) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (pipeline, path, digest) DO NOTHING",
+                    (pipeline, path, digest, summary, now_iso()),
+                ).rowcount
+                == 1
+            )
 
     def counts(self, pipeline: str) -> dict[str, int]:
         """Stored results per outcome."""

@@ -1,11 +1,14 @@
 """Validate: declarative data-quality rules, one fused scan per table, cached and resumable.
 
-`validate(config, run_date)` checks the configured tables; `Validator` validates any data;
-`Gate` is the loader's pre-load hook. See docs/validate.md for the semantics.
+`validate(config, run_date)` checks the configured tables; `Validator` validates any data
+(`DataValidator` is its seed name, `ValidationState` its seed `_state`); `Gate` is the
+loader's pre-load hook. See docs/validate.md for the semantics.
 """
 
 from onceflow.validate.api import (
+    DataValidator,
     Gate,
+    ValidationState,
     Validator,
     quarantine_location,
     reset_validation_state,
@@ -25,10 +28,12 @@ from onceflow.validate.rules_file import load_validation_config
 __all__ = [
     "OUTCOMES",
     "SCHEMA_PATH",
+    "DataValidator",
     "Gate",
     "RuleResult",
     "TableReport",
     "ValidationReport",
+    "ValidationState",
     "Validator",
     "load_validation_config",
     "quarantine_location",

@@ -39,6 +39,7 @@ from onceflow.validate.runner import (
     rule_hash,
     still_valid,
 )
+from onceflow.validate.seed_state import note_seed_state_file
 from onceflow.validate.sources import load_sources
 from onceflow.windows import make_run_id, parse_run_date, window_for
 
@@ -180,18 +181,35 @@ class Validator:
             state = config.state_url
         self.store = _store_of(state)
         self.references = _References(config, references)
+        if config is not None and self.store is not None:
+            note_seed_state_file(config.seed_state_file, self.store, self.settings.pipeline)
 
     def _table(self, name: str) -> tuple[str, list[AnyRule], TableConfig | None]:
+        """(key, rules, configured table) of a table with rules here: a configured table
+        by key or name, or a table given its rules by name (a rules-only config's);
+        ConfigError listing them all otherwise."""
         if name in self.rules:
             table = None
             if self.config is not None:
                 table = next((t for t in self.config.tables if t.key == name), None)
             return name, self.rules[name], table
-        if self.config is not None:
-            table = self.config.table(name)
+        if self.config is not None and any(
+            name in (t.key, t.display_name) for t in self.config.tables
+        ):
+            table = self.config.table(name)  # ambiguous: ConfigError naming the tables
             return table.key, self.rules[table.key], table
         known = ", ".join(self.rules) or "none"
-        raise ConfigError(f"table {name!r} has no rules here (tables: {known})")
+        problem = "is not in the config" if self.config is not None else "has no rules here"
+        raise ConfigError(f"table {name!r} {problem}; tables: {known}")
+
+    def _rule(self, table: str, rule: str) -> tuple[str, AnyRule, TableConfig | None]:
+        """A table's rule by name; ConfigError naming the table's rules otherwise."""
+        key, rules, configured = self._table(table)
+        found = next((r for r in rules if r.name == rule), None)
+        if found is None:
+            known = ", ".join(r.name for r in rules) or "none"
+            raise ConfigError(f"table {key}: no rule {rule!r} (rules: {known})")
+        return key, found, configured
 
     def validate_table(
         self,
@@ -209,7 +227,8 @@ class Validator:
         report = ValidationReport(self.settings.pipeline, started_at=now_iso())
         chosen = [r for r in rules if r.stage == stage]
         try:
-            source = resolve_input(data)
+            # without a store nothing is cached: data in memory need not be hashed
+            source = resolve_input(data, hashed=self.store is not None)
         except OnceflowError as error:
             label = str(data) if isinstance(data, str | Path) else type(data).__name__
             report.tables.append(_error_report(key, label, chosen, redact(str(error))))
@@ -296,51 +315,76 @@ class Validator:
         return staged
 
     def is_rule_completed(self, table: str, rule: str, data: Any = None) -> bool:
-        """Whether the state store holds `rule`'s result on this data (the configured
-        table's when `data` is None), so the next validation takes it from there."""
-        key, rules, configured = self._table(table)
-        found = next((r for r in rules if r.name == rule), None)
-        if found is None:
-            known = ", ".join(r.name for r in rules) or "none"
-            raise ConfigError(f"table {key}: no rule {rule!r} (rules: {known})")
+        """Whether the state store holds `rule`'s result on the table's data, so that the
+        next validation of that data takes it from there instead of running it.
+
+        Which data: `data` when given (a path, or data in memory, by its fingerprint); else
+        a configured table's Delta table as it is now; else (a table of a rules-only
+        config, or rules given in Python: onceflow does not know where its data is) the
+        data of the table's latest validation: True when that validation recorded the
+        rule's result (the same rule definition; a failing result is a result), False
+        when the table was never validated, when the rule was not reached or could not
+        be judged for a reason that may pass (it runs again), or after a reset.
+        """
+        key, found, configured = self._rule(table, rule)
         if found.stage == "pre_load":
             raise ConfigError(
                 f"table {key}, rule {rule!r}: a pre-load rule runs on each extracted file "
                 "in the loader; its results are kept per file, not per table"
             )
-        if data is None and (configured is None or self.config is None):
-            raise ConfigError(
-                f"table {key}: it has rules but no configured Delta table (a rules-only "
-                "config, or rules given in Python); give the data: "
-                f"is_rule_completed({key!r}, {rule!r}, data)"
-            )
         if self.store is None:
             return False
-        if data is None:
-            assert configured is not None and self.config is not None
+        if data is not None:
+            fingerprint = resolve_input(data).fingerprint
+        elif configured is not None and self.config is not None:
             run_id = _latest_run(self.config, self.store, [configured])
             try:
-                source = _table_input(self.config, configured, self.store, run_id)
+                fingerprint = _table_input(self.config, configured, self.store, run_id).fingerprint
             except ValidateError:  # nothing to read (no table yet, no run): nothing done
                 return False
         else:
-            source = resolve_input(data)
-        if source.fingerprint is None:  # data in memory is never cached
+            latest = self.store.rules.validations(
+                self.settings.pipeline, key, limit=1, stage="post_load"
+            )
+            fingerprint = latest[0].fingerprint if latest else None
+        if fingerprint is None:  # a dataset or batch reader in memory: never cached
             return False
         stored = self.store.rules.get(
-            self.settings.pipeline, key, rule, rule_hash(found, self.settings), source.fingerprint
+            self.settings.pipeline, key, rule, rule_hash(found, self.settings), fingerprint
         )
         return stored is not None and still_valid(
             found, stored, lambda name: reference_fingerprint(self.references, name)
         )
 
+    @property
+    def _state(self) -> ValidationState:
+        """The seed's `validator._state`: this validator's stored state (see
+        ValidationState)."""
+        return ValidationState(self)
+
+    def validation_status(self) -> list[dict[str, Any]]:
+        """Each table with rules here and its latest validation (`onceflow status` of a
+        rules-only config): when, on what data, status, outcome counts; a table never
+        validated has status `never validated` and None elsewhere."""
+        last: dict[str, dict[str, Any]] = {}
+        if self.store is not None:
+            last = {r["table"]: r for r in _status_rows(self.store, self.settings.pipeline)}
+        rows = [last.pop(key) if key in last else _never_validated(key) for key in self.rules]
+        return rows + list(last.values())  # tables validated once, whose rules are gone
+
     def reset_rule_state(self, table: str, rule: str) -> int:
-        """Forget one rule's stored results (it runs again next time)."""
-        return self._reset(table, rule)
+        """Forget one rule's stored results (it runs again next time); ConfigError for a
+        table or rule that is not here, as `onceflow reset-state --rule` says (a
+        validator given no rules at all takes the names as they are)."""
+        if not self.rules:
+            return self._reset(table, rule)
+        key, _, _ = self._rule(table, rule)
+        return self._reset(key, rule)
 
     def reset_table_state(self, table: str) -> int:
-        """Forget a table's stored results, validations and history."""
-        return self._reset(table, None)
+        """Forget a table's stored results, validations and history; ConfigError for a
+        table that is not here (a validator given no rules takes the name as it is)."""
+        return self._reset(self._table(table)[0] if self.rules else table, None)
 
     def reset_state(self) -> int:
         """Forget every stored result, validation and history of the pipeline."""
@@ -348,11 +392,53 @@ class Validator:
             return 0
         return self.store.rules.reset(self.settings.pipeline)
 
-    def _reset(self, table: str, rule: str | None) -> int:
+    def _reset(self, key: str, rule: str | None) -> int:
         if self.store is None:
             return 0
-        key = self._table(table)[0] if (table in self.rules or self.config) else table
         return self.store.rules.reset(self.settings.pipeline, key, rule)
+
+
+#: The seed validator's name of `Validator` (seed 003: `DataValidator("config.yaml")`):
+#: the same class under a second name, as the Pipeline's seed method names are.
+DataValidator = Validator
+
+
+class ValidationState:
+    """The seed's `validator._state`: the validator's stored state, answering the seed's
+    state calls. Nothing is kept here: each call asks the state store through the
+    validator, so the answer is the same as the validator's own method's."""
+
+    def __init__(self, validator: Validator) -> None:
+        self.validator = validator
+
+    def is_rule_completed(self, table: str, rule: str, data: Any = None) -> bool:
+        """`Validator.is_rule_completed`."""
+        return self.validator.is_rule_completed(table, rule, data)
+
+    def reset_rule_state(self, table: str, rule: str) -> int:
+        """`Validator.reset_rule_state`."""
+        return self.validator.reset_rule_state(table, rule)
+
+    def reset_table_state(self, table: str) -> int:
+        """`Validator.reset_table_state`."""
+        return self.validator.reset_table_state(table)
+
+    def reset_state(self) -> int:
+        """`Validator.reset_state`."""
+        return self.validator.reset_state()
+
+
+def _never_validated(key: str) -> dict[str, Any]:
+    return {
+        "table": key,
+        "status": "never validated",
+        "counts": {},
+        "started_at": None,
+        "ended_at": None,
+        "fingerprint": None,
+        "run_id": None,
+        "data_queries": None,
+    }
 
 
 def _run_batches(config: Config, table: TableConfig, store: Store, run_id: str) -> tuple[str, ...]:
@@ -728,9 +814,12 @@ class Gate:
 
 def validation_status(config: Config, store: Store | None = None) -> list[dict[str, Any]]:
     """Each table's last validation: when, on what data, status and outcome counts."""
-    store = store or open_store(config.state_url)
+    return _status_rows(store or open_store(config.state_url), config.pipeline)
+
+
+def _status_rows(store: Store, pipeline: str) -> list[dict[str, Any]]:
     out = []
-    for rec in store.rules.last_validations(config.pipeline):
+    for rec in store.rules.last_validations(pipeline):
         out.append(
             {
                 "table": rec.table_key,

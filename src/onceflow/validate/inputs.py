@@ -8,7 +8,11 @@ or polars data frame). Its fingerprint keys cached results:
     parquet:<sha256 of the files' paths and checksums> Parquet files (sidecar checksums when
                                                        there, else computed)
     file:<checksum>                                     one extracted file (the pre-load gate)
-    None                                                data in memory: not cached
+    memory:<hash of the schema and the rows' buffers>   an Arrow table or batch, a pandas
+                                                       or polars frame (`arrow_hash`)
+    None                                                an Arrow dataset or batch reader
+                                                       (hashing would read or consume
+                                                       it), or no state store: not cached
 
 Arrow (0.1-0.2 s to import) is loaded only where data must pass through it (data in
 memory, or a Delta table whose files are not plain Parquet): a fingerprint needs delta-rs
@@ -207,19 +211,29 @@ def parquet_input(pattern: str) -> Input:
     )
 
 
-def memory_input(data: Any, *, fingerprint: str | None = None, label: str = "") -> Input:
-    """Data in memory: an Arrow table/dataset/batch reader, a pandas or polars frame."""
+def memory_input(
+    data: Any, *, fingerprint: str | None = None, label: str = "", hashed: bool = True
+) -> Input:
+    """Data in memory: an Arrow table/dataset/batch reader, a pandas or polars frame.
+    Its fingerprint is `fingerprint` when given, else (`hashed`) the hash of its content."""
     module = type(data).__module__
     if module.startswith("polars"):
         data = data.to_arrow()
         label = label or "polars data frame"
     elif module.startswith("pandas"):
         label = label or "pandas data frame"
+    if fingerprint is None and hashed and data is not None:
+        from onceflow.validate.arrow_hash import memory_fingerprint
+
+        fingerprint = memory_fingerprint(data)
     return Input(label=label or "Arrow data", kind="memory", fingerprint=fingerprint, data=data)
 
 
-def resolve_input(data: Any, *, batch_ids: tuple[str, ...] | None = None) -> Input:
-    """An Input from a path (Delta table, Parquet file/folder/glob) or data in memory."""
+def resolve_input(
+    data: Any, *, batch_ids: tuple[str, ...] | None = None, hashed: bool = True
+) -> Input:
+    """An Input from a path (Delta table, Parquet file/folder/glob) or data in memory
+    (hashed for its fingerprint unless `hashed` is False: nothing will be cached)."""
     if isinstance(data, Input):
         return data
     if isinstance(data, str | os.PathLike):
@@ -232,7 +246,7 @@ def resolve_input(data: Any, *, batch_ids: tuple[str, ...] | None = None) -> Inp
         raise ValidateError(f"{path}: no such Delta table or Parquet file")
     module = type(data).__module__
     if module.startswith(("pyarrow", "pandas", "polars")):
-        return memory_input(data)
+        return memory_input(data, hashed=hashed)
     raise ValidateError(
         f"cannot validate a {type(data).__name__}: give a Delta table or Parquet path, an "
         "Arrow table, or a pandas or polars data frame"

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.helpers.cli import run_cli
+from tests.helpers.cli import run_cli, run_python
 from tests.helpers.recovery import RUN_DATE, make_sqlite_source, write_project
 from tests.helpers.servers import IN_CI
 from tests.helpers.validate import RULES, customers, events, project, write_delta
@@ -582,15 +582,109 @@ def test_the_seed_validators_own_config_and_sources_run_as_written(tmp_path: Pat
     assert json.loads(again.stdout)["tables"][0]["results"][0]["cached"] is True
     fresh = run_cli(*args, "--json", "--no-resume", cwd=tmp_path)
     assert json.loads(fresh.stdout)["tables"][0]["results"][0]["cached"] is False
-    for command in (("status",), ("reset-state", "--validation")):
-        other = run_cli(*command, "-c", "config.yaml", cwd=tmp_path)
-        assert other.returncode == 2
-        assert other.stderr.startswith(
-            "error: config.yaml gives rules only (the seed validator's config)"
-        )
+    other = run_cli("validate-windows", "-c", "config.yaml", cwd=tmp_path)
+    assert other.returncode == 2
+    assert other.stderr.startswith(
+        "error: config.yaml gives rules only (the seed validator's config): it has no runs"
+    )
+    assert "`onceflow status --config config.yaml` shows its validations" in other.stderr
     without = run_cli("validate", "-c", "config.yaml", cwd=tmp_path)
     assert without.returncode == 2
     assert without.stderr.strip() == (
         "error: customers: the config gives only rules, not where the data is; name each "
         "table's data with --sources (a YAML file of `table: path` lines)"
     )
+
+
+def _seed_project(tmp_path: Path, customer_ids: list[int | None]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (tmp_path / "config.yaml").write_text(SEED_VALIDATOR_CONFIG)
+    (tmp_path / "sources.yaml").write_text("customers: customers.parquet\n")
+    pq.write_table(pa.table({"customer_id": customer_ids}), tmp_path / "customers.parquet")
+
+
+def test_status_of_a_rules_only_config_shows_each_tables_last_validation(tmp_path: Path) -> None:
+    _seed_project(tmp_path, [1, None])
+    never = run_cli("status", "-c", "config.yaml", "--json", cwd=tmp_path)
+    assert never.returncode == 0, never.stderr
+    assert [(r["table"], r["status"]) for r in json.loads(never.stdout)["validation"]] == [
+        ("customers", "never validated")
+    ]
+    run_cli("validate", "-c", "config.yaml", "--sources", "sources.yaml", cwd=tmp_path)
+    shown = run_cli("status", "-c", "config.yaml", "--json", cwd=tmp_path)
+    report = json.loads(shown.stdout)
+    assert report["rules_only"] is True and report["pipeline"] == "daily_extract"
+    (row,) = report["validation"]
+    assert (row["table"], row["status"], row["counts"]["fail"]) == ("customers", "failed", 1)
+    assert row["fingerprint"].startswith("parquet:")
+    text = run_cli("status", "-c", "config.yaml", cwd=tmp_path)
+    assert text.returncode == 0
+    assert "rules only (no runs, loads or locks)" in text.stdout and "customers" in text.stdout
+    dated = run_cli("status", "-c", "config.yaml", "--date", "2025-01-01", cwd=tmp_path)
+    assert dated.returncode == 2 and "has no runs for --date" in dated.stderr
+
+
+def test_reset_state_of_a_rules_only_config_forgets_its_rule_results(tmp_path: Path) -> None:
+    _seed_project(tmp_path, [1, 2])
+    validate = ("validate", "-c", "config.yaml", "--sources", "sources.yaml", "--json")
+    assert run_cli(*validate, cwd=tmp_path).returncode == 0
+
+    def reset(*flags: str) -> Any:
+        return run_cli("reset-state", "-c", "config.yaml", *flags, cwd=tmp_path)
+
+    typo = reset("--validation", "--table", "customers", "--rule", "nope")
+    assert typo.returncode == 2
+    assert typo.stderr.strip() == "error: table customers: no rule 'nope' (rules: id_check)"
+    unknown = reset("--validation", "--table", "nope")
+    assert unknown.stderr.strip() == "error: table 'nope' is not in the config; tables: customers"
+    one = reset("--validation", "--table", "customers", "--rule", "id_check", "--json")
+    assert json.loads(one.stdout) == {
+        "action": "reset_validation",
+        "table": "customers",
+        "rule": "id_check",
+        "count": 1,
+    }
+    again = json.loads(run_cli(*validate, cwd=tmp_path).stdout)
+    assert again["tables"][0]["results"][0]["cached"] is False  # it ran again
+    table = reset("--validation", "--table", "customers")
+    assert table.returncode == 0
+    assert table.stdout.startswith("forgot 1 stored rule result(s) of customers")
+    assert reset("--validation").stdout.startswith("forgot 0 stored rule result(s)")
+    plain = reset("--failed")
+    assert plain.returncode == 2
+    assert "it has no runs or loads to reset; forget its stored rule results with" in plain.stderr
+
+
+def test_data_validator_job_is_onceflow_validate_under_the_seeds_name(tmp_path: Path) -> None:
+    import tomllib
+
+    pyproject = tomllib.loads((Path(__file__).parents[3] / "pyproject.toml").read_text())
+    assert pyproject["project"]["scripts"]["data-validator-job"] == (
+        "onceflow.cli:run_validator_job"
+    )
+    _seed_project(tmp_path, [1, None])
+    import onceflow
+
+    # the onceflow under test, whatever the child's folder (PYTHONPATH=src is relative)
+    src = str(Path(onceflow.__file__).resolve().parents[1])
+    script = (
+        f"import sys; sys.path.insert(0, {src!r}); "
+        "from onceflow.cli import run_validator_job; run_validator_job()"
+    )
+    args = ("--config", "config.yaml", "--sources", "sources.yaml", "--output", "report.json")
+    done = run_python(script, *args, cwd=tmp_path)
+    assert done.returncode == 1, done.stderr  # one NULL id: the rule fails, as validate says
+    result = json.loads((tmp_path / "report.json").read_text())["tables"][0]["results"][0]
+    assert (result["rule"], result["outcome"], result["cached"]) == ("id_check", "fail", False)
+    cached = run_python(script, *args, cwd=tmp_path)
+    assert cached.returncode == 1
+    assert json.loads((tmp_path / "report.json").read_text())["tables"][0]["results"][0]["cached"]
+    fresh = run_python(script, *args, "--no-resume", cwd=tmp_path)
+    assert fresh.returncode == 1
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["tables"][0]["results"][0]["cached"] is False
+    bad = run_python(script, "--config", "config.yaml", cwd=tmp_path)
+    assert bad.returncode == 2
+    assert "name each table's data with --sources" in bad.stderr

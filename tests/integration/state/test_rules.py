@@ -136,3 +136,10 @@ def test_prune_keeps_the_newest_fingerprints_and_validations_of_a_table(store: S
     assert [v.validation_id for v in store.rules.validations("p", "s.t")] == ["v4", "v3", "v2"]
     assert [h.validation_id for h in store.rules.history("p", "s.t")] == ["v2", "v3", "v4"]
     assert store.rules.prune("p", "s.t", keep_results=2, keep_history=3) == 0
+
+
+def test_a_seed_state_file_is_noted_once_per_content(store: Store) -> None:
+    assert store.rules.note_seed_file("p", "/cfg/s.json", "d1", "1 table(s): t completed")
+    assert not store.rules.note_seed_file("p", "/cfg/s.json", "d1", "1 table(s): t completed")
+    assert store.rules.note_seed_file("p", "/cfg/s.json", "d2", "changed")  # new content
+    assert store.rules.note_seed_file("q", "/cfg/s.json", "d1", "another pipeline")

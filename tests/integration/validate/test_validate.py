@@ -388,10 +388,11 @@ def test_validate_all_tables_takes_each_tables_data_from_sources(
     assert all(r.cached for r in again.results)
     assert again.total_rules == report.total_rules == 4  # the seed's summary.total_rules
     assert [r.passed for r in again.results] == [r.outcome == "pass" for r in report.results]
-    # data in memory has no fingerprint: it is validated each time, never "completed"
+    # data in memory is fingerprinted by its content: equal data is completed, other not
     memory = v.validate_all_tables({"a": events(20)})
     assert not any(r.cached for r in memory.results)
-    assert not v.is_rule_completed("a", "rows", events(20))
+    assert v.is_rule_completed("a", "rows", events(20))
+    assert not v.is_rule_completed("a", "rows", events(21))
     # a table that cannot be read is an error result, and the next one still runs
     broken = v.validate_all_tables({"a": tmp_path / "missing", "b": tmp_path / "b.parquet"})
     assert [t.results[0].outcome for t in broken.tables] == ["error", "pass"]
@@ -830,3 +831,53 @@ def test_a_reference_staged_in_sources_is_the_one_checked_against(
     message = missing.result("customer_exists").message or ""
     assert missing.result("customer_exists").outcome == "error"
     assert message.startswith("reference table 'customers': "), message
+
+
+# -- data in memory is cached by its content -------------------------------------------------
+
+
+def _memory_validator(tmp_path: Path) -> Validator:
+    return Validator(
+        rules_by_table={"my_table": [RULES[0], RULES[1], RULES[7]]},
+        state=f"sqlite:///{tmp_path / 'state.db'}",
+    )
+
+
+def test_equal_data_in_memory_is_served_from_the_cache_with_no_data_query(tmp_path: Path) -> None:
+    pytest.importorskip("pandas")
+    v = _memory_validator(tmp_path)
+    summary1 = v.validate_table(events(200), "my_table")
+    assert summary1.data_queries > 0 and not any(r.cached for r in summary1.results)
+    # the seed's "second call uses cached results": the same object, then equal data again
+    summary2 = v.validate_table(events(200), "my_table")
+    assert summary2.data_queries == 0 and all(r.cached for r in summary2.results)
+    assert summary2.total_rules == summary1.total_rules
+    assert [r.comparable() for r in summary2.results] == [r.comparable() for r in summary1.results]
+    frame = events(200).to_pandas()
+    first = v.validate_table(frame, "my_table")
+    assert v.validate_table(frame.copy(), "my_table").data_queries == 0 < first.data_queries
+
+
+def test_one_changed_value_in_memory_runs_the_rules_again(tmp_path: Path) -> None:
+    v = _memory_validator(tmp_path)
+    data = events(200)
+    v.validate_table(data, "my_table")
+    ids = data.column("id").to_pylist()
+    ids[150] = None
+    changed = data.set_column(0, "id", pa.array(ids, pa.int64()))
+    again = v.validate_table(changed, "my_table")
+    assert again.data_queries > 0 and not any(r.cached for r in again.results)
+    assert again.result("id_present").failing_rows == 1
+    assert again.tables[0].fingerprint != v.validate_table(data, "my_table").tables[0].fingerprint
+
+
+def test_a_sliced_table_is_cached_by_its_own_rows(tmp_path: Path) -> None:
+    v = _memory_validator(tmp_path)
+    data = events(300)
+    first = v.validate_table(data.slice(100, 100), "my_table")
+    # the same rows built afresh are the same data; the parent's other rows are not
+    fresh = pa.Table.from_pylist(data.slice(100, 100).to_pylist(), schema=data.schema)
+    assert v.validate_table(fresh, "my_table").data_queries == 0
+    other = v.validate_table(data.slice(101, 100), "my_table")
+    assert other.data_queries > 0
+    assert other.tables[0].fingerprint != first.tables[0].fingerprint

@@ -1,0 +1,108 @@
+"""The seed validator's Python calls (seed 003) on its own rules-only config, as written:
+`DataValidator("config.yaml")`, `validate_table(data, name)` twice, `_state.is_rule_completed`,
+and the resets, which refuse a table or rule that is not there."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+import onceflow
+from onceflow.errors import ConfigError
+from onceflow.validate import DataValidator, ValidationState, Validator
+
+SEED_CONFIG = """\
+version: "1.0"
+pipeline:
+  state_file: "pipeline_state.json"
+engine:
+  type: "duckdb"
+  options: {max_retries: 3, retry_delay: 1.0}
+tables:
+  - name: "my_table"
+    rules:
+      - {name: "completeness_check", rule_type: "completeness", column: "customer_id"}
+      - {name: "id_unique", rule_type: "uniqueness", column: "customer_id"}
+  - name: "customers"
+    rules:
+      - {name: "id_check", rule_type: "completeness", column: "customer_id"}
+"""
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(SEED_CONFIG, encoding="utf-8")
+    return path
+
+
+def _data(*ids: int | None) -> pa.Table:
+    return pa.table({"customer_id": pa.array(ids, pa.int64())})
+
+
+def test_the_seeds_class_name_is_the_validator(config: Path) -> None:
+    assert onceflow.DataValidator is DataValidator is Validator
+    assert DataValidator(str(config)).rules.keys() == {"my_table", "customers"}
+
+
+def test_the_seeds_calls_run_as_written_and_the_second_comes_from_the_cache(
+    config: Path,
+) -> None:
+    validator = DataValidator(str(config))
+    assert isinstance(validator._state, ValidationState)
+    # never validated: nothing is completed yet
+    assert not validator._state.is_rule_completed("my_table", "completeness_check")
+    data = _data(1, 2, 3)
+    summary1 = validator.validate_table(data, "my_table")
+    if validator._state.is_rule_completed("my_table", "completeness_check"):
+        summary2 = validator.validate_table(data, "my_table")
+    else:
+        pytest.fail("the rule's result was recorded by the validation above")
+    assert summary2.total_rules == summary1.total_rules == 2
+    assert summary2.data_queries == 0 and all(r.cached for r in summary2.results)
+    assert validator.is_rule_completed("my_table", "id_unique")
+    assert not validator.is_rule_completed("customers", "id_check")  # never validated
+
+
+def test_without_data_completion_is_about_the_tables_latest_validation(config: Path) -> None:
+    validator = Validator(config)
+    validator.validate_table(_data(1, None), "my_table")
+    assert validator.is_rule_completed("my_table", "completeness_check")
+    validator.reset_rule_state("my_table", "completeness_check")
+    assert not validator.is_rule_completed("my_table", "completeness_check")
+    assert validator.is_rule_completed("my_table", "id_unique")
+    # the latest validation is of other data: only what it recorded counts
+    validator.validate_table(_data(7, 8), "my_table")
+    assert validator.is_rule_completed("my_table", "completeness_check")
+    assert validator.is_rule_completed("my_table", "completeness_check", _data(7, 8))
+    assert not validator.is_rule_completed("my_table", "completeness_check", _data(9))
+    validator.reset_table_state("my_table")
+    assert not validator.is_rule_completed("my_table", "id_unique")
+
+
+def test_resets_refuse_a_table_or_rule_that_is_not_configured(config: Path) -> None:
+    validator = Validator(config)
+    validator.validate_table(_data(1), "customers")
+    with pytest.raises(ConfigError) as table:
+        validator.reset_table_state("nope")
+    assert str(table.value) == "table 'nope' is not in the config; tables: my_table, customers"
+    with pytest.raises(ConfigError) as rule:
+        validator.reset_rule_state("customers", "nope")
+    assert str(rule.value) == "table customers: no rule 'nope' (rules: id_check)"
+    with pytest.raises(ConfigError, match="no rule 'nope'"):
+        validator._state.reset_rule_state("customers", "nope")
+    assert validator.reset_rule_state("customers", "id_check") == 1
+    assert validator.reset_state() == 0
+
+
+def test_validation_status_lists_every_table_with_rules(config: Path) -> None:
+    validator = Validator(config)
+    validator.validate_table(_data(1, None), "customers")
+    rows = {r["table"]: r for r in validator.validation_status()}
+    assert list(rows) == ["my_table", "customers"]
+    assert rows["my_table"]["status"] == "never validated"
+    assert rows["customers"]["status"] == "failed"
+    assert rows["customers"]["counts"]["fail"] == 1
+    assert rows["customers"]["fingerprint"].startswith("memory:")
