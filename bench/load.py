@@ -5,9 +5,10 @@ Run from the repository root with the project venv::
     .venv/bin/python bench/load.py                       # 1M rows, 3 repeats
     .venv/bin/python bench/load.py --rows 100000 --repeats 1
     .venv/bin/python bench/load.py --only append skip    # a subset (append skip scd2)
+    .venv/bin/python bench/load.py --only widen --widen-rows 5000000 --repeats 5
 
-Scenarios (all methods of a scenario run in this process, interleaved across repeats,
-on the same data; medians of ``--repeats`` runs):
+Scenarios (all methods of a scenario run in this process - widen: in fresh processes -
+interleaved across repeats, on the same data; medians of ``--repeats`` runs):
 
 1. ``append``: N rows x 10 columns. ``parquet``: ``pyarrow.parquet.write_table`` of the
    table to one file (the floor). ``onceflow``: ``onceflow.load.append.apply_append``
@@ -39,13 +40,31 @@ on the same data; medians of ``--repeats`` runs):
 5. ``replay``: a 30-window SCD2 table whose first window is re-extracted: the load rewinds
    the table and replays the 30 windows in order. Recorded against a clean load of the
    30 windows into a new table (what a rebuild costs).
+6. ``widen``: an append table of ``--widen-rows`` rows x 10 columns in
+   ``--widen-windows`` daily files (loaded by ``onceflow.load.load``, not timed; ``qty``
+   int32), then one more window of as many rows whose ``qty`` is int64 (some values past
+   int32). Timed in fresh processes (wall time and peak RSS from GNU time; imports
+   included), methods interleaved in a rotating order, each on its own copy of the table
+   (the copy is not timed). ``onceflow``: ``load`` with ``load: {strategy: append,
+   widen: true}`` (the whole command path: the widening rewrite, one commit, then the
+   file's append, one commit). ``deltalake``: the same with delta-rs alone: the snapshot
+   read through Arrow's local filesystem, streamed (``to_batches``) with ``qty`` cast into
+   ``write_deltalake(mode="overwrite", schema_mode="overwrite")``, then the file with its
+   audit columns appended with its marker (two commits). ``deltalake_one_commit``: the
+   rewritten rows and the file's rows in one overwrite commit (fewer steps, but a kill
+   can no longer leave the wider table without the file). The results are checked equal:
+   rows, schema, a checksum of every value (DuckDB) and the file's marker. Reported
+   against the faster delta-rs method, also paired per repeat. Not run by default
+   (``--only widen``): minutes, and ~1 GB of disk at 5M rows.
 
-Results go to the ``## Load`` section of ``bench/RESULTS.md`` (only that section).
+Results go to the ``## Load`` section of ``bench/RESULTS.md`` (only that section); a run
+of some scenarios keeps the others' figures from the previous run (``--only widen``).
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import statistics
 import sys
@@ -575,6 +594,228 @@ def bench_replay(rows: int, repeats: int, work: Path) -> dict[str, Any]:
     }
 
 
+# ----------------------------------------------------------------------------- widen
+
+WIDEN_METHODS = ("onceflow", "deltalake", "deltalake_one_commit")
+_INT32_PAST = 2**31 + 7  # added to every 1000th qty of the new file: it needs int64
+
+
+def _widen_window(rows: int, window: int, *, wide: bool) -> pa.Table:
+    """One window's extract: ``rows`` new ids; ``qty`` int32, or int64 with some values
+    that int32 cannot hold (the source column was widened)."""
+    table = make_table(rows)
+    table = table.set_column(0, "id", pc.add(table.column("id"), window * rows))
+    qty = table.column("qty")
+    if wide:
+        past = pa.array([_INT32_PAST if i % 1000 == 0 else 0 for i in range(rows)], pa.int64())
+        qty = pc.add(qty, past)
+    else:
+        qty = qty.cast(pa.int32())
+    return table.set_column(4, "qty", qty)
+
+
+def _widen_setup(rows: int, windows: int, work: Path) -> dict[str, Any]:
+    """The base project (``windows`` windows loaded, not timed) and the next window, the
+    widened one, in the lake."""
+    from onceflow.lake import file_checksum
+    from onceflow.load import load, markers
+
+    per_window = max(1, rows // windows)
+    lake = work / "widen_lake"
+    base = work / "widen_base"
+    for w in range(windows):
+        write_extracted(lake, _widen_window(per_window, w, wide=False), day=w)
+    cfg = _project(base, lake, {"strategy": "append", "widen": True})
+    summary = load(cfg)
+    assert summary.ok and summary.counts()["loaded"] == windows, summary.as_dict()
+    new_rows = per_window  # a window as large as the others
+    path = write_extracted(lake, _widen_window(new_rows, windows, wide=True), day=windows)
+    file_id = "/".join(path.parts[-5:])
+    checksum = file_checksum(path)
+    (uri,) = [str(p.parent) for p in (base / "warehouse").rglob("_delta_log")]
+    return {
+        "lake": str(lake),
+        "base": str(base),
+        "uri": uri,
+        "table": str(Path(uri).relative_to(base)),
+        "file": str(path),
+        "file_id": file_id,
+        "checksum": checksum,
+        "batch_id": markers.batch_id_for(file_id, checksum),
+        "app_id": markers.app_id(file_id),
+        "app_version": markers.checksum_code(checksum),
+        "window_start": None,
+        "rows_before": per_window * windows,
+        "windows": windows,
+        "new_rows": new_rows,
+    }
+
+
+def _widen_onceflow(spec: dict[str, Any], folder: Path) -> None:
+    from onceflow.load import load
+
+    cfg = _project(folder, Path(spec["lake"]), {"strategy": "append", "widen": True})
+    summary = load(cfg)
+    assert summary.ok and summary.counts()["loaded"] == 1, summary.as_dict()
+
+
+def _widen_deltalake(spec: dict[str, Any], folder: Path, *, one_commit: bool) -> None:
+    """What an expert writes with delta-rs alone: the snapshot streamed through Arrow's
+    local filesystem with ``qty`` cast, one overwrite that replaces the schema, then (or,
+    with ``one_commit``, in the same commit) the file's rows with the audit columns and
+    the file's marker (an application transaction)."""
+    from collections.abc import Iterator
+
+    import pyarrow.fs as pafs
+    from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+
+    uri = str(folder / spec["table"])
+    dt = DeltaTable(uri)
+    old = pa.schema(dt.schema().to_arrow())
+    schema = pa.schema([f.with_type(pa.int64()) if f.name == "qty" else f for f in old])
+    local = pafs.SubTreeFileSystem(uri, pafs.LocalFileSystem())
+    dataset = dt.to_pyarrow_dataset(filesystem=local)
+    new = pq.read_table(spec["file"])
+    ts = pa.timestamp("us", tz="UTC")
+    n = new.num_rows
+    new = (
+        new.append_column("_source_file", pa.repeat(pa.scalar(spec["file_id"]), n))
+        .append_column("_load_timestamp", pa.repeat(pa.scalar(datetime.now(UTC), ts), n))
+        .append_column("_batch_id", pa.repeat(pa.scalar(spec["batch_id"]), n))
+    ).cast(schema)
+    props = CommitProperties(
+        custom_metadata={"onceflow.file": spec["file_id"], "onceflow.batch_id": spec["batch_id"]},
+        app_transactions=[Transaction(app_id=spec["app_id"], version=spec["app_version"])],
+        max_commit_retries=0,
+    )
+
+    def rows() -> Iterator[pa.RecordBatch]:
+        for batch in dataset.to_batches(columns=schema.names):
+            yield batch.cast(schema)
+        if one_commit:
+            yield from new.to_batches()
+
+    reader = pa.RecordBatchReader.from_batches(schema, rows())
+    write_deltalake(
+        dt,
+        reader,
+        mode="overwrite",
+        schema_mode="overwrite",
+        commit_properties=props if one_commit else None,
+    )
+    if not one_commit:
+        dt.update_incremental()
+        write_deltalake(dt, new, mode="append", commit_properties=props)
+
+
+def _widen_check(uri: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """Rows, schema, a checksum of every value and the file's marker: equal between the
+    methods. ``_load_timestamp`` of the new rows is the time of the load: left out."""
+    from deltalake import DeltaTable
+
+    from onceflow.warehouse import snapshot_dataset
+
+    dt = DeltaTable(uri)
+    con = _duck()
+    con.register("t", snapshot_dataset(dt))
+    names = [f.name for f in dt.schema().fields]
+    row = ", ".join(f'"{c}"' for c in names if c != "_load_timestamp")
+    new = spec["file_id"].replace("'", "''")
+    rows, checksum, stamps = con.execute(
+        f"SELECT count(*), sum(hash({row})::HUGEINT), "
+        f"sum(hash(_load_timestamp)::HUGEINT) FILTER (WHERE _source_file <> '{new}') FROM t"
+    ).fetchone()
+    con.close()
+    return {
+        "rows": int(rows),
+        "schema": str(pa.schema(dt.schema().to_arrow())),
+        "checksum": f"{checksum:x}",
+        "old_load_timestamps": f"{stamps:x}",
+        "marker": dt.transaction_version(spec["app_id"]),
+    }
+
+
+def widen_worker(method: str, spec_path: Path, folder: Path) -> None:
+    """One measured run in a fresh process: prints the seconds after imports."""
+    import json
+
+    spec = json.loads(spec_path.read_text())
+    t0 = time.perf_counter()
+    if method == "onceflow":
+        _widen_onceflow(spec, folder)
+    else:
+        _widen_deltalake(spec, folder, one_commit=method == "deltalake_one_commit")
+    print(json.dumps({"inner_s": time.perf_counter() - t0}))
+
+
+def bench_widen(rows: int, windows: int, repeats: int, work: Path) -> dict[str, Any]:
+    import json
+
+    from common import run_child
+
+    spec = _widen_setup(rows, windows, work)
+    spec_path = work / "widen_spec.json"
+    spec_path.write_text(json.dumps(spec))
+    base = Path(spec["base"])
+    table_bytes = sum(p.stat().st_size for p in Path(spec["uri"]).rglob("*.parquet"))
+    methods = list(WIDEN_METHODS)
+    runs: dict[str, dict[str, list[float]]] = {
+        m: {"wall": [], "inner": [], "rss_mib": []} for m in methods
+    }
+    checks: dict[str, Any] = {}
+    for r in range(repeats):
+        for method in methods[r % len(methods) :] + methods[: r % len(methods)]:
+            folder = work / f"widen_{method}_{r}"
+            shutil.copytree(base, folder)
+            cmd = [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "--widen-worker",
+                method,
+                str(spec_path),
+                str(folder),
+            ]
+            res = run_child(cmd, cwd=folder, timeout_s=3600)
+            assert res.ok, f"{method}: {res.error_text()}"
+            inner = json.loads(res.stdout.strip().splitlines()[-1])["inner_s"]
+            runs[method]["wall"].append(res.wall_s)
+            runs[method]["inner"].append(inner)
+            runs[method]["rss_mib"].append(res.peak_rss_mib)
+            check = _widen_check(str(folder / spec["table"]), spec)
+            if method in checks:
+                assert checks[method] == check, (method, checks[method], check)
+            checks[method] = check
+            print(
+                "widen", r, method, f"{res.wall_s:.2f}s", f"{res.peak_rss_mib:.0f} MiB", flush=True
+            )
+            shutil.rmtree(folder)
+    first = checks[methods[0]]
+    assert all(c == first for c in checks.values()), checks
+    med = {m: {k: statistics.median(v) for k, v in runs[m].items()} for m in methods}
+    best = min((m for m in methods if m != "onceflow"), key=lambda m: med[m]["wall"])
+    # paired, as for scd2: each repeat's onceflow time over the faster delta-rs time of
+    # the same repeat (a busy moment of the shared machine hits a repeat, not a method)
+    others = [m for m in methods if m != "onceflow"]
+    paired = [
+        runs["onceflow"]["wall"][r] / min(runs[m]["wall"][r] for m in others)
+        for r in range(repeats)
+    ]
+    return {
+        "paired": paired,
+        "paired_ratio": statistics.median(paired),
+        "rows_before": spec["rows_before"],
+        "new_rows": spec["new_rows"],
+        "windows": windows,
+        "table_mib": table_bytes / 2**20,
+        "runs": runs,
+        "median": med,
+        "check": first,
+        "best": best,
+        "ratio": med["onceflow"]["wall"] / med[best]["wall"],
+        "rss_ratio": med["onceflow"]["rss_mib"] / med[best]["rss_mib"],
+    }
+
+
 # ----------------------------------------------------------------------------- report
 
 
@@ -584,22 +825,66 @@ def _timing_row(label: str, c: dict[str, Any], key: str, digits: int) -> list[st
     return [label, f"{c['median'][key]:.{digits}f}", times]
 
 
+def _command(args: argparse.Namespace, only: list[str]) -> str:
+    """The command line of a run that measured ``only`` (what RESULTS.md shows)."""
+    parts = ["bench/load.py", f"--repeats {args.repeats}"]
+    if set(only) - {"widen"}:
+        parts.insert(1, f"--rows {args.rows}")
+    if "widen" in only:
+        parts.append(f"--widen-rows {args.widen_rows} --widen-windows {args.widen_windows}")
+    if only != DEFAULT_SCENARIOS:
+        parts.append("--only " + " ".join(only))
+    return " ".join(parts)
+
+
+def kept_results(args: argparse.Namespace) -> dict[str, Any]:
+    """The previous run's results of the scenarios this run leaves out, each with the
+    run that measured it (``run``): a run of some scenarios keeps the others' figures."""
+    from common import RESULTS_MD, read_section_data
+
+    data = read_section_data("load") or {}
+    old: dict[str, Any] = data.get("results", {})
+    if not old:
+        return {}
+    # results written before each kept its run: the section's header says which
+    old_args = argparse.Namespace(**{"widen_rows": 0, **data.get("args", {})})
+    found = re.search(
+        r"## Load\n\nGenerated by .*? on (\S+ \S+) UTC; (.*?)\.\n"
+        r"In-process wall time, medians of the repeats, methods interleaved\. (.*?)\.\n",
+        RESULTS_MD.read_text(),
+    )
+    legacy = {
+        "command": _command(old_args, [k for k in SCENARIOS if k in old]),
+        "at": found.group(1) if found else "?",
+        "machine": found.group(2) if found else "?",
+        "versions": found.group(3) if found else "?",
+        "rows": old_args.rows,
+    }
+    return {k: {"run": legacy, **v} for k, v in old.items() if k not in args.only}
+
+
 def report(args: argparse.Namespace, results: dict[str, Any]) -> str:
-    versions = package_versions(["deltalake", "pyarrow", "duckdb", "dlt", "onceflow"])
-    lines = [
-        "## Load",
-        "",
-        f"Generated by `bench/load.py --rows {args.rows} --repeats {args.repeats}` on "
-        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {machine_note()}.",
-        "In-process wall time, medians of the repeats, methods interleaved. "
-        + ", ".join(f"{k} {v}" for k, v in versions.items())
-        + ".",
+    runs: dict[tuple[str, ...], list[str]] = {}
+    for name in SCENARIOS:
+        if name in results:
+            run = results[name]["run"]
+            key = (run["command"], run["at"], run["machine"], run["versions"])
+            runs.setdefault(key, []).append(name)
+    lines = ["## Load", ""]
+    for (command, at, machine, versions), names in runs.items():
+        lines.append(
+            f"{', '.join(names)}: generated by `{command}` on {at} UTC; {machine}. {versions}."
+        )
+        lines.append("")
+    lines += [
+        "In-process wall time, medians of the repeats, methods interleaved (widen: fresh "
+        "processes, see there).",
         "",
     ]
     if "append" in results:
         a = results["append"]
         lines += [
-            f"### Append {args.rows:,} rows x 10 columns",
+            f"### Append {a['run']['rows']:,} rows x 10 columns",
             "",
             md_table(
                 ["method", "median s", "runs s", "ratio"],
@@ -636,7 +921,7 @@ def report(args: argparse.Namespace, results: dict[str, Any]) -> str:
         rows = [
             [name, f"{v['median_ms']:.1f}", f"{v['max_ms']:.1f}"]
             for name, v in s.items()
-            if isinstance(v, dict)
+            if isinstance(v, dict) and "median_ms" in v
         ]
         worst = max(float(r[1]) for r in rows)
         lines += [
@@ -650,6 +935,7 @@ def report(args: argparse.Namespace, results: dict[str, Any]) -> str:
         ]
     if "scd2" in results:
         c = results["scd2"]
+        n = c["run"]["rows"]
         table_rows = []
         for name in ("onceflow", "handwritten", "handwritten_duckdb", "dlt"):
             if name not in c["median"]:
@@ -670,7 +956,7 @@ def report(args: argparse.Namespace, results: dict[str, Any]) -> str:
             )
         r = c["ratio_vs_handwritten"]
         lines += [
-            f"### SCD2: {args.rows:,} source rows into a {args.rows:,}-row table, 10 % changed",
+            f"### SCD2: {n:,} source rows into a {n:,}-row table, 10 % changed",
             "",
             md_table(["method", "median s", "runs s", "onceflow / method"], table_rows),
             "",
@@ -718,37 +1004,115 @@ def report(args: argparse.Namespace, results: dict[str, Any]) -> str:
             f"Replay / clean load: {c['ratio']:.2f}x (no stated goal: recorded).",
             "",
         ]
+    if "widen" in results:
+        lines += _widen_report(results["widen"])
     return "\n".join(lines)
+
+
+WIDEN_LABELS = {
+    "onceflow": "onceflow `load`, `widen: true`: widening commit, then the file's append",
+    "deltalake": "delta-rs alone: streamed overwrite with the cast, then the file's append",
+    "deltalake_one_commit": "delta-rs alone: rewritten rows and the file's rows, one commit",
+}
+
+
+def _widen_report(c: dict[str, Any]) -> list[str]:
+    written = c["rows_before"] + c["new_rows"]
+    rows = []
+    for method, med in c["median"].items():
+        runs = c["runs"][method]
+        rows.append(
+            [
+                WIDEN_LABELS[method],
+                f"{med['wall']:.2f}",
+                " ".join(f"{t:.2f}" for t in runs["wall"]),
+                f"{med['inner']:.2f}",
+                f"{med['rss_mib']:.0f}",
+                " ".join(f"{m:.0f}" for m in runs["rss_mib"]),
+                f"{written / med['wall'] / 1e6:.2f}",
+                f"{c['median']['onceflow']['wall'] / med['wall']:.2f}",
+            ]
+        )
+    check = c["check"]
+    return [
+        f"### Widen a column of a {c['rows_before']:,}-row append table (`qty` int32 -> "
+        f"int64), with a {c['new_rows']:,}-row file",
+        "",
+        md_table(
+            [
+                "method",
+                "wall s",
+                "runs s",
+                "after imports s",
+                "peak RSS MiB",
+                "runs MiB",
+                "M rows/s",
+                "onceflow / method",
+            ],
+            rows,
+        ),
+        "",
+        f"Fresh processes, medians of {len(c['runs']['onceflow']['wall'])} runs (wall: the "
+        "whole process, imports included; peak RSS: GNU time). The table: "
+        f"{c['windows']} files, {c['table_mib']:.0f} MiB of Parquet. M rows/s: the rows "
+        f"written ({written:,}: the table rewritten and the file appended) per wall second. "
+        f"Against the faster delta-rs method (by median): **{c['ratio']:.2f}x** the wall "
+        f"time, **{c['rss_ratio']:.2f}x** the peak RSS; paired ratios (each repeat's "
+        "onceflow time over the faster delta-rs time of that repeat): "
+        + " ".join(f"{x:.2f}" for x in c["paired"])
+        + f", median **{c['paired_ratio']:.2f}x**. Results equal: {check['rows']:,} rows, "
+        f"the same schema, checksum of every value (DuckDB, `_load_timestamp` of the new "
+        f"rows left out) `{check['checksum']}`, the file's marker {check['marker']}.",
+        "",
+    ]
+
+
+SCENARIOS = ["append", "skip", "scd2", "replace", "replay", "widen"]
+DEFAULT_SCENARIOS = [s for s in SCENARIOS if s != "widen"]  # widen: ~2 GB of disk, minutes
+BENCHES: dict[str, Callable[[argparse.Namespace, Path], dict[str, Any]]] = {
+    "append": lambda a, work: bench_append(a.rows, a.repeats, work),
+    "skip": lambda a, work: bench_skip(a.repeats, work),
+    "scd2": lambda a, work: bench_scd2(a.rows, a.repeats, work, not a.no_dlt),
+    "replace": lambda a, work: bench_replace(a.rows, a.repeats, work),
+    "replay": lambda a, work: bench_replay(a.rows, a.repeats, work),
+    "widen": lambda a, work: bench_widen(a.widen_rows, a.widen_windows, a.repeats, work),
+}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--only", nargs="*", choices=SCENARIOS, default=DEFAULT_SCENARIOS)
     parser.add_argument(
-        "--only", nargs="*", default=["append", "skip", "scd2", "replace", "replay"]
+        "--widen-rows", type=int, default=5_000_000, help="rows of the table to widen"
+    )
+    parser.add_argument(
+        "--widen-windows", type=int, default=50, help="files (windows) of the table to widen"
     )
     parser.add_argument("--no-dlt", action="store_true", help="leave dlt out of the scd2 run")
     parser.add_argument("--no-write", action="store_true", help="do not update RESULTS.md")
+    parser.add_argument("--widen-worker", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    results: dict[str, Any] = {}
+    if args.widen_worker:
+        method, spec, folder = args.widen_worker
+        widen_worker(method, Path(spec), Path(folder))
+        return
+    args.only = [s for s in SCENARIOS if s in args.only]
+    versions = package_versions(["deltalake", "pyarrow", "duckdb", "dlt", "onceflow"])
+    run = {
+        "command": _command(args, args.only),
+        "at": f"{datetime.now(UTC):%Y-%m-%d %H:%M}",
+        "machine": machine_note(),
+        "versions": ", ".join(f"{k} {v}" for k, v in versions.items() if v != "not installed"),
+    }
+    results: dict[str, Any] = kept_results(args)
     with tempfile.TemporaryDirectory(prefix="onceflow_bench_load_") as tmp:
         work = Path(tmp)
-        if "append" in args.only:
-            results["append"] = bench_append(args.rows, args.repeats, work)
-            print("append", results["append"]["median"], flush=True)
-        if "skip" in args.only:
-            results["skip"] = bench_skip(args.repeats, work)
-            print("skip", results["skip"], flush=True)
-        if "scd2" in args.only:
-            results["scd2"] = bench_scd2(args.rows, args.repeats, work, not args.no_dlt)
-            print("scd2", results["scd2"]["median"], results["scd2"]["checks"], flush=True)
-        if "replace" in args.only:
-            results["replace"] = bench_replace(args.rows, args.repeats, work)
-            print("replace", results["replace"]["median"], flush=True)
-        if "replay" in args.only:
-            results["replay"] = bench_replay(args.rows, args.repeats, work)
-            print("replay", results["replay"]["median"], flush=True)
+        for name in args.only:
+            rows = args.widen_rows if name == "widen" else args.rows
+            results[name] = {**BENCHES[name](args, work), "run": {**run, "rows": rows}}
+            print(name, results[name].get("median"), flush=True)
     body = report(args, results)
     print(body)
     if not args.no_write:
