@@ -90,7 +90,10 @@ def tracked_targets(store: Store, pipeline: str) -> list[LoadTarget]:
     found: dict[str, str] = {}
     for rec in store.files.find(pipeline=pipeline):
         found.setdefault(rec.target_uri, rec.table_key)
-    return [LoadTarget(key, key, uri, LoadConfig(), pipeline) for uri, key in sorted(found.items())]
+    return [
+        LoadTarget(key, key, uri, LoadConfig(), pipeline, standalone=True)
+        for uri, key in sorted(found.items())
+    ]
 
 
 def _window_limit(config: Config, run_date: str | date | None) -> datetime | None:
@@ -219,7 +222,9 @@ def standalone_target(
             field="primary_key",
         )
     cfg = LoadConfig.model_validate({"strategy": strategy, "primary_key": list(primary_key or [])})
-    return LoadTarget(target, target, config.resolve_target(target), cfg, config.pipeline)
+    return LoadTarget(
+        target, target, config.resolve_target(target), cfg, config.pipeline, standalone=True
+    )
 
 
 def load(
