@@ -310,7 +310,16 @@ def test_table_marked_complete_with_failed_files_is_named_and_its_run_marked_fai
     loaded = run_cli("load", "-c", str(config))
     assert loaded.returncode == 1
     assert store.files.get(table_uri(tmp_path), _day_ids(tmp_path)[0]).status == "failed"
-    assert store.runs.get("p_20250101").status == "completed"
+    # a failed load marks its run failed: `status` does not show it completed
+    assert store.runs.get("p_20250101").status == "failed"
+    assert store.runs.get("p_20250102").status == "completed"
+    status = json.loads(
+        run_cli("status", "-c", str(config), "--date", "2025-01-01", "--json").stdout
+    )
+    assert status["status"] == "failed", status
+    assert _kinds(_validate_json(config)) == ["damaged_lake_file", "failed_files"]
+    # a store an older onceflow wrote (its load left the run completed) is named and fixed
+    assert store.runs.finish("p_20250101").status == "completed"
 
     report = _validate_json(config)
     # the file is not loaded, so it is checksummed: it no longer matches its sidecar
@@ -365,6 +374,8 @@ def test_table_marked_complete_with_failed_files_is_named_and_its_run_marked_fai
     assert failed["files"] == [str(bad)] and "does not match its sidecar" in failed["detail"]
     bad.write_bytes(good)
     assert run_cli("load", "-c", str(config)).returncode == 0
+    # its files are loaded and no post-load rule has a verdict on it: the run is complete
+    assert store.runs.get("p_20250101").status == "completed"
     again = run_cli("validate-consistency", "-c", str(config))
     assert again.returncode == 0 and "Overall Status: CONSISTENT" in again.stdout
 

@@ -8,6 +8,7 @@ part of it and then said "the table is unchanged"; the repair command it gave ha
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +16,15 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 
+from onceflow.config import config_from_dict
 from onceflow.load import load, loader
 from onceflow.load.markers import read_markers
-from onceflow.state import open_store
+from onceflow.state import ExtractionEntry, ExtractionOutcome, open_store
+from onceflow.windows import window_for
 from tests.helpers.lake import (
+    START,
     clean_load_checksum,
+    config_dict,
     content_checksum,
     done,
     make_config,
@@ -150,3 +155,42 @@ def test_a_damaged_file_names_the_exact_reextraction_and_a_new_extraction_gets_f
     assert repaired.ok, repaired.as_dict()
     assert done(repaired.results[0].counts()) == {"loaded": 2, "skipped": 1}
     assert open_store(cfg.state_url).files.get(table_uri(tmp_path), day2).status == "completed"
+
+
+def _record_run(store: Any, path: Path, day: int) -> str:
+    """Record day `day`'s extraction as the extractor does: its run completed."""
+    run_date = START + timedelta(days=day)
+    run_id, window = f"p_{run_date:%Y%m%d}", window_for(run_date, "UTC").iso()
+    store.runs.begin(run_id, "p", run_date.isoformat(), window)
+    store.extractions.ensure(
+        run_id, [ExtractionEntry("src.orders", "src", "orders", "full", *window)]
+    )
+    store.extractions.start(run_id, "src.orders", window)
+    outcome = ExtractionOutcome("src.orders", "extracted", 6, str(path), None, None, *window)
+    store.extractions.complete(run_id, [outcome])
+    assert store.runs.finish(run_id).status == "completed"
+    return run_id
+
+
+@pytest.mark.parametrize("rules", [False, True], ids=["no-rules", "post-load-rules"])
+def test_a_failed_load_marks_its_run_failed_and_a_repairing_load_completes_it(
+    tmp_path: Path, rules: bool
+) -> None:
+    lake = tmp_path / "lake"
+    paths = [write_extracted(lake, dims(day), day=day) for day in range(1, 3)]
+    data = config_dict(tmp_path, SCD2)
+    if rules:
+        data["tables"][0]["rules"] = [{"name": "id_ok", "type": "completeness", "column": "id"}]
+    cfg = config_from_dict(data, base_dir=str(tmp_path))
+    store = open_store(cfg.state_url)
+    first, second = (_record_run(store, p, d) for p, d in zip(paths, (1, 2), strict=True))
+    good = paths[1].read_bytes()
+    flip_two_bytes(paths[1])
+    assert not load(cfg).ok
+    assert store.runs.get(second).status == "failed"  # not shown completed any more
+    assert store.runs.get(first).status == "completed"  # its file loaded
+    paths[1].write_bytes(good)  # repaired
+    assert load(cfg).ok
+    # without rules the load's verdict was the only one: it is undone; with post-load
+    # rules the run waits for `onceflow run --date`, which validates the data first
+    assert store.runs.get(second).status == ("failed" if rules else "completed")
