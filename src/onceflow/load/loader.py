@@ -790,18 +790,20 @@ def _check_replay(store: Store, tgt: LoadTarget, plan: Plan, gate: Gate | None) 
 def _blame(plan: Plan, step: Step, error: LoadError, *, tried: bool = True) -> _Blocked:
     """Who fails for a replay that cannot start: the file itself when it is the one that
     needs the replay or a new window, else the file that needs it (the late or
-    re-extracted window), naming the file the table holds that blocks it."""
+    re-extracted window), naming the file the table holds that blocks it. The message
+    ends with the repair (`repair_hint`), after saying that nothing was rewound."""
     assert plan.rewind is not None
     text = redact(str(error)).replace("; the table is unchanged", "")
-    kept = "; the table is left as it was (no rewind)"
+    problem, _, fix = text.partition(". To repair it, ")
+    fix = f" To repair it, {fix}" if fix else ""
+    kept = "the table is left as it was (no rewind)"
     cause = next((s for s in plan.steps if s.file.file_id == plan.rewind.cause), None)
     blocker = step.file.file_id
     if cause is None or cause is step or blocker not in plan.rewind.undone:
-        return _Blocked(step, text + kept, error, tried=tried)
+        return _Blocked(step, f"{problem}; {kept}.{fix}", error, tried=tried)
     message = (
-        f"{cause.file.file_id}: its replay ({plan.rewind.reason}) must apply {blocker} "
-        f"again, which cannot be done: {text}{kept}, and {cause.file.file_id} loads once "
-        f"{blocker} is repaired"
+        f"{cause.file.file_id}: not loaded, and {kept}: its replay must apply {blocker} "
+        f"again, which cannot be: {problem.removeprefix(f'{blocker}: ')}.{fix}"
     )
     return _Blocked(cause, message, error, attempted=False)
 
