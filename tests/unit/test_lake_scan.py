@@ -24,7 +24,8 @@ def test_a_missing_sidecar_is_not_committed_and_an_unreadable_one_is_damaged(
     assert broken.sidecar_unreadable and broken.checksum is None
     assert broken.day == date(2025, 1, 3) and good.order < broken.order
     assert "p_20250103_metadata.json is not valid JSON" in (broken.problem or "")
-    assert "onceflow extract --date 2025-01-03 --force-reprocess" in (broken.problem or "")
+    command = "onceflow extract --date 2025-01-03 --tables src.orders --force-reprocess"
+    assert command in (broken.problem or "")
     assert [(u.file_id, u.day) for u in scan.uncommitted] == [
         ("src/orders/202501/02/p_20250102.parquet", date(2025, 1, 2)),
         ("src/orders/202501/04/p_20250104.parquet", date(2025, 1, 4)),

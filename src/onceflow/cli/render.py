@@ -146,6 +146,11 @@ def print_report(report: dict[str, Any], as_json: bool) -> None:
     typer.echo(f"Inconsistencies Found: {len(tracker)}")
     for issue in tracker:
         _print_issue(issue, "  ")
+    progress = report.get("in_progress") or []
+    if progress:  # a live loader mid-step: shown, not counted
+        typer.echo(f"In Progress (a live load, not an inconsistency): {len(progress)}")
+        for issue in progress:
+            _print_issue(issue, "  ")
     good, bad = _marks()
     typer.echo("Table Consistency:")
     tables = report.get("tables") or []

@@ -43,6 +43,7 @@ from onceflow.load import LoadTarget, config_targets, tracked_targets
 from onceflow.load.markers import checksum_code, read_markers
 from onceflow.state import ExtractionRecord, RunRecord, Store, open_store
 from onceflow.state.files import FILE_COMPLETED, FILE_FAILED, FileRecord
+from onceflow.state.locks import LockRecord
 from onceflow.warehouse import open_table, snapshot_dataset
 from onceflow.warehouse.duck import duck
 
@@ -67,7 +68,11 @@ ISSUE_LABELS = {
     "temp_file": "Temp file left by an interrupted write",
     "unreadable_table": "Table Arrow cannot read",
     "uncommitted_lake_file": "Lake data file no sidecar commits",
+    "load_in_progress": "Load in progress",
 }
+#: Not an inconsistency: a live loader is between a step and its tracker update. Listed
+#: apart (`in_progress`), never counted.
+IN_PROGRESS = "load_in_progress"
 #: Kinds that are about the file tracker (its own section of the report).
 FILE_TRACKER_KINDS = (
     "orphaned_processing",
@@ -129,9 +134,22 @@ def lake_files(config: Config, tgt: LoadTarget) -> list[SourceFile]:
     return discover_table_files(config.resolve(config.lake), table.source, table.display_name)
 
 
+def _live_loader(store: Store, tgt: LoadTarget) -> LockRecord | None:
+    """The table's loader, when one holds its lock and is alive (not stale)."""
+    holder = store.locks.holder(tgt.lock_name)
+    return holder if holder is not None and holder.stale_reason() is None else None
+
+
 def table_vs_tracker(store: Store, tgt: LoadTarget, files: list[SourceFile]) -> list[Issue]:
-    """What the table holds against the tracker, and against the lake's current files."""
+    """What the table holds against the tracker, and against the lake's current files.
+
+    A live loader of the table is between two steps of its protocol, each of which the
+    tracker follows (a commit, then its tracker update; a rewind, then the files it undid
+    back to pending): what differs because of it is `load_in_progress`, not an
+    inconsistency. Once its holder is gone (a stale lock), the same states are reported
+    as inconsistencies, with the orphaned records and the stale lock."""
     held = read_markers(open_table(tgt.uri), [f.file_id for f in files])
+    loader = _live_loader(store, tgt)
     issues = []
     tracked = {r.file_id: r for r in store.files.find(tgt.uri)}
     extra = {"target": tgt.target, "uri": tgt.uri}
@@ -139,6 +157,9 @@ def table_vs_tracker(store: Store, tgt: LoadTarget, files: list[SourceFile]) -> 
         rec = tracked.get(file_id)
         if rec is None or rec.status != FILE_COMPLETED:
             status = rec.status if rec else "not tracked"
+            if loader is not None and rec is not None and rec.owner_token == loader.token:
+                issues.append(_in_progress(tgt, file_id, "committed; its tracker update", loader))
+                continue
             issues.append(
                 Issue(
                     "commit_not_tracked",
@@ -150,6 +171,11 @@ def table_vs_tracker(store: Store, tgt: LoadTarget, files: list[SourceFile]) -> 
             )
     for rec in tracked.values():
         if rec.status == FILE_COMPLETED and not held.held.get(rec.file_id):
+            if loader is not None:
+                issues.append(
+                    _in_progress(tgt, rec.file_id, "undone by a rewind; its replay", loader)
+                )
+                continue
             issues.append(
                 Issue(
                     "tracked_without_commit",
@@ -186,6 +212,16 @@ def table_vs_tracker(store: Store, tgt: LoadTarget, files: list[SourceFile]) -> 
                 )
             )
     return issues
+
+
+def _in_progress(tgt: LoadTarget, file_id: str, step: str, loader: LockRecord) -> Issue:
+    return Issue(
+        IN_PROGRESS,
+        file_id,
+        f"{tgt.key}: {step} is in progress (held by {loader.describe()})",
+        table=tgt.key,
+        extra={"target": tgt.target, "uri": tgt.uri, "lock": loader.name},
+    )
 
 
 def _checksummed(file: SourceFile) -> SourceFile:
@@ -605,10 +641,13 @@ def validate_consistency(
         issues.append(Issue("temp_file", str(path), "temp file left by an interrupted write"))
     issues += _uncommitted_issues(config, safe_age_seconds)
     tracked = len(store.files.find())
+    in_progress = [i for i in issues if i.kind == IN_PROGRESS]
+    issues = [i for i in issues if i.kind != IN_PROGRESS]
     file_tracker, tables = _summary(issues, keys)
     return {
         "consistent": not issues,
         "issues": [i.as_dict() for i in issues],
+        "in_progress": [i.as_dict() for i in in_progress],
         "checked": {
             "tables": len(targets),
             "tracked_files": tracked,

@@ -105,13 +105,18 @@ def file_identity(path: Path, root: Path) -> str:
     return path.resolve().relative_to(root.resolve()).as_posix()
 
 
-def _committed(path: Path, root: Path) -> SourceFile | Uncommitted:
+def _committed(path: Path, root: Path, key: str | None = None) -> SourceFile | Uncommitted:
     """The file as a SourceFile when its sidecar commits it (with its problem, if damaged
-    or if its sidecar is unreadable), else as Uncommitted."""
+    or if its sidecar is unreadable), else as Uncommitted. `key`: its config table's."""
     sidecar, unreadable = inspect_sidecar(path)
     day = layout_day(path)
     if unreadable is not None:
-        redo = f"`onceflow extract --date {day} --force-reprocess`" if day else "its extraction"
+        tables = f" --tables {key}" if key else ""
+        redo = (
+            f"`onceflow extract --date {day}{tables} --force-reprocess`"
+            if day
+            else "its extraction"
+        )
         damaged = (
             f"its sidecar {sidecar_path(path).name} {unreadable}: it was damaged after "
             f"extraction (sidecars are written atomically), so whether this file is the "
@@ -188,7 +193,7 @@ def scan_table_files(lake: str, source: str, table: str) -> TableScan:
     for path in folder.glob("*/*/*.parquet"):
         if TEMP_MARKER in path.name:
             continue
-        seen = _committed(path, root)
+        seen = _committed(path, root, f"{source}.{table}")
         if isinstance(seen, Uncommitted):
             uncommitted.append(seen)
         else:

@@ -30,6 +30,8 @@ from onceflow.load.loader import (
 from onceflow.load.plan import ORDERED
 from onceflow.load.standalone import refuse_namesakes
 from onceflow.state import Lease, Store, force_release, open_store
+from onceflow.state.files import FILE_FAILED
+from onceflow.state.runs import RUN_COMPLETED, RUN_FAILED
 from onceflow.warehouse import open_table
 from onceflow.windows import parse_run_date, window_for
 
@@ -37,6 +39,8 @@ log = logging.getLogger(__name__)
 
 SAFE_RETENTION_HOURS = 168
 STRATEGIES = ("append", "overwrite", "merge", "scd2")
+#: Actions that leave a file in its table (the file was brought in by this load).
+APPLIED = ("loaded", "replaced", "replayed", "unchanged", "superseded")
 
 
 @dataclass
@@ -90,7 +94,10 @@ def tracked_targets(store: Store, pipeline: str) -> list[LoadTarget]:
     found: dict[str, str] = {}
     for rec in store.files.find(pipeline=pipeline):
         found.setdefault(rec.target_uri, rec.table_key)
-    return [LoadTarget(key, key, uri, LoadConfig(), pipeline) for uri, key in sorted(found.items())]
+    return [
+        LoadTarget(key, key, uri, LoadConfig(), pipeline, standalone=True)
+        for uri, key in sorted(found.items())
+    ]
 
 
 def _window_limit(config: Config, run_date: str | date | None) -> datetime | None:
@@ -219,7 +226,9 @@ def standalone_target(
             field="primary_key",
         )
     cfg = LoadConfig.model_validate({"strategy": strategy, "primary_key": list(primary_key or [])})
-    return LoadTarget(target, target, config.resolve_target(target), cfg, config.pipeline)
+    return LoadTarget(
+        target, target, config.resolve_target(target), cfg, config.pipeline, standalone=True
+    )
 
 
 def load(
@@ -286,6 +295,7 @@ def load(
     if force_unlock:
         for tgt, _files, _gap in jobs:
             force_release(store, tgt.lock_name)
+    failed_before = {(r.target_uri, r.file_id) for r in store.files.find(status=FILE_FAILED)}
     ttl = config.lock_ttl_seconds
     pool = max(1, min(workers or config.workers, len(jobs)))
     with ThreadPoolExecutor(max_workers=pool, thread_name_prefix="load") as executor:
@@ -299,7 +309,52 @@ def load(
         )
     for result in results:
         report_uncommitted(result, uncommitted.get(result.key, []))
+    if path is None:
+        settle_runs(
+            config, store, [f for _t, files, _g in jobs for f in files], results, failed_before
+        )
     return LoadSummary(results)
+
+
+def settle_runs(
+    config: Config,
+    store: Store,
+    files: list[SourceFile],
+    results: list[TableLoadResult],
+    failed_before: set[tuple[str, str]],
+) -> None:
+    """A run is complete only once its files are loaded: the run of a file that failed to
+    load is marked failed (a completed one; its sidecar names it), so `status` never shows
+    it completed. A load that brings such a file in undoes that verdict (when the run has
+    nothing else failed) only in a pipeline without post-load rules: otherwise the run's
+    rules have not seen the data, and `onceflow run --date D` (which skips what is done
+    and validates) completes it."""
+    run_of = {f.path: f.run_id for f in files if f.run_id}
+    failed: dict[str, str] = {}
+    repaired: set[str] = set()
+    for result in results:
+        for outcome in result.files:
+            run_id = run_of.get(outcome.path)
+            if run_id is None:
+                continue
+            if outcome.action == "failed":
+                failed.setdefault(run_id, outcome.file_id)
+            elif (result.uri, outcome.file_id) in failed_before and outcome.action in APPLIED:
+                repaired.add(run_id)
+    for run_id, file_id in sorted(failed.items()):
+        if store.runs.fail(run_id, only_if=RUN_COMPLETED) is not None:
+            log.warning("run %s: completed -> failed: its file %s failed to load", run_id, file_id)
+    if any(r.stage == "post_load" for t in config.tables for r in t.rules):
+        return
+    for run_id in sorted(repaired - set(failed)):
+        run = store.runs.get(run_id)
+        if run is None or run.status != RUN_FAILED:
+            continue
+        paths = [e.file_path or "" for e in store.extractions.of_run(run_id).values()]
+        if store.files.failed_among(paths):
+            continue
+        if store.runs.finish(run_id).status == RUN_COMPLETED:
+            log.info("run %s: failed -> completed: its failed files are loaded now", run_id)
 
 
 def optimize(

@@ -34,9 +34,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from onceflow.config import LoadConfig
-from onceflow.errors import LoadError, LockError, OnceflowError, error_names, is_panic
+from onceflow.errors import (
+    GateError,
+    LoadError,
+    LockError,
+    OnceflowError,
+    error_names,
+    is_panic,
+)
 from onceflow.faults import crashpoint
-from onceflow.lake import SourceFile
+from onceflow.lake import SourceFile, file_checksum
 from onceflow.load import markers
 from onceflow.load.append import apply_append, replace_file_rows
 from onceflow.load.merge import apply_merge
@@ -77,6 +84,8 @@ class LoadTarget:
     uri: str
     cfg: LoadConfig
     pipeline: str = ""
+    #: Loaded with `load --path`: its files are not extracted, so no extract repairs them.
+    standalone: bool = False
 
     @property
     def lock_name(self) -> str:
@@ -201,27 +210,70 @@ def reconcile(store: Store, tgt: LoadTarget, held: markers.TableMarkers) -> list
     return notes
 
 
-def _read_verified(source: SourceFile) -> tuple[pa.Table, str]:
-    """Read a file once: its checksum must match the sidecar's, and it must be Parquet."""
+def repair_command(tgt: LoadTarget, source: SourceFile) -> str | None:
+    """The command that extracts a lake file's window again, or None (not extracted)."""
+    if tgt.standalone or source.day is None:
+        return None
+    return f"onceflow extract --date {source.day} --tables {tgt.key} --force-reprocess"
+
+
+def repair_hint(tgt: LoadTarget, source: SourceFile) -> str:
+    """How to repair a damaged lake file, as the end of an error sentence."""
+    command = repair_command(tgt, source)
+    if command is None:
+        return "put the file back as it was delivered, then load"
+    return f"re-extract its window (`{command}`), then load"
+
+
+def _mismatch(source: SourceFile, checksum: str, fix: str) -> LoadError:
+    return LoadError(
+        f"{source.file_id}: checksum {checksum[:16]}... does not match its sidecar "
+        f"({str(source.checksum)[:16]}...): the file changed after extraction; the table is "
+        f"unchanged. To repair it, {fix}"
+    )
+
+
+def _unreadable(source: SourceFile, error: BaseException) -> LoadError:
+    return LoadError(
+        f"{source.file_id}: not a readable Parquet file ({str(error).strip()[:200]}); "
+        "the table is unchanged"
+    )
+
+
+def _read_verified(source: SourceFile, fix: str) -> tuple[pa.Table, str]:
+    """Read a file once: its checksum must match the sidecar's, and it must be Parquet.
+    `fix` ends the error of a damaged file (`repair_hint`)."""
     try:
         data = Path(source.path).read_bytes()
     except OSError as error:
         raise LoadError(f"{source.file_id}: cannot read the file ({error.strerror})") from None
     checksum = hashlib.sha256(data).hexdigest()
     if source.checksum and checksum != source.checksum:
-        raise LoadError(
-            f"{source.file_id}: checksum {checksum[:16]}... does not match its sidecar "
-            f"({source.checksum[:16]}...): the file changed after extraction; the table is "
-            "unchanged. Re-extract it (`onceflow extract --force-reprocess`)"
-        )
+        raise _mismatch(source, checksum, fix)
     try:
         table = pq.read_table(pa.BufferReader(data))
     except Exception as error:  # pyarrow raises ArrowInvalid, OSError...
-        raise LoadError(
-            f"{source.file_id}: not a readable Parquet file ({str(error).strip()[:200]}); "
-            "the table is unchanged"
-        ) from None
+        raise _unreadable(source, error) from None
     return table, checksum
+
+
+def _verify(source: SourceFile, fix: str) -> pa.Schema:
+    """What `_read_verified` checks, without keeping the rows: the checksum (streamed) and
+    the Parquet footer, whose schema it returns. A file whose bytes are the ones its
+    sidecar names is the file its extraction wrote."""
+    try:
+        checksum = file_checksum(Path(source.path))
+        if source.checksum and checksum != source.checksum:
+            raise _mismatch(source, checksum, fix)
+        return pq.read_schema(source.path)
+    except OSError as error:
+        raise LoadError(
+            f"{source.file_id}: cannot read the file ({error.strerror or error})"
+        ) from None
+    except LoadError:
+        raise
+    except Exception as error:  # pyarrow raises ArrowInvalid on a bad footer
+        raise _unreadable(source, error) from None
 
 
 def snapshot_instant(source: SourceFile) -> datetime:
@@ -346,11 +398,7 @@ def apply_step(
             f"{current.status if current else 'missing'}); another loader?"
         )
     if step.kind == "fail":
-        fix = (
-            ""
-            if "re-extract" in step.reason
-            else ". Re-extract the window (`onceflow extract --force-reprocess`) to repair it"
-        )
+        fix = "" if "re-extract" in step.reason else f". To repair it, {repair_hint(tgt, source)}"
         raise LoadError(f"{source.file_id}: {step.reason}; the table is unchanged{fix}")
     for _attempt in range(CONFLICT_RETRIES):
         dt, held = _held_now(tgt, source)
@@ -362,7 +410,7 @@ def apply_step(
             # read; its types or damage cannot keep the table from saying it holds it
             batch, checksum = pa.table({}), source.checksum
         else:
-            batch, checksum = _read_verified(source)
+            batch, checksum = _read_verified(source, repair_hint(tgt, source))
         batch, wider = _conform(tgt, dt, step, batch)
         if gate is not None and step.kind != "markers":
             gate(tgt, source, batch)
@@ -573,16 +621,16 @@ def load_table(
     result = TableLoadResult(tgt.key, tgt.target, tgt.uri, tgt.cfg.strategy)
     try:
         plan = _prepare(store, tgt, files, result, wait_from, wait_reason, limit=limit)
-        if plan.rewind is not None and gate is not None:
-            refused = _gate_ahead(tgt, plan, gate)
-            if refused is not None:
-                _refuse(store, tgt, plan, refused, result, token)
-                return result
+        blocked = _check_replay(store, tgt, plan, gate) if plan.rewind is not None else None
+        if blocked is not None:
+            _refuse(store, tgt, plan, blocked, result, token)
+            return result
         if plan.rewind is not None:
             try:
                 rewind_table(tgt, plan.rewind, check_lock=check_lock)
             except _NeedsEmpty:
-                forced = Rewind(-1, plan.rewind.undone, plan.rewind.reason)
+                rewind = plan.rewind
+                forced = Rewind(-1, rewind.undone, rewind.reason, rewind.cause)
                 plan = _prepare(
                     store,
                     tgt,
@@ -593,6 +641,11 @@ def load_table(
                     limit=limit,
                     force_empty=forced,
                 )
+                # a rebuild re-applies every file: each must pass before the table is emptied
+                blocked = _check_replay(store, tgt, plan, gate) if plan.rewind else None
+                if blocked is not None:
+                    _refuse(store, tgt, plan, blocked, result, token)
+                    return result
                 rewind_table(tgt, plan.rewind or forced, check_lock=check_lock)
             result.rewound = list(plan.rewind.undone) if plan.rewind else []
             store.files.record_unloaded(tgt.uri, result.rewound)
@@ -671,46 +724,139 @@ def _prepare(
     return plan_table(tgt.cfg.strategy, files, held, wait_from=wait_from, wait_reason=wait_reason)
 
 
-def _gate_ahead(tgt: LoadTarget, plan: Plan, gate: Gate) -> tuple[Step, LoadError] | None:
-    """Before a rewind, the gate sees every file the replay would apply: a file it refuses
-    must not leave the table rewound (and later windows undone) with nothing re-applied.
-    Its results are cached by file checksum, so the replay's own calls run no query."""
+@dataclass(frozen=True)
+class _Blocked:
+    """A replay that must not start: the file that fails for it, and why.
+
+    `attempted`: the file itself was tried (its own damage or refusal), so the failure
+    counts against its retry budget; a late file blocked by another file was not tried.
+    `tried`: False when the file is failed already and out of retries (not failed again).
+    """
+
+    step: Step
+    message: str
+    error: LoadError
+    attempted: bool = True
+    tried: bool = True
+
+
+def _check_replay(store: Store, tgt: LoadTarget, plan: Plan, gate: Gate | None) -> _Blocked | None:
+    """Before a rewind: can the replay re-apply every file it takes back?
+
+    A rewind undoes windows the table holds; if one of them then cannot be applied again
+    (damaged in the lake, refused, out of retries), the table would be left behind where
+    it was. So each file up to the last one the rewind undoes is checked first, as its
+    load will check it: not failed for good, its checksum matches its sidecar, its footer
+    and schema fit. Files after that are new windows beyond everything the table held:
+    their failure leaves the table no further back, so they fail in their turn. This reads
+    the replayed files once more (streamed, a hash and a footer), a small cost next to
+    re-applying them. `gate` (the pre-load rules) sees every file of the replay, as it
+    did: its results are cached by file checksum, so the replay's own calls run no query.
+    """
+    assert plan.rewind is not None
+    undone = set(plan.rewind.undone)
+    needed = [i for i, s in enumerate(plan.steps) if s.file.file_id in undone]
+    last = max(needed, default=-1)
+    records = {r.file_id: r for r in store.files.find(tgt.uri)}
     dt = open_table(tgt.uri)
     table_schema = arrow_schema(dt) if dt is not None else None
-    for step in plan.steps:
-        if step.kind in ("markers", "fail"):
+    for index, step in enumerate(plan.steps):
+        if step.kind == "markers" or (index > last and gate is None):
             continue
-        batch, _checksum = _read_verified(step.file)
-        batch, _added = conform_batch(batch, table_schema, step.file.file_id, widen=tgt.cfg.widen)
+        source = step.file
+        fix = repair_hint(tgt, source)
         try:
-            gate(tgt, step.file, batch)
+            if step.kind == "fail":
+                raise LoadError(f"{source.file_id}: {step.reason}. To repair it, {fix}")
+            given_up = _given_up(tgt, step, records.get(source.file_id))
+            if given_up is not None:
+                return _blame(plan, step, LoadError(given_up), tried=False)
+            if gate is None:
+                schema = _verify(source, fix)
+                conform_batch(
+                    schema.empty_table(), table_schema, source.file_id, widen=tgt.cfg.widen
+                )
+                continue
+            batch, _checksum = _read_verified(source, fix)
+            batch, _added = conform_batch(batch, table_schema, source.file_id, widen=tgt.cfg.widen)
+            gate(tgt, source, batch)
         except LoadError as error:
-            return step, error
+            if index > last and not isinstance(error, GateError):
+                continue  # a new window after the replay: it fails in its own turn
+            return _blame(plan, step, error)
     return None
+
+
+def _blame(plan: Plan, step: Step, error: LoadError, *, tried: bool = True) -> _Blocked:
+    """Who fails for a replay that cannot start: the file itself when it is the one that
+    needs the replay or a new window, else the file that needs it (the late or
+    re-extracted window), naming the file the table holds that blocks it. The message
+    ends with the repair (`repair_hint`), after saying that nothing was rewound."""
+    assert plan.rewind is not None
+    text = redact(str(error)).replace("; the table is unchanged", "")
+    problem, _, fix = text.partition(". To repair it, ")
+    fix = f" To repair it, {fix}" if fix else ""
+    kept = "the table is left as it was (no rewind)"
+    cause = next((s for s in plan.steps if s.file.file_id == plan.rewind.cause), None)
+    blocker = step.file.file_id
+    if cause is None or cause is step or blocker not in plan.rewind.undone:
+        return _Blocked(step, f"{problem}; {kept}.{fix}", error, tried=tried)
+    message = (
+        f"{cause.file.file_id}: not loaded, and {kept}: its replay must apply {blocker} "
+        f"again, which cannot be: {problem.removeprefix(f'{blocker}: ')}.{fix}"
+    )
+    return _Blocked(cause, message, error, attempted=False)
 
 
 def _refuse(
     store: Store,
     tgt: LoadTarget,
     plan: Plan,
-    refused: tuple[Step, LoadError],
+    blocked: _Blocked,
     result: TableLoadResult,
     token: str,
 ) -> None:
-    """A file the gate refused before a replay: it fails, the rest waits, nothing is
-    rewound or committed."""
-    step, error = refused
-    message = redact(str(error)) + "; the table is left as it was (no rewind)"
-    if store.files.claim(tgt.uri, step.file.file_id, token):
-        store.files.fail(tgt.uri, step.file.file_id, token, message)
+    """A replay that must not start: one file fails, the rest of the replay stays as it
+    is (files the table holds are `skipped`, others wait); nothing is rewound or
+    committed."""
+    step, message = blocked.step, blocked.message
+    if blocked.tried and store.files.claim(tgt.uri, step.file.file_id, token):
+        store.files.fail(tgt.uri, step.file.file_id, token, message, attempt=blocked.attempted)
     result.files.append(FileOutcome(step.file.file_id, step.file.path, "failed", error=message))
-    others = [s.file for s in plan.steps if s is not step and s.kind != "markers"]
-    result.files += [FileOutcome(f.file_id, f.path, "waiting") for f in others]
-    result.error = message + (
-        f" ({len(others)} other file(s) of the replay wait)" if others else ""
-    )
-    result.error_types = error_names(error)
+    records = {r.file_id: r for r in store.files.find(tgt.uri)}
+    waiting = 0
+    for other in plan.steps:
+        if other is step or other.kind == "markers":
+            continue
+        rec = records.get(other.file.file_id)
+        held = rec is not None and rec.status == FILE_COMPLETED
+        held = held and rec is not None and rec.loaded_checksum == other.file.checksum
+        waiting += not held
+        action = "skipped" if held else "waiting"
+        result.files.append(FileOutcome(other.file.file_id, other.file.path, action))
+    result.error = message + (f" ({waiting} other file(s) of the replay wait)" if waiting else "")
+    result.error_types = error_names(blocked.error)
     log.error("%s: %s", tgt.key, message, extra={"table": tgt.key, "action": "failed"})
+
+
+def _given_up(tgt: LoadTarget, step: Step, rec: FileRecord | None) -> str | None:
+    """Why a file is not tried again: it failed `max_file_retries` times already, and its
+    lake file has not changed since (a change resets the count; see Files.register)."""
+    if (
+        rec is None
+        # a superseded file's markers need nothing of the file: what failed before
+        # (loading its rows) is not what is asked of it now
+        or step.kind == "markers"
+        or rec.status != FILE_FAILED
+        or rec.checksum != step.file.checksum
+        or rec.retry_count <= tgt.cfg.max_file_retries
+    ):
+        return None
+    return (
+        f"{step.file.file_id}: gave up after {rec.retry_count} failed attempts "
+        f"(max_file_retries {tgt.cfg.max_file_retries}); last error: {rec.error}. "
+        "Fix it (or re-extract the window), then `onceflow reset-state --failed`"
+    )
 
 
 def _run_steps(
@@ -726,22 +872,16 @@ def _run_steps(
     records: dict[str, FileRecord] = {r.file_id: r for r in store.files.find(tgt.uri)}
     for step in plan.steps:
         rec = records.get(step.file.file_id)
-        if (
-            rec is not None
-            # a superseded file's markers need nothing of the file: what failed before
-            # (loading its rows) is not what is asked of it now
-            and step.kind != "markers"
-            and rec.status == FILE_FAILED
-            and rec.checksum == step.file.checksum
-            and rec.retry_count > tgt.cfg.max_file_retries
-        ):
-            result.error = (
-                f"{step.file.file_id}: gave up after {rec.retry_count} failed attempts "
-                f"(max_file_retries {tgt.cfg.max_file_retries}); last error: {rec.error}. "
-                "Fix it (or re-extract the window), then `onceflow reset-state --failed`"
-            )
+        given_up = _given_up(tgt, step, rec)
+        if given_up is not None:
+            result.error = given_up
             result.files.append(
-                FileOutcome(step.file.file_id, step.file.path, "failed", error=rec.error)
+                FileOutcome(
+                    step.file.file_id,
+                    step.file.path,
+                    "failed",
+                    error=rec.error if rec is not None else None,
+                )
             )
             break
         try:
@@ -765,6 +905,8 @@ def _run_steps(
             if failure is not error:
                 log.debug("%s: unexpected load error", tgt.key, exc_info=True)
             message = redact(str(failure))
+            if result.rewound:
+                message = _stopped_replay(message, result, plan, step)
             store.files.fail(tgt.uri, step.file.file_id, token, message)
             result.files.append(
                 FileOutcome(step.file.file_id, step.file.path, "failed", error=message)
@@ -786,3 +928,23 @@ def _run_steps(
             outcome.version,
             extra={"table": tgt.key, "action": outcome.action, "rows": outcome.rows},
         )
+
+
+def _stopped_replay(message: str, result: TableLoadResult, plan: Plan, step: Step) -> str:
+    """The truth about a replay that stopped at a file after its rewind (checked ahead, so
+    an I/O error, a strategy's refusal): the table is not unchanged, it was taken back.
+    The rewind's commit marked the files it undid as not held, so the next load plans
+    them as new windows after what the table holds, and finishes the replay."""
+    undone = set(result.rewound)
+    behind = [
+        s.file.file_id
+        for s in plan.steps[plan.steps.index(step) :]
+        if s.file.file_id in undone and s.kind != "markers"
+    ]
+    text = message.replace("; the table is unchanged", "")
+    return (
+        f"{text}; the replay stopped here: the table was rewound to apply "
+        f"{len(result.rewound)} file(s) again and no longer holds {len(behind)} file(s) it "
+        f"held ({', '.join(behind[:3])}{', ...' if len(behind) > 3 else ''}); "
+        "the next load finishes the replay from this file once it loads"
+    )

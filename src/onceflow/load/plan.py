@@ -47,11 +47,13 @@ class Step:
 
 @dataclass(frozen=True)
 class Rewind:
-    """Undo `undone` by restoring version `to_version` (-1: rewind to an empty table)."""
+    """Undo `undone` by restoring version `to_version` (-1: rewind to an empty table).
+    `cause` is the file that needs it: the late window, or the re-extracted one."""
 
     to_version: int
     undone: tuple[str, ...]
     reason: str
+    cause: str = ""
 
 
 @dataclass
@@ -221,6 +223,6 @@ def _plan_ordered(
             f"{len(missing)} file(s) no longer in the lake ({', '.join(missing[:3])}); "
             "put them back in the lake, or load into a new table; the table is unchanged"
         )
-    plan.rewind = Rewind(to_version, tuple(sorted(undone)), reason)
+    plan.rewind = Rewind(to_version, tuple(sorted(undone)), reason, pivot.file_id)
     plan.steps = [_apply("load", f, "replay" if f.file_id in undone else "new") for f in replay]
     return plan

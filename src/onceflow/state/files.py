@@ -98,8 +98,12 @@ _REGISTER = (
     "table_key = excluded.table_key, file_path = excluded.file_path, "
     "window_start = excluded.window_start, file_size = excluded.file_size, "
     "modified_time = excluded.modified_time, checksum = excluded.checksum, "
-    # a file whose lake content changed gets a fresh retry budget
+    # A file whose lake file changed gets a fresh retry budget: a new checksum, and also a
+    # new size or modification time, since a correct re-extraction of a file damaged in
+    # place has the checksum its sidecar always had (only the bytes on disk were wrong).
     "retry_count = CASE WHEN COALESCE(load_files.checksum, '') <> COALESCE(excluded.checksum, '') "
+    "OR COALESCE(load_files.file_size, -1) <> COALESCE(excluded.file_size, -1) "
+    "OR COALESCE(load_files.modified_time, '') <> COALESCE(excluded.modified_time, '') "
     "THEN 0 ELSE load_files.retry_count END, updated_at = excluded.updated_at"
 )
 _CLAIM = (
@@ -230,17 +234,21 @@ class Files:
             (FILE_COMPLETED, checksum, delta_version, batch_id, rows_loaded, rows_skipped),
         )
 
-    def fail(self, target: str, file_id: str, token: str, error: str) -> bool:
+    def fail(
+        self, target: str, file_id: str, token: str, error: str, *, attempt: bool = True
+    ) -> bool:
         """processing -> failed with the error, retry count + 1 (owner only).
 
-        A file that was loaded before keeps its `loaded_checksum`: the table still holds it.
+        `attempt=False`: the file was not tried (another file blocks it), so its retry
+        budget is left as it is. A file that was loaded before keeps its
+        `loaded_checksum`: the table still holds it.
         """
         return self._finish_owned(
             target,
             file_id,
             token,
-            "status = ?, error = ?, retry_count = retry_count + 1",
-            (FILE_FAILED, error[:2000]),
+            "status = ?, error = ?, retry_count = retry_count + ?",
+            (FILE_FAILED, error[:2000], 1 if attempt else 0),
         )
 
     def _finish_owned(

@@ -36,7 +36,7 @@ from onceflow.state import (
     open_store,
 )
 from onceflow.windows import window_for
-from tests.helpers.cli import run_cli
+from tests.helpers.cli import run_cli, spawn
 from tests.helpers.lake import (
     START,
     config_dict,
@@ -310,7 +310,16 @@ def test_table_marked_complete_with_failed_files_is_named_and_its_run_marked_fai
     loaded = run_cli("load", "-c", str(config))
     assert loaded.returncode == 1
     assert store.files.get(table_uri(tmp_path), _day_ids(tmp_path)[0]).status == "failed"
-    assert store.runs.get("p_20250101").status == "completed"
+    # a failed load marks its run failed: `status` does not show it completed
+    assert store.runs.get("p_20250101").status == "failed"
+    assert store.runs.get("p_20250102").status == "completed"
+    status = json.loads(
+        run_cli("status", "-c", str(config), "--date", "2025-01-01", "--json").stdout
+    )
+    assert status["status"] == "failed", status
+    assert _kinds(_validate_json(config)) == ["damaged_lake_file", "failed_files"]
+    # a store an older onceflow wrote (its load left the run completed) is named and fixed
+    assert store.runs.finish("p_20250101").status == "completed"
 
     report = _validate_json(config)
     # the file is not loaded, so it is checksummed: it no longer matches its sidecar
@@ -365,6 +374,8 @@ def test_table_marked_complete_with_failed_files_is_named_and_its_run_marked_fai
     assert failed["files"] == [str(bad)] and "does not match its sidecar" in failed["detail"]
     bad.write_bytes(good)
     assert run_cli("load", "-c", str(config)).returncode == 0
+    # its files are loaded and no post-load rule has a verdict on it: the run is complete
+    assert store.runs.get("p_20250101").status == "completed"
     again = run_cli("validate-consistency", "-c", str(config))
     assert again.returncode == 0 and "Overall Status: CONSISTENT" in again.stdout
 
@@ -440,6 +451,47 @@ def test_commit_of_a_loader_killed_before_its_tracker_update_is_recorded_by_fix(
     assert sorted(read_table(table_uri(tmp_path)).column("id").to_pylist()) == sorted(
         orders_batch(0, 5).column("id").to_pylist() + orders_batch(1, 5).column("id").to_pylist()
     )
+
+
+def test_a_live_load_paused_after_its_commit_is_in_progress_and_a_dead_one_is_not(
+    tmp_path: Path, any_state_url: str
+) -> None:
+    config, cfg = _project(tmp_path, any_state_url)
+    first, _second = _day_ids(tmp_path)
+    gate = tmp_path / "gate"
+    loader = spawn(
+        "load", "-c", str(config), env={"ONCEFLOW_PAUSE_AT": f"after_delta_commit:{gate}"}
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not Path(f"{gate}.reached").exists():  # committed, tracker not updated yet
+            assert loader.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+        store = open_store(any_state_url)
+        assert store.files.get(table_uri(tmp_path), first).status == "processing"
+
+        report = _validate_json(config)  # exit 0: a live load is not an inconsistency
+        assert report["consistent"] and report["issues"] == [], report["issues"]
+        [live] = report["in_progress"]
+        assert (live["kind"], live["subject"], live["lock"]) == (
+            "load_in_progress",
+            first,
+            _lock(tmp_path),
+        )
+        assert f"pid {loader.pid}" in live["detail"]
+        text = run_cli("validate-consistency", "-c", str(config))
+        assert text.returncode == 0, text.stdout
+        assert "Overall Status: CONSISTENT\n" in text.stdout
+        assert "In Progress (a live load, not an inconsistency): 1\n" in text.stdout
+    finally:
+        loader.kill()
+        loader.communicate()
+    # its holder is dead: the same state is an inconsistency again, and --fix repairs it
+    report = _validate_json(config)
+    assert _kinds(report) == ["commit_not_tracked", "orphaned_processing", "stale_lock"]
+    assert report["in_progress"] == []
+    assert run_cli("validate-consistency", "-c", str(config), "--fix").returncode == 0
+    assert load(cfg).counts()["loaded"] == 1  # the other file; the committed one is held
 
 
 def test_tracker_entries_of_a_dropped_delta_table_go_back_to_pending_and_reload(

@@ -143,7 +143,7 @@ def test_load_fails_a_file_whose_sidecar_is_corrupt_naming_it_and_the_fix(tmp_pa
     assert loaded.stdout.startswith("src.orders: 0 loaded, 2 skipped, 1 failed"), loaded.stdout
     error = loaded.stdout + loaded.stderr
     assert "src/orders/202501/03/p_20250103.parquet: its sidecar" in error
-    assert "onceflow extract --date 2025-01-03 --force-reprocess" in error
+    assert "onceflow extract --date 2025-01-03 --tables src.orders --force-reprocess" in error
 
 
 def test_standalone_load_refuses_a_same_named_file_from_another_folder(tmp_path: Path) -> None:

@@ -147,7 +147,9 @@ def test_an_unreadable_sidecar_fails_its_file_by_name_and_later_windows_wait(
     broken_id = "src/orders/202501/03/p_20250103.parquet"
     assert broken_id in (result.error or "")
     assert "p_20250103_metadata.json is not valid JSON" in (result.error or "")
-    assert "onceflow extract --date 2025-01-03 --force-reprocess" in (result.error or "")
+    assert "onceflow extract --date 2025-01-03 --tables src.orders --force-reprocess" in (
+        result.error or ""
+    )
     assert "src/orders/202501/04/p_20250104.parquet" in (result.waiting or "")
     # the table keeps its last good content, and every report says why
     assert read_table(table_uri(tmp_path)).num_rows == 3
