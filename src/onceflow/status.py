@@ -12,6 +12,7 @@ from onceflow.extract import (
     find_run,
     force_reprocess_table,
     reset_failed_extractions,
+    run_context,
 )
 from onceflow.load import load_status, reset_load_state
 from onceflow.state import Store, open_store
@@ -108,7 +109,15 @@ def reset_state(
         return {"action": "reset_failed", "count": n, "load_files": files}
     if table:
         forced = force_reprocess_table(config, table, run_date, run_id=run_id, store=store)
-        return {"action": "force_reprocess", "table": config.table(table).key, "count": int(forced)}
+        rid = run_context(config, run_date, run_id).run_id
+        return {
+            "action": "force_reprocess",
+            "table": config.table(table).key,
+            "count": int(forced),
+            "run_id": rid,
+            # False: the run has not run, so there was nothing to reprocess
+            "ran": store.runs.get(rid) is not None,
+        }
     run = find_run(config, store, run_date, run_id)
     removed = 0 if run is None else store.runs.delete(run.run_id)
     # The tracker is an index of the Delta logs: the next load re-derives it.

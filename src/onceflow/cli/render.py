@@ -356,6 +356,11 @@ def reset_sentence(result: dict[str, Any]) -> str:
     if action == "force_reprocess":
         if result["count"]:
             return f"{result['table']}: flagged; the next run of this date re-extracts it"
+        if result.get("ran") is False:
+            return (
+                f"{result['table']}: run {result['run_id']} has not run yet: nothing to "
+                "reprocess, nothing flagged; its first run extracts it"
+            )
         return f"{result['table']}: not in this run; nothing flagged"
     if action == "reset_validation":
         scope = f" of {result['table']}" if result.get("table") else ""
