@@ -15,7 +15,7 @@ from onceflow.extract import (
     run_context,
 )
 from onceflow.load import load_status, reset_load_state
-from onceflow.state import Store, open_store
+from onceflow.state import LockRecord, Store, open_store
 from onceflow.validate import reset_validation_state, validation_status
 
 
@@ -37,15 +37,31 @@ def status_report(
         report = _no_run(config)
     else:
         report = create_extraction_report(config, run_date, run_id=run_id, store=store)
-    locks = [
-        {"name": lock.name, "holder": lock.describe(), "stale": stale}
-        for lock, stale in list_locks(config, store)
-    ]
+    locks = [lock_entry(lock, stale) for lock, stale in list_locks(config, store)]
     return {
         **report,
         "load": load_status(config, store=store),
         "validation": validation_status(config, store=store),
         "locks": locks,
+    }
+
+
+def lock_entry(lock: LockRecord, stale: str | None) -> dict[str, Any]:
+    """A lock as `status --json` shows it: `name`, `holder` (a sentence) and `stale` (why,
+    or None), plus the fields of seed 002's lock file, so that its monitoring reads them
+    unchanged: `lock_name`, `pid`, `hostname`, `acquired_at` and `timeout_at` (when the
+    lease runs out unless the holder heartbeats: onceflow's leases are renewed, so it
+    moves), and `heartbeat_at`."""
+    return {
+        "name": lock.name,
+        "holder": lock.describe(),
+        "stale": stale,
+        "lock_name": lock.name,
+        "pid": lock.pid,
+        "hostname": lock.host,
+        "acquired_at": lock.acquired_at,
+        "heartbeat_at": lock.heartbeat_at,
+        "timeout_at": lock.expires_at,
     }
 
 
