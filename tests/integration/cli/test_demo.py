@@ -68,6 +68,8 @@ def test_reset_state_table_forces_one_reextraction(demo: Path) -> None:
         "action": "force_reprocess",
         "table": "shop.orders",
         "count": 1,
+        "run_id": "demo_20250123",
+        "ran": True,
     }
     rerun = json.loads(run_cli("run", "--date", DAY, "--json", cwd=demo).stdout)
     actions = {t["table_key"]: t["action"] for t in rerun["tables"]}
