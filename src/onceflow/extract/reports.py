@@ -41,6 +41,14 @@ def find_run(
         if run_id is not None:
             _refuse_scheduled_id(config, store, run_id)
         raise StateError(f"run {ctx.run_id} is not in the state store")
+    if run_date is not None and run.run_date != ctx.run_date.isoformat():
+        # a run id names one window: showing or resetting another date's run under the
+        # date asked for would answer a question nobody asked
+        raise StateError(
+            f"--run-id {ctx.run_id} is the run of {run.run_date}, not of {ctx.run_date}; "
+            "give --run-id or --date alone",
+            run_id=ctx.run_id,
+        )
     return run
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from onceflow import Pipeline
-from onceflow.errors import ConfigError
+from onceflow.errors import ConfigError, StateError
 from onceflow.lake import sidecar_path
 from tests.helpers.extract import shop_pipeline
 
@@ -40,6 +40,9 @@ def test_a_run_id_reused_for_another_date_is_refused_naming_the_runs_date(tmp_pa
     assert _windows(pipeline, "daily_extract") == before
     assert pipeline.validate_windows(run_id="daily_extract")["consistent"]
     assert not list((tmp_path / "lake").rglob("26/*"))
+    # asking for the run by its id and another date is refused, not answered with the 27th
+    with pytest.raises(StateError, match="--run-id daily_extract is the run of 2025-01-27, not"):
+        pipeline.status("2025-01-26", run_id="daily_extract")
 
 
 def test_a_changed_timezone_refuses_to_add_tables_to_the_run_naming_both_windows(tmp_path):
