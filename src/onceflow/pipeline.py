@@ -43,7 +43,15 @@ from onceflow.extract import (
     validate_window_consistency,
 )
 from onceflow.load import LoadSummary, load, optimize
-from onceflow.state import Lease, RunRecord, Store, force_release, open_store
+from onceflow.state import (
+    DamagedStore,
+    Lease,
+    RunRecord,
+    Store,
+    force_release,
+    open_store,
+    set_aside_damaged,
+)
 from onceflow.status import reset_state, status_report
 from onceflow.validate import (
     Gate,
@@ -451,6 +459,20 @@ class Pipeline:
         if self._store is None:
             self._store = open_store(self.config.state_url)
         return self._store
+
+    def set_aside_damaged_store(self) -> DamagedStore | None:
+        """Seed 002's recovery from a corrupted state store, first step: a SQLite store
+        that SQLite cannot read is moved aside (`<file>.corrupt-<UTC time>`; nothing is
+        deleted) so that a new one starts; returns where it went, or None when the store
+        is sound (a PostgreSQL store is never moved). `reset-state --yes` does it before
+        forgetting the run; `fix_inconsistencies()` then rebuilds the load tracker from
+        the Delta logs, and the next run the extractions from their sidecars."""
+        if self._store is not None:
+            self._store.close()  # this thread's connection to the file that may move
+        damaged = set_aside_damaged(self.config.state_url)
+        if damaged is not None:
+            self._store = None
+        return damaged
 
     run = _Command(run)
     run_window = _Command(run_window)

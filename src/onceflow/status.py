@@ -12,9 +12,10 @@ from onceflow.extract import (
     find_run,
     force_reprocess_table,
     reset_failed_extractions,
+    run_context,
 )
 from onceflow.load import load_status, reset_load_state
-from onceflow.state import Store, open_store
+from onceflow.state import LockRecord, Store, open_store
 from onceflow.validate import reset_validation_state, validation_status
 
 
@@ -36,15 +37,31 @@ def status_report(
         report = _no_run(config)
     else:
         report = create_extraction_report(config, run_date, run_id=run_id, store=store)
-    locks = [
-        {"name": lock.name, "holder": lock.describe(), "stale": stale}
-        for lock, stale in list_locks(config, store)
-    ]
+    locks = [lock_entry(lock, stale) for lock, stale in list_locks(config, store)]
     return {
         **report,
         "load": load_status(config, store=store),
         "validation": validation_status(config, store=store),
         "locks": locks,
+    }
+
+
+def lock_entry(lock: LockRecord, stale: str | None) -> dict[str, Any]:
+    """A lock as `status --json` shows it: `name`, `holder` (a sentence) and `stale` (why,
+    or None), plus the fields of seed 002's lock file, so that its monitoring reads them
+    unchanged: `lock_name`, `pid`, `hostname`, `acquired_at` and `timeout_at` (when the
+    lease runs out unless the holder heartbeats: onceflow's leases are renewed, so it
+    moves), and `heartbeat_at`."""
+    return {
+        "name": lock.name,
+        "holder": lock.describe(),
+        "stale": stale,
+        "lock_name": lock.name,
+        "pid": lock.pid,
+        "hostname": lock.host,
+        "acquired_at": lock.acquired_at,
+        "heartbeat_at": lock.heartbeat_at,
+        "timeout_at": lock.expires_at,
     }
 
 
@@ -108,7 +125,15 @@ def reset_state(
         return {"action": "reset_failed", "count": n, "load_files": files}
     if table:
         forced = force_reprocess_table(config, table, run_date, run_id=run_id, store=store)
-        return {"action": "force_reprocess", "table": config.table(table).key, "count": int(forced)}
+        rid = run_context(config, run_date, run_id).run_id
+        return {
+            "action": "force_reprocess",
+            "table": config.table(table).key,
+            "count": int(forced),
+            "run_id": rid,
+            # False: the run has not run, so there was nothing to reprocess
+            "ran": store.runs.get(rid) is not None,
+        }
     run = find_run(config, store, run_date, run_id)
     removed = 0 if run is None else store.runs.delete(run.run_id)
     # The tracker is an index of the Delta logs: the next load re-derives it.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import struct
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from onceflow import Pipeline
 from onceflow.config import config_from_dict
 from onceflow.extract import ExtractSummary, extract
 from onceflow.lake import sidecar_path
@@ -77,3 +79,25 @@ def unique_name(prefix: str) -> str:
     import uuid
 
     return f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+
+def shop_pipeline(tmp_path: Path, **extra: Any) -> Pipeline:
+    """A pipeline of two small tables in tmp_path/shop.db (orders: incremental on
+    updated_at; customers: full); `extra` config keys (e.g. timezone) on top."""
+    db = tmp_path / "shop.db"
+    if not db.exists():
+        with sqlite3.connect(db) as conn:
+            conn.execute("CREATE TABLE orders (id INTEGER, updated_at TEXT)")
+            conn.execute("CREATE TABLE customers (id INTEGER, name TEXT)")
+            conn.execute("INSERT INTO orders VALUES (1, '2025-01-23 10:00:00')")
+            conn.execute("INSERT INTO customers VALUES (1, 'a')")
+        conn.close()
+    tables = [
+        {
+            "source": "shop",
+            "table": "orders",
+            "extract": {"mode": "incremental", "cursor": "updated_at"},
+        },
+        {"source": "shop", "table": "customers"},
+    ]
+    return Pipeline(make_config(tmp_path, {"shop": f"sqlite:///{db}"}, tables, **extra))

@@ -220,10 +220,12 @@ def test_random_sigkill_from_outside(tmp_path: Path) -> None:
         assert parquet_checksums(project.lake) == clean
         assert_sidecars_match(project)
         report = assert_state_complete(project)
-        assert report["restart_count"] > restarts
+        # a rerun after a kill resumes a run left running: a restart; a run that finished
+        # before the kill is rerun completed: none (nor one killed before it began)
+        assert report["restart_count"] >= restarts
         restarts = report["restart_count"]
     assert killed >= 5, f"only {killed} of 10 runs were killed before they finished"
-    assert restarts >= 10
+    assert 1 <= restarts <= killed
 
 
 # -- 3. damaged files ---------------------------------------------------------------------
@@ -365,19 +367,18 @@ def test_force_reprocess_only_named_tables(
 # -- 4. restart semantics ------------------------------------------------------------------
 
 
-def test_restart_count_increments_per_rerun(committed: Project) -> None:
+def test_idempotent_reruns_of_a_completed_run_are_not_restarts(committed: Project) -> None:
     assert committed.status()["restart_count"] == 0
-    for expected in (1, 2, 3):
+    for _ in range(3):
         done = committed.extract()
         assert done.returncode == 0, done.stderr
         assert set(actions(done).values()) == {"skipped"}
-        assert json.loads(done.stdout)["restart_count"] == expected
-    assert committed.status()["restart_count"] == 3
+        assert json.loads(done.stdout)["restart_count"] == 0
+    assert committed.status()["restart_count"] == 0
     # Another run date is another run: its count starts at zero.
     other_day = committed.extract(date="2025-01-24")
     assert other_day.returncode == 0, other_day.stderr
     assert json.loads(other_day.stdout)["restart_count"] == 0
-    assert committed.status()["restart_count"] == 3
 
 
 def test_failed_table_is_retried_and_completed_ones_skipped(tmp_path: Path) -> None:

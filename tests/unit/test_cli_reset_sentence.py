@@ -20,6 +20,17 @@ from onceflow.cli.render import reset_sentence
             "shop.orders: flagged; the next run of this date re-extracts it",
         ),
         (
+            {
+                "action": "force_reprocess",
+                "table": "shop.orders",
+                "count": 0,
+                "run_id": "demo_20250123",
+                "ran": False,
+            },
+            "shop.orders: run demo_20250123 has not run yet: nothing to reprocess, nothing "
+            "flagged; its first run extracts it",
+        ),
+        (
             {"action": "reset_validation", "table": "shop.orders", "rule": "r", "count": 3},
             "forgot 3 stored rule result(s) of shop.orders, rule r: those rules run again "
             "on the next validation",

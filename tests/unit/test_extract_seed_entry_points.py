@@ -224,10 +224,34 @@ def test_databricks_refuses_what_only_looks_like_databricks_storage(tmp_path, mo
     monkeypatch.setattr(databricks, "_mounted", lambda root: True)
     with pytest.raises(ConfigError, match="lake /Volumes/main is not"):
         Pipeline(short).require_databricks()
-    # off a cluster /dbfs is not there: dbfs:/x would be a local folder /dbfs/x
+
+
+def test_databricks_off_a_cluster_names_the_missing_mount_not_the_path(tmp_path, monkeypatch):
+    # off a cluster /dbfs is not there: dbfs:/x would be a local folder /dbfs/x. The path
+    # is right; what is wrong is where the job runs, and the message must say so
     monkeypatch.setattr(databricks, "_mounted", lambda root: False)
-    with pytest.raises(ConfigError, match="lake dbfs:/lake; warehouse dbfs:/wh are not"):
+    with pytest.raises(ConfigError) as refused:
         Pipeline(_config(tmp_path, lake="dbfs:/lake", warehouse="dbfs:/wh")).require_databricks()
+    message = str(refused.value)
+    assert message.startswith(
+        "--databricks: lake dbfs:/lake; warehouse dbfs:/wh are on DBFS, but its mount /dbfs "
+        "is not on this machine"
+    )
+    assert "run it on a Databricks cluster" in message
+    assert "not Databricks storage" not in message and "write dbfs:/" not in message
+    volume = _config(tmp_path, lake="/Volumes/main/shop/lake", warehouse="dbfs:/wh")
+    with pytest.raises(
+        ConfigError,
+        match="lake /Volumes/main/shop/lake is on a Unity Catalog "
+        "volume, but its mount /Volumes is not on this machine",
+    ):
+        databricks.require_databricks(volume, warehouse=False)
+    # a local path beside a missing mount: both causes, each with its own fix
+    local = _config(tmp_path, lake="dbfs:/lake", warehouse="./warehouse")
+    with pytest.raises(ConfigError) as both:
+        Pipeline(local).require_databricks()
+    assert "lake dbfs:/lake is on DBFS, but its mount /dbfs is not" in str(both.value)
+    assert f"warehouse {tmp_path / 'warehouse'} is not Databricks storage" in str(both.value)
 
 
 def test_databricks_checks_a_table_target_outside_the_warehouse(tmp_path, mounted):

@@ -377,6 +377,11 @@ def reset_sentence(result: dict[str, Any]) -> str:
     if action == "force_reprocess":
         if result["count"]:
             return f"{result['table']}: flagged; the next run of this date re-extracts it"
+        if result.get("ran") is False:
+            return (
+                f"{result['table']}: run {result['run_id']} has not run yet: nothing to "
+                "reprocess, nothing flagged; its first run extracts it"
+            )
         return f"{result['table']}: not in this run; nothing flagged"
     if action == "reset_validation":
         scope = f" of {result['table']}" if result.get("table") else ""
@@ -390,9 +395,18 @@ def reset_sentence(result: dict[str, Any]) -> str:
         if result["run_id"]
         else "no extraction run to forget; forgot"
     )
-    return (
+    forgot = (
         f"{run} {result['load_files']} load tracker row(s): the next run re-derives "
         "them from the sidecars and Delta logs"
+    )
+    moved = result.get("moved_aside")
+    if not moved:
+        return forgot
+    return (
+        f"the state store {moved['path']} was damaged ({moved['damage']}): moved aside to "
+        f"{moved['moved_to']} (nothing deleted) and a new one started; "
+        "`onceflow validate-consistency --fix` now rebuilds the load tracker from the Delta "
+        "logs, and the next run re-verifies the extractions from their sidecars"
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -164,13 +165,19 @@ def reset_state_cmd(
             typer.echo(reset_sentence(result))
         return
     pipeline = open_pipeline(config, state, pipeline_name)
-    if not failed and not table and not validation and not yes:
+    forget = not failed and not table and not validation
+    if forget and not yes:
         typer.confirm(
             "Forget this run's state? (files stay; they are re-verified next run)", abort=True
         )
+    # seed 002's recovery from a corrupted store starts here: a store that cannot be read
+    # cannot forget anything, so it is moved aside and a new one started
+    damaged = pipeline.set_aside_damaged_store() if forget else None
     result = pipeline.reset_state(
         date, run_id=run_id, failed=failed, table=table, validation=validation, rule=rule
     )
+    if damaged is not None:
+        result["moved_aside"] = dataclasses.asdict(damaged)
     if as_json:
         print_json(result)
     else:

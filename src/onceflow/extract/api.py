@@ -211,6 +211,80 @@ def extract(
         early.close_unused()  # a connection the command opened early that no table used
 
 
+def check_same_run(config: Config, store: Store, ctx: RunContext) -> RunRecord | None:
+    """The stored run of `ctx.run_id`, refused (ConfigError) when it is another run.
+
+    A run id names one window: its files are `<run id>.parquet` under the window's date,
+    and the run's extractions are its tables in that window. A `--run-id` reused for
+    another date would overwrite the first date's extraction records with the second's
+    (its files elsewhere in the lake) and leave a run whose window its tables do not have.
+    A run whose stored window differs for the same date (the config's `timezone` changed)
+    would mix two windows: `run_rewindowed` decides whether this extraction may move it.
+    """
+    run = store.runs.get(ctx.run_id)
+    if run is None or run.run_date == ctx.run_date.isoformat():
+        return run
+    fallback = make_run_id(config.pipeline, ctx.run_date)
+    raise ConfigError(
+        f"--run-id: run {ctx.run_id} is the run of {run.run_date} (window "
+        f"{run.window_start} → {run.window_end}), not of {ctx.run_date}: a run id names one "
+        f"window. Give another --run-id for {ctx.run_date}, or leave out --run-id (its run "
+        f"is then {fallback})",
+        field="run_id",
+    )
+
+
+def _same_instants(stored: tuple[str, str], wanted: tuple[str, str]) -> bool:
+    # instants, not strings: a zone renamed to one with the same offsets changes nothing
+    return all(
+        datetime.fromisoformat(a) == datetime.fromisoformat(b)
+        for a, b in zip(stored, wanted, strict=True)
+    )
+
+
+def run_rewindowed(
+    config: Config,
+    run: RunRecord | None,
+    ctx: RunContext,
+    selected: Sequence[TableConfig],
+    known: Sequence[str],
+    *,
+    force: bool,
+) -> bool:
+    """Whether the stored `run` must move to the window the config now gives (ConfigError
+    when it may not).
+
+    The same run date gives another window when the config's `timezone` changed since
+    the run was extracted. Adding tables to it in the new window would leave a run of two
+    windows for good: refused, naming both windows. `--force-reprocess` of every table
+    the run holds (`known`) re-extracts the whole run in the new window: allowed, since
+    nothing of the old window is left in the run afterwards (the files are replaced in
+    place: same date, same paths)."""
+    if run is None:
+        return False
+    stored, wanted = (run.window_start, run.window_end), ctx.window.iso()
+    if _same_instants(stored, wanted):
+        return False
+    chosen = {t.key for t in selected}
+    left_out = sorted(set(known) - chosen)
+    if force and not left_out:
+        return True
+    cause = (
+        f"--force-reprocess re-extracts it in the new window only as a whole, and it also "
+        f"holds {', '.join(left_out)}, which --tables leaves out; leave out --tables"
+        if force
+        else "re-extract the whole run in the new window with --force-reprocess and no "
+        f"--tables (`onceflow run --date {ctx.run_date} --force-reprocess`), or put back "
+        "the timezone that gave its window"
+    )
+    raise ConfigError(
+        f"timezone: run {ctx.run_id} was extracted in the window {stored[0]} → {stored[1]}, "
+        f"but timezone {config.timezone} now gives {wanted[0]} → {wanted[1]}; extracting "
+        f"into it would mix two windows in one run. {cause[0].upper()}{cause[1:]}",
+        field="timezone",
+    )
+
+
 def _extract(
     config: Config,
     store: Store,
@@ -223,6 +297,20 @@ def _extract(
     progress: Progress | None,
     lease: Lease,
 ) -> ExtractSummary:
+    stored = check_same_run(config, store, ctx)
+    tables_of_run = list(store.extractions.of_run(ctx.run_id)) if stored else []
+    if run_rewindowed(config, stored, ctx, selected, tables_of_run, force=force):
+        moved = store.runs.move_window(ctx.run_id, ctx.window.iso())
+        log.warning(
+            "run %s moves from the window %s → %s to %s → %s (timezone %s): every table "
+            "is extracted again in the new window",
+            ctx.run_id,
+            stored.window_start if stored else "",
+            stored.window_end if stored else "",
+            moved.window_start,
+            moved.window_end,
+            config.timezone,
+        )
     keep_failed = failed_after_extraction(store, ctx.run_id)
     store.runs.begin(ctx.run_id, config.pipeline, ctx.run_date.isoformat(), ctx.window.iso())
     store.extractions.ensure(ctx.run_id, [extraction_entry(t, ctx) for t in selected])

@@ -24,49 +24,90 @@ DBFS_ROOT = "/dbfs"
 VOLUMES_ROOT = "/Volumes"
 
 
+#: Each mount: what it holds, and how deep a path must go to be inside a storage
+#: location (DBFS: anything under the root; a volume: /Volumes/<catalog>/<schema>/<volume>).
+_MOUNTS = ((DBFS_ROOT, "DBFS", 2), (VOLUMES_ROOT, "a Unity Catalog volume", 4))
+
+
 def _mounted(root: str) -> bool:
     return os.path.isdir(root)
 
 
+def _mount_of(path: str) -> tuple[str, str] | None:
+    """(mount root, what it holds) of a DBFS or volume path, whether mounted or not."""
+    parts = PurePosixPath(normalize_path(path)).parts
+    for root, kind, depth in _MOUNTS:
+        if parts[:2] == ("/", root[1:]) and len(parts) > depth:
+            return root, kind
+    return None
+
+
 def databricks_storage(path: str) -> bool:
     """Whether `path` is DBFS or a Unity Catalog volume, with its mount present."""
-    parts = PurePosixPath(normalize_path(path)).parts
-    if parts[:2] == ("/", DBFS_ROOT[1:]) and len(parts) > 2:
-        return _mounted(DBFS_ROOT)
-    if parts[:2] == ("/", VOLUMES_ROOT[1:]) and len(parts) > 4:  # catalog, schema, volume
-        return _mounted(VOLUMES_ROOT)
-    return False
+    mount = _mount_of(path)
+    return mount is not None and _mounted(mount[0])
 
 
 def _remote(uri: str) -> bool:
     return "://" in uri and not uri.startswith("file://")
 
 
+def _listed(places: list[str]) -> str:
+    return f"{'; '.join(places)} {'is' if len(places) == 1 else 'are'}"
+
+
+class _Refusals:
+    """The places a --databricks command would write that are not Databricks storage:
+    local paths, and DBFS or volume paths whose mount is absent (off a cluster)."""
+
+    def __init__(self) -> None:
+        self.local: list[str] = []
+        self.unmounted: dict[tuple[str, str], list[str]] = {}
+
+    def check(self, label: str, shown: str, *, remote_ok: bool = False) -> None:
+        if (remote_ok and _remote(shown)) or databricks_storage(shown):
+            return
+        mount = _mount_of(shown)
+        if mount is None:
+            self.local.append(f"{label} {shown}")
+        else:
+            self.unmounted.setdefault(mount, []).append(f"{label} {shown}")
+
+    def message(self) -> str | None:
+        parts = [
+            # the path is right for Databricks; where the command runs is not
+            f"{_listed(places)} on {kind}, but its mount {root} is not on this machine (it "
+            f"is there on a Databricks cluster's nodes only), so this job would write to a "
+            f"local folder {root}/...; run it on a Databricks cluster, or leave out "
+            "--databricks"
+            for (root, kind), places in self.unmounted.items()
+        ]
+        if self.local:
+            parts.append(
+                f"{_listed(self.local)} not Databricks storage, so this job would write to "
+                "the local disk; write dbfs:/... or /Volumes/<catalog>/<schema>/<volume>/... "
+                "in the config (on a Databricks cluster), or leave out --databricks"
+            )
+        return f"--databricks: {'; '.join(parts)}" if parts else None
+
+
 def require_databricks(config: Config, *, warehouse: bool = True) -> None:
     """ConfigError, naming each place that is not Databricks storage, unless the lake
     (and with `warehouse`, the warehouse and every table's target) is Databricks storage
-    (see the module's docstring). `extract` writes only the lake: it passes
-    `warehouse=False`."""
-    wrong: list[str] = []
-    lake = config.resolve(config.lake)
-    if not databricks_storage(lake):
-        wrong.append(f"lake {lake}")
+    (see the module's docstring). A DBFS or volume path whose mount is absent is named
+    as such: the config is right, the machine is not a Databricks cluster. `extract`
+    writes only the lake: it passes `warehouse=False`."""
+    refusals = _Refusals()
+    refusals.check("lake", config.resolve(config.lake))
     if warehouse:
         root = config.resolve(config.warehouse)
-        if not (_remote(root) or databricks_storage(root)):
-            wrong.append(f"warehouse {root}")
+        refusals.check("warehouse", root, remote_ok=True)
         inside = normalize_path(root).rstrip("/") + "/"
         for table in config.tables:
             # a target under the warehouse is where the warehouse is; others on their own
             target = config.resolve_target(table.target)
-            if target.startswith(inside) or _remote(target) or databricks_storage(target):
-                continue
-            wrong.append(f"{table.key}'s target {target}")
-    if wrong:
-        raise ConfigError(
-            f"--databricks: {'; '.join(wrong)} {'is' if len(wrong) == 1 else 'are'} not "
-            "Databricks storage, so this job would write to the local disk; write "
-            "dbfs:/... or /Volumes/<catalog>/<schema>/<volume>/... in the config (on a "
-            "Databricks cluster), or leave out --databricks",
-            field="databricks",
-        )
+            if not target.startswith(inside):
+                refusals.check(f"{table.key}'s target", target, remote_ok=True)
+    message = refusals.message()
+    if message is not None:
+        raise ConfigError(message, field="databricks")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict
 from datetime import date
 from pathlib import Path
@@ -9,10 +10,20 @@ from typing import Any
 
 from onceflow.config import Config
 from onceflow.errors import StateError
-from onceflow.extract.api import RunContext, extraction_entry, run_context
+from onceflow.extract.api import (
+    RunContext,
+    check_same_run,
+    extraction_entry,
+    make_job,
+    run_context,
+    run_rewindowed,
+)
+from onceflow.extract.extractor import check_committed, needs_extraction
 from onceflow.lake import read_sidecar
 from onceflow.state import RunRecord, Store, open_store
 from onceflow.windows import make_run_id
+
+log = logging.getLogger(__name__)
 
 
 def find_run(
@@ -30,6 +41,14 @@ def find_run(
         if run_id is not None:
             _refuse_scheduled_id(config, store, run_id)
         raise StateError(f"run {ctx.run_id} is not in the state store")
+    if run_date is not None and run.run_date != ctx.run_date.isoformat():
+        # a run id names one window: showing or resetting another date's run under the
+        # date asked for would answer a question nobody asked
+        raise StateError(
+            f"--run-id {ctx.run_id} is the run of {run.run_date}, not of {ctx.run_date}; "
+            "give --run-id or --date alone",
+            run_id=ctx.run_id,
+        )
     return run
 
 
@@ -186,14 +205,34 @@ def force_reprocess_table(
     run_id: str | None = None,
     store: Store | None = None,
 ) -> bool:
-    """Flag one table of a run for re-extraction on the next run; False if not in the run."""
+    """Flag one table of a run for re-extraction on the next run; True when flagged.
+
+    A run the store does not know has not run: its first run extracts the table anyway,
+    so nothing is flagged or recorded (False, said in the log): a run invented here would
+    show as failed, hold a table the others wait for, and make its first real run look
+    like a restart. Unless the lake holds a committed file of the table for that run (the
+    store forgot a run that did happen: `reset-state --yes`, a new store): that file would
+    be skipped, so the run is recorded `pending` (not started) with the table flagged."""
     store = store or open_store(config.state_url)
     table = config.table(key)
     ctx: RunContext = run_context(config, run_date, run_id)
-    if store.runs.get(ctx.run_id) is None:
-        if run_id is not None:  # else a pipeline run named by a scheduled run's id is made
+    run = check_same_run(config, store, ctx)
+    if run is None:
+        if run_id is not None:  # a scheduled run's id names no pipeline run to flag
             _refuse_scheduled_id(config, store, run_id)
-        store.runs.begin(ctx.run_id, config.pipeline, ctx.run_date.isoformat(), ctx.window.iso())
-        store.runs.finish(ctx.run_id)
+        job = make_job(config, ctx, table)
+        if needs_extraction(job, check_committed(job)):
+            log.info(
+                "%s: run %s (%s) has not run: nothing to reprocess; its first run extracts it",
+                table.key,
+                ctx.run_id,
+                ctx.run_date.isoformat(),
+            )
+            return False
+        run = store.runs.register(
+            ctx.run_id, config.pipeline, ctx.run_date.isoformat(), ctx.window.iso()
+        )
+    known = list(store.extractions.of_run(ctx.run_id))
+    run_rewindowed(config, run, ctx, [table], known, force=False)
     store.extractions.ensure(ctx.run_id, [extraction_entry(table, ctx)])
     return store.extractions.force(ctx.run_id, table.key)

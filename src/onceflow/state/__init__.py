@@ -28,7 +28,7 @@ if TYPE_CHECKING:
         ScheduledRunRecord,
         TransitionRecord,
     )
-    from onceflow.state.store import Store, open_store
+    from onceflow.state.store import DamagedStore, Store, open_store, set_aside_damaged
 
 _WHERE = {
     "Database": "onceflow.state.db",
@@ -55,13 +55,16 @@ _WHERE = {
     "RunSpec": "onceflow.state.scheduled_runs",
     "ScheduledRunRecord": "onceflow.state.scheduled_runs",
     "TransitionRecord": "onceflow.state.scheduled_runs",
+    "DamagedStore": "onceflow.state.store",
     "Store": "onceflow.state.store",
+    "set_aside_damaged": "onceflow.state.store",
     "open_store": "onceflow.state.store",
 }
 
 __all__ = [
     "RUN_STATES",
     "TRANSITIONS",
+    "DamagedStore",
     "Database",
     "ExtractionEntry",
     "ExtractionOutcome",
@@ -86,6 +89,7 @@ __all__ = [
     "describe_lock",
     "force_release",
     "open_store",
+    "set_aside_damaged",
 ]
 
 __getattr__, __dir__ = _lazy_exports(__name__, _WHERE, globals())

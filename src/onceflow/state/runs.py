@@ -1,10 +1,17 @@
 """Pipeline runs: one row per (pipeline, run date), its status and progress counts.
 
-A run is `running` from `begin` (a restart counts) until `finish` recounts its tables
-from their extractions: `completed` when every table is, else `failed`. A run whose
-load or validation failed is set `failed` with `fail`, though every extraction completed;
-an extraction alone does not undo that verdict (`finish(keep_failed=True)`): only a
-load that succeeds does.
+A run is `running` from `begin` until `finish` recounts its tables from their
+extractions: `completed` when every table is, else `failed`. A run whose load or
+validation failed is set `failed` with `fail`, though every extraction completed; an
+extraction alone does not undo that verdict (`finish(keep_failed=True)`): only a load
+that succeeds does. A run only flagged for re-extraction before it ever ran
+(`force_reprocess_table` of a window the lake holds but the store forgot) is `pending`
+(`register`) until its first `begin`.
+
+`restart_count` counts resumptions: a `begin` of a run that had not completed (left
+`running` by a crash, or `failed`). Rerunning a completed run (an idempotent rerun that
+skips everything, or a forced re-extraction) is not a restart: the count is for watching
+how often runs break, and reruns would drown it.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from onceflow.state.db import Database, Tx, record_from_row, rows_as
 RUN_RUNNING = "running"
 RUN_COMPLETED = "completed"
 RUN_FAILED = "failed"
+RUN_PENDING = "pending"
 
 _GET = "SELECT * FROM pipeline_runs WHERE run_id = ?"
 _BEGIN = (
@@ -26,8 +34,21 @@ _BEGIN = (
     "started_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
     # One upsert, so concurrent starters of the same run never collide on the key.
     "ON CONFLICT (run_id) DO UPDATE SET status = excluded.status, "
-    "restart_count = pipeline_runs.restart_count + 1, ended_at = NULL, "
+    # a restart resumes a run that had not completed; rerunning a completed one is not
+    "restart_count = pipeline_runs.restart_count + CASE WHEN pipeline_runs.status IN "
+    f"('{RUN_RUNNING}', '{RUN_FAILED}') THEN 1 ELSE 0 END, ended_at = NULL, "
     "updated_at = excluded.updated_at"
+)
+_REGISTER = (
+    "INSERT INTO pipeline_runs (run_id, pipeline, run_date, window_start, window_end, status, "
+    "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO NOTHING"
+)
+_MOVE_WINDOW = (
+    "UPDATE pipeline_runs SET window_start = ?, window_end = ?, updated_at = ? WHERE run_id = ?",
+    # every table is extracted again in the new window: a kill before a table's turn
+    # leaves it flagged, so the next run re-extracts it rather than skip an old file
+    "UPDATE extractions SET window_start = ?, window_end = ?, status = 'pending', "
+    "force_reprocess = 1, updated_at = ? WHERE run_id = ?",
 )
 _COUNT_TABLES = (
     "SELECT COUNT(*) AS total, "
@@ -92,6 +113,27 @@ class Runs:
             tx.execute(
                 _BEGIN, (run_id, pipeline, run_date, window[0], window[1], RUN_RUNNING, now, now)
             )
+            return self._read(tx, run_id)
+
+    def register(
+        self, run_id: str, pipeline: str, run_date: str, window: tuple[str, str]
+    ) -> RunRecord:
+        """Record a run that has not started (`pending`), unless it exists; its record.
+        Its first `begin` is a start, not a restart."""
+        with self.db.transaction() as tx:
+            tx.execute(
+                _REGISTER,
+                (run_id, pipeline, run_date, window[0], window[1], RUN_PENDING, now_iso()),
+            )
+            return self._read(tx, run_id)
+
+    def move_window(self, run_id: str, window: tuple[str, str]) -> RunRecord:
+        """Give a run another window (the config's time zone changed) and flag every one
+        of its tables for re-extraction in it, in one transaction."""
+        now = now_iso()
+        with self.db.transaction() as tx:
+            for sql in _MOVE_WINDOW:
+                tx.execute(sql, (window[0], window[1], now, run_id))
             return self._read(tx, run_id)
 
     def finish(self, run_id: str, *, keep_failed: bool = False) -> RunRecord:

@@ -13,13 +13,17 @@ The store is an index of what happened: sidecars and Delta logs are the truth.
 
 from __future__ import annotations
 
+import logging
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
 
 from onceflow.errors import StateError
 from onceflow.state.db import Database, Tx
 from onceflow.state.migrations import LATEST_VERSION, MIGRATIONS
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from onceflow.state.extractions import Extractions
@@ -138,6 +142,38 @@ def _version(tx: Tx) -> int:
     tx.execute("CREATE TABLE IF NOT EXISTS onceflow_schema (version INTEGER NOT NULL)")
     row = tx.execute("SELECT MAX(version) AS v FROM onceflow_schema").fetchone()
     return int(row["v"]) if row and row["v"] is not None else 0
+
+
+@dataclass(frozen=True)
+class DamagedStore:
+    """A damaged SQLite state store, moved aside: where it was, where it is, and why."""
+
+    path: str
+    moved_to: str
+    damage: str
+
+
+def set_aside_damaged(url: str) -> DamagedStore | None:
+    """Move a SQLite state store that SQLite cannot read (malformed, not a database) aside
+    to `<file>.corrupt-<UTC time>`, so that the next connection starts a new store; None
+    when it is sound or absent. Nothing is deleted: the store is an index, re-derived from
+    the sidecars and Delta logs, and the moved file stays for inspection.
+
+    A PostgreSQL store is never moved (None): it is a database that others may share, and
+    its damage is repaired by PostgreSQL's own means (restore a backup, or point `state:`
+    at a new empty database and let `validate-consistency --fix` and the next run rebuild
+    the index)."""
+    if url.split(":", 1)[0].split("+", 1)[0] != "sqlite":
+        return None
+    from onceflow.state.sqlite import SqliteDatabase
+
+    db = SqliteDatabase(url)
+    damage = db.damage()
+    if damage is None:
+        return None
+    moved = db.move_aside()
+    log.warning("state: %s is damaged (%s): moved aside to %s", db.path, damage, moved)
+    return DamagedStore(str(db.path), str(moved), damage)
 
 
 def open_store(url: str, *, migrate: bool = True) -> Store:

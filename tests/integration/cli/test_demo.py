@@ -39,7 +39,7 @@ def test_run_then_rerun_skips_everything(demo: Path) -> None:
     assert second.returncode == 0
     again = json.loads(second.stdout)
     assert again["counts"] == {"extracted": 0, "skipped": 2, "failed": 0}
-    assert again["restart_count"] == 1
+    assert again["restart_count"] == 0  # rerunning a completed run is no restart
 
 
 def test_status_json_and_table(demo: Path) -> None:
@@ -68,6 +68,8 @@ def test_reset_state_table_forces_one_reextraction(demo: Path) -> None:
         "action": "force_reprocess",
         "table": "shop.orders",
         "count": 1,
+        "run_id": "demo_20250123",
+        "ran": True,
     }
     rerun = json.loads(run_cli("run", "--date", DAY, "--json", cwd=demo).stdout)
     actions = {t["table_key"]: t["action"] for t in rerun["tables"]}

@@ -134,7 +134,8 @@ def test_a_state_file_that_is_not_a_database_says_how_to_recover(tmp_path: Path)
     done = run_cli("status", "-c", str(config), cwd=tmp_path)
     assert done.returncode == 1
     assert "not a readable onceflow state database" in done.stderr
-    assert "move it aside" in done.stderr and "Traceback" not in done.stderr
+    assert "`onceflow reset-state --yes` moves it aside" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 # -- secrets --------------------------------------------------------------------------------

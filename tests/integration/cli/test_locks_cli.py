@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from datetime import datetime
 from pathlib import Path
 
@@ -79,6 +80,25 @@ def test_status_shows_who_holds_the_pipeline_lock(demo: Path) -> None:
     assert lock["holder"].startswith(f"pid {os.getpid()} on ")
     text = run_cli("status", cwd=demo).stdout
     assert "lock pipeline:demo: held by pid" in text
+
+
+def test_status_json_gives_each_lock_the_fields_of_seed_002s_lock_file(demo: Path) -> None:
+    held = _store(demo).locks.acquire("pipeline:demo")
+    [lock] = json.loads(run_cli("status", "--json", cwd=demo).stdout)["locks"]
+    record = _store(demo).locks.holder("pipeline:demo")
+    assert record is not None and record.token == held
+    assert {k: lock[k] for k in ("lock_name", "pid", "hostname", "acquired_at", "timeout_at")} == {
+        "lock_name": "pipeline:demo",
+        "pid": os.getpid(),
+        "hostname": socket.gethostname(),
+        "acquired_at": record.acquired_at,
+        "timeout_at": record.expires_at,
+    }
+    assert lock["heartbeat_at"] == record.heartbeat_at
+    assert datetime.fromisoformat(lock["timeout_at"]) > datetime.fromisoformat(lock["acquired_at"])
+    # the fields it had are kept
+    assert (lock["name"], lock["stale"]) == ("pipeline:demo", None)
+    assert lock["holder"].startswith(f"pid {os.getpid()} on ")
 
 
 def test_lock_ttl_minutes_sets_the_lease_length(demo: Path) -> None:

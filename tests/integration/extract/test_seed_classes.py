@@ -291,7 +291,11 @@ def test_seed_001_databricks_example_maps_the_volume_and_refuses_local_disk(
     )
     assert extractor.config.lake == "/Volumes/catalog/schema/volume"  # as the seed: the volume
     # off a cluster the volume is not mounted: refused before anything is written
-    with pytest.raises(ConfigError, match=r"lake /Volumes/catalog/schema/volume is not Databricks"):
+    with pytest.raises(
+        ConfigError,
+        match=r"lake /Volumes/catalog/schema/volume is on a Unity Catalog volume, but its mount "
+        r"/Volumes is not on this machine",
+    ):
         extractor.extract_tables_parallel(table_configs)
     assert list(tmp_path.iterdir()) == [tmp_path / ".onceflow"]  # the state store only
 
@@ -319,5 +323,5 @@ def test_seed_000_databricks_extractor_combines_both(
     assert config.lake == "/Volumes/main/shop/raw"
     assert config.state == f"sqlite:///{tmp_path / 'state' / 'state.db'}"
     assert config.pipeline == "daily_extract"  # so the run id is onceflow's own for the date
-    with pytest.raises(ConfigError, match=r"is not Databricks storage"):
+    with pytest.raises(ConfigError, match=r"its mount /Volumes is not on this machine"):
         extractor.extract_tables([{"source_name": "s", "table_name": "t"}])

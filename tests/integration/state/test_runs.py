@@ -109,3 +109,46 @@ def test_finish_keeps_a_failed_verdict_of_a_later_step_when_asked(store: Store) 
     store.extractions.complete(run.run_id, [_done("s.a")])
     assert store.runs.finish("r", keep_failed=True).status == "failed"
     assert store.runs.finish("r").status == "completed"
+
+
+def _complete_run(store: Store, run_id: str) -> None:
+    store.runs.begin(run_id, "p", "2025-01-23", WINDOW)
+    store.extractions.ensure(run_id, [_entry("s.a")])
+    store.extractions.complete(run_id, [_done("s.a")])
+    assert store.runs.finish(run_id).status == "completed"
+
+
+def test_rerunning_a_completed_run_is_not_a_restart(store: Store) -> None:
+    _complete_run(store, "r")
+    for _ in range(3):
+        assert store.runs.begin("r", "p", "2025-01-23", WINDOW).restart_count == 0
+        assert store.runs.finish("r").status == "completed"
+
+
+def test_resuming_a_run_left_running_or_failed_is_a_restart(store: Store) -> None:
+    store.runs.begin("r", "p", "2025-01-23", WINDOW)  # then killed: left running
+    assert store.runs.begin("r", "p", "2025-01-23", WINDOW).restart_count == 1
+    store.runs.fail("r")  # its load failed
+    assert store.runs.begin("r", "p", "2025-01-23", WINDOW).restart_count == 2
+    store.extractions.ensure("r", [_entry("s.a")])
+    store.extractions.complete("r", [_done("s.a")])
+    store.runs.finish("r")
+    assert store.runs.begin("r", "p", "2025-01-23", WINDOW).restart_count == 2
+
+
+def test_a_registered_run_is_pending_and_its_first_begin_is_no_restart(store: Store) -> None:
+    pending = store.runs.register("r", "p", "2025-01-23", WINDOW)
+    assert (pending.status, pending.restart_count, pending.started_at) == ("pending", 0, None)
+    assert store.runs.begin("r", "p", "2025-01-23", WINDOW).restart_count == 0
+    # registering a run that exists changes nothing
+    assert store.runs.register("r", "p", "2025-01-23", WINDOW).status == "running"
+
+
+def test_moving_a_runs_window_flags_every_table_for_reextraction_in_it(store: Store) -> None:
+    _complete_run(store, "r")
+    new = ("2025-01-23T00:00:00-05:00", "2025-01-24T00:00:00-05:00")
+    moved = store.runs.move_window("r", new)
+    assert (moved.window_start, moved.window_end) == new
+    ext = store.extractions.of_run("r")["s.a"]
+    assert (ext.window_start, ext.window_end, ext.status) == (*new, "pending")
+    assert ext.force_reprocess

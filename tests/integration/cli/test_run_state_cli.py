@@ -1,0 +1,135 @@
+"""The state of runs through the CLI, on the demo: a run id names one window, a changed
+timezone is refused until the whole run is re-extracted, reset-state --table of a date
+that has not run records nothing, and seed 002's recovery from a corrupted SQLite store
+(reset-state, then validate-consistency --fix) goes through."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.cli import run_cli
+
+DAY = "2025-01-23"
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Path:
+    from onceflow.demo import create_demo_database, init_project
+
+    init_project(tmp_path / "demo")
+    # Pin the data to a known week so that the tests do not depend on today's date.
+    (tmp_path / "demo" / "shop.db").unlink()
+    create_demo_database(tmp_path / "demo" / "shop.db", end=date(2025, 1, 23))
+    return tmp_path / "demo"
+
+
+def _status(demo: Path, *args: str) -> dict[str, object]:
+    shown = run_cli("status", "--json", *args, cwd=demo)
+    assert shown.returncode == 0, shown.stderr
+    report: dict[str, object] = json.loads(shown.stdout)
+    return report
+
+
+def test_a_run_id_reused_for_another_date_exits_2_naming_the_runs_date(demo: Path) -> None:
+    first = run_cli("extract", "--run-id", "daily_extract", "--date", "2025-01-22", cwd=demo)
+    assert first.returncode == 0, first.stderr
+    again = run_cli("extract", "--run-id", "daily_extract", "--date", "2025-01-21", cwd=demo)
+    assert again.returncode == 2
+    [line] = again.stderr.strip().splitlines()
+    assert line.startswith("error: --run-id: run daily_extract is the run of 2025-01-22")
+    assert "leave out --run-id (its run is then demo_20250121)" in line
+    assert run_cli("validate-windows", "--run-id", "daily_extract", cwd=demo).returncode == 0
+    report = _status(demo, "--run-id", "daily_extract")
+    assert report["run_date"] == "2025-01-22" and report["status"] == "completed"
+
+
+def test_a_changed_timezone_is_refused_until_run_force_reprocess_moves_the_run(
+    demo: Path,
+) -> None:
+    assert run_cli("run", "--date", DAY, cwd=demo).returncode == 0
+    config = demo / "onceflow.yml"
+    config.write_text(
+        config.read_text().replace("timezone: UTC", "timezone: America/New_York"),
+        encoding="utf-8",
+    )
+    added = run_cli("extract", "-t", "shop.orders", "--date", DAY, cwd=demo)
+    assert added.returncode == 2
+    assert "timezone: run demo_20250123 was extracted in the window 2025-01-23T00:00:00+00:00" in (
+        added.stderr
+    )
+    assert run_cli("validate-windows", "--date", DAY, cwd=demo).returncode == 0
+
+    moved = run_cli("run", "--date", DAY, "--force-reprocess", cwd=demo)
+    assert moved.returncode == 0, moved.stderr
+    assert run_cli("validate-windows", "--date", DAY, cwd=demo).returncode == 0
+    report = _status(demo, "--date", DAY)
+    assert report["window_start"] == "2025-01-23T00:00:00-05:00"
+    assert report["status"] == "completed"
+
+
+def test_reset_state_table_of_a_date_that_has_not_run_says_so_and_invents_no_run(
+    demo: Path,
+) -> None:
+    reset = run_cli("reset-state", "--table", "shop.orders", "--date", DAY, cwd=demo)
+    assert reset.returncode == 0, reset.stderr
+    assert "run demo_20250123 has not run yet: nothing to reprocess" in reset.stdout
+    assert _status(demo)["run_id"] is None
+    first = run_cli("run", "--date", DAY, "--json", cwd=demo)
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["restart_count"] == 0
+    # and its reruns are no restarts either
+    assert run_cli("run", "--date", DAY, cwd=demo).returncode == 0
+    assert _status(demo)["restart_count"] == 0
+
+
+def _damage(path: Path) -> None:
+    """Overwrite pages in the middle of a SQLite file, as a bad disk or a copy cut short
+    would: SQLite then answers 'database disk image is malformed'."""
+    with path.open("r+b") as handle:
+        handle.seek(4096 * 2)
+        handle.write(b"\xff" * 4096 * 3)
+
+
+def test_reset_state_moves_a_damaged_sqlite_store_aside_and_fix_rebuilds_the_index(
+    demo: Path,
+) -> None:
+    assert run_cli("run", "--date", DAY, cwd=demo).returncode == 0
+    state = demo / ".onceflow" / "state.db"
+    _damage(state)
+    broken = run_cli("validate-consistency", "--fix", cwd=demo)
+    assert broken.returncode == 1 and "reset-state --yes` moves it aside" in broken.stderr
+    damaged = state.read_bytes()
+
+    reset = run_cli("reset-state", "--yes", cwd=demo)
+    assert reset.returncode == 0, reset.stderr
+    assert "database disk image is malformed" in reset.stdout
+    # its journal files (-wal, -shm) move with it, under the same name
+    [aside] = [
+        p for p in state.parent.glob("state.db.corrupt-*") if not p.name.endswith(("-wal", "-shm"))
+    ]
+    assert f"moved aside to {aside}" in reset.stdout
+    assert aside.read_bytes() == damaged  # nothing deleted
+
+    fixed = run_cli("validate-consistency", "--fix", cwd=demo)
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert "the table holds it; tracker marked completed" in fixed.stdout
+    rerun = run_cli("run", "--date", DAY, "--json", cwd=demo)
+    assert rerun.returncode == 0, rerun.stderr
+    report = json.loads(rerun.stdout)
+    assert report["counts"] == {"extracted": 0, "skipped": 2, "failed": 0}
+    # the tables already hold every file: nothing is loaded twice
+    assert report["load"]["counts"]["skipped"] == 2
+    assert report["load"]["counts"]["loaded"] == report["load"]["counts"]["replaced"] == 0
+    assert run_cli("validate-consistency", cwd=demo).returncode == 0
+
+
+def test_reset_state_leaves_a_sound_store_in_place(demo: Path) -> None:
+    assert run_cli("run", "--date", DAY, cwd=demo).returncode == 0
+    reset = run_cli("reset-state", "--yes", "--json", cwd=demo)
+    assert reset.returncode == 0, reset.stderr
+    assert "moved_aside" not in json.loads(reset.stdout)
+    assert list((demo / ".onceflow").glob("*.corrupt-*")) == []
