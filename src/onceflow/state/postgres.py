@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
@@ -46,6 +47,7 @@ class PostgresDatabase(Database):
 
     def __init__(self, url: str) -> None:
         super().__init__(url.replace("postgresql+psycopg://", "postgresql://", 1))
+        self._schema: str | None = None  # the store's schema, read on first NOTIFY/LISTEN
 
     def _connect(self) -> Any:
         import psycopg
@@ -117,12 +119,26 @@ class PostgresDatabase(Database):
         return "FOR UPDATE SKIP LOCKED"
 
     def notify(self, tx: Tx, channel: str, payload: str = "") -> None:
-        tx.execute("SELECT pg_notify(?, ?)", (channel, payload))
+        tx.execute("SELECT pg_notify(?, ?)", (self._scoped(channel, tx), payload))
 
     def listener(self, channel: str) -> Listener:
         conn = self._connect()
-        conn.execute(f'LISTEN "{channel}"')
+        with conn.cursor() as cursor:
+            name = self._scoped(channel, _PgTx(cursor))
+        conn.execute(f'LISTEN "{name}"')
         return _PgListener(conn)
+
+    def _scoped(self, channel: str, tx: Tx) -> str:
+        """`channel` of this store's schema: channels are database-wide, and stores in two
+        schemas of one database would otherwise wake each other's workers for nothing."""
+        if self._schema is None:
+            row = tx.execute("SELECT current_schema() AS s").fetchone()
+            self._schema = str(row["s"]) if row and row["s"] else ""
+        name = f"{channel}:{self._schema}"
+        if len(name.encode()) > 63:  # PostgreSQL's identifier limit (NAMEDATALEN - 1)
+            digest = hashlib.sha256(self._schema.encode()).hexdigest()[:16]
+            name = f"{channel}:{digest}"
+        return name
 
 
 class _PgListener(Listener):

@@ -338,3 +338,28 @@ def test_an_enqueue_racing_an_uncommitted_one_of_its_key_waits_for_its_outcome(
         assert second == [first]
     else:  # the first job never existed: the racer's enqueue made the only one
         assert job.idempotency_key == "k-1"
+
+
+@pytest.mark.postgres
+def test_a_store_in_another_schema_of_the_database_does_not_wake_this_ones_waiter(
+    pg_admin: object,
+) -> None:
+    from onceflow.state import open_store
+    from tests.helpers.servers import pg_state_url, unique
+
+    schemas = [unique("of_wake"), unique("of_wake")]
+    for schema in schemas:
+        pg_admin.execute(f'CREATE SCHEMA "{schema}"')  # type: ignore[attr-defined]
+    mine, other = (open_store(pg_state_url(s)) for s in schemas)
+    try:
+        mine.queue.listen()
+        other.queue.enqueue(JobSpec(pipeline="p"))  # NOTIFY channels are database-wide
+        assert mine.queue.wait_for_jobs(0.3) is False
+        mine.queue.enqueue(JobSpec(pipeline="p"))
+        assert mine.queue.wait_for_jobs(5.0) is True
+    finally:
+        mine.queue.close_listener()
+        mine.close()
+        other.close()
+        for schema in schemas:
+            pg_admin.execute(f'DROP SCHEMA "{schema}" CASCADE')  # type: ignore[attr-defined]
