@@ -8,7 +8,7 @@ calculation) and `RetryManager` with `RetryPolicy` (retry policy); the three man
 have awaitable forms for asyncio programs (`AsyncPipelineStateManager`...).
 
 What an operator does from the CLI is one function each: `list_runs`, `run_details`,
-`retry_run`, `cancel_scheduled_run` (`onceflow runs ...`) and
+`retry_run`, `cancel_scheduled_run`, `purge_runs` (`onceflow runs ...`) and
 `list_schedules`, `pause_schedule`, `resume_schedule`, `trigger_schedule`
 (`onceflow schedule ...`).
 """
@@ -28,6 +28,7 @@ from onceflow.schedule.api import (
     up,
 )
 from onceflow.schedule.cron import ScheduleCalculator, Tick, calculate_next_run
+from onceflow.schedule.purge import PurgeReport, purge_runs
 from onceflow.schedule.retry import RetryPolicy
 from onceflow.schedule.runs import (
     RetryReport,
@@ -56,6 +57,7 @@ __all__ = [
     "PassReport",
     "PauseChange",
     "PipelineStateManager",
+    "PurgeReport",
     "QueueManager",
     "RetryManager",
     "RetryPolicy",
@@ -75,6 +77,7 @@ __all__ = [
     "list_schedules",
     "pause_schedule",
     "preview",
+    "purge_runs",
     "resume_schedule",
     "retry_run",
     "run_details",

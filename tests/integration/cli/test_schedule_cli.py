@@ -313,3 +313,26 @@ def test_trigger_twice_says_the_run_exists_its_state_and_how_to_run_it_again(
     assert future.returncode == 2 and future.stderr.count("\n") == 1
     assert "--date 2999-01-01: its window ends at" in future.stderr
 
+
+def test_runs_purge_says_what_would_go_and_deletes_with_yes(tmp_path: Path) -> None:
+    import sqlite3
+
+    config = str(_project(tmp_path))
+    assert (
+        run_cli("backfill", "--from", "2025-01-02", "--to", "2025-01-04", "-c", config).returncode
+        == 0
+    )
+    assert run_cli("up", "--until-idle", "-c", config).returncode == 0
+    with sqlite3.connect(tmp_path / "state.db") as db:
+        db.execute("UPDATE scheduled_runs SET ended_at = '2020-01-01T00:00:00+00:00'")
+        db.execute("UPDATE jobs SET finished_at = 1577836800")
+    dry = run_cli("runs", "purge", "--older-than", "30", "-c", config)
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.startswith("would purge (dry run; --yes deletes): 2 run(s) (2 COMPLETED)")
+    assert "kept: 1 latest run of its schedule" in dry.stdout
+    done = run_cli("runs", "purge", "--older-than", "30", "--yes", "--json", "-c", config)
+    report = json.loads(done.stdout)
+    assert (report["deleted"], report["total_runs"], report["jobs"]) == (True, 2, 2)
+    assert len(json.loads(run_cli("runs", "list", "--json", "-c", config).stdout)) == 1
+    bad = run_cli("runs", "purge", "--older-than", "0", "-c", config)
+    assert bad.returncode == 2
