@@ -6,7 +6,9 @@ One pass, safe to run in any number of processes at once:
    since then, apply the catch-up policy, and in one transaction move the cursor from
    the value read (a conditional update: a racing scheduler that moved it first makes
    this one record nothing and start over) and record the ticks as SCHEDULED runs
-   (unique per (pipeline, schedule, tick): a tick recorded twice is one run).
+   (unique per (pipeline, schedule, tick): a tick recorded twice is one run). A paused
+   schedule's cursor does not move (the conditional update requires it active): it
+   records nothing, and the pass lists it in `PassReport.paused`.
 2. Queue every SCHEDULED run whose tick is due: SCHEDULED -> PENDING and its job in one
    transaction. A scheduler killed between 1 and 2 left SCHEDULED runs; the next pass
    of any scheduler queues them (crash point `scheduler_after_tick`).
