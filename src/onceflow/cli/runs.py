@@ -1,4 +1,4 @@
-"""`onceflow runs list|show|retry|cancel`: scheduled runs as an operator handles them.
+"""`onceflow runs list|show|retry|cancel|purge`: scheduled runs as an operator handles them.
 
 Each is a thin call of one function of `onceflow.schedule.runs`.
 """
@@ -17,7 +17,8 @@ from onceflow.cli.render import print_json, typed_error
 PANEL = "Scheduling"
 
 runs_app = typer.Typer(
-    help="Scheduled runs: `onceflow runs list`, `show ID`, `retry ID`, `cancel ID`."
+    help="Scheduled runs: `onceflow runs list`, `show ID`, `retry ID`, `cancel ID`, "
+    "`purge --older-than DAYS`."
 )
 app.add_typer(runs_app, name="runs", rich_help_panel=PANEL)
 
@@ -148,6 +149,41 @@ def cancel(run_id: RunIdArg, config: ConfigsOpt = None) -> None:
 
     was = cancel_scheduled_run(load_configs(config), run_id)
     typer.echo(f"cancelled: {run_id} (was {was})")
+
+
+@runs_app.command("purge")
+def purge(
+    older_than: Annotated[
+        float,
+        typer.Option(
+            "--older-than",
+            min=0.001,
+            help="Days: purge finished runs and jobs that ended more than this long ago.",
+        ),
+    ],
+    config: ConfigsOpt = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Delete; without it, only say what would go.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete finished runs (with history and jobs) and finished jobs older than N days."""
+    from onceflow.schedule import purge_runs
+
+    report = purge_runs(load_configs(config), older_than, yes=yes)
+    if as_json:
+        print_json(report.as_dict())
+        return
+    states = ", ".join(f"{n} {state}" for state, n in report.runs.items())
+    head = "purged" if report.deleted else "would purge (dry run; --yes deletes)"
+    typer.echo(
+        f"{head}: {report.total_runs} run(s){f' ({states})' if states else ''} that ended "
+        f"before {report.before[:19].replace('T', ' ')} UTC, {report.history} transition(s), "
+        f"{report.jobs} job(s) of theirs, {report.other_jobs} other finished job(s)"
+    )
+    if report.kept:
+        kept = ", ".join(f"{n} {why}" for why, n in report.kept.items())
+        typer.echo(f"kept: {kept}")
 
 
 def _short(text: str, width: int) -> str:

@@ -1,4 +1,5 @@
-"""scheduler, worker, up, backfill and `schedule preview`: the schedule step's commands.
+"""scheduler, worker, up, backfill and `schedule preview|list|pause|resume|trigger`: the
+schedule step's commands.
 
 Each is a thin call of one function of `onceflow.schedule`. SIGTERM (and Ctrl-C) makes
 a scheduler stop after its pass and a worker stop claiming and finish its current jobs.
@@ -51,7 +52,11 @@ IntervalOpt = Annotated[
     typer.Option("--interval", min=0.1, help="Seconds between scheduler passes (at most)."),
 ]
 
-schedule_app = typer.Typer(help="Look at schedules: `onceflow schedule preview NAME`.")
+schedule_app = typer.Typer(
+    help="Schedules: `onceflow schedule list`, `preview NAME`, `pause NAME`, `resume NAME`, "
+    "`trigger NAME`."
+)
+NameArg = Annotated[str, typer.Argument(help="The schedule's name in onceflow.yml.")]
 app.add_typer(schedule_app, name="schedule", rich_help_panel=PANEL)
 
 
@@ -87,6 +92,8 @@ def scheduler(
         )
         for line in report.errors:
             typer.echo(f"  skipped: {line}")
+        for line in report.paused:
+            typer.echo(f"  paused: {line}; no ticks recorded")
     if report.errors:  # the rest of the pass was done; these need a fix
         raise typer.Exit(1)
 
@@ -137,6 +144,8 @@ def up(
         typer.echo(f"scheduler: {s['recorded']} tick(s) recorded, {s['queued']} run(s) queued")
         for line in s["skipped"]:
             typer.echo(f"  skipped: {line}")
+        for line in s["paused"]:
+            typer.echo(f"  paused: {line}; no ticks recorded")
     if s["skipped"] and not result["worker"]["failed"]:
         _summary("workers", result["worker"], as_json, full=result)
         raise typer.Exit(1)  # what was skipped was not done
@@ -194,7 +203,7 @@ def backfill(
 
 @schedule_app.command("preview")
 def preview(
-    name: Annotated[str, typer.Argument(help="The schedule's name in onceflow.yml.")],
+    name: NameArg,
     config: ConfigOpt = None,
     start: Annotated[
         str | None,
@@ -225,3 +234,131 @@ def preview(
             f"{t.local.isoformat():<27} {t.at.isoformat():<27} {t.run_date.isoformat():<18} "
             f"{t.window.hours:g}"
         )
+
+
+@schedule_app.command("list")
+def list_(config: ConfigsOpt = None, as_json: JsonOpt = False) -> None:
+    """List the schedules: cron, zone, active or paused, next tick, last run."""
+    from onceflow.schedule import list_schedules
+
+    schedules = list_schedules(load_configs(config))
+    if as_json:
+        print_json([s.as_dict() for s in schedules])
+        return
+    if not schedules:
+        typer.echo("no schedules in the config (schedules: in onceflow.yml)")
+        return
+    typer.echo(
+        f"{'pipeline/schedule':<24} {'cron':<14} {'timezone':<18} {'status':<7} "
+        f"{'next tick (local)':<25} {'next tick (UTC)':<25} last run"
+    )
+    for s in schedules:
+        d = s.as_dict()
+        last = d["last_run"]
+        last_text = "none" if last is None else f"{last['run_date']} {last['state']}"
+        status = "paused" if s.paused else "active"
+        local = d["next_tick_local"] or "-"
+        utc = d["next_tick_utc"] or "-"
+        where = f"{s.pipeline}/{s.schedule}"
+        typer.echo(
+            f"{where[:24]:<24} {s.cron:<14} {s.timezone:<18} {status:<7} "
+            f"{local:<25} {utc:<25} {last_text}"
+        )
+    for s in schedules:
+        if s.paused:
+            why = f" ({s.pause_reason})" if s.pause_reason else ""
+            typer.echo(
+                f"paused: {s.pipeline}/{s.schedule} since {s.paused_at}{why}; "
+                f"onceflow schedule resume {s.schedule}"
+            )
+
+
+@schedule_app.command("pause")
+def pause(
+    name: NameArg,
+    config: ConfigOpt = None,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why, shown by schedule list and scheduler.")
+    ] = None,
+) -> None:
+    """Pause a schedule: no scheduler records its ticks until resumed; queued runs still run."""
+    from onceflow.config import load_config
+    from onceflow.schedule import pause_schedule
+
+    change = pause_schedule(load_config(config), name, reason=reason)
+    where = f"{change.pipeline}/{change.schedule}"
+    if change.changed:
+        typer.echo(f"paused: {where}; no ticks are recorded until onceflow schedule resume {name}")
+    else:
+        typer.echo(f"{where} was already paused (since {change.paused_at}); nothing changed")
+
+
+@schedule_app.command("resume")
+def resume(
+    name: NameArg,
+    config: ConfigOpt = None,
+    skip_missed: Annotated[
+        bool,
+        typer.Option(
+            "--skip-missed",
+            help="Record none of the ticks missed while paused (default: the schedule's "
+            "catch_up policy decides, as after downtime).",
+        ),
+    ] = False,
+) -> None:
+    """Resume a paused schedule; its missed ticks follow its catch_up policy."""
+    from onceflow.config import load_config
+    from onceflow.schedule import resume_schedule
+
+    change = resume_schedule(load_config(config), name, skip_missed=skip_missed)
+    where = f"{change.pipeline}/{change.schedule}"
+    if change.changed:
+        typer.echo(f"resumed: {where}; ticks missed while paused: {change.missed}")
+    else:
+        typer.echo(f"{where} is not paused; nothing changed")
+
+
+@schedule_app.command("trigger")
+def trigger(
+    name: NameArg,
+    config: ConfigOpt = None,
+    run_date: Annotated[
+        str | None,
+        typer.Option(
+            "--date",
+            help="The data date, YYYY-MM-DD (default: the latest complete window the "
+            "schedule processes).",
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Queue one run of a schedule now for a data date, once per date (a manual run)."""
+    from onceflow.config import load_config
+    from onceflow.schedule import trigger_schedule
+
+    report = trigger_schedule(load_config(config), name, run_date=run_date)
+    if as_json:
+        print_json(report.as_dict())
+        return
+    run = report.run
+    if report.created:
+        typer.echo(f"queued: run {run.id} of {run.pipeline}/{name} for {run.run_date} (manual)")
+        typer.echo("a worker runs it: onceflow worker, or onceflow up")
+    else:
+        typer.echo(
+            f"exists: run {run.id} of {run.pipeline}/{name} for {run.run_date} is {run.state} "
+            f"(triggered before); {_rerun_hint(run.id, run.state, run.run_date)}"
+        )
+    if report.paused:
+        typer.echo(f"note: schedule {name} is paused; this run runs all the same")
+
+
+def _rerun_hint(run_id: str, state: str, run_date: str) -> str:
+    if state in ("FAILED", "CANCELLED"):
+        return f"to run it again: onceflow runs retry {run_id}"
+    if state == "COMPLETED":
+        return (
+            f"to extract and load the date again: onceflow backfill --from {run_date} "
+            f"--to {run_date} --reprocess all"
+        )
+    return f"it will run (onceflow runs show {run_id})"

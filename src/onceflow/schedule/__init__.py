@@ -6,6 +6,11 @@ The seed's four parts are public: `PipelineStateManager` (run state), `QueueMana
 (the queue), `ScheduleCalculator` with `calculate_next_run(cron, zone)` (schedule
 calculation) and `RetryManager` with `RetryPolicy` (retry policy); the three managers
 have awaitable forms for asyncio programs (`AsyncPipelineStateManager`...).
+
+What an operator does from the CLI is one function each: `list_runs`, `run_details`,
+`retry_run`, `cancel_scheduled_run`, `purge_runs` (`onceflow runs ...`) and
+`list_schedules`, `pause_schedule`, `resume_schedule`, `trigger_schedule`
+(`onceflow schedule ...`).
 """
 
 from onceflow.schedule.aio import AsyncPipelineStateManager, AsyncQueueManager, AsyncRetryManager
@@ -23,6 +28,7 @@ from onceflow.schedule.api import (
     up,
 )
 from onceflow.schedule.cron import ScheduleCalculator, Tick, calculate_next_run
+from onceflow.schedule.purge import PurgeReport, purge_runs
 from onceflow.schedule.retry import RetryPolicy
 from onceflow.schedule.runs import (
     RetryReport,
@@ -32,6 +38,15 @@ from onceflow.schedule.runs import (
     run_details,
 )
 from onceflow.schedule.scheduler import PassReport, Scheduler
+from onceflow.schedule.schedules import (
+    PauseChange,
+    ScheduleInfo,
+    TriggerReport,
+    list_schedules,
+    pause_schedule,
+    resume_schedule,
+    trigger_schedule,
+)
 from onceflow.schedule.worker import Worker, WorkerReport
 
 __all__ = [
@@ -40,14 +55,18 @@ __all__ = [
     "AsyncRetryManager",
     "BackfillReport",
     "PassReport",
+    "PauseChange",
     "PipelineStateManager",
+    "PurgeReport",
     "QueueManager",
     "RetryManager",
     "RetryPolicy",
     "RetryReport",
     "ScheduleCalculator",
+    "ScheduleInfo",
     "Scheduler",
     "Tick",
+    "TriggerReport",
     "Worker",
     "WorkerReport",
     "backfill",
@@ -55,11 +74,16 @@ __all__ = [
     "cancel_scheduled_run",
     "coverage_gaps",
     "list_runs",
+    "list_schedules",
+    "pause_schedule",
     "preview",
+    "purge_runs",
+    "resume_schedule",
     "retry_run",
     "run_details",
     "run_scheduler",
     "run_worker",
     "tenant_status",
+    "trigger_schedule",
     "up",
 ]

@@ -332,11 +332,13 @@ def tenant_status(
         _check_tenant(configs, tenant, store)
     ok = runs.last_in_state(COMPLETED, tenant=tenant)
     bad = runs.last_in_state(FAILED, tenant=tenant)
+    # a paused schedule records no tick: its next one is no next run
+    paused = {(r.pipeline, r.schedule) for r in runs.paused()}
     upcoming = [
         (calculator(c, s).next_tick(now()), c.pipeline, s.name)
         for c in configs
         for s in c.schedules
-        if s.tenant == tenant
+        if s.tenant == tenant and (c.pipeline, s.name) not in paused
     ]
     nxt = min(upcoming, key=lambda u: u[0].at) if upcoming else None
     queue = store.queue.status(tenant=tenant)

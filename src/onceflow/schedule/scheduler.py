@@ -6,7 +6,9 @@ One pass, safe to run in any number of processes at once:
    since then, apply the catch-up policy, and in one transaction move the cursor from
    the value read (a conditional update: a racing scheduler that moved it first makes
    this one record nothing and start over) and record the ticks as SCHEDULED runs
-   (unique per (pipeline, schedule, tick): a tick recorded twice is one run).
+   (unique per (pipeline, schedule, tick): a tick recorded twice is one run). A paused
+   schedule's cursor does not move (the conditional update requires it active): it
+   records nothing, and the pass lists it in `PassReport.paused`.
 2. Queue every SCHEDULED run whose tick is due: SCHEDULED -> PENDING and its job in one
    transaction. A scheduler killed between 1 and 2 left SCHEDULED runs; the next pass
    of any scheduler queues them (crash point `scheduler_after_tick`).
@@ -37,7 +39,14 @@ from onceflow.schedule.cron import ScheduleCalculator, Tick
 from onceflow.schedule.retry import RetryPolicy, failures_since_reprocess
 from onceflow.state import JobSpec, RunSpec, ScheduledRunRecord, Store, Tx, open_store
 from onceflow.state.queue import CANCELLED as CANCELLED_JOB
-from onceflow.state.scheduled_runs import CANCELLED, FAILED, PENDING, RUNNING, SCHEDULED
+from onceflow.state.scheduled_runs import (
+    CANCELLED,
+    FAILED,
+    PENDING,
+    RUNNING,
+    SCHEDULED,
+    CursorRecord,
+)
 
 log = logging.getLogger(__name__)
 
@@ -57,15 +66,20 @@ class PassReport:
     #: What this pass skipped, one line each: a schedule it could not compute, a run it
     #: could not queue (a bad row). The other schedules and runs went on.
     errors: list[str] = field(default_factory=list)
+    #: The paused schedules this pass recorded no tick for, one line each
+    #: (`pipeline/schedule since 2026-11-30T13:05:32+00:00 (reason)`): said, not
+    #: silently skipped.
+    paused: list[str] = field(default_factory=list)
 
     def add(self, other: PassReport) -> None:
-        """Sum another pass into this one."""
+        """Sum another pass into this one (a schedule paused for many passes once)."""
         self.recorded += other.recorded
         self.queued += other.queued
         self.requeued += other.requeued
         self.stuck += other.stuck
         self.repaired += other.repaired
         self.errors += other.errors
+        self.paused += [p for p in other.paused if p not in self.paused]
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -80,6 +94,19 @@ def calculator(config: Config, schedule: ScheduleConfig) -> ScheduleCalculator:
         window_days_before=schedule.window_days_before,
         window_zone=config.zone,
     )
+
+
+def cursor_start(schedule: ScheduleConfig, at: datetime) -> str:
+    """Where a schedule seen for the first time starts (its cursor's first value): just
+    before its `start:` when given, else `at`."""
+    first = (schedule.start - timedelta(seconds=1)) if schedule.start else at
+    return first.astimezone(UTC).isoformat()
+
+
+def paused_line(row: CursorRecord) -> str:
+    """How a pass and the CLI name a paused schedule."""
+    why = f" ({row.pause_reason})" if row.pause_reason else ""
+    return f"{row.pipeline}/{row.schedule} since {row.paused_at}{why}"
 
 
 def run_spec(
@@ -402,6 +429,9 @@ class Scheduler:
         self.store = store or shared_store(self.configs)
         self.grace = grace
         self._reported: set[str] = set()
+        #: `pipeline/schedule` of the schedules the last pass found paused
+        self._paused: set[str] = set()
+        self._said_paused: set[str] = set()
         #: Due runs this process could not queue (bad rows): `up --until-idle` does not
         #: wait for them, it reports them
         self.unqueueable: set[str] = set()
@@ -411,21 +441,49 @@ class Scheduler:
         """The pipelines this scheduler serves."""
         return [c.pipeline for c in self.configs]
 
-    def record_ticks(self, at: datetime | None = None, errors: list[str] | None = None) -> int:
+    def record_ticks(
+        self,
+        at: datetime | None = None,
+        errors: list[str] | None = None,
+        paused: list[str] | None = None,
+    ) -> int:
         """Record the due ticks of every schedule (catch-up policy applied); returns how
         many runs this call created. A schedule that fails is logged and described in
-        `errors`, and the others go on; a state store outage (StateError) stops the pass."""
+        `errors`, and the others go on; a state store outage (StateError) stops the pass.
+        A paused schedule records nothing and is described in `paused`: its cursor stays,
+        so on resume its missed ticks follow its catch-up policy, as after downtime."""
         moment = at or now()
+        stopped = {(r.pipeline, r.schedule): r for r in self.store.scheduled_runs.paused()}
+        self._paused = set()
         created = 0
         for config in self.configs:
             for schedule in config.schedules:
+                key = (config.pipeline, schedule.name)
                 try:
-                    created += self._record(config, schedule, moment)
+                    row = stopped.get(key)
+                    if row is None:
+                        n = self._record(config, schedule, moment)
+                        if n is not None:
+                            created += n
+                            continue
+                        # paused since this pass read the pauses: say so all the same
+                        row = self.store.scheduled_runs.cursor_row(*key)
+                    if row is not None:
+                        self._note_paused(paused, row)
                 except StateError:
                     raise
                 except Exception as error:
                     self._skip(errors, f"{config.pipeline}/{schedule.name}", error)
         return created
+
+    def _note_paused(self, paused: list[str] | None, row: CursorRecord) -> None:
+        self._paused.add(f"{row.pipeline}/{row.schedule}")
+        text = paused_line(row)
+        if paused is not None:
+            paused.append(text)
+        if text not in self._said_paused:  # once per process: it repeats every pass
+            self._said_paused.add(text)
+            log.info("scheduler: paused: %s: no ticks recorded until it is resumed", text)
 
     @property
     def skipped(self) -> list[str]:
@@ -441,20 +499,19 @@ class Scheduler:
             self._reported.add(text)
             log.error("scheduler: skipped %s", text)
 
-    def _record(self, config: Config, schedule: ScheduleConfig, at: datetime) -> int:
+    def _record(self, config: Config, schedule: ScheduleConfig, at: datetime) -> int | None:
         """Record one schedule's due ticks, at most CHUNK per transaction, each
         transaction moving the cursor from the value it read (optimistic: a scheduler
-        that lost the race re-reads the cursor and goes on from there)."""
+        that lost the race re-reads the cursor and goes on from there). None when the
+        schedule was paused meanwhile (its cursor refuses to move)."""
         runs = self.store.scheduled_runs
         calc = calculator(config, schedule)
-        first = (schedule.start - timedelta(seconds=1)) if schedule.start else at
+        start = cursor_start(schedule, at)
         policy = schedule.catch_up_policy
         created = 0
         batch: str | None = None
         while True:
-            cursor = runs.cursor(
-                config.pipeline, schedule.name, start=first.astimezone(UTC).isoformat()
-            )
+            cursor = runs.cursor(config.pipeline, schedule.name, start=start)
             after = datetime.fromisoformat(cursor)
             if policy == "all":
                 # only the next chunk is needed: a long catch-up is written step by step
@@ -481,6 +538,9 @@ class Scheduler:
                 # the cursor moves to the last due tick, kept or not
                 new = due[-1].at.isoformat()
                 if not runs.advance_cursor(config.pipeline, schedule.name, cursor, new, tx=tx):
+                    row = runs.cursor_row(config.pipeline, schedule.name, tx=tx)
+                    if row is not None and row.paused:
+                        return created or None  # paused meanwhile: None says so
                     continue  # another scheduler moved it: read it again
                 specs = [run_spec(config, schedule, t, kind=kind, batch=batch) for t in kept]
                 created += len(runs.create(specs, tx=tx))
@@ -503,7 +563,7 @@ class Scheduler:
         """One pass: record due ticks, queue due runs, requeue expired jobs, fail stuck
         runs, queue PENDING runs without a job. What it had to skip is in `errors`."""
         report = PassReport()
-        report.recorded = self.record_ticks(at, report.errors)
+        report.recorded = self.record_ticks(at, report.errors, report.paused)
         report.queued = self.queue_due(at, report.errors)
         report.requeued = requeue_expired(self.store)
         report.stuck = fail_stuck(self.store, self.pipelines)
@@ -525,6 +585,8 @@ class Scheduler:
         ticks = {}
         for c in self.configs:
             for s in c.schedules:
+                if f"{c.pipeline}/{s.name}" in self._paused:
+                    continue  # no tick of it is recorded: nothing to wake up for
                 try:
                     ticks[f"{c.pipeline}/{s.name}"] = calculator(c, s).next_tick(moment)
                 except Exception as error:  # reported by the pass; the others still count

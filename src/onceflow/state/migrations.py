@@ -330,4 +330,28 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        10,
+        "schedule pauses; indexes for purging finished runs and jobs",
+        [
+            # `onceflow schedule pause`: the flag sits on the schedule's cursor row, so that
+            # the scheduler's conditional cursor move (`... AND paused_at IS NULL`) and a
+            # pause are ordered by the row itself: a pass never records ticks after a
+            # pause committed (see ScheduledRuns.advance_cursor).
+            "ALTER TABLE schedule_cursors ADD COLUMN paused_at TEXT",
+            "ALTER TABLE schedule_cursors ADD COLUMN pause_reason TEXT",
+            # `onceflow runs purge`: a failed window is kept while a later window of its
+            # batch is kept (the blocking rule reads it), looked up by batch; a purged
+            # run's jobs are found by run (the live-job index covers live ones only); and
+            # finished jobs without a run are found by when they finished
+            "CREATE INDEX scheduled_runs_by_batch ON scheduled_runs "
+            "(pipeline, schedule, batch, run_date)",
+            "CREATE INDEX jobs_by_run ON jobs (run_id)",
+            "CREATE INDEX jobs_finished ON jobs (finished_at) "
+            "WHERE state IN ('completed', 'failed', 'cancelled')",
+        ],
+    )
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -15,9 +15,10 @@ was requeued (its token cleared) or claimed again (a new token), nothing the old
 sends counts (LeaseLostError). Times are seconds since the epoch, from each process's
 clock (keep the machines' clocks in sync, as for the locks' leases).
 
-An enqueue may carry an idempotency key: one job per (tenant, key), ever (a unique
-index), so a client that enqueues again after a timeout gets the first job's id back,
-whatever became of that job, and nothing is queued twice.
+An enqueue may carry an idempotency key: one job per (tenant, key) for as long as the job
+row is kept (a unique index), so a client that enqueues again after a timeout gets the
+first job's id back, whatever became of that job, and nothing is queued twice. Only
+`onceflow runs purge` removes finished jobs, and with them their keys.
 """
 
 from __future__ import annotations
@@ -102,6 +103,22 @@ SQL = {
         "UPDATE jobs SET state = ?, finished_at = ?, error = ?, token = NULL, "
         "lease_expires_at = NULL WHERE id = ? AND state IN ('queued', 'claimed') RETURNING *"
     ),
+    # --- purging: finished jobs only, never a queued or claimed one ---
+    "count_of_runs": (
+        "SELECT COUNT(*) AS n FROM jobs WHERE run_id IN ({ids}) "
+        "AND state IN ('completed', 'failed', 'cancelled')"
+    ),
+    "delete_of_runs": (
+        "DELETE FROM jobs WHERE run_id IN ({ids}) AND state IN ('completed', 'failed', 'cancelled')"
+    ),
+    # a job no run needs: none (QueueManager.enqueue's), or a run no longer kept
+    "unowned_finished": (
+        "SELECT id FROM jobs j WHERE j.state IN ('completed', 'failed', 'cancelled') "
+        "AND j.finished_at < ? AND j.id > ? AND j.pipeline IN ({pipelines}) AND (j.run_id IS NULL "
+        "OR NOT EXISTS (SELECT 1 FROM scheduled_runs r WHERE r.id = j.run_id)) "
+        "ORDER BY j.id LIMIT ?"
+    ),
+    "delete_ids": "DELETE FROM jobs WHERE id IN ({ids})",
     "get": "SELECT * FROM jobs WHERE id = ?",
     "live_of_run": "SELECT * FROM jobs WHERE run_id = ? AND state IN ('queued', 'claimed')",
     "length": "SELECT COUNT(*) AS n FROM jobs WHERE state = ? {filter}",
@@ -364,7 +381,7 @@ class Queue:
     def _existing(self, t: Tx, spec: JobSpec) -> int:
         """The job an enqueue found under its key (its insert did nothing)."""
         found = _jobs(t.execute(SQL["by_key"], (spec.tenant, spec.idempotency_key)).fetchall())
-        if not found:  # only a unique key skips the insert, and keys are never removed
+        if not found:  # only a unique key skips the insert: `runs purge` removed its job since
             raise StateError(
                 f"enqueue: idempotency key {spec.idempotency_key!r} of tenant {spec.tenant} "
                 "matched a job that is gone; try again"
@@ -565,6 +582,51 @@ class Queue:
             rows = t.execute(SQL["revoke"], (state, time.time(), error, job_id)).fetchall()
         jobs = _jobs(rows)
         return jobs[0] if jobs else None
+
+    # --- purging ----------------------------------------------------------------------
+
+    def finished_of_runs(
+        self, run_ids: Sequence[str], *, delete: bool = False, tx: Tx | None = None
+    ) -> int:
+        """How many finished jobs the runs have; deleted too with `delete`."""
+        if not run_ids:
+            return 0
+        sql = SQL["delete_of_runs" if delete else "count_of_runs"].format(ids=_marks(len(run_ids)))
+        with self._tx(tx) as t:
+            cursor = t.execute(sql, tuple(run_ids))
+            if delete:
+                return int(cursor.rowcount)
+            row = cursor.fetchone()
+        return int(row["n"]) if row else 0
+
+    def unowned_finished(
+        self,
+        before: float,
+        *,
+        pipelines: Sequence[str],
+        after: int = 0,
+        limit: int = 1000,
+        tx: Tx | None = None,
+    ) -> list[int]:
+        """Up to `limit` ids (above `after`, in order) of finished jobs of `pipelines` that
+        ended before `before` (seconds since the epoch) and that no scheduled run has:
+        enqueued without one (`QueueManager.enqueue`), or their run was purged."""
+        if not pipelines:
+            return []
+        sql = SQL["unowned_finished"].format(pipelines=_marks(len(pipelines)))
+        with self._tx(tx) as t:
+            rows = t.execute(sql, (before, after, *pipelines, limit)).fetchall()
+        return [int(r["id"]) for r in rows]
+
+    def delete_finished(self, job_ids: Sequence[int], *, tx: Tx | None = None) -> int:
+        """Delete those of the jobs that have finished (a queued or claimed one stays);
+        their idempotency keys are free again. Returns how many."""
+        if not job_ids:
+            return 0
+        sql = SQL["delete_ids"].format(ids=_marks(len(job_ids)))
+        sql += " AND state IN ('completed', 'failed', 'cancelled')"
+        with self._tx(tx) as t:
+            return int(t.execute(sql, tuple(job_ids)).rowcount)
 
     # --- reading ----------------------------------------------------------------------
 

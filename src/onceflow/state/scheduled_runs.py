@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from onceflow.clock import now_iso
@@ -95,10 +96,54 @@ SQL = {
         "INSERT INTO schedule_cursors (pipeline, schedule, last_tick, updated_at) "
         "VALUES (?, ?, ?, ?) ON CONFLICT (pipeline, schedule) DO NOTHING"
     ),
+    # a paused schedule's cursor does not move: a pause committed first makes this
+    # update match nothing (PostgreSQL re-reads the row it waited for), and the
+    # scheduler records nothing; a pause waiting on the row comes after the ticks
     "cursor_advance": (
         "UPDATE schedule_cursors SET last_tick = ?, updated_at = ? "
-        "WHERE pipeline = ? AND schedule = ? AND last_tick = ?"
+        "WHERE pipeline = ? AND schedule = ? AND last_tick = ? AND paused_at IS NULL"
     ),
+    "cursor_row": (
+        "SELECT pipeline, schedule, last_tick, paused_at, pause_reason FROM schedule_cursors "
+        "WHERE pipeline = ? AND schedule = ?"
+    ),
+    "paused": (
+        "SELECT pipeline, schedule, last_tick, paused_at, pause_reason FROM schedule_cursors "
+        "WHERE paused_at IS NOT NULL ORDER BY pipeline, schedule"
+    ),
+    "pause": (
+        "UPDATE schedule_cursors SET paused_at = ?, pause_reason = ?, updated_at = ? "
+        "WHERE pipeline = ? AND schedule = ? AND paused_at IS NULL"
+    ),
+    "resume": (
+        "UPDATE schedule_cursors SET paused_at = NULL, pause_reason = NULL, last_tick = ?, "
+        "updated_at = ? WHERE pipeline = ? AND schedule = ? AND paused_at IS NOT NULL"
+    ),
+    # --- purging: finished runs that ended before a cutoff, none with a live job ---
+    "finished_before": (
+        "SELECT * FROM scheduled_runs r WHERE r.state IN ('COMPLETED', 'CANCELLED', 'FAILED') "
+        "AND COALESCE(r.ended_at, r.updated_at) < ? AND r.id > ? AND r.pipeline IN ({pipelines}) "
+        "AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.run_id = r.id "
+        "AND j.state IN ('queued', 'claimed')) ORDER BY r.id LIMIT ?"
+    ),
+    "latest_of": (
+        "SELECT id FROM scheduled_runs WHERE pipeline = ? AND schedule = ? "
+        "ORDER BY tick DESC LIMIT 1"
+    ),
+    # a later window of the batch that a purge keeps: not finished, ended after the
+    # cutoff, or its schedule's latest run (the blocking rule reads the earlier failure)
+    "later_kept": (
+        "SELECT id FROM scheduled_runs WHERE pipeline = ? AND schedule = ? AND batch = ? "
+        "AND run_date > ? AND (state NOT IN ('COMPLETED', 'CANCELLED', 'FAILED') "
+        "OR COALESCE(ended_at, updated_at) >= ? OR id = ?) LIMIT 1"
+    ),
+    "delete_finished": (
+        "DELETE FROM scheduled_runs WHERE id IN ({ids}) "
+        "AND state IN ('COMPLETED', 'CANCELLED', 'FAILED') "
+        "AND COALESCE(ended_at, updated_at) < ? RETURNING id"
+    ),
+    "delete_history": "DELETE FROM scheduled_run_history WHERE run_id IN ({ids})",
+    "count_history": "SELECT COUNT(*) AS n FROM scheduled_run_history WHERE run_id IN ({ids})",
     # an earlier window still to load, of any schedule (a nightly run must not load past
     # a backfill's day still extracting), or one of its own schedule's not queued yet, or
     # one that failed for good in its own batch (a failure elsewhere never blocks)
@@ -246,6 +291,22 @@ class ScheduledRunRecord:
 
 
 @dataclass(frozen=True)
+class CursorRecord:
+    """A schedule's cursor row: the last tick handled, and whether it is paused."""
+
+    pipeline: str
+    schedule: str
+    last_tick: str
+    paused_at: str | None
+    pause_reason: str | None
+
+    @property
+    def paused(self) -> bool:
+        """True while the schedule is paused (no tick is recorded)."""
+        return self.paused_at is not None
+
+
+@dataclass(frozen=True)
 class TransitionRecord:
     """One transition of a run, as kept in its history."""
 
@@ -341,9 +402,66 @@ class ScheduledRuns:
 
     def advance_cursor(self, pipeline: str, schedule: str, old: str, new: str, *, tx: Tx) -> bool:
         """Move a schedule's cursor from `old` to `new`; False when another scheduler
-        moved it first (the caller's transaction must then record nothing)."""
+        moved it first, or the schedule is paused (the caller's transaction must then
+        record nothing)."""
         n = tx.execute(SQL["cursor_advance"], (new, now_iso(), pipeline, schedule, old)).rowcount
         return bool(n == 1)
+
+    # --- pausing ------------------------------------------------------------------------
+
+    def cursor_row(
+        self, pipeline: str, schedule: str, *, tx: Tx | None = None
+    ) -> CursorRecord | None:
+        """A schedule's cursor row (None before a scheduler or a pause first saw it)."""
+        with self._tx(tx) as t:
+            row = t.execute(SQL["cursor_row"], (pipeline, schedule)).fetchone()
+        return record_from_row(CursorRecord, row) if row else None
+
+    def paused(self) -> list[CursorRecord]:
+        """Every paused schedule, by pipeline and schedule."""
+        with self.db.transaction() as t:
+            return rows_as(CursorRecord, t.execute(SQL["paused"]).fetchall())
+
+    def pause(
+        self,
+        pipeline: str,
+        schedule: str,
+        *,
+        start: str,
+        reason: str | None = None,
+        tx: Tx | None = None,
+    ) -> tuple[CursorRecord, bool]:
+        """Pause a schedule: its cursor stops (created at `start` if new, as a scheduler
+        would). Returns the row and whether this call paused it (False: it was paused)."""
+        with self._tx(tx) as t:
+            t.execute(SQL["cursor_init"], (pipeline, schedule, start, now_iso()))
+            # to the second: it is shown to operators, and nothing orders pauses by it
+            paused_at = datetime.now(UTC).replace(microsecond=0).isoformat()
+            note = None if reason is None else redact(reason)
+            changed = t.execute(
+                SQL["pause"], (paused_at, note, now_iso(), pipeline, schedule)
+            ).rowcount
+            row = self.cursor_row(pipeline, schedule, tx=t)
+        assert row is not None
+        return row, changed == 1
+
+    def resume(
+        self, pipeline: str, schedule: str, *, skip_to: str | None = None, tx: Tx | None = None
+    ) -> tuple[CursorRecord | None, bool]:
+        """Resume a paused schedule; with `skip_to` (a UTC instant, ISO) its cursor moves
+        there, never back, so the ticks missed while paused are never recorded. Returns
+        the row and whether this call resumed it (False: it was not paused)."""
+        with self._tx(tx) as t:
+            row = self.cursor_row(pipeline, schedule, tx=t)
+            if row is None or not row.paused:
+                return row, False
+            last = row.last_tick
+            if skip_to is not None and datetime.fromisoformat(skip_to) > datetime.fromisoformat(
+                last
+            ):
+                last = skip_to
+            t.execute(SQL["resume"], (last, now_iso(), pipeline, schedule))
+            return self.cursor_row(pipeline, schedule, tx=t), True
 
     # --- transitions --------------------------------------------------------------------
 
@@ -548,6 +666,72 @@ class ScheduledRuns:
         with self.db.transaction() as t:
             row = t.execute(SQL["last_in_state"].format(filter=flt), (state, *params)).fetchone()
         return record_from_row(ScheduledRunRecord, row) if row else None
+
+    # --- purging ------------------------------------------------------------------------
+
+    def finished_before(
+        self,
+        before: str,
+        *,
+        pipelines: Sequence[str],
+        after: str = "",
+        limit: int = 500,
+        tx: Tx | None = None,
+    ) -> list[ScheduledRunRecord]:
+        """Up to `limit` runs of `pipelines` that are COMPLETED, CANCELLED or FAILED, ended
+        before `before` (ISO UTC; their last update when no end was recorded) and have no
+        queued or claimed job, by id after `after` (a purge pages through them)."""
+        if not pipelines:
+            return []
+        sql = SQL["finished_before"].format(pipelines=", ".join("?" * len(pipelines)))
+        with self._tx(tx) as t:
+            rows = t.execute(sql, (before, after, *pipelines, limit)).fetchall()
+        return rows_as(ScheduledRunRecord, rows)
+
+    def latest_of(self, pipeline: str, schedule: str, *, tx: Tx | None = None) -> str | None:
+        """The id of a schedule's (or a schedule key's) run with the latest tick."""
+        with self._tx(tx) as t:
+            row = t.execute(SQL["latest_of"], (pipeline, schedule)).fetchone()
+        return None if row is None else str(row["id"])
+
+    def later_window_kept(
+        self, run: ScheduledRunRecord, before: str, latest: str | None, *, tx: Tx | None = None
+    ) -> bool:
+        """Whether a later window of `run`'s batch stays after a purge of the runs that
+        ended before `before`: one not finished, ended since, or the run `latest`."""
+        params = (run.pipeline, run.schedule, run.batch, run.run_date, before, latest or "")
+        with self._tx(tx) as t:
+            return t.execute(SQL["later_kept"], params).fetchone() is not None
+
+    def history_count(self, run_ids: Sequence[str], *, tx: Tx | None = None) -> int:
+        """How many transitions the runs' histories hold."""
+        if not run_ids:
+            return 0
+        with self._tx(tx) as t:
+            sql = SQL["count_history"].format(ids=", ".join("?" * len(run_ids)))
+            row = t.execute(sql, tuple(run_ids)).fetchone()
+        return int(row["n"]) if row else 0
+
+    def delete_finished(
+        self, run_ids: Sequence[str], *, before: str, tx: Tx | None = None
+    ) -> tuple[list[str], int]:
+        """Delete those of the runs still finished and ended before `before`, with their
+        history (a run requeued meanwhile stays). Returns the ids deleted and how many
+        transitions went with them."""
+        if not run_ids:
+            return [], 0
+        marks = ", ".join("?" * len(run_ids))
+        with self._tx(tx) as t:
+            rows = t.execute(
+                SQL["delete_finished"].format(ids=marks), (*run_ids, before)
+            ).fetchall()
+            gone = [str(r["id"]) for r in rows]
+            if not gone:
+                return [], 0
+            history = t.execute(
+                SQL["delete_history"].format(ids=", ".join("?" * len(gone))), tuple(gone)
+            ).rowcount
+        return gone, int(history)
 
 
 def _filters(**values: str | None) -> tuple[list[str], list[str]]:

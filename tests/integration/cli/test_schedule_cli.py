@@ -247,3 +247,92 @@ def test_status_of_a_scheduled_runs_id_points_at_runs_show(tmp_path: Path) -> No
     assert f"--run-id {run['id']} is a scheduled run" in status.stderr
     assert f"`onceflow runs show {run['id']}` shows it" in status.stderr
     assert "not in the state store" not in status.stderr
+
+
+def test_pause_list_and_resume_and_the_scheduler_says_what_is_paused(tmp_path: Path) -> None:
+    config = str(_project(tmp_path))
+    pause = run_cli("schedule", "pause", "nightly", "--reason", "db upgrade", "-c", config)
+    assert pause.returncode == 0, pause.stderr
+    assert "paused: sched/nightly; no ticks are recorded until" in pause.stdout
+    again = run_cli("schedule", "pause", "nightly", "-c", config)
+    assert again.returncode == 0 and "was already paused" in again.stdout
+
+    scheduler = run_cli("scheduler", "--once", "-c", config)
+    assert scheduler.returncode == 0, scheduler.stderr
+    assert "0 tick(s) recorded" in scheduler.stdout
+    assert re.search(
+        r"paused: sched/nightly since \S+ \(db upgrade\); no ticks recorded", scheduler.stdout
+    )
+
+    listed = run_cli("schedule", "list", "-c", config)
+    assert listed.returncode == 0, listed.stderr
+    row = listed.stdout.splitlines()[1].split()
+    assert row[:5] == ["sched/nightly", "30", "2", "*", "*"] and "paused" in row
+    assert "onceflow schedule resume nightly" in listed.stdout
+    (item,) = json.loads(run_cli("schedule", "list", "--json", "-c", config).stdout)
+    assert (item["paused"], item["pause_reason"], item["next_tick_utc"]) == (
+        True,
+        "db upgrade",
+        None,
+    )
+
+    resume = run_cli("schedule", "resume", "nightly", "-c", config)
+    assert resume.returncode == 0, resume.stderr
+    assert "resumed: sched/nightly; ticks missed while paused: catch_up: latest" in resume.stdout
+    (item,) = json.loads(run_cli("schedule", "list", "--json", "-c", config).stdout)
+    assert item["paused"] is False and item["next_tick_local"].endswith(("-05:00", "-04:00"))
+    skip = run_cli("schedule", "resume", "nightly", "--skip-missed", "-c", config)
+    assert skip.returncode == 0 and "is not paused; nothing changed" in skip.stdout
+
+
+def test_trigger_twice_says_the_run_exists_its_state_and_how_to_run_it_again(
+    tmp_path: Path,
+) -> None:
+    config = str(_project(tmp_path))
+    first = run_cli("schedule", "trigger", "nightly", "--date", "2025-01-03", "-c", config)
+    assert first.returncode == 0, first.stderr
+    run_id = re.search(r"queued: run (\w+) of sched/nightly for 2025-01-03", first.stdout)
+    assert run_id, first.stdout
+    pending = run_cli("schedule", "trigger", "nightly", "--date", "2025-01-03", "-c", config)
+    assert pending.returncode == 0
+    assert f"exists: run {run_id[1]} of sched/nightly for 2025-01-03 is PENDING" in pending.stdout
+    assert run_cli("runs", "cancel", run_id[1], "-c", config).returncode == 0
+    cancelled = run_cli(
+        "schedule", "trigger", "nightly", "--date", "2025-01-03", "--json", "-c", config
+    )
+    data = json.loads(cancelled.stdout)
+    assert (data["created"], data["state"], data["schedule"]) == (
+        False,
+        "CANCELLED",
+        "nightly:manual",
+    )
+    text = run_cli("schedule", "trigger", "nightly", "--date", "2025-01-03", "-c", config)
+    assert f"to run it again: onceflow runs retry {run_id[1]}" in text.stdout
+
+    future = run_cli("schedule", "trigger", "nightly", "--date", "2999-01-01", "-c", config)
+    assert future.returncode == 2 and future.stderr.count("\n") == 1
+    assert "--date 2999-01-01: its window ends at" in future.stderr
+
+
+def test_runs_purge_says_what_would_go_and_deletes_with_yes(tmp_path: Path) -> None:
+    import sqlite3
+
+    config = str(_project(tmp_path))
+    assert (
+        run_cli("backfill", "--from", "2025-01-02", "--to", "2025-01-04", "-c", config).returncode
+        == 0
+    )
+    assert run_cli("up", "--until-idle", "-c", config).returncode == 0
+    with sqlite3.connect(tmp_path / "state.db") as db:
+        db.execute("UPDATE scheduled_runs SET ended_at = '2020-01-01T00:00:00+00:00'")
+        db.execute("UPDATE jobs SET finished_at = 1577836800")
+    dry = run_cli("runs", "purge", "--older-than", "30", "-c", config)
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.startswith("would purge (dry run; --yes deletes): 2 run(s) (2 COMPLETED)")
+    assert "kept: 1 latest run of its schedule" in dry.stdout
+    done = run_cli("runs", "purge", "--older-than", "30", "--yes", "--json", "-c", config)
+    report = json.loads(done.stdout)
+    assert (report["deleted"], report["total_runs"], report["jobs"]) == (True, 2, 2)
+    assert len(json.loads(run_cli("runs", "list", "--json", "-c", config).stdout)) == 1
+    bad = run_cli("runs", "purge", "--older-than", "0", "-c", config)
+    assert bad.returncode == 2

@@ -10,7 +10,7 @@ import pytest
 from onceflow import PipelineStateManager, QueueManager
 from onceflow.config import Config
 from onceflow.errors import ConfigError
-from onceflow.schedule import backfill, tenant_status
+from onceflow.schedule import backfill, pause_schedule, resume_schedule, tenant_status
 from onceflow.state import Store
 
 NIGHTLY = {"name": "nightly", "cron": "0 2 * * *", "tenant": "acme"}
@@ -70,3 +70,13 @@ def test_a_tenant_known_by_its_runs_alone_is_shown(
 def test_the_seeds_customer_status_of_a_customer_without_runs_is_zeros(store: Store) -> None:
     summary = PipelineStateManager(store).get_customer_pipeline_status("new_customer")
     assert not any(summary["counts"].values()) and summary["queue"]["queued"] == 0
+
+
+def test_a_paused_schedules_next_tick_is_not_the_tenants_next_run(
+    store: Store, project: Callable[..., Config]
+) -> None:
+    config = project(schedules=[NIGHTLY])
+    pause_schedule(config, "nightly", store=store)
+    assert tenant_status([config], "acme", store=store)["next_run"] is None
+    resume_schedule(config, "nightly", store=store)
+    assert tenant_status([config], "acme", store=store)["next_run"]["schedule"] == "nightly"

@@ -101,6 +101,30 @@ def test_version_8_keeps_jobs_queued_before_it_and_keys_enqueues_after(
     new.close()
 
 
+def test_version_10_keeps_cursors_moving_and_runs_and_jobs_of_before_it_purgeable(
+    request: pytest.FixtureRequest, tmp_path: Path, backend: str
+) -> None:
+    url = fresh_store_url(request, tmp_path, backend)
+    old = open_store(url, migrate=False)
+    assert old.migrate(target=9) == 9
+    start = "2025-01-01T00:00:00+00:00"
+    assert old.scheduled_runs.cursor("p", "s", start=start) == start
+    (run_id,) = old.scheduled_runs.create(
+        [RunSpec("p", "nightly", "2025-01-24T07:00:00+00:00", "2025-01-23", *WINDOW)]
+    )
+    old.close()
+    new = open_store(url)
+    assert new.schema_version() == LATEST_VERSION
+    row = new.scheduled_runs.cursor_row("p", "s")
+    assert row is not None and not row.paused  # a cursor of before is active
+    with new.transaction() as tx:
+        assert new.scheduled_runs.advance_cursor("p", "s", start, "2025-01-02", tx=tx)
+    later = "2099-01-01T00:00:00+00:00"
+    assert new.scheduled_runs.finished_before(later, pipelines=["p"]) == []  # SCHEDULED stays
+    assert new.scheduled_runs.get(run_id) is not None
+    new.close()
+
+
 def test_newer_schema_than_code_is_refused(
     request: pytest.FixtureRequest, tmp_path: Path, backend: str
 ) -> None:

@@ -363,3 +363,20 @@ def test_a_store_in_another_schema_of_the_database_does_not_wake_this_ones_waite
         other.close()
         for schema in schemas:
             pg_admin.execute(f'DROP SCHEMA "{schema}" CASCADE')  # type: ignore[attr-defined]
+
+
+def test_only_finished_jobs_are_purged_and_a_purged_key_names_a_new_job(store: Store) -> None:
+    done, claimed, queued = (
+        store.queue.enqueue(JobSpec(pipeline="p", idempotency_key=k)) for k in "abc"
+    )
+    (job,) = store.queue.claim("w", limit=1)
+    store.queue.complete(job.id, job.token or "")
+    store.queue.claim("w", limit=1)
+    later = time.time() + 60
+    assert store.queue.unowned_finished(later, pipelines=["p"]) == [done]
+    assert store.queue.unowned_finished(later, pipelines=["q"]) == []
+    assert store.queue.unowned_finished(time.time() - 60, pipelines=["p"]) == []
+    # asked to, it still deletes neither the claimed nor the queued job
+    assert store.queue.delete_finished([done, claimed, queued]) == 1
+    assert store.queue.get(claimed) is not None and store.queue.get(queued) is not None
+    assert store.queue.enqueue(JobSpec(pipeline="p", idempotency_key="a")) not in (done, claimed)

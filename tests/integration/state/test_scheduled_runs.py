@@ -166,6 +166,26 @@ def test_the_cursor_moves_only_from_where_it_was(store: Store) -> None:
     assert store.scheduled_runs.cursor("p", "s", start=start) == "2025-01-02"
 
 
+def test_a_paused_cursor_does_not_move_and_resume_moves_it_only_forward(store: Store) -> None:
+    runs = store.scheduled_runs
+    start = "2025-01-01T00:00:00+00:00"
+    row, changed = runs.pause("p", "s", start=start, reason="maintenance")
+    assert changed and row.paused and (row.last_tick, row.pause_reason) == (start, "maintenance")
+    assert runs.cursor("p", "s", start="2030-01-01T00:00:00+00:00") == start  # the pause made it
+    assert runs.pause("p", "s", start=start)[1] is False  # paused already: unchanged
+    with store.transaction() as tx:
+        assert not runs.advance_cursor("p", "s", start, "2025-01-02T00:00:00+00:00", tx=tx)
+    assert [(r.pipeline, r.schedule) for r in runs.paused()] == [("p", "s")]
+
+    row2, resumed = runs.resume("p", "s", skip_to="2024-12-01T00:00:00+00:00")  # never back
+    assert resumed and row2 is not None and not row2.paused and row2.last_tick == start
+    assert runs.resume("p", "s") == (row2, False)
+    runs.pause("p", "s", start=start)
+    row3, _ = runs.resume("p", "s", skip_to="2025-02-01T00:00:00+00:00")
+    assert row3 is not None and row3.last_tick == "2025-02-01T00:00:00+00:00"
+    assert runs.paused() == [] and runs.resume("q", "s") == (None, False)
+
+
 def test_counts_last_success_and_failure_per_tenant(store: Store) -> None:
     ids = store.scheduled_runs.create(
         [spec(f"2025-01-0{d}T02:00:00+00:00", f"2025-01-0{d}", tenant="acme") for d in (1, 2, 3)]
