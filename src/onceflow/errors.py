@@ -242,3 +242,14 @@ def check_error_name(name: object) -> str:
         "TransientError, a Python built-in exception (TimeoutError, OSError ...), or "
         "another library's type with its module (psycopg.OperationalError)"
     )
+
+
+def typed_error(kind: str | None, message: str | None) -> str:
+    """A run's error as one text: `Type: message`, the type once (an error recorded from
+    a message, `mark_as_failed(run_id, "TimeoutError: ...")`, starts with it already),
+    or the message alone without a type (a cancel's note); empty without a message."""
+    if not message:
+        return ""
+    if not kind or message.startswith(f"{kind}:"):
+        return message
+    return f"{kind}: {message}"

@@ -9,6 +9,7 @@ from typing import Any
 import typer
 
 from onceflow.cli.app import say_problem
+from onceflow.errors import typed_error
 
 
 def print_json(data: Any) -> None:
@@ -476,14 +477,6 @@ def print_validation(report: Any) -> None:
         ", ".join(f"{v} {k}" for k, v in counts.items())
         + f" -- exit {report.exit_code}: {meaning[report.exit_code]}"
     )
-
-
-def typed_error(kind: str | None, message: str | None) -> str:
-    """A run's error as one text: `Type: message`, or the message alone when it has no
-    type (a cancel's note, `cancelled by hand`); empty without one."""
-    if not message:
-        return ""
-    return f"{kind}: {message}" if kind else message
 
 
 def print_tenant_status(summary: dict[str, Any]) -> None:

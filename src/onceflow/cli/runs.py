@@ -12,7 +12,8 @@ import typer
 
 from onceflow.cli.app import app
 from onceflow.cli.options import ConfigsOpt, JsonOpt, load_configs
-from onceflow.cli.render import print_json, typed_error
+from onceflow.cli.render import print_json
+from onceflow.errors import typed_error
 
 PANEL = "Scheduling"
 
@@ -106,6 +107,8 @@ def show(run_id: RunIdArg, config: ConfigsOpt = None, as_json: JsonOpt = False) 
         ("waiting on", "waiting_on"),
     ):
         value = detail[key]
+        if key in ("ended_at", "duration_seconds") and detail["state"] not in ENDED:
+            value = None  # a requeued run keeps its last end until it ends again
         if key == "window_start":
             value = f"{detail['window_start']} .. {detail['window_end']}"
         if value is not None:

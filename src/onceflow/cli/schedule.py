@@ -326,8 +326,8 @@ def trigger(
         str | None,
         typer.Option(
             "--date",
-            help="The data date, YYYY-MM-DD (default: the latest complete window the "
-            "schedule processes).",
+            help="The data date, YYYY-MM-DD (default: the run date of the schedule's "
+            "latest tick whose window has ended).",
         ),
     ] = None,
     as_json: JsonOpt = False,
@@ -347,18 +347,17 @@ def trigger(
     else:
         typer.echo(
             f"exists: run {run.id} of {run.pipeline}/{name} for {run.run_date} is {run.state} "
-            f"(triggered before); {_rerun_hint(run.id, run.state, run.run_date)}"
+            f"(triggered before); {_rerun_hint(run.id, run.state, run.run_date, run.schedule)}"
         )
     if report.paused:
         typer.echo(f"note: schedule {name} is paused; this run runs all the same")
 
 
-def _rerun_hint(run_id: str, state: str, run_date: str) -> str:
+def _rerun_hint(run_id: str, state: str, run_date: str, schedule: str) -> str:
+    from onceflow.schedule.runs import redo_command
+
     if state in ("FAILED", "CANCELLED"):
         return f"to run it again: onceflow runs retry {run_id}"
     if state == "COMPLETED":
-        return (
-            f"to extract and load the date again: onceflow backfill --from {run_date} "
-            f"--to {run_date} --reprocess all"
-        )
+        return f"to extract and load the date again: {redo_command(schedule, run_date)}"
     return f"it will run (onceflow runs show {run_id})"

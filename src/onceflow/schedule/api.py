@@ -35,6 +35,7 @@ from onceflow.schedule.scheduler import (
     calculator,
     cancel_run,
     enqueue_run,
+    next_tick_of,
     queue_runs,
     run_spec,
     shared_store,
@@ -224,7 +225,8 @@ def backfill(
 ) -> BackfillReport:
     """Queue one run per data date from `start` to `end` inclusive, idempotently: a date
     already backfilled is left alone, unless `reprocess` is `failed` (failed dates are
-    queued again) or `all` (every date not queued or running is run again, re-extracted).
+    queued again) or `all` (every date not queued or running is run again, re-extracted,
+    the ones recorded by this call included).
 
     Settings (tables, tenant, priority, retry, max_runtime) come from `schedule`, or the
     config's only schedule, or the defaults. Backfill runs form their own sequence
@@ -256,7 +258,17 @@ def backfill(
         window = window_for(day, config.zone)
         tick = Tick(window.start.astimezone(UTC), window.start, day, window)
         specs.append(
-            run_spec(config, settings, tick, kind=BACKFILL, batch=batch, schedule_key=BACKFILL)
+            run_spec(
+                config,
+                settings,
+                tick,
+                kind=BACKFILL,
+                batch=batch,
+                schedule_key=BACKFILL,
+                # `all` re-extracts every date, the ones backfilled for the first time too
+                # (a date the nightly schedule ran is skipped as extracted otherwise)
+                force_reprocess=reprocess == "all",
+            )
         )
     report = BackfillReport(config.pipeline)
     runs = store.scheduled_runs
@@ -335,7 +347,7 @@ def tenant_status(
     # a paused schedule records no tick: its next one is no next run
     paused = {(r.pipeline, r.schedule) for r in runs.paused()}
     upcoming = [
-        (calculator(c, s).next_tick(now()), c.pipeline, s.name)
+        (next_tick_of(c, s, now()), c.pipeline, s.name)
         for c in configs
         for s in c.schedules
         if s.tenant == tenant and (c.pipeline, s.name) not in paused
@@ -428,6 +440,9 @@ class PipelineStateManager:
             tenant=tenant_id,
             priority=priority,
             retry_policy=(retry or RetryPolicy()).to_json(),
+            # its own batch, as a cron tick's: two runs recorded days apart are not one
+            # catch-up, so a failure of one never blocks the other
+            batch=at.isoformat(),
         )
         created = self.store.scheduled_runs.create([spec])
         if created:

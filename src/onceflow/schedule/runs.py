@@ -17,6 +17,7 @@ from typing import Any
 from onceflow.config import Config
 from onceflow.errors import ConfigError, TransitionError
 from onceflow.schedule.scheduler import cancel_run, enqueue_run, shared_store
+from onceflow.schedule.schedules import MANUAL
 from onceflow.state import Store
 from onceflow.state.scheduled_runs import (
     CANCELLED,
@@ -28,6 +29,7 @@ from onceflow.state.scheduled_runs import (
     SCHEDULED,
     ScheduledRunRecord,
 )
+from onceflow.windows import parse_run_date
 
 log = logging.getLogger(__name__)
 
@@ -60,28 +62,39 @@ def list_runs(
     store: Store | None = None,
 ) -> list[ScheduledRunRecord]:
     """The pipelines' scheduled runs, newest tick first, filtered by state, schedule
-    (`backfill` for backfill runs), tenant and run date; at most `limit`."""
+    (`backfill` for backfill runs; a schedule's name covers its triggered runs,
+    `NAME:manual`), tenant and run date (YYYY-MM-DD, `today`, `yesterday`); at most
+    `limit`."""
     if state is not None and state.upper() not in RUN_STATES:
         raise ConfigError(
             f"--state: unknown state {state!r}; states: {', '.join(RUN_STATES)}", field="state"
         )
     if limit < 1:
         raise ConfigError(f"--limit: expected at least 1, got {limit}", field="limit")
-    day = None if run_date is None else date.fromisoformat(str(run_date)).isoformat()
+    day = (
+        None
+        if run_date is None or not configs
+        else parse_run_date(run_date, configs[0].zone, option="--date").isoformat()
+    )
     own = store is None
     store = store or shared_store(list(configs))
     try:
+        # a schedule's name covers its triggered runs too (their key is NAME:manual)
+        keys: list[str | None] = [schedule]
+        if schedule is not None and ":" not in schedule:
+            keys.append(f"{schedule}:{MANUAL}")
         found: list[ScheduledRunRecord] = []
         for config in configs:
-            found += store.scheduled_runs.find(
-                state=None if state is None else state.upper(),
-                tenant=tenant,
-                pipeline=config.pipeline,
-                schedule=schedule,
-                run_date=day,
-                limit=limit,
-                newest_first=True,
-            )
+            for key in keys:
+                found += store.scheduled_runs.find(
+                    state=None if state is None else state.upper(),
+                    tenant=tenant,
+                    pipeline=config.pipeline,
+                    schedule=key,
+                    run_date=day,
+                    limit=limit,
+                    newest_first=True,
+                )
         found.sort(key=lambda r: (r.tick, r.id), reverse=True)
         return found[:limit]
     finally:
@@ -97,7 +110,10 @@ def run_details(
     store = store or shared_store(list(configs))
     try:
         run = _run(store, run_id)
-        job = store.queue.get(run.job_id) if run.job_id is not None else None
+        # a queued run's job is set on the run only once a worker starts it
+        job = store.queue.live_job_of_run(run.id) or (
+            store.queue.get(run.job_id) if run.job_id is not None else None
+        )
         return {
             **run.as_dict(),
             "history": [vars(h) for h in store.scheduled_runs.history(run_id)],
@@ -171,6 +187,14 @@ def cancel_scheduled_run(
             store.close()
 
 
+def redo_command(schedule: str, run_date: str) -> str:
+    """The command that extracts and loads a completed run's date again, with its
+    schedule's tables, tenant and priority (a backfill's runs have none of their own)."""
+    name = schedule.split(":", 1)[0]  # a trigger's key is NAME:manual
+    settings = "" if name == "backfill" else f" --schedule {name}"
+    return f"onceflow backfill --from {run_date} --to {run_date}{settings} --reprocess all"
+
+
 def _run(store: Store, run_id: str) -> ScheduledRunRecord:
     run = store.scheduled_runs.get(run_id)
     if run is None:
@@ -186,7 +210,7 @@ def _check_retryable(store: Store, run: ScheduledRunRecord) -> None:
     if run.state == COMPLETED:
         raise TransitionError(
             f"{where} completed: its data is loaded; to extract and load its date again, "
-            f"onceflow backfill --from {run.run_date} --to {run.run_date} --reprocess all",
+            f"{redo_command(run.schedule, run.run_date)}",
             run_id=run.id,
         )
     if run.state in (SCHEDULED, PENDING, RUNNING):
@@ -197,7 +221,7 @@ def _check_retryable(store: Store, run: ScheduledRunRecord) -> None:
     earlier = [
         r
         for r in store.scheduled_runs.earlier_unfinished(run)
-        if r.state == FAILED and r.schedule == run.schedule and r.batch == run.batch
+        if r.state == FAILED and r.schedule == run.schedule and r.batch == run.batch and r.batch
     ]
     if earlier:
         first = earlier[0]
@@ -216,7 +240,7 @@ def _later_failed(store: Store, run: ScheduledRunRecord) -> list[ScheduledRunRec
         state=FAILED, pipeline=run.pipeline, schedule=run.schedule, limit=100_000
     )
     return sorted(
-        (r for r in later if r.batch == run.batch and r.run_date > run.run_date),
+        (r for r in later if run.batch and r.batch == run.batch and r.run_date > run.run_date),
         key=lambda r: r.run_date,
     )
 

@@ -103,6 +103,14 @@ def cursor_start(schedule: ScheduleConfig, at: datetime) -> str:
     return first.astimezone(UTC).isoformat()
 
 
+def next_tick_of(config: Config, schedule: ScheduleConfig, at: datetime) -> Tick:
+    """The schedule's next tick after `at`, never before its `start:` (no tick before it
+    is ever recorded)."""
+    if schedule.start is not None:
+        at = max(at, schedule.start - timedelta(seconds=1))
+    return calculator(config, schedule).next_tick(at)
+
+
 def paused_line(row: CursorRecord) -> str:
     """How a pass and the CLI name a paused schedule."""
     why = f" ({row.pause_reason})" if row.pause_reason else ""
@@ -588,7 +596,7 @@ class Scheduler:
                 if f"{c.pipeline}/{s.name}" in self._paused:
                     continue  # no tick of it is recorded: nothing to wake up for
                 try:
-                    ticks[f"{c.pipeline}/{s.name}"] = calculator(c, s).next_tick(moment)
+                    ticks[f"{c.pipeline}/{s.name}"] = next_tick_of(c, s, moment)
                 except Exception as error:  # reported by the pass; the others still count
                     self._skip(None, f"{c.pipeline}/{s.name}", error)
         return ticks

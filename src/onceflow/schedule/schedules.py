@@ -31,6 +31,7 @@ from onceflow.schedule.cron import Tick
 from onceflow.schedule.scheduler import (
     calculator,
     cursor_start,
+    next_tick_of,
     queue_runs,
     run_spec,
     shared_store,
@@ -163,7 +164,7 @@ def list_schedules(
                         pause_reason=None if pause is None else pause.pause_reason,
                         next_tick=None
                         if pause is not None
-                        else calculator(config, schedule).next_tick(moment),
+                        else next_tick_of(config, schedule, moment),
                         last_run=last[0] if last else None,
                     )
                 )

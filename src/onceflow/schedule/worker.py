@@ -41,6 +41,7 @@ from onceflow.errors import (
     TransitionError,
     error_names,
     names_of,
+    typed_error,
 )
 from onceflow.faults import crashpoint
 from onceflow.pipeline import RunSummary, run_window
@@ -505,7 +506,17 @@ class Worker:
         """Fail a run whose earlier window failed for good (no retry pending: it is
         FAILED, not PENDING): waiting cannot heal it, and it names the window to fix.
         Requeueing the blocker's batch (`backfill --reprocess failed`) runs both again."""
-        cause = f" ({blocker.error_type}: {blocker.error})" if blocker.error else ""
+        current = self.store.scheduled_runs.get(blocker.id)
+        if current is None or current.state != FAILED:
+            # requeued (`runs retry`) or purged since it was read: wait for it instead
+            state = "gone" if current is None else current.state
+            return self._defer(
+                job,
+                run,
+                f"waiting for the earlier window {blocker.run_date} ({state}) of "
+                f"{blocker.schedule} to load first",
+            )
+        cause = f" ({typed_error(blocker.error_type, blocker.error)})" if blocker.error else ""
         message = (
             f"blocked: the earlier window {blocker.run_date} of {blocker.schedule} (run "
             f"{blocker.id}) failed{cause}; a table loads its windows in order, so this one "

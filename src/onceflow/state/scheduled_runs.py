@@ -134,7 +134,7 @@ SQL = {
     # cutoff, or its schedule's latest run (the blocking rule reads the earlier failure)
     "later_kept": (
         "SELECT id FROM scheduled_runs WHERE pipeline = ? AND schedule = ? AND batch = ? "
-        "AND run_date > ? AND (state NOT IN ('COMPLETED', 'CANCELLED', 'FAILED') "
+        "AND batch <> '' AND run_date > ? AND (state NOT IN ('COMPLETED', 'CANCELLED', 'FAILED') "
         "OR COALESCE(ended_at, updated_at) >= ? OR id = ?) LIMIT 1"
     ),
     "delete_finished": (
@@ -146,11 +146,13 @@ SQL = {
     "count_history": "SELECT COUNT(*) AS n FROM scheduled_run_history WHERE run_id IN ({ids})",
     # an earlier window still to load, of any schedule (a nightly run must not load past
     # a backfill's day still extracting), or one of its own schedule's not queued yet, or
-    # one that failed for good in its own batch (a failure elsewhere never blocks)
+    # one that failed for good in its own batch (a failure elsewhere never blocks; runs
+    # recorded through the API before they had a batch of their own have '': none)
     "earlier": (
         "SELECT * FROM scheduled_runs WHERE pipeline = ? AND run_date < ? AND id <> ? "
         "AND (state IN ('PENDING', 'RUNNING') OR (schedule = ? AND state = 'SCHEDULED') "
-        "OR (schedule = ? AND state = 'FAILED' AND batch = ?)) ORDER BY run_date LIMIT 50"
+        "OR (schedule = ? AND state = 'FAILED' AND batch = ? AND batch <> '')) "
+        "ORDER BY run_date LIMIT 50"
     ),
     # the next later window of the schedule that waits for an earlier one to load
     "next_waiting": (

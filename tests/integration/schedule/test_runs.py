@@ -5,20 +5,23 @@ batch and a fresh retry budget, cancel; each refusal names what to do instead.""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from onceflow import PipelineStateManager
 from onceflow.config import Config
-from onceflow.errors import ConfigError, StateError, TransitionError
+from onceflow.errors import ConfigError, StateError, TransitionError, typed_error
 from onceflow.schedule import (
+    Scheduler,
     Worker,
     backfill,
     cancel_scheduled_run,
     list_runs,
     retry_run,
     run_details,
+    trigger_schedule,
 )
 from onceflow.schedule.retry import failures_since_reprocess
 from onceflow.state import Store
@@ -215,3 +218,72 @@ def test_a_run_that_completes_after_a_failed_attempt_keeps_the_failure_in_its_hi
     assert any(
         h.error and "broken by the test" in h.error for h in store.scheduled_runs.history(run_id)
     )
+
+
+def test_runs_recorded_through_the_api_days_apart_never_block_each_other(
+    store: Store, project: Callable[..., Config]
+) -> None:
+    config = project(schedules=[NO_RETRY])
+    states = PipelineStateManager(store)
+    first = states.create_scheduled_run("default", "sched", datetime(2025, 1, 3, 2, tzinfo=UTC))
+    states.transition_state(first, "SCHEDULED", "PENDING")
+    states.mark_as_running(first)
+    states.mark_as_failed(first, "TimeoutError: source slow")
+    later = states.create_scheduled_run("default", "sched", datetime(2025, 1, 6, 2, tzinfo=UTC))
+    states.transition_state(later, "SCHEDULED", "PENDING")
+    Scheduler([config], store).run_once()  # queues the job the seed's caller did not
+    assert Worker([config], store, poll_seconds=0.05).run(until_idle=True).failed == 0
+    assert store.scheduled_runs.get(later).state == "COMPLETED"  # type: ignore[union-attr]
+    # and a retry of the first requeues it alone: they are no batch
+    assert [r["run_id"] for r in retry_run([config], first, store=store).requeued] == [first]
+
+
+def test_a_window_whose_blocker_was_requeued_meanwhile_waits_for_it_instead_of_failing(
+    store: Store, project: Callable[..., Config], broken: set[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = project(schedules=[NO_RETRY])
+    backfill(config, "2025-01-02", "2025-01-03", store=store)
+    broken.add("2025-01-02")
+    Worker([config], store, poll_seconds=0.05).run(until_idle=True)
+    ids = _by_date(store)
+    stale = store.scheduled_runs.get(ids["2025-01-02"])  # FAILED, as a worker read it
+    broken.clear()
+    retry_run([config], ids["2025-01-02"], store=store)  # both queued again
+    # the worker that takes Jan 3 first read Jan 2 as FAILED, a moment before the retry
+    monkeypatch.setattr(Worker, "earlier", lambda self, run: stale)
+    worker = Worker([config], store, poll_seconds=0.05)
+    report = worker.run(max_jobs=1)
+    assert report.failed == 0 and report.deferred + report.completed == 1
+    monkeypatch.undo()
+    assert Worker([config], store, poll_seconds=0.05).run(until_idle=True).failed == 0
+    assert {r.state for r in store.scheduled_runs.find()} == {"COMPLETED"}
+
+
+def test_backfill_reprocess_all_re_extracts_a_date_backfilled_for_the_first_time(
+    store: Store, project: Callable[..., Config]
+) -> None:
+    config = project(schedules=[NO_RETRY])
+    backfill(config, "2025-01-02", "2025-01-02", reprocess="all", store=store)
+    (run,) = store.scheduled_runs.find()
+    assert run.force_reprocess
+
+
+def test_list_by_schedule_name_covers_its_triggered_runs_and_reads_today_and_yesterday(
+    store: Store, project: Callable[..., Config]
+) -> None:
+    config = project(schedules=[NO_RETRY])
+    trigger_schedule(config, "nightly", run_date="2025-01-02", store=store)
+    (manual,) = list_runs([config], schedule="nightly", store=store)
+    assert manual.schedule == "nightly:manual"
+    assert list_runs([config], run_date="yesterday", store=store) == []
+    with pytest.raises(ConfigError, match="--date"):
+        list_runs([config], run_date="2025-13-01", store=store)
+    detail = run_details([config], manual.id, store=store)
+    assert detail["state"] == "PENDING" and detail["job"]["state"] == "queued"
+
+
+def test_a_run_error_recorded_from_a_message_names_its_type_once() -> None:
+    assert typed_error("TimeoutError", "TimeoutError: source slow") == "TimeoutError: source slow"
+    assert typed_error("ExtractError", "src.events: gone") == "ExtractError: src.events: gone"
+    assert typed_error(None, "cancelled by hand") == "cancelled by hand"
+    assert typed_error("SourceError", None) == ""

@@ -237,3 +237,13 @@ def test_list_shows_each_schedule_paused_or_active_its_next_tick_and_last_run(
     data = hourly_info.as_dict()
     assert (data["paused"], data["pause_reason"], data["next_tick_utc"]) == (True, "noisy", None)
     assert nightly_info.as_dict()["last_run"]["state"] == "PENDING"
+
+
+def test_the_next_tick_of_a_schedule_that_starts_later_is_its_first_tick_not_tomorrows(
+    store: Store, project: Callable[..., Config]
+) -> None:
+    config = project(schedules=[nightly(start="2025-03-01T00:00:00+00:00")])
+    (info,) = list_schedules([config], at=NOW, store=store)
+    assert info.next_tick is not None
+    assert info.next_tick.at.isoformat() == "2025-03-01T02:00:00+00:00"  # not 2025-01-11
+    assert Scheduler([config], store).run_once(NOW).recorded == 0
