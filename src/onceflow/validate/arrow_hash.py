@@ -32,8 +32,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
-import weakref
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -44,12 +42,6 @@ log = logging.getLogger(__name__)
 
 # A table of fewer rows is hashed on the calling thread: a thread is not worth it.
 _PARALLEL_ROWS = 100_000
-# Arrow tables and batches are immutable: the fingerprint of one already hashed in this
-# process is kept while the object lives (id -> (weak reference, fingerprint)), so
-# validating the same table again costs no hashing at all. A data frame is mutable and is
-# hashed on every call.
-_KNOWN: dict[int, tuple[weakref.ref[Any], str]] = {}
-_KNOWN_LOCK = threading.Lock()
 
 
 def memory_fingerprint(data: Any) -> str | None:
@@ -66,34 +58,11 @@ def memory_fingerprint(data: Any) -> str | None:
             return None
     if not isinstance(data, pa.Table | pa.RecordBatch):
         return None
-    known = _known(data)
-    if known is not None:
-        return known
+    # hashed on every call, never remembered by object: a table built without a copy
+    # over a NumPy array (`pa.table({"x": arr})`, `from_pandas` of numbers) changes when
+    # the array does, so "the same object" is not "the same data"
     table = pa.Table.from_batches([data]) if isinstance(data, pa.RecordBatch) else data
-    fingerprint = "memory:" + table_hash(table)
-    _remember(data, fingerprint)
-    return fingerprint
-
-
-def _known(data: Any) -> str | None:
-    with _KNOWN_LOCK:
-        entry = _KNOWN.get(id(data))
-    if entry is None or entry[0]() is not data:  # an id is reused once its object is gone
-        return None
-    return entry[1]
-
-
-def _remember(data: Any, fingerprint: str) -> None:
-    key = id(data)
-
-    def forget(_: weakref.ref[Any]) -> None:
-        with _KNOWN_LOCK:
-            entry = _KNOWN.get(key)
-            if entry is not None and entry[0]() is None:
-                del _KNOWN[key]
-
-    with _KNOWN_LOCK:
-        _KNOWN[key] = (weakref.ref(data, forget), fingerprint)
+    return "memory:" + table_hash(table)
 
 
 def table_hash(table: Any) -> str:
