@@ -590,8 +590,7 @@ class Worker:
         """The outcome of a job this worker may no longer write for: `cancelled` when its
         run was cancelled (dropped quietly: the canceller ended the job), else `lost`
         (its lease expired and another worker may hold it)."""
-        now_run = self.store.scheduled_runs.get(run.id)
-        if now_run is not None and now_run.state == CANCELLED:
+        if self._cancelled_since_my_start(run):
             log.info(
                 "worker %s: run %s %s %s was cancelled; dropped",
                 self.worker_id,
@@ -607,6 +606,18 @@ class Worker:
             error,
         )
         return "lost"
+
+    def _cancelled_since_my_start(self, run: ScheduledRunRecord) -> bool:
+        """Whether the run was cancelled after this worker last started it: it may be
+        queued again since (`runs retry`), which is no lost lease of this worker's."""
+        history = self.store.scheduled_runs.history(run.id)
+        started = [
+            i
+            for i, step in enumerate(history)
+            if step.to_state == RUNNING and step.worker == self.worker_id
+        ]
+        after = history[started[-1] + 1 :] if started else history[-1:]
+        return any(step.to_state == CANCELLED for step in after)
 
     def _refuse(self, job: Job, message: str) -> str:
         try:

@@ -74,3 +74,27 @@ def test_a_cancelled_pending_run_is_never_claimed(
     # cancelled by hand, requeued by hand: it runs
     PipelineStateManager(store).transition_state(run.id, "CANCELLED", "PENDING")
     assert Worker([config], store, poll_seconds=0.05).run(until_idle=True).completed == 1
+
+
+def test_a_run_cancelled_then_retried_while_running_counts_as_cancelled_not_lost(
+    store: Store, project: Callable[..., Config], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from onceflow.schedule import cancel_scheduled_run, retry_run
+
+    config = project()
+    backfill(config, "2025-01-02", "2025-01-02", store=store)
+    real = worker_module.run_window
+
+    def run_window(cfg: Config, run_date: str, **kw: Any) -> Any:
+        (run,) = store.scheduled_runs.find(state="RUNNING")
+        cancel_scheduled_run([cfg], run.id, store=store)
+        retry_run([cfg], run.id, store=store)  # queued again before this worker notices
+        monkeypatch.setattr(worker_module, "run_window", real)
+        return real(cfg, run_date, **kw)
+
+    monkeypatch.setattr(worker_module, "run_window", run_window)
+    first = Worker([config], store, poll_seconds=0.05).run(max_jobs=1)
+    assert (first.cancelled, first.lost, first.failed) == (1, 0, 0)
+    again = Worker([config], store, poll_seconds=0.05).run(until_idle=True)
+    assert again.completed == 1
+    assert loaded_dates(config) == ["2025-01-02"]  # loaded once

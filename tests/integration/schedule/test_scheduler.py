@@ -226,3 +226,20 @@ def test_a_schedule_that_fails_does_not_stop_the_others(
     assert set(scheduler.next_ticks(NOW)) == {"sched/nightly"}
     total = scheduler.run_forever(threading.Event(), interval=0.01, max_passes=2)
     assert total.errors and all(e.startswith("sched/never: ") for e in total.errors)
+
+
+def test_up_reports_the_ticks_of_every_scheduler_pass_not_the_first_alone(
+    store: Store, project: Callable[..., Config], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from onceflow.schedule import PassReport, up
+
+    config = project(schedules=[nightly(catch_up="none")])
+
+    def later_passes(self: Scheduler, stop: threading.Event, **kw: object) -> PassReport:
+        stop.wait(5)
+        return PassReport(recorded=3, queued=3, paused=["sched/nightly since then"])
+
+    monkeypatch.setattr(Scheduler, "run_forever", later_passes)
+    done = up([config], until_idle=True, interval=0.2, store=store)
+    assert done["scheduler"]["recorded"] >= 3 and done["scheduler"]["queued"] >= 3
+    assert done["scheduler"]["paused"] == ["sched/nightly since then"]
