@@ -705,7 +705,11 @@ def _prepare(
 ) -> Plan:
     held = markers.read_markers(open_table(tgt.uri), [f.file_id for f in files])
     if limit is not None:
-        files = [f for f in files if _within(f, limit) or held.held.get(f.file_id)]
+        # a file the table holds stays in scope (it is kept in place), and so does one a
+        # rewind took back and no replay applied again yet (its transaction is there, 0):
+        # a replay in progress is finished by any load, whatever its date, or the table
+        # would stay behind where it was with nothing saying so
+        files = [f for f in files if _within(f, limit) or f.file_id in held.held]
     notes = reconcile(store, tgt, held)
     for note in notes:
         log.warning("%s: %s", tgt.key, note)
