@@ -51,9 +51,7 @@ def _clean_checksum(folder: Path, tmp_path: Path) -> str:
 
 
 @pytest.mark.parametrize("point", ["after_rewind", "after_delta_commit"])
-def test_narrow_run_after_a_kill_mid_replay_finishes_the_replay(
-    tmp_path: Path, point: str
-) -> None:
+def test_narrow_run_after_a_kill_mid_replay_finishes_the_replay(tmp_path: Path, point: str) -> None:
     demo = _demo(tmp_path / "demo")
     for day in DAYS:
         assert run_cli("run", "--date", day, cwd=demo).returncode == 0
