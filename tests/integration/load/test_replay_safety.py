@@ -260,3 +260,26 @@ def test_a_replay_blocked_by_a_held_file_whose_data_file_is_gone_fails_the_late_
     assert "onceflow extract --date 2025-01-05 --tables src.orders --force-reprocess" in error
     assert "or put the file back in the lake as it was" in error
     assert store.runs.get(late).status == "failed"
+
+
+def test_consistency_reports_a_held_file_whose_data_file_is_gone_after_the_store_forgot_it(
+    tmp_path: Path,
+) -> None:
+    from onceflow.consistency import validate_consistency
+
+    lake = tmp_path / "lake"
+    paths = {day: write_extracted(lake, dims(day), day=day) for day in (1, 2, 4)}
+    cfg = make_config(tmp_path, SCD2)
+    assert load(cfg).ok
+    assert validate_consistency(cfg, safe_age_seconds=0)["consistent"]
+    paths[4].unlink()
+    # a store that knows nothing of the loads nor the extractions (`reset-state --yes`)
+    open_store(cfg.state_url).files.forget(table_uri(tmp_path))
+
+    report = validate_consistency(cfg, safe_age_seconds=0)
+
+    assert not report["consistent"]
+    gone = [i for i in report["issues"] if i["kind"] == "held_file_gone"]
+    assert [i["subject"] for i in gone] == [DAY4]
+    assert "no longer in the lake" in gone[0]["detail"]
+    assert "onceflow extract --date 2025-01-05 --tables src.orders" in gone[0]["detail"]
