@@ -52,6 +52,7 @@ from onceflow.state import (
     open_store,
     set_aside_damaged,
 )
+from onceflow.state.runs import RUN_FAILED, RUN_LOADING
 from onceflow.status import reset_state, status_report
 from onceflow.validate import (
     Gate,
@@ -191,14 +192,21 @@ def _load_and_validate(
     check each loaded table with its post-load rules (a table whose load failed is
     skipped); a failed load or an error-severity rule that fails marks the run failed."""
     gate = pre_load_gate(config, store)
-    summary.load = load(
-        config,
-        summary.run.run_date,
-        tables=tables,
-        lock_timeout=lock_timeout,
-        gate=gate,
-        store=store,
-    )
+    # the run is not complete until its load and rules are: a kill from here on leaves it
+    # `loading` (not `completed`), and the rerun that finishes it counts as a restart
+    summary.run = store.runs.loading(summary.run.run_id) or summary.run
+    try:
+        summary.load = load(
+            config,
+            summary.run.run_date,
+            tables=tables,
+            lock_timeout=lock_timeout,
+            gate=gate,
+            store=store,
+        )
+    except BaseException:  # the load did not finish: the run is not a success
+        store.runs.fail(summary.run.run_id)
+        raise
     chosen = [config.table(k) for k in tables] if tables else config.tables
     checked = [t.key for t in chosen if any(r.stage == "post_load" for r in t.rules)]
     if checked or (gate is not None and gate.reports):
@@ -235,13 +243,15 @@ def _load_and_validate(
             summary.validation.tables[:0] = gate.reports
     if not summary.load.ok or (summary.validation is not None and not summary.validation.ok):
         summary.run = store.runs.fail(summary.run.run_id) or summary.run
-    elif summary.run.status == "failed":
+    elif summary.run.status in (RUN_FAILED, RUN_LOADING):
         # a failed load's verdict, which the extraction kept: the load succeeded now, so
         # the run completes if every extraction did and none of its files is still failed
         # (a load of other --tables leaves theirs as they were)
         paths = [e.file_path or "" for e in store.extractions.of_run(summary.run.run_id).values()]
         if not store.files.failed_among(paths):
             summary.run = store.runs.finish(summary.run.run_id)
+        elif summary.run.status == RUN_LOADING:  # a file of another table still failed
+            summary.run = store.runs.fail(summary.run.run_id) or summary.run
 
 
 def pre_load_gate(config: Config, store: Store) -> Gate | None:

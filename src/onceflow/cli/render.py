@@ -327,6 +327,11 @@ def _print_run(report: dict[str, Any]) -> None:
         f"restarts {report['restart_count']}, window {report['window_start']} → "
         f"{report['window_end']}"
     )
+    if report["status"] == "loading":  # extracted; its load or rules have not ended
+        title += (
+            f" (extracted; its load and validation have not finished: `onceflow run --date "
+            f"{report.get('run_date')}` finishes them)"
+        )
     table = Table(title=title)
     for column in ("table", "status", "attempts", "records", "size", "duration", "error"):
         table.add_column(column, overflow="fold")

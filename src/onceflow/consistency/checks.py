@@ -35,6 +35,7 @@ from onceflow.lake import (
     Uncommitted,
     discover_table_files,
     file_checksum,
+    layout_day,
     normalize_lake_path,
     read_sidecar,
     scan_table_files,
@@ -69,6 +70,7 @@ ISSUE_LABELS = {
     "unreadable_table": "Table Arrow cannot read",
     "uncommitted_lake_file": "Lake data file no sidecar commits",
     "load_in_progress": "Load in progress",
+    "held_file_gone": "Table holds a file no longer in the lake",
 }
 #: Not an inconsistency: a live loader is between a step and its tracker update. Listed
 #: apart (`in_progress`), never counted.
@@ -211,6 +213,42 @@ def table_vs_tracker(store: Store, tgt: LoadTarget, files: list[SourceFile]) -> 
                     extra={**extra, "path": file.path, "checksum": file.checksum},
                 )
             )
+    return issues
+
+
+def held_files_gone(config: Config, tgt: LoadTarget, files: list[SourceFile]) -> list[Issue]:
+    """Files a config table's Delta table holds whose data file is no longer in the lake.
+
+    Found from the table's own markers, so a store that forgot the extractions (after
+    `reset-state`) does not hide them. Such a table cannot be rewound over the file: a
+    late or re-extracted window before it would fail to load."""
+    if not config.tables:  # a standalone load's files are not in the lake
+        return []
+    held = read_markers(open_table(tgt.uri), [f.file_id for f in files])
+    present = {f.file_id for f in files}
+    lake = Path(config.resolve(config.lake))
+    issues = []
+    for file_id in held.held_ids():
+        if file_id in present or (lake / file_id).exists():
+            continue  # in the lake (with a damaged sidecar, it is reported as such)
+        day = layout_day(Path(file_id))
+        repair = (
+            f"re-extract its window (`onceflow extract --date {day} --tables {tgt.key} "
+            "--force-reprocess`) or put the file back"
+            if day
+            else "put the file back"
+        )
+        issues.append(
+            Issue(
+                "held_file_gone",
+                file_id,
+                f"{tgt.key}: the table holds it, but its data file is no longer in the lake "
+                f"({lake / file_id}); a replay over it (a late or re-extracted earlier "
+                f"window) cannot run. To repair it, {repair}",
+                table=tgt.key,
+                extra={"target": tgt.target, "uri": tgt.uri, "path": str(lake / file_id)},
+            )
+        )
     return issues
 
 
@@ -624,7 +662,9 @@ def validate_consistency(
             )
     issues += gone_tables(store, config, targets)
     for tgt in targets:
-        issues += table_vs_tracker(store, tgt, lake_files(config, tgt))
+        found = lake_files(config, tgt)
+        issues += table_vs_tracker(store, tgt, found)
+        issues += held_files_gone(config, tgt, found)
         issues += files_loaded_twice(tgt)
         for path in delta_garbage(tgt, safe_age_seconds):
             issues.append(

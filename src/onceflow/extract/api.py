@@ -27,7 +27,7 @@ from onceflow.extract.extractor import (
 )
 from onceflow.extract.tables_file import TableSelection
 from onceflow.state import ExtractionEntry, Lease, RunRecord, Store, force_release, open_store
-from onceflow.state.runs import RUN_FAILED
+from onceflow.state.runs import RUN_FAILED, RUN_LOADING
 from onceflow.windows import Window, check_run_id, make_run_id, parse_run_date, window_for
 
 log = logging.getLogger(__name__)
@@ -399,6 +399,8 @@ def failed_after_extraction(store: Store, run_id: str) -> bool:
     with every extraction complete, or a file of its extractions failed to load. An
     extraction alone must not mark such a run completed; a load that succeeds does."""
     run = store.runs.get(run_id)
+    if run is not None and run.status == RUN_LOADING:
+        return True  # a run killed during its load or validation: neither finished
     if run is None or run.status != RUN_FAILED:
         return False
     if run.total_tables and run.completed_tables == run.total_tables:

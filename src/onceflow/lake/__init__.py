@@ -13,6 +13,7 @@ from onceflow.lake.discovery import (
     discover_path,
     discover_table_files,
     file_identity,
+    layout_day,
     scan_table_files,
 )
 from onceflow.lake.paths import (
@@ -43,6 +44,7 @@ __all__ = [
     "file_checksum",
     "file_identity",
     "inspect_sidecar",
+    "layout_day",
     "normalize_lake_path",
     "output_path",
     "read_sidecar",

@@ -43,7 +43,7 @@ from onceflow.errors import (
     is_panic,
 )
 from onceflow.faults import crashpoint
-from onceflow.lake import SourceFile, file_checksum
+from onceflow.lake import SourceFile, file_checksum, layout_day
 from onceflow.load import markers
 from onceflow.load.append import apply_append, replace_file_rows
 from onceflow.load.merge import apply_merge
@@ -622,8 +622,10 @@ def load_table(
     try:
         plan = _prepare(store, tgt, files, result, wait_from, wait_reason, limit=limit)
         blocked = _check_replay(store, tgt, plan, gate) if plan.rewind is not None else None
+        if plan.blocked is not None:
+            blocked = _unreplayable(tgt, plan)
         if blocked is not None:
-            _refuse(store, tgt, plan, blocked, result, token)
+            _refuse(store, tgt, plan, blocked, result, token, limit)
             return result
         if plan.rewind is not None:
             try:
@@ -643,8 +645,10 @@ def load_table(
                 )
                 # a rebuild re-applies every file: each must pass before the table is emptied
                 blocked = _check_replay(store, tgt, plan, gate) if plan.rewind else None
+                if plan.blocked is not None:
+                    blocked = _unreplayable(tgt, plan)
                 if blocked is not None:
-                    _refuse(store, tgt, plan, blocked, result, token)
+                    _refuse(store, tgt, plan, blocked, result, token, limit)
                     return result
                 rewind_table(tgt, plan.rewind or forced, check_lock=check_lock)
             result.rewound = list(plan.rewind.undone) if plan.rewind else []
@@ -705,7 +709,11 @@ def _prepare(
 ) -> Plan:
     held = markers.read_markers(open_table(tgt.uri), [f.file_id for f in files])
     if limit is not None:
-        files = [f for f in files if _within(f, limit) or held.held.get(f.file_id)]
+        # a file the table holds stays in scope (it is kept in place), and so does one a
+        # rewind took back and no replay applied again yet (its transaction is there, 0):
+        # a replay in progress is finished by any load, whatever its date, or the table
+        # would stay behind where it was with nothing saying so
+        files = [f for f in files if _within(f, limit) or f.file_id in held.held]
     notes = reconcile(store, tgt, held)
     for note in notes:
         log.warning("%s: %s", tgt.key, note)
@@ -808,6 +816,47 @@ def _blame(plan: Plan, step: Step, error: LoadError, *, tried: bool = True) -> _
     return _Blocked(cause, message, error, attempted=False)
 
 
+def _unreplayable(tgt: LoadTarget, plan: Plan) -> _Blocked:
+    """The failure of a replay that needs files the lake cannot give again, per case:
+    a data file that is gone, or one whose sidecar is unreadable (the file is there, but
+    whether it is its window's commit is unknown). The late or re-extracted file fails
+    (not tried: its retries are not spent); the repair re-extracts each blocking window
+    (or, for a file that is gone, puts it back)."""
+    assert plan.blocked is not None
+    cause, missing = plan.blocked.cause, plan.blocked.missing
+    broken = {s.file.file_id: s.file for s in plan.steps if s.file.sidecar_unreadable}
+    problems, commands = [], []
+    for file_id in missing:
+        seen = broken.get(file_id)
+        if seen is not None:
+            problems.append(
+                f"{file_id}: its sidecar is unreadable (the data file is there, but whether "
+                "it is the window's committed extract is unknown)"
+            )
+        else:
+            problems.append(f"{file_id}: its data file is no longer in the lake")
+        day = seen.day if seen is not None else layout_day(Path(file_id))
+        if not tgt.standalone and day is not None:
+            command = f"onceflow extract --date {day} --tables {tgt.key} --force-reprocess"
+            commands.append(f"`{command}`")
+    gone = len(missing) > len(broken.keys() & set(missing))
+    if commands:
+        fix = f"re-extract {'its window' if len(commands) == 1 else 'their windows'} ("
+        fix += "; ".join(commands) + ")"
+        fix += ", or put the file back in the lake as it was," if gone else ""
+        fix += " then load"
+    else:
+        fix = "put the files back in the lake as they were, or load into a new table"
+    message = (
+        f"{cause.file_id}: not loaded, and the table is left as it was (no rewind): its "
+        f"replay ({plan.blocked.reason}) must apply again {len(missing)} file(s) the table "
+        f"holds, which cannot be: {'; '.join(problems)}. To repair it, {fix}"
+    )
+    step = next((s for s in plan.steps if s.file is cause), Step("load", cause, "new"))
+    error = LoadError(message)
+    return _Blocked(step, message, error, attempted=False)
+
+
 def _refuse(
     store: Store,
     tgt: LoadTarget,
@@ -815,18 +864,33 @@ def _refuse(
     blocked: _Blocked,
     result: TableLoadResult,
     token: str,
+    limit: datetime | None = None,
 ) -> None:
     """A replay that must not start: one file fails, the rest of the replay stays as it
-    is (files the table holds are `skipped`, others wait); nothing is rewound or
-    committed."""
+    is (files the table holds are `skipped`, others wait, a damaged one fails by its own
+    name); nothing is rewound or committed. Every file of the table is counted: those
+    before the replay (`skipped`) and those waiting behind a gap too."""
     step, message = blocked.step, blocked.message
     if blocked.tried and store.files.claim(tgt.uri, step.file.file_id, token):
         store.files.fail(tgt.uri, step.file.file_id, token, message, attempt=blocked.attempted)
     result.files.append(FileOutcome(step.file.file_id, step.file.path, "failed", error=message))
+    result.files += [
+        FileOutcome(f.file_id, f.path, "skipped")
+        for f in plan.skipped
+        if limit is None or _within(f, limit)
+    ]
     records = {r.file_id: r for r in store.files.find(tgt.uri)}
     waiting = 0
     for other in plan.steps:
         if other is step or other.kind == "markers":
+            continue
+        if other.kind == "fail":  # damaged: it fails by its own name, as in any load
+            fail = f"{other.file.file_id}: {other.reason}; the table is unchanged"
+            if store.files.claim(tgt.uri, other.file.file_id, token):
+                store.files.fail(tgt.uri, other.file.file_id, token, fail)
+            result.files.append(
+                FileOutcome(other.file.file_id, other.file.path, "failed", error=fail)
+            )
             continue
         rec = records.get(other.file.file_id)
         held = rec is not None and rec.status == FILE_COMPLETED
@@ -834,6 +898,8 @@ def _refuse(
         waiting += not held
         action = "skipped" if held else "waiting"
         result.files.append(FileOutcome(other.file.file_id, other.file.path, action))
+    result.files += [FileOutcome(f.file_id, f.path, "waiting") for f in plan.waiting]
+    waiting += len(plan.waiting)
     result.error = message + (f" ({waiting} other file(s) of the replay wait)" if waiting else "")
     result.error_types = error_names(blocked.error)
     log.error("%s: %s", tgt.key, message, extra={"table": tgt.key, "action": "failed"})

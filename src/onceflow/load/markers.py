@@ -161,6 +161,11 @@ class TableMarkers:
         """Every file the table holds."""
         return sorted(f for f, code in self.held.items() if code)
 
+    def undone_ids(self) -> list[str]:
+        """Files a rewind took back (their transaction says 0) and no commit has applied
+        again since: a replay in progress, which any load must finish."""
+        return sorted(f for f, code in self.held.items() if not code)
+
 
 _EMPTY = TableMarkers({}, {}, 0, -1)
 # The last markers read per table: a load reads the log once, then only what is newer.
@@ -259,7 +264,10 @@ def _read_local(root: Path, dt: Any, cached: TableMarkers | None) -> TableMarker
 
 def _read_remote(dt: Any, file_ids: Iterable[str]) -> TableMarkers:
     """Markers of a remote table: one transaction lookup per file asked about."""
-    held = {f: int(dt.transaction_version(app_id(f)) or 0) for f in file_ids}
+    # only files with a transaction: a 0 (undone by a rewind, not applied again yet) is
+    # not the same as never held (a replay in progress must be finished)
+    versions = {f: dt.transaction_version(app_id(f)) for f in file_ids}
+    held = {f: int(v) for f, v in versions.items() if v is not None}
     commits: dict[str, Commit] = {}
     oldest = int(dt.version())
     for info in reversed(dt.history()):

@@ -56,11 +56,24 @@ class Rewind:
     cause: str = ""
 
 
+@dataclass(frozen=True)
+class Blocked:
+    """A replay that cannot run: `cause` (the late or re-extracted file) needs the table
+    rewound over files it holds that the lake cannot give again (`missing`: no data file,
+    or one whose sidecar is unreadable, so it is not a file to load)."""
+
+    cause: SourceFile
+    reason: str
+    missing: tuple[str, ...]
+
+
 @dataclass
 class Plan:
-    """The commits of one load, in order, and what waits or stays as it is."""
+    """The commits of one load, in order, and what waits or stays as it is. A `blocked`
+    plan commits nothing: its steps are the replay that cannot run, for the report."""
 
     rewind: Rewind | None = None
+    blocked: Blocked | None = None
     steps: list[Step] = field(default_factory=list)
     waiting: list[SourceFile] = field(default_factory=list)
     wait_reason: str | None = None
@@ -216,13 +229,10 @@ def _plan_ordered(
     else:  # back to empty: everything the table holds is undone and applied again
         undone = set(held)
         replay = files
-    missing = sorted(undone - set(lake))
-    if missing:
-        raise LoadError(
-            f"the table must be replayed from {pivot.file_id} ({reason}), but it holds "
-            f"{len(missing)} file(s) no longer in the lake ({', '.join(missing[:3])}); "
-            "put them back in the lake, or load into a new table; the table is unchanged"
-        )
-    plan.rewind = Rewind(to_version, tuple(sorted(undone)), reason, pivot.file_id)
     plan.steps = [_apply("load", f, "replay" if f.file_id in undone else "new") for f in replay]
+    missing = sorted(undone - set(lake))
+    if missing:  # nothing is rewound: the loader fails the cause, naming what blocks it
+        plan.blocked = Blocked(pivot, reason, tuple(missing))
+        return plan
+    plan.rewind = Rewind(to_version, tuple(sorted(undone)), reason, pivot.file_id)
     return plan

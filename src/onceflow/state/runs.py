@@ -1,7 +1,11 @@
 """Pipeline runs: one row per (pipeline, run date), its status and progress counts.
 
 A run is `running` from `begin` until `finish` recounts its tables from their
-extractions: `completed` when every table is, else `failed`. A run whose load or
+extractions: `completed` when every table is, else `failed`. A whole run (`onceflow run`:
+extract, load, validate) is `loading` from the end of its extraction until its load and
+validation end (`loading`, then `finish` or `fail`): a kill there leaves it `loading`,
+never `completed`, since the load and its rules have not finished. `onceflow extract`
+alone ends at `completed`. A run whose load or
 validation failed is set `failed` with `fail`, though every extraction completed; an
 extraction alone does not undo that verdict (`finish(keep_failed=True)`): only a load
 that succeeds does. A run only flagged for re-extraction before it ever ran
@@ -9,7 +13,7 @@ that succeeds does. A run only flagged for re-extraction before it ever ran
 (`register`) until its first `begin`.
 
 `restart_count` counts resumptions: a `begin` of a run that had not completed (left
-`running` by a crash, or `failed`). Rerunning a completed run (an idempotent rerun that
+`running` or `loading` by a crash, or `failed`). Rerunning a completed run (an idempotent rerun that
 skips everything, or a forced re-extraction) is not a restart: the count is for watching
 how often runs break, and reruns would drown it.
 """
@@ -27,6 +31,8 @@ RUN_RUNNING = "running"
 RUN_COMPLETED = "completed"
 RUN_FAILED = "failed"
 RUN_PENDING = "pending"
+#: Extracted; its load and validation have not finished (or were killed).
+RUN_LOADING = "loading"
 
 _GET = "SELECT * FROM pipeline_runs WHERE run_id = ?"
 _BEGIN = (
@@ -36,7 +42,7 @@ _BEGIN = (
     "ON CONFLICT (run_id) DO UPDATE SET status = excluded.status, "
     # a restart resumes a run that had not completed; rerunning a completed one is not
     "restart_count = pipeline_runs.restart_count + CASE WHEN pipeline_runs.status IN "
-    f"('{RUN_RUNNING}', '{RUN_FAILED}') THEN 1 ELSE 0 END, ended_at = NULL, "
+    f"('{RUN_RUNNING}', '{RUN_LOADING}', '{RUN_FAILED}') THEN 1 ELSE 0 END, ended_at = NULL, "
     "updated_at = excluded.updated_at"
 )
 _REGISTER = (
@@ -167,6 +173,15 @@ class Runs:
             if only_if is not None and not changed:
                 return None
             return self._read(tx, run_id)
+
+    def loading(self, run_id: str) -> RunRecord | None:
+        """A completed extraction whose load and validation start now: `loading` until
+        `finish` or `fail`. Only a `completed` run changes; None otherwise."""
+        with self.db.transaction() as tx:
+            changed = tx.execute(
+                _SET_STATUS + " AND status = ?", (RUN_LOADING, now_iso(), run_id, RUN_COMPLETED)
+            ).rowcount
+            return self._read(tx, run_id) if changed else None
 
     def get(self, run_id: str) -> RunRecord | None:
         """The run with this id, or None."""

@@ -194,3 +194,92 @@ def test_a_failed_load_marks_its_run_failed_and_a_repairing_load_completes_it(
     # without rules the load's verdict was the only one: it is undone; with post-load
     # rules the run waits for `onceflow run --date`, which validates the data first
     assert store.runs.get(second).status == ("failed" if rules else "completed")
+
+
+DAY4 = "src/orders/202501/05/p_20250105.parquet"
+DAY3_LATE = "src/orders/202501/04/p_20250104.parquet"
+
+
+def _late_window_blocked_by(tmp_path: Path, damage: str) -> tuple[Any, str, Any, str]:
+    """Days 1, 2, 4 and 5 held; day 4's sidecar made invalid JSON, or its data file
+    deleted; then day 3 arrives late (its run completed). The load, its table's uri, the
+    store and the late run's id."""
+    lake = tmp_path / "lake"
+    paths = {day: write_extracted(lake, dims(day), day=day) for day in (1, 2, 4, 5)}
+    cfg = make_config(tmp_path, SCD2)
+    assert load(cfg).ok
+    if damage == "sidecar":
+        paths[4].with_name(paths[4].stem + "_metadata.json").write_text("{not json")
+    else:
+        paths[4].unlink()
+    store = open_store(cfg.state_url)
+    late = _record_run(store, write_extracted(lake, dims(3), day=3), 3)
+    return cfg, table_uri(tmp_path), store, late
+
+
+def test_a_replay_blocked_by_a_held_file_with_a_damaged_sidecar_fails_the_late_file(
+    tmp_path: Path,
+) -> None:
+    cfg, uri, store, late = _late_window_blocked_by(tmp_path, "sidecar")
+    before = _state(uri)
+
+    summary = load(cfg)
+
+    assert not summary.ok
+    result = summary.results[0]
+    assert _state(uri) == before  # no rewind, nothing committed
+    # every file counted: days 1, 2 (before the replay) and 5 held; day 3 and day 4 fail
+    assert done(result.counts()) == {"failed": 2, "skipped": 3}
+    failed = {f.file_id: f.error or "" for f in result.files if f.action == "failed"}
+    assert set(failed) == {DAY3_LATE, DAY4}
+    error = failed[DAY3_LATE]
+    assert f"{DAY4}: its sidecar is unreadable (the data file is there" in error
+    assert "no longer in the lake" not in error
+    assert "the table is left as it was (no rewind)" in error
+    assert "onceflow extract --date 2025-01-05 --tables src.orders --force-reprocess" in error
+    assert store.files.get(uri, DAY3_LATE).status == "failed"
+    assert store.files.get(uri, DAY3_LATE).retry_count == 0  # not tried itself
+    assert store.runs.get(late).status == "failed"  # not shown completed
+
+
+def test_a_replay_blocked_by_a_held_file_whose_data_file_is_gone_fails_the_late_file(
+    tmp_path: Path,
+) -> None:
+    cfg, uri, store, late = _late_window_blocked_by(tmp_path, "deleted")
+    before = _state(uri)
+
+    summary = load(cfg)
+
+    assert not summary.ok
+    result = summary.results[0]
+    assert _state(uri) == before
+    assert done(result.counts()) == {"failed": 1, "skipped": 3}  # day 4 is not in the lake
+    error = result.error or ""
+    assert error.startswith(f"{DAY3_LATE}: not loaded")
+    assert f"{DAY4}: its data file is no longer in the lake" in error
+    assert "onceflow extract --date 2025-01-05 --tables src.orders --force-reprocess" in error
+    assert "or put the file back in the lake as it was" in error
+    assert store.runs.get(late).status == "failed"
+
+
+def test_consistency_reports_a_held_file_whose_data_file_is_gone_after_the_store_forgot_it(
+    tmp_path: Path,
+) -> None:
+    from onceflow.consistency import validate_consistency
+
+    lake = tmp_path / "lake"
+    paths = {day: write_extracted(lake, dims(day), day=day) for day in (1, 2, 4)}
+    cfg = make_config(tmp_path, SCD2)
+    assert load(cfg).ok
+    assert validate_consistency(cfg, safe_age_seconds=0)["consistent"]
+    paths[4].unlink()
+    # a store that knows nothing of the loads nor the extractions (`reset-state --yes`)
+    open_store(cfg.state_url).files.forget(table_uri(tmp_path))
+
+    report = validate_consistency(cfg, safe_age_seconds=0)
+
+    assert not report["consistent"]
+    gone = [i for i in report["issues"] if i["kind"] == "held_file_gone"]
+    assert [i["subject"] for i in gone] == [DAY4]
+    assert "no longer in the lake" in gone[0]["detail"]
+    assert "onceflow extract --date 2025-01-05 --tables src.orders" in gone[0]["detail"]
