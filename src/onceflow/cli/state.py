@@ -104,7 +104,8 @@ def validate_windows(
     run_id: WhichRunIdOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Report extractions of a run whose window differs from the run's window."""
+    """Report extractions of a run whose window differs from the run's window, and gaps or
+    overlaps between the windows of consecutive run dates (a changed timezone)."""
     result = open_pipeline(config, state, pipeline_name).validate_windows(date, run_id=run_id)
     if as_json:
         print_json(result)
