@@ -111,7 +111,10 @@ def _committed(path: Path, root: Path, key: str | None = None) -> SourceFile | U
     sidecar, unreadable = inspect_sidecar(path)
     day = layout_day(path)
     if unreadable is not None:
-        tables = f" --tables {key}" if key else ""
+        # the file's name is its run id; the default id of its date is not known here (it
+        # is the pipeline's), so it is always named: an extraction under another id would
+        # write another file, and this one would still fail
+        tables = f" --tables {key} --run-id {path.stem}" if key else ""
         redo = (
             f"`onceflow extract --date {day}{tables} --force-reprocess`"
             if day
