@@ -108,7 +108,7 @@ def test_a_second_run_id_for_a_window_the_lake_holds_is_refused_naming_the_file(
 def test_the_default_run_id_is_refused_when_another_run_id_holds_the_window(tmp_path):
     pipeline = shop_pipeline(tmp_path)
     assert pipeline.extract("2025-01-23", run_id="adhoc1").ok
-    with pytest.raises(ConfigError, match="under run adhoc1 .*--run-id adhoc1"):
+    with pytest.raises(ConfigError, match=r"under run adhoc1 .*--run-id adhoc1"):
         pipeline.extract("2025-01-23")
     # a table not yet in the lake for that window is not refused
     assert pipeline.extract("2025-01-24", run_id="adhoc2").ok
