@@ -87,3 +87,82 @@ def check_run_id(run_id: str) -> str:
             f"--run-id: invalid run id {run_id!r}; use letters, digits, '_', '.' or '-'"
         )
     return run_id
+
+
+@dataclass(frozen=True)
+class Seam:
+    """Where the windows of two consecutive run dates of a pipeline meet. They tile when
+    the earlier window's end is the later one's start; otherwise the instants between are
+    in no window (a gap: their rows are never extracted) or in both (an overlap: their
+    rows are extracted, and loaded, twice). Both arise when the config's `timezone`
+    changed between the two dates' extractions."""
+
+    earlier: str  # run id
+    later: str
+    earlier_end: datetime
+    later_start: datetime
+
+    @property
+    def kind(self) -> str:
+        """'gap', 'overlap' or 'tiled'."""
+        if self.earlier_end < self.later_start:
+            return "gap"
+        return "overlap" if self.earlier_end > self.later_start else "tiled"
+
+    def describe(self) -> str:
+        """One phrase: the runs and the instants in no window (gap) or in both (overlap)."""
+        low, high = sorted((self.earlier_end, self.later_start))
+        where = "in neither window" if self.kind == "gap" else "in both windows"
+        return (
+            f"{self.kind} between run {self.earlier} (ends {self.earlier_end.isoformat()}) and "
+            f"run {self.later} (starts {self.later_start.isoformat()}): "
+            f"{low.astimezone(UTC).isoformat()} → {high.astimezone(UTC).isoformat()} is {where}"
+        )
+
+    def as_dict(self) -> dict[str, str]:
+        """JSON-ready form."""
+        return {
+            "kind": self.kind,
+            "earlier_run": self.earlier,
+            "earlier_end": self.earlier_end.isoformat(),
+            "later_run": self.later,
+            "later_start": self.later_start.isoformat(),
+        }
+
+
+@dataclass(frozen=True)
+class StoredWindow:
+    """A run's stored window, as the seam check reads it."""
+
+    run_id: str
+    run_date: date
+    start: datetime
+    end: datetime
+
+    @classmethod
+    def of(cls, run_id: str, run_date: str, start: str, end: str) -> StoredWindow:
+        """From the ISO strings the state store holds."""
+        return cls(
+            run_id,
+            date.fromisoformat(run_date),
+            datetime.fromisoformat(start),
+            datetime.fromisoformat(end),
+        )
+
+
+def broken_seams(windows: list[StoredWindow]) -> list[Seam]:
+    """The seams between the windows of consecutive run dates that do not tile (gaps and
+    overlaps), in date order. Runs of the same date (several run ids) are each compared
+    with each run of the next date; dates with no run between are not a seam (a date not
+    yet run leaves no gap: its run will take its window)."""
+    by_date: dict[date, list[StoredWindow]] = {}
+    for w in windows:
+        by_date.setdefault(w.run_date, []).append(w)
+    out: list[Seam] = []
+    for day in sorted(by_date):
+        for earlier in by_date[day]:
+            for later in by_date.get(day + timedelta(days=1), []):
+                seam = Seam(earlier.run_id, later.run_id, earlier.end, later.start)
+                if seam.kind != "tiled":
+                    out.append(seam)
+    return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime
 from typing import Any
 
 import typer
@@ -349,16 +350,29 @@ def _print_run(report: dict[str, Any]) -> None:
     out.print("  ".join(f"{k}: {v}" for k, v in report["status_counts"].items()))
 
 
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
 def print_windows(result: dict[str, Any]) -> None:
-    """validate-windows: the run's window, and each table whose window differs."""
+    """validate-windows: the run's window, each table whose window differs, and each
+    gap or overlap between the windows of consecutive run dates."""
     from rich.table import Table
 
     out = console()
+    for seam in result.get("seams", []):
+        low, high = sorted((seam["earlier_end"], seam["later_start"]), key=_instant)
+        out.print(
+            f"{seam['kind']} between run {seam['earlier_run']} (ends {seam['earlier_end']}) "
+            f"and run {seam['later_run']} (starts {seam['later_start']}): rows from {low} "
+            f"to {high} are in {'no window' if seam['kind'] == 'gap' else 'both windows'}",
+            markup=False,
+        )
     if result["run_id"] is None:
         out.print("no extraction runs: no windows to check")
         return
     start, end = result["expected_window"]
-    if result["consistent"]:
+    if not result["inconsistent"]:
         out.print(f"run {result['run_id']}: every table's window is {start} → {end}")
         return
     table = Table(title=f"run {result['run_id']}: window {start} → {end}; tables that differ")

@@ -28,7 +28,8 @@ from onceflow.cli.render import (
     print_windows,
     reset_sentence,
 )
-from onceflow.errors import ConfigError
+from onceflow.errors import ConfigError, StateError
+from onceflow.extract.reports import find_run
 
 
 @app.command(rich_help_panel="State")
@@ -104,7 +105,8 @@ def validate_windows(
     run_id: WhichRunIdOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Report extractions of a run whose window differs from the run's window."""
+    """Report extractions of a run whose window differs from the run's window, and gaps or
+    overlaps between the windows of consecutive run dates (a changed timezone)."""
     result = open_pipeline(config, state, pipeline_name).validate_windows(date, run_id=run_id)
     if as_json:
         print_json(result)
@@ -166,6 +168,8 @@ def reset_state_cmd(
         return
     pipeline = open_pipeline(config, state, pipeline_name)
     forget = not failed and not table and not validation
+    if forget and run_id is not None and date is not None:
+        _refuse_another_dates_run(pipeline, date, run_id)
     if forget and not yes:
         typer.confirm(
             "Forget this run's state? (files stay; they are re-verified next run)", abort=True
@@ -173,15 +177,34 @@ def reset_state_cmd(
     # seed 002's recovery from a corrupted store starts here: a store that cannot be read
     # cannot forget anything, so it is moved aside and a new one started
     damaged = pipeline.set_aside_damaged_store() if forget else None
-    result = pipeline.reset_state(
-        date, run_id=run_id, failed=failed, table=table, validation=validation, rule=rule
-    )
-    if damaged is not None:
-        result["moved_aside"] = dataclasses.asdict(damaged)
+    if damaged is None:
+        result = pipeline.reset_state(
+            date, run_id=run_id, failed=failed, table=table, validation=validation, rule=rule
+        )
+    else:
+        # the new store holds no run: the forget is done by the move (nothing to delete)
+        result = {
+            "action": "forget_run",
+            "run_id": None,
+            "count": 0,
+            "load_files": 0,
+            "moved_aside": dataclasses.asdict(damaged),
+        }
     if as_json:
         print_json(result)
     else:
         typer.echo(reset_sentence(result))
+
+
+def _refuse_another_dates_run(pipeline: Any, date: str, run_id: str) -> None:
+    """`reset-state --run-id X --date D` (forget) is refused before its question when X is
+    not D's run (or not stored). A store that cannot be opened is not judged: forgetting
+    moves a damaged one aside, which is the way out of its damage."""
+    try:
+        pipeline.store.runs.get(run_id)
+    except StateError:
+        return
+    find_run(pipeline.config, pipeline.store, date, run_id)
 
 
 def _reset_rules_only(

@@ -11,7 +11,8 @@ import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from onceflow.config import Config, TableConfig
@@ -19,16 +20,26 @@ from onceflow.errors import ConfigError
 from onceflow.extract import early
 from onceflow.extract.extractor import (
     ExtractionResult,
+    OtherCommit,
     TableJob,
     check_committed,
     extract_table,
     needs_extraction,
+    other_commits,
     skipped_result,
 )
 from onceflow.extract.tables_file import TableSelection
 from onceflow.state import ExtractionEntry, Lease, RunRecord, Store, force_release, open_store
 from onceflow.state.runs import RUN_FAILED, RUN_LOADING
-from onceflow.windows import Window, check_run_id, make_run_id, parse_run_date, window_for
+from onceflow.windows import (
+    StoredWindow,
+    Window,
+    broken_seams,
+    check_run_id,
+    make_run_id,
+    parse_run_date,
+    window_for,
+)
 
 log = logging.getLogger(__name__)
 
@@ -191,6 +202,7 @@ def extract(
                 store,
                 ctx,
                 selected,
+                tables_given=bool(tables),
                 force=force_reprocess,
                 deep=verify == "deep",
                 workers=workers,
@@ -250,6 +262,7 @@ def run_rewindowed(
     known: Sequence[str],
     *,
     force: bool,
+    tables_given: bool = True,
 ) -> bool:
     """Whether the stored `run` must move to the window the config now gives (ConfigError
     when it may not).
@@ -269,14 +282,25 @@ def run_rewindowed(
     left_out = sorted(set(known) - chosen)
     if force and not left_out:
         return True
-    cause = (
-        f"--force-reprocess re-extracts it in the new window only as a whole, and it also "
-        f"holds {', '.join(left_out)}, which --tables leaves out; leave out --tables"
-        if force
-        else "re-extract the whole run in the new window with --force-reprocess and no "
-        f"--tables (`onceflow run --date {ctx.run_date} --force-reprocess`), or put back "
-        "the timezone that gave its window"
-    )
+    if force and tables_given:
+        cause = (
+            f"--force-reprocess re-extracts it in the new window only as a whole, and it "
+            f"also holds {', '.join(left_out)}, which --tables leaves out; leave out --tables"
+        )
+    elif force:
+        cause = (
+            f"--force-reprocess re-extracts it in the new window only as a whole, and it "
+            f"also holds {', '.join(left_out)}, which the config no longer lists; forget "
+            f"the run first (`onceflow reset-state --yes --date {ctx.run_date}`: its files "
+            f"stay in the lake), then `onceflow run --date {ctx.run_date}` extracts the "
+            "config's tables in the new window"
+        )
+    else:
+        cause = (
+            "re-extract the whole run in the new window with --force-reprocess and no "
+            f"--tables (`onceflow run --date {ctx.run_date} --force-reprocess`), or put back "
+            "the timezone that gave its window"
+        )
     raise ConfigError(
         f"timezone: run {ctx.run_id} was extracted in the window {stored[0]} → {stored[1]}, "
         f"but timezone {config.timezone} now gives {wanted[0]} → {wanted[1]}; extracting "
@@ -291,6 +315,7 @@ def _extract(
     ctx: RunContext,
     selected: list[TableConfig],
     *,
+    tables_given: bool = True,
     force: bool,
     deep: bool,
     workers: int | None,
@@ -298,8 +323,29 @@ def _extract(
     lease: Lease,
 ) -> ExtractSummary:
     stored = check_same_run(config, store, ctx)
+    check_seams(config, store, ctx)
     tables_of_run = list(store.extractions.of_run(ctx.run_id)) if stored else []
-    if run_rewindowed(config, stored, ctx, selected, tables_of_run, force=force):
+    rewindow = run_rewindowed(
+        config, stored, ctx, selected, tables_of_run, force=force, tables_given=tables_given
+    )
+    keep_failed = failed_after_extraction(store, ctx.run_id)
+    flagged = {k for k, e in store.extractions.of_run(ctx.run_id).items() if e.force_reprocess}
+    jobs = [
+        make_job(
+            config, ctx, t, deep=deep, force=force or rewindow or t.key in flagged, lease=lease
+        )
+        for t in selected
+    ]
+    results: list[ExtractionResult] = []
+    todo: list[TableJob] = []
+    for job in jobs:
+        verdict = check_committed(job)
+        if not needs_extraction(job, verdict):
+            results.append(skipped_result(job, verdict))
+        else:
+            todo.append(job)
+    check_window_once_in_lake(config, ctx, todo)
+    if rewindow:
         moved = store.runs.move_window(ctx.run_id, ctx.window.iso())
         log.warning(
             "run %s moves from the window %s → %s to %s → %s (timezone %s): every table "
@@ -311,25 +357,8 @@ def _extract(
             moved.window_end,
             config.timezone,
         )
-    keep_failed = failed_after_extraction(store, ctx.run_id)
     store.runs.begin(ctx.run_id, config.pipeline, ctx.run_date.isoformat(), ctx.window.iso())
     store.extractions.ensure(ctx.run_id, [extraction_entry(t, ctx) for t in selected])
-    known = store.extractions.of_run(ctx.run_id)
-    jobs = [
-        make_job(
-            config, ctx, t, deep=deep, force=force or known[t.key].force_reprocess, lease=lease
-        )
-        for t in selected
-    ]
-
-    results: list[ExtractionResult] = []
-    todo: list[TableJob] = []
-    for job in jobs:
-        verdict = check_committed(job)
-        if not needs_extraction(job, verdict):
-            results.append(skipped_result(job, verdict))
-        else:
-            todo.append(job)
     if results:
         store.extractions.complete(ctx.run_id, [r.as_state() for r in results])
         for r in results:
@@ -392,6 +421,78 @@ def _extract(
             ctx.run_date.isoformat(),
         )
     return ExtractSummary(run=finished, results=results)
+
+
+def check_seams(config: Config, store: Store, ctx: RunContext) -> None:
+    """Refuse (ConfigError, before anything is written) a run whose window would not tile
+    with the stored windows of the pipeline's runs of the day before and the day after:
+    the previous date's window must end where this one starts, the next date's start
+    where this one ends. They differ only when the config's `timezone` changed between
+    the extractions, and then the instants between are in no window (rows lost) or in
+    two (rows loaded twice). Re-windowing this date (`--force-reprocess`) would move the
+    seam, not close it: the ways out are the old timezone, or the whole history in the
+    new one (docs/exactly-once.md, "Changing the timezone")."""
+    day = ctx.run_date
+    around = [(day - timedelta(days=1)).isoformat(), (day + timedelta(days=1)).isoformat()]
+    neighbours = [
+        StoredWindow.of(r.run_id, r.run_date, r.window_start, r.window_end)
+        for r in store.runs.of_dates(config.pipeline, around)
+        if r.run_id != ctx.run_id
+    ]
+    this = StoredWindow(ctx.run_id, day, ctx.window.start, ctx.window.end)
+    seams = [s for s in broken_seams([*neighbours, this]) if ctx.run_id in (s.earlier, s.later)]
+    if not seams:
+        return
+    start, end = ctx.window.iso()
+    raise ConfigError(
+        f"timezone: the window of {day} in {config.timezone} ({start} → {end}) does not meet "
+        f"the stored windows of the dates beside it: {'; '.join(s.describe() for s in seams)}. "
+        "Nothing was written. Put back the timezone those runs were extracted in, or extract "
+        f"the whole history again in {config.timezone} into a new lake, warehouse and state "
+        "(re-extracting only some dates moves the gap or overlap, it does not close it; see "
+        'docs/exactly-once.md, "Changing the timezone")',
+        field="timezone",
+    )
+
+
+def check_window_once_in_lake(config: Config, ctx: RunContext, jobs: Sequence[TableJob]) -> None:
+    """Refuse (ConfigError, before anything is written) to extract a table whose window
+    the lake already holds, committed, under another run id (another `--run-id` for a date
+    that already ran, another pipeline's run ids, `extract --url`): the loader loads every
+    committed file of a table, so a second file of one window would load its rows twice.
+    `--force-reprocess` does not supersede the other file: it may be loaded already, under
+    its own name, and only a re-extraction in place (same run id, same path) replaces its
+    rows in the tables. So the way out is that run id."""
+    clashes: list[tuple[TableJob, OtherCommit]] = [
+        (job, other) for job in jobs for other in other_commits(job)
+    ]
+    if not clashes:
+        return
+    lake = config.resolve(config.lake)
+    default = make_run_id(config.pipeline, ctx.run_date)
+    named = "; ".join(
+        f"{job.key} under run {other.run_id} ({_relative(other.path, lake)})"
+        for job, other in clashes
+    )
+    owners = sorted({other.run_id for _, other in clashes})
+    fix = " or ".join(
+        "leave out --run-id" if rid == default else f"--run-id {rid}" for rid in owners
+    )
+    start, end = ctx.window.iso()
+    raise ConfigError(
+        f"--run-id: the lake already holds the window {start} → {end} of {named}; a second "
+        f"file of it under run {ctx.run_id} would be loaded too, its rows twice. Nothing was "
+        f"written. Extract into that run instead ({fix}; add --force-reprocess to extract "
+        "the window again)",
+        field="run_id",
+    )
+
+
+def _relative(path: Path, lake: str) -> str:
+    try:
+        return str(path.relative_to(Path(lake)))
+    except ValueError:
+        return str(path)
 
 
 def failed_after_extraction(store: Store, run_id: str) -> bool:

@@ -31,7 +31,7 @@ from onceflow.extract.sql import ReadSpec
 from onceflow.faults import crashpoint
 from onceflow.lake.atomic import CHECKSUM_ALGORITHM, commit, new_temp
 from onceflow.lake.paths import output_path
-from onceflow.lake.sidecar import Verdict, remove_sidecar, verify, write_sidecar
+from onceflow.lake.sidecar import Verdict, read_sidecar, remove_sidecar, verify, write_sidecar
 from onceflow.redact import redact
 from onceflow.state import ExtractionOutcome
 from onceflow.version import __version__
@@ -136,6 +136,44 @@ def check_committed(job: TableJob) -> Verdict:
     if verdict.complete and (verdict.sidecar or {}).get("partial") is True:
         return Verdict(False, "the committed file holds a partial window", verdict.sidecar)
     return verdict
+
+
+@dataclass(frozen=True)
+class OtherCommit:
+    """A committed lake file of the job's table for the job's window under another run id."""
+
+    path: Path
+    run_id: str
+
+
+def other_commits(job: TableJob) -> list[OtherCommit]:
+    """The committed files of the job's table whose sidecar gives the job's window (the
+    same instants) under another run id: the window is already in the lake. A second
+    file of it would be loaded too (the loader loads every committed file), its rows
+    twice. Only the run date's folder can hold one: a file's folder is its run date."""
+    folder = job.target.parent
+    if not folder.is_dir():
+        return []
+    wanted = tuple(datetime.fromisoformat(x) for x in job.window_iso)
+    found: list[OtherCommit] = []
+    for path in sorted(folder.glob("*.parquet")):
+        if path.name == job.target.name:
+            continue
+        sidecar = read_sidecar(path) or {}
+        run_id = sidecar.get("run_id")
+        if sidecar.get("extraction_complete") is not True or not isinstance(run_id, str):
+            continue
+        if run_id == job.run_id:
+            continue
+        try:
+            window = tuple(
+                datetime.fromisoformat(str(sidecar.get(k))) for k in ("window_start", "window_end")
+            )
+        except ValueError:
+            continue
+        if window == wanted:
+            found.append(OtherCommit(path, run_id))
+    return found
 
 
 def needs_extraction(job: TableJob, verdict: Verdict) -> bool:

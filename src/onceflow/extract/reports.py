@@ -21,7 +21,7 @@ from onceflow.extract.api import (
 from onceflow.extract.extractor import check_committed, needs_extraction
 from onceflow.lake import read_sidecar
 from onceflow.state import RunRecord, Store, open_store
-from onceflow.windows import make_run_id
+from onceflow.windows import StoredWindow, broken_seams, make_run_id
 
 log = logging.getLogger(__name__)
 
@@ -159,13 +159,31 @@ def validate_window_consistency(
     run_id: str | None = None,
     store: Store | None = None,
 ) -> dict[str, Any]:
-    """Every extraction of a run whose window differs from the run's window. With no date
-    or run id and no run at all (standalone loads only) there is nothing to differ:
-    consistent, with `run_id` and `expected_window` None."""
+    """Every extraction of a run whose window differs from the run's window, and every
+    seam between the pipeline's stored runs of consecutive dates whose windows do not
+    tile (`seams`: a gap, whose rows are in no window, or an overlap, whose rows are in
+    two; the config's `timezone` changed between them). With no date or run id and no
+    run at all (standalone loads only) there is nothing to differ: consistent, with
+    `run_id` and `expected_window` None."""
     store = store or open_store(config.state_url)
+    seams = [
+        s.as_dict()
+        for s in broken_seams(
+            [
+                StoredWindow.of(r.run_id, r.run_date, r.window_start, r.window_end)
+                for r in store.runs.of_dates(config.pipeline)
+            ]
+        )
+    ]
     run = find_run(config, store, run_date, run_id)
     if run is None:
-        return {"run_id": None, "consistent": True, "expected_window": None, "inconsistent": []}
+        return {
+            "run_id": None,
+            "consistent": not seams,
+            "expected_window": None,
+            "inconsistent": [],
+            "seams": seams,
+        }
     expected = (run.window_start, run.window_end)
     drift = [
         {"table_key": e.table_key, "window_start": e.window_start, "window_end": e.window_end}
@@ -174,9 +192,10 @@ def validate_window_consistency(
     ]
     return {
         "run_id": run.run_id,
-        "consistent": not drift,
+        "consistent": not drift and not seams,
         "expected_window": list(expected),
         "inconsistent": drift,
+        "seams": seams,
     }
 
 

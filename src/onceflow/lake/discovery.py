@@ -111,7 +111,13 @@ def _committed(path: Path, root: Path, key: str | None = None) -> SourceFile | U
     sidecar, unreadable = inspect_sidecar(path)
     day = layout_day(path)
     if unreadable is not None:
-        tables = f" --tables {key}" if key else ""
+        # the file's name is its run id: an extraction under another id would write
+        # another file, and this one would still fail. The pipeline (so the date's default
+        # id, `<pipeline>_<yyyymmdd>`) is not known here: an id of that shape is taken
+        # for the default and not named
+        default = day is not None and path.stem.endswith(f"_{day:%Y%m%d}")
+        named = "" if default else f" --run-id {path.stem}"
+        tables = f" --tables {key}{named}" if key else ""
         redo = (
             f"`onceflow extract --date {day}{tables} --force-reprocess`"
             if day

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pyarrow as pa
@@ -64,6 +64,7 @@ from onceflow.warehouse import (
     widenings,
     with_audit_columns,
 )
+from onceflow.windows import make_run_id
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +215,11 @@ def repair_command(tgt: LoadTarget, source: SourceFile) -> str | None:
     """The command that extracts a lake file's window again, or None (not extracted)."""
     if tgt.standalone or source.day is None:
         return None
-    return f"onceflow extract --date {source.day} --tables {tgt.key} --force-reprocess"
+    # the file's name is its run id (`<run id>.parquet`): an extraction under another id
+    # would write another file, and this one would still fail
+    run_id = PurePosixPath(source.file_id).stem
+    named = "" if run_id == make_run_id(tgt.pipeline, source.day) else f" --run-id {run_id}"
+    return f"onceflow extract --date {source.day} --tables {tgt.key}{named} --force-reprocess"
 
 
 def repair_hint(tgt: LoadTarget, source: SourceFile) -> str:
@@ -918,10 +923,16 @@ def _given_up(tgt: LoadTarget, step: Step, rec: FileRecord | None) -> str | None
         or rec.retry_count <= tgt.cfg.max_file_retries
     ):
         return None
+    command = repair_command(tgt, step.file)
+    redo = (
+        f"; or re-extract its window (`{command}`): the new file starts a fresh retry budget"
+        if command
+        else ""
+    )
     return (
         f"{step.file.file_id}: gave up after {rec.retry_count} failed attempts "
         f"(max_file_retries {tgt.cfg.max_file_retries}); last error: {rec.error}. "
-        "Fix it (or re-extract the window), then `onceflow reset-state --failed`"
+        f"Fix the cause, then `onceflow reset-state --failed` retries this file{redo}"
     )
 
 

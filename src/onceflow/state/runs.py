@@ -200,6 +200,19 @@ class Runs:
         with self.db.transaction() as tx:
             return rows_as(RunRecord, tx.execute(sql, (*params, limit)).fetchall())
 
+    def of_dates(self, pipeline: str, dates: list[str] | None = None) -> list[RunRecord]:
+        """The pipeline's runs of these run dates (all its runs when None), by date: the
+        windows that the windows of consecutive dates must tile with."""
+        sql, params = "SELECT * FROM pipeline_runs WHERE pipeline = ?", [pipeline]
+        if dates is not None:
+            if not dates:
+                return []
+            sql += f" AND run_date IN ({', '.join('?' for _ in dates)})"
+            params.extend(dates)
+        sql += " ORDER BY run_date, run_id"
+        with self.db.transaction() as tx:
+            return rows_as(RunRecord, tx.execute(sql, params).fetchall())
+
     def delete(self, run_id: str) -> int:
         """Forget a run and its extractions (the files stay); returns rows removed."""
         with self.db.transaction() as tx:
