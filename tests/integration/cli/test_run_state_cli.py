@@ -133,3 +133,28 @@ def test_reset_state_leaves_a_sound_store_in_place(demo: Path) -> None:
     assert reset.returncode == 0, reset.stderr
     assert "moved_aside" not in json.loads(reset.stdout)
     assert list((demo / ".onceflow").glob("*.corrupt-*")) == []
+
+
+def test_reset_state_of_a_date_on_a_damaged_store_moves_it_aside_and_says_so(
+    demo: Path,
+) -> None:
+    assert run_cli("run", "--date", DAY, cwd=demo).returncode == 0
+    _damage(demo / ".onceflow" / "state.db")
+    reset = run_cli("reset-state", "--yes", "--date", DAY, cwd=demo)
+    assert reset.returncode == 0, reset.stderr
+    assert "moved aside to" in reset.stdout
+    assert list((demo / ".onceflow").glob("state.db.corrupt-*"))
+
+
+def test_the_repair_of_a_damaged_file_names_its_run_id_when_it_is_not_the_dates_own(
+    demo: Path,
+) -> None:
+    assert run_cli("extract", "--date", DAY, "--run-id", "adhoc", cwd=demo).returncode == 0
+    [data] = (demo / "lake" / "shop" / "orders").rglob("adhoc.parquet")
+    raw = bytearray(data.read_bytes())
+    raw[200] ^= 0xFF  # same size: only the checksum sees it
+    data.write_bytes(bytes(raw))
+    load = run_cli("load", "--tables", "shop.orders", cwd=demo)
+    assert load.returncode == 1
+    repair = f"onceflow extract --date {DAY} --tables shop.orders --run-id adhoc --force-reprocess"
+    assert repair in load.stdout + load.stderr
