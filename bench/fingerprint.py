@@ -6,9 +6,10 @@
 The table is bench/validate.py's `events` (10 columns, ~1.07 GB in Arrow at 10M rows),
 built in memory; the rules are its 15 checks (the referential one against `customers`
 in memory). Reported, as the median of the repeats: the hash of a new table object (what
-an equal table built again costs), the same object again (hashed again: see docs/validate.md), a full
-validation (`resume=False`, hash included) and a rerun served from the cache on an equal
-table built again (its hash included). A busy machine shows in the spread: compare minima.
+an equal table built again costs), the same object again (hashed again: see
+docs/validate.md), a full validation (`resume=False`, hash included) and a rerun
+served from the cache on an equal table built again (its hash included). A busy
+machine shows in the spread: compare minima.
 """
 
 from __future__ import annotations
