@@ -403,7 +403,8 @@ def apply_step(
             f"{current.status if current else 'missing'}); another loader?"
         )
     if step.kind == "fail":
-        fix = "" if "re-extract" in step.reason else f". To repair it, {repair_hint(tgt, source)}"
+        own = step.says_repair or "re-extract" in step.reason
+        fix = "" if own else f". To repair it, {repair_hint(tgt, source)}"
         raise LoadError(f"{source.file_id}: {step.reason}; the table is unchanged{fix}")
     for _attempt in range(CONFLICT_RETRIES):
         dt, held = _held_now(tgt, source)

@@ -43,6 +43,8 @@ class Step:
     kind: str
     file: SourceFile
     reason: str
+    #: A `fail` whose reason says its own repair (no re-extraction hint is added).
+    says_repair: bool = False
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,7 @@ def plan_table(
     whatever the strategy: the table never moves past a window it cannot see.
     """
     files = sorted(files, key=lambda f: f.order)
+    files, twins = _one_file_per_window(files, markers)
     broken = [f for f in files if f.sidecar_unreadable]
     behind: list[SourceFile] = []
     if broken:
@@ -137,6 +140,7 @@ def plan_table(
         plan = _plan_ordered(files, markers, wait_from, wait_reason)
     else:
         raise LoadError(f"unknown load strategy {strategy!r}")
+    plan.steps += twins
     if broken:
         plan.steps += [Step("fail", f, f.problem or "its sidecar is unreadable") for f in broken]
         plan.waiting = sorted([*plan.waiting, *behind], key=lambda f: f.order)
@@ -144,6 +148,40 @@ def plan_table(
             f"behind {broken[0].file_id}, whose sidecar is unreadable (re-extract its window)"
         )
     return plan
+
+
+def _one_file_per_window(
+    files: list[SourceFile], markers: TableMarkers
+) -> tuple[list[SourceFile], list[Step]]:
+    """The files to plan, and a `fail` step for each extra committed file of a window.
+
+    A window is loaded from one file. Two committed files of one window (two run ids:
+    a file copied into the lake by hand, or written by an onceflow that did not refuse a
+    second run id) would load its rows twice, so the one the table does not hold fails,
+    naming the other; when the table holds neither, both fail, and nothing of the window
+    is loaded until one is removed. A file the table holds already is left as it is."""
+    by_window: dict[tuple[str, str], list[SourceFile]] = {}
+    for f in files:
+        if f.window_start and f.window_end and not f.sidecar_unreadable:
+            by_window.setdefault((f.window_start, f.window_end), []).append(f)
+    failed: dict[str, Step] = {}
+    for (start, end), group in by_window.items():
+        if len(group) < 2:
+            continue
+        held = [f for f in group if _state(f, markers) != "new"]
+        for f in group:
+            if f in held:
+                continue
+            others = ", ".join(f"{o.file_id} (run {o.run_id or '?'})" for o in group if o is not f)
+            failed[f.file_id] = Step(
+                "fail",
+                f,
+                f"the window {start} .. {end} has another committed file, {others}: a "
+                "window is loaded from one file, and both would load its rows twice; "
+                "remove the one that should not count (with its sidecar), then load",
+                says_repair=True,
+            )
+    return [f for f in files if f.file_id not in failed], list(failed.values())
 
 
 def _apply(step_kind: str, file: SourceFile, reason: str) -> Step:
