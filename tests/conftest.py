@@ -102,3 +102,17 @@ def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def backend(request: pytest.FixtureRequest) -> str:
     """Each backend's name, for tests that build their own store URL (fresh_store_url)."""
     return str(request.param)
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Path:
+    """`onceflow init`'s demo project, its data pinned to the week ending 2025-01-23 so
+    that a test does not depend on today's date (a module may define its own `demo`)."""
+    from datetime import date
+
+    from onceflow.demo import create_demo_database, init_project
+
+    init_project(tmp_path / "demo")
+    (tmp_path / "demo" / "shop.db").unlink()
+    create_demo_database(tmp_path / "demo" / "shop.db", end=date(2025, 1, 23))
+    return tmp_path / "demo"

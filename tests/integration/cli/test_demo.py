@@ -6,24 +6,10 @@ import json
 from pathlib import Path
 
 import pyarrow.parquet as pq
-import pytest
 
 from tests.helpers.cli import run_cli
 
 DAY = "2025-01-23"
-
-
-@pytest.fixture
-def demo(tmp_path: Path) -> Path:
-    from datetime import date
-
-    from onceflow.demo import create_demo_database, init_project
-
-    init_project(tmp_path / "demo")
-    # Pin the data to a known week so that the tests do not depend on today's date.
-    (tmp_path / "demo" / "shop.db").unlink()
-    create_demo_database(tmp_path / "demo" / "shop.db", end=date(2025, 1, 23))
-    return tmp_path / "demo"
 
 
 def test_run_then_rerun_skips_everything(demo: Path) -> None:

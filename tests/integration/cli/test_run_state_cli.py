@@ -6,25 +6,11 @@ that has not run records nothing, and seed 002's recovery from a corrupted SQLit
 from __future__ import annotations
 
 import json
-from datetime import date
 from pathlib import Path
-
-import pytest
 
 from tests.helpers.cli import run_cli
 
 DAY = "2025-01-23"
-
-
-@pytest.fixture
-def demo(tmp_path: Path) -> Path:
-    from onceflow.demo import create_demo_database, init_project
-
-    init_project(tmp_path / "demo")
-    # Pin the data to a known week so that the tests do not depend on today's date.
-    (tmp_path / "demo" / "shop.db").unlink()
-    create_demo_database(tmp_path / "demo" / "shop.db", end=date(2025, 1, 23))
-    return tmp_path / "demo"
 
 
 def _status(demo: Path, *args: str) -> dict[str, object]:

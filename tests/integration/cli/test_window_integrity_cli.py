@@ -4,24 +4,11 @@ date's run id is refused before its question."""
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
-
-import pytest
 
 from tests.helpers.cli import run_cli
 
 DAY = "2025-01-23"
-
-
-@pytest.fixture
-def demo(tmp_path: Path) -> Path:
-    from onceflow.demo import create_demo_database, init_project
-
-    init_project(tmp_path / "demo")
-    (tmp_path / "demo" / "shop.db").unlink()
-    create_demo_database(tmp_path / "demo" / "shop.db", end=date(2025, 1, 23))
-    return tmp_path / "demo"
 
 
 def test_a_second_run_id_for_a_date_that_ran_is_refused_and_loads_nothing(demo: Path) -> None:

@@ -4,25 +4,13 @@ run id, copied into the lake by hand) is refused by name, and nothing is loaded 
 from __future__ import annotations
 
 import shutil
-from datetime import date
 from pathlib import Path
 
-import pytest
 from deltalake import DeltaTable
 
 from tests.helpers.cli import run_cli
 
 DAY = "2025-01-23"
-
-
-@pytest.fixture
-def demo(tmp_path: Path) -> Path:
-    from onceflow.demo import create_demo_database, init_project
-
-    init_project(tmp_path / "demo")
-    (tmp_path / "demo" / "shop.db").unlink()
-    create_demo_database(tmp_path / "demo" / "shop.db", end=date(2025, 1, 23))
-    return tmp_path / "demo"
 
 
 def _twin(demo: Path) -> Path:
