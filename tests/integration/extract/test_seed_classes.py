@@ -325,3 +325,17 @@ def test_seed_000_databricks_extractor_combines_both(
     assert config.pipeline == "daily_extract"  # so the run id is onceflow's own for the date
     with pytest.raises(ConfigError, match=r"its mount /Volumes is not on this machine"):
         extractor.extract_tables([{"source_name": "s", "table_name": "t"}])
+
+
+def test_a_run_id_reused_for_another_date_is_refused_in_the_seed_classes_own_terms(
+    project: Path,
+) -> None:
+    extractor = StatefulDataExtractor(state_dir="state", run_id="daily_extract")
+    first = [{**TABLE_CONFIGS[1], "extraction_date": "2025-01-23"}]
+    assert extractor.extract_tables(first) == {"oracle_prod.products": True}
+    second = [{**TABLE_CONFIGS[1], "extraction_date": "2025-01-24"}]
+    with pytest.raises(ConfigError) as refused:
+        extractor.extract_tables(second)
+    message = str(refused.value)
+    assert message.startswith("run_id: run daily_extract is the run of 2025-01-23")
+    assert "--run-id" not in message and "give another run_id= for 2025-01-24" in message.lower()
