@@ -244,12 +244,16 @@ def check_error_name(name: object) -> str:
     )
 
 
+def named_once(name: str | None, message: str) -> str:
+    """`name: message`, the name once: a stored error often starts with its table's,
+    file's or type's name already (`shop.orders: ...`)."""
+    if not name or message.startswith(f"{name}:"):
+        return message
+    return f"{name}: {message}"
+
+
 def typed_error(kind: str | None, message: str | None) -> str:
     """A run's error as one text: `Type: message`, the type once (an error recorded from
     a message, `mark_as_failed(run_id, "TimeoutError: ...")`, starts with it already),
     or the message alone without a type (a cancel's note); empty without a message."""
-    if not message:
-        return ""
-    if not kind or message.startswith(f"{kind}:"):
-        return message
-    return f"{kind}: {message}"
+    return named_once(kind, message) if message else ""

@@ -29,7 +29,7 @@ from onceflow.consistency import (
     list_locks,
     validate_consistency,
 )
-from onceflow.errors import ConfigError, LockError
+from onceflow.errors import ConfigError, LockError, named_once
 from onceflow.extract import (
     ExtractionResult,
     ExtractSummary,
@@ -92,10 +92,10 @@ class RunSummary:
         """(error type, first error message) of a failed run, or None."""
         for r in self.results:
             if r.action == "failed":
-                return "ExtractError", _keyed(r.table_key, r.error or "extraction failed")
+                return "ExtractError", named_once(r.table_key, r.error or "extraction failed")
         for t in self.load.results if self.load else []:
             if not t.ok:
-                return "LoadError", _keyed(t.key, str(t.error or t.waiting or t.uncommitted))
+                return "LoadError", named_once(t.key, str(t.error or t.waiting or t.uncommitted))
         return None
 
     def counts(self) -> dict[str, int]:
@@ -109,11 +109,6 @@ class RunSummary:
             "load": None if self.load is None else self.load.as_dict(),
             "validation": None if self.validation is None else self.validation.as_dict(),
         }
-
-
-def _keyed(key: str, message: str) -> str:
-    """`key: message`, once: a step's error often names its table already."""
-    return message if message.startswith(f"{key}:") else f"{key}: {message}"
 
 
 def pipeline_lock(config: Config, *, timeout: float = 0.0, store: Store | None = None) -> Lease:

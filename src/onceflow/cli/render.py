@@ -10,7 +10,7 @@ from typing import Any
 import typer
 
 from onceflow.cli.app import say_problem
-from onceflow.errors import typed_error
+from onceflow.errors import named_once, typed_error
 
 
 def print_json(data: Any) -> None:
@@ -253,7 +253,7 @@ def print_status(report: dict[str, Any]) -> None:
             loads.add_column(column, overflow="fold")
         for row in report["load"]:
             files = ", ".join(f"{k} {v}" for k, v in row["files"].items() if v)
-            problems = [_named(f["file"], f["error"]) for f in row["failed_files"]]
+            problems = [named_once(f["file"], f["error"]) for f in row["failed_files"]]
             problems += [f"{f['file']}: damaged: {f['problem']}" for f in row["damaged_files"]]
             problems += [
                 f"{f['file']}: not committed: {f['reason']}" for f in row["uncommitted_files"]
@@ -538,8 +538,3 @@ def _waits(avg: float | None, most: float | None) -> str:
     if avg is None or most is None:
         return "none"
     return f"avg {avg:.1f}s, max {most:.1f}s"
-
-
-def _named(name: str, text: str) -> str:
-    """`name: text`, once: a stored error often starts with its file's name already."""
-    return text if text.startswith(f"{name}:") else f"{name}: {text}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -72,10 +73,8 @@ def _as_date(value: Any, where: str) -> date | None:
     if value is None or isinstance(value, date):
         return value.date() if isinstance(value, datetime) else value
     if isinstance(value, str):
-        try:
+        with contextlib.suppress(ValueError):  # not a date: refused below, with the rest
             return date.fromisoformat(value[:10])
-        except ValueError:
-            pass
     raise ConfigError(
         f"{where}: extraction_date: expected a date, datetime or YYYY-MM-DD, got {value!r}",
         field="extraction_date",
