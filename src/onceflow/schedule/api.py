@@ -564,14 +564,34 @@ class PipelineStateManager:
         *,
         should_retry: bool = False,
         retry_at: datetime | None = None,
-    ) -> None:
+    ) -> bool:
         """RUNNING -> FAILED, keeping the error's type (an exception's class, or the
         `Name:` its message starts with) for the retry policy; with `should_retry`,
         FAILED -> PENDING and a job due at `retry_at` (default: the run's retry policy's
-        next delay). `RetryManager.schedule_retry` may still move that retry."""
+        next delay), if the run's policy allows one more: its failures within
+        `max_retries` and its error type retryable. Otherwise the run stays FAILED and a
+        warning says why. True when a retry was queued. `RetryManager.schedule_retry`
+        may still move that retry."""
         run = self._get(run_id)
         ended = now()
         message = str(error) if isinstance(error, str) else f"{type(error).__name__}: {error}"
+        retry = False
+        if should_retry:
+            # the caller's wish is bounded by the run's budget: the seed's pattern 2 calls
+            # this on every failure, so an unbounded retry here would never stop
+            policy = RetryPolicy.from_json(run.retry_policy)
+            failures = failures_since_reprocess(self.store.scheduled_runs.history(run_id)) + 1
+            retry = policy.should_retry(failures, error)
+            if not retry:
+                spent = failures > policy.max_retries
+                log.warning(
+                    "scheduled run %s failed and is not retried: %s",
+                    run_id,
+                    f"its retry budget is spent ({failures} failures, max_retries "
+                    f"{policy.max_retries})"
+                    if spent
+                    else f"its error type ({error_type_of(error)}) is not retried under its policy",
+                )
         with self.store.transaction() as tx:
             self.store.scheduled_runs.transition(
                 run_id,
@@ -586,7 +606,7 @@ class PipelineStateManager:
                 },
                 tx=tx,
             )
-            if should_retry:
+            if retry:
                 due = retry_at or RetryPolicy.from_json(run.retry_policy).calculate_retry_time(
                     max(1, run.attempt)
                 )
@@ -599,6 +619,7 @@ class PipelineStateManager:
                     run_after=due.timestamp(),
                     values={"next_attempt_at": due.isoformat()},
                 )
+        return retry
 
     def get_run_status(self, run_id: str) -> dict[str, Any]:
         """A run with its transition history; `duration_seconds` and

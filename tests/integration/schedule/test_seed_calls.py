@@ -17,6 +17,7 @@ from onceflow.schedule import (
     AsyncPipelineStateManager,
     AsyncQueueManager,
     AsyncRetryManager,
+    RetryPolicy,
     ScheduleCalculator,
 )
 from onceflow.state import ScheduledRunRecord, Store, TenantQueueStatus
@@ -278,6 +279,43 @@ def test_the_seeds_retry_pattern_retries_once_at_the_time_it_chose(store: Store)
     assert run.next_attempt_at == retry_time.astimezone(UTC).isoformat()
     assert job is not None and abs(job.run_after - retry_time.timestamp()) < 1e-3
     assert store.queue.length() == 1  # mark_as_failed's retry, moved: one job, not two
+
+
+def test_the_seeds_retry_pattern_stops_when_the_retry_budget_is_spent(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    state_manager = PipelineStateManager(store)
+    retry_manager = RetryManager(store)
+    run_id = running_run(store)  # the default policy: max_retries 3
+    queued = []
+    for _attempt in range(6):
+        queued.append(state_manager.mark_as_failed(run_id, "TimeoutError: slow", should_retry=True))
+        if not retry_manager.should_retry(run_id, SEED_RETRY_CONFIG, object()):
+            break
+        # a worker takes the retry when it is due (now, to keep the test short)
+        job = store.queue.live_job_of_run(run_id)
+        assert job is not None and store.queue.reschedule(job.id, 0.0)
+        (claimed,) = store.queue.claim("worker-001")
+        state_manager.mark_as_running(run_id)
+        store.queue.fail(claimed.id, claimed.token or "", "TimeoutError: slow")
+    # the first run and its 3 retries failed: no fifth attempt, whatever the caller asked
+    assert queued == [True, True, True, False]
+    run = store.scheduled_runs.get(run_id)
+    assert run is not None and run.state == "FAILED"
+    assert store.queue.live_job_of_run(run_id) is None
+    assert "retry budget is spent (4 failures, max_retries 3)" in caplog.text
+
+
+def test_mark_as_failed_does_not_retry_an_error_its_policy_never_retries(store: Store) -> None:
+    state_manager = PipelineStateManager(store)
+    run_id = state_manager.create_scheduled_run(
+        "acme", "shop", TICK, retry=RetryPolicy(retry_on=("TimeoutError",))
+    )
+    state_manager.transition_state(run_id, "SCHEDULED", "PENDING")
+    state_manager.mark_as_running(run_id)
+    assert not state_manager.mark_as_failed(run_id, "KeyError: 'x'", should_retry=True)
+    run = store.scheduled_runs.get(run_id)
+    assert run is not None and run.state == "FAILED" and store.queue.length() == 0
 
 
 def test_schedule_retry_queues_a_failed_run_at_the_retry_time(store: Store) -> None:
