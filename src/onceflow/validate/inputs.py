@@ -5,8 +5,8 @@ files (a file, a folder, a glob), or data in memory (an Arrow table or dataset, 
 or polars data frame). Its fingerprint keys cached results:
 
     delta:<table id>@<version>[#<hash of batch ids>]   a Delta snapshot (scope run: its batches)
-    parquet:<sha256 of the files' paths and checksums> Parquet files (sidecar checksums when
-                                                       there, else computed)
+    parquet:<sha256 of the files' paths, checksums,    Parquet files (sidecar checksums when
+             sizes and modification times>             there, else computed)
     file:<checksum>                                     one extracted file (the pre-load gate)
     memory:<hash of the schema and the rows' buffers>   an Arrow table or batch, a pandas
                                                        or polars frame (`arrow_hash`)
@@ -202,7 +202,19 @@ def parquet_input(pattern: str) -> Input:
         raise ValidateError(str(error).replace("--path ", "")) from None
     if not files:
         raise ValidateError(f"{pattern}: no Parquet files to validate")
-    parts = sorted(f"{f.path}:{f.checksum}" for f in files)
+    damaged = [f for f in files if f.problem]
+    if damaged:
+        # its sidecar's checksum no longer describes its bytes: judging it would vouch for
+        # data the loader refuses, and the checksum would key a stale cached answer
+        more = f" (and {len(damaged) - 1} more damaged file(s))" if len(damaged) > 1 else ""
+        raise ValidateError(
+            f"{damaged[0].path}: {damaged[0].problem}{more}; re-extract it, or remove its "
+            "sidecar (<name>_metadata.json) to judge the file as it is"
+        )
+    # a sidecar's checksum is trusted, not recomputed (that would read every byte again):
+    # the size and modification time show a file replaced since, as the loader's own
+    # checksum check does at load
+    parts = sorted(f"{f.path}:{f.checksum}:{f.size}:{f.modified_time}" for f in files)
     return Input(
         label=pattern,
         kind="parquet",

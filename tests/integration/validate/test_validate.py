@@ -3,8 +3,10 @@ retries and the JSON report, on real DuckDB, Delta Lake and the SQLite state sto
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
 import shutil
 import threading
 import time
@@ -19,6 +21,7 @@ import yaml
 
 from onceflow.config import load_config
 from onceflow.errors import ConfigError
+from onceflow.lake.sidecar import write_sidecar
 from onceflow.validate import SCHEMA_PATH, Validator, validate
 from onceflow.validate.engines import QueryError, make_engine
 from onceflow.warehouse import read_table
@@ -190,6 +193,40 @@ def test_parquet_files_are_fingerprinted_by_checksum(tmp_path: Path) -> None:
     pq.write_table(events(50, seed=9), folder / "b.parquet")  # same name, new content
     changed = v.validate_table(str(folder / "*.parquet"), "f")
     assert changed.data_queries == 1 and changed.result("rows").observed == 250
+
+
+def _committed(path: Path, table: pa.Table) -> None:
+    """Write `table` to `path` with a complete sidecar, as an extraction commits it."""
+    pq.write_table(table, path)
+    data = path.read_bytes()
+    write_sidecar(
+        path,
+        {
+            "extraction_complete": True,
+            "file_size_bytes": len(data),
+            "checksum": hashlib.sha256(data).hexdigest(),
+            "run_id": path.stem,
+        },
+    )
+
+
+def test_a_file_replaced_behind_its_sidecar_is_never_served_a_stale_answer(
+    tmp_path: Path,
+) -> None:
+    q = tmp_path / "run1.parquet"
+    rules = [{"name": "positive", "type": "range", "column": "x", "min": 0}]
+    v = Validator(rules_by_table={"t": rules}, state=f"sqlite:///{tmp_path / 's.db'}")
+    _committed(q, pa.table({"x": pa.array([1, 2, 3], pa.int64())}))
+    assert v.validate_table(q, "t").result("positive").outcome == "pass"
+    # the same size, other values, the sidecar left as it was: a new modification time
+    pq.write_table(pa.table({"x": pa.array([1, 2, -3], pa.int64())}), q)
+    os.utime(q, ns=(time.time_ns() + 10**9, time.time_ns() + 10**9))
+    again = v.validate_table(q, "t")
+    assert again.data_queries > 0 and again.result("positive").outcome == "fail"
+    # another size: the file no longer matches its sidecar, it is refused as damaged
+    pq.write_table(pa.table({"x": pa.array(range(-5, 50), pa.int64())}), q)
+    damaged = v.validate_table(q, "t").result("positive")
+    assert damaged.outcome == "error" and "differs from its sidecar" in (damaged.message or "")
 
 
 def _quarantined(tmp_path: Path, tables: tuple[Path, Path], names: tuple[str, ...]) -> Any:
