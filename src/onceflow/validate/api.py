@@ -562,9 +562,13 @@ def validate(
         )
     store = store or open_store(config.state_url)
     started = time.perf_counter()
+    reference: datetime | None = None
+    if run_date is not None:
+        day = parse_run_date(run_date, config.zone)
+        reference = window_for(day, config.zone).end.astimezone(UTC)
     if rules:
         assert given is not None
-        return _validate_given(config, rules, given, tables, resume, store, output, html)
+        return _validate_given(config, rules, given, tables, resume, store, output, html, reference)
     if given is not None:
         tables = _sourced_tables(config, given, tables)
     selected = [config.table(k) for k in tables] if tables else list(config.tables)
@@ -579,11 +583,8 @@ def validate(
             field=where.lstrip("-"),
         )
     selected = [t for t in selected if t.key not in ruleless]
-    reference: datetime | None = None
     if run_date is not None:
-        day = parse_run_date(run_date, config.zone)
-        run_id = run_id or make_run_id(config.pipeline, day)
-        reference = window_for(day, config.zone).end.astimezone(UTC)
+        run_id = run_id or make_run_id(config.pipeline, parse_run_date(run_date, config.zone))
     elif run_id is None and given is None:
         run_id = _latest_run(config, store, selected)
     if given is not None:
@@ -622,8 +623,10 @@ def _validate_given(
     store: Store,
     output: str | Path | None,
     html: str | Path | None,
+    reference: datetime | None,
 ) -> ValidationReport:
-    """A rules-only config's tables, each on its data from `sources`."""
+    """A rules-only config's tables, each on its data from `sources` (freshness judged at
+    `reference`, a run date's window end, else now)."""
     unknown = [name for name in [*given, *(tables or ())] if name not in rules]
     if unknown:
         raise ConfigError(
@@ -637,7 +640,9 @@ def _validate_given(
             f"--tables: {', '.join(missing)} has no data in --sources", field="tables"
         )
     validator = Validator(config, rules_by_table=rules, state=store)
-    report = validator.validate_all_tables({name: given[name] for name in wanted}, resume=resume)
+    report = validator.validate_all_tables(
+        {name: given[name] for name in wanted}, resume=resume, reference_time=reference
+    )
     _write_reports(report, output, html, store)
     return report
 

@@ -4,14 +4,17 @@ and the resets, which refuse a table or rule that is not there."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 import onceflow
 from onceflow.errors import ConfigError
-from onceflow.validate import DataValidator, ValidationState, Validator
+from onceflow.validate import DataValidator, ValidationState, Validator, validate
+from onceflow.validate.rules_file import load_validation_config
 
 SEED_CONFIG = """\
 version: "1.0"
@@ -106,3 +109,27 @@ def test_validation_status_lists_every_table_with_rules(config: Path) -> None:
     assert rows["customers"]["status"] == "failed"
     assert rows["customers"]["counts"]["fail"] == 1
     assert rows["customers"]["fingerprint"].startswith("memory:")
+
+
+def test_a_run_date_judges_freshness_at_its_window_end_on_a_rules_only_config(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        "tables:\n  - name: t\n    rules:\n"
+        "      - {name: fresh, type: freshness, column: ts, max_age: 24h}\n",
+        encoding="utf-8",
+    )
+    pq.write_table(pa.table({"ts": [datetime(2024, 1, 9, 12)]}), tmp_path / "t.parquet")
+    config, rules = load_validation_config(path)
+    state = tmp_path / "s.db"
+    config = config.model_copy(update={"state_url": f"sqlite:///{state}"})
+    sources = {"t": str(tmp_path / "t.parquet")}
+    # the window of 2024-01-09 ends at 2024-01-10 00:00 UTC: 12 hours after the newest
+    dated = validate(config, "2024-01-09", sources=sources, rules=rules)
+    fresh = dated.result("fresh")
+    assert fresh.outcome == "pass" and fresh.observed == pytest.approx(12.0)
+    assert dated.reference_time == "2024-01-10T00:00:00+00:00"
+    later = validate(config, "2024-01-10", sources=sources, rules=rules)
+    assert later.result("fresh").outcome == "fail"
+    assert later.result("fresh").observed == pytest.approx(36.0)
