@@ -9,7 +9,10 @@ A declared type is an engine spelling (`BIGINT`, `DECIMAL(12,2)`, `NUMERIC(12,2)
 - bare `timestamp` matches a naive timestamp of any unit (the same data read from Arrow
   is TIMESTAMP_NS, from Delta TIMESTAMP: one declaration must judge both alike), while
   `timestamp[ns]` or `TIMESTAMP_NS` asks for that unit;
-- a length (`VARCHAR(20)`, `CHAR(3)`) is not a type in DuckDB or Arrow: any text matches.
+- a length (`VARCHAR(20)`, `CHAR(3)`) is not a type in DuckDB or Arrow: any text matches;
+- a zoned timestamp (`timestamp[ns, tz=America/New_York]`, `timestamptz`) is DuckDB's one
+  TIMESTAMP WITH TIME ZONE, an instant in microseconds: its unit and zone are not
+  compared, as Delta keeps no zone per column and the engine none per value.
 
 Integer aliases follow Arrow (`int8` is one byte), not PostgreSQL (`int8` is eight): the
 docs say so. A name that is none of these is refused when the config is read (`known`),
@@ -50,7 +53,10 @@ _SIMPLE = {
     **dict.fromkeys(("date", "date32", "date64"), "DATE"),
     **dict.fromkeys(("time", "time32", "time64", "time without time zone"), "TIME"),
     **dict.fromkeys(("timetz", "time with time zone"), "TIME WITH TIME ZONE"),
-    **dict.fromkeys(("timestamp", "datetime", "timestamp without time zone"), "TIMESTAMP*"),
+    # timestamp_ntz: Delta's and Spark's name of a naive timestamp
+    **dict.fromkeys(
+        ("timestamp", "datetime", "timestamp without time zone", "timestamp_ntz"), "TIMESTAMP*"
+    ),
     "timestamp_ns": "TIMESTAMP_NS",
     "timestamp_ms": "TIMESTAMP_MS",
     "timestamp_s": "TIMESTAMP_S",

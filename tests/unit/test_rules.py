@@ -236,6 +236,10 @@ def test_schema_types_in_engine_and_arrow_spellings_match_the_same_columns() -> 
     assert same_type("timestamp", "TIMESTAMP_NS") and same_type("timestamp", "TIMESTAMP")
     assert same_type("timestamp[us]", "TIMESTAMP") and not same_type("timestamp[ns]", "TIMESTAMP")
     assert same_type("timestamp[us, tz=UTC]", "TIMESTAMP WITH TIME ZONE")
+    # a zoned timestamp is one engine type, an instant: neither zone nor unit is compared
+    assert same_type("timestamp[ns, tz=America/New_York]", "TIMESTAMP WITH TIME ZONE")
+    assert same_type("timestamp_ntz", "TIMESTAMP") and same_type("timestamp_ntz", "TIMESTAMP_NS")
+    assert not same_type("timestamp_ntz", "TIMESTAMP WITH TIME ZONE")
     assert not same_type("timestamptz", "TIMESTAMP") and not same_type(
         "timestamp", "TIMESTAMP WITH TIME ZONE"
     )
