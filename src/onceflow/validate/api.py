@@ -84,8 +84,11 @@ class _References:
                 return resolve_input(self.given[staged[0]])
             if len(matches) == 1:
                 return delta_input(table_location(self.config, matches[0]), label=name)
-        if Path(name).exists() or "://" in name:
-            return resolve_input(name)
+        # a path in a config is relative to the config's folder, as every path there is,
+        # never to wherever the command runs (a same-named file there would be read)
+        path = self.config.resolve(name) if self.config is not None else name
+        if Path(path).exists() or "://" in name:
+            return resolve_input(path)
         raise ValidateError(
             f"reference table {name!r} not found: not a table of the config, nor a Delta "
             "table or Parquet path",

@@ -133,3 +133,26 @@ def test_a_run_date_judges_freshness_at_its_window_end_on_a_rules_only_config(
     later = validate(config, "2024-01-10", sources=sources, rules=rules)
     assert later.result("fresh").outcome == "fail"
     assert later.result("fresh").observed == pytest.approx(36.0)
+
+
+def test_a_reference_path_in_a_config_is_relative_to_the_config_not_the_cwd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "config.yaml").write_text(
+        "tables:\n  - name: t\n    rules:\n"
+        "      - {name: known, type: referential, column: c,"
+        " reference: {table: parent.parquet, column: id}}\n",
+        encoding="utf-8",
+    )
+    pq.write_table(pa.table({"id": [1, 2]}), project / "parent.parquet")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    # a same-named file where the command runs must not be the one read
+    pq.write_table(pa.table({"id": [1, 2, 3]}), elsewhere / "parent.parquet")
+    monkeypatch.chdir(elsewhere)
+    report = DataValidator(str(project / "config.yaml")).validate_table(
+        pa.table({"c": [1, 2, 3]}), "t"
+    )
+    assert report.result("known").outcome == "fail" and report.result("known").failing_rows == 1
