@@ -171,6 +171,16 @@ def _convert(column: pa.Array, wanted: pa.DataType) -> pa.Array:
         return _interval_struct(column)
     if _is_extension(wanted):
         return pa.ExtensionArray.from_storage(wanted, _convert(column, wanted.storage_type))
+    if pa.types.is_integer(column.type) and pa.types.is_decimal(wanted):
+        # Arrow refuses int64 -> decimal(12,2) by type (an int64 may need 19 digits), though
+        # SQLite hands whole numbers of a DECIMAL(12,2) column over as integers: widen
+        # first, then the safe cast checks each value against the wanted precision
+        wide = (
+            pa.decimal128(38, wanted.scale)
+            if wanted.scale <= 19
+            else pa.decimal256(76, wanted.scale)
+        )
+        column = _cast(column, wide)
     return _cast(column, wanted)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from tests.helpers.extract import read, run
+from tests.helpers.extract import read, result, run
 
 SIMPLE = """
 CREATE TABLE simple (id INTEGER PRIMARY KEY, qty INTEGER, price DECIMAL(12,2), name TEXT,
@@ -207,3 +207,25 @@ def test_a_panic_in_any_reader_fails_only_its_table(tmp_path, monkeypatch):
     assert (broken.action, broken.error) == ("failed", "lite.broken: PanicException: boom")
     assert read(summary, "lite.simple").num_rows == 4
     assert summary.run.status == "failed"
+
+
+def test_a_decimal_column_of_whole_numbers_is_extracted_and_an_overflow_named(tmp_path):
+    # SQLite hands whole numbers of a DECIMAL column over as integers
+    url = _database(
+        tmp_path,
+        "CREATE TABLE w (id INTEGER, amount DECIMAL(12,2));"
+        "INSERT INTO w VALUES (1, 5), (2, 7), (3, NULL);",
+    )
+    data = read(run(tmp_path, {"lite": url}, [{"source": "lite", "table": "w"}]), "lite.w")
+    assert data.schema.field("amount").type == pa.decimal128(12, 2)
+    assert data.sort_by("id")["amount"].to_pylist() == [Decimal("5.00"), Decimal("7.00"), None]
+    (tmp_path / "big").mkdir()
+    too_big = _database(
+        tmp_path / "big",
+        "CREATE TABLE w (id INTEGER, amount DECIMAL(12,2)); INSERT INTO w VALUES (1, 10000000000);",
+    )
+    summary = run(tmp_path / "big", {"lite": too_big}, [{"source": "lite", "table": "w"}])
+    failed = result(summary, "lite.w")
+    assert failed.action == "failed"
+    assert "column 'amount': cannot convert its values to decimal128(12, 2)" in failed.error
+    assert "does not fit in precision 12" in failed.error
