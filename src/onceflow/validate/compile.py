@@ -92,10 +92,6 @@ def _count(condition: exp.Expression | None = None) -> Any:
     return _filtered(exp.Count(this=exp.Star()), condition)
 
 
-def _literal(value: Any) -> Any:
-    return exp.convert(value)
-
-
 def load_dialect(dialect: str) -> None:
     """Import the dialect's module now (sqlglot loads it on first use, ~25 ms)."""
     Dialect.get_or_raise(dialect)
@@ -249,22 +245,22 @@ def _condition(rule: AnyRule, col: exp.Expression, kind: str = "") -> exp.Expres
             col = exp.cast(col, exp.DataType.Type.TIMESTAMP)
         if rule.min is not None:
             cls = exp.GTE if rule.inclusive else exp.GT
-            parts.append(cls(this=col.copy(), expression=_literal(rule.min)))
+            parts.append(cls(this=col.copy(), expression=value_literal(rule.min)))
         if rule.max is not None:
             cls = exp.LTE if rule.inclusive else exp.LT
-            parts.append(cls(this=col.copy(), expression=_literal(rule.max)))
+            parts.append(cls(this=col.copy(), expression=value_literal(rule.max)))
         return exp.paren(_and(*parts))  # type: ignore[arg-type]
     if isinstance(rule, AllowedValues):
-        return exp.In(this=col, expressions=[_literal(v) for v in rule.values])
+        return exp.In(this=col, expressions=[value_literal(v) for v in rule.values])
     if isinstance(rule, Regex):
-        return exp.RegexpLike(this=col, expression=_literal(rule.pattern))
+        return exp.RegexpLike(this=col, expression=value_literal(rule.pattern))
     if isinstance(rule, Length):
         length = exp.Length(this=col)
         parts = []
         if rule.min is not None:
-            parts.append(exp.GTE(this=length.copy(), expression=_literal(rule.min)))
+            parts.append(exp.GTE(this=length.copy(), expression=value_literal(rule.min)))
         if rule.max is not None:
-            parts.append(exp.LTE(this=length.copy(), expression=_literal(rule.max)))
+            parts.append(exp.LTE(this=length.copy(), expression=value_literal(rule.max)))
         return exp.paren(_and(*parts))  # type: ignore[arg-type]
     raise AssertionError(type(rule).__name__)
 
@@ -368,14 +364,15 @@ def _statistic(plan: Plan, rule: Statistic, scope: exp.Expression | None, column
         # interpolate in DOUBLE, as PostgreSQL's percentile_cont and pandas do
         value = _as_double(col) if is_decimal(column_kind) else col.copy()
         plan.aggregates["quantile"] = _filtered(
-            exp.PercentileCont(this=value, expression=_literal(rule.quantile)), scope
+            exp.PercentileCont(this=value, expression=value_literal(rule.quantile)), scope
         )
         q = rule.quantile
         assert q is not None  # the rule's model requires it for a quantile
         near = [max(0.0, q - NEAR), min(1.0, q + NEAR)]
         plan.new_aggregates["near"] = _filtered(
             exp.PercentileDisc(
-                this=_as_double(col), expression=exp.Array(expressions=[_literal(q) for q in near])
+                this=_as_double(col),
+                expression=exp.Array(expressions=[value_literal(q) for q in near]),
             ),
             scope,
         )
@@ -436,7 +433,7 @@ def quantile_band_query(
     )
 
     def pick(rank: int) -> exp.Expression:
-        index = exp.Sub(this=_literal(rank + 1), expression=column("below"))
+        index = exp.Sub(this=value_literal(rank + 1), expression=column("below"))
         return exp.Anonymous(this="LIST_EXTRACT", expressions=[column("band"), index])
 
     low_value, high_value = pick(ranks[0]), pick(ranks[1])
@@ -448,11 +445,11 @@ def quantile_band_query(
     first = exp.Anonymous(
         this="GREATEST",
         expressions=[
-            exp.Sub(this=_literal(ranks[0] + 1 - keep), expression=column("below")),
-            _literal(1),
+            exp.Sub(this=value_literal(ranks[0] + 1 - keep), expression=column("below")),
+            value_literal(1),
         ],
     )
-    last = exp.Sub(this=_literal(ranks[1] + 1 + keep), expression=column("below"))
+    last = exp.Sub(this=value_literal(ranks[1] + 1 + keep), expression=column("below"))
     window = exp.Anonymous(this="LIST_SLICE", expressions=[column("band"), first, last])
     return exp.select(
         column("below").as_("below", quoted=True),
@@ -501,10 +498,15 @@ def _interpolated(low: exp.Expression, high: exp.Expression, fraction: float) ->
 
 
 def value_literal(value: Any) -> Any:
-    """A column value as an exact literal: a float through text (every finite double)."""
+    """A rule's or a column's value as a literal: the one way a value enters the SQL.
+
+    A float goes through text, so that every finite double is exact and NaN and the
+    infinities stay numbers: `exp.convert` renders NaN as NULL (`x IN (1.0, NULL)` never
+    fails) and an infinity as a bare identifier (`x <= inf` binds to a column "inf").
+    """
     if isinstance(value, float):
         return _double(value)
-    return _literal(value)
+    return exp.convert(value)
 
 
 def _row_local(query: exp.Expression) -> bool:
@@ -569,11 +571,11 @@ def _key_groups(rel: str, rule: Uniqueness, scope: exp.Expression | None) -> exp
 def unique_query(rel: str, rule: Uniqueness, scope: exp.Expression | None) -> exp.Select:
     """Distinct duplicated keys and the rows that carry them (every row of such a key)."""
     groups = _key_groups(rel, rule, scope).having(
-        exp.GT(this=exp.Count(this=exp.Star()), expression=_literal(1))
+        exp.GT(this=exp.Count(this=exp.Star()), expression=value_literal(1))
     )
     return exp.select(
         exp.Count(this=exp.Star()).as_("dup_values", quoted=True),
-        exp.Coalesce(this=exp.Sum(this=column(KEY_ROWS)), expressions=[_literal(0)]).as_(
+        exp.Coalesce(this=exp.Sum(this=column(KEY_ROWS)), expressions=[value_literal(0)]).as_(
             "dup_rows", quoted=True
         ),
     ).from_(groups.subquery("d"))
@@ -588,7 +590,7 @@ def unique_samples_query(
     order += [exp.Ordered(this=column(c), nulls_first=False) for c in rule.columns]
     return (
         _key_groups(rel, rule, scope)
-        .having(exp.GT(this=exp.Count(this=exp.Star()), expression=_literal(1)))
+        .having(exp.GT(this=exp.Count(this=exp.Star()), expression=value_literal(1)))
         .order_by(*order)
         .limit(limit)
     )
@@ -643,7 +645,8 @@ def unique_delta_query(
     )
     for name, (low, high) in (bounds or {}).items():
         table_keys = table_keys.where(
-            exp.Between(this=column(name), low=_literal(low), high=_literal(high)), append=True
+            exp.Between(this=column(name), low=value_literal(low), high=value_literal(high)),
+            append=True,
         )
     table_keys = table_keys.subquery("t")
     on = _and(
@@ -659,9 +662,9 @@ def unique_delta_query(
     old = exp.Sub(this=tot.copy(), expression=exp.column(KEY_ROWS, table="k", quoted=True))
 
     def when(cond: exp.Expression, value: exp.Expression) -> exp.Expression:
-        return exp.Sum(this=exp.Case(ifs=[exp.If(this=cond, true=value)], default=_literal(0)))
+        return exp.Sum(this=exp.Case(ifs=[exp.If(this=cond, true=value)], default=value_literal(0)))
 
-    one = _literal(1)
+    one = value_literal(1)
     return (
         exp.select(
             exp.Sub(
@@ -764,12 +767,12 @@ def quarantine_query(rel: str, plans: Sequence[Plan]) -> exp.Select:
     # rule names have no comma (see onceflow.rules): the list is split from one string,
     # which every dialect can build (a CASE per rule; CONCAT_WS skips the NULLs)
     labels = [
-        exp.Case(ifs=[exp.If(this=c.copy(), true=_literal(p.rule.name))])
+        exp.Case(ifs=[exp.If(this=c.copy(), true=value_literal(p.rule.name))])
         for p, c in zip(chosen, conditions, strict=True)
     ]
     # CONCAT_WS as written: sqlglot's generic ConcatWs adds NULL guards around it
-    joined = exp.Anonymous(this="CONCAT_WS", expressions=[_literal(","), *labels])
-    names = exp.Split(this=joined, expression=_literal(","))
+    joined = exp.Anonymous(this="CONCAT_WS", expressions=[value_literal(","), *labels])
+    names = exp.Split(this=joined, expression=value_literal(","))
     any_failing: Any = conditions[0]
     for c in conditions[1:]:
         any_failing = exp.or_(any_failing, c)
