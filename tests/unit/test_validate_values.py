@@ -39,3 +39,76 @@ def test_infinities_among_allowed_values_are_numbers() -> None:
     data = pa.table({"x": [INF, -INF, 5.0, 6.0]})
     result = one({"type": "allowed_values", "column": "x", "values": [INF, -INF, 5.0]}, data)
     assert (result.outcome, result.failing_rows) == ("fail", 1)
+
+
+def test_a_column_named_in_another_case_is_unknown_and_says_which_was_meant() -> None:
+    data = pa.table({"id": [1, None]})
+    result = one({"type": "completeness", "column": "ID"}, data)
+    assert result.outcome == "error"
+    assert "unknown column 'ID' in the rule (did you mean 'id'?" in result.message
+
+
+@pytest.mark.parametrize("name", ["id", "ID"])
+@pytest.mark.parametrize("source", ["memory", "parquet"])
+def test_columns_that_differ_only_in_case_cannot_be_checked(
+    name: str, source: str, tmp_path: Any
+) -> None:
+    # DuckDB reads them as `id` and `ID_1`, and "ID" binds to `id`: the check would
+    # judge the other column
+    data: Any = pa.table({"id": [1, 1], "ID": [None, 2]})
+    if source == "parquet":
+        import pyarrow.parquet as pq
+
+        pq.write_table(data, tmp_path / "t.parquet")
+        data = str(tmp_path / "t.parquet")
+    result = one({"type": "completeness", "column": name}, data)
+    other = "id" if name == "ID" else "ID"
+    assert result.outcome == "error"
+    assert f"column {name!r} in the rule cannot be told apart from {other!r}" in result.message
+    assert "rename one" in result.message
+
+
+def test_a_filter_names_columns_in_sql_case_rules_unquoted_and_exact_quoted() -> None:
+    data = pa.table({"CustomerId": [1, 2, None], "v": [1, 2, 3]})
+    rule = {"type": "completeness", "column": "CustomerId"}
+    assert one({**rule, "filter": "customerid > 1 OR v = 3"}, data).failing_rows == 1
+    assert one({**rule, "filter": '"CustomerId" > 1 OR v = 3'}, data).failing_rows == 1
+    result = one({**rule, "filter": '"customerid" > 1'}, data)
+    assert result.outcome == "error"
+    assert "unknown column 'customerid' in filter (did you mean 'CustomerId'?" in result.message
+
+
+def test_mixed_case_columns_work_in_every_rule_that_names_one() -> None:
+    data = pa.table({"CustomerId": pa.array([1, 2, 2], pa.int64()), "Name": ["a", "b", "c"]})
+    parent = pa.table({"CustomerKey": pa.array([1, 2], pa.int64())})
+    rules: list[dict[str, Any]] = [
+        {"type": "completeness", "column": "CustomerId"},
+        {"type": "uniqueness", "columns": ["CustomerId", "Name"]},
+        {"type": "range", "column": "CustomerId", "min": 1},
+        {"type": "allowed_values", "column": "Name", "values": ["a", "b", "c"]},
+        {"type": "statistic", "statistic": "max", "column": "CustomerId", "max": 2},
+        {"type": "sql_predicate", "expression": "CustomerId > 0"},
+        {"type": "schema", "columns": {"CustomerId": "bigint", "Name": None}},
+        {
+            "type": "referential",
+            "column": "CustomerId",
+            "reference": {"table": "p", "column": "CustomerKey"},
+        },
+    ]
+    for rule in rules:
+        assert one(rule, data, p=parent).outcome == "pass", rule
+
+
+def test_the_schema_rule_and_the_reference_column_match_names_in_their_exact_case() -> None:
+    data = pa.table({"id": pa.array([1], pa.int64())})
+    shape = one({"type": "schema", "columns": {"ID": "bigint"}, "allow_extra": False}, data)
+    assert (shape.outcome, shape.observed["missing"], shape.observed["unexpected"]) == (
+        "fail",
+        ["ID"],
+        ["id"],
+    )
+    parent = pa.table({"key": pa.array([1], pa.int64())})
+    rule = {"type": "referential", "column": "id", "reference": {"table": "p", "column": "KEY"}}
+    result = one(rule, data, p=parent)
+    assert result.outcome == "error"
+    assert "unknown column 'KEY' in the reference table 'p' (did you mean 'key'?" in result.message

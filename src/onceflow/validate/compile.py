@@ -20,7 +20,7 @@ a column the table does not have, makes that rule `error` before anything runs.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -190,17 +190,42 @@ def _written_name(text: str, dialect: str, *, window: bool) -> str | None:
     return None
 
 
-def _check_columns(names: Iterable[str], schema: dict[str, str], what: str) -> None:
-    known = {c.lower(): c for c in schema}
-    for name in names:
-        if name.lower() not in known:
-            listed = ", ".join(list(schema)[:20]) + (", ..." if len(schema) > 20 else "")
-            raise CompileError(f"unknown column {name!r} in {what} (columns: {listed})")
+def check_columns(
+    names: Iterable[str | tuple[str, bool]],
+    schema: dict[str, str],
+    what: str,
+    clashes: Collection[str] = frozenset(),
+) -> None:
+    """Each named column is in the table, in its exact case: the engine would bind `ID`
+    to `id` (its names are case-insensitive), which for a table with both is the wrong
+    column. A name from SQL text as (name, quoted): unquoted, its case is free, as SQL
+    has it; a name of two columns that differ only in case is refused either way."""
+    folded = {c.lower(): c for c in schema}
+    clashing = {c.lower(): c for c in clashes}
+    for item in names:
+        name, exact = (item, True) if isinstance(item, str) else item
+        if name.lower() in clashing:
+            others = sorted(c for c in clashes if c.lower() == name.lower() and c != name)
+            raise CompileError(
+                f"column {name!r} in {what} cannot be told apart from "
+                f"{', '.join(map(repr, others))} (the engine's column names are "
+                "case-insensitive: it reads one of them under another name); rename one "
+                "of them in the source"
+            )
+        if name in schema or (not exact and name.lower() in folded):
+            continue
+        if name.lower() in folded:
+            raise CompileError(
+                f"unknown column {name!r} in {what} (did you mean {folded[name.lower()]!r}? "
+                "column names are matched in their exact case)"
+            )
+        listed = ", ".join(list(schema)[:20]) + (", ..." if len(schema) > 20 else "")
+        raise CompileError(f"unknown column {name!r} in {what} (columns: {listed})")
 
 
 def column_type(name: str, schema: dict[str, str]) -> str:
     """A column's type in the engine's names (the column is known to exist)."""
-    return {c.lower(): t for c, t in schema.items()}[name.lower()]
+    return schema[name]
 
 
 _NUMERIC = (
@@ -220,10 +245,11 @@ def is_decimal(kind: str) -> bool:
     return kind.upper().startswith(("DECIMAL", "NUMERIC"))
 
 
-def _referenced(tree: exp.Expression) -> list[str]:
-    """The table's columns a row-level condition names (a subquery's are its own)."""
+def _referenced(tree: exp.Expression) -> list[tuple[str, bool]]:
+    """The table's columns a row-level condition names, each with whether it is quoted
+    (a subquery's are its own)."""
     return [
-        c.name
+        (c.name, bool(c.this.args.get("quoted")))
         for c in tree.find_all(exp.Column)
         if c.name and not c.table and c.find_ancestor(exp.Select) is None
     ]
@@ -265,13 +291,23 @@ def _condition(rule: AnyRule, col: exp.Expression, kind: str = "") -> exp.Expres
     raise AssertionError(type(rule).__name__)
 
 
-def compile_rule(rule: AnyRule, schema: dict[str, str], dialect: str) -> Plan:
-    """The plan of one rule on a table with `schema`; CompileError when it cannot run."""
-    _check_columns(rule.columns_used, schema, "the rule")
+def compile_rule(
+    rule: AnyRule, schema: dict[str, str], dialect: str, clashes: Collection[str] = frozenset()
+) -> Plan:
+    """The plan of one rule on a table with `schema`; CompileError when it cannot run.
+
+    `clashes`: the source's column names that differ from another only in case (the
+    engine's `case_clashes`), which no rule can name."""
+    if isinstance(rule, Schema):  # a missing column is its finding, one it cannot read not
+        folded = {c.lower() for c in clashes}
+        unreadable = [c for c in rule.columns if c.lower() in folded]
+        check_columns(unreadable, schema, "the rule", clashes)
+    else:
+        check_columns(rule.columns_used, schema, "the rule", clashes)
     scope: Any = None
     if rule.filter:
         scope = row_level(parse_sql(rule.filter, dialect, "filter"), rule.filter, "filter", dialect)
-        _check_columns(_referenced(scope), schema, "filter")
+        check_columns(_referenced(scope), schema, "filter", clashes)
         scope = exp.paren(scope)
     plan = Plan(rule, scope=scope)
     plan.aggregates["rows"] = _count(scope)
@@ -288,7 +324,7 @@ def compile_rule(rule: AnyRule, schema: dict[str, str], dialect: str) -> Plan:
             text = rule.expression
             tree = parse_sql(text, dialect, "expression")
             ok = exp.paren(row_level(tree, text, "expression", dialect))
-            _check_columns(_referenced(ok), schema, "expression")
+            check_columns(_referenced(ok), schema, "expression", clashes)
             plan.aggregates["evaluated"] = _filtered(exp.Count(this=ok.copy()), scope)
         else:
             ok = _condition(rule, column(rule.column), column_type(rule.column, schema))
