@@ -3,6 +3,7 @@ conversion between kinds of values, UTC offsets, and column names in their exact
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
@@ -112,3 +113,56 @@ def test_the_schema_rule_and_the_reference_column_match_names_in_their_exact_cas
     result = one(rule, data, p=parent)
     assert result.outcome == "error"
     assert "unknown column 'KEY' in the reference table 'p' (did you mean 'key'?" in result.message
+
+
+@pytest.mark.parametrize(
+    ("column", "values", "says"),
+    [
+        (pa.array(["01", "1", "7"]), [1, 9], "is VARCHAR but the values 1, 9 are numbers"),
+        (pa.array(["01", "abc"]), [1], "quote them: YAML reads 01 as the number 1"),
+        (pa.array([1, 2], pa.int64()), ["1", "02"], "write them as numbers, without quotes"),
+        (pa.array([True, False]), ["true"], "write them as true or false"),
+    ],
+)
+def test_allowed_values_of_another_kind_than_the_column_are_refused_not_converted(
+    column: pa.Array, values: list[Any], says: str
+) -> None:
+    # VARCHAR '01' IN (1) was true, BIGINT 2 IN ('02') too, and 'abc' a conversion error
+    result = one(
+        {"type": "allowed_values", "column": "x", "values": values}, pa.table({"x": column})
+    )
+    assert result.outcome == "error"
+    assert says in result.message
+
+
+def test_numbers_of_any_kind_and_iso_text_for_dates_are_the_columns_kind() -> None:
+    data = pa.table({"n": pa.array([1, 2], pa.int64()), "d": pa.array([0, 1], pa.date32())})
+    assert (
+        one({"type": "allowed_values", "column": "n", "values": [1.0, 2]}, data).outcome == "pass"
+    )
+    dates = {"type": "allowed_values", "column": "d", "values": ["1970-01-01", "1970-01-02"]}
+    assert one(dates, data).outcome == "pass"
+    assert one({"type": "range", "column": "d", "max": "1970-01-01"}, data).failing_rows == 1
+    result = one({"type": "range", "column": "d", "min": 0}, data)
+    assert result.outcome == "error"
+    assert "is DATE but the bounds 0 are numbers" in result.message
+
+
+@pytest.mark.parametrize("parent", [pa.array([1], pa.int64()), pa.array(["1"])])
+def test_referential_keys_of_another_kind_than_the_reference_are_refused(parent: pa.Array) -> None:
+    # VARCHAR '01', ' 1' and '1.0' all found BIGINT 1 through an implicit cast
+    child = pa.array(["01", " 1", "1.0"]) if pa.types.is_integer(parent.type) else pa.array([1])
+    rule = {"type": "referential", "column": "c", "reference": {"table": "p", "column": "k"}}
+    result = one(rule, pa.table({"c": child}), p=pa.table({"k": parent}))
+    assert result.outcome == "error"
+    assert "make the types match in the source, or write a sql_query" in result.message
+
+
+def test_referential_keys_compare_numbers_of_any_width_and_dates_with_timestamps() -> None:
+    rule = {"type": "referential", "column": "c", "reference": {"table": "p", "column": "k"}}
+    ints = pa.table({"c": pa.array([1, 2], pa.int32())})
+    parent = pa.table({"k": pa.array([Decimal("1.0"), Decimal("2.0")], pa.decimal128(5, 1))})
+    assert one(rule, ints, p=parent).outcome == "pass"
+    days = pa.table({"c": pa.array([0], pa.date32())})
+    moments = pa.table({"k": pa.array([0], pa.timestamp("us"))})
+    assert one(rule, days, p=moments).outcome == "pass"

@@ -255,6 +255,83 @@ def _referenced(tree: exp.Expression) -> list[tuple[str, bool]]:
     ]
 
 
+def family(kind: str) -> str:
+    """The kind of values a type holds, as far as comparing them goes: number, text,
+    boolean or date-time; any other type is its own (a UUID is not text)."""
+    upper = kind.strip('"').upper()
+    if upper.startswith("INTERVAL"):
+        return upper
+    if upper.startswith(_NUMERIC):
+        return "number"
+    if upper.startswith(("VARCHAR", "CHAR", "BPCHAR", "TEXT", "STRING", "ENUM")):
+        return "text"  # an ENUM is a pandas categorical, text the engine compares as text
+    if upper in ("BOOLEAN", "BOOL"):
+        return "boolean"
+    if upper.startswith(("DATE", "TIMESTAMP", "TIME")):
+        return "date-time"
+    return upper
+
+
+def _value_family(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    return "number" if isinstance(value, int | float) else "text"
+
+
+_FIX = {
+    "text": "quote them: YAML reads 01 as the number 1 and yes as true",
+    "number": "write them as numbers, without quotes",
+    "boolean": "write them as true or false, without quotes",
+    "date-time": "write them as quoted ISO text ('2025-01-31', '2025-01-31T12:00:00+00:00')",
+}
+
+
+def _check_values(rule: Range | AllowedValues, kind: str) -> None:
+    """The rule's values are of the column's kind: the engine would convert one to the
+    other (VARCHAR '01' = 1, BIGINT 2 = '02'), which passes what an exact comparison
+    fails, or errors on the first value it cannot convert. A date or time is written
+    as text (the documented way in YAML): the engine reads it as one."""
+    column_family = family(kind)
+    if _untyped(kind):
+        return
+    given = list(rule.values) if isinstance(rule, AllowedValues) else [rule.min, rule.max]
+
+    def fits(value: Any) -> bool:
+        kind_of = _value_family(value)
+        return kind_of == column_family or (kind_of == "text" and column_family == "date-time")
+
+    wrong = [v for v in given if v is not None and not fits(v)]
+    if not wrong:
+        return
+    shown = ", ".join(_shown_value(v) for v in wrong[:5]) + (", ..." if len(wrong) > 5 else "")
+    plural = {"number": "numbers", "boolean": "booleans"}
+    kinds = sorted({plural.get(f, f) for f in map(_value_family, wrong)})
+    what = "the values" if isinstance(rule, AllowedValues) else "the bounds"
+    fix = _FIX.get(column_family, f"a {kind} column takes no {' or '.join(kinds)} values here")
+    raise CompileError(
+        f"column {rule.column!r} is {kind} but {what} {shown} are {' and '.join(kinds)}, "
+        f"which the engine would convert implicitly; {fix}"
+    )
+
+
+def _shown_value(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else repr(value)
+
+
+def check_keys(rule: Referential, kind: str, reference_kind: str) -> None:
+    """A referential rule's two columns hold values of one kind (numbers of any width
+    compare exactly; VARCHAR '01' = BIGINT 1 would be a conversion)."""
+    if _untyped(kind) or _untyped(reference_kind) or family(kind) == family(reference_kind):
+        return
+    ref = rule.reference
+    raise CompileError(
+        f"column {rule.column!r} is {kind} and the reference column {ref.column!r} of "
+        f"{ref.table!r} is {reference_kind}: the engine would convert one to the other "
+        "('01', ' 1' and '1.0' would all find 1); make the types match in the source, or "
+        "write a sql_query with an explicit cast"
+    )
+
+
 def _has_time(bound: Any) -> bool:
     """A string bound with a time of day (not just a date)."""
     return isinstance(bound, str) and len(bound.strip()) > 10
@@ -327,7 +404,10 @@ def compile_rule(
             check_columns(_referenced(ok), schema, "expression", clashes)
             plan.aggregates["evaluated"] = _filtered(exp.Count(this=ok.copy()), scope)
         else:
-            ok = _condition(rule, column(rule.column), column_type(rule.column, schema))
+            kind = column_type(rule.column, schema)
+            if isinstance(rule, Range | AllowedValues):
+                _check_values(rule, kind)
+            ok = _condition(rule, column(rule.column), kind)
             plan.aggregates["evaluated"] = _filtered(exp.Count(this=column(rule.column)), scope)
         plan.failing = exp.Not(this=ok)
         plan.aggregates["failing"] = _count(_and(scope, plan.failing))

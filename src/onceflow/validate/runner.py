@@ -844,6 +844,7 @@ class TableRun:
         try:  # in its exact case, as the rule's own column
             where = f"the reference table {ref.table!r}"
             sql.check_columns([ref.column], columns, where, self.ref_clashes[ref.table])
+            sql.check_keys(rule, self.schema[rule.column], columns[ref.column])
         except sql.CompileError as error:
             raise ValidateError(str(error), table=ref.table) from None
 
