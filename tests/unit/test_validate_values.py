@@ -3,6 +3,7 @@ conversion between kinds of values, UTC offsets, and column names in their exact
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -166,3 +167,43 @@ def test_referential_keys_compare_numbers_of_any_width_and_dates_with_timestamps
     days = pa.table({"c": pa.array([0], pa.date32())})
     moments = pa.table({"k": pa.array([0], pa.timestamp("us"))})
     assert one(rule, days, p=moments).outcome == "pass"
+
+
+@pytest.mark.parametrize("unit", ["us", "ns"])
+def test_a_bound_with_a_utc_offset_on_a_naive_timestamp_is_that_moment_in_utc(unit: str) -> None:
+    # 03:00+05:00 is 22:00 UTC the day before: a naive (UTC) 02:00 is after it
+    data = pa.table({"ts": pa.array([datetime(2024, 1, 1, 2)], pa.timestamp(unit))})
+    bound = "2024-01-01T03:00:00+05:00"
+    assert one({"type": "range", "column": "ts", "max": bound}, data).failing_rows == 1
+    assert one({"type": "range", "column": "ts", "min": bound}, data).failing_rows == 0
+
+
+def test_a_bound_with_a_utc_offset_on_a_timestamp_with_time_zone_keeps_it() -> None:
+    data = pa.table(
+        {"ts": pa.array([datetime(2024, 1, 1, 2, tzinfo=UTC)], pa.timestamp("us", "UTC"))}
+    )
+    assert (
+        one(
+            {"type": "range", "column": "ts", "max": "2024-01-01T03:00:00+05:00"}, data
+        ).failing_rows
+        == 1
+    )
+    assert (
+        one(
+            {"type": "range", "column": "ts", "max": "2024-01-01T07:00:00+05:00"}, data
+        ).failing_rows
+        == 0
+    )
+
+
+def test_allowed_timestamps_with_a_utc_offset_on_a_naive_column_are_utc() -> None:
+    data = pa.table({"ts": pa.array([datetime(2024, 1, 1, 2)], pa.timestamp("us"))})
+    rule = {"type": "allowed_values", "column": "ts", "values": ["2024-01-01T07:00:00+05:00"]}
+    assert one(rule, data).failing_rows == 0
+
+
+def test_a_bound_with_a_utc_offset_on_a_date_column_is_its_utc_moment() -> None:
+    data = pa.table({"d": pa.array([date(2024, 1, 1)], pa.date32())})
+    # 2024-01-01T03:00+05:00 is 2023-12-31 22:00 UTC: the date's midnight is after it
+    rule = {"type": "range", "column": "d", "max": "2024-01-01T03:00:00+05:00"}
+    assert one(rule, data).failing_rows == 1

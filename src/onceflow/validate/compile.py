@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlglot import Dialect, exp, parse_one
@@ -332,6 +333,25 @@ def check_keys(rule: Referential, kind: str, reference_kind: str) -> None:
     )
 
 
+def _in_utc(value: Any, kind: str) -> Any:
+    """A text value for a column of `kind`; on a DATE or a TIMESTAMP without a time zone
+    (whose values are UTC), an ISO timestamp with a UTC offset becomes that moment in
+    UTC without one: the engine would drop the offset and read 03:00+05:00 as 03:00."""
+    upper = kind.strip('"').upper()
+    naive = upper == "DATE" or (
+        upper.startswith("TIMESTAMP") and "TIME ZONE" not in upper and upper != "TIMESTAMPTZ"
+    )
+    if not isinstance(value, str) or not naive:
+        return value
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:  # not ISO: the engine reads it, or says why not
+        return value
+    if moment.tzinfo is None:
+        return value
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ")
+
+
 def _has_time(bound: Any) -> bool:
     """A string bound with a time of day (not just a date)."""
     return isinstance(bound, str) and len(bound.strip()) > 10
@@ -342,19 +362,21 @@ def _condition(rule: AnyRule, col: exp.Expression, kind: str = "") -> exp.Expres
     if isinstance(rule, Range):
         parts: list[Any] = []
         cls: Any
-        if kind.upper() == "DATE" and (_has_time(rule.min) or _has_time(rule.max)):
+        low, high = _in_utc(rule.min, kind), _in_utc(rule.max, kind)
+        if kind.upper() == "DATE" and (_has_time(low) or _has_time(high)):
             # the engine would cast the bound to a DATE and drop its time of day: compare
             # the date as its midnight instead
             col = exp.cast(col, exp.DataType.Type.TIMESTAMP)
-        if rule.min is not None:
+        if low is not None:
             cls = exp.GTE if rule.inclusive else exp.GT
-            parts.append(cls(this=col.copy(), expression=value_literal(rule.min)))
-        if rule.max is not None:
+            parts.append(cls(this=col.copy(), expression=value_literal(low)))
+        if high is not None:
             cls = exp.LTE if rule.inclusive else exp.LT
-            parts.append(cls(this=col.copy(), expression=value_literal(rule.max)))
+            parts.append(cls(this=col.copy(), expression=value_literal(high)))
         return exp.paren(_and(*parts))  # type: ignore[arg-type]
     if isinstance(rule, AllowedValues):
-        return exp.In(this=col, expressions=[value_literal(v) for v in rule.values])
+        values = [value_literal(_in_utc(v, kind)) for v in rule.values]
+        return exp.In(this=col, expressions=values)
     if isinstance(rule, Regex):
         return exp.RegexpLike(this=col, expression=value_literal(rule.pattern))
     if isinstance(rule, Length):
