@@ -147,6 +147,8 @@ def test_numbers_of_any_kind_and_iso_text_for_dates_are_the_columns_kind() -> No
     result = one({"type": "range", "column": "d", "min": 0}, data)
     assert result.outcome == "error"
     assert "is DATE but the bounds 0 are numbers" in result.message
+    text = one({"type": "range", "column": "s", "min": 0}, pa.table({"s": ["1", "abc"]}))
+    assert "a range compares numbers, dates or times" in text.message
 
 
 @pytest.mark.parametrize("parent", [pa.array([1], pa.int64()), pa.array(["1"])])

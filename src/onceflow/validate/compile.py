@@ -309,6 +309,8 @@ def _check_values(rule: Range | AllowedValues, kind: str) -> None:
     kinds = sorted({plural.get(f, f) for f in map(_value_family, wrong)})
     what = "the values" if isinstance(rule, AllowedValues) else "the bounds"
     fix = _FIX.get(column_family, f"a {kind} column takes no {' or '.join(kinds)} values here")
+    if isinstance(rule, Range) and column_family == "text":  # a quoted bound is a date
+        fix = "a range compares numbers, dates or times: load the column as one"
     raise CompileError(
         f"column {rule.column!r} is {kind} but {what} {shown} are {' and '.join(kinds)}, "
         f"which the engine would convert implicitly; {fix}"
