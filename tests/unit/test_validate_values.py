@@ -147,6 +147,11 @@ def test_numbers_of_any_kind_and_iso_text_for_dates_are_the_columns_kind() -> No
     result = one({"type": "range", "column": "d", "min": 0}, data)
     assert result.outcome == "error"
     assert "is DATE but the bounds 0 are numbers" in result.message
+    uuid = "00000000-0000-0000-0000-000000000001"
+    as_uuid = pa.table({"u": pa.array([bytes(15) + b"\x01"], pa.uuid())})
+    assert (
+        one({"type": "allowed_values", "column": "u", "values": [uuid]}, as_uuid).outcome == "pass"
+    )
     text = one({"type": "range", "column": "s", "min": 0}, pa.table({"s": ["1", "abc"]}))
     assert "a range compares numbers, dates or times" in text.message
 

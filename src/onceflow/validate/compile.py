@@ -290,8 +290,7 @@ _FIX = {
 def _check_values(rule: Range | AllowedValues, kind: str) -> None:
     """The rule's values are of the column's kind: the engine would convert one to the
     other (VARCHAR '01' = 1, BIGINT 2 = '02'), which passes what an exact comparison
-    fails, or errors on the first value it cannot convert. A date or time is written
-    as text (the documented way in YAML): the engine reads it as one."""
+    fails, or errors on the first value it cannot convert."""
     column_family = family(kind)
     if _untyped(kind):
         return
@@ -299,7 +298,10 @@ def _check_values(rule: Range | AllowedValues, kind: str) -> None:
 
     def fits(value: Any) -> bool:
         kind_of = _value_family(value)
-        return kind_of == column_family or (kind_of == "text" and column_family == "date-time")
+        # a date, a time or a UUID is written as text, and read by the engine as one
+        return kind_of == column_family or (
+            kind_of == "text" and column_family in ("date-time", "UUID")
+        )
 
     wrong = [v for v in given if v is not None and not fits(v)]
     if not wrong:
