@@ -20,8 +20,9 @@ a column the table does not have, makes that rule `error` before anything runs.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlglot import Dialect, exp, parse_one
@@ -90,10 +91,6 @@ def _filtered(aggregate: exp.Expression, condition: exp.Expression | None) -> An
 
 def _count(condition: exp.Expression | None = None) -> Any:
     return _filtered(exp.Count(this=exp.Star()), condition)
-
-
-def _literal(value: Any) -> Any:
-    return exp.convert(value)
 
 
 def load_dialect(dialect: str) -> None:
@@ -194,17 +191,42 @@ def _written_name(text: str, dialect: str, *, window: bool) -> str | None:
     return None
 
 
-def _check_columns(names: Iterable[str], schema: dict[str, str], what: str) -> None:
-    known = {c.lower(): c for c in schema}
-    for name in names:
-        if name.lower() not in known:
-            listed = ", ".join(list(schema)[:20]) + (", ..." if len(schema) > 20 else "")
-            raise CompileError(f"unknown column {name!r} in {what} (columns: {listed})")
+def check_columns(
+    names: Iterable[str | tuple[str, bool]],
+    schema: dict[str, str],
+    what: str,
+    clashes: Collection[str] = frozenset(),
+) -> None:
+    """Each named column is in the table, in its exact case: the engine would bind `ID`
+    to `id` (its names are case-insensitive), which for a table with both is the wrong
+    column. A name from SQL text as (name, quoted): unquoted, its case is free, as SQL
+    has it; a name of two columns that differ only in case is refused either way."""
+    folded = {c.lower(): c for c in schema}
+    clashing = {c.lower(): c for c in clashes}
+    for item in names:
+        name, exact = (item, True) if isinstance(item, str) else item
+        if name.lower() in clashing:
+            others = sorted(c for c in clashes if c.lower() == name.lower() and c != name)
+            raise CompileError(
+                f"column {name!r} in {what} cannot be told apart from "
+                f"{', '.join(map(repr, others))} (the engine's column names are "
+                "case-insensitive: it reads one of them under another name); rename one "
+                "of them in the source"
+            )
+        if name in schema or (not exact and name.lower() in folded):
+            continue
+        if name.lower() in folded:
+            raise CompileError(
+                f"unknown column {name!r} in {what} (did you mean {folded[name.lower()]!r}? "
+                "column names are matched in their exact case)"
+            )
+        listed = ", ".join(list(schema)[:20]) + (", ..." if len(schema) > 20 else "")
+        raise CompileError(f"unknown column {name!r} in {what} (columns: {listed})")
 
 
 def column_type(name: str, schema: dict[str, str]) -> str:
     """A column's type in the engine's names (the column is known to exist)."""
-    return {c.lower(): t for c, t in schema.items()}[name.lower()]
+    return schema[name]
 
 
 _NUMERIC = (
@@ -224,13 +246,114 @@ def is_decimal(kind: str) -> bool:
     return kind.upper().startswith(("DECIMAL", "NUMERIC"))
 
 
-def _referenced(tree: exp.Expression) -> list[str]:
-    """The table's columns a row-level condition names (a subquery's are its own)."""
+def _referenced(tree: exp.Expression) -> list[tuple[str, bool]]:
+    """The table's columns a row-level condition names, each with whether it is quoted
+    (a subquery's are its own)."""
     return [
-        c.name
+        (c.name, bool(c.this.args.get("quoted")))
         for c in tree.find_all(exp.Column)
         if c.name and not c.table and c.find_ancestor(exp.Select) is None
     ]
+
+
+def family(kind: str) -> str:
+    """The kind of values a type holds, as far as comparing them goes: number, text,
+    boolean or date-time; any other type is its own (a UUID is not text)."""
+    upper = kind.strip('"').upper()
+    if upper.startswith("INTERVAL"):
+        return upper
+    if upper.startswith(_NUMERIC):
+        return "number"
+    if upper.startswith(("VARCHAR", "CHAR", "BPCHAR", "TEXT", "STRING", "ENUM")):
+        return "text"  # an ENUM is a pandas categorical, text the engine compares as text
+    if upper in ("BOOLEAN", "BOOL"):
+        return "boolean"
+    if upper.startswith(("DATE", "TIMESTAMP", "TIME")):
+        return "date-time"
+    return upper
+
+
+def _value_family(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    return "number" if isinstance(value, int | float) else "text"
+
+
+_FIX = {
+    "text": "quote them: YAML reads 01 as the number 1 and yes as true",
+    "number": "write them as numbers, without quotes",
+    "boolean": "write them as true or false, without quotes",
+    "date-time": "write them as quoted ISO text ('2025-01-31', '2025-01-31T12:00:00+00:00')",
+}
+
+
+def _check_values(rule: Range | AllowedValues, kind: str) -> None:
+    """The rule's values are of the column's kind: the engine would convert one to the
+    other (VARCHAR '01' = 1, BIGINT 2 = '02'), which passes what an exact comparison
+    fails, or errors on the first value it cannot convert."""
+    column_family = family(kind)
+    if _untyped(kind):
+        return
+    given = list(rule.values) if isinstance(rule, AllowedValues) else [rule.min, rule.max]
+
+    def fits(value: Any) -> bool:
+        kind_of = _value_family(value)
+        # a date, a time or a UUID is written as text, and read by the engine as one
+        return kind_of == column_family or (
+            kind_of == "text" and column_family in ("date-time", "UUID")
+        )
+
+    wrong = [v for v in given if v is not None and not fits(v)]
+    if not wrong:
+        return
+    shown = ", ".join(_shown_value(v) for v in wrong[:5]) + (", ..." if len(wrong) > 5 else "")
+    plural = {"number": "numbers", "boolean": "booleans"}
+    kinds = sorted({plural.get(f, f) for f in map(_value_family, wrong)})
+    what = "the values" if isinstance(rule, AllowedValues) else "the bounds"
+    fix = _FIX.get(column_family, f"a {kind} column takes no {' or '.join(kinds)} values here")
+    if isinstance(rule, Range) and column_family == "text":  # a quoted bound is a date
+        fix = "a range compares numbers, dates or times: load the column as one"
+    raise CompileError(
+        f"column {rule.column!r} is {kind} but {what} {shown} are {' and '.join(kinds)}, "
+        f"which the engine would convert implicitly; {fix}"
+    )
+
+
+def _shown_value(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else repr(value)
+
+
+def check_keys(rule: Referential, kind: str, reference_kind: str) -> None:
+    """A referential rule's two columns hold values of one kind (numbers of any width
+    compare exactly; VARCHAR '01' = BIGINT 1 would be a conversion)."""
+    if _untyped(kind) or _untyped(reference_kind) or family(kind) == family(reference_kind):
+        return
+    ref = rule.reference
+    raise CompileError(
+        f"column {rule.column!r} is {kind} and the reference column {ref.column!r} of "
+        f"{ref.table!r} is {reference_kind}: the engine would convert one to the other "
+        "('01', ' 1' and '1.0' would all find 1); make the types match in the source, or "
+        "write a sql_query with an explicit cast"
+    )
+
+
+def _in_utc(value: Any, kind: str) -> Any:
+    """A text value for a column of `kind`; on a DATE or a TIMESTAMP without a time zone
+    (whose values are UTC), an ISO timestamp with a UTC offset becomes that moment in
+    UTC without one: the engine would drop the offset and read 03:00+05:00 as 03:00."""
+    upper = kind.strip('"').upper()
+    naive = upper == "DATE" or (
+        upper.startswith("TIMESTAMP") and "TIME ZONE" not in upper and upper != "TIMESTAMPTZ"
+    )
+    if not isinstance(value, str) or not naive:
+        return value
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:  # not ISO: the engine reads it, or says why not
+        return value
+    if moment.tzinfo is None:
+        return value
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ")
 
 
 def _has_time(bound: Any) -> bool:
@@ -243,39 +366,51 @@ def _condition(rule: AnyRule, col: exp.Expression, kind: str = "") -> exp.Expres
     if isinstance(rule, Range):
         parts: list[Any] = []
         cls: Any
-        if kind.upper() == "DATE" and (_has_time(rule.min) or _has_time(rule.max)):
+        low, high = _in_utc(rule.min, kind), _in_utc(rule.max, kind)
+        if kind.upper() == "DATE" and (_has_time(low) or _has_time(high)):
             # the engine would cast the bound to a DATE and drop its time of day: compare
             # the date as its midnight instead
             col = exp.cast(col, exp.DataType.Type.TIMESTAMP)
-        if rule.min is not None:
+        if low is not None:
             cls = exp.GTE if rule.inclusive else exp.GT
-            parts.append(cls(this=col.copy(), expression=_literal(rule.min)))
-        if rule.max is not None:
+            parts.append(cls(this=col.copy(), expression=value_literal(low)))
+        if high is not None:
             cls = exp.LTE if rule.inclusive else exp.LT
-            parts.append(cls(this=col.copy(), expression=_literal(rule.max)))
+            parts.append(cls(this=col.copy(), expression=value_literal(high)))
         return exp.paren(_and(*parts))  # type: ignore[arg-type]
     if isinstance(rule, AllowedValues):
-        return exp.In(this=col, expressions=[_literal(v) for v in rule.values])
+        values = [value_literal(_in_utc(v, kind)) for v in rule.values]
+        return exp.In(this=col, expressions=values)
     if isinstance(rule, Regex):
-        return exp.RegexpLike(this=col, expression=_literal(rule.pattern))
+        return exp.RegexpLike(this=col, expression=value_literal(rule.pattern))
     if isinstance(rule, Length):
         length = exp.Length(this=col)
         parts = []
         if rule.min is not None:
-            parts.append(exp.GTE(this=length.copy(), expression=_literal(rule.min)))
+            parts.append(exp.GTE(this=length.copy(), expression=value_literal(rule.min)))
         if rule.max is not None:
-            parts.append(exp.LTE(this=length.copy(), expression=_literal(rule.max)))
+            parts.append(exp.LTE(this=length.copy(), expression=value_literal(rule.max)))
         return exp.paren(_and(*parts))  # type: ignore[arg-type]
     raise AssertionError(type(rule).__name__)
 
 
-def compile_rule(rule: AnyRule, schema: dict[str, str], dialect: str) -> Plan:
-    """The plan of one rule on a table with `schema`; CompileError when it cannot run."""
-    _check_columns(rule.columns_used, schema, "the rule")
+def compile_rule(
+    rule: AnyRule, schema: dict[str, str], dialect: str, clashes: Collection[str] = frozenset()
+) -> Plan:
+    """The plan of one rule on a table with `schema`; CompileError when it cannot run.
+
+    `clashes`: the source's column names that differ from another only in case (the
+    engine's `case_clashes`), which no rule can name."""
+    if isinstance(rule, Schema):  # a missing column is its finding, one it cannot read not
+        folded = {c.lower() for c in clashes}
+        unreadable = [c for c in rule.columns if c.lower() in folded]
+        check_columns(unreadable, schema, "the rule", clashes)
+    else:
+        check_columns(rule.columns_used, schema, "the rule", clashes)
     scope: Any = None
     if rule.filter:
         scope = row_level(parse_sql(rule.filter, dialect, "filter"), rule.filter, "filter", dialect)
-        _check_columns(_referenced(scope), schema, "filter")
+        check_columns(_referenced(scope), schema, "filter", clashes)
         scope = exp.paren(scope)
     plan = Plan(rule, scope=scope)
     plan.aggregates["rows"] = _count(scope)
@@ -292,10 +427,13 @@ def compile_rule(rule: AnyRule, schema: dict[str, str], dialect: str) -> Plan:
             text = rule.expression
             tree = parse_sql(text, dialect, "expression")
             ok = exp.paren(row_level(tree, text, "expression", dialect))
-            _check_columns(_referenced(ok), schema, "expression")
+            check_columns(_referenced(ok), schema, "expression", clashes)
             plan.aggregates["evaluated"] = _filtered(exp.Count(this=ok.copy()), scope)
         else:
-            ok = _condition(rule, column(rule.column), column_type(rule.column, schema))
+            kind = column_type(rule.column, schema)
+            if isinstance(rule, Range | AllowedValues):
+                _check_values(rule, kind)
+            ok = _condition(rule, column(rule.column), kind)
             plan.aggregates["evaluated"] = _filtered(exp.Count(this=column(rule.column)), scope)
         plan.failing = exp.Not(this=ok)
         plan.aggregates["failing"] = _count(_and(scope, plan.failing))
@@ -368,14 +506,15 @@ def _statistic(plan: Plan, rule: Statistic, scope: exp.Expression | None, column
         # interpolate in DOUBLE, as PostgreSQL's percentile_cont and pandas do
         value = _as_double(col) if is_decimal(column_kind) else col.copy()
         plan.aggregates["quantile"] = _filtered(
-            exp.PercentileCont(this=value, expression=_literal(rule.quantile)), scope
+            exp.PercentileCont(this=value, expression=value_literal(rule.quantile)), scope
         )
         q = rule.quantile
         assert q is not None  # the rule's model requires it for a quantile
         near = [max(0.0, q - NEAR), min(1.0, q + NEAR)]
         plan.new_aggregates["near"] = _filtered(
             exp.PercentileDisc(
-                this=_as_double(col), expression=exp.Array(expressions=[_literal(q) for q in near])
+                this=_as_double(col),
+                expression=exp.Array(expressions=[value_literal(q) for q in near]),
             ),
             scope,
         )
@@ -436,7 +575,7 @@ def quantile_band_query(
     )
 
     def pick(rank: int) -> exp.Expression:
-        index = exp.Sub(this=_literal(rank + 1), expression=column("below"))
+        index = exp.Sub(this=value_literal(rank + 1), expression=column("below"))
         return exp.Anonymous(this="LIST_EXTRACT", expressions=[column("band"), index])
 
     low_value, high_value = pick(ranks[0]), pick(ranks[1])
@@ -448,11 +587,11 @@ def quantile_band_query(
     first = exp.Anonymous(
         this="GREATEST",
         expressions=[
-            exp.Sub(this=_literal(ranks[0] + 1 - keep), expression=column("below")),
-            _literal(1),
+            exp.Sub(this=value_literal(ranks[0] + 1 - keep), expression=column("below")),
+            value_literal(1),
         ],
     )
-    last = exp.Sub(this=_literal(ranks[1] + 1 + keep), expression=column("below"))
+    last = exp.Sub(this=value_literal(ranks[1] + 1 + keep), expression=column("below"))
     window = exp.Anonymous(this="LIST_SLICE", expressions=[column("band"), first, last])
     return exp.select(
         column("below").as_("below", quoted=True),
@@ -501,10 +640,15 @@ def _interpolated(low: exp.Expression, high: exp.Expression, fraction: float) ->
 
 
 def value_literal(value: Any) -> Any:
-    """A column value as an exact literal: a float through text (every finite double)."""
+    """A rule's or a column's value as a literal: the one way a value enters the SQL.
+
+    A float goes through text, so that every finite double is exact and NaN and the
+    infinities stay numbers: `exp.convert` renders NaN as NULL (`x IN (1.0, NULL)` never
+    fails) and an infinity as a bare identifier (`x <= inf` binds to a column "inf").
+    """
     if isinstance(value, float):
         return _double(value)
-    return _literal(value)
+    return exp.convert(value)
 
 
 def _row_local(query: exp.Expression) -> bool:
@@ -569,11 +713,11 @@ def _key_groups(rel: str, rule: Uniqueness, scope: exp.Expression | None) -> exp
 def unique_query(rel: str, rule: Uniqueness, scope: exp.Expression | None) -> exp.Select:
     """Distinct duplicated keys and the rows that carry them (every row of such a key)."""
     groups = _key_groups(rel, rule, scope).having(
-        exp.GT(this=exp.Count(this=exp.Star()), expression=_literal(1))
+        exp.GT(this=exp.Count(this=exp.Star()), expression=value_literal(1))
     )
     return exp.select(
         exp.Count(this=exp.Star()).as_("dup_values", quoted=True),
-        exp.Coalesce(this=exp.Sum(this=column(KEY_ROWS)), expressions=[_literal(0)]).as_(
+        exp.Coalesce(this=exp.Sum(this=column(KEY_ROWS)), expressions=[value_literal(0)]).as_(
             "dup_rows", quoted=True
         ),
     ).from_(groups.subquery("d"))
@@ -588,7 +732,7 @@ def unique_samples_query(
     order += [exp.Ordered(this=column(c), nulls_first=False) for c in rule.columns]
     return (
         _key_groups(rel, rule, scope)
-        .having(exp.GT(this=exp.Count(this=exp.Star()), expression=_literal(1)))
+        .having(exp.GT(this=exp.Count(this=exp.Star()), expression=value_literal(1)))
         .order_by(*order)
         .limit(limit)
     )
@@ -643,7 +787,8 @@ def unique_delta_query(
     )
     for name, (low, high) in (bounds or {}).items():
         table_keys = table_keys.where(
-            exp.Between(this=column(name), low=_literal(low), high=_literal(high)), append=True
+            exp.Between(this=column(name), low=value_literal(low), high=value_literal(high)),
+            append=True,
         )
     table_keys = table_keys.subquery("t")
     on = _and(
@@ -659,9 +804,9 @@ def unique_delta_query(
     old = exp.Sub(this=tot.copy(), expression=exp.column(KEY_ROWS, table="k", quoted=True))
 
     def when(cond: exp.Expression, value: exp.Expression) -> exp.Expression:
-        return exp.Sum(this=exp.Case(ifs=[exp.If(this=cond, true=value)], default=_literal(0)))
+        return exp.Sum(this=exp.Case(ifs=[exp.If(this=cond, true=value)], default=value_literal(0)))
 
-    one = _literal(1)
+    one = value_literal(1)
     return (
         exp.select(
             exp.Sub(
@@ -764,12 +909,12 @@ def quarantine_query(rel: str, plans: Sequence[Plan]) -> exp.Select:
     # rule names have no comma (see onceflow.rules): the list is split from one string,
     # which every dialect can build (a CASE per rule; CONCAT_WS skips the NULLs)
     labels = [
-        exp.Case(ifs=[exp.If(this=c.copy(), true=_literal(p.rule.name))])
+        exp.Case(ifs=[exp.If(this=c.copy(), true=value_literal(p.rule.name))])
         for p, c in zip(chosen, conditions, strict=True)
     ]
     # CONCAT_WS as written: sqlglot's generic ConcatWs adds NULL guards around it
-    joined = exp.Anonymous(this="CONCAT_WS", expressions=[_literal(","), *labels])
-    names = exp.Split(this=joined, expression=_literal(","))
+    joined = exp.Anonymous(this="CONCAT_WS", expressions=[value_literal(","), *labels])
+    names = exp.Split(this=joined, expression=value_literal(","))
     any_failing: Any = conditions[0]
     for c in conditions[1:]:
         any_failing = exp.or_(any_failing, c)

@@ -161,9 +161,10 @@ def make_engine(name: str, *, max_retries: int, retry_delay: float) -> Engine:
 
 
 # Part of every rule's cache key: raised when a rule's SQL or judging changes what it
-# answers (2: a filtered stddev, a DECIMAL quantile in DOUBLE), so that no result stored
-# by an older onceflow is served again.
-RESULTS_VERSION = 2
+# answers (2: a filtered stddev, a DECIMAL quantile in DOUBLE; 3: NaN and infinite values,
+# values of another kind than the column's, UTC offsets on naive timestamps, column names
+# in their exact case), so that no result stored by an older onceflow is served again.
+RESULTS_VERSION = 3
 
 
 def rule_hash(rule: AnyRule, settings: Settings) -> str:
@@ -210,9 +211,11 @@ class TableRun:
         self.engine: Engine | None = None
         self.plans: dict[str, Plan] = {}
         self.schema: dict[str, str] = {}
+        self.clashes: frozenset[str] = frozenset()  # columns differing only in case
         self.sql: dict[str, list[str]] = {}  # each rule's statements, for its result
         self.refs: dict[str, tuple[str, str | None]] = {}  # reference -> (relation, fingerprint)
         self.ref_columns: dict[str, dict[str, str]] = {}  # reference -> its columns
+        self.ref_clashes: dict[str, frozenset[str]] = {}  # reference -> its case clashes
         self.ref_fingerprints: dict[str, str | None] = {}  # reference -> its fingerprint now
         self.texts: dict[int, tuple[Any, str]] = {}  # id(aggregate) -> it and its SQL
         self.validation_id: str | None = None  # begun in the store, not yet finished
@@ -331,6 +334,7 @@ class TableRun:
         try:
             self.job.data.register(engine, REL)
             self.schema = engine.columns(REL)
+            self.clashes = engine.case_clashes(REL)
             return self._quarantine_pass()
         finally:
             engine.close()
@@ -345,7 +349,9 @@ class TableRun:
             if rule.name in self.plans or result is None or result.outcome == ERROR:
                 continue
             try:
-                self.plans[rule.name] = sql.compile_rule(rule, self.schema, engine.dialect)
+                self.plans[rule.name] = sql.compile_rule(
+                    rule, self.schema, engine.dialect, self.clashes
+                )
             except sql.CompileError:  # judged on this data, so it compiled before
                 continue
         unjudged = {n for n in self.unsaved if self.state.results[n].outcome == ERROR}
@@ -396,9 +402,10 @@ class TableRun:
                 self._done(rule, {"outcome": ERROR, "message": message}, save=False)
             return
         self.schema = schema
+        self.clashes = engine.case_clashes(REL)
         for rule in todo:
             try:
-                self.plans[rule.name] = sql.compile_rule(rule, schema, engine.dialect)
+                self.plans[rule.name] = sql.compile_rule(rule, schema, engine.dialect, self.clashes)
             except sql.CompileError as error:
                 self._done(rule, {"outcome": ERROR, "message": str(error)})
         incremental = self._incremental()
@@ -547,9 +554,7 @@ class TableRun:
         return _NUMERIC.match(self._column_type(plan)) is not None
 
     def _column_type(self, plan: Plan) -> str:
-        name = getattr(plan.rule, "column", "").lower()
-        kinds = [t for c, t in self.schema.items() if c.lower() == name]
-        return kinds[0] if len(kinds) == 1 else ""
+        return self.schema.get(getattr(plan.rule, "column", ""), "")
 
     def _window_aggregates(self, plan: Plan) -> dict[str, Any]:
         """The new rows' part of the rule's stored window, for the fused query on them."""
@@ -837,6 +842,12 @@ class TableRun:
                 f"(columns: {', '.join(columns)})",
                 table=ref.table,
             )
+        try:  # in its exact case, as the rule's own column
+            where = f"the reference table {ref.table!r}"
+            sql.check_columns([ref.column], columns, where, self.ref_clashes[ref.table])
+            sql.check_keys(rule, self.schema[rule.column], columns[ref.column])
+        except sql.CompileError as error:
+            raise ValidateError(str(error), table=ref.table) from None
 
     def _same_reference(self, plan: Plan) -> bool:
         """An incremental referential rule whose reference is the one its stored counts
@@ -901,16 +912,14 @@ class TableRun:
     def _schema(self, rule: AnyRule) -> None:
         assert isinstance(rule, Schema)
         missing, wrong, unexpected = [], {}, []
-        actual = {k.lower(): (k, v) for k, v in self.schema.items()}
-        for name, expected in rule.columns.items():
-            found = actual.get(name.lower())
+        for name, expected in rule.columns.items():  # in their exact case, as every rule
+            found = self.schema.get(name)
             if found is None:
                 missing.append(name)
-            elif expected is not None and not same_type(expected, found[1]):
-                wrong[name] = {"expected": expected, "actual": found[1]}
+            elif expected is not None and not same_type(expected, found):
+                wrong[name] = {"expected": expected, "actual": found}
         if not rule.allow_extra:
-            declared = {c.lower() for c in rule.columns}
-            unexpected = [k for k in self.schema if k.lower() not in declared and k not in AUDIT]
+            unexpected = [k for k in self.schema if k not in rule.columns and k not in AUDIT]
         problems = len(missing) + len(wrong) + len(unexpected)
         bad = WARN if rule.severity == "warn" else FAIL
         observed = {"missing": missing, "wrong_type": wrong, "unexpected": unexpected}
@@ -947,6 +956,7 @@ class TableRun:
                 ) from None
             self.refs[name] = (rel, data.fingerprint)
             self.ref_columns[name] = columns
+            self.ref_clashes[name] = engine.case_clashes(rel)
         return self.refs[name]
 
     # -- results ----------------------------------------------------------------------------

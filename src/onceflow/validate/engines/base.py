@@ -76,6 +76,11 @@ class Engine(ABC):
     def columns(self, name: str) -> dict[str, str]:
         """The relation's columns and their types, in the engine's type names."""
 
+    def case_clashes(self, name: str) -> frozenset[str]:
+        """The relation's source column names that differ from another only in case,
+        which an engine with case-insensitive names cannot tell apart (after `columns`)."""
+        return frozenset()
+
     def fork(self) -> Engine | None:
         """A second engine over the same registered data, for queries in another thread,
         counting its statements with this one's; None when there is none (its queries

@@ -8,8 +8,9 @@ pushdown; Parquet files go through DuckDB's own reader.
 
 from __future__ import annotations
 
+import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
@@ -36,9 +37,14 @@ class DuckDBEngine(Engine):
         self._keep: list[Any] = []  # registered objects must outlive the cursor's scans
         # what made the registered relations, for a fork: a cursor sees only its own views
         self._setup: list[Callable[[DuckDBEngine], None]] = []
+        # each registered relation's source (Arrow data or Parquet paths) and the column
+        # names in it that differ only in case (see `columns`)
+        self._sources: dict[str, Any] = {}
+        self._clashes: dict[str, frozenset[str]] = {}
 
     def register_arrow(self, name: str, data: Any) -> None:
         self._keep.append(data)
+        self._sources[name] = data
         self.con.register(name, data)
         self._setup.append(lambda engine: engine.register_arrow(name, data))
 
@@ -46,6 +52,7 @@ class DuckDBEngine(Engine):
         if not paths:  # read_parquet needs a file: an empty relation of no columns
             self.create_view(name, "SELECT 1 AS _ WHERE FALSE")
             return
+        self._sources[name] = list(paths)
         files = ", ".join("'" + p.replace("'", "''") + "'" for p in paths)
         option = ", union_by_name = true" if union_by_name else ""
         self.create_view(name, f"SELECT * FROM read_parquet([{files}]{option})")
@@ -70,7 +77,15 @@ class DuckDBEngine(Engine):
         rows = self._statement(
             lambda: self.con.execute(f"DESCRIBE SELECT * FROM {q(name)}").fetchall()
         )
-        return {str(r[0]): str(r[1]) for r in rows}
+        found = {str(r[0]): str(r[1]) for r in rows}
+        if _renamed(found) and name in self._sources:
+            self._clashes[name] = _same_but_case(_source_names(self._sources[name]))
+        return found
+
+    def case_clashes(self, name: str) -> frozenset[str]:
+        """DuckDB's names are case-insensitive: of two source columns `id` and `ID` it
+        reads the second as `ID_1`, and `"ID"` reads `id`."""
+        return self._clashes.get(name, frozenset())
 
     def _execute(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
         def run() -> tuple[list[str], list[tuple[Any, ...]]]:
@@ -155,3 +170,42 @@ class DuckDBEngine(Engine):
             self._context.__exit__(None, None, None)
         finally:
             self._keep.clear()
+
+
+_SUFFIXED = re.compile(r"(.+)_\d+")
+
+
+def _renamed(columns: Iterable[str]) -> bool:
+    """Whether a column may be DuckDB's rename of a name that clashed in case with
+    another (`ID_1` beside `id`): only then are the source's own names read."""
+    lowered = {c.lower() for c in columns}
+    return any(
+        (m := _SUFFIXED.fullmatch(c)) is not None and m[1].lower() in lowered for c in columns
+    )
+
+
+def _source_names(source: Any) -> list[str]:
+    """The top-level column names as the source spells them."""
+    if isinstance(source, list):  # Parquet paths: their footers (Arrow is loaded here)
+        import pyarrow.parquet as pq
+
+        names: dict[str, None] = {}
+        for path in source:
+            try:
+                names.update(dict.fromkeys(pq.read_schema(path).names))
+            except (OSError, ValueError):  # not local, or unreadable: the scan will say
+                return []
+        return list(names)
+    import pyarrow as pa
+
+    schema = getattr(source, "schema", None)
+    if isinstance(schema, pa.Schema):  # a table, dataset, batch or reader
+        return list(schema.names)
+    return [str(c) for c in getattr(source, "columns", [])]  # a pandas or polars frame
+
+
+def _same_but_case(names: Iterable[str]) -> frozenset[str]:
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(name.lower(), []).append(name)
+    return frozenset(n for group in groups.values() if len(group) > 1 for n in group)
