@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+import pandas as pd
 import pyarrow as pa
 import pytest
 
@@ -214,3 +215,21 @@ def test_a_bound_with_a_utc_offset_on_a_date_column_is_its_utc_moment() -> None:
     # 2024-01-01T03:00+05:00 is 2023-12-31 22:00 UTC: the date's midnight is after it
     rule = {"type": "range", "column": "d", "max": "2024-01-01T03:00:00+05:00"}
     assert one(rule, data).failing_rows == 1
+
+
+@pytest.mark.parametrize("rule_type", ["regex", "length"])
+def test_a_regex_or_length_on_a_number_is_an_error_saying_how_to_write_it(rule_type: str) -> None:
+    rule = {"type": rule_type, "column": "i", "pattern": "^[0-9]+$", "max": 2}
+    rule = {k: v for k, v in rule.items() if k != ("max" if rule_type == "regex" else "pattern")}
+    result = one(rule, pa.table({"i": [1, 22, 333]}))
+    assert result.outcome == "error"
+    assert result.message.startswith(f"a {rule_type} rule needs a text column; 'i' is BIGINT")
+    assert 'CAST("i" AS VARCHAR)' in result.message
+
+
+def test_text_kinds_a_regex_and_a_length_apply_to() -> None:
+    category = pd.DataFrame({"c": pd.Categorical(["a", "bb", "a"])})  # an ENUM in DuckDB
+    assert one({"type": "regex", "column": "c", "pattern": "^a$"}, category).failing_rows == 1
+    assert one({"type": "length", "column": "c", "max": 1}, category).failing_rows == 1
+    lists = pa.table({"l": pa.array([[1], [1, 2], []])})  # a list's length: its elements
+    assert one({"type": "length", "column": "l", "max": 1}, lists).failing_rows == 1

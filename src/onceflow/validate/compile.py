@@ -241,6 +241,15 @@ def _untyped(kind: str) -> bool:
     return kind.strip('"').upper() == "NULL"
 
 
+def _textual(kind: str, *, list_ok: bool = False) -> bool:
+    """A type a regex or a length applies to: text (a UUID and an ENUM, a pandas category,
+    read as their text), and for a length also a list, whose length is its element count."""
+    upper = kind.strip('"').upper()
+    if _untyped(kind) or upper.startswith(("VARCHAR", "TEXT", "STRING", "CHAR", "UUID", "ENUM")):
+        return True
+    return list_ok and upper.endswith("]")
+
+
 def is_decimal(kind: str) -> bool:
     """A fixed-point type, whose quantile DuckDB would cut to the column's scale."""
     return kind.upper().startswith(("DECIMAL", "NUMERIC"))
@@ -433,6 +442,13 @@ def compile_rule(
             kind = column_type(rule.column, schema)
             if isinstance(rule, Range | AllowedValues):
                 _check_values(rule, kind)
+            elif not _textual(kind, list_ok=isinstance(rule, Length)):
+                what = "a regex" if isinstance(rule, Regex) else "a length"
+                raise CompileError(
+                    f"{what} rule needs a text column; {rule.column!r} is {kind} (bound a "
+                    "number or a date with a range, or write a sql_predicate with "
+                    f'CAST("{rule.column}" AS VARCHAR))'
+                )
             ok = _condition(rule, column(rule.column), kind)
             plan.aggregates["evaluated"] = _filtered(exp.Count(this=column(rule.column)), scope)
         plan.failing = exp.Not(this=ok)
