@@ -3,7 +3,7 @@ data, repair it, and release locks whose holders are gone."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -18,6 +18,7 @@ from onceflow.cli.options import (
     open_pipeline,
 )
 from onceflow.cli.render import print_fixes, print_report
+from onceflow.errors import LockError
 
 
 @app.command("validate-consistency", rich_help_panel="Consistency")
@@ -59,11 +60,22 @@ def force_unlock_cmd(
     state: StateOpt = None,
     pipeline_name: PipelineOpt = None,
     yes: YesOpt = False,
-    name: Annotated[str | None, typer.Option("--name", help="Only this lock.")] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            "--name",
+            help="Only this lock: its name as status shows it, or a table's key or name "
+            "(shop.orders, load:shop.orders) for that table's load lock. Exit 1, listing the "
+            "locks held, when it is not held.",
+        ),
+    ] = None,
 ) -> None:
     """Show who holds the pipeline's locks and release them (asks unless --yes)."""
     pipeline = open_pipeline(config, state, pipeline_name)
-    if not pipeline.locks():
+    held = pipeline.locks()
+    if name:
+        _require_held(pipeline, name, [lock.name for lock, _ in held])
+    if not held:
         typer.echo("no locks held")
         return
 
@@ -76,3 +88,16 @@ def force_unlock_cmd(
         typer.echo(f"released {lock.name} (was {lock.describe()})")
     if not released:
         typer.echo("nothing released")
+
+
+def _require_held(pipeline: Any, name: str, held: list[str]) -> None:
+    """`--name` of a lock not held (a typo, a table's short name, a lock already gone) is
+    an error naming the locks held: releasing nothing is not what was asked."""
+    from onceflow.consistency import lock_name
+
+    wanted = lock_name(pipeline.config, name, pipeline.store)
+    if wanted in held:
+        return
+    meant = f" ({wanted})" if wanted != name else ""
+    locks = f"the locks held: {', '.join(held)}" if held else "no locks are held"
+    raise LockError(f"--name {name}{meant} is not held; {locks}", lock=wanted)
