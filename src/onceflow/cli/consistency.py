@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from onceflow.cli.app import app
+from onceflow.cli.app import app, examples
 from onceflow.cli.options import (
     ConfigOpt,
     JsonOpt,
@@ -21,7 +21,14 @@ from onceflow.cli.render import print_fixes, print_report
 from onceflow.errors import LockError
 
 
-@app.command("validate-consistency", rich_help_panel="Consistency")
+@app.command(
+    "validate-consistency",
+    rich_help_panel="Consistency",
+    epilog=examples(
+        "onceflow validate-consistency --json --safe-age 3600",
+        "onceflow validate-consistency --fix    # and repair, as fix-inconsistencies",
+    ),
+)
 def validate_consistency_cmd(
     config: ConfigOpt = None,
     state: StateOpt = None,
@@ -41,7 +48,14 @@ def validate_consistency_cmd(
         raise typer.Exit(1)
 
 
-@app.command("fix-inconsistencies", rich_help_panel="Consistency")
+@app.command(
+    "fix-inconsistencies",
+    rich_help_panel="Consistency",
+    epilog=examples(
+        "onceflow fix-inconsistencies",
+        "onceflow fix-inconsistencies --json --safe-age 86400",
+    ),
+)
 def fix_inconsistencies_cmd(
     config: ConfigOpt = None,
     state: StateOpt = None,
@@ -54,7 +68,15 @@ def fix_inconsistencies_cmd(
     print_fixes(pipeline.fix_inconsistencies(safe_age_seconds=safe_age), as_json)
 
 
-@app.command("force-unlock", rich_help_panel="Consistency")
+@app.command(
+    "force-unlock",
+    rich_help_panel="Consistency",
+    epilog=examples(
+        "onceflow force-unlock                           # each holder, asks y/N",
+        "onceflow force-unlock --yes --name shop.orders  # that table's lock",
+        "onceflow force-unlock --yes --name pipeline:shop",
+    ),
+)
 def force_unlock_cmd(
     config: ConfigOpt = None,
     state: StateOpt = None,
