@@ -14,8 +14,10 @@ from onceflow.cli import app, main, validator_job_main
 
 COMMANDS: Any = typer.main.get_command(app).commands  # type: ignore[attr-defined]
 DOCS = (Path(__file__).resolve().parents[2] / "docs" / "commands.md").read_text(encoding="utf-8")
-#: The help renders examples at this width: each must fit on one line of it.
-WIDTH = "80"
+#: The help is rendered at this width (the terminal's COLUMNS)...
+WIDTH = "100"
+#: ...and each example line, indented, must fit in 80 columns, less the help's margins.
+EXAMPLE_WIDTH = 80 - 2
 
 
 def _help(name: str, option: str) -> str:
@@ -76,14 +78,21 @@ def test_every_help_shows_examples_line_by_line(
     path: tuple[str, ...], monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
     """Each help ends with `Examples:` and real command lines, each on a line of its own
-    at 80 columns: not re-wrapped into a paragraph, nothing taken for rich markup."""
+    (fitting in 80 columns): not re-wrapped into a paragraph, nothing taken for rich
+    markup."""
     shown = _rendered(lambda: main([*path, "--help"]), monkeypatch, capsys)
     lines = [line.strip() for line in shown.splitlines()]
     assert "Examples:" in lines, f"`onceflow {' '.join(path)} --help` shows no examples"
     examples = [line.strip() for line in _example_lines(_command(path).epilog)]
+    assert all(len(line) <= EXAMPLE_WIDTH for line in _example_lines(_command(path).epilog))
     after = lines[lines.index("Examples:") + 1 :]
     assert after[: len(examples)] == examples
     assert any(line.startswith("onceflow ") for line in after[: len(examples)])
+    # and each option that reads the environment says which variable (`--lease-seconds`)
+    flat = " ".join(shown.replace("│", " ").split())
+    for param in _command(path).params:
+        if isinstance(getattr(param, "envvar", None), str):
+            assert f"[env var: {param.envvar}]" in flat, (path, param.envvar)
 
 
 def test_the_validator_job_help_is_under_its_own_name(
@@ -143,3 +152,38 @@ def test_the_validator_job_examples_are_the_docs_examples(
     examples = shown.partition("Examples:")[2]
     lines = "\n".join(line.strip() for line in examples.splitlines())
     assert _commands(f"```bash\n{lines}\n```") <= _commands(_section("validate"))
+
+
+#: Options documented once for every command rather than in each section: --help, and
+#: --config, which the introduction describes (with its environment variable) for all.
+DOCUMENTED_ONCE = {"--help", "--config"}
+
+
+@pytest.mark.parametrize("path", PATHS, ids=IDS)
+def test_every_option_is_in_its_docs_section(path: tuple[str, ...]) -> None:
+    """Each long option `--help` lists appears in the command's section of
+    docs/commands.md (the program's global options in the introduction)."""
+    text = _sections(path)
+    assert text, f"docs/commands.md has no section for `onceflow {' '.join(path)}`"
+    options = {
+        opt
+        for param in _command(path).params
+        if isinstance(param, typer.core.TyperOption)
+        for opt in param.opts
+        if opt.startswith("--")
+    }
+    missing = sorted(
+        opt for opt in options - DOCUMENTED_ONCE if not re.search(rf"{opt}(?![\w-])", text)
+    )
+    assert not missing, f"`onceflow {' '.join(path)}`: {missing} not in its docs section"
+
+
+def test_the_environment_of_each_option_is_in_the_docs() -> None:
+    """Every environment variable an option reads is named in docs/commands.md."""
+    envvars = {
+        param.envvar
+        for path in PATHS
+        for param in _command(path).params
+        if isinstance(getattr(param, "envvar", None), str)
+    }
+    assert envvars and not sorted(v for v in envvars if v not in DOCS)
