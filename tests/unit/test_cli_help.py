@@ -1,15 +1,23 @@
-"""What `--help` says of a command's defaults is what the command does."""
+"""What `--help` says is what the commands do and what docs/commands.md says: defaults,
+examples, options."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 import typer
 
-from onceflow.cli import app
+from onceflow.cli import app, main, validator_job_main
 
 COMMANDS: Any = typer.main.get_command(app).commands  # type: ignore[attr-defined]
+DOCS = (Path(__file__).resolve().parents[2] / "docs" / "commands.md").read_text(encoding="utf-8")
+#: The help is rendered at this width (the terminal's COLUMNS)...
+WIDTH = "100"
+#: ...and each example line, indented, must fit in 80 columns, less the help's margins.
+EXAMPLE_WIDTH = 80 - 2
 
 
 def _help(name: str, option: str) -> str:
@@ -25,3 +33,157 @@ def test_a_run_is_the_latest_by_default_on_the_state_commands(name: str) -> None
 
 def test_run_says_it_validates_too() -> None:
     assert "validate" in str(COMMANDS["run"].help)
+
+
+def _paths(group: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """`()` (the program), every command and every group and subcommand, as name paths."""
+    found = [prefix]
+    for name, command in group.commands.items():
+        if hasattr(command, "commands"):
+            found += _paths(command, (*prefix, name))
+        else:
+            found.append((*prefix, name))
+    return found
+
+
+PATHS = _paths(typer.main.get_command(app))
+IDS = [" ".join(p) or "onceflow" for p in PATHS]
+
+
+def _command(path: tuple[str, ...]) -> Any:
+    command: Any = typer.main.get_command(app)
+    for name in path:
+        command = command.commands[name]
+    return command
+
+
+def test_every_command_is_listed() -> None:
+    assert len(PATHS) >= 30 and ("runs", "purge") in PATHS and ("force-unlock",) in PATHS
+
+
+def _rendered(run: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any) -> str:
+    monkeypatch.setenv("COLUMNS", WIDTH)
+    assert run() == 0
+    return str(capsys.readouterr().out)
+
+
+def _example_lines(epilog: str | None) -> list[str]:
+    """The lines of a command's examples, as written (after the `Examples:` heading)."""
+    _, heading, lines = (epilog or "").partition("\nExamples:\n")
+    return [line for line in lines.splitlines() if line.strip()] if heading else []
+
+
+@pytest.mark.parametrize("path", PATHS, ids=IDS)
+def test_every_help_shows_examples_line_by_line(
+    path: tuple[str, ...], monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """Each help ends with `Examples:` and real command lines, each on a line of its own
+    (fitting in 80 columns): not re-wrapped into a paragraph, nothing taken for rich
+    markup."""
+    shown = _rendered(lambda: main([*path, "--help"]), monkeypatch, capsys)
+    lines = [line.strip() for line in shown.splitlines()]
+    assert "Examples:" in lines, f"`onceflow {' '.join(path)} --help` shows no examples"
+    examples = [line.strip() for line in _example_lines(_command(path).epilog)]
+    assert all(len(line) <= EXAMPLE_WIDTH for line in _example_lines(_command(path).epilog))
+    after = lines[lines.index("Examples:") + 1 :]
+    assert after[: len(examples)] == examples
+    assert any(line.startswith("onceflow ") for line in after[: len(examples)])
+    # and each option that reads the environment says which variable (`--lease-seconds`)
+    flat = " ".join(shown.replace("│", " ").split())
+    for param in _command(path).params:
+        if isinstance(getattr(param, "envvar", None), str):
+            assert f"[env var: {param.envvar}]" in flat, (path, param.envvar)
+
+
+def test_the_validator_job_help_is_under_its_own_name(
+    monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    shown = _rendered(lambda: validator_job_main(["--help"]), monkeypatch, capsys)
+    lines = [line.strip() for line in shown.splitlines()]
+    assert "Usage: data-validator-job [OPTIONS]" in lines
+    assert "onceflow" not in shown.partition("Examples:")[2]
+    assert "data-validator-job --config config.yaml --sources sources.yaml \\" in lines
+
+
+def _section(title: str) -> str:
+    """The text of the `### \\`onceflow TITLE\\`` section of docs/commands.md; the
+    introduction (before the first `##`) for the program itself."""
+    if not title:
+        return DOCS.partition("\n## ")[0]
+    found = re.search(rf"^### `onceflow {re.escape(title)}`\n(.*?)(?=^##|\Z)", DOCS, re.S | re.M)
+    return found.group(1) if found else ""
+
+
+def _sections(path: tuple[str, ...]) -> str:
+    """The docs of a command: its section; a subcommand documented in its group's section
+    (`runs list` in `onceflow runs`) there; a group without one, its subcommands'."""
+    own = _section(" ".join(path)) or (_section(path[0]) if path else "")
+    if own:
+        return own
+    return "\n".join(_section(" ".join(sub)) for sub in PATHS if sub[:1] == path and sub != path)
+
+
+def _commands(text: str) -> set[str]:
+    """The command lines of the code blocks of `text`: continuations joined, comments and
+    extra spaces dropped."""
+    found = set()
+    for block in re.findall(r"```bash\n(.*?)```", text, re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.split(" #")[0]
+            if line.strip():
+                found.add(" ".join(line.split()))
+    return found
+
+
+@pytest.mark.parametrize("path", PATHS, ids=IDS)
+def test_the_help_examples_are_the_docs_examples(path: tuple[str, ...]) -> None:
+    shown = _commands("```bash\n" + "\n".join(_example_lines(_command(path).epilog)) + "\n```")
+    documented = _commands(_sections(path))
+    assert shown <= documented, (
+        f"examples of `onceflow {' '.join(path)} --help` not in its docs/commands.md section: "
+        f"{sorted(shown - documented)}"
+    )
+
+
+def test_the_validator_job_examples_are_the_docs_examples(
+    monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    shown = _rendered(lambda: validator_job_main(["--help"]), monkeypatch, capsys)
+    examples = shown.partition("Examples:")[2]
+    lines = "\n".join(line.strip() for line in examples.splitlines())
+    assert _commands(f"```bash\n{lines}\n```") <= _commands(_section("validate"))
+
+
+#: Options documented once for every command rather than in each section: --help, and
+#: --config, which the introduction describes (with its environment variable) for all.
+DOCUMENTED_ONCE = {"--help", "--config"}
+
+
+@pytest.mark.parametrize("path", PATHS, ids=IDS)
+def test_every_option_is_in_its_docs_section(path: tuple[str, ...]) -> None:
+    """Each long option `--help` lists appears in the command's section of
+    docs/commands.md (the program's global options in the introduction)."""
+    text = _sections(path)
+    assert text, f"docs/commands.md has no section for `onceflow {' '.join(path)}`"
+    options = {
+        opt
+        for param in _command(path).params
+        if isinstance(param, typer.core.TyperOption)
+        for opt in param.opts
+        if opt.startswith("--")
+    }
+    missing = sorted(
+        opt for opt in options - DOCUMENTED_ONCE if not re.search(rf"{opt}(?![\w-])", text)
+    )
+    assert not missing, f"`onceflow {' '.join(path)}`: {missing} not in its docs section"
+
+
+def test_the_environment_of_each_option_is_in_the_docs() -> None:
+    """Every environment variable an option reads is named in docs/commands.md."""
+    envvars = {
+        param.envvar
+        for path in PATHS
+        for param in _command(path).params
+        if isinstance(getattr(param, "envvar", None), str)
+    }
+    assert envvars and not sorted(v for v in envvars if v not in DOCS)

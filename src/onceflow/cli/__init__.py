@@ -21,7 +21,7 @@ from typing import NoReturn
 
 import typer
 
-from onceflow.cli.app import app, say_problem, settings
+from onceflow.cli.app import app, examples, say_problem, settings
 from onceflow.errors import OnceflowError
 from onceflow.logs import setup_logging
 from onceflow.redact import redact
@@ -180,7 +180,25 @@ def validator_job_main(argv: Sequence[str] | None = None) -> int:
     """The seed validator's job, `data-validator-job --config config.yaml --sources
     sources.yaml --output report.json [--no-resume]`: exactly `onceflow validate` with
     the same arguments (its flags are the seed's); returns the exit code."""
-    return main(["validate", *(sys.argv[1:] if argv is None else argv)])
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--help" in args:
+        return _validator_job_help()
+    return main(["validate", *args])
+
+
+def _validator_job_help() -> int:
+    """`data-validator-job --help`: the help of `onceflow validate` under the job's own
+    name and with its own examples, rather than `Usage: onceflow validate`."""
+    group = typer.main.get_command(narrowed(["validate"]))
+    command = copy.copy(group.commands["validate"])  # type: ignore[attr-defined]
+    command.epilog = examples(
+        "data-validator-job --config config.yaml --sources sources.yaml \\",
+        "                   --output report.json",
+        "data-validator-job --config config.yaml --sources sources.yaml \\",
+        "                   --output report.json --no-resume     # every rule again",
+    )
+    command.main(["--help"], prog_name="data-validator-job", standalone_mode=False)
+    return 0
 
 
 def run_validator_job() -> NoReturn:

@@ -12,11 +12,25 @@ from onceflow.errors import ConfigError
 from onceflow.logs import setup_logging
 from onceflow.version import __version__
 
+
+def examples(*lines: str) -> str:
+    """A command's `epilog`: its examples (the ones docs/commands.md gives) under an
+    `Examples:` heading. Rich help keeps each line as written, indented, where a plain
+    paragraph would be re-wrapped; the heading comes after a newline so that the
+    indentation is kept (typer dedents all but the first line). No `[`: rich markup."""
+    return "\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     help="Batch data pipelines that are safe to rerun: SQL -> Parquet -> Delta Lake.",
+    epilog=examples(
+        "onceflow init demo && cd demo && onceflow run",
+        "onceflow status                  # the latest run, its loads and locks",
+        "onceflow run --help              # a command's options and examples",
+    ),
 )
 
 #: Set by the global options; read by the error handler.

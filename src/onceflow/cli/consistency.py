@@ -3,11 +3,11 @@ data, repair it, and release locks whose holders are gone."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from onceflow.cli.app import app
+from onceflow.cli.app import app, examples
 from onceflow.cli.options import (
     ConfigOpt,
     JsonOpt,
@@ -18,9 +18,17 @@ from onceflow.cli.options import (
     open_pipeline,
 )
 from onceflow.cli.render import print_fixes, print_report
+from onceflow.errors import LockError
 
 
-@app.command("validate-consistency", rich_help_panel="Consistency")
+@app.command(
+    "validate-consistency",
+    rich_help_panel="Consistency",
+    epilog=examples(
+        "onceflow validate-consistency --json --safe-age 3600",
+        "onceflow validate-consistency --fix    # and repair, as fix-inconsistencies",
+    ),
+)
 def validate_consistency_cmd(
     config: ConfigOpt = None,
     state: StateOpt = None,
@@ -40,7 +48,14 @@ def validate_consistency_cmd(
         raise typer.Exit(1)
 
 
-@app.command("fix-inconsistencies", rich_help_panel="Consistency")
+@app.command(
+    "fix-inconsistencies",
+    rich_help_panel="Consistency",
+    epilog=examples(
+        "onceflow fix-inconsistencies",
+        "onceflow fix-inconsistencies --json --safe-age 86400",
+    ),
+)
 def fix_inconsistencies_cmd(
     config: ConfigOpt = None,
     state: StateOpt = None,
@@ -53,17 +68,36 @@ def fix_inconsistencies_cmd(
     print_fixes(pipeline.fix_inconsistencies(safe_age_seconds=safe_age), as_json)
 
 
-@app.command("force-unlock", rich_help_panel="Consistency")
+@app.command(
+    "force-unlock",
+    rich_help_panel="Consistency",
+    epilog=examples(
+        "onceflow force-unlock                           # each holder, asks y/N",
+        "onceflow force-unlock --yes --name shop.orders  # that table's lock",
+        "onceflow force-unlock --yes --name pipeline:shop",
+    ),
+)
 def force_unlock_cmd(
     config: ConfigOpt = None,
     state: StateOpt = None,
     pipeline_name: PipelineOpt = None,
     yes: YesOpt = False,
-    name: Annotated[str | None, typer.Option("--name", help="Only this lock.")] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            "--name",
+            help="Only this lock: its name as status shows it, or a table's key or name "
+            "(shop.orders, load:shop.orders) for that table's load lock. Exit 1, listing the "
+            "locks held, when it is not held.",
+        ),
+    ] = None,
 ) -> None:
     """Show who holds the pipeline's locks and release them (asks unless --yes)."""
     pipeline = open_pipeline(config, state, pipeline_name)
-    if not pipeline.locks():
+    held = pipeline.locks()
+    if name:
+        _require_held(pipeline, name, [lock.name for lock, _ in held])
+    if not held:
         typer.echo("no locks held")
         return
 
@@ -76,3 +110,16 @@ def force_unlock_cmd(
         typer.echo(f"released {lock.name} (was {lock.describe()})")
     if not released:
         typer.echo("nothing released")
+
+
+def _require_held(pipeline: Any, name: str, held: list[str]) -> None:
+    """`--name` of a lock not held (a typo, a table's short name, a lock already gone) is
+    an error naming the locks held: releasing nothing is not what was asked."""
+    from onceflow.consistency import lock_name
+
+    wanted = lock_name(pipeline.config, name, pipeline.store)
+    if wanted in held:
+        return
+    meant = f" ({wanted})" if wanted != name else ""
+    locks = f"the locks held: {', '.join(held)}" if held else "no locks are held"
+    raise LockError(f"--name {name}{meant} is not held; {locks}", lock=wanted)

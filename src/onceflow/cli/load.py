@@ -8,13 +8,21 @@ from typing import Annotated
 
 import typer
 
-from onceflow.cli.app import app
+from onceflow.cli.app import app, examples
 from onceflow.cli.options import ConfigOpt, JsonOpt, LockTimeoutOpt, TablesOpt, split_list
 from onceflow.cli.render import print_json, print_load
 from onceflow.errors import ConfigError
 
 
-@app.command("load", rich_help_panel="Running")
+@app.command(
+    "load",
+    rich_help_panel="Running",
+    epilog=examples(
+        "onceflow load                      # every committed file not loaded yet",
+        "onceflow load --date 2025-01-23 -t shop.orders",
+        "onceflow load --path ./drop/ --target raw/events --strategy append",
+    ),
+)
 def load_cmd(
     config: ConfigOpt = None,
     date: Annotated[
@@ -75,7 +83,14 @@ def load_cmd(
     print_load(summary, as_json)
 
 
-@app.command("optimize", rich_help_panel="Running")
+@app.command(
+    "optimize",
+    rich_help_panel="Running",
+    epilog=examples(
+        "onceflow optimize -t shop.orders --retention-hours 336",
+        "onceflow optimize --no-vacuum     # compact only",
+    ),
+)
 def optimize_cmd(
     config: ConfigOpt = None,
     tables: TablesOpt = None,

@@ -7,14 +7,20 @@ from typing import Annotated
 
 import typer
 
-from onceflow.cli.app import app, say_problem
+from onceflow.cli.app import app, examples, say_problem
 from onceflow.cli.options import ConfigOpt
 from onceflow.config import load_config
 from onceflow.demo import init_project
 from onceflow.errors import ConfigError
 
 
-@app.command(rich_help_panel="Project")
+@app.command(
+    rich_help_panel="Project",
+    epilog=examples(
+        "onceflow init demo && cd demo && onceflow run",
+        "onceflow init demo --force        # a new demo in place of the old one",
+    ),
+)
 def init(
     directory: Annotated[Path, typer.Argument(help="Folder for the demo project.")] = Path("."),
     force: Annotated[
@@ -33,7 +39,7 @@ def init(
     typer.echo(f"created {path}; next: cd {directory} && onceflow run")
 
 
-@app.command(rich_help_panel="Project")
+@app.command(rich_help_panel="Project", epilog=examples("onceflow check --config onceflow.yml"))
 def check(config: ConfigOpt = None) -> None:
     """Validate a config file: every field, source and table reference."""
     cfg = load_config(config)

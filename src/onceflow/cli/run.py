@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from onceflow.cli.app import app
+from onceflow.cli.app import app, examples
 from onceflow.cli.options import (
     AllowPartialOpt,
     ConfigOpt,
@@ -62,7 +62,16 @@ def _connection_url(
     return url
 
 
-@app.command("extract", rich_help_panel="Running")
+@app.command(
+    "extract",
+    rich_help_panel="Running",
+    epilog=examples(
+        "onceflow extract --date 2025-01-23 --tables shop.orders,customers",
+        "onceflow extract --tables tables.json    # the tables a file lists",
+        "onceflow extract --url sqlite:///shop.db --source-name shop \\",
+        "                 --table-name customers --full   # single-table mode",
+    ),
+)
 def extract_cmd(
     ctx: typer.Context,
     config: ConfigOpt = None,
@@ -174,7 +183,14 @@ def extract_cmd(
     summarise_run(summary, as_json)
 
 
-@app.command("run", rich_help_panel="Running")
+@app.command(
+    "run",
+    rich_help_panel="Running",
+    epilog=examples(
+        "onceflow run --date 2025-01-23 --lock-timeout 600",
+        "onceflow run --tables tables.json --databricks   # the seed's table list",
+    ),
+)
 def run_cmd(
     ctx: typer.Context,
     config: ConfigOpt = None,
@@ -197,8 +213,9 @@ def run_cmd(
     databricks: DatabricksOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run the whole pipeline for a run date under the pipeline lock: extract, load, then
-    validate the loaded tables."""
+    """Run the whole pipeline for a run date: extract, load, then validate loaded tables.
+
+    All of it under the pipeline lock."""
     from onceflow.pipeline import Pipeline
 
     pipeline = Pipeline.from_file(config)

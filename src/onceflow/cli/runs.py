@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from onceflow.cli.app import app
+from onceflow.cli.app import app, examples
 from onceflow.cli.options import ConfigsOpt, JsonOpt, load_configs
 from onceflow.cli.render import print_json
 from onceflow.errors import typed_error
@@ -19,7 +19,11 @@ PANEL = "Scheduling"
 
 runs_app = typer.Typer(
     help="Scheduled runs: `onceflow runs list`, `show ID`, `retry ID`, `cancel ID`, "
-    "`purge --older-than DAYS`."
+    "`purge --older-than DAYS`.",
+    epilog=examples(
+        "onceflow runs list --state FAILED",
+        "onceflow runs show 974451893d3c45d4960307eb03f0ddad",
+    ),
 )
 app.add_typer(runs_app, name="runs", rich_help_panel=PANEL)
 
@@ -28,7 +32,13 @@ ENDED = ("COMPLETED", "FAILED", "CANCELLED")
 RunIdArg = Annotated[str, typer.Argument(help="The run's id (onceflow runs list shows them).")]
 
 
-@runs_app.command("list")
+@runs_app.command(
+    "list",
+    epilog=examples(
+        "onceflow runs list --state FAILED",
+        "onceflow runs list --schedule nightly --date 2025-01-23 --json",
+    ),
+)
 def list_(
     config: ConfigsOpt = None,
     state: Annotated[
@@ -80,7 +90,7 @@ def list_(
         )
 
 
-@runs_app.command("show")
+@runs_app.command("show", epilog=examples("onceflow runs show 974451893d3c45d4960307eb03f0ddad"))
 def show(run_id: RunIdArg, config: ConfigsOpt = None, as_json: JsonOpt = False) -> None:
     """One run: its fields, its queue job and every transition it went through."""
     from onceflow.schedule import run_details
@@ -131,7 +141,10 @@ def show(run_id: RunIdArg, config: ConfigsOpt = None, as_json: JsonOpt = False) 
         )
 
 
-@runs_app.command("retry")
+@runs_app.command(
+    "retry",
+    epilog=examples("onceflow runs retry 974451893d3c45d4960307eb03f0ddad   # and later windows"),
+)
 def retry(run_id: RunIdArg, config: ConfigsOpt = None, as_json: JsonOpt = False) -> None:
     """Queue a failed or cancelled run again (fresh retries), with the later failed windows."""
     from onceflow.schedule import retry_run
@@ -145,7 +158,9 @@ def retry(run_id: RunIdArg, config: ConfigsOpt = None, as_json: JsonOpt = False)
     typer.echo("a worker runs them: onceflow worker, or onceflow up")
 
 
-@runs_app.command("cancel")
+@runs_app.command(
+    "cancel", epilog=examples("onceflow runs cancel 85b98b55e4b541059b506c3b7651d8e9")
+)
 def cancel(run_id: RunIdArg, config: ConfigsOpt = None) -> None:
     """Cancel a run that has not completed; a worker running it drops it before its load."""
     from onceflow.schedule import cancel_scheduled_run
@@ -154,7 +169,13 @@ def cancel(run_id: RunIdArg, config: ConfigsOpt = None) -> None:
     typer.echo(f"cancelled: {run_id} (was {was})")
 
 
-@runs_app.command("purge")
+@runs_app.command(
+    "purge",
+    epilog=examples(
+        "onceflow runs purge --older-than 90          # what would go",
+        "onceflow runs purge --older-than 90 --yes    # delete it",
+    ),
+)
 def purge(
     older_than: Annotated[
         float,

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from onceflow.cli.app import app, say_problem
+from onceflow.cli.app import app, examples, say_problem
 from onceflow.cli.options import ConfigOpt, ConfigsOpt, JsonOpt, load_configs
 from onceflow.cli.render import print_json
 
@@ -54,7 +54,12 @@ IntervalOpt = Annotated[
 
 schedule_app = typer.Typer(
     help="Schedules: `onceflow schedule list`, `preview NAME`, `pause NAME`, `resume NAME`, "
-    "`trigger NAME`."
+    "`trigger NAME`.",
+    epilog=examples(
+        "onceflow schedule list --config shop.yml --config crm.yml",
+        "onceflow schedule preview nightly --from 2025-03-07 --count 4",
+        "onceflow schedule trigger nightly --date 2025-01-09",
+    ),
 )
 NameArg = Annotated[str, typer.Argument(help="The schedule's name in onceflow.yml.")]
 app.add_typer(schedule_app, name="schedule", rich_help_panel=PANEL)
@@ -71,7 +76,13 @@ def _stop_on_signals() -> threading.Event:
     return stop
 
 
-@app.command(rich_help_panel=PANEL)
+@app.command(
+    rich_help_panel=PANEL,
+    epilog=examples(
+        "onceflow scheduler --config onceflow.yml      # until SIGTERM",
+        "onceflow scheduler --once --json",
+    ),
+)
 def scheduler(
     config: ConfigsOpt = None,
     once: Annotated[bool, typer.Option("--once", help="One pass, then exit.")] = False,
@@ -98,7 +109,13 @@ def scheduler(
         raise typer.Exit(1)
 
 
-@app.command(rich_help_panel=PANEL)
+@app.command(
+    rich_help_panel=PANEL,
+    epilog=examples(
+        "onceflow worker --config shop.yml --config crm.yml --concurrency 4",
+        "onceflow worker --until-idle --json     # run what is queued, then exit",
+    ),
+)
 def worker(
     config: ConfigsOpt = None,
     concurrency: ConcurrencyOpt = 1,
@@ -119,7 +136,13 @@ def worker(
     _summary("worker", report.as_dict(), as_json)
 
 
-@app.command(rich_help_panel=PANEL)
+@app.command(
+    rich_help_panel=PANEL,
+    epilog=examples(
+        "onceflow up                       # until Ctrl-C / SIGTERM",
+        "onceflow up --until-idle          # catch up, run what is due, exit",
+    ),
+)
 def up(
     config: ConfigsOpt = None,
     concurrency: ConcurrencyOpt = 2,
@@ -168,7 +191,13 @@ def _summary(who: str, counts: dict[str, Any], as_json: bool, full: Any = None) 
         raise typer.Exit(1)
 
 
-@app.command(rich_help_panel=PANEL)
+@app.command(
+    rich_help_panel=PANEL,
+    epilog=examples(
+        "onceflow backfill --from 2025-01-01 --to 2025-01-31",
+        "onceflow backfill --from 2025-01-01 --to 2025-01-31 --reprocess failed",
+    ),
+)
 def backfill(
     start: Annotated[str, typer.Option("--from", help="First data date, YYYY-MM-DD.")],
     end: Annotated[str, typer.Option("--to", help="Last data date, YYYY-MM-DD (inclusive).")],
@@ -201,7 +230,9 @@ def backfill(
         )
 
 
-@schedule_app.command("preview")
+@schedule_app.command(
+    "preview", epilog=examples("onceflow schedule preview nightly --from 2025-03-07 --count 4")
+)
 def preview(
     name: NameArg,
     config: ConfigOpt = None,
@@ -236,7 +267,9 @@ def preview(
         )
 
 
-@schedule_app.command("list")
+@schedule_app.command(
+    "list", epilog=examples("onceflow schedule list --config shop.yml --config crm.yml")
+)
 def list_(config: ConfigsOpt = None, as_json: JsonOpt = False) -> None:
     """List the schedules: cron, zone, active or paused, next tick, last run."""
     from onceflow.schedule import list_schedules
@@ -273,7 +306,10 @@ def list_(config: ConfigsOpt = None, as_json: JsonOpt = False) -> None:
             )
 
 
-@schedule_app.command("pause")
+@schedule_app.command(
+    "pause",
+    epilog=examples('onceflow schedule pause nightly --reason "source upgrade until 18:00"'),
+)
 def pause(
     name: NameArg,
     config: ConfigOpt = None,
@@ -293,7 +329,13 @@ def pause(
         typer.echo(f"{where} was already paused (since {change.paused_at}); nothing changed")
 
 
-@schedule_app.command("resume")
+@schedule_app.command(
+    "resume",
+    epilog=examples(
+        "onceflow schedule resume nightly                # missed ticks: catch_up",
+        "onceflow schedule resume nightly --skip-missed  # drop them",
+    ),
+)
 def resume(
     name: NameArg,
     config: ConfigOpt = None,
@@ -318,7 +360,13 @@ def resume(
         typer.echo(f"{where} is not paused; nothing changed")
 
 
-@schedule_app.command("trigger")
+@schedule_app.command(
+    "trigger",
+    epilog=examples(
+        "onceflow schedule trigger nightly          # the latest ended window",
+        "onceflow schedule trigger nightly --date 2025-01-09",
+    ),
+)
 def trigger(
     name: NameArg,
     config: ConfigOpt = None,

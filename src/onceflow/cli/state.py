@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from onceflow.cli.app import app
+from onceflow.cli.app import app, examples
 from onceflow.cli.options import (
     ConfigOpt,
     JsonOpt,
@@ -32,7 +32,14 @@ from onceflow.errors import ConfigError, StateError
 from onceflow.extract.reports import find_run
 
 
-@app.command(rich_help_panel="State")
+@app.command(
+    rich_help_panel="State",
+    epilog=examples(
+        "onceflow status --date 2025-01-23 --json",
+        "onceflow status --tenant acme",
+        "onceflow status --config config.yaml   # a rules-only config",
+    ),
+)
 def status(
     config: ConfigOpt = None,
     state: StateOpt = None,
@@ -96,7 +103,11 @@ def _status_report(
     }
 
 
-@app.command("validate-windows", rich_help_panel="State")
+@app.command(
+    "validate-windows",
+    rich_help_panel="State",
+    epilog=examples("onceflow validate-windows --date 2025-01-23"),
+)
 def validate_windows(
     config: ConfigOpt = None,
     state: StateOpt = None,
@@ -105,8 +116,10 @@ def validate_windows(
     run_id: WhichRunIdOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Report extractions of a run whose window differs from the run's window, and gaps or
-    overlaps between the windows of consecutive run dates (a changed timezone)."""
+    """Report a run's extractions off its window, and gaps or overlaps between run dates.
+
+    An extraction whose window differs from its run's, and a gap or an overlap between
+    the windows of consecutive run dates, come from a changed timezone."""
     result = open_pipeline(config, state, pipeline_name).validate_windows(date, run_id=run_id)
     if as_json:
         print_json(result)
@@ -116,7 +129,15 @@ def validate_windows(
         raise typer.Exit(1)
 
 
-@app.command("reset-state", rich_help_panel="State")
+@app.command(
+    "reset-state",
+    rich_help_panel="State",
+    epilog=examples(
+        "onceflow reset-state --failed             # failed ones back to pending",
+        "onceflow reset-state --table shop.orders  # re-extract it next run",
+        "onceflow reset-state --validation --table shop.orders   # its results",
+    ),
+)
 def reset_state_cmd(
     config: ConfigOpt = None,
     state: StateOpt = None,

@@ -7,12 +7,20 @@ from typing import Annotated, Any
 
 import typer
 
-from onceflow.cli.app import app
+from onceflow.cli.app import app, examples
 from onceflow.cli.options import ConfigOpt, JsonOpt, TablesOpt, split_list
 from onceflow.cli.render import print_json, print_validation
 
 
-@app.command("validate", rich_help_panel="Running")
+@app.command(
+    "validate",
+    rich_help_panel="Running",
+    epilog=examples(
+        "onceflow validate -t shop.orders --date 2025-01-23",
+        "onceflow validate --output report.json --html report.html",
+        "onceflow validate --sources sources.yaml   # these tables on this data",
+    ),
+)
 def validate_cmd(
     config: ConfigOpt = None,
     tables: TablesOpt = None,

@@ -9,7 +9,7 @@ from onceflow.consistency.checks import (
     validate_consistency,
 )
 from onceflow.consistency.fixes import fix_inconsistencies
-from onceflow.consistency.locks import config_lock_names, force_unlock, list_locks
+from onceflow.consistency.locks import config_lock_names, force_unlock, list_locks, lock_name
 
 __all__ = [
     "DEFAULT_SAFE_AGE_SECONDS",
@@ -20,5 +20,6 @@ __all__ = [
     "fix_inconsistencies",
     "force_unlock",
     "list_locks",
+    "lock_name",
     "validate_consistency",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from onceflow.config import Config
-from onceflow.load import config_targets
+from onceflow.load import config_targets, load_target, tracked_targets
 from onceflow.state import LockRecord, Store, describe_lock, force_release, open_store
 
 
@@ -30,6 +30,25 @@ def list_locks(config: Config, store: Store | None = None) -> list[tuple[LockRec
     ]
 
 
+def lock_name(config: Config, name: str, store: Store | None = None) -> str:
+    """The lock `name` stands for: a lock's own name (as `status` shows it), or a
+    table's key, name or target, bare or after `load:` (`shop.orders`, `orders`,
+    `load:shop/orders`), for that table's load lock, `load:<its absolute location>`.
+    Tables of `load --path` are looked up in `store`'s tracker. Anything else (an
+    ambiguous name too) is returned as given."""
+    if name in config_lock_names(config):
+        return name
+    table = name.removeprefix("load:")
+    targets = [
+        load_target(config, t) for t in config.tables if table in (t.key, t.display_name, t.target)
+    ]
+    if store is not None:
+        tracked = tracked_targets(store, config.pipeline)
+        targets += [t for t in tracked if table in (t.key, t.target)]
+    found = {t.lock_name for t in targets}
+    return found.pop() if len(found) == 1 else name
+
+
 def force_unlock(
     config: Config,
     yes: bool = False,
@@ -41,9 +60,11 @@ def force_unlock(
     """Release this pipeline's locks whoever holds them; returns the released holders.
 
     Without `yes`, `confirm(description)` is asked for each lock (the CLI shows the holder
-    and asks); with neither, nothing is released.
+    and asks); with neither, nothing is released. `name` releases only that lock: a
+    lock's name or a table's (see `lock_name`).
     """
     store = store or open_store(config.state_url)
+    name = lock_name(config, name, store) if name else name
     released = []
     for lock, stale in list_locks(config, store):
         if name and lock.name != name:

@@ -164,3 +164,54 @@ def test_pipeline_lock_context_manager_keeps_a_run_out_until_it_exits(demo: Path
         assert blocked.returncode == 1 and "pipeline:demo" in blocked.stderr
     assert _store(demo).locks.holder("pipeline:demo") is None
     assert run_cli("run", "--date", DAY, cwd=demo).returncode == 0
+
+
+def test_force_unlock_name_takes_a_table_and_refuses_a_lock_not_held(demo: Path) -> None:
+    """`--name` is a lock's name or a table's key, name or target (the table's load lock
+    is named by its absolute location); a name no held lock has is exit 1, naming the
+    locks held, where it used to print `nothing released` and exit 0."""
+    store = _store(demo)
+    orders = f"load:{(demo / 'warehouse' / 'shop' / 'orders').resolve()}"
+    customers = f"load:{(demo / 'warehouse' / 'shop' / 'customers').resolve()}"
+    for name in ("shop.orders", "load:shop.orders", "orders", "load:shop/orders", orders):
+        store.locks.acquire(orders)
+        pipeline = store.locks.acquire("pipeline:demo")
+        released = run_cli("force-unlock", "--yes", "--name", name, cwd=demo)
+        assert released.returncode == 0, (name, released.stderr)
+        assert f"released {orders} (was pid {os.getpid()}" in released.stdout, name
+        assert store.locks.holder(orders) is None, name
+        assert store.locks.holds("pipeline:demo", pipeline), name  # only that one
+        store.locks.release("pipeline:demo", pipeline)
+
+    pipeline = store.locks.acquire("pipeline:demo")
+    for name in ("shop.customers", "nosuch", "load:shop/orders"):
+        refused = run_cli("force-unlock", "--yes", "--name", name, cwd=demo)
+        assert refused.returncode == 1, (name, refused.stdout)
+        assert refused.stderr.count("\n") == 1, refused.stderr  # one line
+        assert f"--name {name}" in refused.stderr
+        assert "is not held; the locks held: pipeline:demo" in refused.stderr
+    assert f"({customers})" in run_cli("force-unlock", "--name", "customers", cwd=demo).stderr
+    assert store.locks.holds("pipeline:demo", pipeline)
+
+    store.locks.release("pipeline:demo", pipeline)
+    none_held = run_cli("force-unlock", "--yes", "--name", "pipeline:demo", cwd=demo)
+    assert none_held.returncode == 1 and "no locks are held" in none_held.stderr
+    assert run_cli("force-unlock", "--yes", cwd=demo).stdout == "no locks held\n"
+
+
+def test_force_unlock_name_takes_a_standalone_target(tmp_path: Path) -> None:
+    """A table of `load --path` (no config file) is found by its target in the tracker."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (tmp_path / "drop").mkdir()
+    pq.write_table(pa.table({"id": [1, 2, 3]}), tmp_path / "drop" / "a.parquet")
+    loaded = run_cli("load", "--path", "drop/", "--target", "raw/events", cwd=tmp_path)
+    assert loaded.returncode == 0, loaded.stderr
+    store = open_store(f"sqlite:///{tmp_path / '.onceflow' / 'state.db'}")
+    lock = f"load:{(tmp_path / 'warehouse' / 'raw' / 'events').resolve()}"
+    store.locks.acquire(lock)
+    released = run_cli("force-unlock", "--yes", "--name", "load:raw/events", cwd=tmp_path)
+    assert released.returncode == 0, released.stderr
+    assert f"released {lock} " in released.stdout
+    assert store.locks.holder(lock) is None
