@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from onceflow.config import Config
+from onceflow.errors import LockError
 from onceflow.load import config_targets, load_target, tracked_targets
 from onceflow.state import LockRecord, Store, describe_lock, force_release, open_store
 
@@ -61,12 +62,22 @@ def force_unlock(
 
     Without `yes`, `confirm(description)` is asked for each lock (the CLI shows the holder
     and asks); with neither, nothing is released. `name` releases only that lock: a
-    lock's name or a table's (see `lock_name`).
+    lock's name or a table's (see `lock_name`); LockError, naming the locks held, when
+    that lock is not held: releasing nothing is not what was asked (a typo, a lock
+    already gone).
     """
     store = store or open_store(config.state_url)
-    name = lock_name(config, name, store) if name else name
+    held = list_locks(config, store)
+    if name:
+        wanted = lock_name(config, name, store)
+        if wanted not in [lock.name for lock, _ in held]:
+            meant = f" ({wanted})" if wanted != name else ""
+            names = ", ".join(lock.name for lock, _ in held)
+            locks = f"the locks held: {names}" if held else "no locks are held"
+            raise LockError(f"--name {name}{meant} is not held; {locks}", lock=wanted)
+        name = wanted
     released = []
-    for lock, stale in list_locks(config, store):
+    for lock, stale in held:
         if name and lock.name != name:
             continue
         if not yes and (confirm is None or not confirm(describe_lock(lock, stale))):
