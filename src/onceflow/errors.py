@@ -45,6 +45,17 @@ def plain_message(text: str) -> str:
     return (text[: match.start()] if match else text).rstrip()
 
 
+def unopenable_table(uri: str, reason: str) -> str:
+    """Why a Delta table cannot be opened, and the two ways back: a table is only its
+    log, so a damaged log file is restored; or the table is rebuilt from the lake it was
+    loaded from (its tracker rows go back to pending, the next load re-applies every file)."""
+    return (
+        f"{uri}: cannot open the Delta table ({reason}). If a file of its _delta_log is "
+        "damaged, restore that file from a backup, or delete the table's folder and run "
+        "`onceflow load`, which rebuilds the table from the lake's files"
+    )
+
+
 def is_panic(error: BaseException) -> bool:
     """Whether `error` is a Rust panic surfaced through PyO3 (ConnectorX, delta-rs):
     `pyo3_runtime.PanicException` derives from BaseException, not Exception, so that

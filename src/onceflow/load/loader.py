@@ -662,11 +662,13 @@ def load_table(
     except OnceflowError as error:
         result.error = redact(str(error))
         result.error_types = error_names(error)
+        result.files += _not_loaded(store, tgt, files, limit, result.error)
         return result
     except Exception as error:
         reason = redact(one_line(str(error)))[:300]
         result.error = f"{tgt.uri}: cannot read or rewind the Delta table ({reason})"
         result.error_types = error_names(error)
+        result.files += _not_loaded(store, tgt, files, limit, result.error)
         return result
     # files of later windows than `limit` are out of this load's scope: those the table
     # holds stay in place, uncounted (a `load --date` before them did not skip them)
@@ -694,6 +696,29 @@ def load_table(
             log.warning("%s: no checkpoint written (%s)", tgt.key, redact(str(error))[:200])
     result.duration_seconds = round(time.monotonic() - started, 3)
     return result
+
+
+def _not_loaded(
+    store: Store, tgt: LoadTarget, files: list[SourceFile], limit: datetime | None, error: str
+) -> list[FileOutcome]:
+    """The files a load that could not start (its table cannot be opened or rewound)
+    leaves out, counted failed with the reason: every file in scope but those the tracker
+    says the table holds as they are. Only counted: the tracker is not told, since the
+    file itself is not at fault and loads as soon as its table can be opened."""
+    try:
+        done = {
+            r.file_id: r.loaded_checksum
+            for r in store.files.find(tgt.uri)
+            if r.status == FILE_COMPLETED
+        }
+    except OnceflowError:  # the store failed: the error says so; no file can be counted
+        return []
+    return [
+        FileOutcome(f.file_id, f.path, "failed", error=error)
+        for f in files
+        if (limit is None or _within(f, limit))
+        and (f.file_id not in done or (f.checksum and done[f.file_id] not in (None, f.checksum)))
+    ]
 
 
 def _within(file: SourceFile, limit: datetime) -> bool:
