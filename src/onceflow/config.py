@@ -41,10 +41,53 @@ DEFAULT_CONFIG_NAME = "onceflow.yml"
 DEFAULT_STATE = "sqlite:///.onceflow/state.db"
 _ENV_REF = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+#: The state store URL schemes onceflow.state.open_store opens.
+STATE_SCHEMES = ("sqlite", "postgresql", "postgres", "postgresql+psycopg")
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_url(url: str, example: str) -> str:
+    """A database URL's shape, refused when the config is read rather than when a step
+    first connects: a scheme (`<dialect>://`) and, if given, a numeric port. Never quoted
+    in the message (it may hold a password). Left as it is when its authority still holds
+    a `${VAR}` reference (resolved when the source is connected: see `lazy_source`)."""
+    from urllib.parse import urlsplit
+
+    scheme, sep, rest = url.partition("://")
+    if not sep or not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.\-]*", scheme):
+        raise ValueError(f"expected a URL such as {example}")
+    if "${" in rest.split("/", 1)[0]:
+        return url
+    try:
+        _ = urlsplit(quote_credentials(url)).port  # reading it checks it
+    except ValueError:
+        host = quote_credentials(url).partition("://")[2].split("/", 1)[0].rpartition("@")[2]
+        port = (
+            host.rpartition("]")[2].partition(":")[2]
+            if host.startswith("[")
+            else host.partition(":")[2]
+        )
+        raise ValueError(
+            f"the port {port!r} is not a port number (0 to 65535): write host:PORT with "
+            f"digits only, e.g. {example}"
+        ) from None
+    return url
+
+
+#: The DB-API module SQLAlchemy imports for a URL without `+driver`, and the spelling of
+#: the same URL with a driver installed with onceflow.
+_SA_DEFAULT_DRIVER = {
+    "mysql": ("MySQLdb", "mysql+pymysql://"),
+    "mariadb": ("MySQLdb", "mariadb+pymysql://"),
+    "postgresql": ("psycopg2", "postgresql+psycopg://"),
+    "postgres": ("psycopg2", "postgresql+psycopg://"),
+    "oracle": ("cx_Oracle", "oracle+oracledb://"),
+}
+#: The module of a `+driver` SQLAlchemy names by another name.
+_SA_DRIVER_MODULE = {"mysqldb": "MySQLdb", "cx_oracle": "cx_Oracle", "mysqlconnector": "mysql"}
 
 
 class SourceConfig(_Model):
@@ -52,6 +95,52 @@ class SourceConfig(_Model):
 
     url: str
     reader: Literal["auto", "adbc", "connectorx", "pymysql", "sqlalchemy"] = "auto"
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _check_url(value, "postgresql://user@db-host:5432/shop")
+
+    @property
+    def resolved_reader(self) -> str:
+        """The reader `auto` stands for: ADBC for PostgreSQL and SQLite, ConnectorX (after
+        a pymysql preflight) for MySQL/MariaDB, SQLAlchemy for any other dialect."""
+        if self.reader != "auto":
+            return self.reader
+        return {"postgresql": "adbc", "sqlite": "adbc", "mysql": "connectorx"}.get(
+            self.dialect, "sqlalchemy"
+        )
+
+    def driver_problem(self) -> str | None:
+        """Why SQLAlchemy cannot load this URL's driver, with the fix; None when it can
+        (or another reader is used). Checked when the source is connected and by `check`,
+        not when any config is read: a host that only loads or reports needs no driver."""
+        import importlib.util
+
+        if self.resolved_reader != "sqlalchemy":
+            return None
+        scheme = self.url.split("://", 1)[0].lower()
+        base, _, driver = scheme.partition("+")
+        if driver:
+            module = _SA_DRIVER_MODULE.get(driver, driver)
+        elif base in _SA_DEFAULT_DRIVER:
+            module = _SA_DEFAULT_DRIVER[base][0]
+        else:
+            return None  # SQLAlchemy's own message names its dialect's driver
+        if importlib.util.find_spec(module) is not None:
+            return None
+        fixes = []
+        if base in _SA_DEFAULT_DRIVER:
+            fixes.append(
+                f"write the URL as {_SA_DEFAULT_DRIVER[base][1]}... (its driver is "
+                "installed with onceflow)"
+            )
+        if self.dialect in ("postgresql", "mysql", "sqlite") and self.reader == "sqlalchemy":
+            fixes.append("use `reader: auto`")
+        return (
+            f"{scheme}:// read through SQLAlchemy needs the Python module {module!r}, which "
+            f"is not installed: {' or '.join(fixes) or f'install {module}'}"
+        )
 
     @property
     def dialect(self) -> str:
@@ -447,6 +536,26 @@ class Config(_Model):
     def pipeline_lock_name(self) -> str:
         """The lock a run or an extraction of this pipeline holds."""
         return f"pipeline:{self.pipeline}"
+
+    @field_validator("state")
+    @classmethod
+    def _state_url(cls, value: str) -> str:
+        # refused here, not when a command first opens the store (exit 1, after `check`
+        # said the config was fine)
+        scheme = value.split("://", 1)[0].lower() if "://" in value else ""
+        if scheme not in STATE_SCHEMES:
+            given = f"scheme {scheme!r}" if scheme else "not a URL"
+            raise ValueError(
+                f"unsupported state store ({given}): use sqlite:///path/state.db (a local "
+                "file) or postgresql://user@host/db (a shared store; also postgres:// and "
+                "postgresql+psycopg://)"
+            )
+        if scheme == "sqlite" and value.split("://", 1)[1].lstrip("/") in ("", ":memory:"):
+            raise ValueError(
+                "an in-memory SQLite store cannot be shared between steps: give a file, "
+                "e.g. sqlite:///.onceflow/state.db"
+            )
+        return _check_url(value, "postgresql://user@db-host:5432/onceflow")
 
     @field_validator("pipeline")
     @classmethod

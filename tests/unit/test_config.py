@@ -214,3 +214,54 @@ def test_a_table_inside_another_tables_folder_or_quarantine_is_refused() -> None
     }
     with pytest.raises(ConfigError, match=r"tables\[0\]\.quarantine: 'shop.a' quarantines into"):
         config_from_dict(clash)
+
+
+@pytest.mark.parametrize("state", ["mongodb://x/y", "redis://h:6379/0", "state.db"])
+def test_an_unsupported_state_store_is_refused_when_the_config_is_read(state: str) -> None:
+    """It passed `check`; `run` then failed when it opened the store, with exit 1."""
+    with pytest.raises(ConfigError) as caught:
+        config_from_dict({**BASE, "state": state})
+    assert caught.value.field == "state" and caught.value.exit_code == 2
+    assert "state: unsupported state store" in str(caught.value)
+    assert "sqlite:///" in str(caught.value) and "postgresql://" in str(caught.value)
+
+
+def test_supported_state_stores_are_accepted() -> None:
+    for state in (
+        "sqlite:///.onceflow/state.db",
+        "postgresql://u@h:5432/db",
+        "postgres://u@h/db",
+        "postgresql+psycopg://u@h/db",
+    ):
+        assert config_from_dict({**BASE, "state": state}).state == state
+
+
+@pytest.mark.parametrize("field", ["state", "source"])
+def test_a_port_that_is_not_a_number_is_refused_naming_the_field(field: str) -> None:
+    url = "postgresql://app:s3cr3t@db:notaport/shop"
+    data = (
+        {**BASE, "state": url} if field == "state" else {**BASE, "sources": {"shop": {"url": url}}}
+    )
+    with pytest.raises(ConfigError) as caught:
+        config_from_dict(data)
+    named = "state" if field == "state" else "sources.shop.url"
+    assert f"{named}: the port 'notaport' is not a port number" in str(caught.value)
+    assert "s3cr3t" not in str(caught.value)
+
+
+def test_a_source_url_without_a_scheme_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"sources\.shop\.url: expected a URL such as"):
+        config_from_dict({**BASE, "sources": {"shop": {"url": "db-host/shop"}}})
+
+
+def test_a_sqlalchemy_driver_that_is_not_installed_is_named_with_the_urls_that_work() -> None:
+    """`mysql://` with `reader: sqlalchemy` failed at run with `No module named 'MySQLdb'`."""
+    source = {"url": "mysql://etl:pw@crm:3306/crm", "reader": "sqlalchemy"}
+    config = config_from_dict({**BASE, "sources": {"shop": source}})
+    problem = config.sources["shop"].driver_problem() or ""
+    assert "'MySQLdb'" in problem
+    assert "mysql+pymysql://" in problem and "reader: auto" in problem
+    # a driver installed with onceflow, or another reader: no problem
+    for url, reader in (("mysql+pymysql://etl@crm/crm", "sqlalchemy"), (source["url"], "auto")):
+        fine = config_from_dict({**BASE, "sources": {"shop": {"url": url, "reader": reader}}})
+        assert fine.sources["shop"].driver_problem() is None

@@ -43,6 +43,15 @@ def check(config: ConfigOpt = None) -> None:
             "one under `tables:` (see docs/configuration.md)",
             field="tables",
         )
+    for name, source in cfg.sources.items():
+        # the driver is checked here and when a source is connected, not whenever a config
+        # is read: a host that only loads or reports needs no source driver
+        problem = source.driver_problem()
+        if problem:
+            raise ConfigError(
+                f"{config or 'onceflow.yml'}: sources.{name}.url: {problem}",
+                field=f"sources.{name}.url",
+            )
     typer.echo(
         f"config ok: pipeline {cfg.pipeline}, {len(cfg.sources)} sources, {len(cfg.tables)} tables"
     )
