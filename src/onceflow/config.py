@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from onceflow.errors import ConfigError
+from onceflow.errors import ConfigError, did_you_mean, field_problem, first_problem
 from onceflow.locations import normalize_path, safe_component, table_location
 from onceflow.redact import quote_credentials, register_secret, register_url
 
@@ -461,6 +461,18 @@ class ScheduleConfig(_Model):
     @classmethod
     def _runtime(cls, value: str | float) -> str | float:
         parse_duration(value)
+        return value
+
+    @field_validator("start", mode="before")
+    @classmethod
+    def _no_number_start(cls, value: Any) -> Any:
+        # pydantic reads a number as seconds since 1970: `start: 2025` would be 00:33:45
+        # on 1 January 1970, not the year
+        if isinstance(value, int | float) or (isinstance(value, str) and value.strip().isdigit()):
+            raise ValueError(
+                f"expected a date and time with its offset, e.g. 2025-01-01T00:00:00+00:00, "
+                f"got {value!r}"
+            )
         return value
 
     @field_validator("start")
@@ -970,7 +982,7 @@ def _interpolate(value: Any, where: str) -> Any:
 def _error_field(error: ValidationError, data: dict[str, Any] | None = None) -> str:
     """The dotted path of the first invalid field, e.g. `tables[0].load.strategy`; a
     schedule is named, `schedules[nightly].cron`; a check across fields names its own."""
-    first = error.errors()[0]
+    first = first_problem(error.errors())
     loc = ""
     parts = list(first["loc"])
     for i, part in enumerate(parts):
@@ -988,6 +1000,62 @@ def _error_field(error: ValidationError, data: dict[str, Any] | None = None) -> 
     return loc
 
 
+def _keys_at(parts: list[Any]) -> list[str]:
+    """The keys the config mapping at a pydantic location takes (for a did-you-mean):
+    the fields of the model there, found by walking Config's annotations."""
+    here: Any = Config
+    for part in parts:
+        here = _step(here, part)
+        if here is None:
+            return []
+    model = _model_in(here)
+    if model is None:
+        return []
+    keys = []
+    for name, info in model.model_fields.items():
+        if not info.exclude:
+            keys.append(name)
+        if isinstance(info.validation_alias, AliasChoices):
+            keys += [c for c in info.validation_alias.choices if isinstance(c, str)]
+    return keys
+
+
+def _step(annotation: Any, part: Any) -> Any:
+    """The annotation one location part further: a model's field, a list's item, a
+    dict's value, or the member of a union pydantic names."""
+    import types
+    import typing
+
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        for member in args:
+            if getattr(member, "__name__", None) == part:
+                return member
+        found = [m for m in args if _model_in(m) or typing.get_origin(m) in (list, dict)]
+        return _step(found[0], part) if found else None
+    if origin is list:
+        return args[0] if isinstance(part, int) else None
+    if origin is dict:
+        return args[1]
+    model = _model_in(annotation)
+    if model is not None and isinstance(part, str) and part in model.model_fields:
+        return model.model_fields[part].annotation
+    return None
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The model an annotation is, or the one model of an optional one."""
+    import typing
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    models = [
+        m for m in typing.get_args(annotation) if isinstance(m, type) and issubclass(m, BaseModel)
+    ]
+    return models[0] if len(models) == 1 else None
+
+
 def _schedule_label(data: dict[str, Any], index: int) -> str | int:
     schedules = data.get("schedules")
     if isinstance(schedules, list) and index < len(schedules):
@@ -1003,18 +1071,18 @@ def _format_validation_error(
     data: dict[str, Any] | None = None,
     renames: dict[str, str] | None = None,
 ) -> str:
-    first = error.errors()[0]
-    loc = _error_field(error, data)
+    first = first_problem(error.errors())
+    field = _error_field(error, data)
+    loc = field
     if loc and first["msg"].removeprefix("Value error, ").startswith(f"{loc}: "):
         loc = ""  # the message names its field itself
     loc = seed_spelling(loc, renames or {})
-    message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
-        message = "unknown field; check its spelling against docs/configuration.md"
-    elif first["type"] == "missing":
-        message = "required field is missing"
-    elif first["type"] == "literal_error":
-        message = f"invalid value {first.get('input')!r}: {message}"
+        parts = list(first["loc"])
+        hint = did_you_mean(str(parts[-1]), _keys_at(parts[:-1]))
+        message = f"unknown field{hint}; check its spelling against docs/configuration.md"
+    else:
+        message = field_problem(first, show_input=not _holds_secrets(field))
     more = len(error.errors()) - 1
     suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
     where = f"{loc}: " if loc else ""

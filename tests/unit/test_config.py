@@ -265,3 +265,58 @@ def test_a_sqlalchemy_driver_that_is_not_installed_is_named_with_the_urls_that_w
     for url, reader in (("mysql+pymysql://etl@crm/crm", "sqlalchemy"), (source["url"], "auto")):
         fine = config_from_dict({**BASE, "sources": {"shop": {"url": url, "reader": reader}}})
         assert fine.sources["shop"].driver_problem() is None
+
+
+def test_a_misspelt_key_of_a_rule_says_which_key_was_meant() -> None:
+    rule = {"name": "amount_positive", "type": "range", "column": "amount", "min": 0}
+    with pytest.raises(ConfigError) as caught:
+        config_from_dict(_with_table(table="t", rules=[{**rule, "inclusiv": False}]))
+    assert "rule 'amount_positive': inclusiv: unknown field (did you mean inclusive?)" in str(
+        caught.value
+    )
+    assert "check its spelling" in str(caught.value)
+
+
+def test_a_misspelt_key_is_reported_before_the_required_key_it_stands_for() -> None:
+    """`ur:` showed `sources.shop.url: required field is missing (and 1 more problem)`."""
+    with pytest.raises(ConfigError) as caught:
+        config_from_dict({**BASE, "sources": {"shop": {"ur": "sqlite:///x.db"}}})
+    assert caught.value.field == "sources.shop.ur"
+    assert "sources.shop.ur: unknown field (did you mean url?)" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("key", "meant"),
+    [("workerz", "workers"), ("retry.max_atempts", "max_attempts"), ("load.stratgy", "strategy")],
+)
+def test_a_misspelt_key_at_any_level_names_the_key_meant(key: str, meant: str) -> None:
+    parent, _, name = key.rpartition(".")
+    if parent == "load":
+        data = _with_table(table="t", load={name: "append"})
+    elif parent:
+        data = {**BASE, parent: {name: 3}}
+    else:
+        data = {**BASE, name: 2}
+    with pytest.raises(ConfigError, match=rf"unknown field \(did you mean {meant}\?\)"):
+        config_from_dict(data)
+
+
+def test_a_value_of_the_wrong_type_says_what_is_expected_with_an_example() -> None:
+    """Pydantic's own text said `Input should be a valid list` / `... datetime or date,
+    input is too short`, with no example."""
+    load = {"strategy": "scd2", "primary_key": ["id"], "tracking_columns": "name"}
+    with pytest.raises(ConfigError) as caught:
+        config_from_dict(_with_table(table="t", load=load))
+    assert "tracking_columns: expected a list, e.g. [a, b], got 'name': write [name]" in str(
+        caught.value
+    )
+    for start in ("2025-01", "2025"):
+        schedule = {"name": "nightly", "cron": "0 2 * * *", "start": start}
+        with pytest.raises(ConfigError) as caught:
+            config_from_dict({**BASE, "schedules": [schedule]})
+        assert (
+            "schedules[nightly].start: expected a date and time with its offset, e.g. "
+            f"2025-01-01T00:00:00+00:00, got '{start}'"
+        ) in str(caught.value)
+    with pytest.raises(ConfigError, match=r"workers: expected a whole number, e.g. 3, got 'two'"):
+        config_from_dict({**BASE, "workers": "two"})
