@@ -52,15 +52,12 @@ class _Model(BaseModel):
 def _check_url(url: str, example: str) -> str:
     """A database URL's shape, refused when the config is read rather than when a step
     first connects: a scheme (`<dialect>://`) and, if given, a numeric port. Never quoted
-    in the message (it may hold a password). Left as it is when its authority still holds
-    a `${VAR}` reference (resolved when the source is connected: see `lazy_source`)."""
+    in the message (it may hold a password)."""
     from urllib.parse import urlsplit
 
-    scheme, sep, rest = url.partition("://")
+    scheme, sep, _ = url.partition("://")
     if not sep or not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.\-]*", scheme):
         raise ValueError(f"expected a URL such as {example}")
-    if "${" in rest.split("/", 1)[0]:
-        return url
     try:
         _ = urlsplit(quote_credentials(url)).port  # reading it checks it
     except ValueError:
@@ -99,6 +96,8 @@ class SourceConfig(_Model):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
+        if _ENV_REF.search(value):
+            return value  # a `${VAR}` not set yet: checked once resolved (Config.source)
         return _check_url(value, "postgresql://user@db-host:5432/shop")
 
     @property
@@ -532,6 +531,10 @@ class Config(_Model):
     # the seed validator's JSON state file, when `pipeline: {state_file: x.json}` named
     # one (the store is x.db beside it): set by config_from_dict, never a key of the file
     _seed_state_file: str | None = PrivateAttr(None)
+    # the file's name for messages, and the lazy fields whose `${VAR}` was not set when
+    # it was read (`_LAZY_FIELD`): resolved by `source()` when the source is connected
+    _origin: str = PrivateAttr("config")
+    _unset: frozenset[str] = PrivateAttr(frozenset())
 
     @property
     def seed_state_file(self) -> str | None:
@@ -663,10 +666,27 @@ class Config(_Model):
         `/dbfs/x`), else a path under the warehouse."""
         return table_location(self.resolve(self.warehouse), target)
 
+    def source(self, name: str) -> SourceConfig:
+        """A source, its URL's `${VAR}` references resolved: the config is read without
+        them (see `_LAZY_FIELD`), a connection needs them. ConfigError naming the field
+        when one is not set, or when the URL it makes is not a valid one."""
+        source = self.sources[name]
+        where = f"sources.{name}.url"
+        if where not in self._unset:
+            return source
+        url = _interpolate(source.url, where, self._origin)
+        try:
+            resolved = SourceConfig.model_validate({"url": url, "reader": source.reader})
+        except ValidationError as error:
+            problem = field_problem(first_problem(error.errors()), show_input=False)
+            raise ConfigError(f"{self._origin}: {where}: {problem}", field=where) from None
+        register_url(url)
+        return resolved
+
     def source_url(self, name: str) -> str:
         """A source's URL for its driver: a relative SQLite path resolved against the
         config's folder, credentials percent-encoded."""
-        url = self.sources[name].url
+        url = self.source(name).url
         if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
             return "sqlite:///" + self.resolve(url[len("sqlite:///") :])
         return quote_credentials(url)
@@ -955,11 +975,27 @@ def _holds_secrets(where: str) -> bool:
     return bool(_SECRET_FIELD.search(where))
 
 
-def _interpolate(value: Any, where: str) -> Any:
+#: The fields whose `${VAR}` may stay unset until they are used: a source's URL is read
+#: only when the source is connected (extract, run, check), so a host that only loads,
+#: validates or reports (`status` on a monitoring host) needs none of the sources'
+#: secrets. Every other field is resolved, and refused when unset, as the config is read.
+_LAZY_FIELD = re.compile(r"^sources\.[^.]+\.url$")
+
+
+def _interpolate(
+    value: Any, where: str, origin: str = "config", unset: set[str] | None = None
+) -> Any:
+    """`value` with its `${VAR}` references resolved from the environment. A variable that
+    is not set (and has no default) is a ConfigError naming the field; in a lazy field
+    (`_LAZY_FIELD`) with `unset` given, the reference is kept and the field is added to
+    `unset`, to be resolved when it is used (Config.source)."""
     if isinstance(value, dict):
-        return {k: _interpolate(v, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+        return {
+            k: _interpolate(v, f"{where}.{k}" if where else str(k), origin, unset)
+            for k, v in value.items()
+        }
     if isinstance(value, list):
-        return [_interpolate(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [_interpolate(v, f"{where}[{i}]", origin, unset) for i, v in enumerate(value)]
     if not isinstance(value, str):
         return value
 
@@ -971,9 +1007,13 @@ def _interpolate(value: Any, where: str) -> Any:
             return os.environ[name]
         if default is not None:
             return default
+        if unset is not None and _LAZY_FIELD.match(where):
+            unset.add(where)
+            return match.group(0)
         raise ConfigError(
-            f"{where}: environment variable {name} is not set; export it or write "
-            f"${{{name}:-default}}"
+            f"{origin}: {where}: environment variable {name} is not set; export it or write "
+            f"${{{name}:-default}}",
+            field=where,
         )
 
     return _ENV_REF.sub(substitute, value)
@@ -1095,7 +1135,8 @@ def config_from_dict(
     """Build a Config from a parsed mapping; ConfigError names the bad field."""
     if not isinstance(data, dict):
         raise ConfigError(f"{origin}: expected a mapping of settings at the top level")
-    data = _interpolate(data, "")
+    unset: set[str] = set()
+    data = _interpolate(data, "", origin, unset)
     # the seeds' spellings (`table_name`, `engine: {type, options}`...) become onceflow's
     # here, so that every step sees one model; `renames` names a bad value as written
     data, norm = _normalized(data, origin)
@@ -1109,6 +1150,7 @@ def config_from_dict(
         ) from None
     if norm.seed_state_file is not None:
         config._seed_state_file = config.resolve(norm.seed_state_file)
+    config._origin, config._unset = origin, frozenset(unset)
     for source in config.sources.values():
         register_url(source.url)
     register_url(config.state)

@@ -99,8 +99,9 @@ def test_env_interpolation_and_secret_is_registered(monkeypatch: pytest.MonkeyPa
 def test_missing_env_var_names_the_field(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NOPE_VAR", raising=False)
     data = {**BASE, "sources": {"shop": {"url": "postgresql://app:${NOPE_VAR}@h/db"}}}
+    config = config_from_dict(data)  # a source's URL is resolved when it is connected
     with pytest.raises(ConfigError, match=r"sources\.shop\.url: environment variable NOPE_VAR"):
-        config_from_dict(data)
+        config.source_url("shop")
 
 
 def test_env_default_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -320,3 +321,47 @@ def test_a_value_of_the_wrong_type_says_what_is_expected_with_an_example() -> No
         ) in str(caught.value)
     with pytest.raises(ConfigError, match=r"workers: expected a whole number, e.g. 3, got 'two'"):
         config_from_dict({**BASE, "workers": "two"})
+
+
+def test_a_source_url_variable_is_needed_only_when_the_source_is_connected(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`status`, `load` and `validate-consistency` refused to run without `${PGPW}`, a
+    source password they never use."""
+    monkeypatch.delenv("OF_TEST_PGPW", raising=False)
+    monkeypatch.delenv("OF_TEST_CRM_URL", raising=False)
+    sources = {
+        "shop": {"url": "postgresql://app:${OF_TEST_PGPW}@db:5432/shop"},
+        "crm": {"url": "${OF_TEST_CRM_URL}"},
+    }
+    config = config_from_dict({**BASE, "sources": sources}, origin="onceflow.yml")
+    with pytest.raises(ConfigError) as caught:
+        config.source_url("shop")
+    assert str(caught.value) == (
+        "onceflow.yml: sources.shop.url: environment variable OF_TEST_PGPW is not set; "
+        "export it or write ${OF_TEST_PGPW:-default}"
+    )
+    assert caught.value.field == "sources.shop.url" and caught.value.exit_code == 2
+
+    monkeypatch.setenv("OF_TEST_PGPW", "s3cr3t-pw")
+    monkeypatch.setenv("OF_TEST_CRM_URL", "mysql://etl@crm:3306/crm")
+    assert config.source_url("shop") == "postgresql://app:s3cr3t-pw@db:5432/shop"
+    assert redact("connecting with s3cr3t-pw") == "connecting with ***"
+    crm = config.source("crm")
+    assert crm.dialect == "mysql" and crm.url == "mysql://etl@crm:3306/crm"
+    # the URL a variable makes is checked as a written one is
+    monkeypatch.setenv("OF_TEST_CRM_URL", "mysql://etl@crm:port/crm")
+    with pytest.raises(ConfigError, match=r"^onceflow.yml: sources.crm.url: the port 'port'"):
+        config.source("crm")
+
+
+def test_a_variable_of_any_other_field_is_still_needed_when_the_config_is_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("OF_TEST_LAKE", raising=False)
+    with pytest.raises(ConfigError) as caught:
+        config_from_dict({**BASE, "lake": "${OF_TEST_LAKE}"}, origin="onceflow.yml")
+    assert str(caught.value).startswith(
+        "onceflow.yml: lake: environment variable OF_TEST_LAKE is not set"
+    )
+    assert caught.value.field == "lake"

@@ -251,3 +251,26 @@ def test_a_sqlalchemy_source_without_its_driver_fails_check_and_names_the_urls_t
     assert "mysql+pymysql://" in done.stderr and "reader: auto" in done.stderr
     line = _extract_and_check(tmp_path, config, "bad.t", must_say="mysql+pymysql://")
     assert "MySQLdb" in line and "ModuleNotFoundError" not in line
+
+
+def test_status_and_load_run_without_a_source_secret_and_extract_names_it(tmp_path):
+    """status, load and validate-consistency refused to run without `${PGPW}` (exit 2),
+    a source password they never use: a monitoring host has no source secrets."""
+    config = write_yaml(
+        tmp_path / "onceflow.yml",
+        {
+            "state": f"sqlite:///{tmp_path / 'state.db'}",
+            "sources": {"pg": {"url": "postgresql://app:${OF_TEST_UNSET_PW}@127.0.0.1:1/db"}},
+            "tables": [{"source": "pg", "table": "t"}],
+        },
+    )
+    for args in (["status"], ["load"], ["validate-consistency"]):
+        done = run_cli(*args, "--config", str(config), cwd=tmp_path)
+        assert done.returncode == 0, (args, done.stderr)
+    for args in (["check"], ["extract", "--date", "2025-01-23"]):
+        done = run_cli(*args, "--config", str(config), cwd=tmp_path)
+        assert done.returncode == 2, (args, done.stderr)
+        assert done.stderr.strip() == (
+            f"error: {config}: sources.pg.url: environment variable OF_TEST_UNSET_PW is not "
+            "set; export it or write ${OF_TEST_UNSET_PW:-default}"
+        )
