@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from onceflow.errors import ConfigError
+from onceflow.errors import ConfigError, did_you_mean, field_problem, first_problem
 from onceflow.locations import normalize_path, safe_component, table_location
 from onceflow.redact import quote_credentials, register_secret, register_url
 
@@ -41,10 +41,50 @@ DEFAULT_CONFIG_NAME = "onceflow.yml"
 DEFAULT_STATE = "sqlite:///.onceflow/state.db"
 _ENV_REF = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+#: The state store URL schemes onceflow.state.open_store opens.
+STATE_SCHEMES = ("sqlite", "postgresql", "postgres", "postgresql+psycopg")
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_url(url: str, example: str) -> str:
+    """A database URL's shape, refused when the config is read rather than when a step
+    first connects: a scheme (`<dialect>://`) and, if given, a numeric port. Never quoted
+    in the message (it may hold a password)."""
+    from urllib.parse import urlsplit
+
+    scheme, sep, _ = url.partition("://")
+    if not sep or not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.\-]*", scheme):
+        raise ValueError(f"expected a URL such as {example}")
+    try:
+        _ = urlsplit(quote_credentials(url)).port  # reading it checks it
+    except ValueError:
+        host = quote_credentials(url).partition("://")[2].split("/", 1)[0].rpartition("@")[2]
+        port = (
+            host.rpartition("]")[2].partition(":")[2]
+            if host.startswith("[")
+            else host.partition(":")[2]
+        )
+        raise ValueError(
+            f"the port {port!r} is not a port number (0 to 65535): write host:PORT with "
+            f"digits only, e.g. {example}"
+        ) from None
+    return url
+
+
+#: The DB-API module SQLAlchemy imports for a URL without `+driver`, and the spelling of
+#: the same URL with a driver installed with onceflow.
+_SA_DEFAULT_DRIVER = {
+    "mysql": ("MySQLdb", "mysql+pymysql://"),
+    "mariadb": ("MySQLdb", "mariadb+pymysql://"),
+    "postgresql": ("psycopg2", "postgresql+psycopg://"),
+    "postgres": ("psycopg2", "postgresql+psycopg://"),
+    "oracle": ("cx_Oracle", "oracle+oracledb://"),
+}
+#: The module of a `+driver` SQLAlchemy names by another name.
+_SA_DRIVER_MODULE = {"mysqldb": "MySQLdb", "cx_oracle": "cx_Oracle", "mysqlconnector": "mysql"}
 
 
 class SourceConfig(_Model):
@@ -52,6 +92,54 @@ class SourceConfig(_Model):
 
     url: str
     reader: Literal["auto", "adbc", "connectorx", "pymysql", "sqlalchemy"] = "auto"
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if _ENV_REF.search(value):
+            return value  # a `${VAR}` not set yet: checked once resolved (Config.source)
+        return _check_url(value, "postgresql://user@db-host:5432/shop")
+
+    @property
+    def resolved_reader(self) -> str:
+        """The reader `auto` stands for: ADBC for PostgreSQL and SQLite, ConnectorX (after
+        a pymysql preflight) for MySQL/MariaDB, SQLAlchemy for any other dialect."""
+        if self.reader != "auto":
+            return self.reader
+        return {"postgresql": "adbc", "sqlite": "adbc", "mysql": "connectorx"}.get(
+            self.dialect, "sqlalchemy"
+        )
+
+    def driver_problem(self) -> str | None:
+        """Why SQLAlchemy cannot load this URL's driver, with the fix; None when it can
+        (or another reader is used). Checked when the source is connected and by `check`,
+        not when any config is read: a host that only loads or reports needs no driver."""
+        import importlib.util
+
+        if self.resolved_reader != "sqlalchemy":
+            return None
+        scheme = self.url.split("://", 1)[0].lower()
+        base, _, driver = scheme.partition("+")
+        if driver:
+            module = _SA_DRIVER_MODULE.get(driver, driver)
+        elif base in _SA_DEFAULT_DRIVER:
+            module = _SA_DEFAULT_DRIVER[base][0]
+        else:
+            return None  # SQLAlchemy's own message names its dialect's driver
+        if importlib.util.find_spec(module) is not None:
+            return None
+        fixes = []
+        if base in _SA_DEFAULT_DRIVER:
+            fixes.append(
+                f"write the URL as {_SA_DEFAULT_DRIVER[base][1]}... (its driver is "
+                "installed with onceflow)"
+            )
+        if self.dialect in ("postgresql", "mysql", "sqlite") and self.reader == "sqlalchemy":
+            fixes.append("use `reader: auto`")
+        return (
+            f"{scheme}:// read through SQLAlchemy needs the Python module {module!r}, which "
+            f"is not installed: {' or '.join(fixes) or f'install {module}'}"
+        )
 
     @property
     def dialect(self) -> str:
@@ -374,6 +462,18 @@ class ScheduleConfig(_Model):
         parse_duration(value)
         return value
 
+    @field_validator("start", mode="before")
+    @classmethod
+    def _no_number_start(cls, value: Any) -> Any:
+        # pydantic reads a number as seconds since 1970: `start: 2025` would be 00:33:45
+        # on 1 January 1970, not the year
+        if isinstance(value, int | float) or (isinstance(value, str) and value.strip().isdigit()):
+            raise ValueError(
+                f"expected a date and time with its offset, e.g. 2025-01-01T00:00:00+00:00, "
+                f"got {value!r}"
+            )
+        return value
+
     @field_validator("start")
     @classmethod
     def _aware_start(cls, value: datetime | None) -> datetime | None:
@@ -431,6 +531,10 @@ class Config(_Model):
     # the seed validator's JSON state file, when `pipeline: {state_file: x.json}` named
     # one (the store is x.db beside it): set by config_from_dict, never a key of the file
     _seed_state_file: str | None = PrivateAttr(None)
+    # the file's name for messages, and the lazy fields whose `${VAR}` was not set when
+    # it was read (`_LAZY_FIELD`): resolved by `source()` when the source is connected
+    _origin: str = PrivateAttr("config")
+    _unset: frozenset[str] = PrivateAttr(frozenset())
 
     @property
     def seed_state_file(self) -> str | None:
@@ -447,6 +551,26 @@ class Config(_Model):
     def pipeline_lock_name(self) -> str:
         """The lock a run or an extraction of this pipeline holds."""
         return f"pipeline:{self.pipeline}"
+
+    @field_validator("state")
+    @classmethod
+    def _state_url(cls, value: str) -> str:
+        # refused here, not when a command first opens the store (exit 1, after `check`
+        # said the config was fine)
+        scheme = value.split("://", 1)[0].lower() if "://" in value else ""
+        if scheme not in STATE_SCHEMES:
+            given = f"scheme {scheme!r}" if scheme else "not a URL"
+            raise ValueError(
+                f"unsupported state store ({given}): use sqlite:///path/state.db (a local "
+                "file) or postgresql://user@host/db (a shared store; also postgres:// and "
+                "postgresql+psycopg://)"
+            )
+        if scheme == "sqlite" and value.split("://", 1)[1].lstrip("/") in ("", ":memory:"):
+            raise ValueError(
+                "an in-memory SQLite store cannot be shared between steps: give a file, "
+                "e.g. sqlite:///.onceflow/state.db"
+            )
+        return _check_url(value, "postgresql://user@db-host:5432/onceflow")
 
     @field_validator("pipeline")
     @classmethod
@@ -542,10 +666,27 @@ class Config(_Model):
         `/dbfs/x`), else a path under the warehouse."""
         return table_location(self.resolve(self.warehouse), target)
 
+    def source(self, name: str) -> SourceConfig:
+        """A source, its URL's `${VAR}` references resolved: the config is read without
+        them (see `_LAZY_FIELD`), a connection needs them. ConfigError naming the field
+        when one is not set, or when the URL it makes is not a valid one."""
+        source = self.sources[name]
+        where = f"sources.{name}.url"
+        if where not in self._unset:
+            return source
+        url = _interpolate(source.url, where, self._origin)
+        try:
+            resolved = SourceConfig.model_validate({"url": url, "reader": source.reader})
+        except ValidationError as error:
+            problem = field_problem(first_problem(error.errors()), show_input=False)
+            raise ConfigError(f"{self._origin}: {where}: {problem}", field=where) from None
+        register_url(url)
+        return resolved
+
     def source_url(self, name: str) -> str:
         """A source's URL for its driver: a relative SQLite path resolved against the
         config's folder, credentials percent-encoded."""
-        url = self.sources[name].url
+        url = self.source(name).url
         if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
             return "sqlite:///" + self.resolve(url[len("sqlite:///") :])
         return quote_credentials(url)
@@ -834,11 +975,27 @@ def _holds_secrets(where: str) -> bool:
     return bool(_SECRET_FIELD.search(where))
 
 
-def _interpolate(value: Any, where: str) -> Any:
+#: The fields whose `${VAR}` may stay unset until they are used: a source's URL is read
+#: only when the source is connected (extract, run, check), so a host that only loads,
+#: validates or reports (`status` on a monitoring host) needs none of the sources'
+#: secrets. Every other field is resolved, and refused when unset, as the config is read.
+_LAZY_FIELD = re.compile(r"^sources\.[^.]+\.url$")
+
+
+def _interpolate(
+    value: Any, where: str, origin: str = "config", unset: set[str] | None = None
+) -> Any:
+    """`value` with its `${VAR}` references resolved from the environment. A variable that
+    is not set (and has no default) is a ConfigError naming the field; in a lazy field
+    (`_LAZY_FIELD`) with `unset` given, the reference is kept and the field is added to
+    `unset`, to be resolved when it is used (Config.source)."""
     if isinstance(value, dict):
-        return {k: _interpolate(v, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+        return {
+            k: _interpolate(v, f"{where}.{k}" if where else str(k), origin, unset)
+            for k, v in value.items()
+        }
     if isinstance(value, list):
-        return [_interpolate(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [_interpolate(v, f"{where}[{i}]", origin, unset) for i, v in enumerate(value)]
     if not isinstance(value, str):
         return value
 
@@ -850,9 +1007,13 @@ def _interpolate(value: Any, where: str) -> Any:
             return os.environ[name]
         if default is not None:
             return default
+        if unset is not None and _LAZY_FIELD.match(where):
+            unset.add(where)
+            return match.group(0)
         raise ConfigError(
-            f"{where}: environment variable {name} is not set; export it or write "
-            f"${{{name}:-default}}"
+            f"{origin}: {where}: environment variable {name} is not set; export it or write "
+            f"${{{name}:-default}}",
+            field=where,
         )
 
     return _ENV_REF.sub(substitute, value)
@@ -861,7 +1022,7 @@ def _interpolate(value: Any, where: str) -> Any:
 def _error_field(error: ValidationError, data: dict[str, Any] | None = None) -> str:
     """The dotted path of the first invalid field, e.g. `tables[0].load.strategy`; a
     schedule is named, `schedules[nightly].cron`; a check across fields names its own."""
-    first = error.errors()[0]
+    first = first_problem(error.errors())
     loc = ""
     parts = list(first["loc"])
     for i, part in enumerate(parts):
@@ -879,6 +1040,62 @@ def _error_field(error: ValidationError, data: dict[str, Any] | None = None) -> 
     return loc
 
 
+def _keys_at(parts: list[Any]) -> list[str]:
+    """The keys the config mapping at a pydantic location takes (for a did-you-mean):
+    the fields of the model there, found by walking Config's annotations."""
+    here: Any = Config
+    for part in parts:
+        here = _step(here, part)
+        if here is None:
+            return []
+    model = _model_in(here)
+    if model is None:
+        return []
+    keys = []
+    for name, info in model.model_fields.items():
+        if not info.exclude:
+            keys.append(name)
+        if isinstance(info.validation_alias, AliasChoices):
+            keys += [c for c in info.validation_alias.choices if isinstance(c, str)]
+    return keys
+
+
+def _step(annotation: Any, part: Any) -> Any:
+    """The annotation one location part further: a model's field, a list's item, a
+    dict's value, or the member of a union pydantic names."""
+    import types
+    import typing
+
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        for member in args:
+            if getattr(member, "__name__", None) == part:
+                return member
+        found = [m for m in args if _model_in(m) or typing.get_origin(m) in (list, dict)]
+        return _step(found[0], part) if found else None
+    if origin is list:
+        return args[0] if isinstance(part, int) else None
+    if origin is dict:
+        return args[1]
+    model = _model_in(annotation)
+    if model is not None and isinstance(part, str) and part in model.model_fields:
+        return model.model_fields[part].annotation
+    return None
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The model an annotation is, or the one model of an optional one."""
+    import typing
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    models = [
+        m for m in typing.get_args(annotation) if isinstance(m, type) and issubclass(m, BaseModel)
+    ]
+    return models[0] if len(models) == 1 else None
+
+
 def _schedule_label(data: dict[str, Any], index: int) -> str | int:
     schedules = data.get("schedules")
     if isinstance(schedules, list) and index < len(schedules):
@@ -894,18 +1111,18 @@ def _format_validation_error(
     data: dict[str, Any] | None = None,
     renames: dict[str, str] | None = None,
 ) -> str:
-    first = error.errors()[0]
-    loc = _error_field(error, data)
+    first = first_problem(error.errors())
+    field = _error_field(error, data)
+    loc = field
     if loc and first["msg"].removeprefix("Value error, ").startswith(f"{loc}: "):
         loc = ""  # the message names its field itself
     loc = seed_spelling(loc, renames or {})
-    message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
-        message = "unknown field; check its spelling against docs/configuration.md"
-    elif first["type"] == "missing":
-        message = "required field is missing"
-    elif first["type"] == "literal_error":
-        message = f"invalid value {first.get('input')!r}: {message}"
+        parts = list(first["loc"])
+        hint = did_you_mean(str(parts[-1]), _keys_at(parts[:-1]))
+        message = f"unknown field{hint}; check its spelling against docs/configuration.md"
+    else:
+        message = field_problem(first, show_input=not _holds_secrets(field))
     more = len(error.errors()) - 1
     suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
     where = f"{loc}: " if loc else ""
@@ -918,7 +1135,8 @@ def config_from_dict(
     """Build a Config from a parsed mapping; ConfigError names the bad field."""
     if not isinstance(data, dict):
         raise ConfigError(f"{origin}: expected a mapping of settings at the top level")
-    data = _interpolate(data, "")
+    unset: set[str] = set()
+    data = _interpolate(data, "", origin, unset)
     # the seeds' spellings (`table_name`, `engine: {type, options}`...) become onceflow's
     # here, so that every step sees one model; `renames` names a bad value as written
     data, norm = _normalized(data, origin)
@@ -932,6 +1150,7 @@ def config_from_dict(
         ) from None
     if norm.seed_state_file is not None:
         config._seed_state_file = config.resolve(norm.seed_state_file)
+    config._origin, config._unset = origin, frozenset(unset)
     for source in config.sources.values():
         register_url(source.url)
     register_url(config.state)

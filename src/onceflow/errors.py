@@ -29,6 +29,7 @@ may hold a secret: those are re-raised `from None` with a redacted one-line mess
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -43,6 +44,17 @@ def plain_message(text: str) -> str:
     text = _ANSI.sub("", text)
     match = _BACKTRACE.search(text)
     return (text[: match.start()] if match else text).rstrip()
+
+
+def unopenable_table(uri: str, reason: str) -> str:
+    """Why a Delta table cannot be opened, and the two ways back: a table is only its
+    log, so a damaged log file is restored; or the table is rebuilt from the lake it was
+    loaded from (its tracker rows go back to pending, the next load re-applies every file)."""
+    return (
+        f"{uri}: cannot open the Delta table ({reason}). If a file of its _delta_log is "
+        "damaged, restore that file from a backup, or delete the table's folder and run "
+        "`onceflow load`, which rebuilds the table from the lake's files"
+    )
 
 
 def is_panic(error: BaseException) -> bool:
@@ -228,20 +240,77 @@ def check_error_name(name: object) -> str:
     matched by its class name, as a run failed through the API may record one). Else
     ValueError naming the nearest known names: a misspelt name would match nothing, and
     the retries it was meant for would silently never happen."""
-    import difflib
-
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"an error type name is non-empty text, got {name!r}")
     if "." in name.strip(".") or name in known_error_names():
         return name
-    close = difflib.get_close_matches(name, sorted(known_error_names()), n=3, cutoff=0.75)
-    hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+    hint = did_you_mean(name, known_error_names(), cutoff=0.75)
     raise ValueError(
         f"unknown error type {name!r}{hint}: use one of onceflow's errors (OnceflowError, "
         "SourceError, ExtractError, LoadError, LockError, StuckRunError ...), "
         "TransientError, a Python built-in exception (TimeoutError, OSError ...), or "
         "another library's type with its module (psycopg.OperationalError)"
     )
+
+
+def did_you_mean(name: str, known: Iterable[str], cutoff: float = 0.6) -> str:
+    """` (did you mean a or b?)` naming the known names closest to a misspelt one, or ''."""
+    import difflib
+
+    close = difflib.get_close_matches(name, sorted(set(known)), n=3, cutoff=cutoff)
+    return f" (did you mean {' or '.join(close)}?)" if close else ""
+
+
+def first_problem(problems: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
+    """The problem of a pydantic error to report first: an unknown key before any other.
+    A misspelt key (`ur:`) also makes the key it stands for missing, and "url: required
+    field is missing" would hide the typo that is the real problem."""
+    for problem in problems:
+        if problem.get("type") == "extra_forbidden":
+            return problem
+    return problems[0]
+
+
+#: What a pydantic error type expects, with an example, instead of its own text
+#: ("Input should be a valid datetime or date, input is too short").
+_EXPECTED = {
+    "datetime": "a date and time with its offset, e.g. 2025-01-01T00:00:00+00:00",
+    "date": "a date, e.g. 2025-01-01",
+    "int": "a whole number, e.g. 3",
+    "float": "a number, e.g. 1.5",
+    "bool": "true or false",
+    "string": "text",
+    "dict": "a mapping of settings, e.g. {key: value}",
+    "model": "a mapping of settings, e.g. {key: value}",
+}
+
+#: The error types (`<base><suffix>`) that say a value is not of its field's type at all.
+_TYPE_SUFFIXES = ("_type", "_parsing", "_from_date_parsing", "_from_float", "_parsing_size")
+
+
+def field_problem(problem: Mapping[str, Any], *, show_input: bool = True) -> str:
+    """A pydantic error of one field in words: what is expected, with an example, and
+    what was given (unless `show_input` is False: a value that may hold a secret).
+    Messages of onceflow's own validators are kept as they are."""
+    kind = str(problem.get("type", ""))
+    message = str(problem.get("msg", "")).removeprefix("Value error, ")
+    value = problem.get("input")
+    shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
+    got = f", got {shown}" if show_input else ""
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "list_type":
+        hint = f": write [{value}]" if show_input and isinstance(value, str) else ""
+        return f"expected a list, e.g. [a, b]{got}{hint}"
+    if kind == "literal_error":
+        expected = message.replace("Input should be", "expected")
+        return f"invalid value {shown}: {expected}" if show_input else f"invalid value: {expected}"
+    base = kind.split("_", 1)[0]
+    if base in _EXPECTED and kind.removeprefix(base) in _TYPE_SUFFIXES:
+        return f"expected {_EXPECTED[base]}{got}"
+    if message.startswith("Input should be "):
+        return f"must be {message.removeprefix('Input should be ')}{got}"
+    return message
 
 
 def named_once(name: str | None, message: str) -> str:

@@ -35,6 +35,7 @@ from pydantic import (
     model_validator,
 )
 
+from onceflow.errors import did_you_mean, field_problem, first_problem
 from onceflow.type_names import known
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
@@ -526,14 +527,21 @@ _ADAPTER: TypeAdapter[Rule] = TypeAdapter(Rule)
 
 
 def _problem(error: ValidationError) -> str:
-    first = error.errors()[0]
+    first = first_problem(error.errors())
     loc = ".".join(str(p) for p in first["loc"] if not isinstance(p, int))
     loc = loc.split(".", 1)[1] if "." in loc else ("" if loc in RULE_TYPES else loc)
-    message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
-        message = "unknown field"
-    elif first["type"] == "missing":
-        message = "required field is missing"
+        kind = RULE_TYPES.get(str(first["loc"][0]))
+        known = [
+            key
+            for name, info in (kind.model_fields.items() if kind else ())
+            for key in (name, info.alias)
+            if key
+        ]
+        hint = did_you_mean(loc.rsplit(".", 1)[-1], known)
+        message = f"unknown field{hint}; check its spelling against docs/validate.md"
+    else:
+        message = field_problem(first)
     return f"{loc}: {message}" if loc else message
 
 

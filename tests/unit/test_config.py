@@ -99,8 +99,9 @@ def test_env_interpolation_and_secret_is_registered(monkeypatch: pytest.MonkeyPa
 def test_missing_env_var_names_the_field(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NOPE_VAR", raising=False)
     data = {**BASE, "sources": {"shop": {"url": "postgresql://app:${NOPE_VAR}@h/db"}}}
+    config = config_from_dict(data)  # a source's URL is resolved when it is connected
     with pytest.raises(ConfigError, match=r"sources\.shop\.url: environment variable NOPE_VAR"):
-        config_from_dict(data)
+        config.source_url("shop")
 
 
 def test_env_default_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -214,3 +215,153 @@ def test_a_table_inside_another_tables_folder_or_quarantine_is_refused() -> None
     }
     with pytest.raises(ConfigError, match=r"tables\[0\]\.quarantine: 'shop.a' quarantines into"):
         config_from_dict(clash)
+
+
+@pytest.mark.parametrize("state", ["mongodb://x/y", "redis://h:6379/0", "state.db"])
+def test_an_unsupported_state_store_is_refused_when_the_config_is_read(state: str) -> None:
+    """It passed `check`; `run` then failed when it opened the store, with exit 1."""
+    with pytest.raises(ConfigError) as caught:
+        config_from_dict({**BASE, "state": state})
+    assert caught.value.field == "state" and caught.value.exit_code == 2
+    assert "state: unsupported state store" in str(caught.value)
+    assert "sqlite:///" in str(caught.value) and "postgresql://" in str(caught.value)
+
+
+def test_supported_state_stores_are_accepted() -> None:
+    for state in (
+        "sqlite:///.onceflow/state.db",
+        "postgresql://u@h:5432/db",
+        "postgres://u@h/db",
+        "postgresql+psycopg://u@h/db",
+    ):
+        assert config_from_dict({**BASE, "state": state}).state == state
+
+
+@pytest.mark.parametrize("field", ["state", "source"])
+def test_a_port_that_is_not_a_number_is_refused_naming_the_field(field: str) -> None:
+    url = "postgresql://app:s3cr3t@db:notaport/shop"
+    data = (
+        {**BASE, "state": url} if field == "state" else {**BASE, "sources": {"shop": {"url": url}}}
+    )
+    with pytest.raises(ConfigError) as caught:
+        config_from_dict(data)
+    named = "state" if field == "state" else "sources.shop.url"
+    assert f"{named}: the port 'notaport' is not a port number" in str(caught.value)
+    assert "s3cr3t" not in str(caught.value)
+
+
+def test_a_source_url_without_a_scheme_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"sources\.shop\.url: expected a URL such as"):
+        config_from_dict({**BASE, "sources": {"shop": {"url": "db-host/shop"}}})
+
+
+def test_a_sqlalchemy_driver_that_is_not_installed_is_named_with_the_urls_that_work() -> None:
+    """`mysql://` with `reader: sqlalchemy` failed at run with `No module named 'MySQLdb'`."""
+    source = {"url": "mysql://etl:pw@crm:3306/crm", "reader": "sqlalchemy"}
+    config = config_from_dict({**BASE, "sources": {"shop": source}})
+    problem = config.sources["shop"].driver_problem() or ""
+    assert "'MySQLdb'" in problem
+    assert "mysql+pymysql://" in problem and "reader: auto" in problem
+    # a driver installed with onceflow, or another reader: no problem
+    for url, reader in (("mysql+pymysql://etl@crm/crm", "sqlalchemy"), (source["url"], "auto")):
+        fine = config_from_dict({**BASE, "sources": {"shop": {"url": url, "reader": reader}}})
+        assert fine.sources["shop"].driver_problem() is None
+
+
+def test_a_misspelt_key_of_a_rule_says_which_key_was_meant() -> None:
+    rule = {"name": "amount_positive", "type": "range", "column": "amount", "min": 0}
+    with pytest.raises(ConfigError) as caught:
+        config_from_dict(_with_table(table="t", rules=[{**rule, "inclusiv": False}]))
+    assert "rule 'amount_positive': inclusiv: unknown field (did you mean inclusive?)" in str(
+        caught.value
+    )
+    assert "check its spelling" in str(caught.value)
+
+
+def test_a_misspelt_key_is_reported_before_the_required_key_it_stands_for() -> None:
+    """`ur:` showed `sources.shop.url: required field is missing (and 1 more problem)`."""
+    with pytest.raises(ConfigError) as caught:
+        config_from_dict({**BASE, "sources": {"shop": {"ur": "sqlite:///x.db"}}})
+    assert caught.value.field == "sources.shop.ur"
+    assert "sources.shop.ur: unknown field (did you mean url?)" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("key", "meant"),
+    [("workerz", "workers"), ("retry.max_atempts", "max_attempts"), ("load.stratgy", "strategy")],
+)
+def test_a_misspelt_key_at_any_level_names_the_key_meant(key: str, meant: str) -> None:
+    parent, _, name = key.rpartition(".")
+    if parent == "load":
+        data = _with_table(table="t", load={name: "append"})
+    elif parent:
+        data = {**BASE, parent: {name: 3}}
+    else:
+        data = {**BASE, name: 2}
+    with pytest.raises(ConfigError, match=rf"unknown field \(did you mean {meant}\?\)"):
+        config_from_dict(data)
+
+
+def test_a_value_of_the_wrong_type_says_what_is_expected_with_an_example() -> None:
+    """Pydantic's own text said `Input should be a valid list` / `... datetime or date,
+    input is too short`, with no example."""
+    load = {"strategy": "scd2", "primary_key": ["id"], "tracking_columns": "name"}
+    with pytest.raises(ConfigError) as caught:
+        config_from_dict(_with_table(table="t", load=load))
+    assert "tracking_columns: expected a list, e.g. [a, b], got 'name': write [name]" in str(
+        caught.value
+    )
+    for start in ("2025-01", "2025"):
+        schedule = {"name": "nightly", "cron": "0 2 * * *", "start": start}
+        with pytest.raises(ConfigError) as caught:
+            config_from_dict({**BASE, "schedules": [schedule]})
+        assert (
+            "schedules[nightly].start: expected a date and time with its offset, e.g. "
+            f"2025-01-01T00:00:00+00:00, got '{start}'"
+        ) in str(caught.value)
+    with pytest.raises(ConfigError, match=r"workers: expected a whole number, e.g. 3, got 'two'"):
+        config_from_dict({**BASE, "workers": "two"})
+
+
+def test_a_source_url_variable_is_needed_only_when_the_source_is_connected(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`status`, `load` and `validate-consistency` refused to run without `${PGPW}`, a
+    source password they never use."""
+    monkeypatch.delenv("OF_TEST_PGPW", raising=False)
+    monkeypatch.delenv("OF_TEST_CRM_URL", raising=False)
+    sources = {
+        "shop": {"url": "postgresql://app:${OF_TEST_PGPW}@db:5432/shop"},
+        "crm": {"url": "${OF_TEST_CRM_URL}"},
+    }
+    config = config_from_dict({**BASE, "sources": sources}, origin="onceflow.yml")
+    with pytest.raises(ConfigError) as caught:
+        config.source_url("shop")
+    assert str(caught.value) == (
+        "onceflow.yml: sources.shop.url: environment variable OF_TEST_PGPW is not set; "
+        "export it or write ${OF_TEST_PGPW:-default}"
+    )
+    assert caught.value.field == "sources.shop.url" and caught.value.exit_code == 2
+
+    monkeypatch.setenv("OF_TEST_PGPW", "s3cr3t-pw")
+    monkeypatch.setenv("OF_TEST_CRM_URL", "mysql://etl@crm:3306/crm")
+    assert config.source_url("shop") == "postgresql://app:s3cr3t-pw@db:5432/shop"
+    assert redact("connecting with s3cr3t-pw") == "connecting with ***"
+    crm = config.source("crm")
+    assert crm.dialect == "mysql" and crm.url == "mysql://etl@crm:3306/crm"
+    # the URL a variable makes is checked as a written one is
+    monkeypatch.setenv("OF_TEST_CRM_URL", "mysql://etl@crm:port/crm")
+    with pytest.raises(ConfigError, match=r"^onceflow.yml: sources.crm.url: the port 'port'"):
+        config.source("crm")
+
+
+def test_a_variable_of_any_other_field_is_still_needed_when_the_config_is_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("OF_TEST_LAKE", raising=False)
+    with pytest.raises(ConfigError) as caught:
+        config_from_dict({**BASE, "lake": "${OF_TEST_LAKE}"}, origin="onceflow.yml")
+    assert str(caught.value).startswith(
+        "onceflow.yml: lake: environment variable OF_TEST_LAKE is not set"
+    )
+    assert caught.value.field == "lake"

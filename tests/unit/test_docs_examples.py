@@ -41,7 +41,9 @@ def test_an_unknown_key_points_to_the_configuration_page() -> None:
     from onceflow.config import config_from_dict
     from onceflow.errors import ConfigError
 
-    with pytest.raises(ConfigError, match=r"unknown field; .* docs/configuration\.md") as error:
+    with pytest.raises(
+        ConfigError, match=r"unknown field \(did you mean lake\?\); .* docs/configuration\.md"
+    ) as error:
         config_from_dict({"pipeline": "p", "lakke": "./lake"})
     page = re.search(r"docs/\S+\.md", str(error.value))
     assert page is not None and (ROOT / page.group(0)).is_file()

@@ -272,14 +272,14 @@ def test_a_rule_with_two_different_types_is_refused_naming_both() -> None:
         (
             _config([_table(table="t", loading_strategy="merge", primary_keys="id")]),
             "tables[0].primary_keys",
-            "valid list",
+            "expected a list, e.g. [a, b], got 'id': write [id]",
         ),
         (
             _config([_table(table="t", load=SCD2, scd2_end_date_column=7)]),
             "tables[0].scd2_end_date_column",
-            "valid string",
+            "expected text, got 7",
         ),
-        (_config([_table(table_name=["t"])]), "tables[0].table_name", "valid string"),
+        (_config([_table(table_name=["t"])]), "tables[0].table_name", "expected text"),
         (_config(timeout_minutes=0), "timeout_minutes", "greater than 0"),
         (_config(retry_attempts=-1), "retry_attempts", "0 or more, got -1"),
         (_config(engine={"type": "spark"}), "engine.type", "invalid value 'spark'"),

@@ -49,6 +49,16 @@ def check(config: ConfigOpt = None) -> None:
             "one under `tables:` (see docs/configuration.md)",
             field="tables",
         )
+    for name in cfg.sources:
+        # a source's ${VAR} and its driver are checked here and when the source is
+        # connected, not whenever a config is read: a host that only loads or reports
+        # needs neither the sources' secrets nor their drivers
+        problem = cfg.source(name).driver_problem()
+        if problem:
+            raise ConfigError(
+                f"{config or 'onceflow.yml'}: sources.{name}.url: {problem}",
+                field=f"sources.{name}.url",
+            )
     typer.echo(
         f"config ok: pipeline {cfg.pipeline}, {len(cfg.sources)} sources, {len(cfg.tables)} tables"
     )

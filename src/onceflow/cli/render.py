@@ -28,7 +28,7 @@ def progress_bar(total: int) -> Any:
         TextColumn("[bold]extract"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),  # table names are not markup
         transient=True,
     )
 
@@ -238,13 +238,21 @@ def human_size(size: int | None) -> str:
     return f"{size} B"  # pragma: no cover - the loop always returns
 
 
+def plain(text: object) -> str:
+    """Text for a rich table cell, title or line, its `[...]` shown as written: rich takes
+    `[libpq]` in an error for a style tag and drops it (`IO:  Failed to connect`)."""
+    from rich.markup import escape
+
+    return escape(str(text))
+
+
 def print_status(report: dict[str, Any]) -> None:
     """The status report: the run's tables, each table's load, the locks, window drift."""
     from rich.table import Table
 
     out = console()
     if report["run_id"] is None:  # standalone loads only: no run to show
-        out.print(f"pipeline {report['pipeline']}: no extraction runs")
+        out.print(f"pipeline {plain(report['pipeline'])}: no extraction runs")
     else:
         _print_run(report)
     if report["load"]:
@@ -262,15 +270,16 @@ def print_status(report: dict[str, Any]) -> None:
                 problems.append(row["waiting"])
             if row["rows_skipped"]:
                 problems.append(f"{row['rows_skipped']:,} late row(s) skipped")
+            problems = [plain(p) for p in problems]
             if row["error"]:
-                problems.append(f"[red]{row['error']}[/red]")
+                problems.append(f"[red]{plain(row['error'])}[/red]")
             version = "" if row["delta_version"] is None else str(row["delta_version"])
             loads.add_row(
-                row["table"],
+                plain(row["table"]),
                 row["strategy"],
                 version,
                 files,
-                row["lock"] or "",
+                plain(row["lock"] or ""),
                 "; ".join(problems),
             )
         out.print(loads)
@@ -278,14 +287,14 @@ def print_status(report: dict[str, Any]) -> None:
         out.print(_validation_table(report["validation"]))
     if report["locks"]:
         for lock in report["locks"]:
-            state = f"[red]stale: {lock['stale']}[/red]" if lock["stale"] else "held"
-            out.print(f"lock {lock['name']}: {state} by {lock['holder']}")
+            state = f"[red]stale: {plain(lock['stale'])}[/red]" if lock["stale"] else "held"
+            out.print(f"lock {plain(lock['name'])}: {state} by {plain(lock['holder'])}")
     else:
         out.print("locks: none held")
     if not report["window_consistency"]["consistent"]:
         out.print(
             "[red]window drift:[/red] "
-            + ", ".join(d["table_key"] for d in report["window_consistency"]["inconsistent"])
+            + ", ".join(plain(d["table_key"]) for d in report["window_consistency"]["inconsistent"])
         )
 
 
@@ -293,7 +302,7 @@ def print_validation_status(report: dict[str, Any]) -> None:
     """`status` of a rules-only config (the seed validator's): each table's latest
     validation; it has no runs, loads or locks."""
     out = console()
-    out.print(f"pipeline {report['pipeline']}: rules only (no runs, loads or locks)")
+    out.print(f"pipeline {plain(report['pipeline'])}: rules only (no runs, loads or locks)")
     out.print(_validation_table(report["validation"]))
 
 
@@ -308,12 +317,12 @@ def _validation_table(rows: list[dict[str, Any]]) -> Any:
         counts = ", ".join(f"{v} {k}" for k, v in row["counts"].items() if v)
         queries = row["data_queries"]
         checks.add_row(
-            row["table"],
-            row["status"],
+            plain(row["table"]),
+            plain(row["status"]),
             counts,
             "" if queries is None else str(queries),
             str(row["ended_at"] or row["started_at"] or ""),
-            str(row["fingerprint"] or ""),
+            plain(row["fingerprint"] or ""),
         )
     return checks
 
@@ -333,18 +342,18 @@ def _print_run(report: dict[str, Any]) -> None:
             f" (extracted; its load and validation have not finished: `onceflow run --date "
             f"{report.get('run_date')}` finishes them)"
         )
-    table = Table(title=title)
+    table = Table(title=plain(title))
     for column in ("table", "status", "attempts", "records", "size", "duration", "error"):
         table.add_column(column, overflow="fold")
     for row in report["tables"]:
         table.add_row(
-            row["table_key"],
+            plain(row["table_key"]),
             row["status"] + (" (partial)" if row.get("partial") else ""),
             str(row["attempts"]),
             "" if row["record_count"] is None else f"{row['record_count']:,}",
             human_size(row["file_size"]),
             "" if row["duration_seconds"] is None else f"{row['duration_seconds']:.2f}s",
-            row["error"] or "",
+            plain(row["error"] or ""),
         )
     out.print(table)
     out.print("  ".join(f"{k}: {v}" for k, v in report["status_counts"].items()))
@@ -373,13 +382,17 @@ def print_windows(result: dict[str, Any]) -> None:
         return
     start, end = result["expected_window"]
     if not result["inconsistent"]:
-        out.print(f"run {result['run_id']}: every table's window is {start} → {end}")
+        out.print(f"run {result['run_id']}: every table's window is {start} → {end}", markup=False)
         return
-    table = Table(title=f"run {result['run_id']}: window {start} → {end}; tables that differ")
+    table = Table(
+        title=plain(f"run {result['run_id']}: window {start} → {end}; tables that differ")
+    )
     for column in ("table", "window start", "window end"):
         table.add_column(column, overflow="fold")
     for item in result["inconsistent"]:
-        table.add_row(item["table_key"], item["window_start"] or "", item["window_end"] or "")
+        table.add_row(
+            plain(item["table_key"]), item["window_start"] or "", item["window_end"] or ""
+        )
     out.print(table)
 
 

@@ -9,7 +9,8 @@ not hold, lake files whose content differs from what the table holds (re-extract
 loaded yet), committed lake files whose data no longer matches their sidecar (by size;
 by checksum too for files the table does not hold yet), append tables holding one file's rows twice,
 tracker rows of tables that no longer exist, sidecars that disagree with the extraction
-state, extractions left `running` by a process that is gone, tables Arrow cannot read,
+state, extractions left `running` by a process that is gone, tables that cannot be opened (a
+damaged log file) or read (reported each with its fix, the other tables still checked),
 temp files left by a crash, lake data files no sidecar commits (an interrupted
 extraction's output: `run`, `load` and `status` report them too) and Delta data files no
 commit references (including delta-rs `*.parquet#N` temp files), the last three only when
@@ -35,9 +36,9 @@ from onceflow.lake import (
     Uncommitted,
     discover_table_files,
     file_checksum,
+    inspect_sidecar,
     layout_day,
     normalize_lake_path,
-    read_sidecar,
     scan_table_files,
 )
 from onceflow.load import LoadTarget, config_targets, tracked_targets
@@ -57,7 +58,7 @@ ISSUE_LABELS = {
     "commit_not_tracked": "File the table holds that the tracker does not know",
     "tracked_without_commit": "Tracker entry for a file the table does not hold",
     "lake_file_changed": "Lake file differs from the version the table holds",
-    "damaged_lake_file": "Committed lake file no longer matches its sidecar",
+    "damaged_lake_file": "Committed lake file whose data or sidecar was damaged",
     "file_loaded_twice": "Table holds one file's rows twice",
     "tracked_table_gone": "Tracker rows of a table that no longer exists",
     "completed_with_failed_files": "Table marked as completed but has failed files",
@@ -67,7 +68,7 @@ ISSUE_LABELS = {
     "sidecar_mismatch": "Sidecar disagrees with the state",
     "interrupted_extraction": "Extraction left running by a process that is gone",
     "temp_file": "Temp file left by an interrupted write",
-    "unreadable_table": "Table Arrow cannot read",
+    "unreadable_table": "Table that cannot be opened or read",
     "uncommitted_lake_file": "Lake data file no sidecar commits",
     "load_in_progress": "Load in progress",
     "held_file_gone": "Table holds a file no longer in the lake",
@@ -193,15 +194,7 @@ def table_vs_tracker(store: Store, tgt: LoadTarget, files: list[SourceFile]) -> 
         if not file.problem and code != checksum_code(file.checksum):
             file = _checksummed(file)  # the next load reads it: read it now too
         if file.problem:
-            issues.append(
-                Issue(
-                    "damaged_lake_file",
-                    file.file_id,
-                    f"{tgt.key}: {file.problem}; re-extract its window",
-                    table=tgt.key,
-                    extra={**extra, "path": file.path, "problem": file.problem},
-                )
-            )
+            issues.append(_damaged(tgt, file))
         elif code and code != checksum_code(file.checksum):
             issues.append(
                 Issue(
@@ -214,6 +207,53 @@ def table_vs_tracker(store: Store, tgt: LoadTarget, files: list[SourceFile]) -> 
                 )
             )
     return issues
+
+
+def table_issues(config: Config, store: Store, tgt: LoadTarget, safe_age: float) -> list[Issue]:
+    """Everything checked against one table's Delta log. A table that cannot be opened
+    (a damaged log file) is one issue with its fix, and its lake files' own damage is
+    still reported: one bad table never hides the other tables' report."""
+    found = lake_files(config, tgt)
+    try:
+        issues = table_vs_tracker(store, tgt, found)
+        issues += held_files_gone(config, tgt, found)
+        issues += files_loaded_twice(tgt)
+        issues += [
+            Issue(
+                "uncommitted_delta_file",
+                str(path),
+                f"{tgt.key}: data file no commit references",
+                table=tgt.key,
+            )
+            for path in delta_garbage(tgt, safe_age)
+        ]
+    except LoadError as error:
+        return [unreadable_table(tgt, error), *(_damaged(tgt, f) for f in found if f.problem)]
+    return issues
+
+
+def unreadable_table(tgt: LoadTarget, error: LoadError) -> Issue:
+    """A table whose log cannot be opened or whose data Arrow cannot read; the error says
+    how to get it back (onceflow.errors.unopenable_table)."""
+    return Issue(
+        "unreadable_table",
+        tgt.key,
+        str(error),
+        table=tgt.key,
+        extra={"target": tgt.target, "uri": tgt.uri},
+    )
+
+
+def _damaged(tgt: LoadTarget, file: SourceFile) -> Issue:
+    return Issue(
+        "damaged_lake_file",
+        file.file_id,
+        # an unreadable sidecar's problem names its re-extraction command already
+        f"{tgt.key}: {file.problem}"
+        + ("" if "re-extract" in (file.problem or "") else "; re-extract its window"),
+        table=tgt.key,
+        extra={"target": tgt.target, "uri": tgt.uri, "path": file.path, "problem": file.problem},
+    )
 
 
 def held_files_gone(config: Config, tgt: LoadTarget, files: list[SourceFile]) -> list[Issue]:
@@ -295,15 +335,7 @@ def files_loaded_twice(tgt: LoadTarget) -> list[Issue]:
     try:
         dataset = snapshot_dataset(dt)
     except LoadError as error:  # a table an older onceflow wrote with a uuid tag: the fix
-        return [
-            Issue(
-                "unreadable_table",
-                tgt.key,
-                str(error),
-                table=tgt.key,
-                extra={"target": tgt.target, "uri": tgt.uri},
-            )
-        ]
+        return [unreadable_table(tgt, error)]
     if not {"_source_file", "_batch_id"} <= set(dataset.schema.names):
         return []
     with duck() as con:
@@ -336,7 +368,11 @@ def gone_tables(store: Store, config: Config, targets: list[LoadTarget]) -> list
             seen[rec.target_uri] = seen.get(rec.target_uri, 0) + 1
     issues = []
     for uri, n in sorted(seen.items()):
-        if open_table(uri) is None:
+        try:
+            gone = open_table(uri) is None
+        except LoadError:  # a table is there, if unreadable: its rows are not orphans
+            gone = False
+        if gone:
             issues.append(
                 Issue(
                     "tracked_table_gone",
@@ -466,9 +502,11 @@ def sidecar_issues(runs: Runs) -> list[Issue]:
             if ext.status != "completed" or not ext.file_path:
                 continue
             path = Path(ext.file_path)
-            sidecar = read_sidecar(path)
+            sidecar, unreadable = inspect_sidecar(path)
             problem = None
-            if sidecar is None or sidecar.get("extraction_complete") is not True:
+            if unreadable is not None:
+                problem = f"its sidecar {unreadable}"
+            elif sidecar is None or sidecar.get("extraction_complete") is not True:
                 problem = "no complete sidecar"
             elif ext.checksum and sidecar.get("checksum") != ext.checksum:
                 problem = "sidecar checksum differs from the state"
@@ -662,19 +700,7 @@ def validate_consistency(
             )
     issues += gone_tables(store, config, targets)
     for tgt in targets:
-        found = lake_files(config, tgt)
-        issues += table_vs_tracker(store, tgt, found)
-        issues += held_files_gone(config, tgt, found)
-        issues += files_loaded_twice(tgt)
-        for path in delta_garbage(tgt, safe_age_seconds):
-            issues.append(
-                Issue(
-                    "uncommitted_delta_file",
-                    str(path),
-                    f"{tgt.key}: data file no commit references",
-                    table=tgt.key,
-                )
-            )
+        issues += table_issues(config, store, tgt, safe_age_seconds)
     issues += sidecar_issues(runs)
     issues += interrupted_extractions(store, config, runs)
     for path in temp_files(config, safe_age_seconds):

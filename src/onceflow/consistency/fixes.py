@@ -28,7 +28,7 @@ from onceflow.consistency.checks import (
     uncommitted_lake_files,
     validate_consistency,
 )
-from onceflow.errors import LockError, OnceflowError
+from onceflow.errors import LoadError, LockError, OnceflowError
 from onceflow.lake import Uncommitted, inspect_sidecar, sidecar_path
 from onceflow.load import LoadTarget, config_targets, reconcile
 from onceflow.load.loader import apply_step
@@ -153,7 +153,10 @@ def _known_files(config: Config, store: Store, found: list[tuple[str, Uncommitte
     known: set[str] = set()
     for tgt in config_targets(config):
         known |= {r.file_id for r in store.files.find(tgt.uri) if r.file_id in ids}
-        held = read_markers(open_table(tgt.uri), ids).held
+        try:
+            held = read_markers(open_table(tgt.uri), ids).held
+        except LoadError:  # an unreadable table may hold any of them: keep them all
+            return ids
         known |= {i for i in ids if held.get(i)}
     named = [
         ext.file_path.replace(os.sep, "/")
@@ -231,6 +234,11 @@ def fix_inconsistencies(
                 _replace_twice_loaded(config, store, tgt, lease, actions, failures)
         except LockError as error:
             failures.append(f"{tgt.key}: skipped, a loader is running ({error})")
+            log.warning("not fixed: %s", failures[-1])
+        except LoadError as error:
+            # a table that cannot be opened: nothing of it is known, so nothing is touched
+            # (its data files are not garbage: a damaged log hides which are referenced)
+            failures.append(f"{tgt.key}: left as it is: {error}")
             log.warning("not fixed: %s", failures[-1])
     for issue in tables_with_failed_files(store, pipeline_runs(store, config)):
         count = issue.extra["failed_files"]

@@ -129,7 +129,7 @@ def make_job(
     """The extraction job of one table in a run."""
     return TableJob(
         table=table,
-        source=config.sources[table.source],
+        source=config.source(table.source),  # its URL's ${VAR} resolved
         source_url=config.source_url(table.source),
         run_id=ctx.run_id,
         run_date=ctx.run_date,

@@ -54,8 +54,11 @@ def connect_early(config: Config, tables: Sequence[str] | None = None) -> None:
     except ConfigError:
         return  # the extraction itself reports the unknown table
     for table in selected:
-        source = config.sources.get(table.source)
-        if source is None or source.dialect != "postgresql" or source.reader == "sqlalchemy":
+        try:
+            source = config.source(table.source)  # its URL's ${VAR} resolved
+        except (ConfigError, KeyError):
+            continue  # the extraction itself reports it
+        if source.dialect != "postgresql" or source.reader == "sqlalchemy":
             continue
         url = config.source_url(table.source)
         future: Future[tuple[Any, Any]] = Future()

@@ -627,12 +627,11 @@ class SqlAlchemyReader(Reader):
 
 def make_reader(source: SourceConfig, url: str, zone: ZoneInfo, where: str) -> Reader:
     """The reader for a source: its `reader:` setting, or the fastest for its dialect."""
-    choice: str = source.reader
-    if choice == "auto":
-        choice = {"postgresql": "adbc", "sqlite": "adbc", "mysql": "connectorx"}.get(
-            source.dialect, "sqlalchemy"
-        )
+    choice = source.resolved_reader
     if choice == "sqlalchemy":
+        problem = source.driver_problem()  # else: "No module named 'MySQLdb'", no fix
+        if problem:
+            raise SourceError(f"{where}: {problem}")
         return SqlAlchemyReader(source, url, zone, where)
     if source.dialect == "postgresql":
         return PostgresReader(source, url, zone, where)

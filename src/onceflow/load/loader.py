@@ -21,8 +21,10 @@ Protocol for one table (the caller holds the table's lease lock, `load:<table ur
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -365,8 +367,35 @@ def _is_conflict(error: BaseException) -> bool:
     return isinstance(error, CommitFailedError)
 
 
-def _delta_error(file_id: str, error: BaseException) -> LoadError:
+#: delta-rs's words (through object_store and Arrow) for a full disk and a folder it may
+#: not write: it raises them as DeltaError or OSError text, `(os error 28)`, not errnos
+_DISK_FULL = re.compile(r"No space left on device|os error 28\b|errno 28\b|ENOSPC", re.I)
+_READ_ONLY = re.compile(r"Read-only file system|os error 30\b|errno 30\b|EROFS", re.I)
+_NO_PERMISSION = re.compile(r"Permission denied|os error 13\b|errno 13\b", re.I)
+
+
+def _delta_error(file_id: str, error: BaseException, uri: str = "") -> LoadError:
     text = redact(one_line(str(error)))[:300]
+    where = f" {uri}" if uri else ""
+    if getattr(error, "errno", None) == errno.ENOSPC or _DISK_FULL.search(text):
+        return LoadError(
+            f"{file_id}: disk full while writing the Delta table{where} ({text}); free space "
+            "on its disk, then load again: the table is unchanged",
+            environment=True,
+        )
+    if getattr(error, "errno", None) == errno.EROFS or _READ_ONLY.search(text):
+        return LoadError(
+            f"{file_id}: the Delta table{where} is on a read-only file system ({text}); "
+            "mount it read-write (or set `warehouse:` to a writable place), then load "
+            "again: the table is unchanged",
+            environment=True,
+        )
+    if _NO_PERMISSION.search(text):
+        return LoadError(
+            f"{file_id}: no permission to write the Delta table{where} ({text}); give this "
+            "user write access to it, then load again: the table is unchanged",
+            environment=True,
+        )
     if "cast" in text.lower() or "schema" in text.lower():
         return LoadError(f"{file_id}: incompatible schema ({text}); the table is unchanged")
     return LoadError(
@@ -444,13 +473,13 @@ def apply_step(
                     source.file_id,
                 )
                 continue
-            raise _delta_error(source.file_id, error) from None
+            raise _delta_error(source.file_id, error, tgt.uri) from None
         except BaseException as error:
             # a delta-rs panic (a BaseException, see is_panic) fails this file like any
             # write error, instead of ending the whole run with a traceback
             if not is_panic(error):
                 raise
-            raise _delta_error(source.file_id, error) from None
+            raise _delta_error(source.file_id, error, tgt.uri) from None
         crashpoint("after_delta_commit")
         rows = None if step.kind == "markers" else batch.num_rows
         _complete(
@@ -662,11 +691,13 @@ def load_table(
     except OnceflowError as error:
         result.error = redact(str(error))
         result.error_types = error_names(error)
+        result.files += _not_loaded(store, tgt, files, limit, result.error)
         return result
     except Exception as error:
         reason = redact(one_line(str(error)))[:300]
         result.error = f"{tgt.uri}: cannot read or rewind the Delta table ({reason})"
         result.error_types = error_names(error)
+        result.files += _not_loaded(store, tgt, files, limit, result.error)
         return result
     # files of later windows than `limit` are out of this load's scope: those the table
     # holds stay in place, uncounted (a `load --date` before them did not skip them)
@@ -694,6 +725,29 @@ def load_table(
             log.warning("%s: no checkpoint written (%s)", tgt.key, redact(str(error))[:200])
     result.duration_seconds = round(time.monotonic() - started, 3)
     return result
+
+
+def _not_loaded(
+    store: Store, tgt: LoadTarget, files: list[SourceFile], limit: datetime | None, error: str
+) -> list[FileOutcome]:
+    """The files a load that could not start (its table cannot be opened or rewound)
+    leaves out, counted failed with the reason: every file in scope but those the tracker
+    says the table holds as they are. Only counted: the tracker is not told, since the
+    file itself is not at fault and loads as soon as its table can be opened."""
+    try:
+        done = {
+            r.file_id: r.loaded_checksum
+            for r in store.files.find(tgt.uri)
+            if r.status == FILE_COMPLETED
+        }
+    except OnceflowError:  # the store failed: the error says so; no file can be counted
+        return []
+    return [
+        FileOutcome(f.file_id, f.path, "failed", error=error)
+        for f in files
+        if (limit is None or _within(f, limit))
+        and (f.file_id not in done or (f.checksum and done[f.file_id] not in (None, f.checksum)))
+    ]
 
 
 def _within(file: SourceFile, limit: datetime) -> bool:
@@ -985,7 +1039,10 @@ def _run_steps(
             message = redact(str(failure))
             if result.rewound:
                 message = _stopped_replay(message, result, plan, step)
-            store.files.fail(tgt.uri, step.file.file_id, token, message)
+            # a full disk or an unwritable table is not the file's fault: it does not
+            # use up the file's retries, so freeing space and loading again is the fix
+            environment = isinstance(failure, OnceflowError) and failure.context.get("environment")
+            store.files.fail(tgt.uri, step.file.file_id, token, message, attempt=not environment)
             result.files.append(
                 FileOutcome(step.file.file_id, step.file.path, "failed", error=message)
             )

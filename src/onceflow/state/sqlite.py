@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -90,6 +91,9 @@ class SqliteDatabase(Database):
 
     def _problem(self, what: str, error: sqlite3.Error) -> str:
         message = f"state: {what} the SQLite store {self.path}: {error}"
+        cause = self._environment(error)
+        if cause is not None:
+            return f"{message}: {cause}"
         if _is_damage(error):
             message += (
                 ". It is not a readable onceflow state database: if it is a damaged state "
@@ -100,6 +104,45 @@ class SqliteDatabase(Database):
                 "onceflow.yml"
             )
         return message
+
+    def _environment(self, error: sqlite3.Error) -> str | None:
+        """What SQLite's "disk I/O error" or "unable to open database file" means here, and
+        its fix: the disk is full, or the store's folder or file cannot be written (a
+        read-only mount, permissions). None when neither is the case."""
+        name = getattr(error, "sqlite_errorname", "") or ""
+        text = str(error).lower()
+        if not (
+            name.startswith(("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_CANTOPEN", "SQLITE_READONLY"))
+            or any(w in text for w in ("disk", "unable to open", "readonly", "read-only"))
+        ):
+            return None
+        folder = self.path.parent
+        try:
+            usage = shutil.disk_usage(folder)
+            read_only = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+        except OSError:
+            return None
+        if read_only:
+            return (
+                f"its folder {folder} is on a read-only file system; mount it read-write, "
+                "or point `state:` at a writable place (runs, locks and the load "
+                "tracker are written there; only reading commands such as `status` work)"
+            )
+        writable = os.access(folder, os.W_OK) and (
+            not self.path.exists() or os.access(self.path, os.W_OK)
+        )
+        if not writable:
+            return (
+                f"this user may not write {self.path if self.path.exists() else folder}; "
+                "give it write access, or point `state:` at a writable place"
+            )
+        if name.startswith("SQLITE_FULL") or "full" in text or usage.free < 1024 * 1024:
+            return (
+                f"the disk holding it is full ({usage.free // 1024} KiB free); free space "
+                "there, then run the command again (nothing was half-written: SQLite "
+                "rolls the transaction back)"
+            )
+        return None
 
     def damage(self) -> str | None:
         """Why the file cannot serve as a state store (what SQLite's integrity check or
@@ -164,7 +207,7 @@ class SqliteDatabase(Database):
                 conn.execute("COMMIT")
             except sqlite3.Error as error:
                 conn.execute("ROLLBACK")
-                raise StateError(f"state: commit failed on {self.path}: {error}") from None
+                raise StateError(self._problem("cannot commit to", error)) from None
 
     def schema_lock(self, tx: Tx) -> None:
         # BEGIN IMMEDIATE already holds the database's single write lock.

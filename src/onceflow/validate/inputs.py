@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from onceflow.errors import OnceflowError, ValidateError, plain_message
+from onceflow.errors import OnceflowError, ValidateError, plain_message, unopenable_table
 from onceflow.lake import discover_path
 from onceflow.locations import local_root
 from onceflow.validate.engines.base import Engine
@@ -163,7 +163,7 @@ def _open_delta(uri: str) -> Any:
         return DeltaTable(uri)
     except Exception as error:  # delta-rs raises OSError, DeltaError...
         text = " ".join(plain_message(str(error)).replace("↳", ":").split())[:300]
-        raise ValidateError(f"{uri}: cannot open the Delta table ({text})") from None
+        raise ValidateError(unopenable_table(uri, text)) from None
 
 
 def _digest(parts: list[str]) -> str:

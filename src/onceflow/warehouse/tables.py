@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     # a validation answered from the cache never needs (goal: < 1 s for the command)
     import pyarrow.dataset
 
-from onceflow.errors import LoadError, plain_message
+from onceflow.errors import LoadError, plain_message, unopenable_table
 from onceflow.locations import local_root, table_location
 
 
@@ -111,7 +111,7 @@ def open_table(uri: str, storage_options: dict[str, str] | None = None) -> Any:
             return None
         return DeltaTable(uri, storage_options=storage_options)
     except Exception as error:  # delta-rs raises OSError, DeltaError...
-        raise LoadError(f"{uri}: cannot open the Delta table ({one_line(str(error))})") from None
+        raise LoadError(unopenable_table(uri, one_line(str(error)))) from None
 
 
 def create_table(

@@ -220,3 +220,57 @@ def test_lake_under_a_file_is_a_clear_error(tmp_path):
     assert "cannot write to lake folder" in error and "Not a directory" in error, error
     assert "\n" not in error
     assert afile.read_text() == "not a folder"
+
+
+def test_an_unsupported_state_store_fails_check_and_run_with_exit_2(tmp_path):
+    """`check` said "config ok" and `run` exited 1 when it opened the store."""
+    config = write_yaml(
+        tmp_path / "onceflow.yml",
+        {
+            "state": "mongodb://x/y",
+            "sources": {"good": {"url": _good_sqlite(tmp_path)}},
+            "tables": [{"source": "good", "table": "ok"}],
+        },
+    )
+    for args in (["check"], ["run", "--date", "2025-01-23"]):
+        done = run_cli(*args, "--config", str(config), cwd=tmp_path)
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.strip().count("\n") == 0
+        assert "state: unsupported state store (scheme 'mongodb')" in done.stderr
+
+
+def test_a_sqlalchemy_source_without_its_driver_fails_check_and_names_the_urls_that_work(
+    tmp_path,
+):
+    """`check` passed; the run failed with `ModuleNotFoundError: No module named 'MySQLdb'`."""
+    bad = {"url": "mysql://etl@127.0.0.1:1/crm", "reader": "sqlalchemy"}
+    config = _config(tmp_path, bad, {"table": "t"})
+    done = run_cli("check", "--config", str(config), cwd=tmp_path)
+    assert done.returncode == 2
+    assert "sources.bad.url: mysql:// read through SQLAlchemy needs" in done.stderr
+    assert "mysql+pymysql://" in done.stderr and "reader: auto" in done.stderr
+    line = _extract_and_check(tmp_path, config, "bad.t", must_say="mysql+pymysql://")
+    assert "MySQLdb" in line and "ModuleNotFoundError" not in line
+
+
+def test_status_and_load_run_without_a_source_secret_and_extract_names_it(tmp_path):
+    """status, load and validate-consistency refused to run without `${PGPW}` (exit 2),
+    a source password they never use: a monitoring host has no source secrets."""
+    config = write_yaml(
+        tmp_path / "onceflow.yml",
+        {
+            "state": f"sqlite:///{tmp_path / 'state.db'}",
+            "sources": {"pg": {"url": "postgresql://app:${OF_TEST_UNSET_PW}@127.0.0.1:1/db"}},
+            "tables": [{"source": "pg", "table": "t"}],
+        },
+    )
+    for args in (["status"], ["load"], ["validate-consistency"]):
+        done = run_cli(*args, "--config", str(config), cwd=tmp_path)
+        assert done.returncode == 0, (args, done.stderr)
+    for args in (["check"], ["extract", "--date", "2025-01-23"]):
+        done = run_cli(*args, "--config", str(config), cwd=tmp_path)
+        assert done.returncode == 2, (args, done.stderr)
+        assert done.stderr.strip() == (
+            f"error: {config}: sources.pg.url: environment variable OF_TEST_UNSET_PW is not "
+            "set; export it or write ${OF_TEST_UNSET_PW:-default}"
+        )

@@ -76,6 +76,9 @@ def any_state_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[st
     admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
+TWO = ("orders", "customers")
+
+
 def _project(
     tmp_path: Path, state: str, *, tables: tuple[str, ...] = ("orders",), days: int = 2
 ) -> tuple[Path, Config]:
@@ -511,6 +514,71 @@ def test_tracker_entries_of_a_dropped_delta_table_go_back_to_pending_and_reload(
     assert load(cfg, store=store).counts()["loaded"] == 2
     assert read_table(table_uri(tmp_path)).num_rows == 10
     assert validate_consistency(cfg, store=store)["consistent"]
+
+
+def test_a_table_whose_delta_log_is_damaged_is_reported_with_its_fix_and_the_others_checked(
+    tmp_path: Path,
+) -> None:
+    """One unreadable Delta log used to abort the whole report (exit 1, one error line),
+    hiding every other table's state, a damaged sidecar among them."""
+    config, cfg = _project(tmp_path, f"sqlite:///{tmp_path / 'state.db'}", tables=TWO)
+    store = open_store(cfg.state_url)
+    assert load(cfg, store=store).ok
+    log_file = Path(table_uri(tmp_path, "orders")) / "_delta_log" / f"{0:020d}.json"
+    log_file.write_text("garbage\n", encoding="utf-8")
+    sidecar_path(Path(_day_paths(tmp_path, "customers")[-1])).write_text("{", encoding="utf-8")
+
+    report = _validate_json(config, "--safe-age", "0")
+    assert _kinds(report) == ["damaged_lake_file", "unreadable_table"]
+    unreadable, damaged = (
+        next(i for i in report["issues"] if i["kind"] == kind)
+        for kind in ("unreadable_table", "damaged_lake_file")
+    )
+    assert unreadable["table"] == "src.orders"
+    assert "cannot open the Delta table" in unreadable["detail"]
+    assert "restore that file from a backup" in unreadable["detail"]
+    assert "delete the table's folder and run `onceflow load`" in unreadable["detail"]
+    assert damaged["table"] == "src.customers"
+    assert "not valid JSON" in damaged["detail"]
+    assert [t["consistent"] for t in report["tables"]] == [False, False]
+    text = run_cli("validate-consistency", "-c", str(config))
+    assert text.returncode == 1
+    assert "Table that cannot be opened or read: src.orders" in text.stdout
+    assert "Total Inconsistencies: 2" in text.stdout
+
+    # nothing of an unreadable table is touched: its data files are not garbage (the
+    # damaged log hides which are referenced)
+    data_files = sorted(Path(table_uri(tmp_path, "orders")).glob("*.parquet"))
+    fixed = fix_inconsistencies(cfg, safe_age_seconds=0, store=store)
+    assert any("src.orders: left as it is" in f for f in fixed["failures"]), fixed
+    assert sorted(Path(table_uri(tmp_path, "orders")).glob("*.parquet")) == data_files
+
+    # the fix it names: delete the folder, and a load rebuilds the table from the lake
+    shutil.rmtree(table_uri(tmp_path, "orders"))
+    assert load(cfg, tables=["src.orders"], store=store).counts()["loaded"] == 2
+    assert read_table(table_uri(tmp_path, "orders")).num_rows == 10
+
+
+def test_a_load_counts_the_files_of_a_table_it_cannot_open_as_failed_with_the_reason(
+    tmp_path: Path,
+) -> None:
+    """It said `0 loaded, 0 skipped, 0 failed` and then the error: a new lake file of the
+    table was counted nowhere."""
+    config, cfg = _project(tmp_path, f"sqlite:///{tmp_path / 'state.db'}", days=1)
+    assert load(cfg).ok
+    make_lake(tmp_path / "lake", files=2, rows=5)  # the next day's file
+    log_file = Path(table_uri(tmp_path)) / "_delta_log" / f"{0:020d}.json"
+    log_file.write_text("garbage\n", encoding="utf-8")
+
+    summary = load(cfg)
+    [result] = summary.results
+    assert not summary.ok and "cannot open the Delta table" in (result.error or "")
+    # the file the table held (the tracker says so) is not counted; the new one failed
+    assert [(f.file_id, f.action) for f in result.files] == [(_day_ids(tmp_path)[1], "failed")]
+    assert result.files[0].error == result.error
+    out = run_cli("load", "-c", str(config))
+    assert out.returncode == 1
+    assert "src.orders: 0 loaded, 0 skipped, 1 failed" in out.stdout
 
 
 # -- files on disk ----------------------------------------------------------------------

@@ -215,3 +215,54 @@ def test_a_load_up_to_a_date_counts_no_file_of_a_later_window(tmp_path: Path) ->
     assert done(load(cfg, "2024-12-30").counts()) == {}
     assert done(load(cfg, "2025-01-02").counts()) == {"skipped": 2}
     assert read_table(table_uri(tmp_path)).num_rows == 6
+
+
+def test_a_full_disk_says_so_with_its_fix_and_does_not_use_up_the_files_retries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It said `Delta write failed (... Failed to parse parquet: ... No space left on
+    device)`, and each try counted against the file: after max_file_retries, freeing
+    space was not enough (`reset-state --failed` was needed too)."""
+    import onceflow.load.loader as loader
+
+    make_lake(_lake(tmp_path), files=1, rows=2)
+    cfg = make_config(tmp_path)
+
+    def full(*_args: Any, **_kw: Any) -> Any:  # what delta-rs raises on a full disk
+        raise OSError(
+            "Failed to parse parquet: External: Generic LocalFileSystem error: Unable to "
+            "copy data to file: No space left on device (os error 28)"
+        )
+
+    monkeypatch.setattr(loader, "_apply", full)
+    for _ in range(cfg.tables[0].load.max_file_retries + 2):
+        [result] = load(cfg).results
+        assert "disk full while writing the Delta table" in (result.error or "")
+        assert "free space on its disk, then load again" in (result.error or "")
+    [record] = open_store(cfg.state_url).files.find(table_uri(tmp_path))
+    assert record.status == "failed" and record.retry_count == 0
+    monkeypatch.undo()  # space freed
+    assert done(load(cfg).counts()) == {"loaded": 1}
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        (
+            "Unable to open file x/_delta_log/1.json#1: Read-only file system (os error 30)",
+            "is on a read-only file system",
+        ),
+        (
+            "[Errno 13] Failed to open local file 'x/part-0.parquet'. Detail: [errno 13] "
+            "Permission denied",
+            "no permission to write the Delta table",
+        ),
+    ],
+)
+def test_an_unwritable_table_says_why_and_how_to_fix_it(text: str, said: str) -> None:
+    import onceflow.load.loader as loader
+
+    error = loader._delta_error("a.parquet", OSError(text), "/wh/t")
+    assert str(error).startswith("a.parquet: ") and "/wh/t" in str(error)
+    assert said in str(error) and "then load again" in str(error)
+    assert error.context.get("environment") is True
