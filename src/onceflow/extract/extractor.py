@@ -279,6 +279,11 @@ def _write(job: TableJob, spec: ReadSpec) -> _Written:
         sink.close()
         if job.check_lock is not None:
             job.check_lock()
+        # The old commit stood while the new data was read and written: a source that
+        # fails, a full disk, a kill before here leave it whole. It is withdrawn only
+        # now, durably, right before its file is replaced.
+        remove_sidecar(target)
+        crashpoint("before_data_rename", job.key)
         commit(temp, target)
     except BaseException as error:
         temp.abandon()
@@ -436,10 +441,7 @@ def extract_table(
         return _write(job, spec)
 
     try:
-        # The old sidecar goes first: a crash from here on leaves nothing that counts.
-        if job.check_lock is not None:
-            job.check_lock()
-        remove_sidecar(job.target)
+        # the old sidecar stays until the new file is whole (`_write`)
         written = _with_retries(job, attempt)
         crashpoint("after_data_rename", job.key)
         ended = datetime.now(UTC)
