@@ -59,7 +59,7 @@ def test_a_forced_reextraction_with_a_wrong_password_leaves_the_commit_intact(
     with mysql_admin.cursor() as cur:
         cur.execute(f"CREATE TABLE `{name}`.orders (id int, amount double)")
         cur.execute(f"INSERT INTO `{name}`.orders VALUES (1, 1.5), (2, 3.0)")
-    config, data, content, sidecar = _committed(tmp_path, mysql_db)
+    _config, data, content, sidecar = _committed(tmp_path, mysql_db)
     bad = make_config(
         tmp_path,
         {"s": mysql_db.replace("root@", "root:not-the-password@")},
@@ -69,6 +69,35 @@ def test_a_forced_reextraction_with_a_wrong_password_leaves_the_commit_intact(
     again = result(extract(bad, DAY, force_reprocess=True), "s.orders")
 
     assert again.action == "failed"
+    assert data.read_bytes() == content
+    assert sidecar_path(data).read_bytes() == sidecar
+
+
+def test_an_unchanged_reextraction_keeps_the_commit_and_its_snapshot_instant(tmp_path):
+    config, data, content, sidecar = _committed(tmp_path, _source(tmp_path / "src.db"))
+
+    again = result(extract(config, DAY, force_reprocess=True), "s.orders")
+
+    assert again.action == "extracted", again.error
+    assert "whose commit stands" in (again.reason or "")
+    assert data.read_bytes() == content
+    # the sidecar, snapshot_at included, is the one the table was loaded with
+    assert sidecar_path(data).read_bytes() == sidecar
+    assert sorted(p.name for p in data.parent.iterdir()) == [
+        data.name,
+        sidecar_path(data).name,
+    ]
+
+
+def test_an_unchanged_reextraction_repairs_a_file_damaged_in_place(tmp_path):
+    config, data, content, sidecar = _committed(tmp_path, _source(tmp_path / "src.db"))
+    damaged = bytearray(content)
+    damaged[len(damaged) // 2] ^= 0xFF
+    data.write_bytes(bytes(damaged))
+
+    again = result(extract(config, DAY, verify="deep"), "s.orders")
+
+    assert (again.action, again.error) == ("extracted", None)
     assert data.read_bytes() == content
     assert sidecar_path(data).read_bytes() == sidecar
 
