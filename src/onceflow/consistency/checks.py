@@ -190,6 +190,8 @@ def table_vs_tracker(store: Store, tgt: LoadTarget, files: list[SourceFile]) -> 
             )
     for file in files:
         code = held.held.get(file.file_id, 0)
+        if file.data_missing and code:
+            continue  # the table holds it: `held_files_gone` reports it
         if not file.problem and code != checksum_code(file.checksum):
             file = _checksummed(file)  # the next load reads it: read it now too
         if file.problem:
@@ -197,7 +199,8 @@ def table_vs_tracker(store: Store, tgt: LoadTarget, files: list[SourceFile]) -> 
                 Issue(
                     "damaged_lake_file",
                     file.file_id,
-                    f"{tgt.key}: {file.problem}; re-extract its window",
+                    f"{tgt.key}: {file.problem}"
+                    + ("" if "re-extract" in file.problem else "; re-extract its window"),
                     table=tgt.key,
                     extra={**extra, "path": file.path, "problem": file.problem},
                 )
@@ -225,7 +228,8 @@ def held_files_gone(config: Config, tgt: LoadTarget, files: list[SourceFile]) ->
     if not config.tables:  # a standalone load's files are not in the lake
         return []
     held = read_markers(open_table(tgt.uri), [f.file_id for f in files])
-    present = {f.file_id for f in files}
+    # a sidecar whose data file is gone commits a file the lake cannot give again
+    present = {f.file_id for f in files if not f.data_missing}
     lake = Path(config.resolve(config.lake))
     issues = []
     for file_id in held.held_ids():
