@@ -188,6 +188,28 @@ def test_a_loaded_file_whose_data_file_was_deleted_is_a_warning_not_a_failure(
     assert _kinds(cfg) == ["held_file_gone"]
 
 
+def test_a_loaded_file_that_lost_its_sidecar_is_inconsistent_at_once_unless_a_run_is_live(
+    tmp_path: Path,
+) -> None:
+    from onceflow.state import Lease
+
+    lake = tmp_path / "lake"
+    paths = make_lake(lake, files=2, rows=5)
+    cfg = make_config(tmp_path)
+    assert load(cfg).ok
+    paths[1].with_name(paths[1].stem + "_metadata.json").unlink()
+    # younger than the safe age, but the table holds it and no extraction is running:
+    # not an extraction in progress, a loaded file whose commit marker is gone
+    report = validate_consistency(cfg)
+    assert not report["consistent"]
+    [issue] = [i for i in report["issues"] if i["kind"] == "uncommitted_lake_file"]
+    assert issue["file_id"] == "src/orders/202501/02/p_20250102.parquet"
+    assert "the table holds it" in issue["detail"]
+    # while an extraction holds the pipeline lock, it may be between its two renames
+    with Lease(open_store(cfg.state_url), cfg.pipeline_lock_name):
+        assert validate_consistency(cfg)["consistent"]
+
+
 # -- 3. a late window is brought into place -----------------------------------------------------
 
 
