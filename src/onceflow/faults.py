@@ -20,6 +20,8 @@ _ENV = "ONCEFLOW_CRASH_AT"
 _PAUSE_ENV = "ONCEFLOW_PAUSE_AT"
 POINTS = (
     "during_write",
+    # extract: the new file written, the old sidecar removed, the file not renamed yet
+    "before_data_rename",
     "after_data_rename",
     "after_sidecar",
     "after_delta_commit",

@@ -40,7 +40,7 @@ from tests.helpers.recovery import (
     write_project,
 )
 
-POINTS = ["during_write", "after_data_rename", "after_sidecar"]
+POINTS = ["during_write", "before_data_rename", "after_data_rename", "after_sidecar"]
 TABLES = {"orders": 25_000, "items": 15_000, "events": 10_000}
 SIGKILLED = -signal.SIGKILL
 
@@ -107,7 +107,7 @@ def test_crash_point_sqlite(
     assert before == {"src.orders": "completed", "src.items": "running", "src.events": "pending"}
     items = project.data_path("items")
     leftovers = temp_files(project.lake)
-    if point == "during_write":
+    if point in ("during_write", "before_data_rename"):
         assert not items.exists()
         assert len(leftovers) == 1 and next(iter(leftovers)).startswith("src/items/")
     else:
@@ -180,6 +180,42 @@ def test_crash_point_postgres(
         "pg.logins": "extracted",
     }
     _assert_recovered(project, clean, garbage)
+
+
+@pytest.mark.parametrize("point", ["during_write", "before_data_rename", "after_data_rename"])
+def test_a_killed_reextraction_keeps_the_old_commit_until_its_file_is_replaced(
+    point: str, tmp_path: Path
+) -> None:
+    """A forced re-extraction of changed rows withdraws the old commit (its sidecar) only
+    right before the rename: killed while writing, the old file still counts; killed
+    after the withdrawal, nothing counts and the rerun extracts the window again."""
+    db = tmp_path / "src.db"
+    make_sqlite_source(db, {"items": 5_000})
+    project = write_project(tmp_path / "proj", f"sqlite:///{db}", ["items"])
+    assert project.extract().returncode == 0
+    data, sidecar = project.data_path("items"), project.sidecar_path("items")
+    old_data, old_sidecar = data.read_bytes(), sidecar.read_bytes()
+    with sqlite3.connect(db) as conn:
+        conn.execute("DELETE FROM items WHERE id % 2 = 0")
+    conn.close()
+
+    killed = project.extract("--force-reprocess", crash_at=f"{point}:src.items")
+    assert killed.returncode == SIGKILLED, killed.stderr[-2000:]
+
+    if point == "during_write":  # the old commit stands, whole
+        assert (data.read_bytes(), sidecar.read_bytes()) == (old_data, old_sidecar)
+    elif point == "before_data_rename":  # withdrawn: the old file no longer counts
+        assert data.read_bytes() == old_data and not sidecar.exists()
+    else:
+        assert data.read_bytes() != old_data and not sidecar.exists()
+    rerun = project.extract()
+    assert rerun.returncode == 0, rerun.stderr
+    crashed = "skipped" if point == "during_write" else "extracted"
+    assert actions(rerun) == {"src.items": crashed}
+    assert_sidecars_match(project)
+    assert_state_complete(project)
+    rows = json.loads(sidecar.read_text())["record_count"]
+    assert rows == (5_000 if point == "during_write" else 2_500)
 
 
 # -- 2. random kills from outside -------------------------------------------------------
@@ -284,7 +320,10 @@ def test_flipped_byte_needs_deep_verify(
         "src.items": "skipped",
         "src.events": "skipped",
     }
-    assert results_by_table(deep)["src.orders"]["reason"] == "checksum differs from sidecar"
+    # the same bytes as the extraction's: the file is repaired under its standing commit
+    assert results_by_table(deep)["src.orders"]["reason"] == (
+        "checksum differs from sidecar; same content as the committed file, whose commit stands"
+    )
     _assert_recovered(committed, clean, set())
 
 
@@ -354,10 +393,12 @@ def test_force_reprocess_only_named_tables(
     rerun = committed.extract("--force-reprocess", "--tables", "events")
     assert rerun.returncode == 0, rerun.stderr
     assert actions(rerun) == {"src.events": "extracted"}
-    assert results_by_table(rerun)["src.events"]["reason"] == "forced"
+    # events was read again; the source has not changed, so its commit stands as it was
+    assert results_by_table(rerun)["src.events"]["reason"] == (
+        "forced; same content as the committed file, whose commit stands"
+    )
     after = {t: committed.sidecar(t)["end_time"] for t in committed.tables}
-    assert after["events"] != before["events"]
-    assert after["orders"] == before["orders"] and after["items"] == before["items"]
+    assert after == before
 
     everything = committed.extract()
     assert set(actions(everything).values()) == {"skipped"}

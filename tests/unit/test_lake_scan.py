@@ -45,3 +45,23 @@ def test_inspect_sidecar_says_missing_unreadable_or_its_content(tmp_path: Path) 
     assert content is None and (why or "").startswith("is not valid JSON")
     sidecar_path(data).write_text('{"run_id": "r"}', encoding="utf-8")
     assert inspect_sidecar(data) == ({"run_id": "r"}, None)
+
+
+def test_a_complete_sidecar_whose_data_file_is_gone_is_a_committed_file_with_a_problem(
+    tmp_path: Path,
+) -> None:
+    lake = tmp_path / "lake"
+    first, second, third = make_lake(lake, files=3, rows=2)
+    second.unlink()
+    third.unlink()  # and its sidecar says it never committed: nothing to report
+    sidecar_path(third).write_text('{"extraction_complete": false}', encoding="utf-8")
+    scan = scan_table_files(str(lake), "src", "orders")
+    [good, gone] = scan.files
+    assert good.path == str(first.absolute()) and not good.data_missing
+    assert gone.file_id == "src/orders/202501/02/p_20250102.parquet" and gone.data_missing
+    assert gone.window_start is not None and gone.checksum is not None
+    assert good.order < gone.order and gone.day == date(2025, 1, 2)
+    assert (gone.problem or "").startswith("data file missing")
+    command = "onceflow extract --date 2025-01-02 --tables src.orders --force-reprocess"
+    assert command in (gone.problem or "") and "put the file back" in (gone.problem or "")
+    assert scan.uncommitted == []

@@ -77,6 +77,8 @@ def summarise_run(summary: Any, as_json: bool) -> None:
                     say_problem(f"  load waits: {r.key}: {r.waiting}")
                 if r.uncommitted:
                     say_problem(f"  load not complete: {r.key}: {r.uncommitted}")
+                for warning in r.warnings:
+                    say_problem(f"  load warning: {r.key}: {warning}")
         if getattr(summary, "validation", None) is not None:
             c = summary.validation.counts()
             typer.echo(
@@ -108,6 +110,8 @@ def print_load(summary: Any, as_json: bool) -> None:
                 say_problem(f"  waiting: {r.waiting}")
             if r.uncommitted:
                 say_problem(f"  not committed: {r.uncommitted}")
+            for warning in r.warnings:
+                say_problem(f"  warning: {warning}")
             if r.error:
                 say_problem(f"  error: {r.error}")
     if not summary.ok:
@@ -145,7 +149,9 @@ def print_report(report: dict[str, Any], as_json: bool) -> None:
     typer.echo(f"Overall Status: {'CONSISTENT' if report['consistent'] else 'INCONSISTENT'}")
     typer.echo(f"File Tracker Status: {'inconsistent' if tracker else 'consistent'}")
     typer.echo(f"Total Files Checked: {checked['tracked_files']}")
-    typer.echo(f"Inconsistencies Found: {len(tracker)}")
+    # every inconsistency, as `Total Inconsistencies` at the end (the seed's report counts
+    # them all here); the file tracker's own are listed below it, the others per table
+    typer.echo(f"Inconsistencies Found: {len(issues)}")
     for issue in tracker:
         _print_issue(issue, "  ")
     progress = report.get("in_progress") or []

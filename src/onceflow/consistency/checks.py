@@ -191,6 +191,8 @@ def table_vs_tracker(store: Store, tgt: LoadTarget, files: list[SourceFile]) -> 
             )
     for file in files:
         code = held.held.get(file.file_id, 0)
+        if file.data_missing and code:
+            continue  # the table holds it: `held_files_gone` reports it
         if not file.problem and code != checksum_code(file.checksum):
             file = _checksummed(file)  # the next load reads it: read it now too
         if file.problem:
@@ -265,7 +267,8 @@ def held_files_gone(config: Config, tgt: LoadTarget, files: list[SourceFile]) ->
     if not config.tables:  # a standalone load's files are not in the lake
         return []
     held = read_markers(open_table(tgt.uri), [f.file_id for f in files])
-    present = {f.file_id for f in files}
+    # a sidecar whose data file is gone commits a file the lake cannot give again
+    present = {f.file_id for f in files if not f.data_missing}
     lake = Path(config.resolve(config.lake))
     issues = []
     for file_id in held.held_ids():
@@ -468,19 +471,69 @@ def reextract_command(key: str, file: Uncommitted) -> str:
     return f"onceflow extract{day} --tables {key} --force-reprocess"
 
 
-def _uncommitted_issues(config: Config, safe_age: float) -> list[Issue]:
+def held_uncommitted_files(
+    config: Config, store: Store, targets: list[LoadTarget], safe_age: float
+) -> list[tuple[str, Uncommitted]]:
+    """Data files without a complete sidecar, younger than safe_age, that their table holds
+    (its marker), while no extraction can be running: a loaded file that lost its commit
+    marker (deleted, or a re-extraction killed between withdrawing it and its rename).
+
+    Age is what tells an extraction in progress from a leftover, but not for these: an
+    extraction only leaves a held file without its sidecar for the instant between the
+    removal and the rename, and only while it holds the pipeline lock."""
+    if not config.tables or _extraction_may_run(store, config):
+        return []
+    lake, now = config.resolve(config.lake), time.time()
+    by_key = {t.key: t for t in targets}
+    found = []
+    for table in config.tables:
+        tgt = by_key.get(table.key)
+        young = []
+        for file in scan_table_files(lake, table.source, table.display_name).uncommitted:
+            try:
+                if now - os.stat(file.path).st_mtime < safe_age:
+                    young.append(file)
+            except OSError:
+                continue
+        if tgt is None or not young:
+            continue
+        held = read_markers(open_table(tgt.uri), [f.file_id for f in young])
+        found += [(table.key, f) for f in young if held.held.get(f.file_id)]
+    return found
+
+
+def _extraction_may_run(store: Store, config: Config) -> bool:
+    """Whether a live process holds the pipeline lock or one of its run locks."""
+    name = config.pipeline_lock_name
+    return any(
+        (lock.name == name or lock.name.startswith(f"{name}@")) and lock.stale_reason() is None
+        for lock in store.locks.find()
+    )
+
+
+def _uncommitted_issues(
+    config: Config, store: Store, targets: list[LoadTarget], safe_age: float
+) -> list[Issue]:
+    old = uncommitted_lake_files(config, safe_age)
+    held = held_uncommitted_files(config, store, targets, safe_age)
     return [
         Issue(
             "uncommitted_lake_file",
             file.path,
-            f"{key}: {file.reason}; a load does not take it: re-extract its window "
+            f"{key}: {file.reason}; "
+            + (
+                "the table holds it (it was loaded), so its commit marker was lost after its load; "
+                if (key, file) in held
+                else ""
+            )
+            + f"a load does not take it: re-extract its window "
             f"(`{reextract_command(key, file)}`); fix-inconsistencies removes the file "
             "when no extraction is running and nothing holds or names it (a table that "
             "loaded it, an extraction record)",
             table=key,
             extra={"file_id": file.file_id, "command": reextract_command(key, file)},
         )
-        for key, file in uncommitted_lake_files(config, safe_age)
+        for key, file in [*old, *held]
     ]
 
 
@@ -705,7 +758,7 @@ def validate_consistency(
     issues += interrupted_extractions(store, config, runs)
     for path in temp_files(config, safe_age_seconds):
         issues.append(Issue("temp_file", str(path), "temp file left by an interrupted write"))
-    issues += _uncommitted_issues(config, safe_age_seconds)
+    issues += _uncommitted_issues(config, store, targets, safe_age_seconds)
     tracked = len(store.files.find())
     in_progress = [i for i in issues if i.kind == IN_PROGRESS]
     issues = [i for i in issues if i.kind != IN_PROGRESS]

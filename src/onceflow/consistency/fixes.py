@@ -72,7 +72,7 @@ def _replace_twice_loaded(
             )
             log.warning("not fixed: %s", failures[-1])
         return
-    lake = {f.file_id: f for f in lake_files(config, tgt)}
+    lake = {f.file_id: f for f in lake_files(config, tgt) if not f.data_missing}
     for issue in twice:
         file = lake.get(issue.subject)
         if file is None:

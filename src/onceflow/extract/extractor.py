@@ -31,7 +31,14 @@ from onceflow.extract.sql import ReadSpec
 from onceflow.faults import crashpoint
 from onceflow.lake.atomic import CHECKSUM_ALGORITHM, commit, new_temp
 from onceflow.lake.paths import output_path
-from onceflow.lake.sidecar import Verdict, read_sidecar, remove_sidecar, verify, write_sidecar
+from onceflow.lake.sidecar import (
+    SELECTION_FIELDS,
+    Verdict,
+    read_sidecar,
+    remove_sidecar,
+    verify,
+    write_sidecar,
+)
 from onceflow.redact import redact
 from onceflow.state import ExtractionOutcome
 from onceflow.version import __version__
@@ -224,6 +231,33 @@ class _Written:
     checksum: str
     schema: pa.Schema
     snapshot_at: datetime
+    #: The committed sidecar of the same bytes, when the file was extracted again with
+    #: the content it had: that commit stands (see `_same_commit`).
+    kept: dict[str, Any] | None = None
+
+
+def _same_commit(job: TableJob, checksum: str, size: int) -> dict[str, Any] | None:
+    """The target's committed sidecar when it commits exactly these bytes for this run,
+    window and selection, else None.
+
+    A re-extraction that reads what the lake already holds changes nothing the table is
+    a function of, so the commit stands as it was, `snapshot_at` included: a new instant
+    would not be what the table was loaded with (the load skips a file whose checksum it
+    holds), and a rebuild from the lake would then give other SCD2 validity.
+    """
+    sidecar = read_sidecar(job.target)
+    if sidecar is None or sidecar.get("extraction_complete") is not True:
+        return None
+    recorded = sidecar.get("table_config") or {}
+    wanted = _table_config(job)
+    same = (
+        sidecar.get("checksum") == checksum
+        and sidecar.get("file_size_bytes") == size
+        and sidecar.get("run_id") == job.run_id
+        and (sidecar.get("window_start"), sidecar.get("window_end")) == job.window_iso
+        and all(recorded.get(f) == wanted.get(f) for f in SELECTION_FIELDS)
+    )
+    return sidecar if same else None
 
 
 def _write(job: TableJob, spec: ReadSpec) -> _Written:
@@ -279,6 +313,15 @@ def _write(job: TableJob, spec: ReadSpec) -> _Written:
         sink.close()
         if job.check_lock is not None:
             job.check_lock()
+        kept = _same_commit(job, temp.hexdigest, temp.size)
+        if kept is None:
+            # The old commit stood while the new data was read and written: a source that
+            # fails, a full disk, a kill before here leave it whole. It is withdrawn only
+            # now, durably, right before its file is replaced.
+            remove_sidecar(target)
+            crashpoint("before_data_rename", job.key)
+        # The same bytes are renamed into place under their standing sidecar too: that
+        # repairs a file damaged in place, and the sidecar is never wrong for it.
         commit(temp, target)
     except BaseException as error:
         temp.abandon()
@@ -287,7 +330,7 @@ def _write(job: TableJob, spec: ReadSpec) -> _Written:
         if isinstance(error, OSError):
             raise _io_error(job, error) from None
         raise
-    return _Written(rows, temp.size, temp.hexdigest, first.schema, snapshot_at)
+    return _Written(rows, temp.size, temp.hexdigest, first.schema, snapshot_at, kept)
 
 
 def _close(batches: Any) -> None:
@@ -436,17 +479,22 @@ def extract_table(
         return _write(job, spec)
 
     try:
-        # The old sidecar goes first: a crash from here on leaves nothing that counts.
-        if job.check_lock is not None:
-            job.check_lock()
-        remove_sidecar(job.target)
+        # the old sidecar stays until the new file is whole (`_write`)
         written = _with_retries(job, attempt)
         crashpoint("after_data_rename", job.key)
         ended = datetime.now(UTC)
         duration = round(time.perf_counter() - clock, 6)
         if job.check_lock is not None:
             job.check_lock()
-        write_sidecar(job.target, _sidecar(job, written, started, ended, duration))
+        kept = written.kept
+        if kept is None or (kept.get("partial") is True) != job.partial:
+            content = _sidecar(job, written, started, ended, duration)
+            if kept is not None:
+                # the same rows as the committed (partial) file: they were read then
+                content["snapshot_at"] = kept.get("snapshot_at", content["snapshot_at"])
+            write_sidecar(job.target, content)
+        else:
+            reason = f"{reason}; same content as the committed file, whose commit stands"
         crashpoint("after_sidecar", job.key)
     except LockError:
         raise

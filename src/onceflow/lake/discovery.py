@@ -14,6 +14,8 @@ cannot be known to be committed or not (`sidecar_unreadable`). Temp files
 (`*.onceflow-tmp-*`) never count. A data file with no sidecar, or one that does not say
 complete, is an extraction in progress or interrupted: it does not count either, but
 `scan_table_files` lists it (`Uncommitted`), so that a load can say what it did not load.
+A complete sidecar whose data file is gone is a committed file too, returned with its
+problem (`data_missing`): its window is committed, so leaving it out would skip it silently.
 """
 
 from __future__ import annotations
@@ -29,7 +31,13 @@ from pathlib import Path
 
 from onceflow.errors import LoadError
 from onceflow.lake.atomic import file_checksum
-from onceflow.lake.paths import TEMP_MARKER, normalize_lake_path, sidecar_path, table_folder
+from onceflow.lake.paths import (
+    SIDECAR_SUFFIX,
+    TEMP_MARKER,
+    normalize_lake_path,
+    sidecar_path,
+    table_folder,
+)
 from onceflow.lake.sidecar import inspect_sidecar
 
 log = logging.getLogger(__name__)
@@ -55,6 +63,8 @@ class SourceFile:
     problem: str | None = None
     #: Its sidecar is there but unreadable: nothing it should say (checksum, window) is known.
     sidecar_unreadable: bool = False
+    #: Its sidecar commits it, but the data file is not in the lake (deleted after commit).
+    data_missing: bool = False
     #: The run date its place in the extract layout says (<yyyymm>/<dd>/), if it has one.
     day: date | None = None
 
@@ -111,18 +121,7 @@ def _committed(path: Path, root: Path, key: str | None = None) -> SourceFile | U
     sidecar, unreadable = inspect_sidecar(path)
     day = layout_day(path)
     if unreadable is not None:
-        # the file's name is its run id: an extraction under another id would write
-        # another file, and this one would still fail. The pipeline (so the date's default
-        # id, `<pipeline>_<yyyymmdd>`) is not known here: an id of that shape is taken
-        # for the default and not named
-        default = day is not None and path.stem.endswith(f"_{day:%Y%m%d}")
-        named = "" if default else f" --run-id {path.stem}"
-        tables = f" --tables {key}{named}" if key else ""
-        redo = (
-            f"`onceflow extract --date {day}{tables} --force-reprocess`"
-            if day
-            else "its extraction"
-        )
+        redo = _redo(path, day, key)
         damaged = (
             f"its sidecar {sidecar_path(path).name} {unreadable}: it was damaged after "
             f"extraction (sidecars are written atomically), so whether this file is the "
@@ -169,6 +168,53 @@ def _committed(path: Path, root: Path, key: str | None = None) -> SourceFile | U
     )
 
 
+def _redo(path: Path, day: date | None, key: str | None) -> str:
+    """The command that extracts a file's window again, in backquotes (or "its extraction")."""
+    if day is None:
+        return "its extraction"
+    # the file's name is its run id: an extraction under another id would write another
+    # file, and this one would still fail. The pipeline (so the date's default id,
+    # `<pipeline>_<yyyymmdd>`) is not known here: an id of that shape is taken for the
+    # default and not named
+    default = path.stem.endswith(f"_{day:%Y%m%d}")
+    named = "" if default else f" --run-id {path.stem}"
+    tables = f" --tables {key}{named}" if key else ""
+    return f"`onceflow extract --date {day}{tables} --force-reprocess`"
+
+
+def _data_missing(data: Path, root: Path, key: str | None) -> SourceFile | None:
+    """The committed file a complete sidecar names whose data file is not there, else None
+    (a sidecar without a data file that does not say complete commits nothing)."""
+    sidecar, _unreadable_why = inspect_sidecar(data)
+    if sidecar is None or sidecar.get("extraction_complete") is not True:
+        return None
+    day = layout_day(data)
+    problem = (
+        f"data file missing: its sidecar {sidecar_path(data).name} commits it, but the file "
+        f"is not in the lake; re-extract its window ({_redo(data, day, key)}), or put the "
+        "file back"
+    )
+    # not a warning here: the load fails it by name (or warns, when the table holds it),
+    # and status and validate-consistency report it
+    log.debug("%s: %s", data, problem)
+    return SourceFile(
+        path=str(data.absolute()),
+        file_id=file_identity(data, root),
+        size=-1,
+        modified_time=datetime.fromtimestamp(0, UTC).isoformat(),
+        checksum=sidecar.get("checksum"),
+        record_count=sidecar.get("record_count"),
+        run_id=sidecar.get("run_id"),
+        window_start=sidecar.get("window_start"),
+        window_end=sidecar.get("window_end"),
+        snapshot_at=sidecar.get("snapshot_at") or sidecar.get("start_time"),
+        partial=sidecar.get("partial") is True,
+        problem=problem,
+        data_missing=True,
+        day=day,
+    )
+
+
 def _unreadable(path: Path, root: Path, day: date | None, problem: str) -> SourceFile:
     """A file whose sidecar cannot be read: known by name and place only, it fails."""
     try:
@@ -204,6 +250,10 @@ def scan_table_files(lake: str, source: str, table: str) -> TableScan:
             uncommitted.append(seen)
         else:
             found.append(seen)
+    for marker in folder.glob(f"*/*/*{SIDECAR_SUFFIX}"):
+        data = marker.with_name(marker.name.removesuffix(SIDECAR_SUFFIX) + ".parquet")
+        if not data.exists() and (missing := _data_missing(data, root, f"{source}.{table}")):
+            found.append(missing)
     return TableScan(
         sorted(found, key=lambda f: f.order), sorted(uncommitted, key=lambda u: u.file_id)
     )

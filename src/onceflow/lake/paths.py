@@ -12,6 +12,7 @@ from pathlib import Path
 from onceflow.locations import normalize_path, safe_component
 
 TEMP_MARKER = ".onceflow-tmp-"
+SIDECAR_SUFFIX = "_metadata.json"
 
 
 def normalize_lake_path(path: str) -> str:
@@ -42,7 +43,7 @@ def output_path(lake: str, source: str, table: str, run_date: date, run_id: str)
 
 def sidecar_path(data_path: Path) -> Path:
     """The metadata sidecar beside a data file: <run_id>_metadata.json."""
-    return data_path.with_name(data_path.stem + "_metadata.json")
+    return data_path.with_name(data_path.stem + SIDECAR_SUFFIX)
 
 
 def temp_path(target: Path, token: str) -> Path:

@@ -80,7 +80,7 @@ def _has_parquet_footer(path: Path, size: int) -> bool:
 
 
 # The table_config fields that decide which rows a file holds; others are informational.
-_SELECTION_FIELDS = ("table", "query", "mode", "cursor")
+SELECTION_FIELDS = ("table", "query", "mode", "cursor")
 
 
 def verify(
@@ -104,7 +104,7 @@ def verify(
         return Verdict(False, "window differs from this run's window", sidecar)
     if table_config is not None:
         recorded = sidecar.get("table_config") or {}
-        if any(recorded.get(f) != table_config.get(f) for f in _SELECTION_FIELDS):
+        if any(recorded.get(f) != table_config.get(f) for f in SELECTION_FIELDS):
             return Verdict(False, "table config (table, query, mode or cursor) changed", sidecar)
     try:
         size = data_path.stat().st_size

@@ -138,6 +138,9 @@ class TableLoadResult:
     rewound: list[str] = field(default_factory=list)
     waiting: str | None = None
     uncommitted: str | None = None
+    #: What is wrong without keeping the table from being what its lake says (a file the
+    #: table holds whose data file the lake lost): reported, not a failure.
+    warnings: list[str] = field(default_factory=list)
     duration_seconds: float = 0.0
     #: A failure's type names for a retry policy (`onceflow.errors.error_names`).
     error_types: tuple[str, ...] = ()
@@ -656,6 +659,7 @@ def load_table(
     result = TableLoadResult(tgt.key, tgt.target, tgt.uri, tgt.cfg.strategy)
     try:
         plan = _prepare(store, tgt, files, result, wait_from, wait_reason, limit=limit)
+        _warn_lost(tgt, plan, result)
         blocked = _check_replay(store, tgt, plan, gate) if plan.rewind is not None else None
         if plan.blocked is not None:
             blocked = _unreplayable(tgt, plan)
@@ -748,6 +752,23 @@ def _not_loaded(
         if (limit is None or _within(f, limit))
         and (f.file_id not in done or (f.checksum and done[f.file_id] not in (None, f.checksum)))
     ]
+
+
+def _warn_lost(tgt: LoadTarget, plan: Plan, result: TableLoadResult) -> None:
+    """Warn of files the table holds whose data file the lake lost.
+
+    The table is right (it holds their rows) and later windows load on top of them, so
+    they fail nothing; but the lake no longer describes the table: a rebuild from it, or
+    a replay over one of them (a late or re-extracted earlier window), would lose their
+    rows. So they are named, with their repair, in the load's report, in `status` and in
+    `validate-consistency`."""
+    for file in plan.lost:
+        note = (
+            f"{file.file_id}: the table holds it, but {file.problem}: the table is unchanged, "
+            "and a rebuild from the lake or a replay over this window would lose its rows"
+        )
+        result.warnings.append(note)
+        log.warning("%s: %s", tgt.key, note)
 
 
 def _within(file: SourceFile, limit: datetime) -> bool:

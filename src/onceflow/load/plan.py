@@ -17,8 +17,9 @@ windows, loaded in window order, whatever order they arrived in. Given the lake'
   the undone files' commits in the log and their data in the lake; when a commit aged out,
   the table is rewound to empty and rebuilt from all its files.
 
-A damaged lake file (its data no longer matches its sidecar) fails when it must be
-applied; a file the table already holds with that content needs nothing from the lake.
+A damaged lake file (its data no longer matches its sidecar, or is gone) fails when it
+must be applied; a file the table already holds with that content needs nothing from the
+lake (`lost` names those whose data file is gone: the lake can no longer rebuild them).
 For merge and scd2, files at or after a window whose extraction is known to be missing
 (failed or unfinished) wait, so that the table never runs ahead of a gap it would have
 to rewind over.
@@ -80,6 +81,8 @@ class Plan:
     waiting: list[SourceFile] = field(default_factory=list)
     wait_reason: str | None = None
     skipped: list[SourceFile] = field(default_factory=list)
+    #: Files the table holds whose data file is gone from the lake (among `skipped`).
+    lost: list[SourceFile] = field(default_factory=list)
 
 
 def _state(file: SourceFile, markers: TableMarkers) -> str:
@@ -132,14 +135,20 @@ def plan_table(
             and _state(f, markers) != "held"
         ]
         files = [f for f in files if not f.sidecar_unreadable and f not in behind]
+    lost = [f for f in files if f.data_missing and _state(f, markers) == "held"]
     if strategy == "append":
         plan = _plan_append(files, markers)
     elif strategy == "overwrite":
         plan = _plan_overwrite(files, markers)
     elif strategy in ORDERED:
-        plan = _plan_ordered(files, markers, wait_from, wait_reason)
+        # a held file whose data is gone is not in the lake for a replay: one over it is
+        # blocked (`Blocked`), one before it leaves it in place
+        kept = [f for f in files if f not in lost]
+        plan = _plan_ordered(kept, markers, wait_from, wait_reason)
+        plan.skipped = sorted([*plan.skipped, *lost], key=lambda f: f.order)
     else:
         raise LoadError(f"unknown load strategy {strategy!r}")
+    plan.lost = lost
     plan.steps += twins
     if broken:
         plan.steps += [Step("fail", f, f.problem or "its sidecar is unreadable") for f in broken]

@@ -196,7 +196,10 @@ def test_orphan_of_a_sigkilled_loader_is_reported_with_its_stale_lease_and_fixed
     assert report["file_tracker"] == {"files_checked": 2, "consistent": False, "inconsistencies": 1}
     text = run_cli("validate-consistency", "-c", str(config))
     assert text.returncode == 1
-    assert f"Inconsistencies Found: 1\n  - Orphaned processing record: {first}\n" in text.stdout
+    # every inconsistency is counted at the top (the orphan and its stale lock), the file
+    # tracker's own listed under it
+    assert f"Inconsistencies Found: 2\n  - Orphaned processing record: {first}\n" in text.stdout
+    assert text.stdout.endswith("Total Inconsistencies: 2\n")
     assert "  ✗ src.orders\n    - 1 file tracker inconsistency (listed above)\n" in text.stdout
     assert f"  - Stale lock: {lock}\n" in text.stdout
 
@@ -348,7 +351,7 @@ def test_table_marked_complete_with_failed_files_is_named_and_its_run_marked_fai
         "Overall Status: INCONSISTENT\n"
         "File Tracker Status: consistent\n"
         "Total Files Checked: 4\n"
-        "Inconsistencies Found: 0\n"
+        "Inconsistencies Found: 2\n"  # as many as `Total Inconsistencies` says at the end
         "Table Consistency:\n"
         "  ✓ src.customers\n"
         "  ✗ src.orders\n"

@@ -144,6 +144,72 @@ def test_a_truncated_committed_file_fails_by_name_and_its_reextraction_repairs_i
     assert read_table(table_uri(tmp_path)).num_rows == 15
 
 
+def test_a_committed_window_whose_data_file_was_deleted_fails_by_name(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    paths = make_lake(lake, files=3, rows=5)
+    cfg = make_config(tmp_path)
+    paths[1].unlink()  # its sidecar stays: the window is committed
+    summary = load(cfg)
+    assert not summary.ok  # a non-zero exit, not a silent skip
+    result = summary.results[0]
+    gone = "src/orders/202501/02/p_20250102.parquet"
+    assert f"{gone}: data file missing" in (result.error or "")
+    assert "put the file back" in (result.error or "")
+    assert done(result.counts()) == {"loaded": 1, "failed": 1}  # day 3 waits behind it
+    failed = [f for f in result.files if f.action == "failed"]
+    assert [f.file_id for f in failed] == [gone]
+    assert load_status(cfg)[0]["damaged_files"][0]["file"] == gone
+    assert "damaged_lake_file" in _kinds(cfg)
+    write_extracted(lake, orders_batch(1, 5), day=1)  # re-extraction
+    repaired = load(cfg)
+    assert repaired.ok and done(repaired.counts()) == {"loaded": 2, "skipped": 1}
+    assert read_table(table_uri(tmp_path)).num_rows == 15
+
+
+@pytest.mark.parametrize("strategy", [{}, SCD2, {"strategy": "overwrite"}])
+def test_a_loaded_file_whose_data_file_was_deleted_is_a_warning_not_a_failure(
+    tmp_path: Path, strategy: dict[str, Any]
+) -> None:
+    lake = tmp_path / "lake"
+    paths = [write_extracted(lake, dims(d), day=d) for d in range(3)]
+    cfg = make_config(tmp_path, strategy)
+    assert load(cfg).ok
+    before = content_checksum(table_uri(tmp_path))
+    paths[2].unlink()  # the table holds it; the lake lost its copy
+    summary = load(cfg)
+    result = summary.results[0]
+    # the table is right and nothing waits: later windows still load on top of it
+    assert summary.ok and done(result.counts()) == {"skipped": 3}
+    [warning] = result.warnings
+    assert warning.startswith("src/orders/202501/03/p_20250103.parquet: the table holds it")
+    assert "a rebuild from the lake" in warning
+    assert content_checksum(table_uri(tmp_path)) == before
+    assert "data file missing" in load_status(cfg)[0]["damaged_files"][0]["problem"]
+    assert _kinds(cfg) == ["held_file_gone"]
+
+
+def test_a_loaded_file_that_lost_its_sidecar_is_inconsistent_at_once_unless_a_run_is_live(
+    tmp_path: Path,
+) -> None:
+    from onceflow.state import Lease
+
+    lake = tmp_path / "lake"
+    paths = make_lake(lake, files=2, rows=5)
+    cfg = make_config(tmp_path)
+    assert load(cfg).ok
+    paths[1].with_name(paths[1].stem + "_metadata.json").unlink()
+    # younger than the safe age, but the table holds it and no extraction is running:
+    # not an extraction in progress, a loaded file whose commit marker is gone
+    report = validate_consistency(cfg)
+    assert not report["consistent"]
+    [issue] = [i for i in report["issues"] if i["kind"] == "uncommitted_lake_file"]
+    assert issue["file_id"] == "src/orders/202501/02/p_20250102.parquet"
+    assert "the table holds it" in issue["detail"]
+    # while an extraction holds the pipeline lock, it may be between its two renames
+    with Lease(open_store(cfg.state_url), cfg.pipeline_lock_name):
+        assert validate_consistency(cfg)["consistent"]
+
+
 # -- 3. a late window is brought into place -----------------------------------------------------
 
 
