@@ -88,19 +88,37 @@ class WorkerReport:
 
 def failure_of(summary: RunSummary) -> tuple[str, tuple[str, ...], str] | None:
     """(error type, every type name, message) of a failed run, or None. The type is the
-    step's (`ExtractError`, `LoadError`); the names add the failed table's own error's
-    class, bases and transient marker, so that `retry_on: [TransientError]` or
-    `[OSError]` matches a table that failed with one."""
+    first failed table's step (`ExtractError`, `LoadError`); the message is its error in
+    full, then `and N more: key (Type), ...` naming every other failed table (a run's
+    one error field must not hide the second broken table until the first is fixed).
+    The names are every failed table's: its step, its own error's class, bases and
+    transient marker, so that `retry_on: [TransientError]` or `[OSError]` matches a
+    table that failed with one."""
     error = summary.error
     if error is None:
         return None
     kind, message = error
-    causes: tuple[str, ...] = ()
-    if kind == "ExtractError":
-        causes = next((r.error_types for r in summary.results if r.action == "failed"), ())
-    elif summary.load is not None:
-        causes = next((t.error_types for t in summary.load.results if not t.ok), ())
-    return kind, tuple(dict.fromkeys((*causes, *names_of(kind)))), message
+    failed: list[tuple[str, str, tuple[str, ...]]] = [
+        (r.table_key, "ExtractError", tuple(r.error_types))
+        for r in summary.results
+        if r.action == "failed"
+    ]
+    extract_failed = {key for key, _, _ in failed}
+    if summary.load is not None:
+        # a table whose extraction failed is reported once, by that failure
+        failed += [
+            (t.key, "LoadError", tuple(t.error_types))
+            for t in summary.load.results
+            if not t.ok and t.key not in extract_failed
+        ]
+    names: list[str] = []
+    for _, step, causes in failed:
+        names += [*causes, *names_of(step)]
+    names += names_of(kind)
+    others = [f"{key} ({step})" for key, step, _ in failed[1:]]
+    if others:
+        message = f"{message}; and {len(others)} more: {', '.join(others)}"
+    return kind, tuple(dict.fromkeys(names)), message
 
 
 def _waiting_text(earlier: ScheduledRunRecord) -> str:

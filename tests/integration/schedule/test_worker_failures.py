@@ -53,3 +53,20 @@ def test_a_failed_extraction_still_loads_the_tables_that_were_extracted(
     # ... and the healthy table is loaded, as `onceflow run` loads it
     events = Path(config.resolve(config.warehouse)) / "src" / "events"
     assert (events / "_delta_log").is_dir()
+
+
+def test_a_runs_error_names_every_failed_table(
+    store: Store, project: Callable[..., Config]
+) -> None:
+    config = with_missing_tables(project, "missing_a", "missing_b")
+    Scheduler([config], store).run_once(NOW)
+    report = Worker([config], store).run(until_idle=True)
+    (run,) = store.scheduled_runs.find()
+    assert run.state == "FAILED" and run.error_type == "ExtractError"
+    assert run.error is not None
+    first, _, rest = run.error.partition("; and 1 more: ")
+    assert "src.missing_a" in first  # the first error in full
+    assert rest == "src.missing_b (ExtractError)"
+    assert "ExtractError" in json.loads(run.error_types or "[]")
+    assert "src.missing_b (ExtractError)" in report.failures[0]
+
