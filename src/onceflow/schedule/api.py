@@ -144,6 +144,10 @@ def up(
     finally:
         stop.set()
         thread.join(timeout=30)
+    # a run failed by a scheduler pass (its worker lost once too often) is a failure of
+    # this process as much as one its worker recorded
+    report.failed += len(total.lost)
+    report.failures += total.lost
     return {
         "scheduler": {**total.as_dict(), "skipped": scheduler.skipped},
         "worker": report.as_dict(),

@@ -49,6 +49,11 @@ def error_type_of(error: BaseException | str) -> str | None:
     return match.group(1).rsplit(".", 1)[-1] if match else None
 
 
+#: The error of the history step that requeues a run whose worker was lost (its job's
+#: lease expired): such a step is a failed attempt, counted against the retry budget.
+WORKER_LOST = "WorkerLostError"
+
+
 class _Step(Protocol):
     @property
     def to_state(self) -> str: ...
@@ -56,15 +61,36 @@ class _Step(Protocol):
     @property
     def reason(self) -> str | None: ...
 
+    @property
+    def error(self) -> str | None: ...
+
+
+def is_lost_attempt(step: _Step) -> bool:
+    """Whether a history step is an attempt whose worker was lost (requeued or failed)."""
+    return bool(step.error and step.error.startswith(f"{WORKER_LOST}:"))
+
 
 def failures_since_reprocess(history: Sequence[_Step]) -> int:
     """Failures in a run's history since it was last reprocessed: the count a retry
-    budget (`max_retries`) is spent against."""
+    budget (`max_retries`) is spent against. An attempt whose worker was lost (its lease
+    expired) is one: else a run that kills its worker every time (out of memory) would be
+    requeued for ever."""
     count = 0
     for step in history:
         if step.reason and step.reason.startswith("reprocess"):
             count = 0
-        elif step.to_state == FAILED:
+        elif step.to_state == FAILED or is_lost_attempt(step):
+            count += 1
+    return count
+
+
+def lost_since_reprocess(history: Sequence[_Step]) -> int:
+    """How many attempts since the last reprocess lost their worker."""
+    count = 0
+    for step in history:
+        if step.reason and step.reason.startswith("reprocess"):
+            count = 0
+        elif is_lost_attempt(step):
             count += 1
     return count
 

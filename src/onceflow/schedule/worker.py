@@ -247,10 +247,15 @@ class Worker:
             time.sleep(self.poll_seconds)
 
     def _reap(self) -> None:
+        lost: list[str] = []
         try:
-            requeue_expired(self.store)
+            requeue_expired(self.store, lost)
         except StateError as error:
             log.warning("worker %s: cannot requeue expired jobs: %s", self.worker_id, error)
+        if lost:  # runs whose workers kept dying: failed here, so reported here
+            with self._guard:
+                self.report.failed += len(lost)
+                self.report.failures += lost
 
     def _idle(self, pipelines: list[str], idle_check: Callable[[], bool] | None) -> bool:
         # claimed jobs count as running: a killed worker's come back once their lease expires

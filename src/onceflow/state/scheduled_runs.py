@@ -595,9 +595,9 @@ class ScheduledRuns:
             rows = t.execute(sql, (*params, limit)).fetchall()
         return rows_as(ScheduledRunRecord, rows)
 
-    def history(self, run_id: str) -> list[TransitionRecord]:
+    def history(self, run_id: str, *, tx: Tx | None = None) -> list[TransitionRecord]:
         """Every transition of a run, in order."""
-        with self.db.transaction() as t:
+        with self._tx(tx) as t:
             return rows_as(TransitionRecord, t.execute(SQL["history_of"], (run_id,)).fetchall())
 
     def due(self, at: str) -> list[ScheduledRunRecord]:

@@ -5,6 +5,7 @@ run's retry budget instead of being requeued for ever."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 
 from onceflow.config import Config
 from onceflow.schedule import Scheduler, Worker
+from onceflow.schedule.scheduler import requeue_expired
 from onceflow.state import Store
 
 NOW = datetime(2025, 1, 6, 12, 0, tzinfo=UTC)
@@ -70,3 +72,56 @@ def test_a_runs_error_names_every_failed_table(
     assert "ExtractError" in json.loads(run.error_types or "[]")
     assert "src.missing_b (ExtractError)" in report.failures[0]
 
+
+def lose_the_worker(store: Store) -> None:
+    """A worker claims the run's job, starts the run, and dies: its lease expires."""
+    (job,) = store.queue.claim("doomed", lease_seconds=0.05)
+    assert job.run_id is not None
+    store.scheduled_runs.transition(job.run_id, "PENDING", "RUNNING", worker="doomed")
+    time.sleep(0.1)
+    assert requeue_expired(store) == 1
+
+
+def test_a_run_whose_worker_dies_every_time_fails_once_its_retries_are_spent(
+    store: Store, project: Callable[..., Config]
+) -> None:
+    config = project(schedules=[nightly(catch_up={"max": 1}, retry={"max_retries": 1})])
+    Scheduler([config], store).run_once(NOW)
+    lose_the_worker(store)
+    (run,) = store.scheduled_runs.find()
+    assert run.state == "PENDING"  # one loss: requeued, as the budget allows one retry
+    lose_the_worker(store)
+    (run,) = store.scheduled_runs.find()
+    assert run.state == "FAILED" and run.error_type == "WorkerLostError"
+    assert "its worker was lost 2 time(s)" in (run.error or "")
+    assert run.next_attempt_at is None
+    assert store.queue.live_job_of_run(run.id) is None  # not requeued: nothing claims it
+    assert store.queue.claim("next") == []
+    steps = [(h.from_state, h.to_state) for h in store.scheduled_runs.history(run.id)]
+    assert steps[-2:] == [("PENDING", "RUNNING"), ("RUNNING", "FAILED")]
+
+
+def test_a_single_lost_worker_is_requeued_and_the_run_completes_once(
+    store: Store, project: Callable[..., Config]
+) -> None:
+    config = project(schedules=[nightly(catch_up={"max": 1}, retry={"max_retries": 1})])
+    Scheduler([config], store).run_once(NOW)
+    lose_the_worker(store)
+    report = Worker([config], store).run(until_idle=True)
+    assert (report.completed, report.failed) == (1, 0)
+    (run,) = store.scheduled_runs.find()
+    assert run.state == "COMPLETED" and run.error is None
+
+
+def test_a_lost_worker_spends_the_budget_a_later_failure_counts_from(
+    store: Store, project: Callable[..., Config]
+) -> None:
+    # one retry allowed: the lost worker took it, so the real failure that follows is final
+    config = project(
+        schedules=[nightly(catch_up={"max": 1}, retry={"max_retries": 1})],
+        extra={"tables": [table("missing", "missing")]},
+    )
+    Scheduler([config], store).run_once(NOW)
+    lose_the_worker(store)
+    report = Worker([config], store).run(until_idle=True)
+    assert (report.failed, report.retried) == (1, 0)
