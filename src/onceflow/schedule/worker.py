@@ -133,6 +133,11 @@ def _defer_delay(job: Job) -> float:
     return float(min(MAX_DEFER_SECONDS, 0.5 * 2 ** min(job.attempts - 1, 8)))
 
 
+def _lease(job: Job) -> tuple[int, str]:
+    """A claim of a job: its id and the token that claim stamped."""
+    return job.id, job.token or ""
+
+
 def default_worker_id() -> str:
     """host:pid, as stored with each claim and transition."""
     return f"{socket.gethostname()}:{os.getpid()}"
@@ -164,7 +169,9 @@ class Worker:
         self.worker_id = worker_id or default_worker_id()
         self.report = WorkerReport()
         self._active: dict[int, Job] = {}
-        self._lost: set[int] = set()
+        #: Leases the heartbeat found lost, by (job id, token): a claim of the same job
+        #: later has a new token, which a stale loss must not touch
+        self._lost: set[tuple[int, str]] = set()
         self._guard = threading.Lock()
         self._slot = threading.Event()
 
@@ -269,7 +276,7 @@ class Worker:
     def _heartbeat(self, done: threading.Event) -> None:
         while not done.wait(self.lease_seconds / 3):
             with self._guard:
-                jobs = [j for j in self._active.values() if j.id not in self._lost]
+                jobs = [j for j in self._active.values() if _lease(j) not in self._lost]
             if not jobs:
                 continue
             try:
@@ -277,10 +284,25 @@ class Worker:
             except StateError as error:  # cut off: the leases run out; nothing to do here
                 log.warning("worker %s: heartbeat failed: %s", self.worker_id, error)
                 continue
-            if lost:
-                log.warning("worker %s: lost the lease of job(s) %s", self.worker_id, sorted(lost))
-                with self._guard:
-                    self._lost |= lost
+            self._note_lost(jobs, lost)
+
+    def _note_lost(self, sent: Sequence[Job], lost: set[int]) -> None:
+        """Remember the leases a heartbeat found lost, by the token it sent: the job may
+        have ended (completed, deferred) while the heartbeat was on its way, and even
+        been claimed again by this worker with a new token, which is not lost."""
+        if not lost:
+            return
+        leases = {_lease(j) for j in sent if j.id in lost}
+        with self._guard:
+            current = {_lease(j) for j in self._active.values()}
+            still = leases & current
+            self._lost |= still
+        if still:
+            log.warning(
+                "worker %s: lost the lease of job(s) %s",
+                self.worker_id,
+                sorted(job_id for job_id, _ in still),
+            )
 
     def _run_job(self, job: Job) -> None:
         try:
@@ -291,15 +313,16 @@ class Worker:
             log.exception("worker %s: job %s crashed the worker thread", self.worker_id, job.id)
         finally:
             with self._guard:
-                self._active.pop(job.id, None)
-                self._lost.discard(job.id)
+                if self._active.get(job.id) is job:
+                    del self._active[job.id]
+                self._lost.discard(_lease(job))
             self._slot.set()
 
     # --- one job ------------------------------------------------------------------------
 
     def check(self, job: Job) -> None:
         """LeaseLostError when this worker no longer holds `job` (call before writing)."""
-        if job.id in self._lost:
+        if _lease(job) in self._lost:
             raise LeaseLostError(f"job {job.id}: lease lost", job_id=job.id)
         self.store.queue.check(job.id, job.token or "")
 

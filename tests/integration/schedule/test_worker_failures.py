@@ -5,16 +5,19 @@ run's retry budget instead of being requeued for ever."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from onceflow.config import Config
 from onceflow.schedule import Scheduler, Worker
 from onceflow.schedule.scheduler import requeue_expired
-from onceflow.state import Store
+from onceflow.state import Job, Store
 
 NOW = datetime(2025, 1, 6, 12, 0, tzinfo=UTC)
 
@@ -125,3 +128,31 @@ def test_a_lost_worker_spends_the_budget_a_later_failure_counts_from(
     lose_the_worker(store)
     report = Worker([config], store).run(until_idle=True)
     assert (report.failed, report.retried) == (1, 0)
+
+
+def test_a_heartbeat_racing_a_jobs_end_does_not_mark_its_next_claim_lost(
+    store: Store, project: Callable[..., Config], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = project(schedules=[nightly(catch_up={"max": 1})])
+    Scheduler([config], store).run_once(NOW)
+    worker = Worker([config], store, lease_seconds=0.03)
+    (first,) = store.queue.claim(worker.worker_id, lease_seconds=30)
+    worker._active[first.id] = first
+    beating = threading.Event()
+    monkeypatch.setattr(worker, "execute", lambda job: "deferred")
+
+    def heartbeat(jobs: list[Job], lease_seconds: float) -> set[int]:
+        # the race: while the heartbeat is on its way, the job is given back to the queue
+        # and its thread ends (its cleanup runs before the heartbeat's answer is seen)
+        store.queue.release(first.id, first.token or "", run_after=time.time())
+        worker._run_job(first)
+        beating.set()
+        return {first.id}  # the server no longer knows that token
+
+    monkeypatch.setattr(store.queue, "heartbeat", heartbeat)
+    worker._heartbeat(beating)
+    # the same worker claims the job again, with a new token: that lease is not lost
+    (again,) = store.queue.claim(worker.worker_id, lease_seconds=30)
+    assert again.id == first.id and again.token != first.token
+    worker._active[again.id] = again
+    worker.check(again)  # LeaseLostError before: the stale loss was keyed by job id
