@@ -154,6 +154,17 @@ def up(
     }
 
 
+def still_queued(configs: Sequence[Config], store: Store | None = None) -> int:
+    """How many runs of the configs' pipelines are still to run (SCHEDULED or PENDING):
+    what an interrupted `up` or `worker` leaves for the next one."""
+    store = store or shared_store(list(configs))
+    total = 0
+    for config in configs:
+        counts = store.scheduled_runs.counts(pipeline=config.pipeline)
+        total += counts.get(SCHEDULED, 0) + counts.get(PENDING, 0)
+    return total
+
+
 def preview(
     config: Config, name: str, *, start: datetime | str | None = None, count: int = 10
 ) -> list[Tick]:
