@@ -42,7 +42,8 @@ from onceflow.schedule.retry import (
     failures_since_reprocess,
     lost_since_reprocess,
 )
-from onceflow.state import JobSpec, RunSpec, ScheduledRunRecord, Store, Tx, open_store
+from onceflow.state import Job, JobSpec, RunSpec, ScheduledRunRecord, Store, Tx, open_store
+from onceflow.state.db import retry_conflicts
 from onceflow.state.queue import CANCELLED as CANCELLED_JOB
 from onceflow.state.scheduled_runs import (
     CANCELLED,
@@ -311,13 +312,21 @@ def queue_runs(
     queued = 0
     for lo in range(0, len(good), 200):
         chunk = {r.id: job for r, job in good[lo : lo + 200]}
-        with store.transaction() as tx:
-            moved = store.scheduled_runs.transition_many(
-                list(chunk), SCHEDULED, PENDING, reason=reason, tx=tx
-            )
-            # the worker records the job id when it starts the run
-            store.queue.enqueue_many([chunk[i] for i in moved], tx=tx)
-        queued += len(moved)
+
+        def move(chunk: dict[str, JobSpec] = chunk) -> list[str]:
+            with store.transaction() as tx:
+                moved = set(
+                    store.scheduled_runs.transition_many(
+                        list(chunk), SCHEDULED, PENDING, reason=reason, tx=tx
+                    )
+                )
+                # in the runs' order (FIFO within a priority: earlier ticks first); the
+                # worker records the job id when it starts the run
+                store.queue.enqueue_many([job for i, job in chunk.items() if i in moved], tx=tx)
+            return list(moved)
+
+        # a deadlock with another scheduler's pass rolled the chunk back: do it again
+        queued += len(retry_conflicts(move))
     return queued
 
 
@@ -331,15 +340,20 @@ def requeue_expired(store: Store, failed: list[str] | None = None) -> int:
     at once (its lease already made it wait); once spent, the run is FAILED, its job
     ended, instead of being requeued for ever with a worker that dies every time; a line
     for each such run is added to `failed`."""
-    with store.transaction() as tx:
-        jobs = store.queue.requeue_expired(tx=tx)
-        lost = []
-        for job in jobs:
-            if job.run_id is None:
-                continue
-            run = store.scheduled_runs.get(job.run_id, tx=tx)
-            if run is not None and run.state == RUNNING:
-                lost.append(_worker_lost(store, run, job.id, tx=tx))
+
+    def requeue() -> tuple[list[Job], list[str | None]]:
+        with store.transaction() as tx:
+            jobs = store.queue.requeue_expired(tx=tx)
+            lost = []
+            for job in jobs:
+                if job.run_id is None:
+                    continue
+                run = store.scheduled_runs.get(job.run_id, tx=tx)
+                if run is not None and run.state == RUNNING:
+                    lost.append(_worker_lost(store, run, job.id, tx=tx))
+        return jobs, lost
+
+    jobs, lost = retry_conflicts(requeue)
     for job in jobs:
         log.warning("job %s (run %s): lease expired; back in the queue", job.id, job.run_id)
     for line in lost:
