@@ -618,6 +618,7 @@ class PipelineStateManager:
                     "duration_seconds": _elapsed(run, ended),
                     "error_type": error_type_of(error),
                     "error_types": json.dumps(_names(error)),
+                    "next_attempt_at": None,  # a retry queued below sets its own
                 },
                 tx=tx,
             )

@@ -1,7 +1,7 @@
 """The retry policy of scheduled runs: exponential backoff, only for retryable errors.
 
 Retry n (1-based) waits `backoff_base_minutes * backoff_multiplier**(n-1)` minutes,
-capped at `max_delay_minutes` (defaults 1, 2, 4, 8 ... 60), spread by +/- `jitter`.
+spread by +/- `jitter`, capped at `max_delay_minutes` (defaults 1, 2, 4, 8 ... 60).
 An error is retryable when its type is listed in `retry_on`; with no list, every error
 is, except those waiting cannot heal (a config error). A type matches by its class name
 or any base class's (`OnceflowError` matches every onceflow error), and `TransientError`
@@ -17,6 +17,7 @@ like a `retry:` section of onceflow.yml.
 from __future__ import annotations
 
 import json
+import math
 import random
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -241,11 +242,23 @@ class RetryPolicy:
 
     def delay(self, retry_number: int, rng: random.Random | None = None) -> timedelta:
         """The wait before retry `retry_number` (1 for the first retry)."""
-        minutes = self.backoff_base_minutes * self.backoff_multiplier ** max(0, retry_number - 1)
-        minutes = min(minutes, self.max_delay_minutes)
+        base, factor, cap = (
+            self.backoff_base_minutes,
+            self.backoff_multiplier,
+            self.max_delay_minutes,
+        )
+        exponent = max(0, retry_number - 1)
+        # compared in logs first: base * factor**exponent overflows a float (retry 40 of a
+        # multiplier of 1e10), and any value past the cap is the cap
+        if factor > 1 and base > 0 and exponent * math.log(factor) >= math.log(cap / base):
+            minutes = cap
+        else:
+            minutes = min(base * factor**exponent, cap)
         if self.jitter:
             minutes *= 1 + (rng or random).uniform(-self.jitter, self.jitter)
-        return timedelta(minutes=minutes)
+        # the cap holds after the jitter too (as Celery's, tenacity's and AWS's "full
+        # jitter" do): max_delay_minutes is a promise about the longest wait
+        return timedelta(minutes=max(0.0, min(minutes, cap)))
 
     def calculate_retry_time(self, retry_number: int, at: datetime | None = None) -> datetime:
         """When retry `retry_number` becomes due, counted from `at` (default now)."""

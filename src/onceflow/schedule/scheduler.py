@@ -459,6 +459,7 @@ def fail_stuck(store: Store, pipelines: Sequence[str] | None = None) -> list[str
                         "error_type": "StuckRunError",
                         "error_types": json.dumps(STUCK_NAMES),
                         "ended_at": now_iso(),
+                        "next_attempt_at": None,  # a retry queued below sets its own
                     },
                     tx=tx,
                 )

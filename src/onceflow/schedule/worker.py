@@ -506,6 +506,8 @@ class Worker:
                     "error_types": json.dumps(names),
                     "ended_at": now_iso(),
                     "duration_seconds": round(duration, 3),
+                    # the last retry's time: a retry queued below sets its own
+                    "next_attempt_at": None,
                 },
                 tx=tx,
             )

@@ -156,3 +156,19 @@ def test_a_heartbeat_racing_a_jobs_end_does_not_mark_its_next_claim_lost(
     assert again.id == first.id and again.token != first.token
     worker._active[again.id] = again
     worker.check(again)  # LeaseLostError before: the stale loss was keyed by job id
+
+
+def test_a_run_failed_for_good_after_a_retry_has_no_next_attempt(
+    store: Store, project: Callable[..., Config]
+) -> None:
+    fast = {"max_retries": 1, "backoff_base_minutes": 0.001, "max_delay_minutes": 1}
+    config = project(
+        schedules=[nightly(catch_up={"max": 1}, retry=fast)],
+        extra={"tables": [table("missing", "missing")]},
+    )
+    Scheduler([config], store).run_once(NOW)
+    report = Worker([config], store).run(until_idle=True)
+    assert (report.retried, report.failed) == (1, 1)
+    (run,) = store.scheduled_runs.find()
+    # `runs show` printed the spent retry's time as a `next attempt`
+    assert run.state == "FAILED" and run.next_attempt_at is None
