@@ -169,6 +169,7 @@ def run(
             progress=progress,
             allow_partial=allow_partial,
             lease=lease,
+            loads_next=True,
         )
         summary = RunSummary(extracted.run, extracted.results)
         _load_and_validate(config, summary, tables, lock_timeout, store, lease)
@@ -348,6 +349,7 @@ def run_window(
             force_reprocess=force_reprocess,
             store=store,
             lease=lease,
+            loads_next=True,
         )
         summary = RunSummary(extracted.run, extracted.results)
         reason = may_load() if may_load is not None else None
