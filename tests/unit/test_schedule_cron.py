@@ -330,3 +330,33 @@ def test_a_schedule_whose_ticks_skip_days_is_warned_about_for_incremental_tables
     assert "the incremental table(s) s.t never extract the days between" in warning
     assert coverage_gaps(config("0 2 * * *", "incremental")) == []  # daily: every day
     assert coverage_gaps(config("0 2 * * 0", "full")) == []  # a full extract misses nothing
+
+
+@pytest.mark.parametrize(
+    ("start", "first"),
+    [
+        ("2025-03-09T01:30", "2025-03-09T03:00:00-04:00"),
+        # in the spring-forward gap: the end of the gap, and its own tick listed
+        ("2025-03-09T02:30", "2025-03-09T03:00:00-04:00"),
+        ("2025-03-09T02:59:59", "2025-03-09T03:00:00-04:00"),
+        ("2025-03-09T03:00", "2025-03-09T04:00:00-04:00"),  # after a time: strictly
+        ("2025-11-02T01:30", "2025-11-02T01:00:00-05:00"),  # a repeated time: the first
+    ],
+)
+def test_a_preview_from_a_local_time_that_does_not_exist_starts_at_the_gaps_end(
+    start: str, first: str
+) -> None:
+    from onceflow.config import config_from_dict
+    from onceflow.schedule import preview
+
+    config = config_from_dict(
+        {
+            "timezone": "America/New_York",
+            "sources": {"s": {"url": "sqlite:///x.db"}},
+            "tables": [{"source": "s", "table": "t"}],
+            "schedules": [{"name": "hourly", "cron": "0 * * * *"}],
+        },
+        base_dir="/tmp",
+    )
+    (tick,) = preview(config, "hourly", start=start, count=1)
+    assert tick.local.isoformat() == first

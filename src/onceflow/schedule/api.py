@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, overload
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 from onceflow.clock import now, now_iso
 from onceflow.config import Config, ScheduleConfig, ScheduleRetryConfig
@@ -210,8 +211,28 @@ def _instant(value: datetime | str, config: Config, schedule: ScheduleConfig) ->
                 field="from",
             ) from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=config.schedule_zone(schedule))
+        moment = _local_instant(moment, config.schedule_zone(schedule))
     return moment
+
+
+def _local_instant(naive: datetime, zone: ZoneInfo) -> datetime:
+    """A local wall-clock time as an instant. A time in a spring-forward gap (02:30 in New
+    York on 2025-03-09) does not exist: the wall clock jumps from the gap's start to its
+    end, so every time after it is at or after the end (03:00 EDT), as a fixed-time tick
+    in the gap fires at the end. It is taken as the instant just before the end, so that
+    what is listed after it starts with a tick at the end itself (`datetime` alone would
+    read 02:30 with the offset before the change, 03:30 EDT, and skip the 03:00 tick)."""
+    aware = naive.replace(tzinfo=zone)
+    if aware.astimezone(UTC).astimezone(zone).replace(tzinfo=None) == naive:
+        return aware
+    moved = naive.replace(second=0, microsecond=0)  # gaps are whole minutes
+    for _ in range(24 * 60):
+        moved += timedelta(minutes=1)
+        end = moved.replace(tzinfo=zone)
+        if end.astimezone(UTC).astimezone(zone).replace(tzinfo=None) == moved:
+            # in UTC: aware arithmetic in the zone is wall-clock arithmetic, back in the gap
+            return end.astimezone(UTC) - timedelta(microseconds=1)
+    return aware  # no zone has a day-long gap; kept as Python reads it
 
 
 @dataclass
