@@ -269,7 +269,8 @@ def backfill(
     the ones recorded by this call included).
 
     Settings (tables, tenant, priority, retry, max_runtime) come from `schedule`, or the
-    config's only schedule, or the defaults. Backfill runs form their own sequence
+    config's only schedule, or the defaults when it has none; with several, `schedule`
+    must name one (ConfigError). Backfill runs form their own sequence
     (schedule `backfill`): a table loads their windows in date order.
     """
     if reprocess not in REPROCESS:
@@ -358,6 +359,15 @@ def _backfill_settings(config: Config, name: str | None) -> ScheduleConfig:
         return config.schedule(name)
     if len(config.schedules) == 1:
         return config.schedules[0]
+    if config.schedules:
+        # their tables, tenant, priority and retries may differ: picking built-in defaults
+        # silently would backfill other tables, for another tenant, than any of them
+        names = ", ".join(s.name for s in config.schedules)
+        raise ConfigError(
+            f"--schedule: the config has {len(config.schedules)} schedules ({names}); name "
+            "the one whose tables, tenant, priority and retries the backfill takes",
+            field="schedule",
+        )
     return ScheduleConfig(name="defaults", cron="0 0 * * *")  # its settings only
 
 
