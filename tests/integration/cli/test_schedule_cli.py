@@ -337,6 +337,10 @@ def test_runs_purge_says_what_would_go_and_deletes_with_yes(tmp_path: Path) -> N
     assert len(json.loads(run_cli("runs", "list", "--json", "-c", config).stdout)) == 1
     bad = run_cli("runs", "purge", "--older-than", "0", "-c", config)
     assert bad.returncode == 2
+    # in onceflow's words, not the option parser's ("Input should be greater than ...")
+    assert bad.stderr.strip() == (
+        "error: --older-than: expected a number of days above 0 (0.5 is 12 hours), got 0"
+    )
 
 
 def _paused_in_a_run(tmp_path: Path, *command: str) -> tuple[object, Path]:
