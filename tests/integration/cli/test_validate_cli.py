@@ -662,7 +662,7 @@ def test_data_validator_job_is_onceflow_validate_under_the_seeds_name(tmp_path: 
 
     pyproject = tomllib.loads((Path(__file__).parents[3] / "pyproject.toml").read_text())
     assert pyproject["project"]["scripts"]["data-validator-job"] == (
-        "onceflow.cli:run_validator_job"
+        "onceflow.console:run_validator_job"
     )
     _seed_project(tmp_path, [1, None])
     import onceflow
@@ -671,7 +671,7 @@ def test_data_validator_job_is_onceflow_validate_under_the_seeds_name(tmp_path: 
     src = str(Path(onceflow.__file__).resolve().parents[1])
     script = (
         f"import sys; sys.path.insert(0, {src!r}); "
-        "from onceflow.cli import run_validator_job; run_validator_job()"
+        "from onceflow.console import run_validator_job; run_validator_job()"
     )
     args = ("--config", "config.yaml", "--sources", "sources.yaml", "--output", "report.json")
     done = run_python(script, *args, cwd=tmp_path)
