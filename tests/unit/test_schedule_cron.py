@@ -360,3 +360,39 @@ def test_a_preview_from_a_local_time_that_does_not_exist_starts_at_the_gaps_end(
     )
     (tick,) = preview(config, "hourly", start=start, count=1)
     assert tick.local.isoformat() == first
+
+
+@pytest.mark.parametrize(
+    ("alias", "fields"),
+    [
+        ("@yearly", "0 0 1 1 *"),
+        ("@annually", "0 0 1 1 *"),
+        ("@monthly", "0 0 1 * *"),
+        ("@weekly", "0 0 * * 0"),
+        ("@daily", "0 0 * * *"),
+        ("@midnight", "0 0 * * *"),
+        ("@hourly", "0 * * * *"),
+    ],
+)
+def test_cron_nicknames_are_accepted_as_their_five_fields(alias: str, fields: str) -> None:
+    from onceflow.config import config_from_dict
+
+    after = datetime(2025, 3, 5, 12, 30, tzinfo=UTC)
+    assert (
+        ScheduleCalculator(alias).next_tick(after).at
+        == ScheduleCalculator(fields).next_tick(after).at
+    )
+    config = config_from_dict(
+        {
+            "sources": {"s": {"url": "sqlite:///x.db"}},
+            "tables": [{"source": "s", "table": "t"}],
+            "schedules": [{"name": "n", "cron": alias}],
+        },
+        base_dir="/tmp",
+    )
+    assert config.schedules[0].cron == fields
+
+
+def test_an_unknown_cron_nickname_is_refused_naming_the_known_ones() -> None:
+    with pytest.raises(ValueError, match="the nicknames are @yearly, @annually"):
+        ScheduleCalculator("@reboot")
