@@ -14,10 +14,12 @@ hierarchy every command raises. Names are imported on first use, so `import once
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from onceflow.lazy import lazy_exports as _lazy_exports
 from onceflow.version import __version__
+
+# not `typing.TYPE_CHECKING`: importing typing costs ~20 ms, and the console scripts import
+# this package before they can catch a Ctrl-C (type checkers read this name the same way)
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from onceflow.config import Config, load_config

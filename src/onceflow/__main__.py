@@ -1,5 +1,5 @@
 """`python -m onceflow` runs the CLI."""
 
-from onceflow.cli import run
+from onceflow.console import run
 
 run()

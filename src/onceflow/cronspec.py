@@ -9,7 +9,8 @@ is refused when the config is read rather than when a scheduler runs it.
 Each field is a comma-separated list of `*`, `N`, `N-M`, each optionally `/STEP`
 (STEP >= 1); months and weekdays also by name (`jan`, `mon`); day-of-month also `L`
 (its last day), weekday also `N#K` (the K-th of the month) and `NL` (the last). A range
-may wrap around (`22-2`, `fri-mon`).
+may wrap around (`22-2`, `fri-mon`). The nicknames `@yearly` (`@annually`), `@monthly`,
+`@weekly`, `@daily` (`@midnight`) and `@hourly` stand for their five fields.
 """
 
 from __future__ import annotations
@@ -31,6 +32,17 @@ _NAMES = {
     "day-of-week": {d: i for i, d in enumerate(_DAYS)},
 }
 _STEP = re.compile(r"^(?P<base>[^/]+)(?:/(?P<step>.*))?$")
+#: The nicknames of cron(5) (Vixie cron, cronie), which Airflow and Dagster accept too,
+#: as the five fields they stand for (`@reboot` has none: it is no schedule).
+ALIASES = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
 EXAMPLE = "e.g. '0 2 * * *' (02:00 every day)"
 
 
@@ -77,10 +89,16 @@ def _item(item: str, name: str, lo: int, hi: int, expr: str) -> None:
 
 
 def check_cron(expr: str) -> str:
-    """`expr` when it is a valid five-field cron expression that fires at some time; else
-    ValueError naming the bad field and its range, or why it never fires."""
+    """`expr` when it is a valid five-field cron expression that fires at some time (a
+    nickname such as `@daily` as its five fields, `0 0 * * *`); else ValueError naming
+    the bad field and its range, or why it never fires."""
     from croniter import CroniterBadDateError, croniter
 
+    expr = ALIASES.get(expr.strip().lower(), expr)
+    if expr.startswith("@"):
+        raise ValueError(
+            f"invalid cron expression {expr!r}: the nicknames are {', '.join(ALIASES)}; {EXAMPLE}"
+        )
     fields = expr.split()
     if len(fields) != 5:
         raise ValueError(

@@ -16,6 +16,8 @@
     ├── ReportError               exit 2: a report file could not be written (`path`); the
     │                             validation it holds (`report`) is complete and stored
     ├── StuckRunError             a scheduled run ran past its `max_runtime` (its lease revoked)
+    ├── WorkerLostError           a scheduled run's worker was lost (its job's lease expired)
+    │                             once more than its retry budget allows
     └── BlockedRunError           a scheduled run cannot load: an earlier window of its batch
                                   failed for good (`blocker`, the run id)
 
@@ -171,6 +173,12 @@ class ReportError(OnceflowError):
 
 class StuckRunError(OnceflowError):
     """A scheduled run ran longer than its `max_runtime`: failed, its job's lease revoked."""
+
+
+class WorkerLostError(OnceflowError):
+    """A scheduled run's worker was lost - killed (often out of memory), crashed, or cut
+    off - so that its job's lease expired: each loss is a failed attempt, and the run is
+    failed with this error once its retry budget is spent."""
 
 
 class BlockedRunError(OnceflowError):

@@ -3,9 +3,12 @@ package does not load what only some of its names need (Arrow, Delta Lake, drive
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
-from typing import Any
+# not `typing.TYPE_CHECKING`: `import onceflow` imports this module, and typing costs ~20 ms
+# before the console scripts can catch a Ctrl-C (type checkers read this name the same way)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 
 def lazy_exports(
@@ -18,6 +21,8 @@ def lazy_exports(
         module = where.get(name)
         if module is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        import importlib  # here: `import onceflow` stays a few hundred microseconds
+
         value = getattr(importlib.import_module(module), name)
         namespace[name] = value
         return value

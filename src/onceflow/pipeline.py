@@ -169,6 +169,7 @@ def run(
             progress=progress,
             allow_partial=allow_partial,
             lease=lease,
+            loads_next=True,
         )
         summary = RunSummary(extracted.run, extracted.results)
         _load_and_validate(config, summary, tables, lock_timeout, store, lease)
@@ -315,10 +316,16 @@ def run_window(
     """Run one run date as the scheduler's workers do: extract, load, validate, under
     the run's own lock only, so that other dates of the pipeline run at the same time.
 
+    A table whose extraction failed does not stop the others: as in `run`, the tables
+    that were extracted are loaded (the load's own window order keeps a table from
+    loading past a window of it that is missing), and the summary's `error` still
+    fails the run; a retry re-extracts only what failed.
+
     Before loading, `may_load()` may return why the load must wait (an earlier window
     of the same backfill is not loaded yet): the extraction stays committed, nothing
-    is loaded, and the summary's `deferred` says why; run again later, the extraction
-    is skipped and the load goes on. `check()` is called before the load and should
+    is loaded, and the summary's `deferred` says why (unless an extraction failed: the
+    run is failed then, not deferred); run again later, the extraction is skipped and
+    the load goes on. `check()` is called before the load and should
     raise when the caller lost the right to write (its job's lease). The lock's lease
     lasts `lease_ttl` seconds after the last heartbeat (default `lock_ttl_minutes`).
     A whole-pipeline command (`run`, `extract`) holding the pipeline lock makes this
@@ -342,13 +349,15 @@ def run_window(
             force_reprocess=force_reprocess,
             store=store,
             lease=lease,
+            loads_next=True,
         )
         summary = RunSummary(extracted.run, extracted.results)
-        if not extracted.ok:
-            return summary
         reason = may_load() if may_load is not None else None
         if reason:
-            summary.deferred = reason
+            if extracted.ok:
+                summary.deferred = reason
+            # else the run fails now (its error is the extraction's) and loads nothing:
+            # the retry re-extracts what failed and then waits its turn to load
             return summary
         if check is not None:
             check()

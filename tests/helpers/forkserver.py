@@ -6,7 +6,7 @@ tests start hundreds. The server imports onceflow and its libraries once, then f
 child per command, as Android's zygote and multiprocessing's forkserver do. The child is
 a real, separate process: its own pid, its own standard streams, folder and environment,
 killed for real by SIGKILL at any instant. It runs the command's real entry point,
-`onceflow.cli.run`, with `sys.argv` as the console script would have it. What a fork
+`onceflow.console.run`, with `sys.argv` as the console script would have it. What a fork
 skips is the interpreter's start and the imports; the tests of those (`run_python`,
 `python -m onceflow`, a command in a network namespace) still exec a new interpreter, and
 ONCEFLOW_TEST_EXEC=1 makes every command exec as before.
@@ -80,7 +80,7 @@ def _child(request: dict[str, Any], fds: list[int], script: str) -> None:
         time.tzset()
         sys.argv = [script, *request["args"]]
         sys.path[0] = str(Path(script).parent)  # as the console script's interpreter has it
-        from onceflow.cli import run
+        from onceflow.console import run
 
         run()  # exits through os._exit unless a non-daemon thread is still alive
     except SystemExit as stop:

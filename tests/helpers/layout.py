@@ -53,7 +53,8 @@ RANKS: dict[str, int] = {name: 0 for name in BASE} | {
     "schedule": 7,
     "seeds": 7,
     "cli": 8,
-    "__main__": 9,
+    "console": 9,  # the console scripts' entry: imports the CLI inside its Ctrl-C handler
+    "__main__": 10,
     "": 9,  # the package's own __init__: the public face
 }
 

@@ -18,7 +18,8 @@ from onceflow.state import open_store
 TEXT = (Path(__file__).resolve().parents[2] / "docs" / "python-api.md").read_text("utf-8")
 ROWS = [line for line in TEXT.splitlines() if line.startswith("| `") or line.startswith("| |")]
 #: Parameters a method fills in or passes between steps, not for callers to list.
-INTERNAL = {"config", "store", "lease", "cls", "self"}
+# what the steps pass one another (a held lease; `loads_next`: run loads what extract made)
+INTERNAL = {"config", "store", "lease", "loads_next", "cls", "self"}
 
 
 def _calls(cell: str) -> list[tuple[str, list[str]]]:

@@ -330,3 +330,69 @@ def test_a_schedule_whose_ticks_skip_days_is_warned_about_for_incremental_tables
     assert "the incremental table(s) s.t never extract the days between" in warning
     assert coverage_gaps(config("0 2 * * *", "incremental")) == []  # daily: every day
     assert coverage_gaps(config("0 2 * * 0", "full")) == []  # a full extract misses nothing
+
+
+@pytest.mark.parametrize(
+    ("start", "first"),
+    [
+        ("2025-03-09T01:30", "2025-03-09T03:00:00-04:00"),
+        # in the spring-forward gap: the end of the gap, and its own tick listed
+        ("2025-03-09T02:30", "2025-03-09T03:00:00-04:00"),
+        ("2025-03-09T02:59:59", "2025-03-09T03:00:00-04:00"),
+        ("2025-03-09T03:00", "2025-03-09T04:00:00-04:00"),  # after a time: strictly
+        ("2025-11-02T01:30", "2025-11-02T01:00:00-05:00"),  # a repeated time: the first
+    ],
+)
+def test_a_preview_from_a_local_time_that_does_not_exist_starts_at_the_gaps_end(
+    start: str, first: str
+) -> None:
+    from onceflow.config import config_from_dict
+    from onceflow.schedule import preview
+
+    config = config_from_dict(
+        {
+            "timezone": "America/New_York",
+            "sources": {"s": {"url": "sqlite:///x.db"}},
+            "tables": [{"source": "s", "table": "t"}],
+            "schedules": [{"name": "hourly", "cron": "0 * * * *"}],
+        },
+        base_dir="/tmp",
+    )
+    (tick,) = preview(config, "hourly", start=start, count=1)
+    assert tick.local.isoformat() == first
+
+
+@pytest.mark.parametrize(
+    ("alias", "fields"),
+    [
+        ("@yearly", "0 0 1 1 *"),
+        ("@annually", "0 0 1 1 *"),
+        ("@monthly", "0 0 1 * *"),
+        ("@weekly", "0 0 * * 0"),
+        ("@daily", "0 0 * * *"),
+        ("@midnight", "0 0 * * *"),
+        ("@hourly", "0 * * * *"),
+    ],
+)
+def test_cron_nicknames_are_accepted_as_their_five_fields(alias: str, fields: str) -> None:
+    from onceflow.config import config_from_dict
+
+    after = datetime(2025, 3, 5, 12, 30, tzinfo=UTC)
+    assert (
+        ScheduleCalculator(alias).next_tick(after).at
+        == ScheduleCalculator(fields).next_tick(after).at
+    )
+    config = config_from_dict(
+        {
+            "sources": {"s": {"url": "sqlite:///x.db"}},
+            "tables": [{"source": "s", "table": "t"}],
+            "schedules": [{"name": "n", "cron": alias}],
+        },
+        base_dir="/tmp",
+    )
+    assert config.schedules[0].cron == fields
+
+
+def test_an_unknown_cron_nickname_is_refused_naming_the_known_ones() -> None:
+    with pytest.raises(ValueError, match="the nicknames are @yearly, @annually"):
+        ScheduleCalculator("@reboot")

@@ -35,6 +35,23 @@ def test_jitter_stays_within_its_fraction() -> None:
         assert 0.9 * base <= got <= 1.1 * base
 
 
+def test_jitter_never_takes_a_delay_past_max_delay_minutes() -> None:
+    import random
+
+    policy = RetryPolicy(max_retries=10, jitter=0.5)
+    rng = random.Random(7)
+    delays = [policy.delay(n, rng).total_seconds() / 60 for n in range(7, 12) for _ in range(50)]
+    assert max(delays) <= 60 and min(delays) >= 30  # capped after the jitter
+    assert min(RetryPolicy(jitter=0.5).delay(1, rng).total_seconds() for _ in range(50)) > 0
+
+
+def test_a_huge_multiplier_or_retry_number_is_capped_not_an_overflow() -> None:
+    policy = RetryPolicy.from_mapping({"max_retries": 100, "backoff_multiplier": 1e10})
+    assert policy.delay(40).total_seconds() == 60 * 60
+    assert policy.delay(100).total_seconds() == 60 * 60
+    assert RetryPolicy().delay(10_000).total_seconds() == 60 * 60
+
+
 def test_retries_stop_after_max_retries_and_for_non_retryable_errors() -> None:
     policy = RetryPolicy(max_retries=2)
     assert policy.should_retry(1, "ExtractError") and policy.should_retry(2, "ExtractError")

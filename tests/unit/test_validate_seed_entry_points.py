@@ -21,7 +21,7 @@ def test_the_seeds_class_is_the_validator_in_both_places() -> None:
 
 def test_the_seeds_job_is_a_console_script_of_onceflow_validate() -> None:
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-    assert scripts["data-validator-job"] == "onceflow.cli:run_validator_job"
+    assert scripts["data-validator-job"] == "onceflow.console:run_validator_job"
 
 
 def test_the_job_takes_the_seeds_flags_as_validate_does(capsys: pytest.CaptureFixture[str]):

@@ -462,8 +462,10 @@ def _short(value: Any) -> str:
     return str(value)[:60]
 
 
-def print_validation(report: Any) -> None:
+def print_validation(report: Any, failed_to_write: str | None = None) -> None:
     """A table of outcomes per table and rule, then the counts and the exit code's meaning.
+    `failed_to_write` names a report file that could not be written: the exit code the
+    line states is then the command's, 2, not the validation's.
 
     Plain aligned text (coloured on a terminal): rich's table layout took 1 s for 100
     rules, more than the whole validation answered from the cache.
@@ -511,10 +513,10 @@ def print_validation(report: Any) -> None:
     if not counts["error"] and report.exit_code == 2:
         skipped = counts["skipped"]
         meaning[2] = "rules were skipped" if skipped else "a quarantine pass could not run"
-    typer.echo(
-        ", ".join(f"{v} {k}" for k, v in counts.items())
-        + f" -- exit {report.exit_code}: {meaning[report.exit_code]}"
-    )
+    code, why = report.exit_code, meaning[report.exit_code]
+    if failed_to_write is not None:
+        code, why = 2, f"the {failed_to_write} could not be written (validation: {why})"
+    typer.echo(", ".join(f"{v} {k}" for k, v in counts.items()) + f" -- exit {code}: {why}")
 
 
 def print_tenant_status(summary: dict[str, Any]) -> None:

@@ -181,7 +181,6 @@ def purge(
         float,
         typer.Option(
             "--older-than",
-            min=0.001,
             help="Days: purge finished runs and jobs that ended more than this long ago.",
         ),
     ],

@@ -65,15 +65,40 @@ NameArg = Annotated[str, typer.Argument(help="The schedule's name in onceflow.ym
 app.add_typer(schedule_app, name="schedule", rich_help_panel=PANEL)
 
 
-def _stop_on_signals() -> threading.Event:
-    stop = threading.Event()
+class _Stop(threading.Event):
+    """Set by SIGTERM or SIGINT; remembers whether a Ctrl-C asked (SIGINT)."""
+
+    interrupted = False
+
+
+def _stop_on_signals() -> _Stop:
+    """SIGTERM: stop claiming, finish the current runs, exit 0 (a planned stop). SIGINT
+    (Ctrl-C): the same, then `interrupted` and exit 130, as every command (a run is
+    never abandoned half way: its lease would have to expire before anyone runs it)."""
+    stop = _Stop()
 
     def handler(signum: int, frame: object) -> None:
+        if signum == signal.SIGINT:
+            stop.interrupted = True
         stop.set()
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
     return stop
+
+
+def _exit_if_interrupted(stop: _Stop | None, configs: Any) -> None:
+    """After a Ctrl-C: say so, with the runs left to run, and exit 130."""
+    if stop is None or not stop.interrupted:
+        return
+    from onceflow.schedule.api import still_queued
+
+    left = still_queued(configs)
+    say_problem(
+        f"interrupted: {left} run(s) still queued (SCHEDULED or PENDING); "
+        "`onceflow up` or `onceflow worker` runs them"
+    )
+    raise typer.Exit(130)
 
 
 @app.command(
@@ -93,7 +118,8 @@ def scheduler(
     from onceflow.schedule import run_scheduler
 
     stop = None if once else _stop_on_signals()
-    report = run_scheduler(load_configs(config), once=once, interval=interval, stop=stop)
+    configs = load_configs(config)
+    report = run_scheduler(configs, once=once, interval=interval, stop=stop)
     if as_json:
         print_json(report.as_dict())
     else:
@@ -105,6 +131,7 @@ def scheduler(
             typer.echo(f"  skipped: {line}")
         for line in report.paused:
             typer.echo(f"  paused: {line}; no ticks recorded")
+    _exit_if_interrupted(stop, configs)
     if report.errors:  # the rest of the pass was done; these need a fix
         raise typer.Exit(1)
 
@@ -126,14 +153,15 @@ def worker(
     """Run queued runs of the given pipelines; SIGTERM finishes the current ones, then exits."""
     from onceflow.schedule import run_worker
 
+    configs, stop = load_configs(config), _stop_on_signals()
     report = run_worker(
-        load_configs(config),
+        configs,
         concurrency=concurrency,
         lease_seconds=lease_seconds,
         until_idle=until_idle,
-        stop=_stop_on_signals(),
+        stop=stop,
     )
-    _summary("worker", report.as_dict(), as_json)
+    _summary("worker", report.as_dict(), as_json, stop=(stop, configs))
 
 
 @app.command(
@@ -154,13 +182,14 @@ def up(
     """A scheduler and workers in one process: the single-machine default."""
     from onceflow.schedule import up as run_up
 
+    configs, stop = load_configs(config), _stop_on_signals()
     result = run_up(
-        load_configs(config),
+        configs,
         concurrency=concurrency,
         lease_seconds=lease_seconds,
         until_idle=until_idle,
         interval=interval,
-        stop=_stop_on_signals(),
+        stop=stop,
     )
     s = result["scheduler"]
     if not as_json:
@@ -170,12 +199,18 @@ def up(
         for line in s["paused"]:
             typer.echo(f"  paused: {line}; no ticks recorded")
     if s["skipped"] and not result["worker"]["failed"]:
-        _summary("workers", result["worker"], as_json, full=result)
+        _summary("workers", result["worker"], as_json, full=result, stop=(stop, configs))
         raise typer.Exit(1)  # what was skipped was not done
-    _summary("workers", result["worker"], as_json, full=result)
+    _summary("workers", result["worker"], as_json, full=result, stop=(stop, configs))
 
 
-def _summary(who: str, counts: dict[str, Any], as_json: bool, full: Any = None) -> None:
+def _summary(
+    who: str,
+    counts: dict[str, Any],
+    as_json: bool,
+    full: Any = None,
+    stop: tuple[_Stop, Any] | None = None,
+) -> None:
     if as_json:
         print_json(full if full is not None else counts)
     else:
@@ -187,6 +222,8 @@ def _summary(who: str, counts: dict[str, Any], as_json: bool, full: Any = None) 
         )
         for line in counts.get("failures", []):
             typer.echo(f"  failed: {line}")
+    if stop is not None:  # a Ctrl-C outranks failures: the runs left are the news
+        _exit_if_interrupted(*stop)
     if counts["failed"]:
         raise typer.Exit(1)
 

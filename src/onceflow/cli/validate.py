@@ -73,7 +73,7 @@ def validate_cmd(
             rules=rules,
         )
     except ReportError as error:  # the results first, then the one line about the file
-        _show(error.report, as_json)
+        _show(error.report, as_json, failed_to_write="report file")
         raise
     except Exception as error:
         # Exit 1 says the data failed a rule: a gate in CI would blame the data for a
@@ -93,8 +93,8 @@ def validate_cmd(
     raise typer.Exit(report.exit_code)
 
 
-def _show(report: Any, as_json: bool) -> None:
+def _show(report: Any, as_json: bool, failed_to_write: str | None = None) -> None:
     if as_json:
         print_json(report.as_dict())
     else:
-        print_validation(report)
+        print_validation(report, failed_to_write)

@@ -177,12 +177,15 @@ def extract(
     force_unlock: bool = False,
     allow_partial: bool = False,
     lease: Lease | None = None,
+    loads_next: bool = False,
 ) -> ExtractSummary:
     """Extract the selected tables for one run; committed tables are skipped.
 
     The pipeline lock is held throughout, waiting up to `lock_timeout` seconds for it
     (`force_unlock` first releases it whoever holds it); a caller that already holds it
     passes its `lease`. A window that has not ended is refused unless `allow_partial`.
+    `loads_next`: the caller loads the run right after (`run`), so the advice to load a
+    run whose earlier load failed is not given.
     """
     try:
         if verify not in ("fast", "deep"):
@@ -208,6 +211,7 @@ def extract(
                 workers=workers,
                 progress=progress,
                 lease=held,
+                loads_next=loads_next,
             )
 
         if lease is not None:
@@ -321,6 +325,7 @@ def _extract(
     workers: int | None,
     progress: Progress | None,
     lease: Lease,
+    loads_next: bool = False,
 ) -> ExtractSummary:
     stored = check_same_run(config, store, ctx)
     check_seams(config, store, ctx)
@@ -412,7 +417,8 @@ def _extract(
     order = {t.key: i for i, t in enumerate(selected)}
     results.sort(key=lambda r: order[r.table_key])
     finished = store.runs.finish(ctx.run_id, keep_failed=keep_failed)
-    if keep_failed and finished.completed_tables == finished.total_tables:
+    if keep_failed and finished.completed_tables == finished.total_tables and not loads_next:
+        # said to a lone extract; `run`, about to load it, would recommend itself
         log.warning(
             "run %s stays failed: its extractions are complete, but its load or validation "
             "failed and has not succeeded since; `onceflow run --date %s` loads it and "

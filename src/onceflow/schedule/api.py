@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, overload
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 from onceflow.clock import now, now_iso
 from onceflow.config import Config, ScheduleConfig, ScheduleRetryConfig
@@ -144,10 +145,25 @@ def up(
     finally:
         stop.set()
         thread.join(timeout=30)
+    # a run failed by a scheduler pass (its worker lost once too often) is a failure of
+    # this process as much as one its worker recorded
+    report.failed += len(total.lost)
+    report.failures += total.lost
     return {
         "scheduler": {**total.as_dict(), "skipped": scheduler.skipped},
         "worker": report.as_dict(),
     }
+
+
+def still_queued(configs: Sequence[Config], store: Store | None = None) -> int:
+    """How many runs of the configs' pipelines are still to run (SCHEDULED or PENDING):
+    what an interrupted `up` or `worker` leaves for the next one."""
+    store = store or shared_store(list(configs))
+    total = 0
+    for config in configs:
+        counts = store.scheduled_runs.counts(pipeline=config.pipeline)
+        total += counts.get(SCHEDULED, 0) + counts.get(PENDING, 0)
+    return total
 
 
 def preview(
@@ -195,8 +211,28 @@ def _instant(value: datetime | str, config: Config, schedule: ScheduleConfig) ->
                 field="from",
             ) from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=config.schedule_zone(schedule))
+        moment = _local_instant(moment, config.schedule_zone(schedule))
     return moment
+
+
+def _local_instant(naive: datetime, zone: ZoneInfo) -> datetime:
+    """A local wall-clock time as an instant. A time in a spring-forward gap (02:30 in New
+    York on 2025-03-09) does not exist: the wall clock jumps from the gap's start to its
+    end, so every time after it is at or after the end (03:00 EDT), as a fixed-time tick
+    in the gap fires at the end. It is taken as the instant just before the end, so that
+    what is listed after it starts with a tick at the end itself (`datetime` alone would
+    read 02:30 with the offset before the change, 03:30 EDT, and skip the 03:00 tick)."""
+    aware = naive.replace(tzinfo=zone)
+    if aware.astimezone(UTC).astimezone(zone).replace(tzinfo=None) == naive:
+        return aware
+    moved = naive.replace(second=0, microsecond=0)  # gaps are whole minutes
+    for _ in range(24 * 60):
+        moved += timedelta(minutes=1)
+        end = moved.replace(tzinfo=zone)
+        if end.astimezone(UTC).astimezone(zone).replace(tzinfo=None) == moved:
+            # in UTC: aware arithmetic in the zone is wall-clock arithmetic, back in the gap
+            return end.astimezone(UTC) - timedelta(microseconds=1)
+    return aware  # no zone has a day-long gap; kept as Python reads it
 
 
 @dataclass
@@ -233,7 +269,8 @@ def backfill(
     the ones recorded by this call included).
 
     Settings (tables, tenant, priority, retry, max_runtime) come from `schedule`, or the
-    config's only schedule, or the defaults. Backfill runs form their own sequence
+    config's only schedule, or the defaults when it has none; with several, `schedule`
+    must name one (ConfigError). Backfill runs form their own sequence
     (schedule `backfill`): a table loads their windows in date order.
     """
     if reprocess not in REPROCESS:
@@ -322,6 +359,15 @@ def _backfill_settings(config: Config, name: str | None) -> ScheduleConfig:
         return config.schedule(name)
     if len(config.schedules) == 1:
         return config.schedules[0]
+    if config.schedules:
+        # their tables, tenant, priority and retries may differ: picking built-in defaults
+        # silently would backfill other tables, for another tenant, than any of them
+        names = ", ".join(s.name for s in config.schedules)
+        raise ConfigError(
+            f"--schedule: the config has {len(config.schedules)} schedules ({names}); name "
+            "the one whose tables, tenant, priority and retries the backfill takes",
+            field="schedule",
+        )
     return ScheduleConfig(name="defaults", cron="0 0 * * *")  # its settings only
 
 
@@ -603,6 +649,7 @@ class PipelineStateManager:
                     "duration_seconds": _elapsed(run, ended),
                     "error_type": error_type_of(error),
                     "error_types": json.dumps(_names(error)),
+                    "next_attempt_at": None,  # a retry queued below sets its own
                 },
                 tx=tx,
             )

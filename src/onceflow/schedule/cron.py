@@ -83,7 +83,8 @@ class ScheduleCalculator:
         window_zone: ZoneInfo | str | None = None,
     ) -> None:
         if cron is not None:
-            check_cron(cron)  # ValueError naming the bad field, or that it never fires
+            # ValueError naming the bad field, or that it never fires; `@daily` -> 0 0 * * *
+            cron = check_cron(cron)
         # None: the seed's stateless calculator, which is given a cron expression per call
         # (`ScheduleCalculator().calculate_next_run(cron, zone)`)
         self._cron = cron

@@ -89,7 +89,8 @@ def purge_runs(
     dry run: nothing is deleted and the report counts what would be."""
     if not older_than_days > 0:
         raise ConfigError(
-            f"--older-than: expected a number of days above 0, got {older_than_days}",
+            f"--older-than: expected a number of days above 0 (0.5 is 12 hours), got "
+            f"{older_than_days:g}",
             field="older_than",
         )
     if batch_size < 1:

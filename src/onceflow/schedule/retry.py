@@ -1,7 +1,7 @@
 """The retry policy of scheduled runs: exponential backoff, only for retryable errors.
 
 Retry n (1-based) waits `backoff_base_minutes * backoff_multiplier**(n-1)` minutes,
-capped at `max_delay_minutes` (defaults 1, 2, 4, 8 ... 60), spread by +/- `jitter`.
+spread by +/- `jitter`, capped at `max_delay_minutes` (defaults 1, 2, 4, 8 ... 60).
 An error is retryable when its type is listed in `retry_on`; with no list, every error
 is, except those waiting cannot heal (a config error). A type matches by its class name
 or any base class's (`OnceflowError` matches every onceflow error), and `TransientError`
@@ -17,6 +17,7 @@ like a `retry:` section of onceflow.yml.
 from __future__ import annotations
 
 import json
+import math
 import random
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -49,6 +50,11 @@ def error_type_of(error: BaseException | str) -> str | None:
     return match.group(1).rsplit(".", 1)[-1] if match else None
 
 
+#: The error of the history step that requeues a run whose worker was lost (its job's
+#: lease expired): such a step is a failed attempt, counted against the retry budget.
+WORKER_LOST = "WorkerLostError"
+
+
 class _Step(Protocol):
     @property
     def to_state(self) -> str: ...
@@ -56,15 +62,36 @@ class _Step(Protocol):
     @property
     def reason(self) -> str | None: ...
 
+    @property
+    def error(self) -> str | None: ...
+
+
+def is_lost_attempt(step: _Step) -> bool:
+    """Whether a history step is an attempt whose worker was lost (requeued or failed)."""
+    return bool(step.error and step.error.startswith(f"{WORKER_LOST}:"))
+
 
 def failures_since_reprocess(history: Sequence[_Step]) -> int:
     """Failures in a run's history since it was last reprocessed: the count a retry
-    budget (`max_retries`) is spent against."""
+    budget (`max_retries`) is spent against. An attempt whose worker was lost (its lease
+    expired) is one: else a run that kills its worker every time (out of memory) would be
+    requeued for ever."""
     count = 0
     for step in history:
         if step.reason and step.reason.startswith("reprocess"):
             count = 0
-        elif step.to_state == FAILED:
+        elif step.to_state == FAILED or is_lost_attempt(step):
+            count += 1
+    return count
+
+
+def lost_since_reprocess(history: Sequence[_Step]) -> int:
+    """How many attempts since the last reprocess lost their worker."""
+    count = 0
+    for step in history:
+        if step.reason and step.reason.startswith("reprocess"):
+            count = 0
+        elif is_lost_attempt(step):
             count += 1
     return count
 
@@ -215,11 +242,23 @@ class RetryPolicy:
 
     def delay(self, retry_number: int, rng: random.Random | None = None) -> timedelta:
         """The wait before retry `retry_number` (1 for the first retry)."""
-        minutes = self.backoff_base_minutes * self.backoff_multiplier ** max(0, retry_number - 1)
-        minutes = min(minutes, self.max_delay_minutes)
+        base, factor, cap = (
+            self.backoff_base_minutes,
+            self.backoff_multiplier,
+            self.max_delay_minutes,
+        )
+        exponent = max(0, retry_number - 1)
+        # compared in logs first: base * factor**exponent overflows a float (retry 40 of a
+        # multiplier of 1e10), and any value past the cap is the cap
+        if factor > 1 and base > 0 and exponent * math.log(factor) >= math.log(cap / base):
+            minutes = cap
+        else:
+            minutes = min(base * factor**exponent, cap)
         if self.jitter:
             minutes *= 1 + (rng or random).uniform(-self.jitter, self.jitter)
-        return timedelta(minutes=minutes)
+        # the cap holds after the jitter too (as Celery's, tenacity's and AWS's "full
+        # jitter" do): max_delay_minutes is a promise about the longest wait
+        return timedelta(minutes=max(0.0, min(minutes, cap)))
 
     def calculate_retry_time(self, retry_number: int, at: datetime | None = None) -> datetime:
         """When retry `retry_number` becomes due, counted from `at` (default now)."""

@@ -36,8 +36,14 @@ from onceflow.config import Config, ScheduleConfig
 from onceflow.errors import ConfigError, StateError, TransitionError
 from onceflow.faults import crashpoint
 from onceflow.schedule.cron import ScheduleCalculator, Tick
-from onceflow.schedule.retry import RetryPolicy, failures_since_reprocess
-from onceflow.state import JobSpec, RunSpec, ScheduledRunRecord, Store, Tx, open_store
+from onceflow.schedule.retry import (
+    WORKER_LOST,
+    RetryPolicy,
+    failures_since_reprocess,
+    lost_since_reprocess,
+)
+from onceflow.state import Job, JobSpec, RunSpec, ScheduledRunRecord, Store, Tx, open_store
+from onceflow.state.db import retry_conflicts
 from onceflow.state.queue import CANCELLED as CANCELLED_JOB
 from onceflow.state.scheduled_runs import (
     CANCELLED,
@@ -70,6 +76,9 @@ class PassReport:
     #: (`pipeline/schedule since 2026-11-30T13:05:32+00:00 (reason)`): said, not
     #: silently skipped.
     paused: list[str] = field(default_factory=list)
+    #: Runs this pass failed because their worker was lost once more than their retry
+    #: budget allows (`WorkerLostError`), one line each.
+    lost: list[str] = field(default_factory=list)
 
     def add(self, other: PassReport) -> None:
         """Sum another pass into this one (a schedule paused for many passes once)."""
@@ -79,6 +88,7 @@ class PassReport:
         self.stuck += other.stuck
         self.repaired += other.repaired
         self.errors += other.errors
+        self.lost += other.lost
         self.paused += [p for p in other.paused if p not in self.paused]
 
     def as_dict(self) -> dict[str, Any]:
@@ -302,37 +312,106 @@ def queue_runs(
     queued = 0
     for lo in range(0, len(good), 200):
         chunk = {r.id: job for r, job in good[lo : lo + 200]}
-        with store.transaction() as tx:
-            moved = store.scheduled_runs.transition_many(
-                list(chunk), SCHEDULED, PENDING, reason=reason, tx=tx
-            )
-            # the worker records the job id when it starts the run
-            store.queue.enqueue_many([chunk[i] for i in moved], tx=tx)
-        queued += len(moved)
+
+        def move(chunk: dict[str, JobSpec] = chunk) -> list[str]:
+            with store.transaction() as tx:
+                moved = set(
+                    store.scheduled_runs.transition_many(
+                        list(chunk), SCHEDULED, PENDING, reason=reason, tx=tx
+                    )
+                )
+                # in the runs' order (FIFO within a priority: earlier ticks first); the
+                # worker records the job id when it starts the run
+                store.queue.enqueue_many([job for i, job in chunk.items() if i in moved], tx=tx)
+            return list(moved)
+
+        # a deadlock with another scheduler's pass rolled the chunk back: do it again
+        queued += len(retry_conflicts(move))
     return queued
 
 
-def requeue_expired(store: Store) -> int:
+def requeue_expired(store: Store, failed: list[str] | None = None) -> int:
     """Jobs whose lease expired go back to the queue and their runs RUNNING -> PENDING,
-    in one transaction; the old holders' tokens are fenced. Returns how many."""
-    with store.transaction() as tx:
-        jobs = store.queue.requeue_expired(tx=tx)
-        for job in jobs:
-            if job.run_id is None:
-                continue
-            run = store.scheduled_runs.get(job.run_id, tx=tx)
-            if run is not None and run.state == RUNNING:
-                store.scheduled_runs.transition(
-                    run.id,
-                    RUNNING,
-                    PENDING,
-                    reason=f"lease of job {job.id} expired (worker gone or cut off); requeued",
-                    values={"worker": None},
-                    tx=tx,
-                )
+    in one transaction; the old holders' tokens are fenced. Returns how many.
+
+    A lost worker is a failed attempt (`WorkerLostError`), spent against the run's retry
+    budget like any failure, whatever its `retry_on` (the run did not raise it: its worker
+    died, most often killed out of memory): while the budget allows, the run is requeued
+    at once (its lease already made it wait); once spent, the run is FAILED, its job
+    ended, instead of being requeued for ever with a worker that dies every time; a line
+    for each such run is added to `failed`."""
+
+    def requeue() -> tuple[list[Job], list[str | None]]:
+        with store.transaction() as tx:
+            jobs = store.queue.requeue_expired(tx=tx)
+            lost = []
+            for job in jobs:
+                if job.run_id is None:
+                    continue
+                run = store.scheduled_runs.get(job.run_id, tx=tx)
+                if run is not None and run.state == RUNNING:
+                    lost.append(_worker_lost(store, run, job.id, tx=tx))
+        return jobs, lost
+
+    jobs, lost = retry_conflicts(requeue)
     for job in jobs:
         log.warning("job %s (run %s): lease expired; back in the queue", job.id, job.run_id)
+    for line in lost:
+        if line:
+            log.error("%s", line)
+            if failed is not None:
+                failed.append(line)
     return len(jobs)
+
+
+WORKER_LOST_NAMES = (WORKER_LOST, "OnceflowError", "Exception")
+
+
+def _worker_lost(store: Store, run: ScheduledRunRecord, job_id: int, *, tx: Tx) -> str | None:
+    """Record a RUNNING run's lost worker: requeued while its retry budget allows, else
+    FAILED (returns what to log then)."""
+    history = store.scheduled_runs.history(run.id, tx=tx)
+    policy = RetryPolicy.from_json(run.retry_policy)
+    failures = failures_since_reprocess(history) + 1
+    times = lost_since_reprocess(history) + 1
+    what = f"lease of job {job_id} expired (worker gone or cut off)"
+    values: dict[str, Any] = {
+        "worker": None,
+        "error_type": WORKER_LOST,
+        "error_types": json.dumps(WORKER_LOST_NAMES),
+    }
+    if failures <= policy.max_retries:
+        store.scheduled_runs.transition(
+            run.id,
+            RUNNING,
+            PENDING,
+            error=f"{WORKER_LOST}: {what}",
+            reason=f"{what}; requeued (attempt {failures} of {policy.max_retries + 1} lost)",
+            values=values,
+            tx=tx,
+        )
+        return None
+    message = (
+        f"{WORKER_LOST}: its worker was lost {times} time(s): its job's lease expired each "
+        "time (likely killed for lack of memory, crashed, or cut off from the database); "
+        f"its retries are spent (max_retries {policy.max_retries}), so it is not requeued: "
+        f"onceflow runs retry {run.id} runs it again"
+    )
+    store.scheduled_runs.transition(
+        run.id,
+        RUNNING,
+        FAILED,
+        error=message,
+        reason=f"{what}; retries spent",
+        values={**values, "ended_at": now_iso(), "next_attempt_at": None},
+        tx=tx,
+    )
+    store.queue.revoke(job_id, message, tx=tx)
+    # the next window waiting for this one learns it is blocked now, not at its next poll
+    waiting = store.scheduled_runs.next_waiting(run, tx=tx)
+    if waiting is not None and waiting.job_id is not None:
+        store.queue.reschedule(waiting.job_id, time.time(), tx=tx)
+    return f"{run.pipeline} {run.schedule} {run.run_date} (run {run.id}): {message}"
 
 
 STUCK_NAMES = ("StuckRunError", "OnceflowError", "Exception")
@@ -380,6 +459,7 @@ def fail_stuck(store: Store, pipelines: Sequence[str] | None = None) -> list[str
                         "error_type": "StuckRunError",
                         "error_types": json.dumps(STUCK_NAMES),
                         "ended_at": now_iso(),
+                        "next_attempt_at": None,  # a retry queued below sets its own
                     },
                     tx=tx,
                 )
@@ -573,7 +653,7 @@ class Scheduler:
         report = PassReport()
         report.recorded = self.record_ticks(at, report.errors, report.paused)
         report.queued = self.queue_due(at, report.errors)
-        report.requeued = requeue_expired(self.store)
+        report.requeued = requeue_expired(self.store, report.lost)
         report.stuck = fail_stuck(self.store, self.pipelines)
         report.repaired = repair_orphans(self.store, self.pipelines)
         if report.recorded or report.queued or report.requeued or report.stuck:

@@ -88,19 +88,37 @@ class WorkerReport:
 
 def failure_of(summary: RunSummary) -> tuple[str, tuple[str, ...], str] | None:
     """(error type, every type name, message) of a failed run, or None. The type is the
-    step's (`ExtractError`, `LoadError`); the names add the failed table's own error's
-    class, bases and transient marker, so that `retry_on: [TransientError]` or
-    `[OSError]` matches a table that failed with one."""
+    first failed table's step (`ExtractError`, `LoadError`); the message is its error in
+    full, then `and N more: key (Type), ...` naming every other failed table (a run's
+    one error field must not hide the second broken table until the first is fixed).
+    The names are every failed table's: its step, its own error's class, bases and
+    transient marker, so that `retry_on: [TransientError]` or `[OSError]` matches a
+    table that failed with one."""
     error = summary.error
     if error is None:
         return None
     kind, message = error
-    causes: tuple[str, ...] = ()
-    if kind == "ExtractError":
-        causes = next((r.error_types for r in summary.results if r.action == "failed"), ())
-    elif summary.load is not None:
-        causes = next((t.error_types for t in summary.load.results if not t.ok), ())
-    return kind, tuple(dict.fromkeys((*causes, *names_of(kind)))), message
+    failed: list[tuple[str, str, tuple[str, ...]]] = [
+        (r.table_key, "ExtractError", tuple(r.error_types))
+        for r in summary.results
+        if r.action == "failed"
+    ]
+    extract_failed = {key for key, _, _ in failed}
+    if summary.load is not None:
+        # a table whose extraction failed is reported once, by that failure
+        failed += [
+            (t.key, "LoadError", tuple(t.error_types))
+            for t in summary.load.results
+            if not t.ok and t.key not in extract_failed
+        ]
+    names: list[str] = []
+    for _, step, causes in failed:
+        names += [*causes, *names_of(step)]
+    names += names_of(kind)
+    others = [f"{key} ({step})" for key, step, _ in failed[1:]]
+    if others:
+        message = f"{message}; and {len(others)} more: {', '.join(others)}"
+    return kind, tuple(dict.fromkeys(names)), message
 
 
 def _waiting_text(earlier: ScheduledRunRecord) -> str:
@@ -113,6 +131,11 @@ def _waiting_text(earlier: ScheduledRunRecord) -> str:
 def _defer_delay(job: Job) -> float:
     """0.5 s, doubling with each claim of the job, at most MAX_DEFER_SECONDS."""
     return float(min(MAX_DEFER_SECONDS, 0.5 * 2 ** min(job.attempts - 1, 8)))
+
+
+def _lease(job: Job) -> tuple[int, str]:
+    """A claim of a job: its id and the token that claim stamped."""
+    return job.id, job.token or ""
 
 
 def default_worker_id() -> str:
@@ -146,7 +169,9 @@ class Worker:
         self.worker_id = worker_id or default_worker_id()
         self.report = WorkerReport()
         self._active: dict[int, Job] = {}
-        self._lost: set[int] = set()
+        #: Leases the heartbeat found lost, by (job id, token): a claim of the same job
+        #: later has a new token, which a stale loss must not touch
+        self._lost: set[tuple[int, str]] = set()
         self._guard = threading.Lock()
         self._slot = threading.Event()
 
@@ -229,10 +254,15 @@ class Worker:
             time.sleep(self.poll_seconds)
 
     def _reap(self) -> None:
+        lost: list[str] = []
         try:
-            requeue_expired(self.store)
+            requeue_expired(self.store, lost)
         except StateError as error:
             log.warning("worker %s: cannot requeue expired jobs: %s", self.worker_id, error)
+        if lost:  # runs whose workers kept dying: failed here, so reported here
+            with self._guard:
+                self.report.failed += len(lost)
+                self.report.failures += lost
 
     def _idle(self, pipelines: list[str], idle_check: Callable[[], bool] | None) -> bool:
         # claimed jobs count as running: a killed worker's come back once their lease expires
@@ -246,7 +276,7 @@ class Worker:
     def _heartbeat(self, done: threading.Event) -> None:
         while not done.wait(self.lease_seconds / 3):
             with self._guard:
-                jobs = [j for j in self._active.values() if j.id not in self._lost]
+                jobs = [j for j in self._active.values() if _lease(j) not in self._lost]
             if not jobs:
                 continue
             try:
@@ -254,10 +284,25 @@ class Worker:
             except StateError as error:  # cut off: the leases run out; nothing to do here
                 log.warning("worker %s: heartbeat failed: %s", self.worker_id, error)
                 continue
-            if lost:
-                log.warning("worker %s: lost the lease of job(s) %s", self.worker_id, sorted(lost))
-                with self._guard:
-                    self._lost |= lost
+            self._note_lost(jobs, lost)
+
+    def _note_lost(self, sent: Sequence[Job], lost: set[int]) -> None:
+        """Remember the leases a heartbeat found lost, by the token it sent: the job may
+        have ended (completed, deferred) while the heartbeat was on its way, and even
+        been claimed again by this worker with a new token, which is not lost."""
+        if not lost:
+            return
+        leases = {_lease(j) for j in sent if j.id in lost}
+        with self._guard:
+            current = {_lease(j) for j in self._active.values()}
+            still = leases & current
+            self._lost |= still
+        if still:
+            log.warning(
+                "worker %s: lost the lease of job(s) %s",
+                self.worker_id,
+                sorted(job_id for job_id, _ in still),
+            )
 
     def _run_job(self, job: Job) -> None:
         try:
@@ -268,15 +313,16 @@ class Worker:
             log.exception("worker %s: job %s crashed the worker thread", self.worker_id, job.id)
         finally:
             with self._guard:
-                self._active.pop(job.id, None)
-                self._lost.discard(job.id)
+                if self._active.get(job.id) is job:
+                    del self._active[job.id]
+                self._lost.discard(_lease(job))
             self._slot.set()
 
     # --- one job ------------------------------------------------------------------------
 
     def check(self, job: Job) -> None:
         """LeaseLostError when this worker no longer holds `job` (call before writing)."""
-        if job.id in self._lost:
+        if _lease(job) in self._lost:
             raise LeaseLostError(f"job {job.id}: lease lost", job_id=job.id)
         self.store.queue.check(job.id, job.token or "")
 
@@ -460,6 +506,8 @@ class Worker:
                     "error_types": json.dumps(names),
                     "ended_at": now_iso(),
                     "duration_seconds": round(duration, 3),
+                    # the last retry's time: a retry queued below sets its own
+                    "next_attempt_at": None,
                 },
                 tx=tx,
             )

@@ -10,12 +10,19 @@ branch on the backend.
 from __future__ import annotations
 
 import contextlib
+import logging
+import random
 import threading
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import fields
 from typing import Any, ClassVar, TypeVar
+
+from onceflow.errors import StateError
+
+log = logging.getLogger(__name__)
 
 Row = dict[str, Any]
 R = TypeVar("R")
@@ -171,3 +178,23 @@ def record_from_row(cls: type[R], row: Mapping[str, Any]) -> R:
 def rows_as(cls: type[R], rows: Iterable[Mapping[str, Any]]) -> list[R]:
     """Records of every row."""
     return [record_from_row(cls, r) for r in rows]
+
+
+CONFLICT_TRIES = 6
+
+
+def retry_conflicts(work: Callable[[], R], *, tries: int = CONFLICT_TRIES) -> R:
+    """Run `work` (one or more whole transactions) again when the database rolled it back
+    for a conflict with a concurrent transaction - a deadlock or a serialization failure
+    (`StateError` with `conflict=True`; PostgreSQL only) - after a short random pause, so
+    that two passes that collided do not collide again. Any other error, and the last
+    conflict, is raised."""
+    for attempt in range(tries):
+        try:
+            return work()
+        except StateError as error:
+            if not error.context.get("conflict") or attempt == tries - 1:
+                raise
+            log.info("state: %s; trying again", error)
+            time.sleep(random.uniform(0.0, 0.02 * 2**attempt))
+    raise AssertionError("unreachable")  # the loop returns or raises

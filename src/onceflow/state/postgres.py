@@ -81,6 +81,14 @@ class PostgresDatabase(Database):
             with conn.transaction(), conn.cursor() as cursor:
                 yield _PgTx(cursor)
         except psycopg.OperationalError as error:
+            if (error.sqlstate or "").startswith("40"):
+                # class 40, a deadlock or serialization failure: the server rolled this
+                # transaction back, the connection is fine, and running it again may well
+                # succeed (retry_conflicts)
+                raise StateError(
+                    f"state: PostgreSQL rolled the transaction back: {redact(str(error)).strip()}",
+                    conflict=True,
+                ) from None
             self.forget_connection()
             raise StateError(
                 f"state: PostgreSQL store failed: {redact(str(error)).strip()}"

@@ -77,9 +77,14 @@ SQL = {
         "reason) VALUES (?, ?, ?, ?, ?, ?, ?)"
     ),
     "transition": "UPDATE scheduled_runs SET {sets} WHERE id = ? AND state = ?",
+    # the rows are locked first, in id order, skipping rows another transaction holds:
+    # two passes queueing overlapping runs in different orders deadlocked (PostgreSQL);
+    # a skipped row is being moved by the other, or stays for the next pass. {lock} is
+    # the backend's skip_locked (empty on SQLite, whose write lock is already serial)
     "transition_many": (
-        "UPDATE scheduled_runs SET state = ?, updated_at = ? "
-        "WHERE state = ? AND id IN ({ids}) RETURNING id"
+        "UPDATE scheduled_runs SET state = ?, updated_at = ? WHERE id IN ("
+        "SELECT id FROM scheduled_runs WHERE state = ? AND id IN ({ids}) ORDER BY id {lock}"
+        ") AND state = ? RETURNING id"
     ),
     "set_job": "UPDATE scheduled_runs SET job_id = ? WHERE id = ?",
     "set_next_attempt": (
@@ -528,16 +533,16 @@ class ScheduledRuns:
     ) -> list[str]:
         """Move every listed run still in `from_state` to `to_state` with one conditional
         update (history kept); returns the ids that moved: a run another process moved
-        first is left out, not an error."""
+        first, or is moving now (its row locked), is left out, not an error."""
         check_transition("*", from_state, to_state)
         if not run_ids:
             return []
         at = now_iso()
         with self._tx(tx) as t:
-            rows = t.execute(
-                SQL["transition_many"].format(ids=", ".join("?" * len(run_ids))),
-                (to_state, at, from_state, *run_ids),
-            ).fetchall()
+            sql = SQL["transition_many"].format(
+                ids=", ".join("?" * len(run_ids)), lock=self.db.skip_locked
+            )
+            rows = t.execute(sql, (to_state, at, from_state, *run_ids, from_state)).fetchall()
             moved = [str(r["id"]) for r in rows]
             t.executemany(
                 SQL["history"], [(i, from_state, to_state, at, None, None, reason) for i in moved]
@@ -595,9 +600,9 @@ class ScheduledRuns:
             rows = t.execute(sql, (*params, limit)).fetchall()
         return rows_as(ScheduledRunRecord, rows)
 
-    def history(self, run_id: str) -> list[TransitionRecord]:
+    def history(self, run_id: str, *, tx: Tx | None = None) -> list[TransitionRecord]:
         """Every transition of a run, in order."""
-        with self.db.transaction() as t:
+        with self._tx(tx) as t:
             return rows_as(TransitionRecord, t.execute(SQL["history_of"], (run_id,)).fetchall())
 
     def due(self, at: str) -> list[ScheduledRunRecord]:

@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 
 from onceflow.state import open_store
@@ -336,3 +337,60 @@ def test_runs_purge_says_what_would_go_and_deletes_with_yes(tmp_path: Path) -> N
     assert len(json.loads(run_cli("runs", "list", "--json", "-c", config).stdout)) == 1
     bad = run_cli("runs", "purge", "--older-than", "0", "-c", config)
     assert bad.returncode == 2
+    # in onceflow's words, not the option parser's ("Input should be greater than ...")
+    assert bad.stderr.strip() == (
+        "error: --older-than: expected a number of days above 0 (0.5 is 12 hours), got 0"
+    )
+
+
+def _paused_in_a_run(tmp_path: Path, *command: str) -> tuple[object, Path]:
+    """`onceflow COMMAND` over a backfill of two days, paused inside the first run."""
+    import time
+
+    from tests.helpers.cli import spawn
+
+    config = str(_project(tmp_path))
+    backfill = run_cli("backfill", "--from", "2025-01-02", "--to", "2025-01-03", "-c", config)
+    assert backfill.returncode == 0, backfill.stderr
+    gate = tmp_path / "gate"
+    proc = spawn(*command, "-c", config, env={"ONCEFLOW_PAUSE_AT": f"worker_after_start:{gate}"})
+    deadline = time.monotonic() + 60
+    while not Path(f"{gate}.reached").exists():
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    return proc, gate
+
+
+@pytest.mark.parametrize("command", [("up", "--until-idle"), ("worker",), ("up",)])
+def test_ctrl_c_finishes_the_current_run_then_says_interrupted_and_what_is_left(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    import signal
+    import time
+
+    proc, gate = _paused_in_a_run(tmp_path, *command)
+    proc.send_signal(signal.SIGINT)  # mid-run
+    time.sleep(0.3)
+    gate.touch()
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert "interrupted: 1 run(s) still queued" in err
+    store = open_store(f"sqlite:///{tmp_path / 'state.db'}")
+    assert sorted(r.state for r in store.scheduled_runs.find()) == ["COMPLETED", "PENDING"]
+    store.close()
+
+
+def test_ctrl_c_stops_the_scheduler_loop_with_interrupted(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    from tests.helpers.cli import spawn
+
+    config = str(_project(tmp_path))
+    proc = spawn("scheduler", "-c", config, "--interval", "0.2")
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "interrupted" in err

@@ -662,7 +662,7 @@ def test_data_validator_job_is_onceflow_validate_under_the_seeds_name(tmp_path: 
 
     pyproject = tomllib.loads((Path(__file__).parents[3] / "pyproject.toml").read_text())
     assert pyproject["project"]["scripts"]["data-validator-job"] == (
-        "onceflow.cli:run_validator_job"
+        "onceflow.console:run_validator_job"
     )
     _seed_project(tmp_path, [1, None])
     import onceflow
@@ -671,7 +671,7 @@ def test_data_validator_job_is_onceflow_validate_under_the_seeds_name(tmp_path: 
     src = str(Path(onceflow.__file__).resolve().parents[1])
     script = (
         f"import sys; sys.path.insert(0, {src!r}); "
-        "from onceflow.cli import run_validator_job; run_validator_job()"
+        "from onceflow.console import run_validator_job; run_validator_job()"
     )
     args = ("--config", "config.yaml", "--sources", "sources.yaml", "--output", "report.json")
     done = run_python(script, *args, cwd=tmp_path)
@@ -688,3 +688,12 @@ def test_data_validator_job_is_onceflow_validate_under_the_seeds_name(tmp_path: 
     bad = run_python(script, "--config", "config.yaml", cwd=tmp_path)
     assert bad.returncode == 2
     assert "name each table's data with --sources" in bad.stderr
+
+
+def test_a_report_that_cannot_be_written_states_exit_2_in_the_summary_line(proj: Path) -> None:
+    # the path passes the check before the rules run, and fails only when it is written
+    done = run_cli("validate", "--html", "/proc/onceflow-report.html", cwd=proj)
+    assert done.returncode == 2
+    summary = done.stdout.strip().splitlines()[-1]
+    assert " -- exit 2: the report file could not be written (validation: " in summary
+    assert "cannot write the report" in done.stderr

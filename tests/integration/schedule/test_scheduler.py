@@ -243,3 +243,87 @@ def test_up_reports_the_ticks_of_every_scheduler_pass_not_the_first_alone(
     done = up([config], until_idle=True, interval=0.2, store=store)
     assert done["scheduler"]["recorded"] >= 3 and done["scheduler"]["queued"] >= 3
     assert done["scheduler"]["paused"] == ["sched/nightly since then"]
+
+
+def test_queueing_skips_a_run_another_transaction_holds_instead_of_waiting_for_it(
+    store: Store, project: Callable[..., Config]
+) -> None:
+    # waiting for a row another pass holds, in whatever order the server scans the rows,
+    # is how two passes queueing overlapping runs deadlocked on PostgreSQL: rows are now
+    # locked in id order, skipping those held (the holder queues them, or the next pass)
+    if store.db.backend != "postgresql":
+        pytest.skip("SQLite has no row locks: its write transactions are serial")
+    from onceflow.schedule.scheduler import queue_runs
+    from onceflow.state import open_store
+
+    config = project(schedules=[nightly(catch_up="all")])
+    Scheduler([config], store).record_ticks(NOW)
+    runs = store.scheduled_runs.due(NOW.isoformat())
+    held, others = runs[0], runs[1:]
+    assert others
+    holder = open_store(store.url)
+    done: list[int] = []
+
+    class RolledBack(Exception):
+        pass
+
+    with pytest.raises(RolledBack), holder.transaction() as tx:
+        # another pass in the middle of moving `held`, then rolled back
+        holder.scheduled_runs.transition_many([held.id], "SCHEDULED", "PENDING", tx=tx)
+        mover = threading.Thread(target=lambda: done.append(queue_runs(store, runs)))
+        mover.start()
+        mover.join(timeout=20)
+        raise RolledBack
+    holder.close()
+    assert done == [len(others)]  # it did not wait for the held row
+    again = store.scheduled_runs.get(held.id)
+    assert again is not None and again.state == "SCHEDULED"
+    assert queue_runs(store, [again]) == 1  # the next pass queues it
+
+
+def test_a_deadlock_is_a_conflict_that_is_tried_again(store: Store) -> None:
+    from onceflow.errors import StateError
+    from onceflow.state.db import retry_conflicts
+
+    calls: list[int] = []
+
+    def work() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise StateError("rolled back", conflict=True)
+        return "done"
+
+    assert retry_conflicts(work) == "done" and len(calls) == 3
+    with pytest.raises(StateError, match="unreachable"):  # any other error is raised
+        retry_conflicts(lambda: (_ for _ in ()).throw(StateError("unreachable")))
+    if store.db.backend != "postgresql":
+        return
+    # a real deadlock: each of two transactions holds a row the other wants
+    from onceflow.state import open_store
+
+    store.locks.acquire("a")
+    store.locks.acquire("b")
+    other = open_store(store.url)
+    raised: list[BaseException] = []
+    both = threading.Barrier(2)
+
+    def cross(s: Store, first: str, second: str) -> None:
+        try:
+            with s.transaction() as tx:
+                tx.execute("SELECT name FROM locks WHERE name = ? FOR UPDATE", (first,))
+                both.wait()
+                tx.execute("SELECT name FROM locks WHERE name = ? FOR UPDATE", (second,))
+        except BaseException as error:
+            raised.append(error)
+
+    threads = [
+        threading.Thread(target=cross, args=(store, "a", "b")),
+        threading.Thread(target=cross, args=(other, "b", "a")),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    other.close()
+    assert len(raised) == 1 and isinstance(raised[0], StateError)
+    assert raised[0].context.get("conflict") is True  # so retry_conflicts tries it again

@@ -256,3 +256,18 @@ def test_a_whole_pipeline_command_holding_the_pipeline_lock_defers_a_run(
         assert Worker([config], store).run(max_jobs=1).deferred == 1
     (run,) = store.scheduled_runs.find()
     assert run.state == "PENDING" and "whole-pipeline command" in (run.waiting_on or "")
+
+
+def test_backfill_of_a_config_with_several_schedules_must_name_one(
+    store: Store, project: Callable[..., Config]
+) -> None:
+    from onceflow.errors import ConfigError
+
+    hourly = {"name": "hourly", "cron": "0 * * * *", "tenant": "zeta"}
+    config = project(schedules=[nightly(tenant="acme"), hourly])
+    with pytest.raises(ConfigError, match=r"2 schedules \(nightly, hourly\); name the one"):
+        backfill(config, "2025-01-01", "2025-01-02", store=store)
+    assert store.scheduled_runs.find() == []  # nothing recorded
+    report = backfill(config, "2025-01-01", "2025-01-02", schedule="nightly", store=store)
+    assert len(report.created) == 2
+    assert {r.tenant for r in store.scheduled_runs.find()} == {"acme"}

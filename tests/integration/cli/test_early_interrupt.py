@@ -1,0 +1,91 @@
+"""A Ctrl-C at any moment of a command, its start-up included, ends it with
+`interrupted` and exit code 130, never a Python traceback."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from onceflow.demo import init_project
+from tests.helpers.cli import cli_env, run_python
+
+ROOT = Path(__file__).resolve().parents[3]
+SCRIPTS = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["scripts"]
+
+
+def console_script(entry: str) -> str:
+    """The console script pip writes for `module:function`, telling the test (by a file
+    it names first) that the interpreter has started and the entry module's import comes
+    next: that import and all that follows is the program's to interrupt cleanly."""
+    module, function = entry.split(":")
+    return (
+        # os.open: the file exists only once the call is all but done (open() makes it,
+        # then sets up its text encoder, which an interrupt could still hit)
+        "import os, sys\nos.close(os.open(sys.argv.pop(1), os.O_CREAT | os.O_WRONLY))\n"
+        f"from {module} import {function}\nsys.exit({function}())\n"
+    )
+
+
+def interrupt(script: str, args: list[str], delay: float, cwd: Path) -> tuple[int, str]:
+    started = cwd / f"started-{delay}"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, str(started), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=cwd,
+        # this checkout's onceflow, wherever the command runs (a relative PYTHONPATH)
+        env=cli_env(extra={"PYTHONPATH": str(ROOT / "src")}),
+    )
+    deadline = time.monotonic() + 30
+    while not started.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.001)
+    time.sleep(delay)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    return proc.returncode, err
+
+
+# from 0.05 s: the entry module's own import (a few ms) is the one window left, and
+# test_the_console_scripts_entry_module_imports_nothing_heavy keeps it short
+@pytest.mark.parametrize("delay", [0.05, 0.1, 0.2, 0.4, 0.8])
+def test_ctrl_c_while_the_cli_starts_says_interrupted_without_a_traceback(
+    tmp_path: Path, delay: float
+) -> None:
+    init_project(tmp_path / "demo")
+    # a run of the demo takes over a second: the interrupt finds it importing or running
+    code, err = interrupt(
+        console_script(SCRIPTS["onceflow"]),
+        ["run", "--date", "2025-01-10"],
+        delay,
+        tmp_path / "demo",
+    )
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    assert code == 130 and err.rstrip().endswith("interrupted")
+
+
+@pytest.mark.parametrize("delay", [0.05, 0.2])
+def test_ctrl_c_while_the_validator_job_starts_says_interrupted(
+    tmp_path: Path, delay: float
+) -> None:
+    code, err = interrupt(
+        console_script(SCRIPTS["data-validator-job"]), ["--help"], delay, tmp_path
+    )
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    assert code == 130 and err.rstrip().endswith("interrupted")
+
+
+def test_the_console_scripts_entry_module_imports_nothing_heavy() -> None:
+    # the interrupt window before the entry module's `try` is this import: keep it short
+    done = run_python(
+        "import sys, onceflow.console\n"
+        "print(' '.join(m for m in ('typing', 'typer', 'pydantic', 'onceflow.cli') "
+        "if m in sys.modules))"
+    )
+    assert done.returncode == 0 and done.stdout.strip() == ""

@@ -1,0 +1,174 @@
+"""How a worker reports and records failures: a run with a failed table still loads the
+healthy ones, names every failed table, and a worker lost again and again spends the
+run's retry budget instead of being requeued for ever."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from onceflow.config import Config
+from onceflow.schedule import Scheduler, Worker
+from onceflow.schedule.scheduler import requeue_expired
+from onceflow.state import Job, Store
+
+NOW = datetime(2025, 1, 6, 12, 0, tzinfo=UTC)
+
+
+def nightly(**kw: object) -> dict[str, object]:
+    return {"name": "nightly", "cron": "0 2 * * *", "start": "2025-01-05T00:00:00+00:00", **kw}
+
+
+def table(name: str, source_table: str) -> dict[str, Any]:
+    return {
+        "source": "src",
+        "table": source_table,
+        "name": name,
+        "extract": {"mode": "incremental", "cursor": "updated_at"},
+        "load": {"strategy": "append"},
+    }
+
+
+def with_missing_tables(project: Callable[..., Config], *missing: str) -> Config:
+    """The events table, and one table per name whose source table does not exist."""
+    tables = [table("events", "events"), *(table(m, m) for m in missing)]
+    return project(
+        schedules=[nightly(catch_up={"max": 1}, retry={"max_retries": 0})],
+        extra={"tables": tables},
+    )
+
+
+def test_a_failed_extraction_still_loads_the_tables_that_were_extracted(
+    store: Store, project: Callable[..., Config]
+) -> None:
+    config = with_missing_tables(project, "missing")
+    Scheduler([config], store).run_once(NOW)
+    report = Worker([config], store).run(until_idle=True)
+    assert (report.completed, report.failed) == (0, 1)
+    (run,) = store.scheduled_runs.find()
+    # the run is failed (its retry re-extracts only what failed) ...
+    assert run.state == "FAILED" and run.error_type == "ExtractError"
+    # ... and the healthy table is loaded, as `onceflow run` loads it
+    events = Path(config.resolve(config.warehouse)) / "src" / "events"
+    assert (events / "_delta_log").is_dir()
+
+
+def test_a_runs_error_names_every_failed_table(
+    store: Store, project: Callable[..., Config]
+) -> None:
+    config = with_missing_tables(project, "missing_a", "missing_b")
+    Scheduler([config], store).run_once(NOW)
+    report = Worker([config], store).run(until_idle=True)
+    (run,) = store.scheduled_runs.find()
+    assert run.state == "FAILED" and run.error_type == "ExtractError"
+    assert run.error is not None
+    first, _, rest = run.error.partition("; and 1 more: ")
+    assert "src.missing_a" in first  # the first error in full
+    assert rest == "src.missing_b (ExtractError)"
+    assert "ExtractError" in json.loads(run.error_types or "[]")
+    assert "src.missing_b (ExtractError)" in report.failures[0]
+
+
+def lose_the_worker(store: Store) -> None:
+    """A worker claims the run's job, starts the run, and dies: its lease expires."""
+    (job,) = store.queue.claim("doomed", lease_seconds=0.05)
+    assert job.run_id is not None
+    store.scheduled_runs.transition(job.run_id, "PENDING", "RUNNING", worker="doomed")
+    time.sleep(0.1)
+    assert requeue_expired(store) == 1
+
+
+def test_a_run_whose_worker_dies_every_time_fails_once_its_retries_are_spent(
+    store: Store, project: Callable[..., Config]
+) -> None:
+    config = project(schedules=[nightly(catch_up={"max": 1}, retry={"max_retries": 1})])
+    Scheduler([config], store).run_once(NOW)
+    lose_the_worker(store)
+    (run,) = store.scheduled_runs.find()
+    assert run.state == "PENDING"  # one loss: requeued, as the budget allows one retry
+    lose_the_worker(store)
+    (run,) = store.scheduled_runs.find()
+    assert run.state == "FAILED" and run.error_type == "WorkerLostError"
+    assert "its worker was lost 2 time(s)" in (run.error or "")
+    assert run.next_attempt_at is None
+    assert store.queue.live_job_of_run(run.id) is None  # not requeued: nothing claims it
+    assert store.queue.claim("next") == []
+    steps = [(h.from_state, h.to_state) for h in store.scheduled_runs.history(run.id)]
+    assert steps[-2:] == [("PENDING", "RUNNING"), ("RUNNING", "FAILED")]
+
+
+def test_a_single_lost_worker_is_requeued_and_the_run_completes_once(
+    store: Store, project: Callable[..., Config]
+) -> None:
+    config = project(schedules=[nightly(catch_up={"max": 1}, retry={"max_retries": 1})])
+    Scheduler([config], store).run_once(NOW)
+    lose_the_worker(store)
+    report = Worker([config], store).run(until_idle=True)
+    assert (report.completed, report.failed) == (1, 0)
+    (run,) = store.scheduled_runs.find()
+    assert run.state == "COMPLETED" and run.error is None
+
+
+def test_a_lost_worker_spends_the_budget_a_later_failure_counts_from(
+    store: Store, project: Callable[..., Config]
+) -> None:
+    # one retry allowed: the lost worker took it, so the real failure that follows is final
+    config = project(
+        schedules=[nightly(catch_up={"max": 1}, retry={"max_retries": 1})],
+        extra={"tables": [table("missing", "missing")]},
+    )
+    Scheduler([config], store).run_once(NOW)
+    lose_the_worker(store)
+    report = Worker([config], store).run(until_idle=True)
+    assert (report.failed, report.retried) == (1, 0)
+
+
+def test_a_heartbeat_racing_a_jobs_end_does_not_mark_its_next_claim_lost(
+    store: Store, project: Callable[..., Config], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = project(schedules=[nightly(catch_up={"max": 1})])
+    Scheduler([config], store).run_once(NOW)
+    worker = Worker([config], store, lease_seconds=0.03)
+    (first,) = store.queue.claim(worker.worker_id, lease_seconds=30)
+    worker._active[first.id] = first
+    beating = threading.Event()
+    monkeypatch.setattr(worker, "execute", lambda job: "deferred")
+
+    def heartbeat(jobs: list[Job], lease_seconds: float) -> set[int]:
+        # the race: while the heartbeat is on its way, the job is given back to the queue
+        # and its thread ends (its cleanup runs before the heartbeat's answer is seen)
+        store.queue.release(first.id, first.token or "", run_after=time.time())
+        worker._run_job(first)
+        beating.set()
+        return {first.id}  # the server no longer knows that token
+
+    monkeypatch.setattr(store.queue, "heartbeat", heartbeat)
+    worker._heartbeat(beating)
+    # the same worker claims the job again, with a new token: that lease is not lost
+    (again,) = store.queue.claim(worker.worker_id, lease_seconds=30)
+    assert again.id == first.id and again.token != first.token
+    worker._active[again.id] = again
+    worker.check(again)  # LeaseLostError before: the stale loss was keyed by job id
+
+
+def test_a_run_failed_for_good_after_a_retry_has_no_next_attempt(
+    store: Store, project: Callable[..., Config]
+) -> None:
+    fast = {"max_retries": 1, "backoff_base_minutes": 0.001, "max_delay_minutes": 1}
+    config = project(
+        schedules=[nightly(catch_up={"max": 1}, retry=fast)],
+        extra={"tables": [table("missing", "missing")]},
+    )
+    Scheduler([config], store).run_once(NOW)
+    report = Worker([config], store).run(until_idle=True)
+    assert (report.retried, report.failed) == (1, 1)
+    (run,) = store.scheduled_runs.find()
+    # `runs show` printed the spent retry's time as a `next attempt`
+    assert run.state == "FAILED" and run.next_attempt_at is None
