@@ -292,9 +292,10 @@ class ScheduledRunRecord:
         return None if self.tables is None else list(json.loads(self.tables))
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
+        """JSON-ready form; `run_id` beside `id`, the name every command's JSON gives a
+        scheduled run's id (`runs retry`, `schedule list`'s `last_run`)."""
         names = list(self.error_names) if self.error_types else None
-        return {**vars(self), "tables": self.table_list, "error_types": names}
+        return {**vars(self), "run_id": self.id, "tables": self.table_list, "error_types": names}
 
 
 @dataclass(frozen=True)

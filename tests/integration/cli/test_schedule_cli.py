@@ -243,6 +243,7 @@ def test_status_of_a_scheduled_runs_id_points_at_runs_show(tmp_path: Path) -> No
         == 0
     )
     (run,) = json.loads(run_cli("runs", "list", "--json", "-c", config).stdout)
+    assert run["run_id"] == run["id"]  # the name runs retry and schedule list give it
     status = run_cli("status", "--run-id", run["id"], "-c", config)
     assert status.returncode == 1 and status.stderr.count("\n") == 1
     assert f"--run-id {run['id']} is a scheduled run" in status.stderr
@@ -302,6 +303,7 @@ def test_trigger_twice_says_the_run_exists_its_state_and_how_to_run_it_again(
         "schedule", "trigger", "nightly", "--date", "2025-01-03", "--json", "-c", config
     )
     data = json.loads(cancelled.stdout)
+    assert data["run_id"] == data["id"] == run_id[1]
     assert (data["created"], data["state"], data["schedule"]) == (
         False,
         "CANCELLED",
