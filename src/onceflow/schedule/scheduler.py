@@ -106,10 +106,12 @@ def calculator(config: Config, schedule: ScheduleConfig) -> ScheduleCalculator:
     )
 
 
-def cursor_start(schedule: ScheduleConfig, at: datetime) -> str:
+def cursor_start(schedule: ScheduleConfig, at: datetime, grace: timedelta = DEFAULT_GRACE) -> str:
     """Where a schedule seen for the first time starts (its cursor's first value): just
-    before its `start:` when given, else `at`."""
-    first = (schedule.start - timedelta(seconds=1)) if schedule.start else at
+    before its `start:` when given, else `grace` before `at`: a tick that recent is not
+    missed (the catch-up rule), so a scheduler first started at 02:00:30 runs the 02:00
+    tick, as one running since before would have."""
+    first = (schedule.start - timedelta(seconds=1)) if schedule.start else at - grace
     return first.astimezone(UTC).isoformat()
 
 
@@ -594,7 +596,7 @@ class Scheduler:
         schedule was paused meanwhile (its cursor refuses to move)."""
         runs = self.store.scheduled_runs
         calc = calculator(config, schedule)
-        start = cursor_start(schedule, at)
+        start = cursor_start(schedule, at, self.grace)
         policy = schedule.catch_up_policy
         created = 0
         batch: str | None = None

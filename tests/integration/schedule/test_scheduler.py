@@ -86,9 +86,22 @@ def test_runs_left_scheduled_are_queued_by_the_next_pass(
 def test_a_schedule_seen_first_starts_now(store: Store, project: Callable[..., Config]) -> None:
     config = project(schedules=[{"name": "hourly", "cron": "0 * * * *", "catch_up": "all"}])
     scheduler = Scheduler([config], store)
-    assert scheduler.run_once().recorded == 0
-    tick = scheduler.next_ticks()["sched/hourly"]
-    assert tick.at > datetime.now(UTC) and tick.at.minute == 0
+    # 90 s after the 12:00 tick: missed before the schedule was seen, so not run
+    assert scheduler.run_once(NOW + timedelta(seconds=90)).recorded == 0
+    tick = scheduler.next_ticks(NOW + timedelta(seconds=90))["sched/hourly"]
+    assert tick.at == NOW + timedelta(hours=1)
+
+
+def test_a_tick_within_the_grace_runs_on_a_schedules_first_pass(
+    store: Store, project: Callable[..., Config]
+) -> None:
+    # a scheduler first started at 12:00:30 runs the 12:00 tick, as one running since
+    # before would have: a tick 30 s old is not missed
+    config = project(schedules=[{"name": "hourly", "cron": "0 * * * *", "catch_up": "none"}])
+    report = Scheduler([config], store).run_once(NOW + timedelta(seconds=30))
+    assert report.recorded == 1
+    (run,) = store.scheduled_runs.find(pipeline="sched")
+    assert run.tick == NOW.isoformat()
 
 
 def test_a_run_past_its_max_runtime_is_failed_and_its_lease_revoked(
