@@ -219,6 +219,7 @@ def _summary(
             f"{counts['retried']} to retry, {counts['deferred']} deferred, "
             f"{counts['lost']} lost (lease expired)"
             + (f", {counts['cancelled']} cancelled" if counts.get("cancelled") else "")
+            + (f", {counts['revoked']} revoked (past max_runtime)" if counts.get("revoked") else "")
         )
         for line in counts.get("failures", []):
             typer.echo(f"  failed: {line}")

@@ -57,6 +57,7 @@ from onceflow.state.scheduled_runs import (
     PENDING,
     RUNNING,
     SCHEDULED,
+    TransitionRecord,
 )
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,9 @@ class WorkerReport:
     lost: int = 0
     #: Runs cancelled while this worker held them: dropped, not a failure.
     cancelled: int = 0
+    #: Runs a scheduler failed for running past their `max_runtime` while this worker
+    #: held them (their lease revoked): the scheduler counts and retries them.
+    revoked: int = 0
     #: One line per run that failed for good: which, and why (`worker` prints them).
     failures: list[str] = field(default_factory=list)
 
@@ -638,7 +642,8 @@ class Worker:
         """The outcome of a job this worker may no longer write for: `cancelled` when its
         run was cancelled (dropped quietly: the canceller ended the job), else `lost`
         (its lease expired and another worker may hold it)."""
-        if self._cancelled_since_my_start(run):
+        after = self._since_my_start(run)
+        if any(step.to_state == CANCELLED for step in after):
             log.info(
                 "worker %s: run %s %s %s was cancelled; dropped",
                 self.worker_id,
@@ -647,6 +652,20 @@ class Worker:
                 run.run_date,
             )
             return "cancelled"
+        if any(
+            step.to_state == FAILED and (step.error or "").startswith("stuck:") for step in after
+        ):
+            # not a lost lease: a scheduler failed the run for its max_runtime (and
+            # retries it by its policy); this attempt's late result is refused
+            log.warning(
+                "worker %s: run %s %s %s ran past its max_runtime; its lease was revoked and "
+                "this attempt's result is not recorded",
+                self.worker_id,
+                run.pipeline,
+                run.schedule,
+                run.run_date,
+            )
+            return "revoked"
         log.warning(
             "worker %s: record of run %s refused, nothing recorded (%s)",
             self.worker_id,
@@ -655,17 +674,17 @@ class Worker:
         )
         return "lost"
 
-    def _cancelled_since_my_start(self, run: ScheduledRunRecord) -> bool:
-        """Whether the run was cancelled after this worker last started it: it may be
-        queued again since (`runs retry`), which is no lost lease of this worker's."""
+    def _since_my_start(self, run: ScheduledRunRecord) -> list[TransitionRecord]:
+        """The run's transitions after this worker last started it: a cancel or a stuck
+        run's failure there is why its result is refused (it may be queued again since,
+        by `runs retry` or a retry, which is no lost lease of this worker's)."""
         history = self.store.scheduled_runs.history(run.id)
         started = [
             i
             for i, step in enumerate(history)
             if step.to_state == RUNNING and step.worker == self.worker_id
         ]
-        after = history[started[-1] + 1 :] if started else history[-1:]
-        return any(step.to_state == CANCELLED for step in after)
+        return history[started[-1] + 1 :] if started else history[-1:]
 
     def _refuse(self, job: Job, message: str) -> str:
         try:

@@ -12,7 +12,7 @@ import pytest
 
 from onceflow.config import Config
 from onceflow.errors import LeaseLostError
-from onceflow.schedule import Scheduler
+from onceflow.schedule import Scheduler, Worker
 from onceflow.schedule.scheduler import fail_stuck
 from onceflow.state import Store
 
@@ -123,6 +123,9 @@ def test_a_run_past_its_max_runtime_is_failed_and_its_lease_revoked(
     assert failed.error_type == "StuckRunError" and "past max_runtime" in (failed.error or "")
     with pytest.raises(LeaseLostError):
         store.queue.complete(job.id, job.token or "")
+    # the worker whose result is refused says revoked, not lost: no lease expired
+    worker = Worker([config], store, worker_id="w1")
+    assert worker._dropped(failed, LeaseLostError("lease lost", job_id=job.id)) == "revoked"
 
 
 @pytest.mark.parametrize(
