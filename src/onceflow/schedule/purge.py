@@ -17,9 +17,12 @@ it keeps two kinds of finished run the scheduler or the worker still read:
 * the latest run (by tick) of every schedule key: `schedule list` shows it as the last
   run. (The scheduler's cursor is a row of its own, which a purge never touches, so a
   purge never makes a tick be recorded again.)
-* a FAILED run with a later window of its batch that stays (one not finished, one that
-  ended since the cutoff, or a schedule's latest): the blocking rule (a failed earlier
-  window fails the later ones of its batch) and `runs retry`'s refusal read it.
+* a FAILED run with a later window of its batch that may still run (one not finished, or
+  one failed or cancelled since the cutoff): the blocking rule (a failed earlier window
+  fails the later ones of its batch) and `runs retry`'s refusal read it. A completed
+  later window cannot be blocked again, and a schedule's latest run, kept for `schedule
+  list`, keeps no blockers once it is as old as they are (else a finished backfill's
+  failed windows would stay for ever).
 
 It works in batches of `batch_size` runs, each one transaction that deletes a run only
 if it is still finished and old (a run requeued meanwhile stays), so a purge of millions
@@ -163,9 +166,7 @@ def _going(
             latest[key] = store.scheduled_runs.latest_of(*key, tx=tx)
         if run.id == latest[key]:
             kept[LATEST] += 1
-        elif run.state == FAILED and store.scheduled_runs.later_window_kept(
-            run, before, latest[key], tx=tx
-        ):
+        elif run.state == FAILED and store.scheduled_runs.later_window_kept(run, before, tx=tx):
             kept[BLOCKER] += 1
         else:
             going.append(run)

@@ -137,10 +137,14 @@ SQL = {
     ),
     # a later window of the batch that a purge keeps: not finished, ended after the
     # cutoff, or its schedule's latest run (the blocking rule reads the earlier failure)
+    # a later window that may still run: not finished, or failed or cancelled since the
+    # cutoff (a retry of it reads its blockers). A COMPLETED one cannot be blocked again,
+    # and one as old as the cutoff is as old as its blockers: a schedule's latest run kept
+    # for `schedule list` alone does not keep a finished batch's failed windows for ever
     "later_kept": (
         "SELECT id FROM scheduled_runs WHERE pipeline = ? AND schedule = ? AND batch = ? "
-        "AND batch <> '' AND run_date > ? AND (state NOT IN ('COMPLETED', 'CANCELLED', 'FAILED') "
-        "OR COALESCE(ended_at, updated_at) >= ? OR id = ?) LIMIT 1"
+        "AND batch <> '' AND run_date > ? AND (state NOT IN ('COMPLETED', 'CANCELLED', "
+        "'FAILED') OR (state <> 'COMPLETED' AND COALESCE(ended_at, updated_at) >= ?)) LIMIT 1"
     ),
     "delete_finished": (
         "DELETE FROM scheduled_runs WHERE id IN ({ids}) "
@@ -703,11 +707,12 @@ class ScheduledRuns:
         return None if row is None else str(row["id"])
 
     def later_window_kept(
-        self, run: ScheduledRunRecord, before: str, latest: str | None, *, tx: Tx | None = None
+        self, run: ScheduledRunRecord, before: str, *, tx: Tx | None = None
     ) -> bool:
-        """Whether a later window of `run`'s batch stays after a purge of the runs that
-        ended before `before`: one not finished, ended since, or the run `latest`."""
-        params = (run.pipeline, run.schedule, run.batch, run.run_date, before, latest or "")
+        """Whether a later window of `run`'s batch that may still run stays after a purge
+        of the runs that ended before `before`: one not finished, or failed or cancelled
+        since then (a retry of it reads its blockers)."""
+        params = (run.pipeline, run.schedule, run.batch, run.run_date, before)
         with self._tx(tx) as t:
             return t.execute(SQL["later_kept"], params).fetchone() is not None
 

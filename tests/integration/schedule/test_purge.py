@@ -137,6 +137,22 @@ def test_a_failed_window_stays_while_its_batch_has_a_later_window_and_goes_after
     assert list(_by_date(store)) == ["2025-01-08"]
 
 
+def test_an_old_finished_batch_goes_but_its_latest_window_even_when_every_window_failed(
+    store: Store, project: Callable[..., Config], broken: set[str]
+) -> None:
+    config = project(schedules=[NO_RETRY])
+    backfill(config, "2025-01-02", "2025-01-04", store=store)
+    broken.add("2025-01-02")
+    assert Worker([config], store, poll_seconds=0.05).run(until_idle=True).failed == 3
+    ids = _by_date(store)
+    _age(store, 40, list(ids.values()))
+    # the last window stays as its key's latest run (`schedule list`); it keeps no
+    # blocker as old as itself, so the failed windows before it go
+    report = purge_runs([config], 30, yes=True, store=store)
+    assert (report.runs, report.kept) == ({"FAILED": 2}, {LATEST: 1})
+    assert list(_by_date(store)) == ["2025-01-04"]
+
+
 def test_a_purged_jobs_idempotency_key_is_free_and_a_live_keyed_job_stays(
     store: Store, project: Callable[..., Config]
 ) -> None:
