@@ -9,7 +9,14 @@ from typing import Annotated
 import typer
 
 from onceflow.cli.app import app, examples
-from onceflow.cli.options import ConfigOpt, JsonOpt, LockTimeoutOpt, TablesOpt, split_list
+from onceflow.cli.options import (
+    ConfigOpt,
+    JsonOpt,
+    LockTimeoutOpt,
+    TablesOpt,
+    split_list,
+    typed_state,
+)
 from onceflow.cli.render import print_json, print_load
 from onceflow.errors import ConfigError
 
@@ -55,7 +62,8 @@ def load_cmd(
         str | None, typer.Option("--warehouse", help="Standalone without a config file.")
     ] = None,
     state: Annotated[
-        str | None, typer.Option("--state", help="Standalone without a config file.")
+        str | None,
+        typer.Option("--state", envvar="ONCEFLOW_STATE", help="Standalone without a config file."),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -65,7 +73,7 @@ def load_cmd(
     if path and config is None and not Path("onceflow.yml").exists():
         pipeline = Pipeline.standalone(state=state, warehouse=warehouse)
     else:
-        if warehouse or state:
+        if warehouse or typed_state(state):
             raise ConfigError("--warehouse and --state are for --path without a config file")
         pipeline = Pipeline.from_file(config)
     selected = split_list(tables)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
@@ -142,6 +143,13 @@ PipelineOpt = Annotated[
 ]
 
 
+def typed_state(state: str | None) -> bool:
+    """Whether a `--state` was typed on the command line rather than taken from
+    `ONCEFLOW_STATE`: the variable, exported for the commands without a config, must not
+    make a command with one refuse to run (the same value typed counts as the variable's)."""
+    return bool(state) and state != os.environ.get("ONCEFLOW_STATE")
+
+
 def open_pipeline(config: Path | None, state: str | None = None, name: str | None = None) -> Any:
     """The Pipeline of --config (or ./onceflow.yml); without a config file, the one the
     state store knows (what single-table extracts and standalone loads left here)."""
@@ -150,7 +158,7 @@ def open_pipeline(config: Path | None, state: str | None = None, name: str | Non
     if config is None and not Path("onceflow.yml").exists():
         _require_store(state)
         return Pipeline.from_state(state, name)
-    if state or name:
+    if typed_state(state) or name:
         raise ConfigError("--state and --pipeline are for use without a config file")
     try:
         return Pipeline.from_file(config)
@@ -198,7 +206,7 @@ def rules_only_validator(
         return None
     if not is_rules_only(data):
         return None
-    if state or name:
+    if typed_state(state) or name:
         raise ConfigError("--state and --pipeline are for use without a config file")
     from onceflow.validate import Validator
 

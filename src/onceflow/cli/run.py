@@ -118,7 +118,10 @@ def extract_cmd(
         str | None, typer.Option("--lake", help="Single-table mode: lake folder.")
     ] = None,
     state: Annotated[
-        str | None, typer.Option("--state", help="Single-table mode: state store URL.")
+        str | None,
+        typer.Option(
+            "--state", envvar="ONCEFLOW_STATE", help="Single-table mode: state store URL."
+        ),
     ] = None,
     timezone_name: Annotated[
         str | None, typer.Option("--timezone", help="Single-table mode: window time zone.")
