@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from datetime import time as day_start
 from pathlib import Path
+from typing import Any
 
 from onceflow.errors import LoadError
 from onceflow.lake.atomic import file_checksum
@@ -151,6 +152,21 @@ def _committed(path: Path, root: Path, key: str | None = None) -> SourceFile | U
             )
     if problem:
         log.warning("%s: %s", path, problem)
+    return _committed_file(path, root, sidecar, size, mtime, problem, day)
+
+
+def _committed_file(
+    path: Path,
+    root: Path,
+    sidecar: dict[str, Any],
+    size: int,
+    mtime: float,
+    problem: str | None,
+    day: date | None,
+    *,
+    data_missing: bool = False,
+) -> SourceFile:
+    """The committed file a complete sidecar describes, as discovery found it."""
     return SourceFile(
         path=str(path.absolute()),
         file_id=file_identity(path, root),
@@ -164,6 +180,7 @@ def _committed(path: Path, root: Path, key: str | None = None) -> SourceFile | U
         snapshot_at=sidecar.get("snapshot_at") or sidecar.get("start_time"),
         partial=sidecar.get("partial") is True,
         problem=problem,
+        data_missing=data_missing,
         day=day,
     )
 
@@ -197,22 +214,7 @@ def _data_missing(data: Path, root: Path, key: str | None) -> SourceFile | None:
     # not a warning here: the load fails it by name (or warns, when the table holds it),
     # and status and validate-consistency report it
     log.debug("%s: %s", data, problem)
-    return SourceFile(
-        path=str(data.absolute()),
-        file_id=file_identity(data, root),
-        size=-1,
-        modified_time=datetime.fromtimestamp(0, UTC).isoformat(),
-        checksum=sidecar.get("checksum"),
-        record_count=sidecar.get("record_count"),
-        run_id=sidecar.get("run_id"),
-        window_start=sidecar.get("window_start"),
-        window_end=sidecar.get("window_end"),
-        snapshot_at=sidecar.get("snapshot_at") or sidecar.get("start_time"),
-        partial=sidecar.get("partial") is True,
-        problem=problem,
-        data_missing=True,
-        day=day,
-    )
+    return _committed_file(data, root, sidecar, -1, 0.0, problem, day, data_missing=True)
 
 
 def _unreadable(path: Path, root: Path, day: date | None, problem: str) -> SourceFile:
