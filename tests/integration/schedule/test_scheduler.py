@@ -261,14 +261,14 @@ def test_up_reports_the_ticks_of_every_scheduler_pass_not_the_first_alone(
     assert done["scheduler"]["paused"] == ["sched/nightly since then"]
 
 
+# PostgreSQL only: SQLite has no row locks (its write transactions are serial)
+@pytest.mark.parametrize("store", ["postgresql"], indirect=True)
 def test_queueing_skips_a_run_another_transaction_holds_instead_of_waiting_for_it(
     store: Store, project: Callable[..., Config]
 ) -> None:
     # waiting for a row another pass holds, in whatever order the server scans the rows,
     # is how two passes queueing overlapping runs deadlocked on PostgreSQL: rows are now
     # locked in id order, skipping those held (the holder queues them, or the next pass)
-    if store.db.backend != "postgresql":
-        pytest.skip("SQLite has no row locks: its write transactions are serial")
     from onceflow.schedule.scheduler import queue_runs
     from onceflow.state import open_store
 
