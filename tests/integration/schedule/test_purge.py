@@ -109,14 +109,20 @@ def test_the_latest_run_of_each_schedule_stays(
     assert Scheduler([config], store).run_once(datetime(2025, 1, 9, 3, 0, tzinfo=UTC)).recorded == 0
 
 
+def _failed_batch(config: Config, store: Store, broken: set[str]) -> dict[str, str]:
+    """A backfill of 2025-01-02..04 whose first window fails (no retry), failing the two
+    after it as blocked; its run ids by date."""
+    backfill(config, "2025-01-02", "2025-01-04", store=store)
+    broken.add("2025-01-02")
+    assert Worker([config], store, poll_seconds=0.05).run(until_idle=True).failed == 3
+    return _by_date(store)
+
+
 def test_a_failed_window_stays_while_its_batch_has_a_later_window_and_goes_after(
     store: Store, project: Callable[..., Config], broken: set[str]
 ) -> None:
     config = project(schedules=[NO_RETRY])
-    backfill(config, "2025-01-02", "2025-01-04", store=store)
-    broken.add("2025-01-02")
-    assert Worker([config], store, poll_seconds=0.05).run(until_idle=True).failed == 3
-    ids = _by_date(store)
+    ids = _failed_batch(config, store, broken)
     PipelineStateManager(store).transition_state(ids["2025-01-04"], "FAILED", "PENDING")
     _age(store, 40, list(ids.values()))
 
@@ -141,10 +147,7 @@ def test_an_old_finished_batch_goes_but_its_latest_window_even_when_every_window
     store: Store, project: Callable[..., Config], broken: set[str]
 ) -> None:
     config = project(schedules=[NO_RETRY])
-    backfill(config, "2025-01-02", "2025-01-04", store=store)
-    broken.add("2025-01-02")
-    assert Worker([config], store, poll_seconds=0.05).run(until_idle=True).failed == 3
-    ids = _by_date(store)
+    ids = _failed_batch(config, store, broken)
     _age(store, 40, list(ids.values()))
     # the last window stays as its key's latest run (`schedule list`); it keeps no
     # blocker as old as itself, so the failed windows before it go
