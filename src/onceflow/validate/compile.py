@@ -242,12 +242,12 @@ def _untyped(kind: str) -> bool:
 
 
 def _textual(kind: str, *, list_ok: bool = False) -> bool:
-    """A type a regex or a length applies to: text (a UUID and an ENUM, a pandas category,
-    read as their text), and for a length also a list, whose length is its element count."""
-    upper = kind.strip('"').upper()
-    if _untyped(kind) or upper.startswith(("VARCHAR", "TEXT", "STRING", "CHAR", "UUID", "ENUM")):
+    """A type a regex or a length applies to: text (an ENUM, a pandas category, and a
+    UUID, read as their text), and for a length also a list, whose length is its element
+    count."""
+    if _untyped(kind) or family(kind) in ("text", "UUID"):
         return True
-    return list_ok and upper.endswith("]")
+    return list_ok and kind.strip('"').endswith("]")
 
 
 def is_decimal(kind: str) -> bool:
