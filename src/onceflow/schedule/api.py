@@ -621,14 +621,13 @@ class PipelineStateManager:
         run = self._get(run_id)
         ended = now()
         message = str(error) if isinstance(error, str) else f"{type(error).__name__}: {error}"
-        retry = False
+        due: datetime | None = None
         if should_retry:
             # the caller's wish is bounded by the run's budget: the seed's pattern 2 calls
             # this on every failure, so an unbounded retry here would never stop
             policy = RetryPolicy.from_json(run.retry_policy)
-            failures = failures_since_reprocess(self.store.scheduled_runs.history(run_id)) + 1
-            retry = policy.should_retry(failures, error)
-            if not retry:
+            failures, due = policy.next_retry(self.store.scheduled_runs.history(run_id), error)
+            if due is None:
                 spent = failures > policy.max_retries
                 log.warning(
                     "scheduled run %s failed and is not retried: %s",
@@ -653,10 +652,8 @@ class PipelineStateManager:
                 },
                 tx=tx,
             )
-            if retry:
-                due = retry_at or RetryPolicy.from_json(run.retry_policy).calculate_retry_time(
-                    max(1, run.attempt)
-                )
+            if due is not None:
+                due = retry_at or due
                 enqueue_run(
                     self.store,
                     run,
@@ -666,7 +663,7 @@ class PipelineStateManager:
                     run_after=due.timestamp(),
                     values={"next_attempt_at": due.isoformat()},
                 )
-        return retry
+        return due is not None
 
     def get_run_status(self, run_id: str) -> dict[str, Any]:
         """A run with its transition history; `duration_seconds` and

@@ -263,3 +263,12 @@ class RetryPolicy:
     def calculate_retry_time(self, retry_number: int, at: datetime | None = None) -> datetime:
         """When retry `retry_number` becomes due, counted from `at` (default now)."""
         return (at or now()) + self.delay(retry_number)
+
+    def next_retry(self, history: Sequence[_Step], error: ErrorLike) -> tuple[int, datetime | None]:
+        """The failure a run with this `history` is failing now (counted since it was last
+        reprocessed, the first run included) and when its retry is due: None when the
+        policy retries it no more (budget spent, or an error type it never retries)."""
+        failures = failures_since_reprocess(history) + 1
+        if not self.should_retry(failures, error):
+            return failures, None
+        return failures, self.calculate_retry_time(failures)

@@ -441,12 +441,7 @@ def fail_stuck(store: Store, pipelines: Sequence[str] | None = None) -> list[str
             f"worker {run.worker}'s lease revoked"
         )
         policy = RetryPolicy.from_json(run.retry_policy)
-        failures = failures_since_reprocess(store.scheduled_runs.history(run.id)) + 1
-        due = (
-            policy.calculate_retry_time(failures)
-            if policy.should_retry(failures, STUCK_NAMES)
-            else None
-        )
+        failures, due = policy.next_retry(store.scheduled_runs.history(run.id), STUCK_NAMES)
         try:
             with store.transaction() as tx:
                 job = store.queue.live_job_of_run(run.id, tx=tx)

@@ -46,7 +46,7 @@ from onceflow.errors import (
 from onceflow.faults import crashpoint
 from onceflow.pipeline import RunSummary, run_window
 from onceflow.redact import redact
-from onceflow.schedule.retry import RetryPolicy, failures_since_reprocess
+from onceflow.schedule.retry import RetryPolicy
 from onceflow.schedule.scheduler import enqueue_retry, requeue_expired, shared_store
 from onceflow.state import Job, ScheduledRunRecord, Store, Tx
 from onceflow.state.queue import DEFAULT_LEASE_SECONDS, job_problem
@@ -493,9 +493,7 @@ class Worker:
     ) -> str:
         message = redact(message)
         policy = RetryPolicy.from_json(run.retry_policy)
-        failures = failures_since_reprocess(self.store.scheduled_runs.history(run.id)) + 1
-        retry = policy.should_retry(failures, names)
-        due = policy.calculate_retry_time(failures) if retry else None
+        failures, due = policy.next_retry(self.store.scheduled_runs.history(run.id), names)
 
         def record(tx: Tx) -> None:
             self.store.queue.fail(job.id, job.token or "", message, tx=tx)

@@ -281,7 +281,7 @@ def test_queueing_skips_a_run_another_transaction_holds_instead_of_waiting_for_i
     done: list[int] = []
 
     class RolledBack(Exception):
-        pass
+        """Ends the holder's transaction with a rollback, as a pass that failed would."""
 
     with pytest.raises(RolledBack), holder.transaction() as tx:
         # another pass in the middle of moving `held`, then rolled back
