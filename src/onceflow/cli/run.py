@@ -97,7 +97,9 @@ def extract_cmd(
             "--password",
             envvar="ONCEFLOW_SOURCE_PASSWORD",
             show_default=False,
-            help="With --host: the password (better from the environment variable).",
+            # named in the text, which wraps: rich cuts the [env var: ...] tag at 80 columns
+            show_envvar=False,
+            help="With --host: the password; better set ONCEFLOW_SOURCE_PASSWORD than type it.",
         ),
     ] = None,
     service: Annotated[
