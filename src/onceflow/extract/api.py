@@ -530,14 +530,27 @@ def is_extraction_needed(
     the window, a partial one, or flagged by `force_reprocess_table`), made without
     extracting, locking or writing anything; `verify="deep"` also compares checksums, as
     `extract(verify="deep")` does. `extract(force_reprocess=True)` extracts it whatever
-    this says."""
+    this says. An extraction `extract(tables=[table_key])` would refuse (a run id of
+    another date, a window another run id holds, a changed timezone) raises the same
+    ConfigError here: "yes, extract it" would be an answer the extractor then refuses."""
     if verify not in ("fast", "deep"):
         raise ConfigError(f"verify: expected 'fast' or 'deep', got {verify!r}", field="verify")
     ctx = run_context(config, run_date, run_id)
     table = config.table(table_key)
     store = store or open_store(config.state_url)
-    known = store.extractions.of_run(ctx.run_id).get(table.key)
+    stored = check_same_run(config, store, ctx)
+    check_seams(config, store, ctx)
+    of_run = store.extractions.of_run(ctx.run_id)
+    rewindow = run_rewindowed(config, stored, ctx, [table], list(of_run), force=False)
+    known = of_run.get(table.key)
     job = make_job(
-        config, ctx, table, force=bool(known and known.force_reprocess), deep=verify == "deep"
+        config,
+        ctx,
+        table,
+        force=rewindow or bool(known and known.force_reprocess),
+        deep=verify == "deep",
     )
-    return needs_extraction(job, check_committed(job))
+    needed = needs_extraction(job, check_committed(job))
+    if needed:
+        check_window_once_in_lake(config, ctx, [job])
+    return needed

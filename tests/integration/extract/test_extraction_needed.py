@@ -46,6 +46,23 @@ def test_is_extraction_needed_follows_what_the_next_extraction_does(tmp_path):
     assert pipeline.extract(DAY).results[0].action == "extracted"
 
 
+def test_is_extraction_needed_refuses_what_the_extraction_would_refuse(tmp_path):
+    pipeline = _pipeline(tmp_path)
+    assert pipeline.extract(DAY, run_id="nightly").ok
+    # a run id of another date: "yes, extract it" would be refused by the extractor
+    with pytest.raises(ConfigError, match=r"run nightly is the run of 2025-01-23") as other:
+        pipeline.is_extraction_needed("hr.employees", "2025-01-24", run_id="nightly")
+    with pytest.raises(ConfigError) as extracting:
+        pipeline.extract("2025-01-24", run_id="nightly")
+    assert str(other.value) == str(extracting.value)
+    # the window is held by another run id: the default run id may not extract it again
+    with pytest.raises(ConfigError, match=r"under run nightly"):
+        pipeline.is_extraction_needed("hr.employees", DAY)
+    # the run that holds it answers as before
+    assert not pipeline.is_extraction_needed("hr.employees", DAY, run_id="nightly")
+    assert pipeline.store.runs.find()[0].run_id == "nightly"  # asking wrote nothing
+
+
 def test_is_extraction_needed_names_an_unknown_table(tmp_path):
     with pytest.raises(ConfigError, match=r"'hr\.nope' is not in the config"):
         _pipeline(tmp_path).is_extraction_needed("hr.nope", DAY)
