@@ -32,31 +32,59 @@ def register_url(url: str) -> None:
             password = urlsplit(url).password
         except ValueError:
             password = None
+    _, sep, rest = url.partition("://")
+    at = credentials_end(rest) if sep else -1
+    if at >= 0:  # the password as quote_credentials reads it
+        password = rest[:at].partition(":")[2] or password
     register_secret(password)
     if password:
         register_secret(unquote(password))
-        # A driver that splits at the first '@' shows the rest as a host name: mask it too.
+        # A parser that splits at the first '@', '#' or '?' shows a piece of the rest as a
+        # host name (`p@corpnet#2024`: "can't connect to 'corpnet'"): mask those too.
         for tail in unquote(password).split("@")[1:]:
             register_secret(tail)
+            register_secret(re.split(r"[/?#:]", tail, maxsplit=1)[0])
+
+
+# what may follow a URL's '@' as its host: a name or [IPv6], then an optional port
+_HOST = re.compile(r"(?:\[[^\]/?#@\s]*\]|[^\[\]/?#@:\s]*)(?::\d*)?")
+
+
+def credentials_end(rest: str) -> int:
+    """Where the user:password part of `rest` (a URL after its `://`) ends: the index of
+    its '@', or -1 when it has none.
+
+    Users write raw '@', '#', '?' and ':' in passwords, where a strict parser ends the
+    authority at the first '#' or '?' and a driver that splits at the first '@' takes the
+    rest for a host (and prints it). So the credentials end at the first '@' followed by a
+    host that a '/' or the end of the URL closes (`@db.example:5432/shop`); failing that,
+    at the last '@' followed by a host (`@db.example?sslmode=require`). A '@' in the path
+    or the query after that host is not the credentials' end. A password holding '@'
+    followed by a host-like text and '/' (`p@a/b@host/db`) is read wrongly: such a one
+    must be percent-encoded, as RFC 3986 asks of every one."""
+    if rest.startswith("/"):  # no authority: `sqlite:////tmp/a@b/x.db`
+        return -1
+    last = -1
+    for at in (i for i, char in enumerate(rest) if char == "@"):
+        host = _HOST.match(rest, at + 1)
+        assert host is not None  # the pattern matches the empty text
+        follows = rest[host.end() : host.end() + 1]
+        if follows in ("", "/"):
+            return at
+        if follows in ("?", "#"):
+            last = at
+    return last
 
 
 def quote_credentials(url: str) -> str:
-    """The URL with its user and password percent-encoded, taking everything between `://`
-    and the last `@` before the path as credentials: users write raw '@' and ':' in
-    passwords, and a driver that splits at the first '@' would take the rest for a host
-    (and print it). Already encoded credentials stay as they are."""
+    """The URL with its user and password percent-encoded (`credentials_end` says where
+    they end), so that every driver reads the password the user meant and never prints a
+    piece of it as a host. Already encoded credentials stay as they are."""
     scheme, sep, rest = url.partition("://")
     if not sep:
         return url
-    authority_end = len(rest)
-    at = -1
-    for i, char in enumerate(rest):
-        if char in "/?#" and at >= 0 and i > at:
-            authority_end = i
-            break
-        if char == "@":
-            at = i
-    if at < 0 or at > authority_end:
+    at = credentials_end(rest)
+    if at < 0:
         return url
     user, colon, password = rest[:at].partition(":")
     encoded = quote(unquote(user), safe="")

@@ -1,6 +1,10 @@
 from __future__ import annotations
 
-from onceflow.redact import redact, register_url
+from urllib.parse import unquote, urlsplit
+
+import pytest
+
+from onceflow.redact import quote_credentials, redact, register_url
 
 
 def test_url_passwords_are_masked() -> None:
@@ -46,3 +50,39 @@ def test_tracebacks_in_text_logs_are_redacted(capsys: object) -> None:
         logging.getLogger("onceflow.test").exception("failed")
     err = capsys.readouterr().err  # type: ignore[attr-defined]
     assert "RuntimeError" in err and "tr4ceb4ck-pw" not in err
+
+
+@pytest.mark.parametrize(
+    ("url", "password"),
+    [
+        # raw '@' then '#' or '?': a strict parser ends the authority early, and the driver
+        # tried the host 'corpnet', a piece of the password, and printed it
+        ("mysql://u:Tr0ub4dor@corpnet#2024@127.0.0.1:3306/db", "Tr0ub4dor@corpnet#2024"),
+        ("mysql://u:p@ss#w%rd:/?Zq@host/db", "p@ss#w%rd:/?Zq"),
+        ("postgresql://u:x@pgcorp?x=1@host:5432/db", "x@pgcorp?x=1"),
+        ("postgresql://u:p@[::1]:5432/db", "p"),
+        ("postgresql://u:p%40q@host/db", "p@q"),
+        # a '@' in the path or query after the host is not the password's end
+        ("postgresql://u:p@host/db?sslrootcert=/a@b/c.pem", "p"),
+        ("postgresql://u:p@host?sslmode=require", "p"),
+        ("postgresql://u:p@host", "p"),
+    ],
+    ids=[
+        *("at-hash", "at-hash-slash-query", "at-query", "ipv6", "encoded"),
+        *("query-at", "query", "no-path"),
+    ],
+)
+def test_a_raw_password_reaches_the_driver_whole(url: str, password: str) -> None:
+    assert urlsplit(quote_credentials(url)).password is not None
+    assert unquote(urlsplit(quote_credentials(url)).password or "") == password
+
+
+def test_urls_without_credentials_are_left_alone() -> None:
+    for url in ("sqlite:////tmp/a@b/x.db", "sqlite:///rel@x/a.db", "postgresql://host/db"):
+        assert quote_credentials(url) == url
+
+
+def test_a_host_like_piece_of_a_password_is_masked_too() -> None:
+    register_url("mysql://u:Tr0ub4dor@corpnetz#2024@127.0.0.1:3306/db")
+    shown = redact("Can't connect to MySQL server on 'corpnetz' (-2)")
+    assert "corpnetz" not in shown
