@@ -242,6 +242,19 @@ def test_empty_input_passes_row_rules_and_fails_statistics() -> None:
             "the filter 'row_number() OVER () > 1' holds a window function "
             "(row_number(...) OVER (...))",
         ),
+        # sqlglot reads `> >` as the shift `>>`, a valid other rule; DuckDB refuses it
+        (
+            {"type": "sql_predicate", "expression": "v > > 200"},
+            "bad SQL in expression 'v > > 200': syntax error at or near \">\"",
+        ),
+        (
+            {"type": "row_count", "min": 1, "filter": "v < < 1000"},
+            "bad SQL in filter 'v < < 1000': syntax error at or near \"<\"",
+        ),
+        (
+            {"type": "sql_query", "query": "SELECT * FROM {table} WHERE v > > 3"},
+            "bad SQL in query 'SELECT * FROM {table} WHERE v > > 3': syntax error",
+        ),
     ],
     ids=[
         "unknown column",
@@ -259,6 +272,9 @@ def test_empty_input_passes_row_rules_and_fails_statistics() -> None:
         "a query that fails when its rows are read",
         "an aggregate in a row-level expression",
         "a window function in a filter",
+        "a predicate the engine refuses but sqlglot takes for a shift",
+        "a filter the engine refuses but sqlglot takes for a shift",
+        "a query the engine refuses but sqlglot takes for a shift",
     ],
 )
 def test_a_rule_that_cannot_run_is_error_and_the_others_still_run(
@@ -534,3 +550,20 @@ def test_a_subquerys_aggregate_is_row_level_and_an_integer_sum_is_exact() -> Non
     assert report.result("below_max").outcome == "pass"
     # as a double, 2**53 + 1 is 2**53, below its own bound
     assert report.result("sum").observed == 2**53 + 1 and report.result("sum").outcome == "pass"
+
+
+def test_a_validation_that_cannot_read_its_data_is_the_tables_last_one(tmp_path: Any) -> None:
+    """`status` shows the latest validation: one whose data is gone is recorded (every
+    rule `error`, in the history too), not left out so that an older pass shows."""
+    from onceflow.state import open_store
+
+    state = f"sqlite:///{tmp_path / 'state.db'}"
+    rules = [{"name": "rows", "type": "row_count", "min": 1}]
+    assert validate(rules, state=state).tables[0].status == "passed"
+    gone = validate(rules, str(tmp_path / "missing.parquet"), state=state)
+    assert gone.exit_code == 2 and gone.result("rows").outcome == "error"
+    with open_store(state) as store:
+        (last,) = store.rules.last_validations("standalone")
+        history = store.rules.history("standalone", "t")
+    assert (last.status, last.validation_id) == ("error", gone.tables[0].validation_id)
+    assert [h.outcome for h in history][-1] == "error"

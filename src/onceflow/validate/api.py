@@ -120,20 +120,6 @@ def _store_of(state: str | Store | None) -> Store | None:
     return open_store(state)
 
 
-def _error_report(
-    key: str, label: str, rules: Sequence[AnyRule], message: str, scope: str = "table"
-) -> TableReport:
-    from onceflow.validate.results import RuleResult
-
-    report = TableReport(key, redact(label), scope=scope)
-    report.message = message
-    report.results = [
-        RuleResult(r.name, key, r.type_name, r.severity, r.stage, ERROR, message=message)
-        for r in rules
-    ]
-    return report
-
-
 class Validator:
     """Validate data against rules, with results cached and resumable in the state store.
 
@@ -229,14 +215,14 @@ class Validator:
         started = time.perf_counter()
         report = ValidationReport(self.settings.pipeline, started_at=now_iso())
         chosen = [r for r in rules if r.stage == stage]
+        unreadable = None
         try:
             # without a store nothing is cached: data in memory need not be hashed
             source = resolve_input(data, hashed=self.store is not None)
         except OnceflowError as error:
             label = str(data) if isinstance(data, str | Path) else type(data).__name__
-            report.tables.append(_error_report(key, label, chosen, redact(str(error))))
-            return report
-        if fingerprint is not None:
+            source, unreadable = memory_input(None, label=label), redact(str(error))
+        if fingerprint is not None and unreadable is None:
             source.fingerprint = fingerprint
         job = Job(
             key,
@@ -245,6 +231,7 @@ class Validator:
             stage=stage,
             reference_time=reference_time,
             references=self.references,
+            unreadable=unreadable,
         )
         quarantine = None
         if table is not None and table.quarantine and stage == "post_load" and self.config:
@@ -743,14 +730,13 @@ def _validate_one(
     uri = table_location(config, table)
     scope = table.validation_scope
     reason = (skip or {}).get(table.key)
+    unreadable = None
     try:
         source = _table_input(config, table, store, run_id, batch_ids)
     except OnceflowError as error:
-        if reason is not None:
-            source = memory_input(None, label=uri)
-        else:
-            message = f"table {table.key}: {redact(str(error))}"
-            return _error_report(table.key, uri, rules, message, scope)
+        source = memory_input(None, label=uri)
+        if reason is None:
+            unreadable = f"table {table.key}: {redact(str(error))}"
     job = Job(
         table.key,
         source,
@@ -761,9 +747,10 @@ def _validate_one(
         reference_time=reference,
         references=validator.references,
         skip_reason=reason,
+        unreadable=unreadable,
     )
     quarantine = None
-    if table.quarantine and reason is None:
+    if table.quarantine and reason is None and unreadable is None:
         quarantine = quarantine_location(config, table)
         job.after_rules = quarantine_pass(quarantine, source, table.key)
     report = TableRun(job, validator.settings, store, resume=resume).run()

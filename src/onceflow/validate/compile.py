@@ -20,7 +20,7 @@ a column the table does not have, makes that rule `error` before anything runs.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -113,6 +113,24 @@ def parse_sql(text: str, dialect: str, what: str) -> Any:
     if tree is None:
         raise CompileError(f"bad SQL in {what}: empty")
     return tree
+
+
+def check_syntax(rule: AnyRule, syntax_error: Callable[[str], str | None]) -> None:
+    """CompileError when the engine's own parser refuses a rule's SQL (`syntax_error`,
+    the engine's): sqlglot reads some text the engine refuses as another valid rule
+    (`v > > 200` as the bit shift `v >> 200`), which would then run and give an answer to
+    a question nobody asked."""
+    written: list[tuple[str, str, str]] = []
+    if rule.filter:
+        written.append(("filter", rule.filter, f"SELECT 1 WHERE ({rule.filter})"))
+    if isinstance(rule, SqlPredicate):
+        written.append(("expression", rule.expression, f"SELECT 1 WHERE ({rule.expression})"))
+    if isinstance(rule, SqlQuery):
+        written.append(("query", rule.query, rule.query.replace("{table}", TABLE_TOKEN)))
+    for what, text, probe in written:
+        detail = syntax_error(probe)
+        if detail is not None:
+            raise CompileError(f"bad SQL in {what} {_shown(text)}: {detail}")
 
 
 _NODE_CLASS = re.compile(r"<class '(?:[\w.]+\.)?(\w+)'>")

@@ -134,6 +134,9 @@ class Job:
         | None
     ) = None
     skip_reason: str | None = None  # every rule skipped (e.g. the table's load failed)
+    # the data could not be found or opened: every rule is `error` with this message, and
+    # the validation is still recorded, so `status` shows it rather than the one before
+    unreadable: str | None = None
 
 
 @dataclass
@@ -264,6 +267,10 @@ class TableRun:
         if job.skip_reason is not None:
             for rule in job.rules:
                 self._done(rule, {"outcome": "skipped", "message": job.skip_reason}, save=False)
+        elif job.unreadable is not None:
+            report.message = job.unreadable
+            for rule in job.rules:
+                self._done(rule, {"outcome": ERROR, "message": job.unreadable}, save=False)
         else:
             todo = self._from_cache()
             if todo:
@@ -405,7 +412,9 @@ class TableRun:
         self.clashes = engine.case_clashes(REL)
         for rule in todo:
             try:
-                self.plans[rule.name] = sql.compile_rule(rule, schema, engine.dialect, self.clashes)
+                plan = sql.compile_rule(rule, schema, engine.dialect, self.clashes)
+                sql.check_syntax(rule, engine.syntax_error)  # what sqlglot took, the engine may not
+                self.plans[rule.name] = plan
             except sql.CompileError as error:
                 self._done(rule, {"outcome": ERROR, "message": str(error)})
         incremental = self._incremental()

@@ -81,6 +81,12 @@ class Engine(ABC):
         which an engine with case-insensitive names cannot tell apart (after `columns`)."""
         return frozenset()
 
+    def syntax_error(self, sql: str) -> str | None:
+        """The engine's own parser's complaint about `sql`, parsed and not run (None when
+        it parses, or when the engine cannot parse without running): sqlglot accepts text
+        the engine refuses, and reads it as something else (`v > > 1` as `v >> 1`)."""
+        return None
+
     def fork(self) -> Engine | None:
         """A second engine over the same registered data, for queries in another thread,
         counting its statements with this one's; None when there is none (its queries

@@ -8,6 +8,7 @@ pushdown; Parquet files go through DuckDB's own reader.
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections.abc import Callable, Iterable
@@ -41,6 +42,14 @@ class DuckDBEngine(Engine):
         # names in it that differ only in case (see `columns`)
         self._sources: dict[str, Any] = {}
         self._clashes: dict[str, frozenset[str]] = {}
+
+    def syntax_error(self, sql: str) -> str | None:
+        # DuckDB's parser alone: no binding, no data, not a statement of the validation
+        found = self.con.execute("SELECT json_serialize_sql(?::VARCHAR)", [sql]).fetchone()
+        parsed = json.loads(found[0]) if found else {}
+        if not parsed.get("error"):
+            return None
+        return str(parsed.get("error_message") or "syntax error").splitlines()[0]
 
     def register_arrow(self, name: str, data: Any) -> None:
         self._keep.append(data)
