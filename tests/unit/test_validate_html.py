@@ -5,15 +5,25 @@ from __future__ import annotations
 import pyarrow as pa
 
 from onceflow.validate import Validator
+from onceflow.validate.figures import number_text, percent_text
 from onceflow.validate.html import SAMPLE_COLUMNS, _number, rate_label, render_html
 from onceflow.validate.runner import SAMPLE_VALUE_CHARS
 
 
 def test_a_rate_just_under_one_never_reads_100_percent() -> None:
-    assert rate_label(1.0) == "100.0%"
+    assert rate_label(1.0) == "100%"
     assert rate_label(0.99995) == "99.995%"
-    assert rate_label(0.5) == "50.0%"
+    assert rate_label(0.5) == "50%"
+    assert rate_label(0.0004) == "0.04%"  # not "0.0%": some rows pass
     assert _number(0.99995) == "0.99995"  # observed vs `mostly 0.99999`: both readable
+
+
+def test_failing_percents_read_the_same_in_the_terminal_and_the_report() -> None:
+    assert percent_text(99.96) == "99.96%"  # one row of 2,500 passes: not "100%"
+    assert percent_text(1600.0) == "1,600%"  # a query whose join repeats rows
+    assert percent_text(0.00203) == "0.00203%" and percent_text(0.5076) == "0.508%"
+    assert percent_text(0.0) == "0%" and percent_text(100.0) == "100%"
+    assert number_text(0.9999899497487437) == "0.9999899497"  # against mostly 0.99999
 
 
 def test_huge_numbers_are_short() -> None:
@@ -81,3 +91,20 @@ def test_long_names_wrap_and_a_wide_results_table_scrolls_in_its_card() -> None:
     assert '<div class="scroll"><table>' in page  # the card hides overflow: scroll inside
     rule_cell = page[page.index("td.rule {") : page.index("}", page.index("td.rule {"))]
     assert "overflow-wrap: anywhere" in rule_cell and "max-width" in rule_cell
+
+
+def test_a_validation_with_no_pass_rate_is_a_gap_in_the_chart_not_a_drop() -> None:
+    from onceflow.validate.html import sparkline
+
+    svg = sparkline([(1.0, "pass"), (1.0, "pass"), (None, "error"), (1.0, "pass"), (0.99, "fail")])
+    assert svg.count("<polyline") == 2  # the line breaks at the error
+    assert 'fill="#fff"' in svg and "error: no pass rate" in svg
+    assert "scale 90% to 100%" in svg  # the error does not stretch the scale either
+
+
+def test_a_null_sample_reads_apart_from_empty_text_and_nested_values_as_json() -> None:
+    from onceflow.validate.html import _sample_cell
+
+    assert _sample_cell(None) == '<td class="null">NULL</td>'
+    assert _sample_cell("") == '<td title=""></td>'
+    assert ">{&quot;a&quot;: [1, 2]}<" in _sample_cell({"a": [1, 2]})

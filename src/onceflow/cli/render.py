@@ -450,16 +450,9 @@ def reset_sentence(result: dict[str, Any]) -> str:
 
 
 def _short(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, dict):
-        text = "; ".join(f"{k} {v}" for k, v in value.items() if v not in ([], {}, None))
-        return text[:60]
-    return str(value)[:60]
+    from onceflow.validate.figures import number_text  # printed after a validation ran
+
+    return number_text(value)[:60]
 
 
 def print_validation(report: Any, failed_to_write: str | None = None) -> None:
@@ -470,6 +463,8 @@ def print_validation(report: Any, failed_to_write: str | None = None) -> None:
     Plain aligned text (coloured on a terminal): rich's table layout took 1 s for 100
     rules, more than the whole validation answered from the cache.
     """
+    from onceflow.validate.figures import percent_text
+
     colour = sys.stdout.isatty()
     header = ("rule", "type", "outcome", "observed", "threshold", "failing", "% all", "% non-null")
     if not report.tables:
@@ -487,8 +482,8 @@ def print_validation(report: Any, failed_to_write: str | None = None) -> None:
                 _short(r.observed),
                 _short(r.threshold),
                 _short(r.failing_rows),
-                "" if r.failing_percent is None else f"{r.failing_percent:.3g}%",
-                "" if r.failing_percent_non_null is None else f"{r.failing_percent_non_null:.3g}%",
+                percent_text(r.failing_percent),
+                percent_text(r.failing_percent_non_null),
                 r.message or ("cached" if r.cached else "incremental" if r.incremental else ""),
             )
             for r in t.results

@@ -543,6 +543,12 @@ def validate(
     """
     for path, option in ((output, "--output"), (html, "--html")):
         _check_writable(path, option)
+    if output is not None and html is not None and Path(output).resolve() == Path(html).resolve():
+        raise ConfigError(
+            f"--output and --html name the same file ({output}): the HTML report would "
+            "overwrite the JSON one; give each its own path",
+            field="html",
+        )
     given = _given_sources(sources)
     if rules and given is None:
         raise ConfigError(

@@ -5,12 +5,14 @@ rule's pass rate over its past validations (from the state store's history)."""
 from __future__ import annotations
 
 import html
+import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from onceflow.state import HistoryRecord, Store
+from onceflow.validate.figures import number_text, percent_text
 from onceflow.validate.results import OUTCOMES, RuleResult, TableReport, ValidationReport
 
 COLOURS = {
@@ -57,6 +59,7 @@ th, td { text-align: left; padding: 8px 12px; border-bottom: 1px solid #eaeef2;
 th { font-size: 12px; color: var(--muted); font-weight: 600; text-transform: uppercase;
      letter-spacing: .04em; background: #fff; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.num.obs { white-space: normal; overflow-wrap: anywhere; max-width: 280px; }
 td.rule { font-weight: 600; min-width: 180px; max-width: 460px; overflow-wrap: anywhere; }
 td.rule small { display: block; font-weight: 400; color: var(--muted); }
 .chip { display: inline-block; min-width: 62px; text-align: center; border-radius: 999px;
@@ -72,6 +75,7 @@ summary { cursor: pointer; font-weight: 600; color: var(--ink); }
                                        max-width: 420px; overflow: hidden;
                                        text-overflow: ellipsis; }
 .note { color: var(--muted); font-size: 12px; margin-top: 6px; }
+.samples td.null { color: var(--muted); font-style: italic; }
 .samples table th { text-transform: none; letter-spacing: 0; background: var(--soft); }
 code { font: 12px ui-monospace, SFMono-Regular, Menlo, monospace; }
 .legend { color: var(--muted); font-size: 12px; padding: 8px 18px 12px; }
@@ -86,24 +90,7 @@ def _e(value: Any) -> str:
 
 
 def _number(value: Any) -> str:
-    if value is None:
-        return "&ndash;"
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, int):
-        return f"{value:,}" if abs(value) < 10**18 else f"{value:.6e}"
-    if isinstance(value, float):
-        # enough digits to tell a fraction from its threshold (0.99995 vs mostly 0.99999);
-        # scientific notation beyond 1e15, where ",.0f" would print made-up digits
-        if value != value or abs(value) == float("inf"):
-            return str(value)
-        if abs(value) >= 1e15:
-            return f"{value:.6e}"
-        return f"{value:,.10g}" if abs(value) < 1e6 else f"{value:,.0f}"
-    if isinstance(value, dict):
-        parts = [f"{k}: {v}" for k, v in value.items() if v not in ([], {}, None)]
-        return _e("; ".join(parts) or "ok")
-    return _e(value)
+    return "&ndash;" if value is None else _e(number_text(value) or "ok")
 
 
 def _threshold(result: RuleResult) -> str:
@@ -119,15 +106,13 @@ def _threshold(result: RuleResult) -> str:
 
 
 def _percent(value: float | None) -> str:
-    return "&ndash;" if value is None else f"{value:.3g}%"
+    return "&ndash;" if value is None else _e(percent_text(value))
 
 
 def rate_label(rate: float) -> str:
-    """A pass rate as a percent that reads 100% only when it is 1: 0.99995 is 99.995%."""
-    digits = 1
-    while digits < 8 and rate < 1 and round(rate * 100, digits) >= 100:
-        digits += 1
-    return f"{rate * 100:.{digits}f}%"
+    """A pass rate as a percent that reads 100% only when it is 1 (0.99995 is 99.995%)
+    and 0% only when it is 0."""
+    return percent_text(rate * 100)
 
 
 def sparkline(
@@ -147,15 +132,31 @@ def sparkline(
     def y(rate: float) -> float:
         return pad + (1 - (rate - low) / (1 - low)) * (height - 2 * pad)
 
-    coords = [
-        (pad + i * step if n > 1 else width / 2, y(rate if rate is not None else low))
-        for i, (rate, _o) in enumerate(points)
-    ]
-    line = " ".join(f"{x:.1f},{yy:.1f}" for x, yy in coords)
+    xs = [pad + i * step if n > 1 else width / 2 for i in range(n)]
+    # a validation with no pass rate (an error, a skip) is a gap in the line and a hollow
+    # mark mid-height: drawn at the floor, it read as the worst drop of the series
+    runs: list[list[str]] = [[]]
+    for x, (rate, _o) in zip(xs, points, strict=True):
+        if rate is None:
+            runs.append([])
+        else:
+            runs[-1].append(f"{x:.1f},{y(rate):.1f}")
+    lines = "".join(
+        f'<polyline points="{" ".join(run)}" fill="none" stroke="#0969da" stroke-width="1.6"/>'
+        for run in runs
+        if len(run) > 1
+    )
+    middle = height / 2
     dots = "".join(
-        f'<circle cx="{x:.1f}" cy="{yy:.1f}" r="2.8" fill="{COLOURS.get(o, "#6e7781")}">'
-        f"<title>{_e(o)}{'' if r is None else f' {rate_label(r)}'}</title></circle>"
-        for (x, yy), (r, o) in zip(coords, points, strict=True)
+        (
+            f'<circle cx="{x:.1f}" cy="{y(r):.1f}" r="2.8" fill="{COLOURS.get(o, "#6e7781")}">'
+            f"<title>{_e(o)} {rate_label(r)}</title></circle>"
+            if r is not None
+            else f'<circle cx="{x:.1f}" cy="{middle:.1f}" r="2.8" fill="#fff" '
+            f'stroke="{COLOURS.get(o, "#6e7781")}" stroke-width="1.4">'
+            f"<title>{_e(o)}: no pass rate</title></circle>"
+        )
+        for x, (r, o) in zip(xs, points, strict=True)
     )
     grid = (
         f'<line x1="0" y1="{y(1):.1f}" x2="{width}" y2="{y(1):.1f}" stroke="#d0d7de" '
@@ -168,8 +169,7 @@ def sparkline(
         f'<span class="spark"><svg width="{width}" height="{height}" viewBox="0 0 {width} '
         f'{height}" role="img" aria-label="pass rate over {n} validations, scale '
         f'{low:.0%} to 100%">{grid}'
-        f'<polyline points="{line}" fill="none" stroke="#0969da" stroke-width="1.6"/>'
-        f"{dots}</svg>{label}</span>"
+        f"{lines}{dots}</svg>{label}</span>"
     )
 
 
@@ -185,6 +185,15 @@ def _named_columns(query: str, columns: list[str]) -> set[str]:
     quoted = {m.replace('""', '"') for m in _QUOTED.findall(text)}
     words = {w.lower() for w in re.findall(r"\b\w+\b", _QUOTED.sub(" ", text))}
     return {c for c in columns if c in quoted or c.lower() in words}
+
+
+def _sample_cell(value: Any) -> str:
+    """A sample value: NULL marked apart from the empty text, a nested one as JSON."""
+    if value is None:
+        return '<td class="null">NULL</td>'
+    if isinstance(value, dict | list):
+        value = json.dumps(value, ensure_ascii=False, default=str)
+    return f'<td title="{_e(value)}">{_e(value)}</td>'
 
 
 def _samples(result: RuleResult) -> str:
@@ -204,9 +213,7 @@ def _samples(result: RuleResult) -> str:
     shown, left = ordered[:SAMPLE_COLUMNS], ordered[SAMPLE_COLUMNS:]
     head = "".join(f"<th>{_e(c)}</th>" for c in shown)
     body = "".join(
-        "<tr>"
-        + "".join(f'<td title="{_e(row.get(c))}">{_e(row.get(c))}</td>' for c in shown)
-        + "</tr>"
+        "<tr>" + "".join(_sample_cell(row.get(c)) for c in shown) + "</tr>"
         for row in result.samples
     )
     note = (
@@ -241,7 +248,8 @@ def _table(report: TableReport, history: dict[str, list[tuple[float | None, str]
             f'<td><span class="chip" style="background:{COLOURS.get(r.outcome)}">'
             f"{_e(r.outcome)}</span></td>"
             f'<td class="rule">{_e(r.rule)}{tags}<small>{_e(r.type)}</small>{message}</td>'
-            f'<td class="num">{_number(r.observed)}</td>'
+            # a schema rule's observed is a list of columns: it wraps, not pushing the chart
+            f'<td class="num obs">{_number(r.observed)}</td>'
             f'<td class="num">{_threshold(r)}</td>'
             f'<td class="num">{_number(r.failing_rows)}</td>'
             f'<td class="num">{_percent(r.failing_percent)} / '

@@ -340,6 +340,12 @@ def test_a_report_path_that_cannot_be_written_is_refused_before_any_rule_runs(
     assert run_cli("validate", "--html", ".", cwd=proj).stderr.strip() == (
         "error: --html .: is a folder; give a file name"
     )
+    same = run_cli("validate", "--output", "r.out", "--html", "./r.out", cwd=proj)
+    assert same.returncode == 2 and not (proj / "r.out").exists()
+    assert same.stderr.strip() == (
+        "error: --output and --html name the same file (r.out): the HTML report would "
+        "overwrite the JSON one; give each its own path"
+    )
     from onceflow.config import load_config
     from onceflow.validate import validation_status
 
