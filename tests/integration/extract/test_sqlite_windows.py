@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from onceflow.errors import SourceError
 from onceflow.extract.readers import sqlite_bound
 from onceflow.extract.sql import ReadSpec, build_select, to_positional
 from onceflow.windows import window_for
@@ -109,7 +110,7 @@ def test_the_window_is_a_range_an_index_on_the_cursor_serves(tmp_path):
 
 def test_a_bound_within_a_day_is_refused_not_compared_as_text():
     zone = ZoneInfo("Europe/Berlin")
-    with pytest.raises(Exception, match="lite.t: window bound .* is not the start of a day"):
+    with pytest.raises(SourceError, match=r"lite\.t: window bound .* is not the start of a day"):
         sqlite_bound(datetime(2025, 3, 30, 6, tzinfo=zone), zone, "lite.t")
 
 
