@@ -3,7 +3,16 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from onceflow.extract.sql import ReadSpec, build_select, to_positional
+import pytest
+
+from onceflow.extract.sql import (
+    ReadSpec,
+    build_select,
+    to_positional,
+    to_session_settings,
+    to_sqlalchemy,
+    without_window,
+)
 from onceflow.lake.paths import (
     is_unity_catalog_volume,
     normalize_lake_path,
@@ -78,3 +87,70 @@ def test_databricks_paths() -> None:
     assert not is_unity_catalog_volume("/tmp/lake")
     path = output_path("dbfs:/mnt/raw", "s", "t", date(2025, 1, 2), "r")
     assert str(path) == "/dbfs/mnt/raw/s/t/202501/02/r.parquet"
+
+
+LITERAL_MARKERS = [
+    ("postgresql", "select ':window_end' as a, x where x >= :window_start"),
+    ("postgresql", "select 'it''s :window_end', \":window_end\" where x >= :window_start"),
+    ("postgresql", r"select 'C:\', x where x >= :window_start"),
+    ("postgresql", r"select E'\' :window_end', x where x >= :window_start"),
+    ("postgresql", "select $$:window_end$$, $q$ :window_end $q$ where x >= :window_start"),
+    ("postgresql", "select 1 /* a /* :window_end */ :window_end */ where x >= :window_start"),
+    ("postgresql", "select 1 -- :window_end\n where x >= :window_start"),
+    ("mysql", r"select 'it\'s :window_end', x where x >= :window_start"),
+    ("mysql", 'select ":window_end", `:window_end` where x >= :window_start'),
+    ("mysql", "select 1 # :window_end\n where x >= :window_start"),
+    ("sqlite", "select [:window_end], `:window_end` where x >= :window_start"),
+    ("sqlite", "select 1 /* /* :window_end */ where x >= :window_start"),
+    ("oracle", "select q'[ it's :window_end ]' from dual where x >= :window_start"),
+    ("", "select ':window_end', \":window_end\" where x >= :window_start"),
+]
+
+
+@pytest.mark.parametrize(
+    ("dialect", "query"),
+    LITERAL_MARKERS,
+    # ids without the word the unit conftest takes for a server test
+    ids=[
+        f"{d or 'generic'}-{i}".replace("postgresql", "pg")
+        for i, (d, _) in enumerate(LITERAL_MARKERS)
+    ],
+)
+def test_markers_in_literals_names_and_comments_are_text(dialect: str, query: str) -> None:
+    sql, names = build_select(ReadSpec(None, query, "x", WINDOW), dialect=dialect)
+    assert names == ["window_start"]
+    positional = to_positional(sql, "qmark", dialect=dialect)
+    assert positional.count("?") == 1 + query.count("?")
+    assert positional.endswith("x >= ?")
+    assert without_window(sql, dialect) == query.replace("x >= :window_start", "x >= NULL")
+
+
+def test_markers_in_code_around_literals_are_all_found() -> None:
+    query = "select 'a'':b', \"c:d\" -- x\n where (x >= :window_start) and x<:window_end::date"
+    _, names = build_select(ReadSpec(None, query, "x", WINDOW), dialect="postgresql")
+    assert names == ["window_start", "window_end"]
+    assert to_session_settings(query).count("current_setting") == 2
+
+
+def test_mysql_executable_comments_and_dashes_without_space_are_code() -> None:
+    query = "select 5--:window_start, /*! :window_end */ 1"
+    assert to_positional(query, "format", dialect="mysql") == "select 5--%s, /*! %s */ 1"
+
+
+def test_format_style_doubles_percent_in_literals_but_keeps_their_markers() -> None:
+    query = "select '50%', ':window_end' where a >= :window_start"
+    assert to_positional(query, "format", dialect="mysql") == (
+        "select '50%%', ':window_end' where a >= %s"
+    )
+
+
+def test_sqlalchemy_text_escapes_colons_in_literals_and_keeps_markers() -> None:
+    query = "select 'a:window_end', x::int where a >= :window_start"
+    assert to_sqlalchemy(query, "postgresql") == (
+        r"select 'a\:window_end', x\:\:int where a >= :window_start"
+    )
+
+
+def test_a_query_ending_in_a_line_comment_is_wrapped_after_it() -> None:
+    sql, _ = build_select(ReadSpec(None, "select * from t -- note", "ts", WINDOW))
+    assert "-- note\n) onceflow_q WHERE" in sql

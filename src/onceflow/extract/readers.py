@@ -12,7 +12,7 @@ import logging
 import re
 import struct
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from onceflow.extract.sql import (
     quote_ident,
     to_positional,
     to_session_settings,
+    to_sqlalchemy,
     without_window,
 )
 from onceflow.extract.types import (
@@ -52,15 +53,37 @@ def _naive_wall(value: datetime, zone: ZoneInfo) -> datetime:
     return value.astimezone(zone).replace(tzinfo=None)
 
 
-def _check_cursor(spec: ReadSpec, columns: list[str], where: str) -> None:
+def _ascii_lower(name: str) -> str:
+    """A name as SQLite compares names: A-Z folded, every other letter as it is."""
+    return name.translate(_ASCII_LOWER)
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def _same_name(dialect: str) -> Callable[[str, str], bool]:
+    """How `dialect` matches a quoted column name: SQLite folds ASCII letters, MySQL and
+    MariaDB every letter's case; PostgreSQL and Oracle keep a quoted name exact."""
+    if dialect == "sqlite":
+        return lambda a, b: _ascii_lower(a) == _ascii_lower(b)
+    if dialect in ("mysql", "mariadb"):
+        return lambda a, b: a.casefold() == b.casefold()
+    return lambda a, b: a == b
+
+
+def _check_cursor(spec: ReadSpec, columns: list[str], where: str, dialect: str) -> None:
     """Refuse a window on a cursor column that the rows do not have.
 
     SQLite takes a double-quoted name that matches no column for a string literal, so
-    `"updatd_at" >= ?` would silently select nothing instead of failing.
+    `"updatd_at" >= ?` would silently select nothing instead of failing. A name matches a
+    column as the database matches it (SQLite: `TS` is the column `ts`).
     """
-    if not (spec.cursor and spec.window) or spec.cursor in columns:
+    if not (spec.cursor and spec.window):
         return
-    if spec.query and has_markers(spec.query):
+    same = _same_name(dialect)
+    if any(same(spec.cursor, column) for column in columns):
+        return
+    if spec.query and has_markers(spec.query, dialect):
         return  # the query applies the window itself, on whatever column it likes
     raise SourceError(
         f"{where}: column not found: cursor column {spec.cursor!r} is not among the "
@@ -92,11 +115,13 @@ def _stream(
     where: str,
     overrides: dict[str, pa.DataType] | None = None,
     when_empty: dict[str, pa.DataType] | None = None,
+    fixes: dict[str, str] | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """The reader's batches cast to their target schema; with no row, one empty batch.
 
     `when_empty` gives the types of a result without rows, for a driver that types columns
-    from their values and so has nothing to go on (SQLite: every column int64).
+    from their values and so has nothing to go on (SQLite: every column int64). `fixes`:
+    what to do when a column's values do not convert, added to its error.
     """
     schema = target_schema(reader.schema, overrides)
     cast = make_caster(reader.schema, schema)
@@ -107,7 +132,8 @@ def _stream(
             try:
                 converted = cast(batch)
             except ConversionError as error:
-                raise SourceError(f"{where}: {error}") from None
+                fix = (fixes or {}).get(error.column or "")
+                raise SourceError(f"{where}: {error}" + (f". {fix}" if fix else "")) from None
             yield converted
     if not got_any:
         if when_empty:
@@ -169,7 +195,7 @@ class PostgresReader(Reader):
     """ADBC libpq driver: binary COPY, streamed; window values bound into session settings."""
 
     def batches(self, spec: ReadSpec) -> Iterator[pa.RecordBatch]:
-        sql, names = build_select(spec, '"')
+        sql, names = build_select(spec, '"', "postgresql")
         # ISO-8601 text with its UTC offset, cast to timestamptz in the SQL: binding a
         # datetime makes the ADBC driver switch the session to UTC, which would shift the
         # window of a naive timestamp (or date) cursor. The values go into session
@@ -262,7 +288,7 @@ def _sqlite_declared(path: str, sql: str) -> dict[str, str]:
 
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        conn.execute(f"CREATE TEMP VIEW onceflow_probe AS {without_window(sql)}")
+        conn.execute(f"CREATE TEMP VIEW onceflow_probe AS {without_window(sql, 'sqlite')}")
         rows = conn.execute(
             "SELECT name, type FROM pragma_table_info('onceflow_probe', 'temp')"
         ).fetchall()
@@ -301,8 +327,62 @@ def _sqlite_types(
     return overrides, when_empty
 
 
+def sqlite_bound(value: datetime, zone: ZoneInfo, where: str) -> str:
+    """A window bound as the text a SQLite cursor's text is compared with.
+
+    SQLite has no date type: a DATE or TIMESTAMP column holds text ('2025-03-30',
+    '2025-03-30 08:00:00', '2025-03-30T08:00:00.5'), compared character by character. A
+    window bound is the first instant of a day in the pipeline's zone, so it is bound as
+    that day's date alone: every text of that date, with or without a time and whichever
+    separator, sorts at or after it, and every text of an earlier date before it, so
+    `cursor >= 'D1' AND cursor < 'D2'` holds exactly the texts of dates D1 <= date < D2,
+    and an index on the cursor serves it as a plain range. Its midnight with a time
+    ('D1 00:00:00') would be after the date alone ('D1'), which would fall into the day
+    before; and a 'T' sorts after a ' ', so no text with a time is right for both.
+    """
+    wall = _naive_wall(value, zone)
+    day = wall.date()
+    # the day's first instant: midnight, or the end of a DST gap that swallows it (fold=0)
+    first = datetime(day.year, day.month, day.day, tzinfo=zone)
+    if first.astimezone(UTC) != value.astimezone(UTC):
+        # onceflow's windows are days; a bound within a day has no text that is right for
+        # both separators, so it is refused rather than compared wrongly
+        raise SourceError(
+            f"{where}: window bound {value.isoformat()} is not the start of a day in {zone}"
+        )
+    return day.isoformat()
+
+
+def _sqlite_fixes(table: str | None, overrides: dict[str, pa.DataType]) -> dict[str, str]:
+    """The fix for each column read as a date or timestamp from its declared type, when
+    its text is not one ('2025-01-01T10:00:00Z', '+02:00', '2025-1-5'): SQLite keeps
+    whatever text was written. A query's columns keep their stored types (`_sqlite_types`),
+    so a query reads that text as it is."""
+    fixes: dict[str, str] = {}
+    for column, kind in overrides.items():
+        if kind == pa.date32():
+            form = "a DATE as 'YYYY-MM-DD'"
+            convert = ""
+        elif kind == pa.timestamp("us"):
+            form = "a TIMESTAMP as 'YYYY-MM-DD HH:MM:SS[.ffffff]' wall time without a zone"
+            convert = (
+                f", or convert it there, e.g. `strftime('%Y-%m-%d %H:%M:%f', {quote_ident(column)})"
+                f" AS {quote_ident(column)}` (SQLite turns 'Z' and '+02:00' into UTC, to the "
+                "millisecond)"
+            )
+        else:
+            continue
+        fixes[column] = (
+            f"SQLite keeps the text written into a column, and onceflow reads {form}: declare "
+            f"column {column!r} of table {table!r} TEXT, or extract the table with a `query:` "
+            f"(e.g. `SELECT * FROM {quote_ident(table or '')}`), whose columns are read as "
+            f"the text they hold{convert}"
+        )
+    return fixes
+
+
 class SqliteReader(Reader):
-    """ADBC SQLite driver; timestamps are compared as 'YYYY-MM-DD HH:MM:SS' wall-time text.
+    """ADBC SQLite driver; a window is compared with a cursor's text by date (`sqlite_bound`).
 
     A table's declared types are applied: DECIMAL(p,s)/NUMERIC(p,s) -> decimal(p,s),
     BOOLEAN -> bool, TIMESTAMP/DATETIME -> timestamp (naive wall time), DATE -> date.
@@ -317,11 +397,9 @@ class SqliteReader(Reader):
         path = self.url.split(":///", 1)[1] if ":///" in self.url else self.url
         if not Path(path).is_file():
             raise SourceError(f"{self.where}: SQLite database {path} not found")
-        sql, names = build_select(spec, '"')
-        values = [
-            _naive_wall(v, self.zone).isoformat(sep=" ")
-            for v in bound_values(names, self._window_values(spec))
-        ]
+        sql, names = build_select(spec, '"', "sqlite")
+        window = bound_values(names, self._window_values(spec))
+        values = [sqlite_bound(v, self.zone, self.where) for v in window]
         try:
             conn = adbc_sqlite.connect(path)
         except Exception as error:
@@ -331,14 +409,17 @@ class SqliteReader(Reader):
                 cur.adbc_statement.set_options(
                     **{"adbc.sqlite.query.batch_rows": str(spec.batch_rows)}
                 )
-                cur.execute(to_positional(sql, "qmark"), parameters=values or None)
+                cur.execute(
+                    to_positional(sql, "qmark", dialect="sqlite"), parameters=values or None
+                )
                 declared = _sqlite_declared(path, sql)
                 reader = cur.fetch_record_batch()
-                _check_cursor(spec, reader.schema.names, self.where)
+                _check_cursor(spec, reader.schema.names, self.where, "sqlite")
                 overrides, when_empty = _sqlite_types(
                     declared, reader.schema, table=spec.table is not None
                 )
-                yield from _stream(reader, self.where, overrides, when_empty)
+                fixes = _sqlite_fixes(spec.table, overrides)
+                yield from _stream(reader, self.where, overrides, when_empty, fixes)
         except SourceError:
             raise
         except Exception as error:
@@ -410,22 +491,37 @@ class MysqlReader(Reader):
     def batches(self, spec: ReadSpec) -> Iterator[pa.RecordBatch]:
         import connectorx as cx
 
-        sql, names = build_select(spec, "`")
+        sql, names = build_select(spec, "`", "mysql")
         window = self._window_values(spec)
+        # Where onceflow applies the window, the probe also reads the cursor column by its
+        # name, so the server resolves it as it does in the WHERE (any letter case): its
+        # type decides how the window is bound. A query with markers may window on a
+        # column it does not return; its cursor is looked for among the result's names.
+        marked = bool(spec.query and has_markers(spec.query, "mysql"))
+        by_server = bool(spec.cursor and spec.window and not marked)
+        cursor = f", onceflow_probe.{quote_ident(spec.cursor or '', '`')}" if by_server else ""
         conn = self._connect()
         try:
             with conn.cursor() as cur:
-                probe = f"SELECT * FROM ({to_positional(sql, 'format')}) onceflow_probe LIMIT 0"
+                probe = (
+                    f"SELECT onceflow_probe.*{cursor} FROM "
+                    f"({to_positional(sql, 'format', dialect='mysql')}) onceflow_probe LIMIT 0"
+                )
                 probe_values = [self._bind(v, None) for v in bound_values(names, window)]
                 cur.execute(probe, probe_values)
-                description = cur.description or ()
-                types = {d[0]: d for d in description}
-                cursor_type = types.get(spec.cursor or "", (None, None))[1]
+                description = list(cur.description or ())
+                fields = list(getattr(getattr(cur, "_result", None), "fields", None) or [])
+                if by_server:
+                    cursor_type = description.pop()[1]
+                    fields = fields[:-1]
+                else:
+                    cursor_type = self._cursor_type(description, spec.cursor)
                 values = [self._bind(v, cursor_type) for v in bound_values(names, window)]
-                fields = getattr(getattr(cur, "_result", None), "fields", None) or []
                 overrides, reads = self._overrides(description, fields)
+                columns = [d[0] for d in description]
                 final = cur.mogrify(
-                    to_positional(self._select(sql, list(types), reads), "format"), values
+                    to_positional(self._select(sql, columns, reads), "format", dialect="mysql"),
+                    values,
                 )
         except SourceError:
             raise
@@ -455,6 +551,19 @@ class MysqlReader(Reader):
             if not (isinstance(error, Exception) or is_panic(error)):
                 raise
             raise classify(error, self.where) from None
+
+    @staticmethod
+    def _cursor_type(description: Sequence[Any], cursor: str | None) -> int | None:
+        """The type code of the result column named `cursor`, in any letter case (MySQL's
+        names are case-insensitive); an exact match first. None if there is none."""
+        if not cursor:
+            return None
+        same = _same_name("mysql")
+        for exact in (True, False):
+            for column in description:
+                if column[0] == cursor if exact else same(column[0], cursor):
+                    return int(column[1])
+        return None
 
     def _bind(self, value: datetime, cursor_type: int | None) -> datetime:
         if cursor_type == _MYSQL_TIMESTAMP:
@@ -526,8 +635,6 @@ _SA_TYPES: list[tuple[str, pa.DataType]] = [
 ]
 # SQLite stores every integer in 64 bits and every real in a double.
 _SA_SQLITE_TYPES = {"INTEGER": pa.int64(), "SMALLINT": pa.int64(), "REAL": pa.float64()}
-# A colon that is not one of our window markers: escaped, so that sa.text() keeps it.
-_SA_COLON = re.compile(r":(?!(?:window_start|window_end)\b)")
 
 
 def _sa_array(values: list[Any], declared: pa.DataType | None) -> pa.Array:
@@ -552,14 +659,13 @@ class SqlAlchemyReader(Reader):
         except Exception as error:
             raise classify(error, self.where) from None
         quote = engine.dialect.identifier_preparer.initial_quote
-        sql, names = build_select(spec, quote)
-        postgres = engine.dialect.name == "postgresql"
+        dialect = engine.dialect.name
+        sql, names = build_select(spec, quote, dialect)
+        postgres = dialect == "postgresql"
         # PostgreSQL: the window is two instants, naive cursors compare as wall time in the
-        # session's zone. Elsewhere: naive wall time in the pipeline's zone (portable).
-        params = {
-            n: v if postgres else _naive_wall(v, self.zone)
-            for n, v in self._window_values(spec).items()
-        }
+        # session's zone. SQLite: dates as text (`sqlite_bound`). Elsewhere: naive wall
+        # time in the pipeline's zone (portable).
+        params = {n: self._param(v, dialect) for n, v in self._window_values(spec).items()}
         try:
             with engine.connect() as conn:
                 if postgres:
@@ -569,9 +675,9 @@ class SqlAlchemyReader(Reader):
                 declared = self._declared(conn, spec) if spec.table else {}
                 result = conn.execution_options(
                     stream_results=True, yield_per=spec.batch_rows
-                ).execute(sa.text(_SA_COLON.sub(r"\\:", sql)), {k: params[k] for k in names})
+                ).execute(sa.text(to_sqlalchemy(sql, dialect)), {k: params[k] for k in names})
                 columns = list(result.keys())
-                _check_cursor(spec, columns, self.where)
+                _check_cursor(spec, columns, self.where, dialect)
                 schema: pa.Schema | None = None
                 for rows in result.partitions(spec.batch_rows):
                     arrays = [
@@ -593,6 +699,13 @@ class SqlAlchemyReader(Reader):
             raise classify(error, self.where) from None
         finally:
             engine.dispose()
+
+    def _param(self, value: datetime, dialect: str) -> datetime | str:
+        if dialect == "postgresql":
+            return value
+        if dialect == "sqlite":
+            return sqlite_bound(value, self.zone, self.where)
+        return _naive_wall(value, self.zone)
 
     @staticmethod
     def _declared(conn: Any, spec: ReadSpec) -> dict[str, pa.DataType]:

@@ -1,8 +1,14 @@
-"""SQL text for an extraction: quoted identifiers, and the window as bound parameters."""
+"""SQL text for an extraction: quoted identifiers, and the window as bound parameters.
+
+A query's `:window_start`/`:window_end` markers are found the way its database reads the
+text: a marker inside a string literal, a quoted identifier or a comment is that text, not
+a marker (`_markers`), on every dialect, so it is neither bound nor rewritten.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -36,17 +42,147 @@ def quote_table(table: str, quote: str = '"') -> str:
     return ".".join(quote_ident(p, quote) for p in parts)
 
 
-def has_markers(sql: str) -> bool:
+# Where a string literal, quoted identifier or comment may open: the scan jumps between these
+_OPENERS = re.compile(r"['\"`\[#$:]|--|/\*|[qQ]'")
+_IDENT_CHAR = re.compile(r"[\w$]")
+_DOLLAR_TAG = re.compile(r"\$(?:[^\W\d]\w*)?\$")
+_ORACLE_CLOSE = {"[": "]", "{": "}", "<": ">", "(": ")"}
+_DIALECTS = {"postgres": "postgresql", "mariadb": "mysql"}
+
+
+def _quoted_end(sql: str, i: int, quote: str, backslash: bool) -> int:
+    """Just past the quote closing the one at `i` (a doubled quote is one character of
+    the text; with `backslash`, so is a backslash's next character); len(sql) if none."""
+    j = i + 1
+    while j < len(sql):
+        c = sql[j]
+        if (backslash and c == "\\") or (c == quote and sql.startswith(quote * 2, j)):
+            j += 2
+        elif c == quote:
+            return j + 1
+        else:
+            j += 1
+    return len(sql)
+
+
+def _block_comment_end(sql: str, i: int, nested: bool) -> int:
+    """Just past the `*/` closing the `/*` at `i` (PostgreSQL nests them); len(sql) if none."""
+    depth, j = 0, i
+    while j < len(sql):
+        if sql.startswith("/*", j) and (nested or depth == 0):
+            depth, j = depth + 1, j + 2
+        elif sql.startswith("*/", j):
+            depth, j = depth - 1, j + 2
+            if depth == 0:
+                return j
+        else:
+            j += 1
+    return len(sql)
+
+
+def _line_end(sql: str, i: int) -> int:
+    end = sql.find("\n", i)
+    return len(sql) if end < 0 else end + 1
+
+
+def _after_ident(sql: str, i: int) -> bool:
+    """Whether sql[i] continues a word (an identifier or keyword) rather than opening one."""
+    return i > 0 and bool(_IDENT_CHAR.match(sql, i - 1))
+
+
+def _skipped_end(sql: str, i: int, dialect: str) -> int | None:
+    """If a string literal, quoted identifier or comment opens at `i` in `dialect`, the
+    index just past it; None for code. Dialect rules: MySQL strings take backslash escapes
+    and `"` quotes a string, `#` and `-- ` open comments, `/*! */` is code; PostgreSQL has
+    E'' strings with backslash escapes, nested comments and $tag$ quoting; SQLite also
+    quotes names with `` ` `` and [ ] (as SQL Server does); Oracle has q'[...]' quoting."""
+    c, rest = sql[i], sql[i + 1 : i + 2]
+    mysql = dialect == "mysql"
+    if c == "'":
+        escaped = mysql or (
+            dialect == "postgresql"
+            and sql[i - 1 : i] in ("E", "e")
+            and not _after_ident(sql, i - 1)
+        )
+        return _quoted_end(sql, i, "'", escaped)
+    if c == '"':
+        return _quoted_end(sql, i, '"', mysql)
+    if c == "`" and dialect in ("mysql", "sqlite"):
+        return _quoted_end(sql, i, "`", False)
+    if c == "[" and dialect in ("sqlite", "mssql"):
+        return _quoted_end(sql, i, "]", False)
+    if c == "-" and rest == "-":
+        # MySQL: `--` opens a comment only before a space or control character
+        after = sql[i + 2 : i + 3]
+        if not mysql or after == "" or after.isspace() or ord(after) < 32:
+            return _line_end(sql, i)
+        return None
+    if c == "#" and mysql:
+        return _line_end(sql, i)
+    if c == "/" and rest == "*":
+        if mysql and (sql.startswith("/*!", i) or sql.startswith("/*M!", i)):
+            return None  # an executable comment: MySQL/MariaDB run what it holds
+        return _block_comment_end(sql, i, nested=dialect == "postgresql")
+    if c == "$" and dialect == "postgresql" and not _after_ident(sql, i):
+        if tag := _DOLLAR_TAG.match(sql, i):
+            end = sql.find(tag.group(), tag.end())
+            return len(sql) if end < 0 else end + len(tag.group())
+        return None
+    if c in "qQ" and dialect == "oracle" and rest == "'" and len(sql) > i + 2:
+        before = i - 1 if sql[i - 1 : i] in ("n", "N") else i  # nq'...' is a q'...' too
+        if not _after_ident(sql, before):
+            closing = _ORACLE_CLOSE.get(sql[i + 2], sql[i + 2]) + "'"
+            end = sql.find(closing, i + 3)
+            return len(sql) if end < 0 else end + len(closing)
+    return None
+
+
+def _markers(sql: str, dialect: str = "") -> list[re.Match[str]]:
+    """The window markers of `sql` that its database reads as code, in order."""
+    dialect = _DIALECTS.get(dialect, dialect)
+    found: list[re.Match[str]] = []
+    i = 0
+    while (opener := _OPENERS.search(sql, i)) is not None:
+        i = opener.start()
+        if (marker := _NAMED.match(sql, i)) is not None:
+            found.append(marker)
+            i = marker.end()
+        elif (end := _skipped_end(sql, i, dialect)) is not None:
+            i = end
+        else:
+            i += 1
+    return found
+
+
+def _rewrite(
+    sql: str,
+    dialect: str,
+    marker: Callable[[re.Match[str]], str],
+    between: Callable[[str], str] = lambda text: text,
+) -> str:
+    """`sql` with each window marker replaced by `marker(match)` and the text between the
+    markers by `between(text)`."""
+    parts, last = [], 0
+    for found in _markers(sql, dialect):
+        parts += [between(sql[last : found.start()]), marker(found)]
+        last = found.end()
+    parts.append(between(sql[last:]))
+    return "".join(parts)
+
+
+def has_markers(sql: str, dialect: str = "") -> bool:
     """Whether a query places the window itself with :window_start/:window_end."""
-    return bool(_NAMED.search(sql))
+    return bool(_markers(sql, dialect))
 
 
-def build_select(spec: ReadSpec, quote: str = '"') -> tuple[str, list[str]]:
+def build_select(spec: ReadSpec, quote: str = '"', dialect: str = "") -> tuple[str, list[str]]:
     """SQL with `:window_start`/`:window_end` markers, and the marker names in order."""
     if spec.query:
         base = spec.query.strip().rstrip(";")
-        if _NAMED.search(base):
-            return base, [m.group(1) for m in _NAMED.finditer(base)]
+        if "--" in base.rsplit("\n", 1)[-1] or "#" in base.rsplit("\n", 1)[-1]:
+            base += "\n"  # a line comment at its end would swallow what wraps the query
+        if markers := _markers(base, dialect):
+            return base, [m.group(1) for m in markers]
         if spec.cursor and spec.window:
             sql = (
                 f"SELECT * FROM ({base}) onceflow_q WHERE {quote_ident(spec.cursor, quote)} "
@@ -63,13 +199,13 @@ def build_select(spec: ReadSpec, quote: str = '"') -> tuple[str, list[str]]:
     return sql, []
 
 
-def without_window(sql: str) -> str:
+def without_window(sql: str, dialect: str = "") -> str:
     """The SQL with each window marker replaced by NULL: the same columns, no parameters
     (a statement that describes the result, such as a view, cannot take parameters)."""
-    return _NAMED.sub("NULL", sql)
+    return _rewrite(sql, dialect, lambda _: "NULL")
 
 
-def to_positional(sql: str, style: str, cast: str | None = None) -> str:
+def to_positional(sql: str, style: str, cast: str | None = None, dialect: str = "") -> str:
     """Rewrite the window markers into a driver's placeholder style ($n, ?, %s).
 
     With `cast`, each placeholder is wrapped in CAST(... AS <cast>), so the parameter's type
@@ -84,9 +220,18 @@ def to_positional(sql: str, style: str, cast: str | None = None) -> str:
         marker = {"dollar": f"${n}", "qmark": "?", "format": "%s"}[style]
         return f"CAST({marker} AS {cast})" if cast else marker
 
-    if style == "format":
-        sql = sql.replace("%", "%%")
-    return _NAMED.sub(placeholder, sql)
+    if style == "format":  # every % is formatted, in a string literal too
+        return _rewrite(sql, dialect, placeholder, lambda text: text.replace("%", "%%"))
+    return _rewrite(sql, dialect, placeholder)
+
+
+def to_sqlalchemy(sql: str, dialect: str = "") -> str:
+    """The SQL for SQLAlchemy's text(): the window markers as its `:name` parameters,
+    every other colon escaped, for text() takes `:word` as a parameter anywhere, even in
+    a string literal."""
+    return _rewrite(
+        sql, dialect, lambda found: found.group(), lambda text: text.replace(":", "\\:")
+    )
 
 
 SETTING_PREFIX = "onceflow."
@@ -100,8 +245,10 @@ def to_session_settings(sql: str, cast: str = "timestamptz") -> str:
     ADBC runs a parameter-free query through COPY and streams it in bounded memory, but
     buffers the whole result of a parameterised one.
     """
-    return _NAMED.sub(
-        lambda m: f"CAST(current_setting('{SETTING_PREFIX}{m.group(1)}') AS {cast})", sql
+    return _rewrite(
+        sql,
+        "postgresql",
+        lambda m: f"CAST(current_setting('{SETTING_PREFIX}{m.group(1)}') AS {cast})",
     )
 
 

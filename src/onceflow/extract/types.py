@@ -34,6 +34,10 @@ _Step = Callable[[pa.Array], pa.Array]
 class ConversionError(ValueError):
     """A column's values cannot be converted to its type; the message names the column."""
 
+    def __init__(self, message: str, column: str | None = None) -> None:
+        super().__init__(message)
+        self.column = column
+
 
 _PG_TYPE = b"POSTGRESQL:type"
 # money is an int64 count of the currency's smallest unit: 19 digits hold every value
@@ -238,7 +242,8 @@ def _step(field: pa.Field, wanted: pa.DataType) -> _Step:
         try:
             return convert(column)
         except (pa.ArrowInvalid, OverflowError) as error:
-            raise ConversionError(_conversion_message(field, kind, wanted, error)) from None
+            message = _conversion_message(field, kind, wanted, error)
+            raise ConversionError(message, column=field.name) from None
 
     return step
 
