@@ -414,9 +414,7 @@ class _Joined:
             parts = [batch.column(i) for i in range(at, at + _width(wanted))]
             at += len(parts)
             kind = parts[0]
-            if pa.types.is_binary(wanted):
-                value = parts[1]
-            elif pa.types.is_floating(wanted):
+            if pa.types.is_binary(wanted) or pa.types.is_floating(wanted):
                 value = parts[1]
             else:
                 # only a DECIMAL(p,s) column is read as text with a blob in it
@@ -465,9 +463,12 @@ class SqliteReader(Reader):
 
     A table's declared types are applied: DECIMAL(p,s)/NUMERIC(p,s) -> decimal(p,s),
     BOOLEAN -> bool, TIMESTAMP/DATETIME -> timestamp (naive wall time), DATE -> date.
-    The driver types the other columns from their values; where it saw none (an empty
-    window, a column NULL throughout), the declared type's affinity decides, so an empty
-    window's file has the schema a window with rows would have.
+    A column without a type or with NUMERIC affinity takes the type that holds every
+    storage class it holds (one aggregate pass first); it and a DECIMAL(p,s) are read
+    split by storage class, so the driver converts none of their values. The driver types
+    the other columns from their values; where it saw none (an empty window, a column
+    NULL throughout), the declared type's affinity decides, so an empty window's file has
+    the schema a window with rows would have.
     """
 
     def batches(self, spec: ReadSpec) -> Iterator[pa.RecordBatch]:

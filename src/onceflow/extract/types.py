@@ -251,9 +251,9 @@ def _step(field: pa.Field, wanted: pa.DataType) -> _Step:
 
 def inexact_decimal(name: str, values: pa.Array, wanted: pa.DataType) -> str | None:
     """Why column `name` cannot become the decimal `wanted`, naming its first value that
-    the decimal cannot hold exactly, and the fix: more fractional digits than its scale, more integer digits
-    than its precision leaves, or no number at all; None when every value fits. Per value,
-    in Python: only called once a cast has failed."""
+    the decimal cannot hold exactly (more fractional digits than its scale, more integer
+    digits than its precision leaves, no number at all), and the fix; None when every value
+    fits. Per value, in Python: only called once a cast has failed."""
     from decimal import Decimal, InvalidOperation
 
     text = values if pa.types.is_string(values.type) else _cast(values, pa.string())
