@@ -185,6 +185,12 @@ def _convert(column: pa.Array, wanted: pa.DataType) -> pa.Array:
             else pa.decimal256(76, wanted.scale)
         )
         column = _cast(column, wide)
+    elif pa.types.is_floating(column.type) and pa.types.is_decimal(wanted):
+        # Arrow's float -> decimal cast rounds to the scale (2.00005 -> 2.0000) and is not
+        # correctly rounded; the shortest text that reads back as the same double (0.1,
+        # not 0.1000000000000000055...) is the value meant, and text -> decimal refuses
+        # any digit the scale would lose
+        column = _cast(column, pa.string())
     return _cast(column, wanted)
 
 
@@ -242,17 +248,71 @@ def _step(field: pa.Field, wanted: pa.DataType) -> _Step:
         try:
             return convert(column)
         except (pa.ArrowInvalid, OverflowError) as error:
-            message = _conversion_message(field, kind, wanted, error)
+            message = _conversion_message(field, kind, wanted, error, column)
             raise ConversionError(message, column=field.name) from None
 
     return step
 
 
+def inexact_decimal(name: str, values: pa.Array, wanted: pa.DataType) -> str | None:
+    """Why column `name` cannot become the decimal `wanted`, naming its first value that
+    the decimal cannot hold exactly (more fractional digits than its scale, more integer
+    digits than its precision leaves, no number at all), and the fix; None when every value
+    fits. Per value, in Python: only called once a cast has failed."""
+    from decimal import Decimal, InvalidOperation
+
+    text = values if pa.types.is_string(values.type) else _cast(values, pa.string())
+    declared = f"DECIMAL({wanted.precision},{wanted.scale})"
+    whole_digits = wanted.precision - wanted.scale
+    for value in text.to_pylist():
+        if value is None:
+            continue
+        try:
+            number = Decimal(value)
+        except InvalidOperation:
+            number = Decimal("NaN")
+        if not number.is_finite():
+            return (
+                f"column {name!r} holds {value!r}, which is no number its {declared} can "
+                "hold. Extract the table with a `query:` that maps such values (e.g. CASE "
+                f"WHEN typeof({name}) = 'text' THEN NULL ELSE {name} END), or declare the "
+                "column TEXT"
+            )
+        exponent = number.normalize().as_tuple().exponent
+        assert isinstance(exponent, int)  # finite
+        if -exponent > wanted.scale:
+            return (
+                f"column {name!r} holds {value}, which has more decimal places than its "
+                f"{declared} holds, and onceflow does not round (SQLite does not enforce a "
+                "declared scale). Declare the column with a larger scale, or REAL, or "
+                "extract the table with a `query:` that rounds it on purpose, e.g. "
+                f"round({name}, {wanted.scale})"
+            )
+        if number and number.adjusted() >= whole_digits:
+            return (
+                f"column {name!r} holds {value}, which has more integer digits than its "
+                f"{declared} holds (SQLite does not enforce a declared precision). Declare "
+                "the column with a larger precision, or REAL"
+            )
+    return None
+
+
 def _conversion_message(
-    field: pa.Field, kind: str | None, wanted: pa.DataType, error: Exception
+    field: pa.Field,
+    kind: str | None,
+    wanted: pa.DataType,
+    error: Exception,
+    column: pa.Array | None = None,
 ) -> str:
     detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     message = f"column {field.name!r}: cannot convert its values to {wanted} ({detail})"
+    if (
+        column is not None
+        and pa.types.is_decimal(wanted)
+        and (pa.types.is_floating(column.type) or pa.types.is_string(column.type))
+        and (why := inexact_decimal(field.name, column, wanted)) is not None
+    ):
+        message = why
     if kind == "numeric" and any(word in detail.lower() for word in ("nan", "inf")):
         message = (
             f"column {field.name!r} (numeric with a precision) holds NaN or Infinity, which "

@@ -6,6 +6,7 @@ import sqlite3
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -227,5 +228,147 @@ def test_a_decimal_column_of_whole_numbers_is_extracted_and_an_overflow_named(tm
     summary = run(tmp_path / "big", {"lite": too_big}, [{"source": "lite", "table": "w"}])
     failed = result(summary, "lite.w")
     assert failed.action == "failed"
-    assert "column 'amount': cannot convert its values to decimal128(12, 2)" in failed.error
-    assert "does not fit in precision 12" in failed.error
+    assert "column 'amount' holds 10000000000, which has more integer digits than its " in (
+        failed.error
+    )
+    assert "DECIMAL(12,2) holds" in failed.error
+
+
+def _sqlite_rows(url: str, sql: str) -> list[tuple[Any, ...]]:
+    conn = sqlite3.connect(url.removeprefix("sqlite:///"))
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+def _same_number(text: str | None, value: Any) -> bool:
+    """Whether extracted text is exactly the value sqlite3 returns: an integer's digits, a
+    real's shortest decimal (the one that reads back as the same double)."""
+    if value is None or isinstance(value, str):
+        return text == value
+    if isinstance(value, int):
+        return text == str(value)
+    return text is not None and Decimal(text) == Decimal(repr(value)) and float(text) == value
+
+
+def test_a_real_in_a_decimal_column_is_its_shortest_decimal_and_never_rounded(tmp_path):
+    url = _database(
+        tmp_path,
+        "CREATE TABLE m (id INTEGER, amount DECIMAL(12,4));"
+        "INSERT INTO m VALUES (1, 0.1), (2, 2.0001), (3, 1e-4), (4, 5), (5, NULL),"
+        " (6, -12345678.9999), (7, 0.30000000000000004 - 0.00000000000000004);",
+    )
+    data = read(run(tmp_path, {"lite": url}, [{"source": "lite", "table": "m"}]), "lite.m")
+    got = dict(zip(data["id"].to_pylist(), data["amount"].to_pylist(), strict=True))
+    for key, value in _sqlite_rows(url, "SELECT id, amount FROM m"):
+        assert got[key] == (None if value is None else Decimal(repr(value))), key
+    assert got[1] == Decimal("0.1000") and got[4] == Decimal("5.0000")
+
+    # (literal, as the message shows it, declared type, why, fix)
+    refused = [
+        ("2.00005", "2.00005", "DECIMAL(12,4)", "more decimal places", "round(amount, 4)"),
+        ("1e-05", "0.00001", "DECIMAL(12,4)", "more decimal places", "round(amount, 4)"),
+        ("12.345", "12.345", "DECIMAL(10,2)", "more decimal places", "round(amount, 2)"),
+        ("1.005", "1.005", "DECIMAL(10,2)", "more decimal places", "round(amount, 2)"),
+        ("123456789.5", "123456789.5", "DECIMAL(10,2)", "more integer", "larger precision"),
+        ("'abc'", "'abc'", "DECIMAL(10,2)", "no number", "declare the column TEXT"),
+    ]
+    for i, (value, shown, declared, why, fix) in enumerate(refused):
+        folder = tmp_path / f"bad{i}"
+        folder.mkdir()
+        bad = _database(
+            folder,
+            f"CREATE TABLE m (id INTEGER, amount {declared});"
+            f"INSERT INTO m VALUES (1, 1), (2, {value}), (3, NULL);",
+        )
+        failed = result(run(folder, {"lite": bad}, [{"source": "lite", "table": "m"}]), "lite.m")
+        assert failed.action == "failed", value
+        assert failed.error.startswith(f"lite.m: column 'amount' holds {shown}, which "), (
+            failed.error
+        )
+        assert why in failed.error and declared in failed.error and fix in failed.error
+
+
+def test_untyped_and_numeric_columns_holding_several_storage_classes_keep_every_value(
+    tmp_path,
+):
+    import random
+    import struct
+
+    rng = random.Random(7)
+    reals = [
+        round(rng.uniform(-1, 1) * 10 ** rng.randint(-8, 12), rng.randint(0, 9)) for _ in range(300)
+    ]
+    reals += [struct.unpack("d", struct.pack("Q", rng.getrandbits(64)))[0] for _ in range(300)]
+    reals = [r for r in reals if r == r and abs(r) != float("inf")]
+    reals += [0.1, 0.30000000000000004, 1e-05, 3.14159265358979, 1e20, 100.0, -0.5]
+    path = tmp_path / "source.db"
+    conn = sqlite3.connect(path)
+    # no declared type, NUMERIC, and columns whose first 1500 rows (past the first batch
+    # of 1000) are NULL, which the driver would type int64 and then fail on
+    conn.execute("CREATE TABLE m (id INTEGER, ints, small, big, words NUMERIC, late, blobs)")
+    rows: list[tuple[Any, ...]] = [(i, None, None, None, None, None, None) for i in range(1500)]
+    for i, r in enumerate(reals, start=1500):
+        rows.append((i, i, r if i % 2 else i, r if i % 2 else 12345678901234567, None, r, b"\x00"))
+    words = ["abc", 1, 2.5, 12345678901234567, "", 3.14159265358979]
+    for i, w in enumerate(words, start=len(rows)):
+        rows.append((i, -(2**63), 2**53, -(2**63), w, None, None))
+    conn.executemany("INSERT INTO m VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    conn.commit()
+    conn.close()
+    url = f"sqlite:///{path}"
+
+    summary = run(
+        tmp_path,
+        {"lite": url},
+        [
+            {"source": "lite", "table": "m", "extract": {"batch_rows": 1000}},
+            {
+                "source": "lite",
+                "name": "q",
+                "query": "SELECT id, big, big * 1 AS times_one, words || '' AS glued FROM m",
+                "extract": {"batch_rows": 1000},
+            },
+        ],
+    )
+    data = read(summary, "lite.m").sort_by("id")
+    assert data.schema == pa.schema(
+        [
+            ("id", pa.int64()),
+            ("ints", pa.int64()),  # integers only
+            ("small", pa.float64()),  # integers a double holds exactly, and reals
+            ("big", pa.string()),  # 12345678901234567 and reals: exact text
+            ("words", pa.string()),  # text and numbers
+            ("late", pa.float64()),  # reals after 1500 NULLs
+            ("blobs", pa.binary()),
+        ]
+    )
+    got = {row["id"]: row for row in data.to_pylist()}
+    expected = _sqlite_rows(url, "SELECT id, ints, small, big, words, late, blobs FROM m")
+    assert len(got) == len(expected)
+    for key, ints, small, big, word, late, blob in expected:
+        row = got[key]
+        assert row["ints"] == ints and row["blobs"] == blob, key
+        assert row["small"] == small and row["late"] == late, key
+        assert _same_number(row["big"], big), (key, row["big"], big)
+        assert _same_number(row["words"], word), (key, row["words"], word)
+
+    query = {row["id"]: row for row in read(summary, "lite.q").to_pylist()}
+    for key, big, times_one, glued in _sqlite_rows(
+        url, "SELECT id, big, big * 1, words || '' FROM m"
+    ):
+        assert _same_number(query[key]["big"], big), key
+        assert _same_number(query[key]["times_one"], times_one), key
+        assert query[key]["glued"] == glued, key
+
+
+def test_a_column_mixing_blobs_with_other_values_is_refused_by_name(tmp_path):
+    url = _database(
+        tmp_path,
+        "CREATE TABLE m (id INTEGER, anything); INSERT INTO m VALUES (1, 1), (2, x'00ff');",
+    )
+    failed = result(run(tmp_path, {"lite": url}, [{"source": "lite", "table": "m"}]), "lite.m")
+    assert failed.action == "failed"
+    assert failed.error.startswith("lite.m: column 'anything' holds BLOBs and other values")
+    assert "hex(anything)" in failed.error
