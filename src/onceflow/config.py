@@ -163,6 +163,10 @@ class ExtractConfig(_Model):
     mode: Literal["full", "incremental"] = "full"
     cursor: str | None = None
     batch_rows: int = Field(100_000, ge=1_000)
+    # rows whose cursor is NULL (a MariaDB zero date, PostgreSQL +-infinity) are in no
+    # window: fail the table naming their count (the default: nothing is lost silently),
+    # or extract the window without them and warn with the count every run
+    null_cursor: Literal["fail", "skip"] = "fail"
 
     @model_validator(mode="after")
     def _cursor_for_incremental(self) -> ExtractConfig:
@@ -518,6 +522,10 @@ class Config(_Model):
     warehouse: str = "./warehouse"
     timezone: str = "UTC"
     workers: int = Field(4, ge=1, le=64)
+    # how long after its end a window is taken as complete (rows committed late: a
+    # transaction open across midnight, replica lag); before that it is refused as one
+    # that has not ended. A duration (`2h`, `30m`) or minutes; none by default
+    settle: str | float | None = None
     # How long a lock counts as held after its holder's last heartbeat (every third of it).
     # A holder on this host is seen dead at once; one on another host only after this.
     lock_ttl_minutes: float = Field(2.0, gt=0, le=24 * 60)
@@ -541,6 +549,18 @@ class Config(_Model):
         """The seed validator's JSON state file this config named (an absolute path), or
         None. onceflow never writes it; see onceflow.validate.seed_state."""
         return self._seed_state_file
+
+    @field_validator("settle")
+    @classmethod
+    def _settle(cls, value: str | float | None) -> str | float | None:
+        if value is not None and value != 0:
+            parse_duration(value)
+        return value
+
+    @property
+    def settle_seconds(self) -> float:
+        """`settle` in seconds (0 without it)."""
+        return 0.0 if self.settle is None or self.settle == 0 else parse_duration(self.settle)
 
     @property
     def lock_ttl_seconds(self) -> float:

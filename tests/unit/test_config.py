@@ -365,3 +365,23 @@ def test_a_variable_of_any_other_field_is_still_needed_when_the_config_is_read(
         "onceflow.yml: lake: environment variable OF_TEST_LAKE is not set"
     )
     assert caught.value.field == "lake"
+
+
+def test_null_cursor_is_fail_by_default_and_checked_like_every_key() -> None:
+    extract = {"mode": "incremental", "cursor": "ts"}
+    config = config_from_dict(_with_table(table="t", extract=extract))
+    assert config.tables[0].extract.null_cursor == "fail"
+    skip = config_from_dict(_with_table(table="t", extract={**extract, "null_cursor": "skip"}))
+    assert skip.tables[0].extract.null_cursor == "skip"
+    with pytest.raises(ConfigError, match=r"null_cursr: unknown field \(did you mean null_cursor"):
+        config_from_dict(_with_table(table="t", extract={**extract, "null_cursr": "skip"}))
+    with pytest.raises(ConfigError, match=r"null_cursor: .*'fail' or 'skip'"):
+        config_from_dict(_with_table(table="t", extract={**extract, "null_cursor": "include"}))
+
+
+def test_settle_is_a_duration() -> None:
+    assert config_from_dict(BASE).settle_seconds == 0
+    assert config_from_dict({**BASE, "settle": "1h30m"}).settle_seconds == 5400
+    assert config_from_dict({**BASE, "settle": 0}).settle_seconds == 0
+    with pytest.raises(ConfigError, match=r"settle: .*invalid duration 'two hours'"):
+        config_from_dict({**BASE, "settle": "two hours"})

@@ -68,6 +68,11 @@ def summarise_run(summary: Any, as_json: bool) -> None:
         for result in summary.results:
             if result.action == "failed":
                 say_problem(f"  failed: {result.error}")
+            elif result.null_cursor_rows:
+                from onceflow.extract.api import null_cursor_note
+
+                note = null_cursor_note(result.null_cursor_rows)
+                say_problem(f"  {result.table_key}: {note}")
         if getattr(summary, "load", None) is not None:
             typer.echo(f"load: {load_counts(summary.load.counts())}")
             for r in summary.load.results:
@@ -354,7 +359,13 @@ def _print_run(report: dict[str, Any]) -> None:
     for row in report["tables"]:
         table.add_row(
             plain(row["table_key"]),
-            row["status"] + (" (partial)" if row.get("partial") else ""),
+            row["status"]
+            + (" (partial)" if row.get("partial") else "")
+            + (
+                f" ({row['null_cursor_rows']:,} row(s) with a NULL cursor left out)"
+                if row.get("null_cursor_rows")
+                else ""
+            ),
             str(row["attempts"]),
             "" if row["record_count"] is None else f"{row['record_count']:,}",
             human_size(row["file_size"]),

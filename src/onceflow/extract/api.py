@@ -87,6 +87,14 @@ class RunContext:
     window: Window
 
 
+def null_cursor_note(rows: int) -> str:
+    """What a table's extraction left out under `null_cursor: skip`, for logs and reports."""
+    return (
+        f"{rows:,} row(s) left out: their cursor is NULL (or a zero date, or infinite), "
+        "in no window, never extracted (extract.null_cursor: skip)"
+    )
+
+
 def run_context(
     config: Config, run_date: str | date | None = None, run_id: str | None = None
 ) -> RunContext:
@@ -140,24 +148,32 @@ def make_job(
         retry=config.retry,
         deep_verify=deep,
         force=force,
-        partial=ctx.window.end > datetime.now(UTC),
+        partial=ctx.window.end + timedelta(seconds=config.settle_seconds) > datetime.now(UTC),
         check_lock=lease.check if lease is not None else None,
     )
 
 
-def check_window_closed(ctx: RunContext, allow_partial: bool) -> None:
-    """Refuse a window that has not ended: rows arriving later in it would never be
-    extracted, since a committed window is skipped. `allow_partial` extracts it anyway,
-    marked partial, and every later run extracts it again until the window has ended."""
+def check_window_closed(ctx: RunContext, allow_partial: bool, settle: float = 0.0) -> None:
+    """Refuse a window that has not ended, or ended less than `settle` seconds ago (the
+    config's `settle`: rows committed late into it): rows arriving later in it would never
+    be extracted, since a committed window is skipped. `allow_partial` extracts it anyway,
+    marked partial, and every later run extracts it again until the window has settled."""
     now = datetime.now(UTC)
-    if ctx.window.end <= now or allow_partial:
+    settled = ctx.window.end + timedelta(seconds=settle)
+    if settled <= now or allow_partial:
         return
-    left = ctx.window.end.astimezone(UTC) - now
+    left = str(settled.astimezone(UTC) - now).split(".")[0]
+    if ctx.window.end > now:
+        when = f"ends at {ctx.window.end.isoformat()} (in {left}"
+        when += ", with settle)" if settle else ")"
+        wait = "it has ended"
+    else:
+        when = f"ended at {ctx.window.end.isoformat()}; settle gives rows {left} more to arrive"
+        wait = f"{settled.isoformat()} (settle: {timedelta(seconds=settle)})"
     raise ConfigError(
-        f"--date: the window of {ctx.run_date} ends at {ctx.window.end.isoformat()} (in "
-        f"{str(left).split('.')[0]}); extracting it now would miss its later rows. Wait until "
-        "it has ended, or pass --allow-partial to extract it as partial (extracted again by "
-        "every run until it has ended)",
+        f"--date: the window of {ctx.run_date} {when}; extracting it now would miss its later "
+        f"rows. Wait until {wait}, or pass --allow-partial to extract it as partial "
+        "(extracted again by every run until it has settled)",
         field="date",
     )
 
@@ -195,7 +211,7 @@ def extract(
         if lock_timeout < 0:
             raise ConfigError("--lock-timeout: must be 0 or more seconds", field="lock_timeout")
         ctx = run_context(config, run_date, run_id)
-        check_window_closed(ctx, allow_partial)
+        check_window_closed(ctx, allow_partial, config.settle_seconds)
         selected = select_tables(config, tables)
         store = store or open_store(config.state_url)
 
@@ -403,6 +419,13 @@ def _extract(
                 result.file_path,
                 extra={"table": job.key, "action": result.action, "rows": result.record_count},
             )
+            if result.null_cursor_rows:
+                log.warning(
+                    "%s: %s",
+                    job.key,
+                    null_cursor_note(result.null_cursor_rows),
+                    extra={"table": job.key, "null_cursor_rows": result.null_cursor_rows},
+                )
         return result
 
     pool_size = max(1, min(workers or config.workers, len(todo) or 1))

@@ -112,6 +112,9 @@ class ExtractionResult:
     attempts: int = 0
     #: A failure's type names for a retry policy (`onceflow.errors.error_names`).
     error_types: tuple[str, ...] = ()
+    #: Rows whose cursor is in no window (NULL...), left out under `null_cursor: skip`;
+    #: None when not counted (a full extract, a query that places the window itself).
+    null_cursor_rows: int | None = None
 
     def as_state(self) -> ExtractionOutcome:
         """What the state store records of a finished table."""
@@ -127,6 +130,7 @@ class ExtractionResult:
             started_at=self.started_at,
             ended_at=self.ended_at,
             duration_seconds=self.duration_seconds,
+            null_cursor_rows=self.null_cursor_rows,
         )
 
 
@@ -203,6 +207,7 @@ def skipped_result(job: TableJob, verdict: Verdict) -> ExtractionResult:
         file_size=sidecar.get("file_size_bytes"),
         checksum=sidecar.get("checksum"),
         reason="already extracted",
+        null_cursor_rows=sidecar.get("null_cursor_rows"),
     )
 
 
@@ -234,6 +239,8 @@ class _Written:
     #: The committed sidecar of the same bytes, when the file was extracted again with
     #: the content it had: that commit stands (see `_same_commit`).
     kept: dict[str, Any] | None = None
+    #: The reader's count of rows in no window (`Reader.null_cursor_rows`).
+    null_cursor_rows: int | None = None
 
 
 def _same_commit(job: TableJob, checksum: str, size: int) -> dict[str, Any] | None:
@@ -330,7 +337,9 @@ def _write(job: TableJob, spec: ReadSpec) -> _Written:
         if isinstance(error, OSError):
             raise _io_error(job, error) from None
         raise
-    return _Written(rows, temp.size, temp.hexdigest, first.schema, snapshot_at, kept)
+    return _Written(
+        rows, temp.size, temp.hexdigest, first.schema, snapshot_at, kept, reader.null_cursor_rows
+    )
 
 
 def _close(batches: Any) -> None:
@@ -363,6 +372,7 @@ def _read_spec(job: TableJob) -> ReadSpec:
         cursor=table.extract.cursor if table.extract.mode == "incremental" else None,
         window=job.window,  # also binds :window_start/:window_end in a full-mode query
         batch_rows=table.extract.batch_rows,
+        null_cursor=table.extract.null_cursor,
     )
 
 
@@ -434,6 +444,7 @@ def _sidecar(
         "window_end": window_end,
         "snapshot_at": written.snapshot_at.isoformat(),
         "partial": job.partial,
+        "null_cursor_rows": written.null_cursor_rows,
         "schema": _schema_doc(written.schema),
         "onceflow_version": __version__,
     }
@@ -487,7 +498,11 @@ def extract_table(
         if job.check_lock is not None:
             job.check_lock()
         kept = written.kept
-        if kept is None or (kept.get("partial") is True) != job.partial:
+        if (
+            kept is None
+            or (kept.get("partial") is True) != job.partial
+            or kept.get("null_cursor_rows") != written.null_cursor_rows
+        ):
             content = _sidecar(job, written, started, ended, duration)
             if kept is not None:
                 # the same rows as the committed (partial) file: they were read then
@@ -524,4 +539,5 @@ def extract_table(
         duration_seconds=duration,
         reason=reason,
         attempts=attempts,
+        null_cursor_rows=written.null_cursor_rows,
     )

@@ -30,7 +30,10 @@ from onceflow.extract.sql import (
     ReadSpec,
     bound_values,
     build_select,
+    cursor_probe,
+    cursor_source,
     has_markers,
+    null_cursor_count,
     quote_ident,
     to_positional,
     to_session_settings,
@@ -91,6 +94,34 @@ def _check_cursor(spec: ReadSpec, columns: list[str], where: str, dialect: str) 
     )
 
 
+# How each dialect turns unix epoch seconds into the time a window compares with, for
+# the message that refuses a numeric cursor: `{c}` is the column, `{zone}` the pipeline's
+# zone. A naive cursor is compared as wall time in that zone. MySQL's session runs in UTC
+# (CONVERT_TZ to a named zone needs the server's time zone tables); SQLite knows only UTC
+# and the process's own zone (`localtime`).
+_EPOCH_TO_TIME = {
+    "postgresql": ("to_timestamp({c})", ""),
+    "mysql": ("CONVERT_TZ(FROM_UNIXTIME({c}), '+00:00', '{zone}')", ""),
+    "sqlite": (
+        "datetime({c}, 'unixepoch', 'localtime')",
+        " and run onceflow with TZ={zone} (SQLite's localtime is the process's zone)",
+    ),
+}
+_EPOCH_TO_TIME_UTC = {
+    "mysql": ("FROM_UNIXTIME({c})", ""),
+    "sqlite": ("datetime({c}, 'unixepoch')", ""),
+}
+
+
+def _as_time(dialect: str, column: str, zone: ZoneInfo) -> tuple[str, str]:
+    """The SQL expression that reads epoch seconds in `column` as a time in `zone`, and
+    what else it needs."""
+    forms = _EPOCH_TO_TIME_UTC if str(zone) in ("UTC", "Etc/UTC") else {}
+    form, note = forms.get(dialect) or _EPOCH_TO_TIME.get(dialect, ("<{c} as a timestamp>", ""))
+    name = quote_ident(column, "`" if dialect == "mysql" else '"')
+    return form.format(c=name, zone=zone), note.format(zone=zone)
+
+
 class Reader(ABC):
     """Streams the rows of one ReadSpec from one source."""
 
@@ -99,6 +130,35 @@ class Reader(ABC):
         self.url = url
         self.zone = zone
         self.where = where
+        #: rows whose cursor is in no window (NULL, ...), counted before the rows are
+        #: read; None when not counted (a full extract, a query placing the window itself)
+        self.null_cursor_rows: int | None = None
+
+    def _not_a_time(self, spec: ReadSpec, kind: str) -> SourceError:
+        """The refusal of a cursor column whose type `kind` is no date or time."""
+        assert spec.cursor
+        alias = f"{spec.cursor}_at"
+        convert, needs = _as_time(self.source.dialect, spec.cursor, self.zone)
+        where = spec.table or "(<your query>) q"
+        return SourceError(
+            f"{self.where}: cursor column {spec.cursor!r} is {kind}, not a date or time: "
+            "onceflow's windows are 24-hour time windows, and no such value falls in one. "
+            "If it holds unix epoch seconds, extract it through a query that converts it: "
+            f"`query: select *, {convert} AS {alias} from {where}` with `cursor: {alias}` "
+            f"(and a `name:`){needs}; see docs/sources-and-types.md, Cursor columns"
+        )
+
+    def _counted(self, spec: ReadSpec, count: int, what: str = "NULL") -> None:
+        """Record the rows whose cursor is in no window; refuse them unless the table's
+        `null_cursor` is `skip`."""
+        self.null_cursor_rows = count
+        if count and spec.null_cursor != "skip":
+            raise SourceError(
+                f"{self.where}: {count:,} row(s) have a {what} cursor {spec.cursor!r}: they "
+                "are in no window and would never be extracted. Give them a value in the "
+                "source, or set `null_cursor: skip` under the table's `extract:` to "
+                "extract without them (a warning counts them every run)"
+            )
 
     @abstractmethod
     def batches(self, spec: ReadSpec) -> Iterator[pa.RecordBatch]:
@@ -219,6 +279,8 @@ class PostgresReader(Reader):
             settings.append("scale(CAST(0 AS money)::numeric)")
             with _adbc_query(conn, "SELECT " + ", ".join(settings), (str(self.zone), *values)) as r:
                 money_scale = int(r.read_all().column(len(settings) - 1)[0].as_py())
+            if spec.audits_cursor:
+                self._audit_cursor(conn, spec)
             with _adbc_query(conn, to_session_settings(sql)) as reader:
                 # the driver describes the result before it streams a row: a result
                 # with columns it does not decode is closed unread and asked for as text
@@ -238,6 +300,22 @@ class PostgresReader(Reader):
                 conn.close()
             with contextlib.suppress(Exception):
                 database.close()
+
+    # a window compares its cursor with two instants: these types are times
+    _TIMES = ("date", "timestamp without time zone", "timestamp with time zone")
+
+    def _audit_cursor(self, conn: Any, spec: ReadSpec) -> None:
+        """Refuse a cursor that is no date or time (PostgreSQL would fail the window's
+        query with `operator does not exist: bigint >= timestamp with time zone`), then
+        count its rows in no window: NULL, or +-infinity, which is before or after any."""
+        probe = f"SELECT CAST(pg_typeof(({cursor_probe(spec)})) AS text)"
+        with _adbc_query(conn, probe) as r:
+            kind = str(r.read_all().column(0)[0].as_py())
+        if kind not in self._TIMES:
+            raise self._not_a_time(spec, f"of type {kind}")
+        count = null_cursor_count(spec, '"', "{c} = '-infinity' OR {c} = 'infinity'")
+        with _adbc_query(conn, count) as r:
+            self._counted(spec, int(r.read_all().column(0)[0].as_py()), "NULL or infinite")
 
 
 _SQLITE_DECIMAL = re.compile(r"^\s*(?:DECIMAL|NUMERIC)\s*\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)")
@@ -570,6 +648,8 @@ class SqliteReader(Reader):
                     **{"adbc.sqlite.query.batch_rows": str(spec.batch_rows)}
                 )
                 declared = _sqlite_declared(path, sql)
+                if spec.audits_cursor:
+                    self._audit_cursor(path, spec, declared)
                 positional = to_positional(sql, "qmark", dialect="sqlite")
                 layout = self._layout(cur, positional, values, declared, spec)
                 read = sql if layout is None else _split_select(sql, layout)
@@ -613,6 +693,33 @@ class SqliteReader(Reader):
             return None
         return [(column, chosen.get(column)) for column in declared]
 
+    def _audit_cursor(self, path: str, spec: ReadSpec, declared: dict[str, str]) -> None:
+        """Refuse a cursor declared as a number (unix epoch seconds: SQLite orders every
+        number before every text, so no window holds one) or a blob, and a cursor whose
+        values are numbers; then count its NULLs. SQLite has no date type: times are text
+        (ISO 8601), in a column declared DATE, DATETIME, TIMESTAMP, TEXT or nothing."""
+        import sqlite3
+
+        assert spec.cursor
+        # SQLite matches names in any letter case (A-Z), as `_check_cursor` does
+        kind = next((k for c, k in declared.items() if c.lower() == spec.cursor.lower()), "")
+        if _sqlite_affinity(kind) in (pa.int64(), pa.float64(), pa.binary()):
+            raise self._not_a_time(spec, f"declared {kind}")
+        column = quote_ident(spec.cursor)
+        source = cursor_source(spec)
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            # `< ''`: exactly the numbers (they sort before any text); an index serves it
+            nulls, numbers = conn.execute(
+                f"SELECT (SELECT COUNT(*) FROM {source} WHERE {column} IS NULL), "
+                f"(SELECT COUNT(*) FROM {source} WHERE {column} < '')"
+            ).fetchone()
+        finally:
+            conn.close()
+        if numbers:
+            raise self._not_a_time(spec, f"a number in {numbers:,} row(s)")
+        self._counted(spec, int(nulls))
+
 
 # pymysql field type codes
 _MYSQL_DECIMAL = {0, 246}
@@ -622,6 +729,23 @@ _MYSQL_DATES = {7, 10, 12, 14}  # TIMESTAMP, DATE, DATETIME, NEWDATE
 _MYSQL_TIME = 11
 _MYSQL_JSON = 245
 _MYSQL_UNSIGNED_FLAG = 32
+# the types a cursor column may wrongly be, by field type code, for its refusal
+_MYSQL_TYPE_NAMES = {
+    **dict.fromkeys((0, 246), "decimal"),
+    1: "tinyint",
+    2: "smallint",
+    3: "int",
+    4: "float",
+    5: "double",
+    8: "bigint",
+    9: "mediumint",
+    11: "time",
+    13: "year",
+    16: "bit",
+    245: "json",
+    **dict.fromkeys((15, 253, 254), "varchar or char"),
+    **dict.fromkeys((249, 250, 251, 252), "text or blob"),
+}
 # ConnectorX reads a DECIMAL as a 96-bit decimal rescaled to 10 places (at most ~7.9e28,
 # so 18 integer digits are always safe, 19 only sometimes) and panics on a value beyond it
 _CX_DECIMAL_SCALE = 10
@@ -704,6 +828,8 @@ class MysqlReader(Reader):
                 values = [self._bind(v, cursor_type) for v in bound_values(names, window)]
                 overrides, reads = self._overrides(description, fields)
                 columns = [d[0] for d in description]
+                if spec.audits_cursor:  # after the probe's description is read
+                    self._audit_cursor(cur, spec, cursor_type)
                 final = cur.mogrify(
                     to_positional(self._select(sql, columns, reads), "format", dialect="mysql"),
                     values,
@@ -749,6 +875,25 @@ class MysqlReader(Reader):
                 if column[0] == cursor if exact else same(column[0], cursor):
                     return int(column[1])
         return None
+
+    def _audit_cursor(self, cur: Any, spec: ReadSpec, cursor_type: int | None) -> None:
+        """Refuse a cursor that is no date or time (MySQL would compare a number with the
+        window's text and select nothing, without an error), then count its rows in no
+        window: NULL, or a zero date (`0000-00-00`; in a NOT NULL column MySQL also
+        matches it with IS NULL) or any date before 1000-01-01, read as NULL."""
+        if cursor_type is None:
+            return  # not among the columns: the window's query names the missing column
+        if cursor_type not in _MYSQL_DATES:
+            kind = _MYSQL_TYPE_NAMES.get(cursor_type, f"code {cursor_type}")
+            raise self._not_a_time(spec, f"of type {kind}")
+        cur.execute(
+            to_positional(
+                null_cursor_count(spec, "`", "{c} < '1000-01-01'"), "format", dialect="mysql"
+            ),
+            (),
+        )
+        row = cur.fetchone()
+        self._counted(spec, int(row[0]), "NULL or zero-date")
 
     def _bind(self, value: datetime, cursor_type: int | None) -> datetime:
         if cursor_type == _MYSQL_TIMESTAMP:
@@ -858,6 +1003,8 @@ class SqlAlchemyReader(Reader):
                         sa.text("SELECT set_config('TimeZone', :tz, false)"), {"tz": str(self.zone)}
                     )
                 declared = self._declared(conn, spec) if spec.table else {}
+                if spec.audits_cursor:
+                    self._audit_cursor(conn, spec)
                 result = conn.execution_options(
                     stream_results=True, yield_per=spec.batch_rows
                 ).execute(sa.text(to_sqlalchemy(sql, dialect)), {k: params[k] for k in names})
@@ -891,6 +1038,25 @@ class SqlAlchemyReader(Reader):
         if dialect == "sqlite":
             return sqlite_bound(value, self.zone, self.where)
         return _naive_wall(value, self.zone)
+
+    def _audit_cursor(self, conn: Any, spec: ReadSpec) -> None:
+        """Refuse a table's cursor column whose declared type is no date or time (SQLite:
+        text too, which is how it stores times), then count its NULLs."""
+        import sqlalchemy as sa
+
+        if spec.table:
+            schema, _, name = spec.table.rpartition(".")
+            table = sa.Table(name, sa.MetaData(), schema=schema or None, autoload_with=conn)
+            column = table.columns.get(spec.cursor or "")
+            kind = None if column is None else column.type
+            text = (sa.String, sa.types.NullType) if conn.dialect.name == "sqlite" else ()
+            if kind is not None and not isinstance(kind, (sa.Date, sa.DateTime, *text)):
+                raise self._not_a_time(spec, f"of type {kind}")
+        quote = conn.dialect.identifier_preparer.initial_quote
+        count = conn.execute(
+            sa.text(to_sqlalchemy(null_cursor_count(spec, quote), conn.dialect.name))
+        )
+        self._counted(spec, int(count.scalar_one()))
 
     @staticmethod
     def _declared(conn: Any, spec: ReadSpec) -> dict[str, pa.DataType]:

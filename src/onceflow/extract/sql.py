@@ -27,6 +27,15 @@ class ReadSpec:
     cursor: str | None
     window: Window | None
     batch_rows: int = 100_000
+    #: what to do with rows whose cursor is in no window (NULL): `fail` or `skip`
+    null_cursor: str = "fail"
+
+    @property
+    def audits_cursor(self) -> bool:
+        """Whether onceflow places the window on the cursor column itself, so that it
+        checks the column's type and counts its rows in no window; a query that places
+        :window_start/:window_end itself picks its rows (and its column) on its own."""
+        return bool(self.cursor and self.window) and not (self.query and has_markers(self.query))
 
 
 def quote_ident(name: str, quote: str = '"') -> str:
@@ -197,6 +206,31 @@ def build_select(spec: ReadSpec, quote: str = '"', dialect: str = "") -> tuple[s
         sql += f" WHERE {column} >= :window_start AND {column} < :window_end"
         return sql, list(WINDOW_PARAMS)
     return sql, []
+
+
+def cursor_source(spec: ReadSpec, quote: str = '"') -> str:
+    """What the cursor column is read from in the audit queries: the table itself (so
+    that an index on the cursor serves `IS NULL`), or the query as a derived table."""
+    if spec.query:
+        # a newline before ")": a query ending in a `--` comment would swallow it
+        return f"({spec.query.strip().rstrip(';')}\n) onceflow_q"
+    assert spec.table
+    return quote_table(spec.table, quote)
+
+
+def cursor_probe(spec: ReadSpec, quote: str = '"') -> str:
+    """A query with no row whose one column is the cursor: the driver describes its type."""
+    assert spec.cursor
+    return f"SELECT {quote_ident(spec.cursor, quote)} FROM {cursor_source(spec, quote)} LIMIT 0"
+
+
+def null_cursor_count(spec: ReadSpec, quote: str = '"', also: str = "") -> str:
+    """COUNT(*) of the rows whose cursor is NULL, or matches `also` (`{c}` for the
+    column): the rows in no window."""
+    assert spec.cursor
+    column = quote_ident(spec.cursor, quote)
+    extra = f" OR {also.format(c=column)}" if also else ""
+    return f"SELECT COUNT(*) FROM {cursor_source(spec, quote)} WHERE {column} IS NULL{extra}"
 
 
 def without_window(sql: str, dialect: str = "") -> str:

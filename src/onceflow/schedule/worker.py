@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from onceflow.clock import now_iso
@@ -135,6 +136,13 @@ def _waiting_text(earlier: ScheduledRunRecord) -> str:
 def _defer_delay(job: Job) -> float:
     """0.5 s, doubling with each claim of the job, at most MAX_DEFER_SECONDS."""
     return float(min(MAX_DEFER_SECONDS, 0.5 * 2 ** min(job.attempts - 1, 8)))
+
+
+def settled_at(config: Config, run: ScheduledRunRecord) -> float:
+    """When the run's window has settled (its end plus the config's `settle`): before
+    then its extraction is refused, as for a window that has not ended."""
+    ends = datetime.fromisoformat(run.window_end).timestamp()
+    return ends + config.settle_seconds
 
 
 def _lease(job: Job) -> tuple[int, str]:
@@ -342,6 +350,13 @@ class Worker:
             # deferred before (its extraction is committed) and still waiting: back to the
             # queue without starting it, so that waiting is not counted as an attempt
             return self._wait(job, run, _waiting_text(earlier))
+        settles = settled_at(config, run)
+        if settles > time.time():
+            # the window has ended less than `settle` ago: the run would be refused (as
+            # one that has not ended) and burn its retries; it waits, no attempt counted
+            return self._wait(
+                job, run, f"waiting for its window to settle ({config.settle})", settles
+            )
         try:
             with self.store.transaction() as tx:
                 self.store.queue.check(job.id, token, tx=tx)
@@ -582,9 +597,12 @@ class Worker:
             0.0,
         )
 
-    def _wait(self, job: Job, run: ScheduledRunRecord, reason: str) -> str:
-        """Give a claimed job back without starting its run (it stays PENDING)."""
-        delay = _defer_delay(job)
+    def _wait(
+        self, job: Job, run: ScheduledRunRecord, reason: str, until: float | None = None
+    ) -> str:
+        """Give a claimed job back without starting its run (it stays PENDING), due again
+        after a short backoff, or at `until`."""
+        delay = _defer_delay(job) if until is None else max(0.0, until - time.time())
         try:
             self.store.queue.release(
                 job.id, job.token or "", run_after=time.time() + delay, note=reason

@@ -34,7 +34,7 @@ _COMPLETE = (
     "file_size = ?, checksum = ?, window_start = ?, window_end = ?, "
     "started_at = COALESCE(?, started_at), ended_at = COALESCE(?, ended_at), "
     "duration_seconds = COALESCE(?, duration_seconds), error = NULL, "
-    "force_reprocess = 0, last_action = ?, updated_at = ? "
+    "force_reprocess = 0, last_action = ?, null_cursor_rows = ?, updated_at = ? "
     "WHERE run_id = ? AND table_key = ?"
 )
 _FAIL = (
@@ -74,6 +74,8 @@ class ExtractionOutcome:
     started_at: str | None = None
     ended_at: str | None = None
     duration_seconds: float | None = None
+    #: rows left out because their cursor is in no window (`extract.null_cursor: skip`)
+    null_cursor_rows: int | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,7 @@ class ExtractionRecord:
     force_reprocess: bool
     updated_at: str
     last_action: str | None = None
+    null_cursor_rows: int | None = None
 
 
 class Extractions:
@@ -161,6 +164,7 @@ class Extractions:
                         o.ended_at,
                         o.duration_seconds,
                         o.action,
+                        o.null_cursor_rows,
                         now,
                         run_id,
                         o.table_key,

@@ -354,4 +354,16 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        11,
+        "rows an incremental extraction left out: their cursor is in no window",
+        [
+            # `extract.null_cursor: skip`: the rows whose cursor is NULL (a zero date,
+            # +-infinity) are in no window; how many there were, for `status` and reports
+            "ALTER TABLE extractions ADD COLUMN null_cursor_rows BIGINT",
+        ],
+    )
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]
