@@ -148,7 +148,12 @@ def test_every_load_option_a_strategy_reads_is_accepted() -> None:
         "is_current_column": "c",
         "is_deleted_column": "d",
     }
-    merge = {"strategy": "merge", "primary_key": ["id"], "delete_column": "g", "validity_column": "u"}
+    merge = {
+        "strategy": "merge",
+        "primary_key": ["id"],
+        "delete_column": "g",
+        "validity_column": "u",
+    }
     every = {"target": "x/y", "max_file_retries": 1, "widen": True}
     for load in (scd2, merge, {"strategy": "append"}, {"strategy": "overwrite"}):
         config_from_dict(_with_table(table="t", load={**load, **every}))

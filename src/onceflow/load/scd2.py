@@ -115,9 +115,7 @@ class _Plan:
     late: int
 
 
-def _columns(
-    batch: pa.Table, cfg: LoadConfig, table_uri: str, target: pa.Schema | None
-) -> _Cols:
+def _columns(batch: pa.Table, cfg: LoadConfig, table_uri: str, target: pa.Schema | None) -> _Cols:
     # The deletion flag is read whenever the table has it, not only under new_record: a
     # table switched to close or ignore keeps its deletion versions, and read as live
     # rows they would make a returning key KNOWN, marked deleted for good (dbt snapshots
@@ -585,7 +583,8 @@ class _Planner:
             raise LoadError(
                 f"ambiguous order: {bad} key(s) appear more than once in the file with the "
                 f"same validity and different tracked values (first: key and validity "
-                f"{example}); {self.table_uri} is untouched"
+                f"{example}); {self.table_uri} is untouched",
+                bad_rows=True,
             )
 
     def _settle_silent(self, con: duckdb.DuckDBPyConnection) -> None:
