@@ -20,6 +20,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -198,6 +199,32 @@ class LoadConfig(_Model):
     # the file's values to the table's type when each one fits exactly (False)
     widen: bool = False
 
+    @field_validator("primary_key", "tracking_columns")
+    @classmethod
+    def _each_once(cls, value: list[str] | None) -> list[str] | None:
+        # a key listed twice joins on one column twice; a tracked column twice is a typo
+        # for another column more often than not: either way, say so
+        seen: set[str] = set()
+        for column in value or []:
+            if column in seen:
+                raise ValueError(f"column {column!r} is listed twice; list each column once")
+            seen.add(column)
+        return value
+
+    @field_validator("tracking_columns")
+    @classmethod
+    def _tracks_something(cls, value: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        keys = info.data.get("primary_key") or []
+        if value is not None and not [c for c in value if c not in keys]:
+            # no tracked column can change, so no key would ever get a second version
+            listed = "an empty list" if not value else "a list of key columns only"
+            raise ValueError(
+                f"{listed} tracks no change, so no key would get a new version after its "
+                "first; list the columns whose changes make a version, or leave "
+                "`tracking_columns` out to track every non-key column"
+            )
+        return value
+
     @model_validator(mode="after")
     def _key_for_keyed_strategies(self) -> LoadConfig:
         if self.strategy in ("merge", "scd2") and not self.primary_key:
@@ -205,6 +232,95 @@ class LoadConfig(_Model):
                 f"strategy {self.strategy} needs a primary key: add `primary_key: [<column>, ...]`"
             )
         return self
+
+    def inapplicable(self) -> tuple[str, str] | None:
+        """The first option written that the strategy does not read, and why with what to
+        use instead; None when every option given applies. An option the strategy would
+        ignore (`hard_deletes` on a merge) is a pipeline that silently does not do what
+        it says, so the config is refused instead (see `LOAD_OPTION_STRATEGIES`)."""
+        for option, strategies in LOAD_OPTION_STRATEGIES.items():
+            if option in self.model_fields_set and self.strategy not in strategies:
+                readers = " and ".join(strategies)
+                verb = "read" if len(strategies) > 1 else "reads"
+                hint = _INSTEAD.get((option, self.strategy)) or _INSTEAD[(option, "")]
+                return option, (
+                    f"strategy {self.strategy} would ignore it (only {readers} {verb} it); "
+                    f"{hint.format(strategy=self.strategy)}"
+                )
+        return None
+
+
+#: The strategies that read each load option (the others: every strategy). A strategy
+#: not listed would ignore the option, so `LoadConfig.inapplicable` refuses it.
+LOAD_OPTION_STRATEGIES: dict[str, tuple[str, ...]] = {
+    "primary_key": ("merge", "scd2"),
+    "validity_column": ("merge", "scd2"),
+    "delete_column": ("merge",),
+    "tracking_columns": ("scd2",),
+    "hard_deletes": ("scd2",),
+    "late_rows": ("scd2",),
+    "effective_from_column": ("scd2",),
+    "effective_to_column": ("scd2",),
+    "is_current_column": ("scd2",),
+    # read by scd2 whatever `hard_deletes` is now: a table that has the column from an
+    # earlier `new_record` keeps honouring its deletion versions
+    "is_deleted_column": ("scd2",),
+}
+# what to write instead of an option the strategy would ignore: (option, strategy), else
+# (option, "") for every strategy
+_INSTEAD: dict[tuple[str, str], str] = {
+    ("primary_key", ""): (
+        "{strategy} does not match rows by key: use `strategy: merge` to upsert on it (or "
+        "`scd2` to keep versions), or a `uniqueness` rule to check it, and remove `primary_key`"
+    ),
+    ("validity_column", ""): (
+        "it orders the rows of one key: use `strategy: merge` or `scd2` with a "
+        "`primary_key`, or remove it"
+    ),
+    ("delete_column", "scd2"): (
+        "scd2 would keep the flag as a tracked value and never end the key: for keys "
+        "deleted at the source write `hard_deletes: close` (or `new_record`) with full "
+        "extracts, and remove `delete_column`"
+    ),
+    ("delete_column", ""): (
+        "{strategy} would store the flag as an ordinary column: use `strategy: merge` "
+        "(with a `primary_key`) to delete flagged rows, or remove it"
+    ),
+    ("tracking_columns", "merge"): (
+        "merge updates every column of a changed row: remove it, or use `strategy: scd2` "
+        "to keep a version per change of those columns"
+    ),
+    ("tracking_columns", ""): (
+        "use `strategy: scd2` (with a `primary_key`) to keep a version per change of "
+        "those columns, or remove it"
+    ),
+    ("hard_deletes", "merge"): (
+        "merge deletes a row only when a flag column of the source says so: name it "
+        "with `delete_column: <column>` (or use `strategy: overwrite` to mirror each full "
+        "snapshot, deleted rows included), and remove `hard_deletes`"
+    ),
+    ("hard_deletes", "overwrite"): (
+        "overwrite replaces the table with each file, so a row absent from the source "
+        "is gone from the table already: remove it"
+    ),
+    ("hard_deletes", ""): (
+        "{strategy} keeps every row it was given: use `strategy: scd2` to end keys "
+        "absent from a full snapshot (or `merge` with `delete_column` to delete flagged "
+        "rows), or remove it"
+    ),
+    ("late_rows", ""): (
+        "only scd2 compares a row with the version already in the table: remove it"
+    ),
+    **{
+        (column, ""): "it names an SCD2 column: remove it, or use `strategy: scd2`"
+        for column in (
+            "effective_from_column",
+            "effective_to_column",
+            "is_current_column",
+            "is_deleted_column",
+        )
+    },
+}
 
 
 class TableConfig(_Model):
@@ -617,6 +733,10 @@ class Config(_Model):
                 )
             if table.key in seen:
                 raise ValueError(f"tables[{i}]: table {table.key!r} is listed twice")
+            ignored = table.load.inapplicable()
+            if ignored is not None:
+                option, why = ignored
+                raise ValueError(f"tables[{i}].load.{option}: {why}")
             if table.load.hard_deletes != "ignore" and table.extract.mode == "incremental":
                 # an incremental file holds only the rows changed in its window: every key
                 # it lacks would be taken for deleted, ending versions still in the source
@@ -1143,6 +1263,9 @@ def _format_validation_error(
         message = f"unknown field{hint}; check its spelling against docs/configuration.md"
     else:
         message = field_problem(first, show_input=not _holds_secrets(field))
+        if not loc and field and message.startswith(f"{field}: "):
+            # a check across fields names its own field: as the user wrote it too
+            message = seed_spelling(field, renames or {}) + message[len(field) :]
     more = len(error.errors()) - 1
     suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
     where = f"{loc}: " if loc else ""

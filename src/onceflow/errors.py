@@ -8,7 +8,8 @@
     ├── LockError                 a lock is held by someone else, or was lost (`lock`)
     ├── SourceError               a source database failed (`transient`: retrying may help)
     ├── ExtractError              writing or verifying an extracted file failed
-    ├── LoadError                 loading a file into a Delta table failed (table untouched)
+    ├── LoadError                 loading a file into a Delta table failed (table untouched;
+    │   │                         `bad_rows`: the file's rows are at fault, e.g. a NULL key)
     │   └── GateError             a pre-load rule refused the file (`table`, `rules`)
     ├── ValidateError             the data to validate cannot be read (`table`): a missing
     │                             table, an empty folder. A rule that cannot run is not an

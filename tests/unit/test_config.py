@@ -88,6 +88,112 @@ def test_scd2_hard_deletes_with_incremental_extracts_is_refused_naming_the_field
     )
 
 
+# every (strategy, option) pair the strategy does not read, with what the message says to
+# use instead
+IGNORED_OPTIONS = [
+    ("merge", {"hard_deletes": "close"}, "`delete_column: <column>`"),
+    ("merge", {"hard_deletes": "ignore"}, "`delete_column: <column>`"),
+    ("merge", {"tracking_columns": ["a"]}, "`strategy: scd2`"),
+    ("merge", {"late_rows": "reject"}, "remove it"),
+    ("merge", {"effective_from_column": "f"}, "`strategy: scd2`"),
+    ("merge", {"effective_to_column": "t"}, "`strategy: scd2`"),
+    ("merge", {"is_current_column": "c"}, "`strategy: scd2`"),
+    ("merge", {"is_deleted_column": "d"}, "`strategy: scd2`"),
+    ("scd2", {"delete_column": "gone"}, "`hard_deletes: close`"),
+    ("append", {"primary_key": ["id"]}, "`strategy: merge`"),
+    ("append", {"validity_column": "u"}, "`strategy: merge` or `scd2`"),
+    ("append", {"delete_column": "gone"}, "`strategy: merge`"),
+    ("append", {"tracking_columns": ["a"]}, "`strategy: scd2`"),
+    ("append", {"hard_deletes": "close"}, "`strategy: scd2`"),
+    ("append", {"late_rows": "skip"}, "remove it"),
+    ("append", {"is_current_column": "c"}, "`strategy: scd2`"),
+    ("overwrite", {"primary_key": ["id"]}, "`strategy: merge`"),
+    ("overwrite", {"validity_column": "u"}, "`strategy: merge` or `scd2`"),
+    ("overwrite", {"delete_column": "gone"}, "`strategy: merge`"),
+    ("overwrite", {"tracking_columns": ["a"]}, "`strategy: scd2`"),
+    ("overwrite", {"hard_deletes": "close"}, "gone from the table already"),
+    ("overwrite", {"late_rows": "reject"}, "remove it"),
+    ("overwrite", {"effective_to_column": "t"}, "`strategy: scd2`"),
+]
+
+
+@pytest.mark.parametrize(("strategy", "option", "instead"), IGNORED_OPTIONS)
+def test_a_load_option_the_strategy_would_ignore_is_refused_naming_field_and_fix(
+    strategy: str, option: dict[str, object], instead: str
+) -> None:
+    # a valid key without effect under the strategy is a pipeline that silently does not
+    # do what it says (a merge with `hard_deletes: close` never deletes)
+    key = {"primary_key": ["id"]} if strategy in ("merge", "scd2") else {}
+    load = {"strategy": strategy, **key, **option}
+    with pytest.raises(ConfigError) as refused:
+        config_from_dict(_with_table(table="t", load=load), origin="onceflow.yml")
+    [name] = option
+    message = str(refused.value)
+    assert refused.value.field == f"tables[0].load.{name}"
+    assert message.startswith(f"onceflow.yml: tables[0].load.{name}: strategy {strategy} ")
+    assert "would ignore it" in message and instead in message
+    assert "\n" not in message
+
+
+def test_every_load_option_a_strategy_reads_is_accepted() -> None:
+    scd2 = {
+        "strategy": "scd2",
+        "primary_key": ["id"],
+        "tracking_columns": ["a"],
+        "validity_column": "u",
+        "hard_deletes": "new_record",
+        "late_rows": "reject",
+        "effective_from_column": "f",
+        "effective_to_column": "t",
+        "is_current_column": "c",
+        "is_deleted_column": "d",
+    }
+    merge = {
+        "strategy": "merge",
+        "primary_key": ["id"],
+        "delete_column": "g",
+        "validity_column": "u",
+    }
+    every = {"target": "x/y", "max_file_retries": 1, "widen": True}
+    for load in (scd2, merge, {"strategy": "append"}, {"strategy": "overwrite"}):
+        config_from_dict(_with_table(table="t", load={**load, **every}))
+    # `is_deleted_column` names the column an earlier `new_record` made, under any mode
+    closing = {**scd2, "hard_deletes": "close"}
+    config_from_dict(_with_table(table="t", load=closing))
+
+
+def test_an_ignored_option_given_in_a_seed_spelling_is_named_as_written() -> None:
+    table = {"source": "shop", "table_name": "t", "loading_strategy": "merge"}
+    table |= {"primary_keys": ["id"], "scd2_current_flag_column": "current"}
+    with pytest.raises(ConfigError) as refused:
+        config_from_dict({**BASE, "tables": [table]}, origin="onceflow.yml")
+    assert str(refused.value).startswith(
+        "onceflow.yml: tables[0].scd2_current_flag_column: strategy merge would ignore it"
+    )
+
+
+@pytest.mark.parametrize("tracked", [[], ["id"]])
+def test_tracking_columns_that_can_never_change_are_refused(tracked: list[str]) -> None:
+    # an empty list (or only key columns) would never make a version after the first
+    load = {"strategy": "scd2", "primary_key": ["id"], "tracking_columns": tracked}
+    with pytest.raises(ConfigError) as refused:
+        config_from_dict(_with_table(table="t", load=load))
+    assert refused.value.field == "tables[0].load.tracking_columns"
+    assert "no key would get a new version after its first" in str(refused.value)
+    assert "leave `tracking_columns` out" in str(refused.value)
+
+
+@pytest.mark.parametrize("field", ["primary_key", "tracking_columns"])
+def test_a_column_listed_twice_is_refused(field: str) -> None:
+    load = {"strategy": "scd2", "primary_key": ["id"], field: ["id", "id"]}
+    if field == "tracking_columns":
+        load[field] = ["a", "a"]
+    with pytest.raises(ConfigError) as refused:
+        config_from_dict(_with_table(table="t", load=load))
+    assert refused.value.field == f"tables[0].load.{field}"
+    assert "is listed twice; list each column once" in str(refused.value)
+
+
 def test_env_interpolation_and_secret_is_registered(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SHOP_PASSWORD", "s3cr3t-value")
     data = {**BASE, "sources": {"shop": {"url": "postgresql://app:${SHOP_PASSWORD}@h/db"}}}

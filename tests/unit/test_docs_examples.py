@@ -47,3 +47,15 @@ def test_an_unknown_key_points_to_the_configuration_page() -> None:
         config_from_dict({"pipeline": "p", "lakke": "./lake"})
     page = re.search(r"docs/\S+\.md", str(error.value))
     assert page is not None and (ROOT / page.group(0)).is_file()
+
+
+def test_the_empty_snapshot_guard_of_the_exactly_once_page_is_a_valid_table() -> None:
+    import yaml
+
+    from onceflow.config import config_from_dict
+
+    [block] = [b for b in _yaml_blocks(ROOT / "docs" / "exactly-once.md") if "not_empty" in b]
+    data = {"sources": {"shop": {"url": "sqlite:///shop.db"}}, **yaml.safe_load(block)}
+    [table] = config_from_dict(data).tables
+    [rule] = table.rules
+    assert (rule.type, rule.stage, rule.min) == ("row_count", "pre_load", 1)  # type: ignore[union-attr]

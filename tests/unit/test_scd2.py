@@ -548,6 +548,31 @@ def test_hard_deletes_new_record_inserts_a_deletion_version_that_a_return_closes
     check_invariants(uri, ["id"])
 
 
+@pytest.mark.parametrize("later", ["close", "ignore"])
+def test_a_deletion_version_stays_a_deletion_after_a_switch_from_new_record(
+    uri: str, later: str
+) -> None:
+    # read as a live row, the deletion version (a copy of the last values) would make the
+    # returning key KNOWN: current, deleted, for good
+    load(uri, pa.table({"id": [1, 2], "name": ["x", "y"]}), cfg(hard_deletes="new_record"), day(0))
+    load(uri, pa.table({"id": [2], "name": ["y"]}), cfg(hard_deletes="new_record"), day(1))
+    c = cfg(hard_deletes=later)
+    # still absent: nothing to do, the deletion version is current already
+    assert apply_scd2(uri, pa.table({"id": [2], "name": ["y"]}), c, as_of=day(2)).version is None
+    assert load(uri, pa.table({"id": [1, 2], "name": ["x", "y"]}), c, day(3)) is not None
+    one = sorted(
+        (r["_effective_from"], r["_effective_to"], r["_is_deleted"], r["_is_current"])
+        for r in rows(uri)
+        if r["id"] == 1
+    )
+    assert one == [
+        (day(0), day(1), False, False),
+        (day(1), day(3), True, False),
+        (day(3), None, False, True),
+    ]
+    check_invariants(uri, ["id"])
+
+
 def test_a_table_folder_with_quotes_and_spaces_is_read_in_place(tmp_path: Path) -> None:
     uri = str(tmp_path / 'it\'s a "dim"')
     apply_scd2(uri, pa.table({"id": [1, 2], "name": ["a", "b"]}), cfg(), as_of=day(0))

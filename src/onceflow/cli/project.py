@@ -41,7 +41,8 @@ def init(
 
 @app.command(rich_help_panel="Project", epilog=examples("onceflow check --config onceflow.yml"))
 def check(config: ConfigOpt = None) -> None:
-    """Validate a config file: every field, source and table reference."""
+    """Validate a config file: every field and reference within it (no source is
+    connected: a table or column missing at the source is found by its extraction)."""
     cfg = load_config(config)
     if not cfg.tables:
         raise ConfigError(

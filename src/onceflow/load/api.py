@@ -225,6 +225,13 @@ def standalone_target(
             "for a composite key)",
             field="primary_key",
         )
+    if primary_key and strategy not in ORDERED:
+        # an append or overwrite matches no rows by key: the key would be ignored
+        raise ConfigError(
+            f"--primary-key: --strategy {strategy} would ignore it (only merge and scd2 read "
+            "it); use --strategy merge to upsert on it, or leave --primary-key out",
+            field="primary_key",
+        )
     cfg = LoadConfig.model_validate({"strategy": strategy, "primary_key": list(primary_key or [])})
     return LoadTarget(
         target, target, config.resolve_target(target), cfg, config.pipeline, standalone=True

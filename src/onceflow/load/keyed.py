@@ -32,5 +32,6 @@ def check_keys(batch: pa.Table, keys: Sequence[str], table_uri: str) -> None:
         nulls = batch.column(key).null_count
         if nulls:
             raise LoadError(
-                f"primary key column {key!r} has {nulls} NULL value(s); {table_uri} is untouched"
+                f"primary key column {key!r} has {nulls} NULL value(s); {table_uri} is untouched",
+                bad_rows=True,
             )

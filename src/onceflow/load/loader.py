@@ -227,6 +227,16 @@ def repair_command(tgt: LoadTarget, source: SourceFile) -> str | None:
     return f"onceflow extract --date {source.day} --tables {tgt.key}{named} --force-reprocess"
 
 
+def _bad_rows_fix(tgt: LoadTarget, source: SourceFile) -> str:
+    """How to repair a file whose rows a keyed strategy refuses (a NULL key, one key
+    twice with nothing to order them), as the end of an error sentence: the lake file is
+    what the source held, so the source is corrected and the window extracted again."""
+    command = repair_command(tgt, source)
+    if command is None:
+        return "correct those rows in the file, then load"
+    return f"correct those rows at the source, then re-extract the window (`{command}`) and load"
+
+
 def repair_hint(tgt: LoadTarget, source: SourceFile) -> str:
     """How to repair a damaged lake file, as the end of an error sentence."""
     command = repair_command(tgt, source)
@@ -1060,6 +1070,8 @@ def _run_steps(
             message = redact(str(failure))
             if result.rewound:
                 message = _stopped_replay(message, result, plan, step)
+            if isinstance(failure, OnceflowError) and failure.context.get("bad_rows"):
+                message += f". To repair it, {_bad_rows_fix(tgt, step.file)}"
             # a full disk or an unwritable table is not the file's fault: it does not
             # use up the file's retries, so freeing space and loading again is the fix
             environment = isinstance(failure, OnceflowError) and failure.context.get("environment")
@@ -1076,14 +1088,26 @@ def _run_steps(
             break
         result.files.append(outcome)
         log.info(
-            "%s: %s %s (%s rows, version %s)",
+            "%s: %s %s%s",
             tgt.key,
             outcome.action,
             outcome.file_id,
-            outcome.rows,
-            outcome.version,
+            _outcome_detail(outcome),
             extra={"table": tgt.key, "action": outcome.action, "rows": outcome.rows},
         )
+
+
+def _outcome_detail(outcome: FileOutcome) -> str:
+    """` (N rows, version V)` of a file's log line, saying only what is known: a
+    superseded file writes no rows (only its markers), a skipped one no version."""
+    parts = [] if outcome.rows is None else [f"{outcome.rows} rows"]
+    version = f"version {outcome.version}"
+    if outcome.action == "superseded":
+        parts.append("a later window replaces it: no rows written")
+        version = f"its markers in version {outcome.version}"
+    if outcome.version is not None:
+        parts.append(version)
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def _stopped_replay(message: str, result: TableLoadResult, plan: Plan, step: Step) -> str:

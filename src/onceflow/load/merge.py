@@ -117,7 +117,8 @@ def _one_row_per_key(
         raise LoadError(
             f"{bad} key(s) appear more than once in the file with different values and "
             f"{how}, so which row wins is undefined (first key: {example}); "
-            f"{table_uri} is untouched"
+            f"{table_uri} is untouched",
+            bad_rows=True,
         )
     return "b1"
 

@@ -39,7 +39,9 @@ Semantics (decided against dbt snapshots; docs/exactly-once.md has the table):
 * ``hard_deletes: close`` ends the current version of every key absent from the file at
   ``as_of`` (the first snapshot that no longer holds the key); ``new_record`` also
   inserts a deletion version (a copy of the last one with ``is_deleted_column`` true),
-  which a return closes; ``ignore`` (the default) keeps absent keys current.
+  which a return closes; ``ignore`` (the default) keeps absent keys current. A table that
+  has ``is_deleted_column`` (an earlier ``new_record``) keeps reading it under ``close`` or
+  ``ignore``: its current deletion versions stay deletions, and a return closes them.
 """
 
 from __future__ import annotations
@@ -102,7 +104,7 @@ class _Cols:
     eff_from: str
     eff_to: str
     current: str
-    deleted: str | None  # the deletion flag column (hard_deletes: new_record)
+    deleted: str | None  # the deletion flag column (new_record, or the table has it)
 
 
 @dataclass(frozen=True)
@@ -113,8 +115,13 @@ class _Plan:
     late: int
 
 
-def _columns(batch: pa.Table, cfg: LoadConfig, table_uri: str) -> _Cols:
-    deleted = cfg.is_deleted_column if cfg.hard_deletes == "new_record" else None
+def _columns(batch: pa.Table, cfg: LoadConfig, table_uri: str, target: pa.Schema | None) -> _Cols:
+    # The deletion flag is read whenever the table has it, not only under new_record: a
+    # table switched to close or ignore keeps its deletion versions, and read as live
+    # rows they would make a returning key KNOWN, marked deleted for good (dbt snapshots
+    # read dbt_is_deleted only under new_record, and fall into exactly that)
+    has_flag = target is not None and cfg.is_deleted_column in target.names
+    deleted = cfg.is_deleted_column if cfg.hard_deletes == "new_record" or has_flag else None
     scd = [cfg.effective_from_column, cfg.effective_to_column, cfg.is_current_column]
     names = [*scd, *([deleted] if deleted else [])]
     if len(set(names)) != len(names):
@@ -229,7 +236,7 @@ def apply_scd2(
     # one dataset for the schema and every read: building it lists the snapshot's files
     dataset = snapshot_dataset(dt) if dt is not None else None
     target = dataset.schema if dataset is not None else None
-    cols = _columns(batch, cfg, table_uri)
+    cols = _columns(batch, cfg, table_uri, target)
     if target is not None:
         _check_target(target, cols, table_uri)
     batch, new_columns = conform_batch(batch, target, table_uri)
@@ -576,7 +583,8 @@ class _Planner:
             raise LoadError(
                 f"ambiguous order: {bad} key(s) appear more than once in the file with the "
                 f"same validity and different tracked values (first: key and validity "
-                f"{example}); {self.table_uri} is untouched"
+                f"{example}); {self.table_uri} is untouched",
+                bad_rows=True,
             )
 
     def _settle_silent(self, con: duckdb.DuckDBPyConnection) -> None:

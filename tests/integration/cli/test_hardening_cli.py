@@ -120,6 +120,7 @@ def test_a_partial_window_is_extracted_again_once_it_has_ended(tmp_path: Path) -
         (["extract", "--date", "9999-12-31"], "--date: 9999-12-31 is out of range"),
         (["load", "--path", "drop", "--target", "t", "--strategy", "bogus"], "--strategy: unknown"),
         (["load", "--path", "drop", "--target", "t", "--strategy", "merge"], "needs --primary-key"),
+        (["load", "--path", "drop", "--target", "t", "--primary-key", "id"], "append would ignore"),
         (["optimize", "--retention-hours", "-5"], "--retention-hours: must be 0 or more"),
         (["extract", "--lock-timeout", "-1"], "--lock-timeout"),
         (["validate-consistency", "--safe-age", "-1"], "--safe-age"),

@@ -6,9 +6,11 @@ tested in tests/integration/cli)."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 
 from onceflow.config import Config
@@ -168,6 +170,57 @@ def test_an_unreadable_sidecar_fails_its_file_by_name_and_later_windows_wait(
         range(300_000, 300_005)
     )
     assert later.exists()
+
+
+def test_a_superseded_file_is_logged_without_a_row_count_it_does_not_have(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    lake = _lake(tmp_path)
+    make_lake(lake, files=2, rows=3)
+    with caplog.at_level(logging.INFO, logger="onceflow.load.loader"):
+        assert load(make_config(tmp_path, OVERWRITE)).ok
+    lines = [r.getMessage() for r in caplog.records if " superseded " in r.getMessage()]
+    assert lines == [
+        "src.orders: superseded src/orders/202501/01/p_20250101.parquet "
+        "(a later window replaces it: no rows written, its markers in version 1)"
+    ]
+    assert not [r for r in caplog.records if "None" in r.getMessage()]
+
+
+@pytest.mark.parametrize(
+    ("strategy", "ids", "says"),
+    [
+        ({"strategy": "merge", "primary_key": ["id"]}, [1, 1, 2], "appear more than once"),
+        (SCD2, [1, 1, 2], "ambiguous order"),
+        (SCD2, [1, None, 2], "primary key column 'id' has 1 NULL value(s)"),
+    ],
+    ids=["merge-duplicate-key", "scd2-duplicate-key", "scd2-null-key"],
+)
+def test_a_file_whose_rows_a_keyed_strategy_refuses_says_how_to_repair_it(
+    tmp_path: Path, strategy: dict[str, Any], ids: list[int | None], says: str
+) -> None:
+    # the lake file is what the source held: the fix is at the source, then the window
+    # extracted again; the error gives that command, as a damaged file's does
+    lake = _lake(tmp_path)
+    bad = pa.table({"id": pa.array(ids, pa.int64()), "label": ["a", "b", "c"]})
+    write_extracted(lake, bad, day=0)
+    write_extracted(
+        lake, pa.table({"id": pa.array([1, 2], pa.int64()), "label": ["a", "c"]}), day=1
+    )
+    cfg = make_config(tmp_path, strategy)
+    result = load(cfg).results[0]
+    assert done(result.counts()) == {"failed": 1}
+    error = result.error or ""
+    assert says in error
+    assert error.endswith(
+        "is untouched. To repair it, correct those rows at the source, then re-extract the "
+        "window (`onceflow extract --date 2025-01-01 --tables src.orders --force-reprocess`) "
+        "and load (1 later file(s) of the table wait)"
+    )
+    # the tracker keeps the fix with the error, for `status` and a later given-up load
+    store = open_store(cfg.state_url)
+    failed = store.files.get(table_uri(tmp_path), "src/orders/202501/01/p_20250101.parquet")
+    assert failed is not None and "--force-reprocess`) and load" in (failed.error or "")
 
 
 @pytest.mark.parametrize("strategy", [{}, SCD2], ids=["append", "scd2"])
