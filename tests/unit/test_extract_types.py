@@ -101,3 +101,91 @@ def test_any_other_value_that_does_not_convert_names_its_column():
     caster = make_caster(source, pa.schema([pa.field("amount", pa.decimal128(5, 2))]))
     with pytest.raises(ConversionError, match=r"^column 'amount' holds 123456.78, which has"):
         caster(pa.RecordBatch.from_arrays([pa.array(["123456.78"])], schema=source))
+
+
+def _typmod(precision: int, scale: int) -> str:
+    """PostgreSQL 15's numeric typmod: the scale in 11 signed bits, plus VARHDRSZ."""
+    return str(((precision << 16) | (scale & 0x7FF)) + 4)
+
+
+@pytest.mark.parametrize(
+    ("precision", "scale", "wanted"),
+    [
+        (10, 2, pa.decimal128(10, 2)),
+        (5, -2, pa.decimal128(7, 0)),  # 9999900 at most
+        (3, 5, pa.decimal128(5, 5)),  # 0.00999 at most
+        (38, -1, pa.decimal256(39, 0)),
+        (1000, 2, pa.string()),  # no Arrow decimal holds 1000 digits: exact text
+    ],
+)
+def test_numeric_typmods_become_the_decimal_that_holds_every_value(precision, scale, wanted):
+    field = _pg("n", pa.string(), "numeric", **{"POSTGRESQL:typmod": _typmod(precision, scale)})
+    assert target_schema(pa.schema([field])).field("n").type == wanted
+
+
+def test_unconstrained_numeric_special_values_are_the_servers_text():
+    field = _pg("n", pa.string(), "numeric", **{"POSTGRESQL:typmod": "-1"})
+    got = _cast([field], [pa.array(["nan", "inf", "-inf", "1.5", None])]).column(0)
+    assert got.to_pylist() == ["NaN", "Infinity", "-Infinity", "1.5", None]
+
+
+# microseconds (days) from 1970 of values PostgreSQL holds and no reader of the lake does
+YEAR_10000 = 253_402_300_800_000_000
+BC_1 = -62_167_219_200_000_000  # 0001-01-01 BC (year 0)
+WRAPPED_MAX = -9_222_426_057_709_551_617  # 294276-12-31 23:59:59.999999, wrapped by the driver
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "shown"),
+    [
+        ("timestamp", YEAR_10000, "10000-01-01 00:00:00"),
+        ("timestamp", BC_1, "0001-01-01 00:00:00 BC"),
+        ("timestamp", BC_1 - 1, "0002-12-31 23:59:59.999999 BC"),
+        ("timestamptz", WRAPPED_MAX, "294276-12-31 23:59:59.999999+00"),
+        ("date", 2_932_897, "10000-01-01"),
+        ("date", -735_160, "0044-03-15 BC"),
+    ],
+)
+def test_dates_and_timestamps_beyond_years_1_to_9999_are_refused_as_the_server_prints_them(
+    kind, value, shown
+):
+    arrow = pa.date32() if kind == "date" else pa.timestamp("us", "UTC" if "tz" in kind else None)
+    raw = pa.array([0, value, None], pa.int32() if kind == "date" else pa.int64())
+    field = _pg("when", arrow, kind)
+    with pytest.raises(ConversionError) as caught:
+        _cast([field], [raw.view(arrow)])
+    message = str(caught.value)
+    assert message.startswith(f"column 'when' ({kind}) holds {shown}, outside the years 0001")
+    assert "CASE WHEN" in message and "\n" not in message
+
+
+def test_the_last_values_readers_hold_pass_without_a_copy():
+    field = _pg("t", pa.timestamp("us"), "timestamp")
+    edges = pa.array([-62_135_596_800_000_000, YEAR_10000 - 1], pa.int64()).view(field.type)
+    got = _cast([field], [edges]).column(0)
+    assert got.to_pylist() == [datetime(1, 1, 1), datetime(9999, 12, 31, 23, 59, 59, 999999)]
+    assert got.buffers()[1].address == edges.buffers()[1].address
+
+
+def test_an_infinite_date_in_an_array_is_refused():
+    field = _pg("days", pa.list_(pa.date32()), "_date")
+    days = pa.array([[20_111], [20_111, DATE_PLUS], None], pa.list_(pa.int32()))
+    with pytest.raises(ConversionError, match=r"^column 'days' \(date\[\]\) holds infinity in"):
+        _cast([field], [days.cast(pa.list_(pa.date32()))])
+    fine = pa.array([[20_111], None], pa.list_(pa.date32()))
+    assert _cast([field], [fine]).column(0).to_pylist() == [[date(2025, 1, 23)], None]
+
+
+@pytest.mark.parametrize(
+    ("values", "shown"), [([0, 1, 5], 5), ([1, -1, None], -1), ([200, 0], 200)]
+)
+def test_an_integer_read_as_a_boolean_must_be_0_or_1(values, shown):
+    field = pa.field("flag", pa.uint8() if shown == 200 else pa.int8())
+    with pytest.raises(ConversionError) as caught:
+        _cast([field], [pa.array(values, field.type)], {"flag": pa.bool_()})
+    assert str(caught.value).startswith(
+        f"column 'flag' is read as a boolean (MySQL/MariaDB tinyint(1) or BOOLEAN, SQLite "
+        f"BOOLEAN) but holds {shown}, neither 0 nor 1"
+    )
+    ok = _cast([field], [pa.array([1, 0, None], field.type)], {"flag": pa.bool_()})
+    assert ok.column(0).to_pylist() == [True, False, None]

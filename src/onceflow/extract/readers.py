@@ -42,10 +42,13 @@ from onceflow.extract.sql import (
 )
 from onceflow.extract.types import (
     ConversionError,
+    cast_column,
     decimal_type,
     make_caster,
+    pg_array_columns,
     pg_overrides,
     pg_text_columns,
+    sql_name,
     target_schema,
 )
 
@@ -240,15 +243,62 @@ def _adbc_query(
         statement.close()
 
 
-def _text_select(sql: str, columns: list[str], text: list[str]) -> str:
-    """`sql` with the `text` columns read as PostgreSQL's text output of their values."""
-    cols = ", ".join(
+def _adbc_schema(conn: Any, sql: str) -> pa.Schema:
+    """The schema of `sql`'s result, described by the server without running it."""
+    import adbc_driver_manager._lib as adbc
+
+    statement = adbc.AdbcStatement(conn)
+    try:
+        statement.set_sql_query(sql)
+        handle = statement.execute_schema()  # kept: freeing it releases the schema
+        return pa.Schema._import_from_c(handle.address)
+    finally:
+        statement.close()
+
+
+def _text_select(sql: str, columns: list[str], text: list[str], arrays: list[str]) -> str:
+    """`sql` with the `text` columns read as PostgreSQL's text output of their values, and
+    the dimensions of each of the `arrays` appended (`_OneDimensional` checks them)."""
+    cols = [
         f"CAST(q.{quote_ident(n)} AS text) AS {quote_ident(n)}"
         if n in text
         else f"q.{quote_ident(n)}"
         for n in columns
-    )
-    return f"SELECT {cols} FROM ({sql}) q"
+    ]
+    cols += [
+        f"array_ndims(q.{quote_ident(n)}) AS {quote_ident(f'onceflow ndims {i}')}"
+        for i, n in enumerate(arrays)
+    ]
+    return f"SELECT {', '.join(cols)} FROM ({sql}) q"
+
+
+class _OneDimensional:
+    """A PostgreSQL read with the `array_ndims` of each array column appended: the
+    driver flattens a multi-dimensional array ({{1,2},{3,4}} -> [1,2,3,4]) and a column's
+    declared dimensions are not enforced, so each batch's are checked (one pass over an
+    int32 column), then dropped. The array's shape cannot be read as nested lists: the
+    column's type would depend on its values."""
+
+    def __init__(self, reader: pa.RecordBatchReader, arrays: list[str], where: str) -> None:
+        self.reader, self.arrays, self.where = reader, arrays, where
+        self.width = len(reader.schema) - len(arrays)
+        self.schema = pa.schema(list(reader.schema)[: self.width], reader.schema.metadata)
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        from pyarrow._compute import call_function
+
+        for batch in self.reader:
+            for name, dims in zip(self.arrays, batch.columns[self.width :], strict=True):
+                most = call_function("max", [dims]).as_py()
+                if most is not None and most > 1:
+                    sql = sql_name(name)
+                    raise SourceError(
+                        f"{self.where}: column {name!r} holds a {most}-dimensional array, which "
+                        "the driver would flatten to one list ({{1,2},{3,4}} -> [1,2,3,4]). "
+                        f"Extract the table with a query that reads it as text, e.g. "
+                        f"`{sql}::text AS {sql}`, or that unnests it"
+                    )
+            yield pa.RecordBatch.from_arrays(batch.columns[: self.width], schema=self.schema)
 
 
 class PostgresReader(Reader):
@@ -281,16 +331,17 @@ class PostgresReader(Reader):
                 money_scale = int(r.read_all().column(len(settings) - 1)[0].as_py())
             if spec.audits_cursor:
                 self._audit_cursor(conn, spec)
+            # the result is described first (not run: a COPY closed unread is drained
+            # whole by the next query): columns the driver does not decode are asked for
+            # as text, arrays with their dimensions
+            described = _adbc_schema(conn, to_session_settings(sql))
+            text = pg_text_columns(described)
+            arrays = [n for n in pg_array_columns(described) if n not in text]
+            if text or arrays:
+                sql = _text_select(sql, described.names, text, arrays)
             with _adbc_query(conn, to_session_settings(sql)) as reader:
-                # the driver describes the result before it streams a row: a result
-                # with columns it does not decode is closed unread and asked for as text
-                text = pg_text_columns(reader.schema)
-                if not text:
-                    yield from _stream(reader, self.where, pg_overrides(reader.schema, money_scale))
-                    return
-            select = _text_select(sql, reader.schema.names, text)
-            with _adbc_query(conn, to_session_settings(select)) as reader:
-                yield from _stream(reader, self.where, pg_overrides(reader.schema, money_scale))
+                rows = _OneDimensional(reader, arrays, self.where) if arrays else reader
+                yield from _stream(rows, self.where, pg_overrides(rows.schema, money_scale))
         except SourceError:
             raise
         except Exception as error:
@@ -967,15 +1018,16 @@ _SA_TYPES: list[tuple[str, pa.DataType]] = [
 _SA_SQLITE_TYPES = {"INTEGER": pa.int64(), "SMALLINT": pa.int64(), "REAL": pa.float64()}
 
 
-def _sa_array(values: list[Any], declared: pa.DataType | None) -> pa.Array:
+def _sa_array(name: str, values: list[Any], declared: pa.DataType | None) -> pa.Array:
     """A column of Python values as its declared type (a driver may give floats for a
-    decimal, e.g. SQLite): built directly, else inferred and cast."""
+    decimal, e.g. SQLite): built directly, else inferred and cast (ConversionError for
+    a value the type cannot hold, such as 2 in a BOOLEAN column)."""
     try:
         return pa.array(values, type=declared)
     except (pa.ArrowTypeError, pa.ArrowInvalid):
         if declared is None:
             raise
-        return pa.array(values).cast(declared)
+        return cast_column(name, pa.array(values), declared)
 
 
 class SqlAlchemyReader(Reader):
@@ -1013,7 +1065,7 @@ class SqlAlchemyReader(Reader):
                 schema: pa.Schema | None = None
                 for rows in result.partitions(spec.batch_rows):
                     arrays = [
-                        _sa_array(list(col), declared.get(name))
+                        _sa_array(name, list(col), declared.get(name))
                         for name, col in zip(columns, zip(*rows, strict=True), strict=True)
                     ]
                     batch = pa.RecordBatch.from_arrays(arrays, names=columns)
@@ -1027,6 +1079,8 @@ class SqlAlchemyReader(Reader):
                     yield pa.RecordBatch.from_pylist([], schema=pa.schema(fields))
         except SourceError:
             raise
+        except ConversionError as error:
+            raise SourceError(f"{self.where}: {error}") from None
         except Exception as error:
             raise classify(error, self.where) from None
         finally:

@@ -15,10 +15,20 @@ PostgreSQL values the ADBC driver gets wrong are set right here (`pg_*` below):
 - `infinity`/`-infinity` timestamps and dates come as out-of-range int64/int32 values
   (the driver's offset to 1970 wraps around): they are clamped to 9999-12-31
   23:59:59.999999 and 0001-01-01, the range every reader holds, keeping their order.
+- A finite timestamp or date outside the years 1..9999 (PostgreSQL holds 4713 BC ..
+  294276 AD) is refused, naming the column and a value: Python, Spark and delta-rs fail
+  on it later, and the driver wraps a timestamp after ~292277 AD around to ~290279 BC.
+- `numeric(p,s)` with a negative scale, or a scale above its precision (PostgreSQL 15),
+  becomes the decimal that holds its values; above 76 digits, exact text.
+- Unconstrained `numeric` NaN/Infinity come as `nan`/`inf`: they become PostgreSQL's
+  own text, `NaN`/`Infinity`/`-Infinity`.
 - Types the driver does not decode (timetz, inet, cidr, macaddr, xml, ranges, geometric
   types, ...) come as their binary wire format: the reader asks the server for their text
   instead (`pg_text_columns`).
 - A `numeric(p,s)` NaN or ±Infinity has no decimal value: ConversionError names the column.
+
+Anywhere: an integer read as a boolean (MySQL `tinyint(1)`, SQLite `BOOLEAN`) must be 0 or
+1; any other value is refused, naming the column (as true it would be changed silently).
 """
 
 from __future__ import annotations
@@ -37,6 +47,13 @@ class ConversionError(ValueError):
     def __init__(self, message: str, column: str | None = None) -> None:
         super().__init__(message)
         self.column = column
+
+
+class _Refusal(Exception):
+    """A value the column's type cannot hold exactly; `explain` words it for the column."""
+
+    def explain(self, name: str) -> str:
+        raise NotImplementedError
 
 
 _PG_TYPE = b"POSTGRESQL:type"
@@ -88,6 +105,15 @@ def pg_text_columns(schema: pa.Schema) -> list[str]:
     return [field.name for field in schema if _undecoded(field)]
 
 
+def pg_array_columns(schema: pa.Schema) -> list[str]:
+    """The columns holding PostgreSQL arrays the driver decodes into lists (int[], ...)."""
+    return [
+        field.name
+        for field in schema
+        if (pg_type(field) or "").startswith("_") and pa.types.is_list(field.type)
+    ]
+
+
 def pg_overrides(schema: pa.Schema, money_scale: int) -> dict[str, pa.DataType]:
     """money columns as decimal(19, money_scale): the driver gives a count of cents."""
     return {
@@ -110,8 +136,19 @@ def _pg_numeric(field: pa.Field) -> pa.DataType | None:
     typmod = int(meta.get(b"POSTGRESQL:typmod", b"-1"))
     if typmod < 4:
         return pa.string()  # unconstrained numeric: no exact fixed type exists
-    precision, scale = ((typmod - 4) >> 16) & 0xFFFF, (typmod - 4) & 0xFFFF
+    # PostgreSQL 15 stores the scale as 11 signed bits: numeric(5,-2) rounds to hundreds
+    # (12300, up to 7 digits), numeric(3,5) holds 0.00123 (5 digits, all decimals)
+    precision = ((typmod - 4) >> 16) & 0xFFFF
+    scale = (((typmod - 4) & 0x7FF) ^ 0x400) - 0x400
+    if scale < 0:
+        precision, scale = precision - scale, 0
+    precision = max(precision, scale)
+    if precision > _DECIMAL_MAX_PRECISION:
+        return pa.string()  # no Arrow decimal holds it: exact text, as unconstrained
     return decimal_type(precision, scale)
+
+
+_DECIMAL_MAX_PRECISION = 76  # decimal256
 
 
 def decimal_type(precision: int, scale: int) -> pa.DataType:
@@ -173,6 +210,8 @@ def _convert(column: pa.Array, wanted: pa.DataType) -> pa.Array:
             return column
     if pa.types.is_interval(column.type) and wanted == INTERVAL_STRUCT:
         return _interval_struct(column)
+    if pa.types.is_integer(column.type) and pa.types.is_boolean(wanted):
+        _zero_or_one(column)  # Arrow's cast makes any non-zero integer true
     if _is_extension(wanted):
         return pa.ExtensionArray.from_storage(wanted, _convert(column, wanted.storage_type))
     if pa.types.is_integer(column.type) and pa.types.is_decimal(wanted):
@@ -212,8 +251,81 @@ def _money(column: pa.Array, wanted: pa.DataType) -> pa.Array:
     return whole.view(wanted)
 
 
+def _civil(days: int) -> tuple[int, int, int]:
+    """(year, month, day) of a day count from 1970-01-01 in the proleptic Gregorian
+    calendar, for any year (datetime stops at 1..9999); year 0 is 1 BC."""
+    z = days + 719_468  # http://howardhinnant.github.io/date_algorithms.html#civil_from_days
+    era = z // 146_097
+    doe = z - era * 146_097
+    yoe = (doe - doe // 1460 + doe // 36_524 - doe // 146_096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    month = mp + 3 if mp < 10 else mp - 9
+    return yoe + era * 400 + (month <= 2), month, doy - (153 * mp + 2) // 5 + 1
+
+
+# PostgreSQL's first timestamp (4713-01-01 BC) in microseconds from 1970: a driver value
+# below it is a timestamp after ~292277 AD whose offset to 1970 wrapped around int64
+_PG_FIRST_TICKS = -210_866_803_200_000_000
+
+
+def _pg_text(value: int, kind: str) -> str:
+    """A driver's date (days) or timestamp (microseconds) value as PostgreSQL prints it."""
+    _int_type, plus, minus, _high, _low = _PG_INFINITY[kind]
+    if value in plus or value in minus:
+        return "infinity" if value in plus else "-infinity"
+    days, micros = value, 0
+    if kind != "date":
+        if value < _PG_FIRST_TICKS:
+            value += 2**64
+        days, micros = divmod(value, 86_400_000_000)
+    year, month, day = _civil(days)
+    text = f"{year if year > 0 else 1 - year:04d}-{month:02d}-{day:02d}"
+    if kind != "date":
+        seconds, fraction = divmod(micros, 1_000_000)
+        text += f" {seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+        text += f".{fraction:06d}" if fraction else ""
+        text += "+00" if kind == "timestamptz" else ""
+    return text + (" BC" if year <= 0 else "")
+
+
+class _OutOfRange(_Refusal):
+    """A date or timestamp outside the years 1..9999."""
+
+    def __init__(self, value: str, kind: str, in_array: bool) -> None:
+        super().__init__(value)
+        self.value, self.kind, self.in_array = value, kind, in_array
+
+    def explain(self, name: str) -> str:
+        sql = sql_name(name)
+        if self.in_array:
+            fix = f"`{sql}::text AS {sql}` (the array's exact text)"
+        else:
+            low, high = ("'0001-01-01'", "'10000-01-01'")
+            if self.kind == "timestamptz":
+                low, high = ("'0001-01-01 00:00+00'", "'10000-01-01 00:00+00'")
+            fix = (
+                f"`CASE WHEN {sql} >= {low} AND {sql} < {high} THEN {sql} END AS {sql}`, "
+                f"or `{sql}::text AS {sql}` for the exact text"
+            )
+        kind, where = (f"{self.kind}[]", " in an array") if self.in_array else (self.kind, "")
+        return (
+            f"column {name!r} ({kind}) holds {self.value}{where}, outside the years "
+            "0001..9999 that Python, Spark and Delta readers hold (once loaded, every later "
+            "load of the table would fail). Extract the table with a query that filters "
+            f"such rows out or maps the value, e.g. {fix}"
+        )
+
+
+def sql_name(name: str) -> str:
+    """A column name as it would be written in a query: quoted unless plain lowercase."""
+    plain = name.isidentifier() and name.isascii() and name == name.lower()
+    return name if plain else '"' + name.replace('"', '""') + '"'
+
+
 def _finite(column: pa.Array, kind: str) -> pa.Array:
-    """PostgreSQL's +/-infinity clamped to 9999-12-31 23:59:59.999999 / 0001-01-01."""
+    """PostgreSQL's +/-infinity clamped to 9999-12-31 23:59:59.999999 / 0001-01-01; any
+    other value outside those years refused (_OutOfRange)."""
     from pyarrow._compute import call_function
 
     int_type, plus, minus, high, low = _PG_INFINITY[kind]
@@ -221,32 +333,105 @@ def _finite(column: pa.Array, kind: str) -> pa.Array:
         return column
     ticks = column.view(int_type)
     bounds = call_function("min_max", [ticks])
-    every = (*plus, *minus)
-    below, above = max(v for v in every if v < 0), max(every)
-    if below < bounds["min"].as_py() and bounds["max"].as_py() < above:
-        return column  # no sentinel: the common case, one pass and no copy
+    if low <= bounds["min"].as_py() and bounds["max"].as_py() <= high:
+        return column  # the common case: one pass and no copy
     from pyarrow._compute import SetLookupOptions
 
     for sentinels, clamped in ((plus, high), (minus, low)):
         hit = call_function("is_in", [ticks], SetLookupOptions(pa.array(sentinels, int_type)))
         ticks = call_function("if_else", [hit, pa.scalar(clamped, int_type), ticks])
+    _in_range(ticks, kind, in_array=False)
     return ticks.view(column.type)  # type: ignore[no-any-return]
+
+
+def _in_range(ticks: pa.Array, kind: str, in_array: bool) -> None:
+    """Refuse the most distant value outside the years 1..9999, if any (_OutOfRange)."""
+    from pyarrow._compute import call_function
+
+    _int_type, _plus, _minus, high, low = _PG_INFINITY[kind]
+    if ticks.null_count == len(ticks):
+        return
+    bounds = call_function("min_max", [ticks])
+    first, last = bounds["min"].as_py(), bounds["max"].as_py()
+    if first < low or last > high:
+        raise _OutOfRange(_pg_text(first if first < low else last, kind), kind, in_array)
+
+
+def _finite_elements(column: pa.Array, kind: str) -> pa.Array:
+    """An array of dates or timestamps: each element in the years 1..9999, infinity
+    included (only a column's own infinity is clamped), else refused (_OutOfRange)."""
+    int_type = _PG_INFINITY[kind][0]
+    _in_range(column.flatten().view(int_type), kind, in_array=True)
+    return column
+
+
+class _NotBoolean(_Refusal):
+    """An integer read as a boolean that is neither 0 nor 1."""
+
+    def explain(self, name: str) -> str:
+        sql = sql_name(name)
+        return (
+            f"column {name!r} is read as a boolean (MySQL/MariaDB tinyint(1) or BOOLEAN, "
+            f"SQLite BOOLEAN) but holds {self.args[0]}, neither 0 nor 1, which true would "
+            "change. Extract the table with a query that reads it as an integer, e.g. "
+            f"`CAST({sql} AS SIGNED) AS {sql}` (MySQL/MariaDB) or "
+            f"`CAST({sql} AS INTEGER) AS {sql}` (SQLite)"
+        )
+
+
+def _zero_or_one(column: pa.Array) -> None:
+    """Refuse an integer column read as a boolean unless each value is 0 or 1: one pass."""
+    from pyarrow._compute import call_function
+
+    if column.null_count == len(column):
+        return
+    bounds = call_function("min_max", [column])
+    first, last = bounds["min"].as_py(), bounds["max"].as_py()
+    if first < 0 or last > 1:
+        raise _NotBoolean(first if first < 0 else last)
+
+
+# What the driver prints for an unconstrained numeric's special values, and PostgreSQL's text
+_PG_NUMERIC_SPECIALS = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+
+
+def _numeric_text(column: pa.Array) -> pa.Array:
+    """numeric text with the driver's `nan`/`inf`/`-inf` as PostgreSQL prints them."""
+    from pyarrow._compute import SetLookupOptions, call_function
+
+    if _is_extension(column.type):
+        column = column.storage
+    specials = pa.array(list(_PG_NUMERIC_SPECIALS), pa.string())
+    hit = call_function("is_in", [column], SetLookupOptions(specials))
+    if not call_function("any", [hit]).as_py():
+        return column
+    for driver, text in _PG_NUMERIC_SPECIALS.items():
+        same = call_function("equal", [column, pa.scalar(driver, pa.string())])
+        column = call_function("if_else", [same, pa.scalar(text, pa.string()), column])
+    return column
 
 
 def _step(field: pa.Field, wanted: pa.DataType) -> _Step:
     """How one column of `field` becomes `wanted`; ConversionError names it on failure."""
     kind = pg_type(field)
+    element = kind[1:] if kind and kind.startswith("_") else None
 
     def convert(column: pa.Array) -> pa.Array:
         if kind == "money" and pa.types.is_decimal(wanted):
             return _money(column, wanted)
         if kind in _PG_INFINITY:
             column = _finite(column, kind)
+        elif element in _PG_INFINITY and pa.types.is_list(column.type):
+            column = _finite_elements(column, element)
+        elif kind == "numeric" and wanted == pa.string():
+            column = _numeric_text(column)
         return _convert(column, wanted)
 
     def step(column: pa.Array) -> pa.Array:
         try:
             return convert(column)
+        except _Refusal as refusal:
+            raise ConversionError(refusal.explain(field.name)) from None
         except (pa.ArrowInvalid, OverflowError) as error:
             message = _conversion_message(field, kind, wanted, error, column)
             raise ConversionError(message, column=field.name) from None
@@ -321,6 +506,11 @@ def _conversion_message(
             "precision (read as exact text) or `double precision`"
         )
     return message
+
+
+def cast_column(name: str, column: pa.Array, wanted: pa.DataType) -> pa.Array:
+    """One column of values (no PostgreSQL type) as `wanted`, exactly or ConversionError."""
+    return _step(pa.field(name, column.type), wanted)(column)
 
 
 def make_caster(source: pa.Schema, target: pa.Schema) -> Caster:

@@ -423,3 +423,53 @@ def test_a_driver_panic_fails_only_its_table_in_one_line(
     assert "0000-00-00" in failed.error and "\n" not in failed.error
     assert read(summary, "maria.fine").column("id").to_pylist() == [1, 2]
     assert summary.run.status == "failed"
+
+
+def test_a_tinyint_1_other_than_0_or_1_fails_its_table_naming_the_value(
+    mysql_admin, mysql_db, tmp_path
+):
+    """tinyint(1) (MariaDB's BOOLEAN) is read as a boolean, but its 1 is only a display
+    width: 5, -1 and unsigned 200 became true silently. A table holding one fails with
+    one line naming the column, the value and the cast; 0/1 columns stay booleans."""
+    db = _db(mysql_db)
+    _exec(
+        mysql_admin,
+        db,
+        "CREATE TABLE flags (id int, flag boolean, t1 tinyint(1), t1u tinyint(1) unsigned)",
+        "CREATE TABLE signed_flags (id int, t1 tinyint(1))",
+        "CREATE TABLE unsigned_flags (id int, t1u tinyint(1) unsigned)",
+        "INSERT INTO flags VALUES (1, 1, 0, 1), (2, 0, 1, 0), (3, NULL, NULL, NULL)",
+        "INSERT INTO signed_flags VALUES (1, 1), (2, 5), (3, -1)",
+        "INSERT INTO unsigned_flags VALUES (1, 0), (2, 200)",
+    )
+    summary = run(
+        tmp_path,
+        {"maria": mysql_db},
+        [
+            {"source": "maria", "table": "flags"},
+            {"source": "maria", "table": "signed_flags"},
+            {"source": "maria", "table": "unsigned_flags"},
+            {
+                "source": "maria",
+                "name": "as_integers",
+                "query": "SELECT id, CAST(t1 AS SIGNED) AS t1 FROM signed_flags",
+            },
+        ],
+    )
+    flags = read(summary, "maria.flags").sort_by("id")
+    for name in ("flag", "t1", "t1u"):
+        assert flags.schema.field(name).type == pa.bool_(), name
+    assert flags.column("flag").to_pylist() == [True, False, None]
+    assert flags.column("t1").to_pylist() == [False, True, None]
+    for table, shown in (("signed_flags", -1), ("unsigned_flags", 200)):
+        failed = result(summary, f"maria.{table}")
+        assert failed.action == "failed" and failed.attempts == 1
+        column = "t1u" if table.startswith("unsigned") else "t1"
+        assert failed.error.startswith(f"maria.{table}: column '{column}' is read as a boolean "), (
+            failed.error
+        )
+        assert f"holds {shown}, neither 0 nor 1" in failed.error
+        assert f"CAST({column} AS SIGNED) AS {column}" in failed.error
+        assert "\n" not in failed.error
+    integers = read(summary, "maria.as_integers").sort_by("id")
+    assert integers.column("t1").to_pylist() == [1, 5, -1]

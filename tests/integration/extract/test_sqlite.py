@@ -372,3 +372,34 @@ def test_a_column_mixing_blobs_with_other_values_is_refused_by_name(tmp_path):
     assert failed.action == "failed"
     assert failed.error.startswith("lite.m: column 'anything' holds BLOBs and other values")
     assert "hex(anything)" in failed.error
+
+
+@pytest.mark.parametrize("reader", ["native", "sqlalchemy"])
+def test_a_boolean_other_than_0_or_1_fails_its_table_naming_the_value(tmp_path, reader):
+    """SQLite stores a BOOLEAN column's values as they come: 2 became true silently. The
+    table fails with one line naming the column, the value and the cast that reads it."""
+    url = _database(
+        tmp_path,
+        "CREATE TABLE flags (id INTEGER, flag BOOLEAN);"
+        "INSERT INTO flags VALUES (1, 1), (2, 0), (3, NULL), (4, 2);",
+    )
+    source = {"url": url} if reader == "native" else {"url": url, "reader": reader}
+    summary = run(
+        tmp_path,
+        {"lite": source},
+        [
+            {"source": "lite", "table": "flags"},
+            {
+                "source": "lite",
+                "name": "as_integers",
+                "query": "SELECT id, CAST(flag AS INTEGER) AS flag FROM flags",
+            },
+        ],
+    )
+    failed = result(summary, "lite.flags")
+    assert failed.action == "failed" and failed.attempts == 1
+    assert failed.error.startswith("lite.flags: column 'flag' is read as a boolean "), failed.error
+    assert "holds 2, neither 0 nor 1" in failed.error and "\n" not in failed.error
+    assert "CAST(flag AS INTEGER) AS flag" in failed.error
+    integers = read(summary, "lite.as_integers").sort_by("id")
+    assert integers.column("flag").to_pylist() == [1, 0, None, 2]
