@@ -5,9 +5,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from onceflow.errors import ConfigError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 
@@ -50,6 +54,66 @@ def window_for(run_date: date, tz: ZoneInfo | str = "UTC") -> Window:
     # Wall-clock midnight exists on every DST day in IANA zones we support; normalise the
     # offset so that the stored ISO string carries the real one.
     return Window(start.astimezone(zone), end.astimezone(zone))
+
+
+def wall_instants(values: pa.Array | pa.ChunkedArray, tz: ZoneInfo | str) -> pa.Array:
+    """Naive timestamps (or dates, at midnight) read as wall time in `tz`: the same
+    instants as timestamp[us, UTC] (NULL stays NULL).
+
+    The rule is `window_for`'s, Python's `datetime(..., tzinfo=zone)` (fold=0): a wall
+    time the clock showed twice (a fall-back hour) is its first occurrence; one the clock
+    skipped (a spring-forward gap) takes the UTC offset in force before the change, so
+    02:30 in New York on 2025-03-09 is 07:30Z, the instant the clock showed as 03:30.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    zone = ZoneInfo(tz) if isinstance(tz, str) else tz
+    naive = values.cast(pa.timestamp("us"))
+    if isinstance(naive, pa.ChunkedArray):
+        naive = naive.combine_chunks()
+    if zone.key == "UTC":
+        return naive.cast(pa.timestamp("us", tz="UTC"))
+    # zoneinfo itself, per day: a day whose two midnights have one offset has it all day
+    # (no zone changes its offset and back within a day), for all its values at once;
+    # only the values of a day with a clock change are converted one by one. Arrow's
+    # assume_timezone would do it all at once, but it reads no rule past 2037 (it takes
+    # summer 2040 in London for winter time).
+    days = pc.floor_temporal(naive, unit="day")
+    distinct = pc.drop_null(pc.unique(days))
+    offsets = _day_offsets(distinct.to_pylist(), zone)
+    index = pc.index_in(days, value_set=distinct)
+    offset = pc.take(pa.array(offsets, pa.duration("us")), index)
+    instants = pc.subtract(naive, offset)
+    changing = pc.and_(pc.is_null(offset), pc.is_valid(naive))
+    if pc.any(changing).as_py():
+        rows = pc.indices_nonzero(changing)
+        exact = [
+            value.replace(tzinfo=zone).astimezone(UTC).replace(tzinfo=None)
+            for value in pc.take(naive, rows).to_pylist()
+        ]
+        instants = pc.replace_with_mask(instants, changing, pa.array(exact, pa.timestamp("us")))
+    return instants.cast(pa.timestamp("us", tz="UTC"))
+
+
+def _day_offsets(days: list[datetime], zone: ZoneInfo) -> list[timedelta | None]:
+    """Each day's UTC offset in `zone`, or None if it changes that day."""
+    midnight: dict[datetime, timedelta | None] = {}
+
+    def offset(moment: datetime) -> timedelta | None:
+        if moment not in midnight:
+            midnight[moment] = moment.replace(tzinfo=zone).utcoffset()
+        return midnight[moment]
+
+    out = []
+    for day in days:
+        try:
+            after = offset(day + timedelta(days=1))
+        except OverflowError:  # 9999-12-31 has no next midnight
+            after = None
+        first = offset(day)
+        out.append(first if first == after else None)
+    return out
 
 
 def parse_run_date(

@@ -118,6 +118,59 @@ def test_duplicate_keys(uri: str) -> None:
     assert DeltaTable(uri).version() == 1
 
 
+def test_a_null_validity_is_loaded_when_its_key_is_alone_in_the_file(uri: str) -> None:
+    # key 1 twice (its latest wins) must not cost keys 2 and 3 their rows: a NULL
+    # validity compares to nothing, but a key's only row needs no order
+    c = cfg(validity_column="ts")
+    batch = pa.table(
+        {
+            "id": [1, 1, 2, 3],
+            "x": ["a", "a2", "b", "c"],
+            "ts": pa.array([T0, T0 + timedelta(1), None, None], pa.timestamp("us")),
+        }
+    )
+    assert merge(uri, batch, c) == 0
+    assert [(r["id"], r["x"]) for r in rows(uri)] == [(1, "a2"), (2, "b"), (3, "c")]
+    # an update with a NULL validity, beside a key that appears twice: applied
+    update = pa.table(
+        {
+            "id": [2, 4, 4],
+            "x": ["b2", "d", "d2"],
+            "ts": pa.array([None, T0, T0 + timedelta(1)], pa.timestamp("us")),
+        }
+    )
+    assert merge(uri, update, c) == 1
+    got = [(r["id"], r["x"]) for r in rows(uri)]
+    assert got == [(1, "a2"), (2, "b2"), (3, "c"), (4, "d2")]
+
+
+@pytest.mark.parametrize(
+    "ts",
+    [[None, None], [None, T0], [T0, None]],
+    ids=["both-null", "null-first", "null-last"],
+)
+def test_rows_of_one_key_one_without_validity_are_refused_not_dropped(
+    uri: str, ts: list[datetime | None]
+) -> None:
+    c = cfg(validity_column="ts")
+    assert merge(uri, pa.table({"id": [9], "x": ["keep"], "ts": [T0]}), c) == 0
+    batch = pa.table(
+        {
+            "id": [1, 1, 2, 3],
+            "x": ["a", "b", "c", "d"],
+            "ts": pa.array([*ts, T0, None], pa.timestamp("us", tz="UTC")),
+        }
+    )
+    with pytest.raises(LoadError, match=r"1 key\(s\) .* a NULL 'ts' .*first key: 1\)"):
+        apply_merge(uri, batch, c)
+    assert DeltaTable(uri).version() == 0
+    # identical rows without validity are one row: nothing to order
+    nulls = pa.array([None, None], pa.timestamp("us", tz="UTC"))
+    same = pa.table({"id": [1, 1], "x": ["a", "a"], "ts": nulls})
+    assert merge(uri, same, c) == 1
+    assert [(r["id"], r["x"]) for r in rows(uri)] == [(1, "a"), (9, "keep")]
+
+
 def test_nulls_compare_equal(uri: str) -> None:
     batch = pa.table({"id": [1, 2], "x": [None, "b"], "n": [None, None]}, schema=None)
     merge(uri, batch, cfg())

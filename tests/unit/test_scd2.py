@@ -594,3 +594,74 @@ def test_a_folder_name_duckdb_would_glob_is_read_through_delta(tmp_path: Path) -
     apply_scd2(uri, pa.table({"id": [1, 2], "name": ["a", "b"]}), cfg(), as_of=day(0))
     assert parquet_scan(open_table(uri)) is None
     assert load(uri, pa.table({"id": [1, 2], "name": ["a", "B"]}), cfg(), day(1)) == 1
+
+
+def _wall(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Asia/Tokyo", "America/New_York"])
+def test_a_naive_validity_is_wall_time_in_the_pipelines_zone(uri: str, zone: str) -> None:
+    # as the window reads a naive cursor: 23:30 in Tokyo is in the window that ends at
+    # 15:00Z, and its version starts at 14:30Z, not 9 h later (UTC: as before)
+    from zoneinfo import ZoneInfo
+
+    c = cfg(validity_column="updated_at")
+    stamps = ["2025-01-02 05:00", "2025-01-02 23:30"]
+    batch = pa.table({"id": [1, 1], "name": ["a", "b"], "updated_at": list(map(_wall, stamps))})
+    assert apply_scd2(uri, batch, c, as_of=day(400), zone=zone).version == 0
+    at = [_wall(s).replace(tzinfo=ZoneInfo(zone)).astimezone(UTC) for s in stamps]
+    got = sorted((r["name"], r["_effective_from"], r["_effective_to"]) for r in rows(uri))
+    assert got == [("a", at[0], at[1]), ("b", at[1], None)]
+    # the table's own naive validity is read in the same zone: the same rows are known,
+    assert apply_scd2(uri, batch, c, as_of=day(401), zone=zone).version is None
+    # and other values at the current version's validity are a silent change, from the
+    # snapshot (not a late row, as a validity read in another zone would make it)
+    silent = pa.table({"id": [1], "name": ["c"], "updated_at": [_wall(stamps[1])]})
+    outcome = apply_scd2(uri, silent, c, as_of=day(402), zone=zone)
+    assert (outcome.version, outcome.rows_skipped) == (1, 0)
+    assert current(uri)[1]["_effective_from"] == day(402)
+    check_invariants(uri, ["id"])
+
+
+def test_a_naive_date_validity_starts_at_midnight_in_the_pipelines_zone(uri: str) -> None:
+    c = cfg(validity_column="valid_on")
+    batch = pa.table({"id": [1], "name": ["a"], "valid_on": [datetime(2025, 1, 2).date()]})
+    apply_scd2(uri, batch, c, as_of=day(400), zone="Asia/Tokyo")
+    assert rows(uri)[0]["_effective_from"] == datetime(2025, 1, 1, 15, tzinfo=UTC)
+
+
+def test_a_naive_validity_and_snapshot_deletes_share_one_clock(uri: str) -> None:
+    # Tokyo, full extracts: x then y, each stamped (wall time) just before its snapshot;
+    # then the key is gone. Read as UTC, both versions moved 9 h after their snapshots and
+    # the delete, observed at 10:00:03Z, closed y at its own start: a zero-length version
+    c = cfg(validity_column="updated_at", hard_deletes="close")
+    snap = [datetime(2025, 1, 1, 10, 0, s, tzinfo=UTC) for s in (0, 2, 3)]
+    x = pa.table({"id": [1], "a": ["x"], "updated_at": [_wall("2025-01-01 18:59:59")]})
+    y = pa.table({"id": [1], "a": ["y"], "updated_at": [_wall("2025-01-01 19:00:01")]})
+    apply_scd2(uri, x, c, as_of=snap[0], zone="Asia/Tokyo")
+    apply_scd2(uri, y, c, as_of=snap[1], zone="Asia/Tokyo")
+    apply_scd2(uri, x.slice(0, 0), c, as_of=snap[2], zone="Asia/Tokyo")
+    got = sorted((r["a"], r["_effective_from"], r["_effective_to"]) for r in rows(uri))
+    second = datetime(2025, 1, 1, 10, 0, 1, tzinfo=UTC)
+    assert got == [("x", snap[0] - timedelta(seconds=1), second), ("y", second, snap[2])]
+    check_invariants(uri, ["id"])
+
+
+def test_a_return_after_a_delete_west_of_utc_keeps_its_own_validity(uri: str) -> None:
+    # New York: the delete is seen at 12:00Z; the key comes back stamped 09:00 local
+    # (14:00Z), after it. Read as UTC (09:00Z) it was judged older than the delete and
+    # moved to the snapshot instant
+    c = cfg(validity_column="updated_at", hard_deletes="close")
+    zone = "America/New_York"
+    first = pa.table({"id": [1, 2], "a": ["p", "q"], "updated_at": [_wall("2025-01-05 01:00")] * 2})
+    apply_scd2(uri, first, c, as_of=datetime(2025, 1, 5, 7, tzinfo=UTC), zone=zone)
+    apply_scd2(uri, first.slice(1), c, as_of=datetime(2025, 1, 5, 12, tzinfo=UTC), zone=zone)
+    back = pa.table({"id": [1, 2], "a": ["p", "q"], "updated_at": [_wall("2025-01-05 09:00")] * 2})
+    apply_scd2(uri, back, c, as_of=datetime(2025, 1, 5, 20, tzinfo=UTC), zone=zone)
+    history = sorted((r["_effective_from"], r["_effective_to"]) for r in rows(uri) if r["id"] == 1)
+    assert history == [
+        (datetime(2025, 1, 5, 6, tzinfo=UTC), datetime(2025, 1, 5, 12, tzinfo=UTC)),
+        (datetime(2025, 1, 5, 14, tzinfo=UTC), None),
+    ]
+    check_invariants(uri, ["id"])

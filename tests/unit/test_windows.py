@@ -1,11 +1,19 @@
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
+import pyarrow as pa
 import pytest
 
 from onceflow.errors import ConfigError
-from onceflow.windows import check_run_id, make_run_id, parse_run_date, window_for
+from onceflow.windows import (
+    check_run_id,
+    make_run_id,
+    parse_run_date,
+    wall_instants,
+    window_for,
+)
 
 
 def test_utc_window_is_24_hours_from_midnight() -> None:
@@ -49,3 +57,39 @@ def test_default_date_is_yesterday() -> None:
 def test_run_ids_that_could_escape_the_lake_are_refused(bad: str) -> None:
     with pytest.raises(ConfigError, match="--run-id"):
         check_run_id(bad)
+
+
+@pytest.mark.parametrize(
+    ("wall", "instant"),
+    [
+        ("2025-03-09 01:59", "2025-03-09 06:59"),  # before the gap: EST
+        ("2025-03-09 02:30", "2025-03-09 07:30"),  # skipped: the offset before (EST)
+        ("2025-03-09 03:00", "2025-03-09 07:00"),  # after the gap: EDT
+        ("2025-11-02 01:30", "2025-11-02 05:30"),  # shown twice: the first (EDT)
+        ("2025-11-02 02:00", "2025-11-02 07:00"),
+        ("2040-07-01 12:00", "2040-07-01 16:00"),  # summer past 2037 (Arrow has no rule)
+    ],
+)
+def test_wall_instants_reads_a_wall_time_as_the_window_does(wall: str, instant: str) -> None:
+    got = wall_instants(pa.array([datetime.fromisoformat(wall)]), "America/New_York")
+    assert got.to_pylist() == [datetime.fromisoformat(instant).replace(tzinfo=UTC)]
+
+
+@pytest.mark.parametrize(
+    "zone", ["Europe/London", "Australia/Lord_Howe", "America/Santiago", "Asia/Tokyo"]
+)
+def test_wall_instants_equals_zoneinfo_across_clock_changes(zone: str) -> None:
+    # every 37 minutes over 2024-2025 (each change of the years, midnight ones in
+    # Santiago, half-hour ones on Lord Howe), a date, NULL, a chunked column
+    walls = [datetime(2024, 1, 1) + timedelta(minutes=37 * i) for i in range(28_500)]
+    column = pa.chunked_array([pa.array(walls[:10]), pa.array([*walls[10:], None])])
+    tz = ZoneInfo(zone)
+    expected = [w.replace(tzinfo=tz).astimezone(UTC) for w in walls]
+    assert wall_instants(column, zone).to_pylist() == [*expected, None]
+    midnight = datetime(2024, 9, 8).replace(tzinfo=tz).astimezone(UTC)
+    assert wall_instants(pa.array([date(2024, 9, 8)]), tz).to_pylist() == [midnight]
+
+
+def test_wall_instants_in_utc_is_the_naive_value() -> None:
+    wall = datetime(2025, 1, 2, 23, 30)
+    assert wall_instants(pa.array([wall]), "UTC").to_pylist() == [wall.replace(tzinfo=UTC)]

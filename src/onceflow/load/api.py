@@ -79,7 +79,12 @@ def target_name(table: TableConfig) -> str:
 def load_target(config: Config, table: TableConfig) -> LoadTarget:
     """The LoadTarget of a config table."""
     return LoadTarget(
-        table.key, table.target, config.resolve_target(table.target), table.load, config.pipeline
+        table.key,
+        table.target,
+        config.resolve_target(table.target),
+        table.load,
+        config.pipeline,
+        timezone=config.timezone,
     )
 
 
@@ -234,7 +239,13 @@ def standalone_target(
         )
     cfg = LoadConfig.model_validate({"strategy": strategy, "primary_key": list(primary_key or [])})
     return LoadTarget(
-        target, target, config.resolve_target(target), cfg, config.pipeline, standalone=True
+        target,
+        target,
+        config.resolve_target(target),
+        cfg,
+        config.pipeline,
+        standalone=True,
+        timezone=config.timezone,
     )
 
 

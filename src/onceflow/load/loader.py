@@ -89,6 +89,8 @@ class LoadTarget:
     pipeline: str = ""
     #: Loaded with `load --path`: its files are not extracted, so no extract repairs them.
     standalone: bool = False
+    #: The pipeline's time zone: an SCD2 table's naive `validity_column` is wall time in it.
+    timezone: str = "UTC"
 
     @property
     def lock_name(self) -> str:
@@ -366,6 +368,7 @@ def _apply(
             audit=dict(
                 zip(AUDIT_COLUMNS, (source.file_id, load_time, applied.batch_id), strict=True)
             ),
+            zone=tgt.timezone,
         )
         return _Applied(outcome.version, outcome.version is not None, outcome.rows_skipped)
     version = apply_merge(

@@ -6,8 +6,11 @@
 * ``cfg.delete_column``: a row whose flag is true deletes the table's row of that key
   and is never inserted (a NULL flag is false). The flag column itself is not stored.
 * Several rows of one key in a batch: identical rows collapse; otherwise the row with
-  the latest ``cfg.validity_column`` wins. Without a validity column, or when the latest
-  rows tie with different values, the order is undefined and LoadError says so.
+  the latest ``cfg.validity_column`` wins. Without a validity column, when the latest
+  rows tie with different values, or when one of the rows has a NULL validity, the order
+  is undefined and LoadError says so. A key's only row needs no order: a NULL validity
+  is loaded. The validity only orders rows of one file, compared as they are (a naive
+  one as wall time), never with an instant: the pipeline's time zone does not matter.
 * What differs from the table is computed first in DuckDB (NULL-safe, ignoring the
   loader's audit columns): only changed rows go into the merge, and when nothing differs
   there is no commit (None) - so a rerun of the same batch changes nothing.
@@ -93,22 +96,28 @@ def _one_row_per_key(
     con: duckdb.DuckDBPyConnection, kl: str, group: str, cfg: LoadConfig, table_uri: str
 ) -> str:
     """The file's rows with one per key: identical rows collapse, the latest validity
-    wins; still several per key is ambiguous (LoadError). Returns the relation's name."""
+    wins; still several per key is ambiguous (LoadError), and so is a NULL validity among
+    them. Returns the relation's name."""
     most = scalar(con, f"SELECT max(n) FROM (SELECT count(*) n FROM nb GROUP BY {kl})")
     if not most or most <= 1:
         return "nb"
-    latest = "nb"
-    if cfg.validity_column:
-        latest = f"(SELECT * FROM nb QUALIFY v = max(v) OVER (PARTITION BY {kl}))"
     con.execute(
-        f"CREATE TEMP TABLE b1 AS SELECT * FROM nb WHERE rid IN "
-        f"(SELECT max(rid) FROM {latest} GROUP BY {group})"
+        f"CREATE TEMP TABLE b0 AS SELECT * FROM nb WHERE rid IN "
+        f"(SELECT max(rid) FROM nb GROUP BY {group})"
     )
-    bad = scalar(con, f"SELECT count(*) FROM (SELECT 1 FROM b1 GROUP BY {kl} HAVING count(*) > 1)")
-    if bad:
-        example = describe_key(
-            con, f"SELECT {kl} FROM b1 GROUP BY {kl} HAVING count(*) > 1 ORDER BY ALL"
+    rows = "b0"
+    if cfg.validity_column:
+        _refuse_unordered(con, kl, cfg.validity_column, table_uri)
+        # a key's only row stays whatever its validity (NULL included): nothing to order
+        con.execute(
+            f"CREATE TEMP TABLE b1 AS SELECT * FROM b0 WINDOW w AS (PARTITION BY {kl}) "
+            f"QUALIFY count(*) OVER w = 1 OR v = max(v) OVER w"
         )
+        rows = "b1"
+    several = f"SELECT {kl} FROM {rows} GROUP BY {kl} HAVING count(*) > 1"
+    bad = scalar(con, f"SELECT count(*) FROM ({several})")
+    if bad:
+        example = describe_key(con, f"{several} ORDER BY ALL")
         how = (
             f"their latest {cfg.validity_column!r} ties"
             if cfg.validity_column
@@ -120,7 +129,25 @@ def _one_row_per_key(
             f"{table_uri} is untouched",
             bad_rows=True,
         )
-    return "b1"
+    return rows
+
+
+def _refuse_unordered(
+    con: duckdb.DuckDBPyConnection, kl: str, validity: str, table_uri: str
+) -> None:
+    """Rows of one key with different values, one of them without a validity: NULL is
+    no time, neither earlier nor later (SQL engines sort it first or last as they
+    please), so which row wins is undefined. Never dropped: refused."""
+    several = f"SELECT {kl} FROM b0 GROUP BY {kl} HAVING count(*) > 1 AND count(v) < count(*)"
+    bad = scalar(con, f"SELECT count(*) FROM ({several})")
+    if bad:
+        example = describe_key(con, f"{several} ORDER BY ALL")
+        raise LoadError(
+            f"{bad} key(s) appear more than once in the file with different values and "
+            f"a NULL {validity!r} in at least one row, so which row wins is undefined "
+            f"(first key: {example}); set {validity!r} on those rows at the source, or "
+            f"extract one row per key; {table_uri} is untouched"
+        )
 
 
 def _changed_rows(

@@ -22,7 +22,9 @@ Semantics (decided against dbt snapshots; docs/exactly-once.md has the table):
 * a row's validity is ``cfg.validity_column`` (business time, e.g. the extraction
   cursor) or, without one, ``as_of``: the instant the file's rows were read from the
   source (its sidecar's snapshot instant). Never the wall clock of the load: history is
-  then true and the same on every rerun;
+  then true and the same on every rerun. A naive validity (a timestamp without time
+  zone, or a date) is wall time in the pipeline's ``timezone``, as the window reads a
+  naive cursor (``windows.wall_instants``); NULL is refused;
 * per key, rows are sorted by validity and chained: each version's ``effective_to`` is
   the next version's ``effective_from``; a row equal to its predecessor (the previous
   row, or the current version) is no change; identical duplicates collapse; the same key
@@ -50,6 +52,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -74,6 +77,7 @@ from onceflow.warehouse.duck import (
     row_ids,
     scalar,
 )
+from onceflow.windows import wall_instants
 
 if TYPE_CHECKING:
     import deltalake
@@ -161,36 +165,42 @@ def _columns(batch: pa.Table, cfg: LoadConfig, table_uri: str, target: pa.Schema
     )
 
 
-def _validity(batch: pa.Table, cfg: LoadConfig, as_of: datetime) -> pa.Array:
+def _validity(batch: pa.Table, cfg: LoadConfig, as_of: datetime, zone: ZoneInfo) -> pa.Array:
     if cfg.validity_column is None:
         return pa.repeat(pa.scalar(as_of, TS), batch.num_rows)
     column = batch.column(cfg.validity_column).combine_chunks()
     name = cfg.validity_column
     if column.null_count:
         raise LoadError(f"validity column {name!r} has {column.null_count} NULL value(s)")
-    return _instants(column, name)
+    return _instants(column, name, zone)
 
 
-def _instants(column: pa.Array, name: str) -> pa.Array:
-    """A validity column as UTC instants: naive timestamps and dates are taken as UTC."""
+def _naive(t: pa.DataType) -> bool:
+    return (pa.types.is_timestamp(t) and t.tz is None) or pa.types.is_date(t)
+
+
+def _instants(column: pa.Array | pa.ChunkedArray, name: str, zone: ZoneInfo) -> pa.Array:
+    """A validity column as UTC instants: naive timestamps and dates are wall time in
+    `zone` (the pipeline's), as the extraction window reads a naive cursor."""
     t = column.type
     try:
+        if _naive(t):
+            return wall_instants(column, zone)
         if pa.types.is_timestamp(t):
-            if t.tz is None:  # naive business time is taken as UTC
-                column = column.cast(pa.timestamp("us")).cast(TS)
-            else:
-                column = column.cast(pa.timestamp("us", tz=t.tz)).cast(TS)
-        elif pa.types.is_date(t):
-            column = column.cast(pa.timestamp("us")).cast(TS)
-        else:
-            raise LoadError(f"validity column {name!r} must be a timestamp or a date, not {t}")
+            return column.cast(pa.timestamp("us", tz=t.tz)).cast(TS)
     except pa.ArrowInvalid as error:
         raise LoadError(f"validity column {name!r}: {error}") from None
-    return column
+    raise LoadError(f"validity column {name!r} must be a timestamp or a date, not {t}")
 
 
 def _aware(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _naive_validity(target: pa.Schema | None, cfg: LoadConfig) -> bool:
+    """Whether the table holds the validity column as naive wall time."""
+    name = cfg.validity_column
+    return target is not None and name in target.names and _naive(target.field(name).type)
 
 
 def _check_target(target: pa.Schema, cols: _Cols, table_uri: str) -> None:
@@ -219,6 +229,7 @@ def apply_scd2(
     table: deltalake.DeltaTable | None = OPEN_LATEST,
     create_empty: bool = False,
     audit: Mapping[str, Any] | None = None,
+    zone: ZoneInfo | str = "UTC",
 ) -> Scd2Outcome:
     """Apply one file's rows as SCD2 to the Delta table, as of its snapshot instant.
 
@@ -229,9 +240,11 @@ def apply_scd2(
     With `create_empty`, a file that changes nothing while there is no table yet still
     creates it, empty, in one commit (the loader's markers then record the file).
     `audit` gives the audit columns of deletion versions (new_record), which copy their
-    other columns from the version they end.
+    other columns from the version they end. `zone` is the pipeline's time zone, in which
+    a naive validity is wall time.
     """
     as_of = _aware(as_of)
+    zone = ZoneInfo(zone) if isinstance(zone, str) else zone
     dt = open_table(table_uri, storage_options) if table is OPEN_LATEST else table
     # one dataset for the schema and every read: building it lists the snapshot's files
     dataset = snapshot_dataset(dt) if dt is not None else None
@@ -240,9 +253,12 @@ def apply_scd2(
     if target is not None:
         _check_target(target, cols, table_uri)
     batch, new_columns = conform_batch(batch, target, table_uri)
-    validity = _validity(batch, cfg, as_of)
-    scan = parquet_scan(dt) if dt is not None else None
-    plan = _Planner(dataset, scan, batch, validity, cols, cfg, as_of, table_uri).run()
+    validity = _validity(batch, cfg, as_of, zone)
+    # DuckDB would read the table's naive validity as UTC wall time: outside UTC the
+    # current versions are read through Arrow, which localizes it as the file's is
+    local = zone.key != "UTC" and _naive_validity(target, cfg)
+    scan = parquet_scan(dt) if dt is not None and not local else None
+    plan = _Planner(dataset, scan, batch, validity, cols, cfg, as_of, table_uri, zone).run()
     changes = plan.inserts.num_rows + plan.closes.num_rows + plan.deletions.num_rows
     if not changes and not (create_empty and dt is None):
         return Scd2Outcome(None, plan.late)
@@ -430,6 +446,7 @@ class _Planner:
         cfg: LoadConfig,
         as_of: datetime,
         table_uri: str,
+        zone: ZoneInfo,
     ) -> None:
         self.snapshot = snapshot
         self.scan = scan  # the snapshot's files for DuckDB; None: read through Arrow
@@ -439,6 +456,7 @@ class _Planner:
         self.cfg = cfg
         self.as_of = as_of
         self.table_uri = table_uri
+        self.zone = zone
         self.K = [f"k{i}" for i in range(len(cols.keys))]
         self.C = [f"c{i}" for i in range(len(cols.tracked))]
         self.kl = ", ".join(self.K)
@@ -477,7 +495,8 @@ class _Planner:
             exprs = [q(k) for k in cols.keys] + [q(c) for c, _ in tracked]
             exprs += [start, f"{q(cols.eff_to)}::TIMESTAMPTZ"]
             exprs.append(f"coalesce({q(deleted)}, FALSE)" if deleted else "FALSE")
-            # TimeZone is UTC: naive timestamps and dates are UTC, as in _instants
+            # TimeZone is UTC: a naive validity is read as UTC wall time, which is the
+            # pipeline's only when that is UTC (else apply_scd2 gives no scan)
             exprs.append(f"coalesce({q(valid)}::TIMESTAMPTZ, {start})" if valid else start)
             select = ", ".join(f"{e} AS {n}" for e, n in zip(exprs, names, strict=True))
             flag = q(cols.current) if current else f"NOT {q(cols.current)}"
@@ -499,7 +518,9 @@ class _Planner:
         flag = snap.column(deleted) if deleted else pa.repeat(pa.scalar(False), m)
         arrays.append(pc.fill_null(flag, False))
         start = arrays[-3]
-        arrays.append(pc.coalesce(_instants(snap.column(valid), valid), start) if valid else start)
+        arrays.append(
+            pc.coalesce(_instants(snap.column(valid), valid, self.zone), start) if valid else start
+        )
         con.register(p, pa.table(arrays, names=names))
 
     def _same(self, p: str) -> str:
