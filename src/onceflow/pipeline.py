@@ -96,7 +96,23 @@ class RunSummary:
         for t in self.load.results if self.load else []:
             if not t.ok:
                 return "LoadError", named_once(t.key, str(t.error or t.waiting or t.uncommitted))
+        for key, problem in self.validation_problems():
+            return "ValidateError", named_once(key, problem)
         return None
+
+    def validation_problems(self) -> list[tuple[str, str]]:
+        """(table, what) for each table whose error-severity rules failed or could not run:
+        a run is failed by them as by a failed load (exit 1 or 2), under a scheduler too."""
+        if self.validation is None:
+            return []
+        problems = []
+        for t in self.validation.tables:
+            bad = [f"{r.rule} {r.outcome}" for r in t.results if r.outcome in ("fail", "error")]
+            if t.quarantine_error:
+                bad.append(t.quarantine_error)
+            if bad and t.status in ("failed", "error"):
+                problems.append((t.table, f"validation {t.status}: {', '.join(bad)}"))
+        return problems
 
     def counts(self) -> dict[str, int]:
         """How many tables were extracted, skipped and failed."""

@@ -91,9 +91,15 @@ class WorkerReport:
         return {**vars(self), "failures": list(self.failures)}
 
 
+# The error type of a run whose tables extracted and loaded but whose error-severity
+# rules failed or could not run: failed without retries, and no later window waits for it.
+VALIDATION_FAILED = "ValidateError"
+
+
 def failure_of(summary: RunSummary) -> tuple[str, tuple[str, ...], str] | None:
     """(error type, every type name, message) of a failed run, or None. The type is the
-    first failed table's step (`ExtractError`, `LoadError`); the message is its error in
+    first failed table's step (`ExtractError`, `LoadError`, `ValidateError`: an
+    error-severity rule failed or could not run); the message is its error in
     full, then `and N more: key (Type), ...` naming every other failed table (a run's
     one error field must not hide the second broken table until the first is fixed).
     The names are every failed table's: its step, its own error's class, bases and
@@ -116,6 +122,10 @@ def failure_of(summary: RunSummary) -> tuple[str, tuple[str, ...], str] | None:
             for t in summary.load.results
             if not t.ok and t.key not in extract_failed
         ]
+    done = {key for key, _, _ in failed}
+    failed += [
+        (key, VALIDATION_FAILED, ()) for key, _ in summary.validation_problems() if key not in done
+    ]
     names: list[str] = []
     for _, step, causes in failed:
         names += [*causes, *names_of(step)]
@@ -439,6 +449,12 @@ class Worker:
                 and job_problem(other.pipeline, other.tenant, other.priority) is not None
             )
         ]
+        # a run failed by its rules alone loaded its window: it holds nothing back
+        sharing = [
+            other
+            for other in sharing
+            if not (other.state == FAILED and other.error_type == VALIDATION_FAILED)
+        ]
         failed = [other for other in sharing if other.state == FAILED]
         first = failed or sharing
         return first[0] if first else None
@@ -509,6 +525,10 @@ class Worker:
         message = redact(message)
         policy = RetryPolicy.from_json(run.retry_policy)
         failures, due = policy.next_retry(self.store.scheduled_runs.history(run.id), names)
+        if kind == VALIDATION_FAILED:
+            # its window is loaded; a retry would judge the same data with the same rules
+            # (from the cache) and fail again: failed at once, for a person to look at
+            due = None
 
         def record(tx: Tx) -> None:
             self.store.queue.fail(job.id, job.token or "", message, tx=tx)

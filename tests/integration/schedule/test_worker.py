@@ -271,3 +271,35 @@ def test_backfill_of_a_config_with_several_schedules_must_name_one(
     report = backfill(config, "2025-01-01", "2025-01-02", schedule="nightly", store=store)
     assert len(report.created) == 2
     assert {r.tenant for r in store.scheduled_runs.find()} == {"acme"}
+
+
+def test_a_run_whose_rules_fail_is_failed_without_retries_and_holds_no_window_back(
+    store: Store, project: Callable[..., Config]
+) -> None:
+    """`onceflow run` exits 1 when an error-severity rule fails: a scheduled run of it is
+    failed too (it was counted completed), at once (a retry would judge the same loaded
+    data with the same rules), and the next window, whose load it does not hold, runs."""
+    table = {
+        "source": "src",
+        "table": "events",
+        "name": "events",
+        "extract": {"mode": "incremental", "cursor": "updated_at"},
+        "load": {"strategy": "append"},
+        "rules": [{"name": "small", "type": "range", "column": "amount", "max": 2}],
+    }
+    config = project(
+        schedules=[nightly(catch_up="all", retry=RETRY_FAST, tenant="acme")],
+        extra={"tables": [table]},
+    )
+    Scheduler([config], store).run_once(NOW)
+    report = Worker([config], store).run(until_idle=True)
+    assert (report.completed, report.failed, report.retried) == (0, 2, 0)
+    runs = store.scheduled_runs.find()
+    assert [(r.run_date, r.state, r.error_type) for r in runs] == [
+        ("2025-01-04", "FAILED", "ValidateError"),
+        ("2025-01-05", "FAILED", "ValidateError"),
+    ]
+    assert "src.events: validation failed: small fail" in (runs[0].error or "")
+    assert sorted(loaded_dates(config)) == ["2025-01-04", "2025-01-05"]  # both loaded
+    status = tenant_status([config], "acme", store=store)
+    assert status["last_failure"]["run_date"] == "2025-01-05"
