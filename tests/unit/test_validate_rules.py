@@ -567,3 +567,19 @@ def test_a_validation_that_cannot_read_its_data_is_the_tables_last_one(tmp_path:
         history = store.rules.history("standalone", "t")
     assert (last.status, last.validation_id) == ("error", gone.tables[0].validation_id)
     assert [h.outcome for h in history][-1] == "error"
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        {"type": "sql_predicate", "expression": "v < 100 -- the ids start at 1"},
+        {"type": "sql_predicate", "expression": "v < 100;"},
+        {"type": "completeness", "column": "v", "filter": "v > 1 -- the big ones"},
+        {"type": "sql_query", "query": "PIVOT (SELECT s, v FROM {table}) ON s USING sum(v)"},
+    ],
+    ids=["a trailing comment", "a trailing semicolon", "a filter's comment", "a PIVOT query"],
+)
+def test_sql_the_engine_runs_is_not_refused_by_the_parser_check(rule: dict[str, Any]) -> None:
+    """The engine's parser check refuses what it cannot parse, nothing it can run."""
+    result = one(rule)
+    assert result.outcome != "error", result.message

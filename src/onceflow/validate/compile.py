@@ -120,11 +120,17 @@ def check_syntax(rule: AnyRule, syntax_error: Callable[[str], str | None]) -> No
     the engine's): sqlglot reads some text the engine refuses as another valid rule
     (`v > > 200` as the bit shift `v >> 200`), which would then run and give an answer to
     a question nobody asked."""
+
+    def condition(text: str) -> str:
+        # a newline before ")": a trailing `-- comment` would swallow it; a trailing ";"
+        # ends the text for sqlglot, as for the engine
+        return f"SELECT 1 WHERE ({text.strip().rstrip(';')}\n)"
+
     written: list[tuple[str, str, str]] = []
     if rule.filter:
-        written.append(("filter", rule.filter, f"SELECT 1 WHERE ({rule.filter})"))
+        written.append(("filter", rule.filter, condition(rule.filter)))
     if isinstance(rule, SqlPredicate):
-        written.append(("expression", rule.expression, f"SELECT 1 WHERE ({rule.expression})"))
+        written.append(("expression", rule.expression, condition(rule.expression)))
     if isinstance(rule, SqlQuery):
         written.append(("query", rule.query, rule.query.replace("{table}", TABLE_TOKEN)))
     for what, text, probe in written:

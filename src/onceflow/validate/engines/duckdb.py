@@ -47,7 +47,9 @@ class DuckDBEngine(Engine):
         # DuckDB's parser alone: no binding, no data, not a statement of the validation
         found = self.con.execute("SELECT json_serialize_sql(?::VARCHAR)", [sql]).fetchone()
         parsed = json.loads(found[0]) if found else {}
-        if not parsed.get("error"):
+        # only a syntax error counts: DuckDB serializes SELECTs alone (a PIVOT statement
+        # parses, then is refused here) and then leaves the statement to run
+        if not parsed.get("error") or parsed.get("error_type") != "parser":
             return None
         return str(parsed.get("error_message") or "syntax error").splitlines()[0]
 
