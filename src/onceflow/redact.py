@@ -46,8 +46,11 @@ def register_url(url: str) -> None:
             register_secret(re.split(r"[/?#:]", tail, maxsplit=1)[0])
 
 
-# what may follow a URL's '@' as its host: a name or [IPv6], then an optional port
-_HOST = re.compile(r"(?:\[[^\]/?#@\s]*\]|[^\[\]/?#@:\s]*)(?::\d*)?")
+# what may follow a URL's '@' as its host: a name or [IPv6] with an optional port, or a
+# comma-separated list of them (libpq's several hosts)
+_ONE_HOST = r"(?:\[[^\]/?#@\s]*\]|[^\[\]/?#@:,\s]*)(?::\d*)?"
+_HOST = re.compile(rf"{_ONE_HOST}(?:,{_ONE_HOST})*")
+_PORT = re.compile(r":\d+(?:,|$)")
 
 
 def credentials_end(rest: str) -> int:
@@ -57,23 +60,30 @@ def credentials_end(rest: str) -> int:
     Users write raw '@', '#', '?' and ':' in passwords, where a strict parser ends the
     authority at the first '#' or '?' and a driver that splits at the first '@' takes the
     rest for a host (and prints it). So the credentials end at the first '@' followed by a
-    host that a '/' or the end of the URL closes (`@db.example:5432/shop`); failing that,
-    at the last '@' followed by a host (`@db.example?sslmode=require`). A '@' in the path
-    or the query after that host is not the credentials' end. A password holding '@'
-    followed by a host-like text and '/' (`p@a/b@host/db`) is read wrongly: such a one
-    must be percent-encoded, as RFC 3986 asks of every one."""
+    host with a port (`@db.example:5432`, then '/', '?', '#' or the end); failing that, at
+    the first '@' followed by a host that a '/' closes (`@db.example/shop`); failing that,
+    at the last '@' followed by a host. So a '@' in the path or the query after the host
+    is not the credentials' end. What stays ambiguous needs percent-encoding (`%40`), as
+    RFC 3986 asks of every password: a password holding '@', a host-like text and ':5'
+    or '/' (`p@a/b@host/db`), or a URL with no path and no port whose query holds '@'."""
     if rest.startswith("/"):  # no authority: `sqlite:////tmp/a@b/x.db`
         return -1
-    last = -1
+    closed = ported = last = -1
     for at in (i for i, char in enumerate(rest) if char == "@"):
         host = _HOST.match(rest, at + 1)
         assert host is not None  # the pattern matches the empty text
         follows = rest[host.end() : host.end() + 1]
-        if follows in ("", "/"):
-            return at
-        if follows in ("?", "#"):
-            last = at
-    return last
+        if follows not in ("", "/", "?", "#"):
+            continue
+        if follows == "/" and closed < 0:
+            closed = at
+        if ported < 0 and _PORT.search(host.group()):
+            ported = at
+        last = at
+    for found in (ported, closed, last):
+        if found >= 0:
+            return found
+    return -1
 
 
 def quote_credentials(url: str) -> str:

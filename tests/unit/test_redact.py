@@ -66,10 +66,17 @@ def test_tracebacks_in_text_logs_are_redacted(capsys: object) -> None:
         ("postgresql://u:p@host/db?sslrootcert=/a@b/c.pem", "p"),
         ("postgresql://u:p@host?sslmode=require", "p"),
         ("postgresql://u:p@host", "p"),
+        # a URL with no path whose query holds '@': the host with a port is the host
+        ("postgresql://u:pw@127.0.0.1:5432?dbname=test&application_name=etl@corp", "pw"),
+        ("mysql://u:p@host:3306?ssl_ca=/etc/a@b/ca.pem", "p"),
+        ("oracle+oracledb://u:p@ora:1521/?service_name=x@y", "p"),
+        ("mysql://u:Tr0ub4dor@corpnet#2024@127.0.0.1:3306", "Tr0ub4dor@corpnet#2024"),
+        ("postgresql://u:p@ss@h1:5432,h2:5433/db", "p@ss"),  # libpq's several hosts
     ],
     ids=[
         *("at-hash", "at-hash-slash-query", "at-query", "ipv6", "encoded"),
-        *("query-at", "query", "no-path"),
+        *("query-at", "query", "no-path", "no-path-query-at", "no-path-query-slash-at"),
+        *("oracle-query-at", "at-hash-no-path", "several-hosts"),
     ],
 )
 def test_a_raw_password_reaches_the_driver_whole(url: str, password: str) -> None:
