@@ -145,8 +145,8 @@ def _refuse_unordered(
         raise LoadError(
             f"{bad} key(s) appear more than once in the file with different values and "
             f"a NULL {validity!r} in at least one row, so which row wins is undefined "
-            f"(first key: {example}); set {validity!r} on those rows at the source, or "
-            f"extract one row per key; {table_uri} is untouched"
+            f"(first key: {example}); {table_uri} is untouched",
+            bad_rows=True,  # the loader adds the repair: correct the source, re-extract
         )
 
 

@@ -171,7 +171,11 @@ def _validity(batch: pa.Table, cfg: LoadConfig, as_of: datetime, zone: ZoneInfo)
     column = batch.column(cfg.validity_column).combine_chunks()
     name = cfg.validity_column
     if column.null_count:
-        raise LoadError(f"validity column {name!r} has {column.null_count} NULL value(s)")
+        raise LoadError(
+            f"validity column {name!r} has {column.null_count} NULL value(s): a version "
+            "needs the time it became valid",
+            bad_rows=True,  # the loader adds the repair: correct the source, re-extract
+        )
     return _instants(column, name, zone)
 
 

@@ -7,6 +7,7 @@ tested in tests/integration/cli)."""
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -221,6 +222,33 @@ def test_a_file_whose_rows_a_keyed_strategy_refuses_says_how_to_repair_it(
     store = open_store(cfg.state_url)
     failed = store.files.get(table_uri(tmp_path), "src/orders/202501/01/p_20250101.parquet")
     assert failed is not None and "--force-reprocess`) and load" in (failed.error or "")
+
+
+@pytest.mark.parametrize(
+    ("strategy", "ids", "says"),
+    [
+        ({"strategy": "merge", "primary_key": ["id"]}, [1, 1, 2], "a NULL 'ts' in at least one"),
+        ({**SCD2}, [1, 2, 3], "validity column 'ts' has 1 NULL value(s)"),
+    ],
+    ids=["merge-null-validity-among-a-keys-rows", "scd2-null-validity"],
+)
+def test_a_file_refused_for_a_null_validity_says_how_to_repair_it(
+    tmp_path: Path, strategy: dict[str, Any], ids: list[int], says: str
+) -> None:
+    lake = _lake(tmp_path)
+    stamps = [None, datetime(2025, 1, 1, 10, tzinfo=UTC), datetime(2025, 1, 1, 11, tzinfo=UTC)]
+    bad = pa.table(
+        {
+            "id": pa.array(ids, pa.int64()),
+            "label": ["a", "b", "c"],
+            "ts": pa.array(stamps, pa.timestamp("us", tz="UTC")),
+        }
+    )
+    write_extracted(lake, bad, day=0)
+    result = load(make_config(tmp_path, {**strategy, "validity_column": "ts"})).results[0]
+    error = result.error or ""
+    assert says in error, error
+    assert "To repair it, correct those rows at the source, then re-extract the window" in error
 
 
 @pytest.mark.parametrize("strategy", [{}, SCD2], ids=["append", "scd2"])
