@@ -29,6 +29,9 @@ POINTS = (
     "after_widen",
     # validate: right after a rule's result is saved; the key is <table key>/<rule name>
     "validate_after_rule",
+    # validate: the quarantine's rows computed, its commit not made; and just after it
+    "quarantine_before_commit",
+    "quarantine_after_commit",
     # the scheduler: a tick recorded (SCHEDULED), its job not queued yet
     "scheduler_after_tick",
     # a worker: jobs claimed, run not started; run started; pipeline done, not recorded

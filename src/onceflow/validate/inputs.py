@@ -65,13 +65,18 @@ class Input:
         if self.batch_ids is None:
             self._register_snapshot(engine, name)
             return
-        self._register_snapshot(engine, f"{name}__snapshot")
+        self._register_snapshot(engine, self.snapshot_name(name))
         if self.batch_ids:
             ids = ", ".join("'" + b.replace("'", "''") + "'" for b in self.batch_ids)
             where = f"_batch_id IN ({ids})"
         else:
             where = "FALSE"
-        engine.create_view(name, f'SELECT * FROM "{name}__snapshot" WHERE {where}')
+        engine.create_view(name, f'SELECT * FROM "{self.snapshot_name(name)}" WHERE {where}')
+
+    def snapshot_name(self, name: str) -> str:
+        """The name under which `register(engine, name)` makes the whole snapshot
+        queryable (a scope-run input's `name` is only its batches)."""
+        return f"{name}__snapshot" if self.batch_ids is not None else name
 
     def _register_snapshot(self, engine: Engine, name: str) -> None:
         """The snapshot's data files (from its log, never a glob of the folder) through

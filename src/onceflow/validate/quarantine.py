@@ -10,11 +10,18 @@ data fingerprint it covers, the source version and the rules (name:hash) it appl
 rerun on the same data and rules finds that commit as the last one and writes nothing
 (other rules on the same data rewrite it, and so does a rule changed back); a rule left
 unjudged by a transient error holds the write back, as a write without its rows would be
-taken for done; a `scope: run` validation appends its run's failing rows, once per batch
-(a later validation of an old date names the batches it already wrote); a table that
-only grew by appends since the last write gets only the failing rows of the added files;
-any other change (overwrite, merge) replaces the quarantine table's content, as the
-source's content was replaced.
+taken for done; a table that only grew by appends since the last write gets only the
+failing rows of the added files; any other change (overwrite, merge) replaces the
+quarantine table's content, as the source's content was replaced.
+
+A `scope: run` validation keeps one set of rows per batch: the quarantine holds the
+failing rows of the batches the table holds now. Each write removes the rows of every
+batch the table no longer holds (a re-extracted window replaced it, a rewind took it
+back) and adds those of this run's batches it does not hold yet, in one commit (a
+predicate overwrite: delete `_batch_id IN (removed + added)`, insert the added rows), so
+a kill leaves it before or after, never between. A later validation of an old date names
+the batches already written and adds nothing; a batch removed and loaded again (the same
+file content again) is written again.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from onceflow.errors import ValidateError
+from onceflow.faults import crashpoint
 from onceflow.rules import Uniqueness
 from onceflow.validate.engines.base import Engine
 from onceflow.validate.inputs import Input
@@ -42,20 +50,39 @@ META_FINGERPRINT = "onceflow.quarantine.fingerprint"
 META_SOURCE = "onceflow.quarantine.source"
 META_ROWS = "onceflow.quarantine.rows"
 META_BATCHES = "onceflow.quarantine.batches"  # scope run: the batch ids a write covered
+META_REMOVED = "onceflow.quarantine.removed"  # scope run: the batch ids a write removed
 META_MODE = "onceflow.quarantine.mode"
 META_RULES = "onceflow.quarantine.rules"  # the rules (name:hash) a write covered
 
 
 def _covered_batches(writes: list[dict[str, Any]]) -> set[str]:
-    """Batch ids quarantined since the quarantine's content was last replaced: a later
-    run's validation of an old date sees the same batch under a newer table version (a
-    new fingerprint), and must not write its rows again."""
-    covered: set[str] = set()
-    for write in writes:  # newest first
-        covered.update(json.loads(str(write.get(META_BATCHES) or "[]")))
+    """Batch ids quarantined since the quarantine's content was last replaced, less those
+    a later write removed: a later run's validation of an old date sees the same batch
+    under a newer table version (a new fingerprint), and must not write its rows again."""
+    decided: dict[str, bool] = {}
+    for write in writes:  # newest first: the newest word on a batch stands
+        for batch in json.loads(str(write.get(META_BATCHES) or "[]")):
+            decided.setdefault(batch, True)
+        for batch in json.loads(str(write.get(META_REMOVED) or "[]")):
+            decided.setdefault(batch, False)
         if write.get(META_MODE) == "overwrite":
             break
-    return covered
+    return {batch for batch, held in decided.items() if held}
+
+
+def _quarantined_batches(dt: Any) -> set[str]:
+    """The batch ids of the quarantine's rows (rows a `scope: table` write left there
+    carry theirs too)."""
+    import pyarrow.compute as pc
+
+    if "_batch_id" not in dt.schema().to_arrow().names:
+        return set()
+    column = dt.to_pyarrow_dataset().to_table(columns=["_batch_id"]).column("_batch_id")
+    return {b for b in pc.unique(column).to_pylist() if b is not None}
+
+
+def _in_list(batches: list[str]) -> str:
+    return ", ".join("'" + b.replace("'", "''") + "'" for b in batches)
 
 
 def _eligible(plan: Plan) -> bool:
@@ -132,16 +159,39 @@ def quarantine_pass(
         ]
         rel, mode = "rel", "overwrite"
         batches: list[str] = []
+        removed: list[str] = []
+        predicate: str | None = None
         if data.batch_ids is not None:
             mode = "append"  # scope run: this run's rows, beside earlier runs' (never twice)
-            covered = _covered_batches(writes)
-            batches = sorted(set(data.batch_ids) - covered)
-            if not batches:
+            held = _covered_batches(writes)
+            if dt is not None:
+                held |= _quarantined_batches(dt)
+            wanted = set(data.batch_ids)
+            asked = sorted(held | wanted)
+            present = set()
+            if asked:
+                # the batches the table holds now: a replaced or rewound one is not there
+                found = engine.query(
+                    f'SELECT DISTINCT _batch_id FROM "{data.snapshot_name("rel")}" '
+                    f"WHERE _batch_id IN ({_in_list(asked)})",
+                    kind="quarantine",
+                )
+                present = {str(r["_batch_id"]) for r in found}
+            removed = sorted(held - present)
+            batches = sorted((wanted & present) - held)
+            if not batches and not removed:
                 return 0
-            if len(batches) < len(set(data.batch_ids)):
-                ids = ", ".join("'" + b.replace("'", "''") + "'" for b in batches)
-                engine.create_view("q_run", f'SELECT * FROM "rel" WHERE _batch_id IN ({ids})')
+            if batches and len(batches) < len(wanted):
+                engine.create_view(
+                    "q_run", f'SELECT * FROM "rel" WHERE _batch_id IN ({_in_list(batches)})'
+                )
                 rel = "q_run"
+            if dt is not None:
+                # one commit deletes the removed batches' rows and adds the new ones' (the
+                # added batches too: rows of theirs, if any, would be twice)
+                predicate = f"_batch_id IN ({_in_list(removed + batches)})"
+            if not batches:
+                chosen = []
         elif last is not None and data.kind == "delta" and last.get(META_RULES, key) == key:
             source_id, _, version = str(last.get(META_SOURCE) or "").partition("@")
             added = data.added_since(int(version)) if source_id == data.source_id else None
@@ -157,7 +207,7 @@ def quarantine_pass(
             rows = engine.query_arrow(
                 query, kind="quarantine", rules=tuple(p.rule.name for p in chosen)
             )
-        elif mode == "overwrite" and dt is not None:
+        elif (mode == "overwrite" or removed) and dt is not None:
             rows = _empty_like(dt)
         else:
             return 0
@@ -169,18 +219,29 @@ def quarantine_pass(
                 META_SOURCE: f"{data.source_id}@{data.version}",
                 META_ROWS: str(rows.num_rows),
                 META_BATCHES: json.dumps(batches),
+                META_REMOVED: json.dumps(removed),
                 META_MODE: mode,
                 META_RULES: key,
             }
         )
+        crashpoint("quarantine_before_commit", table)
         write_deltalake(  # type: ignore[call-overload]
             uri,
             rows,
-            mode=mode,
+            mode="overwrite" if predicate is not None else mode,
+            predicate=predicate,
             schema_mode="merge" if mode == "append" else "overwrite",
             commit_properties=props,
         )
+        crashpoint("quarantine_after_commit", table)
         log.info("%s: %d rows quarantined into %s (%s)", table, rows.num_rows, uri, mode)
+        if removed:
+            log.info(
+                "%s: quarantined rows of %d batch(es) the table no longer holds removed: %s",
+                table,
+                len(removed),
+                ", ".join(removed),
+            )
         return int(rows.num_rows)
 
     return run
