@@ -379,7 +379,11 @@ def _extract(
             config.timezone,
         )
     store.runs.begin(ctx.run_id, config.pipeline, ctx.run_date.isoformat(), ctx.window.iso())
-    store.extractions.ensure(ctx.run_id, [extraction_entry(t, ctx) for t in selected])
+    # A forced extraction's flags are saved before its first table starts, all in one
+    # transaction: killed part-way, it leaves the tables it had not committed flagged, so
+    # a plain rerun re-extracts them rather than skip their old files (whose commit stands
+    # until each is replaced) and report a mix of new and old tables as completed.
+    store.extractions.ensure(ctx.run_id, [extraction_entry(t, ctx) for t in selected], force=force)
     if results:
         store.extractions.complete(ctx.run_id, [r.as_state() for r in results])
         for r in results:
