@@ -554,8 +554,9 @@ def is_extraction_needed(
 ) -> bool:
     """Whether the next extraction of the run date (default yesterday) would extract the
     table rather than skip it: the extractor's own decision (no committed, intact file for
-    the window, a partial one, or flagged by `force_reprocess_table`), made without
-    extracting, locking or writing anything; `verify="deep"` also compares checksums, as
+    the window, a partial one, or flagged by `force_reprocess_table` or by a forced
+    extraction that did not finish it), made without extracting, locking or writing
+    anything; `verify="deep"` also compares checksums, as
     `extract(verify="deep")` does. `extract(force_reprocess=True)` extracts it whatever
     this says. An extraction `extract(tables=[table_key])` would refuse (a run id of
     another date, a window another run id holds, a changed timezone) raises the same
