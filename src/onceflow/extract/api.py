@@ -379,7 +379,11 @@ def _extract(
             config.timezone,
         )
     store.runs.begin(ctx.run_id, config.pipeline, ctx.run_date.isoformat(), ctx.window.iso())
-    store.extractions.ensure(ctx.run_id, [extraction_entry(t, ctx) for t in selected])
+    # A forced extraction's flags are saved before its first table starts, all in one
+    # transaction: killed part-way, it leaves the tables it had not committed flagged, so
+    # a plain rerun re-extracts them rather than skip their old files (whose commit stands
+    # until each is replaced) and report a mix of new and old tables as completed.
+    store.extractions.ensure(ctx.run_id, [extraction_entry(t, ctx) for t in selected], force=force)
     if results:
         store.extractions.complete(ctx.run_id, [r.as_state() for r in results])
         for r in results:
@@ -550,8 +554,9 @@ def is_extraction_needed(
 ) -> bool:
     """Whether the next extraction of the run date (default yesterday) would extract the
     table rather than skip it: the extractor's own decision (no committed, intact file for
-    the window, a partial one, or flagged by `force_reprocess_table`), made without
-    extracting, locking or writing anything; `verify="deep"` also compares checksums, as
+    the window, a partial one, or flagged by `force_reprocess_table` or by a forced
+    extraction that did not finish it), made without extracting, locking or writing
+    anything; `verify="deep"` also compares checksums, as
     `extract(verify="deep")` does. `extract(force_reprocess=True)` extracts it whatever
     this says. An extraction `extract(tables=[table_key])` would refuse (a run id of
     another date, a window another run id holds, a changed timezone) raises the same

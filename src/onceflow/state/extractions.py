@@ -1,7 +1,10 @@
 """Extractions: one row per table of a run, pending -> running -> completed | failed.
 
 `force` flags a table for re-extraction on the next run (it goes back to pending);
-`reset_failed` puts failed tables back to pending. Errors are stored already redacted.
+`ensure(force=True)` flags every table a forced extraction is about to extract, so a
+plain rerun resumes one killed part-way. `complete` clears a table's flag once its new
+file is committed. `reset_failed` puts failed tables back to pending. Errors are stored
+already redacted.
 """
 
 from __future__ import annotations
@@ -117,8 +120,11 @@ class Extractions:
             rows = tx.execute("SELECT * FROM extractions WHERE run_id = ?", (run_id,)).fetchall()
         return {r.table_key: r for r in rows_as(ExtractionRecord, rows)}
 
-    def ensure(self, run_id: str, entries: Sequence[ExtractionEntry]) -> None:
-        """Create pending rows for tables of the run not seen before (others unchanged)."""
+    def ensure(
+        self, run_id: str, entries: Sequence[ExtractionEntry], *, force: bool = False
+    ) -> None:
+        """Create pending rows for tables of the run not seen before (others unchanged);
+        `force` also flags every entry's table for re-extraction, in the same transaction."""
         now = now_iso()
         with self.db.transaction() as tx:
             tx.executemany(
@@ -138,6 +144,8 @@ class Extractions:
                     for e in entries
                 ],
             )
+            if force:
+                tx.executemany(_FORCE, [(PENDING, now, run_id, e.table_key) for e in entries])
 
     def start(self, run_id: str, table_key: str, window: tuple[str, str]) -> None:
         """An attempt at a table starts: running, attempts + 1, window recorded."""

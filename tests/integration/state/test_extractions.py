@@ -70,3 +70,20 @@ def test_force_reprocess_flags_one_table(store: Store) -> None:
     assert not rows["s.b"].force_reprocess
     store.extractions.complete("r", [_done("s.a")])
     assert not store.extractions.of_run("r")["s.a"].force_reprocess
+
+
+def test_ensure_with_force_flags_new_and_known_tables_in_one_call(store: Store) -> None:
+    store.runs.begin("r", "p", "2025-01-23", WINDOW)
+    store.extractions.ensure("r", [_entry("s.a"), _entry("s.c")])
+    store.extractions.complete("r", [_done("s.a"), _done("s.c")])
+    store.extractions.ensure("r", [_entry("s.a"), _entry("s.b")], force=True)
+    rows = store.extractions.of_run("r")
+    assert rows["s.a"].force_reprocess and rows["s.a"].status == "pending"
+    assert rows["s.b"].force_reprocess and rows["s.b"].status == "pending"
+    assert not rows["s.c"].force_reprocess  # not among the entries: left as it was
+    assert rows["s.c"].status == "completed"
+    store.extractions.fail("r", "s.b", "unreachable")
+    store.extractions.complete("r", [_done("s.a")])
+    rows = store.extractions.of_run("r")
+    assert not rows["s.a"].force_reprocess  # its new file is committed
+    assert rows["s.b"].force_reprocess  # a failure keeps it flagged for the next run
