@@ -196,8 +196,8 @@ class Reader(ABC):
             )
 
     def _sqlite_counted(self, spec: ReadSpec, row: Sequence[Any]) -> None:
-        """Judge the counts of `sqlite_cursor_audit`: numbers and text that is no ISO 8601
-        time are refused (no `null_cursor` setting skips them: they are not missing, they
+        """Judge the counts of `sqlite_cursor_audit`: numbers and text that is not an ISO
+        8601 time are refused (no `null_cursor` setting skips them: they are not missing, they
         are written in a form the window cannot read), NULLs are counted."""
         nulls, numbers, other, example = row
         if numbers:
@@ -206,9 +206,10 @@ class Reader(ABC):
             assert spec.cursor
             alias = f"{spec.cursor}_at"
             convert, needs = _sqlite_iso(spec.cursor, example)
+            shown = repr(example) if len(repr(example)) <= 60 else repr(example)[:56] + "...'"
             raise SourceError(
                 f"{self.where}: cursor column {spec.cursor!r} holds {other:,} value(s) that "
-                f"are no ISO 8601 date or time (e.g. {example!r}): SQLite compares them as "
+                f"are not ISO 8601 dates or times (e.g. {shown}): SQLite compares them as "
                 "text with the window's days (YYYY-MM-DD), so they fall in no window, or in "
                 "a wrong one. Extract it through a query that converts them: `query: select "
                 f"*, {convert} AS {alias} from {spec.table or '(<your query>) q'}` with "
@@ -819,7 +820,7 @@ class SqliteReader(Reader):
     def _audit_cursor(self, path: str, spec: ReadSpec, declared: dict[str, str]) -> None:
         """Refuse a cursor declared as a number (unix epoch seconds: SQLite orders every
         number before every text, so no window holds one) or a blob, and a cursor whose
-        values are numbers or text that is no ISO 8601 time; then count its NULLs. SQLite
+        values are numbers or text that is not an ISO 8601 time; then count its NULLs. SQLite
         has no date type: times are text (ISO 8601), in a column declared DATE, DATETIME,
         TIMESTAMP, TEXT or nothing. One pass over the column (not served by an index, as
         a count of NULLs alone would be: SQLite sources are small)."""
@@ -1185,7 +1186,7 @@ class SqlAlchemyReader(Reader):
         """Refuse a cursor that is no date or time and count its rows in no window, as
         the dialect's own reader does: PostgreSQL asks the server for the type (a domain
         is judged by its base type) and counts +-infinity, MySQL counts zero dates,
-        SQLite refuses numbers and text that is no ISO 8601 time; elsewhere a table's
+        SQLite refuses numbers and text that is not an ISO 8601 time; elsewhere a table's
         declared type is judged and NULLs are counted."""
         import sqlalchemy as sa
 

@@ -232,7 +232,7 @@ def test_sqlite_text_that_is_no_iso_time_is_refused_with_count_example_and_fix(t
     failed = result(summary, "lite.w")
     assert failed.action == "failed" and not summary.ok
     error = failed.error
-    assert "cursor column 't' holds 2 value(s) that are no ISO 8601 date or time" in error
+    assert "cursor column 't' holds 2 value(s) that are not ISO 8601 dates or times" in error
     assert "(e.g. '2025/01/23 11:00')" in error
     assert "\n" not in error
     # the suggested query, pasted, converts that form; the other form is then named,
