@@ -176,6 +176,18 @@ class ExtractConfig(_Model):
                 "incremental mode needs a cursor column: add `cursor: <column>` "
                 "(e.g. updated_at) or use `mode: full`"
             )
+        # a full extract reads every row, with no window: it would ignore these, and an
+        # `extract: {cursor: ts}` that forgot `mode: incremental` (full is the default)
+        # would read the whole table every run while it says otherwise
+        written = self.model_fields_set
+        ignored = [k for k in ("cursor", "null_cursor") if k in written and getattr(self, k)]
+        if self.mode == "full" and ignored:
+            default = "" if "mode" in written else " (the default)"
+            raise ValueError(
+                f"mode full{default} reads the whole table with no window and would ignore "
+                f"`{ignored[0]}`: set `mode: incremental` to extract a 24-hour window on "
+                f"the cursor, or remove `{'` and `'.join(ignored)}`"
+            )
         return self
 
 
@@ -390,23 +402,30 @@ class ValidationConfig(_Model):
     max_fused_aggregates: int = Field(400, ge=1, le=10_000)
 
 
+# weeks, days, hours, minutes, seconds, each at most once and in this order (`1d12h`); the
+# units of a rule's `max_age` (`2d`, `1w`), which also takes one alone
+_DURATION_UNITS = (("w", 604_800), ("d", 86_400), ("h", 3600), ("m", 60), ("s", 1))
 _DURATION = re.compile(
-    r"^\s*(?:(?P<h>\d+(?:\.\d+)?)h)?\s*(?:(?P<m>\d+(?:\.\d+)?)m)?\s*(?:(?P<s>\d+(?:\.\d+)?)s)?\s*$"
+    r"^\s*" + r"\s*".join(rf"(?:(?P<{u}>\d+(?:\.\d+)?){u})?" for u, _ in _DURATION_UNITS) + r"\s*$"
 )
 
 
 def parse_duration(value: str | float | int) -> float:
-    """Seconds of a duration: `90s`, `45m`, `2h`, `1h30m`, or a number of minutes."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
+    """Seconds of a duration: `90s`, `45m`, `2h`, `1h30m`, `1d`, `1w`, or a number of
+    minutes."""
+    if isinstance(value, bool):  # YAML's `true`: a number to Python, no duration
+        raise ValueError(f"invalid duration {value!r}: use e.g. 90s, 45m, 2h, 1h30m or 1d")
+    if isinstance(value, int | float):
         if value <= 0:
             raise ValueError(f"duration must be positive, got {value}")
         return float(value) * 60
     match = _DURATION.match(str(value))
     if not match or not any(match.groups()):
         raise ValueError(
-            f"invalid duration {value!r}: use e.g. 90s, 45m, 2h or 1h30m (a bare number is minutes)"
+            f"invalid duration {value!r}: use e.g. 90s, 45m, 2h, 1h30m or 1d (a bare number "
+            "is minutes)"
         )
-    seconds = sum(float(match[k] or 0) * f for k, f in (("h", 3600), ("m", 60), ("s", 1)))
+    seconds = sum(float(match[u] or 0) * f for u, f in _DURATION_UNITS)
     if seconds <= 0:
         raise ValueError(f"duration must be positive, got {value!r}")
     return seconds
@@ -629,6 +648,11 @@ def _check_zone(value: str) -> str:
     return value
 
 
+# the longest `settle`: past it a window would wait longer than late rows plausibly take
+# (and a date far enough on is past Python's year 9999)
+SETTLE_MAX_SECONDS = 30 * 86_400
+
+
 class Config(_Model):
     """The whole onceflow.yml."""
 
@@ -666,11 +690,17 @@ class Config(_Model):
         None. onceflow never writes it; see onceflow.validate.seed_state."""
         return self._seed_state_file
 
-    @field_validator("settle")
+    @field_validator("settle", mode="before")
     @classmethod
-    def _settle(cls, value: str | float | None) -> str | float | None:
-        if value is not None and value != 0:
-            parse_duration(value)
+    def _settle(cls, value: Any) -> Any:
+        # before pydantic reads `true` as the number 1 (a minute); 0 is no settle period
+        unset = value is None or (value == 0 and not isinstance(value, bool))
+        if not unset and parse_duration(value) > SETTLE_MAX_SECONDS:
+            raise ValueError(
+                f"{value!r} is more than 30 days, the longest a window may wait to settle "
+                "(rows committed later than that are a backfill: re-extract the window "
+                "with --force-reprocess); use e.g. 2h or 1d"
+            )
         return value
 
     @property

@@ -491,3 +491,45 @@ def test_settle_is_a_duration() -> None:
     assert config_from_dict({**BASE, "settle": 0}).settle_seconds == 0
     with pytest.raises(ConfigError, match=r"settle: .*invalid duration 'two hours'"):
         config_from_dict({**BASE, "settle": "two hours"})
+
+
+def test_settle_takes_days_as_freshness_max_age_does() -> None:
+    assert config_from_dict({**BASE, "settle": "1d"}).settle_seconds == 86_400
+    assert config_from_dict({**BASE, "settle": "1d12h"}).settle_seconds == 129_600
+    assert config_from_dict({**BASE, "settle": "1w"}).settle_seconds == 604_800
+    assert config_from_dict({**BASE, "settle": "30d"}).settle_seconds == 30 * 86_400
+
+
+@pytest.mark.parametrize("value", [99_999_999_999, "31d", "800h"])
+def test_settle_beyond_30_days_is_refused_when_the_config_is_read(value: object) -> None:
+    """99999999999 passed `check`, then crashed extraction with OverflowError."""
+    with pytest.raises(ConfigError, match=r"settle: .* is more than 30 days"):
+        config_from_dict({**BASE, "settle": value})
+
+
+@pytest.mark.parametrize("value", [True, False])
+def test_settle_refuses_a_boolean(value: bool) -> None:
+    """`settle: true` was read as the number 1: one minute."""
+    with pytest.raises(ConfigError, match=r"settle: invalid duration (True|False)"):
+        config_from_dict({**BASE, "settle": value})
+
+
+@pytest.mark.parametrize(
+    ("extract", "named"),
+    [
+        ({"mode": "full", "null_cursor": "skip"}, "null_cursor"),
+        ({"mode": "full", "null_cursor": "fail"}, "null_cursor"),
+        ({"mode": "full", "cursor": "ts"}, "cursor"),
+        ({"cursor": "ts"}, "cursor"),
+    ],
+)
+def test_cursor_options_on_a_full_extract_are_refused(extract: dict, named: str) -> None:
+    """A full extract reads no window: `null_cursor` and `cursor` were accepted and
+    ignored (and `{cursor: ts}` without a mode read the whole table every run)."""
+    with pytest.raises(
+        ConfigError,
+        match=rf"tables\[0\]\.extract: mode full.* would ignore `{named}`: set `mode: incremental`",
+    ):
+        config_from_dict(_with_table(table="t", extract=extract))
+    # `cursor: null` names no column: nothing is ignored
+    config_from_dict(_with_table(table="t", extract={"mode": "full", "cursor": None}))

@@ -99,3 +99,14 @@ def test_a_rules_only_status_and_the_window_report_keep_brackets_too(
     out = capsys.readouterr().out
     for text in ("p[x]", "pg.[orders]", "run p_[1]: window s → e", "pg.[o]"):
         assert text in out, text
+
+
+def test_status_names_every_kind_of_row_in_no_window(capsys: pytest.CaptureFixture[str]) -> None:
+    """The label said "NULL cursor" for zero-date and infinite rows too."""
+    report = _report()
+    report["tables"][0].update(status="completed", error=None, null_cursor_rows=2)
+    print_status(report)
+    out = " ".join(capsys.readouterr().out.split())
+    assert "NULL cursor left out" not in out
+    for word in ("2 row(s) in no window", "NULL", "zero date", "infinite"):
+        assert word in out.replace("│ ", "").replace(" │", ""), word

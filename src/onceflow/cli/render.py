@@ -362,7 +362,8 @@ def _print_run(report: dict[str, Any]) -> None:
             row["status"]
             + (" (partial)" if row.get("partial") else "")
             + (
-                f" ({row['null_cursor_rows']:,} row(s) with a NULL cursor left out)"
+                f" ({row['null_cursor_rows']:,} row(s) in no window left out: cursor "
+                "NULL, a zero date or infinite)"
                 if row.get("null_cursor_rows")
                 else ""
             ),

@@ -30,11 +30,11 @@ from onceflow.extract.sql import (
     ReadSpec,
     bound_values,
     build_select,
-    cursor_probe,
-    cursor_source,
     has_markers,
     null_cursor_count,
+    pg_cursor_types,
     quote_ident,
+    sqlite_cursor_audit,
     to_positional,
     to_session_settings,
     to_sqlalchemy,
@@ -99,12 +99,17 @@ def _check_cursor(spec: ReadSpec, columns: list[str], where: str, dialect: str) 
 
 # How each dialect turns unix epoch seconds into the time a window compares with, for
 # the message that refuses a numeric cursor: `{c}` is the column, `{zone}` the pipeline's
-# zone. A naive cursor is compared as wall time in that zone. MySQL's session runs in UTC
-# (CONVERT_TZ to a named zone needs the server's time zone tables); SQLite knows only UTC
-# and the process's own zone (`localtime`).
+# zone. A naive cursor is compared as wall time in that zone. MySQL's session runs in UTC:
+# to a named zone only CONVERT_TZ converts, and only with the server's time zone tables,
+# which a default server lacks (no other form without them follows a zone's DST); SQLite
+# knows only UTC and the process's own zone (`localtime`).
 _EPOCH_TO_TIME = {
     "postgresql": ("to_timestamp({c})", ""),
-    "mysql": ("CONVERT_TZ(FROM_UNIXTIME({c}), '+00:00', '{zone}')", ""),
+    "mysql": (
+        "CONVERT_TZ(FROM_UNIXTIME({c}), '+00:00', '{zone}')",
+        "; CONVERT_TZ needs the server's time zone tables (load them with "
+        "mysql_tzinfo_to_sql): without them it gives NULL, every row a NULL cursor",
+    ),
     "sqlite": (
         "datetime({c}, 'unixepoch', 'localtime')",
         " and run onceflow with TZ={zone} (SQLite's localtime is the process's zone)",
@@ -123,6 +128,33 @@ def _as_time(dialect: str, column: str, zone: ZoneInfo) -> tuple[str, str]:
     form, note = forms.get(dialect) or _EPOCH_TO_TIME.get(dialect, ("<{c} as a timestamp>", ""))
     name = quote_ident(column, "`" if dialect == "mysql" else '"')
     return form.format(c=name, zone=zone), note.format(zone=zone)
+
+
+# text written year first or day first, and a GLOB that matches the same: a fix converts
+# only the rows written so, leaving ISO 8601 rows (and any other form) as they are
+_D = "[0-9]"
+_YEAR_FIRST = (re.compile(r"^\d{4}[/.]\d{2}[/.]\d{2}"), f"{_D * 4}[/.]{_D * 2}[/.]{_D * 2}*")
+_DAY_FIRST = (re.compile(r"^\d{2}[/.-]\d{2}[/.-]\d{4}"), f"{_D * 2}[/.-]{_D * 2}[/.-]{_D * 4}*")
+
+
+def _sqlite_iso(column: str, example: object) -> tuple[str, str]:
+    """A SQLite expression that turns text written like `example` into ISO 8601 text
+    (the rest as it is), and what to check about it."""
+    c = quote_ident(column)
+    text = example if isinstance(example, str) else ""
+    if _YEAR_FIRST[0].match(text):  # 2025/03/30 10:00
+        convert = f"substr({c}, 1, 4) || '-' || substr({c}, 6, 2) || '-' || substr({c}, 9)"
+        return f"CASE WHEN {c} GLOB '{_YEAR_FIRST[1]}' THEN {convert} ELSE {c} END", ""
+    if _DAY_FIRST[0].match(text):  # 30.03.2025 10:00
+        convert = (
+            f"substr({c}, 7, 4) || '-' || substr({c}, 4, 2) || '-' || substr({c}, 1, 2) "
+            f"|| substr({c}, 11)"
+        )
+        return (
+            f"CASE WHEN {c} GLOB '{_DAY_FIRST[1]}' THEN {convert} ELSE {c} END",
+            " (that reads it day first: for month first swap the (4, 2) and the (1, 2))",
+        )
+    return f"<{c} as YYYY-MM-DD HH:MM:SS text>", ""
 
 
 class Reader(ABC):
@@ -151,17 +183,40 @@ class Reader(ABC):
             f"(and a `name:`){needs}; see docs/sources-and-types.md, Cursor columns"
         )
 
-    def _counted(self, spec: ReadSpec, count: int, what: str = "NULL") -> None:
+    def _counted(self, spec: ReadSpec, count: int, what: str = "NULL", hint: str = "") -> None:
         """Record the rows whose cursor is in no window; refuse them unless the table's
-        `null_cursor` is `skip`."""
+        `null_cursor` is `skip`. `hint`: a likelier cause than the data, when known."""
         self.null_cursor_rows = count
         if count and spec.null_cursor != "skip":
             raise SourceError(
                 f"{self.where}: {count:,} row(s) have a {what} cursor {spec.cursor!r}: they "
                 "are in no window and would never be extracted. Give them a value in the "
                 "source, or set `null_cursor: skip` under the table's `extract:` to "
-                "extract without them (a warning counts them every run)"
+                f"extract without them (a warning counts them every run){hint}"
             )
+
+    def _sqlite_counted(self, spec: ReadSpec, row: Sequence[Any]) -> None:
+        """Judge the counts of `sqlite_cursor_audit`: numbers and text that is not an ISO
+        8601 time are refused (no `null_cursor` setting skips them: they are not missing, they
+        are written in a form the window cannot read), NULLs are counted."""
+        nulls, numbers, other, example = row
+        if numbers:
+            raise self._not_a_time(spec, f"a number in {numbers:,} row(s)")
+        if other:
+            assert spec.cursor
+            alias = f"{spec.cursor}_at"
+            convert, needs = _sqlite_iso(spec.cursor, example)
+            shown = repr(example) if len(repr(example)) <= 60 else repr(example)[:56] + "...'"
+            raise SourceError(
+                f"{self.where}: cursor column {spec.cursor!r} holds {other:,} value(s) that "
+                f"are not ISO 8601 dates or times (e.g. {shown}): SQLite compares them as "
+                "text with the window's days (YYYY-MM-DD), so they fall in no window, or in "
+                "a wrong one. Extract it through a query that converts them: `query: select "
+                f"*, {convert} AS {alias} from {spec.table or '(<your query>) q'}` with "
+                f"`cursor: {alias}` (and a `name:`){needs}; see docs/sources-and-types.md, "
+                "Cursor columns"
+            )
+        self._counted(spec, int(nulls))
 
     @abstractmethod
     def batches(self, spec: ReadSpec) -> Iterator[pa.RecordBatch]:
@@ -301,6 +356,28 @@ class _OneDimensional:
             yield pa.RecordBatch.from_arrays(batch.columns[: self.width], schema=self.schema)
 
 
+# the cursor values in no window besides NULL, by dialect (`{c}`: the column), and what
+# to call them: PostgreSQL's +-infinity is before or after any window; MySQL's zero date
+# (`0000-00-00`, and any date before 1000-01-01) reads as NULL (in a NOT NULL column
+# MySQL also matches it with IS NULL)
+_NO_WINDOW = {
+    "postgresql": ("{c} = '-infinity' OR {c} = 'infinity'", "NULL or infinite"),
+    "mysql": ("{c} < '1000-01-01'", "NULL or zero-date"),
+}
+# PostgreSQL: a window compares its cursor with two instants: these types are times
+_PG_TIMES = ("date", "timestamp without time zone", "timestamp with time zone")
+
+
+def _pg_not_a_time(kinds: list[str]) -> str | None:
+    """None when the cursor's type (`pg_cursor_types`: a domain, then the types under it)
+    is a time, else how to name the type in its refusal."""
+    if kinds[-1] in _PG_TIMES:
+        return None
+    if len(kinds) > 1:
+        return f"of type {kinds[0]} (a domain over {kinds[-1]})"
+    return f"of type {kinds[0]}"
+
+
 class PostgresReader(Reader):
     """ADBC libpq driver: binary COPY, streamed; window values bound into session settings."""
 
@@ -352,21 +429,17 @@ class PostgresReader(Reader):
             with contextlib.suppress(Exception):
                 database.close()
 
-    # a window compares its cursor with two instants: these types are times
-    _TIMES = ("date", "timestamp without time zone", "timestamp with time zone")
-
     def _audit_cursor(self, conn: Any, spec: ReadSpec) -> None:
         """Refuse a cursor that is no date or time (PostgreSQL would fail the window's
         query with `operator does not exist: bigint >= timestamp with time zone`), then
         count its rows in no window: NULL, or +-infinity, which is before or after any."""
-        probe = f"SELECT CAST(pg_typeof(({cursor_probe(spec)})) AS text)"
-        with _adbc_query(conn, probe) as r:
-            kind = str(r.read_all().column(0)[0].as_py())
-        if kind not in self._TIMES:
-            raise self._not_a_time(spec, f"of type {kind}")
-        count = null_cursor_count(spec, '"', "{c} = '-infinity' OR {c} = 'infinity'")
-        with _adbc_query(conn, count) as r:
-            self._counted(spec, int(r.read_all().column(0)[0].as_py()), "NULL or infinite")
+        with _adbc_query(conn, pg_cursor_types(spec)) as r:
+            kinds = [str(kind) for kind in r.read_all().column(0).to_pylist()]
+        if (refused := _pg_not_a_time(kinds)) is not None:
+            raise self._not_a_time(spec, refused)
+        also, what = _NO_WINDOW["postgresql"]
+        with _adbc_query(conn, null_cursor_count(spec, '"', also)) as r:
+            self._counted(spec, int(r.read_all().column(0)[0].as_py()), what)
 
 
 _SQLITE_DECIMAL = re.compile(r"^\s*(?:DECIMAL|NUMERIC)\s*\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)")
@@ -747,8 +820,10 @@ class SqliteReader(Reader):
     def _audit_cursor(self, path: str, spec: ReadSpec, declared: dict[str, str]) -> None:
         """Refuse a cursor declared as a number (unix epoch seconds: SQLite orders every
         number before every text, so no window holds one) or a blob, and a cursor whose
-        values are numbers; then count its NULLs. SQLite has no date type: times are text
-        (ISO 8601), in a column declared DATE, DATETIME, TIMESTAMP, TEXT or nothing."""
+        values are numbers or text that is not an ISO 8601 time; then count its NULLs. SQLite
+        has no date type: times are text (ISO 8601), in a column declared DATE, DATETIME,
+        TIMESTAMP, TEXT or nothing. One pass over the column (not served by an index, as
+        a count of NULLs alone would be: SQLite sources are small)."""
         import sqlite3
 
         assert spec.cursor
@@ -756,20 +831,12 @@ class SqliteReader(Reader):
         kind = next((k for c, k in declared.items() if c.lower() == spec.cursor.lower()), "")
         if _sqlite_affinity(kind) in (pa.int64(), pa.float64(), pa.binary()):
             raise self._not_a_time(spec, f"declared {kind}")
-        column = quote_ident(spec.cursor)
-        source = cursor_source(spec)
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
-            # `< ''`: exactly the numbers (they sort before any text); an index serves it
-            nulls, numbers = conn.execute(
-                f"SELECT (SELECT COUNT(*) FROM {source} WHERE {column} IS NULL), "
-                f"(SELECT COUNT(*) FROM {source} WHERE {column} < '')"
-            ).fetchone()
+            row = conn.execute(sqlite_cursor_audit(spec)).fetchone()
         finally:
             conn.close()
-        if numbers:
-            raise self._not_a_time(spec, f"a number in {numbers:,} row(s)")
-        self._counted(spec, int(nulls))
+        self._sqlite_counted(spec, row)
 
 
 # pymysql field type codes
@@ -937,14 +1004,26 @@ class MysqlReader(Reader):
         if cursor_type not in _MYSQL_DATES:
             kind = _MYSQL_TYPE_NAMES.get(cursor_type, f"code {cursor_type}")
             raise self._not_a_time(spec, f"of type {kind}")
+        also, what = _NO_WINDOW["mysql"]
         cur.execute(
-            to_positional(
-                null_cursor_count(spec, "`", "{c} < '1000-01-01'"), "format", dialect="mysql"
-            ),
-            (),
+            to_positional(null_cursor_count(spec, "`", also), "format", dialect="mysql"), ()
         )
-        row = cur.fetchone()
-        self._counted(spec, int(row[0]), "NULL or zero-date")
+        count = int(cur.fetchone()[0])
+        self._counted(spec, count, what, self._no_zone_tables(cur, spec) if count else "")
+
+    @staticmethod
+    def _no_zone_tables(cur: Any, spec: ReadSpec) -> str:
+        """Why a query's CONVERT_TZ cursor is NULL when the server has no time zone tables
+        (the default): to a named zone it gives NULL for every row; '' otherwise."""
+        if not (spec.query and "convert_tz" in spec.query.lower()):
+            return ""
+        cur.execute("SELECT CONVERT_TZ('2000-01-01 00:00:00', '+00:00', 'UTC') IS NULL")
+        if not cur.fetchone()[0]:
+            return ""
+        return (
+            "; but first: this server has no time zone tables, so the query's CONVERT_TZ "
+            "to a named zone gives NULL for every row: load them with mysql_tzinfo_to_sql"
+        )
 
     def _bind(self, value: datetime, cursor_type: int | None) -> datetime:
         if cursor_type == _MYSQL_TIMESTAMP:
@@ -1030,6 +1109,16 @@ def _sa_array(name: str, values: list[Any], declared: pa.DataType | None) -> pa.
         return cast_column(name, pa.array(values), declared)
 
 
+def _sa_base(kind: Any) -> Any:
+    """A reflected column type, a PostgreSQL domain (over a domain...) as the type under
+    it: the server compares and returns its values as that type's."""
+    from sqlalchemy.dialects.postgresql import DOMAIN
+
+    while isinstance(kind, DOMAIN):
+        kind = kind.data_type
+    return kind
+
+
 class SqlAlchemyReader(Reader):
     """Any SQLAlchemy URL (Oracle through oracledb): a server-side cursor, columns to Arrow."""
 
@@ -1094,23 +1183,38 @@ class SqlAlchemyReader(Reader):
         return _naive_wall(value, self.zone)
 
     def _audit_cursor(self, conn: Any, spec: ReadSpec) -> None:
-        """Refuse a table's cursor column whose declared type is no date or time (SQLite:
-        text too, which is how it stores times), then count its NULLs."""
+        """Refuse a cursor that is no date or time and count its rows in no window, as
+        the dialect's own reader does: PostgreSQL asks the server for the type (a domain
+        is judged by its base type) and counts +-infinity, MySQL counts zero dates,
+        SQLite refuses numbers and text that is not an ISO 8601 time; elsewhere a table's
+        declared type is judged and NULLs are counted."""
         import sqlalchemy as sa
 
-        if spec.table:
+        dialect = "mysql" if conn.dialect.name == "mariadb" else conn.dialect.name
+
+        def scalars(sql: str) -> list[Any]:
+            return list(conn.execute(sa.text(to_sqlalchemy(sql, dialect))).one())
+
+        def column(sql: str) -> list[Any]:
+            return list(conn.execute(sa.text(to_sqlalchemy(sql, dialect))).scalars())
+
+        if dialect == "postgresql":
+            if (refused := _pg_not_a_time(column(pg_cursor_types(spec)))) is not None:
+                raise self._not_a_time(spec, refused)
+        elif spec.table:
             schema, _, name = spec.table.rpartition(".")
             table = sa.Table(name, sa.MetaData(), schema=schema or None, autoload_with=conn)
-            column = table.columns.get(spec.cursor or "")
-            kind = None if column is None else column.type
-            text = (sa.String, sa.types.NullType) if conn.dialect.name == "sqlite" else ()
+            found = table.columns.get(spec.cursor or "")
+            kind = None if found is None else found.type
+            text = (sa.String, sa.types.NullType) if dialect == "sqlite" else ()
             if kind is not None and not isinstance(kind, (sa.Date, sa.DateTime, *text)):
                 raise self._not_a_time(spec, f"of type {kind}")
+        if dialect == "sqlite":
+            self._sqlite_counted(spec, scalars(sqlite_cursor_audit(spec)))
+            return
+        also, what = _NO_WINDOW.get(dialect, ("", "NULL"))
         quote = conn.dialect.identifier_preparer.initial_quote
-        count = conn.execute(
-            sa.text(to_sqlalchemy(null_cursor_count(spec, quote), conn.dialect.name))
-        )
-        self._counted(spec, int(count.scalar_one()))
+        self._counted(spec, int(scalars(null_cursor_count(spec, quote, also))[0]), what)
 
     @staticmethod
     def _declared(conn: Any, spec: ReadSpec) -> dict[str, pa.DataType]:
@@ -1121,14 +1225,15 @@ class SqlAlchemyReader(Reader):
         table = sa.Table(name, sa.MetaData(), schema=schema or None, autoload_with=conn)
         out: dict[str, pa.DataType] = {}
         for column in table.columns:
-            kind = type(column.type).__name__.upper()
-            if isinstance(column.type, sa.Numeric) and not isinstance(column.type, sa.Float):
-                p, s = column.type.precision, column.type.scale
+            declared = _sa_base(column.type)
+            kind = type(declared).__name__.upper()
+            if isinstance(declared, sa.Numeric) and not isinstance(declared, sa.Float):
+                p, s = declared.precision, declared.scale
                 if p is not None and (s or 0) > 0:
                     out[column.name] = decimal_type(p, s or 0)
                     continue
-            if isinstance(column.type, sa.DateTime):
-                tz = "UTC" if column.type.timezone else None
+            if isinstance(declared, sa.DateTime):
+                tz = "UTC" if declared.timezone else None
                 out[column.name] = pa.timestamp("us", tz=tz)
                 continue
             for label, arrow_type in _SA_TYPES:
@@ -1138,7 +1243,7 @@ class SqlAlchemyReader(Reader):
                     out[column.name] = arrow_type
                     break
             else:
-                if isinstance(column.type, sa.String):
+                if isinstance(declared, sa.String):
                     out[column.name] = pa.string()
         return out
 

@@ -224,6 +224,39 @@ def cursor_probe(spec: ReadSpec, quote: str = '"') -> str:
     return f"SELECT {quote_ident(spec.cursor, quote)} FROM {cursor_source(spec, quote)} LIMIT 0"
 
 
+def pg_cursor_types(spec: ReadSpec) -> str:
+    """PostgreSQL: the cursor's type, then each type under it when it is a domain (a
+    domain over a domain...), one row each, the base type last: a domain over
+    `timestamptz` compares with the window as its base type does."""
+    return (
+        "WITH RECURSIVE onceflow_t(oid, depth) AS ("
+        f"SELECT CAST(pg_typeof(({cursor_probe(spec)})) AS oid), 0 "
+        "UNION ALL SELECT t.typbasetype, d.depth + 1 FROM pg_type t "
+        "JOIN onceflow_t d ON t.oid = d.oid WHERE t.typtype = 'd' AND d.depth < 100"
+        ") SELECT CAST(CAST(oid AS regtype) AS text) FROM onceflow_t ORDER BY depth"
+    )
+
+
+# SQLite: text that a window holds. Its bounds are days alone ('2025-03-30', see
+# `sqlite_bound`), so a text beginning with a date in this form sorts in the window of
+# that date, whatever follows it (a time after ` ` or `T`, an offset)
+_ISO_GLOB = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*"
+
+
+def sqlite_cursor_audit(spec: ReadSpec) -> str:
+    """SQLite, in one pass over the cursor column: its NULLs, its numbers (they sort
+    before any text, so no window holds one), the rest that is not ISO 8601 text (a blob,
+    `2025/03/30`, `30.03.2025`: in no window, or in a wrong one), and one of those."""
+    assert spec.cursor
+    c = quote_ident(spec.cursor)
+    other = f"({c} >= '' AND (typeof({c}) = 'blob' OR {c} NOT GLOB '{_ISO_GLOB}'))"
+    return (
+        f"SELECT COALESCE(SUM({c} IS NULL), 0), COALESCE(SUM({c} < ''), 0), "
+        f"COALESCE(SUM({other}), 0), MIN(CASE WHEN {other} THEN {c} END) "
+        f"FROM {cursor_source(spec)}"
+    )
+
+
 def null_cursor_count(spec: ReadSpec, quote: str = '"', also: str = "") -> str:
     """COUNT(*) of the rows whose cursor is NULL, or matches `also` (`{c}` for the
     column): the rows in no window."""

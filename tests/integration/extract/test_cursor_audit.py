@@ -8,6 +8,7 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from onceflow.lake import sidecar_path
@@ -204,3 +205,207 @@ def test_mariadb_bigint_cursor_is_refused_and_zero_dates_counted(mysql_admin, my
     assert "1 row(s) have a NULL or zero-date cursor 'wall'" in wall
     assert sorted(read(summary, "maria.ev_loose").column("id").to_pylist()) == [1]
     assert result(summary, "maria.ev_loose").null_cursor_rows == 2
+
+
+NOT_ISO = """
+CREATE TABLE w (id INTEGER, t TEXT, d DATE);
+INSERT INTO w VALUES
+ (1, '2025-01-23 10:00', '2025-01-23'),
+ (2, '2025/01/23 11:00', '2025-01-23'),
+ (3, '23.01.2025', '2025-01-23'),
+ (4, NULL, '2025-01-23');
+"""
+
+
+@pytest.mark.parametrize("reader", ["auto", "sqlalchemy"])
+def test_sqlite_text_that_is_no_iso_time_is_refused_with_count_example_and_fix(tmp_path, reader):
+    """'2025/01/23 11:00' and '23.01.2025' compare as text outside every window: the run
+    extracted row 1 alone and exited 0, with nothing counted."""
+    url = _sqlite(tmp_path, NOT_ISO)
+    source = {"lite": {"url": url, "reader": reader}}
+    table = {
+        "source": "lite",
+        "table": "w",
+        "extract": {"mode": "incremental", "cursor": "t", "null_cursor": "skip"},
+    }
+    summary = run(tmp_path, source, [table])
+    failed = result(summary, "lite.w")
+    assert failed.action == "failed" and not summary.ok
+    error = failed.error
+    assert "cursor column 't' holds 2 value(s) that are not ISO 8601 dates or times" in error
+    assert "(e.g. '2025/01/23 11:00')" in error
+    assert "\n" not in error
+    # the suggested query, pasted, converts that form; the other form is then named,
+    # with a query to wrap around the first
+    query = error.split("`query: ")[1].split("` with `cursor")[0]
+    fixed = {
+        "source": "lite",
+        "name": "w_at",
+        "query": query,
+        "extract": {"mode": "incremental", "cursor": "t_at", "null_cursor": "skip"},
+    }
+    error = result(run(tmp_path, source, [fixed]), "lite.w_at").error
+    assert "holds 1 value(s)" in error and "(e.g. '23.01.2025')" in error
+    assert "day first" in error
+    wrapped = error.split("`query: ")[1].split("` with `cursor")[0]
+    both = {
+        **fixed,
+        "name": "w_both",
+        "query": wrapped.replace("(<your query>)", f"({query})"),
+        "extract": {"mode": "incremental", "cursor": "t_at_at", "null_cursor": "skip"},
+    }
+    summary = run(tmp_path, source, [both])
+    assert sorted(read(summary, "lite.w_both").column("id").to_pylist()) == [1, 2, 3]
+    assert result(summary, "lite.w_both").null_cursor_rows == 1
+
+
+def test_sqlite_iso_text_of_every_form_passes_the_check(tmp_path):
+    """Date alone, a `T`, fractions and an offset all begin with the date their window
+    reads: none is refused."""
+    url = _sqlite(
+        tmp_path,
+        "CREATE TABLE w (id INTEGER, t TEXT);"
+        "INSERT INTO w VALUES (1, '2025-01-23'), (2, '2025-01-23T05:00:00.5'),"
+        " (3, '2025-01-23 23:59:59+01:00'), (4, '2025-01-24');",
+    )
+    summary = run(tmp_path, {"lite": url}, [_incremental_on("w", "t")])
+    assert sorted(read(summary, "lite.w").column("id").to_pylist()) == [1, 2, 3]
+
+
+def _incremental_on(table: str, cursor: str, source: str = "lite", **extract: str) -> dict:
+    return {
+        "source": source,
+        "table": table,
+        "extract": {"mode": "incremental", "cursor": cursor, **extract},
+    }
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("reader", ["auto", "sqlalchemy"])
+def test_postgres_domain_over_a_time_is_a_time_cursor(
+    pg_admin, pg_schema, pg_url, tmp_path, reader
+):
+    """A domain over timestamptz was refused as "not a date or time", with a
+    `to_timestamp` fix that fails when pasted; a domain is judged by its base type."""
+    s = pg_schema
+    pg_admin.execute(
+        f'CREATE DOMAIN "{s}".tsd AS timestamptz; CREATE DOMAIN "{s}".tsd2 AS "{s}".tsd;'
+        f'CREATE DOMAIN "{s}".dd AS date; CREATE DOMAIN "{s}".epd AS bigint;'
+        f'CREATE TABLE "{s}".dm (id int, ts "{s}".tsd, ts2 "{s}".tsd2, d "{s}".dd, ep "{s}".epd)'
+    )
+    pg_admin.execute(
+        f"""INSERT INTO "{s}".dm VALUES
+        (1, '2025-01-23 12:00+00', '2025-01-23 12:00+00', '2025-01-23', 1737633600),
+        (2, 'infinity', NULL, '-infinity', NULL),
+        (3, '2025-01-24 12:00+00', '2025-01-24 12:00+00', '2025-01-24', 1)"""
+    )
+    url = pg_url if reader == "auto" else pg_url.replace("postgresql://", "postgresql+psycopg://")
+    source = {"pg": {"url": url, "reader": reader}}
+
+    def table(cursor: str) -> dict:
+        return {
+            "source": "pg",
+            "table": f"{s}.dm",
+            "name": f"dm_{cursor}",
+            "extract": {"mode": "incremental", "cursor": cursor, "null_cursor": "skip"},
+        }
+
+    summary = run(tmp_path, source, [table(c) for c in ("ts", "ts2", "d", "ep")])
+    for cursor in ("ts", "ts2", "d"):
+        assert read(summary, f"pg.dm_{cursor}").column("id").to_pylist() == [1], cursor
+        assert result(summary, f"pg.dm_{cursor}").null_cursor_rows == 1, cursor
+    assert read(summary, "pg.dm_ts").schema.field("ts").type == pa.timestamp("us", tz="UTC")
+    error = result(summary, "pg.dm_ep").error
+    assert f"cursor column 'ep' is of type {s}.epd (a domain over bigint)" in error
+    # its fix, pasted, extracts the window
+    convert = error.split("`query: select *, ")[1].split(" AS ep_at")[0]
+    fixed = {
+        "source": "pg",
+        "name": "dm_at",
+        "query": f'select *, {convert} AS ep_at from "{s}".dm',
+        "extract": {"mode": "incremental", "cursor": "ep_at", "null_cursor": "skip"},
+    }
+    assert read(run(tmp_path, source, [fixed]), "pg.dm_at").column("id").to_pylist() == [1]
+
+
+@pytest.mark.postgres
+def test_sqlalchemy_on_postgres_counts_infinity_as_the_native_reader_does(
+    pg_admin, pg_schema, pg_url, tmp_path
+):
+    """Through SQLAlchemy only NULLs were counted: `skip` reported 1 row left out while
+    the infinite one was in no window too."""
+    pg_admin.execute(f'CREATE TABLE "{pg_schema}".w (id int, ts timestamp)')
+    pg_admin.execute(
+        f"INSERT INTO \"{pg_schema}\".w VALUES (1, '2025-01-23 12:00'), (2, NULL), "
+        "(3, 'infinity'), (4, '-infinity')"
+    )
+    url = pg_url.replace("postgresql://", "postgresql+psycopg://")
+    source = {"pg": {"url": url, "reader": "sqlalchemy"}}
+    tables = [
+        _incremental_on(f"{pg_schema}.w", "ts", "pg", null_cursor="skip"),
+        {**_incremental_on(f"{pg_schema}.w", "ts", "pg"), "name": "strict"},
+    ]
+    summary = run(tmp_path, source, tables)
+    assert read(summary, f"pg.{pg_schema}.w").column("id").to_pylist() == [1]
+    assert result(summary, f"pg.{pg_schema}.w").null_cursor_rows == 3
+    error = result(summary, "pg.strict").error
+    assert "3 row(s) have a NULL or infinite cursor 'ts'" in error
+
+
+@pytest.mark.mysql
+def test_sqlalchemy_on_mariadb_counts_zero_dates_as_the_native_reader_does(
+    mysql_admin, mysql_db, tmp_path
+):
+    db = mysql_db.rsplit("/", 1)[1]
+    with mysql_admin.cursor() as cur:
+        cur.execute(f"USE `{db}`")
+        cur.execute("SET SESSION sql_mode = ''")
+        cur.execute("CREATE TABLE w (id int, dt datetime NULL)")
+        cur.execute(
+            "INSERT INTO w VALUES (1, '2025-01-23 12:00'), (2, NULL), (3, '0000-00-00 00:00:00')"
+        )
+    url = mysql_db.replace("mysql://", "mysql+pymysql://")
+    source = {"maria": {"url": url, "reader": "sqlalchemy"}}
+    tables = [
+        _incremental_on("w", "dt", "maria", null_cursor="skip"),
+        {**_incremental_on("w", "dt", "maria"), "name": "strict"},
+    ]
+    summary = run(tmp_path, source, tables)
+    assert read(summary, "maria.w").column("id").to_pylist() == [1]
+    assert result(summary, "maria.w").null_cursor_rows == 2
+    error = result(summary, "maria.strict").error
+    assert "2 row(s) have a NULL or zero-date cursor 'dt'" in error
+
+
+@pytest.mark.mysql
+def test_mariadb_epoch_fix_for_a_named_zone_names_the_time_zone_tables(
+    mysql_admin, mysql_db, tmp_path
+):
+    """The CONVERT_TZ query the refusal suggests gives NULL on a server without time zone
+    tables (the default): pasted as is, every row was a NULL cursor, and the refusal
+    pointed at the data."""
+    db = mysql_db.rsplit("/", 1)[1]
+    with mysql_admin.cursor() as cur:
+        cur.execute(f"USE `{db}`")
+        cur.execute("CREATE TABLE w (id int, ep bigint)")
+        cur.execute("INSERT INTO w VALUES (1, 1737633600), (2, 1737676800)")
+        cur.execute("SELECT CONVERT_TZ('2000-01-01', '+00:00', 'Europe/Berlin') IS NULL")
+        no_tables = bool(cur.fetchone()[0])
+    source = {"maria": mysql_db}
+    summary = run(tmp_path, source, [_incremental_on("w", "ep", "maria")], timezone="Europe/Berlin")
+    error = result(summary, "maria.w").error
+    assert "CONVERT_TZ(FROM_UNIXTIME(`ep`), '+00:00', 'Europe/Berlin') AS ep_at" in error
+    assert "needs the server's time zone tables (load them with mysql_tzinfo_to_sql)" in error
+    if not no_tables:
+        pytest.skip("this server has time zone tables: the pasted query works")
+    query = error.split("`query: ")[1].split("` with `cursor")[0]
+    fixed = {
+        "source": "maria",
+        "name": "w_at",
+        "query": query,
+        "extract": {"mode": "incremental", "cursor": "ep_at"},
+    }
+    error = result(run(tmp_path, source, [fixed], timezone="Europe/Berlin"), "maria.w_at").error
+    assert "2 row(s) have a NULL or zero-date cursor 'ep_at'" in error
+    assert "this server has no time zone tables" in error
+    assert "mysql_tzinfo_to_sql" in error
