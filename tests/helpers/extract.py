@@ -17,6 +17,16 @@ from onceflow.extract import ExtractSummary, extract
 from onceflow.lake import sidecar_path
 
 
+def sqlite_source(tmp_path: Path, script: str) -> str:
+    """A SQLite database `source.db` in `tmp_path` made by `script`; its URL."""
+    path = tmp_path / "source.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(script)
+    conn.commit()
+    conn.close()
+    return f"sqlite:///{path}"
+
+
 def make_config(
     tmp_path: Path, sources: dict[str, str], tables: list[dict[str, Any]], **extra: Any
 ) -> Any:

@@ -5,7 +5,6 @@ fail the table, or are left out with `null_cursor: skip` and reported."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 import pyarrow as pa
@@ -13,18 +12,9 @@ import pytest
 
 from onceflow.lake import sidecar_path
 from onceflow.state import open_store
-from tests.helpers.extract import read, result, run
+from tests.helpers.extract import read, result, run, sqlite_source
 
 DAY = "2025-01-23"
-
-
-def _sqlite(tmp_path: Path, script: str) -> str:
-    path = tmp_path / "source.db"
-    conn = sqlite3.connect(path)
-    conn.executescript(script)
-    conn.commit()
-    conn.close()
-    return f"sqlite:///{path}"
 
 
 EVENTS = """
@@ -48,7 +38,7 @@ def _incremental(cursor: str, **extract: str) -> dict:
 
 def test_sqlite_integer_cursor_is_refused_with_the_converting_query(tmp_path):
     """An INTEGER-declared cursor (unix seconds) used to select nothing and succeed."""
-    url = _sqlite(tmp_path, EVENTS)
+    url = sqlite_source(tmp_path, EVENTS)
     summary = run(tmp_path, {"lite": url}, [_incremental("ep"), _incremental("t")])
     failed = result(summary, "lite.ev_ep")
     assert failed.action == "failed"
@@ -61,14 +51,14 @@ def test_sqlite_integer_cursor_is_refused_with_the_converting_query(tmp_path):
 
 def test_sqlite_numbers_in_an_undeclared_cursor_are_refused(tmp_path):
     """SQLite orders every number before every text: a number is in no window."""
-    url = _sqlite(tmp_path, EVENTS)
+    url = sqlite_source(tmp_path, EVENTS)
     summary = run(tmp_path, {"lite": url}, [_incremental("loose", null_cursor="skip")])
     error = result(summary, "lite.ev_loose").error
     assert "cursor column 'loose' is a number in 1 row(s), not a date or time" in error
 
 
 def test_null_cursor_rows_fail_the_table_by_default(tmp_path):
-    url = _sqlite(tmp_path, EVENTS)
+    url = sqlite_source(tmp_path, EVENTS)
     summary = run(tmp_path, {"lite": url}, [_incremental("ts")])
     failed = result(summary, "lite.ev_ts")
     assert failed.action == "failed" and not summary.ok
@@ -78,7 +68,7 @@ def test_null_cursor_rows_fail_the_table_by_default(tmp_path):
 
 
 def test_null_cursor_skip_extracts_the_window_and_records_the_count(tmp_path):
-    url = _sqlite(tmp_path, EVENTS)
+    url = sqlite_source(tmp_path, EVENTS)
     tables = [_incremental("ts", null_cursor="skip"), _incremental("t", null_cursor="skip")]
     summary = run(tmp_path, {"lite": url}, tables)
     assert summary.ok
@@ -102,7 +92,7 @@ def test_null_cursor_skip_extracts_the_window_and_records_the_count(tmp_path):
 
 
 def test_a_full_extract_and_a_query_with_markers_are_not_audited(tmp_path):
-    url = _sqlite(tmp_path, EVENTS)
+    url = sqlite_source(tmp_path, EVENTS)
     query = "select * from ev where ts >= :window_start and ts < :window_end"
     tables = [
         {"source": "lite", "table": "ev", "name": "all"},
@@ -120,7 +110,7 @@ def test_a_full_extract_and_a_query_with_markers_are_not_audited(tmp_path):
 
 
 def test_sqlalchemy_reader_refuses_and_counts_too(tmp_path):
-    url = _sqlite(tmp_path, EVENTS)
+    url = sqlite_source(tmp_path, EVENTS)
     source = {"lite": {"url": url, "reader": "sqlalchemy"}}
     summary = run(tmp_path, source, [_incremental("ep"), _incremental("ts")])
     assert "cursor column 'ep' is of type INTEGER" in result(summary, "lite.ev_ep").error
@@ -221,7 +211,7 @@ INSERT INTO w VALUES
 def test_sqlite_text_that_is_no_iso_time_is_refused_with_count_example_and_fix(tmp_path, reader):
     """'2025/01/23 11:00' and '23.01.2025' compare as text outside every window: the run
     extracted row 1 alone and exited 0, with nothing counted."""
-    url = _sqlite(tmp_path, NOT_ISO)
+    url = sqlite_source(tmp_path, NOT_ISO)
     source = {"lite": {"url": url, "reader": reader}}
     table = {
         "source": "lite",
@@ -262,7 +252,7 @@ def test_sqlite_text_that_is_no_iso_time_is_refused_with_count_example_and_fix(t
 def test_sqlite_iso_text_of_every_form_passes_the_check(tmp_path):
     """Date alone, a `T`, fractions and an offset all begin with the date their window
     reads: none is refused."""
-    url = _sqlite(
+    url = sqlite_source(
         tmp_path,
         "CREATE TABLE w (id INTEGER, t TEXT);"
         "INSERT INTO w VALUES (1, '2025-01-23'), (2, '2025-01-23T05:00:00.5'),"

@@ -11,7 +11,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from tests.helpers.extract import read, result, run
+from tests.helpers.extract import read, result, run, sqlite_source
 
 SIMPLE = """
 CREATE TABLE simple (id INTEGER PRIMARY KEY, qty INTEGER, price DECIMAL(12,2), name TEXT,
@@ -26,12 +26,7 @@ INSERT INTO simple VALUES
 
 
 def _database(tmp_path: Path, script: str = SIMPLE) -> str:
-    path = tmp_path / "source.db"
-    conn = sqlite3.connect(path)
-    conn.executescript(script)
-    conn.commit()
-    conn.close()
-    return f"sqlite:///{path}"
+    return sqlite_source(tmp_path, script)
 
 
 def test_declared_types_round_trip(tmp_path):
