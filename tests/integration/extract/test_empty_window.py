@@ -198,14 +198,14 @@ def test_sqlite_empty_window_column_type_follows_the_declaration(tmp_path, decla
 
 
 def test_table_created_by_an_all_int64_empty_window_says_how_to_rebuild_it(tmp_path, monkeypatch):
-    from onceflow.extract import readers
+    from onceflow.extract.readers import sqlite
 
     url = _sqlite_source(tmp_path)
     pipeline = _pipeline(tmp_path / "project", url, "orders")
     # the extractor before the fix: no declared types, so the empty window is all int64
     with monkeypatch.context() as old:
-        old.setattr(readers, "_sqlite_types", lambda *_a, **_k: ({}, {}))
-        old.setattr(readers.SqliteReader, "_layout", lambda *_a, **_k: None)
+        old.setattr(sqlite, "_sqlite_types", lambda *_a, **_k: ({}, {}))
+        old.setattr(sqlite.SqliteReader, "_layout", lambda *_a, **_k: None)
         assert pipeline.run(EMPTY_DAY).ok
     uri = pipeline.config.resolve_target(pipeline.config.tables[0].target)
     assert read_table(uri).schema.field("currency").type == pa.int64()

@@ -204,17 +204,17 @@ def test_incremental_window_in_new_york(pg_admin, pg_schema, pg_url, tmp_path, d
 
 
 def test_window_is_bound_not_formatted(pg_admin, pg_schema, pg_url, tmp_path, monkeypatch):
-    from onceflow.extract import readers
+    from onceflow.extract.readers import postgres
 
     seen: list[str] = []
-    real = readers.to_session_settings
+    real = postgres.to_session_settings
 
     def spy(sql: str, *args, **kwargs) -> str:
         out = real(sql, *args, **kwargs)
         seen.append(out)
         return out
 
-    monkeypatch.setattr(readers, "to_session_settings", spy)
+    monkeypatch.setattr(postgres, "to_session_settings", spy)
     table = _window_table(pg_admin, pg_schema)
     rows, included = _boundary_rows(date(2025, 1, 23))
     _insert(pg_admin, table, rows)

@@ -1,0 +1,164 @@
+"""What every reader shares: the Reader base class (cursor refusals and counts), the
+check that a window's cursor is among the columns, and `_stream`, which casts a
+driver's batches to their exact target schema.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pyarrow as pa
+
+from onceflow.config import SourceConfig
+from onceflow.errors import SourceError
+from onceflow.extract.readers.cursors import _as_time, _sqlite_iso
+from onceflow.extract.sql import ReadSpec, has_markers
+from onceflow.extract.types import ConversionError, make_caster, target_schema
+
+
+def _naive_wall(value: datetime, zone: ZoneInfo) -> datetime:
+    return value.astimezone(zone).replace(tzinfo=None)
+
+
+def _ascii_lower(name: str) -> str:
+    """A name as SQLite compares names: A-Z folded, every other letter as it is."""
+    return name.translate(_ASCII_LOWER)
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def _same_name(dialect: str) -> Callable[[str, str], bool]:
+    """How `dialect` matches a quoted column name: SQLite folds ASCII letters, MySQL and
+    MariaDB every letter's case; PostgreSQL and Oracle keep a quoted name exact."""
+    if dialect == "sqlite":
+        return lambda a, b: _ascii_lower(a) == _ascii_lower(b)
+    if dialect in ("mysql", "mariadb"):
+        return lambda a, b: a.casefold() == b.casefold()
+    return lambda a, b: a == b
+
+
+def _check_cursor(spec: ReadSpec, columns: list[str], where: str, dialect: str) -> None:
+    """Refuse a window on a cursor column that the rows do not have.
+
+    SQLite takes a double-quoted name that matches no column for a string literal, so
+    `"updatd_at" >= ?` would silently select nothing instead of failing. A name matches a
+    column as the database matches it (SQLite: `TS` is the column `ts`).
+    """
+    if not (spec.cursor and spec.window):
+        return
+    same = _same_name(dialect)
+    if any(same(spec.cursor, column) for column in columns):
+        return
+    if spec.query and has_markers(spec.query, dialect):
+        return  # the query applies the window itself, on whatever column it likes
+    raise SourceError(
+        f"{where}: column not found: cursor column {spec.cursor!r} is not among the "
+        f"columns ({', '.join(columns)})"
+    )
+
+
+class Reader(ABC):
+    """Streams the rows of one ReadSpec from one source."""
+
+    def __init__(self, source: SourceConfig, url: str, zone: ZoneInfo, where: str) -> None:
+        self.source = source
+        self.url = url
+        self.zone = zone
+        self.where = where
+        #: rows whose cursor is in no window (NULL, ...), counted before the rows are
+        #: read; None when not counted (a full extract, a query placing the window itself)
+        self.null_cursor_rows: int | None = None
+
+    def _not_a_time(self, spec: ReadSpec, kind: str) -> SourceError:
+        """The refusal of a cursor column whose type `kind` is no date or time."""
+        assert spec.cursor
+        alias = f"{spec.cursor}_at"
+        convert, needs = _as_time(self.source.dialect, spec.cursor, self.zone)
+        where = spec.table or "(<your query>) q"
+        return SourceError(
+            f"{self.where}: cursor column {spec.cursor!r} is {kind}, not a date or time: "
+            "onceflow's windows are 24-hour time windows, and no such value falls in one. "
+            "If it holds unix epoch seconds, extract it through a query that converts it: "
+            f"`query: select *, {convert} AS {alias} from {where}` with `cursor: {alias}` "
+            f"(and a `name:`){needs}; see docs/sources-and-types.md, Cursor columns"
+        )
+
+    def _counted(self, spec: ReadSpec, count: int, what: str = "NULL", hint: str = "") -> None:
+        """Record the rows whose cursor is in no window; refuse them unless the table's
+        `null_cursor` is `skip`. `hint`: a likelier cause than the data, when known."""
+        self.null_cursor_rows = count
+        if count and spec.null_cursor != "skip":
+            raise SourceError(
+                f"{self.where}: {count:,} row(s) have a {what} cursor {spec.cursor!r}: they "
+                "are in no window and would never be extracted. Give them a value in the "
+                "source, or set `null_cursor: skip` under the table's `extract:` to "
+                f"extract without them (a warning counts them every run){hint}"
+            )
+
+    def _sqlite_counted(self, spec: ReadSpec, row: Sequence[Any]) -> None:
+        """Judge the counts of `sqlite_cursor_audit`: numbers and text that is not an ISO
+        8601 time are refused (no `null_cursor` setting skips them: they are not missing, they
+        are written in a form the window cannot read), NULLs are counted."""
+        nulls, numbers, other, example = row
+        if numbers:
+            raise self._not_a_time(spec, f"a number in {numbers:,} row(s)")
+        if other:
+            assert spec.cursor
+            alias = f"{spec.cursor}_at"
+            convert, needs = _sqlite_iso(spec.cursor, example)
+            shown = repr(example) if len(repr(example)) <= 60 else repr(example)[:56] + "...'"
+            raise SourceError(
+                f"{self.where}: cursor column {spec.cursor!r} holds {other:,} value(s) that "
+                f"are not ISO 8601 dates or times (e.g. {shown}): SQLite compares them as "
+                "text with the window's days (YYYY-MM-DD), so they fall in no window, or in "
+                "a wrong one. Extract it through a query that converts them: `query: select "
+                f"*, {convert} AS {alias} from {spec.table or '(<your query>) q'}` with "
+                f"`cursor: {alias}` (and a `name:`){needs}; see docs/sources-and-types.md, "
+                "Cursor columns"
+            )
+        self._counted(spec, int(nulls))
+
+    @abstractmethod
+    def batches(self, spec: ReadSpec) -> Iterator[pa.RecordBatch]:
+        """Yield batches with one stable, exact schema; SourceError on failure."""
+
+    def _window_values(self, spec: ReadSpec) -> dict[str, datetime]:
+        if spec.window is None:
+            return {}
+        return {"window_start": spec.window.start, "window_end": spec.window.end}
+
+
+def _stream(
+    reader: Any,
+    where: str,
+    overrides: dict[str, pa.DataType] | None = None,
+    when_empty: dict[str, pa.DataType] | None = None,
+    fixes: dict[str, str] | None = None,
+) -> Iterator[pa.RecordBatch]:
+    """The reader's batches cast to their target schema; with no row, one empty batch.
+
+    `when_empty` gives the types of a result without rows, for a driver that types columns
+    from their values and so has nothing to go on (SQLite: every column int64). `fixes`:
+    what to do when a column's values do not convert, added to its error.
+    """
+    schema = target_schema(reader.schema, overrides)
+    cast = make_caster(reader.schema, schema)
+    got_any = False
+    for batch in reader:
+        if batch.num_rows:
+            got_any = True
+            try:
+                converted = cast(batch)
+            except ConversionError as error:
+                fix = (fixes or {}).get(error.column or "")
+                raise SourceError(f"{where}: {error}" + (f". {fix}" if fix else "")) from None
+            yield converted
+    if not got_any:
+        if when_empty:
+            schema = target_schema(reader.schema, {**when_empty, **(overrides or {})})
+        yield pa.RecordBatch.from_pylist([], schema=schema)

@@ -1,0 +1,195 @@
+"""The generic reader: any SQLAlchemy URL (Oracle through oracledb), a server-side cursor,
+its rows turned into Arrow columns of the table's declared types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import pyarrow as pa
+
+from onceflow.errors import SourceError
+from onceflow.extract.classify import classify
+from onceflow.extract.readers.base import Reader, _check_cursor, _naive_wall
+from onceflow.extract.readers.cursors import _NO_WINDOW, _pg_not_a_time
+from onceflow.extract.readers.sqlite import sqlite_bound
+from onceflow.extract.sql import (
+    ReadSpec,
+    build_select,
+    null_cursor_count,
+    pg_cursor_types,
+    sqlite_cursor_audit,
+    to_sqlalchemy,
+)
+from onceflow.extract.types import ConversionError, cast_column, decimal_type
+
+_SA_TYPES: list[tuple[str, pa.DataType]] = [
+    ("BIGINT", pa.int64()),
+    ("SMALLINT", pa.int16()),
+    ("TINYINT", pa.int8()),
+    ("INTEGER", pa.int32()),
+    ("BOOLEAN", pa.bool_()),
+    ("DOUBLE", pa.float64()),
+    ("REAL", pa.float32()),
+    ("FLOAT", pa.float64()),
+    ("DATE", pa.date32()),
+    ("BLOB", pa.binary()),
+    ("BINARY", pa.binary()),
+    ("BYTEA", pa.binary()),
+    ("JSON", pa.json_(pa.string())),
+]
+# SQLite stores every integer in 64 bits and every real in a double.
+_SA_SQLITE_TYPES = {"INTEGER": pa.int64(), "SMALLINT": pa.int64(), "REAL": pa.float64()}
+
+
+def _sa_array(name: str, values: list[Any], declared: pa.DataType | None) -> pa.Array:
+    """A column of Python values as its declared type (a driver may give floats for a
+    decimal, e.g. SQLite): built directly, else inferred and cast (ConversionError for
+    a value the type cannot hold, such as 2 in a BOOLEAN column)."""
+    try:
+        return pa.array(values, type=declared)
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        if declared is None:
+            raise
+        return cast_column(name, pa.array(values), declared)
+
+
+def _sa_base(kind: Any) -> Any:
+    """A reflected column type, a PostgreSQL domain (over a domain...) as the type under
+    it: the server compares and returns its values as that type's."""
+    from sqlalchemy.dialects.postgresql import DOMAIN
+
+    while isinstance(kind, DOMAIN):
+        kind = kind.data_type
+    return kind
+
+
+class SqlAlchemyReader(Reader):
+    """Any SQLAlchemy URL (Oracle through oracledb): a server-side cursor, columns to Arrow."""
+
+    def batches(self, spec: ReadSpec) -> Iterator[pa.RecordBatch]:
+        import sqlalchemy as sa
+
+        try:
+            engine = sa.create_engine(self.url)
+        except Exception as error:
+            raise classify(error, self.where) from None
+        quote = engine.dialect.identifier_preparer.initial_quote
+        dialect = engine.dialect.name
+        sql, names = build_select(spec, quote, dialect)
+        postgres = dialect == "postgresql"
+        # PostgreSQL: the window is two instants, naive cursors compare as wall time in the
+        # session's zone. SQLite: dates as text (`sqlite_bound`). Elsewhere: naive wall
+        # time in the pipeline's zone (portable).
+        params = {n: self._param(v, dialect) for n, v in self._window_values(spec).items()}
+        try:
+            with engine.connect() as conn:
+                if postgres:
+                    conn.execute(
+                        sa.text("SELECT set_config('TimeZone', :tz, false)"), {"tz": str(self.zone)}
+                    )
+                declared = self._declared(conn, spec) if spec.table else {}
+                if spec.audits_cursor:
+                    self._audit_cursor(conn, spec)
+                result = conn.execution_options(
+                    stream_results=True, yield_per=spec.batch_rows
+                ).execute(sa.text(to_sqlalchemy(sql, dialect)), {k: params[k] for k in names})
+                columns = list(result.keys())
+                _check_cursor(spec, columns, self.where, dialect)
+                schema: pa.Schema | None = None
+                for rows in result.partitions(spec.batch_rows):
+                    arrays = [
+                        _sa_array(name, list(col), declared.get(name))
+                        for name, col in zip(columns, zip(*rows, strict=True), strict=True)
+                    ]
+                    batch = pa.RecordBatch.from_arrays(arrays, names=columns)
+                    if schema is None:
+                        schema = batch.schema
+                    elif batch.schema != schema:
+                        batch = batch.cast(schema)
+                    yield batch
+                if schema is None:
+                    fields = [pa.field(c, declared.get(c, pa.string())) for c in columns]
+                    yield pa.RecordBatch.from_pylist([], schema=pa.schema(fields))
+        except SourceError:
+            raise
+        except ConversionError as error:
+            raise SourceError(f"{self.where}: {error}") from None
+        except Exception as error:
+            raise classify(error, self.where) from None
+        finally:
+            engine.dispose()
+
+    def _param(self, value: datetime, dialect: str) -> datetime | str:
+        if dialect == "postgresql":
+            return value
+        if dialect == "sqlite":
+            return sqlite_bound(value, self.zone, self.where)
+        return _naive_wall(value, self.zone)
+
+    def _audit_cursor(self, conn: Any, spec: ReadSpec) -> None:
+        """Refuse a cursor that is no date or time and count its rows in no window, as
+        the dialect's own reader does: PostgreSQL asks the server for the type (a domain
+        is judged by its base type) and counts +-infinity, MySQL counts zero dates,
+        SQLite refuses numbers and text that is not an ISO 8601 time; elsewhere a table's
+        declared type is judged and NULLs are counted."""
+        import sqlalchemy as sa
+
+        dialect = "mysql" if conn.dialect.name == "mariadb" else conn.dialect.name
+
+        def scalars(sql: str) -> list[Any]:
+            return list(conn.execute(sa.text(to_sqlalchemy(sql, dialect))).one())
+
+        def column(sql: str) -> list[Any]:
+            return list(conn.execute(sa.text(to_sqlalchemy(sql, dialect))).scalars())
+
+        if dialect == "postgresql":
+            if (refused := _pg_not_a_time(column(pg_cursor_types(spec)))) is not None:
+                raise self._not_a_time(spec, refused)
+        elif spec.table:
+            schema, _, name = spec.table.rpartition(".")
+            table = sa.Table(name, sa.MetaData(), schema=schema or None, autoload_with=conn)
+            found = table.columns.get(spec.cursor or "")
+            kind = None if found is None else found.type
+            text = (sa.String, sa.types.NullType) if dialect == "sqlite" else ()
+            if kind is not None and not isinstance(kind, (sa.Date, sa.DateTime, *text)):
+                raise self._not_a_time(spec, f"of type {kind}")
+        if dialect == "sqlite":
+            self._sqlite_counted(spec, scalars(sqlite_cursor_audit(spec)))
+            return
+        also, what = _NO_WINDOW.get(dialect, ("", "NULL"))
+        quote = conn.dialect.identifier_preparer.initial_quote
+        self._counted(spec, int(scalars(null_cursor_count(spec, quote, also))[0]), what)
+
+    @staticmethod
+    def _declared(conn: Any, spec: ReadSpec) -> dict[str, pa.DataType]:
+        import sqlalchemy as sa
+
+        assert spec.table
+        schema, _, name = spec.table.rpartition(".")
+        table = sa.Table(name, sa.MetaData(), schema=schema or None, autoload_with=conn)
+        out: dict[str, pa.DataType] = {}
+        for column in table.columns:
+            declared = _sa_base(column.type)
+            kind = type(declared).__name__.upper()
+            if isinstance(declared, sa.Numeric) and not isinstance(declared, sa.Float):
+                p, s = declared.precision, declared.scale
+                if p is not None and (s or 0) > 0:
+                    out[column.name] = decimal_type(p, s or 0)
+                    continue
+            if isinstance(declared, sa.DateTime):
+                tz = "UTC" if declared.timezone else None
+                out[column.name] = pa.timestamp("us", tz=tz)
+                continue
+            for label, arrow_type in _SA_TYPES:
+                if label in kind:
+                    if conn.dialect.name == "sqlite":
+                        arrow_type = _SA_SQLITE_TYPES.get(label, arrow_type)
+                    out[column.name] = arrow_type
+                    break
+            else:
+                if isinstance(declared, sa.String):
+                    out[column.name] = pa.string()
+        return out
