@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pyarrow as pa
 
 from onceflow.validate import Validator
@@ -108,3 +110,24 @@ def test_a_null_sample_reads_apart_from_empty_text_and_nested_values_as_json() -
     assert _sample_cell(None) == '<td class="null">NULL</td>'
     assert _sample_cell("") == '<td title=""></td>'
     assert ">{&quot;a&quot;: [1, 2]}<" in _sample_cell({"a": [1, 2]})
+
+
+def test_a_rules_description_is_in_the_reports_as_the_config_gives_it_now(tmp_path: Any) -> None:
+    """The description says why a rule exists: in the JSON and the HTML; editing it
+    changes no answer, so the stored result is served with the new text."""
+    state = f"sqlite:///{tmp_path / 'state.db'}"
+    data = pa.table({"v": [1, 2, -3]})
+    rule = {"name": "positive", "type": "range", "column": "v", "min": 0}
+
+    def check(description: str) -> Any:
+        validator = Validator(
+            rules_by_table={"t": [{**rule, "description": description}]}, state=state
+        )
+        return validator.validate_table(data, "t")
+
+    first = check("refunds are <negative> rows of their own table")
+    assert first.results[0].as_dict()["description"].startswith("refunds are")
+    assert "refunds are &lt;negative&gt; rows" in render_html(first)
+    again = check("amounts are never negative")
+    assert again.results[0].cached and again.data_queries == 0
+    assert again.results[0].description == "amounts are never negative"

@@ -66,6 +66,7 @@ td.rule small { display: block; font-weight: 400; color: var(--muted); }
         padding: 2px 10px; font-size: 12px; font-weight: 700; color: #fff; }
 .tag { display: inline-block; border: 1px solid var(--line); border-radius: 4px;
        padding: 0 5px; font-size: 11px; color: var(--muted); margin-left: 4px; }
+.about { color: var(--muted); font-size: 12.5px; font-weight: 400; overflow-wrap: anywhere; }
 .msg { color: #8250df; font-size: 12.5px; font-weight: 400; overflow-wrap: anywhere; }
 .bad { color: #cf222e; font-weight: 600; }
 details { padding: 10px 18px 14px; border-top: 1px solid #eaeef2; }
@@ -243,11 +244,12 @@ def _table(report: TableReport, history: dict[str, list[tuple[float | None, str]
             if on
         )
         message = f'<div class="msg">{_e(r.message)}</div>' if r.message else ""
+        about = f'<div class="about">{_e(r.description)}</div>' if r.description else ""
         rows.append(
             "<tr>"
             f'<td><span class="chip" style="background:{COLOURS.get(r.outcome)}">'
             f"{_e(r.outcome)}</span></td>"
-            f'<td class="rule">{_e(r.rule)}{tags}<small>{_e(r.type)}</small>{message}</td>'
+            f'<td class="rule">{_e(r.rule)}{tags}<small>{_e(r.type)}</small>{about}{message}</td>'
             # a schema rule's observed is a list of columns: it wraps, not pushing the chart
             f'<td class="num obs">{_number(r.observed)}</td>'
             f'<td class="num">{_threshold(r)}</td>'

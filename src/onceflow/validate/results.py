@@ -51,6 +51,9 @@ class RuleResult:
     incremental: bool = False
     message: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    # the rule's `description` as the config gives it now: set when the report is made,
+    # never served from the cache (a changed description keeps the stored result)
+    description: str | None = None
 
     @property
     def pass_rate(self) -> float | None:

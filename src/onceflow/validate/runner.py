@@ -288,6 +288,8 @@ class TableRun:
             elif job.after_rules is not None and self.state.results:
                 report.quarantined = self._quarantine(report, self._quarantine_cached)
         report.results = [self.state.results[r.name] for r in job.rules]
+        for rule, result in zip(job.rules, report.results, strict=True):
+            result.description = rule.description
         if self.engine is not None:
             report.statements = len(self.engine.statements)
             report.data_queries = self.engine.data_queries
