@@ -53,7 +53,8 @@ class _Refusal(Exception):
     """A value the column's type cannot hold exactly; `explain` words it for the column."""
 
     def explain(self, name: str) -> str:
-        raise NotImplementedError
+        """Why column `name` refuses the value, and the fix (each kind words its own)."""
+        return f"column {name!r} holds {self.args[0]}, which its type cannot hold exactly"
 
 
 _PG_TYPE = b"POSTGRESQL:type"
@@ -431,7 +432,7 @@ def _step(field: pa.Field, wanted: pa.DataType) -> _Step:
         try:
             return convert(column)
         except _Refusal as refusal:
-            raise ConversionError(refusal.explain(field.name)) from None
+            raise ConversionError(refusal.explain(field.name), column=field.name) from None
         except (pa.ArrowInvalid, OverflowError) as error:
             message = _conversion_message(field, kind, wanted, error, column)
             raise ConversionError(message, column=field.name) from None

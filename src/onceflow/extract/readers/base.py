@@ -5,6 +5,7 @@ driver's batches to their exact target schema.
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
@@ -15,6 +16,7 @@ import pyarrow as pa
 
 from onceflow.config import SourceConfig
 from onceflow.errors import SourceError
+from onceflow.extract.classify import classify
 from onceflow.extract.readers.cursors import _as_time, _sqlite_iso
 from onceflow.extract.sql import ReadSpec, has_markers
 from onceflow.extract.types import ConversionError, make_caster, target_schema
@@ -40,6 +42,23 @@ def _same_name(dialect: str) -> Callable[[str, str], bool]:
     if dialect in ("mysql", "mariadb"):
         return lambda a, b: a.casefold() == b.casefold()
     return lambda a, b: a == b
+
+
+@contextlib.contextmanager
+def classified(where: str, *closing: Callable[[], object]) -> Iterator[None]:
+    """A read's driver errors as onceflow's (`classify`: transient or not, secrets
+    masked), a SourceError as it is; then each of `closing` is called whatever happened
+    (a close that fails must not hide the read's own error)."""
+    try:
+        yield
+    except SourceError:
+        raise
+    except Exception as error:
+        raise classify(error, where) from None
+    finally:
+        for close in closing:
+            with contextlib.suppress(Exception):
+                close()
 
 
 def _check_cursor(spec: ReadSpec, columns: list[str], where: str, dialect: str) -> None:

@@ -4,7 +4,6 @@ declared types, the cursor's audit), then ConnectorX streams Arrow batches.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -14,7 +13,7 @@ import pyarrow as pa
 
 from onceflow.errors import SourceError, is_panic
 from onceflow.extract.classify import classify
-from onceflow.extract.readers.base import Reader, _naive_wall, _same_name, _stream
+from onceflow.extract.readers.base import Reader, _naive_wall, _same_name, _stream, classified
 from onceflow.extract.readers.cursors import _NO_WINDOW
 from onceflow.extract.sql import (
     ReadSpec,
@@ -116,37 +115,29 @@ class MysqlReader(Reader):
         by_server = bool(spec.cursor and spec.window and not marked)
         cursor = f", onceflow_probe.{quote_ident(spec.cursor or '', '`')}" if by_server else ""
         conn = self._connect()
-        try:
-            with conn.cursor() as cur:
-                probe = (
-                    f"SELECT onceflow_probe.*{cursor} FROM "
-                    f"({to_positional(sql, 'format', dialect='mysql')}) onceflow_probe LIMIT 0"
-                )
-                probe_values = [self._bind(v, None) for v in bound_values(names, window)]
-                cur.execute(probe, probe_values)
-                description = list(cur.description or ())
-                fields = list(getattr(getattr(cur, "_result", None), "fields", None) or [])
-                if by_server:
-                    cursor_type = description.pop()[1]
-                    fields = fields[:-1]
-                else:
-                    cursor_type = self._cursor_type(description, spec.cursor)
-                values = [self._bind(v, cursor_type) for v in bound_values(names, window)]
-                overrides, reads = self._overrides(description, fields)
-                columns = [d[0] for d in description]
-                if spec.audits_cursor:  # after the probe's description is read
-                    self._audit_cursor(cur, spec, cursor_type)
-                final = cur.mogrify(
-                    to_positional(self._select(sql, columns, reads), "format", dialect="mysql"),
-                    values,
-                )
-        except SourceError:
-            raise
-        except Exception as error:
-            raise classify(error, self.where) from None
-        finally:
-            with contextlib.suppress(Exception):
-                conn.close()
+        with classified(self.where, conn.close), conn.cursor() as cur:
+            probe = (
+                f"SELECT onceflow_probe.*{cursor} FROM "
+                f"({to_positional(sql, 'format', dialect='mysql')}) onceflow_probe LIMIT 0"
+            )
+            probe_values = [self._bind(v, None) for v in bound_values(names, window)]
+            cur.execute(probe, probe_values)
+            description = list(cur.description or ())
+            fields = list(getattr(getattr(cur, "_result", None), "fields", None) or [])
+            if by_server:
+                cursor_type = description.pop()[1]
+                fields = fields[:-1]
+            else:
+                cursor_type = self._cursor_type(description, spec.cursor)
+            values = [self._bind(v, cursor_type) for v in bound_values(names, window)]
+            overrides, reads = self._overrides(description, fields)
+            columns = [d[0] for d in description]
+            if spec.audits_cursor:  # after the probe's description is read
+                self._audit_cursor(cur, spec, cursor_type)
+            final = cur.mogrify(
+                to_positional(self._select(sql, columns, reads), "format", dialect="mysql"),
+                values,
+            )
         # ConnectorX wants the plain scheme; the rest of the URL (still percent-encoded) as is.
         # (urllib rather than SQLAlchemy: its import alone costs 0.18 s of every command.)
         parts = urlsplit(self.url)

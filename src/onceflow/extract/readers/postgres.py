@@ -4,7 +4,6 @@ session settings; columns the driver does not decode read as text, arrays checke
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,7 +13,7 @@ from onceflow.errors import SourceError
 from onceflow.extract import early
 from onceflow.extract.classify import classify
 from onceflow.extract.readers.adbc import _adbc_query, _adbc_schema
-from onceflow.extract.readers.base import Reader, _stream
+from onceflow.extract.readers.base import Reader, _stream, classified
 from onceflow.extract.readers.cursors import _NO_WINDOW, _pg_not_a_time
 from onceflow.extract.sql import (
     SETTING_PREFIX,
@@ -89,7 +88,7 @@ class PostgresReader(Reader):
             database, conn = opened or early.open_connection(self.url)
         except Exception as error:
             raise classify(error, self.where) from None
-        try:
+        with classified(self.where, conn.close, database.close):
             # The window is two instants (timestamptz); a naive timestamp or date
             # cursor compares with them as wall time in the session's (pipeline's) zone.
             settings = ["set_config('TimeZone', $1, false)"]
@@ -115,15 +114,6 @@ class PostgresReader(Reader):
             with _adbc_query(conn, to_session_settings(sql)) as reader:
                 rows = _OneDimensional(reader, arrays, self.where) if arrays else reader
                 yield from _stream(rows, self.where, pg_overrides(rows.schema, money_scale))
-        except SourceError:
-            raise
-        except Exception as error:
-            raise classify(error, self.where) from None
-        finally:
-            with contextlib.suppress(Exception):
-                conn.close()
-            with contextlib.suppress(Exception):
-                database.close()
 
     def _audit_cursor(self, conn: Any, spec: ReadSpec) -> None:
         """Refuse a cursor that is no date or time (PostgreSQL would fail the window's

@@ -4,7 +4,6 @@ date (`sqlite_bound`), declared types applied, unsettled columns read split.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,7 +14,7 @@ import pyarrow as pa
 
 from onceflow.errors import SourceError
 from onceflow.extract.classify import classify
-from onceflow.extract.readers.base import Reader, _check_cursor, _naive_wall, _stream
+from onceflow.extract.readers.base import Reader, _check_cursor, _naive_wall, _stream, classified
 from onceflow.extract.readers.sqlite_split import (
     _Joined,
     _split_select,
@@ -91,36 +90,24 @@ class SqliteReader(Reader):
             conn = adbc_sqlite.connect(path)
         except Exception as error:
             raise classify(error, self.where) from None
-        try:
-            with conn.cursor() as cur:
-                cur.adbc_statement.set_options(
-                    **{"adbc.sqlite.query.batch_rows": str(spec.batch_rows)}
-                )
-                declared = _sqlite_declared(path, sql)
-                if spec.audits_cursor:
-                    self._audit_cursor(path, spec, declared)
-                positional = to_positional(sql, "qmark", dialect="sqlite")
-                layout = self._layout(cur, positional, values, declared, spec)
-                read = sql if layout is None else _split_select(sql, layout)
-                cur.execute(
-                    to_positional(read, "qmark", dialect="sqlite"), parameters=values or None
-                )
-                reader: Any = cur.fetch_record_batch()
-                if layout is not None:
-                    reader = _Joined(reader, layout, self.where)
-                _check_cursor(spec, reader.schema.names, self.where, "sqlite")
-                overrides, when_empty = _sqlite_types(
-                    declared, reader.schema, table=spec.table is not None
-                )
-                fixes = _sqlite_fixes(spec.table, overrides)
-                yield from _stream(reader, self.where, overrides, when_empty, fixes)
-        except SourceError:
-            raise
-        except Exception as error:
-            raise classify(error, self.where) from None
-        finally:
-            with contextlib.suppress(Exception):
-                conn.close()
+        with classified(self.where, conn.close), conn.cursor() as cur:
+            cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(spec.batch_rows)})
+            declared = _sqlite_declared(path, sql)
+            if spec.audits_cursor:
+                self._audit_cursor(path, spec, declared)
+            positional = to_positional(sql, "qmark", dialect="sqlite")
+            layout = self._layout(cur, positional, values, declared, spec)
+            read = sql if layout is None else _split_select(sql, layout)
+            cur.execute(to_positional(read, "qmark", dialect="sqlite"), parameters=values or None)
+            reader: Any = cur.fetch_record_batch()
+            if layout is not None:
+                reader = _Joined(reader, layout, self.where)
+            _check_cursor(spec, reader.schema.names, self.where, "sqlite")
+            overrides, when_empty = _sqlite_types(
+                declared, reader.schema, table=spec.table is not None
+            )
+            fixes = _sqlite_fixes(spec.table, overrides)
+            yield from _stream(reader, self.where, overrides, when_empty, fixes)
 
     def _layout(
         self, cur: Any, sql: str, values: list[str], declared: dict[str, str], spec: ReadSpec
