@@ -20,8 +20,8 @@ PostgreSQL values the ADBC driver gets wrong are set right here (`pg_*` below):
   on it later, and the driver wraps a timestamp after ~292277 AD around to ~290279 BC.
 - `numeric(p,s)` with a negative scale, or a scale above its precision (PostgreSQL 15),
   becomes the decimal that holds its values; above 76 digits, exact text.
-- Unconstrained `numeric` NaN/Infinity come as `nan`/`inf`: they become PostgreSQL's
-  own text, `NaN`/`Infinity`/`-Infinity`.
+- Unconstrained `numeric` NaN/Infinity come as `nan`/`inf`, in a scalar or in a
+  `numeric[]`: they become PostgreSQL's own text, `NaN`/`Infinity`/`-Infinity`.
 - Types the driver does not decode (timetz, inet, cidr, macaddr, xml, ranges, geometric
   types, ...) come as their binary wire format: the reader asks the server for their text
   instead (`pg_text_columns`).
@@ -412,6 +412,17 @@ def _numeric_text(column: pa.Array) -> pa.Array:
     return column
 
 
+def _numeric_text_elements(column: pa.Array) -> pa.Array:
+    """A numeric[] column with each element's `nan`/`inf`/`-inf` as PostgreSQL prints it."""
+    from pyarrow._compute import call_function
+
+    values = _numeric_text(column.values)
+    if values is column.values:
+        return column
+    mask = call_function("is_null", [column])
+    return pa.ListArray.from_arrays(column.offsets, values, mask=mask)
+
+
 def _step(field: pa.Field, wanted: pa.DataType) -> _Step:
     """How one column of `field` becomes `wanted`; ConversionError names it on failure."""
     kind = pg_type(field)
@@ -426,6 +437,8 @@ def _step(field: pa.Field, wanted: pa.DataType) -> _Step:
             column = _finite_elements(column, element)
         elif kind == "numeric" and wanted == pa.string():
             column = _numeric_text(column)
+        elif element == "numeric" and pa.types.is_list(column.type):
+            column = _numeric_text_elements(column)
         return _convert(column, wanted)
 
     def step(column: pa.Array) -> pa.Array:

@@ -862,3 +862,26 @@ def test_unconstrained_numeric_nan_and_infinity_keep_postgresqls_text(
     data = read(summary, f"pg.{pg_schema}.free").sort_by("id")
     want = [row[0] for row in pg_admin.execute(f"SELECT n::text FROM {table} ORDER BY id")]
     assert data.column("n").to_pylist() == want == ["NaN", "Infinity", "-Infinity", "1.50", None]
+
+
+def test_nan_and_infinity_inside_a_numeric_array_keep_postgresqls_text(
+    pg_admin, pg_schema, pg_url, tmp_path
+):
+    """A numeric[]'s elements came as the driver's 'nan' and 'inf', unlike a numeric's."""
+    table = f'"{pg_schema}".free_arrays'
+    pg_admin.execute(f"CREATE TABLE {table} (id int, n numeric[], fixed numeric(6,2)[])")
+    pg_admin.execute(
+        f"INSERT INTO {table} VALUES (1, '{{1.5,NaN,NULL,Infinity,-Infinity}}', '{{1.25}}'), "
+        "(2, '{}', '{3.50,NULL}'), (3, NULL, NULL), (4, '{2}', '{-0.10}')"
+    )
+    summary = run(
+        tmp_path, {"pg": pg_url}, [{"source": "pg", "table": f"{pg_schema}.free_arrays"}]
+    )
+    data = read(summary, f"pg.{pg_schema}.free_arrays").sort_by("id")
+    assert data.column("n").to_pylist() == [
+        ["1.5", "NaN", None, "Infinity", "-Infinity"],
+        [],
+        None,
+        ["2"],
+    ]
+    assert data.column("fixed").to_pylist() == [["1.25"], ["3.50", None], None, ["-0.10"]]
