@@ -131,3 +131,27 @@ def test_a_rules_description_is_in_the_reports_as_the_config_gives_it_now(tmp_pa
     again = check("amounts are never negative")
     assert again.results[0].cached and again.data_queries == 0
     assert again.results[0].description == "amounts are never negative"
+
+
+def test_a_uniqueness_rule_shows_its_distinct_duplicated_values_and_the_sql_once(
+    tmp_path: Any,
+) -> None:
+    table = pa.table({"id": [1, 1, 2, 2, 2, 3], "v": [1, 2, 3, 4, -5, 6]})
+    rules = [
+        {"name": "id_unique", "type": "uniqueness", "columns": ["id"]},
+        {"name": "v_positive", "type": "range", "column": "v", "min": 0},
+        {"name": "v_small", "type": "range", "column": "v", "max": 100},
+    ]
+    state = f"sqlite:///{tmp_path / 'state.db'}"
+    report = Validator(rules_by_table={"t": rules}, state=state).validate_table(table, "t")
+    page = render_html(report)
+    assert "5<br><small>2 distinct</small>" in page  # 5 duplicated rows, 2 values
+    sql = page[page.index("<summary>SQL: ") :]
+    statements = {s for r in report.results for s in r.sql}
+    assert f"<summary>SQL: {len(statements)} statement(s)</summary>" in sql
+    # the fused statement is shown once, naming every rule it served
+    assert sql.count('<pre class="sql">') == len(statements)
+    assert "for id_unique, v_positive, v_small</div>" in sql and "cached" not in sql
+    again = Validator(rules_by_table={"t": rules}, state=state).validate_table(table, "t")
+    assert again.data_queries == 0
+    assert "(cached: ran on an earlier validation)" in render_html(again)

@@ -79,6 +79,10 @@ summary { cursor: pointer; font-weight: 600; color: var(--ink); }
 .samples td.null { color: var(--muted); font-style: italic; }
 .samples table th { text-transform: none; letter-spacing: 0; background: var(--soft); }
 code { font: 12px ui-monospace, SFMono-Regular, Menlo, monospace; }
+pre.sql { font: 12px/1.45 ui-monospace, SFMono-Regular, Menlo, monospace; white-space: pre-wrap;
+  word-break: break-word; background: var(--soft); border: 1px solid var(--line);
+  border-radius: 6px; padding: 8px 10px; margin: 8px 0 0; max-height: 24em; overflow-y: auto; }
+.sqlfor { color: var(--muted); font-size: 12px; margin-top: 10px; }
 .legend { color: var(--muted); font-size: 12px; padding: 8px 18px 12px; }
 .spark { display: inline-flex; align-items: center; gap: 8px; }
 .rate { font-size: 12px; color: var(--muted); font-variant-numeric: tabular-nums; }
@@ -104,6 +108,33 @@ def _threshold(result: RuleResult) -> str:
         else:
             parts.append(f"{key} {_number(value)}")
     return _e(", ".join(parts))
+
+
+def _failing(result: RuleResult) -> str:
+    """Failing rows; for a uniqueness rule also its distinct duplicated values."""
+    rows = _number(result.failing_rows)
+    if result.distinct_failing is None or not result.failing_rows:
+        return rows
+    return f"{rows}<br><small>{_number(result.distinct_failing)} distinct</small>"
+
+
+def _sql(report: TableReport) -> str:
+    """The SQL behind the table's results, each statement once with the rules it served (a
+    fused query serves many); a cached result's ran on an earlier validation."""
+    served: dict[str, list[RuleResult]] = {}
+    for result in report.results:
+        for statement in result.sql:
+            served.setdefault(statement, []).append(result)
+    if not served:
+        return ""
+    parts = []
+    for sql, results in served.items():
+        earlier = " (cached: ran on an earlier validation)" if all(r.cached for r in results) else ""
+        names = ", ".join(r.rule for r in results)
+        parts.append(
+            f'<div class="sqlfor">for {_e(names)}{earlier}</div><pre class="sql">{_e(sql)}</pre>'
+        )
+    return f"<details><summary>SQL: {len(served)} statement(s)</summary>{''.join(parts)}</details>"
 
 
 def _percent(value: float | None) -> str:
@@ -253,7 +284,7 @@ def _table(report: TableReport, history: dict[str, list[tuple[float | None, str]
             # a schema rule's observed is a list of columns: it wraps, not pushing the chart
             f'<td class="num obs">{_number(r.observed)}</td>'
             f'<td class="num">{_threshold(r)}</td>'
-            f'<td class="num">{_number(r.failing_rows)}</td>'
+            f'<td class="num">{_failing(r)}</td>'
             f'<td class="num">{_percent(r.failing_percent)} / '
             f"{_percent(r.failing_percent_non_null)}</td>"
             f'<td class="num">{r.duration_seconds * 1000:,.1f} ms</td>'
@@ -281,6 +312,7 @@ def _table(report: TableReport, history: dict[str, list[tuple[float | None, str]
         + "".join(rows)
         + "</table></div>"
         + samples
+        + _sql(report)
         + "</section>"
     )
 
