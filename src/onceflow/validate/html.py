@@ -129,7 +129,8 @@ def _sql(report: TableReport) -> str:
         return ""
     parts = []
     for sql, results in served.items():
-        earlier = " (cached: ran on an earlier validation)" if all(r.cached for r in results) else ""
+        cached = all(r.cached for r in results)
+        earlier = " (cached: ran on an earlier validation)" if cached else ""
         names = ", ".join(r.rule for r in results)
         parts.append(
             f'<div class="sqlfor">for {_e(names)}{earlier}</div><pre class="sql">{_e(sql)}</pre>'

@@ -874,9 +874,7 @@ def test_nan_and_infinity_inside_a_numeric_array_keep_postgresqls_text(
         f"INSERT INTO {table} VALUES (1, '{{1.5,NaN,NULL,Infinity,-Infinity}}', '{{1.25}}'), "
         "(2, '{}', '{3.50,NULL}'), (3, NULL, NULL), (4, '{2}', '{-0.10}')"
     )
-    summary = run(
-        tmp_path, {"pg": pg_url}, [{"source": "pg", "table": f"{pg_schema}.free_arrays"}]
-    )
+    summary = run(tmp_path, {"pg": pg_url}, [{"source": "pg", "table": f"{pg_schema}.free_arrays"}])
     data = read(summary, f"pg.{pg_schema}.free_arrays").sort_by("id")
     assert data.column("n").to_pylist() == [
         ["1.5", "NaN", None, "Infinity", "-Infinity"],
