@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from onceflow.durations import duration_seconds
 from onceflow.errors import ConfigError, did_you_mean, field_problem, first_problem
 from onceflow.locations import normalize_path, safe_component, table_location
 from onceflow.redact import quote_credentials, register_secret, register_url
@@ -402,33 +403,10 @@ class ValidationConfig(_Model):
     max_fused_aggregates: int = Field(400, ge=1, le=10_000)
 
 
-# weeks, days, hours, minutes, seconds, each at most once and in this order (`1d12h`); the
-# units of a rule's `max_age` (`2d`, `1w`), which also takes one alone
-_DURATION_UNITS = (("w", 604_800), ("d", 86_400), ("h", 3600), ("m", 60), ("s", 1))
-_DURATION = re.compile(
-    r"^\s*" + r"\s*".join(rf"(?:(?P<{u}>\d+(?:\.\d+)?){u})?" for u, _ in _DURATION_UNITS) + r"\s*$"
-)
-
-
 def parse_duration(value: str | float | int) -> float:
     """Seconds of a duration: `90s`, `45m`, `2h`, `1h30m`, `1d`, `1w`, or a number of
-    minutes."""
-    if isinstance(value, bool):  # YAML's `true`: a number to Python, no duration
-        raise ValueError(f"invalid duration {value!r}: use e.g. 90s, 45m, 2h, 1h30m or 1d")
-    if isinstance(value, int | float):
-        if value <= 0:
-            raise ValueError(f"duration must be positive, got {value}")
-        return float(value) * 60
-    match = _DURATION.match(str(value))
-    if not match or not any(match.groups()):
-        raise ValueError(
-            f"invalid duration {value!r}: use e.g. 90s, 45m, 2h, 1h30m or 1d (a bare number "
-            "is minutes)"
-        )
-    seconds = sum(float(match[u] or 0) * f for u, f in _DURATION_UNITS)
-    if seconds <= 0:
-        raise ValueError(f"duration must be positive, got {value!r}")
-    return seconds
+    minutes (see onceflow.durations)."""
+    return duration_seconds(value, bare=60, bare_name="minutes")
 
 
 class ScheduleRetryConfig(_Model):

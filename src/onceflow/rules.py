@@ -35,12 +35,11 @@ from pydantic import (
     model_validator,
 )
 
+from onceflow.durations import duration_seconds
 from onceflow.errors import did_you_mean, field_problem, first_problem
 from onceflow.type_names import known
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
-_DURATION = re.compile(r"^\s*(?P<n>\d+(?:\.\d+)?)\s*(?P<unit>s|sec|m|min|h|d|w)?\s*$")
-_UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
 
 Number = float | int
 Bound = float | int | str  # a str bound is a date or timestamp literal (cast by the engine)
@@ -364,13 +363,9 @@ class RowCount(_Rule):
 
 
 def parse_duration(value: str | float | int) -> float:
-    """`48h`, `30m`, `2d`, `90s`, `1w` or a number of seconds -> seconds."""
-    if isinstance(value, int | float):
-        return float(value)
-    match = _DURATION.match(value)
-    if not match:
-        raise ValueError(f"max_age {value!r}: use a number and a unit, e.g. 48h, 30m, 2d")
-    return float(match["n"]) * _UNITS[match["unit"] or "s"]
+    """`48h`, `30m`, `2d`, `1d12h`, `90s`, `1w` or a number of seconds -> seconds (see
+    onceflow.durations)."""
+    return duration_seconds(value, bare=1, bare_name="seconds")
 
 
 class Freshness(_ColumnRule):
@@ -385,8 +380,7 @@ class Freshness(_ColumnRule):
     @field_validator("max_age")
     @classmethod
     def _duration(cls, value: str | float) -> str | float:
-        if parse_duration(value) <= 0:
-            raise ValueError("max_age must be more than 0")
+        parse_duration(value)
         return value
 
     @property

@@ -32,6 +32,7 @@ BASE = (
     "lazy",
     "config",
     "cronspec",
+    "durations",
     "rules",
     "type_names",
     "windows",

@@ -85,7 +85,7 @@ def test_rules_of_the_config_are_typed_models_and_scope_follows_the_strategy() -
         ),
         (
             {"name": "x", "type": "freshness", "column": "t", "max_age": "soon"},
-            r"rule 'x': max_age: .*max_age 'soon': use a number and a unit",
+            r"rule 'x': max_age: .*invalid duration 'soon': use e.g. 90s, .*seconds\)",
         ),
         # bounds no value could meet, or that compare with nothing: a rule mistake,
         # never to be reported as bad data
@@ -212,6 +212,20 @@ def test_durations() -> None:
         5.0,
         604800.0,
     ]
+
+
+def test_every_duration_field_reads_one_grammar_but_for_the_unit_of_a_bare_number() -> None:
+    """`max_age` took `48 h` but not `1h30m`; `settle` and `max_runtime` the reverse."""
+    from onceflow.config import parse_duration as config_duration
+
+    for text, seconds in (("1h30m", 5400), ("48 h", 172800), ("1d 12h", 129600), ("2 min", 120)):
+        assert parse_duration(text) == config_duration(text) == seconds
+    assert parse_duration("90") == 90 and config_duration("90") == 5400  # seconds, minutes
+    for bad in ("30m1h", "1h1h", "1 hour", "1h 30", "-5m", "0", ""):
+        with pytest.raises(ValueError, match="duration"):
+            parse_duration(bad)
+        with pytest.raises(ValueError, match="duration"):
+            config_duration(bad)
 
 
 def test_a_null_among_allowed_values_changes_nothing() -> None:
