@@ -226,6 +226,40 @@ def test_custom_queries_and_percent_signs(mysql_admin, mysql_db, tmp_path):
     assert read(summary, "maria.plain").num_rows == len(rows)
 
 
+def test_a_marker_query_that_does_not_return_its_cursor_is_refused_not_windowed_hours_off(
+    mysql_admin, mysql_db, tmp_path
+):
+    """The markers are bound by the cursor's type; unreturned, a TIMESTAMP cursor was bound
+    as New York wall time against the session's UTC: the window moved 5 hours, exit 0."""
+    db = _db(mysql_db)
+    rows, included = _window_rows(date(2025, 11, 2))
+    _exec(mysql_admin, db, "CREATE TABLE events (id int, at timestamp(6) NULL, wall datetime(6))")
+    _exec(mysql_admin, db, "INSERT INTO events VALUES (%s, %s, %s)", rows=rows)
+    where = "WHERE at >= :window_start AND at < :window_end"
+    summary = run(
+        tmp_path,
+        {"maria": mysql_db},
+        [
+            {
+                "source": "maria",
+                "name": name,
+                "query": f"SELECT {columns} FROM events {where}",
+                "extract": {"mode": "incremental", "cursor": "at"},
+            }
+            for name, columns in (("hidden", "id, wall"), ("returned", "id, at"))
+        ],
+        date="2025-11-02",
+        timezone="America/New_York",
+    )
+    hidden = result(summary, "maria.hidden")
+    assert hidden.action == "failed" and not summary.ok
+    assert hidden.error.startswith(
+        "maria.hidden: the query places :window_start/:window_end itself but does not return "
+        "its cursor column 'at' (it returns id, wall)"
+    ), hidden.error
+    assert set(read(summary, "maria.returned").column("id").to_pylist()) == included
+
+
 @pytest.mark.parametrize("evil", ["x`; drop table y; --", 'x"; drop table y; --'])
 def test_hostile_identifiers_are_data(mysql_admin, mysql_db, tmp_path, evil):
     db = _db(mysql_db)
