@@ -918,3 +918,47 @@ def test_a_sliced_table_is_cached_by_its_own_rows(tmp_path: Path) -> None:
     other = v.validate_table(data.slice(101, 100), "my_table")
     assert other.data_queries > 0
     assert other.tables[0].fingerprint != first.tables[0].fingerprint
+
+
+def test_a_nan_is_seen_by_every_query_on_delta_and_parquet_not_only_by_aggregates(
+    tmp_path: Path,
+) -> None:
+    """Parquet leaves NaN out of a column's min/max, and DuckDB's scan skipped a row group
+    of [NaN, 5.0] for `x > 90` whole: a custom query passed, samples were empty, the
+    quarantine missed the row and an appended NaN duplicate went unseen."""
+    nan = float("nan")
+    data = pa.table({"id": [1, 2], "x": [nan, 5.0]})
+    rules = [
+        {"name": "big", "type": "sql_query", "query": "SELECT * FROM {table} WHERE x > 90"},
+        {"name": "x_range", "type": "range", "column": "x", "max": 90},
+        {"name": "x_unique", "type": "uniqueness", "columns": ["x"]},
+    ]
+    write_delta(tmp_path / "events", data)
+    pq.write_table(data, tmp_path / "events.parquet")
+    for source in (str(tmp_path / "events"), str(tmp_path / "events.parquet"), data):
+        report = Validator(rules_by_table={"t": rules}).validate_table(source, "t")
+        big, in_range = report.result("big"), report.result("x_range")
+        assert big.outcome == "fail" and big.failing_rows == 1, source
+        assert in_range.failing_rows == 1 and len(in_range.samples) == 1, source
+        assert in_range.samples[0]["x"] == "nan"  # JSON has no NaN: samples keep it as text
+        assert report.result("x_unique").outcome == "pass"
+    # incremental: the appended NaN duplicates the old one (DuckDB groups NaN as one value)
+    state = f"sqlite:///{tmp_path / 'state.db'}"
+    first = Validator(rules_by_table={"t": rules}, state=state)
+    assert first.validate_table(str(tmp_path / "events"), "t").result("x_unique").passed
+    write_delta(tmp_path / "events", pa.table({"id": [3], "x": [nan]}), mode="append")
+    grown = Validator(rules_by_table={"t": rules}, state=state)
+    unique = grown.validate_table(str(tmp_path / "events"), "t").result("x_unique")
+    assert unique.incremental and unique.outcome == "fail" and unique.failing_rows == 2
+    # the quarantine holds the NaN row, as the rule counts it
+    config = load_config(
+        project(
+            tmp_path / "p",
+            [rules[1]],
+            events_path=tmp_path / "events",
+            table={"quarantine": True},
+        )
+    )
+    report = validate(config, tables=["src.events"])
+    assert report.result("x_range").failing_rows == 2
+    assert report.tables[0].quarantined == 2

@@ -16,7 +16,7 @@ from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
 from onceflow.validate.engines.base import Engine
-from onceflow.warehouse.duck import duck, prepare, q
+from onceflow.warehouse.duck import NAN_SAFE, duck, prepare, q
 
 _T = TypeVar("_T")
 
@@ -66,7 +66,7 @@ class DuckDBEngine(Engine):
         self._sources[name] = list(paths)
         files = ", ".join("'" + p.replace("'", "''") + "'" for p in paths)
         option = ", union_by_name = true" if union_by_name else ""
-        self.create_view(name, f"SELECT * FROM read_parquet([{files}]{option})")
+        self.create_view(name, f"SELECT * FROM read_parquet([{files}]{option}{NAN_SAFE})")
 
     def create_view(self, name: str, sql: str) -> None:
         self._statement(lambda: self.con.execute(f"CREATE OR REPLACE TEMP VIEW {q(name)} AS {sql}"))
