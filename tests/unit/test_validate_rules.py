@@ -452,6 +452,11 @@ def test_a_timestamp_bound_on_a_date_column_keeps_its_time_of_day() -> None:
     strict = {"type": "range", "column": "d", "max": noon, "inclusive": False}
     assert one(strict, data).failing_rows == 1  # 2024-01-02 is after noon the day before
     assert one({"type": "range", "column": "d", "min": "2024-01-01"}, data).failing_rows == 0
+    # allowed values alike: noon allows no date; a midnight or a plain date allows its day
+    allowed = {"type": "allowed_values", "column": "d"}
+    assert one({**allowed, "values": [noon]}, data).failing_rows == 2
+    assert one({**allowed, "values": [noon, "2024-01-02 00:00:00"]}, data).failing_rows == 1
+    assert one({**allowed, "values": ["2024-01-01"]}, data).failing_rows == 1
 
 
 def test_merged_min_and_max_order_nan_as_the_engine_does() -> None:
@@ -550,6 +555,34 @@ def test_a_subquerys_aggregate_is_row_level_and_an_integer_sum_is_exact() -> Non
     assert report.result("below_max").outcome == "pass"
     # as a double, 2**53 + 1 is 2**53, below its own bound
     assert report.result("sum").observed == 2**53 + 1 and report.result("sum").outcome == "pass"
+
+
+def test_a_decimal_statistic_is_judged_exactly_not_as_its_double(tmp_path: Any) -> None:
+    """9007199254740992.50 as a double is 2**53, which met `max: 2**53`; the range rule on
+    the same row failed. The decimal judges, incremental merges included."""
+    from decimal import Decimal
+
+    from deltalake import write_deltalake
+
+    bound = 2**53
+    rules: list[dict[str, Any]] = [
+        {"name": kind, "type": "statistic", "statistic": kind, "column": "d", "max": bound}
+        for kind in ("max", "sum", "mean")
+    ] + [{"name": "in_range", "type": "range", "column": "d", "max": bound}]
+    row = pa.array([Decimal("9007199254740992.50")], pa.decimal128(19, 2))
+    report = Validator(rules_by_table={"t": rules}).validate_table(pa.table({"d": row}), "t")
+    assert {r.rule: r.outcome for r in report.results} == dict.fromkeys(
+        ("max", "sum", "mean", "in_range"), "fail"
+    )
+    # a first pass just at the bound, then an append that goes over it by 0.5
+    path, state = str(tmp_path / "d"), f"sqlite:///{tmp_path / 'state.db'}"
+    at = pa.array([Decimal(bound)], pa.decimal128(19, 2))
+    write_deltalake(path, pa.table({"d": at}))
+    kept = rules[:1]
+    assert Validator(rules_by_table={"t": kept}, state=state).validate_table(path, "t").ok
+    write_deltalake(path, pa.table({"d": row}), mode="append")
+    grown = Validator(rules_by_table={"t": kept}, state=state).validate_table(path, "t")
+    assert grown.result("max").incremental and grown.result("max").outcome == "fail"
 
 
 def test_a_validation_that_cannot_read_its_data_is_the_tables_last_one(tmp_path: Any) -> None:

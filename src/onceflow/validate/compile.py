@@ -412,8 +412,11 @@ def _condition(rule: AnyRule, col: exp.Expression, kind: str = "") -> exp.Expres
             parts.append(cls(this=col.copy(), expression=value_literal(high)))
         return exp.paren(_and(*parts))  # type: ignore[arg-type]
     if isinstance(rule, AllowedValues):
-        values = [value_literal(_in_utc(v, kind)) for v in rule.values]
-        return exp.In(this=col, expressions=values)
+        listed = [_in_utc(v, kind) for v in rule.values]
+        if kind.upper() == "DATE" and any(_has_time(v) for v in listed):
+            # as for a range: `'2024-01-01 12:00'` must not allow the date 2024-01-01
+            col = exp.cast(col, exp.DataType.Type.TIMESTAMP)
+        return exp.In(this=col, expressions=[value_literal(v) for v in listed])
     if isinstance(rule, Regex):
         return exp.RegexpLike(this=col, expression=value_literal(rule.pattern))
     if isinstance(rule, Length):

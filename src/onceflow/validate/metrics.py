@@ -178,7 +178,20 @@ def statistic_value(rule: Statistic, m: dict[str, Any]) -> float | int | None:
     return math.sqrt(max(0.0, m2) / (n - 1))
 
 
-def _in_bounds(value: float, low: Any, high: Any) -> bool:
+def _exact_statistic(rule: Statistic, m: dict[str, Any]) -> Decimal | None:
+    """A decimal column's sum, min, max or mean as the exact decimal, to judge with: its
+    observed value is a double, and 9007199254740992.50 as a double meets `max:
+    9007199254740992` (Python compares a Decimal with an int or a float exactly)."""
+    key = "sum" if rule.statistic == "mean" else rule.statistic
+    value = m.get(key)
+    if not isinstance(value, Decimal) or not value.is_finite():
+        return None
+    if rule.statistic == "mean":
+        return value / Decimal(int(m["n"]))
+    return value if rule.statistic in ("sum", "min", "max") else None
+
+
+def _in_bounds(value: float | Decimal, low: Any, high: Any) -> bool:
     return (low is None or value >= low) and (high is None or value <= high)
 
 
@@ -221,7 +234,9 @@ def judge(
                 )
             return out
         out["observed"] = value
-        out["outcome"] = PASS if _in_bounds(value, rule.min, rule.max) else bad
+        exact = _exact_statistic(rule, m)
+        judged = value if exact is None else exact
+        out["outcome"] = PASS if _in_bounds(judged, rule.min, rule.max) else bad
         return out
     if isinstance(rule, Freshness):
         newest = _aware(m.get("newest"))
