@@ -459,6 +459,23 @@ def test_a_timestamp_bound_on_a_date_column_keeps_its_time_of_day() -> None:
     assert one({**allowed, "values": ["2024-01-01"]}, data).failing_rows == 1
 
 
+@pytest.mark.parametrize("expression", ["x", "i - 1", "s || 'a'", "'yes'", "X"])
+def test_a_predicate_that_is_a_number_or_text_is_an_error_not_cast_to_a_truth(
+    expression: str,
+) -> None:
+    """DuckDB casts `x` or `i - 1` to a boolean (non-zero is true) and judges that."""
+    data = pa.table({"x": [1.0, 0.0], "i": [1, 2], "s": ["a", "b"], "b": [True, False]})
+    result = one({"type": "sql_predicate", "expression": expression}, data)
+    assert result.outcome == "error"
+    assert "not a condition: a row passes where the expression is true" in result.message
+
+
+def test_a_boolean_column_or_a_function_is_a_predicate() -> None:
+    data = pa.table({"b": [True, False, None], "x": [1.0, 0.0, None]})
+    assert one({"type": "sql_predicate", "expression": "b"}, data).failing_rows == 1
+    assert one({"type": "sql_predicate", "expression": "isnan(x)"}, data).failing_rows == 2
+
+
 def test_merged_min_and_max_order_nan_as_the_engine_does() -> None:
     # NaN is above every number: a max with one is NaN, a min skips it unless all are
     assert math.isnan(merge({"max": 3.0}, {"max": math.nan})["max"])

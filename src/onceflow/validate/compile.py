@@ -248,6 +248,29 @@ def check_columns(
         raise CompileError(f"unknown column {name!r} in {what} (columns: {listed})")
 
 
+# what a predicate's top may be that gives a number or text, never a truth value
+_VALUES = (exp.Literal, exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod, exp.DPipe, exp.Neg)
+
+
+def _a_condition(tree: Any, text: str, schema: dict[str, str]) -> None:
+    """Refuse a predicate that is a number or text, not a condition: the engine would
+    cast `x` or `i - 1` to a boolean (non-zero is true) and judge that, where PostgreSQL
+    refuses a WHERE that is no boolean. What cannot be told without the engine (a
+    function's value) is left to it."""
+    kind = None
+    if isinstance(tree, _VALUES):
+        kind = "a number or text"
+    elif isinstance(tree, exp.Column) and not tree.table:
+        found = {c.lower(): t for c, t in schema.items()}.get(tree.name.lower())
+        if found is not None and found.upper() != "BOOLEAN":
+            kind = f"the {found} column {tree.name!r}"
+    if kind is not None:
+        raise CompileError(
+            f"expression {_shown(text)} is {kind}, not a condition: a row passes where the "
+            "expression is true; write one, e.g. `x <> 0` or `x IS NOT NULL`"
+        )
+
+
 def column_type(name: str, schema: dict[str, str]) -> str:
     """A column's type in the engine's names (the column is known to exist)."""
     return schema[name]
@@ -464,6 +487,7 @@ def compile_rule(
             tree = parse_sql(text, dialect, "expression")
             ok = exp.paren(row_level(tree, text, "expression", dialect))
             check_columns(_referenced(ok), schema, "expression", clashes)
+            _a_condition(tree, text, schema)
             plan.aggregates["evaluated"] = _filtered(exp.Count(this=ok.copy()), scope)
         else:
             kind = column_type(rule.column, schema)
