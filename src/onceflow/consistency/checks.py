@@ -156,7 +156,7 @@ def table_vs_tracker(store: Store, tgt: LoadTarget, files: list[SourceFile]) -> 
     loader = _live_loader(store, tgt)
     tracked = {r.file_id: r for r in store.files.find(tgt.uri)}
     extra = {"target": tgt.target, "uri": tgt.uri}
-    issues = [external_restore_issue(tgt, held)] if held.restores else []
+    issues = [external_restore_issue(tgt, held)] if held.repairs else []
     for file_id in held.held_ids():
         rec = tracked.get(file_id)
         if rec is None or rec.status != FILE_COMPLETED:

@@ -229,7 +229,7 @@ def fix_inconsistencies(
                 held = read_markers(open_table(tgt.uri))
                 for note in reconcile(store, tgt, held):
                     actions.add(f"{tgt.key}: {note}")
-                if held.restores:  # the data is short: only a load brings it back
+                if held.repairs:  # the data is short: only a load brings it back
                     failures.append(external_restore_issue(tgt, held).detail)
                     log.warning("not fixed: %s", failures[-1])
                 for path in delta_garbage(tgt, safe_age_seconds):

@@ -620,9 +620,10 @@ def correct_restores(
     held: markers.TableMarkers,
     *,
     check_lock: Callable[[], None] | None = None,
-) -> str:
+) -> str | None:
     """Make the table's log say what it holds after other writers' RESTOREs (which roll
-    the data back but not onceflow's markers), in one empty commit; returns the note.
+    the data back but not onceflow's markers), in one empty commit; returns the note
+    (None when the restores changed no file the table holds).
 
     The files a restore took back are then undone, as after onceflow's own rewind, so
     this load applies them again (an append table's rows once: they are not in it).
@@ -633,6 +634,9 @@ def correct_restores(
     if check_lock is not None:
         check_lock()
     markers.commit_markers(dt, markers.repair_properties(held))
+    if not held.repairs:  # restored to a version with the same files: only checked
+        log.info("%s: %s, which changed no file it holds; noted in the log", tgt.key, restores)
+        return None
     note = (
         f"{restores}: it took back {len(undone)} file(s) onceflow had loaded"
         f"{' (' + ', '.join(undone) + ')' if undone else ''}; the table's markers now "
@@ -841,7 +845,8 @@ def _prepare(
     dt = open_table(tgt.uri)
     held = markers.read_markers(dt, [f.file_id for f in files])
     if held.restores:
-        result.reconciled.append(correct_restores(tgt, dt, held, check_lock=check_lock))
+        note = correct_restores(tgt, dt, held, check_lock=check_lock)
+        result.reconciled += [note] if note else []
         held = markers.read_markers(dt, [f.file_id for f in files])
     if limit is not None:
         # a file the table holds stays in scope (it is kept in place), and so does one a

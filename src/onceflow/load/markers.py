@@ -305,7 +305,7 @@ def external_restore(info: Mapping[str, Any]) -> ExternalRestore | None:
     params = info.get("operationParameters") or {}
     try:
         to_version: int | None = int(str(params.get("version")))
-    except (TypeError, ValueError):  # Spark's `TO TIMESTAMP AS OF` may name no version
+    except (TypeError, ValueError):  # by time (delta-rs `datetime`): no version named
         to_version = None
     return ExternalRestore(int(info["version"]), to_version)
 
@@ -313,9 +313,9 @@ def external_restore(info: Mapping[str, Any]) -> ExternalRestore | None:
 def _unknowable(uri: str, restore: ExternalRestore, why: str) -> LoadError:
     return LoadError(
         f"{uri}: {restore.describe()}, and {why}, so onceflow cannot tell which lake files "
-        "the table holds; rebuild it from the lake: move the table's folder away and run "
-        "`onceflow load` (the lake holds every window), or restore it again to a version "
-        "onceflow wrote"
+        "the table holds; restore it again naming the version number "
+        "(`DeltaTable(uri).restore(N)`, `RESTORE TABLE t TO VERSION AS OF N`), or rebuild "
+        "it from the lake: move the table's folder away and run `onceflow load`"
     )
 
 
