@@ -5,6 +5,8 @@ Protocol for one table (the caller holds the table's lease lock, `load:<table ur
    lake file) and reconcile the tracker from it: a file the table holds is completed, a
    completed file it does not hold goes back to pending (a kill between commit and
    tracker update, a rewind, a dropped table), an orphaned `processing` row is released.
+   When another writer's RESTORE left the markers stale (a Delta restore keeps
+   application transactions), its correction is committed first (`correct_restores`).
 2. Register the lake's files (identity, path, checksum, window) in the tracker.
 3. Plan (`plan.plan_table`): which files to load, replace, or replay after a rewind.
 4. Apply each step as one commit whose markers (the file's transaction, its checksum)

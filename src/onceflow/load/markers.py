@@ -391,9 +391,7 @@ def _commits(
 
 def _repairs(raw: Mapping[str, int], held: Mapping[str, int]) -> dict[str, int]:
     """The transactions that make the log say `held` where it says `raw`."""
-    return {
-        f: held.get(f, 0) for f in sorted({*raw, *held}) if held.get(f, 0) != raw.get(f, 0)
-    }
+    return {f: held.get(f, 0) for f in sorted({*raw, *held}) if held.get(f, 0) != raw.get(f, 0)}
 
 
 def _read_local(root: Path, dt: Any, cached: TableMarkers | None) -> TableMarkers | None:
