@@ -42,7 +42,7 @@ from onceflow.lake import (
     scan_table_files,
 )
 from onceflow.load import LoadTarget, config_targets, tracked_targets
-from onceflow.load.markers import checksum_code, read_markers
+from onceflow.load.markers import TableMarkers, checksum_code, read_markers
 from onceflow.state import ExtractionRecord, RunRecord, Store, open_store
 from onceflow.state.files import FILE_COMPLETED, FILE_FAILED, FileRecord
 from onceflow.state.locks import LockRecord
@@ -72,6 +72,7 @@ ISSUE_LABELS = {
     "uncommitted_lake_file": "Lake data file no sidecar commits",
     "load_in_progress": "Load in progress",
     "held_file_gone": "Table holds a file no longer in the lake",
+    "external_restore": "Table restored by another writer",
 }
 #: Not an inconsistency: a live loader is between a step and its tracker update. Listed
 #: apart (`in_progress`), never counted.
@@ -153,9 +154,9 @@ def table_vs_tracker(store: Store, tgt: LoadTarget, files: list[SourceFile]) -> 
     as inconsistencies, with the orphaned records and the stale lock."""
     held = read_markers(open_table(tgt.uri), [f.file_id for f in files])
     loader = _live_loader(store, tgt)
-    issues = []
     tracked = {r.file_id: r for r in store.files.find(tgt.uri)}
     extra = {"target": tgt.target, "uri": tgt.uri}
+    issues = [external_restore_issue(tgt, held)] if held.repairs else []
     for file_id in held.held_ids():
         rec = tracked.get(file_id)
         if rec is None or rec.status != FILE_COMPLETED:
@@ -209,6 +210,34 @@ def table_vs_tracker(store: Store, tgt: LoadTarget, files: list[SourceFile]) -> 
                 )
             )
     return issues
+
+
+def external_restore_issue(tgt: LoadTarget, held: TableMarkers) -> Issue:
+    """Another writer's RESTORE the table's markers do not reflect yet: the files it took
+    back are still marked as held, so until a load corrects them it is reported (the
+    corrected markers also give each file's own tracker issue)."""
+    undone = sorted(f for f, code in held.repairs.items() if not code)
+    changed = sorted(f for f, code in held.repairs.items() if code)
+    what = "; ".join(r.describe() for r in held.restores)
+    detail = (
+        f"{tgt.key}: {what}: it took back {len(undone)} file(s) onceflow had loaded"
+        + (f" ({', '.join(undone)})" if undone else "")
+        + (f" and brought back older content of {len(changed)}" if changed else "")
+        + f", while the table's markers still say it holds them; run `onceflow load "
+        f"--tables {tgt.key}` to load them again (it corrects the markers first)"
+    )
+    return Issue(
+        "external_restore",
+        tgt.key,
+        detail,
+        table=tgt.key,
+        extra={
+            "target": tgt.target,
+            "uri": tgt.uri,
+            "restores": [{"version": r.version, "restored": r.to_version} for r in held.restores],
+            "files": undone + changed,
+        },
+    )
 
 
 def table_issues(config: Config, store: Store, tgt: LoadTarget, safe_age: float) -> list[Issue]:

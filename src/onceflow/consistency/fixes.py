@@ -16,6 +16,7 @@ from onceflow.consistency.checks import (
     DEFAULT_SAFE_AGE_SECONDS,
     config_load_targets,
     delta_garbage,
+    external_restore_issue,
     files_loaded_twice,
     gone_tables,
     interrupted_extractions,
@@ -228,6 +229,9 @@ def fix_inconsistencies(
                 held = read_markers(open_table(tgt.uri))
                 for note in reconcile(store, tgt, held):
                     actions.add(f"{tgt.key}: {note}")
+                if held.repairs:  # the data is short: only a load brings it back
+                    failures.append(external_restore_issue(tgt, held).detail)
+                    log.warning("not fixed: %s", failures[-1])
                 for path in delta_garbage(tgt, safe_age_seconds):
                     path.unlink(missing_ok=True)
                     actions.add(f"{tgt.key}: removed uncommitted data file {path}")

@@ -5,6 +5,8 @@ Protocol for one table (the caller holds the table's lease lock, `load:<table ur
    lake file) and reconcile the tracker from it: a file the table holds is completed, a
    completed file it does not hold goes back to pending (a kill between commit and
    tracker update, a rewind, a dropped table), an orphaned `processing` row is released.
+   When another writer's RESTORE left the markers stale (a Delta restore keeps
+   application transactions), its correction is committed first (`correct_restores`).
 2. Register the lake's files (identity, path, checksum, window) in the tracker.
 3. Plan (`plan.plan_table`): which files to load, replace, or replay after a rewind.
 4. Apply each step as one commit whose markers (the file's transaction, its checksum)
@@ -419,10 +421,15 @@ def _delta_error(file_id: str, error: BaseException, uri: str = "") -> LoadError
     )
 
 
-def _held_now(tgt: LoadTarget, source: SourceFile) -> tuple[Any, bool]:
+def _held_now(tgt: LoadTarget, source: SourceFile) -> tuple[Any, markers.TableMarkers]:
     dt = open_table(tgt.uri)
     held = markers.read_markers(dt, [source.file_id])
-    return dt, held.holds(source.file_id, source.checksum)
+    if held.restores:  # after this load's start (it corrects the log first): plan again
+        raise LoadError(
+            f"{source.file_id}: {held.restores[-1].describe()}, during this load; load "
+            "again, which takes it into account: the table is unchanged by this file"
+        )
+    return dt, held
 
 
 def apply_step(
@@ -452,8 +459,8 @@ def apply_step(
         fix = "" if own else f". To repair it, {repair_hint(tgt, source)}"
         raise LoadError(f"{source.file_id}: {step.reason}; the table is unchanged{fix}")
     for _attempt in range(CONFLICT_RETRIES):
-        dt, held = _held_now(tgt, source)
-        if held and not force:
+        dt, now = _held_now(tgt, source)
+        if now.holds(source.file_id, source.checksum) and not force:
             _complete(store, tgt, source, token, None, batch_id, None, None)
             return FileOutcome(source.file_id, source.path, "skipped")
         if step.kind == "markers":
@@ -465,7 +472,7 @@ def apply_step(
         batch, wider = _conform(tgt, dt, step, batch)
         if gate is not None and step.kind != "markers":
             gate(tgt, source, batch)
-        props = markers.commit_properties(applied)
+        props = markers.commit_properties(applied, verified=now.version)
         check_lock()
         try:
             if wider:
@@ -609,6 +616,38 @@ def _complete(
         )
 
 
+def correct_restores(
+    tgt: LoadTarget,
+    dt: Any,
+    held: markers.TableMarkers,
+    *,
+    check_lock: Callable[[], None] | None = None,
+) -> str | None:
+    """Make the table's log say what it holds after other writers' RESTOREs (which roll
+    the data back but not onceflow's markers), in one empty commit; returns the note
+    (None when the restores changed no file the table holds).
+
+    The files a restore took back are then undone, as after onceflow's own rewind, so
+    this load applies them again (an append table's rows once: they are not in it).
+    Committed against `dt`'s snapshot without retries: a concurrent commit fails it,
+    and the next load reads the log again."""
+    restores = "; ".join(r.describe() for r in held.restores)
+    undone = sorted(f for f, code in held.repairs.items() if not code)
+    if check_lock is not None:
+        check_lock()
+    markers.commit_markers(dt, markers.repair_properties(held))
+    if not held.repairs:  # restored to a version with the same files: only checked
+        log.info("%s: %s, which changed no file it holds; noted in the log", tgt.key, restores)
+        return None
+    note = (
+        f"{restores}: it took back {len(undone)} file(s) onceflow had loaded"
+        f"{' (' + ', '.join(undone) + ')' if undone else ''}; the table's markers now "
+        "say so, and this load applies them again"
+    )
+    log.warning("%s: %s", tgt.key, note)
+    return note
+
+
 def rewind_table(tgt: LoadTarget, rewind: Rewind, *, check_lock: Callable[[], None]) -> int:
     """Take the table back before the files it must apply again, in one commit that also
     marks them as not held. Returns the new version."""
@@ -671,7 +710,9 @@ def load_table(
     started = time.monotonic()
     result = TableLoadResult(tgt.key, tgt.target, tgt.uri, tgt.cfg.strategy)
     try:
-        plan = _prepare(store, tgt, files, result, wait_from, wait_reason, limit=limit)
+        plan = _prepare(
+            store, tgt, files, result, wait_from, wait_reason, limit=limit, check_lock=check_lock
+        )
         _warn_lost(tgt, plan, result)
         blocked = _check_replay(store, tgt, plan, gate) if plan.rewind is not None else None
         if plan.blocked is not None:
@@ -694,6 +735,7 @@ def load_table(
                     wait_reason,
                     limit=limit,
                     force_empty=forced,
+                    check_lock=check_lock,
                 )
                 # a rebuild re-applies every file: each must pass before the table is emptied
                 blocked = _check_replay(store, tgt, plan, gate) if plan.rewind else None
@@ -800,8 +842,14 @@ def _prepare(
     *,
     limit: datetime | None = None,
     force_empty: Rewind | None = None,
+    check_lock: Callable[[], None] | None = None,
 ) -> Plan:
-    held = markers.read_markers(open_table(tgt.uri), [f.file_id for f in files])
+    dt = open_table(tgt.uri)
+    held = markers.read_markers(dt, [f.file_id for f in files])
+    if held.restores:
+        note = correct_restores(tgt, dt, held, check_lock=check_lock)
+        result.reconciled += [note] if note else []
+        held = markers.read_markers(dt, [f.file_id for f in files])
     if limit is not None:
         # a file the table holds stays in scope (it is kept in place), and so does one a
         # rewind took back and no replay applied again yet (its transaction is there, 0):

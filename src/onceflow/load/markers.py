@@ -14,6 +14,18 @@ files it undid in `onceflow.rewind`, a widening of columns their new types in
 `onceflow.widen`). Those say *when* a file was applied (the version a rewind restores
 to) and make the history readable; they age out with the log.
 
+Another writer's RESTORE (delta-rs `DeltaTable.restore`, Spark's `RESTORE TABLE`) rolls
+the data back but not the application transactions, so the markers would still say the
+table holds the files it took back. A RESTORE commit whose commitInfo carries no
+`onceflow.` key is another writer's: the markers right after it are those of the version
+it restored (themselves read the same way), the files held before it and not then are
+undone (0, as a rewind leaves them), and the transactions of later commits apply on top.
+The loader writes that correction into the log before anything else (`repair_properties`:
+one empty commit, `onceflow.external_restore`), so only restores after the last checked
+point need it. That point is the transaction `onceflow.verified` every loader commit
+carries (the version its markers were read at): a read scans only the commitInfo of
+later versions for restores, never the whole history.
+
 Tables written before identities were kept (markers with an absolute `onceflow.file`
 and no per-file transaction) are read too: the identity is the path's last five parts.
 """
@@ -24,12 +36,13 @@ import hashlib
 import json
 import threading
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 
+from onceflow.errors import LoadError
 from onceflow.warehouse import commit_infos, local_root
 
 APP_PREFIX = "onceflow.file:"
@@ -39,6 +52,10 @@ META_BATCH = "onceflow.batch_id"
 META_WINDOW = "onceflow.window_start"
 META_REWIND = "onceflow.rewind"
 META_WIDEN = "onceflow.widen"
+META_EXTERNAL = "onceflow.external_restore"
+#: The version up to which a loader commit checked the log for other writers' restores.
+VERIFIED_APP = "onceflow.verified"
+_OWN_PREFIX = "onceflow."
 _LAKE_DEPTH = 5  # <source>/<table>/<yyyymm>/<dd>/<run_id>.parquet
 
 
@@ -74,11 +91,14 @@ def commit_properties(
     *,
     undone: Iterable[str] = (),
     max_commit_retries: int | None = 0,
+    verified: int = -1,
 ) -> Any:
     """The CommitProperties of one commit: the file it applies and the files it undoes.
 
     max_commit_retries=0: when another writer committed since our snapshot, fail instead
     of silently rebasing, so the loader reloads and checks again whether the file is in.
+    `verified`: the version the markers this commit relies on were read at, with no
+    other writer's restore left to correct (see the module docstring); -1 records none.
     """
     from deltalake import CommitProperties, Transaction
 
@@ -98,6 +118,8 @@ def commit_properties(
         )
         version = checksum_code(applied.checksum)
         transactions.append(Transaction(app_id=app_id(applied.file_id), version=version))
+    if verified >= 0:
+        transactions.append(Transaction(app_id=VERIFIED_APP, version=verified))
     return CommitProperties(
         custom_metadata=metadata,
         app_transactions=transactions,
@@ -144,14 +166,36 @@ class Commit:
 
 
 @dataclass(frozen=True)
+class ExternalRestore:
+    """A RESTORE commit another writer made (no `onceflow.` metadata): version `version`
+    brought back the data of `to_version` (None: the commit does not say which)."""
+
+    version: int
+    to_version: int | None
+
+    def describe(self) -> str:
+        """One phrase for messages: what the commit did."""
+        target = f"version {self.to_version}" if self.to_version is not None else "an older version"
+        return f"version {self.version} is a RESTORE to {target} by another writer"
+
+
+@dataclass(frozen=True)
 class TableMarkers:
     """What a table says about lake files: which it holds (by checksum code) and where
-    in its log each was last applied."""
+    in its log each was last applied.
+
+    `restores`: other writers' RESTOREs the log's own transactions do not reflect yet;
+    `held` is then already corrected for them, and `repairs` are the transactions
+    (file -> code) the loader writes to make the log say the same (`repair_properties`).
+    """
 
     held: dict[str, int]
     commits: dict[str, Commit]
     oldest_version: int
     version: int
+    verified: int = -1
+    restores: tuple[ExternalRestore, ...] = ()
+    repairs: dict[str, int] = field(default_factory=dict)
 
     def holds(self, file_id: str, checksum: str | None) -> bool:
         """True when the table holds this file with this content."""
@@ -194,8 +238,20 @@ def _apply_commit_info(info: Mapping[str, Any], version: int, commits: dict[str,
     )
 
 
+def _take(txn: Mapping[str, Any] | None, state: dict[str, int]) -> None:
+    """Apply one transaction action to `state` (app id -> version), onceflow's only."""
+    if txn and str(txn.get("appId", "")).startswith(_OWN_PREFIX):
+        state[str(txn["appId"])] = int(txn["version"])
+
+
+def _files(state: Mapping[str, int]) -> dict[str, int]:
+    """The file markers among a table's onceflow transactions, by file identity."""
+    return {k[len(APP_PREFIX) :]: v for k, v in state.items() if k.startswith(APP_PREFIX)}
+
+
 def _checkpoint_transactions(root: Path, upto: int) -> tuple[int, dict[str, int]]:
-    """The last checkpoint at or below `upto`, and the file transactions it holds."""
+    """The last checkpoint at or below `upto`, and the onceflow transactions it holds
+    (app id -> version)."""
     best = -1
     parts: list[Path] = []
     for path in (root / "_delta_log").glob("*.checkpoint*.parquet"):
@@ -208,13 +264,87 @@ def _checkpoint_transactions(root: Path, upto: int) -> tuple[int, dict[str, int]
                 parts = []
             best = version
             parts.append(path)
-    held: dict[str, int] = {}
+    state: dict[str, int] = {}
     for path in sorted(parts):
         column = pq.read_table(path, columns=["txn"]).column("txn")
         for txn in column.to_pylist():
-            if txn and str(txn.get("appId", "")).startswith(APP_PREFIX):
-                held[txn["appId"][len(APP_PREFIX) :]] = int(txn["version"])
-    return best, held
+            _take(txn, state)
+    return best, state
+
+
+def _log_transactions(root: Path, first: int, last: int, state: dict[str, int]) -> bool:
+    """Apply the transactions of commits first..last to `state`; False when one of those
+    commit files is gone (cleaned up after a checkpoint)."""
+    for number in range(first, last + 1):
+        try:
+            lines = (root / "_delta_log" / f"{number:020d}.json").read_text("utf-8").splitlines()
+        except OSError:
+            return False
+        for line in lines:
+            if '"txn"' in line:
+                _take(json.loads(line).get("txn"), state)
+    return True
+
+
+def _state_at(root: Path, version: int) -> dict[str, int] | None:
+    """The onceflow transactions of the table as of `version` (its raw log, uncorrected);
+    None when the log no longer holds what that needs."""
+    start, state = _checkpoint_transactions(root, version)
+    return state if _log_transactions(root, start + 1, version, state) else None
+
+
+def external_restore(info: Mapping[str, Any]) -> ExternalRestore | None:
+    """The RESTORE another writer made, when `info` (a commitInfo with its `version`) is one.
+
+    onceflow's own rewinds are restores too; every commit onceflow writes names what it
+    did under an `onceflow.` key, so a RESTORE without one is not ours."""
+    if str(info.get("operation", "")).upper() != "RESTORE":
+        return None
+    if any(str(key).startswith(_OWN_PREFIX) for key in info):
+        return None
+    params = info.get("operationParameters") or {}
+    try:
+        to_version: int | None = int(str(params.get("version")))
+    except (TypeError, ValueError):  # by time (delta-rs `datetime`): no version named
+        to_version = None
+    return ExternalRestore(int(info["version"]), to_version)
+
+
+def _unknowable(uri: str, restore: ExternalRestore, why: str) -> LoadError:
+    return LoadError(
+        f"{uri}: {restore.describe()}, and {why}, so onceflow cannot tell which lake files "
+        "the table holds; restore it again naming the version number "
+        "(`DeltaTable(uri).restore(N)`, `RESTORE TABLE t TO VERSION AS OF N`), or rebuild "
+        "it from the lake: move the table's folder away and run `onceflow load`"
+    )
+
+
+def _corrected(
+    root: Path, uri: str, version: int, restores: list[ExternalRestore]
+) -> dict[str, int]:
+    """The file markers as of `version`, corrected for the restores among `restores`
+    after the version its log last verified (see the module docstring)."""
+    state = _state_at(root, version)
+    if state is None:
+        raise _unknowable(uri, restores[-1], f"its log no longer holds version {version}")
+    verified = state.get(VERIFIED_APP, -1)
+    pending = [r for r in restores if verified < r.version <= version]
+    if not pending:
+        return _files(state)
+    last = pending[-1]
+    if last.to_version is None or not 0 <= last.to_version < last.version:
+        raise _unknowable(uri, last, "its commit does not name the version it restored")
+    before = _state_at(root, last.version)
+    if before is None:
+        raise _unknowable(uri, last, f"its log no longer holds version {last.version}")
+    held = _corrected(root, uri, last.to_version, restores)
+    # what the restore took back is undone, as a rewind leaves it: any load finishes it
+    held.update({f: 0 for f, code in _files(before).items() if code and not held.get(f)})
+    # then what later commits set (read as a difference: their commit files may be
+    # gone behind a later checkpoint; none of them is a loader's, which verifies first)
+    now, then = _files(state), _files(before)
+    held.update({f: code for f, code in now.items() if then.get(f) != code})
+    return held
 
 
 def _first_commit(root: Path, version: int) -> int:
@@ -233,47 +363,139 @@ def _first_commit(root: Path, version: int) -> int:
     return first + 1
 
 
+def _commits(
+    infos: list[dict[str, Any]], commits: dict[str, Commit], restores: list[ExternalRestore]
+) -> tuple[dict[str, Commit], int]:
+    """The newest commit that applied each file, from `infos` (newest first) over
+    `commits`, and the oldest version seen. After another writer's restore to version M
+    the table holds what it held at M, so the commits are those of M again."""
+    targets = {r.to_version for r in restores}
+    by_version = {r.version: r for r in restores}
+    saved: dict[int, dict[str, Commit]] = {}
+    oldest = -1
+    for info in reversed(infos):  # oldest first: newer commits override
+        number = int(info["version"])
+        oldest = number if oldest < 0 else min(oldest, number)
+        restore = by_version.get(number)
+        if restore is None:
+            _apply_commit_info(info, number, commits)
+        elif restore.to_version in saved:
+            commits = dict(saved[restore.to_version])
+        else:  # restored to before the log kept: only what is older stays
+            bound = -1 if restore.to_version is None else restore.to_version
+            commits = {f: c for f, c in commits.items() if c.version <= bound}
+        if number in targets:
+            saved[number] = dict(commits)
+    return commits, oldest
+
+
+def _repairs(raw: Mapping[str, int], held: Mapping[str, int]) -> dict[str, int]:
+    """The transactions that make the log say `held` where it says `raw`."""
+    return {f: held.get(f, 0) for f in sorted({*raw, *held}) if held.get(f, 0) != raw.get(f, 0)}
+
+
 def _read_local(root: Path, dt: Any, cached: TableMarkers | None) -> TableMarkers | None:
     """Markers from a local table's log files: the newest checkpoint, then the commits."""
     version = int(dt.version())
-    if cached is not None and cached.version <= version:
-        start, held, commits = cached.version + 1, dict(cached.held), dict(cached.commits)
-        oldest = cached.oldest_version
+    incremental = cached is not None and cached.version <= version and not cached.restores
+    if cached is not None and incremental:
+        start, commits = cached.version + 1, dict(cached.commits)
+        state = {app_id(f): code for f, code in cached.held.items()}
+        if cached.verified >= 0:
+            state[VERIFIED_APP] = cached.verified
     else:
-        start, held = _checkpoint_transactions(root, version)
+        start, state = _checkpoint_transactions(root, version)
         start += 1
-        commits, oldest = {}, version
-    for number in range(start, version + 1):
-        try:
-            lines = (root / "_delta_log" / f"{number:020d}.json").read_text("utf-8").splitlines()
-        except OSError:
-            return None
-        for line in lines:
-            action = json.loads(line)
-            txn = action.get("txn")
-            if txn and str(txn.get("appId", "")).startswith(APP_PREFIX):
-                held[txn["appId"][len(APP_PREFIX) :]] = int(txn["version"])
-    first = start if cached is not None else _first_commit(root, version)
-    infos = commit_infos(dt, first, version)
-    if infos is not None:
-        for info in reversed(infos):  # oldest first: newer commits override
-            oldest = min(oldest, int(info["version"]))
-            _apply_commit_info(info, int(info["version"]), commits)
-    return TableMarkers(held, commits, oldest, version)
+        commits = {}
+    if not _log_transactions(root, start, version, state):
+        return None
+    held, verified = _files(state), state.get(VERIFIED_APP, -1)
+    first = start if incremental else _first_commit(root, version)
+    infos = commit_infos(dt, first, version) or []
+    restores = [r for r in map(external_restore, reversed(infos)) if r is not None]
+    pending = tuple(r for r in restores if r.version > verified)
+    if pending and incremental:  # a new restore: its target may be older than the cache
+        return _read_local(root, dt, None)
+    commits, oldest = _commits(infos, commits, restores)
+    oldest = version if oldest < 0 else oldest
+    if cached is not None and incremental:
+        oldest = min(oldest, cached.oldest_version)
+    repairs: dict[str, int] = {}
+    if pending:
+        corrected = _corrected(root, str(dt.table_uri), version, restores)
+        held, repairs = corrected, _repairs(held, corrected)
+    return TableMarkers(held, commits, oldest, version, verified, pending, repairs)
 
 
 def _read_remote(dt: Any, file_ids: Iterable[str]) -> TableMarkers:
     """Markers of a remote table: one transaction lookup per file asked about."""
+    file_ids = list(file_ids)
     # only files with a transaction: a 0 (undone by a rewind, not applied again yet) is
     # not the same as never held (a replay in progress must be finished)
     versions = {f: dt.transaction_version(app_id(f)) for f in file_ids}
     held = {f: int(v) for f, v in versions.items() if v is not None}
-    commits: dict[str, Commit] = {}
-    oldest = int(dt.version())
-    for info in reversed(dt.history()):
-        oldest = min(oldest, int(info.get("version", oldest)))
-        _apply_commit_info(info, int(info.get("version", -1)), commits)
-    return TableMarkers(held, commits, oldest, int(dt.version()))
+    infos = [i for i in dt.history() if "version" in i]
+    restores = [r for r in map(external_restore, reversed(infos)) if r is not None]
+    commits, oldest = _commits(infos, {}, restores)
+    version = int(dt.version())
+    verified = dt.transaction_version(VERIFIED_APP)
+    verified = -1 if verified is None else int(verified)
+    pending = tuple(r for r in restores if r.version > verified)
+    repairs: dict[str, int] = {}
+    if pending:
+        corrected = _corrected_remote(dt, held, file_ids, pending, restores)
+        held, repairs = corrected, _repairs(held, corrected)
+    oldest = version if oldest < 0 else oldest
+    return TableMarkers(held, commits, oldest, version, verified, pending, repairs)
+
+
+def _corrected_remote(
+    dt: Any,
+    held: dict[str, int],
+    file_ids: list[str],
+    pending: tuple[ExternalRestore, ...],
+    restores: list[ExternalRestore],
+) -> dict[str, int]:
+    """A remote table's markers corrected for one restore since its last verified load
+    (more, or one to a version itself restored since, is refused: a remote log is not
+    read commit by commit here)."""
+    from deltalake import DeltaTable
+
+    uri = str(dt.table_uri)
+    last = pending[-1]
+    if last.to_version is None or not 0 <= last.to_version < last.version:
+        raise _unknowable(uri, last, "its commit does not name the version it restored")
+    if len(pending) > 1:
+        raise _unknowable(uri, last, f"{pending[0].describe()} too (a remote table)")
+    then = DeltaTable(uri, version=last.to_version)
+    then_verified = then.transaction_version(VERIFIED_APP)
+    then_verified = -1 if then_verified is None else int(then_verified)
+    if any(then_verified < r.version <= last.to_version for r in restores):
+        raise _unknowable(uri, last, "the version it restored was itself restored")
+    corrected = dict(held)
+    for file_id in file_ids:
+        code = then.transaction_version(app_id(file_id))
+        if code is not None:
+            corrected[file_id] = int(code)
+        elif corrected.get(file_id):
+            corrected[file_id] = 0  # taken back by the restore
+    return corrected
+
+
+def repair_properties(markers: TableMarkers) -> Any:
+    """The CommitProperties of the empty commit that makes a table's log say what it
+    holds after other writers' restores: the corrected file transactions, the restores
+    it accounts for (`onceflow.external_restore`), and the version it verified."""
+    from deltalake import CommitProperties, Transaction
+
+    described = [{"version": r.version, "restored": r.to_version} for r in markers.restores]
+    transactions = [Transaction(app_id=app_id(f), version=v) for f, v in markers.repairs.items()]
+    transactions.append(Transaction(app_id=VERIFIED_APP, version=markers.version))
+    return CommitProperties(
+        custom_metadata={META_EXTERNAL: json.dumps(described)},
+        app_transactions=transactions,
+        max_commit_retries=0,
+    )
 
 
 def read_markers(dt: Any, file_ids: Iterable[str] = ()) -> TableMarkers:
