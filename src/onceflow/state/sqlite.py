@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sqlite3
@@ -197,17 +198,34 @@ class SqliteDatabase(Database):
         try:
             yield _SqliteTx(conn.cursor())
         except sqlite3.DatabaseError as error:
-            conn.execute("ROLLBACK")
+            self._roll_back(conn)
             raise StateError(self._problem("cannot use", error)) from None
         except BaseException:
-            conn.execute("ROLLBACK")
+            self._roll_back(conn)
             raise
         else:
             try:
                 conn.execute("COMMIT")
             except sqlite3.Error as error:
-                conn.execute("ROLLBACK")
+                self._roll_back(conn)
                 raise StateError(self._problem("cannot commit to", error)) from None
+
+    def _roll_back(self, conn: sqlite3.Connection) -> None:
+        """End a failed transaction without hiding why it failed.
+
+        On SQLITE_FULL and most I/O errors SQLite has already rolled the whole
+        transaction back (measured: a full disk at COMMIT, `max_page_count` in a
+        statement), and a second ROLLBACK raises "no transaction is active" in place of
+        the error that matters. When the ROLLBACK itself fails, the connection is closed,
+        which rolls back whatever is left, and the next use opens a new one."""
+        if not conn.in_transaction:
+            return
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            self.forget_connection()
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
 
     def schema_lock(self, tx: Tx) -> None:
         # BEGIN IMMEDIATE already holds the database's single write lock.
