@@ -416,14 +416,19 @@ class Pipeline:
     store filled in (`Pipeline(c).load(...)` is `onceflow.load.load(c, ...)`).
     """
 
-    def __init__(self, config: Config, store: Store | None = None) -> None:
+    def __init__(
+        self, config: Config, store: Store | None = None, *, read_only: bool = False
+    ) -> None:
         self.config = config
         self._store = store
+        self.read_only = read_only
 
     @classmethod
-    def from_file(cls, path: str | Path | None = None) -> Pipeline:
-        """The pipeline of an onceflow.yml (default ./onceflow.yml)."""
-        return cls(load_config(path))
+    def from_file(cls, path: str | Path | None = None, *, read_only: bool = False) -> Pipeline:
+        """The pipeline of an onceflow.yml (default ./onceflow.yml). `read_only`: for
+        commands that only read (`status`, `validate_consistency`); its store writes
+        nothing, and can be on a read-only mount (`open_store`)."""
+        return cls(load_config(path), read_only=read_only)
 
     @classmethod
     def for_table(
@@ -466,12 +471,15 @@ class Pipeline:
         return cls(standalone_config(state=state, warehouse=warehouse, pipeline=name), store)
 
     @classmethod
-    def from_state(cls, state: str | None = None, name: str | None = None) -> Pipeline:
+    def from_state(
+        cls, state: str | None = None, name: str | None = None, *, read_only: bool = False
+    ) -> Pipeline:
         """The pipeline a state store knows, without a config file: what single-table
         extracts (`extract --url`) and standalone loads (`load --path`) left in this
-        folder. `name` picks a pipeline; by default the one of the latest run."""
+        folder. `name` picks a pipeline; by default the one of the latest run.
+        `read_only` as for `from_file`."""
         config = standalone_config(state=state)
-        store = open_store(config.state_url)
+        store = open_store(config.state_url, read_only=read_only)
         if name is None:
             latest = store.runs.find(limit=1)
             tracked = store.files.find()
@@ -481,13 +489,14 @@ class Pipeline:
                 f"no onceflow.yml here and no runs or loads in the state store "
                 f"({config.state}); pass --config PATH, or --state URL of the store to show"
             )
-        return cls(standalone_config(state=state, pipeline=name), store)
+        return cls(standalone_config(state=state, pipeline=name), store, read_only=read_only)
 
     @property
     def store(self) -> Store:
-        """The state store (opened and migrated on first use)."""
+        """The state store (opened and migrated on first use; read-only for a pipeline
+        opened `read_only`)."""
         if self._store is None:
-            self._store = open_store(self.config.state_url)
+            self._store = open_store(self.config.state_url, read_only=self.read_only)
         return self._store
 
     def set_aside_damaged_store(self) -> DamagedStore | None:

@@ -37,7 +37,7 @@ def validate_consistency_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Compare state with sidecars, Delta logs and files; exit 1 when inconsistent."""
-    pipeline = open_pipeline(config, state, pipeline_name)
+    pipeline = open_pipeline(config, state, pipeline_name, read_only=not fix)
     if fix:
         print_fixes(pipeline.fix_inconsistencies(safe_age_seconds=safe_age), as_json)
         return

@@ -150,18 +150,25 @@ def typed_state(state: str | None) -> bool:
     return bool(state) and state != os.environ.get("ONCEFLOW_STATE")
 
 
-def open_pipeline(config: Path | None, state: str | None = None, name: str | None = None) -> Any:
+def open_pipeline(
+    config: Path | None,
+    state: str | None = None,
+    name: str | None = None,
+    *,
+    read_only: bool = False,
+) -> Any:
     """The Pipeline of --config (or ./onceflow.yml); without a config file, the one the
-    state store knows (what single-table extracts and standalone loads left here)."""
+    state store knows (what single-table extracts and standalone loads left here).
+    `read_only` for the commands that only read: they work on a read-only store."""
     from onceflow.pipeline import Pipeline
 
     if config is None and not Path("onceflow.yml").exists():
         _require_store(state)
-        return Pipeline.from_state(state, name)
+        return Pipeline.from_state(state, name, read_only=read_only)
     if typed_state(state) or name:
         raise ConfigError("--state and --pipeline are for use without a config file")
     try:
-        return Pipeline.from_file(config)
+        return Pipeline.from_file(config, read_only=read_only)
     except ConfigError:
         _refuse_rules_only(config)
         raise

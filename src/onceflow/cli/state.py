@@ -60,7 +60,7 @@ def status(
     if tenant is not None:
         from onceflow.schedule import tenant_status
 
-        pipeline = open_pipeline(config, state, pipeline_name)
+        pipeline = open_pipeline(config, state, pipeline_name, read_only=True)
         summary = tenant_status([pipeline.config], tenant, store=pipeline.store)
         if as_json:
             print_json(summary)
@@ -87,7 +87,7 @@ def _status_report(
     which has no runs, loads or locks, its tables' validations."""
     validator = rules_only_validator(config, state, pipeline_name)
     if validator is None:
-        report: dict[str, Any] = open_pipeline(config, state, pipeline_name).status(
+        report: dict[str, Any] = open_pipeline(config, state, pipeline_name, read_only=True).status(
             date, run_id=run_id
         )
         return report
@@ -120,7 +120,9 @@ def validate_windows(
 
     An extraction whose window differs from its run's, and a gap or an overlap between
     the windows of consecutive run dates, come from a changed timezone."""
-    result = open_pipeline(config, state, pipeline_name).validate_windows(date, run_id=run_id)
+    result = open_pipeline(config, state, pipeline_name, read_only=True).validate_windows(
+        date, run_id=run_id
+    )
     if as_json:
         print_json(result)
     else:

@@ -84,13 +84,31 @@ class _Owned:
 
 
 class Database(ABC):
-    """One backend: a connection per thread, write transactions and dialect hooks."""
+    """One backend: a connection per thread, write transactions and dialect hooks.
+
+    Opened `read_only`, for the commands that only read (`status`, `validate-consistency`),
+    it writes nothing: a transaction reads, and a write in it fails. A SQLite file on a
+    read-only mount can be read so."""
 
     backend: ClassVar[str] = ""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, read_only: bool = False) -> None:
         self.url = url
+        self.read_only = read_only
         self._local = threading.local()
+
+    def exists(self) -> bool:
+        """Whether the store is there to read (a SQLite file may not be yet)."""
+        return True
+
+    def unwritable(self) -> str | None:
+        """Why this store cannot be written here (a read-only mount, permissions), as the
+        end of a sentence; None when it can, or when that cannot be known beforehand."""
+        return None
+
+    @abstractmethod
+    def has_table(self, tx: Tx, name: str) -> bool:
+        """Whether the table `name` exists (asked without writing anything)."""
 
     @abstractmethod
     def _connect(self) -> Any:
@@ -117,7 +135,8 @@ class Database(ABC):
 
     @abstractmethod
     def transaction(self) -> AbstractContextManager[Tx]:
-        """A write transaction (serialised against other writers where needed)."""
+        """A write transaction (serialised against other writers where needed); a read
+        transaction when the database is opened read-only."""
 
     @abstractmethod
     def schema_lock(self, tx: Tx) -> None:

@@ -45,8 +45,10 @@ class PostgresDatabase(Database):
 
     backend = "postgresql"
 
-    def __init__(self, url: str) -> None:
-        super().__init__(url.replace("postgresql+psycopg://", "postgresql://", 1))
+    def __init__(self, url: str, *, read_only: bool = False) -> None:
+        super().__init__(
+            url.replace("postgresql+psycopg://", "postgresql://", 1), read_only=read_only
+        )
         self._schema: str | None = None  # the store's schema, read on first NOTIFY/LISTEN
 
     def _connect(self) -> Any:
@@ -56,7 +58,7 @@ class PostgresDatabase(Database):
         try:
             # keepalives: a worker whose machine is cut off from the server notices within
             # seconds instead of hanging on a dead socket (its lease is lost by then anyway)
-            return psycopg.connect(
+            conn = psycopg.connect(
                 self.url,
                 autocommit=True,
                 row_factory=dict_row,
@@ -67,10 +69,15 @@ class PostgresDatabase(Database):
                 keepalives_count=3,
                 tcp_user_timeout=15000,
             )
+            if self.read_only:
+                # a session setting, not the connection's `options`, which would replace
+                # those of the URL (a search_path)
+                conn.execute("SET default_transaction_read_only = on")
         except psycopg.Error as error:
             raise StateError(
                 f"state: cannot connect to PostgreSQL store: {redact(str(error)).strip()}"
             ) from None
+        return conn
 
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
@@ -80,6 +87,11 @@ class PostgresDatabase(Database):
         try:
             with conn.transaction(), conn.cursor() as cursor:
                 yield _PgTx(cursor)
+        except psycopg.errors.ReadOnlySqlTransaction as error:
+            raise StateError(
+                f"state: PostgreSQL store refused a write: {redact(str(error)).strip()} "
+                "(it is opened read-only, for a command that only reads)"
+            ) from None
         except psycopg.OperationalError as error:
             if (error.sqlstate or "").startswith("40"):
                 # class 40, a deadlock or serialization failure: the server rolled this
@@ -93,6 +105,10 @@ class PostgresDatabase(Database):
             raise StateError(
                 f"state: PostgreSQL store failed: {redact(str(error)).strip()}"
             ) from None
+
+    def has_table(self, tx: Tx, name: str) -> bool:
+        row = tx.execute("SELECT to_regclass(?) IS NOT NULL AS found", (name,)).fetchone()
+        return bool(row and row["found"])
 
     def schema_lock(self, tx: Tx) -> None:
         tx.execute("SELECT pg_advisory_xact_lock(hashtext('onceflow_schema'))")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sqlite3
@@ -54,8 +55,8 @@ class SqliteDatabase(Database):
 
     backend = "sqlite"
 
-    def __init__(self, url: str) -> None:
-        super().__init__(url)
+    def __init__(self, url: str, *, read_only: bool = False) -> None:
+        super().__init__(url, read_only=read_only)
         path = url.removeprefix("sqlite:///").removeprefix("sqlite://")
         if not path or path == ":memory:":
             raise StateError("state: an in-memory SQLite store cannot be shared; give a file path")
@@ -66,6 +67,8 @@ class SqliteDatabase(Database):
             raise StateError(f"state: cannot create {self.path.parent}: {error.strerror}") from None
 
     def _connect(self) -> sqlite3.Connection:
+        if self.read_only:
+            return self._connect_read_only()
         deadline = time.monotonic() + 60
         while True:
             conn: sqlite3.Connection | None = None
@@ -89,11 +92,94 @@ class SqliteDatabase(Database):
                 raise StateError(self._problem("cannot open", error)) from None
             return conn
 
+    def _connect_read_only(self) -> sqlite3.Connection:
+        """A connection that cannot write, for the commands that only read.
+
+        Where the folder can be written, an ordinary connection with `query_only`: SQLite
+        opening the file read-only (`mode=ro`) would create the `-wal` and `-shm` files and
+        could not remove them when it closes, so they would stay behind every `status`.
+
+        A WAL database is read through its `-shm` index, which SQLite creates beside the
+        file when it is missing; on a read-only file system it cannot. With no `-shm` there
+        (every connection closed cleanly) and no commits waiting in the `-wal`, the file
+        holds everything and is opened `immutable`, with no index and no locks. Immutable
+        would ignore a `-wal`, so a journal that holds commits is refused rather than read
+        stale. No process can be writing then: a writer keeps the `-shm` there (only one
+        that starts while this reads, through another, writable mount of the same folder,
+        would go unseen; the commands that read are short)."""
+        if self.unwritable() is None:
+            try:
+                conn = sqlite3.connect(
+                    self.path, timeout=60, isolation_level=None, check_same_thread=False
+                )
+                conn.execute("PRAGMA query_only = ON")
+            except sqlite3.Error as error:
+                raise StateError(self._problem("cannot open", error)) from None
+            return conn
+        query = "mode=ro"
+        wal = Path(f"{self.path}-wal")
+        if self._read_only_folder() and not Path(f"{self.path}-shm").exists():
+            if wal.exists() and wal.stat().st_size > 0:
+                raise StateError(
+                    f"state: cannot read the SQLite store {self.path}: its folder "
+                    f"{self.path.parent} is on a read-only file system and its journal "
+                    f"{wal.name} holds commits not yet in the file, which SQLite reads only "
+                    f"with the {self.path.name}-shm index it cannot create there: mount it "
+                    "read-write once (any onceflow command then folds the journal into the "
+                    "file), after which it can be read read-only"
+                )
+            query += "&immutable=1"
+        try:
+            conn = sqlite3.connect(
+                f"{self.path.resolve().as_uri()}?{query}",
+                uri=True,
+                timeout=60,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            # opening is lazy: read the header now, so that a file that cannot be read
+            # fails here, as "cannot open"
+            conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+        except sqlite3.Error as error:
+            raise StateError(self._problem("cannot open", error)) from None
+        return conn
+
+    def _read_only_folder(self) -> bool:
+        try:
+            return bool(os.statvfs(self.path.parent).f_flag & os.ST_RDONLY)
+        except OSError:
+            return False
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def unwritable(self) -> str | None:
+        folder = self.path.parent
+        if self._read_only_folder():
+            return f"its folder {folder} is on a read-only file system"
+        try:
+            writable = os.access(folder, os.W_OK) and (
+                not self.path.exists() or os.access(self.path, os.W_OK)
+            )
+        except OSError:
+            return None
+        if not writable:
+            return f"this user may not write {self.path if self.path.exists() else folder}"
+        return None
+
+    def has_table(self, tx: Tx, name: str) -> bool:
+        found = tx.execute(
+            "SELECT 1 AS found FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+        )
+        return found.fetchone() is not None
+
     def _problem(self, what: str, error: sqlite3.Error) -> str:
         message = f"state: {what} the SQLite store {self.path}: {error}"
         cause = self._environment(error)
         if cause is not None:
             return f"{message}: {cause}"
+        if self.read_only and "readonly" in str(error):
+            return f"{message} (it is opened read-only, for a command that only reads)"
         if _is_damage(error):
             message += (
                 ". It is not a readable onceflow state database: if it is a damaged state "
@@ -116,26 +202,19 @@ class SqliteDatabase(Database):
             or any(w in text for w in ("disk", "unable to open", "readonly", "read-only"))
         ):
             return None
-        folder = self.path.parent
         try:
-            usage = shutil.disk_usage(folder)
-            read_only = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+            usage = shutil.disk_usage(self.path.parent)
         except OSError:
             return None
-        if read_only:
+        cannot_write = self.unwritable()
+        if cannot_write is not None and self._read_only_folder():
             return (
-                f"its folder {folder} is on a read-only file system; mount it read-write, "
-                "or point `state:` at a writable place (runs, locks and the load "
-                "tracker are written there; only reading commands such as `status` work)"
+                f"{cannot_write}; mount it read-write, or point `state:` at a writable "
+                "place (runs, locks and the load tracker are written there; only reading "
+                "commands such as `status` work)"
             )
-        writable = os.access(folder, os.W_OK) and (
-            not self.path.exists() or os.access(self.path, os.W_OK)
-        )
-        if not writable:
-            return (
-                f"this user may not write {self.path if self.path.exists() else folder}; "
-                "give it write access, or point `state:` at a writable place"
-            )
+        if cannot_write is not None:
+            return f"{cannot_write}; give it write access, or point `state:` at a writable place"
         if name.startswith("SQLITE_FULL") or "full" in text or usage.free < 1024 * 1024:
             return (
                 f"the disk holding it is full ({usage.free // 1024} KiB free); free space "
@@ -191,23 +270,41 @@ class SqliteDatabase(Database):
     def transaction(self) -> Iterator[Tx]:
         conn: sqlite3.Connection = self.connection()
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            # a reader takes no write lock: in WAL mode it reads a snapshot beside a writer
+            conn.execute("BEGIN" if self.read_only else "BEGIN IMMEDIATE")
         except sqlite3.Error as error:
             raise StateError(self._problem("cannot use", error)) from None
         try:
             yield _SqliteTx(conn.cursor())
         except sqlite3.DatabaseError as error:
-            conn.execute("ROLLBACK")
+            self._roll_back(conn)
             raise StateError(self._problem("cannot use", error)) from None
         except BaseException:
-            conn.execute("ROLLBACK")
+            self._roll_back(conn)
             raise
         else:
             try:
                 conn.execute("COMMIT")
             except sqlite3.Error as error:
-                conn.execute("ROLLBACK")
+                self._roll_back(conn)
                 raise StateError(self._problem("cannot commit to", error)) from None
+
+    def _roll_back(self, conn: sqlite3.Connection) -> None:
+        """End a failed transaction without hiding why it failed.
+
+        On SQLITE_FULL and most I/O errors SQLite has already rolled the whole
+        transaction back (measured: a full disk at COMMIT, `max_page_count` in a
+        statement), and a second ROLLBACK raises "no transaction is active" in place of
+        the error that matters. When the ROLLBACK itself fails, the connection is closed,
+        which rolls back whatever is left, and the next use opens a new one."""
+        if not conn.in_transaction:
+            return
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            self.forget_connection()
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
 
     def schema_lock(self, tx: Tx) -> None:
         # BEGIN IMMEDIATE already holds the database's single write lock.

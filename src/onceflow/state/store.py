@@ -99,7 +99,8 @@ class Store:
         return self.db.backend
 
     def transaction(self) -> AbstractContextManager[Tx]:
-        """A write transaction on the store's database."""
+        """A write transaction on the store's database (a read transaction on a store
+        opened read-only)."""
         return self.db.transaction()
 
     def close(self) -> None:
@@ -115,20 +116,18 @@ class Store:
         self.close()
 
     def schema_version(self) -> int:
-        """The schema version of the store (0 when empty)."""
+        """The schema version of the store (0 when empty); writes nothing."""
         with self.transaction() as tx:
-            return _version(tx)
+            if not self.db.has_table(tx, "onceflow_schema"):
+                return 0
+            return _read_version(tx)
 
     def migrate(self, target: int = LATEST_VERSION) -> int:
         """Apply the migrations up to `target`; returns the resulting version."""
         with self.transaction() as tx:
             self.db.schema_lock(tx)
             current = _version(tx)
-            if current > LATEST_VERSION:
-                raise StateError(
-                    f"the state store has schema version {current}, newer than this onceflow "
-                    f"understands ({LATEST_VERSION}); upgrade onceflow"
-                )
+            _refuse_newer(current)
             for version, _title, statements in MIGRATIONS:
                 if current < version <= target:
                     for statement in statements:
@@ -138,8 +137,20 @@ class Store:
             return current
 
 
+def _refuse_newer(current: int) -> None:
+    if current > LATEST_VERSION:
+        raise StateError(
+            f"the state store has schema version {current}, newer than this onceflow "
+            f"understands ({LATEST_VERSION}); upgrade onceflow"
+        )
+
+
 def _version(tx: Tx) -> int:
     tx.execute("CREATE TABLE IF NOT EXISTS onceflow_schema (version INTEGER NOT NULL)")
+    return _read_version(tx)
+
+
+def _read_version(tx: Tx) -> int:
     row = tx.execute("SELECT MAX(version) AS v FROM onceflow_schema").fetchone()
     return int(row["v"]) if row and row["v"] is not None else 0
 
@@ -176,24 +187,54 @@ def set_aside_damaged(url: str) -> DamagedStore | None:
     return DamagedStore(str(db.path), str(moved), damage)
 
 
-def open_store(url: str, *, migrate: bool = True) -> Store:
-    """Open the state store at `url` (sqlite:///path or postgresql://...), migrated."""
+def open_store(url: str, *, migrate: bool = True, read_only: bool = False) -> Store:
+    """Open the state store at `url` (sqlite:///path or postgresql://...), migrated.
+
+    `read_only`, for commands that only read (`status`, `validate-consistency`): the store
+    writes nothing, so a SQLite store on a read-only mount can still be read. It is never
+    migrated through that connection: a store that can be written and is new, or was
+    left by an older onceflow, is first migrated as any command would; one that cannot
+    be written must already be at this onceflow's schema (StateError saying so)."""
     db: Database
     scheme = url.split(":", 1)[0].split("+", 1)[0]
     if scheme == "sqlite":
         from onceflow.state.sqlite import SqliteDatabase
 
-        db = SqliteDatabase(url)
+        db = SqliteDatabase(url, read_only=read_only)
     elif scheme in ("postgresql", "postgres"):
         from onceflow.state.postgres import PostgresDatabase
 
-        db = PostgresDatabase(url)
+        db = PostgresDatabase(url, read_only=read_only)
     else:
         raise StateError(
             f"state: unsupported state store URL {scheme!r}; "
             "use sqlite:///path/state.db or postgresql://user@host/db"
         )
     store = Store(db)
-    if migrate:
+    if migrate and read_only:
+        _ready_to_read(store)
+    elif migrate:
         store.migrate()
     return store
+
+
+def _ready_to_read(store: Store) -> None:
+    """Make a store opened read-only readable by this onceflow, or say why it is not."""
+    db = store.db
+    cannot_write = db.unwritable()
+    if cannot_write is None:
+        if not db.exists() or store.schema_version() != LATEST_VERSION:
+            store.close()
+            open_store(db.url).close()  # migrates (and refuses a newer schema)
+        return
+    if not db.exists():
+        raise StateError(f"state: there is no state store at {db.url} and {cannot_write}")
+    current = store.schema_version()
+    _refuse_newer(current)
+    if current < LATEST_VERSION:
+        raise StateError(
+            f"state: the state store has schema version {current}, older than this "
+            f"onceflow's ({LATEST_VERSION}), and cannot be upgraded: {cannot_write}. Run a "
+            "command that writes (`onceflow run`) once where it can be written, or read it "
+            "with the onceflow that wrote it"
+        )

@@ -139,3 +139,32 @@ def test_newer_schema_than_code_is_refused(
 
 def test_migration_list_is_ordered_without_gaps() -> None:
     assert [m[0] for m in MIGRATIONS] == list(range(1, LATEST_VERSION + 1))
+
+
+def test_a_store_opened_read_only_reads_and_refuses_a_write(store: Store) -> None:
+    store.runs.begin("r", "p", "2025-01-23", WINDOW)
+    reader = open_store(store.url, read_only=True)
+    try:
+        assert [r.run_id for r in reader.runs.find()] == ["r"]
+        assert reader.schema_version() == LATEST_VERSION
+        with pytest.raises(StateError, match="opened read-only, for a command that only reads"):
+            reader.runs.begin("r2", "p", "2025-01-24", WINDOW)
+    finally:
+        reader.close()
+    assert [r.run_id for r in store.runs.find()] == ["r"]
+
+
+def test_a_read_only_open_of_a_store_an_older_onceflow_left_upgrades_it_first(
+    request: pytest.FixtureRequest, tmp_path: Path, backend: str
+) -> None:
+    # a store that can be written is upgraded as any command would, then read
+    url = fresh_store_url(request, tmp_path, backend)
+    old = open_store(url, migrate=False)
+    old.migrate(target=LATEST_VERSION - 1)
+    old.close()
+    reader = open_store(url, read_only=True)
+    try:
+        assert reader.schema_version() == LATEST_VERSION
+        assert reader.runs.find() == []
+    finally:
+        reader.close()
