@@ -85,3 +85,12 @@ def force_unlock(
         if force_release(store, lock.name, lock) is not None:
             released.append(lock)
     return released
+
+
+def live_run_lock(store: Store, config: Config) -> LockRecord | None:
+    """A live holder of one of the pipeline's run locks (`<pipeline lock>@<run id>`: a
+    scheduled run holds only its own), if any."""
+    for lock in store.locks.find():
+        if lock.name.startswith(f"{config.pipeline_lock_name}@") and not lock.stale_reason():
+            return lock
+    return None
