@@ -6,7 +6,8 @@ from datetime import date
 from typing import Any
 
 from onceflow.config import Config
-from onceflow.consistency import list_locks
+from onceflow.consistency import list_locks, pipeline_at_rest
+from onceflow.errors import ConfigError
 from onceflow.extract import (
     create_extraction_report,
     find_run,
@@ -102,14 +103,37 @@ def reset_state(
     table: str | None = None,
     validation: bool = False,
     rule: str | None = None,
+    lock_timeout: float = 0.0,
     store: Store | None = None,
 ) -> dict[str, Any]:
     """--failed: failed extractions and loads -> pending; --table T: re-extract T;
     --validation [--table T] [--rule R]: forget stored rule results (all, a table's, one
     rule's), so they run again; none: forget the run's state and the load tracker
     (re-derived from the Delta logs). A pipeline with no run (standalone loads) resets
-    only its load tracker: `run_id` None, `count` 0."""
+    only its load tracker: `run_id` None, `count` 0.
+
+    Every form holds the pipeline lock, with no run of the pipeline live, and its tables'
+    load locks: a run or a load going on would write over the reset, or fail on a run
+    it no longer finds. It waits up to `lock_timeout` seconds for them, then raises
+    LockError naming the holder."""
     store = store or open_store(config.state_url)
+    if lock_timeout < 0:
+        raise ConfigError("--lock-timeout: must be 0 or more seconds", field="lock_timeout")
+    with pipeline_at_rest(config, store, timeout=lock_timeout, tables=True):
+        return _reset(config, run_date, run_id, failed, table, validation, rule, store)
+
+
+def _reset(
+    config: Config,
+    run_date: str | date | None,
+    run_id: str | None,
+    failed: bool,
+    table: str | None,
+    validation: bool,
+    rule: str | None,
+    store: Store,
+) -> dict[str, Any]:
+    """`reset_state`'s work, under its locks."""
     if validation:
         n = reset_validation_state(config, table=table, rule=rule, store=store)
         scope = {"table": config.table(table).key} if table else {}

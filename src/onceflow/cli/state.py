@@ -12,6 +12,7 @@ from onceflow.cli.app import app, examples
 from onceflow.cli.options import (
     ConfigOpt,
     JsonOpt,
+    LockTimeoutOpt,
     PipelineOpt,
     RunDateOpt,
     StateOpt,
@@ -174,9 +175,13 @@ def reset_state_cmd(
         typer.Option("--rule", help="With --validation --table T: only this rule's results."),
     ] = None,
     yes: YesOpt = False,
+    lock_timeout: LockTimeoutOpt = 0.0,
     as_json: JsonOpt = False,
 ) -> None:
-    """Reset state: --failed, --table T, --validation, or (none) forget the run's state."""
+    """Reset state: --failed, --table T, --validation, or (none) forget the run's state.
+
+    Refused (exit 1, naming the holder) while a run, extraction or load of the pipeline
+    holds its locks, unless they are released within --lock-timeout seconds."""
     if failed and (table or validation):
         raise ConfigError("give one of --failed, --table or --validation")
     if rule and not validation:
@@ -202,7 +207,13 @@ def reset_state_cmd(
     damaged = pipeline.set_aside_damaged_store() if forget else None
     if damaged is None:
         result = pipeline.reset_state(
-            date, run_id=run_id, failed=failed, table=table, validation=validation, rule=rule
+            date,
+            run_id=run_id,
+            failed=failed,
+            table=table,
+            validation=validation,
+            rule=rule,
+            lock_timeout=lock_timeout,
         )
     else:
         # the new store holds no run: the forget is done by the move (nothing to delete)

@@ -9,7 +9,13 @@ from onceflow.consistency.checks import (
     validate_consistency,
 )
 from onceflow.consistency.fixes import fix_inconsistencies
-from onceflow.consistency.locks import config_lock_names, force_unlock, list_locks, lock_name
+from onceflow.consistency.locks import (
+    config_lock_names,
+    force_unlock,
+    list_locks,
+    lock_name,
+    pipeline_at_rest,
+)
 
 __all__ = [
     "DEFAULT_SAFE_AGE_SECONDS",
@@ -21,5 +27,6 @@ __all__ = [
     "force_unlock",
     "list_locks",
     "lock_name",
+    "pipeline_at_rest",
     "validate_consistency",
 ]

@@ -693,10 +693,13 @@ def failed_files(
     return issues
 
 
-def interrupted_extractions(store: Store, config: Config, runs: Runs) -> list[Issue]:
-    """Extractions left `running` by a process that is gone (nobody live holds the lock)."""
+def interrupted_extractions(
+    store: Store, config: Config, runs: Runs, *, own_token: str | None = None
+) -> list[Issue]:
+    """Extractions left `running` by a process that is gone (nobody live holds the lock).
+    `own_token`: the caller's own hold of the pipeline lock, which runs nothing."""
     holder = store.locks.holder(config.pipeline_lock_name)
-    if holder is not None and holder.stale_reason() is None:
+    if holder is not None and holder.token != own_token and holder.stale_reason() is None:
         return []  # a live run holds the pipeline: its running extractions are real
     issues = []
     for run, extractions in runs:
@@ -713,7 +716,7 @@ def interrupted_extractions(store: Store, config: Config, runs: Runs) -> list[Is
                         f"running since {ext.started_at}, but no live process holds the "
                         "pipeline lock",
                         table=key,
-                        extra={"run_id": run.run_id},
+                        extra={"run_id": run.run_id, "attempts": ext.attempts},
                     )
                 )
     return issues

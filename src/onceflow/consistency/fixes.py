@@ -29,6 +29,7 @@ from onceflow.consistency.checks import (
     uncommitted_lake_files,
     validate_consistency,
 )
+from onceflow.consistency.locks import live_run_lock
 from onceflow.errors import LoadError, LockError, OnceflowError
 from onceflow.lake import Uncommitted, inspect_sidecar, sidecar_path
 from onceflow.load import LoadTarget, config_targets, reconcile
@@ -99,49 +100,100 @@ def _replace_twice_loaded(
         )
 
 
-def _live_run_lock(store: Store, config: Config) -> str | None:
-    """Who holds one of the pipeline's run locks (`<pipeline lock>@<run id>`: a scheduled
-    run holds only its own) and is not stale, if anyone."""
-    for lock in store.locks.find():
-        if lock.name.startswith(f"{config.pipeline_lock_name}@") and not lock.stale_reason():
-            return f"{lock.name} (held by {lock.describe()})"
-    return None
-
-
-def _remove_uncommitted(
+def _repair_extractions(
     config: Config, store: Store, safe_age: float, actions: _Actions, failures: list[str]
 ) -> None:
-    """Remove the lake's data files no sidecar commits, older than safe_age, while no
-    extraction can run: under the pipeline lock (taken without waiting: an extraction and
-    a run hold it, and a scheduled run refuses to start while it is held) and with no live
-    run lock. By the lake's protocol the sidecar is the commit marker, so such a file is
-    an uncommitted extraction's output and removing it loses nothing committed; a file a
-    completed extraction names (its sidecar lost) is left to its re-extraction."""
+    """Mark interrupted extractions failed, and remove the lake's temp files and the data
+    files no sidecar commits, older than safe_age, while no extraction can run: under the
+    pipeline lock (taken without waiting: an extraction and a run hold it, and a scheduled
+    run refuses to start while it is held) and with no live run lock.
+
+    Age alone does not tell a live writer's temp file from a dead one's: the writer
+    buffers a whole row group (up to 48 MiB or 1M rows) before its first write, so a slow
+    source leaves the file untouched for longer than any safe age. An extraction found
+    `running` is judged again under the lock, and only that attempt is failed, so one
+    that completed (or started again) meanwhile keeps its state."""
+    runs = pipeline_runs(store, config)
+    temps = temp_files(config, safe_age)
     found = uncommitted_lake_files(config, safe_age)
-    if not found:
+    if not (temps or found or interrupted_extractions(store, config, runs)):
         return
     try:
-        with Lease(store, config.pipeline_lock_name, ttl=config.lock_ttl_seconds, timeout=0):
-            running = _live_run_lock(store, config)
+        with Lease(
+            store, config.pipeline_lock_name, ttl=config.lock_ttl_seconds, timeout=0
+        ) as lease:
+            # a scheduled run holds only its own run lock: the interrupted extractions of
+            # the other runs are still repaired
+            _fail_interrupted(config, store, lease.token, actions)
+            running = live_run_lock(store, config)
             if running is not None:
-                raise LockError(f"a run holds {running}")
-            kept = _known_files(config, store, found)
-            for key, file in found:
-                if file.file_id in kept:
-                    failures.append(
-                        f"{key}: {file.path} has no complete sidecar but is known (loaded, "
-                        "or named by an extraction): kept; re-extract its window: "
-                        f"{reextract_command(key, file)}"
-                    )
-                    log.warning("not fixed: %s", failures[-1])
-                    continue
-                _remove_one(key, file, safe_age, actions)
+                raise LockError(f"a run holds {running.name} (held by {running.describe()})")
+            for path in temps:
+                _remove_temp(path, safe_age, actions)
+            _remove_uncommitted(config, store, found, safe_age, actions, failures)
     except LockError as error:
+        for path in temps:
+            failures.append(f"temp file {path} kept, an extraction may be running ({error})")
+            log.warning("not fixed: %s", failures[-1])
         for key, file in found:
             failures.append(
                 f"{key}: uncommitted {file.path} kept, an extraction may be running ({error})"
             )
             log.warning("not fixed: %s", failures[-1])
+
+
+def _fail_interrupted(config: Config, store: Store, token: str, actions: _Actions) -> None:
+    """Extractions left `running` by a process that is gone: failed (the next run retries
+    them), and their runs' status recounted. Called under the pipeline lock (`token`)."""
+    runs = pipeline_runs(store, config)
+    failed: set[str] = set()
+    for issue in interrupted_extractions(store, config, runs, own_token=token):
+        run_id, key = issue.extra["run_id"], issue.table or ""
+        error = "interrupted: the process running it is gone"
+        if store.extractions.fail(run_id, key, error, only_attempt=issue.extra["attempts"]):
+            failed.add(run_id)
+            actions.add(
+                f"{key} of {run_id}: interrupted extraction marked failed (retried next run)"
+            )
+    for run_id in sorted(failed):
+        store.runs.finish(run_id)
+
+
+def _remove_temp(path: Path, safe_age: float, actions: _Actions) -> None:
+    try:  # again under the lock: a new writer may use the name since the check
+        if time.time() - os.stat(path).st_mtime < safe_age:
+            return
+    except OSError:
+        return
+    path.unlink(missing_ok=True)
+    actions.add(f"removed temp file {path}")
+
+
+def _remove_uncommitted(
+    config: Config,
+    store: Store,
+    found: list[tuple[str, Uncommitted]],
+    safe_age: float,
+    actions: _Actions,
+    failures: list[str],
+) -> None:
+    """Remove the lake's data files no sidecar commits (`found`), under the locks of
+    `_repair_extractions`. By the lake's protocol the sidecar is the commit marker, so such
+    a file is an uncommitted extraction's output and removing it loses nothing committed; a
+    file a completed extraction names (its sidecar lost) is left to its re-extraction."""
+    if not found:
+        return
+    kept = _known_files(config, store, found)
+    for key, file in found:
+        if file.file_id in kept:
+            failures.append(
+                f"{key}: {file.path} has no complete sidecar but is known (loaded, "
+                "or named by an extraction): kept; re-extract its window: "
+                f"{reextract_command(key, file)}"
+            )
+            log.warning("not fixed: %s", failures[-1])
+            continue
+        _remove_one(key, file, safe_age, actions)
 
 
 def _known_files(config: Config, store: Store, found: list[tuple[str, Uncommitted]]) -> set[str]:
@@ -256,17 +308,7 @@ def fix_inconsistencies(
         run_id, key = issue.extra["run_id"], issue.table or ""
         if store.extractions.force(run_id, key):
             actions.add(f"{key} of {run_id}: {issue.detail}; marked for re-extraction")
-    interrupted = interrupted_extractions(store, config, pipeline_runs(store, config))
-    for issue in interrupted:
-        run_id, key = issue.extra["run_id"], issue.table or ""
-        store.extractions.fail(run_id, key, "interrupted: the process running it is gone")
-        actions.add(f"{key} of {run_id}: interrupted extraction marked failed (retried next run)")
-    for run_id in sorted({i.extra["run_id"] for i in interrupted}):
-        store.runs.finish(run_id)
-    for path in temp_files(config, safe_age_seconds):
-        path.unlink(missing_ok=True)
-        actions.add(f"removed temp file {path}")
-    _remove_uncommitted(config, store, safe_age_seconds, actions, failures)
+    _repair_extractions(config, store, safe_age_seconds, actions, failures)
     after = validate_consistency(config, safe_age_seconds=safe_age_seconds, store=store)
     return {
         "actions": actions.done,

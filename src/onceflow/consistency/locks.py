@@ -1,13 +1,17 @@
-"""force-unlock: show who holds a pipeline's locks and release them on request."""
+"""force-unlock: show who holds a pipeline's locks and release them on request; and
+`pipeline_at_rest`, the locks a maintenance command holds so that no run, extraction or
+load of the pipeline goes on while it changes what they read and write."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 
 from onceflow.config import Config
 from onceflow.errors import LockError
 from onceflow.load import config_targets, load_target, tracked_targets
-from onceflow.state import LockRecord, Store, describe_lock, force_release, open_store
+from onceflow.state import Lease, LockRecord, Store, describe_lock, force_release, open_store
 
 
 def config_lock_names(config: Config) -> list[str]:
@@ -85,3 +89,49 @@ def force_unlock(
         if force_release(store, lock.name, lock) is not None:
             released.append(lock)
     return released
+
+
+def live_run_lock(store: Store, config: Config) -> LockRecord | None:
+    """A live holder of one of the pipeline's run locks (`<pipeline lock>@<run id>`: a
+    scheduled run holds only its own), if any."""
+    for lock in store.locks.find():
+        if lock.name.startswith(f"{config.pipeline_lock_name}@") and not lock.stale_reason():
+            return lock
+    return None
+
+
+@contextmanager
+def pipeline_at_rest(
+    config: Config, store: Store, *, timeout: float = 0.0, tables: bool = False
+) -> Iterator[Lease]:
+    """Hold the pipeline lock while none of its run locks is live and, with `tables`,
+    each of its tables' load locks: no run, extraction or load of the pipeline is going on
+    or can start while the block runs. Waits up to `timeout` seconds for all of them, then
+    LockError naming the holder.
+
+    The pipeline lock comes first: a run takes it (or, scheduled, takes its run lock and
+    then refuses to start while the pipeline lock is held), so a run lock seen free under
+    it stays free. A standalone load (`load --path`) holds only its table's lock."""
+    deadline = time.monotonic() + max(0.0, timeout)
+    ttl = config.lock_ttl_seconds
+    with ExitStack() as held:
+        lease = held.enter_context(
+            Lease(store, config.pipeline_lock_name, ttl=ttl, timeout=timeout)
+        )
+        while (running := live_run_lock(store, config)) is not None:
+            if time.monotonic() >= deadline:
+                raise LockError(
+                    f"lock {running.name!r} is held by {running.describe()} (a run of this "
+                    f"pipeline); waited {timeout:g}s. Retry later, raise --lock-timeout, or "
+                    "run `onceflow force-unlock` if that process is gone",
+                    lock=running.name,
+                )
+            time.sleep(min(0.5, max(0.01, deadline - time.monotonic())))
+        if tables:
+            targets = (
+                config_targets(config) if config.tables else tracked_targets(store, config.pipeline)
+            )
+            for name in sorted({t.lock_name for t in targets}):
+                left = max(0.0, deadline - time.monotonic())
+                held.enter_context(Lease(store, name, ttl=ttl, timeout=left))
+        yield lease

@@ -181,11 +181,22 @@ class Extractions:
                 ],
             )
 
-    def fail(self, run_id: str, table_key: str, error: str) -> None:
-        """An attempt failed; the error is kept for reports (already redacted)."""
+    def fail(
+        self, run_id: str, table_key: str, error: str, *, only_attempt: int | None = None
+    ) -> bool:
+        """An attempt failed; the error is kept for reports (already redacted). With
+        `only_attempt`, only while that attempt is still `running`: a repair that judged it
+        interrupted never fails a later attempt, nor one that completed since. False when
+        nothing changed."""
         now = now_iso()
+        sql = _FAIL
+        params: list[Any] = [FAILED, error, now, "failed", now, run_id, table_key]
+        if only_attempt is not None:
+            sql += " AND status = ? AND attempts = ?"
+            params += [RUNNING, only_attempt]
         with self.db.transaction() as tx:
-            tx.execute(_FAIL, (FAILED, error, now, "failed", now, run_id, table_key))
+            n = tx.execute(sql, params).rowcount
+        return bool(n > 0)
 
     def force(self, run_id: str, table_key: str) -> bool:
         """Flag a table of a run for re-extraction; False when the run has no such table."""

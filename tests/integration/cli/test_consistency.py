@@ -24,6 +24,7 @@ import yaml
 
 from onceflow.config import Config, load_config
 from onceflow.consistency import fix_inconsistencies, force_unlock, validate_consistency
+from onceflow.lake import TEMP_MARKER
 from onceflow.lake.discovery import discover_table_files
 from onceflow.lake.paths import sidecar_path
 from onceflow.lake.sidecar import read_sidecar, write_sidecar
@@ -45,6 +46,7 @@ from tests.helpers.lake import (
     read_table,
     table_uri,
 )
+from tests.helpers.recovery import RUN_DATE, make_sqlite_source, write_project
 from tests.helpers.servers import pg_state_url, unique
 
 # A loader stand-in that takes a table's lock and claims a file exactly as the loader does
@@ -703,3 +705,123 @@ def test_a_loaded_lake_file_whose_sidecar_was_lost_is_kept_not_removed(tmp_path:
     assert held.exists(), fixed
     assert any("is known (loaded, or named by an extraction): kept" in f for f in fixed["failures"])
     assert read_table(table_uri(tmp_path)).num_rows == rows
+
+
+def test_a_live_extractions_old_temp_file_is_kept_and_reported_and_the_extraction_commits(
+    tmp_path: Path, any_state_url: str
+) -> None:
+    """fix-inconsistencies judged a temp file by its age alone and deleted a live one: the
+    writer buffers a whole row group before it writes, so a slow source leaves the file
+    untouched for longer than the safe age; the extraction then failed at its rename."""
+    make_sqlite_source(tmp_path / "src.db", {"items": 500})
+    project = write_project(tmp_path / "proj", f"sqlite:///{tmp_path / 'src.db'}", ["items"])
+    data = yaml.safe_load(project.config.read_text(encoding="utf-8"))
+    project.config.write_text(yaml.safe_dump({**data, "state": any_state_url}), encoding="utf-8")
+    gate = tmp_path / "gate"
+    extraction = spawn(
+        "extract",
+        "--config",
+        str(project.config),
+        "--date",
+        RUN_DATE,
+        env={"ONCEFLOW_PAUSE_AT": f"before_data_rename:{gate}"},
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not Path(f"{gate}.reached").exists():  # written to its temp file, not renamed
+            assert extraction.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+        [temp] = [p for p in project.lake.rglob("*") if TEMP_MARKER in p.name]
+        two_hours_ago = time.time() - 7200
+        os.utime(temp, (two_hours_ago, two_hours_ago))  # untouched for longer than safe age
+
+        fixed = run_cli("fix-inconsistencies", "--config", str(project.config), "--json")
+        assert fixed.returncode == 1, fixed.stderr
+        report = json.loads(fixed.stdout)
+        assert temp.exists()
+        assert not any("temp file" in a for a in report["actions"]), report["actions"]
+        [kept] = [f for f in report["failures"] if str(temp) in f]
+        assert kept.startswith(f"temp file {temp} kept, an extraction may be running")
+        assert "lock 'pipeline:recovery' is held by pid" in kept
+
+        gate.touch()
+        _out, err = extraction.communicate(timeout=120)
+        assert extraction.returncode == 0, err
+    finally:
+        if extraction.poll() is None:
+            extraction.kill()
+            extraction.communicate()
+    assert project.data_path("items").exists() and not temp.exists()
+    assert project.sidecar("items")["extraction_complete"] is True
+    after = run_cli("validate-consistency", "--config", str(project.config))
+    assert after.returncode == 0, after.stdout
+
+
+def test_an_old_temp_file_is_kept_while_a_run_holds_its_run_lock_and_removed_after(
+    tmp_path: Path, any_state_url: str
+) -> None:
+    # a scheduled run holds only its run lock (`pipeline:<name>@<run id>`), not the
+    # pipeline's; its extraction's temp file is as live as a `run`'s
+    _, cfg = _project(tmp_path, any_state_url)
+    folder = Path(_day_paths(tmp_path)[0]).parent
+    temp = folder / "p_20250101.parquet.onceflow-tmp-live"
+    temp.write_bytes(b"partial")
+    two_hours_ago = time.time() - 7200
+    os.utime(temp, (two_hours_ago, two_hours_ago))
+    store = open_store(cfg.state_url)
+    lock = f"{cfg.pipeline_lock_name}@p_20250107"
+    token = store.locks.acquire(lock, ttl=600)
+    kept = fix_inconsistencies(cfg, store=store)
+    assert temp.exists(), kept
+    assert kept["failures"] == [
+        f"temp file {temp} kept, an extraction may be running (a run holds {lock} (held by "
+        f"{store.locks.holder(lock).describe()}))"  # type: ignore[union-attr]
+    ]
+    store.locks.release(lock, token)
+    fixed = fix_inconsistencies(cfg, store=store)
+    assert not temp.exists()
+    assert fixed["actions"][-1] == f"removed temp file {temp}"
+
+
+def test_an_extraction_completed_after_it_was_judged_interrupted_is_not_marked_failed(
+    tmp_path: Path, any_state_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fix-inconsistencies judged an extraction interrupted, then failed it unconditionally:
+    a writer that completed it in between (its lease broken by age, so not excluded by
+    the lock) had its committed table marked failed."""
+    from onceflow.consistency import fixes
+
+    _, cfg = _project(tmp_path, any_state_url, tables=TWO, days=1)
+    store = open_store(cfg.state_url)
+    _record_runs(store, tmp_path, TWO, 1)
+    window = window_for(START, "UTC").iso()
+    for key in ("src.orders", "src.customers"):  # both left running by a writer
+        store.extractions.start("p_20250101", key, window)
+    done = store.extractions.of_run("p_20250101")["src.orders"]
+    judged = fixes.interrupted_extractions
+    seen: list[Any] = []
+
+    def judged_then_completed(*args: Any, **kwargs: Any) -> list[Any]:
+        # the verdict as first read, however often asked: the writer of src.orders
+        # commits right after it, unseen (a read made before its commit)
+        if not seen:
+            seen.extend(judged(*args, **kwargs))
+            outcome = ExtractionOutcome(
+                "src.orders",
+                "extracted",
+                done.record_count,
+                done.file_path or "",
+                done.file_size,
+                done.checksum,
+                *window,
+            )
+            store.extractions.complete("p_20250101", [outcome])
+        return list(seen)
+
+    monkeypatch.setattr(fixes, "interrupted_extractions", judged_then_completed)
+    fixed = fix_inconsistencies(cfg, store=store)
+    rows = store.extractions.of_run("p_20250101")
+    assert (rows["src.orders"].status, rows["src.customers"].status) == ("completed", "failed")
+    assert [a for a in fixed["actions"] if "interrupted" in a] == [
+        "src.customers of p_20250101: interrupted extraction marked failed (retried next run)"
+    ]

@@ -49,6 +49,26 @@ def test_attempts_count_and_errors_clear_on_success(store: Store) -> None:
     assert record.last_action == "extracted"
 
 
+def test_failing_one_attempt_leaves_a_completed_or_later_attempt_as_it_is(store: Store) -> None:
+    # fix-inconsistencies judges an extraction interrupted, then fails that attempt: a run
+    # that completed it, or started it again, meanwhile keeps its state
+    store.runs.begin("r", "p", "2025-01-23", WINDOW)
+    store.extractions.ensure("r", [_entry("s.a"), _entry("s.b"), _entry("s.c")])
+    for key in ("s.a", "s.b", "s.c"):
+        store.extractions.start("r", key, WINDOW)
+    store.extractions.complete("r", [_done("s.a")])
+    store.extractions.start("r", "s.b", WINDOW)  # attempt 2 runs now
+    assert not store.extractions.fail("r", "s.a", "interrupted", only_attempt=1)
+    assert not store.extractions.fail("r", "s.b", "interrupted", only_attempt=1)
+    assert store.extractions.fail("r", "s.c", "interrupted", only_attempt=1)
+    rows = store.extractions.of_run("r")
+    assert [(rows[k].status, rows[k].error) for k in ("s.a", "s.b", "s.c")] == [
+        ("completed", None),
+        ("running", None),
+        ("failed", "interrupted"),
+    ]
+
+
 def test_reset_failed_returns_how_many(store: Store) -> None:
     store.runs.begin("r", "p", "2025-01-23", WINDOW)
     store.extractions.ensure("r", [_entry("s.a"), _entry("s.b"), _entry("s.c")])
