@@ -533,3 +533,71 @@ def test_cursor_options_on_a_full_extract_are_refused(extract: dict, named: str)
         config_from_dict(_with_table(table="t", extract=extract))
     # `cursor: null` names no column: nothing is ignored
     config_from_dict(_with_table(table="t", extract={"mode": "full", "cursor": None}))
+
+
+@pytest.mark.parametrize("password", ["Conf1ictPw", "Conf1ict Pw"], ids=["plain", "with-a-space"])
+@pytest.mark.parametrize(
+    "seed",
+    [{"checkpoint_path": "./ck"}, {"pipeline": {"name": "p", "state_file": "./s.db"}}],
+    ids=["checkpoint_path", "pipeline.state_file"],
+)
+def test_a_seed_state_spelling_in_conflict_with_state_never_quotes_its_password(
+    password: str, seed: dict[str, object]
+) -> None:
+    """The error itself holds no secret: `str(error)` in the Python API, a traceback
+    under --debug, and a password a pattern cannot delimit (a space) all show it."""
+    state = f"postgresql://app:{password}@db.example:5432/onceflow"
+    with pytest.raises(ConfigError) as caught:
+        config_from_dict({**BASE, "state": state, **seed})
+    message = str(caught.value)
+    assert "the same setting as `state`" in message
+    assert password not in message and "Pw" not in message
+    assert "postgresql://app:***@db.example:5432/onceflow" in message
+
+
+def test_a_bad_port_after_a_password_holding_a_slash_quotes_no_piece_of_it() -> None:
+    """A URL parser ends the authority at the password's '/' and takes `Sl4sh` for the
+    port: the message quotes the port after the host instead, never a piece of it."""
+    with pytest.raises(ConfigError) as caught:
+        config_from_dict({**BASE, "state": "postgresql://app:Sl4sh/Pw@db:abc/x"})
+    message = str(caught.value)
+    assert "Sl4sh" not in message and "Pw" not in message
+    assert "state: the port 'abc' is not a port number" in message
+
+
+def test_a_source_written_as_a_url_string_is_refused_without_quoting_it() -> None:
+    with pytest.raises(ConfigError) as caught:
+        config_from_dict({**BASE, "sources": {"shop": "postgresql://app:Str1ngPw@h/db"}})
+    assert "sources.shop: expected a mapping" in str(caught.value)
+    assert "Str1ngPw" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "schedules:\n  - name: nightly\n    cron: '0 2 * * *'\n    start: 2025-04-31\n",
+            "x.yml: schedules[nightly].start: '2025-04-31' at line 4, column 12 is not a "
+            "valid date (YYYY-MM-DD) or date and time (day is out of range for month): write "
+            "a valid one, or quote it to keep it as text",
+        ),
+        (
+            "- shop.orders\n- 2025-02-30\n",
+            "x.yml: entry 2: '2025-02-30' at line 2, column 3 is not a valid date",
+        ),
+        (
+            "workers: !!int abc\n",
+            "x.yml: workers: 'abc' at line 1, column 10 is not a valid whole number",
+        ),
+        ("tables:\n  - {x: [1, 2025-13-01]}\n", "x.yml: tables[0].x[1]: '2025-13-01'"),
+    ],
+    ids=["impossible-date", "tables-file-entry", "bad-int-tag", "nested"],
+)
+def test_a_yaml_scalar_that_is_not_of_its_type_names_field_line_and_value(
+    text: str, message: str
+) -> None:
+    """PyYAML's constructors raise a bare ValueError (`day is out of range for month`):
+    it was an unexpected error, exit 1, naming neither the file nor the line."""
+    with pytest.raises(ConfigError) as caught:
+        parse_yaml(text, "x.yml")
+    assert str(caught.value).startswith(message)
