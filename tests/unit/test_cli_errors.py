@@ -1,0 +1,73 @@
+"""How the CLI ends on an error: one line, the error's exit code, with or without
+--debug, and no secret in what it prints."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from onceflow.cli import main
+from onceflow.cli.app import settings
+
+
+@pytest.fixture(autouse=True)
+def _global_options_restored() -> Iterator[None]:
+    """--debug and --log-format set process-wide settings and the `onceflow` logger."""
+    saved = dict(settings)
+    logger = logging.getLogger("onceflow")
+    handlers, level, propagate = list(logger.handlers), logger.level, logger.propagate
+    yield
+    settings.update(saved)
+    logger.handlers[:] = handlers
+    logger.setLevel(level)
+    logger.propagate = propagate
+
+
+def _config(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "onceflow.yml"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+BAD_MODE = (
+    "pipeline: d\nsources:\n  s: {url: 'sqlite:///x.db'}\n"
+    "tables:\n  - {source: s, table: t, extract: {mode: ful}}\n"
+)
+
+
+@pytest.mark.parametrize("debug", [["--debug"], []], ids=["debug", "plain"])
+def test_debug_keeps_the_errors_exit_code(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], debug: list[str]
+) -> None:
+    """--debug re-raised the error, and Python exits 1 on an uncaught exception: a
+    script saw exit 1 for a config error (2) only when debugging it."""
+    code = main([*debug, "check", "--config", _config(tmp_path, BAD_MODE)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.rstrip().splitlines()[-1].startswith("error: ")
+    assert ("Traceback (most recent call last)" in err) == bool(debug)
+
+
+def test_debug_env_variable_keeps_the_exit_code_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ONCEFLOW_DEBUG", "1")
+    assert main(["check", "--config", _config(tmp_path, BAD_MODE)]) == 2
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_a_debug_traceback_is_redacted(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The traceback's last line is the error's message: a state URL's password in it
+    (a password with a space, which the line's redaction pattern stops at) never shows."""
+    text = (
+        "pipeline: d\nstate: 'postgresql://u:Dbg Secret9@127.0.0.1:5432/st'\n"
+        "checkpoint_path: ./ck\nsources:\n  s: {url: 'sqlite:///x.db'}\n"
+        "tables:\n  - {source: s, table: t}\n"
+    )
+    code = main(["--debug", "check", "--config", _config(tmp_path, text)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "Traceback" in err and "Secret9" not in err and "Dbg" not in err
