@@ -1522,9 +1522,28 @@ def _bad_scalar(bad: _BadScalar, origin: str) -> str:
 
 
 def load_config(path: str | Path | None = None) -> Config:
-    """Read and validate onceflow.yml (default: ./onceflow.yml)."""
+    """Read and validate onceflow.yml (default: ./onceflow.yml); a file that lists no
+    tables is refused (`require_tables`)."""
     data, base_dir, origin = read_config_file(path)
-    return config_from_dict(data, base_dir=base_dir, origin=origin)
+    return require_tables(config_from_dict(data, base_dir=base_dir, origin=origin), data)
+
+
+def require_tables(config: Config, data: Any = None) -> Config:
+    """`config`, refused when it lists no tables: every command of a config file works on
+    its tables (a schedule runs them, `status` and `validate` report on them), so a file
+    without any, an empty one above all, would do nothing and exit 0 while the user
+    believes it ran. Configs built without a file (a single-table extract, a standalone
+    load, a rules-only validation config's) have no tables by design and are not checked
+    here."""
+    if config.tables:
+        return config
+    origin = config._origin
+    empty = " (the file is empty)" if not data else ""
+    raise ConfigError(
+        f"{origin}: tables: the config lists no tables{empty}; add at least one under "
+        "`tables:` (see docs/configuration.md)",
+        field="tables",
+    )
 
 
 def read_config_file(path: str | Path | None = None) -> tuple[Any, str, str]:

@@ -71,3 +71,34 @@ def test_a_debug_traceback_is_redacted(tmp_path: Path, capsys: pytest.CaptureFix
     err = capsys.readouterr().err
     assert code == 2
     assert "Traceback" in err and "Secret9" not in err and "Dbg" not in err
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["check"],
+        ["run"],
+        ["validate"],
+        ["status"],
+        ["up", "--until-idle"],
+        ["validate-consistency"],
+        ["extract"],
+        ["load"],
+    ],
+    ids=lambda c: c[0],
+)
+@pytest.mark.parametrize("text", ["", "pipeline: p\ntables: []\n"], ids=["empty", "no-tables"])
+def test_every_command_refuses_a_config_that_lists_no_tables(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    command: list[str],
+    text: str,
+) -> None:
+    """`check` and `run` refused it while `validate`, `status`, `up --until-idle` and
+    `validate-consistency` did nothing and exited 0 (`status` leaving a new state store)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "onceflow.yml").write_text(text, encoding="utf-8")
+    assert main(command) == 2
+    assert "tables: the config lists no tables" in capsys.readouterr().err
+    assert not (tmp_path / ".onceflow").exists()

@@ -601,3 +601,24 @@ def test_a_yaml_scalar_that_is_not_of_its_type_names_field_line_and_value(
     with pytest.raises(ConfigError) as caught:
         parse_yaml(text, "x.yml")
     assert str(caught.value).startswith(message)
+
+
+def test_a_config_file_without_tables_is_refused_but_a_config_built_without_one_is_not(
+    tmp_path: Path,
+) -> None:
+    empty = tmp_path / "onceflow.yml"
+    empty.write_text("", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"tables: the config lists no tables \(the file is"):
+        load_config(empty)
+    # a standalone load's or a status's config, with no file, has no tables by design
+    assert config_from_dict({}).tables == []
+    # as has the config of a rules-only file (the seed validator's), whose rules name tables
+    from onceflow.validate import load_validation_config
+
+    rules_only = tmp_path / "rules.yml"
+    rules_only.write_text(
+        "tables:\n  - name: orders\n    rules: [{name: a, type: completeness, column: id}]\n",
+        encoding="utf-8",
+    )
+    config, rules = load_validation_config(rules_only)
+    assert config.tables == [] and list(rules) == ["orders"]
