@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from onceflow.dialects import scheme_problem
 from onceflow.durations import duration_seconds
 from onceflow.errors import ConfigError, did_you_mean, field_problem, first_problem
 from onceflow.locations import normalize_path, safe_component, table_location
@@ -117,7 +118,13 @@ class SourceConfig(_Model):
     def _url(cls, value: str) -> str:
         if _ENV_REF.search(value):
             return value  # a `${VAR}` not set yet: checked once resolved (Config.source)
-        return _check_url(value, "postgresql://user@db-host:5432/shop")
+        url = _check_url(value, "postgresql://user@db-host:5432/shop")
+        # a typo of a known dialect or driver only: another scheme may be a package's
+        # that a host which only loads or reports need not have (`driver_problem` checks)
+        problem = scheme_problem(url.partition("://")[0], strict=False)
+        if problem:
+            raise ValueError(problem)
+        return url
 
     @property
     def resolved_reader(self) -> str:
@@ -130,14 +137,19 @@ class SourceConfig(_Model):
         )
 
     def driver_problem(self) -> str | None:
-        """Why SQLAlchemy cannot load this URL's driver, with the fix; None when it can
-        (or another reader is used). Checked when the source is connected and by `check`,
-        not when any config is read: a host that only loads or reports needs no driver."""
+        """Why this URL's dialect or driver cannot be read, with the fix: a scheme that
+        neither SQLAlchemy nor an installed package provides (`scheme_problem`), or a
+        SQLAlchemy driver that is not installed; None when it can be read (or another
+        reader is used). Checked when the source is connected and by `check`, not when any
+        config is read: a host that only loads or reports needs no driver."""
         import importlib.util
 
+        scheme = self.url.split("://", 1)[0].lower()
+        unknown = scheme_problem(scheme, strict=True)
+        if unknown:
+            return unknown
         if self.resolved_reader != "sqlalchemy":
             return None
-        scheme = self.url.split("://", 1)[0].lower()
         base, _, driver = scheme.partition("+")
         if driver:
             module = _SA_DRIVER_MODULE.get(driver, driver)

@@ -102,3 +102,22 @@ def test_every_command_refuses_a_config_that_lists_no_tables(
     assert main(command) == 2
     assert "tables: the config lists no tables" in capsys.readouterr().err
     assert not (tmp_path / ".onceflow").exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "named"),
+    [
+        ("postgressql://u@127.0.0.1:5432/db", "did you mean postgresql?"),
+        ("postgresql+psycopg3://u@127.0.0.1:5432/db", "did you mean psycopg or psycopg2?"),
+        ("foodb://u@h/db", "'foodb', which neither SQLAlchemy nor an installed package"),
+    ],
+    ids=["dialect", "driver", "no-typo"],
+)
+def test_check_refuses_a_source_whose_dialect_or_driver_cannot_be_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], url: str, named: str
+) -> None:
+    """It said "config ok", and the first run failed every table of the source."""
+    text = f"pipeline: d\nsources:\n  a: {{url: '{url}'}}\ntables:\n  - {{source: a, table: t}}\n"
+    assert main(["check", "--config", _config(tmp_path, text)]) == 2
+    err = capsys.readouterr().err
+    assert "sources.a.url: " in err and named in err

@@ -622,3 +622,63 @@ def test_a_config_file_without_tables_is_refused_but_a_config_built_without_one_
     )
     config, rules = load_validation_config(rules_only)
     assert config.tables == [] and list(rules) == ["orders"]
+
+
+@pytest.mark.parametrize(
+    ("url", "named"),
+    [
+        ("postgressql://u@h:5432/db", "dialect 'postgressql'"),
+        ("postgresql+psycopg3://u@h:5432/db", "driver 'psycopg3'"),
+        ("mysql+pymsql://u@h/db", "driver 'pymsql'"),
+    ],
+    ids=["dialect", "pg-driver", "mysql-driver"],
+)
+def test_a_misspelt_dialect_or_driver_is_refused_when_the_config_is_read(
+    url: str, named: str
+) -> None:
+    """`check` said "config ok"; the first run failed each table with SQLAlchemy's
+    NoSuchModuleError, or libpq's `missing "=" after ...` (ADBC got the suffixed URL)."""
+    with pytest.raises(ConfigError) as caught:
+        config_from_dict({**BASE, "sources": {"shop": {"url": url}}})
+    message = str(caught.value)
+    assert message.startswith("config: sources.shop.url: ")
+    assert named in message and "(did you mean " in message
+
+
+def test_an_unknown_dialect_is_left_to_check_when_it_is_no_typo() -> None:
+    """A host that only loads or reports need not have a source's dialect package; the
+    check of the source (`onceflow check`, its extraction) refuses it."""
+    config = config_from_dict({**BASE, "sources": {"shop": {"url": "foodb://u@h/db"}}})
+    problem = config.sources["shop"].driver_problem() or ""
+    assert "'foodb', which neither SQLAlchemy nor an installed package provides" in problem
+    weird = config_from_dict({**BASE, "sources": {"shop": {"url": "postgresql+zz://u@h/db"}}})
+    assert "driver 'zz', which is no driver of postgresql" in (
+        weird.sources["shop"].driver_problem() or ""
+    )
+
+
+def test_the_known_dialects_and_drivers_are_sqlalchemys() -> None:
+    import importlib
+
+    from onceflow.dialects import SQLALCHEMY_DIALECTS
+
+    for dialect in ("postgresql", "mysql", "sqlite", "oracle", "mssql"):
+        module = importlib.import_module(f"sqlalchemy.dialects.{dialect}")
+        drivers = {n for n in dir(module) if hasattr(getattr(module, n), "dialect")} - {"base"}
+        assert set(SQLALCHEMY_DIALECTS[dialect]) == drivers, dialect
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+psycopg://u:p@h:5432/db",
+        "postgresql+asyncpg://u:p@h:5432/db",
+        "postgres+psycopg2://u:p@h:5432/db",
+        "postgres://u:p@h:5432/db",
+    ],
+    ids=["psycopg", "asyncpg", "postgres-psycopg2", "postgres"],
+)
+def test_the_adbc_url_is_libpqs_whatever_driver_the_url_names(url: str) -> None:
+    from onceflow.extract.early import adbc_url
+
+    assert adbc_url(url) == "postgresql://u:p@h:5432/db"
