@@ -121,3 +121,48 @@ def test_check_refuses_a_source_whose_dialect_or_driver_cannot_be_read(
     assert main(["check", "--config", _config(tmp_path, text)]) == 2
     err = capsys.readouterr().err
     assert "sources.a.url: " in err and named in err
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["run"], ["check"], ["status"], ["schedule", "trigger", "nightly"], ["validate"]],
+    ids=lambda c: "-".join(c),
+)
+@pytest.mark.parametrize("spelling", [["--config", "-c"], ["-c", "--config="]], ids=["a", "b"])
+def test_a_command_that_takes_one_config_refuses_it_twice(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    command: list[str],
+    spelling: list[str],
+) -> None:
+    """click keeps the last value: `run --config a.yml --config b.yml` ran b alone, and
+    `check --config missing.yml --config b.yml` said ok."""
+    good = _config(
+        tmp_path,
+        "pipeline: p\nsources:\n  s: {url: 'sqlite:///x.db'}\ntables:\n  - {source: s, table: t}\n",
+    )
+    first, second = spelling
+    args = [*command, first, str(tmp_path / "missing.yml")]
+    args += [f"{second}{good}"] if second.endswith("=") else [second, good]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "--config: given 2 times" in err and "missing.yml" in err
+    assert not (tmp_path / ".onceflow").exists()
+
+
+def test_the_commands_that_take_several_configs_still_do(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = (
+        f"state: 'sqlite:///{tmp_path}/state.db'\npipeline: {{}}\n"
+        "sources:\n  s: {{url: 'sqlite:///x.db'}}\ntables:\n  - {{source: s, table: t}}\n"
+    )
+    paths = []
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        path = tmp_path / name / "onceflow.yml"
+        path.write_text(text.format(name), encoding="utf-8")
+        paths.append(str(path))
+    # `schedule list` reads both pipelines of one state store
+    assert main(["schedule", "list", "--config", paths[0], "--config", paths[1]]) == 0
+    assert "given 2 times" not in capsys.readouterr().err

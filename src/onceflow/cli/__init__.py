@@ -22,6 +22,7 @@ from typing import NoReturn
 import typer
 
 from onceflow.cli.app import app, examples, say_problem, settings
+from onceflow.cli.options import refuse_repeated_config
 from onceflow.errors import OnceflowError
 from onceflow.logs import setup_logging
 from onceflow.redact import redact
@@ -98,8 +99,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     exits, aborts, usages = _cli_exceptions()
     args = list(sys.argv[1:] if argv is None else argv)
     try:
+        command = typer.main.get_command(narrowed(args))
+        refuse_repeated_config(command, args)
         # Without standalone mode a command's exit code is returned instead of exiting.
-        code = narrowed(args)(args=args, prog_name="onceflow", standalone_mode=False)
+        code = command(args=args, prog_name="onceflow", standalone_mode=False)
         if code == 130:  # typer turns Ctrl-C into this code, silently
             say_problem("interrupted")
         return code if isinstance(code, int) else 0
