@@ -166,3 +166,67 @@ def test_the_commands_that_take_several_configs_still_do(
     # `schedule list` reads both pipelines of one state store
     assert main(["schedule", "list", "--config", paths[0], "--config", paths[1]]) == 0
     assert "given 2 times" not in capsys.readouterr().err
+
+
+def test_a_bad_log_level_is_a_json_record_with_json_logs(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """It was a plain-text line in a stderr that a log shipper reads as JSON lines."""
+    import json
+
+    assert main(["--log-format", "json", "--log-level", "nope", "check"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1
+    record = json.loads(lines[0])
+    assert record["level"] == "error" and "--log-level: expected one of" in record["message"]
+
+
+class _Recorder:
+    """A Pipeline that records what a command asks of it."""
+
+    calls: dict[str, dict[str, object]] = {}
+
+    @classmethod
+    def from_file(cls, path: object = None) -> _Recorder:
+        return cls()
+
+    def load(self, *args: object, **kwargs: object) -> object:
+        self.calls["load"] = kwargs
+        raise _Done
+
+    def optimize(self, *args: object, **kwargs: object) -> list[object]:
+        self.calls["optimize"] = kwargs
+        return []
+
+
+class _Done(Exception):
+    pass
+
+
+@pytest.mark.parametrize(
+    ("args", "method", "key", "value"),
+    [
+        (["load", "--workers", "3"], "load", "workers", 3),
+        (["load", "-w", "2"], "load", "workers", 2),
+        (["load"], "load", "workers", None),
+        (["optimize", "--lock-timeout", "12.5"], "optimize", "lock_timeout", 12.5),
+        (["optimize"], "optimize", "lock_timeout", 0.0),
+    ],
+    ids=["load-workers", "load-w", "load-default", "optimize-lock-timeout", "optimize-default"],
+)
+def test_the_cli_passes_every_option_the_python_api_takes(
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    method: str,
+    key: str,
+    value: object,
+) -> None:
+    """`Pipeline.load(workers=)` and `Pipeline.optimize(lock_timeout=)` had no option."""
+    import onceflow.pipeline
+
+    monkeypatch.delenv("ONCEFLOW_WORKERS", raising=False)
+    monkeypatch.delenv("ONCEFLOW_LOCK_TIMEOUT", raising=False)
+    monkeypatch.setattr(onceflow.pipeline, "Pipeline", _Recorder)
+    _Recorder.calls.clear()
+    main(args)
+    assert _Recorder.calls[method][key] == value
