@@ -49,6 +49,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_CONFIG_NAME = "onceflow.yml"
 DEFAULT_STATE = "sqlite:///.onceflow/state.db"
 _ENV_REF = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
+#: A `${` that does not start a reference `_ENV_REF` reads, up to its `}` (or the end).
+_BAD_REF = re.compile(r"\$\{(?![A-Za-z_][A-Za-z0-9_]*(?::-[^}]*)?\})[^}]{0,40}\}?")
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 #: The state store URL schemes onceflow.state.open_store opens.
 STATE_SCHEMES = ("sqlite", "postgresql", "postgres", "postgresql+psycopg")
@@ -1194,6 +1196,17 @@ def _interpolate(
         return [_interpolate(v, f"{where}[{i}]", origin, unset) for i, v in enumerate(value)]
     if not isinstance(value, str):
         return value
+    bad = _BAD_REF.search(value)
+    if bad:
+        # kept as text, `${NOPE LAKE}` would be a folder or a password of that name
+        what = "a '${' that" if _holds_secrets(where) else repr(bad.group(0))
+        encode = " (in a URL's password, write '$' as %24)" if _holds_secrets(where) else ""
+        raise ConfigError(
+            f"{origin}: {where}: {what} is not a variable reference: write ${{NAME}} or "
+            f"${{NAME:-default}}, NAME of letters, digits and '_' (not starting with a "
+            f"digit){encode}",
+            field=where,
+        )
 
     def substitute(match: re.Match[str]) -> str:
         name, default = match["name"], match["default"]
@@ -1562,12 +1575,38 @@ def read_config_file(path: str | Path | None = None) -> tuple[Any, str, str]:
     """A config file (default ./onceflow.yml) parsed, not yet checked: (data, its folder,
     its name for messages)."""
     config_path = Path(path or DEFAULT_CONFIG_NAME)
+    if config_path.is_dir():
+        inside = config_path / DEFAULT_CONFIG_NAME
+        hint = f"; did you mean {inside}?" if inside.is_file() else ""
+        raise ConfigError(
+            f"config file {config_path} is a folder, not a file: pass the config file with "
+            f"--config PATH{hint}",
+            field="config",
+        )
     if not config_path.is_file():
         raise ConfigError(
-            f"config file {config_path} not found; pass --config PATH or run `onceflow init DIR`"
+            f"config file {config_path} not found; pass --config PATH or run `onceflow init DIR`",
+            field="config",
         )
-    data = parse_yaml(config_path.read_text(encoding="utf-8"), str(config_path)) or {}
+    data = parse_yaml(read_text_file(config_path, str(config_path)), str(config_path)) or {}
     return data, str(config_path.resolve().parent), str(config_path)
+
+
+def read_text_file(path: Path, origin: str, *, field: str | None = None) -> str:
+    """A config, sources or tables file's text; ConfigError naming it when it cannot be
+    read or is not UTF-8 (YAML and JSON files are; a file saved as Latin-1 or UTF-16 by
+    an editor failed as `unexpected UnicodeDecodeError`, without the file's name)."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"{origin}: not UTF-8 text (byte 0x{error.object[error.start]:02x} at offset "
+            f"{error.start}): save it as UTF-8",
+            field=field,
+        ) from None
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise ConfigError(f"{origin}: cannot read it: {reason}", field=field) from None
 
 
 def single_table_config(

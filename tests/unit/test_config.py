@@ -682,3 +682,52 @@ def test_the_adbc_url_is_libpqs_whatever_driver_the_url_names(url: str) -> None:
     from onceflow.extract.early import adbc_url
 
     assert adbc_url(url) == "postgresql://u:p@h:5432/db"
+
+
+@pytest.mark.parametrize(
+    "raw", [b"\xff\xfep\x00:\x00 \x00x\x00", b"lake: caf\xe9\n"], ids=["utf-16", "latin-1"]
+)
+def test_a_config_that_is_not_utf8_is_named_with_the_fix(tmp_path: Path, raw: bytes) -> None:
+    """It was `unexpected UnicodeDecodeError`, exit 1, without the file's name."""
+    path = tmp_path / "onceflow.yml"
+    path.write_bytes(raw)
+    with pytest.raises(ConfigError, match=r"onceflow\.yml: not UTF-8 text \(byte 0x.. at offset"):
+        load_config(path)
+
+
+def test_a_config_path_that_is_a_folder_is_called_one(tmp_path: Path) -> None:
+    """It said "not found" for a folder that is there."""
+    with pytest.raises(ConfigError, match="is a folder, not a file") as caught:
+        load_config(tmp_path)
+    assert "did you mean" not in str(caught.value)
+    (tmp_path / "onceflow.yml").write_text("tables: []\n")
+    with pytest.raises(ConfigError, match=r"did you mean .*onceflow\.yml\?"):
+        load_config(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "shown"),
+    [
+        ("lake", "${NOPE LAKE}", "'${NOPE LAKE}' is not a variable reference"),
+        ("lake", "./x/${1DIR}/y", "'${1DIR}' is not a variable reference"),
+        ("warehouse", "${UNCLOSED", "'${UNCLOSED' is not a variable reference"),
+    ],
+    ids=["space", "digit", "unclosed"],
+)
+def test_a_malformed_variable_reference_is_refused_naming_the_field(
+    field: str, value: str, shown: str
+) -> None:
+    """It was kept as text: a lake folder literally named `${NOPE LAKE}`."""
+    with pytest.raises(ConfigError) as caught:
+        config_from_dict({**BASE, field: value})
+    assert str(caught.value).startswith(f"config: {field}: {shown}: write ${{NAME}}")
+    assert caught.value.field == field
+
+
+def test_a_malformed_reference_in_a_url_quotes_nothing_of_it() -> None:
+    url = "postgresql://app:Ref${ss Pw@h/db"
+    with pytest.raises(ConfigError) as caught:
+        config_from_dict({**BASE, "sources": {"shop": {"url": url}}})
+    message = str(caught.value)
+    assert "sources.shop.url: a '${' that is not a variable reference" in message
+    assert "ss Pw" not in message and "%24" in message
