@@ -25,10 +25,17 @@ from pydantic import (
     model_validator,
 )
 
+from onceflow.dialects import scheme_problem
 from onceflow.durations import duration_seconds
 from onceflow.errors import ConfigError, did_you_mean, field_problem, first_problem
 from onceflow.locations import normalize_path, safe_component, table_location
-from onceflow.redact import quote_credentials, register_secret, register_url
+from onceflow.redact import (
+    credentials_end,
+    mask_url,
+    quote_credentials,
+    register_secret,
+    register_url,
+)
 
 if TYPE_CHECKING:
     from onceflow.rules import Rule
@@ -42,6 +49,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_CONFIG_NAME = "onceflow.yml"
 DEFAULT_STATE = "sqlite:///.onceflow/state.db"
 _ENV_REF = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
+#: A `${` that does not start a reference `_ENV_REF` reads, up to its `}` (or the end).
+_BAD_REF = re.compile(r"\$\{(?![A-Za-z_][A-Za-z0-9_]*(?::-[^}]*)?\})[^}]{0,40}\}?")
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 #: The state store URL schemes onceflow.state.open_store opens.
 STATE_SCHEMES = ("sqlite", "postgresql", "postgres", "postgresql+psycopg")
@@ -63,12 +72,23 @@ def _check_url(url: str, example: str) -> str:
     try:
         _ = urlsplit(quote_credentials(url)).port  # reading it checks it
     except ValueError:
-        host = quote_credentials(url).partition("://")[2].split("/", 1)[0].rpartition("@")[2]
+        rest = url.partition("://")[2]
+        # the host is after the credentials' '@', else after the last '@' (a bad port
+        # makes the credentials' end unclear): never in the password, so the port
+        # quoted below is never a piece of it (as the text before a '/' in it would be)
+        at = credentials_end(rest)
+        host = re.split(r"[/?#]", rest[(at if at >= 0 else rest.rfind("@")) + 1 :], maxsplit=1)[0]
         port = (
             host.rpartition("]")[2].partition(":")[2]
             if host.startswith("[")
             else host.partition(":")[2]
         )
+        if not port or (port.isdigit() and int(port) <= 65535):
+            raise ValueError(
+                "the port is not a port number (0 to 65535), or the host cannot be told "
+                "from the password: write host:PORT with digits only and percent-encode a "
+                f"password holding '/', '@', '?' or '#' (%2F, %40, %3F, %23), e.g. {example}"
+            ) from None
         raise ValueError(
             f"the port {port!r} is not a port number (0 to 65535): write host:PORT with "
             f"digits only, e.g. {example}"
@@ -100,7 +120,13 @@ class SourceConfig(_Model):
     def _url(cls, value: str) -> str:
         if _ENV_REF.search(value):
             return value  # a `${VAR}` not set yet: checked once resolved (Config.source)
-        return _check_url(value, "postgresql://user@db-host:5432/shop")
+        url = _check_url(value, "postgresql://user@db-host:5432/shop")
+        # a typo of a known dialect or driver only: another scheme may be a package's
+        # that a host which only loads or reports need not have (`driver_problem` checks)
+        problem = scheme_problem(url.partition("://")[0], strict=False)
+        if problem:
+            raise ValueError(problem)
+        return url
 
     @property
     def resolved_reader(self) -> str:
@@ -113,14 +139,19 @@ class SourceConfig(_Model):
         )
 
     def driver_problem(self) -> str | None:
-        """Why SQLAlchemy cannot load this URL's driver, with the fix; None when it can
-        (or another reader is used). Checked when the source is connected and by `check`,
-        not when any config is read: a host that only loads or reports needs no driver."""
+        """Why this URL's dialect or driver cannot be read, with the fix: a scheme that
+        neither SQLAlchemy nor an installed package provides (`scheme_problem`), or a
+        SQLAlchemy driver that is not installed; None when it can be read (or another
+        reader is used). Checked when the source is connected and by `check`, not when any
+        config is read: a host that only loads or reports needs no driver."""
         import importlib.util
 
+        scheme = self.url.split("://", 1)[0].lower()
+        unknown = scheme_problem(scheme, strict=True)
+        if unknown:
+            return unknown
         if self.resolved_reader != "sqlalchemy":
             return None
-        scheme = self.url.split("://", 1)[0].lower()
         base, _, driver = scheme.partition("+")
         if driver:
             module = _SA_DRIVER_MODULE.get(driver, driver)
@@ -906,10 +937,11 @@ class _Normalizer:
         own = _dotted(where, path)
         if path[-1] in here and not _same(here[path[-1]], value):
             other = self.renames.get(own, own)
+            mine, theirs = _shown(own, value), _shown(own, here[path[-1]])
             raise self.fail(
                 seed,
-                f"the same setting as `{other}`, with another value ({value!r} here, "
-                f"{here[path[-1]]!r} there); keep one of them",
+                f"the same setting as `{other}`, with another value ({mine} here, "
+                f"{theirs} there); keep one of them",
             )
         here[path[-1]] = value
         self.renames[own] = seed
@@ -1114,6 +1146,24 @@ def _same_sqlite(a: str, b: str) -> bool:
 _SECRET_FIELD = re.compile(r"(?i)(^state$|\.url$|pass|secret|token|credential|api_?key$)")
 
 
+def _shown(where: str, value: Any) -> str:
+    """A config value as a message quotes it: a URL with its password masked
+    (`mask_url`, which also masks one with a space in it), any other value of a field that
+    holds secrets not at all. Built into the message, so that the error itself never holds
+    a secret (`str(error)` in the Python API; a traceback under --debug)."""
+    if isinstance(value, str) and "://" in value:
+        return repr(mask_url(value))
+    if _holds_secrets(where) or "://" in repr(value):
+        return "a value not shown (it may hold a secret)"
+    return repr(value)
+
+
+def _may_show(where: str, value: Any) -> bool:
+    """Whether a bad value may be quoted in a message: not in a field that holds secrets,
+    nor when it holds a URL (a source given as a URL string instead of `{url: ...}`)."""
+    return not _holds_secrets(where) and "://" not in repr(value)
+
+
 def _holds_secrets(where: str) -> bool:
     """Fields whose ${ENV} values are masked everywhere: URLs, the state store, credentials.
 
@@ -1146,6 +1196,17 @@ def _interpolate(
         return [_interpolate(v, f"{where}[{i}]", origin, unset) for i, v in enumerate(value)]
     if not isinstance(value, str):
         return value
+    bad = _BAD_REF.search(value)
+    if bad:
+        # kept as text, `${NOPE LAKE}` would be a folder or a password of that name
+        what = "a '${' that" if _holds_secrets(where) else repr(bad.group(0))
+        encode = " (in a URL's password, write '$' as %24)" if _holds_secrets(where) else ""
+        raise ConfigError(
+            f"{origin}: {where}: {what} is not a variable reference: write ${{NAME}} or "
+            f"${{NAME:-default}}, NAME of letters, digits and '_' (not starting with a "
+            f"digit){encode}",
+            field=where,
+        )
 
     def substitute(match: re.Match[str]) -> str:
         name, default = match["name"], match["default"]
@@ -1270,7 +1331,7 @@ def _format_validation_error(
         hint = did_you_mean(str(parts[-1]), _keys_at(parts[:-1]))
         message = f"unknown field{hint}; check its spelling against docs/configuration.md"
     else:
-        message = field_problem(first, show_input=not _holds_secrets(field))
+        message = field_problem(first, show_input=_may_show(field, first.get("input")))
         if not loc and field and message.startswith(f"{field}: "):
             # a check across fields names its own field: as the user wrote it too
             message = seed_spelling(field, renames or {}) + message[len(field) :]
@@ -1339,6 +1400,58 @@ class _DuplicateKey(Exception):
     """A mapping repeats a key: YAML loaders keep the last value without a word."""
 
 
+class _BadScalar(Exception):
+    """A scalar YAML resolves to a type it does not fit (`2025-04-31`, an unquoted date
+    that is no day; `!!int abc`): PyYAML's constructors raise a bare ValueError, with
+    neither the line nor the value."""
+
+    def __init__(self, node: Any, problem: str, root: Any) -> None:
+        super().__init__(problem)
+        self.node, self.problem, self.root = node, problem, root
+
+
+#: What a scalar of each YAML type tag is, for a message about one that is not.
+_TAG_KINDS = {
+    "tag:yaml.org,2002:timestamp": "date (YYYY-MM-DD) or date and time",
+    "tag:yaml.org,2002:int": "whole number",
+    "tag:yaml.org,2002:float": "number",
+    "tag:yaml.org,2002:bool": "true or false",
+}
+
+
+def _node_path(node: Any, target: Any, key: str | None = None) -> str | None:
+    """The field path from a YAML node (under the mapping key `key`) to `target`, as
+    config messages spell it (`schedules[nightly].start`, `tables[0].name`); None when
+    `target` is not under it."""
+    if node is target:
+        return ""
+    items = getattr(node, "value", None)
+    if not isinstance(items, list):
+        return None
+    for i, item in enumerate(items):
+        if isinstance(item, tuple):  # a mapping's (key node, value node)
+            name = str(item[0].value) if isinstance(item[0].value, str) else "?"
+            below = _node_path(item[1], target, name)
+            if below is not None:
+                return name + ("." + below if below and not below.startswith("[") else below)
+        else:
+            below = _node_path(item, target)
+            if below is not None:
+                label = _schedule_name(item) if key == "schedules" else None
+                head = f"[{label or i}]"
+                return head + ("." + below if below and not below.startswith("[") else below)
+    return None
+
+
+def _schedule_name(node: Any) -> str | None:
+    """The `name:` of a schedule's mapping node, which messages name it by."""
+    items = getattr(node, "value", None)
+    for pair in items if isinstance(items, list) else []:
+        if isinstance(pair, tuple) and pair[0].value == "name" and isinstance(pair[1].value, str):
+            return str(pair[1].value)
+    return None
+
+
 @functools.cache
 def _strict_loader() -> type[Any]:
     """The safe YAML loader (libyaml's when built in: 10x the pure-Python one on a config
@@ -1349,6 +1462,19 @@ def _strict_loader() -> type[Any]:
     base: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
     class StrictLoader(base):  # type: ignore[misc,valid-type]
+        def construct_document(self, node: Any) -> Any:
+            self.root_node = node  # to name the field of a bad scalar (_BadScalar)
+            return super().construct_document(node)
+
+        def construct_object(self, node: Any, deep: bool = False) -> Any:
+            try:
+                return super().construct_object(node, deep=deep)
+            except (ValueError, OverflowError) as error:
+                if isinstance(error, _BadScalar):
+                    raise
+                problem = str(error) or type(error).__name__
+                raise _BadScalar(node, problem, getattr(self, "root_node", None)) from None
+
         def construct_mapping(self, node: Any, deep: bool = False) -> Any:
             seen: dict[Any, Any] = {}
             for key_node, _value in node.value:
@@ -1374,13 +1500,20 @@ def _strict_loader() -> type[Any]:
 
 
 def parse_yaml(text: str, origin: str, *, field: str | None = None) -> Any:
-    """YAML text as data; ConfigError `<origin>: not valid YAML at line L, column C: ...`."""
+    """YAML text as data; ConfigError `<origin>: not valid YAML at line L, column C: ...`,
+    or naming the field, line and value of a scalar that is not of its YAML type."""
     import yaml  # only when a YAML file is read
 
     try:
-        return yaml.load(text, Loader=_strict_loader())
+        loader = _strict_loader()(text)  # the pure-Python reader checks characters here
+        try:
+            return loader.get_single_data()
+        finally:
+            loader.dispose()
     except _DuplicateKey as duplicate:
         raise ConfigError(f"{origin}: {duplicate}", field=field) from None
+    except _BadScalar as bad:
+        raise ConfigError(_bad_scalar(bad, origin), field=field) from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -1390,22 +1523,90 @@ def parse_yaml(text: str, origin: str, *, field: str | None = None) -> Any:
         raise ConfigError(f"{origin}: not valid YAML{where}: {what}", field=field) from None
 
 
+def _bad_scalar(bad: _BadScalar, origin: str) -> str:
+    """`<origin>: <field>: <value> at line L, column C is not a valid <type> (<why>)`,
+    with the fix: quote a text, or write a value of the type. The value is left out in a
+    field that holds secrets."""
+    node = bad.node
+    path = _node_path(bad.root, node) if bad.root is not None else None
+    if path and path.startswith("["):  # an item of a top-level list: a tables file's
+        index, _, rest = path[1:].partition("]")
+        path = f"entry {int(index) + 1}{rest}" if index.isdigit() else path
+    mark = node.start_mark
+    kind = _TAG_KINDS.get(node.tag, node.tag.rpartition(":")[2] or "value")
+    shown = "the value" if _holds_secrets(path or "") else repr(str(node.value))
+    where = f"{path}: " if path else ""
+    # an unquoted 2025-04-31 is read as a date whatever is meant; an explicit `!!int`
+    # stays one when quoted
+    implicit = node.tag == "tag:yaml.org,2002:timestamp"
+    quote = ", or quote it to keep it as text" if implicit else ""
+    return (
+        f"{origin}: {where}{shown} at line {mark.line + 1}, column {mark.column + 1} is not "
+        f"a valid {kind} ({bad.problem}): write a valid one{quote}"
+    )
+
+
 def load_config(path: str | Path | None = None) -> Config:
-    """Read and validate onceflow.yml (default: ./onceflow.yml)."""
+    """Read and validate onceflow.yml (default: ./onceflow.yml); a file that lists no
+    tables is refused (`require_tables`)."""
     data, base_dir, origin = read_config_file(path)
-    return config_from_dict(data, base_dir=base_dir, origin=origin)
+    return require_tables(config_from_dict(data, base_dir=base_dir, origin=origin), data)
+
+
+def require_tables(config: Config, data: Any = None) -> Config:
+    """`config`, refused when it lists no tables: every command of a config file works on
+    its tables (a schedule runs them, `status` and `validate` report on them), so a file
+    without any, an empty one above all, would do nothing and exit 0 while the user
+    believes it ran. Configs built without a file (a single-table extract, a standalone
+    load, a rules-only validation config's) have no tables by design and are not checked
+    here."""
+    if config.tables:
+        return config
+    origin = config._origin
+    empty = " (the file is empty)" if not data else ""
+    raise ConfigError(
+        f"{origin}: tables: the config lists no tables{empty}; add at least one under "
+        "`tables:` (see docs/configuration.md)",
+        field="tables",
+    )
 
 
 def read_config_file(path: str | Path | None = None) -> tuple[Any, str, str]:
     """A config file (default ./onceflow.yml) parsed, not yet checked: (data, its folder,
     its name for messages)."""
     config_path = Path(path or DEFAULT_CONFIG_NAME)
+    if config_path.is_dir():
+        inside = config_path / DEFAULT_CONFIG_NAME
+        hint = f"; did you mean {inside}?" if inside.is_file() else ""
+        raise ConfigError(
+            f"config file {config_path} is a folder, not a file: pass the config file with "
+            f"--config PATH{hint}",
+            field="config",
+        )
     if not config_path.is_file():
         raise ConfigError(
-            f"config file {config_path} not found; pass --config PATH or run `onceflow init DIR`"
+            f"config file {config_path} not found; pass --config PATH or run `onceflow init DIR`",
+            field="config",
         )
-    data = parse_yaml(config_path.read_text(encoding="utf-8"), str(config_path)) or {}
+    data = parse_yaml(read_text_file(config_path, str(config_path)), str(config_path)) or {}
     return data, str(config_path.resolve().parent), str(config_path)
+
+
+def read_text_file(path: Path, origin: str, *, field: str | None = None) -> str:
+    """A config, sources or tables file's text; ConfigError naming it when it cannot be
+    read or is not UTF-8 (YAML and JSON files are; a file saved as Latin-1 or UTF-16 by
+    an editor failed as `unexpected UnicodeDecodeError`, without the file's name)."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"{origin}: not UTF-8 text (byte 0x{error.object[error.start]:02x} at offset "
+            f"{error.start}): save it as UTF-8",
+            field=field,
+        ) from None
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise ConfigError(f"{origin}: cannot read it: {reason}", field=field) from None
 
 
 def single_table_config(

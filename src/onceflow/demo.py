@@ -131,6 +131,13 @@ def init_project(directory: str | Path, *, force: bool = False) -> Path:
     folder = Path(directory)
     config = folder / "onceflow.yml"
     database = folder / "shop.db"
+    if folder.exists() and not folder.is_dir():
+        # `init demo/onceflow.yml`: a folder is meant (else "unexpected FileExistsError")
+        raise ConfigError(
+            f"{folder} is a file, not a folder: `onceflow init DIR` makes the demo project "
+            f"in a folder (e.g. onceflow init {folder.parent}, or a new folder's name)",
+            field="directory",
+        )
     if (config.exists() or database.exists()) and not force:
         raise ConfigError(f"{folder} already has a demo project; pass --force to overwrite it")
     # writing the config or the shop through a link would overwrite a file elsewhere

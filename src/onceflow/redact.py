@@ -103,6 +103,22 @@ def quote_credentials(url: str) -> str:
     return f"{scheme}://{encoded}{rest[at:]}"
 
 
+def mask_url(url: str) -> str:
+    """`url` with its password replaced by `***`, found by where the credentials end
+    (`credentials_end`) rather than by a pattern: a password holding a space, a quote or
+    a newline, which `redact`'s pattern stops at, is masked whole. A URL whose credentials
+    cannot be told from its host (an unencoded '/' in the password before a host with no
+    port) keeps its scheme only. For a message about a URL, built before it is raised."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return redact(url)
+    at = credentials_end(rest)
+    if at < 0:
+        return redact(url) if "@" not in rest else f"{scheme}://***"
+    user, colon, _ = rest[:at].partition(":")
+    return redact(f"{scheme}://{user}{':***' if colon else ''}{rest[at:]}")
+
+
 def redact(text: str) -> str:
     """Return `text` with URL passwords, key=value passwords and known secrets masked."""
     text = _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)

@@ -31,6 +31,7 @@ BASE = (
     "locations",
     "lazy",
     "config",
+    "dialects",
     "cronspec",
     "durations",
     "rules",

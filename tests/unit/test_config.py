@@ -533,3 +533,201 @@ def test_cursor_options_on_a_full_extract_are_refused(extract: dict, named: str)
         config_from_dict(_with_table(table="t", extract=extract))
     # `cursor: null` names no column: nothing is ignored
     config_from_dict(_with_table(table="t", extract={"mode": "full", "cursor": None}))
+
+
+@pytest.mark.parametrize("password", ["Conf1ictPw", "Conf1ict Pw"], ids=["plain", "with-a-space"])
+@pytest.mark.parametrize(
+    "seed",
+    [{"checkpoint_path": "./ck"}, {"pipeline": {"name": "p", "state_file": "./s.db"}}],
+    ids=["checkpoint_path", "pipeline.state_file"],
+)
+def test_a_seed_state_spelling_in_conflict_with_state_never_quotes_its_password(
+    password: str, seed: dict[str, object]
+) -> None:
+    """The error itself holds no secret: `str(error)` in the Python API, a traceback
+    under --debug, and a password a pattern cannot delimit (a space) all show it."""
+    state = f"postgresql://app:{password}@db.example:5432/onceflow"
+    with pytest.raises(ConfigError) as caught:
+        config_from_dict({**BASE, "state": state, **seed})
+    message = str(caught.value)
+    assert "the same setting as `state`" in message
+    assert password not in message and "Pw" not in message
+    assert "postgresql://app:***@db.example:5432/onceflow" in message
+
+
+def test_a_bad_port_after_a_password_holding_a_slash_quotes_no_piece_of_it() -> None:
+    """A URL parser ends the authority at the password's '/' and takes `Sl4sh` for the
+    port: the message quotes the port after the host instead, never a piece of it."""
+    with pytest.raises(ConfigError) as caught:
+        config_from_dict({**BASE, "state": "postgresql://app:Sl4sh/Pw@db:abc/x"})
+    message = str(caught.value)
+    assert "Sl4sh" not in message and "Pw" not in message
+    assert "state: the port 'abc' is not a port number" in message
+
+
+def test_a_source_written_as_a_url_string_is_refused_without_quoting_it() -> None:
+    with pytest.raises(ConfigError) as caught:
+        config_from_dict({**BASE, "sources": {"shop": "postgresql://app:Str1ngPw@h/db"}})
+    assert "sources.shop: expected a mapping" in str(caught.value)
+    assert "Str1ngPw" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "schedules:\n  - name: nightly\n    cron: '0 2 * * *'\n    start: 2025-04-31\n",
+            "x.yml: schedules[nightly].start: '2025-04-31' at line 4, column 12 is not a "
+            "valid date (YYYY-MM-DD) or date and time (day is out of range for month): write "
+            "a valid one, or quote it to keep it as text",
+        ),
+        (
+            "- shop.orders\n- 2025-02-30\n",
+            "x.yml: entry 2: '2025-02-30' at line 2, column 3 is not a valid date",
+        ),
+        (
+            "workers: !!int abc\n",
+            "x.yml: workers: 'abc' at line 1, column 10 is not a valid whole number",
+        ),
+        ("tables:\n  - {x: [1, 2025-13-01]}\n", "x.yml: tables[0].x[1]: '2025-13-01'"),
+    ],
+    ids=["impossible-date", "tables-file-entry", "bad-int-tag", "nested"],
+)
+def test_a_yaml_scalar_that_is_not_of_its_type_names_field_line_and_value(
+    text: str, message: str
+) -> None:
+    """PyYAML's constructors raise a bare ValueError (`day is out of range for month`):
+    it was an unexpected error, exit 1, naming neither the file nor the line."""
+    with pytest.raises(ConfigError) as caught:
+        parse_yaml(text, "x.yml")
+    assert str(caught.value).startswith(message)
+
+
+def test_a_config_file_without_tables_is_refused_but_a_config_built_without_one_is_not(
+    tmp_path: Path,
+) -> None:
+    empty = tmp_path / "onceflow.yml"
+    empty.write_text("", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"tables: the config lists no tables \(the file is"):
+        load_config(empty)
+    # a standalone load's or a status's config, with no file, has no tables by design
+    assert config_from_dict({}).tables == []
+    # as has the config of a rules-only file (the seed validator's), whose rules name tables
+    from onceflow.validate import load_validation_config
+
+    rules_only = tmp_path / "rules.yml"
+    rules_only.write_text(
+        "tables:\n  - name: orders\n    rules: [{name: a, type: completeness, column: id}]\n",
+        encoding="utf-8",
+    )
+    config, rules = load_validation_config(rules_only)
+    assert config.tables == [] and list(rules) == ["orders"]
+
+
+@pytest.mark.parametrize(
+    ("url", "named"),
+    [
+        ("postgressql://u@h:5432/db", "dialect 'postgressql'"),
+        ("postgresql+psycopg3://u@h:5432/db", "driver 'psycopg3'"),
+        ("mysql+pymsql://u@h/db", "driver 'pymsql'"),
+    ],
+    ids=["dialect", "pg-driver", "mysql-driver"],
+)
+def test_a_misspelt_dialect_or_driver_is_refused_when_the_config_is_read(
+    url: str, named: str
+) -> None:
+    """`check` said "config ok"; the first run failed each table with SQLAlchemy's
+    NoSuchModuleError, or libpq's `missing "=" after ...` (ADBC got the suffixed URL)."""
+    with pytest.raises(ConfigError) as caught:
+        config_from_dict({**BASE, "sources": {"shop": {"url": url}}})
+    message = str(caught.value)
+    assert message.startswith("config: sources.shop.url: ")
+    assert named in message and "(did you mean " in message
+
+
+def test_an_unknown_dialect_is_left_to_check_when_it_is_no_typo() -> None:
+    """A host that only loads or reports need not have a source's dialect package; the
+    check of the source (`onceflow check`, its extraction) refuses it."""
+    config = config_from_dict({**BASE, "sources": {"shop": {"url": "foodb://u@h/db"}}})
+    problem = config.sources["shop"].driver_problem() or ""
+    assert "'foodb', which neither SQLAlchemy nor an installed package provides" in problem
+    weird = config_from_dict({**BASE, "sources": {"shop": {"url": "postgresql+zz://u@h/db"}}})
+    assert "driver 'zz', which is no driver of postgresql" in (
+        weird.sources["shop"].driver_problem() or ""
+    )
+
+
+def test_the_known_dialects_and_drivers_are_sqlalchemys() -> None:
+    import importlib
+
+    from onceflow.dialects import SQLALCHEMY_DIALECTS
+
+    for dialect in ("postgresql", "mysql", "sqlite", "oracle", "mssql"):
+        module = importlib.import_module(f"sqlalchemy.dialects.{dialect}")
+        drivers = {n for n in dir(module) if hasattr(getattr(module, n), "dialect")} - {"base"}
+        assert set(SQLALCHEMY_DIALECTS[dialect]) == drivers, dialect
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+psycopg://u:p@h:5432/db",
+        "postgresql+asyncpg://u:p@h:5432/db",
+        "postgres+psycopg2://u:p@h:5432/db",
+        "postgres://u:p@h:5432/db",
+    ],
+    ids=["psycopg", "asyncpg", "postgres-psycopg2", "postgres"],
+)
+def test_the_adbc_url_is_libpqs_whatever_driver_the_url_names(url: str) -> None:
+    from onceflow.extract.early import adbc_url
+
+    assert adbc_url(url) == "postgresql://u:p@h:5432/db"
+
+
+@pytest.mark.parametrize(
+    "raw", [b"\xff\xfep\x00:\x00 \x00x\x00", b"lake: caf\xe9\n"], ids=["utf-16", "latin-1"]
+)
+def test_a_config_that_is_not_utf8_is_named_with_the_fix(tmp_path: Path, raw: bytes) -> None:
+    """It was `unexpected UnicodeDecodeError`, exit 1, without the file's name."""
+    path = tmp_path / "onceflow.yml"
+    path.write_bytes(raw)
+    with pytest.raises(ConfigError, match=r"onceflow\.yml: not UTF-8 text \(byte 0x.. at offset"):
+        load_config(path)
+
+
+def test_a_config_path_that_is_a_folder_is_called_one(tmp_path: Path) -> None:
+    """It said "not found" for a folder that is there."""
+    with pytest.raises(ConfigError, match="is a folder, not a file") as caught:
+        load_config(tmp_path)
+    assert "did you mean" not in str(caught.value)
+    (tmp_path / "onceflow.yml").write_text("tables: []\n")
+    with pytest.raises(ConfigError, match=r"did you mean .*onceflow\.yml\?"):
+        load_config(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "shown"),
+    [
+        ("lake", "${NOPE LAKE}", "'${NOPE LAKE}' is not a variable reference"),
+        ("lake", "./x/${1DIR}/y", "'${1DIR}' is not a variable reference"),
+        ("warehouse", "${UNCLOSED", "'${UNCLOSED' is not a variable reference"),
+    ],
+    ids=["space", "digit", "unclosed"],
+)
+def test_a_malformed_variable_reference_is_refused_naming_the_field(
+    field: str, value: str, shown: str
+) -> None:
+    """It was kept as text: a lake folder literally named `${NOPE LAKE}`."""
+    with pytest.raises(ConfigError) as caught:
+        config_from_dict({**BASE, field: value})
+    assert str(caught.value).startswith(f"config: {field}: {shown}: write ${{NAME}}")
+    assert caught.value.field == field
+
+
+def test_a_malformed_reference_in_a_url_quotes_nothing_of_it() -> None:
+    url = "postgresql://app:Ref${ss Pw@h/db"
+    with pytest.raises(ConfigError) as caught:
+        config_from_dict({**BASE, "sources": {"shop": {"url": url}}})
+    message = str(caught.value)
+    assert "sources.shop.url: a '${' that is not a variable reference" in message
+    assert "ss Pw" not in message and "%24" in message

@@ -121,3 +121,14 @@ def test_force_through_a_linked_demo_folder_is_the_folder_itself(tmp_path: Path)
     (tmp_path / "alias").symlink_to(real)
     init_project(tmp_path / "alias", force=True)  # the folder given may be a link
     assert not (real / "lake").exists() and (real / "shop.db").is_file()
+
+
+@pytest.mark.parametrize("force", [False, True], ids=["plain", "force"])
+def test_init_on_a_file_says_a_folder_is_meant(tmp_path: Path, force: bool) -> None:
+    """`onceflow init demo/onceflow.yml` was `unexpected FileExistsError`, exit 1."""
+    init_project(tmp_path / "demo")
+    config = tmp_path / "demo" / "onceflow.yml"
+    before = config.read_text()
+    with pytest.raises(ConfigError, match=r"onceflow\.yml is a file, not a folder: `onceflow init"):
+        init_project(config, force=force)
+    assert config.read_text() == before

@@ -4,7 +4,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from onceflow.redact import quote_credentials, redact, register_url
+from onceflow.redact import mask_url, quote_credentials, redact, register_url
 
 
 def test_url_passwords_are_masked() -> None:
@@ -93,3 +93,17 @@ def test_a_host_like_piece_of_a_password_is_masked_too() -> None:
     register_url("mysql://u:Tr0ub4dor@corpnetz#2024@127.0.0.1:3306/db")
     shown = redact("Can't connect to MySQL server on 'corpnetz' (-2)")
     assert "corpnetz" not in shown
+
+
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        ("postgresql://u:Sp4ce Pw@h:5432/db", "postgresql://u:***@h:5432/db"),
+        ("postgresql://u:Quo'te\"Pw@h/db", "postgresql://u:***@h/db"),
+        ("postgresql://u@h/db", "postgresql://u@h/db"),
+        ("sqlite:///a/b.db", "sqlite:///a/b.db"),
+    ],
+    ids=["space", "quotes", "no-password", "no-credentials"],
+)
+def test_mask_url_masks_a_password_a_pattern_cannot_delimit(url: str, masked: str) -> None:
+    assert mask_url(url) == masked

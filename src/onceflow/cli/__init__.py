@@ -1,9 +1,9 @@
 """The `onceflow` command: each command is a thin call of one method of `Pipeline`.
 
 `main(argv)` runs it and returns the exit code: one clear line and a non-zero code on any
-error, a traceback only with --debug. Commands import `onceflow.pipeline` when they run,
-not at start-up: it brings Arrow, Delta Lake and DuckDB (0.5 s), which `--help` and a
-bad option should not wait for.
+error; with --debug a redacted traceback before that line, and the same exit code.
+Commands import `onceflow.pipeline` when they run, not at start-up: it brings Arrow,
+Delta Lake and DuckDB (0.5 s), which `--help` and a bad option should not wait for.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import NoReturn
 import typer
 
 from onceflow.cli.app import app, examples, say_problem, settings
+from onceflow.cli.options import refuse_repeated_config
 from onceflow.errors import OnceflowError
 from onceflow.logs import setup_logging
 from onceflow.redact import redact
@@ -98,8 +99,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     exits, aborts, usages = _cli_exceptions()
     args = list(sys.argv[1:] if argv is None else argv)
     try:
+        command = typer.main.get_command(narrowed(args))
+        refuse_repeated_config(command, args)
         # Without standalone mode a command's exit code is returned instead of exiting.
-        code = narrowed(args)(args=args, prog_name="onceflow", standalone_mode=False)
+        code = command(args=args, prog_name="onceflow", standalone_mode=False)
         if code == 130:  # typer turns Ctrl-C into this code, silently
             say_problem("interrupted")
         return code if isinstance(code, int) else 0
@@ -113,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(getattr(error, "exit_code", 2))
     except OnceflowError as error:
         if settings["debug"]:
-            raise
+            _show_traceback(error)
         say_problem(f"error: {_one_line(redact(str(error)))}")
         return error.exit_code
     except KeyboardInterrupt:
@@ -121,13 +124,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Exception as error:
         if settings["debug"]:
-            raise
-        logging.getLogger("onceflow").debug("unexpected error", exc_info=True)
+            _show_traceback(error)
+        else:
+            logging.getLogger("onceflow").debug("unexpected error", exc_info=True)
+        hint = "" if settings["debug"] else " (rerun with --debug for a traceback)"
         say_problem(
-            f"error: unexpected {type(error).__name__}: {_one_line(redact(str(error)))} "
-            "(rerun with --debug for a traceback)"
+            f"error: unexpected {type(error).__name__}: {_one_line(redact(str(error)))}{hint}"
         )
         return 1
+
+
+def _show_traceback(error: BaseException) -> None:
+    """--debug: the error's traceback, redacted as the logs are (a driver's message, a
+    URL in a frame's source line), before its one-line message; the exit code stays the
+    error's own, so that a script sees the same code with and without --debug."""
+    if settings["json_logs"]:
+        # the log filter redacts the traceback, and stderr stays one JSON record a line
+        logging.getLogger("onceflow.cli").error("traceback", exc_info=error)
+        return
+    import traceback
+
+    text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    typer.echo(redact(text).rstrip("\n"), err=True)
 
 
 def _usage_problem(error: BaseException, args: Sequence[str]) -> None:

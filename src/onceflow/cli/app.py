@@ -94,6 +94,10 @@ def _global(
         raise ConfigError(
             f"--log-format: expected 'text' or 'json', got {log_format!r}", field="log_format"
         )
+    # JSON first, so that a bad --log-level is told as a JSON record too
+    settings["json_logs"] = log_format == "json"
+    if settings["json_logs"]:
+        setup_logging("INFO", "json")
     if log_level.upper() not in LOG_LEVELS:
         raise ConfigError(
             f"--log-level: expected one of {', '.join(LOG_LEVELS)}, got {log_level!r}",

@@ -14,6 +14,7 @@ from onceflow.cli.options import (
     JsonOpt,
     LockTimeoutOpt,
     TablesOpt,
+    WorkersOpt,
     split_list,
     typed_state,
 )
@@ -27,6 +28,7 @@ from onceflow.errors import ConfigError
     epilog=examples(
         "onceflow load                      # every committed file not loaded yet",
         "onceflow load --date 2025-01-23 -t shop.orders",
+        "onceflow load --workers 8                # 8 tables at once",
         "onceflow load --path ./drop/ --target raw/events --strategy append",
     ),
 )
@@ -36,6 +38,7 @@ def load_cmd(
         str | None, typer.Option("--date", "-d", help="Load files up to this run date's window.")
     ] = None,
     tables: TablesOpt = None,
+    workers: WorkersOpt = None,
     lock_timeout: LockTimeoutOpt = 0.0,
     force_unlock: Annotated[
         bool,
@@ -87,6 +90,7 @@ def load_cmd(
         target=target,
         strategy=strategy,
         primary_key=keys or None,
+        workers=workers,
     )
     print_load(summary, as_json)
 
@@ -97,11 +101,13 @@ def load_cmd(
     epilog=examples(
         "onceflow optimize -t shop.orders --retention-hours 336",
         "onceflow optimize --no-vacuum     # compact only",
+        "onceflow optimize --lock-timeout 300   # wait for a table being loaded",
     ),
 )
 def optimize_cmd(
     config: ConfigOpt = None,
     tables: TablesOpt = None,
+    lock_timeout: LockTimeoutOpt = 0.0,
     retention_hours: Annotated[
         int | None,
         typer.Option("--retention-hours", help="Vacuum retention (default: the table's, 7d)."),
@@ -125,6 +131,7 @@ def optimize_cmd(
         retention_hours=retention_hours,
         vacuum=not no_vacuum,
         allow_short_retention=allow_short_retention,
+        lock_timeout=lock_timeout,
     )
     if as_json:
         print_json(out)

@@ -21,6 +21,7 @@ ConfigOpt = Annotated[
     ),
 ]
 #: --config of the commands that serve several pipelines sharing one state store.
+#: (A command with ConfigOpt takes one: `refuse_repeated_config` refuses a second.)
 ConfigsOpt = Annotated[
     list[Path] | None,
     typer.Option(
@@ -269,3 +270,61 @@ def load_configs(paths: list[Path] | None) -> list[Any]:
 
     chosen: list[Path | None] = list(paths) if paths else [None]
     return [load_config(p) for p in chosen]
+
+
+def refuse_repeated_config(command: Any, args: Sequence[str]) -> None:
+    """ConfigError when `args` give --config (-c) twice to a command that takes one
+    config: click keeps the last value without a word, so `run --config a.yml --config
+    b.yml` ran b alone, and `check --config missing.yml --config b.yml` said "ok".
+
+    `command` is the click command the args run; the args are walked as click reads them,
+    to the command (past the options of each group, with their values), then its own
+    options. A form this walk does not read (`-cPATH`) is left to click."""
+    leaf, rest = _leaf(command, list(args))
+    if leaf is None:
+        return
+    option = next((p for p in leaf.params if "--config" in getattr(p, "opts", ())), None)
+    if option is None or option.multiple:
+        return
+    given: list[str] = []
+    i = 0
+    while i < len(rest) and rest[i] != "--":
+        arg = rest[i]
+        name, has_value = arg.partition("=")[0], "=" in arg
+        found = _option(leaf, name) if arg.startswith("-") else None
+        if found is option:
+            given.append(arg.partition("=")[2] if has_value else _at(rest, i + 1))
+        takes_value = found is not None and not found.is_flag and not found.count
+        i += 2 if takes_value and not has_value else 1
+    if len(given) > 1:
+        raise ConfigError(
+            f"--config: given {len(given)} times ({', '.join(given)}); this command runs one "
+            "config, and would silently use the last: give it once (run the command once "
+            "per config; runs, schedule list, scheduler, worker and up take several)",
+            field="config",
+        )
+
+
+def _leaf(command: Any, args: list[str]) -> tuple[Any, list[str]]:
+    """The (sub)command `args` run and the args after its name; (None, []) when none."""
+    i = 0
+    while hasattr(command, "commands"):  # a group: its options, then a command's name
+        while i < len(args) and args[i].startswith("-") and args[i] != "--":
+            found = _option(command, args[i].partition("=")[0])
+            takes_value = found is not None and not found.is_flag and "=" not in args[i]
+            i += 2 if takes_value else 1
+        if i >= len(args) or args[i] not in command.commands:
+            return None, []
+        command, i = command.commands[args[i]], i + 1
+    return command, args[i:]
+
+
+def _option(command: Any, name: str) -> Any:
+    for param in command.params:
+        if name in (*getattr(param, "opts", ()), *getattr(param, "secondary_opts", ())):
+            return param
+    return None
+
+
+def _at(args: Sequence[str], i: int) -> str:
+    return args[i] if i < len(args) else "?"

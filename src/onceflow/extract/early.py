@@ -21,6 +21,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from onceflow.config import Config
+from onceflow.dialects import without_driver
 from onceflow.errors import ConfigError
 
 _pending: dict[str, Future[tuple[Any, Any]]] = {}
@@ -28,10 +29,12 @@ _lock = threading.Lock()
 
 
 def adbc_url(url: str) -> str:
-    """A PostgreSQL URL as libpq takes it (SQLAlchemy driver suffixes removed)."""
-    url = url.replace("postgresql+psycopg://", "postgresql://", 1)
-    url = url.replace("postgresql+psycopg2://", "postgresql://", 1)
-    return url.replace("postgres://", "postgresql://", 1)
+    """A PostgreSQL URL as libpq takes it: the scheme `postgresql://`, without the
+    SQLAlchemy `+driver` suffix that names a Python driver ADBC does not use (libpq
+    takes any other scheme for a `key=value` string: `missing "=" after ...`). A suffix
+    that names no driver is refused before, by the config (`scheme_problem`)."""
+    rest = without_driver(url).partition("://")[2]
+    return f"postgresql://{rest}"
 
 
 def open_connection(url: str) -> tuple[Any, Any]:

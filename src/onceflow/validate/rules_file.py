@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from onceflow.config import Config, config_from_dict, read_config_file
+from onceflow.config import Config, config_from_dict, read_config_file, require_tables
 from onceflow.errors import ConfigError
 
 #: What a table of a rules-only config may say.
@@ -76,9 +76,11 @@ def validation_config(
 
 def load_validation_config(path: str | Path | None = None) -> tuple[Config, RulesByTable]:
     """Read onceflow.yml or a rules-only config (default ./onceflow.yml); see
-    `validation_config`."""
+    `validation_config`. An onceflow.yml that lists no tables is refused, as
+    `load_config` refuses it: there would be nothing to validate."""
     data, base_dir, origin = read_config_file(path)
-    return validation_config(data, base_dir=base_dir, origin=origin)
+    config, rules = validation_config(data, base_dir=base_dir, origin=origin)
+    return (config if rules else require_tables(config, data)), rules
 
 
 __all__ = ["RulesByTable", "is_rules_only", "load_validation_config", "validation_config"]

@@ -28,10 +28,13 @@ __all__ = ["MysqlReader", "PostgresReader", "SqliteReader", "make_reader", "sqli
 def make_reader(source: SourceConfig, url: str, zone: ZoneInfo, where: str) -> Reader:
     """The reader for a source: its `reader:` setting, or the fastest for its dialect."""
     choice = source.resolved_reader
+    # as `check` refuses it: an unknown scheme or driver (else SQLAlchemy's
+    # NoSuchModuleError), a SQLAlchemy driver not installed (else "No module named
+    # 'MySQLdb'"), each with no fix
+    problem = source.driver_problem()
+    if problem:
+        raise SourceError(f"{where}: {problem}")
     if choice == "sqlalchemy":
-        problem = source.driver_problem()  # else: "No module named 'MySQLdb'", no fix
-        if problem:
-            raise SourceError(f"{where}: {problem}")
         return SqlAlchemyReader(source, url, zone, where)
     if source.dialect == "postgresql":
         return PostgresReader(source, url, zone, where)
