@@ -218,13 +218,15 @@ def _check_retryable(store: Store, run: ScheduledRunRecord) -> None:
             f"{where} is {run.state}: it will run (or is running); nothing to retry",
             run_id=run.id,
         )
-    earlier = [
-        r
-        for r in store.scheduled_runs.earlier_unfinished(run)
-        if r.state == FAILED and r.schedule == run.schedule and r.batch == run.batch and r.batch
-    ]
-    if earlier:
-        first = earlier[0]
+    # failed ones come first, so the first row says whether one is failed
+    first = next(iter(store.scheduled_runs.earlier_unfinished(run, page=1)), None)
+    if (
+        first is not None
+        and first.state == FAILED
+        and first.schedule == run.schedule
+        and first.batch == run.batch
+        and first.batch
+    ):
         raise TransitionError(
             f"{where}: the earlier window {first.run_date} of its batch (run {first.id}) is "
             f"still FAILED, and would block it again: retry that run (onceflow runs retry "

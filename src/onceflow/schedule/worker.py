@@ -437,27 +437,18 @@ class Worker:
         (of any schedule: a nightly run waits for a backfill's earlier day), or failed in
         the same batch. A failed one comes first: it blocks `run` for good, where the
         others only delay it."""
-        mine = set(run.table_list) if run.table_list is not None else None
-        sharing = [
-            other
-            for other in self.store.scheduled_runs.earlier_unfinished(run)
-            if (mine is None or other.table_list is None or mine & set(other.table_list))
+        for other in self.store.scheduled_runs.earlier_unfinished(run):
             # a row the scheduler can never queue (a bad priority written around the API)
             # is reported by it, not waited for by every later window
-            and not (
-                other.state == SCHEDULED
-                and job_problem(other.pipeline, other.tenant, other.priority) is not None
-            )
-        ]
-        # a run failed by its rules alone loaded its window: it holds nothing back
-        sharing = [
-            other
-            for other in sharing
-            if not (other.state == FAILED and other.error_type == VALIDATION_FAILED)
-        ]
-        failed = [other for other in sharing if other.state == FAILED]
-        first = failed or sharing
-        return first[0] if first else None
+            if other.state == SCHEDULED and (
+                job_problem(other.pipeline, other.tenant, other.priority) is not None
+            ):
+                continue
+            # a run failed by its rules alone loaded its window: it holds nothing back
+            if other.state == FAILED and other.error_type == VALIDATION_FAILED:
+                continue
+            return other
+        return None
 
     def blocker(self, run: ScheduledRunRecord) -> str | None:
         """Why `run` may not load yet (an earlier window comes first), or None."""

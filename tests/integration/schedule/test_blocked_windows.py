@@ -89,3 +89,38 @@ def test_a_pending_run_without_a_job_gets_one(
     assert Scheduler([config], store).run_once(NOW).repaired == [second.id]
     assert Scheduler([config], store).run_once(NOW).repaired == []
     assert Worker([config], store, poll_seconds=0.05).run(until_idle=True).completed == 2
+
+
+def test_runs_of_another_table_ahead_do_not_hide_an_earlier_window_of_its_own(
+    store: Store, project: Callable[..., Config]
+) -> None:
+    from onceflow.state import RunSpec
+
+    config = project(schedules=[NO_RETRY])
+
+    def spec(day: str, tables: list[str], batch: str) -> RunSpec:
+        return RunSpec(
+            pipeline=config.pipeline,
+            schedule="nightly",
+            tick=f"{day}T02:00:00+00:00",
+            run_date=day,
+            window_start=f"{day}T00:00:00+00:00",
+            window_end=f"{day}T23:59:59+00:00",
+            tables=tables,
+            batch=batch,
+            kind="backfill",
+        )
+
+    runs = store.scheduled_runs
+    # a backfill of another table: 60 earlier days queued, more than a page of rows
+    days = [f"2024-{m:02d}-{d:02d}" for m in (10, 11) for d in range(1, 31)]
+    for run_id in runs.create([spec(day, ["other"], "b1") for day in days]):
+        runs.transition(run_id, "SCHEDULED", "PENDING")
+    first, second = runs.create([spec(d, ["events"], "b2") for d in ("2025-01-02", "2025-01-03")])
+    runs.transition(first, "SCHEDULED", "PENDING")
+    later = runs.get(second)
+    assert later is not None
+    worker = Worker([config], store)
+    earlier = worker.earlier(later)
+    assert earlier is not None and earlier.id == first
+    assert "2025-01-02" in (worker.blocker(later) or "")
