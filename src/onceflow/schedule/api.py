@@ -626,7 +626,10 @@ class PipelineStateManager:
             # the caller's wish is bounded by the run's budget: the seed's pattern 2 calls
             # this on every failure, so an unbounded retry here would never stop
             policy = RetryPolicy.from_json(run.retry_policy)
-            failures, due = policy.next_retry(self.store.scheduled_runs.history(run_id), error)
+            history = self.store.scheduled_runs.history(run_id)
+            # judged by the type names it is recorded with (a message's `Name:`), as
+            # RetryManager.should_retry judges the recorded run
+            failures, due = policy.next_retry(history, _names(error) or error)
             if due is None:
                 spent = failures > policy.max_retries
                 log.warning(
@@ -635,7 +638,8 @@ class PipelineStateManager:
                     f"its retry budget is spent ({failures} failures, max_retries "
                     f"{policy.max_retries})"
                     if spent
-                    else f"its error type ({error_type_of(error)}) is not retried under its policy",
+                    else f"its error type ({error_type_of(error) or 'none named'}) is not "
+                    "retried under its policy",
                 )
         with self.store.transaction() as tx:
             self.store.scheduled_runs.transition(

@@ -318,6 +318,29 @@ def test_mark_as_failed_does_not_retry_an_error_its_policy_never_retries(store: 
     assert run is not None and run.state == "FAILED" and store.queue.length() == 0
 
 
+def test_mark_as_failed_with_a_message_retries_by_the_type_it_names(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    state_manager, retry_manager = PipelineStateManager(store), RetryManager(store)
+    listed = RetryPolicy(max_retries=3, retry_on=["TimeoutError", "TransientError"])
+    timeout = state_manager.create_scheduled_run("acme", "shop", TICK, retry=listed)
+    state_manager.transition_state(timeout, "SCHEDULED", "PENDING")
+    state_manager.mark_as_running(timeout)
+    assert state_manager.mark_as_failed(timeout, "TimeoutError: read timed out", should_retry=True)
+    assert "not retried" not in caplog.text
+    # the default policy never retries a config error, given as a message too
+    config = running_run(store, TICK + timedelta(days=1))
+    assert not state_manager.mark_as_failed(config, "ConfigError: unknown x", should_retry=True)
+    assert "its error type (ConfigError) is not retried" in caplog.text
+    assert not retry_manager.should_retry(config)
+    # onceflow's older (run_id, error) call with a message judges its type
+    failed = running_run(store, TICK + timedelta(days=2))
+    state_manager.mark_as_failed(failed, TimeoutError("x"))
+    assert retry_manager.should_retry(failed, listed, error="TimeoutError: x")
+    assert not retry_manager.should_retry(failed, listed, error="KeyError: x")
+    assert not retry_manager.should_retry(failed, "ConfigError: x")
+
+
 def test_schedule_retry_queues_a_failed_run_at_the_retry_time(store: Store) -> None:
     retry_manager = RetryManager(store)
     run_id = running_run(store)
