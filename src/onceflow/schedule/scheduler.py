@@ -57,6 +57,10 @@ from onceflow.state.scheduled_runs import (
 log = logging.getLogger(__name__)
 
 DEFAULT_GRACE = timedelta(seconds=60)
+# How long a PENDING run may have no job before a pass queues one: the seed's pattern 1
+# makes a run PENDING, then enqueues its own job, and a pass in between must not queue
+# a second one
+ORPHAN_GRACE = timedelta(seconds=60)
 CHUNK = 500  # ticks per transaction: a long catch-up advances in steps other passes see
 
 
@@ -474,12 +478,24 @@ def fail_stuck(store: Store, pipelines: Sequence[str] | None = None) -> list[str
     return stuck
 
 
-def repair_orphans(store: Store, pipelines: Sequence[str] | None = None) -> list[str]:
-    """Queue a job for every PENDING run that has none (a hand-made transition or an
-    edited row left it so: nothing would ever run it). Returns their ids."""
+def repair_orphans(
+    store: Store,
+    pipelines: Sequence[str] | None = None,
+    *,
+    grace: timedelta = ORPHAN_GRACE,
+) -> list[str]:
+    """Queue a job for every PENDING run that has had none for `grace` (a row edited by
+    hand left it so: nothing would ever run it). Returns their ids. A run with a job
+    its API caller queued (`QueueManager.enqueue`, no run linked: the seed's pattern 1)
+    has one: it is left to that caller, as a second job would run it twice."""
     repaired = []
-    for run in store.scheduled_runs.orphans():
+    before = (now() - grace).isoformat()
+    for run in store.scheduled_runs.orphans(before=before):
         if pipelines is not None and run.pipeline not in pipelines:
+            continue
+        callers = callers_job(store, run)
+        if callers is not None:
+            log.debug("run %s: left to job %d, queued by its caller", run.id, callers.id)
             continue
         try:
             with store.transaction() as tx:
@@ -500,6 +516,21 @@ def repair_orphans(store: Store, pipelines: Sequence[str] | None = None) -> list
     return repaired
 
 
+def callers_job(store: Store, run: ScheduledRunRecord) -> Job | None:
+    """The live job an API caller queued for `run`, if any: a job of its pipeline and
+    tenant with no run linked whose payload names the run (`{"run_id": ...}`), or names
+    none (the seed's `enqueue(tenant_id, config)` carries its config alone, so it may be
+    this run's: waiting for it to end costs a delay, a second job a second run)."""
+    for job in store.queue.unlinked_live_jobs(run.pipeline, run.tenant):
+        try:
+            named = (job.payload or {}).get("run_id")
+        except (TypeError, ValueError):  # a payload that is not a JSON object names no run
+            named = None
+        if named is None or str(named) == run.id:
+            return job
+    return None
+
+
 class Scheduler:
     """Turns the due ticks of the given pipelines' schedules into queued runs."""
 
@@ -509,10 +540,12 @@ class Scheduler:
         store: Store | None = None,
         *,
         grace: timedelta = DEFAULT_GRACE,
+        orphan_grace: timedelta = ORPHAN_GRACE,
     ) -> None:
         self.configs = list(configs)
         self.store = store or shared_store(self.configs)
         self.grace = grace
+        self.orphan_grace = orphan_grace
         self._reported: set[str] = set()
         #: `pipeline/schedule` of the schedules the last pass found paused
         self._paused: set[str] = set()
@@ -652,7 +685,7 @@ class Scheduler:
         report.queued = self.queue_due(at, report.errors)
         report.requeued = requeue_expired(self.store, report.lost)
         report.stuck = fail_stuck(self.store, self.pipelines)
-        report.repaired = repair_orphans(self.store, self.pipelines)
+        report.repaired = repair_orphans(self.store, self.pipelines, grace=self.orphan_grace)
         if report.recorded or report.queued or report.requeued or report.stuck:
             log.info(
                 "scheduler: %d tick(s) recorded, %d run(s) queued, %d job(s) requeued, "

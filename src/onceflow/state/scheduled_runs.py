@@ -172,12 +172,13 @@ SQL = {
         "SELECT * FROM scheduled_runs WHERE pipeline = ? AND run_date > ? "
         "AND state = 'PENDING' AND waiting_on IS NOT NULL ORDER BY run_date LIMIT 1"
     ),
-    # PENDING runs without a live job: nothing would ever run them (a hand-made
-    # transition, a row edited by hand); the scheduler queues a job for each
+    # PENDING runs without a live job since before a cutoff: nothing would ever run them
+    # (a row edited by hand); the scheduler queues a job for each. The cutoff leaves the
+    # seed's caller the moment between its SCHEDULED -> PENDING and its own enqueue
     "orphans": (
-        "SELECT * FROM scheduled_runs r WHERE r.state = 'PENDING' AND NOT EXISTS "
-        "(SELECT 1 FROM jobs j WHERE j.run_id = r.id AND j.state IN ('queued', 'claimed')) "
-        "ORDER BY tick, id LIMIT ?"
+        "SELECT * FROM scheduled_runs r WHERE r.state = 'PENDING' AND r.updated_at < ? "
+        "AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.run_id = r.id "
+        "AND j.state IN ('queued', 'claimed')) ORDER BY tick, id LIMIT ?"
     ),
     "counts": (
         "SELECT state, COUNT(*) AS n FROM scheduled_runs {where} GROUP BY state ORDER BY state"
@@ -648,10 +649,13 @@ class ScheduledRuns:
         found = rows_as(ScheduledRunRecord, rows)
         return found[0] if found else None
 
-    def orphans(self, *, limit: int = 500) -> list[ScheduledRunRecord]:
-        """PENDING runs with no queued or claimed job (nothing would run them)."""
+    def orphans(self, *, before: str | None = None, limit: int = 500) -> list[ScheduledRunRecord]:
+        """PENDING runs with no queued or claimed job of theirs (nothing would run them),
+        made PENDING (or last changed) before `before` (an ISO instant; default now)."""
+        cutoff = before or now_iso()
         with self.db.transaction() as t:
-            return rows_as(ScheduledRunRecord, t.execute(SQL["orphans"], (limit,)).fetchall())
+            rows = t.execute(SQL["orphans"], (cutoff, limit)).fetchall()
+        return rows_as(ScheduledRunRecord, rows)
 
     def by_dates(
         self, pipeline: str, schedule: str, run_dates: Sequence[str]
