@@ -131,6 +131,7 @@ def scheduler(
             typer.echo(f"  skipped: {line}")
         for line in report.paused:
             typer.echo(f"  paused: {line}; no ticks recorded")
+        _say_missed(report.missed)
     _exit_if_interrupted(stop, configs)
     if report.errors:  # the rest of the pass was done; these need a fix
         raise typer.Exit(1)
@@ -198,10 +199,20 @@ def up(
             typer.echo(f"  skipped: {line}")
         for line in s["paused"]:
             typer.echo(f"  paused: {line}; no ticks recorded")
+        _say_missed(s["missed"])
     if s["skipped"] and not result["worker"]["failed"]:
         _summary("workers", result["worker"], as_json, full=result, stop=(stop, configs))
         raise typer.Exit(1)  # what was skipped was not done
     _summary("workers", result["worker"], as_json, full=result, stop=(stop, configs))
+
+
+def _say_missed(missed: list[dict[str, Any]]) -> None:
+    """A line per schedule whose catch-up policy left missed ticks out: not a failure
+    (exit 0, the policy's choice), but said, with the backfill that runs them."""
+    from onceflow.schedule.scheduler import missed_line
+
+    for entry in missed:
+        typer.echo(f"  warning: {missed_line(entry)}")
 
 
 def _summary(

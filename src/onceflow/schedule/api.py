@@ -31,11 +31,14 @@ from onceflow.redact import redact
 from onceflow.schedule.cron import Tick
 from onceflow.schedule.retry import RetryPolicy, error_type_of, failures_since_reprocess
 from onceflow.schedule.scheduler import (
+    DEFAULT_GRACE,
     PassReport,
     Scheduler,
     calculator,
     cancel_run,
+    cursor_start,
     enqueue_run,
+    keep_by_policy,
     next_tick_of,
     queue_runs,
     run_spec,
@@ -180,7 +183,9 @@ def coverage_gaps(config: Config, name: str | None = None) -> list[str]:
     """A warning per schedule (or schedule `name`) whose ticks leave days out while its
     tables include incremental ones: a tick processes one day's window (Airflow's data
     interval would span the time since the previous tick), so a weekly cron extracts one
-    day in seven and the other six are never read."""
+    day in seven and the other six are never read. And one per schedule whose `start:`
+    lies so far back that its catch-up policy (`latest` by default) would leave ticks
+    since then out when a scheduler first sees it."""
     warnings = []
     for schedule in [config.schedule(name)] if name is not None else config.schedules:
         dates = sorted({t.run_date for t in calculator(config, schedule).preview(now(), 15)})
@@ -195,7 +200,51 @@ def coverage_gaps(config: Config, name: str | None = None) -> list[str]:
                 f"{', '.join(windowed)} never extract the days between; use a daily cron "
                 "(or backfill those days)"
             )
+        missed = _missed_since_start(config, schedule, windowed) if windowed else None
+        if missed:
+            warnings.append(missed)
     return warnings
+
+
+#: How many ticks since a past `start:` `check` counts at most.
+START_TICKS = 5000
+
+
+def _missed_since_start(
+    config: Config, schedule: ScheduleConfig, windowed: Sequence[str]
+) -> str | None:
+    """What a schedule's first pass would leave out of the ticks since its past `start:`
+    by its catch-up policy, or None. Read from the config alone: a scheduler that has
+    already passed since `start:` left them out then (and said so)."""
+    policy = schedule.catch_up_policy
+    if schedule.start is None or policy == "all":
+        return None
+    at = now()
+    after = datetime.fromisoformat(cursor_start(schedule, at))
+    # counted up to a bound: `check` must stay quick (a minutely cron: 5 s per 100 000)
+    due = list(calculator(config, schedule).ticks(after, until=at, limit=START_TICKS + 1))
+    kept = keep_by_policy(due, policy, at, DEFAULT_GRACE)
+    left = [t for t in due if t not in kept]
+    if not left:
+        return None
+    first, last = left[0].run_date.isoformat(), left[-1].run_date.isoformat()
+    shown = f"{{max: {policy}}}" if isinstance(policy, int) else policy
+    if len(due) > START_TICKS:
+        return (
+            f"schedule {schedule.name}: start: {schedule.start.isoformat()} is past and "
+            f"catch_up is {shown}: unless a scheduler already ran it, its first pass leaves "
+            f"out more than {START_TICKS} ticks since, and the incremental table(s) "
+            f"{', '.join(windowed)} never extract their run dates from {first}; set "
+            "catch_up: all to run them, or a later start:"
+        )
+    return (
+        f"schedule {schedule.name}: start: {schedule.start.isoformat()} is past and catch_up "
+        f"is {shown}: unless a scheduler already ran it, its first pass records "
+        f"{len(kept)} of the {len(due)} ticks since, and the incremental table(s) "
+        f"{', '.join(windowed)} never extract run dates {first} .. {last}; set "
+        f"catch_up: all to run them, or onceflow backfill --schedule {schedule.name} "
+        f"--from {first} --to {last}"
+    )
 
 
 def _instant(value: datetime | str, config: Config, schedule: ScheduleConfig) -> datetime:

@@ -26,7 +26,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -83,6 +83,16 @@ class PassReport:
     #: Runs this pass failed because their worker was lost once more than their retry
     #: budget allows (`WorkerLostError`), one line each.
     lost: list[str] = field(default_factory=list)
+    #: Missed ticks a schedule's catch-up policy (`latest`, `none`, `{max: N}`) did not
+    #: record, per schedule: `pipeline`, `schedule`, `catch_up`, `count`, the first and
+    #: last run date left out and the `backfill` command that runs them. Not a failure
+    #: (the policy said so), but never silent: a skipped tick is a day not extracted.
+    missed: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def skipped_ticks(self) -> int:
+        """How many missed ticks the catch-up policies left out."""
+        return sum(int(m["count"]) for m in self.missed)
 
     def add(self, other: PassReport) -> None:
         """Sum another pass into this one (a schedule paused for many passes once)."""
@@ -94,10 +104,22 @@ class PassReport:
         self.errors += other.errors
         self.lost += other.lost
         self.paused += [p for p in other.paused if p not in self.paused]
+        self.missed += other.missed
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return vars(self).copy()
+        return {**vars(self), "skipped_ticks": self.skipped_ticks}
+
+
+def missed_line(missed: Mapping[str, Any]) -> str:
+    """One line for a schedule's missed ticks left out by its catch-up policy."""
+    count, first, last = missed["count"], missed["first_run_date"], missed["last_run_date"]
+    dates = first if first == last else f"{first} .. {last}"
+    return (
+        f"{missed['pipeline']}/{missed['schedule']}: {count} missed tick(s) not run by "
+        f"catch_up {missed['catch_up']} (run dates {dates}); to run them: "
+        f"{missed['backfill']}"
+    )
 
 
 def calculator(config: Config, schedule: ScheduleConfig) -> ScheduleCalculator:
@@ -564,12 +586,14 @@ class Scheduler:
         at: datetime | None = None,
         errors: list[str] | None = None,
         paused: list[str] | None = None,
+        missed: list[dict[str, Any]] | None = None,
     ) -> int:
         """Record the due ticks of every schedule (catch-up policy applied); returns how
         many runs this call created. A schedule that fails is logged and described in
         `errors`, and the others go on; a state store outage (StateError) stops the pass.
         A paused schedule records nothing and is described in `paused`: its cursor stays,
-        so on resume its missed ticks follow its catch-up policy, as after downtime."""
+        so on resume its missed ticks follow its catch-up policy, as after downtime.
+        Missed ticks a policy leaves out are logged (a warning) and described in `missed`."""
         moment = at or now()
         stopped = {(r.pipeline, r.schedule): r for r in self.store.scheduled_runs.paused()}
         self._paused = set()
@@ -580,7 +604,7 @@ class Scheduler:
                 try:
                     row = stopped.get(key)
                     if row is None:
-                        n = self._record(config, schedule, moment)
+                        n = self._record(config, schedule, moment, missed)
                         if n is not None:
                             created += n
                             continue
@@ -617,7 +641,13 @@ class Scheduler:
             self._reported.add(text)
             log.error("scheduler: skipped %s", text)
 
-    def _record(self, config: Config, schedule: ScheduleConfig, at: datetime) -> int | None:
+    def _record(
+        self,
+        config: Config,
+        schedule: ScheduleConfig,
+        at: datetime,
+        missed: list[dict[str, Any]] | None = None,
+    ) -> int | None:
         """Record one schedule's due ticks, at most CHUNK per transaction, each
         transaction moving the cursor from the value it read (optimistic: a scheduler
         that lost the race re-reads the cursor and goes on from there). None when the
@@ -643,14 +673,6 @@ class Scheduler:
             catch_up = len(kept) > 1 or any(at - t.at > self.grace for t in kept)
             if batch is None:
                 batch = f"catch-up:{kept[0].at.isoformat()}" if catch_up and kept else ""
-            if len(due) > len(kept) and policy != "all":
-                log.info(
-                    "%s/%s: %d missed tick(s) skipped by catch_up %s",
-                    config.pipeline,
-                    schedule.name,
-                    len(due) - len(kept),
-                    policy,
-                )
             kind = "catch-up" if catch_up else "scheduled"
             with self.store.transaction() as tx:
                 # the cursor moves to the last due tick, kept or not
@@ -662,9 +684,35 @@ class Scheduler:
                     continue  # another scheduler moved it: read it again
                 specs = [run_spec(config, schedule, t, kind=kind, batch=batch) for t in kept]
                 created += len(runs.create(specs, tx=tx))
+            # said once the cursor moved past them: a pass that lost the race skipped none
+            left_out = [t for t in due if t not in kept] if policy != "all" else []
+            if left_out:
+                self._note_missed(config, schedule, left_out, missed)
             crashpoint("scheduler_after_tick")
             if policy != "all" or len(due) < CHUNK:
                 return created
+
+    def _note_missed(
+        self,
+        config: Config,
+        schedule: ScheduleConfig,
+        left_out: list[Tick],
+        missed: list[dict[str, Any]] | None,
+    ) -> None:
+        first, last = left_out[0].run_date.isoformat(), left_out[-1].run_date.isoformat()
+        policy = schedule.catch_up_policy
+        entry = {
+            "pipeline": config.pipeline,
+            "schedule": schedule.name,
+            "catch_up": f"{{max: {policy}}}" if isinstance(policy, int) else policy,
+            "count": len(left_out),
+            "first_run_date": first,
+            "last_run_date": last,
+            "backfill": f"onceflow backfill --schedule {schedule.name} --from {first} --to {last}",
+        }
+        if missed is not None:
+            missed.append(entry)
+        log.warning("scheduler: %s", missed_line(entry))
 
     def queue_due(self, at: datetime | None = None, errors: list[str] | None = None) -> int:
         """Queue the SCHEDULED runs whose tick is due; returns how many this call queued.
@@ -681,7 +729,7 @@ class Scheduler:
         """One pass: record due ticks, queue due runs, requeue expired jobs, fail stuck
         runs, queue PENDING runs without a job. What it had to skip is in `errors`."""
         report = PassReport()
-        report.recorded = self.record_ticks(at, report.errors, report.paused)
+        report.recorded = self.record_ticks(at, report.errors, report.paused, report.missed)
         report.queued = self.queue_due(at, report.errors)
         report.requeued = requeue_expired(self.store, report.lost)
         report.stuck = fail_stuck(self.store, self.pipelines)

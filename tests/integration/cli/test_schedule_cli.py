@@ -396,3 +396,25 @@ def test_ctrl_c_stops_the_scheduler_loop_with_interrupted(tmp_path: Path) -> Non
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "interrupted" in err
+
+
+def test_missed_ticks_the_default_catch_up_leaves_out_are_said_and_counted(
+    tmp_path: Path,
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    start = (datetime.now(UTC) - timedelta(days=6)).date().isoformat()
+    config = str(_project(tmp_path, start=f"{start}T12:00:00+00:00"))
+    check = run_cli("check", "-c", config)
+    assert check.returncode == 0, check.stderr
+    assert "is past and catch_up is latest" in check.stderr
+    once = run_cli("scheduler", "--once", "-c", config)
+    # a policy's choice, not a failure: exit 0, and a line naming how to run them
+    assert once.returncode == 0, once.stderr
+    (line,) = [x for x in once.stdout.splitlines() if "missed tick(s)" in x]
+    assert re.match(
+        r"  warning: sched/nightly: [45] missed tick\(s\) not run by catch_up latest", line
+    )
+    assert "to run them: onceflow backfill --schedule nightly --from " in line
+    again = run_cli("scheduler", "--once", "--json", "-c", config)
+    assert json.loads(again.stdout)["skipped_ticks"] == 0  # said once: the cursor moved on

@@ -59,6 +59,51 @@ def test_catch_up_policy_after_downtime(
     assert store.scheduled_runs.find()[-1:][0].run_date == "2025-01-10"
 
 
+@pytest.mark.parametrize(
+    ("policy", "shown", "count", "last"),
+    [
+        ("none", "none", 6, "2025-01-09"),
+        ("latest", "latest", 5, "2025-01-08"),
+        ({"max": 3}, "{max: 3}", 3, "2025-01-06"),
+    ],
+)
+def test_missed_ticks_a_policy_leaves_out_are_counted_and_said(
+    store: Store,
+    project: Callable[..., Config],
+    caplog: pytest.LogCaptureFixture,
+    policy: object,
+    shown: str,
+    count: int,
+    last: str,
+) -> None:
+    config = project(schedules=[nightly(catch_up=policy)])
+    report = Scheduler([config], store).run_once(NOW)
+    backfill = f"onceflow backfill --schedule nightly --from 2025-01-04 --to {last}"
+    assert report.missed == [
+        {
+            "pipeline": "sched",
+            "schedule": "nightly",
+            "catch_up": shown,
+            "count": count,
+            "first_run_date": "2025-01-04",
+            "last_run_date": last,
+            "backfill": backfill,
+        }
+    ]
+    assert report.skipped_ticks == count and report.as_dict()["skipped_ticks"] == count
+    (warning,) = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert f"sched/nightly: {count} missed tick(s) not run by catch_up {shown}" in warning.message
+    assert backfill in warning.message
+    # said once: the cursor moved past them, the next pass leaves nothing out
+    assert Scheduler([config], store).run_once(NOW).missed == []
+
+
+def test_catch_up_all_leaves_no_tick_out(store: Store, project: Callable[..., Config]) -> None:
+    config = project(schedules=[nightly(catch_up="all")])
+    report = Scheduler([config], store).run_once(NOW)
+    assert (report.recorded, report.missed, report.skipped_ticks) == (6, [], 0)
+
+
 def test_an_on_time_tick_runs_under_catch_up_none(
     store: Store, project: Callable[..., Config]
 ) -> None:
