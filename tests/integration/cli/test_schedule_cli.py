@@ -418,3 +418,20 @@ def test_missed_ticks_the_default_catch_up_leaves_out_are_said_and_counted(
     assert "to run them: onceflow backfill --schedule nightly --from " in line
     again = run_cli("scheduler", "--once", "--json", "-c", config)
     assert json.loads(again.stdout)["skipped_ticks"] == 0  # said once: the cursor moved on
+
+
+@pytest.mark.parametrize("command", [("worker", "--until-idle"), ("up", "--until-idle")])
+def test_sigterm_of_a_command_run_until_idle_says_interrupted_and_exits_143(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    import signal
+    import time
+
+    proc, gate = _paused_in_a_run(tmp_path, *command)
+    proc.send_signal(signal.SIGTERM)  # what `timeout` and a cancelled CI job send
+    time.sleep(0.3)
+    gate.touch()
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err
+    assert "interrupted: 1 run(s) still queued" in err
