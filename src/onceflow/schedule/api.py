@@ -526,7 +526,7 @@ class PipelineStateManager:
         `run_id = create_scheduled_run(...); transition_state(run_id, ...)` holds on a
         retry. A call whose tenant or window differ from the recorded run's is no retry
         but a clash: ConfigError, naming both, and nothing changes."""
-        at = scheduled_time.astimezone(UTC)
+        at = _aware(scheduled_time, "create_scheduled_run", "scheduled_time")
         day = run_date or (at.date() - timedelta(days=1))
         start, end = window_for(day, zone).iso()
         spec = RunSpec(
@@ -614,7 +614,8 @@ class PipelineStateManager:
 
     def get_yet_to_run_pipelines(self, at: datetime | None = None) -> list[ScheduledRunRecord]:
         """SCHEDULED runs whose tick is due (their job is not queued yet)."""
-        return self.store.scheduled_runs.due((at or now()).astimezone(UTC).isoformat())
+        moment = _aware(at, "get_yet_to_run_pipelines", "at") if at is not None else now()
+        return self.store.scheduled_runs.due(moment.isoformat())
 
     def mark_as_running(
         self,
@@ -670,6 +671,8 @@ class PipelineStateManager:
         run = self._get(run_id)
         ended = now()
         message = str(error) if isinstance(error, str) else f"{type(error).__name__}: {error}"
+        if retry_at is not None:  # refused before anything is recorded
+            retry_at = _aware(retry_at, "mark_as_failed", "retry_at")
         due: datetime | None = None
         if should_retry:
             # the caller's wish is bounded by the run's budget: the seed's pattern 2 calls
@@ -950,7 +953,7 @@ class RetryManager:
         `client` is the seed's BigQuery client: accepted, not used (see the class)."""
         del client  # the seed's BigQuery client: the state store replaces it
         run, queued = self._retryable(run_id)
-        due = retry_time.astimezone(UTC)
+        due = _aware(retry_time, "schedule_retry", "retry_time")
         with self.store.transaction() as tx:
             if queued is not None:
                 if not self.store.queue.reschedule(queued.id, due.timestamp(), tx=tx):
@@ -1067,6 +1070,22 @@ def _elapsed(run: ScheduledRunRecord, ended: datetime) -> float | None:
     if not run.started_at:
         return None
     return round(max(0.0, (ended - datetime.fromisoformat(run.started_at)).total_seconds()), 3)
+
+
+def _aware(value: object, call: str, name: str) -> datetime:
+    """An aware datetime argument as its UTC instant. A naive one has no instant: Python
+    would read it in the host's zone, so the same call recorded another tick on a server
+    in Tokyo than on one in UTC. The seed's calls pass aware times (its
+    `calculate_next_run` and `calculate_retry_time` return UTC instants)."""
+    if not isinstance(value, datetime):
+        raise TypeError(f"{call}: {name} is a datetime, got {value!r}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(
+            f"{call}: {name} {value.isoformat()} has no time zone; give an aware datetime "
+            "(datetime(..., tzinfo=UTC), calculate_next_run(cron, zone), or "
+            ".replace(tzinfo=ZoneInfo(...)))"
+        )
+    return value.astimezone(UTC)
 
 
 def _typed(message: str | None) -> str | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -465,3 +465,27 @@ def test_awaited_calls_run_concurrently_each_in_its_own_thread(store: Store) -> 
     assert len(store.scheduled_runs.find(tenant="acme")) == 8
     with pytest.raises(TransitionError, match="illegal transition"):
         asyncio.run(state_manager.transition_state(str(created[0]), "SCHEDULED", "COMPLETED"))
+
+
+def test_a_naive_time_is_refused_by_the_calls_that_take_an_instant(store: Store) -> None:
+    # read in the host's zone, one call recorded another tick in Tokyo than in UTC
+    states, retries = PipelineStateManager(store), RetryManager(store)
+    naive = datetime(2026, 11, 24, 2, 0)
+    with pytest.raises(ValueError, match="create_scheduled_run: scheduled_time 2026-11-24T02:00"):
+        states.create_scheduled_run("acme", "shop", naive)
+    assert store.scheduled_runs.find() == []
+    with pytest.raises(ValueError, match=r"get_yet_to_run_pipelines: at .* has no time zone"):
+        states.get_yet_to_run_pipelines(naive)
+    run_id = running_run(store)
+    with pytest.raises(ValueError, match=r"mark_as_failed: retry_at .* has no time zone"):
+        states.mark_as_failed(run_id, "TimeoutError: x", should_retry=True, retry_at=naive)
+    run = store.scheduled_runs.get(run_id)
+    assert run is not None and run.state == "RUNNING"  # nothing recorded
+    states.mark_as_failed(run_id, "TimeoutError: x")
+    with pytest.raises(ValueError, match=r"schedule_retry: retry_time .* has no time zone"):
+        retries.schedule_retry(run_id, naive)
+    # an aware time in any zone is its instant
+    tokyo = datetime(2026, 11, 24, 11, 0, tzinfo=timezone(timedelta(hours=9)))
+    made = states.create_scheduled_run("acme", "shop", tokyo)
+    recorded = store.scheduled_runs.get(made)
+    assert recorded is not None and recorded.tick == "2026-11-24T02:00:00+00:00"
