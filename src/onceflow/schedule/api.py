@@ -30,6 +30,7 @@ from onceflow.errors import ConfigError, StateError, TransitionError, error_name
 from onceflow.redact import redact
 from onceflow.schedule.cron import Tick
 from onceflow.schedule.retry import RetryPolicy, error_type_of, failures_since_reprocess
+from onceflow.schedule.runs import check_tenant
 from onceflow.schedule.scheduler import (
     DEFAULT_GRACE,
     PassReport,
@@ -440,7 +441,7 @@ def tenant_status(
     counts = runs.counts(tenant=tenant)
     queue = store.queue.status(tenant=tenant)
     if known_only and not any(counts.values()) and not queue:
-        _check_tenant(configs, tenant, store)
+        check_tenant(configs, tenant, store)
     ok = runs.last_in_state(COMPLETED, tenant=tenant)
     bad = runs.last_in_state(FAILED, tenant=tenant)
     # a paused schedule records no tick: its next one is no next run
@@ -469,19 +470,6 @@ def tenant_status(
         "waiting": waiting,
         "queue": vars(queue[0] if queue else TenantQueueStatus.empty(tenant)),
     }
-
-
-def _check_tenant(configs: Sequence[Config], tenant: str, store: Store) -> None:
-    """ConfigError unless a schedule of `configs` names `tenant` (it has no runs or jobs)."""
-    configured = {s.tenant for c in configs for s in c.schedules}
-    if tenant in configured:
-        return  # a tenant whose first tick has not come yet
-    known = sorted(configured | set(store.scheduled_runs.tenants()) | set(store.queue.tenants()))
-    raise ConfigError(
-        f"--tenant {tenant!r}: no scheduled run, job or schedule has this tenant; known "
-        f"tenants: {', '.join(known) if known else 'none yet'}",
-        field="tenant",
-    )
 
 
 def _brief(run: ScheduledRunRecord | None) -> dict[str, Any] | None:

@@ -435,3 +435,20 @@ def test_sigterm_of_a_command_run_until_idle_says_interrupted_and_exits_143(
     assert proc.returncode == 143, err
     assert "Traceback" not in err
     assert "interrupted: 1 run(s) still queued" in err
+
+
+def test_runs_list_of_a_mistyped_tenant_or_schedule_is_refused_naming_the_known_ones(
+    tmp_path: Path,
+) -> None:
+    config = str(_project(tmp_path, tenant="acme"))
+    tenant = run_cli("runs", "list", "--tenant", "nobody", "-c", config)
+    assert tenant.returncode == 2 and tenant.stdout == ""
+    assert "--tenant 'nobody'" in tenant.stderr and "known tenants: acme" in tenant.stderr
+    schedule = run_cli("runs", "list", "--schedule", "nosuch", "-c", config)
+    assert schedule.returncode == 2 and schedule.stdout == ""
+    assert "--schedule 'nosuch'" in schedule.stderr and "schedules: nightly" in schedule.stderr
+    # known names with nothing to list yet are no typo
+    for args in (("--tenant", "acme"), ("--schedule", "nightly"), ("--schedule", "backfill")):
+        fresh = run_cli("runs", "list", *args, "-c", config)
+        assert fresh.returncode == 0, fresh.stderr
+        assert fresh.stdout.strip() == "no scheduled runs match"
