@@ -332,6 +332,36 @@ def test_a_schedule_whose_ticks_skip_days_is_warned_about_for_incremental_tables
     assert coverage_gaps(config("0 2 * * 0", "full")) == []  # a full extract misses nothing
 
 
+def test_a_past_start_whose_ticks_the_catch_up_policy_leaves_out_is_warned_about() -> None:
+    from onceflow.config import config_from_dict
+    from onceflow.schedule import coverage_gaps
+
+    def config(mode: str, **schedule: Any) -> Any:
+        extract = {"mode": "incremental", "cursor": "ts"} if mode == "incremental" else {}
+        return config_from_dict(
+            {
+                "sources": {"s": {"url": "sqlite:///x.db"}},
+                "tables": [{"source": "s", "table": "t", "extract": extract}],
+                "schedules": [{"name": "nightly", "cron": "0 2 * * *", **schedule}],
+            },
+            base_dir="/tmp",
+        )
+
+    start = (datetime.now(UTC) - timedelta(days=11)).replace(hour=0, minute=0, second=0)
+    first = (start.date() - timedelta(days=1)).isoformat()
+    (warning,) = coverage_gaps(config("incremental", start=start.isoformat()))
+    assert warning.startswith("schedule nightly: start: ")
+    assert "is past and catch_up is latest" in warning
+    assert "the incremental table(s) s.t never extract run dates " + first in warning
+    assert f"onceflow backfill --schedule nightly --from {first} --to " in warning
+    assert "catch_up: all" in warning
+    assert coverage_gaps(config("incremental", start=start.isoformat(), catch_up="all")) == []
+    assert coverage_gaps(config("full", start=start.isoformat())) == []  # no window lost
+    assert coverage_gaps(config("incremental")) == []  # no start: begins now
+    later = (datetime.now(UTC) + timedelta(days=3)).isoformat()
+    assert coverage_gaps(config("incremental", start=later)) == []
+
+
 @pytest.mark.parametrize(
     ("start", "first"),
     [

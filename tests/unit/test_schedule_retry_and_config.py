@@ -217,6 +217,20 @@ def test_retry_on_matches_any_name_a_failed_table_carries() -> None:
     assert not RetryPolicy().is_retryable(("BlockedRunError", "OnceflowError"))
 
 
+def test_a_message_is_judged_by_the_type_it_starts_with_as_its_exception_is() -> None:
+    listed = RetryPolicy(retry_on=["TimeoutError", "TransientError"])
+    assert listed.is_retryable("TimeoutError: read timed out")
+    assert listed.is_retryable(TimeoutError("read timed out"))
+    assert RetryPolicy(retry_on=["OSError"]).is_retryable("TimeoutError: read timed out")
+    assert not listed.is_retryable("KeyError: 'x'")
+    # the default retries every error but the ones waiting cannot heal
+    assert not RetryPolicy().is_retryable("ConfigError: unknown column x")
+    assert not RetryPolicy().is_retryable(ConfigError("unknown column x"))
+    assert RetryPolicy().is_retryable("ValueError: bad row")
+    # a type name alone is still a type name
+    assert listed.is_retryable("TimeoutError") and not RetryPolicy().is_retryable("ConfigError")
+
+
 @pytest.mark.parametrize(
     "cron", ["0 2 29 2 *", "0 2 L * *", "0 2 * * 1#2", "0 2 * * mon-fri", "0 22-2 * * *"]
 )

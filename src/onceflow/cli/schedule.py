@@ -66,20 +66,29 @@ app.add_typer(schedule_app, name="schedule", rich_help_panel=PANEL)
 
 
 class _Stop(threading.Event):
-    """Set by SIGTERM or SIGINT; remembers whether a Ctrl-C asked (SIGINT)."""
+    """Set by SIGTERM or SIGINT; remembers which asked, and whether the command was to
+    run until idle."""
 
-    interrupted = False
+    interrupted = False  # a Ctrl-C (SIGINT)
+    terminated = False  # a SIGTERM
+    until_idle = False
 
 
-def _stop_on_signals() -> _Stop:
-    """SIGTERM: stop claiming, finish the current runs, exit 0 (a planned stop). SIGINT
-    (Ctrl-C): the same, then `interrupted` and exit 130, as every command (a run is
-    never abandoned half way: its lease would have to expire before anyone runs it)."""
+def _stop_on_signals(*, until_idle: bool = False) -> _Stop:
+    """SIGTERM: stop claiming, finish the current runs, exit 0 (a service's planned stop:
+    systemd, a rolling deploy). SIGINT (Ctrl-C): the same, then `interrupted` and exit
+    130, as every command (a run is never abandoned half way: its lease would have to
+    expire before anyone runs it). With `until_idle` (a script waiting for the queue to
+    empty) a SIGTERM is an interruption too: `interrupted` and exit 143 (128 + 15), as
+    `timeout` or a cancelled CI job must not read "all done" from it."""
     stop = _Stop()
+    stop.until_idle = until_idle
 
     def handler(signum: int, frame: object) -> None:
         if signum == signal.SIGINT:
             stop.interrupted = True
+        else:
+            stop.terminated = True
         stop.set()
 
     signal.signal(signal.SIGTERM, handler)
@@ -88,8 +97,15 @@ def _stop_on_signals() -> _Stop:
 
 
 def _exit_if_interrupted(stop: _Stop | None, configs: Any) -> None:
-    """After a Ctrl-C: say so, with the runs left to run, and exit 130."""
-    if stop is None or not stop.interrupted:
+    """After a Ctrl-C, or a SIGTERM of a command run until idle: say so, with the runs
+    left to run, and exit 130 (143 for the SIGTERM)."""
+    if stop is None:
+        return
+    if stop.interrupted:
+        code = 130
+    elif stop.terminated and stop.until_idle:
+        code = 143
+    else:
         return
     from onceflow.schedule.api import still_queued
 
@@ -98,7 +114,7 @@ def _exit_if_interrupted(stop: _Stop | None, configs: Any) -> None:
         f"interrupted: {left} run(s) still queued (SCHEDULED or PENDING); "
         "`onceflow up` or `onceflow worker` runs them"
     )
-    raise typer.Exit(130)
+    raise typer.Exit(code)
 
 
 @app.command(
@@ -131,6 +147,7 @@ def scheduler(
             typer.echo(f"  skipped: {line}")
         for line in report.paused:
             typer.echo(f"  paused: {line}; no ticks recorded")
+        _say_missed(report.missed)
     _exit_if_interrupted(stop, configs)
     if report.errors:  # the rest of the pass was done; these need a fix
         raise typer.Exit(1)
@@ -153,7 +170,7 @@ def worker(
     """Run queued runs of the given pipelines; SIGTERM finishes the current ones, then exits."""
     from onceflow.schedule import run_worker
 
-    configs, stop = load_configs(config), _stop_on_signals()
+    configs, stop = load_configs(config), _stop_on_signals(until_idle=until_idle)
     report = run_worker(
         configs,
         concurrency=concurrency,
@@ -182,7 +199,7 @@ def up(
     """A scheduler and workers in one process: the single-machine default."""
     from onceflow.schedule import up as run_up
 
-    configs, stop = load_configs(config), _stop_on_signals()
+    configs, stop = load_configs(config), _stop_on_signals(until_idle=until_idle)
     result = run_up(
         configs,
         concurrency=concurrency,
@@ -198,10 +215,20 @@ def up(
             typer.echo(f"  skipped: {line}")
         for line in s["paused"]:
             typer.echo(f"  paused: {line}; no ticks recorded")
+        _say_missed(s["missed"])
     if s["skipped"] and not result["worker"]["failed"]:
         _summary("workers", result["worker"], as_json, full=result, stop=(stop, configs))
         raise typer.Exit(1)  # what was skipped was not done
     _summary("workers", result["worker"], as_json, full=result, stop=(stop, configs))
+
+
+def _say_missed(missed: list[dict[str, Any]]) -> None:
+    """A line per schedule whose catch-up policy left missed ticks out: not a failure
+    (exit 0, the policy's choice), but said, with the backfill that runs them."""
+    from onceflow.schedule.scheduler import missed_line
+
+    for entry in missed:
+        typer.echo(f"  warning: {missed_line(entry)}")
 
 
 def _summary(

@@ -30,12 +30,16 @@ from onceflow.errors import ConfigError, StateError, TransitionError, error_name
 from onceflow.redact import redact
 from onceflow.schedule.cron import Tick
 from onceflow.schedule.retry import RetryPolicy, error_type_of, failures_since_reprocess
+from onceflow.schedule.runs import check_tenant
 from onceflow.schedule.scheduler import (
+    DEFAULT_GRACE,
     PassReport,
     Scheduler,
     calculator,
     cancel_run,
+    cursor_start,
     enqueue_run,
+    keep_by_policy,
     next_tick_of,
     queue_runs,
     run_spec,
@@ -180,7 +184,9 @@ def coverage_gaps(config: Config, name: str | None = None) -> list[str]:
     """A warning per schedule (or schedule `name`) whose ticks leave days out while its
     tables include incremental ones: a tick processes one day's window (Airflow's data
     interval would span the time since the previous tick), so a weekly cron extracts one
-    day in seven and the other six are never read."""
+    day in seven and the other six are never read. And one per schedule whose `start:`
+    lies so far back that its catch-up policy (`latest` by default) would leave ticks
+    since then out when a scheduler first sees it."""
     warnings = []
     for schedule in [config.schedule(name)] if name is not None else config.schedules:
         dates = sorted({t.run_date for t in calculator(config, schedule).preview(now(), 15)})
@@ -195,7 +201,51 @@ def coverage_gaps(config: Config, name: str | None = None) -> list[str]:
                 f"{', '.join(windowed)} never extract the days between; use a daily cron "
                 "(or backfill those days)"
             )
+        missed = _missed_since_start(config, schedule, windowed) if windowed else None
+        if missed:
+            warnings.append(missed)
     return warnings
+
+
+#: How many ticks since a past `start:` `check` counts at most.
+START_TICKS = 5000
+
+
+def _missed_since_start(
+    config: Config, schedule: ScheduleConfig, windowed: Sequence[str]
+) -> str | None:
+    """What a schedule's first pass would leave out of the ticks since its past `start:`
+    by its catch-up policy, or None. Read from the config alone: a scheduler that has
+    already passed since `start:` left them out then (and said so)."""
+    policy = schedule.catch_up_policy
+    if schedule.start is None or policy == "all":
+        return None
+    at = now()
+    after = datetime.fromisoformat(cursor_start(schedule, at))
+    # counted up to a bound: `check` must stay quick (a minutely cron: 5 s per 100 000)
+    due = list(calculator(config, schedule).ticks(after, until=at, limit=START_TICKS + 1))
+    kept = keep_by_policy(due, policy, at, DEFAULT_GRACE)
+    left = [t for t in due if t not in kept]
+    if not left:
+        return None
+    first, last = left[0].run_date.isoformat(), left[-1].run_date.isoformat()
+    shown = f"{{max: {policy}}}" if isinstance(policy, int) else policy
+    if len(due) > START_TICKS:
+        return (
+            f"schedule {schedule.name}: start: {schedule.start.isoformat()} is past and "
+            f"catch_up is {shown}: unless a scheduler already ran it, its first pass leaves "
+            f"out more than {START_TICKS} ticks since, and the incremental table(s) "
+            f"{', '.join(windowed)} never extract their run dates from {first}; set "
+            "catch_up: all to run them, or a later start:"
+        )
+    return (
+        f"schedule {schedule.name}: start: {schedule.start.isoformat()} is past and catch_up "
+        f"is {shown}: unless a scheduler already ran it, its first pass records "
+        f"{len(kept)} of the {len(due)} ticks since, and the incremental table(s) "
+        f"{', '.join(windowed)} never extract run dates {first} .. {last}; set "
+        f"catch_up: all to run them, or onceflow backfill --schedule {schedule.name} "
+        f"--from {first} --to {last}"
+    )
 
 
 def _instant(value: datetime | str, config: Config, schedule: ScheduleConfig) -> datetime:
@@ -391,7 +441,7 @@ def tenant_status(
     counts = runs.counts(tenant=tenant)
     queue = store.queue.status(tenant=tenant)
     if known_only and not any(counts.values()) and not queue:
-        _check_tenant(configs, tenant, store)
+        check_tenant(configs, tenant, store)
     ok = runs.last_in_state(COMPLETED, tenant=tenant)
     bad = runs.last_in_state(FAILED, tenant=tenant)
     # a paused schedule records no tick: its next one is no next run
@@ -420,19 +470,6 @@ def tenant_status(
         "waiting": waiting,
         "queue": vars(queue[0] if queue else TenantQueueStatus.empty(tenant)),
     }
-
-
-def _check_tenant(configs: Sequence[Config], tenant: str, store: Store) -> None:
-    """ConfigError unless a schedule of `configs` names `tenant` (it has no runs or jobs)."""
-    configured = {s.tenant for c in configs for s in c.schedules}
-    if tenant in configured:
-        return  # a tenant whose first tick has not come yet
-    known = sorted(configured | set(store.scheduled_runs.tenants()) | set(store.queue.tenants()))
-    raise ConfigError(
-        f"--tenant {tenant!r}: no scheduled run, job or schedule has this tenant; known "
-        f"tenants: {', '.join(known) if known else 'none yet'}",
-        field="tenant",
-    )
 
 
 def _brief(run: ScheduledRunRecord | None) -> dict[str, Any] | None:
@@ -477,7 +514,7 @@ class PipelineStateManager:
         `run_id = create_scheduled_run(...); transition_state(run_id, ...)` holds on a
         retry. A call whose tenant or window differ from the recorded run's is no retry
         but a clash: ConfigError, naming both, and nothing changes."""
-        at = scheduled_time.astimezone(UTC)
+        at = _aware(scheduled_time, "create_scheduled_run", "scheduled_time")
         day = run_date or (at.date() - timedelta(days=1))
         start, end = window_for(day, zone).iso()
         spec = RunSpec(
@@ -565,7 +602,8 @@ class PipelineStateManager:
 
     def get_yet_to_run_pipelines(self, at: datetime | None = None) -> list[ScheduledRunRecord]:
         """SCHEDULED runs whose tick is due (their job is not queued yet)."""
-        return self.store.scheduled_runs.due((at or now()).astimezone(UTC).isoformat())
+        moment = _aware(at, "get_yet_to_run_pipelines", "at") if at is not None else now()
+        return self.store.scheduled_runs.due(moment.isoformat())
 
     def mark_as_running(
         self,
@@ -621,12 +659,17 @@ class PipelineStateManager:
         run = self._get(run_id)
         ended = now()
         message = str(error) if isinstance(error, str) else f"{type(error).__name__}: {error}"
+        if retry_at is not None:  # refused before anything is recorded
+            retry_at = _aware(retry_at, "mark_as_failed", "retry_at")
         due: datetime | None = None
         if should_retry:
             # the caller's wish is bounded by the run's budget: the seed's pattern 2 calls
             # this on every failure, so an unbounded retry here would never stop
             policy = RetryPolicy.from_json(run.retry_policy)
-            failures, due = policy.next_retry(self.store.scheduled_runs.history(run_id), error)
+            history = self.store.scheduled_runs.history(run_id)
+            # judged by the type names it is recorded with (a message's `Name:`), as
+            # RetryManager.should_retry judges the recorded run
+            failures, due = policy.next_retry(history, _names(error) or error)
             if due is None:
                 spent = failures > policy.max_retries
                 log.warning(
@@ -635,7 +678,8 @@ class PipelineStateManager:
                     f"its retry budget is spent ({failures} failures, max_retries "
                     f"{policy.max_retries})"
                     if spent
-                    else f"its error type ({error_type_of(error)}) is not retried under its policy",
+                    else f"its error type ({error_type_of(error) or 'none named'}) is not "
+                    "retried under its policy",
                 )
         with self.store.transaction() as tx:
             self.store.scheduled_runs.transition(
@@ -897,7 +941,7 @@ class RetryManager:
         `client` is the seed's BigQuery client: accepted, not used (see the class)."""
         del client  # the seed's BigQuery client: the state store replaces it
         run, queued = self._retryable(run_id)
-        due = retry_time.astimezone(UTC)
+        due = _aware(retry_time, "schedule_retry", "retry_time")
         with self.store.transaction() as tx:
             if queued is not None:
                 if not self.store.queue.reschedule(queued.id, due.timestamp(), tx=tx):
@@ -1014,6 +1058,22 @@ def _elapsed(run: ScheduledRunRecord, ended: datetime) -> float | None:
     if not run.started_at:
         return None
     return round(max(0.0, (ended - datetime.fromisoformat(run.started_at)).total_seconds()), 3)
+
+
+def _aware(value: object, call: str, name: str) -> datetime:
+    """An aware datetime argument as its UTC instant. A naive one has no instant: Python
+    would read it in the host's zone, so the same call recorded another tick on a server
+    in Tokyo than on one in UTC. The seed's calls pass aware times (its
+    `calculate_next_run` and `calculate_retry_time` return UTC instants)."""
+    if not isinstance(value, datetime):
+        raise TypeError(f"{call}: {name} is a datetime, got {value!r}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(
+            f"{call}: {name} {value.isoformat()} has no time zone; give an aware datetime "
+            "(datetime(..., tzinfo=UTC), calculate_next_run(cron, zone), or "
+            ".replace(tzinfo=ZoneInfo(...)))"
+        )
+    return value.astimezone(UTC)
 
 
 def _typed(message: str | None) -> str | None:

@@ -102,12 +102,16 @@ ErrorLike = BaseException | str | Sequence[str]
 def error_types(error: ErrorLike) -> list[str]:
     """The names an error matches in `retry_on`: its class and bases, `TransientError`
     when it is marked transient (`onceflow.errors.error_names`). A type name alone
-    stands for its known class and bases (`TimeoutError` -> `OSError`, `Exception`);
-    a sequence of names (a failed table's, as the worker carries them) is taken as is."""
+    stands for its known class and bases (`TimeoutError` -> `OSError`, `Exception`), as
+    does a message that starts with one (`"TimeoutError: read timed out"`, as
+    `error_type_of` reads it); a sequence of names (a failed table's, as the worker
+    carries them) is taken as is."""
     if isinstance(error, BaseException):
         return list(error_names(error))
     if isinstance(error, str):
-        return list(names_of(error))
+        # the whole message taken as a name matched no retry_on entry, and not ConfigError
+        # either: "TimeoutError: ..." was never retried, "ConfigError: ..." always was
+        return list(names_of(error_type_of(error) or error.strip()))
     return list(error)
 
 

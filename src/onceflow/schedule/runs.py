@@ -39,6 +39,43 @@ RETRYABLE = (FAILED, CANCELLED)
 CANCELLABLE = (SCHEDULED, PENDING, RUNNING, FAILED)
 
 
+def check_tenant(configs: Sequence[Config], tenant: str, store: Store) -> None:
+    """ConfigError naming the known tenants unless `tenant` has a run or a job, or a
+    schedule of `configs` names it (its first tick has not come yet)."""
+    configured = {s.tenant for c in configs for s in c.schedules}
+    if tenant in configured:
+        return
+    recorded = set(store.scheduled_runs.tenants()) | set(store.queue.tenants())
+    if tenant in recorded:
+        return
+    known = sorted(configured | recorded)
+    raise ConfigError(
+        f"--tenant {tenant!r}: no scheduled run, job or schedule has this tenant; known "
+        f"tenants: {', '.join(known) if known else 'none yet'}",
+        field="tenant",
+    )
+
+
+def _check_schedule(configs: Sequence[Config], schedule: str, store: Store) -> None:
+    """ConfigError naming the known schedules unless `schedule` is one of `configs`',
+    `backfill`, `manual` (`create_scheduled_run`'s) or has runs (a schedule removed
+    from the config keeps its runs)."""
+    name = schedule.split(":", 1)[0]
+    configured = {s.name for c in configs for s in c.schedules}
+    if name in configured | {"backfill", MANUAL}:
+        return
+    for config in configs:
+        for key in (schedule, f"{schedule}:{MANUAL}"):
+            if store.scheduled_runs.find(pipeline=config.pipeline, schedule=key, limit=1):
+                return
+    known = ", ".join(sorted(configured)) or "none"
+    raise ConfigError(
+        f"--schedule {schedule!r}: no schedule of the config and no run has this name; "
+        f"schedules: {known} (and backfill, manual)",
+        field="schedule",
+    )
+
+
 @dataclass
 class RetryReport:
     """What `retry_run` queued: the run, then the later failed windows of its batch."""
@@ -95,6 +132,12 @@ def list_runs(
                     limit=limit,
                     newest_first=True,
                 )
+        if not found:
+            # a mistyped --tenant or --schedule would otherwise read as "nothing there"
+            if tenant is not None:
+                check_tenant(configs, tenant, store)
+            if schedule is not None:
+                _check_schedule(configs, schedule, store)
         found.sort(key=lambda r: (r.tick, r.id), reverse=True)
         return found[:limit]
     finally:
@@ -218,13 +261,15 @@ def _check_retryable(store: Store, run: ScheduledRunRecord) -> None:
             f"{where} is {run.state}: it will run (or is running); nothing to retry",
             run_id=run.id,
         )
-    earlier = [
-        r
-        for r in store.scheduled_runs.earlier_unfinished(run)
-        if r.state == FAILED and r.schedule == run.schedule and r.batch == run.batch and r.batch
-    ]
-    if earlier:
-        first = earlier[0]
+    # failed ones come first, so the first row says whether one is failed
+    first = next(iter(store.scheduled_runs.earlier_unfinished(run, page=1)), None)
+    if (
+        first is not None
+        and first.state == FAILED
+        and first.schedule == run.schedule
+        and first.batch == run.batch
+        and first.batch
+    ):
         raise TransitionError(
             f"{where}: the earlier window {first.run_date} of its batch (run {first.id}) is "
             f"still FAILED, and would block it again: retry that run (onceflow runs retry "

@@ -26,7 +26,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -57,6 +57,10 @@ from onceflow.state.scheduled_runs import (
 log = logging.getLogger(__name__)
 
 DEFAULT_GRACE = timedelta(seconds=60)
+# How long a PENDING run may have no job before a pass queues one: the seed's pattern 1
+# makes a run PENDING, then enqueues its own job, and a pass in between must not queue
+# a second one
+ORPHAN_GRACE = timedelta(seconds=60)
 CHUNK = 500  # ticks per transaction: a long catch-up advances in steps other passes see
 
 
@@ -79,6 +83,16 @@ class PassReport:
     #: Runs this pass failed because their worker was lost once more than their retry
     #: budget allows (`WorkerLostError`), one line each.
     lost: list[str] = field(default_factory=list)
+    #: Missed ticks a schedule's catch-up policy (`latest`, `none`, `{max: N}`) did not
+    #: record, per schedule: `pipeline`, `schedule`, `catch_up`, `count`, the first and
+    #: last run date left out and the `backfill` command that runs them. Not a failure
+    #: (the policy said so), but never silent: a skipped tick is a day not extracted.
+    missed: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def skipped_ticks(self) -> int:
+        """How many missed ticks the catch-up policies left out."""
+        return sum(int(m["count"]) for m in self.missed)
 
     def add(self, other: PassReport) -> None:
         """Sum another pass into this one (a schedule paused for many passes once)."""
@@ -90,10 +104,22 @@ class PassReport:
         self.errors += other.errors
         self.lost += other.lost
         self.paused += [p for p in other.paused if p not in self.paused]
+        self.missed += other.missed
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return vars(self).copy()
+        return {**vars(self), "skipped_ticks": self.skipped_ticks}
+
+
+def missed_line(missed: Mapping[str, Any]) -> str:
+    """One line for a schedule's missed ticks left out by its catch-up policy."""
+    count, first, last = missed["count"], missed["first_run_date"], missed["last_run_date"]
+    dates = first if first == last else f"{first} .. {last}"
+    return (
+        f"{missed['pipeline']}/{missed['schedule']}: {count} missed tick(s) not run by "
+        f"catch_up {missed['catch_up']} (run dates {dates}); to run them: "
+        f"{missed['backfill']}"
+    )
 
 
 def calculator(config: Config, schedule: ScheduleConfig) -> ScheduleCalculator:
@@ -474,12 +500,24 @@ def fail_stuck(store: Store, pipelines: Sequence[str] | None = None) -> list[str
     return stuck
 
 
-def repair_orphans(store: Store, pipelines: Sequence[str] | None = None) -> list[str]:
-    """Queue a job for every PENDING run that has none (a hand-made transition or an
-    edited row left it so: nothing would ever run it). Returns their ids."""
+def repair_orphans(
+    store: Store,
+    pipelines: Sequence[str] | None = None,
+    *,
+    grace: timedelta = ORPHAN_GRACE,
+) -> list[str]:
+    """Queue a job for every PENDING run that has had none for `grace` (a row edited by
+    hand left it so: nothing would ever run it). Returns their ids. A run with a job
+    its API caller queued (`QueueManager.enqueue`, no run linked: the seed's pattern 1)
+    has one: it is left to that caller, as a second job would run it twice."""
     repaired = []
-    for run in store.scheduled_runs.orphans():
+    before = (now() - grace).isoformat()
+    for run in store.scheduled_runs.orphans(before=before):
         if pipelines is not None and run.pipeline not in pipelines:
+            continue
+        callers = callers_job(store, run)
+        if callers is not None:
+            log.debug("run %s: left to job %d, queued by its caller", run.id, callers.id)
             continue
         try:
             with store.transaction() as tx:
@@ -500,6 +538,21 @@ def repair_orphans(store: Store, pipelines: Sequence[str] | None = None) -> list
     return repaired
 
 
+def callers_job(store: Store, run: ScheduledRunRecord) -> Job | None:
+    """The live job an API caller queued for `run`, if any: a job of its pipeline and
+    tenant with no run linked whose payload names the run (`{"run_id": ...}`), or names
+    none (the seed's `enqueue(tenant_id, config)` carries its config alone, so it may be
+    this run's: waiting for it to end costs a delay, a second job a second run)."""
+    for job in store.queue.unlinked_live_jobs(run.pipeline, run.tenant):
+        try:
+            named = (job.payload or {}).get("run_id")
+        except (TypeError, ValueError):  # a payload that is not a JSON object names no run
+            named = None
+        if named is None or str(named) == run.id:
+            return job
+    return None
+
+
 class Scheduler:
     """Turns the due ticks of the given pipelines' schedules into queued runs."""
 
@@ -509,10 +562,12 @@ class Scheduler:
         store: Store | None = None,
         *,
         grace: timedelta = DEFAULT_GRACE,
+        orphan_grace: timedelta = ORPHAN_GRACE,
     ) -> None:
         self.configs = list(configs)
         self.store = store or shared_store(self.configs)
         self.grace = grace
+        self.orphan_grace = orphan_grace
         self._reported: set[str] = set()
         #: `pipeline/schedule` of the schedules the last pass found paused
         self._paused: set[str] = set()
@@ -531,12 +586,14 @@ class Scheduler:
         at: datetime | None = None,
         errors: list[str] | None = None,
         paused: list[str] | None = None,
+        missed: list[dict[str, Any]] | None = None,
     ) -> int:
         """Record the due ticks of every schedule (catch-up policy applied); returns how
         many runs this call created. A schedule that fails is logged and described in
         `errors`, and the others go on; a state store outage (StateError) stops the pass.
         A paused schedule records nothing and is described in `paused`: its cursor stays,
-        so on resume its missed ticks follow its catch-up policy, as after downtime."""
+        so on resume its missed ticks follow its catch-up policy, as after downtime.
+        Missed ticks a policy leaves out are logged (a warning) and described in `missed`."""
         moment = at or now()
         stopped = {(r.pipeline, r.schedule): r for r in self.store.scheduled_runs.paused()}
         self._paused = set()
@@ -547,7 +604,7 @@ class Scheduler:
                 try:
                     row = stopped.get(key)
                     if row is None:
-                        n = self._record(config, schedule, moment)
+                        n = self._record(config, schedule, moment, missed)
                         if n is not None:
                             created += n
                             continue
@@ -584,7 +641,13 @@ class Scheduler:
             self._reported.add(text)
             log.error("scheduler: skipped %s", text)
 
-    def _record(self, config: Config, schedule: ScheduleConfig, at: datetime) -> int | None:
+    def _record(
+        self,
+        config: Config,
+        schedule: ScheduleConfig,
+        at: datetime,
+        missed: list[dict[str, Any]] | None = None,
+    ) -> int | None:
         """Record one schedule's due ticks, at most CHUNK per transaction, each
         transaction moving the cursor from the value it read (optimistic: a scheduler
         that lost the race re-reads the cursor and goes on from there). None when the
@@ -610,14 +673,6 @@ class Scheduler:
             catch_up = len(kept) > 1 or any(at - t.at > self.grace for t in kept)
             if batch is None:
                 batch = f"catch-up:{kept[0].at.isoformat()}" if catch_up and kept else ""
-            if len(due) > len(kept) and policy != "all":
-                log.info(
-                    "%s/%s: %d missed tick(s) skipped by catch_up %s",
-                    config.pipeline,
-                    schedule.name,
-                    len(due) - len(kept),
-                    policy,
-                )
             kind = "catch-up" if catch_up else "scheduled"
             with self.store.transaction() as tx:
                 # the cursor moves to the last due tick, kept or not
@@ -629,9 +684,35 @@ class Scheduler:
                     continue  # another scheduler moved it: read it again
                 specs = [run_spec(config, schedule, t, kind=kind, batch=batch) for t in kept]
                 created += len(runs.create(specs, tx=tx))
+            # said once the cursor moved past them: a pass that lost the race skipped none
+            left_out = [t for t in due if t not in kept] if policy != "all" else []
+            if left_out:
+                self._note_missed(config, schedule, left_out, missed)
             crashpoint("scheduler_after_tick")
             if policy != "all" or len(due) < CHUNK:
                 return created
+
+    def _note_missed(
+        self,
+        config: Config,
+        schedule: ScheduleConfig,
+        left_out: list[Tick],
+        missed: list[dict[str, Any]] | None,
+    ) -> None:
+        first, last = left_out[0].run_date.isoformat(), left_out[-1].run_date.isoformat()
+        policy = schedule.catch_up_policy
+        entry = {
+            "pipeline": config.pipeline,
+            "schedule": schedule.name,
+            "catch_up": f"{{max: {policy}}}" if isinstance(policy, int) else policy,
+            "count": len(left_out),
+            "first_run_date": first,
+            "last_run_date": last,
+            "backfill": f"onceflow backfill --schedule {schedule.name} --from {first} --to {last}",
+        }
+        if missed is not None:
+            missed.append(entry)
+        log.warning("scheduler: %s", missed_line(entry))
 
     def queue_due(self, at: datetime | None = None, errors: list[str] | None = None) -> int:
         """Queue the SCHEDULED runs whose tick is due; returns how many this call queued.
@@ -648,11 +729,11 @@ class Scheduler:
         """One pass: record due ticks, queue due runs, requeue expired jobs, fail stuck
         runs, queue PENDING runs without a job. What it had to skip is in `errors`."""
         report = PassReport()
-        report.recorded = self.record_ticks(at, report.errors, report.paused)
+        report.recorded = self.record_ticks(at, report.errors, report.paused, report.missed)
         report.queued = self.queue_due(at, report.errors)
         report.requeued = requeue_expired(self.store, report.lost)
         report.stuck = fail_stuck(self.store, self.pipelines)
-        report.repaired = repair_orphans(self.store, self.pipelines)
+        report.repaired = repair_orphans(self.store, self.pipelines, grace=self.orphan_grace)
         if report.recorded or report.queued or report.requeued or report.stuck:
             log.info(
                 "scheduler: %d tick(s) recorded, %d run(s) queued, %d job(s) requeued, "

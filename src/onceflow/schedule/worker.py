@@ -379,13 +379,13 @@ class Worker:
                     tx=tx,
                 )
         except LeaseLostError as error:
-            return self._dropped(run, error)
+            return self._dropped(job, run, error)
         except TransitionError as error:
             now_run = self.store.scheduled_runs.get(run.id)
             if now_run is not None and now_run.state == CANCELLED:
                 # cancelled before its job was ended (by an older onceflow): end it here
                 self.store.queue.revoke(job.id, "its run was cancelled", state="cancelled")
-                return self._dropped(run, error)
+                return self._dropped(job, run, error)
             return self._refuse(job, str(error))
         crashpoint("worker_after_start")
         started = time.monotonic()  # the run's duration: immune to wall-clock steps
@@ -411,7 +411,7 @@ class Worker:
                 store=self.store,
             )
         except LeaseLostError as error:
-            return self._dropped(run, error)
+            return self._dropped(job, run, error)
         except LockError as error:
             return self._defer(job, run, f"waiting for a lock: {error}")
         except Exception as error:
@@ -437,27 +437,18 @@ class Worker:
         (of any schedule: a nightly run waits for a backfill's earlier day), or failed in
         the same batch. A failed one comes first: it blocks `run` for good, where the
         others only delay it."""
-        mine = set(run.table_list) if run.table_list is not None else None
-        sharing = [
-            other
-            for other in self.store.scheduled_runs.earlier_unfinished(run)
-            if (mine is None or other.table_list is None or mine & set(other.table_list))
+        for other in self.store.scheduled_runs.earlier_unfinished(run):
             # a row the scheduler can never queue (a bad priority written around the API)
             # is reported by it, not waited for by every later window
-            and not (
-                other.state == SCHEDULED
-                and job_problem(other.pipeline, other.tenant, other.priority) is not None
-            )
-        ]
-        # a run failed by its rules alone loaded its window: it holds nothing back
-        sharing = [
-            other
-            for other in sharing
-            if not (other.state == FAILED and other.error_type == VALIDATION_FAILED)
-        ]
-        failed = [other for other in sharing if other.state == FAILED]
-        first = failed or sharing
-        return first[0] if first else None
+            if other.state == SCHEDULED and (
+                job_problem(other.pipeline, other.tenant, other.priority) is not None
+            ):
+                continue
+            # a run failed by its rules alone loaded its window: it holds nothing back
+            if other.state == FAILED and other.error_type == VALIDATION_FAILED:
+                continue
+            return other
+        return None
 
     def blocker(self, run: ScheduledRunRecord) -> str | None:
         """Why `run` may not load yet (an earlier window comes first), or None."""
@@ -503,7 +494,7 @@ class Worker:
         try:
             self._write(record)
         except (LeaseLostError, TransitionError) as error:
-            return self._dropped(run, error)
+            return self._dropped(job, run, error)
         log.info(
             "worker %s: run %s %s %s completed",
             self.worker_id,
@@ -558,7 +549,7 @@ class Worker:
         try:
             self._write(record)
         except (LeaseLostError, TransitionError) as lost:
-            return self._dropped(run, lost)
+            return self._dropped(job, run, lost)
         if due is not None:
             log.warning(
                 "worker %s: run %s %s failed (%s: %s); retry %d of %d at %s",
@@ -628,7 +619,7 @@ class Worker:
                 job.id, job.token or "", run_after=time.time() + delay, note=reason
             )
         except LeaseLostError as error:
-            return self._dropped(run, error)
+            return self._dropped(job, run, error)
         return self._deferred(run, reason, delay)
 
     def _deferred(self, run: ScheduledRunRecord, reason: str, delay: float) -> str:
@@ -663,7 +654,7 @@ class Worker:
         try:
             self._write(record)
         except (LeaseLostError, TransitionError) as error:
-            return self._dropped(run, error)
+            return self._dropped(job, run, error)
         return self._deferred(run, reason, delay)
 
     def _wake_next(self, run: ScheduledRunRecord, tx: Tx) -> None:
@@ -674,11 +665,11 @@ class Worker:
         if waiting is not None and waiting.job_id is not None:
             self.store.queue.reschedule(waiting.job_id, time.time(), tx=tx)
 
-    def _dropped(self, run: ScheduledRunRecord, error: Exception) -> str:
+    def _dropped(self, job: Job, run: ScheduledRunRecord, error: Exception) -> str:
         """The outcome of a job this worker may no longer write for: `cancelled` when its
         run was cancelled (dropped quietly: the canceller ended the job), else `lost`
         (its lease expired and another worker may hold it)."""
-        after = self._since_my_start(run)
+        after = self._since_my_start(job, run)
         if any(step.to_state == CANCELLED for step in after):
             log.info(
                 "worker %s: run %s %s %s was cancelled; dropped",
@@ -710,17 +701,24 @@ class Worker:
         )
         return "lost"
 
-    def _since_my_start(self, run: ScheduledRunRecord) -> list[TransitionRecord]:
-        """The run's transitions after this worker last started it: a cancel or a stuck
-        run's failure there is why its result is refused (it may be queued again since,
-        by `runs retry` or a retry, which is no lost lease of this worker's)."""
+    def _since_my_start(self, job: Job, run: ScheduledRunRecord) -> list[TransitionRecord]:
+        """The run's transitions after this worker started it for `job`: a cancel or a
+        stuck run's failure there is why its result is refused (it may be queued again
+        since, by `runs retry` or a retry, which is no lost lease of this worker's). That
+        start is this worker's first after the job's claim: the worker's last start alone
+        was the retry another of its slots had begun meanwhile (`up`, --concurrency 2),
+        after which nothing was stuck, so a revoked lease was counted lost."""
         history = self.store.scheduled_runs.history(run.id)
+        claimed = job.claimed_at if job.claimed_at is not None else 0.0
         started = [
             i
             for i, step in enumerate(history)
-            if step.to_state == RUNNING and step.worker == self.worker_id
+            if step.to_state == RUNNING
+            and step.worker == self.worker_id
+            # the same clock (this process's) stamped both; a millisecond of slack
+            and datetime.fromisoformat(step.at).timestamp() >= claimed - 0.001
         ]
-        return history[started[-1] + 1 :] if started else history[-1:]
+        return history[started[0] + 1 :] if started else history[-1:]
 
     def _refuse(self, job: Job, message: str) -> str:
         try:

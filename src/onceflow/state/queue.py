@@ -121,6 +121,12 @@ SQL = {
     "delete_ids": "DELETE FROM jobs WHERE id IN ({ids})",
     "get": "SELECT * FROM jobs WHERE id = ?",
     "live_of_run": "SELECT * FROM jobs WHERE run_id = ? AND state IN ('queued', 'claimed')",
+    # jobs QueueManager.enqueue's callers queued (no run linked): the seed's pattern 1
+    # enqueues its own job for the run it made PENDING
+    "unlinked_live": (
+        "SELECT * FROM jobs WHERE run_id IS NULL AND pipeline = ? AND tenant = ? "
+        "AND state IN ('queued', 'claimed') ORDER BY id"
+    ),
     "length": "SELECT COUNT(*) AS n FROM jobs WHERE state = ? {filter}",
     "tenants": "SELECT DISTINCT tenant FROM jobs ORDER BY tenant",
     "status": (
@@ -641,6 +647,12 @@ class Queue:
         with self._tx(tx) as t:
             jobs = _jobs(t.execute(SQL["live_of_run"], (run_id,)).fetchall())
         return jobs[0] if jobs else None
+
+    def unlinked_live_jobs(self, pipeline: str, tenant: str) -> list[Job]:
+        """The queued or claimed jobs of a pipeline and tenant that no run is linked to
+        (queued by `QueueManager.enqueue`'s callers, as the seed's pattern 1 does)."""
+        with self.db.transaction() as t:
+            return _jobs(t.execute(SQL["unlinked_live"], (pipeline, tenant)).fetchall())
 
     def length(
         self, *, pipeline: str | None = None, tenant: str | None = None, state: str = QUEUED

@@ -156,24 +156,29 @@ SQL = {
     # an earlier window still to load, of any schedule (a nightly run must not load past
     # a backfill's day still extracting), or one of its own schedule's not queued yet, or
     # one that failed for good in its own batch (a failure elsewhere never blocks; runs
-    # recorded through the API before they had a batch of their own have '': none)
+    # recorded through the API before they had a batch of their own have '': none).
+    # {sharing} keeps the runs that share a table with it: filtered after a LIMIT, 50
+    # runs of another table's backfill hid an earlier window of its own table, which
+    # then loaded after the later one. Failed ones first: they block for good
     "earlier": (
         "SELECT * FROM scheduled_runs WHERE pipeline = ? AND run_date < ? AND id <> ? "
         "AND (state IN ('PENDING', 'RUNNING') OR (schedule = ? AND state = 'SCHEDULED') "
-        "OR (schedule = ? AND state = 'FAILED' AND batch = ? AND batch <> '')) "
-        "ORDER BY run_date LIMIT 50"
+        "OR (schedule = ? AND state = 'FAILED' AND batch = ? AND batch <> '')){sharing} "
+        "ORDER BY CASE WHEN state = 'FAILED' THEN 0 ELSE 1 END, run_date, id "
+        "LIMIT ? OFFSET ?"
     ),
     # the next later window of the schedule that waits for an earlier one to load
     "next_waiting": (
         "SELECT * FROM scheduled_runs WHERE pipeline = ? AND run_date > ? "
         "AND state = 'PENDING' AND waiting_on IS NOT NULL ORDER BY run_date LIMIT 1"
     ),
-    # PENDING runs without a live job: nothing would ever run them (a hand-made
-    # transition, a row edited by hand); the scheduler queues a job for each
+    # PENDING runs without a live job since before a cutoff: nothing would ever run them
+    # (a row edited by hand); the scheduler queues a job for each. The cutoff leaves the
+    # seed's caller the moment between its SCHEDULED -> PENDING and its own enqueue
     "orphans": (
-        "SELECT * FROM scheduled_runs r WHERE r.state = 'PENDING' AND NOT EXISTS "
-        "(SELECT 1 FROM jobs j WHERE j.run_id = r.id AND j.state IN ('queued', 'claimed')) "
-        "ORDER BY tick, id LIMIT ?"
+        "SELECT * FROM scheduled_runs r WHERE r.state = 'PENDING' AND r.updated_at < ? "
+        "AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.run_id = r.id "
+        "AND j.state IN ('queued', 'claimed')) ORDER BY tick, id LIMIT ?"
     ),
     "counts": (
         "SELECT state, COUNT(*) AS n FROM scheduled_runs {where} GROUP BY state ORDER BY state"
@@ -615,16 +620,25 @@ class ScheduledRuns:
         with self.db.transaction() as t:
             return rows_as(ScheduledRunRecord, t.execute(SQL["due"], (at,)).fetchall())
 
-    def earlier_unfinished(self, run: ScheduledRunRecord) -> list[ScheduledRunRecord]:
-        """Runs of the pipeline with an earlier run date still to load: queued or running
-        of any schedule, not queued yet of the run's own; or failed in the run's batch (a
-        backfill, a catch-up)."""
-        with self.db.transaction() as t:
-            rows = t.execute(
-                SQL["earlier"],
-                (run.pipeline, run.run_date, run.id, run.schedule, run.schedule, run.batch),
-            ).fetchall()
-        return rows_as(ScheduledRunRecord, rows)
+    def earlier_unfinished(
+        self, run: ScheduledRunRecord, *, page: int = 50
+    ) -> Iterator[ScheduledRunRecord]:
+        """Runs of the pipeline with an earlier run date still to load that share a table
+        with `run` (a run of all tables shares every one): queued or running of any
+        schedule, not queued yet of the run's own; or failed in the run's batch (a
+        backfill, a catch-up). Failed ones first, then by run date; read `page` rows at a
+        time, so a caller that stops at the first one it wants reads no more."""
+        sharing, shared = _sharing(run.table_list)
+        sql = SQL["earlier"].format(sharing=sharing)
+        key = (run.pipeline, run.run_date, run.id, run.schedule, run.schedule, run.batch)
+        offset = 0
+        while True:
+            with self.db.transaction() as t:
+                rows = t.execute(sql, (*key, *shared, page, offset)).fetchall()
+            yield from rows_as(ScheduledRunRecord, rows)
+            if len(rows) < page:
+                return
+            offset += page
 
     def next_waiting(
         self, run: ScheduledRunRecord, *, tx: Tx | None = None
@@ -635,10 +649,13 @@ class ScheduledRuns:
         found = rows_as(ScheduledRunRecord, rows)
         return found[0] if found else None
 
-    def orphans(self, *, limit: int = 500) -> list[ScheduledRunRecord]:
-        """PENDING runs with no queued or claimed job (nothing would run them)."""
+    def orphans(self, *, before: str | None = None, limit: int = 500) -> list[ScheduledRunRecord]:
+        """PENDING runs with no queued or claimed job of theirs (nothing would run them),
+        made PENDING (or last changed) before `before` (an ISO instant; default now)."""
+        cutoff = before or now_iso()
         with self.db.transaction() as t:
-            return rows_as(ScheduledRunRecord, t.execute(SQL["orphans"], (limit,)).fetchall())
+            rows = t.execute(SQL["orphans"], (cutoff, limit)).fetchall()
+        return rows_as(ScheduledRunRecord, rows)
 
     def by_dates(
         self, pipeline: str, schedule: str, run_dates: Sequence[str]
@@ -754,3 +771,19 @@ def _filters(**values: str | None) -> tuple[list[str], list[str]]:
             conds.append(f"{column} = ?")
             params.append(value)
     return conds, params
+
+
+def _sharing(tables: Sequence[str] | None) -> tuple[str, list[str]]:
+    """The condition (and its parameters) that a run's `tables` share one of `tables`:
+    any run of all tables (NULL) does, and a list that holds one of them as a JSON
+    string (`"orders"`, quotes included, so `orders_archive` is not `orders`)."""
+    if tables is None:
+        return "", []
+    likes = [" OR tables LIKE ? ESCAPE '!'"] * len(tables)
+    patterns = [f"%{_like_literal(json.dumps(name))}%" for name in tables]
+    return f" AND (tables IS NULL{''.join(likes)})", patterns
+
+
+def _like_literal(text: str) -> str:
+    """`text` matched literally by LIKE ... ESCAPE '!' (a table name may hold `_`)."""
+    return text.replace("!", "!!").replace("%", "!%").replace("_", "!_")

@@ -396,3 +396,59 @@ def test_ctrl_c_stops_the_scheduler_loop_with_interrupted(tmp_path: Path) -> Non
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "interrupted" in err
+
+
+def test_missed_ticks_the_default_catch_up_leaves_out_are_said_and_counted(
+    tmp_path: Path,
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    start = (datetime.now(UTC) - timedelta(days=6)).date().isoformat()
+    config = str(_project(tmp_path, start=f"{start}T12:00:00+00:00"))
+    check = run_cli("check", "-c", config)
+    assert check.returncode == 0, check.stderr
+    assert "is past and catch_up is latest" in check.stderr
+    once = run_cli("scheduler", "--once", "-c", config)
+    # a policy's choice, not a failure: exit 0, and a line naming how to run them
+    assert once.returncode == 0, once.stderr
+    (line,) = [x for x in once.stdout.splitlines() if "missed tick(s)" in x]
+    assert re.match(
+        r"  warning: sched/nightly: [45] missed tick\(s\) not run by catch_up latest", line
+    )
+    assert "to run them: onceflow backfill --schedule nightly --from " in line
+    again = run_cli("scheduler", "--once", "--json", "-c", config)
+    assert json.loads(again.stdout)["skipped_ticks"] == 0  # said once: the cursor moved on
+
+
+@pytest.mark.parametrize("command", [("worker", "--until-idle"), ("up", "--until-idle")])
+def test_sigterm_of_a_command_run_until_idle_says_interrupted_and_exits_143(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    import signal
+    import time
+
+    proc, gate = _paused_in_a_run(tmp_path, *command)
+    proc.send_signal(signal.SIGTERM)  # what `timeout` and a cancelled CI job send
+    time.sleep(0.3)
+    gate.touch()
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err
+    assert "interrupted: 1 run(s) still queued" in err
+
+
+def test_runs_list_of_a_mistyped_tenant_or_schedule_is_refused_naming_the_known_ones(
+    tmp_path: Path,
+) -> None:
+    config = str(_project(tmp_path, tenant="acme"))
+    tenant = run_cli("runs", "list", "--tenant", "nobody", "-c", config)
+    assert tenant.returncode == 2 and tenant.stdout == ""
+    assert "--tenant 'nobody'" in tenant.stderr and "known tenants: acme" in tenant.stderr
+    schedule = run_cli("runs", "list", "--schedule", "nosuch", "-c", config)
+    assert schedule.returncode == 2 and schedule.stdout == ""
+    assert "--schedule 'nosuch'" in schedule.stderr and "schedules: nightly" in schedule.stderr
+    # known names with nothing to list yet are no typo
+    for args in (("--tenant", "acme"), ("--schedule", "nightly"), ("--schedule", "backfill")):
+        fresh = run_cli("runs", "list", *args, "-c", config)
+        assert fresh.returncode == 0, fresh.stderr
+        assert fresh.stdout.strip() == "no scheduled runs match"

@@ -5,7 +5,7 @@ batch and a fresh retry budget, cancel; each refusal names what to do instead.""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -231,7 +231,8 @@ def test_runs_recorded_through_the_api_days_apart_never_block_each_other(
     states.mark_as_failed(first, "TimeoutError: source slow")
     later = states.create_scheduled_run("default", "sched", datetime(2025, 1, 6, 2, tzinfo=UTC))
     states.transition_state(later, "SCHEDULED", "PENDING")
-    Scheduler([config], store).run_once()  # queues the job the seed's caller did not
+    # queues the job the seed's caller did not, once it has been PENDING for the grace
+    Scheduler([config], store, orphan_grace=timedelta(0)).run_once()
     assert Worker([config], store, poll_seconds=0.05).run(until_idle=True).failed == 0
     assert store.scheduled_runs.get(later).state == "COMPLETED"  # type: ignore[union-attr]
     # and a retry of the first requeues it alone: they are no batch

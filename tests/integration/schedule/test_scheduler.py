@@ -59,6 +59,51 @@ def test_catch_up_policy_after_downtime(
     assert store.scheduled_runs.find()[-1:][0].run_date == "2025-01-10"
 
 
+@pytest.mark.parametrize(
+    ("policy", "shown", "count", "last"),
+    [
+        ("none", "none", 6, "2025-01-09"),
+        ("latest", "latest", 5, "2025-01-08"),
+        ({"max": 3}, "{max: 3}", 3, "2025-01-06"),
+    ],
+)
+def test_missed_ticks_a_policy_leaves_out_are_counted_and_said(
+    store: Store,
+    project: Callable[..., Config],
+    caplog: pytest.LogCaptureFixture,
+    policy: object,
+    shown: str,
+    count: int,
+    last: str,
+) -> None:
+    config = project(schedules=[nightly(catch_up=policy)])
+    report = Scheduler([config], store).run_once(NOW)
+    backfill = f"onceflow backfill --schedule nightly --from 2025-01-04 --to {last}"
+    assert report.missed == [
+        {
+            "pipeline": "sched",
+            "schedule": "nightly",
+            "catch_up": shown,
+            "count": count,
+            "first_run_date": "2025-01-04",
+            "last_run_date": last,
+            "backfill": backfill,
+        }
+    ]
+    assert report.skipped_ticks == count and report.as_dict()["skipped_ticks"] == count
+    (warning,) = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert f"sched/nightly: {count} missed tick(s) not run by catch_up {shown}" in warning.message
+    assert backfill in warning.message
+    # said once: the cursor moved past them, the next pass leaves nothing out
+    assert Scheduler([config], store).run_once(NOW).missed == []
+
+
+def test_catch_up_all_leaves_no_tick_out(store: Store, project: Callable[..., Config]) -> None:
+    config = project(schedules=[nightly(catch_up="all")])
+    report = Scheduler([config], store).run_once(NOW)
+    assert (report.recorded, report.missed, report.skipped_ticks) == (6, [], 0)
+
+
 def test_an_on_time_tick_runs_under_catch_up_none(
     store: Store, project: Callable[..., Config]
 ) -> None:
@@ -125,7 +170,35 @@ def test_a_run_past_its_max_runtime_is_failed_and_its_lease_revoked(
         store.queue.complete(job.id, job.token or "")
     # the worker whose result is refused says revoked, not lost: no lease expired
     worker = Worker([config], store, worker_id="w1")
-    assert worker._dropped(failed, LeaseLostError("lease lost", job_id=job.id)) == "revoked"
+    assert worker._dropped(job, failed, LeaseLostError("lease lost", job_id=job.id)) == "revoked"
+
+
+def test_a_revoked_run_is_not_counted_lost_when_another_slot_started_its_retry(
+    store: Store, project: Callable[..., Config]
+) -> None:
+    # `up --concurrency 2`: one worker id, two slots. The run of slot 1 passes its
+    # max_runtime, is failed and retried; slot 2 claims the retry and starts it; then
+    # slot 1's late result is refused
+    config = project(schedules=[nightly(catch_up="latest", max_runtime="1s")])
+    Scheduler([config], store).run_once(NOW)
+    (job,) = store.queue.claim("w1", lease_seconds=60)
+    (run,) = store.scheduled_runs.find()
+    store.scheduled_runs.transition(
+        run.id, "PENDING", "RUNNING", worker="w1", values={"started_at": NOW.isoformat()}
+    )
+    time.sleep(0.05)
+    assert Scheduler([config], store).run_once(NOW).stuck == [run.id]
+    retry_job = store.queue.live_job_of_run(run.id)
+    assert retry_job is not None and store.queue.reschedule(retry_job.id, 0.0)
+    (again,) = store.queue.claim("w1", lease_seconds=60)
+    store.scheduled_runs.transition(run.id, "PENDING", "RUNNING", worker="w1")
+    now_run = store.scheduled_runs.get(run.id)
+    assert now_run is not None
+    worker = Worker([config], store, worker_id="w1")
+    lost = LeaseLostError("lease lost", job_id=job.id)
+    assert worker._dropped(job, now_run, lost) == "revoked"
+    # the retry's own slot, refused now, lost its lease indeed: nothing stuck since
+    assert worker._dropped(again, now_run, lost) == "lost"
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -318,6 +318,29 @@ def test_mark_as_failed_does_not_retry_an_error_its_policy_never_retries(store: 
     assert run is not None and run.state == "FAILED" and store.queue.length() == 0
 
 
+def test_mark_as_failed_with_a_message_retries_by_the_type_it_names(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    state_manager, retry_manager = PipelineStateManager(store), RetryManager(store)
+    listed = RetryPolicy(max_retries=3, retry_on=["TimeoutError", "TransientError"])
+    timeout = state_manager.create_scheduled_run("acme", "shop", TICK, retry=listed)
+    state_manager.transition_state(timeout, "SCHEDULED", "PENDING")
+    state_manager.mark_as_running(timeout)
+    assert state_manager.mark_as_failed(timeout, "TimeoutError: read timed out", should_retry=True)
+    assert "not retried" not in caplog.text
+    # the default policy never retries a config error, given as a message too
+    config = running_run(store, TICK + timedelta(days=1))
+    assert not state_manager.mark_as_failed(config, "ConfigError: unknown x", should_retry=True)
+    assert "its error type (ConfigError) is not retried" in caplog.text
+    assert not retry_manager.should_retry(config)
+    # onceflow's older (run_id, error) call with a message judges its type
+    failed = running_run(store, TICK + timedelta(days=2))
+    state_manager.mark_as_failed(failed, TimeoutError("x"))
+    assert retry_manager.should_retry(failed, listed, error="TimeoutError: x")
+    assert not retry_manager.should_retry(failed, listed, error="KeyError: x")
+    assert not retry_manager.should_retry(failed, "ConfigError: x")
+
+
 def test_schedule_retry_queues_a_failed_run_at_the_retry_time(store: Store) -> None:
     retry_manager = RetryManager(store)
     run_id = running_run(store)
@@ -442,3 +465,27 @@ def test_awaited_calls_run_concurrently_each_in_its_own_thread(store: Store) -> 
     assert len(store.scheduled_runs.find(tenant="acme")) == 8
     with pytest.raises(TransitionError, match="illegal transition"):
         asyncio.run(state_manager.transition_state(str(created[0]), "SCHEDULED", "COMPLETED"))
+
+
+def test_a_naive_time_is_refused_by_the_calls_that_take_an_instant(store: Store) -> None:
+    # read in the host's zone, one call recorded another tick in Tokyo than in UTC
+    states, retries = PipelineStateManager(store), RetryManager(store)
+    naive = datetime(2026, 11, 24, 2, 0)
+    with pytest.raises(ValueError, match="create_scheduled_run: scheduled_time 2026-11-24T02:00"):
+        states.create_scheduled_run("acme", "shop", naive)
+    assert store.scheduled_runs.find() == []
+    with pytest.raises(ValueError, match=r"get_yet_to_run_pipelines: at .* has no time zone"):
+        states.get_yet_to_run_pipelines(naive)
+    run_id = running_run(store)
+    with pytest.raises(ValueError, match=r"mark_as_failed: retry_at .* has no time zone"):
+        states.mark_as_failed(run_id, "TimeoutError: x", should_retry=True, retry_at=naive)
+    run = store.scheduled_runs.get(run_id)
+    assert run is not None and run.state == "RUNNING"  # nothing recorded
+    states.mark_as_failed(run_id, "TimeoutError: x")
+    with pytest.raises(ValueError, match=r"schedule_retry: retry_time .* has no time zone"):
+        retries.schedule_retry(run_id, naive)
+    # an aware time in any zone is its instant
+    tokyo = datetime(2026, 11, 24, 11, 0, tzinfo=timezone(timedelta(hours=9)))
+    made = states.create_scheduled_run("acme", "shop", tokyo)
+    recorded = store.scheduled_runs.get(made)
+    assert recorded is not None and recorded.tick == "2026-11-24T02:00:00+00:00"

@@ -222,4 +222,43 @@ def test_earlier_unfinished_runs_of_the_same_schedule(store: Store) -> None:
     runs.transition(b, "RUNNING", "FAILED", error="x")
     assert [r.id for r in runs.earlier_unfinished(third)] == [b]  # failed in the same batch
     runs.transition(b, "FAILED", "CANCELLED")
-    assert runs.earlier_unfinished(third) == []
+    assert list(runs.earlier_unfinished(third)) == []
+
+
+def test_earlier_windows_of_other_tables_do_not_hide_one_of_its_own(store: Store) -> None:
+    # 60 earlier days of another table's backfill, queued: more than one page of rows
+    others = [
+        spec(f"2024-11-{d:02d}T02:00:00+00:00", f"2024-11-{d:02d}", tables=["customers"])
+        for d in range(1, 31)
+    ] + [
+        spec(f"2024-12-{d:02d}T02:00:00+00:00", f"2024-12-{d:02d}", tables=["customers"])
+        for d in range(1, 31)
+    ]
+    runs = store.scheduled_runs
+    for run_id in runs.create(others):
+        runs.transition(run_id, "SCHEDULED", "PENDING")
+    mine = [
+        spec(f"2025-01-0{d}T02:00:00+00:00", f"2025-01-0{d}", tables=["orders"], batch="b")
+        for d in (1, 2)
+    ]
+    # a name that holds `orders` as a part, or LIKE's wildcard, is another table
+    near = [spec("2024-12-31T03:00:00+00:00", "2024-12-31", tables=["orders_archive", "o_ders"])]
+    first, second = runs.create(mine)
+    (archive,) = runs.create(near)
+    runs.transition(archive, "SCHEDULED", "PENDING")
+    later = runs.get(second)
+    assert later is not None
+    assert [r.id for r in runs.earlier_unfinished(later)] == [first]
+    # a run of all tables shares every table; one of all tables waits for every table
+    (everything,) = runs.create([spec("2024-10-01T02:00:00+00:00", "2024-10-01")])
+    runs.transition(everything, "SCHEDULED", "PENDING")
+    assert [r.id for r in runs.earlier_unfinished(later)] == [everything, first]
+    (last,) = runs.create([spec("2025-02-01T02:00:00+00:00", "2025-02-01")])
+    whole = runs.get(last)
+    assert whole is not None
+    assert len(list(runs.earlier_unfinished(whole, page=7))) == 1 + 60 + 1 + 2
+    # a failed window of its batch comes first, however many rows sort before it
+    runs.transition(first, "SCHEDULED", "PENDING")
+    runs.transition(first, "PENDING", "RUNNING")
+    runs.transition(first, "RUNNING", "FAILED", error="x")
+    assert next(iter(runs.earlier_unfinished(later, page=1))).id == first
