@@ -54,7 +54,7 @@ tables:
 schedules:
   - name: nightly                       # `onceflow up` runs it: 02:00 UTC, yesterday's window
     cron: "0 2 * * *"
-    start: "2025-01-01T00:00:00+00:00"
+    start: "{start}"   # 3 days before `init`: no missed night is left out
     catch_up: {max: 3}                  # after downtime, the 3 latest missed nights
 """
 
@@ -147,8 +147,18 @@ def init_project(directory: str | Path, *, force: bool = False) -> Path:
         remove_demo_data(folder)
     database.unlink(missing_ok=True)
     create_demo_database(database)
-    config.write_text(DEMO_CONFIG, encoding="utf-8")
+    config.write_text(demo_config(), encoding="utf-8")
     return config
+
+
+def demo_config(today: date | None = None) -> str:
+    """The demo's onceflow.yml, its schedule starting 3 days before `today`: a fixed start
+    left `up` hundreds of missed nights to skip, each demo warning about them."""
+    day = today or datetime.now(UTC).date()
+    # noon, away from the 02:00 tick: the ticks after it are the last 3 nights' (2 before
+    # 02:00 today), each a night the shop has orders for
+    start = datetime(day.year, day.month, day.day, 12, tzinfo=UTC) - timedelta(days=3)
+    return DEMO_CONFIG.replace("{start}", start.isoformat())
 
 
 def demo_data_paths(folder: Path) -> list[Path]:

@@ -132,3 +132,16 @@ def test_init_on_a_file_says_a_folder_is_meant(tmp_path: Path, force: bool) -> N
     with pytest.raises(ConfigError, match=r"onceflow\.yml is a file, not a folder: `onceflow init"):
         init_project(config, force=force)
     assert config.read_text() == before
+
+
+def test_the_demo_schedule_starts_three_days_back_so_its_catch_up_skips_no_night() -> None:
+    """A fixed 2025 start left `up` hundreds of missed nights to skip and warn about."""
+    from datetime import date
+
+    import yaml
+
+    from onceflow.demo import demo_config
+
+    (schedule,) = yaml.safe_load(demo_config(date(2026, 11, 30)))["schedules"]
+    assert schedule["start"] == "2026-11-27T12:00:00+00:00"
+    assert schedule["catch_up"] == {"max": 3}  # the ticks of 11-28, 11-29, 11-30 02:00
