@@ -426,3 +426,22 @@ def test_cron_nicknames_are_accepted_as_their_five_fields(alias: str, fields: st
 def test_an_unknown_cron_nickname_is_refused_naming_the_known_ones() -> None:
     with pytest.raises(ValueError, match="the nicknames are @yearly, @annually"):
         ScheduleCalculator("@reboot")
+
+
+def test_a_naive_after_is_refused_by_every_shape_of_calculate_next_run() -> None:
+    """Read in the host's zone, 03:00 gave the next 02:00 on a UTC host and the same
+    day's on a Tokyo one: is_due and the seed calls that take an instant refuse it."""
+    from onceflow.schedule.cron import calculate_next_run
+    from onceflow.schedule.retry import RetryPolicy
+
+    naive = datetime(2025, 1, 1, 3, 0)
+    for call in (
+        lambda: calculate_next_run("0 2 * * *", "UTC", naive),
+        lambda: ScheduleCalculator("0 2 * * *").calculate_next_run(naive),
+        lambda: ScheduleCalculator().calculate_next_run("0 2 * * *", "UTC", naive),
+        lambda: RetryPolicy().calculate_retry_time(1, at=naive),
+    ):
+        with pytest.raises(ValueError, match="has no time zone"):
+            call()
+    aware = calculate_next_run("0 2 * * *", "UTC", naive.replace(tzinfo=UTC))
+    assert aware == datetime(2025, 1, 2, 2, 0, tzinfo=UTC)

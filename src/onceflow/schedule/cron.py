@@ -202,7 +202,8 @@ class ScheduleCalculator:
         if cron_or_after is not None and after is not None:
             raise TypeError("calculate_next_run: `after` given twice")
         moment = cron_or_after if cron_or_after is not None else after
-        return self.next_tick(moment or datetime.now(UTC)).at
+        given = _moment(moment, "after", optional=True, call="calculate_next_run")
+        return self.next_tick(given or datetime.now(UTC)).at
 
     @overload
     def is_due(self, last_tick: datetime | None, now: datetime | None = None) -> bool: ...
@@ -274,20 +275,20 @@ def _bind(
     return given
 
 
-def _moment(value: Any, name: str, *, optional: bool) -> datetime | None:
+def _moment(value: Any, name: str, *, optional: bool, call: str = "is_due") -> datetime | None:
     """An aware datetime argument: a naive one has no instant (which zone's 02:00?)."""
     if value is None:
         if optional:
             return None
         raise ValueError(
-            f"is_due: {name} is None; a schedule that never ran has no last run to count "
+            f"{call}: {name} is None; a schedule that never ran has no last run to count "
             "ticks from: give the time it was created or enabled"
         )
     if not isinstance(value, datetime):
-        raise TypeError(f"is_due: {name} is a datetime, got {value!r}")
+        raise TypeError(f"{call}: {name} is a datetime, got {value!r}")
     if value.tzinfo is None:
         raise ValueError(
-            f"is_due: {name} {value.isoformat()} has no time zone; give an aware datetime "
+            f"{call}: {name} {value.isoformat()} has no time zone; give an aware datetime "
             "(datetime.now(UTC), or .replace(tzinfo=ZoneInfo(...)))"
         )
     return value

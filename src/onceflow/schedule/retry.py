@@ -266,6 +266,12 @@ class RetryPolicy:
 
     def calculate_retry_time(self, retry_number: int, at: datetime | None = None) -> datetime:
         """When retry `retry_number` becomes due, counted from `at` (default now)."""
+        if at is not None and at.tzinfo is None:
+            # a naive time would give a naive answer, which schedule_retry then refuses
+            raise ValueError(
+                f"calculate_retry_time: at {at.isoformat()} has no time zone; give an aware "
+                "datetime (datetime.now(UTC), or .replace(tzinfo=ZoneInfo(...)))"
+            )
         return (at or now()) + self.delay(retry_number)
 
     def next_retry(self, history: Sequence[_Step], error: ErrorLike) -> tuple[int, datetime | None]:

@@ -260,6 +260,69 @@ def test_a_marker_query_that_does_not_return_its_cursor_is_refused_not_windowed_
     assert set(read(summary, "maria.returned").column("id").to_pylist()) == included
 
 
+@pytest.mark.parametrize("cursor", ["at", "wall"])
+def test_the_sqlalchemy_reader_windows_and_reads_timestamps_as_the_native_one(
+    mysql_admin, mysql_db, tmp_path, cursor
+):
+    """The SQLAlchemy reader bound the window as wall time in the server's session zone:
+    a TIMESTAMP window ran hours off in New York, and rows went missing with exit 0."""
+    db = _db(mysql_db)
+    rows, included = _window_rows(date(2025, 11, 2))
+    _exec(mysql_admin, db, "CREATE TABLE events (id int, at timestamp(6) NULL, wall datetime(6))")
+    _exec(mysql_admin, db, "INSERT INTO events VALUES (%s, %s, %s)", rows=rows)
+    url = mysql_db.replace("mysql://", "mysql+pymysql://")
+    extract = {"mode": "incremental", "cursor": cursor}
+    marked = f"SELECT id, at FROM events WHERE {cursor} >= :window_start AND {cursor} < :window_end"
+    tables = [
+        {"source": source, "table": "events", "extract": extract} for source in ("cx", "sa")
+    ] + [{"source": "sa", "name": "marked", "query": marked, "extract": extract}]
+    summary = run(
+        tmp_path,
+        {"cx": mysql_db, "sa": {"url": url, "reader": "sqlalchemy"}},
+        tables,
+        date="2025-11-02",
+        timezone="America/New_York",
+    )
+    native = read(summary, "cx.events").sort_by("id")
+    alchemy = read(summary, "sa.events").sort_by("id")
+    assert set(native.column("id").to_pylist()) == included
+    assert alchemy.column("id").to_pylist() == native.column("id").to_pylist()
+    assert alchemy.schema.field("at").type == native.schema.field("at").type
+    assert alchemy.column("at").to_pylist() == native.column("at").to_pylist()
+    if cursor == "at":
+        assert set(read(summary, "sa.marked").column("id").to_pylist()) == included
+    else:  # the query does not return its cursor: refused, as by the native reader
+        assert "does not return its cursor column 'wall'" in result(summary, "sa.marked").error
+
+
+def test_a_full_mode_query_with_markers_has_no_cursor_to_return_and_reads_its_window(
+    mysql_admin, mysql_db, tmp_path
+):
+    """`mode: full` takes no `cursor:`: its markers stay wall time, for DATETIME columns."""
+    db = _db(mysql_db)
+    _exec(mysql_admin, db, "CREATE TABLE ev (id int, dt datetime(6), note text)")
+    _exec(
+        mysql_admin,
+        db,
+        "INSERT INTO ev VALUES (%s, %s, %s)",
+        rows=[
+            (1, "2025-11-01 23:59:59", "a"),
+            (2, "2025-11-02 00:00:00", "b"),
+            (3, "2025-11-02 23:59:59", "c"),
+            (4, "2025-11-03 00:00:00", "d"),
+        ],
+    )
+    query = "select id, note from ev where dt >= :window_start and dt < :window_end"
+    summary = run(
+        tmp_path,
+        {"maria": mysql_db},
+        [{"source": "maria", "name": "marked", "query": query, "extract": {"mode": "full"}}],
+        date="2025-11-02",
+    )
+    assert summary.ok, [r.error for r in summary.results]
+    assert sorted(read(summary, "maria.marked").column("id").to_pylist()) == [2, 3]
+
+
 @pytest.mark.parametrize("evil", ["x`; drop table y; --", 'x"; drop table y; --'])
 def test_hostile_identifiers_are_data(mysql_admin, mysql_db, tmp_path, evil):
     db = _db(mysql_db)

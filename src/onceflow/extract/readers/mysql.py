@@ -77,6 +77,20 @@ def _mysql_read(column: str, kind: str) -> str:
     )
 
 
+def cursor_not_returned(where: str, spec: ReadSpec, columns: list[str]) -> SourceError:
+    """A query placing the window's markers itself whose `cursor` it does not return:
+    the markers' type is unknown. Bound as wall time, a TIMESTAMP column (compared
+    in the session's UTC) would be windowed hours off, with no error."""
+    return SourceError(
+        f"{where}: the query places :window_start/:window_end itself but does not "
+        f"return its cursor column {spec.cursor!r} (it returns {', '.join(columns[:8])}"
+        f"{', ...' if len(columns) > 8 else ''}). On MySQL/MariaDB the window is bound "
+        "by the cursor's type (a TIMESTAMP as the UTC instant, a DATETIME as wall time), "
+        f"so return it from the query, e.g. `select ..., {spec.cursor} from ...`, under "
+        "the name `cursor:` gives"
+    )
+
+
 class MysqlReader(Reader):
     """pymysql preflight (errors, declared types), then ConnectorX streams Arrow batches.
 
@@ -129,8 +143,10 @@ class MysqlReader(Reader):
                 fields = fields[:-1]
             else:
                 cursor_type = self._cursor_type(description, spec.cursor)
-                if marked and window and cursor_type is None:
-                    raise self._cursor_not_returned(spec, columns=[d[0] for d in description])
+                # a `mode: full` query with markers has no cursor: its markers are wall
+                # time, right for the DATETIME columns they are meant for
+                if marked and window and spec.cursor and cursor_type is None:
+                    raise cursor_not_returned(self.where, spec, [d[0] for d in description])
             values = [self._bind(v, cursor_type) for v in bound_values(names, window)]
             overrides, reads = self._overrides(description, fields)
             columns = [d[0] for d in description]
@@ -161,19 +177,6 @@ class MysqlReader(Reader):
             if not (isinstance(error, Exception) or is_panic(error)):
                 raise
             raise classify(error, self.where) from None
-
-    def _cursor_not_returned(self, spec: ReadSpec, columns: list[str]) -> SourceError:
-        """A query placing the window's markers itself whose `cursor` it does not return:
-        the markers' type is unknown. Bound as wall time, a TIMESTAMP column (compared
-        in the session's UTC) would be windowed hours off, with no error."""
-        return SourceError(
-            f"{self.where}: the query places :window_start/:window_end itself but does not "
-            f"return its cursor column {spec.cursor!r} (it returns {', '.join(columns[:8])}"
-            f"{', ...' if len(columns) > 8 else ''}). On MySQL/MariaDB the window is bound "
-            "by the cursor's type (a TIMESTAMP as the UTC instant, a DATETIME as wall time), "
-            f"so return it from the query, e.g. `select ..., {spec.cursor} from ...`, under "
-            "the name `cursor:` gives"
-        )
 
     @staticmethod
     def _cursor_type(description: Sequence[Any], cursor: str | None) -> int | None:

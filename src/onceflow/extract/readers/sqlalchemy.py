@@ -5,7 +5,7 @@ its rows turned into Arrow columns of the table's declared types.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
@@ -14,6 +14,7 @@ from onceflow.errors import SourceError
 from onceflow.extract.classify import classify
 from onceflow.extract.readers.base import Reader, _check_cursor, _naive_wall
 from onceflow.extract.readers.cursors import _NO_WINDOW, _pg_not_a_time
+from onceflow.extract.readers.mysql import _MYSQL_TIMESTAMP, MysqlReader, cursor_not_returned
 from onceflow.extract.readers.sqlite import sqlite_bound
 from onceflow.extract.sql import (
     ReadSpec,
@@ -80,17 +81,25 @@ class SqlAlchemyReader(Reader):
         dialect = engine.dialect.name
         sql, names = build_select(spec, quote, dialect)
         postgres = dialect == "postgresql"
+        mysql = dialect in ("mysql", "mariadb")
         # PostgreSQL: the window is two instants, naive cursors compare as wall time in the
-        # session's zone. SQLite: dates as text (`sqlite_bound`). Elsewhere: naive wall
-        # time in the pipeline's zone (portable).
-        params = {n: self._param(v, dialect) for n, v in self._window_values(spec).items()}
+        # session's zone. SQLite: dates as text (`sqlite_bound`). MySQL: by the cursor's
+        # type, as the native reader (`_mysql_window`). Elsewhere: naive wall time in the
+        # pipeline's zone (portable).
+        window = self._window_values(spec)
+        params = {n: self._param(v, dialect) for n, v in window.items()}
         try:
             with engine.connect() as conn:
                 if postgres:
                     conn.execute(
                         sa.text("SELECT set_config('TimeZone', :tz, false)"), {"tz": str(self.zone)}
                     )
+                instants: set[str] = set()
+                if mysql:
+                    instants, params = self._mysql_window(conn, spec, sql, names, window)
                 declared = self._declared(conn, spec) if spec.table else {}
+                for name in instants:  # read in the session's UTC: instants
+                    declared[name] = pa.timestamp("us", tz="UTC")
                 if spec.audits_cursor:
                     self._audit_cursor(conn, spec)
                 result = conn.execution_options(
@@ -121,6 +130,35 @@ class SqlAlchemyReader(Reader):
             raise classify(error, self.where) from None
         finally:
             engine.dispose()
+
+    def _mysql_window(
+        self,
+        conn: Any,
+        spec: ReadSpec,
+        sql: str,
+        names: list[str],
+        window: dict[str, datetime],
+    ) -> tuple[set[str], dict[str, Any]]:
+        """MySQL/MariaDB as the native reader has it: the session in UTC, so TIMESTAMP
+        columns read as instants; the window bound by the cursor's type, a TIMESTAMP as
+        the UTC instant and a DATETIME as wall time (bound as wall time, a TIMESTAMP
+        window ran hours off, with exit 0). Returns the TIMESTAMP columns and the bound
+        values, from a probe that reads no row."""
+        import sqlalchemy as sa
+
+        conn.execute(sa.text("SET time_zone = '+00:00'"))
+        wall = {n: _naive_wall(v, self.zone) for n, v in window.items()}
+        probe = f"SELECT * FROM ({to_sqlalchemy(sql, conn.dialect.name)}) onceflow_probe LIMIT 0"
+        result = conn.execute(sa.text(probe), {k: wall[k] for k in names})
+        description = list(result.cursor.description or ())
+        result.close()
+        instants = {str(d[0]) for d in description if int(d[1]) == _MYSQL_TIMESTAMP}
+        cursor_type = MysqlReader._cursor_type(description, spec.cursor)
+        if window and spec.cursor and cursor_type is None and spec.query:
+            raise cursor_not_returned(self.where, spec, [str(d[0]) for d in description])
+        if cursor_type != _MYSQL_TIMESTAMP:
+            return instants, wall
+        return instants, {n: v.astimezone(UTC).replace(tzinfo=None) for n, v in window.items()}
 
     def _param(self, value: datetime, dialect: str) -> datetime | str:
         if dialect == "postgresql":
