@@ -36,6 +36,7 @@ from onceflow.schedule.scheduler import (
     PassReport,
     Scheduler,
     calculator,
+    callers_job,
     cancel_run,
     cursor_start,
     enqueue_run,
@@ -135,14 +136,36 @@ def up(
     thread.start()
     worker = Worker(configs, store, concurrency=concurrency, lease_seconds=lease_seconds)
 
+    told: set[str] = set()
+
     def nothing_due() -> bool:
         # a due run the scheduler cannot queue (a bad row) would keep it busy forever:
         # it is reported instead, as `scheduler --once` does
-        return not [
+        if [
             r
             for r in store.scheduled_runs.due(now_iso())
             if r.pipeline in scheduler.pipelines and r.id not in scheduler.unqueueable
+        ]:
+            return False
+        # a PENDING run with no job is queued by a pass once its grace is over (its
+        # caller may be about to queue it): stopping first left it unrun, with exit 0
+        waiting = [
+            r
+            for r in store.scheduled_runs.orphans()
+            if r.pipeline in scheduler.pipelines and callers_job(store, r) is None
         ]
+        for run in waiting:
+            if run.id not in told:
+                told.add(run.id)
+                log.info(
+                    "run %s (%s %s) is PENDING with no job: waiting up to %ds for its "
+                    "caller to queue one, then a scheduler pass queues it",
+                    run.id,
+                    run.pipeline,
+                    run.run_date,
+                    scheduler.orphan_grace.total_seconds(),
+                )
+        return not waiting
 
     try:
         report = worker.run(stop, until_idle=until_idle, idle_check=nothing_due)

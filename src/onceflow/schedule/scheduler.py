@@ -562,12 +562,12 @@ class Scheduler:
         store: Store | None = None,
         *,
         grace: timedelta = DEFAULT_GRACE,
-        orphan_grace: timedelta = ORPHAN_GRACE,
+        orphan_grace: timedelta | None = None,
     ) -> None:
         self.configs = list(configs)
         self.store = store or shared_store(self.configs)
         self.grace = grace
-        self.orphan_grace = orphan_grace
+        self.orphan_grace = ORPHAN_GRACE if orphan_grace is None else orphan_grace
         self._reported: set[str] = set()
         #: `pipeline/schedule` of the schedules the last pass found paused
         self._paused: set[str] = set()

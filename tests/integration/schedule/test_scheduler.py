@@ -299,6 +299,27 @@ def test_up_until_idle_reports_a_row_it_cannot_queue_instead_of_waiting_for_it(
     assert done["worker"]["completed"] == 2  # not held back by the bad earlier day
 
 
+def test_up_until_idle_waits_for_a_pending_run_with_no_job_and_runs_it(
+    store: Store, project: Callable[..., Config], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The seed's caller made its run PENDING and died before it queued a job: a pass
+    queues one after the orphan grace, but `up --until-idle` stopped first, exit 0,
+    leaving the run PENDING for ever."""
+    from onceflow import PipelineStateManager
+    from onceflow.schedule import scheduler as scheduler_module
+    from onceflow.schedule import up
+
+    monkeypatch.setattr(scheduler_module, "ORPHAN_GRACE", timedelta(seconds=1))
+    config = project(schedules=[nightly(catch_up="none")])
+    states = PipelineStateManager(store)
+    run_id = states.create_scheduled_run("default", "sched", datetime.now(UTC))
+    states.transition_state(run_id, "SCHEDULED", "PENDING")
+    done = up([config], until_idle=True, interval=0.2, store=store)
+    assert done["worker"]["completed"] == 1
+    run = store.scheduled_runs.get(run_id)
+    assert run is not None and run.state == "COMPLETED"
+
+
 def test_a_schedule_that_fails_does_not_stop_the_others(
     store: Store, project: Callable[..., Config]
 ) -> None:
