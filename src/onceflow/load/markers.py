@@ -310,12 +310,19 @@ def external_restore(info: Mapping[str, Any]) -> ExternalRestore | None:
     return ExternalRestore(int(info["version"]), to_version)
 
 
-def _unknowable(uri: str, restore: ExternalRestore, why: str) -> LoadError:
+def _unknowable(uri: str, restore: ExternalRestore, why: str, *, again: bool = False) -> LoadError:
+    """`again`: restoring once more, by version number, would let onceflow follow it (a
+    restore by time names no version); otherwise only a rebuild does."""
+    redo = (
+        "restore it again naming the version number (`DeltaTable(uri).restore(N)`, "
+        "`RESTORE TABLE t TO VERSION AS OF N`), or rebuild"
+        if again
+        else "rebuild"
+    )
     return LoadError(
         f"{uri}: {restore.describe()}, and {why}, so onceflow cannot tell which lake files "
-        "the table holds; restore it again naming the version number "
-        "(`DeltaTable(uri).restore(N)`, `RESTORE TABLE t TO VERSION AS OF N`), or rebuild "
-        "it from the lake: move the table's folder away and run `onceflow load`"
+        f"the table holds; {redo} it from the lake: move the table's folder away and run "
+        "`onceflow load`"
     )
 
 
@@ -326,17 +333,21 @@ def _corrected(
     after the version its log last verified (see the module docstring)."""
     state = _state_at(root, version)
     if state is None:
-        raise _unknowable(uri, restores[-1], f"its log no longer holds version {version}")
+        raise _unknowable(
+            uri, restores[-1], f"its log no longer holds the commits that make version {version}"
+        )
     verified = state.get(VERIFIED_APP, -1)
     pending = [r for r in restores if verified < r.version <= version]
     if not pending:
         return _files(state)
     last = pending[-1]
     if last.to_version is None or not 0 <= last.to_version < last.version:
-        raise _unknowable(uri, last, "its commit does not name the version it restored")
+        raise _unknowable(uri, last, "its commit does not name the version it restored", again=True)
     before = _state_at(root, last.version)
     if before is None:
-        raise _unknowable(uri, last, f"its log no longer holds version {last.version}")
+        raise _unknowable(
+            uri, last, f"its log no longer holds the commits that make version {last.version}"
+        )
     held = _corrected(root, uri, last.to_version, restores)
     # what the restore took back is undone, as a rewind leaves it: any load finishes it
     held.update({f: 0 for f, code in _files(before).items() if code and not held.get(f)})
@@ -464,7 +475,7 @@ def _corrected_remote(
     uri = str(dt.table_uri)
     last = pending[-1]
     if last.to_version is None or not 0 <= last.to_version < last.version:
-        raise _unknowable(uri, last, "its commit does not name the version it restored")
+        raise _unknowable(uri, last, "its commit does not name the version it restored", again=True)
     if len(pending) > 1:
         raise _unknowable(uri, last, f"{pending[0].describe()} too (a remote table)")
     then = DeltaTable(uri, version=last.to_version)
