@@ -114,7 +114,7 @@ def list_runs(
         else parse_run_date(run_date, configs[0].zone, option="--date").isoformat()
     )
     own = store is None
-    store = store or shared_store(list(configs))
+    store = store or shared_store(list(configs), read_only=True)
     try:
         # a schedule's name covers its triggered runs too (their key is NAME:manual)
         keys: list[str | None] = [schedule]
@@ -150,7 +150,7 @@ def run_details(
 ) -> dict[str, Any]:
     """One run: its fields, its transition history and its queue job (None without one)."""
     own = store is None
-    store = store or shared_store(list(configs))
+    store = store or shared_store(list(configs), read_only=True)
     try:
         run = _run(store, run_id)
         # a queued run's job is set on the run only once a worker starts it

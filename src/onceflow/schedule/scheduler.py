@@ -198,9 +198,10 @@ def keep_by_policy(
     return ticks[-int(policy) :]
 
 
-def shared_store(configs: Sequence[Config]) -> Store:
+def shared_store(configs: Sequence[Config], *, read_only: bool = False) -> Store:
     """The one state store of several pipelines' configs (a scheduler or worker serves
-    pipelines that share their state store)."""
+    pipelines that share their state store); `read_only` for the calls that only read,
+    which then work on a read-only store."""
     if not configs:
         raise ConfigError("give at least one config (--config onceflow.yml)")
     urls = {c.state_url for c in configs}
@@ -213,7 +214,7 @@ def shared_store(configs: Sequence[Config]) -> Store:
     names = [c.pipeline for c in configs]
     if len(set(names)) != len(names):
         raise ConfigError("--config: two configs have the same pipeline name", field="pipeline")
-    return open_store(configs[0].state_url)
+    return open_store(configs[0].state_url, read_only=read_only)
 
 
 def job_of(run: ScheduledRunRecord, run_after: float | None = None) -> JobSpec:

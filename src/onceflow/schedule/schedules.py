@@ -142,7 +142,7 @@ def list_schedules(
     """Every schedule of the configs, in config order: cron, zone, paused or not, the
     next tick (after `at`, default now) and the last run of its own ticks."""
     own = store is None
-    store = store or shared_store(list(configs))
+    store = store or shared_store(list(configs), read_only=True)
     moment = at or now()
     try:
         pauses = {(r.pipeline, r.schedule): r for r in store.scheduled_runs.paused()}

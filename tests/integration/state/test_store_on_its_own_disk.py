@@ -58,6 +58,9 @@ def test_reading_commands_work_on_a_store_whose_folder_is_mounted_read_only(
             checked = run_cli("validate-consistency", cwd=demo)
             assert checked.returncode == 0, checked.stderr
             assert run_cli("validate-windows", "--date", "2025-01-22", cwd=demo).returncode == 0
+            for command in (("runs", "list"), ("schedule", "list")):
+                listed = run_cli(*command, cwd=demo)
+                assert listed.returncode == 0, (command, listed.stderr)
             refused = run_cli("run", "--date", "2025-01-23", cwd=demo)
             assert refused.returncode == 1
             assert f"its folder {disk} is on a read-only file system" in refused.stderr
