@@ -230,3 +230,23 @@ def test_the_cli_passes_every_option_the_python_api_takes(
     _Recorder.calls.clear()
     main(args)
     assert _Recorder.calls[method][key] == value
+
+
+def test_a_ctrl_c_a_library_wrapped_in_its_own_error_is_an_interrupt() -> None:
+    """pydantic-core turns a KeyboardInterrupt inside a serializer into its own error: the
+    CLI said `error: unexpected PydanticSerializationError ... KeyboardInterrupt`."""
+    from pydantic import BaseModel, field_serializer
+
+    from onceflow.cli import _from_an_interrupt
+
+    class Model(BaseModel):
+        x: int
+
+        @field_serializer("x")
+        def interrupted(self, value: int) -> int:
+            raise KeyboardInterrupt
+
+    with pytest.raises(Exception) as caught:
+        Model(x=1).model_dump()
+    assert _from_an_interrupt(caught.value)
+    assert not _from_an_interrupt(ValueError("KeyboardInterrupt in a message alone"))

@@ -123,6 +123,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         say_problem("interrupted")
         return 130
     except Exception as error:
+        if _from_an_interrupt(error):
+            say_problem("interrupted")
+            return 130
         if settings["debug"]:
             _show_traceback(error)
         else:
@@ -132,6 +135,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"error: unexpected {type(error).__name__}: {_one_line(redact(str(error)))}{hint}"
         )
         return 1
+
+
+def _from_an_interrupt(error: BaseException) -> bool:
+    """Whether Ctrl-C caused `error`: a library may catch the KeyboardInterrupt and
+    raise its own (pydantic-core's serializer gives `PydanticSerializationError: ...:
+    KeyboardInterrupt`, seen as "unexpected" under a loaded machine), chained or not."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return type(error).__name__ == "PydanticSerializationError" and (
+        "KeyboardInterrupt" in str(error)
+    )
 
 
 def _show_traceback(error: BaseException) -> None:
