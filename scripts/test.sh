@@ -7,4 +7,6 @@ bash scripts/services.sh
 .venv/bin/ruff check src tests bench
 .venv/bin/ruff format --check src tests bench
 .venv/bin/mypy
-.venv/bin/pytest -q "$@"
+# two test processes by default (each test has its own database, schema and folders);
+# ONCEFLOW_TEST_WORKERS=0 runs them in this one, as a debugger wants
+.venv/bin/pytest -q -n "${ONCEFLOW_TEST_WORKERS:-2}" "$@"
