@@ -10,7 +10,13 @@ from urllib.parse import quote, unquote, urlsplit
 _URL_PASSWORD = re.compile(
     r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<pw>\S*)@(?=[^@\s]*(?:\s|$))"
 )
-_KV_PASSWORD = re.compile(r"(?i)\b(password|passwd|pwd)\s*=\s*('[^']*'|\"[^\"]*\"|[^\s;]+)")
+# key=value secrets: a libpq password=, an S3 `secret_access_key=` in a URL query or a
+# rule's `SET s3_secret_access_key = '...'`, an `auth_token=`: a key that ends in one
+# of these words (`token_count = 0` in a rule's SQL is no secret)
+_KV_PASSWORD = re.compile(
+    r"(?i)\b(\w*(?:password|passwd|pwd|secret|access_key|token|api_?key))\s*=\s*"
+    r"('[^']*'|\"[^\"]*\"|[^\s;&,)]+)"
+)
 
 _known: set[str] = set()
 _lock = threading.Lock()

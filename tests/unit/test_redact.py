@@ -107,3 +107,15 @@ def test_a_host_like_piece_of_a_password_is_masked_too() -> None:
 )
 def test_mask_url_masks_a_password_a_pattern_cannot_delimit(url: str, masked: str) -> None:
     assert mask_url(url) == masked
+
+
+def test_key_value_secrets_beyond_passwords_are_masked_but_not_counts_named_like_them() -> None:
+    """A custom rule's `SET s3_secret_access_key = '...'` showed in the HTML report's SQL."""
+    assert redact("SET s3_secret_access_key = 'AbC123'") == "SET s3_secret_access_key=***"
+    assert (
+        redact("s3://b/k?s3_secret_access_key=xyz&region=eu")
+        == "s3://b/k?s3_secret_access_key=***&region=eu"
+    )
+    assert redact("auth_token=abc; api_key=k1") == "auth_token=***; api_key=***"
+    for kept in ("token_count = 0", "secret_count = 3", "max_tokens=5", "host=x port=5"):
+        assert redact(kept) == kept
