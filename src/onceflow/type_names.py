@@ -27,6 +27,8 @@ from typing import Any
 _NAIVE_TIMESTAMPS = frozenset({"TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S"})
 _UNITS = {"s": "TIMESTAMP_S", "ms": "TIMESTAMP_MS", "us": "TIMESTAMP", "ns": "TIMESTAMP_NS"}
 _TZ = "TIMESTAMP WITH TIME ZONE"
+# DuckDB 2.0 reads a nanosecond zoned column (Arrow, Parquet) as TIMESTAMPTZ_NS: still zoned
+_ZONED = frozenset({_TZ, "TIMESTAMPTZ_NS"})
 
 #: Lower-case spelling (whitespace collapsed) -> DuckDB type.
 _SIMPLE = {
@@ -62,6 +64,7 @@ _SIMPLE = {
     "timestamp_s": "TIMESTAMP_S",
     "timestamp_us": "TIMESTAMP",
     **dict.fromkeys(("timestamptz", "timestamp with time zone"), _TZ),
+    "timestamptz_ns": "TIMESTAMPTZ_NS",
     **dict.fromkeys(
         ("binary", "large_binary", "bytes", "blob", "bytea", "varbinary", "binary_view"),
         "BLOB",
@@ -217,6 +220,8 @@ def _same_scalar(want: str, got: str) -> bool:
         return got.startswith("DECIMAL")
     if want == "TIMESTAMP*":
         return got in _NAIVE_TIMESTAMPS
+    if want == _TZ:
+        return got in _ZONED
     if want == "VARCHAR":  # DuckDB may show a declared length: VARCHAR(20)
         return got == "VARCHAR" or got.startswith("VARCHAR(")
     return want.replace(" ", "") == got.replace(" ", "")

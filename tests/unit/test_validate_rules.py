@@ -176,6 +176,20 @@ def test_schema_rule() -> None:
     )
 
 
+def test_a_nanosecond_zoned_column_is_a_zoned_timestamp_to_a_schema_rule() -> None:
+    """DuckDB 2.0 reads timestamp[ns, tz=...] as TIMESTAMPTZ_NS: `timestamptz` failed it."""
+    from datetime import UTC, datetime
+
+    at = pa.array([datetime(2025, 1, 1, tzinfo=UTC)], pa.timestamp("ns", tz="Europe/Paris"))
+    data = pa.table({"t": at})
+    for spelling in ("timestamptz", "timestamp with time zone", "timestamp[us, tz=UTC]"):
+        rule = {"type": "schema", "columns": {"t": spelling}}
+        assert one(rule, data).outcome == "pass", spelling
+    assert same_type("timestamptz_ns", "TIMESTAMPTZ_NS")
+    assert not same_type("timestamptz_ns", "TIMESTAMP WITH TIME ZONE")
+    assert not same_type("timestamp", "TIMESTAMPTZ_NS")  # naive is not zoned
+
+
 def test_empty_input_passes_row_rules_and_fails_statistics() -> None:
     empty = table().slice(0, 0)
     assert one({"type": "range", "column": "v", "min": 0}, empty).outcome == "pass"

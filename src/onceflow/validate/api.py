@@ -46,6 +46,16 @@ from onceflow.windows import make_run_id, parse_run_date, window_for
 log = logging.getLogger(__name__)
 
 
+def _same_location(data: Any, location: str) -> bool:
+    """Whether `data` names the Delta table at `location` (a path or URI as given)."""
+    if not isinstance(data, str | Path):
+        return False
+    given = str(data).rstrip("/")
+    if "://" in given or "://" in location:
+        return given == location.rstrip("/")
+    return Path(given).resolve() == Path(location).resolve()
+
+
 def table_location(config: Config, table: TableConfig) -> str:
     """Where a config table's Delta table is (the loader's rule: Config.resolve_target)."""
     return config.resolve_target(table.target)
@@ -235,8 +245,19 @@ class Validator:
         )
         quarantine = None
         if table is not None and table.quarantine and stage == "post_load" and self.config:
-            quarantine = quarantine_location(self.config, table)
-            job.after_rules = quarantine_pass(quarantine, source, key)
+            own = table_location(self.config, table)
+            if _same_location(data, own):
+                quarantine = quarantine_location(self.config, table)
+                job.after_rules = quarantine_pass(quarantine, source, key)
+            else:
+                # staged data (`--sources`, a file, a frame): its failing rows are not the
+                # table's, and writing them replaced the table's quarantine (and its
+                # schema, which later passes then could not write to)
+                log.info(
+                    "%s: no quarantine for this check: the data is not the table %s itself",
+                    key,
+                    redact(own),
+                )
         one = TableRun(job, self.settings, self.store, resume=resume).run()
         one.quarantine_table = None if quarantine is None else redact(quarantine)
         report.tables.append(one)
@@ -514,7 +535,7 @@ def _latest_run(config: Config, store: Store | None, tables: Sequence[TableConfi
 
 
 def validate(
-    config: Config,
+    config: Config | str | Path,
     run_date: str | date | None = None,
     *,
     tables: Sequence[str] | None = None,
@@ -539,8 +560,12 @@ def validate(
     `sources` (a {table: data} mapping, or the path of a YAML file of one) checks the
     named tables on that data instead, each as a whole (see `Validator.validate_table`).
     `rules` gives the rules of tables that are not in the config (a rules-only config,
-    `load_validation_config`): their data must come from `sources`.
+    `load_validation_config`): their data must come from `sources`. `config` may be the
+    path of the config file, as for `Validator` (its rules-only tables' rules too).
     """
+    if isinstance(config, str | Path):
+        config, own_rules = load_validation_config(config)
+        rules = {**own_rules, **(rules or {})} or None
     for path, option in ((output, "--output"), (html, "--html")):
         _check_writable(path, option)
     if output is not None and html is not None and Path(output).resolve() == Path(html).resolve():

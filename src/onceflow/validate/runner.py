@@ -167,8 +167,9 @@ def make_engine(name: str, *, max_retries: int, retry_delay: float) -> Engine:
 # answers (2: a filtered stddev, a DECIMAL quantile in DOUBLE; 3: NaN and infinite values,
 # values of another kind than the column's, UTC offsets on naive timestamps, column names
 # in their exact case; 4: NaN rows DuckDB's Parquet scan skipped, a decimal statistic
-# judged as a double, a DATE's allowed value with a time of day), so that no result
-# stored by an older onceflow is served again.
+# judged as a double, a DATE's allowed value with a time of day; a nanosecond zoned
+# column a schema rule failed), so that no result stored by an older onceflow is served
+# again.
 RESULTS_VERSION = 4
 
 

@@ -271,6 +271,31 @@ def test_quarantine_holds_each_rules_failing_rows_once(
     assert grown.tables[0].quarantined == quarantine.num_rows - table.quarantined
 
 
+def test_a_staged_check_of_a_quarantined_table_leaves_its_quarantine_alone(
+    tmp_path: Path, tables: tuple[Path, Path]
+) -> None:
+    """`validate --sources` on staged data replaced the table's quarantine with the staged
+    rows (and a schema without the audit columns, which later passes failed to write)."""
+    events_path, _ = tables
+    config = _quarantined(tmp_path, tables, ("amount_range",))
+    first = validate(config, tables=["src.events"])
+    held = read_table(str(events_path) + "_quarantine")
+    assert first.tables[0].quarantined == held.num_rows > 0
+    staged = tmp_path / "staged.parquet"
+    pq.write_table(events(200, seed=9, first_id=90_000), staged)
+    report = validate(config, tables=["src.events"], sources={"src.events": staged})
+    assert report.result("amount_range").failing_rows  # the staged rows fail it too
+    assert report.tables[0].quarantined is None and report.tables[0].quarantine_table is None
+    assert read_table(str(events_path) + "_quarantine").equals(held)
+    again = validate(config, tables=["src.events"], resume=False)
+    assert again.exit_code == 1 and again.tables[0].quarantine_error is None
+    # the config file's path does as the Config (the docs' `validate(config, sources=...)`)
+    by_path = validate(
+        tmp_path / "p" / "onceflow.yml", tables=["src.events"], sources={"src.events": staged}
+    )
+    assert by_path.result("amount_range").failing_rows == report.result("amount_range").failing_rows
+
+
 def _quarantine_counts(events_path: Path) -> dict[str, int]:
     counts: dict[str, int] = {}
     for names in read_table(str(events_path) + "_quarantine").column("_failed_rules").to_pylist():
