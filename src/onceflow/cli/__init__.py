@@ -138,9 +138,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _from_an_interrupt(error: BaseException) -> bool:
-    """Whether Ctrl-C caused `error`: a library may catch the KeyboardInterrupt and
-    raise its own (pydantic-core's serializer gives `PydanticSerializationError: ...:
-    KeyboardInterrupt`, seen as "unexpected" under a loaded machine), chained or not."""
+    """Whether Ctrl-C caused `error`: a library may catch the KeyboardInterrupt and raise
+    its own from it (pydantic-core's serializer: `PydanticSerializationError: ...:
+    KeyboardInterrupt`, seen as "unexpected" on a loaded machine)."""
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
@@ -148,9 +148,7 @@ def _from_an_interrupt(error: BaseException) -> bool:
             return True
         seen.add(id(current))
         current = current.__cause__ or current.__context__
-    return type(error).__name__ == "PydanticSerializationError" and (
-        "KeyboardInterrupt" in str(error)
-    )
+    return False
 
 
 def _show_traceback(error: BaseException) -> None:
