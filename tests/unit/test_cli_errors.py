@@ -128,7 +128,9 @@ def test_check_refuses_a_source_whose_dialect_or_driver_cannot_be_read(
     [["run"], ["check"], ["status"], ["schedule", "trigger", "nightly"], ["validate"]],
     ids=lambda c: "-".join(c),
 )
-@pytest.mark.parametrize("spelling", [["--config", "-c"], ["-c", "--config="]], ids=["a", "b"])
+@pytest.mark.parametrize(
+    "spelling", [["--config", "-c"], ["-c", "--config="], ["--config", "-c="]], ids=["a", "b", "c"]
+)
 def test_a_command_that_takes_one_config_refuses_it_twice(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
@@ -143,7 +145,9 @@ def test_a_command_that_takes_one_config_refuses_it_twice(
     )
     first, second = spelling
     args = [*command, first, str(tmp_path / "missing.yml")]
-    args += [f"{second}{good}"] if second.endswith("=") else [second, good]
+    # "-c=" stands for click's attached short form, `-cPATH`
+    attached = {"--config=": "--config=", "-c=": "-c"}
+    args += [f"{attached[second]}{good}"] if second in attached else [second, good]
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "--config: given 2 times" in err and "missing.yml" in err

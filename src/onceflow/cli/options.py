@@ -279,7 +279,7 @@ def refuse_repeated_config(command: Any, args: Sequence[str]) -> None:
 
     `command` is the click command the args run; the args are walked as click reads them,
     to the command (past the options of each group, with their values), then its own
-    options. A form this walk does not read (`-cPATH`) is left to click."""
+    options, long (`--config X`, `--config=X`) or short (`-c X`, `-cX`)."""
     leaf, rest = _leaf(command, list(args))
     if leaf is None:
         return
@@ -291,9 +291,12 @@ def refuse_repeated_config(command: Any, args: Sequence[str]) -> None:
     while i < len(rest) and rest[i] != "--":
         arg = rest[i]
         name, has_value = arg.partition("=")[0], "=" in arg
+        value = arg.partition("=")[2]
+        if len(arg) > 2 and arg[0] == "-" and arg[1] != "-":  # `-cPATH`: click's short form
+            name, has_value, value = arg[:2], True, arg[2:]
         found = _option(leaf, name) if arg.startswith("-") else None
         if found is option:
-            given.append(arg.partition("=")[2] if has_value else _at(rest, i + 1))
+            given.append(value if has_value else _at(rest, i + 1))
         takes_value = found is not None and not found.is_flag and not found.count
         i += 2 if takes_value and not has_value else 1
     if len(given) > 1:
