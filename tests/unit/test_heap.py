@@ -10,13 +10,16 @@ from onceflow.validate.heap import old_objects_frozen
 
 def test_old_objects_are_frozen_during_the_block_and_back_after() -> None:
     assert gc.get_freeze_count() == 0
-    before = [object() for _ in range(3)]  # noqa: F841 - tracked objects to freeze
+    before = [[] for _ in range(3)]  # noqa: F841 - tracked objects to freeze
     with old_objects_frozen():
         frozen = gc.get_freeze_count()
         assert frozen > 0
+        # A second freeze would take these in too. The count may only fall meanwhile:
+        # a frozen object freed (by another thread of the test runner) leaves it.
+        newer = [[] for _ in range(1000)]  # noqa: F841
         with old_objects_frozen():  # nested: still one freeze
-            assert gc.get_freeze_count() == frozen
-        assert gc.get_freeze_count() == frozen
+            assert gc.get_freeze_count() <= frozen
+        assert 0 < gc.get_freeze_count() <= frozen
     assert gc.get_freeze_count() == 0
 
 
