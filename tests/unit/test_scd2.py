@@ -227,11 +227,14 @@ def test_ambiguous_duplicates_are_rejected(uri: str) -> None:
     c = cfg(validity_column="updated_at")
     apply_scd2(uri, pa.table({"id": [9], "name": ["z"], "updated_at": [day(0)]}), c, as_of=day(0))
     batch = pa.table({"id": [1, 1], "name": ["a", "b"], "updated_at": [day(1), day(1)]})
-    with pytest.raises(LoadError, match="ambiguous"):
+    # the example names the validity as an instant, not as a Python datetime's repr
+    example = r"first: key and validity 1, 2024-01-02T00:00:00\+00:00\)"
+    with pytest.raises(LoadError, match=example):
         apply_scd2(uri, batch, c, as_of=day(2))
     assert DeltaTable(uri).version() == 0
     # without a validity column every row has the load time: same rule
-    with pytest.raises(LoadError, match="ambiguous"):
+    example = r"first: key and validity 1, 2024-01-03T00:00:00\+00:00\)"
+    with pytest.raises(LoadError, match=example):
         apply_scd2(uri, pa.table({"id": [1, 1], "name": ["a", "b"]}), cfg(), as_of=day(2))
     assert DeltaTable(uri).version() == 0
 
