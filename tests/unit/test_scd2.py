@@ -515,6 +515,49 @@ def test_a_key_that_comes_back_identical_after_a_delete_is_a_new_version(uri: st
     check_invariants(uri, ["id"])
 
 
+def test_a_key_back_after_a_delete_with_rows_on_both_sides_of_it_is_current_at_the_latest(
+    uri: str,
+) -> None:
+    # the key returns with a row stamped after its delete and an older one stamped before
+    # it (listed second). The older row was moved to the snapshot instant, after the newer
+    # one, and became the current version
+    c = cfg(validity_column="updated_at", hard_deletes="close")
+    first = pa.table({"id": [1, 2], "name": ["a", "z"], "updated_at": [day(0), day(0)]})
+    apply_scd2(uri, first, c, as_of=day(1))
+    apply_scd2(uri, first.slice(1), c, as_of=day(2))  # key 1 deleted: closed at day 2
+    back = pa.table(
+        {"id": [1, 1, 2], "name": ["new", "old", "z"], "updated_at": [day(3), day(1), day(0)]}
+    )
+    outcome = apply_scd2(uri, back, c, as_of=day(4))
+    # "old" (day 1) is neither the version then ("a") nor after the delete: a late row
+    assert outcome.rows_skipped == 1
+    history = sorted((r for r in rows(uri) if r["id"] == 1), key=lambda r: r["_effective_from"])
+    got = [(r["name"], r["_effective_from"], r["_effective_to"]) for r in history]
+    assert got == [("a", day(0), day(2)), ("new", day(3), None)]
+    check_invariants(uri, ["id"])
+    assert apply_scd2(uri, back, c, as_of=day(5)).version is None  # seen again: no change
+
+
+def test_a_key_back_after_a_delete_with_rows_all_before_it_returns_as_its_latest(
+    uri: str,
+) -> None:
+    # every row is stamped before the delete: the key comes back from the snapshot
+    # instant with its latest row ("b", listed first), whatever the rows' order in the file
+    c = cfg(validity_column="updated_at", hard_deletes="close")
+    first = pa.table({"id": [1, 2], "name": ["a", "z"], "updated_at": [day(0), day(0)]})
+    apply_scd2(uri, first, c, as_of=day(1))
+    apply_scd2(uri, first.slice(1), c, as_of=day(2))
+    back = pa.table(
+        {"id": [1, 1, 2], "name": ["b", "a", "z"], "updated_at": [day(1), day(0), day(0)]}
+    )
+    outcome = apply_scd2(uri, back, c, as_of=day(4))
+    assert outcome.rows_skipped == 0  # "a" at day 0 is the version then: known
+    history = sorted((r for r in rows(uri) if r["id"] == 1), key=lambda r: r["_effective_from"])
+    got = [(r["name"], r["_effective_from"], r["_effective_to"]) for r in history]
+    assert got == [("a", day(0), day(2)), ("b", day(4), None)]
+    check_invariants(uri, ["id"])
+
+
 def test_without_a_business_time_validity_is_the_files_snapshot_instant(uri: str) -> None:
     # issue 8, case 10: five days loaded in one go keep five days of history
     c = cfg()

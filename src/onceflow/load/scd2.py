@@ -37,7 +37,10 @@ Semantics (decided against dbt snapshots; docs/exactly-once.md has the table):
   (``late_rows: skip``, the default: a late row never stalls a daily pipeline) or
   refused (``late_rows: reject``, the file fails and the table is untouched);
 * a key whose current version was closed by a delete comes back as a new version: from
-  its validity when that is after the delete, else from ``as_of``;
+  its validity when that is after the delete, else from ``as_of``. With several rows in
+  the file the chain still follows validity: rows from before the delete are history
+  (known or late) but for the latest one, which comes back from ``as_of`` when every row
+  is from before the delete;
 * ``hard_deletes: close`` ends the current version of every key absent from the file at
   ``as_of`` (the first snapshot that no longer holds the key); ``new_record`` also
   inserts a deletion version (a copy of the last one with ``is_deleted_column`` true),
@@ -633,32 +636,36 @@ class _Planner:
         OLD rows are KNOWN when the version valid at their validity has the same values,
         else LATE. NEW rows of a key that has only closed versions (deleted, or never
         current) come back: from their validity when that is at or after the key's last
-        close, else from `as_of`.
+        close. A NEW row from before the close is history like an OLD row (KNOWN or
+        LATE), unless it is the key's latest row in the file: then the key comes back
+        with it, from `as_of`. So the latest validity is current, as in any chain; moved
+        to `as_of`, an older row would start after, and end, a newer one.
         """
-        K = self.K
+        K, kl = self.K, self.kl
         self._versions(con, "h", current=False)
         on = " AND ".join(f"b.{k} = h.h{k}" for k in K)
         same = self._same("h")
+        keys = ", ".join(f"b.{k}" for k in K)
         con.execute(
-            f"CREATE TEMP TABLE settled AS SELECT b.rid, j.kind, j.v, "
+            f"CREATE TEMP TABLE settled AS SELECT *, "
+            f"kind = {NEW} AND last_close IS NOT NULL AND v < last_close AS before_close, "
+            f"v = max(v) FILTER (WHERE kind = {NEW}) OVER (PARTITION BY {kl}) AS latest FROM ("
+            f"SELECT b.rid, j.kind, j.v, {keys}, "
             f"bool_or(h.hf <= j.v AND j.v < h.ht AND {same}) AS known, "
             f"max(h.ht) AS last_close "
             f"FROM j JOIN {self.source} b USING (rid) LEFT JOIN h ON {on} "
-            f"WHERE j.kind IN ({OLD}, {NEW}) GROUP BY b.rid, j.kind, j.v"
+            f"WHERE j.kind IN ({OLD}, {NEW}) GROUP BY b.rid, j.kind, j.v, {keys})"
         )
+        # a key's validities in the file are distinct (`_collapse_duplicates`), so one
+        # row at most is `latest` and moves: no two rows of a key meet at `as_of`
         con.execute(
             "UPDATE j SET kind = CASE "
-            f"WHEN s.kind = {NEW} THEN {NEW} WHEN s.known THEN {KNOWN} ELSE {LATE} END, "
-            f"v = CASE WHEN s.kind = {NEW} AND s.last_close IS NOT NULL AND s.v < s.last_close "
+            f"WHEN s.kind = {NEW} AND (s.latest OR NOT s.before_close) THEN {NEW} "
+            f"WHEN s.known THEN {KNOWN} ELSE {LATE} END, "
+            "v = CASE WHEN s.before_close AND s.latest "
             "THEN greatest($1::TIMESTAMPTZ, s.last_close) ELSE j.v END "
             "FROM settled s WHERE j.rid = s.rid",
             [self.as_of],
-        )
-        # several old rows of a returning key moved to the same instant: the newest stays
-        same_key = " AND ".join(f"x.{k} = j.{k}" for k in K)
-        con.execute(
-            f"DELETE FROM j WHERE kind = {NEW} AND EXISTS (SELECT 1 FROM j AS x WHERE "
-            f"x.kind = {NEW} AND {same_key} AND x.v = j.v AND x.rid > j.rid)"
         )
 
     def _count_late(self, con: duckdb.DuckDBPyConnection) -> int:
