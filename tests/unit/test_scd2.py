@@ -558,6 +558,50 @@ def test_a_key_back_after_a_delete_with_rows_all_before_it_returns_as_its_latest
     check_invariants(uri, ["id"])
 
 
+@pytest.mark.parametrize("windowed", [True, False], ids=["incremental", "full"])
+def test_a_window_read_before_the_window_ahead_of_it(uri: str, windowed: bool) -> None:
+    # windows 1, 2, 3 of one key; window 3 was read (day 3) before window 2 (day 4)
+    c = cfg()
+    for name, read in (("a", day(1)), ("b", day(4))):
+        apply_scd2(uri, pa.table({"id": [1], "name": [name]}), c, as_of=read, windowed=windowed)
+    third_window = pa.table({"id": [1], "name": ["c"]})
+    third = apply_scd2(uri, third_window, c, as_of=day(3), windowed=windowed)
+    history = sorted((r["_effective_from"], r["_effective_to"], r["name"]) for r in rows(uri))
+    check_invariants(uri, ["id"])
+    if windowed:
+        # its rows changed after window 2's (the cursor says so), whenever it was read:
+        # they start a microsecond after the table's latest instant
+        after = day(4) + timedelta(microseconds=1)
+        assert third.rows_skipped == 0
+        assert history == [(day(1), day(4), "a"), (day(4), after, "b"), (after, None, "c")]
+    else:
+        # a full extract is the whole table as read then: the newest read (window 2's,
+        # day 4) is the truth, and the older read's different value is late
+        assert third.rows_skipped == 1
+        assert history == [(day(1), day(4), "a"), (day(4), None, "b")]
+
+
+def test_a_window_read_after_the_table_keeps_its_snapshot_instant(uri: str) -> None:
+    c = cfg()
+    apply_scd2(uri, pa.table({"id": [1], "name": ["a"]}), c, as_of=day(1), windowed=True)
+    apply_scd2(uri, pa.table({"id": [1], "name": ["b"]}), c, as_of=day(2), windowed=True)
+    # read at the very instant of the table's latest version: a tie would be ambiguous
+    apply_scd2(uri, pa.table({"id": [1], "name": ["c"]}), c, as_of=day(2), windowed=True)
+    history = sorted((r["_effective_from"], r["name"]) for r in rows(uri))
+    assert history == [(day(1), "a"), (day(2), "b"), (day(2) + timedelta(microseconds=1), "c")]
+    check_invariants(uri, ["id"])
+
+
+def test_a_windowed_file_with_a_validity_column_keeps_its_business_time(uri: str) -> None:
+    c = cfg(validity_column="updated_at")
+    late = pa.table({"id": [1], "name": ["a"], "updated_at": [day(5)]})
+    apply_scd2(uri, late, c, as_of=day(6), windowed=True)
+    older = pa.table({"id": [1], "name": ["b"], "updated_at": [day(3)]})
+    outcome = apply_scd2(uri, older, c, as_of=day(7), windowed=True)
+    assert (outcome.version, outcome.rows_skipped) == (None, 1)  # business time decides
+    assert [r["_effective_from"] for r in rows(uri)] == [day(5)]
+
+
 def test_without_a_business_time_validity_is_the_files_snapshot_instant(uri: str) -> None:
     # issue 8, case 10: five days loaded in one go keep five days of history
     c = cfg()
@@ -711,3 +755,26 @@ def test_a_return_after_a_delete_west_of_utc_keeps_its_own_validity(uri: str) ->
         (datetime(2025, 1, 5, 14, tzinfo=UTC), None),
     ]
     check_invariants(uri, ["id"])
+
+
+@pytest.mark.parametrize(
+    ("table_config", "windowed"),
+    [
+        ({"mode": "incremental", "is_full_extract": False}, True),
+        ({"mode": "full", "is_full_extract": True}, False),
+        ({}, False),  # a sidecar that does not say: a read of the whole table
+        (None, False),  # no sidecar (a file loaded with --path)
+    ],
+)
+def test_a_lake_file_is_windowed_when_its_sidecar_says_incremental(
+    tmp_path: Path, table_config: dict[str, Any] | None, windowed: bool
+) -> None:
+    from onceflow.lake import SourceFile, write_sidecar
+    from onceflow.load.loader import windowed_extract
+
+    path = tmp_path / "f.parquet"
+    path.write_bytes(b"")
+    if table_config is not None:
+        write_sidecar(path, {"extraction_complete": True, "table_config": table_config})
+    source = SourceFile(str(path), "f.parquet", 0, "2024-01-01T00:00:00+00:00", None)
+    assert windowed_extract(source) is windowed
