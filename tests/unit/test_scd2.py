@@ -227,11 +227,14 @@ def test_ambiguous_duplicates_are_rejected(uri: str) -> None:
     c = cfg(validity_column="updated_at")
     apply_scd2(uri, pa.table({"id": [9], "name": ["z"], "updated_at": [day(0)]}), c, as_of=day(0))
     batch = pa.table({"id": [1, 1], "name": ["a", "b"], "updated_at": [day(1), day(1)]})
-    with pytest.raises(LoadError, match="ambiguous"):
+    # the example names the validity as an instant, not as a Python datetime's repr
+    example = r"first: key and validity 1, 2024-01-02T00:00:00\+00:00\)"
+    with pytest.raises(LoadError, match=example):
         apply_scd2(uri, batch, c, as_of=day(2))
     assert DeltaTable(uri).version() == 0
     # without a validity column every row has the load time: same rule
-    with pytest.raises(LoadError, match="ambiguous"):
+    example = r"first: key and validity 1, 2024-01-03T00:00:00\+00:00\)"
+    with pytest.raises(LoadError, match=example):
         apply_scd2(uri, pa.table({"id": [1, 1], "name": ["a", "b"]}), cfg(), as_of=day(2))
     assert DeltaTable(uri).version() == 0
 
@@ -512,6 +515,93 @@ def test_a_key_that_comes_back_identical_after_a_delete_is_a_new_version(uri: st
     check_invariants(uri, ["id"])
 
 
+def test_a_key_back_after_a_delete_with_rows_on_both_sides_of_it_is_current_at_the_latest(
+    uri: str,
+) -> None:
+    # the key returns with a row stamped after its delete and an older one stamped before
+    # it (listed second). The older row was moved to the snapshot instant, after the newer
+    # one, and became the current version
+    c = cfg(validity_column="updated_at", hard_deletes="close")
+    first = pa.table({"id": [1, 2], "name": ["a", "z"], "updated_at": [day(0), day(0)]})
+    apply_scd2(uri, first, c, as_of=day(1))
+    apply_scd2(uri, first.slice(1), c, as_of=day(2))  # key 1 deleted: closed at day 2
+    back = pa.table(
+        {"id": [1, 1, 2], "name": ["new", "old", "z"], "updated_at": [day(3), day(1), day(0)]}
+    )
+    outcome = apply_scd2(uri, back, c, as_of=day(4))
+    # "old" (day 1) is neither the version then ("a") nor after the delete: a late row
+    assert outcome.rows_skipped == 1
+    history = sorted((r for r in rows(uri) if r["id"] == 1), key=lambda r: r["_effective_from"])
+    got = [(r["name"], r["_effective_from"], r["_effective_to"]) for r in history]
+    assert got == [("a", day(0), day(2)), ("new", day(3), None)]
+    check_invariants(uri, ["id"])
+    assert apply_scd2(uri, back, c, as_of=day(5)).version is None  # seen again: no change
+
+
+def test_a_key_back_after_a_delete_with_rows_all_before_it_returns_as_its_latest(
+    uri: str,
+) -> None:
+    # every row is stamped before the delete: the key comes back from the snapshot
+    # instant with its latest row ("b", listed first), whatever the rows' order in the file
+    c = cfg(validity_column="updated_at", hard_deletes="close")
+    first = pa.table({"id": [1, 2], "name": ["a", "z"], "updated_at": [day(0), day(0)]})
+    apply_scd2(uri, first, c, as_of=day(1))
+    apply_scd2(uri, first.slice(1), c, as_of=day(2))
+    back = pa.table(
+        {"id": [1, 1, 2], "name": ["b", "a", "z"], "updated_at": [day(1), day(0), day(0)]}
+    )
+    outcome = apply_scd2(uri, back, c, as_of=day(4))
+    assert outcome.rows_skipped == 0  # "a" at day 0 is the version then: known
+    history = sorted((r for r in rows(uri) if r["id"] == 1), key=lambda r: r["_effective_from"])
+    got = [(r["name"], r["_effective_from"], r["_effective_to"]) for r in history]
+    assert got == [("a", day(0), day(2)), ("b", day(4), None)]
+    check_invariants(uri, ["id"])
+
+
+@pytest.mark.parametrize("windowed", [True, False], ids=["incremental", "full"])
+def test_a_window_read_before_the_window_ahead_of_it(uri: str, windowed: bool) -> None:
+    # windows 1, 2, 3 of one key; window 3 was read (day 3) before window 2 (day 4)
+    c = cfg()
+    for name, read in (("a", day(1)), ("b", day(4))):
+        apply_scd2(uri, pa.table({"id": [1], "name": [name]}), c, as_of=read, windowed=windowed)
+    third_window = pa.table({"id": [1], "name": ["c"]})
+    third = apply_scd2(uri, third_window, c, as_of=day(3), windowed=windowed)
+    history = sorted((r["_effective_from"], r["_effective_to"], r["name"]) for r in rows(uri))
+    check_invariants(uri, ["id"])
+    if windowed:
+        # its rows changed after window 2's (the cursor says so), whenever it was read:
+        # they start a microsecond after the table's latest instant
+        after = day(4) + timedelta(microseconds=1)
+        assert third.rows_skipped == 0
+        assert history == [(day(1), day(4), "a"), (day(4), after, "b"), (after, None, "c")]
+    else:
+        # a full extract is the whole table as read then: the newest read (window 2's,
+        # day 4) is the truth, and the older read's different value is late
+        assert third.rows_skipped == 1
+        assert history == [(day(1), day(4), "a"), (day(4), None, "b")]
+
+
+def test_a_window_read_after_the_table_keeps_its_snapshot_instant(uri: str) -> None:
+    c = cfg()
+    apply_scd2(uri, pa.table({"id": [1], "name": ["a"]}), c, as_of=day(1), windowed=True)
+    apply_scd2(uri, pa.table({"id": [1], "name": ["b"]}), c, as_of=day(2), windowed=True)
+    # read at the very instant of the table's latest version: a tie would be ambiguous
+    apply_scd2(uri, pa.table({"id": [1], "name": ["c"]}), c, as_of=day(2), windowed=True)
+    history = sorted((r["_effective_from"], r["name"]) for r in rows(uri))
+    assert history == [(day(1), "a"), (day(2), "b"), (day(2) + timedelta(microseconds=1), "c")]
+    check_invariants(uri, ["id"])
+
+
+def test_a_windowed_file_with_a_validity_column_keeps_its_business_time(uri: str) -> None:
+    c = cfg(validity_column="updated_at")
+    late = pa.table({"id": [1], "name": ["a"], "updated_at": [day(5)]})
+    apply_scd2(uri, late, c, as_of=day(6), windowed=True)
+    older = pa.table({"id": [1], "name": ["b"], "updated_at": [day(3)]})
+    outcome = apply_scd2(uri, older, c, as_of=day(7), windowed=True)
+    assert (outcome.version, outcome.rows_skipped) == (None, 1)  # business time decides
+    assert [r["_effective_from"] for r in rows(uri)] == [day(5)]
+
+
 def test_without_a_business_time_validity_is_the_files_snapshot_instant(uri: str) -> None:
     # issue 8, case 10: five days loaded in one go keep five days of history
     c = cfg()
@@ -665,3 +755,26 @@ def test_a_return_after_a_delete_west_of_utc_keeps_its_own_validity(uri: str) ->
         (datetime(2025, 1, 5, 14, tzinfo=UTC), None),
     ]
     check_invariants(uri, ["id"])
+
+
+@pytest.mark.parametrize(
+    ("table_config", "windowed"),
+    [
+        ({"mode": "incremental", "is_full_extract": False}, True),
+        ({"mode": "full", "is_full_extract": True}, False),
+        ({}, False),  # a sidecar that does not say: a read of the whole table
+        (None, False),  # no sidecar (a file loaded with --path)
+    ],
+)
+def test_a_lake_file_is_windowed_when_its_sidecar_says_incremental(
+    tmp_path: Path, table_config: dict[str, Any] | None, windowed: bool
+) -> None:
+    from onceflow.lake import SourceFile, write_sidecar
+    from onceflow.load.loader import windowed_extract
+
+    path = tmp_path / "f.parquet"
+    path.write_bytes(b"")
+    if table_config is not None:
+        write_sidecar(path, {"extraction_complete": True, "table_config": table_config})
+    source = SourceFile(str(path), "f.parquet", 0, "2024-01-01T00:00:00+00:00", None)
+    assert windowed_extract(source) is windowed

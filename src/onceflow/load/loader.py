@@ -47,7 +47,7 @@ from onceflow.errors import (
     is_panic,
 )
 from onceflow.faults import crashpoint
-from onceflow.lake import SourceFile, file_checksum, layout_day
+from onceflow.lake import SourceFile, file_checksum, layout_day, read_sidecar
 from onceflow.load import markers
 from onceflow.load.append import apply_append, replace_file_rows
 from onceflow.load.merge import apply_merge
@@ -310,6 +310,16 @@ def snapshot_instant(source: SourceFile) -> datetime:
     raise LoadError(f"{source.file_id}: no snapshot instant (no sidecar, no modification time)")
 
 
+def windowed_extract(source: SourceFile) -> bool:
+    """Whether a file is one window of an incremental extract (its sidecar says
+    `is_full_extract: false`): the rows whose cursor moved in that window, which changed
+    after the rows of the windows before it, whenever each was read. Anything else (a
+    full extract, a sidecar that does not say, a file without one) is a read of the
+    whole table, valid as of when it was read."""
+    config = (read_sidecar(Path(source.path)) or {}).get("table_config")
+    return isinstance(config, dict) and config.get("is_full_extract") is False
+
+
 @dataclass
 class _Applied:
     version: int | None
@@ -371,6 +381,7 @@ def _apply(
                 zip(AUDIT_COLUMNS, (source.file_id, load_time, applied.batch_id), strict=True)
             ),
             zone=tgt.timezone,
+            windowed=windowed_extract(source),
         )
         return _Applied(outcome.version, outcome.version is not None, outcome.rows_skipped)
     version = apply_merge(

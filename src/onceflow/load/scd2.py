@@ -25,6 +25,15 @@ Semantics (decided against dbt snapshots; docs/exactly-once.md has the table):
   then true and the same on every rerun. A naive validity (a timestamp without time
   zone, or a date) is wall time in the pipeline's ``timezone``, as the window reads a
   naive cursor (``windows.wall_instants``); NULL is refused;
+* a *windowed* file (``windowed``: one window of an incremental extract) holds the rows
+  whose cursor moved in its window, so they changed after the rows of every earlier
+  window, whenever each window was read; the loader applies windows in window order.
+  Without a validity column its ``as_of`` is therefore never before the table: it is
+  the snapshot instant, or a microsecond after the latest instant the table holds when
+  that is later (a window read after the windows that follow it: a failed window run
+  again, a re-extraction). It depends on the table alone, which a rebuild from the lake
+  reaches the same way. A full extract keeps its snapshot instant: the newest read of
+  the whole table is the truth, whatever window it was read for;
 * per key, rows are sorted by validity and chained: each version's ``effective_to`` is
   the next version's ``effective_from``; a row equal to its predecessor (the previous
   row, or the current version) is no change; identical duplicates collapse; the same key
@@ -37,7 +46,10 @@ Semantics (decided against dbt snapshots; docs/exactly-once.md has the table):
   (``late_rows: skip``, the default: a late row never stalls a daily pipeline) or
   refused (``late_rows: reject``, the file fails and the table is untouched);
 * a key whose current version was closed by a delete comes back as a new version: from
-  its validity when that is after the delete, else from ``as_of``;
+  its validity when that is after the delete, else from ``as_of``. With several rows in
+  the file the chain still follows validity: rows from before the delete are history
+  (known or late) but for the latest one, which comes back from ``as_of`` when every row
+  is from before the delete;
 * ``hard_deletes: close`` ends the current version of every key absent from the file at
   ``as_of`` (the first snapshot that no longer holds the key); ``new_record`` also
   inserts a deletion version (a copy of the last one with ``is_deleted_column`` true),
@@ -50,7 +62,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -207,6 +219,31 @@ def _naive_validity(target: pa.Schema | None, cfg: LoadConfig) -> bool:
     return target is not None and name in target.names and _naive(target.field(name).type)
 
 
+def _after_table(
+    as_of: datetime, dataset: pa.dataset.Dataset, scan: str | None, cols: _Cols
+) -> datetime:
+    """`as_of`, or a microsecond after the latest instant the table holds (a start or an
+    end of a version) when that is not before it: a windowed file's rows are newer than
+    every version, and a tie would read them as a change at the current version's own
+    instant, which without a validity column is ambiguous (late). A table of 2.4M rows
+    takes 3 ms in DuckDB (0.15 s through Arrow), next to 2.2 s for a change of 10% of
+    its keys."""
+    if scan is not None:
+        with duck() as con:
+            latest = scalar(
+                con,
+                f"SELECT greatest(max({q(cols.eff_from)}::TIMESTAMPTZ), "
+                f"max({q(cols.eff_to)}::TIMESTAMPTZ)) FROM {scan}",
+            )
+    else:
+        both = read_snapshot(dataset, [cols.eff_from, cols.eff_to])
+        ends = [pc.max(both.column(c).cast(TS)).as_py() for c in (cols.eff_from, cols.eff_to)]
+        latest = max((e for e in ends if e is not None), default=None)
+    if latest is None or _aware(latest) < as_of:
+        return as_of
+    return _aware(latest) + timedelta(microseconds=1)
+
+
 def _check_target(target: pa.Schema, cols: _Cols, table_uri: str) -> None:
     needed = [cols.eff_from, cols.eff_to, cols.current]
     missing_scd = [c for c in needed if c not in target.names]
@@ -234,6 +271,7 @@ def apply_scd2(
     create_empty: bool = False,
     audit: Mapping[str, Any] | None = None,
     zone: ZoneInfo | str = "UTC",
+    windowed: bool = False,
 ) -> Scd2Outcome:
     """Apply one file's rows as SCD2 to the Delta table, as of its snapshot instant.
 
@@ -245,7 +283,9 @@ def apply_scd2(
     creates it, empty, in one commit (the loader's markers then record the file).
     `audit` gives the audit columns of deletion versions (new_record), which copy their
     other columns from the version they end. `zone` is the pipeline's time zone, in which
-    a naive validity is wall time.
+    a naive validity is wall time. `windowed`: the file is one window of an incremental
+    extract, applied after the windows before it, so without a validity column its rows
+    are valid after every version the table holds (see the module's docstring).
     """
     as_of = _aware(as_of)
     zone = ZoneInfo(zone) if isinstance(zone, str) else zone
@@ -257,11 +297,13 @@ def apply_scd2(
     if target is not None:
         _check_target(target, cols, table_uri)
     batch, new_columns = conform_batch(batch, target, table_uri)
-    validity = _validity(batch, cfg, as_of, zone)
     # DuckDB would read the table's naive validity as UTC wall time: outside UTC the
     # current versions are read through Arrow, which localizes it as the file's is
     local = zone.key != "UTC" and _naive_validity(target, cfg)
     scan = parquet_scan(dt) if dt is not None and not local else None
+    if windowed and cfg.validity_column is None and dataset is not None:
+        as_of = _after_table(as_of, dataset, scan, cols)
+    validity = _validity(batch, cfg, as_of, zone)
     plan = _Planner(dataset, scan, batch, validity, cols, cfg, as_of, table_uri, zone).run()
     changes = plan.inserts.num_rows + plan.closes.num_rows + plan.deletions.num_rows
     if not changes and not (create_empty and dt is None):
@@ -633,32 +675,36 @@ class _Planner:
         OLD rows are KNOWN when the version valid at their validity has the same values,
         else LATE. NEW rows of a key that has only closed versions (deleted, or never
         current) come back: from their validity when that is at or after the key's last
-        close, else from `as_of`.
+        close. A NEW row from before the close is history like an OLD row (KNOWN or
+        LATE), unless it is the key's latest row in the file: then the key comes back
+        with it, from `as_of`. So the latest validity is current, as in any chain; moved
+        to `as_of`, an older row would start after, and end, a newer one.
         """
-        K = self.K
+        K, kl = self.K, self.kl
         self._versions(con, "h", current=False)
         on = " AND ".join(f"b.{k} = h.h{k}" for k in K)
         same = self._same("h")
+        keys = ", ".join(f"b.{k}" for k in K)
         con.execute(
-            f"CREATE TEMP TABLE settled AS SELECT b.rid, j.kind, j.v, "
+            f"CREATE TEMP TABLE settled AS SELECT *, "
+            f"kind = {NEW} AND last_close IS NOT NULL AND v < last_close AS before_close, "
+            f"v = max(v) FILTER (WHERE kind = {NEW}) OVER (PARTITION BY {kl}) AS latest FROM ("
+            f"SELECT b.rid, j.kind, j.v, {keys}, "
             f"bool_or(h.hf <= j.v AND j.v < h.ht AND {same}) AS known, "
             f"max(h.ht) AS last_close "
             f"FROM j JOIN {self.source} b USING (rid) LEFT JOIN h ON {on} "
-            f"WHERE j.kind IN ({OLD}, {NEW}) GROUP BY b.rid, j.kind, j.v"
+            f"WHERE j.kind IN ({OLD}, {NEW}) GROUP BY b.rid, j.kind, j.v, {keys})"
         )
+        # a key's validities in the file are distinct (`_collapse_duplicates`), so one
+        # row at most is `latest` and moves: no two rows of a key meet at `as_of`
         con.execute(
             "UPDATE j SET kind = CASE "
-            f"WHEN s.kind = {NEW} THEN {NEW} WHEN s.known THEN {KNOWN} ELSE {LATE} END, "
-            f"v = CASE WHEN s.kind = {NEW} AND s.last_close IS NOT NULL AND s.v < s.last_close "
+            f"WHEN s.kind = {NEW} AND (s.latest OR NOT s.before_close) THEN {NEW} "
+            f"WHEN s.known THEN {KNOWN} ELSE {LATE} END, "
+            "v = CASE WHEN s.before_close AND s.latest "
             "THEN greatest($1::TIMESTAMPTZ, s.last_close) ELSE j.v END "
             "FROM settled s WHERE j.rid = s.rid",
             [self.as_of],
-        )
-        # several old rows of a returning key moved to the same instant: the newest stays
-        same_key = " AND ".join(f"x.{k} = j.{k}" for k in K)
-        con.execute(
-            f"DELETE FROM j WHERE kind = {NEW} AND EXISTS (SELECT 1 FROM j AS x WHERE "
-            f"x.kind = {NEW} AND {same_key} AND x.v = j.v AND x.rid > j.rid)"
         )
 
     def _count_late(self, con: duckdb.DuckDBPyConnection) -> int:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import datetime
+import decimal
 import threading
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -103,9 +105,20 @@ def null_safe_equal(left: Sequence[str], right: Sequence[str]) -> str:
 
 
 def describe_key(con: duckdb.DuckDBPyConnection, sql: str) -> str:
-    """The first row of `sql` as `v1, v2` (an example key for an error message)."""
+    """The first row of `sql` as `v1, v2` (an example key for an error message): text
+    quoted, times and dates in ISO 8601, numbers as written."""
     rows = con.execute(f"SELECT * FROM ({sql}) LIMIT 1").fetchall()
-    return ", ".join(repr(v) for v in rows[0]) if rows else "?"
+    return ", ".join(_shown(v) for v in rows[0]) if rows else "?"
+
+
+def _shown(value: Any) -> str:
+    # a user reads this, not Python: repr() gave datetime.datetime(2025, 2, 1, 8, 0,
+    # tzinfo=zoneinfo.ZoneInfo(key='UTC')) and Decimal('1.50')
+    if isinstance(value, datetime.datetime | datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    return repr(value)
 
 
 def parquet_scan(dt: Any) -> str | None:
