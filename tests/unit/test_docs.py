@@ -72,3 +72,28 @@ def test_the_readme_links_every_docs_page() -> None:
     readme = (DOCS.parent / "README.md").read_text(encoding="utf-8")
     for page in DOCS.glob("*.md"):
         assert f"docs/{page.name}" in readme, f"README does not link docs/{page.name}"
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor of a heading: lower case, punctuation dropped, spaces to hyphens."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def test_every_link_to_a_docs_section_finds_its_heading() -> None:
+    """A section removed or renamed leaves its links pointing nowhere (a docs edit once
+    dropped three sections that commands.md links into)."""
+    pages = {p.name: p for p in DOCS.glob("*.md")}
+    readme = DOCS.parent / "README.md"
+    anchors = {
+        name: {_slug(h) for h in re.findall(r"^#+ (.+)$", p.read_text(encoding="utf-8"), re.M)}
+        for name, p in pages.items()
+    }
+    broken = []
+    for page in [*pages.values(), readme]:
+        text = page.read_text(encoding="utf-8")
+        for target, anchor in re.findall(r"\]\((?:docs/)?([\w.-]*\.md)?#([\w-]+)\)", text):
+            name = target or page.name
+            if name in anchors and anchor not in anchors[name]:
+                broken.append(f"{page.name}: {name}#{anchor}")
+    assert not broken, "links to missing sections: " + ", ".join(broken)
