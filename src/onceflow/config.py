@@ -33,6 +33,7 @@ from onceflow.redact import (
     credentials_end,
     mask_url,
     quote_credentials,
+    redact,
     register_secret,
     register_url,
 )
@@ -58,6 +59,15 @@ STATE_SCHEMES = ("sqlite", "postgresql", "postgres", "postgresql+psycopg")
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def __repr_args__(self) -> Any:
+        # repr() and str() of a config are what a user prints, logs or an error reporter
+        # captures: a source URL there holds its resolved ${PASSWORD}. model_dump() keeps
+        # the values (onceflow connects with them).
+        for name, value in super().__repr_args__():
+            if isinstance(value, str):
+                value = mask_url(value) if "://" in value else redact(value)
+            yield name, value
 
 
 def _check_url(url: str, example: str) -> str:

@@ -202,6 +202,22 @@ def test_env_interpolation_and_secret_is_registered(monkeypatch: pytest.MonkeyPa
     assert "s3cr3t-value" not in redact(f"failed: password was s3cr3t-value in {data}")
 
 
+def test_a_printed_config_shows_no_resolved_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A user prints or logs the config, or an error reporter captures it: its URLs hold
+    the resolved ${PASSWORD}, a space in it included."""
+    monkeypatch.setenv("SHOP_PASSWORD", "s3cr3t value")
+    data = {
+        **BASE,
+        "state": "postgresql://app:${SHOP_PASSWORD}@h/state",
+        "sources": {"shop": {"url": "postgresql://app:${SHOP_PASSWORD}@h/db"}},
+    }
+    config = config_from_dict(data)
+    shown = [repr(config), str(config), repr(config.sources), f"{config.sources['shop']}"]
+    assert not [text for text in shown if "s3cr3t" in text]
+    assert "postgresql://app:***@h/db" in repr(config)
+    assert config.sources["shop"].url == "postgresql://app:s3cr3t value@h/db"  # still usable
+
+
 def test_missing_env_var_names_the_field(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NOPE_VAR", raising=False)
     data = {**BASE, "sources": {"shop": {"url": "postgresql://app:${NOPE_VAR}@h/db"}}}
