@@ -1,5 +1,6 @@
 """The PostgreSQL reader: ADBC's libpq driver, binary COPY streamed, the window bound into
-session settings; columns the driver does not decode read as text, arrays checked.
+session settings; columns the driver does not decode (and composites) read as text,
+arrays checked.
 """
 
 from __future__ import annotations
