@@ -570,3 +570,37 @@ def test_a_tinyint_1_other_than_0_or_1_fails_its_table_naming_the_value(
         assert "\n" not in failed.error
     integers = read(summary, "maria.as_integers").sort_by("id")
     assert integers.column("t1").to_pylist() == [1, 5, -1]
+
+
+@pytest.mark.parametrize("reader", ["auto", "sqlalchemy"])
+def test_a_query_returning_two_columns_of_one_name_is_refused_naming_them(
+    mysql_admin, mysql_db, tmp_path, reader
+):
+    """MariaDB refused onceflow's probe with `Duplicate column name 'id'` (1060), with no
+    fix: the table fails with the same line as on the other databases."""
+    _exec(
+        mysql_admin,
+        _db(mysql_db),
+        "CREATE TABLE zoo (id int, ts datetime)",
+        "INSERT INTO zoo VALUES (1, '2025-01-23 12:00')",
+    )
+    url = mysql_db if reader == "auto" else mysql_db.replace("mysql://", "mysql+pymysql://")
+    join = "FROM zoo a JOIN zoo b ON a.id = b.id"
+    tables = [
+        {"source": "m", "name": "full", "query": f"SELECT a.id, b.id, a.ts {join}"},
+        {
+            "source": "m",
+            "name": "windowed",
+            "query": f"SELECT a.*, b.* {join}",
+            "extract": {"mode": "incremental", "cursor": "ts"},
+        },
+    ]
+    summary = run(tmp_path, {"m": {"url": url, "reader": reader}}, tables)
+    for name in ("full", "windowed"):
+        failed = result(summary, f"m.{name}")
+        assert failed.action == "failed" and failed.attempts == 1, name
+        assert failed.error.startswith(
+            f"m.{name}: the query returns more than one column named 'id': the lake's file "
+            "needs one name per column. Give each its own name with AS, e.g. "
+            "`select a.id, b.id AS b_id ...`"
+        ), failed.error

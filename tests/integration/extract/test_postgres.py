@@ -1004,3 +1004,43 @@ def test_composite_values_are_read_as_postgresqls_text(pg_admin, pg_schema, pg_u
     assert "12.34" in first  # money as the server prints it (lc_monetary: `$12.34`)
     records = read(summary, "pg.records").sort_by("id")
     assert records.column("r").to_pylist() == ['(1,"a ""b"", c")', "(2,)", "(3,)"]
+
+
+@pytest.mark.parametrize("reader", ["auto", "sqlalchemy"])
+def test_a_query_returning_two_columns_of_one_name_is_refused_naming_them(
+    pg_admin, pg_schema, pg_url, tmp_path, reader
+):
+    """`select a.id, b.id ...` extracted "completed" into a file no load could read
+    (`Multiple matches for FieldRef.Name(id)`); with a column read as text, or a window
+    on the repeated cursor, PostgreSQL refused onceflow's wrapper (`column reference "id"
+    is ambiguous`). Each now fails naming the columns and the fix; aliased, it extracts."""
+    table = f'"{pg_schema}".zoo'
+    pg_admin.execute(f"CREATE TABLE {table} (id int, ts timestamp, ip inet)")
+    pg_admin.execute(f"INSERT INTO {table} VALUES (1, '2025-01-23 12:00', '10.0.0.1')")
+    url = pg_url if reader == "auto" else pg_url.replace("postgresql://", "postgresql+psycopg://")
+    join = f"FROM {table} a JOIN {table} b ON a.id = b.id"
+
+    def query(name: str, select: str, **extract: str) -> dict:
+        return {
+            "source": "pg",
+            "name": name,
+            "query": f"SELECT {select} {join}",
+            "extract": extract,
+        }
+
+    tables = [
+        query("plain", "a.id, b.id, a.ts", mode="full"),
+        query("as_text", "a.id, b.id, a.ip", mode="full"),
+        query("cursor", "a.*, b.*", mode="incremental", cursor="ts"),
+        query("aliased", "a.id, b.id AS b_id, a.ts", mode="full"),
+    ]
+    summary = run(tmp_path, {"pg": {"url": url, "reader": reader}}, tables)
+    for name, repeated in (("plain", "'id'"), ("as_text", "'id'"), ("cursor", "'id', 'ts', 'ip'")):
+        failed = result(summary, f"pg.{name}")
+        assert failed.action == "failed" and failed.attempts == 1, name
+        assert failed.error == (
+            f"pg.{name}: the query returns more than one column named {repeated}: the lake's "
+            "file needs one name per column. Give each its own name with AS, e.g. "
+            "`select a.id, b.id AS b_id ...`"
+        )
+    assert read(summary, "pg.aliased").schema.names == ["id", "b_id", "ts"]

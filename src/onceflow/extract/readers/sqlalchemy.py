@@ -12,7 +12,13 @@ import pyarrow as pa
 
 from onceflow.errors import SourceError
 from onceflow.extract.classify import classify
-from onceflow.extract.readers.base import Reader, _check_cursor, _naive_wall
+from onceflow.extract.readers.base import (
+    Reader,
+    _check_cursor,
+    _naive_wall,
+    distinct_columns,
+    sqlite_distinct_columns,
+)
 from onceflow.extract.readers.cursors import _NO_WINDOW, _pg_not_a_time
 from onceflow.extract.readers.mysql import _MYSQL_TIMESTAMP, MysqlReader, cursor_not_returned
 from onceflow.extract.readers.sqlite import sqlite_bound
@@ -100,13 +106,25 @@ class SqlAlchemyReader(Reader):
                 declared = self._declared(conn, spec) if spec.table else {}
                 for name in instants:  # read in the session's UTC: instants
                     declared[name] = pa.timestamp("us", tz="UTC")
-                if spec.audits_cursor:
-                    self._audit_cursor(conn, spec)
-                result = conn.execution_options(
-                    stream_results=True, yield_per=spec.batch_rows
-                ).execute(sa.text(to_sqlalchemy(sql, dialect)), {k: params[k] for k in names})
+                try:
+                    if spec.audits_cursor:
+                        self._audit_cursor(conn, spec)
+                    result = conn.execution_options(
+                        stream_results=True, yield_per=spec.batch_rows
+                    ).execute(sa.text(to_sqlalchemy(sql, dialect)), {k: params[k] for k in names})
+                except Exception as error:
+                    if postgres:
+                        self._ambiguous_cursor(conn, spec, error, params)
+                    raise
                 columns = list(result.keys())
-                _check_cursor(spec, columns, self.where, dialect)
+                try:
+                    distinct_columns(columns, self.where)
+                    if dialect == "sqlite" and spec.query:
+                        sqlite_distinct_columns(columns, self.where)
+                    _check_cursor(spec, columns, self.where, dialect)
+                except SourceError:
+                    result.close()  # a server-side cursor left open warns when collected
+                    raise
                 schema: pa.Schema | None = None
                 for rows in result.partitions(spec.batch_rows):
                     arrays = [
@@ -130,6 +148,23 @@ class SqlAlchemyReader(Reader):
             raise classify(error, self.where) from None
         finally:
             engine.dispose()
+
+    def _ambiguous_cursor(
+        self, conn: Any, spec: ReadSpec, error: Exception, params: dict[str, Any]
+    ) -> None:
+        """PostgreSQL: a query returning two columns of its cursor's name fails where
+        onceflow names the cursor (`column reference "ts" is ambiguous`); its names,
+        described from the query alone, are refused as any other query's
+        (`distinct_columns`). Any other failure is left as it is."""
+        import sqlalchemy as sa
+
+        if not (spec.query and "is ambiguous" in str(error)):
+            return
+        conn.rollback()  # the failed statement aborted the transaction
+        query, names = build_select(ReadSpec(None, spec.query, None, None), '"', "postgresql")
+        probe = f"SELECT * FROM ({to_sqlalchemy(query, 'postgresql')}\n) onceflow_q LIMIT 0"
+        described = conn.execute(sa.text(probe), {k: params[k] for k in names})
+        distinct_columns(list(described.keys()), self.where)
 
     def _mysql_window(
         self,
