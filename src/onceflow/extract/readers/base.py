@@ -19,7 +19,7 @@ import pyarrow as pa
 from onceflow.config import SourceConfig
 from onceflow.errors import SourceError
 from onceflow.extract.classify import classify, repeated_columns
-from onceflow.extract.readers.cursors import _as_time, _sqlite_iso
+from onceflow.extract.readers.cursors import _as_time, _iso_as_time, _sqlite_iso
 from onceflow.extract.sql import ReadSpec, has_markers
 from onceflow.extract.types import ConversionError, make_caster, target_schema
 
@@ -123,18 +123,32 @@ class Reader(ABC):
         #: read; None when not counted (a full extract, a query placing the window itself)
         self.null_cursor_rows: int | None = None
 
-    def _not_a_time(self, spec: ReadSpec, kind: str) -> SourceError:
-        """The refusal of a cursor column whose type `kind` is no date or time."""
+    def _not_a_time(self, spec: ReadSpec, kind: str, text: bool = False) -> SourceError:
+        """The refusal of a cursor column whose type `kind` is no date or time; a `text`
+        one may hold ISO 8601 text or epoch digits, and each takes its own fix."""
         assert spec.cursor
         alias = f"{spec.cursor}_at"
-        convert, needs = _as_time(self.source.dialect, spec.cursor, self.zone)
+        dialect = self.source.dialect
+        convert, needs = _as_time(dialect, spec.cursor, self.zone, text)
         where = spec.table or "(<your query>) q"
+        if text:
+            how = (
+                "If it holds ISO 8601 text (`2025-03-30 10:00:00`), extract it through a "
+                "query that converts it: `query: select *, "
+                f"{_iso_as_time(dialect, spec.cursor)} AS {alias} from {where}` with "
+                f"`cursor: {alias}` (and a `name:`); if it holds unix epoch seconds, "
+                f"convert it with {convert} instead{needs}"
+            )
+        else:
+            how = (
+                "If it holds unix epoch seconds, extract it through a query that converts "
+                f"it: `query: select *, {convert} AS {alias} from {where}` with "
+                f"`cursor: {alias}` (and a `name:`){needs}"
+            )
         return SourceError(
             f"{self.where}: cursor column {spec.cursor!r} is {kind}, not a date or time: "
             "onceflow's windows are 24-hour time windows, and no such value falls in one. "
-            "If it holds unix epoch seconds, extract it through a query that converts it: "
-            f"`query: select *, {convert} AS {alias} from {where}` with `cursor: {alias}` "
-            f"(and a `name:`){needs}; see docs/sources-and-types.md, Cursor columns"
+            f"{how}; see docs/sources-and-types.md, Cursor columns"
         )
 
     def _counted(self, spec: ReadSpec, count: int, what: str = "NULL", hint: str = "") -> None:

@@ -15,7 +15,7 @@ from onceflow.extract import early
 from onceflow.extract.classify import classify
 from onceflow.extract.readers.adbc import _adbc_query, _adbc_schema
 from onceflow.extract.readers.base import Reader, _stream, classified, distinct_columns
-from onceflow.extract.readers.cursors import _NO_WINDOW, _pg_not_a_time
+from onceflow.extract.readers.cursors import _NO_WINDOW, _pg_not_a_time, _pg_text
 from onceflow.extract.sql import (
     SETTING_PREFIX,
     ReadSpec,
@@ -136,7 +136,7 @@ class PostgresReader(Reader):
         with _adbc_query(conn, pg_cursor_types(spec)) as r:
             kinds = [str(kind) for kind in r.read_all().column(0).to_pylist()]
         if (refused := _pg_not_a_time(kinds)) is not None:
-            raise self._not_a_time(spec, refused)
+            raise self._not_a_time(spec, refused, text=_pg_text(kinds))
         also, what = _NO_WINDOW["postgresql"]
         with _adbc_query(conn, null_cursor_count(spec, '"', also)) as r:
             self._counted(spec, int(r.read_all().column(0)[0].as_py()), what)

@@ -19,7 +19,7 @@ from onceflow.extract.readers.base import (
     distinct_columns,
     sqlite_distinct_columns,
 )
-from onceflow.extract.readers.cursors import _NO_WINDOW, _pg_not_a_time
+from onceflow.extract.readers.cursors import _NO_WINDOW, _pg_not_a_time, _pg_text
 from onceflow.extract.readers.mysql import _MYSQL_TIMESTAMP, MysqlReader, cursor_not_returned
 from onceflow.extract.readers.sqlite import sqlite_bound
 from onceflow.extract.sql import (
@@ -219,8 +219,9 @@ class SqlAlchemyReader(Reader):
             return list(conn.execute(sa.text(to_sqlalchemy(sql, dialect))).scalars())
 
         if dialect == "postgresql":
-            if (refused := _pg_not_a_time(column(pg_cursor_types(spec)))) is not None:
-                raise self._not_a_time(spec, refused)
+            kinds = column(pg_cursor_types(spec))
+            if (refused := _pg_not_a_time(kinds)) is not None:
+                raise self._not_a_time(spec, refused, text=_pg_text(kinds))
         elif spec.table:
             schema, _, name = spec.table.rpartition(".")
             table = sa.Table(name, sa.MetaData(), schema=schema or None, autoload_with=conn)
@@ -228,7 +229,7 @@ class SqlAlchemyReader(Reader):
             kind = None if found is None else found.type
             text = (sa.String, sa.types.NullType) if dialect == "sqlite" else ()
             if kind is not None and not isinstance(kind, (sa.Date, sa.DateTime, *text)):
-                raise self._not_a_time(spec, f"of type {kind}")
+                raise self._not_a_time(spec, f"of type {kind}", isinstance(kind, sa.String))
         if dialect == "sqlite":
             self._sqlite_counted(spec, scalars(sqlite_cursor_audit(spec)))
             return
