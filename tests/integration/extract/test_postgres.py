@@ -1044,3 +1044,30 @@ def test_a_query_returning_two_columns_of_one_name_is_refused_naming_them(
             "`select a.id, b.id AS b_id ...`"
         )
     assert read(summary, "pg.aliased").schema.names == ["id", "b_id", "ts"]
+
+
+@pytest.mark.parametrize("reader", ["auto", "sqlalchemy"])
+def test_a_table_whose_name_holds_a_dot_is_named_with_quotes(
+    pg_admin, pg_schema, pg_url, tmp_path, reader
+):
+    """`table: 'schema."we.ird"'` was split at every dot, into three quoted names
+    (the second `"we`), so such a table could not be named at all: a quoted part is one
+    name."""
+    pg_admin.execute(f'CREATE TABLE "{pg_schema}"."we.ird" (id int, ts timestamp)')
+    pg_admin.execute(
+        f"""INSERT INTO "{pg_schema}"."we.ird" VALUES (1, '2025-01-23 10:00'),
+        (2, '2025-01-24 10:00')"""
+    )
+    url = pg_url if reader == "auto" else pg_url.replace("postgresql://", "postgresql+psycopg://")
+    tables = [
+        {"source": "pg", "table": f'{pg_schema}."we.ird"', "name": "full"},
+        {
+            "source": "pg",
+            "table": f'"{pg_schema}"."we.ird"',
+            "name": "windowed",
+            "extract": {"mode": "incremental", "cursor": "ts"},
+        },
+    ]
+    summary = run(tmp_path, {"pg": {"url": url, "reader": reader}}, tables)
+    assert sorted(read(summary, "pg.full").column("id").to_pylist()) == [1, 2]
+    assert read(summary, "pg.windowed").column("id").to_pylist() == [1]

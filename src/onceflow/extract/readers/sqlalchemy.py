@@ -28,6 +28,7 @@ from onceflow.extract.sql import (
     null_cursor_count,
     pg_cursor_types,
     sqlite_cursor_audit,
+    table_parts,
     to_sqlalchemy,
 )
 from onceflow.extract.types import ConversionError, cast_column, decimal_type
@@ -71,6 +72,14 @@ def _sa_base(kind: Any) -> Any:
     while isinstance(kind, DOMAIN):
         kind = kind.data_type
     return kind
+
+
+def _reflected(conn: Any, name: str) -> Any:
+    """The table a `table:` name names, reflected (its parts as `table_parts` reads them)."""
+    import sqlalchemy as sa
+
+    *schema, table = table_parts(name)
+    return sa.Table(table, sa.MetaData(), schema=".".join(schema) or None, autoload_with=conn)
 
 
 class SqlAlchemyReader(Reader):
@@ -223,8 +232,7 @@ class SqlAlchemyReader(Reader):
             if (refused := _pg_not_a_time(kinds)) is not None:
                 raise self._not_a_time(spec, refused, text=_pg_text(kinds))
         elif spec.table:
-            schema, _, name = spec.table.rpartition(".")
-            table = sa.Table(name, sa.MetaData(), schema=schema or None, autoload_with=conn)
+            table = _reflected(conn, spec.table)
             found = table.columns.get(spec.cursor or "")
             kind = None if found is None else found.type
             text = (sa.String, sa.types.NullType) if dialect == "sqlite" else ()
@@ -242,8 +250,7 @@ class SqlAlchemyReader(Reader):
         import sqlalchemy as sa
 
         assert spec.table
-        schema, _, name = spec.table.rpartition(".")
-        table = sa.Table(name, sa.MetaData(), schema=schema or None, autoload_with=conn)
+        table = _reflected(conn, spec.table)
         out: dict[str, pa.DataType] = {}
         for column in table.columns:
             declared = _sa_base(column.type)
