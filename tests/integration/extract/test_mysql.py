@@ -604,3 +604,30 @@ def test_a_query_returning_two_columns_of_one_name_is_refused_naming_them(
             "needs one name per column. Give each its own name with AS, e.g. "
             "`select a.id, b.id AS b_id ...`"
         ), failed.error
+
+
+def test_through_sqlalchemy_a_time_column_fails_naming_it_and_the_fix(
+    mysql_admin, mysql_db, tmp_path
+):
+    """Through `reader: sqlalchemy` a TIME came as a duration: extracted "completed",
+    then every load failed (`Invalid data type for Delta Lake: Duration`) naming no
+    column. It fails its extraction naming the column; the fix extracts it as the native
+    reader does."""
+    _exec(
+        mysql_admin,
+        _db(mysql_db),
+        "CREATE TABLE spans (id int, tm time(6))",
+        "INSERT INTO spans VALUES (1, '838:59:59'), (2, '-00:00:01.5')",
+    )
+    source = {"url": mysql_db.replace("mysql://", "mysql+pymysql://"), "reader": "sqlalchemy"}
+    tables = [
+        {"source": "m", "table": "spans"},
+        {"source": "m", "name": "as_text", "query": "SELECT id, CAST(tm AS CHAR) AS tm FROM spans"},
+    ]
+    summary = run(tmp_path, {"m": source}, tables)
+    failed = result(summary, "m.spans")
+    assert failed.action == "failed"
+    assert failed.error.startswith("m.spans: column 'tm' comes through SQLAlchemy as durations")
+    assert "`CAST(tm AS CHAR) AS tm` (MySQL/MariaDB)" in failed.error
+    fixed = read(summary, "m.as_text").sort_by("id")
+    assert fixed.column("tm").to_pylist() == ["838:59:59.000000", "-00:00:01.500000"]

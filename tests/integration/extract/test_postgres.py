@@ -1071,3 +1071,25 @@ def test_a_table_whose_name_holds_a_dot_is_named_with_quotes(
     summary = run(tmp_path, {"pg": {"url": url, "reader": reader}}, tables)
     assert sorted(read(summary, "pg.full").column("id").to_pylist()) == [1, 2]
     assert read(summary, "pg.windowed").column("id").to_pylist() == [1]
+
+
+def test_through_sqlalchemy_an_interval_or_an_inet_fails_naming_the_column(
+    pg_admin, pg_schema, pg_url, tmp_path
+):
+    """Through `reader: sqlalchemy` psycopg gives an interval as a duration that counts
+    a month as 30 days ('1 mon' -> 30 days), which the lake kept and no Delta load could
+    read, and an inet as an object Arrow has no type for (an error naming no column):
+    each fails naming its column and the fix."""
+    table = f'"{pg_schema}".net'
+    pg_admin.execute(f"CREATE TABLE {table} (id int, span interval, ip inet)")
+    pg_admin.execute(f"INSERT INTO {table} VALUES (1, '1 mon', '10.0.0.1')")
+    url = pg_url.replace("postgresql://", "postgresql+psycopg://")
+    tables = [
+        {"source": "pg", "name": name, "query": f"SELECT id, {name} FROM {table}"}
+        for name in ("span", "ip")
+    ]
+    summary = run(tmp_path, {"pg": {"url": url, "reader": "sqlalchemy"}}, tables)
+    span, ip = result(summary, "pg.span").error, result(summary, "pg.ip").error
+    assert span.startswith("pg.span: column 'span' comes through SQLAlchemy as durations")
+    assert ip.startswith("pg.ip: column 'ip' comes through SQLAlchemy as values Arrow has no")
+    assert "`ip::text AS ip` (PostgreSQL)" in ip

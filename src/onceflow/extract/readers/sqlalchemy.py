@@ -31,7 +31,7 @@ from onceflow.extract.sql import (
     table_parts,
     to_sqlalchemy,
 )
-from onceflow.extract.types import ConversionError, cast_column, decimal_type
+from onceflow.extract.types import ConversionError, cast_column, decimal_type, sql_name
 
 _SA_TYPES: list[tuple[str, pa.DataType]] = [
     ("BIGINT", pa.int64()),
@@ -55,13 +55,35 @@ _SA_SQLITE_TYPES = {"INTEGER": pa.int64(), "SMALLINT": pa.int64(), "REAL": pa.fl
 def _sa_array(name: str, values: list[Any], declared: pa.DataType | None) -> pa.Array:
     """A column of Python values as its declared type (a driver may give floats for a
     decimal, e.g. SQLite): built directly, else inferred and cast (ConversionError for
-    a value the type cannot hold, such as 2 in a BOOLEAN column)."""
+    a value the type cannot hold, such as 2 in a BOOLEAN column, and for values Arrow
+    holds no type of, or only a duration: see `_unheld`)."""
     try:
-        return pa.array(values, type=declared)
-    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        array = pa.array(values, type=declared)
+    except (pa.ArrowTypeError, pa.ArrowInvalid) as error:
         if declared is None:
-            raise
-        return cast_column(name, pa.array(values), declared)
+            detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            raise ConversionError(
+                _unheld(name, f"values Arrow has no type for ({detail})"), name
+            ) from None
+        array = cast_column(name, pa.array(values), declared)
+    if pa.types.is_duration(array.type):
+        # a MySQL TIME (-838:59:59..838:59:59) or a PostgreSQL interval, whose months
+        # psycopg counts as 30 days: Delta holds no duration, and its load named nothing
+        what = "durations (a MySQL TIME; a PostgreSQL interval, its months counted as 30 days)"
+        raise ConversionError(_unheld(name, f"{what}, which no Delta table holds"), name)
+    return array
+
+
+def _unheld(name: str, what: str) -> str:
+    """Why column `name`, as the SQLAlchemy driver gives it, cannot be extracted, and the
+    fix: the native reader, or a query reading it as text."""
+    sql = sql_name(name)
+    return (
+        f"column {name!r} comes through SQLAlchemy as {what}. Extract it with `reader: "
+        "auto` (MySQL/MariaDB, PostgreSQL), or with a query reading it as text, e.g. "
+        f"`CAST({sql} AS CHAR) AS {sql}` (MySQL/MariaDB) or `{sql}::text AS {sql}` "
+        "(PostgreSQL)"
+    )
 
 
 def _sa_base(kind: Any) -> Any:
