@@ -9,6 +9,7 @@ import pyarrow as pa
 import pytest
 
 from onceflow.extract.types import (
+    INTERVAL_STRUCT,
     ConversionError,
     make_caster,
     pg_overrides,
@@ -55,6 +56,63 @@ def test_money_counts_of_cents_become_decimals_with_the_currencys_scale():
         Decimal("0.00"),
         None,
     ]
+
+
+def test_money_arrays_become_lists_of_the_same_decimals():
+    field = _pg("ms", pa.list_(_pg("item", pa.int64(), "money")), "_money")
+    overrides = pg_overrides(pa.schema([field]), money_scale=2)
+    assert overrides["ms"].value_type == pa.decimal128(19, 2)
+    cents = pa.array([[0], [1234, -1, None], None, [], [2**63 - 1]], field.type)
+    got = _cast([field], [cents.slice(1)], overrides).column(0)  # a slice keeps its rows
+    assert got.to_pylist() == [
+        [Decimal("12.34"), Decimal("-0.01"), None],
+        None,
+        [],
+        [Decimal("92233720368547758.07")],
+    ]
+
+
+def test_oids_are_the_unsigned_numbers_the_driver_gave_as_int32():
+    oid = _pg("o", pa.int32(), "oid")
+    oids = _pg("os", pa.list_(_pg("item", pa.int32(), "oid")), "_oid")
+    schema = target_schema(pa.schema([oid, oids]))
+    assert schema.field("o").type == pa.int64()
+    assert schema.field("os").type.value_type == pa.int64()
+    got = _cast(
+        [oid, oids],
+        [
+            pa.array([-1, -(2**31), 7, None], pa.int32()),
+            pa.array([[-1, 1], None, [], [None]], pa.list_(pa.int32())),
+        ],
+    )
+    assert got.column(0).to_pylist() == [4294967295, 2147483648, 7, None]
+    assert got.column(1).to_pylist() == [[4294967295, 1], None, [], [None]]
+
+
+def test_interval_arrays_become_lists_of_the_interval_struct():
+    field = _pg("spans", pa.list_(pa.month_day_nano_interval()), "_interval")
+    assert target_schema(pa.schema([field])).field("spans").type.value_type == INTERVAL_STRUCT
+    values = [[(1, 2, 3), None], None, [], [(-1, 0, -1000)]]
+    spans = pa.array(values, field.type).slice(1)
+    got = _cast([field], [spans]).column(0).to_pylist()
+    assert got == [None, [], [{"months": -1, "days": 0, "nanoseconds": -1000}]]
+
+
+def test_composites_and_regproc_are_read_as_text():
+    item = pa.struct([("label", pa.string()), ("amount", pa.int64())])
+    schema = pa.schema(
+        [
+            _pg("it", item, "item"),
+            _pg("its", pa.list_(item), "_item"),
+            _pg("r", pa.struct([("oid", pa.int32())]), "record"),
+            _pg("fn", pa.int32(), "regproc"),
+            _pg("fns", pa.list_(pa.int32()), "_regproc"),
+            _pg("n", pa.int32(), "int4"),
+            _pg("ns", pa.list_(pa.int32()), "_int4"),
+            pa.field("plain", item),  # not from PostgreSQL: left alone
+        ]
+    )
+    assert pg_text_columns(schema) == ["it", "its", "r", "fn", "fns"]
 
 
 # what the driver returns for +/-infinity: the sentinel plus the 2000 -> 1970 offset, wrapped

@@ -8,6 +8,7 @@ import pytest
 from onceflow.extract.sql import (
     ReadSpec,
     build_select,
+    table_parts,
     to_positional,
     to_session_settings,
     to_sqlalchemy,
@@ -34,6 +35,29 @@ def test_table_names_are_quoted_not_interpolated() -> None:
 def test_schema_qualified_table_is_quoted_part_by_part() -> None:
     sql, _ = build_select(ReadSpec("public.orders", None, None, None), "`")
     assert sql == "SELECT * FROM `public`.`orders`"
+
+
+@pytest.mark.parametrize(
+    ("table", "parts"),
+    [
+        ('public."we.ird"', ["public", "we.ird"]),
+        ("db.`we.ird`", ["db", "we.ird"]),
+        ('"a""b".c', ['a"b', "c"]),
+        ("cat.sch.tab", ["cat", "sch", "tab"]),
+        # not a sequence of whole parts: split at every dot as before, quotes kept
+        ('shop.x"; drop table y; --', ["shop", 'x"; drop table y; --']),
+        ('public."we.ird', ["public", '"we', "ird"]),
+        ("a.b.c.d", ["a.b.c.d"]),
+        ("a..b", ["a..b"]),
+    ],
+)
+def test_a_table_name_is_split_at_dots_outside_quotes(table: str, parts: list[str]) -> None:
+    assert table_parts(table) == parts
+
+
+def test_a_quoted_table_name_holding_a_dot_is_one_identifier() -> None:
+    sql, _ = build_select(ReadSpec('public."we.ird"', None, None, None))
+    assert sql == 'SELECT * FROM "public"."we.ird"'
 
 
 def test_incremental_window_uses_bound_parameters() -> None:

@@ -78,6 +78,24 @@ _MYSQL_CODE = re.compile(r"ERROR (\d{4})|\((\d{4}),")
 _SQLSTATE = re.compile(r"SQLSTATE[: ]+([0-9A-Z]{5})")
 
 
+_MYSQL_DUPLICATE_COLUMN = 1060  # ER_DUP_FIELDNAME: a derived table's repeated column name
+_MYSQL_DUPLICATE_NAME = re.compile(r"Duplicate column name '(.*)'")
+
+
+def repeated_columns(where: str, names: list[str]) -> SourceError:
+    """The refusal of a result with more than one column of each of `names`: the one
+    wording, whether onceflow saw the names or MySQL refused to wrap the query (1060)."""
+    from onceflow.extract.types import sql_name
+
+    shown = ", ".join(repr(name) for name in names)
+    column, alias = sql_name(names[0]), sql_name(f"b_{names[0]}")
+    return SourceError(
+        f"{where}: the query returns more than one column named {shown}: the lake's file "
+        "needs one name per column. Give each its own name with AS, e.g. "
+        f"`select a.{column}, b.{column} AS {alias} ...`"
+    )
+
+
 def _first_line(text: str) -> str:
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
     return lines[0] if lines else text.strip()
@@ -106,6 +124,8 @@ def classify(error: BaseException, where: str) -> SourceError:
     elif m := _MYSQL_CODE.search(text):
         code = int(m.group(1) or m.group(2))
 
+    if code == _MYSQL_DUPLICATE_COLUMN and (m := _MYSQL_DUPLICATE_NAME.search(text)):
+        return repeated_columns(where, [m.group(1)])
     if sqlstate in _PERMANENT_SQLSTATES:
         return SourceError(f"{where}: {_PERMANENT_SQLSTATES[sqlstate]}: {detail}")
     if code in _MYSQL_PERMANENT:

@@ -43,12 +43,35 @@ def quote_ident(name: str, quote: str = '"') -> str:
     return quote + name.replace(quote, quote * 2) + quote
 
 
-def quote_table(table: str, quote: str = '"') -> str:
-    """Quote `schema.table` part by part; a name with quotes or semicolons stays one name."""
+# One part of a configured table name: "quoted" or `quoted` (a doubled quote inside is
+# one), else plain text up to the next dot
+_NAME_PART = r'"(?:[^"]|"")+"|`(?:[^`]|``)+`|[^."`]+'
+_DOTTED_NAME = re.compile(rf"(?:{_NAME_PART})(?:\.(?:{_NAME_PART})){{0,2}}")
+
+
+def table_parts(table: str) -> list[str]:
+    """The parts of a configured `table:` name, [schema,] table (or catalog.schema.table).
+
+    A part may be quoted as in SQL (`"` or MySQL's `` ` ``, a doubled one inside is one),
+    so a dot inside it is no separator: `public."we.ird"` names the table `we.ird`. Any
+    other name is split at every dot, each part taken as it is, quotes and all
+    (`shop.x"; drop table y; --` is the table `x"; drop table y; --`); one with an empty
+    part or more than three is one name as given."""
+    if _DOTTED_NAME.fullmatch(table):
+        return [
+            part[1:-1].replace(part[0] * 2, part[0]) if part[0] in '"`' else part
+            for part in re.findall(_NAME_PART, table)
+        ]
     parts = table.split(".")
     if len(parts) > 3 or any(not p for p in parts):
-        parts = [table]
-    return ".".join(quote_ident(p, quote) for p in parts)
+        return [table]
+    return parts
+
+
+def quote_table(table: str, quote: str = '"') -> str:
+    """Quote `schema.table` part by part (`table_parts`); a name with stray quotes or
+    semicolons stays one name."""
+    return ".".join(quote_ident(p, quote) for p in table_parts(table))
 
 
 # Where a string literal, quoted identifier or comment may open: the scan jumps between these

@@ -11,7 +11,14 @@
 
 PostgreSQL values the ADBC driver gets wrong are set right here (`pg_*` below):
 - `money` comes as an int64 count of cents (`12.34` -> 1234): it becomes
-  decimal(19, s), s the session's currency digits (lc_monetary), exactly.
+  decimal(19, s), s the session's currency digits (lc_monetary), exactly; a `money[]`
+  becomes a list of them.
+- `oid` comes as an int32, so an oid above 2^31 - 1 is negative (4294967295 -> -1): it
+  becomes the int64 of the same unsigned 32 bits, in an `oid[]` too. `regproc`, which the
+  driver also passes as its oid, is read as its text (the function's name), as the other
+  reg* types are.
+- `month_day_nano_interval` inside a list (`interval[]`) becomes a list of the interval
+  struct above, as a column of it does.
 - `infinity`/`-infinity` timestamps and dates come as out-of-range int64/int32 values
   (the driver's offset to 1970 wraps around): they are clamped to 9999-12-31
   23:59:59.999999 and 0001-01-01, the range every reader holds, keeping their order.
@@ -25,6 +32,10 @@ PostgreSQL values the ADBC driver gets wrong are set right here (`pg_*` below):
 - Types the driver does not decode (timetz, inet, cidr, macaddr, xml, ranges, geometric
   types, ...) come as their binary wire format: the reader asks the server for their text
   instead (`pg_text_columns`).
+- Composite types (and arrays of them) are read as their text too: the driver decodes
+  them into structs whose fields bypass every fix here (money as cents, an oid wrapped,
+  numeric NaN as `nan`, infinity wrapped, a multi-dimensional array flattened), and a
+  field's array dimensions cannot be checked from its decoded value at all.
 - A `numeric(p,s)` NaN or ±Infinity has no decimal value: ConversionError names the column.
 
 Anywhere: an integer read as a boolean (MySQL `tinyint(1)`, SQLite `BOOLEAN`) must be 0 or
@@ -99,11 +110,30 @@ def _undecoded(field: pa.Field) -> bool:
     return any(_undecoded(storage.field(i)) for i in range(storage.num_fields))
 
 
+def _composite(data_type: pa.DataType) -> bool:
+    """A struct (a PostgreSQL composite or record), or a list of them at any depth."""
+    if pa.types.is_struct(data_type):
+        return True
+    return pa.types.is_list(data_type) and _composite(data_type.value_type)
+
+
+# passed by the driver as its oid (an int32), where the other reg* types come undecoded
+# and so as their text: read as text too, the function's name as PostgreSQL prints it
+_PG_TEXT_TYPES = ("regproc", "_regproc")
+
+
 def pg_text_columns(schema: pa.Schema) -> list[str]:
-    """The columns the driver passes as PostgreSQL's binary wire format, not decoded
-    (timetz, inet, cidr, macaddr, xml, ..., or arrays of them): the reader reads them as
-    the server's text instead."""
-    return [field.name for field in schema if _undecoded(field)]
+    """The columns read as the server's text instead of the driver's decoding: the types
+    it passes as their binary wire format (timetz, inet, cidr, macaddr, xml, ..., or arrays
+    of them), composite types and arrays of them (the struct the driver makes skips every
+    check and fix of this module), and regproc."""
+    return [
+        field.name
+        for field in schema
+        if _undecoded(field)
+        or (pg_type(field) is not None and _composite(field.type))
+        or pg_type(field) in _PG_TEXT_TYPES
+    ]
 
 
 def pg_array_columns(schema: pa.Schema) -> list[str]:
@@ -116,18 +146,32 @@ def pg_array_columns(schema: pa.Schema) -> list[str]:
 
 
 def pg_overrides(schema: pa.Schema, money_scale: int) -> dict[str, pa.DataType]:
-    """money columns as decimal(19, money_scale): the driver gives a count of cents."""
-    return {
-        field.name: pa.decimal128(PG_MONEY_PRECISION, money_scale)
-        for field in schema
-        if pg_type(field) == "money"
-    }
+    """money columns as decimal(19, money_scale), money[] as lists of it: the driver
+    gives a count of cents."""
+    money = pa.decimal128(PG_MONEY_PRECISION, money_scale)
+    out: dict[str, pa.DataType] = {}
+    for field in schema:
+        if pg_type(field) == "money":
+            out[field.name] = money
+        elif pg_type(field) == "_money" and pa.types.is_list(field.type):
+            out[field.name] = pa.list_(pa.field(field.type.value_field.name, money))
+    return out
 
 
 INTERVAL_STRUCT = pa.struct(
     [("months", pa.int32()), ("days", pa.int32()), ("nanoseconds", pa.int64())]
 )
 _KEPT_EXTENSIONS = ("arrow.uuid", "arrow.json")
+
+
+def _pg_oid(field: pa.Field) -> pa.DataType | None:
+    """oid (an unsigned 32-bit number the driver gives as int32) as int64, in a list too."""
+    kind = pg_type(field)
+    if kind == "oid":
+        return pa.int64()
+    if kind == "_oid" and pa.types.is_list(field.type):
+        return pa.list_(pa.field(field.type.value_field.name, pa.int64()))
+    return None
 
 
 def _pg_numeric(field: pa.Field) -> pa.DataType | None:
@@ -173,15 +217,20 @@ def _plain(data_type: pa.DataType) -> pa.DataType:
         return pa.string()
     if pa.types.is_interval(data_type):
         return INTERVAL_STRUCT
+    if pa.types.is_list(data_type) and pa.types.is_interval(data_type.value_type):
+        return pa.list_(pa.field(data_type.value_field.name, INTERVAL_STRUCT))  # interval[]
     return data_type
 
 
 def target_schema(schema: pa.Schema, overrides: dict[str, pa.DataType] | None = None) -> pa.Schema:
-    """The schema written to Parquet: overrides first, PostgreSQL numerics, plain types."""
+    """The schema written to Parquet: overrides first, PostgreSQL numerics and oids, plain
+    types."""
     overrides = overrides or {}
     out = []
     for field in schema:
-        wanted = overrides.get(field.name) or _pg_numeric(field) or _plain(field.type)
+        wanted = (
+            overrides.get(field.name) or _pg_numeric(field) or _pg_oid(field) or _plain(field.type)
+        )
         out.append(pa.field(field.name, wanted, nullable=True))
     return pa.schema(out)
 
@@ -202,6 +251,20 @@ def _interval_struct(column: pa.Array) -> pa.Array:
     )
 
 
+def _list_values(column: pa.Array, wanted: pa.DataType, convert: _Step) -> pa.Array:
+    """A list column as the list type `wanted`, its values `convert`ed: its offsets and
+    nulls are kept as they are (a sliced list too), only the values are new."""
+    validity, offsets = column.buffers()[:2]
+    return pa.Array.from_buffers(
+        wanted,
+        len(column),
+        [validity, offsets],
+        null_count=column.null_count,
+        offset=column.offset,
+        children=[convert(column.values)],
+    )
+
+
 def _convert(column: pa.Array, wanted: pa.DataType) -> pa.Array:
     if column.type == wanted:
         return column
@@ -211,6 +274,13 @@ def _convert(column: pa.Array, wanted: pa.DataType) -> pa.Array:
             return column
     if pa.types.is_interval(column.type) and wanted == INTERVAL_STRUCT:
         return _interval_struct(column)
+    if (
+        pa.types.is_list(column.type)
+        and pa.types.is_interval(column.type.value_type)
+        and pa.types.is_list(wanted)
+        and wanted.value_type == INTERVAL_STRUCT
+    ):
+        return _list_values(column, wanted, _interval_struct)
     if pa.types.is_integer(column.type) and pa.types.is_boolean(wanted):
         _zero_or_one(column)  # Arrow's cast makes any non-zero integer true
     if _is_extension(wanted):
@@ -250,6 +320,12 @@ def _money(column: pa.Array, wanted: pa.DataType) -> pa.Array:
     same 128-bit integer under the wanted scale, zero-copy after the cast."""
     whole = _cast(column, pa.decimal128(wanted.precision, 0))
     return whole.view(wanted)
+
+
+def _oid(column: pa.Array) -> pa.Array:
+    """The driver's int32 oids as the unsigned numbers they are (-1 -> 4294967295), in
+    int64: the same 32 bits read unsigned (a view), then widened."""
+    return _cast(column.view(pa.uint32()), pa.int64())
 
 
 def _civil(days: int) -> tuple[int, int, int]:
@@ -414,13 +490,11 @@ def _numeric_text(column: pa.Array) -> pa.Array:
 
 def _numeric_text_elements(column: pa.Array) -> pa.Array:
     """A numeric[] column with each element's `nan`/`inf`/`-inf` as PostgreSQL prints it."""
-    from pyarrow._compute import call_function
-
     values = _numeric_text(column.values)
     if values is column.values:
         return column
-    mask = call_function("is_null", [column])
-    return pa.ListArray.from_arrays(column.offsets, values, mask=mask)
+    wanted = pa.list_(pa.field(column.type.value_field.name, values.type))
+    return _list_values(column, wanted, lambda _values: values)
 
 
 def _step(field: pa.Field, wanted: pa.DataType) -> _Step:
@@ -431,6 +505,12 @@ def _step(field: pa.Field, wanted: pa.DataType) -> _Step:
     def convert(column: pa.Array) -> pa.Array:
         if kind == "money" and pa.types.is_decimal(wanted):
             return _money(column, wanted)
+        if kind == "_money" and pa.types.is_list(wanted):
+            return _list_values(column, wanted, lambda cents: _money(cents, wanted.value_type))
+        if kind == "oid" and wanted == pa.int64():
+            return _oid(column)
+        if kind == "_oid" and pa.types.is_list(wanted):
+            return _list_values(column, wanted, _oid)
         if kind in _PG_INFINITY:
             column = _finite(column, kind)
         elif element in _PG_INFINITY and pa.types.is_list(column.type):

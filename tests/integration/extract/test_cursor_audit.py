@@ -5,6 +5,7 @@ fail the table, or are left out with `null_cursor: skip` and reported."""
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -399,3 +400,85 @@ def test_mariadb_epoch_fix_for_a_named_zone_names_the_time_zone_tables(
     assert "2 row(s) have a NULL or zero-date cursor 'ep_at'" in error
     assert "this server has no time zone tables" in error
     assert "mysql_tzinfo_to_sql" in error
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("reader", ["auto", "sqlalchemy"])
+def test_a_postgres_text_cursor_is_offered_the_iso_cast_and_the_epoch_form(
+    pg_admin, pg_schema, pg_url, tmp_path, reader
+):
+    """A text cursor's refusal offered only `to_timestamp("s")`, which PostgreSQL refuses
+    for text, and which is wrong for ISO 8601 text: both fixes are offered, and each,
+    pasted, extracts the window of the text it is meant for."""
+    pg_admin.execute(f'CREATE TABLE "{pg_schema}".tx (id int, s text, ep varchar(12))')
+    pg_admin.execute(
+        f"""INSERT INTO "{pg_schema}".tx VALUES
+        (1, '2025-01-23 10:00:00', '1737633600'), (2, '2025-01-24 10:00:00', '1737720000')"""
+    )
+    url = pg_url if reader == "auto" else pg_url.replace("postgresql://", "postgresql+psycopg://")
+    source = {"pg": {"url": url, "reader": reader}}
+
+    def table(cursor: str) -> dict:
+        incremental = {"mode": "incremental", "cursor": cursor}
+        return {"source": "pg", "table": f"{pg_schema}.tx", "name": cursor, "extract": incremental}
+
+    summary = run(tmp_path, source, [table("s"), table("ep")])
+    iso = result(summary, "pg.s").error
+    assert "cursor column 's' is of type text, not a date or time" in iso
+    assert f'`query: select *, CAST("s" AS timestamp) AS s_at from {pg_schema}.tx`' in iso
+    assert 'convert it with to_timestamp(CAST("s" AS double precision)) instead' in iso
+    epoch = result(summary, "pg.ep").error
+    assert "is of type character varying" in epoch
+    assert 'to_timestamp(CAST("ep" AS double precision))' in epoch
+    fixes = [
+        {
+            "source": "pg",
+            "name": "iso",
+            "query": f'select *, CAST("s" AS timestamp) AS s_at from "{pg_schema}".tx',
+            "extract": {"mode": "incremental", "cursor": "s_at"},
+        },
+        {
+            "source": "pg",
+            "name": "epoch",
+            "query": (
+                'select *, to_timestamp(CAST("ep" AS double precision)) AS ep_at '
+                f'from "{pg_schema}".tx'
+            ),
+            "extract": {"mode": "incremental", "cursor": "ep_at"},
+        },
+    ]
+    summary = run(tmp_path, source, fixes, timezone="UTC")
+    assert read(summary, "pg.iso").column("id").to_pylist() == [1]
+    assert read(summary, "pg.epoch").column("id").to_pylist() == [1]
+
+
+@pytest.mark.mysql
+def test_a_mariadb_varchar_cursor_is_offered_the_iso_cast_and_the_epoch_form(
+    mysql_admin, mysql_db, tmp_path
+):
+    """A varchar cursor's only suggested fix was FROM_UNIXTIME(label), which turns
+    '2025-01-23 10:00:00' into 1970 without an error: the ISO cast comes first."""
+    db = mysql_db.rsplit("/", 1)[1]
+    with mysql_admin.cursor() as cur:
+        cur.execute(f"USE `{db}`")
+        cur.execute("CREATE TABLE tx (id int, label varchar(30))")
+        cur.execute(
+            "INSERT INTO tx VALUES (1, '2025-01-23 10:00:00.5'), (2, '2025-01-24 10:00:00')"
+        )
+    incremental = {"mode": "incremental", "cursor": "label"}
+    summary = run(
+        tmp_path, {"m": mysql_db}, [{"source": "m", "table": "tx", **{"extract": incremental}}]
+    )
+    error = result(summary, "m.tx").error
+    assert "cursor column 'label' is of type varchar or char, not a date or time" in error
+    assert "`query: select *, CAST(`label` AS DATETIME(6)) AS label_at from tx`" in error
+    assert "if it holds unix epoch seconds, convert it with FROM_UNIXTIME(`label`)" in error
+    fixed = {
+        "source": "m",
+        "name": "iso",
+        "query": "select *, CAST(`label` AS DATETIME(6)) AS label_at from tx",
+        "extract": {"mode": "incremental", "cursor": "label_at"},
+    }
+    data = read(run(tmp_path, {"m": mysql_db}, [fixed]), "m.iso")
+    assert data.column("id").to_pylist() == [1]
+    assert data.column("label_at").to_pylist() == [datetime(2025, 1, 23, 10, 0, 0, 500000)]

@@ -570,3 +570,64 @@ def test_a_tinyint_1_other_than_0_or_1_fails_its_table_naming_the_value(
         assert "\n" not in failed.error
     integers = read(summary, "maria.as_integers").sort_by("id")
     assert integers.column("t1").to_pylist() == [1, 5, -1]
+
+
+@pytest.mark.parametrize("reader", ["auto", "sqlalchemy"])
+def test_a_query_returning_two_columns_of_one_name_is_refused_naming_them(
+    mysql_admin, mysql_db, tmp_path, reader
+):
+    """MariaDB refused onceflow's probe with `Duplicate column name 'id'` (1060), with no
+    fix: the table fails with the same line as on the other databases."""
+    _exec(
+        mysql_admin,
+        _db(mysql_db),
+        "CREATE TABLE zoo (id int, ts datetime)",
+        "INSERT INTO zoo VALUES (1, '2025-01-23 12:00')",
+    )
+    url = mysql_db if reader == "auto" else mysql_db.replace("mysql://", "mysql+pymysql://")
+    join = "FROM zoo a JOIN zoo b ON a.id = b.id"
+    tables = [
+        {"source": "m", "name": "full", "query": f"SELECT a.id, b.id, a.ts {join}"},
+        {
+            "source": "m",
+            "name": "windowed",
+            "query": f"SELECT a.*, b.* {join}",
+            "extract": {"mode": "incremental", "cursor": "ts"},
+        },
+    ]
+    summary = run(tmp_path, {"m": {"url": url, "reader": reader}}, tables)
+    for name in ("full", "windowed"):
+        failed = result(summary, f"m.{name}")
+        assert failed.action == "failed" and failed.attempts == 1, name
+        assert failed.error.startswith(
+            f"m.{name}: the query returns more than one column named 'id': the lake's file "
+            "needs one name per column. Give each its own name with AS, e.g. "
+            "`select a.id, b.id AS b_id ...`"
+        ), failed.error
+
+
+def test_through_sqlalchemy_a_time_column_fails_naming_it_and_the_fix(
+    mysql_admin, mysql_db, tmp_path
+):
+    """Through `reader: sqlalchemy` a TIME came as a duration: extracted "completed",
+    then every load failed (`Invalid data type for Delta Lake: Duration`) naming no
+    column. It fails its extraction naming the column; the fix extracts it as the native
+    reader does."""
+    _exec(
+        mysql_admin,
+        _db(mysql_db),
+        "CREATE TABLE spans (id int, tm time(6))",
+        "INSERT INTO spans VALUES (1, '838:59:59'), (2, '-00:00:01.5')",
+    )
+    source = {"url": mysql_db.replace("mysql://", "mysql+pymysql://"), "reader": "sqlalchemy"}
+    tables = [
+        {"source": "m", "table": "spans"},
+        {"source": "m", "name": "as_text", "query": "SELECT id, CAST(tm AS CHAR) AS tm FROM spans"},
+    ]
+    summary = run(tmp_path, {"m": source}, tables)
+    failed = result(summary, "m.spans")
+    assert failed.action == "failed"
+    assert failed.error.startswith("m.spans: column 'tm' comes through SQLAlchemy as durations")
+    assert "`CAST(tm AS CHAR) AS tm` (MySQL/MariaDB)" in failed.error
+    fixed = read(summary, "m.as_text").sort_by("id")
+    assert fixed.column("tm").to_pylist() == ["838:59:59.000000", "-00:00:01.500000"]

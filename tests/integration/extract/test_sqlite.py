@@ -398,3 +398,31 @@ def test_a_boolean_other_than_0_or_1_fails_its_table_naming_the_value(tmp_path, 
     assert "CAST(flag AS INTEGER) AS flag" in failed.error
     integers = read(summary, "lite.as_integers").sort_by("id")
     assert integers.column("flag").to_pylist() == [1, 0, None, 2]
+
+
+@pytest.mark.parametrize("reader", ["auto", "sqlalchemy"])
+def test_a_query_returning_two_columns_of_one_name_is_refused_naming_them(tmp_path, reader):
+    """A file with two `id` columns could never be loaded; wrapped in a subquery (to
+    window it), SQLite renamed the second `id:1`, a name no one chose, which the lake
+    kept. Both fail naming the columns and the fix."""
+    url = _database(
+        tmp_path,
+        "CREATE TABLE z (id INTEGER, ts TEXT);INSERT INTO z VALUES (1, '2025-01-23 10:00:00');",
+    )
+    join = "FROM z a JOIN z b ON a.id = b.id"
+    tables = [
+        {"source": "lite", "name": "full", "query": f"SELECT a.id, b.id, a.ts {join}"},
+        {
+            "source": "lite",
+            "name": "windowed",
+            "query": f"SELECT a.*, b.* {join}",
+            "extract": {"mode": "incremental", "cursor": "ts"},
+        },
+    ]
+    summary = run(tmp_path, {"lite": {"url": url, "reader": reader}}, tables)
+    for name, repeated in (("full", "'id'"), ("windowed", "'id', 'ts'")):
+        failed = result(summary, f"lite.{name}")
+        assert failed.action == "failed", name
+        assert failed.error.startswith(
+            f"lite.{name}: the query returns more than one column named {repeated}: "
+        ), failed.error

@@ -117,6 +117,44 @@ def test_postgres_uuid_and_arrays_of_json_and_numeric_load_every_window_as_text(
     assert validate_consistency(pipeline.config)["consistent"]
 
 
+@pytest.mark.postgres
+def test_postgres_money_and_oid_arrays_intervals_and_composites_load_and_read_back(
+    pg_admin, pg_schema, pg_url, tmp_path
+):
+    """money[] held cents, an oid above 2^31 was negative, interval[] failed its table,
+    and a composite holding infinity extracted "completed" and then failed every load
+    with a Delta panic naming no column: each now loads, window after window, exactly."""
+    s = pg_schema
+    pg_admin.execute(f'CREATE TYPE "{s}".stay AS (until timestamptz, price money)')
+    pg_admin.execute(
+        f'CREATE TABLE "{s}".mixed (id int, coins money[], o oid, os oid[], '
+        f'spans interval[], stay "{s}".stay)'
+    )
+    pg_admin.execute(
+        f"""INSERT INTO "{s}".mixed VALUES
+        (1, '{{12.34}}', 4294967295, '{{4294967295}}', '{{"1 day"}}',
+         ROW('infinity', 12.34)),
+        (2, NULL, NULL, NULL, NULL, NULL)"""
+    )
+    pipeline = _pipeline(tmp_path, pg_url, [f"{s}.mixed"])
+    for day in ("2025-01-23", "2025-01-24"):  # the first load creates, the second appends
+        summary = pipeline.run(day)
+        assert summary.ok, summary.error
+    data = _delta(pipeline, "mixed")
+    assert data.num_rows == 4
+    first = data.to_pylist()[0]
+    stay = pg_admin.execute(f'SELECT stay::text FROM "{s}".mixed WHERE id = 1').fetchone()[0]
+    assert first == {
+        "id": 1,
+        "coins": [Decimal("12.34")],
+        "o": 4294967295,
+        "os": [4294967295],
+        "spans": [{"months": 0, "days": 1, "nanoseconds": 0}],
+        "stay": stay,
+    }
+    assert stay.startswith("(infinity,")
+
+
 @pytest.mark.mysql
 def test_mysql_types_delta_lacks_load_and_read_back(mysql_admin, mysql_db, tmp_path):
     db = mysql_db.rsplit("/", 1)[1]

@@ -6,7 +6,9 @@ driver's batches to their exact target schema.
 from __future__ import annotations
 
 import contextlib
+import re
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
@@ -16,8 +18,8 @@ import pyarrow as pa
 
 from onceflow.config import SourceConfig
 from onceflow.errors import SourceError
-from onceflow.extract.classify import classify
-from onceflow.extract.readers.cursors import _as_time, _sqlite_iso
+from onceflow.extract.classify import classify, repeated_columns
+from onceflow.extract.readers.cursors import _as_time, _iso_as_time, _sqlite_iso
 from onceflow.extract.sql import ReadSpec, has_markers
 from onceflow.extract.types import ConversionError, make_caster, target_schema
 
@@ -42,6 +44,34 @@ def _same_name(dialect: str) -> Callable[[str, str], bool]:
     if dialect in ("mysql", "mariadb"):
         return lambda a, b: a.casefold() == b.casefold()
     return lambda a, b: a == b
+
+
+def distinct_columns(names: Sequence[str], where: str) -> None:
+    """Refuse a result with two columns of one name (`select a.id, b.id ...`): its file
+    would be written, but no reader could pick a column of it by name, so it could never
+    be loaded (`Multiple matches for FieldRef.Name(id)`); PostgreSQL refuses the query
+    wrapped around it to read a column as text (`column reference "id" is ambiguous`),
+    MySQL the derived table of its probe (`Duplicate column name`, `classify`)."""
+    twice = [name for name, count in Counter(names).items() if count > 1]
+    if twice:
+        raise repeated_columns(where, twice)
+
+
+_SQLITE_RENAMED = re.compile(r"(.+):\d+")
+
+
+def sqlite_distinct_columns(names: Sequence[str], where: str) -> None:
+    """`distinct_columns` for a SQLite query: wrapped in a subquery (to window it, or
+    read split), its repeated names come back renamed by SQLite (`id`, `id:1`), names no
+    one chose, which a file would keep; a `name:N` beside a `name` is taken for one."""
+    present = set(names)
+    renamed = [
+        found.group(1)
+        for name in names
+        if (found := _SQLITE_RENAMED.fullmatch(name)) and found.group(1) in present
+    ]
+    if renamed:
+        raise repeated_columns(where, list(dict.fromkeys(renamed)))
 
 
 @contextlib.contextmanager
@@ -93,18 +123,32 @@ class Reader(ABC):
         #: read; None when not counted (a full extract, a query placing the window itself)
         self.null_cursor_rows: int | None = None
 
-    def _not_a_time(self, spec: ReadSpec, kind: str) -> SourceError:
-        """The refusal of a cursor column whose type `kind` is no date or time."""
+    def _not_a_time(self, spec: ReadSpec, kind: str, text: bool = False) -> SourceError:
+        """The refusal of a cursor column whose type `kind` is no date or time; a `text`
+        one may hold ISO 8601 text or epoch digits, and each takes its own fix."""
         assert spec.cursor
         alias = f"{spec.cursor}_at"
-        convert, needs = _as_time(self.source.dialect, spec.cursor, self.zone)
+        dialect = self.source.dialect
+        convert, needs = _as_time(dialect, spec.cursor, self.zone, text)
         where = spec.table or "(<your query>) q"
+        if text:
+            how = (
+                "If it holds ISO 8601 text (`2025-03-30 10:00:00`), extract it through a "
+                "query that converts it: `query: select *, "
+                f"{_iso_as_time(dialect, spec.cursor)} AS {alias} from {where}` with "
+                f"`cursor: {alias}` (and a `name:`); if it holds unix epoch seconds, "
+                f"convert it with {convert} instead{needs}"
+            )
+        else:
+            how = (
+                "If it holds unix epoch seconds, extract it through a query that converts "
+                f"it: `query: select *, {convert} AS {alias} from {where}` with "
+                f"`cursor: {alias}` (and a `name:`){needs}"
+            )
         return SourceError(
             f"{self.where}: cursor column {spec.cursor!r} is {kind}, not a date or time: "
             "onceflow's windows are 24-hour time windows, and no such value falls in one. "
-            "If it holds unix epoch seconds, extract it through a query that converts it: "
-            f"`query: select *, {convert} AS {alias} from {where}` with `cursor: {alias}` "
-            f"(and a `name:`){needs}; see docs/sources-and-types.md, Cursor columns"
+            f"{how}; see docs/sources-and-types.md, Cursor columns"
         )
 
     def _counted(self, spec: ReadSpec, count: int, what: str = "NULL", hint: str = "") -> None:
@@ -165,6 +209,7 @@ def _stream(
     from their values and so has nothing to go on (SQLite: every column int64). `fixes`:
     what to do when a column's values do not convert, added to its error.
     """
+    distinct_columns(reader.schema.names, where)
     schema = target_schema(reader.schema, overrides)
     cast = make_caster(reader.schema, schema)
     got_any = False

@@ -33,13 +33,32 @@ _EPOCH_TO_TIME_UTC = {
 }
 
 
-def _as_time(dialect: str, column: str, zone: ZoneInfo) -> tuple[str, str]:
-    """The SQL expression that reads epoch seconds in `column` as a time in `zone`, and
-    what else it needs."""
+# A text cursor holding ISO 8601 text (`2025-03-30 10:00:00`), read as the wall time it
+# is; its epoch form above would read it as a number (MySQL's FROM_UNIXTIME gives 1970
+# for it, silently). DATETIME(6): a bare DATETIME drops the fraction of a second.
+_ISO_TO_TIME = {
+    "postgresql": "CAST({c} AS timestamp)",
+    "mysql": "CAST({c} AS DATETIME(6))",
+}
+# PostgreSQL's to_timestamp takes a number: text holding one is cast first
+_EPOCH_TEXT = {"postgresql": "CAST({c} AS double precision)"}
+
+
+def _as_time(dialect: str, column: str, zone: ZoneInfo, text: bool = False) -> tuple[str, str]:
+    """The SQL expression that reads epoch seconds in `column` (a number, or with `text`
+    its digits as text) as a time in `zone`, and what else it needs."""
     forms = _EPOCH_TO_TIME_UTC if str(zone) in ("UTC", "Etc/UTC") else {}
     form, note = forms.get(dialect) or _EPOCH_TO_TIME.get(dialect, ("<{c} as a timestamp>", ""))
     name = quote_ident(column, "`" if dialect == "mysql" else '"')
+    if text:
+        name = _EPOCH_TEXT.get(dialect, "{c}").format(c=name)
     return form.format(c=name, zone=zone), note.format(zone=zone)
+
+
+def _iso_as_time(dialect: str, column: str) -> str:
+    """The SQL expression that reads ISO 8601 text in `column` as a timestamp."""
+    name = quote_ident(column, "`" if dialect == "mysql" else '"')
+    return _ISO_TO_TIME.get(dialect, "CAST({c} AS TIMESTAMP)").format(c=name)
 
 
 # text written year first or day first, and a GLOB that matches the same: a fix converts
@@ -79,6 +98,13 @@ _NO_WINDOW = {
 }
 # PostgreSQL: a window compares its cursor with two instants: these types are times
 _PG_TIMES = ("date", "timestamp without time zone", "timestamp with time zone")
+# and these hold text, which may be a time written out (ISO 8601) or epoch digits
+_PG_TEXTS = ("text", "character varying", "character", "name", "citext")
+
+
+def _pg_text(kinds: list[str]) -> bool:
+    """Whether the cursor's type (`pg_cursor_types`, a domain's base type last) is text."""
+    return kinds[-1] in _PG_TEXTS
 
 
 def _pg_not_a_time(kinds: list[str]) -> str | None:

@@ -51,6 +51,8 @@ _MYSQL_TYPE_NAMES = {
     **dict.fromkeys((15, 253, 254), "varchar or char"),
     **dict.fromkeys((249, 250, 251, 252), "text or blob"),
 }
+# of those, the ones that may hold a time written out (or epoch digits) as text
+_MYSQL_TEXTS = {15, 249, 250, 251, 252, 253, 254}
 # ConnectorX reads a DECIMAL as a 96-bit decimal rescaled to 10 places (at most ~7.9e28,
 # so 18 integer digits are always safe, 19 only sometimes) and panics on a value beyond it
 _CX_DECIMAL_SCALE = 10
@@ -200,7 +202,7 @@ class MysqlReader(Reader):
             return  # not among the columns: the window's query names the missing column
         if cursor_type not in _MYSQL_DATES:
             kind = _MYSQL_TYPE_NAMES.get(cursor_type, f"code {cursor_type}")
-            raise self._not_a_time(spec, f"of type {kind}")
+            raise self._not_a_time(spec, f"of type {kind}", text=cursor_type in _MYSQL_TEXTS)
         also, what = _NO_WINDOW["mysql"]
         cur.execute(
             to_positional(null_cursor_count(spec, "`", also), "format", dialect="mysql"), ()

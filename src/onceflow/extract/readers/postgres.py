@@ -1,5 +1,6 @@
 """The PostgreSQL reader: ADBC's libpq driver, binary COPY streamed, the window bound into
-session settings; columns the driver does not decode read as text, arrays checked.
+session settings; columns the driver does not decode (and composites) read as text,
+arrays checked.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from onceflow.errors import SourceError
 from onceflow.extract import early
 from onceflow.extract.classify import classify
 from onceflow.extract.readers.adbc import _adbc_query, _adbc_schema
-from onceflow.extract.readers.base import Reader, _stream, classified
-from onceflow.extract.readers.cursors import _NO_WINDOW, _pg_not_a_time
+from onceflow.extract.readers.base import Reader, _stream, classified, distinct_columns
+from onceflow.extract.readers.cursors import _NO_WINDOW, _pg_not_a_time, _pg_text
 from onceflow.extract.sql import (
     SETTING_PREFIX,
     ReadSpec,
@@ -101,12 +102,17 @@ class PostgresReader(Reader):
             settings.append("scale(CAST(0 AS money)::numeric)")
             with _adbc_query(conn, "SELECT " + ", ".join(settings), (str(self.zone), *values)) as r:
                 money_scale = int(r.read_all().column(len(settings) - 1)[0].as_py())
-            if spec.audits_cursor:
-                self._audit_cursor(conn, spec)
-            # the result is described first (not run: a COPY closed unread is drained
-            # whole by the next query): columns the driver does not decode are asked for
-            # as text, arrays with their dimensions
-            described = _adbc_schema(conn, to_session_settings(sql))
+            try:
+                if spec.audits_cursor:
+                    self._audit_cursor(conn, spec)
+                # the result is described first (not run: a COPY closed unread is drained
+                # whole by the next query): columns the driver does not decode are asked
+                # for as text, arrays with their dimensions
+                described = _adbc_schema(conn, to_session_settings(sql))
+            except Exception as error:
+                self._ambiguous_cursor(conn, spec, error)
+                raise
+            distinct_columns(described.names, self.where)
             text = pg_text_columns(described)
             arrays = [n for n in pg_array_columns(described) if n not in text]
             if text or arrays:
@@ -115,6 +121,14 @@ class PostgresReader(Reader):
                 rows = _OneDimensional(reader, arrays, self.where) if arrays else reader
                 yield from _stream(rows, self.where, pg_overrides(rows.schema, money_scale))
 
+    def _ambiguous_cursor(self, conn: Any, spec: ReadSpec, error: Exception) -> None:
+        """A query returning two columns of its cursor's name fails where onceflow names
+        the cursor (`column reference "ts" is ambiguous`): refuse its repeated names as
+        any other query's (`distinct_columns`); any other failure is left as it is."""
+        if spec.query and "is ambiguous" in str(error):
+            query = spec.query.strip().rstrip(";")
+            distinct_columns(_adbc_schema(conn, to_session_settings(query)).names, self.where)
+
     def _audit_cursor(self, conn: Any, spec: ReadSpec) -> None:
         """Refuse a cursor that is no date or time (PostgreSQL would fail the window's
         query with `operator does not exist: bigint >= timestamp with time zone`), then
@@ -122,7 +136,7 @@ class PostgresReader(Reader):
         with _adbc_query(conn, pg_cursor_types(spec)) as r:
             kinds = [str(kind) for kind in r.read_all().column(0).to_pylist()]
         if (refused := _pg_not_a_time(kinds)) is not None:
-            raise self._not_a_time(spec, refused)
+            raise self._not_a_time(spec, refused, text=_pg_text(kinds))
         also, what = _NO_WINDOW["postgresql"]
         with _adbc_query(conn, null_cursor_count(spec, '"', also)) as r:
             self._counted(spec, int(r.read_all().column(0)[0].as_py()), what)

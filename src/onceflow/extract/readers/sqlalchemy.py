@@ -12,8 +12,14 @@ import pyarrow as pa
 
 from onceflow.errors import SourceError
 from onceflow.extract.classify import classify
-from onceflow.extract.readers.base import Reader, _check_cursor, _naive_wall
-from onceflow.extract.readers.cursors import _NO_WINDOW, _pg_not_a_time
+from onceflow.extract.readers.base import (
+    Reader,
+    _check_cursor,
+    _naive_wall,
+    distinct_columns,
+    sqlite_distinct_columns,
+)
+from onceflow.extract.readers.cursors import _NO_WINDOW, _pg_not_a_time, _pg_text
 from onceflow.extract.readers.mysql import _MYSQL_TIMESTAMP, MysqlReader, cursor_not_returned
 from onceflow.extract.readers.sqlite import sqlite_bound
 from onceflow.extract.sql import (
@@ -22,9 +28,10 @@ from onceflow.extract.sql import (
     null_cursor_count,
     pg_cursor_types,
     sqlite_cursor_audit,
+    table_parts,
     to_sqlalchemy,
 )
-from onceflow.extract.types import ConversionError, cast_column, decimal_type
+from onceflow.extract.types import ConversionError, cast_column, decimal_type, sql_name
 
 _SA_TYPES: list[tuple[str, pa.DataType]] = [
     ("BIGINT", pa.int64()),
@@ -48,13 +55,35 @@ _SA_SQLITE_TYPES = {"INTEGER": pa.int64(), "SMALLINT": pa.int64(), "REAL": pa.fl
 def _sa_array(name: str, values: list[Any], declared: pa.DataType | None) -> pa.Array:
     """A column of Python values as its declared type (a driver may give floats for a
     decimal, e.g. SQLite): built directly, else inferred and cast (ConversionError for
-    a value the type cannot hold, such as 2 in a BOOLEAN column)."""
+    a value the type cannot hold, such as 2 in a BOOLEAN column, and for values Arrow
+    holds no type of, or only a duration: see `_unheld`)."""
     try:
-        return pa.array(values, type=declared)
-    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        array = pa.array(values, type=declared)
+    except (pa.ArrowTypeError, pa.ArrowInvalid) as error:
         if declared is None:
-            raise
-        return cast_column(name, pa.array(values), declared)
+            detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            raise ConversionError(
+                _unheld(name, f"values Arrow has no type for ({detail})"), name
+            ) from None
+        array = cast_column(name, pa.array(values), declared)
+    if pa.types.is_duration(array.type):
+        # a MySQL TIME (-838:59:59..838:59:59) or a PostgreSQL interval, whose months
+        # psycopg counts as 30 days: Delta holds no duration, and its load named nothing
+        what = "durations (a MySQL TIME; a PostgreSQL interval, its months counted as 30 days)"
+        raise ConversionError(_unheld(name, f"{what}, which no Delta table holds"), name)
+    return array
+
+
+def _unheld(name: str, what: str) -> str:
+    """Why column `name`, as the SQLAlchemy driver gives it, cannot be extracted, and the
+    fix: the native reader, or a query reading it as text."""
+    sql = sql_name(name)
+    return (
+        f"column {name!r} comes through SQLAlchemy as {what}. Extract it with `reader: "
+        "auto` (MySQL/MariaDB, PostgreSQL), or with a query reading it as text, e.g. "
+        f"`CAST({sql} AS CHAR) AS {sql}` (MySQL/MariaDB) or `{sql}::text AS {sql}` "
+        "(PostgreSQL)"
+    )
 
 
 def _sa_base(kind: Any) -> Any:
@@ -65,6 +94,14 @@ def _sa_base(kind: Any) -> Any:
     while isinstance(kind, DOMAIN):
         kind = kind.data_type
     return kind
+
+
+def _reflected(conn: Any, name: str) -> Any:
+    """The table a `table:` name names, reflected (its parts as `table_parts` reads them)."""
+    import sqlalchemy as sa
+
+    *schema, table = table_parts(name)
+    return sa.Table(table, sa.MetaData(), schema=".".join(schema) or None, autoload_with=conn)
 
 
 class SqlAlchemyReader(Reader):
@@ -100,13 +137,25 @@ class SqlAlchemyReader(Reader):
                 declared = self._declared(conn, spec) if spec.table else {}
                 for name in instants:  # read in the session's UTC: instants
                     declared[name] = pa.timestamp("us", tz="UTC")
-                if spec.audits_cursor:
-                    self._audit_cursor(conn, spec)
-                result = conn.execution_options(
-                    stream_results=True, yield_per=spec.batch_rows
-                ).execute(sa.text(to_sqlalchemy(sql, dialect)), {k: params[k] for k in names})
+                try:
+                    if spec.audits_cursor:
+                        self._audit_cursor(conn, spec)
+                    result = conn.execution_options(
+                        stream_results=True, yield_per=spec.batch_rows
+                    ).execute(sa.text(to_sqlalchemy(sql, dialect)), {k: params[k] for k in names})
+                except Exception as error:
+                    if postgres:
+                        self._ambiguous_cursor(conn, spec, error, params)
+                    raise
                 columns = list(result.keys())
-                _check_cursor(spec, columns, self.where, dialect)
+                try:
+                    distinct_columns(columns, self.where)
+                    if dialect == "sqlite" and spec.query:
+                        sqlite_distinct_columns(columns, self.where)
+                    _check_cursor(spec, columns, self.where, dialect)
+                except SourceError:
+                    result.close()  # a server-side cursor left open warns when collected
+                    raise
                 schema: pa.Schema | None = None
                 for rows in result.partitions(spec.batch_rows):
                     arrays = [
@@ -130,6 +179,23 @@ class SqlAlchemyReader(Reader):
             raise classify(error, self.where) from None
         finally:
             engine.dispose()
+
+    def _ambiguous_cursor(
+        self, conn: Any, spec: ReadSpec, error: Exception, params: dict[str, Any]
+    ) -> None:
+        """PostgreSQL: a query returning two columns of its cursor's name fails where
+        onceflow names the cursor (`column reference "ts" is ambiguous`); its names,
+        described from the query alone, are refused as any other query's
+        (`distinct_columns`). Any other failure is left as it is."""
+        import sqlalchemy as sa
+
+        if not (spec.query and "is ambiguous" in str(error)):
+            return
+        conn.rollback()  # the failed statement aborted the transaction
+        query, names = build_select(ReadSpec(None, spec.query, None, None), '"', "postgresql")
+        probe = f"SELECT * FROM ({to_sqlalchemy(query, 'postgresql')}\n) onceflow_q LIMIT 0"
+        described = conn.execute(sa.text(probe), {k: params[k] for k in names})
+        distinct_columns(list(described.keys()), self.where)
 
     def _mysql_window(
         self,
@@ -184,16 +250,16 @@ class SqlAlchemyReader(Reader):
             return list(conn.execute(sa.text(to_sqlalchemy(sql, dialect))).scalars())
 
         if dialect == "postgresql":
-            if (refused := _pg_not_a_time(column(pg_cursor_types(spec)))) is not None:
-                raise self._not_a_time(spec, refused)
+            kinds = column(pg_cursor_types(spec))
+            if (refused := _pg_not_a_time(kinds)) is not None:
+                raise self._not_a_time(spec, refused, text=_pg_text(kinds))
         elif spec.table:
-            schema, _, name = spec.table.rpartition(".")
-            table = sa.Table(name, sa.MetaData(), schema=schema or None, autoload_with=conn)
+            table = _reflected(conn, spec.table)
             found = table.columns.get(spec.cursor or "")
             kind = None if found is None else found.type
             text = (sa.String, sa.types.NullType) if dialect == "sqlite" else ()
             if kind is not None and not isinstance(kind, (sa.Date, sa.DateTime, *text)):
-                raise self._not_a_time(spec, f"of type {kind}")
+                raise self._not_a_time(spec, f"of type {kind}", isinstance(kind, sa.String))
         if dialect == "sqlite":
             self._sqlite_counted(spec, scalars(sqlite_cursor_audit(spec)))
             return
@@ -206,8 +272,7 @@ class SqlAlchemyReader(Reader):
         import sqlalchemy as sa
 
         assert spec.table
-        schema, _, name = spec.table.rpartition(".")
-        table = sa.Table(name, sa.MetaData(), schema=schema or None, autoload_with=conn)
+        table = _reflected(conn, spec.table)
         out: dict[str, pa.DataType] = {}
         for column in table.columns:
             declared = _sa_base(column.type)

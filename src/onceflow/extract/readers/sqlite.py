@@ -14,7 +14,14 @@ import pyarrow as pa
 
 from onceflow.errors import SourceError
 from onceflow.extract.classify import classify
-from onceflow.extract.readers.base import Reader, _check_cursor, _naive_wall, _stream, classified
+from onceflow.extract.readers.base import (
+    Reader,
+    _check_cursor,
+    _naive_wall,
+    _stream,
+    classified,
+    sqlite_distinct_columns,
+)
 from onceflow.extract.readers.sqlite_split import (
     _Joined,
     _split_select,
@@ -102,6 +109,8 @@ class SqliteReader(Reader):
             reader: Any = cur.fetch_record_batch()
             if layout is not None:
                 reader = _Joined(reader, layout, self.where)
+            if spec.query:
+                sqlite_distinct_columns(reader.schema.names, self.where)
             _check_cursor(spec, reader.schema.names, self.where, "sqlite")
             overrides, when_empty = _sqlite_types(
                 declared, reader.schema, table=spec.table is not None
