@@ -473,6 +473,29 @@ def test_standalone_same_name_from_another_folder_is_refused_not_replaced(
     assert copied.ok and done(copied.counts()) == {"skipped": 1}
 
 
+def test_a_redelivered_standalone_file_replaces_its_rows_not_a_namesake_in_a_subfolder(
+    tmp_path: Path,
+) -> None:
+    cfg = make_config(tmp_path)
+    uri = warehouse.table_uri(str(tmp_path / "warehouse"), "raw/ev")
+    drop = tmp_path / "drop"
+    _drop(drop, "e0.parquet", "top", rows=2)
+    _drop(drop / "sub", "e0.parquet", "sub", rows=2)
+    _drop(drop, "xe0.parquet", "x", rows=2)  # a name the others' end with
+    assert load(cfg, path=str(drop), target="raw/ev", strategy="append").ok
+    _drop(drop, "e0.parquet", "top2", rows=3)
+    again = load(cfg, path=str(drop), target="raw/ev", strategy="append")
+    assert again.ok and done(again.counts()) == {"replaced": 1, "skipped": 2}
+    rows = read_table(uri)
+    files, tags = rows.column("_source_file").to_pylist(), rows.column("tag").to_pylist()
+    tagged = sorted(zip(files, tags, strict=True))
+    assert tagged == [
+        *[("e0.parquet", "top2")] * 3,
+        *[("sub/e0.parquet", "sub")] * 2,
+        *[("xe0.parquet", "x")] * 2,
+    ]
+
+
 def test_standalone_moved_folder_keeps_its_identities(tmp_path: Path) -> None:
     cfg = make_config(tmp_path)
     uri = warehouse.table_uri(str(tmp_path / "warehouse"), "raw/x")
