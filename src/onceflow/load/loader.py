@@ -542,15 +542,42 @@ def apply_step(
     )
 
 
+def _refuse_audit_names(tgt: LoadTarget, source: SourceFile, schema: pa.Schema) -> None:
+    """Refuse a file with a column named like an audit column (`_source_file`,
+    `_load_timestamp`, `_batch_id`): every strategy writes those on each row it loads, so
+    the source's values would be replaced without a word (and a merge would not compare
+    them). Only the file says its columns, so a config cannot be checked for it ahead."""
+    clash = [name for name in AUDIT_COLUMNS if name in schema.names]
+    if not clash:
+        return
+    names = ", ".join(map(repr, clash))
+    command = repair_command(tgt, source)
+    if command is None:
+        fix = "rename the column(s) in the file, then load"
+    else:
+        fix = (
+            "rename the column(s) in the extraction, with a `query:` for the table "
+            f"(`SELECT {clash[0]} AS {clash[0].lstrip('_')}, ...`), then re-extract the "
+            f"window (`{command}`) and load"
+        )
+    raise LoadError(
+        f"{source.file_id}: the file has column(s) {names}, which onceflow writes on every "
+        f"loaded row (its audit columns: {', '.join(AUDIT_COLUMNS)}), so the file's values "
+        f"would be overwritten; the table is unchanged. To repair it, {fix}"
+    )
+
+
 def _conform(
     tgt: LoadTarget, dt: Any, step: Step, batch: pa.Table
 ) -> tuple[pa.Table, dict[str, pa.DataType]]:
     """The file's rows in the types they are written with, and the table's columns that
     must be widened first (`load.widen`). One schema rule for every strategy: refuse a
-    lossy type, cast what fits (`warehouse.conform_batch`); two steps need less of it."""
+    lossy type, cast what fits (`warehouse.conform_batch`); two steps need less of it.
+    A column named like an audit column is refused first (`_refuse_audit_names`)."""
     source = step.file
     if step.kind == "markers":  # a superseded file: nothing of it is written
         return batch, {}
+    _refuse_audit_names(tgt, source, batch.schema)
     table_schema = arrow_schema(dt) if dt is not None else None
     if tgt.cfg.strategy == "overwrite" and step.kind == "load":
         # the file replaces the whole table, schema included (overwrite.py)
@@ -934,11 +961,13 @@ def _check_replay(store: Store, tgt: LoadTarget, plan: Plan, gate: Gate | None) 
                 return _blame(plan, step, LoadError(given_up), tried=False)
             if gate is None:
                 schema = _verify(source, fix)
+                _refuse_audit_names(tgt, source, schema)
                 conform_batch(
                     schema.empty_table(), table_schema, source.file_id, widen=tgt.cfg.widen
                 )
                 continue
             batch, _checksum = _read_verified(source, fix)
+            _refuse_audit_names(tgt, source, batch.schema)
             batch, _added = conform_batch(batch, table_schema, source.file_id, widen=tgt.cfg.widen)
             gate(tgt, source, batch)
         except LoadError as error:

@@ -287,6 +287,67 @@ def test_type_change_fails_clearly_and_table_untouched(tmp_path: Path) -> None:
     _assert_untouched(table_uri(tmp_path), 0, 5)
 
 
+@pytest.mark.parametrize(
+    ("strategy", "column"),
+    [
+        ("append", "_source_file"),
+        ("merge", "_batch_id"),
+        ("scd2", "_load_timestamp"),
+        ("overwrite", "_source_file"),
+    ],
+)
+def test_a_source_column_named_like_an_audit_column_fails_its_file_not_overwritten(
+    tmp_path: Path, strategy: str, column: str
+) -> None:
+    lake = tmp_path / "lake"
+    write_extracted(lake, orders_batch(0, 5), day=0)
+    clash = orders_batch(1, 5).append_column(column, pa.array(["crm"] * 5))
+    write_extracted(lake, clash, day=1)
+    keyed = {"primary_key": ["id"]} if strategy in ("merge", "scd2") else {}
+    cfg = make_config(tmp_path, {"strategy": strategy, **keyed})
+    out = load(cfg)
+    assert not out.ok
+    [result] = out.results
+    error = result.error or ""
+    assert f"has column(s) '{column}', which onceflow writes on every loaded row" in error
+    assert "the table is unchanged. To repair it, rename the column(s) in the extraction" in error
+    assert "--force-reprocess" in error
+    if strategy == "overwrite":  # the last window is loaded first: nothing is committed
+        assert done(result.counts()) == {"failed": 1}
+        assert not Path(table_uri(tmp_path)).exists()
+    else:
+        assert done(result.counts()) == {"loaded": 1, "failed": 1}
+        _assert_untouched(table_uri(tmp_path), 0, 5)
+
+
+def test_a_late_file_with_an_audit_column_is_refused_before_any_rewind(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    write_extracted(lake, orders_batch(1, 5), day=1)
+    cfg = make_config(tmp_path, {"strategy": "merge", "primary_key": ["id"]})
+    assert load(cfg).ok
+    late = orders_batch(0, 5).append_column("_batch_id", pa.array(["b"] * 5))
+    write_extracted(lake, late, day=0)
+    out = load(cfg)
+    [result] = out.results
+    assert not out.ok and not result.rewound
+    assert "'_batch_id', which onceflow writes on every loaded row" in (result.error or "")
+    assert "no rewind" in (result.error or "")
+    _assert_untouched(table_uri(tmp_path), 0, 5)
+
+
+def test_a_standalone_file_with_an_audit_column_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    pq.write_table(pa.table({"id": [1], "_source_file": ["crm"]}), folder / "a.parquet")
+    cfg = make_config(tmp_path)
+    out = load(cfg, path=str(folder), target="raw/a", strategy="merge", primary_key=["id"])
+    assert not out.ok
+    error = out.results[0].error or ""
+    assert "a.parquet: the file has column(s) '_source_file'" in error
+    assert error.endswith("To repair it, rename the column(s) in the file, then load")
+    assert not (tmp_path / "warehouse" / "raw" / "a").exists()
+
+
 def test_missing_primary_key_column_fails_clearly(tmp_path: Path) -> None:
     lake = tmp_path / "lake"
     write_extracted(lake, orders_batch(0, 5), day=0)
