@@ -752,6 +752,8 @@ def load_table(
             store, tgt, files, result, wait_from, wait_reason, limit=limit, check_lock=check_lock
         )
         _warn_lost(tgt, plan, result)
+        if tgt.cfg.strategy == "overwrite":
+            _warn_name_order(tgt, plan, files, result)
         blocked = _check_replay(store, tgt, plan, gate) if plan.rewind is not None else None
         if plan.blocked is not None:
             blocked = _unreplayable(tgt, plan)
@@ -784,6 +786,7 @@ def load_table(
                     return result
                 rewind_table(tgt, plan.rewind or forced, check_lock=check_lock)
             result.rewound = list(plan.rewind.undone) if plan.rewind else []
+            _warn_name_order(tgt, plan, files, result)
             store.files.record_unloaded(tgt.uri, result.rewound)
     except OnceflowError as error:
         result.error = redact(str(error))
@@ -859,6 +862,58 @@ def _warn_lost(tgt: LoadTarget, plan: Plan, result: TableLoadResult) -> None:
         note = (
             f"{file.file_id}: the table holds it, but {file.problem}: the table is unchanged, "
             "and a rebuild from the lake or a replay over this window would lose its rows"
+        )
+        result.warnings.append(note)
+        log.warning("%s: %s", tgt.key, note)
+
+
+def _warn_name_order(
+    tgt: LoadTarget, plan: Plan, files: list[SourceFile], result: TableLoadResult
+) -> None:
+    """Warn of new files of a `load --path` folder that sort before files the table holds.
+
+    A folder's files have no windows: they are applied in name order (`name_order`), so
+    that the same files always give the same table. A file delivered after the others but
+    named to sort before them is then not the newest: a merge or scd2 table is rewound and
+    the files it sorts before are applied again after it (their rows win), an overwrite
+    table keeps the last file by name. Both are what a clean load of the folder gives, but
+    rarely what the sender meant, so the load says so. Config tables order by window, and
+    a late window is what a rewind is for: nothing to say."""
+    if not tgt.standalone:
+        return
+    if tgt.cfg.strategy == "overwrite":
+        last = max(files, key=lambda f: f.order, default=None)
+        if last is None or last not in plan.skipped:
+            return  # no file the table holds comes last: a new file is the content
+        late = [(s.file, [last.file_id]) for s in plan.steps if s.kind == "markers"]
+        what = "a new or re-delivered file"
+        effect = (
+            "and an overwrite table holds the last of them, so its rows are not loaded "
+            "(it is only marked superseded)"
+        )
+    elif plan.rewind is not None and plan.rewind.cause not in plan.rewind.undone:
+        cause = next((f for f in files if f.file_id == plan.rewind.cause), None)
+        if cause is None:
+            return
+        after = [
+            f.file_id for f in files if f.file_id in plan.rewind.undone and f.order > cause.order
+        ]
+        late = [(cause, after)] if after else []
+        what = "a new file"
+        effect = (
+            "so the table was rewound and those are applied again after it: where they "
+            "have the same keys, their rows win"
+        )
+    else:
+        return
+    for file, held in late:
+        named = ", ".join(held[:3]) + (", ..." if len(held) > 3 else "")
+        note = (
+            f"{file.file_id}: {what} that sorts before {len(held)} file(s) the table "
+            f"holds ({named}); `load --path` applies a folder's files in name order (numbers "
+            f"in names compared as numbers), {effect}. If it is the newer delivery, rename "
+            "it to sort after them and load again, and name later deliveries so that they "
+            "sort after earlier ones (a sequence number, an ISO date)"
         )
         result.warnings.append(note)
         log.warning("%s: %s", tgt.key, note)

@@ -573,6 +573,71 @@ def test_standalone_moved_folder_keeps_its_identities(tmp_path: Path) -> None:
     assert read_table(uri).column("tag").to_pylist() == ["A2"] * 4
 
 
+def _version(folder: Path, name: str, v: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table({"id": [1], "v": [v]}), folder / name)
+
+
+@pytest.mark.parametrize("strategy", ["merge", "scd2", "overwrite"])
+def test_standalone_files_apply_in_name_order_with_numbers_compared_as_numbers(
+    tmp_path: Path, strategy: str
+) -> None:
+    cfg = make_config(tmp_path)
+    uri = warehouse.table_uri(str(tmp_path / "warehouse"), "dim/x")
+    keyed = {"primary_key": ["id"]} if strategy != "overwrite" else {}
+
+    def load_drop() -> Any:
+        return load(cfg, path=str(tmp_path / "drop"), target="dim/x", strategy=strategy, **keyed)
+
+    def current() -> list[str]:
+        rows = read_table(uri).to_pylist()
+        return [r["v"] for r in rows if r.get("_is_current", True)]
+
+    _version(tmp_path / "drop", "batch_9.parquet", "older")
+    assert load_drop().ok
+    _version(tmp_path / "drop", "batch_10.parquet", "newer")
+    out = load_drop()
+    [result] = out.results
+    assert out.ok and not result.rewound and not result.warnings
+    assert done(result.counts()) == {"loaded": 1, "skipped": 1}
+    assert current() == ["newer"]
+
+
+@pytest.mark.parametrize("strategy", ["merge", "overwrite"])
+def test_a_new_standalone_file_that_sorts_before_held_ones_is_warned_of(
+    tmp_path: Path, strategy: str
+) -> None:
+    cfg = make_config(tmp_path)
+    uri = warehouse.table_uri(str(tmp_path / "warehouse"), "dim/x")
+    keyed = {"primary_key": ["id"]} if strategy == "merge" else {}
+    drop = tmp_path / "drop"
+    _version(drop, "batch_9.parquet", "b9")
+    _version(drop, "batch_10.parquet", "b10")
+    assert load(cfg, path=str(drop), target="dim/x", strategy=strategy, **keyed).ok
+    _version(drop, "a.parquet", "delivered last")
+    out = load(cfg, path=str(drop), target="dim/x", strategy=strategy, **keyed)
+    [result] = out.results
+    assert out.ok
+    [warning] = result.warnings
+    assert warning.startswith("a.parquet: a new")
+    assert "sorts before" in warning and "batch_10.parquet" in warning
+    assert "name order" in warning and "rename it to sort after them" in warning
+    assert warning in out.as_dict()["tables"][0]["warnings"]
+    # what a clean load of the folder gives: the last file by name wins
+    assert read_table(uri).column("v").to_pylist() == ["b10"]
+    if strategy == "merge":
+        assert sorted(result.rewound) == ["batch_10.parquet", "batch_9.parquet"]
+        clean = make_config(tmp_path / "clean")
+        again = load(clean, path=str(drop), target="dim/x", strategy=strategy, **keyed)
+        assert again.ok and not again.results[0].warnings
+        fresh = warehouse.table_uri(str(tmp_path / "clean" / "warehouse"), "dim/x")
+        assert read_table(fresh).column("v").to_pylist() == ["b10"]
+    else:
+        assert done(result.counts()) == {"superseded": 1, "skipped": 2}
+    rerun = load(cfg, path=str(drop), target="dim/x", strategy=strategy, **keyed)
+    assert rerun.ok and not rerun.results[0].warnings  # said once, when it happened
+
+
 def test_content_checksum_is_stable_across_clean_runs(tmp_path: Path) -> None:
     for name in ("a", "b"):
         make_lake(tmp_path / name / "lake", files=3, rows=5)
