@@ -104,7 +104,12 @@ class LoadTarget:
 class FileOutcome:
     """What happened to one file: loaded, replaced, replayed, skipped (held already),
     unchanged (nothing to change; markers committed), superseded, failed, waiting, or
-    uncommitted (a data file no complete sidecar commits: not loaded, `error` says why)."""
+    uncommitted (a data file no complete sidecar commits: not loaded, `error` says why).
+
+    `rows` is the file's row count (read from the lake), not what the table gained: the
+    table's rows the file inserted, updated (merge), deleted (merge's `delete_column`)
+    and closed (scd2: current versions ended, by a change or a deletion) say that, and
+    are None for a file not applied."""
 
     file_id: str
     path: str
@@ -113,6 +118,24 @@ class FileOutcome:
     rows_skipped: int | None = None
     version: int | None = None
     error: str | None = None
+    inserted: int | None = None
+    updated: int | None = None
+    deleted: int | None = None
+    closed: int | None = None
+
+
+#: What a file did to its table's rows (FileOutcome), in the order they are reported.
+CHANGES = ("inserted", "updated", "deleted", "closed")
+
+
+def rows_note(rows: int, changes: dict[str, int]) -> str:
+    """`3 rows read; 1 inserted, 1 closed`: the files' rows, then what the table gained
+    (the two differ for merge and scd2, where a row may change nothing or close a
+    version, and a missing key delete or close one)."""
+    done = [f"{changes[name]:,} {name}" for name in CHANGES if changes.get(name)]
+    if not done:
+        return f"{rows:,} rows read" + ("; no row changed" if rows else "")
+    return f"{rows:,} rows read; {', '.join(done)}"
 
 
 ACTIONS = (
@@ -164,9 +187,18 @@ class TableLoadResult:
 
     @property
     def rows(self) -> int:
-        """Rows written by this load."""
-        applied = ("loaded", "replaced", "replayed")
+        """Rows of the files this load read and applied (their row counts, not rows
+        written: `changes` says what the table gained)."""
+        applied = ("loaded", "replaced", "replayed", "unchanged")
         return sum(f.rows or 0 for f in self.files if f.action in applied)
+
+    def changes(self) -> dict[str, int]:
+        """The table's rows this load inserted, updated, deleted and closed (`CHANGES`)."""
+        return {name: sum(getattr(f, name) or 0 for f in self.files) for name in CHANGES}
+
+    def rows_note(self) -> str:
+        """`3 rows read; 1 inserted, 1 closed` (`rows_note`)."""
+        return rows_note(self.rows, self.changes())
 
     @property
     def rows_skipped(self) -> int:
@@ -176,7 +208,12 @@ class TableLoadResult:
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         data = asdict(self)
-        data.update(counts=self.counts(), rows=self.rows, rows_skipped=self.rows_skipped)
+        data.update(
+            counts=self.counts(),
+            rows=self.rows,
+            rows_skipped=self.rows_skipped,
+            changes=self.changes(),
+        )
         return data
 
 
@@ -325,6 +362,8 @@ class _Applied:
     version: int | None
     changed: bool
     rows_skipped: int | None = None
+    #: The table's rows the commit inserted, updated, deleted, closed (`CHANGES`).
+    changes: dict[str, int] = field(default_factory=dict)
 
 
 def _apply(
@@ -348,7 +387,8 @@ def _apply(
             batch_id=applied.batch_id,
             commit_properties=props,
         )
-        return _Applied(before + 1, True)
+        # the file's old rows go too; how many is not counted (a scan for a number)
+        return _Applied(before + 1, True, changes={"inserted": batch.num_rows})
     if strategy in ("append", "overwrite"):
         apply = apply_append if strategy == "append" else apply_overwrite
         # no commit retries: a commit that succeeds is exactly the snapshot's next version
@@ -362,7 +402,7 @@ def _apply(
             commit_properties=props,
         )
         made = previous + 1 if previous is not None else int(open_table(tgt.uri).version())
-        return _Applied(made, True)
+        return _Applied(made, True, changes={"inserted": batch.num_rows})
     batch = with_audit_columns(
         batch, source_file=source.file_id, load_time=load_time, batch_id=applied.batch_id
     )
@@ -383,11 +423,15 @@ def _apply(
             zone=tgt.timezone,
             windowed=windowed_extract(source),
         )
-        return _Applied(outcome.version, outcome.version is not None, outcome.rows_skipped)
-    version = apply_merge(
+        # deletion versions (hard_deletes: new_record) are not counted by Scd2Outcome:
+        # their closes are
+        changes = {"inserted": outcome.inserted, "closed": outcome.closed}
+        return _Applied(outcome.version, outcome.version is not None, outcome.rows_skipped, changes)
+    merged = apply_merge(
         tgt.uri, batch, tgt.cfg, commit_properties=props, table=dt, create_empty=True
     )
-    return _Applied(version, version is not None)
+    changes = {"inserted": merged.inserted, "updated": merged.updated, "deleted": merged.deleted}
+    return _Applied(merged.version, merged.version is not None, changes=changes)
 
 
 def _is_conflict(error: BaseException) -> bool:
@@ -535,6 +579,10 @@ def apply_step(
             rows=rows,
             rows_skipped=result.rows_skipped,
             version=result.version,
+            inserted=result.changes.get("inserted", 0),
+            updated=result.changes.get("updated", 0),
+            deleted=result.changes.get("deleted", 0),
+            closed=result.changes.get("closed", 0),
         )
     raise LoadError(
         f"{source.file_id}: {CONFLICT_RETRIES} commit conflicts in a row; "
@@ -1244,9 +1292,10 @@ def _run_steps(
 
 
 def _outcome_detail(outcome: FileOutcome) -> str:
-    """` (N rows, version V)` of a file's log line, saying only what is known: a
+    """` (N rows read; M inserted, version V)` of a file's log line, saying only what is known: a
     superseded file writes no rows (only its markers), a skipped one no version."""
-    parts = [] if outcome.rows is None else [f"{outcome.rows} rows"]
+    changes = {name: getattr(outcome, name) or 0 for name in CHANGES}
+    parts = [] if outcome.rows is None else [rows_note(outcome.rows, changes)]
     version = f"version {outcome.version}"
     if outcome.action == "superseded":
         parts.append("a later window replaces it: no rows written")

@@ -471,6 +471,58 @@ def test_a_deletion_version_carries_the_audit_columns_of_the_file_that_found_the
     assert deletion["_batch_id"] != markers.batch_id_for(day0.file_id, day0.checksum)
 
 
+def _keyed(ids: list[int], values: list[str], **more: list[Any]) -> pa.Table:
+    return pa.table({"id": pa.array(ids, pa.int64()), "v": values, **more})
+
+
+def test_a_merge_reports_the_rows_it_inserted_updated_and_deleted(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    write_extracted(lake, _keyed([1, 2, 3], ["a", "b", "c"], gone=[False] * 3), day=0)
+    cfg = make_config(
+        tmp_path, {"strategy": "merge", "primary_key": ["id"], "delete_column": "gone"}
+    )
+    first = load(cfg)
+    assert first.results[0].changes() == {"inserted": 3, "updated": 0, "deleted": 0, "closed": 0}
+    changes = _keyed([1, 2, 3, 4], ["a", "B", "c", "d"], gone=[False, False, True, False])
+    write_extracted(lake, changes, day=1)
+    out = load(cfg)
+    [result] = out.results
+    assert out.ok and result.rows == 4  # the file's rows, not the table's changes
+    assert result.changes() == {"inserted": 1, "updated": 1, "deleted": 1, "closed": 0}
+    assert result.rows_note() == "4 rows read; 1 inserted, 1 updated, 1 deleted"
+    data = out.as_dict()
+    assert data["changes"] == data["tables"][0]["changes"] == result.changes()
+    [applied] = [f for f in data["tables"][0]["files"] if f["action"] == "loaded"]
+    assert (applied["rows"], applied["inserted"], applied["updated"], applied["deleted"]) == (
+        4,
+        1,
+        1,
+        1,
+    )
+    write_extracted(lake, changes, day=2)  # the same rows again: read, nothing changes
+    again = load(cfg)
+    assert done(again.counts()) == {"skipped": 2, "unchanged": 1}
+    assert again.results[0].rows_note() == "4 rows read; no row changed"
+
+
+def test_an_scd2_load_reports_the_versions_it_closed_for_a_deleted_key(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    write_extracted(lake, _keyed([1, 2, 3], ["a", "b", "c"]), day=0)
+    cfg = make_config(
+        tmp_path, {"strategy": "scd2", "primary_key": ["id"], "hard_deletes": "close"}
+    )
+    assert load(cfg).ok
+    write_extracted(lake, _keyed([1, 2], ["a", "b"]), day=1)  # key 3 deleted at the source
+    out = load(cfg)
+    [result] = out.results
+    assert out.ok and done(result.counts()) == {"loaded": 1, "skipped": 1}
+    assert result.changes() == {"inserted": 0, "updated": 0, "deleted": 0, "closed": 1}
+    assert result.rows_note() == "2 rows read; 1 closed"
+    write_extracted(lake, _keyed([1, 2, 4], ["a", "B", "d"]), day=2)
+    changed = load(cfg).results[0]
+    assert changed.changes() == {"inserted": 2, "updated": 0, "deleted": 0, "closed": 1}
+
+
 def test_standalone_folder_load(tmp_path: Path) -> None:
     folder = tmp_path / "drop"
     folder.mkdir()
