@@ -233,6 +233,24 @@ class ExtractConfig(_Model):
         return self
 
 
+#: The columns onceflow writes on every loaded row (`warehouse.audit` builds them from
+#: these names). A column the load config names may not be one of them: a source column
+#: of that name is refused at load, and an SCD2 column of that name would be overwritten.
+AUDIT_COLUMN_NAMES = ("_source_file", "_load_timestamp", "_batch_id")
+
+#: The load options that name a column (one, or a list).
+_COLUMN_OPTIONS = (
+    "primary_key",
+    "tracking_columns",
+    "delete_column",
+    "validity_column",
+    "effective_from_column",
+    "effective_to_column",
+    "is_current_column",
+    "is_deleted_column",
+)
+
+
 class LoadConfig(_Model):
     """How extracted files are loaded into a Delta table."""
 
@@ -276,6 +294,20 @@ class LoadConfig(_Model):
                 f"{listed} tracks no change, so no key would get a new version after its "
                 "first; list the columns whose changes make a version, or leave "
                 "`tracking_columns` out to track every non-key column"
+            )
+        return value
+
+    @field_validator(*_COLUMN_OPTIONS)
+    @classmethod
+    def _no_audit_column_names(cls, value: str | list[str] | None) -> str | list[str] | None:
+        named = value if isinstance(value, list) else [value]
+        clash = [c for c in named if c in AUDIT_COLUMN_NAMES]
+        if clash:
+            raise ValueError(
+                f"{clash[0]!r} is one of onceflow's audit columns "
+                f"({', '.join(AUDIT_COLUMN_NAMES)}), which every loaded row gets: a source "
+                "column of that name is refused when loaded, and a column onceflow writes "
+                "under it would be overwritten; name another column"
             )
         return value
 

@@ -747,3 +747,29 @@ def test_a_malformed_reference_in_a_url_quotes_nothing_of_it() -> None:
     message = str(caught.value)
     assert "sources.shop.url: a '${' that is not a variable reference" in message
     assert "ss Pw" not in message and "%24" in message
+
+
+@pytest.mark.parametrize(
+    ("strategy", "option"),
+    [
+        ("merge", {"primary_key": ["id", "_batch_id"]}),
+        ("merge", {"delete_column": "_source_file"}),
+        ("merge", {"validity_column": "_load_timestamp"}),
+        ("scd2", {"tracking_columns": ["a", "_batch_id"]}),
+        ("scd2", {"effective_from_column": "_load_timestamp"}),
+        ("scd2", {"is_deleted_column": "_source_file"}),
+    ],
+)
+def test_a_load_option_naming_an_audit_column_is_refused(
+    strategy: str, option: dict[str, object]
+) -> None:
+    load = {"strategy": strategy, "primary_key": ["id"], **option}
+    with pytest.raises(ConfigError) as refused:
+        config_from_dict(_with_table(table="t", load=load), origin="onceflow.yml")
+    [name] = option
+    assert refused.value.field == f"tables[0].load.{name}"
+    message = str(refused.value)
+    assert "is one of onceflow's audit columns (_source_file, _load_timestamp, _batch_id)" in (
+        message
+    )
+    assert message.endswith("name another column")

@@ -6,7 +6,10 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from onceflow.lake import inspect_sidecar, scan_table_files, sidecar_path
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from onceflow.lake import discover_path, inspect_sidecar, name_order, scan_table_files, sidecar_path
 from tests.helpers.lake import make_lake
 
 
@@ -65,3 +68,37 @@ def test_a_complete_sidecar_whose_data_file_is_gone_is_a_committed_file_with_a_p
     command = "onceflow extract --date 2025-01-02 --tables src.orders --force-reprocess"
     assert command in (gone.problem or "") and "put the file back" in (gone.problem or "")
     assert scan.uncommitted == []
+
+
+def test_a_folders_files_are_in_name_order_with_numbers_compared_as_numbers(
+    tmp_path: Path,
+) -> None:
+    names = [
+        "batch_10.parquet",
+        "batch_9.parquet",
+        "batch_1.parquet",
+        "batch_01.parquet",
+        "2025-01-10/a.parquet",
+        "2025-01-9/a.parquet",
+        "b2/x.parquet",
+        "b10.parquet",
+        "a.parquet",
+        "10.parquet",
+    ]
+    for name in names:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.table({"id": [1]}), tmp_path / name)
+    found = [f.file_id for f in discover_path(str(tmp_path))]
+    assert found == [
+        "10.parquet",
+        "2025-01-9/a.parquet",
+        "2025-01-10/a.parquet",
+        "a.parquet",
+        "b2/x.parquet",  # folder by folder: b2 before b10
+        "b10.parquet",
+        "batch_01.parquet",  # the same number: by its text, so the order is total
+        "batch_1.parquet",
+        "batch_9.parquet",
+        "batch_10.parquet",
+    ]
+    assert sorted(reversed(found), key=name_order) == found

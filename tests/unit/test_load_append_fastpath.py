@@ -10,7 +10,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
-from onceflow.load.append import apply_append, file_stats, with_audit_columns
+from onceflow.load.append import apply_append, file_stats, replace_file_rows, with_audit_columns
 from onceflow.warehouse import local_root, read_table, snapshot_dataset
 
 LOAD_TIME = datetime(2025, 1, 23, 12, tzinfo=UTC)
@@ -128,3 +128,53 @@ def test_local_root_decodes_file_uris_and_leaves_remote_tables_alone() -> None:
     assert local_root("file:///lake/my%20table/") == "/lake/my table"
     assert local_root("/lake/plain") == "/lake/plain"
     assert local_root("s3://bucket/t") is None
+
+
+def test_a_replace_takes_exactly_its_files_rows_not_a_namesake_in_a_subfolder(
+    tmp_path: Path,
+) -> None:
+    # identities as standalone and pipeline loads write them, and absolute paths as a
+    # table loaded before identities were kept holds them
+    held = {
+        "e0.parquet": 1,
+        "sub/e0.parquet": 2,
+        "xe0.parquet": 3,
+        "sub/xe0.parquet": 4,
+        "s/t/202501/01/p_1.parquet": 5,
+        "a/s/t/202501/01/p_1.parquet": 6,
+        "/old/lake/s/t/202501/01/p_1.parquet": 7,
+        "/old/lake/s/t/202501/01/xp_1.parquet": 8,
+    }
+    uri = str(tmp_path / "t")
+    for source_file, value in held.items():
+        rows = with_audit_columns(
+            pa.table({"id": [value]}), source_file=source_file, load_time=LOAD_TIME, batch_id="b"
+        )
+        write_deltalake(uri, rows, mode="append")
+
+    def replace(source_file: str, value: int) -> dict[str, list[int]]:
+        replace_file_rows(
+            DeltaTable(uri),
+            pa.table({"id": [value]}),
+            source_file=source_file,
+            load_time=LOAD_TIME,
+            batch_id="b2",
+            commit_properties=None,
+        )
+        table = read_table(uri)
+        out: dict[str, list[int]] = {}
+        for name, id_ in zip(
+            table["_source_file"].to_pylist(), table["id"].to_pylist(), strict=True
+        ):
+            out.setdefault(name, []).append(id_)
+        return {name: sorted(ids) for name, ids in out.items()}
+
+    after = replace("e0.parquet", 10)
+    assert after == {**{k: [v] for k, v in held.items()}, "e0.parquet": [10]}
+    # the extract layout's identity also takes its rows loaded under an absolute path
+    after = replace("s/t/202501/01/p_1.parquet", 50)
+    assert "/old/lake/s/t/202501/01/p_1.parquet" not in after
+    assert after["s/t/202501/01/p_1.parquet"] == [50]
+    assert after["a/s/t/202501/01/p_1.parquet"] == [6]
+    assert after["/old/lake/s/t/202501/01/xp_1.parquet"] == [8]
+    assert after["sub/e0.parquet"] == [2] and after["e0.parquet"] == [10]

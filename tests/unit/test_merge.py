@@ -12,7 +12,7 @@ from deltalake import CommitProperties, DeltaTable
 
 from onceflow.config import LoadConfig
 from onceflow.errors import LoadError
-from onceflow.load.merge import apply_merge
+from onceflow.load.merge import MergeOutcome, apply_merge
 from onceflow.warehouse import read_table
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -31,9 +31,9 @@ def rows(uri: str, *keys: str) -> list[dict[str, Any]]:
 
 def merge(uri: str, batch: pa.Table, c: LoadConfig, **kw: Any) -> int | None:
     """apply_merge, then a rerun that must make no commit, and unique keys."""
-    version = apply_merge(uri, batch, c, **kw)
+    version = apply_merge(uri, batch, c, **kw).version
     before = DeltaTable(uri).version() if DeltaTable.is_deltatable(uri) else None
-    assert apply_merge(uri, batch, c) is None
+    assert apply_merge(uri, batch, c).version is None
     if before is not None:
         assert DeltaTable(uri).version() == before
         table = read_table(uri)
@@ -51,7 +51,7 @@ def test_insert_update_and_noop(uri: str) -> None:
     assert merge(uri, pa.table({"id": [1, 2], "x": ["a", "b"]}), cfg()) == 0
     assert merge(uri, pa.table({"id": [2, 3], "x": ["B", "c"]}), cfg()) == 1
     assert [(r["id"], r["x"]) for r in rows(uri)] == [(1, "a"), (2, "B"), (3, "c")]
-    assert apply_merge(uri, pa.table({"id": [1, 3], "x": ["a", "c"]}), cfg()) is None
+    assert apply_merge(uri, pa.table({"id": [1, 3], "x": ["a", "c"]}), cfg()).version is None
     assert DeltaTable(uri).version() == 1
 
 
@@ -84,6 +84,23 @@ def test_delete_flag(uri: str) -> None:
     second = pa.table({"id": [1, 2, 4], "x": ["a", "B", "d"], "deleted": [True, None, False]})
     assert merge(uri, second, c) == 1
     assert [(r["id"], r["x"]) for r in rows(uri)] == [(2, "B"), (4, "d")]
+
+
+def test_the_outcome_counts_rows_inserted_updated_and_deleted(uri: str) -> None:
+    c = cfg(delete_column="deleted")
+    first = pa.table({"id": [1, 2, 3], "x": ["a", "b", "c"], "deleted": [False, False, True]})
+    assert apply_merge(uri, first, c) == MergeOutcome(0, inserted=2)
+    # 1 unchanged, 2 updated, 3 deleted but not in the table (nothing), 4 new, 5 deleted
+    apply_merge(uri, pa.table({"id": [5], "x": ["e"], "deleted": [False]}), c)
+    second = pa.table(
+        {
+            "id": [1, 2, 3, 4, 5],
+            "x": ["a", "B", "c", "d", "e"],
+            "deleted": [False, False, True, False, True],
+        }
+    )
+    assert apply_merge(uri, second, c) == MergeOutcome(2, inserted=1, updated=1, deleted=1)
+    assert apply_merge(uri, second, c) == MergeOutcome(None)
 
 
 def test_delete_column_missing_is_an_error(uri: str) -> None:
@@ -199,19 +216,22 @@ def test_new_column_evolves_the_schema_and_missing_columns_are_kept(uri: str) ->
 
 def test_audit_columns_do_not_count_as_changes(uri: str) -> None:
     apply_merge(uri, pa.table({"id": [1], "x": [1], "_batch_id": ["b1"]}), cfg())
-    assert apply_merge(uri, pa.table({"id": [1], "x": [1], "_batch_id": ["b2"]}), cfg()) is None
+    assert (
+        apply_merge(uri, pa.table({"id": [1], "x": [1], "_batch_id": ["b2"]}), cfg()).version
+        is None
+    )
 
 
 def test_commit_properties_and_empty_batches(uri: str) -> None:
     empty = pa.table({"id": pa.array([], pa.int64()), "x": pa.array([], pa.int64())})
-    assert apply_merge(uri, empty, cfg()) is None
+    assert apply_merge(uri, empty, cfg()).version is None
     assert not DeltaTable.is_deltatable(uri)
     props = CommitProperties(custom_metadata={"onceflow.file": "f1"})
     apply_merge(uri, pa.table({"id": [1], "x": [1]}), cfg(), commit_properties=props)
     props = CommitProperties(custom_metadata={"onceflow.file": "f2"})
     apply_merge(uri, pa.table({"id": [1], "x": [2]}), cfg(), commit_properties=props)
     assert [h.get("onceflow.file") for h in DeltaTable(uri).history()] == ["f2", "f1"]
-    assert apply_merge(uri, empty, cfg()) is None
+    assert apply_merge(uri, empty, cfg()).version is None
 
 
 def test_a_batch_planned_on_a_stale_snapshot_conflicts_instead_of_building_on_newer_data(

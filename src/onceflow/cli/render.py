@@ -74,8 +74,11 @@ def summarise_run(summary: Any, as_json: bool) -> None:
                 note = null_cursor_note(result.null_cursor_rows)
                 say_problem(f"  {result.table_key}: {note}")
         if getattr(summary, "load", None) is not None:
-            typer.echo(f"load: {load_counts(summary.load.counts())}")
-            for r in summary.load.results:
+            load = summary.load
+            typer.echo(f"load: {load_counts(load.counts())} ({load.rows_note()})")
+            for r in load.results:
+                if r.rows_skipped:
+                    typer.echo(f"  load: {r.key}: {_late_rows(r.rows_skipped)}")
                 if r.error:
                     say_problem(f"  load failed: {r.key}: {r.error}")
                 if r.waiting:
@@ -101,16 +104,20 @@ def summarise_run(summary: Any, as_json: bool) -> None:
         raise typer.Exit(1)
 
 
+def _late_rows(n: int) -> str:
+    return f"{n:,} late row(s) skipped (late_rows: skip)"
+
+
 def print_load(summary: Any, as_json: bool) -> None:
     if as_json:
         print_json(summary.as_dict())
     else:
         for r in summary.results:
-            typer.echo(f"{r.key}: {load_counts(r.counts())} ({r.rows:,} rows) -> {r.uri}")
+            typer.echo(f"{r.key}: {load_counts(r.counts())} ({r.rows_note()}) -> {r.uri}")
             if r.rewound:
                 typer.echo(f"  rewound to apply {len(r.rewound)} file(s) again in window order")
             if r.rows_skipped:
-                typer.echo(f"  {r.rows_skipped:,} late row(s) skipped (late_rows: skip)")
+                typer.echo(f"  {_late_rows(r.rows_skipped)}")
             if r.waiting:
                 say_problem(f"  waiting: {r.waiting}")
             if r.uncommitted:

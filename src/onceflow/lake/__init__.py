@@ -7,6 +7,7 @@ of a table or folder. The extractor writes this format; the loader and the valid
 
 from onceflow.lake.atomic import CHECKSUM_ALGORITHM, file_checksum
 from onceflow.lake.discovery import (
+    FileOrder,
     SourceFile,
     TableScan,
     Uncommitted,
@@ -14,6 +15,7 @@ from onceflow.lake.discovery import (
     discover_table_files,
     file_identity,
     layout_day,
+    name_order,
     scan_table_files,
 )
 from onceflow.lake.paths import (
@@ -35,6 +37,7 @@ from onceflow.lake.sidecar import (
 __all__ = [
     "CHECKSUM_ALGORITHM",
     "TEMP_MARKER",
+    "FileOrder",
     "SourceFile",
     "TableScan",
     "Uncommitted",
@@ -45,6 +48,7 @@ __all__ = [
     "file_identity",
     "inspect_sidecar",
     "layout_day",
+    "name_order",
     "normalize_lake_path",
     "output_path",
     "read_sidecar",

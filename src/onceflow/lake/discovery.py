@@ -24,6 +24,7 @@ import contextlib
 import glob
 import logging
 import os
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from datetime import time as day_start
@@ -44,6 +45,24 @@ from onceflow.lake.sidecar import inspect_sidecar
 log = logging.getLogger(__name__)
 
 _EARLIEST = datetime.min.replace(tzinfo=UTC)
+_DIGITS = re.compile(r"(\d+)")
+
+#: A file's place among a table's files: its window's start, then its name.
+FileOrder = tuple[datetime, tuple[tuple[tuple[str | int, ...], ...], str]]
+
+
+def name_order(file_id: str) -> tuple[tuple[tuple[str | int, ...], ...], str]:
+    """The order of files by name, as people read names: folder by folder, and within a
+    name a run of digits compared as the number it is, so `batch_9` comes before
+    `batch_10` (the order `ls -v` and file managers show). A name's parts alternate text
+    and number, so two names are always compared text with text, number with number.
+    Names that only differ in leading zeros (`b_01`, `b_1`) are then ordered by their
+    text, so that the order is total and the same on every run."""
+    parts = tuple(
+        tuple(int(piece) if i % 2 else piece for i, piece in enumerate(_DIGITS.split(part)))
+        for part in file_id.split("/")
+    )
+    return parts, file_id
 
 
 @dataclass(frozen=True)
@@ -70,9 +89,9 @@ class SourceFile:
     day: date | None = None
 
     @property
-    def order(self) -> tuple[datetime, str]:
+    def order(self) -> FileOrder:
         """Window order: the window's start (else the layout's day; files without either
-        first), then the identity."""
+        first), then the identity in name order (`name_order`)."""
         start = _EARLIEST
         if self.window_start:
             with contextlib.suppress(ValueError):
@@ -81,7 +100,7 @@ class SourceFile:
             # midnight UTC of the run date lies between the starts of the windows before
             # and after it in any time zone (offsets are under a day)
             start = datetime.combine(self.day, day_start.min, UTC)
-        return start, self.file_id
+        return start, name_order(self.file_id)
 
 
 @dataclass(frozen=True)
@@ -279,7 +298,9 @@ def discover_path(pattern: str) -> list[SourceFile]:
     Identities are relative to the folder (or the glob's fixed part). A file with a
     sidecar must be committed by it; a file without one is taken as it is (its checksum
     is computed, its modification time stands for its snapshot instant). Order: window
-    order when sidecars say, else by identity.
+    order when sidecars say, else by identity in name order (`name_order`): the order
+    a merge, scd2 or overwrite table applies them in, so it must be the same whenever the
+    same files are loaded (not their modification times, which a copy changes).
     """
     target = normalize_lake_path(pattern)
     if os.path.isdir(target):

@@ -21,11 +21,13 @@ from onceflow.errors import ConfigError, LoadError, LockError, error_names
 from onceflow.lake import SourceFile, Uncommitted, discover_path, scan_table_files
 from onceflow.load.loader import (
     ACTIONS,
+    CHANGES,
     FileOutcome,
     Gate,
     LoadTarget,
     TableLoadResult,
     load_table,
+    rows_note,
 )
 from onceflow.load.plan import ORDERED
 from onceflow.load.standalone import refuse_namesakes
@@ -62,11 +64,36 @@ class LoadSummary:
                 out[k] = out.get(k, 0) + v
         return out
 
+    @property
+    def rows(self) -> int:
+        """Rows of the files applied, over all tables (not rows written: `changes`)."""
+        return sum(r.rows for r in self.results)
+
+    @property
+    def rows_skipped(self) -> int:
+        """Late rows skipped (scd2 `late_rows: skip`), over all tables."""
+        return sum(r.rows_skipped for r in self.results)
+
+    def changes(self) -> dict[str, int]:
+        """The rows inserted, updated, deleted and closed, over all tables."""
+        out = dict.fromkeys(CHANGES, 0)
+        for r in self.results:
+            for name, n in r.changes().items():
+                out[name] += n
+        return out
+
+    def rows_note(self) -> str:
+        """`3 rows read; 1 inserted, 1 closed`, over all tables."""
+        return rows_note(self.rows, self.changes())
+
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {
             "ok": self.ok,
             "counts": self.counts(),
+            "rows": self.rows,
+            "rows_skipped": self.rows_skipped,
+            "changes": self.changes(),
             "tables": [r.as_dict() for r in self.results],
         }
 

@@ -16,11 +16,13 @@ import os
 import time
 import uuid
 from datetime import date, datetime
+from pathlib import PurePosixPath
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from onceflow.load.markers import LAKE_DEPTH
 from onceflow.warehouse import audited_schema, local_root, with_audit_columns
 
 # Strings longer than this get no min/max statistics: a truncated max would be wrong.
@@ -188,6 +190,26 @@ def apply_append(
         write(table, rows, mode="append", commit_properties=commit_properties)
 
 
+def file_rows_predicate(source_file: str) -> str:
+    """The Delta predicate that selects exactly one lake file's rows of a table.
+
+    An identity is the file's path relative to the lake (or to the folder a standalone
+    load was given), so it is compared whole: a suffix match would also take another
+    file with the same name in a subfolder (`e0.parquet` and `sub/e0.parquet`). Only a
+    table loaded before identities were kept holds absolute paths, whose identity its
+    markers take to be the path's last five parts (`markers._legacy_id`: the extract
+    layout's `<source>/<table>/<yyyymm>/<dd>/<run_id>.parquet`). So an identity of five
+    parts also takes the absolute paths that end with it; no identity is absolute, so
+    that never matches a row written since.
+    """
+    quoted = source_file.replace("'", "''")
+    exact = f"_source_file = '{quoted}'"
+    if len(PurePosixPath(source_file).parts) != LAKE_DEPTH:
+        return exact
+    legacy = f"starts_with(_source_file, '/') AND ends_with(_source_file, '/{quoted}')"
+    return f"{exact} OR ({legacy})"
+
+
 def replace_file_rows(
     table: Any,
     batch: pa.Table,
@@ -199,13 +221,11 @@ def replace_file_rows(
 ) -> None:
     """Replace one lake file's rows with its new content, in one commit.
 
-    The file's old rows are those whose `_source_file` is the file's identity (or, in a
-    table loaded before identities were kept, an absolute path ending with it); the new
+    The file's old rows are those whose `_source_file` is the file's identity; the new
     rows carry the same identity, which the replace predicate requires of them.
     """
     from deltalake import write_deltalake
 
-    quoted = source_file.replace("'", "''")
     rows = with_audit_columns(
         batch, source_file=source_file, load_time=load_time, batch_id=batch_id
     )
@@ -213,7 +233,7 @@ def replace_file_rows(
         table,
         rows,
         mode="overwrite",
-        predicate=f"_source_file = '{quoted}' OR ends_with(_source_file, '/{quoted}')",
+        predicate=file_rows_predicate(source_file),
         schema_mode="merge",
         commit_properties=commit_properties,
     )

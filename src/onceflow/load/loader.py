@@ -104,7 +104,12 @@ class LoadTarget:
 class FileOutcome:
     """What happened to one file: loaded, replaced, replayed, skipped (held already),
     unchanged (nothing to change; markers committed), superseded, failed, waiting, or
-    uncommitted (a data file no complete sidecar commits: not loaded, `error` says why)."""
+    uncommitted (a data file no complete sidecar commits: not loaded, `error` says why).
+
+    `rows` is the file's row count (read from the lake), not what the table gained: the
+    table's rows the file inserted, updated (merge), deleted (merge's `delete_column`)
+    and closed (scd2: current versions ended, by a change or a deletion) say that, and
+    are None for a file not applied."""
 
     file_id: str
     path: str
@@ -113,6 +118,24 @@ class FileOutcome:
     rows_skipped: int | None = None
     version: int | None = None
     error: str | None = None
+    inserted: int | None = None
+    updated: int | None = None
+    deleted: int | None = None
+    closed: int | None = None
+
+
+#: What a file did to its table's rows (FileOutcome), in the order they are reported.
+CHANGES = ("inserted", "updated", "deleted", "closed")
+
+
+def rows_note(rows: int, changes: dict[str, int]) -> str:
+    """`3 rows read; 1 inserted, 1 closed`: the files' rows, then what the table gained
+    (the two differ for merge and scd2, where a row may change nothing or close a
+    version, and a missing key delete or close one)."""
+    done = [f"{changes[name]:,} {name}" for name in CHANGES if changes.get(name)]
+    if not done:
+        return f"{rows:,} rows read" + ("; no row changed" if rows else "")
+    return f"{rows:,} rows read; {', '.join(done)}"
 
 
 ACTIONS = (
@@ -164,9 +187,18 @@ class TableLoadResult:
 
     @property
     def rows(self) -> int:
-        """Rows written by this load."""
-        applied = ("loaded", "replaced", "replayed")
+        """Rows of the files this load read and applied (their row counts, not rows
+        written: `changes` says what the table gained)."""
+        applied = ("loaded", "replaced", "replayed", "unchanged")
         return sum(f.rows or 0 for f in self.files if f.action in applied)
+
+    def changes(self) -> dict[str, int]:
+        """The table's rows this load inserted, updated, deleted and closed (`CHANGES`)."""
+        return {name: sum(getattr(f, name) or 0 for f in self.files) for name in CHANGES}
+
+    def rows_note(self) -> str:
+        """`3 rows read; 1 inserted, 1 closed` (`rows_note`)."""
+        return rows_note(self.rows, self.changes())
 
     @property
     def rows_skipped(self) -> int:
@@ -176,7 +208,12 @@ class TableLoadResult:
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         data = asdict(self)
-        data.update(counts=self.counts(), rows=self.rows, rows_skipped=self.rows_skipped)
+        data.update(
+            counts=self.counts(),
+            rows=self.rows,
+            rows_skipped=self.rows_skipped,
+            changes=self.changes(),
+        )
         return data
 
 
@@ -325,6 +362,8 @@ class _Applied:
     version: int | None
     changed: bool
     rows_skipped: int | None = None
+    #: The table's rows the commit inserted, updated, deleted, closed (`CHANGES`).
+    changes: dict[str, int] = field(default_factory=dict)
 
 
 def _apply(
@@ -348,7 +387,8 @@ def _apply(
             batch_id=applied.batch_id,
             commit_properties=props,
         )
-        return _Applied(before + 1, True)
+        # the file's old rows go too; how many is not counted (a scan for a number)
+        return _Applied(before + 1, True, changes={"inserted": batch.num_rows})
     if strategy in ("append", "overwrite"):
         apply = apply_append if strategy == "append" else apply_overwrite
         # no commit retries: a commit that succeeds is exactly the snapshot's next version
@@ -362,7 +402,7 @@ def _apply(
             commit_properties=props,
         )
         made = previous + 1 if previous is not None else int(open_table(tgt.uri).version())
-        return _Applied(made, True)
+        return _Applied(made, True, changes={"inserted": batch.num_rows})
     batch = with_audit_columns(
         batch, source_file=source.file_id, load_time=load_time, batch_id=applied.batch_id
     )
@@ -383,11 +423,15 @@ def _apply(
             zone=tgt.timezone,
             windowed=windowed_extract(source),
         )
-        return _Applied(outcome.version, outcome.version is not None, outcome.rows_skipped)
-    version = apply_merge(
+        # deletion versions (hard_deletes: new_record) are not counted by Scd2Outcome:
+        # their closes are
+        changes = {"inserted": outcome.inserted, "closed": outcome.closed}
+        return _Applied(outcome.version, outcome.version is not None, outcome.rows_skipped, changes)
+    merged = apply_merge(
         tgt.uri, batch, tgt.cfg, commit_properties=props, table=dt, create_empty=True
     )
-    return _Applied(version, version is not None)
+    changes = {"inserted": merged.inserted, "updated": merged.updated, "deleted": merged.deleted}
+    return _Applied(merged.version, merged.version is not None, changes=changes)
 
 
 def _is_conflict(error: BaseException) -> bool:
@@ -535,10 +579,39 @@ def apply_step(
             rows=rows,
             rows_skipped=result.rows_skipped,
             version=result.version,
+            inserted=result.changes.get("inserted", 0),
+            updated=result.changes.get("updated", 0),
+            deleted=result.changes.get("deleted", 0),
+            closed=result.changes.get("closed", 0),
         )
     raise LoadError(
         f"{source.file_id}: {CONFLICT_RETRIES} commit conflicts in a row; "
         "another writer keeps committing to the table"
+    )
+
+
+def _refuse_audit_names(tgt: LoadTarget, source: SourceFile, schema: pa.Schema) -> None:
+    """Refuse a file with a column named like an audit column (`_source_file`,
+    `_load_timestamp`, `_batch_id`): every strategy writes those on each row it loads, so
+    the source's values would be replaced without a word (and a merge would not compare
+    them). Only the file says its columns, so a config cannot be checked for it ahead."""
+    clash = [name for name in AUDIT_COLUMNS if name in schema.names]
+    if not clash:
+        return
+    names = ", ".join(map(repr, clash))
+    command = repair_command(tgt, source)
+    if command is None:
+        fix = "rename the column(s) in the file, then load"
+    else:
+        fix = (
+            "rename the column(s) in the extraction, with a `query:` for the table "
+            f"(`SELECT {clash[0]} AS {clash[0].lstrip('_')}, ...`), then re-extract the "
+            f"window (`{command}`) and load"
+        )
+    raise LoadError(
+        f"{source.file_id}: the file has column(s) {names}, which onceflow writes on every "
+        f"loaded row (its audit columns: {', '.join(AUDIT_COLUMNS)}), so the file's values "
+        f"would be overwritten; the table is unchanged. To repair it, {fix}"
     )
 
 
@@ -547,10 +620,12 @@ def _conform(
 ) -> tuple[pa.Table, dict[str, pa.DataType]]:
     """The file's rows in the types they are written with, and the table's columns that
     must be widened first (`load.widen`). One schema rule for every strategy: refuse a
-    lossy type, cast what fits (`warehouse.conform_batch`); two steps need less of it."""
+    lossy type, cast what fits (`warehouse.conform_batch`); two steps need less of it.
+    A column named like an audit column is refused first (`_refuse_audit_names`)."""
     source = step.file
     if step.kind == "markers":  # a superseded file: nothing of it is written
         return batch, {}
+    _refuse_audit_names(tgt, source, batch.schema)
     table_schema = arrow_schema(dt) if dt is not None else None
     if tgt.cfg.strategy == "overwrite" and step.kind == "load":
         # the file replaces the whole table, schema included (overwrite.py)
@@ -725,6 +800,8 @@ def load_table(
             store, tgt, files, result, wait_from, wait_reason, limit=limit, check_lock=check_lock
         )
         _warn_lost(tgt, plan, result)
+        if tgt.cfg.strategy == "overwrite":
+            _warn_name_order(tgt, plan, files, result)
         blocked = _check_replay(store, tgt, plan, gate) if plan.rewind is not None else None
         if plan.blocked is not None:
             blocked = _unreplayable(tgt, plan)
@@ -757,6 +834,7 @@ def load_table(
                     return result
                 rewind_table(tgt, plan.rewind or forced, check_lock=check_lock)
             result.rewound = list(plan.rewind.undone) if plan.rewind else []
+            _warn_name_order(tgt, plan, files, result)
             store.files.record_unloaded(tgt.uri, result.rewound)
     except OnceflowError as error:
         result.error = redact(str(error))
@@ -832,6 +910,58 @@ def _warn_lost(tgt: LoadTarget, plan: Plan, result: TableLoadResult) -> None:
         note = (
             f"{file.file_id}: the table holds it, but {file.problem}: the table is unchanged, "
             "and a rebuild from the lake or a replay over this window would lose its rows"
+        )
+        result.warnings.append(note)
+        log.warning("%s: %s", tgt.key, note)
+
+
+def _warn_name_order(
+    tgt: LoadTarget, plan: Plan, files: list[SourceFile], result: TableLoadResult
+) -> None:
+    """Warn of new files of a `load --path` folder that sort before files the table holds.
+
+    A folder's files have no windows: they are applied in name order (`name_order`), so
+    that the same files always give the same table. A file delivered after the others but
+    named to sort before them is then not the newest: a merge or scd2 table is rewound and
+    the files it sorts before are applied again after it (their rows win), an overwrite
+    table keeps the last file by name. Both are what a clean load of the folder gives, but
+    rarely what the sender meant, so the load says so. Config tables order by window, and
+    a late window is what a rewind is for: nothing to say."""
+    if not tgt.standalone:
+        return
+    if tgt.cfg.strategy == "overwrite":
+        last = max(files, key=lambda f: f.order, default=None)
+        if last is None or last not in plan.skipped:
+            return  # no file the table holds comes last: a new file is the content
+        late = [(s.file, [last.file_id]) for s in plan.steps if s.kind == "markers"]
+        what = "a new or re-delivered file"
+        effect = (
+            "and an overwrite table holds the last of them, so its rows are not loaded "
+            "(it is only marked superseded)"
+        )
+    elif plan.rewind is not None and plan.rewind.cause not in plan.rewind.undone:
+        cause = next((f for f in files if f.file_id == plan.rewind.cause), None)
+        if cause is None:
+            return
+        after = [
+            f.file_id for f in files if f.file_id in plan.rewind.undone and f.order > cause.order
+        ]
+        late = [(cause, after)] if after else []
+        what = "a new file"
+        effect = (
+            "so the table was rewound and those are applied again after it: where they "
+            "have the same keys, their rows win"
+        )
+    else:
+        return
+    for file, held in late:
+        named = ", ".join(held[:3]) + (", ..." if len(held) > 3 else "")
+        note = (
+            f"{file.file_id}: {what} that sorts before {len(held)} file(s) the table "
+            f"holds ({named}); `load --path` applies a folder's files in name order (numbers "
+            f"in names compared as numbers), {effect}. If it is the newer delivery, rename "
+            "it to sort after them and load again, and name later deliveries so that they "
+            "sort after earlier ones (a sequence number, an ISO date)"
         )
         result.warnings.append(note)
         log.warning("%s: %s", tgt.key, note)
@@ -934,11 +1064,13 @@ def _check_replay(store: Store, tgt: LoadTarget, plan: Plan, gate: Gate | None) 
                 return _blame(plan, step, LoadError(given_up), tried=False)
             if gate is None:
                 schema = _verify(source, fix)
+                _refuse_audit_names(tgt, source, schema)
                 conform_batch(
                     schema.empty_table(), table_schema, source.file_id, widen=tgt.cfg.widen
                 )
                 continue
             batch, _checksum = _read_verified(source, fix)
+            _refuse_audit_names(tgt, source, batch.schema)
             batch, _added = conform_batch(batch, table_schema, source.file_id, widen=tgt.cfg.widen)
             gate(tgt, source, batch)
         except LoadError as error:
@@ -1160,9 +1292,10 @@ def _run_steps(
 
 
 def _outcome_detail(outcome: FileOutcome) -> str:
-    """` (N rows, version V)` of a file's log line, saying only what is known: a
+    """` (N rows read; M inserted, version V)` of a file's log line, saying only what is known: a
     superseded file writes no rows (only its markers), a skipped one no version."""
-    parts = [] if outcome.rows is None else [f"{outcome.rows} rows"]
+    changes = {name: getattr(outcome, name) or 0 for name in CHANGES}
+    parts = [] if outcome.rows is None else [rows_note(outcome.rows, changes)]
     version = f"version {outcome.version}"
     if outcome.action == "superseded":
         parts.append("a later window replaces it: no rows written")

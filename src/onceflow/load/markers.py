@@ -56,7 +56,7 @@ META_EXTERNAL = "onceflow.external_restore"
 #: The version up to which a loader commit checked the log for other writers' restores.
 VERIFIED_APP = "onceflow.verified"
 _OWN_PREFIX = "onceflow."
-_LAKE_DEPTH = 5  # <source>/<table>/<yyyymm>/<dd>/<run_id>.parquet
+LAKE_DEPTH = 5  # <source>/<table>/<yyyymm>/<dd>/<run_id>.parquet
 
 
 def checksum_code(checksum: str | None) -> int:
@@ -219,7 +219,7 @@ _cache_lock = threading.Lock()
 
 def _legacy_id(path: str) -> str:
     parts = Path(path).parts
-    return "/".join(parts[-_LAKE_DEPTH:]) if len(parts) >= _LAKE_DEPTH else path
+    return "/".join(parts[-LAKE_DEPTH:]) if len(parts) >= LAKE_DEPTH else path
 
 
 def _apply_commit_info(info: Mapping[str, Any], version: int, commits: dict[str, Commit]) -> None:

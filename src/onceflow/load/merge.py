@@ -13,7 +13,8 @@
   one as wall time), never with an instant: the pipeline's time zone does not matter.
 * What differs from the table is computed first in DuckDB (NULL-safe, ignoring the
   loader's audit columns): only changed rows go into the merge, and when nothing differs
-  there is no commit (None) - so a rerun of the same batch changes nothing.
+  there is no commit (None) - so a rerun of the same batch changes nothing. The
+  outcome counts the rows inserted, updated and deleted (`MergeOutcome`).
 * The merge has one unconditional update clause and one unconditional insert clause
   (delta-rs 1.6 is ~10x slower with a condition on the update clause); only when the
   batch deletes something is a conditional delete clause placed before them.
@@ -23,6 +24,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -48,6 +50,18 @@ if TYPE_CHECKING:
     from onceflow.config import LoadConfig
 
 DELETE_FLAG = "__onceflow_delete"
+
+
+@dataclass(frozen=True)
+class MergeOutcome:
+    """What one batch did: the new version (None: nothing differed, no commit), and the
+    table's rows it inserted (new keys), updated (a key's values changed) and deleted
+    (`delete_column`)."""
+
+    version: int | None
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
 
 
 def _delete_flags(batch: pa.Table, cfg: LoadConfig, table_uri: str) -> pa.Array:
@@ -158,8 +172,9 @@ def _changed_rows(
     keys: list[str],
     compared: list[str],
 ) -> pa.Table:
-    """rid, del of the rows that differ from the table (NULL-safe): inserts, updates and
-    deletes of keys the table has. Nothing else goes into the merge."""
+    """rid, del, hit of the rows that differ from the table (NULL-safe): inserts, updates
+    and deletes of keys the table has (`hit`: it has the key). Nothing else goes into the
+    merge."""
     target = snapshot.schema
     K = [f"k{i}" for i in range(len(keys))]
     C = [f"c{i}" for i in range(len(compared))]
@@ -174,7 +189,7 @@ def _changed_rows(
     on = " AND ".join(f"b.{k} = c.t{k}" for k in K)
     same = null_safe_equal([f"b.{c}" for c in C], [f"c.t{c}" for c in C])
     changed: pa.Table = con.sql(
-        f"SELECT b.rid, b.del FROM {rows} b LEFT JOIN cur c ON {on} "
+        f"SELECT b.rid, b.del, c.hit IS NOT NULL AS hit FROM {rows} b LEFT JOIN cur c ON {on} "
         f"WHERE CASE WHEN b.del THEN c.hit IS NOT NULL "
         f"ELSE c.hit IS NULL OR NOT ({same}) END ORDER BY b.rid"
     ).to_arrow_table()
@@ -217,8 +232,9 @@ def apply_merge(
     storage_options: dict[str, str] | None = None,
     table: deltalake.DeltaTable | None = OPEN_LATEST,
     create_empty: bool = False,
-) -> int | None:
-    """Upsert one batch into the Delta table; return the new version, or None.
+) -> MergeOutcome:
+    """Upsert one batch into the Delta table; return the new version (None when nothing
+    differs) and the rows inserted, updated and deleted.
 
     Exactly one commit (carrying ``commit_properties``) when something differs, none
     otherwise. Every error is raised before the commit, so the table is untouched.
@@ -253,15 +269,20 @@ def apply_merge(
         if dt is None:
             picked = con.sql(f"SELECT rid FROM {rows} WHERE NOT del ORDER BY rid").to_arrow_table()
             if picked.num_rows == 0 and not create_empty:
-                return None
-            return create_table(
+                return MergeOutcome(None)
+            version = create_table(
                 table_uri,
                 data.take(picked.column("rid")),
                 storage_options=storage_options,
                 commit_properties=commit_properties,
             )
+            return MergeOutcome(version, inserted=picked.num_rows)
         assert snapshot is not None
         changed = _changed_rows(con, rows, snapshot, data, keys, compared)
     if changed.num_rows == 0:
-        return None
-    return _merge(dt, data, changed, keys, bool(new), commit_properties)
+        return MergeOutcome(None)
+    version = _merge(dt, data, changed, keys, bool(new), commit_properties)
+    gone, hit = changed.column("del"), changed.column("hit")
+    deleted = int(pc.sum(pc.cast(gone, pa.int64())).as_py() or 0)
+    updated = int(pc.sum(pc.cast(pc.and_(hit, pc.invert(gone)), pa.int64())).as_py() or 0)
+    return MergeOutcome(version, changed.num_rows - updated - deleted, updated, deleted)

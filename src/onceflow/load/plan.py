@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from onceflow.errors import LoadError
-from onceflow.lake import SourceFile
+from onceflow.lake import FileOrder, SourceFile, name_order
 from onceflow.load.markers import TableMarkers
 
 ORDERED = ("merge", "scd2")
@@ -98,14 +98,12 @@ def _when(window_start: str | None) -> datetime:
     return datetime.fromisoformat(window_start).astimezone(UTC)
 
 
-def _commit_order(
-    file_id: str, markers: TableMarkers, lake: dict[str, SourceFile]
-) -> tuple[datetime, str]:
+def _commit_order(file_id: str, markers: TableMarkers, lake: dict[str, SourceFile]) -> FileOrder:
     """Window order of a file the table holds (from the lake, else from its commit)."""
     if file_id in lake:
         return lake[file_id].order
     commit = markers.commits.get(file_id)
-    return _when(commit.window_start if commit else None), file_id
+    return _when(commit.window_start if commit else None), name_order(file_id)
 
 
 def plan_table(

@@ -6,13 +6,16 @@ from datetime import datetime
 
 import pyarrow as pa
 
+from onceflow.config import AUDIT_COLUMN_NAMES
+
+# the names are the config's, which refuses them as the names of configured columns
+SOURCE_FILE, LOAD_TIMESTAMP, BATCH_ID = AUDIT_COLUMN_NAMES
 AUDIT_FIELDS = (
-    pa.field("_source_file", pa.string()),
-    pa.field("_load_timestamp", pa.timestamp("us", tz="UTC")),
-    pa.field("_batch_id", pa.string()),
+    pa.field(SOURCE_FILE, pa.string()),
+    pa.field(LOAD_TIMESTAMP, pa.timestamp("us", tz="UTC")),
+    pa.field(BATCH_ID, pa.string()),
 )
 AUDIT_COLUMNS = tuple(f.name for f in AUDIT_FIELDS)
-SOURCE_FILE, LOAD_TIMESTAMP, BATCH_ID = AUDIT_COLUMNS
 
 
 def with_audit_columns(

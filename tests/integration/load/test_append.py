@@ -287,6 +287,67 @@ def test_type_change_fails_clearly_and_table_untouched(tmp_path: Path) -> None:
     _assert_untouched(table_uri(tmp_path), 0, 5)
 
 
+@pytest.mark.parametrize(
+    ("strategy", "column"),
+    [
+        ("append", "_source_file"),
+        ("merge", "_batch_id"),
+        ("scd2", "_load_timestamp"),
+        ("overwrite", "_source_file"),
+    ],
+)
+def test_a_source_column_named_like_an_audit_column_fails_its_file_not_overwritten(
+    tmp_path: Path, strategy: str, column: str
+) -> None:
+    lake = tmp_path / "lake"
+    write_extracted(lake, orders_batch(0, 5), day=0)
+    clash = orders_batch(1, 5).append_column(column, pa.array(["crm"] * 5))
+    write_extracted(lake, clash, day=1)
+    keyed = {"primary_key": ["id"]} if strategy in ("merge", "scd2") else {}
+    cfg = make_config(tmp_path, {"strategy": strategy, **keyed})
+    out = load(cfg)
+    assert not out.ok
+    [result] = out.results
+    error = result.error or ""
+    assert f"has column(s) '{column}', which onceflow writes on every loaded row" in error
+    assert "the table is unchanged. To repair it, rename the column(s) in the extraction" in error
+    assert "--force-reprocess" in error
+    if strategy == "overwrite":  # the last window is loaded first: nothing is committed
+        assert done(result.counts()) == {"failed": 1}
+        assert not Path(table_uri(tmp_path)).exists()
+    else:
+        assert done(result.counts()) == {"loaded": 1, "failed": 1}
+        _assert_untouched(table_uri(tmp_path), 0, 5)
+
+
+def test_a_late_file_with_an_audit_column_is_refused_before_any_rewind(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    write_extracted(lake, orders_batch(1, 5), day=1)
+    cfg = make_config(tmp_path, {"strategy": "merge", "primary_key": ["id"]})
+    assert load(cfg).ok
+    late = orders_batch(0, 5).append_column("_batch_id", pa.array(["b"] * 5))
+    write_extracted(lake, late, day=0)
+    out = load(cfg)
+    [result] = out.results
+    assert not out.ok and not result.rewound
+    assert "'_batch_id', which onceflow writes on every loaded row" in (result.error or "")
+    assert "no rewind" in (result.error or "")
+    _assert_untouched(table_uri(tmp_path), 0, 5)
+
+
+def test_a_standalone_file_with_an_audit_column_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    pq.write_table(pa.table({"id": [1], "_source_file": ["crm"]}), folder / "a.parquet")
+    cfg = make_config(tmp_path)
+    out = load(cfg, path=str(folder), target="raw/a", strategy="merge", primary_key=["id"])
+    assert not out.ok
+    error = out.results[0].error or ""
+    assert "a.parquet: the file has column(s) '_source_file'" in error
+    assert error.endswith("To repair it, rename the column(s) in the file, then load")
+    assert not (tmp_path / "warehouse" / "raw" / "a").exists()
+
+
 def test_missing_primary_key_column_fails_clearly(tmp_path: Path) -> None:
     lake = tmp_path / "lake"
     write_extracted(lake, orders_batch(0, 5), day=0)
@@ -410,6 +471,58 @@ def test_a_deletion_version_carries_the_audit_columns_of_the_file_that_found_the
     assert deletion["_batch_id"] != markers.batch_id_for(day0.file_id, day0.checksum)
 
 
+def _keyed(ids: list[int], values: list[str], **more: list[Any]) -> pa.Table:
+    return pa.table({"id": pa.array(ids, pa.int64()), "v": values, **more})
+
+
+def test_a_merge_reports_the_rows_it_inserted_updated_and_deleted(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    write_extracted(lake, _keyed([1, 2, 3], ["a", "b", "c"], gone=[False] * 3), day=0)
+    cfg = make_config(
+        tmp_path, {"strategy": "merge", "primary_key": ["id"], "delete_column": "gone"}
+    )
+    first = load(cfg)
+    assert first.results[0].changes() == {"inserted": 3, "updated": 0, "deleted": 0, "closed": 0}
+    changes = _keyed([1, 2, 3, 4], ["a", "B", "c", "d"], gone=[False, False, True, False])
+    write_extracted(lake, changes, day=1)
+    out = load(cfg)
+    [result] = out.results
+    assert out.ok and result.rows == 4  # the file's rows, not the table's changes
+    assert result.changes() == {"inserted": 1, "updated": 1, "deleted": 1, "closed": 0}
+    assert result.rows_note() == "4 rows read; 1 inserted, 1 updated, 1 deleted"
+    data = out.as_dict()
+    assert data["changes"] == data["tables"][0]["changes"] == result.changes()
+    [applied] = [f for f in data["tables"][0]["files"] if f["action"] == "loaded"]
+    assert (applied["rows"], applied["inserted"], applied["updated"], applied["deleted"]) == (
+        4,
+        1,
+        1,
+        1,
+    )
+    write_extracted(lake, changes, day=2)  # the same rows again: read, nothing changes
+    again = load(cfg)
+    assert done(again.counts()) == {"skipped": 2, "unchanged": 1}
+    assert again.results[0].rows_note() == "4 rows read; no row changed"
+
+
+def test_an_scd2_load_reports_the_versions_it_closed_for_a_deleted_key(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    write_extracted(lake, _keyed([1, 2, 3], ["a", "b", "c"]), day=0)
+    cfg = make_config(
+        tmp_path, {"strategy": "scd2", "primary_key": ["id"], "hard_deletes": "close"}
+    )
+    assert load(cfg).ok
+    write_extracted(lake, _keyed([1, 2], ["a", "b"]), day=1)  # key 3 deleted at the source
+    out = load(cfg)
+    [result] = out.results
+    assert out.ok and done(result.counts()) == {"loaded": 1, "skipped": 1}
+    assert result.changes() == {"inserted": 0, "updated": 0, "deleted": 0, "closed": 1}
+    assert result.rows_note() == "2 rows read; 1 closed"
+    write_extracted(lake, _keyed([1, 2, 4], ["a", "B", "d"]), day=2)
+    changed = load(cfg).results[0]
+    assert changed.changes() == {"inserted": 2, "updated": 0, "deleted": 0, "closed": 1}
+
+
 def test_standalone_folder_load(tmp_path: Path) -> None:
     folder = tmp_path / "drop"
     folder.mkdir()
@@ -473,6 +586,29 @@ def test_standalone_same_name_from_another_folder_is_refused_not_replaced(
     assert copied.ok and done(copied.counts()) == {"skipped": 1}
 
 
+def test_a_redelivered_standalone_file_replaces_its_rows_not_a_namesake_in_a_subfolder(
+    tmp_path: Path,
+) -> None:
+    cfg = make_config(tmp_path)
+    uri = warehouse.table_uri(str(tmp_path / "warehouse"), "raw/ev")
+    drop = tmp_path / "drop"
+    _drop(drop, "e0.parquet", "top", rows=2)
+    _drop(drop / "sub", "e0.parquet", "sub", rows=2)
+    _drop(drop, "xe0.parquet", "x", rows=2)  # a name the others' end with
+    assert load(cfg, path=str(drop), target="raw/ev", strategy="append").ok
+    _drop(drop, "e0.parquet", "top2", rows=3)
+    again = load(cfg, path=str(drop), target="raw/ev", strategy="append")
+    assert again.ok and done(again.counts()) == {"replaced": 1, "skipped": 2}
+    rows = read_table(uri)
+    files, tags = rows.column("_source_file").to_pylist(), rows.column("tag").to_pylist()
+    tagged = sorted(zip(files, tags, strict=True))
+    assert tagged == [
+        *[("e0.parquet", "top2")] * 3,
+        *[("sub/e0.parquet", "sub")] * 2,
+        *[("xe0.parquet", "x")] * 2,
+    ]
+
+
 def test_standalone_moved_folder_keeps_its_identities(tmp_path: Path) -> None:
     cfg = make_config(tmp_path)
     uri = warehouse.table_uri(str(tmp_path / "warehouse"), "raw/x")
@@ -487,6 +623,71 @@ def test_standalone_moved_folder_keeps_its_identities(tmp_path: Path) -> None:
     redelivered = load(cfg, path=str(moved), target="raw/x")
     assert redelivered.ok and done(redelivered.counts()) == {"replaced": 1}
     assert read_table(uri).column("tag").to_pylist() == ["A2"] * 4
+
+
+def _version(folder: Path, name: str, v: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table({"id": [1], "v": [v]}), folder / name)
+
+
+@pytest.mark.parametrize("strategy", ["merge", "scd2", "overwrite"])
+def test_standalone_files_apply_in_name_order_with_numbers_compared_as_numbers(
+    tmp_path: Path, strategy: str
+) -> None:
+    cfg = make_config(tmp_path)
+    uri = warehouse.table_uri(str(tmp_path / "warehouse"), "dim/x")
+    keyed = {"primary_key": ["id"]} if strategy != "overwrite" else {}
+
+    def load_drop() -> Any:
+        return load(cfg, path=str(tmp_path / "drop"), target="dim/x", strategy=strategy, **keyed)
+
+    def current() -> list[str]:
+        rows = read_table(uri).to_pylist()
+        return [r["v"] for r in rows if r.get("_is_current", True)]
+
+    _version(tmp_path / "drop", "batch_9.parquet", "older")
+    assert load_drop().ok
+    _version(tmp_path / "drop", "batch_10.parquet", "newer")
+    out = load_drop()
+    [result] = out.results
+    assert out.ok and not result.rewound and not result.warnings
+    assert done(result.counts()) == {"loaded": 1, "skipped": 1}
+    assert current() == ["newer"]
+
+
+@pytest.mark.parametrize("strategy", ["merge", "overwrite"])
+def test_a_new_standalone_file_that_sorts_before_held_ones_is_warned_of(
+    tmp_path: Path, strategy: str
+) -> None:
+    cfg = make_config(tmp_path)
+    uri = warehouse.table_uri(str(tmp_path / "warehouse"), "dim/x")
+    keyed = {"primary_key": ["id"]} if strategy == "merge" else {}
+    drop = tmp_path / "drop"
+    _version(drop, "batch_9.parquet", "b9")
+    _version(drop, "batch_10.parquet", "b10")
+    assert load(cfg, path=str(drop), target="dim/x", strategy=strategy, **keyed).ok
+    _version(drop, "a.parquet", "delivered last")
+    out = load(cfg, path=str(drop), target="dim/x", strategy=strategy, **keyed)
+    [result] = out.results
+    assert out.ok
+    [warning] = result.warnings
+    assert warning.startswith("a.parquet: a new")
+    assert "sorts before" in warning and "batch_10.parquet" in warning
+    assert "name order" in warning and "rename it to sort after them" in warning
+    assert warning in out.as_dict()["tables"][0]["warnings"]
+    # what a clean load of the folder gives: the last file by name wins
+    assert read_table(uri).column("v").to_pylist() == ["b10"]
+    if strategy == "merge":
+        assert sorted(result.rewound) == ["batch_10.parquet", "batch_9.parquet"]
+        clean = make_config(tmp_path / "clean")
+        again = load(clean, path=str(drop), target="dim/x", strategy=strategy, **keyed)
+        assert again.ok and not again.results[0].warnings
+        fresh = warehouse.table_uri(str(tmp_path / "clean" / "warehouse"), "dim/x")
+        assert read_table(fresh).column("v").to_pylist() == ["b10"]
+    else:
+        assert done(result.counts()) == {"superseded": 1, "skipped": 2}
+    rerun = load(cfg, path=str(drop), target="dim/x", strategy=strategy, **keyed)
+    assert rerun.ok and not rerun.results[0].warnings  # said once, when it happened
 
 
 def test_content_checksum_is_stable_across_clean_runs(tmp_path: Path) -> None:
