@@ -1,4 +1,6 @@
-"""The `onceflow` command: each command is a thin call of one method of `Pipeline`.
+"""The `onceflow` command: each command is a thin call of one public function, a
+`Pipeline` method or a function of `onceflow` / `onceflow.schedule` (docs/python-api.md
+names each; a unit test holds every command to it).
 
 `main(argv)` runs it and returns the exit code: one clear line and a non-zero code on any
 error; with --debug a redacted traceback before that line, and the same exit code. A
