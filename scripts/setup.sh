@@ -15,10 +15,14 @@ fi
 # An editable install leaves onceflow's own modules uncompiled, and where
 # PYTHONDONTWRITEBYTECODE is set every command would compile them again (~60 ms).
 .venv/bin/python -m compileall -q src/onceflow >/dev/null
-# Chromium renders the validation HTML report in its browser test. Debian's package, only
-# when missing (apt-get needs root; elsewhere the test skips with the reason, CI fails).
-if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 \
-   && [ "$(id -u)" = "0" ]; then
+# Tools some tests use, from Debian's packages, only when missing (apt-get needs root;
+# elsewhere those tests skip with the reason, and CI fails): Chromium renders the
+# validation HTML report in its browser test; iproute2's `ip` gives the many-machines
+# schedule tests their network namespaces.
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+if [ "${#missing[@]}" -gt 0 ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
   apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi

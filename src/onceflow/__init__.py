@@ -1,15 +1,19 @@
 """onceflow: batch data pipelines that are safe to rerun and recover from any crash.
 
-The public face. `Pipeline` has one method per CLI command; `load_config` reads an
-onceflow.yml; `open_store` opens a state store; the schedule step's parts (`Scheduler`,
-`Worker`, the seed's `PipelineStateManager`, `QueueManager`, `ScheduleCalculator`,
-`RetryManager` with `RetryPolicy`; functions in `onceflow.schedule`); the extractor's and
-loader's seed classes (`DataExtractor`, `DatabricksDataExtractor`, `StatefulDataExtractor`,
-`StatefulDatabricksDataExtractor`, `DataProcessor`: thin adapters over Pipeline); `Validator`
-validates data against rules and returns a `ValidationReport` (`DataValidator` is its
-seed name); the errors are the one
-hierarchy every command raises. Names are imported on first use, so `import onceflow`
-(and the CLI) starts without loading Arrow, Delta Lake or any database driver.
+The public face. Every CLI command is a thin call of one public function
+(docs/python-api.md names each): a `Pipeline` method for the commands about one
+pipeline's runs, loads and state; `check_config` for `onceflow check`; a function of
+`onceflow.schedule` for the schedule commands (`run_scheduler`, `run_worker`, `up`,
+`backfill`, `runs ...`, `schedule ...`, `status --tenant`); `onceflow.demo.init_project`
+for `init`. `load_config` reads an onceflow.yml; `open_store` opens a state store; the
+schedule step's parts (`Scheduler`, `Worker`, the seed's `PipelineStateManager`,
+`QueueManager`, `ScheduleCalculator`, `RetryManager` with `RetryPolicy`); the
+extractor's and loader's seed classes (`DataExtractor`, `DatabricksDataExtractor`,
+`StatefulDataExtractor`, `StatefulDatabricksDataExtractor`, `DataProcessor`: thin
+adapters over Pipeline); `Validator` validates data against rules and returns a
+`ValidationReport` (`DataValidator` is its seed name); the errors are the one hierarchy
+every command raises. Names are imported on first use, so `import onceflow` (and the
+CLI) starts without loading Arrow, Delta Lake or any database driver.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ if TYPE_CHECKING:
         ScheduleCalculator,
         Scheduler,
         Worker,
+        check_config,
     )
     from onceflow.seeds import (
         DatabricksDataExtractor,
@@ -86,6 +91,7 @@ _WHERE = {
     "ValidationReport": "onceflow.validate",
     "Validator": "onceflow.validate",
     "Worker": "onceflow.schedule",
+    "check_config": "onceflow.schedule",
     "load_config": "onceflow.config",
     "open_store": "onceflow.state",
 }
@@ -121,6 +127,7 @@ __all__ = [
     "Validator",
     "Worker",
     "__version__",
+    "check_config",
     "load_config",
     "open_store",
 ]

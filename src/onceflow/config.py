@@ -904,6 +904,17 @@ class Config(_Model):
         register_url(url)
         return resolved
 
+    def check_sources(self) -> None:
+        """ConfigError naming the first source whose URL cannot be used: a `${VAR}` not
+        set, or a dialect or driver that is not installed (`driver_problem`). Checked by
+        `onceflow check` and when a source is connected, not whenever a config is read:
+        a host that only loads or reports needs neither the secrets nor the drivers."""
+        for name in self.sources:
+            problem = self.source(name).driver_problem()
+            if problem:
+                where = f"sources.{name}.url"
+                raise ConfigError(f"{self._origin}: {where}: {problem}", field=where)
+
     def source_url(self, name: str) -> str:
         """A source's URL for its driver: a relative SQLite path resolved against the
         config's folder, credentials percent-encoded."""
@@ -1593,6 +1604,23 @@ def load_config(path: str | Path | None = None) -> Config:
     tables is refused (`require_tables`)."""
     data, base_dir, origin = read_config_file(path)
     return require_tables(config_from_dict(data, base_dir=base_dir, origin=origin), data)
+
+
+def as_config(config: Config | str | Path | Mapping[str, Any] | None) -> Config:
+    """A Config from itself, the path of an onceflow.yml (None: ./onceflow.yml), or its
+    mapping (the seeds' spellings read as in a file; paths from the current folder).
+    A file is read as `load_config` reads it (one that lists no tables is refused); a
+    mapping may list none (a standalone load's config)."""
+    if isinstance(config, Config):
+        return config
+    if config is None or isinstance(config, str | Path):
+        return load_config(config)
+    if isinstance(config, Mapping):
+        return config_from_dict(dict(config), base_dir=os.getcwd(), origin="config")
+    raise ConfigError(
+        f"config: expected a Config, the path of onceflow.yml or its mapping, got "
+        f"{type(config).__name__}"
+    )
 
 
 def require_tables(config: Config, data: Any = None) -> Config:

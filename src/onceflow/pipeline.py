@@ -1,4 +1,4 @@
-"""A pipeline run, and `Pipeline`, the one object with a method per command.
+"""A pipeline run, and `Pipeline`, the one object with a method per pipeline command.
 
 `run` = extract -> load -> validate for one run date, under the pipeline lock: each
 step is called through its public entry point with the run's lease, so the steps never
@@ -15,13 +15,19 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
-from onceflow.config import Config, load_config, single_table_config, standalone_config
+from onceflow.config import (
+    Config,
+    as_config,
+    load_config,
+    single_table_config,
+    standalone_config,
+)
 from onceflow.consistency import (
     config_lock_names,
     fix_inconsistencies,
@@ -409,7 +415,10 @@ class _Command(Generic[P, R]):
 
 
 class Pipeline:
-    """One pipeline's commands as methods: what the `onceflow` CLI calls, one to one.
+    """One pipeline's commands as methods: what the `onceflow` commands about one
+    pipeline's runs, loads and state call, one to one (the commands that serve several
+    pipelines, `init` and `check` call functions of `onceflow.schedule` and `onceflow`:
+    docs/python-api.md lists each command's).
 
     Holds the config and one open state store, so a program that calls several commands
     opens the store once. Each method is the step's own function with the config and
@@ -417,9 +426,17 @@ class Pipeline:
     """
 
     def __init__(
-        self, config: Config, store: Store | None = None, *, read_only: bool = False
+        self,
+        config: Config | str | Path | Mapping[str, Any] | None = None,
+        store: Store | None = None,
+        *,
+        read_only: bool = False,
     ) -> None:
-        self.config = config
+        """`config`: a Config, the path of an onceflow.yml (default ./onceflow.yml; read
+        as `from_file` reads it), or its mapping (as in the file, seed spellings too;
+        paths from the current folder). `store`: an open store to use instead of the
+        config's; `read_only` as for `from_file`."""
+        self.config = as_config(config)
         self._store = store
         self.read_only = read_only
 

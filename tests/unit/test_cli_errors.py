@@ -254,3 +254,27 @@ def test_a_ctrl_c_a_library_wrapped_in_its_own_error_is_an_interrupt() -> None:
         Model(x=1).model_dump()
     assert _from_an_interrupt(caught.value)
     assert not _from_an_interrupt(ValueError("KeyboardInterrupt in a message alone"))
+
+
+@pytest.mark.parametrize(
+    ("given", "named"),
+    [
+        (["--date", "2025-01-23", "--run-id", "xyz"], "--date and --run-id"),
+        (["--date", "2025-01-23"], "--date"),
+        (["--run-id", "xyz"], "--run-id"),
+    ],
+)
+def test_status_of_a_tenant_refuses_the_options_of_one_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], given: list[str], named: str
+) -> None:
+    """`status --tenant T --date D --run-id X` ignored both and exited 0."""
+    text = (
+        f"state: 'sqlite:///{tmp_path}/state.db'\npipeline: p\n"
+        "sources:\n  s: {url: 'sqlite:///x.db'}\ntables:\n  - {source: s, table: t}\n"
+    )
+    args = ["status", "--config", _config(tmp_path, text), "--tenant", "default", *given]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith(f"error: --tenant shows a tenant's scheduled runs, not one run: {named} ")
+    assert not (tmp_path / "state.db").exists()

@@ -192,3 +192,64 @@ def test_the_environment_of_each_option_is_in_the_docs() -> None:
         if isinstance(getattr(param, "envvar", None), str)
     }
     assert envvars and not sorted(v for v in envvars if v not in DOCS)
+
+
+COMMAND_PATHS = [p for p in PATHS if p]
+
+
+@pytest.mark.parametrize("path", COMMAND_PATHS, ids=[" ".join(p) for p in COMMAND_PATHS])
+def test_each_command_is_listed_by_one_line_of_help(path: tuple[str, ...]) -> None:
+    """The root --help lists a command by its help's first paragraph: one written over
+    two lines kept the line break there (`check`'s did)."""
+    first = (_command(path).help or "").strip().split("\n\n")[0]
+    assert first and "\n" not in first, f"`onceflow {' '.join(path)}`: {first!r}"
+
+
+def test_the_defaults_the_help_gives_are_the_real_ones() -> None:
+    """Options whose default the command fills in (so --help shows none by itself) say
+    it in their text, and say the one the code uses."""
+    from onceflow.config import single_table_config, standalone_config
+
+    one = single_table_config("sqlite:///x.db", "s", "t")
+    alone = standalone_config()
+    for name, option, default in [
+        ("extract", "--lake", one.lake),
+        ("extract", "--timezone", one.timezone),
+        ("extract", "--state", one.state),
+        ("load", "--warehouse", alone.warehouse),
+        ("load", "--state", alone.state),
+        ("load", "--strategy", "append"),  # standalone_target's
+    ]:
+        assert f"(default {default})" in " ".join(_help(name, option).split()), (name, option)
+    reprocess = next(p for p in COMMANDS["backfill"].params if "--reprocess" in p.opts)
+    assert reprocess.metavar == "none|failed|all"
+    from onceflow.schedule.api import REPROCESS
+
+    assert tuple(reprocess.metavar.split("|")) == REPROCESS
+
+
+def test_the_help_of_an_option_says_what_its_command_does() -> None:
+    """`worker --until-idle` spoke of ticks, which a worker never records; the --state
+    of the commands that change a store said `the state store to show`."""
+    assert "tick" not in _help("worker", "--until-idle")
+    assert "queued" in _help("worker", "--until-idle")
+    assert "every due tick is queued" in _help("up", "--until-idle")
+    for name in ("reset-state", "fix-inconsistencies", "force-unlock"):
+        assert "to show" not in _help(name, "--state"), name
+    runs_date = next(p for p in COMMANDS["runs"].commands["list"].params if "--date" in p.opts)
+    assert "'today' or 'yesterday'" in runs_date.help
+
+
+def test_the_json_keys_of_scheduler_worker_and_up_are_documented() -> None:
+    """commands.md left out `lost` (scheduler, up) and `revoked` (worker)."""
+    from onceflow.schedule import PassReport, WorkerReport
+
+    scheduler, worker = PassReport().as_dict(), WorkerReport().as_dict()
+    for name, keys in (
+        ("scheduler", scheduler),
+        ("worker", worker),
+        ("up", {**scheduler, **worker, "skipped": []}),
+    ):
+        text = _section(name)
+        missing = sorted(k for k in keys if f"`{k}`" not in text)
+        assert not missing, f"`onceflow {name} --json`: {missing} not in its docs section"

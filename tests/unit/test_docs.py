@@ -97,3 +97,23 @@ def test_every_link_to_a_docs_section_finds_its_heading() -> None:
             if name in anchors and anchor not in anchors[name]:
                 broken.append(f"{page.name}: {name}#{anchor}")
     assert not broken, "links to missing sections: " + ", ".join(broken)
+
+
+def test_the_development_layout_names_every_module() -> None:
+    """docs/development.md's layout fell behind the code (cronspec, load/plan,
+    validate/heap... were missing): every module and helper is named there."""
+    text = (DOCS / "development.md").read_text(encoding="utf-8")
+    layout = text.partition("```\nsrc/onceflow/\n")[2].partition("```")[0]
+    package = DOCS.parent / "src" / "onceflow"
+    missing = sorted(
+        str(path.relative_to(package))
+        for path in package.rglob("*.py")
+        if path.stem != "__init__" and not re.search(rf"\b{path.stem}\b", layout)
+    )
+    helpers = DOCS.parent / "tests" / "helpers"
+    missing += sorted(
+        f"tests/helpers/{path.name}"
+        for path in helpers.glob("*.py")
+        if path.stem != "__init__" and f"`{path.name}`" not in text
+    )
+    assert not missing, f"docs/development.md does not name: {missing}"

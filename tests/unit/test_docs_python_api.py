@@ -1,5 +1,6 @@
 """docs/python-api.md lists what the code has: every `Pipeline` method with its real
-parameters, every state-store repository with its real verbs, and a method's signature
+parameters, every CLI command with the one function it calls (and that function's real
+parameters), every state-store repository with its real verbs, and a method's signature
 as `help()` shows it is the step function's less the config it fills in."""
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ import re
 from pathlib import Path
 
 import pytest
+import typer
 
+from onceflow.cli import app
 from onceflow.config import standalone_config
 from onceflow.pipeline import Pipeline, _Command
 from onceflow.state import open_store
@@ -54,6 +57,63 @@ def test_every_function_the_table_names_exists() -> None:
         for path in re.findall(r"`(onceflow(?:\.\w+)+)", row.split("|")[3]):
             module, _, attr = path.rpartition(".")
             assert hasattr(importlib.import_module(module), attr), path
+
+
+def _command_paths(group: object, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every command the CLI runs, as name paths: ("run",), ("runs", "list")..."""
+    found: list[tuple[str, ...]] = []
+    for name, command in group.commands.items():  # type: ignore[attr-defined]
+        if hasattr(command, "commands"):
+            found += _command_paths(command, (*prefix, name))
+        else:
+            found.append((*prefix, name))
+    return found
+
+
+#: Every CLI command, and the variants that call another function (`status --tenant`).
+COMMANDS = [" ".join(p) for p in _command_paths(typer.main.get_command(app))] + ["status --tenant"]
+
+
+def _functions(row: str) -> list[str]:
+    """The callables a table row names: its `Pipeline` methods, and the `onceflow...`
+    functions of its function column that exist."""
+    cells = row.split("|")
+    named = [f"Pipeline.{name}" for name, _ in _calls(cells[1]) if name in Pipeline.__dict__]
+    for path in re.findall(r"`(onceflow(?:\.\w+)+)", cells[3]):
+        module, _, attr = path.rpartition(".")
+        if callable(getattr(importlib.import_module(module), attr, None)):
+            named.append(path)
+    return named
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_a_row_naming_the_function_it_calls(command: str) -> None:
+    """The CLI is a thin layer over the Python API: for each command, python-api.md's
+    table has a row (`onceflow COMMAND` in its CLI column) naming a Pipeline method or a
+    public function, so that whatever a command does can be done in Python."""
+    rows = [
+        row
+        for row in ROWS
+        if re.search(rf"`onceflow {re.escape(command)}(?:[` ])", row.split("|")[2])
+        and not re.search(rf"`onceflow {re.escape(command)} --tenant", row.split("|")[2])
+    ]
+    assert rows, f"docs/python-api.md has no row for `onceflow {command}`"
+    assert any(_functions(row) for row in rows), f"`onceflow {command}`: no function named"
+
+
+def test_every_function_the_table_calls_has_its_real_parameters() -> None:
+    """`onceflow.schedule.up(configs, concurrency=, ...)`: each function the table
+    spells out with its parameters lists exactly the function's own."""
+    spelled = 0
+    for row in ROWS:
+        for path, params in re.findall(r"`(onceflow(?:\.\w+)+)\(([^`]*)\)`", row.split("|")[3]):
+            module, _, attr = path.rpartition(".")
+            function = getattr(importlib.import_module(module), attr)
+            real = list(inspect.signature(function).parameters)
+            listed = [p.split("=")[0].strip() for p in params.split(",") if p.strip()]
+            assert listed == real, f"{path}: python-api.md lists {listed}, the function {real}"
+            spelled += 1
+    assert spelled >= 15
 
 
 def test_every_repository_lists_its_real_verbs(tmp_path: Path) -> None:

@@ -1,7 +1,10 @@
-"""The `onceflow` command: each command is a thin call of one method of `Pipeline`.
+"""The `onceflow` command: each command is a thin call of one public function, a
+`Pipeline` method or a function of `onceflow` / `onceflow.schedule` (docs/python-api.md
+names each; a unit test holds every command to it).
 
 `main(argv)` runs it and returns the exit code: one clear line and a non-zero code on any
-error; with --debug a redacted traceback before that line, and the same exit code.
+error; with --debug a redacted traceback before that line, and the same exit code. A
+reader that closes stdout early (`onceflow status | head -1`) ends it quietly, exit 141.
 Commands import `onceflow.pipeline` when they run, not at start-up: it brings Arrow,
 Delta Lake and DuckDB (0.5 s), which `--help` and a bad option should not wait for.
 """
@@ -11,6 +14,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import copy
+import errno
 import importlib
 import logging
 import os
@@ -106,6 +110,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if code == 130:  # typer turns Ctrl-C into this code, silently
             say_problem("interrupted")
         return code if isinstance(code, int) else 0
+    except SystemExit as done:
+        # rich and typer turn a write to a closed pipe into SystemExit(1)
+        if _stdout_closed(done):
+            return _after_stdout_closed()
+        raise
     except exits as done:
         return int(getattr(done, "exit_code", 1))
     except aborts:
@@ -123,6 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         say_problem("interrupted")
         return 130
     except Exception as error:
+        if _stdout_closed(error):
+            return _after_stdout_closed()
         if _from_an_interrupt(error):
             say_problem("interrupted")
             return 130
@@ -135,6 +146,38 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"error: unexpected {type(error).__name__}: {_one_line(redact(str(error)))}{hint}"
         )
         return 1
+
+
+#: The exit code after the reader of stdout went away: 128 + SIGPIPE, what a shell reports
+#: for `yes | head -1`. Not 0: the command's own verdict (an exit 1 of validate-windows,
+#: say) may not have been reached, and a `set -o pipefail` script must not read success
+#: from output it cut short; not 1, which says the command failed.
+CLOSED_PIPE = 141
+
+
+def _stdout_closed(error: BaseException) -> bool:
+    """Whether `error` comes of writing to a pipe whose reader has gone (EPIPE): the
+    BrokenPipeError itself, or the SystemExit rich and typer raise in its place."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, OSError) and current.errno == errno.EPIPE:
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _after_stdout_closed() -> int:
+    """End quietly once stdout's reader is gone, as Unix tools do: nothing on stderr (the
+    reader chose to stop reading; nothing failed), and stdout pointed at /dev/null so that
+    the flush at exit cannot fail again (Python's documented way, `signal`'s "Note on
+    SIGPIPE"). Returns CLOSED_PIPE."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):  # no file descriptor
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    return CLOSED_PIPE
 
 
 def _from_an_interrupt(error: BaseException) -> bool:

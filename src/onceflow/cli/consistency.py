@@ -9,6 +9,7 @@ import typer
 
 from onceflow.cli.app import app, examples
 from onceflow.cli.options import (
+    ChangeStateOpt,
     ConfigOpt,
     JsonOpt,
     PipelineOpt,
@@ -57,7 +58,7 @@ def validate_consistency_cmd(
 )
 def fix_inconsistencies_cmd(
     config: ConfigOpt = None,
-    state: StateOpt = None,
+    state: ChangeStateOpt = None,
     pipeline_name: PipelineOpt = None,
     safe_age: SafeAgeOpt = 3600.0,
     as_json: JsonOpt = False,
@@ -78,7 +79,7 @@ def fix_inconsistencies_cmd(
 )
 def force_unlock_cmd(
     config: ConfigOpt = None,
-    state: StateOpt = None,
+    state: ChangeStateOpt = None,
     pipeline_name: PipelineOpt = None,
     yes: YesOpt = False,
     name: Annotated[

@@ -56,17 +56,32 @@ def load_cmd(
         str | None, typer.Option("--target", help="Standalone: the Delta table to load.")
     ] = None,
     strategy: Annotated[
-        str | None, typer.Option("--strategy", help="Standalone: append|overwrite|merge|scd2")
+        str | None,
+        typer.Option(
+            "--strategy",
+            metavar="append|overwrite|merge|scd2",
+            help="Standalone: how the files go into the table (default append).",
+        ),
     ] = None,
     primary_key: Annotated[
         list[str] | None, typer.Option("--primary-key", help="Standalone: key column(s).")
     ] = None,
     warehouse: Annotated[
-        str | None, typer.Option("--warehouse", help="Standalone without a config file.")
+        str | None,
+        typer.Option(
+            "--warehouse",
+            help="Standalone without a config file: the folder of the Delta tables (default "
+            "./warehouse).",
+        ),
     ] = None,
     state: Annotated[
         str | None,
-        typer.Option("--state", envvar="ONCEFLOW_STATE", help="Standalone without a config file."),
+        typer.Option(
+            "--state",
+            envvar="ONCEFLOW_STATE",
+            help="Standalone without a config file: the state store URL (default "
+            "sqlite:///.onceflow/state.db).",
+        ),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:

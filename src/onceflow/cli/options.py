@@ -42,7 +42,8 @@ RunDateOpt = Annotated[
     typer.Option(
         "--date",
         "-d",
-        help="The run of this date, YYYY-MM-DD, 'today' or 'yesterday' (default: the latest run).",
+        help="The run of this date, YYYY-MM-DD, 'today' or 'yesterday' (default: the latest "
+        "run date's run, not the run made last).",
     ),
 ]
 RunIdOpt = Annotated[
@@ -134,6 +135,15 @@ StateOpt = Annotated[
         "--state",
         envvar="ONCEFLOW_STATE",
         help="Without a config file: the state store to show (default .onceflow/state.db).",
+    ),
+]
+#: --state of the commands that reset, repair or unlock a store without a config file.
+ChangeStateOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--state",
+        envvar="ONCEFLOW_STATE",
+        help="Without a config file: the state store to change (default .onceflow/state.db).",
     ),
 ]
 PipelineOpt = Annotated[

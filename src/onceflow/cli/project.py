@@ -9,9 +9,7 @@ import typer
 
 from onceflow.cli.app import app, examples, say_problem
 from onceflow.cli.options import ConfigOpt
-from onceflow.config import load_config
 from onceflow.demo import init_project
-from onceflow.errors import ConfigError
 
 
 @app.command(
@@ -41,24 +39,17 @@ def init(
 
 @app.command(rich_help_panel="Project", epilog=examples("onceflow check --config onceflow.yml"))
 def check(config: ConfigOpt = None) -> None:
-    """Validate a config file: every field and reference within it (no source is
-    connected: a table or column missing at the source is found by its extraction)."""
+    """Validate a config file: every field and reference, and each source's driver.
+
+    No source is connected: a table or column missing at the source is found by its
+    extraction."""
+    from onceflow.config import load_config
+    from onceflow.schedule import check_config
+
     cfg = load_config(config)  # refuses a config that lists no tables
-    for name in cfg.sources:
-        # a source's ${VAR} and its driver are checked here and when the source is
-        # connected, not whenever a config is read: a host that only loads or reports
-        # needs neither the sources' secrets nor their drivers
-        problem = cfg.source(name).driver_problem()
-        if problem:
-            raise ConfigError(
-                f"{config or 'onceflow.yml'}: sources.{name}.url: {problem}",
-                field=f"sources.{name}.url",
-            )
+    warnings = check_config(cfg)
     typer.echo(
         f"config ok: pipeline {cfg.pipeline}, {len(cfg.sources)} sources, {len(cfg.tables)} tables"
     )
-    if cfg.schedules:
-        from onceflow.schedule import coverage_gaps
-
-        for warning in coverage_gaps(cfg):
-            say_problem(f"warning: {warning}")
+    for warning in warnings:
+        say_problem(f"warning: {warning}")

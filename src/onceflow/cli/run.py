@@ -41,6 +41,40 @@ def _with_progress(step: Any, total: int, **kwargs: Any) -> Any:
         )
 
 
+def summarise(summary: Any, as_json: bool, allow_partial: bool) -> None:
+    """The run's or extraction's summary; with --allow-partial, a line naming the tables
+    whose committed file holds a window that has not ended: `completed` alone would
+    overstate them (status says `completed (partial)`), and every run extracts them again
+    until the window has ended."""
+    try:
+        summarise_run(summary, as_json)
+    finally:  # after the summary's exit 1 too
+        partial = _partial_tables(summary) if allow_partial and not as_json else []
+        if partial:
+            typer.echo(
+                f"  partial: {', '.join(partial)}: the window "
+                f"{summary.run.window_start} .. {summary.run.window_end} has not ended; every "
+                "run extracts it again until it has"
+            )
+
+
+def _partial_tables(summary: Any) -> list[str]:
+    """The tables of `summary` whose file's sidecar says `partial` (a window extracted
+    before its end under --allow-partial)."""
+    from pathlib import Path
+
+    from onceflow.lake import read_sidecar
+
+    found = []
+    for result in summary.results:
+        if result.action == "failed" or not result.file_path:
+            continue
+        sidecar = read_sidecar(Path(result.file_path))
+        if sidecar is not None and sidecar.get("partial") is True:
+            found.append(result.table_key)
+    return found
+
+
 def _connection_url(
     url: str | None,
     host: str | None,
@@ -117,16 +151,20 @@ def extract_cmd(
         str | None, typer.Option("--cursor", help="Single-table mode: cursor column.")
     ] = None,
     lake: Annotated[
-        str | None, typer.Option("--lake", help="Single-table mode: lake folder.")
+        str | None,
+        typer.Option("--lake", help="Single-table mode: lake folder (default ./lake)."),
     ] = None,
     state: Annotated[
         str | None,
         typer.Option(
-            "--state", envvar="ONCEFLOW_STATE", help="Single-table mode: state store URL."
+            "--state",
+            envvar="ONCEFLOW_STATE",
+            help="Single-table mode: state store URL (default sqlite:///.onceflow/state.db).",
         ),
     ] = None,
     timezone_name: Annotated[
-        str | None, typer.Option("--timezone", help="Single-table mode: window time zone.")
+        str | None,
+        typer.Option("--timezone", help="Single-table mode: window time zone (default UTC)."),
     ] = None,
     lock_timeout: LockTimeoutOpt = 0.0,
     force_unlock: Annotated[
@@ -185,7 +223,7 @@ def extract_cmd(
         force_unlock=force_unlock,
         allow_partial=allow_partial,
     )
-    summarise_run(summary, as_json)
+    summarise(summary, as_json, allow_partial)
 
 
 @app.command(
@@ -240,4 +278,4 @@ def run_cmd(
         force_unlock=force_unlock,
         allow_partial=allow_partial,
     )
-    summarise_run(summary, as_json)
+    summarise(summary, as_json, allow_partial)

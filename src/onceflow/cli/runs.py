@@ -54,7 +54,12 @@ def list_(
     ] = None,
     tenant: Annotated[str | None, typer.Option("--tenant", help="One tenant's runs.")] = None,
     run_date: Annotated[
-        str | None, typer.Option("--date", help="Runs of this data date (YYYY-MM-DD).")
+        str | None,
+        typer.Option(
+            "--date",
+            help="Runs of this data date: YYYY-MM-DD, 'today' or 'yesterday' (in the first "
+            "config's time zone).",
+        ),
     ] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many.")] = 20,
     as_json: JsonOpt = False,

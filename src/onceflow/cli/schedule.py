@@ -40,11 +40,21 @@ LeaseOpt = Annotated[
         "last heartbeat (a heartbeat every third of it).",
     ),
 ]
+#: --until-idle of `up`, whose scheduler records and queues the due ticks first.
 UntilIdleOpt = Annotated[
     bool,
     typer.Option(
         "--until-idle",
         help="Exit once every due tick is queued and nothing is queued or running.",
+    ),
+]
+#: --until-idle of `worker`, which records no ticks: it runs what is in the queue.
+WorkerUntilIdleOpt = Annotated[
+    bool,
+    typer.Option(
+        "--until-idle",
+        help="Exit once no run of its pipelines is left to run: none queued (a retry due "
+        "later included) and none running.",
     ),
 ]
 IntervalOpt = Annotated[
@@ -164,7 +174,7 @@ def worker(
     config: ConfigsOpt = None,
     concurrency: ConcurrencyOpt = 1,
     lease_seconds: LeaseOpt = 30.0,
-    until_idle: UntilIdleOpt = False,
+    until_idle: WorkerUntilIdleOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Run queued runs of the given pipelines; SIGTERM finishes the current ones, then exits."""
@@ -271,6 +281,7 @@ def backfill(
         str,
         typer.Option(
             "--reprocess",
+            metavar="none|failed|all",
             help="none: queue only dates not backfilled yet; failed: also requeue failed "
             "dates; all: also rerun done dates (re-extracted).",
         ),

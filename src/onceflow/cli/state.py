@@ -10,6 +10,7 @@ import typer
 
 from onceflow.cli.app import app, examples
 from onceflow.cli.options import (
+    ChangeStateOpt,
     ConfigOpt,
     JsonOpt,
     LockTimeoutOpt,
@@ -59,6 +60,14 @@ def status(
 ) -> None:
     """Show a run's extractions, each table's load and the locks (default: the latest run)."""
     if tenant is not None:
+        if date is not None or run_id is not None:
+            given = " and ".join(o for o, v in (("--date", date), ("--run-id", run_id)) if v)
+            raise ConfigError(
+                f"--tenant shows a tenant's scheduled runs, not one run: {given} "
+                "does not apply to it (`onceflow runs list --tenant T --date D` lists a "
+                "tenant's runs of one data date)",
+                field="tenant",
+            )
         from onceflow.schedule import tenant_status
 
         pipeline = open_pipeline(config, state, pipeline_name, read_only=True)
@@ -143,7 +152,7 @@ def validate_windows(
 )
 def reset_state_cmd(
     config: ConfigOpt = None,
-    state: StateOpt = None,
+    state: ChangeStateOpt = None,
     pipeline_name: PipelineOpt = None,
     date: Annotated[
         str | None,
@@ -151,7 +160,8 @@ def reset_state_cmd(
             "--date",
             "-d",
             help="The run of this date, YYYY-MM-DD, 'today' or 'yesterday' (default: the "
-            "latest run; with --table, yesterday's, the run a plain `onceflow run` does).",
+            "latest run date's run; with --table, yesterday's, the run a plain `onceflow "
+            "run` does).",
         ),
     ] = None,
     run_id: WhichRunIdOpt = None,
@@ -198,10 +208,20 @@ def reset_state_cmd(
     forget = not failed and not table and not validation
     if forget and run_id is not None and date is not None:
         _refuse_another_dates_run(pipeline, date, run_id)
-    if forget and not yes:
-        typer.confirm(
-            "Forget this run's state? (files stay; they are re-verified next run)", abort=True
+    # answered no: nothing the command was asked to do failed (exit 0, as force-unlock's
+    # "no"); no answer at all (stdin closed) is `aborted`, exit 1
+    if (
+        forget
+        and not yes
+        and not typer.confirm(
+            "Forget this run's state? (files stay; they are re-verified next run)"
         )
+    ):
+        if as_json:
+            print_json({"action": "declined", "count": 0})
+        else:
+            typer.echo("nothing forgotten (answered no)")
+        return
     # seed 002's recovery from a corrupted store starts here: a store that cannot be read
     # cannot forget anything, so it is moved aside and a new one started
     damaged = pipeline.set_aside_damaged_store() if forget else None

@@ -7,10 +7,13 @@ The seed's four parts are public: `PipelineStateManager` (run state), `QueueMana
 calculation) and `RetryManager` with `RetryPolicy` (retry policy); the three managers
 have awaitable forms for asyncio programs (`AsyncPipelineStateManager`...).
 
-What an operator does from the CLI is one function each: `list_runs`, `run_details`,
-`retry_run`, `cancel_scheduled_run`, `purge_runs` (`onceflow runs ...`) and
-`list_schedules`, `pause_schedule`, `resume_schedule`, `trigger_schedule`
-(`onceflow schedule ...`).
+Every schedule command of the CLI is one function here: `run_scheduler` (`onceflow
+scheduler`), `run_worker` (`worker`), `up`, `backfill`, `preview` (`schedule preview`),
+`tenant_status` (`status --tenant`), `list_runs`, `run_details`, `retry_run`,
+`cancel_scheduled_run`, `purge_runs` (`onceflow runs ...`), `list_schedules`,
+`pause_schedule`, `resume_schedule`, `trigger_schedule` (`onceflow schedule ...`); and
+`check_config` (`onceflow check`: the config, its sources' drivers and its schedules'
+coverage).
 """
 
 from onceflow.schedule.aio import AsyncPipelineStateManager, AsyncQueueManager, AsyncRetryManager
@@ -20,6 +23,7 @@ from onceflow.schedule.api import (
     QueueManager,
     RetryManager,
     backfill,
+    check_config,
     coverage_gaps,
     preview,
     run_scheduler,
@@ -72,6 +76,7 @@ __all__ = [
     "backfill",
     "calculate_next_run",
     "cancel_scheduled_run",
+    "check_config",
     "coverage_gaps",
     "list_runs",
     "list_schedules",

@@ -20,12 +20,19 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from typing import Any, overload
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from onceflow.clock import now, now_iso
-from onceflow.config import Config, ScheduleConfig, ScheduleRetryConfig
+from onceflow.config import (
+    Config,
+    ScheduleConfig,
+    ScheduleRetryConfig,
+    as_config,
+    require_tables,
+)
 from onceflow.errors import ConfigError, StateError, TransitionError, error_names, names_of
 from onceflow.redact import redact
 from onceflow.schedule.cron import Tick
@@ -228,6 +235,19 @@ def coverage_gaps(config: Config, name: str | None = None) -> list[str]:
         if missed:
             warnings.append(missed)
     return warnings
+
+
+def check_config(config: Config | str | Path | Mapping[str, Any] | None = None) -> list[str]:
+    """`onceflow check`: validate a config (a Config, the path of an onceflow.yml, default
+    ./onceflow.yml, or its mapping) without connecting to any source. Raises ConfigError
+    on what `check` refuses: a bad field or reference, no tables, a source whose `${VAR}`
+    is not set or whose driver is not installed. Returns the warnings it prints: a
+    schedule whose ticks leave days out, or whose past `start:` its catch-up policy would
+    not run (`coverage_gaps`). A table or column missing at the source is found by its
+    extraction, not here."""
+    cfg = require_tables(as_config(config))
+    cfg.check_sources()
+    return coverage_gaps(cfg) if cfg.schedules else []
 
 
 #: How many ticks since a past `start:` `check` counts at most.

@@ -22,6 +22,7 @@ the seed's totals). Invariants:
   (pipeline, date), restartable, recorded in the state store.
 """
 
+from onceflow.config import as_config
 from onceflow.seeds.extractor import (
     DatabricksDataExtractor,
     DataExtractor,
@@ -30,7 +31,7 @@ from onceflow.seeds.extractor import (
     databricks_lake,
 )
 from onceflow.seeds.processor import DataProcessor, load_results
-from onceflow.seeds.tables import as_config, seed_table
+from onceflow.seeds.tables import seed_table
 
 __all__ = [
     "DataExtractor",

@@ -12,7 +12,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from onceflow.config import Config, config_from_dict, oracle_url
+from onceflow.config import Config, as_config, config_from_dict, oracle_url
 from onceflow.errors import ConfigError
 from onceflow.extract import ExtractSummary, TableSelection
 from onceflow.extract.tables_file import TableEntry
@@ -27,7 +27,6 @@ from onceflow.seeds.tables import (
     _run_date_of,
     _SeedTable,
     _state_url,
-    as_config,
     seed_table,
 )
 from onceflow.state import Store, open_store

@@ -7,13 +7,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from onceflow.config import Config
+from onceflow.config import Config, as_config
 from onceflow.errors import ConfigError
 from onceflow.load import LoadSummary
 from onceflow.pipeline import Pipeline
-from onceflow.seeds.tables import (
-    as_config,
-)
 from onceflow.state import Lease
 
 #: A load outcome of a file this call committed (the loader's own test for "wrote").

@@ -9,10 +9,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from pathlib import Path
 from typing import Any
 
-from onceflow.config import Config, config_from_dict, load_config
 from onceflow.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -138,21 +136,6 @@ def _run_date_of(run_id: str | None) -> date | None:
         return datetime.strptime(match["day"], "%Y%m%d").date()
     except ValueError:
         return None
-
-
-def as_config(config: Config | str | Path | Mapping[str, Any] | None) -> Config:
-    """A Config from itself, the path of an onceflow.yml (None: ./onceflow.yml), or its
-    mapping (the seeds' spellings read as in a file; paths from the current folder)."""
-    if isinstance(config, Config):
-        return config
-    if config is None or isinstance(config, str | Path):
-        return load_config(config)
-    if isinstance(config, Mapping):
-        return config_from_dict(dict(config), base_dir=os.getcwd(), origin="config")
-    raise ConfigError(
-        f"config: expected a Config, the path of onceflow.yml or its mapping, got "
-        f"{type(config).__name__}"
-    )
 
 
 def _absolute(path: str) -> str:

@@ -204,6 +204,21 @@ def test_init_force_refuses_a_linked_warehouse_in_one_line(tmp_path: Path) -> No
     assert (tmp_path / "outside" / "kept").is_dir()
 
 
+def test_a_question_answered_no_is_not_a_failure_and_one_unanswered_aborts(demo: Path) -> None:
+    """reset-state answered N exited 1 (`aborted`) where force-unlock answered no exits 0:
+    a declined question changes nothing and is no failure; no answer at all is `aborted`."""
+    assert run_cli("run", "--date", DAY, cwd=demo).returncode == 0
+    declined = run_cli("reset-state", "--date", DAY, cwd=demo, stdin="n\n")
+    assert declined.returncode == 0, declined.stderr
+    assert declined.stdout.endswith("nothing forgotten (answered no)\n")
+    as_json = run_cli("reset-state", "--date", DAY, "--json", cwd=demo, stdin="n\n")
+    assert as_json.stdout.endswith('{\n  "action": "declined",\n  "count": 0\n}\n')
+    unanswered = run_cli("reset-state", "--date", DAY, cwd=demo, stdin="")
+    assert (unanswered.returncode, unanswered.stderr) == (1, "aborted\n")
+    kept = json.loads(run_cli("status", "--date", DAY, "--json", cwd=demo).stdout)
+    assert kept["status"] == "completed"  # nothing was forgotten
+
+
 def test_reset_state_failed_and_forget_cover_loads_too(demo: Path) -> None:
     assert run_cli("run", "--date", DAY, cwd=demo).returncode == 0
     args = ("reset-state", "--date", DAY)

@@ -75,6 +75,11 @@ def test_a_window_that_has_not_ended_is_refused_unless_allowed_partial(tmp_path:
     assert json.loads(shown.stdout)["tables"][0]["partial"] is True
     text = run_cli("status", "-c", str(config), "--date", "today", cwd=tmp_path).stdout
     assert "completed (partial)" in text
+    # and so does the extraction's own summary, where `completed` alone overstated it
+    said = run_cli("extract", "-c", str(config), "--date", "today", "--allow-partial", cwd=tmp_path)
+    assert said.returncode == 0, said.stderr
+    assert said.stdout.splitlines()[-1].startswith("  partial: src.events: the window ")
+    assert said.stdout.rstrip().endswith("has not ended; every run extracts it again until it has")
 
 
 def test_a_partial_window_is_extracted_again_once_it_has_ended(tmp_path: Path) -> None:

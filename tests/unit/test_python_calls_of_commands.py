@@ -1,0 +1,86 @@
+"""What `onceflow check` does is `onceflow.check_config` in Python, and `Pipeline(config)`
+takes what the docs say it takes: a Config, the path of onceflow.yml, or its mapping."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+import onceflow
+from onceflow import ConfigError, Pipeline, check_config
+from onceflow.cli import main
+
+WEEKLY = {
+    "pipeline": "shop",
+    "sources": {"shop": {"url": "sqlite:///shop.db"}},
+    "tables": [
+        {"source": "shop", "table": "orders", "extract": {"mode": "incremental", "cursor": "ts"}}
+    ],
+    "schedules": [{"name": "weekly", "cron": "0 2 * * 0"}],
+}
+
+
+def _file(tmp_path: Path, data: dict[str, Any]) -> Path:
+    path = tmp_path / "onceflow.yml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+def test_check_config_returns_the_warnings_check_prints(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _file(tmp_path, WEEKLY)
+    (warning,) = check_config(path)
+    assert warning.startswith("schedule weekly: each tick processes one day")
+    assert check_config(onceflow.load_config(path)) == [warning] == check_config(WEEKLY)
+    assert main(["check", "--config", str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("config ok: pipeline shop, 1 sources, 1 tables")
+    assert err == f"warning: {warning}\n"
+    daily = {**WEEKLY, "schedules": [{"name": "daily", "cron": "0 2 * * *"}]}
+    assert check_config(daily) == []
+
+
+def test_check_config_refuses_what_check_refuses_though_load_config_reads_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A source whose driver is not installed, or whose `${VAR}` is not set, is read by
+    `load_config` (a host that only loads needs neither), refused by `check` and by
+    `check_config` alike."""
+    no_driver = {"url": "mysql://etl@127.0.0.1:1/crm", "reader": "sqlalchemy"}
+    path = _file(tmp_path, {**WEEKLY, "sources": {"shop": no_driver}})
+    onceflow.load_config(path)
+    with pytest.raises(ConfigError, match=r"onceflow\.yml: sources\.shop\.url: .*MySQLdb") as e:
+        check_config(path)
+    assert e.value.field == "sources.shop.url"
+    assert main(["check", "--config", str(path)]) == 2
+    assert "sources.shop.url" in capsys.readouterr().err
+    unset = {"url": "postgresql://etl:${ONCEFLOW_TEST_UNSET_PW}@db/shop"}
+    with pytest.raises(ConfigError, match="ONCEFLOW_TEST_UNSET_PW"):
+        check_config({**WEEKLY, "sources": {"shop": unset}})
+    with pytest.raises(ConfigError, match="the config lists no tables"):
+        check_config({"sources": WEEKLY["sources"]})
+
+
+def test_a_pipeline_takes_its_config_file_path_or_mapping(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`Pipeline("onceflow.yml")` failed with AttributeError ('str' object has no
+    attribute 'pipeline'); a mapping was kept as it was and failed later."""
+    path = _file(tmp_path, WEEKLY)
+    for given in (str(path), path):
+        pipeline = Pipeline(given)
+        assert pipeline.config.pipeline == "shop"
+        assert pipeline.config.state_url == f"sqlite:///{tmp_path}/.onceflow/state.db"
+    monkeypatch.chdir(tmp_path)
+    assert Pipeline().config.pipeline == "shop"  # ./onceflow.yml, as Pipeline.from_file()
+    mapped = Pipeline({**WEEKLY, "pipeline": "mapped"})  # paths from the current folder
+    assert mapped.config.pipeline == "mapped" and mapped.config.tables[0].key == "shop.orders"
+    assert Pipeline(mapped.config).config is mapped.config
+    with pytest.raises(ConfigError, match=r"expected a Config, the path of onceflow\.yml or its"):
+        Pipeline(42)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="not found"):
+        Pipeline(tmp_path / "missing.yml")
