@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
+from onceflow.errors import ConfigError, LoadError
 from onceflow.lake import discover_path, inspect_sidecar, name_order, scan_table_files, sidecar_path
 from tests.helpers.lake import make_lake
 
@@ -102,3 +104,15 @@ def test_a_folders_files_are_in_name_order_with_numbers_compared_as_numbers(
         "batch_10.parquet",
     ]
     assert sorted(reversed(found), key=name_order) == found
+
+
+def test_a_mistyped_path_is_a_bad_argument_and_an_empty_glob_a_failed_load(
+    tmp_path: Path,
+) -> None:
+    """`load --path ./nonexist` exited 1 like a failed load; the docs give 2 for a bad
+    argument. A glob that matches nothing yet may be data not arrived: still a load error."""
+    with pytest.raises(ConfigError, match="no such file or folder") as refused:
+        discover_path(str(tmp_path / "nonexist"))
+    assert refused.value.field == "path" and refused.value.exit_code == 2
+    with pytest.raises(LoadError, match="no Parquet files match"):
+        discover_path(str(tmp_path / "drop" / "*.parquet"))

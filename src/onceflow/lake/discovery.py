@@ -31,7 +31,7 @@ from datetime import time as day_start
 from pathlib import Path
 from typing import Any
 
-from onceflow.errors import LoadError
+from onceflow.errors import ConfigError, LoadError
 from onceflow.lake.atomic import file_checksum
 from onceflow.lake.paths import (
     SIDECAR_SUFFIX,
@@ -309,6 +309,14 @@ def discover_path(pattern: str) -> list[SourceFile]:
     elif os.path.isfile(target):
         root = Path(target).parent
         paths = [Path(target)]
+    elif not glob.has_magic(target):
+        # a mistyped path is a bad argument (exit 2), as any other; a glob that matches
+        # nothing yet may be data not arrived (a failed load, exit 1)
+        raise ConfigError(
+            f"--path {pattern}: no such file or folder; give a Parquet file, a folder of "
+            "them, or a glob",
+            field="path",
+        )
     else:
         root = _glob_root(target)
         paths = [Path(p) for p in sorted(glob.glob(target, recursive=True))]
