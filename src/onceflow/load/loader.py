@@ -107,9 +107,10 @@ class FileOutcome:
     uncommitted (a data file no complete sidecar commits: not loaded, `error` says why).
 
     `rows` is the file's row count (read from the lake), not what the table gained: the
-    table's rows the file inserted, updated (merge), deleted (merge's `delete_column`)
-    and closed (scd2: current versions ended, by a change or a deletion) say that, and
-    are None for a file not applied."""
+    table's rows the file inserted, updated (merge), deleted (merge's `delete_column`;
+    scd2's deletion versions, `hard_deletes: new_record`) and closed (scd2: current
+    versions ended, by a change or a deletion) say that, and are None for a file not
+    applied."""
 
     file_id: str
     path: str
@@ -423,9 +424,13 @@ def _apply(
             zone=tgt.timezone,
             windowed=windowed_extract(source),
         )
-        # deletion versions (hard_deletes: new_record) are not counted by Scd2Outcome:
-        # their closes are
-        changes = {"inserted": outcome.inserted, "closed": outcome.closed}
+        changes = {
+            "inserted": outcome.inserted,
+            "closed": outcome.closed,
+            # the deletion versions of `hard_deletes: new_record`: rows inserted, but
+            # counted apart from the new versions of the file's rows
+            "deleted": outcome.deleted,
+        }
         return _Applied(outcome.version, outcome.version is not None, outcome.rows_skipped, changes)
     merged = apply_merge(
         tgt.uri, batch, tgt.cfg, commit_properties=props, table=dt, create_empty=True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 from typing import Any
@@ -521,6 +522,33 @@ def test_an_scd2_load_reports_the_versions_it_closed_for_a_deleted_key(tmp_path:
     write_extracted(lake, _keyed([1, 2, 4], ["a", "B", "d"]), day=2)
     changed = load(cfg).results[0]
     assert changed.changes() == {"inserted": 2, "updated": 0, "deleted": 0, "closed": 1}
+
+
+def test_an_scd2_new_record_load_reports_its_deletion_versions_as_deleted(
+    tmp_path: Path,
+) -> None:
+    lake = tmp_path / "lake"
+    write_extracted(lake, _keyed([1, 2, 3], ["a", "b", "c"]), day=0)
+    write_extracted(lake, _keyed([1, 2], ["a", "B"]), day=1)  # 2 changed, 3 deleted
+    cfg = write_config(
+        tmp_path, {"strategy": "scd2", "primary_key": ["id"], "hard_deletes": "new_record"}
+    )
+    out = run_cli("load", "--config", str(cfg), "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    [day1] = [f for f in data["tables"][0]["files"] if f["file_id"].endswith("_20250102.parquet")]
+    # key 2's old version and key 3's are closed; key 3 gets a deletion version
+    assert (day1["inserted"], day1["closed"], day1["deleted"]) == (1, 2, 1)
+    assert data["changes"] == {"inserted": 4, "updated": 0, "deleted": 1, "closed": 2}
+    deletions = [r for r in read_table(table_uri(tmp_path)).to_pylist() if r["_is_deleted"]]
+    assert [r["id"] for r in deletions] == [3]
+    write_extracted(lake, _keyed([1, 2], ["a", "B"]), day=2)  # still gone: nothing more
+    again = run_cli("load", "--config", str(cfg))
+    assert again.returncode == 0, again.stderr
+    assert "(2 rows read; no row changed)" in again.stdout
+    write_extracted(lake, _keyed([1], ["a"]), day=3)  # key 2 gone too
+    shown = run_cli("load", "--config", str(cfg))
+    assert "(1 rows read; 1 deleted, 1 closed)" in shown.stdout, shown.stdout
 
 
 def test_standalone_folder_load(tmp_path: Path) -> None:
