@@ -22,6 +22,7 @@ from onceflow.state import open_store
 from tests.helpers.cli import run_cli, spawn
 from tests.helpers.lake import (
     content_checksum,
+    data_version,
     done,
     file_commits,
     lake_ids,
@@ -193,7 +194,7 @@ def test_concurrent_loaders_without_lock_recheck_after_conflict(tmp_path: Path) 
 
 def _assert_untouched(uri: str, version: int, rows: int) -> None:
     dt = DeltaTable(uri)
-    assert dt.version() == version
+    assert data_version(uri) == version  # the settings record after its first load aside
     assert warehouse.snapshot_dataset(dt).count_rows() == rows
 
 
@@ -422,7 +423,8 @@ def test_unchanged_file_is_in_the_log_so_a_lost_tracker_does_not_reload_it_late(
         assert out.ok and out.counts()["unchanged"] == 1, out.as_dict()
         uri = table_uri(folder)
         history = DeltaTable(uri).history()
-        assert [h.get("onceflow.file", "").rsplit("/", 1)[-1] for h in reversed(history)] == [
+        applied = [h for h in reversed(history) if h.get("operation") != "SET TBLPROPERTIES"]
+        assert [h.get("onceflow.file", "").rsplit("/", 1)[-1] for h in applied] == [
             p.name for p in sorted(lake.rglob("*.parquet"))
         ]
         current = _reload_after_losing_the_tracker(cfg, uri)
