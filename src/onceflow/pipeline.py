@@ -48,7 +48,7 @@ from onceflow.extract import (
     reset_failed_extractions,
     validate_window_consistency,
 )
-from onceflow.load import LoadSummary, load, optimize
+from onceflow.load import LoadSummary, check_settings, load, optimize
 from onceflow.state import (
     DamagedStore,
     Lease,
@@ -169,6 +169,8 @@ def run(
     fails or cannot run, is marked failed, though every extraction completed.
     """
     store = store or open_store(config.state_url)
+    # a table whose settings changed under it is refused before extracting its window
+    check_settings(config, tables)
     if force_unlock:
         # only this pipeline's own locks: a shared state store holds other pipelines' too
         for name in config_lock_names(config):
@@ -354,6 +356,7 @@ def run_window(
     wait up to `lock_timeout` seconds, then raise LockError.
     """
     store = store or open_store(config.state_url)
+    check_settings(config, tables)
     rid = _run_id(config, run_date, None)
     ttl = lease_ttl or config.lock_ttl_seconds
     with Lease(store, run_lock_name(config, rid), ttl=ttl, timeout=lock_timeout) as lease:

@@ -128,6 +128,15 @@ def file_commits(uri: str) -> list[str]:
     return [h["onceflow.file"] for h in reversed(DeltaTable(uri).history()) if "onceflow.file" in h]
 
 
+def data_version(uri: str) -> int:
+    """The table's newest version that is not the commit recording its load settings
+    (`SET TBLPROPERTIES`, onceflow.load.settings): the one its data is at."""
+    from deltalake import DeltaTable
+
+    history = DeltaTable(uri).history()
+    return max(h["version"] for h in history if h.get("operation") != "SET TBLPROPERTIES")
+
+
 def lake_ids(paths: list[Path], lake: Path | None = None) -> list[str]:
     """Lake file identities: paths below the lake folder (`<lake>` is paths[0]'s 5th parent)."""
     return [p.relative_to(lake or p.parents[4]).as_posix() for p in paths]

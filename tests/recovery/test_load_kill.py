@@ -89,7 +89,9 @@ class Scenario:
     # columns left out of the content checksum: values a rerun legitimately changes
     exclude: tuple[str, ...]
     seed: int
-    commits: int = FILES
+    # a file each, then the commit that records the new table's settings (its property:
+    # onceflow.load.settings)
+    commits: int = FILES + 1
     prepare: Callable[[Path], None] | None = None  # the trial's project folder
 
     @property
@@ -447,12 +449,13 @@ def test_scd2_replay_after_a_reextracted_first_window_and_random_sigkills_equals
         )
         write_extracted(folder / "lake", fixed, day=1)
 
-    # one rewind commit, then days 1..19 replayed: 20 commits
+    # one rewind commit, then days 1..19 replayed, then the settings property again (the
+    # rewind restored version 0, from before it): 21 commits
     scenario = Scenario(
         {"strategy": "scd2", "primary_key": ["id"]},
         ("_load_timestamp",),
         13,
-        FILES,
+        FILES + 1,
         reextract_day_one,
     )
     _run_trials(tmp_path, scenario)

@@ -218,9 +218,10 @@ def test_the_defaults_the_help_gives_are_the_real_ones() -> None:
         ("extract", "--state", one.state),
         ("load", "--warehouse", alone.warehouse),
         ("load", "--state", alone.state),
-        ("load", "--strategy", "append"),  # standalone_target's
     ]:
         assert f"(default {default})" in " ".join(_help(name, option).split()), (name, option)
+    # a table's recorded strategy, else standalone_target's
+    assert "append for a new table" in " ".join(_help("load", "--strategy").split())
     reprocess = next(p for p in COMMANDS["backfill"].params if "--reprocess" in p.opts)
     assert reprocess.metavar == "none|failed|all"
     from onceflow.schedule.api import REPROCESS

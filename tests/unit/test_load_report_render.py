@@ -65,3 +65,20 @@ def test_load_shows_rows_read_apart_from_rows_changed(capsys: pytest.CaptureFixt
         "shop.customers: 1 loaded, 1 skipped, 0 failed (3 rows read; 1 inserted, 2 closed)"
     )
     assert "  2 late row(s) skipped (late_rows: skip)" in out
+
+
+def test_scd2_deletion_versions_show_as_deleted_in_load_run_and_json(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    result = TableLoadResult("shop.customers", "shop/customers", "/wh/shop/customers", "scd2")
+    result.files = [
+        FileOutcome("c.parquet", "/lake/c.parquet", "loaded", rows=1, closed=2, deleted=1)
+    ]
+    summary = LoadSummary([result])
+    print_load(summary, as_json=False)
+    assert "(1 rows read; 1 deleted, 2 closed)" in capsys.readouterr().out
+    summarise_run(_run(summary), as_json=False)
+    assert "load: 1 loaded, 0 skipped, 0 failed (1 rows read; 1 deleted, 2 closed)" in (
+        capsys.readouterr().out
+    )
+    assert summary.as_dict()["changes"]["deleted"] == 1

@@ -638,6 +638,23 @@ def test_hard_deletes_new_record_inserts_a_deletion_version_that_a_return_closes
     check_invariants(uri, ["id"])
 
 
+def test_the_outcome_counts_deletion_versions_apart_from_new_versions_and_closes(
+    uri: str,
+) -> None:
+    c = cfg(hard_deletes="new_record")
+    apply_scd2(uri, pa.table({"id": [1, 2, 3], "name": ["a", "b", "c"]}), c, as_of=day(0))
+    # key 1 changes, keys 2 and 3 are gone: 1 new version, 3 closes, 2 deletion versions
+    outcome = apply_scd2(uri, pa.table({"id": [1], "name": ["A"]}), c, as_of=day(1))
+    assert (outcome.inserted, outcome.closed, outcome.deleted) == (1, 3, 2)
+    assert sum(r["_is_deleted"] for r in rows(uri)) == outcome.deleted
+    # under close, the same file ends the versions and inserts no deletion version
+    closing = cfg(hard_deletes="close")
+    other = uri + "_close"
+    apply_scd2(other, pa.table({"id": [1, 2, 3], "name": ["a", "b", "c"]}), closing, as_of=day(0))
+    ended = apply_scd2(other, pa.table({"id": [1], "name": ["A"]}), closing, as_of=day(1))
+    assert (ended.inserted, ended.closed, ended.deleted) == (1, 3, 0)
+
+
 @pytest.mark.parametrize("later", ["close", "ignore"])
 def test_a_deletion_version_stays_a_deletion_after_a_switch_from_new_record(
     uri: str, later: str

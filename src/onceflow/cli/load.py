@@ -60,7 +60,8 @@ def load_cmd(
         typer.Option(
             "--strategy",
             metavar="append|overwrite|merge|scd2",
-            help="Standalone: how the files go into the table (default append).",
+            help="Standalone: how the files go into the table (default: the one the table "
+            "records; append for a new table).",
         ),
     ] = None,
     primary_key: Annotated[

@@ -114,6 +114,8 @@ def print_load(summary: Any, as_json: bool) -> None:
     else:
         for r in summary.results:
             typer.echo(f"{r.key}: {load_counts(r.counts())} ({r.rows_note()}) -> {r.uri}")
+            if r.settings_note:
+                typer.echo(f"  {r.settings_note}")
             if r.rewound:
                 typer.echo(f"  rewound to apply {len(r.rewound)} file(s) again in window order")
             if r.rows_skipped:
@@ -284,6 +286,8 @@ def print_status(report: dict[str, Any]) -> None:
             problems += [
                 f"{f['file']}: not committed: {f['reason']}" for f in row["uncommitted_files"]
             ]
+            if row.get("settings_conflict"):
+                problems.append(row["settings_conflict"])
             if row["waiting"]:
                 problems.append(row["waiting"])
             if row["rows_skipped"]:
@@ -294,7 +298,7 @@ def print_status(report: dict[str, Any]) -> None:
             version = "" if row["delta_version"] is None else str(row["delta_version"])
             loads.add_row(
                 plain(row["table"]),
-                row["strategy"],
+                plain(_strategy_cell(row)),
                 version,
                 files,
                 plain(row["lock"] or ""),
@@ -314,6 +318,13 @@ def print_status(report: dict[str, Any]) -> None:
             "[red]window drift:[/red] "
             + ", ".join(plain(d["table_key"]) for d in report["window_consistency"]["inconsistent"])
         )
+
+
+def _strategy_cell(row: dict[str, Any]) -> str:
+    """`merge (id)`: the strategy and key a table records; `unknown` for a standalone
+    table that records none (created by an older onceflow)."""
+    keys = row.get("primary_key") or []
+    return str(row["strategy"]) + (f" ({', '.join(keys)})" if keys else "")
 
 
 def print_validation_status(report: dict[str, Any]) -> None:

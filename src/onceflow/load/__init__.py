@@ -2,6 +2,7 @@
 
 from onceflow.load.api import (
     LoadSummary,
+    check_settings,
     config_targets,
     load,
     load_status,
@@ -17,6 +18,7 @@ __all__ = [
     "LoadSummary",
     "LoadTarget",
     "TableLoadResult",
+    "check_settings",
     "config_targets",
     "load",
     "load_status",

@@ -30,6 +30,7 @@ from onceflow.load.loader import (
     rows_note,
 )
 from onceflow.load.plan import ORDERED
+from onceflow.load.settings import KEYED, Settings, kept, read_record, recorded_settings
 from onceflow.load.standalone import refuse_namesakes
 from onceflow.state import Lease, Store, force_release, open_store
 from onceflow.state.files import FILE_FAILED
@@ -122,14 +123,62 @@ def config_targets(config: Config, tables: Sequence[str] | None = None) -> list[
 
 
 def tracked_targets(store: Store, pipeline: str) -> list[LoadTarget]:
-    """The tables a pipeline loaded without config tables (`load --path`), from the tracker."""
+    """The tables a pipeline loaded without config tables (`load --path`), from the
+    tracker, each with the settings it records (onceflow.load.settings; the default
+    append for a table that records none, or cannot be read)."""
     found: dict[str, str] = {}
     for rec in store.files.find(pipeline=pipeline):
         found.setdefault(rec.target_uri, rec.table_key)
     return [
-        LoadTarget(key, key, uri, LoadConfig(), pipeline, standalone=True)
+        LoadTarget(key, key, uri, _recorded_config(uri), pipeline, standalone=True)
         for uri, key in sorted(found.items())
     ]
+
+
+def _recorded(uri: str) -> Settings | None:
+    """The settings a table records; None without a table, a record, or a readable log
+    (the load that opens it reports that)."""
+    try:
+        return recorded_settings(open_table(uri))
+    except Exception:  # an unreadable table: its load says why, with the fix
+        log.debug("%s: settings not read", uri, exc_info=True)
+        return None
+
+
+def _recorded_config(uri: str) -> LoadConfig:
+    settings = _recorded(uri)
+    return LoadConfig() if settings is None else settings.config()
+
+
+def check_settings(config: Config, tables: Sequence[str] | None = None) -> None:
+    """Refuse (ConfigError) a config whose table says another strategy or key than its
+    Delta table was created with (onceflow.load.settings): loading would apply new files
+    to rows the old settings made. `load` and `run` check it before anything is done."""
+    for tgt in config_targets(config, tables):
+        conflict = settings_conflict(config, tgt)
+        if conflict is not None:
+            raise ConfigError(conflict, field=f"{_field(config, tgt.key)}.load")
+
+
+def _field(config: Config, key: str) -> str:
+    return f"tables[{[t.key for t in config.tables].index(key)}]"
+
+
+def settings_conflict(
+    config: Config, tgt: LoadTarget, recorded: Settings | None = None
+) -> str | None:
+    """Why a config table's settings cannot load its table (None: they can); `recorded`:
+    what the table records, when the caller read it already."""
+    recorded = recorded or _recorded(tgt.uri)
+    wanted = Settings.of(tgt.cfg)
+    if recorded is None or not recorded.differs(wanted):
+        return None
+    return (
+        f"{_field(config, tgt.key)}.load ({tgt.key}): the config says "
+        f"{wanted.describe()}, but {kept(tgt.target, recorded)}. Put back its settings, set "
+        f"`load.target` to a new table, or move {tgt.uri} away and run `onceflow load`, "
+        "which rebuilds it from the lake with the new ones"
+    )
 
 
 def _window_limit(config: Config, run_date: str | date | None) -> datetime | None:
@@ -243,14 +292,84 @@ def _run_one(
 
 def standalone_target(
     config: Config, target: str, strategy: str | None, primary_key: Sequence[str] | None
-) -> LoadTarget:
-    """The target of `load --path ... --target T`: a strategy from the command line."""
-    strategy = strategy or "append"
-    if strategy not in STRATEGIES:
+) -> tuple[LoadTarget, str | None]:
+    """The target of `load --path ... --target T`, and a note on where its settings came
+    from when the command line did not give them.
+
+    A table that records its settings (onceflow.load.settings) loads with them: a
+    strategy or key left out is the recorded one, and another one is refused. A new
+    table, or one created before the record, takes the command line's (append by
+    default); only a new table, or a strategy given, records them."""
+    if strategy is not None and strategy not in STRATEGIES:
         raise ConfigError(
             f"--strategy: unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}",
             field="strategy",
         )
+    uri = config.resolve_target(target)
+    try:
+        dt = open_table(uri)
+        record = read_record(dt)
+    except Exception:  # an unreadable table: its load says why, with the fix
+        log.debug("%s: settings not read", uri, exc_info=True)
+        dt, record = None, None
+    note = None
+    if record is not None:
+        cfg = _recorded_choice(record.settings, target, uri, strategy, primary_key)
+        if strategy is None:
+            note = f"loaded with {record.settings.describe()}, as the table records"
+    else:
+        cfg = _command_line_choice(strategy or "append", primary_key)
+        if dt is not None and strategy is None:
+            note = (
+                "loaded with strategy append (--strategy's default): the table records no "
+                "strategy (created by an older onceflow); pass --strategy to load with its "
+                "own and record it"
+            )
+    tgt = LoadTarget(
+        target,
+        target,
+        uri,
+        cfg,
+        config.pipeline,
+        standalone=True,
+        timezone=config.timezone,
+        record=record is not None or dt is None or strategy is not None,
+    )
+    return tgt, note
+
+
+def _recorded_choice(
+    recorded: Settings,
+    target: str,
+    uri: str,
+    strategy: str | None,
+    primary_key: Sequence[str] | None,
+) -> LoadConfig:
+    """The config of a standalone load into a table that records its settings: those,
+    unless the command line gives others, which are refused (ConfigError)."""
+    keys = tuple(primary_key or ())
+    other_strategy = strategy is not None and strategy != recorded.strategy
+    other_key = (
+        bool(keys)
+        and recorded.strategy in KEYED
+        and recorded.differs(Settings(recorded.strategy, keys, recorded.columns))
+    )
+    if other_strategy or other_key:
+        given = f"--strategy {strategy or recorded.strategy}" if strategy else ""
+        given += f"{' ' if given else ''}--primary-key {','.join(keys)}" if keys else ""
+        raise ConfigError(
+            f"{given}: {kept(target, recorded)}; leave out --strategy and --primary-key to "
+            f"load with its own, load into a new --target, or drop the table (move {uri} "
+            "away) and load again",
+            field="strategy" if other_strategy else "primary_key",
+        )
+    if keys and recorded.strategy not in KEYED:
+        _command_line_choice(recorded.strategy, keys)  # says the key would be ignored
+    return recorded.config()
+
+
+def _command_line_choice(strategy: str, primary_key: Sequence[str] | None) -> LoadConfig:
+    """The config of a standalone load from its command line (no recorded settings)."""
     if strategy in ORDERED and not primary_key:
         raise ConfigError(
             f"--strategy {strategy} needs --primary-key COLUMN (repeat it, or comma-separate, "
@@ -264,16 +383,7 @@ def standalone_target(
             "it); use --strategy merge to upsert on it, or leave --primary-key out",
             field="primary_key",
         )
-    cfg = LoadConfig.model_validate({"strategy": strategy, "primary_key": list(primary_key or [])})
-    return LoadTarget(
-        target,
-        target,
-        config.resolve_target(target),
-        cfg,
-        config.pipeline,
-        standalone=True,
-        timezone=config.timezone,
-    )
+    return LoadConfig.model_validate({"strategy": strategy, "primary_key": list(primary_key or [])})
 
 
 def load(
@@ -309,10 +419,11 @@ def load(
     limit = _window_limit(config, run_date)
     jobs: list[tuple[LoadTarget, list[SourceFile], Gap | None]] = []
     uncommitted: dict[str, list[Uncommitted]] = {}
+    note = None
     if path is not None:
         if not target:
             raise ConfigError("--path needs --target (the Delta table to load into)")
-        tgt = standalone_target(config, target, strategy, primary_key)
+        tgt, note = standalone_target(config, target, strategy, primary_key)
         jobs.append((tgt, discover_path(path), None))
     else:
         if target or strategy or primary_key:
@@ -322,6 +433,7 @@ def load(
             )
         if not config.tables:
             raise ConfigError("tables: the config lists no tables; add one or use --path")
+        check_settings(config, tables)
         lake = config.resolve(config.lake)
         for tgt in config_targets(config, tables):
             table = config.table(tgt.key)
@@ -354,6 +466,7 @@ def load(
         )
     for result in results:
         report_uncommitted(result, uncommitted.get(result.key, []))
+        result.settings_note = note
     if path is None:
         settle_runs(
             config, store, [f for _t, files, _g in jobs for f in files], results, failed_before
@@ -462,8 +575,10 @@ def optimize(
 def load_status(
     config: Config, tables: Sequence[str] | None = None, store: Store | None = None
 ) -> list[dict[str, Any]]:
-    """For `onceflow status`: per table, the Delta version, the files it holds, the
-    tracker's counts, failed files, skipped late rows, what it waits for, and its lock."""
+    """For `onceflow status`: per table, its strategy and key (as the table records them,
+    onceflow.load.settings; a config table's from its config when it records none, a
+    standalone one's `unknown`), the Delta version, the files it holds, the tracker's
+    counts, failed files, skipped late rows, what it waits for, and its lock."""
     store = store or open_store(config.state_url)
     lake = config.resolve(config.lake)
     out = []
@@ -474,6 +589,11 @@ def load_status(
             dt, error = open_table(tgt.uri), None
         except LoadError as unreadable:
             dt, error = None, str(unreadable)
+        recorded = _recorded(tgt.uri) if dt is not None else None
+        settings = recorded or (Settings.of(tgt.cfg) if table is not None else None)
+        conflict = (
+            settings_conflict(config, tgt, recorded) if table is not None and recorded else None
+        )
         records = store.files.find(tgt.uri)
         failed = [
             {"file": f.file_id, "error": f.error, "retries": f.retry_count}
@@ -489,7 +609,12 @@ def load_status(
                 "table": tgt.key,
                 "target": tgt.target,
                 "uri": tgt.uri,
-                "strategy": tgt.cfg.strategy,
+                "strategy": settings.strategy if settings else "unknown",
+                "primary_key": list(settings.primary_key) if settings else None,
+                # False: a config table's settings from its config (the table records
+                # none yet), or a standalone table's unknown
+                "settings_recorded": recorded is not None,
+                "settings_conflict": conflict,
                 "files": store.files.counts(tgt.uri),
                 "lake_files": len(files),
                 "delta_version": None if dt is None else dt.version(),

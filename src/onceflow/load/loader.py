@@ -54,6 +54,13 @@ from onceflow.load.merge import apply_merge
 from onceflow.load.overwrite import apply_overwrite
 from onceflow.load.plan import Plan, Rewind, Step, plan_table
 from onceflow.load.scd2 import Scd2Outcome, apply_scd2
+from onceflow.load.settings import (
+    Settings,
+    creation_metadata,
+    kept,
+    read_record,
+    write_record,
+)
 from onceflow.redact import redact
 from onceflow.state import FileEntry, Store
 from onceflow.state.files import FILE_COMPLETED, FILE_FAILED, FileRecord
@@ -93,6 +100,10 @@ class LoadTarget:
     standalone: bool = False
     #: The pipeline's time zone: an SCD2 table's naive `validity_column` is wall time in it.
     timezone: str = "UTC"
+    #: Record `cfg`'s settings in a table that records none (onceflow.load.settings).
+    #: False for a standalone load given no strategy into a table created before the
+    #: record: what it was loaded with is unknown, and a default is no record of it.
+    record: bool = True
 
     @property
     def lock_name(self) -> str:
@@ -107,9 +118,10 @@ class FileOutcome:
     uncommitted (a data file no complete sidecar commits: not loaded, `error` says why).
 
     `rows` is the file's row count (read from the lake), not what the table gained: the
-    table's rows the file inserted, updated (merge), deleted (merge's `delete_column`)
-    and closed (scd2: current versions ended, by a change or a deletion) say that, and
-    are None for a file not applied."""
+    table's rows the file inserted, updated (merge), deleted (merge's `delete_column`;
+    scd2's deletion versions, `hard_deletes: new_record`) and closed (scd2: current
+    versions ended, by a change or a deletion) say that, and are None for a file not
+    applied."""
 
     file_id: str
     path: str
@@ -171,6 +183,9 @@ class TableLoadResult:
     duration_seconds: float = 0.0
     #: A failure's type names for a retry policy (`onceflow.errors.error_names`).
     error_types: tuple[str, ...] = ()
+    #: Where the settings came from when not from the command or config: the table's
+    #: record (a standalone load given no strategy), or none at all (the default).
+    settings_note: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -423,9 +438,13 @@ def _apply(
             zone=tgt.timezone,
             windowed=windowed_extract(source),
         )
-        # deletion versions (hard_deletes: new_record) are not counted by Scd2Outcome:
-        # their closes are
-        changes = {"inserted": outcome.inserted, "closed": outcome.closed}
+        changes = {
+            "inserted": outcome.inserted,
+            "closed": outcome.closed,
+            # the deletion versions of `hard_deletes: new_record`: rows inserted, but
+            # counted apart from the new versions of the file's rows
+            "deleted": outcome.deleted,
+        }
         return _Applied(outcome.version, outcome.version is not None, outcome.rows_skipped, changes)
     merged = apply_merge(
         tgt.uri, batch, tgt.cfg, commit_properties=props, table=dt, create_empty=True
@@ -527,7 +546,10 @@ def apply_step(
         batch, wider = _conform(tgt, dt, step, batch)
         if gate is not None and step.kind != "markers":
             gate(tgt, source, batch)
-        props = markers.commit_properties(applied, verified=now.version)
+        # the commit that creates the table records its settings, atomically with it
+        # (the table property follows in a commit of its own: onceflow.load.settings)
+        created = creation_metadata(Settings.of(tgt.cfg)) if dt is None else None
+        props = markers.commit_properties(applied, verified=now.version, extra=created)
         check_lock()
         try:
             if wider:
@@ -860,6 +882,7 @@ def load_table(
         result.waiting = (
             f"{len(plan.waiting)} file(s) from {plan.waiting[0].file_id} wait: {plan.wait_reason}"
         )
+    _record_settings(tgt, check_lock)
     if any(
         f.action in ("loaded", "replaced", "replayed", "unchanged", "superseded")
         for f in result.files
@@ -873,6 +896,57 @@ def load_table(
             log.warning("%s: no checkpoint written (%s)", tgt.key, redact(str(error))[:200])
     result.duration_seconds = round(time.monotonic() - started, 3)
     return result
+
+
+def _refuse_other_settings(tgt: LoadTarget, dt: Any) -> None:
+    """Refuse a load whose strategy or key is not the one the table was created with.
+
+    `load` refuses it before any table is locked (onceflow.load.api); this is the check
+    under the lock, for a table another loader created meanwhile, and for callers of the
+    loader itself."""
+    record = read_record(dt)
+    if record is None or not record.settings.differs(Settings.of(tgt.cfg)):
+        return
+    raise LoadError(
+        f"{tgt.key}: loading with {Settings.of(tgt.cfg).describe()}, but "
+        f"{kept(tgt.target, record.settings)}; load with those, into a new table, or move "
+        f"{tgt.uri} away and load again; the table is unchanged"
+    )
+
+
+def _record_settings(tgt: LoadTarget, check_lock: Callable[[], None]) -> None:
+    """Write the table's settings as its table property when it does not hold them: just
+    created (its creating commit says them), restored to before the property (a rewind
+    to version 0), or created before the record (from `tgt.cfg`, unless `tgt.record` is
+    False). Not a failure when it cannot: the load is done, and the next one tries again."""
+    try:
+        dt = open_table(tgt.uri)
+        record = read_record(dt)
+        if dt is None or (record is not None and record.in_property):
+            return
+        if record is None and not tgt.record:
+            return
+        settings = record.settings if record is not None else Settings.of(tgt.cfg)
+        check_lock()
+        write_record(dt, settings)
+    except Exception as error:  # a lost lock or a concurrent commit too: the files are in
+        log.warning(
+            "%s: its settings (%s) are not recorded in the table yet (%s); the next load "
+            "records them",
+            tgt.key,
+            Settings.of(tgt.cfg).describe(),
+            redact(one_line(str(error)))[:200],
+            extra={"table": tgt.key},
+        )
+        return
+    why = "as its creating commit says" if record is not None else "it recorded none"
+    log.info(
+        "%s: recorded %s in the table's properties (%s)",
+        tgt.key,
+        settings.describe(),
+        why,
+        extra={"table": tgt.key},
+    )
 
 
 def _not_loaded(
@@ -986,6 +1060,7 @@ def _prepare(
     check_lock: Callable[[], None] | None = None,
 ) -> Plan:
     dt = open_table(tgt.uri)
+    _refuse_other_settings(tgt, dt)
     held = markers.read_markers(dt, [f.file_id for f in files])
     if held.restores:
         note = correct_restores(tgt, dt, held, check_lock=check_lock)

@@ -92,8 +92,10 @@ def commit_properties(
     undone: Iterable[str] = (),
     max_commit_retries: int | None = 0,
     verified: int = -1,
+    extra: Mapping[str, str] | None = None,
 ) -> Any:
-    """The CommitProperties of one commit: the file it applies and the files it undoes.
+    """The CommitProperties of one commit: the file it applies and the files it undoes
+    (and `extra` commit metadata: the settings of the commit that creates the table).
 
     max_commit_retries=0: when another writer committed since our snapshot, fail instead
     of silently rebasing, so the loader reloads and checks again whether the file is in.
@@ -103,7 +105,7 @@ def commit_properties(
     from deltalake import CommitProperties, Transaction
 
     undone = sorted(set(undone))
-    metadata: dict[str, str] = {}
+    metadata: dict[str, str] = dict(extra or {})
     transactions = [Transaction(app_id=app_id(f), version=0) for f in undone]
     if undone:
         metadata[META_REWIND] = json.dumps(undone)

@@ -104,13 +104,17 @@ TS = pa.timestamp("us", tz="UTC")
 
 @dataclass(frozen=True)
 class Scd2Outcome:
-    """What one file did: the new version (None: nothing changed, no commit), and how
-    many late rows were dropped."""
+    """What one file did: the new version (None: nothing changed, no commit), how many
+    late rows were dropped, and the table's rows it changed: new versions of the file's
+    rows (`inserted`), current versions ended (`closed`, by a change or a deletion) and
+    deletion versions inserted (`deleted`: `hard_deletes: new_record`, one per key the
+    file no longer holds; its close is counted in `closed` too)."""
 
     version: int | None
     rows_skipped: int = 0
     inserted: int = 0
     closed: int = 0
+    deleted: int = 0
 
 
 @dataclass(frozen=True)
@@ -314,7 +318,13 @@ def apply_scd2(
         assert dataset is not None and target is not None
         rows = _new_rows(batch, dataset, plan, cols, target, audit)
         version = _merge(dt, rows, plan, cols, bool(new_columns), commit_properties)
-    return Scd2Outcome(version, plan.late, plan.inserts.num_rows, plan.closes.num_rows)
+    return Scd2Outcome(
+        version,
+        plan.late,
+        inserted=plan.inserts.num_rows,
+        closed=plan.closes.num_rows,
+        deleted=plan.deletions.num_rows,
+    )
 
 
 def _create(

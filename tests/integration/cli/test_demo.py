@@ -39,7 +39,10 @@ def test_status_json_and_table(demo: Path) -> None:
     loads = {row["table"]: row for row in report["load"]}
     assert set(loads) == {"shop.orders", "shop.customers"}
     assert loads["shop.customers"]["strategy"] == "scd2"
-    assert all(row["delta_version"] == 0 for row in loads.values())
+    assert loads["shop.customers"]["primary_key"] == ["customer_id"]
+    assert all(row["settings_recorded"] for row in loads.values())
+    # version 0 holds the window, 1 records the table's settings (onceflow.load.settings)
+    assert all(row["delta_version"] == 1 for row in loads.values())
     assert all(row["files"]["completed"] == 1 for row in loads.values())
     table = run_cli("status", "--date", DAY, cwd=demo)
     assert "shop.orders" in table.stdout and "completed" in table.stdout

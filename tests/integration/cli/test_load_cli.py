@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 from deltalake import DeltaTable
 
@@ -32,7 +34,8 @@ def test_run_extracts_then_loads_and_a_second_run_waits_for_the_lock(tmp_path: P
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert summary["load"]["counts"]["loaded"] == 2
-    assert DeltaTable(str(demo / "warehouse" / "shop" / "orders")).version() == 0
+    # version 0 holds the window, 1 records the table's settings (onceflow.load.settings)
+    assert DeltaTable(str(demo / "warehouse" / "shop" / "orders")).version() == 1
     again = run_cli("run", "--date", "2025-01-10", "--json", cwd=demo)
     assert json.loads(again.stdout)["load"]["counts"]["loaded"] == 0
     # hold the pipeline lock from this (live) process: a run waits, then names the holder
@@ -165,3 +168,89 @@ def test_standalone_load_refuses_a_same_named_file_from_another_folder(tmp_path:
     assert "dropB" in said and "unique names" in said and "Traceback" not in said
     tags = DeltaTable(str(tmp_path / "warehouse" / "raw" / "x")).to_pyarrow_table()["tag"]
     assert tags.to_pylist() == ["A"] * 10
+
+
+def _drop(tmp_path: Path, name: str, ids: list[int], values: list[str]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (tmp_path / "drop").mkdir(exist_ok=True)
+    pq.write_table(pa.table({"id": ids, "v": values}), tmp_path / "drop" / name)
+
+
+def _ids(tmp_path: Path, target: str) -> list[int]:
+    table = DeltaTable(str(tmp_path / "warehouse" / target)).to_pyarrow_table(columns=["id"])
+    return sorted(table["id"].to_pylist())
+
+
+def _strategies(tmp_path: Path) -> dict[str, Any]:
+    shown = run_cli("status", "--json", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    return {r["table"]: (r["strategy"], r["primary_key"]) for r in json.loads(shown.stdout)["load"]}
+
+
+def test_a_standalone_table_keeps_its_strategy_without_strategy_and_after_state_loss(
+    tmp_path: Path,
+) -> None:
+    _drop(tmp_path, "e0.parquet", [1, 2, 3], ["a", "b", "c"])
+    _drop(tmp_path, "e1.parquet", [3, 4], ["C", "d"])
+    base = ("load", "--path", "./drop/", "--target")
+    merged = run_cli(
+        *base, "dims/customer", "--strategy", "merge", "--primary-key", "id", cwd=tmp_path
+    )
+    assert merged.returncode == 0, merged.stderr
+    assert run_cli(*base, "raw/events", cwd=tmp_path).returncode == 0  # append, recorded
+    _drop(tmp_path, "e2.parquet", [4], ["D"])
+    again = run_cli(*base, "dims/customer", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "dims/customer: 1 loaded, 2 skipped, 0 failed (1 rows read; 1 updated)" in again.stdout
+    assert "  loaded with strategy merge, primary key id, as the table records" in again.stdout
+    assert _ids(tmp_path, "dims/customer") == [1, 2, 3, 4]  # id 4 once
+    refused = run_cli(*base, "raw/events", "--strategy", "overwrite", cwd=tmp_path)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    [line] = refused.stderr.splitlines()
+    assert line.startswith("error: --strategy overwrite: raw/events was created with strategy ")
+    assert "load into a new --target, or drop the table" in line
+    assert _ids(tmp_path, "raw/events") == [1, 2, 3, 3, 4]
+    assert _strategies(tmp_path) == {
+        "dims/customer": ("merge", ["id"]),
+        "raw/events": ("append", []),
+    }
+    # the state store is lost: the tables still say how they load
+    shutil.rmtree(tmp_path / ".onceflow")
+    _drop(tmp_path, "e3.parquet", [4, 5], ["DD", "e"])
+    rebuilt = run_cli(*base, "dims/customer", "--json", cwd=tmp_path)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    [table] = json.loads(rebuilt.stdout)["tables"]
+    assert table["strategy"] == "merge" and table["counts"]["loaded"] == 1
+    assert (
+        table["settings_note"] == "loaded with strategy merge, primary key id, as the table records"
+    )
+    assert _ids(tmp_path, "dims/customer") == [1, 2, 3, 4, 5]
+    assert _strategies(tmp_path)["dims/customer"] == ("merge", ["id"])
+
+
+def test_a_config_tables_changed_strategy_is_refused_by_load_and_run_and_shown_by_status(
+    tmp_path: Path,
+) -> None:
+    init_project(tmp_path / "demo")
+    demo = tmp_path / "demo"
+    assert run_cli("run", "--date", "2025-01-10", cwd=demo).returncode == 0
+    yml = demo / "onceflow.yml"
+    yml.write_text(
+        yml.read_text().replace(
+            "load: {strategy: append}", "load: {strategy: merge, primary_key: [order_id]}"
+        )
+    )
+    for args in (("load",), ("run", "--date", "2025-01-11")):
+        refused = run_cli(*args, cwd=demo)
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        [line] = refused.stderr.splitlines()
+        assert line.startswith(
+            "error: tables[0].load (shop.orders): the config says strategy merge, primary key "
+            "order_id, but shop/orders was created with strategy append (recorded in the table)"
+        )
+    assert not list((demo / "lake" / "shop" / "orders").rglob("*20250111*"))  # not extracted
+    shown = json.loads(run_cli("status", "--json", cwd=demo).stdout)["load"]
+    [orders] = [r for r in shown if r["table"] == "shop.orders"]
+    assert orders["strategy"] == "append" and "the config says" in orders["settings_conflict"]

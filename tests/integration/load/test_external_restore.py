@@ -72,12 +72,14 @@ def test_a_restore_by_another_writer_is_reported_then_loaded_again_exactly_once(
 ) -> None:
     cfg = _project(tmp_path, strategy, days=4)
     uri = table_uri(tmp_path)
+    # 4 windows, then the commit recording the table's settings (onceflow.load.settings)
+    restored = DeltaTable(uri).version() + 1
     DeltaTable(uri).restore(1)  # back to windows 0 and 1
 
     report = validate_consistency(cfg)
     assert not report["consistent"]
     [restore] = [i for i in report["issues"] if i["kind"] == "external_restore"]
-    assert "version 4 is a RESTORE to version 1" in restore["detail"]
+    assert f"version {restored} is a RESTORE to version 1" in restore["detail"]
     assert "onceflow load --tables src.orders" in restore["detail"]
     assert len(restore["files"]) == 2
     # --fix puts the tracker right, but only a load brings the rows back: still exit 1
@@ -103,13 +105,14 @@ def test_a_restore_behind_a_checkpoint_and_a_restore_of_a_restore_are_followed(
 ) -> None:
     cfg = _project(tmp_path, "merge", days=12)  # checkpoints at version 10
     uri = table_uri(tmp_path)
-    DeltaTable(uri).restore(3)  # version 12: windows 0..3
-    DeltaTable(uri).restore(5)  # version 13: windows 0..5
-    DeltaTable(uri).restore(12)  # version 14: the data of 12, whose markers were stale
+    first = DeltaTable(uri).version() + 1  # after the settings record (version 12)
+    DeltaTable(uri).restore(3)  # version 13: windows 0..3
+    DeltaTable(uri).restore(5)  # version 14: windows 0..5
+    DeltaTable(uri).restore(first)  # version 15: the data of 13, whose markers were stale
     DeltaTable(uri).create_checkpoint()  # a checkpoint that holds the stale markers
     forget_cached_markers()
     held = read_markers(open_table(uri))
-    assert [r.version for r in held.restores] == [12, 13, 14]
+    assert [r.version for r in held.restores] == [first, first + 1, first + 2]
     assert len(held.held_ids()) == 4 and len(held.undone_ids()) == 8
     assert "external_restore" in _kinds(cfg)
     summary = load(cfg)
