@@ -466,16 +466,39 @@ _READ_ONLY = re.compile(r"Read-only file system|os error 30\b|errno 30\b|EROFS",
 _NO_PERMISSION = re.compile(r"Permission denied|os error 13\b|errno 13\b", re.I)
 
 
+def _chain(error: BaseException) -> list[BaseException]:
+    """The error and those it was raised from or during, outermost first: pyarrow's
+    writer, closed after an ENOSPC, raises a RuntimeError ("file metadata is only
+    available after writer close") over the OSError that says what happened."""
+    seen: list[BaseException] = []
+    at: BaseException | None = error
+    while at is not None and len(seen) < 8 and all(at is not e for e in seen):
+        seen.append(at)
+        at = at.__cause__ or at.__context__
+    return seen
+
+
+def _environment_error(chain: list[BaseException], code: int, pattern: re.Pattern[str]) -> str:
+    """The text of the first error of the chain that is this errno or reads like it."""
+    for error in chain:
+        text = redact(one_line(str(error)))[:300]
+        if getattr(error, "errno", None) == code or pattern.search(text):
+            return text
+    return ""
+
+
 def _delta_error(file_id: str, error: BaseException, uri: str = "") -> LoadError:
     text = redact(one_line(str(error)))[:300]
     where = f" {uri}" if uri else ""
-    if getattr(error, "errno", None) == errno.ENOSPC or _DISK_FULL.search(text):
+    chain = _chain(error)
+    if full := _environment_error(chain, errno.ENOSPC, _DISK_FULL):
         return LoadError(
-            f"{file_id}: disk full while writing the Delta table{where} ({text}); free space "
+            f"{file_id}: disk full while writing the Delta table{where} ({full}); free space "
             "on its disk, then load again: the table is unchanged",
             environment=True,
         )
-    if getattr(error, "errno", None) == errno.EROFS or _READ_ONLY.search(text):
+    if read_only := _environment_error(chain, errno.EROFS, _READ_ONLY):
+        text = read_only
         return LoadError(
             f"{file_id}: the Delta table{where} is on a read-only file system ({text}); "
             "mount it read-write (or set `warehouse:` to a writable place), then load "

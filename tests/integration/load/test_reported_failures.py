@@ -326,6 +326,37 @@ def test_a_full_disk_says_so_with_its_fix_and_does_not_use_up_the_files_retries(
     assert done(load(cfg).counts()) == {"loaded": 1}
 
 
+def test_a_full_disk_under_an_append_to_a_table_is_said_and_keeps_the_files_retries(
+    tmp_path: Path,
+) -> None:
+    """On a real full disk, an append to an existing table (pyarrow writes its part file)
+    said `Delta write failed (RuntimeError: file metadata is only available after writer
+    close)`: the ENOSPC was the error under it. Each load used up a retry, and after
+    freeing space the file stayed given up until `reset-state --failed`."""
+    from tests.helpers.mounts import fill, tmpfs
+
+    lake = tmp_path / "lake"
+    write_extracted(lake, orders_batch(0, 50), day=0)
+    cfg = make_config(tmp_path)
+    with tmpfs(tmp_path / "warehouse", "2m") as disk:
+        assert done(load(cfg).counts()) == {"loaded": 1}  # the table exists
+        write_extracted(lake, orders_batch(1, 20_000), day=1)
+        filler = fill(disk, leave=16 * 1024)
+        for _ in range(cfg.tables[0].load.max_file_retries + 2):
+            [result] = load(cfg).results
+            assert "disk full while writing the Delta table" in (result.error or ""), result
+        [failed] = [
+            r
+            for r in open_store(cfg.state_url).files.find(table_uri(tmp_path))
+            if r.status == "failed"
+        ]
+        assert failed.retry_count == 0
+        assert read_table(table_uri(tmp_path)).num_rows == 50  # unchanged
+        filler.unlink()  # space freed: a plain load takes the file
+        assert done(load(cfg).counts()) == {"loaded": 1, "skipped": 1}
+        assert read_table(table_uri(tmp_path)).num_rows == 20_050
+
+
 @pytest.mark.parametrize(
     ("text", "said"),
     [
