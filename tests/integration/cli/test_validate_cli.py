@@ -321,6 +321,44 @@ def test_a_moved_or_copied_project_checks_an_older_runs_rows_as_before(tmp_path:
     assert given.tables[0].status == "error"  # no batch given: not a pass on no rows
 
 
+def test_a_run_whose_quarantine_cannot_be_written_says_so_and_fails(tmp_path: Path) -> None:
+    from tests.helpers.mounts import fill, tmpfs
+
+    # passes (30 of 400 rows lack a note), and still quarantines those 30 rows
+    mostly = {"name": "note_mostly", "type": "completeness", "column": "note", "mostly": 0.5}
+    folder = _pipeline(tmp_path, [mostly])
+    config = yaml.safe_load((folder / "onceflow.yml").read_text())
+    config["tables"][0]["quarantine"] = True
+    (folder / "onceflow.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    quarantine = folder / "warehouse" / "src" / "orders_quarantine"
+    with tmpfs(quarantine, "64k"):
+        filler = fill(quarantine, 0)
+        done = run_cli("run", "--date", RUN_DATE, cwd=folder)
+        assert done.returncode == 1, done.stdout + done.stderr  # the rule passed
+        assert "validate: 1 pass" in done.stdout
+        line = next(x for x in done.stderr.splitlines() if x.startswith("  src.orders: "))
+        assert line.startswith(
+            f"  src.orders: quarantine not written: disk full while writing the quarantine "
+            f"table {quarantine} ("
+        )
+        assert line.endswith(
+            "free space on its disk, then rerun: the rule results stand, the quarantine "
+            "keeps its last commit"
+        )
+        again = run_cli("run", "--date", RUN_DATE, "--json", cwd=folder)
+        assert again.returncode == 1
+        table = json.loads(again.stdout)["validation"]["tables"][0]
+        assert table["status"] == "error"
+        assert table["quarantine_error"].startswith("quarantine not written: disk full while")
+        status = json.loads(run_cli("status", "--date", RUN_DATE, "--json", cwd=folder).stdout)
+        assert status["status"] == "failed"
+        assert status["validation"][0]["status"] == "error"
+        filler.unlink()
+        freed = run_cli("run", "--date", RUN_DATE, "--json", cwd=folder)
+        assert freed.returncode == 0, freed.stdout + freed.stderr
+        assert json.loads(freed.stdout)["validation"]["tables"][0]["quarantined"] == 30
+
+
 def test_load_runs_the_pre_load_gate_too(tmp_path: Path) -> None:
     gate = {"name": "note_in_file", "type": "completeness", "column": "note", "stage": "pre_load"}
     folder = _pipeline(tmp_path, [ORDER_RULES[0], gate])
