@@ -167,7 +167,8 @@ def open_delta(uri: str) -> Any:
             return None
         return DeltaTable(uri)
     except Exception as error:  # delta-rs raises OSError, DeltaError...
-        text = " ".join(plain_message(str(error)).replace("↳", ":").split())[:300]
+        # whole: unopenable_table shortens delta-kernel's words, then cuts them
+        text = " ".join(plain_message(str(error)).replace("↳", ":").split())
         raise ValidateError(unopenable_table(uri, text)) from None
 
 
