@@ -769,6 +769,11 @@ class Config(_Model):
         """The lock a run or an extraction of this pipeline holds."""
         return f"pipeline:{self.pipeline}"
 
+    def run_lock_name(self, run_id: str) -> str:
+        """The lock one run holds (`run`, and a scheduled run's worker), so that runs of
+        other dates of the pipeline go on."""
+        return f"{self.pipeline_lock_name}@{run_id}"
+
     @field_validator("state")
     @classmethod
     def _state_url(cls, value: str) -> str:

@@ -49,14 +49,47 @@ def plain_message(text: str) -> str:
     return (text[: match.start()] if match else text).rstrip()
 
 
+# delta-kernel names a log file by its Rust Debug form, ~500 characters of which the
+# file's name and version are what a reader needs: `ParsedLogPath { location: FileMeta {
+# location: Url { scheme: "file", ... }, ... }, filename: "00000000000000000001.json",
+# extension: "json", version: 1, file_type: Commit }`
+_LOG_PATH = re.compile(
+    r'ParsedLogPath \{.*?filename: "(?P<name>[^"]*)"[^{}]*?version: (?P<version>\d+)[^{}]*\}'
+)
+
+
+def _log_problem(reason: str) -> tuple[str, bool]:
+    """delta-kernel's reason in words, and whether it names the missing log files: a gap
+    in the commit files says which versions are missing; any other log file it names is
+    shown by its file name."""
+    named = [(m["name"], int(m["version"])) for m in _LOG_PATH.finditer(reason)]
+    if "found gap" in reason and len(named) == 2 and named[1][1] > named[0][1] + 1:
+        first, last = named[0][1], named[1][1]
+        missing = [f"{v:020d}.json" for v in range(first + 1, last)]
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        files = ", ".join(missing[:3]) + more
+        return (
+            f"its _delta_log is missing {files}: the log goes from version {first} to {last}",
+            True,
+        )
+    return _LOG_PATH.sub(lambda m: m["name"], reason), False
+
+
 def unopenable_table(uri: str, reason: str) -> str:
     """Why a Delta table cannot be opened, and the two ways back: a table is only its
     log, so a damaged log file is restored; or the table is rebuilt from the lake it was
     loaded from (its tracker rows go back to pending, the next load re-applies every file)."""
-    return (
-        f"{uri}: cannot open the Delta table ({reason}). If a file of its _delta_log is "
-        "damaged, restore that file from a backup, or delete the table's folder and run "
+    said, missing = _log_problem(reason)
+    said = said[:300]
+    fix = (
+        "restore that file from a backup, or delete the table's folder and run "
         "`onceflow load`, which rebuilds the table from the lake's files"
+    )
+    if missing:
+        return f"{uri}: cannot open the Delta table: {said}. Either {fix}"
+    return (
+        f"{uri}: cannot open the Delta table ({said}). If a file of its _delta_log is "
+        f"damaged, {fix}"
     )
 
 

@@ -316,7 +316,7 @@ def load_gated(
 
 def run_lock_name(config: Config, run_id: str) -> str:
     """The lock one run holds, so that runs of other dates of its pipeline go on."""
-    return f"{config.pipeline_lock_name}@{run_id}"
+    return config.run_lock_name(run_id)
 
 
 def _run_id(config: Config, run_date: str | date | None, run_id: str | None) -> str:

@@ -11,7 +11,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from onceflow.errors import ConfigError, LoadError
-from onceflow.lake import discover_path, inspect_sidecar, name_order, scan_table_files, sidecar_path
+from onceflow.lake import (
+    discover_path,
+    extracted_identity,
+    inspect_sidecar,
+    name_order,
+    scan_table_files,
+    sidecar_path,
+)
 from tests.helpers.lake import make_lake
 
 
@@ -116,3 +123,14 @@ def test_a_mistyped_path_is_a_bad_argument_and_an_empty_glob_a_failed_load(
     assert refused.value.field == "path" and refused.value.exit_code == 2
     with pytest.raises(LoadError, match="no Parquet files match"):
         discover_path(str(tmp_path / "drop" / "*.parquet"))
+
+
+def test_an_extracted_files_identity_survives_a_moved_lake(tmp_path: Path) -> None:
+    lake = tmp_path / "now" / "lake"
+    here = lake / "src" / "orders" / "202501" / "23" / "p_20250123.parquet"
+    assert extracted_identity(here, lake) == "src/orders/202501/23/p_20250123.parquet"
+    # recorded where the project was before it was moved or copied
+    before = tmp_path / "then" / "lake" / "src" / "orders" / "202501" / "23" / "p_20250123.parquet"
+    assert extracted_identity(str(before), lake) == "src/orders/202501/23/p_20250123.parquet"
+    with pytest.raises(ValueError):
+        extracted_identity("/x/y.parquet", lake)  # not a path of the layout

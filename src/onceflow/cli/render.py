@@ -100,6 +100,9 @@ def summarise_run(summary: Any, as_json: bool) -> None:
                         else f"observed {_short(r.observed)}, threshold {_short(r.threshold)}"
                     )
                     say_problem(f"  rule {r.outcome}: {r.table}/{r.rule}: {detail}")
+            for t in summary.validation.tables:
+                if t.quarantine_error:  # the rules stand; their failing rows are not kept
+                    say_problem(f"  {t.table}: {t.quarantine_error}")
     if not summary.ok:
         raise typer.Exit(1)
 

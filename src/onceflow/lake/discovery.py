@@ -34,6 +34,7 @@ from typing import Any
 from onceflow.errors import ConfigError, LoadError
 from onceflow.lake.atomic import file_checksum
 from onceflow.lake.paths import (
+    LAYOUT_DEPTH,
     SIDECAR_SUFFIX,
     TEMP_MARKER,
     normalize_lake_path,
@@ -133,6 +134,20 @@ def layout_day(path: Path) -> date | None:
 def file_identity(path: Path, root: Path) -> str:
     """A file's identity: its path below `root`, with '/' separators."""
     return path.resolve().relative_to(root.resolve()).as_posix()
+
+
+def extracted_identity(path: str | Path, lake: Path) -> str:
+    """The identity of a file the extractor wrote, from the path it was recorded under: its
+    path below `lake`; or, recorded under where the lake was before the project was moved
+    or copied, the layout's last parts (`<source>/<table>/<yyyymm>/<dd>/<file>`), which are
+    the same wherever the lake is."""
+    try:
+        return file_identity(Path(path), lake)
+    except ValueError:
+        parts = Path(path).parts
+        if len(parts) < LAYOUT_DEPTH:
+            raise
+        return "/".join(parts[-LAYOUT_DEPTH:])
 
 
 def _committed(path: Path, root: Path, key: str | None = None) -> SourceFile | Uncommitted:

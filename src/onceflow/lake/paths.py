@@ -13,6 +13,8 @@ from onceflow.locations import normalize_path, safe_component
 
 TEMP_MARKER = ".onceflow-tmp-"
 SIDECAR_SUFFIX = "_metadata.json"
+#: The parts of an extracted file's path within the lake: <source>/<table>/<yyyymm>/<dd>/<file>.
+LAYOUT_DEPTH = 5
 
 
 def normalize_lake_path(path: str) -> str:

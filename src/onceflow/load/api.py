@@ -10,6 +10,7 @@ table. Within a table, the result is a clean load of its lake files in window or
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -33,7 +34,9 @@ from onceflow.load.plan import ORDERED
 from onceflow.load.settings import KEYED, Settings, kept, read_record, recorded_settings
 from onceflow.load.standalone import refuse_namesakes
 from onceflow.state import Lease, Store, force_release, open_store
+from onceflow.state.extractions import PENDING, RUNNING
 from onceflow.state.files import FILE_FAILED
+from onceflow.state.locks import LockRecord, host_name
 from onceflow.state.runs import RUN_COMPLETED, RUN_FAILED
 from onceflow.warehouse import open_table
 from onceflow.windows import parse_run_date, window_for
@@ -228,15 +231,26 @@ class Gap:
     window_start: datetime
     run_id: str
     status: str
+    #: why no process can be extracting it any more (a pending or running extraction whose
+    #: run's lock is stale or free), or None: failed, or a live process may be at it
+    interrupted: str | None = None
 
     def reason(self, key: str) -> str:
-        """What the table waits for and the two ways out."""
+        """What the table waits for and the ways out."""
         day = self.run_id.rsplit("_", 1)[-1]
+        date_text = f"{day[:4]}-{day[4:6]}-{day[6:]}"
+        extract = f"`onceflow extract --date {date_text} -t {key}`"
+        forget = f"`onceflow reset-state --run-id {self.run_id} --yes`"
+        waiting = f"waiting for the window starting {self.window_start.isoformat()} of {key}: "
+        if self.interrupted is not None:
+            return (
+                f"{waiting}its extraction in run {self.run_id} was interrupted "
+                f"({self.interrupted}). Rerun that date (`onceflow run --date {date_text}`), "
+                f"re-extract the table alone ({extract}), or forget that run ({forget})"
+            )
         return (
-            f"waiting for the window starting {self.window_start.isoformat()} of {key}: its "
-            f"extraction is {self.status} in run {self.run_id}. Re-extract it (`onceflow "
-            f"extract --date {day[:4]}-{day[4:6]}-{day[6:]} -t {key}`), or forget that run "
-            f"(`onceflow reset-state --run-id {self.run_id} --yes`)"
+            f"{waiting}its extraction is {self.status} in run {self.run_id}. Re-extract it "
+            f"({extract}), or forget that run ({forget})"
         )
 
 
@@ -247,8 +261,40 @@ def table_gap(config: Config, store: Store, key: str, files: list[SourceFile]) -
     for found in store.extractions.unfinished(config.pipeline, key):
         if found.window_start and found.window_start not in have:
             start = datetime.fromisoformat(found.window_start).astimezone(UTC)
-            return Gap(start, found.run_id, found.status)
+            interrupted = None
+            if found.status in (PENDING, RUNNING):
+                interrupted = _interrupted(config, store, found.run_id)
+            return Gap(start, found.run_id, found.status, interrupted)
     return None
+
+
+def _interrupted(config: Config, store: Store, run_id: str) -> str | None:
+    """Why no process can be extracting run `run_id` any more, or None when one may be.
+
+    An extraction runs under its run's lock (`run`, a scheduled run) or the pipeline's
+    (`run`, `extract`). The status `running` is only what the store was last told: a
+    killed extraction keeps it, and saying it "is running" sends the reader to wait for
+    a process that is gone. The pipeline lock counts only when another process holds it:
+    this one's (a `run` of a later date, loading) extracts nothing of that run now.
+    """
+    run_lock = store.locks.holder(config.run_lock_name(run_id))
+    run_stale = None if run_lock is None else run_lock.stale_reason()
+    if run_lock is not None and run_stale is None:
+        return None
+    pipeline = store.locks.holder(config.pipeline_lock_name)
+    pipeline_stale = None if pipeline is None else pipeline.stale_reason()
+    if pipeline is not None and pipeline_stale is None and not _ours(pipeline):
+        return None
+    why = []
+    if run_stale is not None:
+        why.append(f"its run's lock is stale: {run_stale}")
+    if pipeline_stale is not None:
+        why.append(f"the pipeline lock is stale: {pipeline_stale}")
+    return "; ".join(why) or "no other live process holds its run's lock or the pipeline's"
+
+
+def _ours(lock: LockRecord) -> bool:
+    return lock.pid == os.getpid() and lock.host == host_name()
 
 
 def _run_one(

@@ -2,7 +2,8 @@
 
 Each lake file a table holds is an application transaction in the table's snapshot:
 app id `onceflow.file:<identity>` (the file's path within the lake), version = a code of
-the file's checksum (`checksum_code`), 0 = not held. Transactions are part of the
+the file's checksum (`checksum_code`), 0 = not held (that format is
+`onceflow.warehouse.held`, which other steps look a file up with). Transactions are part of the
 snapshot: they survive checkpoints and log clean-up, and each commit that loads, replaces
 or rewinds files sets them in the same atomic commit as the data. So "does the table hold
 this file, with this content?" is one lookup, and a kill at any instant leaves data and
@@ -32,7 +33,6 @@ and no per-file transaction) are read too: the identity is the path's last five 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 from collections.abc import Iterable, Mapping
@@ -43,9 +43,13 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from onceflow.errors import LoadError
+from onceflow.lake.paths import LAYOUT_DEPTH
 from onceflow.warehouse import commit_infos, local_root
+from onceflow.warehouse.held import APP_PREFIX as APP_PREFIX
+from onceflow.warehouse.held import app_id as app_id
+from onceflow.warehouse.held import batch_id_for as batch_id_for
+from onceflow.warehouse.held import checksum_code as checksum_code
 
-APP_PREFIX = "onceflow.file:"
 META_FILE = "onceflow.file"
 META_CHECKSUM = "onceflow.checksum"
 META_BATCH = "onceflow.batch_id"
@@ -56,24 +60,7 @@ META_EXTERNAL = "onceflow.external_restore"
 #: The version up to which a loader commit checked the log for other writers' restores.
 VERIFIED_APP = "onceflow.verified"
 _OWN_PREFIX = "onceflow."
-LAKE_DEPTH = 5  # <source>/<table>/<yyyymm>/<dd>/<run_id>.parquet
-
-
-def checksum_code(checksum: str | None) -> int:
-    """A file's checksum as a positive transaction version (0 is 'not held'): 60 bits of
-    a hash of it, so any checksum text maps to a number that fits Delta's long."""
-    digest = hashlib.sha256((checksum or "").encode("utf-8")).hexdigest()
-    return int(digest[:15], 16) or 1
-
-
-def app_id(file_id: str) -> str:
-    """The application id under which a table records one lake file."""
-    return APP_PREFIX + file_id
-
-
-def batch_id_for(file_id: str, checksum: str | None) -> str:
-    """A deterministic batch id for one file: its stem and the start of its checksum."""
-    return f"{Path(file_id).stem}-{(checksum or 'nochecksum')[:12]}"
+LAKE_DEPTH = LAYOUT_DEPTH  # <source>/<table>/<yyyymm>/<dd>/<run_id>.parquet
 
 
 @dataclass(frozen=True)

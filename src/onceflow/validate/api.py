@@ -22,12 +22,12 @@ from typing import Any
 from onceflow.clock import now_iso
 from onceflow.config import Config, TableConfig, ValidationConfig
 from onceflow.errors import ConfigError, GateError, OnceflowError, ReportError, ValidateError
-from onceflow.lake import SourceFile, file_identity
+from onceflow.lake import SourceFile, extracted_identity
 from onceflow.redact import redact
 from onceflow.rules import AnyRule, Referential, rule_list
 from onceflow.state import Store, open_store
 from onceflow.state.files import FILE_COMPLETED, FILE_FAILED, FILE_PENDING
-from onceflow.validate.inputs import Input, delta_input, memory_input, resolve_input
+from onceflow.validate.inputs import Input, delta_input, memory_input, open_delta, resolve_input
 from onceflow.validate.quarantine import quarantine_pass
 from onceflow.validate.results import ERROR, FAIL, TableReport, ValidationReport
 from onceflow.validate.rules_file import RulesByTable, load_validation_config, validation_config
@@ -41,6 +41,7 @@ from onceflow.validate.runner import (
 )
 from onceflow.validate.seed_state import note_seed_state_file
 from onceflow.validate.sources import load_sources
+from onceflow.warehouse.held import batch_id_for, checksum_code, held_code
 from onceflow.windows import make_run_id, parse_run_date, window_for
 
 log = logging.getLogger(__name__)
@@ -453,7 +454,9 @@ def _never_validated(key: str) -> dict[str, Any]:
 
 
 def _run_batches(config: Config, table: TableConfig, store: Store, run_id: str) -> tuple[str, ...]:
-    """The batch ids this run loaded into the table: its extracted file's, per the tracker."""
+    """The batch ids this run loaded into the table: its extracted file's, per the tracker,
+    else per the table's own marker of the file. Never empty: a run whose rows cannot be
+    named is a ValidateError, as checking no rows would pass every rule."""
     record = store.extractions.of_run(run_id).get(table.key)
     if record is None or not record.file_path:
         # the run has no file of this table (its extraction failed or never finished):
@@ -464,16 +467,21 @@ def _run_batches(config: Config, table: TableConfig, store: Store, run_id: str) 
             f"{state}); none of its rows are in the table to check",
             table=table.key,
         )
-    lake = Path(config.resolve(config.lake))
-    try:
-        file_id = file_identity(Path(record.file_path), lake)
-    except ValueError:  # not below this config's lake (moved since): no batch to name
-        return ()
-    tracked = store.files.get(table_location(config, table), file_id)
-    if tracked is None or tracked.status != FILE_COMPLETED:
+    # the identity, not the recorded path: a moved or copied project is the same lake
+    file_id = extracted_identity(record.file_path, Path(config.resolve(config.lake)))
+    uri = table_location(config, table)
+    tracked = store.files.get(uri, file_id)
+    named = tracked is not None and (tracked.batch_id or tracked.loaded_checksum)
+    if tracked is None or (tracked.status == FILE_COMPLETED and not named):
+        # The tracker knows tables by location, so a moved or copied project has no row
+        # for the table at its new place until a load there reconciles one (and a row
+        # reconciled from a log whose commits aged out names no batch). The table itself
+        # says which content of the file it holds, and that names the batch.
+        return (_held_batch(uri, table, run_id, file_id, record.checksum),)
+    if tracked.status != FILE_COMPLETED:
         # Its rows are not in the table: checking "this run's rows" would judge none and
         # pass every rule, a silent pass for a run that loaded nothing.
-        if tracked is None or tracked.status == FILE_PENDING:
+        if tracked.status == FILE_PENDING:
             why = "it is not loaded yet (run `onceflow load`)"
         elif tracked.status == FILE_FAILED:
             why = f"its load failed ({tracked.error or 'no reason recorded'})"
@@ -484,7 +492,29 @@ def _run_batches(config: Config, table: TableConfig, store: Store, run_id: str) 
             "are in the table to check",
             table=table.key,
         )
-    return (tracked.batch_id,) if tracked.batch_id else ()
+    return (tracked.batch_id or batch_id_for(file_id, tracked.loaded_checksum),)
+
+
+def _held_batch(
+    uri: str, table: TableConfig, run_id: str, file_id: str, checksum: str | None
+) -> str:
+    """The batch of the run's file (`file_id`, extracted with `checksum`) in the table at
+    `uri`, when the table holds that content of it (its marker); else ValidateError."""
+    dt = open_delta(uri)  # unreadable: ValidateError naming the table
+    code = 0 if dt is None else held_code(dt, file_id)
+    if code and checksum and code == checksum_code(checksum):
+        return batch_id_for(file_id, checksum)
+    why = (
+        "it is not loaded yet (run `onceflow load`)"
+        if not code
+        else "the table holds another extraction of that file than the run recorded "
+        "(run `onceflow load` to load the run's)"
+    )
+    raise ValidateError(
+        f"scope run: run {run_id} extracted this table, but {why}; none of its rows are "
+        "in the table to check",
+        table=table.key,
+    )
 
 
 def _table_input(
@@ -500,6 +530,12 @@ def _table_input(
     if table.validation_scope == "run":
         if batch_ids is not None and table.key in batch_ids:
             batches = tuple(batch_ids[table.key])
+            if not batches:  # rules on no rows pass: say it instead
+                raise ValidateError(
+                    "scope run: no batch given for this table, so there are no rows of a "
+                    "run to check",
+                    table=table.key,
+                )
         elif run_id is None or store is None:
             raise ValidateError(
                 "scope run: no run has loaded this table yet, so there are no rows of a run "

@@ -154,7 +154,7 @@ class Input:
         engine.register_arrow(name, ds.dataset(files, schema=schema, format="parquet"))
 
 
-def _open_delta(uri: str) -> Any:
+def open_delta(uri: str) -> Any:
     """onceflow.warehouse.open_table without importing the warehouse package (see the
     module doc): the DeltaTable at `uri`, None when there is none, ValidateError when
     it cannot be read."""
@@ -167,7 +167,8 @@ def _open_delta(uri: str) -> Any:
             return None
         return DeltaTable(uri)
     except Exception as error:  # delta-rs raises OSError, DeltaError...
-        text = " ".join(plain_message(str(error)).replace("↳", ":").split())[:300]
+        # whole: unopenable_table shortens delta-kernel's words, then cuts them
+        text = " ".join(plain_message(str(error)).replace("↳", ":").split())
         raise ValidateError(unopenable_table(uri, text)) from None
 
 
@@ -180,7 +181,7 @@ def delta_input(
 ) -> Input:
     """The Delta table at `uri` (`table`, when the caller opened it); ValidateError when
     there is none."""
-    dt = table if table is not None else _open_delta(uri)
+    dt = table if table is not None else open_delta(uri)
     if dt is None:
         raise ValidateError(f"no Delta table at {uri} (load it first, or check the path)")
     table_id = str(dt.metadata().id)
@@ -255,7 +256,7 @@ def resolve_input(
         return data
     if isinstance(data, str | os.PathLike):
         path = os.fspath(data)
-        opened = _open_delta(path)
+        opened = open_delta(path)
         if opened is not None:
             return delta_input(path, batch_ids=batch_ids, table=opened)
         if os.path.isdir(path) or os.path.isfile(path) or any(c in path for c in "*?["):

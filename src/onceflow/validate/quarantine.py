@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from onceflow.errors import ValidateError
 from onceflow.faults import crashpoint
+from onceflow.redact import redact
 from onceflow.rules import Uniqueness
 from onceflow.validate.engines.base import Engine
 from onceflow.validate.inputs import Input
@@ -225,14 +226,17 @@ def quarantine_pass(
             }
         )
         crashpoint("quarantine_before_commit", table)
-        write_deltalake(  # type: ignore[call-overload]
-            uri,
-            rows,
-            mode="overwrite" if predicate is not None else mode,
-            predicate=predicate,
-            schema_mode="merge" if mode == "append" else "overwrite",
-            commit_properties=props,
-        )
+        try:
+            write_deltalake(  # type: ignore[call-overload]
+                uri,
+                rows,
+                mode="overwrite" if predicate is not None else mode,
+                predicate=predicate,
+                schema_mode="merge" if mode == "append" else "overwrite",
+                commit_properties=props,
+            )
+        except Exception as error:
+            raise _write_error(uri, table, error) from None
         crashpoint("quarantine_after_commit", table)
         log.info("%s: %d rows quarantined into %s (%s)", table, rows.num_rows, uri, mode)
         if removed:
@@ -245,6 +249,28 @@ def quarantine_pass(
         return int(rows.num_rows)
 
     return run
+
+
+def _write_error(uri: str, table: str, error: Exception) -> Exception:
+    """A failed quarantine write as what to do about it: a full disk, a read-only one or
+    a folder it may not write is said so, with the fix (delta-rs's own text is a chain
+    of layers that names none of it first); anything else as it came."""
+    from onceflow.warehouse import one_line, write_problem  # Arrow: only after a failure
+
+    problem = write_problem(error)
+    if problem is None:
+        return error
+    fix = {
+        "disk full": "free space on its disk",
+        "read-only file system": "mount it read-write",
+        "no permission": "give this user write access to it",
+    }[problem]
+    text = redact(one_line(str(error)))[:300]
+    return ValidateError(
+        f"{problem} while writing the quarantine table {redact(uri)} ({text}); {fix}, then "
+        "rerun: the rule results stand, the quarantine keeps its last commit",
+        table=table,
+    )
 
 
 def _empty_like(dt: Any) -> Any:

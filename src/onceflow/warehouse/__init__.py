@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         snapshot_dataset,
         table_uri,
         widen_table,
+        write_problem,
     )
 
 _WHERE = {
@@ -55,6 +56,7 @@ _WHERE = {
     "widen_table": "onceflow.warehouse.tables",
     "widenings": "onceflow.warehouse.schema",
     "with_audit_columns": "onceflow.warehouse.audit",
+    "write_problem": "onceflow.warehouse.tables",
 }
 
 __all__ = [
@@ -78,6 +80,7 @@ __all__ = [
     "widen_table",
     "widenings",
     "with_audit_columns",
+    "write_problem",
 ]
 
 __getattr__, __dir__ = _lazy_exports(__name__, _WHERE, globals())

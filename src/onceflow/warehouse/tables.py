@@ -7,7 +7,9 @@ leaves data files that no commit references, and only the log says which files c
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -96,6 +98,28 @@ def one_line(text: str) -> str:
     """A delta-rs error message on one line: without colours and its `↳` cause chain."""
     parts = [p.strip().lstrip("↳").strip() for p in plain_message(text).splitlines()]
     return ": ".join(p for p in parts if p)
+
+
+#: delta-rs's words (through object_store and Arrow) for a full disk, a read-only one and a
+#: folder it may not write: DeltaError or OSError text, `(os error 28)`, rarely an errno
+_DISK_FULL = re.compile(r"No space left on device|os error 28\b|errno 28\b|ENOSPC", re.I)
+_READ_ONLY = re.compile(r"Read-only file system|os error 30\b|errno 30\b|EROFS", re.I)
+_NO_PERMISSION = re.compile(r"Permission denied|os error 13\b|errno 13\b|EACCES", re.I)
+
+
+def write_problem(error: BaseException) -> str | None:
+    """What of the machine a failed Delta write ran into, in a few words (`disk full`,
+    `read-only file system`, `no permission`), or None for anything else: those are
+    fixed where the table lives, not in the data."""
+    code = getattr(error, "errno", None)
+    text = str(error)
+    if code == errno.ENOSPC or _DISK_FULL.search(text):
+        return "disk full"
+    if code == errno.EROFS or _READ_ONLY.search(text):
+        return "read-only file system"
+    if code == errno.EACCES or _NO_PERMISSION.search(text):
+        return "no permission"
+    return None
 
 
 def open_table(uri: str, storage_options: dict[str, str] | None = None) -> Any:

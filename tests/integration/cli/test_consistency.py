@@ -586,6 +586,37 @@ def test_a_load_counts_the_files_of_a_table_it_cannot_open_as_failed_with_the_re
     assert "src.orders: 0 loaded, 0 skipped, 1 failed" in out.stdout
 
 
+def test_a_table_missing_a_commit_file_names_it_in_a_short_line_with_the_fix(
+    tmp_path: Path,
+) -> None:
+    """delta-kernel's gap error is ~1,100 characters of Rust Debug output naming neither
+    the missing file nor what to do first."""
+    config, cfg = _project(tmp_path, f"sqlite:///{tmp_path / 'state.db'}", days=4)
+    assert load(cfg).ok
+    log = Path(table_uri(tmp_path)) / "_delta_log"
+    assert (log / f"{3:020d}.json").exists()
+    (log / f"{1:020d}.json").unlink()
+    (log / f"{2:020d}.json").unlink()
+    out = run_cli("load", "-c", str(config))
+    assert out.returncode == 1
+    [line] = [x for x in out.stderr.splitlines() if "cannot open the Delta table" in x]
+    assert line.strip() == (
+        f"error: {table_uri(tmp_path)}: cannot open the Delta table: its _delta_log is "
+        "missing 00000000000000000001.json, 00000000000000000002.json: the log goes from "
+        "version 0 to 3. Either restore that file from a backup, or delete the table's "
+        "folder and run `onceflow load`, which rebuilds the table from the lake's files"
+    )
+    report = _validate_json(config, "--safe-age", "0")
+    [unreadable] = [i for i in report["issues"] if i["kind"] == "unreadable_table"]
+    assert "its _delta_log is missing 00000000000000000001.json" in unreadable["detail"]
+    assert "ParsedLogPath" not in unreadable["detail"]
+    from onceflow.errors import ValidateError
+    from onceflow.validate.inputs import delta_input
+
+    with pytest.raises(ValidateError, match=r"the log goes from version 0 to 3\. Either restore"):
+        delta_input(table_uri(tmp_path))  # what a validation of the table says
+
+
 # -- files on disk ----------------------------------------------------------------------
 
 

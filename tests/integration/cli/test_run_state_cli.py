@@ -6,9 +6,10 @@ that has not run records nothing, and seed 002's recovery from a corrupted SQLit
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
-from tests.helpers.cli import run_cli
+from tests.helpers.cli import run_cli, spawn
 
 DAY = "2025-01-23"
 
@@ -144,3 +145,51 @@ def test_the_repair_of_a_damaged_file_names_its_run_id_when_it_is_not_the_dates_
     assert load.returncode == 1
     repair = f"onceflow extract --date {DAY} --tables shop.orders --run-id adhoc --force-reprocess"
     assert repair in load.stdout + load.stderr
+
+
+def test_a_window_whose_extraction_was_killed_is_said_interrupted_not_running(
+    demo: Path, tmp_path: Path
+) -> None:
+    assert run_cli("run", "--date", "2025-01-21", cwd=demo).returncode == 0
+    later = run_cli("extract", "--date", DAY, "-t", "shop.customers", cwd=demo)
+    assert later.returncode == 0, later.stderr
+    gate = tmp_path / "gate"
+    extracting = spawn(
+        "extract",
+        "--date",
+        "2025-01-22",
+        "-t",
+        "shop.customers",
+        cwd=demo,
+        env={"ONCEFLOW_PAUSE_AT": f"during_write:{gate}"},
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not Path(f"{gate}.reached").exists():  # mid-write, holding the pipeline lock
+            assert extracting.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+        live = run_cli("load", "-t", "shop.customers", cwd=demo)
+        assert "its extraction is running in run demo_20250122" in live.stderr, live.stderr
+    finally:
+        extracting.kill()
+        extracting.wait(timeout=60)
+    dead = run_cli("load", "-t", "shop.customers", cwd=demo)
+    assert (
+        "its extraction in run demo_20250122 was interrupted (the pipeline lock is stale: "
+        f"pid {extracting.pid} is no longer running). Rerun that date (`onceflow run --date "
+        "2025-01-22`)"
+    ) in dead.stderr, dead.stderr
+    # a run killed mid-extraction leaves its run's lock behind: the next date's run says so
+    killed = run_cli(
+        "run", "--date", "2025-01-22", cwd=demo, crash_at="during_write:shop.customers"
+    )
+    assert killed.returncode == -9
+    after = run_cli("run", "--date", DAY, cwd=demo)
+    assert after.returncode == 1
+    assert "its extraction in run demo_20250122 was interrupted (its run's lock is stale: pid" in (
+        after.stderr
+    ), after.stderr
+    assert "is running" not in after.stderr
+    loads = json.loads(run_cli("status", "--date", DAY, "--json", cwd=demo).stdout)["load"]
+    [customers] = [t for t in loads if t["table"] == "shop.customers"]
+    assert "was interrupted" in customers["waiting"]  # status says the same

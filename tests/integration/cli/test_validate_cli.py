@@ -270,6 +270,95 @@ def test_scope_run_quarantines_each_runs_failing_rows_once(tmp_path: Path) -> No
     assert read_table(str(quarantine)).num_rows == 2 * failing
 
 
+def _verdicts(done: subprocess.CompletedProcess[str]) -> list[tuple[Any, ...]]:
+    table = json.loads(done.stdout)["tables"][0]
+    return [
+        (r["rule"], r["outcome"], r["evaluated_rows"], r["failing_rows"], r["message"])
+        for r in table["results"]
+    ]
+
+
+def test_a_moved_or_copied_project_checks_an_older_runs_rows_as_before(tmp_path: Path) -> None:
+    from onceflow.warehouse import read_table
+
+    note = {"name": "note_present", "type": "completeness", "column": "note"}
+    folder = _pipeline(tmp_path, [note, ORDER_RULES[3]])
+    config = yaml.safe_load((folder / "onceflow.yml").read_text())
+    config["tables"][0]["quarantine"] = True
+    (folder / "onceflow.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    for day in (RUN_DATE, "2025-01-24"):
+        assert run_cli("run", "--date", day, cwd=folder).returncode == 1  # note_present fails
+    assert run_cli("extract", "--date", "2025-01-25", cwd=folder).returncode == 0  # not loaded
+    args = ("validate", "--date", RUN_DATE, "--no-resume", "--json")
+    before = run_cli(*args, cwd=folder)
+    assert before.returncode == 1, before.stdout + before.stderr
+    assert _verdicts(before)[0][1:4] == ("fail", 400, 30)
+    fingerprint = json.loads(before.stdout)["tables"][0]["fingerprint"]
+    quarantined = read_table(str(folder / "warehouse" / "src" / "orders_quarantine")).num_rows
+    copied, moved = tmp_path / "copied", tmp_path / "moved"
+    shutil.copytree(folder, copied)
+    shutil.move(folder, moved)
+    for place in (copied, moved):
+        # the state store recorded the lake and the table where they were: the run's file
+        # is found by its identity within the lake, its batch by what the table holds
+        after = run_cli(*args, cwd=place)
+        assert after.returncode == 1, after.stdout + after.stderr
+        assert _verdicts(after) == _verdicts(before)
+        assert json.loads(after.stdout)["tables"][0]["fingerprint"] == fingerprint
+        cached = run_cli("validate", "--date", RUN_DATE, "--json", cwd=place)
+        assert _verdicts(cached) == _verdicts(before)
+        quarantine = place / "warehouse" / "src" / "orders_quarantine"
+        assert read_table(str(quarantine)).num_rows == quarantined  # nothing twice
+        # a run whose file the table does not hold is said, exit 2, not passed on no rows
+        unloaded = run_cli("validate", "--date", "2025-01-25", "--json", cwd=place)
+        assert unloaded.returncode == 2, unloaded.stdout + unloaded.stderr
+        message = _verdicts(unloaded)[0][4]
+        assert "extracted this table, but it is not loaded yet (run `onceflow load`)" in message
+    from onceflow.config import load_config
+    from onceflow.validate import validate
+
+    given = validate(load_config(moved / "onceflow.yml"), RUN_DATE, batch_ids={"src.orders": []})
+    assert given.tables[0].status == "error"  # no batch given: not a pass on no rows
+
+
+def test_a_run_whose_quarantine_cannot_be_written_says_so_and_fails(tmp_path: Path) -> None:
+    from tests.helpers.mounts import fill, tmpfs
+
+    # passes (30 of 400 rows lack a note), and still quarantines those 30 rows
+    mostly = {"name": "note_mostly", "type": "completeness", "column": "note", "mostly": 0.5}
+    folder = _pipeline(tmp_path, [mostly])
+    config = yaml.safe_load((folder / "onceflow.yml").read_text())
+    config["tables"][0]["quarantine"] = True
+    (folder / "onceflow.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    quarantine = folder / "warehouse" / "src" / "orders_quarantine"
+    with tmpfs(quarantine, "64k"):
+        filler = fill(quarantine, 0)
+        done = run_cli("run", "--date", RUN_DATE, cwd=folder)
+        assert done.returncode == 1, done.stdout + done.stderr  # the rule passed
+        assert "validate: 1 pass" in done.stdout
+        line = next(x for x in done.stderr.splitlines() if x.startswith("  src.orders: "))
+        assert line.startswith(
+            f"  src.orders: quarantine not written: disk full while writing the quarantine "
+            f"table {quarantine} ("
+        )
+        assert line.endswith(
+            "free space on its disk, then rerun: the rule results stand, the quarantine "
+            "keeps its last commit"
+        )
+        again = run_cli("run", "--date", RUN_DATE, "--json", cwd=folder)
+        assert again.returncode == 1
+        table = json.loads(again.stdout)["validation"]["tables"][0]
+        assert table["status"] == "error"
+        assert table["quarantine_error"].startswith("quarantine not written: disk full while")
+        status = json.loads(run_cli("status", "--date", RUN_DATE, "--json", cwd=folder).stdout)
+        assert status["status"] == "failed"
+        assert status["validation"][0]["status"] == "error"
+        filler.unlink()
+        freed = run_cli("run", "--date", RUN_DATE, "--json", cwd=folder)
+        assert freed.returncode == 0, freed.stdout + freed.stderr
+        assert json.loads(freed.stdout)["validation"]["tables"][0]["quarantined"] == 30
+
+
 def test_load_runs_the_pre_load_gate_too(tmp_path: Path) -> None:
     gate = {"name": "note_in_file", "type": "completeness", "column": "note", "stage": "pre_load"}
     folder = _pipeline(tmp_path, [ORDER_RULES[0], gate])
