@@ -23,10 +23,8 @@ Protocol for one table (the caller holds the table's lease lock, `load:<table ur
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import logging
-import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -74,6 +72,7 @@ from onceflow.warehouse import (
     widen_table,
     widenings,
     with_audit_columns,
+    write_problem_cause,
 )
 from onceflow.windows import make_run_id
 
@@ -461,54 +460,32 @@ def _is_conflict(error: BaseException) -> bool:
 
 #: delta-rs's words (through object_store and Arrow) for a full disk and a folder it may
 #: not write: it raises them as DeltaError or OSError text, `(os error 28)`, not errnos
-_DISK_FULL = re.compile(r"No space left on device|os error 28\b|errno 28\b|ENOSPC", re.I)
-_READ_ONLY = re.compile(r"Read-only file system|os error 30\b|errno 30\b|EROFS", re.I)
-_NO_PERMISSION = re.compile(r"Permission denied|os error 13\b|errno 13\b", re.I)
-
-
-def _chain(error: BaseException) -> list[BaseException]:
-    """The error and those it was raised from or during, outermost first: pyarrow's
-    writer, closed after an ENOSPC, raises a RuntimeError ("file metadata is only
-    available after writer close") over the OSError that says what happened."""
-    seen: list[BaseException] = []
-    at: BaseException | None = error
-    while at is not None and len(seen) < 8 and all(at is not e for e in seen):
-        seen.append(at)
-        at = at.__cause__ or at.__context__
-    return seen
-
-
-def _environment_error(chain: list[BaseException], code: int, pattern: re.Pattern[str]) -> str:
-    """The text of the first error of the chain that is this errno or reads like it."""
-    for error in chain:
-        text = redact(one_line(str(error)))[:300]
-        if getattr(error, "errno", None) == code or pattern.search(text):
-            return text
-    return ""
 
 
 def _delta_error(file_id: str, error: BaseException, uri: str = "") -> LoadError:
     text = redact(one_line(str(error)))[:300]
     where = f" {uri}" if uri else ""
-    chain = _chain(error)
-    if full := _environment_error(chain, errno.ENOSPC, _DISK_FULL):
+    found = write_problem_cause(error)
+    if found is not None:
+        problem, cause = found
+        said = redact(one_line(str(cause)))[:300]
+        what, fix = {
+            "disk full": ("disk full while writing the Delta table", "free space on its disk"),
+            "read-only file system": (
+                "the Delta table is on a read-only file system",
+                "mount it read-write (or set `warehouse:` to a writable place)",
+            ),
+            "no permission": (
+                "no permission to write the Delta table",
+                "give this user write access to it",
+            ),
+        }[problem]
+        if where and problem == "read-only file system":
+            what = f"the Delta table{where} is on a read-only file system"
+        elif where:
+            what = f"{what}{where}"
         return LoadError(
-            f"{file_id}: disk full while writing the Delta table{where} ({full}); free space "
-            "on its disk, then load again: the table is unchanged",
-            environment=True,
-        )
-    if read_only := _environment_error(chain, errno.EROFS, _READ_ONLY):
-        text = read_only
-        return LoadError(
-            f"{file_id}: the Delta table{where} is on a read-only file system ({text}); "
-            "mount it read-write (or set `warehouse:` to a writable place), then load "
-            "again: the table is unchanged",
-            environment=True,
-        )
-    if _NO_PERMISSION.search(text):
-        return LoadError(
-            f"{file_id}: no permission to write the Delta table{where} ({text}); give this "
-            "user write access to it, then load again: the table is unchanged",
+            f"{file_id}: {what} ({said}); {fix}, then load again: the table is unchanged",
             environment=True,
         )
     if "cast" in text.lower() or "schema" in text.lower():

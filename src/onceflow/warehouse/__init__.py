@@ -33,6 +33,7 @@ if TYPE_CHECKING:
         table_uri,
         widen_table,
         write_problem,
+        write_problem_cause,
     )
 
 _WHERE = {
@@ -57,6 +58,7 @@ _WHERE = {
     "widenings": "onceflow.warehouse.schema",
     "with_audit_columns": "onceflow.warehouse.audit",
     "write_problem": "onceflow.warehouse.tables",
+    "write_problem_cause": "onceflow.warehouse.tables",
 }
 
 __all__ = [
@@ -81,6 +83,7 @@ __all__ = [
     "widenings",
     "with_audit_columns",
     "write_problem",
+    "write_problem_cause",
 ]
 
 __getattr__, __dir__ = _lazy_exports(__name__, _WHERE, globals())

@@ -111,14 +111,28 @@ def write_problem(error: BaseException) -> str | None:
     """What of the machine a failed Delta write ran into, in a few words (`disk full`,
     `read-only file system`, `no permission`), or None for anything else: those are
     fixed where the table lives, not in the data."""
-    code = getattr(error, "errno", None)
-    text = str(error)
-    if code == errno.ENOSPC or _DISK_FULL.search(text):
-        return "disk full"
-    if code == errno.EROFS or _READ_ONLY.search(text):
-        return "read-only file system"
-    if code == errno.EACCES or _NO_PERMISSION.search(text):
-        return "no permission"
+    found = write_problem_cause(error)
+    return None if found is None else found[0]
+
+
+def write_problem_cause(error: BaseException) -> tuple[str, BaseException] | None:
+    """`write_problem` and the error of the chain that says it. The chain is read whole
+    (the error, what it was raised from or during): pyarrow's writer, closed after an
+    ENOSPC, raises a RuntimeError ("file metadata is only available after writer
+    close") over the OSError that says what happened."""
+    chain: list[BaseException] = []
+    at: BaseException | None = error
+    while at is not None and len(chain) < 8 and all(at is not e for e in chain):
+        chain.append(at)
+        at = at.__cause__ or at.__context__
+    for code, pattern, problem in (
+        (errno.ENOSPC, _DISK_FULL, "disk full"),
+        (errno.EROFS, _READ_ONLY, "read-only file system"),
+        (errno.EACCES, _NO_PERMISSION, "no permission"),
+    ):
+        for cause in chain:
+            if getattr(cause, "errno", None) == code or pattern.search(str(cause)):
+                return problem, cause
     return None
 
 
