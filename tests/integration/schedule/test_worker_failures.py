@@ -172,3 +172,53 @@ def test_a_run_failed_for_good_after_a_retry_has_no_next_attempt(
     (run,) = store.scheduled_runs.find()
     # `runs show` printed the spent retry's time as a `next attempt`
     assert run.state == "FAILED" and run.next_attempt_at is None
+
+
+def held_on_another_machine(store: Store, name: str, seconds: float) -> None:
+    """The lock `name` as a worker SIGKILLed mid-load on another machine leaves it: its
+    pid cannot be judged from here, so it is held until its lease ends `seconds` from now."""
+    from datetime import timedelta
+
+    from onceflow.clock import now
+
+    moment = now()
+    with store.db.transaction() as tx:
+        tx.execute(
+            "INSERT INTO locks (name, token, pid, host, boot_id, process_start, acquired_at, "
+            "heartbeat_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                name,
+                "dead-token",
+                26599,
+                "mach0-elsewhere",
+                None,
+                None,
+                moment.isoformat(),
+                moment.isoformat(),
+                (moment + timedelta(seconds=seconds)).isoformat(),
+            ),
+        )
+
+
+def test_a_load_lock_held_by_a_killed_worker_on_another_machine_defers_the_run_without_a_retry(
+    store: Store, project: Callable[..., Config]
+) -> None:
+    from onceflow.load.api import config_targets
+    from onceflow.schedule import backfill
+
+    retry = {"max_retries": 3, "retry_on": ["TimeoutError"]}
+    config = project(schedules=[nightly(retry=retry)])
+    (target,) = config_targets(config)
+    held_on_another_machine(store, target.lock_name, 3.0)
+    backfill(config, "2025-01-02", "2025-01-03", store=store)
+    # it waits a moment for the lock, then gives the run back until the dead lease ends
+    worker = Worker([config], store, poll_seconds=0.05, lock_timeout=0.2)
+    report = worker.run(until_idle=True)
+    assert (report.completed, report.failed, report.retried) == (2, 0, 0)
+    assert report.deferred >= 1
+    runs = store.scheduled_runs.find()
+    assert {r.state for r in runs} == {"COMPLETED"}
+    assert all(r.attempt == 1 for r in runs)  # waiting for the lock was no attempt
+    first = min(runs, key=lambda r: r.run_date)
+    reasons = [h.reason or "" for h in store.scheduled_runs.history(first.id)]
+    assert any("waiting for a lock" in r and "mach0-elsewhere" in r for r in reasons)
