@@ -355,6 +355,18 @@ class Worker:
             outcome = self.execute(job)
             with self._guard:
                 setattr(self.report, outcome, getattr(self.report, outcome) + 1)
+        except StateError as error:
+            # the store stayed away through every try of the outcome's write: nothing is
+            # recorded, the job's lease expires and a scheduler or worker requeues the run
+            log.warning(
+                "worker %s: job %s: outcome not recorded, the state store is away (%s); "
+                "its lease will expire and the run be requeued",
+                self.worker_id,
+                job.id,
+                error,
+            )
+            with self._guard:
+                self.report.lost += 1
         except Exception:
             log.exception("worker %s: job %s crashed the worker thread", self.worker_id, job.id)
         finally:
@@ -542,13 +554,19 @@ class Worker:
     ) -> str:
         message = redact(message)
         policy = RetryPolicy.from_json(run.retry_policy)
-        failures, due = policy.next_retry(self.store.scheduled_runs.history(run.id), names)
-        if kind == VALIDATION_FAILED:
-            # its window is loaded; a retry would judge the same data with the same rules
-            # (from the cache) and fail again: failed at once, for a person to look at
-            due = None
+        failures = 0
+        due: datetime | None = None
 
         def record(tx: Tx) -> None:
+            nonlocal failures, due
+            # read in the write's own transaction, so that a store outage here is tried
+            # again with the write (it crashed the job's thread, nothing recorded)
+            history = self.store.scheduled_runs.history(run.id, tx=tx)
+            failures, due = policy.next_retry(history, names)
+            if kind == VALIDATION_FAILED:
+                # its window is loaded; a retry would judge the same data with the same
+                # rules (from the cache) and fail again: failed at once, for a person
+                due = None
             self.store.queue.fail(job.id, job.token or "", message, tx=tx)
             self.store.scheduled_runs.transition(
                 run.id,
