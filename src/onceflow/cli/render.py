@@ -558,9 +558,12 @@ def print_tenant_status(summary: dict[str, Any]) -> None:
         else:
             error = typed_error(run["error_type"], run["error"])
             error = f" - {error}" if error else ""
+            now_state = run.get("state_now")
+            # a failure retried since: said, so that it does not read as still failed
+            since = f" (retried; now {now_state})" if now_state not in (None, "FAILED") else ""
             typer.echo(
                 f"  {label}: {run['pipeline']}/{run['schedule']} {run['run_date']} "
-                f"at {run['ended_at']}{error}"
+                f"at {run['ended_at']}{since}{error}"
             )
     nxt = summary["next_run"]
     if nxt is None:

@@ -16,6 +16,7 @@ import typer
 from onceflow.cli.app import app, examples, say_problem
 from onceflow.cli.options import ConfigOpt, ConfigsOpt, JsonOpt, load_configs
 from onceflow.cli.render import print_json
+from onceflow.redact import redact
 
 PANEL = "Scheduling"
 
@@ -178,16 +179,17 @@ def worker(
     as_json: JsonOpt = False,
 ) -> None:
     """Run queued runs of the given pipelines; SIGTERM finishes the current ones, then exits."""
-    from onceflow.schedule import run_worker
+    from onceflow.errors import OnceflowError
+    from onceflow.schedule import Worker
 
     configs, stop = load_configs(config), _stop_on_signals(until_idle=until_idle)
-    report = run_worker(
-        configs,
-        concurrency=concurrency,
-        lease_seconds=lease_seconds,
-        until_idle=until_idle,
-        stop=stop,
-    )
+    runner = Worker(configs, concurrency=concurrency, lease_seconds=lease_seconds)
+    try:
+        report = runner.run(stop, until_idle=until_idle)
+    except OnceflowError as error:  # the store went away for good: stderr says it
+        if as_json:  # and a script reading stdout still gets what was done, and why not more
+            print_json({**runner.report.as_dict(), "error": redact(str(error))})
+        raise
     _summary("worker", report.as_dict(), as_json, stop=(stop, configs))
 
 

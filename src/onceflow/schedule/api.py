@@ -71,6 +71,7 @@ from onceflow.state.scheduled_runs import (
     PENDING,
     RUNNING,
     SCHEDULED,
+    TransitionRecord,
 )
 from onceflow.windows import parse_run_date, window_for
 
@@ -486,7 +487,9 @@ def tenant_status(
     if known_only and not any(counts.values()) and not queue:
         check_tenant(configs, tenant, store)
     ok = runs.last_in_state(COMPLETED, tenant=tenant)
-    bad = runs.last_in_state(FAILED, tenant=tenant)
+    # the latest failure, also of a run retried since (to success or not): "last failure:
+    # none" beside a queue line of "1 failed" read as a contradiction
+    failure = runs.last_failure(tenant=tenant)
     # a paused schedule records no tick: its next one is no next run
     paused = {(r.pipeline, r.schedule) for r in runs.paused()}
     upcoming = [
@@ -506,12 +509,27 @@ def tenant_status(
         "tenant": tenant,
         "counts": counts,
         "last_success": _brief(ok),
-        "last_failure": _brief(bad),
+        "last_failure": None if failure is None else _failure_brief(*failure),
         "next_run": None
         if nxt is None
         else {"pipeline": nxt[1], "schedule": nxt[2], **nxt[0].as_dict()},
         "waiting": waiting,
         "queue": vars(queue[0] if queue else TenantQueueStatus.empty(tenant)),
+    }
+
+
+def _failure_brief(run: ScheduledRunRecord, step: TransitionRecord) -> dict[str, Any]:
+    """A failure as `_brief` says a run, from its transition: the run may have been
+    retried since, its own error and end time being the retry's. Its error type is the
+    run's while it is FAILED, or was recorded after this failure (a retried run keeps
+    its last failure's type)."""
+    brief = _brief(run) or {}
+    return {
+        **brief,
+        "ended_at": step.at,
+        "error": step.error,
+        "error_type": run.error_type,
+        "state_now": run.state,
     }
 
 

@@ -769,7 +769,16 @@ class Scheduler:
         while not stop.is_set():
             try:
                 total.add(self.run_once())
-            except Exception:  # a store outage: log it and try again next pass
+            except StateError as error:
+                # a store outage: one line a pass (the traceback with --debug), not a
+                # traceback every 5 s for as long as it lasts
+                log.error(
+                    "scheduler pass failed (%s); retrying in %.0fs",
+                    error,
+                    interval,
+                    exc_info=log.isEnabledFor(logging.DEBUG),
+                )
+            except Exception:  # a bug: its traceback, and the next pass tries again
                 log.exception("scheduler pass failed; retrying in %.0fs", interval)
             passes += 1
             if max_passes is not None and passes >= max_passes:

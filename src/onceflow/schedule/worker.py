@@ -13,7 +13,9 @@ Outcomes: COMPLETED; FAILED, then PENDING again after the retry policy's backoff
 the error is retryable and retries are left (the retry is a queued job due later, so it
 survives restarts); or back to PENDING without counting a failure when the run must
 wait - for an earlier window of its backfill or catch-up to load first (window order
-per table), or for a whole-pipeline command holding the pipeline lock.
+per table), for a whole-pipeline command holding the pipeline lock, or for a table's load
+lock another run holds (a worker killed mid-load on another machine holds it until its
+lease ends).
 
 SIGTERM (the CLI sets `stop`): stop claiming, finish the current jobs, exit. SIGKILL:
 the leases expire and any scheduler or worker requeues the jobs.
@@ -136,6 +138,26 @@ def failure_of(summary: RunSummary) -> tuple[str, tuple[str, ...], str] | None:
     return kind, tuple(dict.fromkeys(names)), message
 
 
+def lock_wait_of(summary: RunSummary) -> str | None:
+    """Why a failed run only waits for another holder's lock, or None: every table that
+    failed, failed to load on a LockError (a load lock held by another run, often a killed
+    one on another machine whose lease has not expired yet), its extraction committed and
+    nothing else wrong. Such a run is deferred, not failed: its retry would spend the
+    budget on waiting (and `retry_on: [TimeoutError]` would not retry it at all), and its
+    later windows would be blocked for good."""
+    if summary.error is None or summary.load is None:
+        return None
+    if any(r.action == "failed" for r in summary.results):
+        return None
+    failed = [t for t in summary.load.results if not t.ok]
+    if not failed or any(t.error is None or "LockError" not in t.error_types for t in failed):
+        return None
+    locked = {t.key for t in failed}
+    if any(key not in locked for key, _ in summary.validation_problems()):
+        return None
+    return "; ".join(f"{t.key}: {t.error}" for t in failed)
+
+
 def _waiting_text(earlier: ScheduledRunRecord) -> str:
     return (
         f"waiting for the earlier window {earlier.run_date} ({earlier.state}) of "
@@ -186,7 +208,9 @@ class Worker:
         self.concurrency = concurrency
         self.lease_seconds = lease_seconds
         self.poll_seconds = poll_seconds
-        # waiting for a lock of a killed holder on another machine takes up to its lease
+        # how long a run waits for a lock before it is given back to the queue (deferred,
+        # no retry spent): a killed holder's lock on another machine lasts up to its
+        # lock_ttl_minutes, and the slot is better used meanwhile
         self.lock_timeout = lease_seconds * 1.5 if lock_timeout is None else lock_timeout
         self.worker_id = worker_id or default_worker_id()
         self.report = WorkerReport()
@@ -331,6 +355,18 @@ class Worker:
             outcome = self.execute(job)
             with self._guard:
                 setattr(self.report, outcome, getattr(self.report, outcome) + 1)
+        except StateError as error:
+            # the store stayed away through every try of the outcome's write: nothing is
+            # recorded, the job's lease expires and a scheduler or worker requeues the run
+            log.warning(
+                "worker %s: job %s: outcome not recorded, the state store is away (%s); "
+                "its lease will expire and the run be requeued",
+                self.worker_id,
+                job.id,
+                error,
+            )
+            with self._guard:
+                self.report.lost += 1
         except Exception:
             log.exception("worker %s: job %s crashed the worker thread", self.worker_id, job.id)
         finally:
@@ -425,6 +461,9 @@ class Worker:
             if earlier is not None and earlier.state == FAILED:  # it failed meanwhile
                 return self._block(job, run, earlier)
             return self._defer(job, run, summary.deferred)
+        locked = lock_wait_of(summary)
+        if locked is not None:
+            return self._defer(job, run, f"waiting for a lock: {locked}")
         failure = failure_of(summary)
         elapsed = time.monotonic() - started
         if failure is None:
@@ -515,13 +554,19 @@ class Worker:
     ) -> str:
         message = redact(message)
         policy = RetryPolicy.from_json(run.retry_policy)
-        failures, due = policy.next_retry(self.store.scheduled_runs.history(run.id), names)
-        if kind == VALIDATION_FAILED:
-            # its window is loaded; a retry would judge the same data with the same rules
-            # (from the cache) and fail again: failed at once, for a person to look at
-            due = None
+        failures = 0
+        due: datetime | None = None
 
         def record(tx: Tx) -> None:
+            nonlocal failures, due
+            # read in the write's own transaction, so that a store outage here is tried
+            # again with the write (it crashed the job's thread, nothing recorded)
+            history = self.store.scheduled_runs.history(run.id, tx=tx)
+            failures, due = policy.next_retry(history, names)
+            if kind == VALIDATION_FAILED:
+                # its window is loaded; a retry would judge the same data with the same
+                # rules (from the cache) and fail again: failed at once, for a person
+                due = None
             self.store.queue.fail(job.id, job.token or "", message, tx=tx)
             self.store.scheduled_runs.transition(
                 run.id,

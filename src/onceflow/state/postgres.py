@@ -11,6 +11,28 @@ from onceflow.errors import StateError
 from onceflow.redact import redact
 from onceflow.state.db import Database, Listener, Row, Tx
 
+#: How long the server lets an onceflow session sit idle inside an open transaction before
+#: it ends the session (and so its row locks). Every onceflow transaction is a few
+#: statements with no slow work between them (extracting, loading and sleeping all happen
+#: outside any), so its idle gaps are milliseconds; a session idle for this long belongs
+#: to a worker that froze (SIGSTOP, a swapped-out VM) or was cut off mid-transaction, and
+#: would otherwise block every other worker's transition of the rows it locked for up to
+#: the server's TCP keepalive (about 2 h by default). Twice a job's default lease: that
+#: worker's lease has expired by then, so whatever it would have written is refused anyway.
+IDLE_IN_TRANSACTION_SECONDS = 60
+#: Server-side TCP keepalives: a client machine that vanished (power off, network cut) has
+#: its session, and whatever it holds, ended within idle + interval * count = 60 s.
+SERVER_KEEPALIVES = {"idle": 30, "interval": 10, "count": 3}
+
+
+def session_settings() -> dict[str, str]:
+    """The settings of every onceflow session (`SET` per session: the connection's
+    `options` would replace those of the URL, a search_path)."""
+    return {
+        "idle_in_transaction_session_timeout": f"{IDLE_IN_TRANSACTION_SECONDS * 1000}",
+        **{f"tcp_keepalives_{k}": str(v) for k, v in SERVER_KEEPALIVES.items()},
+    }
+
 
 def _pg(sql: str) -> str:
     # The shared SQL never contains a literal '?' or '%', so this rewrite is exact.
@@ -69,10 +91,13 @@ class PostgresDatabase(Database):
                 keepalives_count=3,
                 tcp_user_timeout=15000,
             )
+            settings = session_settings()
             if self.read_only:
-                # a session setting, not the connection's `options`, which would replace
-                # those of the URL (a search_path)
-                conn.execute("SET default_transaction_read_only = on")
+                settings["default_transaction_read_only"] = "on"
+            # one round trip; session settings, not the connection's `options`, which
+            # would replace those of the URL (a search_path)
+            calls = ", ".join("set_config(%s, %s, false)" for _ in settings)
+            conn.execute(f"SELECT {calls}", [v for kv in settings.items() for v in kv])
         except psycopg.Error as error:
             raise StateError(
                 f"state: cannot connect to PostgreSQL store: {redact(str(error)).strip()}"
@@ -92,7 +117,9 @@ class PostgresDatabase(Database):
                 f"state: PostgreSQL store refused a write: {redact(str(error)).strip()} "
                 "(it is opened read-only, for a command that only reads)"
             ) from None
-        except psycopg.OperationalError as error:
+        except (psycopg.OperationalError, psycopg.errors.IdleInTransactionSessionTimeout) as error:
+            # the latter: this session sat idle in its transaction past
+            # IDLE_IN_TRANSACTION_SECONDS (its process was frozen) and the server ended it
             if (error.sqlstate or "").startswith("40"):
                 # class 40, a deadlock or serialization failure: the server rolled this
                 # transaction back, the connection is fine, and running it again may well
@@ -124,7 +151,7 @@ class PostgresDatabase(Database):
         try:
             with conn.cursor() as cursor:
                 yield _PgTx(cursor)
-        except psycopg.OperationalError as error:
+        except (psycopg.OperationalError, psycopg.errors.IdleInTransactionSessionTimeout) as error:
             self.forget_connection()
             raise StateError(
                 f"state: PostgreSQL store failed: {redact(str(error)).strip()}"

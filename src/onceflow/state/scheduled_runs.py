@@ -186,6 +186,12 @@ SQL = {
     "last_in_state": (
         "SELECT * FROM scheduled_runs WHERE state = ? {filter} ORDER BY ended_at DESC LIMIT 1"
     ),
+    # the latest failure, retried or not: a run failed then retried to success is no
+    # longer FAILED, but its failure happened (and the queue counts its failed job)
+    "last_failure": (
+        "SELECT h.* FROM scheduled_run_history h JOIN scheduled_runs r ON r.id = h.run_id "
+        "WHERE h.to_state = 'FAILED' {filter} ORDER BY h.id DESC LIMIT 1"
+    ),
     "tenants": "SELECT DISTINCT tenant FROM scheduled_runs ORDER BY tenant",
     "by_dates": (
         "SELECT * FROM scheduled_runs WHERE pipeline = ? AND schedule = ? AND run_date IN ({dates})"
@@ -695,6 +701,21 @@ class ScheduledRuns:
         with self.db.transaction() as t:
             row = t.execute(SQL["last_in_state"].format(filter=flt), (state, *params)).fetchone()
         return record_from_row(ScheduledRunRecord, row) if row else None
+
+    def last_failure(
+        self, *, tenant: str | None = None, pipeline: str | None = None
+    ) -> tuple[ScheduledRunRecord, TransitionRecord] | None:
+        """The most recent failure (a transition to FAILED, whether the run was retried
+        since or not) and its run, or None."""
+        conds, params = _filters(tenant=tenant, pipeline=pipeline)
+        flt = "".join(f" AND r.{c}" for c in conds)
+        with self.db.transaction() as t:
+            row = t.execute(SQL["last_failure"].format(filter=flt), params).fetchone()
+            if row is None:
+                return None
+            step = record_from_row(TransitionRecord, row)
+            found = t.execute(SQL["get"], (step.run_id,)).fetchone()
+        return (record_from_row(ScheduledRunRecord, found), step) if found else None
 
     # --- purging ------------------------------------------------------------------------
 

@@ -452,3 +452,25 @@ def test_runs_list_of_a_mistyped_tenant_or_schedule_is_refused_naming_the_known_
         fresh = run_cli("runs", "list", *args, "-c", config)
         assert fresh.returncode == 0, fresh.stderr
         assert fresh.stdout.strip() == "no scheduled runs match"
+
+
+def test_a_worker_cut_off_from_its_store_still_prints_its_json_report_with_the_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from onceflow.cli import main
+    from onceflow.errors import StateError
+    from onceflow.schedule import Worker
+
+    config = str(_project(tmp_path))
+
+    def away(*_: object) -> bool:
+        raise StateError("state: cannot connect to PostgreSQL store: connection refused")
+
+    monkeypatch.setattr(Worker, "_idle", away)
+    code = main(["worker", "--until-idle", "--json", "-c", config])
+    out, err = capsys.readouterr()
+    assert code == 1
+    report = json.loads(out)  # a script reading stdout still gets a report
+    assert report["error"] == "state: cannot connect to PostgreSQL store: connection refused"
+    assert report["completed"] == 0 and report["failed"] == 0
+    assert "error: state: cannot connect" in err

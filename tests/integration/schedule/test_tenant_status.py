@@ -80,3 +80,23 @@ def test_a_paused_schedules_next_tick_is_not_the_tenants_next_run(
     assert tenant_status([config], "acme", store=store)["next_run"] is None
     resume_schedule(config, "nightly", store=store)
     assert tenant_status([config], "acme", store=store)["next_run"]["schedule"] == "nightly"
+
+
+def test_a_failure_retried_to_success_is_still_the_last_failure(
+    store: Store, project: Callable[..., Config], broken: set[str]
+) -> None:
+    from onceflow.schedule import Worker
+
+    retry = {"max_retries": 2, "backoff_base_minutes": 0.0001, "max_delay_minutes": 0.001}
+    config = project(schedules=[{**NIGHTLY, "retry": retry}])
+    backfill(config, "2025-01-02", "2025-01-02", store=store)
+    broken.add("2025-01-02")
+    assert Worker([config], store).run(max_jobs=1).retried == 1
+    broken.clear()
+    assert Worker([config], store, poll_seconds=0.05).run(until_idle=True).completed == 1
+    status = tenant_status([config], "acme", store=store)
+    assert status["counts"]["FAILED"] == 0 and status["queue"]["failed"] == 1
+    failure = status["last_failure"]
+    assert failure is not None and failure["run_date"] == "2025-01-02"
+    assert "no such table (broken by the test)" in failure["error"]
+    assert failure["state_now"] == "COMPLETED"

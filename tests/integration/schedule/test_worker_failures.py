@@ -172,3 +172,134 @@ def test_a_run_failed_for_good_after_a_retry_has_no_next_attempt(
     (run,) = store.scheduled_runs.find()
     # `runs show` printed the spent retry's time as a `next attempt`
     assert run.state == "FAILED" and run.next_attempt_at is None
+
+
+def held_on_another_machine(store: Store, name: str, seconds: float) -> None:
+    """The lock `name` as a worker SIGKILLed mid-load on another machine leaves it: its
+    pid cannot be judged from here, so it is held until its lease ends `seconds` from now."""
+    from datetime import timedelta
+
+    from onceflow.clock import now
+
+    moment = now()
+    with store.db.transaction() as tx:
+        tx.execute(
+            "INSERT INTO locks (name, token, pid, host, boot_id, process_start, acquired_at, "
+            "heartbeat_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                name,
+                "dead-token",
+                26599,
+                "mach0-elsewhere",
+                None,
+                None,
+                moment.isoformat(),
+                moment.isoformat(),
+                (moment + timedelta(seconds=seconds)).isoformat(),
+            ),
+        )
+
+
+def test_a_load_lock_held_by_a_killed_worker_on_another_machine_defers_the_run_without_a_retry(
+    store: Store, project: Callable[..., Config]
+) -> None:
+    from onceflow.load.api import config_targets
+    from onceflow.schedule import backfill
+
+    retry = {"max_retries": 3, "retry_on": ["TimeoutError"]}
+    config = project(schedules=[nightly(retry=retry)])
+    (target,) = config_targets(config)
+    held_on_another_machine(store, target.lock_name, 3.0)
+    backfill(config, "2025-01-02", "2025-01-03", store=store)
+    # it waits a moment for the lock, then gives the run back until the dead lease ends
+    worker = Worker([config], store, poll_seconds=0.05, lock_timeout=0.2)
+    report = worker.run(until_idle=True)
+    assert (report.completed, report.failed, report.retried) == (2, 0, 0)
+    assert report.deferred >= 1
+    runs = store.scheduled_runs.find()
+    assert {r.state for r in runs} == {"COMPLETED"}
+    assert all(r.attempt == 1 for r in runs)  # waiting for the lock was no attempt
+    first = min(runs, key=lambda r: r.run_date)
+    reasons = [h.reason or "" for h in store.scheduled_runs.history(first.id)]
+    assert any("waiting for a lock" in r and "mach0-elsewhere" in r for r in reasons)
+
+
+def store_away_for(monkeypatch: pytest.MonkeyPatch, store: Store, reads: int | None) -> None:
+    """The store refuses a run's history `reads` times (None: for good), as during an
+    outage: the first read of a failure's write."""
+    from onceflow.errors import StateError
+
+    real = store.scheduled_runs.history
+    left = [reads]
+
+    def history(run_id: str, **kw: Any) -> Any:
+        if left[0] is None or left[0] > 0:
+            if left[0] is not None:
+                left[0] -= 1
+            raise StateError("state: PostgreSQL store failed: server closed the connection")
+        return real(run_id, **kw)
+
+    monkeypatch.setattr(store.scheduled_runs, "history", history)
+
+
+def test_a_failure_recorded_while_the_store_comes_back_is_retried_not_a_crashed_thread(
+    store: Store,
+    project: Callable[..., Config],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from onceflow.schedule import worker as worker_module
+
+    monkeypatch.setattr(worker_module.time, "sleep", lambda _: None)
+    config = with_missing_tables(project, "missing")
+    Scheduler([config], store).run_once(NOW)
+    store_away_for(monkeypatch, store, 2)
+    report = Worker([config], store).run(max_jobs=1)
+    assert (report.failed, report.lost) == (1, 0)
+    (run,) = store.scheduled_runs.find()
+    assert run.state == "FAILED" and run.error_type == "ExtractError"
+    assert "crashed the worker thread" not in caplog.text
+
+
+def test_a_failure_the_store_never_takes_is_counted_lost_not_a_crashed_thread(
+    store: Store,
+    project: Callable[..., Config],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from onceflow.schedule import worker as worker_module
+
+    monkeypatch.setattr(worker_module.time, "sleep", lambda _: None)
+    config = with_missing_tables(project, "missing")
+    Scheduler([config], store).run_once(NOW)
+    store_away_for(monkeypatch, store, None)
+    report = Worker([config], store).run(max_jobs=1)
+    # nothing recorded: its lease expires and the run is requeued, as for a killed worker
+    assert (report.failed, report.lost) == (0, 1)
+    assert "crashed the worker thread" not in caplog.text
+    assert "outcome not recorded, the state store is away" in caplog.text
+    (run,) = store.scheduled_runs.find()
+    assert run.state == "RUNNING"
+
+
+def test_a_scheduler_pass_failed_by_a_store_outage_logs_one_line_without_a_traceback(
+    store: Store,
+    project: Callable[..., Config],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from onceflow.errors import StateError
+
+    config = project(schedules=[nightly()])
+    scheduler = Scheduler([config], store)
+
+    def away(*_: object) -> None:
+        raise StateError("state: cannot connect to PostgreSQL store: connection refused")
+
+    monkeypatch.setattr(scheduler, "run_once", away)
+    caplog.set_level("INFO")
+    scheduler.run_forever(threading.Event(), interval=0.01, max_passes=3)
+    failed = [r for r in caplog.records if "scheduler pass failed" in r.getMessage()]
+    assert len(failed) == 3
+    assert not any(r.exc_info for r in failed)
+    assert "connection refused" in failed[0].getMessage()
