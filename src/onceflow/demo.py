@@ -54,7 +54,7 @@ tables:
 schedules:
   - name: nightly                       # `onceflow up` runs it: 02:00 UTC, yesterday's window
     cron: "0 2 * * *"
-    start: "{start}"   # 3 days before `init`: no missed night is left out
+    start: "{start}"   # 3 nights before `init`: no missed night is left out
     catch_up: {max: 3}                  # after downtime, the 3 latest missed nights
 """
 
@@ -151,12 +151,17 @@ def init_project(directory: str | Path, *, force: bool = False) -> Path:
     return config
 
 
-def demo_config(today: date | None = None) -> str:
-    """The demo's onceflow.yml, its schedule starting 3 days before `today`: a fixed start
-    left `up` hundreds of missed nights to skip, each demo warning about them."""
-    day = today or datetime.now(UTC).date()
-    # noon, away from the 02:00 tick: the ticks after it are the last 3 nights' (2 before
-    # 02:00 today), each a night the shop has orders for
+def demo_config(now: datetime | date | None = None) -> str:
+    """The demo's onceflow.yml, its schedule starting three nights back from `now`: a
+    fixed start left `up` hundreds of missed nights to skip, each demo warning about them.
+    A date stands for its noon."""
+    at = now or datetime.now(UTC)
+    if not isinstance(at, datetime):
+        at = datetime(at.year, at.month, at.day, 12, tzinfo=UTC)
+    # the day of the latest 02:00 tick, so that `up` always catches up 3 nights (a start 3
+    # days back from the calendar day left 2 before 02:00 and 3 after); at noon, away from
+    # the tick; each of them a night the shop has orders for
+    day = at.date() if at.astimezone(UTC).hour >= 2 else at.date() - timedelta(days=1)
     start = datetime(day.year, day.month, day.day, 12, tzinfo=UTC) - timedelta(days=3)
     return DEMO_CONFIG.replace("{start}", start.isoformat())
 

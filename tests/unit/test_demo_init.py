@@ -145,3 +145,22 @@ def test_the_demo_schedule_starts_three_days_back_so_its_catch_up_skips_no_night
     (schedule,) = yaml.safe_load(demo_config(date(2026, 11, 30)))["schedules"]
     assert schedule["start"] == "2026-11-27T12:00:00+00:00"
     assert schedule["catch_up"] == {"max": 3}  # the ticks of 11-28, 11-29, 11-30 02:00
+
+
+def test_the_demo_catches_up_three_nights_at_any_hour() -> None:
+    """Before 02:00 UTC a start three calendar days back left two ticks, and the demo's
+    own test failed for two hours a night."""
+    from datetime import UTC, datetime
+
+    import yaml
+
+    from onceflow.demo import demo_config
+
+    for at, start in [
+        (datetime(2026, 12, 1, 0, 30, tzinfo=UTC), "2026-11-27T12:00:00+00:00"),  # 3 ticks
+        (datetime(2026, 12, 1, 1, 59, tzinfo=UTC), "2026-11-27T12:00:00+00:00"),
+        (datetime(2026, 12, 1, 2, 0, tzinfo=UTC), "2026-11-28T12:00:00+00:00"),
+        (datetime(2026, 12, 1, 23, 0, tzinfo=UTC), "2026-11-28T12:00:00+00:00"),
+    ]:
+        (schedule,) = yaml.safe_load(demo_config(at))["schedules"]
+        assert schedule["start"] == start, at
