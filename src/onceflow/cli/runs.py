@@ -89,9 +89,18 @@ def list_(
         ended = (r.ended_at or "")[:19].replace("T", " ") if r.state in ENDED else ""
         error = typed_error(r.error_type, r.error)
         where = f"{r.pipeline}/{r.schedule}"
+        state = f"{r.state}*" if r.lease_expired_at else r.state
         typer.echo(
-            f"{r.id:<36}  {where[:24]:<24} {r.run_date:<10}  {r.state:<9} {r.attempt:>6}  "
+            f"{r.id:<36}  {where[:24]:<24} {r.run_date:<10}  {state:<9} {r.attempt:>6}  "
             f"{ended:<19}  {_short(error, 70)}"
+        )
+    expired = [r for r in runs if r.lease_expired_at]
+    if expired:
+        since = min(r.lease_expired_at or "" for r in expired)[:19].replace("T", " ")
+        typer.echo(
+            f"* RUNNING, but its worker's lease ran out (at {since} UTC or later): the worker "
+            "was killed or cut off; the next scheduler or worker pass (onceflow up, "
+            "scheduler or worker) requeues it"
         )
 
 

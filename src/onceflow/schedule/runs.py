@@ -9,9 +9,10 @@ cause) are queued with it, so that the batch finishes in date order in one comma
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import date
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
 from typing import Any
 
 from onceflow.config import Config
@@ -139,10 +140,23 @@ def list_runs(
             if schedule is not None:
                 _check_schedule(configs, schedule, store)
         found.sort(key=lambda r: (r.tick, r.id), reverse=True)
-        return found[:limit]
+        return [_lease_judged(store, r) for r in found[:limit]]
     finally:
         if own:
             store.close()
+
+
+def _lease_judged(store: Store, run: ScheduledRunRecord) -> ScheduledRunRecord:
+    """`run` with `lease_expired_at` set when it is RUNNING on a job whose lease ran out:
+    its worker was killed or cut off, and until a scheduler or worker pass requeues it,
+    RUNNING alone would read as work going on."""
+    if run.state != RUNNING or run.job_id is None:
+        return run
+    job = store.queue.get(run.job_id)
+    expiry = None if job is None or job.state != "claimed" else job.lease_expires_at
+    if expiry is None or expiry >= time.time():
+        return run
+    return replace(run, lease_expired_at=datetime.fromtimestamp(expiry, UTC).isoformat())
 
 
 def run_details(

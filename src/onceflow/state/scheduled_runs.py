@@ -261,6 +261,9 @@ class ScheduledRunRecord:
     pipeline_logging_id: str | None = None
     # schema version 7: every type name of the error (JSON), for the retry policy
     error_types: str | None = None
+    # not stored: a RUNNING run whose job's lease ran out (ISO instant), as `runs list`
+    # finds it; its worker is gone, and the next scheduler or worker pass requeues it
+    lease_expired_at: str | None = None
 
     # --- the seed's names (its `x_meta_scheduled_runs` columns) of fields kept here
 

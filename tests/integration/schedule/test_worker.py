@@ -121,6 +121,30 @@ def test_a_worker_whose_lease_expired_cannot_record_anything(
     assert loaded_dates(config) == ["2025-01-05"]  # loaded once
 
 
+def test_runs_list_says_a_running_run_whose_worker_lease_ran_out(
+    store: Store, project: Callable[..., Config]
+) -> None:
+    """A SIGKILLed worker's run read RUNNING in `runs list` until some pass requeued it,
+    as if work went on."""
+    from onceflow.schedule import list_runs
+
+    config = project(schedules=[nightly(catch_up="latest")])
+    Scheduler([config], store).run_once(NOW)
+    (job,) = store.queue.claim("killed-worker", lease_seconds=0.2)
+    (run,) = store.scheduled_runs.find()
+    store.scheduled_runs.transition(run.id, run.state, "RUNNING", worker="killed-worker")
+    store.scheduled_runs.set_job(run.id, job.id)
+    (fresh,) = list_runs([config], store=store)
+    assert fresh.state == "RUNNING" and fresh.lease_expired_at is None  # still leased
+    time.sleep(0.3)
+    (dead,) = list_runs([config], store=store)
+    assert dead.state == "RUNNING" and dead.lease_expired_at is not None
+    assert dead.as_dict()["lease_expired_at"] == dead.lease_expired_at
+    assert Scheduler([config], store).run_once(NOW).requeued == 1
+    (requeued,) = list_runs([config], store=store)
+    assert requeued.lease_expired_at is None
+
+
 def test_a_later_window_waits_for_an_earlier_one_and_says_so(
     store: Store, project: Callable[..., Config]
 ) -> None:
