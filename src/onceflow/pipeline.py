@@ -35,7 +35,7 @@ from onceflow.consistency import (
     list_locks,
     validate_consistency,
 )
-from onceflow.errors import ConfigError, LockError, named_once
+from onceflow.errors import ConfigError, LockError, OnceflowError, named_once
 from onceflow.extract import (
     ExtractionResult,
     ExtractSummary,
@@ -179,7 +179,9 @@ def run(
     with (
         pipeline_lock(config, timeout=lock_timeout, store=store) as lease,
         # a worker running this date under `run_window` holds only the run lock
-        Lease(store, run_lock_name(config, rid), ttl=config.lock_ttl_seconds, timeout=lock_timeout),
+        Lease(
+            store, run_lock_name(config, rid), ttl=config.lock_ttl_seconds, timeout=lock_timeout
+        ) as run_lease,
     ):
         extracted = extract(
             config,
@@ -196,8 +198,38 @@ def run(
             loads_next=True,
         )
         summary = RunSummary(extracted.run, extracted.results)
-        _load_and_validate(config, summary, tables, lock_timeout, store, lease)
+        fence = _Fence(lease.check, run_lease.check)
+        _load_and_validate(config, summary, tables, lock_timeout, store, lease, fence)
     return summary
+
+
+class _Fence:
+    """A run's own leases (its lock, a worker's job), checked before each commit of its
+    load (with the table's lock, `load(still_ours=...)`): a run that lost one stops
+    before its next commit instead of loading on beside its successor.
+
+    The load step stops a table on LockError only, so any other loss (LeaseLostError)
+    is passed down as one; the first loss is kept and raised again once the load is
+    back (`raise_lost`), so the caller learns it as itself."""
+
+    def __init__(self, *checks: Callable[[], None] | None) -> None:
+        self.checks = [c for c in checks if c is not None]
+        self.lost: OnceflowError | None = None
+
+    def __call__(self) -> None:
+        try:
+            for check in self.checks:
+                check()
+        except OnceflowError as error:
+            if self.lost is None:
+                self.lost = error
+            if isinstance(error, LockError):
+                raise
+            raise LockError(f"{error}; this load stops before its next commit") from error
+
+    def raise_lost(self) -> None:
+        if self.lost is not None:
+            raise self.lost
 
 
 def _load_and_validate(
@@ -207,10 +239,13 @@ def _load_and_validate(
     lock_timeout: float,
     store: Store,
     lease: Lease,
+    fence: _Fence,
 ) -> None:
     """Load the run's tables, pre-load rules gating each file before its commit, then
     check each loaded table with its post-load rules (a table whose load failed is
-    skipped); a failed load or an error-severity rule that fails marks the run failed."""
+    skipped); a failed load or an error-severity rule that fails marks the run failed.
+    `fence` is checked before each commit; a loss found there is raised once the load
+    is back, before anything is recorded of the run."""
     gate = pre_load_gate(config, store)
     # the run is not complete until its load and rules are: a kill from here on leaves it
     # `loading` (not `completed`), and the rerun that finishes it counts as a restart
@@ -223,10 +258,13 @@ def _load_and_validate(
             lock_timeout=lock_timeout,
             gate=gate,
             store=store,
+            still_ours=fence,
         )
     except BaseException:  # the load did not finish: the run is not a success
         store.runs.fail(summary.run.run_id)
         raise
+    # a run that lost its right to write records nothing more: its successor does
+    fence.raise_lost()
     chosen = [config.table(k) for k in tables] if tables else config.tables
     checked = [t.key for t in chosen if any(r.stage == "post_load" for r in t.rules)]
     if checked or (gate is not None and gate.reports):
@@ -349,8 +387,9 @@ def run_window(
     of the same backfill is not loaded yet): the extraction stays committed, nothing
     is loaded, and the summary's `deferred` says why (unless an extraction failed: the
     run is failed then, not deferred); run again later, the extraction is skipped and
-    the load goes on. `check()` is called before the load and should
-    raise when the caller lost the right to write (its job's lease). The lock's lease
+    the load goes on. `check()` is called before the load and before each of its
+    commits (with the run lock's), and should raise when the caller lost the right to
+    write (its job's lease): the load stops uncommitted and that error is raised. The lock's lease
     lasts `lease_ttl` seconds after the last heartbeat (default `lock_ttl_minutes`).
     A whole-pipeline command (`run`, `extract`) holding the pipeline lock makes this
     wait up to `lock_timeout` seconds, then raise LockError.
@@ -387,7 +426,8 @@ def run_window(
         if check is not None:
             check()
         lease.check()
-        _load_and_validate(config, summary, tables, lock_timeout, store, lease)
+        fence = _Fence(check, lease.check)
+        _load_and_validate(config, summary, tables, lock_timeout, store, lease, fence)
     return summary
 
 

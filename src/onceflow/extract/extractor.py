@@ -327,6 +327,11 @@ def _write(job: TableJob, spec: ReadSpec) -> _Written:
             # now, durably, right before its file is replaced.
             remove_sidecar(target)
             crashpoint("before_data_rename", job.key)
+        temp.close()  # the fsync first: no slow step between the last check and the rename
+        if job.check_lock is not None:
+            # the last check, right before the rename (with half the lease left at least,
+            # see Lease.check): a lock lost while paused above stops here, nothing renamed
+            job.check_lock()
         # The same bytes are renamed into place under their standing sidecar too: that
         # repairs a file damaged in place, and the sidecar is never wrong for it.
         commit(temp, target)
@@ -337,9 +342,53 @@ def _write(job: TableJob, spec: ReadSpec) -> _Written:
         if isinstance(error, OSError):
             raise _io_error(job, error) from None
         raise
+    if job.check_lock is not None:
+        try:
+            job.check_lock()
+        except LockError as error:
+            _lost_after_rename(job, temp.hexdigest, temp.size, error)
     return _Written(
         rows, temp.size, temp.hexdigest, first.schema, snapshot_at, kept, reader.null_cursor_rows
     )
+
+
+def _lost_after_rename(job: TableJob, checksum: str, size: int, error: LockError) -> None:
+    """Raise the LockError of a lock found lost right after this process renamed its file
+    into place: it was paused between its last check and the rename, long enough for a
+    successor to take the lock over and perhaps commit this file already.
+
+    A rename cannot be undone: the successor's bytes are gone. So its commit is withdrawn
+    unless the sidecar describes exactly the bytes now in place (the successor read the
+    same rows): the sidecar is removed, and the next `run` or `extract` of that date
+    finds no commit and extracts the file again (a size check alone would miss a
+    replacement of the same size). A successor that commits after this removal leaves a
+    sidecar that `validate-consistency` (or `--verify deep`) finds wrong."""
+    target = job.target
+    sidecar = read_sidecar(target)
+    mine = (
+        sidecar is not None
+        and sidecar.get("checksum") == checksum
+        and sidecar.get("file_size_bytes") == size
+    )
+    if sidecar is not None and not mine:
+        remove_sidecar(target)
+        done = (
+            "it may have replaced a successor's committed file with other rows: that "
+            "commit is withdrawn (its sidecar removed), so the next run of that date "
+            "extracts the file again"
+        )
+    elif sidecar is None:
+        # a successor between its own rename and its sidecar would commit the bytes in
+        # place, ours or its own: validate-consistency finds a sidecar that is wrong
+        done = "no commit stands for it now; the next run of that date extracts the file again"
+    else:
+        done = "the bytes it renamed are those the successor committed: nothing is lost"
+    message = (
+        f"{job.key}: the lock was lost while this process renamed its file into place "
+        f"({target}): {done}. {error}"
+    )
+    log.error("%s", message, extra={"table": job.key, "action": "lost"})
+    raise LockError(message, lock=error.lock) from error
 
 
 def _close(batches: Any) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -307,9 +307,16 @@ def _run_one(
     gap: Gap | None,
     gate: Gate | None = None,
     standalone: bool = False,
+    still_ours: Callable[[], None] | None = None,
 ) -> TableLoadResult:
     try:
         with Lease(store, tgt.lock_name, ttl=ttl, timeout=lock_timeout) as lease:
+
+            def check_lock() -> None:
+                lease.check()
+                if still_ours is not None:
+                    still_ours()
+
             # under the lock, before the loader registers the files' paths
             refused = refuse_namesakes(store, tgt, files) if standalone else None
             if refused is not None:
@@ -319,7 +326,7 @@ def _run_one(
                 tgt,
                 files,
                 token=lease.token,
-                check_lock=lease.check,
+                check_lock=check_lock,
                 limit=limit,
                 wait_from=gap.window_start if gap else None,
                 wait_reason=gap.reason(tgt.key) if gap else None,
@@ -446,6 +453,7 @@ def load(
     force_unlock: bool = False,
     gate: Gate | None = None,
     store: Store | None = None,
+    still_ours: Callable[[], None] | None = None,
 ) -> LoadSummary:
     """Bring Delta tables to a clean, in-order load of their committed lake files.
 
@@ -457,7 +465,10 @@ def load(
     loaded under its own lease lock, waiting up to `lock_timeout` seconds for it;
     `force_unlock` first releases those tables' locks whoever holds them. `gate` (the
     validate step's pre-load rules, passed in by the pipeline) sees each file's rows before
-    its commit and fails the file by raising LoadError.
+    its commit and fails the file by raising LoadError. `still_ours` (the caller's own
+    leases: a run's lock, a worker's job) is called before each commit, with the table's
+    lock check, and raises LockError when the caller lost the right to write: that
+    table's load stops there, uncommitted.
     """
     if lock_timeout < 0:
         raise ConfigError("--lock-timeout: must be 0 or more seconds", field="lock_timeout")
@@ -505,7 +516,16 @@ def load(
         results = list(
             executor.map(
                 lambda job: _run_one(
-                    store, job[0], job[1], lock_timeout, ttl, limit, job[2], gate, path is not None
+                    store,
+                    job[0],
+                    job[1],
+                    lock_timeout,
+                    ttl,
+                    limit,
+                    job[2],
+                    gate,
+                    path is not None,
+                    still_ours,
                 ),
                 jobs,
             )

@@ -52,12 +52,26 @@ class Lease:
             self.store.close()
 
     def check(self) -> None:
-        """LockError when the lease was lost (call before each guarded commit)."""
+        """LockError when the lease was lost (call right before each guarded commit).
+
+        The lease must also have at least half its TTL left, else it is renewed here: a
+        write that follows the check at once can then only land after the lease expired
+        (and a successor took over) if the process stalls for that long in between, not
+        merely because the background heartbeat fell behind. Nothing outside the state
+        store can be fenced perfectly (a lake file's rename): this narrows the window."""
         if self.lost:
             raise LockError(
                 f"lost lock {self.name!r} (lease broken by another process)", lock=self.name
             )
-        self.store.locks.check(self.name, self.token)
+        left = self.store.locks.time_left(self.name, self.token)
+        if 0 < left < self.ttl / 2 and not self.store.locks.heartbeat(
+            self.name, self.token, ttl=self.ttl
+        ):
+            left = 0.0
+        if left <= 0:
+            self.lost = True
+            self.store.locks.check(self.name, self.token)  # raises, naming the new holder
+            raise LockError(f"lost lock {self.name!r} (lease expired); stopping", lock=self.name)
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()

@@ -176,14 +176,41 @@ class Locks:
             time.sleep(min(poll, max(0.01, deadline - time.monotonic())))
 
     def heartbeat(self, name: str, token: str, *, ttl: float = DEFAULT_TTL_SECONDS) -> bool:
-        """Extend the lease; False when the lock is no longer ours."""
+        """Extend the lease; False when the lock is no longer ours, or its lease expired.
+
+        An expired lease is lost even when no one took it yet: its holder was paused or cut
+        off past its expiry, and a contender may have judged it stale and be about to write
+        (a takeover matches the expiry it read). Reviving it would let the holder go on
+        writing beside that contender, so the holder stops instead."""
         moment = now()
         with self.db.transaction() as tx:
+            row = tx.execute(
+                "SELECT token, expires_at FROM locks WHERE name = ?", (name,)
+            ).fetchone()
+            if row is None or row["token"] != token:
+                return False
+            if datetime.fromisoformat(row["expires_at"]) <= moment:
+                return False
+            # matched on the expiry read, as a takeover does: one of the two wins
             n = tx.execute(
-                "UPDATE locks SET heartbeat_at = ?, expires_at = ? WHERE name = ? AND token = ?",
-                (moment.isoformat(), (moment + timedelta(seconds=ttl)).isoformat(), name, token),
+                "UPDATE locks SET heartbeat_at = ?, expires_at = ? "
+                "WHERE name = ? AND token = ? AND expires_at = ?",
+                (
+                    moment.isoformat(),
+                    (moment + timedelta(seconds=ttl)).isoformat(),
+                    name,
+                    token,
+                    row["expires_at"],
+                ),
             ).rowcount
         return bool(n == 1)
+
+    def time_left(self, name: str, token: str) -> float:
+        """Seconds until `token`'s lease of `name` expires; 0 when it is not ours or expired."""
+        holder = self.holder(name)
+        if holder is None or holder.token != token:
+            return 0.0
+        return max(0.0, (datetime.fromisoformat(holder.expires_at) - now()).total_seconds())
 
     def holds(self, name: str, token: str) -> bool:
         """True while `token` holds `name` and its lease has not expired."""

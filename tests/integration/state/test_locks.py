@@ -92,3 +92,13 @@ def test_process_start_agrees_with_psutil_and_a_zombie_is_gone() -> None:
         proc.kill()
         proc.wait()
     assert process_start(proc.pid) is None
+
+
+def test_a_heartbeat_after_expiry_loses_the_lease_even_if_nobody_took_it(store: Store) -> None:
+    # a holder paused past its lease must stop: a contender may have judged it stale
+    token = store.locks.acquire("pipeline:p", ttl=0.05)
+    time.sleep(0.1)
+    assert not store.locks.heartbeat("pipeline:p", token)
+    with pytest.raises(LockError, match="lost lock"):
+        store.locks.check("pipeline:p", token)
+    assert store.locks.acquire("pipeline:p") != token
