@@ -575,6 +575,12 @@ def print_tenant_status(summary: dict[str, Any]) -> None:
         )
     for w in summary["waiting"]:
         typer.echo(f"  waiting: {w['pipeline']} {w['run_date']}: {w['waiting_on']}")
+    for r in summary.get("lease_expired", []):
+        typer.echo(
+            f"  lease expired: {r['pipeline']} {r['run_date']} is RUNNING, but its worker's "
+            f"lease ran out at {r['since'][:19].replace('T', ' ')} UTC (killed or cut off): "
+            "the next scheduler or worker pass requeues it"
+        )
     q = summary["queue"]
     # always a line: a tenant with no jobs shows zeros, not nothing
     typer.echo(

@@ -37,7 +37,7 @@ from onceflow.errors import ConfigError, StateError, TransitionError, error_name
 from onceflow.redact import redact
 from onceflow.schedule.cron import Tick
 from onceflow.schedule.retry import RetryPolicy, error_type_of, failures_since_reprocess
-from onceflow.schedule.runs import check_tenant
+from onceflow.schedule.runs import check_tenant, lease_judged
 from onceflow.schedule.scheduler import (
     DEFAULT_GRACE,
     PassReport,
@@ -505,9 +505,17 @@ def tenant_status(
         for r in runs.find(state=PENDING, tenant=tenant)
         if r.waiting_on
     ]
+    # RUNNING on a lease that ran out: its worker is gone; until a pass requeues it,
+    # "1 running" alone would read as work going on
+    stalled = [
+        {"run_id": r.id, "pipeline": r.pipeline, "run_date": r.run_date, "since": expired}
+        for r in runs.find(state=RUNNING, tenant=tenant)
+        if (expired := lease_judged(store, r).lease_expired_at)
+    ]
     return {
         "tenant": tenant,
         "counts": counts,
+        "lease_expired": stalled,
         "last_success": _brief(ok),
         "last_failure": None if failure is None else _failure_brief(*failure),
         "next_run": None

@@ -140,13 +140,13 @@ def list_runs(
             if schedule is not None:
                 _check_schedule(configs, schedule, store)
         found.sort(key=lambda r: (r.tick, r.id), reverse=True)
-        return [_lease_judged(store, r) for r in found[:limit]]
+        return [lease_judged(store, r) for r in found[:limit]]
     finally:
         if own:
             store.close()
 
 
-def _lease_judged(store: Store, run: ScheduledRunRecord) -> ScheduledRunRecord:
+def lease_judged(store: Store, run: ScheduledRunRecord) -> ScheduledRunRecord:
     """`run` with `lease_expired_at` set when it is RUNNING on a job whose lease ran out:
     its worker was killed or cut off, and until a scheduler or worker pass requeues it,
     RUNNING alone would read as work going on."""

@@ -121,7 +121,7 @@ def test_a_worker_whose_lease_expired_cannot_record_anything(
     assert loaded_dates(config) == ["2025-01-05"]  # loaded once
 
 
-def test_runs_list_says_a_running_run_whose_worker_lease_ran_out(
+def test_runs_list_and_tenant_status_say_a_running_run_whose_worker_lease_ran_out(
     store: Store, project: Callable[..., Config]
 ) -> None:
     """A SIGKILLed worker's run read RUNNING in `runs list` until some pass requeued it,
@@ -140,9 +140,12 @@ def test_runs_list_says_a_running_run_whose_worker_lease_ran_out(
     (dead,) = list_runs([config], store=store)
     assert dead.state == "RUNNING" and dead.lease_expired_at is not None
     assert dead.as_dict()["lease_expired_at"] == dead.lease_expired_at
+    (stalled,) = tenant_status([config], "default", store=store)["lease_expired"]
+    assert stalled["run_id"] == run.id and stalled["since"] == dead.lease_expired_at
     assert Scheduler([config], store).run_once(NOW).requeued == 1
     (requeued,) = list_runs([config], store=store)
     assert requeued.lease_expired_at is None
+    assert tenant_status([config], "default", store=store)["lease_expired"] == []
 
 
 def test_a_later_window_waits_for_an_earlier_one_and_says_so(
