@@ -38,8 +38,8 @@ from onceflow.lake import (
     file_checksum,
     inspect_sidecar,
     layout_day,
-    normalize_lake_path,
     scan_table_files,
+    table_folder,
 )
 from onceflow.load import LoadTarget, config_targets, tracked_targets
 from onceflow.load.markers import TableMarkers, checksum_code, read_markers
@@ -464,15 +464,22 @@ def _inside_another_table(root: Path, path: Path) -> bool:
 
 
 def temp_files(config: Config, safe_age: float) -> list[Path]:
-    lake = Path(normalize_lake_path(config.resolve(config.lake)))
-    if not lake.is_dir():
-        return []
+    """The temp files in the folders of the config's tables older than `safe_age`. Not
+    the whole lake: another pipeline sharing it holds no lock of this one, so its running
+    extraction's temp file (whose mtime may stand still for over an hour between row
+    groups) would be taken for garbage."""
+    lake = config.resolve(config.lake)
     now = time.time()
-    return [
-        p
-        for p in lake.rglob(f"*{TEMP_MARKER}*")
-        if p.is_file() and now - p.stat().st_mtime >= safe_age
-    ]
+    found: list[Path] = []
+    for folder in sorted({table_folder(lake, t.source, t.display_name) for t in config.tables}):
+        if not folder.is_dir():
+            continue
+        found += [
+            p
+            for p in folder.rglob(f"*{TEMP_MARKER}*")
+            if p.is_file() and now - p.stat().st_mtime >= safe_age
+        ]
+    return found
 
 
 def uncommitted_lake_files(config: Config, safe_age: float) -> list[tuple[str, Uncommitted]]:

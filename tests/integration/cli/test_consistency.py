@@ -633,10 +633,15 @@ def test_old_temp_and_uncommitted_delta_files_are_removed_and_young_ones_kept(
     young_temp = folder / "p_20250101.parquet.onceflow-tmp-live"
     young_stray = uri / "part-00002-being-written.snappy.parquet"
     young_hashed = uri / "part-00003-being-written.snappy.parquet#1"
+    # another pipeline sharing the lake: its extraction holds none of this one's locks
+    theirs = folder.parents[3] / "crm" / "contacts" / "202501" / "01"
+    theirs.mkdir(parents=True)
+    their_temp = theirs / "q_20250101.parquet.onceflow-tmp-theirs"
     for path in (old_temp, old_stray, old_hashed, young_temp, young_stray, young_hashed):
         path.write_bytes(b"partial")
+    their_temp.write_bytes(b"partial")
     two_hours_ago = time.time() - 7200
-    for path in (old_temp, old_stray, old_hashed):
+    for path in (old_temp, old_stray, old_hashed, their_temp):
         os.utime(path, (two_hours_ago, two_hours_ago))
 
     report = _validate_json(config, "--safe-age", "3600")
@@ -656,6 +661,7 @@ def test_old_temp_and_uncommitted_delta_files_are_removed_and_young_ones_kept(
     assert f"  - removed temp file {old_temp}\n" in fixed.stdout
     assert not old_temp.exists() and not old_stray.exists() and not old_hashed.exists()
     assert young_temp.exists() and young_stray.exists() and young_hashed.exists()
+    assert their_temp.exists()
     assert _validate_json(config)["consistent"]
     assert read_table(str(uri)).num_rows == 10
 
