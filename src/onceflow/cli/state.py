@@ -214,7 +214,8 @@ def reset_state_cmd(
         forget
         and not yes
         and not typer.confirm(
-            "Forget this run's state? (files stay; they are re-verified next run)"
+            "Forget this run's state? (files stay; they are re-verified next run)",
+            err=as_json,  # stdout holds the JSON alone
         )
     ):
         if as_json:

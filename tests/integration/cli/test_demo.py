@@ -215,7 +215,8 @@ def test_a_question_answered_no_is_not_a_failure_and_one_unanswered_aborts(demo:
     assert declined.returncode == 0, declined.stderr
     assert declined.stdout.endswith("nothing forgotten (answered no)\n")
     as_json = run_cli("reset-state", "--date", DAY, "--json", cwd=demo, stdin="n\n")
-    assert as_json.stdout.endswith('{\n  "action": "declined",\n  "count": 0\n}\n')
+    assert json.loads(as_json.stdout) == {"action": "declined", "count": 0}  # JSON alone
+    assert "Forget this run's state?" in as_json.stderr
     unanswered = run_cli("reset-state", "--date", DAY, cwd=demo, stdin="")
     assert (unanswered.returncode, unanswered.stderr) == (1, "aborted\n")
     kept = json.loads(run_cli("status", "--date", DAY, "--json", cwd=demo).stdout)
