@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from onceflow.config import Config, as_config, config_from_dict, oracle_url
+from onceflow.consistency import pipeline_at_rest
 from onceflow.errors import ConfigError
 from onceflow.extract import ExtractSummary, TableSelection
 from onceflow.extract.tables_file import TableEntry
@@ -344,9 +345,18 @@ class DataExtractor:
         """Every extraction whose window differs from its run's (`Pipeline.validate_windows`)."""
         return self.pipeline.validate_windows(**self._run_args())
 
+    @contextmanager
+    def _at_rest(self) -> Iterator[None]:
+        """The locks `reset-state` holds: no run, extraction or load of the pipeline going
+        on (LockError naming the holder otherwise), since one would write over the reset,
+        or miss a flag set while it read the run's tables."""
+        with pipeline_at_rest(self.pipeline.config, self.pipeline.store):
+            yield
+
     def reset_failed_extractions(self) -> int:
         """Put the run's failed extractions back to pending; how many."""
-        return self.pipeline.reset_failed_extractions(**self._run_args())
+        with self._at_rest():
+            return self.pipeline.reset_failed_extractions(**self._run_args())
 
     def force_reprocess_table(self, table_key: str) -> bool:
         """Flag a table of the extractor's run (see `_run`) for re-extraction by the next
@@ -360,7 +370,7 @@ class DataExtractor:
                 "extract it once with extract_table(...) or extract_tables([...]) first"
             )
         day, run_id = self._run()
-        with _python_terms():
+        with _python_terms(), self._at_rest():
             return self.pipeline.force_reprocess_table(table_key, day, run_id=run_id)
 
     def is_extraction_needed(self, table_key: str) -> bool:

@@ -122,6 +122,24 @@ def test_seed_000_basic_restart_force_and_failure_recovery(project: Path) -> Non
     assert extractor.is_extraction_needed("oracle_prod.products") is False
 
 
+def test_the_seed_extractors_reset_and_force_wait_for_no_run_going_on(project: Path) -> None:
+    """They took no lock: a run going on (another process) wrote over the reset, or read
+    its tables before the flag was set. They hold reset-state's locks now."""
+    from onceflow.errors import LockError
+    from onceflow.pipeline import pipeline_lock
+
+    extractor = StatefulDataExtractor(run_id="daily_extract_20250123")
+    extractor.extract_tables([{"source_name": "oracle_prod", "table_name": "products"}])
+    with pipeline_lock(extractor.pipeline.config):  # a run of the pipeline holds it
+        with pytest.raises(LockError, match="is held by"):
+            extractor.force_reprocess_table("oracle_prod.products")
+        with pytest.raises(LockError, match="is held by"):
+            extractor.reset_failed_extractions()
+    assert extractor.is_extraction_needed("oracle_prod.products") is False  # not flagged
+    assert extractor.force_reprocess_table("oracle_prod.products") is True  # lock free
+    assert extractor.reset_failed_extractions() == 0
+
+
 def test_seed_000_without_a_connection_or_onceflow_yml_says_what_to_give(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
