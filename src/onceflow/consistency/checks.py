@@ -711,7 +711,7 @@ def interrupted_extractions(
     issues = []
     for run, extractions in runs:
         # a scheduled run holds only its own run lock (`pipeline:<name>@<run id>`)
-        own = store.locks.holder(f"{config.pipeline_lock_name}@{run.run_id}")
+        own = store.locks.holder(config.run_lock_name(run.run_id))
         if own is not None and own.stale_reason() is None:
             continue
         for key, ext in extractions.items():
