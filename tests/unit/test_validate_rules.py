@@ -616,6 +616,29 @@ def test_a_decimal_statistic_is_judged_exactly_not_as_its_double(tmp_path: Any) 
     assert grown.result("max").incremental and grown.result("max").outcome == "fail"
 
 
+def test_a_decimal_statistic_at_a_decimal_bound_meets_it() -> None:
+    """0.10 + 0.20 is exactly 0.30, which meets `max: 0.3` as written, though the double
+    0.3 is below 0.30 (like GX's SQL engine and Soda); a range rule agrees."""
+    from decimal import Decimal
+
+    values = pa.array([Decimal(v) for v in ("0.10", "0.20", "0.70")], pa.decimal128(12, 2))
+    rules: list[dict[str, Any]] = [
+        {"name": "min", "type": "statistic", "statistic": "min", "column": "d", "min": 0.1},
+        {"name": "max", "type": "statistic", "statistic": "max", "column": "d", "max": 0.7},
+        {"name": "sum", "type": "statistic", "statistic": "sum", "column": "d", "max": 1.0},
+        {"name": "in_range", "type": "range", "column": "d", "min": 0.1, "max": 0.7},
+        {"name": "above", "type": "statistic", "statistic": "max", "column": "d", "max": 0.69},
+    ]
+    report = Validator(rules_by_table={"t": rules}).validate_table(pa.table({"d": values}), "t")
+    outcomes = {r.rule: r.outcome for r in report.results}
+    assert outcomes == {"min": "pass", "max": "pass", "sum": "pass", "in_range": "pass"} | {
+        "above": "fail"
+    }
+    pair = pa.table({"d": values.slice(0, 2)})
+    mean = {"name": "mean", "type": "statistic", "statistic": "mean", "column": "d", "max": 0.15}
+    assert Validator(rules_by_table={"t": [mean]}).validate_table(pair, "t").ok
+
+
 def test_a_validation_that_cannot_read_its_data_is_the_tables_last_one(tmp_path: Any) -> None:
     """`status` shows the latest validation: one whose data is gone is recorded (every
     rule `error`, in the history too), not left out so that an older pass shows."""

@@ -195,6 +195,14 @@ def _in_bounds(value: float | Decimal, low: Any, high: Any) -> bool:
     return (low is None or value >= low) and (high is None or value <= high)
 
 
+def _as_written(bound: Any) -> Any:
+    """A float bound as the decimal its shortest repr writes: YAML's 0.7 is the double
+    0.6999999999999999555910790149937, which an exact decimal 0.70 does not meet."""
+    if isinstance(bound, float) and math.isfinite(bound):
+        return Decimal(repr(bound))
+    return bound
+
+
 def _aware(value: Any) -> datetime | None:
     if value is None:
         return None
@@ -235,8 +243,11 @@ def judge(
             return out
         out["observed"] = value
         exact = _exact_statistic(rule, m)
-        judged = value if exact is None else exact
-        out["outcome"] = PASS if _in_bounds(judged, rule.min, rule.max) else bad
+        if exact is None:
+            ok = _in_bounds(value, rule.min, rule.max)
+        else:
+            ok = _in_bounds(exact, _as_written(rule.min), _as_written(rule.max))
+        out["outcome"] = PASS if ok else bad
         return out
     if isinstance(rule, Freshness):
         newest = _aware(m.get("newest"))
