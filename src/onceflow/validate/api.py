@@ -26,6 +26,8 @@ from onceflow.lake import SourceFile, extracted_identity
 from onceflow.redact import redact
 from onceflow.rules import AnyRule, Referential, rule_list
 from onceflow.state import Store, open_store
+from onceflow.state.extractions import COMPLETED as EXTRACTION_COMPLETED
+from onceflow.state.extractions import FAILED as EXTRACTION_FAILED
 from onceflow.state.files import FILE_COMPLETED, FILE_FAILED, FILE_PENDING
 from onceflow.validate.inputs import Input, delta_input, memory_input, open_delta, resolve_input
 from onceflow.validate.quarantine import quarantine_pass
@@ -507,6 +509,71 @@ def _run_batches(config: Config, table: TableConfig, store: Store, run_id: str) 
     return (tracked.batch_id or batch_id_for(file_id, tracked.loaded_checksum),)
 
 
+def _unfinished_loads(
+    config: Config, store: Store, run_id: str, day: date, tables: Sequence[TableConfig]
+) -> dict[str, str]:
+    """The `scope: table` tables whose extraction or load in run `run_id` did not
+    complete, by the state store, each with why its rules are skipped.
+
+    Such a table still holds what earlier runs loaded: judging it for this date would
+    pass the older snapshot (from the cache, even) where `run` itself said `skipped`, and
+    `status` would show the older verdict over the run's. A table this run did not
+    extract, or whose file the table holds, is judged as it is. (`scope: run` tables are
+    refused by `_run_batches` instead: no rows of the run to check is an error.)"""
+    whole = [t for t in tables if t.validation_scope == "table"]
+    if not whole:
+        return {}
+    extractions = store.extractions.of_run(run_id)
+    fix = f"rerun `onceflow run --date {day.isoformat()}` once its cause is fixed"
+    skipped = {}
+    for table in whole:
+        record = extractions.get(table.key)
+        if record is None or (record.status == EXTRACTION_COMPLETED and not record.file_path):
+            continue  # not part of the run, or nothing extracted: nothing failed to land
+        if record.status == EXTRACTION_FAILED:
+            why = f"its extraction failed ({record.error or 'no reason recorded'})"
+        elif record.status != EXTRACTION_COMPLETED:
+            why = f"its extraction is {record.status}, not completed"
+        else:
+            why = _load_problem(config, table, store, record.file_path or "", record.checksum)
+        if why is not None:
+            skipped[table.key] = (
+                f"not validated: run {run_id}: {why}; the table holds what earlier runs "
+                f"loaded, not this run's data ({fix})"
+            )
+    return skipped
+
+
+def _load_problem(
+    config: Config, table: TableConfig, store: Store, file_path: str, checksum: str | None
+) -> str | None:
+    """Why the run's extracted file of `table` is not in it (its load failed, is under
+    way or never ran), or None when it is."""
+    file_id = extracted_identity(file_path, Path(config.resolve(config.lake)))
+    uri = table_location(config, table)
+    tracked = store.files.get(uri, file_id)
+    if tracked is not None:
+        if tracked.status == FILE_COMPLETED:
+            return None
+        if tracked.status == FILE_FAILED:
+            return f"its load failed ({tracked.error or 'no reason recorded'})"
+        if tracked.status == FILE_PENDING:
+            return "its file is not loaded yet"
+        return "its file is being loaded (or its load was killed)"
+    # no tracker row at this location (never loaded, or a moved project): the table's
+    # own marker of the file says whether it holds it
+    try:
+        dt = open_delta(uri)
+    except ValidateError:
+        return None  # unreadable: judging it says so, as an error
+    code = 0 if dt is None else held_code(dt, file_id)
+    if not code:
+        return "its file is not loaded yet"
+    if checksum and code != checksum_code(checksum):
+        return "the table holds another extraction of its file than the run recorded"
+    return None
+
+
 def _held_batch(
     uri: str, table: TableConfig, run_id: str, file_id: str, checksum: str | None
 ) -> str:
@@ -684,7 +751,11 @@ def validate(
         raise ConfigError(f"{where}: {said}", field=where.lstrip("-"))
     selected = [t for t in selected if t.key not in ruleless]
     if run_date is not None:
-        run_id = run_id or make_run_id(config.pipeline, parse_run_date(run_date, config.zone))
+        day = parse_run_date(run_date, config.zone)
+        run_id = run_id or make_run_id(config.pipeline, day)
+        if given is None:
+            # the run's own reasons (a load it just saw fail) win over what the state says
+            skip = {**_unfinished_loads(config, store, run_id, day, selected), **(skip or {})}
     elif run_id is None and given is None:
         run_id = _latest_run(config, store, selected)
     if given is not None:
