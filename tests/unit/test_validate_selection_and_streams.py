@@ -124,7 +124,8 @@ def test_a_stream_is_read_once_so_every_rule_judges_its_rows_with_samples(
 ) -> None:
     for state in (None, f"sqlite:///{tmp_path / 'state.db'}"):
         report = Validator(rules_by_table={"t": RULES}, state=state).validate_table(stream(), "t")
-        got = {r.rule: (r.outcome, r.failing_rows, bool(r.samples)) for r in report.tables[0].results}
+        results = report.tables[0].results
+        got = {r.rule: (r.outcome, r.failing_rows, bool(r.samples)) for r in results}
         assert got == {"c": ("fail", 1, True), "u": ("fail", 2, True), "r": ("fail", 2, True)}
         assert report.exit_code == 1  # failed data, not a broken check (2)
 

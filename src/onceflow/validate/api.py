@@ -530,6 +530,7 @@ def _unfinished_loads(
         record = extractions.get(table.key)
         if record is None or (record.status == EXTRACTION_COMPLETED and not record.file_path):
             continue  # not part of the run, or nothing extracted: nothing failed to land
+        why: str | None
         if record.status == EXTRACTION_FAILED:
             why = f"its extraction failed ({record.error or 'no reason recorded'})"
         elif record.status != EXTRACTION_COMPLETED:
