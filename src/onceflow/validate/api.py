@@ -26,6 +26,8 @@ from onceflow.lake import SourceFile, extracted_identity
 from onceflow.redact import redact
 from onceflow.rules import AnyRule, Referential, rule_list
 from onceflow.state import Store, open_store
+from onceflow.state.extractions import COMPLETED as EXTRACTION_COMPLETED
+from onceflow.state.extractions import FAILED as EXTRACTION_FAILED
 from onceflow.state.files import FILE_COMPLETED, FILE_FAILED, FILE_PENDING
 from onceflow.validate.inputs import Input, delta_input, memory_input, open_delta, resolve_input
 from onceflow.validate.quarantine import quarantine_pass
@@ -223,9 +225,13 @@ class Validator:
     ) -> ValidationReport:
         """Run the table's rules of `stage` on `data`; the report of that one table."""
         key, rules, table = self._table(name)
+        chosen = [r for r in rules if r.stage == stage]
+        if not chosen:
+            # "passed" on no rules would vouch for data nothing looked at
+            said = _nothing_to_check([key], {key: rules}, stage, "the config")
+            raise ConfigError(f"table {said}", table=key)
         started = time.perf_counter()
         report = ValidationReport(self.settings.pipeline, started_at=now_iso())
-        chosen = [r for r in rules if r.stage == stage]
         unreadable = None
         try:
             # without a store nothing is cached: data in memory need not be hashed
@@ -285,6 +291,14 @@ class Validator:
         else:  # pre-load rules run in the loader, on each file
             names = [n for n, rs in self.rules.items() if any(r.stage == "post_load" for r in rs)]
         tables = {name: self._table(name) for name in names}  # unknown names: ConfigError
+        if sources is not None:
+            rules_of = {name: rules for name, (_, rules, _) in tables.items()}
+            pointless = _pointless(rules_of)
+            if pointless:
+                said = _nothing_to_check(pointless, rules_of, "post_load", "the config")
+                raise ConfigError(f"sources: {said}", field="sources")
+            # a staged table without rules of its own is there to be referenced: not checked
+            tables = {n: t for n, t in tables.items() if _has_stage(t[1], "post_load")}
         if sources is None:
             unread = [n for n, (_, _, table) in tables.items() if table is None]
             if unread or self.config is None:
@@ -359,7 +373,7 @@ class Validator:
                 self.settings.pipeline, key, limit=1, stage="post_load"
             )
             fingerprint = latest[0].fingerprint if latest else None
-        if fingerprint is None:  # a dataset or batch reader in memory: never cached
+        if fingerprint is None:  # an Arrow dataset in memory: never cached
             return False
         stored = self.store.rules.get(
             self.settings.pipeline, key, rule, rule_hash(found, self.settings), fingerprint
@@ -495,6 +509,72 @@ def _run_batches(config: Config, table: TableConfig, store: Store, run_id: str) 
     return (tracked.batch_id or batch_id_for(file_id, tracked.loaded_checksum),)
 
 
+def _unfinished_loads(
+    config: Config, store: Store, run_id: str, day: date, tables: Sequence[TableConfig]
+) -> dict[str, str]:
+    """The `scope: table` tables whose extraction or load in run `run_id` did not
+    complete, by the state store, each with why its rules are skipped.
+
+    Such a table still holds what earlier runs loaded: judging it for this date would
+    pass the older snapshot (from the cache, even) where `run` itself said `skipped`, and
+    `status` would show the older verdict over the run's. A table this run did not
+    extract, or whose file the table holds, is judged as it is. (`scope: run` tables are
+    refused by `_run_batches` instead: no rows of the run to check is an error.)"""
+    whole = [t for t in tables if t.validation_scope == "table"]
+    if not whole:
+        return {}
+    extractions = store.extractions.of_run(run_id)
+    fix = f"rerun `onceflow run --date {day.isoformat()}` once its cause is fixed"
+    skipped = {}
+    for table in whole:
+        record = extractions.get(table.key)
+        if record is None or (record.status == EXTRACTION_COMPLETED and not record.file_path):
+            continue  # not part of the run, or nothing extracted: nothing failed to land
+        why: str | None
+        if record.status == EXTRACTION_FAILED:
+            why = f"its extraction failed ({record.error or 'no reason recorded'})"
+        elif record.status != EXTRACTION_COMPLETED:
+            why = f"its extraction is {record.status}, not completed"
+        else:
+            why = _load_problem(config, table, store, record.file_path or "", record.checksum)
+        if why is not None:
+            skipped[table.key] = (
+                f"not validated: run {run_id}: {why}; the table holds what earlier runs "
+                f"loaded, not this run's data ({fix})"
+            )
+    return skipped
+
+
+def _load_problem(
+    config: Config, table: TableConfig, store: Store, file_path: str, checksum: str | None
+) -> str | None:
+    """Why the run's extracted file of `table` is not in it (its load failed, is under
+    way or never ran), or None when it is."""
+    file_id = extracted_identity(file_path, Path(config.resolve(config.lake)))
+    uri = table_location(config, table)
+    tracked = store.files.get(uri, file_id)
+    if tracked is not None:
+        if tracked.status == FILE_COMPLETED:
+            return None
+        if tracked.status == FILE_FAILED:
+            return f"its load failed ({tracked.error or 'no reason recorded'})"
+        if tracked.status == FILE_PENDING:
+            return "its file is not loaded yet"
+        return "its file is being loaded (or its load was killed)"
+    # no tracker row at this location (never loaded, or a moved project): the table's
+    # own marker of the file says whether it holds it
+    try:
+        dt = open_delta(uri)
+    except ValidateError:
+        return None  # unreadable: judging it says so, as an error
+    code = 0 if dt is None else held_code(dt, file_id)
+    if not code:
+        return "its file is not loaded yet"
+    if checksum and code != checksum_code(checksum):
+        return "the table holds another extraction of its file than the run recorded"
+    return None
+
+
 def _held_batch(
     uri: str, table: TableConfig, run_id: str, file_id: str, checksum: str | None
 ) -> str:
@@ -552,6 +632,39 @@ def _table_input(
             batches = _run_batches(config, table, store, run_id)
     uri = table_location(config, table)
     return delta_input(uri, batch_ids=batches, label=uri)
+
+
+def _has_stage(rules: Sequence[AnyRule], stage: str) -> bool:
+    return any(r.stage == stage for r in rules)
+
+
+def _pointless(rules_of: Mapping[str, Sequence[AnyRule]]) -> list[str]:
+    """The tables of `rules_of` (name -> rules; tables checked together on staged data)
+    with no post-load rule that no other table's referential rule checks against:
+    nothing to validate there."""
+    referenced = {
+        r.reference.table
+        for rules in rules_of.values()
+        for r in rules
+        if isinstance(r, Referential) and r.stage == "post_load"
+    }
+    return [
+        name
+        for name, rules in rules_of.items()
+        if not _has_stage(rules, "post_load") and name not in referenced
+    ]
+
+
+def _nothing_to_check(
+    names: Sequence[str], rules_of: Mapping[str, Sequence[AnyRule]], stage: str, where: str
+) -> str:
+    """Why tables with no rules of `stage` are refused, and what to do instead."""
+    if stage == "post_load" and all(_has_stage(rules_of[n], "pre_load") for n in names):
+        hint = "its rules are all `stage: pre_load`, run on each extracted file as it is loaded"
+    else:
+        hint = f"add `rules:` under the table in {where}"
+    said = stage.replace("_", "-")
+    return f"{', '.join(names)} has no {said} rules, so there is nothing to validate ({hint})"
 
 
 def _referenced_keys(config: Config) -> set[str]:
@@ -634,14 +747,16 @@ def validate(
     pointless = [k for k in ruleless if given is None or k not in _referenced_keys(config)]
     if tables and pointless:  # asked for by name: say so rather than check nothing
         where = "--tables" if given is None else "--sources"
-        raise ConfigError(
-            f"{where}: {', '.join(pointless)} has no post-load rules, so there is nothing "
-            "to validate (add `rules:` under the table in onceflow.yml)",
-            field=where.lstrip("-"),
-        )
+        rules_of = {t.key: list(t.rules) for t in selected}
+        said = _nothing_to_check(pointless, rules_of, "post_load", "onceflow.yml")
+        raise ConfigError(f"{where}: {said}", field=where.lstrip("-"))
     selected = [t for t in selected if t.key not in ruleless]
     if run_date is not None:
-        run_id = run_id or make_run_id(config.pipeline, parse_run_date(run_date, config.zone))
+        day = parse_run_date(run_date, config.zone)
+        run_id = run_id or make_run_id(config.pipeline, day)
+        if given is None:
+            # the run's own reasons (a load it just saw fail) win over what the state says
+            skip = {**_unfinished_loads(config, store, run_id, day, selected), **(skip or {})}
     elif run_id is None and given is None:
         run_id = _latest_run(config, store, selected)
     if given is not None:
@@ -684,12 +799,14 @@ def _validate_given(
 ) -> ValidationReport:
     """A rules-only config's tables, each on its data from `sources` (freshness judged at
     `reference`, a run date's window end, else now)."""
-    unknown = [name for name in [*given, *(tables or ())] if name not in rules]
-    if unknown:
-        raise ConfigError(
-            f"sources: {unknown[0]!r} is not a table of the config (tables: {', '.join(rules)})",
-            field="sources",
-        )
+    known = ", ".join(rules)
+    for option, names in (("--tables", tables or ()), ("--sources", given)):
+        unknown = [name for name in names if name not in rules]
+        if unknown:  # named by the option it came from, as the onceflow.yml path does
+            raise ConfigError(
+                f"{option}: table {unknown[0]!r} is not in the config; tables: {known}",
+                field=option.lstrip("-"),
+            )
     wanted = list(tables) if tables else list(given)
     missing = [name for name in wanted if name not in given]
     if missing:
@@ -697,6 +814,15 @@ def _validate_given(
             f"--tables: {', '.join(missing)} has no data in --sources", field="tables"
         )
     validator = Validator(config, rules_by_table=rules, state=store)
+    # as the onceflow.yml path: a table asked for (by --tables, or by being staged) with
+    # no post-load rules is refused, not reported "passed" on no rules; a staged one that
+    # another's referential rule checks against is there to be read, not checked
+    rules_of = {name: validator.rules[name] for name in wanted}
+    pointless = _pointless(rules_of)
+    if pointless:
+        where = "--tables" if tables else "--sources"
+        said = _nothing_to_check(pointless, rules_of, "post_load", "the config")
+        raise ConfigError(f"{where}: {said}", field=where.lstrip("-"))
     report = validator.validate_all_tables(
         {name: given[name] for name in wanted}, resume=resume, reference_time=reference
     )

@@ -9,10 +9,13 @@ or polars data frame). Its fingerprint keys cached results:
              sizes and modification times>             there, else computed)
     file:<checksum>                                     one extracted file (the pre-load gate)
     memory:<hash of the schema and the rows' buffers>   an Arrow table or batch, a pandas
-                                                       or polars frame (`arrow_hash`)
-    None                                                an Arrow dataset or batch reader
-                                                       (hashing would read or consume
-                                                       it), or no state store: not cached
+                                                       or polars frame, a batch reader
+                                                       or scanner (read into a table:
+                                                       the rules scan it several times)
+                                                       (`arrow_hash`)
+    None                                                an Arrow dataset (hashing would
+                                                       read it), or no state store: not
+                                                       cached
 
 Arrow (0.1-0.2 s to import) is loaded only where data must pass through it (data in
 memory, or a Delta table whose files are not plain Parquet): a fingerprint needs delta-rs
@@ -29,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -232,19 +236,47 @@ def parquet_input(pattern: str) -> Input:
 def memory_input(
     data: Any, *, fingerprint: str | None = None, label: str = "", hashed: bool = True
 ) -> Input:
-    """Data in memory: an Arrow table/dataset/batch reader, a pandas or polars frame.
-    Its fingerprint is `fingerprint` when given, else (`hashed`) the hash of its content."""
+    """Data in memory: an Arrow table/dataset, a batch reader or scanner (read once
+    into a table), a pandas or polars (lazy) frame. Its fingerprint is `fingerprint`
+    when given, else (`hashed`) the hash of its content."""
     module = type(data).__module__
     if module.startswith("polars"):
+        if hasattr(data, "collect"):  # a LazyFrame: its result, as DuckDB cannot scan the plan
+            data = data.collect()
         data = data.to_arrow()
         label = label or "polars data frame"
     elif module.startswith("pandas"):
         label = label or "pandas data frame"
+    elif module.startswith("pyarrow"):
+        data = _read_once(data, label)
     if fingerprint is None and hashed and data is not None:
         from onceflow.validate.arrow_hash import memory_fingerprint
 
         fingerprint = memory_fingerprint(data)
     return Input(label=label or "Arrow data", kind="memory", fingerprint=fingerprint, data=data)
+
+
+def _read_once(data: Any, label: str) -> Any:
+    """A stream that can be read only once (a RecordBatchReader, a Scanner), read into a
+    table; other Arrow data as it is.
+
+    The rules query their data several times (the fused aggregates, then uniqueness,
+    samples, a retry): a stream scanned by the first query is empty, or an error, for
+    the next, so rules after the first failed "already consumed" and failing rules had
+    no samples. Reading it whole is what its user expects of a validation; data larger
+    than memory is given as a dataset (scanned again by each query) or a path."""
+    import pyarrow as pa
+
+    dataset = sys.modules.get("pyarrow.dataset")  # loaded already when `data` is a Scanner
+    try:
+        if isinstance(data, pa.RecordBatchReader):
+            return data.read_all()
+        if dataset is not None and isinstance(data, dataset.Scanner):
+            return data.to_table()
+    except (pa.ArrowException, OSError) as error:
+        what = label or type(data).__name__
+        raise ValidateError(f"{what}: cannot read the {type(data).__name__} ({error})") from None
+    return data
 
 
 def resolve_input(

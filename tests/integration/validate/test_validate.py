@@ -987,3 +987,56 @@ def test_a_nan_is_seen_by_every_query_on_delta_and_parquet_not_only_by_aggregate
     report = validate(config, tables=["src.events"])
     assert report.result("x_range").failing_rows == 2
     assert report.tables[0].quarantined == 2
+
+
+def test_validate_on_a_date_whose_load_did_not_complete_skips_a_whole_table_scope(
+    tmp_path: Path,
+) -> None:
+    # a scope-table table still holds what earlier runs loaded: judging it for a date
+    # whose load failed passed the older snapshot where `run` said skipped
+    import sqlite3
+
+    import onceflow.pipeline as pipeline
+    from onceflow.extract import extract
+    from tests.helpers.recovery import RUN_DATE, make_sqlite_source, write_project
+
+    make_sqlite_source(tmp_path / "src.db", {"orders": 50})
+    proj = write_project(tmp_path / "p", f"sqlite:///{tmp_path / 'src.db'}", ["orders"])
+    config_data = yaml.safe_load(proj.config.read_text())
+    config_data["tables"][0]["load"] = {"strategy": "overwrite"}  # scope: table
+    config_data["tables"][0]["rules"] = [
+        {"name": "rows", "type": "row_count", "min": 1},
+        {"name": "few", "type": "row_count", "max": 60, "stage": "pre_load"},
+    ]
+    proj.config.write_text(yaml.safe_dump(config_data, sort_keys=False))
+    config = load_config(proj.config)
+    assert pipeline.run(config, RUN_DATE).load.ok
+    with sqlite3.connect(tmp_path / "src.db") as conn:  # 70 rows: the gate refuses the file
+        conn.execute(
+            "INSERT INTO orders SELECT id + 50, customer, amount, label, note, "
+            "updated_at FROM orders WHERE id <= 20"
+        )
+    conn.close()
+    refused = pipeline.run(config, "2025-01-24")
+    assert not refused.load.ok
+    assert refused.validation is not None
+    assert refused.validation.tables[-1].status == "skipped"
+
+    report = validate(config, "2025-01-24")
+    (table,) = report.tables
+    assert table.status == "skipped" and report.exit_code == 2
+    message = table.results[0].message or ""
+    assert message.startswith("not validated: run recovery_20250124: its load failed (")
+    assert "rerun `onceflow run --date 2025-01-24` once its cause is fixed" in message
+    from onceflow.validate import validation_status
+
+    assert [r["status"] for r in validation_status(config)] == ["skipped"]
+    assert validate(config, RUN_DATE).exit_code == 0  # the date that loaded is judged
+
+    # extracted, never loaded: its file is not in the table either
+    extract(config, "2025-01-25")
+    unloaded = validate(config, "2025-01-25").tables[0]
+    assert unloaded.status == "skipped"
+    assert "run recovery_20250125: its file is not loaded yet" in (
+        unloaded.results[0].message or ""
+    )
