@@ -9,7 +9,7 @@ import pyarrow as pa
 from onceflow.validate import Validator
 from onceflow.validate.figures import number_text, percent_text
 from onceflow.validate.html import SAMPLE_COLUMNS, _number, rate_label, render_html
-from onceflow.validate.runner import SAMPLE_VALUE_CHARS
+from onceflow.validate.runner import SAMPLE_VALUE_CHARS, SAMPLE_VALUE_ITEMS
 
 
 def test_a_rate_just_under_one_never_reads_100_percent() -> None:
@@ -73,6 +73,24 @@ def test_long_sample_values_are_cut_saying_how_much() -> None:
     report = Validator(rules_by_table={"t": [rule]}).validate_table(_wide(1, long), "t")
     value = report.result("amount_positive").samples[0]["c00"]
     assert value == "y" * SAMPLE_VALUE_CHARS + "... (500 more characters)"
+
+
+def test_sample_maps_keep_100_entries_and_cut_their_keys_saying_how_much() -> None:
+    rule = {"name": "amount_positive", "type": "range", "column": "amount", "min": 0}
+    entries = [(f"k{i}", i) for i in range(SAMPLE_VALUE_ITEMS + 400)]
+    big = pa.array(
+        [entries, [("k" * (SAMPLE_VALUE_CHARS + 7), 1)]], pa.map_(pa.string(), pa.int64())
+    )
+    table = _wide(1).append_column("m", big)
+    report = Validator(rules_by_table={"t": [rule]}).validate_table(table, "t")
+    (sample,) = report.result("amount_positive").samples  # the row with amount -5
+    assert len(sample["m"]) == SAMPLE_VALUE_ITEMS + 1
+    assert sample["m"]["..."] == "(400 more entries)"
+    rule["max"] = 0  # now the second row fails too: its one key of 1,007 characters
+    report = Validator(rules_by_table={"t": [rule]}).validate_table(table, "t")
+    keys = [key for s in report.result("amount_positive").samples for key in s["m"]]
+    assert "k" * SAMPLE_VALUE_CHARS + "... (7 more characters)" in keys
+    assert len(report.to_json()) < 50_000
 
 
 def test_rule_times_share_the_fused_query_and_add_up_to_the_statements() -> None:

@@ -26,6 +26,7 @@ Protocol for one table (or one file, for the pre-load gate):
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import math
@@ -1222,17 +1223,35 @@ class _Ahead:
 # A sample value longer than this is cut: 20 samples of rows with a 1 MB text column
 # would put 20 MB per rule into the report, the HTML page and the state store.
 SAMPLE_VALUE_CHARS = 1000
+# A list, a map or a struct in a sample keeps this many entries: a map column of 50,000
+# entries a row put 14.5 MB of JSON into one rule's report.
+SAMPLE_VALUE_ITEMS = 100
+
+
+def _cut(text: str) -> str:
+    if len(text) <= SAMPLE_VALUE_CHARS:
+        return text
+    left = len(text) - SAMPLE_VALUE_CHARS
+    return f"{text[:SAMPLE_VALUE_CHARS]}... ({left:,} more characters)"
 
 
 def _capped(value: Any) -> Any:
-    """A sample value cut to SAMPLE_VALUE_CHARS characters, saying how much was left out."""
-    if isinstance(value, str) and len(value) > SAMPLE_VALUE_CHARS:
-        left = len(value) - SAMPLE_VALUE_CHARS
-        return f"{value[:SAMPLE_VALUE_CHARS]}... ({left:,} more characters)"
+    """A sample value cut to SAMPLE_VALUE_CHARS characters a text (a map's keys too) and
+    SAMPLE_VALUE_ITEMS entries a list or map, saying how much was left out."""
+    if isinstance(value, str):
+        return _cut(value)
     if isinstance(value, list):
-        return [_capped(v) for v in value[:100]] + (["..."] if len(value) > 100 else [])
+        kept = [_capped(v) for v in value[:SAMPLE_VALUE_ITEMS]]
+        return kept + (["..."] if len(value) > SAMPLE_VALUE_ITEMS else [])
     if isinstance(value, dict):
-        return {k: _capped(v) for k, v in value.items()}
+        out: dict[str, Any] = {}
+        for key, item in itertools.islice(value.items(), SAMPLE_VALUE_ITEMS):
+            # two long keys cut to the same text keep the first: the value is a sample
+            out.setdefault(_cut(str(key)), _capped(item))
+        left = len(value) - SAMPLE_VALUE_ITEMS
+        if left > 0:
+            out["..."] = f"({left:,} more entries)"
+        return out
     return value
 
 
