@@ -93,6 +93,20 @@ def test_sample_maps_keep_100_entries_and_cut_their_keys_saying_how_much() -> No
     assert len(report.to_json()) < 50_000
 
 
+def test_an_observed_number_never_breaks_inside_its_digits_but_a_column_list_wraps() -> None:
+    rules = [
+        {"name": "big_mean", "type": "statistic", "column": "amount", "statistic": "sum", "max": 0},
+        {"name": "shape", "type": "schema", "columns": {"c00_" * 40: "bigint"}},
+    ]
+    table = pa.table({"c00": ["x"], "amount": pa.array([25_561.30316])})
+    page = render_html(Validator(rules_by_table={"t": rules}).validate_table(table, "t"))
+    assert '<td class="num">25,561.30316</td>' in page  # 25,561.3031 / 6 on two lines
+    assert '<td class="num text">missing c00_' in page
+    css = {rule.split("{")[0].strip(): rule.split("{")[1] for rule in page.split("}")[:-1]}
+    assert "white-space: nowrap" in css["td.num"] and "anywhere" not in css["td.num"]
+    assert "overflow-wrap: anywhere" in css["td.num.text"]
+
+
 def test_rule_times_share_the_fused_query_and_add_up_to_the_statements() -> None:
     rules = [{"name": f"r{i}", "type": "range", "column": "amount", "min": -i} for i in range(10)]
     validator = Validator(rules_by_table={"t": rules}, samples=0)
