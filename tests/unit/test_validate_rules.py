@@ -641,9 +641,9 @@ def test_a_decimal_statistic_at_a_decimal_bound_meets_it() -> None:
 
 def test_a_decimal_range_compares_its_bounds_as_decimals_not_doubles() -> None:
     """On a DECIMAL(38,2) column 12345678901234567890.12 met `max: 12345678901234567890.11`
-    (both the double 1.2345678901234567e19), and 0.100000000000000001 met `max: 0.1`. A bound finer than the column's
-    scale stays exact (0.10 < 0.105 < 0.11), and one beyond the type's range decides for
-    every value."""
+    (both the double 1.2345678901234567e19), and 0.100000000000000001 met `max: 0.1`. A
+    bound finer than the column's scale stays exact (0.10 < 0.105 < 0.11), and one beyond
+    the type's range decides for every value."""
     from decimal import Decimal
 
     big = pa.array([Decimal("12345678901234567890.12"), None], pa.decimal128(38, 2))
