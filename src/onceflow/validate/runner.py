@@ -46,7 +46,6 @@ from onceflow.faults import crashpoint
 from onceflow.redact import redact
 from onceflow.rules import (
     AnyRule,
-    Freshness,
     Referential,
     Schema,
     SqlQuery,
@@ -174,9 +173,17 @@ def make_engine(name: str, *, max_retries: int, retry_delay: float) -> Engine:
 RESULTS_VERSION = 4
 
 
+# A rule's fields its stored result is judged again under (see TableRun._rejudged), left
+# out of its cache key: a stricter `mostly` ran the scan again for the counts it held.
+REJUDGED = ("mostly", "max_failing", "severity")
+
+
 def rule_hash(rule: AnyRule, settings: Settings) -> str:
-    """The key of a rule's stored results: its definition and what changes its answer."""
-    return rule.definition_hash(settings.engine, settings.samples, RESULTS_VERSION)
+    """The key of a rule's stored results: what it measures (not its threshold or
+    severity, judged again from the stored counts) and what changes that."""
+    return rule.definition_hash(
+        settings.engine, settings.samples, RESULTS_VERSION, without=REJUDGED
+    )
 
 
 def reference_fingerprint(references: Callable[[str], Input] | None, name: str) -> str | None:
@@ -385,16 +392,34 @@ class TableRun:
                 todo.append(rule)
                 continue
             result = RuleResult.from_dict(found.result_data())
-            metrics = found.metrics_data()
-            if isinstance(rule, Freshness) and rule.reference_time is None and metrics:
-                # "now" (or the run's window end) moved: judge the stored newest value again
-                fresh = judge(rule, decode_all(metrics), reference_time=self.job.reference_time)
-                for key, value in fresh.items():
-                    setattr(result, key, plain(value) if key != "details" else value)
+            if not self._rejudged(rule, result, found.metrics_data()):
+                todo.append(rule)
+                continue
             result.cached = True
             result.duration_seconds = 0.0
             self.state.results[rule.name] = result
         return todo
+
+    def _rejudged(self, rule: AnyRule, result: RuleResult, metrics: dict[str, Any] | None) -> bool:
+        """`result`, stored for this data, judged again from its stored metrics under the
+        rule's threshold and severity now (the cache key leaves them out), and a freshness
+        rule against today's reference time; False when it must run again after all: it
+        fails now, but passed then and so was stored without samples."""
+        if result.outcome == ERROR or metrics is None:  # the same error would recur
+            return True
+        result.severity = rule.severity
+        if isinstance(rule, Schema):  # judged from the columns: only its severity can change
+            if result.outcome in (FAIL, WARN):
+                result.outcome = WARN if rule.severity == "warn" else FAIL
+            return True
+        fields = judge(rule, decode_all(metrics), reference_time=self.job.reference_time)
+        for key, value in fields.items():
+            setattr(result, key, plain(value) if key != "details" else value)
+        if result.outcome not in (FAIL, WARN):
+            result.samples = []  # a passing rule shows none, as when it ran
+        elif result.failing_rows and self.settings.samples and not result.samples:
+            return False
+        return True
 
     def _reference_fingerprint(self, name: str) -> str | None:
         """The fingerprint of a referential rule's other table as it is now (once per run)."""
