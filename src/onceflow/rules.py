@@ -138,12 +138,13 @@ class _Rule(BaseModel):
         result, or one merged from it, would be an answer about another moment or file."""
         return any(_volatile_sql(text) for text in self.sql_texts)
 
-    def definition_hash(self, *extra: object) -> str:
+    def definition_hash(self, *extra: object, without: Iterable[str] = ()) -> str:
         """A hash of everything that decides the rule's result (not its description).
 
-        `extra` adds the engine and settings that change results (samples, engine name).
+        `extra` adds the engine and settings that change results (samples, engine name);
+        `without` names more fields left out (the validator's cache: those it re-judges).
         """
-        body = self.model_dump(mode="json", exclude={"description"})
+        body = self.model_dump(mode="json", exclude={"description", *without})
         text = json.dumps([body, [str(e) for e in extra]], sort_keys=True, default=str)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 

@@ -9,7 +9,7 @@ import pyarrow as pa
 from onceflow.validate import Validator
 from onceflow.validate.figures import number_text, percent_text
 from onceflow.validate.html import SAMPLE_COLUMNS, _number, rate_label, render_html
-from onceflow.validate.runner import SAMPLE_VALUE_CHARS
+from onceflow.validate.runner import SAMPLE_VALUE_CHARS, SAMPLE_VALUE_ITEMS
 
 
 def test_a_rate_just_under_one_never_reads_100_percent() -> None:
@@ -73,6 +73,38 @@ def test_long_sample_values_are_cut_saying_how_much() -> None:
     report = Validator(rules_by_table={"t": [rule]}).validate_table(_wide(1, long), "t")
     value = report.result("amount_positive").samples[0]["c00"]
     assert value == "y" * SAMPLE_VALUE_CHARS + "... (500 more characters)"
+
+
+def test_sample_maps_keep_100_entries_and_cut_their_keys_saying_how_much() -> None:
+    rule = {"name": "amount_positive", "type": "range", "column": "amount", "min": 0}
+    entries = [(f"k{i}", i) for i in range(SAMPLE_VALUE_ITEMS + 400)]
+    big = pa.array(
+        [entries, [("k" * (SAMPLE_VALUE_CHARS + 7), 1)]], pa.map_(pa.string(), pa.int64())
+    )
+    table = _wide(1).append_column("m", big)
+    report = Validator(rules_by_table={"t": [rule]}).validate_table(table, "t")
+    (sample,) = report.result("amount_positive").samples  # the row with amount -5
+    assert len(sample["m"]) == SAMPLE_VALUE_ITEMS + 1
+    assert sample["m"]["..."] == "(400 more entries)"
+    rule["max"] = 0  # now the second row fails too: its one key of 1,007 characters
+    report = Validator(rules_by_table={"t": [rule]}).validate_table(table, "t")
+    keys = [key for s in report.result("amount_positive").samples for key in s["m"]]
+    assert "k" * SAMPLE_VALUE_CHARS + "... (7 more characters)" in keys
+    assert len(report.to_json()) < 50_000
+
+
+def test_an_observed_number_never_breaks_inside_its_digits_but_a_column_list_wraps() -> None:
+    rules = [
+        {"name": "big_mean", "type": "statistic", "column": "amount", "statistic": "sum", "max": 0},
+        {"name": "shape", "type": "schema", "columns": {"c00_" * 40: "bigint"}},
+    ]
+    table = pa.table({"c00": ["x"], "amount": pa.array([25_561.30316])})
+    page = render_html(Validator(rules_by_table={"t": rules}).validate_table(table, "t"))
+    assert '<td class="num">25,561.30316</td>' in page  # 25,561.3031 / 6 on two lines
+    assert '<td class="num text">missing c00_' in page
+    css = {rule.split("{")[0].strip(): rule.split("{")[1] for rule in page.split("}")[:-1]}
+    assert "white-space: nowrap" in css["td.num"] and "anywhere" not in css["td.num"]
+    assert "overflow-wrap: anywhere" in css["td.num.text"]
 
 
 def test_rule_times_share_the_fused_query_and_add_up_to_the_statements() -> None:

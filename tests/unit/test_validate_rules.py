@@ -639,6 +639,46 @@ def test_a_decimal_statistic_at_a_decimal_bound_meets_it() -> None:
     assert Validator(rules_by_table={"t": [mean]}).validate_table(pair, "t").ok
 
 
+def test_a_decimal_range_compares_its_bounds_as_decimals_not_doubles() -> None:
+    """On a DECIMAL(38,2) column 12345678901234567890.12 met `max: 12345678901234567890.11`
+    (both the double 1.2345678901234567e19), and 0.100000000000000001 met `max: 0.1`. A
+    bound finer than the column's scale stays exact (0.10 < 0.105 < 0.11), and one beyond
+    the type's range decides for every value."""
+    from decimal import Decimal
+
+    big = pa.array([Decimal("12345678901234567890.12"), None], pa.decimal128(38, 2))
+    small = pa.array([Decimal(v) for v in ("0.10", "0.11", "9.99")], pa.decimal128(3, 2))
+    fine = [Decimal("0.1"), Decimal("0.100000000000000001"), Decimal("0.2")]
+    cases: list[tuple[str, dict[str, Any], int]] = [
+        ("big", {"max": 12345678901234567890}, 1),
+        ("big", {"max": 12345678901234567890.11}, 1),  # as written: 1.2345678901234567e19
+        ("fine", {"max": 0.1}, 2),
+        ("fine", {"min": 0.1, "inclusive": False}, 1),
+        ("big", {"max": 12345678901234567891}, 0),
+        ("big", {"min": 12345678901234567890, "inclusive": False}, 0),
+        ("small", {"max": 0.105}, 2),
+        ("small", {"max": 0.105, "inclusive": False}, 2),
+        ("small", {"min": 0.105}, 1),
+        ("small", {"min": 0.1, "max": 0.11, "inclusive": False}, 3),
+        ("small", {"min": 0.1, "max": 0.11}, 1),
+        ("small", {"max": 1e40}, 0),
+        ("small", {"min": 1e40}, 3),
+        ("small", {"max": -1e40}, 3),
+        ("small", {"min": -1e40}, 0),
+    ]
+    for column, bounds, failing in cases:
+        rule = {"name": "r", "type": "range", "column": column, **bounds}
+        table = pa.table(
+            {
+                "big": big.take([0, 1, 1]),
+                "small": small,
+                "fine": pa.array(fine, pa.decimal128(38, 18)),
+            }
+        )
+        result = Validator(rules_by_table={"t": [rule]}).validate_table(table, "t").result("r")
+        assert result.failing_rows == failing, (column, bounds)
+
+
 def test_a_validation_that_cannot_read_its_data_is_the_tables_last_one(tmp_path: Any) -> None:
     """`status` shows the latest validation: one whose data is gone is recorded (every
     rule `error`, in the history too), not left out so that an older pass shows."""

@@ -19,10 +19,12 @@ a column the table does not have, makes that rule `error` before anything runs.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, localcontext
 from typing import Any
 
 from sqlglot import Dialect, exp, parse_one
@@ -417,6 +419,50 @@ def _has_time(bound: Any) -> bool:
     return isinstance(bound, str) and len(bound.strip()) > 10
 
 
+# The widest DECIMAL of DuckDB (and of Spark).
+_DECIMAL_DIGITS = 38
+_DECIMAL = re.compile(r"(?:DECIMAL|NUMERIC)\(\s*(\d+)\s*,\s*(\d+)\s*\)", re.IGNORECASE)
+
+
+def _in_column_type(
+    bound: Any, kind: str, *, upper: bool, inclusive: bool
+) -> tuple[exp.Expression, bool]:
+    """A range bound as a literal, and whether the comparison includes it.
+
+    On a DECIMAL(p,s) column a number bound becomes a DECIMAL(p,s) literal of the same
+    meaning: compared with a DOUBLE, the column's values are cast to doubles, and
+    12345678901234567890.12 on a DECIMAL(38,2) met `max: 12345678901234567890.11` (both
+    the same double). A float bound is the decimal its repr writes (YAML's 0.7 is 0.7,
+    as for a statistic). A bound finer than the column's scale is rounded inwards and the
+    comparison made inclusive, exactly: a value of scale 2 is < 0.105 when <= 0.10 and
+    > 0.105 when >= 0.11. A bound beyond the type's largest value is clamped to it, with
+    a comparison every value meets (max 1e40: <= the largest) or none does (min 1e40:
+    > the largest). The literal in the column's own type costs no cast of its values."""
+    match = _DECIMAL.fullmatch(kind.strip().strip('"'))
+    if (
+        match is None
+        or isinstance(bound, bool)
+        or not isinstance(bound, int | float)
+        or (isinstance(bound, float) and not math.isfinite(bound))
+    ):
+        return value_literal(bound), inclusive
+    width, scale = int(match.group(1)), int(match.group(2))
+    with localcontext() as context:
+        context.prec = 2 * _DECIMAL_DIGITS  # a quantized bound below has at most 2 x 38 digits
+        written = Decimal(repr(bound)) if isinstance(bound, float) else Decimal(bound)
+        step = Decimal(1).scaleb(-scale)
+        largest = Decimal(10) ** (width - scale) - step
+        if abs(written) > largest:
+            # every value lies within +-largest: the side of the bound decides for all
+            every = (written > 0) == upper
+            edge, inclusive = (largest if written > 0 else -largest), every
+        else:
+            edge = written.quantize(step, rounding=ROUND_FLOOR if upper else ROUND_CEILING)
+            inclusive = inclusive or edge != written
+    cast = exp.DataType.build(f"DECIMAL({width}, {scale})")
+    return exp.cast(exp.Literal.string(format(edge, "f")), cast), inclusive
+
+
 def _condition(rule: AnyRule, col: exp.Expression, kind: str = "") -> exp.Expression:
     """The condition a non-NULL value must meet (NULL when the value is NULL)."""
     if isinstance(rule, Range):
@@ -428,11 +474,13 @@ def _condition(rule: AnyRule, col: exp.Expression, kind: str = "") -> exp.Expres
             # the date as its midnight instead
             col = exp.cast(col, exp.DataType.Type.TIMESTAMP)
         if low is not None:
-            cls = exp.GTE if rule.inclusive else exp.GT
-            parts.append(cls(this=col.copy(), expression=value_literal(low)))
+            bound, inclusive = _in_column_type(low, kind, upper=False, inclusive=rule.inclusive)
+            cls = exp.GTE if inclusive else exp.GT
+            parts.append(cls(this=col.copy(), expression=bound))
         if high is not None:
-            cls = exp.LTE if rule.inclusive else exp.LT
-            parts.append(cls(this=col.copy(), expression=value_literal(high)))
+            bound, inclusive = _in_column_type(high, kind, upper=True, inclusive=rule.inclusive)
+            cls = exp.LTE if inclusive else exp.LT
+            parts.append(cls(this=col.copy(), expression=bound))
         return exp.paren(_and(*parts))  # type: ignore[arg-type]
     if isinstance(rule, AllowedValues):
         listed = [_in_utc(v, kind) for v in rule.values]

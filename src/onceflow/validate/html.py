@@ -59,7 +59,7 @@ th, td { text-align: left; padding: 8px 12px; border-bottom: 1px solid #eaeef2;
 th { font-size: 12px; color: var(--muted); font-weight: 600; text-transform: uppercase;
      letter-spacing: .04em; background: #fff; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-td.num.obs { white-space: normal; overflow-wrap: anywhere; max-width: 280px; }
+td.num.text { white-space: normal; overflow-wrap: anywhere; min-width: 160px; max-width: 280px; }
 td.rule { font-weight: 600; min-width: 180px; max-width: 460px; overflow-wrap: anywhere; }
 td.rule small { display: block; font-weight: 400; color: var(--muted); }
 .chip { display: inline-block; min-width: 62px; text-align: center; border-radius: 999px;
@@ -96,6 +96,21 @@ def _e(value: Any) -> str:
 
 def _number(value: Any) -> str:
     return "&ndash;" if value is None else _e(number_text(value) or "ok")
+
+
+# A number as text: a decimal statistic's exact value, "nan", "inf".
+_NUMERIC = re.compile(r"[-+]?(\d[\d,]*(\.\d*)?([eE][-+]?\d+)?|nan|inf)", re.IGNORECASE)
+
+
+def _observed_class(value: Any) -> str:
+    """The observed cell's class: a number never breaks inside its digits (25,561.30316
+    read as two numbers when it wrapped); a schema rule's list of columns wraps anywhere,
+    not pushing the chart off the card."""
+    if isinstance(value, dict | list) or (
+        isinstance(value, str) and not _NUMERIC.fullmatch(value.strip())
+    ):
+        return "num text"
+    return "num"
 
 
 def _threshold(result: RuleResult) -> str:
@@ -282,8 +297,7 @@ def _table(report: TableReport, history: dict[str, list[tuple[float | None, str]
             f'<td><span class="chip" style="background:{COLOURS.get(r.outcome)}">'
             f"{_e(r.outcome)}</span></td>"
             f'<td class="rule">{_e(r.rule)}{tags}<small>{_e(r.type)}</small>{about}{message}</td>'
-            # a schema rule's observed is a list of columns: it wraps, not pushing the chart
-            f'<td class="num obs">{_number(r.observed)}</td>'
+            f'<td class="{_observed_class(r.observed)}">{_number(r.observed)}</td>'
             f'<td class="num">{_threshold(r)}</td>'
             f'<td class="num">{_failing(r)}</td>'
             f'<td class="num">{_percent(r.failing_percent)} / '

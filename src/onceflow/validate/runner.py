@@ -26,6 +26,7 @@ Protocol for one table (or one file, for the pre-load gate):
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import math
@@ -45,7 +46,6 @@ from onceflow.faults import crashpoint
 from onceflow.redact import redact
 from onceflow.rules import (
     AnyRule,
-    Freshness,
     Referential,
     Schema,
     SqlQuery,
@@ -173,9 +173,17 @@ def make_engine(name: str, *, max_retries: int, retry_delay: float) -> Engine:
 RESULTS_VERSION = 4
 
 
+# A rule's fields its stored result is judged again under (see TableRun._rejudged), left
+# out of its cache key: a stricter `mostly` ran the scan again for the counts it held.
+REJUDGED = ("mostly", "max_failing", "severity")
+
+
 def rule_hash(rule: AnyRule, settings: Settings) -> str:
-    """The key of a rule's stored results: its definition and what changes its answer."""
-    return rule.definition_hash(settings.engine, settings.samples, RESULTS_VERSION)
+    """The key of a rule's stored results: what it measures (not its threshold or
+    severity, judged again from the stored counts) and what changes that."""
+    return rule.definition_hash(
+        settings.engine, settings.samples, RESULTS_VERSION, without=REJUDGED
+    )
 
 
 def reference_fingerprint(references: Callable[[str], Input] | None, name: str) -> str | None:
@@ -384,16 +392,34 @@ class TableRun:
                 todo.append(rule)
                 continue
             result = RuleResult.from_dict(found.result_data())
-            metrics = found.metrics_data()
-            if isinstance(rule, Freshness) and rule.reference_time is None and metrics:
-                # "now" (or the run's window end) moved: judge the stored newest value again
-                fresh = judge(rule, decode_all(metrics), reference_time=self.job.reference_time)
-                for key, value in fresh.items():
-                    setattr(result, key, plain(value) if key != "details" else value)
+            if not self._rejudged(rule, result, found.metrics_data()):
+                todo.append(rule)
+                continue
             result.cached = True
             result.duration_seconds = 0.0
             self.state.results[rule.name] = result
         return todo
+
+    def _rejudged(self, rule: AnyRule, result: RuleResult, metrics: dict[str, Any] | None) -> bool:
+        """`result`, stored for this data, judged again from its stored metrics under the
+        rule's threshold and severity now (the cache key leaves them out), and a freshness
+        rule against today's reference time; False when it must run again after all: it
+        fails now, but passed then and so was stored without samples."""
+        if result.outcome == ERROR or metrics is None:  # the same error would recur
+            return True
+        result.severity = rule.severity
+        if isinstance(rule, Schema):  # judged from the columns: only its severity can change
+            if result.outcome in (FAIL, WARN):
+                result.outcome = WARN if rule.severity == "warn" else FAIL
+            return True
+        fields = judge(rule, decode_all(metrics), reference_time=self.job.reference_time)
+        for key, value in fields.items():
+            setattr(result, key, plain(value) if key != "details" else value)
+        if result.outcome not in (FAIL, WARN):
+            result.samples = []  # a passing rule shows none, as when it ran
+        elif result.failing_rows and self.settings.samples and not result.samples:
+            return False
+        return True
 
     def _reference_fingerprint(self, name: str) -> str | None:
         """The fingerprint of a referential rule's other table as it is now (once per run)."""
@@ -1222,17 +1248,35 @@ class _Ahead:
 # A sample value longer than this is cut: 20 samples of rows with a 1 MB text column
 # would put 20 MB per rule into the report, the HTML page and the state store.
 SAMPLE_VALUE_CHARS = 1000
+# A list, a map or a struct in a sample keeps this many entries: a map column of 50,000
+# entries a row put 14.5 MB of JSON into one rule's report.
+SAMPLE_VALUE_ITEMS = 100
+
+
+def _cut(text: str) -> str:
+    if len(text) <= SAMPLE_VALUE_CHARS:
+        return text
+    left = len(text) - SAMPLE_VALUE_CHARS
+    return f"{text[:SAMPLE_VALUE_CHARS]}... ({left:,} more characters)"
 
 
 def _capped(value: Any) -> Any:
-    """A sample value cut to SAMPLE_VALUE_CHARS characters, saying how much was left out."""
-    if isinstance(value, str) and len(value) > SAMPLE_VALUE_CHARS:
-        left = len(value) - SAMPLE_VALUE_CHARS
-        return f"{value[:SAMPLE_VALUE_CHARS]}... ({left:,} more characters)"
+    """A sample value cut to SAMPLE_VALUE_CHARS characters a text (a map's keys too) and
+    SAMPLE_VALUE_ITEMS entries a list or map, saying how much was left out."""
+    if isinstance(value, str):
+        return _cut(value)
     if isinstance(value, list):
-        return [_capped(v) for v in value[:100]] + (["..."] if len(value) > 100 else [])
+        kept = [_capped(v) for v in value[:SAMPLE_VALUE_ITEMS]]
+        return kept + (["..."] if len(value) > SAMPLE_VALUE_ITEMS else [])
     if isinstance(value, dict):
-        return {k: _capped(v) for k, v in value.items()}
+        out: dict[str, Any] = {}
+        for key, item in itertools.islice(value.items(), SAMPLE_VALUE_ITEMS):
+            # two long keys cut to the same text keep the first: the value is a sample
+            out.setdefault(_cut(str(key)), _capped(item))
+        left = len(value) - SAMPLE_VALUE_ITEMS
+        if left > 0:
+            out["..."] = f"({left:,} more entries)"
+        return out
     return value
 
 

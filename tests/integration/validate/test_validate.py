@@ -920,6 +920,41 @@ def test_equal_data_in_memory_is_served_from_the_cache_with_no_data_query(tmp_pa
     assert v.validate_table(frame.copy(), "my_table").data_queries == 0 < first.data_queries
 
 
+def test_a_new_threshold_or_severity_is_judged_from_the_stored_counts_with_no_query(
+    tmp_path: Path,
+) -> None:
+    """`mostly`, `max_failing` and `severity` are left out of the cache key: the stored
+    counts decide them. A rule that passed, stored without samples, and fails under a
+    stricter threshold runs again for them."""
+    state = f"sqlite:///{tmp_path / 'state.db'}"
+    data = pa.table({"x": list(range(100))})
+    base = {"name": "r", "type": "range", "column": "x", "min": 7}
+
+    def run(**changed: Any) -> Any:
+        rules = {"t": [{**base, **changed}]}
+        report = Validator(rules_by_table=rules, state=state).validate_table(data, "t")
+        return report.data_queries, report.result("r")
+
+    queries, first = run(mostly=0.9)  # 93 of 100 pass: no samples stored
+    assert queries > 0 and first.outcome == "pass" and not first.samples
+    queries, stricter = run(mostly=0.95)
+    assert queries > 0 and stricter.outcome == "fail" and len(stricter.samples) == 7
+    for changed, outcome, observed, samples, threshold in [
+        ({"mostly": 0.94}, "fail", 0.93, 7, {"mostly": 0.94}),
+        ({"mostly": 0.93}, "pass", 0.93, 0, {"mostly": 0.93}),
+        ({"max_failing": 7}, "pass", 7, 0, {"max_failing": 7}),
+        ({"max_failing": 6}, "fail", 7, 7, {"max_failing": 6}),
+        ({"severity": "warn"}, "warn", 7, 7, {"max_failing": 0}),
+    ]:
+        queries, result = run(**changed)
+        assert queries == 0 and result.cached, changed
+        found = (result.outcome, result.observed, len(result.samples), result.threshold)
+        assert found == (outcome, observed, samples, threshold), changed
+        assert result.severity == changed.get("severity", "error")
+    queries, filtered = run(filter="x > 3")  # what it measures changed: it runs
+    assert queries > 0 and filtered.failing_rows == 3
+
+
 def test_one_changed_value_in_memory_runs_the_rules_again(tmp_path: Path) -> None:
     v = _memory_validator(tmp_path)
     data = events(200)
