@@ -665,10 +665,17 @@ class Scheduler:
             if policy == "all":
                 # only the next chunk is needed: a long catch-up is written step by step
                 due = list(calc.ticks(after, until=at, limit=CHUNK))
-                kept = due
+                kept, more = due, len(due) >= CHUNK
             else:
                 due = list(calc.ticks(after, until=at))
-                kept = keep_by_policy(due, policy, at, self.grace)[-CHUNK:]
+                chosen = keep_by_policy(due, policy, at, self.grace)
+                # written CHUNK at a time from the oldest kept, as `all` is: the cursor
+                # stops at the last tick written, so the next loop (which finds only
+                # kept ticks after it, fewer than `{max: N}`) writes the rest; cutting
+                # to the newest CHUNK lost the older kept ones and called them missed
+                kept, more = chosen[:CHUNK], len(chosen) > CHUNK
+                if more:
+                    due = [t for t in due if t.at <= kept[-1].at]
             if not due:
                 return created
             catch_up = len(kept) > 1 or any(at - t.at > self.grace for t in kept)
@@ -686,11 +693,12 @@ class Scheduler:
                 specs = [run_spec(config, schedule, t, kind=kind, batch=batch) for t in kept]
                 created += len(runs.create(specs, tx=tx))
             # said once the cursor moved past them: a pass that lost the race skipped none
-            left_out = [t for t in due if t not in kept] if policy != "all" else []
+            written = {t.at for t in kept}
+            left_out = [t for t in due if t.at not in written]
             if left_out:
                 self._note_missed(config, schedule, left_out, missed)
             crashpoint("scheduler_after_tick")
-            if policy != "all" or len(due) < CHUNK:
+            if not more:
                 return created
 
     def _note_missed(
