@@ -274,6 +274,15 @@ def enqueue_retry(
     )
 
 
+def wake_next_waiting(store: Store, run: ScheduledRunRecord, tx: Tx) -> None:
+    """Make the next later window waiting for `run` (deferred: `waiting_on` set) due now,
+    in the transaction that ends `run` (completed, failed, cancelled). Waiting jobs poll
+    with a backoff of up to two minutes, so this is what keeps a backfill moving."""
+    waiting = store.scheduled_runs.next_waiting(run, tx=tx)
+    if waiting is not None and waiting.job_id is not None:
+        store.queue.reschedule(waiting.job_id, time.time(), tx=tx)
+
+
 def cancel_run(
     store: Store,
     run_id: str,
@@ -310,6 +319,10 @@ def cancel_run(
         job = store.queue.live_job_of_run(run_id, tx=tx)
         if job is not None:
             store.queue.revoke(job.id, "its run was cancelled", state=CANCELLED_JOB, tx=tx)
+        run = store.scheduled_runs.get(run_id, tx=tx)
+        if run is not None:
+            # a later window waiting for this one goes on now, not at its next poll
+            wake_next_waiting(store, run, tx)
     log.info("scheduled run %s: cancelled (was %s)", run_id, from_state)
 
 
@@ -437,9 +450,7 @@ def _worker_lost(store: Store, run: ScheduledRunRecord, job_id: int, *, tx: Tx) 
     )
     store.queue.revoke(job_id, message, tx=tx)
     # the next window waiting for this one learns it is blocked now, not at its next poll
-    waiting = store.scheduled_runs.next_waiting(run, tx=tx)
-    if waiting is not None and waiting.job_id is not None:
-        store.queue.reschedule(waiting.job_id, time.time(), tx=tx)
+    wake_next_waiting(store, run, tx)
     return f"{run.pipeline} {run.schedule} {run.run_date} (run {run.id}): {message}"
 
 
