@@ -166,6 +166,104 @@ def test_interval_schedules_fire_in_both_passes_of_lord_howes_half_hour() -> Non
     ]
 
 
+FIXED_HOUR = [
+    # a step, range or wildcard minute in a fixed hour: the gap's ticks collapse into one
+    # at its end, and the change day's run date is processed
+    pytest.param(
+        "Europe/Berlin",
+        "*/15 2 * * *",
+        "2026-03-28T12:00:00+00:00",
+        "2026-03-30T12:00:00+00:00",
+        ["2026-03-29T03:00:00+02:00", *(f"2026-03-30T02:{m:02}:00+02:00" for m in (0, 15, 30, 45))],
+        id="berlin-*/15-2-moves-to-03:00",
+    ),
+    pytest.param(
+        "America/New_York",
+        "* 2 * * *",
+        "2026-03-08T05:00:00+00:00",
+        "2026-03-08T12:00:00+00:00",
+        ["2026-03-08T03:00:00-04:00"],
+        id="new-york-*-2-moves-to-03:00",
+    ),
+    pytest.param(
+        "America/Santiago",
+        "*/30 0 * * *",
+        "2026-09-05T12:00:00+00:00",
+        "2026-09-06T12:00:00+00:00",
+        ["2026-09-06T01:00:00-03:00"],
+        id="santiago-*/30-0-moves-to-01:00",
+    ),
+    pytest.param(
+        "Europe/Berlin",
+        "0 2-3 * * *",
+        "2026-03-28T12:00:00+00:00",
+        "2026-03-29T12:00:00+00:00",
+        ["2026-03-29T03:00:00+02:00"],
+        id="berlin-2-3-one-tick-at-03:00",
+    ),
+    pytest.param(
+        "America/New_York",
+        "*/30 1 * * *",
+        "2026-11-01T04:00:00+00:00",
+        "2026-11-01T12:00:00+00:00",
+        ["2026-11-01T01:00:00-04:00", "2026-11-01T01:30:00-04:00"],
+        id="new-york-fall-back-*/30-1-fires-once-each",
+    ),
+]
+
+
+@pytest.mark.parametrize(("zone", "cron", "after", "until", "expected"), FIXED_HOUR)
+def test_a_step_or_range_in_a_fixed_hour_is_a_fixed_time_across_dst(
+    zone: str, cron: str, after: str, until: str, expected: list[str]
+) -> None:
+    assert [local for local, _ in ticks(cron, zone, after, until)] == expected
+
+
+@pytest.mark.parametrize(
+    ("cron", "zone", "first"),
+    [
+        ("*/15 2 * * *", "Europe/Berlin", "2026-03-27"),
+        ("* 2 * * *", "America/New_York", "2026-03-06"),
+        ("*/30 0 * * *", "America/Santiago", "2026-09-04"),
+        ("0 */24 * * *", "America/Santiago", "2026-09-04"),
+        ("*/15 2 * * *", "Australia/Lord_Howe", "2026-10-02"),
+    ],
+)
+def test_no_run_date_is_lost_on_a_spring_forward_day(cron: str, zone: str, first: str) -> None:
+    calc = ScheduleCalculator(cron, zone)
+    start = datetime.fromisoformat(first).replace(tzinfo=ZoneInfo(zone))
+    dates = sorted({t.run_date for t in calc.ticks(start, until=start + timedelta(days=4))})
+    assert dates == [dates[0] + timedelta(days=n) for n in range(len(dates))]
+    assert len(dates) >= 3
+
+
+@pytest.mark.parametrize(
+    ("cron", "interval"),
+    [
+        ("0 * * * *", True),
+        ("*/15 * * * *", True),
+        ("0 */2 * * *", True),
+        ("*/15 2 * * *", False),
+        ("* 2 * * *", False),
+        ("0 2-3 * * *", False),
+        ("0 */24 * * *", False),  # hour 0 alone
+        ("30 2 * * *", False),
+    ],
+)
+def test_a_schedule_is_an_interval_one_when_its_hour_field_starts_with_a_star(
+    cron: str, interval: bool
+) -> None:
+    assert ScheduleCalculator(cron, "UTC").interval is interval
+
+
+def test_an_hourly_schedule_still_skips_the_hour_a_spring_forward_gap_removes() -> None:
+    quarter = ticks(
+        "*/15 * * * *", "Europe/Berlin", "2026-03-28T22:59:00+00:00", "2026-03-29T21:59:00+00:00"
+    )
+    assert len(quarter) == 23 * 4
+    assert not [local for local, _ in quarter if local[11:13] == "02"]
+
+
 WINDOWS = [
     pytest.param("America/New_York", "2025-03-10T06:30:00+00:00", "2025-03-09", 23.0, id="ny-23h"),
     pytest.param("America/New_York", "2025-11-03T06:30:00+00:00", "2025-11-02", 25.0, id="ny-25h"),
@@ -330,6 +428,49 @@ def test_a_schedule_whose_ticks_skip_days_is_warned_about_for_incremental_tables
     assert "the incremental table(s) s.t never extract the days between" in warning
     assert coverage_gaps(config("0 2 * * *", "incremental")) == []  # daily: every day
     assert coverage_gaps(config("0 2 * * 0", "full")) == []  # a full extract misses nothing
+
+
+def _one_schedule(cron: str, zone: str) -> Any:
+    from onceflow.config import config_from_dict
+
+    return config_from_dict(
+        {
+            "timezone": zone,
+            "sources": {"s": {"url": "sqlite:///x.db"}},
+            "tables": [
+                {"source": "s", "table": "t", "extract": {"mode": "incremental", "cursor": "ts"}}
+            ],
+            "schedules": [{"name": "q", "cron": cron, "timezone": zone}],
+        },
+        base_dir="/tmp",
+    )
+
+
+def test_a_schedule_whose_ticks_skip_a_day_only_at_a_dst_change_is_warned_about(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from onceflow.schedule import api, coverage_gaps
+    from onceflow.schedule import cron as cron_module
+
+    # weeks before the change: the next 15 tick days are all there, only the change day
+    # is not; the old rule (a step in the minute field is an interval) drops it
+    monkeypatch.setattr(api, "now", lambda: datetime(2026, 3, 1, tzinfo=UTC))
+    config = _one_schedule("*/15 2 * * *", "Europe/Berlin")
+    assert coverage_gaps(config) == []  # the fixed-time rule keeps the day
+    monkeypatch.setattr(cron_module, "is_interval", lambda cron: True)
+    (warning,) = coverage_gaps(config)
+    assert warning.startswith(
+        "schedule q: each tick processes one day, and its ticks skip days at the DST "
+        "change of 2026-03-29 in Europe/Berlin (the day of 2026-03-27, then 2026-03-29)"
+    )
+
+
+def test_an_hourly_schedule_on_one_weekday_is_warned_about() -> None:
+    from onceflow.schedule import coverage_gaps
+
+    # 15 ticks are all one Sunday: the check reads days, not ticks
+    (warning,) = coverage_gaps(_one_schedule("0 * * * 0", "UTC"))
+    assert "its ticks skip days (the day of" in warning
 
 
 def test_a_past_start_whose_ticks_the_catch_up_policy_leaves_out_is_warned_about() -> None:

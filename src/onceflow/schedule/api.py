@@ -35,7 +35,7 @@ from onceflow.config import (
 )
 from onceflow.errors import ConfigError, StateError, TransitionError, error_names, names_of
 from onceflow.redact import redact
-from onceflow.schedule.cron import Tick
+from onceflow.schedule.cron import ScheduleCalculator, Tick, dst_changes
 from onceflow.schedule.retry import RetryPolicy, error_type_of, failures_since_reprocess
 from onceflow.schedule.runs import check_tenant, lease_judged
 from onceflow.schedule.scheduler import (
@@ -220,15 +220,15 @@ def coverage_gaps(config: Config, name: str | None = None) -> list[str]:
     since then out when a scheduler first sees it."""
     warnings = []
     for schedule in [config.schedule(name)] if name is not None else config.schedules:
-        dates = sorted({t.run_date for t in calculator(config, schedule).preview(now(), 15)})
-        skipped = [(a, b) for a, b in itertools.pairwise(dates) if (b - a).days > 1]
         keys = schedule.tables or [t.key for t in config.tables]
         windowed = [k for k in keys if config.table(k).extract.mode == "incremental"]
-        if skipped and windowed:
-            first, then = skipped[0]
+        skipped = _skipped_days(calculator(config, schedule)) if windowed else None
+        if skipped is not None:
+            first, then, change = skipped
+            where = f" at the DST change of {change}" if change else ""
             warnings.append(
                 f"schedule {schedule.name}: each tick processes one day, and its ticks skip "
-                f"days (the day of {first}, then {then}): the incremental table(s) "
+                f"days{where} (the day of {first}, then {then}): the incremental table(s) "
                 f"{', '.join(windowed)} never extract the days between; use a daily cron "
                 "(or backfill those days)"
             )
@@ -236,6 +236,31 @@ def coverage_gaps(config: Config, name: str | None = None) -> list[str]:
         if missed:
             warnings.append(missed)
     return warnings
+
+
+#: How many of a schedule's next tick days, and how many of its zone's next DST changes,
+#: `coverage_gaps` reads.
+COVERAGE_DAYS = 15
+COVERAGE_DST_CHANGES = 2
+
+
+def _skipped_days(calc: ScheduleCalculator) -> tuple[date, date, str] | None:
+    """The first two consecutive run dates of a schedule with days between them, and the
+    DST change they straddle ("" for none), or None. Read over its next COVERAGE_DAYS tick
+    days, then around each of its zone's next DST changes: a schedule whose ticks skip a
+    day only there (its ticks all in a spring-forward gap) shows nothing in the days
+    after now, and would lose that day in silence."""
+    at = now()
+    spans = [(at, COVERAGE_DAYS, "")]
+    for change in dst_changes(calc.zone, at, COVERAGE_DST_CHANGES):
+        local = change.astimezone(calc.zone)
+        spans.append((change - timedelta(days=2), 5, f"{local.date()} in {calc.zone.key}"))
+    for start, days, where in spans:
+        dates = calc.run_dates(start, days)
+        for a, b in itertools.pairwise(dates):
+            if (b - a).days > 1:
+                return a, b, where
+    return None
 
 
 def check_config(config: Config | str | Path | Mapping[str, Any] | None = None) -> list[str]:

@@ -13,9 +13,13 @@ matching local time is then resolved to UTC instants here, the way Vixie cron do
   occurrence, for a *fixed-time* schedule (a daily job runs once), and at both
   occurrences for an interval schedule (25 hourly ticks on a 25-hour day).
 
-An interval schedule has a wildcard, range or step in its minute or hour field (`*`,
-`*/15`, `1-9`): Vixie cron's wildcard rule, widened to ranges as Quartz.NET 4 and Cronos
-decide; a fixed-time schedule lists plain values (`30 1`, `0,30 2`).
+An interval schedule's hour field starts with `*` (`0 * * * *`, `*/15 * * * *`,
+`0 */2 * * *`): it ticks in many hours a day, so skipping a gap's hour loses no day. Any
+other hour field makes a fixed-time schedule, whatever its minute field (`30 2`,
+`*/15 2`, `* 2`, `0 2-3`): its ticks in a gap collapse into one at the gap's end, as
+Dagster runs a nonexistent time at the next one that exists. Vixie cron's wildcard rule
+(a `*` in the minute field too) dropped every tick of `*/15 2 * * *` on a spring-forward
+day, and with it that day's run date (docs/schedule.md, "Time zones and DST").
 
 The rule holds for shifts of any size (Australia/Lord_Howe moves 30 minutes). A tick is
 stored as its UTC instant; its run date is a local date (the tick's, minus the schedule's
@@ -63,6 +67,22 @@ class Tick:
         }
 
 
+def is_interval(cron: str) -> bool:
+    """Whether a (checked) cron expression is an *interval* schedule under the DST rule:
+    its hour field starts with `*` (`*`, `*/2`) and so names more than one hour a day.
+    Any other hour field is *fixed*, whatever its minute field (`*/15 2`, `* 2`, `0 2-3`):
+    its ticks in a spring-forward gap move to the gap's end. Classifying by the minute
+    field too (Vixie cron's MIN_STAR) dropped every tick of `*/15 2 * * *` on a
+    spring-forward day in Berlin, so that day's run date was never processed."""
+    hour = cron.split()[1]
+    if not hour.startswith("*"):
+        return False
+    # `*/24` (or a larger step) names hour 0 alone: a fixed time, or a Santiago
+    # midnight gap would drop its day
+    base, _, step = hour.partition("/")
+    return not (base == "*" and step.isdigit() and int(step) >= 24)
+
+
 def _as_zone(zone: ZoneInfo | str) -> ZoneInfo:
     return zone if isinstance(zone, ZoneInfo) else ZoneInfo(zone)
 
@@ -91,8 +111,7 @@ class ScheduleCalculator:
         self.zone = _as_zone(timezone)
         self.window_zone = _as_zone(window_zone) if window_zone is not None else self.zone
         self.window_days_before = window_days_before
-        minute, hour = (cron or "0 0").split()[:2]
-        self.interval = any(ch in field for field in (minute, hour) for ch in "*-/")
+        self.interval = is_interval(cron or "0 0 * * *")
 
     @property
     def cron(self) -> str:
@@ -177,6 +196,25 @@ class ScheduleCalculator:
         """The next `count` ticks after `start`, for `onceflow schedule preview`."""
         return list(self.ticks(start, limit=count))
 
+    def run_dates(self, after: datetime, count: int) -> list[date]:
+        """The run dates of the first `count` local days with a tick after `after`, in
+        order. One tick a day is read: the search jumps to the next local day, so an
+        hourly cron on Sundays (`0 * * * 0`) shows its six-day gaps, which `count`
+        ticks alone (all on one Sunday) would not."""
+        dates: list[date] = []
+        moment = after.astimezone(UTC)
+        for _ in range(count):
+            tick = self.next_tick(moment)
+            if not dates or dates[-1] != tick.run_date:
+                dates.append(tick.run_date)
+            day = tick.local.date() + timedelta(days=1)
+            midnight = datetime(day.year, day.month, day.day)
+            # the earliest instant the next day's midnight may be (fold=1 takes a gap's
+            # later offset, which is earlier in UTC): never past that day's first tick
+            starts = min(midnight.replace(tzinfo=self.zone, fold=f).astimezone(UTC) for f in (0, 1))
+            moment = max(tick.at, starts - timedelta(microseconds=1))
+        return dates
+
     # --- the seed's names -------------------------------------------------------------
 
     def calculate_next_run(
@@ -250,6 +288,30 @@ class ScheduleCalculator:
         moment = _moment(given.get("now"), "now", optional=True) or datetime.now(UTC)
         zone = given.get("timezone")
         return calculate_next_run(cron, zone if zone is not None else self.zone, last_run) <= moment
+
+
+def dst_changes(zone: ZoneInfo | str, after: datetime, count: int) -> list[datetime]:
+    """The UTC instants of the next `count` UTC-offset changes of `zone` after `after`
+    (DST starting or ending), found within two years; fewer for a zone without DST."""
+    tz = _as_zone(zone)
+    found: list[datetime] = []
+    lo = after.astimezone(UTC).replace(second=0, microsecond=0)
+    for _ in range(2 * 366):
+        if len(found) >= count:
+            break
+        hi = lo + timedelta(days=1)
+        if lo.astimezone(tz).utcoffset() != hi.astimezone(tz).utcoffset():
+            # offsets change once a day at most: bisect to the minute
+            a, b = lo, hi
+            while b - a > timedelta(minutes=1):
+                mid = a + (b - a) / 2
+                if mid.astimezone(tz).utcoffset() == a.astimezone(tz).utcoffset():
+                    a = mid
+                else:
+                    b = mid
+            found.append(b.replace(second=0, microsecond=0))
+        lo = hi
+    return found
 
 
 def _bind(

@@ -274,6 +274,15 @@ def enqueue_retry(
     )
 
 
+def wake_next_waiting(store: Store, run: ScheduledRunRecord, tx: Tx) -> None:
+    """Make the next later window waiting for `run` (deferred: `waiting_on` set) due now,
+    in the transaction that ends `run` (completed, failed, cancelled). Waiting jobs poll
+    with a backoff of up to two minutes, so this is what keeps a backfill moving."""
+    waiting = store.scheduled_runs.next_waiting(run, tx=tx)
+    if waiting is not None and waiting.job_id is not None:
+        store.queue.reschedule(waiting.job_id, time.time(), tx=tx)
+
+
 def cancel_run(
     store: Store,
     run_id: str,
@@ -310,6 +319,10 @@ def cancel_run(
         job = store.queue.live_job_of_run(run_id, tx=tx)
         if job is not None:
             store.queue.revoke(job.id, "its run was cancelled", state=CANCELLED_JOB, tx=tx)
+        run = store.scheduled_runs.get(run_id, tx=tx)
+        if run is not None:
+            # a later window waiting for this one goes on now, not at its next poll
+            wake_next_waiting(store, run, tx)
     log.info("scheduled run %s: cancelled (was %s)", run_id, from_state)
 
 
@@ -437,9 +450,7 @@ def _worker_lost(store: Store, run: ScheduledRunRecord, job_id: int, *, tx: Tx) 
     )
     store.queue.revoke(job_id, message, tx=tx)
     # the next window waiting for this one learns it is blocked now, not at its next poll
-    waiting = store.scheduled_runs.next_waiting(run, tx=tx)
-    if waiting is not None and waiting.job_id is not None:
-        store.queue.reschedule(waiting.job_id, time.time(), tx=tx)
+    wake_next_waiting(store, run, tx)
     return f"{run.pipeline} {run.schedule} {run.run_date} (run {run.id}): {message}"
 
 
@@ -665,10 +676,17 @@ class Scheduler:
             if policy == "all":
                 # only the next chunk is needed: a long catch-up is written step by step
                 due = list(calc.ticks(after, until=at, limit=CHUNK))
-                kept = due
+                kept, more = due, len(due) >= CHUNK
             else:
                 due = list(calc.ticks(after, until=at))
-                kept = keep_by_policy(due, policy, at, self.grace)[-CHUNK:]
+                chosen = keep_by_policy(due, policy, at, self.grace)
+                # written CHUNK at a time from the oldest kept, as `all` is: the cursor
+                # stops at the last tick written, so the next loop (which finds only
+                # kept ticks after it, fewer than `{max: N}`) writes the rest; cutting
+                # to the newest CHUNK lost the older kept ones and called them missed
+                kept, more = chosen[:CHUNK], len(chosen) > CHUNK
+                if more:
+                    due = [t for t in due if t.at <= kept[-1].at]
             if not due:
                 return created
             catch_up = len(kept) > 1 or any(at - t.at > self.grace for t in kept)
@@ -686,11 +704,12 @@ class Scheduler:
                 specs = [run_spec(config, schedule, t, kind=kind, batch=batch) for t in kept]
                 created += len(runs.create(specs, tx=tx))
             # said once the cursor moved past them: a pass that lost the race skipped none
-            left_out = [t for t in due if t not in kept] if policy != "all" else []
+            written = {t.at for t in kept}
+            left_out = [t for t in due if t.at not in written]
             if left_out:
                 self._note_missed(config, schedule, left_out, missed)
             crashpoint("scheduler_after_tick")
-            if policy != "all" or len(due) < CHUNK:
+            if not more:
                 return created
 
     def _note_missed(

@@ -13,7 +13,7 @@ import pytest
 from onceflow.config import Config
 from onceflow.errors import LeaseLostError
 from onceflow.schedule import Scheduler, Worker
-from onceflow.schedule.scheduler import fail_stuck
+from onceflow.schedule.scheduler import CHUNK, fail_stuck, missed_line
 from onceflow.state import Store
 
 NOW = datetime(2025, 1, 10, 12, 0, tzinfo=UTC)
@@ -96,6 +96,28 @@ def test_missed_ticks_a_policy_leaves_out_are_counted_and_said(
     assert backfill in warning.message
     # said once: the cursor moved past them, the next pass leaves nothing out
     assert Scheduler([config], store).run_once(NOW).missed == []
+
+
+def test_catch_up_max_above_the_chunk_size_records_all_n_most_recent_ticks(
+    store: Store, project: Callable[..., Config], caplog: pytest.LogCaptureFixture
+) -> None:
+    # 800 hourly ticks missed, {max: 700}: more than one transaction's CHUNK (500) of
+    # them is kept; all 700 are recorded and only the 100 oldest are said to be missed
+    assert CHUNK < 700
+    start = (NOW - timedelta(hours=799)).isoformat()
+    hourly = {"name": "hourly", "cron": "0 * * * *", "catch_up": {"max": 700}, "start": start}
+    config = project(schedules=[hourly])
+    report = Scheduler([config], store).run_once(NOW)
+    assert report.recorded == 700
+    ticks = [r.tick for r in store.scheduled_runs.find(pipeline="sched")]
+    expected = [(NOW - timedelta(hours=h)).isoformat() for h in range(699, -1, -1)]
+    assert sorted(ticks) == expected
+    (missed,) = report.missed
+    assert missed["count"] == 100 and missed["catch_up"] == "{max: 700}"
+    warnings = [r.message for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [f"scheduler: {missed_line(missed)}"]
+    assert "100 missed tick(s)" in warnings[0]
+    assert Scheduler([config], store).run_once(NOW).recorded == 0
 
 
 def test_catch_up_all_leaves_no_tick_out(store: Store, project: Callable[..., Config]) -> None:

@@ -3,6 +3,7 @@ non-retryable errors, fenced late completions, window order per table, backfills
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -12,6 +13,8 @@ import pytest
 
 from onceflow.config import Config
 from onceflow.schedule import Scheduler, Worker, backfill, tenant_status
+from onceflow.schedule.scheduler import cancel_run
+from onceflow.schedule.worker import MAX_DEFER_SECONDS, MAX_WAIT_SECONDS
 from onceflow.state import Store
 
 NOW = datetime(2025, 1, 6, 12, 0, tzinfo=UTC)
@@ -208,6 +211,52 @@ def test_a_window_that_completes_wakes_the_next_one_waiting_for_it(
     assert job is not None and job.run_after <= time.time()
     Worker([config], store).run(until_idle=True)
     assert loaded_dates(config) == ["2025-01-02", "2025-01-03"]
+
+
+def test_a_window_waiting_for_an_earlier_one_polls_ever_less_often_and_logs_once(
+    store: Store, project: Callable[..., Config], caplog: pytest.LogCaptureFixture
+) -> None:
+    # its wait ends when the earlier window's outcome wakes it: polling it every 10 s made
+    # a 734-day backfill 23,756 deferrals, an INFO line each
+    config = project()
+    backfill(config, "2025-01-02", "2025-01-03", store=store)
+    held = store.queue.claim("slow-worker", limit=1)
+    caplog.set_level(logging.DEBUG, logger="onceflow.schedule.worker")
+    delays = []
+    for _ in range(10):
+        assert Worker([config], store, worker_id="fast").run(max_jobs=1).deferred == 1
+        (waiting,) = [r for r in store.scheduled_runs.find() if r.waiting_on]
+        assert waiting.job_id is not None
+        job = store.queue.get(waiting.job_id)
+        assert job is not None
+        delays.append(job.run_after - time.time())
+        store.queue.reschedule(waiting.job_id, 0.0)  # as if at the backoff's end
+    assert delays[0] < 1 and max(delays) > MAX_DEFER_SECONDS
+    assert max(delays) <= MAX_WAIT_SECONDS
+    deferrals = [r for r in caplog.records if "waiting for the earlier window" in r.getMessage()]
+    assert [r.levelname for r in deferrals] == ["INFO"] + ["DEBUG"] * 9
+    (run,) = [r for r in store.scheduled_runs.find() if r.waiting_on]
+    assert run.attempt == 0  # waiting is no attempt of the run
+    store.queue.release(held[0].id, held[0].token or "")
+    Worker([config], store).run(until_idle=True)
+    assert loaded_dates(config) == ["2025-01-02", "2025-01-03"]
+
+
+def test_a_cancelled_window_wakes_the_next_one_waiting_for_it(
+    store: Store, project: Callable[..., Config]
+) -> None:
+    config = project()
+    backfill(config, "2025-01-02", "2025-01-03", store=store)
+    held = store.queue.claim("slow-worker", limit=1)
+    assert Worker([config], store, worker_id="fast").run(max_jobs=1).deferred == 1
+    (waiting,) = [r for r in store.scheduled_runs.find() if r.waiting_on]
+    assert waiting.job_id is not None and held[0].run_id is not None
+    store.queue.reschedule(waiting.job_id, time.time() + 3600)  # as if in a long backoff
+    cancel_run(store, held[0].run_id, "PENDING")
+    job = store.queue.get(waiting.job_id)
+    assert job is not None and job.run_after <= time.time()
+    assert Worker([config], store).run(until_idle=True).completed == 1
+    assert loaded_dates(config) == ["2025-01-03"]
 
 
 def test_backfill_is_idempotent_and_reprocess_failed_requeues_only_failed_dates(
