@@ -28,7 +28,13 @@ from pydantic import (
 from onceflow.dialects import scheme_problem
 from onceflow.durations import duration_seconds
 from onceflow.errors import ConfigError, did_you_mean, field_problem, first_problem
-from onceflow.locations import normalize_path, safe_component, table_location
+from onceflow.locations import (
+    folder_location,
+    normalize_path,
+    safe_component,
+    table_location,
+    within,
+)
 from onceflow.redact import (
     credentials_end,
     mask_url,
@@ -794,6 +800,14 @@ class Config(_Model):
             )
         return _check_url(value, "postgresql://user@db-host:5432/onceflow")
 
+    @field_validator("lake", "warehouse")
+    @classmethod
+    def _a_folder(cls, value: str, info: ValidationInfo) -> str:
+        # '' would be the config's own folder, which holds the other and the state store
+        if not value.strip():
+            raise ValueError(f"is empty: give a folder, e.g. ./{info.field_name}")
+        return value
+
     @field_validator("pipeline")
     @classmethod
     def _pipeline_name(cls, value: str) -> str:
@@ -841,7 +855,7 @@ class Config(_Model):
                     "one of them its own `load: {target: ...}`"
                 )
             targets[target] = table.key
-        _no_nested_tables(self, targets)
+        _lake_apart(self, _no_nested_tables(self, targets))
         names: set[str] = set()
         for schedule in self.schedules:
             where = f"schedules[{schedule.name}]"
@@ -1427,11 +1441,12 @@ def config_from_dict(
     return config
 
 
-def _no_nested_tables(config: Config, targets: dict[str, str]) -> None:
+def _no_nested_tables(config: Config, targets: dict[str, str]) -> dict[str, str]:
     """Refuse a Delta table inside another's folder, or a quarantine table that is another
     table: a table's folder holds only its own files (the consistency check takes any
     other Parquet file in it for an uncommitted write of that table, and its repair
-    removes it), and a quarantine write into a loaded table mixes rows in it."""
+    removes it), and a quarantine write into a loaded table mixes rows in it. Returns
+    every Delta table's location (quarantines too) -> whose it is."""
     places = dict(targets)
     for table in config.tables:
         if table.quarantine:
@@ -1452,6 +1467,53 @@ def _no_nested_tables(config: Config, targets: dict[str, str]) -> None:
                     f"would sit inside the folder of {other!r} ({outer}); a table's folder "
                     "holds only its own files: give it a target beside it"
                 )
+    return places
+
+
+def _lake_apart(config: Config, places: dict[str, str]) -> None:
+    """Refuse a lake that shares a folder with the warehouse or a Delta table, either
+    inside the other. A Delta table's folder holds only its own files: a Spark or
+    Databricks VACUUM deletes every data file there that no commit names, so lake files
+    inside one would be lost, committed extractions with them; and the lake's checks take
+    any Parquet file without a sidecar in a table's lake folder for an unfinished write,
+    which `fix-inconsistencies` removes. (`places`: from `_no_nested_tables`.)"""
+    lake = folder_location(config.resolve(config.lake))
+    warehouse = folder_location(config.resolve(config.warehouse))
+    apart = (
+        "give each its own folder, side by side (e.g. `lake: ./lake`, `warehouse: ./warehouse`)"
+    )
+    vacuum = "where a VACUUM (Spark, Databricks) deletes the files no Delta commit names"
+    if lake == warehouse:
+        raise ValueError(
+            f"lake: the lake and the warehouse are one folder ({lake}): the lake's files "
+            f"would sit in the Delta tables' folders, {vacuum}; {apart}"
+        )
+    if within(lake, warehouse):
+        raise ValueError(
+            f"lake: the lake ({lake}) is inside the warehouse ({warehouse}): its files "
+            f"would sit in the Delta tables' folders, {vacuum}; {apart}"
+        )
+    if within(warehouse, lake):
+        raise ValueError(
+            f"warehouse: the warehouse ({warehouse}) is inside the lake ({lake}): Delta "
+            f"tables and lake files would share folders, {vacuum}, and where the lake's "
+            f"checks take a table's files for unfinished extractions; {apart}"
+        )
+    for spot, whose in places.items():
+        if within(spot, lake) or within(lake, spot):
+            index = next((i for i, t in enumerate(config.tables) if whose.startswith(t.key)), 0)
+            where = (
+                "be the lake's folder"
+                if spot == lake
+                else "sit inside the lake"
+                if within(spot, lake)
+                else "hold the lake"
+            )
+            raise ValueError(
+                f"tables[{index}].load.target: the Delta table of {whose!r} ({spot}) would "
+                f"{where} ({lake}), the lake's files mixed with the table's, {vacuum}; "
+                "give it a target outside the lake (a path under `warehouse`, the default)"
+            )
 
 
 class _DuplicateKey(Exception):
