@@ -705,6 +705,9 @@ def _check_zone(value: str) -> str:
     return value
 
 
+# the validation context's key of `config_from_dict(one_step=True)`
+_ONE_STEP = "one_step"
+
 # the longest `settle`: past it a window would wait longer than late rows plausibly take
 # (and a date far enough on is past Python's year 9999)
 SETTLE_MAX_SECONDS = 30 * 86_400
@@ -821,7 +824,7 @@ class Config(_Model):
         return _check_zone(value)
 
     @model_validator(mode="after")
-    def _references(self) -> Config:
+    def _references(self, info: ValidationInfo) -> Config:
         seen: set[str] = set()
         targets: dict[str, str] = {}
         for i, table in enumerate(self.tables):
@@ -855,7 +858,9 @@ class Config(_Model):
                     "one of them its own `load: {target: ...}`"
                 )
             targets[target] = table.key
-        _lake_apart(self, _no_nested_tables(self, targets))
+        places = _no_nested_tables(self, targets)
+        if not (info.context or {}).get(_ONE_STEP):
+            _lake_apart(self, places)
         names: set[str] = set()
         for schedule in self.schedules:
             where = f"schedules[{schedule.name}]"
@@ -1414,9 +1419,17 @@ def _format_validation_error(
 
 
 def config_from_dict(
-    data: dict[str, Any], *, base_dir: str = ".", origin: str = "config"
+    data: dict[str, Any],
+    *,
+    base_dir: str = ".",
+    origin: str = "config",
+    one_step: bool = False,
 ) -> Config:
-    """Build a Config from a parsed mapping; ConfigError names the bad field."""
+    """Build a Config from a parsed mapping; ConfigError names the bad field.
+
+    `one_step`: the config of a command that uses only the lake or only the warehouse
+    (a one-table `extract --url`, the seed extractor, a standalone `load --path`): their
+    folders are not compared then (`_lake_apart`), as the unused one is only a default."""
     if not isinstance(data, dict):
         raise ConfigError(f"{origin}: expected a mapping of settings at the top level")
     unset: set[str] = set()
@@ -1426,7 +1439,9 @@ def config_from_dict(
     data, norm = _normalized(data, origin)
     renames = norm.renames
     try:
-        config = Config.model_validate({**data, "base_dir": base_dir})
+        config = Config.model_validate(
+            {**data, "base_dir": base_dir}, context={_ONE_STEP: True} if one_step else None
+        )
     except ValidationError as error:
         raise ConfigError(
             _format_validation_error(error, origin, data, renames),
@@ -1771,6 +1786,7 @@ def single_table_config(
         },
         base_dir=base_dir or str(Path.cwd()),
         origin="command line",
+        one_step=True,
     )
 
 
@@ -1833,4 +1849,6 @@ def standalone_config(
     data = {"state": state or DEFAULT_STATE, "warehouse": warehouse or "./warehouse"}
     if pipeline:
         data["pipeline"] = pipeline
-    return config_from_dict(data, base_dir=base_dir or str(Path.cwd()), origin="command line")
+    return config_from_dict(
+        data, base_dir=base_dir or str(Path.cwd()), origin="command line", one_step=True
+    )

@@ -93,3 +93,16 @@ def test_folders_side_by_side_or_sharing_a_prefix_are_accepted() -> None:
         assert config.lake == places["lake"]
     beside = [{"source": "shop", "table": "orders", "load": {"target": "/x/lake_tables/o"}}]
     assert config_from_dict({**BASE, "tables": beside}, base_dir="/x").tables
+
+
+def test_a_one_step_config_does_not_compare_the_folder_it_does_not_use() -> None:
+    """`extract --url --lake .` writes no warehouse, `load --path --warehouse .` reads no
+    lake: the other is only a default, and a refusal would name a field never given."""
+    from onceflow.config import single_table_config, standalone_config
+
+    extract = single_table_config("sqlite:///s.db", "s", "t", lake=".", base_dir="/x")
+    assert extract.resolve(extract.lake) == "/x"
+    load = standalone_config(warehouse=".", base_dir="/x")
+    assert load.resolve(load.warehouse) == "/x"
+    with pytest.raises(ConfigError, match="inside the warehouse"):
+        config_from_dict({"warehouse": "."}, base_dir="/x")
