@@ -1642,7 +1642,11 @@ def parse_yaml(text: str, origin: str, *, field: str | None = None) -> Any:
     try:
         loader = _strict_loader()(text)  # the pure-Python reader checks characters here
         try:
-            return loader.get_single_data()
+            node = loader.get_single_node()
+            if node is None:
+                return None
+            _bounded_aliases(node, origin, field)
+            return loader.construct_document(node)
         finally:
             loader.dispose()
     except _DuplicateKey as duplicate:
@@ -1656,6 +1660,72 @@ def parse_yaml(text: str, origin: str, *, field: str | None = None) -> Any:
         context = getattr(error, "context", None)
         what = f"{problem} ({context})" if context else problem
         raise ConfigError(f"{origin}: not valid YAML{where}: {what}", field=field) from None
+
+
+#: The most values (YAML nodes) a document may amount to once its aliases are expanded.
+#: A config without aliases is a node per value of its text; 10,000 tables that each merge
+#: a 20-key `<<: *defaults` are about 500,000. A "billion laughs" document (400 bytes, 9
+#: levels of 9 aliases) is 435 million: the loader shares them, but every step after it
+#: (`${VAR}` interpolation, validation) walks the tree: 3 GB and minutes for `check`.
+#: 600,000 values take `check` ~4 s.
+MAX_YAML_VALUES = 1_000_000
+
+
+def _bounded_aliases(root: Any, origin: str, field: str | None) -> None:
+    """Refuse a YAML document whose aliases (`*name`) expand to more than
+    MAX_YAML_VALUES values, or refer to a node that holds them (a recursive structure,
+    which no config is, and which every walk of it would follow forever).
+
+    Counted on the composed nodes, where an alias is the anchored node itself: each
+    node's expanded size once (memoized), so the count costs one pass over the text's
+    nodes however far the aliases multiply them."""
+    size: dict[int, int] = {}
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    open_nodes: set[int] = set()
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if children_done:
+            open_nodes.discard(key)
+            total = 1 + sum(size[id(child)] for child in _children(node))
+            if total > MAX_YAML_VALUES:
+                mark = node.start_mark
+                raise ConfigError(
+                    f"{origin}: the YAML's aliases (*name) expand to more than "
+                    f"{MAX_YAML_VALUES:,} values (at line {mark.line + 1}, column "
+                    f"{mark.column + 1}): no config is that large; write the values out, or "
+                    "use fewer aliases of aliases",
+                    field=field,
+                )
+            size[key] = total
+            continue
+        if key in size:
+            continue
+        if key in open_nodes:
+            mark = node.start_mark
+            raise ConfigError(
+                f"{origin}: the YAML alias at line {mark.line + 1}, column {mark.column + 1} "
+                "refers to a value that holds it (a recursive structure): a config is a tree; "
+                "write the value out",
+                field=field,
+            )
+        open_nodes.add(key)
+        stack.append((node, True))
+        stack.extend((child, False) for child in _children(node) if id(child) not in size)
+
+
+def _children(node: Any) -> list[Any]:
+    """A YAML node's child nodes: a sequence's items, a mapping's keys and values."""
+    items = node.value
+    if not isinstance(items, list):
+        return []
+    found: list[Any] = []
+    for item in items:
+        if isinstance(item, tuple):
+            found.extend(item)
+        else:
+            found.append(item)
+    return found
 
 
 def _bad_scalar(bad: _BadScalar, origin: str) -> str:
