@@ -76,6 +76,17 @@ class _Model(BaseModel):
             yield name, value
 
 
+def _no_boolean(value: Any, info: ValidationInfo) -> Any:
+    """A number field's value, refused when YAML read it as a boolean: pydantic takes
+    `true` for 1 (`workers: true`, one worker), which no one writes to mean 1."""
+    if isinstance(value, bool):
+        raise ValueError(
+            f"expected a number, got {str(value).lower()} (a boolean); write the number, "
+            f"or leave `{info.field_name}` out for its default"
+        )
+    return value
+
+
 def _check_url(url: str, example: str) -> str:
     """A database URL's shape, refused when the config is read rather than when a step
     first connects: a scheme (`<dialect>://`) and, if given, a numeric port. Never quoted
@@ -205,6 +216,8 @@ class RetryConfig(_Model):
     backoff_seconds: float = Field(1.0, ge=0)
     max_backoff_seconds: float = Field(30.0, ge=0)
 
+    _numbers = field_validator("*", mode="before")(_no_boolean)
+
 
 class ExtractConfig(_Model):
     """How a table is read: in full, or by a 24-hour window on a cursor column."""
@@ -216,6 +229,8 @@ class ExtractConfig(_Model):
     # window: fail the table naming their count (the default: nothing is lost silently),
     # or extract the window without them and warn with the count every run
     null_cursor: Literal["fail", "skip"] = "fail"
+
+    _numbers = field_validator("batch_rows", mode="before")(_no_boolean)
 
     @model_validator(mode="after")
     def _cursor_for_incremental(self) -> ExtractConfig:
@@ -277,6 +292,8 @@ class LoadConfig(_Model):
     # the file's values to the table's type when each one fits exactly (False)
     widen: bool = False
 
+    _numbers = field_validator("max_file_retries", mode="before")(_no_boolean)
+
     @field_validator("primary_key", "tracking_columns")
     @classmethod
     def _each_once(cls, value: list[str] | None) -> list[str] | None:
@@ -303,6 +320,36 @@ class LoadConfig(_Model):
             )
         return value
 
+    @field_validator("target")
+    @classmethod
+    def _a_target(cls, value: str | None) -> str | None:
+        # '' was taken as no target, `<source>/<table>`: say so rather than guess
+        if value is not None and not value.strip():
+            raise ValueError(
+                "is empty: leave `target` out to load into <warehouse>/<source>/<table>, or "
+                "give a path under the warehouse or an absolute path"
+            )
+        return value
+
+    @field_validator(*_COLUMN_OPTIONS)
+    @classmethod
+    def _names_a_column(
+        cls, value: str | list[str] | None, info: ValidationInfo
+    ) -> str | list[str] | None:
+        # '' passed `check` and failed the load (`primary key column(s) '' missing`), or
+        # made a Delta column without a name (`effective_from_column: ''`)
+        named = value if isinstance(value, list) else [value]
+        empty = [c for c in named if c is not None and not c.strip()]
+        if empty:
+            default = cls.model_fields[str(info.field_name)].default
+            leave = (
+                f", or leave `{info.field_name}` out for its default {default!r}"
+                if isinstance(default, str)
+                else ""
+            )
+            raise ValueError(f"{empty[0]!r} names no column: give the column's name{leave}")
+        return value
+
     @field_validator(*_COLUMN_OPTIONS)
     @classmethod
     def _no_audit_column_names(cls, value: str | list[str] | None) -> str | list[str] | None:
@@ -324,6 +371,48 @@ class LoadConfig(_Model):
                 f"strategy {self.strategy} needs a primary key: add `primary_key: [<column>, ...]`"
             )
         return self
+
+    def column_clash(self) -> tuple[str, str] | None:
+        """An SCD2 column named as another SCD2 column, or as a key or tracked column:
+        (the option to change, why); None when they are apart. The load refuses either
+        (its SCD2 columns must be distinct, and a file column may not be one of them),
+        so `check` does, naming the option written rather than its default partner."""
+        if self.strategy != "scd2":
+            return None
+        scd2 = [
+            "effective_from_column",
+            "effective_to_column",
+            "is_current_column",
+            "is_deleted_column",
+        ]
+        for i, option in enumerate(scd2):
+            name = getattr(self, option)
+            for other in scd2[:i]:
+                if getattr(self, other) != name:
+                    continue
+                # name the one the user wrote: the later, unless only the earlier was
+                blamed, partner = (
+                    (other, option)
+                    if other in self.model_fields_set and option not in self.model_fields_set
+                    else (option, other)
+                )
+                default = "" if partner in self.model_fields_set else " (its default)"
+                return blamed, (
+                    f"{name!r} is also `{partner}`{default}: the four SCD2 columns (effective "
+                    "from, effective to, is current, is deleted) need four names; name "
+                    "another column"
+                )
+            for listing in ("primary_key", "tracking_columns"):
+                if name not in (getattr(self, listing) or []):
+                    continue
+                why = (
+                    "onceflow writes the SCD2 column itself, and a source column of its "
+                    "name is refused when loaded; name another column"
+                )
+                if option in self.model_fields_set:
+                    return option, f"{name!r} is also in `{listing}`: {why}"
+                return listing, f"{name!r} is also `{option}` (its default): {why}"
+        return None
 
     def inapplicable(self) -> tuple[str, str] | None:
         """The first option written that the strategy does not read, and why with what to
@@ -481,6 +570,10 @@ class ValidationConfig(_Model):
     samples: int = Field(20, ge=0, le=1000)
     max_fused_aggregates: int = Field(400, ge=1, le=10_000)
 
+    _numbers = field_validator(
+        "max_retries", "retry_delay", "samples", "max_fused_aggregates", mode="before"
+    )(_no_boolean)
+
 
 def parse_duration(value: str | float | int) -> float:
     """Seconds of a duration: `90s`, `45m`, `2h`, `1h30m`, `1d`, `1w`, or a number of
@@ -506,6 +599,10 @@ class ScheduleRetryConfig(_Model):
     retry_on: list[str] | None = Field(
         None, validation_alias=AliasChoices("retry_on", "retry_on_errors")
     )
+
+    _numbers = field_validator(
+        "backoff_base_minutes", "backoff_multiplier", "max_delay_minutes", "jitter", mode="before"
+    )(_no_boolean)
 
     @model_validator(mode="before")
     @classmethod
@@ -744,6 +841,8 @@ class Config(_Model):
     _origin: str = PrivateAttr("config")
     _unset: frozenset[str] = PrivateAttr(frozenset())
 
+    _numbers = field_validator("workers", "lock_ttl_minutes", mode="before")(_no_boolean)
+
     @property
     def seed_state_file(self) -> str | None:
         """The seed validator's JSON state file this config named (an absolute path), or
@@ -836,10 +935,10 @@ class Config(_Model):
                 )
             if table.key in seen:
                 raise ValueError(f"tables[{i}]: table {table.key!r} is listed twice")
-            ignored = table.load.inapplicable()
-            if ignored is not None:
-                option, why = ignored
-                raise ValueError(f"tables[{i}].load.{option}: {why}")
+            for problem in (table.load.inapplicable(), table.load.column_clash()):
+                if problem is not None:
+                    option, why = problem
+                    raise ValueError(f"tables[{i}].load.{option}: {why}")
             if table.load.hard_deletes != "ignore" and table.extract.mode == "incremental":
                 # an incremental file holds only the rows changed in its window: every key
                 # it lacks would be taken for deleted, ending versions still in the source
@@ -867,6 +966,12 @@ class Config(_Model):
             if schedule.name in names:
                 raise ValueError(f"{where}.name: schedule {schedule.name!r} is listed twice")
             names.add(schedule.name)
+            if schedule.tables == []:
+                # as `--tables ""` is refused: an empty list would mean every table
+                raise ValueError(
+                    f"{where}.tables: empty; list at least one table, or leave `tables` out "
+                    "for every table"
+                )
             for key in schedule.tables or []:
                 if not [t for t in self.tables if key in (t.key, t.display_name)]:
                     known = ", ".join(t.key for t in self.tables) or "none"
