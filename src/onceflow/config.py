@@ -140,7 +140,9 @@ class SourceConfig(_Model):
     """A database to extract from, by SQLAlchemy-style URL."""
 
     url: str
-    reader: Literal["auto", "adbc", "connectorx", "pymysql", "sqlalchemy"] = "auto"
+    # no `pymysql`: it is only the MySQL reader's preflight; accepted, it read through
+    # the dialect's native reader as `auto` does, naming a reader there is not
+    reader: Literal["auto", "adbc", "connectorx", "sqlalchemy"] = "auto"
 
     @field_validator("url")
     @classmethod

@@ -180,3 +180,12 @@ def test_a_rule_naming_an_empty_column_is_refused(rule: dict[str, Any], where: s
     refused = _refusal(_table(rules=[{"name": "r", **rule}]))
     assert f"table shop.t, rule 'r': {where}: " in str(refused)
     assert "names no column: give the column's name" in str(refused)
+
+
+def test_the_reader_choices_are_the_documented_ones() -> None:
+    """`pymysql` was offered by the message and read as `auto`: no reader of its own."""
+    sources = {"crm": {"url": "mysql://etl@crm/crm", "reader": "pymysql"}}
+    with pytest.raises(ConfigError) as refused:
+        config_from_dict({"sources": sources, "tables": [{"source": "crm", "table": "t"}]})
+    assert refused.value.field == "sources.crm.reader"
+    assert "expected 'auto', 'adbc', 'connectorx' or 'sqlalchemy'" in str(refused.value)
