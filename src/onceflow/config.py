@@ -1601,9 +1601,7 @@ def _lake_apart(config: Config, places: dict[str, str]) -> None:
     which `fix-inconsistencies` removes. (`places`: from `_no_nested_tables`.)"""
     lake = folder_location(config.resolve(config.lake))
     warehouse = folder_location(config.resolve(config.warehouse))
-    apart = (
-        "give each its own folder, side by side (e.g. `lake: ./lake`, `warehouse: ./warehouse`)"
-    )
+    apart = "give each its own folder, side by side (e.g. `lake: ./lake`, `warehouse: ./warehouse`)"
     vacuum = "where a VACUUM (Spark, Databricks) deletes the files no Delta commit names"
     if lake == warehouse:
         raise ValueError(

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from onceflow.config import MAX_YAML_VALUES, parse_yaml
@@ -13,7 +15,7 @@ LEVELS = "abcdefghi"
 
 def _laughs(levels: int) -> str:
     lines = ["pipeline: x", 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
-    for below, name in zip(LEVELS, LEVELS[1:levels], strict=False):
+    for below, name in itertools.pairwise(LEVELS[:levels]):
         lines.append(f"{name}: &{name} [{','.join([f'*{below}'] * 9)}]")
     return "\n".join(lines) + "\n"
 

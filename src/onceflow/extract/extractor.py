@@ -363,8 +363,7 @@ def _no_columns(job: TableJob) -> ExtractError:
     table = job.table
     if table.table:
         return ExtractError(
-            f"{job.key}: the source table {table.table} has no columns: "
-            "select at least one column"
+            f"{job.key}: the source table {table.table} has no columns: select at least one column"
         )
     return ExtractError(f"{job.key}: the query returns no columns: select at least one column")
 
