@@ -28,7 +28,13 @@ from pydantic import (
 from onceflow.dialects import scheme_problem
 from onceflow.durations import duration_seconds
 from onceflow.errors import ConfigError, did_you_mean, field_problem, first_problem
-from onceflow.locations import normalize_path, safe_component, table_location
+from onceflow.locations import (
+    folder_location,
+    normalize_path,
+    safe_component,
+    table_location,
+    within,
+)
 from onceflow.redact import (
     credentials_end,
     mask_url,
@@ -68,6 +74,17 @@ class _Model(BaseModel):
             if isinstance(value, str):
                 value = mask_url(value) if "://" in value else redact(value)
             yield name, value
+
+
+def _no_boolean(value: Any, info: ValidationInfo) -> Any:
+    """A number field's value, refused when YAML read it as a boolean: pydantic takes
+    `true` for 1 (`workers: true`, one worker), which no one writes to mean 1."""
+    if isinstance(value, bool):
+        raise ValueError(
+            f"expected a number, got {str(value).lower()} (a boolean); write the number, "
+            f"or leave `{info.field_name}` out for its default"
+        )
+    return value
 
 
 def _check_url(url: str, example: str) -> str:
@@ -123,7 +140,9 @@ class SourceConfig(_Model):
     """A database to extract from, by SQLAlchemy-style URL."""
 
     url: str
-    reader: Literal["auto", "adbc", "connectorx", "pymysql", "sqlalchemy"] = "auto"
+    # no `pymysql`: it is only the MySQL reader's preflight; accepted, it read through
+    # the dialect's native reader as `auto` does, naming a reader there is not
+    reader: Literal["auto", "adbc", "connectorx", "sqlalchemy"] = "auto"
 
     @field_validator("url")
     @classmethod
@@ -199,6 +218,8 @@ class RetryConfig(_Model):
     backoff_seconds: float = Field(1.0, ge=0)
     max_backoff_seconds: float = Field(30.0, ge=0)
 
+    _numbers = field_validator("*", mode="before")(_no_boolean)
+
 
 class ExtractConfig(_Model):
     """How a table is read: in full, or by a 24-hour window on a cursor column."""
@@ -210,6 +231,8 @@ class ExtractConfig(_Model):
     # window: fail the table naming their count (the default: nothing is lost silently),
     # or extract the window without them and warn with the count every run
     null_cursor: Literal["fail", "skip"] = "fail"
+
+    _numbers = field_validator("batch_rows", mode="before")(_no_boolean)
 
     @model_validator(mode="after")
     def _cursor_for_incremental(self) -> ExtractConfig:
@@ -271,6 +294,8 @@ class LoadConfig(_Model):
     # the file's values to the table's type when each one fits exactly (False)
     widen: bool = False
 
+    _numbers = field_validator("max_file_retries", mode="before")(_no_boolean)
+
     @field_validator("primary_key", "tracking_columns")
     @classmethod
     def _each_once(cls, value: list[str] | None) -> list[str] | None:
@@ -297,6 +322,36 @@ class LoadConfig(_Model):
             )
         return value
 
+    @field_validator("target")
+    @classmethod
+    def _a_target(cls, value: str | None) -> str | None:
+        # '' was taken as no target, `<source>/<table>`: say so rather than guess
+        if value is not None and not value.strip():
+            raise ValueError(
+                "is empty: leave `target` out to load into <warehouse>/<source>/<table>, or "
+                "give a path under the warehouse or an absolute path"
+            )
+        return value
+
+    @field_validator(*_COLUMN_OPTIONS)
+    @classmethod
+    def _names_a_column(
+        cls, value: str | list[str] | None, info: ValidationInfo
+    ) -> str | list[str] | None:
+        # '' passed `check` and failed the load (`primary key column(s) '' missing`), or
+        # made a Delta column without a name (`effective_from_column: ''`)
+        named = value if isinstance(value, list) else [value]
+        empty = [c for c in named if c is not None and not c.strip()]
+        if empty:
+            default = cls.model_fields[str(info.field_name)].default
+            leave = (
+                f", or leave `{info.field_name}` out for its default {default!r}"
+                if isinstance(default, str)
+                else ""
+            )
+            raise ValueError(f"{empty[0]!r} names no column: give the column's name{leave}")
+        return value
+
     @field_validator(*_COLUMN_OPTIONS)
     @classmethod
     def _no_audit_column_names(cls, value: str | list[str] | None) -> str | list[str] | None:
@@ -318,6 +373,48 @@ class LoadConfig(_Model):
                 f"strategy {self.strategy} needs a primary key: add `primary_key: [<column>, ...]`"
             )
         return self
+
+    def column_clash(self) -> tuple[str, str] | None:
+        """An SCD2 column named as another SCD2 column, or as a key or tracked column:
+        (the option to change, why); None when they are apart. The load refuses either
+        (its SCD2 columns must be distinct, and a file column may not be one of them),
+        so `check` does, naming the option written rather than its default partner."""
+        if self.strategy != "scd2":
+            return None
+        scd2 = [
+            "effective_from_column",
+            "effective_to_column",
+            "is_current_column",
+            "is_deleted_column",
+        ]
+        for i, option in enumerate(scd2):
+            name = getattr(self, option)
+            for other in scd2[:i]:
+                if getattr(self, other) != name:
+                    continue
+                # name the one the user wrote: the later, unless only the earlier was
+                blamed, partner = (
+                    (other, option)
+                    if other in self.model_fields_set and option not in self.model_fields_set
+                    else (option, other)
+                )
+                default = "" if partner in self.model_fields_set else " (its default)"
+                return blamed, (
+                    f"{name!r} is also `{partner}`{default}: the four SCD2 columns (effective "
+                    "from, effective to, is current, is deleted) need four names; name "
+                    "another column"
+                )
+            for listing in ("primary_key", "tracking_columns"):
+                if name not in (getattr(self, listing) or []):
+                    continue
+                why = (
+                    "onceflow writes the SCD2 column itself, and a source column of its "
+                    "name is refused when loaded; name another column"
+                )
+                if option in self.model_fields_set:
+                    return option, f"{name!r} is also in `{listing}`: {why}"
+                return listing, f"{name!r} is also `{option}` (its default): {why}"
+        return None
 
     def inapplicable(self) -> tuple[str, str] | None:
         """The first option written that the strategy does not read, and why with what to
@@ -475,6 +572,10 @@ class ValidationConfig(_Model):
     samples: int = Field(20, ge=0, le=1000)
     max_fused_aggregates: int = Field(400, ge=1, le=10_000)
 
+    _numbers = field_validator(
+        "max_retries", "retry_delay", "samples", "max_fused_aggregates", mode="before"
+    )(_no_boolean)
+
 
 def parse_duration(value: str | float | int) -> float:
     """Seconds of a duration: `90s`, `45m`, `2h`, `1h30m`, `1d`, `1w`, or a number of
@@ -500,6 +601,10 @@ class ScheduleRetryConfig(_Model):
     retry_on: list[str] | None = Field(
         None, validation_alias=AliasChoices("retry_on", "retry_on_errors")
     )
+
+    _numbers = field_validator(
+        "backoff_base_minutes", "backoff_multiplier", "max_delay_minutes", "jitter", mode="before"
+    )(_no_boolean)
 
     @model_validator(mode="before")
     @classmethod
@@ -699,6 +804,9 @@ def _check_zone(value: str) -> str:
     return value
 
 
+# the validation context's key of `config_from_dict(one_step=True)`
+_ONE_STEP = "one_step"
+
 # the longest `settle`: past it a window would wait longer than late rows plausibly take
 # (and a date far enough on is past Python's year 9999)
 SETTLE_MAX_SECONDS = 30 * 86_400
@@ -734,6 +842,8 @@ class Config(_Model):
     # it was read (`_LAZY_FIELD`): resolved by `source()` when the source is connected
     _origin: str = PrivateAttr("config")
     _unset: frozenset[str] = PrivateAttr(frozenset())
+
+    _numbers = field_validator("workers", "lock_ttl_minutes", mode="before")(_no_boolean)
 
     @property
     def seed_state_file(self) -> str | None:
@@ -794,6 +904,14 @@ class Config(_Model):
             )
         return _check_url(value, "postgresql://user@db-host:5432/onceflow")
 
+    @field_validator("lake", "warehouse")
+    @classmethod
+    def _a_folder(cls, value: str, info: ValidationInfo) -> str:
+        # '' would be the config's own folder, which holds the other and the state store
+        if not value.strip():
+            raise ValueError(f"is empty: give a folder, e.g. ./{info.field_name}")
+        return value
+
     @field_validator("pipeline")
     @classmethod
     def _pipeline_name(cls, value: str) -> str:
@@ -807,7 +925,7 @@ class Config(_Model):
         return _check_zone(value)
 
     @model_validator(mode="after")
-    def _references(self) -> Config:
+    def _references(self, info: ValidationInfo) -> Config:
         seen: set[str] = set()
         targets: dict[str, str] = {}
         for i, table in enumerate(self.tables):
@@ -819,10 +937,10 @@ class Config(_Model):
                 )
             if table.key in seen:
                 raise ValueError(f"tables[{i}]: table {table.key!r} is listed twice")
-            ignored = table.load.inapplicable()
-            if ignored is not None:
-                option, why = ignored
-                raise ValueError(f"tables[{i}].load.{option}: {why}")
+            for problem in (table.load.inapplicable(), table.load.column_clash()):
+                if problem is not None:
+                    option, why = problem
+                    raise ValueError(f"tables[{i}].load.{option}: {why}")
             if table.load.hard_deletes != "ignore" and table.extract.mode == "incremental":
                 # an incremental file holds only the rows changed in its window: every key
                 # it lacks would be taken for deleted, ending versions still in the source
@@ -841,13 +959,21 @@ class Config(_Model):
                     "one of them its own `load: {target: ...}`"
                 )
             targets[target] = table.key
-        _no_nested_tables(self, targets)
+        places = _no_nested_tables(self, targets)
+        if not (info.context or {}).get(_ONE_STEP):
+            _lake_apart(self, places)
         names: set[str] = set()
         for schedule in self.schedules:
             where = f"schedules[{schedule.name}]"
             if schedule.name in names:
                 raise ValueError(f"{where}.name: schedule {schedule.name!r} is listed twice")
             names.add(schedule.name)
+            if schedule.tables == []:
+                # as `--tables ""` is refused: an empty list would mean every table
+                raise ValueError(
+                    f"{where}.tables: empty; list at least one table, or leave `tables` out "
+                    "for every table"
+                )
             for key in schedule.tables or []:
                 if not [t for t in self.tables if key in (t.key, t.display_name)]:
                     known = ", ".join(t.key for t in self.tables) or "none"
@@ -1400,9 +1526,17 @@ def _format_validation_error(
 
 
 def config_from_dict(
-    data: dict[str, Any], *, base_dir: str = ".", origin: str = "config"
+    data: dict[str, Any],
+    *,
+    base_dir: str = ".",
+    origin: str = "config",
+    one_step: bool = False,
 ) -> Config:
-    """Build a Config from a parsed mapping; ConfigError names the bad field."""
+    """Build a Config from a parsed mapping; ConfigError names the bad field.
+
+    `one_step`: the config of a command that uses only the lake or only the warehouse
+    (a one-table `extract --url`, the seed extractor, a standalone `load --path`): their
+    folders are not compared then (`_lake_apart`), as the unused one is only a default."""
     if not isinstance(data, dict):
         raise ConfigError(f"{origin}: expected a mapping of settings at the top level")
     unset: set[str] = set()
@@ -1412,7 +1546,9 @@ def config_from_dict(
     data, norm = _normalized(data, origin)
     renames = norm.renames
     try:
-        config = Config.model_validate({**data, "base_dir": base_dir})
+        config = Config.model_validate(
+            {**data, "base_dir": base_dir}, context={_ONE_STEP: True} if one_step else None
+        )
     except ValidationError as error:
         raise ConfigError(
             _format_validation_error(error, origin, data, renames),
@@ -1427,11 +1563,12 @@ def config_from_dict(
     return config
 
 
-def _no_nested_tables(config: Config, targets: dict[str, str]) -> None:
+def _no_nested_tables(config: Config, targets: dict[str, str]) -> dict[str, str]:
     """Refuse a Delta table inside another's folder, or a quarantine table that is another
     table: a table's folder holds only its own files (the consistency check takes any
     other Parquet file in it for an uncommitted write of that table, and its repair
-    removes it), and a quarantine write into a loaded table mixes rows in it."""
+    removes it), and a quarantine write into a loaded table mixes rows in it. Returns
+    every Delta table's location (quarantines too) -> whose it is."""
     places = dict(targets)
     for table in config.tables:
         if table.quarantine:
@@ -1452,6 +1589,51 @@ def _no_nested_tables(config: Config, targets: dict[str, str]) -> None:
                     f"would sit inside the folder of {other!r} ({outer}); a table's folder "
                     "holds only its own files: give it a target beside it"
                 )
+    return places
+
+
+def _lake_apart(config: Config, places: dict[str, str]) -> None:
+    """Refuse a lake that shares a folder with the warehouse or a Delta table, either
+    inside the other. A Delta table's folder holds only its own files: a Spark or
+    Databricks VACUUM deletes every data file there that no commit names, so lake files
+    inside one would be lost, committed extractions with them; and the lake's checks take
+    any Parquet file without a sidecar in a table's lake folder for an unfinished write,
+    which `fix-inconsistencies` removes. (`places`: from `_no_nested_tables`.)"""
+    lake = folder_location(config.resolve(config.lake))
+    warehouse = folder_location(config.resolve(config.warehouse))
+    apart = "give each its own folder, side by side (e.g. `lake: ./lake`, `warehouse: ./warehouse`)"
+    vacuum = "where a VACUUM (Spark, Databricks) deletes the files no Delta commit names"
+    if lake == warehouse:
+        raise ValueError(
+            f"lake: the lake and the warehouse are one folder ({lake}): the lake's files "
+            f"would sit in the Delta tables' folders, {vacuum}; {apart}"
+        )
+    if within(lake, warehouse):
+        raise ValueError(
+            f"lake: the lake ({lake}) is inside the warehouse ({warehouse}): its files "
+            f"would sit in the Delta tables' folders, {vacuum}; {apart}"
+        )
+    if within(warehouse, lake):
+        raise ValueError(
+            f"warehouse: the warehouse ({warehouse}) is inside the lake ({lake}): Delta "
+            f"tables and lake files would share folders, {vacuum}, and where the lake's "
+            f"checks take a table's files for unfinished extractions; {apart}"
+        )
+    for spot, whose in places.items():
+        if within(spot, lake) or within(lake, spot):
+            index = next((i for i, t in enumerate(config.tables) if whose.startswith(t.key)), 0)
+            where = (
+                "be the lake's folder"
+                if spot == lake
+                else "sit inside the lake"
+                if within(spot, lake)
+                else "hold the lake"
+            )
+            raise ValueError(
+                f"tables[{index}].load.target: the Delta table of {whose!r} ({spot}) would "
+                f"{where} ({lake}), the lake's files mixed with the table's, {vacuum}; "
+                "give it a target outside the lake (a path under `warehouse`, the default)"
+            )
 
 
 class _DuplicateKey(Exception):
@@ -1565,7 +1747,11 @@ def parse_yaml(text: str, origin: str, *, field: str | None = None) -> Any:
     try:
         loader = _strict_loader()(text)  # the pure-Python reader checks characters here
         try:
-            return loader.get_single_data()
+            node = loader.get_single_node()
+            if node is None:
+                return None
+            _bounded_aliases(node, origin, field)
+            return loader.construct_document(node)
         finally:
             loader.dispose()
     except _DuplicateKey as duplicate:
@@ -1579,6 +1765,72 @@ def parse_yaml(text: str, origin: str, *, field: str | None = None) -> Any:
         context = getattr(error, "context", None)
         what = f"{problem} ({context})" if context else problem
         raise ConfigError(f"{origin}: not valid YAML{where}: {what}", field=field) from None
+
+
+#: The most values (YAML nodes) a document may amount to once its aliases are expanded.
+#: A config without aliases is a node per value of its text; 10,000 tables that each merge
+#: a 20-key `<<: *defaults` are about 500,000. A "billion laughs" document (400 bytes, 9
+#: levels of 9 aliases) is 435 million: the loader shares them, but every step after it
+#: (`${VAR}` interpolation, validation) walks the tree: 3 GB and minutes for `check`.
+#: 600,000 values take `check` ~4 s.
+MAX_YAML_VALUES = 1_000_000
+
+
+def _bounded_aliases(root: Any, origin: str, field: str | None) -> None:
+    """Refuse a YAML document whose aliases (`*name`) expand to more than
+    MAX_YAML_VALUES values, or refer to a node that holds them (a recursive structure,
+    which no config is, and which every walk of it would follow forever).
+
+    Counted on the composed nodes, where an alias is the anchored node itself: each
+    node's expanded size once (memoized), so the count costs one pass over the text's
+    nodes however far the aliases multiply them."""
+    size: dict[int, int] = {}
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    open_nodes: set[int] = set()
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if children_done:
+            open_nodes.discard(key)
+            total = 1 + sum(size[id(child)] for child in _children(node))
+            if total > MAX_YAML_VALUES:
+                mark = node.start_mark
+                raise ConfigError(
+                    f"{origin}: the YAML's aliases (*name) expand to more than "
+                    f"{MAX_YAML_VALUES:,} values (at line {mark.line + 1}, column "
+                    f"{mark.column + 1}): no config is that large; write the values out, or "
+                    "use fewer aliases of aliases",
+                    field=field,
+                )
+            size[key] = total
+            continue
+        if key in size:
+            continue
+        if key in open_nodes:
+            mark = node.start_mark
+            raise ConfigError(
+                f"{origin}: the YAML alias at line {mark.line + 1}, column {mark.column + 1} "
+                "refers to a value that holds it (a recursive structure): a config is a tree; "
+                "write the value out",
+                field=field,
+            )
+        open_nodes.add(key)
+        stack.append((node, True))
+        stack.extend((child, False) for child in _children(node) if id(child) not in size)
+
+
+def _children(node: Any) -> list[Any]:
+    """A YAML node's child nodes: a sequence's items, a mapping's keys and values."""
+    items = node.value
+    if not isinstance(items, list):
+        return []
+    found: list[Any] = []
+    for item in items:
+        if isinstance(item, tuple):
+            found.extend(item)
+        else:
+            found.append(item)
+    return found
 
 
 def _bad_scalar(bad: _BadScalar, origin: str) -> str:
@@ -1709,6 +1961,7 @@ def single_table_config(
         },
         base_dir=base_dir or str(Path.cwd()),
         origin="command line",
+        one_step=True,
     )
 
 
@@ -1771,4 +2024,6 @@ def standalone_config(
     data = {"state": state or DEFAULT_STATE, "warehouse": warehouse or "./warehouse"}
     if pipeline:
         data["pipeline"] = pipeline
-    return config_from_dict(data, base_dir=base_dir or str(Path.cwd()), origin="command line")
+    return config_from_dict(
+        data, base_dir=base_dir or str(Path.cwd()), origin="command line", one_step=True
+    )

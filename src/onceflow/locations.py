@@ -49,6 +49,21 @@ def table_location(warehouse: str, target: str) -> str:
     return _collapse_dots(joined)
 
 
+def folder_location(path: str) -> str:
+    """A folder as `table_location` names a table's: `dbfs:/x` as `/dbfs/x`, `.` and `..`
+    segments collapsed, no trailing `/`; so that two spellings of one folder compare
+    equal (`within`)."""
+    location = _collapse_dots(normalize_path(path))
+    return location.rstrip("/") or "/"
+
+
+def within(inner: str, outer: str) -> bool:
+    """Whether location `inner` is `outer` or inside it (both as `folder_location`
+    gives them): a prefix of whole segments, so `/data/lake2` is not inside `/data/lake`."""
+    inner, outer = inner.rstrip("/") or "/", outer.rstrip("/") or "/"
+    return inner == outer or inner.startswith(outer.rstrip("/") + "/")
+
+
 def _collapse_dots(location: str) -> str:
     """A path or URI with its `.` and `..` segments collapsed (lexically, as a URI's path
     is resolved); a location without any is returned unchanged."""

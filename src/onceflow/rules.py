@@ -188,8 +188,21 @@ def _volatile_sql(text: str) -> bool:
     return bool(_VOLATILE_WORD.search(_IDENTIFIER.sub('""', code)))
 
 
+def _named(value: str) -> str:
+    """A column (or table) name that names something: '' (or only spaces) would pass
+    `check` and fail when the rule runs, as a column no table has."""
+    if not value.strip():
+        raise ValueError(f"{value!r} names no column: give the column's name")
+    return value
+
+
 class _ColumnRule(_Rule):
     column: str
+
+    @field_validator("column")
+    @classmethod
+    def _a_column(cls, value: str) -> str:
+        return _named(value)
 
     @property
     def columns_used(self) -> list[str]:
@@ -257,6 +270,11 @@ class Uniqueness(_Rule):
             data = {**data, "columns": [data["column"]]}
             del data["column"]
         return data
+
+    @field_validator("columns")
+    @classmethod
+    def _each_a_column(cls, value: list[str]) -> list[str]:
+        return [_named(column) for column in value]
 
     @property
     def columns_used(self) -> list[str]:
@@ -396,6 +414,18 @@ class Reference(BaseModel):
     table: str
     column: str
 
+    @field_validator("column")
+    @classmethod
+    def _a_column(cls, value: str) -> str:
+        return _named(value)
+
+    @field_validator("table")
+    @classmethod
+    def _a_table(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError(f"{value!r} names no table: give a table of the config, or a path")
+        return value
+
 
 class Referential(_ColumnRule):
     """Every (non-NULL) value is present in the reference table's column."""
@@ -426,6 +456,7 @@ class Schema(_Rule):
     @classmethod
     def _known_types(cls, value: dict[str, str | None]) -> dict[str, str | None]:
         for column, declared in value.items():
+            _named(column)
             if declared is not None and not known(declared):
                 raise ValueError(
                     f"column {column!r}: unknown type {declared!r} (use an engine type such "

@@ -98,3 +98,54 @@ def test_a_refused_connection_answers_to_connection_error_in_retry_on() -> None:
     slow = error_names(classify(TimeoutError("read timed out"), "src.t"))
     assert "TimeoutError" in slow and "ConnectionError" not in slow
     assert not RetryPolicy(retry_on=["ConnectionError"]).is_retryable(slow)
+
+
+def _pymysql_error(code: int, text: str, sqlstate: str) -> BaseException:
+    import pymysql.err
+
+    return pymysql.err.OperationalError(code, text, sqlstate=sqlstate)
+
+
+def test_a_mysql_access_denied_to_a_database_is_labelled_access_not_syntax():
+    """pymysql gives the server's SQLSTATE, 42000 for a syntax error and for an access
+    denied alike: the error code says which (1044 here), so it comes first."""
+    error = _pymysql_error(1044, "Access denied for user 'u'@'%' to database 'shop'", "42000")
+    _check(error, False, "src.t: access denied to database: ")
+    denied = _pymysql_error(1142, "SELECT command denied to user 'u'@'h' for table 't'", "42000")
+    _check(denied, False, "src.t: permission denied: ")
+    syntax = _pymysql_error(1064, "You have an error in your SQL syntax", "42000")
+    _check(syntax, False, "src.t: SQL syntax error: ")
+
+
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        ("Access denied for user 'u'@'%' to database 'shop'", "access denied to database"),
+        ("SELECT command denied to user 'u'@'h' for table 't'", "permission denied"),
+        ("Access denied for user 'u'@'h' (using password: YES)", "authentication failed"),
+    ],
+)
+def test_an_access_error_without_its_code_is_labelled_by_its_text(text, label):
+    _check(RuntimeError(text), False, f"src.t: {label}")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'connection to server at "db", port 5432 failed: FATAL:  invalid value for parameter '
+        '"statement_timeout": "abc"',
+        'connection to server failed: FATAL:  unrecognized configuration parameter "bogus"',
+        'invalid integer value "abc" for connection option "connect_timeout"',
+    ],
+)
+def test_a_bad_setting_in_the_source_url_is_permanent_not_a_timeout(text):
+    """`statement_timeout` in the message matched "timeout": the table was retried, the
+    same refusal each time."""
+    _check(
+        RuntimeError(f"IO: [libpq] Failed to connect: {text}"), False, "invalid connection setting"
+    )
+
+
+def test_a_timeout_is_still_transient():
+    _check(RuntimeError("canceling statement due to lock timeout"), True, "transient")
+    _check(RuntimeError("ReadTimeout: the read timed out"), True, "transient")

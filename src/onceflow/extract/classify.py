@@ -33,8 +33,9 @@ _MYSQL_PERMANENT = {
     1064: "SQL syntax error",
     1142: "permission denied",
 }
+# `(?<!_)`: a setting's name is no timeout (`statement_timeout=abc` is a bad value, for good)
 _TRANSIENT_TEXT = re.compile(
-    r"connection refused|connection reset|server closed the connection|timed? ?out|"
+    r"connection refused|connection reset|server closed the connection|(?<!_)timed? ?out|"
     r"could not connect|deadlock|lock wait timeout|broken pipe|too many connections|"
     r"terminating connection|the database system is (starting|shutting) up|"
     r"lost connection|gone away|temporarily unavailable",
@@ -45,7 +46,7 @@ _CONNECTION_TEXT = re.compile(
     r"terminating connection|lost connection|gone away|broken pipe|failed to connect",
     re.IGNORECASE,
 )
-_TIMEOUT_TEXT = re.compile(r"timed? ?out|timeout", re.IGNORECASE)
+_TIMEOUT_TEXT = re.compile(r"(?<!_)timed? ?out", re.IGNORECASE)
 
 
 def _kinds(error: BaseException, text: str) -> tuple[str, ...]:
@@ -59,6 +60,20 @@ def _kinds(error: BaseException, text: str) -> tuple[str, ...]:
 
 
 _PERMANENT_TEXT = [
+    # a setting in the URL (`?options=-c statement_timeout=abc`) the server refuses: the
+    # same URL is refused again, however often it is tried
+    (
+        re.compile(
+            r"invalid value for parameter|unrecognized configuration parameter|"
+            r"invalid connection option|for connection option|invalid URI query parameter",
+            re.I,
+        ),
+        "invalid connection setting",
+    ),
+    # MySQL's 1044 and 1142 without their code (a driver that only gives the text): an
+    # access refused to a known user, not a wrong password (1045)
+    (re.compile(r"access denied for user \S+ to database", re.I), "access denied to database"),
+    (re.compile(r"command denied to user", re.I), "permission denied"),
     (
         re.compile(r"password authentication failed|access denied|authentication", re.I),
         "authentication failed (wrong password?)",
@@ -126,10 +141,12 @@ def classify(error: BaseException, where: str) -> SourceError:
 
     if code == _MYSQL_DUPLICATE_COLUMN and (m := _MYSQL_DUPLICATE_NAME.search(text)):
         return repeated_columns(where, [m.group(1)])
-    if sqlstate in _PERMANENT_SQLSTATES:
-        return SourceError(f"{where}: {_PERMANENT_SQLSTATES[sqlstate]}: {detail}")
+    # MySQL's error code first: its SQLSTATE is a class (42000 is a syntax error, or an
+    # access denied to a database, 1044, or to a table, 1142)
     if code in _MYSQL_PERMANENT:
         return SourceError(f"{where}: {_MYSQL_PERMANENT[code]}: {detail}")
+    if sqlstate in _PERMANENT_SQLSTATES:
+        return SourceError(f"{where}: {_PERMANENT_SQLSTATES[sqlstate]}: {detail}")
     kinds = _kinds(error, text)
     if sqlstate and sqlstate.startswith(_TRANSIENT_SQLSTATES):
         return SourceError(

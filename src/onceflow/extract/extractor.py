@@ -279,6 +279,9 @@ def _write(job: TableJob, spec: ReadSpec) -> _Written:
         first = next(batches)
     except StopIteration:  # pragma: no cover - readers always yield at least one batch
         raise ExtractError(f"{job.key}: the reader returned no schema") from None
+    if not first.schema:
+        _close(batches)  # nothing of it can be written: the source connection goes now
+        raise _no_columns(job)
     try:
         temp = new_temp(target)
     except OSError as error:
@@ -350,6 +353,19 @@ def _write(job: TableJob, spec: ReadSpec) -> _Written:
     return _Written(
         rows, temp.size, temp.hexdigest, first.schema, snapshot_at, kept, reader.null_cursor_rows
     )
+
+
+def _no_columns(job: TableJob) -> ExtractError:
+    """The refusal of a result without columns (PostgreSQL's `CREATE TABLE t()`, or
+    `select from t`): its rows are there (the driver counts them) but a Parquet file holds
+    rows only in columns, so the file would say 0 rows and the table would be reported
+    extracted with its rows lost. Not a source error: retrying reads the same nothing."""
+    table = job.table
+    if table.table:
+        return ExtractError(
+            f"{job.key}: the source table {table.table} has no columns: select at least one column"
+        )
+    return ExtractError(f"{job.key}: the query returns no columns: select at least one column")
 
 
 def _lost_after_rename(job: TableJob, checksum: str, size: int, error: LockError) -> None:

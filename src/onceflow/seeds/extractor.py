@@ -158,7 +158,10 @@ class DataExtractor:
             data["state"] = s.state
         if s.retries is not None:
             data["retry"] = {"max_attempts": s.retries}
-        return config_from_dict(data, base_dir=os.getcwd(), origin=type(self).__name__)
+        # extraction only: its lake is compared with no warehouse
+        return config_from_dict(
+            data, base_dir=os.getcwd(), origin=type(self).__name__, one_step=True
+        )
 
     @property
     def pipeline(self) -> Pipeline:

@@ -1093,3 +1093,42 @@ def test_through_sqlalchemy_an_interval_or_an_inet_fails_naming_the_column(
     assert span.startswith("pg.span: column 'span' comes through SQLAlchemy as durations")
     assert ip.startswith("pg.ip: column 'ip' comes through SQLAlchemy as values Arrow has no")
     assert "`ip::text AS ip` (PostgreSQL)" in ip
+
+
+@pytest.mark.parametrize("reader", ["auto", "sqlalchemy"])
+def test_a_table_or_query_without_columns_fails_its_table_and_the_others_extract(
+    pg_admin, pg_schema, pg_url, tmp_path, reader
+):
+    """`CREATE TABLE t()` holds rows the driver counts (num_rows 2, no column); a Parquet
+    file holds rows only in columns, so it was written with 0 rows and the table reported
+    extracted, its rows lost. It now fails naming the table and the fix, at once (no
+    retry), and the run's other tables extract."""
+    pg_admin.execute(f'CREATE TABLE "{pg_schema}".nocols ()')
+    pg_admin.execute(f'INSERT INTO "{pg_schema}".nocols DEFAULT VALUES')
+    pg_admin.execute(f'INSERT INTO "{pg_schema}".nocols DEFAULT VALUES')
+    pg_admin.execute(f'CREATE TABLE "{pg_schema}".fine (id int)')
+    pg_admin.execute(f'INSERT INTO "{pg_schema}".fine VALUES (1)')
+    url = pg_url if reader == "auto" else pg_url.replace("postgresql://", "postgresql+psycopg://")
+    tables = [
+        {"source": "pg", "table": f"{pg_schema}.nocols", "extract": {"mode": "full"}},
+        {
+            "source": "pg",
+            "name": "bare",
+            "query": f'SELECT FROM "{pg_schema}".fine',
+            "extract": {"mode": "full"},
+        },
+        {"source": "pg", "table": f"{pg_schema}.fine", "extract": {"mode": "full"}},
+    ]
+    summary = run(tmp_path, {"pg": {"url": url, "reader": reader}}, tables)
+
+    table = result(summary, f"pg.{pg_schema}.nocols")
+    assert table.action == "failed" and table.attempts == 1
+    assert table.error == (
+        f"pg.{pg_schema}.nocols: the source table {pg_schema}.nocols has no columns: "
+        "select at least one column"
+    )
+    query = result(summary, "pg.bare")
+    assert query.action == "failed" and query.attempts == 1
+    assert query.error == "pg.bare: the query returns no columns: select at least one column"
+    assert not Path(table.file_path).exists() and not Path(query.file_path).exists()
+    assert read(summary, f"pg.{pg_schema}.fine").num_rows == 1

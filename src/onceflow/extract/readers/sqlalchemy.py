@@ -157,17 +157,22 @@ class SqlAlchemyReader(Reader):
                     result.close()  # a server-side cursor left open warns when collected
                     raise
                 schema: pa.Schema | None = None
-                for rows in result.partitions(spec.batch_rows):
-                    arrays = [
-                        _sa_array(name, list(col), declared.get(name))
-                        for name, col in zip(columns, zip(*rows, strict=True), strict=True)
-                    ]
-                    batch = pa.RecordBatch.from_arrays(arrays, names=columns)
-                    if schema is None:
-                        schema = batch.schema
-                    elif batch.schema != schema:
-                        batch = batch.cast(schema)
-                    yield batch
+                try:
+                    for rows in result.partitions(spec.batch_rows):
+                        arrays = [
+                            _sa_array(name, list(col), declared.get(name))
+                            for name, col in zip(columns, zip(*rows, strict=True), strict=True)
+                        ]
+                        batch = pa.RecordBatch.from_arrays(arrays, names=columns)
+                        if schema is None:
+                            schema = batch.schema
+                        elif batch.schema != schema:
+                            batch = batch.cast(schema)
+                        yield batch
+                finally:
+                    # closed here too when the consumer stops early (the generator closed
+                    # at a `yield`): a server-side cursor left open warns when collected
+                    result.close()
                 if schema is None:
                     fields = [pa.field(c, declared.get(c, pa.string())) for c in columns]
                     yield pa.RecordBatch.from_pylist([], schema=pa.schema(fields))
