@@ -284,6 +284,24 @@ def run_validator_job() -> NoReturn:
     exit_now(validator_job_main())
 
 
+def _fast_exit_allowed() -> bool:
+    """Whether `exit_now` may skip the interpreter's teardown: not when a profiler or a
+    tracer watches the program (`python -m cProfile -o out.prof -m onceflow ...` writes
+    its profile, and `trace` or a debugger its report, after the program returns: an
+    os._exit left them nothing), nor when ONCEFLOW_NO_FAST_EXIT is 1."""
+    if os.environ.get("ONCEFLOW_NO_FAST_EXIT", "").strip().lower() in ("1", "true", "yes"):
+        return False
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        return False
+    # Python 3.12+: cProfile (and debuggers) may watch through sys.monitoring instead,
+    # where sys.getprofile() does not show them
+    monitoring = getattr(sys, "monitoring", None)
+    if monitoring is not None:
+        watchers = (monitoring.DEBUGGER_ID, monitoring.PROFILER_ID)
+        return all(monitoring.get_tool(tool) is None for tool in watchers)
+    return True
+
+
 def exit_now(code: int) -> NoReturn:
     """Exit with `code`, skipping the interpreter's teardown.
 
@@ -292,10 +310,12 @@ def exit_now(code: int) -> NoReturn:
     the same way. It is safe here for the reason any instant is: what a command commits
     is fsynced before it counts, and a SIGKILL at any point loses nothing. Exit handlers
     still run (logging's flush, temporary folders, coverage) and output is flushed;
-    while another non-daemon thread is alive, the normal exit waits for it.
+    while another non-daemon thread is alive, the normal exit waits for it. Under a
+    profiler or tracer, or with ONCEFLOW_NO_FAST_EXIT=1, the exit is the normal one
+    (`_fast_exit_allowed`).
     """
     others = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
-    if any(t.is_alive() for t in others):
+    if any(t.is_alive() for t in others) or not _fast_exit_allowed():
         sys.exit(code)
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):

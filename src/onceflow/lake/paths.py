@@ -43,9 +43,18 @@ def output_path(lake: str, source: str, table: str, run_date: date, run_id: str)
     )
 
 
+def sidecar_name(data_name: str) -> str:
+    """The name of a data file's sidecar: its stem (the name without its last suffix, as
+    `Path.stem` takes it) and `_metadata.json`. On names, so that a scan of many files
+    builds no Path per file."""
+    dot = data_name.rfind(".")
+    stem = data_name[:dot] if 0 < dot < len(data_name) - 1 else data_name
+    return stem + SIDECAR_SUFFIX
+
+
 def sidecar_path(data_path: Path) -> Path:
     """The metadata sidecar beside a data file: <run_id>_metadata.json."""
-    return data_path.with_name(data_path.stem + SIDECAR_SUFFIX)
+    return data_path.with_name(sidecar_name(data_path.name))
 
 
 def temp_path(target: Path, token: str) -> Path:

@@ -35,8 +35,14 @@ def inspect_sidecar(data_path: Path) -> tuple[dict[str, Any] | None, str | None]
     never half-written: an unreadable one was damaged after its extraction, it is not an
     extraction in progress (that has no sidecar yet, or only a temp file).
     """
+    return inspect_sidecar_file(sidecar_path(data_path))
+
+
+def inspect_sidecar_file(sidecar: str | Path) -> tuple[dict[str, Any] | None, str | None]:
+    """`inspect_sidecar`, given the sidecar's own path (a scan knows it without a Path)."""
     try:
-        raw = sidecar_path(data_path).read_bytes()
+        with open(sidecar, "rb") as handle:
+            raw = handle.read()
     except FileNotFoundError:
         return None, None
     except OSError as error:

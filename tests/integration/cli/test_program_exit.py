@@ -73,3 +73,21 @@ def test_the_program_exits_with_the_commands_code(tmp_path):
     )
     assert module.returncode == 0
     assert module.stdout.startswith("onceflow ")
+
+
+def test_the_program_under_cprofile_writes_its_profile(tmp_path):
+    """`python -m cProfile -o x.prof -m onceflow ...` (docs/development.md): the fast
+    exit is skipped under a profiler, so cProfile writes the profile when it returns."""
+    done = subprocess.run(
+        [sys.executable, "-m", "cProfile", "-o", "x.prof", "-m", "onceflow", "--version"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("onceflow ")
+    import pstats
+
+    assert pstats.Stats(str(tmp_path / "x.prof")).total_calls > 0
