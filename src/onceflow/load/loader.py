@@ -458,32 +458,43 @@ def _is_conflict(error: BaseException) -> bool:
     return isinstance(error, CommitFailedError)
 
 
-#: delta-rs's words (through object_store and Arrow) for a full disk and a folder it may
-#: not write: it raises them as DeltaError or OSError text, `(os error 28)`, not errnos
+#: What a write that met the machine (warehouse.write_problem_cause) says, `{table}` being
+#: "the Delta table /its/uri", and the fix; none of them is the file's fault
+_MACHINE_FIXES: dict[str, tuple[str, str]] = {
+    "disk full": ("disk full while writing {table}", "free space on its disk"),
+    "disk quota exceeded": (
+        "disk quota exceeded while writing {table}",
+        "free space or raise this user's quota",
+    ),
+    "read-only file system": (
+        "{table} is on a read-only file system",
+        "mount it read-write (or set `warehouse:` to a writable place)",
+    ),
+    "no permission": ("no permission to write {table}", "give this user write access to it"),
+    "not permitted": (
+        "writing {table} is not permitted",
+        "lift what forbids it (an immutable flag: `lsattr -d`, `chattr -i`; the rules of a "
+        "CIFS or FUSE mount)",
+    ),
+    "not a folder": (
+        "a file stands where a folder of the path of {table} should be",
+        "move that file away (or set `warehouse:` to a folder)",
+    ),
+    "a folder in the way": (
+        "a folder stands where {table} writes a file",
+        "move that folder away",
+    ),
+}
 
 
 def _delta_error(file_id: str, error: BaseException, uri: str = "") -> LoadError:
     text = redact(one_line(str(error)))[:300]
-    where = f" {uri}" if uri else ""
     found = write_problem_cause(error)
     if found is not None:
         problem, cause = found
         said = redact(one_line(str(cause)))[:300]
-        what, fix = {
-            "disk full": ("disk full while writing the Delta table", "free space on its disk"),
-            "read-only file system": (
-                "the Delta table is on a read-only file system",
-                "mount it read-write (or set `warehouse:` to a writable place)",
-            ),
-            "no permission": (
-                "no permission to write the Delta table",
-                "give this user write access to it",
-            ),
-        }[problem]
-        if where and problem == "read-only file system":
-            what = f"the Delta table{where} is on a read-only file system"
-        elif where:
-            what = f"{what}{where}"
+        what, fix = _MACHINE_FIXES[problem]
+        what = what.format(table=f"the Delta table {uri}" if uri else "the Delta table")
         return LoadError(
             f"{file_id}: {what} ({said}); {fix}, then load again: the table is unchanged",
             environment=True,

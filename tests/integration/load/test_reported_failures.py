@@ -369,6 +369,16 @@ def test_a_full_disk_under_an_append_to_a_table_is_said_and_keeps_the_files_retr
             "Permission denied",
             "no permission to write the Delta table",
         ),
+        (
+            "Unable to open file x/part-0.parquet#1: Operation not permitted (os error 1)",
+            "is not permitted",
+        ),
+        ("Unable to copy data to file: Disk quota exceeded (os error 122)", "quota exceeded"),
+        (
+            "Could not create local directory: /wh/t: Error: Os { code: 20, kind: "
+            'NotADirectory, message: "Not a directory" }',
+            "a file stands where a folder of the path of the Delta table /wh/t should be",
+        ),
     ],
 )
 def test_an_unwritable_table_says_why_and_how_to_fix_it(text: str, said: str) -> None:
@@ -378,3 +388,61 @@ def test_an_unwritable_table_says_why_and_how_to_fix_it(text: str, said: str) ->
     assert str(error).startswith("a.parquet: ") and "/wh/t" in str(error)
     assert said in str(error) and "then load again" in str(error)
     assert error.context.get("environment") is True
+
+
+def test_a_file_where_the_warehouse_folder_should_be_does_not_use_up_the_files_retries(
+    tmp_path: Path,
+) -> None:
+    """ENOTDIR (`Os { code: 20, kind: NotADirectory }`) was a `Delta write failed` that
+    counted against the file: after max_file_retries, moving the file away was not
+    enough (`reset-state --failed` was needed too)."""
+    make_lake(_lake(tmp_path), files=1, rows=2)
+    cfg = make_config(tmp_path)
+    (tmp_path / "warehouse").write_text("junk\n")
+    for _ in range(cfg.tables[0].load.max_file_retries + 2):
+        [result] = load(cfg).results
+        assert "a file stands where a folder of the path of the Delta table" in (
+            result.error or ""
+        ), result
+        assert "move that file away" in (result.error or "")
+    [record] = open_store(cfg.state_url).files.find(table_uri(tmp_path))
+    assert record.status == "failed" and record.retry_count == 0
+    (tmp_path / "warehouse").unlink()
+    assert done(load(cfg).counts()) == {"loaded": 1}
+
+
+def _immutable(path: Path, on: bool) -> bool:
+    import shutil
+    import subprocess
+
+    chattr = shutil.which("chattr")
+    if chattr is None:
+        return False
+    flag = "+i" if on else "-i"
+    return subprocess.run([chattr, flag, str(path)], capture_output=True).returncode == 0
+
+
+def test_an_immutable_table_folder_does_not_use_up_the_files_retries(tmp_path: Path) -> None:
+    """EPERM (`chattr +i`, as CIFS and FUSE mounts also answer) counted against the file."""
+    lake = _lake(tmp_path)
+    write_extracted(lake, orders_batch(0, 5), day=0)
+    cfg = make_config(tmp_path)
+    assert done(load(cfg).counts()) == {"loaded": 1}
+    write_extracted(lake, orders_batch(1, 5), day=1)
+    folder = Path(table_uri(tmp_path))
+    if not _immutable(folder, True):
+        pytest.skip("chattr +i needs root and a file system with the flag")
+    try:
+        for _ in range(cfg.tables[0].load.max_file_retries + 2):
+            [result] = load(cfg).results
+            assert "is not permitted" in (result.error or ""), result
+            assert "chattr -i" in (result.error or "")
+        [failed] = [
+            r
+            for r in open_store(cfg.state_url).files.find(table_uri(tmp_path))
+            if r.status == "failed"
+        ]
+        assert failed.retry_count == 0
+    finally:
+        _immutable(folder, False)
+    assert done(load(cfg).counts()) == {"loaded": 1, "skipped": 1}
