@@ -315,9 +315,23 @@ def _unreadable(source: SourceFile, error: BaseException) -> LoadError:
     )
 
 
+def _count_mismatch(source: SourceFile, rows: int, fix: str) -> LoadError | None:
+    """A file whose rows are not the number its sidecar says: the sidecar is the file's
+    commit marker and the checksum it names matched, so the sidecar itself was changed
+    after extraction (edited by hand), and what else in it (its window) holds is unknown."""
+    if source.record_count is None or source.record_count == rows:
+        return None
+    return LoadError(
+        f"{source.file_id}: its sidecar says {source.record_count:,} rows, the file holds "
+        f"{rows:,}: the sidecar was changed after extraction; the table is unchanged. To "
+        f"repair it, {fix}"
+    )
+
+
 def _read_verified(source: SourceFile, fix: str) -> tuple[pa.Table, str]:
-    """Read a file once: its checksum must match the sidecar's, and it must be Parquet.
-    `fix` ends the error of a damaged file (`repair_hint`)."""
+    """Read a file once: its checksum must match the sidecar's, it must be Parquet, and
+    hold the rows its sidecar counts. `fix` ends the error of a damaged file
+    (`repair_hint`)."""
     try:
         data = Path(source.path).read_bytes()
     except OSError as error:
@@ -329,18 +343,22 @@ def _read_verified(source: SourceFile, fix: str) -> tuple[pa.Table, str]:
         table = pq.read_table(pa.BufferReader(data))
     except Exception as error:  # pyarrow raises ArrowInvalid, OSError...
         raise _unreadable(source, error) from None
+    miscounted = _count_mismatch(source, table.num_rows, fix)
+    if miscounted is not None:
+        raise miscounted
     return table, checksum
 
 
 def _verify(source: SourceFile, fix: str) -> pa.Schema:
     """What `_read_verified` checks, without keeping the rows: the checksum (streamed) and
-    the Parquet footer, whose schema it returns. A file whose bytes are the ones its
-    sidecar names is the file its extraction wrote."""
+    the Parquet footer, whose schema it returns and whose row count must be the sidecar's.
+    A file whose bytes are the ones its sidecar names is the file its extraction wrote."""
     try:
         checksum = file_checksum(Path(source.path))
         if source.checksum and checksum != source.checksum:
             raise _mismatch(source, checksum, fix)
-        return pq.read_schema(source.path)
+        with pq.ParquetFile(source.path) as footer:
+            schema, rows = footer.schema_arrow, footer.metadata.num_rows
     except OSError as error:
         raise LoadError(
             f"{source.file_id}: cannot read the file ({error.strerror or error})"
@@ -349,6 +367,10 @@ def _verify(source: SourceFile, fix: str) -> pa.Schema:
         raise
     except Exception as error:  # pyarrow raises ArrowInvalid on a bad footer
         raise _unreadable(source, error) from None
+    miscounted = _count_mismatch(source, rows, fix)
+    if miscounted is not None:
+        raise miscounted
+    return schema
 
 
 def snapshot_instant(source: SourceFile) -> datetime:

@@ -6,6 +6,7 @@ tested in tests/integration/cli)."""
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
@@ -446,3 +447,32 @@ def test_an_immutable_table_folder_does_not_use_up_the_files_retries(tmp_path: P
     finally:
         _immutable(folder, False)
     assert done(load(cfg).counts()) == {"loaded": 1, "skipped": 1}
+
+
+@pytest.mark.parametrize(
+    "strategy",
+    [{"strategy": "append"}, {"strategy": "merge", "primary_key": ["id"]}, OVERWRITE],
+    ids=["append", "merge", "overwrite"],
+)
+def test_a_sidecar_whose_record_count_was_edited_fails_its_file_with_the_fix(
+    tmp_path: Path, strategy: dict[str, Any]
+) -> None:
+    """A hand-edited record_count went unnoticed: the checksum it names still matched,
+    and the file was loaded. The append fast path reads only the footer; the others read
+    the rows."""
+    lake = _lake(tmp_path)
+    [path] = make_lake(lake, files=1, rows=4)
+    marker = sidecar_path(path)
+    sidecar = json.loads(marker.read_text("utf-8"))
+    marker.write_text(json.dumps({**sidecar, "record_count": 3}), encoding="utf-8")
+    cfg = make_config(tmp_path, strategy)
+    [result] = load(cfg).results
+    assert "its sidecar says 3 rows, the file holds 4: the sidecar was changed after " in (
+        result.error or ""
+    ), result
+    assert "onceflow extract --date 2025-01-01 --tables src.orders --force-reprocess" in (
+        result.error or ""
+    )
+    assert open_table(table_uri(tmp_path)) is None  # nothing loaded
+    marker.write_text(json.dumps(sidecar), encoding="utf-8")  # what a re-extraction writes
+    assert done(load(cfg).counts()) == {"loaded": 1}
