@@ -243,6 +243,22 @@ def _say_missed(missed: list[dict[str, Any]]) -> None:
         echo(f"  warning: {missed_line(entry)}")
 
 
+def summary_line(who: str, counts: dict[str, Any]) -> str:
+    """The worker's outcome counts as a line. `retried` counts attempts that failed and
+    were queued again, not runs waiting for a retry: with `--until-idle` (and `up`) the
+    retry has run by then, and its run is counted by its own outcome (`1 failed, 1 failed
+    attempt retried`: one run, failed twice). It said `1 to retry` of a run that had
+    already failed for good."""
+    retried = int(counts["retried"])
+    return (
+        f"{who}: {counts['completed']} completed, {counts['failed']} failed, "
+        f"{retried} failed attempt{'' if retried == 1 else 's'} retried, "
+        f"{counts['deferred']} deferred, {counts['lost']} lost (lease expired)"
+        + (f", {counts['cancelled']} cancelled" if counts.get("cancelled") else "")
+        + (f", {counts['revoked']} revoked (past max_runtime)" if counts.get("revoked") else "")
+    )
+
+
 def _summary(
     who: str,
     counts: dict[str, Any],
@@ -253,13 +269,7 @@ def _summary(
     if as_json:
         print_json(full if full is not None else counts)
     else:
-        echo(
-            f"{who}: {counts['completed']} completed, {counts['failed']} failed, "
-            f"{counts['retried']} to retry, {counts['deferred']} deferred, "
-            f"{counts['lost']} lost (lease expired)"
-            + (f", {counts['cancelled']} cancelled" if counts.get("cancelled") else "")
-            + (f", {counts['revoked']} revoked (past max_runtime)" if counts.get("revoked") else "")
-        )
+        echo(summary_line(who, counts))
         for line in counts.get("failures", []):
             echo(f"  failed: {line}")
     if stop is not None:  # a Ctrl-C outranks failures: the runs left are the news
