@@ -81,3 +81,23 @@ def test_an_errno_under_a_library_error_is_found_across_the_chain() -> None:
 )
 def test_write_problem_keeps_to_its_three_words(text: str, coarse: str | None) -> None:
     assert write_problem(OSError(text)) == coarse
+
+
+def test_a_table_the_machine_will_not_open_is_not_called_damaged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Opening it (a folder it may not read) said "If a file of its _delta_log is
+    damaged, restore it", and the failure used up the file's retries."""
+    import deltalake
+
+    from onceflow.errors import LoadError
+    from onceflow.warehouse import open_table
+
+    def refused(*_args: object, **_kw: object) -> bool:
+        raise OSError("Generic LocalFileSystem error: Operation not permitted (os error 1)")
+
+    monkeypatch.setattr(deltalake.DeltaTable, "is_deltatable", staticmethod(refused))
+    with pytest.raises(LoadError) as raised:
+        open_table("/wh/t")
+    assert "not permitted" in str(raised.value) and "_delta_log" not in str(raised.value)
+    assert raised.value.context.get("environment") is True
