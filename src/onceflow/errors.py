@@ -41,6 +41,37 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _BACKTRACE = re.compile(r"(?im)^\s*(?:stack backtrace:|0: \S.*\n\s*1: )")
 
 
+def _escapes(keep: str) -> dict[int, str]:
+    """The `str.translate` table of `printable`: each control character a terminal acts on
+    as the text that names it; `keep` the ones left as they are."""
+    table = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)]}
+    table.update({0x0A: "\\n", 0x0D: "\\r"})  # as a reader of Python or C writes them
+    # line and paragraph separators start a line; the bidirectional overrides and isolates
+    # reorder what is shown after them ("Trojan Source"): printed, they would show a text
+    # other than the one the value holds
+    table.update({c: f"\\u{c:04x}" for c in [0x2028, 0x2029, *range(0x202A, 0x202F)]})
+    table.update({c: f"\\u{c:04x}" for c in range(0x2066, 0x206A)})
+    for c in keep:
+        del table[ord(c)]
+    return table
+
+
+_ONE_LINE = _escapes("\t")
+_LINES = _escapes("\t\n")
+
+
+def printable(text: str, *, lines: bool = False) -> str:
+    """`text` safe to print on a terminal: every control character (C0 but the tab, DEL,
+    C1, line separators, bidi overrides) shown as its escape, `\\x1b` for ESC. A value of
+    the data (a cell, a column name, a driver's or DuckDB's message quoting it) may hold
+    `\\x1b]0;...\\x07` (sets the window title) or `\\x1b[2J` (clears the screen), or a
+    `\\r\\n` that starts a line of its own: printed raw, the terminal would act on them
+    or a reader take a forged line for onceflow's. A newline is escaped too (a problem is
+    one line), unless `lines` (a traceback). The CLI's own colours are added after this,
+    to text already printable. JSON output needs none of it: JSON escapes them."""
+    return text.translate(_LINES if lines else _ONE_LINE)
+
+
 def plain_message(text: str) -> str:
     """A library's error text without terminal colours or a Rust backtrace: what it says,
     not where it was (the backtrace is for the library's developers, and long)."""

@@ -25,7 +25,7 @@ from typing import NoReturn
 
 import typer
 
-from onceflow.cli.app import app, examples, say_problem, settings
+from onceflow.cli.app import app, echo, examples, say_problem, settings
 from onceflow.cli.options import refuse_repeated_config
 from onceflow.errors import OnceflowError
 from onceflow.logs import setup_logging
@@ -205,7 +205,7 @@ def _show_traceback(error: BaseException) -> None:
     import traceback
 
     text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
-    typer.echo(redact(text).rstrip("\n"), err=True)
+    echo(redact(text).rstrip("\n"), err=True, lines=True)
 
 
 def _usage_problem(error: BaseException, args: Sequence[str]) -> None:
@@ -227,7 +227,7 @@ def _usage_problem(error: BaseException, args: Sequence[str]) -> None:
     if callable(show):
         show()
     else:
-        typer.echo(f"error: {error}", err=True)
+        echo(f"error: {error}", err=True)
 
 
 def _json_logs_asked(args: Sequence[str]) -> bool:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperOption
 
-from onceflow.errors import ConfigError
+from onceflow.errors import ConfigError, printable
 from onceflow.logs import setup_logging
 from onceflow.version import __version__
 
@@ -37,13 +37,21 @@ app = typer.Typer(
 settings: dict[str, bool] = {"debug": False, "json_logs": False}
 
 
+def echo(text: str = "", *, err: bool = False, lines: bool = False) -> None:
+    """Print a line of the CLI's text output (stdout, or stderr with `err`), its control
+    characters escaped (`errors.printable`): the lines hold values of the data and
+    libraries' messages quoting them, which must not drive the terminal. `lines`: `text`
+    is several lines (a traceback). JSON output goes out as `json.dumps` escapes it."""
+    typer.echo(printable(text, lines=lines), err=err)
+
+
 def say_problem(text: str) -> None:
     """A problem line for stderr: plain text, or a JSON log record with `--log-format
     json`, so that stderr stays one JSON document per line."""
     if settings["json_logs"]:
         logging.getLogger("onceflow.cli").error(text)
     else:
-        typer.echo(text, err=True)
+        echo(text, err=True)
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -63,7 +71,7 @@ TyperOption.display_type_rich = _flags_without_type(TyperOption.display_type_ric
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"onceflow {__version__}")
+        echo(f"onceflow {__version__}")
         raise typer.Exit(0)
 
 

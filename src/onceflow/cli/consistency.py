@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from onceflow.cli.app import app, examples
+from onceflow.cli.app import app, echo, examples
 from onceflow.cli.options import (
     ChangeStateOpt,
     ConfigOpt,
@@ -95,15 +95,15 @@ def force_unlock_cmd(
     """Show who holds the pipeline's locks and release them (asks unless --yes)."""
     pipeline = open_pipeline(config, state, pipeline_name)
     if not name and not pipeline.locks():
-        typer.echo("no locks held")
+        echo("no locks held")
         return
 
     def ask(description: str) -> bool:
-        typer.echo(f"Current lock: {description}")
+        echo(f"Current lock: {description}")
         return bool(typer.confirm("Are you sure you want to force release the lock?"))
 
     released = pipeline.force_unlock(yes, name=name, confirm=ask)
     for lock in released:
-        typer.echo(f"released {lock.name} (was {lock.describe()})")
+        echo(f"released {lock.name} (was {lock.describe()})")
     if not released:
-        typer.echo("nothing released")
+        echo("nothing released")

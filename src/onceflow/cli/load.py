@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from onceflow.cli.app import app, examples
+from onceflow.cli.app import app, echo, examples
 from onceflow.cli.options import (
     ConfigOpt,
     JsonOpt,
@@ -154,9 +154,9 @@ def optimize_cmd(
         return
     for row in out:
         if "skipped" in row:
-            typer.echo(f"{row['table']}: skipped ({row['skipped']})")
+            echo(f"{row['table']}: skipped ({row['skipped']})")
         else:
-            typer.echo(
+            echo(
                 f"{row['table']}: version {row['version']}, {row['files_removed']} files "
                 f"compacted into {row['files_added']}, {row['vacuumed']} vacuumed"
             )

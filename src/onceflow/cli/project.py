@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from onceflow.cli.app import app, examples, say_problem
+from onceflow.cli.app import app, echo, examples, say_problem
 from onceflow.cli.options import ConfigOpt
 from onceflow.demo import init_project
 
@@ -34,7 +34,7 @@ def init(
 ) -> None:
     """Scaffold a demo project: a SQLite shop database and an onceflow.yml."""
     path = init_project(directory, force=force)
-    typer.echo(f"created {path}; next: cd {directory} && onceflow run")
+    echo(f"created {path}; next: cd {directory} && onceflow run")
 
 
 @app.command(rich_help_panel="Project", epilog=examples("onceflow check --config onceflow.yml"))
@@ -48,7 +48,7 @@ def check(config: ConfigOpt = None) -> None:
 
     cfg = load_config(config)  # refuses a config that lists no tables
     warnings = check_config(cfg)
-    typer.echo(
+    echo(
         f"config ok: pipeline {cfg.pipeline}, {len(cfg.sources)} sources, {len(cfg.tables)} tables"
     )
     for warning in warnings:

@@ -9,8 +9,8 @@ from typing import Any
 
 import typer
 
-from onceflow.cli.app import say_problem
-from onceflow.errors import named_once, typed_error
+from onceflow.cli.app import echo, say_problem
+from onceflow.errors import named_once, printable, typed_error
 
 
 def print_json(data: Any) -> None:
@@ -50,7 +50,7 @@ def summarise_run(summary: Any, as_json: bool) -> None:
     else:
         counts = summary.counts()
         run = summary.run
-        typer.echo(
+        echo(
             f"run {run.run_id}: {run.status} — {counts['extracted']} extracted, "
             f"{counts['skipped']} skipped, {counts['failed']} failed "
             f"({run.completed_tables}/{run.total_tables} tables complete, "
@@ -61,7 +61,7 @@ def summarise_run(summary: Any, as_json: bool) -> None:
             # single-table extracts of one date share its run, as do --tables subsets: a
             # run that failed because of tables this command did not touch says so
             others = run.total_tables - len(mine)
-            typer.echo(
+            echo(
                 f"  the run also counts {others} table(s) this command did not touch; "
                 f"`onceflow status --run-id {run.run_id}` shows each"
             )
@@ -75,10 +75,10 @@ def summarise_run(summary: Any, as_json: bool) -> None:
                 say_problem(f"  {result.table_key}: {note}")
         if getattr(summary, "load", None) is not None:
             load = summary.load
-            typer.echo(f"load: {load_counts(load.counts())} ({load.rows_note()})")
+            echo(f"load: {load_counts(load.counts())} ({load.rows_note()})")
             for r in load.results:
                 if r.rows_skipped:
-                    typer.echo(f"  load: {r.key}: {_late_rows(r.rows_skipped)}")
+                    echo(f"  load: {r.key}: {_late_rows(r.rows_skipped)}")
                 if r.error:
                     say_problem(f"  load failed: {r.key}: {r.error}")
                 if r.waiting:
@@ -89,9 +89,7 @@ def summarise_run(summary: Any, as_json: bool) -> None:
                     say_problem(f"  load warning: {r.key}: {warning}")
         if getattr(summary, "validation", None) is not None:
             c = summary.validation.counts()
-            typer.echo(
-                "validate: " + ", ".join(f"{v} {k}" for k, v in c.items() if v or k == "fail")
-            )
+            echo("validate: " + ", ".join(f"{v} {k}" for k, v in c.items() if v or k == "fail"))
             for r in summary.validation.results:
                 if r.outcome in ("fail", "error"):
                     detail = r.message or (
@@ -116,13 +114,13 @@ def print_load(summary: Any, as_json: bool) -> None:
         print_json(summary.as_dict())
     else:
         for r in summary.results:
-            typer.echo(f"{r.key}: {load_counts(r.counts())} ({r.rows_note()}) -> {r.uri}")
+            echo(f"{r.key}: {load_counts(r.counts())} ({r.rows_note()}) -> {r.uri}")
             if r.settings_note:
-                typer.echo(f"  {r.settings_note}")
+                echo(f"  {r.settings_note}")
             if r.rewound:
-                typer.echo(f"  rewound to apply {len(r.rewound)} file(s) again in window order")
+                echo(f"  rewound to apply {len(r.rewound)} file(s) again in window order")
             if r.rows_skipped:
-                typer.echo(f"  {_late_rows(r.rows_skipped)}")
+                echo(f"  {_late_rows(r.rows_skipped)}")
             if r.waiting:
                 say_problem(f"  waiting: {r.waiting}")
             if r.uncommitted:
@@ -147,9 +145,9 @@ def _marks() -> tuple[str, str]:
 
 def _print_issue(issue: dict[str, Any], indent: str) -> None:
     summary = issue.get("summary") or f"{issue['kind']}: {issue['subject']}"
-    typer.echo(f"{indent}- {summary}")
+    echo(f"{indent}- {summary}")
     if issue.get("detail"):
-        typer.echo(f"{indent}    {issue['detail']}")
+        echo(f"{indent}    {issue['detail']}")
 
 
 def print_report(report: dict[str, Any], as_json: bool) -> None:
@@ -162,28 +160,28 @@ def print_report(report: dict[str, Any], as_json: bool) -> None:
     issues: list[dict[str, Any]] = report["issues"]
     checked = report["checked"]
     tracker = [i for i in issues if i["kind"] in FILE_TRACKER_KINDS]
-    typer.echo("=== PIPELINE CONSISTENCY VALIDATION ===")
-    typer.echo(f"Overall Status: {'CONSISTENT' if report['consistent'] else 'INCONSISTENT'}")
-    typer.echo(f"File Tracker Status: {'inconsistent' if tracker else 'consistent'}")
-    typer.echo(f"Total Files Checked: {checked['tracked_files']}")
+    echo("=== PIPELINE CONSISTENCY VALIDATION ===")
+    echo(f"Overall Status: {'CONSISTENT' if report['consistent'] else 'INCONSISTENT'}")
+    echo(f"File Tracker Status: {'inconsistent' if tracker else 'consistent'}")
+    echo(f"Total Files Checked: {checked['tracked_files']}")
     # every inconsistency, as `Total Inconsistencies` at the end (the seed's report counts
     # them all here); the file tracker's own are listed below it, the others per table
-    typer.echo(f"Inconsistencies Found: {len(issues)}")
+    echo(f"Inconsistencies Found: {len(issues)}")
     for issue in tracker:
         _print_issue(issue, "  ")
     progress = report.get("in_progress") or []
     if progress:  # a live loader mid-step: shown, not counted
-        typer.echo(f"In Progress (a live load, not an inconsistency): {len(progress)}")
+        echo(f"In Progress (a live load, not an inconsistency): {len(progress)}")
         for issue in progress:
             _print_issue(issue, "  ")
     good, bad = _marks()
-    typer.echo("Table Consistency:")
+    echo("Table Consistency:")
     tables = report.get("tables") or []
     if not tables:
-        typer.echo("  (no tables)")
+        echo("  (no tables)")
     for table in tables:
         name = table["table"]
-        typer.echo(f"  {good if table['consistent'] else bad} {name}")
+        echo(f"  {good if table['consistent'] else bad} {name}")
         # Tracker issues of the table are listed above; here they are only counted, so
         # the table's mark is explained without repeating them.
         mine = [i for i in issues if i.get("table") == name]
@@ -193,25 +191,25 @@ def print_report(report: dict[str, Any], as_json: bool) -> None:
         in_tracker = sum(1 for i in mine if i["kind"] in FILE_TRACKER_KINDS)
         if in_tracker:
             plural = "inconsistency" if in_tracker == 1 else "inconsistencies"
-            typer.echo(f"    - {in_tracker} file tracker {plural} (listed above)")
+            echo(f"    - {in_tracker} file tracker {plural} (listed above)")
     locks = [i for i in issues if i["kind"] == "stale_lock"]
-    typer.echo(f"Locks Checked: {checked['locks']}, stale: {len(locks)}")
+    echo(f"Locks Checked: {checked['locks']}, stale: {len(locks)}")
     for issue in locks:
         _print_issue(issue, "  ")
     temps = [i for i in issues if i["kind"] == "temp_file"]
     safe_age = report.get("safe_age_seconds")
     age = f" (older than {safe_age:g} s)" if isinstance(safe_age, (int, float)) else ""
-    typer.echo(f"Temp Files In The Lake{age}: {len(temps)}")
+    echo(f"Temp Files In The Lake{age}: {len(temps)}")
     for issue in temps:
-        typer.echo(f"  - {issue['subject']}")
+        echo(f"  - {issue['subject']}")
     listed = {id(i) for i in [*tracker, *locks, *temps]}
     names = {t["table"] for t in tables}
     others = [i for i in issues if id(i) not in listed and i.get("table") not in names]
     if others:  # any kind not grouped above still shows
-        typer.echo("Other Inconsistencies:")
+        echo("Other Inconsistencies:")
         for issue in others:
             _print_issue(issue, "  ")
-    typer.echo(f"Total Inconsistencies: {len(issues)}")
+    echo(f"Total Inconsistencies: {len(issues)}")
 
 
 def print_fixes(result: dict[str, Any], as_json: bool) -> None:
@@ -219,20 +217,20 @@ def print_fixes(result: dict[str, Any], as_json: bool) -> None:
     if as_json:
         print_json(result)
     else:
-        typer.echo("=== FIXING PIPELINE INCONSISTENCIES ===")
-        typer.echo(f"Fixes Applied: {result['fixes_applied']}")
-        typer.echo(f"Fixes Failed: {result['fixes_failed']}")
-        typer.echo("Actions taken:")
+        echo("=== FIXING PIPELINE INCONSISTENCIES ===")
+        echo(f"Fixes Applied: {result['fixes_applied']}")
+        echo(f"Fixes Failed: {result['fixes_failed']}")
+        echo("Actions taken:")
         for action in result["actions"]:
-            typer.echo(f"  - {action}")
+            echo(f"  - {action}")
         if not result["actions"]:
-            typer.echo("  (none: nothing to fix)")
+            echo("  (none: nothing to fix)")
         if result["failures"]:
-            typer.echo("Failed fixes:")
+            echo("Failed fixes:")
             for failure in result["failures"]:
-                typer.echo(f"  ! {failure}")
+                echo(f"  ! {failure}")
         state = "CONSISTENT" if result["consistent"] else "INCONSISTENT"
-        typer.echo(f"Overall Status After Fixes: {state}")
+        echo(f"Overall Status After Fixes: {state}")
         for issue in result["remaining"]:
             _print_issue(issue, "  ")
     if not result["consistent"]:
@@ -263,10 +261,11 @@ def human_size(size: int | None) -> str:
 
 def plain(text: object) -> str:
     """Text for a rich table cell, title or line, its `[...]` shown as written: rich takes
-    `[libpq]` in an error for a style tag and drops it (`IO:  Failed to connect`)."""
+    `[libpq]` in an error for a style tag and drops it (`IO:  Failed to connect`); its
+    control characters escaped (`errors.printable`): rich passes ESC through."""
     from rich.markup import escape
 
-    return escape(str(text))
+    return escape(printable(str(text)))
 
 
 def print_status(report: dict[str, Any]) -> None:
@@ -501,28 +500,33 @@ def print_validation(report: Any, failed_to_write: str | None = None) -> None:
     colour = sys.stdout.isatty()
     header = ("rule", "type", "outcome", "observed", "threshold", "failing", "% all", "% non-null")
     if not report.tables:
-        typer.echo("no configured table has post-load rules: nothing to validate")
+        echo("no configured table has post-load rules: nothing to validate")
     for t in report.tables:
-        typer.echo(
+        echo(
             f"{t.table}: {t.status} ({t.stage}, scope {t.scope}, {len(t.results)} rules, "
             f"{t.data_queries} data queries, {t.duration_seconds:.2f} s)"
         )
+        # escaped before the widths are measured and the outcome coloured: the line is
+        # printed as it is (an escape of the whole line would escape the colour too)
         rows = [
-            (
-                r.rule,
-                r.type,
-                r.outcome,
-                _short(r.observed),
-                _short(r.threshold),
-                _short(r.failing_rows),
-                percent_text(r.failing_percent),
-                percent_text(r.failing_percent_non_null),
-                r.message or ("cached" if r.cached else "incremental" if r.incremental else ""),
+            tuple(
+                printable(cell)
+                for cell in (
+                    r.rule,
+                    r.type,
+                    r.outcome,
+                    _short(r.observed),
+                    _short(r.threshold),
+                    _short(r.failing_rows),
+                    percent_text(r.failing_percent),
+                    percent_text(r.failing_percent_non_null),
+                    r.message or ("cached" if r.cached else "incremental" if r.incremental else ""),
+                )
             )
             for r in t.results
         ]
         widths = [max([len(h)] + [len(row[i]) for row in rows]) for i, h in enumerate(header)]
-        typer.echo("  " + "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
+        echo("  " + "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
         for row in rows:
             cells = [c.ljust(w) for c, w in zip(row, widths, strict=False)]
             if colour:
@@ -530,12 +534,12 @@ def print_validation(report: Any, failed_to_write: str | None = None) -> None:
                     cells[2], fg=OUTCOME_COLOUR.get(row[2]), bold=row[2] in ("fail", "error")
                 )
             line = "  " + "  ".join(cells)
-            typer.echo(line + (f"  {row[8]}" if row[8] else ""))
+            typer.echo(line + (f"  {row[8]}" if row[8] else ""))  # escaped above
         if t.quarantined:
             where = f" into {t.quarantine_table}" if t.quarantine_table else ""
-            typer.echo(f"  {t.quarantined:,} rows quarantined{where}")
+            echo(f"  {t.quarantined:,} rows quarantined{where}")
         if t.quarantine_error:
-            typer.echo(f"  {t.quarantine_error}")
+            echo(f"  {t.quarantine_error}")
     counts = report.counts()
     meaning = {0: "ok", 1: "an error-severity rule failed", 2: "a rule could not run"}
     if not counts["error"] and report.exit_code == 2:
@@ -544,46 +548,46 @@ def print_validation(report: Any, failed_to_write: str | None = None) -> None:
     code, why = report.exit_code, meaning[report.exit_code]
     if failed_to_write is not None:
         code, why = 2, f"the {failed_to_write} could not be written (validation: {why})"
-    typer.echo(", ".join(f"{v} {k}" for k, v in counts.items()) + f" -- exit {code}: {why}")
+    echo(", ".join(f"{v} {k}" for k, v in counts.items()) + f" -- exit {code}: {why}")
 
 
 def print_tenant_status(summary: dict[str, Any]) -> None:
     """`status --tenant`: the seed's per-customer summary."""
     counts = ", ".join(f"{n} {state}" for state, n in summary["counts"].items())
-    typer.echo(f"tenant {summary['tenant']}: {counts}")
+    echo(f"tenant {summary['tenant']}: {counts}")
     for label, key in (("last success", "last_success"), ("last failure", "last_failure")):
         run = summary[key]
         if run is None:
-            typer.echo(f"  {label}: none")
+            echo(f"  {label}: none")
         else:
             error = typed_error(run["error_type"], run["error"])
             error = f" - {error}" if error else ""
             now_state = run.get("state_now")
             # a failure retried since: said, so that it does not read as still failed
             since = f" (retried; now {now_state})" if now_state not in (None, "FAILED") else ""
-            typer.echo(
+            echo(
                 f"  {label}: {run['pipeline']}/{run['schedule']} {run['run_date']} "
                 f"at {run['ended_at']}{since}{error}"
             )
     nxt = summary["next_run"]
     if nxt is None:
-        typer.echo("  next run: no schedule of this tenant")
+        echo("  next run: no schedule of this tenant")
     else:
-        typer.echo(
+        echo(
             f"  next run: {nxt['pipeline']}/{nxt['schedule']} at {nxt['local']} "
             f"({nxt['tick_utc']}), window {nxt['run_date']}"
         )
     for w in summary["waiting"]:
-        typer.echo(f"  waiting: {w['pipeline']} {w['run_date']}: {w['waiting_on']}")
+        echo(f"  waiting: {w['pipeline']} {w['run_date']}: {w['waiting_on']}")
     for r in summary.get("lease_expired", []):
-        typer.echo(
+        echo(
             f"  lease expired: {r['pipeline']} {r['run_date']} is RUNNING, but its worker's "
             f"lease ran out at {r['since'][:19].replace('T', ' ')} UTC (killed or cut off): "
             "the next scheduler or worker pass requeues it"
         )
     q = summary["queue"]
     # always a line: a tenant with no jobs shows zeros, not nothing
-    typer.echo(
+    echo(
         f"  queue: {q['queued']} queued ({q['due']} due), {q['running']} running, "
         f"{q['completed']} completed, {q['failed']} failed; "
         f"waiting now: {_waits(q['avg_wait_seconds'], q['max_wait_seconds'])}; "

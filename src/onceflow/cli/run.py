@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from onceflow.cli.app import app, examples
+from onceflow.cli.app import app, echo, examples
 from onceflow.cli.options import (
     AllowPartialOpt,
     ConfigOpt,
@@ -51,7 +51,7 @@ def summarise(summary: Any, as_json: bool, allow_partial: bool) -> None:
     finally:  # after the summary's exit 1 too
         partial = _partial_tables(summary) if allow_partial and not as_json else []
         if partial:
-            typer.echo(
+            echo(
                 f"  partial: {', '.join(partial)}: the window "
                 f"{summary.run.window_start} .. {summary.run.window_end} has not ended; every "
                 "run extracts it again until it has"

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from onceflow.cli.app import app, examples
+from onceflow.cli.app import app, echo, examples
 from onceflow.cli.options import ConfigsOpt, JsonOpt, load_configs
 from onceflow.cli.render import print_json
 from onceflow.errors import typed_error
@@ -79,9 +79,9 @@ def list_(
         print_json([r.as_dict() for r in runs])
         return
     if not runs:
-        typer.echo("no scheduled runs match")
+        echo("no scheduled runs match")
         return
-    typer.echo(
+    echo(
         f"{'run id':<36}  {'pipeline/schedule':<24} {'date':<10}  {'state':<9} "
         f"{'starts':>6}  {'ended (UTC)':<19}  error"
     )
@@ -90,14 +90,14 @@ def list_(
         error = typed_error(r.error_type, r.error)
         where = f"{r.pipeline}/{r.schedule}"
         state = f"{r.state}*" if r.lease_expired_at else r.state
-        typer.echo(
+        echo(
             f"{r.id:<36}  {where[:24]:<24} {r.run_date:<10}  {state:<9} {r.attempt:>6}  "
             f"{ended:<19}  {_short(error, 70)}"
         )
     expired = [r for r in runs if r.lease_expired_at]
     if expired:
         since = min(r.lease_expired_at or "" for r in expired)[:19].replace("T", " ")
-        typer.echo(
+        echo(
             f"* RUNNING, but its worker's lease ran out (at {since} UTC or later): the worker "
             "was killed or cut off; the next scheduler or worker pass (onceflow up, "
             "scheduler or worker) requeues it"
@@ -113,7 +113,7 @@ def show(run_id: RunIdArg, config: ConfigsOpt = None, as_json: JsonOpt = False) 
     if as_json:
         print_json(detail)
         return
-    typer.echo(
+    echo(
         f"run {detail['id']}: {detail['pipeline']}/{detail['schedule']} "
         f"{detail['run_date']} - {detail['state']}"
     )
@@ -136,23 +136,21 @@ def show(run_id: RunIdArg, config: ConfigsOpt = None, as_json: JsonOpt = False) 
         if key == "window_start":
             value = f"{detail['window_start']} .. {detail['window_end']}"
         if value is not None:
-            typer.echo(f"  {label + ':':<14}{value}")
+            echo(f"  {label + ':':<14}{value}")
     if detail["error"]:
-        typer.echo(f"  {'error:':<14}{typed_error(detail['error_type'], detail['error'])}")
+        echo(f"  {'error:':<14}{typed_error(detail['error_type'], detail['error'])}")
     job = detail["job"]
     if job is not None:
         due = datetime.fromtimestamp(job["run_after"], UTC).isoformat(timespec="seconds")
-        typer.echo(
+        echo(
             f"  {'job:':<14}{job['id']} {job['state']}, due {due}, claimed {job['attempts']}x"
             + (f" by {job['worker']}" if job["worker"] else "")
         )
-    typer.echo("  history:")
+    echo("  history:")
     for h in detail["history"]:
         why = f" ({h['reason']})" if h["reason"] else ""
         error = f" - {_short(h['error'], 90)}" if h["error"] else ""
-        typer.echo(
-            f"    {h['at'][:19]}  {h['from_state'] or '-':>9} -> {h['to_state']}{why}{error}"
-        )
+        echo(f"    {h['at'][:19]}  {h['from_state'] or '-':>9} -> {h['to_state']}{why}{error}")
 
 
 @runs_app.command(
@@ -168,8 +166,8 @@ def retry(run_id: RunIdArg, config: ConfigsOpt = None, as_json: JsonOpt = False)
         print_json(report.as_dict())
         return
     for one in report.requeued:
-        typer.echo(f"queued again: {one['run_id']} {one['run_date']} (was {one['was']})")
-    typer.echo("a worker runs them: onceflow worker, or onceflow up")
+        echo(f"queued again: {one['run_id']} {one['run_date']} (was {one['was']})")
+    echo("a worker runs them: onceflow worker, or onceflow up")
 
 
 @runs_app.command(
@@ -180,7 +178,7 @@ def cancel(run_id: RunIdArg, config: ConfigsOpt = None) -> None:
     from onceflow.schedule import cancel_scheduled_run
 
     was = cancel_scheduled_run(load_configs(config), run_id)
-    typer.echo(f"cancelled: {run_id} (was {was})")
+    echo(f"cancelled: {run_id} (was {was})")
 
 
 @runs_app.command(
@@ -213,14 +211,14 @@ def purge(
         return
     states = ", ".join(f"{n} {state}" for state, n in report.runs.items())
     head = "purged" if report.deleted else "would purge (dry run; --yes deletes)"
-    typer.echo(
+    echo(
         f"{head}: {report.total_runs} run(s){f' ({states})' if states else ''} that ended "
         f"before {report.before[:19].replace('T', ' ')} UTC, {report.history} transition(s), "
         f"{report.jobs} job(s) of theirs, {report.other_jobs} other finished job(s)"
     )
     if report.kept:
         kept = ", ".join(f"{n} {why}" for why, n in report.kept.items())
-        typer.echo(f"kept: {kept}")
+        echo(f"kept: {kept}")
 
 
 def _short(text: str, width: int) -> str:

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from onceflow.cli.app import app, examples, say_problem
+from onceflow.cli.app import app, echo, examples, say_problem
 from onceflow.cli.options import ConfigOpt, ConfigsOpt, JsonOpt, load_configs
 from onceflow.cli.render import print_json
 from onceflow.redact import redact
@@ -150,14 +150,14 @@ def scheduler(
     if as_json:
         print_json(report.as_dict())
     else:
-        typer.echo(
+        echo(
             f"scheduler: {report.recorded} tick(s) recorded, {report.queued} run(s) queued, "
             f"{report.requeued} job(s) requeued, {len(report.stuck)} stuck run(s) failed"
         )
         for line in report.errors:
-            typer.echo(f"  skipped: {line}")
+            echo(f"  skipped: {line}")
         for line in report.paused:
-            typer.echo(f"  paused: {line}; no ticks recorded")
+            echo(f"  paused: {line}; no ticks recorded")
         _say_missed(report.missed)
     _exit_if_interrupted(stop, configs)
     if report.errors:  # the rest of the pass was done; these need a fix
@@ -222,11 +222,11 @@ def up(
     )
     s = result["scheduler"]
     if not as_json:
-        typer.echo(f"scheduler: {s['recorded']} tick(s) recorded, {s['queued']} run(s) queued")
+        echo(f"scheduler: {s['recorded']} tick(s) recorded, {s['queued']} run(s) queued")
         for line in s["skipped"]:
-            typer.echo(f"  skipped: {line}")
+            echo(f"  skipped: {line}")
         for line in s["paused"]:
-            typer.echo(f"  paused: {line}; no ticks recorded")
+            echo(f"  paused: {line}; no ticks recorded")
         _say_missed(s["missed"])
     if s["skipped"] and not result["worker"]["failed"]:
         _summary("workers", result["worker"], as_json, full=result, stop=(stop, configs))
@@ -240,7 +240,23 @@ def _say_missed(missed: list[dict[str, Any]]) -> None:
     from onceflow.schedule.scheduler import missed_line
 
     for entry in missed:
-        typer.echo(f"  warning: {missed_line(entry)}")
+        echo(f"  warning: {missed_line(entry)}")
+
+
+def summary_line(who: str, counts: dict[str, Any]) -> str:
+    """The worker's outcome counts as a line. `retried` counts attempts that failed and
+    were queued again, not runs waiting for a retry: with `--until-idle` (and `up`) the
+    retry has run by then, and its run is counted by its own outcome (`1 failed, 1 failed
+    attempt retried`: one run, failed twice). It said `1 to retry` of a run that had
+    already failed for good."""
+    retried = int(counts["retried"])
+    return (
+        f"{who}: {counts['completed']} completed, {counts['failed']} failed, "
+        f"{retried} failed attempt{'' if retried == 1 else 's'} retried, "
+        f"{counts['deferred']} deferred, {counts['lost']} lost (lease expired)"
+        + (f", {counts['cancelled']} cancelled" if counts.get("cancelled") else "")
+        + (f", {counts['revoked']} revoked (past max_runtime)" if counts.get("revoked") else "")
+    )
 
 
 def _summary(
@@ -253,15 +269,9 @@ def _summary(
     if as_json:
         print_json(full if full is not None else counts)
     else:
-        typer.echo(
-            f"{who}: {counts['completed']} completed, {counts['failed']} failed, "
-            f"{counts['retried']} to retry, {counts['deferred']} deferred, "
-            f"{counts['lost']} lost (lease expired)"
-            + (f", {counts['cancelled']} cancelled" if counts.get("cancelled") else "")
-            + (f", {counts['revoked']} revoked (past max_runtime)" if counts.get("revoked") else "")
-        )
+        echo(summary_line(who, counts))
         for line in counts.get("failures", []):
-            typer.echo(f"  failed: {line}")
+            echo(f"  failed: {line}")
     if stop is not None:  # a Ctrl-C outranks failures: the runs left are the news
         _exit_if_interrupted(*stop)
     if counts["failed"]:
@@ -302,7 +312,7 @@ def backfill(
     if as_json:
         print_json(report.as_dict())
     else:
-        typer.echo(
+        echo(
             f"backfill {report.pipeline}: {len(report.created)} date(s) queued, "
             f"{len(report.requeued)} requeued, {len(report.unchanged)} unchanged"
         )
@@ -337,9 +347,9 @@ def preview(
     if as_json:
         print_json([t.as_dict() for t in ticks])
         return
-    typer.echo(f"{'local time':<27} {'UTC':<27} {'window (run date)':<18} hours")
+    echo(f"{'local time':<27} {'UTC':<27} {'window (run date)':<18} hours")
     for t in ticks:
-        typer.echo(
+        echo(
             f"{t.local.isoformat():<27} {t.at.isoformat():<27} {t.run_date.isoformat():<18} "
             f"{t.window.hours:g}"
         )
@@ -357,9 +367,9 @@ def list_(config: ConfigsOpt = None, as_json: JsonOpt = False) -> None:
         print_json([s.as_dict() for s in schedules])
         return
     if not schedules:
-        typer.echo("no schedules in the config (schedules: in onceflow.yml)")
+        echo("no schedules in the config (schedules: in onceflow.yml)")
         return
-    typer.echo(
+    echo(
         f"{'pipeline/schedule':<24} {'cron':<14} {'timezone':<18} {'status':<7} "
         f"{'next tick (local)':<25} {'next tick (UTC)':<25} last run"
     )
@@ -371,14 +381,14 @@ def list_(config: ConfigsOpt = None, as_json: JsonOpt = False) -> None:
         local = d["next_tick_local"] or "-"
         utc = d["next_tick_utc"] or "-"
         where = f"{s.pipeline}/{s.schedule}"
-        typer.echo(
+        echo(
             f"{where[:24]:<24} {s.cron:<14} {s.timezone:<18} {status:<7} "
             f"{local:<25} {utc:<25} {last_text}"
         )
     for s in schedules:
         if s.paused:
             why = f" ({s.pause_reason})" if s.pause_reason else ""
-            typer.echo(
+            echo(
                 f"paused: {s.pipeline}/{s.schedule} since {s.paused_at}{why}; "
                 f"onceflow schedule resume {s.schedule}"
             )
@@ -402,9 +412,9 @@ def pause(
     change = pause_schedule(load_config(config), name, reason=reason)
     where = f"{change.pipeline}/{change.schedule}"
     if change.changed:
-        typer.echo(f"paused: {where}; no ticks are recorded until onceflow schedule resume {name}")
+        echo(f"paused: {where}; no ticks are recorded until onceflow schedule resume {name}")
     else:
-        typer.echo(f"{where} was already paused (since {change.paused_at}); nothing changed")
+        echo(f"{where} was already paused (since {change.paused_at}); nothing changed")
 
 
 @schedule_app.command(
@@ -433,9 +443,9 @@ def resume(
     change = resume_schedule(load_config(config), name, skip_missed=skip_missed)
     where = f"{change.pipeline}/{change.schedule}"
     if change.changed:
-        typer.echo(f"resumed: {where}; ticks missed while paused: {change.missed}")
+        echo(f"resumed: {where}; ticks missed while paused: {change.missed}")
     else:
-        typer.echo(f"{where} is not paused; nothing changed")
+        echo(f"{where} is not paused; nothing changed")
 
 
 @schedule_app.command(
@@ -468,15 +478,15 @@ def trigger(
         return
     run = report.run
     if report.created:
-        typer.echo(f"queued: run {run.id} of {run.pipeline}/{name} for {run.run_date} (manual)")
-        typer.echo("a worker runs it: onceflow worker, or onceflow up")
+        echo(f"queued: run {run.id} of {run.pipeline}/{name} for {run.run_date} (manual)")
+        echo("a worker runs it: onceflow worker, or onceflow up")
     else:
-        typer.echo(
+        echo(
             f"exists: run {run.id} of {run.pipeline}/{name} for {run.run_date} is {run.state} "
             f"(triggered before); {_rerun_hint(run.id, run.state, run.run_date, run.schedule)}"
         )
     if report.paused:
-        typer.echo(f"note: schedule {name} is paused; this run runs all the same")
+        echo(f"note: schedule {name} is paused; this run runs all the same")
 
 
 def _rerun_hint(run_id: str, state: str, run_date: str, schedule: str) -> str:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from onceflow.cli.app import app, examples
+from onceflow.cli.app import app, echo, examples
 from onceflow.cli.options import (
     ChangeStateOpt,
     ConfigOpt,
@@ -202,7 +202,7 @@ def reset_state_cmd(
         if as_json:
             print_json(result)
         else:
-            typer.echo(reset_sentence(result))
+            echo(reset_sentence(result))
         return
     pipeline = open_pipeline(config, state, pipeline_name)
     forget = not failed and not table and not validation
@@ -221,7 +221,7 @@ def reset_state_cmd(
         if as_json:
             print_json({"action": "declined", "count": 0})
         else:
-            typer.echo("nothing forgotten (answered no)")
+            echo("nothing forgotten (answered no)")
         return
     # seed 002's recovery from a corrupted store starts here: a store that cannot be read
     # cannot forget anything, so it is moved aside and a new one started
@@ -248,7 +248,7 @@ def reset_state_cmd(
     if as_json:
         print_json(result)
     else:
-        typer.echo(reset_sentence(result))
+        echo(reset_sentence(result))
 
 
 def _refuse_another_dates_run(pipeline: Any, date: str, run_id: str) -> None:

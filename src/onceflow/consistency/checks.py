@@ -9,8 +9,9 @@ not hold, lake files whose content differs from what the table holds (re-extract
 loaded yet), committed lake files whose data no longer matches their sidecar (by size;
 by checksum too for files the table does not hold yet), append tables holding one file's rows twice,
 tracker rows of tables that no longer exist, sidecars that disagree with the extraction
-state, extractions left `running` by a process that is gone, tables that cannot be opened (a
-damaged log file) or read (reported each with its fix, the other tables still checked),
+state (or, by record count, with their Parquet footer), extractions left `running` by
+a process that is gone, tables that cannot be opened (a damaged log file) or read
+(reported each with its fix, the other tables still checked),
 temp files left by a crash, lake data files no sidecar commits (an interrupted
 extraction's output: `run`, `load` and `status` report them too) and Delta data files no
 commit references (including delta-rs `*.parquet#N` temp files), the last three only when
@@ -33,6 +34,7 @@ from onceflow.errors import ConfigError, LoadError
 from onceflow.lake import (
     TEMP_MARKER,
     SourceFile,
+    TableScan,
     Uncommitted,
     discover_table_files,
     file_checksum,
@@ -130,12 +132,32 @@ def config_load_targets(config: Config, store: Store) -> list[LoadTarget]:
     return config_targets(config) if config.tables else tracked_targets(store, config.pipeline)
 
 
-def lake_files(config: Config, tgt: LoadTarget) -> list[SourceFile]:
+#: Each config table's lake scan by its key: validate-consistency scans a folder once
+#: for all its checks (a damaged file's warning is logged by the scan, once, not per check)
+Scans = Mapping[str, TableScan]
+
+
+def lake_scans(config: Config) -> dict[str, TableScan]:
+    """One scan of each config table's lake folder."""
+    lake = config.resolve(config.lake)
+    return {t.key: scan_table_files(lake, t.source, t.display_name) for t in config.tables}
+
+
+def _scan(config: Config, key: str, scans: Scans | None) -> TableScan:
+    if scans is not None and key in scans:
+        return scans[key]
+    table = config.table(key)
+    return scan_table_files(config.resolve(config.lake), table.source, table.display_name)
+
+
+def lake_files(config: Config, tgt: LoadTarget, scans: Scans | None = None) -> list[SourceFile]:
     """The committed lake files of a config table (none for a standalone load's table)."""
     if not config.tables:
         return []
-    table = config.table(tgt.key)
-    return discover_table_files(config.resolve(config.lake), table.source, table.display_name)
+    if scans is None:
+        table = config.table(tgt.key)
+        return discover_table_files(config.resolve(config.lake), table.source, table.display_name)
+    return list(_scan(config, tgt.key, scans).files)
 
 
 def _live_loader(store: Store, tgt: LoadTarget) -> LockRecord | None:
@@ -240,11 +262,13 @@ def external_restore_issue(tgt: LoadTarget, held: TableMarkers) -> Issue:
     )
 
 
-def table_issues(config: Config, store: Store, tgt: LoadTarget, safe_age: float) -> list[Issue]:
+def table_issues(
+    config: Config, store: Store, tgt: LoadTarget, safe_age: float, scans: Scans | None = None
+) -> list[Issue]:
     """Everything checked against one table's Delta log. A table that cannot be opened
     (a damaged log file) is one issue with its fix, and its lake files' own damage is
     still reported: one bad table never hides the other tables' report."""
-    found = lake_files(config, tgt)
+    found = lake_files(config, tgt, scans)
     try:
         issues = table_vs_tracker(store, tgt, found)
         issues += held_files_gone(config, tgt, found)
@@ -482,16 +506,18 @@ def temp_files(config: Config, safe_age: float) -> list[Path]:
     return found
 
 
-def uncommitted_lake_files(config: Config, safe_age: float) -> list[tuple[str, Uncommitted]]:
+def uncommitted_lake_files(
+    config: Config, safe_age: float, scans: Scans | None = None
+) -> list[tuple[str, Uncommitted]]:
     """Data files of the config's tables that no complete sidecar commits, with their
     table's key, older than safe_age (a younger one may be a running extraction's: it
     renames its data file into place, then writes the sidecar that commits it)."""
     if not config.tables:
         return []
-    lake, now = config.resolve(config.lake), time.time()
+    now = time.time()
     found = []
     for table in config.tables:
-        for file in scan_table_files(lake, table.source, table.display_name).uncommitted:
+        for file in _scan(config, table.key, scans).uncommitted:
             try:
                 age = now - os.stat(file.path).st_mtime
             except OSError:  # gone meanwhile: its extraction finished or removed it
@@ -508,7 +534,11 @@ def reextract_command(key: str, file: Uncommitted) -> str:
 
 
 def held_uncommitted_files(
-    config: Config, store: Store, targets: list[LoadTarget], safe_age: float
+    config: Config,
+    store: Store,
+    targets: list[LoadTarget],
+    safe_age: float,
+    scans: Scans | None = None,
 ) -> list[tuple[str, Uncommitted]]:
     """Data files without a complete sidecar, younger than safe_age, that their table holds
     (its marker), while no extraction can be running: a loaded file that lost its commit
@@ -519,13 +549,13 @@ def held_uncommitted_files(
     removal and the rename, and only while it holds the pipeline lock."""
     if not config.tables or _extraction_may_run(store, config):
         return []
-    lake, now = config.resolve(config.lake), time.time()
+    now = time.time()
     by_key = {t.key: t for t in targets}
     found = []
     for table in config.tables:
         tgt = by_key.get(table.key)
         young = []
-        for file in scan_table_files(lake, table.source, table.display_name).uncommitted:
+        for file in _scan(config, table.key, scans).uncommitted:
             try:
                 if now - os.stat(file.path).st_mtime < safe_age:
                     young.append(file)
@@ -548,10 +578,10 @@ def _extraction_may_run(store: Store, config: Config) -> bool:
 
 
 def _uncommitted_issues(
-    config: Config, store: Store, targets: list[LoadTarget], safe_age: float
+    config: Config, store: Store, targets: list[LoadTarget], safe_age: float, scans: Scans
 ) -> list[Issue]:
-    old = uncommitted_lake_files(config, safe_age)
-    held = held_uncommitted_files(config, store, targets, safe_age)
+    old = uncommitted_lake_files(config, safe_age, scans)
+    held = held_uncommitted_files(config, store, targets, safe_age, scans)
     return [
         Issue(
             "uncommitted_lake_file",
@@ -585,35 +615,77 @@ def pipeline_runs(store: Store, config: Config) -> Runs:
 
 
 def sidecar_issues(runs: Runs) -> list[Issue]:
+    """Completed extractions whose sidecar disagrees with the state or with its data file,
+    each with the command that extracts the window again. A sidecar edited by hand (its
+    record count, its window moved) still names the file's checksum: only comparing its
+    other fields finds it."""
     issues = []
     for run, extractions in runs:
         for key, ext in extractions.items():
             if ext.status != "completed" or not ext.file_path:
                 continue
-            path = Path(ext.file_path)
-            sidecar, unreadable = inspect_sidecar(path)
-            problem = None
-            if unreadable is not None:
-                problem = f"its sidecar {unreadable}"
-            elif sidecar is None or sidecar.get("extraction_complete") is not True:
-                problem = "no complete sidecar"
-            elif ext.checksum and sidecar.get("checksum") != ext.checksum:
-                problem = "sidecar checksum differs from the state"
-            elif not path.exists():
-                problem = "data file missing"
-            elif path.stat().st_size != sidecar.get("file_size_bytes"):
-                problem = "file size differs from its sidecar"
+            problem = _sidecar_problem(ext)
             if problem:
+                day = layout_day(Path(ext.file_path))
+                redo = (
+                    f"; re-extract its window (`onceflow extract --date {day} --tables {key} "
+                    "--force-reprocess`)"
+                    if day
+                    else ""
+                )
                 issues.append(
                     Issue(
                         "sidecar_mismatch",
                         f"{run.run_id}:{key}",
-                        f"{ext.file_path}: {problem}",
+                        f"{ext.file_path}: {problem}{redo}",
                         table=key,
                         extra={"run_id": run.run_id, "problem": problem},
                     )
                 )
     return issues
+
+
+def _sidecar_problem(ext: ExtractionRecord) -> str | None:
+    """What of a completed extraction's sidecar disagrees with the state or the data file:
+    its completeness, checksum, the file's size, the window, the record count (the
+    state's, and the Parquet footer's: the footer alone is read)."""
+    path = Path(str(ext.file_path))
+    sidecar, unreadable = inspect_sidecar(path)
+    if unreadable is not None:
+        return f"its sidecar {unreadable}"
+    if sidecar is None or sidecar.get("extraction_complete") is not True:
+        return "no complete sidecar"
+    if ext.checksum and sidecar.get("checksum") != ext.checksum:
+        return "sidecar checksum differs from the state"
+    if not path.exists():
+        return "data file missing"
+    if path.stat().st_size != sidecar.get("file_size_bytes"):
+        return "file size differs from its sidecar"
+    window = (sidecar.get("window_start"), sidecar.get("window_end"))
+    if ext.window_start and ext.window_end and window != (ext.window_start, ext.window_end):
+        return (
+            f"its sidecar's window {window[0]} → {window[1]} differs from the state's "
+            f"({ext.window_start} → {ext.window_end})"
+        )
+    counted = sidecar.get("record_count")
+    if ext.record_count is not None and counted != ext.record_count:
+        return f"its sidecar's record_count {counted} differs from the state's ({ext.record_count})"
+    try:
+        rows = _footer_rows(path)
+    except Exception:  # pyarrow raises ArrowInvalid, OSError...
+        # the data file is damaged, not the sidecar: its checksum tells (a damaged lake
+        # file of its table), and its load fails it by name
+        return None
+    if counted != rows:
+        return f"its sidecar's record_count {counted} differs from the file's {rows} rows"
+    return None
+
+
+def _footer_rows(path: Path) -> int:
+    import pyarrow.parquet as pq  # Arrow only once a sidecar is to be compared
+
+    with pq.ParquetFile(path) as footer:
+        return int(footer.metadata.num_rows)
 
 
 def _first_line(error: str | None, path: str) -> str:
@@ -791,13 +863,14 @@ def validate_consistency(
                 )
             )
     issues += gone_tables(store, config, targets)
+    scans = lake_scans(config)
     for tgt in targets:
-        issues += table_issues(config, store, tgt, safe_age_seconds)
+        issues += table_issues(config, store, tgt, safe_age_seconds, scans)
     issues += sidecar_issues(runs)
     issues += interrupted_extractions(store, config, runs)
     for path in temp_files(config, safe_age_seconds):
         issues.append(Issue("temp_file", str(path), "temp file left by an interrupted write"))
-    issues += _uncommitted_issues(config, store, targets, safe_age_seconds)
+    issues += _uncommitted_issues(config, store, targets, safe_age_seconds, scans)
     tracked = len(store.files.find())
     in_progress = [i for i in issues if i.kind == IN_PROGRESS]
     issues = [i for i in issues if i.kind != IN_PROGRESS]

@@ -315,9 +315,23 @@ def _unreadable(source: SourceFile, error: BaseException) -> LoadError:
     )
 
 
+def _count_mismatch(source: SourceFile, rows: int, fix: str) -> LoadError | None:
+    """A file whose rows are not the number its sidecar says: the sidecar is the file's
+    commit marker and the checksum it names matched, so the sidecar itself was changed
+    after extraction (edited by hand), and what else in it (its window) holds is unknown."""
+    if source.record_count is None or source.record_count == rows:
+        return None
+    return LoadError(
+        f"{source.file_id}: its sidecar says {source.record_count:,} rows, the file holds "
+        f"{rows:,}: the sidecar was changed after extraction; the table is unchanged. To "
+        f"repair it, {fix}"
+    )
+
+
 def _read_verified(source: SourceFile, fix: str) -> tuple[pa.Table, str]:
-    """Read a file once: its checksum must match the sidecar's, and it must be Parquet.
-    `fix` ends the error of a damaged file (`repair_hint`)."""
+    """Read a file once: its checksum must match the sidecar's, it must be Parquet, and
+    hold the rows its sidecar counts. `fix` ends the error of a damaged file
+    (`repair_hint`)."""
     try:
         data = Path(source.path).read_bytes()
     except OSError as error:
@@ -329,18 +343,22 @@ def _read_verified(source: SourceFile, fix: str) -> tuple[pa.Table, str]:
         table = pq.read_table(pa.BufferReader(data))
     except Exception as error:  # pyarrow raises ArrowInvalid, OSError...
         raise _unreadable(source, error) from None
+    miscounted = _count_mismatch(source, table.num_rows, fix)
+    if miscounted is not None:
+        raise miscounted
     return table, checksum
 
 
 def _verify(source: SourceFile, fix: str) -> pa.Schema:
     """What `_read_verified` checks, without keeping the rows: the checksum (streamed) and
-    the Parquet footer, whose schema it returns. A file whose bytes are the ones its
-    sidecar names is the file its extraction wrote."""
+    the Parquet footer, whose schema it returns and whose row count must be the sidecar's.
+    A file whose bytes are the ones its sidecar names is the file its extraction wrote."""
     try:
         checksum = file_checksum(Path(source.path))
         if source.checksum and checksum != source.checksum:
             raise _mismatch(source, checksum, fix)
-        return pq.read_schema(source.path)
+        with pq.ParquetFile(source.path) as footer:
+            schema, rows = footer.schema_arrow, footer.metadata.num_rows
     except OSError as error:
         raise LoadError(
             f"{source.file_id}: cannot read the file ({error.strerror or error})"
@@ -349,6 +367,10 @@ def _verify(source: SourceFile, fix: str) -> pa.Schema:
         raise
     except Exception as error:  # pyarrow raises ArrowInvalid on a bad footer
         raise _unreadable(source, error) from None
+    miscounted = _count_mismatch(source, rows, fix)
+    if miscounted is not None:
+        raise miscounted
+    return schema
 
 
 def snapshot_instant(source: SourceFile) -> datetime:
@@ -458,32 +480,43 @@ def _is_conflict(error: BaseException) -> bool:
     return isinstance(error, CommitFailedError)
 
 
-#: delta-rs's words (through object_store and Arrow) for a full disk and a folder it may
-#: not write: it raises them as DeltaError or OSError text, `(os error 28)`, not errnos
+#: What a write that met the machine (warehouse.write_problem_cause) says, `{table}` being
+#: "the Delta table /its/uri", and the fix; none of them is the file's fault
+_MACHINE_FIXES: dict[str, tuple[str, str]] = {
+    "disk full": ("disk full while writing {table}", "free space on its disk"),
+    "disk quota exceeded": (
+        "disk quota exceeded while writing {table}",
+        "free space or raise this user's quota",
+    ),
+    "read-only file system": (
+        "{table} is on a read-only file system",
+        "mount it read-write (or set `warehouse:` to a writable place)",
+    ),
+    "no permission": ("no permission to write {table}", "give this user write access to it"),
+    "not permitted": (
+        "writing {table} is not permitted",
+        "lift what forbids it (an immutable flag: `lsattr -d`, `chattr -i`; the rules of a "
+        "CIFS or FUSE mount)",
+    ),
+    "not a folder": (
+        "a file stands where a folder of the path of {table} should be",
+        "move that file away (or set `warehouse:` to a folder)",
+    ),
+    "a folder in the way": (
+        "a folder stands where {table} writes a file",
+        "move that folder away",
+    ),
+}
 
 
 def _delta_error(file_id: str, error: BaseException, uri: str = "") -> LoadError:
     text = redact(one_line(str(error)))[:300]
-    where = f" {uri}" if uri else ""
     found = write_problem_cause(error)
     if found is not None:
         problem, cause = found
         said = redact(one_line(str(cause)))[:300]
-        what, fix = {
-            "disk full": ("disk full while writing the Delta table", "free space on its disk"),
-            "read-only file system": (
-                "the Delta table is on a read-only file system",
-                "mount it read-write (or set `warehouse:` to a writable place)",
-            ),
-            "no permission": (
-                "no permission to write the Delta table",
-                "give this user write access to it",
-            ),
-        }[problem]
-        if where and problem == "read-only file system":
-            what = f"the Delta table{where} is on a read-only file system"
-        elif where:
-            what = f"{what}{where}"
+        what, fix = _MACHINE_FIXES[problem]
+        what = what.format(table=f"the Delta table {uri}" if uri else "the Delta table")
         return LoadError(
             f"{file_id}: {what} ({said}); {fix}, then load again: the table is unchanged",
             environment=True,

@@ -100,38 +100,69 @@ def one_line(text: str) -> str:
     return ": ".join(p for p in parts if p)
 
 
-#: delta-rs's words (through object_store and Arrow) for a full disk, a read-only one and a
-#: folder it may not write: DeltaError or OSError text, `(os error 28)`, rarely an errno
-_DISK_FULL = re.compile(r"No space left on device|os error 28\b|errno 28\b|ENOSPC", re.I)
-_READ_ONLY = re.compile(r"Read-only file system|os error 30\b|errno 30\b|EROFS", re.I)
-_NO_PERMISSION = re.compile(r"Permission denied|os error 13\b|errno 13\b|EACCES", re.I)
+def _os_words(code: int, *words: str) -> re.Pattern[str]:
+    """The ways delta-rs (through object_store and Arrow) says errno `code`: DeltaError or
+    OSError text, `(os error 28)`, Rust's Debug form `Os { code: 20, kind: NotADirectory,
+    ... }`, `[errno 13]`, rarely the errno's name; `words` are its strerror text."""
+    name = errno.errorcode.get(code, f"E{code}")
+    said = "|".join(re.escape(w) for w in words)
+    return re.compile(
+        rf"{said}|os error {code}\b|errno {code}\b|\bOs \{{ code: {code}\b|\b{name}\b", re.I
+    )
+
+
+#: What of the machine a write can run into, with the words that say it. Each is fixed
+#: where the table lives, not in the data, so it is not the file's failure. EDQUOT is a
+#: full disk too (a quota is one); EPERM is what an immutable flag (`chattr +i`), CIFS or
+#: a FUSE mount answer where a plain folder says EACCES; ENOTDIR a file where a folder of
+#: the table's path should be, EISDIR a folder where the table writes a file. The first
+#: found in this order names the problem: a quota's "os error 122" is no permission's.
+_MACHINE_PROBLEMS: tuple[tuple[int, re.Pattern[str], str], ...] = tuple(
+    (code, _os_words(code, *words), problem)
+    for code, words, problem in (
+        (errno.ENOSPC, ("No space left on device",), "disk full"),
+        (errno.EDQUOT, ("Disk quota exceeded", "QuotaExceeded"), "disk quota exceeded"),
+        (errno.EROFS, ("Read-only file system",), "read-only file system"),
+        (errno.EACCES, ("Permission denied",), "no permission"),
+        (errno.EPERM, ("Operation not permitted",), "not permitted"),
+        (errno.ENOTDIR, ("Not a directory", "NotADirectory"), "not a folder"),
+        (errno.EISDIR, ("Is a directory", "IsADirectory"), "a folder in the way"),
+    )
+)
+
+#: `write_problem`'s coarser words, which its callers (the quarantine) map to a fix
+_COARSE = {"disk quota exceeded": "disk full", "not permitted": "no permission"}
 
 
 def write_problem(error: BaseException) -> str | None:
     """What of the machine a failed Delta write ran into, in a few words (`disk full`,
     `read-only file system`, `no permission`), or None for anything else: those are
-    fixed where the table lives, not in the data."""
+    fixed where the table lives, not in the data. A quota is a full disk, EPERM (an
+    immutable folder) no permission; a file or folder in the way of the table's path is
+    None here (`write_problem_cause` names it)."""
     found = write_problem_cause(error)
-    return None if found is None else found[0]
+    if found is None:
+        return None
+    problem = _COARSE.get(found[0], found[0])
+    return problem if problem in ("disk full", "read-only file system", "no permission") else None
 
 
 def write_problem_cause(error: BaseException) -> tuple[str, BaseException] | None:
-    """`write_problem` and the error of the chain that says it. The chain is read whole
-    (the error, what it was raised from or during): pyarrow's writer, closed after an
-    ENOSPC, raises a RuntimeError ("file metadata is only available after writer
-    close") over the OSError that says what happened."""
+    """What of the machine a failed Delta write ran into and the error of the chain that
+    says it: `disk full`, `disk quota exceeded`, `read-only file system`, `no permission`
+    (EACCES), `not permitted` (EPERM), `not a folder` (ENOTDIR), `a folder in the way`
+    (EISDIR); None for anything else. The chain is read whole (the error, what it was
+    raised from or during): pyarrow's writer, closed after an ENOSPC, raises a
+    RuntimeError ("file metadata is only available after writer close") over the OSError
+    that says what happened."""
     chain: list[BaseException] = []
     at: BaseException | None = error
     while at is not None and len(chain) < 8 and all(at is not e for e in chain):
         chain.append(at)
         at = at.__cause__ or at.__context__
-    for code, pattern, problem in (
-        (errno.ENOSPC, _DISK_FULL, "disk full"),
-        (errno.EROFS, _READ_ONLY, "read-only file system"),
-        (errno.EACCES, _NO_PERMISSION, "no permission"),
-    ):
+    for code, pattern, problem in _MACHINE_PROBLEMS:
         for cause in chain:
-            if getattr(cause, "errno", None) == code or pattern.search(str(cause)):
+            if getattr(cause, "errno", None) == code or pattern.search(plain_message(str(cause))):
                 return problem, cause
     return None
 
@@ -149,6 +180,16 @@ def open_table(uri: str, storage_options: dict[str, str] | None = None) -> Any:
             return None
         return DeltaTable(uri, storage_options=storage_options)
     except Exception as error:  # delta-rs raises OSError, DeltaError...
+        found = write_problem_cause(error)
+        if found is not None:
+            # the machine's (a folder it may not read, a file in the way), not the log's:
+            # fixed where the table lives, so it does not use up a file's retries
+            said = one_line(str(found[1]))[:300]
+            raise LoadError(
+                f"{uri}: cannot open the Delta table: {found[0]} ({said}); fix that where "
+                "the table lives, then load again: the table is unchanged",
+                environment=True,
+            ) from None
         raise LoadError(unopenable_table(uri, one_line(str(error)))) from None
 
 

@@ -429,6 +429,55 @@ def test_deleted_or_rewritten_sidecar_of_a_completed_extraction_is_marked_for_re
     assert _validate_json(config)["consistent"]
 
 
+def test_a_sidecar_edited_by_hand_is_reported_against_the_state_and_the_file(
+    tmp_path: Path,
+) -> None:
+    """A record_count changed or a window moved a day in a sidecar went unnoticed: only
+    a size or checksum difference was reported."""
+    config, cfg = _project(tmp_path, f"sqlite:///{tmp_path / 'state.db'}", days=3)
+    first, second, third = (Path(p) for p in _day_paths(tmp_path))
+    # the third day's sidecar is edited before its extraction is recorded, so the state
+    # agrees with it: only the Parquet footer tells
+    write_sidecar(third, {**(read_sidecar(third) or {}), "record_count": 7})
+    store = open_store(cfg.state_url)
+    _record_runs(store, tmp_path, ("orders",), days=3)
+    write_sidecar(first, {**(read_sidecar(first) or {}), "record_count": 3})
+    moved = read_sidecar(second) or {}
+    write_sidecar(second, {**moved, "window_start": "2025-01-01T00:00:00+00:00"})
+
+    report = _validate_json(config)
+    problems = {
+        i["subject"]: i["problem"] for i in report["issues"] if i["kind"] == "sidecar_mismatch"
+    }
+    assert problems == {
+        "p_20250101:src.orders": "its sidecar's record_count 3 differs from the state's (5)",
+        "p_20250102:src.orders": (
+            "its sidecar's window 2025-01-01T00:00:00+00:00 → 2025-01-03T00:00:00+00:00 "
+            "differs from the state's (2025-01-02T00:00:00+00:00 → 2025-01-03T00:00:00+00:00)"
+        ),
+        "p_20250103:src.orders": "its sidecar's record_count 7 differs from the file's 5 rows",
+    }
+    details = [i["detail"] for i in report["issues"] if i["kind"] == "sidecar_mismatch"]
+    assert all("--tables src.orders --force-reprocess`)" in d for d in details), details
+    # fix-inconsistencies marks each window for re-extraction, as for a rewritten sidecar
+    assert fix_inconsistencies(cfg, store=store)["fixes_applied"] == 3
+
+
+def test_a_damaged_lake_file_is_warned_of_once_by_validate_consistency(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The lake folder was scanned by three checks, each logging the size warning."""
+    _config, cfg = _project(tmp_path, f"sqlite:///{tmp_path / 'state.db'}", days=1)
+    [path] = _day_paths(tmp_path)
+    with open(path, "ab") as data:
+        data.write(b"x")
+    with caplog.at_level("WARNING", logger="onceflow"):
+        report = validate_consistency(cfg)
+    assert not report["consistent"]
+    warned = [r for r in caplog.records if "differs from its sidecar" in r.getMessage()]
+    assert len(warned) == 1, [r.getMessage() for r in warned]
+
+
 # -- Delta log against the tracker ------------------------------------------------------
 
 

@@ -6,6 +6,7 @@ tested in tests/integration/cli)."""
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
@@ -369,6 +370,16 @@ def test_a_full_disk_under_an_append_to_a_table_is_said_and_keeps_the_files_retr
             "Permission denied",
             "no permission to write the Delta table",
         ),
+        (
+            "Unable to open file x/part-0.parquet#1: Operation not permitted (os error 1)",
+            "is not permitted",
+        ),
+        ("Unable to copy data to file: Disk quota exceeded (os error 122)", "quota exceeded"),
+        (
+            "Could not create local directory: /wh/t: Error: Os { code: 20, kind: "
+            'NotADirectory, message: "Not a directory" }',
+            "a file stands where a folder of the path of the Delta table /wh/t should be",
+        ),
     ],
 )
 def test_an_unwritable_table_says_why_and_how_to_fix_it(text: str, said: str) -> None:
@@ -378,3 +389,90 @@ def test_an_unwritable_table_says_why_and_how_to_fix_it(text: str, said: str) ->
     assert str(error).startswith("a.parquet: ") and "/wh/t" in str(error)
     assert said in str(error) and "then load again" in str(error)
     assert error.context.get("environment") is True
+
+
+def test_a_file_where_the_warehouse_folder_should_be_does_not_use_up_the_files_retries(
+    tmp_path: Path,
+) -> None:
+    """ENOTDIR (`Os { code: 20, kind: NotADirectory }`) was a `Delta write failed` that
+    counted against the file: after max_file_retries, moving the file away was not
+    enough (`reset-state --failed` was needed too)."""
+    make_lake(_lake(tmp_path), files=1, rows=2)
+    cfg = make_config(tmp_path)
+    (tmp_path / "warehouse").write_text("junk\n")
+    for _ in range(cfg.tables[0].load.max_file_retries + 2):
+        [result] = load(cfg).results
+        assert "a file stands where a folder of the path of the Delta table" in (
+            result.error or ""
+        ), result
+        assert "move that file away" in (result.error or "")
+    [record] = open_store(cfg.state_url).files.find(table_uri(tmp_path))
+    assert record.status == "failed" and record.retry_count == 0
+    (tmp_path / "warehouse").unlink()
+    assert done(load(cfg).counts()) == {"loaded": 1}
+
+
+def _immutable(path: Path, on: bool) -> bool:
+    import shutil
+    import subprocess
+
+    chattr = shutil.which("chattr")
+    if chattr is None:
+        return False
+    flag = "+i" if on else "-i"
+    return subprocess.run([chattr, flag, str(path)], capture_output=True).returncode == 0
+
+
+def test_an_immutable_table_folder_does_not_use_up_the_files_retries(tmp_path: Path) -> None:
+    """EPERM (`chattr +i`, as CIFS and FUSE mounts also answer) counted against the file."""
+    lake = _lake(tmp_path)
+    write_extracted(lake, orders_batch(0, 5), day=0)
+    cfg = make_config(tmp_path)
+    assert done(load(cfg).counts()) == {"loaded": 1}
+    write_extracted(lake, orders_batch(1, 5), day=1)
+    folder = Path(table_uri(tmp_path))
+    if not _immutable(folder, True):
+        pytest.skip("chattr +i needs root and a file system with the flag")
+    try:
+        for _ in range(cfg.tables[0].load.max_file_retries + 2):
+            [result] = load(cfg).results
+            assert "is not permitted" in (result.error or ""), result
+            assert "chattr -i" in (result.error or "")
+        [failed] = [
+            r
+            for r in open_store(cfg.state_url).files.find(table_uri(tmp_path))
+            if r.status == "failed"
+        ]
+        assert failed.retry_count == 0
+    finally:
+        _immutable(folder, False)
+    assert done(load(cfg).counts()) == {"loaded": 1, "skipped": 1}
+
+
+@pytest.mark.parametrize(
+    "strategy",
+    [{"strategy": "append"}, {"strategy": "merge", "primary_key": ["id"]}, OVERWRITE],
+    ids=["append", "merge", "overwrite"],
+)
+def test_a_sidecar_whose_record_count_was_edited_fails_its_file_with_the_fix(
+    tmp_path: Path, strategy: dict[str, Any]
+) -> None:
+    """A hand-edited record_count went unnoticed: the checksum it names still matched,
+    and the file was loaded. The append fast path reads only the footer; the others read
+    the rows."""
+    lake = _lake(tmp_path)
+    [path] = make_lake(lake, files=1, rows=4)
+    marker = sidecar_path(path)
+    sidecar = json.loads(marker.read_text("utf-8"))
+    marker.write_text(json.dumps({**sidecar, "record_count": 3}), encoding="utf-8")
+    cfg = make_config(tmp_path, strategy)
+    [result] = load(cfg).results
+    assert "its sidecar says 3 rows, the file holds 4: the sidecar was changed after " in (
+        result.error or ""
+    ), result
+    assert "onceflow extract --date 2025-01-01 --tables src.orders --force-reprocess" in (
+        result.error or ""
+    )
+    assert open_table(table_uri(tmp_path)) is None  # nothing loaded
+    marker.write_text(json.dumps(sidecar), encoding="utf-8")  # what a re-extraction writes
+    assert done(load(cfg).counts()) == {"loaded": 1}
