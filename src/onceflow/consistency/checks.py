@@ -578,10 +578,16 @@ def _extraction_may_run(store: Store, config: Config) -> bool:
 
 
 def _uncommitted_issues(
-    config: Config, store: Store, targets: list[LoadTarget], safe_age: float, scans: Scans
+    config: Config,
+    store: Store,
+    targets: list[LoadTarget],
+    safe_age: float,
+    scans: Scans,
+    *,
+    held: bool = True,
 ) -> list[Issue]:
     old = uncommitted_lake_files(config, safe_age, scans)
-    held = held_uncommitted_files(config, store, targets, safe_age, scans)
+    lost = held_uncommitted_files(config, store, targets, safe_age, scans) if held else []
     return [
         Issue(
             "uncommitted_lake_file",
@@ -589,7 +595,7 @@ def _uncommitted_issues(
             f"{key}: {file.reason}; "
             + (
                 "the table holds it (it was loaded), so its commit marker was lost after its load; "
-                if (key, file) in held
+                if (key, file) in lost
                 else ""
             )
             + f"a load does not take it: re-extract its window "
@@ -599,7 +605,7 @@ def _uncommitted_issues(
             table=key,
             extra={"file_id": file.file_id, "command": reextract_command(key, file)},
         )
-        for key, file in [*old, *held]
+        for key, file in [*old, *lost]
     ]
 
 
@@ -863,6 +869,10 @@ def validate_consistency(
                 )
             )
     issues += gone_tables(store, config, targets)
+    # a held file without its sidecar is a lost commit marker only if no extraction could
+    # be re-extracting it while the lake was read: judged before the scan, as the check
+    # made when it read the lake itself (a later look would miss one that just finished)
+    extraction_at_scan = bool(config.tables) and _extraction_may_run(store, config)
     scans = lake_scans(config)
     for tgt in targets:
         issues += table_issues(config, store, tgt, safe_age_seconds, scans)
@@ -870,7 +880,9 @@ def validate_consistency(
     issues += interrupted_extractions(store, config, runs)
     for path in temp_files(config, safe_age_seconds):
         issues.append(Issue("temp_file", str(path), "temp file left by an interrupted write"))
-    issues += _uncommitted_issues(config, store, targets, safe_age_seconds, scans)
+    issues += _uncommitted_issues(
+        config, store, targets, safe_age_seconds, scans, held=not extraction_at_scan
+    )
     tracked = len(store.files.find())
     in_progress = [i for i in issues if i.kind == IN_PROGRESS]
     issues = [i for i in issues if i.kind != IN_PROGRESS]
