@@ -23,6 +23,12 @@ def nightly(**kw: object) -> dict[str, object]:
     return {"name": "nightly", "cron": "0 2 * * *", "start": "2025-01-05T00:00:00+00:00", **kw}
 
 
+def never_due() -> dict[str, object]:
+    """A schedule with no tick for the real clock of a test: one that starts in 2999 (a
+    nightly tick at 02:00 UTC fired inside a test of `up` run at 01:59:52)."""
+    return nightly(catch_up="none", start="2999-01-01T00:00:00+00:00")
+
+
 def test_due_ticks_become_one_queued_run_each(store: Store, project: Callable[..., Config]) -> None:
     config = project(schedules=[nightly(catch_up="all", tenant="acme", priority=2)])
     scheduler = Scheduler([config], store)
@@ -294,7 +300,7 @@ def test_up_until_idle_reports_a_row_it_cannot_queue_instead_of_waiting_for_it(
     from onceflow import PipelineStateManager
     from onceflow.schedule import up
 
-    config = project(schedules=[nightly(catch_up="none")])
+    config = project(schedules=[never_due()])
     bad = PipelineStateManager(store).create_scheduled_run(
         "default", "sched", datetime.now(UTC) - timedelta(minutes=1)
     )
@@ -332,7 +338,7 @@ def test_up_until_idle_waits_for_a_pending_run_with_no_job_and_runs_it(
     from onceflow.schedule import up
 
     monkeypatch.setattr(scheduler_module, "ORPHAN_GRACE", timedelta(seconds=1))
-    config = project(schedules=[nightly(catch_up="none")])
+    config = project(schedules=[never_due()])
     states = PipelineStateManager(store)
     run_id = states.create_scheduled_run("default", "sched", datetime.now(UTC))
     states.transition_state(run_id, "SCHEDULED", "PENDING")
