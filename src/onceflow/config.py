@@ -167,6 +167,19 @@ class SourceConfig(_Model):
             self.dialect, "sqlalchemy"
         )
 
+    def reader_problem(self) -> str | None:
+        """Why `reader:` cannot read this dialect (ADBC reads PostgreSQL and SQLite here,
+        ConnectorX MySQL/MariaDB), with the fix; None when it can. Such a reader used to
+        be swapped for the dialect's own without a word."""
+        native = {"postgresql": "adbc", "sqlite": "adbc", "mysql": "connectorx"}.get(self.dialect)
+        if self.reader in ("adbc", "connectorx") and self.reader != native:
+            auto = f"`reader: auto` ({native})" if native else "`reader: auto`"
+            return (
+                f"reader {self.reader!r} does not read {self.dialect} in onceflow: use {auto} "
+                "or `reader: sqlalchemy`"
+            )
+        return None
+
     def driver_problem(self) -> str | None:
         """Why this URL's dialect or driver cannot be read, with the fix: a scheme that
         neither SQLAlchemy nor an installed package provides (`scheme_problem`), or a
@@ -1041,10 +1054,14 @@ class Config(_Model):
         `onceflow check` and when a source is connected, not whenever a config is read:
         a host that only loads or reports needs neither the secrets nor the drivers."""
         for name in self.sources:
-            problem = self.source(name).driver_problem()
-            if problem:
-                where = f"sources.{name}.url"
-                raise ConfigError(f"{self._origin}: {where}: {problem}", field=where)
+            source = self.source(name)
+            for field, problem in (
+                ("reader", source.reader_problem()),
+                ("url", source.driver_problem()),
+            ):
+                if problem:
+                    where = f"sources.{name}.{field}"
+                    raise ConfigError(f"{self._origin}: {where}: {problem}", field=where)
 
     def source_url(self, name: str) -> str:
         """A source's URL for its driver: a relative SQLite path resolved against the

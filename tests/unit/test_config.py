@@ -390,6 +390,30 @@ def test_a_sqlalchemy_driver_that_is_not_installed_is_named_with_the_urls_that_w
         assert fine.sources["shop"].driver_problem() is None
 
 
+def test_a_reader_that_does_not_read_the_dialect_is_refused_by_check() -> None:
+    """`reader: adbc` on MySQL read through ConnectorX, `connectorx` on PostgreSQL through
+    ADBC, without a word: the setting said one reader and another ran."""
+    cases = {
+        ("mysql+pymysql://etl@crm/crm", "adbc"): "`reader: auto` (connectorx)",
+        ("postgresql://etl@db/shop", "connectorx"): "`reader: auto` (adbc)",
+        ("sqlite:///shop.db", "connectorx"): "`reader: auto` (adbc)",
+        ("oracle+oracledb://etl@ora/x", "adbc"): "`reader: auto` or",
+    }
+    for (url, reader), fix in cases.items():
+        config = config_from_dict({**BASE, "sources": {"shop": {"url": url, "reader": reader}}})
+        with pytest.raises(ConfigError) as caught:
+            config.check_sources()
+        assert f"sources.shop.reader: reader {reader!r} does not read" in str(caught.value)
+        assert fix in str(caught.value)
+    for url, reader in (
+        ("mysql+pymysql://etl@crm/crm", "connectorx"),
+        ("postgresql://etl@db/shop", "adbc"),
+        ("sqlite:///shop.db", "adbc"),
+    ):
+        fine = config_from_dict({**BASE, "sources": {"shop": {"url": url, "reader": reader}}})
+        assert fine.sources["shop"].reader_problem() is None
+
+
 def test_a_misspelt_key_of_a_rule_says_which_key_was_meant() -> None:
     rule = {"name": "amount_positive", "type": "range", "column": "amount", "min": 0}
     with pytest.raises(ConfigError) as caught:

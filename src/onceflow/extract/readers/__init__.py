@@ -31,7 +31,7 @@ def make_reader(source: SourceConfig, url: str, zone: ZoneInfo, where: str) -> R
     # as `check` refuses it: an unknown scheme or driver (else SQLAlchemy's
     # NoSuchModuleError), a SQLAlchemy driver not installed (else "No module named
     # 'MySQLdb'"), each with no fix
-    problem = source.driver_problem()
+    problem = source.reader_problem() or source.driver_problem()
     if problem:
         raise SourceError(f"{where}: {problem}")
     if choice == "sqlalchemy":
