@@ -615,7 +615,29 @@ def rule_list(items: Iterable[Mapping[str, Any] | _Rule], table: str) -> list[_R
 #: Any rule, as code that handles every type sees it.
 AnyRule = _Rule
 
+#: The rule types one row fails on its own, so `quarantine: true` can keep their failing rows.
+ROW_LEVEL: tuple[type[_Rule], ...] = (
+    Completeness,
+    Range,
+    AllowedValues,
+    Regex,
+    Length,
+    SqlPredicate,
+)
+
+
+def quarantines_rows(rule: _Rule) -> bool:
+    """Whether a table's quarantine keeps this rule's failing rows: a row-level rule of
+    error severity run after the load, whatever its threshold (a rule that passes with
+    `mostly` still names its failing rows). Warn rules, the pre-load gate (it refuses
+    whole files) and rules no single row fails (uniqueness, referential, sql_query,
+    row_count, freshness, statistic, schema) do not. The one definition of it: the
+    quarantine pass selects by it, and `check` warns of a quarantine no rule feeds."""
+    return isinstance(rule, ROW_LEVEL) and rule.severity == "error" and rule.stage == "post_load"
+
+
 __all__ = [
+    "ROW_LEVEL",
     "RULE_TYPES",
     "AllowedValues",
     "AnyRule",
@@ -635,5 +657,6 @@ __all__ = [
     "Uniqueness",
     "parse_duration",
     "parse_rule",
+    "quarantines_rows",
     "rule_list",
 ]

@@ -44,6 +44,32 @@ def test_check_config_returns_the_warnings_check_prints(
     assert check_config(daily) == []
 
 
+@pytest.mark.parametrize(
+    "rules",
+    [
+        [],
+        [{"name": "n", "type": "completeness", "column": "email", "severity": "warn"}],
+        [{"name": "u", "type": "uniqueness", "columns": ["id"]}],
+        [{"name": "q", "type": "sql_query", "query": "SELECT * FROM {table} WHERE id < 0"}],
+        [{"name": "p", "type": "completeness", "column": "email", "stage": "pre_load"}],
+    ],
+    ids=["no-rules", "warn-only", "uniqueness", "sql-query", "pre-load"],
+)
+def test_check_warns_of_a_quarantine_no_rule_could_put_a_row_in(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], rules: list[dict[str, Any]]
+) -> None:
+    """Only row-level error-severity post-load rules quarantine rows: `quarantine: true`
+    without one is a no-op, warned of (not refused: the config is valid)."""
+    table = {**WEEKLY["tables"][0], "quarantine": True, "rules": rules}
+    data = {**WEEKLY, "tables": [table], "schedules": []}
+    (warning,) = check_config(data)
+    assert warning.startswith("table shop.orders: quarantine: true, but none of its rules")
+    assert main(["check", "--config", str(_file(tmp_path, data))]) == 0
+    assert capsys.readouterr().err == f"warning: {warning}\n"
+    row_level = {"name": "r", "type": "range", "column": "amount", "min": 0}
+    assert check_config({**data, "tables": [{**table, "rules": [*rules, row_level]}]}) == []
+
+
 def test_check_config_refuses_what_check_refuses_though_load_config_reads_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -35,6 +35,7 @@ from onceflow.config import (
 )
 from onceflow.errors import ConfigError, StateError, TransitionError, error_names, names_of
 from onceflow.redact import redact
+from onceflow.rules import quarantines_rows
 from onceflow.schedule.cron import ScheduleCalculator, Tick, dst_changes
 from onceflow.schedule.retry import RetryPolicy, error_type_of, failures_since_reprocess
 from onceflow.schedule.runs import check_tenant, lease_judged
@@ -269,11 +270,26 @@ def check_config(config: Config | str | Path | Mapping[str, Any] | None = None) 
     on what `check` refuses: a bad field or reference, no tables, a source whose `${VAR}`
     is not set or whose driver is not installed. Returns the warnings it prints: a
     schedule whose ticks leave days out, or whose past `start:` its catch-up policy would
-    not run (`coverage_gaps`). A table or column missing at the source is found by its
-    extraction, not here."""
+    not run (`coverage_gaps`); a table with `quarantine: true` none of whose rules could
+    ever quarantine a row (`quarantine_warnings`). A table or column missing at the
+    source is found by its extraction, not here."""
     cfg = require_tables(as_config(config))
     cfg.check_sources()
-    return coverage_gaps(cfg) if cfg.schedules else []
+    return quarantine_warnings(cfg) + (coverage_gaps(cfg) if cfg.schedules else [])
+
+
+def quarantine_warnings(config: Config) -> list[str]:
+    """`check`'s warning for each table with `quarantine: true` none of whose rules could
+    ever put a row in it (`rules.quarantines_rows`): valid, but a no-op most likely not
+    meant (a `warn` rule, or uniqueness alone, quarantines nothing)."""
+    return [
+        f"table {table.key}: quarantine: true, but none of its rules is a row-level "
+        "error-severity post-load rule (completeness, range, allowed_values, regex, "
+        "length, sql_predicate), so its quarantine table stays empty; add one, or drop "
+        "`quarantine: true`"
+        for table in config.tables
+        if table.quarantine and not any(quarantines_rows(r) for r in table.rules)
+    ]
 
 
 #: How many ticks since a past `start:` `check` counts at most.

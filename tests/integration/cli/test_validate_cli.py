@@ -270,6 +270,58 @@ def test_scope_run_quarantines_each_runs_failing_rows_once(tmp_path: Path) -> No
     assert read_table(str(quarantine)).num_rows == 2 * failing
 
 
+def _by_rule(quarantine: Path) -> dict[str, int]:
+    """How many quarantine rows name each rule."""
+    from onceflow.warehouse import read_table
+
+    counts: dict[str, int] = {}
+    for names in read_table(str(quarantine)).column("_failed_rules").to_pylist():
+        for name in names:
+            counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def test_scope_run_quarantines_a_fixed_rules_rows_when_its_run_is_validated_again(
+    tmp_path: Path,
+) -> None:
+    """A rule that errored (a column named in the wrong case) had no verdict when the
+    run's batch was quarantined; fixed, its failing rows were never added: the batch
+    counted as done whatever the rules."""
+    typo = {"name": "note_present", "type": "completeness", "column": "Note"}
+    small = {"name": "amount_small", "type": "range", "column": "amount", "max": 1000}
+    folder = _pipeline(tmp_path, [typo, small])
+    config = yaml.safe_load((folder / "onceflow.yml").read_text())
+    config["tables"][0]["quarantine"] = True
+    (folder / "onceflow.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    quarantine = folder / "warehouse" / "src" / "orders_quarantine"
+    first = json.loads(run_cli("run", "--date", RUN_DATE, "--json", cwd=folder).stdout)
+    results = first["validation"]["tables"][0]["results"]
+    assert [r["outcome"] for r in results] == ["error", "fail"]
+    assert _by_rule(quarantine) == {"amount_small": results[1]["failing_rows"]}
+
+    config["tables"][0]["rules"][0]["column"] = "note"
+    (folder / "onceflow.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    done = run_cli("validate", "--date", RUN_DATE, "--json", cwd=folder)
+    table = json.loads(done.stdout)["tables"][0]
+    failing = {r["rule"]: r["failing_rows"] for r in table["results"]}
+    assert failing["note_present"] == 30
+    assert table["quarantined"] > 0 and table["quarantine_error"] is None
+    assert _by_rule(quarantine) == failing  # each rule's failing rows, once
+    again = run_cli("validate", "--date", RUN_DATE, "--no-resume", "--json", cwd=folder)
+    assert json.loads(again.stdout)["tables"][0]["quarantined"] == 0
+    rerun = json.loads(run_cli("run", "--date", RUN_DATE, "--json", cwd=folder).stdout)
+    assert rerun["validation"]["tables"][0]["quarantined"] == 0
+    assert _by_rule(quarantine) == failing
+
+    # a rule's definition changed: the batch's rows follow it when its run is validated
+    config["tables"][0]["rules"][1]["max"] = 1500
+    (folder / "onceflow.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    changed = json.loads(run_cli("validate", "--date", RUN_DATE, "--json", cwd=folder).stdout)
+    failing = {r["rule"]: r["failing_rows"] for r in changed["tables"][0]["results"]}
+    assert 0 < failing["amount_small"] < results[1]["failing_rows"]
+    assert _by_rule(quarantine) == failing
+
+
 def _verdicts(done: subprocess.CompletedProcess[str]) -> list[tuple[Any, ...]]:
     table = json.loads(done.stdout)["tables"][0]
     return [
@@ -342,8 +394,8 @@ def test_a_run_whose_quarantine_cannot_be_written_says_so_and_fails(tmp_path: Pa
             f"table {quarantine} ("
         )
         assert line.endswith(
-            "free space on its disk, then rerun: the rule results stand, the quarantine "
-            "keeps its last commit"
+            "free space on its disk, then rerun `onceflow validate` (or the run): the rule "
+            "results stand, the quarantine keeps its last commit"
         )
         again = run_cli("run", "--date", RUN_DATE, "--json", cwd=folder)
         assert again.returncode == 1

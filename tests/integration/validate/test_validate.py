@@ -752,6 +752,13 @@ def test_a_quarantine_that_cannot_be_written_keeps_the_results_and_says_why(
     table = report.tables[0]
     assert table.quarantine_error is not None
     assert table.quarantine_error.startswith("quarantine not written: ")
+    # what is in the way and that the fix is made there, then the validation rerun: not
+    # the loader's "then load again", which would not write the quarantine
+    assert table.quarantine_error == (
+        f"quarantine not written: cannot open the quarantine table {blocker}: a file stands "
+        "where a folder of its path should be; move that file away, then rerun `onceflow "
+        "validate` (or the run): the rule results stand, the quarantine keeps its last commit"
+    )
     assert table.status == "error" and report.exit_code == 2 and not report.ok
     assert report.result("amount_range").outcome == "fail"  # the rules stand
     assert report.as_dict()["tables"][0]["quarantine_error"] == table.quarantine_error
