@@ -738,3 +738,19 @@ def test_a_delta_table_in_a_folder_with_a_space_is_read_not_reported_unreadable(
     write_deltalake(path, pa.table({"v": pa.array([9], pa.int64())}), mode="append")
     grown = Validator(rules_by_table={"t": rules}, state=state).validate_table(path, "t")
     assert grown.result("top").outcome == "fail" and grown.result("top").observed == 9
+
+
+def test_a_cached_error_reports_the_severity_the_rule_has_now(tmp_path: Any) -> None:
+    """The cache key leaves the severity out: a stored `error` (a column that is not there)
+    served again after the rule became `warn` said `error`, as when it was stored."""
+    import pyarrow.parquet as pq
+
+    path, state = str(tmp_path / "d.parquet"), f"sqlite:///{tmp_path / 'state.db'}"
+    pq.write_table(pa.table({"v": [1, 2]}), path)
+    rule: dict[str, Any] = {"name": "r", "type": "completeness", "column": "nope"}
+    first = Validator(rules_by_table={"t": [rule]}, state=state).validate_table(path, "t")
+    assert (first.result("r").outcome, first.result("r").severity) == ("error", "error")
+    softened = [{**rule, "severity": "warn"}]
+    again = Validator(rules_by_table={"t": softened}, state=state).validate_table(path, "t")
+    result = again.result("r")
+    assert (result.outcome, result.cached, result.severity) == ("error", True, "warn")
