@@ -955,7 +955,17 @@ class Gate:
     """The pre-load gate: called by the loader once per file, after it is read and its
     schema checked, before anything is committed. A failing (or unrunnable)
     error-severity pre-load rule raises GateError, which fails that file (and, as for any
-    failed file, holds back the later files of its table); warn rules never block."""
+    failed file, holds back the later files of its table); warn rules never block.
+
+    The gate judges the lake file, not the source: once refused, a file is refused again
+    by every later load until its window is re-extracted or the rule changes. Such a
+    refusal is no new attempt at the file (GateError's `attempt` is False, so it spends
+    none of the file's `max_file_retries`): the file and the rules are what they were
+    (each refusing result came from the cache, which is keyed by the file's checksum and
+    the rule's definition), or every refusing rule could not run at all (an `error`: the
+    rule's fault, not the file's). Otherwise a catch-up of N dates would use up the
+    file's retries on one unchanged refusal, and `max_file_retries` would then hide the
+    repair behind a reset."""
 
     def __init__(self, config: Config, store: Store | None = None) -> None:
         self.config = config
@@ -980,6 +990,8 @@ class Gate:
             r for r in table_report.results if r.severity == "error" and r.outcome in (FAIL, ERROR)
         ]
         if blocking:
+            # a refusal costs a retry only when it judged something new of the file
+            attempt = any(r.outcome == FAIL and not r.cached for r in blocking)
             what = "; ".join(
                 f"{r.rule} {r.outcome}"
                 + (
@@ -992,11 +1004,19 @@ class Gate:
                 + (f": {r.message}" if r.message else "")
                 for r in blocking
             )
+            if attempt:
+                note = ""
+            elif all(r.outcome == ERROR for r in blocking):
+                note = "; a rule that cannot run is not the file's fault: no retry is spent"
+            else:
+                note = "; the same file was refused by the same rules before: no retry is spent"
             raise GateError(
                 f"{source.path}: pre-load rules refused the file ({what}); nothing of it is "
-                "committed",
+                f"committed{note}",
                 table=key,
                 rules=tuple(r.rule for r in blocking),
+                attempt=attempt,
+                rule_errors_only=all(r.outcome == ERROR for r in blocking),
             )
 
 
