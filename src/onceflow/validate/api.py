@@ -24,7 +24,7 @@ from onceflow.config import Config, TableConfig, ValidationConfig
 from onceflow.errors import ConfigError, GateError, OnceflowError, ReportError, ValidateError
 from onceflow.lake import SourceFile, extracted_identity
 from onceflow.redact import redact
-from onceflow.rules import AnyRule, Referential, rule_list
+from onceflow.rules import AnyRule, Referential, Uniqueness, rule_list
 from onceflow.state import Store, open_store
 from onceflow.state.extractions import COMPLETED as EXTRACTION_COMPLETED
 from onceflow.state.extractions import FAILED as EXTRACTION_FAILED
@@ -1018,6 +1018,42 @@ class Gate:
                 attempt=attempt,
                 rule_errors_only=all(r.outcome == ERROR for r in blocking),
             )
+
+
+def rule_warnings(config: Config) -> list[str]:
+    """What `check` warns of in the tables' rules (never refuses: the rule may mean it).
+
+    Rules judge what a table holds, and an scd2 table holds its history: every version,
+    closed ones included. So a uniqueness rule on (part of) its primary key without a
+    `filter` fails as soon as one key changes, and every run after, however clean the
+    source is since. Judging the table as it is (not only its current rows) is kept:
+    the history is what is loaded, and a rule on it (complete emails in every version)
+    may be meant; the current versions are one `filter` away, as dbt's snapshot tests
+    add `where: dbt_valid_to is null`. A `scope: run` rule sees the run's new versions
+    only: one per key, unless a `validity_column` lets one file hold several."""
+    out = []
+    for table in config.tables:
+        load = table.load
+        if load.strategy != "scd2" or not load.primary_key:
+            continue
+        if table.validation_scope == "run" and load.validity_column is None:
+            continue
+        for rule in table.rules:
+            if not isinstance(rule, Uniqueness) or rule.stage != "post_load" or rule.filter:
+                continue
+            if not set(rule.columns) <= set(load.primary_key):
+                continue
+            current = load.is_current_column
+            out.append(
+                f"table {table.key}: rule {rule.name} (uniqueness on "
+                f"{', '.join(rule.columns)}) judges every version the scd2 table holds, "
+                "closed ones included: it fails as soon as a key changes, and on every run "
+                f"after; add `filter: {current}` to judge the current versions (as dbt's "
+                "snapshot tests add `where: dbt_valid_to is null`), or the effective-from "
+                f"column ({load.effective_from_column}) to its columns for one row per "
+                "version"
+            )
+    return out
 
 
 def validation_status(config: Config, store: Store | None = None) -> list[dict[str, Any]]:
