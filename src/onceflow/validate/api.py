@@ -948,7 +948,45 @@ def _validate_one(
         job.after_rules = quarantine_pass(quarantine, source, table.key)
     report = TableRun(job, validator.settings, store, resume=resume).run()
     report.quarantine_table = None if quarantine is None else redact(quarantine)
+    if source.batch_ids and _judged_no_rows(rules, report):
+        report.message = _no_rows_of_the_run(config, table, store, run_id)
     return report
+
+
+def _judged_no_rows(rules: Sequence[AnyRule], report: TableReport) -> bool:
+    """Whether the rules judged no rows at all: some rule without a `filter` counted the
+    rows in its scope, and found none (known from the results, cached ones too: no query
+    is run to ask). False when every such rule has a filter: then it is not known."""
+    unfiltered = {r.name for r in rules if not r.filter}
+    counted = [
+        r.total_rows for r in report.results if r.rule in unfiltered and r.total_rows is not None
+    ]
+    return bool(counted) and not any(counted)
+
+
+def _no_rows_of_the_run(
+    config: Config, table: TableConfig, store: Store | None, run_id: str | None
+) -> str:
+    """The note of a `scope: run` table that holds none of the run's rows. Not an error:
+    a merge writes only the rows that changed and a later window replaces an earlier
+    one's, so a run's rows may be gone from the table with nothing wrong (they were
+    judged by that run's own validation, the rows that replaced them by theirs); an error
+    would fail every later rerun of the date. Not a silent pass either: the rules judged
+    nothing of the run, and the report says so."""
+    rows = None
+    record = store.extractions.of_run(run_id).get(table.key) if store and run_id else None
+    if store is not None and record is not None and record.file_path:
+        file_id = extracted_identity(record.file_path, Path(config.resolve(config.lake)))
+        tracked = store.files.get(table_location(config, table), file_id)
+        rows = tracked.rows_loaded if tracked is not None else None
+    run = f"run {run_id}" if run_id else "the run"
+    if rows == 0:
+        return f"{run} loaded no rows into this table (its window had none): no rows to judge"
+    return (
+        f"the table holds none of {run}'s rows now: later loads replaced them all, or its "
+        "load changed no row (a merge writes only the rows that changed); nothing of the "
+        "run was left to check, so the rules judged no rows"
+    )
 
 
 class Gate:
