@@ -100,8 +100,7 @@ def test_a_pre_load_rule_that_cannot_run_spends_no_retry_and_names_the_rule_as_t
         assert error is not None and "unknown column 'nope'" in error
         assert "a rule that cannot run is not the file's fault: no retry is spent" in error
         assert error.endswith(
-            "To repair it, fix the rule in the config (its error says why it cannot run), "
-            "then load"
+            "To repair it, fix the rule in the config (its error says why it cannot run), then load"
         )
         assert _retries(config, DAYS[0]) == 0
     # max_file_retries 0, and still the fixed rule loads the file: nothing was spent

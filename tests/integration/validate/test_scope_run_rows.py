@@ -66,8 +66,7 @@ def test_a_run_whose_rows_later_loads_replaced_is_said_to_have_none_left_to_chec
     empty = run(config, "2025-01-03")  # a window with no rows: said as such
     assert empty.ok and empty.validation is not None
     assert empty.validation.tables[0].message == (
-        "run sched_20250103 loaded no rows into this table (its window had none): no rows "
-        "to judge"
+        "run sched_20250103 loaded no rows into this table (its window had none): no rows to judge"
     )
 
 
