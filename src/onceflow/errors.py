@@ -208,14 +208,28 @@ class LoadError(OnceflowError):
 
 
 class GateError(LoadError):
-    """A failing error-severity pre-load rule refused a file: nothing of it is committed."""
+    """A failing error-severity pre-load rule refused a file: nothing of it is committed.
+
+    `attempt`: whether the refusal counts against the file's retries (False when the
+    same file was refused by the same rules before, or when only rules that could not
+    run refused it); `rule_errors_only`: every refusing rule could not run (the repair
+    is the rule, not the data)."""
 
     def __init__(
-        self, message: str, *, table: str | None = None, rules: tuple[str, ...] = (), **context: Any
+        self,
+        message: str,
+        *,
+        table: str | None = None,
+        rules: tuple[str, ...] = (),
+        attempt: bool = True,
+        rule_errors_only: bool = False,
+        **context: Any,
     ) -> None:
         super().__init__(message, **context)
         self.table = table
         self.rules = rules
+        self.attempt = attempt
+        self.rule_errors_only = rule_errors_only
 
 
 class ValidateError(OnceflowError):

@@ -64,6 +64,7 @@ from onceflow.validate import (
     Gate,
     ValidationReport,
     reset_validation_state,
+    rule_warnings,
     validate,
     validation_status,
 )
@@ -310,6 +311,12 @@ def _load_and_validate(
             summary.run = store.runs.finish(summary.run.run_id)
         elif summary.run.status == RUN_LOADING:  # a file of another table still failed
             summary.run = store.runs.fail(summary.run.run_id) or summary.run
+
+
+def config_warnings(config: Config) -> list[str]:
+    """What `check` warns of in the steps' settings, read from the config alone: rules
+    that cannot mean what they say (`onceflow.validate.rule_warnings`)."""
+    return rule_warnings(config)
 
 
 def pre_load_gate(config: Config, store: Store) -> Gate | None:

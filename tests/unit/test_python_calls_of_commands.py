@@ -70,6 +70,37 @@ def test_check_warns_of_a_quarantine_no_rule_could_put_a_row_in(
     assert check_config({**data, "tables": [{**table, "rules": [*rules, row_level]}]}) == []
 
 
+def test_check_warns_of_uniqueness_on_an_scd2_tables_key_without_a_filter() -> None:
+    """docs/configuration.md's own example put `id_unique` on an scd2 table's primary key:
+    the closed version of a changed key repeats it, so the rule failed from the first
+    change on. `check` warns (the rule may mean the history); a filter, a key with the
+    effective-from column, or `scope: run` (one version per key) says nothing."""
+    key = {"strategy": "scd2", "primary_key": ["id", "region"], "is_current_column": "cur"}
+
+    def config(rule: dict[str, Any], **table: Any) -> dict[str, Any]:
+        scd2 = {"source": "shop", "table": "customers", "load": key, **table}
+        return {**WEEKLY, "schedules": [], "tables": [{**scd2, "rules": [rule]}]}
+
+    unique = {"name": "id_unique", "type": "uniqueness", "columns": ["id"]}
+    (warning,) = check_config(config(unique))
+    assert warning.startswith(
+        "table shop.customers: rule id_unique (uniqueness on id) judges every version the "
+        "scd2 table holds, closed ones included: it fails as soon as a key changes"
+    )
+    assert "add `filter: cur` to judge the current versions" in warning
+    assert check_config(config({**unique, "columns": ["region", "id"]})) == [
+        warning.replace("on id)", "on region, id)")
+    ]
+    assert check_config(config({**unique, "filter": "cur"})) == []
+    assert check_config(config({**unique, "columns": ["id", "_effective_from"]})) == []
+    assert check_config(config({**unique, "severity": "warn"})) == [warning]
+    assert check_config(config(unique, scope="run")) == []
+    assert check_config(config({**unique, "stage": "pre_load"})) == []
+    merge = {**key, "strategy": "merge"}
+    merge.pop("is_current_column")
+    assert check_config(config(unique, load=merge)) == []
+
+
 def test_check_config_refuses_what_check_refuses_though_load_config_reads_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

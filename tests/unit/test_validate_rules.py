@@ -710,3 +710,47 @@ def test_sql_the_engine_runs_is_not_refused_by_the_parser_check(rule: dict[str, 
     """The engine's parser check refuses what it cannot parse, nothing it can run."""
     result = one(rule)
     assert result.outcome != "error", result.message
+
+
+def test_a_delta_table_in_a_folder_with_a_space_is_read_not_reported_unreadable(
+    tmp_path: Any,
+) -> None:
+    """delta-rs lists a local table's files percent-encoded (`my%20warehouse`): read as
+    they were, DuckDB found no file and every rule was an `error`. Also its incremental
+    pass over files appended later."""
+    from deltalake import write_deltalake
+
+    from onceflow.validate.inputs import resolve_input
+
+    path, state = str(tmp_path / "my warehouse" / "t"), f"sqlite:///{tmp_path / 'state.db'}"
+    write_deltalake(path, pa.table({"v": pa.array([1, None], pa.int64())}))
+    files = resolve_input(path).snapshot_files()
+    assert files is not None and all(f.startswith(str(tmp_path / "my warehouse")) for f in files)
+    rules: list[dict[str, Any]] = [
+        {"name": "present", "type": "completeness", "column": "v"},
+        {"name": "top", "type": "statistic", "statistic": "max", "column": "v", "max": 5},
+    ]
+    first = Validator(rules_by_table={"t": rules}, state=state).validate_table(path, "t")
+    assert {r.rule: (r.outcome, r.failing_rows) for r in first.results} == {
+        "present": ("fail", 1),
+        "top": ("pass", None),
+    }
+    write_deltalake(path, pa.table({"v": pa.array([9], pa.int64())}), mode="append")
+    grown = Validator(rules_by_table={"t": rules}, state=state).validate_table(path, "t")
+    assert grown.result("top").outcome == "fail" and grown.result("top").observed == 9
+
+
+def test_a_cached_error_reports_the_severity_the_rule_has_now(tmp_path: Any) -> None:
+    """The cache key leaves the severity out: a stored `error` (a column that is not there)
+    served again after the rule became `warn` said `error`, as when it was stored."""
+    import pyarrow.parquet as pq
+
+    path, state = str(tmp_path / "d.parquet"), f"sqlite:///{tmp_path / 'state.db'}"
+    pq.write_table(pa.table({"v": [1, 2]}), path)
+    rule: dict[str, Any] = {"name": "r", "type": "completeness", "column": "nope"}
+    first = Validator(rules_by_table={"t": [rule]}, state=state).validate_table(path, "t")
+    assert (first.result("r").outcome, first.result("r").severity) == ("error", "error")
+    softened = [{**rule, "severity": "warn"}]
+    again = Validator(rules_by_table={"t": softened}, state=state).validate_table(path, "t")
+    result = again.result("r")
+    assert (result.outcome, result.cached, result.severity) == ("error", True, "warn")

@@ -101,6 +101,8 @@ def summarise_run(summary: Any, as_json: bool) -> None:
             for t in summary.validation.tables:
                 if t.quarantine_error:  # the rules stand; their failing rows are not kept
                     say_problem(f"  {t.table}: {t.quarantine_error}")
+                if _table_note(t):
+                    echo(f"  validate note: {t.table}: {t.message}")
     if not summary.ok:
         raise typer.Exit(1)
 
@@ -487,6 +489,12 @@ def _short(value: Any) -> str:
     return number_text(value)[:60]
 
 
+def _table_note(table: Any) -> bool:
+    """Whether a table's report has a message of its own to show (a scope-run table that
+    holds none of the run's rows); an unreadable table's is each rule's, shown there."""
+    return bool(table.message) and not any(r.message == table.message for r in table.results)
+
+
 def print_validation(report: Any, failed_to_write: str | None = None) -> None:
     """A table of outcomes per table and rule, then the counts and the exit code's meaning.
     `failed_to_write` names a report file that could not be written: the exit code the
@@ -540,6 +548,8 @@ def print_validation(report: Any, failed_to_write: str | None = None) -> None:
             echo(f"  {t.quarantined:,} rows quarantined{where}")
         if t.quarantine_error:
             echo(f"  {t.quarantine_error}")
+        if _table_note(t):
+            echo(f"  note: {t.message}")
     counts = report.counts()
     meaning = {0: "ok", 1: "an error-severity rule failed", 2: "a rule could not run"}
     if not counts["error"] and report.exit_code == 2:

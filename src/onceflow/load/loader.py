@@ -292,6 +292,27 @@ def _bad_rows_fix(tgt: LoadTarget, source: SourceFile) -> str:
     return f"correct those rows at the source, then re-extract the window (`{command}`) and load"
 
 
+def _refusal_fix(tgt: LoadTarget, source: SourceFile, error: GateError) -> str:
+    """How to repair a file the pre-load rules refused, as the end of an error sentence.
+    The gate judges the lake file, so a corrected source changes nothing until the window
+    is extracted again; a rule that could not run (or is wrong) is fixed in the config."""
+    rule = "fix the rule in the config (its error says why it cannot run), then load"
+    if error.rule_errors_only:
+        return rule
+    command = repair_command(tgt, source)
+    data = (
+        "correct those rows at the source, then re-extract the window "
+        f"(`{command}`: loading again gates this same file, whatever the source holds now) "
+        "and load"
+        if command
+        else "deliver a corrected file in its place, then load"
+    )
+    return (
+        f"{data}; or, if the rule is what is wrong, fix or relax it (its `mostly` or "
+        "`max_failing`, or `severity: warn`), then load"
+    )
+
+
 def repair_hint(tgt: LoadTarget, source: SourceFile) -> str:
     """How to repair a damaged lake file, as the end of an error sentence."""
     command = repair_command(tgt, source)
@@ -1181,8 +1202,17 @@ def _check_replay(store: Store, tgt: LoadTarget, plan: Plan, gate: Gate | None) 
             _refuse_audit_names(tgt, source, batch.schema)
             batch, _added = conform_batch(batch, table_schema, source.file_id, widen=tgt.cfg.widen)
             gate(tgt, source, batch)
+        except GateError as error:
+            refused = GateError(
+                f"{error}. To repair it, {_refusal_fix(tgt, source, error)}",
+                table=error.table,
+                rules=error.rules,
+                attempt=error.attempt,
+                rule_errors_only=error.rule_errors_only,
+            )
+            return _blame(plan, step, refused)
         except LoadError as error:
-            if index > last and not isinstance(error, GateError):
+            if index > last:
                 continue  # a new window after the replay: it fails in its own turn
             return _blame(plan, step, error)
     return None
@@ -1201,7 +1231,9 @@ def _blame(plan: Plan, step: Step, error: LoadError, *, tried: bool = True) -> _
     cause = next((s for s in plan.steps if s.file.file_id == plan.rewind.cause), None)
     blocker = step.file.file_id
     if cause is None or cause is step or blocker not in plan.rewind.undone:
-        return _Blocked(step, f"{problem}; {kept}.{fix}", error, tried=tried)
+        # an unchanged refusal (or one by rules that cannot run) spends no retry
+        attempted = not isinstance(error, GateError) or error.attempt
+        return _Blocked(step, f"{problem}; {kept}.{fix}", error, attempted, tried)
     message = (
         f"{cause.file.file_id}: not loaded, and {kept}: its replay must apply {blocker} "
         f"again, which cannot be: {problem.removeprefix(f'{blocker}: ')}.{fix}"
@@ -1339,7 +1371,6 @@ def _run_steps(
         rec = records.get(step.file.file_id)
         given_up = _given_up(tgt, step, rec)
         if given_up is not None:
-            result.error = given_up
             result.files.append(
                 FileOutcome(
                     step.file.file_id,
@@ -1348,6 +1379,7 @@ def _run_steps(
                     error=rec.error if rec is not None else None,
                 )
             )
+            result.error = given_up + _wait_behind(result, plan, step)
             break
         try:
             outcome = apply_step(store, tgt, step, token=token, check_lock=check_lock, gate=gate)
@@ -1374,17 +1406,18 @@ def _run_steps(
                 message = _stopped_replay(message, result, plan, step)
             if isinstance(failure, OnceflowError) and failure.context.get("bad_rows"):
                 message += f". To repair it, {_bad_rows_fix(tgt, step.file)}"
+            if isinstance(failure, GateError):
+                message += f". To repair it, {_refusal_fix(tgt, step.file, failure)}"
             # a full disk or an unwritable table is not the file's fault: it does not
-            # use up the file's retries, so freeing space and loading again is the fix
+            # use up the file's retries, so freeing space and loading again is the fix;
+            # nor does the gate refusing an unchanged file again (GateError.attempt)
             environment = isinstance(failure, OnceflowError) and failure.context.get("environment")
-            store.files.fail(tgt.uri, step.file.file_id, token, message, attempt=not environment)
+            attempt = not environment and (not isinstance(failure, GateError) or failure.attempt)
+            store.files.fail(tgt.uri, step.file.file_id, token, message, attempt=attempt)
             result.files.append(
                 FileOutcome(step.file.file_id, step.file.path, "failed", error=message)
             )
-            remaining = len(plan.steps) - plan.steps.index(step) - 1
-            result.error = message + (
-                f" ({remaining} later file(s) of the table wait)" if remaining else ""
-            )
+            result.error = message + _wait_behind(result, plan, step)
             result.error_types = error_names(failure)
             log.error("%s: %s", tgt.key, message, extra={"table": tgt.key, "action": "failed"})
             break
@@ -1397,6 +1430,14 @@ def _run_steps(
             _outcome_detail(outcome),
             extra={"table": tgt.key, "action": outcome.action, "rows": outcome.rows},
         )
+
+
+def _wait_behind(result: TableLoadResult, plan: Plan, step: Step) -> str:
+    """The files planned after `step`, which failed, reported `waiting` (by name and in
+    the counts, as the text says); the note that ends the table's error."""
+    later = plan.steps[plan.steps.index(step) + 1 :]
+    result.files += [FileOutcome(s.file.file_id, s.file.path, "waiting") for s in later]
+    return f" ({len(later)} later file(s) of the table wait)" if later else ""
 
 
 def _outcome_detail(outcome: FileOutcome) -> str:

@@ -268,14 +268,22 @@ def check_config(config: Config | str | Path | Mapping[str, Any] | None = None) 
     """`onceflow check`: validate a config (a Config, the path of an onceflow.yml, default
     ./onceflow.yml, or its mapping) without connecting to any source. Raises ConfigError
     on what `check` refuses: a bad field or reference, no tables, a source whose `${VAR}`
-    is not set or whose driver is not installed. Returns the warnings it prints: a
+    is not set or whose driver is not installed. Returns the warnings it prints: a rule
+    that cannot mean what it says (`onceflow.validate.rule_warnings`: uniqueness on
+    an scd2 table's key, which every closed version repeats); a table with `quarantine:
+    true` none of whose rules could ever quarantine a row (`quarantine_warnings`); a
     schedule whose ticks leave days out, or whose past `start:` its catch-up policy would
-    not run (`coverage_gaps`); a table with `quarantine: true` none of whose rules could
-    ever quarantine a row (`quarantine_warnings`). A table or column missing at the
-    source is found by its extraction, not here."""
+    not run (`coverage_gaps`). A table or column missing at the source is found by its
+    extraction, not here."""
+    from onceflow.pipeline import config_warnings
+
     cfg = require_tables(as_config(config))
     cfg.check_sources()
-    return quarantine_warnings(cfg) + (coverage_gaps(cfg) if cfg.schedules else [])
+    return (
+        config_warnings(cfg)
+        + quarantine_warnings(cfg)
+        + (coverage_gaps(cfg) if cfg.schedules else [])
+    )
 
 
 def quarantine_warnings(config: Config) -> list[str]:

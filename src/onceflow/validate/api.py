@@ -24,7 +24,7 @@ from onceflow.config import Config, TableConfig, ValidationConfig
 from onceflow.errors import ConfigError, GateError, OnceflowError, ReportError, ValidateError
 from onceflow.lake import SourceFile, extracted_identity
 from onceflow.redact import redact
-from onceflow.rules import AnyRule, Referential, rule_list
+from onceflow.rules import AnyRule, Referential, Uniqueness, rule_list
 from onceflow.state import Store, open_store
 from onceflow.state.extractions import COMPLETED as EXTRACTION_COMPLETED
 from onceflow.state.extractions import FAILED as EXTRACTION_FAILED
@@ -948,14 +948,62 @@ def _validate_one(
         job.after_rules = quarantine_pass(quarantine, source, table.key)
     report = TableRun(job, validator.settings, store, resume=resume).run()
     report.quarantine_table = None if quarantine is None else redact(quarantine)
+    if source.batch_ids and _judged_no_rows(rules, report):
+        report.message = _no_rows_of_the_run(config, table, store, run_id)
     return report
+
+
+def _judged_no_rows(rules: Sequence[AnyRule], report: TableReport) -> bool:
+    """Whether the rules judged no rows at all: some rule without a `filter` counted the
+    rows in its scope, and found none (known from the results, cached ones too: no query
+    is run to ask). False when every such rule has a filter: then it is not known."""
+    unfiltered = {r.name for r in rules if not r.filter}
+    counted = [
+        r.total_rows for r in report.results if r.rule in unfiltered and r.total_rows is not None
+    ]
+    return bool(counted) and not any(counted)
+
+
+def _no_rows_of_the_run(
+    config: Config, table: TableConfig, store: Store | None, run_id: str | None
+) -> str:
+    """The note of a `scope: run` table that holds none of the run's rows. Not an error:
+    a merge writes only the rows that changed and a later window replaces an earlier
+    one's, so a run's rows may be gone from the table with nothing wrong (they were
+    judged by that run's own validation, the rows that replaced them by theirs); an error
+    would fail every later rerun of the date. Not a silent pass either: the rules judged
+    nothing of the run, and the report says so."""
+    rows = None
+    record = store.extractions.of_run(run_id).get(table.key) if store and run_id else None
+    if store is not None and record is not None and record.file_path:
+        file_id = extracted_identity(record.file_path, Path(config.resolve(config.lake)))
+        tracked = store.files.get(table_location(config, table), file_id)
+        rows = tracked.rows_loaded if tracked is not None else None
+    run = f"run {run_id}" if run_id else "the run"
+    if rows == 0:
+        return f"{run} loaded no rows into this table (its window had none): no rows to judge"
+    return (
+        f"the table holds none of {run}'s rows now: later loads replaced them all, or its "
+        "load changed no row (a merge writes only the rows that changed); nothing of the "
+        "run was left to check, so the rules judged no rows"
+    )
 
 
 class Gate:
     """The pre-load gate: called by the loader once per file, after it is read and its
     schema checked, before anything is committed. A failing (or unrunnable)
     error-severity pre-load rule raises GateError, which fails that file (and, as for any
-    failed file, holds back the later files of its table); warn rules never block."""
+    failed file, holds back the later files of its table); warn rules never block.
+
+    The gate judges the lake file, not the source: once refused, a file is refused again
+    by every later load until its window is re-extracted or the rule changes. Such a
+    refusal is no new attempt at the file (GateError's `attempt` is False, so it spends
+    none of the file's `max_file_retries`): the file and the rules are what they were
+    (each refusing result came from the cache, which is keyed by the file's checksum and
+    the rule's definition), or every refusing rule could not run at all (an `error`: the
+    rule's fault, not the file's). Otherwise a catch-up of N dates would use up the
+    file's retries on one unchanged refusal, and `max_file_retries` would then hide the
+    repair behind a reset."""
 
     def __init__(self, config: Config, store: Store | None = None) -> None:
         self.config = config
@@ -980,6 +1028,8 @@ class Gate:
             r for r in table_report.results if r.severity == "error" and r.outcome in (FAIL, ERROR)
         ]
         if blocking:
+            # a refusal costs a retry only when it judged something new of the file
+            attempt = any(r.outcome == FAIL and not r.cached for r in blocking)
             what = "; ".join(
                 f"{r.rule} {r.outcome}"
                 + (
@@ -992,12 +1042,56 @@ class Gate:
                 + (f": {r.message}" if r.message else "")
                 for r in blocking
             )
+            if attempt:
+                note = ""
+            elif all(r.outcome == ERROR for r in blocking):
+                note = "; a rule that cannot run is not the file's fault: no retry is spent"
+            else:
+                note = "; the same file was refused by the same rules before: no retry is spent"
             raise GateError(
                 f"{source.path}: pre-load rules refused the file ({what}); nothing of it is "
-                "committed",
+                f"committed{note}",
                 table=key,
                 rules=tuple(r.rule for r in blocking),
+                attempt=attempt,
+                rule_errors_only=all(r.outcome == ERROR for r in blocking),
             )
+
+
+def rule_warnings(config: Config) -> list[str]:
+    """What `check` warns of in the tables' rules (never refuses: the rule may mean it).
+
+    Rules judge what a table holds, and an scd2 table holds its history: every version,
+    closed ones included. So a uniqueness rule on (part of) its primary key without a
+    `filter` fails as soon as one key changes, and every run after, however clean the
+    source is since. Judging the table as it is (not only its current rows) is kept:
+    the history is what is loaded, and a rule on it (complete emails in every version)
+    may be meant; the current versions are one `filter` away, as dbt's snapshot tests
+    add `where: dbt_valid_to is null`. A `scope: run` rule sees the run's new versions
+    only: one per key, unless a `validity_column` lets one file hold several."""
+    out = []
+    for table in config.tables:
+        load = table.load
+        if load.strategy != "scd2" or not load.primary_key:
+            continue
+        if table.validation_scope == "run" and load.validity_column is None:
+            continue
+        for rule in table.rules:
+            if not isinstance(rule, Uniqueness) or rule.stage != "post_load" or rule.filter:
+                continue
+            if not set(rule.columns) <= set(load.primary_key):
+                continue
+            current = load.is_current_column
+            out.append(
+                f"table {table.key}: rule {rule.name} (uniqueness on "
+                f"{', '.join(rule.columns)}) judges every version the scd2 table holds, "
+                "closed ones included: it fails as soon as a key changes, and on every run "
+                f"after; add `filter: {current}` to judge the current versions (as dbt's "
+                "snapshot tests add `where: dbt_valid_to is null`), or the effective-from "
+                f"column ({load.effective_from_column}) to its columns for one row per "
+                "version"
+            )
+    return out
 
 
 def validation_status(config: Config, store: Store | None = None) -> list[dict[str, Any]]:

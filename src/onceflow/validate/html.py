@@ -313,6 +313,9 @@ def _table(report: TableReport, history: dict[str, list[tuple[float | None, str]
         extra = f" · {report.quarantined:,} rows quarantined{where}"
     if report.quarantine_error:
         extra += f' · <span class="bad">{_e(report.quarantine_error)}</span>'
+    # no rows of the run; an unreadable table's message is each rule's, shown in its row
+    if report.message and not any(r.message == report.message for r in report.results):
+        extra += f" · {_e(report.message)}"
     samples = "".join(_samples(r) for r in report.results)
     return (
         '<section class="card"><div class="head">'

@@ -110,9 +110,14 @@ class Input:
             return None  # reader version 2 is column mapping
         paths = []
         for uri in dt.file_uris():
-            path = local_root(uri) if uri.startswith("file://") else uri
-            if path is None or "://" in path:
+            # delta-rs lists a local table's files percent-encoded, with or without
+            # file:// (`/wh/my%20warehouse/t/part-0.parquet`): DuckDB wants the path
+            # itself. A URI with another scheme is not local: read through delta-rs.
+            if "://" in uri and not uri.startswith("file://"):
                 return None
+            path = unquote(uri.removeprefix("file://"))
+            if any(char in path for char in "*?[{"):
+                return None  # DuckDB would take those characters for a glob
             paths.append(path)
         return paths
 

@@ -405,9 +405,9 @@ class TableRun:
         rule's threshold and severity now (the cache key leaves them out), and a freshness
         rule against today's reference time; False when it must run again after all: it
         fails now, but passed then and so was stored without samples."""
+        result.severity = rule.severity  # an error reports the severity it has now, too
         if result.outcome == ERROR or metrics is None:  # the same error would recur
             return True
-        result.severity = rule.severity
         if isinstance(rule, Schema):  # judged from the columns: only its severity can change
             if result.outcome in (FAIL, WARN):
                 result.outcome = WARN if rule.severity == "warn" else FAIL

@@ -249,7 +249,7 @@ def test_failed_file_retried_up_to_max_then_later_files_wait(tmp_path: Path) -> 
     cfg = make_config(tmp_path, {"strategy": "append", "max_file_retries": 1})
     good = paths[1].read_bytes()
     paths[1].write_bytes(b"x" * len(good))  # same size, wrong checksum
-    assert done(load(cfg).results[0].counts()) == {"loaded": 1, "failed": 1}
+    assert done(load(cfg).results[0].counts()) == {"loaded": 1, "failed": 1, "waiting": 1}
     assert "does not match" in (load(cfg).results[0].error or "")  # retry 1
     third = load(cfg).results[0]
     assert "gave up after 2 failed attempts" in (third.error or "")
@@ -315,7 +315,7 @@ def test_a_source_column_named_like_an_audit_column_fails_its_file_not_overwritt
     assert "the table is unchanged. To repair it, rename the column(s) in the extraction" in error
     assert "--force-reprocess" in error
     if strategy == "overwrite":  # the last window is loaded first: nothing is committed
-        assert done(result.counts()) == {"failed": 1}
+        assert done(result.counts()) == {"failed": 1, "waiting": 1}
         assert not Path(table_uri(tmp_path)).exists()
     else:
         assert done(result.counts()) == {"loaded": 1, "failed": 1}
@@ -761,7 +761,7 @@ def test_a_delta_rs_panic_fails_its_file_not_the_whole_load(
 
     monkeypatch.setattr(loader, "_apply", panics)
     out = load(cfg)
-    assert not out.ok and done(out.counts()) == {"failed": 1}
+    assert not out.ok and done(out.counts()) == {"failed": 1, "waiting": 1}
     [table] = out.results
     assert table.error is not None and "Delta write failed (PanicException: called" in table.error
     assert table.error.endswith("(1 later file(s) of the table wait)")
@@ -785,7 +785,7 @@ def test_an_error_no_step_foresaw_fails_its_file_and_the_load_goes_on(
     monkeypatch.setattr(loader, "conform_batch", invalid)
     out = load(cfg)
     [table] = out.results
-    assert not out.ok and done(out.counts()) == {"failed": 1}
+    assert not out.ok and done(out.counts()) == {"failed": 1, "waiting": 1}
     assert table.error is not None
     assert "unexpected ArrowInvalid: Invalid storage type for UuidType: binary" in table.error
     monkeypatch.undo()
