@@ -50,10 +50,20 @@ def table_location(warehouse: str, target: str) -> str:
 
 
 def folder_location(path: str) -> str:
-    """A folder as `table_location` names a table's: `dbfs:/x` as `/dbfs/x`, `.` and `..`
-    segments collapsed, no trailing `/`; so that two spellings of one folder compare
-    equal (`within`)."""
-    location = _collapse_dots(normalize_path(path))
+    """A folder as the filesystem or store sees it, so that two spellings of one folder
+    compare equal (`within`): `file:///x` (percent-decoded) and `dbfs:/x` as the local
+    paths `/x` and `/dbfs/x`, a local path with its symlinks resolved (a lake given as
+    a link to the warehouse's parent is that parent), `.` and `..` segments collapsed,
+    a URI's scheme in lower case (RFC 3986: `S3://b` is `s3://b`), no trailing `/`.
+    Comparing spellings alone took `file:///data/lake` and `/data/lake` for two folders."""
+    local = unquote(path.removeprefix("file://")) if path.startswith("file://") else path
+    location = _collapse_dots(normalize_path(local))
+    scheme, sep, rest = location.partition("://")
+    if sep:
+        location = f"{scheme.lower()}://{rest}"
+    elif location.startswith("/"):
+        # realpath resolves the links of the part that exists, and keeps the rest
+        location = os.path.realpath(location)
     return location.rstrip("/") or "/"
 
 

@@ -237,6 +237,83 @@ def test_no_run_date_is_lost_on_a_spring_forward_day(cron: str, zone: str, first
     assert len(dates) >= 3
 
 
+# Zones whose spring-forward gap ends at midnight (tzdata): the gap's end is the next day.
+MIDNIGHT_GAPS = [
+    ("America/Nuuk", "2027-03-27"),  # 23:00 -02 -> 00:00 -01, the reviewer's repro
+    ("America/Nuuk", "2026-03-28"),
+    ("America/Scoresbysund", "2027-03-27"),
+    ("Asia/Pyongyang", "2018-05-04"),  # 23:30 -> 00:00: a half-hour gap
+    ("Africa/Algiers", "1971-04-25"),
+]
+
+
+@pytest.mark.parametrize(
+    ("zone", "gap_day", "cron"),
+    [
+        (zone, day, cron)
+        for zone, day in MIDNIGHT_GAPS
+        for cron in ["0 23 * * *", "30 23 * * *", "59 23 * * *", "*/15 23 * * *"]
+        # Pyongyang's gap starts at 23:30: 23:00 and 23:15 exist
+        if not (zone == "Asia/Pyongyang" and cron in ("0 23 * * *", "*/15 23 * * *"))
+    ],
+)
+@pytest.mark.parametrize("days_before", [1, 0])
+def test_a_tick_moved_past_midnight_keeps_the_run_date_of_the_day_it_was_scheduled_on(
+    zone: str, gap_day: str, cron: str, days_before: int
+) -> None:
+    calc = ScheduleCalculator(cron, zone, window_days_before=days_before)
+    day = datetime.fromisoformat(gap_day).date()
+    start = datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(zone)) - timedelta(days=2)
+    got = list(calc.ticks(start, until=start + timedelta(days=5)))
+    # the gap day's tick fires at the next midnight, for the gap day's run date: taking
+    # the date from the moved local time processed the next day twice and this one never
+    (moved,) = [t for t in got if t.local.date() > day and t.local.hour == 0]
+    assert moved.local.replace(tzinfo=None) == datetime(day.year, day.month, day.day + 1)
+    assert moved.run_date == day - timedelta(days=days_before)
+    dates = [t.run_date for t in got]
+    days = sorted(set(dates))
+    assert days == [days[0] + timedelta(days=n) for n in range(len(days))]
+    if cron.split()[0].isdigit():  # one tick a day: each run date once
+        assert len(dates) == len(days) == 5
+    assert calc.tick_at(moved.at) == moved  # the scheduler rebuilds ticks from instants
+
+
+@pytest.mark.parametrize("cron", ["0 0 * * *", "30 0 * * *", "*/30 0 * * *", "0 0,23 * * *"])
+def test_ticks_after_a_midnight_ending_gap_keep_their_own_day(cron: str) -> None:
+    calc = ScheduleCalculator(cron, "America/Nuuk")
+    start = datetime(2027, 3, 25, tzinfo=UTC)
+    got = list(calc.ticks(start, until=start + timedelta(days=5)))
+    days = sorted({t.run_date for t in got})
+    assert days == [days[0] + timedelta(days=n) for n in range(len(days))]
+    for tick in got:
+        if not (cron == "0 0,23 * * *" and tick.local.date().isoformat() == "2027-03-28"):
+            assert tick.run_date == tick.local.date() - timedelta(days=1)
+    if cron == "0 0,23 * * *":
+        # 23:00 on the 27th moves to 00:00 on the 28th, one instant with that day's own
+        # 00:00 tick: it keeps the 27th (run date the 26th); the 28th runs at 23:00
+        at_midnight = [t for t in got if t.local.isoformat() == "2027-03-28T00:00:00-01:00"]
+        assert [t.run_date.isoformat() for t in at_midnight] == ["2027-03-26"]
+
+
+def test_the_run_dates_across_a_midnight_ending_gap_are_consecutive() -> None:
+    calc = ScheduleCalculator("30 23 * * *", "America/Nuuk")
+    dates = calc.run_dates(datetime(2027, 3, 24, tzinfo=UTC), 6)
+    assert dates == [datetime(2027, 3, 22).date() + timedelta(days=n) for n in range(6)]
+
+
+@pytest.mark.parametrize(
+    ("zone", "after"),
+    [("Pacific/Apia", "2011-12-28"), ("Pacific/Kiritimati", "1994-12-29")],
+)
+def test_a_day_that_a_zone_skips_whole_does_not_stop_the_ticks(zone: str, after: str) -> None:
+    # Apia crossed the date line: 2011-12-30 has no local time at all. The search for the
+    # gap's end stopped after 3 hours and raised ValueError
+    calc = ScheduleCalculator("0 2 * * *", zone)
+    got = calc.preview(datetime.fromisoformat(after).replace(tzinfo=UTC), 4)
+    days = [t.run_date for t in got]
+    assert days == [days[0] + timedelta(days=n) for n in range(4)]
+
+
 @pytest.mark.parametrize(
     ("cron", "interval"),
     [
@@ -425,6 +502,7 @@ def test_a_schedule_whose_ticks_skip_days_is_warned_about_for_incremental_tables
 
     (warning,) = coverage_gaps(config("0 2 * * 0", "incremental"))
     assert warning.startswith("schedule weekly: each tick processes one day, and its ticks skip")
+    assert "; use a daily cron, or backfill them (onceflow backfill --schedule weekly" in warning
     assert "the incremental table(s) s.t never extract the days between" in warning
     assert coverage_gaps(config("0 2 * * *", "incremental")) == []  # daily: every day
     assert coverage_gaps(config("0 2 * * 0", "full")) == []  # a full extract misses nothing
@@ -463,6 +541,24 @@ def test_a_schedule_whose_ticks_skip_a_day_only_at_a_dst_change_is_warned_about(
         "schedule q: each tick processes one day, and its ticks skip days at the DST "
         "change of 2026-03-29 in Europe/Berlin (the day of 2026-03-27, then 2026-03-29)"
     )
+    # the cron fires every day already: "use a daily cron" would be no advice
+    assert warning.endswith(
+        "the cron already fires every day: backfill them "
+        "(onceflow backfill --schedule q --from 2026-03-28 --to 2026-03-28)"
+    )
+    assert "use a daily cron" not in warning
+
+
+@pytest.mark.parametrize("cron", ["30 23 * * *", "0 23 * * *", "59 23 * * *"])
+def test_a_daily_schedule_across_a_midnight_ending_gap_is_not_warned_about(
+    monkeypatch: pytest.MonkeyPatch, cron: str
+) -> None:
+    from onceflow.schedule import api, coverage_gaps
+
+    # Nuuk jumps from 23:00 to 00:00 on 2027-03-27: the moved tick took the next day's
+    # run date, so the days read skipped one, and the warning told a daily cron to be one
+    monkeypatch.setattr(api, "now", lambda: datetime(2027, 3, 1, tzinfo=UTC))
+    assert coverage_gaps(_one_schedule(cron, "America/Nuuk")) == []
 
 
 def test_an_hourly_schedule_on_one_weekday_is_warned_about() -> None:

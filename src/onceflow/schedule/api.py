@@ -36,7 +36,7 @@ from onceflow.config import (
 from onceflow.errors import ConfigError, StateError, TransitionError, error_names, names_of
 from onceflow.redact import redact
 from onceflow.rules import quarantines_rows
-from onceflow.schedule.cron import ScheduleCalculator, Tick, dst_changes
+from onceflow.schedule.cron import ScheduleCalculator, Tick, dst_changes, fires_every_day
 from onceflow.schedule.retry import RetryPolicy, error_type_of, failures_since_reprocess
 from onceflow.schedule.runs import check_tenant, lease_judged
 from onceflow.schedule.scheduler import (
@@ -223,15 +223,26 @@ def coverage_gaps(config: Config, name: str | None = None) -> list[str]:
     for schedule in [config.schedule(name)] if name is not None else config.schedules:
         keys = schedule.tables or [t.key for t in config.tables]
         windowed = [k for k in keys if config.table(k).extract.mode == "incremental"]
-        skipped = _skipped_days(calculator(config, schedule)) if windowed else None
+        calc = calculator(config, schedule)
+        skipped = _skipped_days(calc) if windowed else None
         if skipped is not None:
             first, then, change = skipped
             where = f" at the DST change of {change}" if change else ""
+            backfill = (
+                f"onceflow backfill --schedule {schedule.name} "
+                f"--from {first + timedelta(days=1)} --to {then - timedelta(days=1)}"
+            )
+            # a cron that already names every day skips one only at a DST change: telling
+            # it to "use a daily cron" (as the Nuuk midnight gap once did) is no help
+            advice = (
+                f"the cron already fires every day: backfill them ({backfill})"
+                if fires_every_day(calc.cron)
+                else f"use a daily cron, or backfill them ({backfill})"
+            )
             warnings.append(
                 f"schedule {schedule.name}: each tick processes one day, and its ticks skip "
                 f"days{where} (the day of {first}, then {then}): the incremental table(s) "
-                f"{', '.join(windowed)} never extract the days between; use a daily cron "
-                "(or backfill those days)"
+                f"{', '.join(windowed)} never extract the days between; {advice}"
             )
         missed = _missed_since_start(config, schedule, windowed) if windowed else None
         if missed:

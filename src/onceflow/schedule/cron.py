@@ -22,9 +22,13 @@ Dagster runs a nonexistent time at the next one that exists. Vixie cron's wildca
 day, and with it that day's run date (docs/schedule.md, "Time zones and DST").
 
 The rule holds for shifts of any size (Australia/Lord_Howe moves 30 minutes). A tick is
-stored as its UTC instant; its run date is a local date (the tick's, minus the schedule's
-`window` days), and its window is that date's local day in the pipeline's time zone:
-23 or 25 hours long on a DST change day.
+stored as its UTC instant; its run date is a local date (the day it was *scheduled* on,
+minus the schedule's `window` days), and its window is that date's local day in the
+pipeline's time zone: 23 or 25 hours long on a DST change day. A tick moved to a gap's
+end keeps the day it was scheduled on even when the gap ends at the next midnight
+(America/Nuuk jumps from 23:00 to 00:00 on the last Saturday of March): taking the day
+from the moved local time gave `30 23 * * *` that night the next day's run date, so one
+run date was processed twice and the one before it never.
 """
 
 from __future__ import annotations
@@ -42,7 +46,9 @@ from onceflow.windows import Window, window_for
 # No zone's fall-back repeat lasts longer (Antarctica/Troll's is 2 hours): instants are
 # released in UTC order once the naive iteration is this far past them.
 _FOLD_HORIZON = timedelta(hours=3)
-_GAP_LIMIT_MINUTES = 3 * 60
+# A gap may be a whole calendar day: Pacific/Apia skipped 2011-12-30 when it crossed the
+# date line (Pacific/Kiritimati 1994-12-31); 3 hours raised ValueError on those days.
+_GAP_LIMIT_MINUTES = 25 * 60
 
 
 @dataclass(frozen=True)
@@ -81,6 +87,13 @@ def is_interval(cron: str) -> bool:
     # midnight gap would drop its day
     base, _, step = hour.partition("/")
     return not (base == "*" and step.isdigit() and int(step) >= 24)
+
+
+def fires_every_day(cron: str) -> bool:
+    """Whether a (checked) cron expression names every day: its day-of-month, month and
+    day-of-week fields are all `*`. Such a schedule that still skips a day does so at a
+    DST change, where "use a daily cron" is no advice."""
+    return all(field in ("*", "?") for field in cron.split()[2:5])
 
 
 def _as_zone(zone: ZoneInfo | str) -> ZoneInfo:
@@ -169,10 +182,32 @@ class ScheduleCalculator:
                     last = instant
                     yield instant
 
+    def scheduled_at(self, instant: datetime) -> datetime:
+        """The naive local time a tick instant was scheduled at: its own local time, or,
+        for a fixed-time tick moved to the end of a spring-forward gap, the first time of
+        the cron in that gap (which may be on the day before: Nuuk's gap ends at
+        midnight). Derived from the instant alone, since the scheduler stores instants."""
+        local = instant.astimezone(self.zone).replace(tzinfo=None)
+        if self.interval or self._exists(local - timedelta(minutes=1)):
+            return local  # not the end of a gap: nothing was moved here
+        from croniter import croniter
+
+        start = local - timedelta(minutes=1)
+        for _ in range(_GAP_LIMIT_MINUTES):
+            if self._exists(start - timedelta(minutes=1)):
+                break
+            start -= timedelta(minutes=1)
+        # the earliest match in [gap start, gap end): the tick the others collapsed into
+        first: datetime = croniter(self.cron, start - timedelta(minutes=1)).get_next(datetime)
+        return first if first < local else local
+
     def tick_at(self, instant: datetime) -> Tick:
-        """The tick of an instant: its local time, run date and window."""
+        """The tick of an instant: its local time, run date and window. The run date
+        counts from the day the tick was scheduled on (`scheduled_at`), not the day a
+        spring-forward gap moved it to."""
         local = instant.astimezone(self.zone)
-        run_date = local.date() - timedelta(days=self.window_days_before)
+        day = self.scheduled_at(instant).date()
+        run_date = day - timedelta(days=self.window_days_before)
         return Tick(
             instant.astimezone(UTC), local, run_date, window_for(run_date, self.window_zone)
         )
@@ -207,7 +242,9 @@ class ScheduleCalculator:
             tick = self.next_tick(moment)
             if not dates or dates[-1] != tick.run_date:
                 dates.append(tick.run_date)
-            day = tick.local.date() + timedelta(days=1)
+            # the day after the one the tick was scheduled on: a tick moved past midnight
+            # (Nuuk's gap ends at 00:00) is followed by that day's own tick
+            day = tick.run_date + timedelta(days=self.window_days_before + 1)
             midnight = datetime(day.year, day.month, day.day)
             # the earliest instant the next day's midnight may be (fold=1 takes a gap's
             # later offset, which is earlier in UTC): never past that day's first tick
