@@ -25,3 +25,21 @@ def _no_servers_or_subprocesses(
 
     monkeypatch.setattr(subprocess.Popen, "__init__", refuse)
     yield
+
+
+@pytest.fixture
+def cli_globals_restored() -> Iterator[None]:
+    """--debug and --log-format set process-wide settings and the `onceflow` logger: put
+    them back after a test that runs the CLI in this process."""
+    import logging
+
+    from onceflow.cli.app import settings
+
+    saved = dict(settings)
+    logger = logging.getLogger("onceflow")
+    handlers, level, propagate = list(logger.handlers), logger.level, logger.propagate
+    yield
+    settings.update(saved)
+    logger.handlers[:] = handlers
+    logger.setLevel(level)
+    logger.propagate = propagate

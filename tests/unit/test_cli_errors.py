@@ -3,27 +3,13 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from onceflow.cli import main
-from onceflow.cli.app import settings
 
-
-@pytest.fixture(autouse=True)
-def _global_options_restored() -> Iterator[None]:
-    """--debug and --log-format set process-wide settings and the `onceflow` logger."""
-    saved = dict(settings)
-    logger = logging.getLogger("onceflow")
-    handlers, level, propagate = list(logger.handlers), logger.level, logger.propagate
-    yield
-    settings.update(saved)
-    logger.handlers[:] = handlers
-    logger.setLevel(level)
-    logger.propagate = propagate
+pytestmark = pytest.mark.usefixtures("cli_globals_restored")
 
 
 def _config(tmp_path: Path, text: str) -> str:

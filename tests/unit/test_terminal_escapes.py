@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -16,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from onceflow.cli import main
-from onceflow.cli.app import say_problem, settings
+from onceflow.cli.app import say_problem
 from onceflow.cli.render import plain, print_load
 from onceflow.errors import printable
 from onceflow.load import LoadSummary, TableLoadResult
@@ -31,16 +30,7 @@ def _no_control(text: str) -> None:
     assert not bad, repr(text)
 
 
-@pytest.fixture(autouse=True)
-def _global_options_restored() -> Iterator[None]:
-    saved = dict(settings)
-    logger = logging.getLogger("onceflow")
-    handlers, level, propagate = list(logger.handlers), logger.level, logger.propagate
-    yield
-    settings.update(saved)
-    logger.handlers[:] = handlers
-    logger.setLevel(level)
-    logger.propagate = propagate
+pytestmark = pytest.mark.usefixtures("cli_globals_restored")
 
 
 def test_printable_names_each_control_character() -> None:
