@@ -972,6 +972,7 @@ class Config(_Model):
                     "one of them its own `load: {target: ...}`"
                 )
             targets[target] = table.key
+            _no_escapes(self, table, i, target)
         places = _no_nested_tables(self, targets)
         if not (info.context or {}).get(_ONE_STEP):
             _lake_apart(self, places)
@@ -1580,6 +1581,24 @@ def config_from_dict(
     return config
 
 
+_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
+
+
+def _no_escapes(config: Config, table: TableConfig, index: int, target: str) -> None:
+    """Refuse a local Delta table path holding `%XX`: delta-rs decodes it as an escaped
+    character when it opens the table, so `wh data%20x` was written once and then read as
+    `wh data x`, and every later load failed naming a damaged `_delta_log`."""
+    escape = None if "://" in target else _ESCAPE.search(target)
+    if escape is None:
+        return
+    field = "warehouse" if _ESCAPE.search(config.warehouse) else f"tables[{index}].load.target"
+    raise ValueError(
+        f"{field}: the Delta table of {table.key!r} ({target}) has {escape.group()!r} in its "
+        "folder name, which delta-rs reads as an escaped character when it opens the "
+        "table (another folder); rename the folder without `%`"
+    )
+
+
 def _no_nested_tables(config: Config, targets: dict[str, str]) -> dict[str, str]:
     """Refuse a Delta table inside another's folder, or a quarantine table that is another
     table: a table's folder holds only its own files (the consistency check takes any
@@ -1610,10 +1629,15 @@ def _no_nested_tables(config: Config, targets: dict[str, str]) -> dict[str, str]
             outer, other = located.get(above, (place, whose))
             if other != whose:
                 index = next((i for i, t in enumerate(config.tables) if whose.startswith(t.key)), 0)
+                where = (
+                    "would be the same folder as that of"
+                    if above == folders[place]
+                    else "would sit inside the folder of"
+                )
                 raise ValueError(
                     f"tables[{index}].load.target: the Delta table of {whose!r} ({place}) "
-                    f"would sit inside the folder of {other!r} ({outer}); a table's folder "
-                    "holds only its own files: give it a target beside it"
+                    f"{where} {other!r} ({outer}); a table's folder holds only its own "
+                    "files: give it a target beside it"
                 )
     return places
 

@@ -199,13 +199,27 @@ def test_two_spellings_of_one_table_folder_are_refused_as_one_table(tmp_path: Pa
     (tmp_path / "real").mkdir()
     (tmp_path / "link").symlink_to(tmp_path / "real")
     sources = {"shop": {"url": "postgresql://app@localhost/shop"}}
-    for first, second in (
-        (f"{tmp_path}/real/t", f"{tmp_path}/link/t"),
-        (f"{tmp_path}/real/t", f"file://{tmp_path}/link/t/part"),
+    for first, second, said in (
+        (f"{tmp_path}/real/t", f"{tmp_path}/link/t", "be the same folder as that of"),
+        (f"{tmp_path}/real/t", f"file://{tmp_path}/link/t/part", "sit inside the folder of"),
     ):
         tables = [
             {"source": "shop", "table": "a", "load": {"target": first}},
             {"source": "shop", "table": "b", "load": {"target": second}},
         ]
-        with pytest.raises(ConfigError, match=r"would sit inside the folder of 'shop\.a'"):
+        with pytest.raises(ConfigError, match=rf"would {said} 'shop\.a'"):
             config_from_dict({"sources": sources, "tables": tables}, base_dir="/x")
+
+
+def test_a_delta_table_path_with_a_percent_escape_is_refused_naming_the_field() -> None:
+    """delta-rs decodes `%20` in a local table path when it opens the table: a warehouse
+    `wh data%20x` was written once, then read as `wh data x`, and every load failed."""
+    refused = _refusal(warehouse="./wh data%20x")
+    assert refused.field == "warehouse"
+    assert "has '%20' in its folder name" in str(refused)
+    target = {"source": "shop", "table": "orders", "load": {"target": "./t%41"}}
+    refused = _refusal(tables=[target])
+    assert refused.field == "tables[0].load.target" and "'%41'" in str(refused)
+    # a `%` that is no escape, and a URL's own escapes, are fine
+    for fine in ("./wh 100%", "s3://bucket/wh%20x"):
+        config_from_dict({**BASE, "warehouse": fine}, base_dir="/x")
