@@ -15,7 +15,15 @@ from tests.helpers.schedule import make_project
 
 
 def _project(tmp_path: Path, **schedule: object) -> Path:
-    entry = {"name": "nightly", "cron": "30 2 * * *", "timezone": "America/New_York", **schedule}
+    # no tick of the real clock inside a test (`up` would run one job more): it starts in
+    # 2999 unless a test gives its own start; backfill and trigger are not held to it
+    entry = {
+        "name": "nightly",
+        "cron": "30 2 * * *",
+        "timezone": "America/New_York",
+        "start": "2999-01-01T00:00:00-05:00",
+        **schedule,
+    }
     return make_project(
         tmp_path / "p",
         f"sqlite:///{tmp_path / 'state.db'}",
