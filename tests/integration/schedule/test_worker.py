@@ -16,6 +16,8 @@ from onceflow.schedule import Scheduler, Worker, backfill, tenant_status
 from onceflow.schedule.scheduler import cancel_run
 from onceflow.schedule.worker import MAX_DEFER_SECONDS, MAX_WAIT_SECONDS
 from onceflow.state import Store
+from onceflow.state.queue import Job
+from onceflow.state.scheduled_runs import ScheduledRunRecord
 
 NOW = datetime(2025, 1, 6, 12, 0, tzinfo=UTC)
 RETRY_FAST = {"max_retries": 1, "backoff_base_minutes": 0.02, "max_delay_minutes": 1}
@@ -193,17 +195,24 @@ def test_a_nightly_run_waits_for_a_backfills_earlier_day_still_to_load(
     assert loaded_dates(config) == ["2025-01-02", "2025-01-03", "2025-01-04"]
 
 
-def test_a_window_that_completes_wakes_the_next_one_waiting_for_it(
-    store: Store, project: Callable[..., Config]
-) -> None:
-    # a waiting window polls with a backoff of up to 10 s; the window it waits for makes
-    # it due as soon as it is done, so a backfill is not mostly waiting
-    config = project()
+def _second_day_waiting(store: Store, config: Config) -> tuple[list[Job], ScheduledRunRecord]:
+    """A two-day backfill whose first day a slow worker holds and whose second day a fast
+    worker has deferred: (the held claim, the waiting run, its job id set)."""
     backfill(config, "2025-01-02", "2025-01-03", store=store)
     held = store.queue.claim("slow-worker", limit=1)
     assert Worker([config], store, worker_id="fast").run(max_jobs=1).deferred == 1
     (waiting,) = [r for r in store.scheduled_runs.find() if r.waiting_on]
     assert waiting.job_id is not None
+    return held, waiting
+
+
+def test_a_window_that_completes_wakes_the_next_one_waiting_for_it(
+    store: Store, project: Callable[..., Config]
+) -> None:
+    # a waiting window polls with a backoff of up to MAX_WAIT_SECONDS; the window it waits
+    # for makes it due as soon as it is done, so a backfill is not mostly waiting
+    config = project()
+    held, waiting = _second_day_waiting(store, config)
     store.queue.reschedule(waiting.job_id, time.time() + 3600)  # as if at the backoff's end
     store.queue.release(held[0].id, held[0].token or "")
     assert Worker([config], store).run(max_jobs=1).completed == 1  # Jan 2
@@ -246,11 +255,8 @@ def test_a_cancelled_window_wakes_the_next_one_waiting_for_it(
     store: Store, project: Callable[..., Config]
 ) -> None:
     config = project()
-    backfill(config, "2025-01-02", "2025-01-03", store=store)
-    held = store.queue.claim("slow-worker", limit=1)
-    assert Worker([config], store, worker_id="fast").run(max_jobs=1).deferred == 1
-    (waiting,) = [r for r in store.scheduled_runs.find() if r.waiting_on]
-    assert waiting.job_id is not None and held[0].run_id is not None
+    held, waiting = _second_day_waiting(store, config)
+    assert held[0].run_id is not None
     store.queue.reschedule(waiting.job_id, time.time() + 3600)  # as if in a long backoff
     cancel_run(store, held[0].run_id, "PENDING")
     job = store.queue.get(waiting.job_id)

@@ -17,6 +17,7 @@ import pytest
 from onceflow.config import Config
 from onceflow.schedule import Scheduler, Worker
 from onceflow.schedule.scheduler import requeue_expired
+from onceflow.schedule.worker import WorkerReport
 from onceflow.state import Job, Store
 
 NOW = datetime(2025, 1, 6, 12, 0, tzinfo=UTC)
@@ -242,19 +243,27 @@ def store_away_for(monkeypatch: pytest.MonkeyPatch, store: Store, reads: int | N
     monkeypatch.setattr(store.scheduled_runs, "history", history)
 
 
+def _failing_run_with_store_away(
+    store: Store, project: Callable[..., Config], monkeypatch: pytest.MonkeyPatch, calls: int | None
+) -> WorkerReport:
+    """One worker pass over a run that fails (a missing table) while the store is away for
+    `calls` history reads (None: for good), with no real sleeps."""
+    from onceflow.schedule import worker as worker_module
+
+    monkeypatch.setattr(worker_module.time, "sleep", lambda _: None)
+    config = with_missing_tables(project, "missing")
+    Scheduler([config], store).run_once(NOW)
+    store_away_for(monkeypatch, store, calls)
+    return Worker([config], store).run(max_jobs=1)
+
+
 def test_a_failure_recorded_while_the_store_comes_back_is_retried_not_a_crashed_thread(
     store: Store,
     project: Callable[..., Config],
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from onceflow.schedule import worker as worker_module
-
-    monkeypatch.setattr(worker_module.time, "sleep", lambda _: None)
-    config = with_missing_tables(project, "missing")
-    Scheduler([config], store).run_once(NOW)
-    store_away_for(monkeypatch, store, 2)
-    report = Worker([config], store).run(max_jobs=1)
+    report = _failing_run_with_store_away(store, project, monkeypatch, 2)
     assert (report.failed, report.lost) == (1, 0)
     (run,) = store.scheduled_runs.find()
     assert run.state == "FAILED" and run.error_type == "ExtractError"
@@ -267,13 +276,7 @@ def test_a_failure_the_store_never_takes_is_counted_lost_not_a_crashed_thread(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from onceflow.schedule import worker as worker_module
-
-    monkeypatch.setattr(worker_module.time, "sleep", lambda _: None)
-    config = with_missing_tables(project, "missing")
-    Scheduler([config], store).run_once(NOW)
-    store_away_for(monkeypatch, store, None)
-    report = Worker([config], store).run(max_jobs=1)
+    report = _failing_run_with_store_away(store, project, monkeypatch, None)
     # nothing recorded: its lease expires and the run is requeued, as for a killed worker
     assert (report.failed, report.lost) == (0, 1)
     assert "crashed the worker thread" not in caplog.text
