@@ -679,6 +679,33 @@ def test_a_decimal_range_compares_its_bounds_as_decimals_not_doubles() -> None:
         assert result.failing_rows == failing, (column, bounds)
 
 
+def test_a_float_bound_on_an_integer_column_is_compared_exactly() -> None:
+    """Above 2**53 two integers are one double: 9007199254740993 met `max:
+    9007199254740992.0` when the column was cast to DOUBLE. A float bound on an integer
+    column is rounded inwards to an integer (4.5 -> <= 4, > 5.0 stays > 5)."""
+    values = pa.array([9007199254740993, 5, None], pa.int64())
+    table = pa.table({"b": values, "u": pa.array([2**64 - 1, 0, None], pa.uint64())})
+    cases: list[tuple[str, dict[str, Any], int]] = [
+        ("b", {"max": 9007199254740992.0}, 1),
+        ("b", {"min": 9007199254740994.0}, 2),
+        ("b", {"max": 4.5}, 2),
+        ("b", {"min": 4.5, "max": 5.5, "inclusive": False}, 1),
+        ("b", {"min": 5.0, "inclusive": False}, 1),
+        ("b", {"max": 1e40}, 0),
+        ("b", {"min": -1e300}, 0),
+        ("b", {"max": -1e300}, 2),
+        ("u", {"max": 1.8446744073709552e19}, 0),
+        ("u", {"max": 1.8446744073709550e19}, 1),
+    ]
+    for column, bounds, failing in cases:
+        rule = {"name": "r", "type": "range", "column": column, **bounds}
+        result = Validator(rules_by_table={"t": [rule]}).validate_table(table, "t").result("r")
+        assert (result.outcome, result.failing_rows) == (
+            "fail" if failing else "pass",
+            failing,
+        ), (column, bounds)
+
+
 def test_a_validation_that_cannot_read_its_data_is_the_tables_last_one(tmp_path: Any) -> None:
     """`status` shows the latest validation: one whose data is gone is recorded (every
     rule `error`, in the history too), not left out so that an older pass shows."""

@@ -299,6 +299,14 @@ def _textual(kind: str, *, list_ok: bool = False) -> bool:
     return list_ok and kind.strip('"').endswith("]")
 
 
+_INTEGRAL = frozenset((*_NUMERIC[:10], "INT", "VARINT", "BIGNUM"))
+
+
+def _integral(kind: str) -> bool:
+    """An integer type, of any width."""
+    return kind.strip('"').upper() in _INTEGRAL
+
+
 def is_decimal(kind: str) -> bool:
     """A fixed-point type, whose quantile DuckDB would cut to the column's scale."""
     return kind.upper().startswith(("DECIMAL", "NUMERIC"))
@@ -438,6 +446,13 @@ def _in_column_type(
     > 0.105 when >= 0.11. A bound beyond the type's largest value is clamped to it, with
     a comparison every value meets (max 1e40: <= the largest) or none does (min 1e40:
     > the largest). The literal in the column's own type costs no cast of its values."""
+    if isinstance(bound, float) and math.isfinite(bound) and _integral(kind):
+        # compared with a DOUBLE the column's values would be cast to doubles, and above
+        # 2**53 two neighbours are one double: 9007199254740993 met `max:
+        # 9007199254740992.0`. An integer literal keeps the comparison exact.
+        written = Decimal(repr(bound))
+        whole = int(written.to_integral_value(ROUND_FLOOR if upper else ROUND_CEILING))
+        return value_literal(whole), inclusive or whole != written
     match = _DECIMAL.fullmatch(kind.strip().strip('"'))
     if (
         match is None
