@@ -455,6 +455,39 @@ def test_time_beyond_a_day_is_read_as_text(mysql_admin, mysql_db, tmp_path):
     ]
 
 
+def test_spatial_columns_are_read_as_well_known_binary(mysql_admin, mysql_db, tmp_path):
+    """ConnectorX panicked on MYSQL_TYPE_GEOMETRY (a Rust backtrace, the table failed):
+    a spatial column is read as standard WKB, what GeoParquet, Spark and DuckDB's spatial
+    extension read (the server's own format has the SRID in front)."""
+    db = _db(mysql_db)
+    _exec(
+        mysql_admin,
+        db,
+        "CREATE TABLE shapes (id int, g point, p polygon, x geometry)",
+        "INSERT INTO shapes VALUES (1, ST_GeomFromText('POINT(1 2)', 4326), "
+        "ST_GeomFromText('POLYGON((0 0,1 0,1 1,0 0))'), NULL), "
+        "(2, NULL, NULL, ST_GeomFromText('LINESTRING(0 0,3 4)'))",
+    )
+    expected = _exec(
+        mysql_admin,
+        db,
+        "SELECT id, ST_AsBinary(g) AS g, ST_AsBinary(p) AS p, ST_AsBinary(x) AS x "
+        "FROM shapes ORDER BY id",
+    )
+    summary = run(tmp_path, {"maria": mysql_db}, [{"source": "maria", "table": "shapes"}])
+    data = read(summary, "maria.shapes").sort_by("id")
+    assert [data.schema.field(c).type for c in "gpx"] == [pa.binary()] * 3
+    assert data.to_pylist() == expected
+    # little-endian WKB point (type 1) at x=1, y=2
+    assert data.column("g")[0].as_py() == bytes.fromhex("0101000000") + struct_xy(1.0, 2.0)
+
+
+def struct_xy(x: float, y: float) -> bytes:
+    import struct
+
+    return struct.pack("<dd", x, y)
+
+
 def test_decimals_beyond_eighteen_integer_digits_round_trip_exactly(
     mysql_admin, mysql_db, tmp_path
 ):

@@ -33,6 +33,7 @@ _MYSQL_TIMESTAMP = 7
 _MYSQL_DATES = {7, 10, 12, 14}  # TIMESTAMP, DATE, DATETIME, NEWDATE
 _MYSQL_TIME = 11
 _MYSQL_JSON = 245
+_MYSQL_GEOMETRY = 255
 _MYSQL_UNSIGNED_FLAG = 32
 # the types a cursor column may wrongly be, by field type code, for its refusal
 _MYSQL_TYPE_NAMES = {
@@ -67,11 +68,14 @@ def _mysql_read(column: str, kind: str) -> str:
     that is no date (`0000-00-00`, `2025-00-00`, `2025-02-31` under ALLOW_INVALID_DATES),
     which MySQL keeps under a lax sql_mode and which ConnectorX panics on, and for year 0
     (`0000-01-01`, below MySQL's supported 1000-01-01), which no Python or Spark reader
-    can hold.
+    can hold. `wkb`: a spatial value as standard Well-Known Binary (what GeoParquet, Spark
+    and DuckDB's spatial extension read; ConnectorX panics on the server's own format).
     """
     name = quote_ident(column, "`")
     if kind == "text":
         return f"CAST(q.{name} AS CHAR) AS {name}"
+    if kind == "wkb":
+        return f"ST_AsBinary(q.{name}) AS {name}"
     assert kind == "date"
     return (
         f"CASE WHEN YEAR(q.{name}) > 0 AND MONTH(q.{name}) > 0 AND DAYOFMONTH(q.{name}) > 0 AND "
@@ -274,4 +278,7 @@ class MysqlReader(Reader):
                     overrides[name] = pa.timestamp("us", tz="UTC")
             elif code == _MYSQL_JSON:
                 overrides[name] = pa.json_(pa.string())
+            elif code == _MYSQL_GEOMETRY:
+                overrides[name] = pa.binary()
+                reads[name] = "wkb"
         return overrides, reads
