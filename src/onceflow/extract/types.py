@@ -178,7 +178,11 @@ def _pg_numeric(field: pa.Field) -> pa.DataType | None:
     meta = field.metadata or {}
     if meta.get(b"POSTGRESQL:type") != b"numeric":
         return None
-    typmod = int(meta.get(b"POSTGRESQL:typmod", b"-1"))
+    return pg_numeric_type(int(meta.get(b"POSTGRESQL:typmod", b"-1")))
+
+
+def pg_numeric_type(typmod: int) -> pa.DataType:
+    """The Arrow type of a PostgreSQL numeric of this typmod (-1: unconstrained)."""
     if typmod < 4:
         return pa.string()  # unconstrained numeric: no exact fixed type exists
     # PostgreSQL 15 stores the scale as 11 signed bits: numeric(5,-2) rounds to hundreds

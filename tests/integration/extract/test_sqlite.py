@@ -426,3 +426,24 @@ def test_a_query_returning_two_columns_of_one_name_is_refused_naming_them(tmp_pa
         assert failed.error.startswith(
             f"lite.{name}: the query returns more than one column named {repeated}: "
         ), failed.error
+
+
+def test_through_sqlalchemy_decimals_and_fixes_are_sqlites_own(tmp_path):
+    """Through `reader: sqlalchemy` DECIMAL(20,0) was a double (the native reader:
+    decimal128(20,0)); a TIMESTAMP holding '...Z' failed with no fix, and the fix for
+    values Arrow has no type for named MySQL's and PostgreSQL's casts."""
+    url = sqlite_source(
+        tmp_path,
+        "CREATE TABLE d (id INTEGER, n DECIMAL(20,0)); INSERT INTO d VALUES (1, 5), (2, NULL);"
+        "CREATE TABLE z (id INTEGER, ts TIMESTAMP);"
+        "INSERT INTO z VALUES (1, '2025-01-01T10:00:00Z');"
+        "CREATE TABLE m (id INTEGER, v); INSERT INTO m VALUES (1, 1), (2, 'a');",
+    )
+    source = {"url": url, "reader": "sqlalchemy"}
+    tables = [{"source": "s", "table": t} for t in ("d", "z")]
+    tables.append({"source": "s", "name": "mixed", "query": "SELECT id, v FROM m"})
+    summary = run(tmp_path, {"s": source}, tables)
+    assert read(summary, "s.d").schema.field("n").type == pa.decimal128(20, 0)
+    assert "strftime('%Y-%m-%d %H:%M:%f', \"ts\")" in result(summary, "s.z").error
+    mixed = result(summary, "s.mixed").error
+    assert mixed.endswith("e.g. `CAST(v AS TEXT) AS v`"), mixed

@@ -4,8 +4,9 @@ its rows turned into Arrow columns of the table's declared types.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pyarrow as pa
@@ -21,7 +22,14 @@ from onceflow.extract.readers.base import (
 )
 from onceflow.extract.readers.cursors import _NO_WINDOW, _pg_not_a_time, _pg_text
 from onceflow.extract.readers.mysql import _MYSQL_TIMESTAMP, MysqlReader, cursor_not_returned
+from onceflow.extract.readers.sa_postgres import (
+    has_markers,
+    pg_declared,
+    register_loaders,
+    resolve,
+)
 from onceflow.extract.readers.sqlite import sqlite_bound
+from onceflow.extract.readers.sqlite_types import _sqlite_fixes
 from onceflow.extract.sql import (
     ReadSpec,
     build_select,
@@ -38,6 +46,7 @@ _SA_TYPES: list[tuple[str, pa.DataType]] = [
     ("SMALLINT", pa.int16()),
     ("TINYINT", pa.int8()),
     ("INTEGER", pa.int32()),
+    ("MEDIUMINT", pa.int32()),
     ("BOOLEAN", pa.bool_()),
     ("DOUBLE", pa.float64()),
     ("REAL", pa.float32()),
@@ -48,39 +57,84 @@ _SA_TYPES: list[tuple[str, pa.DataType]] = [
     ("BYTEA", pa.binary()),
     ("JSON", pa.json_(pa.string())),
 ]
+# MySQL/MariaDB unsigned integers, as the native reader reads them (MEDIUMINT: 24 bits)
+_SA_UNSIGNED = {
+    "BIGINT": pa.uint64(),
+    "SMALLINT": pa.uint16(),
+    "TINYINT": pa.uint8(),
+    "INTEGER": pa.uint32(),
+    "MEDIUMINT": pa.uint32(),
+}
+# the text PyMySQL gives for a date it cannot parse (a zero or invalid date)
+_ZERO_DATE = re.compile(r"\d{4}-\d\d-\d\d")
 # SQLite stores every integer in 64 bits and every real in a double.
-_SA_SQLITE_TYPES = {"INTEGER": pa.int64(), "SMALLINT": pa.int64(), "REAL": pa.float64()}
+_SA_SQLITE_TYPES = {
+    "INTEGER": pa.int64(),
+    "SMALLINT": pa.int64(),
+    "MEDIUMINT": pa.int64(),
+    "REAL": pa.float64(),
+}
 
 
-def _sa_array(name: str, values: list[Any], declared: pa.DataType | None) -> pa.Array:
+def _sa_array(
+    name: str, values: list[Any], declared: pa.DataType | None, dialect: str = ""
+) -> pa.Array:
     """A column of Python values as its declared type (a driver may give floats for a
     decimal, e.g. SQLite): built directly, else inferred and cast (ConversionError for
     a value the type cannot hold, such as 2 in a BOOLEAN column, and for values Arrow
-    holds no type of, or only a duration: see `_unheld`)."""
+    holds no type of, or only a duration: see `_unheld`). Only a column that fails to
+    build is looked at again: PostgreSQL's markers (`sa_postgres`) resolved, MySQL's
+    zero and invalid dates (which PyMySQL gives as their text) read as NULL."""
     try:
         array = pa.array(values, type=declared)
     except (pa.ArrowTypeError, pa.ArrowInvalid) as error:
+        if dialect == "postgresql" and has_markers(values):
+            values, built = resolve(name, values)
+            if built is not None:
+                return pa.array(values, type=pa.int64()).cast(built)
+            return _sa_array(name, values, declared)
+        if dialect in ("mysql", "mariadb") and _zero_dates(values, declared):
+            # as the native reader and JDBC's zeroDateTimeBehavior=convertToNull
+            return _sa_array(name, [None if isinstance(v, str) else v for v in values], declared)
         if declared is None:
             detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
             raise ConversionError(
-                _unheld(name, f"values Arrow has no type for ({detail})"), name
+                _unheld(name, f"values Arrow has no type for ({detail})", dialect), name
             ) from None
         array = cast_column(name, pa.array(values), declared)
     if pa.types.is_duration(array.type):
         # a MySQL TIME (-838:59:59..838:59:59) or a PostgreSQL interval, whose months
         # psycopg counts as 30 days: Delta holds no duration, and its load named nothing
         what = "durations (a MySQL TIME; a PostgreSQL interval, its months counted as 30 days)"
-        raise ConversionError(_unheld(name, f"{what}, which no Delta table holds"), name)
+        raise ConversionError(_unheld(name, f"{what}, which no Delta table holds", dialect), name)
     return array
 
 
-def _unheld(name: str, what: str) -> str:
+def _zero_dates(values: list[Any], declared: pa.DataType | None) -> bool:
+    """Whether a MySQL date column holds text: PyMySQL gives a date it cannot parse
+    (`0000-00-00`, `2024-02-31` under a lax sql_mode) as its text."""
+    temporal = declared is not None and pa.types.is_temporal(declared)
+    if not temporal and not any(isinstance(v, date) for v in values):
+        return False
+    return any(isinstance(v, str) and _ZERO_DATE.match(v) for v in values)
+
+
+def _unheld(name: str, what: str, dialect: str = "") -> str:
     """Why column `name`, as the SQLAlchemy driver gives it, cannot be extracted, and the
-    fix: the native reader, or a query reading it as text."""
+    fix: the native reader, or a query reading it as text in the source's own SQL."""
     sql = sql_name(name)
-    return (
-        f"column {name!r} comes through SQLAlchemy as {what}. Extract it with `reader: "
-        "auto` (MySQL/MariaDB, PostgreSQL), or with a query reading it as text, e.g. "
+    head = f"column {name!r} comes through SQLAlchemy as {what}. Extract it with "
+    if dialect == "sqlite":
+        return head + f"a query reading it as text, e.g. `CAST({sql} AS TEXT) AS {sql}`"
+    if dialect in ("mysql", "mariadb"):
+        return (
+            head
+            + f"`reader: auto`, or a query reading it as text, e.g. `CAST({sql} AS CHAR) AS {sql}`"
+        )
+    if dialect == "postgresql":
+        return head + f"`reader: auto`, or a query reading it as text, e.g. `{sql}::text AS {sql}`"
+    return head + (
+        "`reader: auto` (MySQL/MariaDB, PostgreSQL), or with a query reading it as text, e.g. "
         f"`CAST({sql} AS CHAR) AS {sql}` (MySQL/MariaDB) or `{sql}::text AS {sql}` "
         "(PostgreSQL)"
     )
@@ -125,16 +179,18 @@ class SqlAlchemyReader(Reader):
         # pipeline's zone (portable).
         window = self._window_values(spec)
         params = {n: self._param(v, dialect) for n, v in window.items()}
+        declared: dict[str, pa.DataType] = {}
         try:
             with engine.connect() as conn:
                 if postgres:
+                    register_loaders(conn)
                     conn.execute(
                         sa.text("SELECT set_config('TimeZone', :tz, false)"), {"tz": str(self.zone)}
                     )
                 instants: set[str] = set()
                 if mysql:
                     instants, params = self._mysql_window(conn, spec, sql, names, window)
-                declared = self._declared(conn, spec) if spec.table else {}
+                declared.update(self._declared(conn, spec) if spec.table else {})
                 for name in instants:  # read in the session's UTC: instants
                     declared[name] = pa.timestamp("us", tz="UTC")
                 try:
@@ -148,6 +204,8 @@ class SqlAlchemyReader(Reader):
                         self._ambiguous_cursor(conn, spec, error, params)
                     raise
                 columns = list(result.keys())
+                if postgres:  # the server's own types: a query's columns, and typmods
+                    declared.update(pg_declared(result.cursor.description))
                 try:
                     distinct_columns(columns, self.where)
                     if dialect == "sqlite" and spec.query:
@@ -160,7 +218,7 @@ class SqlAlchemyReader(Reader):
                 try:
                     for rows in result.partitions(spec.batch_rows):
                         arrays = [
-                            _sa_array(name, list(col), declared.get(name))
+                            _sa_array(name, list(col), declared.get(name), dialect)
                             for name, col in zip(columns, zip(*rows, strict=True), strict=True)
                         ]
                         batch = pa.RecordBatch.from_arrays(arrays, names=columns)
@@ -179,7 +237,14 @@ class SqlAlchemyReader(Reader):
         except SourceError:
             raise
         except ConversionError as error:
-            raise SourceError(f"{self.where}: {error}") from None
+            # a SQLite date or timestamp holding other text: the native reader's fix
+            fix = (
+                _sqlite_fixes(spec.table, {error.column: declared[error.column]})
+                if (dialect == "sqlite" and error.column in declared)
+                else {}
+            )
+            also = f". {fix[error.column]}" if error.column in fix else ""
+            raise SourceError(f"{self.where}: {error}{also}") from None
         except Exception as error:
             raise classify(error, self.where) from None
         finally:
@@ -283,9 +348,10 @@ class SqlAlchemyReader(Reader):
             declared = _sa_base(column.type)
             kind = type(declared).__name__.upper()
             if isinstance(declared, sa.Numeric) and not isinstance(declared, sa.Float):
-                p, s = declared.precision, declared.scale
-                if p is not None and (s or 0) > 0:
-                    out[column.name] = decimal_type(p, s or 0)
+                p, s = declared.precision, declared.scale or 0
+                if p is not None:  # a negative scale (PostgreSQL 15) rounds to tens...
+                    p, s = (p - s, 0) if s < 0 else (max(p, s), s)
+                    out[column.name] = decimal_type(p, s)
                     continue
             if isinstance(declared, sa.DateTime):
                 tz = "UTC" if declared.timezone else None
@@ -295,6 +361,8 @@ class SqlAlchemyReader(Reader):
                 if label in kind:
                     if conn.dialect.name == "sqlite":
                         arrow_type = _SA_SQLITE_TYPES.get(label, arrow_type)
+                    elif getattr(declared, "unsigned", False):  # MySQL: as the native reader
+                        arrow_type = _SA_UNSIGNED.get(label, arrow_type)
                     out[column.name] = arrow_type
                     break
             else:
