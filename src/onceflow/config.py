@@ -128,8 +128,8 @@ def _check_url(url: str, example: str) -> str:
 _SA_DEFAULT_DRIVER = {
     "mysql": ("MySQLdb", "mysql+pymysql://"),
     "mariadb": ("MySQLdb", "mariadb+pymysql://"),
-    "postgresql": ("psycopg2", "postgresql+psycopg://"),
-    "postgres": ("psycopg2", "postgresql+psycopg://"),
+    "postgresql": ("psycopg", "postgresql+psycopg://"),
+    "postgres": ("psycopg", "postgresql+psycopg://"),
     "oracle": ("cx_Oracle", "oracle+oracledb://"),
 }
 #: The module of a `+driver` SQLAlchemy names by another name.
@@ -177,6 +177,21 @@ class SourceConfig(_Model):
             return (
                 f"reader {self.reader!r} does not read {self.dialect} in onceflow: use {auto} "
                 "or `reader: sqlalchemy`"
+            )
+        driver = self.url.split("://", 1)[0].lower().partition("+")[2]
+        if (
+            self.dialect == "postgresql"
+            and self.reader == "sqlalchemy"
+            and driver not in ("", "psycopg")
+        ):
+            # onceflow reads the server's text through psycopg 3's loaders; psycopg2 and
+            # the others parse json (`"hello"` -> hello, JSON null -> NULL) and drop a
+            # timetz's offset, with no error
+            return (
+                f"`reader: sqlalchemy` reads PostgreSQL through psycopg (3) only, not "
+                f"{driver}, whose values differ from the server's (json parsed, a "
+                "timetz's offset dropped): write the URL as postgresql+psycopg://... or "
+                "postgresql://..., or use `reader: auto`"
             )
         return None
 

@@ -405,7 +405,13 @@ def test_a_reader_that_does_not_read_the_dialect_is_refused_by_check() -> None:
             config.check_sources()
         assert f"sources.shop.reader: reader {reader!r} does not read" in str(caught.value)
         assert fix in str(caught.value)
+    for url in ("postgresql+psycopg2://etl@db/shop", "postgresql+pg8000://etl@db/shop"):
+        odd = config_from_dict({**BASE, "sources": {"shop": {"url": url, "reader": "sqlalchemy"}}})
+        assert "through psycopg (3) only" in (odd.sources["shop"].reader_problem() or "")
     for url, reader in (
+        ("postgresql://etl@db/shop", "sqlalchemy"),
+        ("postgresql+psycopg://etl@db/shop", "sqlalchemy"),
+        ("postgresql+psycopg2://etl@db/shop", "auto"),
         ("mysql+pymysql://etl@crm/crm", "connectorx"),
         ("postgresql://etl@db/shop", "adbc"),
         ("sqlite:///shop.db", "adbc"),
