@@ -638,6 +638,44 @@ def test_hard_deletes_new_record_inserts_a_deletion_version_that_a_return_closes
     check_invariants(uri, ["id"])
 
 
+@pytest.mark.parametrize("mode", ["close", "new_record"])
+def test_an_older_read_replayed_after_a_newer_one_neither_deletes_nor_brings_back(
+    uri: str, mode: str
+) -> None:
+    # full extracts replayed in window order: window 5 was read (day 3) before window 4
+    # (day 4), which saw key 2 new and key 3 gone. Window 5's read still holds key 3 and
+    # not key 2: older evidence, so the newest read (window 4's) stays the truth
+    c = cfg(hard_deletes=mode)
+    apply_scd2(uri, pa.table({"id": [1, 3], "name": ["a", "c"]}), c, as_of=day(1))
+    apply_scd2(uri, pa.table({"id": [1, 2], "name": ["a", "b"]}), c, as_of=day(4))
+    before = DeltaTable(uri).version()
+    older = apply_scd2(uri, pa.table({"id": [1, 3], "name": ["a", "c"]}), c, as_of=day(3))
+    # key 2's absence is late (its version starts after the read); key 3's row is the
+    # version it had then (known)
+    assert (older.version, older.rows_skipped) == (None, 1)
+    assert DeltaTable(uri).version() == before
+    live = {k for k, r in current(uri).items() if not r.get("_is_deleted")}
+    assert live == {1, 2}
+    three = sorted((r["_effective_from"], r["_effective_to"]) for r in rows(uri) if r["id"] == 3)
+    assert three[0] == (day(1), day(4))
+    check_invariants(uri, ["id"])
+    # a read after the delete does bring key 3 back, and ends key 2 where it is absent
+    load(uri, pa.table({"id": [1, 3], "name": ["a", "c"]}), c, day(5))
+    assert current(uri)[3]["_effective_from"] == day(5)
+    assert {k for k, r in current(uri).items() if not r.get("_is_deleted")} == {1, 3}
+
+
+def test_a_late_absence_is_refused_under_late_rows_reject(uri: str) -> None:
+    c = cfg(hard_deletes="close", late_rows="reject")
+    apply_scd2(uri, pa.table({"id": [1], "name": ["a"]}), c, as_of=day(1))
+    apply_scd2(uri, pa.table({"id": [1, 2], "name": ["a", "b"]}), c, as_of=day(4))
+    before = DeltaTable(uri).version()
+    with pytest.raises(LoadError, match=r"1 late absent key\(s\).*first: key, version start = 2"):
+        apply_scd2(uri, pa.table({"id": [1], "name": ["a"]}), c, as_of=day(3))
+    assert DeltaTable(uri).version() == before
+    assert sorted(current(uri)) == [1, 2]
+
+
 def test_the_outcome_counts_deletion_versions_apart_from_new_versions_and_closes(
     uri: str,
 ) -> None:

@@ -46,15 +46,20 @@ Semantics (decided against dbt snapshots; docs/exactly-once.md has the table):
   (``late_rows: skip``, the default: a late row never stalls a daily pipeline) or
   refused (``late_rows: reject``, the file fails and the table is untouched);
 * a key whose current version was closed by a delete comes back as a new version: from
-  its validity when that is after the delete, else from ``as_of``. With several rows in
-  the file the chain still follows validity: rows from before the delete are history
-  (known or late) but for the latest one, which comes back from ``as_of`` when every row
-  is from before the delete;
+  its validity when that is after the delete, else from ``as_of`` when the file was read
+  at or after the delete. With several rows in the file the chain still follows
+  validity: rows from before the delete are history (known or late) but for the latest
+  one, which comes back from ``as_of`` when every row is from before the delete. A file
+  read before the delete (a full extract replayed ahead of the window read after it)
+  is older evidence: its rows of the key are history, known or late, never a return;
 * ``hard_deletes: close`` ends the current version of every key absent from the file at
   ``as_of`` (the first snapshot that no longer holds the key); ``new_record`` also
   inserts a deletion version (a copy of the last one with ``is_deleted_column`` true),
-  which a return closes; ``ignore`` (the default) keeps absent keys current. A table that
-  has ``is_deleted_column`` (an earlier ``new_record``) keeps reading it under ``close`` or
+  which a return closes; ``ignore`` (the default) keeps absent keys current. An absence
+  is evidence as of ``as_of``: a key whose current version starts at or after it was
+  seen by a newer read, so its absence is late (counted with the late rows, refused
+  under ``late_rows: reject``) and the version stays current. A table that has
+  ``is_deleted_column`` (an earlier ``new_record``) keeps reading it under ``close`` or
   ``ignore``: its current deletion versions stay deletions, and a return closes them.
 """
 
@@ -686,9 +691,10 @@ class _Planner:
         else LATE. NEW rows of a key that has only closed versions (deleted, or never
         current) come back: from their validity when that is at or after the key's last
         close. A NEW row from before the close is history like an OLD row (KNOWN or
-        LATE), unless it is the key's latest row in the file: then the key comes back
-        with it, from `as_of`. So the latest validity is current, as in any chain; moved
-        to `as_of`, an older row would start after, and end, a newer one.
+        LATE), unless it is the key's latest row in the file and the file was read at or
+        after the close: then the key comes back with it, from `as_of`. So the latest
+        validity is current, as in any chain; moved to `as_of`, an older row would start
+        after, and end, a newer one.
         """
         K, kl = self.K, self.kl
         self._versions(con, "h", current=False)
@@ -707,12 +713,16 @@ class _Planner:
         )
         # a key's validities in the file are distinct (`_collapse_duplicates`), so one
         # row at most is `latest` and moves: no two rows of a key meet at `as_of`
+        # the return is observed by this read: only a read not older than the close can
+        # see it. Read before the close (a full extract replayed ahead of the window read
+        # after it), the row is older evidence, as without a validity column its v says:
+        # history, never a return that would override the newer read's deletion
+        returns = "s.before_close AND s.latest AND $1::TIMESTAMPTZ >= s.last_close"
         con.execute(
             "UPDATE j SET kind = CASE "
-            f"WHEN s.kind = {NEW} AND (s.latest OR NOT s.before_close) THEN {NEW} "
+            f"WHEN s.kind = {NEW} AND (NOT s.before_close OR ({returns})) THEN {NEW} "
             f"WHEN s.known THEN {KNOWN} ELSE {LATE} END, "
-            "v = CASE WHEN s.before_close AND s.latest "
-            "THEN greatest($1::TIMESTAMPTZ, s.last_close) ELSE j.v END "
+            f"v = CASE WHEN {returns} THEN $1::TIMESTAMPTZ ELSE j.v END "
             "FROM settled s WHERE j.rid = s.rid",
             [self.as_of],
         )
@@ -765,24 +775,47 @@ class _Planner:
         )
         return inserts, closes
 
-    def _absent(self, con: duckdb.DuckDBPyConnection, closes: str) -> tuple[str, pa.Table]:
+    def _absent(self, con: duckdb.DuckDBPyConnection, closes: str) -> tuple[str, pa.Table, int]:
         """Hard deletes: live current versions whose key the file does not hold end at
-        `as_of` (new_record: a deletion version starts there)."""
+        `as_of` (new_record: a deletion version starts there), and how many absent keys
+        are late.
+
+        An absence is evidence as of `as_of`, as a row is as of its validity: a key whose
+        current version starts at or after `as_of` was seen by a newer read (a full
+        extract read out of window order, replayed before the window read after it), so
+        the file's absence is older than the version and is late like an older row: the
+        version stays current and the key is counted (`late_rows: reject` refuses the
+        file). Ending it would let the older read override the newest one."""
         empty = pa.table({"at": pa.array([], TS)})
         if self.cfg.hard_deletes == "ignore" or self.snapshot is None:
-            return closes, empty
+            return closes, empty, 0
         con.execute(
-            f"CREATE TEMP TABLE gone AS SELECT {', '.join(f'c{k} AS {k}' for k in self.K)}, "
-            "greatest(cf, $1::TIMESTAMPTZ) AS gone_at "
+            f"CREATE TEMP TABLE absent AS SELECT {', '.join(f'c{k} AS {k}' for k in self.K)}, "
+            f"cf, cf < $1::TIMESTAMPTZ AS ends "
             f"FROM c WHERE NOT cdel AND NOT EXISTS (SELECT 1 FROM nb b WHERE {self.on})",
+            [self.as_of],
+        )
+        late = int(scalar(con, "SELECT count(*) FROM absent WHERE NOT ends") or 0)
+        if late and self.cfg.late_rows == "reject":
+            example = describe_key(
+                con, f"SELECT {self.kl}, cf FROM absent WHERE NOT ends ORDER BY ALL"
+            )
+            raise LoadError(
+                f"{late} late absent key(s): the file, read at {self.as_of.isoformat()}, "
+                f"does not hold them, but their current version in {self.table_uri} starts "
+                f"at or after that read (first: key, version start = {example}); "
+                "`late_rows: skip` keeps them current and counts them; the table is untouched"
+            )
+        con.execute(
+            f"CREATE TEMP TABLE gone AS SELECT {self.kl}, $1::TIMESTAMPTZ AS gone_at "
+            "FROM absent WHERE ends",
             [self.as_of],
         )
         closes += f" UNION ALL SELECT {self.kl}, gone_at FROM gone"
         if self.cfg.hard_deletes != "new_record":
-            return closes, empty
-        return closes, con.sql(
-            f"SELECT {self.kl}, gone_at AS at FROM gone ORDER BY ALL"
-        ).to_arrow_table()
+            return closes, empty, late
+        deletions = con.sql(f"SELECT {self.kl}, gone_at AS at FROM gone ORDER BY ALL")
+        return closes, deletions.to_arrow_table(), late
 
     def run(self) -> _Plan:
         """The plan of this file: new versions, closes, deletion versions, late rows."""
@@ -800,12 +833,12 @@ class _Planner:
                 self._settle_history(con)
             late = self._count_late(con)
             inserts, closes = self._chain(con) if chained else self._straight(con)
-            closes, deletions = self._absent(con, closes)
+            closes, deletions, late_absent = self._absent(con, closes)
             closing = con.sql(f"SELECT * FROM ({closes}) ORDER BY ALL").to_arrow_table()
         keys = self.cols.keys
         return _Plan(
             inserts,
             closing.rename_columns([*keys, "close_at"]),
             deletions.rename_columns([*keys, "at"]) if deletions.num_rows else deletions,
-            late,
+            late + late_absent,
         )
