@@ -168,7 +168,9 @@ def print_report(report: dict[str, Any], as_json: bool) -> None:
     echo(f"Total Files Checked: {checked['tracked_files']}")
     # every inconsistency, as `Total Inconsistencies` at the end (the seed's report counts
     # them all here); the file tracker's own are listed below it, the others per table
-    echo(f"Inconsistencies Found: {len(issues)}")
+    elsewhere = len(issues) - len(tracker)
+    where = f" ({len(tracker)} in the file tracker, {elsewhere} listed below)" if elsewhere else ""
+    echo(f"Inconsistencies Found: {len(issues)}{where}")
     for issue in tracker:
         _print_issue(issue, "  ")
     progress = report.get("in_progress") or []
@@ -313,8 +315,14 @@ def print_status(report: dict[str, Any]) -> None:
         out.print(_validation_table(report["validation"]))
     if report["locks"]:
         for lock in report["locks"]:
-            state = f"[red]stale: {plain(lock['stale'])}[/red]" if lock["stale"] else "held"
-            out.print(f"lock {plain(lock['name'])}: {state} by {plain(lock['holder'])}")
+            holder = plain(lock["holder"])
+            if lock["stale"]:
+                out.print(
+                    f"lock {plain(lock['name'])}: [red]stale[/red], held by {holder} "
+                    f"({plain(lock['stale'])})"
+                )
+            else:
+                out.print(f"lock {plain(lock['name'])}: held by {holder}")
     else:
         out.print("locks: none held")
     if not report["window_consistency"]["consistent"]:

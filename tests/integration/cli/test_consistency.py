@@ -200,7 +200,10 @@ def test_orphan_of_a_sigkilled_loader_is_reported_with_its_stale_lease_and_fixed
     assert text.returncode == 1
     # every inconsistency is counted at the top (the orphan and its stale lock), the file
     # tracker's own listed under it
-    assert f"Inconsistencies Found: 2\n  - Orphaned processing record: {first}\n" in text.stdout
+    assert (
+        f"Inconsistencies Found: 2 (1 in the file tracker, 1 listed below)\n"
+        f"  - Orphaned processing record: {first}\n"
+    ) in text.stdout
     assert text.stdout.endswith("Total Inconsistencies: 2\n")
     assert "  ✗ src.orders\n    - 1 file tracker inconsistency (listed above)\n" in text.stdout
     assert f"  - Stale lock: {lock}\n" in text.stdout
@@ -353,7 +356,7 @@ def test_table_marked_complete_with_failed_files_is_named_and_its_run_marked_fai
         "Overall Status: INCONSISTENT\n"
         "File Tracker Status: consistent\n"
         "Total Files Checked: 4\n"
-        "Inconsistencies Found: 2\n"  # as many as `Total Inconsistencies` says at the end
+        "Inconsistencies Found: 2 (0 in the file tracker, 2 listed below)\n"
         "Table Consistency:\n"
         "  ✓ src.customers\n"
         "  ✗ src.orders\n"

@@ -82,6 +82,23 @@ def test_status_shows_who_holds_the_pipeline_lock(demo: Path) -> None:
     assert "lock pipeline:demo: held by pid" in text
 
 
+def test_status_says_a_stale_lock_once_and_who_held_it(demo: Path) -> None:
+    """It read `stale: pid N is no longer running by pid N on host`."""
+    import subprocess
+    import sys
+
+    state = load_config(demo / "onceflow.yml").state_url
+    code = (
+        "import os; from onceflow.state import open_store; "
+        f"open_store({state!r}).locks.acquire('pipeline:demo'); os._exit(0)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=demo)
+    text = run_cli("status", cwd=demo).stdout
+    line = next(x for x in text.splitlines() if x.startswith("lock pipeline:demo:"))
+    assert line.startswith("lock pipeline:demo: stale, held by pid "), line
+    assert line.endswith("is no longer running)") and line.count("pid ") == 2, line
+
+
 def test_status_json_gives_each_lock_the_fields_of_seed_002s_lock_file(demo: Path) -> None:
     held = _store(demo).locks.acquire("pipeline:demo")
     [lock] = json.loads(run_cli("status", "--json", cwd=demo).stdout)["locks"]
