@@ -19,6 +19,8 @@ Protocol for one table (the caller holds the table's lease lock, `load:<table ur
 5. A failed file (unreadable, damaged, checksum mismatch, incompatible schema, a
    strategy error) stops the table: later files wait. It is retried on later loads up to
    `max_file_retries` times, and at once when its lake file changes (re-extraction).
+   A checksum mismatch of an extracted file flags its extraction in the state store, so
+   the next run extracts it again (`_proven_damaged`).
 """
 
 from __future__ import annotations
@@ -322,10 +324,54 @@ def repair_hint(tgt: LoadTarget, source: SourceFile) -> str:
 
 
 def _mismatch(source: SourceFile, checksum: str, fix: str) -> LoadError:
+    # `checksum` in the context marks the proof of damage (`_proven_damaged` records it)
     return LoadError(
         f"{source.file_id}: checksum {checksum[:16]}... does not match its sidecar "
         f"({str(source.checksum)[:16]}...): the file changed after extraction; the table is "
-        f"unchanged. To repair it, {fix}"
+        f"unchanged. To repair it, {fix}",
+        checksum=checksum,
+    )
+
+
+def _proven_damaged(
+    store: Store, tgt: LoadTarget, source: SourceFile, error: LoadError
+) -> LoadError:
+    """Record a checksum mismatch in the state store as the proof that the extraction's
+    committed file is damaged, and return the error saying the next run repairs it.
+
+    The extract step skips a committed file whose size matches its sidecar without
+    reading it (the default `--verify`: a stat per table), so a file damaged in place at
+    the same size would be skipped, and its load fail, on every run until someone ran
+    `--verify deep` or `--force-reprocess`. The load reads every byte anyway, so its
+    mismatch is the proof a deep verify would find: the extraction is flagged for
+    re-extraction (`Extractions.mark_corrupt`), the way `fix-inconsistencies` flags a
+    wrong sidecar, and the next `run` or `extract` of the date extracts it again. Only
+    the commit whose checksum was refused is flagged, and only while its extraction is
+    completed: one being re-extracted now (`running`) or re-extracted since (another
+    checksum) is left alone, so a file read while it was being replaced flags nothing.
+    Any other error, and a file no extraction wrote (`load --path`), is returned as is."""
+    found = error.context.get("checksum")
+    command = repair_command(tgt, source)
+    if not isinstance(found, str) or command is None or not source.checksum:
+        return error
+    run_id = source.run_id or PurePosixPath(source.file_id).stem
+    problem = str(error).partition(". To repair it, ")[0]
+    if not store.extractions.mark_corrupt(run_id, tgt.key, source.checksum, redact(problem)):
+        return error
+    log.warning(
+        "%s: %s is damaged (checksum mismatch); its extraction in run %s is flagged: the "
+        "next run or extract of %s extracts it again",
+        tgt.key,
+        source.file_id,
+        run_id,
+        source.day,
+    )
+    return LoadError(
+        f"{problem}. To repair it, run again: the damage is recorded, so the next "
+        f"`onceflow run --date {source.day}` extracts its window again (from the source "
+        "as it is now, as --force-reprocess does) and loads it, and `onceflow extract` of "
+        f"that date re-extracts it too; or re-extract it at once (`{command}`), then load",
+        checksum=found,
     )
 
 
@@ -596,7 +642,10 @@ def apply_step(
             # read; its types or damage cannot keep the table from saying it holds it
             batch, checksum = pa.table({}), source.checksum
         else:
-            batch, checksum = _read_verified(source, repair_hint(tgt, source))
+            try:
+                batch, checksum = _read_verified(source, repair_hint(tgt, source))
+            except LoadError as error:
+                raise _proven_damaged(store, tgt, source, error) from None
         batch, wider = _conform(tgt, dt, step, batch)
         if gate is not None and step.kind != "markers":
             gate(tgt, source, batch)
@@ -1214,7 +1263,7 @@ def _check_replay(store: Store, tgt: LoadTarget, plan: Plan, gate: Gate | None) 
         except LoadError as error:
             if index > last:
                 continue  # a new window after the replay: it fails in its own turn
-            return _blame(plan, step, error)
+            return _blame(plan, step, _proven_damaged(store, tgt, source, error))
     return None
 
 

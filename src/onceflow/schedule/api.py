@@ -17,7 +17,8 @@ import logging
 import math
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -33,7 +34,14 @@ from onceflow.config import (
     as_config,
     require_tables,
 )
-from onceflow.errors import ConfigError, StateError, TransitionError, error_names, names_of
+from onceflow.errors import (
+    ConfigError,
+    LeaseLostError,
+    StateError,
+    TransitionError,
+    error_names,
+    names_of,
+)
 from onceflow.redact import redact
 from onceflow.rules import quarantines_rows
 from onceflow.schedule.cron import ScheduleCalculator, Tick, dst_changes, fires_every_day
@@ -65,6 +73,7 @@ from onceflow.state import (
     TenantQueueStatus,
     open_store,
 )
+from onceflow.state.queue import CLAIMED as QUEUE_CLAIMED
 from onceflow.state.scheduled_runs import (
     CANCELLED,
     COMPLETED,
@@ -873,6 +882,11 @@ class QueueManager:
     def __init__(self, store: Store, *, lease_seconds: float = 30.0) -> None:
         self.store = store
         self.lease_seconds = lease_seconds
+        # the claims this manager's `dequeue` made, by job id: the seed finishes a job by
+        # its id (`mark_completed(queue_id)`), and only the claim's token may finish it
+        # (the fence of Queue.complete). The async wrapper calls from worker threads.
+        self._claims: dict[int, Job] = {}
+        self._claims_lock = threading.Lock()
 
     def enqueue(
         self,
@@ -947,21 +961,77 @@ class QueueManager:
         jobs = self.store.queue.claim(
             worker_id, limit=limit or 1, lease_seconds=self.lease_seconds, pipelines=pipelines
         )
+        with self._claims_lock:
+            self._claims.update((job.id, job) for job in jobs)
         if limit is not None:
             return jobs
         return jobs[0] if jobs else None
 
     def heartbeat(self, jobs: Sequence[Job]) -> set[int]:
         """Extend the leases; returns the ids whose lease was lost."""
-        return self.store.queue.heartbeat(jobs, lease_seconds=self.lease_seconds)
+        lost = self.store.queue.heartbeat(jobs, lease_seconds=self.lease_seconds)
+        for job_id in lost:
+            self._forget(job_id)
+        return lost
 
-    def mark_completed(self, job: Job) -> None:
-        """Complete a claimed job (LeaseLostError when its lease was lost)."""
-        self.store.queue.complete(job.id, job.token or "")
+    def mark_completed(self, job: Job | int) -> None:
+        """Complete a claimed job: the item `dequeue` returned, or its id (the seed's
+        `queue_id`) when this manager's `dequeue` claimed it (StateError otherwise).
+        LeaseLostError when its lease was lost."""
+        claim = self._claim_of(job, "mark_completed")
+        with self._finishing(claim.id):
+            self.store.queue.complete(claim.id, claim.token or "")
 
-    def mark_failed(self, job: Job, error: str) -> None:
-        """Fail a claimed job with an error message (LeaseLostError as above)."""
-        self.store.queue.fail(job.id, job.token or "", error)
+    def mark_failed(self, job: Job | int, error: str) -> None:
+        """Fail a claimed job with an error message; the job is given as to
+        `mark_completed` (LeaseLostError as there)."""
+        claim = self._claim_of(job, "mark_failed")
+        with self._finishing(claim.id):
+            self.store.queue.fail(claim.id, claim.token or "", error)
+
+    def _claim_of(self, job: Job | int, verb: str) -> Job:
+        """The claim a job id or item stands for. Only a claim's token finishes its job,
+        and this manager knows the tokens of its own claims only: an id claimed by another
+        manager (another worker process) is refused, not finished with a token read
+        from the store, which would defeat the fence against a lost lease."""
+        if isinstance(job, Job):
+            return job
+        if isinstance(job, bool) or not isinstance(job, int):
+            raise TypeError(
+                f"{verb}: give the item dequeue returned or its queue id (an int), "
+                f"got {type(job).__name__}"
+            )
+        with self._claims_lock:
+            claim = self._claims.get(job)
+        if claim is not None:
+            return claim
+        stored = self.store.queue.get(job)
+        if stored is None:
+            raise StateError(f"{verb}: there is no job {job} in the queue", job_id=job)
+        if stored.state == QUEUE_CLAIMED:
+            held = f"claimed by worker {stored.worker} through another QueueManager"
+        else:
+            held = f"{stored.state}, not claimed"
+        raise StateError(
+            f"{verb}: job {job} is {held}; a job is finished by the manager whose dequeue "
+            "claimed it (give it the item dequeue returned, or its queue_id)",
+            job_id=job,
+        )
+
+    @contextmanager
+    def _finishing(self, job_id: int) -> Iterator[None]:
+        """Forget a claim once it is finished or its lease is lost (it can do nothing
+        more); a store that failed otherwise (unreachable) keeps it for a retry."""
+        try:
+            yield
+        except LeaseLostError:
+            self._forget(job_id)
+            raise
+        self._forget(job_id)
+
+    def _forget(self, job_id: int) -> None:
+        with self._claims_lock:
+            self._claims.pop(job_id, None)
 
     def get_queue_length(self, tenant_id: str | None = None) -> int:
         """Jobs waiting in the queue."""

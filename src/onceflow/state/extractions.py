@@ -2,9 +2,10 @@
 
 `force` flags a table for re-extraction on the next run (it goes back to pending);
 `ensure(force=True)` flags every table a forced extraction is about to extract, so a
-plain rerun resumes one killed part-way. `complete` clears a table's flag once its new
-file is committed. `reset_failed` puts failed tables back to pending. Errors are stored
-already redacted.
+plain rerun resumes one killed part-way; `mark_corrupt` flags a table whose committed
+file a load proved damaged (checksum mismatch), so the next run extracts it again.
+`complete` clears a table's flag once its new file is committed. `reset_failed` puts
+failed tables back to pending. Errors are stored already redacted.
 """
 
 from __future__ import annotations
@@ -47,6 +48,12 @@ _FAIL = (
 _FORCE = (
     "UPDATE extractions SET force_reprocess = 1, status = ?, updated_at = ? "
     "WHERE run_id = ? AND table_key = ?"
+)
+# only the commit proven bad: a completed extraction of exactly that checksum (a
+# re-extraction under way is `running`, one finished since has another checksum)
+_CORRUPT = (
+    "UPDATE extractions SET force_reprocess = 1, status = ?, error = ?, last_action = ?, "
+    "updated_at = ? WHERE run_id = ? AND table_key = ? AND status = ? AND checksum = ?"
 )
 
 
@@ -202,6 +209,20 @@ class Extractions:
         """Flag a table of a run for re-extraction; False when the run has no such table."""
         with self.db.transaction() as tx:
             n = tx.execute(_FORCE, (PENDING, now_iso(), run_id, table_key)).rowcount
+        return bool(n > 0)
+
+    def mark_corrupt(self, run_id: str, table_key: str, checksum: str, error: str) -> bool:
+        """Record that a completed extraction's committed file (its sidecar's `checksum`)
+        was proven damaged (a load found other bytes): flagged for re-extraction as
+        `force` does, with the error kept and `last_action` `corrupt`, so the next
+        extraction of the run extracts it again without `--verify deep`. Nothing changes
+        unless the extraction is completed with that checksum (False then)."""
+        now = now_iso()
+        with self.db.transaction() as tx:
+            n = tx.execute(
+                _CORRUPT,
+                (PENDING, error, "corrupt", now, run_id, table_key, COMPLETED, checksum),
+            ).rowcount
         return bool(n > 0)
 
     def reset_failed(self, run_id: str | None = None) -> int:

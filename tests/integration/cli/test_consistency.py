@@ -329,7 +329,16 @@ def test_table_marked_complete_with_failed_files_is_named_and_its_run_marked_fai
     )
     assert status["status"] == "failed", status
     assert _kinds(_validate_json(config)) == ["damaged_lake_file", "failed_files"]
-    # a store an older onceflow wrote (its load left the run completed) is named and fixed
+    # the load's proof flags the extraction for re-extraction (the next run repairs it)
+    flagged = store.extractions.of_run("p_20250101")["src.orders"]
+    assert flagged.force_reprocess and flagged.last_action == "corrupt"
+    # a store an older onceflow wrote (its load left the run completed, and flagged
+    # nothing) is named and fixed
+    with store.db.transaction() as tx:
+        tx.execute(
+            "UPDATE extractions SET status = 'completed', force_reprocess = 0 WHERE run_id = ?",
+            ("p_20250101",),
+        )
     assert store.runs.finish("p_20250101").status == "completed"
 
     report = _validate_json(config)

@@ -74,13 +74,14 @@ def test_an_extraction_after_a_failed_load_leaves_the_run_failed_until_a_load_su
     _flip_a_middle_byte(_lake_file(cfg, DAY2))
     failed = run(cfg, DAY2)
     assert not failed.ok and failed.run.status == "failed"
-    # everything is committed, so the extraction skips all; the load's verdict stands
+    # the load proved the file damaged, so the extraction repairs it (no --verify deep);
+    # the load's verdict stands: only the load that follows completes the run
     again = extract(cfg, DAY2)
-    assert again.ok and again.counts() == {"extracted": 0, "skipped": 1, "failed": 0}
+    assert again.ok and again.counts() == {"extracted": 1, "skipped": 0, "failed": 0}
     assert again.run.status == "failed"
     assert store.runs.get(_rid(DAY2)).status == "failed"  # type: ignore[union-attr]
     assert "completed_with_failed_files" not in _kinds(cfg)
-    # a re-extraction repairs the file, but only the load that follows completes the run
+    assert extract(cfg, DAY2).counts() == {"extracted": 0, "skipped": 1, "failed": 0}
     assert extract(cfg, DAY2, force_reprocess=True).run.status == "failed"
     repaired = run(cfg, DAY2)
     assert repaired.ok and repaired.run.status == "completed"

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from onceflow import PipelineStateManager, QueueManager, RetryManager
-from onceflow.errors import ConfigError, TransitionError
+from onceflow.errors import ConfigError, StateError, TransitionError
 from onceflow.schedule import (
     AsyncPipelineStateManager,
     AsyncQueueManager,
@@ -209,6 +209,25 @@ def test_a_dequeued_item_is_read_by_key_under_the_seeds_names(store: Store) -> N
     assert dataclasses.replace(item, priority=9).priority == 9  # still a dataclass
     with pytest.raises(dataclasses.FrozenInstanceError):
         item.priority = 1  # type: ignore[misc]
+
+
+def test_the_seeds_queue_id_finishes_a_job_its_manager_claimed_and_no_other(
+    store: Store,
+) -> None:
+    queue_manager = QueueManager(store)
+    done = queue_manager.enqueue("acme_corp", {"pipeline": "shop"}, priority=5)
+    failed = queue_manager.enqueue("acme_corp", {"pipeline": "shop"}, priority=6)
+    assert [j.id for j in queue_manager.dequeue("worker-001", limit=2)] == [done, failed]
+    queue_manager.mark_completed(done)
+    queue_manager.mark_failed(failed, "TimeoutError: slow")
+    states = [(j.state, j.error) for j in map(store.queue.get, (done, failed)) if j]
+    assert states == [("completed", None), ("failed", "TimeoutError: slow")]
+    other = queue_manager.enqueue("acme_corp", {"pipeline": "shop"})
+    QueueManager(store).dequeue("worker-002")
+    with pytest.raises(StateError, match="claimed by worker worker-002 through another"):
+        queue_manager.mark_completed(other)
+    with pytest.raises(TypeError, match="give the item dequeue returned or its queue id"):
+        queue_manager.mark_completed(str(other))  # type: ignore[arg-type]
 
 
 def test_enqueue_with_the_seeds_row_id_after_a_timeout_queues_one_job(store: Store) -> None:

@@ -107,3 +107,21 @@ def test_ensure_with_force_flags_new_and_known_tables_in_one_call(store: Store) 
     rows = store.extractions.of_run("r")
     assert not rows["s.a"].force_reprocess  # its new file is committed
     assert rows["s.b"].force_reprocess  # a failure keeps it flagged for the next run
+
+
+def test_mark_corrupt_flags_only_the_completed_commit_of_that_checksum(store: Store) -> None:
+    store.runs.begin("r", "p", "2025-01-23", WINDOW)
+    store.extractions.ensure("r", [_entry("s.a"), _entry("s.b")])
+    store.extractions.complete("r", [_done("s.a")])
+    store.extractions.start("r", "s.b", WINDOW)  # being re-extracted: no proof about it
+    assert not store.extractions.mark_corrupt("r", "s.a", "other", "x")  # another commit
+    assert not store.extractions.mark_corrupt("r", "s.b", "abc", "x")
+    assert store.extractions.mark_corrupt("r", "s.a", "abc", "checksum mismatch")
+    rows = store.extractions.of_run("r")
+    assert rows["s.a"].force_reprocess and rows["s.a"].status == "pending"
+    assert (rows["s.a"].error, rows["s.a"].last_action) == ("checksum mismatch", "corrupt")
+    assert rows["s.b"].status == "running" and not rows["s.b"].force_reprocess
+    store.extractions.start("r", "s.a", WINDOW)
+    store.extractions.complete("r", [_done("s.a")])
+    record = store.extractions.of_run("r")["s.a"]
+    assert not record.force_reprocess and record.error is None
