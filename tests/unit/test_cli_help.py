@@ -150,6 +150,28 @@ def test_the_help_examples_are_the_docs_examples(path: tuple[str, ...]) -> None:
     )
 
 
+def _own_examples(path: tuple[str, ...], text: str) -> set[str]:
+    """The command lines of `text` that run this command: not its usage synopsis (in
+    brackets), nor the other commands a procedure in its section names."""
+    name = re.escape(" ".join(path))
+    return {c for c in _commands(text) if re.match(rf"onceflow {name}( |$)", c) and "[" not in c}
+
+
+LEAVES = [p for p in PATHS if p and not hasattr(_command(p), "commands")]
+
+
+@pytest.mark.parametrize("path", LEAVES, ids=[" ".join(p) for p in LEAVES])
+def test_the_docs_examples_of_a_command_are_all_in_its_help(path: tuple[str, ...]) -> None:
+    """docs/commands.md says a command's `--help` ends with the examples its section
+    gives: every one, not a few of them."""
+    shown = _commands("```bash\n" + "\n".join(_example_lines(_command(path).epilog)) + "\n```")
+    missing = _own_examples(path, _sections(path)) - shown
+    assert not missing, (
+        f"examples of `onceflow {' '.join(path)}` in docs/commands.md missing from its "
+        f"--help: {sorted(missing)}"
+    )
+
+
 def test_the_validator_job_examples_are_the_docs_examples(
     monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:

@@ -29,7 +29,11 @@ from onceflow.errors import ConfigError
         "onceflow load                      # every committed file not loaded yet",
         "onceflow load --date 2025-01-23 -t shop.orders",
         "onceflow load --workers 8                # 8 tables at once",
+        "onceflow load --lock-timeout 60    # wait for a table another loader holds",
+        "onceflow load --force-unlock       # release the loaded tables' locks first",
         "onceflow load --path ./drop/ --target raw/events --strategy append",
+        "onceflow load --path './drop/*.parquet' --target dims/customer \\",
+        "              --strategy merge --primary-key id",
     ),
 )
 def load_cmd(

@@ -104,6 +104,14 @@ def _connection_url(
         "onceflow extract --tables tables.json    # the tables a file lists",
         "onceflow extract --url sqlite:///shop.db --source-name shop \\",
         "                 --table-name customers --full   # single-table mode",
+        "onceflow extract --url postgresql://app@db/shop --source-name shop \\",
+        "                 --table-name public.orders --cursor updated_at \\",
+        "                 --date 2025-01-23 --lake ./lake",
+        "onceflow extract --host db.example --user hr --service XEPDB1 \\",
+        "                 --source-name oracle_db --table-name hr.employees \\",
+        "                 --full --date 2025-01-23   # Oracle, the seed's options",
+        "onceflow extract --databricks --config /Workspace/jobs/shop.yml \\",
+        "                 --tables tables.json",
     ),
 )
 def extract_cmd(

@@ -147,7 +147,14 @@ def validate_windows(
     epilog=examples(
         "onceflow reset-state --failed             # failed ones back to pending",
         "onceflow reset-state --table shop.orders  # re-extract it next run",
+        "onceflow reset-state --yes       # forget the run's state and the tracker",
+        "onceflow reset-state --failed --lock-timeout 600   # after a live run ends",
+        "onceflow reset-state --validation   # every stored rule result",
         "onceflow reset-state --validation --table shop.orders   # its results",
+        "onceflow reset-state --validation --table shop.orders \\",
+        "                     --rule order_id_unique   # one rule's",
+        "onceflow reset-state --config config.yaml --validation \\",
+        "                     --table customers --rule id_check",
     ),
 )
 def reset_state_cmd(

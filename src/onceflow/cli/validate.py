@@ -16,8 +16,10 @@ from onceflow.cli.render import print_json, print_validation
     "validate",
     rich_help_panel="Running",
     epilog=examples(
+        "onceflow validate                 # every table with rules",
         "onceflow validate -t shop.orders --date 2025-01-23",
         "onceflow validate --output report.json --html report.html",
+        "onceflow validate --no-resume     # ignore stored results: every rule again",
         "onceflow validate --sources sources.yaml   # these tables on this data",
     ),
 )

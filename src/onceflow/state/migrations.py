@@ -366,4 +366,27 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        12,
+        "quarantine passes completed",
+        [
+            # A validation answered wholly from the cache still owes its quarantine pass
+            # (quarantine turned on since, a pass that failed or was killed): this row says
+            # the pass completed on this data, with these rules, leaving the quarantine
+            # table at this version, so that a rerun on the same three runs no query
+            # (onceflow.validate.runner.TableRun._quarantine_done).
+            """CREATE TABLE quarantine_passes (
+                pipeline TEXT NOT NULL,
+                table_key TEXT NOT NULL,
+                fingerprint TEXT NOT NULL,
+                rules TEXT NOT NULL,
+                quarantine TEXT NOT NULL,
+                done_at TEXT NOT NULL,
+                PRIMARY KEY (pipeline, table_key, fingerprint)
+            )""",
+        ],
+    )
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -9,6 +9,9 @@
     rule_history   each rule's outcome and pass rate per validation (the HTML report's chart).
     seed_state_files  the seed validator's JSON state files seen, one row per content: so
                    that what one held is reported once (its entries are never results).
+    quarantine_passes  one row per (pipeline, table, data fingerprint): the quarantine pass
+                   completed on that data with these rules (a digest) and left the
+                   quarantine table in this state; pruned and reset with the results.
 
 Results are JSON text written by the validate step; this repository never interprets them.
 """
@@ -56,6 +59,12 @@ _PRUNE_RESULTS = (
     "DELETE FROM rule_results WHERE pipeline = ? AND table_key = ? AND fingerprint NOT IN ("
     "SELECT fingerprint FROM rule_results WHERE pipeline = ? AND table_key = ? "
     "GROUP BY fingerprint ORDER BY MAX(created_at) DESC, fingerprint LIMIT ?)"
+)
+# a quarantine pass is worth keeping while results on its data are (its only reader is a
+# validation answered wholly from the cache)
+_PRUNE_PASSES = (
+    "DELETE FROM quarantine_passes WHERE pipeline = ? AND table_key = ? AND fingerprint NOT IN ("
+    "SELECT fingerprint FROM rule_results WHERE pipeline = ? AND table_key = ?)"
 )
 # validations older than the table's `keep`-th newest, with their history rows
 _OLDEST_KEPT = (
@@ -132,7 +141,8 @@ class HistoryRecord:
 
 
 class Rules:
-    """The `rule_results`, `validations`, `rule_history` and `seed_state_files` tables."""
+    """The `rule_results`, `validations`, `rule_history`, `seed_state_files` and
+    `quarantine_passes` tables."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -325,6 +335,7 @@ class Rules:
                     ).rowcount
                 )
             removed = int(tx.execute(f"DELETE FROM rule_results WHERE {where}", params).rowcount)
+            tx.execute(f"DELETE FROM quarantine_passes WHERE {where}", params)
             tx.execute(f"DELETE FROM rule_history WHERE {where}", params)
             tx.execute(f"DELETE FROM validations WHERE {where}", params)
             return removed
@@ -341,6 +352,7 @@ class Rules:
                     _PRUNE_RESULTS, (pipeline, table_key, pipeline, table_key, keep_results)
                 ).rowcount
             )
+            tx.execute(_PRUNE_PASSES, (pipeline, table_key, pipeline, table_key))
             row = tx.execute(_OLDEST_KEPT, (pipeline, table_key, keep_history - 1)).fetchone()
             if row is not None:
                 old = (
@@ -368,6 +380,33 @@ class Rules:
                 ).rowcount
                 == 1
             )
+
+    def note_quarantined(
+        self, pipeline: str, table_key: str, fingerprint: str, rules: str, quarantine: str
+    ) -> None:
+        """Record that the quarantine pass completed on this data (`fingerprint`) with
+        these rules (a digest), leaving the quarantine table as `quarantine` says."""
+        with self.db.transaction() as tx:
+            tx.execute(
+                "INSERT INTO quarantine_passes (pipeline, table_key, fingerprint, rules, "
+                "quarantine, done_at) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (pipeline, table_key, fingerprint) DO UPDATE SET "
+                "rules = excluded.rules, quarantine = excluded.quarantine, "
+                "done_at = excluded.done_at",
+                (pipeline, table_key, fingerprint, rules, quarantine, now_iso()),
+            )
+
+    def quarantined(
+        self, pipeline: str, table_key: str, fingerprint: str
+    ) -> tuple[str, str] | None:
+        """The last completed quarantine pass on this data: (rules, quarantine), or None."""
+        with self.db.transaction() as tx:
+            row = tx.execute(
+                "SELECT rules, quarantine FROM quarantine_passes "
+                "WHERE pipeline = ? AND table_key = ? AND fingerprint = ?",
+                (pipeline, table_key, fingerprint),
+            ).fetchone()
+        return None if row is None else (str(row["rules"]), str(row["quarantine"]))
 
     def counts(self, pipeline: str) -> dict[str, int]:
         """Stored results per outcome."""

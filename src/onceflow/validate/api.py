@@ -30,7 +30,7 @@ from onceflow.state.extractions import COMPLETED as EXTRACTION_COMPLETED
 from onceflow.state.extractions import FAILED as EXTRACTION_FAILED
 from onceflow.state.files import FILE_COMPLETED, FILE_FAILED, FILE_PENDING
 from onceflow.validate.inputs import Input, delta_input, memory_input, open_delta, resolve_input
-from onceflow.validate.quarantine import quarantine_pass
+from onceflow.validate.quarantine import quarantine_pass, quarantine_state
 from onceflow.validate.results import ERROR, FAIL, TableReport, ValidationReport
 from onceflow.validate.rules_file import RulesByTable, load_validation_config, validation_config
 from onceflow.validate.runner import (
@@ -256,6 +256,7 @@ class Validator:
             if _same_location(data, own):
                 quarantine = quarantine_location(self.config, table)
                 job.after_rules = quarantine_pass(quarantine, source, key)
+                job.quarantine_state = quarantine_state(quarantine, key)
             else:
                 # staged data (`--sources`, a file, a frame): its failing rows are not the
                 # table's, and writing them replaced the table's quarantine (and its
@@ -946,6 +947,7 @@ def _validate_one(
     if table.quarantine and reason is None and unreadable is None:
         quarantine = quarantine_location(config, table)
         job.after_rules = quarantine_pass(quarantine, source, table.key)
+        job.quarantine_state = quarantine_state(quarantine, table.key)
     report = TableRun(job, validator.settings, store, resume=resume).run()
     report.quarantine_table = None if quarantine is None else redact(quarantine)
     if source.batch_ids and _judged_no_rows(rules, report):

@@ -197,6 +197,21 @@ def quarantine_pass(
     return run
 
 
+def quarantine_state(uri: str, table: str) -> Callable[[], str]:
+    """The quarantine table's state as text, read from its log (no data query): its id
+    and version, or "none" before its first write. A pass on the same data with the same
+    rules over the same state writes nothing (it plans from these alone), so a validation
+    answered from the cache skips the pass when the store recorded one on all three."""
+
+    def state() -> str:
+        dt = _open(uri, table)
+        if dt is None:
+            return "none"
+        return f"{dt.metadata().id}@{dt.version()}"
+
+    return state
+
+
 def _plan(
     engine: Engine,
     dt: Any,

@@ -26,6 +26,7 @@ Protocol for one table (or one file, for the pre-load gate):
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import itertools
 import json
 import logging
@@ -133,6 +134,9 @@ class Job:
         ]
         | None
     ) = None
+    # the quarantine table's state as text (`quarantine.quarantine_state`): a pass the
+    # store recorded on this data and rules, over this state, need not run again
+    quarantine_state: Callable[[], str] | None = None
     skip_reason: str | None = None  # every rule skipped (e.g. the table's load failed)
     # the data could not be found or opened: every rule is `error` with this message, and
     # the validation is still recorded, so `status` shows it rather than the one before
@@ -297,7 +301,10 @@ class TableRun:
                 finally:
                     self.engine.close()
             elif job.after_rules is not None and self.state.results:
-                report.quarantined = self._quarantine(report, self._quarantine_cached)
+                if self._quarantine_done():
+                    report.quarantined = 0
+                else:
+                    report.quarantined = self._quarantine(report, self._quarantine_cached)
         report.results = [self.state.results[r.name] for r in job.rules]
         for rule, result in zip(job.rules, report.results, strict=True):
             result.description = rule.description
@@ -334,13 +341,62 @@ class TableRun:
     def _quarantine(self, report: TableReport, write: Callable[[], int | None]) -> int | None:
         """Run the quarantine pass; a failure is the table's `quarantine_error` (the rule
         results stand, the quarantine table keeps its last commit, the next run tries
-        again), not an abort of the validation."""
+        again), not an abort of the validation. A pass that completed is recorded in the
+        store after it (a kill in between leaves no record: the next run's pass finds its
+        commit as the last one and writes nothing)."""
         try:
-            return write()
+            written = write()
         except Exception as error:
             report.quarantine_error = f"quarantine not written: {_first_line(error)}"
             log.error("table %s: %s", self.job.table, report.quarantine_error)
             return None
+        self._note_quarantined()
+        return written
+
+    def _quarantine_key(self) -> str:
+        """The rules a quarantine pass ran with, as a digest: each rule's whole definition
+        (its severity decides whether its rows are quarantined, and the results' cache
+        key leaves it out) and whether it had a verdict (an `error` rule's rows are not)."""
+        body = [
+            [
+                rule.name,
+                rule.definition_hash(self.settings.engine, self.settings.samples, RESULTS_VERSION),
+                rule.name in self.state.results and self.state.results[rule.name].outcome != ERROR,
+            ]
+            for rule in self.job.rules
+        ]
+        text = json.dumps(sorted(body), sort_keys=True)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+    def _quarantine_done(self) -> bool:
+        """Whether the store recorded a completed quarantine pass on this data, with these
+        rules, that left the quarantine table as it is now: that pass would write nothing
+        again, and checking so costs a data query (which batches the table holds).
+        Without such a record (quarantine turned on since the results were stored, a pass
+        that failed or was killed before the record) the pass runs."""
+        job = self.job
+        if self.store is None or self.fingerprint is None or job.quarantine_state is None:
+            return False
+        done = self.store.rules.quarantined(self.settings.pipeline, job.table, self.fingerprint)
+        if done is None or done[0] != self._quarantine_key():
+            return False
+        try:
+            return done[1] == job.quarantine_state()
+        except OnceflowError:  # the pass itself says what is wrong with the table
+            return False
+
+    def _note_quarantined(self) -> None:
+        """Record the completed pass (see `_quarantine_done`)."""
+        job = self.job
+        if self.store is None or self.fingerprint is None or job.quarantine_state is None:
+            return
+        try:
+            state = job.quarantine_state()
+        except OnceflowError:  # not recorded: the next run checks again
+            return
+        self.store.rules.note_quarantined(
+            self.settings.pipeline, job.table, self.fingerprint, self._quarantine_key(), state
+        )
 
     def _quarantine_cached(self) -> int | None:
         """Everything came from the cache: the quarantine pass still checks its table is

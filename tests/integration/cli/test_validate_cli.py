@@ -270,6 +270,38 @@ def test_scope_run_quarantines_each_runs_failing_rows_once(tmp_path: Path) -> No
     assert read_table(str(quarantine)).num_rows == 2 * failing
 
 
+def test_a_cached_rerun_with_quarantine_runs_no_data_query(tmp_path: Path) -> None:
+    """The quarantine pass of a validation answered from the cache asked the table which
+    batches it holds on every rerun; a pass the store recorded on the same data, rules
+    and quarantine table is not run again. One that is not recorded (quarantine turned
+    on after the results were stored) still runs."""
+    from onceflow.warehouse import read_table
+
+    note = {"name": "note_present", "type": "completeness", "column": "note"}
+    ids = {"name": "id_present", "type": "completeness", "column": "id"}
+    folder = _pipeline(tmp_path, [ids, note])
+    assert run_cli("run", "--date", RUN_DATE, cwd=folder).returncode == 1
+    config = yaml.safe_load((folder / "onceflow.yml").read_text())
+    config["tables"][0]["quarantine"] = True
+    (folder / "onceflow.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    quarantine = folder / "warehouse" / "src" / "orders_quarantine"
+
+    def validate() -> dict[str, Any]:
+        done = run_cli("validate", "--date", RUN_DATE, "--json", cwd=folder)
+        report: dict[str, Any] = json.loads(done.stdout)
+        return report
+
+    first = validate()  # every rule cached, the quarantine never written: the pass runs
+    assert first["tables"][0]["quarantined"] == 30 and first["data_queries"] > 0
+    for _ in range(2):
+        again = validate()
+        assert (again["data_queries"], again["statements"]) == (0, 0)
+        assert again["tables"][0]["quarantined"] == 0
+    assert read_table(str(quarantine)).num_rows == 30
+    shutil.rmtree(quarantine)  # the quarantine table changed: the pass runs again
+    assert validate()["tables"][0]["quarantined"] == 30
+
+
 def _by_rule(quarantine: Path) -> dict[str, int]:
     """How many quarantine rows name each rule."""
     from onceflow.warehouse import read_table

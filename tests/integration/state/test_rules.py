@@ -143,3 +143,20 @@ def test_a_seed_state_file_is_noted_once_per_content(store: Store) -> None:
     assert not store.rules.note_seed_file("p", "/cfg/s.json", "d1", "1 table(s): t completed")
     assert store.rules.note_seed_file("p", "/cfg/s.json", "d2", "changed")  # new content
     assert store.rules.note_seed_file("q", "/cfg/s.json", "d1", "another pipeline")
+
+
+def test_a_quarantine_pass_is_noted_per_data_and_goes_with_its_results(store: Store) -> None:
+    assert store.rules.quarantined("p", "s.t", "f1") is None
+    for n in (1, 2):
+        stamp = f"2026-01-0{n}T00:00:00+00:00"
+        store.rules.save([RuleResultRecord(**{**vars(_record("a", f"f{n}")), "created_at": stamp})])
+    store.rules.note_quarantined("p", "s.t", "f1", "rules1", "none")
+    store.rules.note_quarantined("p", "s.t", "f1", "rules1", "id@0")  # replaced in place
+    store.rules.note_quarantined("p", "s.t", "f2", "rules1", "id@1")
+    assert store.rules.quarantined("p", "s.t", "f1") == ("rules1", "id@0")
+    assert store.rules.quarantined("p", "s.u", "f1") is None
+    store.rules.prune("p", "s.t", keep_results=1)  # f1's results gone: its pass with them
+    assert store.rules.quarantined("p", "s.t", "f1") is None
+    assert store.rules.quarantined("p", "s.t", "f2") == ("rules1", "id@1")
+    store.rules.reset("p", "s.t")
+    assert store.rules.quarantined("p", "s.t", "f2") is None
