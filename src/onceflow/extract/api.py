@@ -512,12 +512,18 @@ def check_window_once_in_lake(config: Config, ctx: RunContext, jobs: Sequence[Ta
         "leave out --run-id" if rid == default else f"--run-id {rid}" for rid in owners
     )
     start, end = ctx.window.iso()
+    # Without --run-id the run id is the date's own: what clashes is then the date, whose
+    # window another run id holds, and the message says so rather than blame a --run-id
+    # that was not given.
+    field, whose = (
+        ("run_id", "") if ctx.run_id != default else ("date", f", {ctx.run_date}'s own run id,")
+    )
     raise ConfigError(
-        f"--run-id: the lake already holds the window {start} → {end} of {named}; a second "
-        f"file of it under run {ctx.run_id} would be loaded too, its rows twice. Nothing was "
-        f"written. Extract into that run instead ({fix}; add --force-reprocess to extract "
-        "the window again)",
-        field="run_id",
+        f"--{field.replace('_', '-')}: the lake already holds the window {start} → {end} of "
+        f"{named}; a second file of it under run {ctx.run_id}{whose} would be loaded too, "
+        f"its rows twice. Nothing was written. Extract into that run instead ({fix}; add "
+        "--force-reprocess to extract the window again)",
+        field=field,
     )
 
 
