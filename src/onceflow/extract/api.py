@@ -104,16 +104,19 @@ def run_context(
     return RunContext(rid, day, window_for(day, config.zone))
 
 
-def select_tables(config: Config, keys: Sequence[str] | None) -> list[TableConfig]:
+def select_tables(
+    config: Config, keys: Sequence[str] | None, run: RunContext | None = None
+) -> list[TableConfig]:
     """The tables named by --tables (keys or unique names), or all of them. Keys read
     from a tables file (a TableSelection) are first checked against the config: what an
-    entry says of its table (`is_full_extract`) must be what the config says."""
+    entry says of its table (`is_full_extract`, `incremental_column`, `custom_query`)
+    must be what the config says, and its `extraction_date`/`run_id` those of `run`."""
     if not config.tables:
         raise ConfigError("tables: the config lists no tables; add at least one under `tables:`")
     if not keys:
         return list(config.tables)
     if isinstance(keys, TableSelection):
-        keys.check(config)
+        keys.check(config, run)
     return [config.table(k) for k in keys]
 
 
@@ -212,7 +215,7 @@ def extract(
             raise ConfigError("--lock-timeout: must be 0 or more seconds", field="lock_timeout")
         ctx = run_context(config, run_date, run_id)
         check_window_closed(ctx, allow_partial, config.settle_seconds)
-        selected = select_tables(config, tables)
+        selected = select_tables(config, tables, ctx)
         store = store or open_store(config.state_url)
 
         def go(held: Lease) -> ExtractSummary:

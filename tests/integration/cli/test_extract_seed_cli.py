@@ -63,6 +63,26 @@ def test_extract_tables_from_the_seeds_tables_json(tmp_path):
     assert not (project / "lake" / "oracle_db" / "jobs").exists()
 
 
+def test_a_seed_tables_file_of_extract_tables_parameters_runs_as_in_python(tmp_path):
+    # what DataExtractor(config=...).extract_tables_parallel takes, the CLI takes too
+    project = _project(tmp_path)
+    entries = [
+        {"source_name": "oracle_db", "table_name": "orders", "incremental_column": "updated_at"},
+        {"source_name": "oracle_db", "table_name": "employees", "extraction_date": DAY},
+    ]
+    (project / "tables.json").write_text(json.dumps(entries))
+    done = run_cli("extract", "--tables", "tables.json", "--date", DAY, "--json", cwd=project)
+    assert done.returncode == 0, done.stderr
+    assert _extracted(done.stdout) == ["oracle_db.orders", "oracle_db.employees"]
+    entries[0]["incremental_column"] = "id"
+    (project / "tables.json").write_text(json.dumps(entries))
+    refused = run_cli("extract", "--tables", "tables.json", "--date", DAY, cwd=project)
+    assert refused.returncode == 2
+    assert "entry 1 (oracle_db.orders): incremental_column: 'id', but the config has" in (
+        refused.stderr
+    )
+
+
 def test_every_command_with_tables_reads_a_tables_file(tmp_path):
     project = _project(tmp_path)
     (project / "tables.yml").write_text("- oracle_db.jobs\n")
