@@ -146,7 +146,8 @@ def test_a_seed_entry_with_extract_tables_parameters_that_agree_with_the_config_
     assert list(chosen) == ["oracle_db.orders", "oracle_db.employees"]
     config = _config(tmp_path)
     chosen.check(config)
-    chosen.check(config, run_context(config, "2025-01-23", "daily_extract_20250123"))
+    run = run_context(config, "2025-01-23", "daily_extract_20250123")
+    chosen.check(config, run.run_date, run.run_id)
 
 
 @pytest.mark.parametrize(
@@ -177,7 +178,8 @@ def test_a_seed_entry_that_disagrees_with_the_config_or_run_is_refused_naming_it
     )
     config = _config(tmp_path)
     with pytest.raises(ConfigError) as refused:
-        read_tables_file(path).check(config, run_context(config, "2025-01-23", "x_20250123"))
+        run = run_context(config, "2025-01-23", "x_20250123")
+        read_tables_file(path).check(config, run.run_date, run.run_id)
     assert says in str(refused.value)
 
 

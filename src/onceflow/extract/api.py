@@ -116,7 +116,7 @@ def select_tables(
     if not keys:
         return list(config.tables)
     if isinstance(keys, TableSelection):
-        keys.check(config, run)
+        keys.check(config, run.run_date if run else None, run.run_id if run else None)
     return [config.table(k) for k in keys]
 
 

@@ -22,14 +22,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from onceflow.config import Config, parse_yaml
 from onceflow.errors import ConfigError
 from onceflow.windows import check_run_id
-
-if TYPE_CHECKING:
-    from onceflow.extract.api import RunContext
 
 #: A --tables value ending in one of these names a file of tables.
 TABLE_FILE_SUFFIXES = (".json", ".yml", ".yaml")
@@ -59,10 +56,12 @@ class TableEntry:
     run_date: date | None = None  # extraction_date
     run_id: str | None = None
 
-    def check(self, config: Config, run: RunContext | None = None) -> None:
+    def check(
+        self, config: Config, run_date: date | None = None, run_id: str | None = None
+    ) -> None:
         """ConfigError naming the entry when the config has no such table, or extracts
-        it otherwise than the entry says, or (given the command's `run`) the entry's
-        extraction_date or run_id is not that run's."""
+        it otherwise than the entry says, or (given the command's run) the entry's
+        extraction_date or run_id is not `run_date` or `run_id`."""
         try:
             table = config.table(self.key)
         except ConfigError as error:
@@ -88,21 +87,17 @@ class TableEntry:
                     "extracted)",
                     field="tables",
                 )
-        if run is not None:
-            self._check_run(run)
-
-    def _check_run(self, run: RunContext) -> None:
         # one command, one run: an entry of another date or run id is refused rather than
         # extracted into this run's window under its name
-        if self.run_date is not None and self.run_date != run.run_date:
+        if run_date is not None and self.run_date is not None and self.run_date != run_date:
             raise ConfigError(
                 f"{self.where}: extraction_date: {self.run_date}, but this is the run of "
-                f"{run.run_date}; give --date {self.run_date} (a command extracts one date)",
+                f"{run_date}; give --date {self.run_date} (a command extracts one date)",
                 field="tables",
             )
-        if self.run_id is not None and self.run_id != run.run_id:
+        if run_id is not None and self.run_id is not None and self.run_id != run_id:
             raise ConfigError(
-                f"{self.where}: run_id: {self.run_id}, but this is run {run.run_id}; give "
+                f"{self.where}: run_id: {self.run_id}, but this is run {run_id}; give "
                 f"--run-id {self.run_id} (a command extracts one run)",
                 field="tables",
             )
@@ -116,10 +111,13 @@ class TableSelection(list[str]):
         super().__init__(keys)
         self.entries = tuple(entries)
 
-    def check(self, config: Config, run: RunContext | None = None) -> None:
-        """Check every file entry against `config` and `run` (see TableEntry.check)."""
+    def check(
+        self, config: Config, run_date: date | None = None, run_id: str | None = None
+    ) -> None:
+        """Check every file entry against `config` and the command's run (see
+        TableEntry.check)."""
         for entry in self.entries:
-            entry.check(config, run)
+            entry.check(config, run_date, run_id)
 
 
 def is_tables_file(value: str) -> bool:
