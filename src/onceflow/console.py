@@ -1,4 +1,4 @@
-"""The console scripts' entry points (`onceflow`, `data-validator-job`).
+"""The console scripts' entry points (`onceflow`, `data-validator-job`, `data-extractor`).
 
 This module is what the installed scripts import first, so it must be cheap: a Ctrl-C
 can arrive while the CLI's modules are still being imported (typer, rich, the command
@@ -43,6 +43,16 @@ def run_validator_job() -> NoReturn:
     """The `data-validator-job` program (the seed's name of `onceflow validate`)."""
     try:
         from onceflow.cli import run_validator_job as cli_run
+
+        cli_run()
+    except KeyboardInterrupt:
+        _interrupted()
+
+
+def run_extractor() -> NoReturn:
+    """The `data-extractor` program (the seed's name of `onceflow extract`)."""
+    try:
+        from onceflow.cli import run_extractor as cli_run
 
         cli_run()
     except KeyboardInterrupt:

@@ -123,6 +123,23 @@ def reset_state(
         return _reset(config, run_date, run_id, failed, table, validation, rule, store)
 
 
+def _reset_failed_of_every_run(config: Config, store: Store) -> list[dict[str, Any]]:
+    """The failed extractions of every run of the pipeline back to pending: each run that
+    had any (`run_id`, `run_date`, `count`), oldest run first.
+
+    Without --date, "reset the failed ones" means all of them, as it does for the failed
+    load files (the tracker's, whatever their run): the latest run alone would leave an
+    older run's failed table failed, the run with it, while the command said 0 (a cron's
+    retry, a later date run by hand, make the failed run no longer the latest)."""
+    reset = []
+    for run in store.runs.of_dates(config.pipeline):
+        if store.extractions.counts(run.run_id).get("failed"):
+            n = store.extractions.reset_failed(run.run_id)
+            if n:
+                reset.append({"run_id": run.run_id, "run_date": run.run_date, "count": n})
+    return reset
+
+
 def _reset(
     config: Config,
     run_date: str | date | None,
@@ -144,8 +161,16 @@ def _reset(
             "count": n,
         }
     if failed:
-        n = reset_failed_extractions(config, run_date, run_id=run_id, store=store)
         files = reset_load_state(config, failed_only=True, store=store)
+        if run_date is None and run_id is None:
+            runs = _reset_failed_of_every_run(config, store)
+            return {
+                "action": "reset_failed",
+                "count": sum(r["count"] for r in runs),
+                "runs": runs,
+                "load_files": files,
+            }
+        n = reset_failed_extractions(config, run_date, run_id=run_id, store=store)
         return {"action": "reset_failed", "count": n, "load_files": files}
     if table:
         forced = force_reprocess_table(config, table, run_date, run_id=run_id, store=store)

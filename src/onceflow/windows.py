@@ -14,6 +14,9 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+#: A run id that ends in a date names its run date: onceflow's own <pipeline>_<yyyymmdd>
+#: (daily_extract_20250123), which the seeds use too.
+DATED_RUN_ID = re.compile(r"^(?P<pipeline>[A-Za-z0-9_.\-]+)_(?P<day>\d{8})$")
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,42 @@ def parse_run_date(
 def make_run_id(pipeline: str, run_date: date) -> str:
     """The deterministic run id of (pipeline, run date), e.g. daily_extract_20250123."""
     return f"{pipeline}_{run_date:%Y%m%d}"
+
+
+def run_date_of(run_id: str | None) -> date | None:
+    """The date a run id such as daily_extract_20250123 names, or None (no date at its
+    end, or not a real date: 20251399)."""
+    match = DATED_RUN_ID.match(run_id or "")
+    if not match:
+        return None
+    try:
+        return datetime.strptime(match["day"], "%Y%m%d").date()
+    except ValueError:
+        return None
+
+
+def run_date_with_id(
+    value: str | date | None, run_id: str | None, tz: ZoneInfo | str = "UTC"
+) -> str | date | None:
+    """The run date of a command given --date `value` and --run-id `run_id`: a run id
+    that names a date (`run_date_of`) is the run of that date, so without --date it is
+    that date, not yesterday (a seed's run id daily_extract_20250123 would otherwise
+    extract yesterday's window under the 23rd's name, and the 23rd never). Given both,
+    they must agree (ConfigError naming both). A run id that names no date changes
+    nothing: `value` as given, None still meaning yesterday."""
+    named = run_date_of(run_id)
+    if named is None:
+        return value
+    if value is None:
+        return named
+    day = parse_run_date(value, tz)
+    if day != named:
+        raise ConfigError(
+            f"--date {day} and --run-id {run_id} disagree: the run id names {named}. Give "
+            "one of them (the run id alone means its date), or a --run-id that ends in no date",
+            field="date",
+        )
+    return day
 
 
 def check_run_id(run_id: str) -> str:

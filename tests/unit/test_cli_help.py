@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import typer
 
-from onceflow.cli import app, main, validator_job_main
+from onceflow.cli import app, extractor_main, main, validator_job_main
 
 COMMANDS: Any = typer.main.get_command(app).commands  # type: ignore[attr-defined]
 DOCS = (Path(__file__).resolve().parents[2] / "docs" / "commands.md").read_text(encoding="utf-8")
@@ -108,6 +108,20 @@ def test_the_validator_job_help_is_under_its_own_name(
     assert "Usage: data-validator-job [OPTIONS]" in lines
     assert "onceflow" not in shown.partition("Examples:")[2]
     assert "data-validator-job --config config.yaml --sources sources.yaml \\" in lines
+
+
+def test_the_extractor_help_is_under_its_own_name_with_the_docs_examples(
+    monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    shown = _rendered(lambda: extractor_main(["--help"]), monkeypatch, capsys)
+    lines = [line.strip() for line in shown.splitlines()]
+    assert "Usage: data-extractor [OPTIONS]" in lines
+    examples = shown.partition("Examples:")[2]
+    assert "onceflow" not in examples
+    for flag in ("--tables", "--force-reprocess", "--databricks", "--host", "--source-name"):
+        assert flag in shown
+    lines = "\n".join(line.strip() for line in examples.splitlines())
+    assert _commands(f"```bash\n{lines}\n```") <= _commands(_section("extract"))
 
 
 def _section(title: str) -> str:

@@ -16,6 +16,26 @@ from onceflow.cli.render import reset_sentence
             "retries them",
         ),
         (
+            {
+                "action": "reset_failed",
+                "count": 3,
+                "runs": [
+                    {"run_id": "demo_20250122", "run_date": "2025-01-22", "count": 1},
+                    {"run_id": "demo_20250123", "run_date": "2025-01-23", "count": 2},
+                ],
+                "load_files": 0,
+            },
+            "3 failed extraction(s) (run demo_20250122 of 2025-01-22: 1, run demo_20250123 of "
+            "2025-01-23: 2) and 0 failed load file(s) back to pending: a run of each date "
+            "retries its extractions (onceflow run --date 2025-01-22 / onceflow run --date "
+            "2025-01-23), the next run the load files",
+        ),
+        (
+            {"action": "reset_failed", "count": 0, "runs": [], "load_files": 0},
+            "0 failed extraction(s) (in no run) and 0 failed load file(s) back to pending: "
+            "the next run retries them",
+        ),
+        (
             {"action": "force_reprocess", "table": "shop.orders", "count": 1},
             "shop.orders: flagged; the next run of this date re-extracts it",
         ),

@@ -15,12 +15,15 @@ from onceflow.cli.run import _connection_url
 from onceflow.config import config_from_dict, oracle_url
 from onceflow.errors import ConfigError
 from onceflow.extract import databricks
+from onceflow.extract.api import run_context
 from onceflow.extract.tables_file import (
+    ENTRY_KEYS,
     TABLE_FILE_SUFFIXES,
     read_tables_file,
     table_selection,
 )
 from onceflow.redact import redact
+from onceflow.seeds.tables import TABLE_KEYS, seed_table
 
 
 def _config(tmp_path: Path, **extra: Any) -> Any:
@@ -127,6 +130,71 @@ def test_an_entry_that_disagrees_with_the_config_is_refused_naming_both(tmp_path
     unknown = read_tables_file(_write(tmp_path, "u.json", ["oracle_db.nope"]))
     with pytest.raises(ConfigError, match=r"u.json: entry 1 \(oracle_db.nope\): table "):
         unknown.check(config)
+
+
+def test_a_seed_entry_with_extract_tables_parameters_that_agree_with_the_config_is_read(
+    tmp_path,
+):
+    # extract_table's parameters, as the seed classes take them for the same config
+    entries = [
+        {"source_name": "oracle_db", "table_name": "orders", "incremental_column": "updated_at"},
+        {"source_name": "oracle_db", "table_name": "employees", "is_full_extract": True},
+        {"source_name": "oracle_db", "table_name": "orders", "run_id": "daily_extract_20250123"},
+        {"source_name": "oracle_db", "table_name": "orders", "extraction_date": "2025-01-23"},
+    ]
+    chosen = read_tables_file(_write(tmp_path, "tables.json", entries))
+    assert list(chosen) == ["oracle_db.orders", "oracle_db.employees"]
+    config = _config(tmp_path)
+    chosen.check(config)
+    run = run_context(config, "2025-01-23", "daily_extract_20250123")
+    chosen.check(config, run.run_date, run.run_id)
+
+
+@pytest.mark.parametrize(
+    ("entry", "says"),
+    [
+        (
+            {"incremental_column": "created_at"},
+            "entry 1 (oracle_db.orders): incremental_column: 'created_at', but the config "
+            "has 'updated_at' for oracle_db.orders",
+        ),
+        (
+            {"custom_query": "SELECT 1"},
+            "custom_query: 'SELECT 1', but the config has None",
+        ),
+        (
+            {"extraction_date": "2025-01-22"},
+            "extraction_date: 2025-01-22, but this is the run of 2025-01-23; give --date "
+            "2025-01-22",
+        ),
+        ({"run_id": "other_1"}, "run_id: other_1, but this is run x_20250123; give --run-id"),
+    ],
+)
+def test_a_seed_entry_that_disagrees_with_the_config_or_run_is_refused_naming_it(
+    tmp_path, entry, says
+):
+    path = _write(
+        tmp_path, "t.json", [{"source_name": "oracle_db", "table_name": "orders", **entry}]
+    )
+    config = _config(tmp_path)
+    with pytest.raises(ConfigError) as refused:
+        run = run_context(config, "2025-01-23", "x_20250123")
+        read_tables_file(path).check(config, run.run_date, run.run_id)
+    assert says in str(refused.value)
+
+
+def test_a_seed_entrys_schema_name_is_part_of_its_key_as_in_the_seed_classes(tmp_path):
+    path = _write(
+        tmp_path, "t.json", [{"source_name": "oracle_db", "schema_name": "HR", "table_name": "T"}]
+    )
+    assert list(read_tables_file(path)) == ["oracle_db.HR.T"]
+    assert seed_table({"source_name": "oracle_db", "schema_name": "HR", "table_name": "T"}).key == (
+        "oracle_db.HR.T"
+    )
+
+
+def test_the_tables_file_reads_every_key_the_seed_classes_read():
+    assert set(ENTRY_KEYS) == set(TABLE_KEYS)
 
 
 def test_the_cli_reads_a_file_for_the_same_suffixes_as_the_extract_step():

@@ -11,6 +11,8 @@ from onceflow.windows import (
     check_run_id,
     make_run_id,
     parse_run_date,
+    run_date_of,
+    run_date_with_id,
     wall_instants,
     window_for,
 )
@@ -93,3 +95,30 @@ def test_wall_instants_equals_zoneinfo_across_clock_changes(zone: str) -> None:
 def test_wall_instants_in_utc_is_the_naive_value() -> None:
     wall = datetime(2025, 1, 2, 23, 30)
     assert wall_instants(pa.array([wall]), "UTC").to_pylist() == [wall.replace(tzinfo=UTC)]
+
+
+def test_a_run_id_ending_in_a_date_names_that_date_and_others_name_none() -> None:
+    assert run_date_of("daily_extract_20261125") == date(2026, 11, 25)
+    assert run_date_of("adhoc") is None
+    assert run_date_of("x_20261399") is None  # eight digits, but no date
+    assert run_date_of("20261125") is None  # no name before the date
+
+
+def test_without_a_date_a_dated_run_id_is_the_run_of_its_date() -> None:
+    assert run_date_with_id(None, "daily_extract_20261125") == date(2026, 11, 25)
+    assert run_date_with_id("2026-11-25", "daily_extract_20261125") == date(2026, 11, 25)
+
+
+def test_a_run_id_naming_no_date_keeps_the_date_as_given_default_yesterday() -> None:
+    assert run_date_with_id(None, "adhoc") is None
+    assert run_date_with_id(None, None) is None
+    assert run_date_with_id("2026-11-20", "adhoc") == "2026-11-20"
+
+
+def test_a_date_that_disagrees_with_the_run_ids_date_is_refused_naming_both() -> None:
+    with pytest.raises(ConfigError) as refused:
+        run_date_with_id("2026-11-24", "daily_extract_20261125")
+    message = str(refused.value)
+    assert "--date 2026-11-24" in message
+    assert "--run-id daily_extract_20261125" in message
+    assert "2026-11-25" in message

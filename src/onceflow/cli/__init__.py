@@ -260,28 +260,53 @@ def validator_job_main(argv: Sequence[str] | None = None) -> int:
     the same arguments (its flags are the seed's); returns the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
     if "--help" in args:
-        return _validator_job_help()
+        return _alias_help(
+            "validate",
+            "data-validator-job",
+            "data-validator-job --config config.yaml --sources sources.yaml \\",
+            "                   --output report.json",
+            "data-validator-job --config config.yaml --sources sources.yaml \\",
+            "                   --output report.json --no-resume     # every rule again",
+        )
     return main(["validate", *args])
 
 
-def _validator_job_help() -> int:
-    """`data-validator-job --help`: the help of `onceflow validate` under the job's own
-    name and with its own examples, rather than `Usage: onceflow validate`."""
-    group = typer.main.get_command(narrowed(["validate"]))
-    command = copy.copy(group.commands["validate"])  # type: ignore[attr-defined]
-    command.epilog = examples(
-        "data-validator-job --config config.yaml --sources sources.yaml \\",
-        "                   --output report.json",
-        "data-validator-job --config config.yaml --sources sources.yaml \\",
-        "                   --output report.json --no-resume     # every rule again",
-    )
-    command.main(["--help"], prog_name="data-validator-job", standalone_mode=False)
+def extractor_main(argv: Sequence[str] | None = None) -> int:
+    """The seed extractor's command (seed 001), `data-extractor --config config.yml
+    --tables tables.json [--force-reprocess] [--databricks]`, or single-table with
+    `--host --user --password --source-name --table-name`: exactly `onceflow extract`
+    with the same arguments (its flags are the seed's); returns the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--help" in args:
+        return _alias_help(
+            "extract",
+            "data-extractor",
+            "data-extractor --config config.yml --tables tables.json",
+            "data-extractor --config config.yml --tables tables.json --force-reprocess",
+            "data-extractor --host localhost --service XE --user hr --password secret \\",
+            "               --source-name oracle_db --table-name employees",
+        )
+    return main(["extract", *args])
+
+
+def _alias_help(command_name: str, prog: str, *lines: str) -> int:
+    """`<seed script> --help`: the help of `onceflow <command_name>` under the script's
+    own name and with its own examples, rather than `Usage: onceflow <command_name>`."""
+    group = typer.main.get_command(narrowed([command_name]))
+    command = copy.copy(group.commands[command_name])  # type: ignore[attr-defined]
+    command.epilog = examples(*lines)
+    command.main(["--help"], prog_name=prog, standalone_mode=False)
     return 0
 
 
 def run_validator_job() -> NoReturn:
     """The `data-validator-job` program (the seed's name of `onceflow validate`)."""
     exit_now(validator_job_main())
+
+
+def run_extractor() -> NoReturn:
+    """The `data-extractor` program (the seed's name of `onceflow extract`)."""
+    exit_now(extractor_main())
 
 
 def _fast_exit_allowed() -> bool:
@@ -328,8 +353,10 @@ __all__ = [
     "COMMAND_MODULES",
     "app",
     "exit_now",
+    "extractor_main",
     "main",
     "run",
+    "run_extractor",
     "run_validator_job",
     "validator_job_main",
 ]

@@ -447,14 +447,31 @@ def print_windows(result: dict[str, Any]) -> None:
 OUTCOME_COLOUR = {"pass": "green", "warn": "yellow", "fail": "red", "error": "magenta"}
 
 
+def _reset_failed_sentence(result: dict[str, Any]) -> str:
+    """`reset-state --failed`: without --date/--run-id (`runs` given), each run whose
+    failed extractions went back to pending, and how to retry them: a run of its date."""
+    runs = result.get("runs")
+    count, files = result["count"], result["load_files"]
+    if not runs:
+        scope = " (in no run)" if runs is not None else ""
+        return (
+            f"{count} failed extraction(s){scope} and {files} failed load file(s) back to "
+            "pending: the next run retries them"
+        )
+    each = ", ".join(f"run {r['run_id']} of {r['run_date']}: {r['count']}" for r in runs)
+    dates = " / ".join(f"onceflow run --date {r['run_date']}" for r in runs)
+    return (
+        f"{count} failed extraction(s) ({each}) and {files} failed load file(s) back to "
+        f"pending: a run of each date retries its extractions ({dates}), the next run the "
+        "load files"
+    )
+
+
 def reset_sentence(result: dict[str, Any]) -> str:
     """What `reset-state` did, as a sentence (`--json` prints `result` itself)."""
     action = result["action"]
     if action == "reset_failed":
-        return (
-            f"{result['count']} failed extraction(s) and {result['load_files']} failed load "
-            "file(s) back to pending: the next run retries them"
-        )
+        return _reset_failed_sentence(result)
     if action == "force_reprocess":
         if result["count"]:
             return f"{result['table']}: flagged; the next run of this date re-extracts it"

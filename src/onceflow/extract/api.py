@@ -104,16 +104,19 @@ def run_context(
     return RunContext(rid, day, window_for(day, config.zone))
 
 
-def select_tables(config: Config, keys: Sequence[str] | None) -> list[TableConfig]:
+def select_tables(
+    config: Config, keys: Sequence[str] | None, run: RunContext | None = None
+) -> list[TableConfig]:
     """The tables named by --tables (keys or unique names), or all of them. Keys read
     from a tables file (a TableSelection) are first checked against the config: what an
-    entry says of its table (`is_full_extract`) must be what the config says."""
+    entry says of its table (`is_full_extract`, `incremental_column`, `custom_query`)
+    must be what the config says, and its `extraction_date`/`run_id` those of `run`."""
     if not config.tables:
         raise ConfigError("tables: the config lists no tables; add at least one under `tables:`")
     if not keys:
         return list(config.tables)
     if isinstance(keys, TableSelection):
-        keys.check(config)
+        keys.check(config, run.run_date if run else None, run.run_id if run else None)
     return [config.table(k) for k in keys]
 
 
@@ -212,7 +215,7 @@ def extract(
             raise ConfigError("--lock-timeout: must be 0 or more seconds", field="lock_timeout")
         ctx = run_context(config, run_date, run_id)
         check_window_closed(ctx, allow_partial, config.settle_seconds)
-        selected = select_tables(config, tables)
+        selected = select_tables(config, tables, ctx)
         store = store or open_store(config.state_url)
 
         def go(held: Lease) -> ExtractSummary:
@@ -512,12 +515,18 @@ def check_window_once_in_lake(config: Config, ctx: RunContext, jobs: Sequence[Ta
         "leave out --run-id" if rid == default else f"--run-id {rid}" for rid in owners
     )
     start, end = ctx.window.iso()
+    # Without --run-id the run id is the date's own: what clashes is then the date, whose
+    # window another run id holds, and the message says so rather than blame a --run-id
+    # that was not given.
+    field, whose = (
+        ("run_id", "") if ctx.run_id != default else ("date", f", {ctx.run_date}'s own run id,")
+    )
     raise ConfigError(
-        f"--run-id: the lake already holds the window {start} → {end} of {named}; a second "
-        f"file of it under run {ctx.run_id} would be loaded too, its rows twice. Nothing was "
-        f"written. Extract into that run instead ({fix}; add --force-reprocess to extract "
-        "the window again)",
-        field="run_id",
+        f"--{field.replace('_', '-')}: the lake already holds the window {start} → {end} of "
+        f"{named}; a second file of it under run {ctx.run_id}{whose} would be loaded too, "
+        f"its rows twice. Nothing was written. Extract into that run instead ({fix}; add "
+        "--force-reprocess to extract the window again)",
+        field=field,
     )
 
 

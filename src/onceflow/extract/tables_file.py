@@ -1,11 +1,15 @@
 """`--tables FILE`: the tables a command acts on, read from a JSON or YAML file.
 
 The file is a list. Each item is a table key (`source.table`, or a table's unique name)
-or the seed extractor's table config: an object with `source_name` and `table_name`,
-whose key is `source_name.table_name`. The seed's `is_full_extract` is onceflow's
-`extract: {mode: full}`; a file that says otherwise than the config is refused, not
-obeyed: the config decides how a table is extracted, whichever command names it, so a
-table's lake never mixes windows extracted two ways. Any other key is refused by name.
+or the seed extractor's table config, `extract_table`'s parameters: an object with
+`source_name` and `table_name` (and `schema_name`), whose key is
+`source_name[.schema_name].table_name`, as the seed classes read it. What an entry says of
+how its table is extracted (`is_full_extract`, onceflow's `extract: {mode: full}`;
+`incremental_column`, the cursor; `custom_query`) must be what the config says, and its
+`extraction_date` and `run_id` must be the command's run: a value that agrees is
+accepted, one that disagrees is refused naming it, not obeyed (the config decides how a
+table is extracted, whichever command or class names it, so a table's lake never mixes
+windows extracted two ways; a command runs one date). Any other key is refused by name.
 
 Invariants: a file is read whole before anything runs; every problem is one
 ConfigError naming the file and the entry; the keys keep the file's order, each once.
@@ -16,16 +20,28 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from onceflow.config import Config, parse_yaml
 from onceflow.errors import ConfigError
+from onceflow.windows import check_run_id
 
 #: A --tables value ending in one of these names a file of tables.
 TABLE_FILE_SUFFIXES = (".json", ".yml", ".yaml")
-#: The keys of the seed's table config that onceflow reads.
-ENTRY_KEYS = ("source_name", "table_name", "is_full_extract")
+#: The keys of the seed's table config that onceflow reads: seed 001's `extract_table`
+#: parameters, as the seed classes take them (onceflow.seeds.tables.TABLE_KEYS).
+ENTRY_KEYS = (
+    "source_name",
+    "table_name",
+    "schema_name",
+    "is_full_extract",
+    "incremental_column",
+    "custom_query",
+    "extraction_date",
+    "run_id",
+)
 
 
 @dataclass(frozen=True)
@@ -35,10 +51,17 @@ class TableEntry:
     key: str
     where: str  # "tables.json: entry 2", for messages
     full: bool | None = None  # the seed's is_full_extract, when given
+    cursor: str | None = None  # incremental_column
+    query: str | None = None  # custom_query
+    run_date: date | None = None  # extraction_date
+    run_id: str | None = None
 
-    def check(self, config: Config) -> None:
+    def check(
+        self, config: Config, run_date: date | None = None, run_id: str | None = None
+    ) -> None:
         """ConfigError naming the entry when the config has no such table, or extracts
-        it otherwise than the entry says."""
+        it otherwise than the entry says, or (given the command's run) the entry's
+        extraction_date or run_id is not `run_date` or `run_id`."""
         try:
             table = config.table(self.key)
         except ConfigError as error:
@@ -51,6 +74,33 @@ class TableEntry:
                 "config decides how a table is extracted)",
                 field="tables",
             )
+        # the seed's rule (onceflow.seeds.extractor): a cursor or query given must be the
+        # config's; one left out says nothing
+        for name, value, own in (
+            ("incremental_column", self.cursor, table.extract.cursor),
+            ("custom_query", self.query, table.query),
+        ):
+            if value is not None and value != own:
+                raise ConfigError(
+                    f"{self.where}: {name}: {value!r}, but the config has {own!r} for "
+                    f"{table.key}; make them agree (the config decides how a table is "
+                    "extracted)",
+                    field="tables",
+                )
+        # one command, one run: an entry of another date or run id is refused rather than
+        # extracted into this run's window under its name
+        if run_date is not None and self.run_date is not None and self.run_date != run_date:
+            raise ConfigError(
+                f"{self.where}: extraction_date: {self.run_date}, but this is the run of "
+                f"{run_date}; give --date {self.run_date} (a command extracts one date)",
+                field="tables",
+            )
+        if run_id is not None and self.run_id is not None and self.run_id != run_id:
+            raise ConfigError(
+                f"{self.where}: run_id: {self.run_id}, but this is run {run_id}; give "
+                f"--run-id {self.run_id} (a command extracts one run)",
+                field="tables",
+            )
 
 
 class TableSelection(list[str]):
@@ -61,10 +111,13 @@ class TableSelection(list[str]):
         super().__init__(keys)
         self.entries = tuple(entries)
 
-    def check(self, config: Config) -> None:
-        """Check every file entry against `config` (see TableEntry.check)."""
+    def check(
+        self, config: Config, run_date: date | None = None, run_id: str | None = None
+    ) -> None:
+        """Check every file entry against `config` and the command's run (see
+        TableEntry.check)."""
         for entry in self.entries:
-            entry.check(config)
+            entry.check(config, run_date, run_id)
 
 
 def is_tables_file(value: str) -> bool:
@@ -141,7 +194,9 @@ def _entry(item: Any, where: str) -> TableEntry:
             raise ConfigError(
                 f"{where}: {key}: expected the name as text, got {value!r}", field="tables"
             )
-    key = f"{names[0].strip()}.{names[1].strip()}"  # type: ignore[union-attr]
+    schema = _text(item, "schema_name", where)
+    qualified = f"{schema}.{names[1].strip()}" if schema else names[1].strip()  # type: ignore[union-attr]
+    key = f"{names[0].strip()}.{qualified}"  # type: ignore[union-attr]
     where = f"{where} ({key})"
     for extra in item:
         if extra not in ENTRY_KEYS:
@@ -155,7 +210,39 @@ def _entry(item: Any, where: str) -> TableEntry:
         raise ConfigError(
             f"{where}: is_full_extract: expected true or false, got {full!r}", field="tables"
         )
-    return TableEntry(key, where, full)
+    run_id = _text(item, "run_id", where)
+    return TableEntry(
+        key,
+        where,
+        full,
+        cursor=_text(item, "incremental_column", where),
+        query=_text(item, "custom_query", where),
+        run_date=_run_date(item.get("extraction_date"), where),
+        run_id=check_run_id(run_id) if run_id else None,
+    )
+
+
+def _text(item: dict[str, Any], name: str, where: str) -> str | None:
+    value = item.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{where}: {name}: expected text, got {value!r}", field="tables")
+    return value.strip()
+
+
+def _run_date(value: Any, where: str) -> date | None:
+    """The seed's extraction_date (YYYY-MM-DD, a timestamp, or a YAML date) as a run date."""
+    if value is None or isinstance(value, date):
+        return value.date() if isinstance(value, datetime) else value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value.strip()[:10])  # a timestamp's day, as the seed's
+        except ValueError:
+            pass
+    raise ConfigError(
+        f"{where}: extraction_date: expected YYYY-MM-DD, got {value!r}", field="tables"
+    )
 
 
 def _unique(keys: Iterable[str]) -> list[str]:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 from onceflow.errors import ConfigError
+from onceflow.windows import DATED_RUN_ID, run_date_of
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +33,9 @@ REFUSED_TABLE_KEYS = {
     "flashback_timestamp": "onceflow reads the source as it is (Oracle Flashback queries "
     "are not supported); leave it out",
 }
-#: A run id that ends in a date names its run date: daily_extract_20250123.
-_DATED_RUN_ID = re.compile(r"^(?P<pipeline>[A-Za-z0-9_.\-]+)_(?P<day>\d{8})$")
+#: A run id that ends in a date names its run date: daily_extract_20250123 (the CLI's
+#: --run-id reads it by the same rule).
+_DATED_RUN_ID = DATED_RUN_ID
 #: The seed's defaults where onceflow has none of its own.
 SEED_LAKE = "data"
 SEED_STATE_DIR = "state"
@@ -129,13 +130,7 @@ def seed_table(entry: Mapping[str, Any], where: str = "table config") -> _SeedTa
 def _run_date_of(run_id: str | None) -> date | None:
     """The date a run id such as daily_extract_20250123 names (onceflow's own run ids
     are <pipeline>_<yyyymmdd>), or None."""
-    match = _DATED_RUN_ID.match(run_id or "")
-    if not match:
-        return None
-    try:
-        return datetime.strptime(match["day"], "%Y%m%d").date()
-    except ValueError:
-        return None
+    return run_date_of(run_id)
 
 
 def _absolute(path: str) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.helpers.cli import run_cli
+from tests.helpers.cli import run_cli, run_python
 
 DAY = "2025-01-23"
 
@@ -61,6 +61,26 @@ def test_extract_tables_from_the_seeds_tables_json(tmp_path):
     assert done.returncode == 0, done.stderr
     assert _extracted(done.stdout) == ["oracle_db.employees", "oracle_db.orders"]
     assert not (project / "lake" / "oracle_db" / "jobs").exists()
+
+
+def test_a_seed_tables_file_of_extract_tables_parameters_runs_as_in_python(tmp_path):
+    # what DataExtractor(config=...).extract_tables_parallel takes, the CLI takes too
+    project = _project(tmp_path)
+    entries = [
+        {"source_name": "oracle_db", "table_name": "orders", "incremental_column": "updated_at"},
+        {"source_name": "oracle_db", "table_name": "employees", "extraction_date": DAY},
+    ]
+    (project / "tables.json").write_text(json.dumps(entries))
+    done = run_cli("extract", "--tables", "tables.json", "--date", DAY, "--json", cwd=project)
+    assert done.returncode == 0, done.stderr
+    assert _extracted(done.stdout) == ["oracle_db.orders", "oracle_db.employees"]
+    entries[0]["incremental_column"] = "id"
+    (project / "tables.json").write_text(json.dumps(entries))
+    refused = run_cli("extract", "--tables", "tables.json", "--date", DAY, cwd=project)
+    assert refused.returncode == 2
+    assert "entry 1 (oracle_db.orders): incremental_column: 'id', but the config has" in (
+        refused.stderr
+    )
 
 
 def test_every_command_with_tables_reads_a_tables_file(tmp_path):
@@ -209,3 +229,33 @@ def test_single_table_extracts_of_one_date_share_a_run_and_say_so(tmp_path):
         "the run also counts 1 table(s) this command did not touch; "
         "`onceflow status --run-id extract_20250123` shows each"
     ) in good.stdout
+
+
+def test_data_extractor_is_onceflow_extract_under_the_seeds_name(tmp_path):
+    import tomllib
+
+    import onceflow
+
+    pyproject = tomllib.loads((Path(__file__).parents[3] / "pyproject.toml").read_text())
+    assert pyproject["project"]["scripts"]["data-extractor"] == "onceflow.console:run_extractor"
+    project = _project(tmp_path)
+    (project / "config.yml").write_text((project / "onceflow.yml").read_text())
+    (project / "tables.json").write_text(
+        json.dumps([{"source_name": "oracle_db", "table_name": "employees"}])
+    )
+    # the onceflow under test, whatever the child's folder (PYTHONPATH=src is relative)
+    src = str(Path(onceflow.__file__).resolve().parents[1])
+    script = (
+        f"import sys; sys.path.insert(0, {src!r}); "
+        "from onceflow.console import run_extractor; run_extractor()"
+    )
+    seed = ("--config", "config.yml", "--tables", "tables.json", "--date", DAY)
+    done = run_python(script, *seed, "--json", cwd=project)
+    assert done.returncode == 0, done.stderr
+    assert _extracted(done.stdout) == ["oracle_db.employees"]
+    again = run_python(script, *seed, "--force-reprocess", "--json", cwd=project)
+    assert again.returncode == 0, again.stderr
+    assert _extracted(again.stdout) == ["oracle_db.employees"]
+    bad = run_python(script, "--config", "nope.yml", cwd=project)
+    assert bad.returncode == 2
+    assert "nope.yml" in bad.stderr

@@ -193,3 +193,27 @@ def test_a_window_whose_extraction_was_killed_is_said_interrupted_not_running(
     loads = json.loads(run_cli("status", "--date", DAY, "--json", cwd=demo).stdout)["load"]
     [customers] = [t for t in loads if t["table"] == "shop.customers"]
     assert "was interrupted" in customers["waiting"]  # status says the same
+
+
+def test_reset_state_failed_without_a_date_resets_every_runs_failed_extractions(
+    demo: Path,
+) -> None:
+    from onceflow.config import load_config
+    from onceflow.state import open_store
+
+    for day in ("2025-01-22", DAY):
+        assert run_cli("extract", "--date", day, cwd=demo).returncode == 0
+    store = open_store(load_config(demo / "onceflow.yml").state_url)
+    try:  # an older run's table failed; the latest run is whole
+        store.extractions.fail("demo_20250122", "shop.orders", "boom")
+    finally:
+        store.close()
+    reset = run_cli("reset-state", "--failed", "--json", cwd=demo)
+    assert reset.returncode == 0, reset.stderr
+    assert json.loads(reset.stdout)["runs"] == [
+        {"run_id": "demo_20250122", "run_date": "2025-01-22", "count": 1}
+    ]
+    tables = _status(demo, "--date", "2025-01-22")["tables"]
+    assert {t["table_key"]: t["status"] for t in tables}["shop.orders"] == "pending"  # type: ignore[index, union-attr]
+    again = run_cli("reset-state", "--failed", cwd=demo)
+    assert again.stdout.startswith("0 failed extraction(s) (in no run)")
