@@ -122,3 +122,24 @@ def test_a_date_that_disagrees_with_the_run_ids_date_is_refused_naming_both() ->
     assert "--date 2026-11-24" in message
     assert "--run-id daily_extract_20261125" in message
     assert "2026-11-25" in message
+
+
+def test_the_python_api_takes_a_dated_run_ids_date_as_the_cli_does() -> None:
+    """`extract(cfg, run_id=...)` and `Pipeline.run` resolve the run through
+    `run_context`: the CLI is a thin call of them, so both mean the id's date."""
+    from onceflow.config import config_from_dict
+    from onceflow.extract.api import run_context
+
+    config = config_from_dict(
+        {
+            "pipeline": "daily_extract",
+            "lake": "/tmp/lake",
+            "sources": {"s": {"url": "sqlite:///s.db"}},
+            "tables": [{"source": "s", "table": "t"}],
+        }
+    )
+    ctx = run_context(config, None, "daily_extract_20261125")
+    assert (ctx.run_id, ctx.run_date) == ("daily_extract_20261125", date(2026, 11, 25))
+    assert run_context(config, "2026-11-25", None).run_id == "daily_extract_20261125"
+    with pytest.raises(ConfigError):
+        run_context(config, "2026-11-24", "daily_extract_20261125")

@@ -188,7 +188,6 @@ def extract_cmd(
     # (Delta Lake, DuckDB), which a small window would pay for on every run.
     from onceflow.config import load_config, single_table_config
     from onceflow.extract.early import connect_early
-    from onceflow.windows import run_date_with_id
 
     url = _connection_url(url, host, port, user, password, service)
     if url or source_name or table_name:
@@ -209,8 +208,6 @@ def extract_cmd(
         )
     else:
         cfg = load_config(config)
-    # a dated run id (a seed's daily_extract_20250123) is the run of its date
-    run_date = run_date_with_id(date, run_id, cfg.zone)
     if databricks:
         from onceflow.extract.databricks import require_databricks
 
@@ -224,7 +221,7 @@ def extract_cmd(
     summary = _with_progress(
         functools.partial(extract, cfg),
         len(selected or cfg.tables),
-        run_date=run_date,
+        run_date=date,
         tables=selected,
         force_reprocess=force_reprocess,
         workers=workers,
@@ -271,7 +268,6 @@ def run_cmd(
 
     All of it under the pipeline lock."""
     from onceflow.pipeline import Pipeline
-    from onceflow.windows import run_date_with_id
 
     pipeline = Pipeline.from_file(config)
     if databricks:
@@ -280,7 +276,7 @@ def run_cmd(
     summary = _with_progress(
         pipeline.run,
         len(selected or pipeline.config.tables),
-        run_date=run_date_with_id(date, run_id, pipeline.config.zone),
+        run_date=date,
         tables=selected,
         force_reprocess=force_reprocess,
         workers=workers,

@@ -38,6 +38,7 @@ from onceflow.windows import (
     check_run_id,
     make_run_id,
     parse_run_date,
+    run_date_with_id,
     window_for,
 )
 
@@ -98,8 +99,9 @@ def null_cursor_note(rows: int) -> str:
 def run_context(
     config: Config, run_date: str | date | None = None, run_id: str | None = None
 ) -> RunContext:
-    """Resolve the run date (default yesterday), its window and its deterministic run id."""
-    day = parse_run_date(run_date, config.zone)
+    """Resolve the run date (default yesterday, or the date a dated run id such as
+    daily_extract_20250123 names), its window and its deterministic run id."""
+    day = parse_run_date(run_date_with_id(run_date, run_id, config.zone), config.zone)
     rid = check_run_id(run_id) if run_id else make_run_id(config.pipeline, day)
     return RunContext(rid, day, window_for(day, config.zone))
 

@@ -211,7 +211,10 @@ def reset_failed_extractions(
     (0 when the pipeline has no run and none was named)."""
     store = store or open_store(config.state_url)
     if all_runs:
-        return store.extractions.reset_failed(None)
+        # this pipeline's runs only: a shared state store holds other pipelines' too
+        return sum(
+            store.extractions.reset_failed(r.run_id) for r in store.runs.of_dates(config.pipeline)
+        )
     run = find_run(config, store, run_date, run_id)
     return 0 if run is None else store.extractions.reset_failed(run.run_id)
 

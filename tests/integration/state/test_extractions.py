@@ -125,3 +125,28 @@ def test_mark_corrupt_flags_only_the_completed_commit_of_that_checksum(store: St
     store.extractions.complete("r", [_done("s.a")])
     record = store.extractions.of_run("r")["s.a"]
     assert not record.force_reprocess and record.error is None
+
+
+def test_resetting_every_runs_failed_extractions_leaves_other_pipelines_alone(
+    store: Store,
+) -> None:
+    """A shared store holds other pipelines' runs: `all_runs` is this pipeline's runs."""
+    from onceflow.config import config_from_dict
+    from onceflow.extract import reset_failed_extractions
+
+    for run_id, pipeline in (("a_1", "a"), ("a_2", "a"), ("b_1", "b")):
+        store.runs.begin(run_id, pipeline, "2025-01-23", WINDOW)
+        store.extractions.ensure(run_id, [_entry("s.t")])
+        store.extractions.start(run_id, "s.t", WINDOW)
+        store.extractions.fail(run_id, "s.t", "boom")
+    config = config_from_dict(
+        {
+            "pipeline": "a",
+            "lake": "/tmp/lake",
+            "sources": {"s": {"url": "sqlite:///s.db"}},
+            "tables": [{"source": "s", "table": "t"}],
+        }
+    )
+    assert reset_failed_extractions(config, all_runs=True, store=store) == 2
+    assert store.extractions.of_run("b_1")["s.t"].status == "failed"
+    assert store.extractions.of_run("a_1")["s.t"].status == "pending"
