@@ -24,6 +24,7 @@ from onceflow.extract.extractor import (
     TableJob,
     check_committed,
     extract_table,
+    is_early_commit,
     needs_extraction,
     other_commits,
     skipped_result,
@@ -153,20 +154,62 @@ def make_job(
         retry=config.retry,
         deep_verify=deep,
         force=force,
-        partial=ctx.window.end + timedelta(seconds=config.settle_seconds) > datetime.now(UTC),
+        partial=settles_at(ctx, config.settle_seconds) > datetime.now(UTC),
+        settles_at=settles_at(ctx, config.settle_seconds),
         check_lock=lease.check if lease is not None else None,
     )
 
 
-def check_window_closed(ctx: RunContext, allow_partial: bool, settle: float = 0.0) -> None:
+def settles_at(ctx: RunContext, settle: float) -> datetime:
+    """When the run's window settles: its end plus the config's `settle` seconds."""
+    return ctx.window.end + timedelta(seconds=settle)
+
+
+def committed_complete(config: Config, ctx: RunContext, selected: Sequence[TableConfig]) -> str:
+    """The selected tables whose file of the run is committed as complete (`partial:
+    false`) though the window has not settled by this host's clock, with the earliest
+    commit time, as a clause for the refusal of `check_window_closed`; "" when none."""
+    found: list[tuple[str, str]] = []
+    for table in selected:
+        verdict = check_committed(make_job(config, ctx, table))
+        if is_early_commit(verdict):
+            found.append((table.key, str((verdict.sidecar or {}).get("end_time", "?"))))
+    if not found:
+        return ""
+    return (
+        f"{', '.join(k for k, _ in found)} already committed as complete (at "
+        f"{min(t for _, t in found)}: a clock stepped back since, or another host's clock "
+        "is ahead)"
+    )
+
+
+def check_window_closed(
+    ctx: RunContext,
+    allow_partial: bool,
+    settle: float = 0.0,
+    committed: Callable[[], str] | None = None,
+) -> None:
     """Refuse a window that has not ended, or ended less than `settle` seconds ago (the
     config's `settle`: rows committed late into it): rows arriving later in it would never
     be extracted, since a committed window is skipped. `allow_partial` extracts it anyway,
-    marked partial, and every later run extracts it again until the window has settled."""
+    marked partial, and every later run extracts it again until the window has settled.
+    `committed` names the tables already committed as complete in the window (by a clock
+    ahead of this host's), for the refusal to say what becomes of them."""
     now = datetime.now(UTC)
     settled = ctx.window.end + timedelta(seconds=settle)
     if settled <= now or allow_partial:
         return
+    early_tables = committed() if committed is not None else ""
+    if early_tables:
+        raise ConfigError(
+            f"--date: the window of {ctx.run_date} settles only at {settled.isoformat()} "
+            f"by this host's clock, yet {early_tables}. Rows committed into the window "
+            "since are in no file: pass --allow-partial to extract it again now as partial "
+            "(and by every run until it has settled); without it, a run after it has "
+            f"settled skips the committed files, and only `--date {ctx.run_date} "
+            "--force-reprocess` takes those rows in",
+            field="date",
+        )
     left = str(settled.astimezone(UTC) - now).split(".")[0]
     if ctx.window.end > now:
         when = f"ends at {ctx.window.end.isoformat()} (in {left}"
@@ -216,8 +259,13 @@ def extract(
         if lock_timeout < 0:
             raise ConfigError("--lock-timeout: must be 0 or more seconds", field="lock_timeout")
         ctx = run_context(config, run_date, run_id)
-        check_window_closed(ctx, allow_partial, config.settle_seconds)
         selected = select_tables(config, tables, ctx)
+        check_window_closed(
+            ctx,
+            allow_partial,
+            config.settle_seconds,
+            lambda: committed_complete(config, ctx, selected),
+        )
         store = store or open_store(config.state_url)
 
         def go(held: Lease) -> ExtractSummary:
@@ -366,6 +414,13 @@ def _extract(
     todo: list[TableJob] = []
     for job in jobs:
         verdict = check_committed(job)
+        if is_early_commit(verdict):
+            log.warning(
+                "%s: %s",
+                job.key,
+                verdict.reason,
+                extra={"table": job.key, "action": "unsettled_commit"},
+            )
         if not needs_extraction(job, verdict):
             results.append(skipped_result(job, verdict))
         else:

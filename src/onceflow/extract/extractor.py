@@ -56,6 +56,10 @@ ROW_GROUP_ROWS = 1_000_000
 WRITE_BUFFER_BYTES = 8 << 20
 
 
+# How `early_commit`'s reason begins, so that `is_early_commit` knows it.
+EARLY_COMMIT = "the file was committed as complete at "
+
+
 @dataclass(frozen=True)
 class TableJob:
     """Everything needed to extract one table for one run."""
@@ -72,7 +76,9 @@ class TableJob:
     retry: RetryConfig = field(default_factory=RetryConfig)
     deep_verify: bool = False
     force: bool = False
-    partial: bool = False  # the window has not ended: the sidecar says so
+    partial: bool = False  # the window has not settled: the sidecar says so
+    #: When the window settles by this host's clock (its end + `settle`); None: not given.
+    settles_at: datetime | None = None
     # Raises LockError when the pipeline lock was lost: called before each commit, so a
     # process paused past its lease (SIGSTOP) cannot overwrite what its successor wrote.
     check_lock: Callable[[], None] | None = None
@@ -146,7 +152,36 @@ def check_committed(job: TableJob) -> Verdict:
     )
     if verdict.complete and (verdict.sidecar or {}).get("partial") is True:
         return Verdict(False, "the committed file holds a partial window", verdict.sidecar)
+    unsettled = early_commit(job, verdict)
+    if unsettled is not None:
+        return Verdict(False, unsettled, verdict.sidecar)
     return verdict
+
+
+def early_commit(job: TableJob, verdict: Verdict) -> str | None:
+    """Why the committed file `verdict` found cannot be trusted as complete, or None.
+
+    A file committed `partial: false` while the window has not settled by this host's
+    clock was committed by a clock ahead of this one: a clock stepped back since (NTP,
+    a VM restored), or a worker on another host sharing the store. Rows committed into
+    the window since are in no file; skipped as complete, they would be lost without a
+    word. Treated as partial instead: extracted again (under --allow-partial) by every
+    run until the window has settled."""
+    sidecar = verdict.sidecar or {}
+    if not (verdict.complete and job.partial):
+        return None
+    settles = f" {job.settles_at.isoformat()}" if job.settles_at is not None else ""
+    return (
+        f"{EARLY_COMMIT}{sidecar.get('end_time', '?')}, but by this host's clock the window "
+        f"settles only at{settles}: a clock stepped back or another host's clock is ahead; "
+        "treated as partial, extracted again until the window has settled"
+    )
+
+
+def is_early_commit(verdict: Verdict) -> bool:
+    """Whether `check_committed` refused a file as committed before its window settled
+    by this host's clock (`early_commit`)."""
+    return not verdict.complete and verdict.reason.startswith(EARLY_COMMIT)
 
 
 @dataclass(frozen=True)
