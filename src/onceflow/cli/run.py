@@ -53,8 +53,8 @@ def summarise(summary: Any, as_json: bool, allow_partial: bool) -> None:
         if partial:
             echo(
                 f"  partial: {', '.join(partial)}: the window "
-                f"{summary.run.window_start} .. {summary.run.window_end} has not ended; every "
-                "run extracts it again until it has"
+                f"{summary.run.window_start} .. {summary.run.window_end} has not ended (or "
+                "not settled, `settle`); every run extracts it again until it has"
             )
 
 
