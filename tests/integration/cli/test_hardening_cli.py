@@ -79,7 +79,9 @@ def test_a_window_that_has_not_ended_is_refused_unless_allowed_partial(tmp_path:
     said = run_cli("extract", "-c", str(config), "--date", "today", "--allow-partial", cwd=tmp_path)
     assert said.returncode == 0, said.stderr
     assert said.stdout.splitlines()[-1].startswith("  partial: src.events: the window ")
-    assert said.stdout.rstrip().endswith("has not ended (or not settled, `settle`); every run extracts it again until it has")
+    assert said.stdout.rstrip().endswith(
+        "has not ended (or not settled, `settle`); every run extracts it again until it has"
+    )
 
 
 def test_a_partial_window_is_extracted_again_once_it_has_ended(tmp_path: Path) -> None:
