@@ -507,16 +507,29 @@ class Worker:
         earlier = self.earlier(run)
         return None if earlier is None else _waiting_text(earlier)
 
-    def _write(self, record: Callable[[Tx], None]) -> None:
+    def _write(self, record: Callable[[Tx], None], landed: Callable[[], bool]) -> None:
         """Run an outcome's transaction; when the database was away (a connection cut, then
-        restored) try again on a fresh connection, for about half a minute. The write is
-        fenced by the job's token, so trying again never records anything twice."""
+        restored) try again on a fresh connection, for about 16 s. The write is fenced by
+        the job's token, so trying again never records anything twice.
+
+        A try that failed on the connection may still have committed: the server took the
+        COMMIT and only its reply was lost. The next try then matches no claimed row
+        (LeaseLostError), and `landed()` tells that case apart from a lease really lost:
+        the outcome is in the store, by this claim, and is counted as recorded."""
         for attempt in range(RECORD_TRIES):
             try:
                 with self.store.transaction() as tx:
                     record(tx)
                 return
-            except (LeaseLostError, TransitionError):
+            except (LeaseLostError, TransitionError) as error:
+                if attempt > 0 and self._landed(landed):
+                    log.info(
+                        "worker %s: the outcome's earlier try was committed, only its "
+                        "reply was lost (the retry found %s); recorded once",
+                        self.worker_id,
+                        type(error).__name__,
+                    )
+                    return
                 raise
             except StateError as error:
                 if attempt == RECORD_TRIES - 1:
@@ -524,6 +537,42 @@ class Worker:
                 log.warning("worker %s: cannot record (%s); trying again", self.worker_id, error)
                 self.store.db.forget_connection()
                 time.sleep(min(8.0, 0.5 * 2**attempt))
+
+    def _landed(self, landed: Callable[[], bool]) -> bool:
+        """`landed()`, read on a fresh connection; False when the store is away again (the
+        run is then counted lost, as before: its outcome may or may not be recorded)."""
+        try:
+            return landed()
+        except StateError as error:
+            log.warning("worker %s: cannot read the outcome back: %s", self.worker_id, error)
+            return False
+
+    def _ended_by_me(self, job: Job, state: str) -> Callable[[], bool]:
+        """Whether this claim ended `job` in `state` (completed, failed): its token is this
+        claim's alone and is kept on an ended job, and the job's end and the run's
+        transition are one transaction, so the run's outcome is recorded too. A lease
+        lost to expiry or a revoke clears the token, and a new claim has its own."""
+
+        def landed() -> bool:
+            now = self.store.queue.get(job.id)
+            return now is not None and now.state == state and now.token == job.token
+
+        return landed
+
+    def _deferred_by_me(self, job: Job, run: ScheduledRunRecord, reason: str) -> Callable[[], bool]:
+        """Whether this claim's deferral is in the run's history: a release clears the
+        job's token, so the run's first transition after this claim's start tells."""
+
+        def landed() -> bool:
+            after = self._since_my_start(job, run)
+            return bool(after) and (
+                after[0].from_state == RUNNING
+                and after[0].to_state == PENDING
+                and after[0].worker == self.worker_id
+                and after[0].reason == reason
+            )
+
+        return landed
 
     def _complete(self, job: Job, run: ScheduledRunRecord, duration: float) -> str:
         def record(tx: Tx) -> None:
@@ -544,7 +593,7 @@ class Worker:
             self._wake_next(run, tx)
 
         try:
-            self._write(record)
+            self._write(record, self._ended_by_me(job, "completed"))
         except (LeaseLostError, TransitionError) as error:
             return self._dropped(job, run, error)
         log.info(
@@ -575,12 +624,15 @@ class Worker:
             # read in the write's own transaction, so that a store outage here is tried
             # again with the write (it crashed the job's thread, nothing recorded)
             history = self.store.scheduled_runs.history(run.id, tx=tx)
-            failures, due = policy.next_retry(history, names)
+            tried, then = policy.next_retry(history, names)
             if kind == VALIDATION_FAILED:
                 # its window is loaded; a retry would judge the same data with the same
                 # rules (from the cache) and fail again: failed at once, for a person
-                due = None
+                then = None
             self.store.queue.fail(job.id, job.token or "", message, tx=tx)
+            # kept only past the fence: a try after one whose COMMIT landed (its reply
+            # lost) reads that failure in the history and would count one too many
+            failures, due = tried, then
             self.store.scheduled_runs.transition(
                 run.id,
                 RUNNING,
@@ -605,7 +657,7 @@ class Worker:
                 self._wake_next(run, tx)
 
         try:
-            self._write(record)
+            self._write(record, self._ended_by_me(job, "failed"))
         except (LeaseLostError, TransitionError) as lost:
             return self._dropped(job, run, lost)
         if due is not None:
@@ -733,7 +785,7 @@ class Worker:
             )
 
         try:
-            self._write(record)
+            self._write(record, self._deferred_by_me(job, run, reason))
         except (LeaseLostError, TransitionError) as error:
             return self._dropped(job, run, error)
         self._recheck(job, run, cap)
