@@ -53,10 +53,10 @@ from onceflow.schedule.retry import RetryPolicy
 from onceflow.schedule.scheduler import (
     enqueue_retry,
     requeue_expired,
-    shared_store,
+    shared_url,
     wake_next_waiting,
 )
-from onceflow.state import Job, ScheduledRunRecord, Store, Tx
+from onceflow.state import Job, ScheduledRunRecord, Store, Tx, open_store
 from onceflow.state.queue import DEFAULT_LEASE_SECONDS, job_problem
 from onceflow.state.scheduled_runs import (
     CANCELLED,
@@ -72,6 +72,11 @@ log = logging.getLogger(__name__)
 
 REAP_SECONDS = 5.0  # how often an idle worker requeues jobs of expired leases
 RECORD_TRIES = 6  # an outcome's write, tried again over ~16 s when the database was away
+#: How long a worker that is to end on its own (`--until-idle`) waits for a store that is
+#: away before it counts it lost for good and exits 1: the outage an outcome's write
+#: rides out (RECORD_TRIES). A worker that runs until stopped waits for as long as it
+#: takes, its claims tried again every poll.
+OUTAGE_SECONDS = 16.0
 #: The longest pause between two claims of a job waiting for a lock: nothing wakes it
 #: when the lock is released, so it polls.
 MAX_DEFER_SECONDS = 10.0
@@ -217,7 +222,13 @@ class Worker:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.configs = {c.pipeline: c for c in configs}
-        self.store = store or shared_store(list(configs))
+        self._url = shared_url(list(configs))
+        # opened at its first use, in the loop: a store that cannot be reached at start-up
+        # (or loses the start-up migration's reply) is an outage like a later one, which
+        # the loop's claims ride out (see OUTAGE_SECONDS)
+        self._store = store
+        #: Since when (monotonic) the idle check has found the store away, or None
+        self._away_since: float | None = None
         self.concurrency = concurrency
         self.lease_seconds = lease_seconds
         self.poll_seconds = poll_seconds
@@ -233,6 +244,15 @@ class Worker:
         self._lost: set[tuple[int, str]] = set()
         self._guard = threading.Lock()
         self._slot = threading.Event()
+
+    @property
+    def store(self) -> Store:
+        """The state store, opened (and migrated) at its first use; StateError while it
+        cannot be reached, and the next use tries again. The loop's thread uses it first:
+        the heartbeat and the jobs' threads only once a job was claimed through it."""
+        if self._store is None:
+            self._store = open_store(self._url)
+        return self._store
 
     # --- the loop -----------------------------------------------------------------------
 
@@ -252,9 +272,9 @@ class Worker:
         heart = threading.Thread(target=self._heartbeat, args=(beating,), daemon=True)
         heart.start()
         pipelines = sorted(self.configs)
-        self.store.queue.listen()
         last_reap = 0.0
         try:
+            self._listen()
             with ThreadPoolExecutor(self.concurrency, thread_name_prefix="job") as pool:
                 while not stop.is_set():
                     if time.monotonic() - last_reap > REAP_SECONDS:
@@ -291,6 +311,12 @@ class Worker:
             heart.join(timeout=5)
         return self.report
 
+    def _listen(self) -> None:
+        try:
+            self.store.queue.listen()
+        except StateError as error:  # the first wait for jobs listens again
+            log.warning("worker %s: cannot listen for new jobs: %s", self.worker_id, error)
+
     def _claim(self, pipelines: list[str], free: int) -> list[Job]:
         try:
             jobs = self.store.queue.claim(
@@ -300,6 +326,7 @@ class Worker:
             log.warning("worker %s: cannot claim: %s", self.worker_id, error)
             time.sleep(self.poll_seconds)
             return []
+        self._away_since = None
         if jobs:
             self.report.claimed += len(jobs)
             crashpoint("worker_after_claim")
@@ -309,7 +336,8 @@ class Worker:
         try:
             self.store.queue.wait_for_jobs(self.poll_seconds)
         except StateError:
-            self.store.queue.close_listener()
+            if self._store is not None:  # else never opened: nothing listens
+                self._store.queue.close_listener()
             time.sleep(self.poll_seconds)
 
     def _reap(self) -> None:
@@ -324,13 +352,32 @@ class Worker:
                 self.report.failures += lost
 
     def _idle(self, pipelines: list[str], idle_check: Callable[[], bool] | None) -> bool:
-        # claimed jobs count as running: a killed worker's come back once their lease expires
-        busy = sum(
-            self.store.queue.length(pipeline=p, state=s)
-            for p in pipelines
-            for s in ("queued", "claimed")
-        )
-        return busy == 0 and (idle_check is None or idle_check())
+        """Whether nothing of `pipelines` is queued or running (and `idle_check()` agrees).
+        Not idle while the store is away: the loop claims again, and only a store away
+        for longer than OUTAGE_SECONDS ends the worker (its StateError, exit 1)."""
+        try:
+            # claimed jobs count as running: a killed worker's come back once their
+            # lease expires
+            busy = sum(
+                self.store.queue.length(pipeline=p, state=s)
+                for p in pipelines
+                for s in ("queued", "claimed")
+            )
+            idle = busy == 0 and (idle_check is None or idle_check())
+        except StateError as error:
+            now = time.monotonic()
+            if self._away_since is None:
+                self._away_since = now
+            if now - self._away_since >= OUTAGE_SECONDS:
+                raise
+            log.warning(
+                "worker %s: cannot tell whether it is idle (%s); trying again",
+                self.worker_id,
+                error,
+            )
+            return False
+        self._away_since = None
+        return idle
 
     def _heartbeat(self, done: threading.Event) -> None:
         while not done.wait(self.lease_seconds / 3):

@@ -422,3 +422,30 @@ def test_a_deferral_whose_commit_reply_was_lost_is_counted_deferred_not_lost(
     assert (report.deferred, report.lost) == (1, 0)
     (run,) = store.scheduled_runs.find()
     assert run.state == "PENDING"
+
+
+def test_a_worker_until_idle_rides_out_a_connection_dropped_by_its_idle_check(
+    store: Store,
+    project: Callable[..., Config],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from onceflow.errors import StateError
+
+    config = project(schedules=[nightly(catch_up={"max": 1})])
+    Scheduler([config], store).run_once(NOW)
+    real, calls = store.queue.length, [0]
+
+    def length(**kw: Any) -> int:
+        calls[0] += 1
+        if calls[0] == 1:
+            raise StateError(
+                "state: PostgreSQL store failed: consuming input failed: server closed the "
+                "connection unexpectedly"
+            )
+        return real(**kw)
+
+    monkeypatch.setattr(store.queue, "length", length)
+    report = Worker([config], store, poll_seconds=0.05).run(until_idle=True)
+    assert (report.completed, report.lost) == (1, 0)
+    assert "cannot tell whether it is idle" in caplog.text
