@@ -100,11 +100,11 @@ class Forwarder:
     conns: list[socket.socket] = field(default_factory=list)
     stopped: threading.Event = field(default_factory=threading.Event)
 
-    def listen(self, address: str) -> int:
-        """Listen on `address` (a free port); returns the port."""
+    def listen(self, address: str, port: int = 0) -> int:
+        """Listen on `address` (`port`, or a free one); returns the port."""
         server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        server.bind((address, 0))
+        server.bind((address, port))
         server.listen(64)
         server.settimeout(0.2)
         self.servers.append(server)

@@ -202,6 +202,11 @@ def shared_store(configs: Sequence[Config], *, read_only: bool = False) -> Store
     """The one state store of several pipelines' configs (a scheduler or worker serves
     pipelines that share their state store); `read_only` for the calls that only read,
     which then work on a read-only store."""
+    return open_store(shared_url(configs), read_only=read_only)
+
+
+def shared_url(configs: Sequence[Config]) -> str:
+    """The state URL the configs share; ConfigError when they do not share one."""
     if not configs:
         raise ConfigError("give at least one config (--config onceflow.yml)")
     urls = {c.state_url for c in configs}
@@ -214,7 +219,7 @@ def shared_store(configs: Sequence[Config], *, read_only: bool = False) -> Store
     names = [c.pipeline for c in configs]
     if len(set(names)) != len(names):
         raise ConfigError("--config: two configs have the same pipeline name", field="pipeline")
-    return open_store(configs[0].state_url, read_only=read_only)
+    return configs[0].state_url
 
 
 def job_of(run: ScheduledRunRecord, run_after: float | None = None) -> JobSpec:
@@ -577,7 +582,12 @@ class Scheduler:
         orphan_grace: timedelta | None = None,
     ) -> None:
         self.configs = list(configs)
-        self.store = store or shared_store(self.configs)
+        self._url = shared_url(self.configs)
+        # opened at its first use, not here: a store that cannot be reached when the
+        # scheduler starts is an outage like any later one, which `run_forever` logs
+        # and tries again after `interval` (a lost reply of the start-up migration too:
+        # migrating again is a no-op)
+        self._store = store
         self.grace = grace
         self.orphan_grace = ORPHAN_GRACE if orphan_grace is None else orphan_grace
         self._reported: set[str] = set()
@@ -587,6 +597,14 @@ class Scheduler:
         #: Due runs this process could not queue (bad rows): `up --until-idle` does not
         #: wait for them, it reports them
         self.unqueueable: set[str] = set()
+
+    @property
+    def store(self) -> Store:
+        """The state store, opened (and migrated) at its first use; StateError while it
+        cannot be reached, and the next use tries again."""
+        if self._store is None:
+            self._store = open_store(self._url)
+        return self._store
 
     @property
     def pipelines(self) -> list[str]:

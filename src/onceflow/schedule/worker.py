@@ -53,10 +53,10 @@ from onceflow.schedule.retry import RetryPolicy
 from onceflow.schedule.scheduler import (
     enqueue_retry,
     requeue_expired,
-    shared_store,
+    shared_url,
     wake_next_waiting,
 )
-from onceflow.state import Job, ScheduledRunRecord, Store, Tx
+from onceflow.state import Job, ScheduledRunRecord, Store, Tx, open_store
 from onceflow.state.queue import DEFAULT_LEASE_SECONDS, job_problem
 from onceflow.state.scheduled_runs import (
     CANCELLED,
@@ -72,6 +72,11 @@ log = logging.getLogger(__name__)
 
 REAP_SECONDS = 5.0  # how often an idle worker requeues jobs of expired leases
 RECORD_TRIES = 6  # an outcome's write, tried again over ~16 s when the database was away
+#: How long a worker that is to end on its own (`--until-idle`) waits for a store that is
+#: away before it counts it lost for good and exits 1: the outage an outcome's write
+#: rides out (RECORD_TRIES). A worker that runs until stopped waits for as long as it
+#: takes, its claims tried again every poll.
+OUTAGE_SECONDS = 16.0
 #: The longest pause between two claims of a job waiting for a lock: nothing wakes it
 #: when the lock is released, so it polls.
 MAX_DEFER_SECONDS = 10.0
@@ -217,7 +222,13 @@ class Worker:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.configs = {c.pipeline: c for c in configs}
-        self.store = store or shared_store(list(configs))
+        self._url = shared_url(list(configs))
+        # opened at its first use, in the loop: a store that cannot be reached at start-up
+        # (or loses the start-up migration's reply) is an outage like a later one, which
+        # the loop's claims ride out (see OUTAGE_SECONDS)
+        self._store = store
+        #: Since when (monotonic) the idle check has found the store away, or None
+        self._away_since: float | None = None
         self.concurrency = concurrency
         self.lease_seconds = lease_seconds
         self.poll_seconds = poll_seconds
@@ -233,6 +244,15 @@ class Worker:
         self._lost: set[tuple[int, str]] = set()
         self._guard = threading.Lock()
         self._slot = threading.Event()
+
+    @property
+    def store(self) -> Store:
+        """The state store, opened (and migrated) at its first use; StateError while it
+        cannot be reached, and the next use tries again. The loop's thread uses it first:
+        the heartbeat and the jobs' threads only once a job was claimed through it."""
+        if self._store is None:
+            self._store = open_store(self._url)
+        return self._store
 
     # --- the loop -----------------------------------------------------------------------
 
@@ -252,9 +272,9 @@ class Worker:
         heart = threading.Thread(target=self._heartbeat, args=(beating,), daemon=True)
         heart.start()
         pipelines = sorted(self.configs)
-        self.store.queue.listen()
         last_reap = 0.0
         try:
+            self._listen()
             with ThreadPoolExecutor(self.concurrency, thread_name_prefix="job") as pool:
                 while not stop.is_set():
                     if time.monotonic() - last_reap > REAP_SECONDS:
@@ -291,6 +311,12 @@ class Worker:
             heart.join(timeout=5)
         return self.report
 
+    def _listen(self) -> None:
+        try:
+            self.store.queue.listen()
+        except StateError as error:  # the first wait for jobs listens again
+            log.warning("worker %s: cannot listen for new jobs: %s", self.worker_id, error)
+
     def _claim(self, pipelines: list[str], free: int) -> list[Job]:
         try:
             jobs = self.store.queue.claim(
@@ -300,6 +326,7 @@ class Worker:
             log.warning("worker %s: cannot claim: %s", self.worker_id, error)
             time.sleep(self.poll_seconds)
             return []
+        self._away_since = None
         if jobs:
             self.report.claimed += len(jobs)
             crashpoint("worker_after_claim")
@@ -309,7 +336,8 @@ class Worker:
         try:
             self.store.queue.wait_for_jobs(self.poll_seconds)
         except StateError:
-            self.store.queue.close_listener()
+            if self._store is not None:  # else never opened: nothing listens
+                self._store.queue.close_listener()
             time.sleep(self.poll_seconds)
 
     def _reap(self) -> None:
@@ -324,13 +352,32 @@ class Worker:
                 self.report.failures += lost
 
     def _idle(self, pipelines: list[str], idle_check: Callable[[], bool] | None) -> bool:
-        # claimed jobs count as running: a killed worker's come back once their lease expires
-        busy = sum(
-            self.store.queue.length(pipeline=p, state=s)
-            for p in pipelines
-            for s in ("queued", "claimed")
-        )
-        return busy == 0 and (idle_check is None or idle_check())
+        """Whether nothing of `pipelines` is queued or running (and `idle_check()` agrees).
+        Not idle while the store is away: the loop claims again, and only a store away
+        for longer than OUTAGE_SECONDS ends the worker (its StateError, exit 1)."""
+        try:
+            # claimed jobs count as running: a killed worker's come back once their
+            # lease expires
+            busy = sum(
+                self.store.queue.length(pipeline=p, state=s)
+                for p in pipelines
+                for s in ("queued", "claimed")
+            )
+            idle = busy == 0 and (idle_check is None or idle_check())
+        except StateError as error:
+            now = time.monotonic()
+            if self._away_since is None:
+                self._away_since = now
+            if now - self._away_since >= OUTAGE_SECONDS:
+                raise
+            log.warning(
+                "worker %s: cannot tell whether it is idle (%s); trying again",
+                self.worker_id,
+                error,
+            )
+            return False
+        self._away_since = None
+        return idle
 
     def _heartbeat(self, done: threading.Event) -> None:
         while not done.wait(self.lease_seconds / 3):
@@ -507,16 +554,29 @@ class Worker:
         earlier = self.earlier(run)
         return None if earlier is None else _waiting_text(earlier)
 
-    def _write(self, record: Callable[[Tx], None]) -> None:
+    def _write(self, record: Callable[[Tx], None], landed: Callable[[], bool]) -> None:
         """Run an outcome's transaction; when the database was away (a connection cut, then
-        restored) try again on a fresh connection, for about half a minute. The write is
-        fenced by the job's token, so trying again never records anything twice."""
+        restored) try again on a fresh connection, for about 16 s. The write is fenced by
+        the job's token, so trying again never records anything twice.
+
+        A try that failed on the connection may still have committed: the server took the
+        COMMIT and only its reply was lost. The next try then matches no claimed row
+        (LeaseLostError), and `landed()` tells that case apart from a lease really lost:
+        the outcome is in the store, by this claim, and is counted as recorded."""
         for attempt in range(RECORD_TRIES):
             try:
                 with self.store.transaction() as tx:
                     record(tx)
                 return
-            except (LeaseLostError, TransitionError):
+            except (LeaseLostError, TransitionError) as error:
+                if attempt > 0 and self._landed(landed):
+                    log.info(
+                        "worker %s: the outcome's earlier try was committed, only its "
+                        "reply was lost (the retry found %s); recorded once",
+                        self.worker_id,
+                        type(error).__name__,
+                    )
+                    return
                 raise
             except StateError as error:
                 if attempt == RECORD_TRIES - 1:
@@ -524,6 +584,42 @@ class Worker:
                 log.warning("worker %s: cannot record (%s); trying again", self.worker_id, error)
                 self.store.db.forget_connection()
                 time.sleep(min(8.0, 0.5 * 2**attempt))
+
+    def _landed(self, landed: Callable[[], bool]) -> bool:
+        """`landed()`, read on a fresh connection; False when the store is away again (the
+        run is then counted lost, as before: its outcome may or may not be recorded)."""
+        try:
+            return landed()
+        except StateError as error:
+            log.warning("worker %s: cannot read the outcome back: %s", self.worker_id, error)
+            return False
+
+    def _ended_by_me(self, job: Job, state: str) -> Callable[[], bool]:
+        """Whether this claim ended `job` in `state` (completed, failed): its token is this
+        claim's alone and is kept on an ended job, and the job's end and the run's
+        transition are one transaction, so the run's outcome is recorded too. A lease
+        lost to expiry or a revoke clears the token, and a new claim has its own."""
+
+        def landed() -> bool:
+            now = self.store.queue.get(job.id)
+            return now is not None and now.state == state and now.token == job.token
+
+        return landed
+
+    def _deferred_by_me(self, job: Job, run: ScheduledRunRecord, reason: str) -> Callable[[], bool]:
+        """Whether this claim's deferral is in the run's history: a release clears the
+        job's token, so the run's first transition after this claim's start tells."""
+
+        def landed() -> bool:
+            after = self._since_my_start(job, run)
+            return bool(after) and (
+                after[0].from_state == RUNNING
+                and after[0].to_state == PENDING
+                and after[0].worker == self.worker_id
+                and after[0].reason == reason
+            )
+
+        return landed
 
     def _complete(self, job: Job, run: ScheduledRunRecord, duration: float) -> str:
         def record(tx: Tx) -> None:
@@ -544,7 +640,7 @@ class Worker:
             self._wake_next(run, tx)
 
         try:
-            self._write(record)
+            self._write(record, self._ended_by_me(job, "completed"))
         except (LeaseLostError, TransitionError) as error:
             return self._dropped(job, run, error)
         log.info(
@@ -575,12 +671,15 @@ class Worker:
             # read in the write's own transaction, so that a store outage here is tried
             # again with the write (it crashed the job's thread, nothing recorded)
             history = self.store.scheduled_runs.history(run.id, tx=tx)
-            failures, due = policy.next_retry(history, names)
+            tried, then = policy.next_retry(history, names)
             if kind == VALIDATION_FAILED:
                 # its window is loaded; a retry would judge the same data with the same
                 # rules (from the cache) and fail again: failed at once, for a person
-                due = None
+                then = None
             self.store.queue.fail(job.id, job.token or "", message, tx=tx)
+            # kept only past the fence: a try after one whose COMMIT landed (its reply
+            # lost) reads that failure in the history and would count one too many
+            failures, due = tried, then
             self.store.scheduled_runs.transition(
                 run.id,
                 RUNNING,
@@ -605,7 +704,7 @@ class Worker:
                 self._wake_next(run, tx)
 
         try:
-            self._write(record)
+            self._write(record, self._ended_by_me(job, "failed"))
         except (LeaseLostError, TransitionError) as lost:
             return self._dropped(job, run, lost)
         if due is not None:
@@ -733,7 +832,7 @@ class Worker:
             )
 
         try:
-            self._write(record)
+            self._write(record, self._deferred_by_me(job, run, reason))
         except (LeaseLostError, TransitionError) as error:
             return self._dropped(job, run, error)
         self._recheck(job, run, cap)

@@ -306,3 +306,146 @@ def test_a_scheduler_pass_failed_by_a_store_outage_logs_one_line_without_a_trace
     assert len(failed) == 3
     assert not any(r.exc_info for r in failed)
     assert "connection refused" in failed[0].getMessage()
+
+
+def reply_lost_once(monkeypatch: pytest.MonkeyPatch, store: Store, verb: str) -> list[int]:
+    """The first transaction that ends a job with `verb` (complete, fail, release)
+    commits, then its reply is lost: the connection error a worker sees when the server
+    took the COMMIT and the network dropped its answer. Returns the count of drops."""
+    from contextlib import contextmanager
+
+    from onceflow.errors import StateError
+
+    real_tx, real_verb = store.transaction, getattr(store.queue, verb)
+    armed, dropped = [False], [0]
+
+    def ending(*args: Any, **kw: Any) -> Any:
+        out = real_verb(*args, **kw)  # a retry that matches no row raises before arming
+        armed[0] = not dropped[0]
+        return out
+
+    @contextmanager
+    def transaction() -> Any:
+        with real_tx() as tx:
+            yield tx
+        if armed[0]:  # committed: only the reply is lost
+            armed[0], dropped[0] = False, dropped[0] + 1
+            raise StateError(
+                "state: PostgreSQL store failed: consuming input failed: server closed "
+                "the connection unexpectedly"
+            )
+
+    monkeypatch.setattr(store.queue, verb, ending)
+    monkeypatch.setattr(store, "transaction", transaction)
+    return dropped
+
+
+def test_a_completion_whose_commit_reply_was_lost_is_counted_completed_not_lost(
+    store: Store,
+    project: Callable[..., Config],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from onceflow.schedule import worker as worker_module
+
+    monkeypatch.setattr(worker_module.time, "sleep", lambda _: None)
+    config = project(schedules=[nightly(catch_up={"max": 1})])
+    Scheduler([config], store).run_once(NOW)
+    dropped = reply_lost_once(monkeypatch, store, "complete")
+    caplog.set_level("INFO")
+    report = Worker([config], store).run(max_jobs=1)
+    assert dropped == [1]
+    assert (report.completed, report.lost) == (1, 0)
+    assert "only its reply was lost" in caplog.text and "refused" not in caplog.text
+    (run,) = store.scheduled_runs.find()
+    assert run.state == "COMPLETED"
+    assert [h.to_state for h in store.scheduled_runs.history(run.id)].count("COMPLETED") == 1
+
+
+def test_a_failure_for_good_whose_commit_reply_was_lost_is_reported_failed(
+    store: Store, project: Callable[..., Config], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from onceflow.schedule import worker as worker_module
+
+    monkeypatch.setattr(worker_module.time, "sleep", lambda _: None)
+    config = with_missing_tables(project, "missing")
+    Scheduler([config], store).run_once(NOW)
+    dropped = reply_lost_once(monkeypatch, store, "fail")
+    report = Worker([config], store).run(max_jobs=1)
+    assert dropped == [1]
+    # failed for good: counted and named, so `worker` prints `failed:` and exits 1
+    assert (report.failed, report.lost, report.retried) == (1, 0, 0)
+    assert len(report.failures) == 1 and "src.missing" in report.failures[0]
+    (run,) = store.scheduled_runs.find()
+    assert run.state == "FAILED"
+
+
+def test_a_retried_failure_whose_commit_reply_was_lost_queues_one_retry_counted_once(
+    store: Store, project: Callable[..., Config], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from onceflow.schedule import worker as worker_module
+
+    monkeypatch.setattr(worker_module.time, "sleep", lambda _: None)
+    tables = [table("events", "events"), table("missing", "missing")]
+    config = project(
+        schedules=[nightly(catch_up={"max": 1}, retry={"max_retries": 2})],
+        extra={"tables": tables},
+    )
+    Scheduler([config], store).run_once(NOW)
+    dropped = reply_lost_once(monkeypatch, store, "fail")
+    report = Worker([config], store).run(max_jobs=1)
+    assert dropped == [1]
+    assert (report.failed, report.lost, report.retried) == (0, 0, 1)
+    (run,) = store.scheduled_runs.find()
+    assert run.state == "PENDING"
+    reasons = [h.reason for h in store.scheduled_runs.history(run.id) if h.to_state == "PENDING"]
+    assert reasons[-1] == "retry 1 of 2"  # the committed try's count, not one more
+
+
+def test_a_deferral_whose_commit_reply_was_lost_is_counted_deferred_not_lost(
+    store: Store, project: Callable[..., Config], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from onceflow.errors import LockError
+    from onceflow.schedule import worker as worker_module
+
+    monkeypatch.setattr(worker_module.time, "sleep", lambda _: None)
+
+    def locked(*_: object, **__: object) -> Any:
+        raise LockError("held by another run (by the test)")
+
+    monkeypatch.setattr(worker_module, "run_window", locked)
+    config = project(schedules=[nightly(catch_up={"max": 1})])
+    Scheduler([config], store).run_once(NOW)
+    dropped = reply_lost_once(monkeypatch, store, "release")
+    report = Worker([config], store).run(max_jobs=1)
+    assert dropped == [1]
+    assert (report.deferred, report.lost) == (1, 0)
+    (run,) = store.scheduled_runs.find()
+    assert run.state == "PENDING"
+
+
+def test_a_worker_until_idle_rides_out_a_connection_dropped_by_its_idle_check(
+    store: Store,
+    project: Callable[..., Config],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from onceflow.errors import StateError
+
+    config = project(schedules=[nightly(catch_up={"max": 1})])
+    Scheduler([config], store).run_once(NOW)
+    real, calls = store.queue.length, [0]
+
+    def length(**kw: Any) -> int:
+        calls[0] += 1
+        if calls[0] == 1:
+            raise StateError(
+                "state: PostgreSQL store failed: consuming input failed: server closed the "
+                "connection unexpectedly"
+            )
+        return real(**kw)
+
+    monkeypatch.setattr(store.queue, "length", length)
+    report = Worker([config], store, poll_seconds=0.05).run(until_idle=True)
+    assert (report.completed, report.lost) == (1, 0)
+    assert "cannot tell whether it is idle" in caplog.text
