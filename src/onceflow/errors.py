@@ -155,6 +155,13 @@ class ConfigError(OnceflowError):
 class StateError(OnceflowError):
     """The state store is unreachable, corrupt, or refused a transition."""
 
+    @property
+    def permanent(self) -> bool:
+        """Waiting will not help (a store newer than this onceflow, a database or role
+        that does not exist, a wrong password): a long-running worker or scheduler stops
+        at start instead of retrying it for ever."""
+        return bool(self.context.get("permanent"))
+
 
 class TransitionError(StateError):
     """A scheduled run cannot make this transition: illegal, or its state moved on."""

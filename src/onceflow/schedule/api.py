@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from time import monotonic
 from typing import Any, overload
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -61,8 +62,9 @@ from onceflow.schedule.scheduler import (
     queue_runs,
     run_spec,
     shared_store,
+    shared_url,
 )
-from onceflow.schedule.worker import Worker, WorkerReport
+from onceflow.schedule.worker import OUTAGE_SECONDS, Worker, WorkerReport
 from onceflow.state import (
     RUN_STATES,
     Job,
@@ -141,7 +143,17 @@ def up(
     """A scheduler and workers in one process (the single-machine default). With
     `until_idle`, stop once every due tick is queued and nothing is queued or running."""
     stop = stop or threading.Event()
-    store = store or shared_store(list(configs))
+    if store is None:
+        with _store_when_reachable(configs, stop, interval, until_idle) as opened:
+            return up(
+                configs,
+                concurrency=concurrency,
+                lease_seconds=lease_seconds,
+                until_idle=until_idle,
+                interval=interval,
+                stop=stop,
+                store=opened,
+            )
     scheduler = Scheduler(configs, store)
     total = scheduler.run_once()  # due ticks (a catch-up) are queued before workers look
 
@@ -198,6 +210,26 @@ def up(
         "scheduler": {**total.as_dict(), "skipped": scheduler.skipped},
         "worker": report.as_dict(),
     }
+
+
+def _store_when_reachable(
+    configs: Sequence[Config], stop: threading.Event, interval: float, until_idle: bool
+) -> Store:
+    """The shared store, waited for as a running `up` waits out an outage (one line every
+    `interval` s), as `scheduler` and `worker` wait at start. A store that cannot be (a
+    database or role that does not exist, a newer schema) raises at once, and with
+    `until_idle` one away for OUTAGE_SECONDS does, as `worker --until-idle` gives up."""
+    url = shared_url(list(configs))
+    since = monotonic()
+    while True:
+        try:
+            return open_store(url)
+        except StateError as error:
+            waited = monotonic() - since
+            if error.permanent or stop.is_set() or (until_idle and waited >= OUTAGE_SECONDS):
+                raise
+            log.warning("up: the state store is away (%s); retrying in %.0fs", error, interval)
+            stop.wait(interval)
 
 
 def still_queued(configs: Sequence[Config], store: Store | None = None) -> int:

@@ -807,6 +807,8 @@ class Scheduler:
             try:
                 total.add(self.run_once())
             except StateError as error:
+                if error.permanent and self._store is None:
+                    raise  # never opened, and waiting will not open it: a config to fix
                 # a store outage: one line a pass (the traceback with --debug), not a
                 # traceback every 5 s for as long as it lasts
                 log.error(

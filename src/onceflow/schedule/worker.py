@@ -268,6 +268,7 @@ class Worker:
         `until_idle` until nothing of its pipelines is queued or running (and
         `idle_check()`, when given, agrees), or after `max_jobs` claims."""
         stop = stop or threading.Event()
+        self._open_or_wait()
         beating = threading.Event()
         heart = threading.Thread(target=self._heartbeat, args=(beating,), daemon=True)
         heart.start()
@@ -310,6 +311,17 @@ class Worker:
             beating.set()
             heart.join(timeout=5)
         return self.report
+
+    def _open_or_wait(self) -> None:
+        """Open the store once before the loop: a store that cannot be (a database or
+        role that does not exist, a schema newer than this onceflow) stops the worker at
+        once, with its one line; one that is away is waited for by the loop."""
+        try:
+            self.store  # noqa: B018 - opens and migrates it
+        except StateError as error:
+            if error.permanent:
+                raise
+            log.warning("worker %s: the state store is away (%s); waiting", self.worker_id, error)
 
     def _listen(self) -> None:
         try:

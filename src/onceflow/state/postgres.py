@@ -11,6 +11,16 @@ from onceflow.errors import StateError
 from onceflow.redact import redact
 from onceflow.state.db import Database, Listener, Row, Tx
 
+#: What the server says when it refuses the URL itself (a database or role that does not
+#: exist, a wrong password, no pg_hba.conf entry): a config to fix, not an outage to wait
+#: out. psycopg gives no SQLSTATE for a failed connection, only the server's text.
+_REFUSALS = (
+    "does not exist",
+    "password authentication failed",
+    "no pg_hba.conf entry",
+    "authentication failed",
+)
+
 #: How long the server lets an onceflow session sit idle inside an open transaction before
 #: it ends the session (and so its row locks). Every onceflow transaction is a few
 #: statements with no slow work between them (extracting, loading and sleeping all happen
@@ -99,8 +109,10 @@ class PostgresDatabase(Database):
             calls = ", ".join("set_config(%s, %s, false)" for _ in settings)
             conn.execute(f"SELECT {calls}", [v for kv in settings.items() for v in kv])
         except psycopg.Error as error:
+            text = str(error)
             raise StateError(
-                f"state: cannot connect to PostgreSQL store: {redact(str(error)).strip()}"
+                f"state: cannot connect to PostgreSQL store: {redact(text).strip()}",
+                permanent=any(p in text for p in _REFUSALS),
             ) from None
         return conn
 

@@ -59,12 +59,17 @@ class SqliteDatabase(Database):
         super().__init__(url, read_only=read_only)
         path = url.removeprefix("sqlite:///").removeprefix("sqlite://")
         if not path or path == ":memory:":
-            raise StateError("state: an in-memory SQLite store cannot be shared; give a file path")
+            raise StateError(
+                "state: an in-memory SQLite store cannot be shared; give a file path",
+                permanent=True,
+            )
         self.path = Path(path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
-            raise StateError(f"state: cannot create {self.path.parent}: {error.strerror}") from None
+            raise StateError(
+                f"state: cannot create {self.path.parent}: {error.strerror}", permanent=True
+            ) from None
 
     def _connect(self) -> sqlite3.Connection:
         if self.read_only:
@@ -89,7 +94,9 @@ class SqliteDatabase(Database):
                 if locked and time.monotonic() < deadline:
                     time.sleep(0.05)
                     continue
-                raise StateError(self._problem("cannot open", error)) from None
+                raise StateError(
+                    self._problem("cannot open", error), permanent=self._unopenable(error)
+                ) from None
             return conn
 
     def _connect_read_only(self) -> sqlite3.Connection:
@@ -114,7 +121,9 @@ class SqliteDatabase(Database):
                 )
                 conn.execute("PRAGMA query_only = ON")
             except sqlite3.Error as error:
-                raise StateError(self._problem("cannot open", error)) from None
+                raise StateError(
+                    self._problem("cannot open", error), permanent=self._unopenable(error)
+                ) from None
             return conn
         query = "mode=ro"
         wal = Path(f"{self.path}-wal")
@@ -141,7 +150,9 @@ class SqliteDatabase(Database):
             # fails here, as "cannot open"
             conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
         except sqlite3.Error as error:
-            raise StateError(self._problem("cannot open", error)) from None
+            raise StateError(
+                self._problem("cannot open", error), permanent=self._unopenable(error)
+            ) from None
         return conn
 
     def _read_only_folder(self) -> bool:
@@ -172,6 +183,12 @@ class SqliteDatabase(Database):
             "SELECT 1 AS found FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
         )
         return found.fetchone() is not None
+
+    @staticmethod
+    def _unopenable(error: sqlite3.Error) -> bool:
+        """The file is no SQLite database, or its path cannot be opened at all: no
+        outage to wait out (a full disk or a lock is one)."""
+        return _is_damage(error) or "unable to open database file" in str(error)
 
     def _problem(self, what: str, error: sqlite3.Error) -> str:
         message = f"state: {what} the SQLite store {self.path}: {error}"

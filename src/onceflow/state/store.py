@@ -141,7 +141,8 @@ def _refuse_newer(current: int) -> None:
     if current > LATEST_VERSION:
         raise StateError(
             f"the state store has schema version {current}, newer than this onceflow "
-            f"understands ({LATEST_VERSION}); upgrade onceflow"
+            f"understands ({LATEST_VERSION}); upgrade onceflow",
+            permanent=True,
         )
 
 
@@ -208,7 +209,8 @@ def open_store(url: str, *, migrate: bool = True, read_only: bool = False) -> St
     else:
         raise StateError(
             f"state: unsupported state store URL {scheme!r}; "
-            "use sqlite:///path/state.db or postgresql://user@host/db"
+            "use sqlite:///path/state.db or postgresql://user@host/db",
+            permanent=True,
         )
     store = Store(db)
     if migrate and read_only:

@@ -110,3 +110,40 @@ def test_a_worker_until_idle_whose_store_never_comes_gives_up_after_the_outage_b
     with pytest.raises(StateError, match="cannot connect"):
         Worker([config], poll_seconds=0.1).run(until_idle=True)
     assert 1.0 <= time.monotonic() - started < 10
+
+
+@pytest.mark.parametrize("wrong", ["database", "role"])
+def test_a_worker_or_scheduler_whose_store_url_names_no_database_or_role_stops_at_once(
+    tmp_path: Path, wrong: str
+) -> None:
+    """Waiting would not create them: a config to fix, said at start (exit 1 with one
+    line), not retried every poll for ever like an outage."""
+    from urllib.parse import urlsplit
+
+    base = urlsplit(PG_BASE)
+    if wrong == "database":
+        url = base._replace(path=f"/{unique('of_nodb')}").geturl()
+    else:
+        url = base._replace(netloc=f"{unique('of_norole')}@{base.hostname}:{base.port}").geturl()
+    config = project_config(tmp_path / "project", url, schedules=[NIGHTLY])
+    started = time.monotonic()
+    with pytest.raises(StateError, match="does not exist") as worker_stopped:
+        Worker([config], poll_seconds=0.1).run()
+    assert worker_stopped.value.permanent
+    with pytest.raises(StateError, match="does not exist"):
+        Scheduler([config]).run_forever(threading.Event(), interval=0.1)
+    assert time.monotonic() - started < 10
+
+
+def test_up_started_before_its_store_is_reachable_waits_for_it(
+    schema: str, late_port: tuple[int, Forwarder], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """As `scheduler` and `worker` do: it exited 1 when the store was away at start."""
+    from onceflow.schedule import up
+
+    port, _ = late_port
+    config = project_config(tmp_path / "project", through(port, schema), schedules=[NIGHTLY])
+    caplog.set_level(logging.WARNING)
+    summary = up([config], until_idle=True, interval=0.3)
+    assert "up: the state store is away" in caplog.text
+    assert summary["worker"]["failed"] == 0
