@@ -704,6 +704,8 @@ def load_status(
                 "rows_skipped": sum(f.rows_skipped or 0 for f in records),
                 "waiting": gap.reason(tgt.key) if gap else None,
                 "lock": (h.describe() if (h := store.locks.holder(tgt.lock_name)) else None),
+                # why that holder no longer protects the table (a dead pid), or None
+                "lock_stale": h.stale_reason() if h else None,
                 "error": error,
             }
         )
