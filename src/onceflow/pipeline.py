@@ -74,6 +74,13 @@ Progress = Callable[[ExtractionResult], None]
 P = ParamSpec("P")
 R = TypeVar("R")
 
+# How long a run (holding the pipeline lock) waits at least for a table's load lock: a
+# maintenance command that takes only table locks (`optimize`, a `fix-inconsistencies`
+# repair of one table) holds one for seconds, and a manual run should not fail on that
+# moment. Bounded, so a table held for long (a big `onceflow load`) still fails, and
+# says by whom.
+TABLE_LOCK_WAIT_SECONDS = 30.0
+
 
 @dataclass
 class RunSummary:
@@ -163,11 +170,14 @@ def run(
     """Run the whole pipeline for a run date: extract, load, validate, under the pipeline lock.
 
     A second run of the same pipeline waits up to `lock_timeout` seconds for the lock,
-    then raises LockError naming the holder. `force_unlock` first releases the pipeline's
-    locks (its own and its tables') whoever holds them. Pre-load rules gate each file
-    before its commit; post-load rules then check each loaded table (the rules of a table
-    whose load failed are skipped). A run whose load fails, or whose error-severity rule
-    fails or cannot run, is marked failed, though every extraction completed.
+    then raises LockError naming the holder. Each table's load lock (which a maintenance
+    command may hold for a moment) is waited for up to `lock_timeout` seconds, at least
+    TABLE_LOCK_WAIT_SECONDS; a table still held then fails its load, naming the holder.
+    `force_unlock` first releases the pipeline's locks (its own and its tables') whoever
+    holds them. Pre-load rules gate each file before its commit; post-load rules then
+    check each loaded table (the rules of a table whose load failed are skipped). A run
+    whose load fails, or whose error-severity rule fails or cannot run, is marked failed,
+    though every extraction completed.
     """
     store = store or open_store(config.state_url)
     # a table whose settings changed under it is refused before extracting its window
@@ -200,7 +210,8 @@ def run(
         )
         summary = RunSummary(extracted.run, extracted.results)
         fence = _Fence(lease.check, run_lease.check)
-        _load_and_validate(config, summary, tables, lock_timeout, store, lease, fence)
+        table_wait = max(lock_timeout, TABLE_LOCK_WAIT_SECONDS)
+        _load_and_validate(config, summary, tables, table_wait, store, lease, fence)
     return summary
 
 

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from onceflow.cli.app import app, echo, examples
+from onceflow.cli.app import app, echo, examples, say_problem
 from onceflow.cli.options import (
     ConfigOpt,
     JsonOpt,
@@ -155,12 +155,21 @@ def optimize_cmd(
     )
     if as_json:
         print_json(out)
-        return
-    for row in out:
-        if "skipped" in row:
-            echo(f"{row['table']}: skipped ({row['skipped']})")
-        else:
-            echo(
-                f"{row['table']}: version {row['version']}, {row['files_removed']} files "
-                f"compacted into {row['files_added']}, {row['vacuumed']} vacuumed"
-            )
+    else:
+        for row in out:
+            if "skipped" in row:
+                echo(f"{row['table']}: skipped ({row['skipped']})")
+            else:
+                echo(
+                    f"{row['table']}: version {row['version']}, {row['files_removed']} files "
+                    f"compacted into {row['files_added']}, {row['vacuumed']} vacuumed"
+                )
+    busy = [row["table"] for row in out if row.get("busy")]
+    if busy:
+        # a table left uncompacted is a failure to retry (cron should see it), unlike a
+        # table not created yet, which has nothing to compact
+        say_problem(
+            f"error: not optimized, their load lock is held: {', '.join(busy)}; run "
+            "`onceflow optimize` again later, or with --lock-timeout SECONDS to wait"
+        )
+        raise typer.Exit(1)

@@ -272,6 +272,16 @@ def plain(text: object) -> str:
     return escape(printable(str(text)))
 
 
+def _lock_cell(row: dict[str, Any]) -> str:
+    """A table's lock holder, marked stale as the locks below it are (a dead pid's lock
+    protects nothing: the next load takes it over)."""
+    if not row["lock"]:
+        return ""
+    if row.get("lock_stale"):
+        return f"[red]stale[/red], held by {plain(row['lock'])} ({plain(row['lock_stale'])})"
+    return plain(row["lock"])
+
+
 def print_status(report: dict[str, Any]) -> None:
     """The status report: the run's tables, each table's load, the locks, window drift."""
     from rich.table import Table
@@ -307,7 +317,7 @@ def print_status(report: dict[str, Any]) -> None:
                 plain(_strategy_cell(row)),
                 version,
                 files,
-                plain(row["lock"] or ""),
+                _lock_cell(row),
                 "; ".join(problems),
             )
         out.print(loads)

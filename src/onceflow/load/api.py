@@ -595,7 +595,10 @@ def optimize(
 
     The retention defaults to the table's own setting (7 days unless configured); a
     retention below 7 days is refused unless `allow_short_retention` (readers of older
-    versions, and a writer still running, could lose files).
+    versions, and a writer still running, could lose files). Each table is compacted
+    under its load lock, waiting up to `lock_timeout` seconds for it; every table is
+    tried, and one whose lock stays held is `skipped` with why (naming the holder) and
+    `busy: True` (a table not created yet is `skipped` without `busy`).
     """
     if retention_hours is not None and retention_hours < 0:
         raise ConfigError("--retention-hours: must be 0 or more", field="retention_hours")
@@ -610,22 +613,28 @@ def optimize(
             "--allow-short-retention if you are sure no reader or writer is running"
         )
     store = store or open_store(config.state_url)
-    out = []
+    out: list[dict[str, Any]] = []
     for tgt in config_targets(config, tables):
         dt = open_table(tgt.uri)
         if dt is None:
             out.append({"table": tgt.key, "uri": tgt.uri, "skipped": "no table yet"})
             continue
-        with Lease(store, tgt.lock_name, ttl=config.lock_ttl_seconds, timeout=lock_timeout):
-            dt = open_table(tgt.uri)
-            metrics = dt.optimize.compact()
-            removed: list[str] = []
-            if vacuum:
-                removed = dt.vacuum(
-                    retention_hours=retention_hours,
-                    dry_run=False,
-                    enforce_retention_duration=not allow_short_retention,
-                )
+        try:
+            with Lease(store, tgt.lock_name, ttl=config.lock_ttl_seconds, timeout=lock_timeout):
+                dt = open_table(tgt.uri)
+                metrics = dt.optimize.compact()
+                removed: list[str] = []
+                if vacuum:
+                    removed = dt.vacuum(
+                        retention_hours=retention_hours,
+                        dry_run=False,
+                        enforce_retention_duration=not allow_short_retention,
+                    )
+        except LockError as busy:
+            # one busy table (a run loading it, a fix) must not cost the others their
+            # compaction, nor hide what was done before it: it is reported and skipped
+            out.append({"table": tgt.key, "uri": tgt.uri, "skipped": str(busy), "busy": True})
+            continue
         entry: dict[str, Any] = {
             "table": tgt.key,
             "uri": tgt.uri,
@@ -695,6 +704,8 @@ def load_status(
                 "rows_skipped": sum(f.rows_skipped or 0 for f in records),
                 "waiting": gap.reason(tgt.key) if gap else None,
                 "lock": (h.describe() if (h := store.locks.holder(tgt.lock_name)) else None),
+                # why that holder no longer protects the table (a dead pid), or None
+                "lock_stale": h.stale_reason() if h else None,
                 "error": error,
             }
         )

@@ -9,6 +9,7 @@ guarded write re-checks the holder's token (see onceflow.state.files).
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import sys
@@ -21,6 +22,8 @@ from functools import lru_cache
 from onceflow.clock import now
 from onceflow.errors import LockError
 from onceflow.state.db import Database, record_from_row, rows_as
+
+log = logging.getLogger(__name__)
 
 DEFAULT_TTL_SECONDS = 120.0
 
@@ -160,18 +163,39 @@ class Locks:
         timeout: float = 0.0,
         poll: float = 0.5,
     ) -> str:
-        """Take the lock, waiting up to `timeout` seconds; LockError names the holder."""
+        """Take the lock, waiting up to `timeout` seconds; LockError names the holder.
+
+        A wait is logged once (INFO), naming the holder, so a command that waits does not
+        look hung. A refusal re-reads a holder it does not know: `try_acquire` gives none
+        when it lost a race (an insert or takeover beaten by another contender), and a
+        winner that has released since is no reason to refuse, so the lock is tried once
+        more; only a holder still there is named, else `another process`."""
         deadline = time.monotonic() + max(0.0, timeout)
+        waiting = False
         while True:
             token, holder = self.try_acquire(name, ttl=ttl)
             if token is not None:
                 return token
             if time.monotonic() >= deadline:
+                if holder is None:
+                    token, holder = self.try_acquire(name, ttl=ttl)
+                    if token is not None:
+                        return token
+                    holder = holder or self.holder(name)
                 who = holder.describe() if holder else "another process"
                 raise LockError(
                     f"lock {name!r} is held by {who}; waited {timeout:g}s. Retry later, raise "
                     "--lock-timeout, or run `onceflow force-unlock` if that process is gone",
                     lock=name,
+                )
+            if not waiting:
+                waiting = True
+                seen = holder or self.holder(name)
+                log.info(
+                    "waiting up to %g s for lock %r held by %s",
+                    timeout,
+                    name,
+                    seen.describe() if seen else "another process",
                 )
             time.sleep(min(poll, max(0.01, deadline - time.monotonic())))
 

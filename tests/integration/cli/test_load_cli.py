@@ -46,7 +46,10 @@ def test_run_extracts_then_loads_and_a_second_run_waits_for_the_lock(tmp_path: P
     assert blocked.returncode == 1
     assert time.monotonic() - started >= 1.5
     assert f"held by pid {os.getpid()}" in blocked.stderr
-    assert blocked.stderr.count("\n") == 1  # one clear line
+    # one line while it waits (naming whom for), then one clear error line
+    wait, error = blocked.stderr.splitlines()
+    assert f"waiting up to 1.5 s for lock 'pipeline:demo' held by pid {os.getpid()}" in wait
+    assert error.startswith("error: ")
     shown = run_cli("force-unlock", cwd=demo, stdin="n\n")
     assert f"pid {os.getpid()}" in shown.stdout and "nothing released" in shown.stdout
     assert store.locks.holds("pipeline:demo", token)

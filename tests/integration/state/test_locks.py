@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -102,3 +103,52 @@ def test_a_heartbeat_after_expiry_loses_the_lease_even_if_nobody_took_it(store: 
     with pytest.raises(LockError, match="lost lock"):
         store.locks.check("pipeline:p", token)
     assert store.locks.acquire("pipeline:p") != token
+
+
+def _lose_first_race(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first `try_acquire` loses a race (an insert or takeover beaten by another
+    contender): it knows no holder. The calls after it are the real ones."""
+    real = store.locks.try_acquire
+    calls: list[str] = []
+
+    def racing(name: str, *, ttl: float = 120.0) -> tuple[str | None, object]:
+        calls.append(name)
+        return (None, None) if len(calls) == 1 else real(name, ttl=ttl)
+
+    monkeypatch.setattr(store.locks, "try_acquire", racing)
+
+
+def test_a_refusal_after_a_lost_race_takes_the_lock_when_the_winner_is_gone(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It refused naming `another process`: the winner had released before it looked."""
+    _lose_first_race(store, monkeypatch)
+    token = store.locks.acquire("pipeline:p", timeout=0)
+    assert store.locks.holds("pipeline:p", token)
+
+
+def test_a_refusal_after_a_lost_race_names_the_winner(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.locks.acquire("pipeline:p", ttl=60)
+    _lose_first_race(store, monkeypatch)
+    with pytest.raises(LockError, match=rf"held by pid {os.getpid()} on "):
+        store.locks.acquire("pipeline:p", timeout=0)
+
+
+def test_a_wait_for_a_lock_is_logged_once_naming_the_holder(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    store.locks.acquire("pipeline:p", ttl=60)
+    with caplog.at_level(logging.INFO, logger="onceflow.state.locks"), pytest.raises(LockError):
+        store.locks.acquire("pipeline:p", timeout=0.3, poll=0.05)
+    waits = [r.getMessage() for r in caplog.records if "waiting up to" in r.getMessage()]
+    assert len(waits) == 1, waits
+    assert waits[0].startswith(
+        f"waiting up to 0.3 s for lock 'pipeline:p' held by pid {os.getpid()} on "
+    )
+    # no wait, no line
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="onceflow.state.locks"), pytest.raises(LockError):
+        store.locks.acquire("pipeline:p", timeout=0)
+    assert not [r for r in caplog.records if "waiting up to" in r.getMessage()]
