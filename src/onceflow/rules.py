@@ -27,6 +27,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     TypeAdapter,
@@ -41,8 +42,24 @@ from onceflow.type_names import known
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 
-Number = float | int
-Bound = float | int | str  # a str bound is a date or timestamp literal (cast by the engine)
+# a number with an exponent as YAML 1.2 writes it; PyYAML reads YAML 1.1, where `1e6`
+# (no dot) and `2.5e1` (no sign in the exponent) are text, and `2.5e+1` a float
+_EXPONENT = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+")
+
+
+def _yaml12_number(value: Any) -> Any:
+    """A bound YAML 1.1 left as text though YAML 1.2 (and JSON) reads it as a number
+    (`max: 1e6`), as that number: refused, it asked for a number written without quotes,
+    which it was. Text of any other form is left to the field's own checks."""
+    if isinstance(value, str) and _EXPONENT.fullmatch(value.strip()):
+        return float(value)
+    return value
+
+
+Number = Annotated[float | int, BeforeValidator(_yaml12_number)]
+# a str bound is a date or timestamp literal (cast by the engine)
+Bound = Annotated[float | int | str, BeforeValidator(_yaml12_number)]
+Count = Annotated[int, BeforeValidator(_yaml12_number)]  # 1e6 rows: an exact float, an int
 
 
 class _Rule(BaseModel):
@@ -358,8 +375,8 @@ class Length(_ColumnRule):
     """min <= length of the text value <= max (characters)."""
 
     type: Literal["length"] = "length"
-    min: int | None = Field(None, ge=0)
-    max: int | None = Field(None, ge=0)
+    min: Count | None = Field(None, ge=0)
+    max: Count | None = Field(None, ge=0)
 
     @model_validator(mode="after")
     def _bounds(self) -> Length:
@@ -372,8 +389,8 @@ class RowCount(_Rule):
 
     COUNTS_ROWS: ClassVar[bool] = False
     type: Literal["row_count"] = "row_count"
-    min: int | None = Field(None, ge=0)
-    max: int | None = Field(None, ge=0)
+    min: Count | None = Field(None, ge=0)
+    max: Count | None = Field(None, ge=0)
 
     @model_validator(mode="after")
     def _bounds(self) -> RowCount:

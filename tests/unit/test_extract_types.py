@@ -247,3 +247,38 @@ def test_an_integer_read_as_a_boolean_must_be_0_or_1(values, shown):
     )
     ok = _cast([field], [pa.array([1, 0, None], field.type)], {"flag": pa.bool_()})
     assert ok.column(0).to_pylist() == [True, False, None]
+
+
+def test_a_mysql_query_through_sqlalchemy_is_typed_by_its_field_flags():
+    """PyMySQL's field packets carry the UNSIGNED flag (32) and the charset (63: binary);
+    a driver without them gets only the types the description decides, its integers
+    left to their values (an unsigned one declared int64 would overflow)."""
+    from types import SimpleNamespace
+
+    from onceflow.extract.readers.sa_mysql import mysql_declared
+
+    description = [
+        ("b", 8, None, 20, 20, 0, True),
+        ("n", 246, None, 13, 13, 3, True),
+        ("v", 253, None, 4, 4, 0, True),
+        ("d", 10, None, 10, 10, 0, True),
+    ]
+    fields = [
+        SimpleNamespace(flags=f, charsetnr=c) for f, c in [(32, 63), (32, 63), (128, 63), (128, 63)]
+    ]
+    pymysql = SimpleNamespace(description=description, _result=SimpleNamespace(fields=fields))
+    assert mysql_declared(pymysql) == {
+        "b": pa.uint64(),
+        "n": pa.decimal128(12, 3),
+        "v": pa.binary(),
+        "d": pa.date32(),
+    }
+    assert mysql_declared(SimpleNamespace(description=description)) == {"d": pa.date32()}
+
+
+def test_an_integer_past_int64_through_sqlalchemy_fails_naming_its_column():
+    """With no declared type, 2**64-1 raised an OverflowError naming no column."""
+    from onceflow.extract.readers.sqlalchemy import _sa_array
+
+    with pytest.raises(ConversionError, match="column 'b' comes through SQLAlchemy"):
+        _sa_array("b", [2**64 - 1], None, "mysql")

@@ -268,3 +268,27 @@ def test_schema_types_in_engine_and_arrow_spellings_match_the_same_columns() -> 
     assert same_type("list<timestamp>", "TIMESTAMP_NS[]") and not same_type(
         "list<int32>", "BIGINT[]"
     )
+
+
+def test_a_bound_with_an_exponent_yaml_1_1_reads_as_text_is_that_number() -> None:
+    """PyYAML (YAML 1.1) reads `1e6` (no dot) and `2.5e1` (no sign in the exponent) as
+    text, so `max: 1e6` was refused asking for "a number without quotes": it is the
+    number, as YAML 1.2 and JSON read it. Quoted digits without an exponent still fail."""
+    from onceflow.config import parse_yaml
+
+    text = """
+sources: {shop: {url: "sqlite:///x.db"}}
+tables:
+  - source: shop
+    table: orders
+    rules:
+      - {name: r, type: range, column: amount, min: -1E-3, max: 1e6}
+      - {name: s, type: statistic, statistic: mean, column: amount, max: 2.5e1}
+      - {name: n, type: row_count, min: 1e0, max: 1e6}
+"""
+    range_, statistic, count = config_from_dict(parse_yaml(text, "onceflow.yml")).tables[0].rules
+    assert (range_.min, range_.max) == (-0.001, 1_000_000)
+    assert statistic.max == 25
+    assert (count.min, count.max) == (1, 1_000_000) and isinstance(count.max, int)
+    with pytest.raises(ConfigError, match="write a number without quotes"):
+        _config([{"name": "r", "type": "range", "column": "amount", "max": "5"}])

@@ -693,3 +693,81 @@ def test_through_sqlalchemy_unsigned_integers_and_zero_dates_read_as_the_native_
     assert generic.to_pylist() == native.to_pylist()
     assert generic.schema.field("bu").type == pa.uint64()
     assert generic.column("d").to_pylist() == [None, date(2024, 1, 1), None]
+
+
+def test_through_sqlalchemy_a_query_is_typed_as_its_table_and_the_native_reader(
+    mysql_admin, mysql_db, tmp_path
+):
+    """Through `reader: sqlalchemy` a `query:` was typed from its values where a `table:`
+    got its declared types: bigint unsigned 18446744073709551615 failed with an
+    OverflowError naming no column, tinyint/int unsigned were int64, and a date column
+    whose rows all held zero dates was a string column ('0000-00-00'), with one real date
+    a date column. The server's description of the result now types it."""
+    _exec(
+        mysql_admin,
+        _db(mysql_db),
+        "SET SESSION sql_mode = ''",
+        "CREATE TABLE u (id int, a tinyint unsigned, b bigint unsigned, c int unsigned, "
+        "m mediumint unsigned, s smallint, d date, e datetime, n decimal(12,3) unsigned, "
+        "w decimal(30,5), f float, t varchar(5), v varbinary(4), j json)",
+        "INSERT INTO u VALUES (1, 255, 18446744073709551615, 4294967295, 16777215, -5, "
+        "'0000-00-00', '0000-00-00 00:00:00', 123456789.125, -1.5, 0.5, 'x', x'00ff', '[1]'), "
+        "(2, 0, 0, 0, 0, 0, '0000-00-00', '0000-00-00 00:00:00', NULL, NULL, NULL, NULL, "
+        "NULL, NULL), (3, NULL, NULL, NULL, NULL, NULL, '2024-01-01', '2024-01-01 10:00:00', "
+        "NULL, NULL, NULL, NULL, NULL, NULL)",
+    )
+    source = {"url": mysql_db.replace("mysql://", "mysql+pymysql://"), "reader": "sqlalchemy"}
+    zero = "SELECT id, d, e FROM u WHERE id < 3"
+    summary = run(
+        tmp_path,
+        {"cx": mysql_db, "sa": source},
+        [
+            {"source": "sa", "table": "u"},
+            {"source": "sa", "name": "q", "query": "SELECT * FROM u"},
+            {"source": "cx", "name": "q", "query": "SELECT * FROM u"},
+            {"source": "sa", "name": "zero", "query": zero},
+            {"source": "cx", "name": "zero", "query": zero},
+        ],
+    )
+    table, query = read(summary, "sa.u").sort_by("id"), read(summary, "sa.q").sort_by("id")
+    native = read(summary, "cx.q").sort_by("id")
+    assert query.schema == table.schema
+    assert query.to_pylist() == table.to_pylist()
+    # but FLOAT, a double through SQLAlchemy (table or query), float32 natively
+    assert query.drop_columns(["f"]).schema == native.drop_columns(["f"]).schema
+    assert query.drop_columns(["f"]).to_pylist() == native.drop_columns(["f"]).to_pylist()
+    assert [query.schema.field(c).type for c in "abcm"] == [
+        pa.uint8(),
+        pa.uint64(),
+        pa.uint32(),
+        pa.uint32(),
+    ]
+    assert query.column("b").to_pylist() == [18446744073709551615, 0, None]
+    assert query.column("d").to_pylist() == [None, None, date(2024, 1, 1)]
+    zeros, native_zeros = read(summary, "sa.zero"), read(summary, "cx.zero")
+    assert zeros.schema.field("d").type == pa.date32()
+    assert zeros.schema.field("e").type == pa.timestamp("us")
+    assert zeros.schema == native_zeros.schema
+    assert zeros.column("d").to_pylist() == [None, None]
+
+
+def test_through_sqlalchemy_a_spatial_table_reads_without_a_warning(
+    mysql_admin, mysql_db, tmp_path
+):
+    """SQLAlchemy does not know MySQL's spatial types: reflecting them printed `SAWarning:
+    Did not recognize type 'geometry'` to stderr, though the column is read as bytes."""
+    import warnings
+
+    _exec(
+        mysql_admin,
+        _db(mysql_db),
+        "CREATE TABLE shapes (id int, g geometry, c geometrycollection, p point)",
+        "INSERT INTO shapes VALUES (1, ST_GeomFromText('POINT(1 2)'), NULL, NULL)",
+    )
+    source = {"url": mysql_db.replace("mysql://", "mysql+pymysql://"), "reader": "sqlalchemy"}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        summary = run(tmp_path, {"sa": source}, [{"source": "sa", "table": "shapes"}])
+    assert [str(w.message) for w in caught] == []
+    data = read(summary, "sa.shapes")
+    assert data.schema.field("g").type == pa.binary()

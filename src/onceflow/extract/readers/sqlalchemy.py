@@ -5,6 +5,7 @@ its rows turned into Arrow columns of the table's declared types.
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from typing import Any
@@ -22,6 +23,7 @@ from onceflow.extract.readers.base import (
 )
 from onceflow.extract.readers.cursors import _NO_WINDOW, _pg_not_a_time, _pg_text
 from onceflow.extract.readers.mysql import _MYSQL_TIMESTAMP, MysqlReader, cursor_not_returned
+from onceflow.extract.readers.sa_mysql import mysql_declared
 from onceflow.extract.readers.sa_postgres import (
     has_markers,
     pg_declared,
@@ -67,6 +69,11 @@ _SA_UNSIGNED = {
 }
 # the text PyMySQL gives for a date it cannot parse (a zero or invalid date)
 _ZERO_DATE = re.compile(r"\d{4}-\d\d-\d\d")
+# SQLAlchemy's warning on reflecting a MySQL/MariaDB spatial column
+_SPATIAL_UNKNOWN = (
+    r"Did not recognize type '(geometry|point|linestring|polygon|multipoint|multilinestring"
+    r"|multipolygon|geometrycollection|geomcollection)'"
+)
 # SQLite stores every integer in 64 bits and every real in a double.
 _SA_SQLITE_TYPES = {
     "INTEGER": pa.int64(),
@@ -87,7 +94,9 @@ def _sa_array(
     zero and invalid dates (which PyMySQL gives as their text) read as NULL."""
     try:
         array = pa.array(values, type=declared)
-    except (pa.ArrowTypeError, pa.ArrowInvalid) as error:
+    except (pa.ArrowTypeError, pa.ArrowInvalid, OverflowError) as error:
+        # OverflowError: an integer past int64 where no type is declared (a driver
+        # without MySQL's UNSIGNED flag), which named no column
         if dialect == "postgresql" and has_markers(values):
             values, built = resolve(name, values)
             if built is not None:
@@ -96,7 +105,7 @@ def _sa_array(
         if dialect in ("mysql", "mariadb") and _zero_dates(values, declared):
             # as the native reader and JDBC's zeroDateTimeBehavior=convertToNull
             return _sa_array(name, [None if isinstance(v, str) else v for v in values], declared)
-        if declared is None:
+        if declared is None or isinstance(error, OverflowError):
             detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
             raise ConversionError(
                 _unheld(name, f"values Arrow has no type for ({detail})", dialect), name
@@ -151,11 +160,15 @@ def _sa_base(kind: Any) -> Any:
 
 
 def _reflected(conn: Any, name: str) -> Any:
-    """The table a `table:` name names, reflected (its parts as `table_parts` reads them)."""
+    """The table a `table:` name names, reflected (its parts as `table_parts` reads them).
+    SQLAlchemy's warning for a MySQL spatial type it does not know is kept off stderr:
+    the column is read as the server's bytes, which the docs describe."""
     import sqlalchemy as sa
 
     *schema, table = table_parts(name)
-    return sa.Table(table, sa.MetaData(), schema=".".join(schema) or None, autoload_with=conn)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", _SPATIAL_UNKNOWN, sa.exc.SAWarning)
+        return sa.Table(table, sa.MetaData(), schema=".".join(schema) or None, autoload_with=conn)
 
 
 class SqlAlchemyReader(Reader):
@@ -206,6 +219,8 @@ class SqlAlchemyReader(Reader):
                 columns = list(result.keys())
                 if postgres:  # the server's own types: a query's columns, and typmods
                     declared.update(pg_declared(result.cursor.description))
+                elif mysql and spec.query:  # a table's are reflected: a query's, as its
+                    declared.update(mysql_declared(result.cursor))
                 try:
                     distinct_columns(columns, self.where)
                     if dialect == "sqlite" and spec.query:
