@@ -233,12 +233,28 @@ def print_fixes(result: dict[str, Any], as_json: bool) -> None:
             echo("Failed fixes:")
             for failure in result["failures"]:
                 echo(f"  ! {failure}")
-        state = "CONSISTENT" if result["consistent"] else "INCONSISTENT"
-        echo(f"Overall Status After Fixes: {state}")
+        echo(f"Overall Status After Fixes: {_after_fixes(result)}")
         for issue in result["remaining"]:
             _print_issue(issue, "  ")
-    if not result["consistent"]:
+    # what was skipped or kept was not fixed: it fails the command as an inconsistency does
+    if not (result["consistent"] and result.get("complete", True)):
         raise typer.Exit(1)
+
+
+def _after_fixes(result: dict[str, Any]) -> str:
+    """The verdict after fix-inconsistencies: INCONSISTENT while the re-check finds an
+    issue; INCOMPLETE when it finds none but a fix was not made (a table skipped, a file
+    kept): that part was not fixed, so it is not called consistent."""
+    if not result["consistent"]:
+        return "INCONSISTENT"
+    if result.get("complete", True):
+        return "CONSISTENT"
+    skipped = result.get("skipped") or []
+    tables = f"; tables skipped: {', '.join(skipped)}" if skipped else ""
+    return (
+        f"INCOMPLETE - {result['fixes_failed']} not fixed (see Failed fixes){tables}; "
+        "run fix-inconsistencies again once the commands holding their locks have finished"
+    )
 
 
 def console() -> Any:

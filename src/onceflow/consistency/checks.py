@@ -568,13 +568,19 @@ def held_uncommitted_files(
     return found
 
 
+def live_extraction_lock(store: Store, config: Config) -> LockRecord | None:
+    """A live holder of the pipeline lock or of one of its run locks (an extraction or a
+    run may be writing to the lake), if any."""
+    name = config.pipeline_lock_name
+    for lock in store.locks.find():
+        if (lock.name == name or lock.name.startswith(f"{name}@")) and not lock.stale_reason():
+            return lock
+    return None
+
+
 def _extraction_may_run(store: Store, config: Config) -> bool:
     """Whether a live process holds the pipeline lock or one of its run locks."""
-    name = config.pipeline_lock_name
-    return any(
-        (lock.name == name or lock.name.startswith(f"{name}@")) and lock.stale_reason() is None
-        for lock in store.locks.find()
-    )
+    return live_extraction_lock(store, config) is not None
 
 
 def _uncommitted_issues(
@@ -782,28 +788,42 @@ def interrupted_extractions(
     store: Store, config: Config, runs: Runs, *, own_token: str | None = None
 ) -> list[Issue]:
     """Extractions left `running` by a process that is gone (nobody live holds the lock).
-    `own_token`: the caller's own hold of the pipeline lock, which runs nothing."""
+    `own_token`: the caller's own hold of the pipeline lock, which runs nothing.
+
+    `runs` may be old: validate-consistency reads them before its table and lake scans,
+    and a run that finished meanwhile has released its lock. So an extraction `running`
+    in `runs` is judged on the locks as they are now, then its record is read again, and
+    it is reported only if that same attempt is still running: a run records its
+    extractions before it releases its lock, and one that starts again holds a lock
+    before it marks an extraction running (a new attempt), so a record read after its
+    locks were seen free says whether a live process could still own it."""
     holder = store.locks.holder(config.pipeline_lock_name)
     if holder is not None and holder.token != own_token and holder.stale_reason() is None:
         return []  # a live run holds the pipeline: its running extractions are real
     issues = []
     for run, extractions in runs:
+        running = {key: ext for key, ext in extractions.items() if ext.status == "running"}
+        if not running:
+            continue
         # a scheduled run holds only its own run lock (`pipeline:<name>@<run id>`)
         own = store.locks.holder(config.run_lock_name(run.run_id))
         if own is not None and own.stale_reason() is None:
             continue
-        for key, ext in extractions.items():
-            if ext.status == "running":
-                issues.append(
-                    Issue(
-                        "interrupted_extraction",
-                        f"{run.run_id}:{key}",
-                        f"running since {ext.started_at}, but no live process holds the "
-                        "pipeline lock",
-                        table=key,
-                        extra={"run_id": run.run_id, "attempts": ext.attempts},
-                    )
+        now = store.extractions.of_run(run.run_id)  # read after its locks were seen free
+        for key, ext in running.items():
+            current = now.get(key)
+            if current is None or current.status != "running" or current.attempts != ext.attempts:
+                continue  # finished, or started again, since `runs` was read
+            issues.append(
+                Issue(
+                    "interrupted_extraction",
+                    f"{run.run_id}:{key}",
+                    f"running since {current.started_at}, but no live process holds the "
+                    f"pipeline lock or the run's lock ({config.run_lock_name(run.run_id)})",
+                    table=key,
+                    extra={"run_id": run.run_id, "attempts": current.attempts},
                 )
+            )
     return issues
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from onceflow.consistency.checks import (
     gone_tables,
     interrupted_extractions,
     lake_files,
+    live_extraction_lock,
     pipeline_runs,
     reextract_command,
     sidecar_issues,
@@ -36,7 +38,7 @@ from onceflow.load import LoadTarget, config_targets, reconcile
 from onceflow.load.loader import apply_step
 from onceflow.load.markers import read_markers
 from onceflow.load.plan import Step
-from onceflow.state import Lease, Store, open_store
+from onceflow.state import Lease, LockRecord, Store, open_store
 from onceflow.warehouse import open_table
 
 log = logging.getLogger(__name__)
@@ -248,7 +250,13 @@ def fix_inconsistencies(
     safe_age_seconds: float = DEFAULT_SAFE_AGE_SECONDS,
     store: Store | None = None,
 ) -> dict[str, Any]:
-    """Repair the index from the truth and remove old garbage; says what it did."""
+    """Repair the index from the truth and remove old garbage; says what it did.
+
+    `failures` lists what was not done: a table skipped because another command holds its
+    lock (also in `skipped`), a file kept because a live process may be writing it, a
+    repair only a load or a re-extraction can make. `consistent` is the re-check's verdict
+    after the fixes; `complete` says nothing was left undone. The CLI exits 1 unless both
+    hold: a table skipped was not fixed, whatever the re-check saw of it."""
     store = store or open_store(config.state_url)
     actions = _Actions()
     failures: list[str] = []
@@ -275,27 +283,29 @@ def fix_inconsistencies(
     for issue in gone_tables(store, config, targets):
         store.files.forget(issue.subject)
         actions.add(f"forgot {issue.extra['rows']} tracker row(s) of {issue.subject} (no table)")
+    skipped: list[str] = []
     for tgt in targets:
-        try:
-            with Lease(store, tgt.lock_name, ttl=config.lock_ttl_seconds, timeout=0) as lease:
-                held = read_markers(open_table(tgt.uri))
-                for note in reconcile(store, tgt, held):
-                    actions.add(f"{tgt.key}: {note}")
-                if held.repairs:  # the data is short: only a load brings it back
-                    failures.append(external_restore_issue(tgt, held).detail)
-                    log.warning("not fixed: %s", failures[-1])
-                for path in delta_garbage(tgt, safe_age_seconds):
-                    path.unlink(missing_ok=True)
-                    actions.add(f"{tgt.key}: removed uncommitted data file {path}")
-                _replace_twice_loaded(config, store, tgt, lease, actions, failures)
-        except LockError as error:
-            failures.append(f"{tgt.key}: skipped, a loader is running ({error})")
-            log.warning("not fixed: %s", failures[-1])
-        except LoadError as error:
-            # a table that cannot be opened: nothing of it is known, so nothing is touched
-            # (its data files are not garbage: a damaged log hides which are referenced)
-            failures.append(f"{tgt.key}: left as it is: {error}")
-            log.warning("not fixed: %s", failures[-1])
+        with ExitStack() as stack:
+            try:
+                lease = stack.enter_context(
+                    Lease(store, tgt.lock_name, ttl=config.lock_ttl_seconds, timeout=0)
+                )
+            except LockError as error:
+                skipped.append(tgt.key)
+                failures.append(f"{tgt.key}: skipped, not fixed: {_held_elsewhere(store, error)}")
+                log.warning("not fixed: %s", failures[-1])
+                continue
+            try:
+                _repair_table(config, store, tgt, lease, safe_age_seconds, actions, failures)
+            except LockError as error:  # its lease was broken while repairing
+                failures.append(f"{tgt.key}: not fully fixed: {error}")
+                log.warning("not fixed: %s", failures[-1])
+            except LoadError as error:
+                # a table that cannot be opened: nothing of it is known, so nothing is
+                # touched (its data files are not garbage: a damaged log hides which are
+                # referenced)
+                failures.append(f"{tgt.key}: left as it is: {error}")
+                log.warning("not fixed: %s", failures[-1])
     for issue in tables_with_failed_files(store, pipeline_runs(store, config)):
         count = issue.extra["failed_files"]
         for run_id in issue.extra["runs"]:
@@ -309,12 +319,95 @@ def fix_inconsistencies(
         if store.extractions.force(run_id, key):
             actions.add(f"{key} of {run_id}: {issue.detail}; marked for re-extraction")
     _repair_extractions(config, store, safe_age_seconds, actions, failures)
+    before = live_extraction_lock(store, config)
     after = validate_consistency(config, safe_age_seconds=safe_age_seconds, store=store)
+    remaining = _kept_under_live_locks(store, config, after["issues"], before, failures)
     return {
         "actions": actions.done,
         "fixes_applied": len(actions.done),
         "fixes_failed": len(failures),
         "failures": failures,
-        "consistent": after["consistent"],
-        "remaining": after["issues"],
+        "skipped": skipped,
+        "consistent": not remaining,
+        "complete": not failures,
+        "remaining": remaining,
     }
+
+
+def _repair_table(
+    config: Config,
+    store: Store,
+    tgt: LoadTarget,
+    lease: Lease,
+    safe_age: float,
+    actions: _Actions,
+    failures: list[str],
+) -> None:
+    """One table's repairs, under its load lock (`lease`): its tracker from its Delta log,
+    its old uncommitted data files, a file's rows it holds twice."""
+    held = read_markers(open_table(tgt.uri))
+    for note in reconcile(store, tgt, held):
+        actions.add(f"{tgt.key}: {note}")
+    if held.repairs:  # the data is short: only a load brings it back
+        failures.append(external_restore_issue(tgt, held).detail)
+        log.warning("not fixed: %s", failures[-1])
+    for path in delta_garbage(tgt, safe_age):
+        path.unlink(missing_ok=True)
+        actions.add(f"{tgt.key}: removed uncommitted data file {path}")
+    _replace_twice_loaded(config, store, tgt, lease, actions, failures)
+
+
+def _held_elsewhere(store: Store, error: LockError) -> str:
+    """Why a lock could not be taken, naming its holder: any command takes a table's lock
+    (a load, validate-consistency --fix, reset-state, optimize...), and the lock does not
+    record which, so it is "another command", not "a loader"."""
+    holder = store.locks.holder(error.lock) if error.lock else None
+    who = f"another command ({holder.describe()})" if holder else "another command"
+    return (
+        f"its lock {error.lock or ''} is held by {who}; run fix-inconsistencies again once "
+        "it has finished"
+    )
+
+
+#: What the re-check after the fixes may find only because a live process is writing it:
+#: the lake's temp and uncommitted files under an extraction's lock, a table's uncommitted
+#: data files under its loader's.
+_LIVE_WRITES = ("temp_file", "uncommitted_lake_file", "uncommitted_delta_file")
+
+
+def _kept_under_live_locks(
+    store: Store,
+    config: Config,
+    issues: list[dict[str, Any]],
+    before: LockRecord | None,
+    failures: list[str],
+) -> list[dict[str, Any]]:
+    """The re-check's issues, but the files a live writer may own, judged as the fixes
+    judged them: kept (a failure, "an extraction may be running"), not an inconsistency.
+
+    With a small --safe-age, a live extraction's temp file, or its data file between its
+    rename and its sidecar, is found by the re-check although the fixes kept it (or it
+    appeared after them). A lock seen live before or after the re-check counts: a writer
+    creates its files only while holding it."""
+    holder = live_extraction_lock(store, config) or before
+    loaders = {t.key: t.lock_name for t in config_load_targets(config, store)}
+    remaining = []
+    for issue in issues:
+        kind, path = issue["kind"], str(issue["subject"])
+        lock = holder if kind in ("temp_file", "uncommitted_lake_file") else None
+        if kind == "uncommitted_delta_file" and issue.get("table") in loaders:
+            live = store.locks.holder(loaders[issue["table"]])
+            lock = live if live is not None and not live.stale_reason() else None
+        if kind not in _LIVE_WRITES or lock is None:
+            remaining.append(issue)
+            continue
+        if not Path(path).exists() or any(path in f for f in failures):
+            continue  # finished meanwhile, or already listed as kept
+        what = "temp file" if kind == "temp_file" else "uncommitted file"
+        writer = "a load" if kind == "uncommitted_delta_file" else "an extraction"
+        failures.append(
+            f"{what} {path} kept, {writer} may be running "
+            f"(lock {lock.name} is held by {lock.describe()})"
+        )
+        log.warning("not fixed: %s", failures[-1])
+    return remaining

@@ -923,3 +923,123 @@ def test_an_extraction_completed_after_it_was_judged_interrupted_is_not_marked_f
     assert [a for a in fixed["actions"] if "interrupted" in a] == [
         "src.customers of p_20250101: interrupted extraction marked failed (retried next run)"
     ]
+
+
+def test_an_extraction_a_run_finished_during_the_check_is_not_reported_interrupted(
+    tmp_path: Path, any_state_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """validate-consistency read the extractions' statuses before its table and lake scans
+    and the locks after them: a run that finished in between (its lock released) left its
+    extraction looking abandoned, and a healthy run's check exited 1."""
+    from onceflow.consistency import checks
+
+    _, cfg = _project(tmp_path, any_state_url, days=1)
+    store = open_store(cfg.state_url)
+    _record_runs(store, tmp_path, ("orders",), 1)
+    run_id, window = "p_20250101", window_for(START, "UTC").iso()
+    done = store.extractions.of_run(run_id)["src.orders"]
+    lock = cfg.run_lock_name(run_id)
+    token = store.locks.acquire(lock, ttl=600)  # the run, extracting src.orders again
+    store.extractions.start(run_id, "src.orders", window)
+    scans = checks.lake_scans
+
+    def scanned_while_the_run_finished(config: Config) -> Any:
+        # the statuses are read; the run records its extraction and releases its lock
+        outcome = ExtractionOutcome(
+            "src.orders",
+            "extracted",
+            done.record_count,
+            done.file_path or "",
+            done.file_size,
+            done.checksum,
+            *window,
+        )
+        store.extractions.complete(run_id, [outcome])
+        store.locks.release(lock, token)
+        return scans(config)
+
+    monkeypatch.setattr(checks, "lake_scans", scanned_while_the_run_finished)
+    report = validate_consistency(cfg, store=store)
+    assert "interrupted_extraction" not in _kinds(report), report["issues"]
+
+    # read while running, re-read still running in that attempt with no lock: reported
+    store.extractions.start(run_id, "src.orders", window)
+    stale = checks.pipeline_runs(store, cfg)
+    [issue] = checks.interrupted_extractions(store, cfg, stale)
+    assert issue.subject == f"{run_id}:src.orders"
+    assert f"the run's lock ({lock})" in issue.detail
+    # ...but not once a new attempt started (its process holds a lock before it does)
+    store.extractions.start(run_id, "src.orders", window)
+    assert checks.interrupted_extractions(store, cfg, stale) == []
+
+
+def test_a_table_whose_lock_another_command_holds_is_skipped_named_and_fails_the_fix(
+    tmp_path: Path, any_state_url: str
+) -> None:
+    """fix-inconsistencies called any holder of a table's lock "a loader", and printed
+    CONSISTENT with exit 0 although it had not fixed that table."""
+    config, cfg = _project(tmp_path, any_state_url, tables=TWO, days=1)
+    store = open_store(cfg.state_url)
+    load(cfg, store=store)
+    lock = _lock(tmp_path)
+    store.locks.acquire(lock, ttl=600)  # e.g. reset-state or optimize: this live process
+    holder = store.locks.holder(lock)
+    assert holder is not None
+
+    result = fix_inconsistencies(cfg, store=store)
+    assert result["failures"] == [
+        f"src.orders: skipped, not fixed: its lock {lock} is held by another command "
+        f"({holder.describe()}); run fix-inconsistencies again once it has finished"
+    ]
+    assert result["skipped"] == ["src.orders"]
+    assert (result["consistent"], result["complete"]) == (True, False)
+
+    out = run_cli("fix-inconsistencies", "-c", str(config))
+    assert out.returncode == 1, out.stderr
+    assert "a loader" not in out.stdout
+    assert f"! src.orders: skipped, not fixed: its lock {lock} is held by another" in out.stdout
+    assert (
+        "Overall Status After Fixes: INCOMPLETE - 1 not fixed (see Failed fixes); tables "
+        "skipped: src.orders;" in out.stdout
+    )
+
+
+def test_a_temp_file_a_live_extraction_writes_during_the_fix_is_kept_not_inconsistent(
+    tmp_path: Path, any_state_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With --safe-age 0 beside a live run, the re-check after the fixes reported the
+    run's temp file as left by an interrupted write (INCONSISTENT) instead of kept."""
+    from onceflow.consistency import fixes
+
+    _, cfg = _project(tmp_path, any_state_url, days=1)
+    store = open_store(cfg.state_url)
+    load(cfg, store=store)
+    store.locks.acquire(cfg.pipeline_lock_name, ttl=600)  # a live extraction: this process
+    holder = store.locks.holder(cfg.pipeline_lock_name)
+    assert holder is not None
+    temp = Path(_day_paths(tmp_path)[0]).parent / f"p_20250102.parquet{TEMP_MARKER}-live"
+    recheck = fixes.validate_consistency
+
+    def written_before_the_recheck(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        temp.write_bytes(b"partial")  # after the fixes looked, before the re-check
+        return recheck(*args, **kwargs)
+
+    monkeypatch.setattr(fixes, "validate_consistency", written_before_the_recheck)
+    result = fix_inconsistencies(cfg, safe_age_seconds=0, store=store)
+    assert temp.exists()
+    assert result["remaining"] == []
+    assert result["failures"] == [
+        f"temp file {temp} kept, an extraction may be running (lock "
+        f"{cfg.pipeline_lock_name} is held by {holder.describe()})"
+    ]
+    assert (result["consistent"], result["complete"]) == (True, False)
+
+    # the same file found before the fixes is kept by them and listed once
+    again = fix_inconsistencies(cfg, safe_age_seconds=0, store=store)
+    assert [f for f in again["failures"] if str(temp) in f] == [
+        f"temp file {temp} kept, an extraction may be running (lock "
+        f"{cfg.pipeline_lock_name!r} is held by {holder.describe()}; waited 0s. Retry later, "
+        "raise --lock-timeout, or "
+        "run `onceflow force-unlock` if that process is gone)"
+    ]
+    assert again["remaining"] == []
