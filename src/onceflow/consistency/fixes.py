@@ -133,7 +133,9 @@ def _repair_extractions(
             for path in temps:
                 _remove_temp(path, safe_age, actions)
             _remove_uncommitted(config, store, found, safe_age, actions, failures)
-    except LockError as error:
+    except LockError as refused:
+        # who holds it, without the lock error's advice (`--lock-timeout` is no option here)
+        error = str(refused).split("; waited ")[0]
         for path in temps:
             failures.append(f"temp file {path} kept, an extraction may be running ({error})")
             log.warning("not fixed: %s", failures[-1])
