@@ -190,8 +190,8 @@ def committed_complete(config: Config, ctx: RunContext, selected: Sequence[Table
         return ""
     return (
         f"{', '.join(k for k, _ in found)} already committed as complete (at "
-        f"{min(t for _, t in found)}: a clock stepped back since, or another host's clock "
-        "is ahead)"
+        f"{min(t for _, t in found)}: a clock stepped back since, another host's clock "
+        "is ahead, or `settle` was raised since)"
     )
 
 

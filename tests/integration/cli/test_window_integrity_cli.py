@@ -1,11 +1,11 @@
 """Through the CLI, on the demo: a second --run-id for a date that ran is refused (exit 2,
 naming the run that holds the window) and nothing is loaded twice; reset-state of another
 date's run id is refused before its question; a run id's date is its stored run's, else
-the date it ends in."""
+the date it ends in; a window committed before `settle` was raised is named as such."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from onceflow.config import load_config
@@ -129,3 +129,18 @@ def test_a_run_id_of_eight_digits_alone_is_the_run_of_that_date(demo: Path) -> N
     assert done.returncode == 0, done.stderr
     files = sorted(str(p.relative_to(demo / "lake")) for p in demo.rglob("*.parquet"))
     assert files and all(f.endswith("202501/23/20250123.parquet") for f in files)
+
+
+def test_a_window_committed_before_settle_was_raised_names_that_cause(demo: Path) -> None:
+    yesterday = (datetime.now(UTC).date() - timedelta(days=1)).isoformat()  # demo: UTC
+    first = run_cli("extract", "--date", yesterday, cwd=demo)
+    assert first.returncode == 0, first.stderr
+    config = demo / "onceflow.yml"
+    config.write_text(config.read_text().replace("workers: 2\n", "workers: 2\nsettle: 3d\n"))
+    refused = run_cli("extract", "--date", yesterday, cwd=demo)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "already committed as complete" in refused.stderr
+    assert "or `settle` was raised since" in refused.stderr
+    again = run_cli("extract", "--date", yesterday, "--allow-partial", cwd=demo)
+    assert again.returncode == 0, again.stderr
+    assert "or `settle` was raised since the commit" in again.stderr
