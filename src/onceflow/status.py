@@ -174,7 +174,7 @@ def _reset(
         return {"action": "reset_failed", "count": n, "load_files": files}
     if table:
         forced = force_reprocess_table(config, table, run_date, run_id=run_id, store=store)
-        rid = run_context(config, run_date, run_id).run_id
+        rid = run_context(config, run_date, run_id, store).run_id
         return {
             "action": "force_reprocess",
             "table": config.table(table).key,

@@ -14,9 +14,11 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
-#: A run id that ends in a date names its run date: onceflow's own <pipeline>_<yyyymmdd>
-#: (daily_extract_20250123), which the seeds use too.
+#: onceflow's own run id, <pipeline>_<yyyymmdd> (daily_extract_20250123), which the seeds
+#: use too: the seeds read the pipeline's name from it.
 DATED_RUN_ID = re.compile(r"^(?P<pipeline>[A-Za-z0-9_.\-]+)_(?P<day>\d{8})$")
+#: A run id that ends in a date, after '_' or alone (20250123), names its run date.
+_DATE_AT_END = re.compile(r"^(?:.*_)?(?P<day>\d{8})$")
 
 
 @dataclass(frozen=True)
@@ -148,9 +150,9 @@ def make_run_id(pipeline: str, run_date: date) -> str:
 
 
 def run_date_of(run_id: str | None) -> date | None:
-    """The date a run id such as daily_extract_20250123 names, or None (no date at its
-    end, or not a real date: 20251399)."""
-    match = DATED_RUN_ID.match(run_id or "")
+    """The date a run id such as daily_extract_20250123 (or 20250123) names, or None (no
+    date at its end, or eight digits that are not a date: 20251399)."""
+    match = _DATE_AT_END.match(run_id or "")
     if not match:
         return None
     try:
@@ -160,16 +162,43 @@ def run_date_of(run_id: str | None) -> date | None:
 
 
 def run_date_with_id(
-    value: str | date | None, run_id: str | None, tz: ZoneInfo | str = "UTC"
+    value: str | date | None,
+    run_id: str | None,
+    tz: ZoneInfo | str = "UTC",
+    *,
+    stored: str | date | None = None,
 ) -> str | date | None:
-    """The run date of a command given --date `value` and --run-id `run_id`: a run id
-    that names a date (`run_date_of`) is the run of that date, so without --date it is
-    that date, not yesterday (a seed's run id daily_extract_20250123 would otherwise
-    extract yesterday's window under the 23rd's name, and the 23rd never). Given both,
-    they must agree (ConfigError naming both). A run id that names no date changes
-    nothing: `value` as given, None still meaning yesterday."""
+    """The run date of a command given --date `value` and --run-id `run_id`, and `stored`,
+    the run date the state store holds for `run_id` (None: it holds no such run).
+
+    A run the store knows is the run of its stored date, whatever its id says: before
+    dated ids meant their date, `--run-id adhoc_20250101 --date 2025-01-02` was a legal
+    run, and reading its date from its name would lock it out (neither re-extracted, nor
+    reset, nor resumed). Without --date it is the stored date; a --date is returned as
+    given, for the command's own check of the stored run to refuse another day, naming
+    the stored date (`check_same_run`, `find_run`).
+
+    A run id the store does not know and that names a date (`run_date_of`) is the run of
+    that date, so without --date it is that date, not yesterday (a seed's run id
+    daily_extract_20250123 would otherwise extract yesterday's window under the 23rd's
+    name, and the 23rd never). Given both, they must agree (ConfigError naming both). One
+    that ends in eight digits that are no date (x_20251399) is refused as a typo: read as
+    undated, it would extract yesterday under a name that says otherwise. A run id that
+    names no date changes nothing: `value` as given, None still meaning yesterday."""
+    if stored is not None:
+        if value is not None:
+            return value
+        return stored if isinstance(stored, date) else date.fromisoformat(stored)
     named = run_date_of(run_id)
     if named is None:
+        digits = _DATE_AT_END.match(run_id or "")
+        if digits:
+            raise ConfigError(
+                f"--run-id: {run_id} ends in {digits['day']}, which is not a date "
+                "(YYYYMMDD): a run id that ends in a date is the run of that date. Correct "
+                "the date, or give a run id that does not end in eight digits",
+                field="run_id",
+            )
         return value
     if value is None:
         return named

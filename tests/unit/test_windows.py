@@ -101,7 +101,8 @@ def test_a_run_id_ending_in_a_date_names_that_date_and_others_name_none() -> Non
     assert run_date_of("daily_extract_20261125") == date(2026, 11, 25)
     assert run_date_of("adhoc") is None
     assert run_date_of("x_20261399") is None  # eight digits, but no date
-    assert run_date_of("20261125") is None  # no name before the date
+    assert run_date_of("20261125") == date(2026, 11, 25)  # the date alone
+    assert run_date_of("x20261125") is None  # no '_' before the date
 
 
 def test_without_a_date_a_dated_run_id_is_the_run_of_its_date() -> None:
@@ -143,3 +144,34 @@ def test_the_python_api_takes_a_dated_run_ids_date_as_the_cli_does() -> None:
     assert run_context(config, "2026-11-25", None).run_id == "daily_extract_20261125"
     with pytest.raises(ConfigError):
         run_context(config, "2026-11-24", "daily_extract_20261125")
+
+
+def test_a_stored_run_is_the_run_of_its_stored_date_whatever_its_id_names() -> None:
+    # a run extracted as --date 2025-01-02 --run-id adhoc_20250101 before dated ids
+    assert run_date_with_id(None, "adhoc_20250101", stored="2025-01-02") == date(2025, 1, 2)
+    assert run_date_with_id("2025-01-02", "adhoc_20250101", stored="2025-01-02") == "2025-01-02"
+    assert run_date_with_id(None, "adhoc", stored=date(2025, 1, 2)) == date(2025, 1, 2)
+
+
+def test_a_date_other_than_the_stored_one_is_left_for_the_stored_runs_check() -> None:
+    # check_same_run / find_run refuse it naming the stored date; no "disagree" here
+    assert run_date_with_id("2025-01-01", "adhoc_20250101", stored="2025-01-02") == "2025-01-01"
+
+
+@pytest.mark.parametrize("run_id", ["x_20251399", "20251399", "daily_extract_20250230"])
+def test_a_run_id_ending_in_eight_digits_that_are_no_date_is_refused_as_a_typo(
+    run_id: str,
+) -> None:
+    for value in (None, "2025-01-02"):
+        with pytest.raises(ConfigError, match=f"--run-id: {run_id} ends in .* not a date"):
+            run_date_with_id(value, run_id)
+
+
+def test_a_stored_run_whose_id_ends_in_no_real_date_is_its_stored_dates_run() -> None:
+    assert run_date_with_id(None, "x_20251399", stored="2025-01-02") == date(2025, 1, 2)
+
+
+def test_a_bare_date_run_id_is_the_run_of_that_date() -> None:
+    assert run_date_with_id(None, "20250123") == date(2025, 1, 23)
+    with pytest.raises(ConfigError, match="disagree"):
+        run_date_with_id("2025-01-22", "20250123")

@@ -98,12 +98,24 @@ def null_cursor_note(rows: int) -> str:
 
 
 def run_context(
-    config: Config, run_date: str | date | None = None, run_id: str | None = None
+    config: Config,
+    run_date: str | date | None = None,
+    run_id: str | None = None,
+    store: Store | None = None,
 ) -> RunContext:
-    """Resolve the run date (default yesterday, or the date a dated run id such as
-    daily_extract_20250123 names), its window and its deterministic run id."""
-    day = parse_run_date(run_date_with_id(run_date, run_id, config.zone), config.zone)
-    rid = check_run_id(run_id) if run_id else make_run_id(config.pipeline, day)
+    """Resolve the run date, its window and its deterministic run id. The date is
+    `run_date`, else that of the run `store` holds under `run_id`, else the date a run id
+    the store does not know names (daily_extract_20250123), else yesterday
+    (`run_date_with_id`). Pass the command's `store` whenever a `run_id` may be given:
+    without it a run whose id ends in another date than its own is read by its name."""
+    if run_id:
+        check_run_id(run_id)
+    known = store.runs.get(run_id) if store is not None and run_id else None
+    stored = known.run_date if known is not None else None
+    day = parse_run_date(
+        run_date_with_id(run_date, run_id, config.zone, stored=stored), config.zone
+    )
+    rid = run_id if run_id else make_run_id(config.pipeline, day)
     return RunContext(rid, day, window_for(day, config.zone))
 
 
@@ -178,8 +190,8 @@ def committed_complete(config: Config, ctx: RunContext, selected: Sequence[Table
         return ""
     return (
         f"{', '.join(k for k, _ in found)} already committed as complete (at "
-        f"{min(t for _, t in found)}: a clock stepped back since, or another host's clock "
-        "is ahead)"
+        f"{min(t for _, t in found)}: a clock stepped back since, another host's clock "
+        "is ahead, or `settle` was raised since)"
     )
 
 
@@ -258,7 +270,10 @@ def extract(
             )
         if lock_timeout < 0:
             raise ConfigError("--lock-timeout: must be 0 or more seconds", field="lock_timeout")
-        ctx = run_context(config, run_date, run_id)
+        if run_id:
+            # the run's stored date is its date: opened now, not after the checks below
+            store = store or open_store(config.state_url)
+        ctx = run_context(config, run_date, run_id, store)
         selected = select_tables(config, tables, ctx)
         check_window_closed(
             ctx,
@@ -629,9 +644,9 @@ def is_extraction_needed(
     ConfigError here: "yes, extract it" would be an answer the extractor then refuses."""
     if verify not in ("fast", "deep"):
         raise ConfigError(f"verify: expected 'fast' or 'deep', got {verify!r}", field="verify")
-    ctx = run_context(config, run_date, run_id)
-    table = config.table(table_key)
     store = store or open_store(config.state_url)
+    ctx = run_context(config, run_date, run_id, store)
+    table = config.table(table_key)
     stored = check_same_run(config, store, ctx)
     check_seams(config, store, ctx)
     of_run = store.extractions.of_run(ctx.run_id)

@@ -163,7 +163,8 @@ def early_commit(job: TableJob, verdict: Verdict) -> str | None:
 
     A file committed `partial: false` while the window has not settled by this host's
     clock was committed by a clock ahead of this one: a clock stepped back since (NTP,
-    a VM restored), or a worker on another host sharing the store. Rows committed into
+    a VM restored), or a worker on another host sharing the store; or under a shorter
+    `settle` than the config's now (raised since the commit). Rows committed into
     the window since are in no file; skipped as complete, they would be lost without a
     word. Treated as partial instead: extracted again (under --allow-partial) by every
     run until the window has settled."""
@@ -173,8 +174,9 @@ def early_commit(job: TableJob, verdict: Verdict) -> str | None:
     settles = f" {job.settles_at.isoformat()}" if job.settles_at is not None else ""
     return (
         f"{EARLY_COMMIT}{sidecar.get('end_time', '?')}, but by this host's clock the window "
-        f"settles only at{settles}: a clock stepped back or another host's clock is ahead; "
-        "treated as partial, extracted again until the window has settled"
+        f"settles only at{settles}: a clock stepped back, another host's clock is ahead, "
+        "or `settle` was raised since the commit; treated as partial, extracted again "
+        "until the window has settled"
     )
 
 

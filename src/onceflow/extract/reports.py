@@ -35,7 +35,7 @@ def find_run(
     if run_id is None and run_date is None:
         runs = store.runs.find(config.pipeline, limit=1)
         return runs[0] if runs else None
-    ctx = run_context(config, run_date, run_id)
+    ctx = run_context(config, run_date, run_id, store)
     run = store.runs.get(ctx.run_id)
     if run is None:
         if run_id is not None:
@@ -237,7 +237,7 @@ def force_reprocess_table(
     be skipped, so the run is recorded `pending` (not started) with the table flagged."""
     store = store or open_store(config.state_url)
     table = config.table(key)
-    ctx: RunContext = run_context(config, run_date, run_id)
+    ctx: RunContext = run_context(config, run_date, run_id, store)
     run = check_same_run(config, store, ctx)
     if run is None:
         if run_id is not None:  # a scheduled run's id names no pipeline run to flag
