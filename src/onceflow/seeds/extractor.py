@@ -220,15 +220,9 @@ class DataExtractor:
         s = self._settings
         groups: dict[tuple[date | None, str | None], list[_SeedTable]] = {}
         for t in tables:
-            run_id = t.run_id or s.run_id
-            named = _run_date_of(run_id)
-            day = t.run_date or named
-            if t.run_date and named and named != t.run_date:
-                raise ConfigError(
-                    f"{t.where}: extraction_date {t.run_date} is not the date of run_id "
-                    f"{run_id!r} ({named}); give one of them"
-                )
-            groups.setdefault((day, run_id), []).append(t)
+            # a run id's date is the extraction's to decide (`run_context`): the stored
+            # run's own date when the store knows the run, else the date its name ends in
+            groups.setdefault((t.run_date, t.run_id or s.run_id), []).append(t)
         return groups
 
     def _extract(self, tables: Sequence[_SeedTable], force_reprocess: bool) -> dict[str, bool]:
