@@ -676,6 +676,76 @@ def test_a_late_absence_is_refused_under_late_rows_reject(uri: str) -> None:
     assert sorted(current(uri)) == [1, 2]
 
 
+def contracts(ids: list[int], starts: list[datetime], file: str | None = None) -> pa.Table:
+    """A full read of contracts valid from `starts`; `file`: its `_source_file`, as the
+    loader's audit columns give it."""
+    t = pa.table({"id": ids, "name": [f"n{i}" for i in ids], "valid_from": pa.array(starts, TS)})
+    return t if file is None else t.append_column("_source_file", pa.array([file] * len(ids)))
+
+
+TS = pa.timestamp("us", tz="UTC")
+
+
+@pytest.mark.parametrize("late_rows", ["skip", "reject"])
+@pytest.mark.parametrize("mode", ["close", "new_record"])
+@pytest.mark.parametrize("with_reads", [False, True])
+def test_a_key_valid_from_a_later_date_that_the_next_read_misses_is_closed(
+    uri: str, mode: str, late_rows: str, with_reads: bool
+) -> None:
+    # read on day 0: key 2 is a contract that starts on day 30; the day-1 read no longer
+    # holds it (cancelled). That read is the newest: its absence is the truth, though the
+    # version starts after it (a business time, not a newer read)
+    c = cfg(validity_column="valid_from", hard_deletes=mode, late_rows=late_rows)
+    src = "f0" if with_reads else None
+    apply_scd2(uri, contracts([1, 2], [day(-5), day(30)], src), c, as_of=day(0))
+    reads = {"f0": day(0)} if with_reads else None
+    second = contracts([1], [day(-5)], "f1" if with_reads else None)
+    out = apply_scd2(uri, second, c, as_of=day(1), reads=reads)
+    deleted = 1 if mode == "new_record" else 0
+    assert (out.rows_skipped, out.closed, out.deleted) == (0, 1, deleted)
+    live = {k for k, r in current(uri).items() if not r.get("_is_deleted")}
+    assert live == {1}
+    ended = [r for r in rows(uri) if r["id"] == 2 and not r.get("_is_deleted")]
+    # ended where it would have started, as before an absence was ever late: it never held
+    assert [(r["_effective_from"], r["_effective_to"]) for r in ended] == [(day(30), day(30))]
+
+
+def test_a_key_back_from_a_later_date_close_returns_when_the_read_is_the_newest(uri: str) -> None:
+    # closed at day 30 (its start) by the day-1 read; the day-10 read holds it again,
+    # valid from day 20: no read older than the close, so a return, from the close
+    c = cfg(validity_column="valid_from", hard_deletes="new_record")
+    apply_scd2(uri, contracts([1, 2], [day(-5), day(30)]), c, as_of=day(0))
+    apply_scd2(uri, contracts([1], [day(-5)]), c, as_of=day(1))
+    out = apply_scd2(uri, contracts([1, 2], [day(-5), day(20)]), c, as_of=day(10))
+    assert (out.rows_skipped, out.inserted) == (0, 1)
+    assert current(uri)[2]["_effective_from"] == day(30)
+    assert not current(uri)[2]["_is_deleted"]
+
+
+@pytest.mark.parametrize("late_rows", ["skip", "reject"])
+def test_with_a_validity_column_an_older_read_replayed_knows_the_newer_read_by_its_file(
+    uri: str, late_rows: str
+) -> None:
+    # window 5 read on day 3, replayed after window 4 read on day 4, which found key 2
+    # valid from day 2: a start before the replayed read, but made by the newer read
+    c = cfg(validity_column="valid_from", hard_deletes="close", late_rows=late_rows)
+    apply_scd2(uri, contracts([1], [day(-5)], "w3"), c, as_of=day(1))
+    apply_scd2(uri, contracts([1, 2], [day(-5), day(2)], "w4"), c, as_of=day(4))
+    before = DeltaTable(uri).version()
+    reads = {"w3": day(1), "w4": day(4)}
+    older = contracts([1], [day(-5)], "w5")
+    if late_rows == "reject":
+        with pytest.raises(LoadError, match=r"1 late absent key\(s\).*version start = 2"):
+            apply_scd2(uri, older, c, as_of=day(3), reads=reads)
+    else:
+        out = apply_scd2(uri, older, c, as_of=day(3), reads=reads)
+        assert (out.version, out.rows_skipped) == (None, 1)
+    assert DeltaTable(uri).version() == before
+    assert sorted(current(uri)) == [1, 2]
+    # without knowing the reads, a start before the file is no newer read: it ends
+    assert apply_scd2(uri, older, c, as_of=day(3)).closed == 1
+
+
 def test_the_outcome_counts_deletion_versions_apart_from_new_versions_and_closes(
     uri: str,
 ) -> None:

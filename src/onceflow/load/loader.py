@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -450,6 +450,18 @@ def snapshot_instant(source: SourceFile) -> datetime:
     raise LoadError(f"{source.file_id}: no snapshot instant (no sidecar, no modification time)")
 
 
+def read_instants(files: Iterable[SourceFile]) -> dict[str, datetime]:
+    """The snapshot instant of each file that has one, by file id: an SCD2 file older
+    than the newest read its table holds is a replay, whose absences may be late."""
+    out: dict[str, datetime] = {}
+    for source in files:
+        try:
+            out[source.file_id] = snapshot_instant(source)
+        except (LoadError, ValueError):  # no instant: it cannot have made a version
+            continue
+    return out
+
+
 def windowed_extract(source: SourceFile) -> bool:
     """Whether a file is one window of an incremental extract (its sidecar says
     `is_full_extract: false`): the rows whose cursor moved in that window, which changed
@@ -476,8 +488,10 @@ def _apply(
     batch: pa.Table,
     applied: markers.Applied,
     props: Any,
+    reads: Mapping[str, datetime] | None = None,
 ) -> _Applied:
-    """One commit of one file with the table's strategy."""
+    """One commit of one file with the table's strategy. `reads`: the snapshot instants
+    of the files the table holds (scd2: whether the file is older than the newest)."""
     source, strategy = step.file, tgt.cfg.strategy
     load_time = datetime.now(UTC)
     if step.kind == "replace":
@@ -525,6 +539,7 @@ def _apply(
             ),
             zone=tgt.timezone,
             windowed=windowed_extract(source),
+            reads=reads,
         )
         changes = {
             "inserted": outcome.inserted,
@@ -615,10 +630,13 @@ def apply_step(
     check_lock: Callable[[], None],
     force: bool = False,
     gate: Gate | None = None,
+    instants: Mapping[str, datetime] | None = None,
 ) -> FileOutcome:
     """Apply one planned step as one commit (or skip it when the table holds it now,
     unless `force`: a repair that re-applies a file the table already holds). `gate`
-    sees the file's rows before the commit and fails the file by raising LoadError."""
+    sees the file's rows before the commit and fails the file by raising LoadError.
+    `instants`: the snapshot instants of the table's lake files (`read_instants`), of
+    which scd2 is given those the table holds."""
     source = step.file
     batch_id = markers.batch_id_for(source.file_id, source.checksum)
     applied = markers.Applied(source.file_id, source.checksum, batch_id, source.window_start)
@@ -661,7 +679,9 @@ def apply_step(
                 version = markers.commit_markers(dt, props) if dt is not None else None
                 result = _Applied(version, False)
             else:
-                result = _apply(tgt, dt, step, batch, applied, props)
+                held = now.held_ids() if instants else []
+                reads = {f: instants[f] for f in held if instants and f in instants}
+                result = _apply(tgt, dt, step, batch, applied, props, reads)
                 if not result.changed and dt is not None:
                     # nothing to change still commits the file's markers: the table then
                     # says it holds the file, so it is never applied again out of order
@@ -1416,6 +1436,7 @@ def _run_steps(
     gate: Gate | None = None,
 ) -> None:
     records: dict[str, FileRecord] = {r.file_id: r for r in store.files.find(tgt.uri)}
+    instants = read_instants([*plan.skipped, *(s.file for s in plan.steps)])
     for step in plan.steps:
         rec = records.get(step.file.file_id)
         given_up = _given_up(tgt, step, rec)
@@ -1431,7 +1452,9 @@ def _run_steps(
             result.error = given_up + _wait_behind(result, plan, step)
             break
         try:
-            outcome = apply_step(store, tgt, step, token=token, check_lock=check_lock, gate=gate)
+            outcome = apply_step(
+                store, tgt, step, token=token, check_lock=check_lock, gate=gate, instants=instants
+            )
         except LockError as error:
             result.error = str(error)
             result.error_types = error_names(error)

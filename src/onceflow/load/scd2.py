@@ -47,18 +47,26 @@ Semantics (decided against dbt snapshots; docs/exactly-once.md has the table):
   refused (``late_rows: reject``, the file fails and the table is untouched);
 * a key whose current version was closed by a delete comes back as a new version: from
   its validity when that is after the delete, else from ``as_of`` when the file was read
-  at or after the delete. With several rows in the file the chain still follows
-  validity: rows from before the delete are history (known or late) but for the latest
-  one, which comes back from ``as_of`` when every row is from before the delete. A file
-  read before the delete (a full extract replayed ahead of the window read after it)
-  is older evidence: its rows of the key are history, known or late, never a return;
+  at or after the delete (see below: with a validity column, a file not known to be older
+  than the newest read), from the delete when that is later. With several rows in the
+  file the chain still follows validity: rows from before the delete are history
+  (known or late) but for the latest one, which comes back from ``as_of`` when every
+  row is from before the delete. A file read before the delete (a full extract
+  replayed ahead of the window read after it) is older evidence: its rows of the key
+  are history, known or late, never a return;
 * ``hard_deletes: close`` ends the current version of every key absent from the file at
   ``as_of`` (the first snapshot that no longer holds the key); ``new_record`` also
   inserts a deletion version (a copy of the last one with ``is_deleted_column`` true),
   which a return closes; ``ignore`` (the default) keeps absent keys current. An absence
-  is evidence as of ``as_of``: a key whose current version starts at or after it was
-  seen by a newer read, so its absence is late (counted with the late rows, refused
-  under ``late_rows: reject``) and the version stays current. A table that has
+  is evidence as of ``as_of``: in a file older than the newest read the table holds (a
+  full extract replayed after a newer one), a key whose current version was made by a
+  newer read is a late absence (counted with the late rows, refused under
+  ``late_rows: reject``) and the version stays current. Which read made a version: its
+  ``_source_file``'s (``reads``, from the loader), else its start. With a validity column
+  a start (and a delete) may be business time, which is no read: without ``reads`` it is
+  never taken for one. A file that is the newest read ends every absent key, at its
+  version's start when that is later (a version valid from a later date never held).
+  A table that has
   ``is_deleted_column`` (an earlier ``new_record``) keeps reading it under ``close`` or
   ``ignore``: its current deletion versions stay deletions, and a return closes them.
 """
@@ -85,6 +93,7 @@ from onceflow.warehouse import (
     read_snapshot,
     snapshot_dataset,
 )
+from onceflow.warehouse.audit import SOURCE_FILE
 from onceflow.warehouse.duck import (
     describe_key,
     duck,
@@ -281,6 +290,7 @@ def apply_scd2(
     audit: Mapping[str, Any] | None = None,
     zone: ZoneInfo | str = "UTC",
     windowed: bool = False,
+    reads: Mapping[str, datetime] | None = None,
 ) -> Scd2Outcome:
     """Apply one file's rows as SCD2 to the Delta table, as of its snapshot instant.
 
@@ -295,6 +305,9 @@ def apply_scd2(
     a naive validity is wall time. `windowed`: the file is one window of an incremental
     extract, applied after the windows before it, so without a validity column its rows
     are valid after every version the table holds (see the module's docstring).
+    `reads` gives the snapshot instant of each lake file the table holds, by file id (its
+    rows' `_source_file`): whether this file is older than the newest read applied, and
+    which read made each version (None: unknown, see `_Planner._newer_evidence`).
     """
     as_of = _aware(as_of)
     zone = ZoneInfo(zone) if isinstance(zone, str) else zone
@@ -313,7 +326,8 @@ def apply_scd2(
     if windowed and cfg.validity_column is None and dataset is not None:
         as_of = _after_table(as_of, dataset, scan, cols)
     validity = _validity(batch, cfg, as_of, zone)
-    plan = _Planner(dataset, scan, batch, validity, cols, cfg, as_of, table_uri, zone).run()
+    planner = _Planner(dataset, scan, batch, validity, cols, cfg, as_of, table_uri, zone)
+    plan = planner.with_reads(reads).run()
     changes = plan.inserts.num_rows + plan.closes.num_rows + plan.deletions.num_rows
     if not changes and not (create_empty and dt is None):
         return Scd2Outcome(None, plan.late)
@@ -524,6 +538,32 @@ class _Planner:
         self.on = " AND ".join(f"b.{k} = c.c{k}" for k in self.K)
         self.target_names = set(snapshot.schema.names) if snapshot is not None else set()
         self.source = "nb"
+        self.reads: dict[str, datetime] = {}
+        # whether the file is older than the newest read the table holds (a full extract
+        # replayed after a newer one); None: unknown (no `reads`)
+        self.replay: bool | None = None
+
+    def with_reads(self, reads: Mapping[str, datetime] | None) -> _Planner:
+        """Take the read instants of the files the table holds (see `apply_scd2`)."""
+        if reads:
+            self.reads = {f: _aware(at) for f, at in reads.items()}
+            self.replay = self.as_of < max(self.reads.values())
+        return self
+
+    def _newer_evidence(self, instant: str, op: str) -> str:
+        """SQL: the table learnt at `instant` (the read that made a version, a close)
+        something newer than this file, when `instant {op} as_of`.
+
+        Never when the file is the newest read the table holds: it is the truth. In a file
+        older than the newest read (a full extract replayed after a newer one), `instant`
+        is taken as a read's. When that is unknown (no `reads`), only without a validity
+        column, where a version starts at the read that made it and a close is at a
+        read's `as_of`: with one, a start or a close may be business time, a version valid
+        from a later date, which no newer read made."""
+        unknown_business_time = self.replay is None and self.cfg.validity_column is not None
+        if self.replay is False or unknown_business_time:
+            return "FALSE"
+        return f"{instant} {op} $1::TIMESTAMPTZ"
 
     # -- inputs --------------------------------------------------------------------
 
@@ -540,8 +580,9 @@ class _Planner:
     def _versions(self, con: duckdb.DuckDBPyConnection, p: str, current: bool) -> None:
         """View `p`: the table's current (or closed) versions as {p}k*, {p}c*, {p}f (from),
         {p}t (to), {p}del (a deletion version), {p}v (the version's own validity: its row's
-        validity column, else its start). Tracked columns the table lacks are left out
-        (`_same` takes them as NULL)."""
+        validity column, else its start), {p}src (the lake file that made it, its
+        `_source_file`, when `reads` may know its read instant; else NULL). Tracked
+        columns the table lacks are left out (`_same` takes them as NULL)."""
         cols = self.cols
         tracked = [
             (c, n) for c, n in zip(cols.tracked, self.C, strict=True) if c in self.target_names
@@ -550,7 +591,8 @@ class _Planner:
         valid = self.cfg.validity_column
         valid = valid if valid in self.target_names else None
         names = [f"{p}{k}" for k in self.K] + [f"{p}{n}" for _, n in tracked]
-        names += [f"{p}f", f"{p}t", f"{p}del", f"{p}v"]
+        names += [f"{p}f", f"{p}t", f"{p}del", f"{p}v", f"{p}src"]
+        src = SOURCE_FILE if self.reads and SOURCE_FILE in self.target_names else None
         if self.scan is not None:
             start = f"{q(cols.eff_from)}::TIMESTAMPTZ"
             exprs = [q(k) for k in cols.keys] + [q(c) for c, _ in tracked]
@@ -559,6 +601,7 @@ class _Planner:
             # TimeZone is UTC: a naive validity is read as UTC wall time, which is the
             # pipeline's only when that is UTC (else apply_scd2 gives no scan)
             exprs.append(f"coalesce({q(valid)}::TIMESTAMPTZ, {start})" if valid else start)
+            exprs.append(f"{q(src)}::VARCHAR" if src else "NULL::VARCHAR")
             select = ", ".join(f"{e} AS {n}" for e, n in zip(exprs, names, strict=True))
             flag = q(cols.current) if current else f"NOT {q(cols.current)}"
             con.execute(f"CREATE TEMP VIEW {p} AS SELECT {select} FROM {self.scan} WHERE {flag}")
@@ -568,7 +611,7 @@ class _Planner:
             snap = pa.table({k: pa.array([], types.field(k).type) for k in cols.keys})
         else:
             wanted = [*cols.keys, *[c for c, _ in tracked], cols.eff_from, cols.eff_to]
-            wanted += [c for c in (deleted, valid) if c]
+            wanted += [c for c in (deleted, valid, src) if c]
             flagged = pc.field(cols.current) == current
             snap = read_snapshot(self.snapshot, wanted, flagged)
         m = snap.num_rows
@@ -582,6 +625,7 @@ class _Planner:
         arrays.append(
             pc.coalesce(_instants(snap.column(valid), valid, self.zone), start) if valid else start
         )
+        arrays.append(snap.column(src).cast(pa.string()) if src else pa.nulls(m, pa.string()))
         con.register(p, pa.table(arrays, names=names))
 
     def _same(self, p: str) -> str:
@@ -691,10 +735,11 @@ class _Planner:
         else LATE. NEW rows of a key that has only closed versions (deleted, or never
         current) come back: from their validity when that is at or after the key's last
         close. A NEW row from before the close is history like an OLD row (KNOWN or
-        LATE), unless it is the key's latest row in the file and the file was read at or
-        after the close: then the key comes back with it, from `as_of`. So the latest
-        validity is current, as in any chain; moved to `as_of`, an older row would start
-        after, and end, a newer one.
+        LATE), unless it is the key's latest row in the file and the file is not older
+        than the close (`_newer_evidence`): then the key comes back with it, from
+        `as_of` (or the close, when that is later: a close at a later validity). So the
+        latest validity is current, as in any chain; moved to `as_of`, an older row would
+        start after, and end, a newer one.
         """
         K, kl = self.K, self.kl
         self._versions(con, "h", current=False)
@@ -716,13 +761,17 @@ class _Planner:
         # the return is observed by this read: only a read not older than the close can
         # see it. Read before the close (a full extract replayed ahead of the window read
         # after it), the row is older evidence, as without a validity column its v says:
-        # history, never a return that would override the newer read's deletion
-        returns = "s.before_close AND s.latest AND $1::TIMESTAMPTZ >= s.last_close"
+        # history, never a return that would override the newer read's deletion. With a
+        # validity column the close may be business time (a version valid from a later
+        # date ended there): then only a file known to be older than the newest read is
+        older = self._newer_evidence("s.last_close", ">")
+        returns = f"s.before_close AND s.latest AND NOT ({older})"
         con.execute(
             "UPDATE j SET kind = CASE "
             f"WHEN s.kind = {NEW} AND (NOT s.before_close OR ({returns})) THEN {NEW} "
             f"WHEN s.known THEN {KNOWN} ELSE {LATE} END, "
-            f"v = CASE WHEN {returns} THEN $1::TIMESTAMPTZ ELSE j.v END "
+            f"v = CASE WHEN {returns} THEN greatest($1::TIMESTAMPTZ, s.last_close) "
+            "ELSE j.v END "
             "FROM settled s WHERE j.rid = s.rid",
             [self.as_of],
         )
@@ -777,45 +826,51 @@ class _Planner:
 
     def _absent(self, con: duckdb.DuckDBPyConnection, closes: str) -> tuple[str, pa.Table, int]:
         """Hard deletes: live current versions whose key the file does not hold end at
-        `as_of` (new_record: a deletion version starts there), and how many absent keys
-        are late.
+        `as_of`, or at their start when that is later (new_record: a deletion version
+        starts there), and how many absent keys are late.
 
         An absence is evidence as of `as_of`, as a row is as of its validity: a key whose
-        current version starts at or after `as_of` was seen by a newer read (a full
-        extract read out of window order, replayed before the window read after it), so
-        the file's absence is older than the version and is late like an older row: the
-        version stays current and the key is counted (`late_rows: reject` refuses the
-        file). Ending it would let the older read override the newest one."""
+        current version was made by a newer read (`_newer_evidence`: a full extract read
+        out of window order, replayed before the window read after it) is absent from
+        older evidence, late like an older row: the version stays current and the key is
+        counted (`late_rows: reject` refuses the file). Ending it would let the older read
+        override the newest one. Which read made the version: its `_source_file`'s in
+        `reads`, else its start."""
         empty = pa.table({"at": pa.array([], TS)})
         if self.cfg.hard_deletes == "ignore" or self.snapshot is None:
             return closes, empty, 0
+        made = "cf"
+        join = ""
+        if self.reads:
+            con.register(
+                "reads",
+                pa.table({"src": list(self.reads), "at": pa.array(list(self.reads.values()), TS)}),
+            )
+            made, join = "coalesce(r.at, cf)", "LEFT JOIN reads r ON r.src = c.csrc"
+        late = self._newer_evidence(made, ">=")
         con.execute(
             f"CREATE TEMP TABLE absent AS SELECT {', '.join(f'c{k} AS {k}' for k in self.K)}, "
-            f"cf, cf < $1::TIMESTAMPTZ AS ends "
-            f"FROM c WHERE NOT cdel AND NOT EXISTS (SELECT 1 FROM nb b WHERE {self.on})",
+            f"cf, greatest(cf, $1::TIMESTAMPTZ) AS gone_at, {late} AS late FROM c {join} "
+            f"WHERE NOT cdel AND NOT EXISTS (SELECT 1 FROM nb b WHERE {self.on})",
             [self.as_of],
         )
-        late = int(scalar(con, "SELECT count(*) FROM absent WHERE NOT ends") or 0)
-        if late and self.cfg.late_rows == "reject":
-            example = describe_key(
-                con, f"SELECT {self.kl}, cf FROM absent WHERE NOT ends ORDER BY ALL"
-            )
+        n_late = int(scalar(con, "SELECT count(*) FROM absent WHERE late") or 0)
+        if n_late and self.cfg.late_rows == "reject":
+            example = describe_key(con, f"SELECT {self.kl}, cf FROM absent WHERE late ORDER BY ALL")
             raise LoadError(
-                f"{late} late absent key(s): the file, read at {self.as_of.isoformat()}, "
-                f"does not hold them, but their current version in {self.table_uri} starts "
-                f"at or after that read (first: key, version start = {example}); "
+                f"{n_late} late absent key(s): the file, read at {self.as_of.isoformat()}, "
+                f"does not hold them, but their current version in {self.table_uri} was "
+                f"made by a newer read of the table (first: key, version start = {example}); "
                 "`late_rows: skip` keeps them current and counts them; the table is untouched"
             )
         con.execute(
-            f"CREATE TEMP TABLE gone AS SELECT {self.kl}, $1::TIMESTAMPTZ AS gone_at "
-            "FROM absent WHERE ends",
-            [self.as_of],
+            f"CREATE TEMP TABLE gone AS SELECT {self.kl}, gone_at FROM absent WHERE NOT late"
         )
         closes += f" UNION ALL SELECT {self.kl}, gone_at FROM gone"
         if self.cfg.hard_deletes != "new_record":
-            return closes, empty, late
+            return closes, empty, n_late
         deletions = con.sql(f"SELECT {self.kl}, gone_at AS at FROM gone ORDER BY ALL")
-        return closes, deletions.to_arrow_table(), late
+        return closes, deletions.to_arrow_table(), n_late
 
     def run(self) -> _Plan:
         """The plan of this file: new versions, closes, deletion versions, late rows."""
