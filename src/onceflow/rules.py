@@ -52,7 +52,10 @@ def _yaml12_number(value: Any) -> Any:
     (`max: 1e6`), as that number: refused, it asked for a number written without quotes,
     which it was. Text of any other form is left to the field's own checks."""
     if isinstance(value, str) and _EXPONENT.fullmatch(value.strip()):
-        return float(value)
+        number = float(value)
+        # 1e400 is no double (inf): a bound no value can pass, or every value meets
+        if math.isfinite(number):
+            return int(number) if number.is_integer() and abs(number) < 2**53 else number
     return value
 
 
@@ -107,6 +110,9 @@ class _Rule(BaseModel):
     @field_validator("max_failing", mode="before")
     @classmethod
     def _a_count(cls, value: Any) -> Any:
+        value = _yaml12_number(value)  # `max_failing: 1e3`, as `row_count` takes it
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
             shown = str(value).lower() if isinstance(value, bool) else repr(value)
             raise ValueError(f"a count of failing rows (a whole number), got {shown}")

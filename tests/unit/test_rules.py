@@ -292,3 +292,11 @@ tables:
     assert (count.min, count.max) == (1, 1_000_000) and isinstance(count.max, int)
     with pytest.raises(ConfigError, match="write a number without quotes"):
         _config([{"name": "r", "type": "range", "column": "amount", "max": "5"}])
+    # 1e400 is no double: taken as inf, a bound every value met; it is refused
+    with pytest.raises(ConfigError, match="max .1e400. is neither a number"):
+        _config([{"name": "r", "type": "range", "column": "amount", "max": "1e400"}])
+    # a count written with an exponent, as row_count takes it
+    counted = _config(
+        [{"name": "r", "type": "range", "column": "amount", "max": 1, "max_failing": "1e3"}]
+    )
+    assert counted.tables[0].rules[0].max_failing == 1000
