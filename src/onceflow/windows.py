@@ -17,8 +17,10 @@ _RUN_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 #: onceflow's own run id, <pipeline>_<yyyymmdd> (daily_extract_20250123), which the seeds
 #: use too: the seeds read the pipeline's name from it.
 DATED_RUN_ID = re.compile(r"^(?P<pipeline>[A-Za-z0-9_.\-]+)_(?P<day>\d{8})$")
-#: A run id that ends in a date, after '_' or alone (20250123), names its run date.
-_DATE_AT_END = re.compile(r"^(?:.*_)?(?P<day>\d{8})$")
+#: A run id that ends in a date, after '_' or alone, names its run date: YYYYMMDD
+#: (daily_extract_20250123, 20250123) or ISO YYYY-MM-DD (adhoc_2025-01-23, 2025-01-23),
+#: the form `--date` takes and people type.
+_DATE_AT_END = re.compile(r"^(?:.*_)?(?P<day>\d{8}|\d{4}-\d{2}-\d{2})$")
 
 
 @dataclass(frozen=True)
@@ -150,13 +152,14 @@ def make_run_id(pipeline: str, run_date: date) -> str:
 
 
 def run_date_of(run_id: str | None) -> date | None:
-    """The date a run id such as daily_extract_20250123 (or 20250123) names, or None (no
-    date at its end, or eight digits that are not a date: 20251399)."""
+    """The date a run id such as daily_extract_20250123 (or 20250123, adhoc_2025-01-23,
+    2025-01-23) names, or None (no date at its end, or one that is not a date: 20251399)."""
     match = _DATE_AT_END.match(run_id or "")
     if not match:
         return None
+    day = match["day"]
     try:
-        return datetime.strptime(match["day"], "%Y%m%d").date()
+        return datetime.strptime(day, "%Y-%m-%d" if "-" in day else "%Y%m%d").date()
     except ValueError:
         return None
 
@@ -169,22 +172,26 @@ def run_date_with_id(
     stored: str | date | None = None,
 ) -> str | date | None:
     """The run date of a command given --date `value` and --run-id `run_id`, and `stored`,
-    the run date the state store holds for `run_id` (None: it holds no such run).
+    the run date recorded for `run_id`: the state store's, else that of its files' sidecars
+    in the lake (`run_context` looks; None: neither holds such a run).
 
-    A run the store knows is the run of its stored date, whatever its id says: before
+    A run that is recorded is the run of its recorded date, whatever its id says: before
     dated ids meant their date, `--run-id adhoc_20250101 --date 2025-01-02` was a legal
     run, and reading its date from its name would lock it out (neither re-extracted, nor
-    reset, nor resumed). Without --date it is the stored date; a --date is returned as
-    given, for the command's own check of the stored run to refuse another day, naming
-    the stored date (`check_same_run`, `find_run`).
+    reset, nor resumed), also once the store forgot it. Without --date it is the recorded
+    date; a --date is returned as given, for the command's own check of the recorded run
+    to refuse another day, naming the recorded date (`check_same_run`, `find_run`,
+    `run_context`).
 
-    A run id the store does not know and that names a date (`run_date_of`) is the run of
-    that date, so without --date it is that date, not yesterday (a seed's run id
-    daily_extract_20250123 would otherwise extract yesterday's window under the 23rd's
-    name, and the 23rd never). Given both, they must agree (ConfigError naming both). One
-    that ends in eight digits that are no date (x_20251399) is refused as a typo: read as
-    undated, it would extract yesterday under a name that says otherwise. A run id that
-    names no date changes nothing: `value` as given, None still meaning yesterday."""
+    A run id nothing records that names a date (`run_date_of`: YYYYMMDD or YYYY-MM-DD at
+    its end) is the run of that date, so without --date it is that date, not yesterday (a
+    seed's run id daily_extract_20250123 would otherwise extract yesterday's window under
+    the 23rd's name, and the 23rd never). Given both, they must agree (ConfigError naming
+    both). One that ends in what looks like a date but is none (x_20251399) is refused as
+    a typo without --date: read as undated, it would extract yesterday under a name that
+    says otherwise. With --date the user states the date and the id is only a label, as an
+    undated one is. A run id that names no date changes nothing: `value` as given, None
+    still meaning yesterday."""
     if stored is not None:
         if value is not None:
             return value
@@ -192,11 +199,13 @@ def run_date_with_id(
     named = run_date_of(run_id)
     if named is None:
         digits = _DATE_AT_END.match(run_id or "")
-        if digits:
+        if digits and value is None:
+            form = "YYYY-MM-DD" if "-" in digits["day"] else "YYYYMMDD"
             raise ConfigError(
-                f"--run-id: {run_id} ends in {digits['day']}, which is not a date "
-                "(YYYYMMDD): a run id that ends in a date is the run of that date. Correct "
-                "the date, or give a run id that does not end in eight digits",
+                f"--run-id: {run_id} ends in {digits['day']}, which is not a date ({form}): "
+                "a run id that ends in a date is the run of that date. Correct the date, "
+                "give the run's --date (the id is then only a label), or give a run id that "
+                "does not end in a date",
                 field="run_id",
             )
         return value

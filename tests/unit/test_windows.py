@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
@@ -16,6 +19,9 @@ from onceflow.windows import (
     wall_instants,
     window_for,
 )
+
+if TYPE_CHECKING:
+    from onceflow.config import Config
 
 
 def test_utc_window_is_24_hours_from_midnight() -> None:
@@ -158,13 +164,29 @@ def test_a_date_other_than_the_stored_one_is_left_for_the_stored_runs_check() ->
     assert run_date_with_id("2025-01-01", "adhoc_20250101", stored="2025-01-02") == "2025-01-01"
 
 
-@pytest.mark.parametrize("run_id", ["x_20251399", "20251399", "daily_extract_20250230"])
-def test_a_run_id_ending_in_eight_digits_that_are_no_date_is_refused_as_a_typo(
+@pytest.mark.parametrize(
+    "run_id", ["x_20251399", "20251399", "daily_extract_20250230", "x_2025-13-01", "2025-02-30"]
+)
+def test_a_run_id_ending_in_no_real_date_is_refused_as_a_typo_without_a_date(
     run_id: str,
 ) -> None:
-    for value in (None, "2025-01-02"):
-        with pytest.raises(ConfigError, match=f"--run-id: {run_id} ends in .* not a date"):
-            run_date_with_id(value, run_id)
+    with pytest.raises(ConfigError, match=f"--run-id: {run_id} ends in .* not a date"):
+        run_date_with_id(None, run_id)
+
+
+@pytest.mark.parametrize("run_id", ["x_20251399", "20251399", "x_2025-13-01"])
+def test_a_run_id_ending_in_no_real_date_is_a_label_when_the_date_is_given(run_id: str) -> None:
+    # the user states the date; the id, which names none, is only a label
+    assert run_date_with_id("2025-01-02", run_id) == "2025-01-02"
+
+
+def test_a_run_id_ending_in_an_iso_date_names_that_date() -> None:
+    assert run_date_of("adhoc_2025-01-23") == date(2025, 1, 23)
+    assert run_date_of("2025-01-23") == date(2025, 1, 23)
+    assert run_date_of("adhoc-2025-01-23") is None  # no '_' before the date
+    assert run_date_with_id(None, "2025-01-23") == date(2025, 1, 23)
+    with pytest.raises(ConfigError, match="--date 2025-01-22 and --run-id 2025-01-23 disagree"):
+        run_date_with_id("2025-01-22", "2025-01-23")
 
 
 def test_a_stored_run_whose_id_ends_in_no_real_date_is_its_stored_dates_run() -> None:
@@ -175,3 +197,69 @@ def test_a_bare_date_run_id_is_the_run_of_that_date() -> None:
     assert run_date_with_id(None, "20250123") == date(2025, 1, 23)
     with pytest.raises(ConfigError, match="disagree"):
         run_date_with_id("2025-01-22", "20250123")
+
+
+def _lake_config(lake: Path) -> Config:
+    from onceflow.config import config_from_dict
+
+    return config_from_dict(
+        {
+            "pipeline": "demo",
+            "lake": str(lake),
+            "sources": {"s": {"url": "sqlite:///s.db"}},
+            "tables": [{"source": "s", "table": "t"}, {"source": "s", "table": "u"}],
+        }
+    )
+
+
+def _lake_file(lake: Path, table: str, run_id: str, day: date) -> Path:
+    """A committed file of `run_id` for `day`, as the extractor leaves it (the sidecar
+    is all the lookup reads)."""
+    folder = lake / "s" / table / f"{day:%Y%m}" / f"{day:%d}"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{run_id}.parquet").write_bytes(b"")
+    sidecar = {"run_id": run_id, "run_date": day.isoformat(), "extraction_complete": True}
+    (folder / f"{run_id}_metadata.json").write_text(json.dumps(sidecar))
+    return folder / f"{run_id}.parquet"
+
+
+@pytest.mark.parametrize(
+    "run_id", ["old_20251399", "adhoc_20250101", "adhoc", "2025-01-01", "demo_20250101"]
+)
+def test_a_run_the_store_forgot_is_the_run_of_the_date_its_lake_files_record(
+    tmp_path: Path, run_id: str
+) -> None:
+    from onceflow.extract.api import run_context
+
+    config = _lake_config(tmp_path / "lake")
+    _lake_file(tmp_path / "lake", "u", run_id, date(2025, 1, 28))
+    ctx = run_context(config, None, run_id)
+    assert (ctx.run_id, ctx.run_date) == (run_id, date(2025, 1, 28))
+    assert run_context(config, "2025-01-28", run_id).run_date == date(2025, 1, 28)
+    with pytest.raises(ConfigError) as refused:
+        run_context(config, "2025-01-27", run_id)
+    assert f"--run-id: run {run_id} is the run of 2025-01-28 (its file s/u/202501/28/" in str(
+        refused.value
+    )
+
+
+def test_a_run_id_the_lake_holds_for_several_dates_needs_the_date(tmp_path: Path) -> None:
+    from onceflow.extract.api import run_context
+
+    config = _lake_config(tmp_path / "lake")
+    _lake_file(tmp_path / "lake", "t", "adhoc", date(2025, 1, 27))
+    _lake_file(tmp_path / "lake", "u", "adhoc", date(2025, 1, 28))
+    with pytest.raises(ConfigError, match="files of run adhoc of several dates: 2025-01-27"):
+        run_context(config, None, "adhoc")
+    assert run_context(config, "2025-01-27", "adhoc").run_date == date(2025, 1, 27)
+
+
+def test_a_run_id_nothing_records_is_read_by_its_name(tmp_path: Path) -> None:
+    from onceflow.extract.api import run_context
+
+    config = _lake_config(tmp_path / "lake")
+    _lake_file(tmp_path / "lake", "t", "other_20250101", date(2025, 1, 28))
+    assert run_context(config, None, "demo_20250123").run_date == date(2025, 1, 23)
+    with pytest.raises(ConfigError, match="not a date"):
+        run_context(config, None, "old_20251399")
+    assert run_context(config, "2025-01-28", "old_20251399").run_date == date(2025, 1, 28)

@@ -7,7 +7,9 @@ The pipeline lock is held throughout, so two extractions of one run never race.
 
 from __future__ import annotations
 
+import glob
 import logging
+import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -30,6 +32,9 @@ from onceflow.extract.extractor import (
     skipped_result,
 )
 from onceflow.extract.tables_file import TableSelection
+from onceflow.lake.discovery import layout_day
+from onceflow.lake.paths import sidecar_name, table_folder
+from onceflow.lake.sidecar import inspect_sidecar_file
 from onceflow.state import ExtractionEntry, Lease, RunRecord, Store, force_release, open_store
 from onceflow.state.runs import RUN_FAILED, RUN_LOADING
 from onceflow.windows import (
@@ -39,6 +44,7 @@ from onceflow.windows import (
     check_run_id,
     make_run_id,
     parse_run_date,
+    run_date_of,
     run_date_with_id,
     window_for,
 )
@@ -104,19 +110,117 @@ def run_context(
     store: Store | None = None,
 ) -> RunContext:
     """Resolve the run date, its window and its deterministic run id. The date is
-    `run_date`, else that of the run `store` holds under `run_id`, else the date a run id
-    the store does not know names (daily_extract_20250123), else yesterday
+    `run_date`, else that of the run `store` holds under `run_id`, else the one the
+    sidecars of that run id's files in the lake record (a run the store forgot), else the
+    date a run id nothing records names (daily_extract_20250123), else yesterday
     (`run_date_with_id`). Pass the command's `store` whenever a `run_id` may be given:
-    without it a run whose id ends in another date than its own is read by its name."""
+    without it a run whose id ends in another date than its own is looked up in the lake.
+    A `run_date` other than the lake's for a run the store does not hold is refused
+    (ConfigError), as `check_same_run` refuses one other than the store's."""
     if run_id:
         check_run_id(run_id)
     known = store.runs.get(run_id) if store is not None and run_id else None
-    stored = known.run_date if known is not None else None
+    stored: str | date | None = known.run_date if known is not None else None
+    in_lake = lake_run_date(config, run_id, run_date) if run_id and known is None else None
+    if in_lake is not None:
+        stored = in_lake.day
     day = parse_run_date(
         run_date_with_id(run_date, run_id, config.zone, stored=stored), config.zone
     )
     rid = run_id if run_id else make_run_id(config.pipeline, day)
+    if in_lake is not None and day != in_lake.day:
+        raise ConfigError(
+            f"--run-id: run {rid} is the run of {in_lake.day} (its file "
+            f"{_relative(in_lake.path, config.resolve(config.lake))} in the lake says so; the "
+            f"state store holds no such run), not of {day}: a run id names one window. "
+            f"Give another --run-id for {day}, or leave out --run-id (its run is then "
+            f"{make_run_id(config.pipeline, day)})",
+            field="run_id",
+        )
     return RunContext(rid, day, window_for(day, config.zone))
+
+
+@dataclass(frozen=True)
+class LakeRun:
+    """A run id's run date as the lake records it: a committed file of it, and its date."""
+
+    day: date
+    path: Path
+
+
+def lake_run_date(
+    config: Config, run_id: str | None, run_date: str | date | None = None
+) -> LakeRun | None:
+    """The run date the lake records for `run_id` (the `run_date` of the sidecars of its
+    files in the configured tables' folders), or None when it holds no file of it.
+
+    The state store is an index that can be forgotten (`reset-state --yes`, a new store);
+    the sidecars stay, each naming its run's date. Without them a run whose id ends in
+    another date than its own, or in eight digits that are no date, would be read by its
+    name once forgotten, and its window locked out: its own id refused, and the date's
+    own id refused because the lake holds the window under the forgotten id.
+
+    Cheap first: the day folders of `run_date` and of the date the id names, one `stat`
+    each per table; only when they hold no file of it, every day folder of the configured
+    tables, by name (`<yyyymm>/<dd>/<run id>_metadata.json`): no data file is read. Files
+    of several dates (an id reused for another date after a forget) are refused unless
+    `run_date` is one of them."""
+    if not run_id or not config.tables:
+        return None
+    near = [run_date_of(run_id)]
+    if run_date is not None:
+        near.insert(0, parse_run_date(run_date, config.zone))
+    found = _lake_runs(config, run_id, [d for d in near if d is not None])
+    if not found:
+        found = _lake_runs(config, run_id, None)
+    if len(found) <= 1:
+        return next(iter(found.values()), None)
+    dates = ", ".join(
+        f"{run.day} ({_relative(run.path, config.resolve(config.lake))})" for run in found.values()
+    )
+    raise ConfigError(
+        f"--run-id: the lake holds files of run {run_id} of several dates: {dates}; the "
+        "state store holds no such run to say which it is. Give --date to name one, or "
+        "another --run-id",
+        field="run_id",
+    )
+
+
+def _lake_runs(config: Config, run_id: str, days: Sequence[date] | None) -> dict[date, LakeRun]:
+    """The run dates the sidecars of `run_id` record, each with a file of it, looking in
+    `days`' folders, or (None) in every day folder of the configured tables."""
+    lake = config.resolve(config.lake)
+    name = sidecar_name(f"{run_id}.parquet")
+    found: dict[date, LakeRun] = {}
+    for table in config.tables:
+        folder = table_folder(lake, table.source, table.display_name)
+        if days is None:
+            # glob lists the month and day folders; a literal last part is one lstat each
+            pattern = os.path.join(glob.escape(str(folder)), "*", "*", glob.escape(name))
+            sidecars = [Path(p) for p in sorted(glob.glob(pattern))]
+        else:
+            sidecars = [folder / f"{d:%Y%m}" / f"{d:%d}" / name for d in dict.fromkeys(days)]
+        for sidecar in sidecars:
+            day = _recorded_day(sidecar, run_id)
+            if day is not None and day not in found:
+                found[day] = LakeRun(day, sidecar.with_name(f"{run_id}.parquet"))
+    return found
+
+
+def _recorded_day(sidecar: Path, run_id: str) -> date | None:
+    """The run date a sidecar of `run_id` records (else its folder's, in the layout), or
+    None when there is none, or it is another run's."""
+    content, _unreadable = inspect_sidecar_file(sidecar)
+    if content is None:
+        # missing: no file of the run here; unreadable: still a file of it, committed
+        # (a sidecar is written atomically), its date the folder's
+        return layout_day(sidecar) if _unreadable is not None else None
+    if content.get("run_id", run_id) != run_id:
+        return None
+    try:
+        return date.fromisoformat(str(content["run_date"]))
+    except (KeyError, ValueError):
+        return layout_day(sidecar)
 
 
 def select_tables(

@@ -238,7 +238,7 @@ class DataExtractor:
             chosen = TableSelection(
                 [k for k in selection if k in keys], [e for e in selection.entries if e.key in keys]
             )
-            with _python_terms():
+            with _python_terms(run_id, extraction_date=True):
                 summary = pipeline.extract(
                     day,
                     tables=chosen,
@@ -590,13 +590,26 @@ def _stateful_settings(settings: _Settings, retries: int | None, run_id: str | N
 
 
 @contextmanager
-def _python_terms() -> Iterator[None]:
-    """A refusal of the run id in the caller's terms: the seed classes take `run_id=`,
-    where the commands' messages name `--run-id`."""
+def _python_terms(run_id: str | None = None, *, extraction_date: bool = False) -> Iterator[None]:
+    """A refusal of the run id in the caller's terms: the seed classes take `run_id=`
+    (`run_id` is the one given: named `run_id='...'`), where the commands' messages name
+    `--run-id`; and, with `extraction_date` (an extraction, whose date the caller gives as
+    `extraction_date=`), `--date` as `extraction_date=`: a message naming a flag the
+    caller never gave sends them looking for it."""
     try:
         yield
     except ConfigError as error:
-        if "--run-id" not in str(error):
+        text = str(error)
+        dated = extraction_date and "--date" in text
+        if "--run-id" not in text and not dated:
             raise
-        text = str(error).replace("--run-id:", "run_id:").replace("--run-id", "run_id=")
-        raise ConfigError(text, field=error.field) from None
+        if run_id:
+            given = re.compile(rf"--run-id {re.escape(run_id)}(?![A-Za-z0-9_.\-])")
+            text = given.sub(lambda _: f"run_id={run_id!r}", text)
+        text = text.replace("--run-id:", "run_id:").replace("--run-id", "run_id=")
+        field = error.field
+        if dated:
+            text = re.sub(r"--date (\d{4}-\d{2}-\d{2})", r"extraction_date='\1'", text)
+            text = text.replace("--date:", "extraction_date:").replace("--date", "extraction_date=")
+            field = "extraction_date" if field == "date" else field
+        raise ConfigError(text, field=field) from None

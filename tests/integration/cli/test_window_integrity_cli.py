@@ -1,7 +1,8 @@
 """Through the CLI, on the demo: a second --run-id for a date that ran is refused (exit 2,
 naming the run that holds the window) and nothing is loaded twice; reset-state of another
 date's run id is refused before its question; a run id's date is its stored run's, else
-the date it ends in; a window committed before `settle` was raised is named as such."""
+else the date its lake files' sidecars record (a run the store forgot), else the date it
+ends in; a window committed before `settle` was raised is named as such."""
 
 from __future__ import annotations
 
@@ -115,6 +116,56 @@ def test_a_run_id_ending_in_eight_digits_that_are_no_date_is_refused_as_a_typo(
             assert refused.returncode == 2, refused.stdout + refused.stderr
             assert f"--run-id: {run_id} ends in 20251399, which is not a date" in refused.stderr
     assert not list(demo.rglob("*.parquet"))
+
+
+def test_a_run_id_ending_in_no_real_date_with_a_date_is_a_label(demo: Path) -> None:
+    done = run_cli("extract", "--run-id", "x_20251399", "--date", DAY, cwd=demo)
+    assert done.returncode == 0, done.stderr
+    assert list(demo.rglob("202501/23/x_20251399.parquet"))
+
+
+def test_a_forgotten_run_whose_id_ends_in_no_date_is_the_run_its_lake_files_record(
+    demo: Path,
+) -> None:
+    # a legal run before dated ids; the store then forgets it: its sidecars remember
+    _stored_run(demo, "old_20251399", date(2025, 1, 23))
+    assert run_cli("run", "--run-id", "old_20251399", cwd=demo).returncode == 0
+    forgot = run_cli("reset-state", "--run-id", "old_20251399", "--yes", cwd=demo)
+    assert forgot.returncode == 0, forgot.stdout + forgot.stderr
+    refused = run_cli("run", "--date", DAY, cwd=demo)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "(--run-id old_20251399;" in refused.stderr
+    other = run_cli("run", "--run-id", "old_20251399", "--date", "2025-01-22", cwd=demo)
+    assert other.returncode == 2, other.stdout + other.stderr
+    assert "run old_20251399 is the run of 2025-01-23 (its file" in other.stderr
+    for args in (
+        ("run", "--run-id", "old_20251399"),
+        ("run", "--run-id", "old_20251399", "--date", DAY, "--force-reprocess"),
+    ):
+        done = run_cli(*args, cwd=demo)
+        assert done.returncode == 0, (args, done.stdout + done.stderr)
+    files = sorted(str(p.relative_to(demo / "lake")) for p in (demo / "lake").rglob("*.parquet"))
+    assert files and all(f.endswith("202501/23/old_20251399.parquet") for f in files)
+
+
+def test_a_run_whose_id_ends_in_another_date_stays_its_own_after_a_new_store(
+    demo: Path,
+) -> None:
+    _stored_run(demo, "adhoc_20250122", date(2025, 1, 23))
+    assert run_cli("extract", "--run-id", "adhoc_20250122", cwd=demo).returncode == 0
+    forgot = run_cli("reset-state", "--yes", cwd=demo)
+    assert forgot.returncode == 0, forgot.stdout + forgot.stderr
+    done = run_cli("run", "--run-id", "adhoc_20250122", cwd=demo)
+    assert done.returncode == 0, done.stdout + done.stderr
+    files = sorted(str(p.relative_to(demo / "lake")) for p in (demo / "lake").rglob("*.parquet"))
+    assert files and all(f.endswith("202501/23/adhoc_20250122.parquet") for f in files)
+
+
+def test_a_run_id_ending_in_an_iso_date_is_the_run_of_that_date(demo: Path) -> None:
+    done = run_cli("extract", "--run-id", DAY, cwd=demo)
+    assert done.returncode == 0, done.stderr
+    files = sorted(str(p.relative_to(demo / "lake")) for p in demo.rglob("*.parquet"))
+    assert files and all(f.endswith(f"202501/23/{DAY}.parquet") for f in files)
 
 
 def test_a_stored_run_whose_id_ends_in_no_real_date_is_still_its_runs(demo: Path) -> None:

@@ -357,3 +357,17 @@ def test_a_run_id_reused_for_another_date_is_refused_in_the_seed_classes_own_ter
     message = str(refused.value)
     assert message.startswith("run_id: run daily_extract is the run of 2025-01-23")
     assert "--run-id" not in message and "give another run_id= for 2025-01-24" in message.lower()
+
+
+def test_an_extraction_date_the_run_id_does_not_name_is_refused_naming_extraction_date(
+    project: Path,
+) -> None:
+    extractor = StatefulDataExtractor(state_dir="state", run_id="daily_extract_20250123")
+    with pytest.raises(ConfigError) as refused:
+        extractor.extract_table("oracle_prod", "products", extraction_date="2025-01-24")
+    message = str(refused.value)
+    assert message.startswith(
+        "extraction_date='2025-01-24' and run_id='daily_extract_20250123' disagree"
+    )
+    assert "--date" not in message and "--run-id" not in message
+    assert refused.value.field == "extraction_date"
