@@ -312,12 +312,12 @@ class DataExtractor:
         return {"run_id": run_id} if run_id else {}
 
     def _run(self) -> tuple[str | None, str | None]:
-        """(run date, run id) of the extractor's run: its `run_id` (and the date that
-        names), else the last run it extracted, else yesterday's."""
+        """(run date, run id) of the extractor's run: its `run_id` (whose date the
+        extraction resolves: the stored run's, else the lake's, else the one its name
+        ends in), else the last run it extracted, else yesterday's."""
         s = self._settings
         if s.run_id:
-            named = _run_date_of(s.run_id)
-            return (named.isoformat() if named else None), s.run_id
+            return None, s.run_id
         if self.last_summary is not None:
             run = self.last_summary.run
             return run.run_date, run.run_id
