@@ -157,10 +157,16 @@ def up(
     scheduler = Scheduler(configs, store)
     total = scheduler.run_once()  # due ticks (a catch-up) are queued before workers look
 
+    stopped_by: list[StateError] = []
+
     def passes() -> None:
         # the summary counts every pass, not the first alone (a long `up` records most
         # of its ticks later)
-        total.add(scheduler.run_forever(stop, interval=interval))
+        try:
+            total.add(scheduler.run_forever(stop, interval=interval))
+        except StateError as error:  # a newer onceflow migrated the store: stop it all
+            stopped_by.append(error)
+            stop.set()
 
     thread = threading.Thread(target=passes, daemon=True)
     thread.start()
@@ -202,6 +208,8 @@ def up(
     finally:
         stop.set()
         thread.join(timeout=30)
+    if stopped_by:
+        raise stopped_by[0]
     # a run failed by a scheduler pass (its worker lost once too often) is a failure of
     # this process as much as one its worker recorded
     report.failed += len(total.lost)

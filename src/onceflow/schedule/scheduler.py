@@ -53,6 +53,7 @@ from onceflow.state.scheduled_runs import (
     SCHEDULED,
     CursorRecord,
 )
+from onceflow.state.store import SCHEMA_CHECK_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -597,6 +598,8 @@ class Scheduler:
         #: Due runs this process could not queue (bad rows): `up --until-idle` does not
         #: wait for them, it reports them
         self.unqueueable: set[str] = set()
+        #: When (monotonic) the store's schema version was last read: opening it reads it
+        self._schema_read = time.monotonic()
 
     @property
     def store(self) -> Store:
@@ -605,6 +608,15 @@ class Scheduler:
         if self._store is None:
             self._store = open_store(self._url)
         return self._store
+
+    def check_schema(self) -> None:
+        """Stop (the permanent StateError) once a newer onceflow has migrated the store
+        under this long-running scheduler, read at most every SCHEMA_CHECK_SECONDS:
+        opening the store refuses a newer schema, but this process may outlive that."""
+        if self._store is None or time.monotonic() - self._schema_read < SCHEMA_CHECK_SECONDS:
+            return  # not opened yet (opening it checks), or read less than a minute ago
+        self._schema_read = time.monotonic()
+        self._store.refuse_newer_schema()
 
     @property
     def pipelines(self) -> list[str]:
@@ -766,6 +778,7 @@ class Scheduler:
     def run_once(self, at: datetime | None = None) -> PassReport:
         """One pass: record due ticks, queue due runs, requeue expired jobs, fail stuck
         runs, queue PENDING runs without a job. What it had to skip is in `errors`."""
+        self.check_schema()
         report = PassReport()
         report.recorded = self.record_ticks(at, report.errors, report.paused, report.missed)
         report.queued = self.queue_due(at, report.errors)
@@ -807,8 +820,10 @@ class Scheduler:
             try:
                 total.add(self.run_once())
             except StateError as error:
-                if error.permanent and self._store is None:
-                    raise  # never opened, and waiting will not open it: a config to fix
+                if error.permanent and (self._store is None or "newer_schema" in error.context):
+                    # never opened, and waiting will not open it: a config to fix; or a
+                    # newer onceflow migrated it: this one must not write to it any more
+                    raise
                 # a store outage: one line a pass (the traceback with --debug), not a
                 # traceback every 5 s for as long as it lasts
                 log.error(

@@ -67,6 +67,7 @@ from onceflow.state.scheduled_runs import (
     SCHEDULED,
     TransitionRecord,
 )
+from onceflow.state.store import SCHEMA_CHECK_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -274,6 +275,7 @@ class Worker:
         heart.start()
         pipelines = sorted(self.configs)
         last_reap = 0.0
+        schema_read = time.monotonic()  # opening the store read it
         try:
             self._listen()
             with ThreadPoolExecutor(self.concurrency, thread_name_prefix="job") as pool:
@@ -281,6 +283,9 @@ class Worker:
                     if time.monotonic() - last_reap > REAP_SECONDS:
                         last_reap = time.monotonic()
                         self._reap()
+                    if time.monotonic() - schema_read > SCHEMA_CHECK_SECONDS:
+                        schema_read = time.monotonic()
+                        self._check_schema()
                     free = self.concurrency - len(self._active)
                     if max_jobs is not None:
                         free = min(free, max_jobs - self.report.claimed)
@@ -322,6 +327,21 @@ class Worker:
             if error.permanent:
                 raise
             log.warning("worker %s: the state store is away (%s); waiting", self.worker_id, error)
+
+    def _check_schema(self) -> None:
+        """Stop claiming (the permanent StateError; the jobs running finish first) once a
+        newer onceflow has migrated the store under this long-running worker: opening the
+        store refuses a newer schema, but this process may outlive that. A store that is
+        away is the claims' to wait out."""
+        if self._store is None:
+            return  # not opened yet: opening it checks
+        try:
+            self._store.refuse_newer_schema()
+        except StateError as error:
+            if error.permanent:
+                log.error("worker %s: stopping: %s", self.worker_id, error)
+                raise
+            log.warning("worker %s: cannot read the schema version: %s", self.worker_id, error)
 
     def _listen(self) -> None:
         try:

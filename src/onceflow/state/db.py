@@ -107,6 +107,16 @@ class Database(ABC):
         return None
 
     @abstractmethod
+    def refusal(self, error: Exception) -> str | None:
+        """What the database said when it refused a statement (an object of that name
+        exists, a privilege is missing), on one line and redacted; None when `error` is no
+        such refusal (a lost connection, a full disk: the transaction reports those)."""
+
+    def denied(self, error: Exception) -> bool:
+        """Whether `error` is the database refusing this role a privilege."""
+        return False
+
+    @abstractmethod
     def has_table(self, tx: Tx, name: str) -> bool:
         """Whether the table `name` exists (asked without writing anything)."""
 

@@ -145,6 +145,20 @@ class PostgresDatabase(Database):
                 f"state: PostgreSQL store failed: {redact(str(error)).strip()}"
             ) from None
 
+    def refusal(self, error: Exception) -> str | None:
+        import psycopg
+
+        if not isinstance(error, psycopg.Error) or isinstance(error, psycopg.OperationalError):
+            return None
+        # the first line: the rest ("LINE 1: CREATE TABLE ...", a caret) quotes the statement
+        lines = redact(str(error)).strip().splitlines()
+        return lines[0] if lines else type(error).__name__
+
+    def denied(self, error: Exception) -> bool:
+        import psycopg
+
+        return isinstance(error, psycopg.errors.InsufficientPrivilege)
+
     def has_table(self, tx: Tx, name: str) -> bool:
         row = tx.execute("SELECT to_regclass(?) IS NOT NULL AS found", (name,)).fetchone()
         return bool(row and row["found"])

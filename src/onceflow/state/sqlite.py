@@ -178,6 +178,13 @@ class SqliteDatabase(Database):
             return f"this user may not write {self.path if self.path.exists() else folder}"
         return None
 
+    def refusal(self, error: Exception) -> str | None:
+        if not isinstance(error, sqlite3.Error) or _is_damage(error) or "locked" in str(error):
+            return None
+        if self._environment(error) is not None:  # a full disk, a read-only folder
+            return None
+        return str(error)
+
     def has_table(self, tx: Tx, name: str) -> bool:
         found = tx.execute(
             "SELECT 1 AS found FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)

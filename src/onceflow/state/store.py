@@ -123,18 +123,56 @@ class Store:
             return _read_version(tx)
 
     def migrate(self, target: int = LATEST_VERSION) -> int:
-        """Apply the migrations up to `target`; returns the resulting version."""
+        """Apply the migrations up to `target`; returns the resulting version.
+
+        The version is read first, writing nothing: a store already at `target` is used
+        as it is, so that a role that may only read and write rows can run every command
+        (an administrator's role migrates, the application's role does DML: the pattern
+        of Alembic and Flyway). PostgreSQL checks the CREATE privilege before it looks
+        whether a table exists, so even `CREATE TABLE IF NOT EXISTS` would refuse that
+        role. An upgrade is one transaction under the schema lock: a migration that fails
+        leaves the store as it was, and says so (StateError, permanent: running the
+        same migration again fails again)."""
+        current = self.schema_version()
+        _refuse_newer(current)
+        if current >= target:
+            return current
         with self.transaction() as tx:
             self.db.schema_lock(tx)
-            current = _version(tx)
-            _refuse_newer(current)
-            for version, _title, statements in MIGRATIONS:
-                if current < version <= target:
-                    for statement in statements:
-                        tx.execute(self.db.adapt_ddl(statement))
-                    tx.execute("INSERT INTO onceflow_schema (version) VALUES (?)", (version,))
-                    current = version
-            return current
+            # read again under the lock: another process may have upgraded it meanwhile
+            start = _read_version(tx) if self.db.has_table(tx, "onceflow_schema") else 0
+            _refuse_newer(start)
+            if start >= target:
+                return start
+            step = current = 0  # 0: creating onceflow_schema itself, on an empty store
+            try:
+                tx.execute("CREATE TABLE IF NOT EXISTS onceflow_schema (version INTEGER NOT NULL)")
+                for version, _title, statements in MIGRATIONS:
+                    if start < version <= target:
+                        step = version
+                        for statement in statements:
+                            tx.execute(self.db.adapt_ddl(statement))
+                        tx.execute("INSERT INTO onceflow_schema (version) VALUES (?)", (version,))
+                        current = version
+            except Exception as error:
+                said = self.db.refusal(error)
+                if said is None:  # a lost connection, a full disk: the transaction's to say
+                    raise
+                raise _upgrade_failed(start, target, step, said, self.db.denied(error)) from None
+            return max(start, current)
+
+    def refuse_newer_schema(self) -> None:
+        """Raise the permanent StateError of a store whose schema is newer than this
+        onceflow understands: a newer onceflow may migrate the store while a worker or a
+        scheduler of this one runs, and rows written by code that does not know the new
+        schema may mean something else to it. Reads one row (the long-running loops call
+        it about once a minute, SCHEMA_CHECK_SECONDS); StateError while the store is away."""
+        _refuse_newer(self.schema_version())
+
+
+#: How often a long-running worker or scheduler reads the store's schema version, to stop
+#: once a newer onceflow has migrated it (one read of one row: nothing at this rate).
+SCHEMA_CHECK_SECONDS = 60.0
 
 
 def _refuse_newer(current: int) -> None:
@@ -143,12 +181,32 @@ def _refuse_newer(current: int) -> None:
             f"the state store has schema version {current}, newer than this onceflow "
             f"understands ({LATEST_VERSION}); upgrade onceflow",
             permanent=True,
+            newer_schema=current,
         )
 
 
-def _version(tx: Tx) -> int:
-    tx.execute("CREATE TABLE IF NOT EXISTS onceflow_schema (version INTEGER NOT NULL)")
-    return _read_version(tx)
+def _upgrade_failed(start: int, target: int, step: int, said: str, denied: bool) -> StateError:
+    """The StateError of an upgrade the database refused (rolled back: nothing changed)."""
+    if denied:
+        have = (
+            "has no tables yet (schema version 0)"
+            if start == 0
+            else f"has schema version {start}, older than this onceflow's ({target})"
+        )
+        return StateError(
+            f"state: the state store {have}, and this database role may not upgrade it "
+            f"({said}): grant the role CREATE on the store's schema (and ownership of its "
+            "tables), or run `onceflow status` once as a role that has them; after that a "
+            "role that may only read and write rows can run every command",
+            permanent=True,
+        )
+    return StateError(
+        f"state: upgrading the store from schema {start} to {target} failed at migration "
+        f"{step} ({said}); nothing was changed (the upgrade is one transaction): remove "
+        "what is in its way in the store (an object of that name not made by onceflow) "
+        "and run the command again, or keep using the onceflow that wrote the store",
+        permanent=True,
+    )
 
 
 def _read_version(tx: Tx) -> int:
@@ -213,10 +271,14 @@ def open_store(url: str, *, migrate: bool = True, read_only: bool = False) -> St
             permanent=True,
         )
     store = Store(db)
-    if migrate and read_only:
-        _ready_to_read(store)
-    elif migrate:
-        store.migrate()
+    try:
+        if migrate and read_only:
+            _ready_to_read(store)
+        elif migrate:
+            store.migrate()
+    except BaseException:
+        store.close()  # a PostgreSQL session is a server resource: not left to the collector
+        raise
     return store
 
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
 from onceflow.errors import StateError
 from onceflow.state import JobSpec, RunSpec, Store, open_store
 from onceflow.state.migrations import LATEST_VERSION, MIGRATIONS
+from tests.helpers.servers import PG_BASE, pg_state_url, unique
 from tests.helpers.state import fresh_store_url
 
 WINDOW = ("2025-01-23T00:00:00+00:00", "2025-01-24T00:00:00+00:00")
@@ -168,3 +171,122 @@ def test_a_read_only_open_of_a_store_an_older_onceflow_left_upgrades_it_first(
         assert reader.runs.find() == []
     finally:
         reader.close()
+
+
+def test_a_migration_that_fails_half_way_changes_nothing_and_says_which_one(
+    request: pytest.FixtureRequest, tmp_path: Path, backend: str
+) -> None:
+    # an index of the name migration 10 creates, made by hand on a store at schema 6
+    url = fresh_store_url(request, tmp_path, backend)
+    old = open_store(url, migrate=False)
+    old.migrate(target=6)
+    with old.transaction() as tx:
+        tx.execute("CREATE INDEX jobs_finished ON jobs (enqueued_at)")
+    old.close()
+    with pytest.raises(StateError) as raised:
+        open_store(url)
+    message = str(raised.value)
+    assert message.startswith(
+        f"state: upgrading the store from schema 6 to {LATEST_VERSION} failed at migration 10 ("
+    )
+    assert "jobs_finished" in message and "already exists" in message
+    assert "nothing was changed (the upgrade is one transaction)" in message
+    assert raised.value.permanent
+    again = open_store(url, migrate=False)
+    try:
+        assert again.schema_version() == 6  # migrations 7 to 9 were rolled back with it
+        with again.transaction() as tx:
+            assert not again.db.has_table(tx, "quarantine_passes")  # migration 12's
+    finally:
+        again.close()
+
+
+@pytest.fixture
+def rows_only_role(request: pytest.FixtureRequest, pg_admin: object) -> Callable[[str], str]:
+    """rows_only_role(schema) -> the URL of a new role that may read and write the rows of
+    the tables in `schema` (and use its sequences), but not create anything there: the
+    application's role of the Alembic/Flyway pattern. Dropped after the test."""
+    role = unique("of_dml")
+    pg_admin.execute(f'CREATE ROLE "{role}" LOGIN')  # type: ignore[attr-defined]
+
+    def drop() -> None:
+        # DROP OWNED revokes what was granted to it in this database (the schema may be
+        # dropped already)
+        pg_admin.execute(f'DROP OWNED BY "{role}"')  # type: ignore[attr-defined]
+        pg_admin.execute(f'DROP ROLE "{role}"')  # type: ignore[attr-defined]
+
+    request.addfinalizer(drop)
+
+    def grant(schema: str) -> str:
+        for statement in (
+            f'GRANT USAGE ON SCHEMA "{schema}" TO "{role}"',
+            f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "{schema}" TO "{role}"',
+            f'GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA "{schema}" TO "{role}"',
+        ):
+            pg_admin.execute(statement)  # type: ignore[attr-defined]
+        return pg_state_url(schema).replace(f"{urlsplit(PG_BASE).username}@", f"{role}@", 1)
+
+    return grant
+
+
+def _schema_of(url: str) -> str:
+    return url.rsplit("%3D", 1)[1]
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_a_role_that_may_only_read_and_write_rows_uses_a_store_at_this_schema(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    backend: str,
+    rows_only_role: Callable[[str], str],
+) -> None:
+    admin_url = fresh_store_url(request, tmp_path, backend)
+    open_store(admin_url).close()  # the administrator's role migrates
+    url = rows_only_role(_schema_of(admin_url))
+    s = open_store(url)  # nothing to create: no CREATE privilege needed
+    try:
+        assert s.migrate() == LATEST_VERSION
+        s.runs.begin("r", "p", "2025-01-23", WINDOW)
+        s.queue.enqueue(JobSpec(pipeline="p", tenant="acme"))  # an identity column
+        assert [j.pipeline for j in s.queue.claim("w", limit=1)] == ["p"]
+        (run_id,) = s.scheduled_runs.create(
+            [RunSpec("p", "nightly", "2025-01-24T07:00:00+00:00", "2025-01-23", *WINDOW)]
+        )
+        assert s.scheduled_runs.get(run_id) is not None
+        s.refuse_newer_schema()
+    finally:
+        s.close()
+    reader = open_store(url, read_only=True)
+    try:
+        assert [r.run_id for r in reader.runs.find()] == ["r"]
+    finally:
+        reader.close()
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("read_only", [False, True])
+def test_a_role_that_may_only_read_and_write_rows_is_told_how_an_older_store_is_upgraded(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    backend: str,
+    read_only: bool,
+    rows_only_role: Callable[[str], str],
+) -> None:
+    admin_url = fresh_store_url(request, tmp_path, backend)
+    old = open_store(admin_url, migrate=False)
+    old.migrate(target=LATEST_VERSION - 1)
+    old.close()
+    url = rows_only_role(_schema_of(admin_url))
+    with pytest.raises(StateError) as raised:
+        open_store(url, read_only=read_only).close()
+    message = str(raised.value)
+    assert message.startswith(
+        f"state: the state store has schema version {LATEST_VERSION - 1}, older than this "
+        f"onceflow's ({LATEST_VERSION}), and this database role may not upgrade it "
+        "(permission denied for schema "
+    )
+    assert "CREATE on the store's schema" in message and "`onceflow status`" in message
+    assert "LINE 1" not in message and raised.value.permanent
+    admin = open_store(admin_url)  # the administrator's role upgrades it
+    admin.close()
+    open_store(url).close()  # then the role that only writes rows can use it
