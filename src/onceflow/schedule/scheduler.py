@@ -589,6 +589,7 @@ class Scheduler:
         # and tries again after `interval` (a lost reply of the start-up migration too:
         # migrating again is a no-op)
         self._store = store
+        self._owns_store = store is None  # opened here, so closed here (`close`)
         self.grace = grace
         self.orphan_grace = ORPHAN_GRACE if orphan_grace is None else orphan_grace
         self._reported: set[str] = set()
@@ -810,10 +811,26 @@ class Scheduler:
                     self._skip(None, f"{c.pipeline}/{s.name}", error)
         return ticks
 
+    def close(self) -> None:
+        """Close the state store this scheduler opened itself (one given to it is the
+        caller's)."""
+        if self._owns_store and self._store is not None:
+            self._store.close()
+            self._store = None
+
     def run_forever(
         self, stop: threading.Event, *, interval: float = 5.0, max_passes: int | None = None
     ) -> PassReport:
-        """Pass every `interval` seconds (sooner when a tick is due) until `stop` is set."""
+        """Pass every `interval` seconds (sooner when a tick is due) until `stop` is set;
+        then close the store it opened itself."""
+        try:
+            return self._run_forever(stop, interval, max_passes)
+        finally:
+            self.close()
+
+    def _run_forever(
+        self, stop: threading.Event, interval: float, max_passes: int | None
+    ) -> PassReport:
         total = PassReport()
         passes = 0
         while not stop.is_set():

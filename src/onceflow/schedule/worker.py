@@ -228,6 +228,7 @@ class Worker:
         # (or loses the start-up migration's reply) is an outage like a later one, which
         # the loop's claims ride out (see OUTAGE_SECONDS)
         self._store = store
+        self._owns_store = store is None  # opened here, so closed when `run` ends
         #: Since when (monotonic) the idle check has found the store away, or None
         self._away_since: float | None = None
         self.concurrency = concurrency
@@ -315,6 +316,10 @@ class Worker:
         finally:
             beating.set()
             heart.join(timeout=5)
+            if self._owns_store and self._store is not None:
+                # its connections, the listener's too: not left to the garbage collector
+                self._store.close()
+                self._store = None
         return self.report
 
     def _open_or_wait(self) -> None:
