@@ -58,14 +58,17 @@ Semantics (decided against dbt snapshots; docs/exactly-once.md has the table):
   ``as_of`` (the first snapshot that no longer holds the key); ``new_record`` also
   inserts a deletion version (a copy of the last one with ``is_deleted_column`` true),
   which a return closes; ``ignore`` (the default) keeps absent keys current. An absence
-  is evidence as of ``as_of``: in a file older than the newest read the table holds (a
-  full extract replayed after a newer one), a key whose current version was made by a
-  newer read is a late absence (counted with the late rows, refused under
-  ``late_rows: reject``) and the version stays current. Which read made a version: its
-  ``_source_file``'s (``reads``, from the loader), else its start. With a validity column
-  a start (and a delete) may be business time, which is no read: without ``reads`` it is
-  never taken for one. A file that is the newest read ends every absent key, at its
-  version's start when that is later (a version valid from a later date never held).
+  is evidence as of ``as_of``. Under ``close`` and ``new_record`` the newest read the
+  table holds (``reads``, from the loader) decided the current state: in a file older
+  than it (a full extract replayed after a newer one) every absence is late (counted
+  with the late rows, refused under ``late_rows: reject``) and the version stays
+  current; a row of a key without a live version (deleted, or no version at all) is
+  history, never a return or a new key; without a validity column another value of a
+  current key, and with one another value at its own validity, is late. Without
+  ``reads``, a version is taken as made by the read at its start, and with a validity
+  column (business time, which is no read) never by a newer read. A file that is the
+  newest read ends every absent key, at its version's start when that is later (a
+  version valid from a later date never held).
   A table that has
   ``is_deleted_column`` (an earlier ``new_record``) keeps reading it under ``close`` or
   ``ignore``: its current deletion versions stay deletions, and a return closes them.
