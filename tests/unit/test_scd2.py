@@ -746,6 +746,88 @@ def test_with_a_validity_column_an_older_read_replayed_knows_the_newer_read_by_i
     assert apply_scd2(uri, older, c, as_of=day(3)).closed == 1
 
 
+@pytest.mark.parametrize("late_rows", ["skip", "reject"])
+@pytest.mark.parametrize("mode", ["close", "new_record"])
+def test_with_a_validity_column_an_older_read_never_brings_back_what_the_newest_read_deleted(
+    uri: str, mode: str, late_rows: str
+) -> None:
+    # key 2 valid from day 30; the newest read (day 10) no longer holds it and ends it at
+    # its start, day 30. A read from day 3, replayed after it, holds key 2 with the same
+    # validity: not before the close, but older evidence: history (late), not a return
+    c = cfg(validity_column="valid_from", hard_deletes=mode, late_rows=late_rows)
+    apply_scd2(uri, contracts([1, 2], [day(-5), day(30)]), c, as_of=day(1))
+    apply_scd2(uri, contracts([1], [day(-5)]), c, as_of=day(10), reads={"w1": day(1)})
+    before = DeltaTable(uri).version()
+    older = contracts([1, 2], [day(-5), day(30)])
+    reads = {"w1": day(1), "w2": day(10)}
+    if late_rows == "reject":
+        with pytest.raises(LoadError, match=r"1 late row\(s\)"):
+            apply_scd2(uri, older, c, as_of=day(3), reads=reads)
+    else:
+        out = apply_scd2(uri, older, c, as_of=day(3), reads=reads)
+        assert (out.version, out.rows_skipped) == (None, 1)
+    assert DeltaTable(uri).version() == before
+    assert {k for k, r in current(uri).items() if not r.get("_is_deleted")} == {1}
+    # read after the newest read, the same row is a return, from the close
+    back = apply_scd2(uri, older, c, as_of=day(11), reads=reads)
+    assert (back.rows_skipped, back.inserted) == (0, 1)
+    assert current(uri)[2]["_effective_from"] == day(30)
+
+
+@pytest.mark.parametrize("late_rows", ["skip", "reject"])
+@pytest.mark.parametrize("mode", ["close", "new_record"])
+@pytest.mark.parametrize("validity", [None, "valid_from"])
+def test_an_older_read_replayed_never_adds_a_key_the_newest_read_did_not_hold(
+    uri: str, mode: str, late_rows: str, validity: str | None
+) -> None:
+    # window 3 read on day 3 (keys 1 and 2), replayed after window 2 read on day 4 (key 1
+    # only): key 2 has no version at all, so the newest read did not hold it: late
+    c = cfg(validity_column=validity, hard_deletes=mode, late_rows=late_rows)
+    apply_scd2(uri, contracts([1], [day(-5)]), c, as_of=day(4))
+    before = DeltaTable(uri).version()
+    older = contracts([1, 2], [day(-5), day(-5)])
+    late = 1 if validity else 2  # without one, key 1's row too: before its version
+    if late_rows == "reject":
+        with pytest.raises(LoadError, match=rf"{late} late row\(s\)"):
+            apply_scd2(uri, older, c, as_of=day(3), reads={"w2": day(4)})
+    else:
+        out = apply_scd2(uri, older, c, as_of=day(3), reads={"w2": day(4)})
+        assert (out.version, out.rows_skipped) == (None, late)
+    assert DeltaTable(uri).version() == before
+    assert sorted(current(uri)) == [1]
+
+
+def test_under_hard_deletes_ignore_an_older_read_adds_a_key_the_newest_read_did_not_hold(
+    uri: str,
+) -> None:
+    # an absence says nothing under ignore: the newest read did not decide key 2
+    c = cfg(hard_deletes="ignore")
+    apply_scd2(uri, pa.table({"id": [1], "name": ["a"]}), c, as_of=day(4))
+    older = pa.table({"id": [1, 2], "name": ["a", "b"]})
+    out = apply_scd2(uri, older, c, as_of=day(3), reads={"w2": day(4)})
+    assert (out.inserted, out.rows_skipped) == (1, 1)
+    assert sorted(current(uri)) == [1, 2]
+
+
+@pytest.mark.parametrize("mode", ["close", "new_record"])
+@pytest.mark.parametrize("validity", [None, "valid_from"])
+def test_an_older_read_replayed_keeps_the_values_and_keys_the_newest_read_confirmed(
+    uri: str, mode: str, validity: str | None
+) -> None:
+    # keys 1 and 2 read on day 1, read again unchanged on day 5 (the newest read: their
+    # versions still start at day 1, or at their validity); a day-3 read replayed after it
+    # has another value of key 1 at the same validity and misses key 2: both are older
+    # than what the newest read found, so late, not a change and a delete
+    c = cfg(validity_column=validity, hard_deletes=mode)
+    both = pa.table({"id": [1, 2], "name": ["a", "b"], "valid_from": pa.array([day(-5)] * 2, TS)})
+    apply_scd2(uri, both, c, as_of=day(1))
+    assert apply_scd2(uri, both, c, as_of=day(5), reads={"w1": day(1)}).version is None
+    older = pa.table({"id": [1], "name": ["c"], "valid_from": pa.array([day(-5)], TS)})
+    out = apply_scd2(uri, older, c, as_of=day(3), reads={"w1": day(1), "w2": day(5)})
+    assert (out.version, out.rows_skipped) == (None, 2)
+    assert {k: r["name"] for k, r in current(uri).items()} == {1: "a", 2: "b"}
+
+
 def test_the_outcome_counts_deletion_versions_apart_from_new_versions_and_closes(
     uri: str,
 ) -> None:

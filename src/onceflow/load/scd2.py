@@ -58,14 +58,17 @@ Semantics (decided against dbt snapshots; docs/exactly-once.md has the table):
   ``as_of`` (the first snapshot that no longer holds the key); ``new_record`` also
   inserts a deletion version (a copy of the last one with ``is_deleted_column`` true),
   which a return closes; ``ignore`` (the default) keeps absent keys current. An absence
-  is evidence as of ``as_of``: in a file older than the newest read the table holds (a
-  full extract replayed after a newer one), a key whose current version was made by a
-  newer read is a late absence (counted with the late rows, refused under
-  ``late_rows: reject``) and the version stays current. Which read made a version: its
-  ``_source_file``'s (``reads``, from the loader), else its start. With a validity column
-  a start (and a delete) may be business time, which is no read: without ``reads`` it is
-  never taken for one. A file that is the newest read ends every absent key, at its
-  version's start when that is later (a version valid from a later date never held).
+  is evidence as of ``as_of``. Under ``close`` and ``new_record`` the newest read the
+  table holds (``reads``, from the loader) decided the current state: in a file older
+  than it (a full extract replayed after a newer one) every absence is late (counted
+  with the late rows, refused under ``late_rows: reject``) and the version stays
+  current; a row of a key without a live version (deleted, or no version at all) is
+  history, never a return or a new key; without a validity column another value of a
+  current key, and with one another value at its own validity, is late. Without
+  ``reads``, a version is taken as made by the read at its start, and with a validity
+  column (business time, which is no read) never by a newer read. A file that is the
+  newest read ends every absent key, at its version's start when that is later (a
+  version valid from a later date never held).
   A table that has
   ``is_deleted_column`` (an earlier ``new_record``) keeps reading it under ``close`` or
   ``ignore``: its current deletion versions stay deletions, and a return closes them.
@@ -93,7 +96,6 @@ from onceflow.warehouse import (
     read_snapshot,
     snapshot_dataset,
 )
-from onceflow.warehouse.audit import SOURCE_FILE
 from onceflow.warehouse.duck import (
     describe_key,
     duck,
@@ -305,9 +307,10 @@ def apply_scd2(
     a naive validity is wall time. `windowed`: the file is one window of an incremental
     extract, applied after the windows before it, so without a validity column its rows
     are valid after every version the table holds (see the module's docstring).
-    `reads` gives the snapshot instant of each lake file the table holds, by file id (its
-    rows' `_source_file`): whether this file is older than the newest read applied, and
-    which read made each version (None: unknown, see `_Planner._newer_evidence`).
+    `reads` gives the snapshot instant of each lake file the table holds, by file id:
+    whether this full extract is older than the newest read applied (a replay, see
+    `_Planner.decided`; None: unknown, see `_Planner._newer_evidence`). A windowed file
+    is never a replay: window order is change order.
     """
     as_of = _aware(as_of)
     zone = ZoneInfo(zone) if isinstance(zone, str) else zone
@@ -327,7 +330,7 @@ def apply_scd2(
         as_of = _after_table(as_of, dataset, scan, cols)
     validity = _validity(batch, cfg, as_of, zone)
     planner = _Planner(dataset, scan, batch, validity, cols, cfg, as_of, table_uri, zone)
-    plan = planner.with_reads(reads).run()
+    plan = planner.with_reads(None if windowed else reads).run()
     changes = plan.inserts.num_rows + plan.closes.num_rows + plan.deletions.num_rows
     if not changes and not (create_empty and dt is None):
         return Scd2Outcome(None, plan.late)
@@ -538,7 +541,6 @@ class _Planner:
         self.on = " AND ".join(f"b.{k} = c.c{k}" for k in self.K)
         self.target_names = set(snapshot.schema.names) if snapshot is not None else set()
         self.source = "nb"
-        self.reads: dict[str, datetime] = {}
         # whether the file is older than the newest read the table holds (a full extract
         # replayed after a newer one); None: unknown (no `reads`)
         self.replay: bool | None = None
@@ -546,20 +548,36 @@ class _Planner:
     def with_reads(self, reads: Mapping[str, datetime] | None) -> _Planner:
         """Take the read instants of the files the table holds (see `apply_scd2`)."""
         if reads:
-            self.reads = {f: _aware(at) for f, at in reads.items()}
-            self.replay = self.as_of < max(self.reads.values())
+            self.replay = self.as_of < max(_aware(at) for at in reads.values())
         return self
+
+    @property
+    def decided(self) -> bool:
+        """Whether the table's current state is the newest read's, and this file older.
+
+        Under `hard_deletes: close` or `new_record` the newest read the table holds ended
+        every key it did not hold and made current every key it held; each older read
+        replayed after it leaves that so (this rule). So in a file older than it, a key
+        the table holds no live current version of was absent from the newest read (a
+        deletion, or no version at all: never held since), and every live current
+        version held at the newest read's instant, after this file's: none of the file's
+        rows may bring a key back or make another value current without a validity
+        column, and none of its absences may end a key. Such rows and absences are late.
+        Under `ignore` an absence says nothing, so the newest read decides nothing about
+        the keys it does not hold."""
+        return bool(self.replay) and self.cfg.hard_deletes != "ignore"
 
     def _newer_evidence(self, instant: str, op: str) -> str:
         """SQL: the table learnt at `instant` (the read that made a version, a close)
         something newer than this file, when `instant {op} as_of`.
 
         Never when the file is the newest read the table holds: it is the truth. In a file
-        older than the newest read (a full extract replayed after a newer one), `instant`
-        is taken as a read's. When that is unknown (no `reads`), only without a validity
-        column, where a version starts at the read that made it and a close is at a
-        read's `as_of`: with one, a start or a close may be business time, a version valid
-        from a later date, which no newer read made."""
+        older than the newest read under `hard_deletes: close` or `new_record` the newest
+        read decided (`decided`, which the callers check first); under `ignore`, `instant`
+        is taken as a read's. When whether the file is older is unknown (no `reads`), only
+        without a validity column, where a version starts at the read that made it and a
+        close is at a read's `as_of`: with one, a start or a close may be business time, a
+        version valid from a later date, which no newer read made."""
         unknown_business_time = self.replay is None and self.cfg.validity_column is not None
         if self.replay is False or unknown_business_time:
             return "FALSE"
@@ -580,9 +598,8 @@ class _Planner:
     def _versions(self, con: duckdb.DuckDBPyConnection, p: str, current: bool) -> None:
         """View `p`: the table's current (or closed) versions as {p}k*, {p}c*, {p}f (from),
         {p}t (to), {p}del (a deletion version), {p}v (the version's own validity: its row's
-        validity column, else its start), {p}src (the lake file that made it, its
-        `_source_file`, when `reads` may know its read instant; else NULL). Tracked
-        columns the table lacks are left out (`_same` takes them as NULL)."""
+        validity column, else its start). Tracked columns the table lacks are left out
+        (`_same` takes them as NULL)."""
         cols = self.cols
         tracked = [
             (c, n) for c, n in zip(cols.tracked, self.C, strict=True) if c in self.target_names
@@ -591,8 +608,7 @@ class _Planner:
         valid = self.cfg.validity_column
         valid = valid if valid in self.target_names else None
         names = [f"{p}{k}" for k in self.K] + [f"{p}{n}" for _, n in tracked]
-        names += [f"{p}f", f"{p}t", f"{p}del", f"{p}v", f"{p}src"]
-        src = SOURCE_FILE if self.reads and SOURCE_FILE in self.target_names else None
+        names += [f"{p}f", f"{p}t", f"{p}del", f"{p}v"]
         if self.scan is not None:
             start = f"{q(cols.eff_from)}::TIMESTAMPTZ"
             exprs = [q(k) for k in cols.keys] + [q(c) for c, _ in tracked]
@@ -601,7 +617,6 @@ class _Planner:
             # TimeZone is UTC: a naive validity is read as UTC wall time, which is the
             # pipeline's only when that is UTC (else apply_scd2 gives no scan)
             exprs.append(f"coalesce({q(valid)}::TIMESTAMPTZ, {start})" if valid else start)
-            exprs.append(f"{q(src)}::VARCHAR" if src else "NULL::VARCHAR")
             select = ", ".join(f"{e} AS {n}" for e, n in zip(exprs, names, strict=True))
             flag = q(cols.current) if current else f"NOT {q(cols.current)}"
             con.execute(f"CREATE TEMP VIEW {p} AS SELECT {select} FROM {self.scan} WHERE {flag}")
@@ -611,7 +626,7 @@ class _Planner:
             snap = pa.table({k: pa.array([], types.field(k).type) for k in cols.keys})
         else:
             wanted = [*cols.keys, *[c for c, _ in tracked], cols.eff_from, cols.eff_to]
-            wanted += [c for c in (deleted, valid, src) if c]
+            wanted += [c for c in (deleted, valid) if c]
             flagged = pc.field(cols.current) == current
             snap = read_snapshot(self.snapshot, wanted, flagged)
         m = snap.num_rows
@@ -625,7 +640,6 @@ class _Planner:
         arrays.append(
             pc.coalesce(_instants(snap.column(valid), valid, self.zone), start) if valid else start
         )
-        arrays.append(snap.column(src).cast(pa.string()) if src else pa.nulls(m, pa.string()))
         con.register(p, pa.table(arrays, names=names))
 
     def _same(self, p: str) -> str:
@@ -651,6 +665,12 @@ class _Planner:
         """
         known_now = "same_cur" if not chained else "FALSE"
         silent = SILENT if self.cfg.validity_column else LATE
+        newer = f"CASE WHEN {known_now} THEN {KNOWN} ELSE {CHAIN} END"
+        if self.decided and not self.cfg.validity_column:
+            # the current version held at the newest read, after this file's: another
+            # value read before it is history the table cannot place, never current. (A
+            # file without a validity column has one row per key: same_cur decides.)
+            newer = f"CASE WHEN same_cur THEN {KNOWN} ELSE {LATE} END"
         tracked = f", {', '.join(self.C)}" if chained and self.C else ""
         matched = f"c.c{self.K[0]} IS NOT NULL"  # keys are never NULL
         # cv, the current version's own validity, is before its start cf when it began at
@@ -659,7 +679,7 @@ class _Planner:
         con.execute(
             f"CREATE TEMP TABLE j AS SELECT rid, v, cf, has_cur, cdel, same_cur, CASE "
             f"WHEN NOT has_cur THEN {NEW} "
-            f"WHEN v > cf THEN CASE WHEN {known_now} THEN {KNOWN} ELSE {CHAIN} END "
+            f"WHEN v > cf THEN {newer} "
             f"WHEN v >= cv AND same_cur THEN {KNOWN} "
             f"WHEN v = cv OR v = cf THEN {silent} "
             f"ELSE {OLD} END AS kind, {self.kl}{tracked} FROM ("
@@ -715,12 +735,18 @@ class _Planner:
 
     def _settle_silent(self, con: duckdb.DuckDBPyConnection) -> None:
         """A silent change becomes a version from `as_of`, unless a newer row of the same
-        key in the file supersedes it, or `as_of` is not after the current version."""
+        key in the file supersedes it, or `as_of` is not after the current version, or the
+        file is older than the newest read (`decided`: then it is history)."""
         same_key = " AND ".join(f"x.{k} = j.{k}" for k in self.K)
         con.execute(
             f"DELETE FROM j WHERE kind = {SILENT} AND EXISTS "
             f"(SELECT 1 FROM j AS x WHERE x.kind = {CHAIN} AND {same_key})"
         )
+        if self.decided:
+            # the current version held at the newest read, after this read: other values
+            # at its validity are older evidence, history (KNOWN or LATE), not a change
+            con.execute(f"UPDATE j SET kind = {OLD} WHERE kind = {SILENT}")
+            return
         con.execute(
             f"UPDATE j SET kind = CASE WHEN $1::TIMESTAMPTZ > cf THEN {CHAIN} ELSE {LATE} END, "
             f"v = CASE WHEN $1::TIMESTAMPTZ > cf THEN $1::TIMESTAMPTZ ELSE v END "
@@ -739,7 +765,10 @@ class _Planner:
         than the close (`_newer_evidence`): then the key comes back with it, from
         `as_of` (or the close, when that is later: a close at a later validity). So the
         latest validity is current, as in any chain; moved to `as_of`, an older row would
-        start after, and end, a newer one.
+        start after, and end, a newer one. In a file older than the newest read, under
+        `hard_deletes: close` or `new_record` (`decided`), no NEW row comes back, whatever
+        its validity: the newest read did not hold the key (it ended it, or the key has no
+        version at all), so each is history, KNOWN or LATE.
         """
         K, kl = self.K, self.kl
         self._versions(con, "h", current=False)
@@ -763,12 +792,16 @@ class _Planner:
         # after it), the row is older evidence, as without a validity column its v says:
         # history, never a return that would override the newer read's deletion. With a
         # validity column the close may be business time (a version valid from a later
-        # date ended there): then only a file known to be older than the newest read is
+        # date ended there): then only a file known to be older than the newest read is.
+        # A close is no read's instant once a validity moved it (greatest(start, as_of)):
+        # a file older than the newest read never brings a key back (`decided`)
         older = self._newer_evidence("s.last_close", ">")
         returns = f"s.before_close AND s.latest AND NOT ({older})"
+        comes_back = "FALSE" if self.decided else f"NOT s.before_close OR ({returns})"
+        returns = "FALSE" if self.decided else returns
         con.execute(
             "UPDATE j SET kind = CASE "
-            f"WHEN s.kind = {NEW} AND (NOT s.before_close OR ({returns})) THEN {NEW} "
+            f"WHEN s.kind = {NEW} AND ({comes_back}) THEN {NEW} "
             f"WHEN s.known THEN {KNOWN} ELSE {LATE} END, "
             f"v = CASE WHEN {returns} THEN greatest($1::TIMESTAMPTZ, s.last_close) "
             "ELSE j.v END "
@@ -829,28 +862,20 @@ class _Planner:
         `as_of`, or at their start when that is later (new_record: a deletion version
         starts there), and how many absent keys are late.
 
-        An absence is evidence as of `as_of`, as a row is as of its validity: a key whose
-        current version was made by a newer read (`_newer_evidence`: a full extract read
-        out of window order, replayed before the window read after it) is absent from
-        older evidence, late like an older row: the version stays current and the key is
-        counted (`late_rows: reject` refuses the file). Ending it would let the older read
-        override the newest one. Which read made the version: its `_source_file`'s in
-        `reads`, else its start."""
+        An absence is evidence as of `as_of`, as a row is as of its validity: in a file
+        older than the newest read the table holds (a full extract read out of window
+        order, replayed after the window read later), every live current version is the
+        newest read's (`decided`), so each absence is older evidence, late like an older
+        row: the version stays current and the key is counted (`late_rows: reject`
+        refuses the file). Ending it would let the older read override the newest one.
+        Without `reads`, a version is taken as made by the read at its start."""
         empty = pa.table({"at": pa.array([], TS)})
         if self.cfg.hard_deletes == "ignore" or self.snapshot is None:
             return closes, empty, 0
-        made = "cf"
-        join = ""
-        if self.reads:
-            con.register(
-                "reads",
-                pa.table({"src": list(self.reads), "at": pa.array(list(self.reads.values()), TS)}),
-            )
-            made, join = "coalesce(r.at, cf)", "LEFT JOIN reads r ON r.src = c.csrc"
-        late = self._newer_evidence(made, ">=")
+        late = "TRUE" if self.decided else self._newer_evidence("cf", ">=")
         con.execute(
             f"CREATE TEMP TABLE absent AS SELECT {', '.join(f'c{k} AS {k}' for k in self.K)}, "
-            f"cf, greatest(cf, $1::TIMESTAMPTZ) AS gone_at, {late} AS late FROM c {join} "
+            f"cf, greatest(cf, $1::TIMESTAMPTZ) AS gone_at, {late} AS late FROM c "
             f"WHERE NOT cdel AND NOT EXISTS (SELECT 1 FROM nb b WHERE {self.on})",
             [self.as_of],
         )
