@@ -19,6 +19,14 @@ _REFUSALS = (
     "password authentication failed",
     "no pg_hba.conf entry",
     "authentication failed",
+    # the URL's own settings, refused by libpq or the server before any session
+    "invalid sslmode value",
+    "invalid value for parameter",
+    "unrecognized configuration parameter",
+    "does not support SSL",
+    "invalid URI",
+    "invalid connection option",
+    "invalid integer value",
 )
 
 #: How long the server lets an onceflow session sit idle inside an open transaction before
@@ -112,7 +120,8 @@ class PostgresDatabase(Database):
             text = str(error)
             raise StateError(
                 f"state: cannot connect to PostgreSQL store: {redact(text).strip()}",
-                permanent=any(p in text for p in _REFUSALS),
+                permanent=isinstance(error, psycopg.ProgrammingError)
+                or any(p in text for p in _REFUSALS),
             ) from None
         return conn
 

@@ -200,6 +200,14 @@ def _upgrade_failed(start: int, target: int, step: int, said: str, denied: bool)
             "role that may only read and write rows can run every command",
             permanent=True,
         )
+    if "no schema has been selected" in said:
+        # PostgreSQL: the URL's search_path names no schema that exists
+        return StateError(
+            f"state: the state store's schema does not exist ({said}): create it "
+            "(`CREATE SCHEMA ...`, the one `options=-csearch_path=...` names in the `state:` "
+            "URL) or fix that URL",
+            permanent=True,
+        )
     return StateError(
         f"state: upgrading the store from schema {start} to {target} failed at migration "
         f"{step} ({said}); nothing was changed (the upgrade is one transaction): remove "

@@ -147,3 +147,22 @@ def test_up_started_before_its_store_is_reachable_waits_for_it(
     summary = up([config], until_idle=True, interval=0.3)
     assert "up: the state store is away" in caplog.text
     assert summary["worker"]["failed"] == 0
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["sslmode=bogus", "options=-cwork_mem%3Dlots", "options=-csearch_path%3Dof_no_such_schema"],
+    ids=["bad-sslmode", "bad-setting", "missing-schema"],
+)
+def test_a_store_url_whose_settings_are_refused_stops_the_worker_at_once(
+    tmp_path: Path, query: str
+) -> None:
+    """libpq or the server refuses the URL itself: a config to fix, not an outage (the
+    worker waited for ever, `the state store is away`)."""
+    url = f"{PG_BASE}?{query}"
+    config = project_config(tmp_path / "project", url, schedules=[NIGHTLY])
+    started = time.monotonic()
+    with pytest.raises(StateError) as stopped:
+        Worker([config], poll_seconds=0.1).run()
+    assert stopped.value.permanent
+    assert time.monotonic() - started < 10
