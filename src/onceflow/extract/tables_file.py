@@ -31,7 +31,7 @@ from onceflow.windows import check_run_id
 #: A --tables value ending in one of these names a file of tables.
 TABLE_FILE_SUFFIXES = (".json", ".yml", ".yaml")
 #: The keys of the seed's table config that onceflow reads: seed 001's `extract_table`
-#: parameters, as the seed classes take them (onceflow.seeds.tables.TABLE_KEYS).
+#: parameters, as the seed classes take them (onceflow.seeds.tables.TABLE_KEYS is this).
 ENTRY_KEYS = (
     "source_name",
     "table_name",

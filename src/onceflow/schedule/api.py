@@ -18,7 +18,7 @@ import math
 import re
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -143,81 +143,73 @@ def up(
     """A scheduler and workers in one process (the single-machine default). With
     `until_idle`, stop once every due tick is queued and nothing is queued or running."""
     stop = stop or threading.Event()
-    if store is None:
-        with _store_when_reachable(configs, stop, interval, until_idle) as opened:
-            return up(
-                configs,
-                concurrency=concurrency,
-                lease_seconds=lease_seconds,
-                until_idle=until_idle,
-                interval=interval,
-                stop=stop,
-                store=opened,
-            )
-    scheduler = Scheduler(configs, store)
-    total = scheduler.run_once()  # due ticks (a catch-up) are queued before workers look
+    with ExitStack() as owned:
+        if store is None:  # opened here (when reachable), so closed here
+            store = owned.enter_context(_store_when_reachable(configs, stop, interval, until_idle))
+        scheduler = Scheduler(configs, store)
+        total = scheduler.run_once()  # due ticks (a catch-up) are queued before workers look
 
-    stopped_by: list[StateError] = []
+        stopped_by: list[StateError] = []
 
-    def passes() -> None:
-        # the summary counts every pass, not the first alone (a long `up` records most
-        # of its ticks later)
+        def passes() -> None:
+            # the summary counts every pass, not the first alone (a long `up` records most
+            # of its ticks later)
+            try:
+                total.add(scheduler.run_forever(stop, interval=interval))
+            except StateError as error:  # a newer onceflow migrated the store: stop it all
+                stopped_by.append(error)
+                stop.set()
+
+        thread = threading.Thread(target=passes, daemon=True)
+        thread.start()
+        worker = Worker(configs, store, concurrency=concurrency, lease_seconds=lease_seconds)
+
+        told: set[str] = set()
+
+        def nothing_due() -> bool:
+            # a due run the scheduler cannot queue (a bad row) would keep it busy forever:
+            # it is reported instead, as `scheduler --once` does
+            if [
+                r
+                for r in store.scheduled_runs.due(now_iso())
+                if r.pipeline in scheduler.pipelines and r.id not in scheduler.unqueueable
+            ]:
+                return False
+            # a PENDING run with no job is queued by a pass once its grace is over (its
+            # caller may be about to queue it): stopping first left it unrun, with exit 0
+            waiting = [
+                r
+                for r in store.scheduled_runs.orphans()
+                if r.pipeline in scheduler.pipelines and callers_job(store, r) is None
+            ]
+            for run in waiting:
+                if run.id not in told:
+                    told.add(run.id)
+                    log.info(
+                        "run %s (%s %s) is PENDING with no job: waiting up to %ds for its "
+                        "caller to queue one, then a scheduler pass queues it",
+                        run.id,
+                        run.pipeline,
+                        run.run_date,
+                        scheduler.orphan_grace.total_seconds(),
+                    )
+            return not waiting
+
         try:
-            total.add(scheduler.run_forever(stop, interval=interval))
-        except StateError as error:  # a newer onceflow migrated the store: stop it all
-            stopped_by.append(error)
+            report = worker.run(stop, until_idle=until_idle, idle_check=nothing_due)
+        finally:
             stop.set()
-
-    thread = threading.Thread(target=passes, daemon=True)
-    thread.start()
-    worker = Worker(configs, store, concurrency=concurrency, lease_seconds=lease_seconds)
-
-    told: set[str] = set()
-
-    def nothing_due() -> bool:
-        # a due run the scheduler cannot queue (a bad row) would keep it busy forever:
-        # it is reported instead, as `scheduler --once` does
-        if [
-            r
-            for r in store.scheduled_runs.due(now_iso())
-            if r.pipeline in scheduler.pipelines and r.id not in scheduler.unqueueable
-        ]:
-            return False
-        # a PENDING run with no job is queued by a pass once its grace is over (its
-        # caller may be about to queue it): stopping first left it unrun, with exit 0
-        waiting = [
-            r
-            for r in store.scheduled_runs.orphans()
-            if r.pipeline in scheduler.pipelines and callers_job(store, r) is None
-        ]
-        for run in waiting:
-            if run.id not in told:
-                told.add(run.id)
-                log.info(
-                    "run %s (%s %s) is PENDING with no job: waiting up to %ds for its "
-                    "caller to queue one, then a scheduler pass queues it",
-                    run.id,
-                    run.pipeline,
-                    run.run_date,
-                    scheduler.orphan_grace.total_seconds(),
-                )
-        return not waiting
-
-    try:
-        report = worker.run(stop, until_idle=until_idle, idle_check=nothing_due)
-    finally:
-        stop.set()
-        thread.join(timeout=30)
-    if stopped_by:
-        raise stopped_by[0]
-    # a run failed by a scheduler pass (its worker lost once too often) is a failure of
-    # this process as much as one its worker recorded
-    report.failed += len(total.lost)
-    report.failures += total.lost
-    return {
-        "scheduler": {**total.as_dict(), "skipped": scheduler.skipped},
-        "worker": report.as_dict(),
-    }
+            thread.join(timeout=30)
+        if stopped_by:
+            raise stopped_by[0]
+        # a run failed by a scheduler pass (its worker lost once too often) is a failure of
+        # this process as much as one its worker recorded
+        report.failed += len(total.lost)
+        report.failures += total.lost
+        return {
+            "scheduler": {**total.as_dict(), "skipped": scheduler.skipped},
+            "worker": report.as_dict(),
+        }
 
 
 def _store_when_reachable(

@@ -11,21 +11,14 @@ from datetime import date, datetime
 from typing import Any
 
 from onceflow.errors import ConfigError
+from onceflow.extract.tables_file import ENTRY_KEYS
 from onceflow.windows import DATED_RUN_ID, run_date_of
 
 log = logging.getLogger(__name__)
 
-#: The seed's table-config keys onceflow reads (seed 001's extract_table parameters).
-TABLE_KEYS = (
-    "source_name",
-    "table_name",
-    "schema_name",
-    "is_full_extract",
-    "incremental_column",
-    "custom_query",
-    "extraction_date",
-    "run_id",
-)
+#: The seed's table-config keys onceflow reads (seed 001's extract_table parameters): the
+#: same keys a `--tables` file takes.
+TABLE_KEYS = ENTRY_KEYS
 #: Seed keys with no onceflow equivalent, and what to do instead.
 REFUSED_TABLE_KEYS = {
     "flashback_enabled": "onceflow reads the source as it is (Oracle Flashback queries "
