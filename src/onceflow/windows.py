@@ -17,10 +17,11 @@ _RUN_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 #: onceflow's own run id, <pipeline>_<yyyymmdd> (daily_extract_20250123), which the seeds
 #: use too: the seeds read the pipeline's name from it.
 DATED_RUN_ID = re.compile(r"^(?P<pipeline>[A-Za-z0-9_.\-]+)_(?P<day>\d{8})$")
-#: A run id that ends in a date, after '_' or alone, names its run date: YYYYMMDD
-#: (daily_extract_20250123, 20250123) or ISO YYYY-MM-DD (adhoc_2025-01-23, 2025-01-23),
-#: the form `--date` takes and people type.
-_DATE_AT_END = re.compile(r"^(?:.*_)?(?P<day>\d{8}|\d{4}-\d{2}-\d{2})$")
+#: A run id that ends in a date, after '_', '-' or '.' or alone, names its run date:
+#: YYYYMMDD (daily_extract_20250123, nightly-20250123, 20250123) or ISO YYYY-MM-DD
+#: (adhoc_2025-01-23, nightly-2025-01-23, 2025-01-23), the form `--date` takes and people
+#: type. Read as a label, it would extract yesterday under a name that says another day.
+_DATE_AT_END = re.compile(r"^(?:.*[_.\-])?(?P<day>\d{8}|\d{4}-\d{2}-\d{2})$")
 
 
 @dataclass(frozen=True)

@@ -183,7 +183,7 @@ def test_a_run_id_ending_in_no_real_date_is_a_label_when_the_date_is_given(run_i
 def test_a_run_id_ending_in_an_iso_date_names_that_date() -> None:
     assert run_date_of("adhoc_2025-01-23") == date(2025, 1, 23)
     assert run_date_of("2025-01-23") == date(2025, 1, 23)
-    assert run_date_of("adhoc-2025-01-23") is None  # no '_' before the date
+    assert run_date_of("adhoc-2025-01-23") == date(2025, 1, 23)  # after a dash too
     assert run_date_with_id(None, "2025-01-23") == date(2025, 1, 23)
     with pytest.raises(ConfigError, match="--date 2025-01-22 and --run-id 2025-01-23 disagree"):
         run_date_with_id("2025-01-22", "2025-01-23")
@@ -263,3 +263,25 @@ def test_a_run_id_nothing_records_is_read_by_its_name(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not a date"):
         run_context(config, None, "old_20251399")
     assert run_context(config, "2025-01-28", "old_20251399").run_date == date(2025, 1, 28)
+
+
+@pytest.mark.parametrize(
+    ("run_id", "day"),
+    [
+        ("nightly-2026-10-09", date(2026, 10, 9)),
+        ("nightly-20261013", date(2026, 10, 13)),
+        ("nightly.2026-10-14", date(2026, 10, 14)),
+        ("pipeline_2025010", None),
+        ("a-b", None),
+    ],
+)
+def test_a_date_after_a_dash_or_a_dot_is_a_dated_run_id(run_id: str, day: date | None) -> None:
+    """`nightly-2026-10-09` read as a label extracted yesterday under that name."""
+    assert run_date_of(run_id) == day
+    if day is not None:
+        assert run_date_with_id(None, run_id) == day
+
+
+def test_a_dash_date_that_is_no_date_is_refused_as_a_typo() -> None:
+    with pytest.raises(ConfigError, match="which is not a date"):
+        run_date_with_id(None, "nightly-2026-13-45")
