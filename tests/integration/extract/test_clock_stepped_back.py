@@ -59,13 +59,13 @@ def _sidecar(path: str) -> dict[str, Any]:
     return dict(json.loads(sidecar_path(Path(path)).read_text()))
 
 
-def test_a_window_committed_complete_by_a_clock_ahead_is_extracted_again_until_settled(
-    tmp_path: Path, clock: Callable[[datetime], None], caplog: pytest.LogCaptureFixture
-) -> None:
+def _source(tmp_path: Path, first_id: int) -> tuple[sqlite3.Connection, Any]:
+    """A SQLite source with one row in the window of DAY, and an incremental table on it
+    that settles 2 h after its window ends."""
     db = tmp_path / "source.db"
     conn = sqlite3.connect(db)
     conn.execute("CREATE TABLE t (id INTEGER, updated_at TIMESTAMP)")
-    conn.execute("INSERT INTO t VALUES (7001, '2026-11-25 20:00:00')")
+    conn.execute("INSERT INTO t VALUES (?, '2026-11-25 20:00:00')", (first_id,))
     conn.commit()
     config = make_config(
         tmp_path,
@@ -74,6 +74,13 @@ def test_a_window_committed_complete_by_a_clock_ahead_is_extracted_again_until_s
         timezone="UTC",
         settle="2h",
     )
+    return conn, config
+
+
+def test_a_window_committed_complete_by_a_clock_ahead_is_extracted_again_until_settled(
+    tmp_path: Path, clock: Callable[[datetime], None], caplog: pytest.LogCaptureFixture
+) -> None:
+    conn, config = _source(tmp_path, 7001)
     clock(SETTLED)  # a clock ahead: the window looks settled
     first = result(extract(config, DAY), "s.t")
     assert first.action == "extracted" and _sidecar(first.file_path)["partial"] is False
@@ -105,19 +112,8 @@ def test_a_settled_window_committed_complete_is_skipped_whatever_the_clock_said(
     tmp_path: Path, clock: Callable[[datetime], None]
 ) -> None:
     # the ordinary case stays: committed after the window settled, skipped
-    db = tmp_path / "source.db"
-    conn = sqlite3.connect(db)
-    conn.execute("CREATE TABLE t (id INTEGER, updated_at TIMESTAMP)")
-    conn.execute("INSERT INTO t VALUES (1, '2026-11-25 20:00:00')")
-    conn.commit()
+    conn, config = _source(tmp_path, 1)
     conn.close()
-    config = make_config(
-        tmp_path,
-        {"s": f"sqlite:///{db}"},
-        [{"source": "s", "table": "t", "extract": {"mode": "incremental", "cursor": "updated_at"}}],
-        timezone="UTC",
-        settle="2h",
-    )
     clock(SETTLED)
     assert result(extract(config, DAY), "s.t").action == "extracted"
     assert result(extract(config, DAY), "s.t").action == "skipped"
