@@ -904,16 +904,7 @@ def test_an_extraction_completed_after_it_was_judged_interrupted_is_not_marked_f
         # commits right after it, unseen (a read made before its commit)
         if not seen:
             seen.extend(judged(*args, **kwargs))
-            outcome = ExtractionOutcome(
-                "src.orders",
-                "extracted",
-                done.record_count,
-                done.file_path or "",
-                done.file_size,
-                done.checksum,
-                *window,
-            )
-            store.extractions.complete("p_20250101", [outcome])
+            store.extractions.complete("p_20250101", [_extracted_again(done, window)])
         return list(seen)
 
     monkeypatch.setattr(fixes, "interrupted_extractions", judged_then_completed)
@@ -923,6 +914,19 @@ def test_an_extraction_completed_after_it_was_judged_interrupted_is_not_marked_f
     assert [a for a in fixed["actions"] if "interrupted" in a] == [
         "src.customers of p_20250101: interrupted extraction marked failed (retried next run)"
     ]
+
+
+def _extracted_again(done: Any, window: tuple[str, str]) -> ExtractionOutcome:
+    """src.orders extracted once more, as its completed record `done` says."""
+    return ExtractionOutcome(
+        "src.orders",
+        "extracted",
+        done.record_count,
+        done.file_path or "",
+        done.file_size,
+        done.checksum,
+        *window,
+    )
 
 
 def test_an_extraction_a_run_finished_during_the_check_is_not_reported_interrupted(
@@ -945,16 +949,7 @@ def test_an_extraction_a_run_finished_during_the_check_is_not_reported_interrupt
 
     def scanned_while_the_run_finished(config: Config) -> Any:
         # the statuses are read; the run records its extraction and releases its lock
-        outcome = ExtractionOutcome(
-            "src.orders",
-            "extracted",
-            done.record_count,
-            done.file_path or "",
-            done.file_size,
-            done.checksum,
-            *window,
-        )
-        store.extractions.complete(run_id, [outcome])
+        store.extractions.complete(run_id, [_extracted_again(done, window)])
         store.locks.release(lock, token)
         return scans(config)
 
