@@ -247,12 +247,17 @@ def extraction_entry(table: TableConfig, ctx: RunContext) -> ExtractionEntry:
     )
 
 
+#: The reason of a re-extraction a load asked for: the committed file failed its checksum.
+DAMAGED = "damaged: a load found the committed file does not match its sidecar"
+
+
 def make_job(
     config: Config,
     ctx: RunContext,
     table: TableConfig,
     *,
     force: bool = False,
+    force_reason: str = "forced",
     deep: bool = False,
     lease: Lease | None = None,
 ) -> TableJob:
@@ -270,6 +275,7 @@ def make_job(
         retry=config.retry,
         deep_verify=deep,
         force=force,
+        force_reason=force_reason,
         partial=settles_at(ctx, config.settle_seconds) > datetime.now(UTC),
         settles_at=settles_at(ctx, config.settle_seconds),
         check_lock=lease.check if lease is not None else None,
@@ -522,10 +528,19 @@ def _extract(
         config, stored, ctx, selected, tables_of_run, force=force, tables_given=tables_given
     )
     keep_failed = failed_after_extraction(store, ctx.run_id)
-    flagged = {k for k, e in store.extractions.of_run(ctx.run_id).items() if e.force_reprocess}
+    of_run = store.extractions.of_run(ctx.run_id)
+    flagged = {k for k, e in of_run.items() if e.force_reprocess}
+    # flagged by a load that found the committed file damaged (`mark_corrupt`)
+    damaged = {k for k in flagged if of_run[k].last_action == "corrupt"}
     jobs = [
         make_job(
-            config, ctx, t, deep=deep, force=force or rewindow or t.key in flagged, lease=lease
+            config,
+            ctx,
+            t,
+            deep=deep,
+            force=force or rewindow or t.key in flagged,
+            force_reason=DAMAGED if t.key in damaged and not force else "forced",
+            lease=lease,
         )
         for t in selected
     ]

@@ -76,6 +76,8 @@ class TableJob:
     retry: RetryConfig = field(default_factory=RetryConfig)
     deep_verify: bool = False
     force: bool = False
+    #: Why a forced job re-extracts, as its result's reason says.
+    force_reason: str = "forced"
     partial: bool = False  # the window has not settled: the sidecar says so
     #: When the window settles by this host's clock (its end + `settle`); None: not given.
     settles_at: datetime | None = None
@@ -578,7 +580,7 @@ def extract_table(
     verdict = check_committed(job)
     if not needs_extraction(job, verdict):
         return skipped_result(job, verdict)
-    reason = "forced" if job.force else verdict.reason
+    reason = job.force_reason if job.force else verdict.reason
     spec = _read_spec(job)
     started = datetime.now(UTC)
     clock = time.perf_counter()

@@ -75,6 +75,7 @@ def test_a_run_after_a_load_proved_a_file_damaged_re_extracts_it_and_heals(
     second = run(cfg, DAY2)
     assert second.ok and second.run.status == "completed", second.load
     assert _actions(second) == ["extracted"]
+    assert (second.results[0].reason or "").startswith("damaged: a load found")
     # the source did not change: the same bytes are back under the same commit
     assert sidecar_path(damaged).read_bytes() == sidecar
     assert _table(cfg) == _table(clean)
