@@ -1272,11 +1272,13 @@ def _check_replay(store: Store, tgt: LoadTarget, plan: Plan, gate: Gate | None) 
             batch, _added = conform_batch(batch, table_schema, source.file_id, widen=tgt.cfg.widen)
             gate(tgt, source, batch)
         except GateError as error:
+            again = error.attempt and _refused_before(records.get(source.file_id), source)
             refused = GateError(
-                f"{error}. To repair it, {_refusal_fix(tgt, source, error)}",
+                f"{error}{REFUSED_AGAIN if again else ''}. To repair it, "
+                f"{_refusal_fix(tgt, source, error)}",
                 table=error.table,
                 rules=error.rules,
-                attempt=error.attempt,
+                attempt=error.attempt and not again,
                 rule_errors_only=error.rule_errors_only,
             )
             return _blame(plan, step, refused)
@@ -1399,6 +1401,28 @@ def _refuse(
     log.error("%s: %s", tgt.key, message, extra={"table": tgt.key, "action": "failed"})
 
 
+#: Said of a file the gate refused before: a refusal is about the file, which has not
+#: changed, so only the first one is an attempt.
+REFUSED_AGAIN = (
+    "; the gate refused this same file before (what its rules read besides it, such as a "
+    "referential rule's other table, changed since): no retry is spent"
+)
+
+
+def _refused_before(rec: FileRecord | None, file: SourceFile) -> bool:
+    """The gate refused this very file (same checksum) the last time it was tried: a
+    refusal again, however its rules' other inputs (a referential rule's reference, a
+    freshness rule's clock) moved since, spends no retry. Only a new file (a re-extract)
+    or a rule change can make it pass, and neither is a retry of the same file; counting
+    them used up `max_file_retries` on a late-arriving dimension, one run a day."""
+    return (
+        rec is not None
+        and rec.status == FILE_FAILED
+        and rec.checksum == file.checksum
+        and "pre-load rules refused the file" in (rec.error or "")
+    )
+
+
 def _given_up(tgt: LoadTarget, step: Step, rec: FileRecord | None) -> str | None:
     """Why a file is not tried again: it failed `max_file_retries` times already, and its
     lake file has not changed since (a change resets the count; see Files.register)."""
@@ -1478,13 +1502,19 @@ def _run_steps(
                 message = _stopped_replay(message, result, plan, step)
             if isinstance(failure, OnceflowError) and failure.context.get("bad_rows"):
                 message += f". To repair it, {_bad_rows_fix(tgt, step.file)}"
+            again = isinstance(failure, GateError) and failure.attempt
+            again = again and _refused_before(records.get(step.file.file_id), step.file)
+            if again:
+                message += REFUSED_AGAIN
             if isinstance(failure, GateError):
                 message += f". To repair it, {_refusal_fix(tgt, step.file, failure)}"
             # a full disk or an unwritable table is not the file's fault: it does not
             # use up the file's retries, so freeing space and loading again is the fix;
-            # nor does the gate refusing an unchanged file again (GateError.attempt)
+            # nor does the gate refusing an unchanged file again (GateError.attempt, or
+            # refused before under other inputs of its rules: `_refused_before`)
             environment = isinstance(failure, OnceflowError) and failure.context.get("environment")
-            attempt = not environment and (not isinstance(failure, GateError) or failure.attempt)
+            attempt = not environment and not again
+            attempt = attempt and (not isinstance(failure, GateError) or failure.attempt)
             store.files.fail(tgt.uri, step.file.file_id, token, message, attempt=attempt)
             result.files.append(
                 FileOutcome(step.file.file_id, step.file.path, "failed", error=message)

@@ -1005,7 +1005,9 @@ class Gate:
     the rule's definition), or every refusing rule could not run at all (an `error`: the
     rule's fault, not the file's). Otherwise a catch-up of N dates would use up the
     file's retries on one unchanged refusal, and `max_file_retries` would then hide the
-    repair behind a reset."""
+    repair behind a reset. The loader also spends none on a file the gate refused the
+    last time it was tried (`_refused_before`), though a rule judged it again because
+    what it reads besides the file (a referential rule's other table) changed."""
 
     def __init__(self, config: Config, store: Store | None = None) -> None:
         self.config = config

@@ -107,3 +107,39 @@ def test_a_pre_load_rule_that_cannot_run_spends_no_retry_and_names_the_rule_as_t
     path = tmp_path / "project" / "onceflow.yml"
     path.write_text(path.read_text(encoding="utf-8").replace("nope", "amount"), encoding="utf-8")
     assert run(load_config(path), DAYS[0]).ok
+
+
+def test_a_referential_gate_refusing_one_file_again_after_its_reference_changed_spends_no_retry(
+    tmp_path: Path,
+) -> None:
+    """A late-arriving dimension: each day's run gates the refused file again against a
+    reference that grew meanwhile. The file did not change, so only its first refusal is
+    an attempt; counting every one gave the file up after `max_file_retries` days, and
+    the key's arrival then loaded nothing until a reset."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    reference = tmp_path / "project" / "known.parquet"
+    known = [i for d in range(len(DAYS)) for i in range(d * 1000, d * 1000 + 5) if i != 1003]
+    rule = {
+        "name": "id_known",
+        "type": "referential",
+        "column": "id",
+        "reference": {"table": "known.parquet", "column": "id"},
+    }
+    config = _project(tmp_path, rule)
+    pq.write_table(pa.table({"id": known}), reference)
+    assert run(config, DAYS[0]).ok
+    assert not run(config, DAYS[1]).ok
+    assert _retries(config, DAYS[1]) == 1
+    for extra, day in enumerate(DAYS[2:], start=1):
+        pq.write_table(pa.table({"id": [*known, 9000 + extra]}), reference)  # it grew
+        again = run(config, day)
+        error = (again.load.results[0].error or "") if again.load else ""
+        assert "the gate refused this same file before" in error and "no retry is spent" in error
+        assert "gave up" not in error
+    assert _retries(config, DAYS[1]) == 1  # max_file_retries 1: not given up
+    pq.write_table(pa.table({"id": [*known, 1003]}), reference)  # the key arrives
+    caught_up = run(config, DAYS[3])
+    assert caught_up.ok and caught_up.load is not None
+    assert caught_up.load.counts()["loaded"] == 3
