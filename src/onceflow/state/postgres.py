@@ -169,7 +169,17 @@ class PostgresDatabase(Database):
         return isinstance(error, psycopg.errors.InsufficientPrivilege)
 
     def has_table(self, tx: Tx, name: str) -> bool:
-        row = tx.execute("SELECT to_regclass(?) IS NOT NULL AS found", (name,)).fetchone()
+        # pg_class read as a table (this statement's snapshot), not `to_regclass`, which
+        # looks in the backend's catalog cache: after waiting for the schema lock, that
+        # cache could still miss the table the lock's holder had just created and
+        # committed, and a second migrator began again from version 0 ("relation
+        # pipeline_runs already exists")
+        row = tx.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c "
+            "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.relname = ? AND n.nspname = ANY (current_schemas(false))) AS found",
+            (name,),
+        ).fetchone()
         return bool(row and row["found"])
 
     def schema_lock(self, tx: Tx) -> None:

@@ -290,3 +290,29 @@ def test_a_role_that_may_only_read_and_write_rows_is_told_how_an_older_store_is_
     admin = open_store(admin_url)  # the administrator's role upgrades it
     admin.close()
     open_store(url).close()  # then the role that only writes rows can use it
+
+
+def _open_and_close(url: str) -> str:
+    try:
+        open_store(url).close()
+    except Exception as error:  # reported to the test, which names it
+        return f"{type(error).__name__}: {error}"
+    return "ok"
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_processes_migrating_one_empty_store_at_once_all_open_it(
+    request: pytest.FixtureRequest, tmp_path: Path, backend: str
+) -> None:
+    """A second migrator waited for the schema lock, then looked for onceflow_schema in
+    PostgreSQL's catalog cache, which could still miss the table the first had just
+    committed: it began again from version 0 and failed ("relation pipeline_runs already
+    exists"), about one start in three of six processes."""
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(6) as pool:
+        for attempt in range(4):  # each an empty store
+            url = fresh_store_url(request, tmp_path / str(attempt), backend)
+            assert pool.map(_open_and_close, [url] * 6) == ["ok"] * 6
+            with open_store(url) as store:
+                assert store.schema_version() == LATEST_VERSION
