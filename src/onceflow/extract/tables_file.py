@@ -17,6 +17,7 @@ ConfigError naming the file and the entry; the keys keep the file's order, each 
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -236,10 +237,9 @@ def _run_date(value: Any, where: str) -> date | None:
     if value is None or isinstance(value, date):
         return value.date() if isinstance(value, datetime) else value
     if isinstance(value, str):
-        try:
-            return date.fromisoformat(value.strip()[:10])  # a timestamp's day, as the seed's
-        except ValueError:
-            pass
+        # a timestamp's day, as the seed's; text that is no date is refused below
+        with contextlib.suppress(ValueError):
+            return date.fromisoformat(value.strip()[:10])
     raise ConfigError(
         f"{where}: extraction_date: expected YYYY-MM-DD, got {value!r}", field="tables"
     )
