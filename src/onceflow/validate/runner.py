@@ -3,7 +3,10 @@
 Protocol for one table (or one file, for the pre-load gate):
 1. Look up every rule's stored result for (rule hash, data fingerprint) in one query;
    those are done (`cached`; a freshness rule is re-judged against today's reference
-   time from its stored metrics). With every rule cached, no engine is even started.
+   time from its stored metrics, any rule under its threshold and severity now). A
+   rule that fails now but passed then, and so was stored without samples, keeps its
+   counts and runs only its samples query (step 4's LIMIT query). With every rule
+   cached, no engine is even started.
 2. Register the data, read its columns, compile the other rules (a bad rule is `error`
    now, with one line, and saved like any result).
 3. Incremental: for a Delta table that only grew by appends since the version of the
@@ -238,6 +241,9 @@ class TableRun:
         self.texts: dict[int, tuple[Any, str]] = {}  # id(aggregate) -> it and its SQL
         self.validation_id: str | None = None  # begun in the store, not yet finished
         self.unsaved: set[str] = set()  # results kept out of the store (transient errors)
+        # rules judged from stored metrics that fail now, stored without samples (they
+        # passed then): rule -> (those metrics, the statements that computed them)
+        self.unsampled: dict[str, tuple[dict[str, Any], list[str]]] = {}
         self.started = time.perf_counter()
 
     # -- the run --------------------------------------------------------------------------
@@ -449,6 +455,7 @@ class TableRun:
                 continue
             result = RuleResult.from_dict(found.result_data())
             if not self._rejudged(rule, result, found.metrics_data()):
+                self.unsampled[rule.name] = (decode_all(found.metrics_data() or {}), result.sql)
                 todo.append(rule)
                 continue
             result.cached = True
@@ -459,8 +466,8 @@ class TableRun:
     def _rejudged(self, rule: AnyRule, result: RuleResult, metrics: dict[str, Any] | None) -> bool:
         """`result`, stored for this data, judged again from its stored metrics under the
         rule's threshold and severity now (the cache key leaves them out), and a freshness
-        rule against today's reference time; False when it must run again after all: it
-        fails now, but passed then and so was stored without samples."""
+        rule against today's reference time; False when it fails now, but passed then
+        and so was stored without samples: those are still to take (`_sample_rejudged`)."""
         result.severity = rule.severity  # an error reports the severity it has now, too
         if result.outcome == ERROR or metrics is None:  # the same error would recur
             return True
@@ -504,6 +511,9 @@ class TableRun:
                 self.plans[rule.name] = plan
             except sql.CompileError as error:
                 self._done(rule, {"outcome": ERROR, "message": str(error)})
+        for name, (metrics, statements) in self.unsampled.items():
+            if name in self.plans:
+                self._sample_rejudged(self.plans[name], metrics, statements)
         incremental = self._incremental()
         ahead = _Ahead(engine)
         try:
@@ -554,6 +564,8 @@ class TableRun:
         )
         found = {}
         for name, plan in self.plans.items():
+            if name in self.state.results:  # e.g. a rejudged rule that only took samples
+                continue
             rec = states.get((name, self.hashes[name]))
             if rec is None or rec.source_version is None or plan.separate == "schema":
                 continue
@@ -1056,6 +1068,25 @@ class TableRun:
         return self.refs[name]
 
     # -- results ----------------------------------------------------------------------------
+    def _sample_rejudged(self, plan: Plan, metrics: dict[str, Any], statements: list[str]) -> None:
+        """A rule judged from its stored metrics that fails now but was stored without
+        samples (it passed then): its counts stand for this data, so only its samples
+        query runs (running it in full again cost a scan or its own query), and the
+        result is saved with them. A referential rule whose reference changed since the
+        cache was read is left to run in full."""
+        rule = plan.rule
+        ref: str | None = None
+        if isinstance(rule, Referential):
+            try:
+                ref, fingerprint = self._reference(rule.reference.table)
+            except OnceflowError as error:
+                self._done(rule, {"outcome": ERROR, "message": str(error)}, save=False)
+                return
+            if fingerprint is None or fingerprint != metrics.get("ref"):
+                return
+        self.sql[rule.name] = list(statements)  # what computed the counts, then the samples'
+        self._judge_and_save(plan, metrics, incremental=False, fresh_samples=True, ref=ref)
+
     def _remember_sql(self, name: str, query: str) -> None:
         self.sql.setdefault(name, []).append(query)
 

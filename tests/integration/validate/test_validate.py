@@ -375,6 +375,112 @@ def test_a_transient_error_fetching_samples_stores_nothing_of_that_rule(
     assert not second.cached and len(second.samples) == 20
 
 
+# -- a rule that fails under a new threshold takes only its samples -------------------------
+
+# one rule of each kind that takes samples; each fails on the `batched` events, both scopes
+SAMPLED = ("amount_range", "id_unique", "customer_exists", "big_paid")
+
+
+def _kinds(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The kind of every statement the engines run from now on (kept in the list)."""
+    from onceflow.validate.engines import base
+
+    kinds: list[str] = []
+    original = base.Engine._run
+
+    def run(self: Any, execute: Any, sql: str, kind: str, rules: tuple[str, ...]) -> Any:
+        kinds.append(kind)
+        return original(self, execute, sql, kind, rules)
+
+    monkeypatch.setattr(base.Engine, "_run", run)
+    return kinds
+
+
+def _one_rule(tmp_path: Path, tables: tuple[Path, Path], name: str, scope: str) -> Any:
+    """Validate the events table (as batches b1 and b2, `scope: run` checking b1) with
+    rule `name` alone, under the threshold given, as a config would."""
+    events_path, customers_path = tables
+    rule = next(r for r in RULES if r["name"] == name)
+
+    def run(max_failing: int | None = None, *, resume: bool = True) -> Any:
+        threshold = {} if max_failing is None else {"max_failing": max_failing}
+        path = project(
+            tmp_path / "p",
+            [{**rule, **threshold}],
+            events_path=events_path,
+            customers_path=customers_path,
+            table={"scope": scope},
+            extra={"validation": {"max_retries": 1, "retry_delay": 0.0}},
+        )
+        return validate(
+            load_config(path),
+            tables=["src.events"],
+            batch_ids={"src.events": ["b1"]},
+            resume=resume,
+        )
+
+    return run
+
+
+@pytest.fixture
+def batched(tmp_path: Path) -> tuple[Path, Path]:
+    """`tables`, with the events in two batches (`_batch_id` b1 and b2, interleaved)."""
+    data = events(3000)
+    batch = pa.array(["b1" if i % 3 else "b2" for i in range(data.num_rows)])
+    write_delta(tmp_path / "events", data.append_column("_batch_id", batch))
+    write_delta(tmp_path / "customers", customers())
+    return tmp_path / "events", tmp_path / "customers"
+
+
+@pytest.mark.parametrize("scope", ["table", "run"])
+@pytest.mark.parametrize("name", SAMPLED)
+def test_a_rule_that_fails_under_a_new_threshold_runs_only_its_samples_query(
+    tmp_path: Path,
+    batched: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    name: str,
+    scope: str,
+) -> None:
+    """A rule that passed was stored without samples; failing under a stricter threshold,
+    its stored counts stand and only its one LIMIT query runs (it ran in full again: the
+    fused scan or its own query, then the samples). Its result is then a full run's, and
+    the next run serves it from the cache with its samples."""
+    run = _one_rule(tmp_path, batched, name, scope)
+    lenient = run(max_failing=10**9).result(name)
+    assert lenient.outcome == "pass" and lenient.failing_rows and not lenient.samples
+    kinds = _kinds(monkeypatch)
+    strict = run()
+    assert kinds == ["samples"] and strict.data_queries == 1
+    assert ("#" in (strict.tables[0].fingerprint or "")) == (scope == "run")  # b1 alone
+    kinds.clear()
+    again = run()
+    assert kinds == [] and again.data_queries == 0 and again.result(name).cached
+    full = run(resume=False).result(name)
+    for got in (strict.result(name), again.result(name)):
+        assert got.comparable() == full.comparable() and got.outcome == "fail"
+        assert got.samples == full.samples and len(got.samples) == min(20, full.failing_rows)
+
+
+def test_a_transient_error_fetching_a_rejudged_rules_samples_stores_none_of_it(
+    tmp_path: Path, batched: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As for a rule run in full: reported without samples, saying why, and not stored;
+    the next run takes them with its one LIMIT query, the counts still from the cache."""
+    run = _one_rule(tmp_path, batched, "amount_range", "table")
+    assert run(max_failing=10**9).result("amount_range").outcome == "pass"
+    _failing_once(monkeypatch, lambda kind, rules: kind == "samples", times=2)
+    first = run().result("amount_range")
+    assert (first.outcome, first.samples) == ("fail", [])
+    assert first.message == "no samples: the samples query failed (transient)"
+    monkeypatch.undo()
+    kinds = _kinds(monkeypatch)
+    second = run().result("amount_range")
+    assert kinds == ["samples"] and not second.cached and len(second.samples) == 20
+    assert second.message is None and second.failing_rows == first.failing_rows
+    kinds.clear()
+    assert run().result("amount_range").samples == second.samples and kinds == []
+
+
 def test_a_changed_rule_set_quarantines_the_same_data_again(
     tmp_path: Path, tables: tuple[Path, Path]
 ) -> None:
@@ -932,7 +1038,7 @@ def test_a_new_threshold_or_severity_is_judged_from_the_stored_counts_with_no_qu
 ) -> None:
     """`mostly`, `max_failing` and `severity` are left out of the cache key: the stored
     counts decide them. A rule that passed, stored without samples, and fails under a
-    stricter threshold runs again for them."""
+    stricter threshold runs its samples query alone for them."""
     state = f"sqlite:///{tmp_path / 'state.db'}"
     data = pa.table({"x": list(range(100))})
     base = {"name": "r", "type": "range", "column": "x", "min": 7}
@@ -945,7 +1051,7 @@ def test_a_new_threshold_or_severity_is_judged_from_the_stored_counts_with_no_qu
     queries, first = run(mostly=0.9)  # 93 of 100 pass: no samples stored
     assert queries > 0 and first.outcome == "pass" and not first.samples
     queries, stricter = run(mostly=0.95)
-    assert queries > 0 and stricter.outcome == "fail" and len(stricter.samples) == 7
+    assert queries == 1 and stricter.outcome == "fail" and len(stricter.samples) == 7
     for changed, outcome, observed, samples, threshold in [
         ({"mostly": 0.94}, "fail", 0.93, 7, {"mostly": 0.94}),
         ({"mostly": 0.93}, "pass", 0.93, 0, {"mostly": 0.93}),
