@@ -9,7 +9,7 @@ from contextlib import nullcontext
 
 import pytest
 
-from onceflow.errors import ConfigError, LeaseLostError
+from onceflow.errors import ConfigError, LeaseLostError, StateError
 from onceflow.state import JobSpec, Store
 
 
@@ -458,3 +458,16 @@ def test_unlinked_live_jobs_are_a_pipeline_and_tenants_live_jobs_without_a_run(
         (low, "queued"),
     ]
     assert q.unlinked_live_jobs("nosuch", "t") == []
+
+
+def test_a_second_live_job_of_a_run_is_a_state_error_and_the_store_goes_on(store: Store) -> None:
+    # one live job per run (a unique index): SQLite and PostgreSQL refuse the second alike
+    q = store.queue
+    first = q.enqueue(JobSpec(pipeline="p", run_id="a"))
+    with pytest.raises(StateError, match=r"jobs\.run_id|\"jobs_live_run\""):
+        q.enqueue(JobSpec(pipeline="p", run_id="a"))
+    live = q.live_job_of_run("a")
+    assert live is not None and live.id == first and q.length() == 1
+    (job,) = q.claim("w")
+    q.complete(job.id, job.token or "")
+    assert q.enqueue(JobSpec(pipeline="p", run_id="a")) > first  # ended: another may follow

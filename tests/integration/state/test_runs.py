@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from onceflow.errors import StateError
 from onceflow.state import ExtractionEntry, ExtractionOutcome, Store, open_store
 from tests.helpers.state import fresh_store_url
 
@@ -189,3 +190,13 @@ def test_of_dates_gives_the_pipelines_runs_of_those_dates_by_date(store: Store) 
     assert ids(["2025-01-03", "2025-01-02", "2025-01-09"]) == ["a2", "b2", "a3"]
     assert ids([]) == []  # no dates: no runs, not all of them
     assert store.runs.of_dates("nosuch") == []
+
+
+def test_a_statement_the_database_refuses_is_a_state_error_on_either_store(store: Store) -> None:
+    # a transaction, and a lone statement (autocommit on PostgreSQL)
+    for scope in (store.db.transaction, store.db.statement):
+        refused = pytest.raises(StateError, match=r"NOT NULL constraint|not-null constraint")
+        with refused, scope() as tx:
+            tx.execute("INSERT INTO pipeline_runs (run_id) VALUES (?)", ("r",))
+        assert store.runs.get("r") is None  # nothing written, and the connection goes on
+    assert store.runs.begin("r", "p", "2025-01-23", WINDOW).status == "running"
