@@ -205,9 +205,8 @@ def test_try_acquire_takes_over_an_expired_lease_and_fences_its_old_holder(store
     new, holder = store.locks.try_acquire("pipeline:p", ttl=60)
     assert new is not None and new != old and holder is None
     assert store.locks.holds("pipeline:p", new) and not store.locks.holds("pipeline:p", old)
-    assert not store.locks.heartbeat("pipeline:p", old) and not store.locks.release(
-        "pipeline:p", old
-    )
+    assert not store.locks.heartbeat("pipeline:p", old)
+    assert not store.locks.release("pipeline:p", old)
 
 
 def test_a_live_lease_of_another_host_is_refused_whatever_its_pid_until_it_expires(
@@ -248,11 +247,8 @@ def test_a_lease_is_judged_by_its_instant_whatever_offset_it_was_written_in(
     refused, holder = store.locks.try_acquire("pipeline:p")
     assert refused is None and holder is not None and holder.expires_at == live
     assert 25 < store.locks.time_left("pipeline:p", token or "") <= 30
-    _set(
-        store,
-        "pipeline:p",
-        expires_at=(datetime.now(UTC) - timedelta(seconds=1)).astimezone(east).isoformat(),
-    )
+    expired = (datetime.now(UTC) - timedelta(seconds=1)).astimezone(east).isoformat()
+    _set(store, "pipeline:p", expires_at=expired)
     assert store.locks.time_left("pipeline:p", token or "") == 0
     new, holder = store.locks.try_acquire("pipeline:p")
     assert new is not None and holder is None
@@ -323,10 +319,10 @@ def _contender(
     try:
         with contextlib.suppress(_RollBack), other.transaction() as tx:
             tx.execute(sql, params)
-            pid = None
+            row = None
             if store.backend == "postgresql":
-                pid = int((tx.execute("SELECT pg_backend_pid() AS pid").fetchone() or {})["pid"])
-            yield pid
+                row = tx.execute("SELECT pg_backend_pid() AS pid").fetchone()
+            yield None if row is None else int(row["pid"])
             if not commit:
                 raise _RollBack
     finally:
