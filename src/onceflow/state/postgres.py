@@ -153,6 +153,15 @@ class PostgresDatabase(Database):
             raise StateError(
                 f"state: PostgreSQL store failed: {redact(str(error)).strip()}"
             ) from None
+        except psycopg.DatabaseError as error:
+            raise self._refused(error) from None
+
+    def _refused(self, error: Exception) -> StateError:
+        """The StateError of a statement the server refused (a constraint it violates, a
+        value of the wrong type): its transaction is rolled back, the session goes on.
+        SQLite raises StateError for these too, so a caller handles one error whichever
+        store it uses (a psycopg error escaped here, past every `except StateError`)."""
+        return StateError(f"state: PostgreSQL store refused a statement: {self.refusal(error)}")
 
     def refusal(self, error: Exception) -> str | None:
         import psycopg
@@ -201,6 +210,8 @@ class PostgresDatabase(Database):
             raise StateError(
                 f"state: PostgreSQL store failed: {redact(str(error)).strip()}"
             ) from None
+        except psycopg.DatabaseError as error:
+            raise self._refused(error) from None
 
     def statement(self) -> AbstractContextManager[Tx]:
         # The connection is in autocommit mode: a lone statement is its own transaction,

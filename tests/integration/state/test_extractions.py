@@ -150,3 +150,38 @@ def test_resetting_every_runs_failed_extractions_leaves_other_pipelines_alone(
     assert reset_failed_extractions(config, all_runs=True, store=store) == 2
     assert store.extractions.of_run("b_1")["s.t"].status == "failed"
     assert store.extractions.of_run("a_1")["s.t"].status == "pending"
+
+
+def test_unfinished_gives_a_tables_incomplete_windows_of_the_pipeline_oldest_first(
+    store: Store,
+) -> None:
+    # daily windows across the spring DST change: local midnights, two UTC offsets; run
+    # ids that sort the other way round
+    days = {
+        "w4": ("2025-03-10T00:00:00-04:00", "2025-03-11T00:00:00-04:00"),
+        "z1": ("2025-03-07T00:00:00-05:00", "2025-03-08T00:00:00-05:00"),
+        "x3": ("2025-03-09T00:00:00-05:00", "2025-03-10T00:00:00-04:00"),
+        "y2": ("2025-03-08T00:00:00-05:00", "2025-03-09T00:00:00-05:00"),
+    }
+    for run_id, window in days.items():
+        store.runs.begin(run_id, "p", window[0][:10], window)
+        store.extractions.ensure(
+            run_id, [ExtractionEntry(key, "s", key[2:], "full", *window) for key in ("s.a", "s.b")]
+        )
+        store.extractions.complete(run_id, [_done("s.b")])
+    store.extractions.start("z1", "s.a", days["z1"])
+    store.extractions.fail("z1", "s.a", "source down")
+    store.extractions.complete("y2", [_done("s.a")])
+    store.extractions.start("w4", "s.a", days["w4"])  # x3's stays pending
+    store.runs.begin("q1", "q", "2025-03-07", days["z1"])  # another pipeline's
+    store.extractions.ensure("q1", [ExtractionEntry("s.a", "s", "a", "full", *days["z1"])])
+
+    found = store.extractions.unfinished("p", "s.a")
+    assert [(e.run_id, e.status) for e in found] == [
+        ("z1", "failed"),
+        ("x3", "pending"),
+        ("w4", "running"),
+    ]
+    assert found[0].error == "source down"
+    assert store.extractions.unfinished("p", "s.b") == []
+    assert store.extractions.unfinished("nosuch", "s.a") == []

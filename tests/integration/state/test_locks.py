@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import subprocess
 import sys
+import threading
 import time
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from onceflow.errors import LockError
-from onceflow.state import Lease, Store
+from onceflow.state import Lease, Store, open_store
+from tests.helpers.state import in_thread
 
 
 def test_lock_is_exclusive_and_names_the_holder(store: Store) -> None:
@@ -152,3 +158,304 @@ def test_a_wait_for_a_lock_is_logged_once_naming_the_holder(
     with caplog.at_level(logging.INFO, logger="onceflow.state.locks"), pytest.raises(LockError):
         store.locks.acquire("pipeline:p", timeout=0)
     assert not [r for r in caplog.records if "waiting up to" in r.getMessage()]
+
+
+# --- try_acquire, time_left, release_if_unchanged: the lease verbs themselves -------------
+
+
+def _set(store: Store, name: str, **columns: object) -> None:
+    """Rewrite a lock row's columns, as another holder (or time) would have left them."""
+    sets = ", ".join(f"{column} = ?" for column in columns)
+    with store.transaction() as tx:
+        tx.execute(f"UPDATE locks SET {sets} WHERE name = ?", (*columns.values(), name))
+
+
+def _ago(seconds: float) -> str:
+    return (datetime.now(UTC) - timedelta(seconds=seconds)).isoformat()
+
+
+def test_try_acquire_takes_a_free_lock_as_this_process_with_utc_times(store: Store) -> None:
+    from onceflow.state.locks import boot_id, host_name, process_start
+
+    token, holder = store.locks.try_acquire("pipeline:p", ttl=60)
+    assert token is not None and holder is None
+    row = store.locks.holder("pipeline:p")
+    assert row is not None and row.token == token
+    assert (row.pid, row.host, row.boot_id) == (os.getpid(), host_name(), boot_id())
+    assert row.process_start == pytest.approx(process_start(os.getpid()), abs=0.01)
+    times = [datetime.fromisoformat(t) for t in (row.acquired_at, row.heartbeat_at, row.expires_at)]
+    assert all(t.utcoffset() == timedelta(0) for t in times)
+    assert times[0] == times[1] and times[2] - times[0] == timedelta(seconds=60)
+    # another name is another lock
+    assert store.locks.try_acquire("pipeline:q")[0] not in (None, token)
+
+
+def test_try_acquire_refuses_a_live_lease_naming_its_holder_and_changes_nothing(
+    store: Store,
+) -> None:
+    token, _ = store.locks.try_acquire("pipeline:p", ttl=60)
+    before = store.locks.holder("pipeline:p")
+    assert store.locks.try_acquire("pipeline:p") == (None, before)
+    assert store.locks.holder("pipeline:p") == before and store.locks.holds("pipeline:p", token)
+
+
+def test_try_acquire_takes_over_an_expired_lease_and_fences_its_old_holder(store: Store) -> None:
+    old, _ = store.locks.try_acquire("pipeline:p", ttl=60)
+    _set(store, "pipeline:p", expires_at=_ago(1))
+    new, holder = store.locks.try_acquire("pipeline:p", ttl=60)
+    assert new is not None and new != old and holder is None
+    assert store.locks.holds("pipeline:p", new) and not store.locks.holds("pipeline:p", old)
+    assert not store.locks.heartbeat("pipeline:p", old)
+    assert not store.locks.release("pipeline:p", old)
+
+
+def test_a_live_lease_of_another_host_is_refused_whatever_its_pid_until_it_expires(
+    store: Store,
+) -> None:
+    # its pid means nothing here: only its lease can say that it is gone
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    store.locks.try_acquire("pipeline:p", ttl=60)
+    _set(store, "pipeline:p", host="elsewhere.invalid", pid=proc.pid, boot_id="other-boot")
+    token, holder = store.locks.try_acquire("pipeline:p")
+    assert token is None and holder is not None and holder.host == "elsewhere.invalid"
+    _set(store, "pipeline:p", expires_at=_ago(1))
+    token, holder = store.locks.try_acquire("pipeline:p")
+    assert token is not None and holder is None
+    assert store.locks.holder("pipeline:p").host != "elsewhere.invalid"
+
+
+def test_a_live_lease_taken_before_this_host_rebooted_is_taken_over(store: Store) -> None:
+    from onceflow.state.locks import boot_id
+
+    if boot_id() is None:
+        pytest.skip("this machine has no boot id")
+    old, _ = store.locks.try_acquire("pipeline:p", ttl=60)
+    _set(store, "pipeline:p", boot_id="a-boot-before-this-one")
+    new, holder = store.locks.try_acquire("pipeline:p")
+    assert new is not None and new != old and holder is None
+
+
+def test_a_lease_is_judged_by_its_instant_whatever_offset_it_was_written_in(
+    store: Store,
+) -> None:
+    # written as text: an instant in -10:00 sorts before now in UTC, one in +10:00 after
+    token, _ = store.locks.try_acquire("pipeline:p", ttl=60)
+    west, east = timezone(timedelta(hours=-10)), timezone(timedelta(hours=10))
+    live = (datetime.now(UTC) + timedelta(seconds=30)).astimezone(west).isoformat()
+    _set(store, "pipeline:p", expires_at=live)
+    refused, holder = store.locks.try_acquire("pipeline:p")
+    assert refused is None and holder is not None and holder.expires_at == live
+    assert 25 < store.locks.time_left("pipeline:p", token or "") <= 30
+    expired = (datetime.now(UTC) - timedelta(seconds=1)).astimezone(east).isoformat()
+    _set(store, "pipeline:p", expires_at=expired)
+    assert store.locks.time_left("pipeline:p", token or "") == 0
+    new, holder = store.locks.try_acquire("pipeline:p")
+    assert new is not None and holder is None
+
+
+def test_time_left_is_the_rest_of_our_own_live_lease_and_zero_otherwise(store: Store) -> None:
+    token = store.locks.acquire("pipeline:p", ttl=60)
+    assert 55 < store.locks.time_left("pipeline:p", token) <= 60
+    assert store.locks.time_left("pipeline:p", "not-our-token") == 0
+    assert store.locks.time_left("pipeline:q", token) == 0  # no such lock
+    assert store.locks.heartbeat("pipeline:p", token, ttl=600)
+    assert 595 < store.locks.time_left("pipeline:p", token) <= 600
+    _set(store, "pipeline:p", expires_at=_ago(1))
+    assert store.locks.time_left("pipeline:p", token) == 0  # expired, though still its row
+    store.locks.force_release("pipeline:p")
+    assert store.locks.time_left("pipeline:p", token) == 0
+
+
+def test_release_if_unchanged_deletes_exactly_the_lease_judged_stale(store: Store) -> None:
+    store.locks.try_acquire("pipeline:p", ttl=60)
+    _set(store, "pipeline:p", expires_at=_ago(1))
+    stale = store.locks.holder("pipeline:p")
+    assert stale is not None and stale.stale_reason() is not None
+    # the same lock with another token, or another expiry, is not the one judged
+    assert not store.locks.release_if_unchanged(replace(stale, token="another-token"))
+    assert not store.locks.release_if_unchanged(replace(stale, expires_at=_ago(2)))
+    assert store.locks.holder("pipeline:p") == stale
+    assert store.locks.release_if_unchanged(stale)
+    assert store.locks.holder("pipeline:p") is None
+    assert not store.locks.release_if_unchanged(stale)  # nothing left to release
+
+
+def test_release_if_unchanged_keeps_a_lease_its_holder_heartbeat_since(store: Store) -> None:
+    token = store.locks.acquire("pipeline:p", ttl=60)
+    seen = store.locks.holder("pipeline:p")
+    assert seen is not None
+    assert store.locks.heartbeat("pipeline:p", token, ttl=60)
+    assert not store.locks.release_if_unchanged(seen)
+    assert store.locks.holds("pipeline:p", token)
+
+
+def test_release_if_unchanged_after_a_takeover_releases_nothing(store: Store) -> None:
+    store.locks.try_acquire("pipeline:p", ttl=60)
+    _set(store, "pipeline:p", expires_at=_ago(1))
+    stale = store.locks.holder("pipeline:p")
+    assert stale is not None
+    new, _ = store.locks.try_acquire("pipeline:p", ttl=60)
+    assert new is not None
+    assert not store.locks.release_if_unchanged(stale)
+    assert store.locks.holds("pipeline:p", new)
+
+
+# --- contenders on two connections at once ------------------------------------------------
+
+
+class _RollBack(Exception):
+    """Ends a contender's transaction with a rollback."""
+
+
+@contextmanager
+def _contender(
+    store: Store, sql: str, params: Sequence[object], *, commit: bool = True
+) -> Iterator[int | None]:
+    """Another contender's transaction on a connection of its own, that ran `sql` and is
+    kept open for the block, then committed (or rolled back); yields its PostgreSQL
+    backend pid (None on SQLite)."""
+    other = open_store(store.url)
+    try:
+        with contextlib.suppress(_RollBack), other.transaction() as tx:
+            tx.execute(sql, params)
+            row = None
+            if store.backend == "postgresql":
+                row = tx.execute("SELECT pg_backend_pid() AS pid").fetchone()
+            yield None if row is None else int(row["pid"])
+            if not commit:
+                raise _RollBack
+    finally:
+        other.close()
+
+
+def _wait_until_blocked(
+    request: pytest.FixtureRequest, thread: threading.Thread, blocker: int | None
+) -> None:
+    """Return once `thread` waits for the contender: on PostgreSQL, for the row or key the
+    contender's transaction holds (pg_blocking_pids); on SQLite, for its write lock, where
+    there is nothing to watch but that it has not finished."""
+    if blocker is None:
+        time.sleep(0.1)
+        assert thread.is_alive(), "it did not wait for the contender's write lock"
+        return
+    admin = request.getfixturevalue("pg_admin")
+    deadline = time.monotonic() + 10
+    while not admin.execute(
+        "SELECT 1 FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))", (blocker,)
+    ).fetchone():
+        assert thread.is_alive(), "it finished without waiting for the contender"
+        assert time.monotonic() < deadline, "it never waited for the contender"
+        time.sleep(0.005)
+
+
+def _live_row(name: str, token: str) -> tuple[object, ...]:
+    """A lock row's values for a live holder: this process, a lease of a minute."""
+    from onceflow.state.locks import boot_id, host_name, process_start
+
+    now = datetime.now(UTC)
+    return (
+        name,
+        token,
+        os.getpid(),
+        host_name(),
+        boot_id(),
+        process_start(os.getpid()),
+        now.isoformat(),
+        now.isoformat(),
+        (now + timedelta(seconds=60)).isoformat(),
+    )
+
+
+_INSERT = (
+    "INSERT INTO locks (name, token, pid, host, boot_id, process_start, acquired_at, "
+    "heartbeat_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_TAKEOVER = (
+    "UPDATE locks SET token = ?, expires_at = ? WHERE name = ? AND token = ? AND expires_at = ?"
+)
+
+
+@pytest.mark.parametrize("state", ["free", "stale"])
+def test_racing_try_acquires_have_exactly_one_winner(store: Store, state: str) -> None:
+    names = [f"pipeline:{i}" for i in range(15)]
+    if state == "stale":
+        for name in names:
+            store.locks.try_acquire(name, ttl=60)
+            _set(store, name, expires_at=_ago(1))
+    barrier = threading.Barrier(4)
+    tokens: dict[str, list[str]] = {name: [] for name in names}
+
+    def contend() -> None:
+        try:
+            for name in names:
+                barrier.wait(timeout=10)
+                token, _ = store.locks.try_acquire(name, ttl=60)
+                if token is not None:
+                    tokens[name].append(token)
+        finally:
+            store.close()
+
+    threads = [threading.Thread(target=contend) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert {name: len(won) for name, won in tokens.items()} == dict.fromkeys(names, 1)
+    assert all(store.locks.holds(name, won[0]) for name, won in tokens.items())
+
+
+@pytest.mark.parametrize("commit", [True, False], ids=["committed", "rolled-back"])
+def test_a_try_acquire_waiting_on_a_contenders_insert_wins_only_if_it_rolls_back(
+    store: Store, request: pytest.FixtureRequest, commit: bool
+) -> None:
+    with _contender(store, _INSERT, _live_row("pipeline:p", "theirs"), commit=commit) as pid:
+        thread, out = in_thread(store, lambda: store.locks.try_acquire("pipeline:p"))
+        _wait_until_blocked(request, thread, pid)
+    thread.join(timeout=10)
+    ((token, holder),) = out  # type: ignore[misc]
+    if not commit:
+        assert token is not None and holder is None
+        assert store.locks.holds("pipeline:p", token)
+        return
+    assert token is None
+    # PostgreSQL: its insert found the row only on conflict, so it knows no holder
+    # (`acquire` looks again); SQLite: it read the row after the contender's commit
+    assert holder is None if store.backend == "postgresql" else holder.token == "theirs"
+    assert store.locks.holder("pipeline:p").token == "theirs"
+
+
+def test_a_takeover_waiting_on_a_contenders_takeover_loses_to_it(
+    store: Store, request: pytest.FixtureRequest
+) -> None:
+    store.locks.try_acquire("pipeline:p", ttl=60)
+    _set(store, "pipeline:p", expires_at=_ago(1))
+    stale = store.locks.holder("pipeline:p")
+    assert stale is not None
+    later = (datetime.now(UTC) + timedelta(seconds=60)).isoformat()
+    params = ("theirs", later, "pipeline:p", stale.token, stale.expires_at)
+    with _contender(store, _TAKEOVER, params) as pid:
+        thread, out = in_thread(store, lambda: store.locks.try_acquire("pipeline:p"))
+        _wait_until_blocked(request, thread, pid)
+    thread.join(timeout=10)
+    ((token, holder),) = out  # type: ignore[misc]
+    assert token is None
+    assert holder is None if store.backend == "postgresql" else holder.token == "theirs"
+    assert store.locks.holder("pipeline:p").token == "theirs"
+
+
+def test_release_if_unchanged_waiting_on_a_takeover_releases_nothing(
+    store: Store, request: pytest.FixtureRequest
+) -> None:
+    store.locks.try_acquire("pipeline:p", ttl=60)
+    _set(store, "pipeline:p", expires_at=_ago(1))
+    stale = store.locks.holder("pipeline:p")
+    assert stale is not None
+    later = (datetime.now(UTC) + timedelta(seconds=60)).isoformat()
+    params = ("theirs", later, "pipeline:p", stale.token, stale.expires_at)
+    with _contender(store, _TAKEOVER, params) as pid:
+        thread, out = in_thread(store, lambda: store.locks.release_if_unchanged(stale))
+        _wait_until_blocked(request, thread, pid)
+    thread.join(timeout=10)
+    assert out == [False]
+    assert store.locks.holder("pipeline:p").token == "theirs"

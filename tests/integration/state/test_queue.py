@@ -9,7 +9,7 @@ from contextlib import nullcontext
 
 import pytest
 
-from onceflow.errors import ConfigError, LeaseLostError
+from onceflow.errors import ConfigError, LeaseLostError, StateError
 from onceflow.state import JobSpec, Store
 
 
@@ -380,3 +380,94 @@ def test_only_finished_jobs_are_purged_and_a_purged_key_names_a_new_job(store: S
     assert store.queue.delete_finished([done, claimed, queued]) == 1
     assert store.queue.get(claimed) is not None and store.queue.get(queued) is not None
     assert store.queue.enqueue(JobSpec(pipeline="p", idempotency_key="a")) not in (done, claimed)
+
+
+JOB_ENDS = ("completed", "failed", "cancelled")
+
+
+def _finished(store: Store, spec: JobSpec, end: str) -> int:
+    """Enqueue a job and end it: `completed` or `failed` by its worker, or `cancelled`."""
+    job_id = store.queue.enqueue(spec)
+    if end == "cancelled":
+        assert store.queue.revoke(job_id, "no longer wanted", state="cancelled") is not None
+        return job_id
+    (job,) = store.queue.claim("w", limit=1)
+    assert job.id == job_id
+    if end == "completed":
+        store.queue.complete(job.id, job.token or "")
+    else:
+        store.queue.fail(job.id, job.token or "", "boom")
+    return job_id
+
+
+def test_finished_of_runs_counts_and_deletes_only_the_finished_jobs_of_those_runs(
+    store: Store,
+) -> None:
+    q = store.queue
+    ended = [_finished(store, JobSpec(pipeline="p", run_id="a"), e) for e in JOB_ENDS]
+    other_run = _finished(store, JobSpec(pipeline="p", run_id="b"), "completed")
+    no_run = _finished(store, JobSpec(pipeline="p"), "completed")
+    claimed = q.enqueue(JobSpec(pipeline="p", run_id="a"))
+    assert [j.id for j in q.claim("w")] == [claimed]
+    queued = q.enqueue(JobSpec(pipeline="p", run_id="b"))  # a run has one live job at most
+
+    assert q.finished_of_runs([]) == 0
+    assert q.finished_of_runs(["a"]) == 3
+    assert q.finished_of_runs(["a", "b", "nosuch"]) == 4
+    with store.transaction() as tx:
+        assert q.finished_of_runs(["a"], delete=True, tx=tx) == 3
+        assert q.finished_of_runs(["a"], tx=tx) == 0
+    assert [q.get(i) for i in ended] == [None, None, None]
+    assert all(q.get(i) is not None for i in (other_run, no_run, claimed, queued))
+    assert q.finished_of_runs([], delete=True) == 0
+
+
+def test_live_job_of_run_is_its_queued_or_claimed_job_only(store: Store) -> None:
+    q = store.queue
+    assert q.live_job_of_run("a") is None
+    _finished(store, JobSpec(pipeline="p", run_id="a"), "failed")
+    assert q.live_job_of_run("a") is None  # a failed job runs nothing
+    job_id = q.enqueue(JobSpec(pipeline="p", run_id="a"))
+    q.enqueue(JobSpec(pipeline="p", run_id="b"))
+    queued = q.live_job_of_run("a")
+    assert queued is not None and (queued.id, queued.state) == (job_id, "queued")
+    (job,) = q.claim("w", limit=1)
+    claimed = q.live_job_of_run("a")
+    assert claimed is not None and (claimed.id, claimed.state) == (job_id, "claimed")
+    q.complete(job.id, job.token or "")
+    assert q.live_job_of_run("a") is None
+
+
+def test_unlinked_live_jobs_are_a_pipeline_and_tenants_live_jobs_without_a_run(
+    store: Store,
+) -> None:
+    q = store.queue
+    claimed = q.enqueue(JobSpec(pipeline="p", tenant="t", priority=3))
+    assert [j.id for j in q.claim("w")] == [claimed]
+    low = q.enqueue(JobSpec(pipeline="p", tenant="t", priority=5))
+    high = q.enqueue(JobSpec(pipeline="p", tenant="t", priority=1))
+    q.enqueue(JobSpec(pipeline="p", tenant="t", run_id="r"))  # a run's own job
+    q.enqueue(JobSpec(pipeline="p", tenant="u"))
+    q.enqueue(JobSpec(pipeline="o", tenant="t"))
+    _finished(store, JobSpec(pipeline="p", tenant="t"), "cancelled")
+    found = q.unlinked_live_jobs("p", "t")
+    # in claim order: priority, then enqueue order
+    assert [(j.id, j.state) for j in found] == [
+        (high, "queued"),
+        (claimed, "claimed"),
+        (low, "queued"),
+    ]
+    assert q.unlinked_live_jobs("nosuch", "t") == []
+
+
+def test_a_second_live_job_of_a_run_is_a_state_error_and_the_store_goes_on(store: Store) -> None:
+    # one live job per run (a unique index): SQLite and PostgreSQL refuse the second alike
+    q = store.queue
+    first = q.enqueue(JobSpec(pipeline="p", run_id="a"))
+    with pytest.raises(StateError, match=r"jobs\.run_id|\"jobs_live_run\""):
+        q.enqueue(JobSpec(pipeline="p", run_id="a"))
+    live = q.live_job_of_run("a")
+    assert live is not None and live.id == first and q.length() == 1
+    (job,) = q.claim("w")
+    q.complete(job.id, job.token or "")
+    assert q.enqueue(JobSpec(pipeline="p", run_id="a")) > first  # ended: another may follow

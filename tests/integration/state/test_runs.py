@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from onceflow.errors import StateError
 from onceflow.state import ExtractionEntry, ExtractionOutcome, Store, open_store
 from tests.helpers.state import fresh_store_url
 
@@ -152,3 +153,50 @@ def test_moving_a_runs_window_flags_every_table_for_reextraction_in_it(store: St
     ext = store.extractions.of_run("r")["s.a"]
     assert (ext.window_start, ext.window_end, ext.status) == (*new, "pending")
     assert ext.force_reprocess
+
+
+def test_loading_moves_only_a_completed_run_and_a_kill_there_is_a_restart(store: Store) -> None:
+    store.runs.begin("r", "p", "2025-01-23", WINDOW)
+    assert store.runs.loading("r") is None  # still extracting
+    assert store.runs.get("r").status == "running"
+    assert store.runs.loading("nosuch") is None
+    store.extractions.ensure("r", [_entry("s.a")])
+    store.extractions.complete("r", [_done("s.a")])
+    extracted = store.runs.finish("r")
+    loading = store.runs.loading("r")
+    assert loading is not None and loading.status == "loading"
+    assert loading.updated_at >= extracted.updated_at
+    assert loading.completed_tables == extracted.completed_tables == 1
+    assert store.runs.loading("r") is None  # loading already
+    # killed while loading: the next begin resumes it, and counts that
+    assert store.runs.begin("r", "p", "2025-01-23", WINDOW).restart_count == 1
+
+
+def test_of_dates_gives_the_pipelines_runs_of_those_dates_by_date(store: Store) -> None:
+    # run ids that do not sort as their dates do
+    for run_id, pipeline, day in [
+        ("a3", "p", "2025-01-03"),
+        ("b2", "p", "2025-01-02"),
+        ("q2", "q", "2025-01-02"),
+        ("c1", "p", "2025-01-01"),
+        ("a2", "p", "2025-01-02"),
+    ]:
+        store.runs.register(run_id, pipeline, day, WINDOW)
+
+    def ids(dates: list[str] | None = None) -> list[str]:
+        return [r.run_id for r in store.runs.of_dates("p", dates)]
+
+    assert ids() == ["c1", "a2", "b2", "a3"]  # all, by date, then id
+    assert ids(["2025-01-03", "2025-01-02", "2025-01-09"]) == ["a2", "b2", "a3"]
+    assert ids([]) == []  # no dates: no runs, not all of them
+    assert store.runs.of_dates("nosuch") == []
+
+
+def test_a_statement_the_database_refuses_is_a_state_error_on_either_store(store: Store) -> None:
+    # a transaction, and a lone statement (autocommit on PostgreSQL)
+    for scope in (store.db.transaction, store.db.statement):
+        refused = pytest.raises(StateError, match=r"NOT NULL constraint|not-null constraint")
+        with refused, scope() as tx:
+            tx.execute("INSERT INTO pipeline_runs (run_id) VALUES (?)", ("r",))
+        assert store.runs.get("r") is None  # nothing written, and the connection goes on
+    assert store.runs.begin("r", "p", "2025-01-23", WINDOW).status == "running"

@@ -4,11 +4,15 @@ tick), conditional transitions with history, illegal ones refused, cursors that 
 from __future__ import annotations
 
 import threading
+import time
+from dataclasses import replace
+from datetime import date, timedelta
 
 import pytest
 
 from onceflow.errors import TransitionError
-from onceflow.state import RunSpec, Store
+from onceflow.state import RunSpec, Store, open_store
+from tests.helpers.state import in_thread
 
 TICK = "2025-03-10T06:30:00+00:00"
 
@@ -262,3 +266,246 @@ def test_earlier_windows_of_other_tables_do_not_hide_one_of_its_own(store: Store
     runs.transition(first, "PENDING", "RUNNING")
     runs.transition(first, "RUNNING", "FAILED", error="x")
     assert next(iter(runs.earlier_unfinished(later, page=1))).id == first
+
+
+# --- the verbs the scheduler, the worker and purges read and move runs by -----------------
+
+
+def _drive(store: Store, run_id: str, *states: str, ended_at: str | None = None) -> None:
+    """Move a SCHEDULED run through `states`; the last transition records `ended_at`."""
+    current = store.scheduled_runs.get(run_id)
+    assert current is not None
+    frm = current.state
+    for k, to in enumerate(states):
+        last = k == len(states) - 1 and ended_at is not None
+        error = "boom" if to == "FAILED" else None
+        values = {"ended_at": ended_at} if last else None
+        store.scheduled_runs.transition(run_id, frm, to, error=error, values=values)
+        frm = to
+
+
+def _other(run_spec: RunSpec, **changes: object) -> RunSpec:
+    """`run_spec` of another pipeline or schedule."""
+    return replace(run_spec, **changes)  # type: ignore[arg-type]
+
+
+def test_transition_many_moves_only_the_runs_still_in_that_state_and_keeps_history(
+    store: Store,
+) -> None:
+    runs = store.scheduled_runs
+    a, b, c, d = runs.create(
+        [spec(f"2025-01-0{k}T02:00:00+00:00", f"2025-01-0{k}") for k in "1234"]
+    )
+    runs.transition(c, "SCHEDULED", "PENDING")  # moved by another process first
+    moved = runs.transition_many([a, b, c, "nosuch"], "SCHEDULED", "PENDING", reason="queued")
+    assert sorted(moved) == sorted([a, b])
+    assert [r.state for r in map(runs.get, (a, b, c, d))] == [  # type: ignore[union-attr]
+        "PENDING",
+        "PENDING",
+        "PENDING",
+        "SCHEDULED",
+    ]
+    last = runs.history(a)[-1]
+    assert (last.from_state, last.to_state, last.reason) == ("SCHEDULED", "PENDING", "queued")
+    assert len(runs.history(c)) == 2  # its own move only
+    assert runs.transition_many([], "SCHEDULED", "PENDING") == []
+    with pytest.raises(TransitionError, match="illegal transition SCHEDULED -> RUNNING"):
+        runs.transition_many([d], "SCHEDULED", "RUNNING")
+    assert runs.get(d).state == "SCHEDULED"  # type: ignore[union-attr]
+
+
+def test_transition_many_leaves_out_a_run_another_transaction_is_moving(store: Store) -> None:
+    runs = store.scheduled_runs
+    a, b = runs.create([spec(f"2025-01-0{k}T02:00:00+00:00", f"2025-01-0{k}") for k in "12"])
+    other = open_store(store.url)
+    try:
+        with other.transaction() as tx:
+            other.scheduled_runs.transition(a, "SCHEDULED", "PENDING", reason="theirs", tx=tx)
+            thread, out = in_thread(
+                store, lambda: runs.transition_many([a, b], "SCHEDULED", "PENDING")
+            )
+            if store.backend == "postgresql":
+                # the locked row is skipped, not waited for: no deadlock between passes
+                thread.join(timeout=10)
+                assert out == [[b]]
+            else:
+                time.sleep(0.1)  # SQLite: it waits for the other's write lock
+                assert thread.is_alive()
+    finally:
+        other.close()
+    thread.join(timeout=10)
+    assert out == [[b]]
+    assert [h.reason for h in runs.history(a)] == ["tick recorded", "theirs"]
+
+
+def test_set_job_records_the_job_of_that_run_only(store: Store) -> None:
+    runs = store.scheduled_runs
+    a, b = runs.create([spec(f"2025-01-0{k}T02:00:00+00:00", f"2025-01-0{k}") for k in "12"])
+    runs.set_job(a, 7)
+    runs.set_job(a, 9)  # its current job
+    runs.set_job("nosuch", 1)
+    assert [runs.get(i).job_id for i in (a, b)] == [9, None]  # type: ignore[union-attr]
+
+
+def test_due_gives_the_scheduled_runs_up_to_and_at_the_instant_oldest_tick_first(
+    store: Store,
+) -> None:
+    runs = store.scheduled_runs
+    at = "2025-03-10T06:30:00+00:00"
+    ticks = [
+        "2025-03-10T07:00:00+00:00",
+        at,
+        "2025-03-10T06:30:00.500000+00:00",  # half a second after `at`
+        "2025-03-10T06:00:00+00:00",
+        "2025-03-10T05:00:00+00:00",
+    ]
+    late, on_time, half, early, queued = runs.create([spec(t) for t in ticks])
+    runs.transition(queued, "SCHEDULED", "PENDING")  # its job is queued already
+
+    def due(moment: str) -> list[str]:
+        return [r.id for r in runs.due(moment)]
+
+    assert due(at) == [early, on_time]
+    assert due("2025-03-10T06:30:00.250000+00:00") == [early, on_time]
+    assert due("2025-03-10T06:30:00.500000+00:00") == [early, on_time, half]
+    assert due("2025-03-10T08:00:00+00:00") == [early, on_time, half, late]
+    assert due("2025-03-10T05:59:59.999999+00:00") == []
+
+
+def test_next_waiting_is_the_first_later_window_waiting_for_an_earlier_one(store: Store) -> None:
+    runs = store.scheduled_runs
+    days = [f"2025-01-0{k}" for k in range(1, 7)]
+    ids = runs.create([spec(f"{d}T02:00:00+00:00", d) for d in days])
+    (elsewhere,) = runs.create([_other(spec("2025-01-02T02:00:00+00:00", days[1]), pipeline="q")])
+    waiting = {0: None, 2: ids[0], 4: ids[0]}  # day index -> the run it waits on
+    for k, on in waiting.items():
+        runs.transition(ids[k], "SCHEDULED", "PENDING", values={"waiting_on": on})
+    runs.transition(ids[1], "SCHEDULED", "PENDING")  # queued, waiting on nothing
+    runs.transition(elsewhere, "SCHEDULED", "PENDING", values={"waiting_on": ids[0]})
+    _drive(store, ids[3], "PENDING", "RUNNING")  # was waiting, runs now
+
+    def after(k: int) -> str | None:
+        run = runs.get(ids[k])
+        assert run is not None
+        found = runs.next_waiting(run)
+        return None if found is None else found.id
+
+    assert after(0) == ids[2]  # day 2 waits on nothing; another pipeline's day 2 is not it
+    assert after(2) == ids[4]  # a RUNNING one no longer waits
+    assert after(4) is None and after(5) is None
+
+
+def test_by_dates_gives_a_schedules_runs_of_those_dates_however_many(store: Store) -> None:
+    runs = store.scheduled_runs
+    # 600 asked dates, read 500 at a time: runs on both sides of that boundary
+    dates = [(date(2020, 1, 1) + timedelta(days=k)).isoformat() for k in range(600)]
+    mine = runs.create([spec(f"{dates[k]}T02:00:00+00:00", dates[k]) for k in (0, 499, 500, 599)])
+    runs.create(
+        [
+            _other(spec(f"{dates[0]}T02:00:00+00:00", dates[0]), schedule="hourly"),
+            _other(spec(f"{dates[0]}T02:00:00+00:00", dates[0]), pipeline="q"),
+            spec("2030-01-01T02:00:00+00:00", "2030-01-01"),  # not asked for
+        ]
+    )
+    assert sorted(r.id for r in runs.by_dates("p", "nightly", dates)) == sorted(mine)
+    assert [r.id for r in runs.by_dates("p", "nightly", [dates[499]])] == [mine[1]]
+    assert runs.by_dates("p", "nightly", []) == []
+
+
+def test_last_failure_is_the_latest_transition_to_failed_even_when_retried_since(
+    store: Store,
+) -> None:
+    runs = store.scheduled_runs
+    assert runs.last_failure() is None
+    acme, zeta = runs.create(
+        [
+            spec("2025-01-01T02:00:00+00:00", "2025-01-01", tenant="acme"),
+            spec("2025-01-02T02:00:00+00:00", "2025-01-02", tenant="zeta"),
+        ]
+    )
+    _drive(store, acme, "PENDING", "RUNNING", "FAILED")
+    _drive(store, zeta, "PENDING", "RUNNING", "FAILED")
+    _drive(store, acme, "PENDING", "RUNNING", "COMPLETED")  # retried to success
+    found = runs.last_failure()
+    assert found is not None and found[0].id == zeta
+    found = runs.last_failure(tenant="acme")
+    assert found is not None
+    run, step = found
+    assert (run.id, run.state) == (acme, "COMPLETED")
+    assert (step.run_id, step.from_state, step.to_state, step.error) == (
+        acme,
+        "RUNNING",
+        "FAILED",
+        "boom",
+    )
+    assert runs.last_failure(pipeline="p", tenant="zeta") is not None
+    assert runs.last_failure(pipeline="q") is None
+
+
+def test_latest_of_is_the_run_with_the_latest_tick_of_that_schedule(store: Store) -> None:
+    runs = store.scheduled_runs
+    assert runs.latest_of("p", "nightly") is None
+    ticks = [
+        "2025-03-10T06:30:00+00:00",
+        "2025-03-10T06:30:00.500000+00:00",
+        "2025-03-09T06:30:00+00:00",
+    ]
+    _, latest, _ = runs.create([spec(t) for t in ticks])
+    runs.create(
+        [
+            _other(spec("2026-01-01T00:00:00+00:00"), schedule="hourly"),
+            _other(spec("2026-01-01T00:00:00+00:00"), pipeline="q"),
+        ]
+    )
+    assert runs.latest_of("p", "nightly") == latest
+    with store.transaction() as tx:
+        assert runs.latest_of("p", "nightly", tx=tx) == latest
+
+
+def test_later_window_kept_is_a_later_window_of_the_batch_that_may_still_run(
+    store: Store,
+) -> None:
+    runs = store.scheduled_runs
+    cutoff = "2025-02-01T00:00:00+00:00"
+    days = [f"2025-01-0{k}" for k in range(1, 5)]
+    first, second, third = runs.create(
+        [spec(f"{d}T02:00:00+00:00", d, batch="b1") for d in days[:3]]
+    )
+    runs.create([spec(f"{days[3]}T02:00:00+00:00", days[3], batch="b2")])  # another batch
+    _drive(store, first, "PENDING", "RUNNING", "FAILED", ended_at="2025-01-05T00:00:00+00:00")
+
+    def kept(run_id: str = first) -> bool:
+        run = runs.get(run_id)
+        assert run is not None
+        return runs.later_window_kept(run, cutoff)
+
+    assert kept()  # its later windows have not run yet
+    assert not kept(third)  # an earlier window that has not run is no later one
+    _drive(store, second, "PENDING", "RUNNING", "COMPLETED")
+    _drive(store, third, "PENDING", "RUNNING", "FAILED", ended_at="2025-01-20T00:00:00+00:00")
+    assert not kept()  # one completed, one failed as long ago as the cutoff
+    _drive(store, third, "PENDING", "RUNNING", "FAILED", ended_at="2025-02-02T00:00:00+00:00")
+    assert kept()  # failed since the cutoff: a retry of it reads its blockers
+    _drive(store, third, "CANCELLED", ended_at="2025-01-20T00:00:00+00:00")
+    assert not kept()
+    with store.transaction() as tx:  # a purge reads in its own transaction, writes seen
+        runs.transition(third, "CANCELLED", "PENDING", tx=tx)
+        run = runs.get(first, tx=tx)
+        assert run is not None and runs.later_window_kept(run, cutoff, tx=tx)
+    # runs of no batch are no batch together
+    lone, later = runs.create([spec(f"2025-03-0{k}T02:00:00+00:00", f"2025-03-0{k}") for k in "12"])
+    _drive(store, lone, "PENDING", "RUNNING", "FAILED", ended_at="2025-01-05T00:00:00+00:00")
+    lone_run = runs.get(lone)
+    assert lone_run is not None and not runs.later_window_kept(lone_run, cutoff)
+    assert runs.get(later).state == "SCHEDULED"  # type: ignore[union-attr]
+
+
+def test_history_count_counts_the_transitions_of_those_runs(store: Store) -> None:
+    runs = store.scheduled_runs
+    a, b = runs.create([spec(f"2025-01-0{k}T02:00:00+00:00", f"2025-01-0{k}") for k in "12"])
+    _drive(store, a, "PENDING", "RUNNING")
+    assert runs.history_count([]) == 0
+    assert runs.history_count([a]) == 3
+    assert runs.history_count([a, b, "nosuch"]) == 4
+    with store.transaction() as tx:
+        assert runs.history_count([b], tx=tx) == 1
