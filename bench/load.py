@@ -140,8 +140,8 @@ def bench_append(n: int, repeats: int, work: Path) -> dict[str, Any]:
     from deltalake import CommitProperties, Transaction, write_deltalake
 
     table = make_table(n)
-    from onceflow.load import markers
     from onceflow.load.append import apply_append
+    from onceflow.warehouse import markers
 
     label = "onceflow apply_append"
 
@@ -214,7 +214,7 @@ def bench_skip(repeats: int, work: Path) -> dict[str, Any]:
     from deltalake import DeltaTable, write_deltalake
 
     from onceflow import warehouse
-    from onceflow.load import markers
+    from onceflow.warehouse import markers
 
     uri = str(work / "skip")
     small = make_table(100)
@@ -618,7 +618,8 @@ def _widen_setup(rows: int, windows: int, work: Path) -> dict[str, Any]:
     """The base project (``windows`` windows loaded, not timed) and the next window, the
     widened one, in the lake."""
     from onceflow.lake import file_checksum
-    from onceflow.load import load, markers
+    from onceflow.load import load
+    from onceflow.warehouse import markers
 
     per_window = max(1, rows // windows)
     lake = work / "widen_lake"

@@ -3,17 +3,25 @@
 Layers, lowest first; a module may import its own package and any lower layer, never a
 higher one, and never a sibling package of its own layer (no step imports another step):
 
-    0  base         errors, version, clock, locations, lazy, config, rules, windows, redact, logs,
-                    faults, demo
+    0  base         errors, version, clock, locations, lazy, config, dialects, cronspec,
+                    durations, rules, type_names, windows, redact, logs, faults, demo
     1  shared       lake (the extracted-file format), state (the store)
-    2  shared       warehouse (Delta access; reads lake paths)
+    2  shared       warehouse (Delta access and the table's markers; reads lake paths)
     3  steps        extract, load, validate
-    4  composition  consistency
-    5               status
-    6               pipeline
-    7  schedule     (runs pipelines); seeds (the seeds' classes over Pipeline)
-    8  cli
-    9  face         onceflow/__init__, __main__
+    4  composition  consistency (validate-consistency, fix-inconsistencies, force-unlock)
+    5               pipeline (a run across the steps; status and reset-state)
+    6  schedule     (runs pipelines); seeds (the seeds' classes over Pipeline)
+    7  cli
+    8  face         console (imports the CLI in its Ctrl-C handler), onceflow/__init__
+    9               __main__
+
+The composition layers (consistency, pipeline, schedule) use a step only through its
+package face (`onceflow.load`, not `onceflow.load.loader`): a step's modules are its own to
+refactor, and what two layers share is a module of a lower layer (the Delta markers are
+`warehouse.markers`, read by load and consistency). The seeds' adapters and the CLI may
+reach further in (a CLI option that parses a `--tables` file).
+
+docs/development.md shows this table; change both together.
 
 Function-level and TYPE_CHECKING imports count like any other: an import cycle hidden in
 a function is still a cycle.
@@ -42,6 +50,9 @@ BASE = (
     "faults",
     "demo",
 )
+STEPS = ("extract", "load", "validate")
+#: The layers above the steps that use them through their faces only.
+FACE_ONLY = ("consistency", "pipeline", "schedule")
 RANKS: dict[str, int] = {name: 0 for name in BASE} | {
     "lake": 1,
     "state": 1,
@@ -50,14 +61,13 @@ RANKS: dict[str, int] = {name: 0 for name in BASE} | {
     "load": 3,
     "validate": 3,
     "consistency": 4,
-    "status": 5,
-    "pipeline": 6,
-    "schedule": 7,
-    "seeds": 7,
-    "cli": 8,
-    "console": 9,  # the console scripts' entry: imports the CLI inside its Ctrl-C handler
-    "__main__": 10,
-    "": 9,  # the package's own __init__: the public face
+    "pipeline": 5,
+    "schedule": 6,
+    "seeds": 6,
+    "cli": 7,
+    "console": 8,  # the console scripts' entry: imports the CLI inside its Ctrl-C handler
+    "": 8,  # the package's own __init__: the public face
+    "__main__": 9,
 }
 
 
@@ -173,6 +183,8 @@ def violations(root: Path) -> list[str]:
                 problems.append(f"{name} imports {target}: a higher layer")
             elif RANKS[other] == RANKS[own]:
                 problems.append(f"{name} imports {target}: a sibling of its own layer")
+            elif own in FACE_ONLY and other in STEPS and target != f"{root.name}.{other}":
+                problems.append(f"{name} imports {target}: a step's module, not its face")
     for component in cycles(graph):
         problems.append("import cycle: " + " -> ".join(component))
     return problems

@@ -63,3 +63,30 @@ def test_an_import_cycle_is_reported(tmp_path: Path) -> None:
 def test_a_module_outside_every_layer_is_reported(tmp_path: Path) -> None:
     root = _plant(tmp_path, {"stray.py": "x = 1\n"})
     assert violations(root) == ["onceflow.stray: not in a layer (add 'stray' to RANKS)"]
+
+
+def test_consistency_reaching_into_a_steps_module_is_reported_and_its_face_is_not(
+    tmp_path: Path,
+) -> None:
+    root = _plant(
+        tmp_path,
+        {
+            "consistency/fixes.py": (
+                "from onceflow.load import reload_file\n"
+                "def f():\n    from onceflow.load.loader import apply_step\n"
+            ),
+            "load/__init__.py": "from onceflow.load.loader import reload_file\n",
+            "load/loader.py": "apply_step = reload_file = 1\n",
+        },
+    )
+    assert violations(root) == [
+        "onceflow.consistency.fixes imports onceflow.load.loader: a step's module, not its face"
+    ]
+
+
+def test_a_top_level_module_that_spans_the_steps_is_no_base_module(tmp_path: Path) -> None:
+    root = _plant(
+        tmp_path,
+        {"status.py": "from onceflow.load import load_status\n", "load/__init__.py": ""},
+    )
+    assert violations(root) == ["onceflow.status: not in a layer (add 'status' to RANKS)"]

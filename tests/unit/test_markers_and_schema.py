@@ -10,7 +10,7 @@ from deltalake import DeltaTable, write_deltalake
 
 from onceflow import warehouse
 from onceflow.errors import LoadError
-from onceflow.load import markers
+from onceflow.warehouse import markers
 
 
 def _commit(uri: str, n: int, mode: str = "append", window: str = "2025-01-01") -> None:

@@ -44,12 +44,12 @@ from onceflow.lake import (
     table_folder,
 )
 from onceflow.load import LoadTarget, config_targets, tracked_targets
-from onceflow.load.markers import TableMarkers, checksum_code, read_markers
 from onceflow.state import ExtractionRecord, RunRecord, Store, open_store
 from onceflow.state.files import FILE_COMPLETED, FILE_FAILED, FileRecord
 from onceflow.state.locks import LockRecord
 from onceflow.warehouse import open_table, snapshot_dataset
 from onceflow.warehouse.duck import duck
+from onceflow.warehouse.markers import TableMarkers, checksum_code, read_markers
 
 DEFAULT_SAFE_AGE_SECONDS = 3600.0
 

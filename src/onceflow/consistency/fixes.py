@@ -34,12 +34,10 @@ from onceflow.consistency.checks import (
 from onceflow.consistency.locks import live_run_lock
 from onceflow.errors import LoadError, LockError, OnceflowError
 from onceflow.lake import Uncommitted, inspect_sidecar, sidecar_path
-from onceflow.load import LoadTarget, config_targets, reconcile
-from onceflow.load.loader import apply_step
-from onceflow.load.markers import read_markers
-from onceflow.load.plan import Step
+from onceflow.load import LoadTarget, config_targets, reconcile, reload_file
 from onceflow.state import Lease, LockRecord, Store, open_store
 from onceflow.warehouse import open_table
+from onceflow.warehouse.markers import read_markers
 
 log = logging.getLogger(__name__)
 
@@ -84,13 +82,8 @@ def _replace_twice_loaded(
             log.warning("not fixed: %s", failures[-1])
             continue
         try:
-            outcome = apply_step(
-                store,
-                tgt,
-                Step("replace", file, "loaded twice"),
-                token=lease.token,
-                check_lock=lease.check,
-                force=True,
+            outcome = reload_file(
+                store, tgt, file, token=lease.token, check_lock=lease.check, reason="loaded twice"
             )
         except OnceflowError as error:
             failures.append(f"{tgt.key}: {issue.subject}: {error}")

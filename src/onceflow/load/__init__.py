@@ -12,7 +12,7 @@ from onceflow.load.api import (
     target_name,
     tracked_targets,
 )
-from onceflow.load.loader import LoadTarget, TableLoadResult, reconcile
+from onceflow.load.loader import LoadTarget, TableLoadResult, reconcile, reload_file
 
 __all__ = [
     "LoadSummary",
@@ -25,6 +25,7 @@ __all__ = [
     "load_target",
     "optimize",
     "reconcile",
+    "reload_file",
     "reset_load_state",
     "target_name",
     "tracked_targets",

@@ -22,8 +22,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from onceflow.load.markers import LAKE_DEPTH
 from onceflow.warehouse import audited_schema, local_root, with_audit_columns
+from onceflow.warehouse.markers import LAKE_DEPTH
 
 # Strings longer than this get no min/max statistics: a truncated max would be wrong.
 _MAX_STAT_STRING = 64

@@ -48,7 +48,6 @@ from onceflow.errors import (
 )
 from onceflow.faults import crashpoint
 from onceflow.lake import SourceFile, file_checksum, layout_day, read_sidecar
-from onceflow.load import markers
 from onceflow.load.append import apply_append, replace_file_rows
 from onceflow.load.merge import apply_merge
 from onceflow.load.overwrite import apply_overwrite
@@ -69,6 +68,7 @@ from onceflow.warehouse import (
     arrow_schema,
     checkpoint_if_due,
     conform_batch,
+    markers,
     one_line,
     open_table,
     widen_table,
@@ -732,6 +732,26 @@ def apply_step(
     raise LoadError(
         f"{source.file_id}: {CONFLICT_RETRIES} commit conflicts in a row; "
         "another writer keeps committing to the table"
+    )
+
+
+def reload_file(
+    store: Store,
+    tgt: LoadTarget,
+    file: SourceFile,
+    *,
+    token: str,
+    check_lock: Callable[[], None],
+    reason: str,
+) -> FileOutcome:
+    """Reload one lake file the table already holds: its rows in the table replaced by
+    the file's, in one commit, as a re-extraction of its window would (fix-inconsistencies
+    repairs a file loaded twice this way). The caller holds the table's lock (`token`,
+    and `check_lock`, called before the commit, raises once it is lost); `reason` is
+    what the tracker and a failure say. The one way in from outside the load step, so
+    the loader's plan and steps stay its own."""
+    return apply_step(
+        store, tgt, Step("replace", file, reason), token=token, check_lock=check_lock, force=True
     )
 
 

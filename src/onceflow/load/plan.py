@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 
 from onceflow.errors import LoadError
 from onceflow.lake import FileOrder, SourceFile, name_order
-from onceflow.load.markers import TableMarkers
+from onceflow.warehouse.markers import TableMarkers
 
 ORDERED = ("merge", "scd2")
 

@@ -5,7 +5,8 @@ queue with leases, workers, retries and backfills; it runs pipelines through
 The seed's four parts are public: `PipelineStateManager` (run state), `QueueManager`
 (the queue), `ScheduleCalculator` with `calculate_next_run(cron, zone)` (schedule
 calculation) and `RetryManager` with `RetryPolicy` (retry policy); the three managers
-have awaitable forms for asyncio programs (`AsyncPipelineStateManager`...).
+(managers.py) have awaitable forms for asyncio programs (`AsyncPipelineStateManager`...,
+aio.py).
 
 Every schedule command of the CLI is one function here: `run_scheduler` (`onceflow
 scheduler`), `run_worker` (`worker`), `up`, `backfill`, `preview` (`schedule preview`),
@@ -19,9 +20,6 @@ coverage).
 from onceflow.schedule.aio import AsyncPipelineStateManager, AsyncQueueManager, AsyncRetryManager
 from onceflow.schedule.api import (
     BackfillReport,
-    PipelineStateManager,
-    QueueManager,
-    RetryManager,
     backfill,
     check_config,
     coverage_gaps,
@@ -32,6 +30,7 @@ from onceflow.schedule.api import (
     up,
 )
 from onceflow.schedule.cron import ScheduleCalculator, Tick, calculate_next_run
+from onceflow.schedule.managers import PipelineStateManager, QueueManager, RetryManager
 from onceflow.schedule.purge import PurgeReport, purge_runs
 from onceflow.schedule.retry import RetryPolicy
 from onceflow.schedule.runs import (

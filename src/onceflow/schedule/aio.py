@@ -21,7 +21,7 @@ from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
-from onceflow.schedule.api import (
+from onceflow.schedule.managers import (
     PipelineStateManager,
     QueueManager,
     RetryConfigLike,

@@ -4,6 +4,10 @@
 `StatefulDatabricksDataExtractor` (seed 000) and the loader's `DataProcessor` (seed 002),
 so that the seeds' examples run as written after one import change (`from onceflow import
 DataExtractor`; docs/python-api.md has each seed call and the onceflow call it is).
+Seed 004's managers (`PipelineStateManager`, `QueueManager`, `RetryManager`) are the
+schedule step's (`onceflow.schedule.managers`): they queue and cancel runs with the
+scheduler's own verbs, and `onceflow.schedule` exports them, so here the two packages
+would import each other.
 
 Not a second implementation: each method builds (once) an onceflow Config from the
 seed's parameters and calls one Pipeline method (`extract`, `load`, `lock`, `status`,

@@ -1,5 +1,6 @@
 """Delta table access shared by the steps: location, snapshot reads, the one schema rule,
-the audit columns and DuckDB helpers.
+the audit columns, DuckDB helpers, and the markers by which a table names the lake files
+it holds (`held`: one file's lookup; `markers`: a whole log's, and the commits' metadata).
 
 Names are imported on first use: `warehouse.duck` serves a validation that reads through
 DuckDB alone, and importing this package must not load Arrow (~0.1 s) for it.

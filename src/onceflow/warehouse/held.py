@@ -1,5 +1,5 @@
 """How a Delta table names the lake files it holds: the format the loader writes
-(`onceflow.load.markers` reads a whole log of it) and other steps look up.
+(`onceflow.warehouse.markers` reads a whole log of it) and other steps look up.
 
 Each lake file a table holds is an application transaction of its snapshot: app id
 `onceflow.file:<identity>` (the file's path within the lake), version a code of the

@@ -16,9 +16,10 @@ from onceflow import warehouse
 from onceflow.config import Config
 from onceflow.consistency import validate_consistency
 from onceflow.lake.discovery import discover_path, discover_table_files
-from onceflow.load import config_targets, load, load_status, markers
+from onceflow.load import config_targets, load, load_status
 from onceflow.load.loader import load_table
 from onceflow.state import open_store
+from onceflow.warehouse import markers
 from tests.helpers.cli import run_cli, spawn
 from tests.helpers.lake import (
     content_checksum,

@@ -18,8 +18,8 @@ from deltalake import DeltaTable
 
 from onceflow.consistency import fix_inconsistencies, validate_consistency
 from onceflow.load import load
-from onceflow.load.markers import forget_cached_markers, read_markers
 from onceflow.warehouse import open_table
+from onceflow.warehouse.markers import forget_cached_markers, read_markers
 from tests.helpers.lake import (
     clean_load_checksum,
     content_checksum,

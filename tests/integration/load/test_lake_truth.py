@@ -23,9 +23,9 @@ from onceflow.errors import ConfigError
 from onceflow.lake import discover_path, discover_table_files
 from onceflow.load import config_targets, load, load_status
 from onceflow.load.append import apply_append
-from onceflow.load.markers import commit_properties
 from onceflow.state import ExtractionEntry, open_store
 from onceflow.warehouse import open_table
+from onceflow.warehouse.markers import commit_properties
 from onceflow.windows import window_for
 from tests.helpers.lake import (
     START,

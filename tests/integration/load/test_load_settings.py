@@ -20,9 +20,9 @@ from onceflow.config import Config, LoadConfig, standalone_config
 from onceflow.errors import ConfigError
 from onceflow.lake import discover_path
 from onceflow.load import check_settings, load, load_status, loader, settings
-from onceflow.load.markers import forget_cached_markers
 from onceflow.load.settings import PROPERTY, Settings
 from onceflow.state import open_store
+from onceflow.warehouse.markers import forget_cached_markers
 from tests.helpers.lake import (
     done,
     make_config,

@@ -18,8 +18,8 @@ from deltalake import DeltaTable
 
 from onceflow.config import config_from_dict
 from onceflow.load import load, loader
-from onceflow.load.markers import read_markers
 from onceflow.state import ExtractionEntry, ExtractionOutcome, open_store
+from onceflow.warehouse.markers import read_markers
 from onceflow.windows import window_for
 from tests.helpers.lake import (
     START,

@@ -13,6 +13,7 @@ import pytest
 from onceflow import PipelineStateManager
 from onceflow.config import Config
 from onceflow.errors import ConfigError, StateError, TransitionError, typed_error
+from onceflow.pipeline.status import reset_state, status_report
 from onceflow.schedule import (
     Scheduler,
     Worker,
@@ -25,7 +26,6 @@ from onceflow.schedule import (
 )
 from onceflow.schedule.retry import failures_since_reprocess
 from onceflow.state import Store
-from onceflow.status import reset_state, status_report
 
 NO_RETRY = {"name": "nightly", "cron": "0 2 * * *", "retry": {"max_retries": 0}}
 

@@ -1,5 +1,8 @@
 """What a Delta table says about the lake files it holds: the truth the loader trusts.
 
+The loader writes this format and reads it; validate-consistency and fix-inconsistencies
+read it too, so it lives here, below the steps, and neither reads the other's internals.
+
 Each lake file a table holds is an application transaction in the table's snapshot:
 app id `onceflow.file:<identity>` (the file's path within the lake), version = a code of
 the file's checksum (`checksum_code`), 0 = not held (that format is

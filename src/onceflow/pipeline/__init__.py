@@ -9,6 +9,9 @@ also holds its own run lock
 (`pipeline:<name>@<run id>`), which is all `run_window` takes: the scheduler's workers
 run different dates of one pipeline at once, each excluding only its own date, and
 load a window only when its caller says no earlier window comes first.
+
+`status.py` holds `onceflow status` and `reset-state`: like a run, they span every step,
+so they sit here, above the steps, and not among the base modules a step may import.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from onceflow.extract import (
     validate_window_consistency,
 )
 from onceflow.load import LoadSummary, check_settings, load, optimize
+from onceflow.pipeline.status import reset_state, status_report
 from onceflow.state import (
     DamagedStore,
     Lease,
@@ -59,7 +63,6 @@ from onceflow.state import (
     set_aside_damaged,
 )
 from onceflow.state.runs import RUN_FAILED, RUN_LOADING
-from onceflow.status import reset_state, status_report
 from onceflow.validate import (
     Gate,
     ValidationReport,
