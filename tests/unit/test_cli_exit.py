@@ -75,3 +75,25 @@ def test_onceflow_no_fast_exit_keeps_the_teardown(
 ) -> None:
     monkeypatch.setenv("ONCEFLOW_NO_FAST_EXIT", value)
     assert cli._fast_exit_allowed() is fast
+
+
+def test_an_interrupted_command_does_not_wait_for_a_thread_still_at_work(
+    unwatched: list[int],
+) -> None:
+    """A Ctrl-C while a table's thread waits for a source that does not answer: the exit
+    waited for that thread, the connect timeout and its retries included."""
+    import threading
+
+    release = threading.Event()
+    worker = threading.Thread(target=release.wait, args=(30,))
+    worker.start()
+    try:
+        with pytest.raises(SystemExit) as exited:
+            cli.exit_now(3)  # any other code still waits for it (the normal exit)
+        assert exited.value.code == 3 and unwatched == []
+        with pytest.raises(_Exited):
+            cli.exit_now(cli.INTERRUPTED)
+        assert unwatched == [130]
+    finally:
+        release.set()
+        worker.join()

@@ -107,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         refuse_repeated_config(command, args)
         # Without standalone mode a command's exit code is returned instead of exiting.
         code = command(args=args, prog_name="onceflow", standalone_mode=False)
-        if code == 130:  # typer turns Ctrl-C into this code, silently
+        if code == INTERRUPTED:  # typer turns Ctrl-C into this code, silently
             say_problem("interrupted")
         return code if isinstance(code, int) else 0
     except SystemExit as done:
@@ -130,13 +130,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return error.exit_code
     except KeyboardInterrupt:
         say_problem("interrupted")
-        return 130
+        return INTERRUPTED
     except Exception as error:
         if _stdout_closed(error):
             return _after_stdout_closed()
         if _from_an_interrupt(error):
             say_problem("interrupted")
-            return 130
+            return INTERRUPTED
         if settings["debug"]:
             _show_traceback(error)
         else:
@@ -147,6 +147,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 1
 
+
+#: The exit code of an interrupted command: 128 + SIGINT, what a shell reports for a
+#: program Ctrl-C stopped (as `onceflow.console` exits during start-up).
+INTERRUPTED = 130
 
 #: The exit code after the reader of stdout went away: 128 + SIGPIPE, what a shell reports
 #: for `yes | head -1`. Not 0: the command's own verdict (an exit 1 of validate-windows,
@@ -335,12 +339,15 @@ def exit_now(code: int) -> NoReturn:
     the same way. It is safe here for the reason any instant is: what a command commits
     is fsynced before it counts, and a SIGKILL at any point loses nothing. Exit handlers
     still run (logging's flush, temporary folders, coverage) and output is flushed;
-    while another non-daemon thread is alive, the normal exit waits for it. Under a
-    profiler or tracer, or with ONCEFLOW_NO_FAST_EXIT=1, the exit is the normal one
-    (`_fast_exit_allowed`).
+    while another non-daemon thread is alive, the normal exit waits for it, unless the
+    command was interrupted (`INTERRUPTED`): Ctrl-C must end it now, and a thread still
+    at work (a table whose source does not answer, waiting for its connect timeout) would
+    hold the exit until it is done (`onceflow.pools`). Under a profiler or tracer, or with
+    ONCEFLOW_NO_FAST_EXIT=1, the exit is the normal one (`_fast_exit_allowed`).
     """
     others = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
-    if any(t.is_alive() for t in others) or not _fast_exit_allowed():
+    busy = code != INTERRUPTED and any(t.is_alive() for t in others)
+    if busy or not _fast_exit_allowed():
         sys.exit(code)
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):

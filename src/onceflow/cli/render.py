@@ -73,6 +73,13 @@ def summarise_run(summary: Any, as_json: bool) -> None:
 
                 note = null_cursor_note(result.null_cursor_rows)
                 say_problem(f"  {result.table_key}: {note}")
+        partial = [r.table_key for r in summary.results if r.partial]
+        if partial:  # `completed` alone would overstate them (status: `completed (partial)`)
+            echo(
+                f"  partial: {', '.join(partial)}: the window {run.window_start} .. "
+                f"{run.window_end} has not ended (or not settled, `settle`); every run "
+                "extracts it again until it has"
+            )
         if getattr(summary, "load", None) is not None:
             load = summary.load
             echo(f"load: {load_counts(load.counts())} ({load.rows_note()})")

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from onceflow.cli.app import app, echo, examples
+from onceflow.cli.app import app, examples
 from onceflow.cli.options import (
     AllowPartialOpt,
     ConfigOpt,
@@ -39,40 +39,6 @@ def _with_progress(step: Any, total: int, **kwargs: Any) -> Any:
             ),
             **kwargs,
         )
-
-
-def summarise(summary: Any, as_json: bool, allow_partial: bool) -> None:
-    """The run's or extraction's summary; with --allow-partial, a line naming the tables
-    whose committed file holds a window that has not ended: `completed` alone would
-    overstate them (status says `completed (partial)`), and every run extracts them again
-    until the window has ended."""
-    try:
-        summarise_run(summary, as_json)
-    finally:  # after the summary's exit 1 too
-        partial = _partial_tables(summary) if allow_partial and not as_json else []
-        if partial:
-            echo(
-                f"  partial: {', '.join(partial)}: the window "
-                f"{summary.run.window_start} .. {summary.run.window_end} has not ended (or "
-                "not settled, `settle`); every run extracts it again until it has"
-            )
-
-
-def _partial_tables(summary: Any) -> list[str]:
-    """The tables of `summary` whose file's sidecar says `partial` (a window extracted
-    before its end under --allow-partial)."""
-    from pathlib import Path
-
-    from onceflow.lake import read_sidecar
-
-    found = []
-    for result in summary.results:
-        if result.action == "failed" or not result.file_path:
-            continue
-        sidecar = read_sidecar(Path(result.file_path))
-        if sidecar is not None and sidecar.get("partial") is True:
-            found.append(result.table_key)
-    return found
 
 
 def _connection_url(
@@ -231,7 +197,7 @@ def extract_cmd(
         force_unlock=force_unlock,
         allow_partial=allow_partial,
     )
-    summarise(summary, as_json, allow_partial)
+    summarise_run(summary, as_json)
 
 
 @app.command(
@@ -286,4 +252,4 @@ def run_cmd(
         force_unlock=force_unlock,
         allow_partial=allow_partial,
     )
-    summarise(summary, as_json, allow_partial)
+    summarise_run(summary, as_json)

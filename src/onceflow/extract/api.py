@@ -35,6 +35,7 @@ from onceflow.extract.tables_file import TableSelection
 from onceflow.lake.discovery import layout_day
 from onceflow.lake.paths import sidecar_name, table_folder
 from onceflow.lake.sidecar import inspect_sidecar_file
+from onceflow.pools import interruptible
 from onceflow.state import ExtractionEntry, Lease, RunRecord, Store, force_release, open_store
 from onceflow.state.runs import RUN_FAILED, RUN_LOADING
 from onceflow.windows import (
@@ -628,7 +629,7 @@ def _extract(
 
     pool_size = max(1, min(workers or config.workers, len(todo) or 1))
     if todo:
-        with ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="extract") as pool:
+        with interruptible(ThreadPoolExecutor(pool_size, thread_name_prefix="extract")) as pool:
             futures = [pool.submit(work, job) for job in todo]
             for future in as_completed(futures):
                 result = future.result()

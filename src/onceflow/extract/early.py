@@ -88,7 +88,13 @@ def take(url: str) -> tuple[Any, Any] | None:
         return None
     try:
         return future.result()
-    except BaseException:
+    except (KeyboardInterrupt, SystemExit):
+        # a Ctrl-C while waiting on the main thread (a host that does not answer): the
+        # caller ends, and the connection, if it ever opens, is closed; None would have it
+        # connect again. (A table's thread sees no signal: `onceflow.pools` leaves it.)
+        future.add_done_callback(_close)
+        raise
+    except BaseException:  # the connect failed: the reader connects again and reports it
         return None
 
 

@@ -123,6 +123,10 @@ class ExtractionResult:
     #: Rows whose cursor is in no window (NULL...), left out under `null_cursor: skip`;
     #: None when not counted (a full extract, a query that places the window itself).
     null_cursor_rows: int | None = None
+    #: The committed file holds a window that had not ended (or settled) when it was read:
+    #: extracted under `allow_partial`, its sidecar says `partial: true`, and every run
+    #: extracts it again until the window has ended; `completed` alone would overstate it.
+    partial: bool = False
 
     def as_state(self) -> ExtractionOutcome:
         """What the state store records of a finished table."""
@@ -247,6 +251,7 @@ def skipped_result(job: TableJob, verdict: Verdict) -> ExtractionResult:
         checksum=sidecar.get("checksum"),
         reason="already extracted",
         null_cursor_rows=sidecar.get("null_cursor_rows"),
+        partial=sidecar.get("partial") is True,
     )
 
 
@@ -644,4 +649,5 @@ def extract_table(
         reason=reason,
         attempts=attempts,
         null_cursor_rows=written.null_cursor_rows,
+        partial=job.partial,  # what its sidecar says, written now or standing
     )

@@ -33,6 +33,7 @@ from onceflow.load.loader import (
 from onceflow.load.plan import ORDERED
 from onceflow.load.settings import KEYED, Settings, kept, read_record, recorded_settings
 from onceflow.load.standalone import refuse_namesakes
+from onceflow.pools import interruptible
 from onceflow.state import Lease, Store, force_release, open_store
 from onceflow.state.extractions import PENDING, RUNNING
 from onceflow.state.files import FILE_FAILED
@@ -512,7 +513,7 @@ def load(
     failed_before = {(r.target_uri, r.file_id) for r in store.files.find(status=FILE_FAILED)}
     ttl = config.lock_ttl_seconds
     pool = max(1, min(workers or config.workers, len(jobs)))
-    with ThreadPoolExecutor(max_workers=pool, thread_name_prefix="load") as executor:
+    with interruptible(ThreadPoolExecutor(pool, thread_name_prefix="load")) as executor:
         results = list(
             executor.map(
                 lambda job: _run_one(

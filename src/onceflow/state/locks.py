@@ -245,14 +245,40 @@ class Locks:
             and datetime.fromisoformat(holder.expires_at) > now()
         )
 
-    def check(self, name: str, token: str) -> None:
-        """LockError unless `token` still holds `name` (call before a guarded commit)."""
-        if not self.holds(name, token):
-            holder = self.holder(name)
-            who = f"; it is now held by {holder.describe()}" if holder else ""
+    def check(
+        self, name: str, token: str, *, unrenewed: float | None = None, why: str | None = None
+    ) -> None:
+        """LockError unless `token` still holds `name` (call before a guarded commit).
+
+        The error names the new holder only when another process holds the lock now.
+        When the row is still `token`'s (its lease ran out) or gone (force-unlocked, or
+        released as stale by a contender), it says how long the lease went unrenewed:
+        `unrenewed` seconds when the holder counted them, else since the row's last
+        heartbeat; `why`: the last heartbeat's error, when one failed."""
+        if self.holds(name, token):
+            return
+        holder = self.holder(name)
+        failed = f"the last heartbeat failed: {why}" if why else ""
+        if holder is not None and holder.token != token:
+            cause = f"; {failed}" if failed else ""
             raise LockError(
-                f"lost lock {name!r} (lease expired or broken){who}; stopping", lock=name
+                f"lost lock {name!r} (lease expired or broken{cause}); it is now held by "
+                f"{holder.describe()}; stopping",
+                lock=name,
             )
+        if unrenewed is None and holder is not None:
+            unrenewed = (now() - datetime.fromisoformat(holder.heartbeat_at)).total_seconds()
+        span = f" for {unrenewed:.1f} s" if unrenewed is not None else ""
+        if holder is None:
+            gone = "its row was removed (force-unlock, or a contender that found it stale)"
+            reason = f"{gone}; {failed}" if failed else gone
+        else:
+            # ours and expired: with no failed beat, none ran in time
+            reason = failed or "no heartbeat in time (was this process paused or starved?)"
+        raise LockError(
+            f"lost lock {name!r}: its lease could not be renewed{span}: {reason}; stopping",
+            lock=name,
+        )
 
     def release(self, name: str, token: str) -> bool:
         """Give the lock up; False when it was no longer ours."""

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import signal
+import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -11,9 +13,10 @@ import tomllib
 from pathlib import Path
 
 import pytest
+import yaml
 
 from onceflow.demo import init_project
-from tests.helpers.cli import cli_env, run_python
+from tests.helpers.cli import cli_env, run_cli, run_python, spawn
 
 ROOT = Path(__file__).resolve().parents[3]
 SCRIPTS = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["scripts"]
@@ -104,3 +107,97 @@ def test_the_console_scripts_entry_module_imports_nothing_heavy() -> None:
         "if m in sys.modules))"
     )
     assert done.returncode == 0 and done.stdout.strip() == ""
+
+
+def _silent_postgres_project(tmp_path: Path, port: int) -> Path:
+    """A project whose one table is read from a PostgreSQL "server" at `port` that takes
+    the connection and never answers: libpq waits for its connect timeout, then retries."""
+    data = {
+        "pipeline": "p",
+        "state": "sqlite:///state.db",
+        "lake": "./lake",
+        "warehouse": "./warehouse",
+        "sources": {"pg": {"url": f"postgresql://u@127.0.0.1:{port}/db?connect_timeout=120"}},
+        "tables": [{"source": "pg", "table": "public.events", "extract": {"mode": "full"}}],
+    }
+    (tmp_path / "onceflow.yml").write_text(yaml.safe_dump(data), encoding="utf-8")
+    return tmp_path
+
+
+def _table_running(state: Path) -> bool:
+    """Whether the table's extraction started (a worker thread is reading it)."""
+    if not state.exists():
+        return False
+    try:
+        with sqlite3.connect(state, timeout=1) as conn:
+            rows = conn.execute("SELECT 1 FROM extractions WHERE status = 'running'").fetchall()
+    except sqlite3.Error:  # not created yet
+        return False
+    return bool(rows)
+
+
+# `extract` takes the connection opened early while it started; `run` connects in the
+# table's thread. Either way the command waited for that thread, its connect timeout and
+# its retries included, before it exited (and an early connection's wait swallowed a
+# Ctrl-C on the main thread).
+@pytest.mark.parametrize("command", ["extract", "run"])
+def test_ctrl_c_while_a_source_does_not_answer_ends_the_command_at_once(
+    tmp_path: Path, command: str
+) -> None:
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        server.settimeout(60)
+        project = _silent_postgres_project(tmp_path, server.getsockname()[1])
+        script = console_script(SCRIPTS["onceflow"])
+        proc = subprocess.Popen(
+            [sys.executable, "-c", script, str(tmp_path / "go"), command, "--date", "2025-01-10"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=project,
+            env=cli_env(extra={"PYTHONPATH": str(ROOT / "src")}),
+        )
+        try:
+            accepted, _ = server.accept()  # the source is being connected to
+            with accepted:
+                deadline = time.monotonic() + 60
+                while not _table_running(project / "state.db"):
+                    assert proc.poll() is None and time.monotonic() < deadline
+                    time.sleep(0.02)
+                proc.send_signal(signal.SIGINT)
+                started = time.monotonic()
+                _, err = proc.communicate(timeout=30)
+                took = time.monotonic() - started
+        finally:
+            proc.kill()
+            proc.communicate()
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    assert proc.returncode == 130 and err.rstrip().endswith("interrupted"), err
+    assert took < 10
+
+
+def test_ctrl_c_while_a_table_loads_ends_the_load_without_waiting_for_it(demo: Path) -> None:
+    # the load's threads were waited for, the tables not started yet loaded too
+    assert run_cli("extract", "--date", "2025-01-20", cwd=demo).returncode == 0
+    gate = demo / "gate"
+    proc = spawn(
+        "load",
+        "--date",
+        "2025-01-20",
+        cwd=demo,
+        env={"ONCEFLOW_PAUSE_AT": f"after_delta_commit:{gate}"},
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not Path(f"{gate}.reached").exists():  # a table's thread waits at the gate
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        gate.touch()
+        proc.kill()
+        proc.wait()
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    assert proc.returncode == 130 and err.rstrip().endswith("interrupted"), err

@@ -63,7 +63,7 @@ def test_a_window_that_has_not_ended_is_refused_unless_allowed_partial(tmp_path:
     )
     assert partial.returncode == 0, partial.stderr
     [table] = json.loads(partial.stdout)["tables"]
-    assert table["action"] == "extracted"
+    assert table["action"] == "extracted" and table["partial"] is True
     sidecar = read_sidecar(Path(table["file_path"]))
     assert sidecar is not None and sidecar["partial"] is True
     again = run_cli(
@@ -82,6 +82,25 @@ def test_a_window_that_has_not_ended_is_refused_unless_allowed_partial(tmp_path:
     assert said.stdout.rstrip().endswith(
         "has not ended (or not settled, `settle`); every run extracts it again until it has"
     )
+
+
+def test_run_allow_partial_names_the_partial_table_in_json_and_text(tmp_path: Path) -> None:
+    # --json had no field for it: only the text output, reading the sidecars, named them
+    config = _sqlite_project(tmp_path)
+    done = run_cli(
+        "run", "-c", str(config), "--date", "today", "--allow-partial", "--json", cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    [table] = json.loads(done.stdout)["tables"]
+    assert table["table_key"] == "src.events" and table["partial"] is True
+    text = run_cli("run", "-c", str(config), "--date", "today", "--allow-partial", cwd=tmp_path)
+    assert text.returncode == 0, text.stderr
+    said = [line for line in text.stdout.splitlines() if line.startswith("  partial: ")]
+    assert said and said[0].startswith("  partial: src.events: the window "), text.stdout
+    yesterday = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+    ended = run_cli("run", "-c", str(config), "--date", yesterday, "--json", cwd=tmp_path)
+    assert ended.returncode == 0, ended.stderr
+    assert json.loads(ended.stdout)["tables"][0]["partial"] is False
 
 
 def test_a_partial_window_is_extracted_again_once_it_has_ended(tmp_path: Path) -> None:

@@ -84,6 +84,7 @@ def test_a_window_committed_complete_by_a_clock_ahead_is_extracted_again_until_s
     clock(SETTLED)  # a clock ahead: the window looks settled
     first = result(extract(config, DAY), "s.t")
     assert first.action == "extracted" and _sidecar(first.file_path)["partial"] is False
+    assert first.partial is False
 
     clock(BEFORE_SETTLED)  # stepped back; a row commits into the window
     conn.execute("INSERT INTO t VALUES (7002, '2026-11-25 23:00:00')")
@@ -99,10 +100,12 @@ def test_a_window_committed_complete_by_a_clock_ahead_is_extracted_again_until_s
     assert any("another host's clock is ahead" in r.getMessage() for r in caplog.records)
     assert _ids(again.file_path) == [7001, 7002]
     assert _sidecar(again.file_path)["partial"] is True
+    assert again.partial is True  # the result says so, as the sidecar does
 
     clock(SETTLED)  # settled now: extracted once more, complete, then skipped
     settled = result(extract(config, DAY), "s.t")
     assert settled.action == "extracted" and _sidecar(settled.file_path)["partial"] is False
+    assert settled.partial is False
     assert _ids(settled.file_path) == [7001, 7002]
     assert result(extract(config, DAY), "s.t").action == "skipped"
     conn.close()

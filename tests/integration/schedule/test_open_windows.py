@@ -83,3 +83,4 @@ def test_a_window_that_has_not_settled_is_refused_like_one_that_has_not_ended(
     assert summary.ok
     (table,) = summary.results
     assert json.loads(sidecar_path(Path(table.file_path)).read_text())["partial"] is True
+    assert table.partial is True  # a caller of the API learns it without the sidecar

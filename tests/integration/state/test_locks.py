@@ -5,18 +5,19 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from onceflow.errors import LockError
+from onceflow.errors import LockError, StateError
 from onceflow.state import Lease, Store, open_store
 from tests.helpers.state import in_thread
 
@@ -459,3 +460,125 @@ def test_release_if_unchanged_waiting_on_a_takeover_releases_nothing(
     thread.join(timeout=10)
     assert out == [False]
     assert store.locks.holder("pipeline:p").token == "theirs"
+
+
+def _failing_heartbeats(
+    store: Store, monkeypatch: pytest.MonkeyPatch, error: Exception, *, renew: bool, times: int
+) -> list[bool]:
+    """The lease's next `times` heartbeats raise `error` (after renewing the lease when
+    `renew`: the update committed, its reply lost); the calls, True for each failed one."""
+    real = store.locks.heartbeat
+    calls: list[bool] = []
+
+    def beat(name: str, token: str, *, ttl: float = 120.0) -> bool:
+        failing = len(calls) < times
+        calls.append(failing)
+        if not failing:
+            return real(name, token, ttl=ttl)
+        if renew:
+            real(name, token, ttl=ttl)
+        raise error
+
+    monkeypatch.setattr(store.locks, "heartbeat", beat)
+    return calls
+
+
+def _wait_for(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 30
+    while not condition():
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+
+
+def test_failed_heartbeats_are_logged_once_redacted_and_their_recovery_too(
+    store: Store, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # they were swallowed without a word: a store cut off for a while left no trace
+    cut = StateError("state: PostgreSQL store failed: server at postgresql://app:s3cret@db/x")
+    calls = _failing_heartbeats(store, monkeypatch, cut, renew=True, times=3)
+    with (
+        caplog.at_level(logging.WARNING, logger="onceflow.state.lease"),
+        Lease(store, "load:x", ttl=1.5) as lease,
+    ):
+        _wait_for(lambda: len(calls) >= 2)
+        assert lease.failure is not None and "app:***@db" in lease.failure
+        _wait_for(lambda: lease.failure is None)  # the fourth beat renewed it
+        assert len(calls) >= 4
+        lease.check()
+    said = [r.getMessage() for r in caplog.records if r.name == "onceflow.state.lease"]
+    assert len(said) == 2, said
+    assert said[0].startswith("lock 'load:x': heartbeat failed, trying again every 0.5 s")
+    assert said[0].endswith("server at postgresql://app:***@db/x") and "s3cret" not in said[0]
+    assert said[1].startswith("lock 'load:x': heartbeat renewed the lease again, after 3 failed")
+
+
+def test_a_lease_that_ran_out_while_heartbeats_failed_says_why_not_who(
+    store: Store, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # it said "now held by pid <this process>": its own expired row
+    bug = RuntimeError("no such column: heartbeet_at")
+    _failing_heartbeats(store, monkeypatch, bug, renew=False, times=1000)
+    with (
+        caplog.at_level(logging.WARNING, logger="onceflow.state.lease"),
+        Lease(store, "load:x", ttl=1.5) as lease,
+    ):
+        _wait_for(lambda: store.locks.time_left("load:x", lease.token) == 0)
+        with pytest.raises(LockError) as lost:
+            lease.check()
+    message = str(lost.value)
+    assert re.fullmatch(
+        r"lost lock 'load:x': its lease could not be renewed for \d+\.\d s: the last "
+        r"heartbeat failed: RuntimeError: no such column: heartbeet_at; stopping",
+        message,
+    ), message
+    failed = [r for r in caplog.records if "heartbeat failed" in r.getMessage()]
+    assert len(failed) == 1  # one a streak, not one a beat
+
+
+def test_a_lease_taken_over_after_failed_heartbeats_names_the_new_holder_and_the_cause(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cut = StateError("state: PostgreSQL store failed: connection lost")
+    _failing_heartbeats(store, monkeypatch, cut, renew=False, times=1000)
+    with Lease(store, "load:x", ttl=1.5) as lease:
+        _wait_for(lambda: store.locks.time_left("load:x", lease.token) == 0)
+        successor = store.locks.acquire("load:x")
+        with pytest.raises(LockError) as lost:
+            lease.check()
+    message = str(lost.value)
+    assert message.startswith(
+        "lost lock 'load:x' (lease expired or broken; the last heartbeat failed: state: "
+        "PostgreSQL store failed: connection lost); it is now held by pid "
+    ), message
+    assert store.locks.holds("load:x", successor)
+
+
+def test_a_lease_whose_row_was_removed_says_so_not_broken_by_another_process(
+    store: Store,
+) -> None:
+    with Lease(store, "load:x", ttl=1.5) as lease:
+        store.locks.force_release("load:x")  # force-unlock
+        _wait_for(lambda: lease.lost)
+        with pytest.raises(LockError) as lost:
+            lease.check()
+    message = str(lost.value)
+    assert re.fullmatch(
+        r"lost lock 'load:x': its lease could not be renewed for \d+\.\d s: its row was "
+        r"removed \(force-unlock, or a contender that found it stale\); stopping",
+        message,
+    ), message
+
+
+def test_a_check_of_an_expired_lease_without_failed_heartbeats_says_none_came_in_time(
+    store: Store,
+) -> None:
+    token = store.locks.acquire("pipeline:p", ttl=0.05)
+    time.sleep(0.1)
+    with pytest.raises(LockError) as lost:
+        store.locks.check("pipeline:p", token)
+    message = str(lost.value)
+    assert re.fullmatch(
+        r"lost lock 'pipeline:p': its lease could not be renewed for \d+\.\d s: no heartbeat "
+        r"in time \(was this process paused or starved\?\); stopping",
+        message,
+    ), message
