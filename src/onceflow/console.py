@@ -12,8 +12,9 @@ nothing but the standard library (and `onceflow/__init__.py`, which is lazy).
 from __future__ import annotations
 
 import os
-import signal
 import sys
+
+from onceflow.interrupts import install, received
 
 TYPE_CHECKING = False  # typing itself costs ~20 ms of the window this module closes
 if TYPE_CHECKING:
@@ -22,22 +23,7 @@ if TYPE_CHECKING:
 INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a program Ctrl-C stopped
 
 
-def _on_interrupt(signum: int, frame: object) -> None:
-    """Ctrl-C: KeyboardInterrupt, but never inside the import machinery. Raised in one of
-    importlib's weakref callbacks (its module locks'), Python "ignores" it: it prints
-    `Exception ignored in ... KeyboardInterrupt` with a traceback and the command runs
-    on. Commands import lazily while they run, so such a moment comes at any time; there
-    the signal is delivered again 20 ms later, once the import has moved on."""
-    code = getattr(frame, "f_code", None)
-    if code is not None and code.co_filename.startswith("<frozen importlib"):
-        import threading
-
-        threading.Timer(0.02, os.kill, (os.getpid(), signum)).start()
-        return
-    raise KeyboardInterrupt
-
-
-signal.signal(signal.SIGINT, _on_interrupt)
+install()  # before the CLI's imports: see onceflow.interrupts
 
 
 def _interrupted() -> NoReturn:
@@ -56,6 +42,10 @@ def run() -> NoReturn:
         cli_run()
     except KeyboardInterrupt:
         _interrupted()
+    except Exception:
+        if received():  # a library's error made of the interrupt (onceflow.interrupts)
+            _interrupted()
+        raise
 
 
 def run_validator_job() -> NoReturn:
@@ -66,6 +56,10 @@ def run_validator_job() -> NoReturn:
         cli_run()
     except KeyboardInterrupt:
         _interrupted()
+    except Exception:
+        if received():  # a library's error made of the interrupt (onceflow.interrupts)
+            _interrupted()
+        raise
 
 
 def run_extractor() -> NoReturn:
@@ -76,3 +70,7 @@ def run_extractor() -> NoReturn:
         cli_run()
     except KeyboardInterrupt:
         _interrupted()
+    except Exception:
+        if received():  # a library's error made of the interrupt (onceflow.interrupts)
+            _interrupted()
+        raise

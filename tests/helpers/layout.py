@@ -3,8 +3,9 @@
 Layers, lowest first; a module may import its own package and any lower layer, never a
 higher one, and never a sibling package of its own layer (no step imports another step):
 
-    0  base         errors, version, clock, locations, lazy, pools, config, dialects, cronspec,
-                    durations, rules, type_names, windows, redact, logs, faults, demo
+    0  base         errors, version, clock, locations, lazy, interrupts, pools, config,
+                    dialects, cronspec, durations, rules, type_names, windows, redact,
+                    logs, faults, demo
     1  shared       lake (the extracted-file format), state (the store)
     2  shared       warehouse (Delta access and the table's markers; reads lake paths)
     3  steps        extract, load, validate
@@ -38,6 +39,7 @@ BASE = (
     "clock",
     "locations",
     "lazy",
+    "interrupts",
     "pools",
     "config",
     "dialects",

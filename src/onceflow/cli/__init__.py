@@ -25,6 +25,7 @@ from typing import NoReturn
 
 import typer
 
+from onceflow import interrupts
 from onceflow.cli.app import app, echo, examples, say_problem, settings
 from onceflow.cli.options import refuse_repeated_config
 from onceflow.errors import OnceflowError
@@ -187,7 +188,10 @@ def _after_stdout_closed() -> int:
 def _from_an_interrupt(error: BaseException) -> bool:
     """Whether Ctrl-C caused `error`: a library may catch the KeyboardInterrupt and raise
     its own from it (pydantic-core's serializer: `PydanticSerializationError: ...:
-    KeyboardInterrupt`, seen as "unexpected" on a loaded machine)."""
+    KeyboardInterrupt`, seen as "unexpected" on a loaded machine; its validator builder's
+    `SchemaError` holds none: `interrupts.received`)."""
+    if interrupts.received():
+        return True
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
@@ -299,7 +303,10 @@ def _alias_help(command_name: str, prog: str, *lines: str) -> int:
     group = typer.main.get_command(narrowed([command_name]))
     command = copy.copy(group.commands[command_name])  # type: ignore[attr-defined]
     command.epilog = examples(*lines)
-    command.main(["--help"], prog_name=prog, standalone_mode=False)
+    code = command.main(["--help"], prog_name=prog, standalone_mode=False)
+    if code == INTERRUPTED:  # typer turns Ctrl-C into this code, silently (as in `main`)
+        say_problem("interrupted")
+        return INTERRUPTED
     return 0
 
 
@@ -345,10 +352,19 @@ def exit_now(code: int) -> NoReturn:
     hold the exit until it is done (`onceflow.pools`). Under a profiler or tracer, or with
     ONCEFLOW_NO_FAST_EXIT=1, the exit is the normal one (`_fast_exit_allowed`).
     """
+    if code != INTERRUPTED and interrupts.pending():
+        # a Ctrl-C put off inside an import, its program done before it came again
+        say_problem("interrupted")
+        code = INTERRUPTED
     others = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
     busy = code != INTERRUPTED and any(t.is_alive() for t in others)
     if busy or not _fast_exit_allowed():
         sys.exit(code)
+    if code == INTERRUPTED:
+        # `interrupted` was the last word: a table thread the interrupt left behind fails
+        # as the exit handlers run (DuckDB refuses to run during the exit), and its log
+        # lines would blame the exit, never the data
+        logging.disable(logging.CRITICAL)
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):  # a closed pipe: nothing more can be said

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -35,15 +36,24 @@ def console_script(entry: str) -> str:
     )
 
 
-def interrupt(script: str, args: list[str], delay: float, cwd: Path) -> tuple[int, str]:
+def interrupt(
+    script: str, args: list[str], delay: float, cwd: Callable[[int], Path]
+) -> tuple[int, str]:
     """The exit code and stderr of `script` sent SIGINT `delay` s after its start, tried
-    again when the program had already ended: on a loaded machine this process can sleep
-    far longer than `delay`, and a program that ended before the signal proves nothing."""
+    again in a fresh `cwd(attempt)` when the program had already ended: on a loaded
+    machine this process can sleep far longer than `delay`, and a program that ended
+    before the signal proves nothing (run again where it ran, it would be a quick no-op)."""
     for attempt in range(5):
-        outcome = _interrupt_once(script, args, delay, cwd, cwd / f"started-{delay}-{attempt}")
+        folder = cwd(attempt)
+        outcome = _interrupt_once(script, args, delay, folder, folder / f"started-{delay}")
         if outcome is not None:
             return outcome
     pytest.fail(f"the program ended before the signal {delay} s after its start, 5 times")
+
+
+def _folder(path: Path) -> Path:
+    path.mkdir()
+    return path
 
 
 def _interrupt_once(
@@ -76,13 +86,14 @@ def _interrupt_once(
 def test_ctrl_c_while_the_cli_starts_says_interrupted_without_a_traceback(
     tmp_path: Path, delay: float
 ) -> None:
-    init_project(tmp_path / "demo")
+
+    def demo(attempt: int) -> Path:
+        init_project(tmp_path / f"demo-{attempt}")
+        return tmp_path / f"demo-{attempt}"
+
     # a run of the demo takes over a second: the interrupt finds it importing or running
     code, err = interrupt(
-        console_script(SCRIPTS["onceflow"]),
-        ["run", "--date", "2025-01-10"],
-        delay,
-        tmp_path / "demo",
+        console_script(SCRIPTS["onceflow"]), ["run", "--date", "2025-01-10"], delay, demo
     )
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
     assert code == 130 and err.rstrip().endswith("interrupted")
@@ -93,7 +104,10 @@ def test_ctrl_c_while_the_validator_job_starts_says_interrupted(
     tmp_path: Path, delay: float
 ) -> None:
     code, err = interrupt(
-        console_script(SCRIPTS["data-validator-job"]), ["--help"], delay, tmp_path
+        console_script(SCRIPTS["data-validator-job"]),
+        ["--help"],
+        delay,
+        lambda attempt: _folder(tmp_path / f"try-{attempt}"),
     )
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
     assert code == 130 and err.rstrip().endswith("interrupted")
