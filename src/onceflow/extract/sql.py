@@ -241,6 +241,13 @@ def cursor_source(spec: ReadSpec, quote: str = '"') -> str:
     return quote_table(spec.table, quote)
 
 
+def columns_probe(spec: ReadSpec, quote: str = '"') -> str:
+    """A query with no row and every column the cursor is read from: their names, to
+    find the cursor among before SQLite reads it (`_check_cursor`), which takes a
+    double-quoted name that is no column for a string literal."""
+    return f"SELECT * FROM {cursor_source(spec, quote)} LIMIT 0"
+
+
 def cursor_probe(spec: ReadSpec, quote: str = '"') -> str:
     """A query with no row whose one column is the cursor: the driver describes its type."""
     assert spec.cursor
@@ -269,7 +276,9 @@ _ISO_GLOB = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*"
 def sqlite_cursor_audit(spec: ReadSpec) -> str:
     """SQLite, in one pass over the cursor column: its NULLs, its numbers (they sort
     before any text, so no window holds one), the rest that is not ISO 8601 text (a blob,
-    `2025/03/30`, `30.03.2025`: in no window, or in a wrong one), and one of those."""
+    `2025/03/30`, `30.03.2025`: in no window, or in a wrong one), and one of those.
+    Only for a cursor known to be a column (`columns_probe`): SQLite would read a name
+    that is none as the text of the name, in every row."""
     assert spec.cursor
     c = quote_ident(spec.cursor)
     other = f"({c} >= '' AND (typeof({c}) = 'blob' OR {c} NOT GLOB '{_ISO_GLOB}'))"

@@ -197,6 +197,27 @@ def test_missing_sqlite_table_and_column(tmp_path):
     _extract_and_check(tmp_path, config, "bad.t", must_say="column not found")
 
 
+def test_misspelt_sqlite_cursor_of_a_table_with_rows_fails_it_by_name(tmp_path):
+    """SQLite reads a double-quoted name that is no column as its text: the table failed
+    as holding 2 values "not ISO 8601 (e.g. 'att')", with a conversion query to paste."""
+    path = tmp_path / "bad.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        "CREATE TABLE t (id INTEGER, at TEXT);"
+        "INSERT INTO t VALUES (1, '2025-01-23 10:00:00'), (2, '2025-01-23 11:00:00');"
+    )
+    conn.commit()
+    conn.close()
+    config = _config(
+        tmp_path,
+        {"url": f"sqlite:///{path}"},
+        {"table": "t", "extract": {"mode": "incremental", "cursor": "att"}},
+    )
+    line = _extract_and_check(tmp_path, config, "bad.t", must_say="column not found")
+    assert "cursor column 'att' is not a column of t (columns: id, at)" in line
+    assert "ISO 8601" not in line
+
+
 def test_lake_under_a_file_is_a_clear_error(tmp_path):
     afile = tmp_path / "afile"
     afile.write_text("not a folder")

@@ -482,3 +482,53 @@ def test_a_mariadb_varchar_cursor_is_offered_the_iso_cast_and_the_epoch_form(
     data = read(run(tmp_path, {"m": mysql_db}, [fixed]), "m.iso")
     assert data.column("id").to_pylist() == [1]
     assert data.column("label_at").to_pylist() == [datetime(2025, 1, 23, 10, 0, 0, 500000)]
+
+
+# Two tables of one shape, one with rows and one without, for a misspelt cursor
+TYPO = """
+CREATE TABLE full_t (id INTEGER PRIMARY KEY, name TEXT, updated_at TIMESTAMP);
+INSERT INTO full_t VALUES (1, 'a', '2025-01-23 10:00:00'), (2, 'b', '2025-01-24 10:00:00');
+CREATE TABLE empty_t (id INTEGER PRIMARY KEY, name TEXT, updated_at TIMESTAMP);
+"""
+
+
+@pytest.mark.parametrize("reader", ["auto", "sqlalchemy"])
+def test_sqlite_misspelt_cursor_is_refused_by_name_with_the_columns_there_are(tmp_path, reader):
+    """SQLite reads `"updated_atx"`, no column, as the text 'updated_atx': a table with
+    rows was refused as bad data ("holds 2 value(s) that are not ISO 8601 ... (e.g.
+    'updated_atx')") with a conversion query that could not work. The table, the query
+    and the empty table now fail alike, naming the column, its table and the columns."""
+    url = sqlite_source(tmp_path, TYPO)
+    source = {"lite": {"url": url, "reader": reader}}
+    typo = {"mode": "incremental", "cursor": "updated_atx"}
+    good = {"mode": "incremental", "cursor": "UPDATED_AT"}
+    tables = [
+        {"source": "lite", "table": "full_t", "extract": typo},
+        {"source": "lite", "table": "empty_t", "extract": typo},
+        {"source": "lite", "name": "q", "query": "select * from full_t", "extract": typo},
+        {"source": "lite", "table": "full_t", "name": "good", "extract": good},
+    ]
+    summary = run(tmp_path, source, tables)
+    assert not summary.ok
+    for key, of in (
+        ("lite.full_t", "a column of full_t"),
+        ("lite.empty_t", "a column of empty_t"),
+        ("lite.q", "a column the query returns"),
+    ):
+        failed = result(summary, key)
+        assert failed.action == "failed", key
+        assert failed.error == (
+            f"{key}: column not found: cursor column 'updated_atx' is not {of} "
+            "(columns: id, name, updated_at); did you mean 'updated_at'?"
+        )
+    # a name in another letter case is the column, as SQLite matches it
+    assert read(summary, "lite.good").column("id").to_pylist() == [1]
+
+
+def test_sqlite_misspelt_cursor_of_a_wide_table_lists_some_columns_and_the_close_one(tmp_path):
+    columns = ", ".join(f"c{i:02d} TEXT" for i in range(40))
+    url = sqlite_source(tmp_path, f"CREATE TABLE wide ({columns}, changed_on TEXT);")
+    summary = run(tmp_path, {"lite": url}, [_incremental_on("wide", "changed_no")])
+    error = result(summary, "lite.wide").error
+    shown = ", ".join(f"c{i:02d}" for i in range(20))
+    assert f"(columns: {shown}, ... (21 more)); did you mean 'changed_on'?" in error

@@ -6,6 +6,7 @@ driver's batches to their exact target schema.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import re
 from abc import ABC, abstractmethod
 from collections import Counter
@@ -91,12 +92,15 @@ def classified(where: str, *closing: Callable[[], object]) -> Iterator[None]:
                 close()
 
 
-def _check_cursor(spec: ReadSpec, columns: list[str], where: str, dialect: str) -> None:
+def _check_cursor(spec: ReadSpec, columns: Sequence[str], where: str, dialect: str) -> None:
     """Refuse a window on a cursor column that the rows do not have.
 
     SQLite takes a double-quoted name that matches no column for a string literal, so
-    `"updatd_at" >= ?` would silently select nothing instead of failing. A name matches a
-    column as the database matches it (SQLite: `TS` is the column `ts`).
+    `"updatd_at" >= ?` would silently select nothing instead of failing, and its cursor
+    audit would see the text `updatd_at` in every row: the SQLite readers call this with
+    the columns of a query that reads no row (`columns_probe`) before anything reads the
+    cursor, and again with the read's own. A name matches a column as the database
+    matches it (SQLite: `TS` is the column `ts`).
     """
     if not (spec.cursor and spec.window):
         return
@@ -105,9 +109,28 @@ def _check_cursor(spec: ReadSpec, columns: list[str], where: str, dialect: str) 
         return
     if spec.query and has_markers(spec.query, dialect):
         return  # the query applies the window itself, on whatever column it likes
-    raise SourceError(
-        f"{where}: column not found: cursor column {spec.cursor!r} is not among the "
-        f"columns ({', '.join(columns)})"
+    raise missing_cursor(spec, columns, where)
+
+
+# how many of a table's columns a missing cursor's refusal lists (a close match is named
+# whatever its place): the line stays readable for a table of 500 columns
+_SHOWN_COLUMNS = 20
+
+
+def missing_cursor(spec: ReadSpec, columns: Sequence[str], where: str) -> SourceError:
+    """The refusal of a `cursor` that is not among `columns`: `column not found`, as a
+    server's own refusal is classified (`classify`), with the columns there are and the
+    closest one, for the usual cause is a typo."""
+    assert spec.cursor
+    of = f"a column of {spec.table}" if spec.table else "a column the query returns"
+    shown = ", ".join(columns[:_SHOWN_COLUMNS])
+    if len(columns) > _SHOWN_COLUMNS:
+        shown += f", ... ({len(columns) - _SHOWN_COLUMNS:,} more)"
+    close = difflib.get_close_matches(spec.cursor, list(columns), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return SourceError(
+        f"{where}: column not found: cursor column {spec.cursor!r} is not {of} "
+        f"(columns: {shown}){hint}"
     )
 
 

@@ -35,6 +35,7 @@ from onceflow.extract.readers.sqlite_types import _sqlite_fixes
 from onceflow.extract.sql import (
     ReadSpec,
     build_select,
+    columns_probe,
     null_cursor_count,
     pg_cursor_types,
     sqlite_cursor_audit,
@@ -322,8 +323,8 @@ class SqlAlchemyReader(Reader):
         """Refuse a cursor that is no date or time and count its rows in no window, as
         the dialect's own reader does: PostgreSQL asks the server for the type (a domain
         is judged by its base type) and counts +-infinity, MySQL counts zero dates,
-        SQLite refuses numbers and text that is not an ISO 8601 time; elsewhere a table's
-        declared type is judged and NULLs are counted."""
+        SQLite refuses a cursor that is no column, then numbers and text that is not an
+        ISO 8601 time; elsewhere a table's declared type is judged and NULLs are counted."""
         import sqlalchemy as sa
 
         dialect = "mysql" if conn.dialect.name == "mariadb" else conn.dialect.name
@@ -334,6 +335,13 @@ class SqlAlchemyReader(Reader):
         def column(sql: str) -> list[Any]:
             return list(conn.execute(sa.text(to_sqlalchemy(sql, dialect))).scalars())
 
+        if dialect == "sqlite":
+            # SQLite reads a double-quoted name that is no column as its text, so the
+            # audit below would judge the text `updatd_at` in every row: refused first
+            probe = conn.execute(sa.text(to_sqlalchemy(columns_probe(spec), dialect)))
+            names = list(probe.keys())
+            probe.close()
+            _check_cursor(spec, names, self.where, dialect)
         if dialect == "postgresql":
             kinds = column(pg_cursor_types(spec))
             if (refused := _pg_not_a_time(kinds)) is not None:

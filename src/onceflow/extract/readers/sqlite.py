@@ -40,6 +40,7 @@ from onceflow.extract.sql import (
     ReadSpec,
     bound_values,
     build_select,
+    columns_probe,
     sqlite_cursor_audit,
     to_positional,
 )
@@ -144,16 +145,20 @@ class SqliteReader(Reader):
         values are numbers or text that is not an ISO 8601 time; then count its NULLs. SQLite
         has no date type: times are text (ISO 8601), in a column declared DATE, DATETIME,
         TIMESTAMP, TEXT or nothing. One pass over the column (not served by an index, as
-        a count of NULLs alone would be: SQLite sources are small)."""
+        a count of NULLs alone would be: SQLite sources are small). First, a cursor that
+        is no column is refused by name: SQLite would read it as text (`_check_cursor`)."""
         import sqlite3
 
         assert spec.cursor
-        # SQLite matches names in any letter case (A-Z), as `_check_cursor` does
-        kind = next((k for c, k in declared.items() if c.lower() == spec.cursor.lower()), "")
-        if _sqlite_affinity(kind) in (pa.int64(), pa.float64(), pa.binary()):
-            raise self._not_a_time(spec, f"declared {kind}")
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
+            names = [d[0] for d in conn.execute(columns_probe(spec)).description]
+            _check_cursor(spec, names, self.where, "sqlite")
+            # SQLite matches names in any letter case (A-Z), as `_check_cursor` does
+            cursor = spec.cursor.lower()
+            kind = next((k for c, k in declared.items() if c.lower() == cursor), "")
+            if _sqlite_affinity(kind) in (pa.int64(), pa.float64(), pa.binary()):
+                raise self._not_a_time(spec, f"declared {kind}")
             row = conn.execute(sqlite_cursor_audit(spec)).fetchone()
         finally:
             conn.close()
