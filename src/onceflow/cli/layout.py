@@ -162,7 +162,9 @@ class FittedTable(Table):
         self.pad_edge, self.padding = False, (0, 1, 0, 0)
 
     def _chrome(self) -> int:
-        """The width of the borders and the cells' padding (rich's own measure of them)."""
+        """The width of the borders and the cells' padding, as rich counts them when it
+        lays the table out (its `_extra_width` and `_get_padding_width`, private but in
+        every rich since 10: a count of our own would drift from the one that draws)."""
         return self._extra_width + sum(self._get_padding_width(i) for i in range(len(self.columns)))
 
 
