@@ -274,11 +274,17 @@ def console() -> Any:
     return Console(width=width)
 
 
-def fitted_table(title: str | None = None) -> FittedTable:
-    """A boxed rich table whose columns fit the terminal (`cli.layout`)."""
+def fitted_table(
+    columns: Sequence[tuple[str, Kind]], hide: Sequence[str], title: str | None = None
+) -> FittedTable:
+    """A boxed rich table whose columns fit the terminal (`cli.layout`); `hide`: the
+    headers of the columns it may leave out to fit, the least useful first."""
     from onceflow.cli.layout import FittedTable
 
-    return FittedTable(title=title)
+    table = FittedTable(title=title, hide=hide)
+    for header, kind in columns:
+        table.column(header, kind)
+    return table
 
 
 def print_rows(
@@ -288,14 +294,18 @@ def print_rows(
     indent: int = 0,
     right: Sequence[int] = (),
     colours: dict[int, dict[str, tuple[str | None, bool]]] | None = None,
+    hide: Sequence[str] = (),
+    said: set[str] | None = None,
 ) -> None:
     """A table in plain text: aligned columns two spaces apart under a header line, each
     row one line where stdout is no terminal (a file, a pipe: scripts and grep read whole
     rows), and on a terminal wide enough for them. On a narrower terminal the same table
-    in the same look, its cells wrapped to the width (`layout.print_rows`): a row the
-    terminal wrapped lost its columns. rich is left out when it is not needed: its
-    layout took ~0.1 s for 100 rules. `right`: the columns aligned right; `colours`: a
-    column's values' (colour, bold), shown on a terminal."""
+    in the same look, fitted to the width (`layout.print_rows`): a row the terminal
+    wrapped lost its columns. rich is left out when it is not needed: its layout took
+    ~0.1 s for 100 rules. `right`: the columns aligned right; `colours`: a column's
+    values' (colour, bold), shown on a terminal; `hide`: the headers of the columns that
+    may be left out on a narrow terminal, the least useful first; `said`: the notes of
+    hidden columns printed already by this command (each is said once)."""
     headers = [h for h, _ in columns]
     cells = [[printable(c) for c in row] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
@@ -314,7 +324,16 @@ def print_rows(
     if width is not None and any(len(x) > width for x in plain_lines):
         from onceflow.cli.layout import print_rows as fitted
 
-        fitted(console(), columns, cells, indent=indent, right=right, colours=colours)
+        fitted(
+            console(),
+            columns,
+            cells,
+            indent=indent,
+            right=right,
+            colours=colours,
+            hide=hide,
+            said=said,
+        )
         return
     colour = sys.stdout.isatty() and bool(colours)
     for i, text in enumerate(plain_lines):
@@ -355,14 +374,13 @@ def _lock_cell(row: dict[str, Any]) -> str:
 def print_status(report: dict[str, Any]) -> None:
     """The status report: the run's tables, each table's load, the locks, window drift."""
     out = console()
+    tables = []
     if report["run_id"] is None:  # standalone loads only: no run to show
         out.print(f"pipeline {plain(report['pipeline'])}: no extraction runs")
     else:
-        _print_run(report)
+        tables.append(_run_table(report))
     if report["load"]:
-        loads = fitted_table("load")
-        for column, kind in LOAD_COLUMNS:
-            loads.column(column, kind)
+        loads = fitted_table(LOAD_COLUMNS, LOAD_HIDDEN_FIRST, "load")
         for row in report["load"]:
             files = ", ".join(f"{k} {v}" for k, v in row["files"].items() if v)
             problems = [named_once(f["file"], f["error"]) for f in row["failed_files"]]
@@ -388,9 +406,16 @@ def print_status(report: dict[str, Any]) -> None:
                 _lock_cell(row),
                 "; ".join(problems),
             )
-        out.print(loads)
+        tables.append(loads)
     if report.get("validation"):
-        out.print(_validation_table(report["validation"]))
+        tables.append(_validation_table(report["validation"]))
+    # one look for the three: where one needs the compact look to fit, all take it
+    compact = terminal_width() is not None and any(t.wants_compact(out) for t in tables)
+    for t in tables:
+        t.compact = compact
+        out.print(t)
+        if t is tables[0] and report["run_id"] is not None:
+            out.print("  ".join(f"{k}: {v}" for k, v in report["status_counts"].items()))
     if report["locks"]:
         for lock in report["locks"]:
             holder = plain(lock["holder"])
@@ -412,32 +437,36 @@ def print_status(report: dict[str, Any]) -> None:
 
 #: The columns of `status`'s tables and what each holds (`cli.layout`: what gives way
 #: first on a narrow terminal): the run's extractions, each table's load, each table's
-#: last validation.
+#: last validation; and the columns each leaves out first when it does not fit even
+#: then (docs/commands.md#output-width): what an operator reads first stays longest.
 RUN_COLUMNS: tuple[tuple[str, Kind], ...] = (
-    ("table", "id"),
-    ("status", "text"),  # a status, with what a partial or NULL-cursor window left out
+    ("table", "key"),
+    ("status", "value"),  # a status, with what a partial or NULL-cursor window left out
     ("attempts", "value"),
     ("records", "value"),
     ("size", "value"),
     ("duration", "value"),
     ("error", "text"),
 )
+RUN_HIDDEN_FIRST = ("size", "attempts", "duration", "records", "error")
 LOAD_COLUMNS: tuple[tuple[str, Kind], ...] = (
-    ("table", "id"),
-    ("strategy", "text"),
+    ("table", "key"),
+    ("strategy", "value"),
     ("delta version", "value"),
-    ("files", "text"),
+    ("files", "list"),
     ("lock", "text"),
     ("problems", "text"),
 )
+LOAD_HIDDEN_FIRST = ("delta version", "strategy", "files", "lock", "problems")
 VALIDATION_COLUMNS: tuple[tuple[str, Kind], ...] = (
-    ("table", "id"),
+    ("table", "key"),
     ("status", "value"),
-    ("rules", "text"),
+    ("rules", "list"),
     ("data queries", "value"),
     ("when (UTC)", "value"),
     ("fingerprint", "detail"),  # cut on a narrow terminal: `status --json` has it whole
 )
+VALIDATION_HIDDEN_FIRST = ("fingerprint", "data queries", "when (UTC)", "rules")
 
 
 def _strategy_cell(row: dict[str, Any]) -> str:
@@ -455,11 +484,11 @@ def print_validation_status(report: dict[str, Any]) -> None:
     out.print(_validation_table(report["validation"]))
 
 
-def _validation_table(rows: list[dict[str, Any]]) -> Any:
+def _validation_table(rows: list[dict[str, Any]]) -> FittedTable:
     """Each table's last validation, as a rich table."""
-    checks = fitted_table("validation (last per table)")
-    for column, kind in VALIDATION_COLUMNS:
-        checks.column(column, kind)
+    checks = fitted_table(
+        VALIDATION_COLUMNS, VALIDATION_HIDDEN_FIRST, "validation (last per table)"
+    )
     for row in rows:
         counts = ", ".join(f"{v} {k}" for k, v in row["counts"].items() if v)
         queries = row["data_queries"]
@@ -488,9 +517,8 @@ def _utc_seconds(instant: str | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _print_run(report: dict[str, Any]) -> None:
-    """The run part of the status report: its title, each table's extraction, the counts."""
-    out = console()
+def _run_table(report: dict[str, Any]) -> FittedTable:
+    """The run part of the status report: its title, each table's extraction."""
     title = (
         f"{report['run_id']} — {report['status']}, {report['completion_rate']:.0f}% complete, "
         f"restarts {report['restart_count']}, window {report['window_start']} → "
@@ -501,9 +529,7 @@ def _print_run(report: dict[str, Any]) -> None:
             f" (extracted; its load and validation have not finished: `onceflow run --date "
             f"{report.get('run_date')}` finishes them)"
         )
-    table = fitted_table(plain(title))
-    for column, kind in RUN_COLUMNS:
-        table.column(column, kind)
+    table = fitted_table(RUN_COLUMNS, RUN_HIDDEN_FIRST, plain(title))
     for row in report["tables"]:
         table.add_row(
             plain(row["table_key"]),
@@ -521,8 +547,7 @@ def _print_run(report: dict[str, Any]) -> None:
             "" if row["duration_seconds"] is None else f"{row['duration_seconds']:.2f}s",
             plain(row["error"] or ""),
         )
-    out.print(table)
-    out.print("  ".join(f"{k}: {v}" for k, v in report["status_counts"].items()))
+    return table
 
 
 def _instant(text: str) -> datetime:
@@ -549,17 +574,25 @@ def print_windows(result: dict[str, Any]) -> None:
         out.print(f"run {result['run_id']}: every table's window is {start} → {end}", markup=False)
         return
     table = fitted_table(
-        plain(f"run {result['run_id']}: window {start} → {end}; tables that differ")
+        WINDOW_COLUMNS,
+        WINDOW_HIDDEN_FIRST,
+        plain(f"run {result['run_id']}: window {start} → {end}; tables that differ"),
     )
-    table.column("table", "id")
-    table.column("window start", "value")
-    table.column("window end", "value")
     for item in result["inconsistent"]:
         table.add_row(
             plain(item["table_key"]), item["window_start"] or "", item["window_end"] or ""
         )
     out.print(table)
 
+
+#: validate-windows's tables that differ from the run's window (in the title); on a
+#: narrow terminal the end stays longest: a window that ends wrong loses or repeats rows.
+WINDOW_COLUMNS: tuple[tuple[str, Kind], ...] = (
+    ("table", "key"),
+    ("window start", "value"),
+    ("window end", "value"),
+)
+WINDOW_HIDDEN_FIRST = ("window start", "window end")
 
 OUTCOME_COLOUR = {"pass": "green", "warn": "yellow", "fail": "red", "error": "magenta"}
 #: The outcome column's colours: a failure and an error in bold.
@@ -569,16 +602,20 @@ OUTCOME_COLOURS: dict[int, dict[str, tuple[str | None, bool]]] = {
 #: `onceflow validate`'s table, a row per rule; the last column, unnamed, says why (an
 #: error's message) or how the result was had (`cached`, `incremental`).
 OUTCOME_COLUMNS: tuple[tuple[str, Kind], ...] = (
-    ("rule", "id"),
+    ("rule", "key"),
     ("type", "value"),
     ("outcome", "value"),
     ("observed", "value"),
-    ("threshold", "text"),
+    ("threshold", "value"),
     ("failing", "value"),
     ("% all", "value"),
     ("% non-null", "value"),
     ("", "text"),
 )
+#: The columns of the table left out first on a narrow terminal (docs/commands.md#
+#: output-width): the rule, its outcome and its message stay; what the threshold was
+#: compared with (`observed`) stays longest, then the threshold itself.
+OUTCOME_HIDDEN_FIRST = ("type", "% non-null", "failing", "% all", "threshold", "observed")
 
 
 def _reset_failed_sentence(result: dict[str, Any]) -> str:
@@ -673,6 +710,7 @@ def print_validation(report: Any, failed_to_write: str | None = None) -> None:
 
     if not report.tables:
         echo("no configured table has post-load rules: nothing to validate")
+    said: set[str] = set()  # a table hiding what an earlier one hid does not say it again
     for t in report.tables:
         echo(
             f"{t.table}: {t.status} ({t.stage}, scope {t.scope}, {len(t.results)} rules, "
@@ -692,7 +730,14 @@ def print_validation(report: Any, failed_to_write: str | None = None) -> None:
             )
             for r in t.results
         ]
-        print_rows(OUTCOME_COLUMNS, rows, indent=2, colours=OUTCOME_COLOURS)
+        print_rows(
+            OUTCOME_COLUMNS,
+            rows,
+            indent=2,
+            colours=OUTCOME_COLOURS,
+            hide=OUTCOME_HIDDEN_FIRST,
+            said=said,
+        )
         if t.quarantined:
             where = f" into {t.quarantine_table}" if t.quarantine_table else ""
             echo(f"  {t.quarantined:,} rows quarantined{where}")

@@ -36,13 +36,16 @@ ENDED = ("COMPLETED", "FAILED", "CANCELLED")
 #: error is its first 70 characters: `runs show ID` and `--json` have it whole.
 RUN_COLUMNS: tuple[tuple[str, Kind], ...] = (
     ("run id", "key"),  # copied into `runs show`, `retry`, `cancel`: kept whole longest
-    ("pipeline/schedule", "id"),
+    ("pipeline/schedule", "value"),
     ("date", "value"),
     ("state", "value"),
     ("starts", "value"),
     ("ended (UTC)", "value"),
     ("error", "text"),
 )
+#: Left out first on a narrow terminal (docs/commands.md#output-width): the run id, its
+#: state and data date stay longest; `runs show ID` has the rest.
+RUN_HIDDEN_FIRST = ("starts", "ended (UTC)", "error", "pipeline/schedule", "date", "state")
 RunIdArg = Annotated[str, typer.Argument(help="The run's id (onceflow runs list shows them).")]
 
 
@@ -102,7 +105,7 @@ def list_(
         state = f"{r.state}*" if r.lease_expired_at else r.state
         where = f"{r.pipeline}/{r.schedule}"
         rows.append((r.id, where, r.run_date, state, str(r.attempt), ended, _short(error, 70)))
-    print_rows(RUN_COLUMNS, rows, right=(4,))
+    print_rows(RUN_COLUMNS, rows, right=(4,), hide=RUN_HIDDEN_FIRST)
     expired = [r for r in runs if r.lease_expired_at]
     if expired:
         since = min(r.lease_expired_at or "" for r in expired)[:19].replace("T", " ")

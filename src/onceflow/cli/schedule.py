@@ -69,7 +69,7 @@ IntervalOpt = Annotated[
 #: The columns of `schedule list` and `schedule preview` (`cli.layout`: what gives way
 #: first on a narrow terminal).
 SCHEDULE_COLUMNS: tuple[tuple[str, Kind], ...] = (
-    ("pipeline/schedule", "id"),
+    ("pipeline/schedule", "key"),
     ("cron", "value"),
     ("timezone", "value"),
     ("status", "value"),
@@ -78,11 +78,23 @@ SCHEDULE_COLUMNS: tuple[tuple[str, Kind], ...] = (
     ("last run", "value"),
 )
 PREVIEW_COLUMNS: tuple[tuple[str, Kind], ...] = (
-    ("local time", "value"),
+    ("local time", "key"),
     ("UTC", "value"),
     ("window (run date)", "value"),
     ("hours", "value"),
 )
+#: Left out first on a narrow terminal (docs/commands.md#output-width): a schedule's
+#: name, whether it is paused, when it fires next and how its last run ended stay
+#: longest; a tick's local time and the window it extracts.
+SCHEDULE_HIDDEN_FIRST = (
+    "next tick (UTC)",
+    "timezone",
+    "cron",
+    "last run",
+    "next tick (local)",
+    "status",
+)
+PREVIEW_HIDDEN_FIRST = ("hours", "UTC", "window (run date)")
 
 schedule_app = typer.Typer(
     help="Schedules: `onceflow schedule list`, `preview NAME`, `pause NAME`, `resume NAME`, "
@@ -372,7 +384,7 @@ def preview(
         (t.local.isoformat(), t.at.isoformat(), t.run_date.isoformat(), f"{t.window.hours:g}")
         for t in ticks
     ]
-    print_rows(PREVIEW_COLUMNS, rows)
+    print_rows(PREVIEW_COLUMNS, rows, hide=PREVIEW_HIDDEN_FIRST)
 
 
 @schedule_app.command(
@@ -405,7 +417,7 @@ def list_(config: ConfigsOpt = None, as_json: JsonOpt = False) -> None:
                 last_text,
             )
         )
-    print_rows(SCHEDULE_COLUMNS, rows)
+    print_rows(SCHEDULE_COLUMNS, rows, hide=SCHEDULE_HIDDEN_FIRST)
     for s in schedules:
         if s.paused:
             why = f" ({s.pause_reason})" if s.pause_reason else ""
