@@ -6,9 +6,16 @@ each command as a new interpreter instead."""
 
 from __future__ import annotations
 
+import fcntl
 import os
+import re
+import select
+import struct
 import subprocess
 import sys
+import tempfile
+import termios
+import time
 from pathlib import Path
 
 from tests.helpers.forkserver import ForkedProcess
@@ -97,3 +104,57 @@ def spawn(
             cwd=cwd,
         )
     return ForkedProcess(ONCEFLOW, list(args), env=cli_env(crash_at, env), cwd=cwd)
+
+
+#: A terminal's colour and style sequences, taken out of what `run_in_terminal` read.
+_STYLE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def run_in_terminal(
+    *args: str,
+    columns: int,
+    cwd: Path | None = None,
+    set_columns: bool = True,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
+    """Run `onceflow ARGS` with stdout on a pseudo-terminal `columns` wide (COLUMNS set
+    to it too, unless `set_columns` is False: then the width is the terminal's own), as
+    a user at a terminal of that size runs it. stderr is a pipe, stdin empty; the output
+    has its line ends as written (the terminal's `\\r\\n` back to `\\n`) and no colours.
+    A new interpreter, not a fork of the fork server: the terminal must be its own."""
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
+    env = cli_env()
+    env.pop("COLUMNS", None)
+    if set_columns:
+        env["COLUMNS"] = str(columns)
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(
+            [ONCEFLOW, *args], stdin=subprocess.DEVNULL, stdout=slave, stderr=err, cwd=cwd, env=env
+        )
+        os.close(slave)
+        chunks: list[bytes] = []
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    proc.kill()
+                    raise subprocess.TimeoutExpired([ONCEFLOW, *args], timeout)
+                ready, _, _ = select.select([master], [], [], left)
+                if not ready:
+                    continue
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # EIO: the program ended and closed the terminal
+                    break
+                if not chunk:
+                    break
+                chunks.append(chunk)
+            code = proc.wait(timeout=max(deadline - time.monotonic(), 1))
+        finally:
+            os.close(master)
+        err.seek(0)
+        stderr = err.read().decode("utf-8", "replace")
+    out = b"".join(chunks).decode("utf-8", "replace").replace("\r\n", "\n")
+    return subprocess.CompletedProcess([ONCEFLOW, *args], code, _STYLE.sub("", out), stderr)

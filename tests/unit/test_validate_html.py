@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
 
 from onceflow.validate import Validator
 from onceflow.validate.figures import number_text, percent_text
 from onceflow.validate.html import SAMPLE_COLUMNS, _number, rate_label, render_html
-from onceflow.validate.runner import SAMPLE_VALUE_CHARS, SAMPLE_VALUE_ITEMS
+from onceflow.validate.runner import SAMPLE_VALUE_BYTES, SAMPLE_VALUE_CHARS, SAMPLE_VALUE_ITEMS
 
 
 def test_a_rate_just_under_one_never_reads_100_percent() -> None:
@@ -187,3 +192,65 @@ def test_a_uniqueness_rule_shows_its_distinct_duplicated_values_and_the_sql_once
     again = Validator(rules_by_table={"t": rules}, state=state).validate_table(table, "t")
     assert again.data_queries == 0
     assert "(cached: ran on an earlier validation)" in render_html(again)
+
+
+def _blobs() -> pa.Table:
+    """A BLOB column beside a text column holding the same bytes as hex digits."""
+    blobs = [b"\x0a\x1b\x2c", b"\xff" * (SAMPLE_VALUE_BYTES + 200), b"", None]
+    return pa.table(
+        {
+            "id": [1, 2, 3, 4],
+            "blob": pa.array(blobs, pa.binary()),
+            "hex_text": ["0a1b2c", "ff", "", "x"],
+        }
+    )
+
+
+BLOB_RULE = {"name": "blob_small", "type": "sql_predicate", "expression": "octet_length(blob) < 0"}
+
+
+def test_a_binary_sample_is_marked_apart_from_text_of_hex_digits() -> None:
+    """A BLOB's sample was bare hex (`0a1b2c`), the same as a varchar holding `0a1b2c`."""
+    import jsonschema
+
+    from onceflow.validate import SCHEMA_PATH
+
+    report = Validator(rules_by_table={"t": [BLOB_RULE]}).validate_table(_blobs(), "t")
+    first, second, empty = report.result("blob_small").samples
+    assert first == {"id": 1, "blob": "<binary, 3 bytes: 0a1b2c>", "hex_text": "0a1b2c"}
+    # a long one is cut at SAMPLE_VALUE_BYTES bytes, its marker whole, saying how much
+    more = "(200 more bytes)"
+    assert second["blob"] == f"<binary, 700 bytes: {'ff' * SAMPLE_VALUE_BYTES}... {more}>"
+    assert empty["blob"] == "<binary, 0 bytes>"
+    schema = json.loads(SCHEMA_PATH.read_text())
+    data = json.loads(report.to_json())
+    jsonschema.validate(data, schema)
+    pattern = re.compile(schema["$defs"]["binary"]["pattern"])
+    for sample in (first, second, empty):  # the schema documents the marker as it is
+        assert pattern.fullmatch(sample["blob"]) and not pattern.fullmatch(sample["hex_text"])
+    page = render_html(report)
+    assert '<td class="binary" title="&lt;binary, 3 bytes: 0a1b2c&gt;">' in page
+    assert '<td title="0a1b2c">0a1b2c</td>' in page  # the text column: as it is
+
+
+def test_validate_json_on_the_terminal_marks_a_binary_sample(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--json` is how the terminal shows samples (the table leaves the data's values out of
+    the terminal and CI logs); `--output` and `--html` write the same."""
+    from onceflow.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    pq.write_table(_blobs(), "d.parquet")
+    rules = f"{{name: blob_small, type: sql_predicate, expression: '{BLOB_RULE['expression']}'}}"
+    (tmp_path / "config.yaml").write_text(
+        f'version: "1.0"\ntables:\n  - name: t\n    rules:\n      - {rules}\n', encoding="utf-8"
+    )
+    (tmp_path / "sources.yaml").write_text("t: d.parquet\n", encoding="utf-8")
+    args = ["validate", "--config", "config.yaml", "--sources", "sources.yaml"]
+    assert main([*args, "--json", "--output", "r.json", "--html", "r.html"]) == 1
+    shown = json.loads(capsys.readouterr().out)
+    (samples,) = [r["samples"] for t in shown["tables"] for r in t["results"]]
+    assert samples[0]["blob"] == "<binary, 3 bytes: 0a1b2c>" and samples[0]["hex_text"] == "0a1b2c"
+    assert json.loads(Path("r.json").read_text())["tables"] == shown["tables"]
+    assert "&lt;binary, 3 bytes: 0a1b2c&gt;" in Path("r.html").read_text()

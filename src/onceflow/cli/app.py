@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import shutil
+import sys
 from typing import Annotated, Any
 
 import typer
@@ -37,12 +39,60 @@ app = typer.Typer(
 settings: dict[str, bool] = {"debug": False, "json_logs": False}
 
 
+#: The narrowest width output is laid out to: below it a table's borders and padding
+#: alone leave its columns no room (a COLUMNS of 5 is a mistake, not a terminal).
+MIN_WIDTH = 20
+
+
+def terminal_width() -> int | None:
+    """The width stdout's text output is fitted to: on a terminal, its width (COLUMNS
+    when set, as `ls` and rich read it; at least MIN_WIDTH). None, for whole lines, when
+    stdout is a file or a pipe (scripts and grep read every line whole, whatever COLUMNS
+    an rc file exported) and with `--log-format json`: a log collector reads the output
+    then, through the terminal `docker run -t` gives it too."""
+    if settings["json_logs"]:
+        return None
+    try:
+        if not sys.stdout.isatty():
+            return None
+    except (AttributeError, ValueError):  # replaced by an object without it, or closed
+        return None
+    return max(shutil.get_terminal_size().columns, MIN_WIDTH)
+
+
 def echo(text: str = "", *, err: bool = False, lines: bool = False) -> None:
     """Print a line of the CLI's text output (stdout, or stderr with `err`), its control
     characters escaped (`errors.printable`): the lines hold values of the data and
     libraries' messages quoting them, which must not drive the terminal. `lines`: `text`
-    is several lines (a traceback). JSON output goes out as `json.dumps` escapes it."""
-    typer.echo(printable(text, lines=lines), err=err)
+    is several lines (a traceback). JSON output goes out as `json.dumps` escapes it.
+
+    On a terminal a stdout line longer than its width is wrapped at spaces, under its own
+    indent plus two (the terminal's wrap starts each piece at the left edge, out of the
+    line's place in a list). A word longer than the width (a path, a URL) stays whole:
+    the terminal wraps it as it would, and copies it as one word. stderr keeps one line
+    a problem, as its log lines do."""
+    text = printable(text, lines=lines)
+    width = None if err or lines else terminal_width()
+    if width is not None and len(text) > width:
+        text = _wrapped(text, width)
+    typer.echo(text, err=err)
+
+
+def _wrapped(line: str, width: int) -> str:
+    import textwrap
+
+    body = line.lstrip(" ")
+    indent = " " * min(len(line) - len(body), width // 2)
+    return "\n".join(
+        textwrap.wrap(
+            body,
+            width,
+            initial_indent=indent,
+            subsequent_indent=indent + "  ",
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
+    )
 
 
 def say_problem(text: str) -> None:

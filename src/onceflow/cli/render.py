@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime
-from typing import Any
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from onceflow.cli.app import echo, say_problem
+from onceflow.cli.app import echo, say_problem, terminal_width
 from onceflow.errors import named_once, printable, typed_error
+
+if TYPE_CHECKING:
+    from onceflow.cli.layout import FittedTable, Kind
 
 
 def print_json(data: Any) -> None:
@@ -265,13 +269,82 @@ def _after_fixes(result: dict[str, Any]) -> str:
 
 
 def console() -> Any:
-    """A rich console: the terminal's width on a terminal; piped, never truncated or
-    wrapped at 80 columns (a report in a file or another program keeps whole lines)."""
+    """A rich console: on a terminal, its width (`app.terminal_width`: COLUMNS when set),
+    which the tables fit (`cli.layout`); piped or with `--log-format json`, never
+    truncated or wrapped at 80 columns (a report in a file or another program keeps
+    whole lines)."""
     from rich.console import Console
 
-    if sys.stdout.isatty():
-        return Console()
-    return Console(width=100_000, soft_wrap=True)
+    width = terminal_width()
+    if width is None:
+        return Console(width=100_000, soft_wrap=True)
+    return Console(width=width)
+
+
+def fitted_table(
+    columns: Sequence[tuple[str, Kind]], hide: Sequence[str], title: str | None = None
+) -> FittedTable:
+    """A boxed rich table whose columns fit the terminal (`cli.layout`); `hide`: the
+    headers of the columns it may leave out to fit, the least useful first."""
+    from onceflow.cli.layout import FittedTable
+
+    table = FittedTable(title=title, hide=hide)
+    for header, kind in columns:
+        table.column(header, kind)
+    return table
+
+
+def print_rows(
+    columns: Sequence[tuple[str, Kind]],
+    rows: Sequence[Sequence[str]],
+    *,
+    indent: int = 0,
+    right: Sequence[int] = (),
+    colours: dict[int, dict[str, tuple[str | None, bool]]] | None = None,
+    hide: Sequence[str] = (),
+    said: set[str] | None = None,
+) -> None:
+    """A table in plain text: aligned columns two spaces apart under a header line, each
+    row one line where stdout is no terminal (a file, a pipe: scripts and grep read whole
+    rows), and on a terminal wide enough for them. On a narrower terminal the same table
+    in the same look, fitted to the width (`layout.print_rows`): a row the terminal
+    wrapped lost its columns. rich is left out when it is not needed: its layout took
+    ~0.1 s for 100 rules. `right`: the columns aligned right; `colours`: a column's
+    values' (colour, bold), shown on a terminal; `hide`: the headers of the columns that
+    may be left out on a narrow terminal, the least useful first; `said`: the notes of
+    hidden columns printed already by this command (each is said once)."""
+    headers = [h for h, _ in columns]
+    cells = [[printable(c) for c in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    pad = " " * indent
+
+    def line(row: Sequence[str], colour: bool) -> str:
+        out = []
+        for i, (cell, w) in enumerate(zip(row, widths, strict=True)):
+            text = cell.rjust(w) if i in right else cell.ljust(w)
+            fg, bold = (colours or {}).get(i, {}).get(cell, (None, False))
+            out.append(typer.style(text, fg=fg, bold=bold) if colour and (fg or bold) else text)
+        return (pad + "  ".join(out)).rstrip()
+
+    plain_lines = [line(headers, False)] + [line(r, False) for r in cells]
+    width = terminal_width()
+    if width is not None and any(len(x) > width for x in plain_lines):
+        from onceflow.cli.layout import print_rows as fitted
+
+        fitted(
+            console(),
+            columns,
+            cells,
+            indent=indent,
+            right=right,
+            colours=colours,
+            hide=hide,
+            said=said,
+        )
+        return
+    colour = sys.stdout.isatty() and bool(colours)
+    for i, text in enumerate(plain_lines):
+        typer.echo(line(cells[i - 1], True) if colour and i else text)  # escaped above
 
 
 def human_size(size: int | None) -> str:
@@ -307,17 +380,14 @@ def _lock_cell(row: dict[str, Any]) -> str:
 
 def print_status(report: dict[str, Any]) -> None:
     """The status report: the run's tables, each table's load, the locks, window drift."""
-    from rich.table import Table
-
     out = console()
+    tables = []
     if report["run_id"] is None:  # standalone loads only: no run to show
         out.print(f"pipeline {plain(report['pipeline'])}: no extraction runs")
     else:
-        _print_run(report)
+        tables.append(_run_table(report))
     if report["load"]:
-        loads = Table(title="load")
-        for column in ("table", "strategy", "delta version", "files", "lock", "problems"):
-            loads.add_column(column, overflow="fold")
+        loads = fitted_table(LOAD_COLUMNS, LOAD_HIDDEN_FIRST, "load")
         for row in report["load"]:
             files = ", ".join(f"{k} {v}" for k, v in row["files"].items() if v)
             problems = [named_once(f["file"], f["error"]) for f in row["failed_files"]]
@@ -343,9 +413,16 @@ def print_status(report: dict[str, Any]) -> None:
                 _lock_cell(row),
                 "; ".join(problems),
             )
-        out.print(loads)
+        tables.append(loads)
     if report.get("validation"):
-        out.print(_validation_table(report["validation"]))
+        tables.append(_validation_table(report["validation"]))
+    # one look for the three: where one needs the compact look to fit, all take it
+    compact = terminal_width() is not None and any(t.wants_compact(out) for t in tables)
+    for t in tables:
+        t.compact = compact
+        out.print(t)
+        if t is tables[0] and report["run_id"] is not None:
+            out.print("  ".join(f"{k}: {v}" for k, v in report["status_counts"].items()))
     if report["locks"]:
         for lock in report["locks"]:
             holder = plain(lock["holder"])
@@ -365,6 +442,40 @@ def print_status(report: dict[str, Any]) -> None:
         )
 
 
+#: The columns of `status`'s tables and what each holds (`cli.layout`: what gives way
+#: first on a narrow terminal): the run's extractions, each table's load, each table's
+#: last validation; and the columns each leaves out first when it does not fit even
+#: then (docs/commands.md#output-width): what an operator reads first stays longest.
+RUN_COLUMNS: tuple[tuple[str, Kind], ...] = (
+    ("table", "key"),
+    ("status", "value"),  # a status, with what a partial or NULL-cursor window left out
+    ("attempts", "value"),
+    ("records", "value"),
+    ("size", "value"),
+    ("duration", "value"),
+    ("error", "text"),
+)
+RUN_HIDDEN_FIRST = ("size", "attempts", "duration", "records", "error")
+LOAD_COLUMNS: tuple[tuple[str, Kind], ...] = (
+    ("table", "key"),
+    ("strategy", "value"),
+    ("delta version", "value"),
+    ("files", "list"),
+    ("lock", "text"),
+    ("problems", "text"),
+)
+LOAD_HIDDEN_FIRST = ("delta version", "strategy", "files", "lock", "problems")
+VALIDATION_COLUMNS: tuple[tuple[str, Kind], ...] = (
+    ("table", "key"),
+    ("status", "value"),
+    ("rules", "list"),
+    ("data queries", "value"),
+    ("when (UTC)", "value"),
+    ("fingerprint", "detail"),  # cut on a narrow terminal: `status --json` has it whole
+)
+VALIDATION_HIDDEN_FIRST = ("fingerprint", "data queries", "when (UTC)", "rules")
+
+
 def _strategy_cell(row: dict[str, Any]) -> str:
     """`merge (id)`: the strategy and key a table records; `unknown` for a standalone
     table that records none (created by an older onceflow)."""
@@ -380,13 +491,11 @@ def print_validation_status(report: dict[str, Any]) -> None:
     out.print(_validation_table(report["validation"]))
 
 
-def _validation_table(rows: list[dict[str, Any]]) -> Any:
+def _validation_table(rows: list[dict[str, Any]]) -> FittedTable:
     """Each table's last validation, as a rich table."""
-    from rich.table import Table
-
-    checks = Table(title="validation (last per table)")
-    for column in ("table", "status", "rules", "data queries", "when", "fingerprint"):
-        checks.add_column(column)
+    checks = fitted_table(
+        VALIDATION_COLUMNS, VALIDATION_HIDDEN_FIRST, "validation (last per table)"
+    )
     for row in rows:
         counts = ", ".join(f"{v} {k}" for k, v in row["counts"].items() if v)
         queries = row["data_queries"]
@@ -395,17 +504,28 @@ def _validation_table(rows: list[dict[str, Any]]) -> Any:
             plain(row["status"]),
             counts,
             "" if queries is None else str(queries),
-            str(row["ended_at"] or row["started_at"] or ""),
+            _utc_seconds(row["ended_at"] or row["started_at"]),
             plain(row["fingerprint"] or ""),
         )
     return checks
 
 
-def _print_run(report: dict[str, Any]) -> None:
-    """The run part of the status report: its title, each table's extraction, the counts."""
-    from rich.table import Table
+def _utc_seconds(instant: str | None) -> str:
+    """`2025-01-23 02:00:07`: an ISO instant in UTC, to the second, as `runs list` shows
+    its times (`status --json` keeps the microseconds)."""
+    if not instant:
+        return ""
+    try:
+        moment = datetime.fromisoformat(instant)
+    except ValueError:  # not an instant onceflow wrote: shown as it is
+        return str(instant)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
 
-    out = console()
+
+def _run_table(report: dict[str, Any]) -> FittedTable:
+    """The run part of the status report: its title, each table's extraction."""
     title = (
         f"{report['run_id']} — {report['status']}, {report['completion_rate']:.0f}% complete, "
         f"restarts {report['restart_count']}, window {report['window_start']} → "
@@ -416,9 +536,7 @@ def _print_run(report: dict[str, Any]) -> None:
             f" (extracted; its load and validation have not finished: `onceflow run --date "
             f"{report.get('run_date')}` finishes them)"
         )
-    table = Table(title=plain(title))
-    for column in ("table", "status", "attempts", "records", "size", "duration", "error"):
-        table.add_column(column, overflow="fold")
+    table = fitted_table(RUN_COLUMNS, RUN_HIDDEN_FIRST, plain(title))
     for row in report["tables"]:
         table.add_row(
             plain(row["table_key"]),
@@ -436,8 +554,7 @@ def _print_run(report: dict[str, Any]) -> None:
             "" if row["duration_seconds"] is None else f"{row['duration_seconds']:.2f}s",
             plain(row["error"] or ""),
         )
-    out.print(table)
-    out.print("  ".join(f"{k}: {v}" for k, v in report["status_counts"].items()))
+    return table
 
 
 def _instant(text: str) -> datetime:
@@ -447,8 +564,6 @@ def _instant(text: str) -> datetime:
 def print_windows(result: dict[str, Any]) -> None:
     """validate-windows: the run's window, each table whose window differs, and each
     gap or overlap between the windows of consecutive run dates."""
-    from rich.table import Table
-
     out = console()
     for seam in result.get("seams", []):
         low, high = sorted((seam["earlier_end"], seam["later_start"]), key=_instant)
@@ -465,11 +580,11 @@ def print_windows(result: dict[str, Any]) -> None:
     if not result["inconsistent"]:
         out.print(f"run {result['run_id']}: every table's window is {start} → {end}", markup=False)
         return
-    table = Table(
-        title=plain(f"run {result['run_id']}: window {start} → {end}; tables that differ")
+    table = fitted_table(
+        WINDOW_COLUMNS,
+        WINDOW_HIDDEN_FIRST,
+        plain(f"run {result['run_id']}: window {start} → {end}; tables that differ"),
     )
-    for column in ("table", "window start", "window end"):
-        table.add_column(column, overflow="fold")
     for item in result["inconsistent"]:
         table.add_row(
             plain(item["table_key"]), item["window_start"] or "", item["window_end"] or ""
@@ -477,7 +592,37 @@ def print_windows(result: dict[str, Any]) -> None:
     out.print(table)
 
 
+#: validate-windows's tables that differ from the run's window (in the title); on a
+#: narrow terminal the end stays longest: a window that ends wrong loses or repeats rows.
+WINDOW_COLUMNS: tuple[tuple[str, Kind], ...] = (
+    ("table", "key"),
+    ("window start", "value"),
+    ("window end", "value"),
+)
+WINDOW_HIDDEN_FIRST = ("window start", "window end")
+
 OUTCOME_COLOUR = {"pass": "green", "warn": "yellow", "fail": "red", "error": "magenta"}
+#: The outcome column's colours: a failure and an error in bold.
+OUTCOME_COLOURS: dict[int, dict[str, tuple[str | None, bool]]] = {
+    2: {k: (colour, k in ("fail", "error")) for k, colour in OUTCOME_COLOUR.items()}
+}
+#: `onceflow validate`'s table, a row per rule; the last column, unnamed, says why (an
+#: error's message) or how the result was had (`cached`, `incremental`).
+OUTCOME_COLUMNS: tuple[tuple[str, Kind], ...] = (
+    ("rule", "key"),
+    ("type", "value"),
+    ("outcome", "value"),
+    ("observed", "value"),
+    ("threshold", "value"),
+    ("failing", "value"),
+    ("% all", "value"),
+    ("% non-null", "value"),
+    ("", "text"),
+)
+#: The columns of the table left out first on a narrow terminal (docs/commands.md#
+#: output-width): the rule, its outcome and its message stay; what the threshold was
+#: compared with (`observed`) stays longest, then the threshold itself.
+OUTCOME_HIDDEN_FIRST = ("type", "% non-null", "failing", "% all", "threshold", "observed")
 
 
 def _reset_failed_sentence(result: dict[str, Any]) -> str:
@@ -541,10 +686,16 @@ def reset_sentence(result: dict[str, Any]) -> str:
     )
 
 
+#: An observed value or a threshold in the outcome table is cut here (a schema rule's
+#: differences name every column): the JSON report (`--output`, `--json`) has it whole.
+SHORT_CHARS = 60
+
+
 def _short(value: Any) -> str:
     from onceflow.validate.figures import number_text  # printed after a validation ran
 
-    return number_text(value)[:60]
+    text = number_text(value)
+    return text if len(text) <= SHORT_CHARS else text[: SHORT_CHARS - 3] + "..."
 
 
 def _table_note(table: Any) -> bool:
@@ -558,49 +709,42 @@ def print_validation(report: Any, failed_to_write: str | None = None) -> None:
     `failed_to_write` names a report file that could not be written: the exit code the
     line states is then the command's, 2, not the validation's.
 
-    Plain aligned text (coloured on a terminal): rich's table layout took 1 s for 100
-    rules, more than the whole validation answered from the cache.
+    Plain aligned text (coloured on a terminal, `print_rows`): rich's table layout took
+    1 s for 100 rules, more than the whole validation answered from the cache; it is
+    used only on a terminal too narrow for the plain lines (0.1 s for 100 rules now).
     """
     from onceflow.validate.figures import percent_text
 
-    colour = sys.stdout.isatty()
-    header = ("rule", "type", "outcome", "observed", "threshold", "failing", "% all", "% non-null")
     if not report.tables:
         echo("no configured table has post-load rules: nothing to validate")
+    said: set[str] = set()  # a table hiding what an earlier one hid does not say it again
     for t in report.tables:
         echo(
             f"{t.table}: {t.status} ({t.stage}, scope {t.scope}, {len(t.results)} rules, "
             f"{t.data_queries} data queries, {t.duration_seconds:.2f} s)"
         )
-        # escaped before the widths are measured and the outcome coloured: the line is
-        # printed as it is (an escape of the whole line would escape the colour too)
         rows = [
-            tuple(
-                printable(cell)
-                for cell in (
-                    r.rule,
-                    r.type,
-                    r.outcome,
-                    _short(r.observed),
-                    _short(r.threshold),
-                    _short(r.failing_rows),
-                    percent_text(r.failing_percent),
-                    percent_text(r.failing_percent_non_null),
-                    r.message or ("cached" if r.cached else "incremental" if r.incremental else ""),
-                )
+            (
+                r.rule,
+                r.type,
+                r.outcome,
+                _short(r.observed),
+                _short(r.threshold),
+                _short(r.failing_rows),
+                percent_text(r.failing_percent),
+                percent_text(r.failing_percent_non_null),
+                r.message or ("cached" if r.cached else "incremental" if r.incremental else ""),
             )
             for r in t.results
         ]
-        widths = [max([len(h)] + [len(row[i]) for row in rows]) for i, h in enumerate(header)]
-        echo("  " + "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
-        for row in rows:
-            cells = [c.ljust(w) for c, w in zip(row, widths, strict=False)]
-            if colour:
-                cells[2] = typer.style(
-                    cells[2], fg=OUTCOME_COLOUR.get(row[2]), bold=row[2] in ("fail", "error")
-                )
-            line = "  " + "  ".join(cells)
-            typer.echo(line + (f"  {row[8]}" if row[8] else ""))  # escaped above
+        print_rows(
+            OUTCOME_COLUMNS,
+            rows,
+            indent=2,
+            colours=OUTCOME_COLOURS,
+            hide=OUTCOME_HIDDEN_FIRST,
+            said=said,
+        )
         if t.quarantined:
             where = f" into {t.quarantine_table}" if t.quarantine_table else ""
             echo(f"  {t.quarantined:,} rows quarantined{where}")

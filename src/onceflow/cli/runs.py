@@ -6,14 +6,17 @@ Each is a thin call of one function of `onceflow.schedule.runs`.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from onceflow.cli.app import app, echo, examples
 from onceflow.cli.options import ConfigsOpt, JsonOpt, load_configs
-from onceflow.cli.render import print_json
+from onceflow.cli.render import print_json, print_rows
 from onceflow.errors import typed_error
+
+if TYPE_CHECKING:
+    from onceflow.cli.layout import Kind
 
 PANEL = "Scheduling"
 
@@ -29,6 +32,20 @@ app.add_typer(runs_app, name="runs", rich_help_panel=PANEL)
 
 #: States whose `ended_at` is the run's end (a requeued run keeps its last one).
 ENDED = ("COMPLETED", "FAILED", "CANCELLED")
+#: `runs list`'s columns (`cli.layout`: what gives way first on a narrow terminal). The
+#: error is its first 70 characters: `runs show ID` and `--json` have it whole.
+RUN_COLUMNS: tuple[tuple[str, Kind], ...] = (
+    ("run id", "key"),  # copied into `runs show`, `retry`, `cancel`: kept whole longest
+    ("pipeline/schedule", "value"),
+    ("date", "value"),
+    ("state", "value"),
+    ("starts", "value"),
+    ("ended (UTC)", "value"),
+    ("error", "text"),
+)
+#: Left out first on a narrow terminal (docs/commands.md#output-width): the run id, its
+#: state and data date stay longest; `runs show ID` has the rest.
+RUN_HIDDEN_FIRST = ("starts", "ended (UTC)", "error", "pipeline/schedule", "date", "state")
 RunIdArg = Annotated[str, typer.Argument(help="The run's id (onceflow runs list shows them).")]
 
 
@@ -81,19 +98,14 @@ def list_(
     if not runs:
         echo("no scheduled runs match")
         return
-    echo(
-        f"{'run id':<36}  {'pipeline/schedule':<24} {'date':<10}  {'state':<9} "
-        f"{'starts':>6}  {'ended (UTC)':<19}  error"
-    )
+    rows = []
     for r in runs:
         ended = (r.ended_at or "")[:19].replace("T", " ") if r.state in ENDED else ""
         error = typed_error(r.error_type, r.error)
-        where = f"{r.pipeline}/{r.schedule}"
         state = f"{r.state}*" if r.lease_expired_at else r.state
-        echo(
-            f"{r.id:<36}  {where[:24]:<24} {r.run_date:<10}  {state:<9} {r.attempt:>6}  "
-            f"{ended:<19}  {_short(error, 70)}"
-        )
+        where = f"{r.pipeline}/{r.schedule}"
+        rows.append((r.id, where, r.run_date, state, str(r.attempt), ended, _short(error, 70)))
+    print_rows(RUN_COLUMNS, rows, right=(4,), hide=RUN_HIDDEN_FIRST)
     expired = [r for r in runs if r.lease_expired_at]
     if expired:
         since = min(r.lease_expired_at or "" for r in expired)[:19].replace("T", " ")

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import signal
 import threading
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from onceflow.cli.app import app, echo, examples, say_problem
 from onceflow.cli.options import ConfigOpt, ConfigsOpt, JsonOpt, load_configs
-from onceflow.cli.render import print_json
+from onceflow.cli.render import print_json, print_rows
 from onceflow.redact import redact
+
+if TYPE_CHECKING:
+    from onceflow.cli.layout import Kind
 
 PANEL = "Scheduling"
 
@@ -62,6 +65,36 @@ IntervalOpt = Annotated[
     float,
     typer.Option("--interval", min=0.1, help="Seconds between scheduler passes (at most)."),
 ]
+
+#: The columns of `schedule list` and `schedule preview` (`cli.layout`: what gives way
+#: first on a narrow terminal).
+SCHEDULE_COLUMNS: tuple[tuple[str, Kind], ...] = (
+    ("pipeline/schedule", "key"),
+    ("cron", "value"),
+    ("timezone", "value"),
+    ("status", "value"),
+    ("next tick (local)", "value"),
+    ("next tick (UTC)", "value"),
+    ("last run", "value"),
+)
+PREVIEW_COLUMNS: tuple[tuple[str, Kind], ...] = (
+    ("local time", "key"),
+    ("UTC", "value"),
+    ("window (run date)", "value"),
+    ("hours", "value"),
+)
+#: Left out first on a narrow terminal (docs/commands.md#output-width): a schedule's
+#: name, whether it is paused, when it fires next and how its last run ended stay
+#: longest; a tick's local time and the window it extracts.
+SCHEDULE_HIDDEN_FIRST = (
+    "next tick (UTC)",
+    "timezone",
+    "cron",
+    "last run",
+    "next tick (local)",
+    "status",
+)
+PREVIEW_HIDDEN_FIRST = ("hours", "UTC", "window (run date)")
 
 schedule_app = typer.Typer(
     help="Schedules: `onceflow schedule list`, `preview NAME`, `pause NAME`, `resume NAME`, "
@@ -347,12 +380,11 @@ def preview(
     if as_json:
         print_json([t.as_dict() for t in ticks])
         return
-    echo(f"{'local time':<27} {'UTC':<27} {'window (run date)':<18} hours")
-    for t in ticks:
-        echo(
-            f"{t.local.isoformat():<27} {t.at.isoformat():<27} {t.run_date.isoformat():<18} "
-            f"{t.window.hours:g}"
-        )
+    rows = [
+        (t.local.isoformat(), t.at.isoformat(), t.run_date.isoformat(), f"{t.window.hours:g}")
+        for t in ticks
+    ]
+    print_rows(PREVIEW_COLUMNS, rows, hide=PREVIEW_HIDDEN_FIRST)
 
 
 @schedule_app.command(
@@ -369,22 +401,23 @@ def list_(config: ConfigsOpt = None, as_json: JsonOpt = False) -> None:
     if not schedules:
         echo("no schedules in the config (schedules: in onceflow.yml)")
         return
-    echo(
-        f"{'pipeline/schedule':<24} {'cron':<14} {'timezone':<18} {'status':<7} "
-        f"{'next tick (local)':<25} {'next tick (UTC)':<25} last run"
-    )
+    rows = []
     for s in schedules:
         d = s.as_dict()
         last = d["last_run"]
         last_text = "none" if last is None else f"{last['run_date']} {last['state']}"
-        status = "paused" if s.paused else "active"
-        local = d["next_tick_local"] or "-"
-        utc = d["next_tick_utc"] or "-"
-        where = f"{s.pipeline}/{s.schedule}"
-        echo(
-            f"{where[:24]:<24} {s.cron:<14} {s.timezone:<18} {status:<7} "
-            f"{local:<25} {utc:<25} {last_text}"
+        rows.append(
+            (
+                f"{s.pipeline}/{s.schedule}",
+                s.cron,
+                s.timezone,
+                "paused" if s.paused else "active",
+                d["next_tick_local"] or "-",
+                d["next_tick_utc"] or "-",
+                last_text,
+            )
         )
+    print_rows(SCHEDULE_COLUMNS, rows, hide=SCHEDULE_HIDDEN_FIRST)
     for s in schedules:
         if s.paused:
             why = f" ({s.pause_reason})" if s.pause_reason else ""

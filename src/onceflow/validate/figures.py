@@ -3,12 +3,33 @@
 A figure is shown with the digits that tell it from its neighbours: a fraction from its
 threshold (0.9999899 against `mostly: 0.99999`), a failing percent from 0 % or 100 %
 (99.96 % failing is not all rows), never in scientific notation a reader must decode.
+A binary value is marked as one (`binary_text`), never bare hex a text column could hold.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
+
+#: What `binary_text` writes, for a reader of the report to tell a binary value by.
+BINARY_TEXT = re.compile(r"<binary, [\d,]+ bytes?(: [0-9a-f]+(\.\.\. \([\d,]+ more bytes?\))?)?>")
+
+
+def binary_text(value: bytes, limit: int | None = None) -> str:
+    """A binary value (a BLOB, a bytea) in a report: `<binary, 3 bytes: 0a1b2c>`, its
+    length and its bytes in hex, marked so that it reads apart from a text column that
+    holds hex digits (an md5 in a varchar). With `limit`, the first `limit` bytes and
+    `... (N more bytes)`. An empty one is `<binary, 0 bytes>`."""
+    n = len(value)
+    size = f"{n:,} byte{'' if n == 1 else 's'}"
+    if not n:
+        return f"<binary, {size}>"
+    if limit is None or n <= limit:
+        return f"<binary, {size}: {value.hex()}>"
+    left = n - limit
+    more = f"{left:,} more byte{'' if left == 1 else 's'}"
+    return f"<binary, {size}: {value[:limit].hex()}... ({more})>"
 
 
 def number_text(value: Any) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from onceflow.state import HistoryRecord, Store
-from onceflow.validate.figures import number_text, percent_text
+from onceflow.validate.figures import BINARY_TEXT, number_text, percent_text
 from onceflow.validate.results import OUTCOMES, RuleResult, TableReport, ValidationReport
 
 COLOURS = {
@@ -77,6 +77,7 @@ summary { cursor: pointer; font-weight: 600; color: var(--ink); }
                                        text-overflow: ellipsis; }
 .note { color: var(--muted); font-size: 12px; margin-top: 6px; }
 .samples td.null { color: var(--muted); font-style: italic; }
+.samples td.binary { color: var(--muted); font: 12px ui-monospace, Menlo, monospace; }
 .samples table th { text-transform: none; letter-spacing: 0; background: var(--soft); }
 code { font: 12px ui-monospace, SFMono-Regular, Menlo, monospace; }
 pre.sql { font: 12px/1.45 ui-monospace, SFMono-Regular, Menlo, monospace; white-space: pre-wrap;
@@ -236,9 +237,12 @@ def _named_columns(query: str, columns: list[str]) -> set[str]:
 
 
 def _sample_cell(value: Any) -> str:
-    """A sample value: NULL marked apart from the empty text, a nested one as JSON."""
+    """A sample value: NULL marked apart from the empty text, a binary one apart from text
+    of hex digits (`figures.binary_text`, set in type), a nested one as JSON."""
     if value is None:
         return '<td class="null">NULL</td>'
+    if isinstance(value, str) and BINARY_TEXT.fullmatch(value):
+        return f'<td class="binary" title="{_e(value)}">{_e(value)}</td>'
     if isinstance(value, dict | list):
         value = json.dumps(value, ensure_ascii=False, default=str)
     return f'<td title="{_e(value)}">{_e(value)}</td>'

@@ -31,6 +31,7 @@ from onceflow.rules import (
     Statistic,
     Uniqueness,
 )
+from onceflow.validate.figures import binary_text
 from onceflow.validate.results import FAIL, PASS, WARN
 
 ADDITIVE = {"rows", "evaluated", "failing", "n", "sum", "dup_rows", "dup_values"}
@@ -65,15 +66,16 @@ def decode(value: Any) -> Any:
 
 
 def plain(value: Any) -> Any:
-    """A value for a report: JSON types as they are, the rest as text."""
+    """A value for a report: JSON types as they are, the rest as text (a binary one
+    marked: `figures.binary_text`)."""
     if value is None or isinstance(value, bool | int | str):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else repr(value)
     if isinstance(value, datetime | date):
         return value.isoformat()
-    if isinstance(value, bytes):
-        return value.hex()
+    if isinstance(value, bytes | bytearray | memoryview):
+        return binary_text(bytes(value))
     if isinstance(value, list | tuple):
         return [plain(v) for v in value]
     if isinstance(value, dict):

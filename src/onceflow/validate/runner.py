@@ -59,6 +59,7 @@ from onceflow.rules import (
 from onceflow.state import HistoryRecord, RuleResultRecord, Store
 from onceflow.type_names import same_type
 from onceflow.validate.engines.base import Engine, QueryError
+from onceflow.validate.figures import binary_text
 from onceflow.validate.heap import old_objects_frozen
 from onceflow.validate.inputs import Input
 from onceflow.validate.metrics import decode, decode_all, encode, encode_all, judge, merge, plain
@@ -175,9 +176,10 @@ def make_engine(name: str, *, max_retries: int, retry_delay: float) -> Engine:
 # values of another kind than the column's, UTC offsets on naive timestamps, column names
 # in their exact case; 4: NaN rows DuckDB's Parquet scan skipped, a decimal statistic
 # judged as a double, a DATE's allowed value with a time of day; a nanosecond zoned
-# column a schema rule failed), so that no result stored by an older onceflow is served
-# again.
-RESULTS_VERSION = 4
+# column a schema rule failed; 5: a binary sample value marked `<binary, N bytes: ...>`,
+# where a stored result holds it as bare hex), so that no result stored by an older
+# onceflow is served again.
+RESULTS_VERSION = 5
 
 
 # A rule's fields its stored result is judged again under (see TableRun._rejudged), left
@@ -1158,7 +1160,7 @@ class TableRun:
             log.warning("%s: no samples for rule %s (%s)", self.job.table, rule.name, error)
             return None if error.transient else []
         self._remember_sql(rule.name, query)
-        samples = [{str(k): _capped(plain(v)) for k, v in row.items()} for row in rows]
+        samples = [{str(k): _capped(v) for k, v in row.items()} for row in rows]
         if isinstance(rule, Uniqueness):  # each duplicated key with its rows, as `n`
             label, taken = "n", {c.lower() for c in rule.columns}
             while label in taken:
@@ -1333,8 +1335,10 @@ class _Ahead:
 
 
 # A sample value longer than this is cut: 20 samples of rows with a 1 MB text column
-# would put 20 MB per rule into the report, the HTML page and the state store.
+# would put 20 MB per rule into the report, the HTML page and the state store. A binary
+# value keeps as many bytes as its hex has characters.
 SAMPLE_VALUE_CHARS = 1000
+SAMPLE_VALUE_BYTES = SAMPLE_VALUE_CHARS // 2
 # A list, a map or a struct in a sample keeps this many entries: a map column of 50,000
 # entries a row put 14.5 MB of JSON into one rule's report.
 SAMPLE_VALUE_ITEMS = 100
@@ -1348,23 +1352,28 @@ def _cut(text: str) -> str:
 
 
 def _capped(value: Any) -> Any:
-    """A sample value cut to SAMPLE_VALUE_CHARS characters a text (a map's keys too) and
-    SAMPLE_VALUE_ITEMS entries a list or map, saying how much was left out."""
-    if isinstance(value, str):
-        return _cut(value)
-    if isinstance(value, list):
+    """A sample value for the report (`metrics.plain`), cut to SAMPLE_VALUE_CHARS
+    characters a text (a map's keys too), SAMPLE_VALUE_BYTES bytes a binary value (cut
+    before it is written out, so that its marker stays whole: `<binary, 70,000 bytes:
+    0a1b... (69,500 more bytes)>`) and SAMPLE_VALUE_ITEMS entries a list or map, saying
+    how much was left out."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return binary_text(bytes(value), SAMPLE_VALUE_BYTES)
+    if isinstance(value, list | tuple):
         kept = [_capped(v) for v in value[:SAMPLE_VALUE_ITEMS]]
         return kept + (["..."] if len(value) > SAMPLE_VALUE_ITEMS else [])
     if isinstance(value, dict):
         out: dict[str, Any] = {}
         for key, item in itertools.islice(value.items(), SAMPLE_VALUE_ITEMS):
             # two long keys cut to the same text keep the first: the value is a sample
-            out.setdefault(_cut(str(key)), _capped(item))
+            name = _capped(key) if isinstance(key, bytes) else _cut(str(key))
+            out.setdefault(name, _capped(item))
         left = len(value) - SAMPLE_VALUE_ITEMS
         if left > 0:
             out["..."] = f"({left:,} more entries)"
         return out
-    return value
+    text = plain(value)
+    return _cut(text) if isinstance(text, str) else text
 
 
 def scrubbed(value: Any) -> Any:
