@@ -4,6 +4,7 @@ os._exit and sys.exit are watched)."""
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Iterator
 
@@ -35,6 +36,8 @@ def unwatched(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
 
     monkeypatch.setattr(cli.os, "_exit", fast)
     yield codes
+    # an interrupted exit silences logging for the rest of the process: here, a test's
+    logging.disable(logging.NOTSET)
 
 
 def test_the_fast_exit_is_taken_when_nothing_watches(unwatched: list[int]) -> None:
