@@ -14,7 +14,12 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 
 def unavailable(what: str, error: Exception) -> None:
     """Skip the test with the reason, or fail it under CI=true, where servers are required."""
-    message = f"{what} is not reachable ({type(error).__name__}: {str(error).strip()[:120]})"
+    missing(f"{what} is not reachable ({type(error).__name__}: {str(error).strip()[:120]})")
+
+
+def missing(message: str) -> None:
+    """Skip the test saying what the server lacks (`message`), or fail it under CI=true,
+    where the servers must offer everything the tests use."""
     if IN_CI:
         pytest.fail(f"{message}; CI requires it")
     pytest.skip(message)

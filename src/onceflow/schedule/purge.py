@@ -35,7 +35,7 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from onceflow.clock import now
@@ -98,7 +98,10 @@ def purge_runs(
         )
     if batch_size < 1:
         raise ConfigError(f"batch_size: expected at least 1, got {batch_size}")
-    cutoff = (at or now()) - timedelta(days=older_than_days)
+    # in UTC, as the store writes its times: they are compared as text, and an `at` in
+    # New York (-05:00) kept runs that ended up to five hours before the cutoff. (UTC
+    # first: days of 24 hours, not of a local clock that a DST change moves)
+    cutoff = (at or now()).astimezone(UTC) - timedelta(days=older_than_days)
     before = cutoff.isoformat()
     pipelines = [c.pipeline for c in configs]
     own = store is None

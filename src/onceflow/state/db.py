@@ -164,7 +164,7 @@ class Database(ABC):
 
     @abstractmethod
     def adapt_ddl(self, sql: str) -> str:
-        """A migration statement in this backend's dialect (identity columns)."""
+        """A migration statement in this backend's dialect (identity columns, `COLLATE "C"`)."""
 
     @property
     @abstractmethod

@@ -1,12 +1,31 @@
 """Versioned state schema. Append a migration; never edit a released one.
 
 The DDL is written once for both backends: SQLite accepts the PostgreSQL type names, and
-`Database.adapt_ddl` rewrites the one clause it does not (identity columns).
+`Database.adapt_ddl` rewrites the clauses it does not (identity columns, `COLLATE "C"`).
+A statement only one backend needs is an `OnlyOn`; the other skips it.
+
+Text compares byte-wise on both backends (the store keeps times as ISO text and orders
+and compares them in SQL): SQLite's BINARY collation does, and on PostgreSQL every text
+column is `COLLATE "C"` (migration 13), whatever the database's default collation. A new
+text column is written `TEXT COLLATE "C"` (SQLite reads it as plain TEXT, BINARY);
+tests/integration/state/test_collation.py fails on one that is not.
 """
 
 from __future__ import annotations
 
-MIGRATIONS: list[tuple[int, str, list[str]]] = [
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class OnlyOn:
+    """A migration statement run on one backend only (`postgresql`, `sqlite`): the other
+    behaves so already, or has no such statement (SQLite cannot alter a column)."""
+
+    backend: str
+    sql: str
+
+
+MIGRATIONS: list[tuple[int, str, list[str | OnlyOn]]] = [
     (
         1,
         "pipeline runs and extractions",
@@ -385,6 +404,57 @@ MIGRATIONS.append(
                 done_at TEXT NOT NULL,
                 PRIMARY KEY (pipeline, table_key, fingerprint)
             )""",
+        ],
+    )
+)
+
+#: Every text column of the store's tables at version 12, by table.
+_TEXT_COLUMNS_12 = {
+    "pipeline_runs": "run_id pipeline run_date window_start window_end status started_at "
+    "ended_at updated_at",
+    "extractions": "run_id table_key source table_name mode window_start window_end status "
+    "file_path checksum error started_at ended_at updated_at last_action",
+    "locks": "name token host boot_id acquired_at heartbeat_at expires_at",
+    "load_files": "target_uri file_id pipeline table_key file_path window_start modified_time "
+    "checksum loaded_checksum status batch_id owner_token started_at ended_at error "
+    "created_at updated_at",
+    "rule_results": "pipeline table_key rule_name rule_hash fingerprint outcome result metrics "
+    "source_id created_at",
+    "validations": "validation_id pipeline table_key run_id stage fingerprint status counts "
+    "started_at ended_at",
+    "rule_history": "validation_id rule_name pipeline table_key outcome recorded_at",
+    "scheduled_runs": "id pipeline schedule tick kind batch tenant run_date window_start "
+    "window_end tables state retry_policy next_attempt_at worker error error_type waiting_on "
+    "created_at started_at ended_at updated_at pipeline_logging_id error_types",
+    "scheduled_run_history": "run_id from_state to_state at worker error reason",
+    "schedule_cursors": "pipeline schedule last_tick updated_at paused_at pause_reason",
+    "jobs": "pipeline tenant run_id payload state worker token error idempotency_key",
+    "seed_state_files": "pipeline path digest summary seen_at",
+    "quarantine_passes": "pipeline table_key fingerprint rules quarantine done_at",
+}
+
+MIGRATIONS.append(
+    (
+        13,
+        'PostgreSQL: text compares byte-wise (COLLATE "C"), as on SQLite',
+        [
+            # Times are ISO text, compared and ordered in SQL (`due`: tick <= now, the
+            # latest tick, purge cutoffs). Under the database's default collation a
+            # linguistic one (en_US.UTF-8 from initdb, an ICU locale) orders them by its
+            # own rules, not by time: ICU puts '.' before '+', so 06:30:00.25+00:00 came
+            # before 06:30:00+00:00, and a due run was missed or one not yet due queued.
+            # In "C" text compares as bytes, as SQLite's BINARY does, and fixed-width UTC
+            # ISO text orders as its instants. Every text column, names and keys too: one
+            # rule for the whole store. One ALTER per table: PostgreSQL rewrites no row
+            # (text stays text) but rebuilds each index on those columns once; the table
+            # is locked (ACCESS EXCLUSIVE) until the upgrade commits. 16 s here for a
+            # million runs, a million tracked files and three million transitions.
+            OnlyOn(
+                "postgresql",
+                f"ALTER TABLE {table} "
+                + ", ".join(f'ALTER COLUMN {c} TYPE TEXT COLLATE "C"' for c in columns.split()),
+            )
+            for table, columns in _TEXT_COLUMNS_12.items()
         ],
     )
 )

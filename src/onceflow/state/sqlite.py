@@ -344,8 +344,9 @@ class SqliteDatabase(Database):
         return self.transaction()
 
     def adapt_ddl(self, sql: str) -> str:
-        # INTEGER PRIMARY KEY is SQLite's rowid: assigned in insertion order.
-        return sql.replace(_IDENTITY, "INTEGER PRIMARY KEY")
+        # INTEGER PRIMARY KEY is SQLite's rowid: assigned in insertion order. SQLite knows
+        # no collation "C"; its default, BINARY, is the same byte order.
+        return sql.replace(_IDENTITY, "INTEGER PRIMARY KEY").replace(' COLLATE "C"', "")
 
     @property
     def skip_locked(self) -> str:

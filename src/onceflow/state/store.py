@@ -20,8 +20,8 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from onceflow.errors import StateError
-from onceflow.state.db import Database, Tx
-from onceflow.state.migrations import LATEST_VERSION, MIGRATIONS
+from onceflow.state.db import Database, Tx, retry_conflicts
+from onceflow.state.migrations import LATEST_VERSION, MIGRATIONS, OnlyOn
 
 log = logging.getLogger(__name__)
 
@@ -132,11 +132,18 @@ class Store:
         whether a table exists, so even `CREATE TABLE IF NOT EXISTS` would refuse that
         role. An upgrade is one transaction under the schema lock: a migration that fails
         leaves the store as it was, and says so (StateError, permanent: running the
-        same migration again fails again)."""
+        same migration again fails again). One the database rolled back for a deadlock
+        is run again: an upgrade locks each table it alters until it commits, and a
+        transaction of an older onceflow still running that holds one of them and waits
+        for another it locked makes one (PostgreSQL)."""
         current = self.schema_version()
         _refuse_newer(current)
         if current >= target:
             return current
+        return retry_conflicts(lambda: self._upgrade(target))
+
+    def _upgrade(self, target: int) -> int:
+        """One try of `migrate`'s upgrade, under the schema lock."""
         with self.transaction() as tx:
             self.db.schema_lock(tx)
             # read again under the lock: another process may have upgraded it meanwhile
@@ -151,6 +158,10 @@ class Store:
                     if start < version <= target:
                         step = version
                         for statement in statements:
+                            if isinstance(statement, OnlyOn):
+                                if statement.backend != self.db.backend:
+                                    continue
+                                statement = statement.sql
                             tx.execute(self.db.adapt_ddl(statement))
                         tx.execute("INSERT INTO onceflow_schema (version) VALUES (?)", (version,))
                         current = version

@@ -208,3 +208,26 @@ def test_a_purge_of_other_pipelines_leaves_these_alone_and_bad_ages_are_refused(
     for days in (0, -1):
         with pytest.raises(ConfigError, match="--older-than: expected a number of days above 0"):
             purge_runs([config], days, store=store)
+
+
+def test_a_cutoff_given_in_another_zone_is_the_same_instant(
+    store: Store, project: Callable[..., Config]
+) -> None:
+    """The store compares its UTC times as text: a cutoff written with New York's offset
+    (12:00-05:00, 17:00 UTC) kept a run that ended at 15:00 UTC, before it."""
+    from zoneinfo import ZoneInfo
+
+    config = project(schedules=[NO_RETRY])
+    backfill(config, "2025-01-02", "2025-01-03", store=store)
+    assert Worker([config], store, poll_seconds=0.05).run(until_idle=True).completed == 2
+    ids = _by_date(store)
+    with store.transaction() as tx:
+        tx.execute(
+            "UPDATE scheduled_runs SET ended_at = ? WHERE id = ?",
+            ("2025-01-30T15:00:00+00:00", ids["2025-01-02"]),
+        )
+    at = datetime(2025, 3, 1, 12, 0, tzinfo=ZoneInfo("America/New_York"))
+    report = purge_runs([config], 30, yes=True, at=at, store=store)
+    assert report.runs == {"COMPLETED": 1}
+    assert sorted(_by_date(store)) == ["2025-01-03"]
+    assert report.before == "2025-01-30T17:00:00+00:00"

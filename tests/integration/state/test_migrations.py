@@ -316,3 +316,57 @@ def test_processes_migrating_one_empty_store_at_once_all_open_it(
             assert pool.map(_open_and_close, [url] * 6) == ["ok"] * 6
             with open_store(url) as store:
                 assert store.schema_version() == LATEST_VERSION
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_processes_upgrading_one_store_at_once_all_open_it(
+    request: pytest.FixtureRequest, tmp_path: Path, backend: str
+) -> None:
+    """Migration 13 alters every table of a store left at version 12 (PostgreSQL): the
+    processes that find it so wait for the one upgrading it, then use it."""
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(6) as pool:
+        for attempt in range(2):
+            url = fresh_store_url(request, tmp_path / str(attempt), backend)
+            old = open_store(url, migrate=False)
+            old.migrate(target=12)
+            old.scheduled_runs.create(
+                [RunSpec("p", "nightly", "2025-01-24T07:00:00+00:00", "2025-01-23", *WINDOW)]
+            )
+            old.close()
+            assert pool.map(_open_and_close, [url] * 6) == ["ok"] * 6
+            with open_store(url) as store:
+                assert store.schema_version() == LATEST_VERSION
+                assert len(store.scheduled_runs.find()) == 1
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_a_role_that_may_create_but_owns_no_table_is_told_to_own_them_for_an_upgrade(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    backend: str,
+    pg_admin: object,
+    rows_only_role: Callable[[str], str],
+) -> None:
+    """Migration 13 alters every table (`COLLATE "C"`), which only their owner may do."""
+    admin_url = fresh_store_url(request, tmp_path, backend)
+    old = open_store(admin_url, migrate=False)
+    old.migrate(target=12)
+    old.close()
+    schema = _schema_of(admin_url)
+    url = rows_only_role(schema)
+    role = urlsplit(url).username
+    pg_admin.execute(f'GRANT CREATE ON SCHEMA "{schema}" TO "{role}"')  # type: ignore[attr-defined]
+    with pytest.raises(StateError) as raised:
+        open_store(url).close()
+    message = str(raised.value)
+    assert message.startswith(
+        f"state: the state store has schema version 12, older than this onceflow's "
+        f"({LATEST_VERSION}), and this database role may not upgrade it (must be owner of "
+        "table pipeline_runs): grant the role CREATE on the store's schema (and ownership "
+        "of its tables)"
+    )
+    assert raised.value.permanent
+    with open_store(url, migrate=False) as again:
+        assert again.schema_version() == 12  # nothing was changed
