@@ -61,7 +61,7 @@ def _flags_without_type(original: Any) -> Any:
     """typer 0.29 prints every flag as taking a `<bool>` value; a flag takes none."""
 
     def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
-        return None if self.is_flag else original(self, ctx)  # type: ignore[no-any-return]
+        return None if self.is_flag else original(self, ctx)
 
     return display_type_rich
 

@@ -316,7 +316,7 @@ def _cast(column: pa.Array, wanted: pa.DataType) -> pa.Array:
         from pyarrow._compute import CastOptions, call_function
     except ImportError:  # pragma: no cover - a pyarrow that moved its internals
         return column.cast(wanted, safe=True)
-    return call_function("cast", [column], CastOptions.safe(wanted))  # type: ignore[no-any-return]
+    return call_function("cast", [column], CastOptions.safe(wanted))
 
 
 def _money(column: pa.Array, wanted: pa.DataType) -> pa.Array:
@@ -422,7 +422,7 @@ def _finite(column: pa.Array, kind: str) -> pa.Array:
         hit = call_function("is_in", [ticks], SetLookupOptions(pa.array(sentinels, int_type)))
         ticks = call_function("if_else", [hit, pa.scalar(clamped, int_type), ticks])
     _in_range(ticks, kind, in_array=False)
-    return ticks.view(column.type)  # type: ignore[no-any-return]
+    return ticks.view(column.type)
 
 
 def _in_range(ticks: pa.Array, kind: str, in_array: bool) -> None:

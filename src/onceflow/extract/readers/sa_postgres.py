@@ -161,7 +161,7 @@ def _tolerant(raw: Any, oid: int, kind: str, loader: Any, fmt: Any) -> Any:
 
     base = raw.adapters.get_loader(oid, fmt.TEXT)
 
-    class Tolerant(loader):  # type: ignore[misc, valid-type]
+    class Tolerant(loader):  # type: ignore[misc]
         def __init__(self, oid: int, context: Any = None) -> None:
             super().__init__(oid, context)
             self._base = base(oid, context)
