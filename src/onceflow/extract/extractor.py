@@ -47,7 +47,7 @@ from onceflow.windows import Window
 if TYPE_CHECKING:
     from tenacity import RetryCallState
 
-log = logging.getLogger("onceflow.extract")
+log = logging.getLogger(__name__)
 
 # Batches are gathered into row groups of about this size: big enough for fast scans,
 # small enough that memory stays bounded whatever the table's size.
