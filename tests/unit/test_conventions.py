@@ -76,3 +76,20 @@ def test_no_module_imports_another_modules_private_names() -> None:
                 if alias.name.startswith("_") and not alias.name.startswith("__")
             ]
     assert shared == []
+
+
+def test_every_module_logger_is_named_by_its_module() -> None:
+    """`logging.getLogger(__name__)`: a record names the module that wrote it, and a
+    filter on a package (`onceflow.extract`) still takes its modules' records."""
+    named = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:  # module level
+            call = node.value if isinstance(node, ast.Assign | ast.AnnAssign) else None
+            if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)):
+                continue
+            if call.func.attr != "getLogger":
+                continue
+            argument = call.args[0] if call.args else None
+            if not (isinstance(argument, ast.Name) and argument.id == "__name__"):
+                named.append(f"{_module(path)}:{node.lineno}")
+    assert named == []
