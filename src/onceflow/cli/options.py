@@ -303,7 +303,8 @@ class ClickCommand(Protocol):
     """A click command as `typer.main.get_command` makes it, whichever click typer uses."""
 
     @property
-    def params(self) -> Sequence[_ClickParameter]: ...
+    def params(self) -> Sequence[_ClickParameter]:
+        """Its options and arguments."""
 
 
 @runtime_checkable

@@ -123,6 +123,8 @@ class MysqlReader(Reader):
             raise classify(error, self.where) from None
 
     def batches(self, spec: ReadSpec) -> Iterator[pa.RecordBatch]:
+        """The rows through ConnectorX, after a pymysql probe (`LIMIT 0`) for the declared
+        types and the cursor's type, which decides how the window is bound."""
         import connectorx as cx
 
         sql, names = build_select(spec, "`", "mysql")

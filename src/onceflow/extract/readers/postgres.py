@@ -78,6 +78,8 @@ class PostgresReader(Reader):
     """ADBC libpq driver: binary COPY, streamed; window values bound into session settings."""
 
     def batches(self, spec: ReadSpec) -> Iterator[pa.RecordBatch]:
+        """The rows through ADBC (binary COPY), the window in session settings; columns the
+        driver does not decode are read as text, arrays with their dimensions."""
         sql, names = build_select(spec, '"', "postgresql")
         # ISO-8601 text with its UTC offset, cast to timestamptz in the SQL: binding a
         # datetime makes the ADBC driver switch the session to UTC, which would shift the

@@ -175,6 +175,8 @@ class SqlAlchemyReader(Reader):
     """Any SQLAlchemy URL (Oracle through oracledb): a server-side cursor, columns to Arrow."""
 
     def batches(self, spec: ReadSpec) -> Iterator[pa.RecordBatch]:
+        """The rows through a SQLAlchemy server-side cursor, `spec.batch_rows` at a time, typed
+        by the declared types where the dialect gives them."""
         import sqlalchemy as sa
 
         try:

@@ -85,6 +85,8 @@ class SqliteReader(Reader):
     """
 
     def batches(self, spec: ReadSpec) -> Iterator[pa.RecordBatch]:
+        """The rows through ADBC, typed by the declared types; a column whose storage classes
+        decide its type is read split and joined back (`sqlite_split`)."""
         import adbc_driver_sqlite.dbapi as adbc_sqlite
 
         path = self.url.split(":///", 1)[1] if ":///" in self.url else self.url
