@@ -1815,7 +1815,7 @@ def _strict_loader() -> type[Any]:
 
     base: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-    class StrictLoader(base):  # type: ignore[misc,valid-type]
+    class StrictLoader(base):  # type: ignore[misc]
         def construct_document(self, node: Any) -> Any:
             self.root_node = node  # to name the field of a bad scalar (_BadScalar)
             return super().construct_document(node)

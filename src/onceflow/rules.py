@@ -427,6 +427,7 @@ class Freshness(_ColumnRule):
 
     @property
     def max_age_seconds(self) -> float:
+        """`max_age` in seconds."""
         return parse_duration(self.max_age)
 
 

@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 from onceflow.config import Config, config_from_dict
 from onceflow.lake import file_checksum, output_path, write_sidecar
 from onceflow.warehouse import read_table
+from onceflow.warehouse.markers import TableMarkers
 from onceflow.windows import window_for
 
 START = date(2025, 1, 1)
@@ -163,3 +164,9 @@ def clean_load_checksum(
     summary = run_load(cfg)
     assert summary.ok, summary.as_dict()
     return content_checksum(table_uri(fresh), exclude)
+
+
+def undone_ids(markers: TableMarkers) -> list[str]:
+    """The files a rewind took back (their transaction says 0) and no commit has applied
+    again since: a replay in progress, which any load must finish."""
+    return sorted(f for f, code in markers.held.items() if not code)

@@ -67,5 +67,7 @@ from onceflow.cli.render import reset_sentence
         ),
     ],
 )
-def test_reset_sentence(result: dict[str, object], sentence: str) -> None:
+def test_each_reset_action_is_told_as_one_sentence_of_what_it_did(
+    result: dict[str, object], sentence: str
+) -> None:
     assert reset_sentence(result) == sentence

@@ -135,7 +135,7 @@ def test_a_load_option_the_strategy_would_ignore_is_refused_naming_field_and_fix
     assert "\n" not in message
 
 
-def test_every_load_option_a_strategy_reads_is_accepted() -> None:
+def test_every_load_option_a_strategy_reads_is_accepted_and_kept() -> None:
     scd2 = {
         "strategy": "scd2",
         "primary_key": ["id"],
@@ -155,11 +155,12 @@ def test_every_load_option_a_strategy_reads_is_accepted() -> None:
         "validity_column": "u",
     }
     every = {"target": "x/y", "max_file_retries": 1, "widen": True}
-    for load in (scd2, merge, {"strategy": "append"}, {"strategy": "overwrite"}):
-        config_from_dict(_with_table(table="t", load={**load, **every}))
     # `is_deleted_column` names the column an earlier `new_record` made, under any mode
     closing = {**scd2, "hard_deletes": "close"}
-    config_from_dict(_with_table(table="t", load=closing))
+    for load in (scd2, merge, {"strategy": "append"}, {"strategy": "overwrite"}, closing):
+        given = {**load, **every}
+        read = config_from_dict(_with_table(table="t", load=given)).tables[0].load
+        assert {name: getattr(read, name) for name in given} == given
 
 
 def test_an_ignored_option_given_in_a_seed_spelling_is_named_as_written() -> None:

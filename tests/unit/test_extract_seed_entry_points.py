@@ -283,8 +283,17 @@ def test_databricks_refuses_a_local_lake_and_warehouse_naming_them(tmp_path, mou
         ("/Volumes/main/shop/lake/raw", "abfss://c@acct.dfs.core.windows.net/wh"),
     ],
 )
-def test_databricks_accepts_dbfs_and_unity_catalog_volumes(tmp_path, mounted, lake, warehouse):
-    Pipeline(_config(tmp_path, lake=lake, warehouse=warehouse)).require_databricks()
+def test_databricks_accepts_dbfs_and_unity_catalog_volumes(
+    tmp_path, monkeypatch, mounted, lake, warehouse
+):
+    pipeline = Pipeline(_config(tmp_path, lake=lake, warehouse=warehouse))
+    pipeline.require_databricks()  # on a cluster: accepted
+    assert databricks.databricks_storage(lake)
+    # the same paths off a cluster refused: the mount decided, not the spelling alone
+    monkeypatch.setattr(databricks, "_mounted", lambda root: False)
+    with pytest.raises(ConfigError) as refused:
+        pipeline.require_databricks()
+    assert f"lake {lake}" in str(refused.value) and "not on this machine" in str(refused.value)
 
 
 def test_databricks_refuses_what_only_looks_like_databricks_storage(tmp_path, monkeypatch):

@@ -93,7 +93,9 @@ def test_batch_id_is_deterministic() -> None:
         (pa.timestamp("us", "UTC"), pa.timestamp("us"), "refused"),
     ],
 )
-def test_schema_compatibility(table: pa.DataType, file: pa.DataType, rule: str) -> None:
+def test_a_files_type_change_is_lossless_checked_value_by_value_or_refused(
+    table: pa.DataType, file: pa.DataType, rule: str
+) -> None:
     current = pa.schema([("c", table)])
     incoming = pa.schema([("c", file), ("new", pa.string())])
     assert warehouse.compatible(file, table) == (rule == "lossless")

@@ -75,7 +75,7 @@ def test_composite_key_is_joined_column_by_column(uri: str) -> None:
     assert got == [("a", "bc", 1), ("ab", "c", 3)]
 
 
-def test_delete_flag(uri: str) -> None:
+def test_a_delete_flag_removes_its_key_never_inserts_it_and_is_not_a_column(uri: str) -> None:
     c = cfg(delete_column="deleted")
     first = pa.table({"id": [1, 2, 3], "x": ["a", "b", "c"], "deleted": [False, False, True]})
     assert merge(uri, first, c) == 0
@@ -110,7 +110,9 @@ def test_delete_column_missing_is_an_error(uri: str) -> None:
     assert DeltaTable(uri).version() == 0
 
 
-def test_duplicate_keys(uri: str) -> None:
+def test_duplicate_keys_collapse_when_identical_else_the_latest_wins_or_are_refused(
+    uri: str,
+) -> None:
     # identical duplicates collapse
     assert merge(uri, pa.table({"id": [1, 1], "x": ["a", "a"]}), cfg()) == 0
     assert len(rows(uri)) == 1

@@ -203,7 +203,7 @@ def test_the_definition_hash_follows_what_decides_the_result() -> None:
     assert one.definition_hash("duckdb", 20) != one.definition_hash("duckdb", 5)
 
 
-def test_durations() -> None:
+def test_a_duration_is_hours_minutes_days_weeks_or_bare_seconds() -> None:
     assert [parse_duration(v) for v in ("48h", "30m", "2d", "90", 5, "1w")] == [
         172800.0,
         1800.0,

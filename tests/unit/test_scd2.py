@@ -443,7 +443,7 @@ def test_commit_properties_are_carried(uri: str) -> None:
     assert [h.get("onceflow.file") for h in history] == ["f2.parquet", "f1.parquet"]
 
 
-def test_empty_batch(uri: str) -> None:
+def test_an_empty_batch_commits_nothing_unless_hard_deletes_close_every_key(uri: str) -> None:
     empty = pa.table({"id": pa.array([], pa.int64()), "x": pa.array([], pa.int64())})
     assert apply_scd2(uri, empty, cfg(), as_of=day(0)).version is None
     apply_scd2(uri, pa.table({"id": [1], "x": [1]}), cfg(), as_of=day(0))

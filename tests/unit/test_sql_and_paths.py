@@ -15,7 +15,6 @@ from onceflow.extract.sql import (
     without_window,
 )
 from onceflow.lake.paths import (
-    is_unity_catalog_volume,
     normalize_lake_path,
     output_path,
     safe_component,
@@ -88,7 +87,7 @@ def test_percent_signs_survive_format_style() -> None:
     )
 
 
-def test_output_layout() -> None:
+def test_a_file_lives_under_source_table_month_day_with_its_sidecar_beside_it() -> None:
     path = output_path("/lake", "shop", "public.orders", date(2025, 1, 23), "daily_20250123")
     assert path == Path("/lake/shop/public.orders/202501/23/daily_20250123.parquet")
     assert sidecar_path(path).name == "daily_20250123_metadata.json"
@@ -102,13 +101,11 @@ def test_hostile_table_names_stay_inside_the_lake() -> None:
     assert safe_component("order items") != safe_component("order_items")
 
 
-def test_databricks_paths() -> None:
+def test_dbfs_paths_are_read_as_the_fuse_mount_and_volume_paths_as_written() -> None:
     assert normalize_lake_path("dbfs:/mnt/raw") == "/dbfs/mnt/raw"
     assert normalize_lake_path("dbfs:///mnt/raw") == "/dbfs/mnt/raw"
     volume = "/Volumes/main/bronze/landing/lake"
     assert normalize_lake_path(volume) == volume
-    assert is_unity_catalog_volume(volume)
-    assert not is_unity_catalog_volume("/tmp/lake")
     path = output_path("dbfs:/mnt/raw", "s", "t", date(2025, 1, 2), "r")
     assert str(path) == "/dbfs/mnt/raw/s/t/202501/02/r.parquet"
 

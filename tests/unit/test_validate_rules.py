@@ -163,7 +163,7 @@ def test_freshness_against_the_reference_time() -> None:
     assert (stale.outcome, stale.observed) == ("fail", pytest.approx(3.0))
 
 
-def test_schema_rule() -> None:
+def test_a_schema_rule_fails_on_missing_wrong_typed_and_unexpected_columns() -> None:
     ok = one({"type": "schema", "columns": {"id": "int64", "s": "string", "ts": None}})
     assert ok.outcome == "pass"
     bad = one({"type": "schema", "columns": {"id": "varchar", "zz": None}, "allow_extra": False})

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import shutil
 import sys
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 
 import typer
 from typer.core import TyperOption
@@ -107,16 +108,25 @@ def say_problem(text: str) -> None:
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
-def _flags_without_type(original: Any) -> Any:
+#: click's Context: typer 0.29's own copy of click (`typer._click`), older typers' click.
+_Context = TypeVar("_Context")
+
+
+def _flags_without_type(
+    original: Callable[[TyperOption, _Context], str | None],
+) -> Callable[[TyperOption, _Context], str | None]:
     """typer 0.29 prints every flag as taking a `<bool>` value; a flag takes none."""
 
-    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
-        return None if self.is_flag else original(self, ctx)  # type: ignore[no-any-return]
+    def display_type_rich(self: TyperOption, ctx: _Context) -> str | None:
+        return None if self.is_flag else original(self, ctx)
 
     return display_type_rich
 
 
-TyperOption.display_type_rich = _flags_without_type(TyperOption.display_type_rich)  # type: ignore[method-assign]
+# [assignment]: mypy reads a Callable put on a class as a method taking `self` twice
+TyperOption.display_type_rich = _flags_without_type(  # type: ignore[method-assign,assignment]
+    TyperOption.display_type_rich
+)
 
 
 def _version(value: bool) -> None:

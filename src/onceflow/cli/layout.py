@@ -43,7 +43,7 @@ from typing import Any, Literal, NamedTuple
 
 from rich import box
 from rich.cells import cell_len
-from rich.console import Console, ConsoleOptions, RenderResult
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from rich.measure import Measurement
 from rich.padding import Padding
 from rich.style import Style
@@ -287,7 +287,7 @@ def _note(hidden: Sequence[str], width: int, room: int) -> str:
     return f"({len(hidden)} columns hidden; --json has all)"
 
 
-def _measure(console: Console, options: ConsoleOptions, cell: Any) -> tuple[int, int]:
+def _measure(console: Console, options: ConsoleOptions, cell: RenderableType) -> tuple[int, int]:
     """A cell's longest word and longest line: of a Text's own characters (a third of
     the time rich's Measurement takes over a 100-rule table), else rich's measure (a
     string of markup)."""
@@ -299,7 +299,7 @@ def _measure(console: Console, options: ConsoleOptions, cell: Any) -> tuple[int,
     return measured.minimum, measured.maximum
 
 
-def _plain(console: Console, cell: Any) -> str:
+def _plain(console: Console, cell: RenderableType) -> str:
     if isinstance(cell, Text):
         return cell.plain
     if isinstance(cell, str):
@@ -307,13 +307,13 @@ def _plain(console: Console, cell: Any) -> str:
     return ""
 
 
-def _longest_item(console: Console, cell: Any) -> int:
+def _longest_item(console: Console, cell: RenderableType) -> int:
     """The widest item of a list cell, its separator's comma included."""
     items = _plain(console, cell).split(LIST_SEPARATOR)
     return max(cell_len(item) + (i < len(items) - 1) for i, item in enumerate(items))
 
 
-def _wrapped_list(cell: Any, width: int) -> Any:
+def _wrapped_list(cell: RenderableType, width: int) -> RenderableType:
     """A list cell (`1 pass, 1 warn`) with a line break after the separators where its
     line would be wider than `width`: it wraps between its items, never inside one (rich
     wraps at any space: `1 pass, 1` over `warn`). An item wider than `width` folds."""

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Protocol, runtime_checkable
 
 import typer
 
 from onceflow.errors import ConfigError
+
+if TYPE_CHECKING:  # imported when called: `onceflow --help` imports none of them
+    from onceflow.config import Config
+    from onceflow.pipeline import Pipeline
+    from onceflow.validate import Validator
 
 ConfigOpt = Annotated[
     Path | None,
@@ -167,7 +172,7 @@ def open_pipeline(
     name: str | None = None,
     *,
     read_only: bool = False,
-) -> Any:
+) -> Pipeline:
     """The Pipeline of --config (or ./onceflow.yml); without a config file, the one the
     state store knows (what single-table extracts and standalone loads left here).
     `read_only` for the commands that only read: they work on a read-only store."""
@@ -207,7 +212,7 @@ def _refuse_rules_only(config: Path | None) -> None:
 
 def rules_only_validator(
     config: Path | None, state: str | None = None, name: str | None = None
-) -> Any | None:
+) -> Validator | None:
     """The Validator of a rules-only config (the seed validator's `config.yaml`: tables
     named by `name:` with rules, no sources) given by --config or ./onceflow.yml, for the
     commands that apply to it (`status`, `reset-state --validation`); None for any other
@@ -274,7 +279,41 @@ DatabricksOpt = Annotated[
 ]
 
 
-def load_configs(paths: list[Path] | None) -> list[Any]:
+# What `refuse_repeated_config` reads of a command, as protocols rather than click's
+# classes: typer 0.29 runs its own copy of click (`typer._click`, whose group is no
+# `click.Group`), older typers the click package; both have these attributes.
+class _ClickParameter(Protocol):
+    @property
+    def opts(self) -> Sequence[str]: ...
+    @property
+    def secondary_opts(self) -> Sequence[str]: ...
+    @property
+    def multiple(self) -> bool: ...
+
+
+@runtime_checkable
+class _ClickOption(_ClickParameter, Protocol):
+    @property
+    def is_flag(self) -> bool: ...
+    @property
+    def count(self) -> bool: ...
+
+
+class ClickCommand(Protocol):
+    """A click command as `typer.main.get_command` makes it, whichever click typer uses."""
+
+    @property
+    def params(self) -> Sequence[_ClickParameter]:
+        """Its options and arguments."""
+
+
+@runtime_checkable
+class _ClickGroup(ClickCommand, Protocol):
+    @property
+    def commands(self) -> Mapping[str, ClickCommand]: ...
+
+
+def load_configs(paths: list[Path] | None) -> list[Config]:
     """The configs of a repeated --config (./onceflow.yml without one)."""
     from onceflow.config import load_config
 
@@ -282,7 +321,7 @@ def load_configs(paths: list[Path] | None) -> list[Any]:
     return [load_config(p) for p in chosen]
 
 
-def refuse_repeated_config(command: Any, args: Sequence[str]) -> None:
+def refuse_repeated_config(command: ClickCommand, args: Sequence[str]) -> None:
     """ConfigError when `args` give --config (-c) twice to a command that takes one
     config: click keeps the last value without a word, so `run --config a.yml --config
     b.yml` ran b alone, and `check --config missing.yml --config b.yml` said "ok".
@@ -318,10 +357,10 @@ def refuse_repeated_config(command: Any, args: Sequence[str]) -> None:
         )
 
 
-def _leaf(command: Any, args: list[str]) -> tuple[Any, list[str]]:
+def _leaf(command: ClickCommand, args: list[str]) -> tuple[ClickCommand | None, list[str]]:
     """The (sub)command `args` run and the args after its name; (None, []) when none."""
     i = 0
-    while hasattr(command, "commands"):  # a group: its options, then a command's name
+    while isinstance(command, _ClickGroup):  # its options, then a command's name
         while i < len(args) and args[i].startswith("-") and args[i] != "--":
             found = _option(command, args[i].partition("=")[0])
             takes_value = found is not None and not found.is_flag and "=" not in args[i]
@@ -332,9 +371,10 @@ def _leaf(command: Any, args: list[str]) -> tuple[Any, list[str]]:
     return command, args[i:]
 
 
-def _option(command: Any, name: str) -> Any:
+def _option(command: ClickCommand, name: str) -> _ClickOption | None:
+    """The option of `command` spelt `name` (`--config`, `-c`, `--no-resume`), if any."""
     for param in command.params:
-        if name in (*getattr(param, "opts", ()), *getattr(param, "secondary_opts", ())):
+        if isinstance(param, _ClickOption) and name in (*param.opts, *param.secondary_opts):
             return param
     return None
 

@@ -13,16 +13,23 @@ import typer
 from onceflow.cli.app import echo, say_problem, terminal_width
 from onceflow.errors import named_once, printable, typed_error
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the commands import them when they run: `--help` imports none
+    from rich.console import Console
+    from rich.progress import Progress
+
     from onceflow.cli.layout import FittedTable, Kind
+    from onceflow.extract import ExtractSummary
+    from onceflow.load import LoadSummary
+    from onceflow.pipeline import RunSummary
+    from onceflow.validate import TableReport, ValidationReport
 
 
-def print_json(data: Any) -> None:
+def print_json(data: object) -> None:
     """Pretty JSON on stdout (dates and paths as strings)."""
     typer.echo(json.dumps(data, indent=2, default=str))
 
 
-def progress_bar(total: int) -> Any:
+def progress_bar(total: int) -> Progress | None:
     """A rich progress bar on a terminal; None otherwise (log lines are printed instead)."""
     if not sys.stderr.isatty() or total == 0:
         return None
@@ -47,7 +54,7 @@ def load_counts(counts: dict[str, int]) -> str:
     return ", ".join(shown)
 
 
-def summarise_run(summary: Any, as_json: bool) -> None:
+def summarise_run(summary: ExtractSummary | RunSummary, as_json: bool) -> None:
     """An extract or run summary; exit 1 unless every table committed (and loaded)."""
     if as_json:
         print_json(summary.as_dict())
@@ -84,45 +91,58 @@ def summarise_run(summary: Any, as_json: bool) -> None:
                 f"{run.window_end} has not ended (or not settled, `settle`); every run "
                 "extracts it again until it has"
             )
-        if getattr(summary, "load", None) is not None:
-            load = summary.load
-            echo(f"load: {load_counts(load.counts())} ({load.rows_note()})")
-            for r in load.results:
-                if r.rows_skipped:
-                    echo(f"  load: {r.key}: {_late_rows(r.rows_skipped)}")
-                if r.error:
-                    say_problem(f"  load failed: {r.key}: {r.error}")
-                if r.waiting:
-                    say_problem(f"  load waits: {r.key}: {r.waiting}")
-                if r.uncommitted:
-                    say_problem(f"  load not complete: {r.key}: {r.uncommitted}")
-                for warning in r.warnings:
-                    say_problem(f"  load warning: {r.key}: {warning}")
-        if getattr(summary, "validation", None) is not None:
-            c = summary.validation.counts()
-            echo("validate: " + ", ".join(f"{v} {k}" for k, v in c.items() if v or k == "fail"))
-            for r in summary.validation.results:
-                if r.outcome in ("fail", "error"):
-                    detail = r.message or (
-                        f"{r.failing_rows:,} failing rows"
-                        if r.failing_rows is not None
-                        else f"observed {_short(r.observed)}, threshold {_short(r.threshold)}"
-                    )
-                    say_problem(f"  rule {r.outcome}: {r.table}/{r.rule}: {detail}")
-            for t in summary.validation.tables:
-                if t.quarantine_error:  # the rules stand; their failing rows are not kept
-                    say_problem(f"  {t.table}: {t.quarantine_error}")
-                if _table_note(t):
-                    echo(f"  validate note: {t.table}: {t.message}")
+        # an ExtractSummary has neither a load nor a validation
+        load: LoadSummary | None = getattr(summary, "load", None)
+        if load is not None:
+            _say_load(load)
+        validation: ValidationReport | None = getattr(summary, "validation", None)
+        if validation is not None:
+            _say_validation(validation)
     if not summary.ok:
         raise typer.Exit(1)
+
+
+def _say_load(load: LoadSummary) -> None:
+    """A run's load: the counts, then each table's skipped rows and problems."""
+    echo(f"load: {load_counts(load.counts())} ({load.rows_note()})")
+    for r in load.results:
+        if r.rows_skipped:
+            echo(f"  load: {r.key}: {_late_rows(r.rows_skipped)}")
+        if r.error:
+            say_problem(f"  load failed: {r.key}: {r.error}")
+        if r.waiting:
+            say_problem(f"  load waits: {r.key}: {r.waiting}")
+        if r.uncommitted:
+            say_problem(f"  load not complete: {r.key}: {r.uncommitted}")
+        for warning in r.warnings:
+            say_problem(f"  load warning: {r.key}: {warning}")
+
+
+def _say_validation(validation: ValidationReport) -> None:
+    """A run's validation: the counts, then each rule that failed and each table's note."""
+    c = validation.counts()
+    echo("validate: " + ", ".join(f"{v} {k}" for k, v in c.items() if v or k == "fail"))
+    for r in validation.results:
+        if r.outcome in ("fail", "error"):
+            detail = r.message or (
+                f"{r.failing_rows:,} failing rows"
+                if r.failing_rows is not None
+                else f"observed {_short(r.observed)}, threshold {_short(r.threshold)}"
+            )
+            say_problem(f"  rule {r.outcome}: {r.table}/{r.rule}: {detail}")
+    for t in validation.tables:
+        if t.quarantine_error:  # the rules stand; their failing rows are not kept
+            say_problem(f"  {t.table}: {t.quarantine_error}")
+        if _table_note(t):
+            echo(f"  validate note: {t.table}: {t.message}")
 
 
 def _late_rows(n: int) -> str:
     return f"{n:,} late row(s) skipped (late_rows: skip)"
 
 
-def print_load(summary: Any, as_json: bool) -> None:
+def print_load(summary: LoadSummary, as_json: bool) -> None:
+    """A load summary: a line per table and its problems; exit 1 unless every table loaded."""
     if as_json:
         print_json(summary.as_dict())
     else:
@@ -268,7 +288,7 @@ def _after_fixes(result: dict[str, Any]) -> str:
     )
 
 
-def console() -> Any:
+def console() -> Console:
     """A rich console: on a terminal, its width (`app.terminal_width`: COLUMNS when set),
     which the tables fit (`cli.layout`); piped or with `--log-format json`, never
     truncated or wrapped at 80 columns (a report in a file or another program keeps
@@ -691,20 +711,20 @@ def reset_sentence(result: dict[str, Any]) -> str:
 SHORT_CHARS = 60
 
 
-def _short(value: Any) -> str:
+def _short(value: object) -> str:
     from onceflow.validate.figures import number_text  # printed after a validation ran
 
     text = number_text(value)
     return text if len(text) <= SHORT_CHARS else text[: SHORT_CHARS - 3] + "..."
 
 
-def _table_note(table: Any) -> bool:
+def _table_note(table: TableReport) -> bool:
     """Whether a table's report has a message of its own to show (a scope-run table that
     holds none of the run's rows); an unreadable table's is each rule's, shown there."""
     return bool(table.message) and not any(r.message == table.message for r in table.results)
 
 
-def print_validation(report: Any, failed_to_write: str | None = None) -> None:
+def print_validation(report: ValidationReport, failed_to_write: str | None = None) -> None:
     """A table of outcomes per table and rule, then the counts and the exit code's meaning.
     `failed_to_write` names a report file that could not be written: the exit code the
     line states is then the command's, 2, not the validation's.

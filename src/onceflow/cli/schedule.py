@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -20,6 +21,7 @@ from onceflow.redact import redact
 
 if TYPE_CHECKING:
     from onceflow.cli.layout import Kind
+    from onceflow.config import Config
 
 PANEL = "Scheduling"
 
@@ -140,7 +142,7 @@ def _stop_on_signals(*, until_idle: bool = False) -> _Stop:
     return stop
 
 
-def _exit_if_interrupted(stop: _Stop | None, configs: Any) -> None:
+def _exit_if_interrupted(stop: _Stop | None, configs: Sequence[Config]) -> None:
     """After a Ctrl-C, or a SIGTERM of a command run until idle: say so, with the runs
     left to run, and exit 130 (143 for the SIGTERM)."""
     if stop is None:
@@ -296,9 +298,11 @@ def _summary(
     who: str,
     counts: dict[str, Any],
     as_json: bool,
-    full: Any = None,
-    stop: tuple[_Stop, Any] | None = None,
+    full: dict[str, Any] | None = None,
+    stop: tuple[_Stop, Sequence[Config]] | None = None,
 ) -> None:
+    """The workers' counts as a line (or `full`, `up`'s whole result, as JSON); exit 130
+    (143) after an interruption given by `stop`, else 1 when a run failed."""
     if as_json:
         print_json(full if full is not None else counts)
     else:

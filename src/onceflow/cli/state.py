@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -32,6 +32,10 @@ from onceflow.cli.render import (
 )
 from onceflow.errors import ConfigError, StateError
 from onceflow.extract.reports import find_run
+
+if TYPE_CHECKING:
+    from onceflow.pipeline import Pipeline
+    from onceflow.validate import Validator
 
 
 @app.command(
@@ -97,10 +101,9 @@ def _status_report(
     which has no runs, loads or locks, its tables' validations."""
     validator = rules_only_validator(config, state, pipeline_name)
     if validator is None:
-        report: dict[str, Any] = open_pipeline(config, state, pipeline_name, read_only=True).status(
+        return open_pipeline(config, state, pipeline_name, read_only=True).status(
             date, run_id=run_id
         )
-        return report
     if date is not None or run_id is not None:
         raise ConfigError(
             f"{config or 'onceflow.yml'} gives rules only: it has no runs for --date or "
@@ -258,7 +261,7 @@ def reset_state_cmd(
         echo(reset_sentence(result))
 
 
-def _refuse_another_dates_run(pipeline: Any, date: str, run_id: str) -> None:
+def _refuse_another_dates_run(pipeline: Pipeline, date: str, run_id: str) -> None:
     """`reset-state --run-id X --date D` (forget) is refused before its question when X is
     not D's run (or not stored). A store that cannot be opened is not judged: forgetting
     moves a damaged one aside, which is the way out of its damage."""
@@ -270,7 +273,11 @@ def _refuse_another_dates_run(pipeline: Any, date: str, run_id: str) -> None:
 
 
 def _reset_rules_only(
-    validator: Any, config: Path | None, validation: bool, table: str | None, rule: str | None
+    validator: Validator,
+    config: Path | None,
+    validation: bool,
+    table: str | None,
+    rule: str | None,
 ) -> dict[str, Any]:
     """`reset-state --validation [--table T] [--rule R]` of a rules-only config: the
     Validator's reset_state, reset_table_state or reset_rule_state."""

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from onceflow.cli.app import app, examples
 from onceflow.cli.options import ConfigOpt, JsonOpt, TablesOpt, split_list
 from onceflow.cli.render import print_json, print_validation
+
+if TYPE_CHECKING:
+    from onceflow.validate import ValidationReport
 
 
 @app.command(
@@ -95,7 +98,8 @@ def validate_cmd(
     raise typer.Exit(report.exit_code)
 
 
-def _show(report: Any, as_json: bool, failed_to_write: str | None = None) -> None:
+def _show(report: ValidationReport, as_json: bool, failed_to_write: str | None = None) -> None:
+    """The report as JSON or as `print_validation`'s table."""
     if as_json:
         print_json(report.as_dict())
     else:

@@ -47,7 +47,7 @@ from onceflow.windows import Window
 if TYPE_CHECKING:
     from tenacity import RetryCallState
 
-log = logging.getLogger("onceflow.extract")
+log = logging.getLogger(__name__)
 
 # Batches are gathered into row groups of about this size: big enough for fast scans,
 # small enough that memory stays bounded whatever the table's size.
@@ -87,16 +87,19 @@ class TableJob:
 
     @property
     def key(self) -> str:
+        """The table's key, `<source>.<name>` (`TableConfig.key`)."""
         return self.table.key
 
     @property
     def target(self) -> Path:
+        """Where the run's file of this table goes in the lake (`lake.output_path`)."""
         return output_path(
             self.lake, self.table.source, self.table.display_name, self.run_date, self.run_id
         )
 
     @property
     def window_iso(self) -> tuple[str, str]:
+        """The window's start and end as ISO 8601 text, as the state store keeps them."""
         return self.window.iso()
 
 

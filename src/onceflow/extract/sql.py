@@ -243,7 +243,7 @@ def cursor_source(spec: ReadSpec, quote: str = '"') -> str:
 
 def columns_probe(spec: ReadSpec, quote: str = '"') -> str:
     """A query with no row and every column the cursor is read from: their names, to
-    find the cursor among before SQLite reads it (`_check_cursor`), which takes a
+    find the cursor among before SQLite reads it (`check_cursor`), which takes a
     double-quoted name that is no column for a string literal."""
     return f"SELECT * FROM {cursor_source(spec, quote)} LIMIT 0"
 

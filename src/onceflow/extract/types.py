@@ -76,7 +76,7 @@ PG_MONEY_PRECISION = 19
 # the plain sentinels would give those. No finite PostgreSQL value is this far out.
 _TS_OFFSET, _DATE_OFFSET = 946_684_800_000_000, 10_957
 _I64_MIN, _I64_MAX, _I32_MIN, _I32_MAX = -(2**63), 2**63 - 1, -(2**31), 2**31 - 1
-_PG_INFINITY = {
+PG_INFINITY = {
     # type: (int type, +infinity values, -infinity values, clamped +inf, clamped -inf)
     "timestamp": (
         pa.int64(),
@@ -93,7 +93,7 @@ _PG_INFINITY = {
         -719_162,  # 0001-01-01
     ),
 }
-_PG_INFINITY["timestamptz"] = _PG_INFINITY["timestamp"]
+PG_INFINITY["timestamptz"] = PG_INFINITY["timestamp"]
 
 
 def pg_type(field: pa.Field) -> str | None:
@@ -316,7 +316,7 @@ def _cast(column: pa.Array, wanted: pa.DataType) -> pa.Array:
         from pyarrow._compute import CastOptions, call_function
     except ImportError:  # pragma: no cover - a pyarrow that moved its internals
         return column.cast(wanted, safe=True)
-    return call_function("cast", [column], CastOptions.safe(wanted))  # type: ignore[no-any-return]
+    return call_function("cast", [column], CastOptions.safe(wanted))
 
 
 def _money(column: pa.Array, wanted: pa.DataType) -> pa.Array:
@@ -350,9 +350,9 @@ def _civil(days: int) -> tuple[int, int, int]:
 _PG_FIRST_TICKS = -210_866_803_200_000_000
 
 
-def _pg_text(value: int, kind: str) -> str:
+def pg_value_text(value: int, kind: str) -> str:
     """A driver's date (days) or timestamp (microseconds) value as PostgreSQL prints it."""
-    _int_type, plus, minus, _high, _low = _PG_INFINITY[kind]
+    _int_type, plus, minus, _high, _low = PG_INFINITY[kind]
     if value in plus or value in minus:
         return "infinity" if value in plus else "-infinity"
     days, micros = value, 0
@@ -370,7 +370,7 @@ def _pg_text(value: int, kind: str) -> str:
     return text + (" BC" if year <= 0 else "")
 
 
-class _OutOfRange(_Refusal):
+class OutOfRange(_Refusal):
     """A date or timestamp outside the years 1..9999."""
 
     def __init__(self, value: str, kind: str, in_array: bool) -> None:
@@ -406,10 +406,10 @@ def sql_name(name: str) -> str:
 
 def _finite(column: pa.Array, kind: str) -> pa.Array:
     """PostgreSQL's +/-infinity clamped to 9999-12-31 23:59:59.999999 / 0001-01-01; any
-    other value outside those years refused (_OutOfRange)."""
+    other value outside those years refused (OutOfRange)."""
     from pyarrow._compute import call_function
 
-    int_type, plus, minus, high, low = _PG_INFINITY[kind]
+    int_type, plus, minus, high, low = PG_INFINITY[kind]
     if column.null_count == len(column):
         return column
     ticks = column.view(int_type)
@@ -422,26 +422,26 @@ def _finite(column: pa.Array, kind: str) -> pa.Array:
         hit = call_function("is_in", [ticks], SetLookupOptions(pa.array(sentinels, int_type)))
         ticks = call_function("if_else", [hit, pa.scalar(clamped, int_type), ticks])
     _in_range(ticks, kind, in_array=False)
-    return ticks.view(column.type)  # type: ignore[no-any-return]
+    return ticks.view(column.type)
 
 
 def _in_range(ticks: pa.Array, kind: str, in_array: bool) -> None:
-    """Refuse the most distant value outside the years 1..9999, if any (_OutOfRange)."""
+    """Refuse the most distant value outside the years 1..9999, if any (OutOfRange)."""
     from pyarrow._compute import call_function
 
-    _int_type, _plus, _minus, high, low = _PG_INFINITY[kind]
+    _int_type, _plus, _minus, high, low = PG_INFINITY[kind]
     if ticks.null_count == len(ticks):
         return
     bounds = call_function("min_max", [ticks])
     first, last = bounds["min"].as_py(), bounds["max"].as_py()
     if first < low or last > high:
-        raise _OutOfRange(_pg_text(first if first < low else last, kind), kind, in_array)
+        raise OutOfRange(pg_value_text(first if first < low else last, kind), kind, in_array)
 
 
 def _finite_elements(column: pa.Array, kind: str) -> pa.Array:
     """An array of dates or timestamps: each element in the years 1..9999, infinity
-    included (only a column's own infinity is clamped), else refused (_OutOfRange)."""
-    int_type = _PG_INFINITY[kind][0]
+    included (only a column's own infinity is clamped), else refused (OutOfRange)."""
+    int_type = PG_INFINITY[kind][0]
     _in_range(column.flatten().view(int_type), kind, in_array=True)
     return column
 
@@ -515,9 +515,9 @@ def _step(field: pa.Field, wanted: pa.DataType) -> _Step:
             return _oid(column)
         if kind == "_oid" and pa.types.is_list(wanted):
             return _list_values(column, wanted, _oid)
-        if kind in _PG_INFINITY:
+        if kind in PG_INFINITY:
             column = _finite(column, kind)
-        elif element in _PG_INFINITY and pa.types.is_list(column.type):
+        elif element in PG_INFINITY and pa.types.is_list(column.type):
             column = _finite_elements(column, element)
         elif kind == "numeric" and wanted == pa.string():
             column = _numeric_text(column)

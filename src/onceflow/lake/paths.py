@@ -22,12 +22,6 @@ def normalize_lake_path(path: str) -> str:
     return normalize_path(path)
 
 
-def is_unity_catalog_volume(path: str) -> bool:
-    """True for a Unity Catalog volume path, /Volumes/<catalog>/<schema>/<volume>/..."""
-    parts = Path(path).parts
-    return len(parts) >= 5 and parts[0] == "/" and parts[1] == "Volumes"
-
-
 def table_folder(lake: str, source: str, table: str) -> Path:
     """<lake>/<source>/<table>: where a table's extracted files live."""
     return Path(normalize_lake_path(lake)) / safe_component(source) / safe_component(table)

@@ -229,7 +229,7 @@ def replace_file_rows(
     rows = with_audit_columns(
         batch, source_file=source_file, load_time=load_time, batch_id=batch_id
     )
-    write_deltalake(  # type: ignore[call-overload]
+    write_deltalake(
         table,
         rows,
         mode="overwrite",

@@ -48,42 +48,49 @@ class Store:
 
     @cached_property
     def runs(self) -> Runs:
+        """Pipeline runs, one per (pipeline, run date): their window, status and counts."""
         from onceflow.state.runs import Runs
 
         return Runs(self.db)
 
     @cached_property
     def extractions(self) -> Extractions:
+        """Each run's tables and their extraction: status, attempts, file, error."""
         from onceflow.state.extractions import Extractions
 
         return Extractions(self.db)
 
     @cached_property
     def files(self) -> Files:
+        """The file tracker: each lake file and how far its load got."""
         from onceflow.state.files import Files
 
         return Files(self.db)
 
     @cached_property
     def locks(self) -> Locks:
+        """Named leases: who holds a pipeline's or a table's lock, until when."""
         from onceflow.state.locks import Locks
 
         return Locks(self.db)
 
     @cached_property
     def rules(self) -> Rules:
+        """Stored rule results, validations and their history (the validation cache)."""
         from onceflow.state.rules import Rules
 
         return Rules(self.db)
 
     @cached_property
     def scheduled_runs(self) -> ScheduledRuns:
+        """The scheduler's runs: one per schedule tick or backfill date, and its states."""
         from onceflow.state.scheduled_runs import ScheduledRuns
 
         return ScheduledRuns(self.db)
 
     @cached_property
     def queue(self) -> Queue:
+        """The job queue that workers claim scheduled runs from."""
         from onceflow.state.queue import Queue
 
         return Queue(self.db)

@@ -496,7 +496,7 @@ def _condition(rule: AnyRule, col: exp.Expression, kind: str = "") -> exp.Expres
             bound, inclusive = _in_column_type(high, kind, upper=True, inclusive=rule.inclusive)
             cls = exp.LTE if inclusive else exp.LT
             parts.append(cls(this=col.copy(), expression=bound))
-        return exp.paren(_and(*parts))  # type: ignore[arg-type]
+        return exp.paren(_and(*parts))
     if isinstance(rule, AllowedValues):
         listed = [_in_utc(v, kind) for v in rule.values]
         if kind.upper() == "DATE" and any(_has_time(v) for v in listed):
@@ -512,7 +512,7 @@ def _condition(rule: AnyRule, col: exp.Expression, kind: str = "") -> exp.Expres
             parts.append(exp.GTE(this=length.copy(), expression=value_literal(rule.min)))
         if rule.max is not None:
             parts.append(exp.LTE(this=length.copy(), expression=value_literal(rule.max)))
-        return exp.paren(_and(*parts))  # type: ignore[arg-type]
+        return exp.paren(_and(*parts))
     raise AssertionError(type(rule).__name__)
 
 
@@ -958,7 +958,7 @@ def _orphans(
 ) -> tuple[exp.Select, exp.Expression]:
     values = exp.select("*").from_(relation(rel))
     where = _and(scope, exp.Not(this=exp.Is(this=column(rule.column), expression=exp.Null())))
-    values = values.where(where)  # type: ignore[arg-type]
+    values = values.where(where)
     keys = exp.select(column(rule.reference.column).as_("__ref_key", quoted=True)).from_(
         relation(ref)
     )
@@ -1035,7 +1035,7 @@ def custom_samples_query(plan: Plan, rel: str, limit: int) -> exp.Select:
 def quarantine_query(rel: str, plans: Sequence[Plan]) -> exp.Select:
     """Every row failing at least one of the plans' rules, with `_failed_rules` (the names)."""
     chosen = [p for p in plans if p.failing is not None]
-    conditions: list[exp.Expression] = [_and(p.scope, p.failing) for p in chosen]  # type: ignore[misc]
+    conditions: list[exp.Expression] = [_and(p.scope, p.failing) for p in chosen]
     # rule names have no comma (see onceflow.rules): the list is split from one string,
     # which every dialect can build (a CASE per rule; CONCAT_WS skips the NULLs)
     labels = [
@@ -1051,5 +1051,5 @@ def quarantine_query(rel: str, plans: Sequence[Plan]) -> exp.Select:
     return (
         exp.select(exp.Star(), names.as_("_failed_rules", quoted=True))
         .from_(relation(rel))
-        .where(any_failing)  # type: ignore[arg-type]
+        .where(any_failing)
     )

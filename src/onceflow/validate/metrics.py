@@ -84,10 +84,12 @@ def plain(value: Any) -> Any:
 
 
 def encode_all(metrics: dict[str, Any]) -> dict[str, Any]:
+    """Each metric `encode`d: a rule's metrics as the store keeps them."""
     return {k: encode(v) for k, v in metrics.items()}
 
 
 def decode_all(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The metrics `encode_all` was given."""
     return {k: decode(v) for k, v in metrics.items()}
 
 

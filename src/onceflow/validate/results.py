@@ -84,7 +84,9 @@ class RuleResult:
         return cls(**{k: v for k, v in data.items() if k in names})
 
     def comparable(self) -> dict[str, Any]:
-        """What must be equal between two runs on the same data (not how it was got)."""
+        """What must be equal between two validations of the same data: the result without
+        how it was got (samples, SQL, duration, fingerprint, cached, incremental). Compare
+        two reports' `comparable()` lists to tell a rerun from a changed outcome."""
         data = self.as_dict()
         for key in ("samples", "sql", "duration_seconds", "fingerprint", "cached", "incremental"):
             data.pop(key)

@@ -250,6 +250,8 @@ class TableRun:
 
     # -- the run --------------------------------------------------------------------------
     def run(self) -> TableReport:
+        """Validate the table: its rules' results, from the store or computed; a validation
+        that raises is recorded as ended (`interrupted` or `error`), not left running."""
         with old_objects_frozen():
             try:
                 return self._run()

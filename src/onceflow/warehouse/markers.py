@@ -197,11 +197,6 @@ class TableMarkers:
         """Every file the table holds."""
         return sorted(f for f, code in self.held.items() if code)
 
-    def undone_ids(self) -> list[str]:
-        """Files a rewind took back (their transaction says 0) and no commit has applied
-        again since: a replay in progress, which any load must finish."""
-        return sorted(f for f, code in self.held.items() if not code)
-
 
 _EMPTY = TableMarkers({}, {}, 0, -1)
 # The last markers read per table: a load reads the log once, then only what is newer.
@@ -533,6 +528,7 @@ def read_markers(dt: Any, file_ids: Iterable[str] = ()) -> TableMarkers:
 
 
 def forget_cached_markers() -> None:
-    """Drop every cached read (tests that rewrite a log behind the loader's back)."""
+    """Drop every cached read, as a new process starts: for a test that rewrites a log
+    behind the loader's back, and bench/load.py's cold read of a log."""
     with _cache_lock:
         _cache.clear()

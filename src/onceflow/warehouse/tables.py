@@ -334,7 +334,7 @@ def widen_table(dt: Any, types: dict[str, pa.DataType], commit_properties: Any) 
         for part in fragment.split_by_row_group()
         for b in part.to_batches(schema=dataset.schema, columns=schema.names)
     )
-    write_deltalake(  # type: ignore[call-overload]
+    write_deltalake(
         dt,
         pa.RecordBatchReader.from_batches(schema, batches),
         mode="overwrite",

@@ -204,7 +204,7 @@ def test_table_created_by_an_all_int64_empty_window_says_how_to_rebuild_it(tmp_p
     pipeline = _pipeline(tmp_path / "project", url, "orders")
     # the extractor before the fix: no declared types, so the empty window is all int64
     with monkeypatch.context() as old:
-        old.setattr(sqlite, "_sqlite_types", lambda *_a, **_k: ({}, {}))
+        old.setattr(sqlite, "sqlite_result_types", lambda *_a, **_k: ({}, {}))
         old.setattr(sqlite.SqliteReader, "_layout", lambda *_a, **_k: None)
         assert pipeline.run(EMPTY_DAY).ok
     uri = pipeline.config.resolve_target(pipeline.config.tables[0].target)

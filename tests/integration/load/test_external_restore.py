@@ -27,6 +27,7 @@ from tests.helpers.lake import (
     make_config,
     orders_batch,
     table_uri,
+    undone_ids,
     write_extracted,
 )
 
@@ -113,7 +114,7 @@ def test_a_restore_behind_a_checkpoint_and_a_restore_of_a_restore_are_followed(
     forget_cached_markers()
     held = read_markers(open_table(uri))
     assert [r.version for r in held.restores] == [first, first + 1, first + 2]
-    assert len(held.held_ids()) == 4 and len(held.undone_ids()) == 8
+    assert len(held.held_ids()) == 4 and len(undone_ids(held)) == 8
     assert "external_restore" in _kinds(cfg)
     summary = load(cfg)
     assert summary.ok and done(summary.counts()) == {"loaded": 8, "skipped": 4}

@@ -6,7 +6,7 @@ bound parameters) and SQLite, ConnectorX for MySQL/MariaDB after a pymysql prefl
 
 One module per reader: `postgres` (over `adbc`), `sqlite` (over `sqlite_types` and
 `sqlite_split`), `mysql`, `sqlalchemy` (anything else, Oracle included); `base` holds what
-they share (Reader, `_stream`, the cursor check), `cursors` how a cursor column is judged.
+they share (Reader, `cast_batches`, the cursor check), `cursors` how a cursor column is judged.
 `make_reader` picks one.
 """
 

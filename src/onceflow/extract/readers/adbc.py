@@ -21,7 +21,7 @@ def _text(value: str) -> pa.Array:
 
 
 @contextlib.contextmanager
-def _adbc_query(
+def adbc_query(
     conn: Any, sql: str, parameters: Sequence[str] = ()
 ) -> Iterator[pa.RecordBatchReader]:
     """Run `sql` on a low-level ADBC connection, its parameters bound as text; the result
@@ -51,7 +51,7 @@ def _adbc_query(
         statement.close()
 
 
-def _adbc_schema(conn: Any, sql: str) -> pa.Schema:
+def adbc_schema(conn: Any, sql: str) -> pa.Schema:
     """The schema of `sql`'s result, described by the server without running it."""
     import adbc_driver_manager._lib as adbc
 

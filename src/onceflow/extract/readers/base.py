@@ -1,5 +1,5 @@
 """What every reader shares: the Reader base class (cursor refusals and counts), the
-check that a window's cursor is among the columns, and `_stream`, which casts a
+check that a window's cursor is among the columns, and `cast_batches`, which casts a
 driver's batches to their exact target schema.
 """
 
@@ -20,12 +20,14 @@ import pyarrow as pa
 from onceflow.config import SourceConfig
 from onceflow.errors import SourceError
 from onceflow.extract.classify import classify, repeated_columns
-from onceflow.extract.readers.cursors import _as_time, _iso_as_time, _sqlite_iso
+from onceflow.extract.readers.cursors import epoch_as_time, iso_as_time, sqlite_iso
 from onceflow.extract.sql import ReadSpec, has_markers
 from onceflow.extract.types import ConversionError, make_caster, target_schema
 
 
-def _naive_wall(value: datetime, zone: ZoneInfo) -> datetime:
+def naive_wall(value: datetime, zone: ZoneInfo) -> datetime:
+    """`value` as the wall time in `zone`, without a zone: what a window bound is compared
+    with in a cursor column that holds no zone (`timestamp`, `DATETIME`)."""
     return value.astimezone(zone).replace(tzinfo=None)
 
 
@@ -37,7 +39,7 @@ def _ascii_lower(name: str) -> str:
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
-def _same_name(dialect: str) -> Callable[[str, str], bool]:
+def same_name(dialect: str) -> Callable[[str, str], bool]:
     """How `dialect` matches a quoted column name: SQLite folds ASCII letters, MySQL and
     MariaDB every letter's case; PostgreSQL and Oracle keep a quoted name exact."""
     if dialect == "sqlite":
@@ -92,7 +94,7 @@ def classified(where: str, *closing: Callable[[], object]) -> Iterator[None]:
                 close()
 
 
-def _check_cursor(spec: ReadSpec, columns: Sequence[str], where: str, dialect: str) -> None:
+def check_cursor(spec: ReadSpec, columns: Sequence[str], where: str, dialect: str) -> None:
     """Refuse a window on a cursor column that the rows do not have.
 
     SQLite takes a double-quoted name that matches no column for a string literal, so
@@ -104,7 +106,7 @@ def _check_cursor(spec: ReadSpec, columns: Sequence[str], where: str, dialect: s
     """
     if not (spec.cursor and spec.window):
         return
-    same = _same_name(dialect)
+    same = same_name(dialect)
     if any(same(spec.cursor, column) for column in columns):
         return
     if spec.query and has_markers(spec.query, dialect):
@@ -152,13 +154,13 @@ class Reader(ABC):
         assert spec.cursor
         alias = f"{spec.cursor}_at"
         dialect = self.source.dialect
-        convert, needs = _as_time(dialect, spec.cursor, self.zone, text)
+        convert, needs = epoch_as_time(dialect, spec.cursor, self.zone, text)
         where = spec.table or "(<your query>) q"
         if text:
             how = (
                 "If it holds ISO 8601 text (`2025-03-30 10:00:00`), extract it through a "
                 "query that converts it: `query: select *, "
-                f"{_iso_as_time(dialect, spec.cursor)} AS {alias} from {where}` with "
+                f"{iso_as_time(dialect, spec.cursor)} AS {alias} from {where}` with "
                 f"`cursor: {alias}` (and a `name:`); if it holds unix epoch seconds, "
                 f"convert it with {convert} instead{needs}"
             )
@@ -196,7 +198,7 @@ class Reader(ABC):
         if other:
             assert spec.cursor
             alias = f"{spec.cursor}_at"
-            convert, needs = _sqlite_iso(spec.cursor, example)
+            convert, needs = sqlite_iso(spec.cursor, example)
             shown = repr(example) if len(repr(example)) <= 60 else repr(example)[:56] + "...'"
             raise SourceError(
                 f"{self.where}: cursor column {spec.cursor!r} holds {other:,} value(s) that "
@@ -219,7 +221,7 @@ class Reader(ABC):
         return {"window_start": spec.window.start, "window_end": spec.window.end}
 
 
-def _stream(
+def cast_batches(
     reader: Any,
     where: str,
     overrides: dict[str, pa.DataType] | None = None,

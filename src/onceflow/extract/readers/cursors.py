@@ -44,7 +44,7 @@ _ISO_TO_TIME = {
 _EPOCH_TEXT = {"postgresql": "CAST({c} AS double precision)"}
 
 
-def _as_time(dialect: str, column: str, zone: ZoneInfo, text: bool = False) -> tuple[str, str]:
+def epoch_as_time(dialect: str, column: str, zone: ZoneInfo, text: bool = False) -> tuple[str, str]:
     """The SQL expression that reads epoch seconds in `column` (a number, or with `text`
     its digits as text) as a time in `zone`, and what else it needs."""
     forms = _EPOCH_TO_TIME_UTC if str(zone) in ("UTC", "Etc/UTC") else {}
@@ -55,7 +55,7 @@ def _as_time(dialect: str, column: str, zone: ZoneInfo, text: bool = False) -> t
     return form.format(c=name, zone=zone), note.format(zone=zone)
 
 
-def _iso_as_time(dialect: str, column: str) -> str:
+def iso_as_time(dialect: str, column: str) -> str:
     """The SQL expression that reads ISO 8601 text in `column` as a timestamp."""
     name = quote_ident(column, "`" if dialect == "mysql" else '"')
     return _ISO_TO_TIME.get(dialect, "CAST({c} AS TIMESTAMP)").format(c=name)
@@ -68,7 +68,7 @@ _YEAR_FIRST = (re.compile(r"^\d{4}[/.]\d{2}[/.]\d{2}"), f"{_D * 4}[/.]{_D * 2}[/
 _DAY_FIRST = (re.compile(r"^\d{2}[/.-]\d{2}[/.-]\d{4}"), f"{_D * 2}[/.-]{_D * 2}[/.-]{_D * 4}*")
 
 
-def _sqlite_iso(column: str, example: object) -> tuple[str, str]:
+def sqlite_iso(column: str, example: object) -> tuple[str, str]:
     """A SQLite expression that turns text written like `example` into ISO 8601 text
     (the rest as it is), and what to check about it."""
     c = quote_ident(column)
@@ -92,7 +92,7 @@ def _sqlite_iso(column: str, example: object) -> tuple[str, str]:
 # to call them: PostgreSQL's +-infinity is before or after any window; MySQL's zero date
 # (`0000-00-00`, and any date before 1000-01-01) reads as NULL (in a NOT NULL column
 # MySQL also matches it with IS NULL)
-_NO_WINDOW = {
+NO_WINDOW = {
     "postgresql": ("{c} = '-infinity' OR {c} = 'infinity'", "NULL or infinite"),
     "mysql": ("{c} < '1000-01-01'", "NULL or zero-date"),
 }
@@ -102,12 +102,12 @@ _PG_TIMES = ("date", "timestamp without time zone", "timestamp with time zone")
 _PG_TEXTS = ("text", "character varying", "character", "name", "citext")
 
 
-def _pg_text(kinds: list[str]) -> bool:
+def is_pg_text(kinds: list[str]) -> bool:
     """Whether the cursor's type (`pg_cursor_types`, a domain's base type last) is text."""
     return kinds[-1] in _PG_TEXTS
 
 
-def _pg_not_a_time(kinds: list[str]) -> str | None:
+def pg_not_a_time(kinds: list[str]) -> str | None:
     """None when the cursor's type (`pg_cursor_types`: a domain, then the types under it)
     is a time, else how to name the type in its refusal."""
     if kinds[-1] in _PG_TIMES:

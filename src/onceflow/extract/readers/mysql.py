@@ -13,8 +13,8 @@ import pyarrow as pa
 
 from onceflow.errors import SourceError, is_panic
 from onceflow.extract.classify import classify
-from onceflow.extract.readers.base import Reader, _naive_wall, _same_name, _stream, classified
-from onceflow.extract.readers.cursors import _NO_WINDOW
+from onceflow.extract.readers.base import Reader, cast_batches, classified, naive_wall, same_name
+from onceflow.extract.readers.cursors import NO_WINDOW
 from onceflow.extract.sql import (
     ReadSpec,
     bound_values,
@@ -27,14 +27,14 @@ from onceflow.extract.sql import (
 from onceflow.extract.types import decimal_type
 
 # pymysql field type codes
-_MYSQL_DECIMAL = {0, 246}
+MYSQL_DECIMAL = {0, 246}
 _MYSQL_TINY = 1
-_MYSQL_TIMESTAMP = 7
+MYSQL_TIMESTAMP = 7
 _MYSQL_DATES = {7, 10, 12, 14}  # TIMESTAMP, DATE, DATETIME, NEWDATE
 _MYSQL_TIME = 11
-_MYSQL_JSON = 245
+MYSQL_JSON = 245
 _MYSQL_GEOMETRY = 255
-_MYSQL_UNSIGNED_FLAG = 32
+MYSQL_UNSIGNED_FLAG = 32
 # the types a cursor column may wrongly be, by field type code, for its refusal
 _MYSQL_TYPE_NAMES = {
     **dict.fromkeys((0, 246), "decimal"),
@@ -123,6 +123,8 @@ class MysqlReader(Reader):
             raise classify(error, self.where) from None
 
     def batches(self, spec: ReadSpec) -> Iterator[pa.RecordBatch]:
+        """The rows through ConnectorX, after a pymysql probe (`LIMIT 0`) for the declared
+        types and the cursor's type, which decides how the window is bound."""
         import connectorx as cx
 
         sql, names = build_select(spec, "`", "mysql")
@@ -174,7 +176,7 @@ class MysqlReader(Reader):
                 batch_size=spec.batch_rows,
                 pre_execution_query=["SET time_zone = '+00:00'"],
             )
-            yield from _stream(reader, self.where, overrides)
+            yield from cast_batches(reader, self.where, overrides)
         except SourceError:
             raise
         except BaseException as error:
@@ -190,7 +192,7 @@ class MysqlReader(Reader):
         names are case-insensitive); an exact match first. None if there is none."""
         if not cursor:
             return None
-        same = _same_name("mysql")
+        same = same_name("mysql")
         for exact in (True, False):
             for column in description:
                 if column[0] == cursor if exact else same(column[0], cursor):
@@ -207,7 +209,7 @@ class MysqlReader(Reader):
         if cursor_type not in _MYSQL_DATES:
             kind = _MYSQL_TYPE_NAMES.get(cursor_type, f"code {cursor_type}")
             raise self._not_a_time(spec, f"of type {kind}", text=cursor_type in _MYSQL_TEXTS)
-        also, what = _NO_WINDOW["mysql"]
+        also, what = NO_WINDOW["mysql"]
         cur.execute(
             to_positional(null_cursor_count(spec, "`", also), "format", dialect="mysql"), ()
         )
@@ -229,14 +231,14 @@ class MysqlReader(Reader):
         )
 
     def _bind(self, value: datetime, cursor_type: int | None) -> datetime:
-        if cursor_type == _MYSQL_TIMESTAMP:
+        if cursor_type == MYSQL_TIMESTAMP:
             return value.astimezone(UTC).replace(tzinfo=None)
-        return _naive_wall(value, self.zone)
+        return naive_wall(value, self.zone)
 
     @staticmethod
     def _decimal_precision(length: int, scale: int, flags: int | None) -> int:
         """DECIMAL(p,s) from its column length, which counts the sign and the point."""
-        unsigned = flags is not None and bool(flags & _MYSQL_UNSIGNED_FLAG)
+        unsigned = flags is not None and bool(flags & MYSQL_UNSIGNED_FLAG)
         return max(1, length - (1 if scale > 0 else 0) - (0 if unsigned else 1))
 
     @staticmethod
@@ -261,7 +263,7 @@ class MysqlReader(Reader):
         for (name, code, _disp, length, _prec, scale, _null), flag in zip(
             description, flags, strict=True
         ):
-            if code in _MYSQL_DECIMAL and length is not None:
+            if code in MYSQL_DECIMAL and length is not None:
                 s = int(scale or 0)
                 p = cls._decimal_precision(int(length), s, flag)
                 overrides[name] = decimal_type(p, s)
@@ -274,9 +276,9 @@ class MysqlReader(Reader):
                 reads[name] = "text"
             elif code in _MYSQL_DATES:
                 reads[name] = "date"
-                if code == _MYSQL_TIMESTAMP:
+                if code == MYSQL_TIMESTAMP:
                     overrides[name] = pa.timestamp("us", tz="UTC")
-            elif code == _MYSQL_JSON:
+            elif code == MYSQL_JSON:
                 overrides[name] = pa.json_(pa.string())
             elif code == _MYSQL_GEOMETRY:
                 overrides[name] = pa.binary()

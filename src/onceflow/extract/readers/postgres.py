@@ -13,9 +13,9 @@ import pyarrow as pa
 from onceflow.errors import SourceError
 from onceflow.extract import early
 from onceflow.extract.classify import classify
-from onceflow.extract.readers.adbc import _adbc_query, _adbc_schema
-from onceflow.extract.readers.base import Reader, _stream, classified, distinct_columns
-from onceflow.extract.readers.cursors import _NO_WINDOW, _pg_not_a_time, _pg_text
+from onceflow.extract.readers.adbc import adbc_query, adbc_schema
+from onceflow.extract.readers.base import Reader, cast_batches, classified, distinct_columns
+from onceflow.extract.readers.cursors import NO_WINDOW, is_pg_text, pg_not_a_time
 from onceflow.extract.sql import (
     SETTING_PREFIX,
     ReadSpec,
@@ -78,6 +78,8 @@ class PostgresReader(Reader):
     """ADBC libpq driver: binary COPY, streamed; window values bound into session settings."""
 
     def batches(self, spec: ReadSpec) -> Iterator[pa.RecordBatch]:
+        """The rows through ADBC (binary COPY), the window in session settings; columns the
+        driver does not decode are read as text, arrays with their dimensions."""
         sql, names = build_select(spec, '"', "postgresql")
         # ISO-8601 text with its UTC offset, cast to timestamptz in the SQL: binding a
         # datetime makes the ADBC driver switch the session to UTC, which would shift the
@@ -100,7 +102,7 @@ class PostgresReader(Reader):
             # and the digits of the session's currency (lc_monetary), which the driver
             # drops from money values: one query still
             settings.append("scale(CAST(0 AS money)::numeric)")
-            with _adbc_query(conn, "SELECT " + ", ".join(settings), (str(self.zone), *values)) as r:
+            with adbc_query(conn, "SELECT " + ", ".join(settings), (str(self.zone), *values)) as r:
                 money_scale = int(r.read_all().column(len(settings) - 1)[0].as_py())
             try:
                 if spec.audits_cursor:
@@ -108,7 +110,7 @@ class PostgresReader(Reader):
                 # the result is described first (not run: a COPY closed unread is drained
                 # whole by the next query): columns the driver does not decode are asked
                 # for as text, arrays with their dimensions
-                described = _adbc_schema(conn, to_session_settings(sql))
+                described = adbc_schema(conn, to_session_settings(sql))
             except Exception as error:
                 self._ambiguous_cursor(conn, spec, error)
                 raise
@@ -117,9 +119,9 @@ class PostgresReader(Reader):
             arrays = [n for n in pg_array_columns(described) if n not in text]
             if text or arrays:
                 sql = _text_select(sql, described.names, text, arrays)
-            with _adbc_query(conn, to_session_settings(sql)) as reader:
+            with adbc_query(conn, to_session_settings(sql)) as reader:
                 rows = _OneDimensional(reader, arrays, self.where) if arrays else reader
-                yield from _stream(rows, self.where, pg_overrides(rows.schema, money_scale))
+                yield from cast_batches(rows, self.where, pg_overrides(rows.schema, money_scale))
 
     def _ambiguous_cursor(self, conn: Any, spec: ReadSpec, error: Exception) -> None:
         """A query returning two columns of its cursor's name fails where onceflow names
@@ -127,16 +129,16 @@ class PostgresReader(Reader):
         any other query's (`distinct_columns`); any other failure is left as it is."""
         if spec.query and "is ambiguous" in str(error):
             query = spec.query.strip().rstrip(";")
-            distinct_columns(_adbc_schema(conn, to_session_settings(query)).names, self.where)
+            distinct_columns(adbc_schema(conn, to_session_settings(query)).names, self.where)
 
     def _audit_cursor(self, conn: Any, spec: ReadSpec) -> None:
         """Refuse a cursor that is no date or time (PostgreSQL would fail the window's
         query with `operator does not exist: bigint >= timestamp with time zone`), then
         count its rows in no window: NULL, or +-infinity, which is before or after any."""
-        with _adbc_query(conn, pg_cursor_types(spec)) as r:
+        with adbc_query(conn, pg_cursor_types(spec)) as r:
             kinds = [str(kind) for kind in r.read_all().column(0).to_pylist()]
-        if (refused := _pg_not_a_time(kinds)) is not None:
-            raise self._not_a_time(spec, refused, text=_pg_text(kinds))
-        also, what = _NO_WINDOW["postgresql"]
-        with _adbc_query(conn, null_cursor_count(spec, '"', also)) as r:
+        if (refused := pg_not_a_time(kinds)) is not None:
+            raise self._not_a_time(spec, refused, text=is_pg_text(kinds))
+        also, what = NO_WINDOW["postgresql"]
+        with adbc_query(conn, null_cursor_count(spec, '"', also)) as r:
             self._counted(spec, int(r.read_all().column(0)[0].as_py()), what)

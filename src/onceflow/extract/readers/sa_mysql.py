@@ -20,10 +20,10 @@ from typing import Any
 import pyarrow as pa
 
 from onceflow.extract.readers.mysql import (
-    _MYSQL_DECIMAL,
-    _MYSQL_JSON,
-    _MYSQL_TIMESTAMP,
-    _MYSQL_UNSIGNED_FLAG,
+    MYSQL_DECIMAL,
+    MYSQL_JSON,
+    MYSQL_TIMESTAMP,
+    MYSQL_UNSIGNED_FLAG,
     MysqlReader,
 )
 from onceflow.extract.types import decimal_type
@@ -44,8 +44,8 @@ _BY_CODE = {
     10: pa.date32(),
     14: pa.date32(),
     12: pa.timestamp("us"),
-    _MYSQL_TIMESTAMP: pa.timestamp("us", tz="UTC"),
-    _MYSQL_JSON: pa.json_(pa.string()),
+    MYSQL_TIMESTAMP: pa.timestamp("us", tz="UTC"),
+    MYSQL_JSON: pa.json_(pa.string()),
 }
 # VARCHAR/CHAR, the TEXT and BLOB family: text, or bytes in the binary charset
 _TEXTS = {15, 249, 250, 251, 252, 253, 254}
@@ -69,8 +69,8 @@ def mysql_declared(cursor: Any) -> dict[str, pa.DataType]:
         elif flags is None:
             continue  # unsigned or not, binary or not: unknown
         elif code in _INTEGERS:
-            out[name] = _INTEGERS[code][bool(flags & _MYSQL_UNSIGNED_FLAG)]
-        elif code in _MYSQL_DECIMAL and length is not None:
+            out[name] = _INTEGERS[code][bool(flags & MYSQL_UNSIGNED_FLAG)]
+        elif code in MYSQL_DECIMAL and length is not None:
             s = int(scale or 0)
             out[name] = decimal_type(MysqlReader._decimal_precision(int(length), s, flags), s)
         elif code in _TEXTS:

@@ -20,11 +20,11 @@ from typing import Any
 import pyarrow as pa
 
 from onceflow.extract.types import (
-    _PG_INFINITY,
+    PG_INFINITY,
     ConversionError,
-    _OutOfRange,
-    _pg_text,
+    OutOfRange,
     pg_numeric_type,
+    pg_value_text,
     sql_name,
 )
 
@@ -100,9 +100,9 @@ def _instant(text: str) -> datetime | Unheld | None:
     seconds = _days_from_civil(year, month, day) * 86_400 + hh * 3600 + mm * 60 + ss
     seconds -= offset if found.group(8) == "+" else -offset
     micros = seconds * 1_000_000 + int((found.group(7) or "0").ljust(6, "0"))
-    _int_type, _plus, _minus, high, low = _PG_INFINITY["timestamptz"]
+    _int_type, _plus, _minus, high, low = PG_INFINITY["timestamptz"]
     if not low <= micros <= high:
-        return Unheld(_pg_text(micros, "timestamptz"), "timestamptz")
+        return Unheld(pg_value_text(micros, "timestamptz"), "timestamptz")
     return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
 
 
@@ -161,7 +161,7 @@ def _tolerant(raw: Any, oid: int, kind: str, loader: Any, fmt: Any) -> Any:
 
     base = raw.adapters.get_loader(oid, fmt.TEXT)
 
-    class Tolerant(loader):  # type: ignore[misc, valid-type]
+    class Tolerant(loader):  # type: ignore[misc]
         def __init__(self, oid: int, context: Any = None) -> None:
             super().__init__(oid, context)
             self._base = base(oid, context)
@@ -221,7 +221,7 @@ def resolve(name: str, values: list[Any]) -> tuple[list[Any], pa.DataType | None
             end_of_day = True
             out.append(_END_OF_DAY_US)
         elif isinstance(value, Unheld):
-            raise ConversionError(_OutOfRange(value.text, value.kind, False).explain(name), name)
+            raise ConversionError(OutOfRange(value.text, value.kind, False).explain(name), name)
         elif isinstance(value, list) and has_markers(value):
             raise ConversionError(_in_array(name, value), name)
         else:
@@ -247,7 +247,7 @@ def _in_array(name: str, values: list[Any]) -> str:
             f"cannot hold. Extract the table with a query reading it as text, e.g. "
             f"`{sql}::text AS {sql}` (the array's exact text)"
         )
-    return _OutOfRange(marker.text, marker.kind, True).explain(name)
+    return OutOfRange(marker.text, marker.kind, True).explain(name)
 
 
 def _flat(values: list[Any]) -> list[Any]:

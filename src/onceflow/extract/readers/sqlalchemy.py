@@ -16,13 +16,13 @@ from onceflow.errors import SourceError
 from onceflow.extract.classify import classify
 from onceflow.extract.readers.base import (
     Reader,
-    _check_cursor,
-    _naive_wall,
+    check_cursor,
     distinct_columns,
+    naive_wall,
     sqlite_distinct_columns,
 )
-from onceflow.extract.readers.cursors import _NO_WINDOW, _pg_not_a_time, _pg_text
-from onceflow.extract.readers.mysql import _MYSQL_TIMESTAMP, MysqlReader, cursor_not_returned
+from onceflow.extract.readers.cursors import NO_WINDOW, is_pg_text, pg_not_a_time
+from onceflow.extract.readers.mysql import MYSQL_TIMESTAMP, MysqlReader, cursor_not_returned
 from onceflow.extract.readers.sa_mysql import mysql_declared
 from onceflow.extract.readers.sa_postgres import (
     has_markers,
@@ -31,7 +31,7 @@ from onceflow.extract.readers.sa_postgres import (
     resolve,
 )
 from onceflow.extract.readers.sqlite import sqlite_bound
-from onceflow.extract.readers.sqlite_types import _sqlite_fixes
+from onceflow.extract.readers.sqlite_types import sqlite_fixes
 from onceflow.extract.sql import (
     ReadSpec,
     build_select,
@@ -176,6 +176,8 @@ class SqlAlchemyReader(Reader):
     """Any SQLAlchemy URL (Oracle through oracledb): a server-side cursor, columns to Arrow."""
 
     def batches(self, spec: ReadSpec) -> Iterator[pa.RecordBatch]:
+        """The rows through a SQLAlchemy server-side cursor, `spec.batch_rows` at a time, typed
+        by the declared types where the dialect gives them."""
         import sqlalchemy as sa
 
         try:
@@ -226,7 +228,7 @@ class SqlAlchemyReader(Reader):
                     distinct_columns(columns, self.where)
                     if dialect == "sqlite" and spec.query:
                         sqlite_distinct_columns(columns, self.where)
-                    _check_cursor(spec, columns, self.where, dialect)
+                    check_cursor(spec, columns, self.where, dialect)
                 except SourceError:
                     result.close()  # a server-side cursor left open warns when collected
                     raise
@@ -255,7 +257,7 @@ class SqlAlchemyReader(Reader):
         except ConversionError as error:
             # a SQLite date or timestamp holding other text: the native reader's fix
             fix = (
-                _sqlite_fixes(spec.table, {error.column: declared[error.column]})
+                sqlite_fixes(spec.table, {error.column: declared[error.column]})
                 if (dialect == "sqlite" and error.column in declared)
                 else {}
             )
@@ -299,16 +301,16 @@ class SqlAlchemyReader(Reader):
         import sqlalchemy as sa
 
         conn.execute(sa.text("SET time_zone = '+00:00'"))
-        wall = {n: _naive_wall(v, self.zone) for n, v in window.items()}
+        wall = {n: naive_wall(v, self.zone) for n, v in window.items()}
         probe = f"SELECT * FROM ({to_sqlalchemy(sql, conn.dialect.name)}) onceflow_probe LIMIT 0"
         result = conn.execute(sa.text(probe), {k: wall[k] for k in names})
         description = list(result.cursor.description or ())
         result.close()
-        instants = {str(d[0]) for d in description if int(d[1]) == _MYSQL_TIMESTAMP}
+        instants = {str(d[0]) for d in description if int(d[1]) == MYSQL_TIMESTAMP}
         cursor_type = MysqlReader._cursor_type(description, spec.cursor)
         if window and spec.cursor and cursor_type is None and spec.query:
             raise cursor_not_returned(self.where, spec, [str(d[0]) for d in description])
-        if cursor_type != _MYSQL_TIMESTAMP:
+        if cursor_type != MYSQL_TIMESTAMP:
             return instants, wall
         return instants, {n: v.astimezone(UTC).replace(tzinfo=None) for n, v in window.items()}
 
@@ -317,7 +319,7 @@ class SqlAlchemyReader(Reader):
             return value
         if dialect == "sqlite":
             return sqlite_bound(value, self.zone, self.where)
-        return _naive_wall(value, self.zone)
+        return naive_wall(value, self.zone)
 
     def _audit_cursor(self, conn: Any, spec: ReadSpec) -> None:
         """Refuse a cursor that is no date or time and count its rows in no window, as
@@ -341,11 +343,11 @@ class SqlAlchemyReader(Reader):
             probe = conn.execute(sa.text(to_sqlalchemy(columns_probe(spec), dialect)))
             names = list(probe.keys())
             probe.close()
-            _check_cursor(spec, names, self.where, dialect)
+            check_cursor(spec, names, self.where, dialect)
         if dialect == "postgresql":
             kinds = column(pg_cursor_types(spec))
-            if (refused := _pg_not_a_time(kinds)) is not None:
-                raise self._not_a_time(spec, refused, text=_pg_text(kinds))
+            if (refused := pg_not_a_time(kinds)) is not None:
+                raise self._not_a_time(spec, refused, text=is_pg_text(kinds))
         elif spec.table:
             table = _reflected(conn, spec.table)
             found = table.columns.get(spec.cursor or "")
@@ -356,7 +358,7 @@ class SqlAlchemyReader(Reader):
         if dialect == "sqlite":
             self._sqlite_counted(spec, scalars(sqlite_cursor_audit(spec)))
             return
-        also, what = _NO_WINDOW.get(dialect, ("", "NULL"))
+        also, what = NO_WINDOW.get(dialect, ("", "NULL"))
         quote = conn.dialect.identifier_preparer.initial_quote
         self._counted(spec, int(scalars(null_cursor_count(spec, quote, also))[0]), what)
 

@@ -16,25 +16,25 @@ from onceflow.errors import SourceError
 from onceflow.extract.classify import classify
 from onceflow.extract.readers.base import (
     Reader,
-    _check_cursor,
-    _naive_wall,
-    _stream,
+    cast_batches,
+    check_cursor,
     classified,
+    naive_wall,
     sqlite_distinct_columns,
 )
 from onceflow.extract.readers.sqlite_split import (
-    _Joined,
-    _split_select,
-    _sqlite_choice,
-    _sqlite_classes,
-    _sqlite_unsettled,
+    JoinedColumns,
+    split_select,
+    sqlite_choice,
+    sqlite_classes,
+    sqlite_unsettled,
 )
 from onceflow.extract.readers.sqlite_types import (
-    _sqlite_affinity,
-    _sqlite_declared,
-    _sqlite_fixes,
-    _sqlite_type,
-    _sqlite_types,
+    sqlite_affinity,
+    sqlite_declared,
+    sqlite_fixes,
+    sqlite_result_types,
+    sqlite_type,
 )
 from onceflow.extract.sql import (
     ReadSpec,
@@ -59,7 +59,7 @@ def sqlite_bound(value: datetime, zone: ZoneInfo, where: str) -> str:
     ('D1 00:00:00') would be after the date alone ('D1'), which would fall into the day
     before; and a 'T' sorts after a ' ', so no text with a time is right for both.
     """
-    wall = _naive_wall(value, zone)
+    wall = naive_wall(value, zone)
     day = wall.date()
     # the day's first instant: midnight, or the end of a DST gap that swallows it (fold=0)
     first = datetime(day.year, day.month, day.day, tzinfo=zone)
@@ -86,6 +86,8 @@ class SqliteReader(Reader):
     """
 
     def batches(self, spec: ReadSpec) -> Iterator[pa.RecordBatch]:
+        """The rows through ADBC, typed by the declared types; a column whose storage classes
+        decide its type is read split and joined back (`sqlite_split`)."""
         import adbc_driver_sqlite.dbapi as adbc_sqlite
 
         path = self.url.split(":///", 1)[1] if ":///" in self.url else self.url
@@ -100,24 +102,24 @@ class SqliteReader(Reader):
             raise classify(error, self.where) from None
         with classified(self.where, conn.close), conn.cursor() as cur:
             cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(spec.batch_rows)})
-            declared = _sqlite_declared(path, sql)
+            declared = sqlite_declared(path, sql)
             if spec.audits_cursor:
                 self._audit_cursor(path, spec, declared)
             positional = to_positional(sql, "qmark", dialect="sqlite")
             layout = self._layout(cur, positional, values, declared, spec)
-            read = sql if layout is None else _split_select(sql, layout)
+            read = sql if layout is None else split_select(sql, layout)
             cur.execute(to_positional(read, "qmark", dialect="sqlite"), parameters=values or None)
             reader: Any = cur.fetch_record_batch()
             if layout is not None:
-                reader = _Joined(reader, layout, self.where)
+                reader = JoinedColumns(reader, layout, self.where)
             if spec.query:
                 sqlite_distinct_columns(reader.schema.names, self.where)
-            _check_cursor(spec, reader.schema.names, self.where, "sqlite")
-            overrides, when_empty = _sqlite_types(
+            check_cursor(spec, reader.schema.names, self.where, "sqlite")
+            overrides, when_empty = sqlite_result_types(
                 declared, reader.schema, table=spec.table is not None
             )
-            fixes = _sqlite_fixes(spec.table, overrides)
-            yield from _stream(reader, self.where, overrides, when_empty, fixes)
+            fixes = sqlite_fixes(spec.table, overrides)
+            yield from cast_batches(reader, self.where, overrides, when_empty, fixes)
 
     def _layout(
         self, cur: Any, sql: str, values: list[str], declared: dict[str, str], spec: ReadSpec
@@ -126,14 +128,14 @@ class SqliteReader(Reader):
         its split read gives (a DECIMAL(p,s) as text, for an exact cast). None overall
         when every column is read as it is: the table is then read once."""
         table = spec.table is not None
-        unsettled = _sqlite_unsettled(declared, table)
-        found = _sqlite_classes(cur, sql, values, unsettled) if unsettled else []
+        unsettled = sqlite_unsettled(declared, table)
+        found = sqlite_classes(cur, sql, values, unsettled) if unsettled else []
         chosen = {
-            column: _sqlite_choice(self.where, column, found[5 * i : 5 * i + 5])
+            column: sqlite_choice(self.where, column, found[5 * i : 5 * i + 5])
             for i, column in enumerate(unsettled)
         }
         for column, kind in declared.items():
-            if table and pa.types.is_decimal(_sqlite_type(kind) or pa.null()):
+            if table and pa.types.is_decimal(sqlite_type(kind) or pa.null()):
                 chosen[column] = pa.string()
         if not any(chosen.values()):
             return None
@@ -146,18 +148,18 @@ class SqliteReader(Reader):
         has no date type: times are text (ISO 8601), in a column declared DATE, DATETIME,
         TIMESTAMP, TEXT or nothing. One pass over the column (not served by an index, as
         a count of NULLs alone would be: SQLite sources are small). First, a cursor that
-        is no column is refused by name: SQLite would read it as text (`_check_cursor`)."""
+        is no column is refused by name: SQLite would read it as text (`check_cursor`)."""
         import sqlite3
 
         assert spec.cursor
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
             names = [d[0] for d in conn.execute(columns_probe(spec)).description]
-            _check_cursor(spec, names, self.where, "sqlite")
-            # SQLite matches names in any letter case (A-Z), as `_check_cursor` does
+            check_cursor(spec, names, self.where, "sqlite")
+            # SQLite matches names in any letter case (A-Z), as `check_cursor` does
             cursor = spec.cursor.lower()
             kind = next((k for c, k in declared.items() if c.lower() == cursor), "")
-            if _sqlite_affinity(kind) in (pa.int64(), pa.float64(), pa.binary()):
+            if sqlite_affinity(kind) in (pa.int64(), pa.float64(), pa.binary()):
                 raise self._not_a_time(spec, f"declared {kind}")
             row = conn.execute(sqlite_cursor_audit(spec)).fetchone()
         finally:

@@ -11,7 +11,7 @@ from typing import Any
 import pyarrow as pa
 
 from onceflow.errors import SourceError
-from onceflow.extract.readers.sqlite_types import _sqlite_affinity, _sqlite_type
+from onceflow.extract.readers.sqlite_types import sqlite_affinity, sqlite_type
 from onceflow.extract.sql import quote_ident
 
 # A column whose declared type does not settle its values' storage class (none, or
@@ -34,18 +34,18 @@ _AS_BLOB = "CASE WHEN typeof({c}) = 'blob' THEN {c} ELSE x'' END"
 _EXACT_IN_DOUBLE = 2**53
 
 
-def _sqlite_unsettled(declared: dict[str, str], table: bool) -> list[str]:
+def sqlite_unsettled(declared: dict[str, str], table: bool) -> list[str]:
     """The columns whose storage classes decide their type: no declared type, or NUMERIC
     affinity (`NUMERIC`, `DECIMAL`, a query's `DECIMAL(p,s)`), where no declaration is
     applied."""
     return [
         column
         for column, kind in declared.items()
-        if _sqlite_affinity(kind) is None and not (table and _sqlite_type(kind) is not None)
+        if sqlite_affinity(kind) is None and not (table and sqlite_type(kind) is not None)
     ]
 
 
-def _sqlite_classes(cur: Any, sql: str, values: list[str], columns: list[str]) -> list[Any]:
+def sqlite_classes(cur: Any, sql: str, values: list[str], columns: list[str]) -> list[Any]:
     """For each column, whether it holds integers, reals, text, blobs, and integers a
     double cannot hold: one aggregate pass over the result (in the read's transaction)."""
     parts = []
@@ -61,7 +61,7 @@ def _sqlite_classes(cur: Any, sql: str, values: list[str], columns: list[str]) -
     return [bool(v) for v in row]
 
 
-def _sqlite_choice(where: str, column: str, found: Sequence[bool]) -> pa.DataType | None:
+def sqlite_choice(where: str, column: str, found: Sequence[bool]) -> pa.DataType | None:
     """The type that holds every value of a column exactly, from the storage classes it
     holds; None for int64 (or no value), which the driver reads as it is."""
     integer, real, text, blob, big = found
@@ -88,7 +88,7 @@ def _int64_scalar(value: int) -> Any:
     return pa.Array.from_buffers(pa.int64(), 1, [None, data])[0]
 
 
-class _Joined:
+class JoinedColumns:
     """The driver's batches with each split column joined back into one column."""
 
     def __init__(
@@ -153,7 +153,7 @@ def _width(wanted: pa.DataType) -> int:
     return 3 if pa.types.is_string(wanted) else 2
 
 
-def _split_select(sql: str, layout: list[tuple[str, pa.DataType | None]]) -> str:
+def split_select(sql: str, layout: list[tuple[str, pa.DataType | None]]) -> str:
     """`sql` with its split columns read as their class, double and text (or blob)."""
     out = []
     for name, wanted in layout:

@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 _SQLITE_DECIMAL = re.compile(r"^\s*(?:DECIMAL|NUMERIC)\s*\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)")
 
 
-def _sqlite_type(declared: str) -> pa.DataType | None:
+def sqlite_type(declared: str) -> pa.DataType | None:
     """The Arrow type a column's declared type asks for, where storage alone would lose it."""
     kind = declared.upper()
     if m := _SQLITE_DECIMAL.match(kind):
@@ -32,7 +32,7 @@ def _sqlite_type(declared: str) -> pa.DataType | None:
     return None
 
 
-def _sqlite_affinity(declared: str) -> pa.DataType | None:
+def sqlite_affinity(declared: str) -> pa.DataType | None:
     """The Arrow type of the values a column's declared type lets SQLite store, by its
     affinity rules (https://sqlite.org/datatype3.html, 3.1, in their order), where the
     affinity decides it: INTEGER -> int64, TEXT -> string, BLOB -> binary, REAL ->
@@ -54,7 +54,7 @@ def _sqlite_affinity(declared: str) -> pa.DataType | None:
 _NEVER_INTEGER = (pa.string(), pa.float64())
 
 
-def _sqlite_declared(path: str, sql: str) -> dict[str, str]:
+def sqlite_declared(path: str, sql: str) -> dict[str, str]:
     """Each result column's declared type: a column read straight from a table has its
     table's declaration, an expression none (''). Read from a temporary view of the
     query (its window markers as NULL), which SQLite describes as it would a table;
@@ -75,7 +75,7 @@ def _sqlite_declared(path: str, sql: str) -> dict[str, str]:
     return {str(column): str(declared or "") for column, declared in rows}
 
 
-def _sqlite_types(
+def sqlite_result_types(
     declared: dict[str, str], driver: pa.Schema, table: bool
 ) -> tuple[dict[str, pa.DataType], dict[str, pa.DataType]]:
     """The overrides of a SQLite result, and the types of an empty one.
@@ -89,10 +89,10 @@ def _sqlite_types(
     overrides: dict[str, pa.DataType] = {}
     when_empty: dict[str, pa.DataType] = {}
     for column, kind in declared.items():
-        if table and (wanted := _sqlite_type(kind)) is not None:
+        if table and (wanted := sqlite_type(kind)) is not None:
             overrides[column] = wanted
             continue
-        affinity = _sqlite_affinity(kind)
+        affinity = sqlite_affinity(kind)
         if affinity is None:
             continue
         when_empty[column] = affinity
@@ -102,10 +102,10 @@ def _sqlite_types(
     return overrides, when_empty
 
 
-def _sqlite_fixes(table: str | None, overrides: dict[str, pa.DataType]) -> dict[str, str]:
+def sqlite_fixes(table: str | None, overrides: dict[str, pa.DataType]) -> dict[str, str]:
     """The fix for each column read as a date or timestamp from its declared type, when
     its text is not one ('2025-01-01T10:00:00Z', '+02:00', '2025-1-5'): SQLite keeps
-    whatever text was written. A query's columns keep their stored types (`_sqlite_types`),
+    whatever text was written. A query's columns keep their stored types (`sqlite_result_types`),
     so a query reads that text as it is."""
     fixes: dict[str, str] = {}
     for column, kind in overrides.items():
