@@ -19,7 +19,12 @@ if TYPE_CHECKING:
     from onceflow.state.lease import Lease, describe_lock, force_release
     from onceflow.state.locks import LockRecord
     from onceflow.state.queue import Job, JobSpec, TenantQueueStatus
-    from onceflow.state.rules import HistoryRecord, RuleResultRecord, ValidationRecord
+    from onceflow.state.rules import (
+        HistoryRecord,
+        RuleResultRecord,
+        StatementRecord,
+        ValidationRecord,
+    )
     from onceflow.state.runs import RunRecord
     from onceflow.state.scheduled_runs import (
         RUN_STATES,
@@ -48,6 +53,7 @@ _WHERE = {
     "TenantQueueStatus": "onceflow.state.queue",
     "HistoryRecord": "onceflow.state.rules",
     "RuleResultRecord": "onceflow.state.rules",
+    "StatementRecord": "onceflow.state.rules",
     "ValidationRecord": "onceflow.state.rules",
     "RunRecord": "onceflow.state.runs",
     "RUN_STATES": "onceflow.state.scheduled_runs",
@@ -81,6 +87,7 @@ __all__ = [
     "RunRecord",
     "RunSpec",
     "ScheduledRunRecord",
+    "StatementRecord",
     "Store",
     "TenantQueueStatus",
     "TransitionRecord",

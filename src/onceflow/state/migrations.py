@@ -459,4 +459,26 @@ MIGRATIONS.append(
     )
 )
 
+MIGRATIONS.append(
+    (
+        14,
+        "the SQL of rule results, each statement once per table and data",
+        [
+            # A fused query serves hundreds of rules: stored in each one's result, 2,002
+            # rules on one table held 145 MB a validation (each rule its whole ~66 KB
+            # chunk). A result now names its statements by digest; the text is here,
+            # once per (table, data fingerprint), and goes with the results on that data.
+            """CREATE TABLE rule_statements (
+                pipeline TEXT COLLATE "C" NOT NULL,
+                table_key TEXT COLLATE "C" NOT NULL,
+                fingerprint TEXT COLLATE "C" NOT NULL,
+                digest TEXT COLLATE "C" NOT NULL,
+                sql TEXT COLLATE "C" NOT NULL,
+                created_at TEXT COLLATE "C" NOT NULL,
+                PRIMARY KEY (pipeline, table_key, fingerprint, digest)
+            )""",
+        ],
+    )
+)
+
 LATEST_VERSION = MIGRATIONS[-1][0]

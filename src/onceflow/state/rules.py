@@ -5,6 +5,10 @@
                    so a killed validation resumes with only the rules not yet saved.
                    `metrics` holds the partial aggregate state that an incremental run on
                    a grown Delta table merges (source_id = table id, source_version).
+    rule_statements  the SQL the results name, each statement once per (pipeline, table,
+                   data fingerprint), by digest: a fused query serves hundreds of rules,
+                   so a result holds its statements' digests, not their text. Saved with
+                   the result that first names it; pruned and reset with the results.
     validations    one row per validation of a table: when, on what, how it ended.
     rule_history   each rule's outcome and pass rate per validation (the HTML report's chart).
     seed_state_files  the seed validator's JSON state files seen, one row per content: so
@@ -36,6 +40,15 @@ _SAVE = (
     "created_at = excluded.created_at"
 )
 _FIND = "SELECT * FROM rule_results WHERE pipeline = ? AND table_key = ? AND fingerprint = ?"
+_SAVE_STATEMENT = (
+    "INSERT INTO rule_statements (pipeline, table_key, fingerprint, digest, sql, created_at) "
+    "VALUES (?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (pipeline, table_key, fingerprint, digest) DO NOTHING"
+)
+_STATEMENTS = (
+    "SELECT digest, sql FROM rule_statements WHERE pipeline = ? AND table_key = ? "
+    "AND fingerprint = ?"
+)
 _STATES = (
     "SELECT * FROM rule_results WHERE pipeline = ? AND table_key = ? AND source_id = ? "
     "AND source_version < ? AND metrics IS NOT NULL ORDER BY source_version DESC, created_at DESC"
@@ -64,6 +77,11 @@ _PRUNE_RESULTS = (
 # validation answered wholly from the cache)
 _PRUNE_PASSES = (
     "DELETE FROM quarantine_passes WHERE pipeline = ? AND table_key = ? AND fingerprint NOT IN ("
+    "SELECT fingerprint FROM rule_results WHERE pipeline = ? AND table_key = ?)"
+)
+# a statement is kept while results on its data are (they are what names it)
+_PRUNE_STATEMENTS = (
+    "DELETE FROM rule_statements WHERE pipeline = ? AND table_key = ? AND fingerprint NOT IN ("
     "SELECT fingerprint FROM rule_results WHERE pipeline = ? AND table_key = ?)"
 )
 # validations older than the table's `keep`-th newest, with their history rows
@@ -105,6 +123,17 @@ class RuleResultRecord:
 
 
 @dataclass(frozen=True)
+class StatementRecord:
+    """One statement a stored result names (by `digest`), on one table's data."""
+
+    pipeline: str
+    table_key: str
+    fingerprint: str
+    digest: str
+    sql: str
+
+
+@dataclass(frozen=True)
 class ValidationRecord:
     """One validation of one table (a stage: post_load on the table, pre_load on a file)."""
 
@@ -141,18 +170,32 @@ class HistoryRecord:
 
 
 class Rules:
-    """The `rule_results`, `validations`, `rule_history`, `seed_state_files` and
-    `quarantine_passes` tables."""
+    """The `rule_results`, `rule_statements`, `validations`, `rule_history`,
+    `seed_state_files` and `quarantine_passes` tables."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def save(self, records: Sequence[RuleResultRecord]) -> None:
-        """Store results (replacing the same rule, hash and fingerprint), in one transaction."""
-        if not records:
+    def save(
+        self, records: Sequence[RuleResultRecord], statements: Sequence[StatementRecord] = ()
+    ) -> None:
+        """Store results (replacing the same rule, hash and fingerprint), with the
+        statements they name that are not stored yet (one already stored on that data is
+        kept as it is), in one transaction."""
+        if not records and not statements:
             return
         stamp = now_iso()
         with self.db.transaction() as tx:
+            if statements:
+                tx.executemany(
+                    _SAVE_STATEMENT,
+                    [
+                        (s.pipeline, s.table_key, s.fingerprint, s.digest, s.sql, stamp)
+                        for s in statements
+                    ],
+                )
+            if not records:
+                return
             tx.executemany(
                 _SAVE,
                 [
@@ -178,6 +221,12 @@ class Rules:
         with self.db.transaction() as tx:
             rows = tx.execute(_FIND, (pipeline, table_key, fingerprint)).fetchall()
         return rows_as(RuleResultRecord, rows)
+
+    def statements(self, pipeline: str, table_key: str, fingerprint: str) -> dict[str, str]:
+        """The statements stored results of a table on this data name: digest -> SQL."""
+        with self.db.transaction() as tx:
+            rows = tx.execute(_STATEMENTS, (pipeline, table_key, fingerprint)).fetchall()
+        return {str(r["digest"]): str(r["sql"]) for r in rows}
 
     def get(
         self, pipeline: str, table_key: str, rule_name: str, rule_hash: str, fingerprint: str
@@ -335,6 +384,7 @@ class Rules:
                     ).rowcount
                 )
             removed = int(tx.execute(f"DELETE FROM rule_results WHERE {where}", params).rowcount)
+            tx.execute(f"DELETE FROM rule_statements WHERE {where}", params)
             tx.execute(f"DELETE FROM quarantine_passes WHERE {where}", params)
             tx.execute(f"DELETE FROM rule_history WHERE {where}", params)
             tx.execute(f"DELETE FROM validations WHERE {where}", params)
@@ -353,6 +403,7 @@ class Rules:
                 ).rowcount
             )
             tx.execute(_PRUNE_PASSES, (pipeline, table_key, pipeline, table_key))
+            tx.execute(_PRUNE_STATEMENTS, (pipeline, table_key, pipeline, table_key))
             row = tx.execute(_OLDEST_KEPT, (pipeline, table_key, keep_history - 1)).fetchone()
             if row is not None:
                 old = (

@@ -8,7 +8,11 @@ Outcomes:
     skipped  the rule was not run: its table's load failed
 
 The JSON form (`ValidationReport.as_dict`) follows `report.schema.json`, shipped beside
-this module (`SCHEMA_PATH`).
+this module (`SCHEMA_PATH`). A table's statements are in it once, in the table's `sql`,
+and each result names its own by index (`sql_refs`): a fused query serves hundreds of
+rules, and 2,002 rules that each repeated their ~66 KB chunk made a 144 MB report.
+In Python, `RuleResult.sql` is the rule's statements as text (the same string objects
+its table's other results hold, so nothing is copied).
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ from typing import Any
 PASS, WARN, FAIL, ERROR, SKIPPED = "pass", "warn", "fail", "error", "skipped"
 OUTCOMES = (PASS, WARN, FAIL, ERROR, SKIPPED)
 SCHEMA_PATH = Path(__file__).with_name("report.schema.json")
-REPORT_FORMAT = "onceflow.validation-report/1"
+# 2: a table's statements once, in its `sql`; a result's `sql_refs` index them (1: each
+# result held its statements' text, `sql`)
+REPORT_FORMAT = "onceflow.validation-report/2"
 
 
 @dataclass
@@ -44,6 +50,8 @@ class RuleResult:
     failing_percent: float | None = None  # of total_rows
     failing_percent_non_null: float | None = None  # of evaluated_rows
     samples: list[dict[str, Any]] = field(default_factory=list)
+    # the statements the rule took part in, as text (a cached result's ran before); in
+    # the JSON report, indexes into its table's `sql` (`sql_refs`)
     sql: list[str] = field(default_factory=list)
     duration_seconds: float = 0.0
     fingerprint: str | None = None
@@ -72,10 +80,18 @@ class RuleResult:
         """The rule held (outcome pass); warn, fail, error and skipped did not."""
         return self.outcome == PASS
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self, sql_refs: list[int] | None = None) -> dict[str, Any]:
         """JSON-ready form (a shallow copy: dataclasses.asdict deep-copies every sample
-        row, 0.4 s for 100 rules' samples)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        row, 0.4 s for 100 rules' samples); with `sql_refs`, the report's form: those
+        indexes into the table's statements in place of `sql`'s text."""
+        if sql_refs is None:
+            return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {
+            ("sql_refs" if f.name == "sql" else f.name): (
+                sql_refs if f.name == "sql" else getattr(self, f.name)
+            )
+            for f in fields(self)
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RuleResult:
@@ -101,6 +117,16 @@ def count_outcomes(results: Iterable[RuleResult]) -> dict[str, int]:
     return out
 
 
+def sql_index(results: Iterable[RuleResult]) -> tuple[list[str], list[list[int]]]:
+    """The statements of `results`, each once in the order first named, and each
+    result's statements as indexes into them. (A rule's statements are string objects
+    shared with its table's other rules, whose hash Python keeps: a 66 KB fused query
+    is hashed once, not once a rule.)"""
+    index: dict[str, int] = {}
+    refs = [[index.setdefault(s, len(index)) for s in r.sql] for r in results]
+    return list(index), refs
+
+
 @dataclass
 class TableReport:
     """The rules of one table (or one file) and how they were run."""
@@ -124,6 +150,12 @@ class TableReport:
     def counts(self) -> dict[str, int]:
         """Rules per outcome."""
         return count_outcomes(self.results)
+
+    @property
+    def sql(self) -> list[str]:
+        """Every statement behind the results, each once, in the order they name them
+        (a cached result's ran on an earlier validation): the JSON report's `sql`."""
+        return sql_index(self.results)[0]
 
     @property
     def total_rules(self) -> int:
@@ -158,7 +190,9 @@ class TableReport:
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         data = {f.name: getattr(self, f.name) for f in fields(self)}
-        data["results"] = [r.as_dict() for r in self.results]
+        statements, refs = sql_index(self.results)
+        data["sql"] = statements
+        data["results"] = [r.as_dict(n) for r, n in zip(self.results, refs, strict=True)]
         data["counts"] = self.counts()
         data["status"] = self.status
         return data

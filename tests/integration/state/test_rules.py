@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from onceflow.state import HistoryRecord, RuleResultRecord, Store
+from onceflow.state import HistoryRecord, RuleResultRecord, StatementRecord, Store
 
 
 def _record(
@@ -160,3 +160,34 @@ def test_a_quarantine_pass_is_noted_per_data_and_goes_with_its_results(store: St
     assert store.rules.quarantined("p", "s.t", "f2") == ("rules1", "id@1")
     store.rules.reset("p", "s.t")
     assert store.rules.quarantined("p", "s.t", "f2") is None
+
+
+def _statement(digest: str, fingerprint: str, sql: str, table: str = "s.t") -> StatementRecord:
+    return StatementRecord("p", table, fingerprint, digest, sql)
+
+
+def test_statements_are_kept_once_per_table_and_data_and_go_with_their_results(
+    store: Store,
+) -> None:
+    for n in (1, 2):
+        stamp = f"2026-01-0{n}T00:00:00+00:00"
+        record = RuleResultRecord(**{**vars(_record("a", f"f{n}")), "created_at": stamp})
+        store.rules.save([record], [_statement("d1", f"f{n}", "SELECT 1")])
+    # a second result naming it again changes nothing; one on other data has its own
+    store.rules.save([_record("b", "f2")], [_statement("d1", "f2", "SELECT 'other'")])
+    store.rules.save([], [_statement("d2", "f2", "SELECT 2")])
+    store.rules.save([_record("a", "f1", table="s.u")], [_statement("d1", "f1", "U", "s.u")])
+    assert store.rules.statements("p", "s.t", "f1") == {"d1": "SELECT 1"}
+    assert store.rules.statements("p", "s.t", "f2") == {"d1": "SELECT 1", "d2": "SELECT 2"}
+    assert store.rules.statements("p", "s.u", "f1") == {"d1": "U"}
+    assert store.rules.statements("p", "s.t", "f3") == {}
+    store.rules.prune("p", "s.t", keep_results=1)  # f1's results gone: its statements too
+    assert store.rules.statements("p", "s.t", "f1") == {}
+    assert set(store.rules.statements("p", "s.t", "f2")) == {"d1", "d2"}
+    assert store.rules.reset("p", "s.t", "a") == 1  # one rule's: the data's others name them
+    assert set(store.rules.statements("p", "s.t", "f2")) == {"d1", "d2"}
+    store.rules.reset("p", "s.t")
+    assert store.rules.statements("p", "s.t", "f2") == {}
+    assert store.rules.statements("p", "s.u", "f1") == {"d1": "U"}
+    store.rules.reset("p")
+    assert store.rules.statements("p", "s.u", "f1") == {}
