@@ -307,7 +307,8 @@ def _checkpoint_transactions(root: Path, upto: int) -> tuple[int, dict[str, int]
             parts.append(path)
     state: dict[str, int] = {}
     for path in sorted(parts):
-        column = pq.read_table(path, columns=["txn"]).column("txn")
+        # one row per action: most are the table's data files, with no transaction
+        column = pq.read_table(path, columns=["txn"]).column("txn").drop_null()
         for txn in column.to_pylist():
             _take(txn, state)
     return best, state
