@@ -189,3 +189,127 @@ def test_a_refused_file_into_an_all_int64_table_says_how_to_rebuild_it() -> None
     with pytest.raises(LoadError, match="a `query:` that casts the column") as refused:
         warehouse.check_schema(mixed, incoming, "f.parquet")
     assert "SQLite" not in str(refused.value)
+
+
+def _loader_commit(uri: str, n: int, *, verified: int = -1) -> None:
+    """A commit as the loader makes it: the file's markers, and the version its markers
+    were read at (`onceflow.verified`), with no rebase over a concurrent commit."""
+    applied = markers.Applied(_id(n), f"{n:064x}", f"b{n}", "2025-01-01")
+    props = markers.commit_properties(applied, verified=verified)
+    write_deltalake(uri, pa.table({"x": [n]}), mode="append", commit_properties=props)
+
+
+def _commit_files_read(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Names of the table's commit files (`_delta_log/<version>.json`) that Python reads."""
+    read: list[str] = []
+    real = Path.read_text
+
+    def counting(self: Path, *args: object, **kwargs: object) -> str:
+        if self.parent.name == "_delta_log" and self.suffix == ".json":
+            read.append(self.name)
+        return real(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "read_text", counting)
+    return read
+
+
+def test_markers_of_a_long_log_read_only_its_tail_and_its_history_when_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uri = str(tmp_path / "t")
+    for n in range(40):  # one commit per file, each verified up to the version before it
+        _loader_commit(uri, n, verified=n - 1)
+    markers.forget_cached_markers()  # a new process: nothing cached
+    read = _commit_files_read(monkeypatch)
+    view = markers.read_markers(DeltaTable(uri))
+    assert view.held_ids() == sorted(_id(n) for n in range(40))
+    assert view.version == 39 and view.verified == 38
+    # the commits a checkpoint-less log needs for the markers (all 40 here, as delta-rs
+    # replays them too), and the one commit after the verified version for restores: the
+    # commit metadata of the other 39 are not parsed again for where each file was applied
+    assert len(read) <= 40 + 2, read
+    assert not view.history.loaded
+    read.clear()
+    assert view.commits[_id(3)].version == 3 and view.oldest_version == 0  # read when asked
+    assert view.history.loaded and len(read) == 40
+    whole = markers._read_local(tmp_path / "t", DeltaTable(uri), None, whole=True)
+    assert whole is not None and whole.commits == view.commits
+
+
+def test_markers_after_a_checkpoint_read_the_commits_after_it_not_the_whole_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uri = str(tmp_path / "t")
+    for n in range(45):
+        _loader_commit(uri, n, verified=n - 1)
+        warehouse.checkpoint_if_due(DeltaTable(uri))  # as each load ends
+    markers.forget_cached_markers()
+    read = _commit_files_read(monkeypatch)
+    view = markers.read_markers(DeltaTable(uri))
+    assert view.held_ids() == sorted(_id(n) for n in range(45))
+    # the checkpoint at 39 holds the markers of 0..39: only 40..44 and the oldest commit
+    # (whether the log may hold markers from before identities) are read
+    assert set(read) == {f"{n:020d}.json" for n in (0, 40, 41, 42, 43, 44)}, read
+
+
+def _assert_same_as_whole_read(uri: str) -> None:
+    markers.forget_cached_markers()
+    fast = markers.read_markers(DeltaTable(uri))
+    whole = markers._read_local(Path(uri), DeltaTable(uri), None, whole=True)
+    assert whole is not None
+    assert (fast.held, fast.version, fast.verified, fast.restores, fast.repairs) == (
+        whole.held,
+        whole.version,
+        whole.verified,
+        whole.restores,
+        whole.repairs,
+    )
+    assert (fast.commits, fast.oldest_version) == (whole.commits, whole.oldest_version)
+
+
+def test_markers_read_from_the_tail_equal_a_read_of_the_whole_log(tmp_path: Path) -> None:
+    uri = str(tmp_path / "t")
+    for n in range(12):
+        _loader_commit(uri, n, verified=n - 1)
+    _assert_same_as_whole_read(uri)
+    # onceflow's own rewind: a restore naming what it undoes
+    DeltaTable(uri).restore(8, commit_properties=markers.commit_properties(undone=[_id(9)]))
+    _assert_same_as_whole_read(uri)
+    _loader_commit(uri, 20, verified=12)
+    _assert_same_as_whole_read(uri)
+    # another writer's RESTORE after the verified version: found from the tail alone
+    DeltaTable(uri).restore(5)
+    restored = markers.read_markers(DeltaTable(uri))
+    assert restored.restores and restored.repairs
+    _assert_same_as_whole_read(uri)
+    # the loader's correction, and more files
+    dt = DeltaTable(uri)
+    markers.commit_markers(dt, markers.repair_properties(markers.read_markers(dt)))
+    for n in range(21, 25):
+        _loader_commit(uri, n, verified=DeltaTable(uri).version())
+    _assert_same_as_whole_read(uri)
+    # a restore by another writer to a version that was itself a restore's (14)
+    DeltaTable(uri).restore(14)
+    _assert_same_as_whole_read(uri)
+    dt = DeltaTable(uri)
+    markers.commit_markers(dt, markers.repair_properties(markers.read_markers(dt)))
+    # then a checkpoint, and the commits before it cleaned from the log
+    for n in range(25, 40):
+        _loader_commit(uri, n, verified=DeltaTable(uri).version())
+        warehouse.checkpoint_if_due(DeltaTable(uri))
+    _assert_same_as_whole_read(uri)
+    for number in range(0, 20):
+        (Path(uri) / "_delta_log" / f"{number:020d}.json").unlink()
+    _assert_same_as_whole_read(uri)
+
+
+def test_an_unverified_log_is_read_whole(tmp_path: Path) -> None:
+    """A table with commits before the verified version existed (or before identities)
+    is read as before: every commit it keeps, with its history."""
+    uri = str(tmp_path / "t")
+    for n in range(5):
+        _commit(uri, n)
+    markers.forget_cached_markers()
+    view = markers.read_markers(DeltaTable(uri))
+    assert view.history.loaded and view.verified == -1
+    assert view.commits[_id(4)].version == 4

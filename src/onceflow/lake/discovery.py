@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import glob
 import logging
 import os
@@ -91,10 +92,11 @@ class SourceFile:
     #: The run date its place in the extract layout says (<yyyymm>/<dd>/), if it has one.
     day: date | None = None
 
-    @property
+    @functools.cached_property
     def order(self) -> FileOrder:
         """Window order: the window's start (else the layout's day; files without either
-        first), then the identity in name order (`name_order`)."""
+        first), then the identity in name order (`name_order`). Worked out once per file:
+        a plan compares every file the table holds with the ones that move."""
         start = _EARLIEST
         if self.window_start:
             with contextlib.suppress(ValueError):

@@ -62,7 +62,7 @@ from onceflow.load.settings import (
 )
 from onceflow.redact import redact
 from onceflow.state import FileEntry, Store
-from onceflow.state.files import FILE_COMPLETED, FILE_FAILED, FileRecord
+from onceflow.state.files import FILE_COMPLETED, FILE_FAILED, FileRecord, FileState
 from onceflow.warehouse import (
     AUDIT_COLUMNS,
     arrow_schema,
@@ -233,12 +233,27 @@ class TableLoadResult:
         return data
 
 
-def reconcile(store: Store, tgt: LoadTarget, held: markers.TableMarkers) -> list[str]:
-    """Bring the tracker in line with what the table holds (the truth); returns the changes."""
+def reconcile(
+    store: Store,
+    tgt: LoadTarget,
+    held: markers.TableMarkers,
+    tracked: Mapping[str, FileState] | None = None,
+) -> list[str]:
+    """Bring the tracker in line with what the table holds (the truth); returns the changes.
+    `tracked`: the table's tracker rows (`Files.states`), when the caller read them."""
     notes = []
-    tracked = {r.file_id: r for r in store.files.find(tgt.uri)}
+    if tracked is None:
+        tracked = store.files.states(tgt.uri)
     for file_id in held.held_ids():
         rec = tracked.get(file_id)
+        if (
+            rec is not None
+            and held.holds(file_id, rec.checksum)
+            and rec.status == FILE_COMPLETED
+            and rec.loaded_checksum == rec.checksum
+        ):
+            continue  # the usual case, decided without the log's history
+        # a row to repair takes its commit's metadata, from the log's history
         commit = held.commits.get(file_id)
         checksum = commit.checksum if commit else None
         if rec is not None and held.holds(file_id, rec.checksum):
@@ -961,13 +976,16 @@ def load_table(
     started = time.monotonic()
     result = TableLoadResult(tgt.key, tgt.target, tgt.uri, tgt.cfg.strategy)
     try:
-        plan = _prepare(
+        prepared = _prepare(
             store, tgt, files, result, wait_from, wait_reason, limit=limit, check_lock=check_lock
         )
+        plan = prepared.plan
         _warn_lost(tgt, plan, result)
         if tgt.cfg.strategy == "overwrite":
             _warn_name_order(tgt, plan, files, result)
-        blocked = _check_replay(store, tgt, plan, gate) if plan.rewind is not None else None
+        blocked = (
+            _check_replay(store, tgt, plan, gate, prepared.dt) if plan.rewind is not None else None
+        )
         if plan.blocked is not None:
             blocked = _unreplayable(tgt, plan)
         if blocked is not None:
@@ -979,7 +997,7 @@ def load_table(
             except _NeedsEmpty:
                 rewind = plan.rewind
                 forced = Rewind(-1, rewind.undone, rewind.reason, rewind.cause)
-                plan = _prepare(
+                prepared = _prepare(
                     store,
                     tgt,
                     files,
@@ -990,8 +1008,11 @@ def load_table(
                     force_empty=forced,
                     check_lock=check_lock,
                 )
+                plan = prepared.plan
                 # a rebuild re-applies every file: each must pass before the table is emptied
-                blocked = _check_replay(store, tgt, plan, gate) if plan.rewind else None
+                blocked = (
+                    _check_replay(store, tgt, plan, gate, prepared.dt) if plan.rewind else None
+                )
                 if plan.blocked is not None:
                     blocked = _unreplayable(tgt, plan)
                 if blocked is not None:
@@ -1025,13 +1046,16 @@ def load_table(
         result.waiting = (
             f"{len(plan.waiting)} file(s) from {plan.waiting[0].file_id} wait: {plan.wait_reason}"
         )
-    _record_settings(tgt, check_lock)
+    # a load that tried no commit reads the table it planned from; any other, the table
+    # as its commits left it (opened once, for the settings record and the checkpoint)
+    quiet = not plan.steps and plan.rewind is None and not prepared.committed
+    latest = _record_settings(tgt, check_lock, prepared.dt if quiet else _OPEN)
     if any(
         f.action in ("loaded", "replaced", "replayed", "unchanged", "superseded")
         for f in result.files
     ):
         try:
-            checkpoint_if_due(open_table(tgt.uri))
+            checkpoint_if_due(open_table(tgt.uri) if latest is None else latest)
         except BaseException as error:  # delta-rs panics are BaseExceptions
             if isinstance(error, KeyboardInterrupt | SystemExit):
                 raise
@@ -1057,18 +1081,26 @@ def _refuse_other_settings(tgt: LoadTarget, dt: Any) -> None:
     )
 
 
-def _record_settings(tgt: LoadTarget, check_lock: Callable[[], None]) -> None:
+#: `_record_settings` opens the table itself.
+_OPEN = object()
+
+
+def _record_settings(tgt: LoadTarget, check_lock: Callable[[], None], dt: Any = _OPEN) -> Any:
     """Write the table's settings as its table property when it does not hold them: just
     created (its creating commit says them), restored to before the property (a rewind
     to version 0), or created before the record (from `tgt.cfg`, unless `tgt.record` is
-    False). Not a failure when it cannot: the load is done, and the next one tries again."""
+    False). Not a failure when it cannot: the load is done, and the next one tries again.
+
+    `dt`: the table as it is now (None: there is none), else it is opened. Returns it
+    when nothing was written to it, else None (read it again to see the record)."""
     try:
-        dt = open_table(tgt.uri)
+        if dt is _OPEN:
+            dt = open_table(tgt.uri)
         record = read_record(dt)
         if dt is None or (record is not None and record.in_property):
-            return
+            return dt
         if record is None and not tgt.record:
-            return
+            return dt
         settings = record.settings if record is not None else Settings.of(tgt.cfg)
         check_lock()
         write_record(dt, settings)
@@ -1081,7 +1113,7 @@ def _record_settings(tgt: LoadTarget, check_lock: Callable[[], None]) -> None:
             redact(one_line(str(error)))[:200],
             extra={"table": tgt.key},
         )
-        return
+        return None
     why = "as its creating commit says" if record is not None else "it recorded none"
     log.info(
         "%s: recorded %s in the table's properties (%s)",
@@ -1090,6 +1122,7 @@ def _record_settings(tgt: LoadTarget, check_lock: Callable[[], None]) -> None:
         why,
         extra={"table": tgt.key},
     )
+    return None
 
 
 def _not_loaded(
@@ -1102,7 +1135,7 @@ def _not_loaded(
     try:
         done = {
             r.file_id: r.loaded_checksum
-            for r in store.files.find(tgt.uri)
+            for r in store.files.states(tgt.uri).values()
             if r.status == FILE_COMPLETED
         }
     except OnceflowError:  # the store failed: the error says so; no file can be counted
@@ -1190,6 +1223,17 @@ def _within(file: SourceFile, limit: datetime) -> bool:
     return datetime.fromisoformat(file.window_end).astimezone(UTC) <= limit
 
 
+@dataclass
+class _Prepared:
+    """A table's plan, and the table it was made from (`dt`, None: no table yet), opened
+    once under the table's lock: the checks before any commit read it again, not this."""
+
+    plan: Plan
+    dt: Any
+    #: Whether preparing committed to the table (another writer's restore, corrected).
+    committed: bool = False
+
+
 def _prepare(
     store: Store,
     tgt: LoadTarget,
@@ -1201,10 +1245,11 @@ def _prepare(
     limit: datetime | None = None,
     force_empty: Rewind | None = None,
     check_lock: Callable[[], None] | None = None,
-) -> Plan:
+) -> _Prepared:
     dt = open_table(tgt.uri)
     _refuse_other_settings(tgt, dt)
     held = markers.read_markers(dt, [f.file_id for f in files])
+    committed = bool(held.restores)
     if held.restores:
         note = correct_restores(tgt, dt, held, check_lock=check_lock)
         result.reconciled += [note] if note else []
@@ -1215,22 +1260,29 @@ def _prepare(
         # a replay in progress is finished by any load, whatever its date, or the table
         # would stay behind where it was with nothing saying so
         files = [f for f in files if _within(f, limit) or f.file_id in held.held]
-    notes = reconcile(store, tgt, held)
+    # one read of the table's tracker rows, in brief: they grow by a row per window
+    tracked = store.files.states(tgt.uri)
+    notes = reconcile(store, tgt, held, tracked)
     for note in notes:
         log.warning("%s: %s", tgt.key, note)
     result.reconciled += notes
-    store.files.register(
-        tgt.uri,
-        tgt.key,
-        tgt.pipeline,
-        [
-            FileEntry(f.file_id, f.path, f.window_start, f.size, f.modified_time, f.checksum)
-            for f in files
-        ],
-    )
+    entries = [
+        FileEntry(f.file_id, f.path, f.window_start, f.size, f.modified_time, f.checksum)
+        for f in files
+    ]
+    # a row that would change only in its time is not written again: the lake's files
+    # are all registered on every load, and most were registered as they are already
+    changed = [
+        e
+        for e in entries
+        if (state := tracked.get(e.file_id)) is None or state.registers(e, tgt.key, tgt.pipeline)
+    ]
+    if changed:
+        store.files.register(tgt.uri, tgt.key, tgt.pipeline, changed)
     if force_empty is not None:
-        held = markers.TableMarkers(held.held, {}, held.oldest_version, held.version)
-    return plan_table(tgt.cfg.strategy, files, held, wait_from=wait_from, wait_reason=wait_reason)
+        held = held.without_commits()
+    plan = plan_table(tgt.cfg.strategy, files, held, wait_from=wait_from, wait_reason=wait_reason)
+    return _Prepared(plan, dt, committed)
 
 
 @dataclass(frozen=True)
@@ -1249,7 +1301,9 @@ class _Blocked:
     tried: bool = True
 
 
-def _check_replay(store: Store, tgt: LoadTarget, plan: Plan, gate: Gate | None) -> _Blocked | None:
+def _check_replay(
+    store: Store, tgt: LoadTarget, plan: Plan, gate: Gate | None, dt: Any
+) -> _Blocked | None:
     """Before a rewind: can the replay re-apply every file it takes back?
 
     A rewind undoes windows the table holds; if one of them then cannot be applied again
@@ -1261,13 +1315,13 @@ def _check_replay(store: Store, tgt: LoadTarget, plan: Plan, gate: Gate | None) 
     the replayed files once more (streamed, a hash and a footer), a small cost next to
     re-applying them. `gate` (the pre-load rules) sees every file of the replay, as it
     did: its results are cached by file checksum, so the replay's own calls run no query.
+    `dt`: the table the plan was made from (its schema is what the files must fit).
     """
     assert plan.rewind is not None
     undone = set(plan.rewind.undone)
     needed = [i for i, s in enumerate(plan.steps) if s.file.file_id in undone]
     last = max(needed, default=-1)
-    records = {r.file_id: r for r in store.files.find(tgt.uri)}
-    dt = open_table(tgt.uri)
+    records = store.files.get_many(tgt.uri, [s.file.file_id for s in plan.steps])
     table_schema = arrow_schema(dt) if dt is not None else None
     for index, step in enumerate(plan.steps):
         if step.kind == "markers" or (index > last and gate is None):
@@ -1395,7 +1449,7 @@ def _refuse(
         for f in plan.skipped
         if limit is None or _within(f, limit)
     ]
-    records = {r.file_id: r for r in store.files.find(tgt.uri)}
+    records = store.files.get_many(tgt.uri, [s.file.file_id for s in plan.steps])
     waiting = 0
     for other in plan.steps:
         if other is step or other.kind == "markers":
@@ -1479,8 +1533,13 @@ def _run_steps(
     check_lock: Callable[[], None],
     gate: Gate | None = None,
 ) -> None:
-    records: dict[str, FileRecord] = {r.file_id: r for r in store.files.find(tgt.uri)}
-    instants = read_instants([*plan.skipped, *(s.file for s in plan.steps)])
+    records = store.files.get_many(tgt.uri, [s.file.file_id for s in plan.steps])
+    # only scd2 compares snapshot instants (`apply_step`)
+    instants = (
+        read_instants([*plan.skipped, *(s.file for s in plan.steps)])
+        if tgt.cfg.strategy == "scd2"
+        else None
+    )
     for step in plan.steps:
         rec = records.get(step.file.file_id)
         given_up = _given_up(tgt, step, rec)

@@ -10,6 +10,7 @@ branch on the backend.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import random
 import threading
@@ -181,6 +182,24 @@ class Database(ABC):
         """A Listener on `channel`, with its own connection."""
 
 
+@functools.cache
+def _converters(cls: type) -> tuple[tuple[str, Callable[[Any], Any] | None], ...]:
+    """Each field of a record dataclass and what makes a driver's value its annotated
+    type (None: taken as it is); worked out once per class, not once per row."""
+    out: list[tuple[str, Callable[[Any], Any] | None]] = []
+    for f in fields(cls):
+        kind = str(f.type)
+        convert: Callable[[Any], Any] | None = None
+        if kind.startswith("int"):
+            convert = int
+        elif kind.startswith("float"):
+            convert = float
+        elif kind.startswith("bool"):
+            convert = bool
+        out.append((f.name, convert))
+    return tuple(out)
+
+
 def record_from_row(cls: type[R], row: Mapping[str, Any]) -> R:
     """A record dataclass from a row: known columns only, driver values made plain.
 
@@ -188,19 +207,13 @@ def record_from_row(cls: type[R], row: Mapping[str, Any]) -> R:
     booleans as 0/1, so each field is converted to its annotated type.
     """
     values: dict[str, Any] = {}
-    for f in fields(cls):  # type: ignore[arg-type]
-        if f.name not in row:
+    for name, convert in _converters(cls):  # type: ignore[arg-type]
+        if name not in row:
             continue
-        value = row[f.name]
-        if value is not None:
-            kind = str(f.type)
-            if kind.startswith("int"):
-                value = int(value)
-            elif kind.startswith("float"):
-                value = float(value)
-            elif kind.startswith("bool"):
-                value = bool(value)
-        values[f.name] = value
+        value = row[name]
+        if value is not None and convert is not None:
+            value = convert(value)
+        values[name] = value
     return cls(**values)
 
 

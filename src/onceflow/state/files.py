@@ -78,6 +78,51 @@ class FileRecord:
 
 
 @dataclass(frozen=True)
+class FileState:
+    """What a load compares of one tracker row (`Files.states`): its status, the lake
+    file's checksum and the one the table holds, and what `register` records of the lake."""
+
+    file_id: str
+    status: str
+    checksum: str | None
+    loaded_checksum: str | None
+    pipeline: str
+    table_key: str
+    file_path: str | None
+    window_start: str | None
+    file_size: int | None
+    modified_time: str | None
+
+    def registers(self, entry: FileEntry, table_key: str, pipeline: str) -> bool:
+        """Whether `register` of `entry` would change this row (not only its time)."""
+        return (
+            self.pipeline,
+            self.table_key,
+            self.file_path,
+            self.window_start,
+            self.file_size,
+            self.modified_time,
+            self.checksum,
+        ) != (
+            pipeline,
+            table_key,
+            entry.file_path,
+            entry.window_start,
+            entry.file_size,
+            entry.modified_time,
+            entry.checksum,
+        )
+
+
+_STATE_COLUMNS = (
+    "file_id, status, checksum, loaded_checksum, pipeline, table_key, file_path, "
+    "window_start, file_size, modified_time"
+)
+#: How many file ids one `IN (...)` list holds (SQLite allows 32766 parameters).
+_IDS_PER_QUERY = 500
+
+
+@dataclass(frozen=True)
 class OrphanedFile:
     """A `processing` file whose owner can no longer finish it, and why."""
 
@@ -130,6 +175,26 @@ _RECORD_UNLOADED = (
 )
 
 
+def _records_of(tx: Tx, target: str, file_ids: Iterable[str]) -> list[FileRecord]:
+    """The rows of these files of one table (those tracked), read inside `tx`."""
+    wanted = sorted(set(file_ids))
+    out: list[FileRecord] = []
+    for at in range(0, len(wanted), _IDS_PER_QUERY):
+        chunk = wanted[at : at + _IDS_PER_QUERY]
+        marks = ", ".join("?" * len(chunk))
+        rows = tx.execute(
+            f"SELECT * FROM load_files WHERE target_uri = ? AND file_id IN ({marks})",
+            (target, *chunk),
+        ).fetchall()
+        out += rows_as(FileRecord, rows)
+    return out
+
+
+def _in_order(record: FileRecord) -> tuple[str, str, str]:
+    """The tracker's order (`_ORDER`): by table, window, identity (no window first)."""
+    return record.target_uri, record.window_start or "", record.file_id
+
+
 class Files:
     """The `load_files` table: the file tracker."""
 
@@ -140,7 +205,8 @@ class Files:
         self, target: str, table_key: str, pipeline: str, entries: Sequence[FileEntry]
     ) -> dict[str, FileRecord]:
         """Record what the lake holds now (new files pending; others keep their status)
-        and return every record of `target` by file identity."""
+        and return the records of these files by file identity (not the table's other
+        rows: a caller registers what changed, and a table's rows only grow)."""
         stamp = clock.now_iso()
         with self.db.transaction() as tx:
             tx.executemany(
@@ -163,10 +229,8 @@ class Files:
                     for e in entries
                 ],
             )
-            rows = tx.execute(
-                "SELECT * FROM load_files WHERE target_uri = ?" + _ORDER, (target,)
-            ).fetchall()
-        return {r.file_id: r for r in rows_as(FileRecord, rows)}
+            records = _records_of(tx, target, [e.file_id for e in entries])
+        return {r.file_id: r for r in sorted(records, key=_in_order)}
 
     def find(
         self,
@@ -184,6 +248,35 @@ class Files:
                 params.append(value)
         with self.db.transaction() as tx:
             return rows_as(FileRecord, tx.execute(sql + _ORDER, params).fetchall())
+
+    def states(self, target: str) -> dict[str, FileState]:
+        """Every row of one table in brief (`FileState`), by file identity: what a load
+        compares with what the table holds and what the lake holds, without building a
+        whole record per row (a table's rows grow by one per window, for good)."""
+        with self.db.transaction() as tx:
+            rows = tx.execute(
+                f"SELECT {_STATE_COLUMNS} FROM load_files WHERE target_uri = ?", (target,)
+            ).fetchall()
+        return {
+            r["file_id"]: FileState(
+                r["file_id"],
+                r["status"],
+                r["checksum"],
+                r["loaded_checksum"],
+                r["pipeline"],
+                r["table_key"],
+                r["file_path"],
+                r["window_start"],
+                None if r["file_size"] is None else int(r["file_size"]),
+                r["modified_time"],
+            )
+            for r in rows
+        }
+
+    def get_many(self, target: str, file_ids: Iterable[str]) -> dict[str, FileRecord]:
+        """The rows of these files of one table (those tracked), by file identity."""
+        with self.db.transaction() as tx:
+            return {r.file_id: r for r in _records_of(tx, target, file_ids)}
 
     def failed_among(self, paths: Iterable[str]) -> list[FileRecord]:
         """The failed rows of these lake files (by absolute path), e.g. a run's files."""

@@ -30,6 +30,13 @@ point need it. That point is the transaction `onceflow.verified` every loader co
 carries (the version its markers were read at): a read scans only the commitInfo of
 later versions for restores, never the whole history.
 
+Where each file was last applied (`TableMarkers.commits`: the version a rewind restores
+to, the metadata a rebuilt tracker row takes) needs every commit the log keeps, which
+grows by one per loaded file. A load that only adds windows after what the table holds
+needs none of it, so it is read from the log when first asked for, not with the markers:
+the markers themselves come from the newest checkpoint and the commits after it, and the
+restores from the commits after the verified version.
+
 Tables written before identities were kept (markers with an absolute `onceflow.file`
 and no per-file transaction) are read too: the identity is the path's last five parts.
 """
@@ -38,7 +45,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,7 +54,7 @@ import pyarrow.parquet as pq
 
 from onceflow.errors import LoadError
 from onceflow.lake.paths import LAYOUT_DEPTH
-from onceflow.warehouse import commit_infos, local_root
+from onceflow.warehouse import local_root, log_commit_infos
 from onceflow.warehouse.held import APP_PREFIX as APP_PREFIX
 from onceflow.warehouse.held import app_id as app_id
 from onceflow.warehouse.held import batch_id_for as batch_id_for
@@ -171,10 +178,43 @@ class ExternalRestore:
         return f"version {self.version} is a RESTORE to {target} by another writer"
 
 
+class History:
+    """The newest commit that applied each file (`Commit`), and the oldest version the
+    log still holds: read once, when first asked for (`read`), or given (`known`).
+
+    The read walks every commit file the log keeps; only a rewind's plan, a tracker row
+    rebuilt from the table, and a table with markers from before identities need it."""
+
+    def __init__(self, read: Callable[[], tuple[dict[str, Commit], int]]) -> None:
+        self._read: Callable[[], tuple[dict[str, Commit], int]] | None = read
+        self._value: tuple[dict[str, Commit], int] | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def known(cls, commits: dict[str, Commit], oldest: int) -> History:
+        """A history already read."""
+        history = cls(lambda: (commits, oldest))
+        history.get()
+        return history
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the log was read for it already."""
+        return self._value is not None
+
+    def get(self) -> tuple[dict[str, Commit], int]:
+        """The commits by file, and the oldest version the log holds (read now if not yet)."""
+        with self._lock:
+            if self._value is None:
+                assert self._read is not None
+                self._value, self._read = self._read(), None
+            return self._value
+
+
 @dataclass(frozen=True)
 class TableMarkers:
     """What a table says about lake files: which it holds (by checksum code) and where
-    in its log each was last applied.
+    in its log each was last applied (`commits`, read from the log when first asked for).
 
     `restores`: other writers' RESTOREs the log's own transactions do not reflect yet;
     `held` is then already corrected for them, and `repairs` are the transactions
@@ -182,12 +222,21 @@ class TableMarkers:
     """
 
     held: dict[str, int]
-    commits: dict[str, Commit]
-    oldest_version: int
+    history: History
     version: int
     verified: int = -1
     restores: tuple[ExternalRestore, ...] = ()
     repairs: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def commits(self) -> dict[str, Commit]:
+        """The newest commit that applied each file the log still names."""
+        return self.history.get()[0]
+
+    @property
+    def oldest_version(self) -> int:
+        """The oldest version whose commit the log still holds."""
+        return self.history.get()[1]
 
     def holds(self, file_id: str, checksum: str | None) -> bool:
         """True when the table holds this file with this content."""
@@ -197,8 +246,13 @@ class TableMarkers:
         """Every file the table holds."""
         return sorted(f for f, code in self.held.items() if code)
 
+    def without_commits(self) -> TableMarkers:
+        """The same files held, and no commit known for any of them: a plan from these
+        rewinds to an empty table (a restore of the version it wanted was impossible)."""
+        return TableMarkers(self.held, History(lambda: ({}, self.oldest_version)), self.version)
 
-_EMPTY = TableMarkers({}, {}, 0, -1)
+
+_EMPTY = TableMarkers({}, History.known({}, 0), -1)
 # The last markers read per table: a load reads the log once, then only what is newer.
 _cache: dict[str, TableMarkers] = {}
 _cache_lock = threading.Lock()
@@ -253,7 +307,8 @@ def _checkpoint_transactions(root: Path, upto: int) -> tuple[int, dict[str, int]
             parts.append(path)
     state: dict[str, int] = {}
     for path in sorted(parts):
-        column = pq.read_table(path, columns=["txn"]).column("txn")
+        # one row per action: most are the table's data files, with no transaction
+        column = pq.read_table(path, columns=["txn"]).column("txn").drop_null()
         for txn in column.to_pylist():
             _take(txn, state)
     return best, state
@@ -392,37 +447,81 @@ def _repairs(raw: Mapping[str, int], held: Mapping[str, int]) -> dict[str, int]:
     return {f: held.get(f, 0) for f in sorted({*raw, *held}) if held.get(f, 0) != raw.get(f, 0)}
 
 
-def _read_local(root: Path, dt: Any, cached: TableMarkers | None) -> TableMarkers | None:
-    """Markers from a local table's log files: the newest checkpoint, then the commits."""
+def _identity_era(root: Path, number: int) -> bool:
+    """Whether commit `number` was written by an onceflow that knows files by identity:
+    it sets a file's transaction (`onceflow.file:`) or the verified version. Markers and
+    identities came in one release, so no commit after such a one is a marker from before
+    identities (a commit naming a file without its transaction, `_legacy_id`), unless an
+    older onceflow wrote to the table again, which cannot read its markers anyway."""
+    try:
+        lines = (root / "_delta_log" / f"{number:020d}.json").read_text("utf-8").splitlines()
+    except OSError:
+        return False
+    for line in lines:
+        if '"txn"' in line:
+            app = str((json.loads(line).get("txn") or {}).get("appId", ""))
+            if app.startswith(APP_PREFIX) or app == VERIFIED_APP:
+                return True
+    return False
+
+
+def _walk(root: Path, version: int) -> tuple[dict[str, Commit], int]:
+    """Every commit the log keeps up to `version`: the newest that applied each file, and
+    the oldest version kept (see `_commits`)."""
+    infos = log_commit_infos(root, _first_commit(root, version), version) or []
+    restores = [r for r in map(external_restore, reversed(infos)) if r is not None]
+    commits, oldest = _commits(infos, {}, restores)
+    return commits, version if oldest < 0 else oldest
+
+
+def _read_local(
+    root: Path, dt: Any, cached: TableMarkers | None, *, whole: bool = False
+) -> TableMarkers | None:
+    """Markers from a local table's log files: the newest checkpoint, then the commits.
+
+    Restores are looked for only in the commits after the verified version, and where
+    each file was applied is left to be read when asked for (`History`), unless the log
+    may hold markers from before identities (`_identity_era`) or an unverified restore,
+    whose corrections need the whole log (`whole`)."""
     version = int(dt.version())
-    incremental = cached is not None and cached.version <= version and not cached.restores
+    incremental = (
+        not whole and cached is not None and cached.version <= version and not cached.restores
+    )
     if cached is not None and incremental:
-        start, commits = cached.version + 1, dict(cached.commits)
-        state = {app_id(f): code for f, code in cached.held.items()}
+        start, state = cached.version + 1, {app_id(f): code for f, code in cached.held.items()}
         if cached.verified >= 0:
             state[VERIFIED_APP] = cached.verified
     else:
         start, state = _checkpoint_transactions(root, version)
         start += 1
-        commits = {}
     if not _log_transactions(root, start, version, state):
         return None
     held, verified = _files(state), state.get(VERIFIED_APP, -1)
-    first = start if incremental else _first_commit(root, version)
-    infos = commit_infos(dt, first, version) or []
+    kept = first = start
+    if not incremental:
+        kept = first = _first_commit(root, version)
+        if not whole and verified >= 0 and _identity_era(root, kept):
+            first = max(kept, verified + 1)
+    infos = log_commit_infos(root, first, version) or []
     restores = [r for r in map(external_restore, reversed(infos)) if r is not None]
     pending = tuple(r for r in restores if r.version > verified)
-    if pending and incremental:  # a new restore: its target may be older than the cache
-        return _read_local(root, dt, None)
-    commits, oldest = _commits(infos, commits, restores)
-    oldest = version if oldest < 0 else oldest
-    if cached is not None and incremental:
-        oldest = min(oldest, cached.oldest_version)
+    if pending and (incremental or first > kept):
+        # a new restore: its target may be older than what was read
+        return _read_local(root, dt, None, whole=True)
+    if cached is not None and incremental and cached.history.loaded:
+        commits, oldest = _commits(infos, dict(cached.commits), restores)
+        oldest = min(version if oldest < 0 else oldest, cached.oldest_version)
+        history = History.known(commits, oldest)
+    elif first > kept or incremental:  # the infos read are not the whole log
+        history = History(lambda: _walk(root, version))
+    else:
+        commits, oldest = _commits(infos, {}, restores)
+        history = History.known(commits, version if oldest < 0 else oldest)
     repairs: dict[str, int] = {}
     if pending:
         corrected = _corrected(root, str(dt.table_uri), version, restores)
         held, repairs = corrected, _repairs(held, corrected)
-    return TableMarkers(held, commits, oldest, version, verified, pending, repairs)
+    return TableMarkers(held, history, version, verified, pending, repairs)
 
 
 def _read_remote(dt: Any, file_ids: Iterable[str]) -> TableMarkers:
@@ -444,7 +543,7 @@ def _read_remote(dt: Any, file_ids: Iterable[str]) -> TableMarkers:
         corrected = _corrected_remote(dt, held, file_ids, pending, restores)
         held, repairs = corrected, _repairs(held, corrected)
     oldest = version if oldest < 0 else oldest
-    return TableMarkers(held, commits, oldest, version, verified, pending, repairs)
+    return TableMarkers(held, History.known(commits, oldest), version, verified, pending, repairs)
 
 
 def _corrected_remote(
@@ -518,7 +617,9 @@ def read_markers(dt: Any, file_ids: Iterable[str] = ()) -> TableMarkers:
             markers = _read_local(Path(root), dt, None)
     if markers is None:
         markers = _read_remote(dt, file_ids)
-    for file_id, commit in markers.commits.items():
+    # a history left unread is of a log from after identities (`_identity_era`): it names
+    # no file without its transaction, so there is no legacy marker to take from it
+    for file_id, commit in markers.commits.items() if markers.history.loaded else ():
         if file_id not in markers.held and commit.window_start is None:
             markers.held[file_id] = checksum_code(commit.checksum)  # a legacy marker
     if root is not None:

@@ -283,8 +283,12 @@ def commit_infos(dt: Any, first: int, last: int) -> list[dict[str, Any]] | None:
     None when the table is not local or a commit file is gone (checkpointed and cleaned).
     """
     root = local_root(str(dt.table_uri))
-    if root is None:
-        return None
+    return None if root is None else log_commit_infos(root, first, last)
+
+
+def log_commit_infos(root: str | Path, first: int, last: int) -> list[dict[str, Any]] | None:
+    """`commit_infos` of the local table at `root` (a folder): None when a commit file of
+    first..last is gone. Takes no table object, so a later read needs no open table."""
     log_dir = Path(root) / "_delta_log"
     out: list[dict[str, Any]] = []
     for number in range(last, first - 1, -1):

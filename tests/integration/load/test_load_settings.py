@@ -153,7 +153,7 @@ def test_a_kill_before_the_property_leaves_the_creating_commit_to_say_it(
 def _older_onceflow(monkeypatch: pytest.MonkeyPatch) -> None:
     """Load as onceflow did before tables recorded their settings."""
     monkeypatch.setattr(loader, "creation_metadata", lambda _settings: None)
-    monkeypatch.setattr(loader, "_record_settings", lambda _tgt, _check: None)
+    monkeypatch.setattr(loader, "_record_settings", lambda _tgt, _check, _dt=None: None)
 
 
 def test_a_standalone_table_of_an_older_onceflow_appends_as_before_and_says_so(

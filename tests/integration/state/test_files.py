@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import astuple
+
 from onceflow.state import FileEntry, Store
 
 T = "/warehouse/src/orders"
@@ -125,3 +127,42 @@ def test_failed_among_finds_the_failed_rows_of_given_lake_paths(store: Store) ->
     assert [r.file_id for r in store.files.failed_among(paths)] == [_id(0)]
     assert store.files.failed_among(paths[1:]) == []
     assert store.files.failed_among([]) == []
+
+
+def test_register_returns_the_rows_it_registered_not_the_whole_table(store: Store) -> None:
+    store.files.register(T, "src.orders", "p", _entries(3))
+    again = store.files.register(T, "src.orders", "p", _entries(4)[3:])
+    assert list(again) == [_id(3)] and again[_id(3)].status == "pending"
+    assert len(store.files.find(T)) == 4
+
+
+def test_states_say_in_brief_what_a_load_compares_of_each_row(store: Store) -> None:
+    entries = _entries(2)
+    store.files.register(T, "src.orders", "p", entries)
+    store.files.register("/other/table", "src.orders", "p", _entries(1))
+    token = store.locks.acquire(f"load:{T}")
+    assert store.files.claim(T, _id(0), token)
+    assert store.files.complete(T, _id(0), token, checksum="c0", delta_version=0, batch_id="b")
+    states = store.files.states(T)
+    assert sorted(states) == [_id(0), _id(1)]
+    done, new = states[_id(0)], states[_id(1)]
+    assert (done.status, done.checksum, done.loaded_checksum) == ("completed", "c0", "c0")
+    assert (new.status, new.loaded_checksum, new.file_size) == ("pending", None, 11)
+    # a row registers again only when the lake file or where it belongs changed
+    assert not done.registers(entries[0], "src.orders", "p")
+    assert done.registers(entries[0], "src.orders", "q")
+    moved = FileEntry(_id(0), "/elsewhere/p.parquet", *astuple(entries[0])[2:])
+    assert done.registers(moved, "src.orders", "p")
+    assert new.registers(_entries(2, checksum="x")[1], "src.orders", "p")
+    assert store.files.states("/no/table") == {}
+
+
+def test_get_many_reads_the_rows_of_the_files_asked_for(store: Store) -> None:
+    store.files.register(T, "src.orders", "p", _entries(3))
+    got = store.files.get_many(T, [_id(2), _id(0), "not/tracked.parquet", _id(0)])
+    assert sorted(got) == [_id(0), _id(2)]
+    assert got[_id(2)].file_path == "/lake/src/orders/202501/03/p.parquet"
+    assert store.files.get_many(T, []) == {}
+    many = [FileEntry(f"src/orders/x/{i}.parquet", f"/x/{i}.parquet") for i in range(1200)]
+    store.files.register(T, "src.orders", "p", many)  # more ids than one query takes
+    assert len(store.files.get_many(T, [e.file_id for e in many])) == 1200
