@@ -193,11 +193,9 @@ class Validator:
         if name in self.rules:
             table = None
             if self.config is not None:
-                table = next((t for t in self.config.tables if t.key == name), None)
+                table = next((t for t in self.config.tables_named(name) if t.key == name), None)
             return name, self.rules[name], table
-        if self.config is not None and any(
-            name in (t.key, t.display_name) for t in self.config.tables
-        ):
+        if self.config is not None and self.config.tables_named(name):
             table = self.config.table(name)  # ambiguous: ConfigError naming the tables
             return table.key, self.rules[table.key], table
         known = ", ".join(self.rules) or "none"
