@@ -99,12 +99,7 @@ def summarise_run(summary: Any, as_json: bool) -> None:
             echo("validate: " + ", ".join(f"{v} {k}" for k, v in c.items() if v or k == "fail"))
             for r in summary.validation.results:
                 if r.outcome in ("fail", "error"):
-                    detail = r.message or (
-                        f"{r.failing_rows:,} failing rows"
-                        if r.failing_rows is not None
-                        else f"observed {_short(r.observed)}, threshold {_short(r.threshold)}"
-                    )
-                    say_problem(f"  rule {r.outcome}: {r.table}/{r.rule}: {detail}")
+                    say_problem(_rule_problem(r))
             for t in summary.validation.tables:
                 if t.quarantine_error:  # the rules stand; their failing rows are not kept
                     say_problem(f"  {t.table}: {t.quarantine_error}")
@@ -112,6 +107,17 @@ def summarise_run(summary: Any, as_json: bool) -> None:
                     echo(f"  validate note: {t.table}: {t.message}")
     if not summary.ok:
         raise typer.Exit(1)
+
+
+def _rule_problem(result: Any) -> str:
+    """`  rule fail: shop.orders/amount_pos: 3 failing rows`: a rule that failed or could
+    not run, on one line."""
+    detail = result.message or (
+        f"{result.failing_rows:,} failing rows"
+        if result.failing_rows is not None
+        else f"observed {_short(result.observed)}, threshold {_short(result.threshold)}"
+    )
+    return f"  rule {result.outcome}: {result.table}/{result.rule}: {detail}"
 
 
 def _late_rows(n: int) -> str:
@@ -306,16 +312,21 @@ def _lock_cell(row: dict[str, Any]) -> str:
 
 
 def print_status(report: dict[str, Any]) -> None:
-    """The status report: the run's tables, each table's load, the locks, window drift."""
+    """The status report: the run's tables, each table's load, each table's validation
+    (each section closed by a line of counts over all its tables), the locks, window
+    drift. With `problems_only` (`status --problems`) the sections list only the tables
+    with a problem."""
     from rich.table import Table
 
     out = console()
+    only = bool(report.get("problems_only"))
     if report["run_id"] is None:  # standalone loads only: no run to show
         out.print(f"pipeline {plain(report['pipeline'])}: no extraction runs")
     else:
         _print_run(report)
+    summary = report.get("load_summary")
     if report["load"]:
-        loads = Table(title="load")
+        loads = Table(title="load (tables with a problem)" if only else "load")
         for column in ("table", "strategy", "delta version", "files", "lock", "problems"):
             loads.add_column(column, overflow="fold")
         for row in report["load"]:
@@ -344,8 +355,18 @@ def print_status(report: dict[str, Any]) -> None:
                 "; ".join(problems),
             )
         out.print(loads)
+    if summary and summary["tables"]:
+        files = ", ".join(f"{n:,} {state}" for state, n in summary["files"].items())
+        out.print(
+            f"load: {summary['tables']:,} table(s), {summary['with_problems']:,} with a "
+            f"problem; files: {files or 'none tracked'}"
+        )
+    counts = report.get("validation_summary") or {}
     if report.get("validation"):
-        out.print(_validation_table(report["validation"]))
+        title = "validation (last per table, tables with a problem)" if only else None
+        out.print(_validation_table(report["validation"], title))
+    if any(counts.values()):
+        out.print(_validation_counts(counts))
     if report["locks"]:
         for lock in report["locks"]:
             holder = plain(lock["holder"])
@@ -377,14 +398,28 @@ def print_validation_status(report: dict[str, Any]) -> None:
     validation; it has no runs, loads or locks."""
     out = console()
     out.print(f"pipeline {plain(report['pipeline'])}: rules only (no runs, loads or locks)")
-    out.print(_validation_table(report["validation"]))
+    if report["validation"] or not report.get("problems_only"):
+        title = "validation (last per table, tables with a problem)"
+        out.print(
+            _validation_table(report["validation"], title if report.get("problems_only") else None)
+        )
+    counts = report.get("validation_summary") or {}
+    if any(counts.values()):
+        out.print(_validation_counts(counts))
 
 
-def _validation_table(rows: list[dict[str, Any]]) -> Any:
+def _validation_counts(counts: dict[str, int]) -> str:
+    """`validation: 1,000 table(s); 990 passed, 0 warn, 5 failed, 3 error, 2 skipped`:
+    tables by the status of their last validation."""
+    each = ", ".join(f"{n:,} {plain(state)}" for state, n in counts.items())
+    return f"validation: {sum(counts.values()):,} table(s); {each}"
+
+
+def _validation_table(rows: list[dict[str, Any]], title: str | None = None) -> Any:
     """Each table's last validation, as a rich table."""
     from rich.table import Table
 
-    checks = Table(title="validation (last per table)")
+    checks = Table(title=title or "validation (last per table)")
     for column in ("table", "status", "rules", "data queries", "when", "fingerprint"):
         checks.add_column(column)
     for row in rows:
@@ -407,7 +442,7 @@ def _print_run(report: dict[str, Any]) -> None:
 
     out = console()
     title = (
-        f"{report['run_id']} — {report['status']}, {report['completion_rate']:.0f}% complete, "
+        f"{report['run_id']} — {report['status']}, {_completion(report)}, "
         f"restarts {report['restart_count']}, window {report['window_start']} → "
         f"{report['window_end']}"
     )
@@ -416,6 +451,10 @@ def _print_run(report: dict[str, Any]) -> None:
             f" (extracted; its load and validation have not finished: `onceflow run --date "
             f"{report.get('run_date')}` finishes them)"
         )
+    if report.get("problems_only") and not report["tables"]:  # the counts say it all
+        out.print(plain(title))
+        out.print("  ".join(f"{k}: {v}" for k, v in report["status_counts"].items()))
+        return
     table = Table(title=plain(title))
     for column in ("table", "status", "attempts", "records", "size", "duration", "error"):
         table.add_column(column, overflow="fold")
@@ -438,6 +477,18 @@ def _print_run(report: dict[str, Any]) -> None:
         )
     out.print(table)
     out.print("  ".join(f"{k}: {v}" for k, v in report["status_counts"].items()))
+
+
+def _completion(report: dict[str, Any]) -> str:
+    """`99.7% complete (997/1000 tables)`: from the counts, never rounded to 0 % or 100 %
+    unless exact (`:.0f` said 100 % with 3 of 1,000 tables failed)."""
+    from onceflow.validate.figures import percent_text
+
+    counts = report["status_counts"]
+    done, total = counts.get("completed", 0), report.get("total_tables", sum(counts.values()))
+    if not total:
+        return "no tables"
+    return f"{percent_text(100 * done / total)} complete ({done:,}/{total:,} tables)"
 
 
 def _instant(text: str) -> datetime:
@@ -617,6 +668,25 @@ def print_validation(report: Any, failed_to_write: str | None = None) -> None:
     if failed_to_write is not None:
         code, why = 2, f"the {failed_to_write} could not be written (validation: {why})"
     echo(", ".join(f"{v} {k}" for k, v in counts.items()) + f" -- exit {code}: {why}")
+    for line in _validation_problems(report):
+        echo(line)
+
+
+def _validation_problems(report: Any) -> list[str]:
+    """What made a validation fail, once more after its totals, one line each, as dbt
+    ends a run: each rule that failed or could not run, each table whose rules were
+    skipped (one line for all its rules: they share the reason) and each quarantine pass
+    that could not run. With 1,000 tables they were somewhere in 3,500 lines above."""
+    lines = []
+    for t in report.tables:
+        lines += [_rule_problem(r) for r in t.results if r.outcome in ("fail", "error")]
+        skipped = [r for r in t.results if r.outcome == "skipped"]
+        if skipped:
+            why = skipped[0].message or t.message or "no reason given"
+            lines.append(f"  skipped: {t.table}: {len(skipped)} rule(s): {why}")
+        if t.quarantine_error:
+            lines.append(f"  quarantine error: {t.table}: {t.quarantine_error}")
+    return lines
 
 
 def print_tenant_status(summary: dict[str, Any]) -> None:
