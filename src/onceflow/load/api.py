@@ -515,7 +515,10 @@ def load(
     pool = max(1, min(workers or config.workers, len(jobs)))
     # a load with nothing new logs nothing per table: on many tables it would be a long
     # silent phase without this line
-    log.info("loading %d table(s) (%d lake file(s) found)", len(jobs), sum(len(j[1]) for j in jobs))
+    found = sum(len(files) for _tgt, files, _gap in jobs)
+    log.info(
+        "loading %d table(s) (%d lake file(s) found)", len(jobs), found, extra={"action": "load"}
+    )
     with interruptible(ThreadPoolExecutor(pool, thread_name_prefix="load")) as executor:
         results = list(
             executor.map(

@@ -1248,7 +1248,7 @@ def _prepare(
             "them and the tracker had no row for them (a reset or new state store); marked "
             "completed"
         )
-        log.info("%s: %s", tgt.key, note)
+        log.info("%s: %s", tgt.key, note, extra={"table": tgt.key, "action": "rederived"})
         result.reconciled.append(note)
     for note in done.repairs:  # the tracker disagreed with the table
         log.warning("%s: %s", tgt.key, note)

@@ -802,7 +802,13 @@ def validate(
     # too), and nothing else is logged until its report
     rule_count = sum(1 for t in selected for r in t.rules if r.stage == "post_load")
     of_run = f" of run {run_id}" if run_id is not None else ""
-    log.info("validating %d table(s)%s: %d post-load rule(s)", len(selected), of_run, rule_count)
+    log.info(
+        "validating %d table(s)%s: %d post-load rule(s)",
+        len(selected),
+        of_run,
+        rule_count,
+        extra={"action": "validate", "run_id": run_id},
+    )
     for table in selected:
         if given is not None:
             data = given[table.key]
