@@ -480,7 +480,7 @@ def _print_run(report: dict[str, Any]) -> None:
 
 
 def _completion(report: dict[str, Any]) -> str:
-    """`99.7% complete (997/1000 tables)`: from the counts, never rounded to 0 % or 100 %
+    """`99.7% complete (997/1,000 tables)`: from the counts, never rounded to 0 % or 100 %
     unless exact (`:.0f` said 100 % with 3 of 1,000 tables failed)."""
     from onceflow.validate.figures import percent_text
 

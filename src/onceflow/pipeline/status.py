@@ -73,8 +73,8 @@ _VALIDATION_OK = ("passed",)
 def has_problem(kind: str, row: dict[str, Any]) -> bool:
     """Whether a row of a status report's section (`kind`: `extraction`, `load` or
     `validation`) shows a problem: an extraction not completed; a load with failed,
-    damaged or uncommitted files, another table's settings, a wait, skipped late rows, an
-    unreadable table or a stale lock; a validation not passed."""
+    damaged or uncommitted files, a config whose settings are not the table's, a wait,
+    skipped late rows, an unreadable table or a stale lock; a validation not passed."""
     if kind == "extraction":
         return bool(row["status"] != "completed" or row.get("error"))
     if kind == "load":
