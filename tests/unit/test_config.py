@@ -1,10 +1,11 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
-from onceflow.config import config_from_dict, load_config, parse_yaml
+from onceflow.config import TableConfig, config_from_dict, load_config, parse_yaml
 from onceflow.errors import ConfigError
 from onceflow.redact import redact
 
@@ -267,6 +268,49 @@ def test_lookup_by_key_or_name() -> None:
     assert config.table("public.orders").key == "shop.public.orders"
     with pytest.raises(ConfigError, match="is not in the config"):
         config.table("shop.missing")
+
+
+def test_looking_up_each_of_300_tables_computes_each_key_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`table()` was a scan of every table per call: a lookup per table (as load, status
+    and validate make) was 90,000 `key` computations at 300 tables, 2M at 1,000."""
+    names = [f"t{i:03d}" for i in range(300)]
+    config = config_from_dict(
+        {**BASE, "tables": [{"source": "shop", "table": name} for name in names]}
+    )
+    computed = 0
+    key = TableConfig.key
+
+    def counted(table: TableConfig) -> str:
+        nonlocal computed
+        computed += 1
+        return str(key.fget(table))  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(TableConfig, "key", property(counted))
+    for name in names:
+        assert config.table(name).display_name == name
+        assert config.table(f"shop.{name}").display_name == name
+    assert computed == len(names)  # the index's, once per table
+
+
+def test_table_lookup_keeps_ambiguity_and_follows_other_tables() -> None:
+    """A name two tables answer to stays ambiguous; a copy with other tables finds its
+    own (the copy carries the original's index along); asking changes no equality."""
+    two = {
+        "sources": {"a": {"url": "sqlite:///x.db"}, "b": {"url": "sqlite:///x.db"}},
+        "tables": [{"source": "a", "table": "b.c"}, {"source": "b", "table": "c"}],
+    }
+    config = config_from_dict(two)
+    untouched = config_from_dict(two)
+    assert config.table("a.b.c").key == "a.b.c" and config.table("c").key == "b.c"
+    with pytest.raises(ConfigError, match=re.escape("'b.c' is ambiguous; tables: a.b.c, b.c")):
+        config.table("b.c")
+    assert config == untouched and config.model_dump() == untouched.model_dump()
+    copy = config.model_copy(update={"tables": config.tables[:1]})
+    assert copy.table("b.c").key == "a.b.c"
+    with pytest.raises(ConfigError, match=re.escape("'c' is not in the config")):
+        copy.table("c")
 
 
 def test_only_secret_fields_mask_their_env_values(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # the commands import them when they run: `--help` imports no
     from onceflow.extract import ExtractSummary
     from onceflow.load import LoadSummary
     from onceflow.pipeline import RunSummary
-    from onceflow.validate import TableReport, ValidationReport
+    from onceflow.validate import RuleResult, TableReport, ValidationReport
 
 
 def print_json(data: object) -> None:
@@ -124,17 +124,23 @@ def _say_validation(validation: ValidationReport) -> None:
     echo("validate: " + ", ".join(f"{v} {k}" for k, v in c.items() if v or k == "fail"))
     for r in validation.results:
         if r.outcome in ("fail", "error"):
-            detail = r.message or (
-                f"{r.failing_rows:,} failing rows"
-                if r.failing_rows is not None
-                else f"observed {_short(r.observed)}, threshold {_short(r.threshold)}"
-            )
-            say_problem(f"  rule {r.outcome}: {r.table}/{r.rule}: {detail}")
+            say_problem(_rule_problem(r))
     for t in validation.tables:
         if t.quarantine_error:  # the rules stand; their failing rows are not kept
             say_problem(f"  {t.table}: {t.quarantine_error}")
         if _table_note(t):
             echo(f"  validate note: {t.table}: {t.message}")
+
+
+def _rule_problem(result: RuleResult) -> str:
+    """`  rule fail: shop.orders/amount_pos: 3 failing rows`: a rule that failed or could
+    not run, on one line."""
+    detail = result.message or (
+        f"{result.failing_rows:,} failing rows"
+        if result.failing_rows is not None
+        else f"observed {_short(result.observed)}, threshold {_short(result.threshold)}"
+    )
+    return f"  rule {result.outcome}: {result.table}/{result.rule}: {detail}"
 
 
 def _late_rows(n: int) -> str:
@@ -399,15 +405,35 @@ def _lock_cell(row: dict[str, Any]) -> str:
 
 
 def print_status(report: dict[str, Any]) -> None:
-    """The status report: the run's tables, each table's load, the locks, window drift."""
+    """The status report: the run's tables, each table's load, each table's validation
+    (each section closed by a line of counts over all its tables), the locks, window
+    drift. With `problems_only` (`status --problems`) the sections list only the tables
+    with a problem."""
     out = console()
+    only = bool(report.get("problems_only"))
     tables = []
+    after: dict[int, str] = {}  # a table's closing line of counts, by id
     if report["run_id"] is None:  # standalone loads only: no run to show
         out.print(f"pipeline {plain(report['pipeline'])}: no extraction runs")
+    elif only and not report["tables"]:  # the counts say it all
+        out.print(plain(_run_title(report)))
+        out.print("  ".join(f"{k}: {v}" for k, v in report["status_counts"].items()))
     else:
-        tables.append(_run_table(report))
+        run = _run_table(report)
+        after[id(run)] = "  ".join(f"{k}: {v}" for k, v in report["status_counts"].items())
+        tables.append(run)
+    summary = report.get("load_summary")
+    load_line = ""
+    if summary and summary["tables"]:
+        files = ", ".join(f"{n:,} {state}" for state, n in summary["files"].items())
+        load_line = (
+            f"load: {summary['tables']:,} table(s), {summary['with_problems']:,} with a "
+            f"problem; files: {files or 'none tracked'}"
+        )
     if report["load"]:
-        loads = fitted_table(LOAD_COLUMNS, LOAD_HIDDEN_FIRST, "load")
+        loads = fitted_table(
+            LOAD_COLUMNS, LOAD_HIDDEN_FIRST, "load (tables with a problem)" if only else "load"
+        )
         for row in report["load"]:
             files = ", ".join(f"{k} {v}" for k, v in row["files"].items() if v)
             problems = [named_once(f["file"], f["error"]) for f in row["failed_files"]]
@@ -433,16 +459,25 @@ def print_status(report: dict[str, Any]) -> None:
                 _lock_cell(row),
                 "; ".join(problems),
             )
+        after[id(loads)] = load_line
         tables.append(loads)
+    elif load_line:
+        out.print(load_line)
+    counts = report.get("validation_summary") or {}
     if report.get("validation"):
-        tables.append(_validation_table(report["validation"]))
+        title = "validation (last per table, tables with a problem)" if only else None
+        checks = _validation_table(report["validation"], title)
+        after[id(checks)] = _validation_counts(counts) if any(counts.values()) else ""
+        tables.append(checks)
     # one look for the three: where one needs the compact look to fit, all take it
     compact = terminal_width() is not None and any(t.wants_compact(out) for t in tables)
     for t in tables:
         t.compact = compact
         out.print(t)
-        if t is tables[0] and report["run_id"] is not None:
-            out.print("  ".join(f"{k}: {v}" for k, v in report["status_counts"].items()))
+        if after.get(id(t)):
+            out.print(after[id(t)])
+    if not report.get("validation") and any(counts.values()):
+        out.print(_validation_counts(counts))
     if report["locks"]:
         for lock in report["locks"]:
             holder = plain(lock["holder"])
@@ -508,13 +543,27 @@ def print_validation_status(report: dict[str, Any]) -> None:
     validation; it has no runs, loads or locks."""
     out = console()
     out.print(f"pipeline {plain(report['pipeline'])}: rules only (no runs, loads or locks)")
-    out.print(_validation_table(report["validation"]))
+    if report["validation"] or not report.get("problems_only"):
+        title = "validation (last per table, tables with a problem)"
+        out.print(
+            _validation_table(report["validation"], title if report.get("problems_only") else None)
+        )
+    counts = report.get("validation_summary") or {}
+    if any(counts.values()):
+        out.print(_validation_counts(counts))
 
 
-def _validation_table(rows: list[dict[str, Any]]) -> FittedTable:
+def _validation_counts(counts: dict[str, int]) -> str:
+    """`validation: 1,000 table(s); 990 passed, 0 warn, 5 failed, 3 error, 2 skipped`:
+    tables by the status of their last validation."""
+    each = ", ".join(f"{n:,} {plain(state)}" for state, n in counts.items())
+    return f"validation: {sum(counts.values()):,} table(s); {each}"
+
+
+def _validation_table(rows: list[dict[str, Any]], title: str | None = None) -> FittedTable:
     """Each table's last validation, as a rich table."""
     checks = fitted_table(
-        VALIDATION_COLUMNS, VALIDATION_HIDDEN_FIRST, "validation (last per table)"
+        VALIDATION_COLUMNS, VALIDATION_HIDDEN_FIRST, title or "validation (last per table)"
     )
     for row in rows:
         counts = ", ".join(f"{v} {k}" for k, v in row["counts"].items() if v)
@@ -544,10 +593,10 @@ def _utc_seconds(instant: str | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _run_table(report: dict[str, Any]) -> FittedTable:
-    """The run part of the status report: its title, each table's extraction."""
+def _run_title(report: dict[str, Any]) -> str:
+    """The run's line: its status, how complete, restarts and window."""
     title = (
-        f"{report['run_id']} — {report['status']}, {report['completion_rate']:.0f}% complete, "
+        f"{report['run_id']} — {report['status']}, {_completion(report)}, "
         f"restarts {report['restart_count']}, window {report['window_start']} → "
         f"{report['window_end']}"
     )
@@ -556,7 +605,24 @@ def _run_table(report: dict[str, Any]) -> FittedTable:
             f" (extracted; its load and validation have not finished: `onceflow run --date "
             f"{report.get('run_date')}` finishes them)"
         )
-    table = fitted_table(RUN_COLUMNS, RUN_HIDDEN_FIRST, plain(title))
+    return title
+
+
+def _completion(report: dict[str, Any]) -> str:
+    """`99.7% complete (997/1,000 tables)`: from the counts, never rounded to 0 % or 100 %
+    unless exact (`:.0f` said 100 % with 3 of 1,000 tables failed)."""
+    from onceflow.validate.figures import percent_text
+
+    counts = report["status_counts"]
+    done, total = counts.get("completed", 0), report.get("total_tables", sum(counts.values()))
+    if not total:
+        return "no tables"
+    return f"{percent_text(100 * done / total)} complete ({done:,}/{total:,} tables)"
+
+
+def _run_table(report: dict[str, Any]) -> FittedTable:
+    """The run part of the status report: its title, each table's extraction."""
+    table = fitted_table(RUN_COLUMNS, RUN_HIDDEN_FIRST, plain(_run_title(report)))
     for row in report["tables"]:
         table.add_row(
             plain(row["table_key"]),
@@ -781,6 +847,25 @@ def print_validation(report: ValidationReport, failed_to_write: str | None = Non
     if failed_to_write is not None:
         code, why = 2, f"the {failed_to_write} could not be written (validation: {why})"
     echo(", ".join(f"{v} {k}" for k, v in counts.items()) + f" -- exit {code}: {why}")
+    for line in _validation_problems(report):
+        echo(line)
+
+
+def _validation_problems(report: ValidationReport) -> list[str]:
+    """What made a validation fail, once more after its totals, one line each, as dbt
+    ends a run: each rule that failed or could not run, each table whose rules were
+    skipped (one line for all its rules: they share the reason) and each quarantine pass
+    that could not run. With 1,000 tables they were somewhere in 3,500 lines above."""
+    lines = []
+    for t in report.tables:
+        lines += [_rule_problem(r) for r in t.results if r.outcome in ("fail", "error")]
+        skipped = [r for r in t.results if r.outcome == "skipped"]
+        if skipped:
+            why = skipped[0].message or t.message or "no reason given"
+            lines.append(f"  skipped: {t.table}: {len(skipped)} rule(s): {why}")
+        if t.quarantine_error:
+            lines.append(f"  quarantine error: {t.table}: {t.quarantine_error}")
+    return lines
 
 
 def print_tenant_status(summary: dict[str, Any]) -> None:

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     rich_help_panel="State",
     epilog=examples(
         "onceflow status --date 2025-01-23 --json",
+        "onceflow status --problems        # only the tables with a problem",
         "onceflow status --tenant acme",
         "onceflow status --config config.yaml   # a rules-only config",
     ),
@@ -60,10 +61,25 @@ def status(
             "failure, next run, waiting runs, queue.",
         ),
     ] = None,
+    problems: Annotated[
+        bool,
+        typer.Option(
+            "--problems",
+            help="List only the tables with a problem (an extraction not completed, a load "
+            "with failed, damaged or waiting files, a validation not passed); the count "
+            "lines still count every table.",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Show a run's extractions, each table's load and the locks (default: the latest run)."""
     if tenant is not None:
+        if problems:
+            raise ConfigError(
+                "--problems lists a run's tables with a problem; --tenant shows a "
+                "tenant's scheduled runs, which it does not apply to",
+                field="problems",
+            )
         if date is not None or run_id is not None:
             given = " and ".join(o for o, v in (("--date", date), ("--run-id", run_id)) if v)
             raise ConfigError(
@@ -81,7 +97,7 @@ def status(
         else:
             print_tenant_status(summary)
         return
-    report = _status_report(config, state, pipeline_name, date, run_id)
+    report = _status_report(config, state, pipeline_name, date, run_id, problems)
     if as_json:
         print_json(report)
     elif report.get("rules_only"):
@@ -96,23 +112,30 @@ def _status_report(
     pipeline_name: str | None,
     date: str | None,
     run_id: str | None,
+    problems: bool = False,
 ) -> dict[str, Any]:
-    """The pipeline's status report; for a rules-only config (the seed validator's),
-    which has no runs, loads or locks, its tables' validations."""
+    """The pipeline's status report (`problems`: only the tables with a problem); for a
+    rules-only config (the seed validator's), which has no runs, loads or locks, its
+    tables' validations."""
     validator = rules_only_validator(config, state, pipeline_name)
     if validator is None:
         return open_pipeline(config, state, pipeline_name, read_only=True).status(
-            date, run_id=run_id
+            date, run_id=run_id, problems=problems
         )
     if date is not None or run_id is not None:
         raise ConfigError(
             f"{config or 'onceflow.yml'} gives rules only: it has no runs for --date or "
             "--run-id to name"
         )
+    from onceflow.pipeline.status import has_problem, validation_summary
+
+    rows = validator.validation_status()
     return {
         "pipeline": validator.settings.pipeline,
         "rules_only": True,
-        "validation": validator.validation_status(),
+        "problems_only": problems,
+        "validation": [r for r in rows if has_problem("validation", r)] if problems else rows,
+        "validation_summary": validation_summary(rows),
     }
 
 

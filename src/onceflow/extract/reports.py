@@ -114,14 +114,22 @@ def get_extraction_summary(
         "restart_count": run.restart_count,
         "total_tables": len(extractions),
         "status_counts": counts,
-        "completion_rate": round(100.0 * counts["completed"] / len(extractions), 2)
-        if extractions
-        else 0.0,
+        "completion_rate": _rate(counts["completed"], len(extractions)),
         "total_records": sum(
             e.record_count or 0 for e in extractions.values() if e.status == "completed"
         ),
         "failed_tables": sorted(k for k, e in extractions.items() if e.status == "failed"),
     }
+
+
+def _rate(done: int, total: int) -> float:
+    """`done` of `total` as a percent to 2 decimals, but never 0 or 100 unless exact: a
+    run of 100,000 tables with one failed is not 100.0 % complete."""
+    if not total:
+        return 0.0
+    exact = 100.0 * done / total
+    shown = round(exact, 2)
+    return exact if shown in (0.0, 100.0) and 0 < done < total else shown
 
 
 def create_extraction_report(

@@ -25,26 +25,90 @@ def status_report(
     run_date: str | date | None = None,
     *,
     run_id: str | None = None,
+    problems: bool = False,
     store: Store | None = None,
 ) -> dict[str, Any]:
     """A run's extraction report plus each table's load status, each table's last
-    validation and the pipeline's locks.
+    validation and the pipeline's locks, with a count summary of the loads
+    (`load_summary`) and of the validations (`validation_summary`).
 
     Without a date or run id, the latest run's; a pipeline with no run (a folder of
     standalone loads, `load --path`) has no run section: `run_id` is None, `tables`
-    empty, and the loads, validations and locks are reported all the same."""
+    empty, and the loads, validations and locks are reported all the same.
+
+    `problems`: `tables`, `load` and `validation` list only the tables with a problem
+    (`has_problem`); the counts and summaries still count every table."""
     store = store or open_store(config.state_url)
     if find_run(config, store, run_date, run_id) is None:
         report = _no_run(config)
     else:
         report = create_extraction_report(config, run_date, run_id=run_id, store=store)
     locks = [lock_entry(lock, stale) for lock, stale in list_locks(config, store)]
-    return {
+    loads = load_status(config, store=store)
+    validations = validation_status(config, store=store)
+    out = {
         **report,
-        "load": load_status(config, store=store),
-        "validation": validation_status(config, store=store),
+        "load": loads,
+        "load_summary": _load_summary(loads),
+        "validation": validations,
+        "validation_summary": validation_summary(validations),
         "locks": locks,
+        "problems_only": problems,
     }
+    if problems:
+        for section, kind in (
+            ("tables", "extraction"),
+            ("load", "load"),
+            ("validation", "validation"),
+        ):
+            out[section] = [row for row in out[section] if has_problem(kind, row)]
+    return out
+
+
+#: Validation statuses that are no problem: every rule held (a `warn` is a rule that did
+#: not hold, at warn severity: shown)
+_VALIDATION_OK = ("passed",)
+
+
+def has_problem(kind: str, row: dict[str, Any]) -> bool:
+    """Whether a row of a status report's section (`kind`: `extraction`, `load` or
+    `validation`) shows a problem: an extraction not completed; a load with failed,
+    damaged or uncommitted files, a config whose settings are not the table's, a wait,
+    skipped late rows, an unreadable table or a stale lock; a validation not passed."""
+    if kind == "extraction":
+        return bool(row["status"] != "completed" or row.get("error"))
+    if kind == "load":
+        return bool(
+            row["failed_files"]
+            or row["damaged_files"]
+            or row["uncommitted_files"]
+            or row.get("settings_conflict")
+            or row["waiting"]
+            or row["rows_skipped"]
+            or row["error"]
+            or row.get("lock_stale")
+        )
+    return row["status"] not in _VALIDATION_OK
+
+
+def _load_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The load section in counts: its tables, those with a problem, and the tracked
+    files of all of them by status."""
+    files: dict[str, int] = {}
+    for row in rows:
+        for state, n in row["files"].items():
+            files[state] = files.get(state, 0) + n
+    problems = sum(1 for row in rows if has_problem("load", row))
+    return {"tables": len(rows), "with_problems": problems, "files": files}
+
+
+def validation_summary(rows: list[dict[str, Any]]) -> dict[str, int]:
+    """The validation section in counts: tables by the status of their last validation
+    (`never validated` too, for a rules-only config's tables)."""
+    counts = dict.fromkeys(("passed", "warn", "failed", "error", "skipped"), 0)
+    for row in rows:
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+    return counts
 
 
 def lock_entry(lock: LockRecord, stale: str | None) -> dict[str, Any]:

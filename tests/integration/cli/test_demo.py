@@ -77,7 +77,13 @@ def test_force_reprocess_with_tables_only_touches_those(demo: Path) -> None:
 def test_json_logs_are_one_object_per_line(demo: Path) -> None:
     out = run_cli("--log-format", "json", "run", "--date", DAY, cwd=demo)
     lines = [json.loads(line) for line in out.stderr.splitlines() if line.strip()]
-    assert {line["table"] for line in lines} == {"shop.orders", "shop.customers"}
+    assert {line["table"] for line in lines if "table" in line} == {"shop.orders", "shop.customers"}
+    # the lines of no one table: the load and validation phases starting
+    phases = [line for line in lines if "table" not in line]
+    assert [(line["action"], line["message"].split()[0]) for line in phases] == [
+        ("load", "loading"),
+        ("validate", "validating"),
+    ]
     assert all(line["level"] == "info" for line in lines)
 
 

@@ -73,6 +73,41 @@ def test_reset_state_table_of_a_date_that_has_not_run_says_so_and_invents_no_run
     assert _status(demo)["restart_count"] == 0
 
 
+def test_status_problems_lists_only_the_tables_with_one_and_counts_them_all(
+    demo: Path,
+) -> None:
+    """With 1,000 tables `status` is 3,000 lines; `--problems` keeps the tables with a
+    problem (here the one whose rule cannot run) and the count line of each section."""
+    config = demo / "onceflow.yml"
+    config.write_text(
+        config.read_text().replace(
+            "      - {name: email_present,",
+            "      - {name: nope_present, type: completeness, column: nope}\n"
+            "      - {name: email_present,",
+        ),
+        encoding="utf-8",
+    )
+    assert run_cli("run", "--date", DAY, cwd=demo).returncode == 1
+    shown = run_cli("status", "--problems", cwd=demo)
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert "shop.orders" not in shown.stdout  # no problem anywhere
+    assert sum("shop.customers" in line for line in lines) == 1  # its validation row
+    assert "validation (last per table, tables with a problem)" in lines
+    assert "pending: 0  running: 0  completed: 2  failed: 0" in lines
+    assert (
+        "load: 2 table(s), 0 with a problem; files: 0 pending, 0 processing, 2 completed, 0 failed"
+        in lines
+    )
+    assert "validation: 2 table(s); 1 passed, 0 warn, 0 failed, 1 error, 0 skipped" in lines
+    report = _status(demo, "--problems")
+    assert [v["table"] for v in report["validation"]] == ["shop.customers"]  # type: ignore[index, union-attr]
+    assert report["tables"] == report["load"] == []
+    assert report["problems_only"] is True
+    tenant = run_cli("status", "--problems", "--tenant", "acme", cwd=demo)
+    assert tenant.returncode == 2 and "--problems" in tenant.stderr
+
+
 def _damage(path: Path) -> None:
     """Overwrite pages in the middle of a SQLite file, as a bad disk or a copy cut short
     would: SQLite then answers 'database disk image is malformed'."""

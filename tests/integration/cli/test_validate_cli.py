@@ -874,6 +874,11 @@ def test_a_report_that_cannot_be_written_states_exit_2_in_the_summary_line(proj:
     # the path passes the check before the rules run, and fails only when it is written
     done = run_cli("validate", "--html", "/proc/onceflow-report.html", cwd=proj)
     assert done.returncode == 2
-    summary = done.stdout.strip().splitlines()[-1]
+    # the totals line, then the failing rules once more
+    lines = done.stdout.strip().splitlines()
+    [summary] = [line for line in lines if " -- exit " in line]
     assert " -- exit 2: the report file could not be written (validation: " in summary
+    after = lines[lines.index(summary) + 1 :]
+    assert "  rule fail: src.events/big_paid: 35 failing rows" in after
+    assert all(line.startswith("  rule fail: src.events/") for line in after)
     assert "cannot write the report" in done.stderr
