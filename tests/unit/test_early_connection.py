@@ -55,7 +55,9 @@ def test_a_ctrl_c_while_waiting_for_the_connection_propagates_and_closes_it_late
     pending: Future[tuple[Any, Any]],
 ) -> None:
     # the reader then connected again, to the host that had not answered, and the user's
-    # Ctrl-C was lost
+    # Ctrl-C was lost. Python's own handler: another test of this process may have imported
+    # the console scripts' entry, which installs onceflow.interrupts' handler
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT))
     timer.start()
     try:
@@ -63,6 +65,7 @@ def test_a_ctrl_c_while_waiting_for_the_connection_propagates_and_closes_it_late
             early.take(URL)
     finally:
         timer.cancel()
+        signal.signal(signal.SIGINT, previous)
     database, conn = _Closable(), _Closable()
     pending.set_result((database, conn))  # it opened after all: nobody will use it
     assert conn.closed and database.closed
