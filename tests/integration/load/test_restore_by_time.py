@@ -183,3 +183,29 @@ def test_a_resolved_version_whose_files_differ_from_the_restored_table_is_refuse
     summary = load(cfg)
     assert not summary.ok
     assert "does not hold that version's data files" in (summary.results[0].error or "")
+
+
+def test_a_time_before_a_cleaned_up_log_is_refused_and_a_restore_by_version_is_followed(
+    tmp_path: Path,
+) -> None:
+    cfg, _ = _daily(tmp_path, "merge", days=3)
+    uri = table_uri(tmp_path)
+    DeltaTable(uri).create_checkpoint()
+    checkpoint = DeltaTable(uri).version()
+    write_extracted(tmp_path / "lake", _batch("merge", 3), day=3)
+    assert load(cfg).ok
+    for number in range(checkpoint):  # what a log clean-up after the checkpoint removes
+        (Path(uri) / "_delta_log" / f"{number:020d}.json").unlink()
+    # delta-rs restores the oldest version its log holds, the checkpoint's; whether the
+    # log held older ones when it restored is not known afterwards
+    DeltaTable(uri).restore(datetime(2000, 1, 1, tzinfo=UTC))
+    forget_cached_markers()
+    summary = load(cfg)
+    assert not summary.ok
+    assert f"before the oldest commit the log holds ({checkpoint})" in (
+        summary.results[0].error or ""
+    )
+    DeltaTable(uri).restore(checkpoint)
+    summary = load(cfg)
+    assert summary.ok and done(summary.counts()) == {"loaded": 1, "skipped": 3}
+    assert content_checksum(uri) == _clean(tmp_path, "merge")
