@@ -138,6 +138,13 @@ def _resolve(root: Path, version: int, at: int, read_version: int | None) -> int
             "time), so the version it chose depends on how its search went"
         )
     if by_file != by_commit:
+        ahead = by_file + 1
+        if by_commit == ahead and own[ahead] <= at < modified[ahead]:  # e.g. from history()
+            return (
+                f"that time is commit {oldest + ahead}'s own timestamp or after it, but before "
+                f"its file was written, so delta-rs restored version {oldest + by_file}, not "
+                f"{oldest + ahead}, which may not be what was meant"
+            )
         return (
             f"the commit files' modification times give version {oldest + by_file} and the "
             f"commits' own times version {oldest + by_commit} (clocks skewed, or the log's "

@@ -209,3 +209,22 @@ def test_a_time_before_a_cleaned_up_log_is_refused_and_a_restore_by_version_is_f
     summary = load(cfg)
     assert summary.ok and done(summary.counts()) == {"loaded": 1, "skipped": 3}
     assert content_checksum(uri) == _clean(tmp_path, "merge")
+
+
+def test_a_restore_to_a_commits_own_timestamp_is_refused_since_delta_rs_took_the_one_before(
+    tmp_path: Path,
+) -> None:
+    # the time users copy from `history()`: delta-rs compares it with the commit file's
+    # modification time, a few ms later, and restores the commit before
+    cfg, _ = _daily(tmp_path, "append", days=3)
+    uri = table_uri(tmp_path)
+    [info] = [h for h in DeltaTable(uri).history() if h["version"] == 2]
+    _touch(uri, 2, info["timestamp"] + 5)
+    DeltaTable(uri).restore(datetime.fromtimestamp(info["timestamp"] / 1000, UTC))
+    assert set(DeltaTable(uri).file_uris()) == set(DeltaTable(uri, version=1).file_uris())
+    forget_cached_markers()
+    summary = load(cfg)
+    assert not summary.ok
+    error = summary.results[0].error or ""
+    assert "commit 2's own timestamp or after it, but before its file was written" in error
+    assert "delta-rs restored version 1, not 2" in error
