@@ -22,8 +22,12 @@ differently for the restore than for this read:
   (a binary search stops at any commit whose time equals the one asked for);
 * the commits' own times (their `inCommitTimestamp` when they carry one, else their
   `timestamp`: the writer's clock) give the same answer as the files' modification times
-  (the store's clock): if they disagree, clocks are skewed or the files were copied or
-  touched since, and the times delta-rs saw are not known;
+  (the store's clock), or differ only because the time falls inside the next commit's
+  write (at or after its timestamp, before its file's time, the two at most `WRITE_MS`
+  apart: a time copied from the table's history lands there, and delta-rs took the
+  commit before);
+  otherwise clocks are skewed or the files were copied or touched since, and the times
+  delta-rs saw are not known;
 * a time before every commit is followed only when the oldest commit the log holds is
   version 0 (otherwise older ones may have been cleaned up since, and the restore chose
   one of them);
@@ -35,6 +39,7 @@ Anything else returns the reason, and the loader refuses the table naming it and
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from collections.abc import Mapping, Sequence
@@ -44,8 +49,15 @@ from typing import Any
 
 from onceflow.warehouse.tables import log_commit_infos
 
+log = logging.getLogger(__name__)
+
 # delta-rs's DELTA_LOG_REGEX (logstore/mod.rs): the files whose versions bound its search
 _LOG_FILE = re.compile(r"^(\d{20})\.(json|checkpoint(\.\d+)?\.parquet)$")
+
+#: The longest a commit's write may take between its own timestamp and its file's
+#: modification time (ms): delta-rs takes the timestamp, writes the data files' actions,
+#: then the commit file; a local commit takes milliseconds, an object store's seconds
+WRITE_MS = 5_000
 
 # (table root, restore version, its commit file's mtime) -> version or reason: resolving
 # reads every commit's time, and a log is read more than once per load (markers, history)
@@ -111,15 +123,15 @@ def _resolve(root: Path, version: int, at: int, read_version: int | None) -> int
             f"it read version {read_version} but committed as {version}: another commit came "
             "between, so which commits its search saw is not known"
         )
-    log = root / "_delta_log"
-    numbers = [int(m.group(1)) for p in log.iterdir() if (m := _LOG_FILE.match(p.name))]
+    log_dir = root / "_delta_log"
+    numbers = [int(m.group(1)) for p in log_dir.iterdir() if (m := _LOG_FILE.match(p.name))]
     oldest = min((n for n in numbers if n < version), default=version)
     if oldest >= version:
         return "its log holds no commit before it"
     modified: list[int] = []
     for number in range(oldest, version):
         try:  # delta-rs compares whole milliseconds of the store's modification time
-            modified.append((log / f"{number:020d}.json").stat().st_mtime_ns // 1_000_000)
+            modified.append((log_dir / f"{number:020d}.json").stat().st_mtime_ns // 1_000_000)
         except OSError:
             return f"its log no longer holds commit {number}"
     infos = log_commit_infos(root, oldest, version - 1)
@@ -137,18 +149,21 @@ def _resolve(root: Path, version: int, at: int, read_version: int | None) -> int
             "the commits' times are out of order around that time (or two have exactly that "
             "time), so the version it chose depends on how its search went"
         )
-    if by_file != by_commit:
-        ahead = by_file + 1
-        if by_commit == ahead and own[ahead] <= at < modified[ahead]:  # e.g. from history()
-            return (
-                f"that time is commit {oldest + ahead}'s own timestamp or after it, but before "
-                f"its file was written, so delta-rs restored version {oldest + by_file}, not "
-                f"{oldest + ahead}, which may not be what was meant"
-            )
+    if by_file != by_commit and not _in_write(own, modified, at, by_file, by_commit):
         return (
             f"the commit files' modification times give version {oldest + by_file} and the "
             f"commits' own times version {oldest + by_commit} (clocks skewed, or the log's "
             "files copied or touched since), and delta-rs used the first"
+        )
+    if by_file != by_commit:
+        log.info(
+            "%s: the RESTORE at version %d asked for a time in commit %d's write (after its "
+            "own timestamp, before its file's: a time from the table's history, say), so "
+            "delta-rs restored version %d",
+            root,
+            version,
+            oldest + by_commit,
+            oldest + by_file,
         )
     if by_file < 0 and oldest > 0:
         return (
@@ -167,6 +182,21 @@ def _resolve(root: Path, version: int, at: int, read_version: int | None) -> int
             "hold that version's data files"
         )
     return resolved
+
+
+def _in_write(
+    own: Sequence[int], modified: Sequence[int], at: int, by_file: int, by_commit: int
+) -> bool:
+    """Whether the two answers differ only because `at` falls in the write of the commit
+    after the files' answer: at or after its own timestamp, before its file's modification,
+    within a commit's write time (`WRITE_MS`; more is a clock out of step, or a touched
+    file). delta-rs compared the file's time, so its answer is the files'."""
+    ahead = by_file + 1
+    return (
+        by_commit == ahead
+        and own[ahead] <= at < modified[ahead]
+        and modified[ahead] - own[ahead] <= WRITE_MS
+    )
 
 
 def _data_files(root: Path, version: int) -> set[str] | None:
