@@ -30,6 +30,12 @@ point need it. That point is the transaction `onceflow.verified` every loader co
 carries (the version its markers were read at): a read scans only the commitInfo of
 later versions for restores, never the whole history.
 
+A restore by time names no version: a local table's is worked out from its log as
+delta-rs works it out, and checked (`onceflow.warehouse.restore_time`; the correction
+commit records it, so a later read does not depend on the log's times). Where it cannot
+be known for sure (a Spark restore by time, a remote table, times that do not settle it),
+the table is refused, naming why and the fix.
+
 Where each file was last applied (`TableMarkers.commits`: the version a rewind restores
 to, the metadata a rebuilt tracker row takes) needs every commit the log keeps, which
 grows by one per loaded file. A load that only adds windows after what the table holds
@@ -46,7 +52,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +60,7 @@ import pyarrow.parquet as pq
 
 from onceflow.errors import LoadError
 from onceflow.lake.paths import LAYOUT_DEPTH
-from onceflow.warehouse import local_root, log_commit_infos
+from onceflow.warehouse import local_root, log_commit_infos, restore_time
 from onceflow.warehouse.held import APP_PREFIX as APP_PREFIX
 from onceflow.warehouse.held import app_id as app_id
 from onceflow.warehouse.held import batch_id_for as batch_id_for
@@ -167,14 +173,27 @@ class Commit:
 @dataclass(frozen=True)
 class ExternalRestore:
     """A RESTORE commit another writer made (no `onceflow.` metadata): version `version`
-    brought back the data of `to_version` (None: the commit does not say which)."""
+    brought back the data of `to_version` (None: not known, `unresolved` says why).
+
+    A restore by time (`at`: the time it asked for, as text) names no version: a local
+    table's is worked out from its log (`onceflow.warehouse.restore_time`), or a
+    correction commit recorded it already; `at_ms` is the time when delta-rs wrote it."""
 
     version: int
     to_version: int | None
+    at: str | None = None
+    at_ms: int | None = None
+    read_version: int | None = None
+    unresolved: str = ""
 
     def describe(self) -> str:
         """One phrase for messages: what the commit did."""
-        target = f"version {self.to_version}" if self.to_version is not None else "an older version"
+        if self.to_version is not None:
+            target = f"version {self.to_version}" + (f" (by time, {self.at})" if self.at else "")
+        elif self.at is not None:
+            target = f"the time {self.at}"
+        else:
+            target = "an older version"
         return f"version {self.version} is a RESTORE to {target} by another writer"
 
 
@@ -339,22 +358,72 @@ def external_restore(info: Mapping[str, Any]) -> ExternalRestore | None:
     """The RESTORE another writer made, when `info` (a commitInfo with its `version`) is one.
 
     onceflow's own rewinds are restores too; every commit onceflow writes names what it
-    did under an `onceflow.` key, so a RESTORE without one is not ours."""
+    did under an `onceflow.` key, so a RESTORE without one is not ours. A restore by time
+    comes back with no version (`resolve_restores` works it out for a local table)."""
     if str(info.get("operation", "")).upper() != "RESTORE":
         return None
     if any(str(key).startswith(_OWN_PREFIX) for key in info):
         return None
     params = info.get("operationParameters") or {}
+    read = info.get("readVersion")
+    read_version = read if isinstance(read, int) else None
     try:
         to_version: int | None = int(str(params.get("version")))
-    except (TypeError, ValueError):  # by time (delta-rs `datetime`): no version named
+    except (TypeError, ValueError):  # by time: no version named
         to_version = None
-    return ExternalRestore(int(info["version"]), to_version)
+    if to_version is not None:
+        return ExternalRestore(int(info["version"]), to_version, read_version=read_version)
+    at_ms, at = restore_time.requested_time(params)
+    if at_ms is not None:  # delta-rs: resolvable from a local log
+        why = "its commit names a time, not a version, and a remote log is not read for it"
+    elif at is not None:
+        why = (
+            "its commit names a local time without its time zone (Spark's `RESTORE TABLE ... "
+            "TIMESTAMP AS OF`), so the version it chose cannot be worked out"
+        )
+    else:
+        why = "its commit does not name the version it restored"
+    return ExternalRestore(int(info["version"]), None, at, at_ms, read_version, why)
+
+
+def resolve_restores(
+    root: Path | None, infos: Iterable[Mapping[str, Any]]
+) -> list[ExternalRestore]:
+    """Other writers' restores among `infos` (commitInfos, any order), oldest first, those
+    by time with the version they restored where it is known for sure: recorded by an
+    onceflow correction commit among `infos`, or else worked out from the local log at
+    `root` (`onceflow.warehouse.restore_time`; None: a remote table, not worked out)."""
+    infos = sorted(infos, key=lambda i: int(i["version"]))
+    recorded: dict[int, int] = {}
+    for info in infos:
+        try:
+            described = json.loads(str(info.get(META_EXTERNAL) or "[]"))
+        except ValueError:
+            continue
+        for entry in described if isinstance(described, list) else ():
+            if isinstance(entry, dict) and isinstance(entry.get("restored"), int):
+                recorded[int(entry["version"])] = int(entry["restored"])
+    restores = []
+    for restore in map(external_restore, infos):
+        if restore is None:
+            continue
+        at_ms = restore.at_ms
+        if restore.to_version is None and at_ms is not None:
+            if restore.version in recorded:
+                restore = replace(restore, to_version=recorded[restore.version], unresolved="")
+            elif root is not None:
+                found = restore_time.resolve(root, restore.version, at_ms, restore.read_version)
+                if isinstance(found, int):
+                    restore = replace(restore, to_version=found, unresolved="")
+                else:
+                    restore = replace(restore, unresolved=found)
+        restores.append(restore)
+    return restores
 
 
 def _unknowable(uri: str, restore: ExternalRestore, why: str, *, again: bool = False) -> LoadError:
     """`again`: restoring once more, by version number, would let onceflow follow it (a
-    restore by time names no version); otherwise only a rebuild does."""
+    restore by time whose version cannot be known for sure); otherwise only a rebuild does."""
     redo = (
         "restore it again naming the version number (`DeltaTable(uri).restore(N)`, "
         "`RESTORE TABLE t TO VERSION AS OF N`), or rebuild"
@@ -366,6 +435,13 @@ def _unknowable(uri: str, restore: ExternalRestore, why: str, *, again: bool = F
         f"the table holds; {redo} it from the lake: move the table's folder away and run "
         "`onceflow load`"
     )
+
+
+def _why_unnamed(restore: ExternalRestore) -> str:
+    """Why a restore's version is not known (or not one a restore can bring back)."""
+    if restore.to_version is None:
+        return restore.unresolved or "its commit does not name the version it restored"
+    return f"version {restore.to_version} is not one before it"
 
 
 def _corrected(
@@ -384,7 +460,7 @@ def _corrected(
         return _files(state)
     last = pending[-1]
     if last.to_version is None or not 0 <= last.to_version < last.version:
-        raise _unknowable(uri, last, "its commit does not name the version it restored", again=True)
+        raise _unknowable(uri, last, _why_unnamed(last), again=True)
     before = _state_at(root, last.version)
     if before is None:
         raise _unknowable(
@@ -469,7 +545,7 @@ def _walk(root: Path, version: int) -> tuple[dict[str, Commit], int]:
     """Every commit the log keeps up to `version`: the newest that applied each file, and
     the oldest version kept (see `_commits`)."""
     infos = log_commit_infos(root, _first_commit(root, version), version) or []
-    restores = [r for r in map(external_restore, reversed(infos)) if r is not None]
+    restores = resolve_restores(root, infos)
     commits, oldest = _commits(infos, {}, restores)
     return commits, version if oldest < 0 else oldest
 
@@ -503,7 +579,7 @@ def _read_local(
         if not whole and verified >= 0 and _identity_era(root, kept):
             first = max(kept, verified + 1)
     infos = log_commit_infos(root, first, version) or []
-    restores = [r for r in map(external_restore, reversed(infos)) if r is not None]
+    restores = resolve_restores(root, infos)
     pending = tuple(r for r in restores if r.version > verified)
     if pending and (incremental or first > kept):
         # a new restore: its target may be older than what was read
@@ -532,7 +608,7 @@ def _read_remote(dt: Any, file_ids: Iterable[str]) -> TableMarkers:
     versions = {f: dt.transaction_version(app_id(f)) for f in file_ids}
     held = {f: int(v) for f, v in versions.items() if v is not None}
     infos = [i for i in dt.history() if "version" in i]
-    restores = [r for r in map(external_restore, reversed(infos)) if r is not None]
+    restores = resolve_restores(None, infos)
     commits, oldest = _commits(infos, {}, restores)
     version = int(dt.version())
     verified = dt.transaction_version(VERIFIED_APP)
@@ -561,7 +637,7 @@ def _corrected_remote(
     uri = str(dt.table_uri)
     last = pending[-1]
     if last.to_version is None or not 0 <= last.to_version < last.version:
-        raise _unknowable(uri, last, "its commit does not name the version it restored", again=True)
+        raise _unknowable(uri, last, _why_unnamed(last), again=True)
     if len(pending) > 1:
         raise _unknowable(uri, last, f"{pending[0].describe()} too (a remote table)")
     then = DeltaTable(uri, version=last.to_version)
@@ -585,7 +661,12 @@ def repair_properties(markers: TableMarkers) -> Any:
     it accounts for (`onceflow.external_restore`), and the version it verified."""
     from deltalake import CommitProperties, Transaction
 
-    described = [{"version": r.version, "restored": r.to_version} for r in markers.restores]
+    # a restore by time's resolved version is kept here: a later read takes it from this
+    # record (`resolve_restores`), not from times the log may since have lost
+    described = [
+        {"version": r.version, "restored": r.to_version, **({"at": r.at} if r.at else {})}
+        for r in markers.restores
+    ]
     transactions = [Transaction(app_id=app_id(f), version=v) for f, v in markers.repairs.items()]
     transactions.append(Transaction(app_id=VERIFIED_APP, version=markers.version))
     return CommitProperties(
@@ -633,3 +714,4 @@ def forget_cached_markers() -> None:
     behind the loader's back, and bench/load.py's cold read of a log."""
     with _cache_lock:
         _cache.clear()
+    restore_time.forget_resolved()

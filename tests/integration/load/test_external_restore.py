@@ -8,7 +8,6 @@ restore took back, skipped them with exit 0, and validate-consistency said CONSI
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -142,27 +141,6 @@ def test_a_restore_undone_by_another_restore_needs_nothing(tmp_path: Path) -> No
     assert _kinds(cfg) == []
     assert done(load(cfg).counts()) == {"skipped": 4}
     assert content_checksum(uri) == before
-
-
-def test_a_restore_by_time_is_refused_naming_the_table_and_the_fix(tmp_path: Path) -> None:
-    cfg = _project(tmp_path, "append", days=3)
-    uri = table_uri(tmp_path)
-    history = DeltaTable(uri).history()
-    stamp = next(h["timestamp"] for h in history if h["version"] == 1)
-    DeltaTable(uri).restore(datetime.fromtimestamp(stamp / 1000, UTC))
-    forget_cached_markers()
-    summary = load(cfg)
-    assert not summary.ok
-    error = summary.results[0].error or ""
-    assert uri in error and "RESTORE to an older version by another writer" in error
-    assert "restore it again naming the version number" in error
-    kinds = _kinds(cfg)
-    assert "unreadable_table" in kinds
-    # restored again by version: followed, and loaded again exactly once
-    DeltaTable(uri).restore(1)
-    summary = load(cfg)
-    assert summary.ok and done(summary.counts()) == {"loaded": 1, "skipped": 2}
-    assert content_checksum(uri) == _clean(tmp_path, "append")
 
 
 def test_compaction_by_another_writer_changes_nothing(tmp_path: Path) -> None:
